@@ -1,0 +1,1 @@
+//! strom-log (being written).

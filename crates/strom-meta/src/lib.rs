@@ -1,0 +1,1 @@
+//! strom-meta (being written).

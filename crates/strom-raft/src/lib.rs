@@ -1,0 +1,1 @@
+//! strom-raft (being written).

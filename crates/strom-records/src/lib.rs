@@ -1,0 +1,1 @@
+//! strom-records (being written).
