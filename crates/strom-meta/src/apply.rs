@@ -1,0 +1,337 @@
+//! Applying records to an image: all-or-nothing, checking each record against the state it
+//! lands on so that a corrupt or misordered log is refused rather than half-applied.
+
+use crate::delta::MetadataDelta;
+use crate::error::MetaError;
+use crate::image::{
+    BrokerRegistration, ImageInner, MetadataImage, PartitionImage, TopicIdPartition, TopicImage,
+};
+use crate::records::{ConfigResource, MetadataRecord, NO_LEADER};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use uuid::Uuid;
+
+impl MetadataImage {
+    /// Applies `records` in order. On error nothing changes: `self` is untouched and no
+    /// partial image is returned.
+    pub fn apply(
+        &self,
+        records: &[MetadataRecord],
+    ) -> Result<(MetadataImage, MetadataDelta), MetaError> {
+        let mut inner = ImageInner::clone(&self.inner);
+        let mut delta = MetadataDelta::default();
+        for (index, record) in records.iter().enumerate() {
+            apply_record(&mut inner, &mut delta, record).map_err(|e| {
+                MetaError::invalid(format!("record {index} (type {}): {e}", record.type_id()))
+            })?;
+        }
+        Ok((MetadataImage::from_inner(inner), delta))
+    }
+}
+
+fn apply_record(
+    inner: &mut ImageInner,
+    delta: &mut MetadataDelta,
+    record: &MetadataRecord,
+) -> Result<(), String> {
+    match record {
+        MetadataRecord::RegisterBroker {
+            broker_id,
+            incarnation_id,
+            epoch,
+            endpoints,
+            rack,
+            fenced,
+        } => {
+            let registration = BrokerRegistration {
+                broker_id: *broker_id,
+                incarnation_id: *incarnation_id,
+                epoch: *epoch,
+                endpoints: endpoints.clone(),
+                rack: rack.clone(),
+                fenced: *fenced,
+            };
+            register_broker(inner, registration)?;
+            delta.brokers_changed.insert(*broker_id);
+        }
+        MetadataRecord::UnregisterBroker { broker_id, epoch } => {
+            checked_broker(inner, *broker_id, *epoch)?;
+            Arc::make_mut(&mut inner.brokers).remove(broker_id);
+            delta.brokers_changed.insert(*broker_id);
+        }
+        MetadataRecord::FenceBroker { broker_id, epoch } => {
+            set_fenced(inner, delta, *broker_id, *epoch, true)?
+        }
+        MetadataRecord::UnfenceBroker { broker_id, epoch } => {
+            set_fenced(inner, delta, *broker_id, *epoch, false)?
+        }
+        MetadataRecord::Topic { name, topic_id } => {
+            add_topic(inner, name, *topic_id)?;
+            delta.note_topic_created(*topic_id);
+        }
+        MetadataRecord::Partition {
+            topic_id,
+            partition,
+            replicas,
+            isr,
+            leader,
+            leader_epoch,
+            partition_epoch,
+        } => {
+            let state = PartitionImage {
+                replicas: replicas.clone(),
+                isr: isr.clone(),
+                leader: *leader,
+                leader_epoch: *leader_epoch,
+                partition_epoch: *partition_epoch,
+            };
+            put_partition(inner, delta, *topic_id, *partition, |_| Ok(state))?;
+        }
+        MetadataRecord::PartitionChange {
+            topic_id,
+            partition,
+            isr,
+            leader,
+            replicas,
+        } => {
+            put_partition(inner, delta, *topic_id, *partition, |before| {
+                let before =
+                    before.ok_or_else(|| format!("partition {partition} does not exist"))?;
+                changed_partition(before, isr.as_ref(), *leader, replicas.as_ref())
+            })?;
+        }
+        MetadataRecord::RemoveTopic { topic_id } => remove_topic(inner, delta, *topic_id)?,
+        MetadataRecord::Config {
+            resource,
+            key,
+            value,
+        } => {
+            set_config(inner, resource, key, value.as_deref());
+            delta.note_config(resource, key);
+        }
+        MetadataRecord::ProducerIds {
+            broker_id,
+            broker_epoch,
+            next_producer_id,
+        } => {
+            if *next_producer_id <= inner.producer_ids.next_producer_id {
+                return Err(format!(
+                    "next producer id {next_producer_id} does not exceed the current {}",
+                    inner.producer_ids.next_producer_id
+                ));
+            }
+            inner.producer_ids.next_producer_id = *next_producer_id;
+            inner.producer_ids.last_broker_id = *broker_id;
+            inner.producer_ids.last_broker_epoch = *broker_epoch;
+            delta.producer_ids_changed = true;
+        }
+    }
+    Ok(())
+}
+
+fn register_broker(inner: &mut ImageInner, registration: BrokerRegistration) -> Result<(), String> {
+    if registration.broker_id < 0 {
+        return Err(format!("negative broker id {}", registration.broker_id));
+    }
+    if let Some(existing) = inner.brokers.get(&registration.broker_id) {
+        if registration.epoch <= existing.epoch {
+            return Err(format!(
+                "broker {} epoch {} does not exceed the registered epoch {}",
+                registration.broker_id, registration.epoch, existing.epoch
+            ));
+        }
+    }
+    inner.broker_epoch_high = inner.broker_epoch_high.max(registration.epoch);
+    Arc::make_mut(&mut inner.brokers).insert(registration.broker_id, registration);
+    Ok(())
+}
+
+fn checked_broker(
+    inner: &mut ImageInner,
+    broker_id: i32,
+    epoch: i64,
+) -> Result<&mut BrokerRegistration, String> {
+    let broker = Arc::make_mut(&mut inner.brokers)
+        .get_mut(&broker_id)
+        .ok_or_else(|| format!("broker {broker_id} is not registered"))?;
+    if broker.epoch != epoch {
+        return Err(format!(
+            "broker {broker_id} has epoch {}, not {epoch}",
+            broker.epoch
+        ));
+    }
+    Ok(broker)
+}
+
+fn set_fenced(
+    inner: &mut ImageInner,
+    delta: &mut MetadataDelta,
+    broker_id: i32,
+    epoch: i64,
+    fenced: bool,
+) -> Result<(), String> {
+    checked_broker(inner, broker_id, epoch)?.fenced = fenced;
+    delta.brokers_changed.insert(broker_id);
+    Ok(())
+}
+
+fn add_topic(inner: &mut ImageInner, name: &str, topic_id: Uuid) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("empty topic name".to_owned());
+    }
+    if topic_id.is_nil() {
+        return Err(format!("topic {name} has the zero topic id"));
+    }
+    if inner.topic_ids_by_name.contains_key(name) {
+        return Err(format!("topic {name} already exists"));
+    }
+    if inner.topics.contains_key(&topic_id) {
+        return Err(format!("topic id {topic_id} already exists"));
+    }
+    Arc::make_mut(&mut inner.topic_ids_by_name).insert(Arc::from(name), topic_id);
+    let topic = TopicImage {
+        name: name.to_owned(),
+        topic_id,
+        partitions: Default::default(),
+    };
+    Arc::make_mut(&mut inner.topics).insert(topic_id, Arc::new(topic));
+    Ok(())
+}
+
+fn remove_topic(
+    inner: &mut ImageInner,
+    delta: &mut MetadataDelta,
+    topic_id: Uuid,
+) -> Result<(), String> {
+    if !inner.topics.contains_key(&topic_id) {
+        return Err(format!("topic id {topic_id} does not exist"));
+    }
+    let topic = Arc::make_mut(&mut inner.topics)
+        .remove(&topic_id)
+        .ok_or_else(|| format!("topic id {topic_id} does not exist"))?;
+    Arc::make_mut(&mut inner.topic_ids_by_name).remove(topic.name.as_str());
+    let resource = ConfigResource::topic(topic.name.clone());
+    let had_configs = inner.configs.contains_key(&resource);
+    if let Some(keys) = had_configs
+        .then(|| Arc::make_mut(&mut inner.configs).remove(&resource))
+        .flatten()
+    {
+        for key in keys.keys() {
+            delta.note_config(&resource, key);
+        }
+    }
+    delta.note_topic_deleted(Some(TopicImage::clone(&topic)), topic_id);
+    Ok(())
+}
+
+fn put_partition(
+    inner: &mut ImageInner,
+    delta: &mut MetadataDelta,
+    topic_id: Uuid,
+    partition: i32,
+    next: impl FnOnce(Option<&PartitionImage>) -> Result<PartitionImage, String>,
+) -> Result<(), String> {
+    if partition < 0 {
+        return Err(format!("negative partition {partition}"));
+    }
+    let topic = Arc::make_mut(&mut inner.topics)
+        .get_mut(&topic_id)
+        .ok_or_else(|| format!("topic id {topic_id} does not exist"))?;
+    let before = topic.partitions.get(&partition);
+    let after = next(before)?;
+    check_partition(&after)?;
+    let before = before.cloned();
+    Arc::make_mut(topic).partitions.insert(partition, after);
+    delta.note_partition(
+        TopicIdPartition {
+            topic_id,
+            partition,
+        },
+        before,
+    );
+    Ok(())
+}
+
+fn changed_partition(
+    before: &PartitionImage,
+    isr: Option<&Vec<i32>>,
+    leader: Option<i32>,
+    replicas: Option<&Vec<i32>>,
+) -> Result<PartitionImage, String> {
+    let mut after = before.clone();
+    if let Some(isr) = isr {
+        after.isr = isr.clone();
+    }
+    if let Some(replicas) = replicas {
+        after.replicas = replicas.clone();
+    }
+    if let Some(leader) = leader {
+        after.leader = leader;
+        after.leader_epoch = before
+            .leader_epoch
+            .checked_add(1)
+            .ok_or("leader epoch overflow")?;
+    }
+    after.partition_epoch = before
+        .partition_epoch
+        .checked_add(1)
+        .ok_or("partition epoch overflow")?;
+    Ok(after)
+}
+
+/// Structural invariants of a partition: replicas distinct and non-negative, ISR a subset
+/// of the replicas, the leader (if any) in the ISR.
+fn check_partition(p: &PartitionImage) -> Result<(), String> {
+    if p.replicas.is_empty() {
+        return Err("partition has no replicas".to_owned());
+    }
+    let replicas: BTreeSet<i32> = p.replicas.iter().copied().collect();
+    if replicas.len() != p.replicas.len() || replicas.iter().any(|r| *r < 0) {
+        return Err(format!("invalid replica list {:?}", p.replicas));
+    }
+    let isr: BTreeSet<i32> = p.isr.iter().copied().collect();
+    if isr.len() != p.isr.len() || !isr.is_subset(&replicas) {
+        return Err(format!(
+            "ISR {:?} is not a set of replicas {:?}",
+            p.isr, p.replicas
+        ));
+    }
+    if p.leader != NO_LEADER && !isr.contains(&p.leader) {
+        return Err(format!("leader {} is not in the ISR {:?}", p.leader, p.isr));
+    }
+    if p.isr.is_empty() && p.leader != NO_LEADER {
+        return Err("a partition with an empty ISR cannot have a leader".to_owned());
+    }
+    if p.leader_epoch < 0 || p.partition_epoch < 0 {
+        return Err("negative epoch".to_owned());
+    }
+    Ok(())
+}
+
+fn set_config(inner: &mut ImageInner, resource: &ConfigResource, key: &str, value: Option<&str>) {
+    match value {
+        Some(value) => {
+            Arc::make_mut(&mut inner.configs)
+                .entry(resource.clone())
+                .or_default()
+                .insert(key.to_owned(), value.to_owned());
+        }
+        None => {
+            if !inner
+                .configs
+                .get(resource)
+                .is_some_and(|keys| keys.contains_key(key))
+            {
+                return;
+            }
+            let configs = Arc::make_mut(&mut inner.configs);
+            if let Some(keys) = configs.get_mut(resource) {
+                keys.remove(key);
+                // Empty maps are dropped so that equal states compare equal.
+                if keys.is_empty() {
+                    configs.remove(resource);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! Binary encoding of a list of metadata records: one raft entry.
+//!
+//! Layout (big-endian): `format: u8 = 1`, `count: u32`, then per record `type: u16`,
+//! `version: u8`, `body_bytes: u32`, body. Each record carries its own type and version so
+//! that new record kinds (ACLs, SCRAM credentials) and new versions can be added; a reader
+//! that does not know a type or version refuses the entry instead of guessing.
+
+use crate::error::MetaError;
+use crate::records::{ConfigResource, ConfigResourceKind, Endpoint, MetadataRecord};
+use crate::wire::{Reader, Writer};
+
+const ENTRY_FORMAT_VERSION: u8 = 1;
+const RECORD_VERSION: u8 = 0;
+/// Bytes of a record header: type, version, body length.
+const RECORD_HEADER_BYTES: usize = 2 + 1 + 4;
+
+/// Encodes records as one raft entry.
+pub fn encode_records(records: &[MetadataRecord]) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.u8(ENTRY_FORMAT_VERSION);
+    write_record_list(&mut w, records);
+    w.into_bytes()
+}
+
+/// Decodes one raft entry. Never panics, whatever the bytes.
+pub fn decode_records(bytes: &[u8]) -> Result<Vec<MetadataRecord>, MetaError> {
+    let mut r = Reader::new(bytes);
+    let format = r.u8()?;
+    if format != ENTRY_FORMAT_VERSION {
+        return Err(MetaError::UnsupportedFormat(format));
+    }
+    let records = read_record_list(&mut r)?;
+    expect_end(&r, "entry")?;
+    Ok(records)
+}
+
+pub(crate) fn write_record_list(w: &mut Writer, records: &[MetadataRecord]) {
+    w.u32(records.len() as u32);
+    for record in records {
+        write_record(w, record);
+    }
+}
+
+pub(crate) fn read_record_list(r: &mut Reader<'_>) -> Result<Vec<MetadataRecord>, MetaError> {
+    let count = r.count(RECORD_HEADER_BYTES)?;
+    let mut records = Vec::with_capacity(count);
+    for _ in 0..count {
+        records.push(read_record(r)?);
+    }
+    Ok(records)
+}
+
+pub(crate) fn expect_end(r: &Reader<'_>, what: &'static str) -> Result<(), MetaError> {
+    if r.is_empty() {
+        Ok(())
+    } else {
+        Err(MetaError::malformed(
+            what,
+            format!("{} trailing byte(s)", r.remaining()),
+        ))
+    }
+}
+
+fn write_record(w: &mut Writer, record: &MetadataRecord) {
+    w.u16(record.type_id());
+    w.u8(RECORD_VERSION);
+    let length_at = w.len();
+    w.u32(0);
+    let body_start = w.len();
+    write_body(w, record);
+    let body_bytes = w.len() - body_start;
+    w.patch_u32(length_at, body_bytes as u32);
+}
+
+fn write_body(w: &mut Writer, record: &MetadataRecord) {
+    match record {
+        MetadataRecord::RegisterBroker {
+            broker_id,
+            incarnation_id,
+            epoch,
+            endpoints,
+            rack,
+            fenced,
+        } => {
+            w.i32(*broker_id);
+            w.uuid(incarnation_id);
+            w.i64(*epoch);
+            w.u32(endpoints.len() as u32);
+            for e in endpoints {
+                w.string(&e.listener_name);
+                w.string(&e.host);
+                w.u16(e.port);
+                w.i16(e.security_protocol);
+            }
+            w.opt_string(rack.as_deref());
+            w.bool(*fenced);
+        }
+        MetadataRecord::UnregisterBroker { broker_id, epoch }
+        | MetadataRecord::FenceBroker { broker_id, epoch }
+        | MetadataRecord::UnfenceBroker { broker_id, epoch } => {
+            w.i32(*broker_id);
+            w.i64(*epoch);
+        }
+        MetadataRecord::Topic { name, topic_id } => {
+            w.string(name);
+            w.uuid(topic_id);
+        }
+        MetadataRecord::Partition {
+            topic_id,
+            partition,
+            replicas,
+            isr,
+            leader,
+            leader_epoch,
+            partition_epoch,
+        } => {
+            w.uuid(topic_id);
+            w.i32(*partition);
+            w.i32_array(replicas);
+            w.i32_array(isr);
+            w.i32(*leader);
+            w.i32(*leader_epoch);
+            w.i32(*partition_epoch);
+        }
+        MetadataRecord::Config {
+            resource,
+            key,
+            value,
+        } => {
+            w.u8(resource.kind.kafka_id() as u8);
+            w.string(&resource.name);
+            w.string(key);
+            w.opt_string(value.as_deref());
+        }
+        MetadataRecord::PartitionChange {
+            topic_id,
+            partition,
+            isr,
+            leader,
+            replicas,
+        } => {
+            w.uuid(topic_id);
+            w.i32(*partition);
+            w.opt_i32_array(isr.as_deref());
+            w.opt_i32(*leader);
+            w.opt_i32_array(replicas.as_deref());
+        }
+        MetadataRecord::RemoveTopic { topic_id } => w.uuid(topic_id),
+        MetadataRecord::ProducerIds {
+            broker_id,
+            broker_epoch,
+            next_producer_id,
+        } => {
+            w.i32(*broker_id);
+            w.i64(*broker_epoch);
+            w.i64(*next_producer_id);
+        }
+    }
+}
+
+fn read_record(r: &mut Reader<'_>) -> Result<MetadataRecord, MetaError> {
+    let record_type = r.u16()?;
+    let version = r.u8()?;
+    let body_bytes = r.u32()? as usize;
+    let mut body = Reader::new(r.bytes(body_bytes)?);
+    if !is_known_type(record_type) {
+        return Err(MetaError::UnknownRecordType(record_type));
+    }
+    if version != RECORD_VERSION {
+        return Err(MetaError::UnsupportedRecordVersion {
+            record_type,
+            version,
+        });
+    }
+    let record = read_body(&mut body, record_type)?;
+    expect_end(&body, "record body")?;
+    Ok(record)
+}
+
+fn is_known_type(record_type: u16) -> bool {
+    matches!(record_type, 0 | 1 | 2 | 3 | 4 | 5 | 7 | 8 | 9 | 15)
+}
+
+fn read_body(r: &mut Reader<'_>, record_type: u16) -> Result<MetadataRecord, MetaError> {
+    Ok(match record_type {
+        0 => read_register_broker(r)?,
+        1 => MetadataRecord::UnregisterBroker {
+            broker_id: r.i32()?,
+            epoch: r.i64()?,
+        },
+        2 => MetadataRecord::Topic {
+            name: r.string()?,
+            topic_id: r.uuid()?,
+        },
+        3 => MetadataRecord::Partition {
+            topic_id: r.uuid()?,
+            partition: r.i32()?,
+            replicas: r.i32_array()?,
+            isr: r.i32_array()?,
+            leader: r.i32()?,
+            leader_epoch: r.i32()?,
+            partition_epoch: r.i32()?,
+        },
+        4 => read_config(r)?,
+        5 => MetadataRecord::PartitionChange {
+            topic_id: r.uuid()?,
+            partition: r.i32()?,
+            isr: r.opt_i32_array()?,
+            leader: r.opt_i32()?,
+            replicas: r.opt_i32_array()?,
+        },
+        7 => MetadataRecord::FenceBroker {
+            broker_id: r.i32()?,
+            epoch: r.i64()?,
+        },
+        8 => MetadataRecord::UnfenceBroker {
+            broker_id: r.i32()?,
+            epoch: r.i64()?,
+        },
+        9 => MetadataRecord::RemoveTopic {
+            topic_id: r.uuid()?,
+        },
+        15 => MetadataRecord::ProducerIds {
+            broker_id: r.i32()?,
+            broker_epoch: r.i64()?,
+            next_producer_id: r.i64()?,
+        },
+        other => return Err(MetaError::UnknownRecordType(other)),
+    })
+}
+
+fn read_register_broker(r: &mut Reader<'_>) -> Result<MetadataRecord, MetaError> {
+    let broker_id = r.i32()?;
+    let incarnation_id = r.uuid()?;
+    let epoch = r.i64()?;
+    // An endpoint is at least two empty strings, a port and a protocol id.
+    let count = r.count(2 + 2 + 2 + 2)?;
+    let mut endpoints = Vec::with_capacity(count);
+    for _ in 0..count {
+        endpoints.push(Endpoint {
+            listener_name: r.string()?,
+            host: r.string()?,
+            port: r.u16()?,
+            security_protocol: r.i16()?,
+        });
+    }
+    Ok(MetadataRecord::RegisterBroker {
+        broker_id,
+        incarnation_id,
+        epoch,
+        endpoints,
+        rack: r.opt_string()?,
+        fenced: r.bool()?,
+    })
+}
+
+fn read_config(r: &mut Reader<'_>) -> Result<MetadataRecord, MetaError> {
+    let kind_id = r.u8()?;
+    let kind = ConfigResourceKind::from_kafka_id(kind_id as i8)
+        .ok_or_else(|| MetaError::malformed("config resource type", format!("id {kind_id}")))?;
+    Ok(MetadataRecord::Config {
+        resource: ConfigResource {
+            kind,
+            name: r.string()?,
+        },
+        key: r.string()?,
+        value: r.opt_string()?,
+    })
+}

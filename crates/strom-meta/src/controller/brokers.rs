@@ -1,0 +1,229 @@
+//! Broker lifecycle: registration, heartbeats (fence/unfence, controlled shutdown),
+//! unregistration, session expiry, and producer id blocks.
+//!
+//! A broker registers fenced and is unfenced by a heartbeat that no longer asks to be
+//! fenced. Broker epochs are unique across the cluster's history: each registration takes
+//! the image's highest epoch plus one.
+
+use crate::controller::errors::{ControllerError, ErrorCode};
+use crate::controller::leadership::{elect_with_broker, remove_broker_from_partitions};
+use crate::controller::messages::{
+    BrokerHeartbeatReply, BrokerHeartbeatRequest, ControllerReply, RegisterBrokerRequest,
+};
+use crate::controller::staged::Staged;
+use crate::controller::{Controller, Handled};
+use crate::image::{BrokerRegistration, MetadataImage};
+use crate::records::MetadataRecord;
+use crate::wire::STRING_BYTES_MAX;
+
+impl Controller {
+    fn has_live_session(&self, broker_id: i32, now_ms: i64) -> bool {
+        self.last_contact_ms.get(&broker_id).is_some_and(|last| {
+            now_ms.saturating_sub(*last) <= self.config.broker_session_timeout_ms
+        })
+    }
+
+    pub(crate) fn register_broker(
+        &mut self,
+        image: &MetadataImage,
+        r: RegisterBrokerRequest,
+        now_ms: i64,
+    ) -> Handled {
+        if r.broker_id < 0 {
+            return Err(ControllerError::new(
+                ErrorCode::InvalidRequest,
+                format!("Invalid broker id {}.", r.broker_id),
+            ));
+        }
+        check_registration_bounds(&r)?;
+        let mut records = Vec::new();
+        if let Some(existing) = image.broker(r.broker_id) {
+            if existing.incarnation_id != r.incarnation_id
+                && self.has_live_session(r.broker_id, now_ms)
+            {
+                return Err(ControllerError::new(
+                    ErrorCode::DuplicateBrokerRegistration,
+                    format!(
+                        "Another broker is registered with broker id {} and its session is live.",
+                        r.broker_id
+                    ),
+                ));
+            }
+            // The previous incarnation's replicas may have lost data: drop it from ISRs.
+            records.extend(remove_broker_from_partitions(image, r.broker_id));
+        }
+        let broker_epoch = image.broker_epoch_high().checked_add(1).ok_or_else(|| {
+            ControllerError::new(ErrorCode::UnknownServerError, "Broker epochs exhausted.")
+        })?;
+        records.push(MetadataRecord::RegisterBroker {
+            broker_id: r.broker_id,
+            incarnation_id: r.incarnation_id,
+            epoch: broker_epoch,
+            endpoints: r.endpoints,
+            rack: r.rack,
+            fenced: true,
+        });
+        self.last_contact_ms.insert(r.broker_id, now_ms);
+        Ok((records, ControllerReply::RegisterBroker { broker_epoch }))
+    }
+
+    pub(crate) fn broker_heartbeat(
+        &mut self,
+        image: &MetadataImage,
+        r: BrokerHeartbeatRequest,
+        now_ms: i64,
+    ) -> Handled {
+        let broker = current_broker(
+            image,
+            r.broker_id,
+            r.broker_epoch,
+            ErrorCode::BrokerIdNotRegistered,
+        )?;
+        self.last_contact_ms.insert(r.broker_id, now_ms);
+        let mut records = Vec::new();
+        let fence = r.want_shutdown || r.want_fence;
+        if fence && !broker.fenced {
+            records.extend(remove_broker_from_partitions(image, r.broker_id));
+            records.push(MetadataRecord::FenceBroker {
+                broker_id: r.broker_id,
+                epoch: r.broker_epoch,
+            });
+        } else if !fence && broker.fenced {
+            records.push(MetadataRecord::UnfenceBroker {
+                broker_id: r.broker_id,
+                epoch: r.broker_epoch,
+            });
+            records.extend(elect_with_broker(image, r.broker_id));
+        }
+        let reply = BrokerHeartbeatReply {
+            is_fenced: fence,
+            should_shutdown: r.want_shutdown,
+        };
+        Ok((records, ControllerReply::BrokerHeartbeat(reply)))
+    }
+
+    pub(crate) fn unregister_broker(&mut self, image: &MetadataImage, broker_id: i32) -> Handled {
+        let broker = image
+            .broker(broker_id)
+            .ok_or_else(|| not_registered(broker_id))?;
+        let mut records = remove_broker_from_partitions(image, broker_id);
+        records.push(MetadataRecord::UnregisterBroker {
+            broker_id,
+            epoch: broker.epoch,
+        });
+        self.last_contact_ms.remove(&broker_id);
+        Ok((records, ControllerReply::UnregisterBroker))
+    }
+
+    pub(crate) fn allocate_producer_ids(
+        &mut self,
+        image: &MetadataImage,
+        broker_id: i32,
+        broker_epoch: i64,
+    ) -> Handled {
+        current_broker(image, broker_id, broker_epoch, ErrorCode::StaleBrokerEpoch)?;
+        let block = self
+            .config
+            .producer_id_block_size
+            .clamp(1, i64::from(i32::MAX));
+        let start = image.next_producer_id();
+        let next_producer_id = start.checked_add(block).ok_or_else(|| {
+            ControllerError::new(ErrorCode::UnknownServerError, "Exhausted all producerIds.")
+        })?;
+        let records = vec![MetadataRecord::ProducerIds {
+            broker_id,
+            broker_epoch,
+            next_producer_id,
+        }];
+        Ok((
+            records,
+            ControllerReply::AllocateProducerIds {
+                producer_id_start: start,
+                producer_id_len: block as i32,
+            },
+        ))
+    }
+}
+
+/// The registration of `broker_id` if `broker_epoch` is its current epoch. A broker that is
+/// not registered gets `missing`; a wrong epoch gets STALE_BROKER_EPOCH.
+fn current_broker(
+    image: &MetadataImage,
+    broker_id: i32,
+    broker_epoch: i64,
+    missing: ErrorCode,
+) -> Result<&BrokerRegistration, ControllerError> {
+    let broker = image.broker(broker_id).ok_or_else(|| {
+        ControllerError::new(missing, format!("Broker {broker_id} is not registered."))
+    })?;
+    if broker.epoch != broker_epoch {
+        return Err(ControllerError::new(
+            ErrorCode::StaleBrokerEpoch,
+            format!(
+                "Broker {broker_id} epoch {broker_epoch} is not the current epoch {}.",
+                broker.epoch
+            ),
+        ));
+    }
+    Ok(broker)
+}
+
+/// Most listeners one broker may register.
+pub const ENDPOINTS_PER_BROKER_MAX: usize = 64;
+
+/// Keeps registrations within what a record can encode without truncation.
+fn check_registration_bounds(r: &RegisterBrokerRequest) -> Result<(), ControllerError> {
+    let too_long = |s: &str| s.len() > STRING_BYTES_MAX;
+    let strings_fit = !r
+        .endpoints
+        .iter()
+        .any(|e| too_long(&e.listener_name) || too_long(&e.host))
+        && !r.rack.as_deref().is_some_and(too_long);
+    if r.endpoints.len() > ENDPOINTS_PER_BROKER_MAX || !strings_fit {
+        return Err(ControllerError::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "A registration may have at most {ENDPOINTS_PER_BROKER_MAX} listeners, with names, hosts and rack of \
+                 at most {STRING_BYTES_MAX} bytes."
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn not_registered(broker_id: i32) -> ControllerError {
+    ControllerError::new(
+        ErrorCode::BrokerIdNotRegistered,
+        format!("Broker {broker_id} is not registered."),
+    )
+}
+
+pub(crate) fn expire_sessions(
+    controller: &mut Controller,
+    image: &MetadataImage,
+    now_ms: i64,
+) -> Vec<MetadataRecord> {
+    controller
+        .last_contact_ms
+        .retain(|id, _| image.broker(*id).is_some());
+    let mut staged = Staged::new(image);
+    for broker in image.brokers().filter(|b| !b.fenced) {
+        // A broker this controller has not heard from yet gets a full session from now.
+        let last = *controller
+            .last_contact_ms
+            .entry(broker.broker_id)
+            .or_insert(now_ms);
+        if now_ms.saturating_sub(last) <= controller.config.broker_session_timeout_ms {
+            continue;
+        }
+        let mut records = remove_broker_from_partitions(&staged.image, broker.broker_id);
+        records.push(MetadataRecord::FenceBroker {
+            broker_id: broker.broker_id,
+            epoch: broker.epoch,
+        });
+        // Records derived from the staged image itself apply; a failure would be a bug, and
+        // skipping that broker until the next expiry round is the safe reaction.
+        let _ = staged.push_applied(records);
+    }
+    staged.finish(false).unwrap_or_default()
+}

@@ -1,0 +1,247 @@
+//! Requests the controller handles and the replies it releases once their records commit.
+//!
+//! These are domain types, not Kafka wire types: the broker translates its decoded
+//! requests into them and the replies back.
+
+use crate::config_defs::ConfigEntry;
+use crate::controller::errors::ApiError;
+use crate::records::{ConfigResource, Endpoint};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControllerRequest {
+    CreateTopics(CreateTopicsRequest),
+    DeleteTopics(DeleteTopicsRequest),
+    CreatePartitions(CreatePartitionsRequest),
+    /// Legacy AlterConfigs: the given keys become the resource's whole set of overrides.
+    AlterConfigs(AlterConfigsRequest),
+    IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
+    RegisterBroker(RegisterBrokerRequest),
+    BrokerHeartbeat(BrokerHeartbeatRequest),
+    UnregisterBroker {
+        broker_id: i32,
+    },
+    AllocateProducerIds {
+        broker_id: i32,
+        broker_epoch: i64,
+    },
+    AlterPartition(AlterPartitionRequest),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControllerReply {
+    CreateTopics(Vec<CreateTopicResult>),
+    DeleteTopics(Vec<DeleteTopicResult>),
+    CreatePartitions(Vec<CreatePartitionsResult>),
+    AlterConfigs(Vec<AlterConfigsResult>),
+    IncrementalAlterConfigs(Vec<AlterConfigsResult>),
+    RegisterBroker {
+        broker_epoch: i64,
+    },
+    BrokerHeartbeat(BrokerHeartbeatReply),
+    UnregisterBroker,
+    AllocateProducerIds {
+        producer_id_start: i64,
+        producer_id_len: i32,
+    },
+    AlterPartition(Vec<AlterPartitionResult>),
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateTopicsRequest {
+    pub topics: Vec<CreatableTopic>,
+    pub validate_only: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatableTopic {
+    pub name: String,
+    /// -1: the controller's `num_partitions`.
+    pub num_partitions: i32,
+    /// -1: the controller's `default_replication_factor`.
+    pub replication_factor: i16,
+    /// Manual placement: (partition, replica broker ids). Needs both counts at -1.
+    pub assignments: Vec<(i32, Vec<i32>)>,
+    /// `None` values are refused, as Kafka does.
+    pub configs: Vec<(String, Option<String>)>,
+}
+
+impl CreatableTopic {
+    /// A topic with the broker's default partition count and replication factor.
+    pub fn named(name: impl Into<String>) -> Self {
+        CreatableTopic {
+            name: name.into(),
+            num_partitions: -1,
+            replication_factor: -1,
+            assignments: Vec::new(),
+            configs: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateTopicResult {
+    pub name: String,
+    /// Zero when the topic was not created.
+    pub topic_id: Uuid,
+    pub error: Option<ApiError>,
+    /// -1 on error, as in Kafka's response.
+    pub num_partitions: i32,
+    pub replication_factor: i16,
+    /// Every topic config with its effective value; empty on error.
+    pub configs: Vec<ConfigEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum TopicRef {
+    Name(String),
+    Id(Uuid),
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteTopicsRequest {
+    pub topics: Vec<TopicRef>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteTopicResult {
+    pub topic: TopicRef,
+    /// The topic's name and id when it was found.
+    pub name: Option<String>,
+    pub topic_id: Uuid,
+    pub error: Option<ApiError>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatePartitionsRequest {
+    pub topics: Vec<CreatePartitionsTopic>,
+    pub validate_only: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatePartitionsTopic {
+    pub name: String,
+    /// The new total partition count.
+    pub count: i32,
+    /// Replicas of each new partition, in partition order.
+    pub assignments: Option<Vec<Vec<i32>>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatePartitionsResult {
+    pub name: String,
+    pub error: Option<ApiError>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AlterConfigOp {
+    Set,
+    Delete,
+    Append,
+    Subtract,
+}
+
+impl AlterConfigOp {
+    /// Kafka's `IncrementalAlterConfigs` operation id.
+    pub fn from_kafka_id(id: i8) -> Option<Self> {
+        match id {
+            0 => Some(AlterConfigOp::Set),
+            1 => Some(AlterConfigOp::Delete),
+            2 => Some(AlterConfigOp::Append),
+            3 => Some(AlterConfigOp::Subtract),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterableConfig {
+    pub key: String,
+    pub op: AlterConfigOp,
+    pub value: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncrementalAlterResource {
+    pub resource: ConfigResource,
+    pub configs: Vec<AlterableConfig>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncrementalAlterConfigsRequest {
+    pub resources: Vec<IncrementalAlterResource>,
+    pub validate_only: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterResource {
+    pub resource: ConfigResource,
+    pub configs: Vec<(String, Option<String>)>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterConfigsRequest {
+    pub resources: Vec<AlterResource>,
+    pub validate_only: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterConfigsResult {
+    pub resource: ConfigResource,
+    pub error: Option<ApiError>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterBrokerRequest {
+    pub broker_id: i32,
+    pub incarnation_id: Uuid,
+    pub endpoints: Vec<Endpoint>,
+    pub rack: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerHeartbeatRequest {
+    pub broker_id: i32,
+    pub broker_epoch: i64,
+    /// The broker is not ready to serve (still catching up): stay or become fenced.
+    pub want_fence: bool,
+    /// Controlled shutdown: move leadership away and fence.
+    pub want_shutdown: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerHeartbeatReply {
+    /// Whether the broker is fenced once this heartbeat's records commit.
+    pub is_fenced: bool,
+    pub should_shutdown: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterPartitionRequest {
+    /// The leader asking for the ISR change.
+    pub broker_id: i32,
+    pub broker_epoch: i64,
+    pub partitions: Vec<AlterPartitionItem>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterPartitionItem {
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub leader_epoch: i32,
+    pub new_isr: Vec<i32>,
+    pub partition_epoch: i32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterPartitionResult {
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub error: Option<ApiError>,
+    /// The partition state after the change (meaningful when `error` is `None`).
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub isr: Vec<i32>,
+    pub partition_epoch: i32,
+}

@@ -1,0 +1,199 @@
+//! Replica placement for new partitions, and checks of manually given placements.
+//!
+//! Automatic placement is Kafka's round robin over a rack-alternating list of the unfenced
+//! brokers: the first replica of consecutive partitions walks the list from a start index,
+//! the followers are shifted by an amount that grows every full round, and a follower is
+//! taken only from a rack without a replica of the partition until every rack has one.
+//! Leaders and followers spread evenly, and across racks. Brokers without a rack count as
+//! one rack. The start and shift come from the topic id, so placement is deterministic.
+
+use crate::controller::errors::{ApiError, ErrorCode};
+use crate::image::MetadataImage;
+use crate::records::{MetadataRecord, NO_LEADER};
+use std::collections::{BTreeMap, BTreeSet};
+use uuid::Uuid;
+
+/// Replica lists for partitions `first_partition..first_partition + count`.
+pub(crate) fn assign_replicas(
+    image: &MetadataImage,
+    first_partition: i32,
+    count: i32,
+    replication_factor: usize,
+    topic_id: Uuid,
+) -> Result<Vec<Vec<i32>>, ApiError> {
+    let brokers = rack_alternating_brokers(image);
+    let n = brokers.len();
+    if replication_factor == 0 || replication_factor > n {
+        return Err(replication_factor_error(replication_factor, n));
+    }
+    let rack_count = brokers
+        .iter()
+        .map(|(_, rack)| *rack)
+        .collect::<BTreeSet<_>>()
+        .len();
+    let bytes = topic_id.as_bytes();
+    let seed = |range: std::ops::Range<usize>| {
+        bytes.get(range).map_or(0, |b| {
+            b.iter().fold(0u64, |acc, x| (acc << 8) | u64::from(*x))
+        })
+    };
+    let start = (seed(0..8) % n as u64) as usize;
+    let mut shift = (seed(8..16) % n as u64) as usize;
+    let mut out = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+    for p in first_partition..first_partition.saturating_add(count) {
+        let p = p as usize;
+        if p > 0 && p % n == 0 {
+            shift += 1;
+        }
+        let first = (p + start) % n;
+        out.push(place_partition(
+            &brokers,
+            first,
+            shift * rack_count,
+            replication_factor,
+            rack_count,
+        )?);
+    }
+    Ok(out)
+}
+
+/// Unfenced brokers ordered so that consecutive entries come from different racks:
+/// the first broker of each rack, then the second of each, and so on.
+fn rack_alternating_brokers(image: &MetadataImage) -> Vec<(i32, Option<&str>)> {
+    let mut by_rack: BTreeMap<Option<&str>, Vec<i32>> = BTreeMap::new();
+    for b in image.brokers().filter(|b| !b.fenced) {
+        by_rack
+            .entry(b.rack.as_deref())
+            .or_default()
+            .push(b.broker_id);
+    }
+    let longest = by_rack.values().map(Vec::len).max().unwrap_or(0);
+    let mut out = Vec::new();
+    for i in 0..longest {
+        for (rack, ids) in &by_rack {
+            if let Some(id) = ids.get(i) {
+                out.push((*id, *rack));
+            }
+        }
+    }
+    out
+}
+
+/// The replicas of one partition whose leader sits at `first` in `brokers`.
+fn place_partition(
+    brokers: &[(i32, Option<&str>)],
+    first: usize,
+    shift: usize,
+    replication_factor: usize,
+    rack_count: usize,
+) -> Result<Vec<i32>, ApiError> {
+    let n = brokers.len();
+    let (leader, leader_rack) = broker_at(brokers, first)?;
+    let mut replicas = vec![leader];
+    let mut racks = BTreeSet::from([leader_rack]);
+    let mut k = 0;
+    // Each follower is found within one pass over the other brokers; the bound only
+    // turns a logic error into an error instead of a hang.
+    let steps_max = n.saturating_mul(replication_factor);
+    while replicas.len() < replication_factor {
+        if k > steps_max {
+            return Err(ApiError::new(
+                ErrorCode::UnknownServerError,
+                "replica placement did not converge",
+            ));
+        }
+        let offset = 1 + (shift + k) % (n - 1);
+        let (broker, rack) = broker_at(brokers, (first + offset) % n)?;
+        k += 1;
+        let rack_ok = !racks.contains(&rack) || racks.len() == rack_count;
+        if rack_ok && !replicas.contains(&broker) {
+            replicas.push(broker);
+            racks.insert(rack);
+        }
+    }
+    Ok(replicas)
+}
+
+fn broker_at<'a>(
+    brokers: &[(i32, Option<&'a str>)],
+    index: usize,
+) -> Result<(i32, Option<&'a str>), ApiError> {
+    brokers.get(index).copied().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::UnknownServerError,
+            "replica placement index out of range",
+        )
+    })
+}
+
+fn replication_factor_error(replication_factor: usize, unfenced: usize) -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidReplicationFactor,
+        format!(
+            "Unable to replicate the partition {replication_factor} time(s): The target replication factor of \
+             {replication_factor} cannot be reached because only {unfenced} broker(s) are registered."
+        ),
+    )
+}
+
+/// Checks a manual replica list and returns its initial ISR (the unfenced replicas).
+pub(crate) fn check_manual_replicas(
+    image: &MetadataImage,
+    partition: i32,
+    replicas: &[i32],
+) -> Result<Vec<i32>, ApiError> {
+    let invalid = |message: String| ApiError::new(ErrorCode::InvalidReplicaAssignment, message);
+    if replicas.is_empty() {
+        return Err(invalid(
+            "The manual partition assignment includes an empty replica list.".to_owned(),
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for broker in replicas {
+        if !seen.insert(*broker) {
+            return Err(invalid(format!(
+                "The manual partition assignment includes the broker {broker} more than once."
+            )));
+        }
+        if image.broker(*broker).is_none() {
+            return Err(invalid(format!(
+                "The manual partition assignment includes broker {broker}, but no such broker is registered."
+            )));
+        }
+    }
+    let isr: Vec<i32> = replicas
+        .iter()
+        .copied()
+        .filter(|b| image.is_broker_unfenced(*b))
+        .collect();
+    if isr.is_empty() {
+        return Err(invalid(format!(
+            "All brokers specified in the manual partition assignment for partition {partition} are fenced or in \
+             controlled shutdown."
+        )));
+    }
+    Ok(isr)
+}
+
+/// The record of a new partition: the first ISR member in replica order leads.
+pub(crate) fn new_partition_record(
+    topic_id: Uuid,
+    partition: i32,
+    replicas: Vec<i32>,
+    isr: Vec<i32>,
+) -> MetadataRecord {
+    let leader = replicas
+        .iter()
+        .copied()
+        .find(|r| isr.contains(r))
+        .unwrap_or(NO_LEADER);
+    MetadataRecord::Partition {
+        topic_id,
+        partition,
+        replicas,
+        isr,
+        leader,
+        leader_epoch: 0,
+        partition_epoch: 0,
+    }
+}

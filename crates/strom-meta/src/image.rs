@@ -1,0 +1,219 @@
+//! The immutable in-memory image of cluster metadata, and its read accessors.
+//!
+//! An image is a value: `apply` returns a new image and leaves the old one untouched, so a
+//! reader can hold an image for as long as it likes without locks. Cloning is one `Arc`
+//! increment; applying copies the top-level maps and shares every untouched topic.
+
+use crate::config_defs::{describe_topic_configs, ConfigEntry};
+use crate::records::{ConfigResource, Endpoint};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// A topic partition named by topic id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicIdPartition {
+    pub topic_id: Uuid,
+    pub partition: i32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionImage {
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    /// [`crate::NO_LEADER`] when no replica leads.
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+}
+
+impl PartitionImage {
+    pub fn has_leader(&self) -> bool {
+        self.leader >= 0
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicImage {
+    pub name: String,
+    pub topic_id: Uuid,
+    pub partitions: BTreeMap<i32, PartitionImage>,
+}
+
+impl TopicImage {
+    /// Replica count of the topic's partitions (of partition 0 if they differ).
+    pub fn replication_factor(&self) -> usize {
+        self.partitions
+            .values()
+            .next()
+            .map_or(0, |p| p.replicas.len())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerRegistration {
+    pub broker_id: i32,
+    pub incarnation_id: Uuid,
+    pub epoch: i64,
+    pub endpoints: Vec<Endpoint>,
+    pub rack: Option<String>,
+    pub fenced: bool,
+}
+
+/// Where producer id allocation stands: the next block starts at `next_producer_id`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProducerIdsImage {
+    pub next_producer_id: i64,
+    /// Broker that took the last block, with its epoch then (-1 before any allocation).
+    pub last_broker_id: i32,
+    pub last_broker_epoch: i64,
+}
+
+impl Default for ProducerIdsImage {
+    fn default() -> Self {
+        ProducerIdsImage {
+            next_producer_id: 0,
+            last_broker_id: -1,
+            last_broker_epoch: -1,
+        }
+    }
+}
+
+/// Each map sits behind its own `Arc`, so applying records copies only the maps they touch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ImageInner {
+    pub topics: Arc<BTreeMap<Uuid, Arc<TopicImage>>>,
+    pub topic_ids_by_name: Arc<BTreeMap<Arc<str>, Uuid>>,
+    pub configs: Arc<BTreeMap<ConfigResource, BTreeMap<String, String>>>,
+    pub brokers: Arc<BTreeMap<i32, BrokerRegistration>>,
+    pub producer_ids: ProducerIdsImage,
+    /// Highest broker epoch ever registered, kept so epochs stay unique after unregistering.
+    pub broker_epoch_high: i64,
+}
+
+/// Cluster metadata at one point of the metadata log.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct MetadataImage {
+    pub(crate) inner: Arc<ImageInner>,
+}
+
+impl MetadataImage {
+    pub(crate) fn from_inner(inner: ImageInner) -> Self {
+        MetadataImage {
+            inner: Arc::new(inner),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self.inner == ImageInner::default()
+    }
+
+    pub fn topic_by_name(&self, name: &str) -> Option<&TopicImage> {
+        let id = self.inner.topic_ids_by_name.get(name)?;
+        self.topic_by_id(*id)
+    }
+
+    pub fn topic_by_id(&self, topic_id: Uuid) -> Option<&TopicImage> {
+        self.inner.topics.get(&topic_id).map(|t| t.as_ref())
+    }
+
+    pub fn topic_id(&self, name: &str) -> Option<Uuid> {
+        self.inner.topic_ids_by_name.get(name).copied()
+    }
+
+    /// Topics in topic-id order.
+    pub fn topics(&self) -> impl Iterator<Item = &TopicImage> + '_ {
+        self.inner.topics.values().map(|t| t.as_ref())
+    }
+
+    /// Topic names in name order.
+    pub fn topic_names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.inner
+            .topic_ids_by_name
+            .keys()
+            .map(|name| name.as_ref())
+    }
+
+    pub fn topic_count(&self) -> usize {
+        self.inner.topics.len()
+    }
+
+    pub fn partition(&self, topic_id: Uuid, partition: i32) -> Option<&PartitionImage> {
+        self.topic_by_id(topic_id)?.partitions.get(&partition)
+    }
+
+    /// Every partition of every topic, in (topic id, partition) order.
+    pub fn partitions(&self) -> impl Iterator<Item = (TopicIdPartition, &PartitionImage)> + '_ {
+        self.topics().flat_map(|t| {
+            t.partitions.iter().map(move |(p, image)| {
+                (
+                    TopicIdPartition {
+                        topic_id: t.topic_id,
+                        partition: *p,
+                    },
+                    image,
+                )
+            })
+        })
+    }
+
+    /// The keys explicitly set on a resource (defaults are not stored).
+    pub fn configs(&self, resource: &ConfigResource) -> Option<&BTreeMap<String, String>> {
+        self.inner.configs.get(resource)
+    }
+
+    pub fn topic_configs(&self, topic_name: &str) -> Option<&BTreeMap<String, String>> {
+        self.configs(&ConfigResource::topic(topic_name))
+    }
+
+    pub fn config_value(&self, resource: &ConfigResource, key: &str) -> Option<&str> {
+        self.configs(resource)?.get(key).map(String::as_str)
+    }
+
+    /// Every topic config of `topic_name` with its effective value and source, as
+    /// DescribeConfigs lists them; `None` if the topic does not exist.
+    pub fn describe_topic_configs(&self, topic_name: &str) -> Option<Vec<ConfigEntry>> {
+        self.topic_by_name(topic_name)?;
+        let overrides = self.topic_configs(topic_name);
+        Some(describe_topic_configs(|key| {
+            overrides.and_then(|o| o.get(key)).map(String::as_str)
+        }))
+    }
+
+    pub fn config_resources(&self) -> impl Iterator<Item = &ConfigResource> + '_ {
+        self.inner.configs.keys()
+    }
+
+    pub fn broker(&self, broker_id: i32) -> Option<&BrokerRegistration> {
+        self.inner.brokers.get(&broker_id)
+    }
+
+    /// Registered brokers in id order.
+    pub fn brokers(&self) -> impl Iterator<Item = &BrokerRegistration> + '_ {
+        self.inner.brokers.values()
+    }
+
+    /// Ids of registered, unfenced brokers, ascending.
+    pub fn unfenced_broker_ids(&self) -> Vec<i32> {
+        self.brokers()
+            .filter(|b| !b.fenced)
+            .map(|b| b.broker_id)
+            .collect()
+    }
+
+    pub fn is_broker_unfenced(&self, broker_id: i32) -> bool {
+        self.broker(broker_id).is_some_and(|b| !b.fenced)
+    }
+
+    pub fn producer_ids(&self) -> &ProducerIdsImage {
+        &self.inner.producer_ids
+    }
+
+    pub fn next_producer_id(&self) -> i64 {
+        self.inner.producer_ids.next_producer_id
+    }
+
+    pub fn broker_epoch_high(&self) -> i64 {
+        self.inner.broker_epoch_high
+    }
+}

@@ -1,0 +1,152 @@
+//! Metadata records: the unit of change in the replicated metadata log.
+//!
+//! Shapes follow Kafka's KRaft records (`TopicRecord`, `PartitionRecord`, ...), reduced to
+//! the fields Strom uses. The numeric type tags are Kafka's, which leaves the gaps for ACL
+//! (6) and SCRAM (11) records to be filled later without renumbering.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Leader id of a partition that currently has no leader.
+pub const NO_LEADER: i32 = -1;
+
+/// What a `Config` record is attached to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ConfigResourceKind {
+    Topic,
+    Broker,
+}
+
+impl ConfigResourceKind {
+    /// Kafka's `ConfigResource.Type` id, as sent in DescribeConfigs/AlterConfigs.
+    pub fn kafka_id(self) -> i8 {
+        match self {
+            ConfigResourceKind::Topic => 2,
+            ConfigResourceKind::Broker => 4,
+        }
+    }
+
+    pub fn from_kafka_id(id: i8) -> Option<Self> {
+        match id {
+            2 => Some(ConfigResourceKind::Topic),
+            4 => Some(ConfigResourceKind::Broker),
+            _ => None,
+        }
+    }
+}
+
+/// A topic (by name) or a broker (by id as text; `""` is the cluster-wide default).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ConfigResource {
+    pub kind: ConfigResourceKind,
+    pub name: String,
+}
+
+impl ConfigResource {
+    pub fn topic(name: impl Into<String>) -> Self {
+        ConfigResource {
+            kind: ConfigResourceKind::Topic,
+            name: name.into(),
+        }
+    }
+
+    pub fn broker(name: impl Into<String>) -> Self {
+        ConfigResource {
+            kind: ConfigResourceKind::Broker,
+            name: name.into(),
+        }
+    }
+}
+
+/// A listener a broker accepts connections on.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub listener_name: String,
+    pub host: String,
+    pub port: u16,
+    /// Kafka's `SecurityProtocol` id (0 = PLAINTEXT).
+    pub security_protocol: i16,
+}
+
+/// One change to cluster metadata. A raft entry carries a list of these, applied atomically.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetadataRecord {
+    /// A broker (re-)registered; replaces any earlier registration of `broker_id`.
+    RegisterBroker {
+        broker_id: i32,
+        incarnation_id: Uuid,
+        epoch: i64,
+        endpoints: Vec<Endpoint>,
+        rack: Option<String>,
+        fenced: bool,
+    },
+    UnregisterBroker {
+        broker_id: i32,
+        epoch: i64,
+    },
+    Topic {
+        name: String,
+        topic_id: Uuid,
+    },
+    /// The full state of one partition; creates it or replaces it.
+    Partition {
+        topic_id: Uuid,
+        partition: i32,
+        replicas: Vec<i32>,
+        isr: Vec<i32>,
+        leader: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+    },
+    /// `value: None` deletes the key.
+    Config {
+        resource: ConfigResource,
+        key: String,
+        value: Option<String>,
+    },
+    /// A change to an existing partition; `None` fields stay as they are. Applying it bumps
+    /// the partition epoch, and the leader epoch when `leader` is set.
+    PartitionChange {
+        topic_id: Uuid,
+        partition: i32,
+        isr: Option<Vec<i32>>,
+        leader: Option<i32>,
+        replicas: Option<Vec<i32>>,
+    },
+    FenceBroker {
+        broker_id: i32,
+        epoch: i64,
+    },
+    UnfenceBroker {
+        broker_id: i32,
+        epoch: i64,
+    },
+    /// Deletes the topic, its partitions and its configs.
+    RemoveTopic {
+        topic_id: Uuid,
+    },
+    /// A block of producer ids ending before `next_producer_id` went to `broker_id`.
+    ProducerIds {
+        broker_id: i32,
+        broker_epoch: i64,
+        next_producer_id: i64,
+    },
+}
+
+impl MetadataRecord {
+    /// Kafka's metadata record type id (`apiKey` in the record specs).
+    pub fn type_id(&self) -> u16 {
+        match self {
+            MetadataRecord::RegisterBroker { .. } => 0,
+            MetadataRecord::UnregisterBroker { .. } => 1,
+            MetadataRecord::Topic { .. } => 2,
+            MetadataRecord::Partition { .. } => 3,
+            MetadataRecord::Config { .. } => 4,
+            MetadataRecord::PartitionChange { .. } => 5,
+            MetadataRecord::FenceBroker { .. } => 7,
+            MetadataRecord::UnfenceBroker { .. } => 8,
+            MetadataRecord::RemoveTopic { .. } => 9,
+            MetadataRecord::ProducerIds { .. } => 15,
+        }
+    }
+}

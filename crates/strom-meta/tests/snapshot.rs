@@ -1,0 +1,97 @@
+//! Snapshot encoding: exact restore, and refusal of anything that is not a snapshot.
+
+use strom_meta::*;
+use uuid::Uuid;
+
+fn image() -> MetadataImage {
+    let records = vec![
+        MetadataRecord::RegisterBroker {
+            broker_id: 1,
+            incarnation_id: Uuid::from_u128(1),
+            epoch: 4,
+            endpoints: vec![],
+            rack: Some("a".into()),
+            fenced: true,
+        },
+        MetadataRecord::RegisterBroker {
+            broker_id: 2,
+            incarnation_id: Uuid::from_u128(2),
+            epoch: 9,
+            endpoints: vec![],
+            rack: None,
+            fenced: false,
+        },
+        // Epoch 9 stays the high mark even after broker 2 leaves.
+        MetadataRecord::UnregisterBroker {
+            broker_id: 2,
+            epoch: 9,
+        },
+        MetadataRecord::Topic {
+            name: "t".into(),
+            topic_id: Uuid::from_u128(3),
+        },
+        MetadataRecord::Partition {
+            topic_id: Uuid::from_u128(3),
+            partition: 0,
+            replicas: vec![1, 2],
+            isr: vec![1],
+            leader: NO_LEADER,
+            leader_epoch: 3,
+            partition_epoch: 7,
+        },
+        MetadataRecord::Config {
+            resource: ConfigResource::broker(""),
+            key: "k".into(),
+            value: Some("v".into()),
+        },
+        MetadataRecord::ProducerIds {
+            broker_id: 1,
+            broker_epoch: 4,
+            next_producer_id: 3000,
+        },
+    ];
+    MetadataImage::default().apply(&records).unwrap().0
+}
+
+#[test]
+fn restores_exactly_including_the_broker_epoch_high_mark() {
+    let image = image();
+    assert_eq!(image.broker_epoch_high(), 9);
+    let restored = MetadataImage::decode_snapshot(&image.encode_snapshot()).unwrap();
+    assert_eq!(restored, image);
+    assert_eq!(restored.broker_epoch_high(), 9);
+    assert_eq!(restored.producer_ids().next_producer_id, 3000);
+    let empty = MetadataImage::default();
+    assert_eq!(
+        MetadataImage::decode_snapshot(&empty.encode_snapshot()).unwrap(),
+        empty
+    );
+}
+
+#[test]
+fn refuses_what_is_not_a_snapshot() {
+    let bytes = image().encode_snapshot();
+    let mut bad_magic = bytes.clone();
+    bad_magic[0] = b'X';
+    assert!(matches!(
+        MetadataImage::decode_snapshot(&bad_magic),
+        Err(MetaError::Malformed { .. })
+    ));
+    let mut bad_version = bytes.clone();
+    bad_version[4] = 9;
+    assert_eq!(
+        MetadataImage::decode_snapshot(&bad_version),
+        Err(MetaError::UnsupportedFormat(9))
+    );
+    let mut trailing = bytes.clone();
+    trailing.push(0);
+    assert!(MetadataImage::decode_snapshot(&trailing).is_err());
+    for cut in 0..bytes.len() {
+        assert!(
+            MetadataImage::decode_snapshot(&bytes[..cut]).is_err(),
+            "prefix of {cut} bytes"
+        );
+    }
+    // A raft entry is not a snapshot.
+    assert!(MetadataImage::decode_snapshot(&encode_records(&image().to_records())).is_err());
+}
