@@ -1,1 +1,27 @@
-//! strom-log (being written).
+//! strom-log: a partition's log on disk. Segments of RecordBatch v2 bytes exactly as
+//! producers sent them, Kafka's sparse offset and time indexes, append with validation and
+//! offset assignment, reads as file ranges, recovery after a crash, retention, truncation,
+//! compaction. The byte layouts are in `docs/FORMATS.md`.
+//!
+//! Synchronous, knows nothing of the network or of Kafka request types. All disk access
+//! goes through the [`fs::FileSystem`] seam; time is passed in (`now_ms`), never read.
+//! Start reading at [`Log`] (`log/mod.rs`).
+
+pub mod checkpoint;
+pub mod compaction;
+pub mod config;
+pub mod error;
+pub mod fs;
+pub mod handles;
+pub mod index;
+mod log;
+pub mod segment;
+
+pub use compaction::CompactionLimits;
+pub use config::{CleanupPolicy, ConfigError, Durability, LogConfig, MessageTimestampType};
+pub use error::LogError;
+pub use handles::HandleCache;
+pub use log::{
+    AppendInfo, AppendOrigin, CompactionReport, FileRange, Log, OpenReport, ReadInfo,
+    RetentionReport, TimestampOffset, TruncateReport,
+};

@@ -1,0 +1,117 @@
+//! The partition checkpoint file (`strom-log.checkpoint`): recovery point, log start
+//! offset and the clean-shutdown flag, replaced atomically (temp file, fsync, rename,
+//! directory fsync).
+
+use std::path::Path;
+
+use crate::error::LogError;
+use crate::fs::{read_all, write_all_at, FileSystem};
+
+pub const CHECKPOINT_FILE: &str = "strom-log.checkpoint";
+pub const CHECKPOINT_TEMP_FILE: &str = "strom-log.checkpoint.tmp";
+const MAGIC: u32 = 0x5354_4C47; // "STLG"
+const VERSION: u16 = 1;
+const FLAG_CLEAN: u16 = 1;
+pub const CHECKPOINT_BYTES: usize = 28;
+
+/// What the checkpoint file says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Segments before the one holding this offset are synced with their indexes.
+    pub recovery_point: i64,
+    pub log_start_offset: i64,
+    /// Set only by a clean close; cleared on disk before the first change after open.
+    pub clean_shutdown: bool,
+}
+
+impl Checkpoint {
+    pub fn encode(&self) -> [u8; CHECKPOINT_BYTES] {
+        let mut b = [0u8; CHECKPOINT_BYTES];
+        b[0..4].copy_from_slice(&MAGIC.to_be_bytes());
+        b[4..6].copy_from_slice(&VERSION.to_be_bytes());
+        let flags = if self.clean_shutdown { FLAG_CLEAN } else { 0 };
+        b[6..8].copy_from_slice(&flags.to_be_bytes());
+        b[8..16].copy_from_slice(&self.recovery_point.to_be_bytes());
+        b[16..24].copy_from_slice(&self.log_start_offset.to_be_bytes());
+        let crc = crc32c::crc32c(&b[..24]);
+        b[24..28].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    /// `None` for anything but a complete, intact version-1 checkpoint.
+    pub fn decode(b: &[u8]) -> Option<Checkpoint> {
+        if b.len() != CHECKPOINT_BYTES {
+            return None;
+        }
+        let u32_at = |i: usize| Some(u32::from_be_bytes(b.get(i..i + 4)?.try_into().ok()?));
+        let u16_at = |i: usize| Some(u16::from_be_bytes(b.get(i..i + 2)?.try_into().ok()?));
+        let i64_at = |i: usize| Some(i64::from_be_bytes(b.get(i..i + 8)?.try_into().ok()?));
+        if u32_at(0)? != MAGIC || u16_at(4)? != VERSION {
+            return None;
+        }
+        if u32_at(24)? != crc32c::crc32c(b.get(..24)?) {
+            return None;
+        }
+        Some(Checkpoint {
+            clean_shutdown: u16_at(6)? & FLAG_CLEAN != 0,
+            recovery_point: i64_at(8)?,
+            log_start_offset: i64_at(16)?,
+        })
+    }
+
+    /// Reads the checkpoint of `dir`; `None` if it is missing or damaged (then the whole
+    /// log is recovered by scanning).
+    pub fn read(fs: &dyn FileSystem, dir: &Path) -> Result<Option<Checkpoint>, LogError> {
+        let path = dir.join(CHECKPOINT_FILE);
+        if !fs
+            .exists(&path)
+            .map_err(|e| LogError::io("stat", &path, e))?
+        {
+            return Ok(None);
+        }
+        let file = fs.open(&path).map_err(|e| LogError::io("open", &path, e))?;
+        let bytes = read_all(file.as_ref(), 4096).map_err(|e| LogError::io("read", &path, e))?;
+        Ok(Checkpoint::decode(&bytes))
+    }
+
+    /// Replaces the checkpoint of `dir` durably.
+    pub fn write(&self, fs: &dyn FileSystem, dir: &Path) -> Result<(), LogError> {
+        let temp = dir.join(CHECKPOINT_TEMP_FILE);
+        let path = dir.join(CHECKPOINT_FILE);
+        let file = fs
+            .create(&temp)
+            .map_err(|e| LogError::io("create", &temp, e))?;
+        write_all_at(file.as_ref(), 0, &self.encode())
+            .map_err(|e| LogError::io("write", &temp, e))?;
+        // The temp file's bytes must be durable before the rename can expose them.
+        file.sync().map_err(|e| LogError::io("fsync", &temp, e))?;
+        fs.rename(&temp, &path)
+            .map_err(|e| LogError::io("rename", &temp, e))?;
+        // The rename is durable only once the directory is synced.
+        fs.sync_dir(dir)
+            .map_err(|e| LogError::io("fsync dir", dir, e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_damage() {
+        let c = Checkpoint {
+            recovery_point: 1234,
+            log_start_offset: 17,
+            clean_shutdown: true,
+        };
+        let b = c.encode();
+        assert_eq!(Checkpoint::decode(&b), Some(c));
+        for i in 0..CHECKPOINT_BYTES {
+            let mut d = b;
+            d[i] ^= 0x40;
+            assert_eq!(Checkpoint::decode(&d), None, "flipped byte {i}");
+        }
+        assert_eq!(Checkpoint::decode(&b[..27]), None);
+    }
+}

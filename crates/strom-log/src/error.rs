@@ -1,0 +1,106 @@
+//! The log's error type and its mapping to Kafka error codes.
+
+use std::path::PathBuf;
+
+use strom_records::RecordsError;
+
+/// Kafka error codes the log's errors map to.
+pub mod codes {
+    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+    pub const CORRUPT_MESSAGE: i16 = 2;
+    pub const MESSAGE_TOO_LARGE: i16 = 10;
+    pub const INVALID_TIMESTAMP: i16 = 32;
+    pub const KAFKA_STORAGE_ERROR: i16 = 56;
+    pub const INVALID_RECORD: i16 = 87;
+}
+
+/// Why a log operation failed.
+#[derive(thiserror::Error, Debug)]
+pub enum LogError {
+    /// A batch in an append failed validation; `batch_index` counts from 0 in the request.
+    #[error("batch {batch_index} rejected: {source}")]
+    InvalidBatch {
+        batch_index: usize,
+        #[source]
+        source: RecordsError,
+    },
+    #[error("an append must hold at least one batch")]
+    EmptyAppend,
+    #[error("append of {size_bytes} bytes exceeds {limit_bytes} bytes")]
+    AppendTooLarge { size_bytes: u64, limit_bytes: u64 },
+    #[error(
+        "batch {batch_index} timestamp {timestamp_ms} is outside the accepted range around {now_ms}"
+    )]
+    InvalidTimestamp {
+        batch_index: usize,
+        timestamp_ms: i64,
+        now_ms: i64,
+    },
+    /// A replicated batch does not follow the log end offset.
+    #[error(
+        "replicated batch at offset {base_offset} does not follow log end offset {log_end_offset}"
+    )]
+    UnexpectedAppendOffset {
+        base_offset: i64,
+        log_end_offset: i64,
+    },
+    #[error("offset {offset} is outside the log's range {log_start_offset}..={log_end_offset}")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start_offset: i64,
+        log_end_offset: i64,
+    },
+    #[error("{operation} {path}: {source}")]
+    Io {
+        operation: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Data on disk that recovery would have caught, met while serving a read.
+    #[error("corrupt segment {path} at byte {position}: {reason}")]
+    CorruptSegment {
+        path: PathBuf,
+        position: u64,
+        reason: String,
+    },
+    /// An earlier I/O failure (typically a failed fsync) took the log offline; nothing is
+    /// retried, the directory must be reopened (after the operator fixes the disk).
+    #[error("log {dir} is offline after an earlier failure: {reason}")]
+    Failed { dir: PathBuf, reason: String },
+    #[error("log {dir} is closed")]
+    Closed { dir: PathBuf },
+    #[error("invalid log config: {0}")]
+    Config(#[from] crate::config::ConfigError),
+}
+
+impl LogError {
+    /// The Kafka error code a broker returns for this error.
+    pub fn kafka_error_code(&self) -> i16 {
+        match self {
+            LogError::InvalidBatch { source, .. } => source.kafka_error_code(),
+            LogError::EmptyAppend => codes::CORRUPT_MESSAGE,
+            LogError::AppendTooLarge { .. } => codes::MESSAGE_TOO_LARGE,
+            LogError::InvalidTimestamp { .. } => codes::INVALID_TIMESTAMP,
+            LogError::UnexpectedAppendOffset { .. } => codes::CORRUPT_MESSAGE,
+            LogError::OffsetOutOfRange { .. } => codes::OFFSET_OUT_OF_RANGE,
+            LogError::Io { .. }
+            | LogError::CorruptSegment { .. }
+            | LogError::Failed { .. }
+            | LogError::Closed { .. }
+            | LogError::Config(_) => codes::KAFKA_STORAGE_ERROR,
+        }
+    }
+
+    pub(crate) fn io(
+        operation: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> LogError {
+        LogError::Io {
+            operation,
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! [`RealFs`]: the seam implemented with `std::fs` and positional I/O (Unix).
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{FileHandle, FileSystem};
+
+/// The operating system's file system.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RealFs;
+
+#[derive(Debug)]
+struct RealFile {
+    file: File,
+}
+
+impl FileHandle for RealFile {
+    fn read_at(&self, position: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.file.read_at(buf, position)
+    }
+    fn write_at(&self, position: u64, buf: &[u8]) -> io::Result<usize> {
+        self.file.write_at(buf, position)
+    }
+    fn len_bytes(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+    fn set_len(&self, len_bytes: u64) -> io::Result<()> {
+        self.file.set_len(len_bytes)
+    }
+    fn sync(&self) -> io::Result<()> {
+        // fdatasync also flushes the metadata needed to read the data back (the size).
+        self.file.sync_data()
+    }
+    fn std_file(&self) -> Option<&File> {
+        Some(&self.file)
+    }
+}
+
+impl FileSystem for RealFs {
+    fn create(&self, path: &Path) -> io::Result<Arc<dyn FileHandle>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
+        Ok(Arc::new(RealFile { file }))
+    }
+    fn open(&self, path: &Path) -> io::Result<Arc<dyn FileHandle>> {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        Ok(Arc::new(RealFile { file }))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                if let Ok(name) = entry.file_name().into_string() {
+                    names.push(name);
+                }
+            }
+        }
+        Ok(names)
+    }
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        path.try_exists()
+    }
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        Ok(std::fs::metadata(path)?.len())
+    }
+}

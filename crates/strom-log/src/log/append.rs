@@ -1,0 +1,437 @@
+//! Appending: validate every batch, assign offsets by rewriting base offsets (and
+//! LogAppendTime timestamps), roll when needed, write, update the indexes.
+
+use std::ops::Range;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use strom_records::{
+    batches, set_base_offset, set_log_append_time, validate, validate_client_batch, BatchHeader,
+    RecordsError, TimestampType, ValidateLimits,
+};
+
+use crate::config::{
+    Durability, MessageTimestampType, OFFSET_INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES,
+};
+use crate::error::LogError;
+use crate::fs::write_all_at;
+use crate::segment::{relative, Indexes, Segment, NO_TIMESTAMP};
+
+use super::{ActiveFiles, Log, RolledFiles, Writer};
+
+/// Who is appending; decides validation and offset assignment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppendOrigin {
+    /// A producer: Kafka's client rules (base offset 0, exact record counts, no control
+    /// batches), timestamps checked, offsets assigned.
+    Client,
+    /// A coordinator or the broker itself (e.g. transaction markers): offsets assigned,
+    /// control batches allowed.
+    Coordinator,
+    /// A follower copying the leader: offsets kept (must follow the log end offset),
+    /// timestamps kept.
+    Replication,
+}
+
+/// The outcome of an append.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    /// The time written into the batches under LogAppendTime; -1 otherwise (Kafka's value).
+    pub log_append_time_ms: i64,
+    pub max_timestamp_ms: i64,
+    pub batch_count: usize,
+    pub log_start_offset: i64,
+}
+
+/// A batch of the request after validation: its header and where it lies.
+struct Checked {
+    header: BatchHeader,
+    range: Range<usize>,
+}
+
+impl Log {
+    /// Validates and appends `batches` (one or more concatenated RecordBatch v2), rewriting
+    /// their base offsets (and timestamps under LogAppendTime) in place. In page-cache mode
+    /// this may fsync (after a roll or when `flush.messages` / `flush.ms` is due); in
+    /// sync-on-commit mode call [`Log::sync_to`] before acknowledging.
+    pub fn append(
+        &self,
+        batches_bytes: &mut [u8],
+        origin: AppendOrigin,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        self.check_usable()?;
+        let checked = self.validate_batches(batches_bytes, origin, now_ms)?;
+        self.ensure_marked_unclean()?;
+        let (info, rolled) = {
+            let mut writer = self.lock_writer();
+            self.check_usable()?;
+            self.append_locked(&mut writer, batches_bytes, &checked, origin, now_ms)?
+        };
+        // Fsyncs happen here, after the writer mutex is released.
+        if self.config.durability == Durability::PageCache && (rolled || self.flush_due(now_ms)) {
+            self.flush_at(now_ms)?;
+        } else if rolled {
+            // Sync-on-commit: the rolled segment's indexes and the recovery point still
+            // need their fsync; do it now rather than on the next commit.
+            self.flush_at(now_ms)?;
+        }
+        Ok(info)
+    }
+
+    fn validate_batches(
+        &self,
+        bytes: &[u8],
+        origin: AppendOrigin,
+        now_ms: i64,
+    ) -> Result<Vec<Checked>, LogError> {
+        if bytes.is_empty() {
+            return Err(LogError::EmptyAppend);
+        }
+        if bytes.len() as u64 > self.config.segment_bytes {
+            return Err(LogError::AppendTooLarge {
+                size_bytes: bytes.len() as u64,
+                limit_bytes: self.config.segment_bytes,
+            });
+        }
+        let limits = ValidateLimits {
+            batch_bytes_max: match origin {
+                AppendOrigin::Replication => {
+                    usize::try_from(self.config.segment_bytes).unwrap_or(usize::MAX)
+                }
+                _ => usize::try_from(self.config.max_message_bytes).unwrap_or(usize::MAX),
+            },
+        };
+        let mut checked = Vec::new();
+        for (batch_index, item) in batches(bytes).enumerate() {
+            let invalid = |source: RecordsError| LogError::InvalidBatch {
+                batch_index,
+                source,
+            };
+            let (_, range) = item.map_err(|e| invalid(e.error))?;
+            let batch = bytes.get(range.clone()).unwrap_or_default();
+            let header = match origin {
+                AppendOrigin::Client => validate_client_batch(batch, &limits),
+                AppendOrigin::Coordinator | AppendOrigin::Replication => validate(batch, &limits),
+            }
+            .map_err(invalid)?;
+            if origin != AppendOrigin::Replication {
+                self.check_timestamps(batch_index, &header, now_ms)?;
+            }
+            checked.push(Checked { header, range });
+        }
+        Ok(checked)
+    }
+
+    /// CreateTime must lie within `message.timestamp.before/after.max.ms` of now. Checked
+    /// on the batch's base and max timestamps: the log never decompresses, so records in
+    /// between are not looked at (Kafka checks each record).
+    fn check_timestamps(
+        &self,
+        batch_index: usize,
+        header: &BatchHeader,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        if self.config.message_timestamp_type != MessageTimestampType::CreateTime {
+            return Ok(());
+        }
+        let earliest = now_ms.saturating_sub(self.config.message_timestamp_before_max_ms);
+        let latest = now_ms.saturating_add(self.config.message_timestamp_after_max_ms);
+        for timestamp_ms in [header.base_timestamp, header.max_timestamp] {
+            if timestamp_ms != NO_TIMESTAMP && !(earliest..=latest).contains(&timestamp_ms) {
+                return Err(LogError::InvalidTimestamp {
+                    batch_index,
+                    timestamp_ms,
+                    now_ms,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn append_locked(
+        &self,
+        writer: &mut Writer,
+        bytes: &mut [u8],
+        checked: &[Checked],
+        origin: AppendOrigin,
+        now_ms: i64,
+    ) -> Result<(AppendInfo, bool), LogError> {
+        let headers = self.assign(writer, bytes, checked, origin, now_ms)?;
+        let first_offset = headers
+            .first()
+            .map_or(writer.next_offset, |h| h.base_offset);
+        let last_offset = headers
+            .last()
+            .map_or(writer.next_offset, |h| h.last_offset());
+        let max_timestamp_ms = headers
+            .iter()
+            .map(|h| h.max_timestamp)
+            .max()
+            .unwrap_or(NO_TIMESTAMP);
+        let rolled = self.should_roll(
+            writer,
+            bytes.len() as u64,
+            max_timestamp_ms,
+            last_offset,
+            now_ms,
+        );
+        if rolled {
+            self.latch(self.roll_locked(writer, now_ms))?;
+        }
+        self.latch(self.write_locked(writer, bytes, checked, &headers))?;
+        let records: u64 = headers
+            .iter()
+            .map(|h| u64::try_from(h.records_count).unwrap_or(0))
+            .sum();
+        writer.records_since_flush = writer.records_since_flush.saturating_add(records);
+        let log_append_time_ms = match (origin, self.config.message_timestamp_type) {
+            (AppendOrigin::Replication, _) | (_, MessageTimestampType::CreateTime) => NO_TIMESTAMP,
+            (_, MessageTimestampType::LogAppendTime) => now_ms,
+        };
+        let info = AppendInfo {
+            first_offset,
+            last_offset,
+            log_append_time_ms,
+            max_timestamp_ms,
+            batch_count: headers.len(),
+            log_start_offset: self.log_start_offset(),
+        };
+        Ok((info, rolled))
+    }
+
+    /// Rewrites base offsets (and LogAppendTime) in place; returns the final headers.
+    fn assign(
+        &self,
+        writer: &Writer,
+        bytes: &mut [u8],
+        checked: &[Checked],
+        origin: AppendOrigin,
+        now_ms: i64,
+    ) -> Result<Vec<BatchHeader>, LogError> {
+        let mut next = writer.next_offset;
+        let mut headers = Vec::with_capacity(checked.len());
+        for (batch_index, c) in checked.iter().enumerate() {
+            let invalid = |source: RecordsError| LogError::InvalidBatch {
+                batch_index,
+                source,
+            };
+            let mut header = c.header;
+            let batch = bytes.get_mut(c.range.clone()).unwrap_or_default();
+            if origin == AppendOrigin::Replication {
+                if header.base_offset < next {
+                    return Err(LogError::UnexpectedAppendOffset {
+                        base_offset: header.base_offset,
+                        log_end_offset: next,
+                    });
+                }
+            } else {
+                // The base offset lies outside the CRC-covered range: no CRC recompute.
+                set_base_offset(batch, next).map_err(invalid)?;
+                header.base_offset = next;
+                if self.config.message_timestamp_type == MessageTimestampType::LogAppendTime {
+                    set_log_append_time(batch, now_ms).map_err(invalid)?;
+                    header.max_timestamp = now_ms;
+                    header.attributes |= 0x08;
+                    debug_assert_eq!(header.timestamp_type(), TimestampType::LogAppendTime);
+                }
+            }
+            next = header.next_offset();
+            headers.push(header);
+        }
+        Ok(headers)
+    }
+
+    /// Kafka's roll rule: size, age (`segment.ms` from the first batch's timestamp, else
+    /// from when the segment was opened), full indexes, or offsets too far from the base.
+    fn should_roll(
+        &self,
+        writer: &Writer,
+        size_bytes: u64,
+        max_timestamp_ms: i64,
+        last_offset: i64,
+        now_ms: i64,
+    ) -> bool {
+        let active = &writer.active;
+        let current = active.size_bytes();
+        if current == 0 {
+            return false;
+        }
+        if current.saturating_add(size_bytes) > self.config.segment_bytes {
+            return true;
+        }
+        if relative(active.base_offset, last_offset).is_none_or(|r| r > i32::MAX as u32) {
+            return true;
+        }
+        let guard = active.lock_indexes();
+        let Some(indexes) = guard.as_ref() else {
+            return true;
+        };
+        if indexes.offset.is_full() || indexes.time.is_full() {
+            return true;
+        }
+        let waited_ms = match indexes.first_batch_timestamp_ms {
+            Some(first) if first >= 0 => max_timestamp_ms.saturating_sub(first),
+            _ => now_ms.saturating_sub(writer.active_since_ms),
+        };
+        waited_ms > self.config.segment_ms
+    }
+
+    /// Closes the active segment (final time-index entry, indexes trimmed to their entries)
+    /// and starts a new one at the log end offset. No fsync here: the rolled files are
+    /// queued and synced by the flush that follows, outside the writer mutex.
+    fn roll_locked(&self, writer: &mut Writer, now_ms: i64) -> Result<(), LogError> {
+        let old = Arc::clone(&writer.active);
+        self.finish_active_indexes(writer)?;
+        let new_base = writer.next_offset;
+        let segment = Arc::new(Segment::new(&self.dir, new_base, 0));
+        let create = |path: &std::path::Path| {
+            self.handles.forget(path);
+            self.fs
+                .create(path)
+                .map_err(|e| LogError::io("create", path, e))
+        };
+        let old_files = self.active_files(writer)?;
+        let files = ActiveFiles {
+            log: create(&segment.log_path)?,
+            index: create(&segment.index_path)?,
+            time_index: create(&segment.time_index_path)?,
+        };
+        segment.set_indexes(Indexes::new(&self.config));
+        segment.pin(Some(Arc::clone(&files.log)));
+        writer.rolled.push(RolledFiles {
+            base_offset: old.base_offset,
+            files: vec![
+                (old.log_path.clone(), old_files.log),
+                (old.index_path.clone(), old_files.index),
+                (old.time_index_path.clone(), old_files.time_index),
+            ],
+        });
+        self.segments_write().insert(new_base, Arc::clone(&segment));
+        old.pin(None);
+        writer.active = segment;
+        writer.files = Some(files);
+        writer.indexes_preallocated = false;
+        writer.active_since_ms = now_ms;
+        writer.dir_dirty = true;
+        tracing::debug!(dir = %self.dir.display(), base_offset = new_base, "rolled segment");
+        Ok(())
+    }
+
+    /// Writes the final time-index entry and trims both index files to their entries, so
+    /// that a clean open can read them as they are.
+    pub(super) fn finish_active_indexes(&self, writer: &mut Writer) -> Result<(), LogError> {
+        let active = Arc::clone(&writer.active);
+        let files = self.active_files(writer)?;
+        let mut guard = active.lock_indexes();
+        let Some(indexes) = guard.as_mut() else {
+            return Ok(());
+        };
+        if let Some(entry) = indexes.time_entry(active.base_offset, true) {
+            let position = (indexes.time.len() as u64 - 1) * TIME_INDEX_ENTRY_BYTES;
+            write_all_at(files.time_index.as_ref(), position, &entry.encode())
+                .map_err(|e| LogError::io("write", &active.time_index_path, e))?;
+        }
+        let trims = [
+            (
+                &files.index,
+                &active.index_path,
+                indexes.offset.len() as u64 * OFFSET_INDEX_ENTRY_BYTES,
+            ),
+            (
+                &files.time_index,
+                &active.time_index_path,
+                indexes.time.len() as u64 * TIME_INDEX_ENTRY_BYTES,
+            ),
+        ];
+        for (file, path, len) in trims {
+            file.set_len(len)
+                .map_err(|e| LogError::io("trim", path, e))?;
+        }
+        writer.indexes_preallocated = false;
+        Ok(())
+    }
+
+    /// Writes the batches at the end of the active segment, then adds index entries and
+    /// publishes the new size and log end offset to readers.
+    fn write_locked(
+        &self,
+        writer: &mut Writer,
+        bytes: &[u8],
+        checked: &[Checked],
+        headers: &[BatchHeader],
+    ) -> Result<(), LogError> {
+        let active = Arc::clone(&writer.active);
+        let files = self.active_files(writer)?;
+        let position = active.size_bytes();
+        write_all_at(files.log.as_ref(), position, bytes)
+            .map_err(|e| LogError::io("write", &active.log_path, e))?;
+        self.preallocate_indexes(writer, &files)?;
+        let mut guard = active.lock_indexes();
+        let indexes = guard.get_or_insert_with(|| Indexes::new(&self.config));
+        for (c, header) in checked.iter().zip(headers) {
+            let batch_position = position + c.range.start as u64;
+            let (offset_entry, time_entry) = indexes.on_batch(
+                active.base_offset,
+                header,
+                batch_position,
+                self.config.index_interval_bytes,
+            );
+            if let Some(entry) = offset_entry {
+                let at = (indexes.offset.len() as u64 - 1) * OFFSET_INDEX_ENTRY_BYTES;
+                write_all_at(files.index.as_ref(), at, &entry.encode())
+                    .map_err(|e| LogError::io("write", &active.index_path, e))?;
+            }
+            if let Some(entry) = time_entry {
+                let at = (indexes.time.len() as u64 - 1) * TIME_INDEX_ENTRY_BYTES;
+                write_all_at(files.time_index.as_ref(), at, &entry.encode())
+                    .map_err(|e| LogError::io("write", &active.time_index_path, e))?;
+            }
+        }
+        drop(guard);
+        let next = headers
+            .last()
+            .map_or(writer.next_offset, |h| h.next_offset());
+        // Size before offset: a reader that sees the new log end offset sees the bytes.
+        active.set_size_bytes(position + bytes.len() as u64);
+        writer.next_offset = next;
+        self.log_end_offset.store(next, Ordering::Release);
+        Ok(())
+    }
+
+    /// Index files get their full `segment.index.bytes` on the first write (Kafka
+    /// preallocates too); trimmed again on roll and close.
+    fn preallocate_indexes(
+        &self,
+        writer: &mut Writer,
+        files: &ActiveFiles,
+    ) -> Result<(), LogError> {
+        if writer.indexes_preallocated {
+            return Ok(());
+        }
+        let bytes = self.config.segment_index_bytes;
+        let active = &writer.active;
+        for (file, path, entry_bytes) in [
+            (&files.index, &active.index_path, OFFSET_INDEX_ENTRY_BYTES),
+            (
+                &files.time_index,
+                &active.time_index_path,
+                TIME_INDEX_ENTRY_BYTES,
+            ),
+        ] {
+            let len = bytes - bytes % entry_bytes;
+            file.set_len(len)
+                .map_err(|e| LogError::io("preallocate", path, e))?;
+        }
+        writer.indexes_preallocated = true;
+        Ok(())
+    }
+
+    pub(super) fn flush_due(&self, now_ms: i64) -> bool {
+        let writer = self.lock_writer();
+        writer.records_since_flush >= self.config.flush_messages
+            || now_ms.saturating_sub(writer.last_flush_ms) >= self.config.flush_ms
+    }
+}

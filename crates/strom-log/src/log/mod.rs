@@ -1,0 +1,296 @@
+//! [`Log`]: one partition's log. The type, its shared state, the failure latch and the
+//! accessors live here; opening, appending, reading, flushing and deleting live in the
+//! submodules.
+//!
+//! Concurrency: appends, rolls and truncations serialise on the writer mutex, which is
+//! never held across an fsync. Every fsync runs under the flush token (one at a time, so
+//! concurrent `sync_to` callers share one fsync). Readers take neither: they clone the
+//! segment `Arc`s they need under a short read lock and do their I/O without locks.
+//! Lock order: flush token, then writer mutex, then segments / flush-state mutexes.
+
+mod append;
+mod compact;
+mod flush;
+mod open;
+mod read;
+mod retention;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::checkpoint::Checkpoint;
+use crate::config::LogConfig;
+use crate::error::LogError;
+use crate::fs::{FileHandle, FileSystem};
+use crate::handles::HandleCache;
+use crate::segment::Segment;
+
+pub use append::{AppendInfo, AppendOrigin};
+pub use compact::CompactionReport;
+pub use open::OpenReport;
+pub use read::{FileRange, ReadInfo, TimestampOffset};
+pub use retention::{RetentionReport, TruncateReport};
+
+/// The writer's files of a rolled segment that still need an fsync.
+#[derive(Clone, Debug)]
+struct RolledFiles {
+    base_offset: i64,
+    files: Vec<(PathBuf, Arc<dyn FileHandle>)>,
+}
+
+/// Handles of the active segment's three files.
+#[derive(Clone, Debug)]
+struct ActiveFiles {
+    log: Arc<dyn FileHandle>,
+    index: Arc<dyn FileHandle>,
+    time_index: Arc<dyn FileHandle>,
+}
+
+/// State only the writer touches (under `Log::writer`).
+#[derive(Debug)]
+struct Writer {
+    active: Arc<Segment>,
+    /// The active segment's files, opened on first need so that an idle log holds none.
+    files: Option<ActiveFiles>,
+    /// Index files are preallocated on their first write after open or creation.
+    indexes_preallocated: bool,
+    /// When the active segment was created or opened, for `segment.ms` without timestamps.
+    active_since_ms: i64,
+    next_offset: i64,
+    records_since_flush: u64,
+    last_flush_ms: i64,
+    rolled: Vec<RolledFiles>,
+    /// A segment file was created or removed since the directory was last synced.
+    dir_dirty: bool,
+}
+
+/// State of the flush path (under `Log::flush`).
+#[derive(Debug)]
+struct FlushState {
+    in_progress: bool,
+    /// Every offset below this is durable.
+    durable_offset: i64,
+    /// What the checkpoint file says (as last written or read).
+    checkpoint: Checkpoint,
+}
+
+/// One partition's log: a directory of segments. See the module docs for the locking.
+#[derive(Debug)]
+pub struct Log {
+    dir: PathBuf,
+    fs: Arc<dyn FileSystem>,
+    handles: Arc<HandleCache>,
+    config: LogConfig,
+    segments: RwLock<BTreeMap<i64, Arc<Segment>>>,
+    writer: Mutex<Writer>,
+    flush: Mutex<FlushState>,
+    flush_done: Condvar,
+    log_start_offset: AtomicI64,
+    log_end_offset: AtomicI64,
+    high_watermark: AtomicI64,
+    /// The checkpoint on disk no longer claims a clean shutdown.
+    marked_unclean: AtomicBool,
+    failed: AtomicBool,
+    failure: Mutex<Option<String>>,
+    closed: AtomicBool,
+    report: OpenReport,
+    pending_deletes: Mutex<Vec<(i64, PathBuf)>>,
+    /// Serialises compaction passes.
+    cleaner: Mutex<()>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Holds the flush token; releases it and wakes waiters on drop.
+struct FlushToken<'a> {
+    log: &'a Log,
+}
+
+impl Drop for FlushToken<'_> {
+    fn drop(&mut self) {
+        lock(&self.log.flush).in_progress = false;
+        self.log.flush_done.notify_all();
+    }
+}
+
+impl Log {
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// What opening the log found and repaired.
+    pub fn open_report(&self) -> &OpenReport {
+        &self.report
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset.load(Ordering::Acquire)
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset.load(Ordering::Acquire)
+    }
+
+    /// Set by the replication layer; reads take it as their `max_offset`.
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark.load(Ordering::Acquire)
+    }
+
+    /// Clamped to `log_start_offset..=log_end_offset`.
+    pub fn set_high_watermark(&self, offset: i64) {
+        let clamped = offset.clamp(self.log_start_offset(), self.log_end_offset());
+        self.high_watermark.store(clamped, Ordering::Release);
+    }
+
+    /// Every offset below this has been fsynced.
+    pub fn durable_offset(&self) -> i64 {
+        lock(&self.flush).durable_offset
+    }
+
+    /// Bytes of all segment files.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments_read().values().map(|s| s.size_bytes()).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments_read().len()
+    }
+
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.segments_read().keys().copied().collect()
+    }
+
+    pub fn is_failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    fn segments_read(&self) -> RwLockReadGuard<'_, BTreeMap<i64, Arc<Segment>>> {
+        self.segments.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn segments_write(&self) -> RwLockWriteGuard<'_, BTreeMap<i64, Arc<Segment>>> {
+        self.segments.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_writer(&self) -> MutexGuard<'_, Writer> {
+        lock(&self.writer)
+    }
+
+    /// Errors if the log is closed or latched failed.
+    fn check_usable(&self) -> Result<(), LogError> {
+        if self.failed.load(Ordering::Acquire) {
+            let reason = lock(&self.failure).clone().unwrap_or_default();
+            return Err(LogError::Failed {
+                dir: self.dir.clone(),
+                reason,
+            });
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return Err(LogError::Closed {
+                dir: self.dir.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Latches the log failed after a write or fsync error: after a failed fsync the page
+    /// cache may have dropped the dirty data, so retrying could report lost data durable.
+    fn fail(&self, error: LogError) -> LogError {
+        tracing::error!(dir = %self.dir.display(), %error, "log failed; taking it offline");
+        let mut failure = lock(&self.failure);
+        if failure.is_none() {
+            *failure = Some(error.to_string());
+        }
+        self.failed.store(true, Ordering::Release);
+        drop(failure);
+        self.flush_done.notify_all();
+        error
+    }
+
+    /// Runs a fallible I/O step, latching the log failed if it errors.
+    fn latch<T>(&self, result: Result<T, LogError>) -> Result<T, LogError> {
+        result.map_err(|e| self.fail(e))
+    }
+
+    /// The active segment's files, opening (or creating) them on first use.
+    fn active_files(&self, writer: &mut Writer) -> Result<ActiveFiles, LogError> {
+        if let Some(files) = &writer.files {
+            return Ok(files.clone());
+        }
+        let open = |path: &Path| -> Result<Arc<dyn FileHandle>, LogError> {
+            let exists = self
+                .fs
+                .exists(path)
+                .map_err(|e| LogError::io("stat", path, e))?;
+            let opened = if exists {
+                self.fs.open(path)
+            } else {
+                self.fs.create(path)
+            };
+            opened.map_err(|e| LogError::io("open", path, e))
+        };
+        let active = &writer.active;
+        let files = ActiveFiles {
+            log: open(&active.log_path)?,
+            index: open(&active.index_path)?,
+            time_index: open(&active.time_index_path)?,
+        };
+        active.pin(Some(Arc::clone(&files.log)));
+        writer.files = Some(files.clone());
+        Ok(files)
+    }
+
+    /// Waits for the flush token. Must not be called with the writer mutex held.
+    fn flush_token(&self) -> Result<FlushToken<'_>, LogError> {
+        let mut state = lock(&self.flush);
+        loop {
+            self.check_usable()?;
+            if !state.in_progress {
+                state.in_progress = true;
+                return Ok(FlushToken { log: self });
+            }
+            state = self
+                .flush_done
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn write_checkpoint(
+        &self,
+        _token: &FlushToken<'_>,
+        checkpoint: Checkpoint,
+    ) -> Result<(), LogError> {
+        self.latch(checkpoint.write(self.fs.as_ref(), &self.dir))?;
+        lock(&self.flush).checkpoint = checkpoint;
+        Ok(())
+    }
+
+    /// Before the first change after open, the checkpoint stops claiming a clean shutdown,
+    /// so that a crash from here on is recovered by scanning.
+    fn ensure_marked_unclean(&self) -> Result<(), LogError> {
+        if self.marked_unclean.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let token = self.flush_token()?;
+        if self.marked_unclean.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut checkpoint = lock(&self.flush).checkpoint;
+        if checkpoint.clean_shutdown {
+            checkpoint.clean_shutdown = false;
+            self.write_checkpoint(&token, checkpoint)?;
+        }
+        self.marked_unclean.store(true, Ordering::Release);
+        Ok(())
+    }
+}

@@ -1,0 +1,494 @@
+//! Opening a log: a clean open reads only the checkpoint, the file list and the active
+//! segment's indexes; after an unclean shutdown the segments from the recovery point on
+//! are scanned, their torn or corrupt tails truncated and their indexes rebuilt.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI64};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+
+use crate::checkpoint::{Checkpoint, CHECKPOINT_TEMP_FILE};
+use crate::config::LogConfig;
+use crate::error::LogError;
+use crate::fs::{write_all_at, FileHandle, FileSystem};
+use crate::handles::HandleCache;
+use crate::segment::{
+    file_name, parse_file_name, read_header, scan_segment, Indexes, Segment, CLEANED_SUFFIX,
+    DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, SWAP_SUFFIX, TIME_INDEX_SUFFIX,
+};
+
+use super::compact::with_suffix;
+use super::{FlushState, Log, Writer};
+
+/// What opening a log found and repaired.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    /// The checkpoint recorded a clean shutdown and the active segment's tail was intact.
+    pub clean: bool,
+    /// Segments validated batch by batch (with their indexes rebuilt).
+    pub segments_scanned: usize,
+    /// Base offset of the segment cut short by recovery, if any.
+    pub truncated_segment: Option<i64>,
+    /// Bytes removed from that segment's tail.
+    pub truncated_bytes: u64,
+    /// Why the scan stopped there.
+    pub truncation_reason: Option<String>,
+    /// Segments after the truncation point (or below the log start) that were deleted.
+    pub segments_deleted: usize,
+    pub log_end_offset: i64,
+}
+
+fn io<'a>(operation: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> LogError + 'a {
+    move |e| LogError::io(operation, path, e)
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir`. `handles` is shared by all logs of a broker and
+    /// bounds their open inactive segment files; `now_ms` starts the flush and roll clocks.
+    pub fn open(
+        dir: &Path,
+        config: LogConfig,
+        handles: Arc<HandleCache>,
+        now_ms: i64,
+    ) -> Result<Log, LogError> {
+        config.validate()?;
+        let fs = Arc::clone(handles.fs());
+        if !fs.exists(dir).map_err(io("stat", dir))? {
+            fs.create_dir_all(dir).map_err(io("create dir", dir))?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                // A new partition directory must itself survive a crash, or all its
+                // synced segments would go with it.
+                fs.sync_dir(parent).map_err(io("fsync dir", parent))?;
+            }
+        }
+        let bases = list_segments(fs.as_ref(), dir)?;
+        let stored = Checkpoint::read(fs.as_ref(), dir)?;
+        let mut report = OpenReport::default();
+        let (segments, checkpoint) = if bases.is_empty() {
+            let start = stored.map_or(0, |c| c.log_start_offset.max(0));
+            create_first_segment(fs.as_ref(), dir, start)?
+        } else {
+            load_segments(
+                fs.as_ref(),
+                dir,
+                &config,
+                &handles,
+                &bases,
+                stored,
+                &mut report,
+            )?
+        };
+        let mut segments = segments;
+        let active = segments
+            .last_key_value()
+            .map(|(_, s)| Arc::clone(s))
+            .ok_or_else(|| LogError::CorruptSegment {
+                path: dir.to_path_buf(),
+                position: 0,
+                reason: "no segment after open".into(),
+            })?;
+        let next_offset = open_active(
+            fs.as_ref(),
+            &active,
+            &config,
+            &handles,
+            &mut segments,
+            &mut report,
+        )?;
+        report.log_end_offset = next_offset;
+        let writer = open_writer(active, next_offset, now_ms);
+        if !report.clean {
+            // Recovery changed files: make them and the directory durable, then record the
+            // new recovery point, before anything is appended.
+            sync_recovered(fs.as_ref(), dir, &segments)?;
+            Checkpoint {
+                clean_shutdown: false,
+                ..checkpoint
+            }
+            .write(fs.as_ref(), dir)?;
+        }
+        let mut log_start = checkpoint.log_start_offset;
+        if log_start > next_offset {
+            // Cannot happen while the log start is only raised over durable data; a
+            // damaged segment could still cut the log below it.
+            tracing::warn!(dir = %dir.display(), log_start, next_offset, "log end below log start");
+            log_start = next_offset;
+        }
+        tracing::info!(dir = %dir.display(), clean = report.clean, log_end_offset = next_offset, "opened log");
+        Ok(Log {
+            dir: dir.to_path_buf(),
+            fs,
+            handles,
+            config,
+            segments: RwLock::new(segments),
+            writer: Mutex::new(writer),
+            flush: Mutex::new(FlushState {
+                in_progress: false,
+                durable_offset: next_offset,
+                checkpoint: Checkpoint {
+                    clean_shutdown: report.clean,
+                    ..checkpoint
+                },
+            }),
+            flush_done: Condvar::new(),
+            log_start_offset: AtomicI64::new(log_start),
+            log_end_offset: AtomicI64::new(next_offset),
+            high_watermark: AtomicI64::new(log_start),
+            marked_unclean: AtomicBool::new(!report.clean),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            report,
+            pending_deletes: Mutex::new(Vec::new()),
+            cleaner: Mutex::new(()),
+        })
+    }
+}
+
+/// Base offsets of the `.log` files, after removing leftovers of interrupted deletions and
+/// checkpoint writes.
+fn list_segments(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<i64>, LogError> {
+    complete_swaps(fs, dir)?;
+    let names = fs.list_dir(dir).map_err(io("list", dir))?;
+    let mut bases = Vec::new();
+    for name in &names {
+        let leftover = name.ends_with(DELETED_SUFFIX)
+            || name.ends_with(CLEANED_SUFFIX)
+            || name.ends_with(SWAP_SUFFIX)
+            || name == CHECKPOINT_TEMP_FILE;
+        if leftover {
+            let path = dir.join(name);
+            fs.remove(&path).map_err(io("remove", &path))?;
+        } else if let Some(base) = parse_file_name(name, LOG_SUFFIX) {
+            bases.push(base);
+        }
+    }
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+/// Finishes compaction swaps that reached their commit point (`B.log.swap` exists): every
+/// `.swap` file of that segment replaces its original. Other `.swap` and `.cleaned` files
+/// belong to passes that did not commit and are removed by the caller.
+fn complete_swaps(fs: &dyn FileSystem, dir: &Path) -> Result<(), LogError> {
+    let names = fs.list_dir(dir).map_err(io("list", dir))?;
+    let committed: Vec<i64> = names
+        .iter()
+        .filter_map(|n| n.strip_suffix(SWAP_SUFFIX))
+        .filter_map(|n| parse_file_name(n, LOG_SUFFIX))
+        .collect();
+    if committed.is_empty() {
+        return Ok(());
+    }
+    for base in committed {
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, LOG_SUFFIX] {
+            let path = dir.join(file_name(base, suffix));
+            let swap = with_suffix(&path, SWAP_SUFFIX);
+            if fs.exists(&swap).map_err(io("stat", &swap))? {
+                fs.rename(&swap, &path).map_err(io("rename", &swap))?;
+            }
+        }
+        tracing::info!(dir = %dir.display(), base, "completed an interrupted compaction swap");
+    }
+    // The completed renames are durable before anything else reads the segments.
+    fs.sync_dir(dir).map_err(io("fsync dir", dir))
+}
+
+fn create_first_segment(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    base_offset: i64,
+) -> Result<(BTreeMap<i64, Arc<Segment>>, Checkpoint), LogError> {
+    let segment = Segment::new(dir, base_offset, 0);
+    for path in [
+        &segment.log_path,
+        &segment.index_path,
+        &segment.time_index_path,
+    ] {
+        fs.create(path).map_err(io("create", path))?;
+    }
+    // The new files' directory entries must be durable before the checkpoint names them.
+    fs.sync_dir(dir).map_err(io("fsync dir", dir))?;
+    let checkpoint = Checkpoint {
+        recovery_point: base_offset,
+        log_start_offset: base_offset,
+        clean_shutdown: false,
+    };
+    checkpoint.write(fs, dir)?;
+    let mut map = BTreeMap::new();
+    map.insert(base_offset, Arc::new(segment));
+    Ok((map, checkpoint))
+}
+
+/// Builds the segment map; scans from the recovery point when the shutdown was unclean.
+fn load_segments(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    config: &LogConfig,
+    handles: &HandleCache,
+    bases: &[i64],
+    stored: Option<Checkpoint>,
+    report: &mut OpenReport,
+) -> Result<(BTreeMap<i64, Arc<Segment>>, Checkpoint), LogError> {
+    let first_base = bases.first().copied().unwrap_or(0);
+    let mut segments = BTreeMap::new();
+    for &base in bases {
+        let segment = Segment::new(dir, base, 0);
+        let len = fs
+            .file_len(&segment.log_path)
+            .map_err(io("stat", &segment.log_path))?;
+        segment.set_size_bytes(len);
+        segments.insert(base, Arc::new(segment));
+    }
+    let log_start = stored
+        .map_or(first_base, |c| c.log_start_offset)
+        .max(first_base);
+    report.segments_deleted += delete_below(fs, &mut segments, log_start, handles)?;
+    let clean = stored.is_some_and(|c| c.clean_shutdown);
+    report.clean = clean;
+    let recovery_point = stored.map_or(first_base, |c| c.recovery_point);
+    if !clean {
+        recover(fs, config, handles, &mut segments, recovery_point, report)?;
+    }
+    let active_base = segments.keys().next_back().copied().unwrap_or(first_base);
+    let checkpoint = Checkpoint {
+        recovery_point: if clean { recovery_point } else { active_base },
+        log_start_offset: log_start,
+        clean_shutdown: clean,
+    };
+    Ok((segments, checkpoint))
+}
+
+/// Removes segments whose offsets all lie below `log_start` (a front truncation whose
+/// file deletions did not complete before a crash).
+fn delete_below(
+    fs: &dyn FileSystem,
+    segments: &mut BTreeMap<i64, Arc<Segment>>,
+    log_start: i64,
+    handles: &HandleCache,
+) -> Result<usize, LogError> {
+    let bases: Vec<i64> = segments.keys().copied().collect();
+    let mut deleted = 0;
+    for pair in bases.windows(2) {
+        if let [base, next] = *pair {
+            if next <= log_start {
+                if let Some(segment) = segments.remove(&base) {
+                    remove_segment_files(fs, &segment, handles)?;
+                    deleted += 1;
+                }
+            }
+        }
+    }
+    Ok(deleted)
+}
+
+pub(super) fn remove_segment_files(
+    fs: &dyn FileSystem,
+    segment: &Segment,
+    handles: &HandleCache,
+) -> Result<(), LogError> {
+    for path in [
+        &segment.log_path,
+        &segment.index_path,
+        &segment.time_index_path,
+    ] {
+        handles.forget(path);
+        if fs.exists(path).map_err(io("stat", path))? {
+            fs.remove(path).map_err(io("remove", path))?;
+        }
+    }
+    Ok(())
+}
+
+/// Scans every segment from the one holding `recovery_point`; at the first invalid batch
+/// truncates there and deletes all later segments.
+fn recover(
+    fs: &dyn FileSystem,
+    config: &LogConfig,
+    handles: &HandleCache,
+    segments: &mut BTreeMap<i64, Arc<Segment>>,
+    recovery_point: i64,
+    report: &mut OpenReport,
+) -> Result<(), LogError> {
+    let start = segments
+        .range(..=recovery_point)
+        .next_back()
+        .map(|(b, _)| *b)
+        .or_else(|| segments.keys().next().copied())
+        .unwrap_or(0);
+    let to_scan: Vec<Arc<Segment>> = segments
+        .range(start..)
+        .map(|(_, s)| Arc::clone(s))
+        .collect();
+    let mut cut = false;
+    for segment in to_scan {
+        if cut {
+            segments.remove(&segment.base_offset);
+            remove_segment_files(fs, &segment, handles)?;
+            report.segments_deleted += 1;
+            continue;
+        }
+        let file = fs
+            .open(&segment.log_path)
+            .map_err(io("open", &segment.log_path))?;
+        let len = segment.size_bytes();
+        let scan = scan_segment(
+            file.as_ref(),
+            &segment.log_path,
+            segment.base_offset,
+            0,
+            len,
+            config,
+        )?;
+        report.segments_scanned += 1;
+        if scan.valid_bytes < len {
+            tracing::warn!(segment = %segment.log_path.display(), valid_bytes = scan.valid_bytes, len, reason = ?scan.error, "truncating segment");
+            file.set_len(scan.valid_bytes)
+                .map_err(io("truncate", &segment.log_path))?;
+            segment.set_size_bytes(scan.valid_bytes);
+            report.truncated_segment = Some(segment.base_offset);
+            report.truncated_bytes = len - scan.valid_bytes;
+            report.truncation_reason = scan.error.clone();
+            cut = true;
+        }
+        let end_offset = scan.next_offset.unwrap_or(segment.base_offset);
+        let next_base = segments
+            .range(segment.base_offset + 1..)
+            .next()
+            .map(|(b, _)| *b);
+        if let Some(next_base) = next_base.filter(|next| end_offset < *next && !cut) {
+            // The segment lost an unsynced tail at a batch boundary while a later segment
+            // survived: keeping the later one would leave a hole in the offsets.
+            tracing::warn!(segment = %segment.log_path.display(), end_offset, next_base, "segment ends before the next one starts");
+            report.truncated_segment = Some(segment.base_offset);
+            report.truncation_reason = Some(format!(
+                "segment ends at offset {end_offset}, the next starts at {next_base}"
+            ));
+            cut = true;
+        }
+        write_index_files(fs, &segment, &scan.indexes)?;
+        segment.set_indexes(scan.indexes);
+    }
+    Ok(())
+}
+
+/// Replaces a segment's index files with trimmed copies of `indexes`.
+fn write_index_files(
+    fs: &dyn FileSystem,
+    segment: &Segment,
+    indexes: &Indexes,
+) -> Result<(), LogError> {
+    for (path, bytes) in [
+        (&segment.index_path, indexes.offset.encode()),
+        (&segment.time_index_path, indexes.time.encode()),
+    ] {
+        let file = fs.create(path).map_err(io("create", path))?;
+        write_all_at(file.as_ref(), 0, &bytes).map_err(io("write", path))?;
+    }
+    Ok(())
+}
+
+/// Loads the active segment's indexes and finds the log end offset by scanning from the
+/// last offset-index entry (bounded by `index.interval.bytes` plus one batch). A damaged
+/// tail in a supposedly clean log falls back to recovering that segment.
+fn open_active(
+    fs: &dyn FileSystem,
+    active: &Arc<Segment>,
+    config: &LogConfig,
+    handles: &HandleCache,
+    segments: &mut BTreeMap<i64, Arc<Segment>>,
+    report: &mut OpenReport,
+) -> Result<i64, LogError> {
+    let (start, mut indexes) = active.with_indexes(handles, config, |ix| {
+        (
+            ix.offset.last().map_or(0, |e| u64::from(e.position)),
+            ix.clone(),
+        )
+    })?;
+    let file = fs
+        .open(&active.log_path)
+        .map_err(io("open", &active.log_path))?;
+    let len = active.size_bytes();
+    let scan = scan_segment(
+        file.as_ref(),
+        &active.log_path,
+        active.base_offset,
+        start,
+        len,
+        config,
+    )?;
+    if scan.valid_bytes < len {
+        report.clean = false;
+        recover(fs, config, handles, segments, active.base_offset, report)?;
+        let rescan = active.with_indexes(handles, config, |ix| ix.clone())?;
+        let next = next_offset_from(file.as_ref(), active, &rescan)?;
+        return Ok(next);
+    }
+    if let Some(first) = read_header(file.as_ref(), &active.log_path, 0, len)? {
+        indexes.first_batch_timestamp_ms = Some(first.max_timestamp);
+    }
+    // The scan restarted its own index state; fold in the tail's max timestamp.
+    if scan.indexes.max_timestamp_ms > indexes.max_timestamp_ms {
+        indexes.max_timestamp_ms = scan.indexes.max_timestamp_ms;
+        indexes.offset_of_max_timestamp = scan.indexes.offset_of_max_timestamp;
+    }
+    active.set_indexes(indexes);
+    Ok(scan.next_offset.unwrap_or(active.base_offset))
+}
+
+/// The offset after the last batch of a just-recovered active segment.
+fn next_offset_from(
+    file: &dyn FileHandle,
+    active: &Segment,
+    indexes: &Indexes,
+) -> Result<i64, LogError> {
+    let len = active.size_bytes();
+    let mut position = indexes.offset.last().map_or(0, |e| u64::from(e.position));
+    let mut next = active.base_offset;
+    while let Some(header) = read_header(file, &active.log_path, position, len)? {
+        next = header.next_offset();
+        position += header.size_bytes() as u64;
+    }
+    Ok(next)
+}
+
+fn open_writer(active: Arc<Segment>, next_offset: i64, now_ms: i64) -> Writer {
+    Writer {
+        active,
+        files: None,
+        indexes_preallocated: false,
+        active_since_ms: now_ms,
+        next_offset,
+        records_since_flush: 0,
+        last_flush_ms: now_ms,
+        rolled: Vec::new(),
+        dir_dirty: true,
+    }
+}
+
+/// Makes recovered segments (truncations, rebuilt indexes) and the directory durable.
+fn sync_recovered(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    segments: &BTreeMap<i64, Arc<Segment>>,
+) -> Result<(), LogError> {
+    for segment in segments.values() {
+        if segment.lock_indexes().is_none() {
+            continue; // not scanned: untouched by recovery
+        }
+        for path in [
+            &segment.log_path,
+            &segment.index_path,
+            &segment.time_index_path,
+        ] {
+            // fsync through any handle makes the file's data durable.
+            let file = fs.open(path).map_err(io("open", path))?;
+            // Truncations and rebuilt indexes must be durable before the checkpoint moves
+            // the recovery point past them.
+            file.sync().map_err(io("fsync", path))?;
+        }
+    }
+    // Deleted later segments and the recreated index files' entries, durable with the data.
+    fs.sync_dir(dir).map_err(io("fsync dir", dir))?;
+    Ok(())
+}

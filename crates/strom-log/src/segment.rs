@@ -1,0 +1,463 @@
+//! One segment: its files (`.log`, `.index`, `.timeindex`, named by the 20-digit base
+//! offset), the indexes in memory, and the scan that validates a segment's batches and
+//! rebuilds its indexes.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use strom_records::{validate, BatchHeader, ValidateLimits, BATCH_HEADER_BYTES};
+
+use crate::config::{LogConfig, OFFSET_INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES};
+use crate::error::LogError;
+use crate::fs::{read_all, read_exact_at, FileHandle};
+use crate::handles::HandleCache;
+use crate::index::{entries_max, OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
+
+pub const LOG_SUFFIX: &str = ".log";
+pub const INDEX_SUFFIX: &str = ".index";
+pub const TIME_INDEX_SUFFIX: &str = ".timeindex";
+/// Appended to a file's name when it is scheduled for deletion.
+pub const DELETED_SUFFIX: &str = ".deleted";
+/// A cleaned copy of a segment file being written (discarded if found at open).
+pub const CLEANED_SUFFIX: &str = ".cleaned";
+/// A cleaned copy that replaces the original (the swap is completed if found at open).
+pub const SWAP_SUFFIX: &str = ".swap";
+/// Kafka's `RecordBatch.NO_TIMESTAMP`.
+pub const NO_TIMESTAMP: i64 = -1;
+/// Bytes read at a time when scanning a segment.
+const SCAN_CHUNK_BYTES: usize = 1 << 20;
+
+/// Kafka's file name for a segment file: the base offset as 20 zero-padded digits.
+pub fn file_name(base_offset: i64, suffix: &str) -> String {
+    format!("{base_offset:020}{suffix}")
+}
+
+/// The base offset of a segment file name with `suffix`, if it is one.
+pub fn parse_file_name(name: &str, suffix: &str) -> Option<i64> {
+    let digits = name.strip_suffix(suffix)?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The in-memory indexes of a segment plus what appending to it needs to know.
+#[derive(Clone, Debug)]
+pub struct Indexes {
+    pub offset: OffsetIndex,
+    pub time: TimeIndex,
+    pub max_timestamp_ms: i64,
+    pub offset_of_max_timestamp: i64,
+    /// The first batch's max timestamp: `segment.ms` counts from it (as Kafka does).
+    pub first_batch_timestamp_ms: Option<i64>,
+    pub bytes_since_last_entry: u64,
+}
+
+impl Indexes {
+    pub fn new(config: &LogConfig) -> Indexes {
+        Indexes {
+            offset: OffsetIndex::new(entries_max(
+                config.segment_index_bytes,
+                OFFSET_INDEX_ENTRY_BYTES,
+            )),
+            time: TimeIndex::new(entries_max(
+                config.segment_index_bytes,
+                TIME_INDEX_ENTRY_BYTES,
+            )),
+            max_timestamp_ms: NO_TIMESTAMP,
+            offset_of_max_timestamp: -1,
+            first_batch_timestamp_ms: None,
+            bytes_since_last_entry: 0,
+        }
+    }
+
+    /// Accounts for a batch written at `position`; returns the index entries to write.
+    pub fn on_batch(
+        &mut self,
+        base_offset: i64,
+        header: &BatchHeader,
+        position: u64,
+        index_interval_bytes: u64,
+    ) -> (Option<OffsetEntry>, Option<TimeEntry>) {
+        if header.max_timestamp > self.max_timestamp_ms {
+            self.max_timestamp_ms = header.max_timestamp;
+            self.offset_of_max_timestamp = header.last_offset();
+        }
+        if self.first_batch_timestamp_ms.is_none() {
+            self.first_batch_timestamp_ms = Some(header.max_timestamp);
+        }
+        let mut added = (None, None);
+        if self.bytes_since_last_entry > index_interval_bytes {
+            let rel = relative(base_offset, header.last_offset());
+            let pos = u32::try_from(position).ok();
+            if let (Some(relative_offset), Some(position)) = (rel, pos) {
+                added.0 = self.offset.push(OffsetEntry {
+                    relative_offset,
+                    position,
+                });
+            }
+            added.1 = self.time_entry(base_offset, false);
+            self.bytes_since_last_entry = 0;
+        }
+        self.bytes_since_last_entry = self
+            .bytes_since_last_entry
+            .saturating_add(header.size_bytes() as u64);
+        added
+    }
+
+    /// The time-index entry for the max timestamp so far, if it is new.
+    pub fn time_entry(&mut self, base_offset: i64, final_entry: bool) -> Option<TimeEntry> {
+        if self.max_timestamp_ms == NO_TIMESTAMP {
+            return None;
+        }
+        let relative_offset = relative(base_offset, self.offset_of_max_timestamp)?;
+        self.time.push(
+            TimeEntry {
+                timestamp_ms: self.max_timestamp_ms,
+                relative_offset,
+            },
+            final_entry,
+        )
+    }
+}
+
+/// `offset - base_offset` as stored in the indexes, if it fits.
+pub fn relative(base_offset: i64, offset: i64) -> Option<u32> {
+    offset
+        .checked_sub(base_offset)
+        .and_then(|d| u32::try_from(d).ok())
+}
+
+/// A segment shared by the writer and readers.
+#[derive(Debug)]
+pub struct Segment {
+    pub base_offset: i64,
+    pub log_path: PathBuf,
+    pub index_path: PathBuf,
+    pub time_index_path: PathBuf,
+    /// Bytes of whole batches readers may see; published after the write completes.
+    size_bytes: AtomicU64,
+    /// The writer's handle while the segment is active; inactive ones go through the cache.
+    pinned: RwLock<Option<Arc<dyn FileHandle>>>,
+    /// `None` until first needed: opening a log does not read inactive segments' indexes.
+    indexes: Mutex<Option<Indexes>>,
+}
+
+impl Segment {
+    pub fn new(dir: &Path, base_offset: i64, size_bytes: u64) -> Segment {
+        Segment {
+            base_offset,
+            log_path: dir.join(file_name(base_offset, LOG_SUFFIX)),
+            index_path: dir.join(file_name(base_offset, INDEX_SUFFIX)),
+            time_index_path: dir.join(file_name(base_offset, TIME_INDEX_SUFFIX)),
+            size_bytes: AtomicU64::new(size_bytes),
+            pinned: RwLock::new(None),
+            indexes: Mutex::new(None),
+        }
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.size_bytes.load(Ordering::Acquire)
+    }
+
+    /// Publishes bytes the writer has finished writing (Release pairs with readers'
+    /// Acquire: a reader that sees the size sees the bytes).
+    pub fn set_size_bytes(&self, size_bytes: u64) {
+        self.size_bytes.store(size_bytes, Ordering::Release);
+    }
+
+    pub fn pin(&self, file: Option<Arc<dyn FileHandle>>) {
+        *self.pinned.write().unwrap_or_else(|e| e.into_inner()) = file;
+    }
+
+    /// A handle for reading the `.log` file.
+    pub fn log_file(&self, cache: &HandleCache) -> Result<Arc<dyn FileHandle>, LogError> {
+        if let Some(file) = self.pinned_file() {
+            return Ok(file);
+        }
+        let opened = cache.get(&self.log_path);
+        // Deletion and compaction pin the old file before renaming it away. Seeing no pin
+        // now means the open above came before any rename and got the right file; seeing
+        // one means the name may already point elsewhere (or nowhere): use the pin.
+        if let Some(file) = self.pinned_file() {
+            return Ok(file);
+        }
+        opened.map_err(|e| LogError::io("open", &self.log_path, e))
+    }
+
+    fn pinned_file(&self) -> Option<Arc<dyn FileHandle>> {
+        self.pinned
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(Arc::clone)
+    }
+
+    pub fn lock_indexes(&self) -> MutexGuard<'_, Option<Indexes>> {
+        self.indexes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_indexes(&self, indexes: Indexes) {
+        *self.lock_indexes() = Some(indexes);
+    }
+
+    /// Runs `f` on the indexes, loading them first if needed (from the index files, or by
+    /// scanning the segment when the files are missing or implausible).
+    pub fn with_indexes<T>(
+        &self,
+        cache: &HandleCache,
+        config: &LogConfig,
+        f: impl FnOnce(&Indexes) -> T,
+    ) -> Result<T, LogError> {
+        let mut guard = self.lock_indexes();
+        if guard.is_none() {
+            *guard = Some(self.load_indexes(cache, config)?);
+        }
+        match guard.as_ref() {
+            Some(indexes) => Ok(f(indexes)),
+            None => Err(LogError::CorruptSegment {
+                path: self.index_path.clone(),
+                position: 0,
+                reason: "indexes missing after load".into(),
+            }),
+        }
+    }
+
+    fn load_indexes(&self, cache: &HandleCache, config: &LogConfig) -> Result<Indexes, LogError> {
+        match self.read_index_files(cache, config) {
+            Ok(indexes) => Ok(indexes),
+            Err(reason) => {
+                tracing::warn!(segment = %self.log_path.display(), %reason, "rebuilding indexes");
+                let file = self.log_file(cache)?;
+                let scan = scan_segment(
+                    file.as_ref(),
+                    &self.log_path,
+                    self.base_offset,
+                    0,
+                    self.size_bytes(),
+                    config,
+                )?;
+                if let Some(err) = &scan.error {
+                    tracing::warn!(segment = %self.log_path.display(), %err, "damage in a segment below the recovery point");
+                }
+                Ok(scan.indexes)
+            }
+        }
+    }
+
+    fn read_index_files(&self, cache: &HandleCache, config: &LogConfig) -> Result<Indexes, String> {
+        let fs = cache.fs();
+        let read = |path: &Path| -> Result<Vec<u8>, String> {
+            let file = fs.open(path).map_err(|e| e.to_string())?;
+            read_all(file.as_ref(), config.segment_index_bytes).map_err(|e| e.to_string())
+        };
+        let mut indexes = Indexes::new(config);
+        let offset_max = entries_max(config.segment_index_bytes, OFFSET_INDEX_ENTRY_BYTES);
+        let time_max = entries_max(config.segment_index_bytes, TIME_INDEX_ENTRY_BYTES);
+        indexes.offset =
+            OffsetIndex::decode(&read(&self.index_path)?, offset_max, self.size_bytes())
+                .map_err(|e| e.to_string())?;
+        indexes.time = TimeIndex::decode(&read(&self.time_index_path)?, time_max)
+            .map_err(|e| e.to_string())?;
+        if let Some(last) = indexes.time.last() {
+            indexes.max_timestamp_ms = last.timestamp_ms;
+            indexes.offset_of_max_timestamp = self.base_offset + i64::from(last.relative_offset);
+        }
+        Ok(indexes)
+    }
+}
+
+/// Reads the header of the batch at `position`; `None` at or past `end`.
+pub fn read_header(
+    file: &dyn FileHandle,
+    path: &Path,
+    position: u64,
+    end: u64,
+) -> Result<Option<BatchHeader>, LogError> {
+    if position >= end {
+        return Ok(None);
+    }
+    let corrupt = |reason: String| LogError::CorruptSegment {
+        path: path.to_path_buf(),
+        position,
+        reason,
+    };
+    if end - position < BATCH_HEADER_BYTES as u64 {
+        return Err(corrupt("partial batch header".into()));
+    }
+    let mut buf = [0u8; BATCH_HEADER_BYTES];
+    read_exact_at(file, position, &mut buf).map_err(|e| LogError::io("read", path, e))?;
+    let header = BatchHeader::parse(&buf).map_err(|e| corrupt(e.to_string()))?;
+    if (header.size_bytes() as u64) < BATCH_HEADER_BYTES as u64
+        || position + header.size_bytes() as u64 > end
+    {
+        return Err(corrupt(format!(
+            "batch length {} out of bounds",
+            header.batch_length
+        )));
+    }
+    Ok(Some(header))
+}
+
+/// Calls `f` with the header, position and bytes of every batch between `start` and
+/// `end`, reading one batch at a time (memory bounded by the largest batch).
+pub fn for_each_batch(
+    file: &dyn FileHandle,
+    path: &Path,
+    start: u64,
+    end: u64,
+    mut f: impl FnMut(&BatchHeader, u64, Vec<u8>) -> Result<(), LogError>,
+) -> Result<(), LogError> {
+    let mut position = start;
+    while let Some(header) = read_header(file, path, position, end)? {
+        let mut bytes = vec![0u8; header.size_bytes()];
+        read_exact_at(file, position, &mut bytes).map_err(|e| LogError::io("read", path, e))?;
+        let size = bytes.len() as u64;
+        f(&header, position, bytes)?;
+        position += size;
+    }
+    Ok(())
+}
+
+/// The result of validating a segment's batches.
+#[derive(Debug)]
+pub struct ScanResult {
+    pub indexes: Indexes,
+    /// Bytes of valid batches from position 0; the segment is truncated here.
+    pub valid_bytes: u64,
+    /// The offset after the last valid batch, if any batch was found.
+    pub next_offset: Option<i64>,
+    /// Why the scan stopped before `end`, if it did.
+    pub error: Option<String>,
+}
+
+/// Validates the batches of a segment between `start` and `end` (CRC, lengths, offsets
+/// increasing and within the segment) and rebuilds the indexes. `start` must be a batch
+/// boundary; indexes are rebuilt only when it is 0.
+pub fn scan_segment(
+    file: &dyn FileHandle,
+    path: &Path,
+    base_offset: i64,
+    start: u64,
+    end: u64,
+    config: &LogConfig,
+) -> Result<ScanResult, LogError> {
+    let mut result = ScanResult {
+        indexes: Indexes::new(config),
+        valid_bytes: start,
+        next_offset: None,
+        error: None,
+    };
+    let limits = ValidateLimits {
+        batch_bytes_max: usize::try_from(i32::MAX).unwrap_or(usize::MAX),
+    };
+    let mut buf: Vec<u8> = Vec::new();
+    let mut buf_start = start;
+    let mut position = start;
+    let mut expected_offset = base_offset;
+    while position < end {
+        let Some(size) = peek_size(&mut buf, &mut buf_start, file, path, position, end)? else {
+            result.error = Some(format!("torn or invalid batch length at byte {position}"));
+            break;
+        };
+        let from = usize::try_from(position - buf_start).unwrap_or(usize::MAX);
+        let Some(bytes) = buf.get(from..from.saturating_add(size)) else {
+            result.error = Some(format!("truncated batch at byte {position}"));
+            break;
+        };
+        let header = match validate(bytes, &limits) {
+            Ok(h) => h,
+            Err(e) => {
+                result.error = Some(format!("invalid batch at byte {position}: {e}"));
+                break;
+            }
+        };
+        if header.base_offset < expected_offset
+            || relative(base_offset, header.last_offset()).is_none()
+        {
+            result.error = Some(format!(
+                "batch at byte {position} has offset {} below {expected_offset} or outside the segment",
+                header.base_offset
+            ));
+            break;
+        }
+        result
+            .indexes
+            .on_batch(base_offset, &header, position, config.index_interval_bytes);
+        expected_offset = header.next_offset();
+        result.next_offset = Some(expected_offset);
+        position += size as u64;
+        result.valid_bytes = position;
+    }
+    Ok(result)
+}
+
+/// Makes sure `buf` holds the whole batch at `position` (refilling it from the file) and
+/// returns the batch's size; `None` if the length field is implausible or runs past `end`.
+fn peek_size(
+    buf: &mut Vec<u8>,
+    buf_start: &mut u64,
+    file: &dyn FileHandle,
+    path: &Path,
+    position: u64,
+    end: u64,
+) -> Result<Option<usize>, LogError> {
+    let remaining = end - position;
+    if remaining < BATCH_HEADER_BYTES as u64 {
+        return Ok(None);
+    }
+    let fill = |buf: &mut Vec<u8>, buf_start: &mut u64, want: u64| -> Result<(), LogError> {
+        let len = usize::try_from(want.min(remaining)).unwrap_or(0);
+        buf.resize(len, 0);
+        read_exact_at(file, position, buf).map_err(|e| LogError::io("read", path, e))?;
+        *buf_start = position;
+        Ok(())
+    };
+    let in_buf = |buf: &Vec<u8>, buf_start: u64, len: u64| {
+        position >= buf_start && position + len <= buf_start + buf.len() as u64
+    };
+    if !in_buf(buf, *buf_start, BATCH_HEADER_BYTES as u64) {
+        fill(buf, buf_start, SCAN_CHUNK_BYTES as u64)?;
+    }
+    let from = usize::try_from(position - *buf_start).unwrap_or(usize::MAX);
+    let Some(header) = buf.get(from..).and_then(|b| BatchHeader::parse(b).ok()) else {
+        return Ok(None);
+    };
+    let size = header.size_bytes() as u64;
+    if size < BATCH_HEADER_BYTES as u64 || size > remaining {
+        return Ok(None);
+    }
+    if !in_buf(buf, *buf_start, size) {
+        fill(buf, buf_start, size.max(SCAN_CHUNK_BYTES as u64))?;
+    }
+    Ok(usize::try_from(size).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_twenty_digits() {
+        assert_eq!(file_name(0, LOG_SUFFIX), "00000000000000000000.log");
+        assert_eq!(file_name(1234, INDEX_SUFFIX), "00000000000000001234.index");
+        assert_eq!(
+            parse_file_name("00000000000000001234.index", INDEX_SUFFIX),
+            Some(1234)
+        );
+        assert_eq!(
+            parse_file_name("00000000000000001234.index", LOG_SUFFIX),
+            None
+        );
+        assert_eq!(parse_file_name("1234.log", LOG_SUFFIX), None);
+        assert_eq!(
+            parse_file_name("0000000000000000123x.log", LOG_SUFFIX),
+            None
+        );
+        assert_eq!(
+            parse_file_name("99999999999999999999.log", LOG_SUFFIX),
+            None
+        );
+    }
+}
