@@ -1,0 +1,114 @@
+//! One client connection to a controller process: request/response with reconnect and
+//! per-call timeouts. Any failure drops the socket, so the next call reconnects.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+use crate::wire::{self, kind, WireError};
+
+/// Why a call failed, split the way callers retry differently.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// No connection could be made: back off before retrying.
+    #[error("cannot connect to {addr}: {source}")]
+    Unreachable { addr: String, source: WireError },
+    /// The connection failed mid-call: the request may or may not have been handled.
+    #[error("call to {addr} failed: {source}")]
+    Network { addr: String, source: WireError },
+}
+
+#[derive(Debug)]
+pub struct Conn {
+    addr: String,
+    stream: Option<TcpStream>,
+    frame_bytes_max: usize,
+    connect_timeout: Duration,
+}
+
+impl Conn {
+    pub fn new(addr: String, frame_bytes_max: usize, connect_timeout: Duration) -> Conn {
+        Conn {
+            addr,
+            stream: None,
+            frame_bytes_max,
+            connect_timeout,
+        }
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Sends `request` as a `request_kind` frame and waits up to `call_timeout` for the answer.
+    pub async fn call<Req, Resp>(
+        &mut self,
+        request_kind: u8,
+        request: &Req,
+        call_timeout: Duration,
+    ) -> Result<Resp, CallError>
+    where
+        Req: Serialize + ?Sized,
+        Resp: DeserializeOwned,
+    {
+        let stream = match self.stream.take() {
+            Some(stream) => stream,
+            None => self.connect().await?,
+        };
+        match timeout(call_timeout, self.exchange(stream, request_kind, request)).await {
+            Ok(Ok((stream, response))) => {
+                self.stream = Some(stream);
+                Ok(response)
+            }
+            Ok(Err(source)) => Err(self.network(source)),
+            Err(_) => Err(self.network(WireError::Timeout(call_timeout))),
+        }
+    }
+
+    async fn connect(&self) -> Result<TcpStream, CallError> {
+        let unreachable = |source| CallError::Unreachable {
+            addr: self.addr.clone(),
+            source,
+        };
+        let stream = timeout(self.connect_timeout, TcpStream::connect(&self.addr))
+            .await
+            .map_err(|_| unreachable(WireError::Timeout(self.connect_timeout)))?
+            .map_err(|e| unreachable(WireError::Io(e)))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| unreachable(WireError::Io(e)))?;
+        Ok(stream)
+    }
+
+    async fn exchange<Req, Resp>(
+        &self,
+        mut stream: TcpStream,
+        request_kind: u8,
+        request: &Req,
+    ) -> Result<(TcpStream, Resp), WireError>
+    where
+        Req: Serialize + ?Sized,
+        Resp: DeserializeOwned,
+    {
+        wire::write_frame(&mut stream, request_kind, request, self.frame_bytes_max).await?;
+        let (response_kind, body) = wire::read_frame(&mut stream, self.frame_bytes_max)
+            .await?
+            .ok_or_else(|| WireError::Malformed("connection closed before the response".into()))?;
+        if response_kind != kind::RESPONSE {
+            return Err(WireError::Malformed(format!(
+                "unexpected frame kind {response_kind}"
+            )));
+        }
+        Ok((stream, wire::decode(&body)?))
+    }
+
+    fn network(&self, source: WireError) -> CallError {
+        CallError::Network {
+            addr: self.addr.clone(),
+            source,
+        }
+    }
+}

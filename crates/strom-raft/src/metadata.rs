@@ -1,0 +1,97 @@
+//! strom-meta plugged into the raft layer: the metadata image as the replicated state and
+//! the controller as the request handler (`ControllerRequest` in, `ControllerReply` or the
+//! whole-request error out, both crossing the wire as JSON when forwarded to the leader).
+
+use strom_meta::{
+    decode_records, encode_records, ApiError, ControllerConfig, ControllerReply, ControllerRequest,
+    IdSource, MetaError, MetadataDelta, MetadataImage,
+};
+use uuid::Uuid;
+
+use crate::config::NodeConfig;
+use crate::controller_task::Controller;
+use crate::node::{RaftNode, StartError};
+use crate::state::ReplicatedState;
+
+impl ReplicatedState for MetadataImage {
+    type Delta = MetadataDelta;
+    type Error = MetaError;
+
+    fn apply_payload(&self, payload: &[u8]) -> Result<(Self, MetadataDelta), MetaError> {
+        let records = decode_records(payload)?;
+        self.apply(&records)
+    }
+
+    fn encode_snapshot(&self) -> Vec<u8> {
+        MetadataImage::encode_snapshot(self)
+    }
+
+    fn decode_snapshot(bytes: &[u8]) -> Result<Self, MetaError> {
+        MetadataImage::decode_snapshot(bytes)
+    }
+}
+
+/// Topic ids from the operating system's random source, so ids never repeat across
+/// restarts or leaders (a seeded source would restart its sequence).
+#[derive(Debug, Default)]
+pub struct RandomIdSource;
+
+impl IdSource for RandomIdSource {
+    fn next_topic_id(&mut self) -> Uuid {
+        Uuid::new_v4()
+    }
+}
+
+/// strom-meta's controller behind the raft layer's [`Controller`] seam.
+#[derive(Debug)]
+pub struct MetadataController {
+    inner: strom_meta::Controller,
+}
+
+impl MetadataController {
+    pub fn new(config: ControllerConfig) -> Self {
+        MetadataController {
+            inner: strom_meta::Controller::with_id_source(config, Box::new(RandomIdSource)),
+        }
+    }
+}
+
+/// The controller's answer: the reply, or the error that refused the whole request.
+pub type MetadataReply = Result<ControllerReply, ApiError>;
+
+impl Controller for MetadataController {
+    type State = MetadataImage;
+    type Request = ControllerRequest;
+    type Reply = MetadataReply;
+
+    fn handle(
+        &mut self,
+        image: &MetadataImage,
+        request: ControllerRequest,
+        now_ms: i64,
+    ) -> (Option<Vec<u8>>, MetadataReply) {
+        match self.inner.handle(image, request, now_ms) {
+            Ok((records, reply)) => (entry(&records), Ok(reply)),
+            Err(e) => (None, Err(e.0)),
+        }
+    }
+
+    fn tick(&mut self, image: &MetadataImage, now_ms: i64) -> Option<Vec<u8>> {
+        entry(&self.inner.expire_broker_sessions(image, now_ms))
+    }
+}
+
+fn entry(records: &[strom_meta::MetadataRecord]) -> Option<Vec<u8>> {
+    (!records.is_empty()).then(|| encode_records(records))
+}
+
+/// The metadata quorum node the broker runs on.
+pub type MetadataNode = RaftNode<MetadataController>;
+
+/// Starts a metadata node with strom-meta's controller.
+pub async fn start_metadata_node(
+    config: NodeConfig,
+    controller: ControllerConfig,
+) -> Result<MetadataNode, StartError> {
+    RaftNode::start(config, MetadataController::new(controller)).await
+}

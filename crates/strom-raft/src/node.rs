@@ -1,0 +1,500 @@
+//! A running raft node: storage, transport server, openraft core and the controller task,
+//! started from a [`NodeConfig`]; the API the broker and tools use.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::{BasicNode, SnapshotPolicy};
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+
+use crate::config::{ConfigError, NodeConfig};
+use crate::conn::Conn;
+use crate::controller_task::{Controller, ControllerTask, Job};
+use crate::durable_log::{DurableLog, LogError};
+use crate::fsutil::DirLock;
+use crate::log_store::LogStore;
+use crate::network::NetworkFactory;
+use crate::server::Server;
+use crate::state::{Applied, ReplicatedState, StateEvent};
+use crate::state_machine::StateMachineStore;
+use crate::types::{NodeId, Raft};
+use crate::wire::{kind, QuorumStatus, ReadStateRequest, StateReply, SubmitError, SubmitRequest};
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid raft configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Lock(std::io::Error),
+    #[error("cannot read or write the node identity file: {0}")]
+    Identity(std::io::Error),
+    #[error("data directory {dir} belongs to node {stored}, not to node.id {configured}")]
+    WrongNode {
+        dir: std::path::PathBuf,
+        stored: NodeId,
+        configured: NodeId,
+    },
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("cannot load the snapshot: {0}")]
+    Snapshot(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("raft failed to start: {0}")]
+    Raft(String),
+}
+
+/// A raft node serving controller `K`. Cloning shares the node. Stop it with
+/// [`RaftNode::shutdown`]: its own tasks hold clones, so dropping handles does not stop it.
+pub struct RaftNode<K: Controller> {
+    inner: Arc<Inner<K>>,
+}
+
+impl<K: Controller> Clone for RaftNode<K> {
+    fn clone(&self) -> Self {
+        RaftNode {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+type Delta<K> = <<K as Controller>::State as ReplicatedState>::Delta;
+
+struct Inner<K: Controller> {
+    config: NodeConfig,
+    raft: Raft,
+    state: watch::Receiver<Applied<K::State>>,
+    events: broadcast::Sender<StateEvent<Delta<K>>>,
+    jobs: mpsc::Sender<Job<K>>,
+    local_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Released by `shutdown`, once raft no longer writes, so a restart can take it at once.
+    lock: Mutex<Option<DirLock>>,
+}
+
+impl<K: Controller> RaftNode<K> {
+    /// Opens the data directory (locking it), replays snapshot + log, starts listening and
+    /// joins (or, on first start, initializes) the quorum named by the configured voters.
+    pub async fn start(config: NodeConfig, controller: K) -> Result<RaftNode<K>, StartError> {
+        config.validate()?;
+        let lock = DirLock::acquire(&config.data_dir).map_err(StartError::Lock)?;
+        check_node_identity(&config)?;
+        let (log, report) = DurableLog::open(&config.data_dir, config.log)?;
+        tracing::info!(
+            "raft log {}: {} entries in {} segments, last {:?}, {} torn bytes cut",
+            config.data_dir.display(),
+            log.entry_count(),
+            report.segments,
+            log.last_log_id(),
+            report.torn_bytes_cut
+        );
+        let (sm, channels) =
+            StateMachineStore::<K::State>::open(&config.data_dir, config.events_capacity)
+                .map_err(StartError::Snapshot)?;
+        let listener = TcpListener::bind(config.listen_addr)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: config.listen_addr,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: config.listen_addr,
+            source,
+        })?;
+        let raft = start_raft(&config, LogStore::new(log), sm).await?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (jobs_tx, jobs_rx) = mpsc::channel(config.submit_queue_max);
+        let task = ControllerTask {
+            raft: raft.clone(),
+            state: channels.state.clone(),
+            controller,
+            jobs: jobs_rx,
+            submit_timeout: Duration::from_millis(config.submit_timeout_ms),
+            entry_bytes_max: config.entry_bytes_max(),
+            tick_interval: Duration::from_millis(config.controller_tick_ms),
+            node_id: config.node_id,
+            shutdown: shutdown_rx.clone(),
+        };
+        let controller_handle = tokio::spawn(task.run());
+        let node = RaftNode {
+            inner: Arc::new(Inner {
+                config,
+                raft,
+                state: channels.state,
+                events: channels.events,
+                jobs: jobs_tx,
+                local_addr,
+                shutdown,
+                tasks: Mutex::new(vec![controller_handle]),
+                lock: Mutex::new(Some(lock)),
+            }),
+        };
+        let server = Server::new(node.clone(), listener, shutdown_rx);
+        node.track(tokio::spawn(server.run()));
+        node.initialize_if_new().await?;
+        node.warn_on_voter_mismatch();
+        Ok(node)
+    }
+
+    /// Voters are fixed when the log is created (as KRaft's static quorum); a later change
+    /// of `controller.quorum.voters` does not reconfigure the quorum, so say so.
+    fn warn_on_voter_mismatch(&self) {
+        let config = &self.inner.config;
+        if config.voters.is_empty() {
+            return;
+        }
+        let metrics = self.inner.raft.metrics().borrow().clone();
+        let in_log: Vec<NodeId> = metrics.membership_config.membership().voter_ids().collect();
+        let configured: Vec<NodeId> = config.voters.keys().copied().collect();
+        if !in_log.is_empty() && in_log != configured {
+            tracing::warn!(
+                "configured voters {configured:?} differ from the quorum in the log {in_log:?}; \
+                 the log's quorum stays in force"
+            );
+        }
+    }
+
+    fn track(&self, handle: JoinHandle<()>) {
+        if let Ok(mut tasks) = self.inner.tasks.lock() {
+            tasks.push(handle);
+        }
+    }
+
+    /// On first start every voter writes the same initial membership, as KRaft's static
+    /// voters; a node that already has a log keeps the membership it has.
+    async fn initialize_if_new(&self) -> Result<(), StartError> {
+        let raft = &self.inner.raft;
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?;
+        if initialized {
+            return Ok(());
+        }
+        let config = &self.inner.config;
+        let voters = if config.voters.is_empty() {
+            // A lone voter records the address it really bound (the configured port may be 0).
+            BTreeMap::from([(config.node_id, self.inner.local_addr.to_string())])
+        } else {
+            config.voters.clone()
+        };
+        let members: BTreeMap<NodeId, BasicNode> = voters
+            .into_iter()
+            .map(|(id, addr)| (id, BasicNode { addr }))
+            .collect();
+        if let Err(e) = raft.initialize(members).await {
+            // Another voter may have initialized us first through replication.
+            tracing::info!("raft initialize skipped: {e}");
+        }
+        Ok(())
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.inner.config.node_id
+    }
+
+    pub fn config(&self) -> &NodeConfig {
+        &self.inner.config
+    }
+
+    /// The address the controller listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    pub fn raft(&self) -> &Raft {
+        &self.inner.raft
+    }
+
+    /// The locally applied state (may trail the leader; see [`RaftNode::read_state`]).
+    pub fn state(&self) -> Applied<K::State> {
+        self.inner.state.borrow().clone()
+    }
+
+    pub fn watch_state(&self) -> watch::Receiver<Applied<K::State>> {
+        self.inner.state.clone()
+    }
+
+    /// Deltas in log order, from now on. After `Lagged` or `Reset`, resync from the state.
+    pub fn subscribe(&self) -> broadcast::Receiver<StateEvent<Delta<K>>> {
+        self.inner.events.subscribe()
+    }
+
+    /// The state and the deltas after it, without a gap: subscribes first, then reads the
+    /// state, so events whose `log_id` is at or below `last_applied` are already included in
+    /// the state and must be skipped by the consumer.
+    pub fn subscribe_with_state(
+        &self,
+    ) -> (Applied<K::State>, broadcast::Receiver<StateEvent<Delta<K>>>) {
+        let events = self.inner.events.subscribe();
+        (self.state(), events)
+    }
+
+    /// The current leader as this node knows it, with its controller address.
+    pub fn leader(&self) -> Option<(NodeId, String)> {
+        let metrics = self.inner.raft.metrics().borrow().clone();
+        let leader = metrics.current_leader?;
+        let addr = metrics
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .map(|node| node.addr.clone())
+            .unwrap_or_default();
+        Some((leader, addr))
+    }
+
+    /// This node's view of the quorum.
+    pub fn quorum_status(&self) -> QuorumStatus {
+        let metrics = self.inner.raft.metrics().borrow().clone();
+        QuorumStatus {
+            node_id: self.node_id(),
+            leader_id: metrics.current_leader,
+            term: metrics.current_term,
+            last_log_index: metrics.last_log_index,
+            last_applied_index: metrics.last_applied.map(|id| id.index),
+            voters: metrics.membership_config.membership().voter_ids().collect(),
+        }
+    }
+
+    fn submit_timeout(&self) -> Duration {
+        Duration::from_millis(self.inner.config.submit_timeout_ms)
+    }
+
+    /// Submits a request to the controller: run here when this node leads, else forwarded
+    /// once to the leader. Returns after the request's entry is committed and applied.
+    ///
+    /// While there is no leader (an election) or leadership moves, it retries until
+    /// `submit_timeout_ms`; like Kafka's NOT_CONTROLLER, a retried request may have been
+    /// applied by a leader that lost its leadership (CreateTopics then answers
+    /// TOPIC_ALREADY_EXISTS), so other errors are returned as they are.
+    pub async fn submit(&self, request: K::Request) -> Result<K::Reply, SubmitError> {
+        let deadline = tokio::time::Instant::now() + self.submit_timeout();
+        let pause = Duration::from_millis(self.inner.config.heartbeat_interval_ms.max(10));
+        // Bounded in count as well as time.
+        for _ in 0..1000 {
+            match self.submit_with(request.clone(), false).await {
+                Err(e @ SubmitError::NotLeader { .. }) => {
+                    if tokio::time::Instant::now() + pause >= deadline {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(pause).await;
+                }
+                other => return other,
+            }
+        }
+        Err(SubmitError::Timeout {
+            timeout_ms: self.inner.config.submit_timeout_ms,
+        })
+    }
+
+    pub(crate) async fn submit_with(
+        &self,
+        request: K::Request,
+        forwarded: bool,
+    ) -> Result<K::Reply, SubmitError> {
+        match self.leader() {
+            Some((leader, _)) if leader == self.node_id() => self.submit_local(request).await,
+            Some((leader_id, addr)) if !forwarded && !addr.is_empty() => {
+                let message = SubmitRequest {
+                    forwarded: true,
+                    request,
+                };
+                self.forward(&addr, kind::SUBMIT, &message)
+                    .await
+                    .map_err(|e| {
+                        tracing::debug!("forwarding to leader {leader_id} at {addr} failed: {e}");
+                        e
+                    })?
+            }
+            other => Err(SubmitError::NotLeader {
+                leader_id: other.as_ref().map(|(id, _)| *id),
+                leader_addr: other.map(|(_, addr)| addr),
+            }),
+        }
+    }
+
+    async fn submit_local(&self, request: K::Request) -> Result<K::Reply, SubmitError> {
+        let (reply, receive) = oneshot::channel();
+        self.inner
+            .jobs
+            .try_send(Job { request, reply })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => SubmitError::Busy,
+                mpsc::error::TrySendError::Closed(_) => {
+                    SubmitError::Unavailable("node is shutting down".into())
+                }
+            })?;
+        let limit = self.submit_timeout();
+        match timeout(limit, receive).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(SubmitError::Unavailable("controller stopped".into())),
+            Err(_) => Err(SubmitError::Timeout {
+                timeout_ms: limit.as_millis() as u64,
+            }),
+        }
+    }
+
+    async fn forward<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
+        &self,
+        addr: &str,
+        request_kind: u8,
+        request: &Req,
+    ) -> Result<Resp, SubmitError> {
+        let mut conn = Conn::new(
+            addr.to_string(),
+            self.inner.config.frame_bytes_max,
+            Duration::from_millis(self.inner.config.connect_timeout_ms),
+        );
+        conn.call(request_kind, request, self.submit_timeout())
+            .await
+            .map_err(|e| SubmitError::Unavailable(e.to_string()))
+    }
+
+    /// The leader's state once every entry committed so far is applied (a linearizable read),
+    /// as snapshot bytes; forwarded once to the leader from a follower.
+    pub(crate) async fn read_state_encoded(
+        &self,
+        forwarded: bool,
+    ) -> Result<StateReply, SubmitError> {
+        match self.leader() {
+            Some((leader, _)) if leader == self.node_id() => {
+                let raft = &self.inner.raft;
+                timeout(self.submit_timeout(), raft.ensure_linearizable())
+                    .await
+                    .map_err(|_| SubmitError::Timeout {
+                        timeout_ms: self.inner.config.submit_timeout_ms,
+                    })?
+                    .map_err(|e| match e.forward_to_leader() {
+                        Some(f) => SubmitError::NotLeader {
+                            leader_id: f.leader_id,
+                            leader_addr: f.leader_node.as_ref().map(|n| n.addr.clone()),
+                        },
+                        None => SubmitError::Unavailable(e.to_string()),
+                    })?;
+                let applied = self.state();
+                Ok(StateReply {
+                    last_applied_index: applied.last_applied.map(|id| id.index),
+                    state: crate::types::Payload(applied.state.encode_snapshot()),
+                })
+            }
+            Some((_, addr)) if !forwarded && !addr.is_empty() => {
+                self.forward(
+                    &addr,
+                    kind::READ_STATE,
+                    &ReadStateRequest { forwarded: true },
+                )
+                .await?
+            }
+            other => Err(SubmitError::NotLeader {
+                leader_id: other.as_ref().map(|(id, _)| *id),
+                leader_addr: other.map(|(_, addr)| addr),
+            }),
+        }
+    }
+
+    /// A linearizable read of the state (see `read_state_encoded`).
+    pub async fn read_state(&self) -> Result<(Option<u64>, K::State), SubmitError> {
+        let reply = self.read_state_encoded(false).await?;
+        let state = K::State::decode_snapshot(&reply.state.0)
+            .map_err(|e| SubmitError::Unavailable(e.to_string()))?;
+        Ok((reply.last_applied_index, state))
+    }
+
+    /// Stops the server, the controller and raft. Idempotent.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+        if let Err(e) = self.inner.raft.shutdown().await {
+            tracing::warn!("raft shutdown: {e}");
+        }
+        let tasks: Vec<JoinHandle<()>> = match self.inner.tasks.lock() {
+            Ok(mut tasks) => tasks.drain(..).collect(),
+            Err(_) => Vec::new(),
+        };
+        for task in tasks {
+            task.abort();
+            let _ = task.await;
+        }
+        if let Ok(mut lock) = self.inner.lock.lock() {
+            lock.take();
+        }
+    }
+}
+
+/// The file that ties a data directory to one node id, like Kafka's `meta.properties`.
+const NODE_FILE: &str = "node";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct NodeIdentity {
+    node_id: NodeId,
+}
+
+/// Refuses to start node B on node A's directory: its vote and log would be someone else's.
+fn check_node_identity(config: &NodeConfig) -> Result<(), StartError> {
+    let path = config.data_dir.join(NODE_FILE);
+    let stored = crate::fsutil::read_atomic(&path).map_err(StartError::Identity)?;
+    match stored {
+        Some(body) => {
+            let identity: NodeIdentity = serde_json::from_slice(&body).map_err(|e| {
+                StartError::Identity(crate::fsutil::invalid_data(format!(
+                    "{}: {e}",
+                    path.display()
+                )))
+            })?;
+            if identity.node_id != config.node_id {
+                return Err(StartError::WrongNode {
+                    dir: config.data_dir.clone(),
+                    stored: identity.node_id,
+                    configured: config.node_id,
+                });
+            }
+            Ok(())
+        }
+        None => {
+            let body = serde_json::to_vec(&NodeIdentity {
+                node_id: config.node_id,
+            })
+            .map_err(|e| StartError::Identity(std::io::Error::other(e)))?;
+            // fsync (inside write_atomic): the identity must be durable before any vote is.
+            crate::fsutil::write_atomic(&path, &body, true).map_err(StartError::Identity)
+        }
+    }
+}
+
+async fn start_raft<S: ReplicatedState>(
+    config: &NodeConfig,
+    log: LogStore,
+    sm: StateMachineStore<S>,
+) -> Result<Raft, StartError> {
+    let raft_config = openraft::Config {
+        cluster_name: "strom-metadata".into(),
+        election_timeout_min: config.election_timeout_min_ms,
+        election_timeout_max: config.election_timeout_max_ms,
+        heartbeat_interval: config.heartbeat_interval_ms,
+        install_snapshot_timeout: config.submit_timeout_ms.max(1000),
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_entries_interval),
+        max_in_snapshot_log_to_keep: config.snapshot_entries_kept,
+        // Chunks travel as JSON arrays of numbers (up to 4 bytes per byte) in one frame.
+        snapshot_max_chunk_size: (config.frame_bytes_max / 5) as u64,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| StartError::Raft(e.to_string()))?;
+    let network = NetworkFactory {
+        frame_bytes_max: config.frame_bytes_max,
+        connect_timeout: Duration::from_millis(config.connect_timeout_ms),
+        unreachable_backoff: Duration::from_millis(config.heartbeat_interval_ms * 2),
+    };
+    Raft::new(config.node_id, Arc::new(raft_config), network, log, sm)
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))
+}

@@ -1,0 +1,133 @@
+//! The controller listener: raft RPCs from peers, metadata requests from clients.
+//!
+//! Bounded: at most `connections_max` connections (others are closed at once), frames up to
+//! `frame_bytes_max`, idle connections closed after `connection_idle_ms`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use serde::Serialize;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::time::timeout;
+
+use crate::controller_task::Controller;
+use crate::node::RaftNode;
+use crate::types::{NodeId, TypeConfig};
+use crate::wire::{self, kind, ReadStateRequest, SubmitError, SubmitRequest, WireError};
+
+pub(crate) struct Server<K: Controller> {
+    node: RaftNode<K>,
+    listener: TcpListener,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl<K: Controller> Server<K> {
+    pub fn new(node: RaftNode<K>, listener: TcpListener, shutdown: watch::Receiver<bool>) -> Self {
+        Server {
+            node,
+            listener,
+            shutdown,
+        }
+    }
+
+    pub async fn run(mut self) {
+        let permits = Arc::new(Semaphore::new(self.node.config().connections_max));
+        loop {
+            let accepted = tokio::select! {
+                accepted = self.listener.accept() => accepted,
+                _ = self.shutdown.changed() => break,
+            };
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!("controller listener accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                tracing::warn!("refusing controller connection from {peer}: too many connections");
+                continue;
+            };
+            let node = self.node.clone();
+            let mut shutdown = self.shutdown.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    result = serve_connection(node, stream) => {
+                        if let Err(e) = result {
+                            tracing::debug!("controller connection from {peer} closed: {e}");
+                        }
+                    }
+                    _ = shutdown.changed() => {}
+                }
+                drop(permit);
+            });
+        }
+    }
+}
+
+async fn serve_connection<K: Controller>(
+    node: RaftNode<K>,
+    mut stream: TcpStream,
+) -> Result<(), WireError> {
+    stream.set_nodelay(true)?;
+    let frame_bytes_max = node.config().frame_bytes_max;
+    let idle = Duration::from_millis(node.config().connection_idle_ms);
+    loop {
+        let frame = timeout(idle, wire::read_frame(&mut stream, frame_bytes_max))
+            .await
+            .map_err(|_| WireError::Timeout(idle))??;
+        let Some((request_kind, body)) = frame else {
+            return Ok(());
+        };
+        let response = dispatch(&node, request_kind, &body).await?;
+        wire::write_frame(&mut stream, kind::RESPONSE, &response, frame_bytes_max).await?;
+    }
+}
+
+/// Handles one request and returns its JSON response (a raw value, so kinds can differ).
+async fn dispatch<K: Controller>(
+    node: &RaftNode<K>,
+    request_kind: u8,
+    body: &[u8],
+) -> Result<serde_json::Value, WireError> {
+    let raft = node.raft();
+    match request_kind {
+        kind::APPEND_ENTRIES => {
+            let rpc: AppendEntriesRequest<TypeConfig> = wire::decode(body)?;
+            to_value(&raft.append_entries(rpc).await)
+        }
+        kind::VOTE => {
+            let rpc: VoteRequest<NodeId> = wire::decode(body)?;
+            to_value(&raft.vote(rpc).await)
+        }
+        kind::INSTALL_SNAPSHOT => {
+            let rpc: InstallSnapshotRequest<TypeConfig> = wire::decode(body)?;
+            to_value(&raft.install_snapshot(rpc).await)
+        }
+        kind::SUBMIT => {
+            let result = match wire::decode::<SubmitRequest<K::Request>>(body) {
+                Ok(message) => node.submit_with(message.request, message.forwarded).await,
+                Err(e) => Err(SubmitError::BadRequest(e.to_string())),
+            };
+            to_value(&result)
+        }
+        kind::READ_STATE => {
+            let result = match wire::decode::<ReadStateRequest>(body) {
+                Ok(message) => node.read_state_encoded(message.forwarded).await,
+                Err(e) => Err(SubmitError::BadRequest(e.to_string())),
+            };
+            to_value(&result)
+        }
+        kind::QUORUM_STATUS => to_value(&node.quorum_status()),
+        other => Err(WireError::Malformed(format!(
+            "unknown request kind {other}"
+        ))),
+    }
+}
+
+fn to_value<T: Serialize>(value: &T) -> Result<serde_json::Value, WireError> {
+    serde_json::to_value(value).map_err(|e| WireError::Malformed(e.to_string()))
+}

@@ -1,0 +1,34 @@
+//! The seam between the raft layer and what it replicates: a state applied from entries.
+
+use std::fmt::Debug;
+
+use crate::types::LogId;
+
+/// A deterministic state machine replicated by the raft log (the metadata image, or a toy in
+/// tests). Values are immutable: applying returns a new state, so readers hold cheap clones.
+pub trait ReplicatedState: Clone + Default + Debug + Send + Sync + 'static {
+    /// What one entry changed, for consumers that react to changes.
+    type Delta: Clone + Debug + Send + Sync + 'static;
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Applies one committed entry atomically: all of it or, on error, none of it.
+    fn apply_payload(&self, payload: &[u8]) -> Result<(Self, Self::Delta), Self::Error>;
+    fn encode_snapshot(&self) -> Vec<u8>;
+    fn decode_snapshot(bytes: &[u8]) -> Result<Self, Self::Error>;
+}
+
+/// A state together with the last entry it includes.
+#[derive(Clone, Debug, Default)]
+pub struct Applied<S> {
+    pub last_applied: Option<LogId>,
+    pub state: S,
+}
+
+/// One change of the applied state, in log order.
+#[derive(Clone, Debug)]
+pub enum StateEvent<D> {
+    /// Entry `log_id` was applied and changed the state by `delta`.
+    Applied { log_id: LogId, delta: D },
+    /// The whole state was replaced from a snapshot: consumers resynchronize from the image.
+    Reset { last_applied: Option<LogId> },
+}

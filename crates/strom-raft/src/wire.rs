@@ -1,0 +1,158 @@
+//! Frames and messages between controller processes and clients.
+//!
+//! A frame is `u32 big-endian length | body`, the body `u8 kind | JSON`. Lengths above
+//! `frame_bytes_max` close the connection before anything is allocated for them. One request
+//! is in flight per connection: a response frame answers the last request frame.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::types::{NodeId, Payload};
+
+/// Message kinds (first body byte).
+pub mod kind {
+    pub const APPEND_ENTRIES: u8 = 1;
+    pub const VOTE: u8 = 2;
+    pub const INSTALL_SNAPSHOT: u8 = 3;
+    pub const SUBMIT: u8 = 4;
+    pub const READ_STATE: u8 = 5;
+    pub const QUORUM_STATUS: u8 = 6;
+    /// A response frame (any request kind).
+    pub const RESPONSE: u8 = 0x80;
+}
+
+/// Errors reading or writing frames.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("frame of {len} bytes exceeds the maximum {max}")]
+    FrameTooLarge { len: usize, max: usize },
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+}
+
+/// Writes one frame of `kind` with `message` as JSON.
+pub async fn write_frame<W, T>(
+    writer: &mut W,
+    kind: u8,
+    message: &T,
+    frame_bytes_max: usize,
+) -> Result<(), WireError>
+where
+    W: AsyncWriteExt + Unpin,
+    T: Serialize + ?Sized,
+{
+    let mut body = Vec::with_capacity(256);
+    body.push(kind);
+    serde_json::to_writer(&mut body, message).map_err(|e| WireError::Malformed(e.to_string()))?;
+    if body.len() > frame_bytes_max {
+        return Err(WireError::FrameTooLarge {
+            len: body.len(),
+            max: frame_bytes_max,
+        });
+    }
+    let len = u32::try_from(body.len()).map_err(|_| WireError::FrameTooLarge {
+        len: body.len(),
+        max: frame_bytes_max,
+    })?;
+    writer.write_all(&len.to_be_bytes()).await?;
+    writer.write_all(&body).await?;
+    writer.flush().await?;
+    Ok(())
+}
+
+/// Reads one frame; `Ok(None)` on a clean end of stream before a frame starts.
+pub async fn read_frame<R>(
+    reader: &mut R,
+    frame_bytes_max: usize,
+) -> Result<Option<(u8, Vec<u8>)>, WireError>
+where
+    R: AsyncReadExt + Unpin,
+{
+    let mut len_bytes = [0u8; 4];
+    match reader.read_exact(&mut len_bytes).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let len = u32::from_be_bytes(len_bytes) as usize;
+    if len > frame_bytes_max {
+        return Err(WireError::FrameTooLarge {
+            len,
+            max: frame_bytes_max,
+        });
+    }
+    if len == 0 {
+        return Err(WireError::Malformed("empty frame".into()));
+    }
+    let mut body = vec![0u8; len];
+    reader.read_exact(&mut body).await?;
+    let kind = body.first().copied().unwrap_or_default();
+    body.remove(0);
+    Ok(Some((kind, body)))
+}
+
+pub fn decode<T: DeserializeOwned>(json: &[u8]) -> Result<T, WireError> {
+    serde_json::from_slice(json).map_err(|e| WireError::Malformed(e.to_string()))
+}
+
+/// A metadata request from a client, or forwarded by a follower.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SubmitRequest<R> {
+    /// Set by a node that forwards; the receiver then answers instead of forwarding again.
+    pub forwarded: bool,
+    pub request: R,
+}
+
+/// Asks for the leader's state after all committed entries are applied.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReadStateRequest {
+    pub forwarded: bool,
+}
+
+/// The state as its snapshot encoding, and the index of the last entry in it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StateReply {
+    pub last_applied_index: Option<u64>,
+    pub state: Payload,
+}
+
+/// One node's view of the quorum (like `kafka-metadata-quorum describe --status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuorumStatus {
+    pub node_id: NodeId,
+    pub leader_id: Option<NodeId>,
+    pub term: u64,
+    pub last_log_index: Option<u64>,
+    pub last_applied_index: Option<u64>,
+    pub voters: Vec<NodeId>,
+}
+
+/// Why a metadata request got no reply from the controller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum SubmitError {
+    /// Ask the leader instead (its address, when known).
+    #[error("not the leader; leader is {leader_id:?} at {leader_addr:?}")]
+    NotLeader {
+        leader_id: Option<NodeId>,
+        leader_addr: Option<String>,
+    },
+    /// The outcome is unknown: the records may still commit.
+    #[error("timed out after {timeout_ms} ms")]
+    Timeout { timeout_ms: u64 },
+    #[error("controller queue is full")]
+    Busy,
+    #[error("metadata quorum unavailable: {0}")]
+    Unavailable(String),
+    /// The records committed but did not apply (a controller bug or a lost race).
+    #[error("committed records did not apply: {0}")]
+    Apply(String),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+}

@@ -1,0 +1,435 @@
+//! The server's configuration: Kafka (KRaft) key names and defaults, validated once into
+//! typed fields. An unknown key is a warning; an invalid value is an error naming the key.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+use strom_meta::ControllerConfig;
+use strom_raft::{LogConfig, NodeConfig};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Broker,
+    Controller,
+}
+
+/// A `NAME://host:port` entry of `listeners`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// `node.id`; Kafka requires it, Strom defaults it to 1 so a bare `strom server` runs.
+    pub node_id: u64,
+    pub process_roles: Vec<Role>,
+    /// `controller.quorum.voters`, `id@host:port,...`; empty means this node alone.
+    pub voters: BTreeMap<u64, String>,
+    pub controller_listener_names: Vec<String>,
+    pub listeners: Vec<Listener>,
+    pub log_dirs: Vec<PathBuf>,
+    /// `metadata.log.dir`; defaults to the first of `log.dirs`.
+    pub metadata_log_dir: Option<PathBuf>,
+    pub election_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+    pub metadata_log_segment_bytes: u64,
+    pub snapshot_interval_entries: u64,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub broker_session_timeout_ms: i64,
+    pub delete_topic_enable: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            node_id: 1,
+            process_roles: vec![Role::Broker, Role::Controller],
+            voters: BTreeMap::new(),
+            controller_listener_names: vec!["CONTROLLER".into()],
+            listeners: vec![
+                Listener {
+                    name: "PLAINTEXT".into(),
+                    host: "127.0.0.1".into(),
+                    port: 9092,
+                },
+                Listener {
+                    name: "CONTROLLER".into(),
+                    host: "127.0.0.1".into(),
+                    port: 9093,
+                },
+            ],
+            log_dirs: vec![PathBuf::from("/tmp/strom-logs")],
+            metadata_log_dir: None,
+            election_timeout_ms: 1000,
+            request_timeout_ms: 30_000,
+            metadata_log_segment_bytes: 16 * 1024 * 1024,
+            snapshot_interval_entries: 10_000,
+            num_partitions: 1,
+            default_replication_factor: 1,
+            broker_session_timeout_ms: 9000,
+            delete_topic_enable: true,
+        }
+    }
+}
+
+/// Name of the metadata log directory inside `metadata.log.dir`, as in Kafka.
+pub const METADATA_TOPIC_DIR: &str = "__cluster_metadata-0";
+
+type Setter = fn(&mut ServerConfig, &str) -> Result<(), String>;
+
+/// Every key the server understands, with how to set it.
+const KEYS: &[(&str, Setter)] = &[
+    ("node.id", |c, v| {
+        c.node_id = parse_num(v)?;
+        Ok(())
+    }),
+    ("broker.id", |c, v| {
+        c.node_id = parse_num(v)?;
+        Ok(())
+    }),
+    ("process.roles", |c, v| {
+        c.process_roles = parse_roles(v)?;
+        Ok(())
+    }),
+    ("controller.quorum.voters", |c, v| {
+        c.voters = parse_voters(v)?;
+        Ok(())
+    }),
+    ("controller.listener.names", |c, v| {
+        c.controller_listener_names = parse_list(v);
+        Ok(())
+    }),
+    ("listeners", |c, v| {
+        c.listeners = parse_listeners(v)?;
+        Ok(())
+    }),
+    ("log.dirs", |c, v| {
+        c.log_dirs = parse_list(v).into_iter().map(PathBuf::from).collect();
+        Ok(())
+    }),
+    ("log.dir", |c, v| {
+        c.log_dirs = vec![PathBuf::from(v)];
+        Ok(())
+    }),
+    ("metadata.log.dir", |c, v| {
+        c.metadata_log_dir = Some(PathBuf::from(v));
+        Ok(())
+    }),
+    ("controller.quorum.election.timeout.ms", |c, v| {
+        c.election_timeout_ms = parse_positive(v)?;
+        Ok(())
+    }),
+    ("request.timeout.ms", |c, v| {
+        c.request_timeout_ms = parse_positive(v)?;
+        Ok(())
+    }),
+    ("metadata.log.segment.bytes", |c, v| {
+        c.metadata_log_segment_bytes = parse_positive(v)?;
+        Ok(())
+    }),
+    ("strom.metadata.snapshot.interval.entries", |c, v| {
+        c.snapshot_interval_entries = parse_positive(v)?;
+        Ok(())
+    }),
+    ("num.partitions", |c, v| {
+        c.num_partitions = parse_num(v)?;
+        Ok(())
+    }),
+    ("default.replication.factor", |c, v| {
+        c.default_replication_factor = parse_num(v)?;
+        Ok(())
+    }),
+    ("broker.session.timeout.ms", |c, v| {
+        c.broker_session_timeout_ms = parse_num(v)?;
+        Ok(())
+    }),
+    ("delete.topic.enable", |c, v| {
+        c.delete_topic_enable = parse_bool(v)?;
+        Ok(())
+    }),
+];
+
+impl ServerConfig {
+    /// Builds the config from properties; returns it with the keys it does not know (the
+    /// caller warns about those no other component knows either).
+    pub fn from_properties(
+        props: &BTreeMap<String, String>,
+    ) -> Result<(ServerConfig, Vec<String>), String> {
+        let mut config = ServerConfig::default();
+        let mut unknown = Vec::new();
+        for (key, value) in props {
+            match KEYS.iter().find(|(name, _)| name == key) {
+                Some((_, set)) => set(&mut config, value.trim())
+                    .map_err(|e| format!("invalid value {value:?} for configuration {key}: {e}"))?,
+                None => unknown.push(key.clone()),
+            }
+        }
+        config.validate()?;
+        Ok((config, unknown))
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !self.process_roles.contains(&Role::Controller) {
+            return Err("process.roles without controller is not supported yet: this node must be a controller".into());
+        }
+        self.controller_listener()?;
+        if !self.voters.is_empty() && !self.voters.contains_key(&self.node_id) {
+            return Err(format!(
+                "controller.quorum.voters does not contain this node.id {}",
+                self.node_id
+            ));
+        }
+        if self.log_dirs.is_empty() && self.metadata_log_dir.is_none() {
+            return Err("log.dirs is empty".into());
+        }
+        if self.election_timeout_ms < 50 {
+            return Err("controller.quorum.election.timeout.ms must be at least 50".into());
+        }
+        Ok(())
+    }
+
+    /// The listener named first in `controller.listener.names`.
+    pub fn controller_listener(&self) -> Result<&Listener, String> {
+        let name = self
+            .controller_listener_names
+            .first()
+            .ok_or("controller.listener.names is empty")?;
+        self.listeners
+            .iter()
+            .find(|l| &l.name == name)
+            .ok_or_else(|| format!("listeners has no entry for controller listener {name}"))
+    }
+
+    /// Where the raft log of the metadata lives.
+    pub fn metadata_dir(&self) -> PathBuf {
+        let base = self
+            .metadata_log_dir
+            .clone()
+            .or_else(|| self.log_dirs.first().cloned())
+            .unwrap_or_else(|| PathBuf::from("/tmp/strom-logs"));
+        base.join(METADATA_TOPIC_DIR)
+    }
+
+    pub fn node_config(&self) -> Result<NodeConfig, String> {
+        let listener = self.controller_listener()?;
+        let listen_addr = resolve(&listener.host, listener.port)?;
+        let mut node = NodeConfig::single(self.node_id, listen_addr, self.metadata_dir());
+        node.voters = self.voters.clone();
+        node.election_timeout_min_ms = self.election_timeout_ms;
+        node.election_timeout_max_ms = self.election_timeout_ms * 2;
+        node.heartbeat_interval_ms = (self.election_timeout_ms / 5).max(10);
+        node.connect_timeout_ms = self.election_timeout_ms.min(1000);
+        node.submit_timeout_ms = self.request_timeout_ms;
+        node.snapshot_entries_interval = self.snapshot_interval_entries;
+        node.log = LogConfig {
+            segment_bytes: self.metadata_log_segment_bytes,
+            ..LogConfig::default()
+        };
+        node.validate().map_err(|e| e.to_string())?;
+        Ok(node)
+    }
+
+    pub fn controller_config(&self) -> ControllerConfig {
+        ControllerConfig {
+            num_partitions: self.num_partitions,
+            default_replication_factor: self.default_replication_factor,
+            broker_session_timeout_ms: self.broker_session_timeout_ms,
+            delete_topic_enable: self.delete_topic_enable,
+            ..ControllerConfig::default()
+        }
+    }
+}
+
+fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}:{port}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host}:{port} resolves to no address"))
+}
+
+fn parse_num<T: std::str::FromStr>(value: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    value.parse().map_err(|e: T::Err| e.to_string())
+}
+
+fn parse_positive(value: &str) -> Result<u64, String> {
+    match parse_num::<u64>(value)? {
+        0 => Err("must be positive".into()),
+        n => Ok(n),
+    }
+}
+
+fn parse_bool(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err("expected true or false".into()),
+    }
+}
+
+fn parse_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn parse_roles(value: &str) -> Result<Vec<Role>, String> {
+    parse_list(value)
+        .iter()
+        .map(|role| match role.as_str() {
+            "broker" => Ok(Role::Broker),
+            "controller" => Ok(Role::Controller),
+            other => Err(format!(
+                "unknown role {other} (expected broker, controller)"
+            )),
+        })
+        .collect()
+}
+
+/// `1@host:9093,2@host:9094`.
+fn parse_voters(value: &str) -> Result<BTreeMap<u64, String>, String> {
+    let mut voters = BTreeMap::new();
+    for voter in parse_list(value) {
+        let (id, addr) = voter
+            .split_once('@')
+            .ok_or_else(|| format!("voter {voter} is not id@host:port"))?;
+        let id: u64 = id
+            .parse()
+            .map_err(|_| format!("voter id {id} is not a number"))?;
+        let (host, port) = addr
+            .rsplit_once(':')
+            .ok_or_else(|| format!("voter address {addr} has no port"))?;
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            return Err(format!("voter address {addr} is not host:port"));
+        }
+        if voters.insert(id, addr.to_string()).is_some() {
+            return Err(format!("voter id {id} appears twice"));
+        }
+    }
+    Ok(voters)
+}
+
+/// `PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093`.
+fn parse_listeners(value: &str) -> Result<Vec<Listener>, String> {
+    parse_list(value)
+        .iter()
+        .map(|entry| {
+            let (name, addr) = entry
+                .split_once("://")
+                .ok_or_else(|| format!("listener {entry} is not NAME://host:port"))?;
+            let (host, port) = addr
+                .rsplit_once(':')
+                .ok_or_else(|| format!("listener {entry} has no port"))?;
+            let port = port
+                .parse()
+                .map_err(|_| format!("listener {entry} has an invalid port"))?;
+            Ok(Listener {
+                name: name.to_string(),
+                host: host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string(),
+                port,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn kraft_keys_become_a_node_config() {
+        let (config, warnings) = ServerConfig::from_properties(&props(&[
+            ("node.id", "2"),
+            ("process.roles", "broker,controller"),
+            (
+                "controller.quorum.voters",
+                "1@127.0.0.1:19093,2@127.0.0.1:19094,3@127.0.0.1:19095",
+            ),
+            ("controller.listener.names", "CONTROLLER"),
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19094",
+            ),
+            ("log.dirs", "/tmp/a,/tmp/b"),
+            ("controller.quorum.election.timeout.ms", "500"),
+            ("some.future.key", "x"),
+        ]))
+        .unwrap();
+        assert_eq!(warnings, vec!["some.future.key".to_string()]);
+        let node = config.node_config().unwrap();
+        assert_eq!(node.node_id, 2);
+        assert_eq!(node.listen_addr, "127.0.0.1:19094".parse().unwrap());
+        assert_eq!(node.voters.len(), 3);
+        assert_eq!(node.data_dir, PathBuf::from("/tmp/a/__cluster_metadata-0"));
+        assert_eq!(
+            (node.election_timeout_min_ms, node.heartbeat_interval_ms),
+            (500, 100)
+        );
+    }
+
+    #[test]
+    fn defaults_are_a_single_voter() {
+        let (config, warnings) = ServerConfig::from_properties(&BTreeMap::new()).unwrap();
+        assert!(warnings.is_empty());
+        let node = config.node_config().unwrap();
+        assert_eq!(node.effective_voters().len(), 1);
+        assert_eq!(node.listen_addr.port(), 9093);
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        let cases = [
+            ("node.id", "abc", "node.id"),
+            (
+                "controller.quorum.voters",
+                "1@nohost",
+                "controller.quorum.voters",
+            ),
+            (
+                "controller.quorum.voters",
+                "x@h:1",
+                "controller.quorum.voters",
+            ),
+            ("listeners", "CONTROLLER:9093", "listeners"),
+            ("process.roles", "broker,teapot", "process.roles"),
+            ("delete.topic.enable", "yes", "delete.topic.enable"),
+            ("request.timeout.ms", "0", "request.timeout.ms"),
+        ];
+        for (key, value, named) in cases {
+            let err = ServerConfig::from_properties(&props(&[(key, value)])).unwrap_err();
+            assert!(err.contains(named), "{key}={value}: {err}");
+        }
+        let err =
+            ServerConfig::from_properties(&props(&[("process.roles", "broker")])).unwrap_err();
+        assert!(err.contains("controller"), "{err}");
+        let err =
+            ServerConfig::from_properties(&props(&[("controller.quorum.voters", "2@127.0.0.1:1")]))
+                .unwrap_err();
+        assert!(err.contains("node.id 1"), "{err}");
+        let err = ServerConfig::from_properties(&props(&[("controller.listener.names", "NOPE")]))
+            .unwrap_err();
+        assert!(err.contains("NOPE"), "{err}");
+    }
+}

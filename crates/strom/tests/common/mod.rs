@@ -1,0 +1,193 @@
+//! Helpers for tests that run the real `strom` binary: a process guard that kills on drop,
+//! free ports, and metadata client calls.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use strom_meta::MetadataImage;
+use strom_meta::{
+    BrokerHeartbeatRequest, ControllerReply, ControllerRequest, CreatableTopic, CreateTopicResult,
+    CreateTopicsRequest, RegisterBrokerRequest,
+};
+use strom_raft::metadata::MetadataReply;
+use strom_raft::{QuorumClient, SubmitError};
+use uuid::Uuid;
+
+/// A running `strom server`; killed (SIGKILL) and reaped when dropped.
+pub struct ServerProcess {
+    child: Option<Child>,
+    pub addr: String,
+}
+
+impl ServerProcess {
+    /// Starts `strom server` with `overrides` and waits (bounded) for its ready line.
+    pub fn start(overrides: &[String], addr: &str) -> ServerProcess {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_strom"));
+        command.arg("server");
+        for o in overrides {
+            command.arg("--override").arg(o);
+        }
+        let mut child = command
+            // openraft logs every refused connection to a killed peer as an error; keep tests quiet.
+            .env("RUST_LOG", "warn,openraft=off")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn strom");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut process = ServerProcess {
+            child: Some(child),
+            addr: addr.to_string(),
+        };
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) => assert!(line.contains("ready"), "unexpected first line {line:?}"),
+            Err(e) => {
+                process.kill();
+                panic!("strom server did not get ready: {e}");
+            }
+        }
+        process
+    }
+
+    /// SIGKILL, like `kill -9`, and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait (bounded) for a clean exit; returns whether it exited successfully.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn free_ports(count: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+/// Overrides for one node; `voters` empty means a single voter.
+pub fn node_overrides(node_id: u64, port: u16, data: &Path, voters: &str) -> Vec<String> {
+    let mut overrides = vec![
+        format!("node.id={node_id}"),
+        format!("listeners=CONTROLLER://127.0.0.1:{port}"),
+        format!("log.dirs={}", data.display()),
+        "controller.quorum.election.timeout.ms=300".to_string(),
+        "request.timeout.ms=5000".to_string(),
+        "strom.metadata.snapshot.interval.entries=25".to_string(),
+        // The tests send one heartbeat only; a slow CI machine must not fence the broker.
+        "broker.session.timeout.ms=120000".to_string(),
+    ];
+    if !voters.is_empty() {
+        overrides.push(format!("controller.quorum.voters={voters}"));
+    }
+    overrides
+}
+
+pub fn data_dir(root: &Path, node_id: u64) -> PathBuf {
+    root.join(format!("node-{node_id}"))
+}
+
+/// Registers broker 0 and unfences it with a heartbeat, so topics can be placed.
+pub async fn register_broker(client: &QuorumClient) {
+    let register = ControllerRequest::RegisterBroker(RegisterBrokerRequest {
+        broker_id: 0,
+        incarnation_id: Uuid::new_v4(),
+        endpoints: Vec::new(),
+        rack: None,
+    });
+    let reply: MetadataReply = client.submit(&register).await.expect("register broker");
+    let Ok(ControllerReply::RegisterBroker { broker_epoch }) = reply else {
+        panic!("unexpected reply {reply:?}")
+    };
+    let heartbeat = ControllerRequest::BrokerHeartbeat(BrokerHeartbeatRequest {
+        broker_id: 0,
+        broker_epoch,
+        want_fence: false,
+        want_shutdown: false,
+    });
+    let reply: MetadataReply = client.submit(&heartbeat).await.expect("heartbeat");
+    assert!(
+        matches!(&reply, Ok(ControllerReply::BrokerHeartbeat(r)) if !r.is_fenced),
+        "{reply:?}"
+    );
+}
+
+pub const PARTITIONS: i32 = 3;
+
+/// Creates one topic; `Err` only when the quorum gave no answer.
+pub async fn create_topic(
+    client: &QuorumClient,
+    name: &str,
+) -> Result<CreateTopicResult, SubmitError> {
+    let request = ControllerRequest::CreateTopics(CreateTopicsRequest {
+        topics: vec![CreatableTopic {
+            num_partitions: PARTITIONS,
+            replication_factor: 1,
+            ..CreatableTopic::named(name)
+        }],
+        validate_only: false,
+    });
+    let reply: MetadataReply = client.submit(&request).await?;
+    match reply {
+        Ok(ControllerReply::CreateTopics(mut results)) if results.len() == 1 => {
+            Ok(results.remove(0))
+        }
+        other => panic!("unexpected reply {other:?}"),
+    }
+}
+
+/// Kafka's numeric code of an item's error, if any.
+pub fn error_code(result: &CreateTopicResult) -> Option<i16> {
+    result.error.as_ref().map(|e| e.code.code())
+}
+
+/// The leader's image after everything committed (a linearizable read).
+pub async fn read_image(client: &QuorumClient) -> MetadataImage {
+    let reply = client.read_state().await.expect("read state");
+    MetadataImage::decode_snapshot(&reply.state.0).expect("decode image")
+}
