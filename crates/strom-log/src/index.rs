@@ -145,12 +145,18 @@ impl OffsetIndex {
     /// Position of a batch at or before the one holding `relative_offset`: the entry with
     /// the largest offset `<=` it (entries name a batch's last offset), or 0.
     pub fn lookup(&self, relative_offset: u32) -> u32 {
+        self.lookup_entry(relative_offset).map_or(0, |e| e.position)
+    }
+
+    /// The entry [`OffsetIndex::lookup`] takes its position from, if any (so that the
+    /// caller can check that the batch there holds the entry's offset).
+    pub fn lookup_entry(&self, relative_offset: u32) -> Option<OffsetEntry> {
         let idx = self
             .entries
             .partition_point(|e| e.relative_offset <= relative_offset);
         idx.checked_sub(1)
             .and_then(|i| self.entries.get(i))
-            .map_or(0, |e| e.position)
+            .copied()
     }
 
     /// The last entry, from which a clean open scans to the segment's end.

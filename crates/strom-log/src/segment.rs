@@ -142,6 +142,9 @@ pub struct Segment {
     pinned: RwLock<Option<Arc<dyn FileHandle>>>,
     /// `None` until first needed: opening a log does not read inactive segments' indexes.
     indexes: Mutex<Option<Indexes>>,
+    /// Counts wholesale replacements of `indexes`; changed only with `indexes` locked, so
+    /// a repair can install its rebuild only over the indexes it found wrong.
+    index_generation: AtomicU64,
 }
 
 impl Segment {
@@ -154,6 +157,7 @@ impl Segment {
             size_bytes: AtomicU64::new(size_bytes),
             pinned: RwLock::new(None),
             indexes: Mutex::new(None),
+            index_generation: AtomicU64::new(0),
         }
     }
 
@@ -199,7 +203,28 @@ impl Segment {
     }
 
     pub fn set_indexes(&self, indexes: Indexes) {
-        *self.lock_indexes() = Some(indexes);
+        let mut guard = self.lock_indexes();
+        *guard = Some(indexes);
+        self.index_generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Installs `indexes` unless the cached ones were replaced since generation `seen`
+    /// (see [`Segment::with_indexes_at`]); `before` runs first, with the indexes locked,
+    /// and may veto the install by failing. Returns whether they were installed.
+    pub fn replace_indexes(
+        &self,
+        seen: u64,
+        indexes: Indexes,
+        before: impl FnOnce(&Indexes) -> Result<(), LogError>,
+    ) -> Result<bool, LogError> {
+        let mut guard = self.lock_indexes();
+        if self.index_generation.load(Ordering::Acquire) != seen {
+            return Ok(false);
+        }
+        before(&indexes)?;
+        *guard = Some(indexes);
+        self.index_generation.fetch_add(1, Ordering::AcqRel);
+        Ok(true)
     }
 
     /// Runs `f` on the indexes, loading them first if needed (from the index files, or by
@@ -210,12 +235,25 @@ impl Segment {
         config: &LogConfig,
         f: impl FnOnce(&Indexes) -> T,
     ) -> Result<T, LogError> {
+        self.with_indexes_at(cache, config, f)
+            .map(|(value, _)| value)
+    }
+
+    /// As [`Segment::with_indexes`], also returning the generation of the indexes `f` saw,
+    /// for [`Segment::replace_indexes`].
+    pub fn with_indexes_at<T>(
+        &self,
+        cache: &HandleCache,
+        config: &LogConfig,
+        f: impl FnOnce(&Indexes) -> T,
+    ) -> Result<(T, u64), LogError> {
         let mut guard = self.lock_indexes();
         if guard.is_none() {
             *guard = Some(self.load_indexes(cache, config)?);
         }
+        let generation = self.index_generation.load(Ordering::Acquire);
         match guard.as_ref() {
-            Some(indexes) => Ok(f(indexes)),
+            Some(indexes) => Ok((f(indexes), generation)),
             None => Err(LogError::CorruptSegment {
                 path: self.index_path.clone(),
                 position: 0,
@@ -229,21 +267,31 @@ impl Segment {
             Ok(indexes) => Ok(indexes),
             Err(reason) => {
                 tracing::warn!(segment = %self.log_path.display(), %reason, "rebuilding indexes");
-                let file = self.log_file(cache)?;
-                let scan = scan_segment(
-                    file.as_ref(),
-                    &self.log_path,
-                    self.base_offset,
-                    0,
-                    self.size_bytes(),
-                    config,
-                )?;
-                if let Some(err) = &scan.error {
-                    tracing::warn!(segment = %self.log_path.display(), %err, "damage in a segment below the recovery point");
-                }
-                Ok(scan.indexes)
+                self.scan_indexes(cache, config, self.size_bytes())
             }
         }
+    }
+
+    /// Indexes rebuilt by scanning the first `end` bytes of the `.log` (no locks held).
+    pub fn scan_indexes(
+        &self,
+        cache: &HandleCache,
+        config: &LogConfig,
+        end: u64,
+    ) -> Result<Indexes, LogError> {
+        let file = self.log_file(cache)?;
+        let scan = scan_segment(
+            file.as_ref(),
+            &self.log_path,
+            self.base_offset,
+            0,
+            end,
+            config,
+        )?;
+        if let Some(err) = &scan.error {
+            tracing::warn!(segment = %self.log_path.display(), %err, "damage in a segment below the recovery point");
+        }
+        Ok(scan.indexes)
     }
 
     fn read_index_files(&self, cache: &HandleCache, config: &LogConfig) -> Result<Indexes, String> {
@@ -298,6 +346,69 @@ pub fn read_header(
         )));
     }
     Ok(Some(header))
+}
+
+/// Where a search through an offset-index entry ended.
+#[derive(Debug)]
+pub enum Seek {
+    /// Position and header of the first batch whose last offset is `>=` the one sought.
+    Found(u64, BatchHeader),
+    /// No such batch before `end`.
+    End,
+    /// The entry does not name a batch holding its offset: the index is wrong.
+    StaleIndex(String),
+}
+
+/// Checks that `entry` names a batch holding its offset and returns its position (0 when
+/// there is no entry); `Err(reason)` inside the `Ok` when it does not.
+pub fn check_entry(
+    file: &dyn FileHandle,
+    path: &Path,
+    base_offset: i64,
+    entry: Option<OffsetEntry>,
+    end: u64,
+) -> Result<Result<u64, String>, LogError> {
+    let Some(entry) = entry else { return Ok(Ok(0)) };
+    let position = u64::from(entry.position);
+    let offset = base_offset.saturating_add(i64::from(entry.relative_offset));
+    match read_header(file, path, position, end) {
+        Ok(Some(h)) if h.base_offset <= offset && offset <= h.last_offset() => Ok(Ok(position)),
+        Ok(Some(h)) => Ok(Err(format!(
+            "index entry for offset {offset} names the batch of offsets {}..={} at byte {position}",
+            h.base_offset,
+            h.last_offset()
+        ))),
+        Ok(None) => Ok(Err(format!(
+            "index entry for offset {offset} points at byte {position}, past the end"
+        ))),
+        Err(LogError::CorruptSegment { reason, .. }) => Ok(Err(format!(
+            "index entry for offset {offset} points at byte {position}: {reason}"
+        ))),
+        Err(e) => Err(e),
+    }
+}
+
+/// Finds the first batch whose last offset is `>= offset`, scanning forward from the
+/// batch `entry` names (from byte 0 without an entry) after checking that entry.
+pub fn seek_batch(
+    file: &dyn FileHandle,
+    path: &Path,
+    base_offset: i64,
+    entry: Option<OffsetEntry>,
+    offset: i64,
+    end: u64,
+) -> Result<Seek, LogError> {
+    let mut position = match check_entry(file, path, base_offset, entry, end)? {
+        Ok(position) => position,
+        Err(reason) => return Ok(Seek::StaleIndex(reason)),
+    };
+    while let Some(header) = read_header(file, path, position, end)? {
+        if header.last_offset() >= offset {
+            return Ok(Seek::Found(position, header));
+        }
+        position += header.size_bytes() as u64;
+    }
+    Ok(Seek::End)
 }
 
 /// Calls `f` with the header, position and bytes of every batch between `start` and

@@ -368,6 +368,11 @@ impl Log {
         let position = active.size_bytes();
         write_all_at(files.log.as_ref(), position, bytes)
             .map_err(|e| LogError::io("write", &active.log_path, e))?;
+        // Size before index entries: a reader that sees an entry (through the index mutex)
+        // and then reads the size sees the batch the entry names, so it can tell a wrong
+        // entry from one it raced with. Readers still see no offset past the log end
+        // offset, published last.
+        active.set_size_bytes(position + bytes.len() as u64);
         self.preallocate_indexes(writer, &files)?;
         let mut guard = active.lock_indexes();
         let indexes = guard.get_or_insert_with(|| Indexes::new(&self.config));
@@ -395,7 +400,6 @@ impl Log {
             .last()
             .map_or(writer.next_offset, |h| h.next_offset());
         // Size before offset: a reader that sees the new log end offset sees the bytes.
-        active.set_size_bytes(position + bytes.len() as u64);
         writer.next_offset = next;
         self.log_end_offset.store(next, Ordering::Release);
         Ok(())

@@ -5,14 +5,17 @@
 //! Concurrency: appends, rolls and truncations serialise on the writer mutex, which is
 //! never held across an fsync. Every fsync runs under the flush token (one at a time, so
 //! concurrent `sync_to` callers share one fsync). Readers take neither: they clone the
-//! segment `Arc`s they need under a short read lock and do their I/O without locks.
-//! Lock order: flush token, then writer mutex, then segments / flush-state mutexes.
+//! segment `Arc`s they need under a short read lock and do their I/O without locks (a
+//! reader repairing a wrong index takes the writer mutex briefly, see `repair.rs`).
+//! Lock order: flush token, then writer mutex, then segments / flush-state mutexes, then
+//! a segment's index mutex.
 
 mod append;
 mod compact;
 mod flush;
 mod open;
 mod read;
+mod repair;
 mod retention;
 
 use std::collections::BTreeMap;

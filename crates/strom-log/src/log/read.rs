@@ -1,5 +1,6 @@
 //! Reading: whole batches as file ranges (for `sendfile`), and ListOffsets lookups.
-//! Readers take no log-wide lock for their I/O.
+//! Readers take no log-wide lock for their I/O. Every index entry they use is checked
+//! against the batch it names; a mismatch repairs the indexes (`repair.rs`).
 
 use std::io;
 use std::path::PathBuf;
@@ -9,7 +10,8 @@ use strom_records::{records, BatchHeader, DecodeLimits};
 
 use crate::error::LogError;
 use crate::fs::{read_exact_at, FileHandle};
-use crate::segment::{read_header, relative, Segment};
+use crate::index::OffsetEntry;
+use crate::segment::{check_entry, read_header, relative, seek_batch, Seek, Segment};
 
 use super::Log;
 
@@ -114,26 +116,41 @@ impl Log {
     }
 
     /// Position and header of the first batch in `segment` whose last offset is `>= offset`.
+    /// An index entry that does not match the `.log` gets the indexes rebuilt and the
+    /// lookup retried once; if they are still wrong (the repair had to be skipped), the
+    /// segment is scanned from its start.
     fn find_batch(
         &self,
-        segment: &Segment,
+        segment: &Arc<Segment>,
         file: &dyn FileHandle,
         offset: i64,
         end: u64,
     ) -> Result<Option<(u64, BatchHeader)>, LogError> {
-        let mut position = match relative(segment.base_offset, offset) {
-            Some(rel) => segment.with_indexes(&self.handles, &self.config, |ix| {
-                u64::from(ix.offset.lookup(rel))
-            })?,
-            None => 0,
-        };
-        while let Some(header) = read_header(file, &segment.log_path, position, end)? {
-            if header.last_offset() >= offset {
-                return Ok(Some((position, header)));
+        let path = &segment.log_path;
+        let base = segment.base_offset;
+        if let Some(rel) = relative(base, offset) {
+            for attempt in 0..2 {
+                let (entry, generation) =
+                    segment.with_indexes_at(&self.handles, &self.config, |ix| {
+                        ix.offset.lookup_entry(rel)
+                    })?;
+                // Read after the entry: the writer publishes a batch's bytes before its
+                // entry, so an entry past this size is wrong, not a race with an append.
+                let end = end.max(segment.size_bytes());
+                match seek_batch(file, path, base, entry, offset, end)? {
+                    Seek::Found(position, header) => return Ok(Some((position, header))),
+                    Seek::End => return Ok(None),
+                    Seek::StaleIndex(reason) if attempt == 0 => {
+                        self.repair_indexes(segment, generation, &reason)?;
+                    }
+                    Seek::StaleIndex(_) => {}
+                }
             }
-            position += header.size_bytes() as u64;
         }
-        Ok(None)
+        match seek_batch(file, path, base, None, offset, end)? {
+            Seek::Found(position, header) => Ok(Some((position, header))),
+            Seek::End | Seek::StaleIndex(_) => Ok(None),
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -182,35 +199,64 @@ impl Log {
         let log_start = self.log_start_offset();
         let segments: Vec<Arc<Segment>> = self.segments_read().values().cloned().collect();
         for segment in segments {
-            let hint = segment.with_indexes(&self.handles, &self.config, |ix| {
-                if ix.max_timestamp_ms < timestamp_ms {
-                    return None;
-                }
-                let start_offset = ix
-                    .time
-                    .lookup(timestamp_ms)
-                    .map_or(segment.base_offset, |e| {
-                        segment.base_offset + i64::from(e.relative_offset)
-                    });
-                let rel = relative(segment.base_offset, start_offset).unwrap_or(0);
-                Some(u64::from(ix.offset.lookup(rel)))
-            })?;
-            let Some(mut position) = hint else { continue };
-            let file = segment.log_file(&self.handles)?;
-            let end = segment.size_bytes();
-            while let Some(header) = read_header(file.as_ref(), &segment.log_path, position, end)? {
-                if header.max_timestamp >= timestamp_ms && header.last_offset() >= log_start {
-                    let found =
-                        first_record_at(file.as_ref(), position, &header, timestamp_ms, log_start);
-                    return Ok(Some(found.unwrap_or(TimestampOffset {
-                        timestamp_ms: header.max_timestamp,
-                        offset: header.base_offset.max(log_start),
-                    })));
-                }
-                position += header.size_bytes() as u64;
+            if let Some(found) = self.timestamp_in_segment(&segment, timestamp_ms, log_start)? {
+                return Ok(Some(found));
             }
         }
         Ok(None)
+    }
+
+    /// [`Log::offset_for_timestamp`] within one segment, repairing its indexes (once) if
+    /// an entry it goes through does not match the `.log`.
+    fn timestamp_in_segment(
+        &self,
+        segment: &Arc<Segment>,
+        timestamp_ms: i64,
+        log_start: i64,
+    ) -> Result<Option<TimestampOffset>, LogError> {
+        let base = segment.base_offset;
+        for attempt in 0..2 {
+            let (hint, generation) =
+                segment.with_indexes_at(&self.handles, &self.config, |ix| {
+                    if ix.max_timestamp_ms < timestamp_ms {
+                        return None;
+                    }
+                    let anchor = ix.time.lookup(timestamp_ms);
+                    let rel = anchor.map_or(0, |e| e.relative_offset);
+                    Some((anchor, ix.offset.lookup_entry(rel)))
+                })?;
+            let Some((anchor, entry)) = hint else {
+                return Ok(None);
+            };
+            let search = TimestampSearch {
+                timestamp_ms,
+                log_start,
+                anchor: anchor.map(|e| {
+                    let offset = base.saturating_add(i64::from(e.relative_offset));
+                    (offset, e.timestamp_ms)
+                }),
+            };
+            let file = segment.log_file(&self.handles)?;
+            // Read after the entries (see `find_batch`).
+            let end = segment.size_bytes();
+            match search.run(file.as_ref(), segment, entry, end)? {
+                Ok(found) => return Ok(found),
+                Err(reason) if attempt == 0 => {
+                    self.repair_indexes(segment, generation, &reason)?;
+                }
+                Err(_) => break,
+            }
+        }
+        // Still wrong after a repair (skipped for a growing active segment): no hints.
+        let search = TimestampSearch {
+            timestamp_ms,
+            log_start,
+            anchor: None,
+        };
+        let file = segment.log_file(&self.handles)?;
+        Ok(search
+            .run(file.as_ref(), segment, None, segment.size_bytes())?
+            .unwrap_or(None))
     }
 
     /// ListOffsets MAX_TIMESTAMP (KIP-734): the largest timestamp in the log and the
@@ -218,45 +264,76 @@ impl Log {
     /// cannot be decoded). Below the log start it is not reported. `None` for an empty log.
     pub fn max_timestamp(&self) -> Result<Option<TimestampOffset>, LogError> {
         self.check_usable()?;
+        match self.max_timestamp_once()? {
+            Ok(found) => Ok(found),
+            Err((segment, generation, reason, _)) => {
+                self.repair_indexes(&segment, generation, &reason)?;
+                // Retried once; if still wrong, the indexes' answer as before.
+                Ok(match self.max_timestamp_once()? {
+                    Ok(found) => found,
+                    Err((_, _, _, found)) => Some(found),
+                })
+            }
+        }
+    }
+
+    /// One [`Log::max_timestamp`] pass; `Err` with the segment, its index generation, why
+    /// and the indexes' answer when the batch its time index names does not carry that
+    /// timestamp.
+    fn max_timestamp_once(&self) -> Result<MaxTimestampPass, LogError> {
         let log_start = self.log_start_offset();
         let segments: Vec<Arc<Segment>> = self.segments_read().values().cloned().collect();
-        let mut best: Option<(TimestampOffset, Arc<Segment>)> = None;
+        let mut best: Option<(TimestampOffset, Arc<Segment>, u64)> = None;
         for segment in segments {
-            let (timestamp_ms, offset) =
-                segment.with_indexes(&self.handles, &self.config, |ix| {
+            let ((timestamp_ms, offset), generation) =
+                segment.with_indexes_at(&self.handles, &self.config, |ix| {
                     (ix.max_timestamp_ms, ix.offset_of_max_timestamp)
                 })?;
             let better = best
                 .as_ref()
-                .is_none_or(|(b, _)| timestamp_ms > b.timestamp_ms);
+                .is_none_or(|(b, _, _)| timestamp_ms > b.timestamp_ms);
             if offset >= log_start && better {
-                best = Some((
-                    TimestampOffset {
-                        timestamp_ms,
-                        offset,
-                    },
-                    segment,
-                ));
+                let found = TimestampOffset {
+                    timestamp_ms,
+                    offset,
+                };
+                best = Some((found, segment, generation));
             }
         }
-        let Some((found, segment)) = best else {
-            return Ok(None);
+        let Some((found, segment, generation)) = best else {
+            return Ok(Ok(None));
         };
         let file = segment.log_file(&self.handles)?;
+        // Read after the indexes (see `find_batch`).
         let end = segment.size_bytes();
-        let exact = match self.find_batch(&segment, file.as_ref(), found.offset, end)? {
-            Some((position, header)) => first_record_at(
-                file.as_ref(),
-                position,
-                &header,
-                found.timestamp_ms,
-                log_start,
-            ),
-            None => None,
-        };
-        Ok(Some(exact.unwrap_or(found)))
+        match self.find_batch(&segment, file.as_ref(), found.offset, end)? {
+            Some((position, header))
+                if header.base_offset <= found.offset
+                    && header.max_timestamp == found.timestamp_ms =>
+            {
+                let exact = first_record_at(
+                    file.as_ref(),
+                    position,
+                    &header,
+                    found.timestamp_ms,
+                    log_start,
+                );
+                Ok(Ok(Some(exact.unwrap_or(found))))
+            }
+            _ => {
+                let reason = format!(
+                    "time index names offset {} for max timestamp {}, which no batch there carries",
+                    found.offset, found.timestamp_ms
+                );
+                Ok(Err((segment, generation, reason, found)))
+            }
+        }
     }
 }
+
+/// The outcome of one [`Log::max_timestamp`] pass (see `max_timestamp_once`).
+type MaxTimestampPass =
+    Result<Option<TimestampOffset>, (Arc<Segment>, u64, String, TimestampOffset)>;
 
 /// Bound on a batch decoded for a timestamp lookup (compressed batches expand).
 const LOOKUP_DECOMPRESSED_BYTES_MAX: usize = 64 * 1024 * 1024;
@@ -282,4 +359,72 @@ fn first_record_at(
             offset: r.offset(header),
         })
         .find(|r| r.timestamp_ms >= timestamp_ms && r.offset >= log_start)
+}
+
+/// A timestamp lookup in one segment, starting at an index hint that it checks: `anchor`
+/// is the time-index entry used (its offset and timestamp), which claims that the batch
+/// holding that offset has that max timestamp and every earlier batch a smaller one.
+struct TimestampSearch {
+    timestamp_ms: i64,
+    log_start: i64,
+    anchor: Option<(i64, i64)>,
+}
+
+impl TimestampSearch {
+    /// The answer in this segment (`Ok(None)` if none), or `Err(reason)` if an index
+    /// entry used does not match the `.log`.
+    fn run(
+        &self,
+        file: &dyn FileHandle,
+        segment: &Segment,
+        entry: Option<OffsetEntry>,
+        end: u64,
+    ) -> Result<Result<Option<TimestampOffset>, String>, LogError> {
+        let path = &segment.log_path;
+        let mut position = match check_entry(file, path, segment.base_offset, entry, end)? {
+            Ok(position) => position,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let mut anchor_checked = self.anchor.is_none();
+        while let Some(header) = read_header(file, path, position, end)? {
+            if let Some((offset, timestamp_ms)) = self.anchor.filter(|_| !anchor_checked) {
+                if let Err(reason) = check_anchor(&header, offset, timestamp_ms) {
+                    return Ok(Err(reason));
+                }
+                anchor_checked = header.last_offset() >= offset;
+            }
+            if header.max_timestamp >= self.timestamp_ms && header.last_offset() >= self.log_start {
+                let found =
+                    first_record_at(file, position, &header, self.timestamp_ms, self.log_start);
+                return Ok(Ok(Some(found.unwrap_or(TimestampOffset {
+                    timestamp_ms: header.max_timestamp,
+                    offset: header.base_offset.max(self.log_start),
+                }))));
+            }
+            position += header.size_bytes() as u64;
+        }
+        if !anchor_checked {
+            return Ok(Err(
+                "time index entry names an offset past the segment".into()
+            ));
+        }
+        Ok(Ok(None))
+    }
+}
+
+/// Checks `header` against a time-index entry (`offset`, `timestamp_ms`) on the way to it.
+fn check_anchor(header: &BatchHeader, offset: i64, timestamp_ms: i64) -> Result<(), String> {
+    let (first, last) = (header.base_offset, header.last_offset());
+    if last < offset && header.max_timestamp >= timestamp_ms {
+        return Err(format!(
+            "batch {first}..={last} before time index offset {offset} reaches its timestamp {timestamp_ms}"
+        ));
+    }
+    if last >= offset && (first > offset || header.max_timestamp != timestamp_ms) {
+        return Err(format!(
+            "time index entry ({timestamp_ms}, {offset}) does not match batch {first}..={last} with max timestamp {}",
+            header.max_timestamp
+        ));
+    }
+    Ok(())
 }

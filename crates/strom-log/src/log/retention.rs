@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::checkpoint::Checkpoint;
 use crate::error::LogError;
-use crate::segment::{read_header, relative, scan_segment, Segment, DELETED_SUFFIX};
+use crate::segment::{relative, scan_segment, seek_batch, Seek, Segment, DELETED_SUFFIX};
 
 use super::{lock, FlushToken, Log, Writer};
 
@@ -295,18 +295,24 @@ impl Log {
                 .map_err(|e| LogError::io("open", &target.log_path, e))?
         };
         let end = target.size_bytes();
-        let mut position = match relative(target.base_offset, offset) {
+        let entry = match relative(target.base_offset, offset) {
             Some(rel) => target.with_indexes(&self.handles, &self.config, |ix| {
-                u64::from(ix.offset.lookup(rel))
+                ix.offset.lookup_entry(rel)
             })?,
-            None => 0,
+            None => None,
         };
-        while let Some(header) = read_header(file.as_ref(), &target.log_path, position, end)? {
-            if header.last_offset() >= offset {
-                break;
-            }
-            position += header.size_bytes() as u64;
+        let path = &target.log_path;
+        let base = target.base_offset;
+        let mut seek = seek_batch(file.as_ref(), path, base, entry, offset, end)?;
+        if let Seek::StaleIndex(reason) = seek {
+            // No repair here: the indexes are replaced by the rescan below anyway.
+            tracing::warn!(segment = %path.display(), %reason, "index does not match the segment; truncating without it");
+            seek = seek_batch(file.as_ref(), path, base, None, offset, end)?;
         }
+        let position = match seek {
+            Seek::Found(position, _) => position,
+            Seek::End | Seek::StaleIndex(_) => end,
+        };
         // What stays (bounded by one segment): its end offset and rebuilt indexes.
         let scan = scan_segment(
             file.as_ref(),
