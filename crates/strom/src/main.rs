@@ -29,7 +29,8 @@ enum Command {
     Version,
     /// Run a server node from a Java-properties file (Kafka's server.properties keys).
     Server {
-        /// The properties file; without it, defaults (a single node on 127.0.0.1:9093).
+        /// The properties file; without it, defaults (a single node: broker on
+        /// 127.0.0.1:9092, controller on 127.0.0.1:9093, data in ./data).
         file: Option<PathBuf>,
         /// Set a key, overriding the file: `--override key=value` (repeatable).
         #[arg(long = "override", value_name = "KEY=VALUE")]
@@ -59,7 +60,7 @@ enum MetadataCommand {
 
 fn main() -> ExitCode {
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("warn,strom=info,strom_raft=info"));
+        .unwrap_or_else(|_| EnvFilter::new("warn,strom=info,strom_raft=info,strom_broker=info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -1,27 +1,38 @@
-//! `strom server`: reads the configuration, runs the node until SIGTERM/SIGINT.
-//!
-//! For now the node is the metadata quorum member only; the broker joins it here later.
+//! `strom server`: reads the configuration, runs the node until SIGTERM/SIGINT: the
+//! metadata quorum member and, when `process.roles` includes `broker`, the Kafka broker
+//! beside it. Shutdown stops the broker first (it still needs the quorum to say goodbye),
+//! then the quorum member.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
 use anyhow::{anyhow, Context};
+use strom_broker::{Broker, BrokerConfig, QuorumMetadata};
 use strom_raft::metadata::start_metadata_node;
 
 use crate::properties;
 use crate::server_config::ServerConfig;
 
 /// Loads `file` (if any) and applies `overrides` (`key=value`, later wins), then builds
-/// the typed config. Components added later parse the same properties and share the
-/// unknown-key warning.
-pub fn load_config(file: Option<&Path>, overrides: &[String]) -> anyhow::Result<ServerConfig> {
+/// the typed configs of the quorum member and (when it runs) the broker. A key neither
+/// knows is a warning.
+pub fn load_config(
+    file: Option<&Path>,
+    overrides: &[String],
+) -> anyhow::Result<(ServerConfig, Option<BrokerConfig>)> {
     let props = load_properties(file, overrides)?;
     let (config, unknown) = ServerConfig::from_properties(&props).map_err(|e| anyhow!(e))?;
-    for key in unknown {
+    let broker = if config.runs_broker() {
+        let (broker, _) = BrokerConfig::from_props(&props).map_err(|e| anyhow!(e))?;
+        Some(broker)
+    } else {
+        None
+    };
+    for key in unknown.iter().filter(|k| !BrokerConfig::is_known_key(k)) {
         tracing::warn!("unknown configuration {key} ignored");
     }
-    Ok(config)
+    Ok((config, broker))
 }
 
 /// The properties of `file` (if any) with `overrides` applied.
@@ -47,7 +58,7 @@ pub fn load_properties(
 }
 
 pub fn run(file: Option<&Path>, overrides: &[String]) -> anyhow::Result<()> {
-    let config = load_config(file, overrides)?;
+    let (config, broker_config) = load_config(file, overrides)?;
     let node_config = config.node_config().map_err(|e| anyhow!(e))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -55,13 +66,38 @@ pub fn run(file: Option<&Path>, overrides: &[String]) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let node = start_metadata_node(node_config.clone(), config.controller_config()).await?;
+        let broker = match broker_config {
+            Some(broker_config) => {
+                let metadata = QuorumMetadata::new(node.clone());
+                match Broker::start(broker_config, metadata).await {
+                    Ok(broker) => Some(broker),
+                    Err(error) => {
+                        node.shutdown().await;
+                        return Err(anyhow!(error).context("cannot start the broker"));
+                    }
+                }
+            }
+            None => None,
+        };
         let voters: Vec<String> = if node_config.voters.is_empty() {
             vec![format!("{}@{}", node.node_id(), node.local_addr())]
         } else {
             node_config.voters.iter().map(|(id, addr)| format!("{id}@{addr}")).collect()
         };
+        let serving = match &broker {
+            Some(broker) => {
+                let advertised = &broker.context().advertised;
+                format!(
+                    "broker listening on {} (advertised {}:{}), ",
+                    broker.local_addr(),
+                    advertised.host,
+                    advertised.port
+                )
+            }
+            None => String::new(),
+        };
         println!(
-            "strom node {} ready: metadata quorum member, controller listener {}, voters {}, metadata dir {}",
+            "strom node {} ready: {serving}metadata quorum member, controller listener {}, voters {}, metadata dir {}",
             node.node_id(),
             node.local_addr(),
             voters.join(","),
@@ -70,6 +106,9 @@ pub fn run(file: Option<&Path>, overrides: &[String]) -> anyhow::Result<()> {
         std::io::stdout().flush().ok();
         let signal = wait_for_shutdown_signal().await?;
         tracing::info!("{signal} received, shutting down");
+        if let Some(broker) = broker {
+            broker.shutdown().await;
+        }
         node.shutdown().await;
         tracing::info!("stopped");
         Ok(())

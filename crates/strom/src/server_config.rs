@@ -30,6 +30,9 @@ pub struct ServerConfig {
     /// `controller.quorum.voters`, `id@host:port,...`; empty means this node alone.
     pub voters: BTreeMap<u64, String>,
     pub controller_listener_names: Vec<String>,
+    /// Whether `controller.listener.names` was given (else a single node without a
+    /// controller listener binds one on a free loopback port).
+    pub controller_listener_names_set: bool,
     pub listeners: Vec<Listener>,
     pub log_dirs: Vec<PathBuf>,
     /// `metadata.log.dir`; defaults to the first of `log.dirs`.
@@ -51,6 +54,7 @@ impl Default for ServerConfig {
             process_roles: vec![Role::Broker, Role::Controller],
             voters: BTreeMap::new(),
             controller_listener_names: vec!["CONTROLLER".into()],
+            controller_listener_names_set: false,
             listeners: vec![
                 Listener {
                     name: "PLAINTEXT".into(),
@@ -63,7 +67,7 @@ impl Default for ServerConfig {
                     port: 9093,
                 },
             ],
-            log_dirs: vec![PathBuf::from("/tmp/strom-logs")],
+            log_dirs: vec![PathBuf::from("./data")],
             metadata_log_dir: None,
             election_timeout_ms: 1000,
             request_timeout_ms: 30_000,
@@ -102,6 +106,7 @@ const KEYS: &[(&str, Setter)] = &[
     }),
     ("controller.listener.names", |c, v| {
         c.controller_listener_names = parse_list(v);
+        c.controller_listener_names_set = true;
         Ok(())
     }),
     ("listeners", |c, v| {
@@ -193,16 +198,33 @@ impl ServerConfig {
         Ok(())
     }
 
-    /// The listener named first in `controller.listener.names`.
-    pub fn controller_listener(&self) -> Result<&Listener, String> {
+    /// The listener named first in `controller.listener.names`. A single node (no voters)
+    /// whose `listeners` name no controller listener, and that did not name one, gets one on
+    /// a free loopback port: nothing outside the process needs to reach it, so
+    /// `listeners=PLAINTEXT://127.0.0.1:9092` alone runs a whole node.
+    pub fn controller_listener(&self) -> Result<Listener, String> {
         let name = self
             .controller_listener_names
             .first()
             .ok_or("controller.listener.names is empty")?;
-        self.listeners
-            .iter()
-            .find(|l| &l.name == name)
-            .ok_or_else(|| format!("listeners has no entry for controller listener {name}"))
+        if let Some(listener) = self.listeners.iter().find(|l| &l.name == name) {
+            return Ok(listener.clone());
+        }
+        if self.voters.is_empty() && !self.controller_listener_names_set {
+            return Ok(Listener {
+                name: name.clone(),
+                host: "127.0.0.1".into(),
+                port: 0,
+            });
+        }
+        Err(format!(
+            "listeners has no entry for controller listener {name}"
+        ))
+    }
+
+    /// Whether this node runs the Kafka broker beside its quorum member.
+    pub fn runs_broker(&self) -> bool {
+        self.process_roles.contains(&Role::Broker)
     }
 
     /// Where the raft log of the metadata lives.
@@ -211,7 +233,7 @@ impl ServerConfig {
             .metadata_log_dir
             .clone()
             .or_else(|| self.log_dirs.first().cloned())
-            .unwrap_or_else(|| PathBuf::from("/tmp/strom-logs"));
+            .unwrap_or_else(|| PathBuf::from("./data"));
         base.join(METADATA_TOPIC_DIR)
     }
 
@@ -396,6 +418,23 @@ mod tests {
         let node = config.node_config().unwrap();
         assert_eq!(node.effective_voters().len(), 1);
         assert_eq!(node.listen_addr.port(), 9093);
+    }
+
+    #[test]
+    fn a_single_node_without_a_controller_listener_gets_a_private_one() {
+        let (config, _) =
+            ServerConfig::from_properties(&props(&[("listeners", "PLAINTEXT://127.0.0.1:19092")]))
+                .unwrap();
+        let node = config.node_config().unwrap();
+        assert_eq!(node.listen_addr, "127.0.0.1:0".parse().unwrap());
+        assert!(config.runs_broker());
+        // With voters the controller listener must be given.
+        let err = ServerConfig::from_properties(&props(&[
+            ("listeners", "PLAINTEXT://127.0.0.1:19092"),
+            ("controller.quorum.voters", "1@127.0.0.1:19093"),
+        ]))
+        .unwrap_err();
+        assert!(err.contains("CONTROLLER"), "{err}");
     }
 
     #[test]

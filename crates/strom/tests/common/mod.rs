@@ -114,6 +114,8 @@ pub fn free_ports(count: usize) -> Vec<u16> {
 pub fn node_overrides(node_id: u64, port: u16, data: &Path, voters: &str) -> Vec<String> {
     let mut overrides = vec![
         format!("node.id={node_id}"),
+        // Quorum tests drive the controller directly; no broker runs beside it.
+        "process.roles=controller".to_string(),
         format!("listeners=CONTROLLER://127.0.0.1:{port}"),
         format!("log.dirs={}", data.display()),
         "controller.quorum.election.timeout.ms=300".to_string(),

@@ -1,0 +1,686 @@
+//! The broker's configuration: Kafka's `server.properties` keys and defaults, validated once
+//! into [`BrokerConfig`]. Unknown keys are reported back as warnings, invalid values are an
+//! error naming the key. Every supported key is documented in `docs/CONFIG.md`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use strom_log::{Durability, LogConfig};
+
+/// Why a configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A value that does not parse or is out of range.
+    #[error("config {key}: invalid value {value:?}: {reason}")]
+    InvalidValue {
+        /// The Kafka key.
+        key: String,
+        /// The value given.
+        value: String,
+        /// What was expected.
+        reason: String,
+    },
+}
+
+/// One `listeners` / `advertised.listeners` entry: `NAME://host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// The listener name (`PLAINTEXT`); only PLAINTEXT is served.
+    pub name: String,
+    /// The host; empty means every interface (bind) or this machine's address (advertise).
+    pub host: String,
+    /// The port; 0 picks a free one at bind time.
+    pub port: u16,
+}
+
+impl Listener {
+    /// Parses `NAME://host:port` (IPv6 hosts in brackets).
+    pub fn parse(key: &str, text: &str) -> Result<Listener, ConfigError> {
+        let invalid = |reason: &str| ConfigError::InvalidValue {
+            key: key.to_string(),
+            value: text.to_string(),
+            reason: reason.to_string(),
+        };
+        let (name, rest) = text
+            .trim()
+            .split_once("://")
+            .ok_or_else(|| invalid("expected NAME://host:port"))?;
+        let (host, port) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| invalid("expected NAME://host:port"))?;
+        let port = port
+            .parse::<u16>()
+            .map_err(|_| invalid("the port is not a number in 0..=65535"))?;
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(invalid("the listener name must be letters, digits or _"));
+        }
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        Ok(Listener {
+            name: name.to_ascii_uppercase(),
+            host: host.to_string(),
+            port,
+        })
+    }
+
+    /// The `host:port` string to bind (an empty host binds every interface).
+    pub fn bind_address(&self) -> String {
+        let host = if self.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            &self.host
+        };
+        if host.contains(':') {
+            format!("[{host}]:{}", self.port)
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
+
+/// The broker's typed configuration. Field names carry their units.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerConfig {
+    /// `node.id` (alias `broker.id`).
+    pub node_id: i32,
+    /// `cluster.id` as reported in Metadata and DescribeCluster.
+    pub cluster_id: String,
+    /// `broker.rack`.
+    pub rack: Option<String>,
+    /// `listeners`: the first PLAINTEXT one is served.
+    pub listener: Listener,
+    /// `advertised.listeners`; defaults to `listeners`.
+    pub advertised_listener: Listener,
+    /// `log.dirs` (alias `log.dir`); partitions live in the first one.
+    pub log_dirs: Vec<PathBuf>,
+    /// `num.partitions`: partitions of a topic created with -1 or auto-created.
+    pub num_partitions: i32,
+    /// `default.replication.factor`.
+    pub default_replication_factor: i16,
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics_enable: bool,
+    /// `delete.topic.enable`.
+    pub delete_topic_enable: bool,
+    /// `socket.request.max.bytes`: larger frames close the connection.
+    pub socket_request_max_bytes: usize,
+    /// `max.connections`: connections beyond this wait to be accepted.
+    pub connections_max: usize,
+    /// `log.retention.check.interval.ms`: how often retention, flush and compaction run.
+    pub log_retention_check_interval_ms: u64,
+    /// `log.cleaner.backoff.ms`: how often compaction passes run.
+    pub log_cleaner_backoff_ms: u64,
+    /// `fetch.max.bytes`: the most a Fetch response carries, whatever it asks (at least
+    /// one batch is always returned).
+    pub fetch_max_bytes: u64,
+    /// `strom.fetch.wait.max.ms`: the longest a Fetch long poll waits, whatever it asks.
+    pub fetch_wait_max_ms: u64,
+    /// `strom.open.files.max`: cached open inactive segment files, shared by all logs.
+    pub open_files_max: usize,
+    /// Topic-level defaults from the broker's `log.*` keys, as Kafka topic keys (the
+    /// values DescribeConfigs reports with source DEFAULT or STATIC_BROKER_CONFIG).
+    pub topic_defaults: BTreeMap<&'static str, String>,
+    /// Topic keys among `topic_defaults` that `server.properties` set explicitly.
+    pub topic_defaults_set: Vec<&'static str>,
+    /// `topic_defaults` validated into the log's config (durability included).
+    pub log_defaults: LogConfig,
+    /// The keys `server.properties` (or an override) set, for DescribeConfigs' sources.
+    pub keys_set: Vec<String>,
+}
+
+/// Broker keys that set a topic-level default (Kafka's `broker_synonym`s), in the order
+/// they are applied; `log.roll.hours` and the retention units resolve separately.
+const TOPIC_SYNONYMS: &[(&str, &str)] = &[
+    ("log.segment.bytes", "segment.bytes"),
+    ("log.index.size.max.bytes", "segment.index.bytes"),
+    ("log.index.interval.bytes", "index.interval.bytes"),
+    ("message.max.bytes", "max.message.bytes"),
+    ("log.message.timestamp.type", "message.timestamp.type"),
+    (
+        "log.message.timestamp.before.max.ms",
+        "message.timestamp.before.max.ms",
+    ),
+    (
+        "log.message.timestamp.after.max.ms",
+        "message.timestamp.after.max.ms",
+    ),
+    ("log.retention.bytes", "retention.bytes"),
+    ("log.cleanup.policy", "cleanup.policy"),
+    ("log.cleaner.delete.retention.ms", "delete.retention.ms"),
+    ("log.cleaner.min.compaction.lag.ms", "min.compaction.lag.ms"),
+    ("log.flush.interval.messages", "flush.messages"),
+    ("log.flush.interval.ms", "flush.ms"),
+    ("log.segment.delete.delay.ms", "file.delete.delay.ms"),
+    ("strom.log.durability", "strom.durability"),
+];
+
+/// Keys read directly (besides the synonyms above).
+const BROKER_KEYS: &[&str] = &[
+    "node.id",
+    "broker.id",
+    "cluster.id",
+    "broker.rack",
+    "listeners",
+    "advertised.listeners",
+    "log.dirs",
+    "log.dir",
+    "num.partitions",
+    "default.replication.factor",
+    "auto.create.topics.enable",
+    "delete.topic.enable",
+    "socket.request.max.bytes",
+    "max.connections",
+    "log.retention.check.interval.ms",
+    "log.retention.hours",
+    "log.retention.minutes",
+    "log.retention.ms",
+    "log.roll.hours",
+    "log.roll.ms",
+    "strom.fetch.wait.max.ms",
+    "strom.open.files.max",
+    "fetch.max.bytes",
+    "log.cleaner.backoff.ms",
+];
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// Typed reads of the property map, each error naming its key.
+struct Props<'a> {
+    map: &'a BTreeMap<String, String>,
+}
+
+impl Props<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.map.get(key).map(|v| v.trim())
+    }
+
+    fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
+        ConfigError::InvalidValue {
+            key: key.to_string(),
+            value: value.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn int<T: std::str::FromStr>(&self, key: &str, default: T) -> Result<T, ConfigError> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<T>()
+                .map_err(|_| Self::invalid(key, v, "not an integer in range")),
+        }
+    }
+
+    fn at_least<T>(&self, key: &str, default: T, min: T) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+    {
+        let value = self.int(key, default)?;
+        if value < min {
+            return Err(Self::invalid(
+                key,
+                &value.to_string(),
+                &format!("must be at least {min}"),
+            ));
+        }
+        Ok(value)
+    }
+
+    fn bool(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(key).map(str::to_ascii_lowercase).as_deref() {
+            None => Ok(default),
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            Some(v) => Err(Self::invalid(key, v, "expected true or false")),
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// Validates Kafka `server.properties` pairs. Returns the config and the keys it did
+    /// not recognise (the caller logs them as warnings; keys read by other parts of the
+    /// binary, such as the metadata quorum's, are filtered there).
+    pub fn from_props(
+        map: &BTreeMap<String, String>,
+    ) -> Result<(BrokerConfig, Vec<String>), ConfigError> {
+        let props = Props { map };
+        let unknown = map
+            .keys()
+            .filter(|key| {
+                !BROKER_KEYS.contains(&key.as_str())
+                    && !TOPIC_SYNONYMS.iter().any(|(broker, _)| broker == key)
+            })
+            .cloned()
+            .collect();
+        let node_id = match props.get("node.id") {
+            Some(_) => props.at_least("node.id", 1, 0)?,
+            None => props.at_least("broker.id", 1, 0)?,
+        };
+        let listener_text = props
+            .get("listeners")
+            .unwrap_or("PLAINTEXT://127.0.0.1:9092");
+        let listener = first_plaintext("listeners", listener_text)?;
+        let advertised_listener = match props.get("advertised.listeners") {
+            Some(text) => first_plaintext("advertised.listeners", text)?,
+            None => listener.clone(),
+        };
+        let log_dirs_text = props
+            .get("log.dirs")
+            .or_else(|| props.get("log.dir"))
+            .unwrap_or("./data");
+        let log_dirs: Vec<PathBuf> = log_dirs_text
+            .split(',')
+            .map(str::trim)
+            .filter(|dir| !dir.is_empty())
+            .map(PathBuf::from)
+            .collect();
+        if log_dirs.is_empty() {
+            return Err(Props::invalid(
+                "log.dirs",
+                log_dirs_text,
+                "needs at least one directory",
+            ));
+        }
+        let (topic_defaults, topic_defaults_set) = topic_defaults(&props)?;
+        let log_defaults =
+            LogConfig::from_kafka_props(topic_defaults.iter().map(|(k, v)| (*k, v.as_str())))
+                .map_err(|error| log_config_error(&topic_defaults_set, error))?;
+        let config = BrokerConfig {
+            node_id,
+            cluster_id: props
+                .get("cluster.id")
+                .unwrap_or("c3Ryb20tY2x1c3Rlci0x")
+                .to_string(),
+            rack: props.get("broker.rack").map(str::to_string),
+            listener,
+            advertised_listener,
+            log_dirs,
+            num_partitions: props.at_least("num.partitions", 1, 1)?,
+            default_replication_factor: props.at_least("default.replication.factor", 1, 1)?,
+            auto_create_topics_enable: props.bool("auto.create.topics.enable", true)?,
+            delete_topic_enable: props.bool("delete.topic.enable", true)?,
+            socket_request_max_bytes: props.at_least(
+                "socket.request.max.bytes",
+                strom_protocol::FRAME_BYTES_MAX_DEFAULT,
+                1,
+            )?,
+            connections_max: props.at_least("max.connections", 10_000, 1)?,
+            log_retention_check_interval_ms: props.at_least(
+                "log.retention.check.interval.ms",
+                300_000,
+                1,
+            )?,
+            log_cleaner_backoff_ms: props.at_least("log.cleaner.backoff.ms", 15_000, 1)?,
+            fetch_max_bytes: props.at_least("fetch.max.bytes", 57_671_680, 0)?,
+            fetch_wait_max_ms: props.at_least("strom.fetch.wait.max.ms", 30_000, 0)?,
+            open_files_max: props.at_least("strom.open.files.max", 4096, 1)?,
+            topic_defaults,
+            topic_defaults_set,
+            log_defaults,
+            keys_set: map.keys().cloned().collect(),
+        };
+        Ok((config, unknown))
+    }
+
+    /// Whether the broker reads `key` (for callers that merge unknown-key warnings).
+    pub fn is_known_key(key: &str) -> bool {
+        BROKER_KEYS.contains(&key) || TOPIC_SYNONYMS.iter().any(|(broker, _)| *broker == key)
+    }
+
+    /// Kafka's defaults plus the embedded single-node ones.
+    pub fn default_single_node() -> BrokerConfig {
+        match BrokerConfig::from_props(&BTreeMap::new()) {
+            Ok((config, _)) => config,
+            // The empty map always validates; a failure here is a bug in the defaults.
+            Err(error) => unreachable!("default config invalid: {error}"),
+        }
+    }
+
+    /// A config for tests: 127.0.0.1 port 0, the given data dir, small logs.
+    pub fn test_min(data_dir: &std::path::Path) -> BrokerConfig {
+        let mut map = BTreeMap::new();
+        map.insert(
+            "listeners".to_string(),
+            "PLAINTEXT://127.0.0.1:0".to_string(),
+        );
+        map.insert("log.dirs".to_string(), data_dir.display().to_string());
+        map.insert("log.segment.bytes".to_string(), "65536".to_string());
+        map.insert("strom.fetch.wait.max.ms".to_string(), "5000".to_string());
+        match BrokerConfig::from_props(&map) {
+            Ok((config, _)) => config,
+            Err(error) => unreachable!("test config invalid: {error}"),
+        }
+    }
+
+    /// Every broker key this config serves with its effective value, for DescribeConfigs
+    /// on the broker resource.
+    pub fn broker_entries(&self) -> Vec<(String, String)> {
+        let listener = |l: &Listener| format!("{}://{}:{}", l.name, l.host, l.port);
+        let mut out: Vec<(String, String)> = vec![
+            ("node.id".into(), self.node_id.to_string()),
+            ("broker.id".into(), self.node_id.to_string()),
+            ("cluster.id".into(), self.cluster_id.clone()),
+            ("listeners".into(), listener(&self.listener)),
+            (
+                "advertised.listeners".into(),
+                listener(&self.advertised_listener),
+            ),
+            (
+                "log.dirs".into(),
+                self.log_dirs
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            ("num.partitions".into(), self.num_partitions.to_string()),
+            (
+                "default.replication.factor".into(),
+                self.default_replication_factor.to_string(),
+            ),
+            (
+                "auto.create.topics.enable".into(),
+                self.auto_create_topics_enable.to_string(),
+            ),
+            (
+                "delete.topic.enable".into(),
+                self.delete_topic_enable.to_string(),
+            ),
+            (
+                "socket.request.max.bytes".into(),
+                self.socket_request_max_bytes.to_string(),
+            ),
+            ("max.connections".into(), self.connections_max.to_string()),
+            (
+                "log.retention.check.interval.ms".into(),
+                self.log_retention_check_interval_ms.to_string(),
+            ),
+            (
+                "strom.fetch.wait.max.ms".into(),
+                self.fetch_wait_max_ms.to_string(),
+            ),
+            (
+                "strom.open.files.max".into(),
+                self.open_files_max.to_string(),
+            ),
+        ];
+        if let Some(rack) = &self.rack {
+            out.push(("broker.rack".into(), rack.clone()));
+        }
+        for (broker_key, topic_key) in TOPIC_SYNONYMS {
+            if let Some(value) = self.topic_defaults.get(topic_key) {
+                out.push(((*broker_key).to_string(), value.clone()));
+            }
+        }
+        for (broker_key, topic_key) in [
+            ("log.retention.ms", "retention.ms"),
+            ("log.roll.ms", "segment.ms"),
+        ] {
+            if let Some(value) = self.topic_defaults.get(topic_key) {
+                out.push((broker_key.to_string(), value.clone()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Whether `server.properties` or an override set `key` (or a key that sets it).
+    pub fn is_key_set(&self, key: &str) -> bool {
+        let retention = [
+            "log.retention.ms",
+            "log.retention.minutes",
+            "log.retention.hours",
+        ];
+        let roll = ["log.roll.ms", "log.roll.hours"];
+        let aliases: &[&str] = if retention.contains(&key) {
+            &retention
+        } else if roll.contains(&key) {
+            &roll
+        } else if key == "node.id" || key == "broker.id" {
+            &["node.id", "broker.id"]
+        } else {
+            &[]
+        };
+        self.keys_set
+            .iter()
+            .any(|set| set == key || aliases.contains(&set.as_str()))
+    }
+
+    /// The broker key whose value is the default of topic config `topic_key`.
+    pub fn broker_synonym(topic_key: &str) -> Option<&'static str> {
+        match topic_key {
+            "retention.ms" => Some("log.retention.ms"),
+            "segment.ms" => Some("log.roll.ms"),
+            _ => TOPIC_SYNONYMS
+                .iter()
+                .find(|(_, topic)| *topic == topic_key)
+                .map(|(broker, _)| *broker),
+        }
+    }
+
+    /// The directory partitions are created in.
+    pub fn data_dir(&self) -> PathBuf {
+        self.log_dirs.first().cloned().unwrap_or_default()
+    }
+
+    /// Whether appends are acknowledged only once fsynced (`strom.log.durability`).
+    pub fn sync_on_commit(&self) -> bool {
+        self.log_defaults.durability == Durability::SyncOnCommit
+    }
+
+    /// The effective log config of a topic: broker defaults overlaid with the topic's
+    /// overrides (keys the log does not use, such as `min.insync.replicas`, are skipped).
+    pub fn topic_log_config(
+        &self,
+        overrides: Option<&BTreeMap<String, String>>,
+    ) -> Result<LogConfig, strom_log::ConfigError> {
+        let known = LogConfig::default().to_kafka_props();
+        let mut merged: BTreeMap<&str, &str> = self
+            .topic_defaults
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect();
+        for (key, value) in overrides.into_iter().flatten() {
+            // Durability is a broker-wide choice, never a topic override.
+            if known.contains_key(key.as_str()) && key != "strom.durability" {
+                merged.insert(key.as_str(), value.as_str());
+            }
+        }
+        let config = LogConfig::from_kafka_props(merged)?;
+        // Durability is broker-wide: `log_defaults` is its one source of truth.
+        Ok(LogConfig {
+            durability: self.log_defaults.durability,
+            ..config
+        })
+    }
+}
+
+fn first_plaintext(key: &str, text: &str) -> Result<Listener, ConfigError> {
+    let listeners = text
+        .split(',')
+        .filter(|part| !part.trim().is_empty())
+        .map(|part| Listener::parse(key, part))
+        .collect::<Result<Vec<_>, _>>()?;
+    listeners
+        .into_iter()
+        .find(|l| l.name == "PLAINTEXT")
+        .ok_or_else(|| ConfigError::InvalidValue {
+            key: key.to_string(),
+            value: text.to_string(),
+            reason: "needs a PLAINTEXT listener (the only security protocol served)".to_string(),
+        })
+}
+
+/// The topic-level defaults the broker keys set, as topic keys.
+fn topic_defaults(
+    props: &Props<'_>,
+) -> Result<(BTreeMap<&'static str, String>, Vec<&'static str>), ConfigError> {
+    let mut defaults: BTreeMap<&'static str, String> =
+        LogConfig::default().to_kafka_props().into_iter().collect();
+    let mut set = Vec::new();
+    for (broker_key, topic_key) in TOPIC_SYNONYMS {
+        if let Some(value) = props.get(broker_key) {
+            defaults.insert(topic_key, value.to_string());
+            set.push(*topic_key);
+        }
+    }
+    // Kafka's precedence: the finest unit set wins.
+    let retention_ms = if props.get("log.retention.ms").is_some() {
+        Some(props.at_least("log.retention.ms", -1i64, -1)?)
+    } else if props.get("log.retention.minutes").is_some() {
+        Some(minutes_or_forever(props.at_least(
+            "log.retention.minutes",
+            -1i64,
+            -1,
+        )?))
+    } else if props.get("log.retention.hours").is_some() {
+        let hours = props.at_least("log.retention.hours", -1i64, -1)?;
+        Some(if hours < 0 {
+            -1
+        } else {
+            hours.saturating_mul(HOUR_MS)
+        })
+    } else {
+        None
+    };
+    if let Some(ms) = retention_ms {
+        defaults.insert("retention.ms", ms.to_string());
+        set.push("retention.ms");
+    }
+    let roll_ms = if props.get("log.roll.ms").is_some() {
+        Some(props.at_least("log.roll.ms", 1i64, 1)?)
+    } else if props.get("log.roll.hours").is_some() {
+        Some(
+            props
+                .at_least("log.roll.hours", 1i64, 1)?
+                .saturating_mul(HOUR_MS),
+        )
+    } else {
+        None
+    };
+    if let Some(ms) = roll_ms {
+        defaults.insert("segment.ms", ms.to_string());
+        set.push("segment.ms");
+    }
+    Ok((defaults, set))
+}
+
+fn minutes_or_forever(minutes: i64) -> i64 {
+    if minutes < 0 {
+        -1
+    } else {
+        minutes.saturating_mul(60_000)
+    }
+}
+
+/// Names the broker key behind an invalid topic-level default.
+fn log_config_error(set: &[&'static str], error: strom_log::ConfigError) -> ConfigError {
+    match error {
+        strom_log::ConfigError::InvalidValue { key, value, reason } => {
+            let broker_key = TOPIC_SYNONYMS
+                .iter()
+                .find(|(_, topic)| *topic == key)
+                .map_or_else(|| key.clone(), |(broker, _)| (*broker).to_string());
+            let broker_key = if set.iter().any(|k| *k == key) {
+                broker_key
+            } else {
+                key
+            };
+            ConfigError::InvalidValue {
+                key: broker_key,
+                value,
+                reason: reason.to_string(),
+            }
+        }
+        strom_log::ConfigError::UnknownKey(key) => ConfigError::InvalidValue {
+            key,
+            value: String::new(),
+            reason: "unknown topic key".to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_kafkas_and_the_single_node_ones() {
+        let config = BrokerConfig::default_single_node();
+        assert_eq!(config.node_id, 1);
+        assert_eq!(config.listener.bind_address(), "127.0.0.1:9092");
+        assert_eq!(config.advertised_listener, config.listener);
+        assert_eq!(config.log_dirs, vec![PathBuf::from("./data")]);
+        assert_eq!(config.num_partitions, 1);
+        assert!(config.auto_create_topics_enable);
+        assert_eq!(config.socket_request_max_bytes, 104_857_600);
+        assert_eq!(config.log_defaults.retention_ms, 168 * HOUR_MS);
+        assert_eq!(config.log_defaults.segment_bytes, 1 << 30);
+        assert_eq!(config.log_defaults.max_message_bytes, 1_048_588);
+        assert!(!config.sync_on_commit());
+    }
+
+    #[test]
+    fn retention_takes_the_finest_unit() {
+        let check = |pairs: &[(&str, &str)], expected_ms: i64| {
+            let (config, unknown) = BrokerConfig::from_props(&props(pairs)).unwrap();
+            assert!(unknown.is_empty());
+            assert_eq!(config.log_defaults.retention_ms, expected_ms, "{pairs:?}");
+        };
+        check(&[("log.retention.hours", "1")], HOUR_MS);
+        check(
+            &[("log.retention.hours", "1"), ("log.retention.minutes", "2")],
+            120_000,
+        );
+        check(
+            &[("log.retention.minutes", "2"), ("log.retention.ms", "5")],
+            5,
+        );
+        check(&[("log.retention.ms", "-1")], -1);
+    }
+
+    #[test]
+    fn unknown_keys_warn_and_bad_values_name_their_key() {
+        let (config, unknown) = BrokerConfig::from_props(&props(&[
+            ("no.such.key", "1"),
+            ("node.id", "7"),
+            ("strom.log.durability", "sync-on-commit"),
+            ("listeners", "CONTROLLER://:9093,PLAINTEXT://127.0.0.1:0"),
+        ]))
+        .unwrap();
+        assert_eq!(unknown, vec!["no.such.key".to_string()]);
+        assert_eq!(config.node_id, 7);
+        assert!(config.sync_on_commit());
+        assert_eq!(config.listener.port, 0);
+        for (key, value) in [
+            ("num.partitions", "0"),
+            ("num.partitions", "x"),
+            ("log.segment.bytes", "-5"),
+            ("listeners", "SSL://:9093"),
+            ("auto.create.topics.enable", "maybe"),
+            ("strom.log.durability", "never"),
+        ] {
+            match BrokerConfig::from_props(&props(&[(key, value)])) {
+                Err(ConfigError::InvalidValue { key: named, .. }) => {
+                    assert_eq!(named, key, "{key}={value}")
+                }
+                Ok(_) => panic!("{key}={value} accepted"),
+            }
+        }
+    }
+
+    #[test]
+    fn topic_overrides_layer_over_broker_defaults() {
+        let (config, _) =
+            BrokerConfig::from_props(&props(&[("log.segment.bytes", "100000")])).unwrap();
+        let overrides = props(&[("retention.ms", "1000"), ("min.insync.replicas", "2")]);
+        let log = config.topic_log_config(Some(&overrides)).unwrap();
+        assert_eq!(log.segment_bytes, 100_000);
+        assert_eq!(log.retention_ms, 1000);
+    }
+}

@@ -1,0 +1,204 @@
+//! AlterConfigs (legacy: the given keys become a resource's whole set of overrides) and
+//! IncrementalAlterConfigs (set, delete, append, subtract per key), validated and committed
+//! by the controller. Open logs pick up topic changes when the new image arrives.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use strom_meta::{
+    AlterConfigOp, AlterConfigsRequest as MetaAlter, AlterConfigsResult, AlterResource,
+    AlterableConfig, ConfigResource, ConfigResourceKind, ControllerReply, ControllerRequest,
+    IncrementalAlterConfigsRequest as MetaIncremental, IncrementalAlterResource,
+};
+use strom_protocol::messages::{
+    AlterConfigsRequest, AlterConfigsResponse, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse, ResponseKind,
+};
+use strom_protocol::{ErrorCode, StrBytes};
+
+use super::{api_error, controller_error, str_bytes};
+use crate::metadata::MetadataError;
+use crate::server::BrokerContext;
+
+/// One resource's answer: its wire type and name, error code and message.
+type Outcome = (i8, StrBytes, i16, Option<String>);
+
+pub(super) async fn handle_legacy(
+    context: &BrokerContext,
+    request: AlterConfigsRequest,
+    _version: i16,
+) -> ResponseKind {
+    let mut refused = BTreeMap::new();
+    let mut resources = Vec::new();
+    let wire: Vec<(i8, StrBytes)> = request
+        .resources
+        .iter()
+        .map(|r| (r.resource_type, r.resource_name.clone()))
+        .collect();
+    for (slot, r) in request.resources.into_iter().enumerate() {
+        match resource(r.resource_type, &r.resource_name) {
+            Some(resource) => resources.push(AlterResource {
+                resource,
+                configs: r
+                    .configs
+                    .into_iter()
+                    .map(|c| (c.name.to_string(), c.value.map(|v| v.to_string())))
+                    .collect(),
+            }),
+            None => {
+                refused.insert(slot, ErrorCode::INVALID_REQUEST);
+            }
+        }
+    }
+    let reply = if resources.is_empty() {
+        Ok(ControllerReply::AlterConfigs(Vec::new()))
+    } else {
+        let request = ControllerRequest::AlterConfigs(MetaAlter {
+            resources,
+            validate_only: request.validate_only,
+        });
+        context.metadata.submit(request).await
+    };
+    let outcomes = merge(&wire, &refused, reply, |reply| match reply {
+        ControllerReply::AlterConfigs(results) => Some(results),
+        _ => None,
+    });
+    apply_to_logs(context).await;
+    let responses = outcomes
+        .into_iter()
+        .map(|(kind, name, code, message)| {
+            strom_protocol::messages::alter_configs_response::AlterConfigsResourceResponse::default(
+            )
+            .with_resource_type(kind)
+            .with_resource_name(name)
+            .with_error_code(code)
+            .with_error_message(message.map(str_bytes))
+        })
+        .collect();
+    ResponseKind::AlterConfigs(AlterConfigsResponse::default().with_responses(responses))
+}
+
+pub(super) async fn handle_incremental(
+    context: &BrokerContext,
+    request: IncrementalAlterConfigsRequest,
+    _version: i16,
+) -> ResponseKind {
+    let mut refused = BTreeMap::new();
+    let mut resources = Vec::new();
+    let wire: Vec<(i8, StrBytes)> = request
+        .resources
+        .iter()
+        .map(|r| (r.resource_type, r.resource_name.clone()))
+        .collect();
+    for (slot, r) in request.resources.into_iter().enumerate() {
+        let configs: Option<Vec<AlterableConfig>> = r
+            .configs
+            .into_iter()
+            .map(|c| {
+                Some(AlterableConfig {
+                    key: c.name.to_string(),
+                    op: AlterConfigOp::from_kafka_id(c.config_operation)?,
+                    value: c.value.map(|v| v.to_string()),
+                })
+            })
+            .collect();
+        match (resource(r.resource_type, &r.resource_name), configs) {
+            (Some(resource), Some(configs)) => {
+                resources.push(IncrementalAlterResource { resource, configs })
+            }
+            _ => {
+                refused.insert(slot, ErrorCode::INVALID_REQUEST);
+            }
+        }
+    }
+    let reply = if resources.is_empty() {
+        Ok(ControllerReply::IncrementalAlterConfigs(Vec::new()))
+    } else {
+        let request = ControllerRequest::IncrementalAlterConfigs(MetaIncremental {
+            resources,
+            validate_only: request.validate_only,
+        });
+        context.metadata.submit(request).await
+    };
+    let outcomes = merge(&wire, &refused, reply, |reply| match reply {
+        ControllerReply::IncrementalAlterConfigs(results) => Some(results),
+        _ => None,
+    });
+    apply_to_logs(context).await;
+    let responses = outcomes
+        .into_iter()
+        .map(|(kind, name, code, message)| {
+            strom_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_resource_type(kind)
+                .with_resource_name(name)
+                .with_error_code(code)
+                .with_error_message(message.map(str_bytes))
+        })
+        .collect();
+    ResponseKind::IncrementalAlterConfigs(
+        IncrementalAlterConfigsResponse::default().with_responses(responses),
+    )
+}
+
+fn resource(kind: i8, name: &StrBytes) -> Option<ConfigResource> {
+    let kind = ConfigResourceKind::from_kafka_id(kind)?;
+    Some(ConfigResource {
+        kind,
+        name: name.to_string(),
+    })
+}
+
+/// The answers in request order: refused slots, then the controller's per-resource results
+/// (matched by resource), or the controller's refusal for all of them.
+fn merge(
+    wire: &[(i8, StrBytes)],
+    refused: &BTreeMap<usize, ErrorCode>,
+    reply: Result<ControllerReply, MetadataError>,
+    results_of: impl Fn(ControllerReply) -> Option<Vec<AlterConfigsResult>>,
+) -> Vec<Outcome> {
+    let (results, whole): (Vec<AlterConfigsResult>, Option<(i16, String)>) = match reply {
+        Ok(reply) => match results_of(reply) {
+            Some(results) => (results, None),
+            None => (
+                Vec::new(),
+                Some((
+                    ErrorCode::UNKNOWN_SERVER_ERROR.code(),
+                    "unexpected reply".into(),
+                )),
+            ),
+        },
+        Err(error) => (Vec::new(), Some(controller_error(&error))),
+    };
+    wire.iter()
+        .enumerate()
+        .map(|(slot, (kind, name))| {
+            if let Some(code) = refused.get(&slot) {
+                return (
+                    *kind,
+                    name.clone(),
+                    code.code(),
+                    Some("unsupported resource or operation".into()),
+                );
+            }
+            if let Some((code, message)) = &whole {
+                return (*kind, name.clone(), *code, Some(message.clone()));
+            }
+            let found = results
+                .iter()
+                .find(|r| r.resource.kind.kafka_id() == *kind && r.resource.name == name.as_str());
+            match found.and_then(|r| r.error.as_ref()) {
+                Some(error) => {
+                    let (code, message) = api_error(error);
+                    (*kind, name.clone(), code, Some(message))
+                }
+                None => (*kind, name.clone(), 0, None),
+            }
+        })
+        .collect()
+}
+
+async fn apply_to_logs(context: &BrokerContext) {
+    let replicas = Arc::clone(&context.replicas);
+    let image = context.metadata.image();
+    let _ = tokio::task::spawn_blocking(move || replicas.reconcile(&image)).await;
+}

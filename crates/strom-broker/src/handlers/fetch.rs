@@ -1,0 +1,251 @@
+//! Fetch: whole batches from the requested offset up to the high watermark, at least one
+//! batch when there is data, within `max_bytes` and each partition's max bytes; a long poll
+//! woken by appends that honours `max_wait_ms` (capped by `strom.fetch.wait.max.ms`) and
+//! `min_bytes`. Topics by name before v13, by id from v13. No fetch sessions: every answer
+//! has session id 0, which tells clients to send full requests (Kafka's sessionless mode).
+//! Records on disk are not copied: the connection sends them with `sendfile` (see
+//! `sendfile.rs`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use strom_log::LogError;
+use strom_meta::TopicIdPartition;
+use strom_protocol::messages::fetch_request::FetchTopic;
+use strom_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use strom_protocol::messages::{FetchRequest, FetchResponse, ResponseKind};
+use strom_protocol::ErrorCode;
+use tokio::time::Instant;
+
+use super::{check_leader_epoch, leader_epoch, leader_replica};
+use crate::replicas::Partition;
+use crate::sendfile::{new_marker, FileRecords};
+use crate::server::BrokerContext;
+
+/// The first version that addresses topics by id.
+const TOPIC_ID_MIN_VERSION: i16 = 13;
+/// The first version with fetch sessions (and a top-level error code).
+const SESSION_MIN_VERSION: i16 = 7;
+/// Kafka's `isolation_level` for read_committed.
+const READ_COMMITTED: i8 = 1;
+
+/// One partition of the request, resolved against the image.
+struct Planned {
+    topic_slot: usize,
+    partition_index: i32,
+    target: Result<Arc<Partition>, ErrorCode>,
+    fetch_offset: i64,
+    partition_max_bytes: u64,
+}
+
+/// The response, and the records to splice into it from segment files (`sendfile`).
+pub(super) async fn handle(
+    context: &BrokerContext,
+    request: FetchRequest,
+    version: i16,
+) -> (ResponseKind, Vec<FileRecords>) {
+    if version >= SESSION_MIN_VERSION && request.session_id != 0 {
+        let response =
+            FetchResponse::default().with_error_code(ErrorCode::FETCH_SESSION_ID_NOT_FOUND.code());
+        return (ResponseKind::Fetch(response), Vec::new());
+    }
+    let wait_ms = u64::try_from(request.max_wait_ms)
+        .unwrap_or(0)
+        .min(context.config.fetch_wait_max_ms);
+    let deadline = Instant::now() + Duration::from_millis(wait_ms);
+    let min_bytes = u64::try_from(request.min_bytes).unwrap_or(0);
+    let max_bytes = u64::try_from(request.max_bytes)
+        .unwrap_or(0)
+        .min(context.config.fetch_max_bytes);
+    let read_committed = request.isolation_level == READ_COMMITTED;
+    let mut appends = context.replicas.subscribe_appends();
+    let mut shutdown = context.shutdown.clone();
+    loop {
+        appends.borrow_and_update();
+        let plans = plan(context, &request.topics, version);
+        let (partitions, files, total_bytes, any_error) =
+            read(plans, max_bytes, read_committed).await;
+        let done = any_error
+            || total_bytes >= min_bytes
+            || request.topics.is_empty()
+            || Instant::now() >= deadline
+            || *shutdown.borrow();
+        if done {
+            let response = ResponseKind::Fetch(response(&request.topics, partitions, version));
+            return (response, files);
+        }
+        tokio::select! {
+            _ = appends.changed() => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = shutdown.wait_for(|stop| *stop) => {}
+        }
+    }
+}
+
+fn plan(context: &BrokerContext, topics: &[FetchTopic], version: i16) -> Vec<Planned> {
+    let image = context.metadata.image();
+    let by_id = version >= TOPIC_ID_MIN_VERSION;
+    let mut plans = Vec::new();
+    for (topic_slot, topic) in topics.iter().enumerate() {
+        let found = if by_id {
+            image.topic_by_id(topic.topic_id)
+        } else {
+            image.topic_by_name(&topic.topic.0)
+        };
+        for p in &topic.partitions {
+            let target = match found {
+                None if by_id => Err(ErrorCode::UNKNOWN_TOPIC_ID),
+                None => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
+                Some(t) => {
+                    let tp = TopicIdPartition {
+                        topic_id: t.topic_id,
+                        partition: p.partition,
+                    };
+                    match check_leader_epoch(p.current_leader_epoch, leader_epoch(&image, tp)) {
+                        Some(code) => Err(code),
+                        None => leader_replica(context, &image, tp),
+                    }
+                }
+            };
+            plans.push(Planned {
+                topic_slot,
+                partition_index: p.partition,
+                target,
+                fetch_offset: p.fetch_offset,
+                partition_max_bytes: u64::try_from(p.partition_max_bytes).unwrap_or(0),
+            });
+        }
+    }
+    plans
+}
+
+/// Reads every planned partition (blocking I/O off the runtime). Once `max_bytes` is used
+/// up, later partitions answer without data; the first partition with data always gets at
+/// least one whole batch, so a batch larger than the limits cannot stall a consumer.
+/// What one read pass found: partitions in request order, records to splice, the bytes of
+/// records in all, and whether any partition has an error.
+type ReadPass = (Vec<(usize, PartitionData)>, Vec<FileRecords>, u64, bool);
+
+async fn read(plans: Vec<Planned>, max_bytes: u64, read_committed: bool) -> ReadPass {
+    let result = tokio::task::spawn_blocking(move || {
+        let mut budget = max_bytes;
+        let mut total_bytes = 0u64;
+        let mut any_error = false;
+        let mut out = Vec::with_capacity(plans.len());
+        let mut files = Vec::new();
+        for plan in plans {
+            let limit = budget.min(plan.partition_max_bytes);
+            let (data, file) = read_one(&plan, limit, total_bytes == 0, read_committed);
+            let len = match &file {
+                Some(file) => file.range.len_bytes,
+                None => data.records.as_ref().map_or(0, |r| r.len() as u64),
+            };
+            files.extend(file);
+            any_error |= data.error_code != 0;
+            total_bytes += len;
+            budget = budget.saturating_sub(len);
+            out.push((plan.topic_slot, data));
+        }
+        (out, files, total_bytes, any_error)
+    })
+    .await;
+    result.unwrap_or_else(|error| {
+        tracing::error!(%error, "fetch read task failed");
+        (Vec::new(), Vec::new(), 0, true)
+    })
+}
+
+/// One partition's data. Records on a real file come back as a marker plus the file range
+/// to `sendfile`; anything else is read into memory.
+fn read_one(
+    plan: &Planned,
+    limit: u64,
+    first: bool,
+    read_committed: bool,
+) -> (PartitionData, Option<FileRecords>) {
+    let base = PartitionData::default()
+        .with_partition_index(plan.partition_index)
+        .with_records(Some(Bytes::new()))
+        .with_aborted_transactions(read_committed.then(Vec::new));
+    let partition = match &plan.target {
+        Ok(partition) => partition,
+        Err(code) => {
+            let data = base
+                .with_error_code(code.code())
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1)
+                .with_log_start_offset(-1);
+            return (data, None);
+        }
+    };
+    let log = &partition.log;
+    let high_watermark = log.high_watermark();
+    let base = base
+        .with_high_watermark(high_watermark)
+        .with_last_stable_offset(high_watermark)
+        .with_log_start_offset(log.log_start_offset());
+    // A partition past the response budget answers with offsets only.
+    if limit == 0 && !first {
+        return (base, None);
+    }
+    let read = log
+        .read(plan.fetch_offset, limit.max(1), high_watermark)
+        .and_then(|info| match info.range {
+            Some(range) if range.std_file().is_some() => Ok(Records::File(range)),
+            Some(range) => range
+                .read_bytes()
+                .map(|bytes| Records::Memory(Bytes::from(bytes)))
+                .map_err(|source| LogError::Io {
+                    operation: "read",
+                    path: range.path.clone(),
+                    source,
+                }),
+            None => Ok(Records::Memory(Bytes::new())),
+        });
+    match read {
+        Ok(Records::Memory(bytes)) => (base.with_records(Some(bytes)), None),
+        Ok(Records::File(range)) => {
+            let marker = new_marker();
+            let data = base.with_records(Some(Bytes::copy_from_slice(&marker)));
+            (data, Some(FileRecords { marker, range }))
+        }
+        Err(error) => {
+            let code = error.kafka_error_code();
+            if code == ErrorCode::KAFKA_STORAGE_ERROR.code() {
+                tracing::error!(topic = %partition.topic, %error, "fetch read failed");
+            }
+            (base.with_error_code(code), None)
+        }
+    }
+}
+
+/// Where a partition's records come from.
+enum Records {
+    Memory(Bytes),
+    File(strom_log::FileRange),
+}
+
+fn response(
+    topics: &[FetchTopic],
+    partitions: Vec<(usize, PartitionData)>,
+    version: i16,
+) -> FetchResponse {
+    let mut responses: Vec<FetchableTopicResponse> = topics
+        .iter()
+        .map(|t| {
+            let response = FetchableTopicResponse::default();
+            if version >= TOPIC_ID_MIN_VERSION {
+                response.with_topic_id(t.topic_id)
+            } else {
+                response.with_topic(t.topic.clone())
+            }
+        })
+        .collect();
+    for (slot, data) in partitions {
+        if let Some(topic) = responses.get_mut(slot) {
+            topic.partitions.push(data);
+        }
+    }
+    FetchResponse::default().with_responses(responses)
+}

@@ -1,0 +1,250 @@
+//! Request handlers, one module per API. This module only routes a decoded request to its
+//! handler and holds the small conversions they share; it knows no API's semantics.
+
+mod alter_configs;
+mod api_versions;
+mod create_partitions;
+mod create_topics;
+mod delete_records;
+mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
+mod describe_log_dirs;
+mod describe_topic_partitions;
+mod elect_leaders;
+mod fetch;
+mod find_coordinator;
+mod init_producer_id;
+mod list_offsets;
+mod metadata;
+mod offset_for_leader_epoch;
+mod produce;
+
+use strom_meta::{ApiError, MetadataImage, TopicIdPartition};
+use strom_protocol::messages::{ApiKey, BrokerId, RequestKind, ResponseKind, TopicName};
+use strom_protocol::{error_response, ErrorCode, Incoming, StrBytes};
+
+use crate::metadata::MetadataError;
+use crate::server::BrokerContext;
+
+/// Every API the broker serves (ApiVersions is always added by the version table).
+pub const SERVED_APIS: &[ApiKey] = &[
+    ApiKey::Produce,
+    ApiKey::Fetch,
+    ApiKey::ListOffsets,
+    ApiKey::Metadata,
+    ApiKey::CreateTopics,
+    ApiKey::DeleteTopics,
+    ApiKey::InitProducerId,
+    ApiKey::OffsetForLeaderEpoch,
+    ApiKey::DescribeConfigs,
+    ApiKey::AlterConfigs,
+    ApiKey::IncrementalAlterConfigs,
+    ApiKey::CreatePartitions,
+    ApiKey::DeleteRecords,
+    ApiKey::DescribeCluster,
+    ApiKey::DescribeLogDirs,
+    ApiKey::DescribeTopicPartitions,
+    ApiKey::ElectLeaders,
+    ApiKey::FindCoordinator,
+];
+
+/// What the connection does after a request.
+#[derive(Debug)]
+pub enum Reply {
+    /// Send this response.
+    Respond(Box<ResponseKind>),
+    /// Send this response with records spliced in from segment files (Fetch).
+    RespondWithFiles(Box<ResponseKind>, Vec<crate::sendfile::FileRecords>),
+    /// Send nothing (Produce with `acks=0` that succeeded).
+    Silent,
+    /// Close the connection: an `acks=0` Produce failed, and closing is the only way Kafka
+    /// tells such a producer (it then refreshes its metadata), or no response shape exists.
+    Close,
+}
+
+/// Handles one request.
+pub async fn handle(context: &BrokerContext, incoming: Incoming) -> Reply {
+    let request = match incoming {
+        Incoming::UnsupportedApiVersions { .. } => {
+            return Reply::Respond(Box::new(ResponseKind::ApiVersions(
+                strom_protocol::api_versions::unsupported_version_response(&context.api_versions),
+            )))
+        }
+        Incoming::Request(request) => request,
+    };
+    let version = request.api_version();
+    let expects_response = request.expects_response();
+    let response = match request.body {
+        RequestKind::ApiVersions(body) => api_versions::handle(context, &body, version),
+        RequestKind::Metadata(body) => metadata::handle(context, body, version).await,
+        RequestKind::CreateTopics(body) => create_topics::handle(context, body, version).await,
+        RequestKind::DeleteTopics(body) => delete_topics::handle(context, body, version).await,
+        RequestKind::Produce(body) => produce::handle(context, body, version).await,
+        RequestKind::Fetch(body) => {
+            let (response, files) = fetch::handle(context, body, version).await;
+            if !files.is_empty() {
+                return Reply::RespondWithFiles(Box::new(response), files);
+            }
+            response
+        }
+        RequestKind::ListOffsets(body) => list_offsets::handle(context, body, version).await,
+        RequestKind::InitProducerId(body) => init_producer_id::handle(context, body, version).await,
+        RequestKind::OffsetForLeaderEpoch(body) => {
+            offset_for_leader_epoch::handle(context, body, version).await
+        }
+        RequestKind::DescribeConfigs(body) => {
+            describe_configs::handle(context, body, version).await
+        }
+        RequestKind::AlterConfigs(body) => {
+            alter_configs::handle_legacy(context, body, version).await
+        }
+        RequestKind::IncrementalAlterConfigs(body) => {
+            alter_configs::handle_incremental(context, body, version).await
+        }
+        RequestKind::CreatePartitions(body) => {
+            create_partitions::handle(context, body, version).await
+        }
+        RequestKind::DeleteRecords(body) => delete_records::handle(context, body, version).await,
+        RequestKind::DescribeCluster(body) => {
+            describe_cluster::handle(context, body, version).await
+        }
+        RequestKind::DescribeLogDirs(body) => {
+            describe_log_dirs::handle(context, body, version).await
+        }
+        RequestKind::DescribeTopicPartitions(body) => {
+            describe_topic_partitions::handle(context, body, version).await
+        }
+        RequestKind::ElectLeaders(body) => elect_leaders::handle(context, body, version).await,
+        RequestKind::FindCoordinator(body) => {
+            find_coordinator::handle(context, body, version).await
+        }
+        // The version table decodes only served APIs; this is a safety net, never a crash.
+        other => match error_response(
+            &other,
+            version,
+            ErrorCode::UNSUPPORTED_VERSION,
+            &context.api_versions,
+        ) {
+            Some(response) => response,
+            None => return Reply::Close,
+        },
+    };
+    if expects_response {
+        Reply::Respond(Box::new(response))
+    } else if produce_failed(&response) {
+        Reply::Close
+    } else {
+        Reply::Silent
+    }
+}
+
+fn produce_failed(response: &ResponseKind) -> bool {
+    match response {
+        ResponseKind::Produce(produce) => produce
+            .responses
+            .iter()
+            .flat_map(|t| &t.partition_responses)
+            .any(|p| p.error_code != 0),
+        _ => false,
+    }
+}
+
+fn str_bytes(text: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(text.into())
+}
+
+fn topic_name(text: impl Into<String>) -> TopicName {
+    TopicName(str_bytes(text))
+}
+
+fn broker_ids(ids: &[i32]) -> Vec<BrokerId> {
+    ids.iter().copied().map(BrokerId).collect()
+}
+
+/// A controller refusal or outage as a Kafka error code and message.
+fn controller_error(error: &MetadataError) -> (i16, String) {
+    match error {
+        MetadataError::Refused(api) => api_error(api),
+        MetadataError::Unavailable(reason) => (ErrorCode::REQUEST_TIMED_OUT.code(), reason.clone()),
+    }
+}
+
+fn api_error(error: &ApiError) -> (i16, String) {
+    (error.code.code(), error.message.clone())
+}
+
+/// A topic-partition by name in `image`, if it exists.
+fn resolve(image: &MetadataImage, topic: &str, partition: i32) -> Option<TopicIdPartition> {
+    let topic = image.topic_by_name(topic)?;
+    topic
+        .partitions
+        .contains_key(&partition)
+        .then_some(TopicIdPartition {
+            topic_id: topic.topic_id,
+            partition,
+        })
+}
+
+/// The open log of a partition this broker leads, or Kafka's error for why not: unknown
+/// partition, another (or no) leader, or a log that is not open (yet, or failed to open).
+fn leader_replica(
+    context: &BrokerContext,
+    image: &MetadataImage,
+    tp: TopicIdPartition,
+) -> Result<std::sync::Arc<crate::replicas::Partition>, ErrorCode> {
+    let state = image
+        .partition(tp.topic_id, tp.partition)
+        .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
+    if state.leader != context.config.node_id {
+        return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
+    }
+    context
+        .replicas
+        .get(tp)
+        .ok_or(ErrorCode::NOT_LEADER_OR_FOLLOWER)
+}
+
+/// The leader epoch of a partition in `image` (-1 when unknown).
+fn leader_epoch(image: &MetadataImage, tp: TopicIdPartition) -> i32 {
+    image
+        .partition(tp.topic_id, tp.partition)
+        .map_or(-1, |p| p.leader_epoch)
+}
+
+/// Kafka's check of a client's `current_leader_epoch` against the leader's (-1: no check).
+fn check_leader_epoch(client_epoch: i32, leader_epoch: i32) -> Option<ErrorCode> {
+    if client_epoch < 0 || client_epoch == leader_epoch {
+        None
+    } else if client_epoch < leader_epoch {
+        Some(ErrorCode::FENCED_LEADER_EPOCH)
+    } else {
+        Some(ErrorCode::UNKNOWN_LEADER_EPOCH)
+    }
+}
+
+/// Overlays the broker's static topic defaults (`log.segment.bytes=...` in
+/// `server.properties`) on entries the controller reports as Kafka defaults.
+fn with_broker_defaults(
+    context: &BrokerContext,
+    entries: Vec<strom_meta::config_defs::ConfigEntry>,
+) -> Vec<strom_meta::config_defs::ConfigEntry> {
+    use strom_meta::config_defs::ConfigSource;
+    entries
+        .into_iter()
+        .map(|mut entry| {
+            let set_here = context
+                .config
+                .topic_defaults_set
+                .iter()
+                .any(|key| *key == entry.name);
+            if set_here && entry.source == ConfigSource::DefaultConfig {
+                if let Some(value) = context.config.topic_defaults.get(entry.name.as_str()) {
+                    entry.value = Some(value.clone());
+                    entry.source = ConfigSource::StaticBrokerConfig;
+                }
+            }
+            entry
+        })
+        .collect()
+}

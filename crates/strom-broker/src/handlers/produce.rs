@@ -1,0 +1,204 @@
+//! Produce: acks 0, 1 and all; per-partition errors; batches validated by the log. Under
+//! `strom.log.durability=sync-on-commit` every append is fsynced before it is answered (and
+//! before consumers see it); under Kafka's default page-cache mode the answer follows the
+//! write, as a single-replica Kafka does. An `acks=0` request is never answered (the
+//! connection layer drops the response).
+
+use std::sync::Arc;
+
+use strom_log::LogError;
+use strom_meta::{MetadataImage, TopicIdPartition};
+use strom_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use strom_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
+use strom_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
+use strom_protocol::ErrorCode;
+
+use super::{leader_epoch, leader_replica, str_bytes};
+use crate::metadata::now_ms;
+use crate::replicas::{AppendError, Appended};
+use crate::server::BrokerContext;
+
+/// The first version that addresses topics by id.
+const TOPIC_ID_MIN_VERSION: i16 = 13;
+/// The first version with per-batch record errors and an error message.
+const RECORD_ERRORS_MIN_VERSION: i16 = 8;
+
+pub(super) async fn handle(
+    context: &BrokerContext,
+    request: ProduceRequest,
+    version: i16,
+) -> ResponseKind {
+    let acks_valid = matches!(request.acks, -1..=1);
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    let mut appended = false;
+    for topic in request.topic_data {
+        let response = produce_topic(context, topic, acks_valid, version, &mut appended).await;
+        responses.push(response);
+    }
+    if appended {
+        context.replicas.notify_appended();
+    }
+    ResponseKind::Produce(ProduceResponse::default().with_responses(responses))
+}
+
+async fn produce_topic(
+    context: &BrokerContext,
+    topic: TopicProduceData,
+    acks_valid: bool,
+    version: i16,
+    appended: &mut bool,
+) -> TopicProduceResponse {
+    let image = context.metadata.image();
+    let by_id = version >= TOPIC_ID_MIN_VERSION;
+    let found = if by_id {
+        image.topic_by_id(topic.topic_id)
+    } else {
+        image.topic_by_name(&topic.name.0)
+    };
+    let missing = if by_id {
+        ErrorCode::UNKNOWN_TOPIC_ID
+    } else {
+        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+    };
+    let topic_id = found.map(|t| t.topic_id);
+    let mut partitions = Vec::with_capacity(topic.partition_data.len());
+    for data in topic.partition_data {
+        let index = data.index;
+        let outcome = match (acks_valid, topic_id) {
+            (false, _) => Err(error(ErrorCode::INVALID_REQUIRED_ACKS, None)),
+            (true, None) => Err(error(missing, None)),
+            (true, Some(topic_id)) => {
+                let tp = TopicIdPartition {
+                    topic_id,
+                    partition: index,
+                };
+                append(context, &image, tp, data).await
+            }
+        };
+        partitions.push(
+            match outcome {
+                Ok(response) => {
+                    *appended = true;
+                    response
+                }
+                Err(failure) => failure.response(version),
+            }
+            .with_index(index),
+        );
+    }
+    let response = TopicProduceResponse::default().with_partition_responses(partitions);
+    if by_id {
+        response.with_topic_id(topic.topic_id)
+    } else {
+        response.with_name(topic.name)
+    }
+}
+
+/// A partition's refusal.
+struct Failure {
+    code: ErrorCode,
+    message: Option<String>,
+    batch_index: Option<usize>,
+}
+
+fn error(code: ErrorCode, message: Option<String>) -> Failure {
+    Failure {
+        code,
+        message,
+        batch_index: None,
+    }
+}
+
+impl Failure {
+    fn response(self, version: i16) -> PartitionProduceResponse {
+        let response = PartitionProduceResponse::default()
+            .with_error_code(self.code.code())
+            .with_base_offset(-1)
+            .with_log_append_time_ms(-1)
+            .with_log_start_offset(-1);
+        if version < RECORD_ERRORS_MIN_VERSION {
+            return response;
+        }
+        let record_errors = self
+            .batch_index
+            .and_then(|i| i32::try_from(i).ok())
+            .map(|batch_index| {
+                vec![BatchIndexAndErrorMessage::default()
+                    .with_batch_index(batch_index)
+                    .with_batch_index_error_message(self.message.clone().map(str_bytes))]
+            })
+            .unwrap_or_default();
+        response
+            .with_record_errors(record_errors)
+            .with_error_message(self.message.map(str_bytes))
+    }
+}
+
+async fn append(
+    context: &BrokerContext,
+    image: &MetadataImage,
+    tp: TopicIdPartition,
+    data: PartitionProduceData,
+) -> Result<PartitionProduceResponse, Failure> {
+    let partition = leader_replica(context, image, tp).map_err(|code| error(code, None))?;
+    let leader_epoch = leader_epoch(image, tp);
+    let Some(records) = data.records.filter(|r| !r.is_empty()) else {
+        return Err(error(
+            ErrorCode::INVALID_RECORD,
+            Some("the request holds no record batch".into()),
+        ));
+    };
+    let mut bytes = records.to_vec();
+    let sync_on_commit = context.config.sync_on_commit();
+    let appending = Arc::clone(&partition);
+    let result = tokio::task::spawn_blocking(move || {
+        appending.append(&mut bytes, leader_epoch, sync_on_commit, now_ms())
+    })
+    .await;
+    match result {
+        Ok(Ok(Appended::New(info))) => Ok(PartitionProduceResponse::default()
+            .with_base_offset(info.first_offset)
+            .with_log_append_time_ms(info.log_append_time_ms)
+            .with_log_start_offset(info.log_start_offset)),
+        Ok(Ok(Appended::Duplicate(meta))) => Ok(PartitionProduceResponse::default()
+            .with_base_offset(meta.first_offset)
+            .with_log_append_time_ms(-1)
+            .with_log_start_offset(partition.log.log_start_offset())),
+        Ok(Err(AppendError::Log(log_error))) => Err(log_failure(&partition.topic, &log_error)),
+        Ok(Err(refusal)) => {
+            let code = match refusal {
+                AppendError::OutOfOrderSequence { .. } => ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER,
+                AppendError::StaleEpoch { .. } => ErrorCode::INVALID_PRODUCER_EPOCH,
+                AppendError::MultipleBatches
+                | AppendError::KeylessOnCompacted { .. }
+                | AppendError::Log(_) => ErrorCode::INVALID_RECORD,
+            };
+            Err(error(code, Some(refusal.to_string())))
+        }
+        Err(join_error) => Err(error(
+            ErrorCode::UNKNOWN_SERVER_ERROR,
+            Some(join_error.to_string()),
+        )),
+    }
+}
+
+fn log_failure(topic: &str, log_error: &LogError) -> Failure {
+    let code = ErrorCode(log_error.kafka_error_code());
+    if code == ErrorCode::KAFKA_STORAGE_ERROR {
+        tracing::error!(topic, error = %log_error, "append failed");
+    } else {
+        tracing::debug!(topic, error = %log_error, "append refused");
+    }
+    let batch_index = match log_error {
+        LogError::InvalidBatch { batch_index, .. }
+        | LogError::InvalidTimestamp { batch_index, .. } => Some(*batch_index),
+        _ => None,
+    };
+    Failure {
+        code,
+        message: Some(log_error.to_string()),
+        batch_index,
+    }
+}

@@ -1,0 +1,29 @@
+//! strom-broker: the single-node Kafka broker. A tokio server that speaks Kafka's wire
+//! protocol (through strom-protocol), stores partitions in strom-log logs, and takes its
+//! topics from the metadata quorum (strom-meta's image, through [`MetadataPort`]).
+//!
+//! Start reading at [`Broker::start`] (`server.rs`), then `connection.rs` (one client) and
+//! `handlers/` (one module per API). [`ReplicaManager`] (`replicas.rs`) keeps the partition
+//! logs in step with the metadata image, `producers.rs` holds idempotent producer state,
+//! `sendfile.rs` splices Fetch records from segment files into responses. [`BrokerConfig`]
+//! (`config.rs`) reads Kafka's keys. The quorum is reached through [`MetadataPort`]:
+//! [`QuorumMetadata`] (`quorum.rs`) over the Raft node, [`LocalMetadata`] in tests.
+//!
+//! Only this crate serves Kafka clients over sockets; nothing depends on it but the `strom`
+//! binary.
+
+pub mod config;
+pub mod connection;
+pub mod handlers;
+pub mod metadata;
+pub mod producers;
+pub mod quorum;
+pub mod replicas;
+pub mod sendfile;
+pub mod server;
+
+pub use config::{BrokerConfig, ConfigError, Listener};
+pub use metadata::{LocalMetadata, MetadataError, MetadataPort, SubmitFuture};
+pub use quorum::QuorumMetadata;
+pub use replicas::{AppendError, Appended, Partition, ReplicaManager};
+pub use server::{served_api_versions, Broker, BrokerContext, StartError};

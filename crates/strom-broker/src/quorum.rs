@@ -1,0 +1,55 @@
+//! The broker's seam to this node's metadata quorum member: the committed image, its
+//! changes, and controller requests submitted through the Raft node (forwarded to the
+//! leader when this node is not it).
+
+use std::sync::Arc;
+
+use crate::metadata::{MetadataError, MetadataPort, SubmitFuture};
+use strom_meta::{ControllerRequest, MetadataImage};
+use strom_raft::metadata::MetadataNode;
+use tokio::sync::watch;
+
+/// [`MetadataPort`] over a [`MetadataNode`].
+pub struct QuorumMetadata {
+    node: MetadataNode,
+    images: watch::Sender<MetadataImage>,
+}
+
+impl QuorumMetadata {
+    /// Wraps `node`; a task forwards each applied image to the broker's watchers.
+    pub fn new(node: MetadataNode) -> Arc<QuorumMetadata> {
+        let (images, _) = watch::channel(node.state().state);
+        let port = Arc::new(QuorumMetadata { node, images });
+        let mut applied = port.node.watch_state();
+        let forward = Arc::clone(&port);
+        tokio::spawn(async move {
+            while applied.changed().await.is_ok() {
+                let image = applied.borrow_and_update().state.clone();
+                forward.images.send_replace(image);
+            }
+        });
+        port
+    }
+}
+
+impl MetadataPort for QuorumMetadata {
+    fn image(&self) -> MetadataImage {
+        // Read from the node itself: a reply is released only after its entry is applied
+        // there, so a handler that just got a reply sees its own change.
+        self.node.state().state
+    }
+
+    fn watch(&self) -> watch::Receiver<MetadataImage> {
+        self.images.subscribe()
+    }
+
+    fn submit(&self, request: ControllerRequest) -> SubmitFuture<'_> {
+        Box::pin(async move {
+            match self.node.submit(request).await {
+                Ok(Ok(reply)) => Ok(reply),
+                Ok(Err(error)) => Err(MetadataError::Refused(error)),
+                Err(error) => Err(MetadataError::Unavailable(error.to_string())),
+            }
+        })
+    }
+}

@@ -1,0 +1,529 @@
+//! The replica manager: the partition logs this broker hosts, opened, created and deleted to
+//! follow the metadata image, plus the high watermark and the append notification that wakes
+//! long-polling fetches.
+//!
+//! A partition lives in `<log.dirs>/<topic>-<partition>` as in Kafka, with a
+//! `partition.metadata` file naming its topic id, so that a directory left by a deleted topic
+//! is never mistaken for a new topic of the same name. Deleting renames the directory to
+//! `<topic>-<partition>.<id>-delete` first (one atomic step), then removes it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use strom_log::fs::RealFs;
+use strom_log::{AppendInfo, AppendOrigin, CompactionLimits, HandleCache, Log, LogError};
+use strom_meta::{MetadataImage, TopicIdPartition};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use strom_records::BatchHeader;
+
+use crate::config::BrokerConfig;
+use crate::producers::{BatchMeta, ProducerStates, SequenceCheck, REBUILD_SEGMENTS};
+
+/// The file in a partition directory that names the topic id (Kafka's name and layout).
+const PARTITION_METADATA_FILE: &str = "partition.metadata";
+/// Suffix of a directory being deleted.
+const DELETE_SUFFIX: &str = "-delete";
+
+/// One hosted partition.
+#[derive(Debug)]
+pub struct Partition {
+    /// Topic id and partition index.
+    pub tp: TopicIdPartition,
+    /// The topic's name.
+    pub topic: String,
+    /// The partition's log.
+    pub log: Log,
+    /// Serialises high-watermark updates so it only moves forward.
+    hw_lock: Mutex<()>,
+    /// Idempotent producers' sequence state; held across check, append and update.
+    producers: Mutex<ProducerStates>,
+}
+
+/// The result of a producer's append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Written at these offsets.
+    New(AppendInfo),
+    /// A retry of a batch already in the log: these are its original offsets.
+    Duplicate(BatchMeta),
+}
+
+/// Why a producer's append was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// The log refused or failed the append.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// More than one batch for a partition (Kafka allows exactly one from Produce v3).
+    #[error("a produce request may hold exactly one record batch per partition")]
+    MultipleBatches,
+    /// A gap in, or a repeat from before the window of, the producer's sequence numbers.
+    #[error("out of order sequence number {first_sequence} from producer {producer_id}")]
+    OutOfOrderSequence {
+        /// The producer.
+        producer_id: i64,
+        /// The batch's first sequence.
+        first_sequence: i32,
+    },
+    /// A record without a key for a compacted topic (Kafka's INVALID_RECORD).
+    #[error("compacted topic cannot accept a record without a key (batch {batch_index})")]
+    KeylessOnCompacted {
+        /// The batch, counting from 0.
+        batch_index: usize,
+    },
+    /// An epoch older than the producer's current one.
+    #[error("producer {producer_id} epoch {epoch} is older than the current one")]
+    StaleEpoch {
+        /// The producer.
+        producer_id: i64,
+        /// The batch's epoch.
+        epoch: i16,
+    },
+}
+
+impl Partition {
+    /// Appends a producer's batch, stamping this leader's epoch into it, and advances the
+    /// high watermark. The sequence check, the append and the producer-state update happen
+    /// under one lock, so a retry racing its original is seen as a duplicate. With
+    /// `sync_on_commit` the data is fsynced (group commit) before the high watermark moves:
+    /// every acknowledgement and every consumer then only covers durable data. Otherwise
+    /// (Kafka's default) the high watermark is the log end offset at once: a single replica
+    /// is the whole ISR.
+    pub fn append(
+        &self,
+        batches: &mut [u8],
+        leader_epoch: i32,
+        sync_on_commit: bool,
+        now_ms: i64,
+    ) -> Result<Appended, AppendError> {
+        stamp_leader_epoch(batches, leader_epoch);
+        let headers: Vec<BatchHeader> = strom_records::batches(batches)
+            .map_while(Result::ok)
+            .map(|(header, _)| header)
+            .take(2)
+            .collect();
+        if headers.len() > 1 {
+            return Err(AppendError::MultipleBatches);
+        }
+        if self.log.config().cleanup_policy.compacts() {
+            check_keys(batches)?;
+        }
+        let mut producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(header) = headers.first() {
+            match producers.check(header) {
+                SequenceCheck::Append => {}
+                SequenceCheck::Duplicate(meta) => {
+                    drop(producers);
+                    if sync_on_commit {
+                        self.log.sync_to(meta.last_offset.saturating_add(1))?;
+                    }
+                    return Ok(Appended::Duplicate(meta));
+                }
+                SequenceCheck::OutOfOrder => {
+                    return Err(AppendError::OutOfOrderSequence {
+                        producer_id: header.producer_id,
+                        first_sequence: header.base_sequence,
+                    })
+                }
+                SequenceCheck::StaleEpoch => {
+                    return Err(AppendError::StaleEpoch {
+                        producer_id: header.producer_id,
+                        epoch: header.producer_epoch,
+                    })
+                }
+            }
+        }
+        let info = self.log.append(batches, AppendOrigin::Client, now_ms)?;
+        if let Some(header) = headers.first() {
+            producers.record(header, info.first_offset, info.last_offset);
+        }
+        drop(producers);
+        let end_offset = info.last_offset.saturating_add(1);
+        if sync_on_commit {
+            self.log.sync_to(end_offset)?;
+        }
+        self.advance_high_watermark(end_offset);
+        Ok(Appended::New(info))
+    }
+
+    fn advance_high_watermark(&self, offset: i64) {
+        let _guard = self.hw_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if offset > self.log.high_watermark() {
+            self.log.set_high_watermark(offset);
+        }
+    }
+
+    /// Producers whose state is remembered.
+    pub fn producer_count(&self) -> usize {
+        self.producers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+}
+
+/// Compaction keeps the latest record per key, so every record must have one. This is the
+/// one place the produce path decompresses (bounded), and only for compacted topics.
+fn check_keys(bytes: &[u8]) -> Result<(), AppendError> {
+    let limits = strom_records::DecodeLimits::default();
+    for (batch_index, item) in strom_records::batches(bytes).enumerate() {
+        // Framing errors are the log's to report, with its own error codes.
+        let Ok((header, range)) = item else {
+            return Ok(());
+        };
+        if header.is_control() {
+            continue;
+        }
+        let batch = bytes.get(range).unwrap_or_default();
+        let records =
+            strom_records::records(batch, &limits).map_err(|source| LogError::InvalidBatch {
+                batch_index,
+                source,
+            })?;
+        if records.iter().any(|r| r.key.is_none()) {
+            return Err(AppendError::KeylessOnCompacted { batch_index });
+        }
+    }
+    Ok(())
+}
+
+/// Bytes read at a time while rebuilding producer state.
+const REBUILD_READ_BYTES: u64 = 1 << 20;
+
+/// Replays the batch headers of the log's last segments into a fresh producer state.
+fn rebuild_producers(log: &Log) -> Result<ProducerStates, LogError> {
+    let mut states = ProducerStates::default();
+    let bases = log.segment_base_offsets();
+    let skip = bases.len().saturating_sub(REBUILD_SEGMENTS);
+    let mut offset = bases
+        .get(skip)
+        .copied()
+        .unwrap_or(0)
+        .max(log.log_start_offset());
+    let end = log.log_end_offset();
+    while offset < end {
+        let info = log.read(offset, REBUILD_READ_BYTES, end)?;
+        let Some(range) = info.range else { break };
+        let bytes = range.read_bytes().map_err(|source| LogError::Io {
+            operation: "read",
+            path: range.path.clone(),
+            source,
+        })?;
+        for (header, _) in strom_records::batches(&bytes).map_while(Result::ok) {
+            states.record(&header, header.base_offset, header.last_offset());
+        }
+        if range.next_offset <= offset {
+            break;
+        }
+        offset = range.next_offset;
+    }
+    Ok(states)
+}
+
+/// Writes the leader epoch into each batch header (outside the CRC, as Kafka's leader does).
+/// Batches that do not parse are left alone: the log's validation refuses them next.
+fn stamp_leader_epoch(bytes: &mut [u8], leader_epoch: i32) {
+    let ranges: Vec<_> = strom_records::batches(bytes)
+        .map_while(Result::ok)
+        .map(|(_, range)| range)
+        .collect();
+    for range in ranges {
+        if let Some(batch) = bytes.get_mut(range) {
+            // An error means a batch too short to hold the field; validation refuses it.
+            let _ = strom_records::set_partition_leader_epoch(batch, leader_epoch);
+        }
+    }
+}
+
+/// The hosted partitions and the machinery to follow the metadata image.
+#[derive(Debug)]
+pub struct ReplicaManager {
+    config: Arc<BrokerConfig>,
+    handles: Arc<HandleCache>,
+    partitions: RwLock<HashMap<TopicIdPartition, Arc<Partition>>>,
+    /// One reconcile at a time (the watcher task and admin handlers both call it).
+    reconciling: Mutex<()>,
+    appends: watch::Sender<u64>,
+}
+
+impl ReplicaManager {
+    /// A manager with no partitions open yet.
+    pub fn new(config: Arc<BrokerConfig>) -> ReplicaManager {
+        let handles = Arc::new(HandleCache::new(Arc::new(RealFs), config.open_files_max));
+        let (appends, _) = watch::channel(0);
+        ReplicaManager {
+            config,
+            handles,
+            partitions: RwLock::new(HashMap::new()),
+            reconciling: Mutex::new(()),
+            appends,
+        }
+    }
+
+    /// The hosted partition, if open.
+    pub fn get(&self, tp: TopicIdPartition) -> Option<Arc<Partition>> {
+        self.partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&tp)
+            .cloned()
+    }
+
+    /// Every hosted partition.
+    pub fn all(&self) -> Vec<Arc<Partition>> {
+        self.partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// A receiver that changes after every append that moved a high watermark.
+    pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
+        self.appends.subscribe()
+    }
+
+    /// Wakes long-polling fetches (call after a high watermark moved).
+    pub fn notify_appended(&self) {
+        self.appends
+            .send_modify(|count| *count = count.wrapping_add(1));
+    }
+
+    /// Makes the open logs match `image`: deletes logs of partitions no longer hosted, then
+    /// opens (or creates) every partition this broker is a replica of. Blocking file I/O.
+    pub fn reconcile(&self, image: &MetadataImage) {
+        let _guard = self.reconciling.lock().unwrap_or_else(|e| e.into_inner());
+        let node_id = self.config.node_id;
+        let stale: Vec<Arc<Partition>> = self
+            .all()
+            .into_iter()
+            .filter(|p| {
+                image
+                    .partition(p.tp.topic_id, p.tp.partition)
+                    .is_none_or(|state| !state.replicas.contains(&node_id))
+            })
+            .collect();
+        for partition in stale {
+            self.remove(&partition);
+        }
+        for topic in image.topics() {
+            for (index, state) in &topic.partitions {
+                if !state.replicas.contains(&node_id) {
+                    continue;
+                }
+                let tp = TopicIdPartition {
+                    topic_id: topic.topic_id,
+                    partition: *index,
+                };
+                let overrides = image.topic_configs(&topic.name);
+                if let Some(open) = self.get(tp) {
+                    if !self.config_changed(&open, overrides) {
+                        continue;
+                    }
+                    // The log's config is fixed at open: a changed topic config reopens it
+                    // (a clean close, so no recovery). An append racing the close fails
+                    // with a retriable storage error.
+                    self.close(&open);
+                }
+                if let Err(error) = self.open(tp, &topic.name, overrides) {
+                    tracing::error!(topic = %topic.name, partition = index, %error,
+                        "cannot open partition log; it stays offline");
+                }
+            }
+        }
+    }
+
+    fn open(
+        &self,
+        tp: TopicIdPartition,
+        topic: &str,
+        overrides: Option<&std::collections::BTreeMap<String, String>>,
+    ) -> Result<(), LogError> {
+        let config = self.config.topic_log_config(overrides)?;
+        let dir = self.partition_dir(topic, tp.partition);
+        claim_dir(&dir, tp.topic_id).map_err(|source| LogError::Io {
+            operation: "claim partition dir",
+            path: dir.clone(),
+            source,
+        })?;
+        let log = Log::open(
+            &dir,
+            config,
+            Arc::clone(&self.handles),
+            crate::metadata::now_ms(),
+        )?;
+        // Whatever survived on disk is what this single replica has: it is all committed.
+        log.set_high_watermark(log.log_end_offset());
+        let producers = rebuild_producers(&log)?;
+        tracing::info!(
+            topic,
+            partition = tp.partition,
+            log_end_offset = log.log_end_offset(),
+            clean = log.open_report().clean,
+            "opened partition"
+        );
+        let partition = Arc::new(Partition {
+            tp,
+            topic: topic.to_string(),
+            log,
+            hw_lock: Mutex::new(()),
+            producers: Mutex::new(producers),
+        });
+        self.partitions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(tp, partition);
+        Ok(())
+    }
+
+    fn config_changed(
+        &self,
+        partition: &Partition,
+        overrides: Option<&std::collections::BTreeMap<String, String>>,
+    ) -> bool {
+        self.config
+            .topic_log_config(overrides)
+            .is_ok_and(|wanted| wanted != *partition.log.config())
+    }
+
+    fn close(&self, partition: &Arc<Partition>) {
+        self.partitions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&partition.tp);
+        if let Err(error) = partition.log.close() {
+            tracing::warn!(topic = %partition.topic, %error, "closing a partition");
+        }
+    }
+
+    fn remove(&self, partition: &Arc<Partition>) {
+        self.close(partition);
+        let dir = partition.log.dir().to_path_buf();
+        if let Err(error) = delete_dir(&dir) {
+            tracing::warn!(dir = %dir.display(), %error, "cannot delete partition directory");
+        }
+        tracing::info!(topic = %partition.topic, partition = partition.tp.partition,
+            "deleted partition");
+    }
+
+    /// `<log.dirs>/<topic>-<partition>`.
+    pub fn partition_dir(&self, topic: &str, partition: i32) -> PathBuf {
+        self.config.data_dir().join(format!("{topic}-{partition}"))
+    }
+
+    /// Removes what deletions interrupted by a crash left behind, and partition directories
+    /// whose topic no longer exists (deleted while this broker was down).
+    pub fn sweep_orphans(&self, image: &MetadataImage) {
+        let Ok(entries) = std::fs::read_dir(self.config.data_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let orphan = name.ends_with(DELETE_SUFFIX)
+                || read_topic_id(&path)
+                    .is_some_and(|id| image.topic_by_id(id).is_none() && path.is_dir());
+            if orphan {
+                if let Err(error) = std::fs::remove_dir_all(&path) {
+                    tracing::warn!(dir = %path.display(), %error, "cannot remove orphan");
+                }
+            }
+        }
+    }
+
+    /// Flushes and closes every log (clean shutdown: the next open skips recovery).
+    pub fn close_all(&self) {
+        let partitions: Vec<Arc<Partition>> = self
+            .partitions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, p)| p)
+            .collect();
+        for partition in partitions {
+            if let Err(error) = partition.log.close() {
+                tracing::error!(topic = %partition.topic, partition = partition.tp.partition,
+                    %error, "closing partition log");
+            }
+        }
+    }
+
+    /// Periodic duties of every log: the `flush.ms` flush and removal of expired `.deleted`
+    /// files always, retention when `retention` is set, a compaction pass (topics with a
+    /// `compact` policy) when `compaction` is set. Blocking I/O.
+    pub fn maintain(&self, now_ms: i64, retention: bool, compaction: bool) {
+        for partition in self.all() {
+            let log = &partition.log;
+            let result = log
+                .maybe_flush(now_ms)
+                .and_then(|()| log.delete_expired_files(now_ms))
+                .and_then(|()| {
+                    if retention {
+                        log.apply_retention(now_ms).map(|_| ())
+                    } else {
+                        Ok(())
+                    }
+                })
+                .and_then(|()| {
+                    if compaction && log.config().cleanup_policy.compacts() {
+                        log.compact(now_ms, &CompactionLimits::default())
+                            .map(|_| ())
+                    } else {
+                        Ok(())
+                    }
+                });
+            if let Err(error) = result {
+                tracing::error!(topic = %partition.topic, partition = partition.tp.partition,
+                    %error, "log maintenance failed");
+            }
+        }
+    }
+}
+
+/// Makes `dir` belong to `topic_id`: a directory holding another topic id (a deleted topic
+/// of the same name) is deleted first; the id file is written and fsynced before any data.
+fn claim_dir(dir: &Path, topic_id: Uuid) -> std::io::Result<()> {
+    if let Some(existing) = read_topic_id(dir) {
+        if existing == topic_id {
+            return Ok(());
+        }
+        delete_dir(dir)?;
+    }
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(PARTITION_METADATA_FILE);
+    let text = format!("version: 0\ntopic_id: {}\n", topic_id.hyphenated());
+    let file = std::fs::File::create(&path)?;
+    std::io::Write::write_all(&mut &file, text.as_bytes())?;
+    file.sync_all()?;
+    if let Some(parent) = dir.parent() {
+        // The new directory entry must survive a crash with the data that follows.
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
+fn read_topic_id(dir: &Path) -> Option<Uuid> {
+    let text = std::fs::read_to_string(dir.join(PARTITION_METADATA_FILE)).ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("topic_id:"))
+        .and_then(|id| Uuid::parse_str(id.trim()).ok())
+}
+
+/// Renames then removes: after the rename the directory no longer looks like a partition,
+/// so a crash mid-removal leaves only a `-delete` directory for the next sweep.
+fn delete_dir(dir: &Path) -> std::io::Result<()> {
+    let Some(name) = dir.file_name() else {
+        return Ok(());
+    };
+    let doomed = dir.with_file_name(format!(
+        "{}.{}{DELETE_SUFFIX}",
+        name.to_string_lossy(),
+        Uuid::new_v4().simple()
+    ));
+    std::fs::rename(dir, &doomed)?;
+    std::fs::remove_dir_all(&doomed)
+}

@@ -1,0 +1,393 @@
+//! Starting and stopping a broker: bind the listener, open the partition logs, register with
+//! the controller, accept connections, and on shutdown stop accepting, let in-flight requests
+//! finish, then flush and close every log.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use strom_meta::{
+    BrokerHeartbeatRequest, ControllerReply, ControllerRequest, Endpoint, RegisterBrokerRequest,
+};
+use strom_protocol::ApiVersionTable;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::config::{BrokerConfig, Listener};
+use crate::metadata::{now_ms, MetadataError, MetadataPort};
+use crate::replicas::ReplicaManager;
+
+/// Why a broker did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory cannot be created or locked.
+    #[error("log dir {dir}: {reason}")]
+    LogDir {
+        /// The directory.
+        dir: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The listener cannot be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Registration with the controller failed.
+    #[error("broker registration failed: {0}")]
+    Register(MetadataError),
+}
+
+/// How long shutdown waits for connections to finish their in-flight request.
+const SHUTDOWN_DRAIN_MS: u64 = 10_000;
+/// How often the broker heartbeats to the controller (its session is 9 s by default).
+const HEARTBEAT_INTERVAL_MS: u64 = 2_000;
+/// How long registration is retried while a previous session of this broker id is live.
+const REGISTER_RETRY_MS: u64 = 30_000;
+/// How long a registration or heartbeat may take before it is retried.
+const CONTROLLER_CALL_TIMEOUT_MS: u64 = 10_000;
+
+/// What every handler can reach.
+pub struct BrokerContext {
+    /// The validated config.
+    pub config: Arc<BrokerConfig>,
+    /// The metadata quorum.
+    pub metadata: Arc<dyn MetadataPort>,
+    /// The hosted partitions.
+    pub replicas: Arc<ReplicaManager>,
+    /// The APIs and versions served.
+    pub api_versions: ApiVersionTable,
+    /// The advertised listener, with the real port when the configured one was 0.
+    pub advertised: Listener,
+    /// Set once the broker is shutting down (long polls end early).
+    pub shutdown: watch::Receiver<bool>,
+    /// This broker's epoch from its registration.
+    pub broker_epoch: AtomicI64,
+    /// The producer ids this broker may hand out (a block from the controller).
+    pub producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
+}
+
+/// A range of producer ids allocated to this broker: `next..end` are still free.
+#[derive(Debug, Default)]
+pub struct ProducerIdBlock {
+    /// The next id to hand out.
+    pub next: i64,
+    /// One past the last id of the block.
+    pub end: i64,
+}
+
+impl std::fmt::Debug for BrokerContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerContext")
+            .field("advertised", &self.advertised)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The APIs this broker serves, at Kafka 4.1's version ranges.
+pub fn served_api_versions() -> ApiVersionTable {
+    ApiVersionTable::new(crate::handlers::SERVED_APIS.iter().copied())
+}
+
+/// A running broker.
+#[derive(Debug)]
+pub struct Broker {
+    context: Arc<BrokerContext>,
+    local_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+    connections_done: tokio::sync::oneshot::Receiver<()>,
+    _lock: std::fs::File,
+}
+
+impl Broker {
+    /// Starts a broker: data dir lock, listener, logs, registration, accept loop.
+    pub async fn start(
+        config: BrokerConfig,
+        metadata: Arc<dyn MetadataPort>,
+    ) -> Result<Broker, StartError> {
+        let config = Arc::new(config);
+        let lock = lock_data_dir(&config)?;
+        let address = config.listener.bind_address();
+        let listener = TcpListener::bind(&address)
+            .await
+            .map_err(|source| StartError::Bind {
+                address: address.clone(),
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            address: address.clone(),
+            source,
+        })?;
+        let mut advertised = config.advertised_listener.clone();
+        if advertised.port == 0 {
+            advertised.port = local_addr.port();
+        }
+        if advertised.host.is_empty() || advertised.host == "0.0.0.0" {
+            advertised.host = "127.0.0.1".to_string();
+        }
+        let replicas = Arc::new(ReplicaManager::new(Arc::clone(&config)));
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let context = Arc::new(BrokerContext {
+            config: Arc::clone(&config),
+            metadata: Arc::clone(&metadata),
+            replicas: Arc::clone(&replicas),
+            api_versions: served_api_versions(),
+            advertised,
+            shutdown: shutdown_rx,
+            broker_epoch: AtomicI64::new(-1),
+            producer_ids: tokio::sync::Mutex::new(ProducerIdBlock::default()),
+        });
+        let opening = Arc::clone(&replicas);
+        let image = metadata.image();
+        let _ = tokio::task::spawn_blocking(move || opening.reconcile(&image)).await;
+        register(&context).await?;
+        let sweeping = Arc::clone(&replicas);
+        let image = metadata.image();
+        let _ = tokio::task::spawn_blocking(move || sweeping.sweep_orphans(&image)).await;
+
+        let mut tasks = JoinSet::new();
+        tasks.spawn(follow_metadata(Arc::clone(&context)));
+        tasks.spawn(heartbeat(Arc::clone(&context)));
+        tasks.spawn(maintain(Arc::clone(&context)));
+        let (done_tx, connections_done) = tokio::sync::oneshot::channel();
+        tasks.spawn(accept_loop(listener, Arc::clone(&context), done_tx));
+        tracing::info!(%local_addr, advertised = ?context.advertised, node_id = config.node_id,
+            "broker ready");
+        Ok(Broker {
+            context,
+            local_addr,
+            shutdown,
+            tasks,
+            connections_done,
+            _lock: lock,
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The shared context (for tests and the binary).
+    pub fn context(&self) -> &Arc<BrokerContext> {
+        &self.context
+    }
+
+    /// Clean shutdown: stop accepting, let every connection finish its in-flight request
+    /// (long polls end early), tell the controller, then flush and close every log.
+    pub async fn shutdown(mut self) {
+        self.shutdown.send_replace(true);
+        let drain = Duration::from_millis(SHUTDOWN_DRAIN_MS);
+        if tokio::time::timeout(drain, &mut self.connections_done)
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still busy after the drain timeout; closing anyway");
+        }
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+        controlled_shutdown(&self.context).await;
+        let replicas = Arc::clone(&self.context.replicas);
+        let _ = tokio::task::spawn_blocking(move || replicas.close_all()).await;
+        tracing::info!("broker stopped");
+    }
+}
+
+/// One broker per data directory: a second one fails fast instead of corrupting logs.
+fn lock_data_dir(config: &BrokerConfig) -> Result<std::fs::File, StartError> {
+    let dir = config.data_dir();
+    let fail = |reason: String| StartError::LogDir {
+        dir: dir.display().to_string(),
+        reason,
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| fail(e.to_string()))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(".lock"))
+        .map_err(|e| fail(e.to_string()))?;
+    fs2::FileExt::try_lock_exclusive(&file)
+        .map_err(|_| fail("is in use by another broker (.lock is held)".to_string()))?;
+    Ok(file)
+}
+
+/// RegisterBroker, then a heartbeat that asks to be unfenced (Kafka's broker lifecycle).
+async fn register(context: &BrokerContext) -> Result<(), StartError> {
+    let config = &context.config;
+    let request = ControllerRequest::RegisterBroker(RegisterBrokerRequest {
+        broker_id: config.node_id,
+        incarnation_id: uuid::Uuid::new_v4(),
+        endpoints: vec![Endpoint {
+            listener_name: context.advertised.name.clone(),
+            host: context.advertised.host.clone(),
+            port: context.advertised.port,
+            security_protocol: 0,
+        }],
+        rack: config.rack.clone(),
+    });
+    let reply = register_with_retry(context, request).await?;
+    let ControllerReply::RegisterBroker { broker_epoch } = reply else {
+        return Err(StartError::Register(MetadataError::Unavailable(format!(
+            "unexpected reply {reply:?}"
+        ))));
+    };
+    context.broker_epoch.store(broker_epoch, Ordering::Release);
+    send_heartbeat(context, false)
+        .await
+        .map_err(StartError::Register)?;
+    Ok(())
+}
+
+/// Registration waits for the quorum: a node that just started may not have a leader yet,
+/// and a restarted broker may find its previous incarnation's session still live on a
+/// controller that outlived it (Kafka's broker keeps retrying until that session expires).
+async fn register_with_retry(
+    context: &BrokerContext,
+    request: ControllerRequest,
+) -> Result<ControllerReply, StartError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(REGISTER_RETRY_MS);
+    loop {
+        let result = call_controller(context, request.clone()).await;
+        let retriable = match &result {
+            Err(MetadataError::Refused(error)) => {
+                error.code == strom_meta::ErrorCode::DuplicateBrokerRegistration
+            }
+            Err(MetadataError::Unavailable(_)) => true,
+            Ok(_) => false,
+        };
+        if !retriable || tokio::time::Instant::now() >= deadline {
+            return result.map_err(StartError::Register);
+        }
+        if let Err(error) = &result {
+            tracing::info!(%error, "broker registration not accepted yet; retrying");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn call_controller(
+    context: &BrokerContext,
+    request: ControllerRequest,
+) -> Result<ControllerReply, MetadataError> {
+    let limit = Duration::from_millis(CONTROLLER_CALL_TIMEOUT_MS);
+    match tokio::time::timeout(limit, context.metadata.submit(request)).await {
+        Ok(result) => result,
+        Err(_) => Err(MetadataError::Unavailable(
+            "controller call timed out".into(),
+        )),
+    }
+}
+
+async fn send_heartbeat(
+    context: &BrokerContext,
+    want_shutdown: bool,
+) -> Result<ControllerReply, MetadataError> {
+    let request = ControllerRequest::BrokerHeartbeat(BrokerHeartbeatRequest {
+        broker_id: context.config.node_id,
+        broker_epoch: context.broker_epoch.load(Ordering::Acquire),
+        want_fence: false,
+        want_shutdown,
+    });
+    call_controller(context, request).await
+}
+
+async fn heartbeat(context: Arc<BrokerContext>) {
+    let mut interval = tokio::time::interval(Duration::from_millis(HEARTBEAT_INTERVAL_MS));
+    loop {
+        interval.tick().await;
+        if let Err(error) = send_heartbeat(&context, false).await {
+            tracing::warn!(%error, "broker heartbeat failed");
+        }
+    }
+}
+
+async fn controlled_shutdown(context: &BrokerContext) {
+    if let Err(error) = send_heartbeat(context, true).await {
+        tracing::warn!(%error, "controlled shutdown heartbeat failed");
+    }
+}
+
+/// Opens and deletes logs as committed images arrive.
+async fn follow_metadata(context: Arc<BrokerContext>) {
+    let mut images = context.metadata.watch();
+    while images.changed().await.is_ok() {
+        let image = images.borrow_and_update().clone();
+        let replicas = Arc::clone(&context.replicas);
+        let _ = tokio::task::spawn_blocking(move || replicas.reconcile(&image)).await;
+    }
+}
+
+/// How often the cheap log duties run (the `flush.ms` check, expired file removal).
+const MAINTENANCE_TICK_MS: u64 = 1_000;
+
+/// Periodic log duties: every tick the cheap ones, retention every
+/// `log.retention.check.interval.ms`, compaction every `log.cleaner.backoff.ms`.
+async fn maintain(context: Arc<BrokerContext>) {
+    let mut interval = tokio::time::interval(Duration::from_millis(MAINTENANCE_TICK_MS));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let started = tokio::time::Instant::now();
+    let (mut last_retention, mut last_compaction) = (started, started);
+    let retention_every = Duration::from_millis(context.config.log_retention_check_interval_ms);
+    let compaction_every = Duration::from_millis(context.config.log_cleaner_backoff_ms);
+    loop {
+        interval.tick().await;
+        let now = tokio::time::Instant::now();
+        let retention = now.duration_since(last_retention) >= retention_every;
+        let compaction = now.duration_since(last_compaction) >= compaction_every;
+        if retention {
+            last_retention = now;
+        }
+        if compaction {
+            last_compaction = now;
+        }
+        let replicas = Arc::clone(&context.replicas);
+        let _ =
+            tokio::task::spawn_blocking(move || replicas.maintain(now_ms(), retention, compaction))
+                .await;
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    context: Arc<BrokerContext>,
+    done: tokio::sync::oneshot::Sender<()>,
+) {
+    let permits = Arc::new(Semaphore::new(context.config.connections_max));
+    let mut shutdown = context.shutdown.clone();
+    let mut connections = JoinSet::new();
+    loop {
+        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+            break;
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        };
+        while connections.try_join_next().is_some() {}
+        match accepted {
+            Ok((stream, peer)) => {
+                let context = Arc::clone(&context);
+                connections.spawn(async move {
+                    crate::connection::serve(stream, peer, context).await;
+                    drop(permit);
+                });
+            }
+            Err(error) => {
+                // Out of descriptors and the like: back off instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+    let _ = done.send(());
+}

@@ -1,0 +1,278 @@
+// Drives the official Java Kafka client (kafka-clients) for Strom's integration tests.
+// Every subcommand prints one JSON object on stdout; bytes travel as base64. pytest runs it
+// with a timeout, and every wait inside is bounded too.
+//
+//   murmur2 HEX...                       Utils.murmur2 of each hex-encoded key
+//   produce BOOTSTRAP TOPIC CODEC FILE [k=v...]
+//                                        FILE: one record a line, "key\tvalue\theaders",
+//                                        base64 fields, headers "k:v,k:v" (base64 each)
+//   consume BOOTSTRAP TOPIC COUNT TIMEOUT_MS [k=v...]
+//                                        assigns every partition from the beginning
+//   admin BOOTSTRAP OP ARGS...           create TOPIC PARTITIONS [k=v...] | describe TOPIC |
+//                                        configs TOPIC | add-partitions TOPIC TOTAL |
+//                                        delete-records TOPIC PARTITION BEFORE |
+//                                        offset TOPIC PARTITION earliest|latest|max|TS_MS
+
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.Config;
+import org.apache.kafka.clients.admin.ConfigEntry;
+import org.apache.kafka.clients.admin.ListOffsetsResult;
+import org.apache.kafka.clients.admin.NewPartitions;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.OffsetSpec;
+import org.apache.kafka.clients.admin.RecordsToDelete;
+import org.apache.kafka.clients.admin.TopicDescription;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.PartitionInfo;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.TopicPartitionInfo;
+import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.header.Header;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.apache.kafka.common.utils.Utils;
+
+public final class StromClientTool {
+    private static final long CALL_TIMEOUT_MS = 30_000;
+
+    public static void main(String[] args) throws Exception {
+        if (args.length < 1) {
+            throw new IllegalArgumentException("usage: murmur2|produce|consume|admin ...");
+        }
+        String out;
+        switch (args[0]) {
+            case "murmur2": out = murmur2(args); break;
+            case "produce": out = produce(args); break;
+            case "consume": out = consume(args); break;
+            case "admin": out = admin(args); break;
+            default: throw new IllegalArgumentException("unknown command " + args[0]);
+        }
+        System.out.println(out);
+        System.out.flush();
+        // Client threads may linger; the answer is printed, so end now.
+        System.exit(0);
+    }
+
+    private static String murmur2(String[] args) {
+        List<String> hashes = new ArrayList<>();
+        for (int i = 1; i < args.length; i++) {
+            hashes.add(Integer.toString(Utils.murmur2(hex(args[i]))));
+        }
+        return "{\"hashes\":[" + String.join(",", hashes) + "]}";
+    }
+
+    private static String produce(String[] args) throws Exception {
+        Properties props = extra(args, 5);
+        props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, args[1]);
+        props.put(ProducerConfig.COMPRESSION_TYPE_CONFIG, args[3]);
+        props.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, "30000");
+        props.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
+        props.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "20000");
+        props.put(ProducerConfig.LINGER_MS_CONFIG, "50");
+        List<String> lines = java.nio.file.Files.readAllLines(
+            java.nio.file.Path.of(args[4]), StandardCharsets.UTF_8);
+        List<String> acks = new ArrayList<>();
+        try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(
+                props, new ByteArraySerializer(), new ByteArraySerializer())) {
+            List<Future<RecordMetadata>> sent = new ArrayList<>();
+            for (String line : lines) {
+                if (line.isEmpty()) {
+                    continue;
+                }
+                String[] f = line.split("\t", -1);
+                ProducerRecord<byte[], byte[]> record =
+                    new ProducerRecord<>(args[2], null, b64(f[0]), b64(f[1]));
+                if (f.length > 2 && !f[2].isEmpty()) {
+                    for (String h : f[2].split(",")) {
+                        String[] kv = h.split(":", -1);
+                        record.headers().add(
+                            new String(b64(kv[0]), StandardCharsets.UTF_8), b64(kv[1]));
+                    }
+                }
+                sent.add(producer.send(record));
+            }
+            producer.flush();
+            for (Future<RecordMetadata> f : sent) {
+                RecordMetadata m = f.get(CALL_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+                acks.add("{\"partition\":" + m.partition() + ",\"offset\":" + m.offset() + "}");
+            }
+        }
+        return "{\"acks\":[" + String.join(",", acks) + "]}";
+    }
+
+    private static String consume(String[] args) throws Exception {
+        String topic = args[2];
+        int count = Integer.parseInt(args[3]);
+        long deadline = System.currentTimeMillis() + Long.parseLong(args[4]);
+        Properties props = extra(args, 5);
+        props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, args[1]);
+        props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        props.put(ConsumerConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
+        List<String> records = new ArrayList<>();
+        try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(
+                props, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
+            List<TopicPartition> partitions = new ArrayList<>();
+            for (PartitionInfo p : consumer.partitionsFor(topic, Duration.ofMillis(CALL_TIMEOUT_MS))) {
+                partitions.add(new TopicPartition(topic, p.partition()));
+            }
+            consumer.assign(partitions);
+            consumer.seekToBeginning(partitions);
+            while (records.size() < count && System.currentTimeMillis() < deadline) {
+                for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(200))) {
+                    records.add(recordJson(r));
+                }
+            }
+        }
+        return "{\"records\":[" + String.join(",", records) + "]}";
+    }
+
+    private static String recordJson(ConsumerRecord<byte[], byte[]> r) {
+        List<String> headers = new ArrayList<>();
+        for (Header h : r.headers()) {
+            headers.add("[" + str(enc(h.key().getBytes(StandardCharsets.UTF_8))) + ","
+                + str(enc(h.value())) + "]");
+        }
+        return "{\"partition\":" + r.partition() + ",\"offset\":" + r.offset()
+            + ",\"timestamp\":" + r.timestamp()
+            + ",\"key\":" + str(enc(r.key())) + ",\"value\":" + str(enc(r.value()))
+            + ",\"headers\":[" + String.join(",", headers) + "]}";
+    }
+
+    private static String admin(String[] args) throws Exception {
+        Properties props = new Properties();
+        props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, args[1]);
+        props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, "30000");
+        props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
+        String op = args[2];
+        String topic = args[3];
+        try (Admin admin = Admin.create(props)) {
+            switch (op) {
+                case "create": {
+                    NewTopic t = new NewTopic(topic, Integer.parseInt(args[4]), (short) 1);
+                    Map<String, String> configs = new HashMap<>();
+                    for (int i = 5; i < args.length; i++) {
+                        String[] kv = args[i].split("=", 2);
+                        configs.put(kv[0], kv[1]);
+                    }
+                    t.configs(configs);
+                    admin.createTopics(List.of(t)).all().get(CALL_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+                    return "{\"created\":" + str(topic) + "}";
+                }
+                case "describe": {
+                    TopicDescription d = admin.describeTopics(List.of(topic)).allTopicNames()
+                        .get(CALL_TIMEOUT_MS, TimeUnit.MILLISECONDS).get(topic);
+                    List<String> parts = new ArrayList<>();
+                    for (TopicPartitionInfo p : d.partitions()) {
+                        parts.add("{\"partition\":" + p.partition() + ",\"leader\":"
+                            + (p.leader() == null ? -1 : p.leader().id())
+                            + ",\"replicas\":" + p.replicas().size()
+                            + ",\"isr\":" + p.isr().size() + "}");
+                    }
+                    return "{\"name\":" + str(d.name()) + ",\"topic_id\":" + str(d.topicId().toString())
+                        + ",\"internal\":" + d.isInternal()
+                        + ",\"partitions\":[" + String.join(",", parts) + "]}";
+                }
+                case "configs": {
+                    ConfigResource res = new ConfigResource(ConfigResource.Type.TOPIC, topic);
+                    Config config = admin.describeConfigs(List.of(res)).all()
+                        .get(CALL_TIMEOUT_MS, TimeUnit.MILLISECONDS).get(res);
+                    List<String> entries = new ArrayList<>();
+                    for (ConfigEntry e : config.entries()) {
+                        entries.add(str(e.name()) + ":{\"value\":" + str(e.value())
+                            + ",\"source\":" + str(e.source().name())
+                            + ",\"read_only\":" + e.isReadOnly()
+                            + ",\"sensitive\":" + e.isSensitive() + "}");
+                    }
+                    return "{\"configs\":{" + String.join(",", entries) + "}}";
+                }
+                case "add-partitions": {
+                    admin.createPartitions(Map.of(topic, NewPartitions.increaseTo(Integer.parseInt(args[4]))))
+                        .all().get(CALL_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+                    return "{\"partitions\":" + Integer.parseInt(args[4]) + "}";
+                }
+                case "delete-records": {
+                    TopicPartition tp = new TopicPartition(topic, Integer.parseInt(args[4]));
+                    long low = admin.deleteRecords(Map.of(tp, RecordsToDelete.beforeOffset(Long.parseLong(args[5]))))
+                        .lowWatermarks().get(tp).get(CALL_TIMEOUT_MS, TimeUnit.MILLISECONDS).lowWatermark();
+                    return "{\"low_watermark\":" + low + "}";
+                }
+                case "offset": {
+                    TopicPartition tp = new TopicPartition(topic, Integer.parseInt(args[4]));
+                    OffsetSpec spec;
+                    switch (args[5]) {
+                        case "earliest": spec = OffsetSpec.earliest(); break;
+                        case "latest": spec = OffsetSpec.latest(); break;
+                        case "max": spec = OffsetSpec.maxTimestamp(); break;
+                        default: spec = OffsetSpec.forTimestamp(Long.parseLong(args[5]));
+                    }
+                    ListOffsetsResult.ListOffsetsResultInfo info = admin.listOffsets(Map.of(tp, spec))
+                        .partitionResult(tp).get(CALL_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+                    return "{\"offset\":" + info.offset() + ",\"timestamp\":" + info.timestamp() + "}";
+                }
+                default:
+                    throw new IllegalArgumentException("unknown admin op " + op);
+            }
+        }
+    }
+
+    private static Properties extra(String[] args, int from) {
+        Properties props = new Properties();
+        for (int i = from; i < args.length; i++) {
+            String[] kv = args[i].split("=", 2);
+            props.put(kv[0], kv[1]);
+        }
+        return props;
+    }
+
+    private static byte[] b64(String s) {
+        return s.equals("-") ? null : Base64.getDecoder().decode(s);
+    }
+
+    private static String enc(byte[] b) {
+        return b == null ? null : Base64.getEncoder().encodeToString(b);
+    }
+
+    private static byte[] hex(String s) {
+        byte[] out = new byte[s.length() / 2];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = (byte) Integer.parseInt(s.substring(2 * i, 2 * i + 2), 16);
+        }
+        return out;
+    }
+
+    private static String str(String s) {
+        if (s == null) {
+            return "null";
+        }
+        StringBuilder b = new StringBuilder("\"");
+        for (char c : s.toCharArray()) {
+            if (c == '"' || c == '\\') {
+                b.append('\\').append(c);
+            } else if (c < 0x20 || c > 0x7e) {
+                b.append(String.format("\\u%04x", (int) c));
+            } else {
+                b.append(c);
+            }
+        }
+        return b.append('"').toString();
+    }
+}
