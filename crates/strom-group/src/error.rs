@@ -1,0 +1,63 @@
+//! Kafka error codes the coordinator answers with, and the typed error of record decoding.
+
+/// The subset of Kafka's error codes a group coordinator returns; `code()` is the wire value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    None,
+    OffsetMetadataTooLarge,
+    CoordinatorNotAvailable,
+    IllegalGeneration,
+    InconsistentGroupProtocol,
+    InvalidGroupId,
+    UnknownMemberId,
+    InvalidSessionTimeout,
+    RebalanceInProgress,
+    MemberIdRequired,
+    GroupMaxSizeReached,
+    FencedInstanceId,
+    InvalidRequest,
+}
+
+impl ErrorCode {
+    /// The numeric code Kafka puts on the wire.
+    pub fn code(self) -> i16 {
+        match self {
+            ErrorCode::None => 0,
+            ErrorCode::OffsetMetadataTooLarge => 12,
+            ErrorCode::CoordinatorNotAvailable => 15,
+            ErrorCode::IllegalGeneration => 22,
+            ErrorCode::InconsistentGroupProtocol => 23,
+            ErrorCode::InvalidGroupId => 24,
+            ErrorCode::UnknownMemberId => 25,
+            ErrorCode::InvalidSessionTimeout => 26,
+            ErrorCode::RebalanceInProgress => 27,
+            ErrorCode::MemberIdRequired => 79,
+            ErrorCode::GroupMaxSizeReached => 81,
+            ErrorCode::FencedInstanceId => 82,
+            ErrorCode::InvalidRequest => 42,
+        }
+    }
+}
+
+/// A `__consumer_offsets` record that cannot be decoded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RecordError {
+    #[error("record truncated: needed {needed_bytes} more bytes while reading {field}")]
+    Truncated {
+        field: &'static str,
+        needed_bytes: usize,
+    },
+    #[error("invalid length {length} for {field}")]
+    InvalidLength { field: &'static str, length: i64 },
+    #[error("field {field} is not valid UTF-8")]
+    InvalidUtf8 { field: &'static str },
+    #[error("unsupported {what} version {version}")]
+    UnsupportedVersion { what: &'static str, version: i16 },
+    #[error("{trailing_bytes} unexpected bytes after {what}")]
+    TrailingBytes {
+        what: &'static str,
+        trailing_bytes: usize,
+    },
+    #[error("string field {field} is {length} bytes, longer than the 32767 a record allows")]
+    StringTooLong { field: &'static str, length: usize },
+}
