@@ -108,6 +108,11 @@ pub struct BrokerConfig {
     pub log_retention_check_interval_ms: u64,
     /// `log.cleaner.backoff.ms`: how often compaction passes run.
     pub log_cleaner_backoff_ms: u64,
+    /// `group.initial.rebalance.delay.ms`: how long a new group's first rebalance waits for
+    /// more members.
+    pub group_initial_rebalance_delay_ms: i64,
+    /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets` when it is created.
+    pub offsets_topic_num_partitions: i32,
     /// `fetch.max.bytes`: the most a Fetch response carries, whatever it asks (at least
     /// one batch is always returned).
     pub fetch_max_bytes: u64,
@@ -178,6 +183,8 @@ const BROKER_KEYS: &[&str] = &[
     "strom.open.files.max",
     "fetch.max.bytes",
     "log.cleaner.backoff.ms",
+    "group.initial.rebalance.delay.ms",
+    "offsets.topic.num.partitions",
 ];
 
 const HOUR_MS: i64 = 3_600_000;
@@ -309,6 +316,12 @@ impl BrokerConfig {
                 1,
             )?,
             log_cleaner_backoff_ms: props.at_least("log.cleaner.backoff.ms", 15_000, 1)?,
+            group_initial_rebalance_delay_ms: props.at_least(
+                "group.initial.rebalance.delay.ms",
+                3_000,
+                0,
+            )?,
+            offsets_topic_num_partitions: props.at_least("offsets.topic.num.partitions", 50, 1)?,
             fetch_max_bytes: props.at_least("fetch.max.bytes", 57_671_680, 0)?,
             fetch_wait_max_ms: props.at_least("strom.fetch.wait.max.ms", 30_000, 0)?,
             open_files_max: props.at_least("strom.open.files.max", 4096, 1)?,

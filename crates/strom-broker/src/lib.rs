@@ -14,6 +14,7 @@
 
 pub mod config;
 pub mod connection;
+pub mod groups;
 pub mod handlers;
 pub mod metadata;
 pub mod producers;

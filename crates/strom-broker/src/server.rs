@@ -71,6 +71,8 @@ pub struct BrokerContext {
     pub broker_epoch: AtomicI64,
     /// The producer ids this broker may hand out (a block from the controller).
     pub producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
+    /// The classic group coordinator task (`groups.rs`).
+    pub groups: crate::groups::GroupHandle,
 }
 
 /// A range of producer ids allocated to this broker: `next..end` are still free.
@@ -134,6 +136,7 @@ impl Broker {
         }
         let replicas = Arc::new(ReplicaManager::new(Arc::clone(&config)));
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let (groups, group_calls) = crate::groups::GroupHandle::new();
         let context = Arc::new(BrokerContext {
             config: Arc::clone(&config),
             metadata: Arc::clone(&metadata),
@@ -143,6 +146,7 @@ impl Broker {
             shutdown: shutdown_rx,
             broker_epoch: AtomicI64::new(-1),
             producer_ids: tokio::sync::Mutex::new(ProducerIdBlock::default()),
+            groups,
         });
         let opening = Arc::clone(&replicas);
         let image = metadata.image();
@@ -156,6 +160,7 @@ impl Broker {
         tasks.spawn(follow_metadata(Arc::clone(&context)));
         tasks.spawn(heartbeat(Arc::clone(&context)));
         tasks.spawn(maintain(Arc::clone(&context)));
+        tasks.spawn(crate::groups::run(Arc::clone(&context), group_calls));
         let (done_tx, connections_done) = tokio::sync::oneshot::channel();
         tasks.spawn(accept_loop(listener, Arc::clone(&context), done_tx));
         tracing::info!(%local_addr, advertised = ?context.advertised, node_id = config.node_id,

@@ -16,6 +16,9 @@ pub enum ErrorCode {
     GroupMaxSizeReached,
     FencedInstanceId,
     InvalidRequest,
+    /// Set by the broker when a group's records could not be appended (not by the state
+    /// machine): the client rediscovers the coordinator and retries.
+    NotCoordinator,
 }
 
 impl ErrorCode {
@@ -35,6 +38,7 @@ impl ErrorCode {
             ErrorCode::GroupMaxSizeReached => 81,
             ErrorCode::FencedInstanceId => 82,
             ErrorCode::InvalidRequest => 42,
+            ErrorCode::NotCoordinator => 16,
         }
     }
 }

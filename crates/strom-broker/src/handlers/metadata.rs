@@ -177,7 +177,7 @@ fn topic_response(topic: &TopicImage, version: i16) -> MetadataResponseTopic {
         } else {
             Uuid::nil()
         })
-        .with_is_internal(false)
+        .with_is_internal(topic.name == crate::groups::OFFSETS_TOPIC)
         .with_partitions(partitions)
 }
 

@@ -14,11 +14,17 @@ mod describe_topic_partitions;
 mod elect_leaders;
 mod fetch;
 mod find_coordinator;
+mod heartbeat;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod sync_group;
 
 use strom_meta::{ApiError, MetadataImage, TopicIdPartition};
 use strom_protocol::messages::{ApiKey, BrokerId, RequestKind, ResponseKind, TopicName};
@@ -47,6 +53,12 @@ pub const SERVED_APIS: &[ApiKey] = &[
     ApiKey::DescribeTopicPartitions,
     ApiKey::ElectLeaders,
     ApiKey::FindCoordinator,
+    ApiKey::JoinGroup,
+    ApiKey::SyncGroup,
+    ApiKey::Heartbeat,
+    ApiKey::LeaveGroup,
+    ApiKey::OffsetCommit,
+    ApiKey::OffsetFetch,
 ];
 
 /// What the connection does after a request.
@@ -74,6 +86,8 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming) -> Reply {
         Incoming::Request(request) => request,
     };
     let version = request.api_version();
+    // Kafka prefixes generated member ids with the client id (a cheap reference-count clone).
+    let client_id = request.header.client_id.clone();
     let expects_response = request.expects_response();
     let response = match request.body {
         RequestKind::ApiVersions(body) => api_versions::handle(context, &body, version),
@@ -119,6 +133,12 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming) -> Reply {
         RequestKind::FindCoordinator(body) => {
             find_coordinator::handle(context, body, version).await
         }
+        RequestKind::JoinGroup(body) => join_group::handle(context, body, version, client_id).await,
+        RequestKind::SyncGroup(body) => sync_group::handle(context, body, version).await,
+        RequestKind::Heartbeat(body) => heartbeat::handle(context, body, version).await,
+        RequestKind::LeaveGroup(body) => leave_group::handle(context, body, version).await,
+        RequestKind::OffsetCommit(body) => offset_commit::handle(context, body, version).await,
+        RequestKind::OffsetFetch(body) => offset_fetch::handle(context, body, version).await,
         // The version table decodes only served APIs; this is a safety net, never a crash.
         other => match error_response(
             &other,
@@ -148,6 +168,31 @@ fn produce_failed(response: &ResponseKind) -> bool {
             .any(|p| p.error_code != 0),
         _ => false,
     }
+}
+
+/// Sends a group command to the coordinator task that owns `group_id`'s partition. The
+/// connection awaits the answer (a JoinGroup may wait for the whole rebalance); other
+/// connections are served meanwhile. A missing `__consumer_offsets` or task is
+/// COORDINATOR_NOT_AVAILABLE, so the client looks the coordinator up again.
+async fn group_call(
+    context: &BrokerContext,
+    group_id: &str,
+    command: strom_group::Command,
+) -> Result<strom_group::Response, strom_group::ErrorCode> {
+    let image = context.metadata.image();
+    if image.topic_by_name(crate::groups::OFFSETS_TOPIC).is_none() {
+        return Err(strom_group::ErrorCode::CoordinatorNotAvailable);
+    }
+    let partition = crate::groups::partition_for(&image, group_id);
+    context
+        .groups
+        .call(partition, command)
+        .await
+        .ok_or(strom_group::ErrorCode::CoordinatorNotAvailable)
+}
+
+fn opt_string(text: Option<StrBytes>) -> Option<String> {
+    text.map(|t| t.to_string())
 }
 
 fn str_bytes(text: impl Into<String>) -> StrBytes {

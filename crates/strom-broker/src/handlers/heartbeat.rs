@@ -1,0 +1,27 @@
+//! Heartbeat (v0-v4): keeps a member's session alive and tells it about rebalances.
+
+use strom_group::{Command, ErrorCode, Heartbeat, Response};
+use strom_protocol::messages::{HeartbeatRequest, HeartbeatResponse, ResponseKind};
+
+use super::{group_call, opt_string};
+use crate::server::BrokerContext;
+
+pub(super) async fn handle(
+    context: &BrokerContext,
+    request: HeartbeatRequest,
+    _version: i16,
+) -> ResponseKind {
+    let group_id = request.group_id.0.to_string();
+    let command = Command::Heartbeat(Heartbeat {
+        group_id: group_id.clone(),
+        generation_id: request.generation_id,
+        member_id: request.member_id.to_string(),
+        group_instance_id: opt_string(request.group_instance_id),
+    });
+    let code = match group_call(context, &group_id, command).await {
+        Ok(Response::Heartbeat(code)) => code,
+        Ok(_) => ErrorCode::CoordinatorNotAvailable,
+        Err(code) => code,
+    };
+    ResponseKind::Heartbeat(HeartbeatResponse::default().with_error_code(code.code()))
+}
