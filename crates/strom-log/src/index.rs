@@ -89,19 +89,7 @@ impl OffsetIndex {
         segment_bytes: u64,
     ) -> Result<OffsetIndex, IndexError> {
         let entry_bytes = OFFSET_INDEX_ENTRY_BYTES as usize;
-        if bytes.len() % entry_bytes != 0 {
-            return Err(IndexError::PartialEntry {
-                len_bytes: bytes.len(),
-                entry_bytes: OFFSET_INDEX_ENTRY_BYTES,
-            });
-        }
-        let count = bytes.len() / entry_bytes;
-        if count > entries_max {
-            return Err(IndexError::TooManyEntries {
-                entries: count,
-                entries_max,
-            });
-        }
+        let count = entry_count(bytes, OFFSET_INDEX_ENTRY_BYTES, entries_max)?;
         let mut entries: Vec<OffsetEntry> = Vec::with_capacity(count);
         for (i, chunk) in bytes.chunks_exact(entry_bytes).enumerate() {
             let Some(e) = OffsetEntry::decode(chunk) else {
@@ -208,19 +196,7 @@ impl TimeIndex {
     /// allows an equal offset for a later, larger timestamp only via a new entry).
     pub fn decode(bytes: &[u8], entries_max: usize) -> Result<TimeIndex, IndexError> {
         let entry_bytes = TIME_INDEX_ENTRY_BYTES as usize;
-        if bytes.len() % entry_bytes != 0 {
-            return Err(IndexError::PartialEntry {
-                len_bytes: bytes.len(),
-                entry_bytes: TIME_INDEX_ENTRY_BYTES,
-            });
-        }
-        let count = bytes.len() / entry_bytes;
-        if count > entries_max {
-            return Err(IndexError::TooManyEntries {
-                entries: count,
-                entries_max,
-            });
-        }
+        let count = entry_count(bytes, TIME_INDEX_ENTRY_BYTES, entries_max)?;
         let mut entries: Vec<TimeEntry> = Vec::with_capacity(count);
         for (i, chunk) in bytes.chunks_exact(entry_bytes).enumerate() {
             let Some(e) = TimeEntry::decode(chunk) else {
@@ -304,6 +280,26 @@ impl TimeIndex {
     pub fn encode(&self) -> Vec<u8> {
         self.entries.iter().flat_map(|e| e.encode()).collect()
     }
+}
+
+/// The number of whole entries in an index file's bytes, checked before anything is
+/// allocated for them: a partial entry or more than `entries_max` entries is an error.
+fn entry_count(bytes: &[u8], entry_bytes: u64, entries_max: usize) -> Result<usize, IndexError> {
+    let size = entry_bytes as usize;
+    if bytes.len() % size != 0 {
+        return Err(IndexError::PartialEntry {
+            len_bytes: bytes.len(),
+            entry_bytes,
+        });
+    }
+    let count = bytes.len() / size;
+    if count > entries_max {
+        return Err(IndexError::TooManyEntries {
+            entries: count,
+            entries_max,
+        });
+    }
+    Ok(count)
 }
 
 #[cfg(test)]
