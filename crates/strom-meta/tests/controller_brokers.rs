@@ -136,6 +136,35 @@ fn broker_request_errors() {
 }
 
 #[test]
+fn new_incarnation_registers_at_once_after_controlled_shutdown() {
+    let mut c = controller();
+    let image = cluster(&mut c, &[1]);
+    let epoch = broker_epoch(&image, 1);
+    // A live session refuses another incarnation...
+    assert_eq!(
+        refused(&mut c, &image, register(1, Uuid::from_u128(7)), 100),
+        ErrorCode::DuplicateBrokerRegistration
+    );
+    // ...but a granted shutdown ends the session, so the restarted process may register.
+    let (image, _, _, reply) = commit(&mut c, &image, heartbeat(1, epoch, false, true), 200);
+    assert_eq!(
+        reply,
+        ControllerReply::BrokerHeartbeat(BrokerHeartbeatReply {
+            is_fenced: true,
+            should_shutdown: true
+        })
+    );
+    let (image, _, _, reply) = commit(&mut c, &image, register(1, Uuid::from_u128(7)), 300);
+    assert_eq!(
+        reply,
+        ControllerReply::RegisterBroker {
+            broker_epoch: epoch + 1
+        }
+    );
+    assert!(image.broker(1).unwrap().fenced);
+}
+
+#[test]
 fn same_incarnation_may_reregister_at_once() {
     let mut c = controller();
     let image = cluster(&mut c, &[1]);

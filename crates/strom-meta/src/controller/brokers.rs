@@ -95,6 +95,12 @@ impl Controller {
             });
             records.extend(elect_with_broker(image, r.broker_id));
         }
+        if r.want_shutdown {
+            // A shutdown granted ends the session, as Kafka's controller drops it: the next
+            // incarnation of this broker id may register at once instead of waiting for a
+            // session timeout that would only guard a process that has gone.
+            self.last_contact_ms.remove(&r.broker_id);
+        }
         let reply = BrokerHeartbeatReply {
             is_fenced: fence,
             should_shutdown: r.want_shutdown,
