@@ -165,6 +165,23 @@ fn new_incarnation_registers_at_once_after_controlled_shutdown() {
 }
 
 #[test]
+fn a_restarted_controller_lets_a_new_incarnation_register_but_still_expires_the_old() {
+    let mut c = controller();
+    let image = cluster(&mut c, &[1, 2]);
+    // The whole node restarts: a new controller with the same image, which has heard from
+    // no broker yet. Its expiry pass starts counting, but that is no live session.
+    let mut c = controller();
+    assert!(c.expire_broker_sessions(&image, 1_000_000).is_empty());
+    let (image, _, _, reply) = commit(&mut c, &image, register(1, Uuid::from_u128(9)), 1_000_100);
+    assert!(matches!(reply, ControllerReply::RegisterBroker { .. }));
+    // Broker 2 stays silent and is fenced a session after the new controller started.
+    let session_ms = ControllerConfig::default().broker_session_timeout_ms;
+    let records = c.expire_broker_sessions(&image, 1_000_000 + session_ms + 1);
+    let (image, _) = image.apply(&records).unwrap();
+    assert!(image.broker(2).unwrap().fenced);
+}
+
+#[test]
 fn same_incarnation_may_reregister_at_once() {
     let mut c = controller();
     let image = cluster(&mut c, &[1]);

@@ -212,13 +212,22 @@ pub(crate) fn expire_sessions(
     controller
         .last_contact_ms
         .retain(|id, _| image.broker(*id).is_some());
+    let heard = &controller.last_contact_ms;
+    controller
+        .unheard_since_ms
+        .retain(|id, _| image.broker(*id).is_some() && !heard.contains_key(id));
     let mut staged = Staged::new(image);
     for broker in image.brokers().filter(|b| !b.fenced) {
-        // A broker this controller has not heard from yet gets a full session from now.
-        let last = *controller
-            .last_contact_ms
-            .entry(broker.broker_id)
-            .or_insert(now_ms);
+        // A broker this controller has not heard from yet gets a full session from now, kept
+        // apart from real contacts: after a restart of the whole node the old incarnation
+        // must not count as live, or its successor could not register until it expired.
+        let last = match controller.last_contact_ms.get(&broker.broker_id) {
+            Some(last) => *last,
+            None => *controller
+                .unheard_since_ms
+                .entry(broker.broker_id)
+                .or_insert(now_ms),
+        };
         if now_ms.saturating_sub(last) <= controller.config.broker_session_timeout_ms {
             continue;
         }

@@ -95,8 +95,12 @@ impl Default for ControllerConfig {
 pub struct Controller {
     config: ControllerConfig,
     ids: Box<dyn IdSource>,
-    /// Last heartbeat (or registration) time per broker id, for session expiry.
+    /// Last heartbeat (or registration) this controller received, per broker id: a live
+    /// session, for session expiry and for refusing a second incarnation.
     last_contact_ms: BTreeMap<i32, i64>,
+    /// When this controller started counting the session of an unfenced broker it has not
+    /// heard from yet (it took over, or restarted): only for expiry, never a live session.
+    unheard_since_ms: BTreeMap<i32, i64>,
 }
 
 impl fmt::Debug for Controller {
@@ -104,6 +108,7 @@ impl fmt::Debug for Controller {
         f.debug_struct("Controller")
             .field("config", &self.config)
             .field("last_contact_ms", &self.last_contact_ms)
+            .field("unheard_since_ms", &self.unheard_since_ms)
             .finish_non_exhaustive()
     }
 }
@@ -122,6 +127,7 @@ impl Controller {
             config,
             ids,
             last_contact_ms: BTreeMap::new(),
+            unheard_since_ms: BTreeMap::new(),
         }
     }
 
