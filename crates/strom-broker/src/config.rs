@@ -113,6 +113,28 @@ pub struct BrokerConfig {
     pub group_initial_rebalance_delay_ms: i64,
     /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets` when it is created.
     pub offsets_topic_num_partitions: i32,
+    /// `group.min.session.timeout.ms` / `group.max.session.timeout.ms`: the session
+    /// timeouts a JoinGroup may ask for (others are INVALID_SESSION_TIMEOUT).
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
+    /// `group.max.size`: members per classic group (Kafka: unlimited, here 2^31-1).
+    pub group_max_size: i32,
+    /// `group.consumer.session.timeout.ms`: KIP-848 members not heard from for this long
+    /// are fenced.
+    pub group_consumer_session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms`: how often KIP-848 members heartbeat.
+    pub group_consumer_heartbeat_interval_ms: i32,
+    /// `group.consumer.max.size`: members per KIP-848 group (Kafka: unlimited, here 2^31-1).
+    pub group_consumer_max_size: i32,
+    /// `group.consumer.assignors`: server-side assignors by name (`uniform`, `range`, or
+    /// Kafka's class names for them); the first is the default.
+    pub group_consumer_assignors: Vec<String>,
+    /// `offsets.retention.minutes`: how long offsets outlive an Empty group (KIP-211).
+    pub offsets_retention_minutes: i64,
+    /// `offsets.retention.check.interval.ms`: how often offsets are checked for expiry.
+    pub offsets_retention_check_interval_ms: i64,
+    /// `offset.metadata.max.bytes`: longer commit metadata is OFFSET_METADATA_TOO_LARGE.
+    pub offset_metadata_max_bytes: i32,
     /// `fetch.max.bytes`: the most a Fetch response carries, whatever it asks (at least
     /// one batch is always returned).
     pub fetch_max_bytes: u64,
@@ -185,6 +207,20 @@ const BROKER_KEYS: &[&str] = &[
     "log.cleaner.backoff.ms",
     "group.initial.rebalance.delay.ms",
     "offsets.topic.num.partitions",
+    "group.min.session.timeout.ms",
+    "group.max.session.timeout.ms",
+    "group.max.size",
+    "group.consumer.session.timeout.ms",
+    "group.consumer.heartbeat.interval.ms",
+    "group.consumer.max.size",
+    "group.consumer.assignors",
+    "group.consumer.min.session.timeout.ms",
+    "group.consumer.max.session.timeout.ms",
+    "group.consumer.min.heartbeat.interval.ms",
+    "group.consumer.max.heartbeat.interval.ms",
+    "offsets.retention.minutes",
+    "offsets.retention.check.interval.ms",
+    "offset.metadata.max.bytes",
 ];
 
 const HOUR_MS: i64 = 3_600_000;
@@ -229,6 +265,60 @@ impl Props<'_> {
             ));
         }
         Ok(value)
+    }
+
+    /// A KIP-848 group timing (`key`) checked against its broker-wide bounds, as Kafka's
+    /// `GroupCoordinatorConfig` checks them at start-up: `min <= max` and
+    /// `min <= value <= max`. (Per-group overrides of these keys are not served yet.)
+    fn consumer_group_timing(
+        &self,
+        key: &str,
+        default: i32,
+        (min_key, min_default): (&str, i32),
+        (max_key, max_default): (&str, i32),
+    ) -> Result<i32, ConfigError> {
+        let min = self.at_least(min_key, min_default, 1)?;
+        let max = self.at_least(max_key, max_default, 1)?;
+        if max < min {
+            return Err(Self::invalid(
+                max_key,
+                &max.to_string(),
+                &format!("must be at least {min_key} ({min})"),
+            ));
+        }
+        let value = self.at_least(key, default, 1)?;
+        if value < min || value > max {
+            return Err(Self::invalid(
+                key,
+                &value.to_string(),
+                &format!("must lie within {min_key} ({min}) and {max_key} ({max})"),
+            ));
+        }
+        Ok(value)
+    }
+
+    /// A comma-separated list of server-side assignors, as short names.
+    fn assignors(&self, key: &str) -> Result<Vec<String>, ConfigError> {
+        let Some(v) = self.get(key) else {
+            return Ok(vec!["uniform".to_string(), "range".to_string()]);
+        };
+        let mut names = Vec::new();
+        for item in v.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let name = match item {
+                "uniform" | "org.apache.kafka.coordinator.group.assignor.UniformAssignor" => {
+                    "uniform"
+                }
+                "range" | "org.apache.kafka.coordinator.group.assignor.RangeAssignor" => "range",
+                _ => return Err(Self::invalid(key, item, "known assignors: uniform, range")),
+            };
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_string());
+            }
+        }
+        if names.is_empty() {
+            return Err(Self::invalid(key, v, "at least one assignor is needed"));
+        }
+        Ok(names)
     }
 
     fn bool(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
@@ -322,6 +412,38 @@ impl BrokerConfig {
                 0,
             )?,
             offsets_topic_num_partitions: props.at_least("offsets.topic.num.partitions", 50, 1)?,
+            group_min_session_timeout_ms: props.at_least(
+                "group.min.session.timeout.ms",
+                6_000,
+                0,
+            )?,
+            group_max_session_timeout_ms: props.at_least(
+                "group.max.session.timeout.ms",
+                1_800_000,
+                0,
+            )?,
+            group_max_size: props.at_least("group.max.size", i32::MAX, 1)?,
+            group_consumer_session_timeout_ms: props.consumer_group_timing(
+                "group.consumer.session.timeout.ms",
+                45_000,
+                ("group.consumer.min.session.timeout.ms", 45_000),
+                ("group.consumer.max.session.timeout.ms", 60_000),
+            )?,
+            group_consumer_heartbeat_interval_ms: props.consumer_group_timing(
+                "group.consumer.heartbeat.interval.ms",
+                5_000,
+                ("group.consumer.min.heartbeat.interval.ms", 5_000),
+                ("group.consumer.max.heartbeat.interval.ms", 15_000),
+            )?,
+            group_consumer_max_size: props.at_least("group.consumer.max.size", i32::MAX, 1)?,
+            group_consumer_assignors: props.assignors("group.consumer.assignors")?,
+            offsets_retention_minutes: props.at_least("offsets.retention.minutes", 10_080, 1)?,
+            offsets_retention_check_interval_ms: props.at_least(
+                "offsets.retention.check.interval.ms",
+                600_000,
+                1,
+            )?,
+            offset_metadata_max_bytes: props.at_least("offset.metadata.max.bytes", 4_096, 0)?,
             fetch_max_bytes: props.at_least("fetch.max.bytes", 57_671_680, 0)?,
             fetch_wait_max_ms: props.at_least("strom.fetch.wait.max.ms", 30_000, 0)?,
             open_files_max: props.at_least("strom.open.files.max", 4096, 1)?,
@@ -330,6 +452,13 @@ impl BrokerConfig {
             log_defaults,
             keys_set: map.keys().cloned().collect(),
         };
+        if config.group_consumer_heartbeat_interval_ms >= config.group_consumer_session_timeout_ms {
+            return Err(Props::invalid(
+                "group.consumer.heartbeat.interval.ms",
+                &config.group_consumer_heartbeat_interval_ms.to_string(),
+                "must be less than group.consumer.session.timeout.ms",
+            ));
+        }
         Ok((config, unknown))
     }
 
@@ -683,6 +812,50 @@ mod tests {
                     assert_eq!(named, key, "{key}={value}")
                 }
                 Ok(_) => panic!("{key}={value} accepted"),
+            }
+        }
+    }
+
+    #[test]
+    fn consumer_group_timings_are_checked_against_their_bounds() {
+        let config = BrokerConfig::default_single_node();
+        assert_eq!(config.group_consumer_session_timeout_ms, 45_000);
+        assert_eq!(config.group_consumer_heartbeat_interval_ms, 5_000);
+        // Lowered together with their minimums, as test clusters do.
+        let (config, unknown) = BrokerConfig::from_props(&props(&[
+            ("group.consumer.min.session.timeout.ms", "6000"),
+            ("group.consumer.session.timeout.ms", "6000"),
+            ("group.consumer.min.heartbeat.interval.ms", "500"),
+            ("group.consumer.heartbeat.interval.ms", "500"),
+        ]))
+        .unwrap();
+        assert!(unknown.is_empty());
+        assert_eq!(config.group_consumer_session_timeout_ms, 6_000);
+        assert_eq!(config.group_consumer_heartbeat_interval_ms, 500);
+        for (pairs, named) in [
+            (
+                &[("group.consumer.session.timeout.ms", "6000")][..],
+                "group.consumer.session.timeout.ms",
+            ),
+            (
+                &[("group.consumer.heartbeat.interval.ms", "20000")][..],
+                "group.consumer.heartbeat.interval.ms",
+            ),
+            (
+                &[("group.consumer.max.session.timeout.ms", "1000")][..],
+                "group.consumer.max.session.timeout.ms",
+            ),
+            (
+                &[
+                    ("group.consumer.max.heartbeat.interval.ms", "60000"),
+                    ("group.consumer.heartbeat.interval.ms", "50000"),
+                ][..],
+                "group.consumer.heartbeat.interval.ms",
+            ),
+        ] {
+            match BrokerConfig::from_props(&props(pairs)) {
+                Err(ConfigError::InvalidValue { key, .. }) => assert_eq!(key, named, "{pairs:?}"),
+                Ok(_) => panic!("{pairs:?} accepted"),
             }
         }
     }

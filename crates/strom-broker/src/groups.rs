@@ -7,16 +7,25 @@
 //! releases the replies. A JoinGroup that waits for a rebalance holds only its own
 //! connection (which serves one request at a time, as Kafka mutes a channel), never the task.
 //! On a failed append the affected requests get NOT_COORDINATOR (retriable) and the
-//! partition's coordinator is dropped, so the next command rebuilds it from the log.
+//! partition's coordinator is dropped, so that it is rebuilt from the log.
+//!
+//! Loading: a partition's log is read in a task of its own (started by the first command
+//! for it, and by the tick for every partition this broker leads, a few at a time). Until
+//! it is installed, that partition's commands answer COORDINATOR_LOAD_IN_PROGRESS (Kafka's
+//! retriable code); other partitions are served meanwhile.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use strom_group::consumer::{
+    ConsumerConfig, ConsumerError, ConsumerHeartbeatResponse, DescribedGroup as ConsumerDescribed,
+};
 use strom_group::{
-    Command, Config, Coordinator, ErrorCode, GroupRecord, JoinGroupResponse, LeaveGroupResponse,
-    OffsetFetchResponse, Output, PartitionResult, RequestId, Response, SyncGroupResponse,
+    Command, Config, Coordinator, DescribedGroup, ErrorCode, GroupRecord, JoinGroupResponse,
+    LeaveGroupResponse, ListGroupsResponse, OffsetDeleteResponse, OffsetFetchResponse, Output,
+    PartitionResult, RequestId, Response, SyncGroupResponse,
 };
 use strom_meta::{
     ControllerReply, ControllerRequest, CreatableTopic, CreateTopicsRequest, MetadataImage,
@@ -24,6 +33,7 @@ use strom_meta::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+use crate::config::BrokerConfig;
 use crate::metadata::now_ms;
 use crate::replicas::Partition;
 use crate::server::BrokerContext;
@@ -36,6 +46,8 @@ pub const OFFSETS_TOPIC_PARTITIONS: i32 = 50;
 const QUEUE_DEPTH: usize = 1_024;
 /// How often timers (session expiry, rebalance deadlines) are checked.
 const TICK_INTERVAL_MS: u64 = 100;
+/// Partitions loaded at once by background preloading (a command's own load always starts).
+const LOADS_MAX: usize = 4;
 /// The most read from the log at once while loading a partition.
 const LOAD_READ_BYTES: u64 = 1024 * 1024;
 /// The most read iterations while loading a partition (bounds a log that keeps growing).
@@ -144,22 +156,41 @@ pub(crate) enum Kind {
     Leave,
     Commit,
     Fetch,
+    Describe,
+    List,
+    Delete,
+    OffsetDelete,
+    ConsumerHeartbeat,
+    ConsumerDescribe,
 }
 
 /// The coordinator task's state.
 struct Runtime {
     context: Arc<BrokerContext>,
     coordinators: HashMap<i32, Coordinator>,
+    /// Partitions whose log is being read by a load task; their groups answer
+    /// COORDINATOR_LOAD_IN_PROGRESS meanwhile.
+    loading: HashSet<i32>,
+    loaded: mpsc::Sender<Loaded>,
     pending: HashMap<RequestId, (i32, Pending)>,
     next_request_id: RequestId,
     salt: u64,
 }
 
+/// A finished load task: the rebuilt coordinator, or `None` when the log could not be read.
+struct Loaded {
+    partition: i32,
+    coordinator: Option<Coordinator>,
+}
+
 /// Runs the coordinator task until the broker stops (the task is aborted then).
 pub async fn run(context: Arc<BrokerContext>, mut calls: mpsc::Receiver<GroupCall>) {
+    let (loaded, mut loads) = mpsc::channel(LOADS_MAX);
     let mut runtime = Runtime {
         context,
         coordinators: HashMap::new(),
+        loading: HashSet::new(),
+        loaded,
         pending: HashMap::new(),
         next_request_id: 0,
         salt: u64::try_from(now_ms()).unwrap_or(0),
@@ -172,6 +203,7 @@ pub async fn run(context: Arc<BrokerContext>, mut calls: mpsc::Receiver<GroupCal
                 Some(call) => runtime.on_call(call).await,
                 None => return,
             },
+            Some(loaded) = loads.recv() => runtime.on_loaded(loaded),
             _ = interval.tick() => runtime.on_tick().await,
         }
     }
@@ -187,18 +219,12 @@ impl Runtime {
             return;
         };
         if !self.coordinators.contains_key(&call.partition) {
-            let delay_ms = self.context.config.group_initial_rebalance_delay_ms;
-            match load(&log, self.salt, delay_ms).await {
-                Some(coordinator) => {
-                    self.coordinators.insert(call.partition, coordinator);
-                }
-                None => {
-                    let _ = call
-                        .reply
-                        .send(error_response(kind, ErrorCode::CoordinatorNotAvailable));
-                    return;
-                }
-            }
+            // As Kafka: the partition's groups wait for nothing, the client retries.
+            self.start_load(call.partition, &log);
+            let _ = call
+                .reply
+                .send(error_response(kind, ErrorCode::CoordinatorLoadInProgress));
+            return;
         }
         self.next_request_id = self.next_request_id.wrapping_add(1);
         let request_id = self.next_request_id;
@@ -219,9 +245,62 @@ impl Runtime {
         self.complete(call.partition, &log, output).await;
     }
 
+    /// Reads a partition's log in a task of its own, so that the other partitions' groups
+    /// are served meanwhile; [`Runtime::on_loaded`] installs the result.
+    fn start_load(&mut self, partition: i32, log: &Arc<Partition>) {
+        if !self.loading.insert(partition) {
+            return;
+        }
+        let config = coordinator_config(&self.context.config, self.salt);
+        let log = Arc::clone(log);
+        let loaded = self.loaded.clone();
+        tokio::spawn(async move {
+            let coordinator = load(&log, config).await;
+            let _ = loaded
+                .send(Loaded {
+                    partition,
+                    coordinator,
+                })
+                .await;
+        });
+    }
+
+    fn on_loaded(&mut self, loaded: Loaded) {
+        self.loading.remove(&loaded.partition);
+        // A partition that moved away meanwhile is not installed; a failed load is retried
+        // by the next command or tick.
+        if let (Some(coordinator), Some(_)) =
+            (loaded.coordinator, self.partition_log(loaded.partition))
+        {
+            self.coordinators.insert(loaded.partition, coordinator);
+        }
+    }
+
+    /// Starts loading partitions this broker leads and has not loaded, a few at a time,
+    /// as Kafka loads a partition when it becomes its leader.
+    fn preload(&mut self) {
+        let image = self.context.metadata.image();
+        let Some(topic) = image.topic_by_name(OFFSETS_TOPIC) else {
+            return;
+        };
+        let partitions: Vec<i32> = topic.partitions.keys().copied().collect();
+        for partition in partitions {
+            if self.loading.len() >= LOADS_MAX {
+                return;
+            }
+            if self.coordinators.contains_key(&partition) || self.loading.contains(&partition) {
+                continue;
+            }
+            if let Some(log) = self.partition_log(partition) {
+                self.start_load(partition, &log);
+            }
+        }
+    }
+
     async fn on_tick(&mut self) {
         // Requests whose connection went away are forgotten (their replies have nowhere to go).
         self.pending.retain(|_, (_, p)| !p.reply.is_closed());
+        self.preload();
         let partitions: Vec<i32> = self.coordinators.keys().copied().collect();
         for partition in partitions {
             let Some(log) = self.partition_log(partition) else {
@@ -300,11 +379,7 @@ impl Runtime {
 }
 
 /// Rebuilds a coordinator from the partition's whole log (up to its high watermark).
-async fn load(
-    log: &Arc<Partition>,
-    salt: u64,
-    initial_rebalance_delay_ms: i64,
-) -> Option<Coordinator> {
+async fn load(log: &Arc<Partition>, config: Config) -> Option<Coordinator> {
     let reading = Arc::clone(log);
     let records = tokio::task::spawn_blocking(move || read_records(&reading))
         .await
@@ -316,11 +391,7 @@ async fn load(
             return None;
         }
     };
-    let mut coordinator = Coordinator::new(Config {
-        member_id_salt: salt,
-        initial_rebalance_delay_ms,
-        ..Config::default()
-    });
+    let mut coordinator = Coordinator::new(config);
     if let Err(error) = coordinator.load(records.iter(), now_ms()) {
         tracing::warn!(partition = log.tp.partition, %error, "cannot load groups");
         return None;
@@ -331,6 +402,27 @@ async fn load(
         "group coordinator loaded"
     );
     Some(coordinator)
+}
+
+/// The coordinator's bounds from the broker's `group.*` / `offset*` keys.
+pub(crate) fn coordinator_config(config: &BrokerConfig, salt: u64) -> Config {
+    Config {
+        initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+        group_max_size: usize::try_from(config.group_max_size).unwrap_or(usize::MAX),
+        min_session_timeout_ms: config.group_min_session_timeout_ms,
+        max_session_timeout_ms: config.group_max_session_timeout_ms,
+        offset_metadata_max_bytes: usize::try_from(config.offset_metadata_max_bytes).unwrap_or(0),
+        offsets_retention_ms: config.offsets_retention_minutes.saturating_mul(60_000),
+        offsets_retention_check_interval_ms: config.offsets_retention_check_interval_ms,
+        member_id_salt: salt,
+        consumer: ConsumerConfig {
+            session_timeout_ms: config.group_consumer_session_timeout_ms,
+            heartbeat_interval_ms: config.group_consumer_heartbeat_interval_ms,
+            max_size: usize::try_from(config.group_consumer_max_size).unwrap_or(usize::MAX),
+            assignors: config.group_consumer_assignors.clone(),
+            member_id_salt: salt,
+        },
+    }
 }
 
 fn read_records(partition: &Partition) -> Result<Vec<GroupRecord>, String> {
@@ -427,6 +519,12 @@ fn kind_of(command: &Command) -> Kind {
         Command::LeaveGroup(_) => Kind::Leave,
         Command::OffsetCommit(_) => Kind::Commit,
         Command::OffsetFetch(_) => Kind::Fetch,
+        Command::DescribeGroup(_) => Kind::Describe,
+        Command::ListGroups(_) => Kind::List,
+        Command::DeleteGroup(_) => Kind::Delete,
+        Command::OffsetDelete(_) => Kind::OffsetDelete,
+        Command::ConsumerGroupHeartbeat(_) => Kind::ConsumerHeartbeat,
+        Command::ConsumerGroupDescribe(_) => Kind::ConsumerDescribe,
     }
 }
 
@@ -441,6 +539,7 @@ pub(crate) fn error_response(kind: Kind, error: ErrorCode) -> Response {
             leader: String::new(),
             member_id: String::new(),
             members: Vec::new(),
+            skip_assignment: false,
         }),
         Kind::Sync => Response::SyncGroup(SyncGroupResponse {
             error,
@@ -462,6 +561,35 @@ pub(crate) fn error_response(kind: Kind, error: ErrorCode) -> Response {
         Kind::Fetch => Response::OffsetFetch(OffsetFetchResponse {
             error,
             partitions: Vec::new(),
+        }),
+        Kind::Describe => Response::DescribeGroup(DescribedGroup {
+            error,
+            group_id: String::new(),
+            state: String::new(),
+            protocol_type: String::new(),
+            protocol_data: String::new(),
+            members: Vec::new(),
+        }),
+        Kind::List => Response::ListGroups(ListGroupsResponse {
+            error,
+            groups: Vec::new(),
+        }),
+        Kind::Delete => Response::DeleteGroup(error),
+        Kind::OffsetDelete => Response::OffsetDelete(OffsetDeleteResponse {
+            error,
+            partitions: Vec::new(),
+        }),
+        Kind::ConsumerHeartbeat => Response::ConsumerGroupHeartbeat(
+            ConsumerHeartbeatResponse::error(ConsumerError::new(error, String::new())),
+        ),
+        Kind::ConsumerDescribe => Response::ConsumerGroupDescribe(ConsumerDescribed {
+            group_id: String::new(),
+            error: Some(ConsumerError::new(error, String::new())),
+            state: String::new(),
+            group_epoch: 0,
+            assignment_epoch: 0,
+            assignor_name: String::new(),
+            members: Vec::new(),
         }),
     }
 }

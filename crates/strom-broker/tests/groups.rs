@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use common::{Client, TestBroker};
+use common::{s, wait_loaded, Client, TestBroker};
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::offset_commit_request::{
@@ -17,14 +17,9 @@ use kafka_protocol::messages::offset_fetch_request::{
 };
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use strom_broker::{Broker, BrokerConfig, MetadataPort};
 
 const GROUP: &str = "g1";
-
-fn s(text: &str) -> StrBytes {
-    StrBytes::from_string(text.to_string())
-}
 
 fn group() -> GroupId {
     GroupId(s(GROUP))
@@ -141,6 +136,7 @@ async fn join_sync_heartbeat_commit_fetch_survive_restart() {
     let broker = TestBroker::start().await;
     let mut client = broker.client().await;
     find_coordinator(&mut client, broker.addr().port()).await;
+    wait_loaded(&mut client, GROUP).await;
 
     // KIP-394: the first join gets an id to come back with.
     let first = join(&mut client, "").await;
@@ -209,6 +205,7 @@ async fn join_sync_heartbeat_commit_fetch_survive_restart() {
         .await
         .unwrap();
     let mut client = Client::connect(broker.local_addr()).await;
+    wait_loaded(&mut client, GROUP).await;
     assert_eq!(fetch_offset_v7(&mut client).await, (42, "meta".to_string()));
     // The loaded member is still known: a heartbeat of its generation is accepted.
     let beat = client

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
+use crate::consumer::{self, ConsumerConfig, ConsumerGroups, ConsumerRecord};
 use crate::error::{ErrorCode, RecordError};
 use crate::group::{Group, GroupState, GroupSummary, JoinTimer, Member, Protocol};
 use crate::records::{GroupMetadataValue, GroupRecord, OffsetCommitValue, RecordKey};
-use crate::types::{Command, JoinGroupResponse, Response, SyncGroupResponse};
+use crate::types::{Command, JoinGroupResponse, ListGroupsResponse, Response, SyncGroupResponse};
 
 /// Chosen by the caller to route replies that arrive later than their request.
 pub type RequestId = u64;
@@ -24,9 +25,15 @@ pub struct Config {
     pub max_session_timeout_ms: i32,
     /// `offset.metadata.max.bytes`
     pub offset_metadata_max_bytes: usize,
+    /// `offsets.retention.minutes`, in milliseconds.
+    pub offsets_retention_ms: i64,
+    /// `offsets.retention.check.interval.ms`
+    pub offsets_retention_check_interval_ms: i64,
     /// Mixed into generated member ids so ids differ across coordinator incarnations;
     /// the broker passes something unique (e.g. its start time), tests a constant.
     pub member_id_salt: u64,
+    /// KIP-848 groups (`group.consumer.*`).
+    pub consumer: ConsumerConfig,
 }
 
 impl Default for Config {
@@ -38,7 +45,10 @@ impl Default for Config {
             min_session_timeout_ms: 6_000,
             max_session_timeout_ms: 1_800_000,
             offset_metadata_max_bytes: 4_096,
+            offsets_retention_ms: 10_080 * 60_000,
+            offsets_retention_check_interval_ms: 600_000,
             member_id_salt: 0,
+            consumer: ConsumerConfig::default(),
         }
     }
 }
@@ -81,15 +91,31 @@ pub struct Coordinator {
     pub(crate) config: Config,
     pub(crate) groups: BTreeMap<String, Group>,
     pub(crate) next_member_seq: u64,
+    /// When [`Coordinator::tick`] next looks for expired offsets; `None` until the first
+    /// tick, which schedules it one check interval later.
+    pub(crate) next_expiry_check_ms: Option<i64>,
+    /// The KIP-848 groups of the partition; a group id is either here or classic.
+    pub(crate) consumer: ConsumerGroups,
 }
 
 impl Coordinator {
     pub fn new(config: Config) -> Self {
+        let consumer = ConsumerGroups::new(ConsumerConfig {
+            member_id_salt: config.member_id_salt,
+            ..config.consumer.clone()
+        });
         Coordinator {
             config,
             groups: BTreeMap::new(),
             next_member_seq: 0,
+            next_expiry_check_ms: None,
+            consumer,
         }
+    }
+
+    /// The KIP-848 groups of this partition (ConsumerGroupDescribe, tests).
+    pub fn consumer_groups(&self) -> &ConsumerGroups {
+        &self.consumer
     }
 
     pub fn handle(&mut self, request_id: RequestId, command: Command, now_ms: i64) -> Output {
@@ -107,16 +133,61 @@ impl Coordinator {
                 let response = self.fetch(&c);
                 out.reply(request_id, Response::OffsetFetch(response));
             }
+            Command::DescribeGroup(c) => {
+                let response = self.describe(&c.group_id);
+                out.reply(request_id, Response::DescribeGroup(response));
+            }
+            Command::ListGroups(c) => {
+                let groups = self.list(&c);
+                let response = ListGroupsResponse {
+                    error: ErrorCode::None,
+                    groups,
+                };
+                out.reply(request_id, Response::ListGroups(response));
+            }
+            Command::DeleteGroup(c) => {
+                let error = self.delete_group(&c.group_id, &mut out);
+                out.reply(request_id, Response::DeleteGroup(error));
+            }
+            Command::OffsetDelete(c) => {
+                let response = self.delete_offsets(&c, &mut out);
+                out.reply(request_id, Response::OffsetDelete(response));
+            }
+            Command::ConsumerGroupHeartbeat(c) => {
+                let response = consumer::bridge_heartbeat(
+                    &mut self.groups,
+                    &mut self.consumer,
+                    c,
+                    now_ms,
+                    &mut out,
+                );
+                out.reply(request_id, Response::ConsumerGroupHeartbeat(response));
+            }
+            Command::ConsumerGroupDescribe(group_id) => {
+                let response = consumer::describe_group(&self.groups, &self.consumer, &group_id);
+                out.reply(request_id, Response::ConsumerGroupDescribe(response));
+            }
         }
         out
     }
 
-    /// Fires due timers: pending-member and session expiry, then rebalance deadlines.
+    /// Fires due timers: pending-member and session expiry, then rebalance deadlines, and
+    /// every `offsets_retention_check_interval_ms` the offset expiry of KIP-211.
     pub fn tick(&mut self, now_ms: i64) -> Output {
         let mut out = Output::default();
         let ids: Vec<String> = self.groups.keys().cloned().collect();
         for id in ids {
             self.tick_group(&id, now_ms, &mut out);
+        }
+        out.records.extend(self.consumer.tick(now_ms));
+        let interval_ms = self.config.offsets_retention_check_interval_ms.max(1);
+        match self.next_expiry_check_ms {
+            None => self.next_expiry_check_ms = Some(now_ms.saturating_add(interval_ms)),
+            Some(due_ms) if due_ms <= now_ms => {
+                self.next_expiry_check_ms = Some(now_ms.saturating_add(interval_ms));
+                self.expire_offsets(now_ms, &mut out);
+            }
+            Some(_) => {}
         }
         out
     }
@@ -164,7 +235,10 @@ impl Coordinator {
     ) -> Result<(), RecordError> {
         for record in records {
             match RecordKey::decode(&record.key)? {
-                None => tracing::debug!("skipping record of a non-classic key version"),
+                None => match ConsumerRecord::decode(&record.key, record.value.as_deref())? {
+                    Some(r) => self.consumer.replay(r, now_ms),
+                    None => tracing::debug!("skipping record of an unknown key version"),
+                },
                 Some(RecordKey::OffsetCommit(k)) => {
                     let group = self
                         .groups
@@ -193,7 +267,19 @@ impl Coordinator {
                         self.groups.insert(k.group, group);
                     }
                     None => {
-                        self.groups.remove(&k.group);
+                        // Offsets are records of their own (Kafka keeps them apart from
+                        // groups): a metadata tombstone leaves them, as after a conversion
+                        // to a consumer group.
+                        let offsets = self
+                            .groups
+                            .remove(&k.group)
+                            .map(|g| g.offsets)
+                            .unwrap_or_default();
+                        if !offsets.is_empty() {
+                            let mut group = Group::new(&k.group, now_ms);
+                            group.offsets = offsets;
+                            self.groups.insert(k.group, group);
+                        }
                     }
                 },
             }
@@ -217,6 +303,7 @@ impl Coordinator {
 
 fn group_from_record(group_id: &str, value: GroupMetadataValue, now_ms: i64) -> Group {
     let mut group = Group::new(group_id, now_ms);
+    let value_state_timestamp_ms = value.current_state_timestamp_ms;
     group.generation_id = value.generation;
     group.protocol_type = Some(value.protocol_type).filter(|t| !t.is_empty());
     group.protocol_name = value.protocol;
@@ -259,6 +346,11 @@ fn group_from_record(group_id: &str, value: GroupMetadataValue, now_ms: i64) -> 
         GroupState::Stable
     };
     group.transition(state, now_ms);
+    if state == GroupState::Empty {
+        // Offset expiry of an Empty group counts from when it became Empty (-1 from old
+        // metadata versions: then from each commit).
+        group.state_timestamp_ms = value_state_timestamp_ms;
+    }
     group
 }
 
@@ -396,6 +488,7 @@ pub(crate) fn join_error(member_id: &str, error: ErrorCode) -> Response {
         leader: String::new(),
         member_id: member_id.to_owned(),
         members: Vec::new(),
+        skip_assignment: false,
     })
 }
 

@@ -16,9 +16,23 @@ pub enum ErrorCode {
     GroupMaxSizeReached,
     FencedInstanceId,
     InvalidRequest,
+    GroupIdNotFound,
+    NonEmptyGroup,
+    GroupSubscribedToTopic,
+    /// Retriable: the partition's groups are still being read from the log.
+    CoordinatorLoadInProgress,
     /// Set by the broker when a group's records could not be appended (not by the state
     /// machine): the client rediscovers the coordinator and retries.
     NotCoordinator,
+    UnknownServerError,
+    UnsupportedVersion,
+    /// KIP-848: the member's epoch is not the coordinator's; it must rejoin with epoch 0.
+    FencedMemberEpoch,
+    UnreleasedInstanceId,
+    UnsupportedAssignor,
+    /// KIP-848 offset commit/fetch with an epoch that is not the member's current one.
+    StaleMemberEpoch,
+    InvalidRegularExpression,
 }
 
 impl ErrorCode {
@@ -39,6 +53,17 @@ impl ErrorCode {
             ErrorCode::FencedInstanceId => 82,
             ErrorCode::InvalidRequest => 42,
             ErrorCode::NotCoordinator => 16,
+            ErrorCode::UnknownServerError => -1,
+            ErrorCode::UnsupportedVersion => 35,
+            ErrorCode::FencedMemberEpoch => 110,
+            ErrorCode::UnreleasedInstanceId => 111,
+            ErrorCode::UnsupportedAssignor => 112,
+            ErrorCode::StaleMemberEpoch => 113,
+            ErrorCode::InvalidRegularExpression => 128,
+            ErrorCode::GroupIdNotFound => 69,
+            ErrorCode::NonEmptyGroup => 68,
+            ErrorCode::GroupSubscribedToTopic => 86,
+            ErrorCode::CoordinatorLoadInProgress => 14,
         }
     }
 }

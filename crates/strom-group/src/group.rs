@@ -17,6 +17,19 @@ pub enum GroupState {
     Dead,
 }
 
+impl GroupState {
+    /// The name Kafka's `ClassicGroupState.toString()` gives (DescribeGroups, ListGroups).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+            GroupState::Dead => "Dead",
+        }
+    }
+}
+
 /// A protocol a member supports (e.g. an assignor name) and its subscription metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Protocol {

@@ -26,6 +26,12 @@ impl Coordinator {
             out.reply(request_id, join_error(&c.member_id, error));
             return;
         }
+        if let Err(error) =
+            crate::consumer::before_classic_join(&mut self.consumer, &c.group_id, out)
+        {
+            out.reply(request_id, join_error(&c.member_id, error));
+            return;
+        }
         let mut group = match self.groups.remove(&c.group_id) {
             Some(g) => g,
             None if c.member_id.is_empty() => Group::new(&c.group_id, now_ms),
@@ -155,15 +161,16 @@ impl Coordinator {
             }
             return;
         }
-        if let Err(error) = validate_member(group, &member_id, c.group_instance_id.as_deref()) {
-            out.reply(request_id, join_error(&member_id, error));
-            return;
-        }
+        // Kafka's order (`classicGroupJoinExistingMember`): protocols, then membership.
         if !group.supports(&c.protocol_type, &c.protocols) {
             out.reply(
                 request_id,
                 join_error(&member_id, ErrorCode::InconsistentGroupProtocol),
             );
+            return;
+        }
+        if let Err(error) = validate_member(group, &member_id, c.group_instance_id.as_deref()) {
+            out.reply(request_id, join_error(&member_id, error));
             return;
         }
         let Some(member) = group.members.get(&member_id) else {
@@ -303,11 +310,14 @@ fn replace_static_member(
             crate::coordinator::sync_error(ErrorCode::FencedInstanceId),
         );
     }
+    // Kafka answers an old client (before KIP-814) with the leader id from before the
+    // replacement, so that a restarted static leader does not think it must reassign.
+    let previous_leader = group.leader_id.clone().unwrap_or_default();
     if group.leader_id.as_deref() == Some(old_id.as_str()) {
         group.leader_id = Some(new_id.clone());
     }
     group.static_members.insert(instance, new_id.clone());
-    let unchanged = member.protocols == c.protocols;
+    let supports_skip_assignment = c.supports_skip_assignment;
     member.member_id = new_id.clone();
     member.client_id = c.client_id.clone();
     member.client_host = c.client_host.clone();
@@ -315,17 +325,45 @@ fn replace_static_member(
     member.rebalance_timeout_ms = c.rebalance_timeout_ms;
     member.protocols = c.protocols;
     member.last_heartbeat_ms = now_ms;
-    if group.state == GroupState::Stable && unchanged {
-        group.members.insert(new_id.clone(), member);
+    group.members.insert(new_id.clone(), member);
+    // Kafka: no rebalance while Stable unless the protocol the group would select changes
+    // (a changed subscription alone does not rebalance; the leader notices it).
+    if group.state == GroupState::Stable && group.select_protocol() == group.protocol_name {
         out.record(group.metadata_record());
-        // Members list stays empty even for the leader: it must not reassign on a restart.
-        let response = join_response(group, &new_id, false);
-        out.reply(request_id, response);
+        out.reply(
+            request_id,
+            static_rejoin_response(group, &new_id, previous_leader, supports_skip_assignment),
+        );
         return;
     }
-    member.awaiting_join = Some(request_id);
-    group.members.insert(new_id, member);
+    if let Some(member) = group.members.get_mut(&new_id) {
+        member.awaiting_join = Some(request_id);
+    }
     prepare_rebalance(group, now_ms, config, out);
+}
+
+/// The answer to a static member that replaced itself in a Stable group (KIP-345/KIP-814):
+/// from v9 a leader gets the members with `skip_assignment`; before, nobody gets members
+/// and the leader field names the leader from before the replacement.
+fn static_rejoin_response(
+    group: &Group,
+    member_id: &str,
+    previous_leader: String,
+    supports_skip_assignment: bool,
+) -> Response {
+    let is_leader = group.leader_id.as_deref() == Some(member_id);
+    if supports_skip_assignment {
+        let mut response = join_response(group, member_id, is_leader);
+        if let Response::JoinGroup(r) = &mut response {
+            r.skip_assignment = is_leader;
+        }
+        return response;
+    }
+    let mut response = join_response(group, member_id, false);
+    if let Response::JoinGroup(r) = &mut response {
+        r.leader = previous_leader;
+    }
+    response
 }
 
 fn join_response(group: &Group, member_id: &str, with_members: bool) -> Response {
@@ -351,6 +389,7 @@ fn join_response(group: &Group, member_id: &str, with_members: bool) -> Response
         leader: group.leader_id.clone().unwrap_or_default(),
         member_id: member_id.to_owned(),
         members,
+        skip_assignment: false,
     })
 }
 

@@ -11,17 +11,22 @@
 //!
 //! Pure code: no I/O, no async, no clock, no randomness, no Kafka wire types.
 
+mod admin;
+pub mod consumer;
 mod coordinator;
 mod error;
+mod expiry;
 mod group;
 mod heartbeat;
 mod join;
 mod offsets;
 mod partition;
 mod records;
+mod subscription;
 mod sync;
 mod types;
 
+pub use admin::CLASSIC_GROUP_TYPE;
 pub use coordinator::{Config, Coordinator, Output, Reply, RequestId};
 pub use error::{ErrorCode, RecordError};
 pub use group::{GroupState, GroupSummary, MemberSummary, Protocol};
@@ -30,4 +35,5 @@ pub use records::{
     GroupMetadataKey, GroupMetadataValue, GroupRecord, MemberMetadata, OffsetCommitKey,
     OffsetCommitValue, RecordKey,
 };
+pub use subscription::subscribed_topics;
 pub use types::*;

@@ -24,10 +24,15 @@ impl Coordinator {
             Ok(()) => ErrorCode::None,
             Err(e) => e,
         };
+        // Kafka 4.x: an explicit retention sets a per-offset expire time (value version 1).
+        let expire_timestamp_ms =
+            (c.retention_time_ms >= 0).then(|| now_ms.saturating_add(c.retention_time_ms));
         let mut results = Vec::with_capacity(c.offsets.len());
         for o in &c.offsets {
             let partition_error = match error {
-                ErrorCode::None => self.commit_one(&c.group_id, o, now_ms, out),
+                ErrorCode::None => {
+                    self.commit_one(&c.group_id, o, expire_timestamp_ms, now_ms, out)
+                }
                 e => e,
             };
             results.push(PartitionResult {
@@ -39,16 +44,32 @@ impl Coordinator {
         out.reply(request_id, Response::OffsetCommit(results));
     }
 
-    /// Kafka's `ClassicGroup.validateOffsetCommit`; creates the group for a simple commit.
+    /// Kafka's `ClassicGroup.validateOffsetCommit` (or `ConsumerGroup`'s for a KIP-848
+    /// group); creates the group for a simple commit.
     fn validate_commit(&mut self, c: &OffsetCommit, now_ms: i64) -> Result<(), ErrorCode> {
         if c.group_id.is_empty() || c.group_id.len() > TOPIC_BYTES_MAX {
             return Err(ErrorCode::InvalidGroupId);
+        }
+        if self.consumer.group(&c.group_id).is_some() {
+            // `unknown_group_not_found` is set exactly for OffsetCommit v9+.
+            let api_version = if c.unknown_group_not_found { 9 } else { 8 };
+            self.consumer
+                .validate_offset_commit(&c.group_id, &c.member_id, c.generation_id, api_version)
+                .map_err(|e| e.code)?;
+            // The consumer group's offsets live in a member-less entry of the same id.
+            self.groups
+                .entry(c.group_id.clone())
+                .or_insert_with(|| Group::new(&c.group_id, now_ms));
+            return Ok(());
         }
         let Some(group) = self.groups.get_mut(&c.group_id) else {
             if c.generation_id < 0 {
                 let group = Group::new(&c.group_id, now_ms);
                 self.groups.insert(c.group_id.clone(), group);
                 return Ok(());
+            }
+            if c.unknown_group_not_found {
+                return Err(ErrorCode::GroupIdNotFound);
             }
             return Err(ErrorCode::IllegalGeneration);
         };
@@ -79,6 +100,7 @@ impl Coordinator {
         &mut self,
         group_id: &str,
         o: &crate::types::CommitOffset,
+        expire_timestamp_ms: Option<i64>,
         now_ms: i64,
         out: &mut Output,
     ) -> ErrorCode {
@@ -101,6 +123,7 @@ impl Coordinator {
             leader_epoch: o.leader_epoch,
             metadata: o.metadata.clone(),
             commit_timestamp_ms: now_ms,
+            expire_timestamp_ms,
         };
         match GroupRecord::offset_commit(&key, Some(&value)) {
             Ok(record) => {
@@ -116,6 +139,17 @@ impl Coordinator {
     }
 
     pub(crate) fn fetch(&self, c: &OffsetFetch) -> OffsetFetchResponse {
+        let checked = self.consumer.validate_offset_fetch(
+            &c.group_id,
+            c.member_id.as_deref(),
+            c.member_epoch,
+        );
+        if let Err(e) = checked {
+            return OffsetFetchResponse {
+                error: e.code,
+                partitions: Vec::new(),
+            };
+        }
         let group = self.groups.get(&c.group_id);
         let partitions = match &c.partitions {
             Some(wanted) => wanted

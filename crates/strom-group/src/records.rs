@@ -10,6 +10,8 @@ use crate::error::RecordError;
 const OFFSET_COMMIT_KEY_VERSION: i16 = 1;
 const GROUP_METADATA_KEY_VERSION: i16 = 2;
 const OFFSET_COMMIT_VALUE_VERSION: i16 = 3;
+/// The only value version with an explicit expire timestamp (OffsetCommit v2-v4 retention).
+const OFFSET_COMMIT_VALUE_EXPIRING_VERSION: i16 = 1;
 const GROUP_METADATA_VALUE_VERSION: i16 = 3;
 
 /// One record for `__consumer_offsets`; `value: None` is a tombstone.
@@ -32,6 +34,10 @@ pub struct OffsetCommitValue {
     pub leader_epoch: i32,
     pub metadata: String,
     pub commit_timestamp_ms: i64,
+    /// Set only by OffsetCommit v2-v4 with an explicit `retention_time_ms`; such a value is
+    /// written as version 1 (the only one with the field) and expires at this time, as in
+    /// Kafka 4.x, instead of `offsets.retention.minutes` after the base timestamp.
+    pub expire_timestamp_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +130,14 @@ impl RecordKey {
 impl OffsetCommitValue {
     fn encode(&self) -> Result<Bytes, RecordError> {
         let mut b = BytesMut::new();
+        if let Some(expire_timestamp_ms) = self.expire_timestamp_ms {
+            b.put_i16(OFFSET_COMMIT_VALUE_EXPIRING_VERSION);
+            b.put_i64(self.offset);
+            put_str(&mut b, "metadata", &self.metadata)?;
+            b.put_i64(self.commit_timestamp_ms);
+            b.put_i64(expire_timestamp_ms);
+            return Ok(b.freeze());
+        }
         b.put_i16(OFFSET_COMMIT_VALUE_VERSION);
         b.put_i64(self.offset);
         b.put_i32(self.leader_epoch);
@@ -149,15 +163,18 @@ impl OffsetCommitValue {
         };
         let metadata = r.string("metadata")?;
         let commit_timestamp_ms = r.i64("commit timestamp")?;
-        if version == 1 {
-            r.i64("expire timestamp")?;
-        }
+        let expire_timestamp_ms = if version == OFFSET_COMMIT_VALUE_EXPIRING_VERSION {
+            Some(r.i64("expire timestamp")?)
+        } else {
+            None
+        };
         r.finish("offset commit value")?;
         Ok(OffsetCommitValue {
             offset,
             leader_epoch,
             metadata,
             commit_timestamp_ms,
+            expire_timestamp_ms,
         })
     }
 }

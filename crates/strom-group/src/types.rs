@@ -13,6 +13,14 @@ pub enum Command {
     LeaveGroup(LeaveGroup),
     OffsetCommit(OffsetCommit),
     OffsetFetch(OffsetFetch),
+    DescribeGroup(DescribeGroup),
+    ListGroups(ListGroups),
+    DeleteGroup(DeleteGroup),
+    OffsetDelete(OffsetDelete),
+    /// KIP-848 ConsumerGroupHeartbeat.
+    ConsumerGroupHeartbeat(crate::consumer::ConsumerHeartbeat),
+    /// KIP-848 ConsumerGroupDescribe of one group.
+    ConsumerGroupDescribe(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +31,12 @@ pub enum Response {
     LeaveGroup(LeaveGroupResponse),
     OffsetCommit(Vec<PartitionResult>),
     OffsetFetch(OffsetFetchResponse),
+    DescribeGroup(DescribedGroup),
+    ListGroups(ListGroupsResponse),
+    DeleteGroup(ErrorCode),
+    OffsetDelete(OffsetDeleteResponse),
+    ConsumerGroupHeartbeat(crate::consumer::ConsumerHeartbeatResponse),
+    ConsumerGroupDescribe(crate::consumer::DescribedGroup),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +53,9 @@ pub struct JoinGroup {
     pub protocols: Vec<Protocol>,
     /// JoinGroup v4+ (KIP-394): a new dynamic member first gets MEMBER_ID_REQUIRED.
     pub require_known_member_id: bool,
+    /// JoinGroup v9+ (KIP-814): a static leader rejoining a Stable group gets the members
+    /// with `skip_assignment` instead of an empty list.
+    pub supports_skip_assignment: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +68,8 @@ pub struct JoinGroupResponse {
     pub member_id: String,
     /// Filled for the leader only: every member's metadata for the chosen protocol.
     pub members: Vec<JoinGroupMember>,
+    /// KIP-814: the leader must not compute a new assignment (static leader rejoin).
+    pub skip_assignment: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +135,13 @@ pub struct OffsetCommit {
     pub generation_id: i32,
     pub member_id: String,
     pub group_instance_id: Option<String>,
+    /// OffsetCommit v2-v4 `retention_time_ms`; -1 (the default, and all later versions)
+    /// uses `offsets.retention.minutes`.
+    pub retention_time_ms: i64,
+    /// OffsetCommit v9+: a member commit (generation >= 0) to a group that does not exist
+    /// is GROUP_ID_NOT_FOUND; older versions answer ILLEGAL_GENERATION (Kafka 4.x
+    /// `OffsetMetadataManager.validateOffsetCommit`).
+    pub unknown_group_not_found: bool,
     pub offsets: Vec<CommitOffset>,
 }
 
@@ -140,6 +166,15 @@ pub struct OffsetFetch {
     pub group_id: String,
     /// `None` fetches every committed offset of the group.
     pub partitions: Option<Vec<(String, i32)>>,
+    /// OffsetFetch v7+ (KIP-447): answer UNSTABLE_OFFSET_COMMIT for partitions with pending
+    /// transactional offsets. Strom has no transactional offset commits yet, so no offset
+    /// is ever pending and the flag changes nothing; it is carried so that it is honoured
+    /// once transactions exist.
+    pub require_stable: bool,
+    /// OffsetFetch v9+ (KIP-848): the fetching member of a consumer group and its epoch;
+    /// `None` / -1 for a fetch from outside the group (admin tools, classic members).
+    pub member_id: Option<String>,
+    pub member_epoch: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,4 +192,76 @@ pub struct FetchedOffset {
     pub leader_epoch: i32,
     pub metadata: String,
     pub error: ErrorCode,
+}
+
+/// DescribeGroups for one group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribeGroup {
+    pub group_id: String,
+}
+
+/// Kafka's `DescribedGroup`: an unknown group is GROUP_ID_NOT_FOUND in state `Dead` (the
+/// broker maps that to a plain `Dead` group for DescribeGroups before v6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedGroup {
+    pub error: ErrorCode,
+    pub group_id: String,
+    pub state: String,
+    pub protocol_type: String,
+    /// The chosen protocol while Stable, empty otherwise (as Kafka).
+    pub protocol_data: String,
+    pub members: Vec<DescribedMember>,
+}
+
+/// Metadata and assignment are filled only while the group is Stable (as Kafka).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedMember {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: bytes::Bytes,
+    pub assignment: bytes::Bytes,
+}
+
+/// ListGroups filters; an empty filter matches everything. Compared case-insensitively.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListGroups {
+    pub states: Vec<String>,
+    pub types: Vec<String>,
+}
+
+/// `error` is set by the broker (e.g. a partition still loading), never by the coordinator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListGroupsResponse {
+    pub error: ErrorCode,
+    pub groups: Vec<ListedGroup>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedGroup {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: String,
+    /// Always "classic" for groups of this coordinator.
+    pub group_type: String,
+}
+
+/// DeleteGroups for one group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteGroup {
+    pub group_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetDelete {
+    pub group_id: String,
+    pub partitions: Vec<(String, i32)>,
+}
+
+/// `error` is the whole-group error; partition errors are meaningful only when it is NONE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetDeleteResponse {
+    pub error: ErrorCode,
+    pub partitions: Vec<PartitionResult>,
 }

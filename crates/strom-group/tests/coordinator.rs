@@ -48,6 +48,7 @@ fn join_cmd(member_id: &str, instance: Option<&str>, names: &[&str]) -> Command 
         protocol_type: "consumer".into(),
         protocols: protocols(names),
         require_known_member_id: true,
+        supports_skip_assignment: false,
     })
 }
 
@@ -78,6 +79,8 @@ fn commit_cmd(member_id: &str, generation_id: i32, offset: i64) -> Command {
         generation_id,
         member_id: member_id.into(),
         group_instance_id: None,
+        retention_time_ms: -1,
+        unknown_group_not_found: false,
         offsets: vec![CommitOffset {
             topic: "t".into(),
             partition: 0,
@@ -165,6 +168,12 @@ fn error_of(response: &Response) -> ErrorCode {
         Response::LeaveGroup(r) => r.error,
         Response::OffsetCommit(rs) => rs.first().map_or(ErrorCode::None, |r| r.error),
         Response::OffsetFetch(r) => r.error,
+        Response::DescribeGroup(r) => r.error,
+        Response::ListGroups(r) => r.error,
+        Response::DeleteGroup(e) => *e,
+        Response::OffsetDelete(r) => r.error,
+        Response::ConsumerGroupHeartbeat(r) => r.error.as_ref().map_or(ErrorCode::None, |e| e.code),
+        Response::ConsumerGroupDescribe(r) => r.error.as_ref().map_or(ErrorCode::None, |e| e.code),
     }
 }
 
@@ -515,7 +524,10 @@ fn static_member_rejoin_replaces_without_rebalance() {
     assert_ne!(j.member_id, old);
     let old_id_for_join = old.clone();
     assert_eq!(j.generation_id, 1);
-    assert_eq!(j.leader, j.member_id);
+    // Kafka: before v9 the leader field names the replaced leader, and no members.
+    assert_eq!(j.leader, old);
+    assert!(j.members.is_empty());
+    assert!(!j.skip_assignment);
     assert_eq!(out.records.len(), 1);
     assert_eq!(h.state(), GroupState::Stable);
     let stale = Command::Heartbeat(Heartbeat {
@@ -587,8 +599,16 @@ fn static_member_rejoin_with_new_protocols_rebalances() {
     let old = join_ok(&check(&out, a, ErrorCode::None)).member_id.clone();
     h.send(sync_cmd(&old, 1, vec![]));
     assert_eq!(h.state(), GroupState::Stable);
-    // The only member rejoined, so the rebalance completes at once.
+    // Adding a less preferred protocol changes nothing (Kafka compares the protocol the
+    // group would select): no rebalance.
     let (r, out) = h.send(join_cmd("", Some("i1"), &["range", "roundrobin"]));
+    let Response::JoinGroup(j) = check(&out, r, ErrorCode::None) else {
+        unreachable!()
+    };
+    assert_eq!(j.generation_id, 1);
+    assert_eq!(h.state(), GroupState::Stable);
+    // Preferring another protocol does; the only member rejoined, so it completes at once.
+    let (r, out) = h.send(join_cmd("", Some("i1"), &["roundrobin", "range"]));
     let Response::JoinGroup(j) = check(&out, r, ErrorCode::None) else {
         unreachable!()
     };
@@ -617,6 +637,9 @@ fn offset_commit_generation_checks() {
     let fetch = Command::OffsetFetch(OffsetFetch {
         group_id: "g".into(),
         partitions: Some(vec![("t".into(), 0), ("t".into(), 1)]),
+        require_stable: false,
+        member_id: None,
+        member_epoch: -1,
     });
     let (r, out) = h.send(fetch);
     let Response::OffsetFetch(f) = check(&out, r, ErrorCode::None) else {
@@ -654,6 +677,9 @@ fn simple_commits_for_groups_without_members() {
     let fetch_all = Command::OffsetFetch(OffsetFetch {
         group_id: "g".into(),
         partitions: None,
+        require_stable: true,
+        member_id: None,
+        member_epoch: -1,
     });
     let (r, out) = h.send(fetch_all);
     let Response::OffsetFetch(f) = check(&out, r, ErrorCode::None) else {
@@ -745,4 +771,438 @@ fn leader_that_never_syncs_is_removed_after_the_rebalance_timeout() {
     let g = h.coordinator.group("g").unwrap();
     assert_eq!(g.members.len(), 1);
     assert_eq!(g.members[0].member_id, follower.member_id);
+}
+
+// ---- group tooling APIs, offset expiry (KIP-211) ----
+
+/// A ConsumerProtocolSubscription v1 naming `topics`.
+fn subscription(topics: &[&str]) -> Bytes {
+    let mut b = 1i16.to_be_bytes().to_vec();
+    b.extend_from_slice(&(topics.len() as i32).to_be_bytes());
+    for t in topics {
+        b.extend_from_slice(&(t.len() as i16).to_be_bytes());
+        b.extend_from_slice(t.as_bytes());
+    }
+    b.extend_from_slice(&(-1i32).to_be_bytes()); // user data
+    b.extend_from_slice(&0i32.to_be_bytes()); // owned partitions
+    Bytes::from(b)
+}
+
+/// Forms a Stable one-member group of `protocol_type` subscribed to `topics`.
+fn subscribed_group(h: &mut Harness, protocol_type: &str, topics: &[&str]) -> String {
+    let join = |member_id: &str| {
+        Command::JoinGroup(JoinGroup {
+            group_id: "g".into(),
+            member_id: member_id.into(),
+            group_instance_id: None,
+            client_id: "client".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: SESSION_MS,
+            rebalance_timeout_ms: REBALANCE_MS,
+            protocol_type: protocol_type.into(),
+            protocols: vec![Protocol {
+                name: "range".into(),
+                metadata: subscription(topics),
+            }],
+            require_known_member_id: true,
+            supports_skip_assignment: false,
+        })
+    };
+    let (r, out) = h.send(join(""));
+    let Response::JoinGroup(first) = check(&out, r, ErrorCode::MemberIdRequired) else {
+        unreachable!()
+    };
+    h.send(join(&first.member_id));
+    h.until_joined();
+    let mut sync = sync_cmd(
+        &first.member_id,
+        1,
+        vec![(first.member_id.clone(), Bytes::from("a"))],
+    );
+    if let Command::SyncGroup(s) = &mut sync {
+        s.protocol_type = Some(protocol_type.into());
+    }
+    let (r, out) = h.send(sync);
+    check(&out, r, ErrorCode::None);
+    assert_eq!(h.state(), GroupState::Stable);
+    first.member_id
+}
+
+fn commit_to(topic: &str, member_id: &str, generation_id: i32) -> Command {
+    let mut c = commit_cmd(member_id, generation_id, 11);
+    if let Command::OffsetCommit(oc) = &mut c {
+        oc.offsets[0].topic = topic.into();
+    }
+    c
+}
+
+fn describe(h: &mut Harness, group_id: &str) -> DescribedGroup {
+    let (r, out) = h.send(Command::DescribeGroup(DescribeGroup {
+        group_id: group_id.into(),
+    }));
+    assert!(out.records.is_empty());
+    match &out
+        .replies
+        .iter()
+        .find(|x| x.request_id == r)
+        .unwrap()
+        .response
+    {
+        Response::DescribeGroup(d) => d.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn list(h: &mut Harness, states: &[&str], types: &[&str]) -> Vec<ListedGroup> {
+    let (r, out) = h.send(Command::ListGroups(ListGroups {
+        states: states.iter().map(|s| s.to_string()).collect(),
+        types: types.iter().map(|s| s.to_string()).collect(),
+    }));
+    let Response::ListGroups(l) = check(&out, r, ErrorCode::None) else {
+        unreachable!()
+    };
+    l.groups
+}
+
+fn delete_group(h: &mut Harness, group_id: &str) -> (ErrorCode, Output) {
+    let (r, out) = h.send(Command::DeleteGroup(DeleteGroup {
+        group_id: group_id.into(),
+    }));
+    let Response::DeleteGroup(e) = out
+        .replies
+        .iter()
+        .find(|x| x.request_id == r)
+        .unwrap()
+        .response
+    else {
+        unreachable!()
+    };
+    (e, out)
+}
+
+fn delete_offsets(h: &mut Harness, partitions: &[(&str, i32)]) -> (OffsetDeleteResponse, Output) {
+    let (r, out) = h.send(Command::OffsetDelete(OffsetDelete {
+        group_id: "g".into(),
+        partitions: partitions
+            .iter()
+            .map(|(t, p)| (t.to_string(), *p))
+            .collect(),
+    }));
+    let Response::OffsetDelete(d) = out
+        .replies
+        .iter()
+        .find(|x| x.request_id == r)
+        .unwrap()
+        .response
+        .clone()
+    else {
+        unreachable!()
+    };
+    (d, out)
+}
+
+fn tombstones(out: &Output) -> usize {
+    out.records.iter().filter(|r| r.value.is_none()).count()
+}
+
+#[test]
+fn describe_unknown_group_is_dead_and_not_found() {
+    let mut h = harness();
+    let d = describe(&mut h, "nope");
+    assert_eq!(d.error, ErrorCode::GroupIdNotFound);
+    assert_eq!(d.state, "Dead");
+    assert!(d.members.is_empty());
+}
+
+#[test]
+fn describe_shows_metadata_and_assignment_only_when_stable() {
+    let mut h = harness();
+    let member = subscribed_group(&mut h, "consumer", &["t"]);
+    let d = describe(&mut h, "g");
+    assert_eq!(d.error, ErrorCode::None);
+    assert_eq!(d.state, "Stable");
+    assert_eq!(d.protocol_type, "consumer");
+    assert_eq!(d.protocol_data, "range");
+    assert_eq!(d.members.len(), 1);
+    let m = &d.members[0];
+    assert_eq!(m.member_id, member);
+    assert_eq!(m.client_id, "client");
+    assert_eq!(m.client_host, "/127.0.0.1");
+    assert_eq!(m.metadata, subscription(&["t"]));
+    assert_eq!(m.assignment, Bytes::from("a"));
+    // A second member starts a rebalance: no protocol, metadata or assignment (as Kafka).
+    h.new_member(None, &["range"]);
+    let d = describe(&mut h, "g");
+    assert_eq!(d.state, "PreparingRebalance");
+    assert_eq!(d.protocol_data, "");
+    assert!(d
+        .members
+        .iter()
+        .all(|m| m.metadata.is_empty() && m.assignment.is_empty()));
+}
+
+#[test]
+fn list_groups_filters_by_state_and_type_case_insensitively() {
+    let mut h = harness();
+    subscribed_group(&mut h, "consumer", &["t"]);
+    let mut simple = commit_cmd("", -1, 1);
+    if let Command::OffsetCommit(c) = &mut simple {
+        c.group_id = "simple".into();
+    }
+    h.send(simple);
+    let all = list(&mut h, &[], &[]);
+    assert_eq!(all.len(), 2);
+    let g = all.iter().find(|g| g.group_id == "g").unwrap();
+    assert_eq!(
+        (g.state.as_str(), g.protocol_type.as_str()),
+        ("Stable", "consumer")
+    );
+    assert_eq!(g.group_type, "classic");
+    let s = all.iter().find(|g| g.group_id == "simple").unwrap();
+    assert_eq!((s.state.as_str(), s.protocol_type.as_str()), ("Empty", ""));
+    let empty = list(&mut h, &["empty"], &[]);
+    assert_eq!(empty.len(), 1);
+    assert_eq!(empty[0].group_id, "simple");
+    assert_eq!(list(&mut h, &["STABLE", "Empty"], &["Classic"]).len(), 2);
+    assert!(list(&mut h, &[], &["consumer"]).is_empty());
+    assert!(list(&mut h, &["Dead"], &[]).is_empty());
+}
+
+#[test]
+fn delete_groups_errors_and_tombstones() {
+    let mut h = harness();
+    assert_eq!(delete_group(&mut h, "nope").0, ErrorCode::GroupIdNotFound);
+    let member = subscribed_group(&mut h, "consumer", &["t"]);
+    let (r, out) = h.send(commit_to("t", &member, 1));
+    check(&out, r, ErrorCode::None);
+    let (r, out) = h.send(commit_to("u", &member, 1));
+    check(&out, r, ErrorCode::None);
+    let (e, out) = delete_group(&mut h, "g");
+    assert_eq!(e, ErrorCode::NonEmptyGroup);
+    assert!(out.records.is_empty());
+    let (r, out) = h.send(Command::LeaveGroup(LeaveGroup {
+        group_id: "g".into(),
+        members: vec![LeavingMember {
+            member_id: member,
+            group_instance_id: None,
+        }],
+    }));
+    check(&out, r, ErrorCode::None);
+    assert_eq!(h.state(), GroupState::Empty);
+    let (e, out) = delete_group(&mut h, "g");
+    assert_eq!(e, ErrorCode::None);
+    // Two offsets and the group metadata.
+    assert_eq!(tombstones(&out), 3);
+    assert_eq!(out.records.len(), 3);
+    assert!(h.coordinator.group("g").is_none());
+    assert_eq!(delete_group(&mut h, "g").0, ErrorCode::GroupIdNotFound);
+    // The log forgets the group too.
+    let mut reloaded = Coordinator::new(Config::default());
+    reloaded.load(&h.log, h.now_ms).unwrap();
+    assert!(reloaded.group("g").is_none());
+}
+
+#[test]
+fn offset_delete_refuses_subscribed_topics() {
+    let mut h = harness();
+    let (d, _) = delete_offsets(&mut h, &[("t", 0)]);
+    assert_eq!(d.error, ErrorCode::GroupIdNotFound);
+    let member = subscribed_group(&mut h, "consumer", &["t"]);
+    h.send(commit_to("t", &member, 1));
+    h.send(commit_to("u", &member, 1));
+    let (d, out) = delete_offsets(&mut h, &[("t", 0), ("u", 0), ("u", 7)]);
+    assert_eq!(d.error, ErrorCode::None);
+    let errors: Vec<ErrorCode> = d.partitions.iter().map(|p| p.error).collect();
+    assert_eq!(
+        errors,
+        [
+            ErrorCode::GroupSubscribedToTopic,
+            ErrorCode::None,
+            ErrorCode::None
+        ]
+    );
+    // Only the committed partition gets a tombstone.
+    assert_eq!(tombstones(&out), 1);
+    let offsets = h.coordinator.group("g").unwrap().offsets;
+    assert_eq!(offsets.len(), 1);
+    assert_eq!(offsets[0].0, "t");
+}
+
+#[test]
+fn offset_delete_on_a_non_consumer_group_with_members_is_non_empty() {
+    let mut h = harness();
+    let member = subscribed_group(&mut h, "connect", &["t"]);
+    h.send(commit_to("u", &member, 1));
+    let (d, out) = delete_offsets(&mut h, &[("u", 0)]);
+    assert_eq!(d.error, ErrorCode::NonEmptyGroup);
+    assert!(out.records.is_empty());
+}
+
+#[test]
+fn commit_to_unknown_group_with_a_generation() {
+    let mut h = harness();
+    let (r, out) = h.send(commit_cmd("m", 1, 1));
+    check(&out, r, ErrorCode::IllegalGeneration);
+    let mut v9 = commit_cmd("m", 1, 1);
+    if let Command::OffsetCommit(c) = &mut v9 {
+        c.unknown_group_not_found = true;
+    }
+    let (r, out) = h.send(v9);
+    check(&out, r, ErrorCode::GroupIdNotFound);
+    assert!(h.coordinator.group("g").is_none());
+}
+
+const RETENTION_MS: i64 = 60_000;
+const CHECK_MS: i64 = 1_000;
+
+/// Advances time by `total_ms` in check intervals, heartbeating for `member` (generation 1)
+/// so that its session stays alive; returns every record written meanwhile.
+fn keep_alive(h: &mut Harness, member: &str, total_ms: i64) -> Output {
+    let mut all = Output::default();
+    for _ in 0..total_ms / CHECK_MS {
+        let (r, out) = h.send(heartbeat_cmd(member, 1));
+        check(&out, r, ErrorCode::None);
+        all.records.extend(h.tick(CHECK_MS).records);
+    }
+    all
+}
+
+fn expiring_harness() -> Harness {
+    harness_with(Config {
+        offsets_retention_ms: RETENTION_MS,
+        offsets_retention_check_interval_ms: CHECK_MS,
+        ..Config::default()
+    })
+}
+
+#[test]
+fn offsets_of_an_empty_group_expire_retention_after_it_became_empty() {
+    let mut h = expiring_harness();
+    let member = subscribed_group(&mut h, "consumer", &["t"]);
+    h.send(commit_to("t", &member, 1));
+    // Subscribed: never expires while Stable, however old.
+    keep_alive(&mut h, &member, 2 * RETENTION_MS);
+    assert_eq!(h.coordinator.group("g").unwrap().offsets.len(), 1);
+    let (r, out) = h.send(Command::LeaveGroup(LeaveGroup {
+        group_id: "g".into(),
+        members: vec![LeavingMember {
+            member_id: member,
+            group_instance_id: None,
+        }],
+    }));
+    check(&out, r, ErrorCode::None);
+    // The commit is old, but retention counts from when the group became Empty.
+    let out = h.tick(RETENTION_MS - CHECK_MS - 1);
+    assert!(out.records.is_empty());
+    assert_eq!(h.coordinator.group("g").unwrap().offsets.len(), 1);
+    let out = h.tick(CHECK_MS + 1);
+    // The offset and then the empty group's metadata.
+    assert_eq!(tombstones(&out), 2);
+    assert!(h.coordinator.group("g").is_none());
+    let mut reloaded = Coordinator::new(Config::default());
+    reloaded.load(&h.log, h.now_ms).unwrap();
+    assert!(reloaded.group("g").is_none());
+}
+
+#[test]
+fn unsubscribed_offsets_of_a_stable_group_expire_from_their_commit() {
+    let mut h = expiring_harness();
+    let member = subscribed_group(&mut h, "consumer", &["t"]);
+    h.send(commit_to("t", &member, 1));
+    h.send(commit_to("gone", &member, 1));
+    keep_alive(&mut h, &member, RETENTION_MS / 2);
+    assert_eq!(h.coordinator.group("g").unwrap().offsets.len(), 2);
+    let out = keep_alive(&mut h, &member, RETENTION_MS);
+    assert_eq!(tombstones(&out), 1);
+    let offsets = h.coordinator.group("g").unwrap().offsets;
+    assert_eq!(offsets.len(), 1);
+    assert_eq!(offsets[0].0, "t");
+    assert_eq!(h.state(), GroupState::Stable);
+}
+
+#[test]
+fn simple_commits_expire_from_their_commit_and_explicit_retention_wins() {
+    let mut h = expiring_harness();
+    let (r, out) = h.send(commit_cmd("", -1, 1));
+    check(&out, r, ErrorCode::None);
+    let mut short = commit_to("short", "", -1);
+    if let Command::OffsetCommit(c) = &mut short {
+        c.retention_time_ms = 5_000;
+    }
+    h.send(short);
+    h.tick(CHECK_MS); // schedules the first check
+    h.tick(5_000);
+    let offsets = h.coordinator.group("g").unwrap().offsets;
+    assert_eq!(offsets.len(), 1, "{offsets:?}");
+    assert_eq!(offsets[0].0, "t");
+    h.tick(RETENTION_MS);
+    assert!(h.coordinator.group("g").is_none());
+}
+
+#[test]
+fn a_loaded_empty_group_keeps_when_it_became_empty() {
+    let mut h = expiring_harness();
+    let member = subscribed_group(&mut h, "consumer", &["t"]);
+    h.send(commit_to("t", &member, 1));
+    h.send(Command::LeaveGroup(LeaveGroup {
+        group_id: "g".into(),
+        members: vec![LeavingMember {
+            member_id: member,
+            group_instance_id: None,
+        }],
+    }));
+    let empty_since_ms = h.now_ms;
+    let mut reloaded = Coordinator::new(Config {
+        offsets_retention_ms: RETENTION_MS,
+        ..Config::default()
+    });
+    let later_ms = empty_since_ms + RETENTION_MS / 2;
+    reloaded.load(&h.log, later_ms).unwrap();
+    assert!(reloaded.expire_offsets_now(later_ms).records.is_empty());
+    let out = reloaded.expire_offsets_now(empty_since_ms + RETENTION_MS);
+    assert_eq!(tombstones(&out), 2);
+}
+
+#[test]
+fn static_leader_rejoin_in_stable_gets_members_with_skip_assignment_from_v9() {
+    let mut h = harness();
+    let (_, a, _) = h.new_member(Some("i1"), &["range"]);
+    let out = h.tick(3_000);
+    let old = join_ok(&check(&out, a, ErrorCode::None)).member_id.clone();
+    let (r, out) = h.send(sync_cmd(&old, 1, vec![(old.clone(), Bytes::from("x"))]));
+    check(&out, r, ErrorCode::None);
+    let mut rejoin = join_cmd("", Some("i1"), &["range"]);
+    if let Command::JoinGroup(j) = &mut rejoin {
+        j.supports_skip_assignment = true;
+        // A changed subscription with the same protocol does not rebalance (as Kafka).
+        j.protocols[0].metadata = Bytes::from("changed");
+    }
+    let (r, out) = h.send(rejoin);
+    let j = join_ok(&check(&out, r, ErrorCode::None)).clone();
+    assert_eq!(j.leader, j.member_id);
+    assert!(j.skip_assignment);
+    assert_eq!(j.members.len(), 1);
+    assert_eq!(j.members[0].metadata, Bytes::from("changed"));
+    assert_eq!(h.state(), GroupState::Stable);
+}
+
+#[test]
+fn static_member_rejoin_during_a_rebalance_joins_it() {
+    let mut h = harness();
+    let (_, a, _) = h.new_member(Some("i1"), &["range"]);
+    let out = h.tick(3_000);
+    let old = join_ok(&check(&out, a, ErrorCode::None)).member_id.clone();
+    let (r, out) = h.send(sync_cmd(&old, 1, vec![(old.clone(), Bytes::from("x"))]));
+    check(&out, r, ErrorCode::None);
+    // A dynamic newcomer starts a rebalance; the static member restarts meanwhile.
+    let (_, newcomer, _) = h.new_member(None, &["range"]);
+    assert_eq!(h.state(), GroupState::PreparingRebalance);
+    let (r, out) = h.send(join_cmd("", Some("i1"), &["range"]));
+    // Both are now parked: the join completes at once, in generation 2.
+    let j = join_ok(&check(&out, r, ErrorCode::None)).clone();
+    let n = join_ok(&check(&out, newcomer, ErrorCode::None)).clone();
+    assert_ne!(j.member_id, old);
+    assert_eq!(j.generation_id, 2);
+    assert_eq!(n.generation_id, 2);
+    assert_eq!(h.state(), GroupState::CompletingRebalance);
 }

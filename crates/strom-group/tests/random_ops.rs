@@ -71,6 +71,7 @@ impl World {
                     metadata: Bytes::new(),
                 }],
                 require_known_member_id: true,
+                supports_skip_assignment: false,
             }),
             Op::Sync { who } => Command::SyncGroup(SyncGroup {
                 group_id: "g".into(),
@@ -103,6 +104,8 @@ impl World {
                 generation_id: gen(who),
                 member_id: id(who),
                 group_instance_id: None,
+                retention_time_ms: -1,
+                unknown_group_not_found: false,
                 offsets: vec![CommitOffset {
                     topic: "t".into(),
                     partition: 0,

@@ -63,7 +63,7 @@ proptest! {
         ts in any::<i64>(),
     ) {
         let key = OffsetCommitKey { group, topic, partition };
-        let value = OffsetCommitValue { offset, leader_epoch, metadata, commit_timestamp_ms: ts };
+        let value = OffsetCommitValue { offset, leader_epoch, metadata, commit_timestamp_ms: ts, expire_timestamp_ms: None };
         let record = GroupRecord::offset_commit(&key, Some(&value)).unwrap();
         prop_assert_eq!(RecordKey::decode(&record.key).unwrap(), Some(RecordKey::OffsetCommit(key)));
         prop_assert_eq!(OffsetCommitValue::decode(record.value.as_ref().unwrap()).unwrap(), value);
@@ -89,6 +89,7 @@ fn offset_commit_layout_matches_kafka() {
         leader_epoch: -1,
         metadata: String::new(),
         commit_timestamp_ms: 9,
+        expire_timestamp_ms: None,
     };
     let record = GroupRecord::offset_commit(&key, Some(&value)).unwrap();
     assert_eq!(
@@ -116,4 +117,24 @@ fn older_value_versions_decode_and_unknown_keys_are_skipped() {
     assert_eq!(value.commit_timestamp_ms, 3);
     assert_eq!(RecordKey::decode(&[0, 3, 0, 1, b'g']).unwrap(), None);
     assert!(RecordKey::decode(&[0, 2, 0, 5, b'g']).is_err());
+}
+
+#[test]
+fn expiring_offset_commit_uses_value_version_1() {
+    let key = OffsetCommitKey {
+        group: "g".into(),
+        topic: "t".into(),
+        partition: 0,
+    };
+    let value = OffsetCommitValue {
+        offset: 5,
+        leader_epoch: -1,
+        metadata: String::new(),
+        commit_timestamp_ms: 9,
+        expire_timestamp_ms: Some(20),
+    };
+    let record = GroupRecord::offset_commit(&key, Some(&value)).unwrap();
+    let bytes = record.value.unwrap();
+    assert_eq!(&bytes[..2], &[0, 1]);
+    assert_eq!(OffsetCommitValue::decode(&bytes).unwrap(), value);
 }

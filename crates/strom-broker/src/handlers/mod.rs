@@ -3,12 +3,16 @@
 
 mod alter_configs;
 mod api_versions;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod describe_log_dirs;
 mod describe_topic_partitions;
 mod elect_leaders;
@@ -18,13 +22,17 @@ mod heartbeat;
 mod init_producer_id;
 mod join_group;
 mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
 mod offset_commit;
+mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
+
+use std::net::SocketAddr;
 
 use strom_meta::{ApiError, MetadataImage, TopicIdPartition};
 use strom_protocol::messages::{ApiKey, BrokerId, RequestKind, ResponseKind, TopicName};
@@ -59,6 +67,12 @@ pub const SERVED_APIS: &[ApiKey] = &[
     ApiKey::LeaveGroup,
     ApiKey::OffsetCommit,
     ApiKey::OffsetFetch,
+    ApiKey::ListGroups,
+    ApiKey::DescribeGroups,
+    ApiKey::DeleteGroups,
+    ApiKey::OffsetDelete,
+    ApiKey::ConsumerGroupHeartbeat,
+    ApiKey::ConsumerGroupDescribe,
 ];
 
 /// What the connection does after a request.
@@ -75,8 +89,8 @@ pub enum Reply {
     Close,
 }
 
-/// Handles one request.
-pub async fn handle(context: &BrokerContext, incoming: Incoming) -> Reply {
+/// Handles one request from the client at `peer`.
+pub async fn handle(context: &BrokerContext, incoming: Incoming, peer: SocketAddr) -> Reply {
     let request = match incoming {
         Incoming::UnsupportedApiVersions { .. } => {
             return Reply::Respond(Box::new(ResponseKind::ApiVersions(
@@ -133,12 +147,24 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming) -> Reply {
         RequestKind::FindCoordinator(body) => {
             find_coordinator::handle(context, body, version).await
         }
-        RequestKind::JoinGroup(body) => join_group::handle(context, body, version, client_id).await,
+        RequestKind::JoinGroup(body) => {
+            join_group::handle(context, body, version, client_id, peer).await
+        }
         RequestKind::SyncGroup(body) => sync_group::handle(context, body, version).await,
+        RequestKind::ConsumerGroupHeartbeat(body) => {
+            consumer_group_heartbeat::handle(context, body, version, client_id, peer).await
+        }
+        RequestKind::ConsumerGroupDescribe(body) => {
+            consumer_group_describe::handle(context, body, version).await
+        }
         RequestKind::Heartbeat(body) => heartbeat::handle(context, body, version).await,
         RequestKind::LeaveGroup(body) => leave_group::handle(context, body, version).await,
         RequestKind::OffsetCommit(body) => offset_commit::handle(context, body, version).await,
         RequestKind::OffsetFetch(body) => offset_fetch::handle(context, body, version).await,
+        RequestKind::ListGroups(body) => list_groups::handle(context, body, version).await,
+        RequestKind::DescribeGroups(body) => describe_groups::handle(context, body, version).await,
+        RequestKind::DeleteGroups(body) => delete_groups::handle(context, body, version).await,
+        RequestKind::OffsetDelete(body) => offset_delete::handle(context, body, version).await,
         // The version table decodes only served APIs; this is a safety net, never a crash.
         other => match error_response(
             &other,

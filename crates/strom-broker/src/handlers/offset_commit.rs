@@ -12,10 +12,13 @@ use strom_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, Respon
 use super::{group_call, opt_string, topic_name};
 use crate::server::BrokerContext;
 
+/// The first version that reports a commit to an unknown group as GROUP_ID_NOT_FOUND.
+const GROUP_ID_NOT_FOUND_MIN_VERSION: i16 = 9;
+
 pub(super) async fn handle(
     context: &BrokerContext,
     request: OffsetCommitRequest,
-    _version: i16,
+    version: i16,
 ) -> ResponseKind {
     let group_id = request.group_id.0.to_string();
     let mut requested: Vec<(String, Vec<i32>)> = Vec::with_capacity(request.topics.len());
@@ -43,6 +46,9 @@ pub(super) async fn handle(
         generation_id: request.generation_id_or_member_epoch,
         member_id: request.member_id.to_string(),
         group_instance_id: opt_string(request.group_instance_id),
+        // Only v2-v4 carry it; later versions decode the default -1.
+        retention_time_ms: request.retention_time_ms,
+        unknown_group_not_found: version >= GROUP_ID_NOT_FOUND_MIN_VERSION,
         offsets,
     });
     // Per-partition results, or one error for every partition of the request.

@@ -8,7 +8,7 @@ use strom_protocol::messages::offset_fetch_response::{
 };
 use strom_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, ResponseKind};
 
-use super::{group_call, str_bytes, topic_name};
+use super::{group_call, opt_string, str_bytes, topic_name};
 use crate::server::BrokerContext;
 
 /// The first version with a batch of groups.
@@ -35,7 +35,18 @@ pub(super) async fn handle(
                     })
                     .collect()
             });
-            let (error, fetched) = fetch(context, group.group_id.0.to_string(), partitions).await;
+            let member = Member {
+                id: opt_string(group.member_id),
+                epoch: group.member_epoch,
+            };
+            let (error, fetched) = fetch(
+                context,
+                group.group_id.0.to_string(),
+                partitions,
+                request.require_stable,
+                member,
+            )
+            .await;
             groups.push(
                 OffsetFetchResponseGroup::default()
                     .with_group_id(group.group_id)
@@ -57,7 +68,17 @@ pub(super) async fn handle(
             .collect::<Vec<_>>()
     });
     let GroupId(group_id) = request.group_id;
-    let (error, mut fetched) = fetch(context, group_id.to_string(), partitions.clone()).await;
+    let (error, mut fetched) = fetch(
+        context,
+        group_id.to_string(),
+        partitions.clone(),
+        request.require_stable,
+        Member {
+            id: None,
+            epoch: -1,
+        },
+    )
+    .await;
     let mut response = OffsetFetchResponse::default();
     if version >= ERROR_CODE_MIN_VERSION {
         response = response.with_error_code(error.code());
@@ -79,14 +100,25 @@ pub(super) async fn handle(
     ResponseKind::OffsetFetch(response.with_topics(single_topics(fetched)))
 }
 
+/// The fetching member (OffsetFetch v9+, KIP-848 consumer groups); none before v9.
+struct Member {
+    id: Option<String>,
+    epoch: i32,
+}
+
 async fn fetch(
     context: &BrokerContext,
     group_id: String,
     partitions: Option<Vec<(String, i32)>>,
+    require_stable: bool,
+    member: Member,
 ) -> (ErrorCode, Vec<FetchedOffset>) {
     let command = Command::OffsetFetch(OffsetFetch {
         group_id: group_id.clone(),
         partitions,
+        require_stable,
+        member_id: member.id,
+        member_epoch: member.epoch,
     });
     match group_call(context, &group_id, command).await {
         Ok(Response::OffsetFetch(r)) => (r.error, r.partitions),
@@ -149,4 +181,36 @@ fn batched_topics(fetched: Vec<FetchedOffset>) -> Vec<OffsetFetchResponseTopics>
                 )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use kafka_protocol::protocol::{Decodable, Encodable};
+    use strom_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
+
+    use super::*;
+
+    fn round_trip(request: &OffsetFetchRequest, version: i16) -> OffsetFetchRequest {
+        let mut buf = BytesMut::new();
+        request.encode(&mut buf, version).unwrap();
+        OffsetFetchRequest::decode(&mut buf.freeze(), version).unwrap()
+    }
+
+    /// KIP-447's `require_stable` (v7+) reaches the handler; with no transactional offsets
+    /// in Strom it never changes the answer (see `strom_group::OffsetFetch`).
+    #[test]
+    fn require_stable_is_decoded_from_v7() {
+        let single = OffsetFetchRequest::default()
+            .with_group_id(GroupId(str_bytes("g")))
+            .with_require_stable(true);
+        assert!(round_trip(&single, 7).require_stable);
+        let batched = OffsetFetchRequest::default()
+            .with_groups(vec![
+                OffsetFetchRequestGroup::default().with_group_id(GroupId(str_bytes("g")))
+            ])
+            .with_require_stable(true);
+        assert!(round_trip(&batched, 8).require_stable);
+        assert!(round_trip(&batched, 9).require_stable);
+    }
 }

@@ -187,3 +187,31 @@ pub fn producer_batch(producer_id: i64, epoch: i16, first_sequence: i32, count: 
     }
     builder.build().unwrap()
 }
+
+/// A protocol string.
+pub fn s(text: &str) -> kafka_protocol::protocol::StrBytes {
+    kafka_protocol::protocol::StrBytes::from_string(text.to_string())
+}
+
+/// Waits (boundedly, 30 s: creating and loading 50 partitions is slow on a busy machine)
+/// until the group's `__consumer_offsets` partition is loaded: until then the coordinator
+/// answers COORDINATOR_LOAD_IN_PROGRESS (14), as Kafka does after an election.
+pub async fn wait_loaded(client: &mut Client, group_id: &str) {
+    use kafka_protocol::messages::{GroupId, OffsetFetchRequest};
+    for _ in 0..1_500 {
+        let response = client
+            .send(
+                7,
+                OffsetFetchRequest::default()
+                    .with_group_id(GroupId(s(group_id)))
+                    .with_topics(None),
+            )
+            .await;
+        if response.error_code != 14 {
+            assert_eq!(response.error_code, 0);
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("partition of {group_id} never loaded");
+}
