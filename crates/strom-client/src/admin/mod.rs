@@ -1,0 +1,43 @@
+//! Admin client: topics, partitions, configs, consumer groups, offsets, cluster.
+//!
+//! Every call retries retriable errors with backoff for up to `default.api.timeout.ms`;
+//! per-item broker errors come back as [`ClientError::Broker`] with Kafka's error name.
+
+mod configs;
+mod groups;
+pub(crate) mod offsets;
+mod topics;
+
+use std::sync::Arc;
+
+use crate::cluster::Cluster;
+use crate::config::ClientConfig;
+use crate::error::Result;
+
+pub use configs::{AlterConfigOp, ConfigEntry, ConfigResource, ConfigSource};
+pub use groups::{GroupDescription, GroupListing, MemberDescription};
+pub use offsets::ListedOffset;
+pub use topics::{ClusterDescription, NewTopic};
+
+/// The admin client. Cheap to clone; clones share connections and the metadata cache.
+#[derive(Clone)]
+pub struct Admin {
+    cluster: Arc<Cluster>,
+}
+
+impl Admin {
+    /// An admin client; connects lazily on the first call.
+    pub fn new(config: ClientConfig) -> Result<Admin> {
+        Ok(Admin {
+            cluster: Cluster::new(config)?,
+        })
+    }
+
+    /// Closes all connections (a later call reconnects).
+    pub async fn close(&self) {
+        self.cluster.close().await;
+    }
+}
+
+/// Per-item results of a batched admin call, in request order.
+pub type ItemResults = Vec<(String, Result<()>)>;
