@@ -1,5 +1,6 @@
 //! The `strom` binary: the broker, its tools and the command line client.
 
+mod cli;
 mod dump;
 mod properties;
 mod server;
@@ -9,14 +10,23 @@ mod status;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(
     name = "strom",
+    bin_name = "strom",
     version,
-    about = "Strom: Kafka-compatible event streaming in one binary"
+    about = "Strom: Kafka-compatible event streaming in one binary",
+    after_help = "Examples:
+  strom server config/server.properties
+  strom topics create orders --partitions 3
+  echo hello | strom produce orders
+  strom consume orders --from-beginning --max-messages 1
+  strom groups describe billing
+Client commands read the broker address from --bootstrap-server or STROM_BOOTSTRAP
+(default 127.0.0.1:9092). Exit codes: 0 ok, 1 broker or client error, 2 usage error."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -41,6 +51,13 @@ enum Command {
         #[command(subcommand)]
         command: MetadataCommand,
     },
+    #[command(flatten)]
+    Client(cli::ClientCommand),
+    /// Print a shell completion script: `strom completions bash > /etc/bash_completion.d/strom`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Subcommand)]
@@ -59,33 +76,47 @@ enum MetadataCommand {
 }
 
 fn main() -> ExitCode {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("warn,strom=info,strom_raft=info,strom_broker=info"));
+    let command = Cli::parse().command;
+    // Client commands keep stderr for their own messages; RUST_LOG still turns logs on.
+    let default_filter = match command {
+        Command::Client(_) => "error",
+        _ => "warn,strom=info,strom_raft=info,strom_broker=info",
+    };
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    match run(Cli::parse().command) {
+    run(command)
+}
+
+fn run(command: Command) -> ExitCode {
+    let result = match command {
+        Command::Client(client) => return cli::run(client),
+        Command::Version => {
+            println!("strom {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::Server { file, overrides } => server::run(file.as_deref(), &overrides),
+        Command::Metadata {
+            command: MetadataCommand::Dump { dir },
+        } => dump::run(&dir),
+        Command::Metadata {
+            command: MetadataCommand::Status {
+                bootstrap_controller,
+            },
+        } => status::run(&bootstrap_controller),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "strom", &mut std::io::stdout());
+            Ok(())
+        }
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("strom: error: {e:#}");
             ExitCode::FAILURE
         }
     }
-}
-
-fn run(command: Command) -> anyhow::Result<()> {
-    match command {
-        Command::Version => println!("strom {}", env!("CARGO_PKG_VERSION")),
-        Command::Server { file, overrides } => server::run(file.as_deref(), &overrides)?,
-        Command::Metadata {
-            command: MetadataCommand::Dump { dir },
-        } => dump::run(&dir)?,
-        Command::Metadata {
-            command: MetadataCommand::Status {
-                bootstrap_controller,
-            },
-        } => status::run(&bootstrap_controller)?,
-    }
-    Ok(())
 }

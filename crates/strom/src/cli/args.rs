@@ -1,0 +1,397 @@
+//! The command line of the client commands (`topics`, `produce`, `consume`, `groups`,
+//! `configs`, `cluster`): clap definitions with examples in each `--help`.
+
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Args, Subcommand, ValueEnum};
+
+use super::format::Format;
+use super::output::OutputFormat;
+use super::parse::{self, StartOffset, TopicPartitions};
+
+/// Options every client command takes, before or after its subcommand.
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// Brokers to bootstrap from.
+    #[arg(
+        long = "bootstrap-server",
+        short = 'b',
+        env = "STROM_BOOTSTRAP",
+        default_value = "127.0.0.1:9092",
+        value_name = "HOST:PORT[,HOST:PORT...]",
+        global = true
+    )]
+    pub bootstrap_server: String,
+    /// Output: tables for people or JSON for programs.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human, global = true)]
+    pub output: OutputFormat,
+    /// No progress bars and no summaries on stderr.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+    /// Give up on a broker request after this long.
+    #[arg(
+        long = "request-timeout-ms",
+        default_value_t = 30_000,
+        value_name = "MS",
+        global = true
+    )]
+    pub request_timeout_ms: u64,
+}
+
+impl Common {
+    pub fn json(&self) -> bool {
+        self.output == OutputFormat::Json
+    }
+}
+
+/// The client subcommands, flattened into `strom`'s own.
+#[derive(Subcommand, Debug)]
+pub enum ClientCommand {
+    /// Create, list, describe, alter and delete topics.
+    #[command(after_help = TOPICS_EXAMPLES)]
+    Topics(TopicsArgs),
+    /// Produce lines from stdin or a file as records.
+    #[command(after_help = PRODUCE_EXAMPLES)]
+    Produce(ProduceArgs),
+    /// Print records of a topic.
+    #[command(after_help = CONSUME_EXAMPLES)]
+    Consume(ConsumeArgs),
+    /// List, describe, delete consumer groups and reset their offsets.
+    #[command(after_help = GROUPS_EXAMPLES)]
+    Groups(GroupsArgs),
+    /// Describe and change topic and broker configs.
+    #[command(after_help = CONFIGS_EXAMPLES)]
+    Configs(ConfigsArgs),
+    /// Describe the cluster: id, controller and brokers.
+    Cluster(ClusterArgs),
+}
+
+const TOPICS_EXAMPLES: &str = "Examples:
+  strom topics create orders --partitions 6 --config retention.ms=86400000
+  strom topics list
+  strom topics describe orders
+  strom topics alter orders --partitions 12 --config cleanup.policy=compact
+  strom topics delete orders
+  strom topics list --output json --bootstrap-server 10.0.0.5:9092";
+
+const PRODUCE_EXAMPLES: &str = "Examples:
+  echo hello | strom produce orders
+  strom produce orders --key-separator : <<< 'user-1:{\"total\": 3}'
+  strom produce orders --file events.txt --compression zstd --acks all
+  strom produce orders --partition 0 --header source=cli --header trace=abc";
+
+const CONSUME_EXAMPLES: &str = "Examples:
+  strom consume orders --from-beginning --max-messages 10
+  strom consume orders --group billing
+  strom consume orders --partition 0 --offset 42 --format '%p/%o %k=%s\\n'
+  strom consume orders --offset -5 --timeout-ms 2000
+  strom consume orders --from-beginning --output json --timeout-ms 1000 | jq .value
+Format tokens (kcat's -f): %t topic, %p partition, %o offset, %T timestamp (ms), %k key,
+%K key length, %s value, %S value length, %h headers (k=v,...), %% a percent sign;
+escapes \\n \\r \\t \\0 \\\\.";
+
+const GROUPS_EXAMPLES: &str = "Examples:
+  strom groups list
+  strom groups describe billing
+  strom groups reset-offsets --group billing --topic orders --to-earliest
+  strom groups reset-offsets --group billing --topic orders:0,1 --shift-by -10 --execute
+  strom groups reset-offsets --group billing --all-topics --to-datetime 2024-05-01T00:00:00Z --execute
+  strom groups delete billing";
+
+const CONFIGS_EXAMPLES: &str = "Examples:
+  strom configs describe --topic orders
+  strom configs describe --topic orders --all
+  strom configs alter --topic orders --set retention.ms=3600000 --delete cleanup.policy
+  strom configs describe --broker 1";
+
+#[derive(Args, Debug)]
+pub struct TopicsArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: TopicsCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TopicsCommand {
+    /// Create topics.
+    Create {
+        /// Topic names.
+        #[arg(required = true, value_name = "TOPIC")]
+        topics: Vec<String>,
+        /// Partitions (default: the broker's num.partitions).
+        #[arg(long, short = 'p', value_parser = clap::value_parser!(i32).range(1..))]
+        partitions: Option<i32>,
+        /// Replicas of each partition (default: the broker's default.replication.factor).
+        #[arg(long = "replication-factor", short = 'r', value_parser = clap::value_parser!(i16).range(1..))]
+        replication_factor: Option<i16>,
+        /// A topic config, `--config retention.ms=86400000` (repeatable).
+        #[arg(long, short = 'c', value_name = "KEY=VALUE", value_parser = parse::key_value)]
+        config: Vec<(String, String)>,
+        /// Succeed when a topic exists already.
+        #[arg(long = "if-not-exists")]
+        if_not_exists: bool,
+        /// Ask the broker to check the request without creating anything.
+        #[arg(long = "validate-only")]
+        validate_only: bool,
+    },
+    /// List topics.
+    List {
+        /// Leave out internal topics such as __consumer_offsets.
+        #[arg(long = "exclude-internal")]
+        exclude_internal: bool,
+    },
+    /// Describe topics: partitions, leaders, replicas, ISR and non-default configs.
+    Describe {
+        /// Topic names (default: every topic).
+        #[arg(value_name = "TOPIC")]
+        topics: Vec<String>,
+        /// Leave out internal topics such as __consumer_offsets.
+        #[arg(long = "exclude-internal")]
+        exclude_internal: bool,
+    },
+    /// Add partitions or change configs of a topic.
+    #[command(group(ArgGroup::new("change").required(true).multiple(true)))]
+    Alter {
+        /// The topic to change.
+        topic: String,
+        /// The new total number of partitions (only grows).
+        #[arg(long, short = 'p', group = "change", value_parser = clap::value_parser!(i32).range(1..))]
+        partitions: Option<i32>,
+        /// Set a config, `--config retention.ms=1000` (repeatable).
+        #[arg(long, short = 'c', group = "change", value_name = "KEY=VALUE", value_parser = parse::key_value)]
+        config: Vec<(String, String)>,
+        /// Remove a config, back to its default (repeatable).
+        #[arg(long = "delete-config", group = "change", value_name = "KEY")]
+        delete_config: Vec<String>,
+    },
+    /// Delete topics.
+    Delete {
+        /// Topic names.
+        #[arg(required = true, value_name = "TOPIC")]
+        topics: Vec<String>,
+        /// Succeed when a topic does not exist.
+        #[arg(long = "if-exists")]
+        if_exists: bool,
+    },
+}
+
+/// `--acks`: how many replicas must have a record before it counts as written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Acks {
+    /// Do not wait for the broker.
+    #[value(name = "0")]
+    None,
+    /// The leader has it.
+    #[value(name = "1")]
+    Leader,
+    /// Every in-sync replica has it.
+    #[value(name = "all", alias = "-1")]
+    All,
+}
+
+/// `--compression`: the codec of produced batches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Compression {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+#[derive(Args, Debug)]
+pub struct ProduceArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The topic to write to.
+    pub topic: String,
+    /// Read lines from this file instead of stdin (a progress bar shows on a terminal).
+    #[arg(long, short = 'f', value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// Split each line at the first SEP into key and value (without it: value only).
+    #[arg(long = "key-separator", short = 'K', value_name = "SEP")]
+    pub key_separator: Option<String>,
+    /// A header on every record, `--header k=v`, or `--header k` for a null value (repeatable).
+    #[arg(long, short = 'H', value_name = "KEY=VALUE", value_parser = parse::header)]
+    pub header: Vec<(String, Option<String>)>,
+    /// Acknowledgements to wait for.
+    #[arg(long, value_enum, default_value_t = Acks::All, allow_hyphen_values = true)]
+    pub acks: Acks,
+    /// Compression codec of produced batches.
+    #[arg(long, short = 'z', value_enum, default_value_t = Compression::None)]
+    pub compression: Compression,
+    /// Send every record to this partition (default: by key, like Kafka's partitioner).
+    #[arg(long, short = 'p', value_parser = clap::value_parser!(i32).range(0..))]
+    pub partition: Option<i32>,
+    /// Longest line accepted, in bytes.
+    #[arg(
+        long = "max-line-bytes",
+        default_value_t = 1_048_576,
+        value_name = "BYTES"
+    )]
+    pub max_line_bytes: usize,
+}
+
+#[derive(Args, Debug)]
+#[command(group(ArgGroup::new("start").args(["from_beginning", "offset"])))]
+pub struct ConsumeArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The topic to read.
+    pub topic: String,
+    /// Start at the earliest offset when there is no committed one (or without a group).
+    #[arg(long = "from-beginning")]
+    pub from_beginning: bool,
+    /// Consume as a member of this group, committing its offsets.
+    #[arg(long, short = 'g', conflicts_with_all = ["partition", "offset"])]
+    pub group: Option<String>,
+    /// Only these partitions (repeatable; default: all).
+    #[arg(long, short = 'p', value_parser = clap::value_parser!(i32).range(0..))]
+    pub partition: Vec<i32>,
+    /// Start position: beginning, end, N, -N (N before the end) or s@TIMESTAMP_MS.
+    #[arg(long, short = 'o', value_parser = parse::start_offset, allow_hyphen_values = true)]
+    pub offset: Option<StartOffset>,
+    /// Stop after this many records.
+    #[arg(long = "max-messages", short = 'c', value_name = "N")]
+    pub max_messages: Option<u64>,
+    /// Stop when no record arrived for this long.
+    #[arg(long = "timeout-ms", value_name = "MS")]
+    pub timeout_ms: Option<u64>,
+    /// kcat-like format of each record, e.g. '%k=%s\n' (default: the value and a newline).
+    #[arg(long, short = 'f', value_parser = parse_format)]
+    pub format: Option<Format>,
+}
+
+fn parse_format(text: &str) -> Result<Format, String> {
+    text.parse()
+}
+
+#[derive(Args, Debug)]
+pub struct GroupsArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: GroupsCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GroupsCommand {
+    /// List consumer groups with their state.
+    List,
+    /// Describe groups: per partition CURRENT-OFFSET, LOG-END-OFFSET, LAG and owner.
+    #[command(group(ArgGroup::new("which").required(true).args(["groups", "all_groups"])))]
+    Describe {
+        /// Group ids.
+        #[arg(value_name = "GROUP")]
+        groups: Vec<String>,
+        /// Every group.
+        #[arg(long = "all-groups")]
+        all_groups: bool,
+        /// Members instead of offsets: CONSUMER-ID HOST CLIENT-ID #PARTITIONS.
+        #[arg(long, conflicts_with = "state")]
+        members: bool,
+        /// The group's state, coordinator and protocol.
+        #[arg(long)]
+        state: bool,
+    },
+    /// Delete empty groups and their committed offsets.
+    Delete {
+        /// Group ids.
+        #[arg(required = true, value_name = "GROUP")]
+        groups: Vec<String>,
+    },
+    /// Plan (default, --dry-run) or apply (--execute) new committed offsets for a group.
+    #[command(group(ArgGroup::new("scope").required(true).args(["topic", "all_topics"])))]
+    #[command(group(ArgGroup::new("to").required(true).args(["to_earliest", "to_latest", "to_offset", "to_datetime", "shift_by"])))]
+    ResetOffsets {
+        /// The group whose offsets change (it must have no active members).
+        #[arg(long, short = 'g')]
+        group: String,
+        /// TOPIC or TOPIC:P1,P2 (repeatable).
+        #[arg(long, short = 't', value_parser = parse::topic_partitions, value_name = "TOPIC[:P,...]")]
+        topic: Vec<TopicPartitions>,
+        /// Every topic the group has committed offsets for.
+        #[arg(long = "all-topics")]
+        all_topics: bool,
+        /// To the log start offset.
+        #[arg(long = "to-earliest")]
+        to_earliest: bool,
+        /// To the log end offset.
+        #[arg(long = "to-latest")]
+        to_latest: bool,
+        /// An offset (clamped to the partition's range, like Kafka).
+        #[arg(long = "to-offset", value_name = "N")]
+        to_offset: Option<i64>,
+        /// The first offset at or after this time, e.g. 2024-05-01T12:00:00.000 (local) or ...Z.
+        #[arg(long = "to-datetime", value_name = "TIME", value_parser = parse::datetime_ms)]
+        to_datetime: Option<i64>,
+        /// Move the committed offset by N (negative goes back).
+        #[arg(long = "shift-by", value_name = "N", allow_hyphen_values = true)]
+        shift_by: Option<i64>,
+        /// Show the plan only (the default).
+        #[arg(long = "dry-run", conflicts_with = "execute")]
+        dry_run: bool,
+        /// Commit the planned offsets.
+        #[arg(long)]
+        execute: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ConfigsArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: ConfigsCommand,
+}
+
+/// The resource a config command is about.
+#[derive(Args, Debug, Clone)]
+#[group(required = true, multiple = false)]
+pub struct ConfigTarget {
+    /// A topic's configs.
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// A broker's configs, by node id.
+    #[arg(long)]
+    pub broker: Option<i32>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigsCommand {
+    /// Print configs: the ones set explicitly, or all with --all.
+    Describe {
+        #[command(flatten)]
+        target: ConfigTarget,
+        /// Include defaults too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Set and delete configs (incrementally; others stay as they are).
+    #[command(group(ArgGroup::new("change").required(true).multiple(true).args(["set", "delete"])))]
+    Alter {
+        #[command(flatten)]
+        target: ConfigTarget,
+        /// `--set retention.ms=1000` (repeatable).
+        #[arg(long, value_name = "KEY=VALUE", value_parser = parse::key_value)]
+        set: Vec<(String, String)>,
+        /// Remove a config, back to its default (repeatable).
+        #[arg(long, value_name = "KEY")]
+        delete: Vec<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ClusterArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: ClusterCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Cluster id, controller and brokers.
+    Describe,
+}

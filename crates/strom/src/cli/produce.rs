@@ -1,0 +1,307 @@
+//! `strom produce TOPIC`: lines from stdin or `--file` as records, sent with a bounded
+//! window of unacknowledged records; a summary of where they landed at the end.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use serde::Serialize;
+use strom_client::{
+    Compression as Codec, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
+};
+
+use super::args::{Acks, Common, Compression, ProduceArgs};
+use super::lines::{Line, LineError, Lines};
+use super::output;
+use super::progress::{self, Progress};
+
+/// Records sent but not yet acknowledged; the producer's own buffer bounds bytes, this
+/// bounds the delivery futures held here.
+const PENDING_RECORDS_MAX: usize = 10_000;
+/// Lines read ahead of the producer.
+const READ_AHEAD_LINES: usize = 1_024;
+
+/// Where the produced records landed, per partition.
+#[derive(Debug, Default, Serialize)]
+struct Summary {
+    topic: String,
+    records: u64,
+    partitions: BTreeMap<i32, PartitionSummary>,
+}
+
+#[derive(Debug, Serialize)]
+struct PartitionSummary {
+    records: u64,
+    /// -1 with `--acks 0` (the broker does not say).
+    first_offset: i64,
+    last_offset: i64,
+}
+
+impl Summary {
+    fn add(&mut self, meta: &RecordMetadata) {
+        self.records += 1;
+        let entry = self
+            .partitions
+            .entry(meta.partition)
+            .or_insert(PartitionSummary {
+                records: 0,
+                first_offset: meta.offset,
+                last_offset: meta.offset,
+            });
+        entry.records += 1;
+        entry.first_offset = entry.first_offset.min(meta.offset);
+        entry.last_offset = entry.last_offset.max(meta.offset);
+    }
+
+    fn sentence(&self) -> String {
+        let parts: Vec<String> = self
+            .partitions
+            .iter()
+            .map(|(p, s)| {
+                if s.first_offset < 0 {
+                    format!("partition {p}: {} records", s.records)
+                } else {
+                    format!(
+                        "partition {p}: offsets {}-{}",
+                        s.first_offset, s.last_offset
+                    )
+                }
+            })
+            .collect();
+        let plural = if self.records == 1 { "" } else { "s" };
+        if parts.is_empty() {
+            format!(
+                "Produced {} record{plural} to {}.",
+                self.records, self.topic
+            )
+        } else {
+            format!(
+                "Produced {} record{plural} to {} ({}).",
+                self.records,
+                self.topic,
+                parts.join("; ")
+            )
+        }
+    }
+}
+
+pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
+    let common = &args.common;
+    let (input, total_bytes) = open_input(&args)?;
+    let show = progress::wanted(common.quiet, common.json());
+    let progress = match total_bytes {
+        Some(total) => Progress::bytes(show, total, "producing"),
+        None => Progress::off(),
+    };
+    let producer = Producer::new(producer_config(&args))?;
+    let headers: Vec<(Bytes, Option<Bytes>)> = args
+        .header
+        .iter()
+        .map(|(k, v)| {
+            (
+                Bytes::from(k.clone()),
+                v.as_ref().map(|v| Bytes::from(v.clone())),
+            )
+        })
+        .collect();
+    let mut rx = spawn_reader(input, args.key_separator.clone(), args.max_line_bytes);
+    let mut summary = Summary {
+        topic: args.topic.clone(),
+        ..Summary::default()
+    };
+    let mut pending: VecDeque<DeliveryFuture> = VecDeque::new();
+    let mut failure: Option<anyhow::Error> = None;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        let item = tokio::select! {
+            // Ctrl-C stops reading; what was read is still delivered and summarised.
+            _ = &mut ctrl_c => {
+                super::exit_on_second_ctrl_c();
+                break;
+            }
+            item = rx.recv() => item,
+        };
+        let Some(item) = item else { break };
+        let line = match item {
+            Ok(line) => line,
+            Err(e) => {
+                failure = Some(e.into());
+                break;
+            }
+        };
+        progress.inc(line.read_bytes);
+        let record = record(&args, &headers, line);
+        match producer.send(record).await {
+            Ok(delivery) => pending.push_back(delivery),
+            Err(e) => {
+                failure = Some(anyhow::Error::new(e).context("cannot send"));
+                break;
+            }
+        }
+        if pending.len() >= PENDING_RECORDS_MAX {
+            if let Some(delivery) = pending.pop_front() {
+                if let Err(e) = settle(delivery, &mut summary, &progress).await {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+    }
+    drop(rx);
+    let flushed = producer.flush().await;
+    for delivery in pending {
+        if let Err(e) = settle(delivery, &mut summary, &progress).await {
+            failure.get_or_insert(e);
+        }
+    }
+    let closed = producer.close().await;
+    progress.finish();
+    report(common, &summary)?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    flushed?;
+    closed?;
+    Ok(())
+}
+
+async fn settle(
+    delivery: DeliveryFuture,
+    summary: &mut Summary,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let meta = delivery.await.context("a record was not delivered")?;
+    summary.add(&meta);
+    progress.set_note(format!("{} records", summary.records));
+    Ok(())
+}
+
+fn report(common: &Common, summary: &Summary) -> anyhow::Result<()> {
+    if common.json() {
+        output::print_json(summary)
+    } else {
+        if !common.quiet {
+            eprintln!("{}", summary.sentence());
+        }
+        Ok(())
+    }
+}
+
+type Input = Box<dyn BufRead + Send>;
+
+/// The input and, for a file, its size in bytes (for the progress bar).
+fn open_input(args: &ProduceArgs) -> anyhow::Result<(Input, Option<u64>)> {
+    match &args.file {
+        Some(path) => {
+            let file =
+                File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+            let size = file.metadata().ok().map(|m| m.len());
+            Ok((Box::new(BufReader::with_capacity(256 * 1024, file)), size))
+        }
+        None => Ok((Box::new(BufReader::new(std::io::stdin())), None)),
+    }
+}
+
+/// Reads lines on a thread of its own, so a slow or interactive stdin never stalls the
+/// runtime that sends batches; the channel bounds how far it reads ahead.
+fn spawn_reader(
+    input: Input,
+    separator: Option<String>,
+    max_line_bytes: usize,
+) -> tokio::sync::mpsc::Receiver<Result<Line, LineError>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD_LINES);
+    std::thread::spawn(move || {
+        let mut lines = Lines::new(input, separator.as_deref(), max_line_bytes);
+        while let Some(item) = lines.next_line() {
+            let stop = item.is_err();
+            if tx.blocking_send(item).is_err() || stop {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn record(args: &ProduceArgs, headers: &[(Bytes, Option<Bytes>)], line: Line) -> ProducerRecord {
+    let mut record = ProducerRecord::new(args.topic.clone(), line.value);
+    if let Some(key) = line.key {
+        record = record.key(key);
+    }
+    if let Some(partition) = args.partition {
+        record = record.partition(partition);
+    }
+    for (key, value) in headers {
+        record = record.header(key.clone(), value.clone());
+    }
+    record
+}
+
+fn producer_config(args: &ProduceArgs) -> ProducerConfig {
+    let client = super::client_config(&args.common);
+    let mut config = ProducerConfig::new("");
+    config.max_block_ms = client.request_timeout_ms;
+    config.client = client;
+    config.acks = match args.acks {
+        Acks::None => strom_client::Acks::None,
+        Acks::Leader => strom_client::Acks::Leader,
+        Acks::All => strom_client::Acks::All,
+    };
+    // Idempotence needs acks=all, as in Kafka's producer.
+    config.enable_idempotence = args.acks == Acks::All;
+    config.compression = match args.compression {
+        Compression::None => Codec::None,
+        Compression::Gzip => Codec::Gzip,
+        Compression::Snappy => Codec::Snappy,
+        Compression::Lz4 => Codec::Lz4,
+        Compression::Zstd => Codec::Zstd,
+    };
+    config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(partition: i32, offset: i64) -> RecordMetadata {
+        RecordMetadata {
+            topic: "t".into(),
+            partition,
+            offset,
+            timestamp_ms: 0,
+        }
+    }
+
+    #[test]
+    fn summaries_name_offset_ranges_per_partition() {
+        let mut summary = Summary {
+            topic: "t".into(),
+            ..Summary::default()
+        };
+        for (p, o) in [(1, 5), (0, 0), (1, 6), (0, 1), (0, 2)] {
+            summary.add(&meta(p, o));
+        }
+        assert_eq!(
+            summary.sentence(),
+            "Produced 5 records to t (partition 0: offsets 0-2; partition 1: offsets 5-6)."
+        );
+        let json = serde_json::to_value(&summary).unwrap();
+        assert_eq!(json["records"], 5);
+        assert_eq!(json["partitions"]["1"]["first_offset"], 5);
+    }
+
+    #[test]
+    fn acks_0_summaries_have_no_offsets() {
+        let mut summary = Summary {
+            topic: "t".into(),
+            ..Summary::default()
+        };
+        summary.add(&meta(0, -1));
+        assert_eq!(
+            summary.sentence(),
+            "Produced 1 record to t (partition 0: 1 records)."
+        );
+    }
+}
