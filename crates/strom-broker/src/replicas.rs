@@ -42,6 +42,19 @@ pub struct Partition {
     producers: Mutex<ProducerStates>,
 }
 
+/// When an append is committed (made visible to consumers and acknowledged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// At once: the page-cache mode, where a single replica is the whole ISR.
+    Now,
+    /// After an fsync that covers it, before `append_with` returns.
+    Sync,
+    /// Not yet: the caller calls [`Partition::commit`] itself (sync-on-commit with the
+    /// fsync wait taken off the request path, so that a connection's next produce request
+    /// can be appended while this one's fsync runs, and share the next one).
+    Later,
+}
+
 /// The result of a producer's append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Appended {
@@ -99,12 +112,25 @@ impl Partition {
         sync_on_commit: bool,
         now_ms: i64,
     ) -> Result<Appended, AppendError> {
-        stamp_leader_epoch(batches, leader_epoch);
-        let headers: Vec<BatchHeader> = strom_records::batches(batches)
-            .map_while(Result::ok)
-            .map(|(header, _)| header)
-            .take(2)
-            .collect();
+        let commit = if sync_on_commit {
+            Commit::Sync
+        } else {
+            Commit::Now
+        };
+        self.append_with(batches, leader_epoch, commit, now_ms)
+    }
+
+    /// [`Partition::append`] with the choice of when the append is committed; with
+    /// [`Commit::Later`] the caller must call [`Partition::commit`] with the returned end
+    /// offset before it answers the producer.
+    pub fn append_with(
+        &self,
+        batches: &mut [u8],
+        leader_epoch: i32,
+        commit: Commit,
+        now_ms: i64,
+    ) -> Result<Appended, AppendError> {
+        let headers = stamp_leader_epoch(batches, leader_epoch);
         if headers.len() > 1 {
             return Err(AppendError::MultipleBatches);
         }
@@ -115,9 +141,12 @@ impl Partition {
         if let Some(header) = headers.first() {
             match producers.check(header) {
                 SequenceCheck::Append => {}
+                // A refusal is only for a sound batch: a damaged one goes on to the log,
+                // which refuses it with the error Kafka gives (its CRC was not checked yet).
+                _ if !first_batch_sound(batches) => {}
                 SequenceCheck::Duplicate(meta) => {
                     drop(producers);
-                    if sync_on_commit {
+                    if commit == Commit::Sync {
                         self.log.sync_to(meta.last_offset.saturating_add(1))?;
                     }
                     return Ok(Appended::Duplicate(meta));
@@ -142,11 +171,21 @@ impl Partition {
         }
         drop(producers);
         let end_offset = info.last_offset.saturating_add(1);
-        if sync_on_commit {
-            self.log.sync_to(end_offset)?;
+        match commit {
+            Commit::Now => self.advance_high_watermark(end_offset),
+            Commit::Sync => self.commit(end_offset)?,
+            Commit::Later => {}
         }
-        self.advance_high_watermark(end_offset);
         Ok(Appended::New(info))
+    }
+
+    /// Sync-on-commit's second half: returns once every offset below `end_offset` is
+    /// durable (sharing fsyncs with concurrent callers), then moves the high watermark
+    /// there, so that consumers and acknowledgements only ever cover durable data.
+    pub fn commit(&self, end_offset: i64) -> Result<(), LogError> {
+        self.log.sync_to(end_offset)?;
+        self.advance_high_watermark(end_offset);
+        Ok(())
     }
 
     fn advance_high_watermark(&self, offset: i64) {
@@ -163,6 +202,11 @@ impl Partition {
             .unwrap_or_else(|e| e.into_inner())
             .len()
     }
+}
+
+/// Whether the first batch passes the structural and CRC checks.
+fn first_batch_sound(bytes: &[u8]) -> bool {
+    matches!(strom_records::batches(bytes).next(), Some(Ok(_)))
 }
 
 /// Compaction keeps the latest record per key, so every record must have one. This is the
@@ -190,52 +234,44 @@ fn check_keys(bytes: &[u8]) -> Result<(), AppendError> {
     Ok(())
 }
 
-/// Bytes read at a time while rebuilding producer state.
-const REBUILD_READ_BYTES: u64 = 1 << 20;
-
 /// Replays the batch headers of the log's last segments into a fresh producer state.
+/// Only headers are read (one small read per batch), never the records: on a clean start
+/// with large segments this is the difference between reading a few kilobytes and reading
+/// the last segments whole.
 fn rebuild_producers(log: &Log) -> Result<ProducerStates, LogError> {
     let mut states = ProducerStates::default();
     let bases = log.segment_base_offsets();
     let skip = bases.len().saturating_sub(REBUILD_SEGMENTS);
-    let mut offset = bases
+    let offset = bases
         .get(skip)
         .copied()
         .unwrap_or(0)
         .max(log.log_start_offset());
-    let end = log.log_end_offset();
-    while offset < end {
-        let info = log.read(offset, REBUILD_READ_BYTES, end)?;
-        let Some(range) = info.range else { break };
-        let bytes = range.read_bytes().map_err(|source| LogError::Io {
-            operation: "read",
-            path: range.path.clone(),
-            source,
-        })?;
-        for (header, _) in strom_records::batches(&bytes).map_while(Result::ok) {
-            states.record(&header, header.base_offset, header.last_offset());
-        }
-        if range.next_offset <= offset {
-            break;
-        }
-        offset = range.next_offset;
-    }
+    log.for_each_batch_header(offset, |header| {
+        states.record(header, header.base_offset, header.last_offset());
+    })?;
     Ok(states)
 }
 
-/// Writes the leader epoch into each batch header (outside the CRC, as Kafka's leader does).
-/// Batches that do not parse are left alone: the log's validation refuses them next.
-fn stamp_leader_epoch(bytes: &mut [u8], leader_epoch: i32) {
-    let ranges: Vec<_> = strom_records::batches(bytes)
+/// Writes the leader epoch into each batch header (outside the CRC, as Kafka's leader does)
+/// and returns the headers of the first two batches (a request may hold only one). One walk
+/// over the request's framing, no CRC: the log validates every batch, CRC included, next.
+/// Batches that do not parse are left alone: the log's validation refuses them.
+fn stamp_leader_epoch(bytes: &mut [u8], leader_epoch: i32) -> Vec<BatchHeader> {
+    let frames: Vec<_> = strom_records::batch_frames(bytes)
         .map_while(Result::ok)
-        .map(|(_, range)| range)
         .collect();
-    for range in ranges {
-        if let Some(batch) = bytes.get_mut(range) {
+    for (_, range) in &frames {
+        if let Some(batch) = bytes.get_mut(range.clone()) {
             // An error means a batch too short to hold the field; validation refuses it.
             let _ = strom_records::set_partition_leader_epoch(batch, leader_epoch);
         }
     }
+    frames
+        .into_iter()
+        .take(2)
+        .map(|(header, _)| header)
+        .collect()
 }
 
 /// The hosted partitions and the machinery to follow the metadata image.

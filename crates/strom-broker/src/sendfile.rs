@@ -89,7 +89,20 @@ pub fn splice(
     size_bytes += tail.len() as u64;
     pieces.push(Piece::Bytes(tail));
     let size = i32::try_from(size_bytes).map_err(|_| SpliceError("response too large"))?;
-    pieces.insert(0, Piece::Bytes(Bytes::copy_from_slice(&size.to_be_bytes())));
+    // The size prefix goes out with the first bytes of the body: one write, not two.
+    let first = match pieces.first() {
+        Some(Piece::Bytes(head)) => {
+            let mut with_size = BytesMut::with_capacity(4 + head.len());
+            with_size.put_i32(size);
+            with_size.extend_from_slice(head);
+            with_size.freeze()
+        }
+        _ => Bytes::copy_from_slice(&size.to_be_bytes()),
+    };
+    match pieces.first_mut() {
+        Some(slot @ Piece::Bytes(_)) => *slot = Piece::Bytes(first),
+        _ => pieces.insert(0, Piece::Bytes(first)),
+    }
     Ok(pieces)
 }
 
@@ -122,8 +135,23 @@ fn put_length_prefix(buf: &mut BytesMut, len_bytes: u64, compact: bool) -> Resul
     Ok(())
 }
 
-/// Writes the pieces in order: memory with `write_all`, file ranges with `sendfile`.
+/// Writes the pieces in order: memory with `write_all`, file ranges with `sendfile`. The
+/// socket is corked meanwhile, so that the small pieces around the records share TCP
+/// segments with them instead of each going out alone (the connection runs with
+/// `TCP_NODELAY`); uncorking sends what is left at once.
 pub async fn write_pieces(stream: &mut TcpStream, pieces: &[Piece]) -> io::Result<()> {
+    let cork = pieces.len() > 1;
+    if cork {
+        set_cork(stream, true);
+    }
+    let result = write_each(stream, pieces).await;
+    if cork {
+        set_cork(stream, false);
+    }
+    result
+}
+
+async fn write_each(stream: &mut TcpStream, pieces: &[Piece]) -> io::Result<()> {
     for piece in pieces {
         match piece {
             Piece::Bytes(bytes) => stream.write_all(bytes).await?,
@@ -131,6 +159,22 @@ pub async fn write_pieces(stream: &mut TcpStream, pieces: &[Piece]) -> io::Resul
         }
     }
     Ok(())
+}
+
+/// `TCP_CORK` on or off. A failure only costs extra segments, so it is ignored.
+fn set_cork(stream: &TcpStream, on: bool) {
+    let value: libc::c_int = on.into();
+    // SAFETY: the descriptor is the stream's open socket; `value` is a valid `c_int` that
+    // outlives the call, and its size is passed with it.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CORK,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
 }
 
 async fn send_range(stream: &mut TcpStream, range: &FileRange) -> io::Result<()> {
@@ -176,6 +220,58 @@ fn sendfile(socket: i32, file: i32, position: u64, len_bytes: u64) -> io::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn splice_cuts_at_the_marker_and_carries_the_size_in_the_first_piece() {
+        use strom_log::fs::{FileSystem, SimFs};
+        let fs = SimFs::new();
+        let path = std::path::PathBuf::from("/data/segment.log");
+        fs.create_dir_all(std::path::Path::new("/data")).unwrap();
+        let file = fs.create(&path).unwrap();
+        let marker = new_marker();
+        for (api_version, old_prefix, new_prefix) in [
+            (11, vec![0, 0, 0, 16], vec![0, 0, 0, 100]),
+            (12, vec![17], vec![101]),
+        ] {
+            let mut body = vec![1u8, 2, 3];
+            body.extend_from_slice(&old_prefix);
+            body.extend_from_slice(&marker);
+            body.extend_from_slice(&[9, 9]);
+            let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+            frame.extend_from_slice(&body);
+            let range = FileRange {
+                file: file.clone(),
+                path: path.clone(),
+                position: 7,
+                len_bytes: 100,
+                first_offset: 0,
+                next_offset: 1,
+            };
+            let pieces = splice(
+                &Bytes::from(frame),
+                vec![FileRecords { marker, range }],
+                api_version,
+            )
+            .unwrap();
+            assert_eq!(pieces.len(), 3, "head, records, tail");
+            let size = (3 + new_prefix.len() + 100 + 2) as i32;
+            let mut head = size.to_be_bytes().to_vec();
+            head.extend_from_slice(&[1, 2, 3]);
+            head.extend_from_slice(&new_prefix);
+            match &pieces[0] {
+                Piece::Bytes(bytes) => assert_eq!(bytes.as_ref(), head.as_slice()),
+                other => panic!("{other:?}"),
+            }
+            match &pieces[1] {
+                Piece::File(range) => assert_eq!((range.position, range.len_bytes), (7, 100)),
+                other => panic!("{other:?}"),
+            }
+            match &pieces[2] {
+                Piece::Bytes(bytes) => assert_eq!(bytes.as_ref(), &[9, 9]),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn length_prefixes_match_kafkas_encodings() {

@@ -244,6 +244,39 @@ fn rolls_by_size_index_and_time() {
 }
 
 #[test]
+fn batch_headers_from_an_offset_across_segments() {
+    let fs = SimFs::new();
+    let log = open_sim(&fs, LogConfig::test_min(), 0).unwrap();
+    for _ in 0..20 {
+        log.append(&mut batch(2, 500, 0), AppendOrigin::Client, 0)
+            .unwrap();
+    }
+    assert!(log.segment_count() >= 3, "segment.bytes=4096 rolls");
+    let check = |from: i64, expected: Vec<i64>| {
+        let mut seen = Vec::new();
+        log.for_each_batch_header(from, |h| seen.push(h.base_offset))
+            .unwrap();
+        assert_eq!(seen, expected, "from {from}");
+    };
+    check(0, (0..20).map(|i| i * 2).collect());
+    // From the middle of a batch: that batch first.
+    check(7, (3..20).map(|i| i * 2).collect());
+    // From a segment boundary on.
+    let last_base = *log.segment_base_offsets().last().unwrap();
+    check(last_base, (last_base / 2..20).map(|i| i * 2).collect());
+    check(40, Vec::new());
+    // Below the log start offset: from the log start.
+    log.set_high_watermark(log.log_end_offset());
+    log.delete_records_before(10, 0).unwrap();
+    let mut first = None;
+    log.for_each_batch_header(0, |h| {
+        first.get_or_insert(h.base_offset);
+    })
+    .unwrap();
+    assert_eq!(first, Some(10), "starts at the log start");
+}
+
+#[test]
 fn clean_close_reopens_without_scanning() {
     let fs = SimFs::new();
     let log = open_sim(&fs, LogConfig::test_min(), 0).unwrap();

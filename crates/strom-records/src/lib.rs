@@ -23,7 +23,7 @@ pub use control::{ControlRecordType, EndTransactionMarker};
 pub use decode::{records, DecodeLimits};
 pub use error::{codes, RecordsError};
 pub use header::{BatchHeader, Compression, TimestampType, BATCH_HEADER_BYTES, MAGIC_V2};
-pub use iter::{batches, BatchIter, BatchesError};
+pub use iter::{batch_frames, batches, BatchIter, BatchesError};
 pub use record::{Header, Record};
 pub use rewrite::{set_base_offset, set_log_append_time, set_partition_leader_epoch};
 pub use validate::{validate, validate_client_batch, ValidateLimits};

@@ -3,6 +3,12 @@
 //! before consumers see it); under Kafka's default page-cache mode the answer follows the
 //! write, as a single-replica Kafka does. An `acks=0` request is never answered (the
 //! connection layer drops the response).
+//!
+//! On a connection that pipelines (see `connection.rs`), under sync-on-commit the handler
+//! appends and returns at once, handing the fsync wait ("commit") to the connection as a
+//! finisher that it runs before it writes the response. Appends still happen one request at a
+//! time, in arrival order; only the waits overlap, so a producer's pipelined requests share
+//! fsyncs (group commit within one connection, not only across connections).
 
 use std::sync::Arc;
 
@@ -16,8 +22,9 @@ use strom_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use strom_protocol::ErrorCode;
 
 use super::{leader_epoch, leader_replica, str_bytes};
+use crate::connection;
 use crate::metadata::now_ms;
-use crate::replicas::{AppendError, Appended};
+use crate::replicas::{AppendError, Appended, Commit, Partition, ReplicaManager};
 use crate::server::BrokerContext;
 
 /// The first version that addresses topics by id.
@@ -25,22 +32,97 @@ const TOPIC_ID_MIN_VERSION: i16 = 13;
 /// The first version with per-batch record errors and an error message.
 const RECORD_ERRORS_MIN_VERSION: i16 = 8;
 
+/// Appends whose commit (fsync, then high watermark) is still to be done, with where each
+/// partition's answer sits in the response.
+#[derive(Debug, Default)]
+struct PendingCommits {
+    commits: Vec<PendingCommit>,
+    /// Whether a high watermark may move: fetches waiting for data are woken after.
+    appended: bool,
+    version: i16,
+}
+
+#[derive(Debug)]
+struct PendingCommit {
+    partition: Arc<Partition>,
+    end_offset: i64,
+    topic_slot: usize,
+    partition_slot: usize,
+}
+
+/// Finishes the commits `handle` left: fsyncs (shared with concurrent commits), moves the
+/// high watermarks, and turns the answer of a partition whose fsync failed into an error.
+async fn finish_commits(
+    replicas: Arc<ReplicaManager>,
+    pending: PendingCommits,
+    mut response: ResponseKind,
+) -> ResponseKind {
+    for commit in pending.commits {
+        let partition = Arc::clone(&commit.partition);
+        let end_offset = commit.end_offset;
+        let result = tokio::task::spawn_blocking(move || partition.commit(end_offset)).await;
+        let failure = match result {
+            Ok(Ok(())) => continue,
+            Ok(Err(log_error)) => log_failure(&commit.partition.topic, &log_error),
+            Err(join_error) => error(
+                ErrorCode::UNKNOWN_SERVER_ERROR,
+                Some(join_error.to_string()),
+            ),
+        };
+        if let ResponseKind::Produce(produce) = &mut response {
+            let slot = produce
+                .responses
+                .get_mut(commit.topic_slot)
+                .and_then(|t| t.partition_responses.get_mut(commit.partition_slot));
+            if let Some(slot) = slot {
+                let index = slot.index;
+                *slot = failure.response(pending.version).with_index(index);
+            }
+        }
+    }
+    if pending.appended {
+        replicas.notify_appended();
+    }
+    response
+}
+
 pub(super) async fn handle(
     context: &BrokerContext,
     request: ProduceRequest,
     version: i16,
 ) -> ResponseKind {
     let acks_valid = matches!(request.acks, -1..=1);
+    let deferring = context.config.sync_on_commit() && connection::pipelining();
     let mut responses = Vec::with_capacity(request.topic_data.len());
-    let mut appended = false;
-    for topic in request.topic_data {
-        let response = produce_topic(context, topic, acks_valid, version, &mut appended).await;
+    let mut pending = PendingCommits {
+        version,
+        ..PendingCommits::default()
+    };
+    for (topic_slot, topic) in request.topic_data.into_iter().enumerate() {
+        let mut produced = Produced {
+            topic_slot,
+            deferring,
+            pending: &mut pending,
+        };
+        let response = produce_topic(context, topic, acks_valid, version, &mut produced).await;
         responses.push(response);
     }
-    if appended {
+    if deferring {
+        let replicas = Arc::clone(&context.replicas);
+        connection::defer(Box::new(move |response| {
+            Box::pin(finish_commits(replicas, pending, response))
+        }));
+    } else if pending.appended {
         context.replicas.notify_appended();
     }
     ResponseKind::Produce(ProduceResponse::default().with_responses(responses))
+}
+
+/// Where `produce_topic` records what it appended.
+struct Produced<'a> {
+    topic_slot: usize,
+    deferring: bool,
+    pending: &'a mut PendingCommits,
 }
 
 async fn produce_topic(
@@ -48,7 +130,7 @@ async fn produce_topic(
     topic: TopicProduceData,
     acks_valid: bool,
     version: i16,
-    appended: &mut bool,
+    produced: &mut Produced<'_>,
 ) -> TopicProduceResponse {
     let image = context.metadata.image();
     let by_id = version >= TOPIC_ID_MIN_VERSION;
@@ -74,13 +156,21 @@ async fn produce_topic(
                     topic_id,
                     partition: index,
                 };
-                append(context, &image, tp, data).await
+                append(context, &image, tp, data, produced.deferring).await
             }
         };
         partitions.push(
             match outcome {
-                Ok(response) => {
-                    *appended = true;
+                Ok((response, commit)) => {
+                    produced.pending.appended = true;
+                    if let Some((partition, end_offset)) = commit {
+                        produced.pending.commits.push(PendingCommit {
+                            partition,
+                            end_offset,
+                            topic_slot: produced.topic_slot,
+                            partition_slot: partitions.len(),
+                        });
+                    }
                     response
                 }
                 Err(failure) => failure.response(version),
@@ -136,12 +226,16 @@ impl Failure {
     }
 }
 
+/// A partition's answer, and the commit left to do when deferring.
+type AppendOutcome = (PartitionProduceResponse, Option<(Arc<Partition>, i64)>);
+
 async fn append(
     context: &BrokerContext,
     image: &MetadataImage,
     tp: TopicIdPartition,
     data: PartitionProduceData,
-) -> Result<PartitionProduceResponse, Failure> {
+    deferring: bool,
+) -> Result<AppendOutcome, Failure> {
     let partition = leader_replica(context, image, tp).map_err(|code| error(code, None))?;
     let leader_epoch = leader_epoch(image, tp);
     let Some(records) = data.records.filter(|r| !r.is_empty()) else {
@@ -151,21 +245,33 @@ async fn append(
         ));
     };
     let mut bytes = records.to_vec();
-    let sync_on_commit = context.config.sync_on_commit();
+    let commit = match (context.config.sync_on_commit(), deferring) {
+        (false, _) => Commit::Now,
+        (true, false) => Commit::Sync,
+        (true, true) => Commit::Later,
+    };
     let appending = Arc::clone(&partition);
     let result = tokio::task::spawn_blocking(move || {
-        appending.append(&mut bytes, leader_epoch, sync_on_commit, now_ms())
+        appending.append_with(&mut bytes, leader_epoch, commit, now_ms())
     })
     .await;
+    let later =
+        |end_offset: i64| (commit == Commit::Later).then(|| (partition.clone(), end_offset));
     match result {
-        Ok(Ok(Appended::New(info))) => Ok(PartitionProduceResponse::default()
-            .with_base_offset(info.first_offset)
-            .with_log_append_time_ms(info.log_append_time_ms)
-            .with_log_start_offset(info.log_start_offset)),
-        Ok(Ok(Appended::Duplicate(meta))) => Ok(PartitionProduceResponse::default()
-            .with_base_offset(meta.first_offset)
-            .with_log_append_time_ms(-1)
-            .with_log_start_offset(partition.log.log_start_offset())),
+        Ok(Ok(Appended::New(info))) => Ok((
+            PartitionProduceResponse::default()
+                .with_base_offset(info.first_offset)
+                .with_log_append_time_ms(info.log_append_time_ms)
+                .with_log_start_offset(info.log_start_offset),
+            later(info.last_offset.saturating_add(1)),
+        )),
+        Ok(Ok(Appended::Duplicate(meta))) => Ok((
+            PartitionProduceResponse::default()
+                .with_base_offset(meta.first_offset)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(partition.log.log_start_offset()),
+            later(meta.last_offset.saturating_add(1)),
+        )),
         Ok(Err(AppendError::Log(log_error))) => Err(log_failure(&partition.topic, &log_error)),
         Ok(Err(refusal)) => {
             let code = match refusal {

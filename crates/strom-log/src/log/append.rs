@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use strom_records::{
-    batches, set_base_offset, set_log_append_time, validate, validate_client_batch, BatchHeader,
-    RecordsError, TimestampType, ValidateLimits,
+    batch_frames, set_base_offset, set_log_append_time, validate, validate_client_batch,
+    BatchHeader, RecordsError, TimestampType, ValidateLimits,
 };
 
 use crate::config::{
@@ -105,7 +105,8 @@ impl Log {
             },
         };
         let mut checked = Vec::new();
-        for (batch_index, item) in batches(bytes).enumerate() {
+        // Framing only: the full validation below computes each batch's CRC, once.
+        for (batch_index, item) in batch_frames(bytes).enumerate() {
             let invalid = |source: RecordsError| LogError::InvalidBatch {
                 batch_index,
                 source,

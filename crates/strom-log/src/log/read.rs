@@ -102,6 +102,36 @@ impl Log {
         Ok(info)
     }
 
+    /// Calls `f` with the header of every batch from the one holding `offset` up to the
+    /// log end offset as of the call, reading only the headers (one small `pread` each),
+    /// never the records: what rebuilding per-producer state from the tail of a log needs.
+    pub fn for_each_batch_header(
+        &self,
+        offset: i64,
+        mut f: impl FnMut(&BatchHeader),
+    ) -> Result<(), LogError> {
+        self.check_usable()?;
+        let end_offset = self.log_end_offset();
+        let offset = offset.max(self.log_start_offset());
+        for segment in self.segments_from(offset) {
+            let file = segment.log_file(&self.handles)?;
+            let end = segment.size_bytes();
+            let from = offset.max(segment.base_offset);
+            let Some((mut position, _)) = self.find_batch(&segment, file.as_ref(), from, end)?
+            else {
+                continue;
+            };
+            while let Some(header) = read_header(file.as_ref(), &segment.log_path, position, end)? {
+                if header.base_offset >= end_offset {
+                    return Ok(());
+                }
+                f(&header);
+                position += header.size_bytes() as u64;
+            }
+        }
+        Ok(())
+    }
+
     /// The segment holding `offset` and every later one (cheap `Arc` clones).
     fn segments_from(&self, offset: i64) -> Vec<Arc<Segment>> {
         let segments = self.segments_read();
