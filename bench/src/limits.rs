@@ -29,17 +29,21 @@ pub struct Limits {
     pub write_fsync_mb_per_s: Option<f64>,
     /// Median time of one write + fdatasync, milliseconds.
     pub write_fsync_p50_ms: Option<f64>,
+    /// Its 99th and 99.9th percentiles: the disk's own tail, which bounds the tail latency
+    /// of anything that waits for an fsync (sync-on-commit acknowledgements and reads).
+    pub write_fsync_p99_ms: Option<f64>,
+    pub write_fsync_p999_ms: Option<f64>,
     pub tcp_loopback_mb_per_s: Option<f64>,
 }
 
 /// Writes up to `total_bytes` in `batch_bytes` writes to a fresh file in `dir`, calling
-/// `fdatasync` after each write when `fsync`; returns MB/s and the median batch time.
+/// `fdatasync` after each write when `fsync`; returns MB/s and the batch times.
 pub fn sequential_write(
     dir: &Path,
     batch_bytes: u64,
     total_bytes: u64,
     fsync: bool,
-) -> anyhow::Result<(f64, f64)> {
+) -> anyhow::Result<(f64, BatchTimes)> {
     let path = dir.join(format!("strom-bench-limit-{}", std::process::id()));
     let mut file = OpenOptions::new()
         .create(true)
@@ -65,10 +69,23 @@ pub fn sequential_write(
     drop(file);
     let _ = std::fs::remove_file(&path);
     times.sort();
-    let p50_ms = times
-        .get(times.len() / 2)
-        .map_or(0.0, |d| d.as_secs_f64() * 1e3);
-    Ok((written as f64 / 1e6 / seconds.max(1e-9), p50_ms))
+    let at = |quantile: f64| {
+        let index = ((times.len() as f64 * quantile) as usize).min(times.len().saturating_sub(1));
+        times.get(index).map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    };
+    let batch_times = BatchTimes {
+        p50_ms: at(0.5),
+        p99_ms: at(0.99),
+        p999_ms: at(0.999),
+    };
+    Ok((written as f64 / 1e6 / seconds.max(1e-9), batch_times))
+}
+
+/// Percentiles of the time of one batch (write, and fdatasync if asked), milliseconds.
+pub struct BatchTimes {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
 }
 
 /// One TCP stream over loopback: a writer thread sends 1 MiB writes, this thread reads.
@@ -115,9 +132,11 @@ pub fn measure(dir: &Path, batch_bytes: u64, total_bytes: u64) -> Limits {
         Err(error) => eprintln!("write limit: {error:#}"),
     }
     match sequential_write(dir, batch_bytes, total_bytes, true) {
-        Ok((mb_per_s, p50_ms)) => {
+        Ok((mb_per_s, times)) => {
             limits.write_fsync_mb_per_s = Some(mb_per_s);
-            limits.write_fsync_p50_ms = Some(p50_ms);
+            limits.write_fsync_p50_ms = Some(times.p50_ms);
+            limits.write_fsync_p99_ms = Some(times.p99_ms);
+            limits.write_fsync_p999_ms = Some(times.p999_ms);
         }
         Err(error) => eprintln!("write+fsync limit: {error:#}"),
     }
@@ -131,11 +150,14 @@ pub fn measure(dir: &Path, batch_bytes: u64, total_bytes: u64) -> Limits {
 impl Limits {
     pub fn print(&self) {
         let show = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.1}"));
+        let show2 = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.2}"));
         println!(
-            "limits: write {} MB/s, write+fdatasync {} MB/s (p50 {} ms) in {} B batches; TCP loopback {} MB/s",
+            "limits: write {} MB/s, write+fdatasync {} MB/s (p50 {} p99 {} p99.9 {} ms) in {} B batches; TCP loopback {} MB/s",
             show(self.write_mb_per_s),
             show(self.write_fsync_mb_per_s),
-            show(self.write_fsync_p50_ms),
+            show2(self.write_fsync_p50_ms),
+            show2(self.write_fsync_p99_ms),
+            show2(self.write_fsync_p999_ms),
             self.write_batch_bytes,
             show(self.tcp_loopback_mb_per_s)
         );

@@ -137,8 +137,7 @@ pub async fn ensure_offsets_topic(context: &BrokerContext) -> bool {
     }
     let image = context.metadata.image();
     let exists = image.topic_by_name(OFFSETS_TOPIC).is_some();
-    let replicas = Arc::clone(&context.replicas);
-    let _ = tokio::task::spawn_blocking(move || replicas.reconcile(&image)).await;
+    context.replicas.reconcile_latest(&context.metadata).await;
     exists
 }
 

@@ -5,7 +5,8 @@
 //! Start reading at [`Broker::start`] (`server.rs`), then `connection.rs` (one client) and
 //! `handlers/` (one module per API). [`ReplicaManager`] (`replicas.rs`) keeps the partition
 //! logs in step with the metadata image, `producers.rs` holds idempotent producer state,
-//! `sendfile.rs` splices Fetch records from segment files into responses. [`BrokerConfig`]
+//! `sendfile.rs` splices Fetch records from segment files into responses, `syncer.rs` runs
+//! sync-on-commit's group-committed fsyncs for async waiters. [`BrokerConfig`]
 //! (`config.rs`) reads Kafka's keys. The quorum is reached through [`MetadataPort`]:
 //! [`QuorumMetadata`] (`quorum.rs`) over the Raft node, [`LocalMetadata`] in tests.
 //!
@@ -22,6 +23,7 @@ pub mod quorum;
 pub mod replicas;
 pub mod sendfile;
 pub mod server;
+pub mod syncer;
 
 pub use config::{BrokerConfig, ConfigError, Listener};
 pub use metadata::{LocalMetadata, MetadataError, MetadataPort, SubmitFuture};

@@ -9,10 +9,13 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use strom_log::fs::RealFs;
-use strom_log::{AppendInfo, AppendOrigin, CompactionLimits, HandleCache, Log, LogError};
+use strom_log::{
+    AppendInfo, AppendOrigin, CompactionLimits, HandleCache, Log, LogError, Unflushed,
+};
 use strom_meta::{MetadataImage, TopicIdPartition};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -20,7 +23,9 @@ use uuid::Uuid;
 use strom_records::BatchHeader;
 
 use crate::config::BrokerConfig;
+use crate::metadata::MetadataPort;
 use crate::producers::{BatchMeta, ProducerStates, SequenceCheck, REBUILD_SEGMENTS};
+use crate::syncer::{CommitError, Durable, Syncer};
 
 /// The file in a partition directory that names the topic id (Kafka's name and layout).
 const PARTITION_METADATA_FILE: &str = "partition.metadata";
@@ -40,6 +45,10 @@ pub struct Partition {
     hw_lock: Mutex<()>,
     /// Idempotent producers' sequence state; held across check, append and update.
     producers: Mutex<ProducerStates>,
+    /// The durable offset the syncer last published, for async commit waiters.
+    pub(crate) durable: watch::Sender<Durable>,
+    /// Whether the partition waits in the syncer's queue; only touched under its mutex.
+    sync_queued: AtomicBool,
 }
 
 /// When an append is committed (made visible to consumers and acknowledged).
@@ -121,8 +130,9 @@ impl Partition {
     }
 
     /// [`Partition::append`] with the choice of when the append is committed; with
-    /// [`Commit::Later`] the caller must call [`Partition::commit`] with the returned end
-    /// offset before it answers the producer.
+    /// [`Commit::Later`] the caller must call [`Partition::commit`] (or
+    /// [`ReplicaManager::commit`]) with the returned end offset before it answers the
+    /// producer.
     pub fn append_with(
         &self,
         batches: &mut [u8],
@@ -130,12 +140,62 @@ impl Partition {
         commit: Commit,
         now_ms: i64,
     ) -> Result<Appended, AppendError> {
-        let headers = stamp_leader_epoch(batches, leader_epoch);
+        let owned = Batches::Owned {
+            bytes: batches,
+            leader_epoch,
+        };
+        match self.append_inner(owned, commit, now_ms, true)? {
+            Some((appended, _)) => Ok(appended),
+            // Not taken: only a non-blocking append declines.
+            None => Err(AppendError::Log(LogError::EmptyAppend)),
+        }
+    }
+
+    /// Appends a producer's batch that stays where it lies (the request buffer): no copy of
+    /// its bytes is made (`Log::append_shared`). Without `may_block` (from an async task) it
+    /// never waits for the disk: `None` then means nothing was done because the append
+    /// would have to fsync first (call again with `may_block` where blocking is allowed),
+    /// and `true` beside the result means a flush is due
+    /// ([`strom_log::Log::flush_after_append`]): in page-cache mode run it before
+    /// answering; sync-on-commit's commit covers it. [`Commit::Sync`] needs `may_block`.
+    pub fn append_shared(
+        &self,
+        batch: &[u8],
+        leader_epoch: i32,
+        commit: Commit,
+        now_ms: i64,
+        may_block: bool,
+    ) -> Result<Option<(Appended, bool)>, AppendError> {
+        if commit == Commit::Sync && !may_block {
+            return Ok(None);
+        }
+        let batches = Batches::Shared {
+            batch,
+            leader_epoch,
+        };
+        self.append_inner(batches, commit, now_ms, may_block)
+    }
+
+    fn append_inner(
+        &self,
+        mut batches: Batches<'_>,
+        commit: Commit,
+        now_ms: i64,
+        may_block: bool,
+    ) -> Result<Option<(Appended, bool)>, AppendError> {
+        let headers = match &mut batches {
+            Batches::Owned {
+                bytes,
+                leader_epoch,
+            } => stamp_leader_epoch(bytes, *leader_epoch),
+            Batches::Shared { batch, .. } => first_headers(batch),
+        };
         if headers.len() > 1 {
             return Err(AppendError::MultipleBatches);
         }
+        let bytes = batches.bytes();
         if self.log.config().cleanup_policy.compacts() {
-            check_keys(batches)?;
+            check_keys(bytes)?;
         }
         let mut producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(header) = headers.first() {
@@ -143,13 +203,13 @@ impl Partition {
                 SequenceCheck::Append => {}
                 // A refusal is only for a sound batch: a damaged one goes on to the log,
                 // which refuses it with the error Kafka gives (its CRC was not checked yet).
-                _ if !first_batch_sound(batches) => {}
+                _ if !first_batch_sound(bytes) => {}
                 SequenceCheck::Duplicate(meta) => {
                     drop(producers);
                     if commit == Commit::Sync {
                         self.log.sync_to(meta.last_offset.saturating_add(1))?;
                     }
-                    return Ok(Appended::Duplicate(meta));
+                    return Ok(Some((Appended::Duplicate(meta), false)));
                 }
                 SequenceCheck::OutOfOrder => {
                     return Err(AppendError::OutOfOrderSequence {
@@ -165,18 +225,39 @@ impl Partition {
                 }
             }
         }
-        let info = self.log.append(batches, AppendOrigin::Client, now_ms)?;
+        let appended = match batches {
+            // Only `append_with`, which may block, hands over owned bytes.
+            Batches::Owned { bytes, .. } => {
+                let info = self.log.append(bytes, AppendOrigin::Client, now_ms)?;
+                Unflushed::Appended {
+                    info,
+                    flush_due: false,
+                }
+            }
+            Batches::Shared {
+                batch,
+                leader_epoch,
+            } => self
+                .log
+                .append_shared(batch, leader_epoch, now_ms, may_block)?,
+        };
+        let (info, flush_due) = match appended {
+            Unflushed::WouldBlock => return Ok(None),
+            Unflushed::Appended { info, flush_due } => (info, flush_due),
+        };
         if let Some(header) = headers.first() {
             producers.record(header, info.first_offset, info.last_offset);
         }
         drop(producers);
         let end_offset = info.last_offset.saturating_add(1);
         match commit {
-            Commit::Now => self.advance_high_watermark(end_offset),
+            Commit::Now => {
+                self.advance_high_watermark(end_offset);
+            }
             Commit::Sync => self.commit(end_offset)?,
             Commit::Later => {}
         }
-        Ok(Appended::New(info))
+        Ok(Some((Appended::New(info), flush_due)))
     }
 
     /// Sync-on-commit's second half: returns once every offset below `end_offset` is
@@ -188,11 +269,25 @@ impl Partition {
         Ok(())
     }
 
-    fn advance_high_watermark(&self, offset: i64) {
+    /// Moves the high watermark forward to `offset`; whether it moved.
+    pub(crate) fn advance_high_watermark(&self, offset: i64) -> bool {
         let _guard = self.hw_lock.lock().unwrap_or_else(|e| e.into_inner());
-        if offset > self.log.high_watermark() {
+        let moved = offset > self.log.high_watermark();
+        if moved {
             self.log.set_high_watermark(offset);
         }
+        moved
+    }
+
+    /// Whether the partition waits in the syncer's queue (read under the queue's mutex).
+    pub(crate) fn sync_queued(&self) -> bool {
+        self.sync_queued.load(Ordering::Relaxed)
+    }
+
+    /// Marks the partition queued or not (written under the syncer queue's mutex, which
+    /// orders it with the appends and fsyncs around it).
+    pub(crate) fn set_sync_queued(&self, queued: bool) {
+        self.sync_queued.store(queued, Ordering::Relaxed);
     }
 
     /// Producers whose state is remembered.
@@ -202,6 +297,35 @@ impl Partition {
             .unwrap_or_else(|e| e.into_inner())
             .len()
     }
+}
+
+/// What a producer's append hands the partition.
+enum Batches<'a> {
+    /// Bytes the partition and the log may rewrite in place.
+    Owned {
+        bytes: &'a mut [u8],
+        leader_epoch: i32,
+    },
+    /// One batch that stays untouched; the log stamps its own copy of the header.
+    Shared { batch: &'a [u8], leader_epoch: i32 },
+}
+
+impl Batches<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Batches::Owned { bytes, .. } => bytes,
+            Batches::Shared { batch, .. } => batch,
+        }
+    }
+}
+
+/// The headers of the first two batches, read without the CRC (see `stamp_leader_epoch`).
+fn first_headers(bytes: &[u8]) -> Vec<BatchHeader> {
+    strom_records::batch_frames(bytes)
+        .map_while(Result::ok)
+        .take(2)
+        .map(|(header, _)| header)
+        .collect()
 }
 
 /// Whether the first batch passes the structural and CRC checks.
@@ -283,6 +407,9 @@ pub struct ReplicaManager {
     /// One reconcile at a time (the watcher task and admin handlers both call it).
     reconciling: Mutex<()>,
     appends: watch::Sender<u64>,
+    /// The fsync threads of sync-on-commit (none in page-cache mode, or if they could not
+    /// start: commits then block a pool thread each).
+    syncer: Option<Syncer>,
 }
 
 impl ReplicaManager {
@@ -290,12 +417,22 @@ impl ReplicaManager {
     pub fn new(config: Arc<BrokerConfig>) -> ReplicaManager {
         let handles = Arc::new(HandleCache::new(Arc::new(RealFs), config.open_files_max));
         let (appends, _) = watch::channel(0);
+        let syncer = if config.sync_on_commit() {
+            Syncer::start(appends.clone())
+                .map_err(
+                    |error| tracing::warn!(%error, "cannot start the fsync threads; commits block"),
+                )
+                .ok()
+        } else {
+            None
+        };
         ReplicaManager {
             config,
             handles,
             partitions: RwLock::new(HashMap::new()),
             reconciling: Mutex::new(()),
             appends,
+            syncer,
         }
     }
 
@@ -323,16 +460,53 @@ impl ReplicaManager {
         self.appends.subscribe()
     }
 
+    /// Sync-on-commit's wait, from an async task: returns once every offset of `partition`
+    /// below `end_offset` is durable and under the high watermark (see `syncer.rs`).
+    pub async fn commit(
+        &self,
+        partition: &Arc<Partition>,
+        end_offset: i64,
+    ) -> Result<(), CommitError> {
+        match &self.syncer {
+            Some(syncer) => syncer.commit(partition, end_offset).await,
+            None => {
+                let committing = Arc::clone(partition);
+                let result =
+                    tokio::task::spawn_blocking(move || committing.commit(end_offset)).await;
+                match result {
+                    Ok(Ok(())) => {
+                        self.notify_appended();
+                        Ok(())
+                    }
+                    Ok(Err(error)) => Err(CommitError::Log(Arc::new(error))),
+                    Err(_) => Err(CommitError::ShuttingDown),
+                }
+            }
+        }
+    }
+
     /// Wakes long-polling fetches (call after a high watermark moved).
     pub fn notify_appended(&self) {
         self.appends
             .send_modify(|count| *count = count.wrapping_add(1));
     }
 
-    /// Makes the open logs match `image`: deletes logs of partitions no longer hosted, then
-    /// opens (or creates) every partition this broker is a replica of. Blocking file I/O.
-    pub fn reconcile(&self, image: &MetadataImage) {
+    /// [`ReplicaManager::reconcile`] on the blocking pool.
+    pub async fn reconcile_latest(self: &Arc<Self>, metadata: &Arc<dyn MetadataPort>) {
+        let replicas = Arc::clone(self);
+        let metadata = Arc::clone(metadata);
+        let _ = tokio::task::spawn_blocking(move || replicas.reconcile(&*metadata)).await;
+    }
+
+    /// Makes the open logs match the latest committed image of `metadata`: deletes logs of
+    /// partitions no longer hosted, then opens (or creates) every partition this broker is
+    /// a replica of. Blocking file I/O. The image is read under the reconcile lock, so
+    /// reconciles never go back to an older image: one taken before another reconcile ran
+    /// would delete the partitions (and data) created since.
+    pub fn reconcile(&self, metadata: &dyn MetadataPort) {
         let _guard = self.reconciling.lock().unwrap_or_else(|e| e.into_inner());
+        let image = metadata.image();
+        let image = &image;
         let node_id = self.config.node_id;
         let stale: Vec<Arc<Partition>> = self
             .all()
@@ -402,12 +576,15 @@ impl ReplicaManager {
             clean = log.open_report().clean,
             "opened partition"
         );
+        let (durable, _) = watch::channel(Ok(log.durable_offset()));
         let partition = Arc::new(Partition {
             tp,
             topic: topic.to_string(),
             log,
             hw_lock: Mutex::new(()),
             producers: Mutex::new(producers),
+            durable,
+            sync_queued: AtomicBool::new(false),
         });
         self.partitions
             .write()

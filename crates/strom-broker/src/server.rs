@@ -148,9 +148,7 @@ impl Broker {
             producer_ids: tokio::sync::Mutex::new(ProducerIdBlock::default()),
             groups,
         });
-        let opening = Arc::clone(&replicas);
-        let image = metadata.image();
-        let _ = tokio::task::spawn_blocking(move || opening.reconcile(&image)).await;
+        replicas.reconcile_latest(&metadata).await;
         register(&context).await?;
         let sweeping = Arc::clone(&replicas);
         let image = metadata.image();
@@ -324,9 +322,8 @@ async fn controlled_shutdown(context: &BrokerContext) {
 async fn follow_metadata(context: Arc<BrokerContext>) {
     let mut images = context.metadata.watch();
     while images.changed().await.is_ok() {
-        let image = images.borrow_and_update().clone();
-        let replicas = Arc::clone(&context.replicas);
-        let _ = tokio::task::spawn_blocking(move || replicas.reconcile(&image)).await;
+        images.borrow_and_update();
+        context.replicas.reconcile_latest(&context.metadata).await;
     }
 }
 

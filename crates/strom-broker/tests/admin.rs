@@ -216,6 +216,50 @@ async fn describe_and_alter_configs() {
     broker.broker.shutdown().await;
 }
 
+/// A reconcile with an image older than one already applied used to delete the partitions
+/// created in between (directory and data included): the metadata watcher took its image,
+/// then waited for the CreateTopics handler's reconcile with a newer one.
+#[tokio::test]
+async fn partitions_stay_hosted_while_topics_are_created_back_to_back() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    for i in 0..40 {
+        // Two creates back to back: the watcher still working on the first image is what
+        // raced the second create's own reconcile.
+        let topics = [format!("burst-{i}"), format!("burst-{i}-b")];
+        for topic in &topics {
+            create(&mut client, topic, 2, &[]).await;
+        }
+        for topic in &topics {
+            for partition in 0..2 {
+                let error = produce(
+                    &mut client,
+                    topic,
+                    partition,
+                    batch(0, 1, Compression::None),
+                );
+                assert_eq!(
+                    error.await,
+                    0,
+                    "{topic}-{partition} is writable once CreateTopics answered"
+                );
+            }
+        }
+    }
+    // Every earlier topic still has its record: no partition was deleted and recreated.
+    for i in 0..40 {
+        let dir = broker.dir.path().join(format!("burst-{i}-0"));
+        let bytes: u64 = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+            .map(|e| e.metadata().unwrap().len())
+            .sum();
+        assert!(bytes > 0, "{} lost its data", dir.display());
+    }
+    broker.broker.shutdown().await;
+}
+
 #[tokio::test]
 async fn create_partitions_and_delete_records() {
     let broker = TestBroker::start().await;

@@ -19,13 +19,17 @@ fn name(text: &str) -> TopicName {
 }
 
 fn produce_request(topic: &str, first: usize, count: usize) -> ProduceRequest {
+    produce_to(topic, 0, first, count)
+}
+
+fn produce_to(topic: &str, partition: i32, first: usize, count: usize) -> ProduceRequest {
     ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(5000)
         .with_topic_data(vec![TopicProduceData::default()
             .with_name(name(topic))
             .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
+                .with_index(partition)
                 .with_records(Some(Bytes::from(batch(
                     first,
                     count,
@@ -113,5 +117,86 @@ async fn pipelined_sync_on_commit_produces_are_answered_in_order() {
     assert_eq!(data.high_watermark, (PRODUCES * 3) as i64);
     let expected: Vec<String> = (0..PRODUCES * 3).map(|n| format!("value-{n}")).collect();
     assert_eq!(values(data.records.as_ref().unwrap()), expected);
+    broker.broker.shutdown().await;
+}
+
+/// The syncer's promise, seen from outside: with several connections producing pipelined
+/// requests to several partitions at once, every answer arrives only once the partition's
+/// log is durable and its high watermark past the answered records.
+#[tokio::test]
+async fn concurrent_sync_on_commit_answers_cover_only_durable_records() {
+    let broker = TestBroker::start_with(|config| {
+        config.log_defaults.durability = Durability::SyncOnCommit;
+    })
+    .await;
+    let mut admin = broker.client().await;
+    let created = admin
+        .send(
+            7,
+            CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+                .with_name(name("many"))
+                .with_num_partitions(3)
+                .with_replication_factor(-1)]),
+        )
+        .await;
+    assert_eq!(created.topics[0].error_code, 0);
+    let image = broker.broker.context().metadata.image();
+    let topic_id = image.topic_by_name("many").unwrap().topic_id;
+
+    const CONNECTIONS: usize = 4;
+    const REQUESTS: usize = 40;
+    let mut producers = Vec::new();
+    for connection in 0..CONNECTIONS {
+        let mut client = broker.client().await;
+        let context = std::sync::Arc::clone(broker.broker.context());
+        producers.push(tokio::spawn(async move {
+            let mut sent = Vec::new();
+            for i in 0..REQUESTS {
+                let partition = ((connection + i) % 3) as i32;
+                let id = client
+                    .send_only(9, &produce_to("many", partition, i * 2, 2))
+                    .await;
+                sent.push((id, partition));
+            }
+            for (id, partition) in sent {
+                let (correlation_id, mut body) = client.read_frame(ApiKey::Produce, 9).await;
+                assert_eq!(correlation_id, id);
+                let response = ProduceResponse::decode(&mut body, 9).unwrap();
+                let answer = &response.responses[0].partition_responses[0];
+                assert_eq!(answer.error_code, 0);
+                let end = answer.base_offset + 2;
+                let tp = strom_meta::TopicIdPartition {
+                    topic_id,
+                    partition,
+                };
+                let log = &context.replicas.get(tp).unwrap().log;
+                assert!(log.durable_offset() >= end, "answered before its fsync");
+                assert!(
+                    log.high_watermark() >= end,
+                    "answered before the high watermark"
+                );
+            }
+        }));
+    }
+    for producer in producers {
+        producer.await.unwrap();
+    }
+    let total: i64 = (0..3)
+        .map(|partition| {
+            let tp = strom_meta::TopicIdPartition {
+                topic_id,
+                partition,
+            };
+            broker
+                .broker
+                .context()
+                .replicas
+                .get(tp)
+                .unwrap()
+                .log
+                .high_watermark()
+        })
+        .sum();
+    assert_eq!(total, (CONNECTIONS * REQUESTS * 2) as i64);
     broker.broker.shutdown().await;
 }

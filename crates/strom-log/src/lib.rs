@@ -23,5 +23,5 @@ pub use error::LogError;
 pub use handles::HandleCache;
 pub use log::{
     AppendInfo, AppendOrigin, CompactionReport, FileRange, Log, OpenReport, ReadInfo,
-    RetentionReport, TimestampOffset, TruncateReport,
+    RetentionReport, TimestampOffset, TruncateReport, Unflushed,
 };

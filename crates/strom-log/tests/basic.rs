@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use common::{batch, dir, open_in, open_sim, read_all};
 use strom_log::fs::{FileSystem, RealFs, SimFs};
-use strom_log::{AppendOrigin, Durability, LogConfig, MessageTimestampType, TimestampOffset};
+use strom_log::{
+    AppendOrigin, Durability, LogConfig, MessageTimestampType, TimestampOffset, Unflushed,
+};
 use strom_records::{BatchBuilder, BatchHeader};
 
 #[test]
@@ -606,4 +608,137 @@ fn many_partitions_share_a_bounded_handle_cache() {
         .append(&mut batch(1, 10, 0), AppendOrigin::Client, 0)
         .unwrap();
     assert!(fs.open_handle_count() <= 4 + 3);
+}
+
+#[test]
+fn unflushed_appends_never_sync_and_say_what_is_owed() {
+    let fs = SimFs::new();
+    let log = open_sim(&fs, LogConfig::test_min(), 0).unwrap();
+    let mut first = batch(2, 10, 1000);
+    log.append(&mut first, AppendOrigin::Client, 1000).unwrap();
+    log.close().unwrap();
+    let log = open_sim(&fs, LogConfig::test_min(), 0).unwrap();
+    // The first append after opening a cleanly closed log must mark it unclean on disk (an
+    // fsync): the non-blocking variant refuses it and leaves the log untouched.
+    let syncs = fs.sync_count();
+    let mut second = batch(2, 10, 1000);
+    let outcome = log
+        .append_unflushed(&mut second, AppendOrigin::Client, 1000)
+        .unwrap();
+    assert_eq!(outcome, Unflushed::WouldBlock);
+    assert_eq!(log.log_end_offset(), 2);
+    assert_eq!(fs.sync_count(), syncs);
+    log.append(&mut second, AppendOrigin::Client, 1000).unwrap();
+    // From here on it appends without a single fsync until a roll makes one due.
+    let syncs = fs.sync_count();
+    let mut next_offset = 4;
+    let mut rolled_at = None;
+    for i in 0..64 {
+        let mut b = batch(2, 200, 1000 + i);
+        match log
+            .append_unflushed(&mut b, AppendOrigin::Client, 1000)
+            .unwrap()
+        {
+            Unflushed::Appended { info, flush_due } => {
+                assert_eq!(info.first_offset, next_offset);
+                next_offset = info.last_offset + 1;
+                if flush_due {
+                    rolled_at = Some(info.first_offset);
+                    break;
+                }
+            }
+            Unflushed::WouldBlock => panic!("a marked log never refuses"),
+        }
+        assert_eq!(fs.sync_count(), syncs, "no fsync before a roll");
+    }
+    let rolled_at = rolled_at.expect("4 KiB segments roll within 64 appends");
+    assert_eq!(log.segment_count(), 2);
+    assert_eq!(log.segment_base_offsets()[1], rolled_at);
+    assert_eq!(
+        fs.sync_count(),
+        syncs,
+        "the roll's fsync is left to the caller"
+    );
+    log.flush_after_append(1000).unwrap();
+    assert!(fs.sync_count() > syncs);
+    assert_eq!(log.durable_offset(), next_offset);
+    assert_eq!(read_all(&log).len(), next_offset as usize / 2);
+}
+
+/// Shared appends write the caller's batch untouched from where it lies: what is stored is
+/// the batch with the base offset and leader epoch stamped into the log's own copy of the
+/// header, on the simulated and on the real file system (one `pwritev` there).
+#[test]
+fn shared_appends_store_the_batch_without_touching_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = SimFs::new();
+    let logs = [
+        open_sim(&sim, LogConfig::test_min(), 0).unwrap(),
+        open_in(
+            Arc::new(RealFs),
+            &tmp.path().join("t-0"),
+            LogConfig::test_min(),
+        ),
+    ];
+    for log in &logs {
+        let mut expected = Vec::new();
+        for i in 0..12i64 {
+            let original = batch(3, 150, 1000 + i);
+            let shared = original.clone();
+            let outcome = log.append_shared(&shared, 7, 1000, false).unwrap();
+            let Unflushed::Appended { info, flush_due } = outcome else {
+                panic!("a fresh log is marked unclean already");
+            };
+            assert_eq!(shared, original, "the caller's bytes are not modified");
+            assert_eq!(info.first_offset, i * 3);
+            if flush_due {
+                log.flush_after_append(1000).unwrap();
+            }
+            let mut stored = original;
+            strom_records::set_base_offset(&mut stored, i * 3).unwrap();
+            strom_records::set_partition_leader_epoch(&mut stored, 7).unwrap();
+            expected.push((i * 3, stored));
+        }
+        assert!(log.segment_count() > 1, "rolls happened on the way");
+        let all = read_all(log);
+        assert_eq!(all, expected);
+        for (_, stored) in &all {
+            strom_records::validate(stored, &Default::default()).expect("CRC still valid");
+            assert_eq!(
+                BatchHeader::parse(stored).unwrap().partition_leader_epoch,
+                7
+            );
+        }
+        // A damaged batch is refused and nothing is written.
+        let mut damaged = batch(1, 10, 5000);
+        let last = damaged.len() - 1;
+        damaged[last] ^= 0xff;
+        let err = log.append_shared(&damaged, 7, 5000, true).unwrap_err();
+        assert_eq!(err.kafka_error_code(), 2);
+        assert_eq!(log.log_end_offset(), 36);
+    }
+}
+
+/// Under LogAppendTime the CRC-covered timestamp changes: the log falls back to a copy it
+/// rewrites, and still leaves the caller's bytes alone.
+#[test]
+fn shared_appends_under_log_append_time_copy() {
+    let fs = SimFs::new();
+    let config = LogConfig {
+        message_timestamp_type: MessageTimestampType::LogAppendTime,
+        ..LogConfig::test_min()
+    };
+    let log = open_sim(&fs, config, 0).unwrap();
+    let original = batch(2, 5, 1);
+    let outcome = log.append_shared(&original, 3, 777, true).unwrap();
+    let Unflushed::Appended { info, .. } = outcome else {
+        panic!("a blocking append never declines");
+    };
+    assert_eq!(info.log_append_time_ms, 777);
+    assert_eq!(original, batch(2, 5, 1));
+    let stored = &read_all(&log)[0].1;
+    let header = BatchHeader::parse(stored).unwrap();
+    assert_eq!(header.max_timestamp, 777);
+    assert_eq!(header.partition_leader_epoch, 3);
+    strom_records::validate(stored, &Default::default()).expect("CRC recomputed");
 }

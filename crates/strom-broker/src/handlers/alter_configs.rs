@@ -3,7 +3,6 @@
 //! by the controller. Open logs pick up topic changes when the new image arrives.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use strom_meta::{
     AlterConfigOp, AlterConfigsRequest as MetaAlter, AlterConfigsResult, AlterResource,
@@ -198,7 +197,5 @@ fn merge(
 }
 
 async fn apply_to_logs(context: &BrokerContext) {
-    let replicas = Arc::clone(&context.replicas);
-    let image = context.metadata.image();
-    let _ = tokio::task::spawn_blocking(move || replicas.reconcile(&image)).await;
+    context.replicas.reconcile_latest(&context.metadata).await;
 }

@@ -1,8 +1,6 @@
 //! CreatePartitions: raises a topic's partition count through the controller (with
 //! optional manual assignments and `validate_only`); the new logs are open before the answer.
 
-use std::sync::Arc;
-
 use strom_meta::{
     ControllerReply, ControllerRequest, CreatePartitionsRequest as MetaRequest,
     CreatePartitionsTopic,
@@ -62,9 +60,7 @@ pub(super) async fn handle(
                 .collect()
         }
     };
-    let replicas = Arc::clone(&context.replicas);
-    let image = context.metadata.image();
-    let _ = tokio::task::spawn_blocking(move || replicas.reconcile(&image)).await;
+    context.replicas.reconcile_latest(&context.metadata).await;
     ResponseKind::CreatePartitions(CreatePartitionsResponse::default().with_results(results))
 }
 

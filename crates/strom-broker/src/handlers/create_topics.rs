@@ -2,8 +2,6 @@
 //! and `validate_only`, validated by the controller and answered once committed. The new
 //! partitions' logs are open before the answer, so a Produce right after it succeeds.
 
-use std::sync::Arc;
-
 use strom_meta::{
     ControllerReply, ControllerRequest, CreatableTopic, CreateTopicResult, CreateTopicsRequest,
 };
@@ -51,9 +49,7 @@ pub(super) async fn handle(
         }
     };
     if !request.validate_only {
-        let replicas = Arc::clone(&context.replicas);
-        let image = context.metadata.image();
-        let _ = tokio::task::spawn_blocking(move || replicas.reconcile(&image)).await;
+        context.replicas.reconcile_latest(&context.metadata).await;
     }
     ResponseKind::CreateTopics(CreateTopicsResponse::default().with_topics(results))
 }

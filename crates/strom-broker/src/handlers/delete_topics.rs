@@ -1,8 +1,6 @@
 //! DeleteTopics: by name (every version) or by topic id (v6+), through the controller; the
 //! partition logs are closed and removed before the answer.
 
-use std::sync::Arc;
-
 use strom_meta::{ControllerReply, ControllerRequest, DeleteTopicsRequest, TopicRef};
 use strom_protocol::messages::delete_topics_response::DeletableTopicResult;
 use strom_protocol::messages::{
@@ -71,9 +69,7 @@ pub(super) async fn handle(
             .map(|r| r.with_topic_id(Uuid::nil()))
             .collect()
     };
-    let replicas = Arc::clone(&context.replicas);
-    let image = context.metadata.image();
-    let _ = tokio::task::spawn_blocking(move || replicas.reconcile(&image)).await;
+    context.replicas.reconcile_latest(&context.metadata).await;
     ResponseKind::DeleteTopics(DeleteTopicsResponse::default().with_responses(responses))
 }
 

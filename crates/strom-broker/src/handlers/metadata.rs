@@ -3,8 +3,6 @@
 //! `auto.create.topics.enable` allow it. Created topics are answered in full at once, since
 //! the controller replies only after the topic is committed.
 
-use std::sync::Arc;
-
 use strom_meta::{
     ControllerRequest, CreatableTopic, CreateTopicsRequest, MetadataImage, TopicImage,
 };
@@ -110,9 +108,7 @@ async fn auto_create(
             .map(|name| (name, ErrorCode::LEADER_NOT_AVAILABLE.code()))
             .collect(),
     };
-    let replicas = Arc::clone(&context.replicas);
-    let image = context.metadata.image();
-    let _ = tokio::task::spawn_blocking(move || replicas.reconcile(&image)).await;
+    context.replicas.reconcile_latest(&context.metadata).await;
     failed
 }
 

@@ -12,6 +12,8 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use strom_log::LogError;
 use strom_meta::{MetadataImage, TopicIdPartition};
 use strom_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -26,18 +28,21 @@ use crate::connection;
 use crate::metadata::now_ms;
 use crate::replicas::{AppendError, Appended, Commit, Partition, ReplicaManager};
 use crate::server::BrokerContext;
+use crate::syncer::CommitError;
 
 /// The first version that addresses topics by id.
 const TOPIC_ID_MIN_VERSION: i16 = 13;
 /// The first version with per-batch record errors and an error message.
 const RECORD_ERRORS_MIN_VERSION: i16 = 8;
+/// The largest batch appended on the request's task rather than on the blocking pool.
+const INLINE_APPEND_MAX_BYTES: usize = 64 * 1024;
 
 /// Appends whose commit (fsync, then high watermark) is still to be done, with where each
 /// partition's answer sits in the response.
 #[derive(Debug, Default)]
 struct PendingCommits {
     commits: Vec<PendingCommit>,
-    /// Whether a high watermark may move: fetches waiting for data are woken after.
+    /// Whether a high watermark moved (page-cache mode): fetches waiting for data are woken.
     appended: bool,
     version: i16,
 }
@@ -50,24 +55,19 @@ struct PendingCommit {
     partition_slot: usize,
 }
 
-/// Finishes the commits `handle` left: fsyncs (shared with concurrent commits), moves the
-/// high watermarks, and turns the answer of a partition whose fsync failed into an error.
+/// Finishes the commits `handle` left: waits for the fsyncs that cover them (shared with
+/// every concurrent commit, see `syncer.rs`), after which the high watermarks have moved,
+/// and turns the answer of a partition whose fsync failed into an error.
 async fn finish_commits(
     replicas: Arc<ReplicaManager>,
     pending: PendingCommits,
     mut response: ResponseKind,
 ) -> ResponseKind {
     for commit in pending.commits {
-        let partition = Arc::clone(&commit.partition);
-        let end_offset = commit.end_offset;
-        let result = tokio::task::spawn_blocking(move || partition.commit(end_offset)).await;
-        let failure = match result {
-            Ok(Ok(())) => continue,
-            Ok(Err(log_error)) => log_failure(&commit.partition.topic, &log_error),
-            Err(join_error) => error(
-                ErrorCode::UNKNOWN_SERVER_ERROR,
-                Some(join_error.to_string()),
-            ),
+        let failure = match replicas.commit(&commit.partition, commit.end_offset).await {
+            Ok(()) => continue,
+            Err(CommitError::Log(log_error)) => log_failure(&commit.partition.topic, &log_error),
+            Err(CommitError::ShuttingDown) => error(ErrorCode::NOT_LEADER_OR_FOLLOWER, None),
         };
         if let ResponseKind::Produce(produce) = &mut response {
             let slot = produce
@@ -80,9 +80,6 @@ async fn finish_commits(
             }
         }
     }
-    if pending.appended {
-        replicas.notify_appended();
-    }
     response
 }
 
@@ -92,7 +89,7 @@ pub(super) async fn handle(
     version: i16,
 ) -> ResponseKind {
     let acks_valid = matches!(request.acks, -1..=1);
-    let deferring = context.config.sync_on_commit() && connection::pipelining();
+    let sync_on_commit = context.config.sync_on_commit();
     let mut responses = Vec::with_capacity(request.topic_data.len());
     let mut pending = PendingCommits {
         version,
@@ -101,27 +98,32 @@ pub(super) async fn handle(
     for (topic_slot, topic) in request.topic_data.into_iter().enumerate() {
         let mut produced = Produced {
             topic_slot,
-            deferring,
             pending: &mut pending,
         };
         let response = produce_topic(context, topic, acks_valid, version, &mut produced).await;
         responses.push(response);
     }
-    if deferring {
-        let replicas = Arc::clone(&context.replicas);
+    let response = ResponseKind::Produce(ProduceResponse::default().with_responses(responses));
+    if !sync_on_commit {
+        if pending.appended {
+            context.replicas.notify_appended();
+        }
+        return response;
+    }
+    let replicas = Arc::clone(&context.replicas);
+    if connection::pipelining() {
         connection::defer(Box::new(move |response| {
             Box::pin(finish_commits(replicas, pending, response))
         }));
-    } else if pending.appended {
-        context.replicas.notify_appended();
+        response
+    } else {
+        finish_commits(replicas, pending, response).await
     }
-    ResponseKind::Produce(ProduceResponse::default().with_responses(responses))
 }
 
 /// Where `produce_topic` records what it appended.
 struct Produced<'a> {
     topic_slot: usize,
-    deferring: bool,
     pending: &'a mut PendingCommits,
 }
 
@@ -156,7 +158,7 @@ async fn produce_topic(
                     topic_id,
                     partition: index,
                 };
-                append(context, &image, tp, data, produced.deferring).await
+                append(context, &image, tp, data).await
             }
         };
         partitions.push(
@@ -226,7 +228,7 @@ impl Failure {
     }
 }
 
-/// A partition's answer, and the commit left to do when deferring.
+/// A partition's answer, and the commit left to do under sync-on-commit.
 type AppendOutcome = (PartitionProduceResponse, Option<(Arc<Partition>, i64)>);
 
 async fn append(
@@ -234,7 +236,6 @@ async fn append(
     image: &MetadataImage,
     tp: TopicIdPartition,
     data: PartitionProduceData,
-    deferring: bool,
 ) -> Result<AppendOutcome, Failure> {
     let partition = leader_replica(context, image, tp).map_err(|code| error(code, None))?;
     let leader_epoch = leader_epoch(image, tp);
@@ -244,50 +245,96 @@ async fn append(
             Some("the request holds no record batch".into()),
         ));
     };
-    let mut bytes = records.to_vec();
-    let commit = match (context.config.sync_on_commit(), deferring) {
-        (false, _) => Commit::Now,
-        (true, false) => Commit::Sync,
-        (true, true) => Commit::Later,
+    // Under sync-on-commit the fsync wait happens after the append, off any thread
+    // (`ReplicaManager::commit`); page-cache mode commits at once.
+    let commit = if context.config.sync_on_commit() {
+        Commit::Later
+    } else {
+        Commit::Now
     };
-    let appending = Arc::clone(&partition);
-    let result = tokio::task::spawn_blocking(move || {
-        appending.append_with(&mut bytes, leader_epoch, commit, now_ms())
-    })
-    .await;
+    let appended = append_bytes(&partition, records, leader_epoch, commit).await?;
     let later =
         |end_offset: i64| (commit == Commit::Later).then(|| (partition.clone(), end_offset));
-    match result {
-        Ok(Ok(Appended::New(info))) => Ok((
+    Ok(match appended {
+        Appended::New(info) => (
             PartitionProduceResponse::default()
                 .with_base_offset(info.first_offset)
                 .with_log_append_time_ms(info.log_append_time_ms)
                 .with_log_start_offset(info.log_start_offset),
             later(info.last_offset.saturating_add(1)),
-        )),
-        Ok(Ok(Appended::Duplicate(meta))) => Ok((
+        ),
+        Appended::Duplicate(meta) => (
             PartitionProduceResponse::default()
                 .with_base_offset(meta.first_offset)
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(partition.log.log_start_offset()),
             later(meta.last_offset.saturating_add(1)),
-        )),
-        Ok(Err(AppendError::Log(log_error))) => Err(log_failure(&partition.topic, &log_error)),
-        Ok(Err(refusal)) => {
-            let code = match refusal {
-                AppendError::OutOfOrderSequence { .. } => ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER,
-                AppendError::StaleEpoch { .. } => ErrorCode::INVALID_PRODUCER_EPOCH,
-                AppendError::MultipleBatches
-                | AppendError::KeylessOnCompacted { .. }
-                | AppendError::Log(_) => ErrorCode::INVALID_RECORD,
-            };
-            Err(error(code, Some(refusal.to_string())))
+        ),
+    })
+}
+
+/// The answer to an append the partition refused or failed.
+fn refusal(partition: &Partition, refused: AppendError) -> Failure {
+    let code = match refused {
+        AppendError::Log(log_error) => return log_failure(&partition.topic, &log_error),
+        AppendError::OutOfOrderSequence { .. } => ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER,
+        AppendError::StaleEpoch { .. } => ErrorCode::INVALID_PRODUCER_EPOCH,
+        AppendError::MultipleBatches | AppendError::KeylessOnCompacted { .. } => {
+            ErrorCode::INVALID_RECORD
         }
-        Err(join_error) => Err(error(
-            ErrorCode::UNKNOWN_SERVER_ERROR,
-            Some(join_error.to_string()),
-        )),
+    };
+    error(code, Some(refused.to_string()))
+}
+
+/// Appends on the request's own task when the batch is small: a page-cache write of at
+/// most [`INLINE_APPEND_MAX_BYTES`] under a mutex nobody holds across an fsync, cheaper than
+/// the two thread hand-offs of `spawn_blocking`. Larger batches, and appends that must
+/// fsync first (the first after a clean open) or owe one after (a roll, `flush.messages`),
+/// go to the blocking pool. Either way the records are written from the request's buffer
+/// as they arrived (`Partition::append_shared`): no copy of them is made.
+async fn append_bytes(
+    partition: &Arc<Partition>,
+    records: Bytes,
+    leader_epoch: i32,
+    commit: Commit,
+) -> Result<Appended, Failure> {
+    let now = now_ms();
+    if records.len() <= INLINE_APPEND_MAX_BYTES {
+        let tried = partition.append_shared(&records, leader_epoch, commit, now, false);
+        if let Some((appended, flush_due)) = tried.map_err(|e| refusal(partition, e))? {
+            // Under sync-on-commit the commit's fsync covers what a roll left.
+            if flush_due && commit == Commit::Now {
+                let flushing = Arc::clone(partition);
+                tokio::task::spawn_blocking(move || flushing.log.flush_after_append(now))
+                    .await
+                    .map_err(|e| join_failure(&e))?
+                    .map_err(|e| log_failure(&partition.topic, &e))?;
+            }
+            return Ok(appended);
+        }
     }
+    let appending = Arc::clone(partition);
+    let appended = tokio::task::spawn_blocking(move || {
+        appending.append_shared(&records, leader_epoch, commit, now, true)
+    })
+    .await
+    .map_err(|e| join_failure(&e))?
+    .map_err(|e| refusal(partition, e))?;
+    // A blocking append never declines.
+    appended.map(|(appended, _)| appended).ok_or_else(|| {
+        error(
+            ErrorCode::UNKNOWN_SERVER_ERROR,
+            Some("the append was declined".into()),
+        )
+    })
+}
+
+/// A blocking task that did not finish (it panicked, or the runtime is shutting down).
+fn join_failure(join_error: &tokio::task::JoinError) -> Failure {
+    error(
+        ErrorCode::UNKNOWN_SERVER_ERROR,
+        Some(join_error.to_string()),
+    )
 }
 
 fn log_failure(topic: &str, log_error: &LogError) -> Failure {

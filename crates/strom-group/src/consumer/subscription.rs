@@ -1,7 +1,8 @@
 //! Which topics a member subscribes to: its topic names plus, with a regex (heartbeat v1),
 //! every existing topic whose whole name the regex matches.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use super::member::Subscription;
 use super::types::Topics;
@@ -19,12 +20,36 @@ pub fn validate_regex(regex: &str) -> Result<(), String> {
     compile(regex).map(|_| ())
 }
 
-fn compile(regex: &str) -> Result<Matcher, String> {
-    Matcher::new(regex)
+/// Compiled patterns (and refusals) kept, so that heartbeats and rebalances do not compile
+/// a group's regex again and again. At most this many; the cache is emptied when full.
+const CACHED_PATTERNS_MAX: usize = 1024;
+/// Longer patterns are compiled every time rather than kept (they are rare, and a key of
+/// this size times the entry bound stays a few MiB).
+const CACHED_PATTERN_BYTES_MAX: usize = 4096;
+
+type Compiled = Result<Arc<Matcher>, String>;
+
+static COMPILED: Mutex<Option<HashMap<String, Compiled>>> = Mutex::new(None);
+
+fn compile(regex: &str) -> Compiled {
+    if regex.len() > CACHED_PATTERN_BYTES_MAX {
+        return Matcher::new(regex).map(Arc::new);
+    }
+    let mut cache = COMPILED.lock().unwrap_or_else(|e| e.into_inner());
+    let cache = cache.get_or_insert_with(HashMap::new);
+    if let Some(compiled) = cache.get(regex) {
+        return compiled.clone();
+    }
+    let compiled = Matcher::new(regex).map(Arc::new);
+    if cache.len() >= CACHED_PATTERNS_MAX {
+        cache.clear();
+    }
+    cache.insert(regex.to_owned(), compiled.clone());
+    compiled
 }
 
-/// Resolves subscriptions against one topic view; each distinct regex is compiled and
-/// matched once per resolver (members of a group usually share one).
+/// Resolves subscriptions against one topic view; each distinct regex is matched once per
+/// resolver (members of a group usually share one) and compiled once per process.
 pub struct Resolver<'a> {
     topics: &'a Topics,
     matched: BTreeMap<String, BTreeSet<String>>,
@@ -65,6 +90,7 @@ impl<'a> Resolver<'a> {
 
 /// A whole-name matcher over RE2-like syntax (Kafka matches with RE2/J). The pattern is
 /// compiled alone first, so wrapping it in an anchored group cannot change its meaning.
+#[derive(Debug)]
 struct Matcher {
     regex: regex_automata::meta::Regex,
 }
@@ -79,5 +105,38 @@ impl Matcher {
 
     fn matches(&self, name: &str) -> bool {
         self.regex.is_match(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_are_compiled_once_and_match_whole_names() {
+        let first = compile("cache-test-[a-c]+").unwrap();
+        let again = compile("cache-test-[a-c]+").unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the second use is served from the cache"
+        );
+        assert!(first.matches("cache-test-abc"));
+        assert!(
+            !first.matches("cache-test-abcd"),
+            "the whole name must match"
+        );
+        assert!(!first.matches("x-cache-test-a"));
+        // Refusals are kept too, with their reason.
+        assert_eq!(
+            compile("cache-test-(").unwrap_err(),
+            compile("cache-test-(").unwrap_err()
+        );
+        assert!(validate_regex("").is_err());
+        // A long pattern is compiled but not kept.
+        let long = format!("{}x", "a?".repeat(CACHED_PATTERN_BYTES_MAX));
+        let one = compile(&long).unwrap();
+        let two = compile(&long).unwrap();
+        assert!(!Arc::ptr_eq(&one, &two));
+        assert!(one.matches("x"));
     }
 }

@@ -9,7 +9,7 @@ mod real;
 mod sim;
 
 use std::fmt::Debug;
-use std::io;
+use std::io::{self, IoSlice};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -23,6 +23,14 @@ pub trait FileHandle: Send + Sync + Debug {
     fn read_at(&self, position: u64, buf: &mut [u8]) -> io::Result<usize>;
     /// Writes up to `buf.len()` bytes at `position`; may write fewer (a short write).
     fn write_at(&self, position: u64, buf: &[u8]) -> io::Result<usize>;
+    /// Writes `bufs` one after the other at `position` as far as one call goes; may write
+    /// fewer bytes (a short write). By default only the first non-empty buffer is written.
+    fn write_vectored_at(&self, position: u64, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match bufs.iter().find(|b| !b.is_empty()) {
+            Some(buf) => self.write_at(position, buf),
+            None => Ok(0),
+        }
+    }
     fn len_bytes(&self) -> io::Result<u64>;
     fn set_len(&self, len_bytes: u64) -> io::Result<()>;
     /// Makes the file's data and size durable (fdatasync). Directory entries are not
@@ -83,6 +91,33 @@ pub fn write_all_at(file: &dyn FileHandle, mut position: u64, mut buf: &[u8]) ->
         }
         buf = buf.get(n..).unwrap_or_default();
         position += n as u64;
+    }
+    Ok(())
+}
+
+/// Writes all of `pieces`, one after the other, at `position`, continuing after short
+/// writes: one vectored write where the file supports it.
+pub fn write_all_vectored_at(
+    file: &dyn FileHandle,
+    mut position: u64,
+    pieces: &[&[u8]],
+) -> io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = pieces
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| IoSlice::new(p))
+        .collect();
+    let mut bufs = &mut slices[..];
+    while !bufs.is_empty() {
+        let n = file.write_vectored_at(position, bufs)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "write returned zero bytes",
+            ));
+        }
+        position += n as u64;
+        IoSlice::advance_slices(&mut bufs, n);
     }
     Ok(())
 }

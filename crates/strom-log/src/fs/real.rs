@@ -1,7 +1,8 @@
 //! [`RealFs`]: the seam implemented with `std::fs` and positional I/O (Unix).
 
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, IoSlice};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -23,6 +24,25 @@ impl FileHandle for RealFile {
     }
     fn write_at(&self, position: u64, buf: &[u8]) -> io::Result<usize> {
         self.file.write_at(buf, position)
+    }
+    fn write_vectored_at(&self, position: u64, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let offset = libc::off_t::try_from(position)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "position out of range"))?;
+        // At most IOV_MAX (1024 on Linux) buffers per call; the caller loops.
+        let count = bufs.len().min(1024);
+        let count = libc::c_int::try_from(count).unwrap_or(1024);
+        // SAFETY: `IoSlice` is ABI-compatible with `iovec` on Unix (documented by std), the
+        // pointer and count describe `bufs`, which outlives the call, and pwritev only
+        // reads from the buffers.
+        let written = unsafe {
+            libc::pwritev(
+                self.file.as_raw_fd(),
+                bufs.as_ptr().cast::<libc::iovec>(),
+                count,
+                offset,
+            )
+        };
+        usize::try_from(written).map_err(|_| io::Error::last_os_error())
     }
     fn len_bytes(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())

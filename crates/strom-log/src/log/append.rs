@@ -6,15 +6,16 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use strom_records::{
-    batch_frames, set_base_offset, set_log_append_time, validate, validate_client_batch,
-    BatchHeader, RecordsError, TimestampType, ValidateLimits,
+    batch_frames, set_base_offset, set_log_append_time, set_partition_leader_epoch, validate,
+    validate_client_batch, BatchHeader, RecordsError, TimestampType, ValidateLimits,
+    BATCH_HEADER_BYTES,
 };
 
 use crate::config::{
     Durability, MessageTimestampType, OFFSET_INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES,
 };
 use crate::error::LogError;
-use crate::fs::write_all_at;
+use crate::fs::{write_all_at, write_all_vectored_at};
 use crate::segment::{relative, Indexes, Segment, NO_TIMESTAMP};
 
 use super::{ActiveFiles, Log, RolledFiles, Writer};
@@ -45,10 +46,73 @@ pub struct AppendInfo {
     pub log_start_offset: i64,
 }
 
+/// The bytes of a shared batch the log writes from its own copy: the batch header, in which
+/// it stamps the base offset (0..8) and the partition leader epoch (12..16), both outside
+/// the CRC.
+pub const SHARED_PREFIX_BYTES: usize = BATCH_HEADER_BYTES;
+
+/// What an append writes: bytes it may rewrite in place, or one batch it must not touch.
+enum Payload<'a> {
+    Owned(&'a mut [u8]),
+    Shared {
+        batch: &'a [u8],
+        partition_leader_epoch: i32,
+    },
+}
+
+impl Payload<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Payload::Owned(bytes) => bytes,
+            Payload::Shared { batch, .. } => batch,
+        }
+    }
+}
+
+/// The stored header of a validated shared batch appended at `base_offset`, and the copy of
+/// its first bytes with the base offset and leader epoch stamped in.
+fn shared_prefix(
+    batch: &[u8],
+    checked: &[Checked],
+    base_offset: i64,
+    partition_leader_epoch: i32,
+) -> Result<(BatchHeader, [u8; SHARED_PREFIX_BYTES]), LogError> {
+    let invalid = |source: RecordsError| LogError::InvalidBatch {
+        batch_index: 0,
+        source,
+    };
+    let first = checked.first().ok_or(LogError::EmptyAppend)?;
+    let mut prefix = [0u8; SHARED_PREFIX_BYTES];
+    let head = batch
+        .get(..SHARED_PREFIX_BYTES)
+        .ok_or(invalid(RecordsError::Truncated {
+            needed_bytes: SHARED_PREFIX_BYTES,
+            available_bytes: batch.len(),
+        }))?;
+    prefix.copy_from_slice(head);
+    set_base_offset(&mut prefix, base_offset).map_err(invalid)?;
+    set_partition_leader_epoch(&mut prefix, partition_leader_epoch).map_err(invalid)?;
+    let mut header = first.header;
+    header.base_offset = base_offset;
+    header.partition_leader_epoch = partition_leader_epoch;
+    Ok((header, prefix))
+}
+
 /// A batch of the request after validation: its header and where it lies.
 struct Checked {
     header: BatchHeader,
     range: Range<usize>,
+}
+
+/// What [`Log::append_unflushed`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unflushed {
+    /// Nothing: the append must first fsync (the first append since the log was opened
+    /// marks it unclean on disk). Call [`Log::append`] where blocking is allowed.
+    WouldBlock,
+    /// Appended. With `flush_due` the caller owes [`Log::flush_after_append`] (a roll, or
+    /// `flush.messages` / `flush.ms` reached) before it answers.
+    Appended { info: AppendInfo, flush_due: bool },
 }
 
 impl Log {
@@ -62,23 +126,114 @@ impl Log {
         origin: AppendOrigin,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
-        self.check_usable()?;
-        let checked = self.validate_batches(batches_bytes, origin, now_ms)?;
-        self.ensure_marked_unclean()?;
-        let (info, rolled) = {
-            let mut writer = self.lock_writer();
-            self.check_usable()?;
-            self.append_locked(&mut writer, batches_bytes, &checked, origin, now_ms)?
-        };
-        // Fsyncs happen here, after the writer mutex is released.
-        if self.config.durability == Durability::PageCache && (rolled || self.flush_due(now_ms)) {
-            self.flush_at(now_ms)?;
-        } else if rolled {
-            // Sync-on-commit: the rolled segment's indexes and the recovery point still
-            // need their fsync; do it now rather than on the next commit.
+        let (info, flush_due) = self.append_inner(batches_bytes, origin, now_ms, true)?;
+        if flush_due {
             self.flush_at(now_ms)?;
         }
         Ok(info)
+    }
+
+    /// [`Log::append`] for a caller that must not wait for the disk (an async task): never
+    /// fsyncs. Writes go to the page cache and take the writer mutex, which nobody holds
+    /// across an fsync. A fsync the append would owe is left to the caller
+    /// ([`Unflushed`]); sync-on-commit's [`Log::sync_to`] covers a roll's files too.
+    pub fn append_unflushed(
+        &self,
+        batches_bytes: &mut [u8],
+        origin: AppendOrigin,
+        now_ms: i64,
+    ) -> Result<Unflushed, LogError> {
+        if !self.marked_unclean.load(Ordering::Acquire) {
+            return Ok(Unflushed::WouldBlock);
+        }
+        let (info, flush_due) = self.append_inner(batches_bytes, origin, now_ms, false)?;
+        Ok(Unflushed::Appended { info, flush_due })
+    }
+
+    /// [`Log::append_unflushed`] of one producer batch that stays untouched where it lies
+    /// (e.g. in a request buffer shared with other fields): no copy of its bytes is made.
+    /// The log writes its own copy of the batch header ([`SHARED_PREFIX_BYTES`]) with the
+    /// assigned base offset and `partition_leader_epoch` stamped in, then the rest of the
+    /// batch, in one vectored write. Both fields lie outside the CRC. Under LogAppendTime
+    /// (which rewrites fields the CRC covers) or with more than one batch the bytes are
+    /// copied and appended as by [`Log::append`]. With `may_block` it fsyncs as `append`
+    /// does and never answers [`Unflushed::WouldBlock`]; the flush it reports is then done.
+    pub fn append_shared(
+        &self,
+        batch: &[u8],
+        partition_leader_epoch: i32,
+        now_ms: i64,
+        may_block: bool,
+    ) -> Result<Unflushed, LogError> {
+        if !may_block && !self.marked_unclean.load(Ordering::Acquire) {
+            return Ok(Unflushed::WouldBlock);
+        }
+        let single = batch_frames(batch).take(2).count() == 1;
+        let (info, flush_due) =
+            if single && self.config.message_timestamp_type == MessageTimestampType::CreateTime {
+                let payload = Payload::Shared {
+                    batch,
+                    partition_leader_epoch,
+                };
+                self.append_payload(payload, AppendOrigin::Client, now_ms, may_block)?
+            } else {
+                let mut owned = batch.to_vec();
+                for (_, range) in batch_frames(batch).map_while(Result::ok) {
+                    if let Some(frame) = owned.get_mut(range) {
+                        // Too short to hold the field: validation refuses the batch.
+                        let _ = set_partition_leader_epoch(frame, partition_leader_epoch);
+                    }
+                }
+                let payload = Payload::Owned(&mut owned);
+                self.append_payload(payload, AppendOrigin::Client, now_ms, may_block)?
+            };
+        if may_block && flush_due {
+            self.flush_at(now_ms)?;
+            return Ok(Unflushed::Appended {
+                info,
+                flush_due: false,
+            });
+        }
+        Ok(Unflushed::Appended { info, flush_due })
+    }
+
+    /// The fsync an [`Log::append_unflushed`] left due.
+    pub fn flush_after_append(&self, now_ms: i64) -> Result<(), LogError> {
+        self.flush_at(now_ms)
+    }
+
+    fn append_inner(
+        &self,
+        batches_bytes: &mut [u8],
+        origin: AppendOrigin,
+        now_ms: i64,
+        may_block: bool,
+    ) -> Result<(AppendInfo, bool), LogError> {
+        self.append_payload(Payload::Owned(batches_bytes), origin, now_ms, may_block)
+    }
+
+    fn append_payload(
+        &self,
+        mut payload: Payload<'_>,
+        origin: AppendOrigin,
+        now_ms: i64,
+        may_block: bool,
+    ) -> Result<(AppendInfo, bool), LogError> {
+        self.check_usable()?;
+        let checked = self.validate_batches(payload.bytes(), origin, now_ms)?;
+        if may_block {
+            self.ensure_marked_unclean()?;
+        }
+        let (info, rolled) = {
+            let mut writer = self.lock_writer();
+            self.check_usable()?;
+            self.append_locked(&mut writer, &mut payload, &checked, origin, now_ms)?
+        };
+        // Fsyncs happen in the caller, after the writer mutex is released. After a roll the
+        // rolled segment's indexes and the recovery point need one in either mode
+        // (sync-on-commit does it now rather than on the next commit).
+        let page_cache = self.config.durability == Durability::PageCache;
+        Ok((info, rolled || (page_cache && self.flush_due(now_ms))))
     }
 
     fn validate_batches(
@@ -155,12 +310,23 @@ impl Log {
     fn append_locked(
         &self,
         writer: &mut Writer,
-        bytes: &mut [u8],
+        payload: &mut Payload<'_>,
         checked: &[Checked],
         origin: AppendOrigin,
         now_ms: i64,
     ) -> Result<(AppendInfo, bool), LogError> {
-        let headers = self.assign(writer, bytes, checked, origin, now_ms)?;
+        let (headers, prefix) = match payload {
+            Payload::Owned(bytes) => (self.assign(writer, bytes, checked, origin, now_ms)?, None),
+            Payload::Shared {
+                batch,
+                partition_leader_epoch,
+            } => {
+                let (header, prefix) =
+                    shared_prefix(batch, checked, writer.next_offset, *partition_leader_epoch)?;
+                (vec![header], Some(prefix))
+            }
+        };
+        let bytes = payload.bytes();
         let first_offset = headers
             .first()
             .map_or(writer.next_offset, |h| h.base_offset);
@@ -182,7 +348,11 @@ impl Log {
         if rolled {
             self.latch(self.roll_locked(writer, now_ms))?;
         }
-        self.latch(self.write_locked(writer, bytes, checked, &headers))?;
+        let pieces: [&[u8]; 2] = match &prefix {
+            Some(prefix) => [prefix, bytes.get(SHARED_PREFIX_BYTES..).unwrap_or_default()],
+            None => [bytes, &[]],
+        };
+        self.latch(self.write_locked(writer, &pieces, bytes.len(), checked, &headers))?;
         let records: u64 = headers
             .iter()
             .map(|h| u64::try_from(h.records_count).unwrap_or(0))
@@ -357,23 +527,26 @@ impl Log {
 
     /// Writes the batches at the end of the active segment, then adds index entries and
     /// publishes the new size and log end offset to readers.
+    /// Writes `pieces` (together `len` bytes: the batches as stored) at the end of the
+    /// active segment, then their index entries.
     fn write_locked(
         &self,
         writer: &mut Writer,
-        bytes: &[u8],
+        pieces: &[&[u8]],
+        len: usize,
         checked: &[Checked],
         headers: &[BatchHeader],
     ) -> Result<(), LogError> {
         let active = Arc::clone(&writer.active);
         let files = self.active_files(writer)?;
         let position = active.size_bytes();
-        write_all_at(files.log.as_ref(), position, bytes)
+        write_all_vectored_at(files.log.as_ref(), position, pieces)
             .map_err(|e| LogError::io("write", &active.log_path, e))?;
         // Size before index entries: a reader that sees an entry (through the index mutex)
         // and then reads the size sees the batch the entry names, so it can tell a wrong
         // entry from one it raced with. Readers still see no offset past the log end
         // offset, published last.
-        active.set_size_bytes(position + bytes.len() as u64);
+        active.set_size_bytes(position + len as u64);
         self.preallocate_indexes(writer, &files)?;
         let mut guard = active.lock_indexes();
         let indexes = guard.get_or_insert_with(|| Indexes::new(&self.config));

@@ -30,7 +30,7 @@ use crate::fs::{FileHandle, FileSystem};
 use crate::handles::HandleCache;
 use crate::segment::Segment;
 
-pub use append::{AppendInfo, AppendOrigin};
+pub use append::{AppendInfo, AppendOrigin, Unflushed};
 pub use compact::CompactionReport;
 pub use open::OpenReport;
 pub use read::{FileRange, ReadInfo, TimestampOffset};
