@@ -26,6 +26,10 @@ pub struct Limits {
     /// The batch size the disk limits wrote in (the client's average produce batch).
     pub write_batch_bytes: u64,
     pub write_mb_per_s: Option<f64>,
+    /// CPU seconds (user + system, of the writing thread) per 10^9 bytes of that plain
+    /// write: what the kernel's copy into the page cache costs on this machine now, the
+    /// floor for any broker's CPU per GB ingested.
+    pub write_cpu_s_per_gb: Option<f64>,
     pub write_fsync_mb_per_s: Option<f64>,
     /// Median time of one write + fdatasync, milliseconds.
     pub write_fsync_p50_ms: Option<f64>,
@@ -34,6 +38,10 @@ pub struct Limits {
     pub write_fsync_p99_ms: Option<f64>,
     pub write_fsync_p999_ms: Option<f64>,
     pub tcp_loopback_mb_per_s: Option<f64>,
+    /// CPU seconds of the sending thread per 10^9 bytes of that stream (on loopback the
+    /// sender also runs most of the receive path): the floor for a broker's CPU per GB sent
+    /// to consumers.
+    pub tcp_loopback_cpu_s_per_gb: Option<f64>,
 }
 
 /// Writes up to `total_bytes` in `batch_bytes` writes to a fresh file in `dir`, calling
@@ -54,6 +62,7 @@ pub fn sequential_write(
     let batch = vec![0x5au8; batch_bytes.max(1) as usize];
     let total_bytes = total_bytes.min(WRITE_BYTES_MAX);
     let started = Instant::now();
+    let cpu_started = thread_cpu_s();
     let mut written = 0u64;
     let mut times = Vec::new();
     while written < total_bytes && started.elapsed() < LIMIT_SECONDS_MAX {
@@ -66,6 +75,7 @@ pub fn sequential_write(
         written += batch.len() as u64;
     }
     let seconds = started.elapsed().as_secs_f64();
+    let cpu_s = thread_cpu_s() - cpu_started;
     drop(file);
     let _ = std::fs::remove_file(&path);
     times.sort();
@@ -77,31 +87,49 @@ pub fn sequential_write(
         p50_ms: at(0.5),
         p99_ms: at(0.99),
         p999_ms: at(0.999),
+        cpu_s_per_gb: cpu_s / (written.max(1) as f64 / 1e9),
     };
     Ok((written as f64 / 1e6 / seconds.max(1e-9), batch_times))
 }
 
-/// Percentiles of the time of one batch (write, and fdatasync if asked), milliseconds.
+/// Percentiles of the time of one batch (write, and fdatasync if asked), milliseconds, and
+/// the writing thread's CPU seconds per 10^9 bytes.
 pub struct BatchTimes {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub p999_ms: f64,
+    pub cpu_s_per_gb: f64,
+}
+
+/// User + system CPU seconds of the calling thread so far.
+fn thread_cpu_s() -> f64 {
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid, writable rusage for the call to fill.
+    let done = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
+    if done != 0 {
+        return 0.0;
+    }
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 /// One TCP stream over loopback: a writer thread sends 1 MiB writes, this thread reads.
-pub fn tcp_loopback() -> anyhow::Result<f64> {
+/// Returns MB/s and the writer's CPU seconds per 10^9 bytes.
+pub fn tcp_loopback() -> anyhow::Result<(f64, f64)> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
-    let writer = std::thread::spawn(move || -> std::io::Result<()> {
+    let writer = std::thread::spawn(move || -> std::io::Result<f64> {
         let mut stream = TcpStream::connect(addr)?;
         let chunk = vec![0xa5u8; TCP_CHUNK_BYTES];
         let started = Instant::now();
+        let cpu_started = thread_cpu_s();
         let mut sent = 0u64;
         while sent < TCP_BYTES_MAX && started.elapsed() < LIMIT_SECONDS_MAX {
             stream.write_all(&chunk)?;
             sent += chunk.len() as u64;
         }
-        Ok(())
+        Ok((thread_cpu_s() - cpu_started) / (sent.max(1) as f64 / 1e9))
     });
     let (mut stream, _) = listener.accept()?;
     let mut buf = vec![0u8; TCP_CHUNK_BYTES];
@@ -115,10 +143,10 @@ pub fn tcp_loopback() -> anyhow::Result<f64> {
         received += n as u64;
     }
     let seconds = started.elapsed().as_secs_f64();
-    writer
+    let cpu_s_per_gb = writer
         .join()
         .map_err(|_| anyhow::anyhow!("the TCP writer panicked"))??;
-    Ok(received as f64 / 1e6 / seconds.max(1e-9))
+    Ok((received as f64 / 1e6 / seconds.max(1e-9), cpu_s_per_gb))
 }
 
 /// Measures every limit; a failed measurement is reported and left empty.
@@ -128,7 +156,10 @@ pub fn measure(dir: &Path, batch_bytes: u64, total_bytes: u64) -> Limits {
         ..Limits::default()
     };
     match sequential_write(dir, batch_bytes, total_bytes, false) {
-        Ok((mb_per_s, _)) => limits.write_mb_per_s = Some(mb_per_s),
+        Ok((mb_per_s, times)) => {
+            limits.write_mb_per_s = Some(mb_per_s);
+            limits.write_cpu_s_per_gb = Some(times.cpu_s_per_gb);
+        }
         Err(error) => eprintln!("write limit: {error:#}"),
     }
     match sequential_write(dir, batch_bytes, total_bytes, true) {
@@ -141,7 +172,10 @@ pub fn measure(dir: &Path, batch_bytes: u64, total_bytes: u64) -> Limits {
         Err(error) => eprintln!("write+fsync limit: {error:#}"),
     }
     match tcp_loopback() {
-        Ok(mb_per_s) => limits.tcp_loopback_mb_per_s = Some(mb_per_s),
+        Ok((mb_per_s, cpu_s_per_gb)) => {
+            limits.tcp_loopback_mb_per_s = Some(mb_per_s);
+            limits.tcp_loopback_cpu_s_per_gb = Some(cpu_s_per_gb);
+        }
         Err(error) => eprintln!("TCP limit: {error:#}"),
     }
     limits
@@ -152,14 +186,16 @@ impl Limits {
         let show = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.1}"));
         let show2 = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.2}"));
         println!(
-            "limits: write {} MB/s, write+fdatasync {} MB/s (p50 {} p99 {} p99.9 {} ms) in {} B batches; TCP loopback {} MB/s",
+            "limits: write {} MB/s ({} CPU-s/GB), write+fdatasync {} MB/s (p50 {} p99 {} p99.9 {} ms) in {} B batches; TCP loopback {} MB/s ({} CPU-s/GB)",
             show(self.write_mb_per_s),
+            show2(self.write_cpu_s_per_gb),
             show(self.write_fsync_mb_per_s),
             show2(self.write_fsync_p50_ms),
             show2(self.write_fsync_p99_ms),
             show2(self.write_fsync_p999_ms),
             self.write_batch_bytes,
-            show(self.tcp_loopback_mb_per_s)
+            show(self.tcp_loopback_mb_per_s),
+            show2(self.tcp_loopback_cpu_s_per_gb)
         );
     }
 }

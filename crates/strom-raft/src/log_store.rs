@@ -12,8 +12,11 @@ use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
 
 /// The raft log store. Cloning shares the same log (readers for replication tasks).
 ///
-/// File I/O runs inline on the raft core task: metadata entries are small and openraft
-/// serializes log I/O anyway, so a blocking fsync costs no concurrency that matters here.
+/// Writes (appends and votes fsync; the commit point, truncation and purge touch files) run
+/// on the blocking pool: the raft core shares the tokio runtime with the broker's
+/// connections, and a worker thread waiting for the disk would stall every task queued
+/// behind it. openraft issues log writes one at a time, so their order is kept. Reads are
+/// served from memory.
 #[derive(Debug, Clone)]
 pub struct LogStore {
     inner: Arc<Mutex<DurableLog>>,
@@ -27,10 +30,30 @@ impl LogStore {
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, DurableLog>, StorageError> {
-        self.inner.lock().map_err(|_| {
-            StorageIOError::read_logs(openraft::AnyError::error("raft log lock poisoned")).into()
-        })
+        lock(&self.inner)
     }
+
+    /// Runs `write` on the log on the blocking pool.
+    async fn write<T, F>(&self, write: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DurableLog) -> Result<T, StorageError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || write(&mut *lock(&inner)?))
+            .await
+            .map_err(|e| {
+                let error: StorageError =
+                    StorageIOError::write_logs(openraft::AnyError::error(e.to_string())).into();
+                error
+            })?
+    }
+}
+
+fn lock(inner: &Mutex<DurableLog>) -> Result<MutexGuard<'_, DurableLog>, StorageError> {
+    inner.lock().map_err(|_| {
+        StorageIOError::read_logs(openraft::AnyError::error("raft log lock poisoned")).into()
+    })
 }
 
 fn write_err(e: LogError) -> StorageError {
@@ -62,9 +85,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
-        self.lock()?
-            .save_vote(vote)
-            .map_err(|e| StorageIOError::write_vote(openraft::AnyError::new(&e)).into())
+        let vote = *vote;
+        self.write(move |log| {
+            log.save_vote(&vote)
+                .map_err(|e| StorageIOError::write_vote(openraft::AnyError::new(&e)).into())
+        })
+        .await
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
@@ -72,7 +98,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        self.lock()?.save_committed(committed).map_err(write_err)
+        self.write(move |log| log.save_committed(committed).map_err(write_err))
+            .await
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
@@ -88,7 +115,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let result = self.lock()?.append(entries.into_iter().collect());
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let result = self.write(move |log| Ok(log.append(entries))).await?;
         match result {
             Ok(()) => {
                 // The entries were fsynced inside `append`: acknowledge them now.
@@ -103,10 +131,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.lock()?.truncate(log_id.index).map_err(write_err)
+        self.write(move |log| log.truncate(log_id.index).map_err(write_err))
+            .await
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.lock()?.purge(log_id).map_err(write_err)
+        self.write(move |log| log.purge(log_id).map_err(write_err))
+            .await
     }
 }

@@ -151,12 +151,29 @@ impl<S: ReplicatedState> RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder<S> 
         };
         let body = snapshot_file::encode_body(&meta, &self.applied.state.encode_snapshot())
             .map_err(|e| snapshot_err(ErrorVerb::Write, e))?;
-        store_if_newer(&self.dir, &self.snapshot_write, &meta, &body)?;
+        let body = store_off_runtime(&self.dir, &self.snapshot_write, &meta, body).await?;
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(body)),
         })
     }
+}
+
+/// [`store_if_newer`] on the blocking pool (it fsyncs; the runtime's workers serve broker
+/// connections too); hands the body back.
+async fn store_off_runtime(
+    dir: &Path,
+    lock: &Arc<Mutex<()>>,
+    meta: &SnapshotMeta,
+    body: Vec<u8>,
+) -> Result<Vec<u8>, StorageError> {
+    let (dir, lock, meta) = (dir.to_path_buf(), Arc::clone(lock), meta.clone());
+    tokio::task::spawn_blocking(move || {
+        store_if_newer(&dir, &lock, &meta, &body)?;
+        Ok(body)
+    })
+    .await
+    .map_err(|e| snapshot_err(ErrorVerb::Write, e))?
 }
 
 /// Writes the snapshot unless a newer one is already stored (a concurrent install).
@@ -227,7 +244,7 @@ impl<S: ReplicatedState> RaftStateMachine<TypeConfig> for StateMachineStore<S> {
             ));
         }
         let state = S::decode_snapshot(state_bytes).map_err(|e| sm_err(ErrorVerb::Read, e))?;
-        store_if_newer(&self.dir, &self.snapshot_write, meta, &body)?;
+        store_off_runtime(&self.dir, &self.snapshot_write, meta, body).await?;
         self.applied = Applied {
             last_applied: meta.last_log_id,
             state,
@@ -241,9 +258,11 @@ impl<S: ReplicatedState> RaftStateMachine<TypeConfig> for StateMachineStore<S> {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
-        let Some(body) =
-            snapshot_file::load(&self.dir).map_err(|e| snapshot_err(ErrorVerb::Read, e))?
-        else {
+        let dir = self.dir.clone();
+        let loaded = tokio::task::spawn_blocking(move || snapshot_file::load(&dir))
+            .await
+            .map_err(|e| snapshot_err(ErrorVerb::Read, e))?;
+        let Some(body) = loaded.map_err(|e| snapshot_err(ErrorVerb::Read, e))? else {
             return Ok(None);
         };
         let (meta, _) =
