@@ -5,7 +5,7 @@
 mod common;
 
 use bytes::{Buf, Bytes};
-use common::{batch, values, TestBroker};
+use common::{batch, values, Client, TestBroker};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -37,6 +37,19 @@ fn produce_to(topic: &str, partition: i32, first: usize, count: usize) -> Produc
                 ))))])])
 }
 
+async fn create_topic(client: &mut Client, topic: &str, partitions: i32) {
+    let created = client
+        .send(
+            7,
+            CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+                .with_name(name(topic))
+                .with_num_partitions(partitions)
+                .with_replication_factor(-1)]),
+        )
+        .await;
+    assert_eq!(created.topics[0].error_code, 0);
+}
+
 fn fetch_request(topic: &str, offset: i64) -> FetchRequest {
     FetchRequest::default()
         .with_replica_id(BrokerId(-1))
@@ -60,16 +73,7 @@ async fn pipelined_sync_on_commit_produces_are_answered_in_order() {
     .await;
     assert!(broker.broker.context().config.sync_on_commit());
     let mut client = broker.client().await;
-    let created = client
-        .send(
-            7,
-            CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
-                .with_name(name("p"))
-                .with_num_partitions(1)
-                .with_replication_factor(-1)]),
-        )
-        .await;
-    assert_eq!(created.topics[0].error_code, 0);
+    create_topic(&mut client, "p", 1).await;
 
     // More requests than the pipeline holds, all written before any answer is read, with
     // a Fetch in the middle that must see the produces before it (and be answered in its
@@ -130,16 +134,7 @@ async fn concurrent_sync_on_commit_answers_cover_only_durable_records() {
     })
     .await;
     let mut admin = broker.client().await;
-    let created = admin
-        .send(
-            7,
-            CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
-                .with_name(name("many"))
-                .with_num_partitions(3)
-                .with_replication_factor(-1)]),
-        )
-        .await;
-    assert_eq!(created.topics[0].error_code, 0);
+    create_topic(&mut admin, "many", 3).await;
     let image = broker.broker.context().metadata.image();
     let topic_id = image.topic_by_name("many").unwrap().topic_id;
 
