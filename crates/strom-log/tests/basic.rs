@@ -622,9 +622,7 @@ fn unflushed_appends_never_sync_and_say_what_is_owed() {
     // fsync): the non-blocking variant refuses it and leaves the log untouched.
     let syncs = fs.sync_count();
     let mut second = batch(2, 10, 1000);
-    let outcome = log
-        .append_unflushed(&mut second, AppendOrigin::Client, 1000)
-        .unwrap();
+    let outcome = log.append_shared(&second, -1, 1000, false).unwrap();
     assert_eq!(outcome, Unflushed::WouldBlock);
     assert_eq!(log.log_end_offset(), 2);
     assert_eq!(fs.sync_count(), syncs);
@@ -634,11 +632,8 @@ fn unflushed_appends_never_sync_and_say_what_is_owed() {
     let mut next_offset = 4;
     let mut rolled_at = None;
     for i in 0..64 {
-        let mut b = batch(2, 200, 1000 + i);
-        match log
-            .append_unflushed(&mut b, AppendOrigin::Client, 1000)
-            .unwrap()
-        {
+        let b = batch(2, 200, 1000 + i);
+        match log.append_shared(&b, -1, 1000, false).unwrap() {
             Unflushed::Appended { info, flush_due } => {
                 assert_eq!(info.first_offset, next_offset);
                 next_offset = info.last_offset + 1;

@@ -104,7 +104,7 @@ struct Checked {
     range: Range<usize>,
 }
 
-/// What [`Log::append_unflushed`] did.
+/// What a non-blocking [`Log::append_shared`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Unflushed {
     /// Nothing: the append must first fsync (the first append since the log was opened
@@ -126,32 +126,20 @@ impl Log {
         origin: AppendOrigin,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
-        let (info, flush_due) = self.append_inner(batches_bytes, origin, now_ms, true)?;
+        let payload = Payload::Owned(batches_bytes);
+        let (info, flush_due) = self.append_payload(payload, origin, now_ms, true)?;
         if flush_due {
             self.flush_at(now_ms)?;
         }
         Ok(info)
     }
 
-    /// [`Log::append`] for a caller that must not wait for the disk (an async task): never
-    /// fsyncs. Writes go to the page cache and take the writer mutex, which nobody holds
-    /// across an fsync. A fsync the append would owe is left to the caller
-    /// ([`Unflushed`]); sync-on-commit's [`Log::sync_to`] covers a roll's files too.
-    pub fn append_unflushed(
-        &self,
-        batches_bytes: &mut [u8],
-        origin: AppendOrigin,
-        now_ms: i64,
-    ) -> Result<Unflushed, LogError> {
-        if !self.marked_unclean.load(Ordering::Acquire) {
-            return Ok(Unflushed::WouldBlock);
-        }
-        let (info, flush_due) = self.append_inner(batches_bytes, origin, now_ms, false)?;
-        Ok(Unflushed::Appended { info, flush_due })
-    }
-
-    /// [`Log::append_unflushed`] of one producer batch that stays untouched where it lies
-    /// (e.g. in a request buffer shared with other fields): no copy of its bytes is made.
+    /// Appends one producer batch that stays untouched where it lies (e.g. in a request
+    /// buffer shared with other fields): no copy of its bytes is made. Without `may_block`
+    /// (an async caller) it never fsyncs: writes go to the page cache under the writer
+    /// mutex, which nobody holds across an fsync, and a fsync the append would owe is left
+    /// to the caller ([`Unflushed`]; sync-on-commit's [`Log::sync_to`] covers a roll's
+    /// files too).
     /// The log writes its own copy of the batch header ([`SHARED_PREFIX_BYTES`]) with the
     /// assigned base offset and `partition_leader_epoch` stamped in, then the rest of the
     /// batch, in one vectored write. Both fields lie outside the CRC. Under LogAppendTime
@@ -197,19 +185,9 @@ impl Log {
         Ok(Unflushed::Appended { info, flush_due })
     }
 
-    /// The fsync an [`Log::append_unflushed`] left due.
+    /// The fsync a non-blocking [`Log::append_shared`] left due.
     pub fn flush_after_append(&self, now_ms: i64) -> Result<(), LogError> {
         self.flush_at(now_ms)
-    }
-
-    fn append_inner(
-        &self,
-        batches_bytes: &mut [u8],
-        origin: AppendOrigin,
-        now_ms: i64,
-        may_block: bool,
-    ) -> Result<(AppendInfo, bool), LogError> {
-        self.append_payload(Payload::Owned(batches_bytes), origin, now_ms, may_block)
     }
 
     fn append_payload(
