@@ -49,7 +49,7 @@ pub struct AppendInfo {
 /// The bytes of a shared batch the log writes from its own copy: the batch header, in which
 /// it stamps the base offset (0..8) and the partition leader epoch (12..16), both outside
 /// the CRC.
-pub const SHARED_PREFIX_BYTES: usize = BATCH_HEADER_BYTES;
+const SHARED_PREFIX_BYTES: usize = BATCH_HEADER_BYTES;
 
 /// What an append writes: bytes it may rewrite in place, or one batch it must not touch.
 enum Payload<'a> {
@@ -140,7 +140,7 @@ impl Log {
     /// mutex, which nobody holds across an fsync, and a fsync the append would owe is left
     /// to the caller ([`Unflushed`]; sync-on-commit's [`Log::sync_to`] covers a roll's
     /// files too).
-    /// The log writes its own copy of the batch header ([`SHARED_PREFIX_BYTES`]) with the
+    /// The log writes its own copy of the batch header (61 bytes) with the
     /// assigned base offset and `partition_leader_epoch` stamped in, then the rest of the
     /// batch, in one vectored write. Both fields lie outside the CRC. Under LogAppendTime
     /// (which rewrites fields the CRC covers) or with more than one batch the bytes are
