@@ -57,6 +57,34 @@ DEFAULT_SERVER_ARGS = (
 _results = []
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keeps each phase's report on the item (item.rep_setup, rep_call), so a fixture can
+    tell in its teardown whether the test failed (the cluster fixture dumps node logs then)."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Multi-node tests (marker `cluster`) run only with STROM_CLUSTER_TESTS=1, and their
+    long soak variants (marker `soak`) only with STROM_CLUSTER_SOAK=1 as well; the rest are
+    deselected (tests/clients/README.md, "Cluster tests")."""
+    run_cluster = os.environ.get("STROM_CLUSTER_TESTS") == "1"
+    run_soak = run_cluster and os.environ.get("STROM_CLUSTER_SOAK") == "1"
+    keep, drop = [], []
+    for item in items:
+        if item.get_closest_marker("cluster") and not run_cluster:
+            drop.append(item)
+        elif item.get_closest_marker("soak") and not run_soak:
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 def pytest_runtest_logreport(report):
     """Collects each test's outcome and first error line for STROM_CLIENT_RESULTS."""
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):

@@ -12,6 +12,15 @@
 //                                        configs TOPIC | add-partitions TOPIC TOTAL |
 //                                        delete-records TOPIC PARTITION BEFORE |
 //                                        offset TOPIC PARTITION earliest|latest|max|TS_MS
+//   load BOOTSTRAP TOPIC PARTITIONS RATE PREFIX [k=v...]
+//                                        idempotent acks=all producer for the cluster tests:
+//                                        value (and key) "PREFIX-<seq>" to partition
+//                                        seq % PARTITIONS at RATE records/s until "stop" (or
+//                                        EOF) on stdin, then flushes. Unlike the others it
+//                                        prints a JSON line per outcome as it happens:
+//                                        {"ack":[p,offset,value]} or {"error":value,"name":
+//                                        exception class,"retriable":bool,"message":...};
+//                                        the last line is {"done":{sent,acked,failed}}
 
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -24,6 +33,8 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
@@ -45,7 +56,9 @@ import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.PartitionInfo;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.TopicPartitionInfo;
+import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.errors.RetriableException;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
@@ -64,6 +77,7 @@ public final class StromClientTool {
             case "produce": out = produce(args); break;
             case "consume": out = consume(args); break;
             case "admin": out = admin(args); break;
+            case "load": out = load(args); break;
             default: throw new IllegalArgumentException("unknown command " + args[0]);
         }
         System.out.println(out);
@@ -232,6 +246,96 @@ public final class StromClientTool {
                     throw new IllegalArgumentException("unknown admin op " + op);
             }
         }
+    }
+
+    private static final java.io.PrintStream LOAD_OUT = new java.io.PrintStream(
+        new java.io.BufferedOutputStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), 1 << 16),
+        false, StandardCharsets.UTF_8);
+
+    private static synchronized void loadEmit(String line) {
+        LOAD_OUT.println(line);
+    }
+
+    private static String loadError(String value, Exception e) {
+        return "{\"error\":" + str(value) + ",\"name\":" + str(e.getClass().getSimpleName())
+            + ",\"retriable\":" + (e instanceof RetriableException)
+            + ",\"message\":" + str(String.valueOf(e.getMessage())) + "}";
+    }
+
+    private static String load(String[] args) throws Exception {
+        String topic = args[2];
+        int partitions = Integer.parseInt(args[3]);
+        double rate = Double.parseDouble(args[4]);
+        String prefix = args[5];
+        Properties props = new Properties();
+        props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, args[1]);
+        props.put(ProducerConfig.ACKS_CONFIG, "all");
+        props.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
+        props.put(ProducerConfig.LINGER_MS_CONFIG, "5");
+        props.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, "45000");
+        props.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
+        props.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "10000");
+        props.putAll(extra(args, 6));
+        AtomicBoolean stop = new AtomicBoolean(false);
+        Thread stdin = new Thread(() -> {
+            try (java.io.BufferedReader in = new java.io.BufferedReader(
+                    new java.io.InputStreamReader(System.in, StandardCharsets.UTF_8))) {
+                String line;
+                while ((line = in.readLine()) != null && !line.trim().equals("stop")) {
+                    // other lines are ignored
+                }
+            } catch (java.io.IOException e) {
+                // EOF or a closed pipe: stop as on "stop"
+            }
+            stop.set(true);
+        });
+        stdin.setDaemon(true);
+        stdin.start();
+        AtomicLong acked = new AtomicLong();
+        AtomicLong failed = new AtomicLong();
+        long sent = 0;
+        long start = System.nanoTime();
+        try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(
+                props, new ByteArraySerializer(), new ByteArraySerializer())) {
+            sending:
+            while (!stop.get()) {
+                long due = (long) ((System.nanoTime() - start) / 1e9 * rate);
+                while (sent < due && !stop.get()) {
+                    String value = prefix + "-" + sent;
+                    byte[] bytes = value.getBytes(StandardCharsets.UTF_8);
+                    int partition = (int) (sent % partitions);
+                    sent++;
+                    try {
+                        producer.send(new ProducerRecord<>(topic, partition, bytes, bytes), (m, e) -> {
+                            if (e == null) {
+                                acked.incrementAndGet();
+                                loadEmit("{\"ack\":[" + m.partition() + "," + m.offset() + "," + str(value) + "]}");
+                            } else {
+                                failed.incrementAndGet();
+                                loadEmit(loadError(value, e));
+                            }
+                        });
+                    } catch (KafkaException e) {
+                        // Refused before it was sent (a fatal producer state, or max.block.ms
+                        // waiting for metadata): reported, and a non-retriable one ends the run.
+                        failed.incrementAndGet();
+                        loadEmit(loadError(value, e));
+                        if (!(e instanceof RetriableException)) {
+                            break sending;
+                        }
+                    }
+                }
+                synchronized (StromClientTool.class) {
+                    LOAD_OUT.flush();
+                }
+                Thread.sleep(5);
+            }
+            producer.flush();
+        }
+        synchronized (StromClientTool.class) {
+            LOAD_OUT.flush();
+        }
+        return "{\"done\":{\"sent\":" + sent + ",\"acked\":" + acked.get() + ",\"failed\":" + failed.get() + "}}";
     }
 
     private static Properties extra(String[] args, int from) {
