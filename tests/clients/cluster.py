@@ -215,6 +215,7 @@ class Node:
 
     def start(self, wait=True):
         assert not self.alive, f"{self} is already running"
+        self._check_crash()
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "warn,strom=info,strom_broker=info,strom_meta=info,strom_raft=info")
         self._log = open(self.log_path, "ab")
@@ -250,6 +251,7 @@ class Node:
 
     def stop(self, timeout_s=STOP_TIMEOUT_S):
         """SIGTERM (controlled shutdown); returns the exit code. SIGKILL if it does not exit."""
+        self._check_crash()
         self.expected = False
         if not self.alive:
             return None
@@ -268,6 +270,7 @@ class Node:
 
     def kill(self):
         """SIGKILL: a crash; nothing is flushed or said goodbye."""
+        self._check_crash()
         self.expected = False
         if not self.alive:
             return
@@ -303,6 +306,12 @@ class Node:
     def metadata(self, topics=None, timeout_s=5.0):
         return metadata("127.0.0.1", self.port, topics, timeout_s)
 
+    def _check_crash(self):
+        code = self.crashed()
+        if code is not None:
+            self.cluster.crashes.append((self.node_id, code))
+            self.expected = False
+
     def crashed(self):
         """The exit code when it exited without the harness stopping it, else None."""
         if self.expected and self.proc is not None and self.proc.poll() is not None:
@@ -324,6 +333,7 @@ class Cluster:
         self.binary = pathlib.Path(binary)
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix=f"strom-{name[:40]}-"))
         self.overrides = dict(overrides or {})
+        self.crashes = []  # (node_id, exit code) of exits the harness did not cause
         ports = free_ports(2 * n)
         self.nodes = {i + 1: Node(self, i + 1, ports[2 * i], ports[2 * i + 1]) for i in range(n)}
         self.voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes.values())
@@ -375,8 +385,10 @@ class Cluster:
         return self.dir
 
     def crashed(self):
-        """{node_id: exit code} of nodes that exited without the harness stopping them."""
-        return {n.node_id: n.crashed() for n in self.nodes.values() if n.crashed() is not None}
+        """[(node_id, exit code)] of every time a node exited without the harness stopping it."""
+        for n in self.nodes.values():
+            n._check_crash()
+        return list(self.crashes)
 
     def remove(self):
         shutil.rmtree(self.dir, ignore_errors=True)

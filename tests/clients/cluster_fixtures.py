@@ -59,9 +59,9 @@ def make_cluster(request):
     yield make
     failed = any(getattr(request.node, f"rep_{w}", None) is None or getattr(request.node, f"rep_{w}").failed
                  for w in ("setup", "call"))
-    crashed = {}
+    crashed = []
     for c in made:
-        crashed.update({f"{c.dir.name}/node-{k}": v for k, v in c.crashed().items()})
+        crashed += [f"node {k} exited {v}" for k, v in c.crashed()]
         for run in c.runs:
             run.abort()
         c.teardown(keep=bool(os.environ.get("STROM_KEEP_LOG")))
