@@ -19,6 +19,16 @@ DURING_S = 2  # load while the node is down
 AFTER_S = 3  # load after it is back
 
 
+def test_no_fault_control(make_cluster, topic_name):
+    """The same load with no fault: every client's records read back intact. A failure here
+    is the harness or the steady state, not failover."""
+    cluster = make_cluster(3)
+    run = Run(cluster, topic_name)
+    run.start({"confluent": 1000, "java": 1000, "kafka_python": 500}, observers=("confluent", "kafka_python"))
+    run.load_for(WARM_S + AFTER_S)
+    run.finish(no_errors=True).assert_ok()
+
+
 @pytest.mark.parametrize(
     "client,overrides",
     [
