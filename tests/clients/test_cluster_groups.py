@@ -83,6 +83,8 @@ def first_offsets(member, since=0.0):
     return firsts
 
 
+# Every wait is bounded; when all of them run out (a broken cluster) the test takes ~150 s.
+@pytest.mark.timeout(300)
 def test_group_resumes_from_committed_offsets_after_coordinator_kill(make_cluster, topic_name):
     cluster = make_cluster(3)
     run = Run(cluster, topic_name, partitions=PARTITIONS)
