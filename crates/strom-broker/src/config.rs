@@ -102,8 +102,23 @@ pub struct BrokerConfig {
     pub delete_topic_enable: bool,
     /// `socket.request.max.bytes`: larger frames close the connection.
     pub socket_request_max_bytes: usize,
-    /// `max.connections`: connections beyond this wait to be accepted.
+    /// `max.connections`: connections served at once. At the limit a new connection closes
+    /// the one idle longest, or is closed itself when none is idle (`limits.rs`).
     pub connections_max: usize,
+    /// `max.connections.per.ip`: connections from one address; more are closed at accept.
+    pub connections_max_per_ip: u32,
+    /// `max.connections.per.ip.overrides`: `(host or IP, limit)` pairs in the order given
+    /// (a later entry for the same host wins); hosts are resolved when the broker starts.
+    pub connections_max_per_ip_overrides: Vec<(String, u32)>,
+    /// `connections.max.idle.ms`: a connection with nothing to do for this long is closed
+    /// (`None`: never, Kafka's negative value).
+    pub connections_max_idle_ms: Option<u64>,
+    /// `strom.request.receive.timeout.ms`: the longest a request may take to arrive, from
+    /// its first byte to its last (time waiting for `queued.max.request.bytes` excluded).
+    pub request_receive_timeout_ms: u64,
+    /// `queued.max.request.bytes`: the broker-wide budget for request frames received and
+    /// not yet handled (`None`: unbounded, Kafka's value of 0 or less).
+    pub queued_max_request_bytes: Option<u64>,
     /// `log.retention.check.interval.ms`: how often retention, flush and compaction run.
     pub log_retention_check_interval_ms: u64,
     /// `log.cleaner.backoff.ms`: how often compaction passes run.
@@ -195,6 +210,11 @@ const BROKER_KEYS: &[&str] = &[
     "delete.topic.enable",
     "socket.request.max.bytes",
     "max.connections",
+    "max.connections.per.ip",
+    "max.connections.per.ip.overrides",
+    "connections.max.idle.ms",
+    "strom.request.receive.timeout.ms",
+    "queued.max.request.bytes",
     "log.retention.check.interval.ms",
     "log.retention.hours",
     "log.retention.minutes",
@@ -224,6 +244,9 @@ const BROKER_KEYS: &[&str] = &[
 ];
 
 const HOUR_MS: i64 = 3_600_000;
+/// Strom's default `queued.max.request.bytes` (Kafka's is unbounded); never below
+/// `socket.request.max.bytes`, so that the largest frame always fits.
+pub const QUEUED_MAX_REQUEST_BYTES_DEFAULT: u64 = 256 * 1024 * 1024;
 
 /// Typed reads of the property map, each error naming its key.
 struct Props<'a> {
@@ -400,6 +423,18 @@ impl BrokerConfig {
                 1,
             )?,
             connections_max: props.at_least("max.connections", 10_000, 1)?,
+            connections_max_per_ip: props
+                .at_least("max.connections.per.ip", i32::MAX, 0)?
+                .unsigned_abs(),
+            connections_max_per_ip_overrides: per_ip_overrides(&props)?,
+            connections_max_idle_ms: u64::try_from(props.int("connections.max.idle.ms", 600_000i64)?)
+                .ok(),
+            request_receive_timeout_ms: props.at_least(
+                "strom.request.receive.timeout.ms",
+                30_000,
+                1,
+            )?,
+            queued_max_request_bytes: None,
             log_retention_check_interval_ms: props.at_least(
                 "log.retention.check.interval.ms",
                 300_000,
@@ -452,6 +487,15 @@ impl BrokerConfig {
             log_defaults,
             keys_set: map.keys().cloned().collect(),
         };
+        let mut config = config;
+        config.queued_max_request_bytes = queued_max_request_bytes(&props, config.socket_request_max_bytes)?;
+        if config.connections_max_per_ip == 0 && config.connections_max_per_ip_overrides.is_empty() {
+            return Err(Props::invalid(
+                "max.connections.per.ip",
+                "0",
+                "can be 0 only if max.connections.per.ip.overrides is set",
+            ));
+        }
         if config.group_consumer_heartbeat_interval_ms >= config.group_consumer_session_timeout_ms {
             return Err(Props::invalid(
                 "group.consumer.heartbeat.interval.ms",
@@ -531,6 +575,32 @@ impl BrokerConfig {
                 self.socket_request_max_bytes.to_string(),
             ),
             ("max.connections".into(), self.connections_max.to_string()),
+            (
+                "max.connections.per.ip".into(),
+                self.connections_max_per_ip.to_string(),
+            ),
+            (
+                "max.connections.per.ip.overrides".into(),
+                self.connections_max_per_ip_overrides
+                    .iter()
+                    .map(|(host, count)| format!("{host}:{count}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            (
+                "connections.max.idle.ms".into(),
+                self.connections_max_idle_ms
+                    .map_or_else(|| "-1".to_string(), |ms| ms.to_string()),
+            ),
+            (
+                "strom.request.receive.timeout.ms".into(),
+                self.request_receive_timeout_ms.to_string(),
+            ),
+            (
+                "queued.max.request.bytes".into(),
+                self.queued_max_request_bytes
+                    .map_or_else(|| "-1".to_string(), |bytes| bytes.to_string()),
+            ),
             (
                 "log.retention.check.interval.ms".into(),
                 self.log_retention_check_interval_ms.to_string(),
@@ -649,6 +719,63 @@ fn first_plaintext(key: &str, text: &str) -> Result<Listener, ConfigError> {
             value: text.to_string(),
             reason: "needs a PLAINTEXT listener (the only security protocol served)".to_string(),
         })
+}
+
+/// `max.connections.per.ip.overrides` as Kafka reads it (`Csv.parseCsvMap`): entries split
+/// at commas (surrounding blanks dropped, trailing empty entries ignored), each `host:count`
+/// split at its last colon (so IPv6 addresses work), hosts of Kafka's legal characters,
+/// counts integers (here also not negative).
+fn per_ip_overrides(props: &Props<'_>) -> Result<Vec<(String, u32)>, ConfigError> {
+    const KEY: &str = "max.connections.per.ip.overrides";
+    let Some(text) = props.get(KEY).filter(|text| !text.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let mut entries: Vec<&str> = text.split(',').map(str::trim).collect();
+    while entries.last().is_some_and(|entry| entry.is_empty()) {
+        entries.pop();
+    }
+    let host_char = |c: char| c.is_ascii_alphanumeric() || "-%._:".contains(c);
+    entries
+        .into_iter()
+        .map(|entry| {
+            let (host, count) = entry.rsplit_once(':').ok_or_else(|| {
+                Props::invalid(KEY, entry, "expected host:count (a comma-separated list)")
+            })?;
+            let (host, count) = (host.trim(), count.trim());
+            if host.is_empty() || !host.chars().all(host_char) {
+                return Err(Props::invalid(KEY, entry, "invalid host or IP address"));
+            }
+            let count = count.parse::<u32>().ok().filter(|c| i32::try_from(*c).is_ok());
+            let count = count.ok_or_else(|| {
+                Props::invalid(KEY, entry, "the count is not an integer in 0..=2147483647")
+            })?;
+            Ok((host.to_string(), count))
+        })
+        .collect()
+}
+
+/// `queued.max.request.bytes`: Kafka's 0 or less means unbounded; a positive value must
+/// hold the largest frame (`socket.request.max.bytes`), as Kafka requires. Unset, Strom's
+/// default applies, raised to `socket.request.max.bytes` when that is larger.
+fn queued_max_request_bytes(
+    props: &Props<'_>,
+    socket_request_max_bytes: usize,
+) -> Result<Option<u64>, ConfigError> {
+    const KEY: &str = "queued.max.request.bytes";
+    let frame_max = u64::try_from(socket_request_max_bytes).unwrap_or(u64::MAX);
+    if props.get(KEY).is_none() {
+        return Ok(Some(QUEUED_MAX_REQUEST_BYTES_DEFAULT.max(frame_max)));
+    }
+    let value: i64 = props.int(KEY, -1)?;
+    match u64::try_from(value) {
+        Ok(0) | Err(_) => Ok(None),
+        Ok(bytes) if bytes < frame_max => Err(Props::invalid(
+            KEY,
+            &value.to_string(),
+            &format!("must be at least socket.request.max.bytes ({frame_max}), or -1 for unbounded"),
+        )),
+        Ok(bytes) => Ok(Some(bytes)),
+    }
 }
 
 /// The topic-level defaults the broker keys set, as topic keys.
@@ -851,6 +978,93 @@ mod tests {
                     ("group.consumer.heartbeat.interval.ms", "50000"),
                 ][..],
                 "group.consumer.heartbeat.interval.ms",
+            ),
+        ] {
+            match BrokerConfig::from_props(&props(pairs)) {
+                Err(ConfigError::InvalidValue { key, .. }) => assert_eq!(key, named, "{pairs:?}"),
+                Ok(_) => panic!("{pairs:?} accepted"),
+            }
+        }
+    }
+
+    #[test]
+    fn connection_limits_read_as_kafka_reads_them() {
+        let config = BrokerConfig::default_single_node();
+        assert_eq!(config.connections_max_idle_ms, Some(600_000));
+        assert_eq!(config.connections_max_per_ip, i32::MAX as u32);
+        assert!(config.connections_max_per_ip_overrides.is_empty());
+        assert_eq!(config.request_receive_timeout_ms, 30_000);
+        assert_eq!(config.queued_max_request_bytes, Some(256 << 20));
+
+        let check = |pairs: &[(&str, &str)]| BrokerConfig::from_props(&props(pairs)).unwrap().0;
+        let config = check(&[
+            ("max.connections.per.ip", "0"),
+            (
+                "max.connections.per.ip.overrides",
+                " hostName:100 , 127.0.0.1:200,::1:7,127.0.0.1:3,",
+            ),
+            ("connections.max.idle.ms", "-1"),
+            ("queued.max.request.bytes", "-1"),
+        ]);
+        assert_eq!(config.connections_max_per_ip, 0);
+        assert_eq!(
+            config.connections_max_per_ip_overrides,
+            vec![
+                ("hostName".to_string(), 100),
+                ("127.0.0.1".to_string(), 200),
+                ("::1".to_string(), 7),
+                ("127.0.0.1".to_string(), 3),
+            ]
+        );
+        assert_eq!(config.connections_max_idle_ms, None);
+        assert_eq!(config.queued_max_request_bytes, None);
+        // The default budget grows with the largest frame; an explicit one must hold it.
+        let config = check(&[("socket.request.max.bytes", "500000000")]);
+        assert_eq!(config.queued_max_request_bytes, Some(500_000_000));
+        let config = check(&[
+            ("socket.request.max.bytes", "1000"),
+            ("queued.max.request.bytes", "1000"),
+        ]);
+        assert_eq!(config.queued_max_request_bytes, Some(1000));
+
+        for (pairs, named) in [
+            (&[("max.connections.per.ip", "0")][..], "max.connections.per.ip"),
+            (&[("max.connections.per.ip", "-1")][..], "max.connections.per.ip"),
+            (
+                &[("max.connections.per.ip.overrides", "host")][..],
+                "max.connections.per.ip.overrides",
+            ),
+            (
+                &[("max.connections.per.ip.overrides", ",a:1")][..],
+                "max.connections.per.ip.overrides",
+            ),
+            (
+                &[("max.connections.per.ip.overrides", "a:x")][..],
+                "max.connections.per.ip.overrides",
+            ),
+            (
+                &[("max.connections.per.ip.overrides", "a:-1")][..],
+                "max.connections.per.ip.overrides",
+            ),
+            (
+                &[("max.connections.per.ip.overrides", "a b:1")][..],
+                "max.connections.per.ip.overrides",
+            ),
+            (
+                &[("max.connections.per.ip.overrides", ":1")][..],
+                "max.connections.per.ip.overrides",
+            ),
+            (
+                &[("queued.max.request.bytes", "1000")][..],
+                "queued.max.request.bytes",
+            ),
+            (
+                &[("strom.request.receive.timeout.ms", "0")][..],
+                "strom.request.receive.timeout.ms",
+            ),
+            (
+                &[("connections.max.idle.ms", "ten")][..],
+                "connections.max.idle.ms",
             ),
         ] {
             match BrokerConfig::from_props(&props(pairs)) {

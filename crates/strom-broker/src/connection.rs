@@ -12,7 +12,29 @@
 //!
 //! Bad input closes this connection only, as Kafka does: a size prefix over
 //! `socket.request.max.bytes` or negative, an unparsable header, an unknown API or version,
-//! a body that does not decode. The read buffer holds at most one frame plus one read.
+//! a body that does not decode.
+//!
+//! Memory and time are bounded (the broker-wide bounds are in `limits.rs`):
+//! - Before a frame's body is read, its size is taken from the broker-wide budget
+//!   `queued.max.request.bytes` (a semaphore of bytes, fair: first come, first served). A
+//!   connection that finds the budget spent stops reading, so its client's sends back up in
+//!   TCP, and is never closed for it; its timers are paused meanwhile. The bytes go back to
+//!   the budget once the request has been handled: the handler has dropped the request by
+//!   then (a Produce's records are in the log; a pipelined Produce's finisher holds only its
+//!   answer). A connection thus holds budget for one frame at most, and every holder makes
+//!   progress (its client sends, or the receive timeout closes it; its handler finishes), so
+//!   waiting for budget cannot deadlock.
+//! - Beyond the frame it has budget for, a connection buffers at most [`READ_AHEAD_BYTES`]
+//!   (the next frames' first bytes, before their size is known and budgeted).
+//! - A frame must arrive within `strom.request.receive.timeout.ms` of its first byte (time
+//!   spent waiting for budget excluded), or the connection is closed: Kafka has no such
+//!   bound, and without it a client that sends a byte now and then holds a connection (and
+//!   the frame's budget) for ever.
+//! - A connection with no partial frame, no request in progress and no response owed is
+//!   closed after `connections.max.idle.ms` with no byte read or written (Kafka's idle
+//!   expiry, whose clock also restarts on every socket read or write). A response the client
+//!   does not take within `connections.max.idle.ms` closes the connection too.
+//! - `max.connections` may close an idle connection to admit a new one ([`Slot`]).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -20,22 +42,32 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use strom_protocol::messages::{ApiKey, ResponseKind};
-use strom_protocol::{decode_request, encode_response, FrameDecoder, Incoming, ResponseTarget};
+use strom_protocol::{
+    decode_request, encode_response, FrameDecoder, Incoming, ResponseTarget, SIZE_PREFIX_BYTES,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::{watch, OwnedSemaphorePermit, TryAcquireError};
 use tokio::task::JoinHandle;
+use tokio::time::{Instant, Sleep};
 
 use crate::handlers::Reply;
+use crate::limits::{Bite, Evicted, Slot};
 use crate::sendfile::{splice, write_pieces, FileRecords, Piece};
 use crate::server::BrokerContext;
 
 /// The most room made at once in the frame buffer for the rest of a frame. A frame up to
 /// this size gets its whole room in one allocation (no growth copies as it arrives); a
-/// client that announces a larger frame gets room only as its bytes come.
+/// larger one gets room as its bytes come.
 const READ_CHUNK_BYTES: usize = 1 << 20;
+/// Bytes read past the frame being received (or, before a frame's size is known, at all)
+/// without budget: room for a burst of small pipelined requests in one read, little enough
+/// that `max.connections` of them are no threat to memory.
+pub const READ_AHEAD_BYTES: usize = 16 * 1024;
 /// Responses waiting for their finisher before the connection stops reading requests. A
 /// waiting response holds only its small answer (the request's records are in the log by
 /// then); a client that sends one record per request (`linger.ms=0`) needs many of them
@@ -75,80 +107,75 @@ enum Wire {
     Pieces(Vec<Piece>),
 }
 
-/// Serves one connection until the client closes it, it sends bad input, or the broker
-/// shuts down (between requests: the requests in flight are finished and answered first).
-pub async fn serve(mut stream: TcpStream, peer: SocketAddr, context: Arc<BrokerContext>) {
+/// Serves one connection until the client closes it, it sends bad input, a bound closes
+/// it, or the broker shuts down (between requests: the requests in flight are finished and
+/// answered first). `slot` is its admission (`limits.rs`); dropping it frees its place.
+pub async fn serve(stream: TcpStream, peer: SocketAddr, context: Arc<BrokerContext>, slot: Slot) {
     let _ = stream.set_nodelay(true);
-    let decoder = FrameDecoder::new(context.config.socket_request_max_bytes);
-    let mut buf = BytesMut::new();
-    let mut shutdown = context.shutdown.clone();
-    let mut outgoing: VecDeque<Outgoing> = VecDeque::new();
-    loop {
-        if write_ready(&mut stream, &mut outgoing, peer).await.is_err() {
-            return;
-        }
-        let frame = match decoder.decode(&mut buf) {
-            Ok(Some(frame)) => frame,
-            Ok(None) => {
-                let missing = decoder.bytes_missing(&buf).unwrap_or(1).max(1);
-                buf.reserve(missing.min(READ_CHUNK_BYTES));
-                let waiting = match outgoing.front_mut() {
-                    Some(Outgoing::Waiting(handle)) => Some(handle),
-                    _ => None,
-                };
-                let event = tokio::select! {
-                    read = stream.read_buf(&mut buf) => Event::Read(read),
-                    done = wait(waiting) => Event::Finished(done),
-                    _ = shutdown.wait_for(|stop| *stop) => Event::Shutdown,
-                };
-                match event {
-                    Event::Read(Ok(0)) => return,
-                    Event::Read(Ok(_)) => continue,
-                    Event::Read(Err(error)) => {
-                        tracing::debug!(%peer, %error, "read failed; closing");
-                        return;
-                    }
-                    Event::Finished(done) => {
-                        if finish_front(&mut stream, &mut outgoing, done, peer)
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                        continue;
-                    }
-                    Event::Shutdown => {
-                        let _ = drain(&mut stream, &mut outgoing, peer).await;
-                        return;
-                    }
-                }
-            }
-            Err(error) => {
-                tracing::info!(%peer, %error, "refused frame; closing the connection");
-                return;
-            }
-        };
-        let incoming = match decode_request(&frame, &context.api_versions) {
-            Ok(incoming) => incoming,
-            Err(error) => {
-                tracing::info!(%peer, %error, "refused request; closing the connection");
-                return;
-            }
-        };
-        let target = ResponseTarget::for_incoming(&incoming);
-        // Only Produce requests overlap earlier waits; anything else is handled once every
-        // earlier request is answered, exactly as without pipelining (a Fetch then sees the
-        // produces before it committed).
-        let must_drain = target.api_key != ApiKey::Produce || outgoing.len() >= PIPELINE_DEPTH_MAX;
-        if must_drain && drain(&mut stream, &mut outgoing, peer).await.is_err() {
-            return;
-        }
-        match handle_request(&context, incoming, target, peer).await {
-            Handled::Respond(next) => outgoing.push_back(next),
-            Handled::Nothing => {}
-            Handled::Close => return,
-        }
+    let mut connection = Connection::new(stream, peer, context, slot);
+    let close = connection.run().await;
+    let limits = connection.slot.limits();
+    match close {
+        Close::ReceiveTimeout => limits.bite(Bite::ReceiveTimeout, peer.ip()),
+        Close::Idle => limits.bite(Bite::Idle, peer.ip()),
+        Close::WriteTimeout => limits.bite(Bite::WriteTimeout, peer.ip()),
+        Close::Evicted => tracing::debug!(%peer, "closed to admit a new connection"),
+        Close::Done => {}
     }
+}
+
+/// Why a connection ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Close {
+    /// The client closed it, it sent bad input, a write failed, or the broker shuts down
+    /// (each logged where it happens).
+    Done,
+    /// A frame did not arrive within `strom.request.receive.timeout.ms`.
+    ReceiveTimeout,
+    /// Idle for `connections.max.idle.ms`.
+    Idle,
+    /// A response not taken within `connections.max.idle.ms`.
+    WriteTimeout,
+    /// Closed to admit a new connection at `max.connections`.
+    Evicted,
+}
+
+impl From<Evicted> for Close {
+    fn from(_: Evicted) -> Close {
+        Close::Evicted
+    }
+}
+
+/// The frame at the front of the read buffer, once its size is known: its budget is held
+/// from then until its request has been handled.
+struct Front {
+    size_bytes: usize,
+    _budget: Option<OwnedSemaphorePermit>,
+}
+
+struct Connection {
+    stream: TcpStream,
+    peer: SocketAddr,
+    context: Arc<BrokerContext>,
+    slot: Slot,
+    decoder: FrameDecoder,
+    /// Bytes received and not yet taken as frames: the front frame (budgeted once its size
+    /// is known) and at most [`READ_AHEAD_BYTES`] after it.
+    buf: BytesMut,
+    front: Option<Front>,
+    outgoing: VecDeque<Outgoing>,
+    shutdown: watch::Receiver<bool>,
+    /// When the first byte of the frame being received arrived (moved later by time spent
+    /// waiting for budget).
+    frame_started: Option<Instant>,
+    /// The last byte read or written, or the last request handled.
+    last_activity: Instant,
+    idle_max: Option<Duration>,
+    receive_max: Duration,
+    /// One timer for the idle and receive deadlines, armed no later than the nearer one; on
+    /// firing the deadline is checked again (reads move it on without resetting the timer).
+    timer: Pin<Box<Sleep>>,
+    timer_at: Option<Instant>,
 }
 
 /// What woke a connection waiting for input.
@@ -156,6 +183,314 @@ enum Event {
     Read(std::io::Result<usize>),
     Finished(Option<Wire>),
     Shutdown,
+    Timer,
+    Evicted,
+}
+
+impl Connection {
+    fn new(stream: TcpStream, peer: SocketAddr, context: Arc<BrokerContext>, slot: Slot) -> Self {
+        let config = &context.config;
+        let now = Instant::now();
+        Connection {
+            stream,
+            peer,
+            decoder: FrameDecoder::new(config.socket_request_max_bytes),
+            idle_max: config.connections_max_idle_ms.map(Duration::from_millis),
+            receive_max: Duration::from_millis(config.request_receive_timeout_ms),
+            shutdown: context.shutdown.clone(),
+            context,
+            slot,
+            buf: BytesMut::new(),
+            front: None,
+            outgoing: VecDeque::new(),
+            frame_started: None,
+            last_activity: now,
+            timer: Box::pin(tokio::time::sleep_until(now)),
+            timer_at: None,
+        }
+    }
+
+    async fn run(&mut self) -> Close {
+        match self.serve_frames().await {
+            Ok(never) => match never {},
+            Err(close) => close,
+        }
+    }
+
+    async fn serve_frames(&mut self) -> Result<std::convert::Infallible, Close> {
+        loop {
+            self.write_ready().await?;
+            if self.front.is_none() {
+                match self.decoder.frame_size(&self.buf) {
+                    Ok(Some(size_bytes)) => self.reserve(size_bytes).await?,
+                    Ok(None) => {}
+                    Err(error) => {
+                        tracing::info!(peer = %self.peer, %error, "refused frame; closing the connection");
+                        return Err(Close::Done);
+                    }
+                }
+            }
+            match self.decoder.decode(&mut self.buf) {
+                Ok(Some(frame)) => {
+                    let front = self.front.take();
+                    self.frame_started = None;
+                    if frame.len() > READ_AHEAD_BYTES {
+                        // The buffer shares the large frame's allocation: copy the few bytes
+                        // after it out, so the allocation goes when the request is handled.
+                        self.buf = BytesMut::from(&self.buf[..]);
+                    }
+                    self.handle(frame, front).await?;
+                }
+                Ok(None) => self.wait_for_input().await?,
+                Err(error) => {
+                    tracing::info!(peer = %self.peer, %error, "refused frame; closing the connection");
+                    return Err(Close::Done);
+                }
+            }
+        }
+    }
+
+    /// Takes `size_bytes` from the budget for the front frame, waiting (without reading,
+    /// while still writing the responses that complete) until it has room.
+    async fn reserve(&mut self, size_bytes: usize) -> Result<(), Close> {
+        let budget = match self.slot.limits().budget() {
+            Some(budget) if size_bytes > 0 => Arc::clone(budget),
+            _ => {
+                self.front = Some(Front {
+                    size_bytes,
+                    _budget: None,
+                });
+                return Ok(());
+            }
+        };
+        // A frame's size fits an i32, and so a u32; anything else is a bug upstream.
+        let Ok(permits) = u32::try_from(size_bytes) else {
+            return Err(Close::Done);
+        };
+        let permit = match Arc::clone(&budget).try_acquire_many_owned(permits) {
+            Ok(permit) => permit,
+            Err(TryAcquireError::Closed) => return Err(Close::Done),
+            Err(TryAcquireError::NoPermits) => self.wait_for_budget(budget, permits).await?,
+        };
+        self.front = Some(Front {
+            size_bytes,
+            _budget: Some(permit),
+        });
+        Ok(())
+    }
+
+    async fn wait_for_budget(
+        &mut self,
+        budget: Arc<tokio::sync::Semaphore>,
+        permits: u32,
+    ) -> Result<OwnedSemaphorePermit, Close> {
+        self.slot.limits().bite(Bite::Budget, self.peer.ip());
+        self.slot.busy()?;
+        let started = Instant::now();
+        // One acquire for the whole wait: its place in the semaphore's queue is kept.
+        let acquire = budget.acquire_many_owned(permits);
+        tokio::pin!(acquire);
+        let permit = loop {
+            let event = {
+                let waiting = front_waiting(&mut self.outgoing);
+                tokio::select! {
+                    permit = &mut acquire => break permit.map_err(|_| Close::Done)?,
+                    done = wait(waiting) => Event::Finished(done),
+                    _ = self.shutdown.wait_for(|stop| *stop) => Event::Shutdown,
+                }
+            };
+            match event {
+                Event::Finished(done) => self.finish_front(done).await?,
+                _ => {
+                    let _ = self.drain().await;
+                    return Err(Close::Done);
+                }
+            }
+        };
+        // The receive clock stops while the broker keeps the frame waiting.
+        let waited = started.elapsed();
+        self.frame_started = self
+            .frame_started
+            .map(|at| at.checked_add(waited).unwrap_or(at));
+        Ok(permit)
+    }
+
+    async fn handle(&mut self, frame: Bytes, front: Option<Front>) -> Result<(), Close> {
+        self.slot.busy()?;
+        let incoming = match decode_request(&frame, &self.context.api_versions) {
+            Ok(incoming) => incoming,
+            Err(error) => {
+                tracing::info!(peer = %self.peer, %error, "refused request; closing the connection");
+                return Err(Close::Done);
+            }
+        };
+        let target = ResponseTarget::for_incoming(&incoming);
+        // Only Produce requests overlap earlier waits; anything else is handled once every
+        // earlier request is answered, exactly as without pipelining (a Fetch then sees the
+        // produces before it committed).
+        let must_drain =
+            target.api_key != ApiKey::Produce || self.outgoing.len() >= PIPELINE_DEPTH_MAX;
+        if must_drain {
+            self.drain().await?;
+        }
+        let handled = handle_request(&self.context, incoming, target, self.peer).await;
+        // The request has been handled and dropped: its bytes go back to the budget.
+        drop(frame);
+        drop(front);
+        self.last_activity = Instant::now();
+        match handled {
+            Handled::Respond(next) => self.outgoing.push_back(next),
+            Handled::Nothing => {}
+            Handled::Close => return Err(Close::Done),
+        }
+        Ok(())
+    }
+
+    /// Waits for bytes, a finisher, shutdown, a deadline or eviction.
+    async fn wait_for_input(&mut self) -> Result<(), Close> {
+        let now = Instant::now();
+        if !self.buf.is_empty() && self.frame_started.is_none() {
+            self.frame_started = Some(now);
+        }
+        if self.front.is_none() && self.outgoing.is_empty() {
+            self.slot.idle(self.last_activity)?;
+        } else {
+            self.slot.busy()?;
+        }
+        let deadline = self.deadline();
+        if let Some(deadline) = deadline {
+            if self.timer_at.is_none_or(|at| at > deadline) {
+                self.timer.as_mut().reset(deadline);
+                self.timer_at = Some(deadline);
+            }
+        }
+        let budgeted = self
+            .front
+            .as_ref()
+            .map_or(0, |front| SIZE_PREFIX_BYTES + front.size_bytes);
+        let limit = (budgeted + READ_AHEAD_BYTES)
+            .saturating_sub(self.buf.len())
+            .max(1);
+        self.buf.reserve(limit.min(READ_CHUNK_BYTES));
+        let event = {
+            let mut reader = (&mut self.stream).take(limit as u64);
+            let waiting = front_waiting(&mut self.outgoing);
+            tokio::select! {
+                read = reader.read_buf(&mut self.buf) => Event::Read(read),
+                done = wait(waiting) => Event::Finished(done),
+                _ = self.shutdown.wait_for(|stop| *stop) => Event::Shutdown,
+                _ = &mut self.timer, if deadline.is_some() => Event::Timer,
+                _ = self.slot.evicted() => Event::Evicted,
+            }
+        };
+        match event {
+            Event::Read(Ok(0)) => Err(Close::Done),
+            Event::Read(Ok(_)) => {
+                self.last_activity = Instant::now();
+                Ok(())
+            }
+            Event::Read(Err(error)) => {
+                tracing::debug!(peer = %self.peer, %error, "read failed; closing");
+                Err(Close::Done)
+            }
+            Event::Finished(done) => self.finish_front(done).await,
+            Event::Shutdown => {
+                let _ = self.drain().await;
+                Err(Close::Done)
+            }
+            Event::Timer => {
+                self.timer_at = None;
+                match self.deadline() {
+                    Some(deadline) if Instant::now() >= deadline => Err(if self.buf.is_empty() {
+                        Close::Idle
+                    } else {
+                        Close::ReceiveTimeout
+                    }),
+                    _ => Ok(()),
+                }
+            }
+            Event::Evicted => Err(Close::Evicted),
+        }
+    }
+
+    /// When this connection is closed if nothing happens: the receive deadline while a
+    /// frame is partly in, else the idle deadline while nothing is owed; `None` for never.
+    fn deadline(&self) -> Option<Instant> {
+        if !self.buf.is_empty() {
+            return self.frame_started?.checked_add(self.receive_max);
+        }
+        if !self.outgoing.is_empty() {
+            return None;
+        }
+        self.last_activity.checked_add(self.idle_max?)
+    }
+
+    /// Writes the responses at the front that are ready.
+    async fn write_ready(&mut self) -> Result<(), Close> {
+        while let Some(Outgoing::Ready(_)) = self.outgoing.front() {
+            if let Some(Outgoing::Ready(wire)) = self.outgoing.pop_front() {
+                self.write(&wire).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The front finisher completed with `done`: write it.
+    async fn finish_front(&mut self, done: Option<Wire>) -> Result<(), Close> {
+        self.outgoing.pop_front();
+        match done {
+            Some(wire) => self.write(&wire).await,
+            None => Err(Close::Done),
+        }
+    }
+
+    /// Writes every response still owed, waiting for finishers in order.
+    async fn drain(&mut self) -> Result<(), Close> {
+        while let Some(next) = self.outgoing.pop_front() {
+            let wire = match next {
+                Outgoing::Ready(wire) => wire,
+                Outgoing::Waiting(handle) => handle.await.ok().flatten().ok_or(Close::Done)?,
+            };
+            self.write(&wire).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes one response; a client that does not take it within
+    /// `connections.max.idle.ms` is gone as far as the broker is concerned.
+    async fn write(&mut self, wire: &Wire) -> Result<(), Close> {
+        let writing = async {
+            match wire {
+                Wire::Bytes(bytes) => self.stream.write_all(bytes).await,
+                Wire::Pieces(pieces) => write_pieces(&mut self.stream, pieces).await,
+            }
+        };
+        let written = match self.idle_max {
+            Some(limit) => match tokio::time::timeout(limit, writing).await {
+                Ok(written) => written,
+                Err(_) => return Err(Close::WriteTimeout),
+            },
+            None => writing.await,
+        };
+        match written {
+            Ok(()) => {
+                self.last_activity = Instant::now();
+                Ok(())
+            }
+            Err(error) => {
+                tracing::debug!(peer = %self.peer, %error, "write failed; closing");
+                Err(Close::Done)
+            }
+        }
+    }
+}
+
+/// The finisher at the front of the responses owed, if the front one waits for one.
+fn front_waiting(outgoing: &mut VecDeque<Outgoing>) -> Option<&mut JoinHandle<Option<Wire>>> {
+    match outgoing.front_mut() {
+        Some(Outgoing::Waiting(handle)) => Some(handle),
+        _ => None,
+    }
 }
 
 /// What handling one frame produced.
@@ -238,60 +573,3 @@ async fn wait(handle: Option<&mut JoinHandle<Option<Wire>>>) -> Option<Wire> {
     }
 }
 
-/// The connection is closed after a write error or a response that could not be made.
-struct Closed;
-
-/// Writes the responses at the front that are ready.
-async fn write_ready(
-    stream: &mut TcpStream,
-    outgoing: &mut VecDeque<Outgoing>,
-    peer: SocketAddr,
-) -> Result<(), Closed> {
-    while let Some(Outgoing::Ready(_)) = outgoing.front() {
-        if let Some(Outgoing::Ready(wire)) = outgoing.pop_front() {
-            write(stream, &wire, peer).await?;
-        }
-    }
-    Ok(())
-}
-
-/// The front finisher completed with `done`: write it.
-async fn finish_front(
-    stream: &mut TcpStream,
-    outgoing: &mut VecDeque<Outgoing>,
-    done: Option<Wire>,
-    peer: SocketAddr,
-) -> Result<(), Closed> {
-    outgoing.pop_front();
-    match done {
-        Some(wire) => write(stream, &wire, peer).await,
-        None => Err(Closed),
-    }
-}
-
-/// Writes every response still owed, waiting for finishers in order.
-async fn drain(
-    stream: &mut TcpStream,
-    outgoing: &mut VecDeque<Outgoing>,
-    peer: SocketAddr,
-) -> Result<(), Closed> {
-    while let Some(next) = outgoing.pop_front() {
-        let wire = match next {
-            Outgoing::Ready(wire) => wire,
-            Outgoing::Waiting(handle) => handle.await.ok().flatten().ok_or(Closed)?,
-        };
-        write(stream, &wire, peer).await?;
-    }
-    Ok(())
-}
-
-async fn write(stream: &mut TcpStream, wire: &Wire, peer: SocketAddr) -> Result<(), Closed> {
-    let written = match wire {
-        Wire::Bytes(bytes) => stream.write_all(bytes).await,
-        Wire::Pieces(pieces) => write_pieces(stream, pieces).await,
-    };
-    written.map_err(|error| {
-        tracing::debug!(%peer, %error, "write failed; closing");
-        Closed
-    })
-}

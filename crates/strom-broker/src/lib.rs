@@ -5,7 +5,8 @@
 //! Start reading at [`Broker::start`] (`server.rs`), then `connection.rs` (one client) and
 //! `handlers/` (one module per API). [`ReplicaManager`] (`replicas.rs`) keeps the partition
 //! logs in step with the metadata image, `producers.rs` holds idempotent producer state,
-//! `sendfile.rs` splices Fetch records from segment files into responses, `syncer.rs` runs
+//! `sendfile.rs` splices Fetch records from segment files into responses, `limits.rs` admits
+//! connections and holds the budget for request bytes in flight, `syncer.rs` runs
 //! sync-on-commit's group-committed fsyncs for async waiters. [`BrokerConfig`]
 //! (`config.rs`) reads Kafka's keys. The quorum is reached through [`MetadataPort`]:
 //! [`QuorumMetadata`] (`quorum.rs`) over the Raft node, [`LocalMetadata`] in tests.
@@ -17,6 +18,7 @@ pub mod config;
 pub mod connection;
 pub mod groups;
 pub mod handlers;
+pub mod limits;
 pub mod metadata;
 pub mod producers;
 pub mod quorum;

@@ -12,10 +12,11 @@ use strom_meta::{
 };
 use strom_protocol::ApiVersionTable;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::config::{BrokerConfig, Listener};
+use crate::limits::ConnectionLimits;
 use crate::metadata::{now_ms, MetadataError, MetadataPort};
 use crate::replicas::ReplicaManager;
 
@@ -42,6 +43,9 @@ pub enum StartError {
     /// Registration with the controller failed.
     #[error("broker registration failed: {0}")]
     Register(MetadataError),
+    /// A config value that can only be checked at start-up (a host to resolve).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// How long shutdown waits for connections to finish their in-flight request.
@@ -73,6 +77,8 @@ pub struct BrokerContext {
     pub producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
     /// The classic group coordinator task (`groups.rs`).
     pub groups: crate::groups::GroupHandle,
+    /// Connection admission, the request-bytes budget and limit warnings (`limits.rs`).
+    pub limits: Arc<ConnectionLimits>,
 }
 
 /// A range of producer ids allocated to this broker: `next..end` are still free.
@@ -115,6 +121,8 @@ impl Broker {
         metadata: Arc<dyn MetadataPort>,
     ) -> Result<Broker, StartError> {
         let config = Arc::new(config);
+        let overrides = crate::limits::resolve_overrides(&config).await?;
+        let limits = Arc::new(ConnectionLimits::new(&config, overrides));
         let lock = lock_data_dir(&config)?;
         let address = config.listener.bind_address();
         let listener = TcpListener::bind(&address)
@@ -147,6 +155,7 @@ impl Broker {
             broker_epoch: AtomicI64::new(-1),
             producer_ids: tokio::sync::Mutex::new(ProducerIdBlock::default()),
             groups,
+            limits: Arc::clone(&limits),
         });
         replicas.reconcile_latest(&metadata).await;
         register(&context).await?;
@@ -159,6 +168,7 @@ impl Broker {
         tasks.spawn(heartbeat(Arc::clone(&context)));
         tasks.spawn(maintain(Arc::clone(&context)));
         tasks.spawn(crate::groups::run(Arc::clone(&context), group_calls));
+        tasks.spawn(limits.report_loop());
         let (done_tx, connections_done) = tokio::sync::oneshot::channel();
         tasks.spawn(accept_loop(listener, Arc::clone(&context), done_tx));
         tracing::info!(%local_addr, advertised = ?context.advertised, node_id = config.node_id,
@@ -357,18 +367,17 @@ async fn maintain(context: Arc<BrokerContext>) {
     }
 }
 
+/// Accepts connections until shutdown. Each is admitted or closed at once by
+/// `ConnectionLimits::admit` (per-address limits, `max.connections`), so the listener's
+/// queue never backs up behind a full broker.
 async fn accept_loop(
     listener: TcpListener,
     context: Arc<BrokerContext>,
     done: tokio::sync::oneshot::Sender<()>,
 ) {
-    let permits = Arc::new(Semaphore::new(context.config.connections_max));
     let mut shutdown = context.shutdown.clone();
     let mut connections = JoinSet::new();
     loop {
-        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
-            break;
-        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = shutdown.wait_for(|stop| *stop) => break,
@@ -376,11 +385,12 @@ async fn accept_loop(
         while connections.try_join_next().is_some() {}
         match accepted {
             Ok((stream, peer)) => {
+                // Refused: the stream is dropped, which closes it before a byte is read.
+                let Some(slot) = context.limits.admit(peer) else {
+                    continue;
+                };
                 let context = Arc::clone(&context);
-                connections.spawn(async move {
-                    crate::connection::serve(stream, peer, context).await;
-                    drop(permit);
-                });
+                connections.spawn(crate::connection::serve(stream, peer, context, slot));
             }
             Err(error) => {
                 // Out of descriptors and the like: back off instead of spinning.

@@ -56,7 +56,7 @@ impl FrameDecoder {
     /// bytes are needed. The size prefix is checked as soon as its 4 bytes have arrived, so an
     /// oversized frame is refused before its body is buffered.
     pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
-        let Some(size_bytes) = self.peek_size(buf)? else {
+        let Some(size_bytes) = self.frame_size(buf)? else {
             return Ok(None);
         };
         if buf.len() - SIZE_PREFIX_BYTES < size_bytes {
@@ -69,13 +69,16 @@ impl FrameDecoder {
     /// How many more bytes `buf` needs before `decode` can return a frame (at least 1 while
     /// the frame is incomplete, 0 when one is ready). Lets a reader size its next read.
     pub fn bytes_missing(&self, buf: &[u8]) -> Result<usize, FrameError> {
-        match self.peek_size(buf)? {
+        match self.frame_size(buf)? {
             None => Ok(SIZE_PREFIX_BYTES - buf.len()),
             Some(size_bytes) => Ok((SIZE_PREFIX_BYTES + size_bytes).saturating_sub(buf.len())),
         }
     }
 
-    fn peek_size(&self, buf: &[u8]) -> Result<Option<usize>, FrameError> {
+    /// The body size of the frame at the front of `buf` (the size prefix excluded), once its
+    /// prefix has arrived and passed the checks `decode` makes; `Ok(None)` before that. Lets
+    /// a reader budget for a frame before it reads the body.
+    pub fn frame_size(&self, buf: &[u8]) -> Result<Option<usize>, FrameError> {
         let Some(prefix) = buf.first_chunk::<SIZE_PREFIX_BYTES>() else {
             return Ok(None);
         };
@@ -174,6 +177,16 @@ mod tests {
         );
         assert!(buf.is_empty());
         assert_eq!(decoder.bytes_missing(&buf), Ok(4));
+    }
+
+    #[test]
+    fn frame_size_is_known_once_the_prefix_arrived() {
+        let decoder = FrameDecoder::new(10);
+        assert_eq!(decoder.frame_size(&[0, 0, 0]), Ok(None));
+        assert_eq!(decoder.frame_size(&[0, 0, 0, 7]), Ok(Some(7)));
+        assert_eq!(decoder.frame_size(&[0, 0, 0, 0, 1]), Ok(Some(0)));
+        assert!(decoder.frame_size(&[0, 0, 0, 11]).is_err());
+        assert!(decoder.frame_size(&[0xff, 0, 0, 0]).is_err());
     }
 
     #[test]

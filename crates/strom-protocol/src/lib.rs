@@ -15,7 +15,7 @@ pub mod response;
 pub mod versions;
 
 pub use error_response::error_response;
-pub use frame::{frame, FrameDecoder, FrameError, FRAME_BYTES_MAX_DEFAULT};
+pub use frame::{frame, FrameDecoder, FrameError, FRAME_BYTES_MAX_DEFAULT, SIZE_PREFIX_BYTES};
 pub use kafka_error::ErrorCode;
 pub use request::{decode_request, parse_header, DecodedRequest, Incoming, RequestError};
 pub use response::{encode_response, response_header_version, EncodeError, ResponseTarget};
