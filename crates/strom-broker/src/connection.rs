@@ -348,9 +348,10 @@ impl Connection {
 
     /// Waits for bytes, a finisher, shutdown, a deadline or eviction.
     async fn wait_for_input(&mut self) -> Result<(), Close> {
-        let now = Instant::now();
+        // Bytes of the next frame that came with the previous one: their clock starts when
+        // the connection turns back to reading (handling a request does not count).
         if !self.buf.is_empty() && self.frame_started.is_none() {
-            self.frame_started = Some(now);
+            self.frame_started = Some(Instant::now());
         }
         if self.front.is_none() && self.outgoing.is_empty() {
             self.slot.idle(self.last_activity)?;
@@ -387,6 +388,10 @@ impl Connection {
             Event::Read(Ok(0)) => Err(Close::Done),
             Event::Read(Ok(_)) => {
                 self.last_activity = Instant::now();
+                // A frame's receive clock starts with its first byte.
+                if self.frame_started.is_none() {
+                    self.frame_started = Some(self.last_activity);
+                }
                 Ok(())
             }
             Event::Read(Err(error)) => {

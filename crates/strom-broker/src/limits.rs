@@ -168,7 +168,7 @@ impl ConnectionLimits {
         let id = table.next_id;
         table.next_id = table.next_id.wrapping_add(1);
         let state = Arc::new(SlotState {
-            idle_since_ms: AtomicU64::new(BUSY),
+            idle_since_us: AtomicU64::new(BUSY),
             evicted: Notify::new(),
         });
         table.slots.insert(id, Arc::clone(&state));
@@ -188,7 +188,7 @@ impl ConnectionLimits {
             let idlest = table
                 .slots
                 .iter()
-                .map(|(id, state)| (*id, state.idle_since_ms.load(Ordering::Acquire)))
+                .map(|(id, state)| (*id, state.idle_since_us.load(Ordering::Acquire)))
                 .filter(|(_, since)| *since < EVICTED)
                 .min_by_key(|(_, since)| *since);
             let Some((id, since)) = idlest else {
@@ -199,7 +199,7 @@ impl ConnectionLimits {
             };
             // Fails only if the connection changed state since the scan: try again.
             if state
-                .idle_since_ms
+                .idle_since_us
                 .compare_exchange(since, EVICTED, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
@@ -222,9 +222,9 @@ impl ConnectionLimits {
         }
     }
 
-    fn since_epoch_ms(&self, at: Instant) -> u64 {
-        let ms = at.saturating_duration_since(self.epoch).as_millis();
-        u64::try_from(ms).unwrap_or(EVICTED - 1).min(EVICTED - 1)
+    fn since_epoch_us(&self, at: Instant) -> u64 {
+        let us = at.saturating_duration_since(self.epoch).as_micros();
+        u64::try_from(us).unwrap_or(EVICTED - 1).min(EVICTED - 1)
     }
 
     /// Counts a bite of `bite` (by a connection from `address`) and logs it, at most one
@@ -334,9 +334,9 @@ fn due(count: &BiteCount, now: Instant) -> bool {
 /// A connection's state as admission sees it: idle since when, busy, or evicted.
 #[derive(Debug)]
 struct SlotState {
-    /// Milliseconds since the limits' epoch of the connection's last activity while it is
+    /// Microseconds since the limits' epoch of the connection's last activity while it is
     /// idle; [`BUSY`] or [`EVICTED`] otherwise.
-    idle_since_ms: AtomicU64,
+    idle_since_us: AtomicU64,
     /// Wakes the connection once it is evicted.
     evicted: Notify,
 }
@@ -363,7 +363,7 @@ impl Slot {
     /// The connection is idle (no request in progress, no response owed) since
     /// `last_activity`: it may be evicted.
     pub fn idle(&self, last_activity: Instant) -> Result<(), Evicted> {
-        self.set(self.limits.since_epoch_ms(last_activity))
+        self.set(self.limits.since_epoch_us(last_activity))
     }
 
     /// The connection has a request in progress or a response owed: it is not evicted.
@@ -372,7 +372,7 @@ impl Slot {
     }
 
     fn set(&self, value: u64) -> Result<(), Evicted> {
-        let state = &self.state.idle_since_ms;
+        let state = &self.state.idle_since_us;
         let mut current = state.load(Ordering::Acquire);
         loop {
             if current == EVICTED {
@@ -389,7 +389,7 @@ impl Slot {
     pub async fn evicted(&self) {
         loop {
             self.state.evicted.notified().await;
-            if self.state.idle_since_ms.load(Ordering::Acquire) == EVICTED {
+            if self.state.idle_since_us.load(Ordering::Acquire) == EVICTED {
                 return;
             }
         }
@@ -487,6 +487,21 @@ mod tests {
         assert_eq!(limits.connections(), 3);
         drop(fourth);
         assert_eq!(limits.connections(), 2);
+    }
+
+    #[tokio::test]
+    async fn overrides_resolve_names_and_take_addresses_as_they_are() {
+        let map: BTreeMap<String, String> = [(
+            "max.connections.per.ip.overrides".to_string(),
+            "localhost:3,10.1.2.3:4,::ffff:10.1.2.4:5".to_string(),
+        )]
+        .into_iter()
+        .collect();
+        let (config, _) = BrokerConfig::from_props(&map).unwrap();
+        let resolved = resolve_overrides(&config).await.unwrap();
+        assert_eq!(resolved.get(&"127.0.0.1".parse().unwrap()), Some(&3));
+        assert_eq!(resolved.get(&"10.1.2.3".parse().unwrap()), Some(&4));
+        assert_eq!(resolved.get(&"10.1.2.4".parse().unwrap()), Some(&5));
     }
 
     #[tokio::test(start_paused = true)]
