@@ -427,8 +427,10 @@ impl BrokerConfig {
                 .at_least("max.connections.per.ip", i32::MAX, 0)?
                 .unsigned_abs(),
             connections_max_per_ip_overrides: per_ip_overrides(&props)?,
-            connections_max_idle_ms: u64::try_from(props.int("connections.max.idle.ms", 600_000i64)?)
-                .ok(),
+            connections_max_idle_ms: u64::try_from(
+                props.int("connections.max.idle.ms", 600_000i64)?,
+            )
+            .ok(),
             request_receive_timeout_ms: props.at_least(
                 "strom.request.receive.timeout.ms",
                 30_000,
@@ -488,8 +490,10 @@ impl BrokerConfig {
             keys_set: map.keys().cloned().collect(),
         };
         let mut config = config;
-        config.queued_max_request_bytes = queued_max_request_bytes(&props, config.socket_request_max_bytes)?;
-        if config.connections_max_per_ip == 0 && config.connections_max_per_ip_overrides.is_empty() {
+        config.queued_max_request_bytes =
+            queued_max_request_bytes(&props, config.socket_request_max_bytes)?;
+        if config.connections_max_per_ip == 0 && config.connections_max_per_ip_overrides.is_empty()
+        {
             return Err(Props::invalid(
                 "max.connections.per.ip",
                 "0",
@@ -745,7 +749,10 @@ fn per_ip_overrides(props: &Props<'_>) -> Result<Vec<(String, u32)>, ConfigError
             if host.is_empty() || !host.chars().all(host_char) {
                 return Err(Props::invalid(KEY, entry, "invalid host or IP address"));
             }
-            let count = count.parse::<u32>().ok().filter(|c| i32::try_from(*c).is_ok());
+            let count = count
+                .parse::<u32>()
+                .ok()
+                .filter(|c| i32::try_from(*c).is_ok());
             let count = count.ok_or_else(|| {
                 Props::invalid(KEY, entry, "the count is not an integer in 0..=2147483647")
             })?;
@@ -772,7 +779,9 @@ fn queued_max_request_bytes(
         Ok(bytes) if bytes < frame_max => Err(Props::invalid(
             KEY,
             &value.to_string(),
-            &format!("must be at least socket.request.max.bytes ({frame_max}), or -1 for unbounded"),
+            &format!(
+                "must be at least socket.request.max.bytes ({frame_max}), or -1 for unbounded"
+            ),
         )),
         Ok(bytes) => Ok(Some(bytes)),
     }
@@ -1028,8 +1037,14 @@ mod tests {
         assert_eq!(config.queued_max_request_bytes, Some(1000));
 
         for (pairs, named) in [
-            (&[("max.connections.per.ip", "0")][..], "max.connections.per.ip"),
-            (&[("max.connections.per.ip", "-1")][..], "max.connections.per.ip"),
+            (
+                &[("max.connections.per.ip", "0")][..],
+                "max.connections.per.ip",
+            ),
+            (
+                &[("max.connections.per.ip", "-1")][..],
+                "max.connections.per.ip",
+            ),
             (
                 &[("max.connections.per.ip.overrides", "host")][..],
                 "max.connections.per.ip.overrides",

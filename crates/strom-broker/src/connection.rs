@@ -577,4 +577,3 @@ async fn wait(handle: Option<&mut JoinHandle<Option<Wire>>>) -> Option<Wire> {
         None => std::future::pending().await,
     }
 }
-

@@ -404,9 +404,7 @@ impl Drop for Slot {
 
 /// Resolves `max.connections.per.ip.overrides` to addresses, as Kafka does once at start-up
 /// (a host name counts for every address it resolves to; a later entry wins).
-pub async fn resolve_overrides(
-    config: &BrokerConfig,
-) -> Result<HashMap<IpAddr, u32>, ConfigError> {
+pub async fn resolve_overrides(config: &BrokerConfig) -> Result<HashMap<IpAddr, u32>, ConfigError> {
     let mut out = HashMap::new();
     for (host, count) in &config.connections_max_per_ip_overrides {
         if let Ok(address) = host.parse::<IpAddr>() {
