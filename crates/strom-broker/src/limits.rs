@@ -157,13 +157,11 @@ impl ConnectionLimits {
             self.bite(Bite::PerIp, address);
             return None;
         }
-        if table.slots.len() >= self.connections_max {
-            if !self.evict_idlest(&mut table) {
-                drop(table);
-                self.bite(Bite::Refused, address);
-                return None;
-            }
-            self.bite(Bite::Evicted, address);
+        let full = table.slots.len() >= self.connections_max;
+        if full && !self.evict_idlest(&mut table) {
+            drop(table);
+            self.bite(Bite::Refused, address);
+            return None;
         }
         let id = table.next_id;
         table.next_id = table.next_id.wrapping_add(1);
@@ -173,6 +171,10 @@ impl ConnectionLimits {
         });
         table.slots.insert(id, Arc::clone(&state));
         *table.per_address.entry(address).or_insert(0) += 1;
+        drop(table);
+        if full {
+            self.bite(Bite::Evicted, address);
+        }
         Some(Slot {
             id,
             address,
