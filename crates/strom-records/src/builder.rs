@@ -13,6 +13,41 @@ pub const NO_PRODUCER_EPOCH: i16 = -1;
 pub const NO_SEQUENCE: i32 = -1;
 /// `partition_leader_epoch` of a batch a client builds.
 pub const NO_PARTITION_LEADER_EPOCH: i32 = -1;
+/// Kafka's `RecordBatch.NO_TIMESTAMP`.
+pub const NO_TIMESTAMP: i64 = -1;
+
+/// The header-only batch (61 bytes, no records) that stands for `header`'s batch once
+/// compaction has removed every record but must keep the batch: its offsets (the segment
+/// must still end where it ended), and for an idempotent producer its sequence range and
+/// epoch. Byte for byte what Kafka's cleaner writes (`DefaultRecordBatch.writeEmptyHeader`):
+/// base offset, last offset delta, partition leader epoch, max timestamp, timestamp type,
+/// producer id, epoch, base sequence and the transactional and control bits are kept; the
+/// batch is uncompressed (an empty compressed payload is not something every client
+/// decodes), the base timestamp is `NO_TIMESTAMP` and the delete-horizon bit is cleared.
+pub fn empty_batch(header: &BatchHeader) -> Result<Vec<u8>, RecordsError> {
+    let mut attributes = i16::from(Compression::None.id());
+    attributes |= header.attributes & (attr::TIMESTAMP_TYPE | attr::TRANSACTIONAL | attr::CONTROL);
+    let empty = BatchHeader {
+        base_offset: header.base_offset,
+        batch_length: (BATCH_HEADER_BYTES - pos::LOG_OVERHEAD) as i32,
+        partition_leader_epoch: header.partition_leader_epoch,
+        magic: MAGIC_V2,
+        crc: 0,
+        attributes,
+        last_offset_delta: header.last_offset_delta,
+        base_timestamp: NO_TIMESTAMP,
+        max_timestamp: header.max_timestamp,
+        producer_id: header.producer_id,
+        producer_epoch: header.producer_epoch,
+        base_sequence: header.base_sequence,
+        records_count: 0,
+    };
+    let mut out = [0u8; BATCH_HEADER_BYTES];
+    empty.write_into(&mut out);
+    let mut out = out.to_vec();
+    store_crc(&mut out)?;
+    Ok(out)
+}
 
 /// Accumulates records and encodes them as one batch.
 #[derive(Clone, Debug)]
@@ -150,7 +185,9 @@ impl BatchBuilder {
         self.records.is_empty()
     }
 
-    /// Encodes the batch, compressing the records and computing the CRC.
+    /// Encodes the batch, compressing the records and computing the CRC. (For a batch
+    /// that must stay in a log with no records, use [`empty_batch`]: an empty compressed
+    /// payload makes librdkafka abort or hang.)
     pub fn build(&self) -> Result<Vec<u8>, RecordsError> {
         let mut plain = Vec::new();
         for record in &self.records {

@@ -17,7 +17,8 @@ mod validate;
 mod varint;
 
 pub use builder::{
-    BatchBuilder, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
+    empty_batch, BatchBuilder, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID,
+    NO_SEQUENCE, NO_TIMESTAMP,
 };
 pub use control::{ControlRecordType, EndTransactionMarker};
 pub use decode::{records, DecodeLimits};

@@ -385,3 +385,65 @@ fn record_absolute_offsets_and_timestamps() {
     let header = validate(&batch, &limits()).unwrap();
     assert_eq!(decoded[0].timestamp_ms(&header), 9_999);
 }
+
+/// Kafka's `writeEmptyHeader`, field by field from its layout: what compaction keeps of a
+/// batch whose records are all gone, for a batch of every codec and timestamp type.
+fn kafka_empty_header(h: &BatchHeader) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&h.base_offset.to_be_bytes());
+    b.extend_from_slice(&49i32.to_be_bytes());
+    b.extend_from_slice(&h.partition_leader_epoch.to_be_bytes());
+    b.push(2);
+    b.extend_from_slice(&[0; 4]); // CRC, below
+    // Codec none; timestamp type, transactional and control kept; no delete horizon.
+    b.extend_from_slice(&(h.attributes & 0x38).to_be_bytes());
+    b.extend_from_slice(&h.last_offset_delta.to_be_bytes());
+    b.extend_from_slice(&(-1i64).to_be_bytes());
+    b.extend_from_slice(&h.max_timestamp.to_be_bytes());
+    b.extend_from_slice(&h.producer_id.to_be_bytes());
+    b.extend_from_slice(&h.producer_epoch.to_be_bytes());
+    b.extend_from_slice(&h.base_sequence.to_be_bytes());
+    b.extend_from_slice(&0i32.to_be_bytes());
+    fix_crc(&mut b);
+    b
+}
+
+#[test]
+fn empty_batch_is_kafkas_uncompressed_empty_header() {
+    for compression in Compression::ALL {
+        for log_append in [false, true] {
+            let mut builder = BatchBuilder::new(2004, 1_700_000_000_000)
+                .compression(compression)
+                .producer(42, 3, 17)
+                .partition_leader_epoch(9)
+                .delete_horizon(true);
+            if log_append {
+                builder = builder.log_append_time(1_700_000_000_500);
+            }
+            for i in 0..4 {
+                builder
+                    .append(
+                        1_700_000_000_000 + i,
+                        Some(Bytes::from(format!("k{i}"))),
+                        Some(Bytes::from_static(b"v")),
+                        Vec::new(),
+                    )
+                    .unwrap();
+            }
+            let original = builder.build().unwrap();
+            let header = validate(&original, &limits()).unwrap();
+            assert_eq!(header.compression().unwrap(), compression);
+            let empty = empty_batch(&header).unwrap();
+            assert_eq!(empty, kafka_empty_header(&header), "{compression:?}");
+            assert_eq!(empty.len(), 61);
+            let h = validate(&empty, &limits()).unwrap();
+            assert_eq!(h.compression().unwrap(), Compression::None);
+            assert_eq!((h.base_offset, h.last_offset()), (2004, 2007));
+            assert_eq!(h.last_sequence(), header.last_sequence());
+            assert_eq!(h.timestamp_type(), header.timestamp_type());
+            assert!(!h.has_delete_horizon());
+            assert!(records(&empty, &DecodeLimits::default()).unwrap().is_empty());
+        }
+    }
+}
+
