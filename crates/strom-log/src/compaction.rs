@@ -1,15 +1,34 @@
-//! The pure part of compaction: the key map (latest offset per key) and rewriting one
-//! batch without its superseded records and expired tombstones. No I/O here.
+//! The pure part of compaction: the key map (latest offset per key, last batch per
+//! producer), rewriting one batch without its superseded records and expired tombstones,
+//! and grouping segments for a pass. No I/O here.
 //!
-//! Rewritten batches keep their base offset, last offset delta, max timestamp, producer
-//! fields, attributes and compression; only the records inside change. Control and
-//! transactional batches are kept whole (transaction cleanup is not implemented).
+//! Kafka's cleaner semantics (`LogCleaner.cleanInto`, `MemoryRecords.filterTo`):
+//! - A record stays if it is the latest of its key and is not a tombstone past its delete
+//!   horizon. Keyless records are dropped (a compacted topic refuses them on append; only a
+//!   topic switched from `delete` to `compact` can hold any).
+//! - A tombstone is kept for `delete.retention.ms` after the first pass that saw it (KIP-534):
+//!   that pass rewrites its batch with a delete horizon (now + `delete.retention.ms`) in the
+//!   base timestamp and the delete-horizon attribute; a later pass at or after the horizon
+//!   drops it.
+//! - Rewritten batches keep their base offset, last offset delta, max timestamp, producer
+//!   fields, attributes and compression; only the records inside change.
+//! - A batch left with no records is dropped, unless it is the last batch of a group (the
+//!   cleaned segment must end where the next one begins) or the last batch of an idempotent
+//!   producer that has not expired (`producer.id.expiration.ms`, Kafka's default: one day),
+//!   whose sequence and epoch rebuilding producer state needs. A kept empty batch is the
+//!   61-byte, uncompressed header Kafka writes ([`strom_records::empty_batch`]).
+//! - Control and transactional batches are kept whole (transactions are not served, so
+//!   there are no aborted transactions or markers to clean).
 
 use std::collections::HashMap;
 
 use strom_records::{
     records, BatchBuilder, BatchHeader, DecodeLimits, Record, RecordsError, TimestampType,
 };
+
+/// Kafka's default `producer.id.expiration.ms`: an idempotent producer silent this long is
+/// forgotten, and compaction no longer keeps its last batch once that batch is empty.
+pub const PRODUCER_ID_EXPIRATION_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// Bounds on one compaction pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,11 +51,14 @@ impl Default for CompactionLimits {
 
 /// Bytes charged per key on top of its length (hash map entry, offset, allocation).
 const KEY_OVERHEAD_BYTES: usize = 64;
+/// Bytes charged per producer id remembered.
+const PRODUCER_ENTRY_BYTES: usize = 48;
 
-/// Latest offset of every key seen.
+/// Latest offset of every key seen, and the last offset of each producer's last batch.
 #[derive(Debug, Default, Clone)]
 pub struct KeyMap {
     offsets: HashMap<Vec<u8>, i64>,
+    producers: HashMap<i64, i64>,
     bytes: usize,
 }
 
@@ -76,8 +98,39 @@ impl KeyMap {
         }
     }
 
+    /// Records which producer wrote the batch (every batch, control batches included).
+    pub fn add_producer_batch(&mut self, header: &BatchHeader) {
+        if !header.has_producer_id() {
+            return;
+        }
+        let last = header.last_offset();
+        match self.producers.get_mut(&header.producer_id) {
+            Some(latest) => *latest = (*latest).max(last),
+            None => {
+                self.bytes += PRODUCER_ENTRY_BYTES;
+                self.producers.insert(header.producer_id, last);
+            }
+        }
+    }
+
+    /// The batch is the last one its idempotent producer wrote in the mapped part of the
+    /// log (a later one may exist above it: keeping this one then costs 61 bytes, no more).
+    pub fn is_last_of_producer(&self, header: &BatchHeader) -> bool {
+        header.has_producer_id()
+            && self.producers.get(&header.producer_id) == Some(&header.last_offset())
+    }
+
     /// Adds all keys of `other` (a later part of the log).
     pub fn merge(&mut self, other: KeyMap) {
+        for (producer_id, last) in other.producers {
+            match self.producers.get_mut(&producer_id) {
+                Some(latest) => *latest = (*latest).max(last),
+                None => {
+                    self.bytes += PRODUCER_ENTRY_BYTES;
+                    self.producers.insert(producer_id, last);
+                }
+            }
+        }
         for (key, offset) in other.offsets {
             match self.offsets.get_mut(&key) {
                 Some(latest) => *latest = (*latest).max(offset),
@@ -103,49 +156,83 @@ pub fn decode(batch: &[u8], limits: &CompactionLimits) -> Result<Vec<Record>, Re
 /// What happened to one batch.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Cleaned {
-    /// Nothing removed: copy the original bytes.
+    /// Nothing removed or changed: copy the original bytes.
     Unchanged,
-    /// Some records removed: the rewritten batch (possibly with no records left).
+    /// Some records removed, or a delete horizon set: the rewritten batch.
     Rewritten {
         batch: Vec<u8>,
         records_removed: usize,
         tombstones_removed: usize,
     },
+    /// No record left (or none to begin with): the caller keeps
+    /// [`strom_records::empty_batch`] in its place or drops the batch (see the module docs).
+    Emptied {
+        records_removed: usize,
+        tombstones_removed: usize,
+    },
 }
 
-/// Drops the records of `batch` that a later record with the same key supersedes, and
-/// tombstones whose batch is older than `tombstone_horizon_ms`.
+/// When a pass runs and how long tombstones live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CleanTime {
+    pub now_ms: i64,
+    /// `delete.retention.ms`.
+    pub delete_retention_ms: i64,
+}
+
+/// Drops the records of `batch` that a later record with the same key supersedes, keyless
+/// records, and tombstones past their batch's delete horizon; sets the delete horizon on a
+/// batch that keeps a tombstone and has none yet. `decoded` is empty for a batch with no
+/// records.
 pub fn clean_batch(
     header: &BatchHeader,
     decoded: Vec<Record>,
     map: &KeyMap,
-    tombstone_horizon_ms: i64,
+    time: CleanTime,
 ) -> Result<Cleaned, RecordsError> {
     if header.is_control() || header.is_transactional() {
         return Ok(Cleaned::Unchanged);
     }
     let total = decoded.len();
+    // Kafka: a tombstone stays while its batch has no delete horizon or it is in the future.
+    let tombstones_expire = header.has_delete_horizon() && time.now_ms >= header.base_timestamp;
     let mut tombstones_removed = 0;
     let kept: Vec<Record> = decoded
         .into_iter()
         .filter(|record| {
-            let Some(key) = &record.key else { return true };
+            let Some(key) = &record.key else { return false };
             let offset = record.offset(header);
             if map.latest(key).is_some_and(|latest| latest > offset) {
                 return false;
             }
-            if record.value.is_none() && header.max_timestamp < tombstone_horizon_ms {
+            if record.value.is_none() && tombstones_expire {
                 tombstones_removed += 1;
                 return false;
             }
             true
         })
         .collect();
-    if kept.len() == total {
+    let records_removed = total - kept.len();
+    if kept.is_empty() {
+        return Ok(Cleaned::Emptied {
+            records_removed,
+            tombstones_removed,
+        });
+    }
+    let set_horizon =
+        !header.has_delete_horizon() && kept.iter().any(|record| record.value.is_none());
+    if records_removed == 0 && !set_horizon {
         return Ok(Cleaned::Unchanged);
     }
-    let records_removed = total - kept.len();
-    let mut builder = BatchBuilder::new(header.base_offset, header.base_timestamp)
+    // With a delete horizon, the base timestamp holds it and the records' timestamp deltas
+    // are rebased onto it, so that every record keeps its absolute timestamp.
+    let (base_timestamp, rebase) = if set_horizon {
+        let horizon = time.now_ms.saturating_add(time.delete_retention_ms.max(0));
+        (horizon, header.base_timestamp.saturating_sub(horizon))
+    } else {
+        (header.base_timestamp, 0)
+    };
+    let mut builder = BatchBuilder::new(header.base_offset, base_timestamp)
         .partition_leader_epoch(header.partition_leader_epoch)
         .producer(
             header.producer_id,
@@ -153,13 +240,14 @@ pub fn clean_batch(
             header.base_sequence,
         )
         .compression(header.compression()?)
-        .delete_horizon(header.has_delete_horizon())
+        .delete_horizon(header.has_delete_horizon() || set_horizon)
         .last_offset_delta(header.last_offset_delta);
     builder = match header.timestamp_type() {
         TimestampType::LogAppendTime => builder.log_append_time(header.max_timestamp),
         TimestampType::CreateTime => builder.max_timestamp(header.max_timestamp),
     };
-    for record in kept {
+    for mut record in kept {
+        record.timestamp_delta = record.timestamp_delta.saturating_add(rebase);
         builder.push(record);
     }
     Ok(Cleaned::Rewritten {
@@ -169,16 +257,72 @@ pub fn clean_batch(
     })
 }
 
+/// What grouping needs to know of one cleanable segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupInput {
+    pub base_offset: i64,
+    /// Base offset of the segment after it (every cleanable segment has one).
+    pub next_base_offset: i64,
+    pub size_bytes: u64,
+    pub offset_index_bytes: u64,
+    pub time_index_bytes: u64,
+}
+
+/// Kafka's `groupSegmentsBySize`: consecutive segments cleaned into one while their log
+/// bytes stay within `segment_bytes`, each index's bytes within `index_bytes`, and their
+/// offsets within the 32-bit relative offsets of one segment. One difference: an empty
+/// segment never joins a group (it starts its own), so that a group's last segment always
+/// holds a batch and the cleaned segment ends exactly where the group ended.
+pub fn group_segments(
+    segments: &[GroupInput],
+    segment_bytes: u64,
+    index_bytes: u64,
+) -> Vec<std::ops::Range<usize>> {
+    let mut groups = Vec::new();
+    let mut start = 0;
+    while start < segments.len() {
+        let first = segments[start];
+        let (mut log, mut index, mut time) = (
+            first.size_bytes,
+            first.offset_index_bytes,
+            first.time_index_bytes,
+        );
+        let mut end = start + 1;
+        while let Some(next) = segments.get(end) {
+            let fits = next.size_bytes > 0
+                && log.saturating_add(next.size_bytes) <= segment_bytes
+                && index.saturating_add(next.offset_index_bytes) <= index_bytes
+                && time.saturating_add(next.time_index_bytes) <= index_bytes
+                && next
+                    .next_base_offset
+                    .saturating_sub(1)
+                    .saturating_sub(first.base_offset)
+                    <= i64::from(i32::MAX);
+            if !fits {
+                break;
+            }
+            log += next.size_bytes;
+            index += next.offset_index_bytes;
+            time += next.time_index_bytes;
+            end += 1;
+        }
+        groups.push(start..end);
+        start = end;
+    }
+    groups
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use strom_records::{validate, Compression, ValidateLimits};
 
     fn batch(base: i64, keys: &[(&str, Option<&str>)], compression: Compression) -> Vec<u8> {
         let mut b = BatchBuilder::new(base, 1000).compression(compression);
-        for (key, value) in keys {
+        for (i, (key, value)) in keys.iter().enumerate() {
             b.append(
-                1000,
+                1000 + i as i64,
                 Some(key.as_bytes().to_vec().into()),
                 value.map(|v| v.as_bytes().to_vec().into()),
                 Vec::new(),
@@ -188,30 +332,53 @@ mod tests {
         b.build().unwrap()
     }
 
+    fn at(now_ms: i64) -> CleanTime {
+        CleanTime {
+            now_ms,
+            delete_retention_ms: 5000,
+        }
+    }
+
+    fn map_of(batches: &[&Vec<u8>]) -> KeyMap {
+        let limits = CompactionLimits::default();
+        let mut map = KeyMap::default();
+        for bytes in batches {
+            let h = BatchHeader::parse(bytes).unwrap();
+            map.add_batch(&h, &decode(bytes, &limits).unwrap());
+            map.add_producer_batch(&h);
+        }
+        map
+    }
+
+    fn clean(bytes: &[u8], map: &KeyMap, time: CleanTime) -> Cleaned {
+        let h = BatchHeader::parse(bytes).unwrap();
+        clean_batch(
+            &h,
+            decode(bytes, &CompactionLimits::default()).unwrap(),
+            map,
+            time,
+        )
+        .unwrap()
+    }
+
     #[test]
     fn keeps_latest_per_key_and_batch_bounds() {
-        for compression in [Compression::None, Compression::Gzip] {
+        for compression in Compression::ALL {
             let first = batch(
                 10,
                 &[("a", Some("1")), ("b", Some("1")), ("a", Some("2"))],
                 compression,
             );
             let second = batch(13, &[("b", None), ("c", Some("1"))], compression);
-            let limits = CompactionLimits::default();
-            let mut map = KeyMap::default();
-            for bytes in [&first, &second] {
-                let h = BatchHeader::parse(bytes).unwrap();
-                map.add_batch(&h, &decode(bytes, &limits).unwrap());
-            }
+            let map = map_of(&[&first, &second]);
             assert_eq!(map.latest(b"a"), Some(12));
             assert_eq!(map.latest(b"b"), Some(13));
             let h = BatchHeader::parse(&first).unwrap();
-            let cleaned = clean_batch(&h, decode(&first, &limits).unwrap(), &map, 0).unwrap();
             let Cleaned::Rewritten {
                 batch,
                 records_removed,
                 ..
-            } = cleaned
+            } = clean(&first, &map, at(0))
             else {
                 panic!("rewritten")
             };
@@ -222,24 +389,209 @@ mod tests {
                 (10, 12, h.max_timestamp)
             );
             assert_eq!(nh.compression().unwrap(), compression);
-            let left = decode(&batch, &limits).unwrap();
+            assert!(!nh.has_delete_horizon());
+            let left = decode(&batch, &CompactionLimits::default()).unwrap();
             assert_eq!(left.len(), 1);
             assert_eq!(left[0].offset(&nh), 12);
-            // The tombstone for b survives until the horizon passes its batch.
-            let h2 = BatchHeader::parse(&second).unwrap();
-            let kept = clean_batch(&h2, decode(&second, &limits).unwrap(), &map, 0).unwrap();
-            assert_eq!(kept, Cleaned::Unchanged);
-            let dropped = clean_batch(&h2, decode(&second, &limits).unwrap(), &map, 5000).unwrap();
+            assert_eq!(left[0].timestamp_ms(&nh), 1002);
+        }
+    }
+
+    /// KIP-534: the first pass that keeps a tombstone sets the delete horizon (records keep
+    /// their timestamps); passes before the horizon keep it, the first one at it drops it.
+    #[test]
+    fn tombstones_live_delete_retention_after_the_first_pass() {
+        for compression in Compression::ALL {
+            let second = batch(13, &[("b", None), ("c", Some("1"))], compression);
+            let map = map_of(&[&second]);
             let Cleaned::Rewritten {
-                tombstones_removed,
-                batch,
-                ..
-            } = dropped
+                batch: marked,
+                records_removed: 0,
+                tombstones_removed: 0,
+            } = clean(&second, &map, at(100))
             else {
-                panic!("rewritten")
+                panic!("horizon set")
             };
-            assert_eq!(tombstones_removed, 1);
-            assert_eq!(BatchHeader::parse(&batch).unwrap().last_offset(), 14);
+            let h = validate(&marked, &ValidateLimits::default()).unwrap();
+            assert!(h.has_delete_horizon());
+            assert_eq!(h.base_timestamp, 5100);
+            assert_eq!(h.compression().unwrap(), compression);
+            let records = decode(&marked, &CompactionLimits::default()).unwrap();
+            let stamps: Vec<i64> = records.iter().map(|r| r.timestamp_ms(&h)).collect();
+            assert_eq!(stamps, vec![1000, 1001]);
+            // Even a pass long after the record's own timestamp keeps it before the horizon.
+            assert_eq!(clean(&marked, &map, at(5099)), Cleaned::Unchanged);
+            let Cleaned::Rewritten {
+                batch,
+                tombstones_removed: 1,
+                ..
+            } = clean(&marked, &map, at(5100))
+            else {
+                panic!("tombstone dropped")
+            };
+            let h = validate(&batch, &ValidateLimits::default()).unwrap();
+            assert_eq!((h.base_offset, h.last_offset()), (13, 14));
+            let left = decode(&batch, &CompactionLimits::default()).unwrap();
+            assert_eq!(left.len(), 1);
+            assert_eq!(left[0].timestamp_ms(&h), 1001);
+        }
+    }
+
+    #[test]
+    fn batches_left_without_records_are_emptied() {
+        let first = batch(0, &[("a", Some("1")), ("b", Some("1"))], Compression::Lz4);
+        let second = batch(2, &[("a", Some("2")), ("b", Some("2"))], Compression::Lz4);
+        let map = map_of(&[&first, &second]);
+        assert_eq!(
+            clean(&first, &map, at(0)),
+            Cleaned::Emptied {
+                records_removed: 2,
+                tombstones_removed: 0
+            }
+        );
+        assert_eq!(clean(&second, &map, at(0)), Cleaned::Unchanged);
+        // A batch that had no records to begin with (an earlier pass's empty batch).
+        let h = BatchHeader::parse(&first).unwrap();
+        let empty = strom_records::empty_batch(&h).unwrap();
+        assert_eq!(
+            clean(&empty, &map, at(0)),
+            Cleaned::Emptied {
+                records_removed: 0,
+                tombstones_removed: 0
+            }
+        );
+        // Keyless records do not survive compaction (Kafka's cleaner drops them).
+        let mut b = BatchBuilder::new(4, 0);
+        b.append(0, None, Some(b"v".to_vec().into()), Vec::new())
+            .unwrap();
+        let keyless = b.build().unwrap();
+        assert!(matches!(
+            clean(&keyless, &map, at(0)),
+            Cleaned::Emptied {
+                records_removed: 1,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn last_batch_of_each_producer() {
+        let producer = |base: i64, id: i64, keys: &[(&str, Option<&str>)]| {
+            let mut b = BatchBuilder::new(base, 0).producer(id, 0, base as i32);
+            for (key, value) in keys {
+                b.append(
+                    0,
+                    Some(key.as_bytes().to_vec().into()),
+                    value.map(|v| v.as_bytes().to_vec().into()),
+                    Vec::new(),
+                )
+                .unwrap();
+            }
+            b.build().unwrap()
+        };
+        let a1 = producer(0, 7, &[("x", Some("1"))]);
+        let a2 = producer(1, 7, &[("y", Some("1")), ("z", Some("1"))]);
+        let b1 = producer(3, 8, &[("x", Some("2"))]);
+        let plain = batch(4, &[("q", Some("1"))], Compression::None);
+        let map = map_of(&[&a1, &a2, &b1, &plain]);
+        let last = |bytes: &Vec<u8>| map.is_last_of_producer(&BatchHeader::parse(bytes).unwrap());
+        assert!(!last(&a1));
+        assert!(last(&a2));
+        assert!(last(&b1));
+        assert!(!last(&plain));
+    }
+
+    fn input(base: i64, next: i64, size: u64, index: u64) -> GroupInput {
+        GroupInput {
+            base_offset: base,
+            next_base_offset: next,
+            size_bytes: size,
+            offset_index_bytes: index,
+            time_index_bytes: index * 3 / 2,
+        }
+    }
+
+    #[test]
+    fn tiny_segments_group_into_few() {
+        // 58 segments of one 61-byte batch each (what a topic was left with).
+        let segments: Vec<GroupInput> = (0..58)
+            .map(|i| input(i * 20, (i + 1) * 20, 61, 0))
+            .collect();
+        let groups = group_segments(&segments, 1024, 1024);
+        assert_eq!(groups.len(), 4, "{groups:?}");
+        assert!(groups.iter().all(|g| g.len() <= 16));
+        assert_eq!(group_segments(&segments, 1 << 30, 1 << 20).len(), 1);
+        // Full segments stay alone.
+        assert_eq!(group_segments(&segments, 100, 1024).len(), 58);
+    }
+
+    #[test]
+    fn groups_respect_offset_span_and_empty_segments() {
+        let max = i64::from(i32::MAX);
+        let segments = vec![
+            input(0, 10, 100, 8),
+            input(10, max, 100, 8),
+            input(max, max + 10, 100, 8),
+        ];
+        assert_eq!(
+            group_segments(&segments, 1 << 20, 1 << 20),
+            vec![0..2, 2..3]
+        );
+        let segments = vec![
+            input(0, 10, 100, 8),
+            input(10, 20, 0, 0),
+            input(20, 30, 100, 8),
+        ];
+        assert_eq!(
+            group_segments(&segments, 1 << 20, 1 << 20),
+            vec![0..1, 1..3]
+        );
+    }
+
+    proptest! {
+        /// Groups cover every segment once, in order, and each group of several fits the
+        /// bounds Kafka's cleaner uses.
+        #[test]
+        fn groups_partition_within_bounds(
+            sizes in proptest::collection::vec((0u64..600, 0u64..40, 1i64..1_000_000_000), 0..60),
+            segment_bytes in 64u64..3000,
+            index_bytes in 24u64..400,
+        ) {
+            let mut segments = Vec::new();
+            let mut base = 0i64;
+            for (size, index, span) in sizes {
+                segments.push(input(base, base + span, size, index));
+                base += span;
+            }
+            let groups = group_segments(&segments, segment_bytes, index_bytes);
+            let mut next = 0;
+            for g in &groups {
+                prop_assert_eq!(g.start, next);
+                prop_assert!(g.end > g.start);
+                next = g.end;
+                let members = &segments[g.clone()];
+                if members.len() > 1 {
+                    prop_assert!(members.iter().map(|s| s.size_bytes).sum::<u64>() <= segment_bytes);
+                    prop_assert!(members.iter().map(|s| s.offset_index_bytes).sum::<u64>() <= index_bytes);
+                    prop_assert!(members.iter().map(|s| s.time_index_bytes).sum::<u64>() <= index_bytes);
+                    let span = members[members.len() - 1].next_base_offset - 1 - members[0].base_offset;
+                    prop_assert!(span <= i64::from(i32::MAX));
+                    prop_assert!(members[1..].iter().all(|s| s.size_bytes > 0));
+                }
+            }
+            prop_assert_eq!(next, segments.len());
+            // Greedy: a group stops only where the next segment would break a bound.
+            for w in groups.windows(2) {
+                let (g, h) = (&w[0], &w[1]);
+                let candidate = &segments[g.start..h.start + 1];
+                let s = candidate[candidate.len() - 1];
+                let fits = s.size_bytes > 0
+                    && candidate.iter().map(|s| s.size_bytes).sum::<u64>() <= segment_bytes
+                    && candidate.iter().map(|s| s.offset_index_bytes).sum::<u64>() <= index_bytes
+                    && candidate.iter().map(|s| s.time_index_bytes).sum::<u64>() <= index_bytes
+                    && s.next_base_offset - 1 - candidate[0].base_offset <= i64::from(i32::MAX);
+                prop_assert!(!fits);
+            }
         }
     }
 }

@@ -259,3 +259,394 @@ fn image_names(fs: &SimFs) -> Vec<String> {
     use strom_log::fs::FileSystem;
     fs.list_dir(&dir()).unwrap()
 }
+
+/// Kafka's `DefaultRecordBatch.writeEmptyHeader` for the batch `h`, field by field from
+/// its layout: uncompressed, base timestamp -1, no delete horizon, offsets, max timestamp
+/// and producer fields kept.
+fn kafka_empty_header(h: &BatchHeader) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&h.base_offset.to_be_bytes());
+    b.extend_from_slice(&49i32.to_be_bytes());
+    b.extend_from_slice(&h.partition_leader_epoch.to_be_bytes());
+    b.push(2);
+    b.extend_from_slice(&[0; 4]);
+    b.extend_from_slice(&(h.attributes & 0x38).to_be_bytes());
+    b.extend_from_slice(&h.last_offset_delta.to_be_bytes());
+    b.extend_from_slice(&(-1i64).to_be_bytes());
+    b.extend_from_slice(&h.max_timestamp.to_be_bytes());
+    b.extend_from_slice(&h.producer_id.to_be_bytes());
+    b.extend_from_slice(&h.producer_epoch.to_be_bytes());
+    b.extend_from_slice(&h.base_sequence.to_be_bytes());
+    b.extend_from_slice(&0i32.to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// Each segment's batches as stored: (segment base, batch bytes), oldest first.
+fn segment_batches(fs: &SimFs, log: &Log) -> Vec<(i64, Vec<Vec<u8>>)> {
+    log.segment_base_offsets()
+        .into_iter()
+        .map(|base| {
+            let bytes = fs.contents(&dir().join(format!("{base:020}.log"))).unwrap();
+            let batches = strom_records::batches(&bytes)
+                .map(|item| bytes[item.unwrap().1].to_vec())
+                .collect();
+            (base, batches)
+        })
+        .collect()
+}
+
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// 48 batches of three records over four keys (whole batches get superseded), in
+/// `compression`. Batches 0..16 come from idempotent producer 7 (recent), 16..24 from
+/// producer 9 (older than `producer.id.expiration.ms` at `now`), the rest from no producer.
+fn fill_overwrites(log: &Log, compression: Compression, now: i64) {
+    for i in 0..48i64 {
+        let (producer, ts) = match i {
+            0..16 => (Some((7, i)), now - 1000 + i),
+            16..24 => (Some((9, i - 16)), now - 2 * DAY_MS + i),
+            _ => (None, now - 1000 + i),
+        };
+        let mut b = BatchBuilder::new(0, ts).compression(compression);
+        if let Some((id, batch_index)) = producer {
+            b = b.producer(id, 0, (batch_index * 3) as i32);
+        }
+        for k in 0..3 {
+            b.append(
+                ts,
+                Some(format!("key-{}", (i + k) % 4).into_bytes().into()),
+                Some(format!("{i:0>300}").into_bytes().into()),
+                Vec::new(),
+            )
+            .unwrap();
+        }
+        log.append(&mut b.build().unwrap(), AppendOrigin::Client, 0)
+            .unwrap();
+    }
+    log.flush().unwrap();
+    log.set_high_watermark(log.log_end_offset());
+}
+
+/// A batch whose records all went is dropped, or kept as the 61-byte uncompressed header
+/// Kafka writes (never an empty compressed payload, which librdkafka cannot read): when it
+/// ends its segment, or is the last batch of an idempotent producer not yet expired.
+#[test]
+fn emptied_batches_are_kafkas_uncompressed_empty_header() {
+    let now = 10 * DAY_MS;
+    for compression in Compression::ALL {
+        let fs = SimFs::new();
+        let log = open_sim(&fs, config(), 0).unwrap();
+        fill_overwrites(&log, compression, now);
+        let before = rows(&log);
+        let originals: BTreeMap<i64, Vec<u8>> = read_all(&log).into_iter().collect();
+        let last_of_7 = originals
+            .values()
+            .map(|b| BatchHeader::parse(b).unwrap())
+            .filter(|h| h.producer_id == 7)
+            .map(|h| h.base_offset)
+            .max()
+            .unwrap();
+        let last_of_9 = 16 * 3 + 7 * 3;
+        for pass in 0..2 {
+            let report = log.compact(now, &CompactionLimits::default()).unwrap();
+            assert!(pass > 0 || report.segments_cleaned > 0, "{compression:?}");
+            let after = rows(&log);
+            assert_eq!(latest_per_key(&after), latest_per_key(&before));
+            let segments = segment_batches(&fs, &log);
+            let active = segments.len() - 1;
+            let (mut empties, mut kept_for_7, mut empty_of_compressed) = (0, false, 0);
+            for (s, (base, batches)) in segments.iter().enumerate() {
+                for (i, batch) in batches.iter().enumerate() {
+                    let h = BatchHeader::parse(batch).unwrap();
+                    let original = BatchHeader::parse(&originals[&h.base_offset]).unwrap();
+                    if h.records_count > 0 {
+                        assert_eq!(h.compression().unwrap(), compression);
+                        continue;
+                    }
+                    assert_ne!(s, active, "the active segment is never cleaned");
+                    assert_eq!(
+                        batch,
+                        &kafka_empty_header(&original),
+                        "{compression:?} at {base}"
+                    );
+                    assert_eq!(batch.len(), 61);
+                    empties += 1;
+                    empty_of_compressed +=
+                        usize::from(original.compression().unwrap() != Compression::None);
+                    let last_in_segment = i == batches.len() - 1;
+                    kept_for_7 |= h.base_offset == last_of_7;
+                    assert!(
+                        last_in_segment || h.base_offset == last_of_7,
+                        "{compression:?}: empty batch at {} kept for no reason",
+                        h.base_offset
+                    );
+                    assert!(
+                        h.base_offset != last_of_9 || last_in_segment,
+                        "expired producer"
+                    );
+                }
+            }
+            assert!(
+                empties > 0,
+                "{compression:?}: whole batches were compacted away"
+            );
+            if compression != Compression::None {
+                assert!(empty_of_compressed > 0);
+            }
+            assert!(
+                kept_for_7,
+                "{compression:?} pass {pass}: producer 7's last batch"
+            );
+        }
+        // Clients read it all: every batch decodes, offsets up to the end.
+        assert_eq!(log.log_end_offset(), 144);
+        log.close().unwrap();
+        let log = open_sim(&fs.crash(3), config(), 0).unwrap();
+        assert_eq!(latest_per_key(&rows(&log)), latest_per_key(&before));
+    }
+}
+
+fn tiny_config(segment_index_bytes: u64) -> LogConfig {
+    LogConfig {
+        segment_index_bytes,
+        ..config()
+    }
+}
+
+/// Batches `fill_tiny` appends, three offsets each.
+const TINY_BATCHES: u32 = 120;
+
+/// 120 uncompressed batches of three records over four keys: over 20 segments, each
+/// compacted by the first pass down to its last batch.
+fn fill_tiny(log: &Log) {
+    for i in 0..TINY_BATCHES {
+        let keys: Vec<(u32, Option<u32>)> = (0..3).map(|k| ((i + k) % 4, Some(i))).collect();
+        log.append(
+            &mut keyed(&keys, i64::from(i), Compression::None),
+            AppendOrigin::Client,
+            0,
+        )
+        .unwrap();
+    }
+    log.flush().unwrap();
+    log.set_high_watermark(log.log_end_offset());
+}
+
+/// Segment bases and, per segment, the offsets it covers: each ends where the next starts.
+fn check_segments(log: &Log) {
+    let bases = log.segment_base_offsets();
+    for pair in bases.windows(2) {
+        let (base, next) = (pair[0], pair[1]);
+        let info = log
+            .read(base.max(log.log_start_offset()), 1, i64::MAX)
+            .unwrap();
+        let range = info.range.unwrap();
+        assert!(range.first_offset >= base && range.first_offset < next);
+    }
+}
+
+#[test]
+fn small_segments_are_merged() {
+    for (index_bytes, most) in [(4096, 3), (8 * 12, 5)] {
+        let fs = SimFs::new();
+        let log = open_sim(&fs, tiny_config(index_bytes), 0).unwrap();
+        fill_tiny(&log);
+        let before = rows(&log);
+        let segments = log.segment_count();
+        assert!(segments >= 20, "{segments}");
+        let first = log.compact(1000, &CompactionLimits::default()).unwrap();
+        assert_eq!(
+            first.segments_merged, 0,
+            "full segments do not group: {first:?}"
+        );
+        assert_eq!(log.segment_count(), segments);
+        let cleaned = rows(&log);
+        let second = log.compact(1000, &CompactionLimits::default()).unwrap();
+        assert!(second.segments_merged >= segments - most, "{second:?}");
+        assert!(
+            log.segment_count() <= most,
+            "{} segments",
+            log.segment_count()
+        );
+        assert_eq!(rows(&log), cleaned, "merging removes nothing more");
+        assert_eq!(latest_per_key(&cleaned), latest_per_key(&before));
+        assert_eq!(log.log_end_offset(), 3 * i64::from(TINY_BATCHES));
+        check_segments(&log);
+        // Index bounds: a merged segment's time index fits segment.index.bytes.
+        for (base, batches) in segment_batches(&fs, &log) {
+            let time_index = fs
+                .contents(&dir().join(format!("{base:020}.timeindex")))
+                .unwrap();
+            assert!(time_index.len() as u64 <= index_bytes, "{base}");
+            assert!(!batches.is_empty());
+        }
+        for offset in 0..3 * i64::from(TINY_BATCHES) {
+            let range = log.read(offset, 1, i64::MAX).unwrap().range.unwrap();
+            assert!(range.next_offset > offset);
+        }
+        let bases = log.segment_base_offsets();
+        log.close().unwrap();
+        let reopened = open_sim(&fs, tiny_config(index_bytes), 0).unwrap();
+        assert_eq!(reopened.segment_base_offsets(), bases);
+        assert_eq!(rows(&reopened), cleaned);
+        let log = open_sim(&fs.crash(5), tiny_config(index_bytes), 0).unwrap();
+        assert_eq!(log.segment_base_offsets(), bases);
+        assert_eq!(rows(&log), cleaned);
+    }
+}
+
+/// Power loss at every write and fsync of a pass that merges segments, with every prefix
+/// of the directory changes not yet synced surviving too (every rename of the swap): after
+/// restart the segments are exactly the old set or the new one, records between the two.
+#[test]
+fn power_loss_during_a_merging_swap_is_old_set_or_new_set() {
+    let config = tiny_config(4096);
+    let base = SimFs::new();
+    let log = open_sim(&base, config.clone(), 0).unwrap();
+    fill_tiny(&log);
+    log.compact(1000, &CompactionLimits::default()).unwrap();
+    let old_bases = log.segment_base_offsets();
+    let before = rows(&log);
+    log.close().unwrap();
+    let fresh = || {
+        let fs = base.crash(0);
+        let log = open_sim(&fs, config.clone(), 0).unwrap();
+        log.set_high_watermark(log.log_end_offset());
+        (fs, log)
+    };
+    let (fs, log) = fresh();
+    let (w0, s0) = (fs.write_count(), fs.sync_count());
+    let report = log.compact(1000, &CompactionLimits::default()).unwrap();
+    assert!(report.segments_merged > 10, "{report:?}");
+    let new_bases = log.segment_base_offsets();
+    let after = rows(&log);
+    assert_eq!(after, before);
+    let (writes, syncs) = (fs.write_count() - w0, fs.sync_count() - s0);
+    let mut cases = Vec::new();
+    for n in 1..=writes {
+        cases.push(SimFaults {
+            power_loss_at_write: Some(n),
+            ..Default::default()
+        });
+    }
+    for n in 1..=syncs + 1 {
+        cases.push(SimFaults {
+            power_loss_at_sync: Some(n),
+            ..Default::default()
+        });
+    }
+    let (mut old_seen, mut new_seen) = (0, 0);
+    for (i, faults) in cases.into_iter().enumerate() {
+        let (fs, log) = fresh();
+        let shift = |n: Option<u64>, by: u64| n.map(|n| n + by);
+        fs.set_faults(SimFaults {
+            power_loss_at_write: shift(faults.power_loss_at_write, fs.write_count()),
+            power_loss_at_sync: shift(faults.power_loss_at_sync, fs.sync_count()),
+            ..Default::default()
+        });
+        let result = log.compact(1000, &CompactionLimits::default());
+        assert!(
+            result.is_err() || faults.power_loss_at_sync == Some(syncs + 1),
+            "case {i}: the fault hits"
+        );
+        for kept in 0..=fs.pending_dir_ops() {
+            let image = fs.crash_with_dir_ops(i as u64, kept);
+            let log = open_sim(&image, config.clone(), 0).unwrap();
+            let bases = log.segment_base_offsets();
+            let context = format!("case {i} {faults:?}, {kept} dir ops kept");
+            if bases == old_bases {
+                old_seen += 1;
+            } else {
+                assert_eq!(bases, new_bases, "{context}");
+                new_seen += 1;
+            }
+            assert_eq!(rows(&log), before, "{context}");
+            assert_eq!(
+                log.log_end_offset(),
+                3 * i64::from(TINY_BATCHES),
+                "{context}"
+            );
+            check_segments(&log);
+            let names = image_names(&image);
+            assert!(
+                !names.iter().any(|n| n.ends_with(".swap")
+                    || n.ends_with(".cleaned")
+                    || n.ends_with(".deleted")),
+                "{context}: leftovers {names:?}"
+            );
+            // The recovered log cleans on to the new set.
+            log.set_high_watermark(log.log_end_offset());
+            log.compact(1000, &CompactionLimits::default()).unwrap();
+            assert_eq!(log.segment_base_offsets(), new_bases, "{context}");
+        }
+    }
+    assert!(old_seen > 0 && new_seen > 0, "{old_seen} {new_seen}");
+}
+
+/// A crash after the commit point leaves the merge to the next open; power loss at every
+/// write and fsync of that open (and every prefix of its directory changes) still ends,
+/// one open later, in the new set.
+#[test]
+fn power_loss_while_open_completes_a_merge() {
+    let config = tiny_config(4096);
+    let base = SimFs::new();
+    let log = open_sim(&base, config.clone(), 0).unwrap();
+    fill_tiny(&log);
+    log.compact(1000, &CompactionLimits::default()).unwrap();
+    let before = rows(&log);
+    log.close().unwrap();
+    // Find the commit point: the fsync after `B.log.swap` appears.
+    let mut committed = None;
+    for n in 1..200 {
+        let fs = base.crash(0);
+        let log = open_sim(&fs, config.clone(), 0).unwrap();
+        log.set_high_watermark(log.log_end_offset());
+        fs.set_faults(SimFaults {
+            power_loss_at_sync: Some(fs.sync_count() + n),
+            ..Default::default()
+        });
+        let _ = log.compact(1000, &CompactionLimits::default());
+        let image = fs.crash(0);
+        if image_names(&image).iter().any(|n| n.ends_with(".log.swap")) {
+            committed = Some(image);
+            break;
+        }
+    }
+    let committed = committed.expect("a crash point after the commit");
+    let new_bases = {
+        let log = open_sim(&committed.crash(0), config.clone(), 0).unwrap();
+        assert_eq!(rows(&log), before);
+        log.segment_base_offsets()
+    };
+    assert!(new_bases.len() < 5, "{new_bases:?}");
+    let probe = committed.crash(0);
+    let (w0, s0) = (probe.write_count(), probe.sync_count());
+    open_sim(&probe, config.clone(), 0).unwrap();
+    let (writes, syncs) = (probe.write_count() - w0, probe.sync_count() - s0);
+    for (i, faults) in (1..=writes)
+        .map(|n| SimFaults {
+            power_loss_at_write: Some(n),
+            ..Default::default()
+        })
+        .chain((1..=syncs).map(|n| SimFaults {
+            power_loss_at_sync: Some(n),
+            ..Default::default()
+        }))
+        .enumerate()
+    {
+        let fs = committed.crash(0);
+        fs.set_faults(faults);
+        assert!(open_sim(&fs, config.clone(), 0).is_err(), "case {i}");
+        for kept in 0..=fs.pending_dir_ops() {
+            let log = open_sim(&fs.crash_with_dir_ops(i as u64, kept), config.clone(), 0).unwrap();
+            assert_eq!(
+                log.segment_base_offsets(),
+                new_bases,
+                "case {i} {faults:?} kept {kept}"
+            );
+            assert_eq!(rows(&log), before, "case {i}");
+        }
+    }
+}

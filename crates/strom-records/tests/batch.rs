@@ -395,7 +395,7 @@ fn kafka_empty_header(h: &BatchHeader) -> Vec<u8> {
     b.extend_from_slice(&h.partition_leader_epoch.to_be_bytes());
     b.push(2);
     b.extend_from_slice(&[0; 4]); // CRC, below
-    // Codec none; timestamp type, transactional and control kept; no delete horizon.
+                                  // Codec none; timestamp type, transactional and control kept; no delete horizon.
     b.extend_from_slice(&(h.attributes & 0x38).to_be_bytes());
     b.extend_from_slice(&h.last_offset_delta.to_be_bytes());
     b.extend_from_slice(&(-1i64).to_be_bytes());
@@ -442,8 +442,9 @@ fn empty_batch_is_kafkas_uncompressed_empty_header() {
             assert_eq!(h.last_sequence(), header.last_sequence());
             assert_eq!(h.timestamp_type(), header.timestamp_type());
             assert!(!h.has_delete_horizon());
-            assert!(records(&empty, &DecodeLimits::default()).unwrap().is_empty());
+            assert!(records(&empty, &DecodeLimits::default())
+                .unwrap()
+                .is_empty());
         }
     }
 }
-

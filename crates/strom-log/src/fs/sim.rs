@@ -10,6 +10,8 @@
 //!   [`FileSystem::sync_dir`] of its directory. A file whose entry is not durable is gone
 //!   after a crash even if its data was synced.
 //! - Directories themselves are created durably.
+//! - [`SimFs::crash_with_dir_ops`] models a file system that may also have written back
+//!   some directory changes made since the last `sync_dir`: the first N of them, in order.
 //!
 //! Faults: power loss at the N-th write or N-th sync (file or directory; the operation does
 //! not happen and every later operation fails), a failing N-th sync (nothing becomes
@@ -38,6 +40,15 @@ enum PendingOp {
     SetLen(u64),
 }
 
+/// A directory change not yet made durable by a `sync_dir`.
+#[derive(Clone, Debug)]
+enum DirOp {
+    Link(PathBuf, u64),
+    Unlink(PathBuf),
+    /// Atomic, as `rename(2)` is.
+    Rename(PathBuf, PathBuf, u64),
+}
+
 #[derive(Clone, Debug, Default)]
 struct SimFile {
     durable: Vec<u8>,
@@ -51,6 +62,8 @@ struct SimState {
     file_id_next: u64,
     names: BTreeMap<PathBuf, u64>,
     durable_names: BTreeMap<PathBuf, u64>,
+    /// Directory changes since their directory's last `sync_dir`, oldest first.
+    dir_ops: Vec<DirOp>,
     dirs: BTreeSet<PathBuf>,
     write_count: u64,
     sync_count: u64,
@@ -214,13 +227,39 @@ impl SimFs {
     /// a new, independent `SimFs` holding the durable image plus a seeded random prefix of
     /// each file's unsynced writes (see the module's crash model).
     pub fn crash(&self, seed: u64) -> SimFs {
+        self.crash_with_dir_ops(seed, 0)
+    }
+
+    /// Directory changes (creates, renames, removes) not yet made durable by a `sync_dir`.
+    pub fn pending_dir_ops(&self) -> usize {
+        self.lock().dir_ops.len()
+    }
+
+    /// As [`SimFs::crash`], but the first `kept` of the pending directory changes survive
+    /// too (in the order they were made), as on a file system that wrote some back.
+    pub fn crash_with_dir_ops(&self, seed: u64, kept: usize) -> SimFs {
         let mut state = self.lock();
         state.powered_off = true;
         let mut rng = Rng(seed | 1);
         let mut files = HashMap::new();
         let mut file_id_next = 0;
         let mut names = BTreeMap::new();
-        for (path, id) in state.durable_names.iter() {
+        let mut surviving = state.durable_names.clone();
+        for op in state.dir_ops.iter().take(kept) {
+            match op {
+                DirOp::Link(path, id) => {
+                    surviving.insert(path.clone(), *id);
+                }
+                DirOp::Unlink(path) => {
+                    surviving.remove(path);
+                }
+                DirOp::Rename(from, to, id) => {
+                    surviving.remove(from);
+                    surviving.insert(to.clone(), *id);
+                }
+            }
+        }
+        for (path, id) in surviving.iter() {
             let Some(file) = state.files.get(id) else {
                 continue;
             };
@@ -395,6 +434,7 @@ impl FileSystem for SimFs {
         let id = state.file_id_next;
         state.files.insert(id, SimFile::default());
         state.names.insert(path.to_path_buf(), id);
+        state.dir_ops.push(DirOp::Link(path.to_path_buf(), id));
         state.open_handles += 1;
         Ok(self.handle(id))
     }
@@ -417,17 +457,18 @@ impl FileSystem for SimFs {
         state.check_parent(to)?;
         let id = state.names.remove(from).ok_or_else(|| not_found(from))?;
         state.names.insert(to.to_path_buf(), id);
+        state
+            .dir_ops
+            .push(DirOp::Rename(from.to_path_buf(), to.to_path_buf(), id));
         Ok(())
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         let mut state = self.lock();
         state.check_power()?;
-        state
-            .names
-            .remove(path)
-            .map(|_| ())
-            .ok_or_else(|| not_found(path))
+        state.names.remove(path).ok_or_else(|| not_found(path))?;
+        state.dir_ops.push(DirOp::Unlink(path.to_path_buf()));
+        Ok(())
     }
 
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
@@ -467,6 +508,11 @@ impl FileSystem for SimFs {
             .map(|(p, id)| (p.clone(), *id))
             .collect();
         state.durable_names.extend(current);
+        state.dir_ops.retain(|op| match op {
+            DirOp::Link(p, _) | DirOp::Unlink(p) | DirOp::Rename(_, p, _) => {
+                p.parent() != Some(dir)
+            }
+        });
         Ok(())
     }
 

@@ -1,20 +1,35 @@
 //! Compaction (`cleanup.policy=compact`): keeps the latest record per key in the inactive,
-//! synced segments below the high watermark, and swaps each cleaned segment in crash-safely.
+//! synced segments below the high watermark, cleaning groups of consecutive segments into
+//! one (Kafka's `groupSegmentsBySize`, so that small segments merge) and swapping each
+//! cleaned group in crash-safely. What stays of each batch: see `crate::compaction`.
 //!
-//! Swap protocol for a segment with base B (every step fsynced before the next):
-//! 1. write `B.log.cleaned`, `B.index.cleaned`, `B.timeindex.cleaned`; fsync them;
+//! Swap protocol for a group of segments B0 < B1 < ... < Bk cleaned into one segment B0
+//! (k = 0 for a group of one; every step durable before the next):
+//! 1. write `B0.log.cleaned`, `B0.index.cleaned`, `B0.timeindex.cleaned`; fsync them;
 //! 2. rename both index files `.cleaned` -> `.swap`; fsync dir;
-//! 3. rename `B.log.cleaned` -> `B.log.swap`; fsync dir  (the commit point);
-//! 4. rename each `.swap` over its original; fsync dir.
+//! 3. rename `B0.log.cleaned` -> `B0.log.swap`; fsync dir  (the commit point);
+//! 4. rename the files of B1..Bk to `.deleted` (removed after `file.delete.delay.ms`);
+//!    fsync dir;
+//! 5. rename each `.swap` over its original; fsync dir.
 //!
-//! At open, `.cleaned` files are deleted (the pass is lost: the log is as before), and if
-//! `B.log.swap` exists the renames of step 4 are completed (the log is as after).
+//! The cleaned segment always keeps the group's last batch (if need be with no records), so
+//! it ends exactly where Bk ended: its offsets cover B1..Bk, which is how open recognises
+//! them. At open, `.cleaned` files are deleted (the pass is lost: the log is as before);
+//! if `B.log.swap` exists, the segments whose base offsets lie strictly inside the offsets
+//! of `B.log.swap` are removed (step 4), the directory fsynced, and the renames of step 5
+//! completed (the log is as after). Step 4 comes before step 5 because step 5 removes the
+//! commit point: a replaced segment must never outlive it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::compaction::{clean_batch, decode, Cleaned, CompactionLimits, KeyMap};
-use crate::config::TIME_INDEX_ENTRY_BYTES;
+use strom_records::{empty_batch, BatchHeader, ValidateLimits};
+
+use crate::compaction::{
+    clean_batch, decode, group_segments, CleanTime, Cleaned, CompactionLimits, GroupInput, KeyMap,
+    PRODUCER_ID_EXPIRATION_MS,
+};
+use crate::config::{OFFSET_INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES};
 use crate::error::LogError;
 use crate::fs::{write_all_at, FileHandle};
 use crate::segment::{for_each_batch, Indexes, Segment, CLEANED_SUFFIX, SWAP_SUFFIX};
@@ -24,7 +39,10 @@ use super::{lock, Log};
 /// What a compaction pass did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CompactionReport {
+    /// Segments rewritten (every member of a swapped group).
     pub segments_cleaned: usize,
+    /// Segments that disappeared into the first segment of their group.
+    pub segments_merged: usize,
     pub records_removed: usize,
     pub tombstones_removed: usize,
     pub bytes_before: u64,
@@ -36,6 +54,28 @@ pub(super) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)
+}
+
+/// A segment a pass may clean, with what grouping needs to know of it.
+#[derive(Clone, Debug)]
+struct Candidate {
+    segment: Arc<Segment>,
+    next_base_offset: i64,
+    offset_index_bytes: u64,
+    time_index_bytes: u64,
+}
+
+/// The cleaned copy of a group, written and synced (step 1).
+struct CleanedGroup {
+    indexes: Indexes,
+    size_bytes: u64,
+    /// The offset after its last batch (`None` if it holds no batch).
+    end_offset: Option<i64>,
+    records_removed: usize,
+    tombstones_removed: usize,
+    /// Differs from the group's bytes (records or batches removed, a batch rewritten, or
+    /// several segments merged).
+    changed: bool,
 }
 
 impl Log {
@@ -59,15 +99,36 @@ impl Log {
         }
         self.ensure_marked_unclean()?;
         let (map, covered) = self.build_key_map(&candidates, limits)?;
-        let horizon_ms = now_ms.saturating_sub(self.config.delete_retention_ms);
-        for segment in covered {
-            self.clean_segment(&segment, &map, horizon_ms, limits, &mut report)?;
+        let covered = &candidates[..covered];
+        let inputs: Vec<GroupInput> = covered
+            .iter()
+            .map(|c| GroupInput {
+                base_offset: c.segment.base_offset,
+                next_base_offset: c.next_base_offset,
+                size_bytes: c.segment.size_bytes(),
+                offset_index_bytes: c.offset_index_bytes,
+                time_index_bytes: c.time_index_bytes,
+            })
+            .collect();
+        let groups = group_segments(
+            &inputs,
+            self.config.segment_bytes,
+            self.config.segment_index_bytes,
+        );
+        let time = CleanTime {
+            now_ms,
+            delete_retention_ms: self.config.delete_retention_ms,
+        };
+        for group in groups {
+            if let Some(members) = covered.get(group) {
+                self.clean_group(members, &map, time, limits, &mut report)?;
+            }
         }
         Ok(report)
     }
 
     /// The oldest segments, in order, up to the first one that may not be cleaned yet.
-    fn cleanable_segments(&self, now_ms: i64) -> Result<Vec<Arc<Segment>>, LogError> {
+    fn cleanable_segments(&self, now_ms: i64) -> Result<Vec<Candidate>, LogError> {
         let (active_base, unsynced) = {
             let writer = self.lock_writer();
             let unsynced: Vec<i64> = writer.rolled.iter().map(|r| r.base_offset).collect();
@@ -85,25 +146,34 @@ impl Log {
             {
                 break;
             }
-            let max_ts =
-                segment.with_indexes(&self.handles, &self.config, |ix| ix.max_timestamp_ms)?;
+            let (max_ts, offset_entries, time_entries) =
+                segment.with_indexes(&self.handles, &self.config, |ix| {
+                    (ix.max_timestamp_ms, ix.offset.len(), ix.time.len())
+                })?;
             if max_ts > lag_bound_ms {
                 break;
             }
-            out.push(Arc::clone(segment));
+            out.push(Candidate {
+                segment: Arc::clone(segment),
+                next_base_offset: next.base_offset,
+                offset_index_bytes: offset_entries as u64 * OFFSET_INDEX_ENTRY_BYTES,
+                time_index_bytes: time_entries as u64 * TIME_INDEX_ENTRY_BYTES,
+            });
         }
         Ok(out)
     }
 
-    /// Latest offset per key over a prefix of `candidates` that fits the memory bound.
+    /// Latest offset per key (and last batch per producer) over the longest prefix of
+    /// `candidates` that fits the memory bound; returns the map and that prefix's length.
     fn build_key_map(
         &self,
-        candidates: &[Arc<Segment>],
+        candidates: &[Candidate],
         limits: &CompactionLimits,
-    ) -> Result<(KeyMap, Vec<Arc<Segment>>), LogError> {
+    ) -> Result<(KeyMap, usize), LogError> {
         let mut map = KeyMap::default();
-        let mut covered = Vec::new();
-        for segment in candidates {
+        let mut covered = 0;
+        for candidate in candidates {
+            let segment = &candidate.segment;
             let mut part = KeyMap::default();
             let file = segment.log_file(&self.handles)?;
             for_each_batch(
@@ -112,6 +182,10 @@ impl Log {
                 0,
                 segment.size_bytes(),
                 |header, position, bytes| {
+                    part.add_producer_batch(header);
+                    if header.records_count == 0 {
+                        return Ok(());
+                    }
                     let decoded =
                         decode(&bytes, limits).map_err(|e| corrupt(segment, position, e))?;
                     part.add_batch(header, &decoded);
@@ -122,69 +196,109 @@ impl Log {
                 break;
             }
             map.merge(part);
-            covered.push(Arc::clone(segment));
+            covered += 1;
         }
         Ok((map, covered))
     }
 
-    fn clean_segment(
+    /// Cleans `group` (consecutive segments) into one segment at the first one's base
+    /// offset and swaps it in, unless nothing would change.
+    fn clean_group(
         &self,
-        segment: &Arc<Segment>,
+        group: &[Candidate],
         map: &KeyMap,
-        horizon_ms: i64,
+        time: CleanTime,
         limits: &CompactionLimits,
         report: &mut CompactionReport,
     ) -> Result<(), LogError> {
-        let (indexes, size_bytes, removed, tombstones) =
-            self.write_cleaned(segment, map, horizon_ms, limits)?;
-        if removed == 0 && tombstones == 0 {
-            self.discard_cleaned(segment)?;
+        let Some(first) = group.first().map(|c| Arc::clone(&c.segment)) else {
             return Ok(());
+        };
+        // The sizes cleaned: the swap goes ahead only if no segment changed meanwhile.
+        let sizes: Vec<u64> = group.iter().map(|c| c.segment.size_bytes()).collect();
+        let cleaned = self.write_cleaned(group, &sizes, map, time, limits)?;
+        if !cleaned.changed {
+            return self.discard_cleaned(&first);
+        }
+        // Open recognises the segments a committed swap replaced by their base offsets
+        // lying inside its offsets: check that this holds before committing.
+        let end = cleaned.end_offset.unwrap_or(first.base_offset);
+        if let Some(outside) = group[1..].iter().find(|c| c.segment.base_offset >= end) {
+            tracing::warn!(dir = %self.dir.display(), base_offset = first.base_offset,
+                end, outside = outside.segment.base_offset,
+                "cleaned group ends before one of its segments; not merging it");
+            return self.discard_cleaned(&first);
         }
         let token = self.flush_token()?;
-        // Retention or truncation may have removed the segment meanwhile.
-        let still_there = self
-            .segments_read()
-            .get(&segment.base_offset)
-            .is_some_and(|s| Arc::ptr_eq(s, segment));
-        if !still_there {
+        // Retention, truncation or a DeleteRecords may have removed, cut or reactivated a
+        // segment meanwhile (they all hold the flush token, as the swap below does).
+        let active_base = self.lock_writer().active.base_offset;
+        let unchanged = {
+            let segments = self.segments_read();
+            group.iter().zip(&sizes).all(|(c, size)| {
+                segments
+                    .get(&c.segment.base_offset)
+                    .is_some_and(|s| Arc::ptr_eq(s, &c.segment))
+                    && c.segment.base_offset < active_base
+                    && c.segment.size_bytes() == *size
+            })
+        };
+        if !unchanged {
             drop(token);
-            return self.discard_cleaned(segment);
+            return self.discard_cleaned(&first);
         }
         // Readers holding the old segment keep reading the old file through its handle,
-        // pinned before the rename so that none of them opens the new file by name.
-        let old = segment.log_file(&self.handles)?;
-        segment.pin(Some(old));
-        self.latch(self.swap_in(segment))?;
-        let cleaned = Arc::new(Segment::new(&self.dir, segment.base_offset, size_bytes));
-        cleaned.set_indexes(indexes);
-        for path in [
-            &segment.log_path,
-            &segment.index_path,
-            &segment.time_index_path,
-        ] {
+        // pinned before the rename so that none of them opens the new file by name (the
+        // merged-away segments are pinned by `schedule_delete`).
+        let old = first.log_file(&self.handles)?;
+        first.pin(Some(old));
+        self.latch(self.swap_in(group, time.now_ms))?;
+        let merged = Arc::new(Segment::new(
+            &self.dir,
+            first.base_offset,
+            cleaned.size_bytes,
+        ));
+        merged.set_indexes(cleaned.indexes);
+        for path in [&first.log_path, &first.index_path, &first.time_index_path] {
             self.handles.forget(path);
         }
-        self.segments_write().insert(segment.base_offset, cleaned);
+        {
+            let mut segments = self.segments_write();
+            for c in &group[1..] {
+                segments.remove(&c.segment.base_offset);
+            }
+            segments.insert(first.base_offset, merged);
+        }
         drop(token);
-        report.segments_cleaned += 1;
-        report.records_removed += removed;
-        report.tombstones_removed += tombstones;
-        report.bytes_before += segment.size_bytes();
-        report.bytes_after += size_bytes;
-        tracing::info!(dir = %self.dir.display(), base_offset = segment.base_offset, removed, "compacted segment");
+        report.segments_cleaned += group.len();
+        report.segments_merged += group.len() - 1;
+        report.records_removed += cleaned.records_removed;
+        report.tombstones_removed += cleaned.tombstones_removed;
+        report.bytes_before += sizes.iter().sum::<u64>();
+        report.bytes_after += cleaned.size_bytes;
+        tracing::info!(dir = %self.dir.display(), base_offset = first.base_offset,
+            segments = group.len(), removed = cleaned.records_removed, "compacted segments");
         Ok(())
     }
 
-    /// Step 1: writes and fsyncs the `.cleaned` files; returns their indexes, the new size
-    /// and how many records and tombstones were dropped.
+    /// Step 1: writes and fsyncs the `.cleaned` files of the group's first segment from
+    /// the batches of all its segments (the first `sizes[i]` bytes of segment i).
     fn write_cleaned(
         &self,
-        segment: &Segment,
+        group: &[Candidate],
+        sizes: &[u64],
         map: &KeyMap,
-        horizon_ms: i64,
+        time: CleanTime,
         limits: &CompactionLimits,
-    ) -> Result<(Indexes, u64, usize, usize), LogError> {
+    ) -> Result<CleanedGroup, LogError> {
+        let Some(first) = group.first().map(|c| &c.segment) else {
+            return Err(LogError::CorruptSegment {
+                path: self.dir.clone(),
+                position: 0,
+                reason: "empty compaction group".into(),
+            });
+        };
+        let base_offset = first.base_offset;
         let create = |path: &Path| -> Result<(PathBuf, Arc<dyn FileHandle>), LogError> {
             let cleaned = with_suffix(path, CLEANED_SUFFIX);
             let file = self
@@ -193,71 +307,111 @@ impl Log {
                 .map_err(|e| LogError::io("create", &cleaned, e))?;
             Ok((cleaned, file))
         };
-        let (log_path, out) = create(&segment.log_path)?;
-        let source = segment.log_file(&self.handles)?;
-        let mut indexes = Indexes::new(&self.config);
-        let mut position = 0u64;
-        let (mut removed, mut tombstones) = (0, 0);
-        // The last batch is always kept (if need be with no records) so that the segment
-        // still ends where the next one begins.
-        let mut pending: Option<(strom_records::BatchHeader, Vec<u8>)> = None;
-        let mut emit = |header: &strom_records::BatchHeader,
-                        bytes: &[u8],
-                        position: &mut u64|
+        let (log_path, out) = create(&first.log_path)?;
+        let mut result = CleanedGroup {
+            indexes: Indexes::new(&self.config),
+            size_bytes: 0,
+            end_offset: None,
+            records_removed: 0,
+            tombstones_removed: 0,
+            changed: group.len() > 1,
+        };
+        let emit = |result: &mut CleanedGroup,
+                    header: &BatchHeader,
+                    bytes: &[u8]|
          -> Result<(), LogError> {
-            write_all_at(out.as_ref(), *position, bytes)
+            write_all_at(out.as_ref(), result.size_bytes, bytes)
                 .map_err(|e| LogError::io("write", &log_path, e))?;
-            indexes.on_batch(
-                segment.base_offset,
+            result.indexes.on_batch(
+                base_offset,
                 header,
-                *position,
+                result.size_bytes,
                 self.config.index_interval_bytes,
             );
-            *position += bytes.len() as u64;
+            result.size_bytes += bytes.len() as u64;
+            result.end_offset = Some(header.next_offset());
             Ok(())
         };
-        for_each_batch(
-            source.as_ref(),
-            &segment.log_path,
-            0,
-            segment.size_bytes(),
-            |header, at, bytes| {
-                if let Some((h, b)) = pending.take() {
-                    if h.records_count > 0 {
-                        emit(&h, &b, &mut position)?;
+        // The batch last seen, held back until the next one shows it is not the group's
+        // last; `true` if it may be dropped then (an empty batch nobody needs).
+        let mut pending: Option<(BatchHeader, Vec<u8>, bool)> = None;
+        for (candidate, &size) in group.iter().zip(sizes) {
+            let segment = &candidate.segment;
+            let source = segment.log_file(&self.handles)?;
+            for_each_batch(
+                source.as_ref(),
+                &segment.log_path,
+                0,
+                size,
+                |header, at, bytes| {
+                    if let Some((h, b, droppable)) = pending.take() {
+                        if droppable {
+                            result.changed = true;
+                        } else {
+                            emit(&mut result, &h, &b)?;
+                        }
                     }
-                }
-                let decoded = decode(&bytes, limits).map_err(|e| corrupt(segment, at, e))?;
-                let kept = match clean_batch(header, decoded, map, horizon_ms)
-                    .map_err(|e| corrupt(segment, at, e))?
-                {
-                    Cleaned::Unchanged => bytes,
-                    Cleaned::Rewritten {
-                        batch,
-                        records_removed,
-                        tombstones_removed,
-                    } => {
-                        removed += records_removed;
-                        tombstones += tombstones_removed;
-                        batch
-                    }
-                };
-                let kept_header = strom_records::BatchHeader::parse(&kept)
-                    .map_err(|e| corrupt(segment, at, e))?;
-                pending = Some((kept_header, kept));
-                Ok(())
-            },
-        )?;
-        if let Some((h, b)) = pending.take() {
-            emit(&h, &b, &mut position)?;
+                    let decoded = if header.records_count == 0 {
+                        // Nothing to decode (and an old empty batch may carry a codec
+                        // with no payload); the CRC is still checked.
+                        let any_size = ValidateLimits {
+                            batch_bytes_max: usize::MAX,
+                        };
+                        strom_records::validate(&bytes, &any_size)
+                            .map_err(|e| corrupt(segment, at, e))?;
+                        Vec::new()
+                    } else {
+                        decode(&bytes, limits).map_err(|e| corrupt(segment, at, e))?
+                    };
+                    let cleaned = clean_batch(header, decoded, map, time)
+                        .map_err(|e| corrupt(segment, at, e))?;
+                    let (kept, droppable) = match cleaned {
+                        Cleaned::Unchanged => (bytes, false),
+                        Cleaned::Rewritten {
+                            batch,
+                            records_removed,
+                            tombstones_removed,
+                        } => {
+                            result.records_removed += records_removed;
+                            result.tombstones_removed += tombstones_removed;
+                            result.changed = true;
+                            (batch, false)
+                        }
+                        Cleaned::Emptied {
+                            records_removed,
+                            tombstones_removed,
+                        } => {
+                            result.records_removed += records_removed;
+                            result.tombstones_removed += tombstones_removed;
+                            let empty = empty_batch(header).map_err(|e| corrupt(segment, at, e))?;
+                            result.changed |= empty != bytes;
+                            // Kafka keeps the last batch of a live idempotent producer:
+                            // rebuilding its state needs the sequence and epoch.
+                            let producer_alive = map.is_last_of_producer(header)
+                                && time.now_ms.saturating_sub(header.max_timestamp)
+                                    < PRODUCER_ID_EXPIRATION_MS;
+                            (empty, !producer_alive)
+                        }
+                    };
+                    let kept_header =
+                        BatchHeader::parse(&kept).map_err(|e| corrupt(segment, at, e))?;
+                    pending = Some((kept_header, kept, droppable));
+                    Ok(())
+                },
+            )?;
+        }
+        // The group's last batch stays even with no records: the cleaned segment must end
+        // where the group ended.
+        if let Some((h, b, _)) = pending.take() {
+            emit(&mut result, &h, &b)?;
         }
         // The final time-index entry, as on a roll.
-        indexes.time_entry(segment.base_offset, true);
-        let (index_path, index_file) = create(&segment.index_path)?;
-        let (time_path, time_file) = create(&segment.time_index_path)?;
-        write_all_at(index_file.as_ref(), 0, &indexes.offset.encode())
+        result.indexes.time_entry(base_offset, true);
+        let (index_path, index_file) = create(&first.index_path)?;
+        let (time_path, time_file) = create(&first.time_index_path)?;
+        write_all_at(index_file.as_ref(), 0, &result.indexes.offset.encode())
             .map_err(|e| LogError::io("write", &index_path, e))?;
-        let time_bytes = indexes.time.encode();
+        let time_bytes = result.indexes.time.encode();
         debug_assert_eq!(time_bytes.len() as u64 % TIME_INDEX_ENTRY_BYTES, 0);
         write_all_at(time_file.as_ref(), 0, &time_bytes)
             .map_err(|e| LogError::io("write", &time_path, e))?;
@@ -269,11 +423,14 @@ impl Log {
             // The cleaned copies must be durable before a rename can make them the segment.
             file.sync().map_err(|e| LogError::io("fsync", path, e))?;
         }
-        Ok((indexes, position, removed, tombstones))
+        Ok(result)
     }
 
-    /// Steps 2-4 of the swap protocol (see the module docs).
-    fn swap_in(&self, segment: &Segment) -> Result<(), LogError> {
+    /// Steps 2-5 of the swap protocol (see the module docs).
+    fn swap_in(&self, group: &[Candidate], now_ms: i64) -> Result<(), LogError> {
+        let Some(first) = group.first().map(|c| &c.segment) else {
+            return Ok(());
+        };
         let rename = |from: &Path, to: &Path| {
             self.fs
                 .rename(from, to)
@@ -284,7 +441,7 @@ impl Log {
                 .sync_dir(&self.dir)
                 .map_err(|e| LogError::io("fsync dir", &self.dir, e))
         };
-        for path in [&segment.index_path, &segment.time_index_path] {
+        for path in [&first.index_path, &first.time_index_path] {
             rename(
                 &with_suffix(path, CLEANED_SUFFIX),
                 &with_suffix(path, SWAP_SUFFIX),
@@ -294,15 +451,19 @@ impl Log {
         // must imply the other two.
         sync_dir()?;
         rename(
-            &with_suffix(&segment.log_path, CLEANED_SUFFIX),
-            &with_suffix(&segment.log_path, SWAP_SUFFIX),
+            &with_suffix(&first.log_path, CLEANED_SUFFIX),
+            &with_suffix(&first.log_path, SWAP_SUFFIX),
         )?;
         sync_dir()?;
-        for path in [
-            &segment.index_path,
-            &segment.time_index_path,
-            &segment.log_path,
-        ] {
+        if group.len() > 1 {
+            for c in &group[1..] {
+                self.schedule_delete(&c.segment, now_ms)?;
+            }
+            // The merged-away segments are gone durably while the commit point still
+            // exists: once step 5 removes it, nothing at open would remove them.
+            sync_dir()?;
+        }
+        for path in [&first.index_path, &first.time_index_path, &first.log_path] {
             rename(&with_suffix(path, SWAP_SUFFIX), path)?;
         }
         // Not needed for safety (open completes a committed swap), but it keeps the set

@@ -167,9 +167,11 @@ fn list_segments(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<i64>, LogError> 
     Ok(bases)
 }
 
-/// Finishes compaction swaps that reached their commit point (`B.log.swap` exists): every
-/// `.swap` file of that segment replaces its original. Other `.swap` and `.cleaned` files
-/// belong to passes that did not commit and are removed by the caller.
+/// Finishes compaction swaps that reached their commit point (`B.log.swap` exists): the
+/// segments the swap replaced (those whose base offsets lie inside its offsets, after B)
+/// are removed and that removal made durable, then every `.swap` file of B replaces its
+/// original. Other `.swap` and `.cleaned` files belong to passes that did not commit and
+/// are removed by the caller.
 fn complete_swaps(fs: &dyn FileSystem, dir: &Path) -> Result<(), LogError> {
     let names = fs.list_dir(dir).map_err(io("list", dir))?;
     let committed: Vec<i64> = names
@@ -179,6 +181,29 @@ fn complete_swaps(fs: &dyn FileSystem, dir: &Path) -> Result<(), LogError> {
         .collect();
     if committed.is_empty() {
         return Ok(());
+    }
+    let bases: Vec<i64> = names
+        .iter()
+        .filter_map(|n| parse_file_name(n, LOG_SUFFIX))
+        .collect();
+    let mut replaced = Vec::new();
+    for &base in &committed {
+        let swap = with_suffix(&dir.join(file_name(base, LOG_SUFFIX)), SWAP_SUFFIX);
+        let end = swap_end_offset(fs, &swap, base)?;
+        replaced.extend(bases.iter().copied().filter(|b| base < *b && *b < end));
+    }
+    if !replaced.is_empty() {
+        for base in &replaced {
+            for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+                let path = dir.join(file_name(*base, suffix));
+                if fs.exists(&path).map_err(io("stat", &path))? {
+                    fs.remove(&path).map_err(io("remove", &path))?;
+                }
+            }
+        }
+        // Gone durably before the renames below remove the commit point.
+        fs.sync_dir(dir).map_err(io("fsync dir", dir))?;
+        tracing::info!(dir = %dir.display(), ?replaced, "removed segments merged by an interrupted compaction swap");
     }
     for base in committed {
         for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, LOG_SUFFIX] {
@@ -192,6 +217,20 @@ fn complete_swaps(fs: &dyn FileSystem, dir: &Path) -> Result<(), LogError> {
     }
     // The completed renames are durable before anything else reads the segments.
     fs.sync_dir(dir).map_err(io("fsync dir", dir))
+}
+
+/// The offset after the last batch of a committed swap file (fsynced before it was
+/// committed, so every header must read: anything else is corruption, reported).
+fn swap_end_offset(fs: &dyn FileSystem, path: &Path, base: i64) -> Result<i64, LogError> {
+    let file = fs.open(path).map_err(io("open", path))?;
+    let len = fs.file_len(path).map_err(io("stat", path))?;
+    let mut position = 0;
+    let mut end = base;
+    while let Some(header) = read_header(file.as_ref(), path, position, len)? {
+        end = header.next_offset();
+        position += header.size_bytes() as u64;
+    }
+    Ok(end)
 }
 
 fn create_first_segment(

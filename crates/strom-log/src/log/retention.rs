@@ -180,7 +180,7 @@ impl Log {
 
     /// Renames a removed segment's files to `*.deleted` (readers holding handles keep
     /// reading) and removes them now or after `file.delete.delay.ms`.
-    fn schedule_delete(&self, segment: &Segment, now_ms: i64) -> Result<(), LogError> {
+    pub(super) fn schedule_delete(&self, segment: &Segment, now_ms: i64) -> Result<(), LogError> {
         // Readers holding this segment keep its file through the pinned handle.
         if let Ok(file) = segment.log_file(&self.handles) {
             segment.pin(Some(file));
