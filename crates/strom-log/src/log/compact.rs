@@ -150,7 +150,10 @@ impl Log {
                 segment.with_indexes(&self.handles, &self.config, |ix| {
                     (ix.max_timestamp_ms, ix.offset.len(), ix.time.len())
                 })?;
-            if max_ts > lag_bound_ms {
+            // Kafka applies the lag only when it is set: with 0, a batch stamped in the
+            // future (allowed up to `message.timestamp.after.max.ms`) does not hold back
+            // the cleaning of its segment and every later one.
+            if self.config.min_compaction_lag_ms > 0 && max_ts > lag_bound_ms {
                 break;
             }
             out.push(Candidate {
