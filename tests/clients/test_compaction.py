@@ -2,10 +2,11 @@
 
 One broker (cleaner every 100 ms) holds one compacted topic per codec with small segments.
 Each topic gets rounds that overwrite the same keys (so whole batches are compacted away),
-the first rounds from one idempotent producer and the last from another, then two unique
-"pad" records that push the last round out of the active segment. The fixture waits, on
-the segment files themselves, until the cleaner has merged the segments, left only the
-latest record per key, and kept at least one zero-record batch (the first producer's last
+the first rounds from one idempotent producer and the last from another (with a tombstone
+for one key), then two unique "pad" records that push the last round out of the active
+segment. The fixture waits, on the segment files themselves, until the cleaner has merged
+the segments, left only the latest record per key (the tombstone gone after
+delete.retention.ms) and kept at least one zero-record batch (the first producer's last
 batch, kept empty as Kafka keeps it), every such batch the 61-byte uncompressed header.
 Then kcat, confluent-kafka, the Java client, kafka-python and kafkajs each read every
 topic from the beginning and must get exactly the latest value per key: no crash, no hang.
@@ -38,7 +39,9 @@ ROUNDS = 30
 # Each round's values are distinct SHA-512 hex digests: at least 4 bits of entropy per
 # character, so no codec stores a round in less than KEYS * 64 bytes plus a 61-byte header,
 # and one segment never held more than this many rounds before the cleaner merged segments.
+# (A round also writes key "gone", which the last round deletes.)
 ROUNDS_PER_SEGMENT_MAX = SEGMENT_BYTES // (KEYS * 64 + 61)
+PER_ROUND = KEYS + 1
 PAD_CHARS = 1850
 CODEC_IDS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 COMPACTION_TIMEOUT_S = 90
@@ -72,7 +75,9 @@ def produce(bootstrap, topic, codec, rounds, pads=()):
 
 
 def round_records(codec, r):
-    return [(f"key-{k}".encode(), value(codec, r, k)) for k in range(KEYS)]
+    """KEYS keyed records, and key "gone" (deleted by a tombstone in the last round)."""
+    records = [(f"key-{k}".encode(), value(codec, r, k)) for k in range(KEYS)]
+    return records + [(b"gone", None if r == ROUNDS - 1 else value(codec, r, "gone"))]
 
 
 def disk_batches(broker, topic):
@@ -99,18 +104,20 @@ def compaction_state(broker, topic, codec):
     except OSError as e:  # a swap renamed a file under us: look again
         return f"reading segments: {e}"
     batches = [b for bs in segments.values() for b in bs]
+    # The latest record per key, both pads, and no tombstone: delete.retention.ms (100 ms)
+    # after the pass that first kept it, a later pass dropped it.
     records = sum(b[4] for b in batches)
     if records != KEYS + 2:
         return f"{records} records on disk, want {KEYS + 2}: {len(segments)} segments"
     if len(segments) > 3:
         return f"{len(segments)} segments"
     first = segments.get(f"{0:020}.log", [])
-    if not any(b[0] >= KEYS * ROUNDS_PER_SEGMENT_MAX for b in first):
+    if not any(b[0] >= PER_ROUND * ROUNDS_PER_SEGMENT_MAX for b in first):
         return f"first segment not merged: {first}"
     empty = [b for b in batches if b[4] == 0]
     # The first producer's last batch: all its records superseded, kept (empty) for its
     # sequence and epoch, as Kafka keeps an active producer's last batch.
-    if not any(b[1] == (ROUNDS - 1) * KEYS - 1 for b in empty):
+    if not any(b[1] == (ROUNDS - 1) * PER_ROUND - 1 for b in empty):
         return f"no zero-record batch for the first producer: {empty}"
     # Settled; anything else is a failure, not a wait.
     for base, _, length, attributes, _ in empty:
@@ -120,7 +127,7 @@ def compaction_state(broker, topic, codec):
     for base, _, _, attributes, count in batches:
         # The rounds really are compressed (librdkafka sends a batch that does not shrink,
         # such as a pad, uncompressed).
-        if count > 0 and base < ROUNDS * KEYS:
+        if count > 0 and base < ROUNDS * PER_ROUND:
             assert attributes & 0x07 == CODEC_IDS[codec], f"{topic}: batch at {base} attributes {attributes:#x}"
     return None
 
@@ -145,7 +152,7 @@ def compacted():
             produce(broker.bootstrap, topic, codec, [round_records(codec, r) for r in range(ROUNDS - 1)])
             pads = [(f"pad-{i}".encode(), pad(codec, i)) for i in range(2)]
             produce(broker.bootstrap, topic, codec, [round_records(codec, ROUNDS - 1)], pads)
-            expected[codec] = round_records(codec, ROUNDS - 1) + pads
+            expected[codec] = round_records(codec, ROUNDS - 1)[:KEYS] + pads
         deadline = time.monotonic() + COMPACTION_TIMEOUT_S
         waiting = dict(topics)
         why = {}
