@@ -33,8 +33,8 @@ pub const PRODUCER_ID_EXPIRATION_MS: i64 = 24 * 60 * 60 * 1000;
 /// Bounds on one compaction pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CompactionLimits {
-    /// Memory for the key map (key bytes plus a fixed overhead per key); segments whose
-    /// keys do not fit wait for the next pass.
+    /// Memory for the key map (key bytes plus a fixed overhead per key and per producer
+    /// id); segments whose keys do not fit wait for the next pass.
     pub key_map_bytes_max: usize,
     /// Bound on one batch's decompressed records.
     pub decompressed_bytes_max: usize,
