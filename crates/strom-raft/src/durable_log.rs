@@ -13,9 +13,11 @@
 //! - purge: the purge point is made durable before any segment file is removed.
 //! - committed: a hint only, written atomically without fsync; a stale value is safe.
 //!
-//! Recovery: only the last segment may end in a torn frame (appends never span an fsync
-//! boundary across segments); it is cut at the first incomplete or mismatching frame. A bad
-//! frame anywhere else is corruption and fails the open.
+//! Recovery (`recovery.rs`): only the last segment may end in a torn frame (appends never
+//! span an fsync boundary across segments), and only above every committed entry with no
+//! valid frame after it; it is cut. Any other bad frame, a vote or purge file that fails its
+//! checksum, or a commit hint naming an entry the log lacks is corruption: `open` fails with
+//! [`LogError::Damaged`] naming the file, byte and entry, and changes nothing.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -23,8 +25,9 @@ use std::io::{self, Write};
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 
-use crate::entry_codec::{decode_entry, encode_entry, FrameError};
-use crate::fsutil::{invalid_data, read_atomic, sync_dir, write_atomic};
+use crate::entry_codec::encode_entry;
+use crate::fsutil::{read_atomic, sync_dir, write_atomic};
+use crate::recovery::{classify, recovery_advice, scan_segment, Floor};
 use crate::types::{Entry, LogId, Vote};
 
 const SEGMENT_SUFFIX: &str = ".seg";
@@ -57,10 +60,52 @@ pub enum LogError {
     Io { dir: PathBuf, source: io::Error },
     #[error("raft log in {dir} is corrupt: {detail}")]
     Corrupt { dir: PathBuf, detail: String },
+    /// A file of the log is damaged: start-up stops rather than guess (see `recovery.rs`).
+    #[error(
+        "metadata log file {}{} is damaged: {reason}. {}",
+        path.display(),
+        position(*offset, *index),
+        recovery_advice(path.parent().unwrap_or(path))
+    )]
+    Damaged {
+        /// The damaged file.
+        path: PathBuf,
+        /// Byte offset of the damage in the file, if it is a segment.
+        offset: Option<u64>,
+        /// The entry index concerned, if known.
+        index: Option<u64>,
+        reason: String,
+    },
     #[error("raft log in {dir} failed earlier and accepts no more writes")]
     Failed { dir: PathBuf },
     #[error("entry {got} does not follow the last log index (expected {expected})")]
     NotContiguous { expected: u64, got: u64 },
+}
+
+fn position(offset: Option<u64>, index: Option<u64>) -> String {
+    match (offset, index) {
+        (Some(offset), Some(index)) => format!(" at byte {offset} (entry {index})"),
+        (Some(offset), None) => format!(" at byte {offset}"),
+        (None, Some(index)) => format!(" (entry {index})"),
+        (None, None) => String::new(),
+    }
+}
+
+/// What the caller told `open` about the snapshot.
+#[derive(Debug, Clone, Copy)]
+enum SnapshotPoint {
+    Unknown,
+    Known(Option<LogId>),
+}
+
+/// A [`LogError::Damaged`].
+fn damaged(path: PathBuf, offset: Option<u64>, index: Option<u64>, reason: String) -> LogError {
+    LogError::Damaged {
+        path,
+        offset,
+        index,
+        reason,
+    }
 }
 
 /// Where an entry's frame starts on disk.
@@ -94,9 +139,11 @@ pub struct DurableLog {
 }
 
 impl DurableLog {
-    /// Opens (creating if needed) the log in `dir`, cutting a torn tail.
+    /// Opens (creating if needed) the log in `dir`, cutting a torn tail. Without the
+    /// snapshot's point only the commit and purge points guard against cutting committed
+    /// entries: start-up uses [`DurableLog::open_after_snapshot`].
     pub fn open(dir: &Path, config: LogConfig) -> Result<(DurableLog, OpenReport), LogError> {
-        Self::open_with(dir, config, true)
+        Self::open_with(dir, config, true, SnapshotPoint::Unknown)
     }
 
     /// Reads the log without changing any file (for inspection while a server may run).
@@ -104,17 +151,31 @@ impl DurableLog {
         dir: &Path,
         config: LogConfig,
     ) -> Result<(DurableLog, OpenReport), LogError> {
-        Self::open_with(dir, config, false)
+        Self::open_with(dir, config, false, SnapshotPoint::Unknown)
+    }
+
+    /// Opens the log of a directory whose snapshot ends at `snapshot` (`None`: no snapshot):
+    /// entries up to it count as committed, and a purge point beyond it is corruption (the
+    /// entries between would be nowhere). `repair == false` changes no file.
+    pub fn open_after_snapshot(
+        dir: &Path,
+        config: LogConfig,
+        snapshot: Option<LogId>,
+        repair: bool,
+    ) -> Result<(DurableLog, OpenReport), LogError> {
+        Self::open_with(dir, config, repair, SnapshotPoint::Known(snapshot))
     }
 
     fn open_with(
         dir: &Path,
         config: LogConfig,
         repair: bool,
+        snapshot: SnapshotPoint,
     ) -> Result<(DurableLog, OpenReport), LogError> {
         if repair {
             fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
         }
+        let hint = read_commit_hint(dir);
         let mut log = DurableLog {
             dir: dir.to_path_buf(),
             config,
@@ -122,17 +183,40 @@ impl DurableLog {
             locations: BTreeMap::new(),
             segments: BTreeMap::new(),
             active: None,
-            last_purged: read_json(dir, PURGED_FILE)?,
-            vote: read_json(dir, VOTE_FILE)?,
-            committed: read_json(dir, COMMITTED_FILE).unwrap_or_else(|e| {
-                tracing::warn!("ignoring unreadable commit hint: {e}");
-                None
-            }),
+            last_purged: read_durable_json(dir, PURGED_FILE)?,
+            vote: read_durable_json(dir, VOTE_FILE)?,
+            committed: None,
             failed: false,
         };
-        let report = log.load_segments(repair)?;
-        log.committed = log.checked_commit_hint();
+        let snapshot_last = match snapshot {
+            SnapshotPoint::Known(last) => {
+                log.check_purge_point(last)?;
+                last
+            }
+            SnapshotPoint::Unknown => None,
+        };
+        let floor = Floor::highest([
+            hint.map(|id| Floor {
+                index: id.index,
+                source: "the commit point in `committed`",
+            }),
+            log.last_purged.map(|id| Floor {
+                index: id.index,
+                source: "the purge point in `purged`",
+            }),
+            snapshot_last.map(|id| Floor {
+                index: id.index,
+                source: "the last entry of the snapshot",
+            }),
+        ]);
+        let (report, torn) = log.load_segments(floor)?;
+        log.committed = log.checked_commit_hint(hint, snapshot_last)?;
+        // Every check passed: only now is any file changed.
         if repair {
+            if let Some((path, valid_len)) = torn {
+                tracing::warn!("raft log {}: torn tail cut", path.display());
+                cut_file(&path, valid_len).map_err(|e| io_err(dir, e))?;
+            }
             let result = log
                 .remove_purged_segments()
                 .and_then(|()| log.reopen_active());
@@ -141,18 +225,60 @@ impl DurableLog {
         Ok((log, report))
     }
 
-    /// The commit hint is written without fsync, so after a crash it may name an entry that
-    /// did not survive; such a hint is dropped rather than trusted.
-    fn checked_commit_hint(&self) -> Option<LogId> {
-        let hint = self.committed?;
-        let known = match self.entries.get(&hint.index) {
-            Some(entry) => entry.log_id == hint,
-            None => self.last_purged.is_some_and(|p| hint.index <= p.index),
+    /// The snapshot is durable before the log behind it is purged, so a purge point beyond
+    /// the snapshot means entries are in neither (a snapshot file replaced or lost).
+    fn check_purge_point(&self, snapshot: Option<LogId>) -> Result<(), LogError> {
+        let Some(purged) = self.last_purged else {
+            return Ok(());
         };
-        if !known {
-            tracing::warn!("ignoring commit hint {hint}: the log does not hold that entry");
+        if snapshot.is_some_and(|s| s.index >= purged.index) {
+            return Ok(());
         }
-        known.then_some(hint)
+        let snapshot = snapshot.map_or("there is no snapshot".to_string(), |s| {
+            format!("the snapshot ends at entry {s}")
+        });
+        Err(damaged(
+            self.dir.join(PURGED_FILE),
+            None,
+            Some(purged.index),
+            format!(
+                "the log is purged through entry {purged}, but {snapshot}: the entries between \
+                 are in neither"
+            ),
+        ))
+    }
+
+    /// Every entry the commit hint names was durable before the hint was written (openraft
+    /// saves the commit point only after the appends before it returned, and each append
+    /// fsyncs), and a committed entry is never truncated. So a readable hint naming an entry
+    /// the log does not hold (neither in the log nor behind the purge point or the snapshot)
+    /// means committed entries were lost: corruption, not a stale hint.
+    fn checked_commit_hint(
+        &self,
+        hint: Option<LogId>,
+        snapshot: Option<LogId>,
+    ) -> Result<Option<LogId>, LogError> {
+        let Some(hint) = hint else {
+            return Ok(None);
+        };
+        let covered = |point: Option<LogId>| point.is_some_and(|p| hint.index <= p.index);
+        let problem = match self.entries.get(&hint.index) {
+            Some(entry) if entry.log_id == hint => return Ok(Some(hint)),
+            Some(entry) => format!("the log holds entry {} at that index", entry.log_id),
+            None if covered(self.last_purged) || covered(snapshot) => return Ok(Some(hint)),
+            None => match self.entries.keys().next_back() {
+                Some(last) => format!("the log ends at entry {last}"),
+                None => "the log holds no entries".to_string(),
+            },
+        };
+        Err(damaged(
+            self.dir.join(COMMITTED_FILE),
+            None,
+            Some(hint.index),
+            format!(
+                "it says entry {hint} is committed, but {problem}: committed entries are missing"
+            ),
+        ))
     }
 
     pub fn dir(&self) -> &Path {
@@ -376,91 +502,79 @@ impl DurableLog {
         Ok(())
     }
 
-    fn load_segments(&mut self, repair: bool) -> Result<OpenReport, LogError> {
+    /// Reads every segment in order and returns the torn tail to cut (the segment and its
+    /// valid length; see `recovery.rs`). Fails on corruption: a bad frame that is not a torn
+    /// tail, or a segment that does not start where the previous one ended.
+    fn load_segments(
+        &mut self,
+        floor: Option<Floor>,
+    ) -> Result<(OpenReport, Option<(PathBuf, u64)>), LogError> {
         let bases = list_segments(&self.dir)?;
         let mut report = OpenReport {
             segments: bases.len(),
             ..OpenReport::default()
         };
         let mut next: Option<u64> = None;
+        let mut last_term = 0;
+        let mut torn = None;
         for (i, base) in bases.iter().enumerate() {
             let is_last = i + 1 == bases.len();
+            let path = segment_path(&self.dir, *base);
             if let Some(expected) = next {
                 let behind_purge = self.last_purged.is_some_and(|p| expected <= p.index + 1);
                 if *base != expected && !behind_purge {
-                    return Err(self.corrupt(format!(
-                        "segment {base} does not follow index {}",
-                        expected.saturating_sub(1)
-                    )));
+                    return Err(damaged(
+                        path,
+                        Some(0),
+                        Some(expected),
+                        format!(
+                            "the segment starts at entry {base}, but the previous one ends at \
+                             entry {}",
+                            expected.saturating_sub(1)
+                        ),
+                    ));
                 }
             }
-            let (valid_len, file_len, last) = self.load_segment(*base, is_last)?;
-            if valid_len < file_len {
-                report.torn_bytes_cut = file_len - valid_len;
+            let bytes = fs::read(&path).map_err(|e| io_err(&self.dir, e))?;
+            let scan = scan_segment(&bytes, *base, self.config.entry_bytes_max);
+            if let Some(bad) = &scan.bad {
+                let term = scan
+                    .entries
+                    .last()
+                    .map_or(last_term, |(_, e)| e.log_id.leader_id.term);
+                let max = self.config.entry_bytes_max;
+                if let Some(reason) = classify(&bytes, bad, is_last, floor, term, max) {
+                    return Err(damaged(path, Some(bad.offset), Some(bad.index), reason));
+                }
+                let cut = bytes.len() as u64 - scan.valid_len;
+                report.torn_bytes_cut = cut;
                 tracing::warn!(
-                    "raft log {}: cutting {} bytes of torn tail in segment {base}",
-                    self.dir.display(),
-                    file_len - valid_len
+                    "raft log {}: {cut} bytes of torn tail (an interrupted write of entry {} \
+                     and later, above every committed entry) from byte {}: {}",
+                    path.display(),
+                    bad.index,
+                    bad.offset,
+                    bad.reason
                 );
-                if repair {
-                    cut_file(&segment_path(&self.dir, *base), valid_len)
-                        .map_err(|e| io_err(&self.dir, e))?;
+                torn = Some((path.clone(), scan.valid_len));
+            }
+            let last = scan.entries.last().map(|(_, e)| e.log_id.index);
+            for (offset, entry) in scan.entries {
+                let index = entry.log_id.index;
+                last_term = entry.log_id.leader_id.term;
+                if self.last_purged.is_none_or(|p| index > p.index) {
+                    let location = Location {
+                        segment_base: *base,
+                        offset,
+                    };
+                    self.locations.insert(index, location);
+                    self.entries.insert(index, entry);
                 }
             }
-            self.segments.insert(*base, valid_len);
+            self.segments.insert(*base, scan.valid_len);
             next = Some(last.map_or(*base, |l| l + 1));
         }
-        Ok(report)
-    }
-
-    /// Loads one segment; returns (valid bytes, file bytes, last index).
-    fn load_segment(
-        &mut self,
-        base: u64,
-        is_last: bool,
-    ) -> Result<(u64, u64, Option<u64>), LogError> {
-        let path = segment_path(&self.dir, base);
-        let bytes = fs::read(&path).map_err(|e| io_err(&self.dir, e))?;
-        let mut offset = 0usize;
-        let mut expected = base;
-        let mut last = None;
-        while offset < bytes.len() {
-            let rest = bytes.get(offset..).unwrap_or_default();
-            let decoded = decode_entry(rest, self.config.entry_bytes_max).and_then(|(e, len)| {
-                if e.log_id.index == expected {
-                    Ok((e, len))
-                } else {
-                    Err(FrameError::Body(format!(
-                        "index {} where {expected} was expected",
-                        e.log_id.index
-                    )))
-                }
-            });
-            match decoded {
-                Ok((entry, len)) => {
-                    let index = entry.log_id.index;
-                    if self.last_purged.is_none_or(|p| index > p.index) {
-                        let location = Location {
-                            segment_base: base,
-                            offset: offset as u64,
-                        };
-                        self.locations.insert(index, location);
-                        self.entries.insert(index, entry);
-                    }
-                    last = Some(index);
-                    expected += 1;
-                    offset += len;
-                }
-                Err(e) if is_last => {
-                    tracing::debug!("torn tail at {} offset {offset}: {e}", path.display());
-                    break;
-                }
-                Err(e) => {
-                    return Err(self.corrupt(format!("{} at offset {offset}: {e}", path.display())))
-                }
-            }
-        }
-        Ok((offset as u64, bytes.len() as u64, last))
+        Ok((report, torn))
     }
 
     fn check_writable(&self) -> Result<(), LogError> {
@@ -522,16 +636,50 @@ fn list_segments(dir: &Path) -> Result<Vec<u64>, LogError> {
     Ok(bases)
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(
+/// Reads a durable file (`vote`, `purged`): a file that fails its checksum or does not
+/// parse is corruption, since it was fsynced before anything relied on it.
+fn read_durable_json<T: serde::de::DeserializeOwned>(
     dir: &Path,
     name: &str,
 ) -> Result<Option<T>, LogError> {
-    let Some(body) = read_atomic(&dir.join(name)).map_err(|e| io_err(dir, e))? else {
-        return Ok(None);
+    let path = dir.join(name);
+    let body = match read_atomic(&path) {
+        Ok(Some(body)) => body,
+        Ok(None) => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+            return Err(damaged(path, None, None, e.to_string()))
+        }
+        Err(e) => return Err(io_err(dir, e)),
     };
-    serde_json::from_slice(&body)
-        .map(Some)
-        .map_err(|e| io_err(dir, invalid_data(format!("{name}: {e}"))))
+    serde_json::from_slice(&body).map(Some).map_err(|e| {
+        damaged(
+            path,
+            None,
+            None,
+            format!("its checksum matches but it does not parse: {e}"),
+        )
+    })
+}
+
+/// Reads the commit hint. It is written without fsync, so after a power loss it may be
+/// empty or torn: then it is reported and ignored, never trusted (start-up then only
+/// guards entries up to the purge point and the snapshot).
+fn read_commit_hint(dir: &Path) -> Option<LogId> {
+    let path = dir.join(COMMITTED_FILE);
+    let body = match read_atomic(&path) {
+        Ok(body) => body?,
+        Err(e) => {
+            tracing::warn!("ignoring the commit hint {}: {e}", path.display());
+            return None;
+        }
+    };
+    serde_json::from_slice(&body).unwrap_or_else(|e| {
+        tracing::warn!(
+            "ignoring the commit hint {}: it does not parse: {e}",
+            path.display()
+        );
+        None
+    })
 }
 
 fn write_json<T: serde::Serialize>(
@@ -708,8 +856,32 @@ mod tests {
         assert_eq!(log.committed(), Some(log_id(7, 4)));
     }
 
+    /// The error of opening `dir`, which must be `Damaged`, with its message.
+    fn damage(dir: &Path, config: LogConfig) -> (PathBuf, Option<u64>, Option<u64>, String) {
+        match DurableLog::open(dir, config) {
+            Err(err @ LogError::Damaged { .. }) => {
+                let message = err.to_string();
+                let LogError::Damaged {
+                    path,
+                    offset,
+                    index,
+                    ..
+                } = err
+                else {
+                    unreachable!()
+                };
+                assert!(message.contains("restore"), "{message}");
+                assert!(message.contains("move"), "{message}");
+                assert!(message.contains(&path.display().to_string()), "{message}");
+                (path, offset, index, message)
+            }
+            Err(other) => panic!("expected Damaged, got {other}"),
+            Ok(_) => panic!("a damaged log opened"),
+        }
+    }
+
     #[test]
-    fn commit_hint_beyond_the_surviving_log_is_dropped() {
+    fn commit_hint_the_log_does_not_hold_is_corruption() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = open(dir.path());
         append_range(&mut log, 0..3, 1);
@@ -719,11 +891,190 @@ mod tests {
         let mut log = open(dir.path());
         log.save_committed(Some(log_id(9, 1))).unwrap();
         drop(log);
-        assert_eq!(open(dir.path()).committed(), None);
+        let (path, _, index, message) = damage(dir.path(), small());
+        assert_eq!(path, dir.path().join(COMMITTED_FILE));
+        assert_eq!(index, Some(9));
+        assert!(message.contains("ends at entry 2"), "{message}");
+        assert!(matches!(
+            DurableLog::open_read_only(dir.path(), small()),
+            Err(LogError::Damaged { .. })
+        ));
+        write_json(dir.path(), COMMITTED_FILE, &Some(log_id(1, 7)), false).unwrap();
+        let (_, _, _, message) = damage(dir.path(), small());
+        assert!(
+            message.contains("holds entry"),
+            "same index, other term: {message}"
+        );
+        // A hint behind the purge point needs no entry.
+        write_json(dir.path(), COMMITTED_FILE, &Some(log_id(1, 1)), false).unwrap();
         let mut log = open(dir.path());
-        log.save_committed(Some(log_id(1, 7))).unwrap();
+        log.purge(log_id(1, 1)).unwrap();
         drop(log);
-        assert_eq!(open(dir.path()).committed(), None, "same index, other term");
+        assert_eq!(open(dir.path()).committed(), Some(log_id(1, 1)));
+    }
+
+    #[test]
+    fn unreadable_commit_hint_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path());
+        append_range(&mut log, 0..3, 1);
+        log.save_committed(Some(log_id(2, 1))).unwrap();
+        drop(log);
+        // Written without fsync: after a power loss it may be empty.
+        fs::write(dir.path().join(COMMITTED_FILE), b"").unwrap();
+        let log = open(dir.path());
+        assert_eq!(log.committed(), None);
+        assert_eq!(log.last_log_id(), Some(log_id(2, 1)));
+    }
+
+    #[test]
+    fn flipped_bit_in_an_entry_followed_by_valid_ones_stops_open_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open_default(dir.path());
+        append_range(&mut log, 0..10, 1);
+        drop(log);
+        let path = segment_path(dir.path(), 0);
+        let good = fs::read(&path).unwrap();
+        let log = open_default(dir.path());
+        let offset_4 = log.locations[&4].offset;
+        drop(log);
+        // No commit hint at all: the valid entries after the damage are enough to tell.
+        for byte in [offset_4, offset_4 + 2, offset_4 + 12] {
+            let mut bytes = good.clone();
+            bytes[byte as usize] ^= 0x04;
+            fs::write(&path, &bytes).unwrap();
+            let (damaged_path, offset, index, message) = damage(dir.path(), LogConfig::default());
+            assert_eq!(damaged_path, path);
+            assert_eq!((offset, index), (Some(offset_4), Some(4)), "{message}");
+            assert!(
+                message.contains(&format!("at byte {offset_4} (entry 4)")),
+                "{message}"
+            );
+            assert_eq!(fs::read(&path).unwrap(), bytes, "the file was changed");
+        }
+    }
+
+    #[test]
+    fn damage_in_the_last_entry_at_or_below_the_commit_point_stops_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open_default(dir.path());
+        append_range(&mut log, 0..4, 1);
+        log.save_committed(Some(log_id(3, 1))).unwrap();
+        drop(log);
+        let path = segment_path(dir.path(), 0);
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        fs::write(&path, &bytes).unwrap();
+        let (_, _, index, message) = damage(dir.path(), LogConfig::default());
+        assert_eq!(index, Some(3));
+        assert!(message.contains("commit point"), "{message}");
+        // Truncated mid-entry: the same.
+        fs::write(&path, &bytes[..last - 3]).unwrap();
+        damage(dir.path(), LogConfig::default());
+        // Truncated at an entry boundary: the entry the hint names is missing.
+        let whole = open_read_only_entries_end(dir.path());
+        fs::write(&path, &bytes[..whole]).unwrap();
+        let (damaged, _, _, _) = damage(dir.path(), LogConfig::default());
+        assert_eq!(damaged, dir.path().join(COMMITTED_FILE));
+    }
+
+    /// The byte where the last entry's frame starts (a boundary inside the segment).
+    fn open_read_only_entries_end(dir: &Path) -> usize {
+        let config = LogConfig::default();
+        let path = segment_path(dir, 0);
+        let bytes = fs::read(path).unwrap();
+        let scan = scan_segment(&bytes, 0, config.entry_bytes_max);
+        scan.entries.last().unwrap().0 as usize
+    }
+
+    #[test]
+    fn damaged_vote_and_purge_files_stop_open() {
+        for name in [VOTE_FILE, PURGED_FILE] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut log = open(dir.path());
+            log.save_vote(&Vote::new_committed(4, 1)).unwrap();
+            append_each(&mut log, 0..20, 4);
+            log.purge(log_id(12, 4)).unwrap();
+            drop(log);
+            let path = dir.path().join(name);
+            let mut bytes = fs::read(&path).unwrap();
+            bytes[12] ^= 0x20;
+            fs::write(&path, &bytes).unwrap();
+            let (damaged, offset, _, message) = damage(dir.path(), small());
+            assert_eq!(damaged, path);
+            assert_eq!(offset, None);
+            assert!(message.contains("checksum"), "{message}");
+        }
+    }
+
+    #[test]
+    fn the_snapshot_point_guards_entries_and_the_purge_point() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open_default(dir.path());
+        append_range(&mut log, 0..4, 1);
+        drop(log);
+        let path = segment_path(dir.path(), 0);
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        fs::write(&path, &bytes).unwrap();
+        let open_after = |snapshot| {
+            DurableLog::open_after_snapshot(dir.path(), LogConfig::default(), snapshot, false)
+        };
+        // Entry 3 is in the snapshot: damage to it is corruption.
+        assert!(matches!(
+            open_after(Some(log_id(3, 1))),
+            Err(LogError::Damaged { index: Some(3), .. })
+        ));
+        // Above the snapshot it is a torn tail.
+        let (log, report) = open_after(Some(log_id(2, 1))).unwrap();
+        assert_eq!(log.last_log_id(), Some(log_id(2, 1)));
+        assert!(report.torn_bytes_cut > 0);
+        // Purged beyond the snapshot: entries would be nowhere.
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open_default(dir.path());
+        append_range(&mut log, 0..4, 1);
+        log.purge(log_id(2, 1)).unwrap();
+        drop(log);
+        for snapshot in [None, Some(log_id(1, 1))] {
+            let result =
+                DurableLog::open_after_snapshot(dir.path(), LogConfig::default(), snapshot, true);
+            match result {
+                Err(LogError::Damaged { path, .. }) => {
+                    assert_eq!(path, dir.path().join(PURGED_FILE))
+                }
+                other => panic!("{:?}", other.map(|(_, r)| r)),
+            }
+        }
+        let snapshot = Some(log_id(2, 1));
+        DurableLog::open_after_snapshot(dir.path(), LogConfig::default(), snapshot, true).unwrap();
+    }
+
+    #[test]
+    fn logs_of_the_first_format_are_read_and_extended() {
+        let dir = tempfile::tempdir().unwrap();
+        // Entries 0..3 in frames of the first layout, a vote file of the first layout.
+        let mut bytes = Vec::new();
+        for i in 0..3 {
+            let mut v1 = Vec::new();
+            encode_entry(&entry(i, 1), &mut v1).unwrap();
+            let body = &v1[8..];
+            bytes.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&crc32c::crc32c(body).to_le_bytes());
+            bytes.extend_from_slice(body);
+        }
+        fs::write(segment_path(dir.path(), 0), &bytes).unwrap();
+        let vote = serde_json::to_vec(&Vote::new_committed(1, 1)).unwrap();
+        let mut file = crc32c::crc32c(&vote).to_le_bytes().to_vec();
+        file.extend_from_slice(&vote);
+        fs::write(dir.path().join(VOTE_FILE), &file).unwrap();
+        let mut log = open_default(dir.path());
+        assert_eq!(log.vote(), Some(Vote::new_committed(1, 1)));
+        append_range(&mut log, 3..5, 2);
+        drop(log);
+        let log = open_default(dir.path());
+        assert_eq!(indexes(&log), vec![(0, 1), (1, 1), (2, 1), (3, 2), (4, 2)]);
     }
 
     #[test]
@@ -783,8 +1134,9 @@ mod tests {
         let mut bytes = fs::read(&first).unwrap();
         bytes[10] ^= 0x10;
         fs::write(&first, &bytes).unwrap();
-        let err = DurableLog::open(dir.path(), small()).unwrap_err();
-        assert!(matches!(err, LogError::Corrupt { .. }), "{err}");
+        let (path, offset, _, _) = damage(dir.path(), small());
+        assert_eq!(path, first);
+        assert!(offset.is_some_and(|o| o <= 10));
     }
 
     #[test]

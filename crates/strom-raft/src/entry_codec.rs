@@ -1,4 +1,8 @@
-//! On-disk frame of one raft log entry: `len u32 | crc32c u32 | body`, little-endian.
+//! On-disk frame of one raft log entry: `word u32 | crc32c u32 | body`, little-endian.
+//!
+//! `word` holds the body length in its low 24 bits and the frame format version in its top
+//! 8 bits. Version 1 (written now) checksums `word` and the body; version 0 (the first
+//! layout, still read) has the same fields but checksums only the body.
 //!
 //! Body: `index u64 | term u64 | leader node u64 | kind u8 | data`, where data is the
 //! payload bytes (normal), nothing (blank) or the membership as JSON (rare, small).
@@ -9,7 +13,14 @@ use crate::types::{Entry, EntryPayload, LogId, Node, NodeId, Payload};
 
 /// Bytes before the body: its length and its checksum.
 pub const FRAME_HEADER_BYTES: usize = 8;
-const BODY_FIXED_BYTES: usize = 25;
+/// The fixed part of a body; with the header, the smallest frame there is.
+pub const BODY_FIXED_BYTES: usize = 25;
+/// The frame format written by this version.
+pub const FRAME_VERSION: u8 = 1;
+/// The first frame format: the checksum covers the body only.
+const FRAME_VERSION_LEGACY: u8 = 0;
+/// Largest body a frame can describe (24 bits of length).
+pub const FRAME_BODY_BYTES_MAX: usize = (1 << 24) - 1;
 
 const KIND_BLANK: u8 = 0;
 const KIND_NORMAL: u8 = 1;
@@ -24,6 +35,8 @@ pub enum FrameError {
     TooLong { len: usize, max: usize },
     #[error("frame checksum mismatch")]
     Checksum,
+    #[error("unknown frame format version {0}")]
+    Version(u8),
     #[error("malformed frame body: {0}")]
     Body(String),
 }
@@ -47,12 +60,17 @@ pub fn encode_entry(entry: &Entry, out: &mut Vec<u8>) -> Result<(), FrameError> 
             body.extend_from_slice(&json);
         }
     }
-    let len = u32::try_from(body.len()).map_err(|_| FrameError::TooLong {
-        len: body.len(),
-        max: u32::MAX as usize,
-    })?;
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+    if body.len() > FRAME_BODY_BYTES_MAX {
+        return Err(FrameError::TooLong {
+            len: body.len(),
+            max: FRAME_BODY_BYTES_MAX,
+        });
+    }
+    let word = (u32::from(FRAME_VERSION) << 24) | body.len() as u32;
+    let word = word.to_le_bytes();
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&word), &body);
+    out.extend_from_slice(&word);
+    out.extend_from_slice(&crc.to_le_bytes());
     out.extend_from_slice(&body);
     Ok(())
 }
@@ -65,8 +83,13 @@ pub fn decode_entry(bytes: &[u8], body_bytes_max: usize) -> Result<(Entry, usize
             needed: FRAME_HEADER_BYTES,
             available: bytes.len(),
         })?;
-    let len = read_u32(header, 0)? as usize;
+    let word = read_u32(header, 0)?;
+    let version = (word >> 24) as u8;
+    let len = (word & 0x00ff_ffff) as usize;
     let crc = read_u32(header, 4)?;
+    if version != FRAME_VERSION && version != FRAME_VERSION_LEGACY {
+        return Err(FrameError::Version(version));
+    }
     if len > body_bytes_max {
         return Err(FrameError::TooLong {
             len,
@@ -80,7 +103,12 @@ pub fn decode_entry(bytes: &[u8], body_bytes_max: usize) -> Result<(Entry, usize
             needed: frame_len,
             available: bytes.len(),
         })?;
-    if crc32c::crc32c(body) != crc {
+    let expected = if version == FRAME_VERSION_LEGACY {
+        crc32c::crc32c(body)
+    } else {
+        crc32c::crc32c_append(crc32c::crc32c(&word.to_le_bytes()), body)
+    };
+    if expected != crc {
         return Err(FrameError::Checksum);
     }
     Ok((decode_body(body)?, frame_len))
@@ -205,6 +233,49 @@ mod tests {
             decode_entry(&buf, 4),
             Err(FrameError::TooLong { .. })
         ));
+    }
+
+    /// A frame of the first layout: `len u32 | crc32c(body) u32 | body`.
+    fn legacy_frame(entry: &Entry) -> Vec<u8> {
+        let mut v1 = Vec::new();
+        encode_entry(entry, &mut v1).unwrap();
+        let body = &v1[FRAME_HEADER_BYTES..];
+        let mut out = (body.len() as u32).to_le_bytes().to_vec();
+        out.extend_from_slice(&crc32c::crc32c(body).to_le_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[test]
+    fn frames_of_the_first_layout_are_still_read() {
+        let original = entry(4, 2, b"old");
+        let bytes = legacy_frame(&original);
+        let (decoded, len) = decode_entry(&bytes, 1 << 20).unwrap();
+        assert_eq!(len, bytes.len());
+        assert_eq!(decoded.log_id, original.log_id);
+        assert_eq!(decoded.payload, original.payload);
+    }
+
+    #[test]
+    fn every_flipped_bit_is_caught_in_both_layouts() {
+        let original = entry(9, 3, b"some payload");
+        let mut v1 = Vec::new();
+        encode_entry(&original, &mut v1).unwrap();
+        assert_eq!(v1[3], FRAME_VERSION);
+        for good in [v1, legacy_frame(&original)] {
+            for bit in 0..good.len() * 8 {
+                let mut bytes = good.clone();
+                bytes[bit / 8] ^= 1 << (bit % 8);
+                assert!(decode_entry(&bytes, 1 << 20).is_err(), "bit {bit}");
+            }
+        }
+        let mut unknown = Vec::new();
+        encode_entry(&original, &mut unknown).unwrap();
+        unknown[3] = 7;
+        assert_eq!(
+            decode_entry(&unknown, 1 << 20).unwrap_err(),
+            FrameError::Version(7)
+        );
     }
 
     proptest! {

@@ -1,4 +1,8 @@
 //! Small durable-file helpers: atomic checksummed files, directory fsync and the data-dir lock.
+//!
+//! An atomic file (`node`, `vote`, `committed`, `purged`, `snapshot`) is
+//! `magic "STRM" | CRC-32C u32 LE of the rest | format version u16 LE | body`. Files written
+//! before the format had a version (`CRC-32C u32 LE of the body | body`) are still read.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -6,8 +10,14 @@ use std::path::{Path, PathBuf};
 
 use fs2::FileExt;
 
-/// Length of the checksum that prefixes every atomic file.
-const CRC_BYTES: usize = 4;
+/// First bytes of every atomic file written by this version.
+const MAGIC: [u8; 4] = *b"STRM";
+/// The layout written by this version.
+pub const ATOMIC_FORMAT_VERSION: u16 = 1;
+/// Magic, checksum and version.
+const HEADER_BYTES: usize = 10;
+/// Length of the checksum that prefixes a file of the first (unversioned) layout.
+const LEGACY_CRC_BYTES: usize = 4;
 
 /// Writes `body` to `path` so that after a crash the file holds either the old or the new
 /// contents, never a mix: write a temp file, fsync it, rename over, fsync the directory.
@@ -16,8 +26,7 @@ pub fn write_atomic(path: &Path, body: &[u8], durable: bool) -> io::Result<()> {
     let tmp = tmp_path(path);
     {
         let mut file = File::create(&tmp)?;
-        file.write_all(&crc32c::crc32c(body).to_le_bytes())?;
-        file.write_all(body)?;
+        file.write_all(&encode_atomic(body))?;
         if durable {
             // fsync: the new contents must be on disk before the rename can expose them.
             file.sync_all()?;
@@ -31,26 +40,71 @@ pub fn write_atomic(path: &Path, body: &[u8], durable: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// The bytes of an atomic file holding `body`.
+pub fn encode_atomic(body: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(HEADER_BYTES + body.len());
+    bytes.extend_from_slice(&MAGIC);
+    bytes.extend_from_slice(&[0; 4]);
+    bytes.extend_from_slice(&ATOMIC_FORMAT_VERSION.to_le_bytes());
+    bytes.extend_from_slice(body);
+    let crc = crc32c::crc32c(bytes.get(8..).unwrap_or_default());
+    bytes[4..8].copy_from_slice(&crc.to_le_bytes());
+    bytes
+}
+
 /// Reads a file written by [`write_atomic`]. `Ok(None)` when it does not exist;
-/// `Err(InvalidData)` when its checksum does not match.
+/// `Err(InvalidData)`, naming the file, when its checksum does not match or its format
+/// version is unknown.
 pub fn read_atomic(path: &Path) -> io::Result<Option<Vec<u8>>> {
     let bytes = match fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let (crc, body) = bytes
-        .split_at_checked(CRC_BYTES)
-        .ok_or_else(|| invalid_data(format!("{} is shorter than its checksum", path.display())))?;
-    let mut crc_bytes = [0u8; CRC_BYTES];
-    crc_bytes.copy_from_slice(crc);
-    if u32::from_le_bytes(crc_bytes) != crc32c::crc32c(body) {
-        return Err(invalid_data(format!(
-            "{} fails its checksum",
-            path.display()
-        )));
+    decode_atomic(&bytes)
+        .map(|body| Some(body.to_vec()))
+        .map_err(|reason| invalid_data(format!("{} {reason}", path.display())))
+}
+
+/// The body of an atomic file's bytes, or why there is none.
+pub fn decode_atomic(bytes: &[u8]) -> Result<&[u8], String> {
+    if let Some(body) = decode_versioned(bytes)? {
+        return Ok(body);
     }
-    Ok(Some(body.to_vec()))
+    // The first layout: a checksum of the body, then the body.
+    let (crc, body) = bytes
+        .split_at_checked(LEGACY_CRC_BYTES)
+        .ok_or_else(|| format!("is {} bytes, shorter than any header", bytes.len()))?;
+    if le_u32(crc) == Some(crc32c::crc32c(body)) {
+        return Ok(body);
+    }
+    Err("fails its checksum".into())
+}
+
+/// `Ok(None)` when `bytes` are not an intact file of the versioned layout (they may still
+/// be one of the first layout); an error for an intact file of an unknown version.
+fn decode_versioned(bytes: &[u8]) -> Result<Option<&[u8]>, String> {
+    if bytes.len() < HEADER_BYTES || bytes.get(..4) != Some(&MAGIC[..]) {
+        return Ok(None);
+    }
+    let covered = bytes.get(8..).unwrap_or_default();
+    if bytes.get(4..8).and_then(le_u32) != Some(crc32c::crc32c(covered)) {
+        return Ok(None);
+    }
+    let version = bytes
+        .get(8..10)
+        .map_or(0, |v| u16::from_le_bytes([v[0], v[1]]));
+    if version != ATOMIC_FORMAT_VERSION {
+        return Err(format!(
+            "has format version {version}, which this Strom does not know (it reads \
+             version {ATOMIC_FORMAT_VERSION}): it was written by a newer Strom; run that version"
+        ));
+    }
+    Ok(bytes.get(HEADER_BYTES..))
+}
+
+fn le_u32(bytes: &[u8]) -> Option<u32> {
+    Some(u32::from_le_bytes(bytes.try_into().ok()?))
 }
 
 /// Makes renames, creations and removals in `dir` durable.
@@ -121,15 +175,45 @@ mod tests {
         assert_eq!(read_atomic(&path).unwrap(), Some(b"hello".to_vec()));
         write_atomic(&path, b"again", false).unwrap();
         assert_eq!(read_atomic(&path).unwrap(), Some(b"again".to_vec()));
-        let mut bytes = fs::read(&path).unwrap();
-        bytes[5] ^= 1;
-        fs::write(&path, bytes).unwrap();
-        assert_eq!(
-            read_atomic(&path).unwrap_err().kind(),
-            io::ErrorKind::InvalidData
-        );
+        let good = fs::read(&path).unwrap();
+        assert_eq!(&good[..4], b"STRM");
+        // Every flipped bit is caught, in the header as in the body.
+        for bit in 0..good.len() * 8 {
+            let mut bytes = good.clone();
+            bytes[bit / 8] ^= 1 << (bit % 8);
+            fs::write(&path, &bytes).unwrap();
+            let err = read_atomic(&path).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "bit {bit}");
+            assert!(err.to_string().contains("vote"), "{err}");
+        }
         fs::write(&path, b"ab").unwrap();
         assert!(read_atomic(&path).is_err());
+        fs::write(&path, b"").unwrap();
+        assert!(read_atomic(&path).is_err());
+    }
+
+    #[test]
+    fn files_of_the_first_layout_are_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vote");
+        let body = br#"{"leader_id":{"term":3,"node_id":1},"committed":true}"#;
+        let mut legacy = crc32c::crc32c(body).to_le_bytes().to_vec();
+        legacy.extend_from_slice(body);
+        fs::write(&path, &legacy).unwrap();
+        assert_eq!(read_atomic(&path).unwrap(), Some(body.to_vec()));
+        legacy[9] ^= 4;
+        fs::write(&path, &legacy).unwrap();
+        assert!(read_atomic(&path).is_err());
+    }
+
+    #[test]
+    fn an_unknown_format_version_is_refused_by_name() {
+        let mut bytes = encode_atomic(b"body");
+        bytes[8] = 9;
+        let crc = crc32c::crc32c(&bytes[8..]);
+        bytes[4..8].copy_from_slice(&crc.to_le_bytes());
+        let err = decode_atomic(&bytes).unwrap_err();
+        assert!(err.contains("format version 9"), "{err}");
     }
 
     #[test]

@@ -43,6 +43,7 @@ pub mod log_store;
 pub mod metadata;
 pub mod network;
 pub mod node;
+pub mod recovery;
 mod server;
 pub mod snapshot_file;
 pub mod state;

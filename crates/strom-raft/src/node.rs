@@ -34,6 +34,17 @@ pub enum StartError {
     Lock(std::io::Error),
     #[error("cannot read or write the node identity file: {0}")]
     Identity(std::io::Error),
+    #[error(
+        "node identity file {} is damaged: {reason}. It records which node.id owns this \
+         directory; if you are sure that the directory belongs to node.id {configured}, \
+         remove the file and restart (it is written again)",
+        path.display()
+    )]
+    IdentityDamaged {
+        path: std::path::PathBuf,
+        reason: String,
+        configured: NodeId,
+    },
     #[error("data directory {dir} belongs to node {stored}, not to node.id {configured}")]
     WrongNode {
         dir: std::path::PathBuf,
@@ -44,6 +55,14 @@ pub enum StartError {
     Log(#[from] LogError),
     #[error("cannot load the snapshot: {0}")]
     Snapshot(String),
+    #[error(
+        "metadata snapshot damaged: {reason}. {}",
+        crate::recovery::recovery_advice(dir)
+    )]
+    SnapshotDamaged {
+        dir: std::path::PathBuf,
+        reason: String,
+    },
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -89,7 +108,20 @@ impl<K: Controller> RaftNode<K> {
         config.validate()?;
         let lock = DirLock::acquire(&config.data_dir).map_err(StartError::Lock)?;
         check_node_identity(&config)?;
-        let (log, report) = DurableLog::open(&config.data_dir, config.log)?;
+        // The snapshot first: its last entry counts as committed when the log is checked.
+        let (sm, channels) =
+            StateMachineStore::<K::State>::open(&config.data_dir, config.events_capacity).map_err(
+                |e| match e.kind() {
+                    std::io::ErrorKind::InvalidData => StartError::SnapshotDamaged {
+                        dir: config.data_dir.clone(),
+                        reason: e.to_string(),
+                    },
+                    _ => StartError::Snapshot(e.to_string()),
+                },
+            )?;
+        let snapshot_last = channels.state.borrow().last_applied;
+        let (log, report) =
+            DurableLog::open_after_snapshot(&config.data_dir, config.log, snapshot_last, true)?;
         tracing::info!(
             "raft log {}: {} entries in {} segments, last {:?}, {} torn bytes cut",
             config.data_dir.display(),
@@ -98,9 +130,6 @@ impl<K: Controller> RaftNode<K> {
             log.last_log_id(),
             report.torn_bytes_cut
         );
-        let (sm, channels) =
-            StateMachineStore::<K::State>::open(&config.data_dir, config.events_capacity)
-                .map_err(StartError::Snapshot)?;
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .map_err(|source| StartError::Listen {
@@ -441,15 +470,22 @@ struct NodeIdentity {
 /// Refuses to start node B on node A's directory: its vote and log would be someone else's.
 fn check_node_identity(config: &NodeConfig) -> Result<(), StartError> {
     let path = config.data_dir.join(NODE_FILE);
-    let stored = crate::fsutil::read_atomic(&path).map_err(StartError::Identity)?;
+    let damaged = |reason: String| StartError::IdentityDamaged {
+        path: path.clone(),
+        reason,
+        configured: config.node_id,
+    };
+    let stored = match crate::fsutil::read_atomic(&path) {
+        Ok(stored) => stored,
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            return Err(damaged(e.to_string()))
+        }
+        Err(e) => return Err(StartError::Identity(e)),
+    };
     match stored {
         Some(body) => {
-            let identity: NodeIdentity = serde_json::from_slice(&body).map_err(|e| {
-                StartError::Identity(crate::fsutil::invalid_data(format!(
-                    "{}: {e}",
-                    path.display()
-                )))
-            })?;
+            let identity: NodeIdentity = serde_json::from_slice(&body)
+                .map_err(|e| damaged(format!("its checksum matches but it does not parse: {e}")))?;
             if identity.node_id != config.node_id {
                 return Err(StartError::WrongNode {
                     dir: config.data_dir.clone(),

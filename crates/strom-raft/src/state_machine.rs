@@ -63,15 +63,23 @@ fn snapshot_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
 
 impl<S: ReplicatedState> StateMachineStore<S> {
     /// Loads the last snapshot from `dir` (if any); `events_capacity` bounds the delta backlog
-    /// a slow consumer may have before it sees `Lagged` and must resync from the image.
-    pub fn open(dir: &Path, events_capacity: usize) -> Result<(Self, StateChannels<S>), String> {
-        let (applied, membership) = match snapshot_file::load(dir).map_err(|e| e.to_string())? {
+    /// a slow consumer may have before it sees `Lagged` and must resync from the image. An
+    /// error of kind `InvalidData` means the snapshot file is damaged (its message names it).
+    pub fn open(dir: &Path, events_capacity: usize) -> std::io::Result<(Self, StateChannels<S>)> {
+        let (applied, membership) = match snapshot_file::load(dir)? {
             None => (Applied::default(), StoredMembership::default()),
             Some(body) => {
-                let (meta, state_bytes) =
-                    snapshot_file::decode_body(&body).map_err(|e| e.to_string())?;
-                let state =
-                    S::decode_snapshot(state_bytes).map_err(|e| format!("snapshot state: {e}"))?;
+                let path = dir.join(snapshot_file::SNAPSHOT_FILE);
+                let invalid = |what: String| {
+                    crate::fsutil::invalid_data(format!(
+                        "{} passes its checksum but {what}",
+                        path.display()
+                    ))
+                };
+                let (meta, state_bytes) = snapshot_file::decode_body(&body)
+                    .map_err(|e| invalid(format!("its header does not decode: {e}")))?;
+                let state = S::decode_snapshot(state_bytes)
+                    .map_err(|e| invalid(format!("its state does not decode: {e}")))?;
                 let applied = Applied {
                     last_applied: meta.last_log_id,
                     state,
