@@ -24,6 +24,26 @@ pub struct Checkpoint {
     pub clean_shutdown: bool,
 }
 
+/// What a partition directory's checkpoint file held.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// No checkpoint file.
+    Missing,
+    /// A file that is not an intact checkpoint, and why.
+    Damaged(String),
+    Intact(Checkpoint),
+}
+
+impl Stored {
+    /// The checkpoint to act on: only an intact one.
+    pub fn checkpoint(&self) -> Option<Checkpoint> {
+        match self {
+            Stored::Intact(checkpoint) => Some(*checkpoint),
+            Stored::Missing | Stored::Damaged(_) => None,
+        }
+    }
+}
+
 impl Checkpoint {
     pub fn encode(&self) -> [u8; CHECKPOINT_BYTES] {
         let mut b = [0u8; CHECKPOINT_BYTES];
@@ -40,38 +60,82 @@ impl Checkpoint {
 
     /// `None` for anything but a complete, intact version-1 checkpoint.
     pub fn decode(b: &[u8]) -> Option<Checkpoint> {
+        Checkpoint::decode_checked(b).ok()
+    }
+
+    /// The checkpoint in `b`, or why `b` is not an intact version-1 checkpoint with
+    /// values that can be true (offsets are never negative).
+    pub fn decode_checked(b: &[u8]) -> Result<Checkpoint, String> {
         if b.len() != CHECKPOINT_BYTES {
-            return None;
+            return Err(format!("{} bytes, not {CHECKPOINT_BYTES}", b.len()));
         }
-        let u32_at = |i: usize| Some(u32::from_be_bytes(b.get(i..i + 4)?.try_into().ok()?));
-        let u16_at = |i: usize| Some(u16::from_be_bytes(b.get(i..i + 2)?.try_into().ok()?));
-        let i64_at = |i: usize| Some(i64::from_be_bytes(b.get(i..i + 8)?.try_into().ok()?));
-        if u32_at(0)? != MAGIC || u16_at(4)? != VERSION {
-            return None;
+        let u32_at = |i: usize| {
+            b.get(i..i + 4)
+                .and_then(|v| v.try_into().ok())
+                .map(u32::from_be_bytes)
+        };
+        let u16_at = |i: usize| {
+            b.get(i..i + 2)
+                .and_then(|v| v.try_into().ok())
+                .map(u16::from_be_bytes)
+        };
+        let i64_at = |i: usize| {
+            b.get(i..i + 8)
+                .and_then(|v| v.try_into().ok())
+                .map(i64::from_be_bytes)
+        };
+        if u32_at(0) != Some(MAGIC) {
+            return Err("no checkpoint magic".into());
         }
-        if u32_at(24)? != crc32c::crc32c(b.get(..24)?) {
-            return None;
+        if u32_at(24) != b.get(..24).map(crc32c::crc32c) {
+            return Err("checksum mismatch".into());
         }
-        Some(Checkpoint {
-            clean_shutdown: u16_at(6)? & FLAG_CLEAN != 0,
-            recovery_point: i64_at(8)?,
-            log_start_offset: i64_at(16)?,
+        match u16_at(4) {
+            Some(VERSION) => {}
+            other => return Err(format!("unknown version {}", other.unwrap_or(0))),
+        }
+        let (Some(flags), Some(recovery_point), Some(log_start_offset)) =
+            (u16_at(6), i64_at(8), i64_at(16))
+        else {
+            return Err("short fields".into());
+        };
+        if recovery_point < 0 || log_start_offset < 0 {
+            return Err(format!(
+                "negative offsets (recovery point {recovery_point}, log start {log_start_offset})"
+            ));
+        }
+        Ok(Checkpoint {
+            clean_shutdown: flags & FLAG_CLEAN != 0,
+            recovery_point,
+            log_start_offset,
         })
     }
 
-    /// Reads the checkpoint of `dir`; `None` if it is missing or damaged (then the whole
-    /// log is recovered by scanning).
-    pub fn read(fs: &dyn FileSystem, dir: &Path) -> Result<Option<Checkpoint>, LogError> {
+    /// Reads the checkpoint of `dir`. A damaged file is reported (a warning naming it and
+    /// why) and never acted on: the caller then recovers every segment from the first and
+    /// takes the log start offset from the first segment.
+    pub fn read(fs: &dyn FileSystem, dir: &Path) -> Result<Stored, LogError> {
         let path = dir.join(CHECKPOINT_FILE);
         if !fs
             .exists(&path)
             .map_err(|e| LogError::io("stat", &path, e))?
         {
-            return Ok(None);
+            return Ok(Stored::Missing);
         }
         let file = fs.open(&path).map_err(|e| LogError::io("open", &path, e))?;
         let bytes = read_all(file.as_ref(), 4096).map_err(|e| LogError::io("read", &path, e))?;
-        Ok(Checkpoint::decode(&bytes))
+        Ok(match Checkpoint::decode_checked(&bytes) {
+            Ok(checkpoint) => Stored::Intact(checkpoint),
+            Err(reason) => {
+                tracing::warn!(
+                    file = %path.display(),
+                    %reason,
+                    "damaged log checkpoint ignored: recovering every segment from the first, \
+                     log start offset from the first segment"
+                );
+                Stored::Damaged(reason)
+            }
+        })
     }
 
     /// Replaces the checkpoint of `dir` durably.
@@ -113,5 +177,15 @@ mod tests {
             assert_eq!(Checkpoint::decode(&d), None, "flipped byte {i}");
         }
         assert_eq!(Checkpoint::decode(&b[..27]), None);
+        assert!(Checkpoint::decode_checked(&[0x55; 28])
+            .unwrap_err()
+            .contains("magic"));
+        let negative = Checkpoint {
+            log_start_offset: -5,
+            ..c
+        };
+        assert!(Checkpoint::decode_checked(&negative.encode())
+            .unwrap_err()
+            .contains("negative"));
     }
 }

@@ -436,3 +436,46 @@ fn segment_missing_its_tail_drops_later_segments() {
         assert_eq!(b, &written[i]);
     }
 }
+
+/// A checkpoint that is not an intact checkpoint (here: a clean close's checkpoint whose
+/// bytes were replaced) is reported and ignored: every segment is recovered from the
+/// first, the log start offset comes from the first segment, and every record is there.
+#[test]
+fn garbage_checkpoint_is_reported_and_the_whole_log_recovered() {
+    let path = dir().join(strom_log::checkpoint::CHECKPOINT_FILE);
+    let garbage: [&[u8]; 3] = [&[0x5a; 28], b"not a checkpoint", &[]];
+    for bytes in garbage {
+        let fs = SimFs::new();
+        let log = open_sim(&fs, config(Durability::PageCache), 0).unwrap();
+        let mut written = Vec::new();
+        for i in 0..25 {
+            let mut b = batch(1, 300, i);
+            log.append(&mut b, AppendOrigin::Client, 0).unwrap();
+            written.push(b);
+        }
+        let segments = log.segment_base_offsets().len();
+        assert!(segments >= 3);
+        log.close().unwrap();
+        let image = fs.crash(0);
+        assert!(image.contents(&path).is_some());
+        image.replace_contents(&path, bytes.to_vec());
+        let log = open_sim(&image, config(Durability::PageCache), 0).unwrap();
+        let report = log.open_report().clone();
+        assert!(report.checkpoint_damage.is_some(), "{report:?}");
+        assert!(
+            !report.clean,
+            "a damaged checkpoint cannot say the shutdown was clean"
+        );
+        assert_eq!(report.segments_scanned, segments, "{report:?}");
+        assert_eq!(log.log_start_offset(), 0);
+        let recovered = read_all(&log);
+        assert_eq!(recovered.len(), written.len());
+        for (i, (base, b)) in recovered.iter().enumerate() {
+            assert_eq!(*base, i as i64);
+            assert_eq!(b, &written[i]);
+        }
+        // A new, intact checkpoint replaced it.
+        let fresh = image.contents(&path).unwrap();
+        assert!(strom_log::checkpoint::Checkpoint::decode(&fresh).is_some());
+    }
+}

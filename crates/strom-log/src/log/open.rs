@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
-use crate::checkpoint::{Checkpoint, CHECKPOINT_TEMP_FILE};
+use crate::checkpoint::{Checkpoint, Stored, CHECKPOINT_TEMP_FILE};
 use crate::config::LogConfig;
 use crate::error::LogError;
 use crate::fs::{write_all_at, FileHandle, FileSystem};
@@ -35,6 +35,8 @@ pub struct OpenReport {
     pub truncation_reason: Option<String>,
     /// Segments after the truncation point (or below the log start) that were deleted.
     pub segments_deleted: usize,
+    /// Why the checkpoint file was ignored, if it was damaged (logged as a warning).
+    pub checkpoint_damage: Option<String>,
     pub log_end_offset: i64,
 }
 
@@ -62,8 +64,12 @@ impl Log {
             }
         }
         let bases = list_segments(fs.as_ref(), dir)?;
-        let stored = Checkpoint::read(fs.as_ref(), dir)?;
         let mut report = OpenReport::default();
+        let stored = Checkpoint::read(fs.as_ref(), dir)?;
+        if let Stored::Damaged(reason) = &stored {
+            report.checkpoint_damage = Some(reason.clone());
+        }
+        let stored = stored.checkpoint();
         let (segments, checkpoint) = if bases.is_empty() {
             let start = stored.map_or(0, |c| c.log_start_offset.max(0));
             create_first_segment(fs.as_ref(), dir, start)?

@@ -23,23 +23,96 @@ use uuid::Uuid;
 pub struct ServerProcess {
     child: Option<Child>,
     pub addr: String,
+    /// Its stderr lines so far, when started with [`ServerProcess::start_logged`].
+    log: Option<std::sync::Arc<std::sync::Mutex<Vec<String>>>>,
+}
+
+/// `strom server` with `overrides`.
+fn server_command(overrides: &[String]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_strom"));
+    command.arg("server");
+    for o in overrides {
+        command.arg("--override").arg(o);
+    }
+    // openraft logs every refused connection to a killed peer as an error; keep tests quiet.
+    command.env("RUST_LOG", "warn,openraft=off");
+    command
+}
+
+/// Runs `strom server` with `overrides` that must fail to start: waits (bounded by `limit`)
+/// for it to exit and returns whether it succeeded and its stderr.
+pub fn start_expecting_exit(overrides: &[String], limit: Duration) -> (bool, String) {
+    let mut child = server_command(overrides)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn strom");
+    let stderr = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut text);
+        text
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "strom server still running after {limit:?}: {}",
+                reader.join().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status.success(), reader.join().unwrap())
 }
 
 impl ServerProcess {
     /// Starts `strom server` with `overrides` and waits (bounded) for its ready line.
     pub fn start(overrides: &[String], addr: &str) -> ServerProcess {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_strom"));
-        command.arg("server");
-        for o in overrides {
-            command.arg("--override").arg(o);
-        }
-        let mut child = command
-            // openraft logs every refused connection to a killed peer as an error; keep tests quiet.
-            .env("RUST_LOG", "warn,openraft=off")
+        Self::spawn(overrides, addr, false)
+    }
+
+    /// [`ServerProcess::start`], keeping its stderr lines for [`ServerProcess::log`].
+    pub fn start_logged(overrides: &[String], addr: &str) -> ServerProcess {
+        Self::spawn(overrides, addr, true)
+    }
+
+    /// Its stderr so far (empty unless started with [`ServerProcess::start_logged`]).
+    pub fn log(&self) -> String {
+        self.log
+            .as_ref()
+            .map(|lines| lines.lock().unwrap().join("\n"))
+            .unwrap_or_default()
+    }
+
+    fn spawn(overrides: &[String], addr: &str, logged: bool) -> ServerProcess {
+        let stderr = if logged {
+            Stdio::piped()
+        } else {
+            Stdio::inherit()
+        };
+        let mut child = server_command(overrides)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn strom");
+        let log = child.stderr.take().map(|stderr| {
+            let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let sink = std::sync::Arc::clone(&lines);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    eprintln!("{line}");
+                    sink.lock().unwrap().push(line);
+                }
+            });
+            lines
+        });
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -53,6 +126,7 @@ impl ServerProcess {
         let mut process = ServerProcess {
             child: Some(child),
             addr: addr.to_string(),
+            log,
         };
         match rx.recv_timeout(Duration::from_secs(20)) {
             Ok(line) => assert!(line.contains("ready"), "unexpected first line {line:?}"),
@@ -98,6 +172,72 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Runs the `strom` CLI (bounded by `timeout 60`); returns its stdout, failing on an error.
+pub fn strom_cli(args: &[&str]) -> String {
+    let output = Command::new("timeout")
+        .arg("60")
+        .arg(env!("CARGO_BIN_EXE_strom"))
+        .args(args)
+        .output()
+        .expect("run strom");
+    assert!(
+        output.status.success(),
+        "strom {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Runs kcat (bounded by `timeout 60`) with `input` on stdin; returns its stdout.
+pub fn kcat(args: &[&str], input: &str) -> String {
+    let mut child = Command::new("timeout")
+        .arg("60")
+        .arg("kcat")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kcat must be installed (apt-get install kcat)");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "kcat {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Overrides for a broker and quorum member on `port` with its data in `data`.
+pub fn broker_overrides(port: u16, data: &Path, extra: &[&str]) -> Vec<String> {
+    let mut overrides = vec![
+        format!("listeners=PLAINTEXT://127.0.0.1:{port}"),
+        format!("log.dirs={}", data.display()),
+        "controller.quorum.election.timeout.ms=300".to_string(),
+    ];
+    overrides.extend(extra.iter().map(|s| s.to_string()));
+    overrides
+}
+
+/// Every file under `dir` (recursively) with its bytes, for before/after comparisons.
+pub fn files_under(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                files.insert(path.strip_prefix(dir).unwrap().to_path_buf(), bytes);
+            }
+        }
+    }
+    files
 }
 
 pub fn free_ports(count: usize) -> Vec<u16> {
