@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{
-    create_topic, error_code, free_ports, node_overrides, read_image, register_broker,
+    create_topic, dump_topics, error_code, free_ports, node_overrides, read_image, register_broker,
     ServerProcess, PARTITIONS,
 };
 use strom_raft::QuorumClient;
@@ -35,32 +35,6 @@ async fn writer(addr: String, prefix: String, acked: Acked) {
             Err(_) => return,
         }
     }
-}
-
-/// Parses `topic NAME ID partitions N` lines of `strom metadata dump`.
-fn dump_topics(dir: &std::path::Path) -> BTreeMap<String, (Uuid, i32)> {
-    let output = Command::new(env!("CARGO_BIN_EXE_strom"))
-        .args(["metadata", "dump"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "dump failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8(output.stdout).unwrap();
-    text.lines()
-        .filter_map(|line| line.strip_prefix("topic "))
-        .map(|rest| {
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            assert_eq!(fields.len(), 4, "dump line {rest:?}");
-            (
-                fields[0].to_string(),
-                (fields[1].parse().unwrap(), fields[3].parse().unwrap()),
-            )
-        })
-        .collect()
 }
 
 fn check_topics(found: &BTreeMap<String, (Uuid, i32)>, acked: &BTreeMap<String, Uuid>) {

@@ -240,6 +240,33 @@ pub fn files_under(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
     files
 }
 
+/// Parses `topic NAME ID partitions N` lines of `strom metadata dump DIR`: the topics in a
+/// (stopped) node's metadata files, with their ids and partition counts.
+pub fn dump_topics(dir: &Path) -> std::collections::BTreeMap<String, (Uuid, i32)> {
+    let output = Command::new(env!("CARGO_BIN_EXE_strom"))
+        .args(["metadata", "dump"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "dump failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    text.lines()
+        .filter_map(|line| line.strip_prefix("topic "))
+        .map(|rest| {
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            assert_eq!(fields.len(), 4, "dump line {rest:?}");
+            (
+                fields[0].to_string(),
+                (fields[1].parse().unwrap(), fields[3].parse().unwrap()),
+            )
+        })
+        .collect()
+}
+
 pub fn free_ports(count: usize) -> Vec<u16> {
     let listeners: Vec<TcpListener> = (0..count)
         .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
