@@ -65,6 +65,9 @@ pub fn run(file: Option<&Path>, overrides: &[String]) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
+        // Installed before the ready line: a SIGTERM sent as soon as it appears must find
+        // them, or it would kill the process without a clean shutdown.
+        let mut signals = ShutdownSignals::install()?;
         let node = start_metadata_node(node_config.clone(), config.controller_config()).await?;
         let broker = match broker_config {
             Some(broker_config) => {
@@ -104,7 +107,7 @@ pub fn run(file: Option<&Path>, overrides: &[String]) -> anyhow::Result<()> {
             node_config.data_dir.display()
         );
         std::io::stdout().flush().ok();
-        let signal = wait_for_shutdown_signal().await?;
+        let signal = signals.wait().await;
         tracing::info!("{signal} received, shutting down");
         if let Some(broker) = broker {
             broker.shutdown().await;
@@ -115,13 +118,26 @@ pub fn run(file: Option<&Path>, overrides: &[String]) -> anyhow::Result<()> {
     })
 }
 
-async fn wait_for_shutdown_signal() -> anyhow::Result<&'static str> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate =
-        signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
-    let mut interrupt = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
-    Ok(tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
-    })
+/// SIGTERM and SIGINT handlers.
+struct ShutdownSignals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> anyhow::Result<ShutdownSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(ShutdownSignals {
+            terminate: signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?,
+            interrupt: signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?,
+        })
+    }
+
+    /// The name of the first signal received.
+    async fn wait(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
+        }
+    }
 }
