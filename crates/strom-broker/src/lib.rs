@@ -20,6 +20,7 @@ pub mod groups;
 pub mod handlers;
 pub mod limits;
 pub mod metadata;
+pub mod partition_dirs;
 pub mod producers;
 pub mod quorum;
 pub mod replicas;

@@ -29,6 +29,10 @@ pub enum MetadataError {
 pub type SubmitFuture<'a> =
     Pin<Box<dyn Future<Output = Result<ControllerReply, MetadataError>> + Send + 'a>>;
 
+/// A boxed future of an image.
+pub type ImageFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<MetadataImage, MetadataError>> + Send + 'a>>;
+
 /// What the broker needs from the metadata quorum.
 pub trait MetadataPort: Send + Sync + 'static {
     /// The latest committed image.
@@ -37,6 +41,15 @@ pub trait MetadataPort: Send + Sync + 'static {
     fn watch(&self) -> watch::Receiver<MetadataImage>;
     /// Submits a request; resolves once its records are committed and applied.
     fn submit(&self, request: ControllerRequest) -> SubmitFuture<'_>;
+    /// Resolves, once this node has applied everything committed when it was called, to
+    /// the image from then on. Start-up waits for it before deciding that a directory on
+    /// disk belongs to no topic: a node's image can start behind what its broker wrote
+    /// (its commit hint is not fsynced, or its metadata log was rebuilt). The default suits
+    /// an in-process controller, whose image is always complete.
+    fn caught_up_image(&self) -> ImageFuture<'_> {
+        let image = self.image();
+        Box::pin(async move { Ok(image) })
+    }
 }
 
 /// Wall-clock milliseconds since the epoch (0 if the clock is before 1970).

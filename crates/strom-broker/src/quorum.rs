@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::metadata::{MetadataError, MetadataPort, SubmitFuture};
+use crate::metadata::{ImageFuture, MetadataError, MetadataPort, SubmitFuture};
 use strom_meta::{ControllerRequest, MetadataImage};
 use strom_raft::metadata::MetadataNode;
 use tokio::sync::watch;
@@ -41,6 +41,31 @@ impl MetadataPort for QuorumMetadata {
 
     fn watch(&self) -> watch::Receiver<MetadataImage> {
         self.images.subscribe()
+    }
+
+    fn caught_up_image(&self) -> ImageFuture<'_> {
+        Box::pin(async move {
+            // A linearizable read: the leader's applied index once everything committed so
+            // far is applied there.
+            let (index, _) = self
+                .node
+                .read_state()
+                .await
+                .map_err(|error| MetadataError::Unavailable(error.to_string()))?;
+            let mut applied = self.node.watch_state();
+            loop {
+                {
+                    let current = applied.borrow_and_update();
+                    if current.last_applied.map(|id| id.index) >= index {
+                        return Ok(current.state.clone());
+                    }
+                }
+                applied
+                    .changed()
+                    .await
+                    .map_err(|_| MetadataError::Unavailable("the metadata node stopped".into()))?;
+            }
+        })
     }
 
     fn submit(&self, request: ControllerRequest) -> SubmitFuture<'_> {

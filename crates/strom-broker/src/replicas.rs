@@ -4,11 +4,11 @@
 //!
 //! A partition lives in `<log.dirs>/<topic>-<partition>` as in Kafka, with a
 //! `partition.metadata` file naming its topic id, so that a directory left by a deleted topic
-//! is never mistaken for a new topic of the same name. Deleting renames the directory to
-//! `<topic>-<partition>.<id>-delete` first (one atomic step), then removes it.
+//! is never mistaken for a new topic of the same name (`partition_dirs.rs`: claiming,
+//! strays, and the one deletion, of partitions the committed metadata removed).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -18,19 +18,14 @@ use strom_log::{
 };
 use strom_meta::{MetadataImage, TopicIdPartition};
 use tokio::sync::watch;
-use uuid::Uuid;
 
 use strom_records::BatchHeader;
 
 use crate::config::BrokerConfig;
 use crate::metadata::MetadataPort;
+use crate::partition_dirs;
 use crate::producers::{BatchMeta, ProducerStates, SequenceCheck, REBUILD_SEGMENTS};
 use crate::syncer::{CommitError, Durable, Syncer};
-
-/// The file in a partition directory that names the topic id (Kafka's name and layout).
-const PARTITION_METADATA_FILE: &str = "partition.metadata";
-/// Suffix of a directory being deleted.
-const DELETE_SUFFIX: &str = "-delete";
 
 /// One hosted partition.
 #[derive(Debug)]
@@ -539,7 +534,7 @@ impl ReplicaManager {
                     // with a retriable storage error.
                     self.close(&open);
                 }
-                if let Err(error) = self.open(tp, &topic.name, overrides) {
+                if let Err(error) = self.open(tp, &topic.name, overrides, image) {
                     tracing::error!(topic = %topic.name, partition = index, %error,
                         "cannot open partition log; it stays offline");
                 }
@@ -552,13 +547,14 @@ impl ReplicaManager {
         tp: TopicIdPartition,
         topic: &str,
         overrides: Option<&std::collections::BTreeMap<String, String>>,
+        image: &MetadataImage,
     ) -> Result<(), LogError> {
         let config = self.config.topic_log_config(overrides)?;
         let dir = self.partition_dir(topic, tp.partition);
-        claim_dir(&dir, tp.topic_id).map_err(|source| LogError::Io {
+        partition_dirs::claim_dir(&dir, tp.topic_id, image).map_err(|error| LogError::Io {
             operation: "claim partition dir",
             path: dir.clone(),
-            source,
+            source: std::io::Error::other(error),
         })?;
         let log = Log::open(
             &dir,
@@ -616,7 +612,7 @@ impl ReplicaManager {
     fn remove(&self, partition: &Arc<Partition>) {
         self.close(partition);
         let dir = partition.log.dir().to_path_buf();
-        if let Err(error) = delete_dir(&dir) {
+        if let Err(error) = partition_dirs::remove_committed_deletion(&dir) {
             tracing::warn!(dir = %dir.display(), %error, "cannot delete partition directory");
         }
         tracing::info!(topic = %partition.topic, partition = partition.tp.partition,
@@ -628,24 +624,11 @@ impl ReplicaManager {
         self.config.data_dir().join(format!("{topic}-{partition}"))
     }
 
-    /// Removes what deletions interrupted by a crash left behind, and partition directories
-    /// whose topic no longer exists (deleted while this broker was down).
+    /// Finishes committed deletions a crash interrupted, and moves aside (never deletes)
+    /// partition directories whose topic id `image` does not know. `image` must hold
+    /// everything committed (see `Broker::start`).
     pub fn sweep_orphans(&self, image: &MetadataImage) {
-        let Ok(entries) = std::fs::read_dir(self.config.data_dir()) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let orphan = name.ends_with(DELETE_SUFFIX)
-                || read_topic_id(&path)
-                    .is_some_and(|id| image.topic_by_id(id).is_none() && path.is_dir());
-            if orphan {
-                if let Err(error) = std::fs::remove_dir_all(&path) {
-                    tracing::warn!(dir = %path.display(), %error, "cannot remove orphan");
-                }
-            }
-        }
+        partition_dirs::sweep(&self.config.data_dir(), image);
     }
 
     /// Flushes and closes every log (clean shutdown: the next open skips recovery).
@@ -695,48 +678,4 @@ impl ReplicaManager {
             }
         }
     }
-}
-
-/// Makes `dir` belong to `topic_id`: a directory holding another topic id (a deleted topic
-/// of the same name) is deleted first; the id file is written and fsynced before any data.
-fn claim_dir(dir: &Path, topic_id: Uuid) -> std::io::Result<()> {
-    if let Some(existing) = read_topic_id(dir) {
-        if existing == topic_id {
-            return Ok(());
-        }
-        delete_dir(dir)?;
-    }
-    std::fs::create_dir_all(dir)?;
-    let path = dir.join(PARTITION_METADATA_FILE);
-    let text = format!("version: 0\ntopic_id: {}\n", topic_id.hyphenated());
-    let file = std::fs::File::create(&path)?;
-    std::io::Write::write_all(&mut &file, text.as_bytes())?;
-    file.sync_all()?;
-    if let Some(parent) = dir.parent() {
-        // The new directory entry must survive a crash with the data that follows.
-        std::fs::File::open(parent)?.sync_all()?;
-    }
-    Ok(())
-}
-
-fn read_topic_id(dir: &Path) -> Option<Uuid> {
-    let text = std::fs::read_to_string(dir.join(PARTITION_METADATA_FILE)).ok()?;
-    text.lines()
-        .find_map(|line| line.strip_prefix("topic_id:"))
-        .and_then(|id| Uuid::parse_str(id.trim()).ok())
-}
-
-/// Renames then removes: after the rename the directory no longer looks like a partition,
-/// so a crash mid-removal leaves only a `-delete` directory for the next sweep.
-fn delete_dir(dir: &Path) -> std::io::Result<()> {
-    let Some(name) = dir.file_name() else {
-        return Ok(());
-    };
-    let doomed = dir.with_file_name(format!(
-        "{}.{}{DELETE_SUFFIX}",
-        name.to_string_lossy(),
-        Uuid::new_v4().simple()
-    ));
-    std::fs::rename(dir, &doomed)?;
-    std::fs::remove_dir_all(&doomed)
 }

@@ -46,6 +46,12 @@ pub enum StartError {
     /// A config value that can only be checked at start-up (a host to resolve).
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// This node could not catch up with the committed metadata.
+    #[error(
+        "cannot catch up with the committed metadata ({0}); partition directories are \
+         only opened or moved aside once it has"
+    )]
+    CatchUp(MetadataError),
 }
 
 /// How long shutdown waits for connections to finish their in-flight request.
@@ -157,11 +163,14 @@ impl Broker {
             groups,
             limits: Arc::clone(&limits),
         });
-        replicas.reconcile_latest(&metadata).await;
         register(&context).await?;
+        // The partition directories are matched against an image that holds everything
+        // committed, never against an older one: an older image lacks topics whose data is
+        // on disk, and directories would be moved aside (or claimed wrongly) for it.
+        let image = catch_up(&context).await?;
         let sweeping = Arc::clone(&replicas);
-        let image = metadata.image();
         let _ = tokio::task::spawn_blocking(move || sweeping.sweep_orphans(&image)).await;
+        replicas.reconcile_latest(&metadata).await;
 
         let mut tasks = JoinSet::new();
         tasks.spawn(follow_metadata(Arc::clone(&context)));
@@ -257,6 +266,17 @@ async fn register(context: &BrokerContext) -> Result<(), StartError> {
         .await
         .map_err(StartError::Register)?;
     Ok(())
+}
+
+/// The committed image once this node has applied it (bounded like registration).
+async fn catch_up(context: &BrokerContext) -> Result<strom_meta::MetadataImage, StartError> {
+    let limit = Duration::from_millis(REGISTER_RETRY_MS);
+    match tokio::time::timeout(limit, context.metadata.caught_up_image()).await {
+        Ok(result) => result.map_err(StartError::CatchUp),
+        Err(_) => Err(StartError::CatchUp(MetadataError::Unavailable(format!(
+            "not caught up after {REGISTER_RETRY_MS} ms"
+        )))),
+    }
 }
 
 /// Registration waits for the quorum: a node that just started may not have a leader yet,
