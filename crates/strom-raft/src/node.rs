@@ -534,3 +534,39 @@ async fn start_raft<S: ReplicatedState>(
         .await
         .map_err(|e| StartError::Raft(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_node_file_ties_the_directory_to_one_node_and_damage_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = NodeConfig::single(3, "127.0.0.1:0".parse().unwrap(), dir.path().into());
+        check_node_identity(&config).unwrap();
+        check_node_identity(&config).unwrap();
+        let other = NodeConfig::single(4, "127.0.0.1:0".parse().unwrap(), dir.path().into());
+        assert!(matches!(
+            check_node_identity(&other),
+            Err(StartError::WrongNode { stored: 3, .. })
+        ));
+        let path = dir.path().join(NODE_FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x02;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = check_node_identity(&config).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            matches!(err, StartError::IdentityDamaged { .. }),
+            "{message}"
+        );
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        assert!(message.contains("checksum"), "{message}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "the damaged file was replaced"
+        );
+    }
+}

@@ -37,7 +37,14 @@ pub fn render(dir: &Path) -> anyhow::Result<String> {
         entry_bytes_max: 64 * 1024 * 1024,
         ..LogConfig::default()
     };
-    let (log, report) = DurableLog::open_read_only(&dir, config)
+    // The snapshot first: the log is checked against its last entry, as at start-up.
+    let snapshot = snapshot_file::load(&dir).context("reading the snapshot")?;
+    let snapshot = match &snapshot {
+        Some(body) => Some(snapshot_file::decode_body(body)?),
+        None => None,
+    };
+    let snapshot_last = snapshot.as_ref().and_then(|(meta, _)| meta.last_log_id);
+    let (log, report) = DurableLog::open_after_snapshot(&dir, config, snapshot_last, false)
         .with_context(|| format!("reading {}", dir.display()))?;
     let mut out = String::new();
     writeln!(out, "dir: {}", dir.display())?;
@@ -52,8 +59,7 @@ pub fn render(dir: &Path) -> anyhow::Result<String> {
     let mut image = MetadataImage::default();
     // Entries up to here are already in the snapshot image (the log keeps a tail of them).
     let mut snapshot_index: Option<u64> = None;
-    if let Some(body) = snapshot_file::load(&dir).context("reading the snapshot")? {
-        let (meta, state) = snapshot_file::decode_body(&body)?;
+    if let Some((meta, state)) = snapshot {
         image =
             MetadataImage::decode_snapshot(state).map_err(|e| anyhow!("snapshot image: {e}"))?;
         snapshot_index = meta.last_log_id.map(|id| id.index);
