@@ -16,7 +16,7 @@
 use std::path::Path;
 
 use crate::entry_codec::{
-    decode_entry, FrameError, BODY_FIXED_BYTES, FRAME_BODY_BYTES_MAX, FRAME_HEADER_BYTES,
+    decode_entry, BODY_FIXED_BYTES, FRAME_BODY_BYTES_MAX, FRAME_HEADER_BYTES,
 };
 use crate::types::Entry;
 
@@ -28,9 +28,10 @@ pub fn recovery_advice(dir: &Path) -> String {
         "Strom does not start on a damaged metadata log, because guessing could lose committed \
          metadata (and with it the topics whose data this broker keeps); no file was changed. \
          To recover: restore {dir} from a backup taken while this node was stopped; or, if this \
-         node is one of several controller.quorum.voters and the others are running and \
-         accept changes, move {dir} aside (keep it) and restart this node: it copies the log \
-         from the other voters. See \"A damaged metadata log\" in docs/FORMATS.md"
+         node is one of several controller.quorum.voters and `strom metadata status` shows the \
+         others with a leader and each applied as far as it, move {dir} aside (keep it) and \
+         restart this node: it copies the log from the other voters. See \"A damaged \
+         metadata log\" in docs/FORMATS.md"
     )
 }
 
@@ -189,11 +190,8 @@ pub fn next_valid_frame(
         if index < index_min || index > index_max || term < term_min {
             return None;
         }
-        match decode_entry(rest, body_max) {
-            Ok((entry, _)) => Some((offset as u64, entry.log_id.index)),
-            Err(FrameError::Incomplete { .. } | FrameError::TooLong { .. }) => None,
-            Err(_) => None,
-        }
+        let (entry, _) = decode_entry(rest, body_max).ok()?;
+        Some((offset as u64, entry.log_id.index))
     })
 }
 
