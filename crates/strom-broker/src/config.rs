@@ -166,6 +166,12 @@ pub struct BrokerConfig {
     pub log_defaults: LogConfig,
     /// The keys `server.properties` (or an override) set, for DescribeConfigs' sources.
     pub keys_set: Vec<String>,
+    // Coordinators in a cluster.
+    /// `offsets.topic.replication.factor`: replicas of `__consumer_offsets` when it is
+    /// created. Kafka's default is 3; Strom's embedded default is 1, as Kafka's sample
+    /// `server.properties` sets it, so that a bare `strom server` serves groups. Until that
+    /// many brokers are alive FindCoordinator answers COORDINATOR_NOT_AVAILABLE.
+    pub offsets_topic_replication_factor: i16,
 }
 
 /// Broker keys that set a topic-level default (Kafka's `broker_synonym`s), in the order
@@ -241,6 +247,7 @@ const BROKER_KEYS: &[&str] = &[
     "offsets.retention.minutes",
     "offsets.retention.check.interval.ms",
     "offset.metadata.max.bytes",
+    "offsets.topic.replication.factor",
 ];
 
 const HOUR_MS: i64 = 3_600_000;
@@ -488,6 +495,11 @@ impl BrokerConfig {
             topic_defaults_set,
             log_defaults,
             keys_set: map.keys().cloned().collect(),
+            offsets_topic_replication_factor: props.at_least(
+                "offsets.topic.replication.factor",
+                1,
+                1,
+            )?,
         };
         let mut config = config;
         config.queued_max_request_bytes =
@@ -616,6 +628,10 @@ impl BrokerConfig {
             (
                 "strom.open.files.max".into(),
                 self.open_files_max.to_string(),
+            ),
+            (
+                "offsets.topic.replication.factor".into(),
+                self.offsets_topic_replication_factor.to_string(),
             ),
         ];
         if let Some(rack) = &self.rack {

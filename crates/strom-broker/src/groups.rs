@@ -1,20 +1,34 @@
 //! The classic group-coordinator runtime: one tokio task owns a strom-group [`Coordinator`]
-//! per `__consumer_offsets` partition, fed by a bounded channel. Each command's records are
-//! appended to the partition that owns the group and made durable before any reply leaves.
+//! per `__consumer_offsets` partition this broker leads, fed by a bounded channel. Each
+//! command's records are appended to the partition that owns the group, and replies leave
+//! only once those records are committed.
 //!
-//! Ordering: the task handles one command (or timer tick) at a time, appends its records,
-//! waits for the append (fsynced under `sync-on-commit`, as acks=all Produce), and only then
-//! releases the replies. A JoinGroup that waits for a rebalance holds only its own
-//! connection (which serves one request at a time, as Kafka mutes a channel), never the task.
-//! On a failed append the affected requests get NOT_COORDINATOR (retriable) and the
-//! partition's coordinator is dropped, so that it is rebuilt from the log.
+//! Leadership: a partition's coordinator lives here only while this broker leads the
+//! partition, at the leader epoch it was loaded at. When this broker becomes the leader (a
+//! new metadata image, or the periodic check) it loads the partition's groups in a task of
+//! its own; meanwhile that partition's commands answer COORDINATOR_LOAD_IN_PROGRESS
+//! (retriable) and the other partitions are served. When it stops leading (or the leader
+//! epoch moves), the coordinator is unloaded: every request still waiting on it (a
+//! JoinGroup parked for its rebalance, replies waiting for their commit) gets
+//! NOT_COORDINATOR, and so does every later command, as Kafka's `CoordinatorRuntime` does.
 //!
-//! Loading: a partition's log is read in a task of its own (started by the first command
-//! for it, and by the tick for every partition this broker leads, a few at a time). Until
-//! it is installed, that partition's commands answer COORDINATOR_LOAD_IN_PROGRESS (Kafka's
-//! retriable code); other partitions are served meanwhile.
+//! Commit: the task handles one command (or timer tick) at a time, appends its records as
+//! the leader (the Produce path: fsynced under `sync-on-commit`), then defers the replies
+//! until the partition's committed offset reaches everything the coordinator's state
+//! reflects (Kafka's deferred event queue): replies without records wait as well, so no
+//! answer ever rests on records that are not committed yet. [`committed_offset`] is the
+//! one place that says what committed means (today the high watermark, which the
+//! replication layer moves once the ISR has the records); [`Runtime::release_committed`]
+//! is where waiting replies are let go. Replies still waiting after
+//! `offsets.commit.timeout.ms` get COORDINATOR_NOT_AVAILABLE (Kafka's write timeout). On a
+//! failed append the affected requests get NOT_COORDINATOR and the coordinator is dropped,
+//! so that it is rebuilt from the log.
+//!
+//! Loading reads the log up to its end (not only to the high watermark, as Kafka's loader
+//! does): what a previous leader wrote is committed once this leader's high watermark
+//! passes it, and until then no reply is released.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,13 +39,13 @@ use strom_group::consumer::{
 use strom_group::{
     Command, Config, Coordinator, DescribedGroup, ErrorCode, GroupRecord, JoinGroupResponse,
     LeaveGroupResponse, ListGroupsResponse, OffsetDeleteResponse, OffsetFetchResponse, Output,
-    PartitionResult, RequestId, Response, SyncGroupResponse,
+    PartitionResult, Reply, RequestId, Response, SyncGroupResponse,
 };
 use strom_meta::{
     ControllerReply, ControllerRequest, CreatableTopic, CreateTopicsRequest, MetadataImage,
     TopicIdPartition,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::BrokerConfig;
 use crate::metadata::now_ms;
@@ -42,9 +56,12 @@ use crate::server::BrokerContext;
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// `offsets.topic.num.partitions` (Kafka's default), used until the topic exists.
 pub const OFFSETS_TOPIC_PARTITIONS: i32 = 50;
+/// Kafka's `offsets.commit.timeout.ms` default: the longest a reply waits for its records
+/// to be committed before it answers COORDINATOR_NOT_AVAILABLE.
+const COMMIT_TIMEOUT_MS: i64 = 5_000;
 /// Commands waiting for the coordinator task; senders wait when it is full.
 const QUEUE_DEPTH: usize = 1_024;
-/// How often timers (session expiry, rebalance deadlines) are checked.
+/// How often timers (session expiry, rebalance deadlines) and leadership are checked.
 const TICK_INTERVAL_MS: u64 = 100;
 /// Partitions loaded at once by background preloading (a command's own load always starts).
 const LOADS_MAX: usize = 4;
@@ -64,17 +81,43 @@ pub struct GroupCall {
     pub reply: oneshot::Sender<Response>,
 }
 
+/// What the handlers send the coordinator task.
+#[derive(Debug)]
+pub enum GroupMessage {
+    /// A group command.
+    Call(GroupCall),
+    /// Load this partition now if this broker leads it (FindCoordinator is about to name
+    /// this broker).
+    Load(i32),
+}
+
+/// The coordinator task's inputs: the handlers' messages, and where it publishes which
+/// partitions are loaded.
+#[derive(Debug)]
+pub struct GroupInbox {
+    messages: mpsc::Receiver<GroupMessage>,
+    loaded: watch::Sender<Arc<HashSet<i32>>>,
+}
+
 /// The handlers' side of the coordinator task.
 #[derive(Debug, Clone)]
 pub struct GroupHandle {
-    sender: mpsc::Sender<GroupCall>,
+    sender: mpsc::Sender<GroupMessage>,
+    loaded: watch::Receiver<Arc<HashSet<i32>>>,
 }
 
 impl GroupHandle {
-    /// A handle and the receiver [`run`] consumes.
-    pub fn new() -> (GroupHandle, mpsc::Receiver<GroupCall>) {
-        let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
-        (GroupHandle { sender }, receiver)
+    /// A handle and the inbox [`run`] consumes.
+    pub fn new() -> (GroupHandle, GroupInbox) {
+        let (sender, messages) = mpsc::channel(QUEUE_DEPTH);
+        let (loaded_tx, loaded) = watch::channel(Arc::new(HashSet::new()));
+        (
+            GroupHandle { sender, loaded },
+            GroupInbox {
+                messages,
+                loaded: loaded_tx,
+            },
+        )
     }
 
     /// Sends a command and waits for its response; `None` when the task is gone.
@@ -85,8 +128,28 @@ impl GroupHandle {
             command,
             reply,
         };
-        self.sender.send(call).await.ok()?;
+        self.sender.send(GroupMessage::Call(call)).await.ok()?;
         response.await.ok()
+    }
+
+    /// Asks for `partitions` to be loaded and waits (at most `wait`) until they are;
+    /// returns whether they all are.
+    pub async fn wait_loaded(&self, partitions: &[i32], wait: Duration) -> bool {
+        for partition in partitions {
+            if self
+                .sender
+                .send(GroupMessage::Load(*partition))
+                .await
+                .is_err()
+            {
+                return false;
+            }
+        }
+        let mut loaded = self.loaded.clone();
+        let all = |set: &Arc<HashSet<i32>>| partitions.iter().all(|p| set.contains(p));
+        tokio::time::timeout(wait, loaded.wait_for(all))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 }
 
@@ -102,7 +165,10 @@ pub fn partition_for(image: &MetadataImage, group_id: &str) -> i32 {
 }
 
 /// Creates `__consumer_offsets` through the controller if it does not exist (as Kafka does on
-/// the first FindCoordinator), then opens its logs. Returns whether it exists now.
+/// the first FindCoordinator), with `offsets.topic.num.partitions` partitions of
+/// `offsets.topic.replication.factor` replicas, then opens its logs. Returns whether it
+/// exists now: with fewer live brokers than the replication factor the controller refuses
+/// it (INVALID_REPLICATION_FACTOR) and FindCoordinator answers COORDINATOR_NOT_AVAILABLE.
 pub async fn ensure_offsets_topic(context: &BrokerContext) -> bool {
     if context
         .metadata
@@ -116,8 +182,7 @@ pub async fn ensure_offsets_topic(context: &BrokerContext) -> bool {
         topics: vec![CreatableTopic {
             name: OFFSETS_TOPIC.to_string(),
             num_partitions: context.config.offsets_topic_num_partitions,
-            // A single node: replication factor 1.
-            replication_factor: 1,
+            replication_factor: context.config.offsets_topic_replication_factor,
             assignments: Vec::new(),
             configs: vec![
                 ("cleanup.policy".to_string(), Some("compact".to_string())),
@@ -163,33 +228,74 @@ pub(crate) enum Kind {
     ConsumerDescribe,
 }
 
+/// The coordinator of one partition this broker leads.
+struct Shard {
+    coordinator: Coordinator,
+    /// The leader epoch this broker led the partition at when the shard was loaded; a
+    /// different epoch (even with this broker leading again) means others may have written.
+    leader_epoch: i32,
+    log: Arc<Partition>,
+    /// The end offset of every record the coordinator's state reflects (loaded or written).
+    written_end: i64,
+    /// Replies waiting until the committed offset reaches their offset, in offset order,
+    /// with when they started waiting.
+    deferred: VecDeque<Deferred>,
+}
+
+struct Deferred {
+    end_offset: i64,
+    since_ms: i64,
+    replies: Vec<Reply>,
+}
+
+/// Where this broker stands with one partition.
+enum Role {
+    /// Another broker leads it, or it does not exist (yet).
+    NotLeader,
+    /// This broker leads it at this epoch, but its log is not open yet.
+    LeaderOpening,
+    /// This broker leads it at this epoch.
+    Leader(Arc<Partition>, i32),
+}
+
 /// The coordinator task's state.
 struct Runtime {
     context: Arc<BrokerContext>,
-    coordinators: HashMap<i32, Coordinator>,
-    /// Partitions whose log is being read by a load task; their groups answer
-    /// COORDINATOR_LOAD_IN_PROGRESS meanwhile.
-    loading: HashSet<i32>,
-    loaded: mpsc::Sender<Loaded>,
+    shards: HashMap<i32, Shard>,
+    /// Partitions whose log is being read by a load task, with the leader epoch loaded for;
+    /// their groups answer COORDINATOR_LOAD_IN_PROGRESS meanwhile.
+    loading: HashMap<i32, i32>,
+    loads: mpsc::Sender<Loaded>,
+    published: watch::Sender<Arc<HashSet<i32>>>,
     pending: HashMap<RequestId, (i32, Pending)>,
     next_request_id: RequestId,
     salt: u64,
 }
 
-/// A finished load task: the rebuilt coordinator, or `None` when the log could not be read.
+/// A finished load task: the rebuilt coordinator with the log end it read to, or `None`
+/// when the log could not be read.
 struct Loaded {
     partition: i32,
-    coordinator: Option<Coordinator>,
+    leader_epoch: i32,
+    log: Arc<Partition>,
+    result: Option<(Coordinator, i64)>,
 }
 
 /// Runs the coordinator task until the broker stops (the task is aborted then).
-pub async fn run(context: Arc<BrokerContext>, mut calls: mpsc::Receiver<GroupCall>) {
-    let (loaded, mut loads) = mpsc::channel(LOADS_MAX);
+pub async fn run(context: Arc<BrokerContext>, inbox: GroupInbox) {
+    let GroupInbox {
+        mut messages,
+        loaded: published,
+    } = inbox;
+    let (loads, mut finished) = mpsc::channel(LOADS_MAX);
+    let mut images = context.metadata.watch();
+    let mut appends = context.replicas.subscribe_appends();
     let mut runtime = Runtime {
         context,
-        coordinators: HashMap::new(),
-        loading: HashSet::new(),
-        loaded,
+        shards: HashMap::new(),
+        loading: HashMap::new(),
+        loads,
+        published,
         pending: HashMap::new(),
         next_request_id: 0,
         salt: u64::try_from(now_ms()).unwrap_or(0),
@@ -197,29 +303,85 @@ pub async fn run(context: Arc<BrokerContext>, mut calls: mpsc::Receiver<GroupCal
     let mut interval = tokio::time::interval(Duration::from_millis(TICK_INTERVAL_MS));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let waiting = runtime.shards.values().any(|s| !s.deferred.is_empty());
         tokio::select! {
-            call = calls.recv() => match call {
-                Some(call) => runtime.on_call(call).await,
+            message = messages.recv() => match message {
+                Some(GroupMessage::Call(call)) => runtime.on_call(call).await,
+                Some(GroupMessage::Load(partition)) => runtime.on_load_request(partition),
                 None => return,
             },
-            Some(loaded) = loads.recv() => runtime.on_loaded(loaded),
+            Some(loaded) = finished.recv() => runtime.on_loaded(loaded),
+            changed = images.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                images.borrow_and_update();
+                runtime.follow_leadership();
+            }
+            // High watermarks moved: release what they cover (only while replies wait).
+            _ = appends.changed(), if waiting => runtime.release_all(),
             _ = interval.tick() => runtime.on_tick().await,
         }
     }
 }
 
+/// The offset below which a partition's records are committed: the high watermark, which
+/// the replica manager moves once the records are durable and on every ISR member. Every
+/// reply of the coordinator waits for it (see [`Runtime::release_committed`]).
+fn committed_offset(log: &Partition) -> i64 {
+    log.log.high_watermark()
+}
+
 impl Runtime {
+    fn role(&self, image: &MetadataImage, partition: i32) -> Role {
+        let Some(topic) = image.topic_by_name(OFFSETS_TOPIC) else {
+            return Role::NotLeader;
+        };
+        let tp = TopicIdPartition {
+            topic_id: topic.topic_id,
+            partition,
+        };
+        match image.partition(tp.topic_id, partition) {
+            Some(state) if state.leader == self.context.config.node_id => {
+                match self.context.replicas.get(tp) {
+                    Some(log) => Role::Leader(log, state.leader_epoch),
+                    None => Role::LeaderOpening,
+                }
+            }
+            _ => Role::NotLeader,
+        }
+    }
+
     async fn on_call(&mut self, call: GroupCall) {
         let kind = kind_of(&call.command);
-        let Some(log) = self.partition_log(call.partition) else {
-            let _ = call
-                .reply
-                .send(error_response(kind, ErrorCode::CoordinatorNotAvailable));
-            return;
+        let image = self.context.metadata.image();
+        let partition = call.partition;
+        let (log, epoch) = match self.role(&image, partition) {
+            Role::NotLeader => {
+                self.unload(partition);
+                let _ = call
+                    .reply
+                    .send(error_response(kind, ErrorCode::NotCoordinator));
+                return;
+            }
+            Role::LeaderOpening => {
+                let _ = call
+                    .reply
+                    .send(error_response(kind, ErrorCode::CoordinatorLoadInProgress));
+                return;
+            }
+            Role::Leader(log, epoch) => (log, epoch),
         };
-        if !self.coordinators.contains_key(&call.partition) {
+        if self
+            .shards
+            .get(&partition)
+            .is_some_and(|s| s.leader_epoch != epoch)
+        {
+            self.unload(partition);
+        }
+        if !self.shards.contains_key(&partition) {
             // As Kafka: the partition's groups wait for nothing, the client retries.
-            self.start_load(call.partition, &log);
+            self.start_load(partition, &log, epoch);
             let _ = call
                 .reply
                 .send(error_response(kind, ErrorCode::CoordinatorLoadInProgress));
@@ -230,55 +392,114 @@ impl Runtime {
         self.pending.insert(
             request_id,
             (
-                call.partition,
+                partition,
                 Pending {
                     reply: call.reply,
                     kind,
                 },
             ),
         );
-        let Some(coordinator) = self.coordinators.get_mut(&call.partition) else {
+        let Some(shard) = self.shards.get_mut(&partition) else {
             return;
         };
-        let output = coordinator.handle(request_id, call.command, now_ms());
-        self.complete(call.partition, &log, output).await;
+        let output = shard.coordinator.handle(request_id, call.command, now_ms());
+        self.complete(partition, output).await;
+    }
+
+    fn on_load_request(&mut self, partition: i32) {
+        let image = self.context.metadata.image();
+        if let Role::Leader(log, epoch) = self.role(&image, partition) {
+            if !self.shards.contains_key(&partition) {
+                self.start_load(partition, &log, epoch);
+            }
+        }
     }
 
     /// Reads a partition's log in a task of its own, so that the other partitions' groups
     /// are served meanwhile; [`Runtime::on_loaded`] installs the result.
-    fn start_load(&mut self, partition: i32, log: &Arc<Partition>) {
-        if !self.loading.insert(partition) {
+    fn start_load(&mut self, partition: i32, log: &Arc<Partition>, leader_epoch: i32) {
+        if self.loading.get(&partition) == Some(&leader_epoch) {
             return;
         }
+        self.loading.insert(partition, leader_epoch);
         let config = coordinator_config(&self.context.config, self.salt);
         let log = Arc::clone(log);
-        let loaded = self.loaded.clone();
+        let loads = self.loads.clone();
         tokio::spawn(async move {
-            let coordinator = load(&log, config).await;
-            let _ = loaded
+            let result = load(&log, config).await;
+            let _ = loads
                 .send(Loaded {
                     partition,
-                    coordinator,
+                    leader_epoch,
+                    log,
+                    result,
                 })
                 .await;
         });
     }
 
     fn on_loaded(&mut self, loaded: Loaded) {
-        self.loading.remove(&loaded.partition);
-        // A partition that moved away meanwhile is not installed; a failed load is retried
-        // by the next command or tick.
-        if let (Some(coordinator), Some(_)) =
-            (loaded.coordinator, self.partition_log(loaded.partition))
-        {
-            self.coordinators.insert(loaded.partition, coordinator);
+        if self.loading.get(&loaded.partition) == Some(&loaded.leader_epoch) {
+            self.loading.remove(&loaded.partition);
         }
+        // A partition that moved away (or to another epoch) meanwhile is not installed; a
+        // failed load is retried by the next command or tick.
+        let image = self.context.metadata.image();
+        let still_leader = matches!(
+            self.role(&image, loaded.partition),
+            Role::Leader(_, epoch) if epoch == loaded.leader_epoch
+        );
+        let (Some((coordinator, written_end)), true) = (loaded.result, still_leader) else {
+            return;
+        };
+        if self.shards.contains_key(&loaded.partition) {
+            return;
+        }
+        self.shards.insert(
+            loaded.partition,
+            Shard {
+                coordinator,
+                leader_epoch: loaded.leader_epoch,
+                log: loaded.log,
+                written_end,
+                deferred: VecDeque::new(),
+            },
+        );
+        self.publish_loaded();
+    }
+
+    fn publish_loaded(&self) {
+        let loaded: HashSet<i32> = self.shards.keys().copied().collect();
+        if **self.published.borrow() != loaded {
+            self.published.send_replace(Arc::new(loaded));
+        }
+    }
+
+    /// Unloads the coordinators of partitions this broker no longer leads at the epoch they
+    /// were loaded at, and starts loading the partitions it now leads.
+    fn follow_leadership(&mut self) {
+        let image = self.context.metadata.image();
+        let shards: Vec<(i32, i32)> = self
+            .shards
+            .iter()
+            .map(|(p, s)| (*p, s.leader_epoch))
+            .collect();
+        for (partition, loaded_epoch) in shards {
+            let keep = matches!(
+                self.role(&image, partition),
+                Role::Leader(_, epoch) if epoch == loaded_epoch
+            );
+            if !keep {
+                tracing::info!(partition, "no longer leading; unloading its groups");
+                self.unload(partition);
+            }
+        }
+        self.preload(&image);
     }
 
     /// Starts loading partitions this broker leads and has not loaded, a few at a time,
     /// as Kafka loads a partition when it becomes its leader.
-    fn preload(&mut self) {
-        let image = self.context.metadata.image();
+    fn preload(&mut self, image: &MetadataImage) {
         let Some(topic) = image.topic_by_name(OFFSETS_TOPIC) else {
             return;
         };
@@ -287,104 +508,173 @@ impl Runtime {
             if self.loading.len() >= LOADS_MAX {
                 return;
             }
-            if self.coordinators.contains_key(&partition) || self.loading.contains(&partition) {
+            if self.shards.contains_key(&partition) || self.loading.contains_key(&partition) {
                 continue;
             }
-            if let Some(log) = self.partition_log(partition) {
-                self.start_load(partition, &log);
+            if let Role::Leader(log, epoch) = self.role(image, partition) {
+                self.start_load(partition, &log, epoch);
             }
+        }
+    }
+
+    /// Drops a partition's coordinator: every request waiting on it (parked in the
+    /// coordinator, or deferred until its records commit) gets NOT_COORDINATOR, as Kafka's
+    /// `onUnloaded` answers pending joins and syncs.
+    fn unload(&mut self, partition: i32) {
+        let had = self.shards.remove(&partition).is_some();
+        let waiting: Vec<RequestId> = self
+            .pending
+            .iter()
+            .filter(|(_, (p, _))| *p == partition)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in waiting {
+            if let Some((_, pending)) = self.pending.remove(&id) {
+                let _ = pending
+                    .reply
+                    .send(error_response(pending.kind, ErrorCode::NotCoordinator));
+            }
+        }
+        if had {
+            self.publish_loaded();
         }
     }
 
     async fn on_tick(&mut self) {
         // Requests whose connection went away are forgotten (their replies have nowhere to go).
         self.pending.retain(|_, (_, p)| !p.reply.is_closed());
-        self.preload();
-        let partitions: Vec<i32> = self.coordinators.keys().copied().collect();
+        self.follow_leadership();
+        let partitions: Vec<i32> = self.shards.keys().copied().collect();
         for partition in partitions {
-            let Some(log) = self.partition_log(partition) else {
-                // The partition moved away or its topic was deleted: forget its groups.
-                self.coordinators.remove(&partition);
+            let Some(shard) = self.shards.get_mut(&partition) else {
                 continue;
             };
-            let Some(coordinator) = self.coordinators.get_mut(&partition) else {
-                continue;
-            };
-            let output = coordinator.tick(now_ms());
+            let output = shard.coordinator.tick(now_ms());
             if !output.records.is_empty() || !output.replies.is_empty() {
-                self.complete(partition, &log, output).await;
+                self.complete(partition, output).await;
+            }
+        }
+        self.release_all();
+        self.expire_deferred();
+    }
+
+    /// Appends the output's records as the partition's leader, then defers its replies
+    /// until everything the coordinator's state reflects is committed.
+    async fn complete(&mut self, partition: i32, output: Output) {
+        let Some(shard) = self.shards.get(&partition) else {
+            return;
+        };
+        let (log, loaded_epoch) = (Arc::clone(&shard.log), shard.leader_epoch);
+        let mut end = shard.written_end;
+        if !output.records.is_empty() {
+            let image = self.context.metadata.image();
+            let leading = matches!(
+                self.role(&image, partition),
+                Role::Leader(_, epoch) if epoch == loaded_epoch
+            );
+            let appended = if leading {
+                append_records(&self.context, &log, loaded_epoch, &output.records).await
+            } else {
+                Err("this broker no longer leads the partition".to_string())
+            };
+            match appended {
+                Ok(appended_end) => end = end.max(appended_end),
+                Err(reason) => {
+                    tracing::warn!(partition, %reason, "group records not appended; reloading");
+                    // In-memory state already reflects the records: the coordinator is
+                    // dropped (its waiting requests answered NOT_COORDINATOR, this output's
+                    // with them) and rebuilt from the log.
+                    self.unload(partition);
+                    return;
+                }
+            }
+        }
+        let Some(shard) = self.shards.get_mut(&partition) else {
+            return;
+        };
+        shard.written_end = end;
+        if !output.replies.is_empty() {
+            shard.deferred.push_back(Deferred {
+                end_offset: end,
+                since_ms: now_ms(),
+                replies: output.replies,
+            });
+        }
+        self.release_committed(partition);
+    }
+
+    /// Releases the replies of `partition` whose records are committed (the one place
+    /// replies wait for the commit; see [`committed_offset`]).
+    fn release_committed(&mut self, partition: i32) {
+        let Some(shard) = self.shards.get_mut(&partition) else {
+            return;
+        };
+        let committed = committed_offset(&shard.log);
+        while shard
+            .deferred
+            .front()
+            .is_some_and(|d| d.end_offset <= committed)
+        {
+            let Some(deferred) = shard.deferred.pop_front() else {
+                break;
+            };
+            for reply in deferred.replies {
+                if let Some((_, pending)) = self.pending.remove(&reply.request_id) {
+                    let _ = pending.reply.send(reply.response);
+                }
             }
         }
     }
 
-    /// Appends the output's records durably, then releases its replies (or fails them).
-    async fn complete(&mut self, partition: i32, log: &Arc<Partition>, output: Output) {
-        let appended = if output.records.is_empty() {
-            Ok(())
-        } else {
-            append(&self.context, log, &output.records).await
-        };
-        match appended {
-            Ok(()) => {
-                for reply in output.replies {
-                    if let Some((_, pending)) = self.pending.remove(&reply.request_id) {
-                        let _ = pending.reply.send(reply.response);
-                    }
-                }
-            }
-            Err(reason) => {
-                tracing::warn!(partition, %reason, "group records not appended; reloading");
-                // In-memory state already reflects the records: rebuild it from the log.
-                self.coordinators.remove(&partition);
-                for reply in output.replies {
-                    if let Some((_, pending)) = self.pending.remove(&reply.request_id) {
-                        let _ = pending
-                            .reply
-                            .send(error_response(pending.kind, ErrorCode::NotCoordinator));
-                    }
-                }
-                // Requests still parked in the dropped coordinator (JoinGroup waits) would
-                // never be answered: fail them too.
-                let parked: Vec<RequestId> = self
-                    .pending
-                    .iter()
-                    .filter(|(_, (p, _))| *p == partition)
-                    .map(|(id, _)| *id)
-                    .collect();
-                for id in parked {
-                    if let Some((_, pending)) = self.pending.remove(&id) {
-                        let _ = pending
-                            .reply
-                            .send(error_response(pending.kind, ErrorCode::NotCoordinator));
-                    }
-                }
-            }
+    fn release_all(&mut self) {
+        let partitions: Vec<i32> = self
+            .shards
+            .iter()
+            .filter(|(_, s)| !s.deferred.is_empty())
+            .map(|(p, _)| *p)
+            .collect();
+        for partition in partitions {
+            self.release_committed(partition);
         }
     }
 
-    fn partition_log(&self, partition: i32) -> Option<Arc<Partition>> {
-        let image = self.context.metadata.image();
-        let topic = image.topic_by_name(OFFSETS_TOPIC)?;
-        let tp = TopicIdPartition {
-            topic_id: topic.topic_id,
-            partition,
-        };
-        let state = image.partition(tp.topic_id, partition)?;
-        if state.leader != self.context.config.node_id {
-            return None;
+    /// Replies whose records stayed uncommitted past the write timeout answer
+    /// COORDINATOR_NOT_AVAILABLE (Kafka maps its write timeout to that code); the records
+    /// stay in the log and the state stays as it is.
+    fn expire_deferred(&mut self) {
+        let now = now_ms();
+        let mut expired = Vec::new();
+        for shard in self.shards.values_mut() {
+            while shard
+                .deferred
+                .front()
+                .is_some_and(|d| now.saturating_sub(d.since_ms) > COMMIT_TIMEOUT_MS)
+            {
+                if let Some(deferred) = shard.deferred.pop_front() {
+                    expired.extend(deferred.replies.into_iter().map(|r| r.request_id));
+                }
+            }
         }
-        self.context.replicas.get(tp)
+        for id in expired {
+            if let Some((_, pending)) = self.pending.remove(&id) {
+                let _ = pending.reply.send(error_response(
+                    pending.kind,
+                    ErrorCode::CoordinatorNotAvailable,
+                ));
+            }
+        }
     }
 }
 
-/// Rebuilds a coordinator from the partition's whole log (up to its high watermark).
-async fn load(log: &Arc<Partition>, config: Config) -> Option<Coordinator> {
+/// Rebuilds a coordinator from the partition's whole log, up to its end; returns it with
+/// the offset it read to.
+async fn load(log: &Arc<Partition>, config: Config) -> Option<(Coordinator, i64)> {
     let reading = Arc::clone(log);
     let records = tokio::task::spawn_blocking(move || read_records(&reading))
         .await
         .ok()?;
-    let records = match records {
-        Ok(records) => records,
+    let (records, end) = match records {
+        Ok(read) => read,
         Err(reason) => {
             tracing::warn!(partition = log.tp.partition, %reason, "cannot load groups");
             return None;
@@ -398,9 +688,10 @@ async fn load(log: &Arc<Partition>, config: Config) -> Option<Coordinator> {
     tracing::info!(
         partition = log.tp.partition,
         records = records.len(),
+        end_offset = end,
         "group coordinator loaded"
     );
-    Some(coordinator)
+    Some((coordinator, end))
 }
 
 /// The coordinator's bounds from the broker's `group.*` / `offset*` keys.
@@ -424,21 +715,22 @@ pub(crate) fn coordinator_config(config: &BrokerConfig, salt: u64) -> Config {
     }
 }
 
-fn read_records(partition: &Partition) -> Result<Vec<GroupRecord>, String> {
+/// The group records of the log from its start to its end as of the call, and that end.
+fn read_records(partition: &Partition) -> Result<(Vec<GroupRecord>, i64), String> {
     let log = &partition.log;
-    let end = log.high_watermark();
+    let end = log.log_end_offset();
     let mut offset = log.log_start_offset();
     let mut out = Vec::new();
     let limits = strom_records::DecodeLimits::default();
     for _ in 0..LOAD_READS_MAX {
         if offset >= end {
-            return Ok(out);
+            return Ok((out, end));
         }
         let info = log
             .read(offset, LOAD_READ_BYTES, end)
             .map_err(|e| e.to_string())?;
         let Some(range) = info.range else {
-            return Ok(out);
+            return Ok((out, end));
         };
         let bytes = range.read_bytes().map_err(|e| e.to_string())?;
         let mut advanced = false;
@@ -474,13 +766,15 @@ fn read_records(partition: &Partition) -> Result<Vec<GroupRecord>, String> {
     Err("log too long to load".to_string())
 }
 
-/// Appends one batch holding `records` and waits until it is durable per the broker's
-/// durability mode (fsynced under `sync-on-commit`, page cache otherwise, as acks=all).
-async fn append(
+/// Appends one batch holding `records` as the partition's leader at `leader_epoch`, by the
+/// same path as a Produce (fsynced under `sync-on-commit`); returns the log end offset
+/// after it. The replies it carries wait for [`committed_offset`] to reach that offset.
+async fn append_records(
     context: &BrokerContext,
     log: &Arc<Partition>,
+    leader_epoch: i32,
     records: &[GroupRecord],
-) -> Result<(), String> {
+) -> Result<i64, String> {
     let now = now_ms();
     let mut builder = strom_records::BatchBuilder::new(0, now);
     for record in records {
@@ -494,10 +788,6 @@ async fn append(
             .map_err(|e| e.to_string())?;
     }
     let mut bytes = builder.build().map_err(|e| e.to_string())?;
-    let image = context.metadata.image();
-    let leader_epoch = image
-        .partition(log.tp.topic_id, log.tp.partition)
-        .map_or(-1, |p| p.leader_epoch);
     let sync_on_commit = context.config.sync_on_commit();
     let appending = Arc::clone(log);
     let result = tokio::task::spawn_blocking(move || {
@@ -505,9 +795,12 @@ async fn append(
     })
     .await
     .map_err(|e| e.to_string())?;
-    result.map_err(|e| e.to_string())?;
+    let end = match result.map_err(|e| e.to_string())? {
+        crate::replicas::Appended::New(info) => info.last_offset.saturating_add(1),
+        crate::replicas::Appended::Duplicate(meta) => meta.last_offset.saturating_add(1),
+    };
     context.replicas.notify_appended();
-    Ok(())
+    Ok(end)
 }
 
 fn kind_of(command: &Command) -> Kind {

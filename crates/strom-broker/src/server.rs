@@ -1,6 +1,7 @@
 //! Starting and stopping a broker: bind the listener, open the partition logs, register with
-//! the controller, accept connections, and on shutdown stop accepting, let in-flight requests
-//! finish, then flush and close every log.
+//! the controller, accept connections, and on shutdown first move leadership away
+//! (controlled shutdown, while still serving), then stop accepting, let in-flight requests
+//! finish, and flush and close every log.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -62,6 +63,12 @@ const HEARTBEAT_INTERVAL_MS: u64 = 2_000;
 const REGISTER_RETRY_MS: u64 = 30_000;
 /// How long a registration or heartbeat may take before it is retried.
 const CONTROLLER_CALL_TIMEOUT_MS: u64 = 10_000;
+/// How often a broker in controlled shutdown asks the controller whether it may stop.
+const CONTROLLED_SHUTDOWN_HEARTBEAT_MS: u64 = 100;
+/// The longest a broker waits for the controller to let it stop (leadership moved away)
+/// before it stops anyway: without a reachable quorum nothing can move, and waiting longer
+/// only delays the restart.
+const CONTROLLED_SHUTDOWN_MAX_MS: u64 = 5_000;
 
 /// What every handler can reach.
 pub struct BrokerContext {
@@ -116,6 +123,8 @@ pub struct Broker {
     local_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    /// The periodic heartbeat, stopped when controlled shutdown takes over heartbeating.
+    heartbeats: tokio::task::AbortHandle,
     connections_done: tokio::sync::oneshot::Receiver<()>,
     _lock: std::fs::File,
 }
@@ -150,7 +159,7 @@ impl Broker {
         }
         let replicas = Arc::new(ReplicaManager::new(Arc::clone(&config)));
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let (groups, group_calls) = crate::groups::GroupHandle::new();
+        let (groups, group_inbox) = crate::groups::GroupHandle::new();
         let context = Arc::new(BrokerContext {
             config: Arc::clone(&config),
             metadata: Arc::clone(&metadata),
@@ -174,9 +183,9 @@ impl Broker {
 
         let mut tasks = JoinSet::new();
         tasks.spawn(follow_metadata(Arc::clone(&context)));
-        tasks.spawn(heartbeat(Arc::clone(&context)));
+        let heartbeats = tasks.spawn(heartbeat(Arc::clone(&context)));
         tasks.spawn(maintain(Arc::clone(&context)));
-        tasks.spawn(crate::groups::run(Arc::clone(&context), group_calls));
+        tasks.spawn(crate::groups::run(Arc::clone(&context), group_inbox));
         tasks.spawn(limits.report_loop());
         let (done_tx, connections_done) = tokio::sync::oneshot::channel();
         tasks.spawn(accept_loop(listener, Arc::clone(&context), done_tx));
@@ -187,6 +196,7 @@ impl Broker {
             local_addr,
             shutdown,
             tasks,
+            heartbeats,
             connections_done,
             _lock: lock,
         })
@@ -202,9 +212,16 @@ impl Broker {
         &self.context
     }
 
-    /// Clean shutdown: stop accepting, let every connection finish its in-flight request
-    /// (long polls end early), tell the controller, then flush and close every log.
+    /// Clean shutdown, in Kafka's order: a controlled shutdown first, while the broker
+    /// still serves (the controller moves every leadership it holds to another ISR member
+    /// and takes it out of the ISRs; requests for partitions it no longer leads answer
+    /// NOT_LEADER_OR_FOLLOWER, which clients retry against the new leader), until the
+    /// controller lets it go or `CONTROLLED_SHUTDOWN_MAX_MS` passes; then stop accepting,
+    /// let every connection finish its in-flight request (long polls end early), and flush
+    /// and close every log.
     pub async fn shutdown(mut self) {
+        self.heartbeats.abort();
+        controlled_shutdown(&self.context).await;
         self.shutdown.send_replace(true);
         let drain = Duration::from_millis(SHUTDOWN_DRAIN_MS);
         if tokio::time::timeout(drain, &mut self.connections_done)
@@ -215,7 +232,6 @@ impl Broker {
         }
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
-        controlled_shutdown(&self.context).await;
         let replicas = Arc::clone(&self.context.replicas);
         let _ = tokio::task::spawn_blocking(move || replicas.close_all()).await;
         tracing::info!("broker stopped");
@@ -342,9 +358,30 @@ async fn heartbeat(context: Arc<BrokerContext>) {
     }
 }
 
+/// Asks to shut down until the controller says so: the first such heartbeat puts the
+/// broker in controlled shutdown and moves its leaderships away (committed before the
+/// reply), a later one, once it leads nothing, fences it and grants the shutdown. Bounded
+/// by `CONTROLLED_SHUTDOWN_MAX_MS`.
 async fn controlled_shutdown(context: &BrokerContext) {
-    if let Err(error) = send_heartbeat(context, true).await {
-        tracing::warn!(%error, "controlled shutdown heartbeat failed");
+    let asking = async {
+        loop {
+            match send_heartbeat(context, true).await {
+                Ok(ControllerReply::BrokerHeartbeat(reply)) if reply.should_shutdown => {
+                    tracing::info!("controlled shutdown granted");
+                    return;
+                }
+                Ok(_) => tracing::debug!("controlled shutdown in progress"),
+                Err(error) => tracing::warn!(%error, "controlled shutdown heartbeat failed"),
+            }
+            tokio::time::sleep(Duration::from_millis(CONTROLLED_SHUTDOWN_HEARTBEAT_MS)).await;
+        }
+    };
+    let limit = Duration::from_millis(CONTROLLED_SHUTDOWN_MAX_MS);
+    if tokio::time::timeout(limit, asking).await.is_err() {
+        tracing::warn!(
+            "the controller did not approve the controlled shutdown within {} ms; stopping anyway",
+            CONTROLLED_SHUTDOWN_MAX_MS
+        );
     }
 }
 

@@ -50,6 +50,7 @@ fn apply_record(
                 endpoints: endpoints.clone(),
                 rack: rack.clone(),
                 fenced: *fenced,
+                in_controlled_shutdown: false,
             };
             register_broker(inner, registration)?;
             delta.brokers_changed.insert(*broker_id);
@@ -64,6 +65,14 @@ fn apply_record(
         }
         MetadataRecord::UnfenceBroker { broker_id, epoch } => {
             set_fenced(inner, delta, *broker_id, *epoch, false)?
+        }
+        MetadataRecord::BrokerInControlledShutdown { broker_id, epoch } => {
+            let broker = checked_broker(inner, *broker_id, *epoch)?;
+            if broker.fenced {
+                return Err(format!("broker {broker_id} is fenced"));
+            }
+            broker.in_controlled_shutdown = true;
+            delta.brokers_changed.insert(*broker_id);
         }
         MetadataRecord::Topic { name, topic_id } => {
             add_topic(inner, name, *topic_id)?;
@@ -170,7 +179,10 @@ fn set_fenced(
     epoch: i64,
     fenced: bool,
 ) -> Result<(), String> {
-    checked_broker(inner, broker_id, epoch)?.fenced = fenced;
+    let broker = checked_broker(inner, broker_id, epoch)?;
+    broker.fenced = fenced;
+    // A fenced broker's controlled shutdown is over: fencing is its end.
+    broker.in_controlled_shutdown = false;
     delta.brokers_changed.insert(broker_id);
     Ok(())
 }

@@ -97,7 +97,8 @@ fn write_body(w: &mut Writer, record: &MetadataRecord) {
         }
         MetadataRecord::UnregisterBroker { broker_id, epoch }
         | MetadataRecord::FenceBroker { broker_id, epoch }
-        | MetadataRecord::UnfenceBroker { broker_id, epoch } => {
+        | MetadataRecord::UnfenceBroker { broker_id, epoch }
+        | MetadataRecord::BrokerInControlledShutdown { broker_id, epoch } => {
             w.i32(*broker_id);
             w.i64(*epoch);
         }
@@ -178,7 +179,7 @@ fn read_record(r: &mut Reader<'_>) -> Result<MetadataRecord, MetaError> {
 }
 
 fn is_known_type(record_type: u16) -> bool {
-    matches!(record_type, 0 | 1 | 2 | 3 | 4 | 5 | 7 | 8 | 9 | 15)
+    matches!(record_type, 0 | 1 | 2 | 3 | 4 | 5 | 7 | 8 | 9 | 15 | 17)
 }
 
 fn read_body(r: &mut Reader<'_>, record_type: u16) -> Result<MetadataRecord, MetaError> {
@@ -224,6 +225,10 @@ fn read_body(r: &mut Reader<'_>, record_type: u16) -> Result<MetadataRecord, Met
             broker_id: r.i32()?,
             broker_epoch: r.i64()?,
             next_producer_id: r.i64()?,
+        },
+        17 => MetadataRecord::BrokerInControlledShutdown {
+            broker_id: r.i32()?,
+            epoch: r.i64()?,
         },
         other => return Err(MetaError::UnknownRecordType(other)),
     })

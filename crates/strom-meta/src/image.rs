@@ -58,6 +58,18 @@ pub struct BrokerRegistration {
     pub endpoints: Vec<Endpoint>,
     pub rack: Option<String>,
     pub fenced: bool,
+    /// The broker asked for a controlled shutdown and was granted it: it still serves, but
+    /// it leads nothing, joins no ISR and gets no new replicas (Kafka's
+    /// `inControlledShutdown`). Cleared when it is fenced or registers again.
+    pub in_controlled_shutdown: bool,
+}
+
+impl BrokerRegistration {
+    /// Kafka's "active" broker: unfenced and not in controlled shutdown, so it may lead a
+    /// partition, join an ISR and receive new replicas.
+    pub fn is_active(&self) -> bool {
+        !self.fenced && !self.in_controlled_shutdown
+    }
 }
 
 /// Where producer id allocation stands: the next block starts at `next_producer_id`.
@@ -203,6 +215,12 @@ impl MetadataImage {
 
     pub fn is_broker_unfenced(&self, broker_id: i32) -> bool {
         self.broker(broker_id).is_some_and(|b| !b.fenced)
+    }
+
+    /// Whether the broker is registered, unfenced and not in controlled shutdown.
+    pub fn is_broker_active(&self, broker_id: i32) -> bool {
+        self.broker(broker_id)
+            .is_some_and(BrokerRegistration::is_active)
     }
 
     pub fn producer_ids(&self) -> &ProducerIdsImage {

@@ -46,7 +46,7 @@ pub use controller::errors::{ApiError, ControllerError, ErrorCode};
 pub use controller::messages::*;
 pub use controller::{
     validate_topic_name, Controller, ControllerConfig, Handled, IdSource, SeededIdSource,
-    TOPIC_NAME_LENGTH_MAX,
+    TOPIC_NAME_LENGTH_MAX, UNCLEAN_LEADER_ELECTION_ENABLE,
 };
 pub use delta::{LocalReplicaChanges, MetadataDelta};
 pub use error::MetaError;

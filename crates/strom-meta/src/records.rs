@@ -121,6 +121,12 @@ pub enum MetadataRecord {
         broker_id: i32,
         epoch: i64,
     },
+    /// The broker entered controlled shutdown (Kafka's `BrokerRegistrationChangeRecord`,
+    /// reduced to its in-controlled-shutdown change; fencing keeps records 7 and 8).
+    BrokerInControlledShutdown {
+        broker_id: i32,
+        epoch: i64,
+    },
     /// Deletes the topic, its partitions and its configs.
     RemoveTopic {
         topic_id: Uuid,
@@ -147,6 +153,7 @@ impl MetadataRecord {
             MetadataRecord::UnfenceBroker { .. } => 8,
             MetadataRecord::RemoveTopic { .. } => 9,
             MetadataRecord::ProducerIds { .. } => 15,
+            MetadataRecord::BrokerInControlledShutdown { .. } => 17,
         }
     }
 }

@@ -28,6 +28,12 @@ impl MetadataImage {
                 rack: b.rack.clone(),
                 fenced: b.fenced,
             });
+            if b.in_controlled_shutdown {
+                records.push(MetadataRecord::BrokerInControlledShutdown {
+                    broker_id: b.broker_id,
+                    epoch: b.epoch,
+                });
+            }
         }
         for t in self.topics() {
             records.push(MetadataRecord::Topic {

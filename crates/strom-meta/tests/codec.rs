@@ -65,6 +65,9 @@ fn record() -> impl Strategy<Value = MetadataRecord> {
             .prop_map(|(broker_id, epoch)| MetadataRecord::FenceBroker { broker_id, epoch }),
         (any::<i32>(), any::<i64>())
             .prop_map(|(broker_id, epoch)| MetadataRecord::UnfenceBroker { broker_id, epoch }),
+        (any::<i32>(), any::<i64>()).prop_map(|(broker_id, epoch)| {
+            MetadataRecord::BrokerInControlledShutdown { broker_id, epoch }
+        }),
         (text(), uuid()).prop_map(|(name, topic_id)| MetadataRecord::Topic { name, topic_id }),
         (
             uuid(),

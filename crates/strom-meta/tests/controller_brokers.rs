@@ -271,9 +271,28 @@ fn fencing_moves_leadership_and_unfencing_restores_it() {
         "rejoining the ISR is the leader's AlterPartition"
     );
 
-    let (shut, _, _, reply) = commit(
+    // Controlled shutdown of a leader: the first heartbeat moves its leadership away and
+    // takes it out of the ISRs while it keeps serving; the next one lets it go.
+    let (shutting, _, _, reply) = commit(
         &mut c,
         &image,
+        heartbeat(2, broker_epoch(&image, 2), false, true),
+        0,
+    );
+    assert_eq!(
+        reply,
+        ControllerReply::BrokerHeartbeat(BrokerHeartbeatReply {
+            is_fenced: false,
+            should_shutdown: false
+        })
+    );
+    assert!(shutting.broker(2).unwrap().in_controlled_shutdown);
+    assert!(!shutting.broker(2).unwrap().fenced);
+    assert_eq!(state(&shutting, 1), (1, vec![1], 1, 1));
+    assert_eq!(state(&shutting, 0), (1, vec![1], 0, 1));
+    let (shut, _, _, reply) = commit(
+        &mut c,
+        &shutting,
         heartbeat(2, broker_epoch(&image, 2), false, true),
         0,
     );
@@ -284,6 +303,8 @@ fn fencing_moves_leadership_and_unfencing_restores_it() {
             should_shutdown: true
         })
     );
+    assert!(shut.broker(2).unwrap().fenced);
+    assert!(!shut.broker(2).unwrap().in_controlled_shutdown);
     assert_eq!(state(&shut, 1), (1, vec![1], 1, 1));
 
     let (gone, delta, _, reply) = commit(

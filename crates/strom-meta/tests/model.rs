@@ -1,6 +1,8 @@
 //! Property test: random controller requests, committed one after another. Every record
 //! the controller emits must apply; the final image must survive a snapshot round trip and
-//! equal a replay of all committed entries from empty; and leaders are always live brokers.
+//! equal a replay of all committed entries from empty; and leaders are always active
+//! brokers (unfenced, not in controlled shutdown), whatever the elections (clean, unclean,
+//! preferred, the periodic rebalance).
 
 use proptest::prelude::*;
 use strom_meta::*;
@@ -56,17 +58,22 @@ enum Op {
         keep: usize,
     },
     Expire,
+    Elect {
+        pick: Option<usize>,
+        unclean: bool,
+    },
     Wait {
         ms: i64,
     },
 }
 
 const NAMES: [&str; 6] = ["t0", "t1", "t.x", "t_x", "orders", "a-b"];
-const KEYS: [&str; 4] = [
+const KEYS: [&str; 5] = [
     "retention.ms",
     "segment.bytes",
     "cleanup.policy",
     "min.insync.replicas",
+    "unclean.leader.election.enable",
 ];
 
 fn op() -> impl Strategy<Value = Op> {
@@ -86,7 +93,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (name, 0..KEYS.len(), -1..3i64).prop_map(|(name, key, value)| Op::ReplaceConfigs { name, key, value }),
         1 => (0..3i32).prop_map(|broker| Op::AllocateIds { broker }),
         2 => (any::<usize>(), any::<usize>()).prop_map(|(pick, keep)| Op::ShrinkIsr { pick, keep }),
-        1 => Just(Op::Expire),
+        2 => Just(Op::Expire),
+        1 => (prop::option::of(any::<usize>()), any::<bool>())
+            .prop_map(|(pick, unclean)| Op::Elect { pick, unclean }),
         2 => (0..4_000i64).prop_map(|ms| Op::Wait { ms }),
     ]
 }
@@ -96,6 +105,7 @@ fn config_value(key: usize, value: i64) -> String {
         "cleanup.policy" => ["delete", "compact", "compact,delete", "shred"]
             [value.rem_euclid(4) as usize]
             .to_owned(),
+        "unclean.leader.election.enable" => (value % 2 == 0).to_string(),
         _ => value.to_string(),
     }
 }
@@ -225,6 +235,26 @@ fn request(image: &MetadataImage, op: &Op) -> Option<ControllerRequest> {
                 }],
             })
         }
+        Op::Elect { pick, unclean } => {
+            let election_type = if unclean {
+                ElectionType::Unclean
+            } else {
+                ElectionType::Preferred
+            };
+            let topic_partitions = match pick {
+                None => None,
+                Some(pick) => {
+                    let all: Vec<_> = image.partitions().collect();
+                    let (tp, _) = all.get(pick % all.len().max(1))?;
+                    let name = image.topic_by_id(tp.topic_id)?.name.clone();
+                    Some(vec![(name, vec![tp.partition, tp.partition + 1])])
+                }
+            };
+            ControllerRequest::ElectLeaders(ElectLeadersRequest {
+                election_type,
+                topic_partitions,
+            })
+        }
         Op::Expire | Op::Wait { .. } => return None,
     })
 }
@@ -233,8 +263,8 @@ fn check_invariants(image: &MetadataImage) {
     for (tp, p) in image.partitions() {
         if p.has_leader() {
             assert!(
-                image.is_broker_unfenced(p.leader),
-                "{tp:?} led by fenced or unknown broker {}",
+                image.is_broker_active(p.leader),
+                "{tp:?} led by fenced, shutting-down or unknown broker {}",
                 p.leader
             );
         }
@@ -255,6 +285,9 @@ fn check_invariants(image: &MetadataImage) {
 fn run(ops: &[Op]) {
     let mut controller = Controller::new(ControllerConfig {
         topic_id_seed: 7,
+        leader_imbalance_check_interval_ms: 1_000,
+        leader_imbalance_per_broker_percentage: 0,
+        unclean_leader_election_interval_ms: 1_500,
         ..ControllerConfig::default()
     });
     let mut image = MetadataImage::default();
@@ -266,7 +299,7 @@ fn run(ops: &[Op]) {
                 now_ms += ms;
                 continue;
             }
-            Op::Expire => controller.expire_broker_sessions(&image, now_ms),
+            Op::Expire => controller.tick(&image, now_ms),
             _ => match request(&image, op) {
                 Some(request) => match controller.handle(&image, request, now_ms) {
                     Ok((records, _reply)) => records,

@@ -21,6 +21,19 @@ fn image() -> MetadataImage {
             rack: None,
             fenced: false,
         },
+        MetadataRecord::RegisterBroker {
+            broker_id: 3,
+            incarnation_id: Uuid::from_u128(3),
+            epoch: 5,
+            endpoints: vec![],
+            rack: None,
+            fenced: false,
+        },
+        // A broker in controlled shutdown stays so across a snapshot.
+        MetadataRecord::BrokerInControlledShutdown {
+            broker_id: 3,
+            epoch: 5,
+        },
         // Epoch 9 stays the high mark even after broker 2 leaves.
         MetadataRecord::UnregisterBroker {
             broker_id: 2,
@@ -60,6 +73,8 @@ fn restores_exactly_including_the_broker_epoch_high_mark() {
     let restored = MetadataImage::decode_snapshot(&image.encode_snapshot()).unwrap();
     assert_eq!(restored, image);
     assert_eq!(restored.broker_epoch_high(), 9);
+    assert!(restored.broker(3).unwrap().in_controlled_shutdown);
+    assert!(!restored.is_broker_active(3));
     assert_eq!(restored.producer_ids().next_producer_id, 3000);
     let empty = MetadataImage::default();
     assert_eq!(

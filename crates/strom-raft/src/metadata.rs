@@ -77,7 +77,7 @@ impl Controller for MetadataController {
     }
 
     fn tick(&mut self, image: &MetadataImage, now_ms: i64) -> Option<Vec<u8>> {
-        entry(&self.inner.expire_broker_sessions(image, now_ms))
+        entry(&self.inner.tick(image, now_ms))
     }
 }
 

@@ -45,6 +45,14 @@ pub struct ServerConfig {
     pub default_replication_factor: i16,
     pub broker_session_timeout_ms: i64,
     pub delete_topic_enable: bool,
+    /// Leader elections (read by the controller): `unclean.leader.election.enable`,
+    /// `unclean.leader.election.interval.ms`, `auto.leader.rebalance.enable`,
+    /// `leader.imbalance.check.interval.seconds`, `leader.imbalance.per.broker.percentage`.
+    pub unclean_leader_election_enable: bool,
+    pub unclean_leader_election_interval_ms: u64,
+    pub auto_leader_rebalance_enable: bool,
+    pub leader_imbalance_check_interval_seconds: u64,
+    pub leader_imbalance_per_broker_percentage: u32,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +85,11 @@ impl Default for ServerConfig {
             default_replication_factor: 1,
             broker_session_timeout_ms: 9000,
             delete_topic_enable: true,
+            unclean_leader_election_enable: false,
+            unclean_leader_election_interval_ms: 300_000,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_seconds: 300,
+            leader_imbalance_per_broker_percentage: 10,
         }
     }
 }
@@ -155,6 +168,26 @@ const KEYS: &[(&str, Setter)] = &[
     }),
     ("delete.topic.enable", |c, v| {
         c.delete_topic_enable = parse_bool(v)?;
+        Ok(())
+    }),
+    ("unclean.leader.election.enable", |c, v| {
+        c.unclean_leader_election_enable = parse_bool(v)?;
+        Ok(())
+    }),
+    ("unclean.leader.election.interval.ms", |c, v| {
+        c.unclean_leader_election_interval_ms = parse_positive(v)?;
+        Ok(())
+    }),
+    ("auto.leader.rebalance.enable", |c, v| {
+        c.auto_leader_rebalance_enable = parse_bool(v)?;
+        Ok(())
+    }),
+    ("leader.imbalance.check.interval.seconds", |c, v| {
+        c.leader_imbalance_check_interval_seconds = parse_positive(v)?;
+        Ok(())
+    }),
+    ("leader.imbalance.per.broker.percentage", |c, v| {
+        c.leader_imbalance_per_broker_percentage = parse_num(v)?;
         Ok(())
     }),
 ];
@@ -262,9 +295,21 @@ impl ServerConfig {
             default_replication_factor: self.default_replication_factor,
             broker_session_timeout_ms: self.broker_session_timeout_ms,
             delete_topic_enable: self.delete_topic_enable,
+            unclean_leader_election_enable: self.unclean_leader_election_enable,
+            unclean_leader_election_interval_ms: millis(self.unclean_leader_election_interval_ms),
+            auto_leader_rebalance_enable: self.auto_leader_rebalance_enable,
+            leader_imbalance_check_interval_ms: millis(
+                self.leader_imbalance_check_interval_seconds
+                    .saturating_mul(1000),
+            ),
+            leader_imbalance_per_broker_percentage: self.leader_imbalance_per_broker_percentage,
             ..ControllerConfig::default()
         }
     }
+}
+
+fn millis(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
 }
 
 fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {

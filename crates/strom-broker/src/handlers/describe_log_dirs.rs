@@ -1,5 +1,8 @@
-//! DescribeLogDirs: the broker's log directory with each hosted partition's size on disk
-//! and lag (always 0: there is no future replica). Volume sizes are reported unknown (-1).
+//! DescribeLogDirs: the broker's log directory with every partition it hosts, as leader or
+//! follower: size on disk and offset lag as Kafka computes it for a current (not future)
+//! replica, `max(high watermark - log end offset, 0)` of the local log (so 0 unless the
+//! local high watermark ran ahead of the local log), and the volume's total and usable
+//! bytes (v4+; -1 when the file system cannot say).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -48,7 +51,7 @@ pub(super) async fn handle(
                                 .with_partition_size(
                                     i64::try_from(p.log.size_bytes()).unwrap_or(i64::MAX),
                                 )
-                                .with_offset_lag(0)
+                                .with_offset_lag(offset_lag(p))
                         })
                         .collect(),
                 )
@@ -56,10 +59,21 @@ pub(super) async fn handle(
         .collect();
     let dir = context.config.data_dir();
     let absolute = std::fs::canonicalize(&dir).unwrap_or(dir);
+    let bytes = |r: std::io::Result<u64>| r.map_or(-1, |b| i64::try_from(b).unwrap_or(i64::MAX));
+    let total = bytes(fs2::total_space(&absolute));
+    let usable = bytes(fs2::available_space(&absolute));
     let result = DescribeLogDirsResult::default()
         .with_log_dir(str_bytes(absolute.display().to_string()))
         .with_topics(topics)
-        .with_total_bytes(-1)
-        .with_usable_bytes(-1);
+        .with_total_bytes(total)
+        .with_usable_bytes(usable);
     ResponseKind::DescribeLogDirs(DescribeLogDirsResponse::default().with_results(vec![result]))
+}
+
+/// Kafka's `ReplicaManager.getLogEndOffsetLag` for a current replica.
+fn offset_lag(p: &Partition) -> i64 {
+    p.log
+        .high_watermark()
+        .saturating_sub(p.log.log_end_offset())
+        .max(0)
 }

@@ -1,8 +1,9 @@
-//! DescribeTopicPartitions (KIP-966, used by kafka-topics.sh): topics with their partitions,
-//! in name order, paginated by `response_partition_limit` and a cursor. An empty topic list
+//! DescribeTopicPartitions (KIP-966, used by kafka-topics.sh): topics with their partitions
+//! (leader, replicas, ISR and offline replicas as Kafka's metadata cache reports them), in
+//! name order, paginated by `response_partition_limit` and a cursor. An empty topic list
 //! means every topic.
 
-use strom_meta::TopicImage;
+use strom_meta::{MetadataImage, TopicImage, NO_LEADER};
 use strom_protocol::messages::describe_topic_partitions_response::{
     Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
 };
@@ -11,7 +12,7 @@ use strom_protocol::messages::{
 };
 use strom_protocol::ErrorCode;
 
-use super::{broker_ids, topic_name};
+use super::{broker_ids, liveness, topic_name};
 use crate::server::BrokerContext;
 
 /// Kafka's `max.request.partition.size.limit` default: the most partitions per answer.
@@ -57,7 +58,8 @@ pub(super) async fn handle(
         } else {
             0
         };
-        let (response, cursor) = describe(topic, first, &mut budget);
+        let (response, cursor) =
+            describe(&image, &context.advertised.name, topic, first, &mut budget);
         topics.push(response);
         if let Some(partition_index) = cursor {
             next_cursor = Some(
@@ -78,6 +80,8 @@ pub(super) async fn handle(
 /// The topic's partitions from `first` within `budget`; the partition to resume at if the
 /// budget ran out.
 fn describe(
+    image: &MetadataImage,
+    listener: &str,
     topic: &TopicImage,
     first: i32,
     budget: &mut usize,
@@ -90,13 +94,19 @@ fn describe(
             break;
         }
         *budget -= 1;
+        let leader = if p.has_leader() && liveness::leader_reachable(image, p.leader, listener) {
+            p.leader
+        } else {
+            NO_LEADER
+        };
         partitions.push(
             DescribeTopicPartitionsResponsePartition::default()
                 .with_partition_index(*index)
-                .with_leader_id(BrokerId(p.leader))
+                .with_leader_id(BrokerId(leader))
                 .with_leader_epoch(p.leader_epoch)
                 .with_replica_nodes(broker_ids(&p.replicas))
                 .with_isr_nodes(broker_ids(&p.isr))
+                .with_offline_replicas(broker_ids(&liveness::offline(image, &p.replicas, listener)))
                 .with_eligible_leader_replicas(Some(Vec::new()))
                 .with_last_known_elr(Some(Vec::new())),
         );
@@ -104,6 +114,7 @@ fn describe(
     let response = DescribeTopicPartitionsResponseTopic::default()
         .with_name(Some(topic_name(topic.name.clone())))
         .with_topic_id(topic.topic_id)
+        .with_is_internal(topic.name == crate::groups::OFFSETS_TOPIC)
         .with_partitions(partitions);
     (response, cursor)
 }

@@ -1,9 +1,16 @@
-//! FindCoordinator: every group's coordinator is this broker (the single node leads every
-//! `__consumer_offsets` partition), so the answer is the advertised endpoint. The internal
-//! topic is created on the first lookup, as Kafka does. Transaction keys answer
-//! COORDINATOR_NOT_AVAILABLE (no transaction coordinator yet). v4+ batches keys (KIP-699).
-//! Advertising FindCoordinator also makes librdkafka enable LZ4.
+//! FindCoordinator: a group's coordinator is the leader of the group's `__consumer_offsets`
+//! partition, as Kafka answers it. The internal topic is created on the first lookup (with
+//! `offsets.topic.replication.factor` replicas; until that many brokers are alive the
+//! answer is COORDINATOR_NOT_AVAILABLE, as in Kafka). A partition without a live leader is
+//! COORDINATOR_NOT_AVAILABLE too. When this broker is the one named, the answer waits (a
+//! bounded time) until it has loaded the partition's groups, so that a client's first
+//! JoinGroup is not met with COORDINATOR_LOAD_IN_PROGRESS, which kafkajs treats as fatal.
+//! Transaction keys answer COORDINATOR_NOT_AVAILABLE (no transaction coordinator yet).
+//! v4+ batches keys (KIP-699). Advertising FindCoordinator also makes librdkafka enable LZ4.
 
+use std::time::Duration;
+
+use strom_meta::MetadataImage;
 use strom_protocol::messages::find_coordinator_response::Coordinator;
 use strom_protocol::messages::{
     BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, ResponseKind,
@@ -11,6 +18,7 @@ use strom_protocol::messages::{
 use strom_protocol::{ErrorCode, StrBytes};
 
 use super::str_bytes;
+use crate::groups::{partition_for, OFFSETS_TOPIC};
 use crate::server::BrokerContext;
 
 /// The first version that batches keys (KIP-699).
@@ -19,10 +27,13 @@ const BATCHED_MIN_VERSION: i16 = 4;
 const MESSAGE_MIN_VERSION: i16 = 1;
 /// `key_type` of a consumer group.
 const KEY_TYPE_GROUP: i8 = 0;
+/// How long an answer naming this broker waits for the partition's groups to load.
+const LOAD_WAIT_MS: u64 = 3_000;
 
-/// One key's answer: this broker, or an error code and message.
-struct Answer {
-    error: Option<(ErrorCode, &'static str)>,
+/// One key's answer: a coordinator, or an error code and message.
+enum Answer {
+    Node { id: i32, host: String, port: i32 },
+    Error(ErrorCode, &'static str),
 }
 
 pub(super) async fn handle(
@@ -30,32 +41,34 @@ pub(super) async fn handle(
     request: FindCoordinatorRequest,
     version: i16,
 ) -> ResponseKind {
-    let answer = if request.key_type != KEY_TYPE_GROUP {
-        Answer {
-            error: Some((
-                ErrorCode::COORDINATOR_NOT_AVAILABLE,
-                "no transaction coordinator on this broker yet",
-            )),
-        }
-    } else if crate::groups::ensure_offsets_topic(context).await {
-        Answer { error: None }
+    let keys: Vec<StrBytes> = if version >= BATCHED_MIN_VERSION {
+        request.coordinator_keys.clone()
     } else {
-        Answer {
-            error: Some((
-                ErrorCode::COORDINATOR_NOT_AVAILABLE,
-                "the offsets topic is not available yet",
-            )),
-        }
+        vec![request.key.clone()]
     };
+    let answers = answers(context, request.key_type, &keys, version).await;
     let response = if version >= BATCHED_MIN_VERSION {
-        let coordinators = request
-            .coordinator_keys
+        let coordinators = keys
             .into_iter()
-            .map(|key| coordinator(context, &answer, key))
+            .zip(answers)
+            .map(|(key, answer)| {
+                let (code, message, node, host, port) = fields(answer);
+                Coordinator::default()
+                    .with_key(key)
+                    .with_node_id(node)
+                    .with_host(host)
+                    .with_port(port)
+                    .with_error_code(code)
+                    .with_error_message(message)
+            })
             .collect();
         FindCoordinatorResponse::default().with_coordinators(coordinators)
     } else {
-        let (code, message, node, host, port) = fields(context, &answer);
+        let answer = answers
+            .into_iter()
+            .next()
+            .unwrap_or(Answer::Error(ErrorCode::INVALID_REQUEST, "no key"));
+        let (code, message, node, host, port) = fields(answer);
         let response = FindCoordinatorResponse::default()
             .with_error_code(code)
             .with_node_id(node)
@@ -70,45 +83,106 @@ pub(super) async fn handle(
     ResponseKind::FindCoordinator(response)
 }
 
-fn coordinator(context: &BrokerContext, answer: &Answer, key: StrBytes) -> Coordinator {
-    // Kafka answers an empty group id with INVALID_REQUEST per key.
-    if key.is_empty() && answer.error.is_none() {
-        return Coordinator::default()
-            .with_key(key)
-            .with_node_id(BrokerId(-1))
-            .with_host(str_bytes(""))
-            .with_port(-1)
-            .with_error_code(ErrorCode::INVALID_REQUEST.code())
-            .with_error_message(Some(str_bytes("empty group id")));
+async fn answers(
+    context: &BrokerContext,
+    key_type: i8,
+    keys: &[StrBytes],
+    version: i16,
+) -> Vec<Answer> {
+    if key_type != KEY_TYPE_GROUP {
+        return keys
+            .iter()
+            .map(|_| {
+                Answer::Error(
+                    ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                    "no transaction coordinator on this broker yet",
+                )
+            })
+            .collect();
     }
-    let (code, message, node, host, port) = fields(context, answer);
-    Coordinator::default()
-        .with_key(key)
-        .with_node_id(node)
-        .with_host(host)
-        .with_port(port)
-        .with_error_code(code)
-        .with_error_message(message)
+    if !crate::groups::ensure_offsets_topic(context).await {
+        return keys
+            .iter()
+            .map(|_| {
+                Answer::Error(
+                    ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                    "the offsets topic is not available yet",
+                )
+            })
+            .collect();
+    }
+    let image = context.metadata.image();
+    let answers: Vec<Answer> = keys
+        .iter()
+        .map(|key| {
+            // Kafka answers an empty group id with INVALID_REQUEST per key.
+            if key.is_empty() && version >= BATCHED_MIN_VERSION {
+                return Answer::Error(ErrorCode::INVALID_REQUEST, "empty group id");
+            }
+            coordinator_of(context, &image, key)
+        })
+        .collect();
+    let mine: Vec<i32> = keys
+        .iter()
+        .zip(&answers)
+        .filter(|(_, a)| matches!(a, Answer::Node { id, .. } if *id == context.config.node_id))
+        .map(|(key, _)| partition_for(&image, key))
+        .collect();
+    if !mine.is_empty() {
+        // Answered either way: a client that still meets a load retries its JoinGroup.
+        let _ = context
+            .groups
+            .wait_loaded(&mine, Duration::from_millis(LOAD_WAIT_MS))
+            .await;
+    }
+    answers
 }
 
-fn fields(
-    context: &BrokerContext,
-    answer: &Answer,
-) -> (i16, Option<StrBytes>, BrokerId, StrBytes, i32) {
-    match answer.error {
-        Some((code, message)) => (
+/// The live leader of the group's partition, at its endpoint for this listener.
+fn coordinator_of(context: &BrokerContext, image: &MetadataImage, group_id: &str) -> Answer {
+    let unavailable = Answer::Error(
+        ErrorCode::COORDINATOR_NOT_AVAILABLE,
+        "The coordinator is not available.",
+    );
+    let Some(topic) = image.topic_by_name(OFFSETS_TOPIC) else {
+        return unavailable;
+    };
+    let partition = partition_for(image, group_id);
+    let Some(leader) = topic.partitions.get(&partition).map(|p| p.leader) else {
+        return unavailable;
+    };
+    if leader == context.config.node_id {
+        let me = &context.advertised;
+        return Answer::Node {
+            id: leader,
+            host: me.host.clone(),
+            port: i32::from(me.port),
+        };
+    }
+    let endpoint = image.broker(leader).filter(|b| !b.fenced).and_then(|b| {
+        b.endpoints
+            .iter()
+            .find(|e| e.listener_name == context.advertised.name)
+    });
+    match endpoint {
+        Some(e) => Answer::Node {
+            id: leader,
+            host: e.host.clone(),
+            port: i32::from(e.port),
+        },
+        None => unavailable,
+    }
+}
+
+fn fields(answer: Answer) -> (i16, Option<StrBytes>, BrokerId, StrBytes, i32) {
+    match answer {
+        Answer::Error(code, message) => (
             code.code(),
             Some(str_bytes(message)),
             BrokerId(-1),
             str_bytes(""),
             -1,
         ),
-        None => (
-            0,
-            None,
-            BrokerId(context.config.node_id),
-            str_bytes(context.advertised.host.clone()),
-            i32::from(context.advertised.port),
-        ),
+        Answer::Node { id, host, port } => (0, None, BrokerId(id), str_bytes(host), port),
     }
 }

@@ -59,6 +59,11 @@ pub(super) async fn handle(
     });
     let member_id = request.member_id;
     let response = match group_call(context, &group_id, command).await {
+        // A waiting join failed by the coordinator (unloaded, or an append failed) keeps
+        // the member id it came with, as Kafka's `onUnloaded` answers it.
+        Ok(Response::JoinGroup(r)) if r.error != ErrorCode::None && r.member_id.is_empty() => {
+            return error(r.error, member_id)
+        }
         Ok(Response::JoinGroup(r)) => r,
         Ok(_) => return error(ErrorCode::CoordinatorNotAvailable, member_id),
         Err(code) => return error(code, member_id),

@@ -1,10 +1,12 @@
 //! Metadata: brokers, cluster id, controller, and topics with their partitions, leaders,
-//! leader epochs and topic ids; topics are auto-created when both the request (v4+) and
+//! leader epochs, replicas, ISR, offline replicas (v5+) and topic ids, as Kafka's metadata
+//! cache reports them; topics are auto-created when both the request (v4+) and
 //! `auto.create.topics.enable` allow it. Created topics are answered in full at once, since
 //! the controller replies only after the topic is committed.
 
 use strom_meta::{
-    ControllerRequest, CreatableTopic, CreateTopicsRequest, MetadataImage, TopicImage,
+    ControllerRequest, CreatableTopic, CreateTopicsRequest, MetadataImage, PartitionImage,
+    TopicImage, NO_LEADER,
 };
 use strom_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -13,11 +15,15 @@ use strom_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Resp
 use strom_protocol::ErrorCode;
 use uuid::Uuid;
 
-use super::{broker_ids, str_bytes, topic_name};
+use super::{broker_ids, liveness, str_bytes, topic_name};
 use crate::server::BrokerContext;
 
 /// The first version with `allow_auto_topic_creation`; earlier ones always allow it.
 const AUTO_CREATE_FIELD_MIN_VERSION: i16 = 4;
+/// The first version with `offline_replicas`.
+const OFFLINE_REPLICAS_MIN_VERSION: i16 = 5;
+/// The first version that reports a leader without this listener as LISTENER_NOT_FOUND.
+const LISTENER_NOT_FOUND_MIN_VERSION: i16 = 6;
 
 /// What the client asked about one topic.
 enum Wanted {
@@ -41,10 +47,13 @@ pub(super) async fn handle(
         image = context.metadata.image();
     }
     let topics = match &wanted {
-        None => image.topics().map(|t| topic_response(t, version)).collect(),
+        None => image
+            .topics()
+            .map(|t| topic_response(context, &image, t, version))
+            .collect(),
         Some(wanted) => wanted
             .iter()
-            .map(|w| wanted_response(&image, w, &create_errors, version))
+            .map(|w| wanted_response(context, &image, w, &create_errors, version))
             .collect(),
     };
     ResponseKind::Metadata(
@@ -113,6 +122,7 @@ async fn auto_create(
 }
 
 fn wanted_response(
+    context: &BrokerContext,
     image: &MetadataImage,
     wanted: &Wanted,
     create_errors: &[(String, i16)],
@@ -120,7 +130,7 @@ fn wanted_response(
 ) -> MetadataResponseTopic {
     match wanted {
         Wanted::Name(name) => match image.topic_by_name(name) {
-            Some(topic) => topic_response(topic, version),
+            Some(topic) => topic_response(context, image, topic, version),
             None => {
                 let code = create_errors
                     .iter()
@@ -139,7 +149,7 @@ fn wanted_response(
             }
         },
         Wanted::Id(id) => match image.topic_by_id(*id) {
-            Some(topic) => topic_response(topic, version),
+            Some(topic) => topic_response(context, image, topic, version),
             None => MetadataResponseTopic::default()
                 .with_error_code(ErrorCode::UNKNOWN_TOPIC_ID.code())
                 .with_topic_id(*id),
@@ -147,24 +157,17 @@ fn wanted_response(
     }
 }
 
-fn topic_response(topic: &TopicImage, version: i16) -> MetadataResponseTopic {
+fn topic_response(
+    context: &BrokerContext,
+    image: &MetadataImage,
+    topic: &TopicImage,
+    version: i16,
+) -> MetadataResponseTopic {
+    let listener = context.advertised.name.as_str();
     let partitions = topic
         .partitions
         .iter()
-        .map(|(index, p)| {
-            let error = if p.has_leader() {
-                ErrorCode::NONE
-            } else {
-                ErrorCode::LEADER_NOT_AVAILABLE
-            };
-            MetadataResponsePartition::default()
-                .with_error_code(error.code())
-                .with_partition_index(*index)
-                .with_leader_id(BrokerId(p.leader))
-                .with_leader_epoch(if version >= 7 { p.leader_epoch } else { -1 })
-                .with_replica_nodes(broker_ids(&p.replicas))
-                .with_isr_nodes(broker_ids(&p.isr))
-        })
+        .map(|(index, p)| partition_response(image, listener, *index, p, version))
         .collect();
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(topic.name.clone())))
@@ -175,6 +178,56 @@ fn topic_response(topic: &TopicImage, version: i16) -> MetadataResponseTopic {
         })
         .with_is_internal(topic.name == crate::groups::OFFSETS_TOPIC)
         .with_partitions(partitions)
+}
+
+/// One partition as Kafka's `KRaftMetadataCache.getPartitionMetadata` answers it: v0 lists
+/// only online replicas and says REPLICA_NOT_AVAILABLE when some are missing; later
+/// versions list them all and report the offline ones (v5+). A leader that cannot be named
+/// is -1 with LEADER_NOT_AVAILABLE (LISTENER_NOT_FOUND from v6 when it lacks this listener).
+fn partition_response(
+    image: &MetadataImage,
+    listener: &str,
+    index: i32,
+    p: &PartitionImage,
+    version: i16,
+) -> MetadataResponsePartition {
+    let filter = |ids: &[i32]| -> Vec<i32> {
+        if version == 0 {
+            ids.iter()
+                .copied()
+                .filter(|b| liveness::is_online(image, *b, listener))
+                .collect()
+        } else {
+            ids.to_vec()
+        }
+    };
+    let (replicas, isr) = (filter(&p.replicas), filter(&p.isr));
+    let (leader, error) = if !p.has_leader() || image.broker(p.leader).is_none() {
+        (NO_LEADER, ErrorCode::LEADER_NOT_AVAILABLE)
+    } else if !liveness::leader_reachable(image, p.leader, listener) {
+        let error = if version >= LISTENER_NOT_FOUND_MIN_VERSION {
+            ErrorCode::LISTENER_NOT_FOUND
+        } else {
+            ErrorCode::LEADER_NOT_AVAILABLE
+        };
+        (NO_LEADER, error)
+    } else if replicas.len() < p.replicas.len() || isr.len() < p.isr.len() {
+        (p.leader, ErrorCode::REPLICA_NOT_AVAILABLE)
+    } else {
+        (p.leader, ErrorCode::NONE)
+    };
+    let response = MetadataResponsePartition::default()
+        .with_error_code(error.code())
+        .with_partition_index(index)
+        .with_leader_id(BrokerId(leader))
+        .with_leader_epoch(if version >= 7 { p.leader_epoch } else { -1 })
+        .with_replica_nodes(broker_ids(&replicas))
+        .with_isr_nodes(broker_ids(&isr));
+    if version >= OFFLINE_REPLICAS_MIN_VERSION {
+        response.with_offline_replicas(broker_ids(&liveness::offline(image, &p.replicas, listener)))
+    } else {
+        response
+    }
 }
 
 /// Unfenced brokers with a listener of the advertised name; this broker always appears.

@@ -24,6 +24,7 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod liveness;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
@@ -198,8 +199,9 @@ fn produce_failed(response: &ResponseKind) -> bool {
 
 /// Sends a group command to the coordinator task that owns `group_id`'s partition. The
 /// connection awaits the answer (a JoinGroup may wait for the whole rebalance); other
-/// connections are served meanwhile. A missing `__consumer_offsets` or task is
-/// COORDINATOR_NOT_AVAILABLE, so the client looks the coordinator up again.
+/// connections are served meanwhile. A group whose partition this broker does not lead
+/// (or that has no `__consumer_offsets` yet) is NOT_COORDINATOR, as in Kafka, so the
+/// client looks the coordinator up again; a stopped task is COORDINATOR_NOT_AVAILABLE.
 async fn group_call(
     context: &BrokerContext,
     group_id: &str,
@@ -207,7 +209,7 @@ async fn group_call(
 ) -> Result<strom_group::Response, strom_group::ErrorCode> {
     let image = context.metadata.image();
     if image.topic_by_name(crate::groups::OFFSETS_TOPIC).is_none() {
-        return Err(strom_group::ErrorCode::CoordinatorNotAvailable);
+        return Err(strom_group::ErrorCode::NotCoordinator);
     }
     let partition = crate::groups::partition_for(&image, group_id);
     context

@@ -4,9 +4,15 @@
 //! A broker registers fenced and is unfenced by a heartbeat that no longer asks to be
 //! fenced. Broker epochs are unique across the cluster's history: each registration takes
 //! the image's highest epoch plus one.
+//!
+//! Controlled shutdown is Kafka's: an unfenced broker that leads partitions and asks to
+//! shut down enters controlled shutdown (it keeps serving, but its leaderships move to
+//! other ISR members and it leaves every ISR); once it leads nothing, its next shutdown
+//! heartbeat fences it and tells it to shut down. A broker that leads nothing is fenced and
+//! told to shut down at once.
 
+use crate::controller::elections::{elect_with_broker, remove_broker_from_partitions};
 use crate::controller::errors::{ControllerError, ErrorCode};
-use crate::controller::leadership::{elect_with_broker, remove_broker_from_partitions};
 use crate::controller::messages::{
     BrokerHeartbeatReply, BrokerHeartbeatRequest, ControllerReply, RegisterBrokerRequest,
 };
@@ -50,7 +56,11 @@ impl Controller {
                 ));
             }
             // The previous incarnation's replicas may have lost data: drop it from ISRs.
-            records.extend(remove_broker_from_partitions(image, r.broker_id));
+            records.extend(remove_broker_from_partitions(
+                image,
+                r.broker_id,
+                self.config.unclean_leader_election_enable,
+            ));
         }
         let broker_epoch = image.broker_epoch_high().checked_add(1).ok_or_else(|| {
             ControllerError::new(ErrorCode::UnknownServerError, "Broker epochs exhausted.")
@@ -80,30 +90,73 @@ impl Controller {
             ErrorCode::BrokerIdNotRegistered,
         )?;
         self.last_contact_ms.insert(r.broker_id, now_ms);
+        let unclean = self.config.unclean_leader_election_enable;
+        let leads = |id: i32| image.partitions().any(|(_, p)| p.leader == id);
+        let state = if broker.fenced {
+            BrokerState::Fenced
+        } else if broker.in_controlled_shutdown {
+            BrokerState::ControlledShutdown
+        } else {
+            BrokerState::Unfenced
+        };
+        // Kafka's `BrokerHeartbeatManager.calculateNextBrokerState`.
+        let next = match state {
+            BrokerState::Fenced if r.want_shutdown => Next::ShutdownNow,
+            BrokerState::Fenced if !r.want_fence => Next::Unfence,
+            BrokerState::Fenced => Next::Stay,
+            BrokerState::Unfenced if r.want_fence && r.want_shutdown => Next::ShutdownNow,
+            BrokerState::Unfenced if r.want_fence => Next::Fence,
+            BrokerState::Unfenced if r.want_shutdown && leads(r.broker_id) => {
+                Next::ControlledShutdown
+            }
+            BrokerState::Unfenced if r.want_shutdown => Next::ShutdownNow,
+            BrokerState::Unfenced => Next::Stay,
+            BrokerState::ControlledShutdown if leads(r.broker_id) => Next::Stay,
+            BrokerState::ControlledShutdown => Next::ShutdownNow,
+        };
         let mut records = Vec::new();
-        let fence = r.want_shutdown || r.want_fence;
-        if fence && !broker.fenced {
-            records.extend(remove_broker_from_partitions(image, r.broker_id));
-            records.push(MetadataRecord::FenceBroker {
-                broker_id: r.broker_id,
-                epoch: r.broker_epoch,
-            });
-        } else if !fence && broker.fenced {
-            records.push(MetadataRecord::UnfenceBroker {
-                broker_id: r.broker_id,
-                epoch: r.broker_epoch,
-            });
-            records.extend(elect_with_broker(image, r.broker_id));
+        let fence = |records: &mut Vec<MetadataRecord>| {
+            if !broker.fenced {
+                records.extend(remove_broker_from_partitions(image, r.broker_id, unclean));
+                records.push(MetadataRecord::FenceBroker {
+                    broker_id: r.broker_id,
+                    epoch: r.broker_epoch,
+                });
+            }
+        };
+        match next {
+            Next::Stay => {}
+            Next::Unfence => {
+                records.push(MetadataRecord::UnfenceBroker {
+                    broker_id: r.broker_id,
+                    epoch: r.broker_epoch,
+                });
+                records.extend(elect_with_broker(image, r.broker_id, unclean));
+            }
+            Next::Fence | Next::ShutdownNow => fence(&mut records),
+            Next::ControlledShutdown => {
+                records.push(MetadataRecord::BrokerInControlledShutdown {
+                    broker_id: r.broker_id,
+                    epoch: r.broker_epoch,
+                });
+                records.extend(remove_broker_from_partitions(image, r.broker_id, unclean));
+            }
         }
-        if r.want_shutdown {
+        let should_shutdown = next == Next::ShutdownNow;
+        if should_shutdown {
             // A shutdown granted ends the session, as Kafka's controller drops it: the next
             // incarnation of this broker id may register at once instead of waiting for a
             // session timeout that would only guard a process that has gone.
             self.last_contact_ms.remove(&r.broker_id);
         }
+        let is_fenced = match next {
+            Next::Stay => broker.fenced,
+            Next::Unfence | Next::ControlledShutdown => false,
+            Next::Fence | Next::ShutdownNow => true,
+        };
         let reply = BrokerHeartbeatReply {
-            is_fenced: fence,
-            should_shutdown: r.want_shutdown,
+            is_fenced,
+            should_shutdown,
         };
         Ok((records, ControllerReply::BrokerHeartbeat(reply)))
     }
@@ -112,7 +165,11 @@ impl Controller {
         let broker = image
             .broker(broker_id)
             .ok_or_else(|| not_registered(broker_id))?;
-        let mut records = remove_broker_from_partitions(image, broker_id);
+        let mut records = remove_broker_from_partitions(
+            image,
+            broker_id,
+            self.config.unclean_leader_election_enable,
+        );
         records.push(MetadataRecord::UnregisterBroker {
             broker_id,
             epoch: broker.epoch,
@@ -149,6 +206,24 @@ impl Controller {
             },
         ))
     }
+}
+
+/// Where a broker stands, as Kafka's `BrokerControlState` (shutdown granted is fenced).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BrokerState {
+    Fenced,
+    Unfenced,
+    ControlledShutdown,
+}
+
+/// What a heartbeat does to its broker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Next {
+    Stay,
+    Unfence,
+    Fence,
+    ControlledShutdown,
+    ShutdownNow,
 }
 
 /// The registration of `broker_id` if `broker_epoch` is its current epoch. A broker that is
@@ -231,7 +306,11 @@ pub(crate) fn expire_sessions(
         if now_ms.saturating_sub(last) <= controller.config.broker_session_timeout_ms {
             continue;
         }
-        let mut records = remove_broker_from_partitions(&staged.image, broker.broker_id);
+        let mut records = remove_broker_from_partitions(
+            &staged.image,
+            broker.broker_id,
+            controller.config.unclean_leader_election_enable,
+        );
         records.push(MetadataRecord::FenceBroker {
             broker_id: broker.broker_id,
             epoch: broker.epoch,

@@ -25,6 +25,9 @@ pub enum ErrorCode {
     BrokerIdNotRegistered,
     IneligibleReplica,
     InvalidUpdateVersion,
+    PreferredLeaderNotAvailable,
+    EligibleLeadersNotAvailable,
+    ElectionNotNeeded,
 }
 
 impl ErrorCode {
@@ -50,6 +53,9 @@ impl ErrorCode {
             ErrorCode::BrokerIdNotRegistered => 102,
             ErrorCode::IneligibleReplica => 107,
             ErrorCode::InvalidUpdateVersion => 108,
+            ErrorCode::PreferredLeaderNotAvailable => 80,
+            ErrorCode::EligibleLeadersNotAvailable => 83,
+            ErrorCode::ElectionNotNeeded => 84,
         }
     }
 }

@@ -1,9 +1,5 @@
-//! Partition leadership and ISR changes: moving leaders off a fenced broker, electing
-//! leaders when a broker comes back, and AlterPartition (ISR changes asked by leaders).
-//!
-//! Elections are clean only: a leader is always chosen from the ISR, in replica order.
-//! The ISR never shrinks below one member, so the last in-sync replica is remembered even
-//! while it is down, and leads again when it returns.
+//! AlterPartition: ISR changes asked by partition leaders. Elections (leaders moved off a
+//! fenced or shutting-down broker, preferred and unclean elections) are in `elections.rs`.
 
 use crate::controller::errors::{ApiError, ControllerError, ErrorCode};
 use crate::controller::messages::{
@@ -11,73 +7,9 @@ use crate::controller::messages::{
 };
 use crate::controller::staged::Staged;
 use crate::controller::Handled;
-use crate::image::{MetadataImage, PartitionImage, TopicIdPartition};
+use crate::image::{MetadataImage, PartitionImage};
 use crate::records::{MetadataRecord, NO_LEADER};
 use std::collections::BTreeSet;
-
-/// Changes that take `broker_id` out of every ISR and leadership, as if it were fenced.
-pub(crate) fn remove_broker_from_partitions(
-    image: &MetadataImage,
-    broker_id: i32,
-) -> Vec<MetadataRecord> {
-    let alive = |b: i32| b != broker_id && image.is_broker_unfenced(b);
-    image
-        .partitions()
-        .filter(|(_, p)| p.leader == broker_id || p.isr.contains(&broker_id))
-        .filter_map(|(tp, p)| {
-            let isr = if p.isr.len() > 1 {
-                without(&p.isr, broker_id)
-            } else {
-                p.isr.clone()
-            };
-            let leader = if p.leader == broker_id {
-                preferred(&p.replicas, &isr, alive)
-            } else {
-                p.leader
-            };
-            change(tp, p, isr, leader)
-        })
-        .collect()
-}
-
-/// Elections for leaderless partitions whose ISR holds `broker_id`, which is coming back.
-pub(crate) fn elect_with_broker(image: &MetadataImage, broker_id: i32) -> Vec<MetadataRecord> {
-    let alive = |b: i32| b == broker_id || image.is_broker_unfenced(b);
-    image
-        .partitions()
-        .filter(|(_, p)| p.leader == NO_LEADER && p.isr.contains(&broker_id))
-        .filter_map(|(tp, p)| change(tp, p, p.isr.clone(), preferred(&p.replicas, &p.isr, alive)))
-        .collect()
-}
-
-fn without(list: &[i32], broker_id: i32) -> Vec<i32> {
-    list.iter().copied().filter(|b| *b != broker_id).collect()
-}
-
-fn preferred(replicas: &[i32], isr: &[i32], alive: impl Fn(i32) -> bool) -> i32 {
-    replicas
-        .iter()
-        .copied()
-        .find(|r| isr.contains(r) && alive(*r))
-        .unwrap_or(NO_LEADER)
-}
-
-fn change(
-    tp: TopicIdPartition,
-    p: &PartitionImage,
-    isr: Vec<i32>,
-    leader: i32,
-) -> Option<MetadataRecord> {
-    let isr_changed = isr != p.isr;
-    let leader_changed = leader != p.leader;
-    (isr_changed || leader_changed).then(|| MetadataRecord::PartitionChange {
-        topic_id: tp.topic_id,
-        partition: tp.partition,
-        isr: isr_changed.then_some(isr),
-        leader: leader_changed.then_some(leader),
-        replicas: None,
-    })
-}
 
 pub(crate) fn alter_partition(image: &MetadataImage, request: AlterPartitionRequest) -> Handled {
     let registered = image.broker(request.broker_id);
@@ -199,10 +131,12 @@ fn check_new_isr(
             "The new ISR member {outsider} is not a replica of the partition."
         ));
     }
-    if let Some(ineligible) = new_isr.iter().find(|b| !image.is_broker_unfenced(**b)) {
+    if let Some(ineligible) = new_isr.iter().find(|b| !image.is_broker_active(**b)) {
         return Err(ApiError::new(
             ErrorCode::IneligibleReplica,
-            format!("Broker {ineligible} cannot join the ISR: it is fenced or not registered."),
+            format!(
+                "Broker {ineligible} cannot join the ISR: it is fenced, shutting down or not registered."
+            ),
         ));
     }
     Ok(())

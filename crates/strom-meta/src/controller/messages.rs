@@ -27,6 +27,7 @@ pub enum ControllerRequest {
         broker_epoch: i64,
     },
     AlterPartition(AlterPartitionRequest),
+    ElectLeaders(ElectLeadersRequest),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +47,7 @@ pub enum ControllerReply {
         producer_id_len: i32,
     },
     AlterPartition(Vec<AlterPartitionResult>),
+    ElectLeaders(Vec<ElectLeadersTopicResult>),
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -244,4 +246,40 @@ pub struct AlterPartitionResult {
     pub leader_epoch: i32,
     pub isr: Vec<i32>,
     pub partition_epoch: i32,
+}
+
+/// Kafka's `ElectionType`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ElectionType {
+    /// Move leadership to the first replica when it is in the ISR and active.
+    Preferred,
+    /// Elect a leader for a leaderless partition, from outside the ISR if need be (data
+    /// written only to the old ISR may be lost).
+    Unclean,
+}
+
+impl ElectionType {
+    /// From the wire's `election_type` (0 preferred, 1 unclean).
+    pub fn from_kafka_id(id: i8) -> Option<Self> {
+        match id {
+            0 => Some(ElectionType::Preferred),
+            1 => Some(ElectionType::Unclean),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ElectLeadersRequest {
+    pub election_type: ElectionType,
+    /// (topic name, partitions); `None` means every partition of every topic, whose
+    /// results then leave out the partitions that needed no election (as Kafka does).
+    pub topic_partitions: Option<Vec<(String, Vec<i32>)>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ElectLeadersTopicResult {
+    pub topic: String,
+    /// (partition, error); `None` means a new leader was elected.
+    pub partitions: Vec<(i32, Option<ApiError>)>,
 }

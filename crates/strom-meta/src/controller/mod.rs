@@ -7,6 +7,7 @@
 
 mod brokers;
 mod configs;
+mod elections;
 pub mod errors;
 mod leadership;
 pub mod messages;
@@ -23,6 +24,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use uuid::Uuid;
 
+pub use elections::UNCLEAN_LEADER_ELECTION_ENABLE;
 pub use names::{validate_topic_name, TOPIC_NAME_LENGTH_MAX};
 
 /// Source of new topic ids. Injected so that tests are deterministic; production seeds it
@@ -76,6 +78,20 @@ pub struct ControllerConfig {
     pub delete_topic_enable: bool,
     /// Seed of the default [`SeededIdSource`]; set it from a random source per process.
     pub topic_id_seed: u64,
+    /// `unclean.leader.election.enable`: the default of the topic config of that name
+    /// (a cluster-wide broker config set through AlterConfigs overrides it).
+    pub unclean_leader_election_enable: bool,
+    /// `unclean.leader.election.interval.ms`: how often leaderless partitions of topics
+    /// that allow it get an unclean election (Kafka's internal key).
+    pub unclean_leader_election_interval_ms: i64,
+    /// `auto.leader.rebalance.enable`: periodically move leadership back to preferred
+    /// replicas.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds`, in milliseconds.
+    pub leader_imbalance_check_interval_ms: i64,
+    /// `leader.imbalance.per.broker.percentage`: the share of a broker's preferred
+    /// partitions it may not lead before a rebalance moves them back.
+    pub leader_imbalance_per_broker_percentage: u32,
 }
 
 impl Default for ControllerConfig {
@@ -88,6 +104,11 @@ impl Default for ControllerConfig {
             broker_session_timeout_ms: 9_000,
             delete_topic_enable: true,
             topic_id_seed: 0,
+            unclean_leader_election_enable: false,
+            unclean_leader_election_interval_ms: 300_000,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_ms: 300_000,
+            leader_imbalance_per_broker_percentage: 10,
         }
     }
 }
@@ -101,6 +122,10 @@ pub struct Controller {
     /// When this controller started counting the session of an unfenced broker it has not
     /// heard from yet (it took over, or restarted): only for expiry, never a live session.
     unheard_since_ms: BTreeMap<i32, i64>,
+    /// When the next leader rebalance and unclean-election passes are due (soft: a new
+    /// controller waits a full interval, as Kafka's schedules its first check).
+    next_rebalance_ms: Option<i64>,
+    next_unclean_ms: Option<i64>,
 }
 
 impl fmt::Debug for Controller {
@@ -128,6 +153,8 @@ impl Controller {
             ids,
             last_contact_ms: BTreeMap::new(),
             unheard_since_ms: BTreeMap::new(),
+            next_rebalance_ms: None,
+            next_unclean_ms: None,
         }
     }
 
@@ -162,7 +189,47 @@ impl Controller {
                 broker_epoch,
             } => self.allocate_producer_ids(image, broker_id, broker_epoch),
             ControllerRequest::AlterPartition(r) => leadership::alter_partition(image, r),
+            ControllerRequest::ElectLeaders(r) => elections::elect_leaders(image, r),
         }
+    }
+
+    /// The controller's periodic work, called often (every second or so) on the leader:
+    /// session expiry, then, when due, the leader rebalance and unclean elections. Returns
+    /// the records to commit, all derived from `image` plus the earlier ones.
+    pub fn tick(&mut self, image: &MetadataImage, now_ms: i64) -> Vec<MetadataRecord> {
+        let mut staged = staged::Staged::new(image);
+        // Records derived from the staged image apply; a failure would be a controller
+        // bug, and leaving that step to the next tick is the safe reaction.
+        let _ = staged.push_applied(self.expire_broker_sessions(image, now_ms));
+        if self.config.auto_leader_rebalance_enable
+            && due(
+                &mut self.next_rebalance_ms,
+                now_ms,
+                self.config.leader_imbalance_check_interval_ms,
+            )
+        {
+            let records = elections::rebalance_leaders(
+                &staged.image,
+                self.config.leader_imbalance_per_broker_percentage,
+            );
+            if records.len() >= elections::ELECTIONS_PER_PASS_MAX {
+                // More to do: the next tick continues.
+                self.next_rebalance_ms = Some(now_ms);
+            }
+            let _ = staged.push_applied(records);
+        }
+        if due(
+            &mut self.next_unclean_ms,
+            now_ms,
+            self.config.unclean_leader_election_interval_ms,
+        ) {
+            let records = elections::elect_unclean_leaders(
+                &staged.image,
+                self.config.unclean_leader_election_enable,
+            );
+            let _ = staged.push_applied(records);
+        }
+        staged.finish(false).unwrap_or_default()
     }
 
     /// Fences unfenced brokers that have not heartbeaten within the session timeout, moving
@@ -173,5 +240,22 @@ impl Controller {
         now_ms: i64,
     ) -> Vec<MetadataRecord> {
         brokers::expire_sessions(self, image, now_ms)
+    }
+}
+
+/// Whether a periodic pass is due at `now_ms`; schedules the next one an interval later.
+/// The first call only schedules.
+fn due(next_ms: &mut Option<i64>, now_ms: i64, interval_ms: i64) -> bool {
+    let interval_ms = interval_ms.max(1);
+    match *next_ms {
+        Some(next) if now_ms >= next => {
+            *next_ms = Some(now_ms.saturating_add(interval_ms));
+            true
+        }
+        Some(_) => false,
+        None => {
+            *next_ms = Some(now_ms.saturating_add(interval_ms));
+            false
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Replica placement for new partitions, and checks of manually given placements.
 //!
-//! Automatic placement is Kafka's round robin over a rack-alternating list of the unfenced
-//! brokers: the first replica of consecutive partitions walks the list from a start index,
+//! Automatic placement is Kafka's round robin over a rack-alternating list of the active
+//! brokers (unfenced and not in controlled shutdown): the first replica of consecutive partitions walks the list from a start index,
 //! the followers are shifted by an amount that grows every full round, and a follower is
 //! taken only from a rack without a replica of the partition until every rack has one.
 //! Leaders and followers spread evenly, and across racks. Brokers without a rack count as
@@ -57,11 +57,11 @@ pub(crate) fn assign_replicas(
     Ok(out)
 }
 
-/// Unfenced brokers ordered so that consecutive entries come from different racks:
+/// Active brokers ordered so that consecutive entries come from different racks:
 /// the first broker of each rack, then the second of each, and so on.
 fn rack_alternating_brokers(image: &MetadataImage) -> Vec<(i32, Option<&str>)> {
     let mut by_rack: BTreeMap<Option<&str>, Vec<i32>> = BTreeMap::new();
-    for b in image.brokers().filter(|b| !b.fenced) {
+    for b in image.brokers().filter(|b| b.is_active()) {
         by_rack
             .entry(b.rack.as_deref())
             .or_default()
@@ -136,7 +136,7 @@ fn replication_factor_error(replication_factor: usize, unfenced: usize) -> ApiEr
     )
 }
 
-/// Checks a manual replica list and returns its initial ISR (the unfenced replicas).
+/// Checks a manual replica list and returns its initial ISR (the active replicas).
 pub(crate) fn check_manual_replicas(
     image: &MetadataImage,
     partition: i32,
@@ -164,7 +164,7 @@ pub(crate) fn check_manual_replicas(
     let isr: Vec<i32> = replicas
         .iter()
         .copied()
-        .filter(|b| image.is_broker_unfenced(*b))
+        .filter(|b| image.is_broker_active(*b))
         .collect();
     if isr.is_empty() {
         return Err(invalid(format!(

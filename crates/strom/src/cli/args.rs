@@ -70,6 +70,7 @@ const TOPICS_EXAMPLES: &str = "Examples:
   strom topics create orders --partitions 6 --config retention.ms=86400000
   strom topics list
   strom topics describe orders
+  strom topics describe --under-replicated-partitions
   strom topics alter orders --partitions 12 --config cleanup.policy=compact
   strom topics delete orders
   strom topics list --output json --bootstrap-server 10.0.0.5:9092";
@@ -141,7 +142,8 @@ pub enum TopicsCommand {
         #[arg(long = "exclude-internal")]
         exclude_internal: bool,
     },
-    /// Describe topics: partitions, leaders, replicas, ISR and non-default configs.
+    /// Describe topics: partitions, leaders, replicas, ISR, offline replicas and
+    /// non-default configs.
     Describe {
         /// Topic names (default: every topic).
         #[arg(value_name = "TOPIC")]
@@ -149,6 +151,12 @@ pub enum TopicsCommand {
         /// Leave out internal topics such as __consumer_offsets.
         #[arg(long = "exclude-internal")]
         exclude_internal: bool,
+        /// Only partitions whose ISR is smaller than their replica list.
+        #[arg(long = "under-replicated-partitions")]
+        under_replicated: bool,
+        /// Only partitions without a leader, or whose leader is not a live broker.
+        #[arg(long = "unavailable-partitions")]
+        unavailable: bool,
     },
     /// Add partitions or change configs of a topic.
     #[command(group(ArgGroup::new("change").required(true).multiple(true)))]

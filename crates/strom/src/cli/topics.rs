@@ -1,6 +1,6 @@
 //! `strom topics create|list|describe|alter|delete`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Context as _;
 use serde::Serialize;
@@ -27,9 +27,33 @@ struct TopicView {
 #[derive(Debug, Serialize)]
 struct PartitionView {
     partition: i32,
+    /// -1 when the partition has no leader.
     leader: i32,
     replicas: Vec<i32>,
     isr: Vec<i32>,
+    /// Replicas on brokers that are not live (Metadata v5+'s `offline_replicas`).
+    offline_replicas: Vec<i32>,
+}
+
+/// `--under-replicated-partitions` / `--unavailable-partitions`: which partitions to show
+/// (kafka-topics.sh's report options; with one set, only matching partitions are shown
+/// and topic summaries are left out).
+#[derive(Debug, Default, Clone, Copy)]
+struct Report {
+    under_replicated: bool,
+    unavailable: bool,
+}
+
+impl Report {
+    fn any(self) -> bool {
+        self.under_replicated || self.unavailable
+    }
+
+    /// Kafka's `isUnderReplicated` and `hasUnavailablePartitions`.
+    fn shows(self, p: &PartitionView, live: &BTreeSet<i32>) -> bool {
+        (self.under_replicated && p.isr.len() < p.replicas.len())
+            || (self.unavailable && (p.leader < 0 || !live.contains(&p.leader)))
+    }
 }
 
 impl TopicView {
@@ -54,6 +78,7 @@ impl TopicView {
                         leader: p.leader,
                         replicas: p.replicas.clone(),
                         isr: p.isr.clone(),
+                        offline_replicas: p.offline_replicas.clone(),
                     })
                     .collect()
             } else {
@@ -87,7 +112,15 @@ pub async fn run(common: &Common, command: TopicsCommand) -> anyhow::Result<()> 
         TopicsCommand::Describe {
             topics,
             exclude_internal,
-        } => describe(&admin, common, &topics, exclude_internal).await,
+            under_replicated,
+            unavailable,
+        } => {
+            let report = Report {
+                under_replicated,
+                unavailable,
+            };
+            describe(&admin, common, &topics, exclude_internal, report).await
+        }
         TopicsCommand::Alter {
             topic,
             partitions,
@@ -150,22 +183,41 @@ fn render_describe(views: &[TopicView]) -> String {
             "Topic: {}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {}\tConfigs: {}\n",
             view.name, view.topic_id, view.partition_count, view.replication_factor, configs
         ));
-        let mut table = Table::new(&["PARTITION", "LEADER", "REPLICAS", "ISR"]);
+        let mut table = Table::new(&["PARTITION", "LEADER", "REPLICAS", "ISR", "OFFLINE"]);
         for p in &view.partitions {
-            table.row(vec![
-                p.partition.to_string(),
-                if p.leader < 0 {
-                    "none".to_string()
-                } else {
-                    p.leader.to_string()
-                },
-                join_ids(&p.replicas),
-                join_ids(&p.isr),
-            ]);
+            table.row(partition_row(p));
         }
         text.push_str(&table.render());
     }
     text
+}
+
+/// Only the partitions a report option picked, one table across topics (kafka-topics.sh
+/// prints the topic on each partition line then, and no summaries).
+fn render_report(views: &[TopicView]) -> String {
+    let mut table = Table::new(&["TOPIC", "PARTITION", "LEADER", "REPLICAS", "ISR", "OFFLINE"]);
+    for view in views {
+        for p in &view.partitions {
+            let mut row = vec![view.name.clone()];
+            row.extend(partition_row(p));
+            table.row(row);
+        }
+    }
+    table.render()
+}
+
+fn partition_row(p: &PartitionView) -> Vec<String> {
+    vec![
+        p.partition.to_string(),
+        if p.leader < 0 {
+            "none".to_string()
+        } else {
+            p.leader.to_string()
+        },
+        join_ids(&p.replicas),
+        join_ids(&p.isr),
+        join_ids(&p.offline_replicas),
+    ]
 }
 
 /// A topic id as Kafka prints it: URL-safe base64 without padding.
@@ -236,8 +288,35 @@ async fn describe(
     common: &Common,
     topics: &[String],
     exclude_internal: bool,
+    report: Report,
 ) -> anyhow::Result<()> {
     let infos = sorted_topics(admin.describe_topics(topics).await?, exclude_internal);
+    if report.any() {
+        // Kafka's live brokers: those DescribeCluster lists (unfenced).
+        let live: BTreeSet<i32> = admin
+            .describe_cluster()
+            .await?
+            .brokers
+            .iter()
+            .map(|b| b.id)
+            .collect();
+        let views: Vec<TopicView> = infos
+            .iter()
+            .map(|info| {
+                let mut view = TopicView::new(info, true);
+                view.partitions.retain(|p| report.shows(p, &live));
+                view
+            })
+            .filter(|view| !view.partitions.is_empty())
+            .collect();
+        return if common.json() {
+            output::print_json(&views)
+        } else {
+            let mut out = output::Out::new();
+            out.bytes(render_report(&views).as_bytes())?;
+            out.flush()
+        };
+    }
     let mut views = Vec::with_capacity(infos.len());
     for info in &infos {
         let mut view = TopicView::new(info, true);
@@ -347,21 +426,42 @@ mod tests {
                     leader: 1,
                     replicas: vec![1, 2],
                     isr: vec![1],
+                    offline_replicas: vec![2],
                 },
                 PartitionView {
                     partition: 1,
                     leader: -1,
                     replicas: vec![2],
-                    isr: vec![],
+                    isr: vec![2],
+                    offline_replicas: vec![2],
                 },
             ],
         };
         assert_eq!(
-            render_describe(&[view]),
+            render_describe(std::slice::from_ref(&view)),
             "Topic: t\tTopicId: id\tPartitionCount: 2\tReplicationFactor: 1\tConfigs: retention.ms=1\n\
-             PARTITION  LEADER  REPLICAS  ISR\n\
-             0          1       1,2       1\n\
-             1          none    2\n"
+             PARTITION  LEADER  REPLICAS  ISR  OFFLINE\n\
+             0          1       1,2       1    2\n\
+             1          none    2         2    2\n"
         );
+        let live = BTreeSet::from([1]);
+        let under = Report {
+            under_replicated: true,
+            unavailable: false,
+        };
+        let unavailable = Report {
+            under_replicated: false,
+            unavailable: true,
+        };
+        let picked = |report: Report| -> Vec<i32> {
+            view.partitions
+                .iter()
+                .filter(|p| report.shows(p, &live))
+                .map(|p| p.partition)
+                .collect()
+        };
+        assert_eq!(picked(under), vec![0]);
+        assert_eq!(picked(unavailable), vec![1]);
+        assert_eq!(picked(Report::default()), Vec::<i32>::new());
     }
 }
