@@ -639,8 +639,8 @@ impl Runtime {
     }
 
     /// Replies whose records stayed uncommitted past the write timeout answer
-    /// COORDINATOR_NOT_AVAILABLE (Kafka maps its write timeout to that code); the records
-    /// stay in the log and the state stays as it is.
+    /// COORDINATOR_NOT_AVAILABLE (Kafka maps its write timeout to that code, and to
+    /// NOT_COORDINATOR for OffsetFetch); the records stay in the log and the state as it is.
     fn expire_deferred(&mut self) {
         let now = now_ms();
         let mut expired = Vec::new();
@@ -657,10 +657,13 @@ impl Runtime {
         }
         for id in expired {
             if let Some((_, pending)) = self.pending.remove(&id) {
-                let _ = pending.reply.send(error_response(
-                    pending.kind,
-                    ErrorCode::CoordinatorNotAvailable,
-                ));
+                // OffsetFetch gets NOT_COORDINATOR instead, as in Kafka: consumers before
+                // 3.9 retry nothing else there.
+                let error = match pending.kind {
+                    Kind::Fetch => ErrorCode::NotCoordinator,
+                    _ => ErrorCode::CoordinatorNotAvailable,
+                };
+                let _ = pending.reply.send(error_response(pending.kind, error));
             }
         }
     }

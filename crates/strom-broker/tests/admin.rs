@@ -357,6 +357,11 @@ async fn cluster_log_dirs_topic_partitions_elections_and_epochs() {
         .unwrap();
     assert_eq!(a.partitions.len(), 3);
     assert!(a.partitions.iter().any(|p| p.partition_size > 0));
+    // A current replica's lag is Kafka's max(high watermark - log end, 0); the volume's
+    // sizes are known (v4+).
+    assert!(a.partitions.iter().all(|p| p.offset_lag == 0));
+    assert!(result.total_bytes > 0 && result.usable_bytes > 0);
+    assert!(result.usable_bytes <= result.total_bytes);
 
     // Pagination: two partitions per page over a (3) and b (2).
     let mut cursor = None;
@@ -373,6 +378,8 @@ async fn cluster_log_dirs_topic_partitions_elections_and_epochs() {
             .await;
         for t in &response.topics {
             for p in &t.partitions {
+                assert_eq!(p.leader_id.0, 1);
+                assert!(p.offline_replicas.is_empty(), "{p:?}");
                 seen.push((t.name.as_ref().unwrap().0.to_string(), p.partition_index));
             }
         }

@@ -235,6 +235,8 @@ async fn join_sync_heartbeat_commit_fetch_survive_restart() {
 
 #[tokio::test]
 async fn group_apis_before_the_offsets_topic_are_retriable() {
+    // Before __consumer_offsets exists no broker coordinates any group: NOT_COORDINATOR
+    // (retriable, the client looks the coordinator up again), as Kafka's runtime answers.
     let broker = TestBroker::start().await;
     let mut client = broker.client().await;
     let beat = client
@@ -246,7 +248,7 @@ async fn group_apis_before_the_offsets_topic_are_retriable() {
                 .with_member_id(s("m")),
         )
         .await;
-    assert_eq!(beat.error_code, 15);
+    assert_eq!(beat.error_code, 16);
     // Metadata lists the internal topic as internal once it exists.
     find_coordinator(&mut client, broker.addr().port()).await;
     let all = client

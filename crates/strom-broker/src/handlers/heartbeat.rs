@@ -1,4 +1,6 @@
-//! Heartbeat (v0-v4): keeps a member's session alive and tells it about rebalances.
+//! Heartbeat (v0-v4): keeps a member's session alive and tells it about rebalances. While
+//! the group's partition is still loading (a new coordinator after a failover) the answer
+//! is NONE, as Kafka "blindly" answers it: the member keeps its assignment meanwhile.
 
 use strom_group::{Command, ErrorCode, Heartbeat, Response};
 use strom_protocol::messages::{HeartbeatRequest, HeartbeatResponse, ResponseKind};
@@ -19,6 +21,7 @@ pub(super) async fn handle(
         group_instance_id: opt_string(request.group_instance_id),
     });
     let code = match group_call(context, &group_id, command).await {
+        Ok(Response::Heartbeat(ErrorCode::CoordinatorLoadInProgress)) => ErrorCode::None,
         Ok(Response::Heartbeat(code)) => code,
         Ok(_) => ErrorCode::CoordinatorNotAvailable,
         Err(code) => code,

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod kafka;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -23,8 +25,10 @@ use uuid::Uuid;
 pub struct ServerProcess {
     child: Option<Child>,
     pub addr: String,
-    /// Its stderr lines so far, when started with [`ServerProcess::start_logged`].
+        /// Its stderr lines so far, when started with [`ServerProcess::start_logged`].
     log: Option<std::sync::Arc<std::sync::Mutex<Vec<String>>>>,
+    /// Its stdout lines, until the ready line has been read.
+    lines: Option<mpsc::Receiver<String>>,
 }
 
 /// `strom server` with `overrides`.
@@ -73,13 +77,55 @@ pub fn start_expecting_exit(overrides: &[String], limit: Duration) -> (bool, Str
 
 impl ServerProcess {
     /// Starts `strom server` with `overrides` and waits (bounded) for its ready line.
-    pub fn start(overrides: &[String], addr: &str) -> ServerProcess {
-        Self::spawn(overrides, addr, false)
+        pub fn start(overrides: &[String], addr: &str) -> ServerProcess {
+        let mut process = Self::spawn_with(overrides, addr, false);
+        process.wait_ready(Duration::from_secs(20));
+        process
     }
 
     /// [`ServerProcess::start`], keeping its stderr lines for [`ServerProcess::log`].
     pub fn start_logged(overrides: &[String], addr: &str) -> ServerProcess {
-        Self::spawn(overrides, addr, true)
+        let mut process = Self::spawn_with(overrides, addr, true);
+        process.wait_ready(Duration::from_secs(20));
+        process
+    }
+
+    /// Starts `strom server` without waiting: a node of a multi-node cluster is ready only
+    /// once a quorum runs, so every node must be started before any is waited for
+    /// ([`ServerProcess::wait_ready`]).
+    pub fn spawn(overrides: &[String], addr: &str) -> ServerProcess {
+        Self::spawn_with(overrides, addr, false)
+    }
+
+    /// Waits (at most `limit`) for the ready line.
+    pub fn wait_ready(&mut self, limit: Duration) {
+        let Some(lines) = self.lines.take() else {
+            return;
+        };
+        match lines.recv_timeout(limit) {
+            Ok(line) => assert!(line.contains("ready"), "unexpected first line {line:?}"),
+            Err(e) => {
+                self.kill();
+                panic!("strom server did not get ready: {e}");
+            }
+        }
+    }
+
+    /// Sends SIGTERM without waiting for the exit.
+    pub fn signal_terminate(&self) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+        }
+    }
+
+    /// The exit status once the process has exited (reaping it), `None` while it runs.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().ok()??;
+        self.child = None;
+        Some(status)
     }
 
     /// Its stderr so far (empty unless started with [`ServerProcess::start_logged`]).
@@ -90,7 +136,7 @@ impl ServerProcess {
             .unwrap_or_default()
     }
 
-    fn spawn(overrides: &[String], addr: &str, logged: bool) -> ServerProcess {
+        fn spawn_with(overrides: &[String], addr: &str, logged: bool) -> ServerProcess {
         let stderr = if logged {
             Stdio::piped()
         } else {
@@ -123,19 +169,12 @@ impl ServerProcess {
                 }
             }
         });
-        let mut process = ServerProcess {
+                ServerProcess {
             child: Some(child),
             addr: addr.to_string(),
             log,
-        };
-        match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(line) => assert!(line.contains("ready"), "unexpected first line {line:?}"),
-            Err(e) => {
-                process.kill();
-                panic!("strom server did not get ready: {e}");
-            }
+            lines: Some(rx),
         }
-        process
     }
 
     /// SIGKILL, like `kill -9`, and reap.
