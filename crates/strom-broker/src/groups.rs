@@ -84,8 +84,8 @@ pub struct GroupCall {
 /// What the handlers send the coordinator task.
 #[derive(Debug)]
 pub enum GroupMessage {
-    /// A group command.
-    Call(GroupCall),
+    /// A group command (boxed: it is much larger than the other message).
+    Call(Box<GroupCall>),
     /// Load this partition now if this broker leads it (FindCoordinator is about to name
     /// this broker).
     Load(i32),
@@ -128,7 +128,10 @@ impl GroupHandle {
             command,
             reply,
         };
-        self.sender.send(GroupMessage::Call(call)).await.ok()?;
+        self.sender
+            .send(GroupMessage::Call(Box::new(call)))
+            .await
+            .ok()?;
         response.await.ok()
     }
 
@@ -306,7 +309,7 @@ pub async fn run(context: Arc<BrokerContext>, inbox: GroupInbox) {
         let waiting = runtime.shards.values().any(|s| !s.deferred.is_empty());
         tokio::select! {
             message = messages.recv() => match message {
-                Some(GroupMessage::Call(call)) => runtime.on_call(call).await,
+                Some(GroupMessage::Call(call)) => runtime.on_call(*call).await,
                 Some(GroupMessage::Load(partition)) => runtime.on_load_request(partition),
                 None => return,
             },

@@ -228,6 +228,9 @@ pub(crate) fn elect_unclean_leaders(
         .collect()
 }
 
+/// Per preferred broker: how many partitions it should lead, and those it does not lead.
+type PreferredBy<'a> = (usize, Vec<(TopicIdPartition, &'a PartitionImage)>);
+
 /// The leader rebalance of `auto.leader.rebalance.enable`, with Kafka's per-broker
 /// threshold: for each broker, among the partitions whose preferred (first) replica it is,
 /// the share it does not lead; when that share exceeds `imbalance_percentage` percent,
@@ -239,9 +242,7 @@ pub(crate) fn rebalance_leaders(
     image: &MetadataImage,
     imbalance_percentage: u32,
 ) -> Vec<MetadataRecord> {
-    // preferred broker -> (partitions it should lead, those it does not lead)
-    let mut by_preferred: BTreeMap<i32, (usize, Vec<(TopicIdPartition, &PartitionImage)>)> =
-        BTreeMap::new();
+    let mut by_preferred: BTreeMap<i32, PreferredBy<'_>> = BTreeMap::new();
     for (tp, p) in image.partitions() {
         let Some(preferred) = p.replicas.first().copied() else {
             continue;
