@@ -32,6 +32,13 @@ pub(super) async fn handle(
         }
         let command = Command::ConsumerGroupDescribe(id.clone());
         let described = match group_call(context, &id, command).await {
+            // A coordinator error (loading, moved away) names no group: keep the id asked for.
+            Ok(Response::ConsumerGroupDescribe(d)) if d.group_id.is_empty() => {
+                let code = d
+                    .error
+                    .map_or(ErrorCode::CoordinatorNotAvailable, |e| e.code);
+                failed(group_id, code)
+            }
             Ok(Response::ConsumerGroupDescribe(d)) => to_wire(d, &context.metadata.image()),
             Ok(_) => failed(group_id, ErrorCode::CoordinatorNotAvailable),
             Err(code) => failed(group_id, code),

@@ -37,6 +37,9 @@ pub(super) async fn handle(
             group_id: group_id.clone(),
         });
         let described = match group_call(context, &group_id, command).await {
+            // A coordinator error (loading, moved away) names no group: answer with the id
+            // asked for, which librdkafka asserts on.
+            Ok(Response::DescribeGroup(d)) if d.group_id.is_empty() => failed(&group_id, d.error),
             Ok(Response::DescribeGroup(d)) => d,
             Ok(_) => failed(&group_id, ErrorCode::CoordinatorNotAvailable),
             Err(code) => failed(&group_id, code),
