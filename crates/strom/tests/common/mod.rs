@@ -25,7 +25,7 @@ use uuid::Uuid;
 pub struct ServerProcess {
     child: Option<Child>,
     pub addr: String,
-        /// Its stderr lines so far, when started with [`ServerProcess::start_logged`].
+    /// Its stderr lines so far, when started with [`ServerProcess::start_logged`].
     log: Option<std::sync::Arc<std::sync::Mutex<Vec<String>>>>,
     /// Its stdout lines, until the ready line has been read.
     lines: Option<mpsc::Receiver<String>>,
@@ -77,7 +77,7 @@ pub fn start_expecting_exit(overrides: &[String], limit: Duration) -> (bool, Str
 
 impl ServerProcess {
     /// Starts `strom server` with `overrides` and waits (bounded) for its ready line.
-        pub fn start(overrides: &[String], addr: &str) -> ServerProcess {
+    pub fn start(overrides: &[String], addr: &str) -> ServerProcess {
         let mut process = Self::spawn_with(overrides, addr, false);
         process.wait_ready(Duration::from_secs(20));
         process
@@ -136,7 +136,7 @@ impl ServerProcess {
             .unwrap_or_default()
     }
 
-        fn spawn_with(overrides: &[String], addr: &str, logged: bool) -> ServerProcess {
+    fn spawn_with(overrides: &[String], addr: &str, logged: bool) -> ServerProcess {
         let stderr = if logged {
             Stdio::piped()
         } else {
@@ -169,7 +169,7 @@ impl ServerProcess {
                 }
             }
         });
-                ServerProcess {
+        ServerProcess {
             child: Some(child),
             addr: addr.to_string(),
             log,
