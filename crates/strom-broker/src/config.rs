@@ -361,6 +361,22 @@ impl Props<'_> {
     }
 }
 
+/// Kafka's default replication factor of `__consumer_offsets`, 3, on a cluster; 1 on a node
+/// that is its own whole quorum (no `controller.quorum.voters`, or only one voter), so that a
+/// bare `strom server` serves groups, as Kafka's sample single-node `server.properties` does
+/// by setting 1. A cluster that forgot the key thus keeps its committed offsets on three
+/// brokers, not on one.
+fn default_offsets_topic_replication_factor(map: &BTreeMap<String, String>) -> i16 {
+    let voters = map.get("controller.quorum.voters").map_or(0, |voters| {
+        voters.split(',').filter(|v| !v.trim().is_empty()).count()
+    });
+    if voters > 1 {
+        3
+    } else {
+        1
+    }
+}
+
 impl BrokerConfig {
     /// Validates Kafka `server.properties` pairs. Returns the config and the keys it did
     /// not recognise (the caller logs them as warnings; keys read by other parts of the
@@ -497,7 +513,7 @@ impl BrokerConfig {
             keys_set: map.keys().cloned().collect(),
             offsets_topic_replication_factor: props.at_least(
                 "offsets.topic.replication.factor",
-                1,
+                default_offsets_topic_replication_factor(map),
                 1,
             )?,
         };
@@ -917,6 +933,30 @@ mod tests {
         assert_eq!(config.log_defaults.segment_bytes, 1 << 30);
         assert_eq!(config.log_defaults.max_message_bytes, 1_048_588);
         assert!(!config.sync_on_commit());
+    }
+
+    #[test]
+    fn offsets_topic_replication_follows_the_quorum_unless_set() {
+        let factor = |pairs: &[(&str, &str)]| {
+            BrokerConfig::from_props(&props(pairs))
+                .unwrap()
+                .0
+                .offsets_topic_replication_factor
+        };
+        assert_eq!(factor(&[]), 1);
+        assert_eq!(
+            factor(&[("controller.quorum.voters", "1@127.0.0.1:9093")]),
+            1
+        );
+        let three = "1@127.0.0.1:9093,2@127.0.0.1:9095,3@127.0.0.1:9097";
+        assert_eq!(factor(&[("controller.quorum.voters", three)]), 3);
+        assert_eq!(
+            factor(&[
+                ("controller.quorum.voters", three),
+                ("offsets.topic.replication.factor", "2")
+            ]),
+            2
+        );
     }
 
     #[test]
