@@ -10,3 +10,5 @@ pub mod compat;
 pub mod error;
 pub mod records;
 pub mod schema;
+pub mod service;
+pub mod store;
