@@ -1,14 +1,26 @@
 //! strom-registry: a Schema Registry compatible with Confluent's REST API, run as a Kafka
 //! client of any Kafka-compatible cluster, its state in the compacted `_schemas` topic.
 //!
-//! Layers: `schema` (parsing, canonical text, compatibility of Avro, JSON Schema and
-//! Protobuf) and `store` (the state machine fed by `_schemas` records, in Confluent's
-//! `records` formats) are pure; `service` plans each request against the store;
-//! `kafka` (reader, writer, leader election) and `http` (axum) are the edges.
+//! Layers: `schema` (parsing, canonical text and compatibility of Avro, JSON Schema and
+//! Protobuf), `compat` (levels) and `store` (the state machine fed by `_schemas` records,
+//! in Confluent's `records` formats) are pure; `service` plans each request against the
+//! store (pure too); `kafka` (reader and writer of the topic), `leader` (election through
+//! a consumer group), `http` (the REST API on axum) and `client` (a small HTTP client)
+//! are the edges; `registry` puts them together.
 
+pub mod client;
 pub mod compat;
+pub mod config;
 pub mod error;
+pub mod http;
+pub mod kafka;
+pub mod leader;
 pub mod records;
+pub mod registry;
 pub mod schema;
 pub mod service;
 pub mod store;
+
+pub use config::RegistryConfig;
+pub use error::{RegistryError, RestError};
+pub use registry::Registry;

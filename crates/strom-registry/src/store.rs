@@ -45,6 +45,11 @@ impl Store {
         self.next_offset
     }
 
+    /// Moves past offsets that hold no record (compacted away, control batches).
+    pub fn advance_to(&mut self, next_offset: i64) {
+        self.next_offset = self.next_offset.max(next_offset);
+    }
+
     /// Records skipped so far (undecodable or conflicting).
     pub fn skipped(&self) -> u64 {
         self.skipped

@@ -3,6 +3,7 @@
 mod cli;
 mod dump;
 mod properties;
+mod schema_registry;
 mod server;
 mod server_config;
 mod status;
@@ -21,6 +22,7 @@ use tracing_subscriber::EnvFilter;
     about = "Strom: Kafka-compatible event streaming in one binary",
     after_help = "Examples:
   strom server config/server.properties
+  strom schema-registry --override kafkastore.bootstrap.servers=127.0.0.1:9092
   strom topics create orders --partitions 3
   echo hello | strom produce orders
   strom consume orders --from-beginning --max-messages 1
@@ -41,6 +43,16 @@ enum Command {
     Server {
         /// The properties file; without it, defaults (a single node: broker on
         /// 127.0.0.1:9092, controller on 127.0.0.1:9093, data in ./data).
+        file: Option<PathBuf>,
+        /// Set a key, overriding the file: `--override key=value` (repeatable).
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
+    /// Run a Schema Registry compatible with Confluent's, as a client of a Kafka cluster
+    /// (Confluent's schema-registry.properties keys).
+    SchemaRegistry {
+        /// The properties file; without it, defaults (http://127.0.0.1:8081) and the
+        /// cluster from --override kafkastore.bootstrap.servers=HOST:PORT.
         file: Option<PathBuf>,
         /// Set a key, overriding the file: `--override key=value` (repeatable).
         #[arg(long = "override", value_name = "KEY=VALUE")]
@@ -80,7 +92,7 @@ fn main() -> ExitCode {
     // Client commands keep stderr for their own messages; RUST_LOG still turns logs on.
     let default_filter = match command {
         Command::Client(_) => "error",
-        _ => "warn,strom=info,strom_raft=info,strom_broker=info",
+        _ => "warn,strom=info,strom_raft=info,strom_broker=info,strom_registry=info",
     };
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
@@ -99,6 +111,9 @@ fn run(command: Command) -> ExitCode {
             Ok(())
         }
         Command::Server { file, overrides } => server::run(file.as_deref(), &overrides),
+        Command::SchemaRegistry { file, overrides } => {
+            schema_registry::run(file.as_deref(), &overrides)
+        }
         Command::Metadata {
             command: MetadataCommand::Dump { dir },
         } => dump::run(&dir),

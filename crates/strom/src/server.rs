@@ -29,7 +29,10 @@ pub fn load_config(
     } else {
         None
     };
-    for key in unknown.iter().filter(|k| !BrokerConfig::is_known_key(k)) {
+    let unknown = unknown
+        .iter()
+        .filter(|k| !crate::schema_registry::is_registry_key(k));
+    for key in unknown.filter(|k| !BrokerConfig::is_known_key(k)) {
         tracing::warn!("unknown configuration {key} ignored");
     }
     Ok((config, broker))
@@ -59,6 +62,7 @@ pub fn load_properties(
 
 pub fn run(file: Option<&Path>, overrides: &[String]) -> anyhow::Result<()> {
     let (config, broker_config) = load_config(file, overrides)?;
+    let props = load_properties(file, overrides)?;
     let node_config = config.node_config().map_err(|e| anyhow!(e))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -81,6 +85,29 @@ pub fn run(file: Option<&Path>, overrides: &[String]) -> anyhow::Result<()> {
                 }
             }
             None => None,
+        };
+        // The in-process schema registry (schema.registry.enable=true): a Kafka client of
+        // this broker, started once the broker serves and stopped before it.
+        let registry_config = broker.as_ref().map(|broker| {
+            let advertised = &broker.context().advertised;
+            let address = format!("{}:{}", advertised.host, advertised.port);
+            crate::schema_registry::server_registry_config(&props, &address)
+        });
+        let registry = match registry_config {
+            Some(Ok(Some(registry_config))) => {
+                match crate::schema_registry::start(registry_config).await {
+                    Ok(registry) => Some(registry),
+                    Err(error) => {
+                        stop(broker, &node).await;
+                        return Err(error);
+                    }
+                }
+            }
+            Some(Err(error)) => {
+                stop(broker, &node).await;
+                return Err(error);
+            }
+            _ => None,
         };
         let voters: Vec<String> = if node_config.voters.is_empty() {
             vec![format!("{}@{}", node.node_id(), node.local_addr())]
@@ -109,6 +136,9 @@ pub fn run(file: Option<&Path>, overrides: &[String]) -> anyhow::Result<()> {
         std::io::stdout().flush().ok();
         let signal = signals.wait().await;
         tracing::info!("{signal} received, shutting down");
+        if let Some(registry) = registry {
+            registry.shutdown().await;
+        }
         if let Some(broker) = broker {
             broker.shutdown().await;
         }
@@ -118,14 +148,21 @@ pub fn run(file: Option<&Path>, overrides: &[String]) -> anyhow::Result<()> {
     })
 }
 
+async fn stop(broker: Option<Broker>, node: &strom_raft::metadata::MetadataNode) {
+    if let Some(broker) = broker {
+        broker.shutdown().await;
+    }
+    node.shutdown().await;
+}
+
 /// SIGTERM and SIGINT handlers.
-struct ShutdownSignals {
+pub(crate) struct ShutdownSignals {
     terminate: tokio::signal::unix::Signal,
     interrupt: tokio::signal::unix::Signal,
 }
 
 impl ShutdownSignals {
-    fn install() -> anyhow::Result<ShutdownSignals> {
+    pub(crate) fn install() -> anyhow::Result<ShutdownSignals> {
         use tokio::signal::unix::{signal, SignalKind};
         Ok(ShutdownSignals {
             terminate: signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?,
@@ -134,7 +171,7 @@ impl ShutdownSignals {
     }
 
     /// The name of the first signal received.
-    async fn wait(&mut self) -> &'static str {
+    pub(crate) async fn wait(&mut self) -> &'static str {
         tokio::select! {
             _ = self.terminate.recv() => "SIGTERM",
             _ = self.interrupt.recv() => "SIGINT",
