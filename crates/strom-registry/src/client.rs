@@ -120,3 +120,93 @@ async fn exchange(
     driver.abort();
     result
 }
+
+/// A failed call to a registry.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// The registry answered with an error body.
+    #[error("schema registry: {message} (HTTP {status}, error code {error_code})")]
+    Registry {
+        status: u16,
+        error_code: i64,
+        message: String,
+    },
+    #[error("schema registry: the answer is not JSON: {0}")]
+    Json(String),
+}
+
+/// A client of a registry's REST API (this one's or Confluent's).
+#[derive(Debug, Clone)]
+pub struct RegistryClient {
+    base: String,
+    timeout: Duration,
+}
+
+/// Longest registry answer read.
+const ANSWER_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+impl RegistryClient {
+    pub fn new(base: &str, timeout: Duration) -> RegistryClient {
+        RegistryClient {
+            base: base.trim_end_matches('/').to_string(),
+            timeout,
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// One call; a non-2xx answer is a [`CallError::Registry`].
+    pub async fn call(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value, CallError> {
+        let body = body.map(|b| Bytes::from(b.to_string()));
+        let response = send(
+            &self.base,
+            method,
+            path_and_query,
+            body,
+            self.timeout,
+            ANSWER_BYTES_MAX,
+        )
+        .await?;
+        let parsed: Result<serde_json::Value, _> = serde_json::from_slice(&response.body);
+        if !(200..300).contains(&response.status) {
+            let (error_code, message) = match &parsed {
+                Ok(v) => (
+                    v.get("error_code").and_then(serde_json::Value::as_i64).unwrap_or(-1),
+                    v.get("message")
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                ),
+                Err(_) => (-1, String::from_utf8_lossy(&response.body).into_owned()),
+            };
+            return Err(CallError::Registry {
+                status: response.status,
+                error_code,
+                message,
+            });
+        }
+        parsed.map_err(|e| CallError::Json(e.to_string()))
+    }
+}
+
+/// Percent-encodes a path segment (a subject name may hold any character).
+pub fn encode_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

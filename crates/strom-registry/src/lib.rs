@@ -20,6 +20,7 @@ pub mod registry;
 pub mod schema;
 pub mod service;
 pub mod store;
+pub mod wire;
 
 pub use config::RegistryConfig;
 pub use error::{RegistryError, RestError};

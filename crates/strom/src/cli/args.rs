@@ -1,5 +1,5 @@
 //! The command line of the client commands (`topics`, `produce`, `consume`, `groups`,
-//! `configs`, `cluster`): clap definitions with examples in each `--help`.
+//! `configs`, `cluster`, `schemas`): clap definitions with examples in each `--help`.
 
 use std::path::PathBuf;
 
@@ -64,6 +64,131 @@ pub enum ClientCommand {
     Configs(ConfigsArgs),
     /// Describe the cluster: id, controller and brokers.
     Cluster(ClusterArgs),
+    /// List, get, register, check and delete schemas in a schema registry.
+    #[command(after_help = SCHEMAS_EXAMPLES)]
+    Schemas(SchemasArgs),
+}
+
+const SCHEMAS_EXAMPLES: &str = "Examples:
+  strom schemas register orders-value --file order.avsc
+  strom schemas list
+  strom schemas get orders-value --version latest
+  strom schemas get --id 1
+  strom schemas check orders-value --file order-v2.avsc
+  strom schemas delete orders-value --version 1
+The registry is --registry-url or STROM_REGISTRY_URL (default http://127.0.0.1:8081).";
+
+/// Where the schema registry is.
+#[derive(Args, Debug, Clone)]
+pub struct RegistryOpts {
+    /// The schema registry's URL.
+    #[arg(
+        long = "registry-url",
+        env = "STROM_REGISTRY_URL",
+        default_value = "http://127.0.0.1:8081",
+        value_name = "URL",
+        global = true
+    )]
+    pub registry_url: String,
+}
+
+/// `--value-format`: how record values are written and shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum ValueFormat {
+    /// The bytes as they are.
+    #[default]
+    Raw,
+    /// Avro in Confluent's wire format (schema id header), as JSON on the terminal.
+    Avro,
+}
+
+/// `--type`: a schema's format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum SchemaFormat {
+    #[default]
+    Avro,
+    Json,
+    Protobuf,
+}
+
+#[derive(Args, Debug)]
+pub struct SchemasArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub registry: RegistryOpts,
+    #[command(subcommand)]
+    pub command: SchemasCommand,
+}
+
+/// A schema given on the command line: its file, format and references.
+#[derive(Args, Debug, Clone)]
+pub struct SchemaInput {
+    /// The schema's file (.avsc, .json, .proto).
+    #[arg(long, short = 'f', value_name = "PATH")]
+    pub file: PathBuf,
+    /// The schema's format.
+    #[arg(long = "type", short = 't', value_enum, default_value_t = SchemaFormat::Avro)]
+    pub schema_type: SchemaFormat,
+    /// A reference NAME=SUBJECT:VERSION to another registered schema (repeatable).
+    #[arg(long = "reference", short = 'r', value_name = "NAME=SUBJECT:VERSION", value_parser = parse::reference)]
+    pub references: Vec<(String, String, i32)>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SchemasCommand {
+    /// List subjects.
+    List {
+        /// Only subjects starting with this.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Soft-deleted subjects too.
+        #[arg(long)]
+        deleted: bool,
+    },
+    /// Print a subject's version (default: the latest), or a schema by id.
+    #[command(group(ArgGroup::new("which").required(true).args(["subject", "id"])))]
+    Get {
+        /// The subject.
+        subject: Option<String>,
+        /// The version: a number or latest.
+        #[arg(long, short = 'v', default_value = "latest", conflicts_with = "id")]
+        version: String,
+        /// A schema id instead of a subject.
+        #[arg(long)]
+        id: Option<i32>,
+    },
+    /// Register a schema under a subject (the same schema again returns its id).
+    Register {
+        /// The subject, e.g. TOPIC-value.
+        subject: String,
+        #[command(flatten)]
+        schema: SchemaInput,
+        /// Normalize the schema before registering.
+        #[arg(long)]
+        normalize: bool,
+    },
+    /// Check a schema against a subject's versions by its compatibility level.
+    Check {
+        /// The subject.
+        subject: String,
+        #[command(flatten)]
+        schema: SchemaInput,
+        /// Against this version only (default: as registering would check).
+        #[arg(long, short = 'v')]
+        version: Option<String>,
+    },
+    /// Delete a subject or one of its versions (soft; --permanent after a soft delete).
+    Delete {
+        /// The subject.
+        subject: String,
+        /// Only this version (a number or latest).
+        #[arg(long, short = 'v')]
+        version: Option<String>,
+        /// Remove for good (what was soft-deleted before).
+        #[arg(long)]
+        permanent: bool,
+    },
 }
 
 const TOPICS_EXAMPLES: &str = "Examples:
@@ -77,12 +202,14 @@ const TOPICS_EXAMPLES: &str = "Examples:
 
 const PRODUCE_EXAMPLES: &str = "Examples:
   echo hello | strom produce orders
+  echo '{\"id\": 1}' | strom produce orders --value-format avro --schema order.avsc
   strom produce orders --key-separator : <<< 'user-1:{\"total\": 3}'
   strom produce orders --file events.txt --compression zstd --acks all
   strom produce orders --partition 0 --header source=cli --header trace=abc";
 
 const CONSUME_EXAMPLES: &str = "Examples:
   strom consume orders --from-beginning --max-messages 10
+  strom consume orders --from-beginning --value-format avro --timeout-ms 2000
   strom consume orders --group billing
   strom consume orders --partition 0 --offset 42 --format '%p/%o %k=%s\\n'
   strom consume orders --offset -5 --timeout-ms 2000
@@ -239,6 +366,18 @@ pub struct ProduceArgs {
         value_name = "BYTES"
     )]
     pub max_line_bytes: usize,
+    /// Value format: raw bytes, or avro (each line a JSON value, encoded with --schema,
+    /// which is registered under --subject).
+    #[arg(long = "value-format", value_enum, default_value_t = ValueFormat::Raw, requires_if("avro", "schema"))]
+    pub value_format: ValueFormat,
+    /// The Avro schema file of --value-format avro.
+    #[arg(long, value_name = "PATH")]
+    pub schema: Option<PathBuf>,
+    /// The subject the schema is registered under (default: TOPIC-value).
+    #[arg(long, value_name = "SUBJECT")]
+    pub subject: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryOpts,
 }
 
 #[derive(Args, Debug)]
@@ -269,6 +408,12 @@ pub struct ConsumeArgs {
     /// kcat-like format of each record, e.g. '%k=%s\n' (default: the value and a newline).
     #[arg(long, short = 'f', value_parser = parse_format)]
     pub format: Option<Format>,
+    /// Value format: raw bytes, or avro (Confluent's wire format, shown as JSON with the
+    /// writer's schema from the registry).
+    #[arg(long = "value-format", value_enum, default_value_t = ValueFormat::Raw)]
+    pub value_format: ValueFormat,
+    #[command(flatten)]
+    pub registry: RegistryOpts,
 }
 
 fn parse_format(text: &str) -> Result<Format, String> {

@@ -12,7 +12,7 @@ use strom_client::{
     TopicPartition,
 };
 
-use super::args::ConsumeArgs;
+use super::args::{ConsumeArgs, ValueFormat};
 use super::format::{self, Format, Message};
 use super::output::Out;
 use super::parse::StartOffset;
@@ -151,6 +151,9 @@ async fn consume(consumer: &mut Consumer, args: &ConsumeArgs) -> anyhow::Result<
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let mut buf = Vec::with_capacity(64 * 1024);
+    let mut avro = (args.value_format == ValueFormat::Avro).then(|| {
+        super::schemas::AvroDecoder::new(super::schemas::client(&args.registry.registry_url))
+    });
     loop {
         if args.max_messages.is_some_and(|max| count >= max) {
             break;
@@ -183,12 +186,21 @@ async fn consume(consumer: &mut Consumer, args: &ConsumeArgs) -> anyhow::Result<
         let allowed = args.max_messages.map_or(records.len(), |max| {
             usize::try_from(max.saturating_sub(count)).unwrap_or(usize::MAX)
         });
-        for (i, record) in records.into_iter().enumerate() {
+        for (i, mut record) in records.into_iter().enumerate() {
             let tp = TopicPartition::new(record.topic.clone(), record.partition);
             if i >= allowed {
                 // Polled but not printed: the group must read it again next time.
                 printed.entry(tp).or_insert(record.offset);
                 continue;
+            }
+            if let (Some(decoder), Some(value)) = (avro.as_mut(), record.value.as_ref()) {
+                let json = decoder.decode(value).await.with_context(|| {
+                    format!(
+                        "cannot decode the value at {}-{} offset {}",
+                        record.topic, record.partition, record.offset
+                    )
+                })?;
+                record.value = Some(bytes::Bytes::from(json));
             }
             buf.clear();
             render(&format, common.json(), &record, &mut buf);

@@ -1,5 +1,5 @@
 //! The command line client: `strom topics|produce|consume|groups|configs|cluster` on top
-//! of strom-client. Each command parses its flags (args), talks to the cluster through one
+//! of strom-client, and `strom schemas` on top of strom-registry's REST client. Each command parses its flags (args), talks to the cluster through one
 //! tokio runtime that lives only for the command, and prints through the output layer.
 
 mod args;
@@ -15,6 +15,7 @@ mod parse;
 mod produce;
 mod progress;
 mod reset;
+mod schemas;
 mod topics;
 
 use std::process::ExitCode;
@@ -26,8 +27,10 @@ use strom_client::ClientConfig;
 /// Runs one client command to its exit code (errors printed on stderr).
 pub fn run(command: ClientCommand) -> ExitCode {
     let bootstrap = common(&command).bootstrap_server.clone();
-    // Fail fast and clearly, rather than after the client's retries run out.
-    if let Some(reason) = errors::probe(&bootstrap) {
+    // Fail fast and clearly, rather than after the client's retries run out (`schemas`
+    // talks to the registry only).
+    let needs_broker = !matches!(command, ClientCommand::Schemas(_));
+    if let Some(reason) = needs_broker.then(|| errors::probe(&bootstrap)).flatten() {
         eprintln!("strom: error: {}", errors::unreachable(&bootstrap, &reason));
         return ExitCode::FAILURE;
     }
@@ -55,6 +58,7 @@ async fn dispatch(command: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Groups(args) => groups::run(&args.common, args.command).await,
         ClientCommand::Configs(args) => configs::run(&args.common, args.command).await,
         ClientCommand::Cluster(args) => cluster::run(&args.common, args.command).await,
+        ClientCommand::Schemas(args) => schemas::run(args).await,
     }
 }
 
@@ -66,6 +70,7 @@ fn common(command: &ClientCommand) -> &Common {
         ClientCommand::Groups(args) => &args.common,
         ClientCommand::Configs(args) => &args.common,
         ClientCommand::Cluster(args) => &args.common,
+        ClientCommand::Schemas(args) => &args.common,
     }
 }
 

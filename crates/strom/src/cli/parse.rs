@@ -121,6 +121,18 @@ pub fn topic_partitions(text: &str) -> Result<TopicPartitions, String> {
     })
 }
 
+/// `NAME=SUBJECT:VERSION` of a schema reference.
+pub fn reference(text: &str) -> Result<(String, String, i32), String> {
+    let bad = || format!("{text:?} is not NAME=SUBJECT:VERSION");
+    let (name, rest) = text.split_once('=').ok_or_else(bad)?;
+    let (subject, version) = rest.rsplit_once(':').ok_or_else(bad)?;
+    let version: i32 = version.parse().map_err(|_| bad())?;
+    if name.is_empty() || subject.is_empty() {
+        return Err(bad());
+    }
+    Ok((name.to_string(), subject.to_string(), version))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

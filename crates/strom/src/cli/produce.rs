@@ -12,7 +12,7 @@ use strom_client::{
     Compression as Codec, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
 };
 
-use super::args::{Acks, Common, Compression, ProduceArgs};
+use super::args::{Acks, Common, Compression, ProduceArgs, ValueFormat};
 use super::lines::{Line, LineError, Lines};
 use super::output;
 use super::progress::{self, Progress};
@@ -95,6 +95,10 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         Some(total) => Progress::bytes(show, total, "producing"),
         None => Progress::off(),
     };
+    let avro = match args.value_format {
+        ValueFormat::Raw => None,
+        ValueFormat::Avro => Some(avro_schema(&args).await?),
+    };
     let producer = Producer::new(producer_config(&args))?;
     let headers: Vec<(Bytes, Option<Bytes>)> = args
         .header
@@ -133,6 +137,16 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
             }
         };
         progress.inc(line.read_bytes);
+        let line = match &avro {
+            None => line,
+            Some((id, schema)) => match encode_avro(line, *id, schema) {
+                Ok(line) => line,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            },
+        };
         let record = record(&args, &headers, line);
         match producer.send(record).await {
             Ok(delivery) => pending.push_back(delivery),
@@ -166,6 +180,40 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
     flushed?;
     closed?;
     Ok(())
+}
+
+/// Registers `--schema` under `--subject` (default TOPIC-value): its id and the schema.
+async fn avro_schema(
+    args: &ProduceArgs,
+) -> anyhow::Result<(i32, strom_registry::schema::avro::AvroSchema)> {
+    let path = args
+        .schema
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("--value-format avro needs --schema FILE"))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let subject = args
+        .subject
+        .clone()
+        .unwrap_or_else(|| format!("{}-value", args.topic));
+    let registry = super::schemas::client(&args.registry.registry_url);
+    super::schemas::register_avro(&registry, &subject, &text)
+        .await
+        .with_context(|| format!("cannot register {} under {subject}", path.display()))
+}
+
+/// A line's JSON value as Avro in Confluent's wire format.
+fn encode_avro(
+    mut line: Line,
+    id: i32,
+    schema: &strom_registry::schema::avro::AvroSchema,
+) -> anyhow::Result<Line> {
+    let json: serde_json::Value = serde_json::from_slice(&line.value)
+        .with_context(|| format!("line {} is not a JSON value", line.number))?;
+    let payload = strom_registry::wire::avro_encode(schema, &json)
+        .map_err(|e| anyhow::anyhow!("line {}: {e}", line.number))?;
+    line.value = Bytes::from(strom_registry::wire::frame(id, &payload));
+    Ok(line)
 }
 
 async fn settle(
