@@ -9,6 +9,7 @@ are independent."""
 
 import json
 import pathlib
+import re
 import signal
 import subprocess
 import tempfile
@@ -65,8 +66,14 @@ class Registry:
     def log_text(self):
         return self.log_path.read_text(errors="replace")
 
+    def role(self):
+        """The registry's last word on its role: True (leads), False, or None (not joined yet)."""
+        text = re.sub(r"\x1b\[[0-9;]*m", "", self.log_text())
+        changes = re.findall(r"leadership changed leader=(true|false)", text)
+        return changes[-1] == "true" if changes else None
+
     def is_leader(self):
-        return "leadership changed leader=true" in self.log_text().replace("\x1b[3m", "").replace("\x1b[0m", "").replace("\x1b[2m", "")
+        return self.role() is True
 
     def client(self):
         return SchemaRegistryClient({"url": self.url})
@@ -310,8 +317,12 @@ def test_kill9_restart_keeps_ids_and_versions(registries):
 def test_two_registries_agree_and_follower_forwards(registries):
     a = registries()
     b = registries()
+    # The second member's join rebalances the group; wait until it settles on one leader.
     deadline = time.monotonic() + 60
-    while not (a.is_leader() or b.is_leader()) and time.monotonic() < deadline:
+    settled = 0
+    while settled < 10 and time.monotonic() < deadline:
+        roles = {a.role(), b.role()}
+        settled = settled + 1 if roles == {True, False} else 0
         time.sleep(0.2)
     assert a.is_leader() != b.is_leader(), "exactly one registry leads"
     follower, leader = (a, b) if b.is_leader() else (b, a)
@@ -368,3 +379,79 @@ def test_bad_input_gets_confluents_error_codes(registries):
     # Still serving.
     assert r.request("GET", "/subjects")[0] == 200
     assert r.proc.poll() is None
+
+
+def strom(*args, check=True, timeout=60):
+    """Runs the strom command line; its completed process."""
+    done = subprocess.run([str(strom_binary()), *args], capture_output=True, text=True, timeout=timeout)
+    if check and done.returncode != 0:
+        raise AssertionError(f"strom {' '.join(args)} exited {done.returncode}: {done.stderr}")
+    return done
+
+
+def test_cli_avro_values_and_schemas_commands(broker, registries, tmp_path):
+    r = registries()
+    sr = r.client()
+    topic = f"cli-{uuid.uuid4().hex[:6]}"
+    subject = f"{topic}-value"
+    common = ["-b", broker.bootstrap, "--registry-url", r.url]
+    (tmp_path / "user.avsc").write_text(USER_V1)
+    (tmp_path / "bad.avsc").write_text(USER_BAD)
+    strom("topics", "create", topic, "-b", broker.bootstrap)
+    done = subprocess.run([str(strom_binary()), "produce", topic, "--value-format", "avro",
+                           "--schema", str(tmp_path / "user.avsc"), *common],
+                          input='{"name": "ada"}\n{"name": "bob"}\n', capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    # confluent-kafka's AvroDeserializer reads what strom produced...
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": f"g-{uuid.uuid4().hex[:6]}",
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    reader = AvroDeserializer(sr)
+    got = []
+    deadline = time.monotonic() + 60
+    while len(got) < 2 and time.monotonic() < deadline:
+        m = consumer.poll(1.0)
+        if m is not None and not m.error():
+            got.append(reader(m.value(), SerializationContext(topic, MessageField.VALUE)))
+    consumer.close()
+    assert got == [{"name": "ada"}, {"name": "bob"}]
+    # ...and strom reads what confluent-kafka's AvroSerializer wrote, with a newer schema.
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    writer = AvroSerializer(sr, USER_V2)
+    producer.produce(topic, value=writer({"name": "cy", "age": 3}, SerializationContext(topic, MessageField.VALUE)))
+    assert producer.flush(30) == 0
+    done = strom("consume", topic, "--from-beginning", "--value-format", "avro", "--max-messages", "3",
+                 "--timeout-ms", "20000", *common)
+    assert [json.loads(line) for line in done.stdout.splitlines()] == [
+        {"name": "ada"}, {"name": "bob"}, {"name": "cy", "age": 3}]
+
+    assert subject in json.loads(strom("schemas", "list", "--output", "json", *common).stdout)
+    latest = json.loads(strom("schemas", "get", subject, "--output", "json", *common).stdout)
+    assert latest["version"] == 2
+    check = strom("schemas", "check", subject, "--file", str(tmp_path / "bad.avsc"), *common, check=False)
+    assert check.returncode == 1 and "ncompatible" in check.stdout
+    registered = json.loads(strom("schemas", "register", f"{subject}-copy", "--file", str(tmp_path / "user.avsc"),
+                                  "--output", "json", *common).stdout)
+    assert registered["id"] == sr.get_version(subject, 1).schema_id
+    strom("schemas", "delete", f"{subject}-copy", *common)
+    assert f"{subject}-copy" not in sr.get_subjects()
+    missing = strom("schemas", "get", "no-such-subject", *common, check=False)
+    assert missing.returncode == 1 and "40401" in missing.stderr
+
+
+def test_server_runs_the_registry_in_process(make_broker):
+    port = free_port()
+    b = make_broker(["--override", "schema.registry.enable=true",
+                     "--override", f"schema.registry.listeners=http://127.0.0.1:{port}"])
+    sr = SchemaRegistryClient({"url": f"http://127.0.0.1:{port}"})
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        try:
+            sr.get_subjects()
+            break
+        except Exception:
+            assert time.monotonic() < deadline, b.log_tail()
+            time.sleep(0.2)
+    schema_id = sr.register_schema("in-process", Schema(USER_V1, "AVRO"))
+    assert sr.get_schema(schema_id).schema_str
+    assert sr.get_versions("in-process") == [1]

@@ -153,6 +153,12 @@ impl Ctx<'_> {
     }
 }
 
+/// Runs schema work (parsing, compatibility) on a thread with a deep stack (see
+/// [`crate::schema::with_schema_stack`]).
+fn deep<T: Send>(work: impl FnOnce() -> Result<T, RestError> + Send) -> Result<T, RestError> {
+    crate::schema::with_schema_stack(work).map_err(RestError::store)?
+}
+
 fn not_found() -> RestError {
     RestError::http(404, "HTTP 404 Not Found")
 }
@@ -186,7 +192,8 @@ async fn route(ctx: &Ctx<'_>, segs: &[&str]) -> Result<Reply, RestError> {
                 Method::GET => {
                     let store = ctx.store();
                     let value = service::version(&store, s, v, ctx.flag("deleted"))?;
-                    let text = service::render_schema(&store, value, ctx.param("format"));
+                    let format = ctx.param("format");
+                    let text = deep(|| Ok(service::render_schema(&store, value, format)))?;
                     Ok(Reply::Json(service::version_json(value, text)))
                 }
                 Method::DELETE => {
@@ -202,7 +209,8 @@ async fn route(ctx: &Ctx<'_>, segs: &[&str]) -> Result<Reply, RestError> {
             let v = VersionId::parse(v)?;
             let store = ctx.store();
             let value = service::version(&store, s, v, ctx.flag("deleted"))?;
-            Ok(Reply::Text(service::render_schema(&store, value, ctx.param("format"))))
+            let format = ctx.param("format");
+            Ok(Reply::Text(deep(|| Ok(service::render_schema(&store, value, format)))?))
         }
         ["subjects", s, "versions", v, "referencedby"] if m == Method::GET => {
             let v = VersionId::parse(v)?;
@@ -305,11 +313,15 @@ fn by_id(ctx: &Ctx<'_>, id: &str, rest: &[&str]) -> Result<Reply, RestError> {
             if let Some(r) = &value.rule_set {
                 map.insert("ruleSet".into(), r.clone());
             }
-            let text = service::render_schema(&store, value, ctx.param("format"));
+            let format = ctx.param("format");
+            let text = deep(|| Ok(service::render_schema(&store, value, format)))?;
             map.insert("schema".into(), json!(text));
             Ok(Reply::Json(Value::Object(map)))
         }
-        ["schema"] => Ok(Reply::Text(service::render_schema(&store, value, ctx.param("format")))),
+        ["schema"] => {
+            let format = ctx.param("format");
+            Ok(Reply::Text(deep(|| Ok(service::render_schema(&store, value, format)))?))
+        }
         ["versions"] => {
             let list: Vec<Value> = store
                 .versions_of_id(id, deleted)
@@ -334,16 +346,14 @@ fn by_id(ctx: &Ctx<'_>, id: &str, rest: &[&str]) -> Result<Reply, RestError> {
 fn lookup(ctx: &Ctx<'_>, subject: &str) -> Result<Reply, RestError> {
     let request: SchemaRequest = ctx.json_body()?;
     let store = ctx.store();
-    let value = service::lookup(
-        &store,
-        &ctx.app.settings,
-        subject,
-        &request,
-        ctx.flag("normalize"),
-        ctx.flag("deleted"),
-    )?;
-    let text = service::render_schema(&store, value, ctx.param("format"));
-    Ok(Reply::Json(service::version_json(value, text)))
+    let settings = &ctx.app.settings;
+    let (normalize, deleted, format) = (ctx.flag("normalize"), ctx.flag("deleted"), ctx.param("format"));
+    let body = deep(|| {
+        let value = service::lookup(&store, settings, subject, &request, normalize, deleted)?;
+        let text = service::render_schema(&store, value, format);
+        Ok(service::version_json(value, text))
+    })?;
+    Ok(Reply::Json(body))
 }
 
 async fn register(ctx: &Ctx<'_>, subject: &str) -> Result<Reply, RestError> {
@@ -352,7 +362,8 @@ async fn register(ctx: &Ctx<'_>, subject: &str) -> Result<Reply, RestError> {
     if !ctx.app.leader.is_leader() {
         // Invalid input is answered here; only a write worth making travels.
         let store = ctx.store();
-        service::register(&store, &ctx.app.settings, subject, &request, normalize)?;
+        let settings = &ctx.app.settings;
+        deep(|| service::register(&store, settings, subject, &request, normalize).map(|_| ()))?;
     }
     let settings = &ctx.app.settings;
     let written = write(ctx, |store| {
@@ -365,14 +376,11 @@ async fn register(ctx: &Ctx<'_>, subject: &str) -> Result<Reply, RestError> {
 fn compatibility(ctx: &Ctx<'_>, subject: &str, version: Option<VersionId>) -> Result<Reply, RestError> {
     let request: SchemaRequest = ctx.json_body()?;
     let store = ctx.store();
-    let errors = service::check_compatibility(
-        &store,
-        &ctx.app.settings,
-        subject,
-        version,
-        &request,
-        ctx.flag("normalize"),
-    )?;
+    let settings = &ctx.app.settings;
+    let normalize = ctx.flag("normalize");
+    let errors = deep(|| {
+        service::check_compatibility(&store, settings, subject, version, &request, normalize)
+    })?;
     let mut body = json!({"is_compatible": errors.is_empty()});
     if ctx.flag("verbose") {
         body["messages"] = json!(errors);
@@ -429,7 +437,8 @@ async fn mode(ctx: &Ctx<'_>, subject: Option<&str>) -> Result<Reply, RestError> 
 /// request is forwarded to the leader instead, and its answer returned.
 async fn write<T, F>(ctx: &Ctx<'_>, plan: F) -> Result<Written<T>, RestError>
 where
-    F: Fn(&Store) -> Result<Planned<T>, RestError>,
+    T: Send,
+    F: Fn(&Store) -> Result<Planned<T>, RestError> + Sync,
 {
     let app = ctx.app;
     if !app.leader.is_leader() {
@@ -439,7 +448,10 @@ where
     let timeout = app.kafka.timeout();
     app.kafka.catch_up(timeout).await?;
     for _ in 0..WRITE_ATTEMPTS_MAX {
-        let planned = plan(&app.kafka.read())?;
+        let planned = {
+            let store = app.kafka.read();
+            deep(|| plan(&store))?
+        };
         if planned.writes.is_empty() {
             return Ok(Written::Done(planned.response));
         }

@@ -124,6 +124,8 @@ impl Leader {
 
 async fn member_loop(mut consumer: Consumer, topic: String, is_leader: Arc<AtomicBool>) {
     let tp = TopicPartition::new(topic.clone(), 0);
+    // Logged at the first join too, so an operator (and a test) sees each member's role.
+    let mut logged: Option<bool> = None;
     loop {
         if let Err(e) = consumer.subscribe(vec![topic.clone()]).await {
             tracing::warn!(error = %e, "cannot join the registry group; retrying");
@@ -137,13 +139,15 @@ async fn member_loop(mut consumer: Consumer, topic: String, is_leader: Arc<Atomi
             match consumer.poll(Duration::from_millis(POLL_MS)).await {
                 Ok(_) => {
                     let leads = consumer.assignment().contains(&tp);
-                    let before = is_leader.swap(leads, Ordering::SeqCst);
-                    if before != leads {
+                    is_leader.store(leads, Ordering::SeqCst);
+                    if logged != Some(leads) {
                         tracing::info!(leader = leads, "registry leadership changed");
+                        logged = Some(leads);
                     }
                 }
                 Err(e) => {
                     is_leader.store(false, Ordering::SeqCst);
+                    logged = None;
                     tracing::warn!(error = %e, "registry group membership failed; rejoining");
                     tokio::time::sleep(Duration::from_millis(1_000)).await;
                     break;

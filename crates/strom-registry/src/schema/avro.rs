@@ -96,6 +96,7 @@ pub fn can_read(reader: &AvroSchema, writer: &AvroSchema) -> Vec<String> {
         reader,
         writer,
         in_progress: HashSet::new(),
+        depth: 0,
         errors: Vec::new(),
     };
     check.schemas(&reader.schema, &writer.schema, "");
@@ -108,8 +109,14 @@ struct Check<'a> {
     /// Named pairs being compared: met again (a recursive type), they are assumed
     /// compatible, as Avro's Java checker does.
     in_progress: HashSet<(String, String)>,
+    /// Nesting of the check now (named types of references included), bounded by
+    /// [`CHECK_DEPTH_MAX`].
+    depth: usize,
     errors: Vec<String>,
 }
+
+/// Deepest the check nests (the stack stays small whatever the references chain).
+const CHECK_DEPTH_MAX: usize = 128;
 
 /// The type as resolution sees it: logical types compare as their underlying types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,6 +238,20 @@ impl Check<'_> {
     }
 
     fn schemas(&mut self, reader: &Schema, writer: &Schema, path: &str) {
+        if self.depth >= CHECK_DEPTH_MAX {
+            self.error(
+                "SCHEMA_NESTED_TOO_DEEPLY",
+                path,
+                format!("the schemas nest deeper than {CHECK_DEPTH_MAX} levels"),
+            );
+            return;
+        }
+        self.depth += 1;
+        self.schemas_nested(reader, writer, path);
+        self.depth -= 1;
+    }
+
+    fn schemas_nested(&mut self, reader: &Schema, writer: &Schema, path: &str) {
         let reader = self.reader.resolve(reader);
         let writer = self.writer.resolve(writer);
         let (rk, wk) = (kind(reader), kind(writer));

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use super::{minify_json, ResolvedReference};
 
 /// Most `$ref` hops followed in one comparison (recursive schemas end here at worst).
-const REF_HOPS_MAX: usize = 1_000;
+const REF_HOPS_MAX: usize = 10_000;
 
 /// A parsed JSON Schema and the documents its `$ref`s may name.
 #[derive(Debug, Clone)]
@@ -206,6 +206,7 @@ pub fn can_read(reader: &JsonSchema, writer: &JsonSchema) -> Vec<String> {
         update: reader,
         in_progress: HashSet::new(),
         hops: 0,
+        depth: 0,
         errors: Vec::new(),
     };
     diff.compare(&writer.root, None, &reader.root, None, "#");
@@ -219,8 +220,14 @@ struct Diff<'a> {
     update: &'a JsonSchema,
     in_progress: HashSet<(usize, usize)>,
     hops: usize,
+    /// Nesting of the comparison now (through `$ref`s too), bounded by
+    /// [`COMPARE_DEPTH_MAX`].
+    depth: usize,
     errors: Vec<String>,
 }
+
+/// Deepest a comparison nests, `$ref`s followed included (the stack stays small).
+const COMPARE_DEPTH_MAX: usize = 64;
 
 fn is_open(value: &Value) -> bool {
     match value {
@@ -297,7 +304,13 @@ impl<'a> Diff<'a> {
         if !self.in_progress.insert(key) {
             return;
         }
-        self.compare_schemas((o, od), (u, ud), path);
+        if self.depth >= COMPARE_DEPTH_MAX {
+            self.error("SCHEMA_NESTED_TOO_DEEPLY", path);
+        } else {
+            self.depth += 1;
+            self.compare_schemas((o, od), (u, ud), path);
+            self.depth -= 1;
+        }
         self.in_progress.remove(&key);
     }
 

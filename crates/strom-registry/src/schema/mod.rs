@@ -139,6 +139,28 @@ impl ParsedSchema {
     }
 }
 
+/// Stack of the thread schema work runs on: parsing and comparing recurse as deep as a
+/// schema nests, and a chain of references nests each referenced schema in the next
+/// ([`REFERENCES_MAX`] times [`NESTING_DEPTH_MAX`] levels at worst), deeper than a tokio
+/// worker's 2 MiB stack holds. Reserved address space; only what is used is touched.
+pub const SCHEMA_STACK_BYTES: usize = 256 * 1024 * 1024;
+
+/// Runs `work` (parsing, compatibility, anything holding parsed schemas) on a scoped
+/// thread with a [`SCHEMA_STACK_BYTES`] stack, and returns its result. A thread that
+/// cannot be started, or that panicked, is an error.
+pub fn with_schema_stack<T: Send>(work: impl FnOnce() -> T + Send) -> Result<T, String> {
+    std::thread::scope(|scope| {
+        let handle = std::thread::Builder::new()
+            .name("schema-work".into())
+            .stack_size(SCHEMA_STACK_BYTES)
+            .spawn_scoped(scope, work)
+            .map_err(|e| format!("cannot start a thread for schema work: {e}"))?;
+        handle
+            .join()
+            .map_err(|_| "schema work failed unexpectedly".to_string())
+    })
+}
+
 /// Refuses text whose brackets nest deeper than [`NESTING_DEPTH_MAX`] (outside strings).
 pub fn check_depth(text: &str) -> Result<(), String> {
     let mut depth = 0usize;
@@ -221,5 +243,84 @@ mod tests {
         let a = ParsedSchema::parse(SchemaType::Avro, "\"string\"", &[]).unwrap();
         let j = ParsedSchema::parse(SchemaType::Json, "{\"type\":\"string\"}", &[]).unwrap();
         assert!(!a.can_read(&j).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod deep_tests {
+    //! Deep or long-chained schemas are refused or handled, never a stack overflow (these
+    //! run on the test harness's 2 MiB threads, as small as a tokio worker's).
+    use super::*;
+
+    fn parse(t: SchemaType, text: &str, refs: &[ResolvedReference]) -> Result<ParsedSchema, String> {
+        ParsedSchema::parse(t, text, refs)
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_in_every_format() {
+        let n = 100_000;
+        let avro = format!("{}\"int\"{}", "{\"type\":\"array\",\"items\":".repeat(n), "}".repeat(n));
+        assert!(parse(SchemaType::Avro, &avro, &[]).is_err());
+        let json = format!("{}{{}}{}", "{\"items\":".repeat(n), "}".repeat(n));
+        assert!(parse(SchemaType::Json, &json, &[]).is_err());
+        let proto = format!("syntax = \"proto3\"; {} {}", "message M {".repeat(n), "}".repeat(n));
+        assert!(parse(SchemaType::Protobuf, &proto, &[]).is_err());
+    }
+
+    #[test]
+    fn the_deepest_accepted_schemas_check_without_overflow() {
+        let n = NESTING_DEPTH_MAX / 2 - 1;
+        let avro = format!("{}\"int\"{}", "{\"type\":\"array\",\"items\":".repeat(n), "}".repeat(n));
+        let a = parse(SchemaType::Avro, &avro, &[]).unwrap();
+        assert!(a.can_read(&a).is_empty());
+        let json = format!("{}{{\"type\":\"integer\"}}{}", "{\"type\":\"array\",\"items\":".repeat(n), "}".repeat(n));
+        let j = parse(SchemaType::Json, &json, &[]).unwrap();
+        assert!(j.can_read(&j).is_empty());
+        let proto = format!("syntax = \"proto3\"; {} {}", "message M { int32 x = 1; ".repeat(n), "}".repeat(n));
+        let p = parse(SchemaType::Protobuf, &proto, &[]).unwrap();
+        assert!(p.can_read(&p).is_empty());
+    }
+
+    /// A chain of Avro references, each schema nesting the next as deep as allowed.
+    #[test]
+    fn chains_of_avro_references_check_without_overflow() {
+        let depth = NESTING_DEPTH_MAX / 4;
+        let mut refs = Vec::new();
+        let mut inner = "\"int\"".to_string();
+        for i in 0..REFERENCES_MAX {
+            let wrapped = format!(
+                "{{\"type\":\"record\",\"name\":\"R{i}\",\"fields\":[{{\"name\":\"f\",\"type\":{}{inner}{}}}]}}",
+                "{\"type\":\"array\",\"items\":".repeat(depth),
+                "}".repeat(depth)
+            );
+            refs.push(ResolvedReference {
+                name: format!("R{i}"),
+                schema_type: SchemaType::Avro,
+                schema: wrapped,
+            });
+            inner = format!("\"R{i}\"");
+        }
+        let root = format!("{{\"type\":\"record\",\"name\":\"Root\",\"fields\":[{{\"name\":\"f\",\"type\":{inner}}}]}}");
+        let checked = with_schema_stack(|| match parse(SchemaType::Avro, &root, &refs) {
+            Ok(a) => a.can_read(&a).len(),
+            Err(e) => e.len(),
+        });
+        assert!(checked.is_ok());
+    }
+
+    /// JSON Schema: a chain of definitions, each referencing the next.
+    #[test]
+    fn chains_of_json_refs_check_without_overflow() {
+        let mut defs = Vec::new();
+        for i in 0..5_000 {
+            defs.push(format!(
+                "\"d{i}\":{{\"type\":\"object\",\"properties\":{{\"x\":{{\"$ref\":\"#/definitions/d{}\"}}}}}}",
+                i + 1
+            ));
+        }
+        defs.push("\"d5000\":{\"type\":\"integer\"}".to_string());
+        let json = format!("{{\"definitions\":{{{}}},\"$ref\":\"#/definitions/d0\"}}", defs.join(","));
+        let j = parse(SchemaType::Json, &json, &[]).unwrap();
+        let _ = j.can_read(&j);
     }
 }
