@@ -180,7 +180,9 @@ impl RegistryClient {
         if !(200..300).contains(&response.status) {
             let (error_code, message) = match &parsed {
                 Ok(v) => (
-                    v.get("error_code").and_then(serde_json::Value::as_i64).unwrap_or(-1),
+                    v.get("error_code")
+                        .and_then(serde_json::Value::as_i64)
+                        .unwrap_or(-1),
                     v.get("message")
                         .and_then(serde_json::Value::as_str)
                         .unwrap_or("")

@@ -76,7 +76,11 @@ impl CompatibilityLevel {
 
 /// Why `new` is incompatible with `previous` (oldest first) under `level`; empty when it
 /// is compatible. Non-transitive levels look at the latest version only.
-pub fn check(level: CompatibilityLevel, new: &ParsedSchema, previous: &[ParsedSchema]) -> Vec<String> {
+pub fn check(
+    level: CompatibilityLevel,
+    new: &ParsedSchema,
+    previous: &[ParsedSchema],
+) -> Vec<String> {
     let against: &[ParsedSchema] = if level.transitive() {
         previous
     } else {
@@ -112,17 +116,20 @@ mod tests {
         // ignore it (forward).
         let v2 = avro(r#"{"name":"a","type":"int"},{"name":"b","type":"int"}"#);
         use CompatibilityLevel::*;
-        assert!(!check(Backward, &v2, &[v1.clone()]).is_empty());
-        assert!(check(Forward, &v2, &[v1.clone()]).is_empty());
-        assert!(!check(Full, &v2, &[v1.clone()]).is_empty());
-        assert!(check(None, &v2, &[v1.clone()]).is_empty());
+        assert!(!check(Backward, &v2, std::slice::from_ref(&v1)).is_empty());
+        assert!(check(Forward, &v2, std::slice::from_ref(&v1)).is_empty());
+        assert!(!check(Full, &v2, std::slice::from_ref(&v1)).is_empty());
+        assert!(check(None, &v2, std::slice::from_ref(&v1)).is_empty());
         // Transitive levels look past the latest version.
         let v0 = avro(r#"{"name":"a","type":"int"},{"name":"b","type":"string"}"#);
         let v1b = avro(r#"{"name":"a","type":"int"},{"name":"b","type":"int","default":1}"#);
         let v2b = avro(r#"{"name":"a","type":"int"},{"name":"b","type":"int","default":2}"#);
         assert!(check(Backward, &v2b, &[v0.clone(), v1b.clone()]).is_empty());
         assert!(!check(BackwardTransitive, &v2b, &[v0, v1b]).is_empty());
-        assert_eq!(CompatibilityLevel::parse("full_transitive"), Some(FullTransitive));
+        assert_eq!(
+            CompatibilityLevel::parse("full_transitive"),
+            Some(FullTransitive)
+        );
         assert_eq!(CompatibilityLevel::parse("bogus"), Option::None);
     }
 }

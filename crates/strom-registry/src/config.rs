@@ -68,7 +68,11 @@ fn bad(key: &str, reason: impl Into<String>) -> RegistryError {
     }
 }
 
-fn number<T: std::str::FromStr>(props: &BTreeMap<String, String>, key: &str, default: T) -> Result<T, RegistryError> {
+fn number<T: std::str::FromStr>(
+    props: &BTreeMap<String, String>,
+    key: &str,
+    default: T,
+) -> Result<T, RegistryError> {
     match props.get(key) {
         None => Ok(default),
         Some(v) => v
@@ -78,7 +82,11 @@ fn number<T: std::str::FromStr>(props: &BTreeMap<String, String>, key: &str, def
     }
 }
 
-fn boolean(props: &BTreeMap<String, String>, key: &str, default: bool) -> Result<bool, RegistryError> {
+fn boolean(
+    props: &BTreeMap<String, String>,
+    key: &str,
+    default: bool,
+) -> Result<bool, RegistryError> {
     match props.get(key).map(|v| v.trim().to_ascii_lowercase()) {
         None => Ok(default),
         Some(v) if v == "true" => Ok(true),
@@ -104,16 +112,24 @@ impl RegistryConfig {
             .map(String::as_str)
             .unwrap_or("http://127.0.0.1:8081");
         let mut listeners = Vec::new();
-        for item in listeners_text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        for item in listeners_text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             let (scheme, addr) = item.split_once("://").unwrap_or(("http", item));
             if !scheme.eq_ignore_ascii_case("http") {
                 return Err(bad(
                     "listeners",
-                    format!("{item}: only http listeners are served (TLS comes with the security work)"),
+                    format!(
+                        "{item}: only http listeners are served (TLS comes with the security work)"
+                    ),
                 ));
             }
             let addr = addr.trim_end_matches('/');
-            let addr = addr.strip_prefix("localhost:").map_or(addr.to_string(), |p| format!("127.0.0.1:{p}"));
+            let addr = addr
+                .strip_prefix("localhost:")
+                .map_or(addr.to_string(), |p| format!("127.0.0.1:{p}"));
             let parsed = addr
                 .parse::<SocketAddr>()
                 .map_err(|_| bad("listeners", format!("{item}: not http://IP:PORT")))?;
@@ -130,7 +146,12 @@ impl RegistryConfig {
             .get("kafkastore.bootstrap.servers")
             .map(String::as_str)
             .or(default_bootstrap)
-            .ok_or_else(|| bad("kafkastore.bootstrap.servers", "required: the cluster's bootstrap servers"))?
+            .ok_or_else(|| {
+                bad(
+                    "kafkastore.bootstrap.servers",
+                    "required: the cluster's bootstrap servers",
+                )
+            })?
             .split(',')
             .map(|s| strip_scheme(s.trim()))
             .collect::<Vec<_>>()
@@ -140,7 +161,10 @@ impl RegistryConfig {
             .map(String::as_str)
             .unwrap_or("backward");
         let default_compatibility = CompatibilityLevel::parse(level_text).ok_or_else(|| {
-            bad("schema.compatibility.level", format!("{level_text:?} is not a compatibility level"))
+            bad(
+                "schema.compatibility.level",
+                format!("{level_text:?} is not a compatibility level"),
+            )
         })?;
         let topic = props
             .get("kafkastore.topic")
@@ -180,16 +204,26 @@ mod tests {
     use super::*;
 
     fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn defaults_are_confluents() {
-        let c = RegistryConfig::from_props(&props(&[("kafkastore.bootstrap.servers", "PLAINTEXT://h:9092")]), None).unwrap();
+        let c = RegistryConfig::from_props(
+            &props(&[("kafkastore.bootstrap.servers", "PLAINTEXT://h:9092")]),
+            None,
+        )
+        .unwrap();
         assert_eq!(c.listeners, vec!["127.0.0.1:8081".parse().unwrap()]);
         assert_eq!(c.bootstrap_servers, "h:9092");
         assert_eq!(c.topic, "_schemas");
-        assert_eq!(c.settings.default_compatibility, CompatibilityLevel::Backward);
+        assert_eq!(
+            c.settings.default_compatibility,
+            CompatibilityLevel::Backward
+        );
         assert!(c.settings.mode_mutability);
         assert_eq!(c.group_id, "schema-registry");
     }
@@ -198,11 +232,23 @@ mod tests {
     fn bad_values_name_their_key() {
         let e = RegistryConfig::from_props(&props(&[]), None).unwrap_err();
         assert!(e.to_string().contains("kafkastore.bootstrap.servers"));
-        let e = RegistryConfig::from_props(&props(&[("listeners", "https://0.0.0.0:8081")]), Some("h:1")).unwrap_err();
+        let e = RegistryConfig::from_props(
+            &props(&[("listeners", "https://0.0.0.0:8081")]),
+            Some("h:1"),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("listeners"));
-        let e = RegistryConfig::from_props(&props(&[("schema.compatibility.level", "sideways")]), Some("h:1")).unwrap_err();
+        let e = RegistryConfig::from_props(
+            &props(&[("schema.compatibility.level", "sideways")]),
+            Some("h:1"),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("schema.compatibility.level"));
-        let c = RegistryConfig::from_props(&props(&[("listeners", "http://localhost:9999")]), Some("h:1")).unwrap();
+        let c = RegistryConfig::from_props(
+            &props(&[("listeners", "http://localhost:9999")]),
+            Some("h:1"),
+        )
+        .unwrap();
         assert_eq!(c.listeners[0].port(), 9999);
     }
 }

@@ -69,11 +69,17 @@ impl RestError {
     }
 
     pub fn subject_not_found(subject: &str) -> RestError {
-        RestError::new(code::SUBJECT_NOT_FOUND, format!("Subject '{subject}' not found."))
+        RestError::new(
+            code::SUBJECT_NOT_FOUND,
+            format!("Subject '{subject}' not found."),
+        )
     }
 
     pub fn version_not_found(version: impl std::fmt::Display) -> RestError {
-        RestError::new(code::VERSION_NOT_FOUND, format!("Version {version} not found."))
+        RestError::new(
+            code::VERSION_NOT_FOUND,
+            format!("Version {version} not found."),
+        )
     }
 
     pub fn schema_not_found() -> RestError {
@@ -99,7 +105,10 @@ impl RestError {
     }
 
     pub fn store(message: impl std::fmt::Display) -> RestError {
-        RestError::new(code::STORE, format!("Error in the backend data store: {message}"))
+        RestError::new(
+            code::STORE,
+            format!("Error in the backend data store: {message}"),
+        )
     }
 
     pub fn timeout(message: impl std::fmt::Display) -> RestError {

@@ -40,6 +40,8 @@ pub struct App {
     pub schemas_listed_max: usize,
     /// Serializes this process's writes (plan, append, read back).
     pub write_lock: Mutex<()>,
+    /// The longest one request may take, body read included (50002 after).
+    pub request_timeout: Duration,
 }
 
 /// A successful answer.
@@ -58,7 +60,8 @@ pub fn router(app: Arc<App>) -> axum::Router {
 
 fn json_response(status: u16, body: Bytes) -> Response {
     let mut response = Response::new(Body::from(body));
-    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
@@ -66,6 +69,20 @@ fn json_response(status: u16, body: Bytes) -> Response {
 }
 
 async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
+    let timeout = app.request_timeout;
+    match tokio::time::timeout(timeout, handle_in_time(app, request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let e = RestError::timeout(format!(
+                "The request took longer than {} ms",
+                timeout.as_millis()
+            ));
+            json_response(e.status, Bytes::from(e.body()))
+        }
+    }
+}
+
+async fn handle_in_time(app: Arc<App>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let path_and_query = parts
         .uri
@@ -76,7 +93,10 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
         Err(_) => {
             let e = RestError::new(
                 code::SCHEMA_TOO_LARGE,
-                format!("The request body is larger than {} bytes", app.request_bytes_max),
+                format!(
+                    "The request body is larger than {} bytes",
+                    app.request_bytes_max
+                ),
             );
             return json_response(e.status, Bytes::from(e.body()));
         }
@@ -143,7 +163,10 @@ impl Ctx<'_> {
 
     /// `offset` and `limit` of a listing, `limit` capped at `max`.
     fn window<T>(&self, items: Vec<T>, max: usize) -> Vec<T> {
-        let offset = self.param("offset").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+        let offset = self
+            .param("offset")
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0);
         let limit = self
             .param("limit")
             .and_then(|v| v.parse::<i64>().ok())
@@ -176,7 +199,8 @@ async fn route(ctx: &Ctx<'_>, segs: &[&str]) -> Result<Reply, RestError> {
             Method::POST => lookup(ctx, s),
             Method::DELETE => {
                 let permanent = ctx.flag("permanent");
-                let written = write(ctx, |store| service::delete_subject(store, s, permanent)).await?;
+                let written =
+                    write(ctx, |store| service::delete_subject(store, s, permanent)).await?;
                 Ok(written.reply(|versions| json!(versions)))
             }
             _ => Err(method_not_allowed()),
@@ -210,7 +234,9 @@ async fn route(ctx: &Ctx<'_>, segs: &[&str]) -> Result<Reply, RestError> {
             let store = ctx.store();
             let value = service::version(&store, s, v, ctx.flag("deleted"))?;
             let format = ctx.param("format");
-            Ok(Reply::Text(deep(|| Ok(service::render_schema(&store, value, format)))?))
+            Ok(Reply::Text(deep(|| {
+                Ok(service::render_schema(&store, value, format))
+            })?))
         }
         ["subjects", s, "versions", v, "referencedby"] if m == Method::GET => {
             let v = VersionId::parse(v)?;
@@ -236,10 +262,7 @@ async fn route(ctx: &Ctx<'_>, segs: &[&str]) -> Result<Reply, RestError> {
         ["mode"] => mode(ctx, None).await,
         ["mode", s] => mode(ctx, Some(s)).await,
         ["contexts"] if m == Method::GET => Ok(Reply::Json(json!(["."]))),
-        [
-            "subjects" | "schemas" | "contexts",
-            ..
-        ] => Err(method_not_allowed()),
+        ["subjects" | "schemas" | "contexts", ..] => Err(method_not_allowed()),
         _ => Err(not_found()),
     }
 }
@@ -272,7 +295,9 @@ fn versions(ctx: &Ctx<'_>, subject: &str) -> Result<Reply, RestError> {
         .filter(|v| !deleted_only || v.deleted)
         .map(|v| v.version)
         .collect();
-    Ok(Reply::Json(json!(ctx.window(list, ctx.app.versions_listed_max))))
+    Ok(Reply::Json(json!(
+        ctx.window(list, ctx.app.versions_listed_max)
+    )))
 }
 
 fn schemas(ctx: &Ctx<'_>) -> Value {
@@ -281,14 +306,22 @@ fn schemas(ctx: &Ctx<'_>) -> Value {
     let deleted = ctx.flag("deleted");
     let latest_only = ctx.flag("latestOnly");
     let mut out = Vec::new();
-    for subject in store.subjects(deleted).into_iter().filter(|s| s.starts_with(prefix)) {
+    for subject in store
+        .subjects(deleted)
+        .into_iter()
+        .filter(|s| s.starts_with(prefix))
+    {
         let versions = store.versions(subject, deleted);
         let chosen: Vec<&SchemaValue> = if latest_only {
             versions.last().copied().into_iter().collect()
         } else {
             versions
         };
-        out.extend(chosen.into_iter().map(|v| service::version_json(v, v.schema.clone())));
+        out.extend(
+            chosen
+                .into_iter()
+                .map(|v| service::version_json(v, v.schema.clone())),
+        );
     }
     json!(ctx.window(out, ctx.app.schemas_listed_max))
 }
@@ -296,7 +329,9 @@ fn schemas(ctx: &Ctx<'_>) -> Value {
 fn by_id(ctx: &Ctx<'_>, id: &str, rest: &[&str]) -> Result<Reply, RestError> {
     let id: i32 = id.parse().map_err(|_| not_found())?;
     let store = ctx.store();
-    let value = store.by_id(id).ok_or_else(|| RestError::schema_id_not_found(id))?;
+    let value = store
+        .by_id(id)
+        .ok_or_else(|| RestError::schema_id_not_found(id))?;
     let deleted = ctx.flag("deleted");
     match rest {
         [] => {
@@ -320,7 +355,9 @@ fn by_id(ctx: &Ctx<'_>, id: &str, rest: &[&str]) -> Result<Reply, RestError> {
         }
         ["schema"] => {
             let format = ctx.param("format");
-            Ok(Reply::Text(deep(|| Ok(service::render_schema(&store, value, format)))?))
+            Ok(Reply::Text(deep(|| {
+                Ok(service::render_schema(&store, value, format))
+            })?))
         }
         ["versions"] => {
             let list: Vec<Value> = store
@@ -347,7 +384,11 @@ fn lookup(ctx: &Ctx<'_>, subject: &str) -> Result<Reply, RestError> {
     let request: SchemaRequest = ctx.json_body()?;
     let store = ctx.store();
     let settings = &ctx.app.settings;
-    let (normalize, deleted, format) = (ctx.flag("normalize"), ctx.flag("deleted"), ctx.param("format"));
+    let (normalize, deleted, format) = (
+        ctx.flag("normalize"),
+        ctx.flag("deleted"),
+        ctx.param("format"),
+    );
     let body = deep(|| {
         let value = service::lookup(&store, settings, subject, &request, normalize, deleted)?;
         let text = service::render_schema(&store, value, format);
@@ -373,7 +414,11 @@ async fn register(ctx: &Ctx<'_>, subject: &str) -> Result<Reply, RestError> {
     Ok(written.reply(|r| json!({"id": r.id, "version": r.version})))
 }
 
-fn compatibility(ctx: &Ctx<'_>, subject: &str, version: Option<VersionId>) -> Result<Reply, RestError> {
+fn compatibility(
+    ctx: &Ctx<'_>,
+    subject: &str,
+    version: Option<VersionId>,
+) -> Result<Reply, RestError> {
     let request: SchemaRequest = ctx.json_body()?;
     let store = ctx.store();
     let settings = &ctx.app.settings;
@@ -393,7 +438,8 @@ async fn config(ctx: &Ctx<'_>, subject: Option<&str>) -> Result<Reply, RestError
     match ctx.method {
         Method::GET => {
             let store = ctx.store();
-            let value = service::get_config(&store, settings, subject, ctx.flag("defaultToGlobal"))?;
+            let value =
+                service::get_config(&store, settings, subject, ctx.flag("defaultToGlobal"))?;
             Ok(Reply::Json(value))
         }
         Method::PUT => {
@@ -402,7 +448,10 @@ async fn config(ctx: &Ctx<'_>, subject: Option<&str>) -> Result<Reply, RestError
             Ok(written.reply(|v| v))
         }
         Method::DELETE => {
-            let written = write(ctx, |store| service::delete_config(store, settings, subject)).await?;
+            let written = write(ctx, |store| {
+                service::delete_config(store, settings, subject)
+            })
+            .await?;
             Ok(written.reply(|v| v))
         }
         _ => Err(method_not_allowed()),
@@ -414,13 +463,19 @@ async fn mode(ctx: &Ctx<'_>, subject: Option<&str>) -> Result<Reply, RestError> 
     match ctx.method {
         Method::GET => {
             let store = ctx.store();
-            Ok(Reply::Json(service::get_mode(&store, subject, ctx.flag("defaultToGlobal"))?))
+            Ok(Reply::Json(service::get_mode(
+                &store,
+                subject,
+                ctx.flag("defaultToGlobal"),
+            )?))
         }
         Method::PUT => {
             let body: Map<String, Value> = ctx.json_body()?;
             let force = ctx.flag("force");
-            let written =
-                write(ctx, |store| service::put_mode(store, settings, subject, &body, force)).await?;
+            let written = write(ctx, |store| {
+                service::put_mode(store, settings, subject, &body, force)
+            })
+            .await?;
             Ok(written.reply(|v| v))
         }
         Method::DELETE => {
@@ -522,19 +577,30 @@ async fn forward_to(ctx: &Ctx<'_>, url: &str) -> Result<client::Response, RestEr
     let timeout = ctx.app.kafka.timeout() + Duration::from_secs(5);
     let body = (!ctx.body.is_empty()).then(|| ctx.body.clone());
     let path = forwarded_path(&ctx.path_and_query);
-    client::send(url, ctx.method.as_str(), &path, body, timeout, 16 * 1024 * 1024)
-        .await
-        .map_err(|e| {
-            RestError::new(
-                code::REQUEST_FORWARDING_FAILED,
-                format!("Error while forwarding the request to the leader: {e}"),
-            )
-        })
+    client::send(
+        url,
+        ctx.method.as_str(),
+        &path,
+        body,
+        timeout,
+        16 * 1024 * 1024,
+    )
+    .await
+    .map_err(|e| {
+        RestError::new(
+            code::REQUEST_FORWARDING_FAILED,
+            format!("Error while forwarding the request to the leader: {e}"),
+        )
+    })
 }
 
 /// The forwarded request's path with the marker query parameter the leader checks.
 fn forwarded_path(path_and_query: &str) -> String {
-    let joiner = if path_and_query.contains('?') { '&' } else { '?' };
+    let joiner = if path_and_query.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
     format!("{path_and_query}{joiner}{FORWARDED_MARK}=true")
 }
 
@@ -584,6 +650,9 @@ mod tests {
         assert_eq!(q.get("deleted").map(String::as_str), Some("true"));
         assert_eq!(q.get("subjectPrefix").map(String::as_str), Some("a/b"));
         assert_eq!(q.get("x").map(String::as_str), Some(""));
-        assert_eq!(forwarded_path("/a?b=1"), "/a?b=1&x-strom-registry-forwarded=true");
+        assert_eq!(
+            forwarded_path("/a?b=1"),
+            "/a?b=1&x-strom-registry-forwarded=true"
+        );
     }
 }

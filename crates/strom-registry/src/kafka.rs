@@ -112,10 +112,16 @@ impl KafkaStore {
     /// "wait until the reader reaches the last offset").
     pub async fn catch_up(&self, timeout: Duration) -> Result<(), RestError> {
         let tp = TopicPartition::new(self.topic.clone(), 0);
-        let end = tokio::time::timeout(timeout, self.admin.list_offsets(&[tp.clone()], OffsetSpec::Latest))
-            .await
-            .map_err(|_| RestError::timeout("Timed out reading the end offset of the schemas topic"))?
-            .map_err(|e| RestError::store(format!("cannot read the end offset of {}: {e}", self.topic)))?;
+        let end = tokio::time::timeout(
+            timeout,
+            self.admin
+                .list_offsets(std::slice::from_ref(&tp), OffsetSpec::Latest),
+        )
+        .await
+        .map_err(|_| RestError::timeout("Timed out reading the end offset of the schemas topic"))?
+        .map_err(|e| {
+            RestError::store(format!("cannot read the end offset of {}: {e}", self.topic))
+        })?;
         let end = end.get(&tp).map_or(0, |o| o.offset);
         self.wait_applied(end, timeout).await
     }
@@ -142,11 +148,10 @@ impl KafkaStore {
                 .key(key)
                 .partition(0);
             record.value = value.map(Bytes::from);
-            let delivery = self
-                .producer
-                .send(record)
-                .await
-                .map_err(|e| RestError::store(format!("cannot write to {}: {e}", self.topic)))?;
+            let delivery =
+                self.producer.send(record).await.map_err(|e| {
+                    RestError::store(format!("cannot write to {}: {e}", self.topic))
+                })?;
             deliveries.push(delivery);
         }
         let mut next = 0;
@@ -186,7 +191,10 @@ async fn ensure_topic(admin: &Admin, config: &RegistryConfig) -> Result<(), Regi
             })
         }
     }
-    let partitions = admin.partitions_of(topic).await.map_err(kafka_error(topic))?;
+    let partitions = admin
+        .partitions_of(topic)
+        .await
+        .map_err(kafka_error(topic))?;
     if partitions.len() != 1 {
         return Err(RegistryError::Store {
             topic: topic.clone(),

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use strom_client::{Admin, ClientConfig, Consumer, ConsumerConfig, TopicPartition};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::RegistryConfig;
@@ -25,6 +26,8 @@ const CLIENT_ID_PREFIX: &str = "strom-schema-registry ";
 const POLL_MS: u64 = 200;
 /// How long a looked-up leader URL is trusted before describing the group again.
 const LEADER_CACHE_MS: u64 = 1_000;
+/// How long shutdown waits for the member to leave the group (so another leads at once).
+const LEAVE_WAIT_MS: u64 = 5_000;
 
 /// This process's view of who leads.
 pub struct Leader {
@@ -34,14 +37,19 @@ pub struct Leader {
     admin: Admin,
     cached: Mutex<Option<(Instant, Option<String>)>>,
     member: Option<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
 }
 
 impl Leader {
-    pub fn start(config: &RegistryConfig, own_url: String) -> Result<Leader, strom_client::ClientError> {
+    pub fn start(
+        config: &RegistryConfig,
+        own_url: String,
+    ) -> Result<Leader, strom_client::ClientError> {
         let mut client = ClientConfig::new(&config.bootstrap_servers);
         client.client_id = "strom-registry-leader-lookup".to_string();
         let admin = Admin::new(client)?;
         let is_leader = Arc::new(AtomicBool::new(false));
+        let (stop, stopped) = watch::channel(false);
         let member = if config.leader_eligibility {
             let mut consumer_config = ConsumerConfig::new(&config.bootstrap_servers);
             consumer_config.client.client_id = format!("{CLIENT_ID_PREFIX}{own_url}");
@@ -55,6 +63,7 @@ impl Leader {
                 consumer,
                 config.topic.clone(),
                 is_leader.clone(),
+                stopped,
             )))
         } else {
             None
@@ -66,6 +75,7 @@ impl Leader {
             admin,
             cached: Mutex::new(None),
             member,
+            stop,
         })
     }
 
@@ -114,29 +124,51 @@ impl Leader {
             .map(str::to_string)
     }
 
+    /// Stops leading and starts leaving the group (without waiting for it).
+    pub fn resign(&self) {
+        self.is_leader.store(false, Ordering::SeqCst);
+        let _ = self.stop.send(true);
+    }
+
+    /// Leaves the group (bounded wait), so another process leads without waiting for
+    /// this one's session to expire.
     pub async fn close(mut self) {
-        if let Some(member) = self.member.take() {
-            member.abort();
+        self.is_leader.store(false, Ordering::SeqCst);
+        let _ = self.stop.send(true);
+        if let Some(mut member) = self.member.take() {
+            let wait = Duration::from_millis(LEAVE_WAIT_MS);
+            if tokio::time::timeout(wait, &mut member).await.is_err() {
+                member.abort();
+            }
         }
         self.admin.close().await;
     }
 }
 
-async fn member_loop(mut consumer: Consumer, topic: String, is_leader: Arc<AtomicBool>) {
+async fn member_loop(
+    mut consumer: Consumer,
+    topic: String,
+    is_leader: Arc<AtomicBool>,
+    mut stopped: watch::Receiver<bool>,
+) {
     let tp = TopicPartition::new(topic.clone(), 0);
     // Logged at the first join too, so an operator (and a test) sees each member's role.
     let mut logged: Option<bool> = None;
-    loop {
+    while !*stopped.borrow() {
         if let Err(e) = consumer.subscribe(vec![topic.clone()]).await {
             tracing::warn!(error = %e, "cannot join the registry group; retrying");
             tokio::time::sleep(Duration::from_millis(1_000)).await;
             continue;
         }
-        loop {
+        while !*stopped.borrow() {
             // Records are not needed here: the partition stays paused.
             let assignment = consumer.assignment();
             consumer.pause(&assignment);
-            match consumer.poll(Duration::from_millis(POLL_MS)).await {
+            let polled = tokio::select! {
+                polled = consumer.poll(Duration::from_millis(POLL_MS)) => polled,
+                _ = stopped.changed() => break,
+            };
+            match polled {
                 Ok(_) => {
                     let leads = consumer.assignment().contains(&tp);
                     is_leader.store(leads, Ordering::SeqCst);
@@ -154,5 +186,9 @@ async fn member_loop(mut consumer: Consumer, topic: String, is_leader: Arc<Atomi
                 }
             }
         }
+    }
+    is_leader.store(false, Ordering::SeqCst);
+    if let Err(e) = consumer.close().await {
+        tracing::debug!(error = %e, "leaving the registry group");
     }
 }

@@ -25,11 +25,22 @@ pub struct Reference {
 /// The key of a `_schemas` record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Key {
-    Schema { subject: String, version: i32 },
-    Config { subject: Option<String> },
-    Mode { subject: Option<String> },
-    DeleteSubject { subject: String },
-    ClearSubject { subject: String },
+    Schema {
+        subject: String,
+        version: i32,
+    },
+    Config {
+        subject: Option<String>,
+    },
+    Mode {
+        subject: Option<String>,
+    },
+    DeleteSubject {
+        subject: String,
+    },
+    ClearSubject {
+        subject: String,
+    },
     Noop,
     /// A key type this registry does not use (its records are skipped).
     Other(String),
@@ -54,7 +65,11 @@ impl Key {
                 quote(subject)
             ),
             Key::Config { subject } | Key::Mode { subject } => {
-                let keytype = if matches!(self, Key::Config { .. }) { "CONFIG" } else { "MODE" };
+                let keytype = if matches!(self, Key::Config { .. }) {
+                    "CONFIG"
+                } else {
+                    "MODE"
+                };
                 let subject = subject.as_deref().map_or("null".to_string(), quote);
                 format!(r#"{{"keytype":"{keytype}","subject":{subject},"magic":0}}"#)
             }

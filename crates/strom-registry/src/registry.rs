@@ -66,6 +66,8 @@ impl Registry {
             versions_listed_max: config.versions_listed_max,
             schemas_listed_max: config.schemas_listed_max,
             write_lock: tokio::sync::Mutex::new(()),
+            // A write may wait three times for the store (catch up, append, read back).
+            request_timeout: Duration::from_millis(config.store_timeout_ms.saturating_mul(4)),
         });
         let (stop, stopped) = watch::channel(false);
         let mut servers = JoinSet::new();
@@ -105,6 +107,7 @@ impl Registry {
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         while self.servers.join_next().await.is_some() {}
+        self.app.leader.resign();
         if let Ok(app) = Arc::try_unwrap(self.app) {
             app.leader.close().await;
             app.kafka.close().await;

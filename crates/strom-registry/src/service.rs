@@ -110,7 +110,10 @@ pub fn check_subject(subject: &str) -> Result<(), RestError> {
     if subject.is_empty() || subject.chars().any(char::is_control) || subject.len() > 4096 {
         return Err(RestError::new(
             code::INVALID_SUBJECT,
-            format!("The specified subject '{}' is not valid.", subject.escape_debug()),
+            format!(
+                "The specified subject '{}' is not valid.",
+                subject.escape_debug()
+            ),
         ));
     }
     Ok(())
@@ -183,7 +186,11 @@ pub fn resolve_references(
     references: &[Reference],
 ) -> Result<Vec<ResolvedReference>, RestError> {
     let mut out: Vec<ResolvedReference> = Vec::new();
-    let mut stack: Vec<(Reference, bool)> = references.iter().rev().map(|r| (r.clone(), false)).collect();
+    let mut stack: Vec<(Reference, bool)> = references
+        .iter()
+        .rev()
+        .map(|r| (r.clone(), false))
+        .collect();
     let mut steps = 0usize;
     while let Some((reference, expanded)) = stack.pop() {
         steps += 1;
@@ -260,9 +267,8 @@ fn parse_request(
     }
     let schema_type = match request.schema_type.as_deref() {
         None => SchemaType::Avro,
-        Some(name) => SchemaType::parse(name).ok_or_else(|| {
-            RestError::invalid_schema(format!("unknown schema type {name:?}"))
-        })?,
+        Some(name) => SchemaType::parse(name)
+            .ok_or_else(|| RestError::invalid_schema(format!("unknown schema type {name:?}")))?,
     };
     let refs = resolve_references(store, &request.references)?;
     let parsed =
@@ -292,7 +298,9 @@ fn same_schema(a: &SchemaValue, b: &SchemaValue) -> bool {
 
 fn normalize_in_scope(store: &Store, subject: &str, normalize: bool) -> bool {
     normalize
-        || store.config(Some(subject)).is_some_and(ConfigValue::normalize)
+        || store
+            .config(Some(subject))
+            .is_some_and(ConfigValue::normalize)
         || store.config(None).is_some_and(ConfigValue::normalize)
 }
 
@@ -384,9 +392,10 @@ pub fn register(
         }
         None => match store.find_id(&value) {
             Some(id) => id,
-            None => store.max_id().checked_add(1).ok_or_else(|| {
-                RestError::store("every schema id is taken")
-            })?,
+            None => store
+                .max_id()
+                .checked_add(1)
+                .ok_or_else(|| RestError::store("every schema id is taken"))?,
         },
     };
     let next_version = store.max_version(subject) + 1;
@@ -544,11 +553,17 @@ pub fn delete_subject(
     if !store.has_subject(subject, true) {
         return Err(RestError::subject_not_found(subject));
     }
-    let live: Vec<i32> = store.versions(subject, false).iter().map(|v| v.version).collect();
+    let live: Vec<i32> = store
+        .versions(subject, false)
+        .iter()
+        .map(|v| v.version)
+        .collect();
     if !permanent && live.is_empty() {
         return Err(RestError::new(
             code::SUBJECT_SOFT_DELETED,
-            format!("Subject '{subject}' was soft deleted. Set permanent=true to delete permanently"),
+            format!(
+                "Subject '{subject}' was soft deleted. Set permanent=true to delete permanently"
+            ),
         ));
     }
     if permanent && !live.is_empty() {
@@ -557,17 +572,28 @@ pub fn delete_subject(
             format!("Subject '{subject}' was not deleted first before being permanently deleted"),
         ));
     }
-    let all: Vec<i32> = store.versions(subject, true).iter().map(|v| v.version).collect();
+    let all: Vec<i32> = store
+        .versions(subject, true)
+        .iter()
+        .map(|v| v.version)
+        .collect();
     for v in &all {
         let others: Vec<i32> = store
             .referenced_by(subject, *v)
             .into_iter()
-            .filter(|id| store.versions_of_id(*id, false).iter().any(|s| s.subject != subject))
+            .filter(|id| {
+                store
+                    .versions_of_id(*id, false)
+                    .iter()
+                    .any(|s| s.subject != subject)
+            })
             .collect();
         if !others.is_empty() {
             return Err(RestError::new(
                 code::REFERENCE_EXISTS,
-                format!("One or more references exist to the schema {{subject={subject},version={v}}}"),
+                format!(
+                    "One or more references exist to the schema {{subject={subject},version={v}}}"
+                ),
             ));
         }
     }
@@ -636,12 +662,16 @@ pub fn get_config(
     default_to_global: bool,
 ) -> Result<Value, RestError> {
     match subject {
-        None => Ok(config_json(store.config(None), settings.default_compatibility)),
+        None => Ok(config_json(
+            store.config(None),
+            settings.default_compatibility,
+        )),
         Some(s) => match store.config(Some(s)) {
             Some(c) => Ok(config_json(Some(c), level(store, settings, None))),
-            None if default_to_global => {
-                Ok(config_json(store.config(None), settings.default_compatibility))
-            }
+            None if default_to_global => Ok(config_json(
+                store.config(None),
+                settings.default_compatibility,
+            )),
             None => Err(RestError::new(
                 code::SUBJECT_COMPATIBILITY_NOT_CONFIGURED,
                 format!("Subject '{s}' does not have subject-level compatibility configured"),
@@ -671,7 +701,10 @@ pub fn put_config(
     for (k, v) in body {
         match k.as_str() {
             "compatibility" | "compatibilityLevel" => {
-                let level = v.as_str().and_then(CompatibilityLevel::parse).ok_or_else(invalid)?;
+                let level = v
+                    .as_str()
+                    .and_then(CompatibilityLevel::parse)
+                    .ok_or_else(invalid)?;
                 config.insert("compatibilityLevel".into(), json!(level.name()));
             }
             _ if v.is_null() => {
@@ -728,7 +761,11 @@ pub fn delete_config(
 }
 
 /// `GET /mode[/{subject}]`.
-pub fn get_mode(store: &Store, subject: Option<&str>, default_to_global: bool) -> Result<Value, RestError> {
+pub fn get_mode(
+    store: &Store,
+    subject: Option<&str>,
+    default_to_global: bool,
+) -> Result<Value, RestError> {
     match subject {
         None => Ok(json!({"mode": mode(store, None)})),
         Some(s) => match store.mode(Some(s)) {
@@ -908,7 +945,10 @@ mod tests {
         assert_eq!(e.error_code, code::SUBJECT_SOFT_DELETED);
         let planned = delete_subject(&r.store, "s", true).unwrap();
         assert_eq!(r.apply(planned), vec![2]);
-        assert_eq!(delete_subject(&r.store, "s", true).unwrap_err().error_code, code::SUBJECT_NOT_FOUND);
+        assert_eq!(
+            delete_subject(&r.store, "s", true).unwrap_err().error_code,
+            code::SUBJECT_NOT_FOUND
+        );
         // Ids are never reused, even after a hard delete of the newest.
         assert_eq!(r.register("s", BAD).unwrap().id, 3);
     }
@@ -924,7 +964,9 @@ mod tests {
         let found = lookup(&r.store, &r.settings, "s", &request, false, false).unwrap();
         assert_eq!(found.version, 1);
         assert_eq!(
-            lookup(&r.store, &r.settings, "nope", &request, false, false).unwrap_err().error_code,
+            lookup(&r.store, &r.settings, "nope", &request, false, false)
+                .unwrap_err()
+                .error_code,
             code::SUBJECT_NOT_FOUND
         );
         let other = SchemaRequest {
@@ -932,21 +974,42 @@ mod tests {
             ..SchemaRequest::default()
         };
         assert_eq!(
-            lookup(&r.store, &r.settings, "s", &other, false, false).unwrap_err().error_code,
+            lookup(&r.store, &r.settings, "s", &other, false, false)
+                .unwrap_err()
+                .error_code,
             code::SCHEMA_NOT_FOUND
         );
-        assert_eq!(version(&r.store, "s", VersionId::Number(9), false).unwrap_err().error_code, code::VERSION_NOT_FOUND);
-        assert_eq!(VersionId::parse("0").unwrap_err().error_code, code::INVALID_VERSION);
+        assert_eq!(
+            version(&r.store, "s", VersionId::Number(9), false)
+                .unwrap_err()
+                .error_code,
+            code::VERSION_NOT_FOUND
+        );
+        assert_eq!(
+            VersionId::parse("0").unwrap_err().error_code,
+            code::INVALID_VERSION
+        );
         assert_eq!(VersionId::parse("latest").unwrap(), VersionId::Latest);
     }
 
     #[test]
     fn references_resolve_transitively() {
         let mut r = Registry::new();
-        r.register("address", r#"{"type":"record","name":"Address","fields":[{"name":"s","type":"string"}]}"#).unwrap();
+        r.register(
+            "address",
+            r#"{"type":"record","name":"Address","fields":[{"name":"s","type":"string"}]}"#,
+        )
+        .unwrap();
         let request = SchemaRequest {
-            schema: Some(r#"{"type":"record","name":"User","fields":[{"name":"home","type":"Address"}]}"#.into()),
-            references: vec![Reference { name: "Address".into(), subject: "address".into(), version: 1 }],
+            schema: Some(
+                r#"{"type":"record","name":"User","fields":[{"name":"home","type":"Address"}]}"#
+                    .into(),
+            ),
+            references: vec![Reference {
+                name: "Address".into(),
+                subject: "address".into(),
+                version: 1,
+            }],
             ..SchemaRequest::default()
         };
         let planned = register(&r.store, &r.settings, "user", &request, false).unwrap();
@@ -956,10 +1019,19 @@ mod tests {
         let e = delete_version(&r.store, "address", VersionId::Number(1), false).unwrap_err();
         assert_eq!(e.error_code, code::REFERENCE_EXISTS);
         let missing = SchemaRequest {
-            references: vec![Reference { name: "X".into(), subject: "nope".into(), version: 1 }],
+            references: vec![Reference {
+                name: "X".into(),
+                subject: "nope".into(),
+                version: 1,
+            }],
             ..request
         };
-        assert_eq!(register(&r.store, &r.settings, "user", &missing, false).unwrap_err().error_code, code::INVALID_SCHEMA);
+        assert_eq!(
+            register(&r.store, &r.settings, "user", &missing, false)
+                .unwrap_err()
+                .error_code,
+            code::INVALID_SCHEMA
+        );
     }
 
     #[test]
@@ -968,18 +1040,27 @@ mod tests {
         let body: Map<String, Value> = serde_json::from_str(r#"{"mode":"READONLY"}"#).unwrap();
         let planned = put_mode(&r.store, &r.settings, None, &body, false).unwrap();
         r.apply(planned);
-        assert_eq!(r.register("s", V1).unwrap_err().error_code, code::OPERATION_NOT_PERMITTED);
+        assert_eq!(
+            r.register("s", V1).unwrap_err().error_code,
+            code::OPERATION_NOT_PERMITTED
+        );
         r.settings.mode_mutability = false;
         assert!(put_mode(&r.store, &r.settings, None, &body, false).is_err());
         assert_eq!(
-            get_config(&r.store, &r.settings, Some("s"), false).unwrap_err().error_code,
+            get_config(&r.store, &r.settings, Some("s"), false)
+                .unwrap_err()
+                .error_code,
             code::SUBJECT_COMPATIBILITY_NOT_CONFIGURED
         );
         assert_eq!(
             get_config(&r.store, &r.settings, None, false).unwrap(),
             json!({"compatibilityLevel": "BACKWARD"})
         );
-        let bad: Map<String, Value> = serde_json::from_str(r#"{"compatibility":"SIDEWAYS"}"#).unwrap();
-        assert_eq!(put_config(&r.store, None, &bad).unwrap_err().error_code, code::INVALID_COMPATIBILITY_LEVEL);
+        let bad: Map<String, Value> =
+            serde_json::from_str(r#"{"compatibility":"SIDEWAYS"}"#).unwrap();
+        assert_eq!(
+            put_config(&r.store, None, &bad).unwrap_err().error_code,
+            code::INVALID_COMPATIBILITY_LEVEL
+        );
     }
 }

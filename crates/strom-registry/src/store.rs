@@ -148,9 +148,9 @@ impl Store {
 
     fn put_version(&mut self, value: SchemaValue) -> Applied {
         if let Some(holder) = self.ids.get(&value.id).and_then(|keys| keys.iter().next()) {
-            let same = self
-                .get(&holder.0, holder.1)
-                .is_some_and(|other| other.schema == value.schema && other.schema_type == value.schema_type);
+            let same = self.get(&holder.0, holder.1).is_some_and(|other| {
+                other.schema == value.schema && other.schema_type == value.schema_type
+            });
             let replacing = holder.0 == value.subject && holder.1 == value.version;
             if !same && !replacing {
                 return Applied::Skipped(format!(
@@ -272,8 +272,7 @@ impl Store {
         let mut ids = BTreeSet::new();
         for versions in self.subjects.values() {
             for v in versions.values().filter(|v| !v.deleted) {
-                if v
-                    .references
+                if v.references
                     .iter()
                     .any(|r: &Reference| r.subject == subject && r.version == version)
                 {
@@ -370,7 +369,10 @@ mod tests {
     fn an_id_names_one_schema_first_record_wins() {
         let mut f = feed();
         f.put(schema("a", 1, 1, "\"int\""));
-        assert!(matches!(f.put(schema("b", 1, 1, "\"string\"")), Applied::Skipped(_)));
+        assert!(matches!(
+            f.put(schema("b", 1, 1, "\"string\"")),
+            Applied::Skipped(_)
+        ));
         assert!(f.store.get("b", 1).is_none());
         assert_eq!(f.store.skipped(), 1);
     }
@@ -385,14 +387,24 @@ mod tests {
             version: 1,
         });
         f.raw(
-            &Key::DeleteSubject { subject: "a".into() }.encode(),
+            &Key::DeleteSubject {
+                subject: "a".into(),
+            }
+            .encode(),
             Some(&delete.encode(Some("a"))),
         );
         assert_eq!(f.store.versions("a", false).len(), 1);
         assert_eq!(f.store.versions("a", true).len(), 2);
         // The id of a soft-deleted version still resolves.
         assert!(f.store.by_id(1).is_some());
-        f.raw(&Key::Schema { subject: "a".into(), version: 1 }.encode(), None);
+        f.raw(
+            &Key::Schema {
+                subject: "a".into(),
+                version: 1,
+            }
+            .encode(),
+            None,
+        );
         assert!(f.store.by_id(1).is_none());
         assert_eq!(f.store.max_version("a"), 2);
     }
@@ -403,13 +415,34 @@ mod tests {
         let config = Record::Config(ConfigValue(
             serde_json::from_str(r#"{"compatibilityLevel":"FULL"}"#).unwrap(),
         ));
-        f.raw(&Key::Config { subject: None }.encode(), Some(&config.encode(None)));
-        f.raw(&Key::Config { subject: Some("s".into()) }.encode(), Some(&config.encode(Some("s"))));
-        f.raw(&Key::Mode { subject: None }.encode(), Some(&Record::Mode("READONLY".into()).encode(None)));
+        f.raw(
+            &Key::Config { subject: None }.encode(),
+            Some(&config.encode(None)),
+        );
+        f.raw(
+            &Key::Config {
+                subject: Some("s".into()),
+            }
+            .encode(),
+            Some(&config.encode(Some("s"))),
+        );
+        f.raw(
+            &Key::Mode { subject: None }.encode(),
+            Some(&Record::Mode("READONLY".into()).encode(None)),
+        );
         assert_eq!(f.store.config(None).unwrap().compatibility(), Some("FULL"));
-        assert_eq!(f.store.config(Some("s")).unwrap().compatibility(), Some("FULL"));
+        assert_eq!(
+            f.store.config(Some("s")).unwrap().compatibility(),
+            Some("FULL")
+        );
         assert_eq!(f.store.mode(None), Some("READONLY"));
-        f.raw(&Key::Config { subject: Some("s".into()) }.encode(), None);
+        f.raw(
+            &Key::Config {
+                subject: Some("s".into()),
+            }
+            .encode(),
+            None,
+        );
         assert!(f.store.config(Some("s")).is_none());
     }
 
@@ -417,12 +450,19 @@ mod tests {
     fn bad_records_are_skipped_and_counted() {
         let mut f = feed();
         assert!(matches!(f.raw(b"garbage", Some(b"x")), Applied::Skipped(_)));
-        let key = Key::Schema { subject: "a".into(), version: 1 }.encode();
+        let key = Key::Schema {
+            subject: "a".into(),
+            version: 1,
+        }
+        .encode();
         assert!(matches!(f.raw(&key, Some(b"{}")), Applied::Skipped(_)));
         // A key naming another subject than its value.
         let (_, v) = schema("b", 1, 1, "\"int\"");
         assert!(matches!(f.raw(&key, Some(&v)), Applied::Skipped(_)));
-        assert_eq!(f.raw(br#"{"keytype":"NOOP","magic":0}"#, Some(b"{}")), Applied::Changed);
+        assert_eq!(
+            f.raw(br#"{"keytype":"NOOP","magic":0}"#, Some(b"{}")),
+            Applied::Changed
+        );
         assert_eq!(f.store.skipped(), 3);
         assert!(f.store.subjects(true).is_empty());
     }

@@ -110,11 +110,15 @@ mod tests {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        let config = server_registry_config(&props, "127.0.0.1:9092").unwrap().unwrap();
+        let config = server_registry_config(&props, "127.0.0.1:9092")
+            .unwrap()
+            .unwrap();
         assert_eq!(config.listeners[0].port(), 18081);
         assert_eq!(config.group_id, "g");
         assert_eq!(config.topic, "_s");
         assert_eq!(config.bootstrap_servers, "127.0.0.1:9092");
-        assert!(server_registry_config(&BTreeMap::new(), "h:1").unwrap().is_none());
+        assert!(server_registry_config(&BTreeMap::new(), "h:1")
+            .unwrap()
+            .is_none());
     }
 }

@@ -24,7 +24,10 @@ impl AvroSchema {
     pub fn parse(text: &str, references: &[ResolvedReference]) -> Result<AvroSchema, String> {
         let texts: Vec<&str> = references.iter().map(|r| r.schema.as_str()).collect();
         let (schema, references) = if texts.is_empty() {
-            (Schema::parse_str(text).map_err(|e| e.to_string())?, Vec::new())
+            (
+                Schema::parse_str(text).map_err(|e| e.to_string())?,
+                Vec::new(),
+            )
         } else {
             Schema::parse_str_with_list(text, texts).map_err(|e| e.to_string())?
         };
@@ -346,7 +349,9 @@ impl Check<'_> {
                     });
                     let field_path = format!("{path}/fields/{i}");
                     match found {
-                        Some(wf) => self.schemas(&rf.schema, &wf.schema, &format!("{field_path}/type")),
+                        Some(wf) => {
+                            self.schemas(&rf.schema, &wf.schema, &format!("{field_path}/type"))
+                        }
                         None if rf.default.is_none() => self.error(
                             "READER_FIELD_MISSING_DEFAULT_VALUE",
                             &field_path,
@@ -361,8 +366,11 @@ impl Check<'_> {
                 }
             }
             (Schema::Enum(r), Schema::Enum(w)) => {
-                let missing: Vec<&String> =
-                    w.symbols.iter().filter(|s| !r.symbols.contains(s)).collect();
+                let missing: Vec<&String> = w
+                    .symbols
+                    .iter()
+                    .filter(|s| !r.symbols.contains(s))
+                    .collect();
                 if !missing.is_empty() && r.default.is_none() {
                     let list: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
                     self.error(
@@ -409,7 +417,11 @@ mod tests {
     /// `reader` reads data written with `writer` exactly when `ok`.
     fn check(reader: &str, writer: &str, ok: bool) {
         let errors = can_read(&parse(reader), &parse(writer));
-        assert_eq!(errors.is_empty(), ok, "reader {reader} writer {writer}: {errors:?}");
+        assert_eq!(
+            errors.is_empty(),
+            ok,
+            "reader {reader} writer {writer}: {errors:?}"
+        );
     }
 
     fn record(fields: &str) -> String {
@@ -446,7 +458,8 @@ mod tests {
     #[test]
     fn record_fields_need_defaults_when_the_writer_lacks_them() {
         let v1 = record(r#"{"name":"a","type":"string"}"#);
-        let v2_default = record(r#"{"name":"a","type":"string"},{"name":"b","type":"int","default":0}"#);
+        let v2_default =
+            record(r#"{"name":"a","type":"string"},{"name":"b","type":"int","default":0}"#);
         let v2_no_default = record(r#"{"name":"a","type":"string"},{"name":"b","type":"int"}"#);
         // "if the reader's record schema has a field with no default value, and writer's
         // schema does not have a field with the same name, an error is signalled."
@@ -458,8 +471,16 @@ mod tests {
         let renamed = record(r#"{"name":"a2","aliases":["a"],"type":"string"}"#);
         check(&renamed, &v1, true);
         // Field types are resolved recursively, with promotions.
-        check(&record(r#"{"name":"a","type":"long"}"#), &record(r#"{"name":"a","type":"int"}"#), true);
-        check(&record(r#"{"name":"a","type":"int"}"#), &record(r#"{"name":"a","type":"long"}"#), false);
+        check(
+            &record(r#"{"name":"a","type":"long"}"#),
+            &record(r#"{"name":"a","type":"int"}"#),
+            true,
+        );
+        check(
+            &record(r#"{"name":"a","type":"int"}"#),
+            &record(r#"{"name":"a","type":"long"}"#),
+            false,
+        );
     }
 
     #[test]
@@ -485,10 +506,26 @@ mod tests {
         let f8 = r#"{"type":"fixed","name":"F","size":8}"#;
         check(f4, f4, true);
         check(f8, f4, false);
-        check(r#"{"type":"array","items":"long"}"#, r#"{"type":"array","items":"int"}"#, true);
-        check(r#"{"type":"array","items":"int"}"#, r#"{"type":"array","items":"long"}"#, false);
-        check(r#"{"type":"map","values":"double"}"#, r#"{"type":"map","values":"float"}"#, true);
-        check(r#"{"type":"map","values":"int"}"#, r#"{"type":"array","items":"int"}"#, false);
+        check(
+            r#"{"type":"array","items":"long"}"#,
+            r#"{"type":"array","items":"int"}"#,
+            true,
+        );
+        check(
+            r#"{"type":"array","items":"int"}"#,
+            r#"{"type":"array","items":"long"}"#,
+            false,
+        );
+        check(
+            r#"{"type":"map","values":"double"}"#,
+            r#"{"type":"map","values":"float"}"#,
+            true,
+        );
+        check(
+            r#"{"type":"map","values":"int"}"#,
+            r#"{"type":"array","items":"int"}"#,
+            false,
+        );
     }
 
     #[test]
@@ -515,7 +552,11 @@ mod tests {
             r#""long""#,
             true,
         );
-        check(r#"{"type":"int","logicalType":"date"}"#, r#""string""#, false);
+        check(
+            r#"{"type":"int","logicalType":"date"}"#,
+            r#""string""#,
+            false,
+        );
     }
 
     #[test]
@@ -556,7 +597,13 @@ mod tests {
     fn canonical_text_drops_whitespace_only() {
         let s = parse("{ \"type\" : \"record\", \"name\": \"R\", \"fields\": [] }\n");
         assert_eq!(s.canonical(), r#"{"type":"record","name":"R","fields":[]}"#);
-        assert_eq!(s.normalized(), r#"{"fields":[],"name":"R","type":"record"}"#);
-        assert_eq!(s.parsing_canonical_form(), r#"{"name":"R","type":"record","fields":[]}"#);
+        assert_eq!(
+            s.normalized(),
+            r#"{"fields":[],"name":"R","type":"record"}"#
+        );
+        assert_eq!(
+            s.parsing_canonical_form(),
+            r#"{"name":"R","type":"record","fields":[]}"#
+        );
     }
 }

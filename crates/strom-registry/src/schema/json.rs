@@ -190,7 +190,7 @@ fn validate(value: &Value, path: &str) -> Result<(), String> {
         "minProperties",
     ] {
         if let Some(v) = map.get(key) {
-            if !v.is_number() && !(v.is_boolean() && key.starts_with("exclusive")) {
+            if !(v.is_number() || (v.is_boolean() && key.starts_with("exclusive"))) {
                 return Err(format!("{path}/{key}: not a number"));
             }
         }
@@ -256,8 +256,9 @@ fn number(map: &Map<String, Value>, key: &str) -> Option<f64> {
 
 impl<'a> Diff<'a> {
     fn error(&mut self, kind: &str, path: &str) {
-        self.errors
-            .push(format!("{{errorType:'{kind}', description:'at path \"{path}\"'}}"));
+        self.errors.push(format!(
+            "{{errorType:'{kind}', description:'at path \"{path}\"'}}"
+        ));
     }
 
     /// Follows `$ref`s (bounded) to the schema itself.
@@ -382,7 +383,10 @@ impl<'a> Diff<'a> {
             (Some((ok, oa)), None) if ok != "allOf" => {
                 for (i, ob) in oa.iter().enumerate() {
                     if !self.quietly((ob, o.1), u) {
-                        self.error("COMBINED_TYPE_SUBSCHEMAS_CHANGED", &format!("{path}/{ok}/{i}"));
+                        self.error(
+                            "COMBINED_TYPE_SUBSCHEMAS_CHANGED",
+                            &format!("{path}/{ok}/{i}"),
+                        );
                     }
                 }
                 true
@@ -488,8 +492,14 @@ impl<'a> Diff<'a> {
     ) {
         static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
         let empty = EMPTY.get_or_init(Map::new);
-        let oprops = om.get("properties").and_then(Value::as_object).unwrap_or(empty);
-        let uprops = um.get("properties").and_then(Value::as_object).unwrap_or(empty);
+        let oprops = om
+            .get("properties")
+            .and_then(Value::as_object)
+            .unwrap_or(empty);
+        let uprops = um
+            .get("properties")
+            .and_then(Value::as_object)
+            .unwrap_or(empty);
         let oadd = om.get("additionalProperties");
         let uadd = um.get("additionalProperties");
         let closed = |a: Option<&Value>| a == Some(&Value::Bool(false));
@@ -497,7 +507,11 @@ impl<'a> Diff<'a> {
         let required = |m: &Map<String, Value>| -> BTreeSet<String> {
             m.get("required")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         for (name, oschema) in oprops {
@@ -513,7 +527,10 @@ impl<'a> Diff<'a> {
                 None => {
                     let Some(partial) = uadd else { continue };
                     if !self.quietly((oschema, o.1), (partial, u.1)) {
-                        self.error("PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL", &ppath);
+                        self.error(
+                            "PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
+                            &ppath,
+                        );
                     }
                 }
             }
@@ -533,7 +550,10 @@ impl<'a> Diff<'a> {
                 }
             } else if let Some(partial) = oadd {
                 if !self.quietly((partial, o.1), (uschema, u.1)) {
-                    self.error("PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL", &ppath);
+                    self.error(
+                        "PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
+                        &ppath,
+                    );
                 }
             }
         }
@@ -543,16 +563,21 @@ impl<'a> Diff<'a> {
                 .and_then(Value::as_object)
                 .is_some_and(|p| p.contains_key("default"));
             if !has_default {
-                self.error("REQUIRED_ATTRIBUTE_ADDED", &format!("{path}/required/{name}"));
+                self.error(
+                    "REQUIRED_ATTRIBUTE_ADDED",
+                    &format!("{path}/required/{name}"),
+                );
             }
         }
         match (oadd, uadd) {
             (_, None) => {}
-            (a, Some(ua)) if open(a) => {
-                if !is_open(ua) {
-                    self.error("ADDITIONAL_PROPERTIES_NARROWED", &format!("{path}/additionalProperties"));
-                }
+            (a, Some(ua)) if open(a) && !is_open(ua) => {
+                self.error(
+                    "ADDITIONAL_PROPERTIES_NARROWED",
+                    &format!("{path}/additionalProperties"),
+                );
             }
+            (a, Some(_)) if open(a) => {}
             (Some(oa), Some(ua)) if !closed(Some(oa)) => {
                 self.compare(oa, o.1, ua, u.1, &format!("{path}/additionalProperties"));
             }
@@ -613,7 +638,11 @@ mod tests {
     /// `update` accepts everything `original` accepted exactly when `ok`.
     fn check(original: &str, update: &str, ok: bool) {
         let errors = can_read(&parse(update), &parse(original));
-        assert_eq!(errors.is_empty(), ok, "original {original} update {update}: {errors:?}");
+        assert_eq!(
+            errors.is_empty(),
+            ok,
+            "original {original} update {update}: {errors:?}"
+        );
     }
 
     fn object(props: &str, extra: &str) -> String {
@@ -624,8 +653,16 @@ mod tests {
     fn types_may_only_widen() {
         check(r#"{"type":"integer"}"#, r#"{"type":"number"}"#, true);
         check(r#"{"type":"number"}"#, r#"{"type":"integer"}"#, false);
-        check(r#"{"type":"string"}"#, r#"{"type":["string","null"]}"#, true);
-        check(r#"{"type":["string","null"]}"#, r#"{"type":"string"}"#, false);
+        check(
+            r#"{"type":"string"}"#,
+            r#"{"type":["string","null"]}"#,
+            true,
+        );
+        check(
+            r#"{"type":["string","null"]}"#,
+            r#"{"type":"string"}"#,
+            false,
+        );
         check(r#"{"type":"string"}"#, r#"{}"#, true);
         check(r#"{}"#, r#"{"type":"string"}"#, false);
         check(r#"{"type":"string"}"#, r#"{"type":"boolean"}"#, false);
@@ -633,22 +670,61 @@ mod tests {
 
     #[test]
     fn bounds_may_only_relax() {
-        check(r#"{"type":"string","maxLength":5}"#, r#"{"type":"string","maxLength":10}"#, true);
-        check(r#"{"type":"string","maxLength":10}"#, r#"{"type":"string","maxLength":5}"#, false);
-        check(r#"{"type":"string"}"#, r#"{"type":"string","minLength":1}"#, false);
-        check(r#"{"type":"string","minLength":1}"#, r#"{"type":"string"}"#, true);
-        check(r#"{"type":"number","minimum":0}"#, r#"{"type":"number","minimum":-1}"#, true);
-        check(r#"{"type":"number","multipleOf":4}"#, r#"{"type":"number","multipleOf":2}"#, true);
-        check(r#"{"type":"number","multipleOf":2}"#, r#"{"type":"number","multipleOf":4}"#, false);
-        check(r#"{"type":"string","pattern":"a"}"#, r#"{"type":"string"}"#, true);
-        check(r#"{"type":"string"}"#, r#"{"type":"string","pattern":"a"}"#, false);
+        check(
+            r#"{"type":"string","maxLength":5}"#,
+            r#"{"type":"string","maxLength":10}"#,
+            true,
+        );
+        check(
+            r#"{"type":"string","maxLength":10}"#,
+            r#"{"type":"string","maxLength":5}"#,
+            false,
+        );
+        check(
+            r#"{"type":"string"}"#,
+            r#"{"type":"string","minLength":1}"#,
+            false,
+        );
+        check(
+            r#"{"type":"string","minLength":1}"#,
+            r#"{"type":"string"}"#,
+            true,
+        );
+        check(
+            r#"{"type":"number","minimum":0}"#,
+            r#"{"type":"number","minimum":-1}"#,
+            true,
+        );
+        check(
+            r#"{"type":"number","multipleOf":4}"#,
+            r#"{"type":"number","multipleOf":2}"#,
+            true,
+        );
+        check(
+            r#"{"type":"number","multipleOf":2}"#,
+            r#"{"type":"number","multipleOf":4}"#,
+            false,
+        );
+        check(
+            r#"{"type":"string","pattern":"a"}"#,
+            r#"{"type":"string"}"#,
+            true,
+        );
+        check(
+            r#"{"type":"string"}"#,
+            r#"{"type":"string","pattern":"a"}"#,
+            false,
+        );
     }
 
     #[test]
     fn content_models() {
         let open1 = object(r#""a":{"type":"string"}"#, "");
         let open2 = object(r#""a":{"type":"string"},"b":{"type":"integer"}"#, "");
-        let closed1 = object(r#""a":{"type":"string"}"#, r#","additionalProperties":false"#);
+        let closed1 = object(
+            r#""a":{"type":"string"}"#,
+            r#","additionalProperties":false"#,
+        );
         let closed2 = object(
             r#""a":{"type":"string"},"b":{"type":"integer"}"#,
             r#","additionalProperties":false"#,
@@ -673,7 +749,10 @@ mod tests {
 
     #[test]
     fn required_properties_need_defaults() {
-        let v1 = object(r#""a":{"type":"string"}"#, r#","additionalProperties":false"#);
+        let v1 = object(
+            r#""a":{"type":"string"}"#,
+            r#","additionalProperties":false"#,
+        );
         let v2 = object(
             r#""a":{"type":"string"},"b":{"type":"integer"}"#,
             r#","required":["b"],"additionalProperties":false"#,
@@ -701,7 +780,11 @@ mod tests {
             r#"{"oneOf":[{"type":"string"}]}"#,
             false,
         );
-        check(r#"{"type":"string"}"#, r#"{"anyOf":[{"type":"string"},{"type":"null"}]}"#, true);
+        check(
+            r#"{"type":"string"}"#,
+            r#"{"anyOf":[{"type":"string"},{"type":"null"}]}"#,
+            true,
+        );
         check(
             r#"{"allOf":[{"type":"object"},{"required":["a"]}]}"#,
             r#"{"allOf":[{"type":"object"}]}"#,
@@ -741,12 +824,21 @@ mod tests {
         )
         .unwrap();
         assert!(can_read(&s, &s).is_empty());
-        assert!(JsonSchema::parse(r#"{"properties":{"home":{"$ref":"address.json"}}}"#, &[]).is_err());
+        assert!(
+            JsonSchema::parse(r#"{"properties":{"home":{"$ref":"address.json"}}}"#, &[]).is_err()
+        );
     }
 
     #[test]
     fn malformed_schemas_are_errors() {
-        for text in ["", "[1]", "3", r#"{"type":"strin"}"#, r#"{"properties":[]}"#, r#"{"required":[1]}"#] {
+        for text in [
+            "",
+            "[1]",
+            "3",
+            r#"{"type":"strin"}"#,
+            r#"{"properties":[]}"#,
+            r#"{"required":[1]}"#,
+        ] {
             assert!(JsonSchema::parse(text, &[]).is_err(), "{text}");
         }
     }

@@ -16,7 +16,9 @@ pub const NESTING_DEPTH_MAX: usize = 64;
 pub const REFERENCES_MAX: usize = 100;
 
 /// The three formats, as Confluent names them on the wire.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 pub enum SchemaType {
     #[default]
     #[serde(rename = "AVRO")]
@@ -252,31 +254,55 @@ mod deep_tests {
     //! run on the test harness's 2 MiB threads, as small as a tokio worker's).
     use super::*;
 
-    fn parse(t: SchemaType, text: &str, refs: &[ResolvedReference]) -> Result<ParsedSchema, String> {
+    fn parse(
+        t: SchemaType,
+        text: &str,
+        refs: &[ResolvedReference],
+    ) -> Result<ParsedSchema, String> {
         ParsedSchema::parse(t, text, refs)
     }
 
     #[test]
     fn deep_nesting_is_refused_in_every_format() {
         let n = 100_000;
-        let avro = format!("{}\"int\"{}", "{\"type\":\"array\",\"items\":".repeat(n), "}".repeat(n));
+        let avro = format!(
+            "{}\"int\"{}",
+            "{\"type\":\"array\",\"items\":".repeat(n),
+            "}".repeat(n)
+        );
         assert!(parse(SchemaType::Avro, &avro, &[]).is_err());
         let json = format!("{}{{}}{}", "{\"items\":".repeat(n), "}".repeat(n));
         assert!(parse(SchemaType::Json, &json, &[]).is_err());
-        let proto = format!("syntax = \"proto3\"; {} {}", "message M {".repeat(n), "}".repeat(n));
+        let proto = format!(
+            "syntax = \"proto3\"; {} {}",
+            "message M {".repeat(n),
+            "}".repeat(n)
+        );
         assert!(parse(SchemaType::Protobuf, &proto, &[]).is_err());
     }
 
     #[test]
     fn the_deepest_accepted_schemas_check_without_overflow() {
         let n = NESTING_DEPTH_MAX / 2 - 1;
-        let avro = format!("{}\"int\"{}", "{\"type\":\"array\",\"items\":".repeat(n), "}".repeat(n));
+        let avro = format!(
+            "{}\"int\"{}",
+            "{\"type\":\"array\",\"items\":".repeat(n),
+            "}".repeat(n)
+        );
         let a = parse(SchemaType::Avro, &avro, &[]).unwrap();
         assert!(a.can_read(&a).is_empty());
-        let json = format!("{}{{\"type\":\"integer\"}}{}", "{\"type\":\"array\",\"items\":".repeat(n), "}".repeat(n));
+        let json = format!(
+            "{}{{\"type\":\"integer\"}}{}",
+            "{\"type\":\"array\",\"items\":".repeat(n),
+            "}".repeat(n)
+        );
         let j = parse(SchemaType::Json, &json, &[]).unwrap();
         assert!(j.can_read(&j).is_empty());
-        let proto = format!("syntax = \"proto3\"; {} {}", "message M { int32 x = 1; ".repeat(n), "}".repeat(n));
+        let proto = format!(
+            "syntax = \"proto3\"; {} {}",
+            "message M { int32 x = 1; ".repeat(n),
+            "}".repeat(n)
+        );
         let p = parse(SchemaType::Protobuf, &proto, &[]).unwrap();
         assert!(p.can_read(&p).is_empty());
     }
@@ -319,7 +345,10 @@ mod deep_tests {
             ));
         }
         defs.push("\"d5000\":{\"type\":\"integer\"}".to_string());
-        let json = format!("{{\"definitions\":{{{}}},\"$ref\":\"#/definitions/d0\"}}", defs.join(","));
+        let json = format!(
+            "{{\"definitions\":{{{}}},\"$ref\":\"#/definitions/d0\"}}",
+            defs.join(",")
+        );
         let j = parse(SchemaType::Json, &json, &[]).unwrap();
         let _ = j.can_read(&j);
     }

@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use base64::Engine as _;
 use prost::Message as _;
-use prost_reflect::{Cardinality, DescriptorPool, FieldDescriptor, FileDescriptor, Kind, MessageDescriptor};
+use prost_reflect::{
+    Cardinality, DescriptorPool, FieldDescriptor, FileDescriptor, Kind, MessageDescriptor,
+};
 use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
 
 use super::ResolvedReference;
@@ -255,11 +257,21 @@ fn compare_message(
         }
     }
     for (oneof, count) in moved {
-        let existed = original.oneofs().any(|o| o.name() == oneof && !o.is_synthetic());
+        let existed = original
+            .oneofs()
+            .any(|o| o.name() == oneof && !o.is_synthetic());
         if existed {
-            error(errors, "FIELD_MOVED_TO_EXISTING_ONEOF", &format!("{name}.{oneof}"));
+            error(
+                errors,
+                "FIELD_MOVED_TO_EXISTING_ONEOF",
+                &format!("{name}.{oneof}"),
+            );
         } else if count > 1 {
-            error(errors, "MULTIPLE_FIELDS_MOVED_TO_ONEOF", &format!("{name}.{oneof}"));
+            error(
+                errors,
+                "MULTIPLE_FIELDS_MOVED_TO_ONEOF",
+                &format!("{name}.{oneof}"),
+            );
         }
     }
 }
@@ -295,9 +307,7 @@ fn compare_field(path: &str, of: &FieldDescriptor, uf: &FieldDescriptor, errors:
         _ => {
             if scalar_group(&ok) != scalar_group(&uk) {
                 error(errors, "FIELD_SCALAR_KIND_CHANGED", path);
-            } else if of.is_list() != uf.is_list()
-                && scalar_group(&ok) != Some("string_or_bytes")
-            {
+            } else if of.is_list() != uf.is_list() && scalar_group(&ok) != Some("string_or_bytes") {
                 error(errors, "FIELD_NUMERIC_LABEL_CHANGED", path);
             }
         }
@@ -319,7 +329,11 @@ mod tests {
     /// `update` and data of `original` agree exactly when `ok`.
     fn check(original: &str, update: &str, ok: bool) {
         let errors = can_read(&parse(update), &parse(original));
-        assert_eq!(errors.is_empty(), ok, "original {original} update {update}: {errors:?}");
+        assert_eq!(
+            errors.is_empty(),
+            ok,
+            "original {original} update {update}: {errors:?}"
+        );
     }
 
     #[test]
@@ -350,7 +364,11 @@ mod tests {
             ("float", "double", false),
             ("fixed32", "fixed64", false),
         ] {
-            check(&message(&format!("{a} f = 1;")), &message(&format!("{b} f = 1;")), ok);
+            check(
+                &message(&format!("{a} f = 1;")),
+                &message(&format!("{b} f = 1;")),
+                ok,
+            );
         }
         check(
             &message("string f = 1;\nmessage N { int32 x = 1; }"),
@@ -361,8 +379,16 @@ mod tests {
 
     #[test]
     fn labels_messages_oneofs_reserved() {
-        check(&message("int32 f = 1;"), &message("repeated int32 f = 1;"), false);
-        check(&message("string f = 1;"), &message("repeated string f = 1;"), true);
+        check(
+            &message("int32 f = 1;"),
+            &message("repeated int32 f = 1;"),
+            false,
+        );
+        check(
+            &message("string f = 1;"),
+            &message("repeated string f = 1;"),
+            true,
+        );
         let two = "syntax = \"proto3\";\nmessage A { int32 x = 1; }\nmessage B { int32 y = 1; }";
         let one = "syntax = \"proto3\";\nmessage A { int32 x = 1; }";
         check(one, two, true);
@@ -387,8 +413,16 @@ mod tests {
             &message("oneof o { int32 a = 1; }"),
             false,
         );
-        check(&message("reserved 2;\nint32 a = 1;"), &message("int32 a = 1;\nint32 b = 2;"), false);
-        check(&message("reserved \"b\";\nint32 a = 1;"), &message("int32 a = 1;\nint32 b = 2;"), false);
+        check(
+            &message("reserved 2;\nint32 a = 1;"),
+            &message("int32 a = 1;\nint32 b = 2;"),
+            false,
+        );
+        check(
+            &message("reserved \"b\";\nint32 a = 1;"),
+            &message("int32 a = 1;\nint32 b = 2;"),
+            false,
+        );
     }
 
     #[test]
@@ -422,7 +456,11 @@ mod tests {
 
     #[test]
     fn malformed_schemas_are_errors() {
-        for text in ["message {", "syntax = \"proto3\"; message M { int32 a = 0; }", "message M { Unknown a = 1; }"] {
+        for text in [
+            "message {",
+            "syntax = \"proto3\"; message M { int32 a = 0; }",
+            "message M { Unknown a = 1; }",
+        ] {
             assert!(ProtoSchema::parse(text, &[]).is_err(), "{text:?}");
         }
     }

@@ -190,8 +190,8 @@ async fn avro_schema(
         .schema
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("--value-format avro needs --schema FILE"))?;
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let subject = args
         .subject
         .clone()

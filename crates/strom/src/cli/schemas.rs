@@ -35,28 +35,50 @@ pub async fn run(args: SchemasArgs) -> anyhow::Result<()> {
             print(common, &subjects, || {
                 subjects
                     .as_array()
-                    .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("\n"))
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    })
                     .unwrap_or_default()
             })
         }
-        SchemasCommand::Get { subject, version, id } => {
+        SchemasCommand::Get {
+            subject,
+            version,
+            id,
+        } => {
             let found = match (subject, id) {
                 (_, Some(id)) => {
-                    let mut v = registry.call("GET", &format!("/schemas/ids/{id}"), None).await?;
+                    let mut v = registry
+                        .call("GET", &format!("/schemas/ids/{id}"), None)
+                        .await?;
                     v["id"] = json!(id);
                     v
                 }
                 (Some(subject), None) => {
-                    let path = format!("/subjects/{}/versions/{}", encode_segment(&subject), encode_segment(&version));
+                    let path = format!(
+                        "/subjects/{}/versions/{}",
+                        encode_segment(&subject),
+                        encode_segment(&version)
+                    );
                     registry.call("GET", &path, None).await?
                 }
                 (None, None) => return Err(anyhow!("give a SUBJECT or --id")),
             };
             print(common, &found, || describe(&found))
         }
-        SchemasCommand::Register { subject, schema, normalize } => {
+        SchemasCommand::Register {
+            subject,
+            schema,
+            normalize,
+        } => {
             let body = request_body(&schema)?;
-            let path = format!("/subjects/{}/versions?normalize={normalize}", encode_segment(&subject));
+            let path = format!(
+                "/subjects/{}/versions?normalize={normalize}",
+                encode_segment(&subject)
+            );
             let registered = registry.call("POST", &path, Some(&body)).await?;
             print(common, &registered, || {
                 let id = registered["id"].as_i64().unwrap_or(-1);
@@ -66,11 +88,22 @@ pub async fn run(args: SchemasArgs) -> anyhow::Result<()> {
                 }
             })
         }
-        SchemasCommand::Check { subject, schema, version } => {
+        SchemasCommand::Check {
+            subject,
+            schema,
+            version,
+        } => {
             let body = request_body(&schema)?;
             let path = match &version {
-                Some(v) => format!("/compatibility/subjects/{}/versions/{}?verbose=true", encode_segment(&subject), encode_segment(v)),
-                None => format!("/compatibility/subjects/{}/versions?verbose=true", encode_segment(&subject)),
+                Some(v) => format!(
+                    "/compatibility/subjects/{}/versions/{}?verbose=true",
+                    encode_segment(&subject),
+                    encode_segment(v)
+                ),
+                None => format!(
+                    "/compatibility/subjects/{}/versions?verbose=true",
+                    encode_segment(&subject)
+                ),
             };
             let answer = registry.call("POST", &path, Some(&body)).await?;
             let compatible = answer["is_compatible"].as_bool() == Some(true);
@@ -91,14 +124,31 @@ pub async fn run(args: SchemasArgs) -> anyhow::Result<()> {
                 Err(anyhow!("the schema is incompatible with {subject}"))
             }
         }
-        SchemasCommand::Delete { subject, version, permanent } => {
+        SchemasCommand::Delete {
+            subject,
+            version,
+            permanent,
+        } => {
             let path = match &version {
-                Some(v) => format!("/subjects/{}/versions/{}?permanent={permanent}", encode_segment(&subject), encode_segment(v)),
-                None => format!("/subjects/{}?permanent={permanent}", encode_segment(&subject)),
+                Some(v) => format!(
+                    "/subjects/{}/versions/{}?permanent={permanent}",
+                    encode_segment(&subject),
+                    encode_segment(v)
+                ),
+                None => format!(
+                    "/subjects/{}?permanent={permanent}",
+                    encode_segment(&subject)
+                ),
             };
             let deleted = registry.call("DELETE", &path, None).await?;
-            let how = if permanent { "Permanently deleted" } else { "Deleted" };
-            print(common, &deleted, || format!("{how} {subject} version(s) {deleted}."))
+            let how = if permanent {
+                "Permanently deleted"
+            } else {
+                "Deleted"
+            };
+            print(common, &deleted, || {
+                format!("{how} {subject} version(s) {deleted}.")
+            })
         }
     }
 }
@@ -116,7 +166,10 @@ fn describe(found: &Value) -> String {
     let mut head = Vec::new();
     for key in ["subject", "version", "id", "schemaType"] {
         if let Some(v) = found.get(key) {
-            head.push(format!("{key}: {}", v.as_str().map_or_else(|| v.to_string(), str::to_string)));
+            head.push(format!(
+                "{key}: {}",
+                v.as_str().map_or_else(|| v.to_string(), str::to_string)
+            ));
         }
     }
     let schema = found["schema"].as_str().unwrap_or_default();
@@ -156,7 +209,8 @@ pub async fn register_avro(
     subject: &str,
     schema_text: &str,
 ) -> anyhow::Result<(i32, AvroSchema)> {
-    let schema = AvroSchema::parse(schema_text, &[]).map_err(|e| anyhow!("the schema is not Avro: {e}"))?;
+    let schema =
+        AvroSchema::parse(schema_text, &[]).map_err(|e| anyhow!("the schema is not Avro: {e}"))?;
     let body = json!({"schema": schema_text});
     let path = format!("/subjects/{}/versions", encode_segment(subject));
     let registered = registry.call("POST", &path, Some(&body)).await?;
@@ -186,8 +240,9 @@ impl AvroDecoder {
 
     /// The value as JSON text.
     pub async fn decode(&mut self, bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
-        let (id, payload) = wire::unframe(bytes)
-            .ok_or_else(|| anyhow!("the value is not in Confluent's wire format (magic byte 0, schema id)"))?;
+        let (id, payload) = wire::unframe(bytes).ok_or_else(|| {
+            anyhow!("the value is not in Confluent's wire format (magic byte 0, schema id)")
+        })?;
         if !self.schemas.contains_key(&id) {
             let schema = self.fetch(id).await?;
             if self.schemas.len() >= CACHED_SCHEMAS_MAX {
@@ -199,12 +254,16 @@ impl AvroDecoder {
             .schemas
             .get(&id)
             .ok_or_else(|| anyhow!("schema {id} is not cached"))?;
-        let json = wire::avro_decode(schema, payload).map_err(|e| anyhow!("schema id {id}: {e}"))?;
+        let json =
+            wire::avro_decode(schema, payload).map_err(|e| anyhow!("schema id {id}: {e}"))?;
         Ok(json.to_string().into_bytes())
     }
 
     async fn fetch(&self, id: i32) -> anyhow::Result<AvroSchema> {
-        let found = self.registry.call("GET", &format!("/schemas/ids/{id}"), None).await?;
+        let found = self
+            .registry
+            .call("GET", &format!("/schemas/ids/{id}"), None)
+            .await?;
         let schema_type = found["schemaType"].as_str().unwrap_or("AVRO");
         if schema_type != "AVRO" {
             return Err(anyhow!("schema {id} is {schema_type}, not AVRO"));
@@ -234,13 +293,20 @@ impl AvroDecoder {
                 Some(v) => v.clone(),
                 None => {
                     let subject = reference["subject"].as_str().unwrap_or_default();
-                    let path = format!("/subjects/{}/versions/{}", encode_segment(subject), reference["version"]);
+                    let path = format!(
+                        "/subjects/{}/versions/{}",
+                        encode_segment(subject),
+                        reference["version"]
+                    );
                     let v = self.registry.call("GET", &path, None).await?;
                     fetched.insert(name.clone(), v.clone());
                     v
                 }
             };
-            let deps = version["references"].as_array().cloned().unwrap_or_default();
+            let deps = version["references"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             if expanded || deps.is_empty() {
                 out.push(ResolvedReference {
                     name,
