@@ -7,6 +7,7 @@ Confluent's error codes and never takes the registry down.
 Each test uses its own schemas topic and election group on the session's broker, so tests
 are independent."""
 
+import base64
 import json
 import pathlib
 import re
@@ -28,7 +29,9 @@ from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, Proto
 from confluent_kafka.serialization import MessageField, SerializationContext
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from conftest import free_port, strom_binary
+import shutil
+
+from conftest import HERE, free_port, run_tool, strom_binary
 
 READY_TIMEOUT_S = 60
 MEDIA = "application/vnd.schemaregistry.v1+json"
@@ -455,3 +458,41 @@ def test_server_runs_the_registry_in_process(make_broker):
     schema_id = sr.register_schema("in-process", Schema(USER_V1, "AVRO"))
     assert sr.get_schema(schema_id).schema_str
     assert sr.get_versions("in-process") == [1]
+
+
+def js_registry(request):
+    """Runs one op of the JavaScript registry client (@kafkajs/confluent-schema-registry)."""
+    if not (HERE / "node_modules" / "@kafkajs" / "confluent-schema-registry").is_dir():
+        pytest.fail("@kafkajs/confluent-schema-registry not installed: run scripts/setup-clients")
+    node = shutil.which("node") or "node"
+    script = HERE / "js" / "schema_registry.js"
+    return run_tool([node, str(script)], f"schema registry js {request['op']}", stdin=json.dumps(request).encode())
+
+
+def test_javascript_serializers_interoperate(registries):
+    """The JavaScript client registers and encodes; Python decodes, and the other way."""
+    r = registries()
+    sr = r.client()
+    subject = f"js-{uuid.uuid4().hex[:6]}-value"
+    js_id = js_registry({"op": "register", "url": r.url, "subject": subject, "type": "AVRO", "schema": USER_V1})["id"]
+    assert sr.get_latest_version(subject).schema_id == js_id
+    encoded = js_registry({"op": "encode", "url": r.url, "id": js_id, "value": {"name": "ada"}})["bytes"]
+    ctx = SerializationContext("js", MessageField.VALUE)
+    assert AvroDeserializer(sr)(base64.b64decode(encoded), ctx) == {"name": "ada"}
+    # Python writes with an evolved schema; JavaScript reads it back.
+    py_bytes = AvroSerializer(sr, USER_V2, conf={"auto.register.schemas": True})(
+        {"name": "bob", "age": 4}, SerializationContext(subject[:-len("-value")], MessageField.VALUE))
+    decoded = js_registry({"op": "decode", "url": r.url, "bytes": base64.b64encode(py_bytes).decode()})["value"]
+    assert decoded == {"name": "bob", "age": 4}
+    latest = r.client().get_latest_version(subject)  # a fresh client: no cached answer
+    assert latest.version == 2
+    assert js_registry({"op": "latest", "url": r.url, "subject": subject})["id"] == latest.schema_id
+    # JSON Schema through the JavaScript serializer.
+    json_subject = f"js-json-{uuid.uuid4().hex[:6]}"
+    json_id = js_registry({"op": "register", "url": r.url, "subject": json_subject, "type": "JSON",
+                           "schema": json.dumps(ORDER_V1)})["id"]
+    encoded = js_registry({"op": "encode", "url": r.url, "id": json_id, "value": {"id": 7}})["bytes"]
+    assert js_registry({"op": "decode", "url": r.url, "bytes": encoded})["value"] == {"id": 7}
+    # An incompatible change reaches the JavaScript client as a 409.
+    failed = js_registry({"op": "error", "url": r.url, "subject": subject, "type": "AVRO", "schema": USER_BAD})
+    assert failed["status"] == 409, failed
