@@ -331,6 +331,8 @@ def test_two_registries_agree_and_follower_forwards(registries):
     follower, leader = (a, b) if b.is_leader() else (b, a)
     schema = Schema(USER_V1, "AVRO")
     via_follower = follower.client().register_schema("forwarded", schema)
+    # The follower answered after its own reader caught up: it reads its write at once.
+    assert follower.client().get_version("forwarded", 1).schema_id == via_follower
     via_leader = leader.client().register_schema("direct", Schema(USER_V2, "AVRO"))
     assert via_follower != via_leader
     # Both answer the same, each from its own read of the topic.

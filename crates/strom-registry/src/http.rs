@@ -497,7 +497,15 @@ where
 {
     let app = ctx.app;
     if !app.leader.is_leader() {
-        return forward(ctx).await.map(Written::Forwarded);
+        let answer = forward(ctx).await?;
+        if (200..300).contains(&answer.status) {
+            // Read-your-writes here too: the follower answers once its own reader has
+            // caught up with the topic the leader just wrote (best effort, bounded).
+            if let Err(e) = app.kafka.catch_up(app.kafka.timeout()).await {
+                tracing::debug!(error = %e, "catching up after a forwarded write");
+            }
+        }
+        return Ok(Written::Forwarded(answer));
     }
     let _guard = app.write_lock.lock().await;
     let timeout = app.kafka.timeout();
