@@ -17,7 +17,9 @@ pub const CHECKPOINT_BYTES: usize = 28;
 /// What the checkpoint file says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Checkpoint {
-    /// Segments before the one holding this offset are synced with their indexes.
+    /// Every offset below this was fsynced, and every segment before the one holding it
+    /// with its indexes. Recovery scans from the segment holding it; damage below it is
+    /// never taken for an interrupted write.
     pub recovery_point: i64,
     pub log_start_offset: i64,
     /// Set only by a clean close; cleared on disk before the first change after open.

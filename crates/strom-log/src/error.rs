@@ -1,6 +1,6 @@
 //! The log's error type and its mapping to Kafka error codes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use strom_records::RecordsError;
 
@@ -64,6 +64,25 @@ pub enum LogError {
         position: u64,
         reason: String,
     },
+    /// Damage found while opening a log that an interrupted write cannot explain (see
+    /// `log/recover.rs`): the log does not open and no file in its directory was changed.
+    #[error(
+        "damaged partition log file {path} at byte {position} ({}): {reason}. {}",
+        around(*offset_before, *offset_after),
+        damage_advice(path.parent().unwrap_or(path))
+    )]
+    Damaged {
+        /// The damaged `.log` file.
+        path: PathBuf,
+        /// Where in it the damage starts (the first byte that is not an intact batch).
+        position: u64,
+        /// The last offset of the intact batch before the damage, if there is one.
+        offset_before: Option<i64>,
+        /// The first offset of an intact batch found after the damage, if there is one.
+        offset_after: Option<i64>,
+        /// What is wrong and why it cannot be an interrupted write.
+        reason: String,
+    },
     /// An earlier I/O failure (typically a failed fsync) took the log offline; nothing is
     /// retried, the directory must be reopened (after the operator fixes the disk).
     #[error("log {dir} is offline after an earlier failure: {reason}")]
@@ -86,10 +105,17 @@ impl LogError {
             LogError::OffsetOutOfRange { .. } => codes::OFFSET_OUT_OF_RANGE,
             LogError::Io { .. }
             | LogError::CorruptSegment { .. }
+            | LogError::Damaged { .. }
             | LogError::Failed { .. }
             | LogError::Closed { .. }
             | LogError::Config(_) => codes::KAFKA_STORAGE_ERROR,
         }
+    }
+
+    /// Whether this is damage found at open ([`LogError::Damaged`]): reopening finds it
+    /// again until an operator acts on the directory.
+    pub fn is_damage(&self) -> bool {
+        matches!(self, LogError::Damaged { .. })
     }
 
     pub(crate) fn io(
@@ -103,4 +129,30 @@ impl LogError {
             source,
         }
     }
+}
+
+/// Where damage lies relative to the intact batches around it, for messages.
+fn around(before: Option<i64>, after: Option<i64>) -> String {
+    match (before, after) {
+        (Some(b), Some(a)) => format!("after offset {b}, before offset {a}"),
+        (Some(b), None) => format!("after offset {b}, with no intact batch after it"),
+        (None, Some(a)) => format!("at the start of the segment, before offset {a}"),
+        (None, None) => "at the start of the segment, with no intact batch after it".into(),
+    }
+}
+
+/// What an operator can do about a damaged partition directory `dir` (docs/FORMATS.md, "A
+/// damaged partition log"); ends every [`LogError::Damaged`] message.
+pub fn damage_advice(dir: &Path) -> String {
+    let dir = dir.display();
+    format!(
+        "Strom did not open this partition and changed no file in {dir}: guessing where \
+         the damage ends could lose acknowledged records. The broker keeps serving its other \
+         partitions; clients get KAFKA_STORAGE_ERROR for this one. To recover: stop Strom, \
+         restore {dir} from a backup taken while Strom was stopped, and start Strom (records \
+         written after the backup are lost). A partition has a single replica today, so a \
+         backup is the only other copy; once partitions are replicated, a replica's directory \
+         can instead be moved aside (with Strom stopped) so that it is copied again from the \
+         leader. See \"A damaged partition log\" in docs/FORMATS.md"
+    )
 }

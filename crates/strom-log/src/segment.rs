@@ -441,6 +441,10 @@ pub struct ScanResult {
     pub next_offset: Option<i64>,
     /// Why the scan stopped before `end`, if it did.
     pub error: Option<String>,
+    /// The scan stopped at a batch that checks out (CRC included) but whose offsets do not
+    /// follow the batches before it or leave the segment: damage, never an interrupted
+    /// write (which cannot produce a whole batch with a valid checksum).
+    pub misplaced: bool,
 }
 
 /// Validates the batches of a segment between `start` and `end` (CRC, lengths, offsets
@@ -459,6 +463,7 @@ pub fn scan_segment(
         valid_bytes: start,
         next_offset: None,
         error: None,
+        misplaced: false,
     };
     let limits = ValidateLimits {
         batch_bytes_max: usize::try_from(i32::MAX).unwrap_or(usize::MAX),
@@ -491,6 +496,7 @@ pub fn scan_segment(
                 "batch at byte {position} has offset {} below {expected_offset} or outside the segment",
                 header.base_offset
             ));
+            result.misplaced = true;
             break;
         }
         result

@@ -1,5 +1,5 @@
 //! Compaction (`cleanup.policy=compact`): keeps the latest record per key in the inactive,
-//! synced segments below the high watermark, cleaning groups of consecutive segments into
+//! synced segments below the high watermark and the recovery point, cleaning groups of consecutive segments into
 //! one (Kafka's `groupSegmentsBySize`, so that small segments merge) and swapping each
 //! cleaned group in crash-safely. What stays of each batch: see `crate::compaction`.
 //!
@@ -135,6 +135,9 @@ impl Log {
             (writer.active.base_offset, unsynced)
         };
         let high_watermark = self.high_watermark();
+        // Only segments wholly below the recovery point: recovery counts on offset gaps
+        // between segments (which compaction makes) lying only there (`recover.rs`).
+        let recovery_point = lock(&self.flush).checkpoint.recovery_point;
         let segments: Vec<Arc<Segment>> = self.segments_read().values().cloned().collect();
         let lag_bound_ms = now_ms.saturating_sub(self.config.min_compaction_lag_ms);
         let mut out = Vec::new();
@@ -142,6 +145,7 @@ impl Log {
             let [segment, next] = pair else { break };
             if next.base_offset > active_base
                 || next.base_offset > high_watermark
+                || next.base_offset > recovery_point
                 || unsynced.contains(&segment.base_offset)
             {
                 break;

@@ -124,8 +124,14 @@ impl Log {
         }
         let current = lock(&self.flush).checkpoint;
         if current.recovery_point < plan.active_base {
+            // Once per roll: every offset below `end_offset` is durable now, and every
+            // segment below the active one with its indexes.
             let checkpoint = Checkpoint {
-                recovery_point: plan.active_base,
+                recovery_point: super::recover::recordable(
+                    plan.end_offset,
+                    plan.active_base,
+                    self.log_end_offset(),
+                ),
                 log_start_offset: self.log_start_offset(),
                 clean_shutdown: false,
             };
@@ -166,8 +172,9 @@ impl Log {
                 .sync_dir(&self.dir)
                 .map_err(|e| LogError::io("fsync dir", &self.dir, e)),
         )?;
+        // All of the log is durable: damage anywhere in it is not an interrupted write.
         let checkpoint = Checkpoint {
-            recovery_point: active_base,
+            recovery_point: self.log_end_offset().max(active_base),
             log_start_offset: self.log_start_offset(),
             clean_shutdown: true,
         };

@@ -15,6 +15,7 @@ mod compact;
 mod flush;
 mod open;
 mod read;
+mod recover;
 mod repair;
 mod retention;
 

@@ -1,6 +1,7 @@
 //! Opening a log: a clean open reads only the checkpoint, the file list and the active
 //! segment's indexes; after an unclean shutdown the segments from the recovery point on
-//! are scanned, their torn or corrupt tails truncated and their indexes rebuilt.
+//! are scanned (`recover.rs`): a torn tail is cut and indexes rebuilt, damage stops the
+//! open without changing a file.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,6 +19,7 @@ use crate::segment::{
 };
 
 use super::compact::with_suffix;
+use super::recover::recover;
 use super::{FlushState, Log, Writer};
 
 /// What opening a log found and repaired.
@@ -27,13 +29,14 @@ pub struct OpenReport {
     pub clean: bool,
     /// Segments validated batch by batch (with their indexes rebuilt).
     pub segments_scanned: usize,
-    /// Base offset of the segment cut short by recovery, if any.
+    /// Base offset of the segment whose torn tail recovery cut, if any.
     pub truncated_segment: Option<i64>,
-    /// Bytes removed from that segment's tail.
+    /// Bytes removed from that segment's tail (0 if it ended at a batch boundary).
     pub truncated_bytes: u64,
-    /// Why the scan stopped there.
+    /// What the torn tail was.
     pub truncation_reason: Option<String>,
-    /// Segments after the truncation point (or below the log start) that were deleted.
+    /// Segments deleted: those after a torn tail, and those wholly below the checkpointed
+    /// log start (a front deletion a crash interrupted).
     pub segments_deleted: usize,
     /// Why the checkpoint file was ignored, if it was damaged (logged as a warning).
     pub checkpoint_damage: Option<String>,
@@ -70,7 +73,7 @@ impl Log {
             report.checkpoint_damage = Some(reason.clone());
         }
         let stored = stored.checkpoint();
-        let (segments, checkpoint) = if bases.is_empty() {
+        let (segments, mut checkpoint) = if bases.is_empty() {
             let start = stored.map_or(0, |c| c.log_start_offset.max(0));
             create_first_segment(fs.as_ref(), dir, start)?
         } else {
@@ -99,19 +102,27 @@ impl Log {
             &config,
             &handles,
             &mut segments,
+            stored.map(|c| c.recovery_point),
             &mut report,
         )?;
         report.log_end_offset = next_offset;
+        let active = segments
+            .last_key_value()
+            .map(|(_, s)| Arc::clone(s))
+            .unwrap_or(active);
         let writer = open_writer(active, next_offset, now_ms);
         if !report.clean {
             // Recovery changed files: make them and the directory durable, then record the
-            // new recovery point, before anything is appended.
+            // new recovery point (all of the log is durable now), before anything is
+            // appended.
             sync_recovered(fs.as_ref(), dir, &segments)?;
-            Checkpoint {
+            let active_base = segments.keys().next_back().copied().unwrap_or(next_offset);
+            checkpoint = Checkpoint {
+                recovery_point: super::recover::recordable(next_offset, active_base, next_offset),
                 clean_shutdown: false,
                 ..checkpoint
-            }
-            .write(fs.as_ref(), dir)?;
+            };
+            checkpoint.write(fs.as_ref(), dir)?;
         }
         let mut log_start = checkpoint.log_start_offset;
         if log_start > next_offset {
@@ -291,13 +302,13 @@ fn load_segments(
     report.segments_deleted += delete_below(fs, &mut segments, log_start, handles)?;
     let clean = stored.is_some_and(|c| c.clean_shutdown);
     report.clean = clean;
-    let recovery_point = stored.map_or(first_base, |c| c.recovery_point);
+    let recovery_point = stored.map(|c| c.recovery_point);
     if !clean {
         recover(fs, config, handles, &mut segments, recovery_point, report)?;
     }
-    let active_base = segments.keys().next_back().copied().unwrap_or(first_base);
+    // Replaced by the log end offset once an unclean open has made everything durable.
     let checkpoint = Checkpoint {
-        recovery_point: if clean { recovery_point } else { active_base },
+        recovery_point: recovery_point.unwrap_or(first_base),
         log_start_offset: log_start,
         clean_shutdown: clean,
     };
@@ -345,80 +356,8 @@ pub(super) fn remove_segment_files(
     Ok(())
 }
 
-/// Scans every segment from the one holding `recovery_point`; at the first invalid batch
-/// truncates there and deletes all later segments.
-fn recover(
-    fs: &dyn FileSystem,
-    config: &LogConfig,
-    handles: &HandleCache,
-    segments: &mut BTreeMap<i64, Arc<Segment>>,
-    recovery_point: i64,
-    report: &mut OpenReport,
-) -> Result<(), LogError> {
-    let start = segments
-        .range(..=recovery_point)
-        .next_back()
-        .map(|(b, _)| *b)
-        .or_else(|| segments.keys().next().copied())
-        .unwrap_or(0);
-    let to_scan: Vec<Arc<Segment>> = segments
-        .range(start..)
-        .map(|(_, s)| Arc::clone(s))
-        .collect();
-    let mut cut = false;
-    for segment in to_scan {
-        if cut {
-            segments.remove(&segment.base_offset);
-            remove_segment_files(fs, &segment, handles)?;
-            report.segments_deleted += 1;
-            continue;
-        }
-        let file = fs
-            .open(&segment.log_path)
-            .map_err(io("open", &segment.log_path))?;
-        let len = segment.size_bytes();
-        let scan = scan_segment(
-            file.as_ref(),
-            &segment.log_path,
-            segment.base_offset,
-            0,
-            len,
-            config,
-        )?;
-        report.segments_scanned += 1;
-        if scan.valid_bytes < len {
-            tracing::warn!(segment = %segment.log_path.display(), valid_bytes = scan.valid_bytes, len, reason = ?scan.error, "truncating segment");
-            file.set_len(scan.valid_bytes)
-                .map_err(io("truncate", &segment.log_path))?;
-            segment.set_size_bytes(scan.valid_bytes);
-            report.truncated_segment = Some(segment.base_offset);
-            report.truncated_bytes = len - scan.valid_bytes;
-            report.truncation_reason = scan.error.clone();
-            cut = true;
-        }
-        let end_offset = scan.next_offset.unwrap_or(segment.base_offset);
-        let next_base = segments
-            .range(segment.base_offset + 1..)
-            .next()
-            .map(|(b, _)| *b);
-        if let Some(next_base) = next_base.filter(|next| end_offset < *next && !cut) {
-            // The segment lost an unsynced tail at a batch boundary while a later segment
-            // survived: keeping the later one would leave a hole in the offsets.
-            tracing::warn!(segment = %segment.log_path.display(), end_offset, next_base, "segment ends before the next one starts");
-            report.truncated_segment = Some(segment.base_offset);
-            report.truncation_reason = Some(format!(
-                "segment ends at offset {end_offset}, the next starts at {next_base}"
-            ));
-            cut = true;
-        }
-        write_index_files(fs, &segment, &scan.indexes)?;
-        segment.set_indexes(scan.indexes);
-    }
-    Ok(())
-}
-
 /// Replaces a segment's index files with trimmed copies of `indexes`.
-fn write_index_files(
+pub(super) fn write_index_files(
     fs: &dyn FileSystem,
     segment: &Segment,
     indexes: &Indexes,
@@ -435,13 +374,14 @@ fn write_index_files(
 
 /// Loads the active segment's indexes and finds the log end offset by scanning from the
 /// last offset-index entry (bounded by `index.interval.bytes` plus one batch). A damaged
-/// tail in a supposedly clean log falls back to recovering that segment.
+/// tail in a supposedly clean log falls back to recovery from `recovery_point`.
 fn open_active(
     fs: &dyn FileSystem,
     active: &Arc<Segment>,
     config: &LogConfig,
     handles: &HandleCache,
     segments: &mut BTreeMap<i64, Arc<Segment>>,
+    recovery_point: Option<i64>,
     report: &mut OpenReport,
 ) -> Result<i64, LogError> {
     let (start, mut indexes) = active.with_indexes(handles, config, |ix| {
@@ -464,10 +404,19 @@ fn open_active(
     )?;
     if scan.valid_bytes < len {
         report.clean = false;
-        recover(fs, config, handles, segments, active.base_offset, report)?;
-        let rescan = active.with_indexes(handles, config, |ix| ix.clone())?;
-        let next = next_offset_from(file.as_ref(), active, &rescan)?;
-        return Ok(next);
+        tracing::warn!(segment = %active.log_path.display(), position = scan.valid_bytes, len,
+            reason = ?scan.error, "the active segment's tail is not intact after a clean shutdown; recovering");
+        recover(fs, config, handles, segments, recovery_point, report)?;
+        // Recovery may have cut the active segment, or a torn tail before it with it.
+        let last = segments
+            .last_key_value()
+            .map(|(_, s)| Arc::clone(s))
+            .unwrap_or_else(|| Arc::clone(active));
+        let file = fs
+            .open(&last.log_path)
+            .map_err(io("open", &last.log_path))?;
+        let rescan = last.with_indexes(handles, config, |ix| ix.clone())?;
+        return next_offset_from(file.as_ref(), &last, &rescan);
     }
     if let Some(first) = read_header(file.as_ref(), &active.log_path, 0, len)? {
         indexes.first_batch_timestamp_ms = Some(first.max_timestamp);
@@ -478,7 +427,18 @@ fn open_active(
         indexes.offset_of_max_timestamp = scan.indexes.offset_of_max_timestamp;
     }
     active.set_indexes(indexes);
-    Ok(scan.next_offset.unwrap_or(active.base_offset))
+    let next = scan.next_offset.unwrap_or(active.base_offset);
+    if let Some(point) = recovery_point.filter(|point| next < *point) {
+        // A clean shutdown fsynced everything below its recovery point.
+        let before = (next > active.base_offset).then_some(next - 1);
+        return Err(super::recover::ends_below(
+            &active.log_path,
+            len,
+            before,
+            point,
+        ));
+    }
+    Ok(next)
 }
 
 /// The offset after the last batch of a just-recovered active segment.

@@ -148,9 +148,13 @@ impl Log {
             if self.high_watermark() < new_log_start {
                 self.high_watermark.store(new_log_start, Ordering::Release);
             }
+            let current = lock(&self.flush).checkpoint;
+            // Everything below the new log start is durable (synced above): the recovery
+            // point never lies below the log start, whose segments go.
             let checkpoint = Checkpoint {
                 log_start_offset: new_log_start,
-                ..lock(&self.flush).checkpoint
+                recovery_point: current.recovery_point.max(new_log_start),
+                ..current
             };
             // The new log start is durable before segments disappear, so a crash can
             // neither resurrect deleted records nor lose the DeleteRecords answer.
@@ -239,9 +243,15 @@ impl Log {
     /// active one. The new log end offset is the start of the first removed batch.
     ///
     /// The one operation that holds the writer mutex across fsyncs: appends must not
-    /// interleave with it, and the later segments must be gone durably before the cut
-    /// (otherwise a crash could leave a gap: a cut segment followed by a surviving later
-    /// one). Readers are not blocked.
+    /// interleave with it. Crash-consistent in three durable steps: the recovery point
+    /// drops to the target segment (so that an open after a crash scans it and everything
+    /// after it, and never finds the log ending below its recovery point); the later
+    /// segments go, highest offset first with a directory fsync after each, so that a crash
+    /// part-way leaves a prefix of the log, never a gap; then the target is cut and the cut
+    /// fsynced before any append can write past it (a crash can then never leave new bytes
+    /// followed by stale ones). An open after a crash at any point finds an intact prefix
+    /// of the log as it was before the truncation, or the truncated log. Readers are not
+    /// blocked.
     pub fn truncate_to(&self, offset: i64, now_ms: i64) -> Result<TruncateReport, LogError> {
         self.check_usable()?;
         let log_start = self.log_start_offset();
@@ -264,9 +274,10 @@ impl Log {
         let report = self.latch(self.truncate_locked(&token, &mut writer, offset, now_ms))?;
         let file = self.latch(self.active_files(&mut writer))?.log;
         let path = writer.active.log_path.clone();
-        drop(writer);
-        // The cut itself: durable before the caller acts on the shorter log.
+        // The cut itself, durable before an append can write past it and before the caller
+        // acts on the shorter log.
         self.latch(file.sync().map_err(|e| LogError::io("fsync", &path, e)))?;
+        drop(writer);
         Ok(report)
     }
 
@@ -323,25 +334,9 @@ impl Log {
             &self.config,
         )?;
         let new_end = scan.next_offset.unwrap_or(target.base_offset);
-        let doomed: Vec<Arc<Segment>> = {
-            let mut segments = self.segments_write();
-            let later: Vec<i64> = segments
-                .range(target.base_offset + 1..)
-                .map(|(b, _)| *b)
-                .collect();
-            later.iter().filter_map(|b| segments.remove(b)).collect()
-        };
-        let bytes_removed =
-            end.saturating_sub(position) + doomed.iter().map(|s| s.size_bytes()).sum::<u64>();
-        for segment in &doomed {
-            self.schedule_delete(segment, now_ms)?;
-        }
-        // Step 1, durable before the cut: later segments gone, recovery point at the
-        // target (so a crash mid-cut is recovered by scanning it), log start lowered if
-        // the cut reaches below it.
-        self.fs
-            .sync_dir(&self.dir)
-            .map_err(|e| LogError::io("fsync dir", &self.dir, e))?;
+        // Step 1, durable before any file changes: the recovery point at the target, so
+        // that an open after a crash in the steps below scans the target and whatever
+        // later segments survive, and the log start lowered if the cut reaches below it.
         let log_start_offset = self.log_start_offset().min(new_end);
         let current = lock(&self.flush).checkpoint;
         let checkpoint = Checkpoint {
@@ -352,7 +347,26 @@ impl Log {
         if checkpoint != current {
             self.write_checkpoint(token, checkpoint)?;
         }
-        // Step 2: cut the target and make it the active segment.
+        // Step 2: the later segments go, highest offset first, each removal durable
+        // before the next, so that what survives a crash is always a prefix of the log.
+        let doomed: Vec<Arc<Segment>> = {
+            let mut segments = self.segments_write();
+            let later: Vec<i64> = segments
+                .range(target.base_offset + 1..)
+                .map(|(b, _)| *b)
+                .collect();
+            later.iter().filter_map(|b| segments.remove(b)).collect()
+        };
+        let bytes_removed =
+            end.saturating_sub(position) + doomed.iter().map(|s| s.size_bytes()).sum::<u64>();
+        for segment in doomed.iter().rev() {
+            self.schedule_delete(segment, now_ms)?;
+            self.fs
+                .sync_dir(&self.dir)
+                .map_err(|e| LogError::io("fsync dir", &self.dir, e))?;
+        }
+        // Step 3: cut the target and make it the active segment (the caller fsyncs the cut
+        // before it lets appends in).
         file.set_len(position)
             .map_err(|e| LogError::io("truncate", &target.log_path, e))?;
         target.set_size_bytes(position);
