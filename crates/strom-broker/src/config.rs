@@ -123,6 +123,9 @@ pub struct BrokerConfig {
     pub log_retention_check_interval_ms: u64,
     /// `log.cleaner.backoff.ms`: how often compaction passes run.
     pub log_cleaner_backoff_ms: u64,
+    /// `log.flush.offset.checkpoint.interval.ms`: how often each log's checkpoint records
+    /// how far it is fsynced (its recovery point), as Kafka's recovery-point checkpoint.
+    pub log_flush_offset_checkpoint_interval_ms: u64,
     /// `group.initial.rebalance.delay.ms`: how long a new group's first rebalance waits for
     /// more members.
     pub group_initial_rebalance_delay_ms: i64,
@@ -231,6 +234,7 @@ const BROKER_KEYS: &[&str] = &[
     "strom.open.files.max",
     "fetch.max.bytes",
     "log.cleaner.backoff.ms",
+    "log.flush.offset.checkpoint.interval.ms",
     "group.initial.rebalance.delay.ms",
     "offsets.topic.num.partitions",
     "group.min.session.timeout.ms",
@@ -466,6 +470,11 @@ impl BrokerConfig {
                 1,
             )?,
             log_cleaner_backoff_ms: props.at_least("log.cleaner.backoff.ms", 15_000, 1)?,
+            log_flush_offset_checkpoint_interval_ms: props.at_least(
+                "log.flush.offset.checkpoint.interval.ms",
+                60_000,
+                0,
+            )?,
             group_initial_rebalance_delay_ms: props.at_least(
                 "group.initial.rebalance.delay.ms",
                 3_000,
@@ -636,6 +645,10 @@ impl BrokerConfig {
             (
                 "log.retention.check.interval.ms".into(),
                 self.log_retention_check_interval_ms.to_string(),
+            ),
+            (
+                "log.flush.offset.checkpoint.interval.ms".into(),
+                self.log_flush_offset_checkpoint_interval_ms.to_string(),
             ),
             (
                 "strom.fetch.wait.max.ms".into(),

@@ -399,6 +399,12 @@ pub struct ReplicaManager {
     config: Arc<BrokerConfig>,
     handles: Arc<HandleCache>,
     partitions: RwLock<HashMap<TopicIdPartition, Arc<Partition>>>,
+    /// Hosted partitions whose log did not open: offline, answered with
+    /// KAFKA_STORAGE_ERROR as Kafka answers for a partition it cannot serve from disk.
+    /// `true` for damage (`LogError::Damaged`): reopening finds it again, so the partition
+    /// stays offline until a restart after an operator acted; other failures are retried
+    /// by the next reconcile.
+    offline: RwLock<HashMap<TopicIdPartition, bool>>,
     /// One reconcile at a time (the watcher task and admin handlers both call it).
     reconciling: Mutex<()>,
     appends: watch::Sender<u64>,
@@ -425,6 +431,7 @@ impl ReplicaManager {
             config,
             handles,
             partitions: RwLock::new(HashMap::new()),
+            offline: RwLock::new(HashMap::new()),
             reconciling: Mutex::new(()),
             appends,
             syncer,
@@ -438,6 +445,15 @@ impl ReplicaManager {
             .unwrap_or_else(|e| e.into_inner())
             .get(&tp)
             .cloned()
+    }
+
+    /// Whether `tp` is hosted here but offline: its log failed to open (damage found at
+    /// start-up, or an I/O or directory error), so requests for it get KAFKA_STORAGE_ERROR.
+    pub fn is_offline(&self, tp: TopicIdPartition) -> bool {
+        self.offline
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&tp)
     }
 
     /// Every hosted partition.
@@ -515,6 +531,16 @@ impl ReplicaManager {
         for partition in stale {
             self.remove(&partition);
         }
+        // An offline partition no longer hosted here is forgotten; its directory stays
+        // (start-up's sweep moves it aside if its topic is gone).
+        self.offline
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|tp, _| {
+                image
+                    .partition(tp.topic_id, tp.partition)
+                    .is_some_and(|state| state.replicas.contains(&node_id))
+            });
         for topic in image.topics() {
             for (index, state) in &topic.partitions {
                 if !state.replicas.contains(&node_id) {
@@ -534,9 +560,30 @@ impl ReplicaManager {
                     // with a retriable storage error.
                     self.close(&open);
                 }
-                if let Err(error) = self.open(tp, &topic.name, overrides, image) {
-                    tracing::error!(topic = %topic.name, partition = index, %error,
-                        "cannot open partition log; it stays offline");
+                let damaged = self
+                    .offline
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&tp)
+                    .copied();
+                if damaged == Some(true) {
+                    continue;
+                }
+                let result = self.open(tp, &topic.name, overrides, image);
+                let mut offline = self.offline.write().unwrap_or_else(|e| e.into_inner());
+                match result {
+                    Ok(()) => {
+                        offline.remove(&tp);
+                    }
+                    Err(error) => {
+                        let dir = self.partition_dir(&topic.name, *index);
+                        // The error names the file (and, for damage, the byte and what to
+                        // do); the broker goes on serving every other partition.
+                        tracing::error!(topic = %topic.name, partition = index,
+                            dir = %dir.display(), %error,
+                            "cannot open partition log; it stays offline and clients get KAFKA_STORAGE_ERROR");
+                        offline.insert(tp, error.is_damage());
+                    }
                 }
             }
         }
@@ -650,13 +697,22 @@ impl ReplicaManager {
 
     /// Periodic duties of every log: the `flush.ms` flush and removal of expired `.deleted`
     /// files always, retention when `retention` is set, a compaction pass (topics with a
-    /// `compact` policy) when `compaction` is set. Blocking I/O.
-    pub fn maintain(&self, now_ms: i64, retention: bool, compaction: bool) {
+    /// `compact` policy) when `compaction` is set, and the recovery point moved up to the
+    /// durable offset when `checkpoint` is set (`log.flush.offset.checkpoint.interval.ms`).
+    /// Blocking I/O.
+    pub fn maintain(&self, now_ms: i64, retention: bool, compaction: bool, checkpoint: bool) {
         for partition in self.all() {
             let log = &partition.log;
             let result = log
                 .maybe_flush(now_ms)
                 .and_then(|()| log.delete_expired_files(now_ms))
+                .and_then(|()| {
+                    if checkpoint {
+                        log.checkpoint_recovery_point().map(|_| ())
+                    } else {
+                        Ok(())
+                    }
+                })
                 .and_then(|()| {
                     if retention {
                         log.apply_retention(now_ms).map(|_| ())

@@ -398,29 +398,39 @@ async fn follow_metadata(context: Arc<BrokerContext>) {
 const MAINTENANCE_TICK_MS: u64 = 1_000;
 
 /// Periodic log duties: every tick the cheap ones, retention every
-/// `log.retention.check.interval.ms`, compaction every `log.cleaner.backoff.ms`.
+/// `log.retention.check.interval.ms`, compaction every `log.cleaner.backoff.ms`, the
+/// recovery-point checkpoint every `log.flush.offset.checkpoint.interval.ms`.
 async fn maintain(context: Arc<BrokerContext>) {
     let mut interval = tokio::time::interval(Duration::from_millis(MAINTENANCE_TICK_MS));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let started = tokio::time::Instant::now();
-    let (mut last_retention, mut last_compaction) = (started, started);
+    let (mut last_retention, mut last_compaction, mut last_checkpoint) =
+        (started, started, started);
     let retention_every = Duration::from_millis(context.config.log_retention_check_interval_ms);
     let compaction_every = Duration::from_millis(context.config.log_cleaner_backoff_ms);
+    let checkpoint_every =
+        Duration::from_millis(context.config.log_flush_offset_checkpoint_interval_ms);
     loop {
         interval.tick().await;
         let now = tokio::time::Instant::now();
-        let retention = now.duration_since(last_retention) >= retention_every;
-        let compaction = now.duration_since(last_compaction) >= compaction_every;
+        let due = |last: tokio::time::Instant, every: Duration| now.duration_since(last) >= every;
+        let retention = due(last_retention, retention_every);
+        let compaction = due(last_compaction, compaction_every);
+        let checkpoint = due(last_checkpoint, checkpoint_every);
         if retention {
             last_retention = now;
         }
         if compaction {
             last_compaction = now;
         }
+        if checkpoint {
+            last_checkpoint = now;
+        }
         let replicas = Arc::clone(&context.replicas);
-        let _ =
-            tokio::task::spawn_blocking(move || replicas.maintain(now_ms(), retention, compaction))
-                .await;
+        let _ = tokio::task::spawn_blocking(move || {
+            replicas.maintain(now_ms(), retention, compaction, checkpoint)
+        })
+        .await;
     }
 }
 

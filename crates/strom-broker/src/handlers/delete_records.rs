@@ -27,12 +27,7 @@ pub(super) async fn handle(
         for p in &topic.partitions {
             let target = resolve(&image, &topic.name.0, p.partition_index)
                 .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)
-                .and_then(|tp| {
-                    context
-                        .replicas
-                        .get(tp)
-                        .ok_or(ErrorCode::NOT_LEADER_OR_FOLLOWER)
-                });
+                .and_then(|tp| super::local_replica(context, tp));
             let outcome = match target {
                 Ok(partition) => {
                     let offset = p.offset;

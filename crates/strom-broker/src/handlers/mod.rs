@@ -260,7 +260,8 @@ fn resolve(image: &MetadataImage, topic: &str, partition: i32) -> Option<TopicId
 }
 
 /// The open log of a partition this broker leads, or Kafka's error for why not: unknown
-/// partition, another (or no) leader, or a log that is not open (yet, or failed to open).
+/// partition, another (or no) leader, a log that failed to open (KAFKA_STORAGE_ERROR, as
+/// Kafka answers for a partition offline on its disk), or one not open yet.
 fn leader_replica(
     context: &BrokerContext,
     image: &MetadataImage,
@@ -272,10 +273,22 @@ fn leader_replica(
     if state.leader != context.config.node_id {
         return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
     }
-    context
-        .replicas
-        .get(tp)
-        .ok_or(ErrorCode::NOT_LEADER_OR_FOLLOWER)
+    local_replica(context, tp)
+}
+
+/// The open log of `tp`, or KAFKA_STORAGE_ERROR if it is offline (its log failed to open),
+/// or NOT_LEADER_OR_FOLLOWER if it is not open here.
+fn local_replica(
+    context: &BrokerContext,
+    tp: TopicIdPartition,
+) -> Result<std::sync::Arc<crate::replicas::Partition>, ErrorCode> {
+    context.replicas.get(tp).ok_or_else(|| {
+        if context.replicas.is_offline(tp) {
+            ErrorCode::KAFKA_STORAGE_ERROR
+        } else {
+            ErrorCode::NOT_LEADER_OR_FOLLOWER
+        }
+    })
 }
 
 /// The leader epoch of a partition in `image` (-1 when unknown).
