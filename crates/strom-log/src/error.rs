@@ -135,9 +135,9 @@ impl LogError {
 fn around(before: Option<i64>, after: Option<i64>) -> String {
     match (before, after) {
         (Some(b), Some(a)) => format!("after offset {b}, before offset {a}"),
-        (Some(b), None) => format!("after offset {b}, with no intact batch after it"),
+        (Some(b), None) => format!("after offset {b}"),
         (None, Some(a)) => format!("at the start of the segment, before offset {a}"),
-        (None, None) => "at the start of the segment, with no intact batch after it".into(),
+        (None, None) => "at the start of the segment".into(),
     }
 }
 
@@ -151,8 +151,9 @@ pub fn damage_advice(dir: &Path) -> String {
          partitions; clients get KAFKA_STORAGE_ERROR for this one. To recover: stop Strom, \
          restore {dir} from a backup taken while Strom was stopped, and start Strom (records \
          written after the backup are lost). A partition has a single replica today, so a \
-         backup is the only other copy; once partitions are replicated, a replica's directory \
-         can instead be moved aside (with Strom stopped) so that it is copied again from the \
-         leader. See \"A damaged partition log\" in docs/FORMATS.md"
+         backup is the only other copy; once partitions are replicated, moving this \
+         replica's directory aside (with Strom stopped, while another replica is in sync) \
+         will have it copied again from the leader. Without a backup, \"A damaged partition \
+         log\" in docs/FORMATS.md shows how to keep the records before the damage"
     )
 }

@@ -175,18 +175,13 @@ fn flipped_byte_in_an_active_segment_takes_only_that_partition_offline() {
     let data = tempfile::tempdir().unwrap();
     let port = free_ports(1)[0];
     let addr = format!("127.0.0.1:{port}");
-    let overrides = broker_overrides(
-        port,
-        data.path(),
-        &["strom.log.durability=sync-on-commit"],
-    );
+    let overrides = broker_overrides(port, data.path(), &["strom.log.durability=sync-on-commit"]);
     let mut server = ServerProcess::start(&overrides, &addr);
     for topic in ["victim", "intact"] {
         strom_cli(&["topics", "create", topic, "--partitions", "1", "-b", &addr]);
     }
-    let records = |topic: &str| -> Vec<String> {
-        (0..RECORDS).map(|i| format!("{topic}-{i}")).collect()
-    };
+    let records =
+        |topic: &str| -> Vec<String> { (0..RECORDS).map(|i| format!("{topic}-{i}")).collect() };
     // In several rounds, so that the segment holds many batches.
     for round in records("victim").chunks(RECORDS / 8) {
         produce_acked(&addr, "victim", round);
@@ -215,12 +210,22 @@ fn flipped_byte_in_an_active_segment_takes_only_that_partition_offline() {
     assert_eq!(fetch_error(&addr, "victim"), KAFKA_STORAGE_ERROR);
     assert_eq!(fetch_error(&addr, "intact"), 0);
     let (produced, stderr) = try_produce(&addr, "victim");
-    assert!(!produced, "produce to an offline partition succeeded: {stderr}");
+    assert!(
+        !produced,
+        "produce to an offline partition succeeded: {stderr}"
+    );
     // librdkafka's text for KAFKA_STORAGE_ERROR, which it retries as Kafka's clients do.
-    assert!(stderr.contains("Disk error when trying to access log file"), "{stderr}");
+    assert!(
+        stderr.contains("Disk error when trying to access log file"),
+        "{stderr}"
+    );
     // The broker still serves the rest.
     produce_acked(&addr, "intact", &["after".to_string()]);
-    assert_eq!(files_under(&victim_dir), before, "the damaged partition was touched");
+    assert_eq!(
+        files_under(&victim_dir),
+        before,
+        "the damaged partition was touched"
+    );
     drop(server);
 
     std::fs::write(&segment, &good).unwrap();

@@ -226,62 +226,49 @@ impl Check<'_> {
         if scan.valid_bytes < len {
             let position = scan.valid_bytes;
             let what = scan.error.clone().unwrap_or_else(|| "invalid batch".into());
-            if scan.misplaced {
-                return Err(damage(
-                    position,
-                    None,
-                    format!(
-                    "{what}; a whole batch with a valid checksum in the wrong place is never an \
-                     interrupted write"
-                ),
-                ));
-            }
-            if !self.unsynced {
-                return Err(damage(
-                    position,
-                    None,
-                    format!(
-                        "{what}, in a segment that later segments follow; without an intact \
-                     {CHECKPOINT_FILE} to say how far fsyncs got, only the last segment is \
-                     taken to hold an interrupted write"
-                    ),
-                ));
-            }
-            if let Some(point) = below_recovery_point {
-                return Err(damage(
-                    position,
-                    None,
-                    format!(
-                    "{what}, and every offset below {point} was fsynced (the recovery point in \
-                     {CHECKPOINT_FILE}), so this is not an interrupted write"
-                ),
-                ));
-            }
-            return match later_batch(
+            // Searched whatever the verdict, so that damage names what follows it.
+            let later = later_batch(
                 file,
                 &self.segment.log_path,
                 base,
                 position + 1,
                 len,
                 end_offset,
-            )? {
-                Later::Found(at, header) => Err(damage(
-                    position,
-                    Some(header.base_offset),
-                    format!(
-                    "{what}, and an intact batch of offsets {}..={} follows at byte {at}, so this \
-                     is not an interrupted write",
+            )?;
+            let offset_after = match &later {
+                Later::Found(_, header) => Some(header.base_offset),
+                Later::None | Later::GaveUp(_) => None,
+            };
+            let damaged = |reason: String| Err(damage(position, offset_after, reason));
+            if scan.misplaced {
+                return damaged(format!(
+                    "{what}; a whole batch with a valid checksum in the wrong place is never \
+                     an interrupted write"
+                ));
+            }
+            if !self.unsynced {
+                return damaged(format!(
+                    "{what}, in a segment that later segments follow; without an intact \
+                     {CHECKPOINT_FILE} to say how far fsyncs got, only the last segment is \
+                     taken to hold an interrupted write"
+                ));
+            }
+            if let Some(point) = below_recovery_point {
+                return damaged(format!(
+                    "{what}, and every offset below {point} was fsynced (the recovery point \
+                     in {CHECKPOINT_FILE}), so this is not an interrupted write"
+                ));
+            }
+            return match later {
+                Later::Found(at, header) => damaged(format!(
+                    "{what}, and an intact batch of offsets {}..={} follows at byte {at}, so \
+                     this is not an interrupted write",
                     header.base_offset,
                     header.last_offset()
-                ),
                 )),
-                Later::GaveUp(hashed) => Err(damage(
-                    position,
-                    None,
-                    format!(
-                    "{what}; the search for intact batches after it gave up after checksumming \
-                     {hashed} bytes, so it cannot be told from damage"
-                ),
+                Later::GaveUp(hashed) => damaged(format!(
+                    "{what}; the search for intact batches after it gave up after \
+                     checksumming {hashed} bytes, so it cannot be told from damage"
                 )),
                 Later::None => Ok(Some((Some(position), what))),
             };
