@@ -191,17 +191,18 @@ fn short_writes_are_completed() {
     assert_eq!(got, expected);
 }
 
-/// A log of several segments, all synced, crashed (so unclean) with `damage` applied to
-/// the last segment file; returns the result of reopening it, the batches written, the
-/// (position, size) of each batch of the last segment and the stored recovery point.
-fn damaged(
-    damage: impl FnOnce(&mut Vec<u8>, &[(u64, u64)]),
-) -> (
+/// What [`damaged`] returns.
+type Damaged = (
     Result<Log, strom_log::LogError>,
     Vec<Vec<u8>>,
     Vec<(u64, u64)>,
     i64,
-) {
+);
+
+/// A log of several segments, all synced, crashed (so unclean) with `damage` applied to
+/// the last segment file; returns the result of reopening it, the batches written, the
+/// (position, size) of each batch of the last segment and the stored recovery point.
+fn damaged(damage: impl FnOnce(&mut Vec<u8>, &[(u64, u64)])) -> Damaged {
     let fs = SimFs::new();
     let log = open_sim(&fs, config(Durability::PageCache), 0).unwrap();
     let mut written = Vec::new();
