@@ -65,7 +65,8 @@ pub enum LogError {
         reason: String,
     },
     /// Damage found while opening a log that an interrupted write cannot explain (see
-    /// `log/recover.rs`): the log does not open and no file in its directory was changed.
+    /// `log/recover.rs`): the log does not open, and recovery cut, deleted and rewrote
+    /// nothing.
     #[error(
         "damaged partition log file {path} at byte {position} ({}): {reason}. {}",
         around(*offset_before, *offset_after),
@@ -146,8 +147,8 @@ fn around(before: Option<i64>, after: Option<i64>) -> String {
 pub fn damage_advice(dir: &Path) -> String {
     let dir = dir.display();
     format!(
-        "Strom did not open this partition and changed no file in {dir}: guessing where \
-         the damage ends could lose acknowledged records. The broker keeps serving its other \
+        "Strom did not open this partition and cut or deleted nothing in {dir}: guessing \
+         where the damage ends could lose acknowledged records. The broker keeps serving its other \
          partitions; clients get KAFKA_STORAGE_ERROR for this one. To recover: stop Strom, \
          restore {dir} from a backup taken while Strom was stopped, and start Strom (records \
          written after the backup are lost). A partition has a single replica today, so a \
