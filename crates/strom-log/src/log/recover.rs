@@ -103,7 +103,7 @@ pub(super) fn recover(
         let at = cut.unwrap_or(len);
         tracing::warn!(segment = %segment.log_path.display(), position = at, bytes_cut = len - at,
             later_segments = plan.later.len(), %reason,
-            "cutting a torn tail (an interrupted write of unacknowledged data)");
+            "cutting a torn tail: an interrupted write, above everything known to be fsynced");
         if at < len {
             let file = fs
                 .open(&segment.log_path)
