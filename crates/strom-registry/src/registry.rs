@@ -51,10 +51,18 @@ impl Registry {
         })?;
         let started = Instant::now();
         let init = Duration::from_millis(config.init_timeout_ms);
-        while leader.leader_url(true).await.is_none() && started.elapsed() < init {
+        // Settled means: this process leads, or another process does. A member that
+        // holds the partition under this process's own URL while this process does not
+        // lead is an earlier incarnation (killed with -9) whose session has not expired
+        // yet; until the group drops it, writes sent here could not be made anywhere.
+        let settled = |url: Option<String>| match url {
+            Some(url) => leader.is_leader() || url != leader.own_url(),
+            None => false,
+        };
+        while !settled(leader.leader_url(true).await) && started.elapsed() < init {
             tokio::time::sleep(Duration::from_millis(LEADER_WAIT_POLL_MS)).await;
         }
-        if leader.leader_url(false).await.is_none() {
+        if !settled(leader.leader_url(false).await) {
             tracing::warn!(group = %config.group_id, "no registry leader yet; writes answer 50004 until one is elected");
         }
         let app = Arc::new(App {
