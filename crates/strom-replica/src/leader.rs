@@ -1,0 +1,607 @@
+//! The leader's view of one partition: what each follower has, the high watermark, ISR
+//! changes waiting for the controller, and whether an `acks=all` append is committed.
+//!
+//! Kafka's rules (`Partition`, `Replica`, KIP-497):
+//! - A follower's log end offset is the offset of its last fetch (it fetches at its own
+//!   log end; under sync-on-commit only once that is fsynced). Its last caught-up time moves
+//!   when a fetch reaches the leader's log end offset, or the leader's log end offset as of
+//!   its previous fetch.
+//! - The high watermark is the smallest log end offset over the *maximal* ISR: the ISR the
+//!   controller committed plus a member being added, so an ISR the controller has not
+//!   committed is never used for an acknowledgement (a member being removed still counts
+//!   until the removal commits). Caught-up, eligible replicas outside the ISR hold it back
+//!   too, so that they can catch up and join. The leader's own part is its log end offset,
+//!   or under sync-on-commit its durable offset. It never moves back.
+//! - A follower joins (a proposal) once it has reached the high watermark and the start of
+//!   the current leader epoch; an ISR member leaves when it has not been caught up for
+//!   `replica.lag.time.max.ms`. One proposal at a time; its outcome is known only from a
+//!   committed reply or a newer partition epoch in the metadata image. A lost reply is
+//!   resent; a refusal for stale epochs waits for the image.
+
+use std::collections::BTreeMap;
+
+use crate::UNKNOWN_OFFSET;
+
+/// A partition as the controller last committed it (from the metadata image).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionView {
+    /// The leader epoch.
+    pub leader_epoch: i32,
+    /// Bumped by every change of the partition (ISR, leader, replicas).
+    pub partition_epoch: i32,
+    /// Every replica, in preference order.
+    pub replicas: Vec<i32>,
+    /// The in-sync replicas the controller committed.
+    pub isr: Vec<i32>,
+}
+
+/// Brokers that may join an ISR (registered and unfenced), with their current broker epoch.
+pub type EligibleBrokers = BTreeMap<i32, i64>;
+
+/// The leader's settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaderConfig {
+    /// `replica.lag.time.max.ms`: an ISR member not caught up for this long leaves.
+    pub replica_lag_time_max_ms: i64,
+    /// `strom.log.durability=sync-on-commit`: the leader counts only its durable offset.
+    pub durable_only: bool,
+}
+
+/// What the leader knows of one follower (Kafka's `ReplicaState`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplicaProgress {
+    /// The follower's log end offset as of its last fetch ([`UNKNOWN_OFFSET`] before one).
+    pub log_end_offset: i64,
+    /// The follower's log start offset as of its last fetch.
+    pub log_start_offset: i64,
+    /// The leader's log end offset when the follower last fetched (the largest seen).
+    pub last_fetch_leader_log_end_offset: i64,
+    /// When the follower last fetched.
+    pub last_fetch_time_ms: i64,
+    /// When the follower was last caught up.
+    pub last_caught_up_time_ms: i64,
+    /// The broker epoch its fetches carried (Fetch v15+), if any.
+    pub broker_epoch: Option<i64>,
+}
+
+impl ReplicaProgress {
+    fn unknown(last_caught_up_time_ms: i64) -> ReplicaProgress {
+        ReplicaProgress {
+            log_end_offset: UNKNOWN_OFFSET,
+            log_start_offset: UNKNOWN_OFFSET,
+            last_fetch_leader_log_end_offset: UNKNOWN_OFFSET,
+            last_fetch_time_ms: 0,
+            last_caught_up_time_ms,
+            broker_epoch: None,
+        }
+    }
+
+    /// Kafka's `isCaughtUp`: at the leader's log end, or caught up recently enough.
+    pub fn is_caught_up(&self, leader_log_end_offset: i64, now_ms: i64, lag_max_ms: i64) -> bool {
+        self.log_end_offset == leader_log_end_offset
+            || now_ms.saturating_sub(self.last_caught_up_time_ms) <= lag_max_ms
+    }
+}
+
+/// One fetch from a follower, as the leader's state needs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FollowerFetch {
+    /// The follower.
+    pub replica_id: i32,
+    /// Its fetch offset: its log end offset (its durable one under sync-on-commit).
+    pub fetch_offset: i64,
+    /// Its log start offset.
+    pub log_start_offset: i64,
+    /// Its broker epoch (Fetch v15+), if sent.
+    pub broker_epoch: Option<i64>,
+}
+
+/// Why a follower's fetch does not count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FetchRefusal {
+    /// Not a replica of the partition (or the leader itself).
+    NotReplica,
+    /// Its broker epoch is older than one already seen (a previous incarnation).
+    StaleBrokerEpoch,
+    /// Its fetch offset is beyond the leader's log end offset.
+    OffsetOutOfRange,
+}
+
+/// Whether an ISR change adds or removes members.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IsrChangeKind {
+    /// One follower joins.
+    Expand,
+    /// Lagging followers leave.
+    Shrink,
+}
+
+/// An ISR change for the controller (AlterPartition).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlterIsr {
+    /// The leader epoch it is made in.
+    pub leader_epoch: i32,
+    /// The partition epoch it is based on.
+    pub partition_epoch: i32,
+    /// The ISR asked for.
+    pub new_isr: Vec<i32>,
+    /// Expand or shrink.
+    pub kind: IsrChangeKind,
+}
+
+/// The controller's answer to an [`AlterIsr`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AlterReply {
+    /// Committed: the partition as it now is.
+    Committed {
+        /// Its leader epoch.
+        leader_epoch: i32,
+        /// Its partition epoch.
+        partition_epoch: i32,
+        /// Its ISR.
+        isr: Vec<i32>,
+    },
+    /// Refused.
+    Refused(AlterRefusal),
+    /// No answer (timed out, quorum unavailable): it may or may not have been committed.
+    Lost,
+}
+
+/// Why the controller refused an ISR change (Kafka's error codes, grouped by what the
+/// leader does next).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlterRefusal {
+    /// The controller is behind the leader's epochs: resend.
+    NotController,
+    /// The leader epoch is stale: wait for the image (a new leader is coming).
+    FencedLeaderEpoch,
+    /// The partition epoch is stale: wait for the image (it may hold this very change,
+    /// committed by an earlier attempt whose answer was lost).
+    InvalidUpdateVersion,
+    /// Anything else (ineligible replica, invalid request): the epochs matched, so nothing
+    /// was committed; drop the proposal.
+    Other,
+}
+
+/// Whether an `acks=all` append is committed (Kafka's `checkEnoughReplicasReachOffset`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckStatus {
+    /// The high watermark is below the append's end.
+    Waiting,
+    /// Committed, with at least `min.insync.replicas` in the maximal ISR.
+    Committed,
+    /// Committed, but the ISR shrank below `min.insync.replicas` meanwhile.
+    NotEnoughReplicasAfterAppend,
+}
+
+/// An `acks=all` append refused before it is written: the ISR is below
+/// `min.insync.replicas` (Kafka's NOT_ENOUGH_REPLICAS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotEnoughReplicas {
+    /// The committed ISR's size.
+    pub isr_size: usize,
+    /// The partition's `min.insync.replicas`.
+    pub min_isr: usize,
+}
+
+/// Where a proposal stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Delivery {
+    /// To be sent (new, or its answer was lost).
+    Unsent,
+    /// Sent, no answer yet.
+    InFlight,
+    /// Refused for stale epochs: its fate shows in the image.
+    AwaitingImage,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct PendingIsr {
+    kind: IsrChangeKind,
+    new_isr: Vec<i32>,
+    basis_partition_epoch: i32,
+    delivery: Delivery,
+}
+
+/// The leader's replication state of one partition for one leader epoch. A new leader
+/// epoch means a new `Leader` (or none: the broker follows).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Leader {
+    local_id: i32,
+    config: LeaderConfig,
+    leader_epoch: i32,
+    partition_epoch: i32,
+    replicas: Vec<i32>,
+    isr: Vec<i32>,
+    pending: Option<PendingIsr>,
+    followers: BTreeMap<i32, ReplicaProgress>,
+    eligible: EligibleBrokers,
+    epoch_start_offset: i64,
+    log_end_offset: i64,
+    durable_offset: i64,
+    high_watermark: i64,
+}
+
+impl Leader {
+    /// Becomes leader of `view` at `log_end_offset` (where this leader epoch starts).
+    /// `high_watermark` is what the broker knew (its checkpoint, or what it learned as a
+    /// follower); it is capped at the log end. Followers start unknown; those in the ISR
+    /// count as caught up now, so they are not dropped before they had a chance to fetch,
+    /// and hold the high watermark where it is until they fetch (Kafka's
+    /// `resetReplicaState`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        local_id: i32,
+        view: &PartitionView,
+        eligible: EligibleBrokers,
+        config: LeaderConfig,
+        log_end_offset: i64,
+        durable_offset: i64,
+        high_watermark: i64,
+        now_ms: i64,
+    ) -> Leader {
+        let followers = view
+            .replicas
+            .iter()
+            .filter(|id| **id != local_id)
+            .map(|id| {
+                let caught_up = if view.isr.contains(id) { now_ms } else { 0 };
+                (*id, ReplicaProgress::unknown(caught_up))
+            })
+            .collect();
+        let mut leader = Leader {
+            local_id,
+            config,
+            leader_epoch: view.leader_epoch,
+            partition_epoch: view.partition_epoch,
+            replicas: view.replicas.clone(),
+            isr: view.isr.clone(),
+            pending: None,
+            followers,
+            eligible,
+            epoch_start_offset: log_end_offset,
+            log_end_offset,
+            durable_offset,
+            high_watermark: high_watermark.clamp(0, log_end_offset.max(0)),
+        };
+        leader.recompute(now_ms);
+        leader
+    }
+
+    /// The leader epoch this state is for.
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch
+    }
+
+    /// The partition epoch of the committed ISR.
+    pub fn partition_epoch(&self) -> i32 {
+        self.partition_epoch
+    }
+
+    /// The ISR the controller committed.
+    pub fn isr(&self) -> &[i32] {
+        &self.isr
+    }
+
+    /// The committed ISR plus a member being added.
+    pub fn maximal_isr(&self) -> Vec<i32> {
+        let mut maximal = self.isr.clone();
+        if let Some(pending) = &self.pending {
+            for id in &pending.new_isr {
+                if !maximal.contains(id) {
+                    maximal.push(*id);
+                }
+            }
+        }
+        maximal
+    }
+
+    /// Every record below this is on every member of the maximal ISR.
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark
+    }
+
+    /// The log end offset when this leader epoch began.
+    pub fn epoch_start_offset(&self) -> i64 {
+        self.epoch_start_offset
+    }
+
+    /// Whether the high watermark reached the start of this leader epoch: only then is it
+    /// at least every earlier leader's, so ListOffsets answers OFFSET_NOT_AVAILABLE until
+    /// then (KIP-207) rather than an offset lower than a consumer may have seen.
+    pub fn high_watermark_established(&self) -> bool {
+        self.high_watermark >= self.epoch_start_offset
+    }
+
+    /// What the leader knows of `replica_id`.
+    pub fn progress(&self, replica_id: i32) -> Option<&ReplicaProgress> {
+        self.followers.get(&replica_id)
+    }
+
+    /// Whether an ISR change waits for the controller.
+    pub fn has_pending_change(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// The leader's own log moved: its log end offset, and its durable offset (which counts
+    /// instead under sync-on-commit). Whether the high watermark moved.
+    pub fn on_local_end(&mut self, log_end_offset: i64, durable_offset: i64, now_ms: i64) -> bool {
+        self.log_end_offset = log_end_offset;
+        self.durable_offset = durable_offset;
+        self.recompute(now_ms)
+    }
+
+    /// A follower fetched (after the caller checked that its last fetched epoch agrees with
+    /// this log: see [`crate::diverging_epoch`]; a diverging fetch does not count). Updates
+    /// its progress, may propose adding it to the ISR (see [`Leader::take_proposal`]), and
+    /// says whether the high watermark moved.
+    pub fn on_follower_fetch(
+        &mut self,
+        fetch: FollowerFetch,
+        now_ms: i64,
+    ) -> Result<bool, FetchRefusal> {
+        if fetch.replica_id == self.local_id || !self.replicas.contains(&fetch.replica_id) {
+            return Err(FetchRefusal::NotReplica);
+        }
+        if fetch.fetch_offset < 0 || fetch.fetch_offset > self.log_end_offset {
+            return Err(FetchRefusal::OffsetOutOfRange);
+        }
+        let leader_end = self.log_end_offset;
+        let progress = self
+            .followers
+            .entry(fetch.replica_id)
+            .or_insert_with(|| ReplicaProgress::unknown(0));
+        if let (Some(sent), Some(seen)) = (fetch.broker_epoch, progress.broker_epoch) {
+            if sent < seen {
+                return Err(FetchRefusal::StaleBrokerEpoch);
+            }
+        }
+        let last_caught_up_time_ms = if fetch.fetch_offset >= leader_end {
+            progress.last_caught_up_time_ms.max(now_ms)
+        } else if fetch.fetch_offset >= progress.last_fetch_leader_log_end_offset {
+            progress
+                .last_caught_up_time_ms
+                .max(progress.last_fetch_time_ms)
+        } else {
+            progress.last_caught_up_time_ms
+        };
+        *progress = ReplicaProgress {
+            log_end_offset: fetch.fetch_offset,
+            log_start_offset: fetch.log_start_offset,
+            last_fetch_leader_log_end_offset: leader_end
+                .max(progress.last_fetch_leader_log_end_offset),
+            last_fetch_time_ms: now_ms,
+            last_caught_up_time_ms,
+            broker_epoch: fetch.broker_epoch.or(progress.broker_epoch),
+        };
+        self.maybe_expand(fetch.replica_id);
+        Ok(self.recompute(now_ms))
+    }
+
+    /// Kafka's ISR expiration (run every `replica.lag.time.max.ms / 2`): proposes dropping
+    /// the ISR members that have not been caught up for `replica.lag.time.max.ms`. Whether
+    /// a proposal was made.
+    pub fn tick(&mut self, now_ms: i64) -> bool {
+        if self.pending.is_some() {
+            return false;
+        }
+        let lag_max_ms = self.config.replica_lag_time_max_ms;
+        let leader_end = self.log_end_offset;
+        let out: Vec<i32> = self
+            .isr
+            .iter()
+            .copied()
+            .filter(|id| *id != self.local_id)
+            .filter(|id| {
+                self.followers
+                    .get(id)
+                    .is_none_or(|p| !p.is_caught_up(leader_end, now_ms, lag_max_ms))
+            })
+            .collect();
+        if out.is_empty() {
+            return false;
+        }
+        let new_isr: Vec<i32> = self
+            .isr
+            .iter()
+            .copied()
+            .filter(|id| !out.contains(id))
+            .collect();
+        self.pending = Some(PendingIsr {
+            kind: IsrChangeKind::Shrink,
+            new_isr,
+            basis_partition_epoch: self.partition_epoch,
+            delivery: Delivery::Unsent,
+        });
+        true
+    }
+
+    /// The proposal to send to the controller now, if one waits; it is then in flight
+    /// until [`Leader::on_alter_reply`].
+    pub fn take_proposal(&mut self) -> Option<AlterIsr> {
+        let pending = self.pending.as_mut()?;
+        if pending.delivery != Delivery::Unsent {
+            return None;
+        }
+        pending.delivery = Delivery::InFlight;
+        Some(AlterIsr {
+            leader_epoch: self.leader_epoch,
+            partition_epoch: pending.basis_partition_epoch,
+            new_isr: pending.new_isr.clone(),
+            kind: pending.kind,
+        })
+    }
+
+    /// The controller answered `sent`. A committed answer newer than what the leader has
+    /// becomes its committed ISR; an answer to anything but the proposal in flight is
+    /// otherwise ignored. Whether the high watermark moved.
+    pub fn on_alter_reply(&mut self, sent: &AlterIsr, reply: AlterReply, now_ms: i64) -> bool {
+        let current = self.pending.as_ref().is_some_and(|p| {
+            p.delivery == Delivery::InFlight
+                && p.basis_partition_epoch == sent.partition_epoch
+                && p.new_isr == sent.new_isr
+                && sent.leader_epoch == self.leader_epoch
+        });
+        match reply {
+            AlterReply::Committed {
+                leader_epoch,
+                partition_epoch,
+                isr,
+            } => {
+                if leader_epoch == self.leader_epoch && partition_epoch > self.partition_epoch {
+                    self.adopt(partition_epoch, isr);
+                }
+            }
+            AlterReply::Refused(refusal) if current => {
+                if let Some(pending) = self.pending.as_mut() {
+                    match refusal {
+                        AlterRefusal::NotController => pending.delivery = Delivery::Unsent,
+                        AlterRefusal::FencedLeaderEpoch | AlterRefusal::InvalidUpdateVersion => {
+                            pending.delivery = Delivery::AwaitingImage
+                        }
+                        AlterRefusal::Other => self.pending = None,
+                    }
+                }
+            }
+            AlterReply::Lost if current => {
+                if let Some(pending) = self.pending.as_mut() {
+                    pending.delivery = Delivery::Unsent;
+                }
+            }
+            AlterReply::Refused(_) | AlterReply::Lost => {}
+        }
+        self.recompute(now_ms)
+    }
+
+    /// A newer metadata image for the same leader epoch (the caller makes a new `Leader`
+    /// for another epoch): a newer partition epoch replaces the committed ISR and settles
+    /// any proposal based on an older one; the replica set and the eligible brokers are
+    /// refreshed. Whether the high watermark moved.
+    pub fn on_image(
+        &mut self,
+        view: &PartitionView,
+        eligible: EligibleBrokers,
+        now_ms: i64,
+    ) -> bool {
+        if view.leader_epoch != self.leader_epoch {
+            return false;
+        }
+        self.eligible = eligible;
+        if view.partition_epoch > self.partition_epoch {
+            if view.replicas != self.replicas {
+                self.replicas = view.replicas.clone();
+                let local = self.local_id;
+                self.followers
+                    .retain(|id, _| view.replicas.contains(id) && *id != local);
+                for id in &view.replicas {
+                    if *id != local {
+                        self.followers
+                            .entry(*id)
+                            .or_insert_with(|| ReplicaProgress::unknown(0));
+                    }
+                }
+            }
+            self.adopt(view.partition_epoch, view.isr.clone());
+        }
+        self.recompute(now_ms)
+    }
+
+    /// Kafka's check before an `acks=all` append: the committed ISR must have at least
+    /// `min.insync.replicas` members.
+    pub fn check_min_isr(&self, min_isr: usize) -> Result<(), NotEnoughReplicas> {
+        if self.isr.len() < min_isr {
+            return Err(NotEnoughReplicas {
+                isr_size: self.isr.len(),
+                min_isr,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether an `acks=all` append ending before `required_offset` is committed.
+    pub fn ack_status(&self, required_offset: i64, min_isr: usize) -> AckStatus {
+        if self.high_watermark < required_offset {
+            AckStatus::Waiting
+        } else if self.maximal_isr().len() >= min_isr {
+            AckStatus::Committed
+        } else {
+            AckStatus::NotEnoughReplicasAfterAppend
+        }
+    }
+
+    fn adopt(&mut self, partition_epoch: i32, isr: Vec<i32>) {
+        self.partition_epoch = partition_epoch;
+        self.isr = isr;
+        if self
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.basis_partition_epoch < partition_epoch)
+        {
+            self.pending = None;
+        }
+    }
+
+    fn is_eligible(&self, replica_id: i32) -> bool {
+        let Some(registered) = self.eligible.get(&replica_id) else {
+            return false;
+        };
+        self.followers
+            .get(&replica_id)
+            .and_then(|p| p.broker_epoch)
+            .is_none_or(|seen| seen == *registered)
+    }
+
+    /// Kafka's `maybeExpandIsr`: a follower outside the ISR that reached both the high
+    /// watermark and the start of this leader epoch joins (once committed).
+    fn maybe_expand(&mut self, replica_id: i32) {
+        if self.pending.is_some() || self.isr.contains(&replica_id) || !self.is_eligible(replica_id)
+        {
+            return;
+        }
+        let Some(progress) = self.followers.get(&replica_id) else {
+            return;
+        };
+        let end = progress.log_end_offset;
+        if end < self.high_watermark || end < self.epoch_start_offset {
+            return;
+        }
+        let mut new_isr = self.isr.clone();
+        new_isr.push(replica_id);
+        self.pending = Some(PendingIsr {
+            kind: IsrChangeKind::Expand,
+            new_isr,
+            basis_partition_epoch: self.partition_epoch,
+            delivery: Delivery::Unsent,
+        });
+    }
+
+    /// Kafka's `maybeIncrementLeaderHW`.
+    fn recompute(&mut self, now_ms: i64) -> bool {
+        let mut candidate = if self.config.durable_only {
+            self.durable_offset.min(self.log_end_offset)
+        } else {
+            self.log_end_offset
+        };
+        let maximal = self.maximal_isr();
+        let lag_max_ms = self.config.replica_lag_time_max_ms;
+        for (id, progress) in &self.followers {
+            if progress.log_end_offset >= candidate {
+                continue;
+            }
+            let joining = progress.is_caught_up(self.log_end_offset, now_ms, lag_max_ms)
+                && self.is_eligible(*id);
+            if maximal.contains(id) || joining {
+                candidate = progress.log_end_offset;
+            }
+        }
+        if candidate > self.high_watermark {
+            self.high_watermark = candidate;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
