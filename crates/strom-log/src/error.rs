@@ -7,6 +7,7 @@ use strom_records::RecordsError;
 /// Kafka error codes the log's errors map to.
 pub mod codes {
     pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+    pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
     pub const CORRUPT_MESSAGE: i16 = 2;
     pub const MESSAGE_TOO_LARGE: i16 = 10;
     pub const INVALID_TIMESTAMP: i16 = 32;
@@ -44,6 +45,11 @@ pub enum LogError {
         base_offset: i64,
         log_end_offset: i64,
     },
+    /// A leader's batch of an epoch older than one already in the log.
+    #[error(
+        "batch of leader epoch {epoch} after epoch {latest}: this broker is no longer the leader"
+    )]
+    StaleLeaderEpoch { epoch: i32, latest: i32 },
     #[error("offset {offset} is outside the log's range {log_start_offset}..={log_end_offset}")]
     OffsetOutOfRange {
         offset: i64,
@@ -104,6 +110,7 @@ impl LogError {
             LogError::InvalidTimestamp { .. } => codes::INVALID_TIMESTAMP,
             LogError::UnexpectedAppendOffset { .. } => codes::CORRUPT_MESSAGE,
             LogError::OffsetOutOfRange { .. } => codes::OFFSET_OUT_OF_RANGE,
+            LogError::StaleLeaderEpoch { .. } => codes::NOT_LEADER_OR_FOLLOWER,
             LogError::Io { .. }
             | LogError::CorruptSegment { .. }
             | LogError::Damaged { .. }

@@ -13,7 +13,9 @@ pub mod config;
 pub mod error;
 pub mod fs;
 pub mod handles;
+pub mod high_watermarks;
 pub mod index;
+pub mod leader_epoch;
 mod log;
 pub mod segment;
 
@@ -21,6 +23,8 @@ pub use compaction::CompactionLimits;
 pub use config::{CleanupPolicy, ConfigError, Durability, LogConfig, MessageTimestampType};
 pub use error::LogError;
 pub use handles::HandleCache;
+pub use high_watermarks::HighWatermarks;
+pub use leader_epoch::{EpochEntry, LeaderEpochCache};
 pub use log::{
     AppendInfo, AppendOrigin, CompactionReport, FileRange, Log, OpenReport, ReadInfo,
     RetentionReport, TimestampOffset, TruncateReport, Unflushed,

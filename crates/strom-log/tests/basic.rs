@@ -8,7 +8,7 @@ use std::sync::Arc;
 use common::{batch, dir, open_in, open_sim, read_all};
 use strom_log::fs::{FileSystem, RealFs, SimFs};
 use strom_log::{
-    AppendOrigin, Durability, LogConfig, MessageTimestampType, TimestampOffset, Unflushed,
+    AppendOrigin, Durability, LogConfig, LogError, MessageTimestampType, TimestampOffset, Unflushed,
 };
 use strom_records::{BatchBuilder, BatchHeader};
 
@@ -171,16 +171,25 @@ fn replication_keeps_offsets() {
     let log = open_sim(&fs, LogConfig::test_min(), 0).unwrap();
     let mut b = BatchBuilder::new(0, 5).tap_one().build().unwrap();
     log.append(&mut b, AppendOrigin::Replication, 0).unwrap();
+    // A follower copies a leader's log batch for batch: a gap means it is out of step.
     let mut gap = BatchBuilder::new(10, 5).tap_one().build().unwrap();
-    let info = log.append(&mut gap, AppendOrigin::Replication, 0).unwrap();
-    assert_eq!(info.first_offset, 10);
-    assert_eq!(log.log_end_offset(), 11);
-    let mut behind = BatchBuilder::new(3, 5).tap_one().build().unwrap();
+    assert!(matches!(
+        log.append(&mut gap, AppendOrigin::Replication, 0),
+        Err(LogError::UnexpectedAppendOffset {
+            base_offset: 10,
+            log_end_offset: 1
+        })
+    ));
+    let mut next = BatchBuilder::new(1, 5).tap_one().build().unwrap();
+    let info = log.append(&mut next, AppendOrigin::Replication, 0).unwrap();
+    assert_eq!(info.first_offset, 1);
+    assert_eq!(log.log_end_offset(), 2);
+    let mut behind = BatchBuilder::new(0, 5).tap_one().build().unwrap();
     assert!(log
         .append(&mut behind, AppendOrigin::Replication, 0)
         .is_err());
-    let info = log.read(5, 100, i64::MAX).unwrap();
-    assert_eq!(info.range.unwrap().first_offset, 10);
+    let info = log.read(1, 100, i64::MAX).unwrap();
+    assert_eq!(info.range.unwrap().first_offset, 1);
 }
 
 #[test]
@@ -676,6 +685,9 @@ fn shared_appends_store_the_batch_without_touching_it() {
         ),
     ];
     for log in &logs {
+        // Becoming leader of epoch 7 records it (durably) first, so that appends in that
+        // epoch never have to block.
+        log.assign_leader_epoch(7).unwrap();
         let mut expected = Vec::new();
         for i in 0..12i64 {
             let original = batch(3, 150, 1000 + i);

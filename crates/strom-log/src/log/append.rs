@@ -51,13 +51,15 @@ pub struct AppendInfo {
 /// the CRC.
 const SHARED_PREFIX_BYTES: usize = BATCH_HEADER_BYTES;
 
-/// What an append writes: bytes it may rewrite in place, or one batch it must not touch.
+/// What an append writes: bytes it may rewrite in place, one batch it must not touch, or
+/// a leader's batches copied exactly as they are.
 enum Payload<'a> {
     Owned(&'a mut [u8]),
     Shared {
         batch: &'a [u8],
         partition_leader_epoch: i32,
     },
+    Verbatim(&'a [u8]),
 }
 
 impl Payload<'_> {
@@ -65,6 +67,7 @@ impl Payload<'_> {
         match self {
             Payload::Owned(bytes) => bytes,
             Payload::Shared { batch, .. } => batch,
+            Payload::Verbatim(bytes) => bytes,
         }
     }
 }
@@ -126,8 +129,31 @@ impl Log {
         origin: AppendOrigin,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
+        if origin == AppendOrigin::Replication {
+            return self.append_replicated(batches_bytes, now_ms);
+        }
         let payload = Payload::Owned(batches_bytes);
-        let (info, flush_due) = self.append_payload(payload, origin, now_ms, true)?;
+        let (info, flush_due) = self
+            .append_payload(payload, origin, now_ms, true)?
+            .ok_or(LogError::EmptyAppend)?;
+        if flush_due {
+            self.flush_at(now_ms)?;
+        }
+        Ok(info)
+    }
+
+    /// A follower's append: the leader's batches exactly as fetched, with their offsets,
+    /// leader epochs and timestamps (nothing reassigned, nothing recompressed). The first
+    /// batch must start at the log end offset and each next one where the previous ended
+    /// (`UnexpectedAppendOffset` otherwise: the follower is out of step and must truncate
+    /// or refetch). A batch of a newer leader epoch enters the epoch cache durably first.
+    /// Page-cache flushes are run as for [`Log::append`]; under sync-on-commit the caller
+    /// syncs before it reports the new end to the leader.
+    pub fn append_replicated(&self, batches: &[u8], now_ms: i64) -> Result<AppendInfo, LogError> {
+        let payload = Payload::Verbatim(batches);
+        let (info, flush_due) = self
+            .append_payload(payload, AppendOrigin::Replication, now_ms, true)?
+            .ok_or(LogError::EmptyAppend)?;
         if flush_due {
             self.flush_at(now_ms)?;
         }
@@ -153,11 +179,14 @@ impl Log {
         now_ms: i64,
         may_block: bool,
     ) -> Result<Unflushed, LogError> {
-        if !may_block && !self.marked_unclean.load(Ordering::Acquire) {
+        if !may_block
+            && (!self.marked_unclean.load(Ordering::Acquire)
+                || self.needs_epoch(partition_leader_epoch))
+        {
             return Ok(Unflushed::WouldBlock);
         }
         let single = batch_frames(batch).take(2).count() == 1;
-        let (info, flush_due) =
+        let appended =
             if single && self.config.message_timestamp_type == MessageTimestampType::CreateTime {
                 let payload = Payload::Shared {
                     batch,
@@ -175,6 +204,9 @@ impl Log {
                 let payload = Payload::Owned(&mut owned);
                 self.append_payload(payload, AppendOrigin::Client, now_ms, may_block)?
             };
+        let Some((info, flush_due)) = appended else {
+            return Ok(Unflushed::WouldBlock);
+        };
         if may_block && flush_due {
             self.flush_at(now_ms)?;
             return Ok(Unflushed::Appended {
@@ -190,28 +222,43 @@ impl Log {
         self.flush_at(now_ms)
     }
 
+    /// Validates and appends; `None` when, without `may_block`, the append would first
+    /// have to fsync (a newer leader epoch enters the epoch cache): nothing was written.
     fn append_payload(
         &self,
         mut payload: Payload<'_>,
         origin: AppendOrigin,
         now_ms: i64,
         may_block: bool,
-    ) -> Result<(AppendInfo, bool), LogError> {
+    ) -> Result<Option<(AppendInfo, bool)>, LogError> {
         self.check_usable()?;
         let checked = self.validate_batches(payload.bytes(), origin, now_ms)?;
         if may_block {
             self.ensure_marked_unclean()?;
         }
-        let (info, rolled) = {
+        let appended = {
             let mut writer = self.lock_writer();
             self.check_usable()?;
-            self.append_locked(&mut writer, &mut payload, &checked, origin, now_ms)?
+            self.append_locked(
+                &mut writer,
+                &mut payload,
+                &checked,
+                origin,
+                now_ms,
+                may_block,
+            )?
+        };
+        let Some((info, rolled)) = appended else {
+            return Ok(None);
         };
         // Fsyncs happen in the caller, after the writer mutex is released. After a roll the
         // rolled segment's indexes and the recovery point need one in either mode
         // (sync-on-commit does it now rather than on the next commit).
         let page_cache = self.config.durability == Durability::PageCache;
-        Ok((info, rolled || (page_cache && self.flush_due(now_ms))))
+        Ok(Some((
+            info,
+            rolled || (page_cache && self.flush_due(now_ms)),
+        )))
     }
 
     fn validate_batches(
@@ -292,9 +339,11 @@ impl Log {
         checked: &[Checked],
         origin: AppendOrigin,
         now_ms: i64,
-    ) -> Result<(AppendInfo, bool), LogError> {
+        may_block: bool,
+    ) -> Result<Option<(AppendInfo, bool)>, LogError> {
         let (headers, prefix) = match payload {
             Payload::Owned(bytes) => (self.assign(writer, bytes, checked, origin, now_ms)?, None),
+            Payload::Verbatim(_) => (self.check_replicated(writer, checked)?, None),
             Payload::Shared {
                 batch,
                 partition_leader_epoch,
@@ -304,6 +353,24 @@ impl Log {
                 (vec![header], Some(prefix))
             }
         };
+        if origin != AppendOrigin::Replication {
+            // A leader writes only in its current epoch; an older one means a stale leader
+            // got through (the epoch history must never go back).
+            let latest = self.latest_epoch();
+            if let Some(stale) = headers
+                .iter()
+                .find(|h| h.partition_leader_epoch >= 0 && Some(h.partition_leader_epoch) < latest)
+            {
+                return Err(LogError::StaleLeaderEpoch {
+                    epoch: stale.partition_leader_epoch,
+                    latest: latest.unwrap_or(-1),
+                });
+            }
+        }
+        // A newer epoch is durable in the cache before any of its batches is written.
+        if !self.assign_batch_epochs(writer, &headers, may_block)? {
+            return Ok(None);
+        }
         let bytes = payload.bytes();
         let first_offset = headers
             .first()
@@ -348,7 +415,29 @@ impl Log {
             batch_count: headers.len(),
             log_start_offset: self.log_start_offset(),
         };
-        Ok((info, rolled))
+        Ok(Some((info, rolled)))
+    }
+
+    /// A follower's batches keep their offsets: the first must start at the log end offset
+    /// and each next one where the previous ended.
+    fn check_replicated(
+        &self,
+        writer: &Writer,
+        checked: &[Checked],
+    ) -> Result<Vec<BatchHeader>, LogError> {
+        let mut next = writer.next_offset;
+        let mut headers = Vec::with_capacity(checked.len());
+        for c in checked {
+            if c.header.base_offset != next {
+                return Err(LogError::UnexpectedAppendOffset {
+                    base_offset: c.header.base_offset,
+                    log_end_offset: next,
+                });
+            }
+            next = c.header.next_offset();
+            headers.push(c.header);
+        }
+        Ok(headers)
     }
 
     /// Rewrites base offsets (and LogAppendTime) in place; returns the final headers.
@@ -370,7 +459,7 @@ impl Log {
             let mut header = c.header;
             let batch = bytes.get_mut(c.range.clone()).unwrap_or_default();
             if origin == AppendOrigin::Replication {
-                if header.base_offset < next {
+                if header.base_offset != next {
                     return Err(LogError::UnexpectedAppendOffset {
                         base_offset: header.base_offset,
                         log_end_offset: next,

@@ -7,11 +7,12 @@
 //! concurrent `sync_to` callers share one fsync). Readers take neither: they clone the
 //! segment `Arc`s they need under a short read lock and do their I/O without locks (a
 //! reader repairing a wrong index takes the writer mutex briefly, see `repair.rs`).
-//! Lock order: flush token, then writer mutex, then segments / flush-state mutexes, then
-//! a segment's index mutex.
+//! Lock order: flush token, then writer mutex, then segments / flush-state / epoch-cache
+//! mutexes, then a segment's index mutex.
 
 mod append;
 mod compact;
+mod epochs;
 mod flush;
 mod open;
 mod read;
@@ -103,6 +104,8 @@ pub struct Log {
     pending_deletes: Mutex<Vec<(i64, PathBuf)>>,
     /// Serialises compaction passes.
     cleaner: Mutex<()>,
+    /// The leader-epoch cache (`epochs.rs`); taken after the writer mutex.
+    epochs: Mutex<crate::leader_epoch::LeaderEpochCache>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -13,6 +13,7 @@ use crate::config::LogConfig;
 use crate::error::LogError;
 use crate::fs::{write_all_at, FileHandle, FileSystem};
 use crate::handles::HandleCache;
+use crate::leader_epoch::{LeaderEpochCache, LEADER_EPOCH_TEMP_FILE};
 use crate::segment::{
     file_name, parse_file_name, read_header, scan_segment, Indexes, Segment, CLEANED_SUFFIX,
     DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, SWAP_SUFFIX, TIME_INDEX_SUFFIX,
@@ -41,6 +42,8 @@ pub struct OpenReport {
     /// Why the checkpoint file was ignored, if it was damaged (logged as a warning).
     pub checkpoint_damage: Option<String>,
     pub log_end_offset: i64,
+    /// Why the leader-epoch cache had to be rebuilt from the batch headers, if it had to.
+    pub epochs_rebuilt: Option<String>,
 }
 
 fn io<'a>(operation: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> LogError + 'a {
@@ -132,7 +135,7 @@ impl Log {
             log_start = next_offset;
         }
         tracing::info!(dir = %dir.display(), clean = report.clean, log_end_offset = next_offset, "opened log");
-        Ok(Log {
+        let log = Log {
             dir: dir.to_path_buf(),
             fs,
             handles,
@@ -158,7 +161,18 @@ impl Log {
             report,
             pending_deletes: Mutex::new(Vec::new()),
             cleaner: Mutex::new(()),
-        })
+            epochs: Mutex::new(LeaderEpochCache::default()),
+        };
+        // The checkpoint and the data are settled: the epoch cache is checked against them.
+        let epoch_problem = log.load_epochs()?;
+        let log = Log {
+            report: OpenReport {
+                epochs_rebuilt: epoch_problem,
+                ..log.report.clone()
+            },
+            ..log
+        };
+        Ok(log)
     }
 }
 
@@ -172,7 +186,8 @@ fn list_segments(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<i64>, LogError> 
         let leftover = name.ends_with(DELETED_SUFFIX)
             || name.ends_with(CLEANED_SUFFIX)
             || name.ends_with(SWAP_SUFFIX)
-            || name == CHECKPOINT_TEMP_FILE;
+            || name == CHECKPOINT_TEMP_FILE
+            || name == LEADER_EPOCH_TEMP_FILE;
         if leftover {
             let path = dir.join(name);
             fs.remove(&path).map_err(io("remove", &path))?;

@@ -133,7 +133,7 @@ impl Log {
     }
 
     /// The segment holding `offset` and every later one (cheap `Arc` clones).
-    fn segments_from(&self, offset: i64) -> Vec<Arc<Segment>> {
+    pub(super) fn segments_from(&self, offset: i64) -> Vec<Arc<Segment>> {
         let segments = self.segments_read();
         let start = segments
             .range(..=offset)
@@ -149,7 +149,7 @@ impl Log {
     /// An index entry that does not match the `.log` gets the indexes rebuilt and the
     /// lookup retried once; if they are still wrong (the repair had to be skipped), the
     /// segment is scanned from its start.
-    fn find_batch(
+    pub(super) fn find_batch(
         &self,
         segment: &Arc<Segment>,
         file: &dyn FileHandle,

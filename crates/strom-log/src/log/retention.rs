@@ -159,6 +159,9 @@ impl Log {
             // The new log start is durable before segments disappear, so a crash can
             // neither resurrect deleted records nor lose the DeleteRecords answer.
             self.write_checkpoint(&token, checkpoint)?;
+            // Epochs wholly before the new start go (an open trims them again if this
+            // write is lost).
+            self.trim_epochs_start(new_log_start)?;
         }
         let mut writer = self.lock_writer();
         let active_base = writer.active.base_offset;
@@ -263,8 +266,13 @@ impl Log {
             });
         }
         if offset >= self.log_end_offset() {
+            // Nothing to cut, but an epoch may have begun at the end without writing
+            // anything (this broker led it briefly): the follower's history must not keep
+            // it (Kafka trims the cache here too).
+            let writer = self.lock_writer();
+            self.trim_epochs_end(writer.next_offset)?;
             return Ok(TruncateReport {
-                log_end_offset: self.log_end_offset(),
+                log_end_offset: writer.next_offset,
                 ..TruncateReport::default()
             });
         }
@@ -274,11 +282,98 @@ impl Log {
         let report = self.latch(self.truncate_locked(&token, &mut writer, offset, now_ms))?;
         let file = self.latch(self.active_files(&mut writer))?.log;
         let path = writer.active.log_path.clone();
-        // The cut itself, durable before an append can write past it and before the caller
-        // acts on the shorter log.
+        // The cut itself: durable before an append can write past it, before the caller
+        // acts on the shorter log, and before the epoch cache forgets the epochs it removed
+        // (the cache may know more than the data, never less). Still under the writer mutex,
+        // so no append of a new epoch lands between the cut and the trim.
         self.latch(file.sync().map_err(|e| LogError::io("fsync", &path, e)))?;
+        self.trim_epochs_end(report.log_end_offset)?;
         drop(writer);
         Ok(report)
+    }
+
+    /// A follower whose log ends before its leader's log start (retention or DeleteRecords
+    /// removed what it lacks) starts over there (Kafka's `truncateFullyAndStartAt`): every
+    /// segment goes, an empty one begins at `offset`, which becomes the log start, end and
+    /// high watermark, and the epoch cache is emptied. Order: the new segment file and its
+    /// directory entry are durable, then the checkpoint names `offset` as log start and
+    /// recovery point (the commit point: on open everything below it is removed), then the
+    /// old segments are renamed away and the epoch cache is cleared. A crash before the
+    /// checkpoint leaves the old log (the new empty segment past its end is cut by
+    /// recovery). Blocking; appends wait.
+    pub fn truncate_fully_and_start_at(&self, offset: i64, now_ms: i64) -> Result<(), LogError> {
+        self.check_usable()?;
+        if offset < 0 {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset(),
+                log_end_offset: self.log_end_offset(),
+            });
+        }
+        self.ensure_marked_unclean()?;
+        let token = self.flush_token()?;
+        let mut writer = self.lock_writer();
+        let result = self.reset_locked(&token, &mut writer, offset, now_ms);
+        self.latch(result)?;
+        drop(writer);
+        tracing::info!(dir = %self.dir.display(), offset, "log emptied to start at a new offset");
+        Ok(())
+    }
+
+    fn reset_locked(
+        &self,
+        token: &FlushToken<'_>,
+        writer: &mut Writer,
+        offset: i64,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        let old: Vec<Arc<Segment>> = self.segments_read().values().cloned().collect();
+        let segment = Arc::new(Segment::new(&self.dir, offset, 0));
+        let create = |path: &std::path::Path| {
+            self.handles.forget(path);
+            self.fs
+                .create(path)
+                .map_err(|e| LogError::io("create", path, e))
+        };
+        let files = super::ActiveFiles {
+            log: create(&segment.log_path)?,
+            index: create(&segment.index_path)?,
+            time_index: create(&segment.time_index_path)?,
+        };
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(|e| LogError::io("fsync dir", &self.dir, e))?;
+        let checkpoint = Checkpoint {
+            recovery_point: offset,
+            log_start_offset: offset,
+            clean_shutdown: false,
+        };
+        // The commit point: from here an open removes every segment below `offset`.
+        self.write_checkpoint(token, checkpoint)?;
+        segment.set_indexes(crate::segment::Indexes::new(&self.config));
+        segment.pin(Some(Arc::clone(&files.log)));
+        {
+            let mut segments = self.segments_write();
+            segments.clear();
+            segments.insert(offset, Arc::clone(&segment));
+        }
+        writer.active = segment;
+        writer.files = Some(files);
+        writer.indexes_preallocated = false;
+        writer.active_since_ms = now_ms;
+        writer.next_offset = offset;
+        writer.records_since_flush = 0;
+        writer.rolled.clear();
+        writer.dir_dirty = false;
+        self.log_start_offset.store(offset, Ordering::Release);
+        self.log_end_offset.store(offset, Ordering::Release);
+        self.high_watermark.store(offset, Ordering::Release);
+        lock(&self.flush).durable_offset = offset;
+        // A segment at `offset` itself had its files recreated empty above.
+        for segment in old.iter().filter(|s| s.base_offset != offset) {
+            self.schedule_delete(segment, now_ms)?;
+        }
+        self.clear_epochs()
     }
 
     fn truncate_locked(

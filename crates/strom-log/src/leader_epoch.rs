@@ -1,0 +1,249 @@
+//! The leader-epoch cache (Kafka's `LeaderEpochFileCache`) and its file,
+//! `leader-epoch-checkpoint`: for each leader epoch that wrote to this log, the offset where
+//! it started. It answers where an epoch ended (OffsetForLeaderEpoch, a Fetch's diverging
+//! epoch), which is how a follower finds the first offset where its log and its leader's
+//! part (KIP-101, KIP-279).
+//!
+//! The pure part ([`LeaderEpochCache`]) has no I/O; the file is Kafka's text format, written
+//! atomically (temp file, fsync, rename, directory fsync). When it is written relative to
+//! the data is decided in `log/epochs.rs`.
+
+use std::path::Path;
+
+use crate::error::LogError;
+use crate::fs::{read_all, write_all_at, FileSystem};
+
+/// The cache file in a partition directory (Kafka's name and format).
+pub const LEADER_EPOCH_FILE: &str = "leader-epoch-checkpoint";
+/// Its temporary name while being replaced.
+pub const LEADER_EPOCH_TEMP_FILE: &str = "leader-epoch-checkpoint.tmp";
+/// The only format version (Kafka's 0).
+const VERSION: u32 = 0;
+/// Entries a cache file may hold; far above any real history (one entry per leadership
+/// change that wrote data, trimmed as the log start moves).
+pub const EPOCH_ENTRIES_MAX: usize = 100_000;
+/// Bytes a cache file may have (each line is at most two 20-digit numbers).
+const FILE_BYTES_MAX: u64 = 64 + EPOCH_ENTRIES_MAX as u64 * 48;
+
+/// One leader epoch and the first offset it wrote (or where its leader began).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EpochEntry {
+    /// The leader epoch.
+    pub epoch: i32,
+    /// Its first offset.
+    pub start_offset: i64,
+}
+
+/// Epochs in increasing order, each starting at an offset above the previous one's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeaderEpochCache {
+    entries: Vec<EpochEntry>,
+}
+
+impl LeaderEpochCache {
+    /// A cache of `entries`; `None` unless both epochs and start offsets strictly increase,
+    /// epochs are not negative and there are at most [`EPOCH_ENTRIES_MAX`].
+    pub fn from_entries(entries: Vec<EpochEntry>) -> Option<LeaderEpochCache> {
+        let ordered = entries
+            .windows(2)
+            .all(|w| matches!(w, [a, b] if a.epoch < b.epoch && a.start_offset < b.start_offset));
+        let sane = entries.iter().all(|e| e.epoch >= 0 && e.start_offset >= 0);
+        (ordered && sane && entries.len() <= EPOCH_ENTRIES_MAX)
+            .then_some(LeaderEpochCache { entries })
+    }
+
+    /// The entries, oldest first.
+    pub fn entries(&self) -> &[EpochEntry] {
+        &self.entries
+    }
+
+    /// The newest entry.
+    pub fn latest(&self) -> Option<EpochEntry> {
+        self.entries.last().copied()
+    }
+
+    /// The newest epoch, if any.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.latest().map(|e| e.epoch)
+    }
+
+    /// Records that `epoch` starts at `start_offset` (Kafka's `assign`): nothing changes if
+    /// it is the latest epoch already (at or before that offset); otherwise every entry
+    /// with an epoch at or above it, or starting at or after that offset, is removed first
+    /// (a follower taking a leader's history over its own). Returns whether the cache
+    /// changed. Negative epochs (batches without one) are ignored.
+    pub fn assign(&mut self, epoch: i32, start_offset: i64) -> bool {
+        if epoch < 0 || start_offset < 0 {
+            return false;
+        }
+        if let Some(latest) = self.latest() {
+            if latest.epoch == epoch && latest.start_offset <= start_offset {
+                return false;
+            }
+        }
+        self.entries
+            .retain(|e| e.epoch < epoch && e.start_offset < start_offset);
+        self.entries.push(EpochEntry {
+            epoch,
+            start_offset,
+        });
+        true
+    }
+
+    /// The log was cut at `end_offset`: entries starting there or later go. Returns whether
+    /// the cache changed.
+    pub fn truncate_from_end(&mut self, end_offset: i64) -> bool {
+        let before = self.entries.len();
+        self.entries.retain(|e| e.start_offset < end_offset);
+        self.entries.len() != before
+    }
+
+    /// The log start moved to `start_offset`: entries wholly before it go, and the one it
+    /// falls in starts there. Returns whether the cache changed.
+    pub fn truncate_from_start(&mut self, start_offset: i64) -> bool {
+        let Some(keep_from) = self
+            .entries
+            .iter()
+            .rposition(|e| e.start_offset <= start_offset)
+        else {
+            return false;
+        };
+        let mut changed = keep_from > 0;
+        self.entries.drain(..keep_from);
+        if let Some(first) = self.entries.first_mut() {
+            if first.start_offset < start_offset {
+                first.start_offset = start_offset;
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// Kafka's `endOffsetFor`: the largest epoch at or below `requested` and the offset
+    /// where it ended (the start of the next epoch, or `log_end_offset` for the latest).
+    /// `None` (Kafka's undefined, -1/-1) when `requested` is negative or above every known
+    /// epoch, or the cache is empty. An epoch older than every entry answers `requested`
+    /// with the start of the first entry: those records are gone, and a follower must not
+    /// keep anything from before it.
+    pub fn end_offset_for(&self, requested: i32, log_end_offset: i64) -> Option<EpochEntry> {
+        let latest = self.latest()?;
+        if requested < 0 {
+            return None;
+        }
+        if requested == latest.epoch {
+            return Some(EpochEntry {
+                epoch: requested,
+                start_offset: log_end_offset,
+            });
+        }
+        let higher = self.entries.iter().find(|e| e.epoch > requested)?;
+        let floor = self.entries.iter().rev().find(|e| e.epoch <= requested);
+        Some(EpochEntry {
+            epoch: floor.map_or(requested, |f| f.epoch),
+            start_offset: higher.start_offset,
+        })
+    }
+
+    /// The epoch that wrote `offset` (the last entry starting at or before it).
+    pub fn epoch_for_offset(&self, offset: i64) -> Option<i32> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|e| e.start_offset <= offset)
+            .map(|e| e.epoch)
+    }
+
+    /// Kafka's text format: the version, the entry count, then `epoch start_offset` lines.
+    pub fn encode(&self) -> String {
+        let mut text = format!("{VERSION}\n{}\n", self.entries.len());
+        for entry in &self.entries {
+            text.push_str(&format!("{} {}\n", entry.epoch, entry.start_offset));
+        }
+        text
+    }
+
+    /// Parses [`LeaderEpochCache::encode`]'s format; a description of what is wrong
+    /// otherwise (wrong version, count, a line that does not parse, entries out of order).
+    pub fn decode(text: &str) -> Result<LeaderEpochCache, String> {
+        let mut lines = text.lines();
+        let version = lines.next().ok_or("empty file")?;
+        if version.trim() != VERSION.to_string() {
+            return Err(format!("unknown version {version:?}"));
+        }
+        let count: usize = lines
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .ok_or("no entry count")?;
+        if count > EPOCH_ENTRIES_MAX {
+            return Err(format!("{count} entries exceed {EPOCH_ENTRIES_MAX}"));
+        }
+        let mut entries = Vec::with_capacity(count);
+        for line in lines.by_ref().take(count) {
+            let mut fields = line.split_whitespace();
+            let parsed = (|| {
+                let epoch = fields.next()?.parse().ok()?;
+                let start_offset = fields.next()?.parse().ok()?;
+                fields.next().is_none().then_some(EpochEntry {
+                    epoch,
+                    start_offset,
+                })
+            })();
+            entries.push(parsed.ok_or_else(|| format!("bad entry line {line:?}"))?);
+        }
+        if entries.len() != count {
+            return Err(format!(
+                "{count} entries announced, {} found",
+                entries.len()
+            ));
+        }
+        if lines.any(|l| !l.trim().is_empty()) {
+            return Err("text after the last entry".into());
+        }
+        LeaderEpochCache::from_entries(entries)
+            .ok_or_else(|| "entries are not strictly increasing".to_string())
+    }
+
+    /// Reads the cache file of `dir`: `Ok(None)` if there is none, `Err` with the reason if
+    /// it cannot be used.
+    pub fn read(fs: &dyn FileSystem, dir: &Path) -> Result<Option<Result<Self, String>>, LogError> {
+        let path = dir.join(LEADER_EPOCH_FILE);
+        if !fs
+            .exists(&path)
+            .map_err(|e| LogError::io("stat", &path, e))?
+        {
+            return Ok(None);
+        }
+        let file = fs.open(&path).map_err(|e| LogError::io("open", &path, e))?;
+        let bytes = match read_all(file.as_ref(), FILE_BYTES_MAX) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Ok(Some(Err(e.to_string())))
+            }
+            Err(e) => return Err(LogError::io("read", &path, e)),
+        };
+        Ok(Some(match String::from_utf8(bytes) {
+            Ok(text) => LeaderEpochCache::decode(&text),
+            Err(_) => Err("not text".to_string()),
+        }))
+    }
+
+    /// Replaces the cache file of `dir` durably: temp file, fsync, rename, directory fsync.
+    pub fn write(&self, fs: &dyn FileSystem, dir: &Path) -> Result<(), LogError> {
+        let temp = dir.join(LEADER_EPOCH_TEMP_FILE);
+        let path = dir.join(LEADER_EPOCH_FILE);
+        let file = fs
+            .create(&temp)
+            .map_err(|e| LogError::io("create", &temp, e))?;
+        write_all_at(file.as_ref(), 0, self.encode().as_bytes())
+            .map_err(|e| LogError::io("write", &temp, e))?;
+        file.sync().map_err(|e| LogError::io("fsync", &temp, e))?;
+        fs.rename(&temp, &path)
+            .map_err(|e| LogError::io("rename", &temp, e))?;
+        fs.sync_dir(dir)
+            .map_err(|e| LogError::io("fsync dir", dir, e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
