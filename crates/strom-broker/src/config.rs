@@ -160,6 +160,32 @@ pub struct BrokerConfig {
     pub fetch_wait_max_ms: u64,
     /// `strom.open.files.max`: cached open inactive segment files, shared by all logs.
     pub open_files_max: usize,
+    /// `min.insync.replicas`: the default of the topic config of that name.
+    pub min_insync_replicas: usize,
+    /// `replica.lag.time.max.ms`: an ISR member not caught up for this long is dropped.
+    pub replica_lag_time_max_ms: i64,
+    /// `replica.fetch.max.bytes`: bytes a follower asks per partition (at least one batch
+    /// always comes).
+    pub replica_fetch_max_bytes: u64,
+    /// `replica.fetch.min.bytes`: bytes a follower's fetch waits for.
+    pub replica_fetch_min_bytes: u64,
+    /// `replica.fetch.wait.max.ms`: how long a follower's fetch waits at the leader.
+    pub replica_fetch_wait_max_ms: u64,
+    /// `replica.fetch.response.max.bytes`: bytes a follower's fetch response may carry.
+    pub replica_fetch_response_max_bytes: u64,
+    /// `replica.fetch.backoff.ms`: a follower's pause after a fetch error.
+    pub replica_fetch_backoff_ms: u64,
+    /// `num.replica.fetchers`: fetcher tasks per source broker.
+    pub num_replica_fetchers: usize,
+    /// `replica.high.watermark.checkpoint.interval.ms`: how often the high watermarks are
+    /// written to `replication-offset-checkpoint`.
+    pub replica_high_watermark_checkpoint_interval_ms: u64,
+    /// `replica.socket.timeout.ms`: a follower's connect and request timeout (on top of
+    /// the fetch wait).
+    pub replica_socket_timeout_ms: u64,
+    /// `inter.broker.listener.name`: the listener followers fetch through (the served
+    /// PLAINTEXT listener's name by default).
+    pub inter_broker_listener_name: String,
     /// Topic-level defaults from the broker's `log.*` keys, as Kafka topic keys (the
     /// values DescribeConfigs reports with source DEFAULT or STATIC_BROKER_CONFIG).
     pub topic_defaults: BTreeMap<&'static str, String>,
@@ -252,6 +278,17 @@ const BROKER_KEYS: &[&str] = &[
     "offsets.retention.check.interval.ms",
     "offset.metadata.max.bytes",
     "offsets.topic.replication.factor",
+    "min.insync.replicas",
+    "replica.lag.time.max.ms",
+    "replica.fetch.max.bytes",
+    "replica.fetch.min.bytes",
+    "replica.fetch.wait.max.ms",
+    "replica.fetch.response.max.bytes",
+    "replica.fetch.backoff.ms",
+    "num.replica.fetchers",
+    "replica.high.watermark.checkpoint.interval.ms",
+    "replica.socket.timeout.ms",
+    "inter.broker.listener.name",
 ];
 
 const HOUR_MS: i64 = 3_600_000;
@@ -405,6 +442,10 @@ impl BrokerConfig {
             .get("listeners")
             .unwrap_or("PLAINTEXT://127.0.0.1:9092");
         let listener = first_plaintext("listeners", listener_text)?;
+        let inter_broker_listener_name = props
+            .get("inter.broker.listener.name")
+            .map(str::to_ascii_uppercase)
+            .unwrap_or_else(|| listener.name.clone());
         let advertised_listener = match props.get("advertised.listeners") {
             Some(text) => first_plaintext("advertised.listeners", text)?,
             None => listener.clone(),
@@ -516,6 +557,25 @@ impl BrokerConfig {
             fetch_max_bytes: props.at_least("fetch.max.bytes", 57_671_680, 0)?,
             fetch_wait_max_ms: props.at_least("strom.fetch.wait.max.ms", 30_000, 0)?,
             open_files_max: props.at_least("strom.open.files.max", 4096, 1)?,
+            min_insync_replicas: props.at_least("min.insync.replicas", 1, 1)?,
+            replica_lag_time_max_ms: props.at_least("replica.lag.time.max.ms", 30_000, 1)?,
+            replica_fetch_max_bytes: props.at_least("replica.fetch.max.bytes", 1_048_576, 0)?,
+            replica_fetch_min_bytes: props.at_least("replica.fetch.min.bytes", 1, 0)?,
+            replica_fetch_wait_max_ms: props.at_least("replica.fetch.wait.max.ms", 500, 0)?,
+            replica_fetch_response_max_bytes: props.at_least(
+                "replica.fetch.response.max.bytes",
+                10_485_760,
+                0,
+            )?,
+            replica_fetch_backoff_ms: props.at_least("replica.fetch.backoff.ms", 1_000, 0)?,
+            num_replica_fetchers: props.at_least("num.replica.fetchers", 1, 1)?,
+            replica_high_watermark_checkpoint_interval_ms: props.at_least(
+                "replica.high.watermark.checkpoint.interval.ms",
+                5_000,
+                1,
+            )?,
+            replica_socket_timeout_ms: props.at_least("replica.socket.timeout.ms", 30_000, 1)?,
+            inter_broker_listener_name,
             topic_defaults,
             topic_defaults_set,
             log_defaults,
@@ -535,6 +595,20 @@ impl BrokerConfig {
                 "max.connections.per.ip",
                 "0",
                 "can be 0 only if max.connections.per.ip.overrides is set",
+            ));
+        }
+        if config.replica_fetch_wait_max_ms > config.replica_socket_timeout_ms {
+            return Err(Props::invalid(
+                "replica.fetch.wait.max.ms",
+                &config.replica_fetch_wait_max_ms.to_string(),
+                "must not exceed replica.socket.timeout.ms",
+            ));
+        }
+        if config.inter_broker_listener_name != config.listener.name {
+            return Err(Props::invalid(
+                "inter.broker.listener.name",
+                &config.inter_broker_listener_name,
+                "must name the PLAINTEXT listener this broker serves (the only one)",
             ));
         }
         if config.group_consumer_heartbeat_interval_ms >= config.group_consumer_session_timeout_ms {
@@ -661,6 +735,51 @@ impl BrokerConfig {
             (
                 "offsets.topic.replication.factor".into(),
                 self.offsets_topic_replication_factor.to_string(),
+            ),
+            (
+                "min.insync.replicas".into(),
+                self.min_insync_replicas.to_string(),
+            ),
+            (
+                "replica.lag.time.max.ms".into(),
+                self.replica_lag_time_max_ms.to_string(),
+            ),
+            (
+                "replica.fetch.max.bytes".into(),
+                self.replica_fetch_max_bytes.to_string(),
+            ),
+            (
+                "replica.fetch.min.bytes".into(),
+                self.replica_fetch_min_bytes.to_string(),
+            ),
+            (
+                "replica.fetch.wait.max.ms".into(),
+                self.replica_fetch_wait_max_ms.to_string(),
+            ),
+            (
+                "replica.fetch.response.max.bytes".into(),
+                self.replica_fetch_response_max_bytes.to_string(),
+            ),
+            (
+                "replica.fetch.backoff.ms".into(),
+                self.replica_fetch_backoff_ms.to_string(),
+            ),
+            (
+                "num.replica.fetchers".into(),
+                self.num_replica_fetchers.to_string(),
+            ),
+            (
+                "replica.high.watermark.checkpoint.interval.ms".into(),
+                self.replica_high_watermark_checkpoint_interval_ms
+                    .to_string(),
+            ),
+            (
+                "replica.socket.timeout.ms".into(),
+                self.replica_socket_timeout_ms.to_string(),
+            ),
+            (
+                "inter.broker.listener.name".into(),
+                self.inter_broker_listener_name.clone(),
             ),
         ];
         if let Some(rack) = &self.rack {

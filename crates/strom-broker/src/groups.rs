@@ -49,7 +49,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::BrokerConfig;
 use crate::metadata::now_ms;
-use crate::replicas::Partition;
+use crate::partition::{Appended, Commit, Partition};
 use crate::server::BrokerContext;
 
 /// Kafka's internal topic of group metadata and committed offsets.
@@ -292,7 +292,8 @@ pub async fn run(context: Arc<BrokerContext>, inbox: GroupInbox) {
     } = inbox;
     let (loads, mut finished) = mpsc::channel(LOADS_MAX);
     let mut images = context.metadata.watch();
-    let mut appends = context.replicas.subscribe_appends();
+    // Replies wait for the high watermark: woken whenever one moves.
+    let mut appends = context.replicas.subscribe_high_watermarks();
     let mut runtime = Runtime {
         context,
         shards: HashMap::new(),
@@ -794,18 +795,21 @@ async fn append_records(
             .map_err(|e| e.to_string())?;
     }
     let mut bytes = builder.build().map_err(|e| e.to_string())?;
-    let sync_on_commit = context.config.sync_on_commit();
+    let commit = if context.config.sync_on_commit() {
+        Commit::Sync
+    } else {
+        Commit::Now
+    };
     let appending = Arc::clone(log);
     let result = tokio::task::spawn_blocking(move || {
-        appending.append(&mut bytes, leader_epoch, sync_on_commit, now_ms())
+        appending.append(&mut bytes, leader_epoch, commit, now_ms())
     })
     .await
     .map_err(|e| e.to_string())?;
     let end = match result.map_err(|e| e.to_string())? {
-        crate::replicas::Appended::New(info) => info.last_offset.saturating_add(1),
-        crate::replicas::Appended::Duplicate(meta) => meta.last_offset.saturating_add(1),
+        Appended::New(info) => info.last_offset.saturating_add(1),
+        Appended::Duplicate(meta) => meta.last_offset.saturating_add(1),
     };
-    context.replicas.notify_appended();
     Ok(end)
 }
 

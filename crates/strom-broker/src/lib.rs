@@ -1,10 +1,13 @@
-//! strom-broker: the single-node Kafka broker. A tokio server that speaks Kafka's wire
+//! strom-broker: the Kafka broker. A tokio server that speaks Kafka's wire
 //! protocol (through strom-protocol), stores partitions in strom-log logs, and takes its
 //! topics from the metadata quorum (strom-meta's image, through [`MetadataPort`]).
 //!
 //! Start reading at [`Broker::start`] (`server.rs`), then `connection.rs` (one client) and
 //! `handlers/` (one module per API). [`ReplicaManager`] (`replicas.rs`) keeps the partition
-//! logs in step with the metadata image, `producers.rs` holds idempotent producer state,
+//! logs and their roles in step with the metadata image; a [`Partition`] (`partition.rs`)
+//! leads (strom-replica's high watermark and ISR) or follows (`fetcher.rs` copies it from
+//! the leader over `peer.rs`), `replication.rs` sends ISR changes to the controller and
+//! checkpoints high watermarks, `producers.rs` holds idempotent producer state,
 //! `sendfile.rs` splices Fetch records from segment files into responses, `limits.rs` admits
 //! connections and holds the budget for request bytes in flight, `syncer.rs` runs
 //! sync-on-commit's group-committed fsyncs for async waiters. [`BrokerConfig`]
@@ -16,20 +19,25 @@
 
 pub mod config;
 pub mod connection;
+pub mod fetcher;
 pub mod groups;
 pub mod handlers;
 pub mod limits;
 pub mod metadata;
+pub mod partition;
 pub mod partition_dirs;
+pub mod peer;
 pub mod producers;
 pub mod quorum;
 pub mod replicas;
+mod replication;
 pub mod sendfile;
 pub mod server;
 pub mod syncer;
 
 pub use config::{BrokerConfig, ConfigError, Listener};
 pub use metadata::{LocalMetadata, MetadataError, MetadataPort, SubmitFuture};
+pub use partition::{AppendError, Appended, Partition};
 pub use quorum::QuorumMetadata;
-pub use replicas::{AppendError, Appended, Partition, ReplicaManager};
+pub use replicas::ReplicaManager;
 pub use server::{served_api_versions, Broker, BrokerContext, StartError};

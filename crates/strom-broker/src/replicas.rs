@@ -1,6 +1,7 @@
-//! The replica manager: the partition logs this broker hosts, opened, created and deleted to
-//! follow the metadata image, plus the high watermark and the append notification that wakes
-//! long-polling fetches.
+//! The replica manager: the partitions this broker hosts, opened, created and deleted to
+//! follow the metadata image, and made leader or follower as the image says (the fetchers
+//! of `fetcher.rs` copy what this broker follows); the high-watermark checkpoint; the
+//! wake-ups of long-polling fetches.
 //!
 //! A partition lives in `<log.dirs>/<topic>-<partition>` as in Kafka, with a
 //! `partition.metadata` file naming its topic id, so that a directory left by a deleted topic
@@ -9,389 +10,24 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use strom_log::fs::RealFs;
-use strom_log::{
-    AppendInfo, AppendOrigin, CompactionLimits, HandleCache, Log, LogError, Unflushed,
-};
+use strom_log::{CompactionLimits, HandleCache, HighWatermarks, Log, LogError};
 use strom_meta::{MetadataImage, TopicIdPartition};
-use tokio::sync::watch;
-
-use strom_records::BatchHeader;
+use strom_replica::{EligibleBrokers, LeaderConfig, PartitionView};
+use tokio::sync::{mpsc, watch};
 
 use crate::config::BrokerConfig;
+use crate::fetcher::Fetchers;
 use crate::metadata::MetadataPort;
+use crate::partition::{Partition, Signals};
 use crate::partition_dirs;
-use crate::producers::{BatchMeta, ProducerStates, SequenceCheck, REBUILD_SEGMENTS};
-use crate::syncer::{CommitError, Durable, Syncer};
+use crate::syncer::{CommitError, Syncer};
 
-/// One hosted partition.
-#[derive(Debug)]
-pub struct Partition {
-    /// Topic id and partition index.
-    pub tp: TopicIdPartition,
-    /// The topic's name.
-    pub topic: String,
-    /// The partition's log.
-    pub log: Log,
-    /// Serialises high-watermark updates so it only moves forward.
-    hw_lock: Mutex<()>,
-    /// Idempotent producers' sequence state; held across check, append and update.
-    producers: Mutex<ProducerStates>,
-    /// The durable offset the syncer last published, for async commit waiters.
-    pub(crate) durable: watch::Sender<Durable>,
-    /// Whether the partition waits in the syncer's queue; only touched under its mutex.
-    sync_queued: AtomicBool,
-}
-
-/// When an append is committed (made visible to consumers and acknowledged).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Commit {
-    /// At once: the page-cache mode, where a single replica is the whole ISR.
-    Now,
-    /// After an fsync that covers it, before `append_with` returns.
-    Sync,
-    /// Not yet: the caller calls [`Partition::commit`] itself (sync-on-commit with the
-    /// fsync wait taken off the request path, so that a connection's next produce request
-    /// can be appended while this one's fsync runs, and share the next one).
-    Later,
-}
-
-/// The result of a producer's append.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Appended {
-    /// Written at these offsets.
-    New(AppendInfo),
-    /// A retry of a batch already in the log: these are its original offsets.
-    Duplicate(BatchMeta),
-}
-
-/// Why a producer's append was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum AppendError {
-    /// The log refused or failed the append.
-    #[error(transparent)]
-    Log(#[from] LogError),
-    /// More than one batch for a partition (Kafka allows exactly one from Produce v3).
-    #[error("a produce request may hold exactly one record batch per partition")]
-    MultipleBatches,
-    /// A gap in, or a repeat from before the window of, the producer's sequence numbers.
-    #[error("out of order sequence number {first_sequence} from producer {producer_id}")]
-    OutOfOrderSequence {
-        /// The producer.
-        producer_id: i64,
-        /// The batch's first sequence.
-        first_sequence: i32,
-    },
-    /// A record without a key for a compacted topic (Kafka's INVALID_RECORD).
-    #[error("compacted topic cannot accept a record without a key (batch {batch_index})")]
-    KeylessOnCompacted {
-        /// The batch, counting from 0.
-        batch_index: usize,
-    },
-    /// An epoch older than the producer's current one.
-    #[error("producer {producer_id} epoch {epoch} is older than the current one")]
-    StaleEpoch {
-        /// The producer.
-        producer_id: i64,
-        /// The batch's epoch.
-        epoch: i16,
-    },
-}
-
-impl Partition {
-    /// Appends a producer's batch, stamping this leader's epoch into it, and advances the
-    /// high watermark. The sequence check, the append and the producer-state update happen
-    /// under one lock, so a retry racing its original is seen as a duplicate. With
-    /// `sync_on_commit` the data is fsynced (group commit) before the high watermark moves:
-    /// every acknowledgement and every consumer then only covers durable data. Otherwise
-    /// (Kafka's default) the high watermark is the log end offset at once: a single replica
-    /// is the whole ISR.
-    pub fn append(
-        &self,
-        batches: &mut [u8],
-        leader_epoch: i32,
-        sync_on_commit: bool,
-        now_ms: i64,
-    ) -> Result<Appended, AppendError> {
-        let commit = if sync_on_commit {
-            Commit::Sync
-        } else {
-            Commit::Now
-        };
-        self.append_with(batches, leader_epoch, commit, now_ms)
-    }
-
-    /// [`Partition::append`] with the choice of when the append is committed; with
-    /// [`Commit::Later`] the caller must call [`Partition::commit`] (or
-    /// [`ReplicaManager::commit`]) with the returned end offset before it answers the
-    /// producer.
-    pub fn append_with(
-        &self,
-        batches: &mut [u8],
-        leader_epoch: i32,
-        commit: Commit,
-        now_ms: i64,
-    ) -> Result<Appended, AppendError> {
-        let owned = Batches::Owned {
-            bytes: batches,
-            leader_epoch,
-        };
-        match self.append_inner(owned, commit, now_ms, true)? {
-            Some((appended, _)) => Ok(appended),
-            // Not taken: only a non-blocking append declines.
-            None => Err(AppendError::Log(LogError::EmptyAppend)),
-        }
-    }
-
-    /// Appends a producer's batch that stays where it lies (the request buffer): no copy of
-    /// its bytes is made (`Log::append_shared`). Without `may_block` (from an async task) it
-    /// never waits for the disk: `None` then means nothing was done because the append
-    /// would have to fsync first (call again with `may_block` where blocking is allowed),
-    /// and `true` beside the result means a flush is due
-    /// ([`strom_log::Log::flush_after_append`]): in page-cache mode run it before
-    /// answering; sync-on-commit's commit covers it. [`Commit::Sync`] needs `may_block`.
-    pub fn append_shared(
-        &self,
-        batch: &[u8],
-        leader_epoch: i32,
-        commit: Commit,
-        now_ms: i64,
-        may_block: bool,
-    ) -> Result<Option<(Appended, bool)>, AppendError> {
-        if commit == Commit::Sync && !may_block {
-            return Ok(None);
-        }
-        let batches = Batches::Shared {
-            batch,
-            leader_epoch,
-        };
-        self.append_inner(batches, commit, now_ms, may_block)
-    }
-
-    fn append_inner(
-        &self,
-        mut batches: Batches<'_>,
-        commit: Commit,
-        now_ms: i64,
-        may_block: bool,
-    ) -> Result<Option<(Appended, bool)>, AppendError> {
-        let headers = match &mut batches {
-            Batches::Owned {
-                bytes,
-                leader_epoch,
-            } => stamp_leader_epoch(bytes, *leader_epoch),
-            Batches::Shared { batch, .. } => first_headers(batch),
-        };
-        if headers.len() > 1 {
-            return Err(AppendError::MultipleBatches);
-        }
-        let bytes = batches.bytes();
-        if self.log.config().cleanup_policy.compacts() {
-            check_keys(bytes)?;
-        }
-        let mut producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(header) = headers.first() {
-            match producers.check(header) {
-                SequenceCheck::Append => {}
-                // A refusal is only for a sound batch: a damaged one goes on to the log,
-                // which refuses it with the error Kafka gives (its CRC was not checked yet).
-                _ if !first_batch_sound(bytes) => {}
-                SequenceCheck::Duplicate(meta) => {
-                    drop(producers);
-                    if commit == Commit::Sync {
-                        self.log.sync_to(meta.last_offset.saturating_add(1))?;
-                    }
-                    return Ok(Some((Appended::Duplicate(meta), false)));
-                }
-                SequenceCheck::OutOfOrder => {
-                    return Err(AppendError::OutOfOrderSequence {
-                        producer_id: header.producer_id,
-                        first_sequence: header.base_sequence,
-                    })
-                }
-                SequenceCheck::StaleEpoch => {
-                    return Err(AppendError::StaleEpoch {
-                        producer_id: header.producer_id,
-                        epoch: header.producer_epoch,
-                    })
-                }
-            }
-        }
-        let appended = match batches {
-            // Only `append_with`, which may block, hands over owned bytes.
-            Batches::Owned { bytes, .. } => {
-                let info = self.log.append(bytes, AppendOrigin::Client, now_ms)?;
-                Unflushed::Appended {
-                    info,
-                    flush_due: false,
-                }
-            }
-            Batches::Shared {
-                batch,
-                leader_epoch,
-            } => self
-                .log
-                .append_shared(batch, leader_epoch, now_ms, may_block)?,
-        };
-        let (info, flush_due) = match appended {
-            Unflushed::WouldBlock => return Ok(None),
-            Unflushed::Appended { info, flush_due } => (info, flush_due),
-        };
-        if let Some(header) = headers.first() {
-            producers.record(header, info.first_offset, info.last_offset);
-        }
-        drop(producers);
-        let end_offset = info.last_offset.saturating_add(1);
-        match commit {
-            Commit::Now => {
-                self.advance_high_watermark(end_offset);
-            }
-            Commit::Sync => self.commit(end_offset)?,
-            Commit::Later => {}
-        }
-        Ok(Some((Appended::New(info), flush_due)))
-    }
-
-    /// Sync-on-commit's second half: returns once every offset below `end_offset` is
-    /// durable (sharing fsyncs with concurrent callers), then moves the high watermark
-    /// there, so that consumers and acknowledgements only ever cover durable data.
-    pub fn commit(&self, end_offset: i64) -> Result<(), LogError> {
-        self.log.sync_to(end_offset)?;
-        self.advance_high_watermark(end_offset);
-        Ok(())
-    }
-
-    /// Moves the high watermark forward to `offset`; whether it moved.
-    pub(crate) fn advance_high_watermark(&self, offset: i64) -> bool {
-        let _guard = self.hw_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let moved = offset > self.log.high_watermark();
-        if moved {
-            self.log.set_high_watermark(offset);
-        }
-        moved
-    }
-
-    /// Whether the partition waits in the syncer's queue (read under the queue's mutex).
-    pub(crate) fn sync_queued(&self) -> bool {
-        self.sync_queued.load(Ordering::Relaxed)
-    }
-
-    /// Marks the partition queued or not (written under the syncer queue's mutex, which
-    /// orders it with the appends and fsyncs around it).
-    pub(crate) fn set_sync_queued(&self, queued: bool) {
-        self.sync_queued.store(queued, Ordering::Relaxed);
-    }
-
-    /// Producers whose state is remembered.
-    pub fn producer_count(&self) -> usize {
-        self.producers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
-    }
-}
-
-/// What a producer's append hands the partition.
-enum Batches<'a> {
-    /// Bytes the partition and the log may rewrite in place.
-    Owned {
-        bytes: &'a mut [u8],
-        leader_epoch: i32,
-    },
-    /// One batch that stays untouched; the log stamps its own copy of the header.
-    Shared { batch: &'a [u8], leader_epoch: i32 },
-}
-
-impl Batches<'_> {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Batches::Owned { bytes, .. } => bytes,
-            Batches::Shared { batch, .. } => batch,
-        }
-    }
-}
-
-/// The headers of the first two batches, read without the CRC (see `stamp_leader_epoch`).
-fn first_headers(bytes: &[u8]) -> Vec<BatchHeader> {
-    strom_records::batch_frames(bytes)
-        .map_while(Result::ok)
-        .take(2)
-        .map(|(header, _)| header)
-        .collect()
-}
-
-/// Whether the first batch passes the structural and CRC checks.
-fn first_batch_sound(bytes: &[u8]) -> bool {
-    matches!(strom_records::batches(bytes).next(), Some(Ok(_)))
-}
-
-/// Compaction keeps the latest record per key, so every record must have one. This is the
-/// one place the produce path decompresses (bounded), and only for compacted topics.
-fn check_keys(bytes: &[u8]) -> Result<(), AppendError> {
-    let limits = strom_records::DecodeLimits::default();
-    for (batch_index, item) in strom_records::batches(bytes).enumerate() {
-        // Framing errors are the log's to report, with its own error codes.
-        let Ok((header, range)) = item else {
-            return Ok(());
-        };
-        if header.is_control() {
-            continue;
-        }
-        let batch = bytes.get(range).unwrap_or_default();
-        let records =
-            strom_records::records(batch, &limits).map_err(|source| LogError::InvalidBatch {
-                batch_index,
-                source,
-            })?;
-        if records.iter().any(|r| r.key.is_none()) {
-            return Err(AppendError::KeylessOnCompacted { batch_index });
-        }
-    }
-    Ok(())
-}
-
-/// Replays the batch headers of the log's last segments into a fresh producer state.
-/// Only headers are read (one small read per batch), never the records: on a clean start
-/// with large segments this is the difference between reading a few kilobytes and reading
-/// the last segments whole.
-fn rebuild_producers(log: &Log) -> Result<ProducerStates, LogError> {
-    let mut states = ProducerStates::default();
-    let bases = log.segment_base_offsets();
-    let skip = bases.len().saturating_sub(REBUILD_SEGMENTS);
-    let offset = bases
-        .get(skip)
-        .copied()
-        .unwrap_or(0)
-        .max(log.log_start_offset());
-    log.for_each_batch_header(offset, |header| {
-        states.record(header, header.base_offset, header.last_offset());
-    })?;
-    Ok(states)
-}
-
-/// Writes the leader epoch into each batch header (outside the CRC, as Kafka's leader does)
-/// and returns the headers of the first two batches (a request may hold only one). One walk
-/// over the request's framing, no CRC: the log validates every batch, CRC included, next.
-/// Batches that do not parse are left alone: the log's validation refuses them.
-fn stamp_leader_epoch(bytes: &mut [u8], leader_epoch: i32) -> Vec<BatchHeader> {
-    let frames: Vec<_> = strom_records::batch_frames(bytes)
-        .map_while(Result::ok)
-        .collect();
-    for (_, range) in &frames {
-        if let Some(batch) = bytes.get_mut(range.clone()) {
-            // An error means a batch too short to hold the field; validation refuses it.
-            let _ = strom_records::set_partition_leader_epoch(batch, leader_epoch);
-        }
-    }
-    frames
-        .into_iter()
-        .take(2)
-        .map(|(header, _)| header)
-        .collect()
-}
+/// Partitions whose ISR change waits to be sent, at most (the ISR tick re-offers).
+const ALTER_QUEUE_MAX: usize = 4096;
 
 /// The hosted partitions and the machinery to follow the metadata image.
 #[derive(Debug)]
@@ -407,19 +43,36 @@ pub struct ReplicaManager {
     offline: RwLock<HashMap<TopicIdPartition, bool>>,
     /// One reconcile at a time (the watcher task and admin handlers both call it).
     reconciling: Mutex<()>,
-    appends: watch::Sender<u64>,
+    signals: Arc<Signals>,
+    /// The receiving end of `signals.alter`, taken by the AlterPartition task.
+    alter_receiver: Mutex<Option<mpsc::Receiver<TopicIdPartition>>>,
     /// The fsync threads of sync-on-commit (none in page-cache mode, or if they could not
     /// start: commits then block a pool thread each).
     syncer: Option<Syncer>,
+    /// This broker's epoch from its registration (-1 before); roles are taken only from an
+    /// image that holds this registration.
+    broker_epoch: Arc<AtomicI64>,
+    /// The high watermarks of the last checkpoint, read once, for partitions as they open.
+    checkpointed: Mutex<Option<HighWatermarks>>,
+    /// The follower fetchers.
+    pub(crate) fetchers: Fetchers,
 }
 
 impl ReplicaManager {
-    /// A manager with no partitions open yet.
-    pub fn new(config: Arc<BrokerConfig>) -> ReplicaManager {
+    /// A manager with no partitions open yet; `broker_epoch` is shared with the broker's
+    /// registration.
+    pub fn new(config: Arc<BrokerConfig>, broker_epoch: Arc<AtomicI64>) -> ReplicaManager {
         let handles = Arc::new(HandleCache::new(Arc::new(RealFs), config.open_files_max));
-        let (appends, _) = watch::channel(0);
+        let (high_watermark_moved, _) = watch::channel(0);
+        let (appended, _) = watch::channel(0);
+        let (alter, alter_receiver) = mpsc::channel(ALTER_QUEUE_MAX);
+        let signals = Arc::new(Signals {
+            high_watermark_moved,
+            appended,
+            alter,
+        });
         let syncer = if config.sync_on_commit() {
-            Syncer::start(appends.clone())
+            Syncer::start()
                 .map_err(
                     |error| tracing::warn!(%error, "cannot start the fsync threads; commits block"),
                 )
@@ -427,14 +80,19 @@ impl ReplicaManager {
         } else {
             None
         };
+        let fetchers = Fetchers::new(Arc::clone(&config));
         ReplicaManager {
             config,
             handles,
             partitions: RwLock::new(HashMap::new()),
             offline: RwLock::new(HashMap::new()),
             reconciling: Mutex::new(()),
-            appends,
+            signals,
+            alter_receiver: Mutex::new(Some(alter_receiver)),
             syncer,
+            broker_epoch,
+            checkpointed: Mutex::new(None),
+            fetchers,
         }
     }
 
@@ -466,14 +124,33 @@ impl ReplicaManager {
             .collect()
     }
 
-    /// A receiver that changes after every append that moved a high watermark.
-    pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
-        self.appends.subscribe()
+    /// A receiver that changes whenever a high watermark moved (consumers' long polls).
+    pub fn subscribe_high_watermarks(&self) -> watch::Receiver<u64> {
+        self.signals.high_watermark_moved.subscribe()
     }
 
-    /// Sync-on-commit's wait, from an async task: returns once every offset of `partition`
-    /// below `end_offset` is durable and under the high watermark (see `syncer.rs`).
-    pub async fn commit(
+    /// A receiver that changes whenever a leader's log grew (followers' long polls).
+    pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
+        self.signals.appended.subscribe()
+    }
+
+    /// The AlterPartition task's queue (once).
+    pub(crate) fn take_alter_receiver(&self) -> Option<mpsc::Receiver<TopicIdPartition>> {
+        self.alter_receiver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// This broker's registration epoch.
+    pub fn broker_epoch(&self) -> i64 {
+        self.broker_epoch.load(Ordering::Acquire)
+    }
+
+    /// Sync-on-commit's local wait, from an async task: returns once every offset of
+    /// `partition` below `end_offset` is durable here, and the leader's part of the high
+    /// watermark covers it (see `syncer.rs`).
+    pub async fn sync_local(
         &self,
         partition: &Arc<Partition>,
         end_offset: i64,
@@ -482,24 +159,19 @@ impl ReplicaManager {
             Some(syncer) => syncer.commit(partition, end_offset).await,
             None => {
                 let committing = Arc::clone(partition);
-                let result =
-                    tokio::task::spawn_blocking(move || committing.commit(end_offset)).await;
+                let result = tokio::task::spawn_blocking(move || {
+                    committing.log.sync_to(end_offset)?;
+                    committing.on_durable(committing.log.durable_offset());
+                    Ok::<(), LogError>(())
+                })
+                .await;
                 match result {
-                    Ok(Ok(())) => {
-                        self.notify_appended();
-                        Ok(())
-                    }
+                    Ok(Ok(())) => Ok(()),
                     Ok(Err(error)) => Err(CommitError::Log(Arc::new(error))),
                     Err(_) => Err(CommitError::ShuttingDown),
                 }
             }
         }
-    }
-
-    /// Wakes long-polling fetches (call after a high watermark moved).
-    pub fn notify_appended(&self) {
-        self.appends
-            .send_modify(|count| *count = count.wrapping_add(1));
     }
 
     /// [`ReplicaManager::reconcile`] on the blocking pool.
@@ -509,11 +181,13 @@ impl ReplicaManager {
         let _ = tokio::task::spawn_blocking(move || replicas.reconcile(&*metadata)).await;
     }
 
-    /// Makes the open logs match the latest committed image of `metadata`: deletes logs of
-    /// partitions no longer hosted, then opens (or creates) every partition this broker is
-    /// a replica of. Blocking file I/O. The image is read under the reconcile lock, so
-    /// reconciles never go back to an older image: one taken before another reconcile ran
-    /// would delete the partitions (and data) created since.
+    /// Makes the open logs and roles match the latest committed image of `metadata`:
+    /// deletes logs of partitions no longer hosted, opens (or creates) every partition this
+    /// broker is a replica of, then, once the image holds this broker's current
+    /// registration, makes it leader or follower of each as the image says. Blocking file
+    /// I/O. The image is read under the reconcile lock, so reconciles never go back to an
+    /// older image: one taken before another reconcile ran would delete the partitions
+    /// (and data) created since.
     pub fn reconcile(&self, metadata: &dyn MetadataPort) {
         let _guard = self.reconciling.lock().unwrap_or_else(|e| e.into_inner());
         let image = metadata.image();
@@ -552,6 +226,7 @@ impl ReplicaManager {
                 };
                 let overrides = image.topic_configs(&topic.name);
                 if let Some(open) = self.get(tp) {
+                    open.set_min_isr(self.min_isr(overrides));
                     if !self.config_changed(&open, overrides) {
                         continue;
                     }
@@ -587,6 +262,74 @@ impl ReplicaManager {
                 }
             }
         }
+        self.apply_roles(image);
+    }
+
+    /// Leader or follower of every hosted partition, as `image` says; nothing before the
+    /// image holds this broker's current registration (until then it may be an image from
+    /// before a restart, naming this broker leader of an epoch that has moved on).
+    fn apply_roles(&self, image: &MetadataImage) {
+        let node_id = self.config.node_id;
+        let epoch = self.broker_epoch();
+        if epoch < 0 || image.broker(node_id).map(|b| b.epoch) != Some(epoch) {
+            return;
+        }
+        let eligible: EligibleBrokers = image
+            .brokers()
+            .filter(|b| !b.fenced)
+            .map(|b| (b.broker_id, b.epoch))
+            .collect();
+        let config = LeaderConfig {
+            replica_lag_time_max_ms: self.config.replica_lag_time_max_ms,
+            durable_only: self.config.sync_on_commit(),
+        };
+        let now = crate::metadata::now_ms();
+        for partition in self.all() {
+            let Some(state) = image.partition(partition.tp.topic_id, partition.tp.partition) else {
+                continue;
+            };
+            let known = match partition.role() {
+                crate::partition::Role::Leader { epoch } => Some(epoch),
+                crate::partition::Role::Follower { epoch, .. } => Some(epoch),
+                crate::partition::Role::Offline => None,
+            };
+            if known.is_some_and(|known| known > state.leader_epoch) {
+                continue;
+            }
+            if state.leader == node_id {
+                let view = PartitionView {
+                    leader_epoch: state.leader_epoch,
+                    partition_epoch: state.partition_epoch,
+                    replicas: state.replicas.clone(),
+                    isr: state.isr.clone(),
+                };
+                self.fetchers.remove(partition.tp);
+                if let Err(error) =
+                    partition.become_leader(node_id, &view, eligible.clone(), config, now)
+                {
+                    tracing::error!(topic = %partition.topic, partition = partition.tp.partition,
+                        %error, "cannot become leader; the partition stays offline");
+                    partition.go_offline();
+                }
+            } else {
+                partition.become_follower(state.leader, state.leader_epoch);
+                if state.leader >= 0 {
+                    self.fetchers
+                        .assign(&partition, state.leader, state.leader_epoch);
+                } else {
+                    self.fetchers.remove(partition.tp);
+                }
+            }
+        }
+    }
+
+    /// A topic's `min.insync.replicas` (its override, else the broker's default).
+    fn min_isr(&self, overrides: Option<&std::collections::BTreeMap<String, String>>) -> usize {
+        overrides
+            .and_then(|o| o.get("min.insync.replicas"))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(self.config.min_insync_replicas)
+            .max(1)
     }
 
     fn open(
@@ -609,31 +352,77 @@ impl ReplicaManager {
             Arc::clone(&self.handles),
             crate::metadata::now_ms(),
         )?;
-        // Whatever survived on disk is what this single replica has: it is all committed.
-        log.set_high_watermark(log.log_end_offset());
-        let producers = rebuild_producers(&log)?;
+        // The last checkpointed high watermark, never above what survived: consumers never
+        // see more than was committed before the restart, and a leader takes it from there.
+        let high_watermark = self
+            .checkpointed_high_watermark(tp)
+            .unwrap_or(0)
+            .min(log.log_end_offset());
+        log.set_high_watermark(high_watermark);
+        if let Some(reason) = &log.open_report().epochs_rebuilt {
+            tracing::warn!(topic, partition = tp.partition, %reason,
+                "leader-epoch cache rebuilt from the log");
+        }
         tracing::info!(
             topic,
             partition = tp.partition,
             log_end_offset = log.log_end_offset(),
+            high_watermark = log.high_watermark(),
             clean = log.open_report().clean,
             "opened partition"
         );
-        let (durable, _) = watch::channel(Ok(log.durable_offset()));
-        let partition = Arc::new(Partition {
+        let partition = Partition::new(
             tp,
-            topic: topic.to_string(),
+            topic,
             log,
-            hw_lock: Mutex::new(()),
-            producers: Mutex::new(producers),
-            durable,
-            sync_queued: AtomicBool::new(false),
-        });
+            self.config.sync_on_commit(),
+            Arc::clone(&self.signals),
+        )?;
+        partition.set_min_isr(self.min_isr(overrides));
         self.partitions
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(tp, partition);
+            .insert(tp, Arc::new(partition));
         Ok(())
+    }
+
+    /// The high watermark the checkpoint holds for `tp` (read once, on first use).
+    fn checkpointed_high_watermark(&self, tp: TopicIdPartition) -> Option<i64> {
+        let mut checkpointed = self.checkpointed.lock().unwrap_or_else(|e| e.into_inner());
+        let marks = checkpointed.get_or_insert_with(|| {
+            let dir = self.config.data_dir();
+            match HighWatermarks::read(&RealFs, &dir) {
+                Ok(Some(Ok(marks))) => marks,
+                Ok(None) => HighWatermarks::new(),
+                Ok(Some(Err(reason))) => {
+                    tracing::warn!(dir = %dir.display(), %reason,
+                        "high-watermark checkpoint damaged; high watermarks restart at the log start");
+                    HighWatermarks::new()
+                }
+                Err(error) => {
+                    tracing::warn!(%error,
+                        "cannot read the high-watermark checkpoint; high watermarks restart at the log start");
+                    HighWatermarks::new()
+                }
+            }
+        });
+        marks.get((tp.topic_id.as_u128(), tp.partition))
+    }
+
+    /// Writes every hosted partition's high watermark to
+    /// `<log.dirs>/replication-offset-checkpoint` (atomically, fsynced). Blocking.
+    pub fn checkpoint_high_watermarks(&self) {
+        let mut marks = HighWatermarks::new();
+        for partition in self.all() {
+            marks.insert(
+                (partition.tp.topic_id.as_u128(), partition.tp.partition),
+                partition.log.high_watermark(),
+            );
+        }
+        let dir = self.config.data_dir();
+        if let Err(error) = marks.write(&RealFs, &dir) {
+            tracing::error!(%error, "cannot write the high-watermark checkpoint");
+        }
     }
 
     fn config_changed(
@@ -647,6 +436,8 @@ impl ReplicaManager {
     }
 
     fn close(&self, partition: &Arc<Partition>) {
+        self.fetchers.remove(partition.tp);
+        partition.go_offline();
         self.partitions
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -678,8 +469,11 @@ impl ReplicaManager {
         partition_dirs::sweep(&self.config.data_dir(), image);
     }
 
-    /// Flushes and closes every log (clean shutdown: the next open skips recovery).
+    /// Stops the fetchers, checkpoints the high watermarks, then flushes and closes every
+    /// log (clean shutdown: the next open skips recovery).
     pub fn close_all(&self) {
+        self.fetchers.stop_all();
+        self.checkpoint_high_watermarks();
         let partitions: Vec<Arc<Partition>> = self
             .partitions
             .write()
@@ -688,6 +482,7 @@ impl ReplicaManager {
             .map(|(_, p)| p)
             .collect();
         for partition in partitions {
+            partition.go_offline();
             if let Err(error) = partition.log.close() {
                 tracing::error!(topic = %partition.topic, partition = partition.tp.partition,
                     %error, "closing partition log");

@@ -84,8 +84,8 @@ pub struct BrokerContext {
     pub advertised: Listener,
     /// Set once the broker is shutting down (long polls end early).
     pub shutdown: watch::Receiver<bool>,
-    /// This broker's epoch from its registration.
-    pub broker_epoch: AtomicI64,
+    /// This broker's epoch from its registration (shared with the replica manager).
+    pub broker_epoch: Arc<AtomicI64>,
     /// The producer ids this broker may hand out (a block from the controller).
     pub producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
     /// The classic group coordinator task (`groups.rs`).
@@ -157,8 +157,17 @@ impl Broker {
         if advertised.host.is_empty() || advertised.host == "0.0.0.0" {
             advertised.host = "127.0.0.1".to_string();
         }
-        let replicas = Arc::new(ReplicaManager::new(Arc::clone(&config)));
+        let broker_epoch = Arc::new(AtomicI64::new(-1));
+        let replicas = Arc::new(ReplicaManager::new(
+            Arc::clone(&config),
+            Arc::clone(&broker_epoch),
+        ));
         let (shutdown, shutdown_rx) = watch::channel(false);
+        replicas.fetchers.start(
+            Arc::clone(&metadata),
+            Arc::clone(&broker_epoch),
+            shutdown_rx.clone(),
+        );
         let (groups, group_inbox) = crate::groups::GroupHandle::new();
         let context = Arc::new(BrokerContext {
             config: Arc::clone(&config),
@@ -167,11 +176,13 @@ impl Broker {
             api_versions: served_api_versions(),
             advertised,
             shutdown: shutdown_rx,
-            broker_epoch: AtomicI64::new(-1),
+            broker_epoch,
             producer_ids: tokio::sync::Mutex::new(ProducerIdBlock::default()),
             groups,
             limits: Arc::clone(&limits),
         });
+        // Roles come from an image that holds this registration (which reflects what the
+        // controller did about this broker's previous incarnation): reconcile runs after it.
         register(&context).await?;
         // The partition directories are matched against an image that holds everything
         // committed, never against an older one: an older image lacks topics whose data is
@@ -187,6 +198,16 @@ impl Broker {
         tasks.spawn(maintain(Arc::clone(&context)));
         tasks.spawn(crate::groups::run(Arc::clone(&context), group_inbox));
         tasks.spawn(limits.report_loop());
+        if let Some(queue) = replicas.take_alter_receiver() {
+            tasks.spawn(crate::replication::alter_partitions(
+                Arc::clone(&context),
+                queue,
+            ));
+        }
+        tasks.spawn(crate::replication::expire_isr(Arc::clone(&context)));
+        tasks.spawn(crate::replication::checkpoint_high_watermarks(Arc::clone(
+            &context,
+        )));
         let (done_tx, connections_done) = tokio::sync::oneshot::channel();
         tasks.spawn(accept_loop(listener, Arc::clone(&context), done_tx));
         tracing::info!(%local_addr, advertised = ?context.advertised, node_id = config.node_id,
@@ -217,8 +238,8 @@ impl Broker {
     /// and takes it out of the ISRs; requests for partitions it no longer leads answer
     /// NOT_LEADER_OR_FOLLOWER, which clients retry against the new leader), until the
     /// controller lets it go or `CONTROLLED_SHUTDOWN_MAX_MS` passes; then stop accepting,
-    /// let every connection finish its in-flight request (long polls end early), and flush
-    /// and close every log.
+    /// let every connection finish its in-flight request (long polls end early), stop the
+    /// fetchers, checkpoint the high watermarks, and flush and close every log.
     pub async fn shutdown(mut self) {
         self.heartbeats.abort();
         controlled_shutdown(&self.context).await;

@@ -3,9 +3,10 @@
 //! A produce request appends from its async task and then waits here until an fsync covers
 //! its records. The fsyncs run on a few dedicated threads ([`SYNC_THREADS`]): a partition
 //! with waiters is queued once; a thread takes it, fsyncs everything appended to it so far
-//! (every waiter queued before that moment is covered), moves the high watermark to the
-//! durable offset, wakes long-polling fetches, and publishes the durable offset on the
-//! partition's watch channel, which wakes the waiting tasks. Appends that arrive during the
+//! (every waiter queued before that moment is covered), hands the durable offset to the
+//! partition (the leader's part of the high watermark under sync-on-commit, which may move
+//! it and wake long polls and `acks=all` waiters), and publishes it on the partition's
+//! watch channel, which wakes the waiting tasks. Appends that arrive during the
 //! fsync queue the partition again and share the next one.
 //!
 //! Ordering: the queued flag of a partition is only read and written under the queue mutex.
@@ -16,10 +17,8 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
 
+use crate::partition::Partition;
 use strom_log::LogError;
-use tokio::sync::watch;
-
-use crate::replicas::Partition;
 
 /// Threads that run fsyncs. Partitions are fsynced in parallel up to this many; more waiters
 /// on one partition share its fsync. Kafka's `num.io.threads` defaults to 8 too.
@@ -50,7 +49,6 @@ pub struct Syncer {
 struct Shared {
     queue: Mutex<Queue>,
     ready: Condvar,
-    appends: watch::Sender<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -60,12 +58,11 @@ struct Queue {
 }
 
 impl Syncer {
-    /// Starts the fsync threads; `appends` is the channel that wakes long-polling fetches.
-    pub fn start(appends: watch::Sender<u64>) -> std::io::Result<Syncer> {
+    /// Starts the fsync threads.
+    pub fn start() -> std::io::Result<Syncer> {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             ready: Condvar::new(),
-            appends,
         });
         for index in 0..SYNC_THREADS {
             let shared = Arc::clone(&shared);
@@ -76,8 +73,8 @@ impl Syncer {
         Ok(Syncer { shared })
     }
 
-    /// Returns once every offset below `end_offset` of `partition` is durable and its high
-    /// watermark covers it. The wait is async: no thread blocks for it.
+    /// Returns once every offset below `end_offset` of `partition` is durable and the
+    /// partition was told. The wait is async: no thread blocks for it.
     pub async fn commit(
         &self,
         partition: &Arc<Partition>,
@@ -130,10 +127,7 @@ impl Shared {
                         .log
                         .durable_offset()
                         .min(partition.log.log_end_offset());
-                    if partition.advance_high_watermark(offset) {
-                        self.appends
-                            .send_modify(|count| *count = count.wrapping_add(1));
-                    }
+                    partition.on_durable(offset);
                     Ok(offset)
                 }
                 Err(error) => {

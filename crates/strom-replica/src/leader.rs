@@ -323,6 +323,13 @@ impl Leader {
         self.pending.is_some()
     }
 
+    /// Whether a proposal waits to be (re)sent ([`Leader::take_proposal`] would return it).
+    pub fn has_unsent_proposal(&self) -> bool {
+        self.pending
+            .as_ref()
+            .is_some_and(|p| p.delivery == Delivery::Unsent)
+    }
+
     /// The leader's own log moved: its log end offset, and its durable offset (which counts
     /// instead under sync-on-commit). Whether the high watermark moved.
     pub fn on_local_end(&mut self, log_end_offset: i64, durable_offset: i64, now_ms: i64) -> bool {

@@ -12,7 +12,7 @@ use strom_protocol::ErrorCode;
 
 use super::resolve;
 use crate::metadata::now_ms;
-use crate::replicas::Partition;
+use crate::partition::Partition;
 use crate::server::BrokerContext;
 
 pub(super) async fn handle(

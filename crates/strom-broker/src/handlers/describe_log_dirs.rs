@@ -13,7 +13,7 @@ use strom_protocol::messages::describe_log_dirs_response::{
 use strom_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, ResponseKind};
 
 use super::{str_bytes, topic_name};
-use crate::replicas::Partition;
+use crate::partition::Partition;
 use crate::server::BrokerContext;
 
 pub(super) async fn handle(

@@ -1,25 +1,35 @@
-//! Fetch: whole batches from the requested offset up to the high watermark, at least one
-//! batch when there is data, within `max_bytes` and each partition's max bytes; a long poll
-//! woken by appends that honours `max_wait_ms` (capped by `strom.fetch.wait.max.ms`) and
-//! `min_bytes`. Topics by name before v13, by id from v13. No fetch sessions: every answer
-//! has session id 0, which tells clients to send full requests (Kafka's sessionless mode).
-//! Records on disk are not copied: the connection sends them with `sendfile` (see
-//! `sendfile.rs`).
+//! Fetch, for consumers and for followers. A consumer gets whole batches from the requested
+//! offset up to the high watermark, at least one batch when there is data, within
+//! `max_bytes` and each partition's max bytes, in a long poll woken when a high watermark
+//! moves that honours `max_wait_ms` (capped by `strom.fetch.wait.max.ms`) and `min_bytes`.
+//! A follower (`replica_id` before v15, `ReplicaState` from v15) gets batches up to the log
+//! end offset, in a long poll woken by appends; before anything is read its last fetched
+//! epoch is checked against this leader's epoch cache (a diverging epoch is answered with
+//! no records, and the follower truncates), then its progress moves (the high watermark and
+//! the ISR may follow: `partition.rs`). Only the leader serves either: a follower's replica
+//! answers NOT_LEADER_OR_FOLLOWER (no fetch from followers, KIP-392). Topics by name
+//! before v13, by id from v13. No fetch sessions: every answer has session id 0, which tells
+//! clients to send full requests (Kafka's sessionless mode). Records on disk are not copied:
+//! the connection sends them with `sendfile` (see `sendfile.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use strom_log::LogError;
-use strom_meta::TopicIdPartition;
-use strom_protocol::messages::fetch_request::FetchTopic;
-use strom_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use strom_meta::{MetadataImage, TopicIdPartition};
+use strom_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use strom_protocol::messages::fetch_response::{
+    EpochEndOffset as WireEpochEndOffset, FetchableTopicResponse, PartitionData,
+};
 use strom_protocol::messages::{FetchRequest, FetchResponse, ResponseKind};
 use strom_protocol::ErrorCode;
+use strom_replica::{diverging_epoch, EpochEndOffset, FetchRefusal, FollowerFetch};
 use tokio::time::Instant;
 
 use super::{check_leader_epoch, leader_epoch, leader_replica};
-use crate::replicas::Partition;
+use crate::metadata::now_ms;
+use crate::partition::Partition;
 use crate::sendfile::{new_marker, FileRecords};
 use crate::server::BrokerContext;
 
@@ -27,8 +37,18 @@ use crate::server::BrokerContext;
 const TOPIC_ID_MIN_VERSION: i16 = 13;
 /// The first version with fetch sessions (and a top-level error code).
 const SESSION_MIN_VERSION: i16 = 7;
+/// The first version that names the follower in `ReplicaState` (with its broker epoch).
+const REPLICA_STATE_MIN_VERSION: i16 = 15;
 /// Kafka's `isolation_level` for read_committed.
 const READ_COMMITTED: i8 = 1;
+
+/// A follower's fetch: who it is.
+#[derive(Clone, Copy, Debug)]
+struct Replica {
+    id: i32,
+    /// Its broker epoch (v15+), -1 if not sent.
+    broker_epoch: i64,
+}
 
 /// One partition of the request, resolved against the image.
 struct Planned {
@@ -37,6 +57,16 @@ struct Planned {
     target: Result<Arc<Partition>, ErrorCode>,
     fetch_offset: i64,
     partition_max_bytes: u64,
+    /// Consumers read up to the high watermark, followers up to the log end.
+    max_offset: MaxOffset,
+    /// Where the follower's log parts from this one: answered without records.
+    diverging: Option<EpochEndOffset>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MaxOffset {
+    HighWatermark,
+    LogEnd,
 }
 
 /// The response, and the records to splice into it from segment files (`sendfile`).
@@ -50,6 +80,7 @@ pub(super) async fn handle(
             FetchResponse::default().with_error_code(ErrorCode::FETCH_SESSION_ID_NOT_FOUND.code());
         return (ResponseKind::Fetch(response), Vec::new());
     }
+    let replica = replica_of(&request, version);
     let wait_ms = u64::try_from(request.max_wait_ms)
         .unwrap_or(0)
         .min(context.config.fetch_wait_max_ms);
@@ -59,14 +90,22 @@ pub(super) async fn handle(
         .unwrap_or(0)
         .min(context.config.fetch_max_bytes);
     let read_committed = request.isolation_level == READ_COMMITTED;
-    let mut appends = context.replicas.subscribe_appends();
+    // Consumers wait for the high watermark to move, followers for the log to grow.
+    let mut wake = match replica {
+        Some(_) => context.replicas.subscribe_appends(),
+        None => context.replicas.subscribe_high_watermarks(),
+    };
     let mut shutdown = context.shutdown.clone();
+    let mut first = true;
     loop {
-        appends.borrow_and_update();
-        let plans = plan(context, &request.topics, version);
+        wake.borrow_and_update();
+        let plans = plan(context, &request.topics, version, replica, first);
+        let diverged = plans.iter().any(|p| p.diverging.is_some());
+        first = false;
         let (partitions, files, total_bytes, any_error) =
             read(plans, max_bytes, read_committed).await;
         let done = any_error
+            || diverged
             || total_bytes >= min_bytes
             || request.topics.is_empty()
             || Instant::now() >= deadline
@@ -76,17 +115,40 @@ pub(super) async fn handle(
             return (response, files);
         }
         tokio::select! {
-            _ = appends.changed() => {}
+            _ = wake.changed() => {}
             _ = tokio::time::sleep_until(deadline) => {}
             _ = shutdown.wait_for(|stop| *stop) => {}
         }
     }
 }
 
-fn plan(context: &BrokerContext, topics: &[FetchTopic], version: i16) -> Vec<Planned> {
+/// The follower behind a replica fetch, if it is one.
+fn replica_of(request: &FetchRequest, version: i16) -> Option<Replica> {
+    let (id, broker_epoch) = if version >= REPLICA_STATE_MIN_VERSION {
+        (
+            request.replica_state.replica_id.0,
+            request.replica_state.replica_epoch,
+        )
+    } else {
+        (request.replica_id.0, -1)
+    };
+    (id >= 0).then_some(Replica { id, broker_epoch })
+}
+
+/// Resolves every partition against the latest image. On a follower's first pass this is
+/// also where its last fetched epoch is checked and its progress recorded (once per
+/// request, as Kafka does, however long the poll then waits).
+fn plan(
+    context: &BrokerContext,
+    topics: &[FetchTopic],
+    version: i16,
+    replica: Option<Replica>,
+    first: bool,
+) -> Vec<Planned> {
     let image = context.metadata.image();
     let by_id = version >= TOPIC_ID_MIN_VERSION;
     let mut plans = Vec::new();
+    let now = now_ms();
     for (topic_slot, topic) in topics.iter().enumerate() {
         let found = if by_id {
             image.topic_by_id(topic.topic_id)
@@ -94,30 +156,116 @@ fn plan(context: &BrokerContext, topics: &[FetchTopic], version: i16) -> Vec<Pla
             image.topic_by_name(&topic.topic.0)
         };
         for p in &topic.partitions {
-            let target = match found {
-                None if by_id => Err(ErrorCode::UNKNOWN_TOPIC_ID),
-                None => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
-                Some(t) => {
-                    let tp = TopicIdPartition {
-                        topic_id: t.topic_id,
-                        partition: p.partition,
-                    };
-                    match check_leader_epoch(p.current_leader_epoch, leader_epoch(&image, tp)) {
-                        Some(code) => Err(code),
-                        None => leader_replica(context, &image, tp),
+            let mut diverging = None;
+            let target =
+                match found {
+                    None if by_id => Err(ErrorCode::UNKNOWN_TOPIC_ID),
+                    None => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
+                    Some(t) => {
+                        let tp = TopicIdPartition {
+                            topic_id: t.topic_id,
+                            partition: p.partition,
+                        };
+                        let epoch = leader_epoch(&image, tp);
+                        match check_leader_epoch(p.current_leader_epoch, epoch) {
+                            Some(code) => Err(code),
+                            None => leader_replica(context, &image, tp).and_then(|partition| {
+                                match replica {
+                                    Some(replica) if first => follower_first_pass(
+                                        &image, tp, &partition, replica, p, epoch, now,
+                                    )
+                                    .map(|found| {
+                                        diverging = found;
+                                        partition
+                                    }),
+                                    Some(replica) => {
+                                        check_replica(&image, tp, replica).map(|()| partition)
+                                    }
+                                    None => Ok(partition),
+                                }
+                            }),
+                        }
                     }
-                }
-            };
+                };
             plans.push(Planned {
                 topic_slot,
                 partition_index: p.partition,
                 target,
                 fetch_offset: p.fetch_offset,
                 partition_max_bytes: u64::try_from(p.partition_max_bytes).unwrap_or(0),
+                max_offset: if replica.is_some() {
+                    MaxOffset::LogEnd
+                } else {
+                    MaxOffset::HighWatermark
+                },
+                diverging,
             });
         }
     }
     plans
+}
+
+/// Kafka's checks of the fetching broker: a replica of the partition, and not a previous
+/// incarnation of one (its broker epoch, when sent, is not older than the registered one).
+fn check_replica(
+    image: &MetadataImage,
+    tp: TopicIdPartition,
+    replica: Replica,
+) -> Result<(), ErrorCode> {
+    let is_replica = image
+        .partition(tp.topic_id, tp.partition)
+        .is_some_and(|state| state.replicas.contains(&replica.id));
+    let registered = image.broker(replica.id).map(|b| b.epoch);
+    let stale = replica.broker_epoch >= 0 && registered.is_some_and(|e| e > replica.broker_epoch);
+    if !is_replica || stale {
+        return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
+    }
+    Ok(())
+}
+
+/// A follower's fetch as it arrives: its last fetched epoch against this log (the
+/// diverging epoch, if they part), then the range of its offset, then its progress.
+#[allow(clippy::too_many_arguments)]
+fn follower_first_pass(
+    image: &MetadataImage,
+    tp: TopicIdPartition,
+    partition: &Partition,
+    replica: Replica,
+    request: &FetchPartition,
+    leader_epoch: i32,
+    now_ms: i64,
+) -> Result<Option<EpochEndOffset>, ErrorCode> {
+    check_replica(image, tp, replica)?;
+    let log = &partition.log;
+    let answer = log.end_offset_for_epoch(request.last_fetched_epoch).map_or(
+        EpochEndOffset::UNDEFINED,
+        |e| EpochEndOffset {
+            epoch: e.epoch,
+            end_offset: e.start_offset,
+        },
+    );
+    if let Some(diverging) =
+        diverging_epoch(request.last_fetched_epoch, request.fetch_offset, answer)
+    {
+        return Ok(Some(diverging));
+    }
+    if request.fetch_offset < log.log_start_offset() || request.fetch_offset > log.log_end_offset()
+    {
+        return Err(ErrorCode::OFFSET_OUT_OF_RANGE);
+    }
+    let fetch = FollowerFetch {
+        replica_id: replica.id,
+        fetch_offset: request.fetch_offset,
+        log_start_offset: request.log_start_offset,
+        broker_epoch: (replica.broker_epoch >= 0).then_some(replica.broker_epoch),
+    };
+    match partition.on_follower_fetch(fetch, leader_epoch, now_ms) {
+        Ok(()) => Ok(None),
+        Err(FetchRefusal::OffsetOutOfRange) => Err(ErrorCode::OFFSET_OUT_OF_RANGE),
+        Err(FetchRefusal::NotReplica | FetchRefusal::StaleBrokerEpoch) => {
+            Err(ErrorCode::NOT_LEADER_OR_FOLLOWER)
+        }
+    }
 }
 
 /// Reads every planned partition (blocking I/O off the runtime). Once `max_bytes` is used
@@ -185,12 +333,22 @@ fn read_one(
         .with_high_watermark(high_watermark)
         .with_last_stable_offset(high_watermark)
         .with_log_start_offset(log.log_start_offset());
+    if let Some(diverging) = plan.diverging {
+        let epoch = WireEpochEndOffset::default()
+            .with_epoch(diverging.epoch)
+            .with_end_offset(diverging.end_offset);
+        return (base.with_diverging_epoch(epoch), None);
+    }
     // A partition past the response budget answers with offsets only.
     if limit == 0 && !first {
         return (base, None);
     }
+    let max_offset = match plan.max_offset {
+        MaxOffset::HighWatermark => high_watermark,
+        MaxOffset::LogEnd => i64::MAX,
+    };
     let read = log
-        .read(plan.fetch_offset, limit.max(1), high_watermark)
+        .read(plan.fetch_offset, limit.max(1), max_offset)
         .and_then(|info| match info.range {
             Some(range) if range.std_file().is_some() => Ok(Records::File(range)),
             Some(range) => range

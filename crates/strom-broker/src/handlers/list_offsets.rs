@@ -1,6 +1,10 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3, v7+), earliest local (-4)
 //! and by timestamp, bounded by the high watermark (the last stable offset is the same:
-//! there are no transactions). Version 0 is not served (Kafka 4 dropped it).
+//! there are no transactions). A new leader answers latest with OFFSET_NOT_AVAILABLE
+//! (retriable) until its high watermark reaches the start of its epoch (KIP-207), so that
+//! latest never goes back across a leader change. A follower asking (`replica_id` >= 0,
+//! when it fell out of range) gets the log end offset for latest. Version 0 is not served
+//! (Kafka 4 dropped it).
 
 use std::sync::Arc;
 
@@ -13,7 +17,7 @@ use strom_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, Response
 use strom_protocol::ErrorCode;
 
 use super::{check_leader_epoch, leader_epoch, leader_replica, resolve};
-use crate::replicas::Partition;
+use crate::partition::Partition;
 use crate::server::BrokerContext;
 
 const LATEST: i64 = -1;
@@ -29,6 +33,7 @@ pub(super) async fn handle(
     version: i16,
 ) -> ResponseKind {
     let image = context.metadata.image();
+    let from_replica = request.replica_id.0 >= 0;
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let mut partitions = Vec::with_capacity(topic.partitions.len());
@@ -40,7 +45,9 @@ pub(super) async fn handle(
                     match check_leader_epoch(p.current_leader_epoch, epoch) {
                         Some(code) => failed(code),
                         None => match leader_replica(context, &image, tp) {
-                            Ok(partition) => lookup(partition, &p, epoch, version).await,
+                            Ok(partition) => {
+                                lookup(partition, &p, epoch, version, from_replica).await
+                            }
                             Err(code) => failed(code),
                         },
                     }
@@ -69,8 +76,24 @@ async fn lookup(
     request: &ListOffsetsPartition,
     epoch: i32,
     version: i16,
+    from_replica: bool,
 ) -> ListOffsetsPartitionResponse {
     let timestamp = request.timestamp;
+    if timestamp == LATEST {
+        if from_replica {
+            let log_end = partition.log.log_end_offset();
+            return ListOffsetsPartitionResponse::default()
+                .with_timestamp(-1)
+                .with_offset(log_end)
+                .with_leader_epoch(epoch);
+        }
+        let established = partition
+            .leader_view()
+            .is_some_and(|(_, established)| established);
+        if !established {
+            return failed(ErrorCode::OFFSET_NOT_AVAILABLE);
+        }
+    }
     let result = tokio::task::spawn_blocking(move || offset_for(&partition, timestamp)).await;
     let epoch = if version >= LEADER_EPOCH_MIN_VERSION {
         epoch

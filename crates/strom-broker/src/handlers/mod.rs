@@ -261,19 +261,25 @@ fn resolve(image: &MetadataImage, topic: &str, partition: i32) -> Option<TopicId
 
 /// The open log of a partition this broker leads, or Kafka's error for why not: unknown
 /// partition, another (or no) leader, a log that failed to open (KAFKA_STORAGE_ERROR, as
-/// Kafka answers for a partition offline on its disk), or one not open yet.
+/// Kafka answers for a partition offline on its disk), or a log that is not open or not
+/// leading in the image's epoch yet (it became leader in the image but the role change has
+/// not run: the client retries).
 fn leader_replica(
     context: &BrokerContext,
     image: &MetadataImage,
     tp: TopicIdPartition,
-) -> Result<std::sync::Arc<crate::replicas::Partition>, ErrorCode> {
+) -> Result<std::sync::Arc<crate::partition::Partition>, ErrorCode> {
     let state = image
         .partition(tp.topic_id, tp.partition)
         .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
     if state.leader != context.config.node_id {
         return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
     }
-    local_replica(context, tp)
+    let partition = local_replica(context, tp)?;
+    if partition.leader_epoch() != Some(state.leader_epoch) {
+        return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
+    }
+    Ok(partition)
 }
 
 /// The open log of `tp`, or KAFKA_STORAGE_ERROR if it is offline (its log failed to open),
@@ -281,7 +287,7 @@ fn leader_replica(
 fn local_replica(
     context: &BrokerContext,
     tp: TopicIdPartition,
-) -> Result<std::sync::Arc<crate::replicas::Partition>, ErrorCode> {
+) -> Result<std::sync::Arc<crate::partition::Partition>, ErrorCode> {
     context.replicas.get(tp).ok_or_else(|| {
         if context.replicas.is_offline(tp) {
             ErrorCode::KAFKA_STORAGE_ERROR

@@ -1,7 +1,9 @@
-//! OffsetForLeaderEpoch: where a leader epoch ended, so a consumer can check that its
-//! position was not truncated away. A single replica never truncates what it committed, so
-//! for any epoch up to the current one the answer is (that epoch, log end offset): never a
-//! false truncation. An epoch newer than the leader's is answered with -1/-1, as Kafka does.
+//! OffsetForLeaderEpoch: where a leader epoch ended, from the leader's epoch cache
+//! (Kafka's `endOffsetForEpoch`): the largest epoch at or below the one asked and the offset
+//! after its last record, the log end offset for the current epoch. A consumer checks that
+//! its position was not truncated away; a follower (`replica_id` >= 0) where its log parts
+//! from the leader's. Undefined (-1/-1) when the cache knows no such epoch, as Kafka
+//! answers. Only the leader answers.
 
 use strom_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
@@ -43,11 +45,12 @@ pub(super) async fn handle(
                         Ok(partition) => partition,
                         Err(code) => return base.with_error_code(code.code()),
                     };
-                    if p.leader_epoch > current {
-                        return base;
+                    match partition.log.end_offset_for_epoch(p.leader_epoch) {
+                        Some(found) => base
+                            .with_leader_epoch(found.epoch)
+                            .with_end_offset(found.start_offset),
+                        None => base,
                     }
-                    base.with_leader_epoch(p.leader_epoch)
-                        .with_end_offset(partition.log.log_end_offset())
                 })
                 .collect();
             OffsetForLeaderTopicResult::default()

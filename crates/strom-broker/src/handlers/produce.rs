@@ -1,16 +1,24 @@
-//! Produce: acks 0, 1 and all; per-partition errors; batches validated by the log. Under
-//! `strom.log.durability=sync-on-commit` every append is fsynced before it is answered (and
-//! before consumers see it); under Kafka's default page-cache mode the answer follows the
-//! write, as a single-replica Kafka does. An `acks=0` request is never answered (the
-//! connection layer drops the response).
+//! Produce: acks 0, 1 and all; per-partition errors; batches validated by the log.
 //!
-//! On a connection that pipelines (see `connection.rs`), under sync-on-commit the handler
-//! appends and returns at once, handing the fsync wait ("commit") to the connection as a
-//! finisher that it runs before it writes the response. Appends still happen one request at a
-//! time, in arrival order; only the waits overlap, so a producer's pipelined requests share
-//! fsyncs (group commit within one connection, not only across connections).
+//! Kafka's acknowledgements: `acks=0` is never answered (the connection layer drops the
+//! response); `acks=1` is answered once the leader appended (under
+//! `strom.log.durability=sync-on-commit`, once its fsync covers the batch); `acks=all` is
+//! refused with NOT_ENOUGH_REPLICAS before the append when the ISR is smaller than
+//! `min.insync.replicas`, and answered once the high watermark covers the batch, which
+//! means every member of the maximal ISR has it (and under sync-on-commit has it fsynced):
+//! NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below `min.insync.replicas`
+//! meanwhile, NOT_LEADER_OR_FOLLOWER if this broker stopped leading, REQUEST_TIMED_OUT after
+//! the request's `timeout_ms`. With a single in-sync replica in page-cache mode the high
+//! watermark covers the batch as it is appended, and the answer goes out at once.
+//!
+//! On a connection that pipelines (see `connection.rs`), a produce that must wait (for an
+//! fsync, or for followers) appends and returns at once, handing the wait to the
+//! connection as a finisher that it runs before it writes the response. Appends still
+//! happen one request at a time, in arrival order; only the waits overlap, so a producer's
+//! pipelined requests share fsyncs and replication round trips.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -22,11 +30,14 @@ use strom_protocol::messages::produce_response::{
 };
 use strom_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use strom_protocol::ErrorCode;
+use strom_replica::AckStatus;
+use tokio::time::Instant;
 
 use super::{leader_epoch, leader_replica, str_bytes};
 use crate::connection;
 use crate::metadata::now_ms;
-use crate::replicas::{AppendError, Appended, Commit, Partition, ReplicaManager};
+use crate::partition::{AppendError, Appended, Commit, Partition, ProducerBatch};
+use crate::replicas::ReplicaManager;
 use crate::server::BrokerContext;
 use crate::syncer::CommitError;
 
@@ -36,44 +47,46 @@ const TOPIC_ID_MIN_VERSION: i16 = 13;
 const RECORD_ERRORS_MIN_VERSION: i16 = 8;
 /// The largest batch appended on the request's task rather than on the blocking pool.
 const INLINE_APPEND_MAX_BYTES: usize = 64 * 1024;
+/// The longest an `acks=all` produce waits for its followers, whatever its `timeout_ms`.
+const PRODUCE_TIMEOUT_MAX_MS: u64 = 300_000;
 
-/// Appends whose commit (fsync, then high watermark) is still to be done, with where each
+/// Appends whose answer waits (for an fsync, or for the high watermark), with where each
 /// partition's answer sits in the response.
 #[derive(Debug, Default)]
-struct PendingCommits {
-    commits: Vec<PendingCommit>,
-    /// Whether a high watermark moved (page-cache mode): fetches waiting for data are woken.
-    appended: bool,
+struct PendingWaits {
+    waits: Vec<PendingWait>,
     version: i16,
 }
 
 #[derive(Debug)]
-struct PendingCommit {
+struct PendingWait {
     partition: Arc<Partition>,
     end_offset: i64,
+    /// `acks=all`: the leader epoch the append was made in.
+    replicated_in: Option<i32>,
+    /// Sync-on-commit: the local fsync comes first.
+    sync_local: bool,
     topic_slot: usize,
     partition_slot: usize,
 }
 
-/// Finishes the commits `handle` left: waits for the fsyncs that cover them (shared with
-/// every concurrent commit, see `syncer.rs`), after which the high watermarks have moved,
-/// and turns the answer of a partition whose fsync failed into an error.
-async fn finish_commits(
+/// Finishes the waits `handle` left, and turns the answer of a partition whose wait failed
+/// into its error.
+async fn finish_waits(
     replicas: Arc<ReplicaManager>,
-    pending: PendingCommits,
+    pending: PendingWaits,
+    deadline: Instant,
     mut response: ResponseKind,
 ) -> ResponseKind {
-    for commit in pending.commits {
-        let failure = match replicas.commit(&commit.partition, commit.end_offset).await {
-            Ok(()) => continue,
-            Err(CommitError::Log(log_error)) => log_failure(&commit.partition.topic, &log_error),
-            Err(CommitError::ShuttingDown) => error(ErrorCode::NOT_LEADER_OR_FOLLOWER, None),
+    for wait in pending.waits {
+        let Err(failure) = finish_one(&replicas, &wait, deadline).await else {
+            continue;
         };
         if let ResponseKind::Produce(produce) = &mut response {
             let slot = produce
                 .responses
-                .get_mut(commit.topic_slot)
-                .and_then(|t| t.partition_responses.get_mut(commit.partition_slot));
+                .get_mut(wait.topic_slot)
+                .and_then(|t| t.partition_responses.get_mut(wait.partition_slot));
             if let Some(slot) = slot {
                 let index = slot.index;
                 *slot = failure.response(pending.version).with_index(index);
@@ -83,48 +96,110 @@ async fn finish_commits(
     response
 }
 
+async fn finish_one(
+    replicas: &ReplicaManager,
+    wait: &PendingWait,
+    deadline: Instant,
+) -> Result<(), Failure> {
+    let partition = &wait.partition;
+    if wait.sync_local {
+        match replicas.sync_local(partition, wait.end_offset).await {
+            Ok(()) => {}
+            Err(CommitError::Log(log_error)) => {
+                return Err(log_failure(&partition.topic, &log_error))
+            }
+            Err(CommitError::ShuttingDown) => {
+                return Err(error(ErrorCode::NOT_LEADER_OR_FOLLOWER, None))
+            }
+        }
+    }
+    match wait.replicated_in {
+        Some(epoch) => wait_replicated(partition, wait.end_offset, epoch, deadline).await,
+        None => Ok(()),
+    }
+}
+
+/// Kafka's delayed produce: waits until the high watermark covers `end_offset` (bounded by
+/// the request's timeout), then answers as `checkEnoughReplicasReachOffset` does.
+async fn wait_replicated(
+    partition: &Partition,
+    end_offset: i64,
+    epoch: i32,
+    deadline: Instant,
+) -> Result<(), Failure> {
+    let mut progress = partition.progress();
+    loop {
+        match partition.ack_status(end_offset, epoch) {
+            None => return Err(error(ErrorCode::NOT_LEADER_OR_FOLLOWER, None)),
+            Some(AckStatus::Committed) => return Ok(()),
+            Some(AckStatus::NotEnoughReplicasAfterAppend) => {
+                return Err(error(
+                    ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+                    Some("the ISR shrank below min.insync.replicas after the append".into()),
+                ))
+            }
+            Some(AckStatus::Waiting) => {}
+        }
+        tokio::select! {
+            changed = progress.changed() => {
+                if changed.is_err() {
+                    return Err(error(ErrorCode::NOT_LEADER_OR_FOLLOWER, None));
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                return Err(error(
+                    ErrorCode::REQUEST_TIMED_OUT,
+                    Some("the in-sync replicas did not confirm the append in time".into()),
+                ));
+            }
+        }
+    }
+}
+
 pub(super) async fn handle(
     context: &BrokerContext,
     request: ProduceRequest,
     version: i16,
 ) -> ResponseKind {
     let acks_valid = matches!(request.acks, -1..=1);
-    let sync_on_commit = context.config.sync_on_commit();
+    let timeout_ms = u64::try_from(request.timeout_ms)
+        .unwrap_or(0)
+        .min(PRODUCE_TIMEOUT_MAX_MS);
+    let deadline = Instant::now() + Duration::from_millis(timeout_ms);
     let mut responses = Vec::with_capacity(request.topic_data.len());
-    let mut pending = PendingCommits {
+    let mut pending = PendingWaits {
         version,
-        ..PendingCommits::default()
+        ..PendingWaits::default()
     };
     for (topic_slot, topic) in request.topic_data.into_iter().enumerate() {
         let mut produced = Produced {
             topic_slot,
+            acks: request.acks,
             pending: &mut pending,
         };
         let response = produce_topic(context, topic, acks_valid, version, &mut produced).await;
         responses.push(response);
     }
     let response = ResponseKind::Produce(ProduceResponse::default().with_responses(responses));
-    if !sync_on_commit {
-        if pending.appended {
-            context.replicas.notify_appended();
-        }
+    if pending.waits.is_empty() {
         return response;
     }
     let replicas = Arc::clone(&context.replicas);
     if connection::pipelining() {
         connection::defer(Box::new(move |response| {
-            Box::pin(finish_commits(replicas, pending, response))
+            Box::pin(finish_waits(replicas, pending, deadline, response))
         }));
         response
     } else {
-        finish_commits(replicas, pending, response).await
+        finish_waits(replicas, pending, deadline, response).await
     }
 }
 
 /// Where `produce_topic` records what it appended.
 struct Produced<'a> {
     topic_slot: usize,
-    pending: &'a mut PendingCommits,
+    acks: i16,
+    pending: &'a mut PendingWaits,
 }
 
 async fn produce_topic(
@@ -158,19 +233,17 @@ async fn produce_topic(
                     topic_id,
                     partition: index,
                 };
-                append(context, &image, tp, data).await
+                append(context, &image, tp, data, produced.acks).await
             }
         };
         partitions.push(
             match outcome {
-                Ok((response, commit)) => {
-                    produced.pending.appended = true;
-                    if let Some((partition, end_offset)) = commit {
-                        produced.pending.commits.push(PendingCommit {
-                            partition,
-                            end_offset,
+                Ok((response, wait)) => {
+                    if let Some(wait) = wait {
+                        produced.pending.waits.push(PendingWait {
                             topic_slot: produced.topic_slot,
                             partition_slot: partitions.len(),
+                            ..wait
                         });
                     }
                     response
@@ -228,14 +301,15 @@ impl Failure {
     }
 }
 
-/// A partition's answer, and the commit left to do under sync-on-commit.
-type AppendOutcome = (PartitionProduceResponse, Option<(Arc<Partition>, i64)>);
+/// A partition's answer, and the wait left before it may be sent.
+type AppendOutcome = (PartitionProduceResponse, Option<PendingWait>);
 
 async fn append(
     context: &BrokerContext,
     image: &MetadataImage,
     tp: TopicIdPartition,
     data: PartitionProduceData,
+    acks: i16,
 ) -> Result<AppendOutcome, Failure> {
     let partition = leader_replica(context, image, tp).map_err(|code| error(code, None))?;
     let leader_epoch = leader_epoch(image, tp);
@@ -245,32 +319,56 @@ async fn append(
             Some("the request holds no record batch".into()),
         ));
     };
+    let sync_on_commit = context.config.sync_on_commit();
     // Under sync-on-commit the fsync wait happens after the append, off any thread
-    // (`ReplicaManager::commit`); page-cache mode commits at once.
-    let commit = if context.config.sync_on_commit() {
+    // (`ReplicaManager::sync_local`); page-cache mode has nothing to wait for locally.
+    let commit = if sync_on_commit {
         Commit::Later
     } else {
         Commit::Now
     };
-    let appended = append_bytes(&partition, records, leader_epoch, commit).await?;
-    let later =
-        |end_offset: i64| (commit == Commit::Later).then(|| (partition.clone(), end_offset));
-    Ok(match appended {
+    let acks_all = acks == -1;
+    let appended = append_bytes(&partition, records, leader_epoch, commit, acks_all).await?;
+    let (response, end_offset) = match appended {
         Appended::New(info) => (
             PartitionProduceResponse::default()
                 .with_base_offset(info.first_offset)
                 .with_log_append_time_ms(info.log_append_time_ms)
                 .with_log_start_offset(info.log_start_offset),
-            later(info.last_offset.saturating_add(1)),
+            info.last_offset.saturating_add(1),
         ),
         Appended::Duplicate(meta) => (
             PartitionProduceResponse::default()
                 .with_base_offset(meta.first_offset)
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(partition.log.log_start_offset()),
-            later(meta.last_offset.saturating_add(1)),
+            meta.last_offset.saturating_add(1),
         ),
-    })
+    };
+    let replicated_in = if acks_all {
+        match partition.ack_status(end_offset, leader_epoch) {
+            Some(AckStatus::Committed) => None,
+            Some(AckStatus::NotEnoughReplicasAfterAppend) => {
+                return Err(error(ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND, None))
+            }
+            Some(AckStatus::Waiting) => Some(leader_epoch),
+            None => return Err(error(ErrorCode::NOT_LEADER_OR_FOLLOWER, None)),
+        }
+    } else {
+        None
+    };
+    // Under sync-on-commit every append is fsynced, whatever its acks: the high watermark
+    // (what consumers see) never passes what the leader has on disk.
+    let sync_local = sync_on_commit;
+    let wait = (sync_local || replicated_in.is_some()).then(|| PendingWait {
+        partition: Arc::clone(&partition),
+        end_offset,
+        replicated_in,
+        sync_local,
+        topic_slot: 0,
+        partition_slot: 0,
+    });
+    Ok((response, wait))
 }
 
 /// The answer to an append the partition refused or failed.
@@ -282,6 +380,8 @@ fn refusal(partition: &Partition, refused: AppendError) -> Failure {
         AppendError::MultipleBatches | AppendError::KeylessOnCompacted { .. } => {
             ErrorCode::INVALID_RECORD
         }
+        AppendError::NotLeader { .. } => ErrorCode::NOT_LEADER_OR_FOLLOWER,
+        AppendError::NotEnoughReplicas { .. } => ErrorCode::NOT_ENOUGH_REPLICAS,
     };
     error(code, Some(refused.to_string()))
 }
@@ -297,10 +397,16 @@ async fn append_bytes(
     records: Bytes,
     leader_epoch: i32,
     commit: Commit,
+    acks_all: bool,
 ) -> Result<Appended, Failure> {
     let now = now_ms();
     if records.len() <= INLINE_APPEND_MAX_BYTES {
-        let tried = partition.append_shared(&records, leader_epoch, commit, now, false);
+        let batch = ProducerBatch {
+            bytes: &records,
+            leader_epoch,
+            acks_all,
+        };
+        let tried = partition.append_shared(batch, commit, now, false);
         if let Some((appended, flush_due)) = tried.map_err(|e| refusal(partition, e))? {
             // Under sync-on-commit the commit's fsync covers what a roll left.
             if flush_due && commit == Commit::Now {
@@ -315,7 +421,12 @@ async fn append_bytes(
     }
     let appending = Arc::clone(partition);
     let appended = tokio::task::spawn_blocking(move || {
-        appending.append_shared(&records, leader_epoch, commit, now, true)
+        let batch = ProducerBatch {
+            bytes: &records,
+            leader_epoch,
+            acks_all,
+        };
+        appending.append_shared(batch, commit, now, true)
     })
     .await
     .map_err(|e| join_failure(&e))?
