@@ -186,6 +186,8 @@ pub struct BrokerConfig {
     /// `inter.broker.listener.name`: the listener followers fetch through (the served
     /// PLAINTEXT listener's name by default).
     pub inter_broker_listener_name: String,
+    /// `broker.heartbeat.interval.ms`: how often the broker heartbeats to the controller.
+    pub broker_heartbeat_interval_ms: u64,
     /// Topic-level defaults from the broker's `log.*` keys, as Kafka topic keys (the
     /// values DescribeConfigs reports with source DEFAULT or STATIC_BROKER_CONFIG).
     pub topic_defaults: BTreeMap<&'static str, String>,
@@ -289,6 +291,7 @@ const BROKER_KEYS: &[&str] = &[
     "replica.high.watermark.checkpoint.interval.ms",
     "replica.socket.timeout.ms",
     "inter.broker.listener.name",
+    "broker.heartbeat.interval.ms",
 ];
 
 const HOUR_MS: i64 = 3_600_000;
@@ -576,6 +579,11 @@ impl BrokerConfig {
             )?,
             replica_socket_timeout_ms: props.at_least("replica.socket.timeout.ms", 30_000, 1)?,
             inter_broker_listener_name,
+            broker_heartbeat_interval_ms: props.at_least(
+                "broker.heartbeat.interval.ms",
+                2_000,
+                1,
+            )?,
             topic_defaults,
             topic_defaults_set,
             log_defaults,
@@ -780,6 +788,10 @@ impl BrokerConfig {
             (
                 "inter.broker.listener.name".into(),
                 self.inter_broker_listener_name.clone(),
+            ),
+            (
+                "broker.heartbeat.interval.ms".into(),
+                self.broker_heartbeat_interval_ms.to_string(),
             ),
         ];
         if let Some(rack) = &self.rack {

@@ -57,8 +57,6 @@ pub enum StartError {
 
 /// How long shutdown waits for connections to finish their in-flight request.
 const SHUTDOWN_DRAIN_MS: u64 = 10_000;
-/// How often the broker heartbeats to the controller (its session is 9 s by default).
-const HEARTBEAT_INTERVAL_MS: u64 = 2_000;
 /// How long registration is retried while a previous session of this broker id is live.
 const REGISTER_RETRY_MS: u64 = 30_000;
 /// How long a registration or heartbeat may take before it is retried.
@@ -370,7 +368,9 @@ async fn send_heartbeat(
 }
 
 async fn heartbeat(context: Arc<BrokerContext>) {
-    let mut interval = tokio::time::interval(Duration::from_millis(HEARTBEAT_INTERVAL_MS));
+    // `broker.heartbeat.interval.ms` (Kafka's 2 s against a 9 s session by default).
+    let period = Duration::from_millis(context.config.broker_heartbeat_interval_ms);
+    let mut interval = tokio::time::interval(period);
     loop {
         interval.tick().await;
         if let Err(error) = send_heartbeat(&context, false).await {

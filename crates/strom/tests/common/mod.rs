@@ -39,7 +39,10 @@ fn server_command(overrides: &[String]) -> Command {
         command.arg("--override").arg(o);
     }
     // openraft logs every refused connection to a killed peer as an error; keep tests quiet.
-    command.env("RUST_LOG", "warn,openraft=off");
+    command.env(
+        "RUST_LOG",
+        std::env::var("STROM_TEST_LOG").unwrap_or_else(|_| "warn,openraft=off".into()),
+    );
     command
 }
 
@@ -108,6 +111,18 @@ impl ServerProcess {
                 self.kill();
                 panic!("strom server did not get ready: {e}");
             }
+        }
+    }
+
+    /// Sends a signal by name (`STOP`, `CONT`, ...) with `kill(1)`.
+    pub fn signal(&self, name: &str) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill")
+                .arg(format!("-{name}"))
+                .arg(child.id().to_string())
+                .status()
+                .expect("kill(1)");
+            assert!(status.success(), "kill -{name} failed");
         }
     }
 
