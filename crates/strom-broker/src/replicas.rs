@@ -54,6 +54,8 @@ pub struct ReplicaManager {
     broker_epoch: Arc<AtomicI64>,
     /// The high watermarks of the last checkpoint, read once, for partitions as they open.
     checkpointed: Mutex<Option<HighWatermarks>>,
+    /// What the checkpoint file holds now (an unchanged set is not written again).
+    last_written: Mutex<Option<HighWatermarks>>,
     /// The follower fetchers.
     pub(crate) fetchers: Fetchers,
 }
@@ -92,6 +94,7 @@ impl ReplicaManager {
             syncer,
             broker_epoch,
             checkpointed: Mutex::new(None),
+            last_written: Mutex::new(None),
             fetchers,
         }
     }
@@ -419,9 +422,14 @@ impl ReplicaManager {
                 partition.log.high_watermark(),
             );
         }
+        let mut last = self.last_written.lock().unwrap_or_else(|e| e.into_inner());
+        if last.as_ref() == Some(&marks) {
+            return;
+        }
         let dir = self.config.data_dir();
-        if let Err(error) = marks.write(&RealFs, &dir) {
-            tracing::error!(%error, "cannot write the high-watermark checkpoint");
+        match marks.write(&RealFs, &dir) {
+            Ok(()) => *last = Some(marks),
+            Err(error) => tracing::error!(%error, "cannot write the high-watermark checkpoint"),
         }
     }
 
