@@ -6,7 +6,8 @@
 //! end offset, in a long poll woken by appends; before anything is read its last fetched
 //! epoch is checked against this leader's epoch cache (a diverging epoch is answered with
 //! no records, and the follower truncates), then its progress moves (the high watermark and
-//! the ISR may follow: `partition.rs`). Only the leader serves either: a follower's replica
+//! the ISR may follow: `partition.rs`). A consumer that sends its last fetched epoch gets
+//! the same diverging-epoch answer, as from Kafka. Only the leader serves either: a follower's replica
 //! answers NOT_LEADER_OR_FOLLOWER (no fetch from followers, KIP-392). Topics by name
 //! before v13, by id from v13. No fetch sessions: every answer has session id 0, which tells
 //! clients to send full requests (Kafka's sessionless mode). Records on disk are not copied:
@@ -181,6 +182,10 @@ fn plan(
                                     Some(replica) => {
                                         check_replica(&image, tp, replica).map(|()| partition)
                                     }
+                                    None if first => {
+                                        diverging = divergence(&partition, p);
+                                        Ok(partition)
+                                    }
                                     None => Ok(partition),
                                 }
                             }),
@@ -203,6 +208,22 @@ fn plan(
         }
     }
     plans
+}
+
+/// Where the fetcher's log parts from this one, when it sent its last fetched epoch (a
+/// follower always does; a consumer may, and gets the same answer, as from Kafka).
+fn divergence(partition: &Partition, request: &FetchPartition) -> Option<EpochEndOffset> {
+    if request.last_fetched_epoch < 0 {
+        return None;
+    }
+    let answer = partition
+        .log
+        .end_offset_for_epoch(request.last_fetched_epoch)
+        .map_or(EpochEndOffset::UNDEFINED, |e| EpochEndOffset {
+            epoch: e.epoch,
+            end_offset: e.start_offset,
+        });
+    diverging_epoch(request.last_fetched_epoch, request.fetch_offset, answer)
 }
 
 /// Kafka's checks of the fetching broker: a replica of the partition, and not a previous
@@ -236,19 +257,10 @@ fn follower_first_pass(
     now_ms: i64,
 ) -> Result<Option<EpochEndOffset>, ErrorCode> {
     check_replica(image, tp, replica)?;
-    let log = &partition.log;
-    let answer = log.end_offset_for_epoch(request.last_fetched_epoch).map_or(
-        EpochEndOffset::UNDEFINED,
-        |e| EpochEndOffset {
-            epoch: e.epoch,
-            end_offset: e.start_offset,
-        },
-    );
-    if let Some(diverging) =
-        diverging_epoch(request.last_fetched_epoch, request.fetch_offset, answer)
-    {
+    if let Some(diverging) = divergence(partition, request) {
         return Ok(Some(diverging));
     }
+    let log = &partition.log;
     if request.fetch_offset < log.log_start_offset() || request.fetch_offset > log.log_end_offset()
     {
         return Err(ErrorCode::OFFSET_OUT_OF_RANGE);
