@@ -171,6 +171,8 @@ pub struct Params {
     pub delay_max_ms: i64,
     /// A deliberately broken broker (the checker's own test).
     pub broken: Option<Broken>,
+    /// Crashes are power losses in page-cache mode too (what that mode does not promise).
+    pub power_loss: bool,
 }
 
 /// Ways to break the brokers on purpose, to show the checker notices.
@@ -820,7 +822,7 @@ impl World {
             0..=34 => {
                 if let Some(node) = self.nodes.get_mut(&id) {
                     if node.alive {
-                        node.crash(false);
+                        node.crash(self.params.power_loss);
                         self.stats.crashes += 1;
                         let down = self.rng.range(20, 2_000);
                         self.schedule(down, Event::Restart(id));
