@@ -1,5 +1,6 @@
 //! The group coordinator follows the leadership of its `__consumer_offsets` partition, in
-//! process with a second (registered, never running) broker in the metadata: FindCoordinator
+//! process with a second (registered, never running) broker in the metadata, whose follower
+//! fetches the test makes itself so that the high watermark moves: FindCoordinator
 //! names each group's partition leader, losing the leadership answers a parked JoinGroup
 //! and every later command with NOT_COORDINATOR, Metadata reports the fenced broker's
 //! replicas offline, and getting the leadership back (ElectLeaders) loads the groups again.
@@ -118,6 +119,52 @@ async fn simple_commit(client: &mut Client, group: &str, offset: i64) -> i16 {
     response.topics[0].partitions[0].error_code
 }
 
+/// Broker 2 never runs, yet it is in the partition's ISR, so the high watermark (and every
+/// group reply, which waits for it) moves only when broker 2 has fetched: this task fetches
+/// the partition from broker 1 as replica 2 would, from offset 0 on, until aborted.
+fn follow_as_broker_2(
+    addr: std::net::SocketAddr,
+    topic_id: uuid::Uuid,
+    partition: i32,
+    broker_epoch: i64,
+) -> tokio::task::JoinHandle<()> {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
+    tokio::spawn(async move {
+        let mut client = Client::connect(addr).await;
+        let mut next = 0i64;
+        loop {
+            let request = FetchRequest::default()
+                .with_replica_state(
+                    ReplicaState::default()
+                        .with_replica_id(BrokerId(2))
+                        .with_replica_epoch(broker_epoch),
+                )
+                .with_max_wait_ms(100)
+                .with_min_bytes(1)
+                .with_max_bytes(1 << 20)
+                .with_session_epoch(-1)
+                .with_topics(vec![FetchTopic::default()
+                    .with_topic_id(topic_id)
+                    .with_partitions(vec![FetchPartition::default()
+                        .with_partition(partition)
+                        .with_current_leader_epoch(-1)
+                        .with_fetch_offset(next)
+                        .with_partition_max_bytes(1 << 20)])]);
+            let response = client.send(15, request).await;
+            let data = &response.responses[0].partitions[0];
+            if data.error_code != 0 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            for (header, _) in strom_records::batches(data.records.as_deref().unwrap_or_default())
+                .map_while(Result::ok)
+            {
+                next = header.next_offset();
+            }
+        }
+    })
+}
+
 async fn until<F, Fut>(what: &str, mut done: F)
 where
     F: FnMut() -> Fut,
@@ -159,6 +206,13 @@ async fn coordinators_follow_the_leadership_of_their_partition() {
     assert!(led_there, "no partition placed with broker 2 leading");
     let group = led_here.expect("no partition led by broker 1");
     let (partition, _, _) = offsets_partition(&broker.metadata.image(), &group);
+    let image = broker.metadata.image();
+    let follower = follow_as_broker_2(
+        broker.addr(),
+        image.topic_id(OFFSETS).unwrap(),
+        partition,
+        image.broker(2).unwrap().epoch,
+    );
 
     // Broker 1 serves the group (FindCoordinator waited for its load).
     assert_eq!(simple_commit(&mut client, &group, 7).await, 0);
@@ -285,5 +339,6 @@ async fn coordinators_follow_the_leadership_of_their_partition() {
     // The commit made before the move was reloaded from this broker's log.
     assert_eq!(committed, vec![7]);
     assert_eq!(simple_commit(&mut client, &group, 9).await, 0);
+    follower.abort();
     broker.broker.shutdown().await;
 }
