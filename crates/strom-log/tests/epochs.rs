@@ -281,3 +281,47 @@ fn after_any_power_loss_the_cache_covers_the_data() {
         }
     }
 }
+
+/// Recovery's cut and the epoch cache agree: a torn last batch that began a new epoch is cut
+/// at open, and so is that epoch's entry (written durably before the batch), without the
+/// open having to rebuild the cache; the next leader's entry starts at the recovered end.
+#[test]
+fn a_torn_tail_cut_at_open_takes_its_epoch_with_it() {
+    let fs = SimFs::new();
+    let log = open_sim(&fs, config(), 0).unwrap();
+    lead(&log, 1, 3);
+    lead(&log, 1, 2);
+    let end_of_one = log.log_end_offset();
+    lead(&log, 2, 4);
+    log.flush().unwrap();
+    assert_eq!(entries(&log), vec![(1, 0), (2, end_of_one)]);
+    let image = fs.crash(0);
+    // The last batch (epoch 2) loses its last bytes; the checkpoint is unclean with its
+    // recovery point at the start of the epoch-1 data, so this is a torn tail, not damage.
+    let path = dir().join(format!("{:020}.log", 0));
+    let mut bytes = image.contents(&path).unwrap();
+    bytes.truncate(bytes.len() - 7);
+    assert!(image.replace_contents(&path, bytes));
+    let checkpoint = strom_log::checkpoint::Checkpoint {
+        recovery_point: 0,
+        log_start_offset: 0,
+        clean_shutdown: false,
+    };
+    checkpoint.write(&image, &dir()).unwrap();
+    let reopened = open_sim(&image, config(), 0).unwrap();
+    assert_eq!(reopened.open_report().truncated_segment, Some(0));
+    assert_eq!(reopened.log_end_offset(), end_of_one);
+    assert_eq!(reopened.open_report().epochs_rebuilt, None);
+    assert_eq!(entries(&reopened), vec![(1, 0)]);
+    assert_eq!(reopened.latest_epoch(), Some(1));
+    // Epoch 1 runs to the recovered end; epoch 2 is unknown again (as in Kafka's cache).
+    assert_eq!(end_for(&reopened, 1), Some((1, end_of_one)));
+    assert_eq!(end_for(&reopened, 2), None);
+    // The trimmed cache was written back: a second open (after another crash) agrees.
+    drop(reopened);
+    let again = open_sim(&image.crash(1), config(), 0).unwrap();
+    assert_eq!(again.open_report().epochs_rebuilt, None);
+    assert_eq!(entries(&again), vec![(1, 0)]);
+    lead(&again, 3, 1);
+    assert_eq!(entries(&again), vec![(1, 0), (3, end_of_one)]);
+}
