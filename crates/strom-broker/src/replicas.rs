@@ -416,6 +416,21 @@ impl ReplicaManager {
     /// `<log.dirs>/replication-offset-checkpoint` (atomically, fsynced). Blocking.
     pub fn checkpoint_high_watermarks(&self) {
         let mut marks = HighWatermarks::new();
+        // An offline partition (its log did not open) keeps the high watermark it had, so
+        // that once an operator repaired it, its consumers do not start over from the log
+        // start (they would see less, never more, but lag would jump).
+        let offline: Vec<TopicIdPartition> = self
+            .offline
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect();
+        for tp in offline {
+            if let Some(mark) = self.checkpointed_high_watermark(tp) {
+                marks.insert((tp.topic_id.as_u128(), tp.partition), mark);
+            }
+        }
         for partition in self.all() {
             marks.insert(
                 (partition.tp.topic_id.as_u128(), partition.tp.partition),
