@@ -361,6 +361,44 @@ fn session_expiry_fences_silent_brokers() {
         .all(|(_, p)| p.leader == NO_LEADER && p.isr.len() == 1));
 }
 
+/// A controller that led before and leads again (a new term) forgets when it last heard from
+/// brokers: their heartbeats went to the leader in between, so each gets a full session from
+/// its activation instead of being fenced at once.
+#[test]
+fn a_controller_active_again_gives_every_broker_a_full_session() {
+    let heard_at_1s = || {
+        let mut c = controller();
+        let image = cluster(&mut c, &[1, 2]);
+        let mut image = image;
+        for id in [1, 2] {
+            let beat = heartbeat(id, broker_epoch(&image, id), false, false);
+            image = commit(&mut c, &image, beat, 1_000).0;
+        }
+        (c, image)
+    };
+    // Long after those contacts (another node led meanwhile), this one leads again.
+    let (mut c, image) = heard_at_1s();
+    c.activate();
+    assert!(c.expire_broker_sessions(&image, 500_000).is_empty());
+    assert!(c.expire_broker_sessions(&image, 509_000).is_empty());
+    let records = c.expire_broker_sessions(&image, 509_001);
+    assert!(image
+        .apply(&records)
+        .unwrap()
+        .0
+        .unfenced_broker_ids()
+        .is_empty());
+    // Without the activation the old contacts fence both at once.
+    let (mut stale, image) = heard_at_1s();
+    let records = stale.expire_broker_sessions(&image, 500_000);
+    assert!(image
+        .apply(&records)
+        .unwrap()
+        .0
+        .unfenced_broker_ids()
+        .is_empty());
+}
+
 #[test]
 fn producer_id_blocks_are_consecutive() {
     let mut c = controller();

@@ -38,6 +38,11 @@ pub trait Controller: Send + 'static {
     fn tick(&mut self, _state: &Self::State, _now_ms: i64) -> Option<Vec<u8>> {
         None
     }
+
+    /// Called once when this node starts leading a new term, before it handles a request or
+    /// ticks in that term: state kept from an earlier term (e.g. when brokers were last
+    /// heard from) is stale, as Kafka's controller resets it on becoming active.
+    fn activate(&mut self, _state: &Self::State, _now_ms: i64) {}
 }
 
 pub(crate) type JobResult<K> = Result<<K as Controller>::Reply, SubmitError>;
@@ -57,6 +62,8 @@ pub(crate) struct ControllerTask<K: Controller> {
     pub tick_interval: Duration,
     pub node_id: NodeId,
     pub shutdown: watch::Receiver<bool>,
+    /// The term this node's controller was last activated in.
+    pub active_term: Option<u64>,
 }
 
 impl<K: Controller> ControllerTask<K> {
@@ -94,12 +101,14 @@ impl<K: Controller> ControllerTask<K> {
         if self.raft.metrics().borrow().current_leader != Some(self.node_id) {
             return;
         }
+        let limit = self.submit_timeout;
         let work = async {
             self.raft
                 .ensure_linearizable()
                 .await
                 .map_err(check_leader_error)?;
             let state = self.state.borrow().state.clone();
+            self.activate_if_new_term(&state);
             if let Some(payload) = self.controller.tick(&state, now_ms()) {
                 self.raft
                     .client_write(Payload(payload))
@@ -108,10 +117,21 @@ impl<K: Controller> ControllerTask<K> {
             }
             Ok::<(), SubmitError>(())
         };
-        match timeout(self.submit_timeout, work).await {
+        match timeout(limit, work).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::debug!("controller tick failed: {e}"),
             Err(_) => tracing::debug!("controller tick timed out"),
+        }
+    }
+
+    /// Activates the controller when this node leads a term it has not led before (called
+    /// after `ensure_linearizable` confirmed the leadership and the applied state).
+    fn activate_if_new_term(&mut self, state: &K::State) {
+        let term = self.raft.metrics().borrow().current_term;
+        if self.active_term != Some(term) {
+            self.active_term = Some(term);
+            tracing::info!(term, "controller active");
+            self.controller.activate(state, now_ms());
         }
     }
 
@@ -123,6 +143,7 @@ impl<K: Controller> ControllerTask<K> {
             .await
             .map_err(check_leader_error)?;
         let state = self.state.borrow().state.clone();
+        self.activate_if_new_term(&state);
         let (payload, reply) = self.controller.handle(&state, request, now_ms());
         if let Some(payload) = payload {
             if payload.len() > self.entry_bytes_max {

@@ -79,6 +79,10 @@ impl Controller for MetadataController {
     fn tick(&mut self, image: &MetadataImage, now_ms: i64) -> Option<Vec<u8>> {
         entry(&self.inner.tick(image, now_ms))
     }
+
+    fn activate(&mut self, _image: &MetadataImage, _now_ms: i64) {
+        self.inner.activate();
+    }
 }
 
 fn entry(records: &[strom_meta::MetadataRecord]) -> Option<Vec<u8>> {

@@ -153,6 +153,7 @@ impl<K: Controller> RaftNode<K> {
             tick_interval: Duration::from_millis(config.controller_tick_ms),
             node_id: config.node_id,
             shutdown: shutdown_rx.clone(),
+            active_term: None,
         };
         let controller_handle = tokio::spawn(task.run());
         let node = RaftNode {
@@ -338,12 +339,26 @@ impl<K: Controller> RaftNode<K> {
                     forwarded: true,
                     request,
                 };
-                self.forward(&addr, kind::SUBMIT, &message)
-                    .await
-                    .map_err(|e| {
+                // A leader that stops answering (paused, partitioned) would hold the call for
+                // the whole submit timeout, longer than a broker's session: once this node
+                // sees another leader (or none), the call is abandoned and `submit` retries
+                // there. As with any retry, the abandoned request may still be applied.
+                let mut metrics = self.inner.raft.metrics();
+                let moved = async {
+                    let _ = metrics
+                        .wait_for(|m| m.current_leader != Some(leader_id))
+                        .await;
+                };
+                tokio::select! {
+                    result = self.forward(&addr, kind::SUBMIT, &message) => result.map_err(|e| {
                         tracing::debug!("forwarding to leader {leader_id} at {addr} failed: {e}");
                         e
-                    })?
+                    })?,
+                    () = moved => {
+                        tracing::debug!("leader {leader_id} replaced while a forwarded request was in flight; retrying");
+                        Err(SubmitError::NotLeader { leader_id: None, leader_addr: None })
+                    }
+                }
             }
             other => Err(SubmitError::NotLeader {
                 leader_id: other.as_ref().map(|(id, _)| *id),

@@ -232,6 +232,16 @@ impl Controller {
         staged.finish(false).unwrap_or_default()
     }
 
+    /// This node's controller became the active one (a new term): what it remembers of
+    /// broker contacts is from an earlier term, when heartbeats went elsewhere, so every
+    /// registered broker gets a full session from the next expiry pass (Kafka's controller rebuilds its
+    /// heartbeat tracker on activation the same way). Without this a controller that led
+    /// before would fence live brokers at once.
+    pub fn activate(&mut self) {
+        self.last_contact_ms.clear();
+        self.unheard_since_ms.clear();
+    }
+
     /// Fences unfenced brokers that have not heartbeaten within the session timeout, moving
     /// their leaderships away. Call periodically; returns the records to commit.
     pub fn expire_broker_sessions(
