@@ -156,12 +156,12 @@ pub fn damage_advice(dir: &Path) -> String {
     format!(
         "Strom did not open this partition and cut or deleted nothing in {dir}: guessing \
          where the damage ends could lose acknowledged records. The broker keeps serving its other \
-         partitions; clients get KAFKA_STORAGE_ERROR for this one. To recover: stop Strom, \
-         restore {dir} from a backup taken while Strom was stopped, and start Strom (records \
-         written after the backup are lost). A partition has a single replica today, so a \
-         backup is the only other copy; once partitions are replicated, moving this \
-         replica's directory aside (with Strom stopped, while another replica is in sync) \
-         will have it copied again from the leader. Without a backup, \"A damaged partition \
+         partitions; clients get KAFKA_STORAGE_ERROR for this one. To recover, when other \
+         replicas of the partition are in sync (its ISR, e.g. `strom topics describe`): stop \
+         Strom, move {dir} aside (rename it; keep it) and start Strom: the broker copies the \
+         partition again from the leader. Otherwise stop Strom, restore {dir} from a backup \
+         taken while Strom was stopped, and start Strom (records written after the backup are \
+         lost). Without either, \"A damaged partition \
          log\" in docs/FORMATS.md shows how to keep the records before the damage"
     )
 }

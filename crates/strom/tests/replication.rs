@@ -592,3 +592,93 @@ where
     assert_eq!(body.remaining(), 0);
     response
 }
+
+/// A follower whose copy of the partition is damaged (a flipped byte with intact batches
+/// after it, found by recovery after kill -9) keeps it offline and untouched, never copies
+/// into it, never rejoins the ISR and so never becomes leader: when the leader is then
+/// killed, leadership goes to the healthy replica, which holds every acknowledged record.
+/// With its directory moved aside the broker copies the partition again and rejoins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_replica_stays_out_of_the_isr_and_never_leads() {
+    let mut cluster = Cluster::start(&[]);
+    let admin = cluster.admin();
+    admin
+        .create_topic(&NewTopic::new(TOPIC, 1, 3).config("min.insync.replicas", "2"))
+        .await
+        .unwrap();
+    admin.close().await;
+    let state = wait_for(&cluster, "the topic with a full ISR", |s| {
+        s.leader > 0 && s.isr.len() == 3
+    })
+    .await;
+    let load = Load::start(&cluster.bootstrap);
+    load.wait_for_progress(300).await;
+    let damaged = *state.replicas.iter().find(|r| **r != state.leader).unwrap();
+    cluster.kill(damaged);
+    let segment = cluster.nodes[&damaged]
+        .data
+        .join(format!("{TOPIC}-0"))
+        .join(format!("{:020}.log", 0));
+    let mut bytes = std::fs::read(&segment).unwrap();
+    assert!(
+        bytes.len() > 1_000,
+        "the follower copied too little to damage"
+    );
+    // Inside the first batch's records (past its 61-byte header): its CRC no longer
+    // matches, and the intact batches after it make this damage, not a torn tail.
+    bytes[64] ^= 0xff;
+    std::fs::write(&segment, &bytes).unwrap();
+    cluster.restart(damaged);
+    load.wait_for_progress(300).await;
+    let state = wait_for(
+        &cluster,
+        "a leader and the ISR without the damaged replica",
+        |s| s.leader > 0 && s.leader != damaged && !s.isr.contains(&damaged) && s.isr.len() == 2,
+    )
+    .await;
+    // Long past replica.lag.time.max.ms: it is still out, and the load still commits.
+    load.wait_for_progress(300).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after = wait_for(&cluster, "the same ISR", |_| true).await;
+    assert!(
+        !after.isr.contains(&damaged),
+        "a damaged replica rejoined the ISR: {after:?}"
+    );
+    let (acked, _) = load.finish().await;
+    assert_eq!(
+        std::fs::read(&segment).unwrap(),
+        bytes,
+        "the damaged segment was changed"
+    );
+    let killed = state.leader;
+    cluster.kill(killed);
+    let healthy = *state.isr.iter().find(|r| **r != killed).unwrap();
+    let state = wait_for(&cluster, "a new leader", |s| {
+        s.leader > 0 && s.leader != killed
+    })
+    .await;
+    assert_eq!(state.leader, healthy, "leadership went to {state:?}");
+    let end = acked.keys().next_back().copied().unwrap_or(0);
+    let seen = read_back(&cluster.nodes[&healthy].broker_addr.clone(), end).await;
+    check_acked(&acked, &seen);
+    cluster.restart(killed);
+    // The way out FORMATS.md gives: with the broker stopped, the damaged directory moved
+    // aside (kept, not deleted); the broker copies the partition again and rejoins the ISR.
+    cluster.kill(damaged);
+    let dir = cluster.nodes[&damaged].data.join(format!("{TOPIC}-0"));
+    let aside = cluster.nodes[&damaged]
+        .data
+        .join(format!("{TOPIC}-0.damaged"));
+    std::fs::rename(&dir, &aside).unwrap();
+    cluster.restart(damaged);
+    wait_for(&cluster, "every replica in the ISR again", |s| {
+        s.leader > 0 && s.isr.len() == 3
+    })
+    .await;
+    assert_eq!(
+        std::fs::read(aside.join(format!("{:020}.log", 0))).unwrap(),
+        bytes
+    );
+    cluster.stop();
+    check_replicas_agree(&cluster);
+}
