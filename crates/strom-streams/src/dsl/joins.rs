@@ -48,11 +48,11 @@ fn register_copartition(graph: &super::Graph, a: usize, b: usize) {
 
 impl<K: Data, V: Data> KStream<K, V> {
     /// This stream repartitioned by key if its key may have changed.
-    fn co_partitioned(&self, name: &str) -> KStream<K, V> {
+    fn co_partitioned(&self, name: &str, keys: Option<SerdeRef<K>>) -> KStream<K, V> {
         if !self.repartition_required {
             return self.clone();
         }
-        let keys = serde_or(&self.graph, None, &self.keys, "a join after a key change (key)");
+        let keys = serde_or(&self.graph, self.keys.clone().or(keys), &None, "a join after a key change (key)");
         let values = serde_or(&self.graph, None, &self.values, "a join after a key change (value)");
         match (keys, values) {
             (Some(k), Some(v)) => self.repartition_through(name, k, v, RepartitionSpec::default()),
@@ -86,7 +86,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         joiner: Arc<dyn Fn(&V, Option<&VT>) -> Option<VR> + Send + Sync>,
     ) -> KStream<K, VR> {
         let name = self.graph.next_name("KSTREAM-JOIN");
-        let stream = self.co_partitioned(&format!("{name}-left"));
+        let stream = self.co_partitioned(&format!("{name}-left"), table.keys.clone());
         let getter = table.getter.clone();
         let keys = stream.keys.clone().or_else(|| table.keys.clone());
         let factory: NodeFactory = Arc::new(move || {
@@ -218,8 +218,9 @@ impl<K: Data, V: Data> KStream<K, V> {
     ) -> KStream<K, VR> {
         let g = self.graph.clone();
         let name = joined.name.clone().unwrap_or_else(|| g.next_name("KSTREAM-JOIN"));
-        let this = self.co_partitioned(&format!("{name}-left"));
-        let that = other.co_partitioned(&format!("{name}-right"));
+        let key_hint = joined.keys.clone().or_else(|| self.keys.clone()).or_else(|| other.keys.clone());
+        let this = self.co_partitioned(&format!("{name}-left"), key_hint.clone());
+        let that = other.co_partitioned(&format!("{name}-right"), key_hint);
         let keys = serde_or(&g, joined.keys.clone(), &this.keys.clone().or_else(|| that.keys.clone()), "a stream-stream join (key)");
         let v1 = serde_or(&g, joined.values.clone(), &this.values, "a stream-stream join (this value)");
         let v2 = serde_or(&g, joined.other_values.clone(), &that.values, "a stream-stream join (other value)");

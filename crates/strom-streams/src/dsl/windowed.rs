@@ -243,30 +243,32 @@ impl<K: Data, V: Data, VA: Data> WindowAggregateNode<K, V, VA> {
         let d = w.time_difference_ms;
         let ts = rec.timestamp;
         let close = self.observed.saturating_sub(w.grace_ms);
-        if ts.saturating_add(d).saturating_add(1) <= close {
+        if ts.saturating_add(d).saturating_add(1) < close {
             ctx.dropped_late();
             return Ok(());
         }
         let raw = self.raw_kv.as_ref().ok_or_else(|| StreamsError::Topology("raw store not initialized".into()))?;
         raw.put(key, ts, Some(value))?;
         let around = raw.fetch_range(key, ts.saturating_sub(2 * d + 1), ts.saturating_add(2 * d + 1))?;
+        // Records earlier than the difference share the first window, [0, difference].
         let mut starts = BTreeSet::new();
-        starts.insert(ts - d);
+        starts.insert((ts - d).max(0));
         for (t, _) in &around {
             let t = *t;
             if t < ts && t >= ts - d - 1 {
                 starts.insert(t + 1);
             }
             if t > ts && t <= ts + d {
-                starts.insert(t - d);
+                starts.insert((t - d).max(0));
             }
             if t > ts && t <= ts + d + 1 {
                 starts.insert(ts + 1);
             }
         }
         for start in starts {
+            // Both ends inclusive: open while stream time minus grace has not passed the end.
             let window = Window::new(start, start + d);
-            if window.end <= close {
+            if window.end < close {
                 continue;
             }
             let mut agg: Option<VA> = None;
@@ -394,7 +396,10 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
             return placeholder(&g, stream.node);
         };
         let w = self.windows;
-        let retention = materialized.retention_ms.unwrap_or(0).max(w.gap_ms.saturating_add(w.grace_ms));
+        let retention = materialized
+            .retention_ms
+            .unwrap_or(0)
+            .max(w.gap_ms.saturating_mul(2).saturating_add(w.grace_ms));
         let mut spec = StoreSpec::key_value(&store).with_serdes(k.clone(), va.clone());
         spec.kind = StoreKind::Session { retention_ms: retention };
         spec.persistent = materialized.persistent;
@@ -409,7 +414,6 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
                 agg: agg.clone(),
                 merge: merge.clone(),
                 windows: w,
-                retention,
                 kv: None,
                 observed: -1,
             }) as Box<dyn Node>
@@ -463,7 +467,6 @@ struct SessionAggregateNode<K, V, VA> {
     agg: AggFn<K, V, VA>,
     merge: MergeFn<K, VA>,
     windows: SessionWindows,
-    retention: i64,
     kv: Option<SessionStore<K, VA>>,
     observed: i64,
 }
@@ -510,7 +513,9 @@ impl<K: Data, V: Data, VA: Data> Node for SessionAggregateNode<K, V, VA> {
         let new = (self.agg)(&key, value, merged.as_ref());
         kv.put(&key, window, &new)?;
         ctx.forward(rec.with(Windowed::new(key.clone(), window), Change { new: Some(new), old }))?;
-        let cutoff = self.observed.saturating_sub(self.retention);
+        // A record that is not late (its merged session ends at or after `close`) lies
+        // within a gap of that end, and reaches sessions ending a gap before it.
+        let cutoff = close.saturating_sub(gap.saturating_mul(2));
         if cutoff > 0 {
             kv.expire(cutoff)?;
         }
