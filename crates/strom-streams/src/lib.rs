@@ -4,7 +4,7 @@
 //! more instances of the same program (a consumer group with a Streams-aware assignor),
 //! and recovers by replaying changelogs. It works against Strom and any Kafka broker.
 //!
-//! ```ignore
+//! ```no_run
 //! use strom_streams::{Consumed, KafkaStreams, Materialized, Produced, Serdes, StreamsBuilder,
 //!     StreamsConfig};
 //!
@@ -36,7 +36,7 @@ pub mod driver;
 pub mod error;
 pub mod processor;
 pub mod record;
-// pub mod runtime;
+pub mod runtime;
 pub mod serdes;
 pub mod state;
 pub mod task;
@@ -52,6 +52,9 @@ pub use dsl::{
 pub use error::{Result, StreamsError};
 pub use processor::{OutRecord, Processor, ProcessorContext, PunctuationType, TaskMetrics};
 pub use record::{Change, Header, Record, RecordContext};
+pub use runtime::{
+    KafkaStreams, KeyQueryMetadata, Metrics, ProcessingGuarantee, StreamsConfig, StreamsState,
+};
 pub use serdes::{Serde, SerdeError, SerdeRef, Serdes};
 pub use state::typed::{KeyValueStore, SessionStore, WindowStore};
 pub use task::TaskId;

@@ -186,6 +186,16 @@ impl TaskState {
         Ok(())
     }
 
+    /// Forgets schedules and per-run state (a task becoming a standby keeps its stores;
+    /// its nodes are initialized again if it runs again).
+    pub(crate) fn reset_runtime(&mut self) {
+        self.schedules.clear();
+        self.stream_time = -1;
+        self.out.clear();
+        self.shared
+            .retain(|k, _| k == crate::task::CONTINUE_ON_DESERIALIZATION_ERROR);
+    }
+
     pub(crate) fn close_nodes(&mut self) {
         for n in self.nodes.iter_mut().flatten() {
             n.close();

@@ -23,19 +23,6 @@ pub(crate) struct Rec {
 }
 
 impl Rec {
-    pub fn new<K, V>(key: K, value: V, timestamp: i64) -> Rec
-    where
-        K: Send + Sync + 'static,
-        V: Send + Sync + 'static,
-    {
-        Rec {
-            key: Arc::new(key),
-            value: Arc::new(value),
-            timestamp,
-            headers: Arc::new(Vec::new()),
-        }
-    }
-
     /// The same record context (timestamp, headers) with a new key and value.
     pub fn with<K, V>(&self, key: K, value: V) -> Rec
     where

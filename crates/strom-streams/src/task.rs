@@ -173,10 +173,6 @@ impl Task {
         self.queues.entry(tp).or_default().push_back((ts, record));
     }
 
-    pub(crate) fn queued(&self) -> usize {
-        self.queues.values().map(VecDeque::len).sum()
-    }
-
     /// Drops queued records (a rebalance: they will be fetched again from the committed
     /// offsets).
     pub(crate) fn clear_queues(&mut self) {
@@ -277,6 +273,13 @@ impl Task {
 
     pub(crate) fn close(&mut self) {
         self.state.close_nodes();
+    }
+
+    /// Back to a not-running task: no queued records, schedules or per-run state.
+    pub(crate) fn reset_runtime(&mut self) {
+        self.queues.clear();
+        self.partition_time.clear();
+        self.state.reset_runtime();
     }
 }
 

@@ -151,17 +151,6 @@ impl BuilderState {
         self.stores.insert(spec.name.clone(), spec);
     }
 
-    /// Connects stores to an existing node.
-    pub fn connect(&mut self, node: usize, stores: &[String]) {
-        if let Some(n) = self.nodes.get_mut(node) {
-            for s in stores {
-                if !n.stores.contains(s) {
-                    n.stores.push(s.clone());
-                }
-            }
-        }
-    }
-
     pub fn error(&mut self, e: impl Into<String>) {
         self.errors.push(e.into());
     }
@@ -334,23 +323,6 @@ impl Topology {
             repartitions: state.repartitions,
             copartition,
         })
-    }
-
-    /// The sub-topology reading `topic`, and its source node.
-    pub(crate) fn source_of(&self, topic: &TopicName) -> Option<(usize, usize)> {
-        for (s, sub) in self.subtopologies.iter().enumerate() {
-            if !sub.sources.contains(topic) {
-                continue;
-            }
-            for &i in &sub.nodes {
-                if let NodeKind::Source { topics, .. } = &self.nodes[i].kind {
-                    if topics.contains(topic) {
-                        return Some((s, i));
-                    }
-                }
-            }
-        }
-        None
     }
 
     /// Topics the application consumes (user and repartition), resolved.

@@ -125,10 +125,8 @@ impl StoreSpec {
             _ => Box::new(memory::MemoryStore::default()),
         };
         Ok(Arc::new(Mutex::new(StoreInner {
-            name: self.name.clone(),
             store,
             log: self.logged.then(Vec::new),
-            kind: self.kind,
         })))
     }
 }
@@ -148,11 +146,9 @@ pub(crate) type LogEntry = (Bytes, Option<Bytes>);
 
 /// One open store of one task.
 pub struct StoreInner {
-    pub(crate) name: String,
     pub(crate) store: Box<dyn BytesStore>,
     /// `Some` when logged: writes not yet handed to the changelog.
     pub(crate) log: Option<Vec<LogEntry>>,
-    pub(crate) kind: StoreKind,
 }
 
 impl StoreInner {
