@@ -107,3 +107,61 @@ async fn a_killed_instance_restores_its_store_from_the_changelog() {
     }
     assert!(third.terminate());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_reset_reprocesses_the_input_from_scratch() {
+    let broker = Broker::start();
+    broker.create_topic("lines", 2).await;
+    broker.create_topic("counts", 2).await;
+    let dirs = tempfile::tempdir().unwrap();
+    let mut expected = BTreeMap::new();
+    let mut reader = broker.reader("counts").await;
+    let mut counts = Counts::default();
+    let mut first = Instance::start(&broker, "wc-reset", "lines", "counts", &dirs.path().join("a"));
+    first.wait_running(LIMIT);
+    broker.produce_lines("lines", &lines(0, 100, &mut expected)).await;
+    counts.wait_for(&mut reader, &expected, LIMIT).await;
+
+    let reset = |extra: &[&str]| {
+        let mut args = vec!["streams", "reset", "--application-id", "wc-reset", "--input-topics", "lines"];
+        args.extend_from_slice(extra);
+        std::process::Command::new(common::strom_bin())
+            .args(&args)
+            .args(["--bootstrap-server", &broker.bootstrap])
+            .output()
+            .unwrap()
+    };
+    let running = reset(&[]);
+    assert!(!running.status.success());
+    assert!(String::from_utf8_lossy(&running.stderr).contains("still running"), "{running:?}");
+    assert!(first.terminate());
+
+    let plan = reset(&["--dry-run"]);
+    assert!(plan.status.success(), "{plan:?}");
+    assert!(String::from_utf8_lossy(&plan.stdout).contains("wc-reset-counts-changelog"));
+    assert!(broker.admin().list_topics(false).await.unwrap().contains(&"wc-reset-counts-changelog".to_string()));
+    let done = reset(&[]);
+    assert!(done.status.success(), "{done:?}");
+    let topics = broker.admin().list_topics(false).await.unwrap();
+    assert!(topics.iter().all(|t| !t.starts_with("wc-reset-")), "{topics:?}");
+
+    // From scratch (fresh state): every word is counted again from 1.
+    let mut again = Instance::start(&broker, "wc-reset", "lines", "counts", &dirs.path().join("b"));
+    again.wait_running(LIMIT);
+    let start = Instant::now();
+    loop {
+        counts.read_more(&mut reader).await;
+        let done = expected
+            .iter()
+            .all(|(w, n)| counts.seen.get(w).is_some_and(|s| s.len() as u64 == 2 * n));
+        if done {
+            break;
+        }
+        assert!(start.elapsed() < LIMIT, "not reprocessed: {:?}", counts.seen);
+    }
+    for (word, seen) in &counts.seen {
+        let once: Vec<u64> = (1..=expected[word]).collect();
+        assert_eq!(seen, &[once.clone(), once].concat(), "counts of {word}");
+    }
+    assert!(again.terminate());
+}
