@@ -73,6 +73,8 @@ pub(crate) struct StreamThread {
     last_commit: Instant,
     last_purge: Instant,
     last_metrics: Instant,
+    /// Something was processed, punctuated or restored since the last commit.
+    commit_needed: bool,
 }
 
 fn now_ms() -> i64 {
@@ -125,6 +127,7 @@ impl StreamThread {
             last_commit: Instant::now(),
             last_purge: Instant::now(),
             last_metrics: Instant::now(),
+            commit_needed: false,
             shared,
         })
     }
@@ -164,7 +167,7 @@ impl StreamThread {
             self.punctuate()?;
             self.send().await?;
             let requested = self.active.values_mut().any(|s| std::mem::take(&mut s.task.state.commit_requested));
-            if requested || self.last_commit.elapsed() >= commit_every {
+            if requested || (self.commit_needed && self.last_commit.elapsed() >= commit_every) {
                 self.commit().await?;
             }
             self.publish_metrics(false);
@@ -371,6 +374,7 @@ impl StreamThread {
             let records = self.restore.poll(wait).await?;
             for r in records {
                 self.apply_changelog(&wanted, r)?;
+                self.commit_needed = true;
             }
             for tp in wanted.keys() {
                 if let Some(pos) = self.restore.position(tp) {
@@ -449,7 +453,9 @@ impl StreamThread {
             if slot.restoring.is_some() {
                 continue;
             }
-            while slot.task.process_one()? {}
+            while slot.task.process_one()? {
+                self.commit_needed = true;
+            }
         }
         Ok(())
     }
@@ -457,8 +463,8 @@ impl StreamThread {
     fn punctuate(&mut self) -> Result<()> {
         let now = now_ms();
         for slot in self.active.values_mut() {
-            if slot.restoring.is_none() {
-                slot.task.punctuate_wall_clock(now)?;
+            if slot.restoring.is_none() && slot.task.punctuate_wall_clock(now)? > 0 {
+                self.commit_needed = true;
             }
         }
         Ok(())
@@ -552,6 +558,7 @@ impl StreamThread {
             }
         }
         self.commits += 1;
+        self.commit_needed = false;
         self.last_commit = Instant::now();
         self.after_commit().await;
         Ok(())
@@ -566,7 +573,12 @@ impl StreamThread {
                     self.lag = ends
                         .into_iter()
                         .map(|(tp, end)| {
-                            let pos = self.committed.get(&tp).copied().unwrap_or(0);
+                            let pos = self
+                                .committed
+                                .get(&tp)
+                                .copied()
+                                .or_else(|| self.consumer.position(&tp))
+                                .unwrap_or(0);
                             let lag = (end.offset - pos).max(0);
                             (tp, lag)
                         })
