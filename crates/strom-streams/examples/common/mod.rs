@@ -45,7 +45,7 @@ pub async fn run_until_signal(streams: KafkaStreams, name: &str) -> anyhow::Resu
         }
     }
     eprintln!("{name}: closing");
-    streams.close().await?;
+    streams.close_with_timeout(Duration::from_secs(30)).await?;
     let m = streams.metrics();
     eprintln!(
         "{name}: closed; processed {} records, restored {}, dropped {} late",

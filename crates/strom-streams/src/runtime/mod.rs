@@ -214,12 +214,33 @@ impl KafkaStreams {
     }
 
     /// Stops the threads: each commits what it processed, writes its checkpoints and
-    /// leaves the group. Returns the error a thread failed with, if any.
+    /// leaves the group. Returns the error a thread failed with, if any. Unbounded: with
+    /// the cluster unreachable this waits for the clients' own timeouts; see
+    /// [`KafkaStreams::close_with_timeout`].
     pub async fn close(&self) -> Result<()> {
+        self.close_with_timeout(Duration::MAX).await
+    }
+
+    /// As [`KafkaStreams::close`], but threads still closing after `timeout` are aborted
+    /// (what they processed since their last commit is processed again after a restart).
+    pub async fn close_with_timeout(&self, timeout: Duration) -> Result<()> {
         self.shared.stop.store(true, Ordering::SeqCst);
         let handles: Vec<JoinHandle<()>> = guard(&self.handles).drain(..).collect();
-        for h in handles {
-            let _ = h.await;
+        let deadline = Instant::now().checked_add(timeout);
+        let mut timed_out = false;
+        for mut h in handles {
+            let left = deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()));
+            if tokio::time::timeout(left, &mut h).await.is_err() {
+                h.abort();
+                timed_out = true;
+            }
+        }
+        if timed_out {
+            let mut threads = guard(&self.shared.threads);
+            threads.iter_mut().for_each(|t| *t = ThreadState::Dead);
+            return Err(StreamsError::NotRunning(format!(
+                "threads still closing after {timeout:?} were aborted (no final commit)"
+            )));
         }
         match guard(&self.shared.error).clone() {
             Some(e) => Err(e),
