@@ -517,7 +517,10 @@ impl strom_client::consumer::assignor::GroupAssignor for FirstTakesAll {
         Ok(members
             .iter()
             .map(|(m, sub)| {
-                assert!(sub.user_data.is_some(), "subscription user data reaches the leader");
+                assert!(
+                    sub.user_data.is_some(),
+                    "subscription user data reaches the leader"
+                );
                 let partitions = if *m == first {
                     counts
                         .iter()
@@ -552,7 +555,10 @@ async fn custom_assignor_and_manual_rejoin() {
     a.subscribe(vec!["custom".into()]).await.unwrap();
     assert!(a.rebalance_due(), "never joined");
     assert!(a.poll(Duration::from_secs(5)).await.unwrap().is_empty());
-    assert!(a.assignment().is_empty(), "manual rejoin: poll does not join");
+    assert!(
+        a.assignment().is_empty(),
+        "manual rejoin: poll does not join"
+    );
     let assigned = a.rejoin().await.unwrap();
     assert_eq!(assigned.len(), 3);
     assert!(!a.rebalance_due());

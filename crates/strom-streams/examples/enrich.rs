@@ -16,7 +16,9 @@ mod common;
 use std::path::PathBuf;
 
 use clap::Parser;
-use strom_streams::{Consumed, KafkaStreams, Materialized, Produced, Serdes, StreamsBuilder, StreamsConfig, Topology};
+use strom_streams::{
+    Consumed, KafkaStreams, Materialized, Produced, Serdes, StreamsBuilder, StreamsConfig, Topology,
+};
 
 #[derive(Parser)]
 #[command(about = "Strom Streams stream-table enrichment join")]
@@ -44,11 +46,18 @@ struct Args {
 
 pub fn topology(orders: &str, customers: &str, output: &str) -> strom_streams::Result<Topology> {
     let builder = StreamsBuilder::new();
-    let customers = builder.table(customers, Consumed::with(Serdes::string(), Serdes::string()), Materialized::as_store("customers"));
+    let customers = builder.table(
+        customers,
+        Consumed::with(Serdes::string(), Serdes::string()),
+        Materialized::as_store("customers"),
+    );
     builder
         .stream(orders, Consumed::with(Serdes::string(), Serdes::string()))
         .left_join_table(&customers, |order: &String, name: Option<&String>| {
-            format!("{order} for {}", name.map_or("unknown customer", String::as_str))
+            format!(
+                "{order} for {}",
+                name.map_or("unknown customer", String::as_str)
+            )
         })
         .to(output, Produced::with(Serdes::string(), Serdes::string()));
     builder.build()
@@ -57,13 +66,15 @@ pub fn topology(orders: &str, customers: &str, output: &str) -> strom_streams::R
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let state_dir = args
-        .state_dir
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("strom-streams-{}", std::process::id())));
+    let state_dir = args.state_dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("strom-streams-{}", std::process::id()))
+    });
     let mut props = strom_client::Properties::new();
     props
         .set("application.id", args.application_id.clone())
@@ -72,6 +83,9 @@ async fn main() -> anyhow::Result<()> {
         .set("state.dir", state_dir.display().to_string());
     common::set_all(&mut props, &args.settings)?;
     let config = StreamsConfig::from_properties(&props)?;
-    let streams = KafkaStreams::new(topology(&args.orders, &args.customers, &args.output)?, config)?;
+    let streams = KafkaStreams::new(
+        topology(&args.orders, &args.customers, &args.output)?,
+        config,
+    )?;
     common::run_until_signal(streams, "enrich").await
 }

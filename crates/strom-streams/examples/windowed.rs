@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use strom_streams::{
-    Consumed, Grouped, KafkaStreams, Materialized, Produced, Serdes, StreamsBuilder, StreamsConfig, Suppressed,
-    TimeWindows, Topology, Windowed,
+    Consumed, Grouped, KafkaStreams, Materialized, Produced, Serdes, StreamsBuilder, StreamsConfig,
+    Suppressed, TimeWindows, Topology, Windowed,
 };
 
 #[derive(Parser)]
@@ -48,17 +48,27 @@ struct Args {
     settings: Vec<String>,
 }
 
-pub fn topology(input: &str, output: &str, window: Duration, grace: Duration) -> strom_streams::Result<Topology> {
+pub fn topology(
+    input: &str,
+    output: &str,
+    window: Duration,
+    grace: Duration,
+) -> strom_streams::Result<Topology> {
     let builder = StreamsBuilder::new();
     builder
-        .stream(input, Consumed::with(Serdes::string(), Serdes::nullable(Serdes::bytes())))
+        .stream(
+            input,
+            Consumed::with(Serdes::string(), Serdes::nullable(Serdes::bytes())),
+        )
         .group_by_key(Grouped::default())
         .windowed_by(TimeWindows::of_size_and_grace(window, grace))
         .count(Materialized::as_store("window-counts"))
         .suppress(Suppressed::until_window_closes())
         .to_stream()
         .filter_some()
-        .map(|w: &Windowed<String>, count: &i64| (format!("{}@{}", w.key, w.window.start), count.to_string()))
+        .map(|w: &Windowed<String>, count: &i64| {
+            (format!("{}@{}", w.key, w.window.start), count.to_string())
+        })
         .to(output, Produced::with(Serdes::string(), Serdes::string()));
     builder.build()
 }
@@ -66,13 +76,15 @@ pub fn topology(input: &str, output: &str, window: Duration, grace: Duration) ->
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let state_dir = args
-        .state_dir
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("strom-streams-{}", std::process::id())));
+    let state_dir = args.state_dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("strom-streams-{}", std::process::id()))
+    });
     let mut props = strom_client::Properties::new();
     props
         .set("application.id", args.application_id.clone())

@@ -16,7 +16,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use strom_streams::{
-    Consumed, Grouped, KafkaStreams, Materialized, Produced, Serdes, StreamsBuilder, StreamsConfig, Topology,
+    Consumed, Grouped, KafkaStreams, Materialized, Produced, Serdes, StreamsBuilder, StreamsConfig,
+    Topology,
 };
 
 #[derive(Parser)]
@@ -52,9 +53,19 @@ struct Args {
 pub fn topology(input: &str, output: &str) -> strom_streams::Result<Topology> {
     let builder = StreamsBuilder::new();
     builder
-        .stream(input, Consumed::with(Serdes::nullable(Serdes::string()), Serdes::string()))
-        .flat_map_values(|line: &String| line.split_whitespace().map(str::to_lowercase).collect::<Vec<_>>())
-        .group_by(|_, word: &String| word.clone(), Grouped::with(Serdes::string(), Serdes::string()))
+        .stream(
+            input,
+            Consumed::with(Serdes::nullable(Serdes::string()), Serdes::string()),
+        )
+        .flat_map_values(|line: &String| {
+            line.split_whitespace()
+                .map(str::to_lowercase)
+                .collect::<Vec<_>>()
+        })
+        .group_by(
+            |_, word: &String| word.clone(),
+            Grouped::with(Serdes::string(), Serdes::string()),
+        )
         .count(Materialized::as_store("counts"))
         .to_stream()
         .filter_some()
@@ -66,13 +77,15 @@ pub fn topology(input: &str, output: &str) -> strom_streams::Result<Topology> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let state_dir = args
-        .state_dir
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("strom-streams-{}", std::process::id())));
+    let state_dir = args.state_dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("strom-streams-{}", std::process::id()))
+    });
     let mut props = strom_client::Properties::new();
     props
         .set("application.id", args.application_id.clone())

@@ -47,15 +47,18 @@ impl TopologyTestDriver {
 
     /// A driver with the given application id (internal topics are named after it) and
     /// initial wall-clock time.
-    pub fn with_options(topology: Topology, application_id: &str, wall_clock_ms: i64) -> Result<Self> {
+    pub fn with_options(
+        topology: Topology,
+        application_id: &str,
+        wall_clock_ms: i64,
+    ) -> Result<Self> {
         let topology = Arc::new(topology);
         let mut globals = HashMap::new();
         let mut global_cells = HashMap::new();
         for g in &topology.globals {
-            let spec = topology
-                .stores
-                .get(&g.store)
-                .ok_or_else(|| StreamsError::Topology(format!("global store {} missing", g.store)))?;
+            let spec = topology.stores.get(&g.store).ok_or_else(|| {
+                StreamsError::Topology(format!("global store {} missing", g.store))
+            })?;
             let cell = spec.open(None)?;
             globals.insert(g.topic.clone(), cell.clone());
             global_cells.insert(g.store.clone(), cell);
@@ -107,7 +110,9 @@ impl TopologyTestDriver {
             return Ok(());
         }
         let Some(&task) = self.readers.get(topic) else {
-            return Err(StreamsError::Topology(format!("no source reads topic {topic}")));
+            return Err(StreamsError::Topology(format!(
+                "no source reads topic {topic}"
+            )));
         };
         let offset = self.offsets.entry(topic.to_string()).or_insert(0);
         let record = ConsumerRecord {
@@ -140,7 +145,10 @@ impl TopologyTestDriver {
                     "one input record caused more than {CASCADE_RECORDS_MAX} records (a topology feeding itself?)"
                 )));
             }
-            self.outputs.entry(r.topic.clone()).or_default().push_back(r.clone());
+            self.outputs
+                .entry(r.topic.clone())
+                .or_default()
+                .push_back(r.clone());
             if let Some(&task) = self.readers.get(&r.topic) {
                 let offset = self.offsets.entry(r.topic.clone()).or_insert(0);
                 self.tasks[task].add(ConsumerRecord {
@@ -214,7 +222,10 @@ impl TopologyTestDriver {
     }
 
     /// A store of the topology, with its declared serdes.
-    pub fn key_value_store<K: 'static, V: 'static>(&self, name: &str) -> Result<KeyValueStore<K, V>> {
+    pub fn key_value_store<K: 'static, V: 'static>(
+        &self,
+        name: &str,
+    ) -> Result<KeyValueStore<K, V>> {
         let (k, v) = declared_serdes::<K, V>(&self.topology.stores, name)?;
         Ok(KeyValueStore::new(name, self.cell(name)?, k, v))
     }
@@ -222,9 +233,22 @@ impl TopologyTestDriver {
     pub fn window_store<K: 'static, V: 'static>(&self, name: &str) -> Result<WindowStore<K, V>> {
         let (k, v) = declared_serdes::<K, V>(&self.topology.stores, name)?;
         let spec = self.topology.stores.get(name);
-        let duplicates = matches!(spec.map(|s| s.kind), Some(StoreKind::Window { duplicates: true, .. }));
+        let duplicates = matches!(
+            spec.map(|s| s.kind),
+            Some(StoreKind::Window {
+                duplicates: true,
+                ..
+            })
+        );
         let size = spec.map_or(0, |s| s.window_size_ms);
-        Ok(WindowStore::new(name, self.cell(name)?, k, v, size, duplicates))
+        Ok(WindowStore::new(
+            name,
+            self.cell(name)?,
+            k,
+            v,
+            size,
+            duplicates,
+        ))
     }
 
     pub fn session_store<K: 'static, V: 'static>(&self, name: &str) -> Result<SessionStore<K, V>> {
@@ -232,7 +256,12 @@ impl TopologyTestDriver {
         Ok(SessionStore::new(name, self.cell(name)?, k, v))
     }
 
-    pub fn input_topic<K, V>(&self, topic: &str, keys: SerdeRef<K>, values: SerdeRef<V>) -> TestInputTopic<K, V> {
+    pub fn input_topic<K, V>(
+        &self,
+        topic: &str,
+        keys: SerdeRef<K>,
+        values: SerdeRef<V>,
+    ) -> TestInputTopic<K, V> {
         TestInputTopic {
             topic: topic.to_string(),
             keys,
@@ -240,7 +269,12 @@ impl TopologyTestDriver {
         }
     }
 
-    pub fn output_topic<K, V>(&self, topic: &str, keys: SerdeRef<K>, values: SerdeRef<V>) -> TestOutputTopic<K, V> {
+    pub fn output_topic<K, V>(
+        &self,
+        topic: &str,
+        keys: SerdeRef<K>,
+        values: SerdeRef<V>,
+    ) -> TestOutputTopic<K, V> {
         TestOutputTopic {
             topic: topic.to_string(),
             keys,
@@ -265,20 +299,36 @@ fn ser_err(e: crate::serdes::SerdeError) -> StreamsError {
 }
 
 impl<K: 'static, V: 'static> TestInputTopic<K, V> {
-    pub fn pipe(&self, driver: &mut TopologyTestDriver, key: K, value: V, timestamp: i64) -> Result<()> {
+    pub fn pipe(
+        &self,
+        driver: &mut TopologyTestDriver,
+        key: K,
+        value: V,
+        timestamp: i64,
+    ) -> Result<()> {
         let k = self.keys.serialize(&key).map_err(ser_err)?;
         let v = self.values.serialize(&value).map_err(ser_err)?;
         driver.pipe_raw(&self.topic, k, v, timestamp, Vec::new())
     }
 
     /// A record with a null value (a table delete).
-    pub fn pipe_tombstone(&self, driver: &mut TopologyTestDriver, key: K, timestamp: i64) -> Result<()> {
+    pub fn pipe_tombstone(
+        &self,
+        driver: &mut TopologyTestDriver,
+        key: K,
+        timestamp: i64,
+    ) -> Result<()> {
         let k = self.keys.serialize(&key).map_err(ser_err)?;
         driver.pipe_raw(&self.topic, k, None, timestamp, Vec::new())
     }
 
     /// A record with a null key.
-    pub fn pipe_value(&self, driver: &mut TopologyTestDriver, value: V, timestamp: i64) -> Result<()> {
+    pub fn pipe_value(
+        &self,
+        driver: &mut TopologyTestDriver,
+        value: V,
+        timestamp: i64,
+    ) -> Result<()> {
         let v = self.values.serialize(&value).map_err(ser_err)?;
         driver.pipe_raw(&self.topic, None, v, timestamp, Vec::new())
     }
@@ -297,14 +347,20 @@ impl<K: 'static, V: 'static> TestOutputTopic<K, V> {
         let Some(r) = driver.read_output(&self.topic) else {
             return Ok(None);
         };
-        let key = self.keys.deserialize(r.key.as_deref()).map_err(|e| StreamsError::Serde {
-            what: format!("key read from {}", self.topic),
-            reason: e.0,
-        })?;
-        let value = self.values.deserialize(r.value.as_deref()).map_err(|e| StreamsError::Serde {
-            what: format!("value read from {}", self.topic),
-            reason: e.0,
-        })?;
+        let key = self
+            .keys
+            .deserialize(r.key.as_deref())
+            .map_err(|e| StreamsError::Serde {
+                what: format!("key read from {}", self.topic),
+                reason: e.0,
+            })?;
+        let value =
+            self.values
+                .deserialize(r.value.as_deref())
+                .map_err(|e| StreamsError::Serde {
+                    what: format!("value read from {}", self.topic),
+                    reason: e.0,
+                })?;
         Ok(Some(Record {
             key,
             value,

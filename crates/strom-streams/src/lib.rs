@@ -31,8 +31,8 @@
 //! [`Processor`] (the processor API), [`TopologyTestDriver`] (tests without a broker) and
 //! [`KafkaStreams`] (the runtime).
 
-pub mod dsl;
 pub mod driver;
+pub mod dsl;
 pub mod error;
 pub mod processor;
 pub mod record;
@@ -59,6 +59,4 @@ pub use serdes::{Serde, SerdeError, SerdeRef, Serdes};
 pub use state::typed::{KeyValueStore, SessionStore, WindowStore};
 pub use task::TaskId;
 pub use topology::{RawRecord, TimestampExtractor, Topology};
-pub use windows::{
-    JoinWindows, SessionWindows, SlidingWindows, TimeWindows, Window, Windowed,
-};
+pub use windows::{JoinWindows, SessionWindows, SlidingWindows, TimeWindows, Window, Windowed};

@@ -288,7 +288,12 @@ impl Ctx<'_> {
         keys: &SerdeRef<K>,
         values: &SerdeRef<V>,
     ) -> Result<KeyValueStore<K, V>> {
-        Ok(KeyValueStore::new(name, self.store(name)?, keys.clone(), values.clone()))
+        Ok(KeyValueStore::new(
+            name,
+            self.store(name)?,
+            keys.clone(),
+            values.clone(),
+        ))
     }
 
     pub fn schedule(&mut self, interval_ms: i64, kind: PunctuationType) -> u64 {
@@ -321,7 +326,11 @@ impl Ctx<'_> {
     }
 
     /// A per-task object shared by name between nodes, made on first use.
-    pub fn shared<T: Send + Sync + 'static>(&mut self, name: &str, make: impl FnOnce() -> T) -> Result<Arc<T>> {
+    pub fn shared<T: Send + Sync + 'static>(
+        &mut self,
+        name: &str,
+        make: impl FnOnce() -> T,
+    ) -> Result<Arc<T>> {
         let entry = self
             .task
             .shared
@@ -394,8 +403,10 @@ where
     /// Calls [`Processor::punctuate`] every `interval` of stream time or wall-clock time;
     /// returns the schedule's id.
     pub fn schedule(&mut self, interval: Duration, kind: PunctuationType) -> u64 {
-        self.ctx
-            .schedule(i64::try_from(interval.as_millis()).unwrap_or(i64::MAX), kind)
+        self.ctx.schedule(
+            i64::try_from(interval.as_millis()).unwrap_or(i64::MAX),
+            kind,
+        )
     }
 
     pub fn cancel(&mut self, schedule: u64) {
@@ -431,7 +442,10 @@ where
     }
 
     /// A connected key-value store, with the serdes it was declared with.
-    pub fn key_value_store<K: 'static, V: 'static>(&self, name: &str) -> Result<KeyValueStore<K, V>> {
+    pub fn key_value_store<K: 'static, V: 'static>(
+        &self,
+        name: &str,
+    ) -> Result<KeyValueStore<K, V>> {
         let (k, v) = declared_serdes::<K, V>(&self.ctx.task.specs, name)?;
         Ok(KeyValueStore::new(name, self.ctx.store(name)?, k, v))
     }
@@ -441,10 +455,23 @@ where
         let (k, v) = declared_serdes::<K, V>(&self.ctx.task.specs, name)?;
         let spec = self.ctx.task.specs.get(name);
         let (size, dup) = match spec.map(|s| s.kind) {
-            Some(StoreKind::Window { duplicates, .. }) => (spec.map_or(0, |s| s.window_size_ms), duplicates),
-            _ => return Err(StreamsError::Topology(format!("store {name} is not a window store"))),
+            Some(StoreKind::Window { duplicates, .. }) => {
+                (spec.map_or(0, |s| s.window_size_ms), duplicates)
+            }
+            _ => {
+                return Err(StreamsError::Topology(format!(
+                    "store {name} is not a window store"
+                )))
+            }
         };
-        Ok(WindowStore::new(name, self.ctx.store(name)?, k, v, size, dup))
+        Ok(WindowStore::new(
+            name,
+            self.ctx.store(name)?,
+            k,
+            v,
+            size,
+            dup,
+        ))
     }
 
     /// A connected session store.
@@ -462,10 +489,9 @@ pub(crate) fn declared_serdes<K: 'static, V: 'static>(
     let spec = specs
         .get(name)
         .ok_or_else(|| StreamsError::Topology(format!("no store named {name}")))?;
-    let serdes = spec
-        .serdes
-        .as_ref()
-        .ok_or_else(|| StreamsError::Topology(format!("store {name} was declared without serdes")))?;
+    let serdes = spec.serdes.as_ref().ok_or_else(|| {
+        StreamsError::Topology(format!("store {name} was declared without serdes"))
+    })?;
     serdes
         .downcast_ref::<(SerdeRef<K>, SerdeRef<V>)>()
         .cloned()

@@ -198,7 +198,11 @@ impl Serdes {
 }
 
 /// Serializes a value that must not be null (a store key or value).
-pub(crate) fn to_bytes<T: 'static>(serde: &dyn Serde<T>, value: &T, what: &str) -> crate::Result<Bytes> {
+pub(crate) fn to_bytes<T: 'static>(
+    serde: &dyn Serde<T>,
+    value: &T,
+    what: &str,
+) -> crate::Result<Bytes> {
     serde
         .serialize(value)
         .map_err(|e| crate::StreamsError::Serde {
@@ -211,7 +215,11 @@ pub(crate) fn to_bytes<T: 'static>(serde: &dyn Serde<T>, value: &T, what: &str) 
         })
 }
 
-pub(crate) fn from_bytes<T: 'static>(serde: &dyn Serde<T>, data: &[u8], what: &str) -> crate::Result<T> {
+pub(crate) fn from_bytes<T: 'static>(
+    serde: &dyn Serde<T>,
+    data: &[u8],
+    what: &str,
+) -> crate::Result<T> {
     serde
         .deserialize(Some(data))
         .map_err(|e| crate::StreamsError::Serde {
@@ -230,17 +238,30 @@ mod tests {
             Serdes::i64().serialize(&1).unwrap().unwrap().as_ref(),
             &[0, 0, 0, 0, 0, 0, 0, 1]
         );
-        assert_eq!(Serdes::i64().deserialize(Some(&[0, 0, 0, 0, 0, 0, 1, 0])).unwrap(), 256);
+        assert_eq!(
+            Serdes::i64()
+                .deserialize(Some(&[0, 0, 0, 0, 0, 0, 1, 0]))
+                .unwrap(),
+            256
+        );
         assert!(Serdes::i64().deserialize(Some(&[1])).is_err());
         assert_eq!(Serdes::i32().deserialize(Some(&[0, 0, 0, 7])).unwrap(), 7);
-        assert_eq!(Serdes::f64().deserialize(Serdes::f64().serialize(&1.5).unwrap().as_deref()).unwrap(), 1.5);
+        assert_eq!(
+            Serdes::f64()
+                .deserialize(Serdes::f64().serialize(&1.5).unwrap().as_deref())
+                .unwrap(),
+            1.5
+        );
         assert_eq!(Serdes::string().deserialize(Some(b"hi")).unwrap(), "hi");
         assert!(Serdes::string().deserialize(None).is_err());
         assert!(Serdes::string().deserialize(Some(&[0xff])).is_err());
         assert_eq!(Serdes::unit().serialize(&()).unwrap(), None);
         let n = Serdes::nullable(Serdes::string());
         assert_eq!(n.deserialize(None).unwrap(), None);
-        assert_eq!(n.serialize(&Some("a".into())).unwrap().as_deref(), Some(&b"a"[..]));
+        assert_eq!(
+            n.serialize(&Some("a".into())).unwrap().as_deref(),
+            Some(&b"a"[..])
+        );
         #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
         struct P {
             x: i32,

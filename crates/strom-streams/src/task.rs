@@ -74,7 +74,8 @@ impl Task {
             .subtopologies
             .get(id.subtopology as usize)
             .ok_or_else(|| StreamsError::Topology(format!("no sub-topology for task {id}")))?;
-        let local: HashMap<usize, usize> = sub.nodes.iter().enumerate().map(|(l, &g)| (g, l)).collect();
+        let local: HashMap<usize, usize> =
+            sub.nodes.iter().enumerate().map(|(l, &g)| (g, l)).collect();
         let mut nodes = Vec::with_capacity(sub.nodes.len());
         let mut names = Vec::with_capacity(sub.nodes.len());
         let mut children = vec![Vec::new(); sub.nodes.len()];
@@ -103,7 +104,10 @@ impl Task {
                 .ok_or_else(|| StreamsError::Topology(format!("unknown store {name}")))?;
             stores.insert(name.clone(), spec.open(dir.as_deref())?);
             if let Some(t) = topology.changelog_of(name) {
-                changelogs.insert(name.clone(), TopicPartition::new(t.resolve(application_id), id.partition));
+                changelogs.insert(
+                    name.clone(),
+                    TopicPartition::new(t.resolve(application_id), id.partition),
+                );
             }
         }
         let mut inputs: Vec<TopicPartition> = sources
@@ -168,7 +172,8 @@ impl Task {
             None => record.timestamp_ms,
         };
         if ts >= 0 {
-            self.partition_time.insert(tp.clone(), partition_time.max(ts));
+            self.partition_time
+                .insert(tp.clone(), partition_time.max(ts));
         }
         self.queues.entry(tp).or_default().push_back((ts, record));
     }
@@ -199,7 +204,11 @@ impl Task {
             return Ok(true);
         }
         let Some((node, _)) = self.sources.get(&record.topic).cloned() else {
-            return Err(StreamsError::Topology(format!("task {} has no source for {}", self.id(), record.topic)));
+            return Err(StreamsError::Topology(format!(
+                "task {} has no source for {}",
+                self.id(),
+                record.topic
+            )));
         };
         self.state.record = RecordContext {
             topic: record.topic.clone(),
@@ -218,7 +227,8 @@ impl Task {
         self.state.run(node, rec)?;
         self.state.metrics.records_processed += 1;
         let stream_time = self.state.stream_time;
-        self.state.punctuate(PunctuationType::StreamTime, stream_time)?;
+        self.state
+            .punctuate(PunctuationType::StreamTime, stream_time)?;
         self.drain_changelogs();
         Ok(true)
     }
@@ -226,7 +236,9 @@ impl Task {
     /// Fires wall-clock punctuations due at `now_ms`.
     pub(crate) fn punctuate_wall_clock(&mut self, now_ms: i64) -> Result<usize> {
         self.state.wall_clock_ms = now_ms;
-        let n = self.state.punctuate(PunctuationType::WallClockTime, now_ms)?;
+        let n = self
+            .state
+            .punctuate(PunctuationType::WallClockTime, now_ms)?;
         self.drain_changelogs();
         Ok(n)
     }
@@ -235,7 +247,9 @@ impl Task {
     fn drain_changelogs(&mut self) {
         let ts = self.state.record.timestamp;
         for (store, tp) in &self.changelogs {
-            let Some(cell) = self.state.stores.get(store) else { continue };
+            let Some(cell) = self.state.stores.get(store) else {
+                continue;
+            };
             let Ok(mut s) = lock(cell) else { continue };
             for (key, value) in s.take_log() {
                 self.state.out.push(OutRecord {
@@ -284,4 +298,5 @@ impl Task {
 }
 
 /// Key of the task-shared flag read by source nodes.
-pub(crate) const CONTINUE_ON_DESERIALIZATION_ERROR: &str = "default.deserialization.exception.handler";
+pub(crate) const CONTINUE_ON_DESERIALIZATION_ERROR: &str =
+    "default.deserialization.exception.handler";

@@ -145,7 +145,8 @@ impl BuilderState {
 
     pub fn add_store(&mut self, spec: StoreSpec) {
         if self.stores.contains_key(&spec.name) {
-            self.errors.push(format!("store {} declared twice", spec.name));
+            self.errors
+                .push(format!("store {} declared twice", spec.name));
             return;
         }
         self.stores.insert(spec.name.clone(), spec);
@@ -164,7 +165,9 @@ impl BuilderState {
             if !seen.insert(n) {
                 continue;
             }
-            let Some(def) = self.nodes.get(n) else { continue };
+            let Some(def) = self.nodes.get(n) else {
+                continue;
+            };
             if matches!(def.kind, NodeKind::Source { .. }) {
                 out.push(n);
             }
@@ -201,7 +204,8 @@ impl Topology {
             return Err(StreamsError::Topology(state.errors.join("; ")));
         }
         let n = state.nodes.len();
-        let global_stores: BTreeSet<&str> = state.globals.iter().map(|g| g.store.as_str()).collect();
+        let global_stores: BTreeSet<&str> =
+            state.globals.iter().map(|g| g.store.as_str()).collect();
         for node in &state.nodes {
             for s in &node.stores {
                 if !state.stores.contains_key(s) {
@@ -406,8 +410,11 @@ impl Topology {
                             max
                         })
                 } else {
-                    let writers: Vec<&Subtopology> =
-                        self.subtopologies.iter().filter(|s| s.sinks.contains(&topic)).collect();
+                    let writers: Vec<&Subtopology> = self
+                        .subtopologies
+                        .iter()
+                        .filter(|s| s.sinks.contains(&topic))
+                        .collect();
                     let mut max = None;
                     let mut all = true;
                     for w in writers {
@@ -527,7 +534,12 @@ impl fmt::Display for Topology {
                         writeln!(f, "    Source: {} (topics: [{}])", n.name, t.join(", "))?;
                     }
                     NodeKind::Processor => {
-                        writeln!(f, "    Processor: {} (stores: [{}])", n.name, n.stores.join(", "))?;
+                        writeln!(
+                            f,
+                            "    Processor: {} (stores: [{}])",
+                            n.name,
+                            n.stores.join(", ")
+                        )?;
                     }
                     NodeKind::Sink { topic } => {
                         writeln!(f, "    Sink: {} (topic: {})", n.name, topic.short())?;
@@ -545,7 +557,11 @@ impl fmt::Display for Topology {
         for (i, g) in self.globals.iter().enumerate() {
             writeln!(f, "   Global Store: {i}")?;
             writeln!(f, "    Source: {}-source (topics: [{}])", g.store, g.topic)?;
-            writeln!(f, "    Processor: {}-updater (stores: [{}])", g.store, g.store)?;
+            writeln!(
+                f,
+                "    Processor: {}-updater (stores: [{}])",
+                g.store, g.store
+            )?;
             writeln!(f)?;
         }
         Ok(())

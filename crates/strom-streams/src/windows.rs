@@ -218,9 +218,20 @@ impl<K: 'static> Serde<Windowed<K>> for SessionWindowedSerde<K> {
             .checked_sub(16)
             .ok_or_else(|| SerdeError("session key shorter than 16 bytes".into()))?;
         let (key, times) = data.split_at(split);
-        let end = i64::from_be_bytes(times[..8].try_into().map_err(|_| SerdeError("end".into()))?);
-        let start = i64::from_be_bytes(times[8..].try_into().map_err(|_| SerdeError("start".into()))?);
-        Ok(Windowed::new(self.inner.deserialize(Some(key))?, Window::new(start, end)))
+        let end = i64::from_be_bytes(
+            times[..8]
+                .try_into()
+                .map_err(|_| SerdeError("end".into()))?,
+        );
+        let start = i64::from_be_bytes(
+            times[8..]
+                .try_into()
+                .map_err(|_| SerdeError("start".into()))?,
+        );
+        Ok(Windowed::new(
+            self.inner.deserialize(Some(key))?,
+            Window::new(start, end),
+        ))
     }
 }
 

@@ -20,15 +20,27 @@ fn s() -> SerdeRef<String> {
 
 fn topology() -> Topology {
     let b = StreamsBuilder::new();
-    let regions = b.global_table("regions", Consumed::with(s(), s()), Materialized::as_store("regions"));
+    let regions = b.global_table(
+        "regions",
+        Consumed::with(s(), s()),
+        Materialized::as_store("regions"),
+    );
     let events = b.stream("events", Consumed::with(s(), s()));
-    events.group_by_key(Grouped::default()).count(Materialized::as_store("event-counts"));
     events
         .group_by_key(Grouped::default())
-        .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_secs(3600)))
+        .count(Materialized::as_store("event-counts"));
+    events
+        .group_by_key(Grouped::default())
+        .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_secs(
+            3600,
+        )))
         .count(Materialized::as_store("per-hour"));
     events
-        .left_join_global(&regions, |k, _| k.clone(), |v, r| format!("{v}@{}", r.map_or("?", String::as_str)))
+        .left_join_global(
+            &regions,
+            |k, _| k.clone(),
+            |v, r| format!("{v}@{}", r.map_or("?", String::as_str)),
+        )
         .to("out", Produced::with(s(), s()));
     b.build().unwrap()
 }
@@ -39,7 +51,9 @@ fn config(broker: &Broker, dir: &std::path::Path, host: &str) -> StreamsConfig {
     c.num_standby_replicas = 1;
     c.state_dir = dir.to_path_buf();
     c.application_server = Some(host.to_string());
-    c.set("session.timeout.ms", "6000").set("heartbeat.interval.ms", "300").set("linger.ms", "5");
+    c.set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "300")
+        .set("linger.ms", "5");
     c
 }
 
@@ -49,7 +63,12 @@ async fn produce(broker: &Broker, topic: &str, records: &[(String, String)]) {
     let producer = Producer::new(config).unwrap();
     let mut futures = Vec::new();
     for (k, v) in records {
-        futures.push(producer.send(ProducerRecord::new(topic, v.clone()).key(k.clone())).await.unwrap());
+        futures.push(
+            producer
+                .send(ProducerRecord::new(topic, v.clone()).key(k.clone()))
+                .await
+                .unwrap(),
+        );
     }
     for f in futures {
         f.await.unwrap();
@@ -65,8 +84,10 @@ async fn standbys_queries_metrics_globals_and_failover() {
     broker.create_topic("out", 1).await;
     produce(&broker, "regions", &[("k1".into(), "eu".into())]).await;
     let dirs = tempfile::tempdir().unwrap();
-    let one = KafkaStreams::new(topology(), config(&broker, &dirs.path().join("1"), "one:1")).unwrap();
-    let two = KafkaStreams::new(topology(), config(&broker, &dirs.path().join("2"), "two:1")).unwrap();
+    let one =
+        KafkaStreams::new(topology(), config(&broker, &dirs.path().join("1"), "one:1")).unwrap();
+    let two =
+        KafkaStreams::new(topology(), config(&broker, &dirs.path().join("2"), "two:1")).unwrap();
     assert!(one.describe().contains("Sub-topology: 0"));
     assert_eq!(one.state(), StreamsState::Created);
     one.start().await.unwrap();
@@ -84,31 +105,58 @@ async fn standbys_queries_metrics_globals_and_failover() {
     produce(&broker, "events", &records).await;
 
     // Every key is counted on the instance the assignment says, and only there.
-    let by_host: BTreeMap<&str, &KafkaStreams> = [("one:1", &one), ("two:1", &two)].into_iter().collect();
+    let by_host: BTreeMap<&str, &KafkaStreams> =
+        [("one:1", &one), ("two:1", &two)].into_iter().collect();
     let start = Instant::now();
     'wait: loop {
         assert!(start.elapsed() < LIMIT, "counts never reached 3");
         tokio::time::sleep(Duration::from_millis(100)).await;
         for k in &keys {
             let meta = one.query_metadata_for_key("event-counts", k, &s()).unwrap();
-            let Some(host) = meta.active_host.as_deref() else { continue 'wait };
+            let Some(host) = meta.active_host.as_deref() else {
+                continue 'wait;
+            };
             let owner = by_host[host];
-            let Ok(store) = owner.store::<String, i64>("event-counts") else { continue 'wait };
+            let Ok(store) = owner.store::<String, i64>("event-counts") else {
+                continue 'wait;
+            };
             if store.get(k).unwrap() != Some(3) {
                 continue 'wait;
             }
             let other = if host == "one:1" { &two } else { &one };
-            assert_eq!(other.store::<String, i64>("event-counts").unwrap().get(k).unwrap(), None);
+            assert_eq!(
+                other
+                    .store::<String, i64>("event-counts")
+                    .unwrap()
+                    .get(k)
+                    .unwrap(),
+                None
+            );
             assert_eq!(meta.standby_hosts.len(), 1, "{meta:?}");
             assert_ne!(meta.standby_hosts[0], host);
         }
         break;
     }
-    let hour = one.window_store::<String, i64>("per-hour").unwrap().all().unwrap();
-    let hour2 = two.window_store::<String, i64>("per-hour").unwrap().all().unwrap();
+    let hour = one
+        .window_store::<String, i64>("per-hour")
+        .unwrap()
+        .all()
+        .unwrap();
+    let hour2 = two
+        .window_store::<String, i64>("per-hour")
+        .unwrap()
+        .all()
+        .unwrap();
     assert_eq!(hour.len() + hour2.len(), 10);
     assert!(hour.iter().chain(hour2.iter()).all(|(_, _, c)| *c == 3));
-    assert_eq!(one.store::<String, String>("regions").unwrap().get(&"k1".into()).unwrap().as_deref(), Some("eu"));
+    assert_eq!(
+        one.store::<String, String>("regions")
+            .unwrap()
+            .get(&"k1".into())
+            .unwrap()
+            .as_deref(),
+        Some("eu")
+    );
 
     // Metrics: everything processed once; each instance keeps a standby of the other's state.
     let start = Instant::now();
@@ -138,9 +186,17 @@ async fn standbys_queries_metrics_globals_and_failover() {
         out.extend(reader.poll(Duration::from_millis(200)).await.unwrap());
     }
     assert_eq!(out.len(), 30);
-    let value = |r: &strom_client::ConsumerRecord| String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap();
-    assert!(out.iter().filter(|r| r.key.as_deref() == Some(&b"k1"[..])).all(|r| value(r).ends_with("@eu")));
-    assert!(out.iter().filter(|r| r.key.as_deref() == Some(&b"k2"[..])).all(|r| value(r).ends_with("@?")));
+    let value = |r: &strom_client::ConsumerRecord| {
+        String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap()
+    };
+    assert!(out
+        .iter()
+        .filter(|r| r.key.as_deref() == Some(&b"k1"[..]))
+        .all(|r| value(r).ends_with("@eu")));
+    assert!(out
+        .iter()
+        .filter(|r| r.key.as_deref() == Some(&b"k2"[..]))
+        .all(|r| value(r).ends_with("@?")));
 
     // Failover: instance one leaves; two takes every task, from its standbys.
     one.close().await.unwrap();
@@ -148,7 +204,10 @@ async fn standbys_queries_metrics_globals_and_failover() {
     let start = Instant::now();
     loop {
         let m = two.metrics();
-        if m.active_tasks.len() == 2 && m.standby_tasks.is_empty() && two.state() == StreamsState::Running {
+        if m.active_tasks.len() == 2
+            && m.standby_tasks.is_empty()
+            && two.state() == StreamsState::Running
+        {
             let store = two.store::<String, i64>("event-counts").unwrap();
             if keys.iter().all(|k| store.get(k).ok().flatten() == Some(3)) {
                 break;

@@ -25,7 +25,9 @@ fn windowed_counts(b: &StreamsBuilder, table: KTable<Windowed<String>, i64>, top
     let _ = b;
     table
         .to_stream()
-        .map(|w: &Windowed<String>, c: &Option<i64>| (format!("{}@{}-{}", w.key, w.window.start, w.window.end), *c))
+        .map(|w: &Windowed<String>, c: &Option<i64>| {
+            (format!("{}@{}-{}", w.key, w.window.start, w.window.end), *c)
+        })
         .to(topic, Produced::with(s(), Serdes::nullable(i())));
 }
 
@@ -81,7 +83,10 @@ fn tumbling_windows_with_grace_accept_out_of_order_and_drop_late_records() {
     assert_eq!(d.metrics().records_dropped_late, 1);
     let store = d.window_store::<String, i64>("wc").unwrap();
     assert_eq!(store.fetch(&"a".into(), 0).unwrap(), Some(4));
-    assert_eq!(store.fetch_range(&"a".into(), 0, 10).unwrap(), vec![(0, 4), (10, 3)]);
+    assert_eq!(
+        store.fetch_range(&"a".into(), 0, 10).unwrap(),
+        vec![(0, 4), (10, 3)]
+    );
     assert_eq!(d.output_len("topology-test-driver-wc-changelog"), 7);
 }
 
@@ -100,7 +105,12 @@ fn hopping_windows_count_each_record_in_every_window_it_falls_in() {
     t.pipe(&mut d, "k".into(), "x".into(), 10).unwrap();
     assert_eq!(
         read_rows(&mut d, "out"),
-        vec![row("k", 0, 10, 1), row("k", 5, 15, 1), row("k", 5, 15, 2), row("k", 10, 20, 1)]
+        vec![
+            row("k", 0, 10, 1),
+            row("k", 5, 15, 1),
+            row("k", 5, 15, 2),
+            row("k", 10, 20, 1)
+        ]
     );
     // No grace: stream time 10 closed [0,10); a record at 9 only reaches [5,15).
     t.pipe(&mut d, "k".into(), "x".into(), 9).unwrap();
@@ -125,11 +135,17 @@ fn suppress_emits_each_window_once_when_it_closes() {
     }
     assert_eq!(d.output_len("final"), 0, "nothing closed at stream time 11");
     t.pipe(&mut d, "c".into(), "x".into(), 12).unwrap();
-    assert_eq!(read_rows(&mut d, "final"), vec![row("a", 0, 10, 3), row("b", 0, 10, 1)]);
+    assert_eq!(
+        read_rows(&mut d, "final"),
+        vec![row("a", 0, 10, 3), row("b", 0, 10, 1)]
+    );
     t.pipe(&mut d, "a".into(), "x".into(), 8).unwrap();
     assert_eq!(d.metrics().records_dropped_late, 1);
     t.pipe(&mut d, "c".into(), "x".into(), 30).unwrap();
-    assert_eq!(read_rows(&mut d, "final"), vec![row("a", 10, 20, 1), row("c", 10, 20, 1)]);
+    assert_eq!(
+        read_rows(&mut d, "final"),
+        vec![row("a", 10, 20, 1), row("c", 10, 20, 1)]
+    );
 }
 
 #[test]
@@ -148,14 +164,20 @@ fn sliding_windows_aggregate_records_within_the_difference() {
     assert_eq!(read_rows(&mut d, "out"), vec![row("k", 0, 10, 1)]);
     t.pipe(&mut d, "k".into(), 10, 12).unwrap();
     // New left window [2,12] holds both; the first record's right window [6,16] holds 12.
-    assert_eq!(read_rows(&mut d, "out"), vec![row("k", 2, 12, 11), row("k", 6, 16, 10)]);
+    assert_eq!(
+        read_rows(&mut d, "out"),
+        vec![row("k", 2, 12, 11), row("k", 6, 16, 10)]
+    );
     t.pipe(&mut d, "k".into(), 100, 30).unwrap();
     // [20,30] holds only 30; [13,23] (right of 12) would hold nothing.
     assert_eq!(read_rows(&mut d, "out"), vec![row("k", 20, 30, 100)]);
     // Out of order (stream time 30, no grace): its own left window [15,25] is closed,
     // but it joins [20,30] and opens a right window [26,36] holding 30.
     t.pipe(&mut d, "k".into(), 1000, 25).unwrap();
-    assert_eq!(read_rows(&mut d, "out"), vec![row("k", 20, 30, 1100), row("k", 26, 36, 100)]);
+    assert_eq!(
+        read_rows(&mut d, "out"),
+        vec![row("k", 20, 30, 1100), row("k", 26, 36, 100)]
+    );
     // Too old for any open window: dropped and counted.
     t.pipe(&mut d, "k".into(), 1, 3).unwrap();
     assert_eq!(d.metrics().records_dropped_late, 1);
@@ -172,21 +194,33 @@ fn session_windows_merge_when_a_record_bridges_the_gap() {
         .count(Materialized::as_store("sessions"));
     counts
         .to_stream()
-        .map(|w: &Windowed<String>, c: &Option<i64>| (format!("{}@{}-{}", w.key, w.window.start, w.window.end), *c))
+        .map(|w: &Windowed<String>, c: &Option<i64>| {
+            (format!("{}@{}-{}", w.key, w.window.start, w.window.end), *c)
+        })
         .to("out", Produced::with(s(), Serdes::nullable(i())));
     let mut d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
     let t = d.input_topic("in", s(), s());
     t.pipe(&mut d, "u".into(), "x".into(), 0).unwrap();
     t.pipe(&mut d, "u".into(), "x".into(), 10).unwrap();
-    assert_eq!(read_rows(&mut d, "out"), vec![row("u", 0, 0, 1), row("u", 10, 10, 1)]);
+    assert_eq!(
+        read_rows(&mut d, "out"),
+        vec![row("u", 0, 0, 1), row("u", 10, 10, 1)]
+    );
     // 5 is within 5 of both: the sessions merge into [0,10].
     t.pipe(&mut d, "u".into(), "x".into(), 5).unwrap();
     assert_eq!(
         read_rows(&mut d, "out"),
-        vec![("u".into(), 0, 0, None), ("u".into(), 10, 10, None), row("u", 0, 10, 3)]
+        vec![
+            ("u".into(), 0, 0, None),
+            ("u".into(), 10, 10, None),
+            row("u", 0, 10, 3)
+        ]
     );
     let store = d.session_store::<String, i64>("sessions").unwrap();
-    assert_eq!(store.fetch(&"u".into()).unwrap(), vec![(Window::new(0, 10), 3)]);
+    assert_eq!(
+        store.fetch(&"u".into()).unwrap(),
+        vec![(Window::new(0, 10), 3)]
+    );
     // Far ahead: a new session; then a record for the old one is late.
     t.pipe(&mut d, "u".into(), "x".into(), 100).unwrap();
     t.pipe(&mut d, "u".into(), "x".into(), 3).unwrap();
@@ -213,17 +247,37 @@ fn stream_stream_joins_inner_left_and_outer() {
     let left = b.stream("left", Consumed::with(s(), s()));
     let right = b.stream("right", Consumed::with(s(), s()));
     let w = JoinWindows::of_time_difference_and_grace(ms(10), ms(0));
-    joined(&b, left.join(&right, |l, r| format!("{l}+{r}"), w, StreamJoined::default().named("inner")), "inner");
     joined(
         &b,
-        left.left_join(&right, |l, r| format!("{l}+{}", r.map_or("null", |r| r.as_str())), w, StreamJoined::default().named("left")),
+        left.join(
+            &right,
+            |l, r| format!("{l}+{r}"),
+            w,
+            StreamJoined::default().named("inner"),
+        ),
+        "inner",
+    );
+    joined(
+        &b,
+        left.left_join(
+            &right,
+            |l, r| format!("{l}+{}", r.map_or("null", |r| r.as_str())),
+            w,
+            StreamJoined::default().named("left"),
+        ),
         "leftj",
     );
     joined(
         &b,
         left.outer_join(
             &right,
-            |l, r| format!("{}+{}", l.map_or("null", |l| l.as_str()), r.map_or("null", |r| r.as_str())),
+            |l, r| {
+                format!(
+                    "{}+{}",
+                    l.map_or("null", |l| l.as_str()),
+                    r.map_or("null", |r| r.as_str())
+                )
+            },
             w,
             StreamJoined::default().named("outer"),
         ),
@@ -255,18 +309,40 @@ fn stream_stream_joins_inner_left_and_outer() {
 fn stream_table_and_global_table_joins() {
     let b = StreamsBuilder::new();
     let orders = b.stream("orders", Consumed::with(s(), s()));
-    let customers = b.table("customers", Consumed::with(s(), s()), Materialized::as_store("customers"));
-    let products = b.global_table("products", Consumed::with(s(), s()), Materialized::as_store("products"));
-    joined(&b, orders.join_table(&customers, |o, c| format!("{o} by {c}")), "enriched");
+    let customers = b.table(
+        "customers",
+        Consumed::with(s(), s()),
+        Materialized::as_store("customers"),
+    );
+    let products = b.global_table(
+        "products",
+        Consumed::with(s(), s()),
+        Materialized::as_store("products"),
+    );
     joined(
         &b,
-        orders.left_join_table(&customers, |o, c| format!("{o} by {}", c.map_or("?", |c| c.as_str()))),
+        orders.join_table(&customers, |o, c| format!("{o} by {c}")),
+        "enriched",
+    );
+    joined(
+        &b,
+        orders.left_join_table(&customers, |o, c| {
+            format!("{o} by {}", c.map_or("?", |c| c.as_str()))
+        }),
         "left-enriched",
     );
-    joined(&b, orders.join_global(&products, |_, o| o.clone(), |o, p| format!("{o}: {p}")), "priced");
     joined(
         &b,
-        orders.left_join_global(&products, |_, o| o.clone(), |o, p| format!("{o}: {}", p.map_or("?", |p| p.as_str()))),
+        orders.join_global(&products, |_, o| o.clone(), |o, p| format!("{o}: {p}")),
+        "priced",
+    );
+    joined(
+        &b,
+        orders.left_join_global(
+            &products,
+            |_, o| o.clone(),
+            |o, p| format!("{o}: {}", p.map_or("?", |p| p.as_str())),
+        ),
         "left-priced",
     );
     let mut d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
@@ -282,14 +358,29 @@ fn stream_table_and_global_table_joins() {
     assert_eq!(read(&mut d, "enriched"), vec![kv("c1", "apple by ann")]);
     assert_eq!(
         read(&mut d, "left-enriched"),
-        vec![kv("c1", "apple by ?"), kv("c1", "apple by ann"), kv("c1", "pear by ?")]
+        vec![
+            kv("c1", "apple by ?"),
+            kv("c1", "apple by ann"),
+            kv("c1", "pear by ?")
+        ]
     );
     assert_eq!(read(&mut d, "priced"), vec![kv("c1", "apple: 1 EUR")]);
     assert_eq!(
         read(&mut d, "left-priced"),
-        vec![kv("c1", "apple: ?"), kv("c1", "apple: 1 EUR"), kv("c1", "pear: ?")]
+        vec![
+            kv("c1", "apple: ?"),
+            kv("c1", "apple: 1 EUR"),
+            kv("c1", "pear: ?")
+        ]
     );
-    assert_eq!(d.key_value_store::<String, String>("products").unwrap().get(&"apple".into()).unwrap().as_deref(), Some("1 EUR"));
+    assert_eq!(
+        d.key_value_store::<String, String>("products")
+            .unwrap()
+            .get(&"apple".into())
+            .unwrap()
+            .as_deref(),
+        Some("1 EUR")
+    );
 }
 
 #[test]
@@ -297,11 +388,25 @@ fn table_table_joins_track_both_sides() {
     let b = StreamsBuilder::new();
     let left = b.table("l", Consumed::with(s(), s()), Materialized::default());
     let right = b.table("r", Consumed::with(s(), s()), Materialized::default());
-    let show = |t: KTable<String, String>, topic: &str| t.to_stream().to(topic, Produced::with(s(), Serdes::nullable(s())));
+    let show = |t: KTable<String, String>, topic: &str| {
+        t.to_stream()
+            .to(topic, Produced::with(s(), Serdes::nullable(s())))
+    };
     show(left.join(&right, |a, b| format!("{a}{b}")), "inner");
-    show(left.left_join(&right, |a, b| format!("{a}{}", b.map_or("-", |b| b.as_str()))), "leftj");
     show(
-        left.outer_join(&right, |a, b| format!("{}{}", a.map_or("-", |a| a.as_str()), b.map_or("-", |b| b.as_str()))),
+        left.left_join(&right, |a, b| {
+            format!("{a}{}", b.map_or("-", |b| b.as_str()))
+        }),
+        "leftj",
+    );
+    show(
+        left.outer_join(&right, |a, b| {
+            format!(
+                "{}{}",
+                a.map_or("-", |a| a.as_str()),
+                b.map_or("-", |b| b.as_str())
+            )
+        }),
         "outer",
     );
     let mut d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
@@ -310,12 +415,22 @@ fn table_table_joins_track_both_sides() {
     l.pipe(&mut d, "k".into(), "a".into(), 1).unwrap();
     r.pipe(&mut d, "k".into(), "b".into(), 2).unwrap();
     l.pipe_tombstone(&mut d, "k".into(), 3).unwrap();
-    let read_opt = |d: &mut TopologyTestDriver, t: &str| d.output_topic(t, s(), Serdes::nullable(s())).read_key_values(d).unwrap();
+    let read_opt = |d: &mut TopologyTestDriver, t: &str| {
+        d.output_topic(t, s(), Serdes::nullable(s()))
+            .read_key_values(d)
+            .unwrap()
+    };
     let some = |v: &str| ("k".to_string(), Some(v.to_string()));
     let none = ("k".to_string(), None);
     assert_eq!(read_opt(&mut d, "inner"), vec![some("ab"), none.clone()]);
-    assert_eq!(read_opt(&mut d, "leftj"), vec![some("a-"), some("ab"), none.clone()]);
-    assert_eq!(read_opt(&mut d, "outer"), vec![some("a-"), some("ab"), some("-b")]);
+    assert_eq!(
+        read_opt(&mut d, "leftj"),
+        vec![some("a-"), some("ab"), none.clone()]
+    );
+    assert_eq!(
+        read_opt(&mut d, "outer"),
+        vec![some("a-"), some("ab"), some("-b")]
+    );
 }
 
 #[test]
@@ -323,7 +438,11 @@ fn foreign_key_join_follows_both_tables_and_drops_stale_answers() {
     let b = StreamsBuilder::new();
     // orders: order id -> "customer id,item"; customers: customer id -> name.
     let orders = b.table("orders", Consumed::with(s(), s()), Materialized::default());
-    let customers = b.table("customers", Consumed::with(s(), s()), Materialized::default());
+    let customers = b.table(
+        "customers",
+        Consumed::with(s(), s()),
+        Materialized::default(),
+    );
     orders
         .join_foreign_key(
             &customers,
@@ -334,7 +453,9 @@ fn foreign_key_join_follows_both_tables_and_drops_stale_answers() {
         .to_stream()
         .to("out", Produced::with(s(), Serdes::nullable(s())));
     let topology = b.build().unwrap();
-    assert!(topology.describe().contains("subscription-registration-repartition"));
+    assert!(topology
+        .describe()
+        .contains("subscription-registration-repartition"));
     let mut d = TopologyTestDriver::new(topology).unwrap();
     let o = d.input_topic("orders", s(), s());
     let c = d.input_topic("customers", s(), s());
@@ -346,7 +467,10 @@ fn foreign_key_join_follows_both_tables_and_drops_stale_answers() {
     o.pipe(&mut d, "o1".into(), "c2,apple".into(), 6).unwrap();
     o.pipe_tombstone(&mut d, "o2".into(), 7).unwrap();
     c.pipe(&mut d, "c1".into(), "ann again".into(), 8).unwrap();
-    let out = d.output_topic("out", s(), Serdes::nullable(s())).read_key_values(&mut d).unwrap();
+    let out = d
+        .output_topic("out", s(), Serdes::nullable(s()))
+        .read_key_values(&mut d)
+        .unwrap();
     let some = |k: &str, v: &str| (k.to_string(), Some(v.to_string()));
     assert_eq!(
         out,
@@ -359,20 +483,34 @@ fn foreign_key_join_follows_both_tables_and_drops_stale_answers() {
         ]
     );
     let result = d.key_value_store::<String, String>("fk-result").unwrap();
-    assert_eq!(result.get(&"o1".into()).unwrap().as_deref(), Some("c2,apple for bob"));
+    assert_eq!(
+        result.get(&"o1".into()).unwrap().as_deref(),
+        Some("c2,apple for bob")
+    );
     assert_eq!(result.get(&"o2".into()).unwrap(), None);
 }
 
 #[test]
 fn stream_joins_after_a_key_change_repartition_first() {
     let b = StreamsBuilder::new();
-    let left = b.stream("left", Consumed::with(s(), s())).select_key(|_, v| v.clone());
+    let left = b
+        .stream("left", Consumed::with(s(), s()))
+        .select_key(|_, v| v.clone());
     let table = b.table("t", Consumed::with(s(), s()), Materialized::default());
-    left.join_table(&table, |l, t| format!("{l}/{t}")).to("out", Produced::with(s(), s()));
+    left.join_table(&table, |l, t| format!("{l}/{t}"))
+        .to("out", Produced::with(s(), s()));
     let topology = b.build().unwrap();
-    assert!(topology.describe().contains("-left-repartition"), "{}", topology.describe());
+    assert!(
+        topology.describe().contains("-left-repartition"),
+        "{}",
+        topology.describe()
+    );
     let mut d = TopologyTestDriver::new(topology).unwrap();
-    d.input_topic("t", s(), s()).pipe(&mut d, "v".into(), "T".into(), 0).unwrap();
-    d.input_topic("left", s(), s()).pipe(&mut d, "k".into(), "v".into(), 1).unwrap();
+    d.input_topic("t", s(), s())
+        .pipe(&mut d, "v".into(), "T".into(), 0)
+        .unwrap();
+    d.input_topic("left", s(), s())
+        .pipe(&mut d, "k".into(), "v".into(), 1)
+        .unwrap();
     assert_eq!(read(&mut d, "out"), vec![kv("v", "v/T")]);
 }

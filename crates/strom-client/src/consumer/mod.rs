@@ -126,10 +126,13 @@ impl Consumer {
             .subscription
             .clone()
             .ok_or_else(|| ClientError::InvalidArgument("rejoin needs a subscription".into()))?;
-        let membership = self.membership.as_mut().ok_or_else(|| ClientError::Config {
-            key: "group.id".into(),
-            reason: "needs a group.id".into(),
-        })?;
+        let membership = self
+            .membership
+            .as_mut()
+            .ok_or_else(|| ClientError::Config {
+                key: "group.id".into(),
+                reason: "needs a group.id".into(),
+            })?;
         let assigned = membership
             .join(&self.cluster, &self.config, &topics)
             .await?;

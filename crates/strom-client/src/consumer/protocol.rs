@@ -193,6 +193,9 @@ mod tests {
         assert_eq!(decoded, parts);
         assert_eq!(data.as_deref(), Some(&b"ud"[..]));
         assert_eq!(decode_assignment_with(&with_data).unwrap().0, parts);
-        assert_eq!(decode_assignment_with(&Bytes::new()).unwrap(), (Vec::new(), None));
+        assert_eq!(
+            decode_assignment_with(&Bytes::new()).unwrap(),
+            (Vec::new(), None)
+        );
     }
 }

@@ -30,7 +30,10 @@ pub async fn run_until_signal(streams: KafkaStreams, name: &str) -> anyhow::Resu
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-    if !matches!(streams.state(), strom_streams::StreamsState::PendingShutdown | strom_streams::StreamsState::NotRunning) {
+    if !matches!(
+        streams.state(),
+        strom_streams::StreamsState::PendingShutdown | strom_streams::StreamsState::NotRunning
+    ) {
         let mut failed = tokio::time::interval(Duration::from_millis(200));
         loop {
             tokio::select! {

@@ -23,6 +23,9 @@ use crate::windows::{SessionWindows, SlidingWindows, TimeWindows};
 /// The aggregation step: key, value, previous aggregate (`None`: first value).
 pub(crate) type AggFn<K, V, VA> = Arc<dyn Fn(&K, &V, Option<&VA>) -> VA + Send + Sync>;
 
+/// A table row's new grouping key and value.
+pub(crate) type Selector<K0, V0, K, V> = Arc<dyn Fn(&K0, &V0) -> (K, V) + Send + Sync>;
+
 /// A stream grouped by key, ready to aggregate.
 pub struct KGroupedStream<K, V> {
     pub(crate) stream: KStream<K, V>,
@@ -50,12 +53,23 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             return self.stream.clone();
         }
         let g = &self.stream.graph;
-        let keys = serde_or(g, None, &self.keys, "a repartition before an aggregation (key)");
-        let values = serde_or(g, None, &self.values, "a repartition before an aggregation (value)");
+        let keys = serde_or(
+            g,
+            None,
+            &self.keys,
+            "a repartition before an aggregation (key)",
+        );
+        let values = serde_or(
+            g,
+            None,
+            &self.values,
+            "a repartition before an aggregation (value)",
+        );
         match (keys, values) {
             (Some(k), Some(v)) => {
                 let name = self.name.clone().unwrap_or_else(|| store.to_string());
-                self.stream.repartition_through(&name, k, v, RepartitionSpec::default())
+                self.stream
+                    .repartition_through(&name, k, v, RepartitionSpec::default())
             }
             _ => self.stream.clone(),
         }
@@ -67,11 +81,19 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             values: materialized.values.clone().or_else(|| Some(Serdes::i64())),
             ..materialized
         };
-        self.aggregate_with(Arc::new(|_, _, c: Option<&i64>| c.copied().unwrap_or(0) + 1), materialized, "KSTREAM-AGGREGATE")
+        self.aggregate_with(
+            Arc::new(|_, _, c: Option<&i64>| c.copied().unwrap_or(0) + 1),
+            materialized,
+            "KSTREAM-AGGREGATE",
+        )
     }
 
     /// Combines the values per key with `reducer(aggregate, value)`.
-    pub fn reduce(&self, reducer: impl Fn(&V, &V) -> V + Send + Sync + 'static, materialized: Materialized<K, V>) -> KTable<K, V> {
+    pub fn reduce(
+        &self,
+        reducer: impl Fn(&V, &V) -> V + Send + Sync + 'static,
+        materialized: Materialized<K, V>,
+    ) -> KTable<K, V> {
         let materialized = Materialized {
             values: materialized.values.clone().or_else(|| self.values.clone()),
             ..materialized
@@ -103,15 +125,30 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         )
     }
 
-    fn aggregate_with<VA: Data>(&self, agg: AggFn<K, V, VA>, materialized: Materialized<K, VA>, prefix: &str) -> KTable<K, VA> {
+    fn aggregate_with<VA: Data>(
+        &self,
+        agg: AggFn<K, V, VA>,
+        materialized: Materialized<K, VA>,
+        prefix: &str,
+    ) -> KTable<K, VA> {
         let g = self.stream.graph.clone();
         let store = materialized
             .name
             .clone()
             .unwrap_or_else(|| g.next_name(&format!("{prefix}-STATE-STORE")));
         let stream = self.prepared(&store);
-        let keys = serde_or(&g, materialized.keys.clone(), &self.keys, "an aggregation's store (key)");
-        let values = serde_or(&g, materialized.values.clone(), &None, "an aggregation's store (value)");
+        let keys = serde_or(
+            &g,
+            materialized.keys.clone(),
+            &self.keys,
+            "an aggregation's store (key)",
+        );
+        let values = serde_or(
+            &g,
+            materialized.values.clone(),
+            &None,
+            "an aggregation's store (value)",
+        );
         let (Some(k), Some(va)) = (keys, values) else {
             return placeholder(&g, stream.node);
         };
@@ -129,14 +166,24 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
                 kv: None,
             }) as Box<dyn Node>
         });
-        let node = g.add(prefix, NodeKind::Processor, &[stream.node], vec![store.clone()], factory);
+        let node = g.add(
+            prefix,
+            NodeKind::Processor,
+            &[stream.node],
+            vec![store.clone()],
+            factory,
+        );
         KTable {
             graph: g.clone(),
             node,
             keys: Some(k.clone()),
             values: Some(va.clone()),
             store: Some(store.clone()),
-            getter: Arc::new(StoreGetter { store, keys: k, values: va }),
+            getter: Arc::new(StoreGetter {
+                store,
+                keys: k,
+                values: va,
+            }),
             window: None,
         }
     }
@@ -218,7 +265,13 @@ impl<K: Data, V: Data, VA: Data> Node for AggregateNode<K, V, VA> {
         let new = (self.agg)(key, value, old.as_ref());
         kv.put(key, &new)?;
         let key = key.clone();
-        ctx.forward(rec.with(key, Change { new: Some(new), old }))
+        ctx.forward(rec.with(
+            key,
+            Change {
+                new: Some(new),
+                old,
+            },
+        ))
     }
 }
 
@@ -242,7 +295,7 @@ pub struct KGroupedTable<K, V> {
 impl<K: Data, V: Data> KGroupedTable<K, V> {
     pub(crate) fn new<K0: Data, V0: Data>(
         table: &KTable<K0, V0>,
-        selector: Arc<dyn Fn(&K0, &V0) -> (K, V) + Send + Sync>,
+        selector: Selector<K0, V0, K, V>,
         grouped: Grouped<K, V>,
     ) -> Self {
         let node = table.graph.add(
@@ -255,11 +308,23 @@ impl<K: Data, V: Data> KGroupedTable<K, V> {
                 let c = rec.value::<Change<V0>>()?;
                 if let Some(old) = &c.old {
                     let (k, v) = selector(key, old);
-                    ctx.forward(rec.with(k, GroupedRow { add: false, value: v }))?;
+                    ctx.forward(rec.with(
+                        k,
+                        GroupedRow {
+                            add: false,
+                            value: v,
+                        },
+                    ))?;
                 }
                 if let Some(new) = &c.new {
                     let (k, v) = selector(key, new);
-                    ctx.forward(rec.with(k, GroupedRow { add: true, value: v }))?;
+                    ctx.forward(rec.with(
+                        k,
+                        GroupedRow {
+                            add: true,
+                            value: v,
+                        },
+                    ))?;
                 }
                 Ok(())
             }),
@@ -344,9 +409,19 @@ impl<K: Data, V: Data> KGroupedTable<K, V> {
             .name
             .clone()
             .unwrap_or_else(|| g.next_name("KTABLE-AGGREGATE-STATE-STORE"));
-        let keys = serde_or(&g, self.keys.clone(), &materialized.keys, "a table group_by (key)");
+        let keys = serde_or(
+            &g,
+            self.keys.clone(),
+            &materialized.keys,
+            "a table group_by (key)",
+        );
         let values = serde_or(&g, self.values.clone(), &None, "a table group_by (value)");
-        let aggs = serde_or(&g, materialized.values.clone(), &None, "a table aggregation's store (value)");
+        let aggs = serde_or(
+            &g,
+            materialized.values.clone(),
+            &None,
+            "a table aggregation's store (value)",
+        );
         let (Some(k), Some(v), Some(va)) = (keys, values, aggs) else {
             return placeholder(&g, self.node);
         };
@@ -374,14 +449,24 @@ impl<K: Data, V: Data> KGroupedTable<K, V> {
                 kv: None,
             }) as Box<dyn Node>
         });
-        let node = g.add("KTABLE-AGGREGATE", NodeKind::Processor, &[src], vec![store.clone()], factory);
+        let node = g.add(
+            "KTABLE-AGGREGATE",
+            NodeKind::Processor,
+            &[src],
+            vec![store.clone()],
+            factory,
+        );
         KTable {
             graph: g.clone(),
             node,
             keys: Some(k.clone()),
             values: Some(va.clone()),
             store: Some(store.clone()),
-            getter: Arc::new(StoreGetter { store, keys: k, values: va }),
+            getter: Arc::new(StoreGetter {
+                store,
+                keys: k,
+                values: va,
+            }),
             window: None,
         }
     }
@@ -389,18 +474,22 @@ impl<K: Data, V: Data> KGroupedTable<K, V> {
 
 fn grouped_encode<K: Data, V: Data>(keys: SerdeRef<K>, values: SerdeRef<V>) -> Encode {
     Arc::new(move |rec| {
-        let k = keys.serialize(rec.key::<K>()?).map_err(|e| StreamsError::Serde {
-            what: "table group_by key".into(),
-            reason: e.0,
-        })?;
+        let k = keys
+            .serialize(rec.key::<K>()?)
+            .map_err(|e| StreamsError::Serde {
+                what: "table group_by key".into(),
+                reason: e.0,
+            })?;
         if k.is_none() {
             return Ok(None);
         }
         let row = rec.value::<GroupedRow<V>>()?;
-        let v = values.serialize(&row.value).map_err(|e| StreamsError::Serde {
-            what: "table group_by value".into(),
-            reason: e.0,
-        })?;
+        let v = values
+            .serialize(&row.value)
+            .map_err(|e| StreamsError::Serde {
+                what: "table group_by value".into(),
+                reason: e.0,
+            })?;
         let mut b = BytesMut::new();
         b.put_u8(u8::from(row.add));
         if let Some(v) = v {
@@ -412,10 +501,12 @@ fn grouped_encode<K: Data, V: Data>(keys: SerdeRef<K>, values: SerdeRef<V>) -> E
 
 fn grouped_decode<K: Data, V: Data>(keys: SerdeRef<K>, values: SerdeRef<V>) -> Decode {
     Arc::new(move |k, v, rec| {
-        let key = keys.deserialize(k.as_deref()).map_err(|e| StreamsError::Serde {
-            what: "table group_by key".into(),
-            reason: e.0,
-        })?;
+        let key = keys
+            .deserialize(k.as_deref())
+            .map_err(|e| StreamsError::Serde {
+                what: "table group_by key".into(),
+                reason: e.0,
+            })?;
         let v: &Bytes = v.as_ref().ok_or_else(|| StreamsError::Serde {
             what: "table group_by value".into(),
             reason: "null".into(),
@@ -424,11 +515,19 @@ fn grouped_decode<K: Data, V: Data>(keys: SerdeRef<K>, values: SerdeRef<V>) -> D
             what: "table group_by value".into(),
             reason: "empty".into(),
         })?;
-        let value = values.deserialize(Some(rest)).map_err(|e| StreamsError::Serde {
-            what: "table group_by value".into(),
-            reason: e.0,
-        })?;
-        Ok(Some(rec.with(key, GroupedRow { add: *flag == 1, value })))
+        let value = values
+            .deserialize(Some(rest))
+            .map_err(|e| StreamsError::Serde {
+                what: "table group_by value".into(),
+                reason: e.0,
+            })?;
+        Ok(Some(rec.with(
+            key,
+            GroupedRow {
+                add: *flag == 1,
+                value,
+            },
+        )))
     })
 }
 
@@ -465,6 +564,12 @@ impl<K: Data, V: Data, VA: Data> Node for TableAggregateNode<K, V, VA> {
         };
         kv.put(key, &new)?;
         let key = key.clone();
-        ctx.forward(rec.with(key, Change { new: Some(new), old }))
+        ctx.forward(rec.with(
+            key,
+            Change {
+                new: Some(new),
+                old,
+            },
+        ))
     }
 }

@@ -23,7 +23,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::grouped::null_key;
 use super::stream::{add_repartition, Decode, Encode, KStream};
-use super::table::{FnGetter, Getter, GetterRef, GetterSupplier, GlobalKTable, KTable, StoreGetter};
+use super::table::{
+    FnGetter, Getter, GetterRef, GetterSupplier, GlobalKTable, KTable, StoreGetter,
+};
 use super::{serde_or, Data, Materialized, StreamJoined};
 use crate::error::{Result, StreamsError};
 use crate::processor::{stateless, Ctx, Node, NodeFactory};
@@ -52,8 +54,18 @@ impl<K: Data, V: Data> KStream<K, V> {
         if !self.repartition_required {
             return self.clone();
         }
-        let keys = serde_or(&self.graph, self.keys.clone().or(keys), &None, "a join after a key change (key)");
-        let values = serde_or(&self.graph, None, &self.values, "a join after a key change (value)");
+        let keys = serde_or(
+            &self.graph,
+            self.keys.clone().or(keys),
+            &None,
+            "a join after a key change (key)",
+        );
+        let values = serde_or(
+            &self.graph,
+            None,
+            &self.values,
+            "a join after a key change (value)",
+        );
         match (keys, values) {
             (Some(k), Some(v)) => self.repartition_through(name, k, v, RepartitionSpec::default()),
             _ => self.clone(),
@@ -97,7 +109,14 @@ impl<K: Data, V: Data> KStream<K, V> {
                 joiner: joiner.clone(),
             }) as Box<dyn Node>
         });
-        let node = self.graph.add_named(Some(name), "KSTREAM-JOIN", NodeKind::Processor, &[stream.node], table.getter.stores(), factory);
+        let node = self.graph.add_named(
+            Some(name),
+            "KSTREAM-JOIN",
+            NodeKind::Processor,
+            &[stream.node],
+            table.getter.stores(),
+            factory,
+        );
         register_copartition(&self.graph, stream.node, table.node);
         self.derive(node, stream.keys.clone(), None, false)
     }
@@ -110,7 +129,11 @@ impl<K: Data, V: Data> KStream<K, V> {
         key_mapper: impl Fn(&K, &V) -> GK + Send + Sync + 'static,
         joiner: impl Fn(&V, &GV) -> VR + Send + Sync + 'static,
     ) -> KStream<K, VR> {
-        self.stream_global(global, Arc::new(key_mapper), Arc::new(move |v, g| g.map(|g| joiner(v, g))))
+        self.stream_global(
+            global,
+            Arc::new(key_mapper),
+            Arc::new(move |v, g| g.map(|g| joiner(v, g))),
+        )
     }
 
     /// Each record joined with the global table's value for `key_mapper(key, value)`, if any.
@@ -120,7 +143,11 @@ impl<K: Data, V: Data> KStream<K, V> {
         key_mapper: impl Fn(&K, &V) -> GK + Send + Sync + 'static,
         joiner: impl Fn(&V, Option<&GV>) -> VR + Send + Sync + 'static,
     ) -> KStream<K, VR> {
-        self.stream_global(global, Arc::new(key_mapper), Arc::new(move |v, g| Some(joiner(v, g))))
+        self.stream_global(
+            global,
+            Arc::new(key_mapper),
+            Arc::new(move |v, g| Some(joiner(v, g))),
+        )
     }
 
     #[allow(clippy::type_complexity)]
@@ -141,19 +168,27 @@ impl<K: Data, V: Data> KStream<K, V> {
                 let key_mapper = key_mapper.clone();
                 let joiner = joiner.clone();
                 let mut kv: Option<KeyValueStore<GK, GV>> = None;
-                Box::new(crate::processor::FnNode(move |ctx: &mut Ctx<'_>, rec: Rec| {
-                    if kv.is_none() {
-                        kv = Some(ctx.kv_store(&g.store, &g.keys, &g.values)?);
-                    }
-                    let store = kv.as_ref().ok_or_else(|| StreamsError::Topology("global store missing".into()))?;
-                    let (k, v) = (rec.key::<K>()?, rec.value::<V>()?);
-                    let gk = key_mapper(k, v);
-                    let gv = if null_key(&g.keys, &gk) { None } else { store.get(&gk)? };
-                    match joiner(v, gv.as_ref()) {
-                        Some(out) => ctx.forward(rec.with_value(out)),
-                        None => Ok(()),
-                    }
-                })) as Box<dyn Node>
+                Box::new(crate::processor::FnNode(
+                    move |ctx: &mut Ctx<'_>, rec: Rec| {
+                        if kv.is_none() {
+                            kv = Some(ctx.kv_store(&g.store, &g.keys, &g.values)?);
+                        }
+                        let store = kv
+                            .as_ref()
+                            .ok_or_else(|| StreamsError::Topology("global store missing".into()))?;
+                        let (k, v) = (rec.key::<K>()?, rec.value::<V>()?);
+                        let gk = key_mapper(k, v);
+                        let gv = if null_key(&g.keys, &gk) {
+                            None
+                        } else {
+                            store.get(&gk)?
+                        };
+                        match joiner(v, gv.as_ref()) {
+                            Some(out) => ctx.forward(rec.with_value(out)),
+                            None => Ok(()),
+                        }
+                    },
+                )) as Box<dyn Node>
             }),
         );
         self.derive(node, self.keys.clone(), None, self.repartition_required)
@@ -205,7 +240,13 @@ impl<K: Data, V: Data> KStream<K, V> {
         windows: JoinWindows,
         joined: StreamJoined<K, V, V2>,
     ) -> KStream<K, VR> {
-        self.stream_stream(other, Arc::new(move |a, b| Some(joiner(a, b))), windows, joined, (true, true))
+        self.stream_stream(
+            other,
+            Arc::new(move |a, b| Some(joiner(a, b))),
+            windows,
+            joined,
+            (true, true),
+        )
     }
 
     fn stream_stream<V2: Data, VR: Data>(
@@ -217,33 +258,69 @@ impl<K: Data, V: Data> KStream<K, V> {
         outer: (bool, bool),
     ) -> KStream<K, VR> {
         let g = self.graph.clone();
-        let name = joined.name.clone().unwrap_or_else(|| g.next_name("KSTREAM-JOIN"));
-        let key_hint = joined.keys.clone().or_else(|| self.keys.clone()).or_else(|| other.keys.clone());
+        let name = joined
+            .name
+            .clone()
+            .unwrap_or_else(|| g.next_name("KSTREAM-JOIN"));
+        let key_hint = joined
+            .keys
+            .clone()
+            .or_else(|| self.keys.clone())
+            .or_else(|| other.keys.clone());
         let this = self.co_partitioned(&format!("{name}-left"), key_hint.clone());
         let that = other.co_partitioned(&format!("{name}-right"), key_hint);
-        let keys = serde_or(&g, joined.keys.clone(), &this.keys.clone().or_else(|| that.keys.clone()), "a stream-stream join (key)");
-        let v1 = serde_or(&g, joined.values.clone(), &this.values, "a stream-stream join (this value)");
-        let v2 = serde_or(&g, joined.other_values.clone(), &that.values, "a stream-stream join (other value)");
+        let keys = serde_or(
+            &g,
+            joined.keys.clone(),
+            &this.keys.clone().or_else(|| that.keys.clone()),
+            "a stream-stream join (key)",
+        );
+        let v1 = serde_or(
+            &g,
+            joined.values.clone(),
+            &this.values,
+            "a stream-stream join (this value)",
+        );
+        let v2 = serde_or(
+            &g,
+            joined.other_values.clone(),
+            &that.values,
+            "a stream-stream join (other value)",
+        );
         let (Some(k), Some(v1), Some(v2)) = (keys, v1, v2) else {
             return self.derive(self.node, None, None, false);
         };
-        let retention = windows.before_ms.saturating_add(windows.after_ms).saturating_add(windows.grace_ms);
+        let retention = windows
+            .before_ms
+            .saturating_add(windows.after_ms)
+            .saturating_add(windows.grace_ms);
         let this_store = format!("{name}-this-join-store");
         let other_store = format!("{name}-other-join-store");
         let outer_store = format!("{name}-outer-shared-join-store");
         for (store, serdes) in [
-            (&this_store, StoreSpec::key_value(&this_store).with_serdes(k.clone(), v1.clone())),
-            (&other_store, StoreSpec::key_value(&other_store).with_serdes(k.clone(), v2.clone())),
+            (
+                &this_store,
+                StoreSpec::key_value(&this_store).with_serdes(k.clone(), v1.clone()),
+            ),
+            (
+                &other_store,
+                StoreSpec::key_value(&other_store).with_serdes(k.clone(), v2.clone()),
+            ),
         ] {
             let _ = store;
             let mut spec = serdes;
-            spec.kind = StoreKind::Window { retention_ms: retention, duplicates: true };
+            spec.kind = StoreKind::Window {
+                retention_ms: retention,
+                duplicates: true,
+            };
             g.lock().add_store(spec);
         }
         let any_outer = outer.0 || outer.1;
         let mut stores = vec![this_store.clone(), other_store.clone()];
         if any_outer {
-            g.lock().add_store(StoreSpec::key_value(&outer_store).with_serdes(Serdes::bytes(), Serdes::bytes()));
+            g.lock().add_store(
+                StoreSpec::key_value(&outer_store).with_serdes(Serdes::bytes(), Serdes::bytes()),
+            );
             stores.push(outer_store.clone());
         }
         let shared = Arc::new(JoinShared {
@@ -264,16 +341,34 @@ impl<K: Data, V: Data> KStream<K, V> {
             NodeKind::Processor,
             &[this.node],
             stores.clone(),
-            Arc::new(move || Box::new(StreamStreamNode { shared: s1.clone(), left: true, time: None }) as Box<dyn Node>),
+            Arc::new(move || {
+                Box::new(StreamStreamNode {
+                    shared: s1.clone(),
+                    left: true,
+                    time: None,
+                }) as Box<dyn Node>
+            }),
         );
         let right = g.add(
             "KSTREAM-JOINOTHER",
             NodeKind::Processor,
             &[that.node],
             stores,
-            Arc::new(move || Box::new(StreamStreamNode { shared: s2.clone(), left: false, time: None }) as Box<dyn Node>),
+            Arc::new(move || {
+                Box::new(StreamStreamNode {
+                    shared: s2.clone(),
+                    left: false,
+                    time: None,
+                }) as Box<dyn Node>
+            }),
         );
-        let merge = g.add("KSTREAM-MERGE", NodeKind::Processor, &[left, right], Vec::new(), stateless(|ctx, rec| ctx.forward(rec)));
+        let merge = g.add(
+            "KSTREAM-MERGE",
+            NodeKind::Processor,
+            &[left, right],
+            Vec::new(),
+            stateless(|ctx, rec| ctx.forward(rec)),
+        );
         register_copartition(&g, this.node, that.node);
         self.derive(merge, Some(k), None, false)
     }
@@ -299,7 +394,10 @@ impl<K: Data, V: Data, VT: Data, VR: Data> Node for StreamTableNode<K, V, VT, VR
             ctx.skipped();
             return Ok(());
         }
-        let getter = self.getter.as_mut().ok_or_else(|| StreamsError::Topology("join getter not initialized".into()))?;
+        let getter = self
+            .getter
+            .as_mut()
+            .ok_or_else(|| StreamsError::Topology("join getter not initialized".into()))?;
         let t = getter.get(key)?;
         match (self.joiner)(rec.value::<V>()?, t.as_ref()) {
             Some(out) => ctx.forward(rec.with_value(out)),
@@ -376,17 +474,44 @@ impl<K: Data, V1: Data, V2: Data, VR: Data> Node for StreamStreamNode<K, V1, V2,
             return Ok(());
         };
         let ts = rec.timestamp;
-        let time = self.time.clone().ok_or_else(|| StreamsError::Topology("join time not initialized".into()))?;
+        let time = self
+            .time
+            .clone()
+            .ok_or_else(|| StreamsError::Topology("join time not initialized".into()))?;
         let observed = time.fetch_max(ts, Ordering::SeqCst).max(ts);
         let w = s.windows;
-        if ts.saturating_add(w.before_ms).saturating_add(w.after_ms).saturating_add(w.grace_ms) < observed {
+        if ts
+            .saturating_add(w.before_ms)
+            .saturating_add(w.after_ms)
+            .saturating_add(w.grace_ms)
+            < observed
+        {
             ctx.dropped_late();
             return Ok(());
         }
-        let this = WindowStore::new(&s.this_store, ctx.store(&s.this_store)?, s.keys.clone(), s.v1.clone(), 0, true);
-        let that = WindowStore::new(&s.other_store, ctx.store(&s.other_store)?, s.keys.clone(), s.v2.clone(), 0, true);
+        let this = WindowStore::new(
+            &s.this_store,
+            ctx.store(&s.this_store)?,
+            s.keys.clone(),
+            s.v1.clone(),
+            0,
+            true,
+        );
+        let that = WindowStore::new(
+            &s.other_store,
+            ctx.store(&s.other_store)?,
+            s.keys.clone(),
+            s.v2.clone(),
+            0,
+            true,
+        );
         let outer = match &s.outer_store {
-            Some(name) => Some(KeyValueStore::new(name, ctx.store(name)?, Serdes::bytes(), Serdes::bytes())),
+            Some(name) => Some(KeyValueStore::new(
+                name,
+                ctx.store(name)?,
+                Serdes::bytes(),
+                Serdes::bytes(),
+            )),
             None => None,
         };
         let mut matched = false;
@@ -436,7 +561,11 @@ impl<K: Data, V1: Data, V2: Data, VR: Data> Node for StreamStreamNode<K, V1, V2,
         if let Some(o) = &outer {
             self.emit_outer(ctx, o, observed)?;
         }
-        let cutoff = observed.saturating_sub(w.before_ms.saturating_add(w.after_ms).saturating_add(w.grace_ms));
+        let cutoff = observed.saturating_sub(
+            w.before_ms
+                .saturating_add(w.after_ms)
+                .saturating_add(w.grace_ms),
+        );
         this.expire(cutoff)?;
         that.expire(cutoff)?;
         Ok(())
@@ -446,7 +575,12 @@ impl<K: Data, V1: Data, V2: Data, VR: Data> Node for StreamStreamNode<K, V1, V2,
 impl<K: Data, V1: Data, V2: Data, VR: Data> StreamStreamNode<K, V1, V2, VR> {
     /// Emits unmatched records whose window closed: this side at `ts + after + grace`,
     /// the other side at `ts + before + grace`.
-    fn emit_outer(&self, ctx: &mut Ctx<'_>, outer: &KeyValueStore<Bytes, Bytes>, observed: i64) -> Result<()> {
+    fn emit_outer(
+        &self,
+        ctx: &mut Ctx<'_>,
+        outer: &KeyValueStore<Bytes, Bytes>,
+        observed: i64,
+    ) -> Result<()> {
         let s = &self.shared;
         let w = s.windows;
         let reach = w.before_ms.min(w.after_ms).saturating_add(w.grace_ms);
@@ -455,7 +589,10 @@ impl<K: Data, V1: Data, V2: Data, VR: Data> StreamStreamNode<K, V1, V2, VR> {
             let name = s.outer_store.clone().unwrap_or_default();
             let cell = ctx.store(&name)?;
             let st = crate::state::lock(&cell)?;
-            st.range(std::ops::Bound::Unbounded, std::ops::Bound::Excluded(&upper))?
+            st.range(
+                std::ops::Bound::Unbounded,
+                std::ops::Bound::Excluded(&upper),
+            )?
         };
         for (k, v) in candidates {
             if k.len() < 9 {
@@ -523,7 +660,7 @@ struct TableSideNode<K, VS, VO, VR> {
     other: GetterRef<K, VO>,
     getter: Option<Box<dyn Getter<K, VO>>>,
     /// (this side's value, other side's value) -> result.
-    join: Arc<dyn Fn(Option<&VS>, Option<&VO>) -> Option<VR> + Send + Sync>,
+    join: TableJoiner<VS, VO, VR>,
 }
 
 impl<K: Data, VS: Data, VO: Data, VR: Data> Node for TableSideNode<K, VS, VO, VR> {
@@ -535,7 +672,10 @@ impl<K: Data, VS: Data, VO: Data, VR: Data> Node for TableSideNode<K, VS, VO, VR
     fn process(&mut self, ctx: &mut Ctx<'_>, rec: Rec) -> Result<()> {
         let key = rec.key::<K>()?;
         let c = rec.value::<Change<VS>>()?;
-        let getter = self.getter.as_mut().ok_or_else(|| StreamsError::Topology("join getter not initialized".into()))?;
+        let getter = self
+            .getter
+            .as_mut()
+            .ok_or_else(|| StreamsError::Topology("join getter not initialized".into()))?;
         let other = getter.get(key)?;
         let new = (self.join)(c.new.as_ref(), other.as_ref());
         let old = (self.join)(c.old.as_ref(), other.as_ref());
@@ -548,11 +688,18 @@ impl<K: Data, VS: Data, VO: Data, VR: Data> Node for TableSideNode<K, VS, VO, VR
 
 impl<K: Data, V: Data> KTable<K, V> {
     /// Rows present in both tables, joined.
-    pub fn join<V2: Data, VR: Data>(&self, other: &KTable<K, V2>, joiner: impl Fn(&V, &V2) -> VR + Send + Sync + 'static) -> KTable<K, VR> {
-        self.table_table(other, Arc::new(move |l, r| match (l, r) {
-            (Some(l), Some(r)) => Some(joiner(l, r)),
-            _ => None,
-        }))
+    pub fn join<V2: Data, VR: Data>(
+        &self,
+        other: &KTable<K, V2>,
+        joiner: impl Fn(&V, &V2) -> VR + Send + Sync + 'static,
+    ) -> KTable<K, VR> {
+        self.table_table(
+            other,
+            Arc::new(move |l, r| match (l, r) {
+                (Some(l), Some(r)) => Some(joiner(l, r)),
+                _ => None,
+            }),
+        )
     }
 
     /// Every row of this table, joined with the other's row if there is one.
@@ -570,10 +717,23 @@ impl<K: Data, V: Data> KTable<K, V> {
         other: &KTable<K, V2>,
         joiner: impl Fn(Option<&V>, Option<&V2>) -> VR + Send + Sync + 'static,
     ) -> KTable<K, VR> {
-        self.table_table(other, Arc::new(move |l, r| if l.is_none() && r.is_none() { None } else { Some(joiner(l, r)) }))
+        self.table_table(
+            other,
+            Arc::new(move |l, r| {
+                if l.is_none() && r.is_none() {
+                    None
+                } else {
+                    Some(joiner(l, r))
+                }
+            }),
+        )
     }
 
-    fn table_table<V2: Data, VR: Data>(&self, other: &KTable<K, V2>, joiner: TableJoiner<V, V2, VR>) -> KTable<K, VR> {
+    fn table_table<V2: Data, VR: Data>(
+        &self,
+        other: &KTable<K, V2>,
+        joiner: TableJoiner<V, V2, VR>,
+    ) -> KTable<K, VR> {
         let g = self.graph.clone();
         let (j1, j2) = (joiner.clone(), joiner.clone());
         let (og, tg) = (other.getter.clone(), self.getter.clone());
@@ -604,7 +764,13 @@ impl<K: Data, V: Data> KTable<K, V> {
                 }) as Box<dyn Node>
             }),
         );
-        let merge = g.add("KTABLE-MERGE", NodeKind::Processor, &[left, right], Vec::new(), stateless(|ctx, rec| ctx.forward(rec)));
+        let merge = g.add(
+            "KTABLE-MERGE",
+            NodeKind::Processor,
+            &[left, right],
+            Vec::new(),
+            stateless(|ctx, rec| ctx.forward(rec)),
+        );
         register_copartition(&g, self.node, other.node);
         KTable {
             graph: g,
@@ -630,7 +796,12 @@ impl<K: Data, V: Data> KTable<K, V> {
         joiner: impl Fn(&V, &VO) -> VR + Send + Sync + 'static,
         materialized: Materialized<K, VR>,
     ) -> KTable<K, VR> {
-        self.foreign_key_join(other, Arc::new(foreign_key), Arc::new(move |v, o| o.map(|o| joiner(v, o))), materialized)
+        self.foreign_key_join(
+            other,
+            Arc::new(foreign_key),
+            Arc::new(move |v, o| o.map(|o| joiner(v, o))),
+            materialized,
+        )
     }
 
     /// Joins each row with the other table's row whose key is `foreign_key(value)`, if any.
@@ -641,7 +812,12 @@ impl<K: Data, V: Data> KTable<K, V> {
         joiner: impl Fn(&V, Option<&VO>) -> VR + Send + Sync + 'static,
         materialized: Materialized<K, VR>,
     ) -> KTable<K, VR> {
-        self.foreign_key_join(other, Arc::new(foreign_key), Arc::new(move |v, o| Some(joiner(v, o))), materialized)
+        self.foreign_key_join(
+            other,
+            Arc::new(foreign_key),
+            Arc::new(move |v, o| Some(joiner(v, o))),
+            materialized,
+        )
     }
 
     #[allow(clippy::type_complexity)]
@@ -658,56 +834,105 @@ impl<K: Data, V: Data> KTable<K, V> {
         let v = serde_or(&g, None, &self.values, "a foreign-key join (left value)");
         let ko = serde_or(&g, None, &other.keys, "a foreign-key join (right key)");
         let vo = serde_or(&g, None, &other.values, "a foreign-key join (right value)");
-        let vr = serde_or(&g, materialized.values.clone(), &None, "a foreign-key join's result store (value)");
+        let vr = serde_or(
+            &g,
+            materialized.values.clone(),
+            &None,
+            "a foreign-key join's result store (value)",
+        );
         let (Some(k), Some(v), Some(ko), Some(vo), Some(vr)) = (k, v, ko, vo, vr) else {
             return super::grouped::placeholder(&g, self.node);
         };
-        let result_store = materialized.name.clone().unwrap_or_else(|| format!("{name}-result-store"));
+        let result_store = materialized
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{name}-result-store"));
         let sub_store = format!("{name}-subscription-store");
         let mut spec = StoreSpec::key_value(&result_store).with_serdes(k.clone(), vr.clone());
         spec.persistent = materialized.persistent;
         spec.logged = materialized.logged;
         g.lock().add_store(spec);
-        g.lock().add_store(StoreSpec::key_value(&sub_store).with_serdes(Serdes::bytes(), Serdes::bytes()));
+        g.lock().add_store(
+            StoreSpec::key_value(&sub_store).with_serdes(Serdes::bytes(), Serdes::bytes()),
+        );
 
         // Left side: subscriptions out, deletions straight to the result.
-        let (fk1, k1, v1, ko1, vr1, rs1) = (foreign_key.clone(), k.clone(), v.clone(), ko.clone(), vr.clone(), result_store.clone());
+        let (fk1, k1, v1, ko1, vr1, rs1) = (
+            foreign_key.clone(),
+            k.clone(),
+            v.clone(),
+            ko.clone(),
+            vr.clone(),
+            result_store.clone(),
+        );
         let subscribe = g.add(
             "KTABLE-FK-JOIN-SUBSCRIBE",
             NodeKind::Processor,
             &[self.node],
             vec![result_store.clone()],
             Arc::new(move || {
-                let (fk, k, v, ko, vr, rs) = (fk1.clone(), k1.clone(), v1.clone(), ko1.clone(), vr1.clone(), rs1.clone());
-                Box::new(crate::processor::FnNode(move |ctx: &mut Ctx<'_>, rec: Rec| {
-                    let key = rec.key::<K>()?;
-                    let c = rec.value::<Change<V>>()?;
-                    let kb = to_bytes(k.as_ref(), key, "foreign-key join key")?;
-                    let old_fk = c.old.as_ref().map(|o| fk(o)).and_then(|f| ko.serialize(&f).ok().flatten());
-                    let new_fk = c.new.as_ref().map(|n| fk(n)).and_then(|f| ko.serialize(&f).ok().flatten());
-                    if let Some(o) = &old_fk {
-                        if new_fk.as_ref() != Some(o) {
-                            ctx.forward_to(0, rec.with(o.clone(), subscription(false, 0, &kb)))?;
-                        }
-                    }
-                    match (&c.new, new_fk) {
-                        (Some(nv), Some(f)) => {
-                            let hash = fnv(&to_bytes(v.as_ref(), nv, "foreign-key join value")?);
-                            ctx.forward_to(0, rec.with(f, subscription(true, hash, &kb)))?;
-                        }
-                        _ => {
-                            // Deleted, or no foreign key: the result row goes now.
-                            let results = ctx.kv_store(&rs, &k, &vr)?;
-                            if let Some(old) = results.delete(key)? {
-                                ctx.forward_to(1, rec.with_value(Change { new: None::<VR>, old: Some(old) }))?;
+                let (fk, k, v, ko, vr, rs) = (
+                    fk1.clone(),
+                    k1.clone(),
+                    v1.clone(),
+                    ko1.clone(),
+                    vr1.clone(),
+                    rs1.clone(),
+                );
+                Box::new(crate::processor::FnNode(
+                    move |ctx: &mut Ctx<'_>, rec: Rec| {
+                        let key = rec.key::<K>()?;
+                        let c = rec.value::<Change<V>>()?;
+                        let kb = to_bytes(k.as_ref(), key, "foreign-key join key")?;
+                        let old_fk = c
+                            .old
+                            .as_ref()
+                            .map(|o| fk(o))
+                            .and_then(|f| ko.serialize(&f).ok().flatten());
+                        let new_fk = c
+                            .new
+                            .as_ref()
+                            .map(|n| fk(n))
+                            .and_then(|f| ko.serialize(&f).ok().flatten());
+                        if let Some(o) = &old_fk {
+                            if new_fk.as_ref() != Some(o) {
+                                ctx.forward_to(
+                                    0,
+                                    rec.with(o.clone(), subscription(false, 0, &kb)),
+                                )?;
                             }
                         }
-                    }
-                    Ok(())
-                })) as Box<dyn Node>
+                        match (&c.new, new_fk) {
+                            (Some(nv), Some(f)) => {
+                                let hash =
+                                    fnv(&to_bytes(v.as_ref(), nv, "foreign-key join value")?);
+                                ctx.forward_to(0, rec.with(f, subscription(true, hash, &kb)))?;
+                            }
+                            _ => {
+                                // Deleted, or no foreign key: the result row goes now.
+                                let results = ctx.kv_store(&rs, &k, &vr)?;
+                                if let Some(old) = results.delete(key)? {
+                                    ctx.forward_to(
+                                        1,
+                                        rec.with_value(Change {
+                                            new: None::<VR>,
+                                            old: Some(old),
+                                        }),
+                                    )?;
+                                }
+                            }
+                        }
+                        Ok(())
+                    },
+                )) as Box<dyn Node>
             }),
         );
-        let raw_encode: Encode = Arc::new(|rec| Ok(Some((Some(rec.key::<Bytes>()?.clone()), Some(rec.value::<Bytes>()?.clone())))));
+        let raw_encode: Encode = Arc::new(|rec| {
+            Ok(Some((
+                Some(rec.key::<Bytes>()?.clone()),
+                Some(rec.value::<Bytes>()?.clone()),
+            )))
+        });
         let raw_decode: Decode = Arc::new(|k, v, rec| match (k, v) {
             (Some(k), Some(v)) => Ok(Some(rec.with(k.clone(), v.clone()))),
             _ => Ok(None),
@@ -715,7 +940,14 @@ impl<K: Data, V: Data> KTable<K, V> {
         // The right side: keep subscriptions, answer them now and on every change.
         let sub_name = format!("{name}-subscription-registration");
         let resp_name = format!("{name}-subscription-response");
-        let sub_src = add_repartition(&g, subscribe, &sub_name, raw_encode.clone(), raw_decode.clone(), RepartitionSpec::default());
+        let sub_src = add_repartition(
+            &g,
+            subscribe,
+            &sub_name,
+            raw_encode.clone(),
+            raw_decode.clone(),
+            RepartitionSpec::default(),
+        );
         let other_getter = other.getter.clone();
         let (ss1, ko2, vo2) = (sub_store.clone(), ko.clone(), vo.clone());
         let mut answer_stores = vec![sub_store.clone()];
@@ -726,31 +958,43 @@ impl<K: Data, V: Data> KTable<K, V> {
             &[sub_src],
             answer_stores,
             Arc::new(move || {
-                let (og, ss, ko, vos) = (other_getter.clone(), ss1.clone(), ko2.clone(), vo2.clone());
+                let (og, ss, ko, vos) =
+                    (other_getter.clone(), ss1.clone(), ko2.clone(), vo2.clone());
                 let mut getter: Option<Box<dyn Getter<KO, VO>>> = None;
-                Box::new(crate::processor::FnNode(move |ctx: &mut Ctx<'_>, rec: Rec| {
-                    if getter.is_none() {
-                        getter = Some(og.make(&ctx.task.stores)?);
-                    }
-                    let fkb = rec.key::<Bytes>()?;
-                    let msg = rec.value::<Bytes>()?;
-                    let Some((propagate, hash, kb)) = parse_subscription(msg) else {
-                        ctx.skipped();
-                        return Ok(());
-                    };
-                    let subs = KeyValueStore::new(&ss, ctx.store(&ss)?, Serdes::bytes(), Serdes::bytes());
-                    let sk = sub_key(fkb, kb);
-                    if !propagate {
-                        subs.delete(&sk)?;
-                        return Ok(());
-                    }
-                    subs.put(&sk, &Bytes::copy_from_slice(&hash.to_be_bytes()))?;
-                    let fk: KO = from_bytes(ko.as_ref(), fkb, "foreign key")?;
-                    let g = getter.as_mut().ok_or_else(|| StreamsError::Topology("getter".into()))?;
-                    let vo = g.get(&fk)?;
-                    let vob = vo.map(|x| to_bytes(vos.as_ref(), &x, "foreign-key join right value")).transpose()?;
-                    ctx.forward(rec.with(Bytes::copy_from_slice(kb), response(hash, vob)))
-                })) as Box<dyn Node>
+                Box::new(crate::processor::FnNode(
+                    move |ctx: &mut Ctx<'_>, rec: Rec| {
+                        if getter.is_none() {
+                            getter = Some(og.make(&ctx.task.stores)?);
+                        }
+                        let fkb = rec.key::<Bytes>()?;
+                        let msg = rec.value::<Bytes>()?;
+                        let Some((propagate, hash, kb)) = parse_subscription(msg) else {
+                            ctx.skipped();
+                            return Ok(());
+                        };
+                        let subs = KeyValueStore::new(
+                            &ss,
+                            ctx.store(&ss)?,
+                            Serdes::bytes(),
+                            Serdes::bytes(),
+                        );
+                        let sk = sub_key(fkb, kb);
+                        if !propagate {
+                            subs.delete(&sk)?;
+                            return Ok(());
+                        }
+                        subs.put(&sk, &Bytes::copy_from_slice(&hash.to_be_bytes()))?;
+                        let fk: KO = from_bytes(ko.as_ref(), fkb, "foreign key")?;
+                        let g = getter
+                            .as_mut()
+                            .ok_or_else(|| StreamsError::Topology("getter".into()))?;
+                        let vo = g.get(&fk)?;
+                        let vob = vo
+                            .map(|x| to_bytes(vos.as_ref(), &x, "foreign-key join right value"))
+                            .transpose()?;
+                        ctx.forward(rec.with(Bytes::copy_from_slice(kb), response(hash, vob)))
+                    },
+                )) as Box<dyn Node>
             }),
         );
         let ss2 = sub_store.clone();
@@ -762,26 +1006,62 @@ impl<K: Data, V: Data> KTable<K, V> {
             vec![sub_store.clone()],
             Arc::new(move || {
                 let (ss, ko, vos) = (ss2.clone(), ko3.clone(), vo3.clone());
-                Box::new(crate::processor::FnNode(move |ctx: &mut Ctx<'_>, rec: Rec| {
-                    let fk = rec.key::<KO>()?;
-                    let c = rec.value::<Change<VO>>()?;
-                    let fkb = to_bytes(ko.as_ref(), fk, "foreign key")?;
-                    let prefix = sub_key(&fkb, &[]);
-                    let vob = c.new.as_ref().map(|x| to_bytes(vos.as_ref(), x, "foreign-key join right value")).transpose()?;
-                    let subs = KeyValueStore::new(&ss, ctx.store(&ss)?, Serdes::bytes(), Serdes::bytes());
-                    for (sk, hash) in subs.prefix_scan(&prefix)? {
-                        let kb = sk.slice(prefix.len()..);
-                        let hash = hash.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0);
-                        ctx.forward(rec.with(kb, response(hash, vob.clone())))?;
-                    }
-                    Ok(())
-                })) as Box<dyn Node>
+                Box::new(crate::processor::FnNode(
+                    move |ctx: &mut Ctx<'_>, rec: Rec| {
+                        let fk = rec.key::<KO>()?;
+                        let c = rec.value::<Change<VO>>()?;
+                        let fkb = to_bytes(ko.as_ref(), fk, "foreign key")?;
+                        let prefix = sub_key(&fkb, &[]);
+                        let vob = c
+                            .new
+                            .as_ref()
+                            .map(|x| to_bytes(vos.as_ref(), x, "foreign-key join right value"))
+                            .transpose()?;
+                        let subs = KeyValueStore::new(
+                            &ss,
+                            ctx.store(&ss)?,
+                            Serdes::bytes(),
+                            Serdes::bytes(),
+                        );
+                        for (sk, hash) in subs.prefix_scan(&prefix)? {
+                            let kb = sk.slice(prefix.len()..);
+                            let hash = hash
+                                .as_ref()
+                                .try_into()
+                                .map(u64::from_be_bytes)
+                                .unwrap_or(0);
+                            ctx.forward(rec.with(kb, response(hash, vob.clone())))?;
+                        }
+                        Ok(())
+                    },
+                )) as Box<dyn Node>
             }),
         );
-        let responses = g.add("KTABLE-FK-JOIN-RESPONSES", NodeKind::Processor, &[answer, changed], Vec::new(), stateless(|ctx, rec| ctx.forward(rec)));
-        let resp_src = add_repartition(&g, responses, &resp_name, raw_encode, raw_decode, RepartitionSpec::default());
+        let responses = g.add(
+            "KTABLE-FK-JOIN-RESPONSES",
+            NodeKind::Processor,
+            &[answer, changed],
+            Vec::new(),
+            stateless(|ctx, rec| ctx.forward(rec)),
+        );
+        let resp_src = add_repartition(
+            &g,
+            responses,
+            &resp_name,
+            raw_encode,
+            raw_decode,
+            RepartitionSpec::default(),
+        );
         // Back on the left: keep answers that still match the row, update the result.
-        let (tg, k4, v4, vr4, rs4, j4, vo4) = (self.getter.clone(), k.clone(), v.clone(), vr.clone(), result_store.clone(), joiner.clone(), vo.clone());
+        let (tg, k4, v4, vr4, rs4, j4, vo4) = (
+            self.getter.clone(),
+            k.clone(),
+            v.clone(),
+            vr.clone(),
+            result_store.clone(),
+            joiner.clone(),
+            vo.clone(),
+        );
         let mut resolve_stores = vec![result_store.clone()];
         resolve_stores.extend(self.getter.stores());
         let resolve = g.add(
@@ -790,45 +1070,69 @@ impl<K: Data, V: Data> KTable<K, V> {
             &[resp_src],
             resolve_stores,
             Arc::new(move || {
-                let (tg, k, v, vr, rs, j, vos) = (tg.clone(), k4.clone(), v4.clone(), vr4.clone(), rs4.clone(), j4.clone(), vo4.clone());
+                let (tg, k, v, vr, rs, j, vos) = (
+                    tg.clone(),
+                    k4.clone(),
+                    v4.clone(),
+                    vr4.clone(),
+                    rs4.clone(),
+                    j4.clone(),
+                    vo4.clone(),
+                );
                 let mut getter: Option<Box<dyn Getter<K, V>>> = None;
-                Box::new(crate::processor::FnNode(move |ctx: &mut Ctx<'_>, rec: Rec| {
-                    if getter.is_none() {
-                        getter = Some(tg.make(&ctx.task.stores)?);
-                    }
-                    let kb = rec.key::<Bytes>()?;
-                    let msg = rec.value::<Bytes>()?;
-                    let key: K = from_bytes(k.as_ref(), kb, "foreign-key join key")?;
-                    let g = getter.as_mut().ok_or_else(|| StreamsError::Topology("getter".into()))?;
-                    let Some(current) = g.get(&key)? else { return Ok(()) };
-                    let Some((hash, vob)) = parse_response(msg) else { return Ok(()) };
-                    if hash != fnv(&to_bytes(v.as_ref(), &current, "foreign-key join value")?) {
-                        return Ok(());
-                    }
-                    let vo: Option<VO> = vob.map(|b| from_bytes(vos.as_ref(), b, "foreign-key join right value")).transpose()?;
-                    let new = j(&current, vo.as_ref());
-                    let results = ctx.kv_store(&rs, &k, &vr)?;
-                    let old = results.get(&key)?;
-                    match &new {
-                        Some(n) => results.put(&key, n)?,
-                        None => {
-                            results.delete(&key)?;
+                Box::new(crate::processor::FnNode(
+                    move |ctx: &mut Ctx<'_>, rec: Rec| {
+                        if getter.is_none() {
+                            getter = Some(tg.make(&ctx.task.stores)?);
                         }
-                    }
-                    if new.is_none() && old.is_none() {
-                        return Ok(());
-                    }
-                    let out = Rec {
-                        key: Arc::new(key),
-                        value: Arc::new(Change { new, old }),
-                        timestamp: rec.timestamp,
-                        headers: rec.headers.clone(),
-                    };
-                    ctx.forward(out)
-                })) as Box<dyn Node>
+                        let kb = rec.key::<Bytes>()?;
+                        let msg = rec.value::<Bytes>()?;
+                        let key: K = from_bytes(k.as_ref(), kb, "foreign-key join key")?;
+                        let g = getter
+                            .as_mut()
+                            .ok_or_else(|| StreamsError::Topology("getter".into()))?;
+                        let Some(current) = g.get(&key)? else {
+                            return Ok(());
+                        };
+                        let Some((hash, vob)) = parse_response(msg) else {
+                            return Ok(());
+                        };
+                        if hash != fnv(&to_bytes(v.as_ref(), &current, "foreign-key join value")?) {
+                            return Ok(());
+                        }
+                        let vo: Option<VO> = vob
+                            .map(|b| from_bytes(vos.as_ref(), b, "foreign-key join right value"))
+                            .transpose()?;
+                        let new = j(&current, vo.as_ref());
+                        let results = ctx.kv_store(&rs, &k, &vr)?;
+                        let old = results.get(&key)?;
+                        match &new {
+                            Some(n) => results.put(&key, n)?,
+                            None => {
+                                results.delete(&key)?;
+                            }
+                        }
+                        if new.is_none() && old.is_none() {
+                            return Ok(());
+                        }
+                        let out = Rec {
+                            key: Arc::new(key),
+                            value: Arc::new(Change { new, old }),
+                            timestamp: rec.timestamp,
+                            headers: rec.headers.clone(),
+                        };
+                        ctx.forward(out)
+                    },
+                )) as Box<dyn Node>
             }),
         );
-        let merge = g.add("KTABLE-FK-JOIN-OUTPUT", NodeKind::Processor, &[subscribe, resolve], Vec::new(), stateless(|ctx, rec| ctx.forward(rec)));
+        let merge = g.add(
+            "KTABLE-FK-JOIN-OUTPUT",
+            NodeKind::Processor,
+            &[subscribe, resolve],
+            Vec::new(),
+            stateless(|ctx, rec| ctx.forward(rec)),
+        );
         {
             let mut st = g.lock();
             if let Some(spec) = st.repartitions.get_mut(&format!("{sub_name}-repartition")) {
@@ -848,7 +1152,11 @@ impl<K: Data, V: Data> KTable<K, V> {
             keys: Some(k.clone()),
             values: Some(vr.clone()),
             store: Some(result_store.clone()),
-            getter: Arc::new(StoreGetter { store: result_store, keys: k, values: vr }),
+            getter: Arc::new(StoreGetter {
+                store: result_store,
+                keys: k,
+                values: vr,
+            }),
             window: None,
         }
     }

@@ -97,7 +97,11 @@ impl StreamsBuilder {
     }
 
     /// One stream of the records of several topics.
-    pub fn streams<K: Data, V: Data>(&self, topics: &[&str], consumed: Consumed<K, V>) -> KStream<K, V> {
+    pub fn streams<K: Data, V: Data>(
+        &self,
+        topics: &[&str],
+        consumed: Consumed<K, V>,
+    ) -> KStream<K, V> {
         stream::source(&self.graph, topics, consumed)
     }
 
@@ -140,7 +144,11 @@ pub struct StoreBuilder {
 
 impl StoreBuilder {
     /// A persistent, logged key-value store.
-    pub fn key_value<K: 'static, V: 'static>(name: &str, keys: SerdeRef<K>, values: SerdeRef<V>) -> Self {
+    pub fn key_value<K: 'static, V: 'static>(
+        name: &str,
+        keys: SerdeRef<K>,
+        values: SerdeRef<V>,
+    ) -> Self {
         StoreBuilder {
             spec: StoreSpec::key_value(name).with_serdes(keys, values),
         }
@@ -210,7 +218,10 @@ impl<K, V> Consumed<K, V> {
     }
 
     /// Event time from the record itself instead of its timestamp.
-    pub fn with_timestamp_extractor(mut self, extractor: impl TimestampExtractor + 'static) -> Self {
+    pub fn with_timestamp_extractor(
+        mut self,
+        extractor: impl TimestampExtractor + 'static,
+    ) -> Self {
         self.extractor = Some(Arc::new(extractor));
         self
     }
@@ -456,10 +467,14 @@ pub(crate) mod stream_never {
 
     impl<T: 'static> crate::serdes::Serde<T> for Never {
         fn serialize(&self, _: &T) -> Result<Option<bytes::Bytes>, crate::serdes::SerdeError> {
-            Err(crate::serdes::SerdeError("no serde (see the topology error)".into()))
+            Err(crate::serdes::SerdeError(
+                "no serde (see the topology error)".into(),
+            ))
         }
         fn deserialize(&self, _: Option<&[u8]>) -> Result<T, crate::serdes::SerdeError> {
-            Err(crate::serdes::SerdeError("no serde (see the topology error)".into()))
+            Err(crate::serdes::SerdeError(
+                "no serde (see the topology error)".into(),
+            ))
         }
     }
 }

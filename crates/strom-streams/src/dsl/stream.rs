@@ -40,9 +40,11 @@ impl<K, V> Clone for KStream<K, V> {
 }
 
 /// Decodes a consumed record into a typed one; `Ok(None)` skips it.
-pub(crate) type Decode = Arc<dyn Fn(&Option<Bytes>, &Option<Bytes>, &Rec) -> Result<Option<Rec>> + Send + Sync>;
+pub(crate) type Decode =
+    Arc<dyn Fn(&Option<Bytes>, &Option<Bytes>, &Rec) -> Result<Option<Rec>> + Send + Sync>;
 /// Encodes a record for a topic; `Ok(None)` drops it.
-pub(crate) type Encode = Arc<dyn Fn(&Rec) -> Result<Option<(Option<Bytes>, Option<Bytes>)>> + Send + Sync>;
+pub(crate) type Encode =
+    Arc<dyn Fn(&Rec) -> Result<Option<(Option<Bytes>, Option<Bytes>)>> + Send + Sync>;
 
 struct SourceNode {
     decode: Decode,
@@ -94,9 +96,15 @@ fn serde_err(what: &str, e: crate::serdes::SerdeError) -> StreamsError {
 }
 
 /// Typed decoding of a topic's records.
-pub(crate) fn typed_decode<K: Data, V: Data>(keys: SerdeRef<K>, values: SerdeRef<V>, what: String) -> Decode {
+pub(crate) fn typed_decode<K: Data, V: Data>(
+    keys: SerdeRef<K>,
+    values: SerdeRef<V>,
+    what: String,
+) -> Decode {
     Arc::new(move |k, v, rec| {
-        let key = keys.deserialize(k.as_deref()).map_err(|e| serde_err(&format!("key of {what}"), e))?;
+        let key = keys
+            .deserialize(k.as_deref())
+            .map_err(|e| serde_err(&format!("key of {what}"), e))?;
         let value = values
             .deserialize(v.as_deref())
             .map_err(|e| serde_err(&format!("value of {what}"), e))?;
@@ -155,7 +163,13 @@ impl Node for SinkNode {
     }
 }
 
-pub(crate) fn add_sink(graph: &Graph, name: Option<String>, parent: usize, topic: TopicName, encode: Encode) -> usize {
+pub(crate) fn add_sink(
+    graph: &Graph,
+    name: Option<String>,
+    parent: usize,
+    topic: TopicName,
+    encode: Encode,
+) -> usize {
     let t = topic.clone();
     let factory: NodeFactory = Arc::new(move || {
         Box::new(SinkNode {
@@ -164,10 +178,23 @@ pub(crate) fn add_sink(graph: &Graph, name: Option<String>, parent: usize, topic
             encode: encode.clone(),
         }) as Box<dyn Node>
     });
-    graph.add_named(name, "KSTREAM-SINK", NodeKind::Sink { topic }, &[parent], Vec::new(), factory)
+    graph.add_named(
+        name,
+        "KSTREAM-SINK",
+        NodeKind::Sink { topic },
+        &[parent],
+        Vec::new(),
+        factory,
+    )
 }
 
-pub(crate) fn add_source(graph: &Graph, name: Option<String>, topics: Vec<TopicName>, decode: Decode, consumed_extractor: Option<crate::topology::ExtractorRef>) -> usize {
+pub(crate) fn add_source(
+    graph: &Graph,
+    name: Option<String>,
+    topics: Vec<TopicName>,
+    decode: Decode,
+    consumed_extractor: Option<crate::topology::ExtractorRef>,
+) -> usize {
     graph.add_named(
         name,
         "KSTREAM-SOURCE",
@@ -196,7 +223,9 @@ pub(crate) fn add_repartition(
     {
         let mut g = graph.lock();
         if g.repartitions.contains_key(&topic_name) {
-            g.error(format!("repartition topic {topic_name} made twice; name the operators apart"));
+            g.error(format!(
+                "repartition topic {topic_name} made twice; name the operators apart"
+            ));
         }
         g.repartitions.insert(topic_name, spec);
     }
@@ -204,9 +233,20 @@ pub(crate) fn add_repartition(
     add_source(graph, None, vec![topic], decode, None)
 }
 
-pub(crate) fn source<K: Data, V: Data>(graph: &Graph, topics: &[&str], consumed: Consumed<K, V>) -> KStream<K, V> {
-    let names: Vec<TopicName> = topics.iter().map(|t| TopicName::User(t.to_string())).collect();
-    let decode = typed_decode(consumed.keys.clone(), consumed.values.clone(), topics.join(","));
+pub(crate) fn source<K: Data, V: Data>(
+    graph: &Graph,
+    topics: &[&str],
+    consumed: Consumed<K, V>,
+) -> KStream<K, V> {
+    let names: Vec<TopicName> = topics
+        .iter()
+        .map(|t| TopicName::User(t.to_string()))
+        .collect();
+    let decode = typed_decode(
+        consumed.keys.clone(),
+        consumed.values.clone(),
+        topics.join(","),
+    );
     let node = add_source(graph, consumed.name, names, decode, consumed.extractor);
     KStream {
         graph: graph.clone(),
@@ -235,11 +275,20 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     fn add(&self, prefix: &str, factory: NodeFactory) -> usize {
-        self.graph.add(prefix, NodeKind::Processor, &[self.node], Vec::new(), factory)
+        self.graph.add(
+            prefix,
+            NodeKind::Processor,
+            &[self.node],
+            Vec::new(),
+            factory,
+        )
     }
 
     /// Keeps records for which `predicate` holds.
-    pub fn filter(&self, predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> KStream<K, V> {
+    pub fn filter(
+        &self,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+    ) -> KStream<K, V> {
         let node = self.add(
             "KSTREAM-FILTER",
             stateless(move |ctx, rec| {
@@ -250,16 +299,27 @@ impl<K: Data, V: Data> KStream<K, V> {
                 }
             }),
         );
-        self.derive(node, self.keys.clone(), self.values.clone(), self.repartition_required)
+        self.derive(
+            node,
+            self.keys.clone(),
+            self.values.clone(),
+            self.repartition_required,
+        )
     }
 
     /// Drops records for which `predicate` holds.
-    pub fn filter_not(&self, predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> KStream<K, V> {
+    pub fn filter_not(
+        &self,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+    ) -> KStream<K, V> {
         self.filter(move |k, v| !predicate(k, v))
     }
 
     /// New key and value for each record (marks the stream for repartitioning).
-    pub fn map<K2: Data, V2: Data>(&self, f: impl Fn(&K, &V) -> (K2, V2) + Send + Sync + 'static) -> KStream<K2, V2> {
+    pub fn map<K2: Data, V2: Data>(
+        &self,
+        f: impl Fn(&K, &V) -> (K2, V2) + Send + Sync + 'static,
+    ) -> KStream<K2, V2> {
         let node = self.add(
             "KSTREAM-MAP",
             stateless(move |ctx, rec| {
@@ -271,12 +331,18 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// New value for each record.
-    pub fn map_values<V2: Data>(&self, f: impl Fn(&V) -> V2 + Send + Sync + 'static) -> KStream<K, V2> {
+    pub fn map_values<V2: Data>(
+        &self,
+        f: impl Fn(&V) -> V2 + Send + Sync + 'static,
+    ) -> KStream<K, V2> {
         self.map_values_with_key(move |_, v| f(v))
     }
 
     /// New value from key and value.
-    pub fn map_values_with_key<V2: Data>(&self, f: impl Fn(&K, &V) -> V2 + Send + Sync + 'static) -> KStream<K, V2> {
+    pub fn map_values_with_key<V2: Data>(
+        &self,
+        f: impl Fn(&K, &V) -> V2 + Send + Sync + 'static,
+    ) -> KStream<K, V2> {
         let node = self.add(
             "KSTREAM-MAPVALUES",
             stateless(move |ctx, rec| {
@@ -288,7 +354,10 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// Zero or more records for each record (marks the stream for repartitioning).
-    pub fn flat_map<K2: Data, V2: Data, I>(&self, f: impl Fn(&K, &V) -> I + Send + Sync + 'static) -> KStream<K2, V2>
+    pub fn flat_map<K2: Data, V2: Data, I>(
+        &self,
+        f: impl Fn(&K, &V) -> I + Send + Sync + 'static,
+    ) -> KStream<K2, V2>
     where
         I: IntoIterator<Item = (K2, V2)>,
     {
@@ -305,7 +374,10 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// Zero or more values for each record, same key.
-    pub fn flat_map_values<V2: Data, I>(&self, f: impl Fn(&V) -> I + Send + Sync + 'static) -> KStream<K, V2>
+    pub fn flat_map_values<V2: Data, I>(
+        &self,
+        f: impl Fn(&V) -> I + Send + Sync + 'static,
+    ) -> KStream<K, V2>
     where
         I: IntoIterator<Item = V2>,
     {
@@ -322,7 +394,10 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// A new key for each record (marks the stream for repartitioning).
-    pub fn select_key<K2: Data>(&self, f: impl Fn(&K, &V) -> K2 + Send + Sync + 'static) -> KStream<K2, V> {
+    pub fn select_key<K2: Data>(
+        &self,
+        f: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
+    ) -> KStream<K2, V> {
         let node = self.add(
             "KSTREAM-KEY-SELECT",
             stateless(move |ctx, rec| {
@@ -345,7 +420,12 @@ impl<K: Data, V: Data> KStream<K, V> {
                 ctx.forward(rec)
             }),
         );
-        self.derive(node, self.keys.clone(), self.values.clone(), self.repartition_required)
+        self.derive(
+            node,
+            self.keys.clone(),
+            self.values.clone(),
+            self.repartition_required,
+        )
     }
 
     /// Calls `f` for each record (a terminal operator).
@@ -388,7 +468,13 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// Writes the records to `topic`.
     pub fn to(&self, topic: &str, produced: Produced<K, V>) {
         let encode = typed_encode(produced.keys, produced.values, topic.to_string(), false);
-        add_sink(&self.graph, produced.name, self.node, TopicName::User(topic.to_string()), encode);
+        add_sink(
+            &self.graph,
+            produced.name,
+            self.node,
+            TopicName::User(topic.to_string()),
+            encode,
+        );
     }
 
     /// Writes the records to `topic` (which must exist) and reads them back from it.
@@ -396,7 +482,13 @@ impl<K: Data, V: Data> KStream<K, V> {
         let (keys, values) = (produced.keys.clone(), produced.values.clone());
         self.to(topic, produced);
         let decode = typed_decode(keys.clone(), values.clone(), topic.to_string());
-        let node = add_source(&self.graph, None, vec![TopicName::User(topic.to_string())], decode, None);
+        let node = add_source(
+            &self.graph,
+            None,
+            vec![TopicName::User(topic.to_string())],
+            decode,
+            None,
+        );
         self.derive(node, Some(keys), Some(values), false)
     }
 
@@ -407,7 +499,12 @@ impl<K: Data, V: Data> KStream<K, V> {
             .clone()
             .unwrap_or_else(|| self.graph.next_name("KSTREAM-REPARTITION"));
         let keys = serde_or(&self.graph, repartitioned.keys, &self.keys, "repartition");
-        let values = serde_or(&self.graph, repartitioned.values, &self.values, "repartition");
+        let values = serde_or(
+            &self.graph,
+            repartitioned.values,
+            &self.values,
+            "repartition",
+        );
         match (keys, values) {
             (Some(k), Some(v)) => self.repartition_through(
                 &name,
@@ -490,7 +587,8 @@ impl<K: Data, V: Data> KStream<K, V> {
                     self.repartition_through(&name, k, v, RepartitionSpec::default())
                 }
                 _ => {
-                    self.graph.error("to_table after a key change needs key and value serdes");
+                    self.graph
+                        .error("to_table after a key change needs key and value serdes");
                     self.clone()
                 }
             }
@@ -504,7 +602,14 @@ impl<K: Data, V: Data> KStream<K, V> {
                 ctx.forward(rec.with_value(Some(v)))
             }),
         );
-        table::materialize_updates(&stream.graph, node, stream.keys.clone(), stream.values.clone(), materialized, "KSTREAM-TOTABLE")
+        table::materialize_updates(
+            &stream.graph,
+            node,
+            stream.keys.clone(),
+            stream.values.clone(),
+            materialized,
+            "KSTREAM-TOTABLE",
+        )
     }
 }
 
@@ -530,7 +635,9 @@ struct ProcessorNode<K, V, K2, V2, P> {
     _types: PhantomData<fn(K, V, K2, V2)>,
 }
 
-impl<K: Data, V: Data, K2: Data, V2: Data, P: Processor<K, V, K2, V2>> Node for ProcessorNode<K, V, K2, V2, P> {
+impl<K: Data, V: Data, K2: Data, V2: Data, P: Processor<K, V, K2, V2>> Node
+    for ProcessorNode<K, V, K2, V2, P>
+{
     fn init(&mut self, ctx: &mut Ctx<'_>) -> Result<()> {
         self.processor.init(&mut ProcessorContext {
             ctx,
@@ -581,7 +688,11 @@ pub struct BranchedKStream<K, V> {
 
 impl<K: Data, V: Data> BranchedKStream<K, V> {
     /// Records matching `predicate` (and no earlier branch) go to branch `name`.
-    pub fn branch(mut self, name: &str, predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> Self {
+    pub fn branch(
+        mut self,
+        name: &str,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+    ) -> Self {
         self.branches.push((name.to_string(), Arc::new(predicate)));
         self
     }
@@ -597,7 +708,8 @@ impl<K: Data, V: Data> BranchedKStream<K, V> {
     }
 
     fn finish(self, default: Option<String>) -> BTreeMap<String, KStream<K, V>> {
-        let predicates: Vec<Predicate<K, V>> = self.branches.iter().map(|(_, p)| p.clone()).collect();
+        let predicates: Vec<Predicate<K, V>> =
+            self.branches.iter().map(|(_, p)| p.clone()).collect();
         let n = predicates.len();
         let has_default = default.is_some();
         let graph = &self.parent.graph;

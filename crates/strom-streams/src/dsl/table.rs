@@ -48,7 +48,12 @@ impl<K: Data, V: Data> GetterSupplier<K, V> for StoreGetter<K, V> {
             .get(&self.store)
             .cloned()
             .ok_or_else(|| StreamsError::Topology(format!("store {} not connected", self.store)))?;
-        Ok(Box::new(KeyValueStore::new(&self.store, cell, self.keys.clone(), self.values.clone())))
+        Ok(Box::new(KeyValueStore::new(
+            &self.store,
+            cell,
+            self.keys.clone(),
+            self.values.clone(),
+        )))
     }
 }
 
@@ -58,9 +63,11 @@ impl<K: Data, V: Data> Getter<K, V> for KeyValueStore<K, V> {
     }
 }
 
+type MapFn<K, V, V2> = Arc<dyn Fn(&K, V) -> Option<V2> + Send + Sync>;
+
 struct MapGetter<K, V, V2> {
     parent: GetterRef<K, V>,
-    f: Arc<dyn Fn(&K, V) -> Option<V2> + Send + Sync>,
+    f: MapFn<K, V, V2>,
 }
 
 impl<K: Data, V: Data, V2: Data> GetterSupplier<K, V2> for MapGetter<K, V, V2> {
@@ -71,7 +78,9 @@ impl<K: Data, V: Data, V2: Data> GetterSupplier<K, V2> for MapGetter<K, V, V2> {
         let inner = self.parent.make(stores)?;
         let f = self.f.clone();
         Ok(Box::new(FnGetter {
-            f: move |k: &K, inner: &mut Box<dyn Getter<K, V>>| Ok(inner.get(k)?.and_then(|v| f(k, v))),
+            f: move |k: &K, inner: &mut Box<dyn Getter<K, V>>| {
+                Ok(inner.get(k)?.and_then(|v| f(k, v)))
+            },
             inner,
         }))
     }
@@ -170,7 +179,12 @@ pub(crate) fn materialize_updates<K: Data, V: Data>(
     prefix: &str,
 ) -> KTable<K, V> {
     let keys = serde_or(graph, materialized.keys.clone(), &keys, "a table's store");
-    let values = serde_or(graph, materialized.values.clone(), &values, "a table's store");
+    let values = serde_or(
+        graph,
+        materialized.values.clone(),
+        &values,
+        "a table's store",
+    );
     let store = materialized
         .name
         .clone()
@@ -191,14 +205,24 @@ pub(crate) fn materialize_updates<K: Data, V: Data>(
             kv: None,
         }) as Box<dyn Node>
     });
-    let node = graph.add(prefix, NodeKind::Processor, &[parent], vec![store.clone()], factory);
+    let node = graph.add(
+        prefix,
+        NodeKind::Processor,
+        &[parent],
+        vec![store.clone()],
+        factory,
+    );
     KTable {
         graph: graph.clone(),
         node,
         keys: Some(k.clone()),
         values: Some(v.clone()),
         store: Some(store.clone()),
-        getter: Arc::new(StoreGetter { store, keys: k, values: v }),
+        getter: Arc::new(StoreGetter {
+            store,
+            keys: k,
+            values: v,
+        }),
         window: None,
     }
 }
@@ -224,10 +248,14 @@ struct NeverSerde;
 
 impl<T: 'static> crate::serdes::Serde<T> for NeverSerde {
     fn serialize(&self, _: &T) -> std::result::Result<Option<Bytes>, crate::serdes::SerdeError> {
-        Err(crate::serdes::SerdeError("no serde (see the topology error)".into()))
+        Err(crate::serdes::SerdeError(
+            "no serde (see the topology error)".into(),
+        ))
     }
     fn deserialize(&self, _: Option<&[u8]>) -> std::result::Result<T, crate::serdes::SerdeError> {
-        Err(crate::serdes::SerdeError("no serde (see the topology error)".into()))
+        Err(crate::serdes::SerdeError(
+            "no serde (see the topology error)".into(),
+        ))
     }
 }
 
@@ -240,8 +268,21 @@ pub(crate) fn source<K: Data, V: Data>(
     let (keys, values) = (consumed.keys.clone(), consumed.values.clone());
     let nullable: SerdeRef<Option<V>> = crate::serdes::Serdes::nullable(values.clone());
     let decode = typed_decode(keys.clone(), nullable, topic.to_string());
-    let src = add_source(graph, consumed.name, vec![TopicName::User(topic.to_string())], decode, consumed.extractor);
-    materialize_updates(graph, src, Some(keys), Some(values), materialized, "KTABLE-SOURCE")
+    let src = add_source(
+        graph,
+        consumed.name,
+        vec![TopicName::User(topic.to_string())],
+        decode,
+        consumed.extractor,
+    );
+    materialize_updates(
+        graph,
+        src,
+        Some(keys),
+        Some(values),
+        materialized,
+        "KTABLE-SOURCE",
+    )
 }
 
 /// A table of a whole topic on every instance.
@@ -278,7 +319,8 @@ pub(crate) fn global<K: Data, V: Data>(
         .name
         .clone()
         .unwrap_or_else(|| graph.next_name(&format!("{topic}-GLOBAL-STORE")));
-    let mut spec = StoreSpec::key_value(&store).with_serdes(consumed.keys.clone(), consumed.values.clone());
+    let mut spec =
+        StoreSpec::key_value(&store).with_serdes(consumed.keys.clone(), consumed.values.clone());
     // The topic itself is the changelog; the store is rebuilt from it on every start.
     spec.logged = false;
     spec.persistent = false;
@@ -319,7 +361,10 @@ impl<K: Data, V: Data> KTable<K, V> {
     }
 
     /// Keeps rows for which `predicate` holds (others read as absent).
-    pub fn filter(&self, predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> KTable<K, V> {
+    pub fn filter(
+        &self,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+    ) -> KTable<K, V> {
         let p = Arc::new(predicate);
         let p2 = p.clone();
         let node = self.graph.add(
@@ -345,12 +390,18 @@ impl<K: Data, V: Data> KTable<K, V> {
         self.derive(node, self.values.clone(), getter)
     }
 
-    pub fn filter_not(&self, predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> KTable<K, V> {
+    pub fn filter_not(
+        &self,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+    ) -> KTable<K, V> {
         self.filter(move |k, v| !predicate(k, v))
     }
 
     /// A table of `f` of each value.
-    pub fn map_values<V2: Data>(&self, f: impl Fn(&V) -> V2 + Send + Sync + 'static) -> KTable<K, V2> {
+    pub fn map_values<V2: Data>(
+        &self,
+        f: impl Fn(&V) -> V2 + Send + Sync + 'static,
+    ) -> KTable<K, V2> {
         let f = Arc::new(f);
         let f2 = f.clone();
         let node = self.graph.add(

@@ -21,7 +21,10 @@ use crate::serdes::{from_bytes, to_bytes, SerdeRef, Serdes};
 use crate::state::typed::{time_bytes, time_from, KeyValueStore, SessionStore, WindowStore};
 use crate::state::{StoreCell, StoreKind, StoreSpec};
 use crate::topology::NodeKind;
-use crate::windows::{SessionWindowedSerde, SessionWindows, SlidingWindows, TimeWindowedSerde, TimeWindows, Window, Windowed};
+use crate::windows::{
+    SessionWindowedSerde, SessionWindows, SlidingWindows, TimeWindowedSerde, TimeWindows, Window,
+    Windowed,
+};
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum WindowKind {
@@ -49,7 +52,11 @@ impl WindowKind {
         match self {
             WindowKind::Time(w) => w.retention_ms(),
             // Sliding windows reach back one difference from a record and forward one.
-            WindowKind::Sliding(w) => w.time_difference_ms.saturating_mul(2).saturating_add(w.grace_ms).saturating_add(1),
+            WindowKind::Sliding(w) => w
+                .time_difference_ms
+                .saturating_mul(2)
+                .saturating_add(w.grace_ms)
+                .saturating_add(1),
         }
     }
 }
@@ -71,12 +78,23 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
             values: materialized.values.clone().or_else(|| Some(Serdes::i64())),
             ..materialized
         };
-        self.aggregate_with(Arc::new(|_, _, c: Option<&i64>| c.copied().unwrap_or(0) + 1), m, "KSTREAM-AGGREGATE")
+        self.aggregate_with(
+            Arc::new(|_, _, c: Option<&i64>| c.copied().unwrap_or(0) + 1),
+            m,
+            "KSTREAM-AGGREGATE",
+        )
     }
 
-    pub fn reduce(&self, reducer: impl Fn(&V, &V) -> V + Send + Sync + 'static, materialized: Materialized<K, V>) -> KTable<Windowed<K>, V> {
+    pub fn reduce(
+        &self,
+        reducer: impl Fn(&V, &V) -> V + Send + Sync + 'static,
+        materialized: Materialized<K, V>,
+    ) -> KTable<Windowed<K>, V> {
         let m = Materialized {
-            values: materialized.values.clone().or_else(|| self.grouped.values.clone()),
+            values: materialized
+                .values
+                .clone()
+                .or_else(|| self.grouped.values.clone()),
             ..materialized
         };
         self.aggregate_with(
@@ -105,34 +123,63 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         )
     }
 
-    fn aggregate_with<VA: Data>(&self, agg: AggFn<K, V, VA>, materialized: Materialized<K, VA>, prefix: &str) -> KTable<Windowed<K>, VA> {
+    fn aggregate_with<VA: Data>(
+        &self,
+        agg: AggFn<K, V, VA>,
+        materialized: Materialized<K, VA>,
+        prefix: &str,
+    ) -> KTable<Windowed<K>, VA> {
         let g = self.grouped.stream.graph.clone();
         let store = materialized
             .name
             .clone()
             .unwrap_or_else(|| g.next_name(&format!("{prefix}-STATE-STORE")));
         let stream = self.grouped.prepared(&store);
-        let keys = serde_or(&g, materialized.keys.clone(), &self.grouped.keys, "a windowed aggregation's store (key)");
-        let aggs = serde_or(&g, materialized.values.clone(), &None, "a windowed aggregation's store (value)");
+        let keys = serde_or(
+            &g,
+            materialized.keys.clone(),
+            &self.grouped.keys,
+            "a windowed aggregation's store (key)",
+        );
+        let aggs = serde_or(
+            &g,
+            materialized.values.clone(),
+            &None,
+            "a windowed aggregation's store (value)",
+        );
         let (Some(k), Some(va)) = (keys, aggs) else {
             return placeholder(&g, stream.node);
         };
         let windows = self.windows;
-        let retention = materialized.retention_ms.unwrap_or(0).max(windows.retention_ms());
+        let retention = materialized
+            .retention_ms
+            .unwrap_or(0)
+            .max(windows.retention_ms());
         let mut spec = StoreSpec::key_value(&store).with_serdes(k.clone(), va.clone());
-        spec.kind = StoreKind::Window { retention_ms: retention, duplicates: false };
+        spec.kind = StoreKind::Window {
+            retention_ms: retention,
+            duplicates: false,
+        };
         spec.window_size_ms = windows.size_ms();
         spec.persistent = materialized.persistent;
         spec.logged = materialized.logged;
         let mut stores = vec![store.clone()];
         let raw = format!("{store}-raw");
         let raw_values = if let WindowKind::Sliding(_) = windows {
-            let v = serde_or(&g, None, &self.grouped.values, "a sliding-window aggregation (value)");
+            let v = serde_or(
+                &g,
+                None,
+                &self.grouped.values,
+                "a sliding-window aggregation (value)",
+            );
             let Some(v) = v else {
                 return placeholder(&g, stream.node);
             };
             let mut raw_spec = StoreSpec::key_value(&raw).with_serdes(k.clone(), v.clone());
-            raw_spec.kind = StoreKind::Window { retention_ms: retention, duplicates: true };
+            raw_spec.kind = StoreKind::Window {
+                retention_ms: retention,
+                duplicates: true,
+            };
             raw_spec.persistent = materialized.persistent;
             raw_spec.logged = materialized.logged;
             g.lock().add_store(raw_spec);
@@ -164,11 +211,21 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         KTable {
             graph: g.clone(),
             node,
-            keys: Some(Arc::new(TimeWindowedSerde { inner: k.clone(), size_ms: size })),
+            keys: Some(Arc::new(TimeWindowedSerde {
+                inner: k.clone(),
+                size_ms: size,
+            })),
             values: Some(va.clone()),
             store: Some(store.clone()),
-            getter: Arc::new(WindowGetter { store, keys: k, values: va, size_ms: size }),
-            window: Some(WindowMeta { grace_ms: windows.grace_ms() }),
+            getter: Arc::new(WindowGetter {
+                store,
+                keys: k,
+                values: va,
+                size_ms: size,
+            }),
+            window: Some(WindowMeta {
+                grace_ms: windows.grace_ms(),
+            }),
         }
     }
 }
@@ -184,12 +241,22 @@ impl<K: Data, V: Data> GetterSupplier<Windowed<K>, V> for WindowGetter<K, V> {
     fn stores(&self) -> Vec<String> {
         vec![self.store.clone()]
     }
-    fn make(&self, stores: &std::collections::HashMap<String, StoreCell>) -> Result<Box<dyn Getter<Windowed<K>, V>>> {
+    fn make(
+        &self,
+        stores: &std::collections::HashMap<String, StoreCell>,
+    ) -> Result<Box<dyn Getter<Windowed<K>, V>>> {
         let cell = stores
             .get(&self.store)
             .cloned()
             .ok_or_else(|| StreamsError::Topology(format!("store {} not connected", self.store)))?;
-        Ok(Box::new(WindowStore::new(&self.store, cell, self.keys.clone(), self.values.clone(), self.size_ms, false)))
+        Ok(Box::new(WindowStore::new(
+            &self.store,
+            cell,
+            self.keys.clone(),
+            self.values.clone(),
+            self.size_ms,
+            false,
+        )))
     }
 }
 
@@ -215,21 +282,53 @@ struct WindowAggregateNode<K, V, VA> {
 }
 
 impl<K: Data, V: Data, VA: Data> WindowAggregateNode<K, V, VA> {
-    fn update(&self, ctx: &mut Ctx<'_>, rec: &Rec, key: &K, window: Window, new: VA, old: Option<VA>) -> Result<()> {
-        let kv = self.kv.as_ref().ok_or_else(|| StreamsError::Topology("window store not initialized".into()))?;
+    fn update(
+        &self,
+        ctx: &mut Ctx<'_>,
+        rec: &Rec,
+        key: &K,
+        window: Window,
+        new: VA,
+        old: Option<VA>,
+    ) -> Result<()> {
+        let kv = self
+            .kv
+            .as_ref()
+            .ok_or_else(|| StreamsError::Topology("window store not initialized".into()))?;
         kv.put(key, window.start, Some(&new))?;
-        ctx.forward(rec.with(Windowed::new(key.clone(), window), Change { new: Some(new), old }))
+        ctx.forward(rec.with(
+            Windowed::new(key.clone(), window),
+            Change {
+                new: Some(new),
+                old,
+            },
+        ))
     }
 
-    fn process_time(&mut self, ctx: &mut Ctx<'_>, rec: &Rec, w: TimeWindows, key: &K, value: &V) -> Result<()> {
+    fn process_time(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        rec: &Rec,
+        w: TimeWindows,
+        key: &K,
+        value: &V,
+    ) -> Result<()> {
         let close = self.observed.saturating_sub(w.grace_ms);
         for window in w.windows_for(rec.timestamp) {
             if window.end <= close {
-                tracing::debug!(node = ctx.name(), ts = rec.timestamp, ?window, "record for a closed window dropped");
+                tracing::debug!(
+                    node = ctx.name(),
+                    ts = rec.timestamp,
+                    ?window,
+                    "record for a closed window dropped"
+                );
                 ctx.dropped_late();
                 continue;
             }
-            let kv = self.kv.as_ref().ok_or_else(|| StreamsError::Topology("window store not initialized".into()))?;
+            let kv = self
+                .kv
+                .as_ref()
+                .ok_or_else(|| StreamsError::Topology("window store not initialized".into()))?;
             let old = kv.fetch(key, window.start)?;
             let new = (self.agg)(key, value, old.as_ref());
             self.update(ctx, rec, key, window, new, old)?;
@@ -239,7 +338,14 @@ impl<K: Data, V: Data, VA: Data> WindowAggregateNode<K, V, VA> {
 
     /// Sliding windows by recomputation: every window the record changes is summed again
     /// from the raw records of the key (kept for the windows' reach).
-    fn process_sliding(&mut self, ctx: &mut Ctx<'_>, rec: &Rec, w: SlidingWindows, key: &K, value: &V) -> Result<()> {
+    fn process_sliding(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        rec: &Rec,
+        w: SlidingWindows,
+        key: &K,
+        value: &V,
+    ) -> Result<()> {
         let d = w.time_difference_ms;
         let ts = rec.timestamp;
         let close = self.observed.saturating_sub(w.grace_ms);
@@ -247,9 +353,16 @@ impl<K: Data, V: Data, VA: Data> WindowAggregateNode<K, V, VA> {
             ctx.dropped_late();
             return Ok(());
         }
-        let raw = self.raw_kv.as_ref().ok_or_else(|| StreamsError::Topology("raw store not initialized".into()))?;
+        let raw = self
+            .raw_kv
+            .as_ref()
+            .ok_or_else(|| StreamsError::Topology("raw store not initialized".into()))?;
         raw.put(key, ts, Some(value))?;
-        let around = raw.fetch_range(key, ts.saturating_sub(2 * d + 1), ts.saturating_add(2 * d + 1))?;
+        let around = raw.fetch_range(
+            key,
+            ts.saturating_sub(2 * d + 1),
+            ts.saturating_add(2 * d + 1),
+        )?;
         // Records earlier than the difference share the first window, [0, difference].
         let mut starts = BTreeSet::new();
         starts.insert((ts - d).max(0));
@@ -278,7 +391,10 @@ impl<K: Data, V: Data, VA: Data> WindowAggregateNode<K, V, VA> {
                 }
             }
             let Some(new) = agg else { continue };
-            let kv = self.kv.as_ref().ok_or_else(|| StreamsError::Topology("window store not initialized".into()))?;
+            let kv = self
+                .kv
+                .as_ref()
+                .ok_or_else(|| StreamsError::Topology("window store not initialized".into()))?;
             let old = kv.fetch(key, start)?;
             self.update(ctx, rec, key, window, new, old)?;
         }
@@ -289,9 +405,23 @@ impl<K: Data, V: Data, VA: Data> WindowAggregateNode<K, V, VA> {
 impl<K: Data, V: Data, VA: Data> Node for WindowAggregateNode<K, V, VA> {
     fn init(&mut self, ctx: &mut Ctx<'_>) -> Result<()> {
         let size = self.windows.size_ms();
-        self.kv = Some(WindowStore::new(&self.store, ctx.store(&self.store)?, self.keys.clone(), self.values.clone(), size, false));
+        self.kv = Some(WindowStore::new(
+            &self.store,
+            ctx.store(&self.store)?,
+            self.keys.clone(),
+            self.values.clone(),
+            size,
+            false,
+        ));
         if let Some(v) = &self.raw_values {
-            self.raw_kv = Some(WindowStore::new(&self.raw, ctx.store(&self.raw)?, self.keys.clone(), v.clone(), 0, true));
+            self.raw_kv = Some(WindowStore::new(
+                &self.raw,
+                ctx.store(&self.raw)?,
+                self.keys.clone(),
+                v.clone(),
+                0,
+                true,
+            ));
         }
         Ok(())
     }
@@ -347,9 +477,16 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         )
     }
 
-    pub fn reduce(&self, reducer: impl Fn(&V, &V) -> V + Send + Sync + 'static, materialized: Materialized<K, V>) -> KTable<Windowed<K>, V> {
+    pub fn reduce(
+        &self,
+        reducer: impl Fn(&V, &V) -> V + Send + Sync + 'static,
+        materialized: Materialized<K, V>,
+    ) -> KTable<Windowed<K>, V> {
         let m = Materialized {
-            values: materialized.values.clone().or_else(|| self.grouped.values.clone()),
+            values: materialized
+                .values
+                .clone()
+                .or_else(|| self.grouped.values.clone()),
             ..materialized
         };
         let r = Arc::new(reducer);
@@ -383,15 +520,30 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         )
     }
 
-    fn aggregate_with<VA: Data>(&self, agg: AggFn<K, V, VA>, merge: MergeFn<K, VA>, materialized: Materialized<K, VA>) -> KTable<Windowed<K>, VA> {
+    fn aggregate_with<VA: Data>(
+        &self,
+        agg: AggFn<K, V, VA>,
+        merge: MergeFn<K, VA>,
+        materialized: Materialized<K, VA>,
+    ) -> KTable<Windowed<K>, VA> {
         let g = self.grouped.stream.graph.clone();
         let store = materialized
             .name
             .clone()
             .unwrap_or_else(|| g.next_name("KSTREAM-SESSION-AGGREGATE-STATE-STORE"));
         let stream = self.grouped.prepared(&store);
-        let keys = serde_or(&g, materialized.keys.clone(), &self.grouped.keys, "a session aggregation's store (key)");
-        let aggs = serde_or(&g, materialized.values.clone(), &None, "a session aggregation's store (value)");
+        let keys = serde_or(
+            &g,
+            materialized.keys.clone(),
+            &self.grouped.keys,
+            "a session aggregation's store (key)",
+        );
+        let aggs = serde_or(
+            &g,
+            materialized.values.clone(),
+            &None,
+            "a session aggregation's store (value)",
+        );
         let (Some(k), Some(va)) = (keys, aggs) else {
             return placeholder(&g, stream.node);
         };
@@ -401,7 +553,9 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
             .unwrap_or(0)
             .max(w.gap_ms.saturating_mul(2).saturating_add(w.grace_ms));
         let mut spec = StoreSpec::key_value(&store).with_serdes(k.clone(), va.clone());
-        spec.kind = StoreKind::Session { retention_ms: retention };
+        spec.kind = StoreKind::Session {
+            retention_ms: retention,
+        };
         spec.persistent = materialized.persistent;
         spec.logged = materialized.logged;
         g.lock().add_store(spec);
@@ -418,15 +572,27 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
                 observed: -1,
             }) as Box<dyn Node>
         });
-        let node = g.add("KSTREAM-SESSION-AGGREGATE", NodeKind::Processor, &[stream.node], vec![store.clone()], factory);
+        let node = g.add(
+            "KSTREAM-SESSION-AGGREGATE",
+            NodeKind::Processor,
+            &[stream.node],
+            vec![store.clone()],
+            factory,
+        );
         KTable {
             graph: g.clone(),
             node,
             keys: Some(Arc::new(SessionWindowedSerde { inner: k.clone() })),
             values: Some(va.clone()),
             store: Some(store.clone()),
-            getter: Arc::new(SessionGetter { store, keys: k, values: va }),
-            window: Some(WindowMeta { grace_ms: w.grace_ms }),
+            getter: Arc::new(SessionGetter {
+                store,
+                keys: k,
+                values: va,
+            }),
+            window: Some(WindowMeta {
+                grace_ms: w.grace_ms,
+            }),
         }
     }
 }
@@ -441,12 +607,20 @@ impl<K: Data, V: Data> GetterSupplier<Windowed<K>, V> for SessionGetter<K, V> {
     fn stores(&self) -> Vec<String> {
         vec![self.store.clone()]
     }
-    fn make(&self, stores: &std::collections::HashMap<String, StoreCell>) -> Result<Box<dyn Getter<Windowed<K>, V>>> {
+    fn make(
+        &self,
+        stores: &std::collections::HashMap<String, StoreCell>,
+    ) -> Result<Box<dyn Getter<Windowed<K>, V>>> {
         let cell = stores
             .get(&self.store)
             .cloned()
             .ok_or_else(|| StreamsError::Topology(format!("store {} not connected", self.store)))?;
-        Ok(Box::new(SessionStore::new(&self.store, cell, self.keys.clone(), self.values.clone())))
+        Ok(Box::new(SessionStore::new(
+            &self.store,
+            cell,
+            self.keys.clone(),
+            self.values.clone(),
+        )))
     }
 }
 
@@ -473,7 +647,12 @@ struct SessionAggregateNode<K, V, VA> {
 
 impl<K: Data, V: Data, VA: Data> Node for SessionAggregateNode<K, V, VA> {
     fn init(&mut self, ctx: &mut Ctx<'_>) -> Result<()> {
-        self.kv = Some(SessionStore::new(&self.store, ctx.store(&self.store)?, self.keys.clone(), self.values.clone()));
+        self.kv = Some(SessionStore::new(
+            &self.store,
+            ctx.store(&self.store)?,
+            self.keys.clone(),
+            self.values.clone(),
+        ));
         Ok(())
     }
 
@@ -484,7 +663,10 @@ impl<K: Data, V: Data, VA: Data> Node for SessionAggregateNode<K, V, VA> {
             return Ok(());
         }
         let value = rec.value::<V>()?;
-        let kv = self.kv.clone().ok_or_else(|| StreamsError::Topology("session store not initialized".into()))?;
+        let kv = self
+            .kv
+            .clone()
+            .ok_or_else(|| StreamsError::Topology("session store not initialized".into()))?;
         let ts = rec.timestamp;
         self.observed = self.observed.max(ts);
         let close = self.observed.saturating_sub(self.windows.grace_ms);
@@ -506,13 +688,25 @@ impl<K: Data, V: Data, VA: Data> Node for SessionAggregateNode<K, V, VA> {
         for (w, a) in overlapping {
             if w != window {
                 kv.remove(&key, w)?;
-                ctx.forward(rec.with(Windowed::new(key.clone(), w), Change { new: None, old: Some(a) }))?;
+                ctx.forward(rec.with(
+                    Windowed::new(key.clone(), w),
+                    Change {
+                        new: None,
+                        old: Some(a),
+                    },
+                ))?;
             }
         }
         let old = kv.get_exact(&key, window)?;
         let new = (self.agg)(&key, value, merged.as_ref());
         kv.put(&key, window, &new)?;
-        ctx.forward(rec.with(Windowed::new(key.clone(), window), Change { new: Some(new), old }))?;
+        ctx.forward(rec.with(
+            Windowed::new(key.clone(), window),
+            Change {
+                new: Some(new),
+                old,
+            },
+        ))?;
         // A record that is not late (its merged session ends at or after `close`) lies
         // within a gap of that end, and reaches sessions ending a gap before it.
         let cutoff = close.saturating_sub(gap.saturating_mul(2));
@@ -576,7 +770,13 @@ impl<K: Data, V: Data> KTable<Windowed<K>, V> {
                 observed: -1,
             }) as Box<dyn Node>
         });
-        let node = g.add("KTABLE-SUPPRESS", NodeKind::Processor, &[self.node], vec![store], factory);
+        let node = g.add(
+            "KTABLE-SUPPRESS",
+            NodeKind::Processor,
+            &[self.node],
+            vec![store],
+            factory,
+        );
         KTable {
             graph: g,
             node,
@@ -605,7 +805,10 @@ impl<K: Data, V: Data> Node for SuppressNode<K, V> {
     }
 
     fn process(&mut self, ctx: &mut Ctx<'_>, rec: Rec) -> Result<()> {
-        let buffer = self.buffer.clone().ok_or_else(|| StreamsError::Topology("suppress buffer not initialized".into()))?;
+        let buffer = self
+            .buffer
+            .clone()
+            .ok_or_else(|| StreamsError::Topology("suppress buffer not initialized".into()))?;
         let key = rec.key::<Windowed<K>>()?;
         let change = rec.value::<Change<V>>()?;
         self.observed = self.observed.max(rec.timestamp);
@@ -632,22 +835,37 @@ impl<K: Data, V: Data> Node for SuppressNode<K, V> {
 impl<K: Data, V: Data> SuppressNode<K, V> {
     /// Emits (and forgets) every buffered window whose end plus grace is at or before
     /// the observed stream time.
-    fn emit_closed(&mut self, ctx: &mut Ctx<'_>, buffer: &KeyValueStore<Bytes, Bytes>) -> Result<()> {
+    fn emit_closed(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        buffer: &KeyValueStore<Bytes, Bytes>,
+    ) -> Result<()> {
         let close = self.observed.saturating_sub(self.grace_ms);
         let upper = time_bytes(close.saturating_add(1));
         let due = {
             let cell = ctx.store(&self.store)?;
             let s = crate::state::lock(&cell)?;
-            s.range(std::ops::Bound::Unbounded, std::ops::Bound::Excluded(&upper))?
+            s.range(
+                std::ops::Bound::Unbounded,
+                std::ops::Bound::Excluded(&upper),
+            )?
         };
         for (bk, bv) in due {
             if bk.len() < 8 || bv.len() < 9 || time_from(&bk) > close {
                 continue;
             }
             let key = from_bytes(self.keys.as_ref(), &bk[8..], "suppressed key")?;
-            let ts = i64::from_be_bytes(bv[..8].try_into().map_err(|_| StreamsError::store(&self.store, "short entry"))?);
+            let ts = i64::from_be_bytes(
+                bv[..8]
+                    .try_into()
+                    .map_err(|_| StreamsError::store(&self.store, "short entry"))?,
+            );
             let new = if bv[8] == 1 {
-                Some(from_bytes(self.values.as_ref(), &bv[9..], "suppressed value")?)
+                Some(from_bytes(
+                    self.values.as_ref(),
+                    &bv[9..],
+                    "suppressed value",
+                )?)
             } else {
                 None
             };

@@ -72,22 +72,36 @@ pub(crate) fn assign_tasks(
     stateful: &BTreeSet<TaskId>,
     standbys: usize,
 ) -> TaskAssignment {
-    let mut out: TaskAssignment = clients.keys().map(|c| (c.clone(), Default::default())).collect();
+    let mut out: TaskAssignment = clients
+        .keys()
+        .map(|c| (c.clone(), Default::default()))
+        .collect();
     if clients.is_empty() {
         return out;
     }
-    let (with_state, without): (Vec<TaskId>, Vec<TaskId>) = tasks.iter().copied().partition(|t| stateful.contains(t));
+    let (with_state, without): (Vec<TaskId>, Vec<TaskId>) =
+        tasks.iter().copied().partition(|t| stateful.contains(t));
     // State first (balanced among itself), then the rest fills up to a balanced total.
     assign_active(clients, &with_state, &with_state, &mut out);
     assign_active(clients, &without, tasks, &mut out);
     // Standbys: other instances, those with the state first, then the least loaded.
     for t in tasks.iter().filter(|t| stateful.contains(t)) {
         for _ in 0..standbys {
-            let total = |out: &TaskAssignment, c: &str| out.get(c).map_or(0, |(a, s)| a.len() + s.len());
+            let total =
+                |out: &TaskAssignment, c: &str| out.get(c).map_or(0, |(a, s)| a.len() + s.len());
             let pick = clients
                 .iter()
-                .filter(|(name, _)| out.get(*name).is_some_and(|(a, s)| !a.contains(t) && !s.contains(t)))
-                .min_by_key(|(name, c)| (!(c.state.contains(t) || c.prev_active.contains(t)), total(&out, name), (*name).clone()))
+                .filter(|(name, _)| {
+                    out.get(*name)
+                        .is_some_and(|(a, s)| !a.contains(t) && !s.contains(t))
+                })
+                .min_by_key(|(name, c)| {
+                    (
+                        !(c.state.contains(t) || c.prev_active.contains(t)),
+                        total(&out, name),
+                        (*name).clone(),
+                    )
+                })
                 .map(|(n, _)| n.clone());
             match pick {
                 Some(p) => {
@@ -104,10 +118,18 @@ pub(crate) fn assign_tasks(
 
 /// Sticky, then state-following, then least-loaded assignment of `tasks`, with loads
 /// counted among `counted` and a quota of `counted` proportional to each client's threads.
-fn assign_active(clients: &BTreeMap<String, Client>, tasks: &[TaskId], counted: &[TaskId], out: &mut TaskAssignment) {
+fn assign_active(
+    clients: &BTreeMap<String, Client>,
+    tasks: &[TaskId],
+    counted: &[TaskId],
+    out: &mut TaskAssignment,
+) {
     let capacity: usize = clients.values().map(|c| c.members.len().max(1)).sum();
     let quota = |c: &Client| (counted.len() * c.members.len().max(1)).div_ceil(capacity.max(1));
-    let load = |out: &TaskAssignment, c: &str| out.get(c).map_or(0, |(a, _)| a.iter().filter(|t| counted.contains(t)).count());
+    let load = |out: &TaskAssignment, c: &str| {
+        out.get(c)
+            .map_or(0, |(a, _)| a.iter().filter(|t| counted.contains(t)).count())
+    };
     let mut unassigned: Vec<TaskId> = Vec::new();
     for t in tasks {
         let owner = clients
@@ -129,9 +151,12 @@ fn assign_active(clients: &BTreeMap<String, Client>, tasks: &[TaskId], counted: 
             .filter(|(name, c)| c.state.contains(&t) && load(out, name) < quota(c))
             .min_by_key(|(name, _)| load(out, name))
             .or_else(|| {
-                clients
-                    .iter()
-                    .min_by_key(|(name, c)| (load(out, name) * capacity / c.members.len().max(1), (*name).clone()))
+                clients.iter().min_by_key(|(name, c)| {
+                    (
+                        load(out, name) * capacity / c.members.len().max(1),
+                        (*name).clone(),
+                    )
+                })
             })
             .map(|(n, _)| n.clone());
         if let Some(p) = pick {
@@ -167,7 +192,11 @@ impl StreamsAssignor {
             for p in 0..n {
                 let id = TaskId::new(sub.id, p);
                 tasks.push(id);
-                if sub.stores.iter().any(|s| self.topology.stores.get(s).is_some_and(|s| s.logged)) {
+                if sub
+                    .stores
+                    .iter()
+                    .any(|s| self.topology.stores.get(s).is_some_and(|s| s.logged))
+                {
                     stateful.insert(id);
                 }
             }
@@ -202,7 +231,11 @@ impl StreamsAssignor {
             if listed.windows(2).any(|w| w[0].1 != w[1].1) {
                 return Some(format!(
                     "topics {} are joined and must have the same number of partitions",
-                    listed.iter().map(|(t, c)| format!("{t} ({c})")).collect::<Vec<_>>().join(", ")
+                    listed
+                        .iter()
+                        .map(|(t, c)| format!("{t} ({c})"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
         }
@@ -228,8 +261,15 @@ impl GroupAssignor for StreamsAssignor {
         let mut clients: BTreeMap<String, Client> = BTreeMap::new();
         let mut member_process: BTreeMap<String, String> = BTreeMap::new();
         for (member, sub) in members {
-            let Some(info) = sub.user_data.as_deref().and_then(decode::<SubscriptionInfo>) else {
-                tracing::warn!(member, "group member without Streams subscription data gets nothing");
+            let Some(info) = sub
+                .user_data
+                .as_deref()
+                .and_then(decode::<SubscriptionInfo>)
+            else {
+                tracing::warn!(
+                    member,
+                    "group member without Streams subscription data gets nothing"
+                );
                 continue;
             };
             if info.version != VERSION {
@@ -255,13 +295,18 @@ impl GroupAssignor for StreamsAssignor {
         let mut hosts = BTreeMap::new();
         for (name, c) in &clients {
             if let (Some(h), Some((a, s))) = (&c.host, by_client.get(name)) {
-                hosts.insert(h.clone(), (a.iter().copied().collect(), s.iter().copied().collect()));
+                hosts.insert(
+                    h.clone(),
+                    (a.iter().copied().collect(), s.iter().copied().collect()),
+                );
             }
         }
         // Within an instance, tasks go round-robin over its members (threads).
         let mut per_member: BTreeMap<String, (Vec<TaskId>, Vec<TaskId>)> = BTreeMap::new();
         for (name, c) in &clients {
-            let Some((active, standby)) = by_client.get(name) else { continue };
+            let Some((active, standby)) = by_client.get(name) else {
+                continue;
+            };
             let mut ms = c.members.clone();
             ms.sort();
             for (i, t) in active.iter().enumerate() {
@@ -278,7 +323,10 @@ impl GroupAssignor for StreamsAssignor {
         let mut out = BTreeMap::new();
         for member in members.keys() {
             let (active, standby) = per_member.remove(member).unwrap_or_default();
-            let partitions = active.iter().flat_map(|t| self.partitions(*t, partition_counts)).collect();
+            let partitions = active
+                .iter()
+                .flat_map(|t| self.partitions(*t, partition_counts))
+                .collect();
             let info = AssignmentInfo {
                 version: VERSION,
                 active,
@@ -330,8 +378,14 @@ mod tests {
         assert!(out["a"].0.iter().all(|x| x.partition < 3), "{out:?}");
         // A third joins holding state of 0_1: it gets two tasks, 0_1 among them.
         let mut clients2 = BTreeMap::new();
-        clients2.insert("a".to_string(), client(1, &out["a"].0.iter().copied().collect::<Vec<_>>(), &[]));
-        clients2.insert("b".to_string(), client(1, &out["b"].0.iter().copied().collect::<Vec<_>>(), &[]));
+        clients2.insert(
+            "a".to_string(),
+            client(1, &out["a"].0.iter().copied().collect::<Vec<_>>(), &[]),
+        );
+        clients2.insert(
+            "b".to_string(),
+            client(1, &out["b"].0.iter().copied().collect::<Vec<_>>(), &[]),
+        );
         clients2.insert("c".to_string(), client(1, &[], &[t(0, 1)]));
         let out2 = assign_tasks(&clients2, &tasks, &stateful, 0);
         for c in ["a", "b", "c"] {
@@ -339,8 +393,14 @@ mod tests {
         }
         let all: BTreeSet<TaskId> = out2.values().flat_map(|(a, _)| a.iter().copied()).collect();
         assert_eq!(all.len(), 6, "every task once");
-        let moved = ["a", "b"].iter().map(|c| out[*c].0.difference(&out2[*c].0).count()).sum::<usize>();
-        assert_eq!(moved, 2, "only the tasks the newcomer takes move: {out:?} -> {out2:?}");
+        let moved = ["a", "b"]
+            .iter()
+            .map(|c| out[*c].0.difference(&out2[*c].0).count())
+            .sum::<usize>();
+        assert_eq!(
+            moved, 2,
+            "only the tasks the newcomer takes move: {out:?} -> {out2:?}"
+        );
     }
 
     #[test]
@@ -353,14 +413,28 @@ mod tests {
         clients.insert("c".to_string(), client(1, &[], &[t(0, 0)]));
         let out = assign_tasks(&clients, &tasks, &stateful, 1);
         for task in &stateful {
-            let owners: Vec<&String> = out.iter().filter(|(_, (a, _))| a.contains(task)).map(|(n, _)| n).collect();
-            let standbys: Vec<&String> = out.iter().filter(|(_, (_, s))| s.contains(task)).map(|(n, _)| n).collect();
+            let owners: Vec<&String> = out
+                .iter()
+                .filter(|(_, (a, _))| a.contains(task))
+                .map(|(n, _)| n)
+                .collect();
+            let standbys: Vec<&String> = out
+                .iter()
+                .filter(|(_, (_, s))| s.contains(task))
+                .map(|(n, _)| n)
+                .collect();
             assert_eq!(owners.len(), 1);
             assert_eq!(standbys.len(), 1);
             assert_ne!(owners[0], standbys[0]);
         }
-        assert!(out["c"].1.contains(&t(0, 0)) || out["c"].0.contains(&t(0, 0)), "{out:?}");
-        assert!(out.values().all(|(_, s)| !s.contains(&t(1, 0))), "stateless tasks get no standby");
+        assert!(
+            out["c"].1.contains(&t(0, 0)) || out["c"].0.contains(&t(0, 0)),
+            "{out:?}"
+        );
+        assert!(
+            out.values().all(|(_, s)| !s.contains(&t(1, 0))),
+            "stateless tasks get no standby"
+        );
         // More replicas than other instances: as many as fit.
         let mut one = BTreeMap::new();
         one.insert("a".to_string(), client(2, &[], &[]));

@@ -99,7 +99,9 @@ impl StreamsConfig {
             .ok_or_else(|| StreamsError::config("bootstrap.servers", "is required"))?;
         let mut c = StreamsConfig::new(&app, &servers);
         if let Some(v) = p.take("processing.guarantee") {
-            c.processing_guarantee = v.parse().map_err(|e| StreamsError::config("processing.guarantee", e))?;
+            c.processing_guarantee = v
+                .parse()
+                .map_err(|e| StreamsError::config("processing.guarantee", e))?;
             if c.processing_guarantee == ProcessingGuarantee::ExactlyOnceV2 {
                 c.commit_interval_ms = 100;
             }
@@ -113,7 +115,11 @@ impl StreamsConfig {
         c.application_server = p.take("application.server").filter(|s| !s.is_empty());
         parse_into(&mut p, "replication.factor", &mut c.replication_factor)?;
         parse_into(&mut p, "poll.ms", &mut c.poll_ms)?;
-        parse_into(&mut p, "repartition.purge.interval.ms", &mut c.repartition_purge_interval_ms)?;
+        parse_into(
+            &mut p,
+            "repartition.purge.interval.ms",
+            &mut c.repartition_purge_interval_ms,
+        )?;
         if let Some(v) = p.take("default.deserialization.exception.handler") {
             c.deserialization_continue = v.contains("LogAndContinue");
         }
@@ -123,14 +129,18 @@ impl StreamsConfig {
             }
         }
         if c.num_stream_threads == 0 {
-            return Err(StreamsError::config("num.stream.threads", "must be at least 1"));
+            return Err(StreamsError::config(
+                "num.stream.threads",
+                "must be at least 1",
+            ));
         }
         Ok(c)
     }
 
     /// Adds a client property (see [`StreamsConfig::client_properties`]).
     pub fn set(&mut self, key: &str, value: &str) -> &mut Self {
-        self.client_properties.push((key.to_string(), value.to_string()));
+        self.client_properties
+            .push((key.to_string(), value.to_string()));
         self
     }
 
@@ -155,7 +165,11 @@ impl StreamsConfig {
         let mut c = ConsumerConfig::from_properties(&mut p)?;
         c.group_id = Some(self.application_id.clone());
         c.enable_auto_commit = false;
-        if !self.client_properties.iter().any(|(k, _)| k.ends_with("auto.offset.reset")) {
+        if !self
+            .client_properties
+            .iter()
+            .any(|(k, _)| k.ends_with("auto.offset.reset"))
+        {
             c.auto_offset_reset = OffsetReset::Earliest;
         }
         warn_unused(&p, "consumer");
@@ -192,7 +206,11 @@ impl StreamsConfig {
 fn warn_unused(p: &Properties, what: &str) {
     let unused = p.unused();
     if !unused.is_empty() {
-        tracing::debug!(client = what, ?unused, "client properties not used by this client");
+        tracing::debug!(
+            client = what,
+            ?unused,
+            "client properties not used by this client"
+        );
     }
 }
 
@@ -234,13 +252,21 @@ mod tests {
         assert!(!consumer.enable_auto_commit);
         assert_eq!(consumer.auto_offset_reset, OffsetReset::Earliest);
         assert_eq!(c.producer().unwrap().linger_ms, 7);
-        let bad: Properties = [("application.id", "a"), ("bootstrap.servers", "h:1"), ("processing.guarantee", "exactly_once")]
-            .into_iter()
-            .collect();
+        let bad: Properties = [
+            ("application.id", "a"),
+            ("bootstrap.servers", "h:1"),
+            ("processing.guarantee", "exactly_once"),
+        ]
+        .into_iter()
+        .collect();
         assert!(StreamsConfig::from_properties(&bad).is_err());
-        let eos: Properties = [("application.id", "a"), ("bootstrap.servers", "h:1"), ("processing.guarantee", "exactly_once_v2")]
-            .into_iter()
-            .collect();
+        let eos: Properties = [
+            ("application.id", "a"),
+            ("bootstrap.servers", "h:1"),
+            ("processing.guarantee", "exactly_once_v2"),
+        ]
+        .into_iter()
+        .collect();
         let eos = StreamsConfig::from_properties(&eos).unwrap();
         assert_eq!(eos.processing_guarantee, ProcessingGuarantee::ExactlyOnceV2);
         assert_eq!(eos.commit_interval_ms, 100);

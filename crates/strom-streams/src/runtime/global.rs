@@ -59,7 +59,9 @@ impl GlobalRunner {
 
     async fn step(&mut self, wait: Duration) -> Result<()> {
         for r in self.consumer.poll(wait).await? {
-            let Some(cell) = self.cells.get(&r.topic) else { continue };
+            let Some(cell) = self.cells.get(&r.topic) else {
+                continue;
+            };
             if let Some(k) = r.key {
                 lock(cell)?.restore(k, r.value)?;
             }
@@ -70,7 +72,8 @@ impl GlobalRunner {
     /// Keeps the stores current until shutdown.
     pub(crate) async fn run(mut self, shared: Arc<Shared>) -> Result<()> {
         while !shared.stopping() {
-            self.step(Duration::from_millis(shared.config.poll_ms)).await?;
+            self.step(Duration::from_millis(shared.config.poll_ms))
+                .await?;
         }
         let _ = self.consumer.close().await;
         Ok(())

@@ -82,6 +82,9 @@ pub(crate) enum ThreadState {
     Dead,
 }
 
+/// `application.server` -> (active tasks, standby tasks).
+pub(crate) type HostMap = BTreeMap<String, (Vec<TaskId>, Vec<TaskId>)>;
+
 /// What the threads and the application handle share.
 pub(crate) struct Shared {
     pub topology: Arc<Topology>,
@@ -91,7 +94,7 @@ pub(crate) struct Shared {
     pub globals: HashMap<String, StoreCell>,
     /// Stores of running active tasks, per task.
     pub stores: Mutex<BTreeMap<TaskId, Vec<(String, StoreCell)>>>,
-    pub hosts: Mutex<BTreeMap<String, (Vec<TaskId>, Vec<TaskId>)>>,
+    pub hosts: Mutex<HostMap>,
     pub threads: Mutex<Vec<ThreadState>>,
     pub metrics: Mutex<Vec<Metrics>>,
     pub task_counts: Mutex<Vec<i32>>,
@@ -149,7 +152,10 @@ impl KafkaStreams {
             return Err(StreamsError::config("application.id", "must not be empty"));
         }
         if config.num_stream_threads == 0 {
-            return Err(StreamsError::config("num.stream.threads", "must be at least 1"));
+            return Err(StreamsError::config(
+                "num.stream.threads",
+                "must be at least 1",
+            ));
         }
         let mut globals = HashMap::new();
         for g in &topology.globals {
@@ -182,7 +188,9 @@ impl KafkaStreams {
     /// see [`KafkaStreams::wait_until_running`]).
     pub async fn start(&self) -> Result<()> {
         if self.shared.started.swap(true, Ordering::SeqCst) {
-            return Err(StreamsError::NotRunning("already started (an instance starts once)".into()));
+            return Err(StreamsError::NotRunning(
+                "already started (an instance starts once)".into(),
+            ));
         }
         let admin = Admin::new(self.shared.config.admin()?)?;
         let counts = topics::prepare(&admin, &self.shared.topology, &self.shared.config).await;
@@ -229,7 +237,9 @@ impl KafkaStreams {
         let deadline = Instant::now().checked_add(timeout);
         let mut timed_out = false;
         for mut h in handles {
-            let left = deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()));
+            let left = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
             if tokio::time::timeout(left, &mut h).await.is_err() {
                 h.abort();
                 timed_out = true;
@@ -282,7 +292,9 @@ impl KafkaStreams {
             match self.state() {
                 StreamsState::Running => return Ok(()),
                 StreamsState::Error => {
-                    return Err(self.error().unwrap_or(StreamsError::NotRunning("failed".into())))
+                    return Err(self
+                        .error()
+                        .unwrap_or(StreamsError::NotRunning("failed".into())))
                 }
                 StreamsState::NotRunning | StreamsState::PendingShutdown => {
                     return Err(StreamsError::NotRunning("shutting down".into()))
@@ -290,7 +302,9 @@ impl KafkaStreams {
                 _ => {}
             }
             if start.elapsed() > timeout {
-                return Err(StreamsError::NotRunning(format!("not running after {timeout:?}")));
+                return Err(StreamsError::NotRunning(format!(
+                    "not running after {timeout:?}"
+                )));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -332,7 +346,9 @@ impl KafkaStreams {
             .flat_map(|v| v.iter().filter(|(n, _)| n == name).map(|(_, c)| c.clone()))
             .collect();
         if cells.is_empty() && !self.shared.topology.stores.contains_key(name) {
-            return Err(StreamsError::Topology(format!("the topology has no store named {name}")));
+            return Err(StreamsError::Topology(format!(
+                "the topology has no store named {name}"
+            )));
         }
         Ok(cells)
     }
@@ -351,11 +367,20 @@ impl KafkaStreams {
     }
 
     /// A read-only view of window store `name` over this instance's active tasks.
-    pub fn window_store<K: 'static, V: 'static>(&self, name: &str) -> Result<ReadOnlyWindowStore<K, V>> {
+    pub fn window_store<K: 'static, V: 'static>(
+        &self,
+        name: &str,
+    ) -> Result<ReadOnlyWindowStore<K, V>> {
         let (k, v) = declared_serdes::<K, V>(&self.shared.topology.stores, name)?;
         let spec = self.shared.topology.stores.get(name);
         let size = spec.map_or(0, |s| s.window_size_ms);
-        let dup = matches!(spec.map(|s| s.kind), Some(StoreKind::Window { duplicates: true, .. }));
+        let dup = matches!(
+            spec.map(|s| s.kind),
+            Some(StoreKind::Window {
+                duplicates: true,
+                ..
+            })
+        );
         let stores = self
             .cells(name)?
             .into_iter()
@@ -365,7 +390,12 @@ impl KafkaStreams {
     }
 
     /// Which instance (`application.server`) runs the task holding `key` in `store`.
-    pub fn query_metadata_for_key<K: 'static>(&self, store: &str, key: &K, keys: &SerdeRef<K>) -> Result<KeyQueryMetadata> {
+    pub fn query_metadata_for_key<K: 'static>(
+        &self,
+        store: &str,
+        key: &K,
+        keys: &SerdeRef<K>,
+    ) -> Result<KeyQueryMetadata> {
         let sub = self
             .shared
             .topology
@@ -381,8 +411,15 @@ impl KafkaStreams {
         let partition = partition_for_key(&kb, n.max(1));
         let task = TaskId::new(sub.id, partition);
         let hosts = guard(&self.shared.hosts);
-        let active_host = hosts.iter().find(|(_, (a, _))| a.contains(&task)).map(|(h, _)| h.clone());
-        let standby_hosts = hosts.iter().filter(|(_, (_, s))| s.contains(&task)).map(|(h, _)| h.clone()).collect();
+        let active_host = hosts
+            .iter()
+            .find(|(_, (a, _))| a.contains(&task))
+            .map(|(h, _)| h.clone());
+        let standby_hosts = hosts
+            .iter()
+            .filter(|(_, (_, s))| s.contains(&task))
+            .map(|(h, _)| h.clone())
+            .collect();
         Ok(KeyQueryMetadata {
             active_host,
             standby_hosts,
@@ -394,10 +431,17 @@ impl KafkaStreams {
     /// only before `start` or after `close`.
     pub fn cleanup(&self) -> Result<()> {
         let state = self.state();
-        if !matches!(state, StreamsState::Created | StreamsState::NotRunning | StreamsState::Error) {
+        if !matches!(
+            state,
+            StreamsState::Created | StreamsState::NotRunning | StreamsState::Error
+        ) {
             return Err(StreamsError::NotRunning(format!("cleanup while {state:?}")));
         }
-        let dir = self.shared.config.state_dir.join(&self.shared.config.application_id);
+        let dir = self
+            .shared
+            .config
+            .state_dir
+            .join(&self.shared.config.application_id);
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

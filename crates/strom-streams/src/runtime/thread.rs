@@ -22,7 +22,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use strom_client::{Admin, Consumer, ConsumerRecord, DeliveryFuture, OffsetAndMetadata, OffsetSpec, Producer, ProducerRecord, TopicPartition};
+use strom_client::{
+    Admin, Consumer, ConsumerRecord, DeliveryFuture, OffsetAndMetadata, OffsetSpec, Producer,
+    ProducerRecord, TopicPartition,
+};
 
 use super::assignor::{decode, AssignmentInfo, StreamsAssignor, SubscriptionInfo};
 use super::{guard, Metrics, Shared, ThreadState};
@@ -166,7 +169,10 @@ impl StreamThread {
             self.process()?;
             self.punctuate()?;
             self.send().await?;
-            let requested = self.active.values_mut().any(|s| std::mem::take(&mut s.task.state.commit_requested));
+            let requested = self
+                .active
+                .values_mut()
+                .any(|s| std::mem::take(&mut s.task.state.commit_requested));
             if requested || (self.commit_needed && self.last_commit.elapsed() >= commit_every) {
                 self.commit().await?;
             }
@@ -185,7 +191,11 @@ impl StreamThread {
 
     /// Tasks whose directory (with a checkpoint) is on this instance's disk.
     fn tasks_on_disk(&self) -> Vec<TaskId> {
-        let dir = self.shared.config.state_dir.join(&self.shared.config.application_id);
+        let dir = self
+            .shared
+            .config
+            .state_dir
+            .join(&self.shared.config.application_id);
         let Ok(entries) = std::fs::read_dir(&dir) else {
             return Vec::new();
         };
@@ -213,8 +223,17 @@ impl StreamThread {
         let saved = checkpoint::read(&dir);
         let mut changelog_next = BTreeMap::new();
         for (store, tp) in &task.changelogs {
-            let persistent = self.shared.topology.stores.get(store).is_some_and(|s| s.persistent);
-            let from = if persistent { saved.get(tp).copied().unwrap_or(0) } else { 0 };
+            let persistent = self
+                .shared
+                .topology
+                .stores
+                .get(store)
+                .is_some_and(|s| s.persistent);
+            let from = if persistent {
+                saved.get(tp).copied().unwrap_or(0)
+            } else {
+                0
+            };
             changelog_next.insert(tp.clone(), from);
         }
         Ok(Slot {
@@ -254,7 +273,12 @@ impl StreamThread {
         let new_active: BTreeSet<TaskId> = info.active.iter().copied().collect();
         let new_standby: BTreeSet<TaskId> = info.standby.iter().copied().collect();
         tracing::info!(thread = self.index, active = ?new_active, standby = ?new_standby, "assigned");
-        let gone: Vec<TaskId> = self.active.keys().filter(|t| !new_active.contains(t)).copied().collect();
+        let gone: Vec<TaskId> = self
+            .active
+            .keys()
+            .filter(|t| !new_active.contains(t))
+            .copied()
+            .collect();
         for id in gone {
             if let Some(mut slot) = self.active.remove(&id) {
                 guard(&self.shared.stores).remove(&id);
@@ -269,7 +293,12 @@ impl StreamThread {
                 }
             }
         }
-        let gone: Vec<TaskId> = self.standby.keys().filter(|t| !new_standby.contains(t)).copied().collect();
+        let gone: Vec<TaskId> = self
+            .standby
+            .keys()
+            .filter(|t| !new_standby.contains(t))
+            .copied()
+            .collect();
         for id in gone {
             if let Some(mut slot) = self.standby.remove(&id) {
                 if new_active.contains(&id) {
@@ -313,12 +342,20 @@ impl StreamThread {
     }
 
     fn write_checkpoint(&self, slot: &Slot) -> Result<()> {
-        let Some(dir) = &slot.task.dir else { return Ok(()) };
+        let Some(dir) = &slot.task.dir else {
+            return Ok(());
+        };
         let persistent: BTreeMap<TopicPartition, i64> = slot
             .task
             .changelogs
             .iter()
-            .filter(|(store, _)| self.shared.topology.stores.get(*store).is_some_and(|s| s.persistent))
+            .filter(|(store, _)| {
+                self.shared
+                    .topology
+                    .stores
+                    .get(*store)
+                    .is_some_and(|s| s.persistent)
+            })
             .filter_map(|(_, tp)| slot.changelog_next.get(tp).map(|o| (tp.clone(), *o)))
             .collect();
         if persistent.is_empty() {
@@ -348,8 +385,15 @@ impl StreamThread {
             self.restore.assign(keys.iter().cloned().collect()).await?;
             for tp in keys.difference(&self.restore_assigned) {
                 let (id, active) = wanted[tp];
-                let slot = if active { self.active.get(&id) } else { self.standby.get(&id) };
-                let from = slot.and_then(|s| s.changelog_next.get(tp)).copied().unwrap_or(0);
+                let slot = if active {
+                    self.active.get(&id)
+                } else {
+                    self.standby.get(&id)
+                };
+                let from = slot
+                    .and_then(|s| s.changelog_next.get(tp))
+                    .copied()
+                    .unwrap_or(0);
                 self.restore.seek(tp, from).await?;
             }
             self.restore_assigned = keys;
@@ -358,11 +402,14 @@ impl StreamThread {
         let need_ends: Vec<TaskId> = self
             .active
             .iter()
-            .filter(|(_, s)| s.restoring.as_ref().is_some_and(BTreeMap::is_empty) && !s.changelog_next.is_empty())
+            .filter(|(_, s)| {
+                s.restoring.as_ref().is_some_and(BTreeMap::is_empty) && !s.changelog_next.is_empty()
+            })
             .map(|(id, _)| *id)
             .collect();
         for id in need_ends {
-            let tps: Vec<TopicPartition> = self.active[&id].changelog_next.keys().cloned().collect();
+            let tps: Vec<TopicPartition> =
+                self.active[&id].changelog_next.keys().cloned().collect();
             let ends = self.admin.list_offsets(&tps, OffsetSpec::Latest).await?;
             if let Some(slot) = self.active.get_mut(&id) {
                 slot.restoring = Some(ends.into_iter().map(|(tp, o)| (tp, o.offset)).collect());
@@ -379,7 +426,11 @@ impl StreamThread {
             for tp in wanted.keys() {
                 if let Some(pos) = self.restore.position(tp) {
                     let (id, active) = wanted[tp];
-                    let slot = if active { self.active.get_mut(&id) } else { self.standby.get_mut(&id) };
+                    let slot = if active {
+                        self.active.get_mut(&id)
+                    } else {
+                        self.standby.get_mut(&id)
+                    };
                     if let Some(s) = slot {
                         if let Some(next) = s.changelog_next.get_mut(tp) {
                             *next = (*next).max(pos);
@@ -394,13 +445,17 @@ impl StreamThread {
             .filter(|(_, s)| {
                 s.restoring.as_ref().is_some_and(|ends| {
                     (!ends.is_empty() || s.changelog_next.is_empty())
-                        && ends.iter().all(|(tp, end)| s.changelog_next.get(tp).is_some_and(|n| n >= end))
+                        && ends
+                            .iter()
+                            .all(|(tp, end)| s.changelog_next.get(tp).is_some_and(|n| n >= end))
                 })
             })
             .map(|(id, _)| *id)
             .collect();
         for id in done {
-            let Some(slot) = self.active.get_mut(&id) else { continue };
+            let Some(slot) = self.active.get_mut(&id) else {
+                continue;
+            };
             slot.restoring = None;
             slot.task.init(now_ms())?;
             let inputs = slot.task.inputs.clone();
@@ -414,10 +469,20 @@ impl StreamThread {
         Ok(())
     }
 
-    fn apply_changelog(&mut self, wanted: &BTreeMap<TopicPartition, (TaskId, bool)>, r: ConsumerRecord) -> Result<()> {
+    fn apply_changelog(
+        &mut self,
+        wanted: &BTreeMap<TopicPartition, (TaskId, bool)>,
+        r: ConsumerRecord,
+    ) -> Result<()> {
         let tp = TopicPartition::new(r.topic.clone(), r.partition);
-        let Some(&(id, active)) = wanted.get(&tp) else { return Ok(()) };
-        let slot = if active { self.active.get_mut(&id) } else { self.standby.get_mut(&id) };
+        let Some(&(id, active)) = wanted.get(&tp) else {
+            return Ok(());
+        };
+        let slot = if active {
+            self.active.get_mut(&id)
+        } else {
+            self.standby.get_mut(&id)
+        };
         let Some(slot) = slot else { return Ok(()) };
         let store = slot
             .task
@@ -439,11 +504,15 @@ impl StreamThread {
 
     fn route(&mut self, records: Vec<ConsumerRecord>) {
         for r in records {
-            let Some(&sub) = self.topic_sub.get(&r.topic) else { continue };
+            let Some(&sub) = self.topic_sub.get(&r.topic) else {
+                continue;
+            };
             let id = TaskId::new(sub, r.partition);
             match self.active.get_mut(&id) {
                 Some(slot) if slot.restoring.is_none() => slot.task.add(r),
-                _ => tracing::debug!(topic = %r.topic, partition = r.partition, "record for a task not running here dropped"),
+                _ => {
+                    tracing::debug!(topic = %r.topic, partition = r.partition, "record for a task not running here dropped")
+                }
             }
         }
     }
@@ -500,7 +569,11 @@ impl StreamThread {
     async fn settle(&mut self, p: Pending) -> Result<()> {
         let meta = p.future.await?;
         if let Some(id) = p.changelog {
-            if let Some(slot) = self.active.get_mut(&id).or_else(|| self.standby.get_mut(&id)) {
+            if let Some(slot) = self
+                .active
+                .get_mut(&id)
+                .or_else(|| self.standby.get_mut(&id))
+            {
                 let tp = TopicPartition::new(meta.topic, meta.partition);
                 if let Some(next) = slot.changelog_next.get_mut(&tp) {
                     *next = (*next).max(meta.offset + 1);
@@ -518,7 +591,12 @@ impl StreamThread {
             self.settle(p).await?;
         }
         let mut offsets: BTreeMap<TopicPartition, OffsetAndMetadata> = BTreeMap::new();
-        let ids: Vec<TaskId> = self.active.keys().chain(self.standby.keys()).copied().collect();
+        let ids: Vec<TaskId> = self
+            .active
+            .keys()
+            .chain(self.standby.keys())
+            .copied()
+            .collect();
         for id in ids {
             let slot = match self.active.get_mut(&id) {
                 Some(s) => s,
@@ -551,7 +629,12 @@ impl StreamThread {
                 }
                 // The group moved on: our tasks are someone else's now, who resumes from
                 // the last successful commit (records since are processed again).
-                Err(e) if matches!(e.kafka_name(), Some("REBALANCE_IN_PROGRESS" | "ILLEGAL_GENERATION" | "UNKNOWN_MEMBER_ID")) => {
+                Err(e)
+                    if matches!(
+                        e.kafka_name(),
+                        Some("REBALANCE_IN_PROGRESS" | "ILLEGAL_GENERATION" | "UNKNOWN_MEMBER_ID")
+                    ) =>
+                {
                     tracing::warn!(thread = self.index, error = %e, "commit refused by the group; rejoining");
                 }
                 Err(e) => return Err(e.into()),
@@ -681,9 +764,15 @@ impl StreamThread {
             }
         }
         self.publish_metrics(true);
-        let consumer = std::mem::replace(&mut self.consumer, Consumer::new(self.shared.config.restore_consumer()?)?);
+        let consumer = std::mem::replace(
+            &mut self.consumer,
+            Consumer::new(self.shared.config.restore_consumer()?)?,
+        );
         let _ = consumer.close().await;
-        let restore = std::mem::replace(&mut self.restore, Consumer::new(self.shared.config.restore_consumer()?)?);
+        let restore = std::mem::replace(
+            &mut self.restore,
+            Consumer::new(self.shared.config.restore_consumer()?)?,
+        );
         let _ = restore.close().await;
         let _ = self.producer.close().await;
         self.admin.close().await;

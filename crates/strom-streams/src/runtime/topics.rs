@@ -16,7 +16,11 @@ use crate::topology::{TopicName, Topology};
 const TOPIC_READY_MS: u64 = 30_000;
 
 /// Creates the internal topics; returns the task count of each sub-topology.
-pub(crate) async fn prepare(admin: &Admin, topology: &Topology, config: &StreamsConfig) -> Result<Vec<i32>> {
+pub(crate) async fn prepare(
+    admin: &Admin,
+    topology: &Topology,
+    config: &StreamsConfig,
+) -> Result<Vec<i32>> {
     let user: Vec<String> = topology.user_source_topics().into_iter().collect();
     let mut counts = BTreeMap::new();
     if !user.is_empty() {
@@ -27,16 +31,24 @@ pub(crate) async fn prepare(admin: &Admin, topology: &Topology, config: &Streams
             ))
         })?;
         for t in described {
-            counts.insert(t.name.clone(), i32::try_from(t.partitions.len()).unwrap_or(i32::MAX));
+            counts.insert(
+                t.name.clone(),
+                i32::try_from(t.partitions.len()).unwrap_or(i32::MAX),
+            );
         }
     }
     let (planned, tasks) = topology.plan_partitions(&counts)?;
     let app = &config.application_id;
     let mut wanted = Vec::new();
     for (topic, n) in &planned {
-        let TopicName::Internal(name) = topic else { continue };
+        let TopicName::Internal(name) = topic else {
+            continue;
+        };
         let mut t = NewTopic::new(topic.resolve(app), *n, config.replication_factor);
-        if let Some(store) = name.strip_suffix("-changelog").and_then(|s| topology.stores.get(s)) {
+        if let Some(store) = name
+            .strip_suffix("-changelog")
+            .and_then(|s| topology.stores.get(s))
+        {
             t.configs = store.changelog_configs();
         } else {
             // Kafka's repartition topics: kept until purged after the commit.
@@ -63,7 +75,10 @@ pub(crate) async fn prepare(admin: &Admin, topology: &Topology, config: &Streams
         let ready = match admin.describe_topics(&names).await {
             Ok(described) => {
                 for t in &described {
-                    let want = wanted.iter().find(|w| w.name == t.name).map_or(0, |w| w.partitions);
+                    let want = wanted
+                        .iter()
+                        .find(|w| w.name == t.name)
+                        .map_or(0, |w| w.partitions);
                     let have = i32::try_from(t.partitions.len()).unwrap_or(i32::MAX);
                     if have != want {
                         return Err(StreamsError::Topology(format!(
@@ -74,9 +89,13 @@ pub(crate) async fn prepare(admin: &Admin, topology: &Topology, config: &Streams
                         )));
                     }
                 }
-                described.iter().all(|t| t.partitions.iter().all(|p| p.leader >= 0))
+                described
+                    .iter()
+                    .all(|t| t.partitions.iter().all(|p| p.leader >= 0))
             }
-            Err(e) if e.is_retriable() || e.kafka_name() == Some("UNKNOWN_TOPIC_OR_PARTITION") => false,
+            Err(e) if e.is_retriable() || e.kafka_name() == Some("UNKNOWN_TOPIC_OR_PARTITION") => {
+                false
+            }
             Err(e) => return Err(e.into()),
         };
         if ready {

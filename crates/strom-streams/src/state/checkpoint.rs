@@ -32,7 +32,11 @@ pub(crate) fn read(dir: &Path) -> BTreeMap<TopicPartition, i64> {
     for line in lines {
         let parts: Vec<&str> = line.split(' ').collect();
         let parsed = match parts.as_slice() {
-            [t, p, o] => p.parse::<i32>().ok().zip(o.parse::<i64>().ok()).map(|(p, o)| (t, p, o)),
+            [t, p, o] => p
+                .parse::<i32>()
+                .ok()
+                .zip(o.parse::<i64>().ok())
+                .map(|(p, o)| (t, p, o)),
             _ => None,
         };
         match parsed {
@@ -56,7 +60,8 @@ pub(crate) fn write(dir: &Path, offsets: &BTreeMap<TopicPartition, i64>) -> Resu
         text.push_str(&format!("{} {} {o}\n", tp.topic, tp.partition));
     }
     let mut f = std::fs::File::create(&tmp).map_err(|e| StreamsError::io(&tmp, e))?;
-    f.write_all(text.as_bytes()).map_err(|e| StreamsError::io(&tmp, e))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| StreamsError::io(&tmp, e))?;
     f.sync_all().map_err(|e| StreamsError::io(&tmp, e))?;
     let path = dir.join(FILE);
     std::fs::rename(&tmp, &path).map_err(|e| StreamsError::io(&path, e))?;

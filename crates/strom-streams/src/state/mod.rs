@@ -42,8 +42,13 @@ pub trait BytesStore: Send {
 pub enum StoreKind {
     KeyValue,
     /// Time-first keys; entries older than `retention_ms` behind stream time are dropped.
-    Window { retention_ms: i64, duplicates: bool },
-    Session { retention_ms: i64 },
+    Window {
+        retention_ms: i64,
+        duplicates: bool,
+    },
+    Session {
+        retention_ms: i64,
+    },
 }
 
 /// A store declared by a topology.
@@ -170,7 +175,11 @@ impl StoreInner {
         self.store.get(key)
     }
 
-    pub(crate) fn range(&self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<Vec<(Bytes, Bytes)>> {
+    pub(crate) fn range(
+        &self,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+    ) -> Result<Vec<(Bytes, Bytes)>> {
         self.store.range(from, to)
     }
 
@@ -192,9 +201,8 @@ impl StoreInner {
 pub type StoreCell = Arc<Mutex<StoreInner>>;
 
 pub(crate) fn lock(cell: &StoreCell) -> Result<MutexGuard<'_, StoreInner>> {
-    cell.lock()
-        .map_err(|_| StreamsError::Store {
-            store: "?".into(),
-            reason: "lock poisoned by a panic in another thread".into(),
-        })
+    cell.lock().map_err(|_| StreamsError::Store {
+        store: "?".into(),
+        reason: "lock poisoned by a panic in another thread".into(),
+    })
 }

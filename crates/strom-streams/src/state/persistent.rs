@@ -34,7 +34,9 @@ impl RedbStore {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| StreamsError::io(dir, e))?;
         }
-        let err = |e: &dyn std::fmt::Display| StreamsError::store(name, format!("{}: {e}", path.display()));
+        let err = |e: &dyn std::fmt::Display| {
+            StreamsError::store(name, format!("{}: {e}", path.display()))
+        };
         let db = Database::create(path).map_err(|e| err(&e))?;
         // Creates the table on first open so read transactions always find it.
         let w = db.begin_write().map_err(|e| err(&e))?;
@@ -62,7 +64,10 @@ impl RedbStore {
         let mut out = Vec::new();
         for item in t.range::<&[u8]>((from, to)).map_err(|e| self.err(e))? {
             let (k, v) = item.map_err(|e| self.err(e))?;
-            out.push((Bytes::copy_from_slice(k.value()), Bytes::copy_from_slice(v.value())));
+            out.push((
+                Bytes::copy_from_slice(k.value()),
+                Bytes::copy_from_slice(v.value()),
+            ));
         }
         Ok(out)
     }
@@ -148,10 +153,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.redb");
         let mut s = RedbStore::open("s", &path).unwrap();
-        s.put(Bytes::from_static(b"a"), Bytes::from_static(b"1")).unwrap();
-        s.put(Bytes::from_static(b"b"), Bytes::from_static(b"2")).unwrap();
+        s.put(Bytes::from_static(b"a"), Bytes::from_static(b"1"))
+            .unwrap();
+        s.put(Bytes::from_static(b"b"), Bytes::from_static(b"2"))
+            .unwrap();
         s.flush().unwrap();
-        s.put(Bytes::from_static(b"c"), Bytes::from_static(b"3")).unwrap();
+        s.put(Bytes::from_static(b"c"), Bytes::from_static(b"3"))
+            .unwrap();
         s.delete(b"a").unwrap();
         assert_eq!(s.get(b"a").unwrap(), None);
         assert_eq!(s.get(b"b").unwrap().as_deref(), Some(&b"2"[..]));

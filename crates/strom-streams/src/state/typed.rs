@@ -62,11 +62,19 @@ impl<K: 'static, V: 'static> KeyValueStore<K, V> {
     }
 
     fn key_bytes(&self, key: &K) -> Result<Bytes> {
-        to_bytes(self.keys.as_ref(), key, &format!("key of store {}", self.name))
+        to_bytes(
+            self.keys.as_ref(),
+            key,
+            &format!("key of store {}", self.name),
+        )
     }
 
     fn value_of(&self, b: &[u8]) -> Result<V> {
-        from_bytes(self.values.as_ref(), b, &format!("value of store {}", self.name))
+        from_bytes(
+            self.values.as_ref(),
+            b,
+            &format!("value of store {}", self.name),
+        )
     }
 
     pub fn get(&self, key: &K) -> Result<Option<V>> {
@@ -77,7 +85,11 @@ impl<K: 'static, V: 'static> KeyValueStore<K, V> {
 
     pub fn put(&self, key: &K, value: &V) -> Result<()> {
         let k = self.key_bytes(key)?;
-        let v = to_bytes(self.values.as_ref(), value, &format!("value of store {}", self.name))?;
+        let v = to_bytes(
+            self.values.as_ref(),
+            value,
+            &format!("value of store {}", self.name),
+        )?;
         lock(&self.cell)?.put(k, v)
     }
 
@@ -133,7 +145,11 @@ impl<K: 'static, V: 'static> KeyValueStore<K, V> {
         entries
             .into_iter()
             .map(|(k, v)| {
-                let key = from_bytes(self.keys.as_ref(), &k, &format!("key of store {}", self.name))?;
+                let key = from_bytes(
+                    self.keys.as_ref(),
+                    &k,
+                    &format!("key of store {}", self.name),
+                )?;
                 Ok((key, self.value_of(&v)?))
             })
             .collect()
@@ -191,7 +207,11 @@ impl<K: 'static, V: 'static> WindowStore<K, V> {
     }
 
     fn key_bytes(&self, key: &K) -> Result<Bytes> {
-        to_bytes(self.keys.as_ref(), key, &format!("key of store {}", self.name))
+        to_bytes(
+            self.keys.as_ref(),
+            key,
+            &format!("key of store {}", self.name),
+        )
     }
 
     fn encode(&self, start: i64, key: &[u8]) -> Bytes {
@@ -219,7 +239,11 @@ impl<K: 'static, V: 'static> WindowStore<K, V> {
         let mut s = lock(&self.cell)?;
         match value {
             Some(v) => {
-                let v = to_bytes(self.values.as_ref(), v, &format!("value of store {}", self.name))?;
+                let v = to_bytes(
+                    self.values.as_ref(),
+                    v,
+                    &format!("value of store {}", self.name),
+                )?;
                 s.put(k, v)
             }
             None => s.delete(&k),
@@ -340,12 +364,20 @@ impl<K: 'static, V: 'static> SessionStore<K, V> {
     }
 
     fn key_bytes(&self, key: &K) -> Result<Bytes> {
-        to_bytes(self.keys.as_ref(), key, &format!("key of store {}", self.name))
+        to_bytes(
+            self.keys.as_ref(),
+            key,
+            &format!("key of store {}", self.name),
+        )
     }
 
     pub fn put(&self, key: &K, window: Window, value: &V) -> Result<()> {
         let k = Self::encode(window, &self.key_bytes(key)?);
-        let v = to_bytes(self.values.as_ref(), value, &format!("value of store {}", self.name))?;
+        let v = to_bytes(
+            self.values.as_ref(),
+            value,
+            &format!("value of store {}", self.name),
+        )?;
         lock(&self.cell)?.put(k, v)
     }
 
@@ -356,9 +388,15 @@ impl<K: 'static, V: 'static> SessionStore<K, V> {
 
     /// Sessions of `key` that end at or after `earliest_end` and start at or before
     /// `latest_start` (the ones a record at `t` touches: `t - gap`, `t + gap`).
-    pub fn find_sessions(&self, key: &K, earliest_end: i64, latest_start: i64) -> Result<Vec<(Window, V)>> {
+    pub fn find_sessions(
+        &self,
+        key: &K,
+        earliest_end: i64,
+        latest_start: i64,
+    ) -> Result<Vec<(Window, V)>> {
         let want = self.key_bytes(key)?;
-        let entries = lock(&self.cell)?.range(Bound::Included(&time_bytes(earliest_end)), Bound::Unbounded)?;
+        let entries = lock(&self.cell)?
+            .range(Bound::Included(&time_bytes(earliest_end)), Bound::Unbounded)?;
         let mut out = Vec::new();
         for (k, v) in entries {
             if k.len() < 16 || k[16..] != want[..] {
@@ -387,7 +425,11 @@ impl<K: 'static, V: 'static> SessionStore<K, V> {
             }
             let window = Window::new(time_from(&k[8..]), time_from(&k));
             let key = from_bytes(self.keys.as_ref(), &k[16..], &self.name)?;
-            out.push((key, window, from_bytes(self.values.as_ref(), &v, &self.name)?));
+            out.push((
+                key,
+                window,
+                from_bytes(self.values.as_ref(), &v, &self.name)?,
+            ));
         }
         Ok(out)
     }
@@ -421,13 +463,23 @@ mod tests {
     #[test]
     fn window_store_fetches_ranges_and_expires() {
         let cell = StoreSpec::key_value("w").open(None).unwrap();
-        let s = WindowStore::new("w", cell.clone(), Serdes::string(), Serdes::i64(), 10, false);
+        let s = WindowStore::new(
+            "w",
+            cell.clone(),
+            Serdes::string(),
+            Serdes::i64(),
+            10,
+            false,
+        );
         s.put(&"a".into(), 0, Some(&1)).unwrap();
         s.put(&"b".into(), 0, Some(&2)).unwrap();
         s.put(&"a".into(), 10, Some(&3)).unwrap();
         s.put(&"ab".into(), 10, Some(&4)).unwrap();
         assert_eq!(s.fetch(&"a".into(), 10).unwrap(), Some(3));
-        assert_eq!(s.fetch_range(&"a".into(), 0, 10).unwrap(), vec![(0, 1), (10, 3)]);
+        assert_eq!(
+            s.fetch_range(&"a".into(), 0, 10).unwrap(),
+            vec![(0, 1), (10, 3)]
+        );
         assert_eq!(s.fetch_range(&"a".into(), 1, 9).unwrap(), vec![]);
         assert_eq!(s.fetch_all(10, 10).unwrap().len(), 2);
         assert_eq!(s.expire(10).unwrap(), 2);
@@ -437,19 +489,37 @@ mod tests {
         s.put(&"a".into(), 10, None).unwrap();
         assert_eq!(s.fetch(&"a".into(), 10).unwrap(), None);
 
-        let d = WindowStore::new("d", StoreSpec::key_value("d").open(None).unwrap(), Serdes::string(), Serdes::i64(), 0, true);
+        let d = WindowStore::new(
+            "d",
+            StoreSpec::key_value("d").open(None).unwrap(),
+            Serdes::string(),
+            Serdes::i64(),
+            0,
+            true,
+        );
         d.put(&"k".into(), 5, Some(&1)).unwrap();
         d.put(&"k".into(), 5, Some(&2)).unwrap();
-        assert_eq!(d.fetch_range(&"k".into(), 0, 9).unwrap(), vec![(5, 1), (5, 2)]);
+        assert_eq!(
+            d.fetch_range(&"k".into(), 0, 9).unwrap(),
+            vec![(5, 1), (5, 2)]
+        );
     }
 
     #[test]
     fn session_store_finds_overlapping_sessions() {
-        let s = SessionStore::new("s", StoreSpec::key_value("s").open(None).unwrap(), Serdes::string(), Serdes::i64());
+        let s = SessionStore::new(
+            "s",
+            StoreSpec::key_value("s").open(None).unwrap(),
+            Serdes::string(),
+            Serdes::i64(),
+        );
         s.put(&"a".into(), Window::new(0, 5), &1).unwrap();
         s.put(&"a".into(), Window::new(20, 30), &2).unwrap();
         s.put(&"b".into(), Window::new(3, 4), &9).unwrap();
-        assert_eq!(s.find_sessions(&"a".into(), 4, 8).unwrap(), vec![(Window::new(0, 5), 1)]);
+        assert_eq!(
+            s.find_sessions(&"a".into(), 4, 8).unwrap(),
+            vec![(Window::new(0, 5), 1)]
+        );
         assert_eq!(s.find_sessions(&"a".into(), 0, 100).unwrap().len(), 2);
         assert_eq!(s.fetch(&"b".into()).unwrap(), vec![(Window::new(3, 4), 9)]);
         s.remove(&"a".into(), Window::new(0, 5)).unwrap();

@@ -12,7 +12,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use strom_client::{Admin, ClientConfig, Consumer, ConsumerConfig, NewTopic, OffsetSpec, Producer, ProducerConfig, ProducerRecord, TopicPartition};
+use strom_client::{
+    Admin, ClientConfig, Consumer, ConsumerConfig, NewTopic, OffsetSpec, Producer, ProducerConfig,
+    ProducerRecord, TopicPartition,
+};
 
 /// `target/<profile>` of this test binary.
 fn profile_dir() -> PathBuf {
@@ -43,16 +46,27 @@ pub fn strom_bin() -> PathBuf {
 }
 
 pub fn wordcount_bin() -> PathBuf {
-    binary(&profile_dir().join("examples").join("wordcount"), &["build", "-p", "strom-streams", "--example", "wordcount"])
+    binary(
+        &profile_dir().join("examples").join("wordcount"),
+        &["build", "-p", "strom-streams", "--example", "wordcount"],
+    )
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Spawns `command`, returning the child and a channel of its stdout lines.
 fn spawn_lines(mut command: Command) -> (Child, mpsc::Receiver<String>) {
-    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn");
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn");
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -124,11 +138,16 @@ impl Broker {
 
     pub async fn create_topic(&self, name: &str, partitions: i32) {
         let admin = self.admin();
-        admin.create_topic(&NewTopic::new(name, partitions, 1)).await.unwrap();
+        admin
+            .create_topic(&NewTopic::new(name, partitions, 1))
+            .await
+            .unwrap();
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(30) {
             if let Ok(t) = admin.describe_topics(&[name.to_string()]).await {
-                if t[0].partitions.len() == partitions as usize && t[0].partitions.iter().all(|p| p.leader >= 0) {
+                if t[0].partitions.len() == partitions as usize
+                    && t[0].partitions.iter().all(|p| p.leader >= 0)
+                {
                     return;
                 }
             }
@@ -144,7 +163,12 @@ impl Broker {
         let producer = Producer::new(config).unwrap();
         let mut futures = Vec::new();
         for l in lines {
-            futures.push(producer.send(ProducerRecord::new(topic, l.clone())).await.unwrap());
+            futures.push(
+                producer
+                    .send(ProducerRecord::new(topic, l.clone()))
+                    .await
+                    .unwrap(),
+            );
         }
         for f in futures {
             f.await.unwrap();
@@ -167,10 +191,16 @@ impl Broker {
     /// Whether the group's committed offsets reached the end of every partition of `topics`.
     pub async fn group_caught_up(&self, group: &str, topics: &[&str]) -> bool {
         let admin = self.admin();
-        let Ok(committed) = admin.list_group_offsets(group).await else { return false };
+        let Ok(committed) = admin.list_group_offsets(group).await else {
+            return false;
+        };
         for t in topics {
-            let Ok(parts) = admin.partitions_of(t).await else { return false };
-            let Ok(ends) = admin.list_offsets(&parts, OffsetSpec::Latest).await else { return false };
+            let Ok(parts) = admin.partitions_of(t).await else {
+                return false;
+            };
+            let Ok(ends) = admin.list_offsets(&parts, OffsetSpec::Latest).await else {
+                return false;
+            };
             for (tp, end) in ends {
                 let at = committed.get(&tp).map_or(0, |o| o.offset);
                 if end.offset > 0 && at < end.offset {
@@ -192,20 +222,36 @@ impl Counts {
     pub async fn read_more(&mut self, consumer: &mut Consumer) {
         for r in consumer.poll(Duration::from_millis(200)).await.unwrap() {
             let word = String::from_utf8(r.key.unwrap_or_default().to_vec()).unwrap();
-            let count: u64 = String::from_utf8(r.value.unwrap_or_default().to_vec()).unwrap().parse().unwrap();
+            let count: u64 = String::from_utf8(r.value.unwrap_or_default().to_vec())
+                .unwrap()
+                .parse()
+                .unwrap();
             self.seen.entry(word).or_default().push(count);
         }
     }
 
     pub fn latest(&self) -> BTreeMap<String, u64> {
-        self.seen.iter().filter_map(|(w, v)| v.last().map(|c| (w.clone(), *c))).collect()
+        self.seen
+            .iter()
+            .filter_map(|(w, v)| v.last().map(|c| (w.clone(), *c)))
+            .collect()
     }
 
     /// Reads until the latest counts equal `expected` (bounded).
-    pub async fn wait_for(&mut self, consumer: &mut Consumer, expected: &BTreeMap<String, u64>, limit: Duration) {
+    pub async fn wait_for(
+        &mut self,
+        consumer: &mut Consumer,
+        expected: &BTreeMap<String, u64>,
+        limit: Duration,
+    ) {
         let start = Instant::now();
         while self.latest() != *expected {
-            assert!(start.elapsed() < limit, "counts after {limit:?}: {:?}\nexpected {:?}", self.latest(), expected);
+            assert!(
+                start.elapsed() < limit,
+                "counts after {limit:?}: {:?}\nexpected {:?}",
+                self.latest(),
+                expected
+            );
             self.read_more(consumer).await;
         }
     }
@@ -232,15 +278,38 @@ pub struct Instance {
 }
 
 impl Instance {
-    pub fn start(broker: &Broker, app: &str, input: &str, output: &str, state_dir: &Path) -> Instance {
+    pub fn start(
+        broker: &Broker,
+        app: &str,
+        input: &str,
+        output: &str,
+        state_dir: &Path,
+    ) -> Instance {
         let mut command = Command::new(wordcount_bin());
         command
-            .args(["--bootstrap-server", &broker.bootstrap, "--input", input, "--output", output])
+            .args([
+                "--bootstrap-server",
+                &broker.bootstrap,
+                "--input",
+                input,
+                "--output",
+                output,
+            ])
             .args(["--application-id", app, "--commit-interval-ms", "200"])
             .arg("--state-dir")
             .arg(state_dir)
-            .args(["-c", "session.timeout.ms=6000", "-c", "heartbeat.interval.ms=300", "-c", "linger.ms=5"])
-            .env("RUST_LOG", std::env::var("STREAMS_TEST_LOG").unwrap_or_else(|_| "warn".into()));
+            .args([
+                "-c",
+                "session.timeout.ms=6000",
+                "-c",
+                "heartbeat.interval.ms=300",
+                "-c",
+                "linger.ms=5",
+            ])
+            .env(
+                "RUST_LOG",
+                std::env::var("STREAMS_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            );
         let (child, lines) = spawn_lines(command);
         Instance {
             child,
@@ -265,7 +334,9 @@ impl Instance {
 
     /// SIGTERM and a bounded wait for a clean exit; whether it exited with success.
     pub fn terminate(&mut self) -> bool {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(30) {
             if let Ok(Some(s)) = self.child.try_wait() {

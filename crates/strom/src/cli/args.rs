@@ -574,10 +574,18 @@ pub enum StreamsCommand {
         #[arg(long = "application-id")]
         application_id: String,
         /// Topics the application reads, reprocessed from their earliest offset.
-        #[arg(long = "input-topics", value_delimiter = ',', value_name = "TOPIC[,TOPIC...]")]
+        #[arg(
+            long = "input-topics",
+            value_delimiter = ',',
+            value_name = "TOPIC[,TOPIC...]"
+        )]
         input_topics: Vec<String>,
         /// User topics the application writes and reads back (through), skipped to the end.
-        #[arg(long = "intermediate-topics", value_delimiter = ',', value_name = "TOPIC[,TOPIC...]")]
+        #[arg(
+            long = "intermediate-topics",
+            value_delimiter = ',',
+            value_name = "TOPIC[,TOPIC...]"
+        )]
         intermediate_topics: Vec<String>,
         /// Show what would change; change nothing.
         #[arg(long = "dry-run")]

@@ -27,7 +27,9 @@ pub fn is_internal(application_id: &str, topic: &str) -> bool {
     topic
         .strip_prefix(application_id)
         .and_then(|rest| rest.strip_prefix('-'))
-        .is_some_and(|rest| !rest.is_empty() && (rest.ends_with("-repartition") || rest.ends_with("-changelog")))
+        .is_some_and(|rest| {
+            !rest.is_empty() && (rest.ends_with("-repartition") || rest.ends_with("-changelog"))
+        })
 }
 
 pub async fn run(common: &Common, command: StreamsCommand) -> anyhow::Result<()> {
@@ -38,7 +40,15 @@ pub async fn run(common: &Common, command: StreamsCommand) -> anyhow::Result<()>
         dry_run,
     } = command;
     let admin = Admin::new(super::client_config(common))?;
-    let result = reset(&admin, common, &app, &input_topics, &intermediate_topics, dry_run).await;
+    let result = reset(
+        &admin,
+        common,
+        &app,
+        &input_topics,
+        &intermediate_topics,
+        dry_run,
+    )
+    .await;
     admin.close().await;
     result
 }
