@@ -165,7 +165,7 @@ impl StreamThread {
                 Duration::from_millis(10)
             };
             let records = self.consumer.poll(wait).await?;
-            self.route(records);
+            self.route(records).await?;
             self.process()?;
             self.punctuate()?;
             self.send().await?;
@@ -502,19 +502,28 @@ impl StreamThread {
         Ok(())
     }
 
-    fn route(&mut self, records: Vec<ConsumerRecord>) {
+    /// Queues records at their tasks. A record of a task that is not running (it cannot
+    /// be: such partitions are paused) is not dropped: its partition goes back to it.
+    async fn route(&mut self, records: Vec<ConsumerRecord>) -> Result<()> {
+        let mut rewind: BTreeMap<TopicPartition, i64> = BTreeMap::new();
         for r in records {
-            let Some(&sub) = self.topic_sub.get(&r.topic) else {
-                continue;
-            };
+            let Some(&sub) = self.topic_sub.get(&r.topic) else { continue };
             let id = TaskId::new(sub, r.partition);
             match self.active.get_mut(&id) {
                 Some(slot) if slot.restoring.is_none() => slot.task.add(r),
                 _ => {
-                    tracing::debug!(topic = %r.topic, partition = r.partition, "record for a task not running here dropped")
+                    let tp = TopicPartition::new(r.topic.clone(), r.partition);
+                    let at = rewind.entry(tp).or_insert(r.offset);
+                    *at = (*at).min(r.offset);
                 }
             }
         }
+        for (tp, offset) in rewind {
+            tracing::debug!(%tp, offset, "records of a task not running here; rewinding");
+            self.consumer.seek(&tp, offset).await?;
+            self.consumer.pause(std::slice::from_ref(&tp));
+        }
+        Ok(())
     }
 
     fn process(&mut self) -> Result<()> {
