@@ -16,7 +16,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use strom_client::{Admin, ClientConfig, Consumer, ConsumerConfig, NewTopic, OffsetSpec, Producer, ProducerConfig, ProducerRecord, TopicPartition};
+use strom_client::{
+    Admin, ClientConfig, Consumer, ConsumerConfig, NewTopic, OffsetSpec, Producer, ProducerConfig,
+    ProducerRecord, TopicPartition,
+};
 
 #[derive(Parser)]
 struct Args {
@@ -44,7 +47,9 @@ struct Args {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 struct Instances(Vec<Child>);
@@ -52,7 +57,9 @@ struct Instances(Vec<Child>);
 impl Drop for Instances {
     fn drop(&mut self) {
         for c in &mut self.0 {
-            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
         }
         for c in &mut self.0 {
             let _ = c.wait();
@@ -60,23 +67,48 @@ impl Drop for Instances {
     }
 }
 
-fn start(args: &Args, example: &str, app: &str, input: &str, output: &str, dir: &std::path::Path) -> anyhow::Result<Instances> {
+fn start(
+    args: &Args,
+    example: &str,
+    app: &str,
+    input: &str,
+    output: &str,
+    dir: &std::path::Path,
+) -> anyhow::Result<Instances> {
     let exe = std::env::current_exe()?;
     let bin: PathBuf = exe.parent().context("no parent")?.join(example);
     let mut children = Vec::new();
     let mut lines = Vec::new();
     for i in 0..args.instances {
         let mut c = Command::new(&bin);
-        c.args(["--bootstrap-server", &args.bootstrap_server, "--input", input, "--output", output, "--application-id", app])
-            .arg("--state-dir")
-            .arg(dir.join(format!("i{i}")))
-            .args(["-c", &format!("linger.ms={}", args.linger_ms), "-c", "session.timeout.ms=10000", "-c", "heartbeat.interval.ms=500"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+        c.args([
+            "--bootstrap-server",
+            &args.bootstrap_server,
+            "--input",
+            input,
+            "--output",
+            output,
+            "--application-id",
+            app,
+        ])
+        .arg("--state-dir")
+        .arg(dir.join(format!("i{i}")))
+        .args([
+            "-c",
+            &format!("linger.ms={}", args.linger_ms),
+            "-c",
+            "session.timeout.ms=10000",
+            "-c",
+            "heartbeat.interval.ms=500",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
         if example == "windowed" {
             c.args(["--window-ms", "1000", "--grace-ms", "0"]);
         }
-        let mut child = c.spawn().with_context(|| format!("start {}", bin.display()))?;
+        let mut child = c
+            .spawn()
+            .with_context(|| format!("start {}", bin.display()))?;
         lines.push(BufReader::new(child.stdout.take().context("stdout")?));
         children.push(child);
     }
@@ -92,24 +124,40 @@ fn start(args: &Args, example: &str, app: &str, input: &str, output: &str, dir: 
 }
 
 async fn committed_total(admin: &Admin, group: &str, topic: &str) -> i64 {
-    let Ok(c) = admin.list_group_offsets(group).await else { return 0 };
-    c.iter().filter(|(tp, _)| tp.topic == topic).map(|(_, o)| o.offset).sum()
+    let Ok(c) = admin.list_group_offsets(group).await else {
+        return 0;
+    };
+    c.iter()
+        .filter(|(tp, _)| tp.topic == topic)
+        .map(|(_, o)| o.offset)
+        .sum()
 }
 
 async fn end_total(admin: &Admin, topic: &str) -> anyhow::Result<i64> {
     let parts = admin.partitions_of(topic).await?;
-    Ok(admin.list_offsets(&parts, OffsetSpec::Latest).await?.values().map(|o| o.offset).sum())
+    Ok(admin
+        .list_offsets(&parts, OffsetSpec::Latest)
+        .await?
+        .values()
+        .map(|o| o.offset)
+        .sum())
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
-    let (input, output, app) = (format!("bench-in-{run}"), format!("bench-out-{run}"), format!("bench-{}-{run}", args.kind));
+    let (input, output, app) = (
+        format!("bench-in-{run}"),
+        format!("bench-out-{run}"),
+        format!("bench-{}-{run}", args.kind),
+    );
     let client = ClientConfig::new(&args.bootstrap_server);
     let admin = Admin::new(client.clone())?;
     for t in [&input, &output] {
-        admin.create_topic(&NewTopic::new(t.clone(), args.partitions, 1)).await?;
+        admin
+            .create_topic(&NewTopic::new(t.clone(), args.partitions, 1))
+            .await?;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut pc = ProducerConfig::new(&args.bootstrap_server);
@@ -123,10 +171,14 @@ async fn main() -> anyhow::Result<()> {
             let mut futures = Vec::new();
             for i in 0..args.records {
                 let record = if args.kind == "wordcount" {
-                    let line: Vec<String> = (0..8).map(|j| format!("w{}", (i * 7 + j * 131) % 1000)).collect();
+                    let line: Vec<String> = (0..8)
+                        .map(|j| format!("w{}", (i * 7 + j * 131) % 1000))
+                        .collect();
                     ProducerRecord::new(input.clone(), line.join(" "))
                 } else {
-                    ProducerRecord::new(input.clone(), "x").key(format!("k{}", i % 1000)).timestamp_ms(base + i as i64)
+                    ProducerRecord::new(input.clone(), "x")
+                        .key(format!("k{}", i % 1000))
+                        .timestamp_ms(base + i as i64)
                 };
                 futures.push(producer.send(record).await?);
                 if futures.len() >= 50_000 {
@@ -138,11 +190,19 @@ async fn main() -> anyhow::Result<()> {
             for f in futures {
                 f.await?;
             }
-            let example = if args.kind == "wordcount" { "wordcount" } else { "windowed" };
+            let example = if args.kind == "wordcount" {
+                "wordcount"
+            } else {
+                "windowed"
+            };
             let spawned = Instant::now();
             let instances = start(&args, example, &app, &input, &output, dir.path())?;
             let started = Instant::now();
-            let repartition = if args.kind == "wordcount" { format!("{app}-counts-repartition") } else { String::new() };
+            let repartition = if args.kind == "wordcount" {
+                format!("{app}-counts-repartition")
+            } else {
+                String::new()
+            };
             let limit = Duration::from_secs(600);
             loop {
                 let done_in = committed_total(&admin, &app, &input).await >= args.records as i64;
@@ -159,7 +219,11 @@ async fn main() -> anyhow::Result<()> {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             let secs = started.elapsed().as_secs_f64();
-            let words = if args.kind == "wordcount" { args.records * 8 } else { args.records };
+            let words = if args.kind == "wordcount" {
+                args.records * 8
+            } else {
+                args.records
+            };
             println!(
                 "{}: {} instance(s), {} input records ({} {}): {:.1} s after start-up ({:.1} s to running) -> {:.0} input records/s, {:.0} {}/s",
                 args.kind,
@@ -180,14 +244,20 @@ async fn main() -> anyhow::Result<()> {
             let mut cc = ConsumerConfig::new(&args.bootstrap_server);
             cc.fetch_max_wait_ms = 10;
             let mut consumer = Consumer::new(cc)?;
-            let parts: Vec<TopicPartition> = (0..args.partitions).map(|p| TopicPartition::new(output.clone(), p)).collect();
+            let parts: Vec<TopicPartition> = (0..args.partitions)
+                .map(|p| TopicPartition::new(output.clone(), p))
+                .collect();
             consumer.assign(parts.clone()).await?;
             consumer.seek_to_end(&parts).await?;
             let reader = tokio::spawn(async move {
                 let mut lat = Vec::new();
                 let stop = Instant::now() + Duration::from_secs(args.seconds + 5);
                 while Instant::now() < stop {
-                    for r in consumer.poll(Duration::from_millis(50)).await.unwrap_or_default() {
+                    for r in consumer
+                        .poll(Duration::from_millis(50))
+                        .await
+                        .unwrap_or_default()
+                    {
                         lat.push(now_ms() - r.timestamp_ms);
                     }
                 }
@@ -201,14 +271,25 @@ async fn main() -> anyhow::Result<()> {
                 if let Some(wait) = due.checked_duration_since(Instant::now()) {
                     tokio::time::sleep(wait).await;
                 }
-                let line = format!("w{} w{} w{}", sent % 500, (sent * 7) % 500, (sent * 13) % 500);
-                let _ = producer.send(ProducerRecord::new(input.clone(), line).timestamp_ms(now_ms())).await?;
+                let line = format!(
+                    "w{} w{} w{}",
+                    sent % 500,
+                    (sent * 7) % 500,
+                    (sent * 13) % 500
+                );
+                let _ = producer
+                    .send(ProducerRecord::new(input.clone(), line).timestamp_ms(now_ms()))
+                    .await?;
                 sent += 1;
             }
             producer.flush().await?;
             let mut lat = reader.await?;
             lat.sort_unstable();
-            let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(-1);
+            let pct = |p: f64| {
+                lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+                    .copied()
+                    .unwrap_or(-1)
+            };
             println!(
                 "latency: {} lines/s for {} s, linger.ms={}: {} outputs, p50 {} ms, p99 {} ms, max {} ms",
                 args.rate,

@@ -507,7 +507,9 @@ impl StreamThread {
     async fn route(&mut self, records: Vec<ConsumerRecord>) -> Result<()> {
         let mut rewind: BTreeMap<TopicPartition, i64> = BTreeMap::new();
         for r in records {
-            let Some(&sub) = self.topic_sub.get(&r.topic) else { continue };
+            let Some(&sub) = self.topic_sub.get(&r.topic) else {
+                continue;
+            };
             let id = TaskId::new(sub, r.partition);
             match self.active.get_mut(&id) {
                 Some(slot) if slot.restoring.is_none() => slot.task.add(r),
