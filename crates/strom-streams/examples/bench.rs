@@ -277,9 +277,12 @@ async fn main() -> anyhow::Result<()> {
                     (sent * 7) % 500,
                     (sent * 13) % 500
                 );
-                let _ = producer
-                    .send(ProducerRecord::new(input.clone(), line).timestamp_ms(now_ms()))
-                    .await?;
+                // Delivery is awaited by the flush below.
+                drop(
+                    producer
+                        .send(ProducerRecord::new(input.clone(), line).timestamp_ms(now_ms()))
+                        .await?,
+                );
                 sent += 1;
             }
             producer.flush().await?;
