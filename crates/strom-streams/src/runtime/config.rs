@@ -63,8 +63,9 @@ pub struct StreamsConfig {
     /// `repartition.purge.interval.ms` (default 30000): how often consumed records of
     /// repartition topics are deleted.
     pub repartition_purge_interval_ms: u64,
-    /// Client properties for every consumer and producer (`session.timeout.ms`, ...);
-    /// `consumer.` and `producer.` prefixes aim one at one client type only.
+    /// Client properties for every consumer, producer and admin client
+    /// (`session.timeout.ms`, ...); `consumer.`, `producer.` and `admin.` prefixes aim one
+    /// at one client type only.
     pub client_properties: Vec<(String, String)>,
 }
 
@@ -151,7 +152,10 @@ impl StreamsConfig {
         for (k, v) in &self.client_properties {
             if let Some(rest) = k.strip_prefix(&format!("{prefix}.")) {
                 p.set(rest, v.clone());
-            } else if !k.starts_with("consumer.") && !k.starts_with("producer.") {
+            } else if !["consumer.", "producer.", "admin."]
+                .iter()
+                .any(|other| k.starts_with(other))
+            {
                 p.set(k.clone(), v.clone());
             }
         }
@@ -240,6 +244,7 @@ mod tests {
             ("commit.interval.ms", "200"),
             ("session.timeout.ms", "9000"),
             ("producer.linger.ms", "7"),
+            ("admin.request.timeout.ms", "1234"),
         ]
         .into_iter()
         .collect();
@@ -252,6 +257,8 @@ mod tests {
         assert!(!consumer.enable_auto_commit);
         assert_eq!(consumer.auto_offset_reset, OffsetReset::Earliest);
         assert_eq!(c.producer().unwrap().linger_ms, 7);
+        assert_eq!(c.admin().unwrap().request_timeout_ms, 1234);
+        assert_ne!(consumer.client.request_timeout_ms, 1234);
         let bad: Properties = [
             ("application.id", "a"),
             ("bootstrap.servers", "h:1"),
