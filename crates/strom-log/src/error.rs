@@ -86,8 +86,12 @@ pub enum LogError {
     },
     /// An earlier I/O failure (typically a failed fsync) took the log offline; nothing is
     /// retried, the directory must be reopened (after the operator fixes the disk).
-    #[error("log {dir} is offline after an earlier failure: {reason}")]
+    #[error("log {dir} takes no more writes after an earlier failure (reads continue below the last successful fsync; check the disk, then restart the broker): {reason}")]
     Failed { dir: PathBuf, reason: String },
+    /// A write found the disk full: the log is read-only (reads go on) until
+    /// [`crate::Log::try_resume`] finds space again.
+    #[error("log {dir} is read-only because the disk is full; free space (or raise the quota) and appends resume without a restart: {reason}")]
+    DiskFull { dir: PathBuf, reason: String },
     #[error("log {dir} is closed")]
     Closed { dir: PathBuf },
     #[error("invalid log config: {0}")]
@@ -108,6 +112,7 @@ impl LogError {
             | LogError::CorruptSegment { .. }
             | LogError::Damaged { .. }
             | LogError::Failed { .. }
+            | LogError::DiskFull { .. }
             | LogError::Closed { .. }
             | LogError::Config(_) => codes::KAFKA_STORAGE_ERROR,
         }
@@ -117,6 +122,20 @@ impl LogError {
     /// again until an operator acts on the directory.
     pub fn is_damage(&self) -> bool {
         matches!(self, LogError::Damaged { .. })
+    }
+
+    /// A *write* (not an fsync) failed for want of space (`ENOSPC`, `EDQUOT`), or the log is
+    /// read-only for that reason. After such a write the durable state is known; after a
+    /// failed fsync it is not, whatever the errno (ext4 may answer `ENOSPC` to an fsync when
+    /// delayed allocation finds no room, and the data is then lost).
+    pub fn is_space_error(&self) -> bool {
+        match self {
+            LogError::Io {
+                operation, source, ..
+            } => !operation.starts_with("fsync") && crate::fs::is_space_error(source),
+            LogError::DiskFull { .. } => true,
+            _ => false,
+        }
     }
 
     pub(crate) fn io(

@@ -22,6 +22,7 @@ pub use config::{CleanupPolicy, ConfigError, Durability, LogConfig, MessageTimes
 pub use error::LogError;
 pub use handles::HandleCache;
 pub use log::{
-    AppendInfo, AppendOrigin, CompactionReport, FileRange, Log, OpenReport, ReadInfo,
-    RetentionReport, TimestampOffset, TruncateReport, Unflushed,
+    AppendInfo, AppendOrigin, CompactionReport, FileRange, Health, Log, OpenReport, ReadInfo,
+    RetentionReport, ScrubBudget, ScrubCursor, ScrubDamage, ScrubStep, TimestampOffset,
+    TruncateReport, Unflushed, SCRUB_CHUNK_BYTES,
 };

@@ -57,6 +57,25 @@ impl FileHandle for RealFile {
     fn std_file(&self) -> Option<&File> {
         Some(&self.file)
     }
+    fn drop_cache(&self, position: u64, len_bytes: u64) {
+        let (Ok(offset), Ok(len)) = (
+            libc::off_t::try_from(position),
+            libc::off_t::try_from(len_bytes),
+        ) else {
+            return;
+        };
+        // SAFETY: posix_fadvise only reads its integer arguments; the descriptor is owned by
+        // `self.file` and open for the duration of the call. The advice is a hint: its
+        // result (an errno value, not -1) is ignored, as there is nothing to do about it.
+        let _ = unsafe {
+            libc::posix_fadvise(
+                self.file.as_raw_fd(),
+                offset,
+                len,
+                libc::POSIX_FADV_DONTNEED,
+            )
+        };
+    }
 }
 
 impl FileSystem for RealFs {

@@ -253,7 +253,7 @@ impl Log {
     /// of the log as it was before the truncation, or the truncated log. Readers are not
     /// blocked.
     pub fn truncate_to(&self, offset: i64, now_ms: i64) -> Result<TruncateReport, LogError> {
-        self.check_usable()?;
+        self.check_writable()?;
         let log_start = self.log_start_offset();
         if offset < log_start {
             return Err(LogError::OffsetOutOfRange {
