@@ -70,6 +70,9 @@ pub trait FileSystem: Send + Sync + Debug {
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     fn exists(&self, path: &Path) -> io::Result<bool>;
     fn file_len(&self, path: &Path) -> io::Result<u64>;
+    /// Bytes this process may still write on the file system holding `dir` (as `statvfs`
+    /// reports them; quotas are not seen). A hint: only a write tells for sure.
+    fn available_bytes(&self, dir: &Path) -> io::Result<u64>;
 }
 
 /// Reads exactly `buf.len()` bytes at `position` or fails with `UnexpectedEof`.

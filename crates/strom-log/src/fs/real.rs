@@ -122,4 +122,23 @@ impl FileSystem for RealFs {
     fn file_len(&self, path: &Path) -> io::Result<u64> {
         Ok(std::fs::metadata(path)?.len())
     }
+    fn available_bytes(&self, dir: &Path) -> io::Result<u64> {
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::CString::new(dir.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path holds a NUL byte"))?;
+        let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+        // SAFETY: `name` is a NUL-terminated path that outlives the call, and `stats` points
+        // to writable memory of the right type, which statvfs fills when it returns 0.
+        let result = unsafe { libc::statvfs(name.as_ptr(), stats.as_mut_ptr()) };
+        if result != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: statvfs returned 0, so it initialised `stats`.
+        let stats = unsafe { stats.assume_init() };
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        // Root may also write into the blocks reserved for it (ext4's 5% by default).
+        let blocks = if root { stats.f_bfree } else { stats.f_bavail };
+        Ok(u64::from(blocks).saturating_mul(u64::from(stats.f_frsize)))
+    }
 }

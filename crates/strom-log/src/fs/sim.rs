@@ -38,6 +38,8 @@ pub struct SimFaults {
     pub fail_write_at: Option<u64>,
     /// The N-th sync fails with `ENOSPC` (nothing becomes durable).
     pub enospc_sync_at: Option<u64>,
+    /// The N-th write (or `set_len`) fails with `ENOSPC`, writing nothing.
+    pub enospc_write_at: Option<u64>,
     /// Bytes all linked files may hold together; `None` is unlimited.
     pub capacity_bytes: Option<u64>,
 }
@@ -79,6 +81,8 @@ struct SimState {
     powered_off: bool,
     /// Handles alive right now (open file descriptors, for bounds tests).
     open_handles: usize,
+    /// Calls of `available_bytes`.
+    space_checks: u64,
 }
 
 /// The simulated file system; clones share one state.
@@ -188,6 +192,9 @@ impl SimState {
         if self.faults.fail_write_at == Some(n) {
             return Err(io::Error::other("simulated write failure"));
         }
+        if self.faults.enospc_write_at == Some(n) {
+            return Err(no_space());
+        }
         if self.faults.short_write_at == Some(n) && len > 1 {
             return Ok(len / 2);
         }
@@ -264,6 +271,11 @@ impl SimFs {
     /// Bytes held by linked files.
     pub fn used_bytes(&self) -> u64 {
         self.lock().used_bytes()
+    }
+
+    /// How often `available_bytes` was asked.
+    pub fn space_check_count(&self) -> u64 {
+        self.lock().space_checks
     }
 
     pub fn write_count(&self) -> u64 {
@@ -594,5 +606,15 @@ impl FileSystem for SimFs {
             .copied()
             .ok_or_else(|| not_found(path))?;
         Ok(state.file(id)?.current.len() as u64)
+    }
+
+    fn available_bytes(&self, _dir: &Path) -> io::Result<u64> {
+        let mut state = self.lock();
+        state.check_power()?;
+        state.space_checks += 1;
+        Ok(match state.faults.capacity_bytes {
+            Some(capacity) => capacity.saturating_sub(state.used_bytes()),
+            None => u64::MAX,
+        })
     }
 }

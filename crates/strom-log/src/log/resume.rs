@@ -14,7 +14,8 @@
 //!    is also the probe that space is back;
 //! 4. fsync the `.log`, so that the cut is durable before new batches follow it.
 //!
-//! A step that again finds no space leaves the log read-only and doubles the backoff
+//! An attempt is made only when the file system reports at least `RESUME_FREE_BYTES_MIN`
+//! free. A step that again finds no space leaves the log read-only and doubles the backoff
 //! (bounded). A failed fsync, or batches that do not validate, fail the log for good:
 //! the first never retried (see `docs/ARCHITECTURE.md`, strom-log "Durability"), the
 //! second is damage to acknowledged data that no cut may hide.
@@ -33,6 +34,9 @@ const RESUME_BACKOFF_MS_MIN: i64 = 500;
 /// The longest wait between resume attempts: how late, at most, writes resume after space
 /// is freed (plus the caller's tick).
 const RESUME_BACKOFF_MS_MAX: i64 = 16_000;
+/// Free space below which no resume is tried: a disk with less would refuse the next
+/// batches at once (`statvfs`; quotas are not seen, and then the attempt is the probe).
+const RESUME_FREE_BYTES_MIN: u64 = 64 * 1024;
 
 impl Log {
     /// The periodic check of a log made read-only by a full disk: once its backoff has
@@ -54,6 +58,18 @@ impl Log {
         if !self.resume_due(now_ms) {
             return Ok(false);
         }
+        let available = match self.fs.available_bytes(&self.dir) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                tracing::warn!(dir = %self.dir.display(), %error, "cannot tell the free space; trying to resume anyway");
+                u64::MAX
+            }
+        };
+        if available < RESUME_FREE_BYTES_MIN {
+            self.resume_later(now_ms);
+            tracing::debug!(dir = %self.dir.display(), available, "disk still full");
+            return Ok(false);
+        }
         let token = self.flush_token()?;
         match self.repair_tail(&token) {
             Ok(()) => {
@@ -65,18 +81,23 @@ impl Log {
                 Ok(true)
             }
             Err(error) if error.is_space_error() => {
-                let mut clock = lock(&self.resume);
-                clock.backoff_ms = clock
-                    .backoff_ms
-                    .saturating_mul(2)
-                    .clamp(RESUME_BACKOFF_MS_MIN, RESUME_BACKOFF_MS_MAX);
-                clock.next_attempt_ms = Some(now_ms.saturating_add(clock.backoff_ms));
-                tracing::debug!(dir = %self.dir.display(), %error, backoff_ms = clock.backoff_ms, "disk still full");
+                self.resume_later(now_ms);
+                tracing::debug!(dir = %self.dir.display(), %error, "disk still full");
                 Ok(false)
             }
             // `repair_tail` has failed the log already.
             Err(error) => Err(error),
         }
+    }
+
+    /// After a failed attempt: twice the wait (bounded).
+    fn resume_later(&self, now_ms: i64) {
+        let mut clock = lock(&self.resume);
+        clock.backoff_ms = clock
+            .backoff_ms
+            .saturating_mul(2)
+            .clamp(RESUME_BACKOFF_MS_MIN, RESUME_BACKOFF_MS_MAX);
+        clock.next_attempt_ms = Some(now_ms.saturating_add(clock.backoff_ms));
     }
 
     /// Whether a resume attempt is due; the first call after the disk filled arms the
