@@ -67,7 +67,11 @@ fn fill_and_resume(durability: Durability, room_bytes: u64) {
     assert_eq!(refusal.kafka_error_code(), 56);
     assert_eq!(log.health(), Health::DiskFull, "room {room_bytes}");
     let expected: Vec<i64> = acked.iter().flat_map(|(a, b)| *a..=*b).collect();
-    assert_eq!(offsets(&log), expected, "reads go on while the disk is full");
+    assert_eq!(
+        offsets(&log),
+        expected,
+        "reads go on while the disk is full"
+    );
     assert_eq!(log.log_end_offset(), expected.len() as i64);
     let err = log
         .append(&mut batch(1, 10, now_ms), AppendOrigin::Client, now_ms)
@@ -146,7 +150,11 @@ fn a_failed_write_leaves_no_bytes_behind_once_resumed() {
     fs.set_capacity(None);
     log.try_resume(10).unwrap();
     assert!(log.try_resume(100_000).unwrap());
-    assert_eq!(fs.contents(&path).unwrap(), good, "cut back to the last batch");
+    assert_eq!(
+        fs.contents(&path).unwrap(),
+        good,
+        "cut back to the last batch"
+    );
     let info = log
         .append(&mut batch(2, 100, 6), AppendOrigin::Client, 6)
         .unwrap();

@@ -103,9 +103,15 @@ fn a_clean_log_verifies_whole_within_the_budget_and_nothing_is_written() {
     let (writes, syncs) = (fs.write_count(), fs.sync_count());
     let found = pass(&log, 700);
     assert!(found.damage.is_empty(), "{:?}", found.damage);
-    assert_eq!(found.segments_done, cold, "every cold segment, the active one not");
+    assert_eq!(
+        found.segments_done, cold,
+        "every cold segment, the active one not"
+    );
     assert_eq!(found.bytes_verified, cold_bytes);
-    assert!(found.steps > cold.len() * 2, "small budgets take many steps");
+    assert!(
+        found.steps > cold.len() * 2,
+        "small budgets take many steps"
+    );
     assert_eq!((fs.write_count(), fs.sync_count()), (writes, syncs));
     // The next pass starts over.
     let again = pass(&log, 1 << 20);
@@ -144,7 +150,9 @@ fn a_flipped_payload_byte_is_reported_and_the_rest_verified() {
     let log = filled(&fs);
     let bases = log.segment_base_offsets();
     let (position, first, last, size) = batches_in(&fs, bases[1])[1];
-    edit(&fs, bases[1], |bytes| bytes[position as usize + size - 5] ^= 0x20);
+    edit(&fs, bases[1], |bytes| {
+        bytes[position as usize + size - 5] ^= 0x20
+    });
     let before = fs.contents(&segment_path(bases[1])).unwrap();
     let found = pass(&log, 1000);
     assert_eq!(found.damage.len(), 1, "{:?}", found.damage);
@@ -159,7 +167,11 @@ fn a_flipped_payload_byte_is_reported_and_the_rest_verified() {
         .map(|b| fs.contents(&segment_path(*b)).unwrap().len() as u64)
         .sum();
     assert_eq!(found.bytes_verified, cold_bytes - size as u64);
-    assert_eq!(fs.contents(&segment_path(bases[1])).unwrap(), before, "never repaired silently");
+    assert_eq!(
+        fs.contents(&segment_path(bases[1])).unwrap(),
+        before,
+        "never repaired silently"
+    );
     // Healthy offsets still read; the batch itself is served as it is (clients check CRCs).
     let info = log.read(bases[2], 1 << 20, i64::MAX).unwrap();
     assert_eq!(info.range.unwrap().first_offset, bases[2]);
@@ -217,7 +229,9 @@ fn a_segment_cut_short_while_open_is_reported() {
     let log = filled(&fs);
     let bases = log.segment_base_offsets();
     let (position, first, _, _) = batches_in(&fs, bases[2])[1];
-    edit(&fs, bases[2], |bytes| bytes.truncate(position as usize + 30));
+    edit(&fs, bases[2], |bytes| {
+        bytes.truncate(position as usize + 30)
+    });
     let found = pass(&log, 1 << 20);
     assert_eq!(found.damage.len(), 1, "{:?}", found.damage);
     let damage = &found.damage[0];
@@ -240,13 +254,19 @@ fn segments_cut_short_between_stop_and_start_are_reported() {
     let (inside, first, _, _) = batches_in(&fs, bases[1])[2];
     edit(&fs, bases[1], |bytes| bytes.truncate(inside as usize + 100));
     let log = open_sim(&fs, config(), 0).unwrap();
-    assert!(log.open_report().clean, "a clean open does not read old segments");
+    assert!(
+        log.open_report().clean,
+        "a clean open does not read old segments"
+    );
     let found = pass(&log, 1 << 20);
     assert_eq!(found.damage.len(), 2, "{:?}", found.damage);
     let missing = &found.damage[0];
     assert_eq!(missing.path, segment_path(bases[0]));
     assert_eq!(missing.position, boundary);
-    assert_eq!((missing.first_offset, missing.last_offset), (lost_from, bases[1] - 1));
+    assert_eq!(
+        (missing.first_offset, missing.last_offset),
+        (lost_from, bases[1] - 1)
+    );
     assert!(missing.reason.contains("offsets are missing"), "{missing}");
     let torn = &found.damage[1];
     assert_eq!(torn.path, segment_path(bases[1]));

@@ -50,7 +50,10 @@ pub trait FileHandle: Send + Sync + Debug {
 /// not fit were never acknowledged), so the log may go read-only and resume later; after a
 /// failed *fsync* it is not (see `docs/ARCHITECTURE.md`, strom-log "Durability").
 pub fn is_space_error(error: &io::Error) -> bool {
-    matches!(error.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+    matches!(
+        error.raw_os_error(),
+        Some(libc::ENOSPC) | Some(libc::EDQUOT)
+    )
 }
 
 /// Directory-level operations. Paths are absolute or relative to the process's directory;

@@ -311,8 +311,7 @@ impl Log {
         if self.health() != Health::Failed {
             *failure = Some(error.to_string());
         }
-        self.health
-            .store(Health::Failed.as_u8(), Ordering::Release);
+        self.health.store(Health::Failed.as_u8(), Ordering::Release);
         drop(failure);
         self.flush_done.notify_all();
         error

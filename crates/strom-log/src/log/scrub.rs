@@ -76,8 +76,8 @@ impl ScrubBudget {
         };
         let elapsed_ms = u64::try_from(now_ms.saturating_sub(last)).unwrap_or(0);
         self.last_ms = Some(last.max(now_ms));
-        let earned_milli = u128::from(elapsed_ms) * u128::from(self.bytes_per_sec)
-            + u128::from(self.carry_milli);
+        let earned_milli =
+            u128::from(elapsed_ms) * u128::from(self.bytes_per_sec) + u128::from(self.carry_milli);
         let earned = earned_milli / 1000;
         self.carry_milli = u64::try_from(earned_milli % 1000).unwrap_or(0);
         let burst = i64::try_from(self.burst_bytes).unwrap_or(i64::MAX);
@@ -559,7 +559,11 @@ mod tests {
         budget.refill(10_400);
         assert_eq!(budget.available_bytes(), 100);
         budget.refill(10_000);
-        assert_eq!(budget.available_bytes(), 100, "time going back earns nothing");
+        assert_eq!(
+            budget.available_bytes(),
+            100,
+            "time going back earns nothing"
+        );
     }
 
     #[test]
@@ -569,7 +573,11 @@ mod tests {
         for t in 1..=1000 {
             budget.refill(t);
         }
-        assert_eq!(budget.available_bytes(), 3, "3 bytes a second, 1 ms at a time");
+        assert_eq!(
+            budget.available_bytes(),
+            3,
+            "3 bytes a second, 1 ms at a time"
+        );
         assert_eq!(budget.wait_ms(4), 334);
     }
 }
