@@ -160,6 +160,12 @@ pub struct BrokerConfig {
     pub fetch_wait_max_ms: u64,
     /// `strom.open.files.max`: cached open inactive segment files, shared by all logs.
     pub open_files_max: usize,
+    /// `strom.log.scrub.bytes.per.sec`: how fast the scrubber reads cold segments to verify
+    /// their CRCs; 0 disables it.
+    pub scrub_bytes_per_sec: u64,
+    /// `strom.log.scrub.interval.ms`: the pause between the end of one scrub pass over every
+    /// partition and the start of the next.
+    pub scrub_interval_ms: u64,
     /// Topic-level defaults from the broker's `log.*` keys, as Kafka topic keys (the
     /// values DescribeConfigs reports with source DEFAULT or STATIC_BROKER_CONFIG).
     pub topic_defaults: BTreeMap<&'static str, String>,
@@ -232,6 +238,8 @@ const BROKER_KEYS: &[&str] = &[
     "log.roll.ms",
     "strom.fetch.wait.max.ms",
     "strom.open.files.max",
+    "strom.log.scrub.bytes.per.sec",
+    "strom.log.scrub.interval.ms",
     "fetch.max.bytes",
     "log.cleaner.backoff.ms",
     "log.flush.offset.checkpoint.interval.ms",
@@ -258,6 +266,10 @@ const HOUR_MS: i64 = 3_600_000;
 /// Strom's default `queued.max.request.bytes` (Kafka's is unbounded); never below
 /// `socket.request.max.bytes`, so that the largest frame always fits.
 pub const QUEUED_MAX_REQUEST_BYTES_DEFAULT: u64 = 256 * 1024 * 1024;
+/// The scrubber's default rate: modest next to a disk's bandwidth (Kafka has no scrubber).
+const SCRUB_BYTES_PER_SEC_DEFAULT: u64 = 16 * 1024 * 1024;
+/// A week between scrub passes, as Ceph's deep scrub.
+const SCRUB_INTERVAL_MS_DEFAULT: u64 = 7 * 24 * HOUR_MS as u64;
 
 /// Typed reads of the property map, each error naming its key.
 struct Props<'a> {
@@ -516,6 +528,16 @@ impl BrokerConfig {
             fetch_max_bytes: props.at_least("fetch.max.bytes", 57_671_680, 0)?,
             fetch_wait_max_ms: props.at_least("strom.fetch.wait.max.ms", 30_000, 0)?,
             open_files_max: props.at_least("strom.open.files.max", 4096, 1)?,
+            scrub_bytes_per_sec: props.at_least(
+                "strom.log.scrub.bytes.per.sec",
+                SCRUB_BYTES_PER_SEC_DEFAULT,
+                0,
+            )?,
+            scrub_interval_ms: props.at_least(
+                "strom.log.scrub.interval.ms",
+                SCRUB_INTERVAL_MS_DEFAULT,
+                1,
+            )?,
             topic_defaults,
             topic_defaults_set,
             log_defaults,
@@ -661,6 +683,14 @@ impl BrokerConfig {
             (
                 "offsets.topic.replication.factor".into(),
                 self.offsets_topic_replication_factor.to_string(),
+            ),
+            (
+                "strom.log.scrub.bytes.per.sec".into(),
+                self.scrub_bytes_per_sec.to_string(),
+            ),
+            (
+                "strom.log.scrub.interval.ms".into(),
+                self.scrub_interval_ms.to_string(),
             ),
         ];
         if let Some(rack) = &self.rack {

@@ -7,7 +7,8 @@
 //! logs in step with the metadata image, `producers.rs` holds idempotent producer state,
 //! `sendfile.rs` splices Fetch records from segment files into responses, `limits.rs` admits
 //! connections and holds the budget for request bytes in flight, `syncer.rs` runs
-//! sync-on-commit's group-committed fsyncs for async waiters. [`BrokerConfig`]
+//! sync-on-commit's group-committed fsyncs for async waiters, `scrubber.rs` verifies cold
+//! segments in the background. [`BrokerConfig`]
 //! (`config.rs`) reads Kafka's keys. The quorum is reached through [`MetadataPort`]:
 //! [`QuorumMetadata`] (`quorum.rs`) over the Raft node, [`LocalMetadata`] in tests.
 //!
@@ -24,6 +25,7 @@ pub mod partition_dirs;
 pub mod producers;
 pub mod quorum;
 pub mod replicas;
+pub mod scrubber;
 pub mod sendfile;
 pub mod server;
 pub mod syncer;
@@ -32,4 +34,5 @@ pub use config::{BrokerConfig, ConfigError, Listener};
 pub use metadata::{LocalMetadata, MetadataError, MetadataPort, SubmitFuture};
 pub use quorum::QuorumMetadata;
 pub use replicas::{AppendError, Appended, Partition, ReplicaManager};
+pub use scrubber::ScrubCounts;
 pub use server::{served_api_versions, Broker, BrokerContext, StartError};

@@ -25,6 +25,7 @@ use crate::config::BrokerConfig;
 use crate::metadata::MetadataPort;
 use crate::partition_dirs;
 use crate::producers::{BatchMeta, ProducerStates, SequenceCheck, REBUILD_SEGMENTS};
+use crate::scrubber::{ScrubCounts, ScrubStats};
 use crate::syncer::{CommitError, Durable, Syncer};
 
 /// One hosted partition.
@@ -411,6 +412,8 @@ pub struct ReplicaManager {
     /// The fsync threads of sync-on-commit (none in page-cache mode, or if they could not
     /// start: commits then block a pool thread each).
     syncer: Option<Syncer>,
+    /// What the scrubber (`scrubber.rs`) has done.
+    scrub: Arc<ScrubStats>,
 }
 
 impl ReplicaManager {
@@ -435,7 +438,17 @@ impl ReplicaManager {
             reconciling: Mutex::new(()),
             appends,
             syncer,
+            scrub: Arc::new(ScrubStats::default()),
         }
+    }
+
+    /// The scrubber's counters (kept in memory; a metrics endpoint will export them).
+    pub fn scrub_counts(&self) -> ScrubCounts {
+        self.scrub.counts()
+    }
+
+    pub(crate) fn scrub_stats(&self) -> Arc<ScrubStats> {
+        Arc::clone(&self.scrub)
     }
 
     /// The hosted partition, if open.
@@ -695,16 +708,22 @@ impl ReplicaManager {
         }
     }
 
-    /// Periodic duties of every log: the `flush.ms` flush and removal of expired `.deleted`
-    /// files always, retention when `retention` is set, a compaction pass (topics with a
-    /// `compact` policy) when `compaction` is set, and the recovery point moved up to the
-    /// durable offset when `checkpoint` is set (`log.flush.offset.checkpoint.interval.ms`).
-    /// Blocking I/O.
+    /// Periodic duties of every log: resuming writes of a log made read-only by a full disk
+    /// once space returns (`Log::try_resume`, with its own backoff), the `flush.ms` flush and
+    /// removal of expired `.deleted` files always, retention when `retention` is set, a
+    /// compaction pass (topics with a `compact` policy) when `compaction` is set, and the
+    /// recovery point moved up to the durable offset when `checkpoint` is set
+    /// (`log.flush.offset.checkpoint.interval.ms`). Blocking I/O.
     pub fn maintain(&self, now_ms: i64, retention: bool, compaction: bool, checkpoint: bool) {
         for partition in self.all() {
             let log = &partition.log;
+            if log.is_failed() {
+                // Refuses every duty until reopened; it said why when it failed.
+                continue;
+            }
             let result = log
-                .maybe_flush(now_ms)
+                .try_resume(now_ms)
+                .and_then(|_| log.maybe_flush(now_ms))
                 .and_then(|()| log.delete_expired_files(now_ms))
                 .and_then(|()| {
                     if checkpoint {

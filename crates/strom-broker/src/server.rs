@@ -185,6 +185,7 @@ impl Broker {
         tasks.spawn(follow_metadata(Arc::clone(&context)));
         let heartbeats = tasks.spawn(heartbeat(Arc::clone(&context)));
         tasks.spawn(maintain(Arc::clone(&context)));
+        tasks.spawn(crate::scrubber::run(Arc::clone(&context)));
         tasks.spawn(crate::groups::run(Arc::clone(&context), group_inbox));
         tasks.spawn(limits.report_loop());
         let (done_tx, connections_done) = tokio::sync::oneshot::channel();
