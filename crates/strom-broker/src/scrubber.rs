@@ -146,13 +146,7 @@ fn on_damage(partition: &Partition, damage: &ScrubDamage) {
     tracing::error!(
         topic = %partition.topic,
         partition = partition.tp.partition,
-        file = %damage.path.display(),
-        position = damage.position,
-        first_offset = damage.first_offset,
-        last_offset = damage.last_offset,
-        "scrubber found {damage} in {}-{}; {}",
-        partition.topic,
-        partition.tp.partition,
+        "scrubber found a {damage}; {}",
         ScrubDamage::ADVICE
     );
 }

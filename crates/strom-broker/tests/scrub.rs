@@ -90,14 +90,21 @@ fn segments(broker: &TestBroker) -> Vec<PathBuf> {
     files
 }
 
-async fn wait_for(broker: &TestBroker, what: &str, done: impl Fn(&ScrubCounts) -> bool) -> ScrubCounts {
+async fn wait_for(
+    broker: &TestBroker,
+    what: &str,
+    done: impl Fn(&ScrubCounts) -> bool,
+) -> ScrubCounts {
     let start = Instant::now();
     loop {
         let counts = broker.broker.context().replicas.scrub_counts();
         if done(&counts) {
             return counts;
         }
-        assert!(start.elapsed() < LIMIT, "{what} within {LIMIT:?}: {counts:?}");
+        assert!(
+            start.elapsed() < LIMIT,
+            "{what} within {LIMIT:?}: {counts:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -126,8 +133,14 @@ async fn the_scrubber_counts_verified_segments_and_damage() {
         c.passes_completed >= before.passes_completed + 2
     })
     .await;
-    assert!(counts.segments_scrubbed >= (files.len() - 1) as u64, "{counts:?}");
-    assert!(counts.bytes_verified >= cold_bytes, "{counts:?} vs {cold_bytes}");
+    assert!(
+        counts.segments_scrubbed >= (files.len() - 1) as u64,
+        "{counts:?}"
+    );
+    assert!(
+        counts.bytes_verified >= cold_bytes,
+        "{counts:?} vs {cold_bytes}"
+    );
     assert_eq!(counts.damaged_batches, 0);
 
     // A flipped payload byte in the second segment.

@@ -84,8 +84,9 @@ pub enum LogError {
         /// What is wrong and why it cannot be an interrupted write.
         reason: String,
     },
-    /// An earlier I/O failure (typically a failed fsync) took the log offline; nothing is
-    /// retried, the directory must be reopened (after the operator fixes the disk).
+    /// An earlier I/O failure (typically a failed fsync) failed the log: it takes no more
+    /// writes and serves reads only below its durable offset; nothing is retried, the
+    /// directory must be reopened (after the operator checks the disk).
     #[error("log {dir} takes no more writes after an earlier failure (reads continue below the last successful fsync; check the disk, then restart the broker): {reason}")]
     Failed { dir: PathBuf, reason: String },
     /// A write found the disk full: the log is read-only (reads go on) until

@@ -467,7 +467,7 @@ impl DurableLog {
                 )));
             }
         }
-        tracing::warn!(
+        tracing::debug!(
             "raft log {}: the disk is full; cut the partial write back to byte {start} of {}",
             self.dir.display(),
             path.display()

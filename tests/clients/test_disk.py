@@ -1,0 +1,324 @@
+"""Disk trouble with real clients against the real binary.
+
+A full disk: the broker's log dir and metadata dir are a small tmpfs (mounting needs root,
+as the tests have in CI; a failed mount fails the test). Producers get KAFKA_STORAGE_ERROR,
+every acknowledged record stays readable and metadata requests are answered while the disk
+is full, and once space is freed producing and creating topics work again without a restart.
+
+Damage in old segments: a flipped payload byte, an inflated batch length and a segment cut
+short are reported by the scrubber as ERROR lines naming the file, the byte position and the
+offset range, within a bounded time; consumers of healthy ranges are unaffected.
+"""
+
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import time
+
+import pytest
+from confluent_kafka import KafkaError, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from kafka import KafkaConsumer
+from kafka import TopicPartition as KafkaTopicPartition
+
+from conftest import Broker, strom_binary
+
+TIMEOUT_S = 60
+TMPFS_BYTES = 24 * 1024 * 1024
+# Room left for the broker when the test starts producing.
+HEADROOM_BYTES = 3 * 1024 * 1024
+VALUE_BYTES = 1024
+
+
+def free_bytes(path) -> int:
+    stats = os.statvfs(path)
+    return stats.f_bavail * stats.f_frsize
+
+
+def fill(path: pathlib.Path, leave_bytes: int = 0):
+    """Appends to the filler file until `leave_bytes` are left (0: until ENOSPC)."""
+    with open(path, "ab") as f:
+        chunk = b"\xaa" * 65536
+        for _ in range(100_000):
+            room = free_bytes(path.parent) - leave_bytes
+            if leave_bytes and room <= 0:
+                break
+            try:
+                f.write(chunk if not leave_bytes else chunk[: max(1, min(len(chunk), room))])
+                f.flush()
+            except OSError as e:
+                if e.errno == 28:  # ENOSPC
+                    break
+                raise
+        try:
+            os.fsync(f.fileno())
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def tmpfs_broker():
+    """A broker whose log.dirs (and so metadata.log.dir) is a fresh tmpfs; the broker is
+    stopped and the tmpfs unmounted afterwards, whatever happens."""
+    binary = strom_binary()
+    b = Broker(binary, ["--override", "log.segment.bytes=1048576"])
+    mount_point = b.data_dir / "data"
+    mount_point.mkdir(parents=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_BYTES}", "tmpfs", str(mount_point)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        shutil.rmtree(b.data_dir, ignore_errors=True)
+        pytest.fail(
+            f"cannot mount a tmpfs on {mount_point} (this test needs root, as in CI): "
+            f"{mounted.stderr.decode(errors='replace').strip()}"
+        )
+    try:
+        b.start()
+        yield b, mount_point
+    finally:
+        b.stop()
+        subprocess.run(["umount", str(mount_point)], capture_output=True)
+        if os.path.ismount(mount_point):
+            subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
+        if not os.environ.get("STROM_KEEP_LOG"):
+            b.cleanup()
+            b.log_path.unlink(missing_ok=True)
+
+
+def producer(b, **extra):
+    conf = {"bootstrap.servers": b.bootstrap, "acks": "all", "linger.ms": 5, "enable.idempotence": False,
+            "retries": 0, "message.timeout.ms": 20_000}
+    conf.update(extra)
+    return Producer(conf)
+
+
+def produce_until_refused(b, topic, count_max):
+    """Produces 1 KiB records until the broker answers KAFKA_STORAGE_ERROR; returns the
+    acknowledged {offset: value} and the error codes seen."""
+    p = producer(b)
+    acked, errors = {}, []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            errors.append(err.code())
+        else:
+            acked[msg.offset()] = msg.value()
+
+    for i in range(count_max):
+        p.produce(topic, key=b"k%d" % i, value=(b"%08d" % i) * (VALUE_BYTES // 8), on_delivery=on_delivery)
+        p.poll(0)
+        if i % 200 == 199:
+            p.flush(TIMEOUT_S)
+            if errors:
+                break
+    p.flush(TIMEOUT_S)
+    return acked, errors
+
+
+def produce_one(b, topic, value):
+    """One record with no retries: its offset, or the error code."""
+    p = producer(b)
+    result = []
+    p.produce(topic, value=value, on_delivery=lambda err, msg: result.append(err.code() if err else msg.offset()))
+    p.flush(TIMEOUT_S)
+    assert result, "no delivery report"
+    return result[0]
+
+
+def read_all(b, topic, start, end):
+    """Every record of partition 0 from `start` below `end`, as {offset: value}, read by
+    kafka-python without a group (a group's coordinator needs `__consumer_offsets`, whose
+    creation waits for the metadata log while the disk is full)."""
+    c = KafkaConsumer(bootstrap_servers=b.bootstrap, group_id=None, enable_auto_commit=False,
+                      request_timeout_ms=TIMEOUT_S * 1000 + 1000, fetch_max_bytes=1 << 20)
+    out = {}
+    try:
+        tp = KafkaTopicPartition(topic, 0)
+        c.assign([tp])
+        c.seek(tp, start)
+        deadline = time.monotonic() + TIMEOUT_S
+        while len(out) < end - start and time.monotonic() < deadline:
+            for records in c.poll(timeout_ms=200).values():
+                out.update({m.offset: m.value for m in records if m.offset < end})
+        return out
+    finally:
+        c.close()
+
+
+def create_topic(b, name, timeout_s=TIMEOUT_S):
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    futures = a.create_topics([NewTopic(name, 1, 1)], operation_timeout=timeout_s, request_timeout=timeout_s)
+    futures[name].result(timeout=timeout_s + 5)
+
+
+def test_full_disk_keeps_reads_and_metadata_and_resumes_without_restart(tmpfs_broker, topic_name):
+    b, mount = tmpfs_broker
+    create_topic(b, topic_name)
+    filler = mount / "filler"
+    fill(filler, leave_bytes=HEADROOM_BYTES)
+
+    acked, errors = produce_until_refused(b, topic_name, count_max=50_000)
+    assert KafkaError.KAFKA_STORAGE_ERROR in errors, f"errors seen: {set(errors)}"
+    assert set(errors) <= {KafkaError.KAFKA_STORAGE_ERROR}, f"errors seen: {set(errors)}"
+    assert len(acked) > 100, len(acked)
+    # Every byte gone: the metadata log finds the disk full too.
+    fill(filler)
+    assert free_bytes(mount) < 65536
+    assert produce_one(b, topic_name, b"while-full") == KafkaError.KAFKA_STORAGE_ERROR
+
+    # Topics created while full: their metadata record (larger than a page, so the Raft log
+    # needs new space) cannot be stored; the request times out, the metadata node waits.
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    many = [f"{topic_name}-while-full-{i}" for i in range(40)]
+    futures = a.create_topics([NewTopic(t, 1, 1) for t in many], operation_timeout=5, request_timeout=5)
+    with pytest.raises(Exception):
+        futures[many[0]].result(timeout=15)
+    wait_for_log(b, r"WARN.*raft log in .*the disk is full.*the append waits")
+    assert b.proc.poll() is None, f"broker died on a full disk:\n{b.log_tail()}"
+
+    # Every acknowledged record reads back, in order, while the disk is full.
+    end = max(acked) + 1
+    assert sorted(acked) == list(range(end)), "acknowledged offsets are contiguous"
+    assert read_all(b, topic_name, 0, end) == acked
+    # Metadata requests are answered, promptly (on a connection of their own: the one of
+    # the waiting CreateTopics serves its requests in order).
+    started = time.monotonic()
+    listed = AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=10)
+    assert listed.topics[topic_name].partitions[0].leader == 1
+    assert time.monotonic() - started < 10
+
+    # Space is freed: writes resume without a restart.
+    filler.unlink()
+    deadline = time.monotonic() + TIMEOUT_S
+    first = None
+    while time.monotonic() < deadline:
+        result = produce_one(b, topic_name, b"after")
+        if result != KafkaError.KAFKA_STORAGE_ERROR and not isinstance(result, KafkaError):
+            first = result
+            break
+        time.sleep(0.5)
+    assert first is not None, f"writes did not resume within {TIMEOUT_S}s:\n{b.log_tail()}"
+    assert first == end, "the record after the disk was full follows the acknowledged ones"
+    p = producer(b, retries=5)
+    after = {}
+    for i in range(500):
+        p.produce(topic_name, value=b"after-%d" % i,
+                  on_delivery=lambda err, msg: after.__setitem__(msg.offset(), msg.value()) if err is None else None)
+    assert p.flush(TIMEOUT_S) == 0
+    assert len(after) == 500
+    everything = dict(acked)
+    everything[first] = b"after"
+    everything.update(after)
+    assert read_all(b, topic_name, 0, max(everything) + 1) == everything
+
+    # Topic creation works again, and the new topic takes records.
+    other = topic_name + "-after"
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        try:
+            create_topic(b, other, timeout_s=10)
+            break
+        except Exception as e:  # noqa: BLE001
+            assert time.monotonic() < deadline, f"topic creation did not recover: {e}\n{b.log_tail()}"
+            time.sleep(1)
+    deadline = time.monotonic() + TIMEOUT_S
+    while (offset := produce_one(b, other, b"fresh")) != 0:
+        assert time.monotonic() < deadline, f"cannot produce to a new topic: {offset}\n{b.log_tail()}"
+        time.sleep(0.5)
+    assert read_all(b, other, 0, 1) == {0: b"fresh"}
+    # The topics whose creation waited for space were created once it returned.
+    listed = AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=TIMEOUT_S)
+    assert set(many) <= set(listed.topics), sorted(set(many) - set(listed.topics))[:3]
+    log = b.log_path.read_text(errors="replace")
+    assert "disk full: the log is read-only" in log
+    assert "disk space is back: the log takes writes again" in log
+    assert "raft log: disk space is back; the waiting append went through" in log
+    assert b.proc.poll() is None
+
+
+# --- the scrubber -----------------------------------------------------------------------
+
+SEGMENT_BYTES = 65536
+
+
+def segment_files(b, topic):
+    return sorted((b.data_dir / "data" / f"{topic}-0").glob("*.log"))
+
+
+def batch_positions(data):
+    """(position, base offset, length) of each RecordBatch in a segment file."""
+    out, pos = [], 0
+    while pos + 12 <= len(data):
+        base = int.from_bytes(data[pos:pos + 8], "big", signed=True)
+        length = int.from_bytes(data[pos + 8:pos + 12], "big", signed=True)
+        out.append((pos, base, length + 12))
+        pos += length + 12
+    return out
+
+
+def wait_for_log(b, pattern, timeout_s=TIMEOUT_S):
+    """Waits (bounded) until a line of the broker's log matches `pattern`; returns it."""
+    deadline = time.monotonic() + timeout_s
+    regex = re.compile(pattern)
+    while time.monotonic() < deadline:
+        for line in b.log_path.read_text(errors="replace").splitlines():
+            if regex.search(line):
+                return line
+        time.sleep(0.2)
+    pytest.fail(f"no log line matching {pattern!r} within {timeout_s}s:\n{b.log_tail()}")
+
+
+def test_scrubber_reports_damaged_old_segments_and_healthy_ranges_still_read(make_broker, topic_name):
+    b = make_broker(["--override", "strom.log.scrub.interval.ms=300"])
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    a.create_topics([NewTopic(topic_name, 1, 1, config={"segment.bytes": str(SEGMENT_BYTES)})],
+                    operation_timeout=TIMEOUT_S)[topic_name].result(timeout=TIMEOUT_S)
+    p = producer(b, retries=5, **{"linger.ms": 0, "batch.num.messages": 20})
+    produced = {}
+    for i in range(1200):
+        p.produce(topic_name, value=b"value-%06d-" % i + b"x" * 400,
+                  on_delivery=lambda err, msg: produced.__setitem__(msg.offset(), msg.value()) if err is None else None)
+        if i % 100 == 99:
+            p.flush(TIMEOUT_S)
+    assert p.flush(TIMEOUT_S) == 0 and len(produced) == 1200
+    files = segment_files(b, topic_name)
+    assert len(files) >= 8, [f.name for f in files]
+
+    # While running: a flipped payload byte in the second segment.
+    damaged = files[1]
+    data = bytearray(damaged.read_bytes())
+    pos, base, length = batch_positions(bytes(data))[1]
+    data[pos + length - 10] ^= 0x01
+    damaged.write_bytes(bytes(data))
+    line = wait_for_log(b, rf"ERROR.*damaged segment .*{damaged.name} at byte {pos}, offsets {base}\.\.=")
+    assert "CRC mismatch" in line and "DeleteRecords" in line, line
+
+    # Between stop and start: an inflated batch length, and a segment cut short.
+    b.stop()
+    inflated = files[3]
+    data = bytearray(inflated.read_bytes())
+    pos3, base3, _ = batch_positions(bytes(data))[2]
+    length = int.from_bytes(data[pos3 + 8:pos3 + 12], "big")
+    data[pos3 + 8:pos3 + 12] = (length + 1_000_000).to_bytes(4, "big")
+    inflated.write_bytes(bytes(data))
+    cut = files[5]
+    data = cut.read_bytes()
+    pos5, base5, length5 = batch_positions(data)[3]
+    cut.write_bytes(data[: pos5 + length5 // 2])
+    b.start()
+    line = wait_for_log(b, rf"ERROR.*damaged segment .*{inflated.name} at byte {pos3}, offsets {base3}\.\.=")
+    assert "does not fit" in line, line
+    line = wait_for_log(b, rf"ERROR.*damaged segment .*{cut.name} at byte {pos5}, offsets {base5}\.\.=")
+    assert "does not fit" in line, line
+
+    # Consumers of healthy ranges are unaffected: the first segment, and from the seventh
+    # segment to the end.
+    first_end = int(files[1].stem)
+    assert read_all(b, topic_name, 0, first_end) == {o: v for o, v in produced.items() if o < first_end}
+    healthy = int(files[6].stem)
+    expected = {o: v for o, v in produced.items() if o >= healthy}
+    assert read_all(b, topic_name, healthy, max(produced) + 1) == expected
+    assert b.proc.poll() is None
