@@ -231,7 +231,7 @@ async fn store_off_runtime(
                 }
                 wait_ms = wait_ms.saturating_mul(2).min(DISK_FULL_RETRY_MS_MAX);
             }
-            Err(StoreError::Other(error)) => return Err(error),
+            Err(StoreError::Other(error)) => return Err(*error),
         }
     }
     if waited {
@@ -244,12 +244,12 @@ async fn store_off_runtime(
 enum StoreError {
     /// Its write found the disk full; nothing changed.
     Full(std::io::Error),
-    Other(StorageError),
+    Other(Box<StorageError>),
 }
 
 impl From<StorageError> for StoreError {
     fn from(error: StorageError) -> Self {
-        StoreError::Other(error)
+        StoreError::Other(Box::new(error))
     }
 }
 
@@ -276,7 +276,7 @@ fn store_if_newer(
         if is_space_error(&e) {
             StoreError::Full(e)
         } else {
-            StoreError::Other(snapshot_err(ErrorVerb::Write, e))
+            StoreError::Other(Box::new(snapshot_err(ErrorVerb::Write, e)))
         }
     })
 }

@@ -139,6 +139,9 @@ impl FileSystem for RealFs {
         let root = unsafe { libc::geteuid() } == 0;
         // Root may also write into the blocks reserved for it (ext4's 5% by default).
         let blocks = if root { stats.f_bfree } else { stats.f_bavail };
-        Ok(u64::from(blocks).saturating_mul(u64::from(stats.f_frsize)))
+        // Both are narrower than u64 on 32-bit targets.
+        #[allow(clippy::useless_conversion)]
+        let bytes = u64::from(blocks).saturating_mul(u64::from(stats.f_frsize));
+        Ok(bytes)
     }
 }
