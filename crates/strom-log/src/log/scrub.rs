@@ -169,6 +169,16 @@ struct InProgress {
     expected_offset: i64,
     /// A batch whose CRC is being computed across steps.
     partial: Option<PartialBatch>,
+    /// The last chunk read, kept for the next step (the segment does not change while it
+    /// stays cold, which each step checks first).
+    chunk: Chunk,
+}
+
+/// Bytes of a segment read at `start`.
+#[derive(Clone, Debug, Default)]
+struct Chunk {
+    bytes: Vec<u8>,
+    start: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -228,6 +238,7 @@ impl Log {
                         end_offset,
                         position: 0,
                         partial: None,
+                        chunk: Chunk::default(),
                     });
                 }
                 None => {
@@ -244,11 +255,13 @@ impl Log {
             return Ok(step);
         }
         let file = current.segment.log_file(&self.handles)?;
-        let mut reader = ChunkReader::new(file.as_ref(), current.size_bytes);
+        let mut chunk = std::mem::take(&mut current.chunk);
+        let mut reader = ChunkReader::new(file.as_ref(), current.size_bytes, &mut chunk);
         let found = self.scrub_segment(&mut reader, &mut current, budget_bytes, &mut step);
         let (read_from, read_len) = reader.read_span();
-        file.drop_cache(read_from, read_len);
         step.bytes_read = reader.bytes_read;
+        file.drop_cache(read_from, read_len);
+        current.chunk = chunk;
         let mut finding = found?;
         let mut done = finding.as_ref().is_some_and(|f| f.framing);
         let at_end = current.position >= current.size_bytes && current.partial.is_none();
@@ -485,8 +498,7 @@ impl Log {
 struct ChunkReader<'a> {
     file: &'a dyn FileHandle,
     limit: u64,
-    buf: Vec<u8>,
-    buf_start: u64,
+    chunk: &'a mut Chunk,
     bytes_read: u64,
     /// The span of the file read, for the page-cache advice.
     first_read: Option<u64>,
@@ -494,12 +506,11 @@ struct ChunkReader<'a> {
 }
 
 impl<'a> ChunkReader<'a> {
-    fn new(file: &'a dyn FileHandle, limit: u64) -> ChunkReader<'a> {
+    fn new(file: &'a dyn FileHandle, limit: u64, chunk: &'a mut Chunk) -> ChunkReader<'a> {
         ChunkReader {
             file,
             limit,
-            buf: Vec::new(),
-            buf_start: 0,
+            chunk,
             bytes_read: 0,
             first_read: None,
             last_read_end: 0,
@@ -509,22 +520,27 @@ impl<'a> ChunkReader<'a> {
     /// `len` (at most one chunk) bytes at `position`, refilling from the file if needed.
     fn get(&mut self, position: u64, len: u64) -> io::Result<&[u8]> {
         let end = position.saturating_add(len);
-        let buffered = position >= self.buf_start && end <= self.buf_start + self.buf.len() as u64;
+        let chunk_end = self.chunk.start + self.chunk.bytes.len() as u64;
+        let buffered = position >= self.chunk.start && end <= chunk_end;
         if !buffered {
             let fill = (SCRUB_CHUNK_BYTES as u64)
                 .max(len)
                 .min(self.limit.saturating_sub(position));
             let fill = usize::try_from(fill).unwrap_or(SCRUB_CHUNK_BYTES);
-            self.buf.resize(fill, 0);
-            self.buf_start = position;
-            read_exact_at(self.file, position, &mut self.buf)?;
+            self.chunk.bytes.resize(fill, 0);
+            self.chunk.start = position;
+            if let Err(error) = read_exact_at(self.file, position, &mut self.chunk.bytes) {
+                self.chunk.bytes.clear();
+                return Err(error);
+            }
             self.bytes_read += fill as u64;
             self.first_read.get_or_insert(position);
             self.last_read_end = self.last_read_end.max(position + fill as u64);
         }
-        let from = usize::try_from(position - self.buf_start).unwrap_or(usize::MAX);
+        let from = usize::try_from(position - self.chunk.start).unwrap_or(usize::MAX);
         let to = from.saturating_add(usize::try_from(len).unwrap_or(usize::MAX));
-        self.buf
+        self.chunk
+            .bytes
             .get(from..to)
             .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "short chunk"))
     }
