@@ -403,8 +403,8 @@ pub struct ReplicaManager {
     /// Hosted partitions whose log did not open: offline, answered with
     /// KAFKA_STORAGE_ERROR as Kafka answers for a partition it cannot serve from disk.
     /// `true` for damage (`LogError::Damaged`): reopening finds it again, so the partition
-    /// stays offline until a restart after an operator acted; other failures are retried
-    /// by the next reconcile.
+    /// stays offline until a restart after an operator acted; other failures (a full disk
+    /// when the log was created, say) are retried by the maintenance task every few seconds.
     offline: RwLock<HashMap<TopicIdPartition, bool>>,
     /// One reconcile at a time (the watcher task and admin handlers both call it).
     reconciling: Mutex<()>,
@@ -440,6 +440,16 @@ impl ReplicaManager {
             syncer,
             scrub: Arc::new(ScrubStats::default()),
         }
+    }
+
+    /// Whether some hosted partition's log could not be opened for a reason other than
+    /// damage (see `offline`): the maintenance task then reconciles again.
+    pub fn has_offline(&self) -> bool {
+        self.offline
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .any(|damaged| !damaged)
     }
 
     /// The scrubber's counters (kept in memory; a metrics endpoint will export them).
@@ -588,13 +598,24 @@ impl ReplicaManager {
                     Ok(()) => {
                         offline.remove(&tp);
                     }
+                    // Said once; retried quietly by the maintenance task.
+                    Err(error) if damaged.is_some() => {
+                        tracing::debug!(topic = %topic.name, partition = index, %error,
+                            "partition log still cannot be opened");
+                        offline.insert(tp, error.is_damage());
+                    }
                     Err(error) => {
                         let dir = self.partition_dir(&topic.name, *index);
                         // The error names the file (and, for damage, the byte and what to
                         // do); the broker goes on serving every other partition.
+                        let retried = if error.is_damage() {
+                            "until an operator acts and restarts the broker"
+                        } else {
+                            "and opening it is retried every few seconds"
+                        };
                         tracing::error!(topic = %topic.name, partition = index,
                             dir = %dir.display(), %error,
-                            "cannot open partition log; it stays offline and clients get KAFKA_STORAGE_ERROR");
+                            "cannot open partition log; it stays offline (clients get KAFKA_STORAGE_ERROR) {retried}");
                         offline.insert(tp, error.is_damage());
                     }
                 }

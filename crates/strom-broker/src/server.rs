@@ -398,6 +398,9 @@ async fn follow_metadata(context: Arc<BrokerContext>) {
 /// How often the cheap log duties run (the `flush.ms` check, expired file removal).
 const MAINTENANCE_TICK_MS: u64 = 1_000;
 
+/// How often partitions whose log could not be opened are tried again.
+const REOPEN_RETRY_MS: u64 = 5_000;
+
 /// Periodic log duties: every tick the cheap ones, retention every
 /// `log.retention.check.interval.ms`, compaction every `log.cleaner.backoff.ms`, the
 /// recovery-point checkpoint every `log.flush.offset.checkpoint.interval.ms`.
@@ -405,8 +408,8 @@ async fn maintain(context: Arc<BrokerContext>) {
     let mut interval = tokio::time::interval(Duration::from_millis(MAINTENANCE_TICK_MS));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let started = tokio::time::Instant::now();
-    let (mut last_retention, mut last_compaction, mut last_checkpoint) =
-        (started, started, started);
+    let (mut last_retention, mut last_compaction, mut last_checkpoint, mut last_reopen) =
+        (started, started, started, started);
     let retention_every = Duration::from_millis(context.config.log_retention_check_interval_ms);
     let compaction_every = Duration::from_millis(context.config.log_cleaner_backoff_ms);
     let checkpoint_every =
@@ -432,6 +435,13 @@ async fn maintain(context: Arc<BrokerContext>) {
             replicas.maintain(now_ms(), retention, compaction, checkpoint)
         })
         .await;
+        // Logs that could not be opened (a full disk, say; not damage) are tried again.
+        if now.duration_since(last_reopen) >= Duration::from_millis(REOPEN_RETRY_MS)
+            && context.replicas.has_offline()
+        {
+            last_reopen = now;
+            context.replicas.reconcile_latest(&context.metadata).await;
+        }
     }
 }
 
