@@ -2,12 +2,15 @@
 
 A full disk: the broker's log dir and metadata dir are a small tmpfs (mounting needs root,
 as the tests have in CI; a failed mount fails the test). Producers get KAFKA_STORAGE_ERROR,
-every acknowledged record stays readable and metadata requests are answered while the disk
-is full, and once space is freed producing and creating topics work again without a restart.
+every acknowledged record stays readable (kafka-python and kcat) and metadata and group
+requests are answered while the disk is full, and once space is freed producing and
+creating topics work again without a restart and nothing acknowledged is lost.
 
-Damage in old segments: a flipped payload byte, an inflated batch length and a segment cut
-short are reported by the scrubber as ERROR lines naming the file, the byte position and the
-offset range, within a bounded time; consumers of healthy ranges are unaffected.
+Damage in old segments: a flipped payload byte (while the broker runs), an inflated batch
+length and a segment cut short (while it is stopped) are reported by the scrubber as ERROR
+lines naming the file, the byte position, the offset range and what to do, counted
+(`damage_reports`, and the scrub pass line's `damaged_batches`), within a bounded time; the
+broker keeps serving the partition, and consumers of healthy ranges are unaffected.
 """
 
 import os
@@ -22,6 +25,8 @@ from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaConsumer
 from kafka import TopicPartition as KafkaTopicPartition
+
+from confluent_kafka.admin import ConfigResource
 
 from conftest import Broker, strom_binary
 
@@ -148,13 +153,27 @@ def read_all(b, topic, start, end):
         c.close()
 
 
+def kcat_read(kcat, b, topic, start, end):
+    """Records of partition 0 from `start` below `end`, as {offset: value}, read by kcat's
+    simple consumer (no group)."""
+    args = [kcat, "-C", "-b", b.bootstrap, "-t", topic, "-p", "0", "-o", str(start), "-c", str(end - start),
+            "-e", "-q", "-f", "%o %s\\n", "-X", "fetch.wait.max.ms=100", "-X", f"fetch.max.bytes={1 << 20}"]
+    proc = subprocess.run(args, capture_output=True, timeout=TIMEOUT_S)
+    assert proc.returncode == 0, f"kcat exited {proc.returncode}: {proc.stderr[-2000:]!r}"
+    out = {}
+    for line in proc.stdout.splitlines():
+        offset, _, value = line.partition(b" ")
+        out[int(offset)] = value
+    return out
+
+
 def create_topic(b, name, timeout_s=TIMEOUT_S):
     a = AdminClient({"bootstrap.servers": b.bootstrap})
     futures = a.create_topics([NewTopic(name, 1, 1)], operation_timeout=timeout_s, request_timeout=timeout_s)
     futures[name].result(timeout=timeout_s + 5)
 
 
-def test_full_disk_keeps_reads_and_metadata_and_resumes_without_restart(tmpfs_broker, topic_name):
+def test_full_disk_keeps_reads_and_metadata_and_resumes_without_restart(tmpfs_broker, topic_name, kcat):
     b, mount = tmpfs_broker
     create_topic(b, topic_name)
     filler = mount / "filler"
@@ -183,12 +202,19 @@ def test_full_disk_keeps_reads_and_metadata_and_resumes_without_restart(tmpfs_br
     end = max(acked) + 1
     assert sorted(acked) == list(range(end)), "acknowledged offsets are contiguous"
     assert read_all(b, topic_name, 0, end) == acked
-    # Metadata requests are answered, promptly (on a connection of their own: the one of
-    # the waiting CreateTopics serves its requests in order).
+    assert kcat_read(kcat, b, topic_name, 0, end) == acked
+    # Metadata and group requests are answered, promptly (on connections of their own: the
+    # one of the waiting CreateTopics serves its requests in order).
     started = time.monotonic()
-    listed = AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=10)
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    listed = admin.list_topics(timeout=10)
     assert listed.topics[topic_name].partitions[0].leader == 1
-    assert time.monotonic() - started < 10
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic_name)
+    described = admin.describe_configs([resource], request_timeout=10)[resource].result(timeout=15)
+    assert described["cleanup.policy"].value == "delete"
+    groups = admin.list_consumer_groups(request_timeout=10).result(timeout=15)
+    assert groups.errors == [], groups.errors
+    assert time.monotonic() - started < 20
 
     # Space is freed: writes resume without a restart.
     filler.unlink()
@@ -213,6 +239,7 @@ def test_full_disk_keeps_reads_and_metadata_and_resumes_without_restart(tmpfs_br
     everything[first] = b"after"
     everything.update(after)
     assert read_all(b, topic_name, 0, max(everything) + 1) == everything
+    assert kcat_read(kcat, b, topic_name, 0, max(everything) + 1) == everything
 
     # Topic creation works again, and the new topic takes records.
     other = topic_name + "-after"
@@ -242,6 +269,7 @@ def test_full_disk_keeps_reads_and_metadata_and_resumes_without_restart(tmpfs_br
 # --- the scrubber -----------------------------------------------------------------------
 
 SEGMENT_BYTES = 65536
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def segment_files(b, topic):
@@ -260,18 +288,19 @@ def batch_positions(data):
 
 
 def wait_for_log(b, pattern, timeout_s=TIMEOUT_S):
-    """Waits (bounded) until a line of the broker's log matches `pattern`; returns it."""
+    """Waits (bounded) until a line of the broker's log (colours stripped) matches
+    `pattern`; returns it."""
     deadline = time.monotonic() + timeout_s
     regex = re.compile(pattern)
     while time.monotonic() < deadline:
-        for line in b.log_path.read_text(errors="replace").splitlines():
+        for line in ANSI.sub("", b.log_path.read_text(errors="replace")).splitlines():
             if regex.search(line):
                 return line
         time.sleep(0.2)
     pytest.fail(f"no log line matching {pattern!r} within {timeout_s}s:\n{b.log_tail()}")
 
 
-def test_scrubber_reports_damaged_old_segments_and_healthy_ranges_still_read(make_broker, topic_name):
+def test_scrubber_reports_damaged_old_segments_and_healthy_ranges_still_read(make_broker, topic_name, kcat):
     b = make_broker(["--override", "strom.log.scrub.interval.ms=300"])
     a = AdminClient({"bootstrap.servers": b.bootstrap})
     a.create_topics([NewTopic(topic_name, 1, 1, config={"segment.bytes": str(SEGMENT_BYTES)})],
@@ -286,15 +315,30 @@ def test_scrubber_reports_damaged_old_segments_and_healthy_ranges_still_read(mak
     assert p.flush(TIMEOUT_S) == 0 and len(produced) == 1200
     files = segment_files(b, topic_name)
     assert len(files) >= 8, [f.name for f in files]
+    # A clean pass first: nothing is reported on intact segments.
+    wait_for_log(b, r"INFO.*scrub pass done.*segments_scrubbed=[1-9].*damaged_batches=0 damage_reports=0")
 
-    # While running: a flipped payload byte in the second segment.
+    # While running: a flipped payload byte in the second segment, written in place (a
+    # rewrite of the whole file would let the scrubber see it short for a moment).
     damaged = files[1]
     data = bytearray(damaged.read_bytes())
     pos, base, length = batch_positions(bytes(data))[1]
     data[pos + length - 10] ^= 0x01
-    damaged.write_bytes(bytes(data))
-    line = wait_for_log(b, rf"ERROR.*damaged segment .*{damaged.name} at byte {pos}, offsets {base}\.\.=")
-    assert "CRC mismatch" in line and "DeleteRecords" in line, line
+    with open(damaged, "r+b") as f:
+        f.seek(pos + length - 10)
+        f.write(data[pos + length - 10:pos + length - 9])
+    line = wait_for_log(b, rf"ERROR.*scrubber found a damaged partition log file "
+                           rf".*{damaged.name} at byte {pos} \(offsets {base}\.\.=.*damage_reports=1")
+    assert "CRC mismatch" in line and "keeps serving this partition" in line and "DeleteRecords" in line, line
+    assert "restore" in line and "docs/FORMATS.md" in line, line
+    wait_for_log(b, r"INFO.*scrub pass done.*damaged_batches=[1-9]")
+    # The broker keeps serving the partition: healthy ranges read back (the first segment,
+    # and from the third segment on), and producing goes on.
+    second, third = int(files[1].stem), int(files[2].stem)
+    assert kcat_read(kcat, b, topic_name, 0, second) == {o: v for o, v in produced.items() if o < second}
+    assert kcat_read(kcat, b, topic_name, third, 1200) == {o: v for o, v in produced.items() if o >= third}
+    assert produce_one(b, topic_name, b"still-serving") == 1200
+    assert damaged.read_bytes() == bytes(data), "the scrubber changed nothing"
 
     # Between stop and start: an inflated batch length, and a segment cut short.
     b.stop()
@@ -309,16 +353,18 @@ def test_scrubber_reports_damaged_old_segments_and_healthy_ranges_still_read(mak
     pos5, base5, length5 = batch_positions(data)[3]
     cut.write_bytes(data[: pos5 + length5 // 2])
     b.start()
-    line = wait_for_log(b, rf"ERROR.*damaged segment .*{inflated.name} at byte {pos3}, offsets {base3}\.\.=")
+    line = wait_for_log(b, rf"ERROR.*scrubber found a damaged partition log file .*{inflated.name} at byte {pos3} "
+                           rf"\(offsets {base3}\.\.=")
     assert "does not fit" in line, line
-    line = wait_for_log(b, rf"ERROR.*damaged segment .*{cut.name} at byte {pos5}, offsets {base5}\.\.=")
+    line = wait_for_log(b, rf"ERROR.*scrubber found a damaged partition log file .*{cut.name} at byte {pos5} "
+                           rf"\(offsets {base5}\.\.=")
     assert "does not fit" in line, line
 
     # Consumers of healthy ranges are unaffected: the first segment, and from the seventh
     # segment to the end.
-    first_end = int(files[1].stem)
-    assert read_all(b, topic_name, 0, first_end) == {o: v for o, v in produced.items() if o < first_end}
+    assert read_all(b, topic_name, 0, second) == {o: v for o, v in produced.items() if o < second}
     healthy = int(files[6].stem)
     expected = {o: v for o, v in produced.items() if o >= healthy}
-    assert read_all(b, topic_name, healthy, max(produced) + 1) == expected
+    expected[1200] = b"still-serving"
+    assert read_all(b, topic_name, healthy, 1201) == expected
     assert b.proc.poll() is None

@@ -33,6 +33,6 @@ pub mod syncer;
 pub use config::{BrokerConfig, ConfigError, Listener};
 pub use metadata::{LocalMetadata, MetadataError, MetadataPort, SubmitFuture};
 pub use quorum::QuorumMetadata;
-pub use replicas::{AppendError, Appended, Partition, ReplicaManager};
+pub use replicas::{AppendError, Appended, DamageCounts, Partition, ReplicaManager};
 pub use scrubber::ScrubCounts;
 pub use server::{served_api_versions, Broker, BrokerContext, StartError};

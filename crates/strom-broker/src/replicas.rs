@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use strom_log::fs::RealFs;
@@ -395,6 +395,19 @@ fn stamp_leader_epoch(bytes: &mut [u8], leader_epoch: i32) -> Vec<BatchHeader> {
 }
 
 /// The hosted partitions and the machinery to follow the metadata image.
+/// What the broker knows of damaged and offline partition logs (`ReplicaManager::damage_counts`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DamageCounts {
+    /// Damage reports since start-up: partition logs found damaged at open, and damaged
+    /// batches the scrubber reported (each pass reports what it finds again).
+    pub reports: u64,
+    /// Hosted partitions offline now because their log is damaged (until a restart).
+    pub partitions_offline_damaged: u64,
+    /// Hosted partitions offline now for another reason (a full disk when the log was
+    /// created, say), retried every few seconds.
+    pub partitions_offline_other: u64,
+}
+
 #[derive(Debug)]
 pub struct ReplicaManager {
     config: Arc<BrokerConfig>,
@@ -414,6 +427,9 @@ pub struct ReplicaManager {
     syncer: Option<Syncer>,
     /// What the scrubber (`scrubber.rs`) has done.
     scrub: Arc<ScrubStats>,
+    /// Damage reports since start-up: a partition log found damaged at open (once per
+    /// partition) and each damaged batch the scrubber reports (on every pass).
+    damage_reports: AtomicU64,
 }
 
 impl ReplicaManager {
@@ -439,6 +455,7 @@ impl ReplicaManager {
             appends,
             syncer,
             scrub: Arc::new(ScrubStats::default()),
+            damage_reports: AtomicU64::new(0),
         }
     }
 
@@ -450,6 +467,23 @@ impl ReplicaManager {
             .unwrap_or_else(|e| e.into_inner())
             .values()
             .any(|damaged| !damaged)
+    }
+
+    /// Damage reports and offline partitions now (kept in memory and named in the log
+    /// lines that report damage; a metrics endpoint will export them).
+    pub fn damage_counts(&self) -> DamageCounts {
+        let offline = self.offline.read().unwrap_or_else(|e| e.into_inner());
+        let damaged = offline.values().filter(|damaged| **damaged).count() as u64;
+        DamageCounts {
+            reports: self.damage_reports.load(Ordering::Relaxed),
+            partitions_offline_damaged: damaged,
+            partitions_offline_other: offline.len() as u64 - damaged,
+        }
+    }
+
+    /// Counts one damage report (see `damage_reports`); returns the total so far.
+    pub(crate) fn note_damage(&self) -> u64 {
+        self.damage_reports.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// The scrubber's counters (kept in memory; a metrics endpoint will export them).
@@ -599,7 +633,7 @@ impl ReplicaManager {
                         offline.remove(&tp);
                     }
                     // Said once; retried quietly by the maintenance task.
-                    Err(error) if damaged.is_some() => {
+                    Err(error) if damaged.is_some() && !error.is_damage() => {
                         tracing::debug!(topic = %topic.name, partition = index, %error,
                             "partition log still cannot be opened");
                         offline.insert(tp, error.is_damage());
@@ -608,13 +642,14 @@ impl ReplicaManager {
                         let dir = self.partition_dir(&topic.name, *index);
                         // The error names the file (and, for damage, the byte and what to
                         // do); the broker goes on serving every other partition.
-                        let retried = if error.is_damage() {
-                            "until an operator acts and restarts the broker"
+                        let (retried, damage_reports) = if error.is_damage() {
+                            let reports = self.note_damage();
+                            ("until an operator acts and restarts the broker", reports)
                         } else {
-                            "and opening it is retried every few seconds"
+                            ("and opening it is retried every few seconds", 0)
                         };
                         tracing::error!(topic = %topic.name, partition = index,
-                            dir = %dir.display(), %error,
+                            dir = %dir.display(), damage_reports, %error,
                             "cannot open partition log; it stays offline (clients get KAFKA_STORAGE_ERROR) {retried}");
                         offline.insert(tp, error.is_damage());
                     }

@@ -3,14 +3,20 @@
 //! cache and dropped from it after) at `strom.log.scrub.bytes.per.sec`, one pass over all
 //! partitions, then a pause of `strom.log.scrub.interval.ms`. It never changes data.
 //!
-//! Damage is reported as an ERROR naming the partition, the file, the byte position, the
-//! offset range, what is wrong and what to do, and counted in [`ScrubStats`] (read with
-//! `ReplicaManager::scrub_counts`; a metrics endpoint will export them). A damaged batch is
-//! found again, and counted again, on every pass until someone acts.
+//! Damage is reported the way damage found at open is (`LogError::Damaged`, which takes
+//! the partition offline): an ERROR line in the same words naming the partition, the file,
+//! the byte position, the offset range, what is wrong and what to do, and one more in the
+//! broker's damage count (`ReplicaManager::damage_counts`, named in the line as
+//! `damage_reports`), besides the scrubber's own [`ScrubStats`]. Unlike damage at open, the
+//! partition stays online: the damage is confined to the reported range of a segment every
+//! byte of which was acknowledged and fsynced, nothing needs deciding before the log can
+//! serve, and taking the partition offline would make every intact record unreadable too.
+//! A damaged batch is found again, and counted again, on every pass until someone acts.
+//! The scrubber never changes data.
 //!
-//! Repair: once replication exists, a damaged range of a partition with an in-sync replica
-//! can be fetched from that replica and the segment rewritten through a swap like
-//! compaction's. That belongs in [`on_damage`]; today it only reports.
+//! Repair (future, once partitions are replicated): a damaged range of a partition with an
+//! in-sync replica can be fetched from that replica and the segment rewritten through a
+//! swap like compaction's. That belongs in [`on_damage`]; today it only reports.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,7 +25,7 @@ use std::time::Duration;
 use strom_log::{ScrubBudget, ScrubCursor, ScrubDamage, ScrubStep, SCRUB_CHUNK_BYTES};
 use tokio::time::Instant;
 
-use crate::replicas::Partition;
+use crate::replicas::{Partition, ReplicaManager};
 use crate::server::BrokerContext;
 
 /// The most one step reads (on the blocking pool), so a step is short whatever the rate.
@@ -86,16 +92,27 @@ pub async fn run(context: Arc<BrokerContext>) {
         let mut partitions = context.replicas.all();
         partitions.sort_by(|a, b| (&a.topic, a.tp.partition).cmp(&(&b.topic, b.tp.partition)));
         for partition in partitions {
-            scrub_partition(&partition, &mut budget, &stats, &now_ms).await;
+            scrub_partition(&context.replicas, &partition, &mut budget, &stats, &now_ms).await;
         }
-        stats.passes_completed.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(counts = ?stats.counts(), "scrub pass done");
+        let passes = stats.passes_completed.fetch_add(1, Ordering::Relaxed) + 1;
+        let counts = stats.counts();
+        let damage = context.replicas.damage_counts();
+        tracing::info!(
+            passes,
+            segments_scrubbed = counts.segments_scrubbed,
+            bytes_verified = counts.bytes_verified,
+            damaged_batches = counts.damaged_batches,
+            damage_reports = damage.reports,
+            partitions_offline_damaged = damage.partitions_offline_damaged,
+            "scrub pass done (counts since start-up)"
+        );
         tokio::time::sleep(interval).await;
     }
 }
 
 /// One pass over one partition's cold segments, within the budget.
 async fn scrub_partition(
+    replicas: &ReplicaManager,
     partition: &Arc<Partition>,
     budget: &mut ScrubBudget,
     stats: &ScrubStats,
@@ -133,7 +150,7 @@ async fn scrub_partition(
         budget.spend(step.bytes_read);
         stats.add(&step);
         if let Some(damage) = &step.damage {
-            on_damage(partition, damage);
+            on_damage(replicas, partition, damage);
         }
         if step.pass_done {
             return;
@@ -141,12 +158,15 @@ async fn scrub_partition(
     }
 }
 
-/// Reports damage. The seam for repair from an in-sync replica, once replication exists.
-fn on_damage(partition: &Partition, damage: &ScrubDamage) {
+/// Reports damage (see the module docs). The seam for repair from an in-sync replica,
+/// once partitions are replicated.
+fn on_damage(replicas: &ReplicaManager, partition: &Partition, damage: &ScrubDamage) {
+    let damage_reports = replicas.note_damage();
     tracing::error!(
         topic = %partition.topic,
         partition = partition.tp.partition,
-        "scrubber found a {damage}; {}",
-        ScrubDamage::ADVICE
+        damage_reports,
+        "scrubber found a {damage}. {}",
+        damage.advice()
     );
 }

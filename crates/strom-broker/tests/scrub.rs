@@ -150,6 +150,10 @@ async fn the_scrubber_counts_verified_segments_and_damage() {
     std::fs::write(&files[1], &bytes).unwrap();
     let counts = wait_for(&broker, "the damage found", |c| c.damaged_batches >= 1).await;
     assert!(counts.damaged_batches >= 1);
+    // Counted with damage found at open, and the partition stays online.
+    let damage = broker.broker.context().replicas.damage_counts();
+    assert!(damage.reports >= 1, "{damage:?}");
+    assert_eq!(damage.partitions_offline_damaged, 0, "{damage:?}");
     // Healthy ranges are still served: the fourth segment's first records and the tail.
     let fourth: i64 = files[3]
         .file_stem()

@@ -165,16 +165,27 @@ fn around(before: Option<i64>, after: Option<i64>) -> String {
 /// What an operator can do about a damaged partition directory `dir` (docs/FORMATS.md, "A
 /// damaged partition log"); ends every [`LogError::Damaged`] message.
 pub fn damage_advice(dir: &Path) -> String {
+    let shown = dir.display();
+    format!(
+        "Strom did not open this partition and cut or deleted nothing in {shown}: guessing \
+         where the damage ends could lose acknowledged records. The broker keeps serving its other \
+         partitions; clients get KAFKA_STORAGE_ERROR for this one. To recover: {}. Without a \
+         backup, \"A damaged partition log\" in docs/FORMATS.md shows how to keep the records \
+         before the damage",
+        restore_advice(dir)
+    )
+}
+
+/// How to get an intact copy of a damaged partition directory `dir` back, today and once
+/// partitions are replicated: shared by damage found at open ([`damage_advice`]) and by
+/// the scrubber (`ScrubDamage::advice`).
+pub fn restore_advice(dir: &Path) -> String {
     let dir = dir.display();
     format!(
-        "Strom did not open this partition and cut or deleted nothing in {dir}: guessing \
-         where the damage ends could lose acknowledged records. The broker keeps serving its other \
-         partitions; clients get KAFKA_STORAGE_ERROR for this one. To recover: stop Strom, \
-         restore {dir} from a backup taken while Strom was stopped, and start Strom (records \
-         written after the backup are lost). A partition has a single replica today, so a \
-         backup is the only other copy; once partitions are replicated, moving this \
+        "stop Strom, restore {dir} from a backup taken while Strom was stopped, and start \
+         Strom (records written after the backup are lost). A partition has a single replica \
+         today, so a backup is the only other copy; once partitions are replicated, moving this \
          replica's directory aside (with Strom stopped, while another replica is in sync) \
-         will have it copied again from the leader. Without a backup, \"A damaged partition \
-         log\" in docs/FORMATS.md shows how to keep the records before the damage"
+         will have it copied again from the leader"
     )
 }

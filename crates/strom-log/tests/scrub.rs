@@ -178,11 +178,13 @@ fn a_flipped_payload_byte_is_reported_and_the_rest_verified() {
 }
 
 #[test]
-fn an_inflated_batch_length_loses_the_rest_of_the_segment() {
+fn an_inflated_batch_length_is_reported_and_the_scrub_resumes_at_the_next_intact_batch() {
     let fs = SimFs::new();
     let log = filled(&fs);
     let bases = log.segment_base_offsets();
-    let (position, first, _, _) = batches_in(&fs, bases[0])[2];
+    let batches = batches_in(&fs, bases[0]);
+    let (position, first, _, _) = batches[2];
+    let (_, next, _, _) = batches[3];
     edit(&fs, bases[0], |bytes| {
         let at = position as usize + 8;
         let length = i32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
@@ -193,8 +195,39 @@ fn an_inflated_batch_length_loses_the_rest_of_the_segment() {
     let damage = &found.damage[0];
     assert_eq!(damage.position, position);
     assert_eq!(damage.first_offset, first);
-    assert_eq!(damage.last_offset, bases[1] - 1, "up to the segment's end");
+    // The batch's own bytes are intact but its length cannot be trusted: the offsets up to
+    // the next intact batch (found by the CRC-checked search recovery uses) are reported.
+    assert_eq!(damage.last_offset, next - 1, "{damage}");
     assert!(damage.reason.contains("does not fit"), "{damage}");
+    assert!(
+        damage
+            .reason
+            .contains(&format!("resume at byte {}", batches[3].0)),
+        "{damage}"
+    );
+    assert_eq!(found.segments_done.len(), bases.len() - 1);
+}
+
+#[test]
+fn garbage_to_the_segments_end_is_reported_to_its_end() {
+    let fs = SimFs::new();
+    let log = filled(&fs);
+    let bases = log.segment_base_offsets();
+    let (position, first, _, _) = batches_in(&fs, bases[0])[2];
+    edit(&fs, bases[0], |bytes| {
+        for b in &mut bytes[position as usize + 8..] {
+            *b = 0x5a;
+        }
+    });
+    let found = pass(&log, 1 << 20);
+    assert_eq!(found.damage.len(), 1, "{:?}", found.damage);
+    let damage = &found.damage[0];
+    assert_eq!((damage.position, damage.first_offset), (position, first));
+    assert_eq!(damage.last_offset, bases[1] - 1, "up to the segment's end");
+    assert!(
+        damage.reason.contains("no intact batch follows"),
+        "{damage}"
+    );
     assert_eq!(found.segments_done.len(), bases.len() - 1);
 }
 
@@ -215,12 +248,15 @@ fn a_length_inflated_within_the_segment_is_caught_by_the_crc() {
     assert_eq!(damage.position, position);
     assert_eq!(damage.first_offset, first);
     assert!(damage.reason.contains("CRC mismatch"), "{damage}");
-    // The framing after it is lost too, and reported to the segment's end.
+    // The framing after it is lost too; the scrub finds the next intact batch and goes on
+    // from there, so every later batch of the segment is verified.
+    let (_, third, _, _) = batches[3];
     assert!(
-        found.damage.iter().any(|d| d.last_offset == bases[1] - 1),
+        found.damage.iter().all(|d| d.last_offset < third),
         "{:?}",
         found.damage
     );
+    assert_eq!(found.segments_done.len(), bases.len() - 1);
 }
 
 #[test]

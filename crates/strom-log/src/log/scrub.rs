@@ -14,11 +14,17 @@
 //! Damage is confirmed before it is reported: under the writer mutex (which truncations
 //! hold, and which orders with a compaction swap through the segment map) the segment must
 //! still be the same cold segment of the same size; otherwise it changed under the scrub
-//! (deleted, compacted, truncated) and the finding is dropped. A damaged batch whose length
-//! still frames the segment is reported alone and the scrub goes on after it; damage that
-//! loses the framing ends the segment's scrub, reporting everything from there to the
-//! segment's end. Repair from an in-sync replica belongs here once replication exists:
-//! [`ScrubDamage`] names the file, byte position and offset range a repair would fetch.
+//! (deleted, compacted, truncated) and the finding is dropped. A batch whose header checks
+//! out but whose CRC does not, or a header that does not check out (length, magic,
+//! offsets), may have a damaged length that hides where the next batch starts: the rest of
+//! the segment is searched byte by byte for an intact (CRC-checked) batch, the
+//! same search recovery uses at open (`recover::later_batch`), the offsets before it are
+//! reported and the scrub goes on there; with none, everything to the segment's end is
+//! reported. Damage is reported in the words of [`crate::LogError::Damaged`] (damage found
+//! at open) and with the same ways to recover ([`ScrubDamage::advice`]). Repair from an
+//! in-sync replica (future, once partitions are replicated) belongs in the broker's
+//! scrubber: [`ScrubDamage`] names the file, byte position and offset range a repair would
+//! fetch.
 
 use std::fmt;
 use std::io;
@@ -32,6 +38,7 @@ use crate::error::LogError;
 use crate::fs::{read_exact_at, FileHandle};
 use crate::segment::{relative, Segment};
 
+use super::recover::{later_batch, Later};
 use super::Log;
 
 /// Bytes read from a segment at a time (and the most held in memory by a step).
@@ -126,19 +133,33 @@ pub struct ScrubDamage {
 }
 
 impl ScrubDamage {
-    /// What an operator can do about it today.
-    pub const ADVICE: &'static str = "these records cannot be served intact (clients that \
-        check CRCs reject them, others may deliver garbage); restore the segment file from a \
-        backup or another copy, or, if losing them is acceptable, move the log start offset \
-        past the range with DeleteRecords (kafka-delete-records.sh), which also drops every \
-        earlier record; repair from an in-sync replica is not automatic yet";
+    /// What an operator can do about it, for the report's log line: the same ways back to
+    /// an intact copy as for damage found at open ([`crate::error::restore_advice`]), and
+    /// what the broker does meanwhile. See "Damage the scrubber found" in docs/FORMATS.md.
+    pub fn advice(&self) -> String {
+        let dir = self.path.parent().unwrap_or(&self.path);
+        format!(
+            "Strom keeps serving this partition and cut or deleted nothing in {}: consumers \
+             that fetch offsets {}..={} get the batch as stored (clients that check CRCs \
+             reject it, others may deliver garbage), and every scrub pass reports it again \
+             until someone acts. To recover: {}; or, if losing every record up to offset {} \
+             is acceptable, move the log start offset past it with DeleteRecords \
+             (kafka-delete-records.sh). See \"Damage the scrubber found\" in docs/FORMATS.md",
+            dir.display(),
+            self.first_offset,
+            self.last_offset,
+            crate::error::restore_advice(dir),
+            self.last_offset
+        )
+    }
 }
 
 impl fmt::Display for ScrubDamage {
+    /// The same words as [`LogError::Damaged`] (which is damage found at open).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "damaged segment {} at byte {}, offsets {}..={}: {}",
+            "damaged partition log file {} at byte {} (offsets {}..={}): {}",
             self.path.display(),
             self.position,
             self.first_offset,
@@ -343,16 +364,15 @@ impl Log {
             current.position = batch_end;
             current.expected_offset = current.expected_offset.max(header.next_offset());
             if partial.crc != header.crc {
-                return Ok(Some(Finding {
-                    framing: false,
-                    position,
-                    first_offset,
-                    last_offset: header.last_offset(),
-                    reason: format!(
-                        "CRC mismatch: the batch header says {:#010x}, its bytes give {:#010x} (a damaged byte)",
-                        header.crc, partial.crc
-                    ),
-                }));
+                // The damaged byte may be the length (not covered by the CRC): where the
+                // next batch starts is searched for, not taken from it.
+                current.position = position;
+                current.expected_offset = first_offset;
+                let reason = format!(
+                    "CRC mismatch: the batch header says {:#010x}, its bytes give {:#010x} (a damaged byte)",
+                    header.crc, partial.crc
+                );
+                return self.resync(reader, current, reason).map(Some);
             }
             step.bytes_verified += header.size_bytes() as u64;
         }
@@ -360,7 +380,10 @@ impl Log {
     }
 
     /// Reads and checks the header of the batch at the cursor (length, magic, offsets);
-    /// `Ok` starts its CRC.
+    /// `Ok` starts its CRC. A header that does not check out is damage whose length field
+    /// cannot be trusted: where intact batches resume is found as recovery finds it at open
+    /// (`recover::later_batch`, a CRC-checked search byte by byte), and the scrub goes on
+    /// there; with nothing intact after it, the rest of the segment is reported.
     fn check_header(
         &self,
         reader: &mut ChunkReader<'_>,
@@ -368,7 +391,7 @@ impl Log {
     ) -> Result<Result<PartialBatch, Finding>, LogError> {
         let position = current.position;
         let first_offset = current.expected_offset;
-        let framing = |reason: String| Finding {
+        let to_the_end = |reason: String| Finding {
             framing: true,
             position,
             first_offset,
@@ -377,7 +400,7 @@ impl Log {
         };
         let left = current.size_bytes - position;
         if left < BATCH_HEADER_BYTES as u64 {
-            return Ok(Err(framing(format!(
+            return Ok(Err(to_the_end(format!(
                 "the segment ends {left} bytes into a batch header (cut short?)"
             ))));
         }
@@ -387,13 +410,19 @@ impl Log {
         };
         let header = match BatchHeader::parse(bytes) {
             Ok(header) => header,
-            Err(e) => return Ok(Err(framing(e.to_string()))),
+            Err(e) => return self.resync(reader, current, e.to_string()).map(Err),
         };
         if header.batch_length < BATCH_LENGTH_MIN || header.size_bytes() as u64 > left {
-            return Ok(Err(framing(format!(
-                "batch length {} does not fit: {left} bytes are left in the segment (an inflated length, or a file cut short)",
-                header.batch_length
-            ))));
+            return self
+                .resync(
+                    reader,
+                    current,
+                    format!(
+                        "batch length {} does not fit: {left} bytes are left in the segment (an inflated length, or a file cut short)",
+                        header.batch_length
+                    ),
+                )
+                .map(Err);
         }
         let in_segment = relative(current.segment.base_offset, header.last_offset()).is_some()
             && header.last_offset_delta >= 0
@@ -413,26 +442,76 @@ impl Log {
             None
         };
         if let Some(reason) = reason {
-            // The length still frames the segment: report this batch and go on after it.
-            current.position = position + header.size_bytes() as u64;
-            let last_offset = if plausible {
-                header.last_offset()
-            } else {
-                current.end_offset - 1
-            };
-            return Ok(Err(Finding {
-                framing: false,
-                position,
-                first_offset,
-                last_offset,
-                reason,
-            }));
+            return self.resync(reader, current, reason).map(Err);
         }
         Ok(Ok(PartialBatch {
             header,
             crc: 0,
             at: position + CRC_START_BYTES,
         }))
+    }
+
+    /// Damage at the cursor's batch header (`reason`): searches the rest of the segment for
+    /// the next intact batch at or above the offsets expected, moves the cursor there and
+    /// reports the offsets in between; without one, reports to the segment's end (framing
+    /// lost). The search is read outside the chunk (accounted as read, and dropped from the
+    /// page cache after).
+    fn resync(
+        &self,
+        reader: &mut ChunkReader<'_>,
+        current: &mut InProgress,
+        reason: String,
+    ) -> Result<Finding, LogError> {
+        let position = current.position;
+        let first_offset = current.expected_offset;
+        let later = later_batch(
+            reader.file,
+            &current.segment.log_path,
+            current.segment.base_offset,
+            position + 1,
+            current.size_bytes,
+            current.expected_offset,
+        )?;
+        let searched_to = match &later {
+            Later::Found(at, _) => *at,
+            Later::None | Later::GaveUp(_) => current.size_bytes,
+        };
+        reader.bytes_read += searched_to.saturating_sub(position);
+        reader
+            .file
+            .drop_cache(position, searched_to.saturating_sub(position));
+        Ok(match later {
+            Later::Found(at, header) if header.base_offset < current.end_offset => {
+                current.position = at;
+                current.expected_offset = header.base_offset;
+                Finding {
+                    framing: false,
+                    position,
+                    first_offset,
+                    last_offset: (header.base_offset - 1).max(first_offset),
+                    reason: format!(
+                        "{reason}; intact batches resume at byte {at} with offset {}",
+                        header.base_offset
+                    ),
+                }
+            }
+            Later::GaveUp(hashed) => Finding {
+                framing: true,
+                position,
+                first_offset,
+                last_offset: current.end_offset - 1,
+                reason: format!(
+                    "{reason}; the search for intact batches after it gave up after checksumming {hashed} bytes"
+                ),
+            },
+            Later::Found(..) | Later::None => Finding {
+                framing: true,
+                position,
+                first_offset,
+                last_offset: current.end_offset - 1,
+                reason: format!("{reason}; no intact batch follows it in the segment"),
+            },
+        })
     }
 
     /// A read that failed: a file shorter than the log knows it to be is damage (cut short
