@@ -124,10 +124,11 @@ def produce_until_refused(b, topic, count_max):
 
 
 def produce_one(b, topic, value):
-    """One record with no retries: its offset, or the error code."""
+    """One record with no retries: ("offset", its offset) or ("error", the error code)."""
     p = producer(b)
     result = []
-    p.produce(topic, value=value, on_delivery=lambda err, msg: result.append(err.code() if err else msg.offset()))
+    p.produce(topic, value=value,
+              on_delivery=lambda err, msg: result.append(("error", err.code()) if err else ("offset", msg.offset())))
     p.flush(TIMEOUT_S)
     assert result, "no delivery report"
     return result[0]
@@ -186,7 +187,7 @@ def test_full_disk_keeps_reads_and_metadata_and_resumes_without_restart(tmpfs_br
     # Every byte gone: the metadata log finds the disk full too.
     fill(filler)
     assert free_bytes(mount) < 65536
-    assert produce_one(b, topic_name, b"while-full") == KafkaError.KAFKA_STORAGE_ERROR
+    assert produce_one(b, topic_name, b"while-full") == ("error", KafkaError.KAFKA_STORAGE_ERROR)
 
     # Topics created while full: their metadata record (larger than a page, so the Raft log
     # needs new space) cannot be stored; the request times out, the metadata node waits.
@@ -221,10 +222,11 @@ def test_full_disk_keeps_reads_and_metadata_and_resumes_without_restart(tmpfs_br
     deadline = time.monotonic() + TIMEOUT_S
     first = None
     while time.monotonic() < deadline:
-        result = produce_one(b, topic_name, b"after")
-        if result != KafkaError.KAFKA_STORAGE_ERROR and not isinstance(result, KafkaError):
+        kind, result = produce_one(b, topic_name, b"after")
+        if kind == "offset":
             first = result
             break
+        assert result == KafkaError.KAFKA_STORAGE_ERROR, result
         time.sleep(0.5)
     assert first is not None, f"writes did not resume within {TIMEOUT_S}s:\n{b.log_tail()}"
     assert first == end, "the record after the disk was full follows the acknowledged ones"
@@ -252,8 +254,8 @@ def test_full_disk_keeps_reads_and_metadata_and_resumes_without_restart(tmpfs_br
             assert time.monotonic() < deadline, f"topic creation did not recover: {e}\n{b.log_tail()}"
             time.sleep(1)
     deadline = time.monotonic() + TIMEOUT_S
-    while (offset := produce_one(b, other, b"fresh")) != 0:
-        assert time.monotonic() < deadline, f"cannot produce to a new topic: {offset}\n{b.log_tail()}"
+    while (result := produce_one(b, other, b"fresh")) != ("offset", 0):
+        assert time.monotonic() < deadline, f"cannot produce to a new topic: {result}\n{b.log_tail()}"
         time.sleep(0.5)
     assert read_all(b, other, 0, 1) == {0: b"fresh"}
     # The topics whose creation waited for space were created once it returned.
@@ -337,7 +339,7 @@ def test_scrubber_reports_damaged_old_segments_and_healthy_ranges_still_read(mak
     second, third = int(files[1].stem), int(files[2].stem)
     assert kcat_read(kcat, b, topic_name, 0, second) == {o: v for o, v in produced.items() if o < second}
     assert kcat_read(kcat, b, topic_name, third, 1200) == {o: v for o, v in produced.items() if o >= third}
-    assert produce_one(b, topic_name, b"still-serving") == 1200
+    assert produce_one(b, topic_name, b"still-serving") == ("offset", 1200)
     assert damaged.read_bytes() == bytes(data), "the scrubber changed nothing"
 
     # Between stop and start: an inflated batch length, and a segment cut short.
