@@ -181,6 +181,8 @@ pub struct BrokerConfig {
     /// `server.properties` sets it, so that a bare `strom server` serves groups. Until that
     /// many brokers are alive FindCoordinator answers COORDINATOR_NOT_AVAILABLE.
     pub offsets_topic_replication_factor: i16,
+    /// The HTTP listener and metrics keys (`strom.http.listeners`, `strom.metrics.*`).
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 /// Broker keys that set a topic-level default (Kafka's `broker_synonym`s), in the order
@@ -405,6 +407,7 @@ impl BrokerConfig {
             .keys()
             .filter(|key| {
                 !BROKER_KEYS.contains(&key.as_str())
+                    && !crate::metrics::METRICS_KEYS.contains(&key.as_str())
                     && !TOPIC_SYNONYMS.iter().any(|(broker, _)| broker == key)
             })
             .cloned()
@@ -547,6 +550,7 @@ impl BrokerConfig {
                 default_offsets_topic_replication_factor(map),
                 1,
             )?,
+            metrics: crate::metrics::MetricsConfig::from_props(map)?,
         };
         let mut config = config;
         config.queued_max_request_bytes =
@@ -571,7 +575,9 @@ impl BrokerConfig {
 
     /// Whether the broker reads `key` (for callers that merge unknown-key warnings).
     pub fn is_known_key(key: &str) -> bool {
-        BROKER_KEYS.contains(&key) || TOPIC_SYNONYMS.iter().any(|(broker, _)| *broker == key)
+        BROKER_KEYS.contains(&key)
+            || crate::metrics::METRICS_KEYS.contains(&key)
+            || TOPIC_SYNONYMS.iter().any(|(broker, _)| *broker == key)
     }
 
     /// Kafka's defaults plus the embedded single-node ones.
@@ -593,6 +599,8 @@ impl BrokerConfig {
         map.insert("log.dirs".to_string(), data_dir.display().to_string());
         map.insert("log.segment.bytes".to_string(), "65536".to_string());
         map.insert("strom.fetch.wait.max.ms".to_string(), "5000".to_string());
+        // In-process test brokers run side by side: no HTTP listener unless a test asks.
+        map.insert("strom.http.listeners".to_string(), String::new());
         match BrokerConfig::from_props(&map) {
             Ok((config, _)) => config,
             Err(error) => unreachable!("test config invalid: {error}"),

@@ -12,7 +12,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use strom_log::fs::RealFs;
 use strom_log::{
     AppendInfo, AppendOrigin, CompactionLimits, HandleCache, Log, LogError, Unflushed,
 };
@@ -435,7 +434,11 @@ pub struct ReplicaManager {
 impl ReplicaManager {
     /// A manager with no partitions open yet.
     pub fn new(config: Arc<BrokerConfig>) -> ReplicaManager {
-        let handles = Arc::new(HandleCache::new(Arc::new(RealFs), config.open_files_max));
+        // Every fsync is timed for `/metrics` (`metrics/fs.rs`); all else passes through.
+        let handles = Arc::new(HandleCache::new(
+            crate::metrics::fs::TimedFs::real(),
+            config.open_files_max,
+        ));
         let (appends, _) = watch::channel(0);
         let syncer = if config.sync_on_commit() {
             Syncer::start(appends.clone())

@@ -92,6 +92,8 @@ pub struct BrokerContext {
     pub groups: crate::groups::GroupHandle,
     /// Connection admission, the request-bytes budget and limit warnings (`limits.rs`).
     pub limits: Arc<ConnectionLimits>,
+    /// What the broker records for `/metrics` and the health checks (`metrics/`).
+    pub metrics: Arc<crate::metrics::BrokerMetrics>,
 }
 
 /// A range of producer ids allocated to this broker: `next..end` are still free.
@@ -121,6 +123,8 @@ pub fn served_api_versions() -> ApiVersionTable {
 pub struct Broker {
     context: Arc<BrokerContext>,
     local_addr: SocketAddr,
+    /// Where the HTTP listener (metrics, health) is bound, if it runs.
+    http_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
     /// The periodic heartbeat, stopped when controlled shutdown takes over heartbeating.
@@ -135,6 +139,7 @@ impl Broker {
         config: BrokerConfig,
         metadata: Arc<dyn MetadataPort>,
     ) -> Result<Broker, StartError> {
+        strom_metrics::process::mark_start();
         let config = Arc::new(config);
         let overrides = crate::limits::resolve_overrides(&config).await?;
         let limits = Arc::new(ConnectionLimits::new(&config, overrides));
@@ -150,6 +155,13 @@ impl Broker {
             address: address.clone(),
             source,
         })?;
+        // The HTTP listener is bound before anything is registered, so that a taken port
+        // fails start-up at once with its key named.
+        let http_listener = match &config.metrics.http_listener {
+            Some(http) => crate::http::bind(http, config.metrics.http_listener_set).await?,
+            None => None,
+        };
+        let http_addr = http_listener.as_ref().and_then(|l| l.local_addr().ok());
         let mut advertised = config.advertised_listener.clone();
         if advertised.port == 0 {
             advertised.port = local_addr.port();
@@ -171,7 +183,20 @@ impl Broker {
             producer_ids: tokio::sync::Mutex::new(ProducerIdBlock::default()),
             groups,
             limits: Arc::clone(&limits),
+            metrics: Arc::new(crate::metrics::BrokerMetrics::new(config.metrics.clone())),
         });
+        if let Some(http_listener) = http_listener {
+            // Serves from now on (readiness says "start-up in progress" until the end of
+            // start); stops when shutdown begins or the broker is dropped.
+            let mut stop = context.shutdown.clone();
+            tokio::spawn(crate::http::serve(
+                http_listener,
+                Arc::clone(&context),
+                async move {
+                    let _ = stop.wait_for(|stop| *stop).await;
+                },
+            ));
+        }
         register(&context).await?;
         // The partition directories are matched against an image that holds everything
         // committed, never against an older one: an older image lacks topics whose data is
@@ -190,11 +215,13 @@ impl Broker {
         tasks.spawn(limits.report_loop());
         let (done_tx, connections_done) = tokio::sync::oneshot::channel();
         tasks.spawn(accept_loop(listener, Arc::clone(&context), done_tx));
+        context.metrics.health.set_started();
         tracing::info!(%local_addr, advertised = ?context.advertised, node_id = config.node_id,
-            "broker ready");
+            ?http_addr, "broker ready");
         Ok(Broker {
             context,
             local_addr,
+            http_addr,
             shutdown,
             tasks,
             heartbeats,
@@ -206,6 +233,11 @@ impl Broker {
     /// The address the listener is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address the HTTP listener (metrics, health) is bound to, if it runs.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
     }
 
     /// The shared context (for tests and the binary).
@@ -465,8 +497,10 @@ async fn accept_loop(
             Ok((stream, peer)) => {
                 // Refused: the stream is dropped, which closes it before a byte is read.
                 let Some(slot) = context.limits.admit(peer) else {
+                    context.metrics.connections.refused.inc();
                     continue;
                 };
+                context.metrics.connections.created.inc();
                 let context = Arc::clone(&context);
                 connections.spawn(crate::connection::serve(stream, peer, context, slot));
             }
