@@ -422,8 +422,10 @@ async fn controlled_shutdown(context: &BrokerContext) {
 async fn follow_metadata(context: Arc<BrokerContext>) {
     let mut images = context.metadata.watch();
     while images.changed().await.is_ok() {
-        images.borrow_and_update();
+        let image = images.borrow_and_update().clone();
         context.replicas.reconcile_latest(&context.metadata).await;
+        // Deleted topics stop being exposed and free their metric series.
+        context.metrics.forget_topics(&image);
     }
 }
 

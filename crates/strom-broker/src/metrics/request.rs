@@ -470,6 +470,130 @@ fn fetched(records: Option<&[u8]>, files: &[FileRecords]) -> (u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strom_protocol::messages::{
+        produce_request, produce_response, ProduceRequest, ProduceResponse, RequestHeader,
+        TopicName,
+    };
+    use strom_protocol::DecodedRequest;
+
+    /// A Produce of one batch of `records` records to partition 0 of `topic`, decoded.
+    fn produce_incoming(topic: &str, records: usize) -> Incoming {
+        let mut builder = strom_records::BatchBuilder::new(0, 1_700_000_000_000);
+        for i in 0..records {
+            builder
+                .append(
+                    1_700_000_000_000,
+                    None,
+                    Some(bytes::Bytes::from(format!("value-{i:04}"))),
+                    Vec::new(),
+                )
+                .unwrap();
+        }
+        let batch = bytes::Bytes::from(builder.build().unwrap());
+        let body = ProduceRequest::default().with_acks(1).with_topic_data(vec![
+            produce_request::TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partition_data(vec![produce_request::PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(batch))]),
+        ]);
+        Incoming::Request(Box::new(DecodedRequest {
+            header: RequestHeader::default()
+                .with_request_api_key(0)
+                .with_request_api_version(9),
+            api_key: ApiKey::Produce,
+            body: RequestKind::Produce(body),
+        }))
+    }
+
+    fn produce_answer(topic: &str, error: i16) -> ResponseKind {
+        ResponseKind::Produce(ProduceResponse::default().with_responses(vec![
+            produce_response::TopicProduceResponse::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partition_responses(vec![
+                    produce_response::PartitionProduceResponse::default()
+                        .with_index(0)
+                        .with_error_code(error),
+                ]),
+        ]))
+    }
+
+    fn one_request(metrics: &BrokerMetrics, incoming: &Incoming, answer: &ResponseKind) {
+        let mut trace = RequestTrace::begin(incoming, Instant::now());
+        trace.start();
+        trace.handler_returned(Duration::from_micros(50), Duration::ZERO);
+        trace.answered(metrics, answer, &[], &|_| None);
+        trace.sent(metrics, Instant::now());
+    }
+
+    #[test]
+    fn a_produce_counts_its_bytes_records_and_errors() {
+        let metrics = BrokerMetrics::new(super::super::MetricsConfig::default());
+        let incoming = produce_incoming("orders", 5);
+        let Incoming::Request(request) = &incoming else {
+            unreachable!()
+        };
+        let RequestKind::Produce(body) = &request.body else {
+            unreachable!()
+        };
+        let batch_bytes = body.topic_data[0].partition_data[0]
+            .records
+            .as_ref()
+            .unwrap()
+            .len() as u64;
+        one_request(&metrics, &incoming, &produce_answer("orders", 0));
+        one_request(&metrics, &incoming, &produce_answer("orders", 0));
+        one_request(&metrics, &incoming, &produce_answer("orders", 6));
+        let topic = metrics.topic("orders");
+        assert_eq!(topic.messages_in.get(), 10);
+        assert_eq!(topic.bytes_in.get(), 2 * batch_bytes);
+        assert_eq!(topic.produce_requests.get(), 3);
+        assert_eq!(topic.failed_produce_requests.get(), 1);
+        assert_eq!(metrics.all_topics.messages_in.get(), 10);
+        let produce = metrics.requests.api(0).unwrap();
+        assert_eq!(produce.versions[9].get(), 3);
+        assert_eq!(produce.total.count(), 3);
+        assert_eq!(metrics.requests.errors.get(&(0, 0)).get(), 2);
+        assert_eq!(metrics.requests.errors.get(&(0, 6)).get(), 1);
+        // A topic that does not exist is not recorded per topic.
+        one_request(&metrics, &incoming, &produce_answer("orders", 3));
+        let unknown = produce_incoming("nope", 1);
+        one_request(&metrics, &unknown, &produce_answer("nope", 3));
+        assert_eq!(metrics.topics.len(), 1);
+        assert_eq!(metrics.all_topics.failed_produce_requests.get(), 3);
+    }
+
+    /// What recording costs per Produce request (one partition, one batch): run with
+    /// `cargo test --release -p strom-broker --lib recording_cost -- --ignored --nocapture`;
+    /// figures in docs/PERFORMANCE.md.
+    #[test]
+    #[ignore]
+    fn recording_cost() {
+        let metrics = BrokerMetrics::new(super::super::MetricsConfig::default());
+        for records in [1, 100] {
+            let incoming = produce_incoming("orders", records);
+            let answer = produce_answer("orders", 0);
+            let rounds = 1_000_000u32;
+            for _ in 0..10_000 {
+                one_request(&metrics, &incoming, &answer);
+            }
+            let started = Instant::now();
+            for _ in 0..rounds {
+                one_request(&metrics, &incoming, &answer);
+            }
+            let per = started.elapsed() / rounds;
+            // The clock reads alone (four per request in `one_request`).
+            let started = Instant::now();
+            for _ in 0..rounds {
+                std::hint::black_box(Instant::now());
+            }
+            let clock = started.elapsed() / rounds;
+            println!(
+                "recording one Produce request ({records} record(s) in one batch): {per:?} \
+                 (of which one clock read costs {clock:?})"
+            );
+        }
+    }
 
     #[test]
     fn kafka_request_names() {
