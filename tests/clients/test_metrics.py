@@ -3,6 +3,7 @@ and after confluent-kafka produces and consumes in a group, /health/live and /he
 start-up checks of strom.http.listeners."""
 
 import json
+import re
 import subprocess
 import socket
 import time
@@ -317,3 +318,48 @@ def test_non_loopback_http_listener_warns(make_broker):
     assert http_get(port, "/health/live")[0] == 200
     log = broker.log_path.read_text(errors="replace")
     assert "non-loopback" in log, log
+
+
+def test_console_lists_topics_browses_records_and_shows_group_lag(make_broker):
+    port = free_port()
+    broker = make_broker(http_args(port))
+    bootstrap = broker.bootstrap
+    topic = f"console-{uuid.uuid4().hex[:8]}"
+    group = f"console-group-{uuid.uuid4().hex[:8]}"
+    create_topic(bootstrap, topic, PARTITIONS)
+    # Compressed batches and markup in values: the browser decompresses and escapes.
+    p = Producer({"bootstrap.servers": bootstrap, "compression.codec": "lz4", "linger.ms": 5})
+    for i in range(30):
+        p.produce(topic, key=f"key-{i}".encode(), value=f"<b>value {i}</b>".encode(), partition=i % PARTITIONS)
+    p.produce(topic, key=b"binary", value=bytes([0, 1, 2, 255]), partition=0)
+    assert p.flush(TIMEOUT_S) == 0
+    consume_and_commit(bootstrap, topic, group, 31)
+    produce(bootstrap, topic, 6, start=1000)
+
+    status, home, content_type = http_get(port, "/")
+    assert status == 200 and content_type.startswith("text/html"), home
+    assert f'<a href="/topics/{topic}">{topic}</a>' in home
+    assert "<script" not in home
+    # The group's lag: 6 new records, 2 per partition, each partition's row shows 2.
+    lag_rows = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in home.split("<tr>") if f"<td>{group}</td>" in row]
+    assert sorted(int(cells[2]) for cells in lag_rows) == list(range(PARTITIONS)), home
+    # group, topic, partition, committed offset, high watermark, lag
+    assert all(int(cells[4]) - int(cells[3]) == 2 and cells[5] == "2" for cells in lag_rows), lag_rows
+
+    status, page, _ = http_get(port, f"/topics/{topic}")
+    assert status == 200
+    for partition in range(PARTITIONS):
+        assert f'href="/topics/{topic}/{partition}"' in page
+
+    status, page, _ = http_get(port, f"/topics/{topic}/1?offset=0")
+    assert status == 200
+    # Partition 1 holds records 1, 4, 7, ... at offsets 0, 1, 2, ...; markup is escaped.
+    assert "<pre>key-1</pre></td><td><pre>&lt;b&gt;value 1&lt;/b&gt;</pre>" in page, page
+    assert "<pre>key-4</pre></td><td><pre>&lt;b&gt;value 4&lt;/b&gt;</pre>" in page
+    assert "<b>value" not in page
+    status, page, _ = http_get(port, f"/topics/{topic}/0?offset=10&format=hex")
+    assert status == 200
+    # Offset 10 of partition 0 is the binary record (after records 0, 3, ..., 27).
+    assert "<pre>62 69 6e 61 72 79</pre></td><td><pre>00 01 02 ff</pre>" in page, page
+    assert http_get(port, "/topics/no-such-topic")[0] == 404
+    assert http_get(port, f"/topics/{topic}/99")[0] == 404

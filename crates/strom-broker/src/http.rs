@@ -1,5 +1,6 @@
 //! The broker's HTTP listener (`strom.http.listeners`): `/metrics` (Prometheus text
-//! format), `/health/live` and `/health/ready` (`metrics/health.rs`).
+//! format), `/health/live` and `/health/ready` (`metrics/health.rs`), and the read-only
+//! web console at `/` (`console.rs`).
 //!
 //! Bounded like the Kafka listener: at most [`CONNECTIONS_MAX`] connections at once
 //! (accepting waits beyond that, so the kernel's backlog absorbs bursts), each closed
@@ -79,6 +80,9 @@ pub fn router(context: Arc<BrokerContext>) -> Router {
         .route("/metrics", get(metrics))
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
+        .route("/", get(crate::console::home))
+        .route("/topics/{topic}", get(crate::console::topic))
+        .route("/topics/{topic}/{partition}", get(crate::console::browse))
         .with_state(context)
 }
 

@@ -17,6 +17,7 @@
 
 pub mod config;
 pub mod connection;
+pub mod console;
 pub mod groups;
 pub mod handlers;
 pub mod http;

@@ -516,10 +516,10 @@ async fn groups(e: &mut TextEncoder, context: &BrokerContext) {
 }
 
 /// Committed offsets of a group: `(topic, partition, offset)`.
-type GroupOffsets = Vec<(String, i32, i64)>;
+pub type GroupOffsets = Vec<(String, i32, i64)>;
 
 /// Group counts by state and every group's committed offsets (at most `series_max` groups).
-async fn group_offsets(
+pub async fn group_offsets(
     context: &BrokerContext,
 ) -> (BTreeMap<String, i128>, Vec<(String, GroupOffsets)>) {
     let partitions: Vec<i32> = context
