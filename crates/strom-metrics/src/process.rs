@@ -79,7 +79,10 @@ fn max_fds() -> Option<u64> {
     };
     // SAFETY: getrlimit writes one rlimit into the pointer it is given.
     let result = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    (result == 0).then_some(limit.rlim_cur as u64)
+    // `rlim_t` is u64 on Linux; the conversion keeps other platforms compiling.
+    #[allow(clippy::unnecessary_cast)]
+    let soft = limit.rlim_cur as u64;
+    (result == 0).then_some(soft)
 }
 
 /// Writes the standard `process_*` families.

@@ -261,11 +261,11 @@ impl RequestTrace {
             (Traffic::Fetch { follower }, ResponseKind::Fetch(response)) => {
                 record_fetch(metrics, *follower, response, files, counters)
             }
-            (_, ResponseKind::JoinGroup(join)) => {
-                // One leader answer per generation: one completed rebalance.
-                if join.error_code == 0 && join.leader == join.member_id {
-                    metrics.rebalances.inc();
-                }
+            // One leader answer per generation: one completed rebalance.
+            (_, ResponseKind::JoinGroup(join))
+                if join.error_code == 0 && join.leader == join.member_id =>
+            {
+                metrics.rebalances.inc();
             }
             _ => {}
         }
