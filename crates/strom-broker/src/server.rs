@@ -253,6 +253,9 @@ impl Broker {
     /// let every connection finish its in-flight request (long polls end early), and flush
     /// and close every log.
     pub async fn shutdown(mut self) {
+        // Readiness turns false first, so orchestrators stop routing here while the
+        // controlled shutdown moves leadership away.
+        self.context.metrics.health.set_stopping();
         self.heartbeats.abort();
         controlled_shutdown(&self.context).await;
         self.shutdown.send_replace(true);

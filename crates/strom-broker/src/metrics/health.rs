@@ -11,7 +11,9 @@
 //! - `metadata`: this node knows a quorum leader and has applied its local metadata log to
 //!   within [`APPLY_LAG_MAX`] entries (an in-process controller always passes);
 //! - `log_dirs`: every `log.dirs` entry is an accessible directory;
-//! - `not_stopping`: shutdown has not begun.
+//! - `not_stopping`: shutdown has not begun (it turns false as the controlled shutdown
+//!   starts, while the broker still serves; the HTTP listener stops once the broker stops
+//!   accepting).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -25,6 +27,7 @@ pub const APPLY_LAG_MAX: u64 = 1_000;
 #[derive(Debug, Default)]
 pub struct Health {
     started: AtomicBool,
+    stopping: AtomicBool,
 }
 
 impl Health {
@@ -36,6 +39,16 @@ impl Health {
     /// Whether start-up finished.
     pub fn started(&self) -> bool {
         self.started.load(Ordering::Acquire)
+    }
+
+    /// Shutdown began (the controlled shutdown is about to move leadership away).
+    pub fn set_stopping(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+
+    /// Whether shutdown began.
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
     }
 }
 
@@ -116,7 +129,7 @@ pub fn readiness(context: &BrokerContext) -> Vec<Check> {
             format!("not accessible: {}", offline.join(", "))
         },
     });
-    let stopping = *context.shutdown.borrow();
+    let stopping = context.metrics.health.stopping() || *context.shutdown.borrow();
     checks.push(Check {
         name: "not_stopping",
         ok: !stopping,
