@@ -94,6 +94,10 @@ impl FileSystem for TimedFs {
     fn file_len(&self, path: &Path) -> io::Result<u64> {
         self.inner.file_len(path)
     }
+
+    fn available_bytes(&self, dir: &Path) -> io::Result<u64> {
+        self.inner.available_bytes(dir)
+    }
 }
 
 /// A file whose fsyncs are timed.
@@ -139,6 +143,10 @@ impl FileHandle for TimedFile {
 
     fn std_file(&self) -> Option<&std::fs::File> {
         self.inner.std_file()
+    }
+
+    fn drop_cache(&self, position: u64, len_bytes: u64) {
+        self.inner.drop_cache(position, len_bytes)
     }
 }
 
