@@ -288,6 +288,27 @@ def test_protobuf_serializer(broker, registries):
     assert "409" in str(e.value) or "incompatible" in str(e.value).lower()
 
 
+def test_protobuf_normalize_gives_equivalent_texts_one_id(registries):
+    sr = registries().client()
+    a = 'syntax = "proto3"; package n; option java_package = "x"; option go_package = "y";\n' \
+        'message M { N n = 1 [deprecated = true]; }\nmessage N { int32 v = 1; }'
+    b = 'syntax = "proto3";\npackage n;\n// same, written differently\n' \
+        'option go_package = "y";\noption java_package = "x";\n' \
+        'message M {\n  .n.N n = 1 [deprecated = true];\n}\nmessage N {\n  int32 v = 1;\n}\n'
+    first = sr.register_schema("norm-value", Schema(a, "PROTOBUF"), normalize_schemas=True)
+    again = sr.register_schema("norm-value", Schema(b, "PROTOBUF"), normalize_schemas=True)
+    assert again == first
+    assert sr.get_versions("norm-value") == [1]
+    found = sr.lookup_schema("norm-value", Schema(b, "PROTOBUF"), normalize_schemas=True)
+    assert found.schema_id == first and found.version == 1
+    # The stored text is the normalized one, which compiles back (the registry reads it).
+    stored = sr.get_schema(first).schema_str
+    assert ".n.N n = 1 [deprecated = true];" in stored and "//" not in stored
+    # Without normalize the other text is another schema (another version).
+    other = sr.register_schema("plain-value", Schema(a, "PROTOBUF"))
+    assert sr.register_schema("plain-value", Schema(b, "PROTOBUF")) != other
+
+
 def test_kill9_restart_keeps_ids_and_versions(registries):
     registry = registries()
     sr = registry.client()

@@ -188,6 +188,12 @@ pub struct BrokerConfig {
     pub inter_broker_listener_name: String,
     /// `broker.heartbeat.interval.ms`: how often the broker heartbeats to the controller.
     pub broker_heartbeat_interval_ms: u64,
+    /// `strom.log.scrub.bytes.per.sec`: how fast the scrubber reads cold segments to verify
+    /// their CRCs; 0 disables it.
+    pub scrub_bytes_per_sec: u64,
+    /// `strom.log.scrub.interval.ms`: the pause between the end of one scrub pass over every
+    /// partition and the start of the next.
+    pub scrub_interval_ms: u64,
     /// Topic-level defaults from the broker's `log.*` keys, as Kafka topic keys (the
     /// values DescribeConfigs reports with source DEFAULT or STATIC_BROKER_CONFIG).
     pub topic_defaults: BTreeMap<&'static str, String>,
@@ -203,6 +209,8 @@ pub struct BrokerConfig {
     /// `server.properties` sets it, so that a bare `strom server` serves groups. Until that
     /// many brokers are alive FindCoordinator answers COORDINATOR_NOT_AVAILABLE.
     pub offsets_topic_replication_factor: i16,
+    /// The HTTP listener and metrics keys (`strom.http.listeners`, `strom.metrics.*`).
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 /// Broker keys that set a topic-level default (Kafka's `broker_synonym`s), in the order
@@ -260,6 +268,8 @@ const BROKER_KEYS: &[&str] = &[
     "log.roll.ms",
     "strom.fetch.wait.max.ms",
     "strom.open.files.max",
+    "strom.log.scrub.bytes.per.sec",
+    "strom.log.scrub.interval.ms",
     "fetch.max.bytes",
     "log.cleaner.backoff.ms",
     "log.flush.offset.checkpoint.interval.ms",
@@ -298,6 +308,10 @@ const HOUR_MS: i64 = 3_600_000;
 /// Strom's default `queued.max.request.bytes` (Kafka's is unbounded); never below
 /// `socket.request.max.bytes`, so that the largest frame always fits.
 pub const QUEUED_MAX_REQUEST_BYTES_DEFAULT: u64 = 256 * 1024 * 1024;
+/// The scrubber's default rate: modest next to a disk's bandwidth (Kafka has no scrubber).
+const SCRUB_BYTES_PER_SEC_DEFAULT: u64 = 16 * 1024 * 1024;
+/// A week between scrub passes, as Ceph's deep scrub.
+const SCRUB_INTERVAL_MS_DEFAULT: u64 = 7 * 24 * HOUR_MS as u64;
 
 /// Typed reads of the property map, each error naming its key.
 struct Props<'a> {
@@ -433,6 +447,7 @@ impl BrokerConfig {
             .keys()
             .filter(|key| {
                 !BROKER_KEYS.contains(&key.as_str())
+                    && !crate::metrics::METRICS_KEYS.contains(&key.as_str())
                     && !TOPIC_SYNONYMS.iter().any(|(broker, _)| broker == key)
             })
             .cloned()
@@ -584,6 +599,16 @@ impl BrokerConfig {
                 2_000,
                 1,
             )?,
+            scrub_bytes_per_sec: props.at_least(
+                "strom.log.scrub.bytes.per.sec",
+                SCRUB_BYTES_PER_SEC_DEFAULT,
+                0,
+            )?,
+            scrub_interval_ms: props.at_least(
+                "strom.log.scrub.interval.ms",
+                SCRUB_INTERVAL_MS_DEFAULT,
+                1,
+            )?,
             topic_defaults,
             topic_defaults_set,
             log_defaults,
@@ -593,6 +618,7 @@ impl BrokerConfig {
                 default_offsets_topic_replication_factor(map),
                 1,
             )?,
+            metrics: crate::metrics::MetricsConfig::from_props(map)?,
         };
         let mut config = config;
         config.queued_max_request_bytes =
@@ -631,7 +657,9 @@ impl BrokerConfig {
 
     /// Whether the broker reads `key` (for callers that merge unknown-key warnings).
     pub fn is_known_key(key: &str) -> bool {
-        BROKER_KEYS.contains(&key) || TOPIC_SYNONYMS.iter().any(|(broker, _)| *broker == key)
+        BROKER_KEYS.contains(&key)
+            || crate::metrics::METRICS_KEYS.contains(&key)
+            || TOPIC_SYNONYMS.iter().any(|(broker, _)| *broker == key)
     }
 
     /// Kafka's defaults plus the embedded single-node ones.
@@ -653,6 +681,8 @@ impl BrokerConfig {
         map.insert("log.dirs".to_string(), data_dir.display().to_string());
         map.insert("log.segment.bytes".to_string(), "65536".to_string());
         map.insert("strom.fetch.wait.max.ms".to_string(), "5000".to_string());
+        // In-process test brokers run side by side: no HTTP listener unless a test asks.
+        map.insert("strom.http.listeners".to_string(), String::new());
         match BrokerConfig::from_props(&map) {
             Ok((config, _)) => config,
             Err(error) => unreachable!("test config invalid: {error}"),
@@ -792,6 +822,14 @@ impl BrokerConfig {
             (
                 "broker.heartbeat.interval.ms".into(),
                 self.broker_heartbeat_interval_ms.to_string(),
+            ),
+            (
+                "strom.log.scrub.bytes.per.sec".into(),
+                self.scrub_bytes_per_sec.to_string(),
+            ),
+            (
+                "strom.log.scrub.interval.ms".into(),
+                self.scrub_interval_ms.to_string(),
             ),
         ];
         if let Some(rack) = &self.rack {

@@ -57,6 +57,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::handlers::Reply;
 use crate::limits::{Bite, Evicted, Slot};
+use crate::metrics::{RequestTrace, REMOTE};
 use crate::sendfile::{splice, write_pieces, FileRecords, Piece};
 use crate::server::BrokerContext;
 
@@ -97,8 +98,14 @@ pub fn defer(finisher: Finisher) {
 
 /// A response on its way out, in request order.
 enum Outgoing {
-    Ready(Wire),
-    Waiting(JoinHandle<Option<Wire>>),
+    Ready(Traced),
+    Waiting(JoinHandle<Option<Traced>>),
+}
+
+/// An encoded response and its request's measurements, completed once it is written.
+struct Traced {
+    wire: Wire,
+    trace: RequestTrace,
 }
 
 /// An encoded response: bytes, or pieces with records spliced in from segment files.
@@ -114,6 +121,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, context: Arc<BrokerConte
     let _ = stream.set_nodelay(true);
     let mut connection = Connection::new(stream, peer, context, slot);
     let close = connection.run().await;
+    connection.context.metrics.connections.closed.inc();
     let limits = connection.slot.limits();
     match close {
         Close::ReceiveTimeout => limits.bite(Bite::ReceiveTimeout, peer.ip()),
@@ -181,7 +189,7 @@ struct Connection {
 /// What woke a connection waiting for input.
 enum Event {
     Read(std::io::Result<usize>),
-    Finished(Option<Wire>),
+    Finished(Option<Traced>),
     Shutdown,
     Timer,
     Evicted,
@@ -324,6 +332,7 @@ impl Connection {
                 return Err(Close::Done);
             }
         };
+        let mut trace = RequestTrace::begin(&incoming, std::time::Instant::now());
         let target = ResponseTarget::for_incoming(&incoming);
         // Only Produce requests overlap earlier waits; anything else is handled once every
         // earlier request is answered, exactly as without pipelining (a Fetch then sees the
@@ -333,7 +342,8 @@ impl Connection {
         if must_drain {
             self.drain().await?;
         }
-        let handled = handle_request(&self.context, incoming, target, self.peer).await;
+        trace.start();
+        let handled = handle_request(&self.context, incoming, target, self.peer, trace).await;
         // The request has been handled and dropped: its bytes go back to the budget.
         drop(frame);
         drop(front);
@@ -433,18 +443,18 @@ impl Connection {
     /// Writes the responses at the front that are ready.
     async fn write_ready(&mut self) -> Result<(), Close> {
         while let Some(Outgoing::Ready(_)) = self.outgoing.front() {
-            if let Some(Outgoing::Ready(wire)) = self.outgoing.pop_front() {
-                self.write(&wire).await?;
+            if let Some(Outgoing::Ready(traced)) = self.outgoing.pop_front() {
+                self.write(traced).await?;
             }
         }
         Ok(())
     }
 
     /// The front finisher completed with `done`: write it.
-    async fn finish_front(&mut self, done: Option<Wire>) -> Result<(), Close> {
+    async fn finish_front(&mut self, done: Option<Traced>) -> Result<(), Close> {
         self.outgoing.pop_front();
         match done {
-            Some(wire) => self.write(&wire).await,
+            Some(traced) => self.write(traced).await,
             None => Err(Close::Done),
         }
     }
@@ -452,20 +462,22 @@ impl Connection {
     /// Writes every response still owed, waiting for finishers in order.
     async fn drain(&mut self) -> Result<(), Close> {
         while let Some(next) = self.outgoing.pop_front() {
-            let wire = match next {
-                Outgoing::Ready(wire) => wire,
+            let traced = match next {
+                Outgoing::Ready(traced) => traced,
                 Outgoing::Waiting(handle) => handle.await.ok().flatten().ok_or(Close::Done)?,
             };
-            self.write(&wire).await?;
+            self.write(traced).await?;
         }
         Ok(())
     }
 
     /// Writes one response; a client that does not take it within
     /// `connections.max.idle.ms` is gone as far as the broker is concerned.
-    async fn write(&mut self, wire: &Wire) -> Result<(), Close> {
+    async fn write(&mut self, traced: Traced) -> Result<(), Close> {
+        let Traced { wire, trace } = traced;
+        let write_started = std::time::Instant::now();
         let writing = async {
-            match wire {
+            match &wire {
                 Wire::Bytes(bytes) => self.stream.write_all(bytes).await,
                 Wire::Pieces(pieces) => write_pieces(&mut self.stream, pieces).await,
             }
@@ -480,6 +492,7 @@ impl Connection {
         match written {
             Ok(()) => {
                 self.last_activity = Instant::now();
+                trace.sent(&self.context.metrics, write_started);
                 Ok(())
             }
             Err(error) => {
@@ -491,7 +504,7 @@ impl Connection {
 }
 
 /// The finisher at the front of the responses owed, if the front one waits for one.
-fn front_waiting(outgoing: &mut VecDeque<Outgoing>) -> Option<&mut JoinHandle<Option<Wire>>> {
+fn front_waiting(outgoing: &mut VecDeque<Outgoing>) -> Option<&mut JoinHandle<Option<Traced>>> {
     match outgoing.front_mut() {
         Some(Outgoing::Waiting(handle)) => Some(handle),
         _ => None,
@@ -510,13 +523,24 @@ async fn handle_request(
     incoming: Incoming,
     target: ResponseTarget,
     peer: SocketAddr,
+    mut trace: RequestTrace,
 ) -> Handled {
-    let (reply, finisher) = DEFERRED
-        .scope(RefCell::new(None), async {
-            let reply = crate::handlers::handle(context, incoming, peer).await;
-            (reply, DEFERRED.with(|cell| cell.borrow_mut().take()))
-        })
+    let started = std::time::Instant::now();
+    let (reply, finisher, remote) = DEFERRED
+        .scope(
+            RefCell::new(None),
+            REMOTE.scope(std::cell::Cell::new(Duration::ZERO), async {
+                let reply = crate::handlers::handle(context, incoming, peer).await;
+                (
+                    reply,
+                    DEFERRED.with(|cell| cell.borrow_mut().take()),
+                    REMOTE.with(|remote| remote.get()),
+                )
+            }),
+        )
         .await;
+    trace.handler_returned(started.elapsed(), remote);
+    let metrics = &context.metrics;
     let (body, files) = match reply {
         Reply::Respond(body) => (body, Vec::new()),
         Reply::RespondWithFiles(body, files) => (body, files),
@@ -525,22 +549,47 @@ async fn handle_request(
                 // Nobody waits for the answer, but the commit must still happen.
                 tokio::spawn(finisher(ResponseKind::Produce(Default::default())));
             }
+            trace.answered_silently(metrics, &topic_namer(context));
+            trace.unanswered(metrics);
             return Handled::Nothing;
         }
         Reply::Close => {
             tracing::debug!(%peer, "closing the connection after a failed acks=0 produce");
+            trace.unanswered(metrics);
             return Handled::Close;
         }
     };
     match finisher {
-        None => match encode(&target, &body, files, peer) {
-            Some(wire) => Handled::Respond(Outgoing::Ready(wire)),
-            None => Handled::Close,
-        },
-        Some(finisher) => Handled::Respond(Outgoing::Waiting(tokio::spawn(async move {
-            let body = finisher(*body).await;
-            encode(&target, &body, files, peer)
-        }))),
+        None => {
+            trace.answered(metrics, &body, &files, &topic_namer(context));
+            match encode(&target, &body, files, peer) {
+                Some(wire) => Handled::Respond(Outgoing::Ready(Traced { wire, trace })),
+                None => Handled::Close,
+            }
+        }
+        Some(finisher) => {
+            let context = Arc::clone(context);
+            Handled::Respond(Outgoing::Waiting(tokio::spawn(async move {
+                let waited = std::time::Instant::now();
+                let body = finisher(*body).await;
+                trace.finisher_returned(waited.elapsed());
+                trace.answered(&context.metrics, &body, &files, &topic_namer(&context));
+                let wire = encode(&target, &body, files, peer)?;
+                Some(Traced { wire, trace })
+            })))
+        }
+    }
+}
+
+/// Resolves a topic id to its name through the current image (for per-topic metrics of
+/// requests that name topics by id).
+fn topic_namer(context: &BrokerContext) -> impl Fn(uuid::Uuid) -> Option<String> + '_ {
+    move |id| {
+        context
+            .metadata
+            .image()
+            .topic_by_id(id)
+            .map(|t| t.name.clone())
     }
 }
 
@@ -571,7 +620,7 @@ fn encode(
 
 /// Waits for a finisher, or forever when there is none (a `select!` branch that never
 /// fires).
-async fn wait(handle: Option<&mut JoinHandle<Option<Wire>>>) -> Option<Wire> {
+async fn wait(handle: Option<&mut JoinHandle<Option<Traced>>>) -> Option<Traced> {
     match handle {
         Some(handle) => handle.await.ok().flatten(),
         None => std::future::pending().await,

@@ -10,7 +10,8 @@
 //! checkpoints high watermarks, `producers.rs` holds idempotent producer state,
 //! `sendfile.rs` splices Fetch records from segment files into responses, `limits.rs` admits
 //! connections and holds the budget for request bytes in flight, `syncer.rs` runs
-//! sync-on-commit's group-committed fsyncs for async waiters. [`BrokerConfig`]
+//! sync-on-commit's group-committed fsyncs for async waiters, `scrubber.rs` verifies cold
+//! segments in the background. [`BrokerConfig`]
 //! (`config.rs`) reads Kafka's keys. The quorum is reached through [`MetadataPort`]:
 //! [`QuorumMetadata`] (`quorum.rs`) over the Raft node, [`LocalMetadata`] in tests.
 //!
@@ -19,11 +20,14 @@
 
 pub mod config;
 pub mod connection;
+pub mod console;
 pub mod fetcher;
 pub mod groups;
 pub mod handlers;
+pub mod http;
 pub mod limits;
 pub mod metadata;
+pub mod metrics;
 pub mod partition;
 pub mod partition_dirs;
 pub mod peer;
@@ -31,6 +35,7 @@ pub mod producers;
 pub mod quorum;
 pub mod replicas;
 mod replication;
+pub mod scrubber;
 pub mod sendfile;
 pub mod server;
 pub mod syncer;
@@ -39,5 +44,6 @@ pub use config::{BrokerConfig, ConfigError, Listener};
 pub use metadata::{LocalMetadata, MetadataError, MetadataPort, SubmitFuture};
 pub use partition::{AppendError, Appended, Partition};
 pub use quorum::QuorumMetadata;
-pub use replicas::ReplicaManager;
+pub use replicas::{DamageCounts, ReplicaManager};
+pub use scrubber::ScrubCounts;
 pub use server::{served_api_versions, Broker, BrokerContext, StartError};

@@ -50,6 +50,11 @@ pub trait MetadataPort: Send + Sync + 'static {
         let image = self.image();
         Box::pin(async move { Ok(image) })
     }
+    /// This node's view of the metadata quorum (metrics and readiness); `None` where there
+    /// is no quorum (an in-process controller).
+    fn quorum_status(&self) -> Option<strom_raft::wire::QuorumStatus> {
+        None
+    }
 }
 
 /// Wall-clock milliseconds since the epoch (0 if the clock is before 1970).

@@ -479,8 +479,21 @@ impl Partition {
     pub(crate) fn on_alter_reply(&self, sent: &AlterIsr, reply: AlterReply, now_ms: i64) {
         let mut leader = lock(&self.leader);
         if let Some(l) = leader.as_mut() {
+            let failed = matches!(reply, AlterReply::Refused(_));
+            let before = l.isr().len();
             if l.on_alter_reply(sent, reply, now_ms) {
                 self.publish(l);
+            }
+            // `/metrics`: IsrShrinksPerSec, IsrExpandsPerSec, FailedIsrUpdatesPerSec.
+            let after = l.isr().len();
+            let metrics = &crate::metrics::REPLICATION;
+            if after < before {
+                metrics.isr_shrinks.inc();
+            } else if after > before {
+                metrics.isr_expands.inc();
+            }
+            if failed {
+                metrics.failed_isr_updates.inc();
             }
         }
     }

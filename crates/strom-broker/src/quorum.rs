@@ -43,6 +43,10 @@ impl MetadataPort for QuorumMetadata {
         self.images.subscribe()
     }
 
+    fn quorum_status(&self) -> Option<strom_raft::wire::QuorumStatus> {
+        Some(self.node.quorum_status())
+    }
+
     fn caught_up_image(&self) -> ImageFuture<'_> {
         Box::pin(async move {
             // A linearizable read: the leader's applied index once everything committed so

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use strom_log::fs::RealFs;
@@ -24,12 +24,26 @@ use crate::fetcher::Fetchers;
 use crate::metadata::MetadataPort;
 use crate::partition::{Partition, Signals};
 use crate::partition_dirs;
+use crate::scrubber::{ScrubCounts, ScrubStats};
 use crate::syncer::{CommitError, Syncer};
 
 /// Partitions whose ISR change waits to be sent, at most (the ISR tick re-offers).
 const ALTER_QUEUE_MAX: usize = 4096;
 
 /// The hosted partitions and the machinery to follow the metadata image.
+/// What the broker knows of damaged and offline partition logs (`ReplicaManager::damage_counts`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DamageCounts {
+    /// Damage reports since start-up: partition logs found damaged at open, and damaged
+    /// batches the scrubber reported (each pass reports what it finds again).
+    pub reports: u64,
+    /// Hosted partitions offline now because their log is damaged (until a restart).
+    pub partitions_offline_damaged: u64,
+    /// Hosted partitions offline now for another reason (a full disk when the log was
+    /// created, say), retried every few seconds.
+    pub partitions_offline_other: u64,
+}
+
 #[derive(Debug)]
 pub struct ReplicaManager {
     config: Arc<BrokerConfig>,
@@ -38,8 +52,8 @@ pub struct ReplicaManager {
     /// Hosted partitions whose log did not open: offline, answered with
     /// KAFKA_STORAGE_ERROR as Kafka answers for a partition it cannot serve from disk.
     /// `true` for damage (`LogError::Damaged`): reopening finds it again, so the partition
-    /// stays offline until a restart after an operator acted; other failures are retried
-    /// by the next reconcile.
+    /// stays offline until a restart after an operator acted; other failures (a full disk
+    /// when the log was created, say) are retried by the maintenance task every few seconds.
     offline: RwLock<HashMap<TopicIdPartition, bool>>,
     /// One reconcile at a time (the watcher task and admin handlers both call it).
     reconciling: Mutex<()>,
@@ -58,13 +72,22 @@ pub struct ReplicaManager {
     last_written: Mutex<Option<HighWatermarks>>,
     /// The follower fetchers.
     pub(crate) fetchers: Fetchers,
+    /// What the scrubber (`scrubber.rs`) has done.
+    scrub: Arc<ScrubStats>,
+    /// Damage reports since start-up: a partition log found damaged at open (once per
+    /// partition) and each damaged batch the scrubber reports (on every pass).
+    damage_reports: AtomicU64,
 }
 
 impl ReplicaManager {
     /// A manager with no partitions open yet; `broker_epoch` is shared with the broker's
     /// registration.
     pub fn new(config: Arc<BrokerConfig>, broker_epoch: Arc<AtomicI64>) -> ReplicaManager {
-        let handles = Arc::new(HandleCache::new(Arc::new(RealFs), config.open_files_max));
+        // Every fsync is timed for `/metrics` (`metrics/fs.rs`); all else passes through.
+        let handles = Arc::new(HandleCache::new(
+            crate::metrics::fs::TimedFs::real(),
+            config.open_files_max,
+        ));
         let (high_watermark_moved, _) = watch::channel(0);
         let (appended, _) = watch::channel(0);
         let (alter, alter_receiver) = mpsc::channel(ALTER_QUEUE_MAX);
@@ -96,7 +119,45 @@ impl ReplicaManager {
             checkpointed: Mutex::new(None),
             last_written: Mutex::new(None),
             fetchers,
+            scrub: Arc::new(ScrubStats::default()),
+            damage_reports: AtomicU64::new(0),
         }
+    }
+
+    /// Whether some hosted partition's log could not be opened for a reason other than
+    /// damage (see `offline`): the maintenance task then reconciles again.
+    pub fn has_offline(&self) -> bool {
+        self.offline
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .any(|damaged| !damaged)
+    }
+
+    /// Damage reports and offline partitions now (kept in memory and named in the log
+    /// lines that report damage; a metrics endpoint will export them).
+    pub fn damage_counts(&self) -> DamageCounts {
+        let offline = self.offline.read().unwrap_or_else(|e| e.into_inner());
+        let damaged = offline.values().filter(|damaged| **damaged).count() as u64;
+        DamageCounts {
+            reports: self.damage_reports.load(Ordering::Relaxed),
+            partitions_offline_damaged: damaged,
+            partitions_offline_other: offline.len() as u64 - damaged,
+        }
+    }
+
+    /// Counts one damage report (see `damage_reports`); returns the total so far.
+    pub(crate) fn note_damage(&self) -> u64 {
+        self.damage_reports.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The scrubber's counters (kept in memory; a metrics endpoint will export them).
+    pub fn scrub_counts(&self) -> ScrubCounts {
+        self.scrub.counts()
+    }
+
+    pub(crate) fn scrub_stats(&self) -> Arc<ScrubStats> {
+        Arc::clone(&self.scrub)
     }
 
     /// The hosted partition, if open.
@@ -253,13 +314,25 @@ impl ReplicaManager {
                     Ok(()) => {
                         offline.remove(&tp);
                     }
+                    // Said once; retried quietly by the maintenance task.
+                    Err(error) if damaged.is_some() && !error.is_damage() => {
+                        tracing::debug!(topic = %topic.name, partition = index, %error,
+                            "partition log still cannot be opened");
+                        offline.insert(tp, error.is_damage());
+                    }
                     Err(error) => {
                         let dir = self.partition_dir(&topic.name, *index);
                         // The error names the file (and, for damage, the byte and what to
                         // do); the broker goes on serving every other partition.
+                        let (retried, damage_reports) = if error.is_damage() {
+                            let reports = self.note_damage();
+                            ("until an operator acts and restarts the broker", reports)
+                        } else {
+                            ("and opening it is retried every few seconds", 0)
+                        };
                         tracing::error!(topic = %topic.name, partition = index,
-                            dir = %dir.display(), %error,
-                            "cannot open partition log; it stays offline and clients get KAFKA_STORAGE_ERROR");
+                            dir = %dir.display(), damage_reports, %error,
+                            "cannot open partition log; it stays offline (clients get KAFKA_STORAGE_ERROR) {retried}");
                         offline.insert(tp, error.is_damage());
                     }
                 }
@@ -513,16 +586,22 @@ impl ReplicaManager {
         }
     }
 
-    /// Periodic duties of every log: the `flush.ms` flush and removal of expired `.deleted`
-    /// files always, retention when `retention` is set, a compaction pass (topics with a
-    /// `compact` policy) when `compaction` is set, and the recovery point moved up to the
-    /// durable offset when `checkpoint` is set (`log.flush.offset.checkpoint.interval.ms`).
-    /// Blocking I/O.
+    /// Periodic duties of every log: resuming writes of a log made read-only by a full disk
+    /// once space returns (`Log::try_resume`, with its own backoff), the `flush.ms` flush and
+    /// removal of expired `.deleted` files always, retention when `retention` is set, a
+    /// compaction pass (topics with a `compact` policy) when `compaction` is set, and the
+    /// recovery point moved up to the durable offset when `checkpoint` is set
+    /// (`log.flush.offset.checkpoint.interval.ms`). Blocking I/O.
     pub fn maintain(&self, now_ms: i64, retention: bool, compaction: bool, checkpoint: bool) {
         for partition in self.all() {
             let log = &partition.log;
+            if log.is_failed() {
+                // Refuses every duty until reopened; it said why when it failed.
+                continue;
+            }
             let result = log
-                .maybe_flush(now_ms)
+                .try_resume(now_ms)
+                .and_then(|_| log.maybe_flush(now_ms))
                 .and_then(|()| log.delete_expired_files(now_ms))
                 .and_then(|()| {
                     if checkpoint {

@@ -90,6 +90,8 @@ pub struct BrokerContext {
     pub groups: crate::groups::GroupHandle,
     /// Connection admission, the request-bytes budget and limit warnings (`limits.rs`).
     pub limits: Arc<ConnectionLimits>,
+    /// What the broker records for `/metrics` and the health checks (`metrics/`).
+    pub metrics: Arc<crate::metrics::BrokerMetrics>,
 }
 
 /// A range of producer ids allocated to this broker: `next..end` are still free.
@@ -119,6 +121,8 @@ pub fn served_api_versions() -> ApiVersionTable {
 pub struct Broker {
     context: Arc<BrokerContext>,
     local_addr: SocketAddr,
+    /// Where the HTTP listener (metrics, health) is bound, if it runs.
+    http_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
     /// The periodic heartbeat, stopped when controlled shutdown takes over heartbeating.
@@ -133,6 +137,7 @@ impl Broker {
         config: BrokerConfig,
         metadata: Arc<dyn MetadataPort>,
     ) -> Result<Broker, StartError> {
+        strom_metrics::process::mark_start();
         let config = Arc::new(config);
         let overrides = crate::limits::resolve_overrides(&config).await?;
         let limits = Arc::new(ConnectionLimits::new(&config, overrides));
@@ -148,6 +153,13 @@ impl Broker {
             address: address.clone(),
             source,
         })?;
+        // The HTTP listener is bound before anything is registered, so that a taken port
+        // fails start-up at once with its key named.
+        let http_listener = match &config.metrics.http_listener {
+            Some(http) => crate::http::bind(http, config.metrics.http_listener_set).await?,
+            None => None,
+        };
+        let http_addr = http_listener.as_ref().and_then(|l| l.local_addr().ok());
         let mut advertised = config.advertised_listener.clone();
         if advertised.port == 0 {
             advertised.port = local_addr.port();
@@ -178,7 +190,20 @@ impl Broker {
             producer_ids: tokio::sync::Mutex::new(ProducerIdBlock::default()),
             groups,
             limits: Arc::clone(&limits),
+            metrics: Arc::new(crate::metrics::BrokerMetrics::new(config.metrics.clone())),
         });
+        if let Some(http_listener) = http_listener {
+            // Serves from now on (readiness says "start-up in progress" until the end of
+            // start); stops when shutdown begins or the broker is dropped.
+            let mut stop = context.shutdown.clone();
+            tokio::spawn(crate::http::serve(
+                http_listener,
+                Arc::clone(&context),
+                async move {
+                    let _ = stop.wait_for(|stop| *stop).await;
+                },
+            ));
+        }
         // Roles come from an image that holds this registration (which reflects what the
         // controller did about this broker's previous incarnation): reconcile runs after it.
         register(&context).await?;
@@ -194,6 +219,7 @@ impl Broker {
         tasks.spawn(follow_metadata(Arc::clone(&context)));
         let heartbeats = tasks.spawn(heartbeat(Arc::clone(&context)));
         tasks.spawn(maintain(Arc::clone(&context)));
+        tasks.spawn(crate::scrubber::run(Arc::clone(&context)));
         tasks.spawn(crate::groups::run(Arc::clone(&context), group_inbox));
         tasks.spawn(limits.report_loop());
         if let Some(queue) = replicas.take_alter_receiver() {
@@ -208,11 +234,13 @@ impl Broker {
         )));
         let (done_tx, connections_done) = tokio::sync::oneshot::channel();
         tasks.spawn(accept_loop(listener, Arc::clone(&context), done_tx));
+        context.metrics.health.set_started();
         tracing::info!(%local_addr, advertised = ?context.advertised, node_id = config.node_id,
-            "broker ready");
+            ?http_addr, "broker ready");
         Ok(Broker {
             context,
             local_addr,
+            http_addr,
             shutdown,
             tasks,
             heartbeats,
@@ -224,6 +252,11 @@ impl Broker {
     /// The address the listener is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address the HTTP listener (metrics, health) is bound to, if it runs.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
     }
 
     /// The shared context (for tests and the binary).
@@ -239,6 +272,9 @@ impl Broker {
     /// let every connection finish its in-flight request (long polls end early), stop the
     /// fetchers, checkpoint the high watermarks, and flush and close every log.
     pub async fn shutdown(mut self) {
+        // Readiness turns false first, so orchestrators stop routing here while the
+        // controlled shutdown moves leadership away.
+        self.context.metrics.health.set_stopping();
         self.heartbeats.abort();
         controlled_shutdown(&self.context).await;
         self.shutdown.send_replace(true);
@@ -410,13 +446,18 @@ async fn controlled_shutdown(context: &BrokerContext) {
 async fn follow_metadata(context: Arc<BrokerContext>) {
     let mut images = context.metadata.watch();
     while images.changed().await.is_ok() {
-        images.borrow_and_update();
+        let image = images.borrow_and_update().clone();
         context.replicas.reconcile_latest(&context.metadata).await;
+        // Deleted topics stop being exposed and free their metric series.
+        context.metrics.forget_topics(&image);
     }
 }
 
 /// How often the cheap log duties run (the `flush.ms` check, expired file removal).
 const MAINTENANCE_TICK_MS: u64 = 1_000;
+
+/// How often partitions whose log could not be opened are tried again.
+const REOPEN_RETRY_MS: u64 = 5_000;
 
 /// Periodic log duties: every tick the cheap ones, retention every
 /// `log.retention.check.interval.ms`, compaction every `log.cleaner.backoff.ms`, the
@@ -425,8 +466,8 @@ async fn maintain(context: Arc<BrokerContext>) {
     let mut interval = tokio::time::interval(Duration::from_millis(MAINTENANCE_TICK_MS));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let started = tokio::time::Instant::now();
-    let (mut last_retention, mut last_compaction, mut last_checkpoint) =
-        (started, started, started);
+    let (mut last_retention, mut last_compaction, mut last_checkpoint, mut last_reopen) =
+        (started, started, started, started);
     let retention_every = Duration::from_millis(context.config.log_retention_check_interval_ms);
     let compaction_every = Duration::from_millis(context.config.log_cleaner_backoff_ms);
     let checkpoint_every =
@@ -452,6 +493,13 @@ async fn maintain(context: Arc<BrokerContext>) {
             replicas.maintain(now_ms(), retention, compaction, checkpoint)
         })
         .await;
+        // Logs that could not be opened (a full disk, say; not damage) are tried again.
+        if now.duration_since(last_reopen) >= Duration::from_millis(REOPEN_RETRY_MS)
+            && context.replicas.has_offline()
+        {
+            last_reopen = now;
+            context.replicas.reconcile_latest(&context.metadata).await;
+        }
     }
 }
 
@@ -475,8 +523,10 @@ async fn accept_loop(
             Ok((stream, peer)) => {
                 // Refused: the stream is dropped, which closes it before a byte is read.
                 let Some(slot) = context.limits.admit(peer) else {
+                    context.metrics.connections.refused.inc();
                     continue;
                 };
+                context.metrics.connections.created.inc();
                 let context = Arc::clone(&context);
                 connections.spawn(crate::connection::serve(stream, peer, context, slot));
             }

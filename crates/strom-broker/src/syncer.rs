@@ -119,7 +119,7 @@ impl Shared {
 
     fn run(&self) {
         while let Some(partition) = self.next() {
-            let durable = match partition.log.flush() {
+            let durable = match crate::metrics::timed_flush(|| partition.log.flush()) {
                 Ok(()) => {
                     // The durable offset can only exceed the log end after a truncation;
                     // the high watermark never may.

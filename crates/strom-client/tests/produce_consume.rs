@@ -493,3 +493,106 @@ async fn many_batches_arrive_once_and_in_order_per_partition() {
         started.elapsed()
     );
 }
+
+/// An assignor that gives every partition to the member whose user data sorts first and
+/// tells each member, in its assignment's user data, how many members there were.
+struct FirstTakesAll;
+
+impl strom_client::consumer::assignor::GroupAssignor for FirstTakesAll {
+    fn name(&self) -> &str {
+        "first-takes-all"
+    }
+
+    fn user_data(&self) -> Option<Bytes> {
+        Some(Bytes::from(std::process::id().to_string()))
+    }
+
+    fn assign(
+        &self,
+        members: &BTreeMap<String, strom_client::consumer::assignor::MemberSubscription>,
+        counts: &BTreeMap<String, i32>,
+    ) -> strom_client::Result<BTreeMap<String, strom_client::consumer::assignor::MemberAssignment>>
+    {
+        let first = members.keys().next().cloned().unwrap_or_default();
+        Ok(members
+            .iter()
+            .map(|(m, sub)| {
+                assert!(
+                    sub.user_data.is_some(),
+                    "subscription user data reaches the leader"
+                );
+                let partitions = if *m == first {
+                    counts
+                        .iter()
+                        .flat_map(|(t, n)| (0..*n).map(move |p| TopicPartition::new(t, p)))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let assignment = strom_client::consumer::assignor::MemberAssignment {
+                    partitions,
+                    user_data: Some(Bytes::from(format!("members={}", members.len()))),
+                };
+                (m.clone(), assignment)
+            })
+            .collect())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_assignor_and_manual_rejoin() {
+    let broker = Broker::start(&[]);
+    broker.create_topic("custom", 3).await;
+    let new_member = || {
+        let mut config = broker.consumer_config(Some("custom-group"));
+        config.enable_auto_commit = false;
+        let mut c = Consumer::new(config).unwrap();
+        c.set_assignor(std::sync::Arc::new(FirstTakesAll)).unwrap();
+        c.set_manual_rejoin(true);
+        c
+    };
+    let mut a = new_member();
+    a.subscribe(vec!["custom".into()]).await.unwrap();
+    assert!(a.rebalance_due(), "never joined");
+    assert!(a.poll(Duration::from_secs(5)).await.unwrap().is_empty());
+    assert!(
+        a.assignment().is_empty(),
+        "manual rejoin: poll does not join"
+    );
+    let assigned = a.rejoin().await.unwrap();
+    assert_eq!(assigned.len(), 3);
+    assert!(!a.rebalance_due());
+    assert_eq!(a.assignment_user_data().as_deref(), Some(&b"members=1"[..]));
+    let (generation, member) = a.group_generation().unwrap();
+    assert!(generation >= 1 && !member.is_empty());
+
+    // A second member joins: `a` learns of the rebalance through its heartbeat, commits
+    // while the group prepares it, then rejoins by hand.
+    let mut b = new_member();
+    b.subscribe(vec!["custom".into()]).await.unwrap();
+    let joining = tokio::spawn(async move {
+        let assigned = b.rejoin().await.unwrap();
+        (b, assigned)
+    });
+    let start = Instant::now();
+    while !a.rebalance_due() && start.elapsed() < Duration::from_secs(30) {
+        a.poll(Duration::from_millis(100)).await.unwrap();
+    }
+    assert!(a.rebalance_due(), "heartbeat saw the rebalance");
+    let mut offsets = BTreeMap::new();
+    offsets.insert(
+        TopicPartition::new("custom", 0),
+        strom_client::OffsetAndMetadata::new(0),
+    );
+    a.commit_offsets(&offsets).await.unwrap();
+    let a_assigned = a.rejoin().await.unwrap();
+    let (b, b_assigned) = joining.await.unwrap();
+    assert_eq!(a_assigned.len() + b_assigned.len(), 3);
+    assert!(a_assigned.is_empty() || b_assigned.is_empty());
+    assert_eq!(a.assignment_user_data().as_deref(), Some(&b"members=2"[..]));
+    assert_eq!(b.assignment_user_data().as_deref(), Some(&b"members=2"[..]));
+    let description = broker.admin().describe_group("custom-group").await.unwrap();
+    assert_eq!(description.protocol, "first-takes-all");
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+}

@@ -146,6 +146,9 @@ impl FileSystem for CountingFs {
     fn file_len(&self, path: &Path) -> io::Result<u64> {
         self.inner.file_len(path)
     }
+    fn available_bytes(&self, dir: &Path) -> io::Result<u64> {
+        self.inner.available_bytes(dir)
+    }
 }
 
 // ---------------------------------------------------------------------------------------

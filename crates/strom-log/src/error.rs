@@ -90,10 +90,15 @@ pub enum LogError {
         /// What is wrong and why it cannot be an interrupted write.
         reason: String,
     },
-    /// An earlier I/O failure (typically a failed fsync) took the log offline; nothing is
-    /// retried, the directory must be reopened (after the operator fixes the disk).
-    #[error("log {dir} is offline after an earlier failure: {reason}")]
+    /// An earlier I/O failure (typically a failed fsync) failed the log: it takes no more
+    /// writes and serves reads only below its durable offset; nothing is retried, the
+    /// directory must be reopened (after the operator checks the disk).
+    #[error("log {dir} takes no more writes after an earlier failure (reads continue below the last successful fsync; check the disk, then restart the broker): {reason}")]
     Failed { dir: PathBuf, reason: String },
+    /// A write found the disk full: the log is read-only (reads go on) until
+    /// [`crate::Log::try_resume`] finds space again.
+    #[error("log {dir} is read-only because the disk is full; free space (or raise the quota) and appends resume without a restart: {reason}")]
+    DiskFull { dir: PathBuf, reason: String },
     #[error("log {dir} is closed")]
     Closed { dir: PathBuf },
     #[error("invalid log config: {0}")]
@@ -115,6 +120,7 @@ impl LogError {
             | LogError::CorruptSegment { .. }
             | LogError::Damaged { .. }
             | LogError::Failed { .. }
+            | LogError::DiskFull { .. }
             | LogError::Closed { .. }
             | LogError::Config(_) => codes::KAFKA_STORAGE_ERROR,
         }
@@ -124,6 +130,20 @@ impl LogError {
     /// again until an operator acts on the directory.
     pub fn is_damage(&self) -> bool {
         matches!(self, LogError::Damaged { .. })
+    }
+
+    /// A *write* (not an fsync) failed for want of space (`ENOSPC`, `EDQUOT`), or the log is
+    /// read-only for that reason. After such a write the durable state is known; after a
+    /// failed fsync it is not, whatever the errno (ext4 may answer `ENOSPC` to an fsync when
+    /// delayed allocation finds no room, and the data is then lost).
+    pub fn is_space_error(&self) -> bool {
+        match self {
+            LogError::Io {
+                operation, source, ..
+            } => !operation.starts_with("fsync") && crate::fs::is_space_error(source),
+            LogError::DiskFull { .. } => true,
+            _ => false,
+        }
     }
 
     pub(crate) fn io(
@@ -152,16 +172,27 @@ fn around(before: Option<i64>, after: Option<i64>) -> String {
 /// What an operator can do about a damaged partition directory `dir` (docs/FORMATS.md, "A
 /// damaged partition log"); ends every [`LogError::Damaged`] message.
 pub fn damage_advice(dir: &Path) -> String {
+    let shown = dir.display();
+    format!(
+        "Strom did not open this partition and cut or deleted nothing in {shown}: guessing \
+         where the damage ends could lose acknowledged records. The broker keeps serving its other \
+         partitions; clients get KAFKA_STORAGE_ERROR for this one. To recover: {}. Without \
+         either, \"A damaged partition log\" in docs/FORMATS.md shows how to keep the records \
+         before the damage",
+        restore_advice(dir)
+    )
+}
+
+/// How to get an intact copy of a damaged partition directory `dir` back (from an in-sync
+/// replica, or a backup): shared by damage found at open ([`damage_advice`]) and by the
+/// scrubber (`ScrubDamage::advice`).
+pub fn restore_advice(dir: &Path) -> String {
     let dir = dir.display();
     format!(
-        "Strom did not open this partition and cut or deleted nothing in {dir}: guessing \
-         where the damage ends could lose acknowledged records. The broker keeps serving its other \
-         partitions; clients get KAFKA_STORAGE_ERROR for this one. To recover, when other \
-         replicas of the partition are in sync (its ISR, e.g. `strom topics describe`): stop \
-         Strom, move {dir} aside (rename it; keep it) and start Strom: the broker copies the \
-         partition again from the leader. Otherwise stop Strom, restore {dir} from a backup \
-         taken while Strom was stopped, and start Strom (records written after the backup are \
-         lost). Without either, \"A damaged partition \
-         log\" in docs/FORMATS.md shows how to keep the records before the damage"
+        "when other replicas of the partition are in sync (its ISR, e.g. `strom topics \
+         describe`): stop Strom, move {dir} aside (rename it; keep it) and start Strom: the \
+         broker copies the partition again from the leader. Otherwise stop Strom, restore \
+         {dir} from a backup taken while Strom was stopped, and start Strom (records written \
+         after the backup are lost)"
     )
 }

@@ -26,6 +26,7 @@ pub use handles::HandleCache;
 pub use high_watermarks::HighWatermarks;
 pub use leader_epoch::{EpochEntry, LeaderEpochCache};
 pub use log::{
-    AppendInfo, AppendOrigin, CompactionReport, FileRange, Log, OpenReport, ReadInfo,
-    RetentionReport, TimestampOffset, TruncateReport, Unflushed,
+    AppendInfo, AppendOrigin, CompactionReport, FileRange, Health, Log, OpenReport, ReadInfo,
+    RetentionReport, ScrubBudget, ScrubCursor, ScrubDamage, ScrubStep, TimestampOffset,
+    TruncateReport, Unflushed, SCRUB_CHUNK_BYTES,
 };

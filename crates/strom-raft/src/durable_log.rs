@@ -13,6 +13,16 @@
 //! - purge: the purge point is made durable before any segment file is removed.
 //! - committed: a hint only, written atomically without fsync; a stale value is safe.
 //!
+//! Failures: a *write* that finds the disk (or quota) full (`ENOSPC`, `EDQUOT`) leaves the
+//! durable state known: an append's partial frames past the last fsynced byte are cut at
+//! once, durably (the last frame before them is read back and checked), a vote or purge
+//! point was not yet renamed into place, and nothing of it was acknowledged. Such a write
+//! answers `DiskFull` and the log stays writable, so the caller may try it again once space
+//! returns (`log_store` waits and retries, because openraft stops the node on any storage
+//! error). A failed fsync is different, whatever its errno: the kernel may have dropped the
+//! dirty pages and reports that only once, so the log refuses all further writes (`Failed`)
+//! and never retries it; so does any other I/O error, or a cut that cannot be made.
+//!
 //! Recovery (`recovery.rs`): only the last segment may end in a torn frame (appends never
 //! span an fsync boundary across segments), and only above every committed entry with no
 //! valid frame after it; it is cut. Any other bad frame, a vote or purge file that fails its
@@ -25,8 +35,8 @@ use std::io::{self, Write};
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 
-use crate::entry_codec::encode_entry;
-use crate::fsutil::{read_atomic, sync_dir, write_atomic};
+use crate::entry_codec::{decode_entry, encode_entry};
+use crate::fsutil::{fsync_failed, is_space_error, read_atomic, sync_dir, write_atomic};
 use crate::recovery::{classify, recovery_advice, scan_segment, Floor};
 use crate::types::{Entry, LogId, Vote};
 
@@ -53,11 +63,14 @@ impl Default for LogConfig {
     }
 }
 
-/// Errors of the durable log. After an I/O error the log refuses further writes.
+/// Errors of the durable log. After an I/O error the log refuses further writes, except
+/// after a write that found the disk full (`DiskFull`), which may be tried again.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     #[error("raft log I/O error in {dir}: {source}")]
     Io { dir: PathBuf, source: io::Error },
+    #[error("raft log in {dir}: the disk is full ({source}); nothing was written, and the write can be tried again once space is freed")]
+    DiskFull { dir: PathBuf, source: io::Error },
     #[error("raft log in {dir} is corrupt: {detail}")]
     Corrupt { dir: PathBuf, detail: String },
     /// A file of the log is damaged: start-up stops rather than guess (see `recovery.rs`).
@@ -331,7 +344,16 @@ impl DurableLog {
         self.check_writable()?;
         // No fsync: the commit point is a hint for faster start-up; losing it is safe.
         let result = write_json(&self.dir, COMMITTED_FILE, &committed, false);
-        self.latch(result)?;
+        match result {
+            // A full disk keeps the older hint on disk, which is as safe as a lost one.
+            Err(e) if is_space_error(&e) => {
+                tracing::debug!(
+                    "raft log {}: commit hint not written: {e}",
+                    self.dir.display()
+                );
+            }
+            result => self.latch(result)?,
+        }
         self.committed = committed;
         Ok(())
     }
@@ -393,11 +415,64 @@ impl DurableLog {
             .ok_or_else(|| io::Error::other("no active segment"))?;
         let base = *base;
         let start = self.segments.get(&base).copied().unwrap_or(0);
-        file.write_all(buf)?;
+        if let Err(error) = file.write_all(buf) {
+            if is_space_error(&error) {
+                self.cut_failed_write(base, start)?;
+            }
+            return Err(error);
+        }
         // fsync: appended entries are acknowledged (LogFlushed) only after this returns.
-        file.sync_data()?;
+        file.sync_data().map_err(fsync_failed)?;
         self.segments.insert(base, start + buf.len() as u64);
         Ok((base, start))
+    }
+
+    /// After a write to segment `base` found the disk full: cuts the partial frames it left
+    /// past `start` (the end of the last fsynced frame; cutting needs no space), so that the
+    /// next append starts on a frame boundary, reads back the last frame before them, and
+    /// fsyncs the cut, so that no frame of the failed write (never acknowledged) can come
+    /// back after a crash. Any error here is returned as one that fails the log.
+    fn cut_failed_write(&mut self, base: u64, start: u64) -> io::Result<()> {
+        let path = segment_path(&self.dir, base);
+        let not_space = |e: io::Error| {
+            io::Error::other(format!(
+                "cannot cut the partial write in {}: {e}",
+                path.display()
+            ))
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(not_space)?;
+        file.set_len(start).map_err(not_space)?;
+        // fsync: the cut is durable before anything is written after it.
+        file.sync_data().map_err(|e| not_space(fsync_failed(e)))?;
+        let last = self
+            .locations
+            .iter()
+            .next_back()
+            .filter(|(_, location)| location.segment_base == base)
+            .map(|(index, location)| (*index, location.offset));
+        if let Some((index, offset)) = last {
+            let mut frame = vec![0u8; usize::try_from(start - offset).unwrap_or(0)];
+            std::os::unix::fs::FileExt::read_exact_at(&file, &mut frame, offset)
+                .map_err(not_space)?;
+            let sound = decode_entry(&frame, self.config.entry_bytes_max)
+                .is_ok_and(|(entry, len)| entry.log_id.index == index && len == frame.len());
+            if !sound {
+                return Err(io::Error::other(format!(
+                    "{}: the last frame before the failed write (index {index} at byte {offset}) does not read back whole",
+                    path.display()
+                )));
+            }
+        }
+        tracing::debug!(
+            "raft log {}: the disk is full; cut the partial write back to byte {start} of {}",
+            self.dir.display(),
+            path.display()
+        );
+        Ok(())
     }
 
     /// Removes every entry with index >= `index`, durably.
@@ -406,7 +481,15 @@ impl DurableLog {
         let Some(&location) = self.locations.get(&index) else {
             return Ok(());
         };
-        let result = self.cut_segments(location);
+        // Strict: a truncation that stopped part way leaves state that a retry would not
+        // find as it expects, whatever the error.
+        let result = self.cut_segments(location).map_err(|e| {
+            if is_space_error(&e) {
+                io::Error::other(e)
+            } else {
+                e
+            }
+        });
         self.latch(result)?;
         self.entries.split_off(&index);
         self.locations.split_off(&index);
@@ -432,7 +515,7 @@ impl DurableLog {
             file.set_len(location.offset)?;
             // fsync: the cut must be durable before new entries for the same indexes are
             // acknowledged, or old entries could reappear after a crash.
-            file.sync_all()?;
+            file.sync_all().map_err(fsync_failed)?;
             self.segments.insert(location.segment_base, location.offset);
         }
         // fsync: removed segments must stay removed for the same reason.
@@ -587,11 +670,22 @@ impl DurableLog {
     }
 
     /// Latches the log into the failed state on an I/O error: after a failed fsync the page
-    /// cache may no longer match the disk, so retrying could acknowledge lost data.
+    /// cache may no longer match the disk, so retrying could acknowledge lost data. A write
+    /// that found the disk full is the exception (see the module docs): `DiskFull`, and the
+    /// log stays writable.
     fn latch<T>(&mut self, result: io::Result<T>) -> Result<T, LogError> {
         result.map_err(|e| {
+            if is_space_error(&e) {
+                return LogError::DiskFull {
+                    dir: self.dir.clone(),
+                    source: e,
+                };
+            }
             self.failed = true;
-            tracing::error!("raft log {} failed: {e}", self.dir.display());
+            tracing::error!(
+                "raft log {} failed; it takes no more writes (check the disk, then restart): {e}",
+                self.dir.display()
+            );
             io_err(&self.dir, e)
         })
     }

@@ -29,7 +29,7 @@ pub fn write_atomic(path: &Path, body: &[u8], durable: bool) -> io::Result<()> {
         file.write_all(&encode_atomic(body))?;
         if durable {
             // fsync: the new contents must be on disk before the rename can expose them.
-            file.sync_all()?;
+            file.sync_all().map_err(fsync_failed)?;
         }
     }
     fs::rename(&tmp, path)?;
@@ -107,9 +107,32 @@ fn le_u32(bytes: &[u8]) -> Option<u32> {
     Some(u32::from_le_bytes(bytes.try_into().ok()?))
 }
 
-/// Makes renames, creations and removals in `dir` durable.
+/// Makes renames, creations and removals in `dir` durable. Its error, if any, is a failed
+/// fsync (see [`fsync_failed`]).
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    File::open(dir)?.sync_all().map_err(fsync_failed)
+}
+
+/// A failed fsync, whatever its errno: after it the durable state is unknown (the kernel
+/// may have dropped the dirty pages and will not report it again), so it must never be
+/// taken for a write that merely found the disk full and may be retried.
+#[derive(Debug, thiserror::Error)]
+#[error("fsync failed: {0}")]
+pub struct FsyncFailed(pub io::Error);
+
+/// Wraps an fsync's error so that [`is_space_error`] is false for it (ext4 may answer
+/// ENOSPC to an fsync when delayed allocation finds no room; the data is then lost).
+pub fn fsync_failed(error: io::Error) -> io::Error {
+    io::Error::other(FsyncFailed(error))
+}
+
+/// A *write* found the disk (or the quota) full: nothing written past the last fsync is
+/// acknowledged, so the state is known and the write may be tried again once space returns.
+pub fn is_space_error(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
 }
 
 pub fn invalid_data(message: String) -> io::Error {

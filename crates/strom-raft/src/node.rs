@@ -140,8 +140,11 @@ impl<K: Controller> RaftNode<K> {
             addr: config.listen_addr,
             source,
         })?;
-        let raft = start_raft(&config, LogStore::new(log), sm).await?;
+        // Created before raft: storage writes waiting for disk space give up on shutdown.
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let log = LogStore::new(log).with_shutdown(shutdown_rx.clone());
+        let sm = sm.with_shutdown(shutdown_rx.clone());
+        let raft = start_raft(&config, log, sm).await?;
         let (jobs_tx, jobs_rx) = mpsc::channel(config.submit_queue_max);
         let task = ControllerTask {
             raft: raft.clone(),

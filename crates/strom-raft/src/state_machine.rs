@@ -4,6 +4,11 @@
 //!
 //! The state itself is not persisted on apply; start-up rebuilds it from the snapshot plus
 //! the log (openraft replays entries up to the commit hint).
+//!
+//! A snapshot write that finds the disk full waits and is tried again (bounded backoff)
+//! until space returns or the node shuts down, as log writes do (`log_store.rs`): openraft
+//! stops the node on any error from building or installing a snapshot. The old snapshot
+//! file stays in place meanwhile (the new one is renamed over it only once written).
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -14,6 +19,9 @@ use openraft::{
     AnyError, EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder,
 };
 use tokio::sync::{broadcast, watch};
+
+use crate::fsutil::is_space_error;
+use crate::log_store::wait_for_retry;
 
 use crate::snapshot_file;
 use crate::state::{Applied, ReplicatedState, StateEvent};
@@ -39,6 +47,8 @@ pub struct StateMachineStore<S: ReplicatedState> {
     snapshot_write: Arc<Mutex<()>>,
     state_tx: watch::Sender<Applied<S>>,
     events_tx: broadcast::Sender<StateEvent<S::Delta>>,
+    /// Set when the node shuts down: a snapshot write waiting for disk space gives up.
+    shutdown: Option<watch::Receiver<bool>>,
 }
 
 fn sm_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
@@ -100,8 +110,15 @@ impl<S: ReplicatedState> StateMachineStore<S> {
             snapshot_write: Arc::new(Mutex::new(())),
             state_tx,
             events_tx,
+            shutdown: None,
         };
         Ok((store, channels))
+    }
+
+    /// Snapshot writes waiting for disk space give up once `shutdown` turns true.
+    pub fn with_shutdown(mut self, shutdown: watch::Receiver<bool>) -> Self {
+        self.shutdown = Some(shutdown);
+        self
     }
 
     fn apply_one(&mut self, entry: Entry) -> ApplyOutcome {
@@ -141,6 +158,7 @@ pub struct SnapshotBuilder<S: ReplicatedState> {
     membership: StoredMembership,
     dir: PathBuf,
     snapshot_write: Arc<Mutex<()>>,
+    shutdown: Option<watch::Receiver<bool>>,
 }
 
 impl<S: ReplicatedState> RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder<S> {
@@ -159,7 +177,14 @@ impl<S: ReplicatedState> RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder<S> 
         };
         let body = snapshot_file::encode_body(&meta, &self.applied.state.encode_snapshot())
             .map_err(|e| snapshot_err(ErrorVerb::Write, e))?;
-        let body = store_off_runtime(&self.dir, &self.snapshot_write, &meta, body).await?;
+        let body = store_off_runtime(
+            &self.dir,
+            &self.snapshot_write,
+            &meta,
+            body,
+            self.shutdown.clone(),
+        )
+        .await?;
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(body)),
@@ -167,21 +192,65 @@ impl<S: ReplicatedState> RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder<S> 
     }
 }
 
+/// The first wait before a snapshot write that found the disk full is tried again, and the
+/// longest.
+const DISK_FULL_RETRY_MS_MIN: u64 = 100;
+const DISK_FULL_RETRY_MS_MAX: u64 = 5_000;
+
 /// [`store_if_newer`] on the blocking pool (it fsyncs; the runtime's workers serve broker
-/// connections too); hands the body back.
+/// connections too), tried again while the disk is full (see the module docs); hands the
+/// body back.
 async fn store_off_runtime(
     dir: &Path,
     lock: &Arc<Mutex<()>>,
     meta: &SnapshotMeta,
     body: Vec<u8>,
+    shutdown: Option<watch::Receiver<bool>>,
 ) -> Result<Vec<u8>, StorageError> {
-    let (dir, lock, meta) = (dir.to_path_buf(), Arc::clone(lock), meta.clone());
-    tokio::task::spawn_blocking(move || {
-        store_if_newer(&dir, &lock, &meta, &body)?;
-        Ok(body)
-    })
-    .await
-    .map_err(|e| snapshot_err(ErrorVerb::Write, e))?
+    let body = Arc::new(body);
+    let mut wait_ms = DISK_FULL_RETRY_MS_MIN;
+    let mut waited = false;
+    loop {
+        let (dir, lock, meta) = (dir.to_path_buf(), Arc::clone(lock), meta.clone());
+        let attempt = Arc::clone(&body);
+        let stored =
+            tokio::task::spawn_blocking(move || store_if_newer(&dir, &lock, &meta, &attempt))
+                .await
+                .map_err(|e| snapshot_err(ErrorVerb::Write, e))?;
+        match stored {
+            Ok(()) => break,
+            Err(StoreError::Full(error)) => {
+                if !waited {
+                    tracing::warn!(
+                        "snapshot not written, the disk is full ({error}); waiting for space"
+                    );
+                    waited = true;
+                }
+                if wait_for_retry(shutdown.clone(), wait_ms).await {
+                    return Err(snapshot_err(ErrorVerb::Write, error));
+                }
+                wait_ms = wait_ms.saturating_mul(2).min(DISK_FULL_RETRY_MS_MAX);
+            }
+            Err(StoreError::Other(error)) => return Err(*error),
+        }
+    }
+    if waited {
+        tracing::info!("disk space is back; the snapshot was written");
+    }
+    Ok(Arc::try_unwrap(body).unwrap_or_else(|shared| shared.as_ref().clone()))
+}
+
+/// Why a snapshot was not stored.
+enum StoreError {
+    /// Its write found the disk full; nothing changed.
+    Full(std::io::Error),
+    Other(Box<StorageError>),
+}
+
+impl From<StorageError> for StoreError {
+    fn from(error: StorageError) -> Self {
+        StoreError::Other(Box::new(error))
+    }
 }
 
 /// Writes the snapshot unless a newer one is already stored (a concurrent install).
@@ -190,7 +259,7 @@ fn store_if_newer(
     lock: &Mutex<()>,
     meta: &SnapshotMeta,
     body: &[u8],
-) -> Result<(), StorageError> {
+) -> Result<(), StoreError> {
     let _guard = lock
         .lock()
         .map_err(|_| snapshot_err(ErrorVerb::Write, "snapshot lock poisoned"))?;
@@ -203,7 +272,13 @@ fn store_if_newer(
             return Ok(());
         }
     }
-    snapshot_file::store(dir, body).map_err(|e| snapshot_err(ErrorVerb::Write, e))
+    snapshot_file::store(dir, body).map_err(|e| {
+        if is_space_error(&e) {
+            StoreError::Full(e)
+        } else {
+            StoreError::Other(Box::new(snapshot_err(ErrorVerb::Write, e)))
+        }
+    })
 }
 
 impl<S: ReplicatedState> RaftStateMachine<TypeConfig> for StateMachineStore<S> {
@@ -230,6 +305,7 @@ impl<S: ReplicatedState> RaftStateMachine<TypeConfig> for StateMachineStore<S> {
             membership: self.membership.clone(),
             dir: self.dir.clone(),
             snapshot_write: self.snapshot_write.clone(),
+            shutdown: self.shutdown.clone(),
         }
     }
 
@@ -252,7 +328,14 @@ impl<S: ReplicatedState> RaftStateMachine<TypeConfig> for StateMachineStore<S> {
             ));
         }
         let state = S::decode_snapshot(state_bytes).map_err(|e| sm_err(ErrorVerb::Read, e))?;
-        store_off_runtime(&self.dir, &self.snapshot_write, meta, body).await?;
+        store_off_runtime(
+            &self.dir,
+            &self.snapshot_write,
+            meta,
+            body,
+            self.shutdown.clone(),
+        )
+        .await?;
         self.applied = Applied {
             last_applied: meta.last_log_id,
             state,

@@ -117,8 +117,12 @@ pub fn run(file: Option<&Path>, overrides: &[String]) -> anyhow::Result<()> {
         let serving = match &broker {
             Some(broker) => {
                 let advertised = &broker.context().advertised;
+                let http = match broker.http_addr() {
+                    Some(addr) => format!("http://{addr} (metrics, health), "),
+                    None => String::new(),
+                };
                 format!(
-                    "broker listening on {} (advertised {}:{}), ",
+                    "broker listening on {} (advertised {}:{}), {http}",
                     broker.local_addr(),
                     advertised.host,
                     advertised.port

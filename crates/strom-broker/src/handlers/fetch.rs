@@ -382,7 +382,10 @@ fn read_one(
         }
         Err(error) => {
             let code = error.kafka_error_code();
-            if code == ErrorCode::KAFKA_STORAGE_ERROR.code() {
+            if matches!(error, LogError::Failed { .. }) {
+                // A failed log serves only below its last fsync; it said why when it failed.
+                tracing::debug!(topic = %partition.topic, %error, "fetch refused");
+            } else if code == ErrorCode::KAFKA_STORAGE_ERROR.code() {
                 tracing::error!(topic = %partition.topic, %error, "fetch read failed");
             }
             (base.with_error_code(code), None)

@@ -450,7 +450,13 @@ fn join_failure(join_error: &tokio::task::JoinError) -> Failure {
 
 fn log_failure(topic: &str, log_error: &LogError) -> Failure {
     let code = ErrorCode(log_error.kafka_error_code());
-    if code == ErrorCode::KAFKA_STORAGE_ERROR {
+    if matches!(
+        log_error,
+        LogError::DiskFull { .. } | LogError::Failed { .. }
+    ) {
+        // The log said so when it went read-only or failed; not once per request.
+        tracing::debug!(topic, error = %log_error, "append refused");
+    } else if code == ErrorCode::KAFKA_STORAGE_ERROR {
         tracing::error!(topic, error = %log_error, "append failed");
     } else {
         tracing::debug!(topic, error = %log_error, "append refused");

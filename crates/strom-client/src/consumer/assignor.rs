@@ -1,9 +1,84 @@
-//! Kafka's `RangeAssignor`: per topic, partitions split into contiguous ranges over the
-//! subscribed members sorted by member id; the first `partitions % members` get one extra.
+//! Group assignors: the [`GroupAssignor`] trait a classic-group leader runs (so a library
+//! such as Strom Streams can bring its own, with user data in subscriptions and
+//! assignments), and Kafka's `RangeAssignor`: per topic, partitions split into contiguous
+//! ranges over the subscribed members sorted by member id; the first `partitions % members`
+//! get one extra.
 
 use std::collections::BTreeMap;
 
+use bytes::Bytes;
+
+use crate::error::Result;
 use crate::types::TopicPartition;
+
+/// One member's subscription as the leader's assignor sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MemberSubscription {
+    pub topics: Vec<String>,
+    /// What the member's own assignor put in its subscription.
+    pub user_data: Option<Bytes>,
+    pub owned_partitions: Vec<TopicPartition>,
+}
+
+/// What the leader hands one member.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MemberAssignment {
+    pub partitions: Vec<TopicPartition>,
+    /// Read back by the member through `Consumer::assignment_user_data`.
+    pub user_data: Option<Bytes>,
+}
+
+/// A classic-protocol partition assignor (Kafka's `ConsumerPartitionAssignor`). Every
+/// member sends [`GroupAssignor::user_data`] with its JoinGroup; the elected leader calls
+/// [`GroupAssignor::assign`] with all members' subscriptions.
+pub trait GroupAssignor: Send + Sync {
+    /// The protocol name sent in JoinGroup (`range`, `stream`).
+    fn name(&self) -> &str;
+    /// Bytes for this member's subscription, asked for at every join.
+    fn user_data(&self) -> Option<Bytes> {
+        None
+    }
+    /// Assigns partitions. `partition_counts` has every subscribed topic that exists.
+    /// Every member in `members` must appear in the result.
+    fn assign(
+        &self,
+        members: &BTreeMap<String, MemberSubscription>,
+        partition_counts: &BTreeMap<String, i32>,
+    ) -> Result<BTreeMap<String, MemberAssignment>>;
+}
+
+/// Kafka's range assignor as a [`GroupAssignor`] (the consumer's default).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RangeAssignor;
+
+impl GroupAssignor for RangeAssignor {
+    fn name(&self) -> &str {
+        "range"
+    }
+
+    fn assign(
+        &self,
+        members: &BTreeMap<String, MemberSubscription>,
+        partition_counts: &BTreeMap<String, i32>,
+    ) -> Result<BTreeMap<String, MemberAssignment>> {
+        let subscriptions: BTreeMap<String, Vec<String>> = members
+            .iter()
+            .map(|(m, s)| (m.clone(), s.topics.clone()))
+            .collect();
+        Ok(range_assign(&subscriptions, partition_counts)
+            .into_iter()
+            .map(|(m, partitions)| {
+                (
+                    m,
+                    MemberAssignment {
+                        partitions,
+                        user_data: None,
+                    },
+                )
+            })
+            .collect())
+    }
+}
 
 /// Assigns `partition_counts` (topic -> number of partitions) to members by their
 /// subscribed topics. Every member appears in the result, possibly with nothing.

@@ -16,9 +16,10 @@ use kafka_protocol::messages::{
 use strom_protocol::ErrorCode;
 use tokio::task::JoinHandle;
 
-use super::assignor::range_assign;
+use super::assignor::{GroupAssignor, MemberSubscription, RangeAssignor};
 use super::protocol::{
-    decode_assignment, decode_subscription, encode_assignment, encode_subscription, Subscription,
+    decode_assignment_with, decode_subscription, encode_assignment_with, encode_subscription,
+    Subscription,
 };
 use crate::cluster::{str_bytes, Cluster, Target};
 use crate::config::ConsumerConfig;
@@ -26,7 +27,6 @@ use crate::error::{ClientError, Result};
 use crate::types::TopicPartition;
 
 const PROTOCOL_TYPE: &str = "consumer";
-const ASSIGNOR: &str = "range";
 /// Join/sync rounds tried before giving up (each bounded by the rebalance timeout).
 const JOIN_ROUNDS_MAX: u32 = 50;
 /// Extra time JoinGroup may take beyond the rebalance timeout (as Kafka's client allows).
@@ -39,6 +39,9 @@ pub(crate) struct Membership {
     generation: i32,
     rejoin: Arc<AtomicBool>,
     heartbeat: Option<JoinHandle<()>>,
+    assignor: Arc<dyn GroupAssignor>,
+    /// The user data of the last assignment this member received.
+    assignment_user_data: Option<bytes::Bytes>,
 }
 
 impl Drop for Membership {
@@ -57,7 +60,19 @@ impl Membership {
             generation: -1,
             rejoin: Arc::new(AtomicBool::new(true)),
             heartbeat: None,
+            assignor: Arc::new(RangeAssignor),
+            assignment_user_data: None,
         }
+    }
+
+    /// Replaces the assignor (effective from the next join).
+    pub fn set_assignor(&mut self, assignor: Arc<dyn GroupAssignor>) {
+        self.assignor = assignor;
+    }
+
+    /// The user data of the last assignment received.
+    pub fn assignment_user_data(&self) -> Option<&bytes::Bytes> {
+        self.assignment_user_data.as_ref()
     }
 
     pub fn group_id(&self) -> &str {
@@ -93,6 +108,7 @@ impl Membership {
         self.stop_heartbeat();
         let subscription = encode_subscription(&Subscription {
             topics: topics.to_vec(),
+            user_data: self.assignor.user_data(),
             ..Subscription::default()
         })?;
         let target = Target::GroupCoordinator(self.group_id.clone());
@@ -146,6 +162,7 @@ impl Membership {
         };
         let group = self.group_id.clone();
         let (generation, member_id) = (self.generation, self.member_id.clone());
+        let protocol = self.assignor.name().to_string();
         let synced = cluster
             .call(target, |_| {
                 Ok(SyncGroupRequest::default()
@@ -153,12 +170,14 @@ impl Membership {
                     .with_generation_id(generation)
                     .with_member_id(str_bytes(&member_id))
                     .with_protocol_type(Some(str_bytes(PROTOCOL_TYPE)))
-                    .with_protocol_name(Some(str_bytes(ASSIGNOR)))
+                    .with_protocol_name(Some(str_bytes(&protocol)))
                     .with_assignments(assignments))
             })
             .await?;
         ClientError::check(synced.error_code, None, format!("SyncGroup {group}"))?;
-        decode_assignment(&synced.assignment)
+        let (partitions, user_data) = decode_assignment_with(&synced.assignment)?;
+        self.assignment_user_data = user_data;
+        Ok(partitions)
     }
 
     /// JoinGroup, repeating once with the member id the broker hands out (KIP-394).
@@ -170,6 +189,7 @@ impl Membership {
         subscription: &bytes::Bytes,
     ) -> Result<JoinGroupResponse> {
         let timeout_ms = config.max_poll_interval_ms.saturating_add(JOIN_GRACE_MS);
+        let protocol = self.assignor.name().to_string();
         for _ in 0..2 {
             let group = self.group_id.clone();
             let member_id = self.member_id.clone();
@@ -182,7 +202,7 @@ impl Membership {
                         .with_member_id(str_bytes(&member_id))
                         .with_protocol_type(str_bytes(PROTOCOL_TYPE))
                         .with_protocols(vec![JoinGroupRequestProtocol::default()
-                            .with_name(str_bytes(ASSIGNOR))
+                            .with_name(str_bytes(&protocol))
                             .with_metadata(subscription.clone())]))
                 })
                 .await?;
@@ -202,18 +222,25 @@ impl Membership {
         ))
     }
 
-    /// The leader's job: range-assign every member's subscribed topics.
+    /// The leader's job: run the assignor over every member's subscription.
     async fn assign(
         &self,
         cluster: &Arc<Cluster>,
         joined: &JoinGroupResponse,
     ) -> Result<Vec<SyncGroupRequestAssignment>> {
-        let mut subscriptions: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut subscriptions: BTreeMap<String, MemberSubscription> = BTreeMap::new();
         for m in &joined.members {
             let sub = decode_subscription(&m.metadata)?;
-            subscriptions.insert(m.member_id.to_string(), sub.topics);
+            subscriptions.insert(
+                m.member_id.to_string(),
+                MemberSubscription {
+                    topics: sub.topics,
+                    user_data: sub.user_data,
+                    owned_partitions: sub.owned_partitions,
+                },
+            );
         }
-        let topics: BTreeSet<&String> = subscriptions.values().flatten().collect();
+        let topics: BTreeSet<&String> = subscriptions.values().flat_map(|s| &s.topics).collect();
         let mut counts = BTreeMap::new();
         for topic in topics {
             match cluster.topic(topic, false).await {
@@ -228,12 +255,13 @@ impl Membership {
                 Err(e) => return Err(e),
             }
         }
-        range_assign(&subscriptions, &counts)
+        self.assignor
+            .assign(&subscriptions, &counts)?
             .into_iter()
-            .map(|(member, partitions)| {
+            .map(|(member, a)| {
                 Ok(SyncGroupRequestAssignment::default()
                     .with_member_id(str_bytes(&member))
-                    .with_assignment(encode_assignment(&partitions)?))
+                    .with_assignment(encode_assignment_with(&a.partitions, a.user_data)?))
             })
             .collect()
     }

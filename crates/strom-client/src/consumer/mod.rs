@@ -68,6 +68,10 @@ pub struct Consumer {
     /// (new partitions, a topic created) triggers a rejoin, as Kafka's consumer does.
     subscribed_counts: BTreeMap<String, usize>,
     last_metadata_check: Instant,
+    /// When set, `poll` never rejoins the group itself: it returns at once while a
+    /// rebalance is due, and the owner calls [`Consumer::rejoin`] after it has committed
+    /// (Kafka's `onPartitionsRevoked` moment, without a callback).
+    manual_rejoin: bool,
 }
 
 impl Consumer {
@@ -86,6 +90,77 @@ impl Consumer {
             last_auto_commit: Instant::now(),
             subscribed_counts: BTreeMap::new(),
             last_metadata_check: Instant::now(),
+            manual_rejoin: false,
+        })
+    }
+
+    /// Uses `assignor` instead of the range assignor from the next join on (this member
+    /// sends its name and user data; when elected leader, it assigns the whole group).
+    pub fn set_assignor(&mut self, assignor: Arc<dyn assignor::GroupAssignor>) -> Result<()> {
+        let membership = self.membership_mut()?;
+        membership.set_assignor(assignor);
+        Ok(())
+    }
+
+    /// Switches manual rejoin on or off (see [`Consumer::rejoin`]).
+    pub fn set_manual_rejoin(&mut self, manual: bool) {
+        self.manual_rejoin = manual;
+    }
+
+    /// Whether the group needs this member to (re)join: never joined, the coordinator
+    /// started a rebalance, or the subscribed topics changed.
+    pub fn rebalance_due(&self) -> bool {
+        self.subscription.is_some()
+            && self
+                .membership
+                .as_ref()
+                .is_some_and(Membership::needs_rejoin)
+    }
+
+    /// Joins (or rejoins) the group now and returns the new assignment. With manual
+    /// rejoin, the owner calls this when [`Consumer::rebalance_due`] says so, after
+    /// committing what it processed (commits are accepted while the group prepares the
+    /// rebalance). Positions of the new assignment come from the committed offsets.
+    pub async fn rejoin(&mut self) -> Result<Vec<TopicPartition>> {
+        let topics = self
+            .subscription
+            .clone()
+            .ok_or_else(|| ClientError::InvalidArgument("rejoin needs a subscription".into()))?;
+        let membership = self
+            .membership
+            .as_mut()
+            .ok_or_else(|| ClientError::Config {
+                key: "group.id".into(),
+                reason: "needs a group.id".into(),
+            })?;
+        let assigned = membership
+            .join(&self.cluster, &self.config, &topics)
+            .await?;
+        self.subscribed_counts = self.partition_counts(&topics).await;
+        self.last_metadata_check = Instant::now();
+        self.partitions.clear();
+        self.set_assignment(assigned);
+        Ok(self.assignment())
+    }
+
+    /// The user data the group leader's assignor attached to this member's assignment.
+    pub fn assignment_user_data(&self) -> Option<bytes::Bytes> {
+        self.membership
+            .as_ref()
+            .and_then(|m| m.assignment_user_data().cloned())
+    }
+
+    /// This member's generation and member id (generation -1 before the first join).
+    pub fn group_generation(&self) -> Option<(i32, String)> {
+        self.membership
+            .as_ref()
+            .map(|m| (m.generation(), m.member_id().to_string()))
+    }
+
+    fn membership_mut(&mut self) -> Result<&mut Membership> {
+        self.membership.as_mut().ok_or_else(|| ClientError::Config {
+            key: "group.id".into(),
+            reason: "needs a group.id".into(),
         })
     }
 
@@ -126,6 +201,9 @@ impl Consumer {
     pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
         let deadline = Instant::now() + timeout;
         loop {
+            if self.manual_rejoin && self.rebalance_due() {
+                return Ok(Vec::new());
+            }
             self.maintain_group().await?;
             self.maybe_auto_commit().await;
             self.reset_positions().await?;

@@ -20,6 +20,8 @@ pub struct Subscription {
     pub owned_partitions: Vec<TopicPartition>,
     pub generation_id: i32,
     pub rack_id: Option<String>,
+    /// The assignor's own bytes (a Streams member's tasks and host, for example).
+    pub user_data: Option<Bytes>,
 }
 
 /// Encodes a subscription at the newest version (as Kafka's Java consumer does).
@@ -33,7 +35,8 @@ pub fn encode_subscription(sub: &Subscription) -> Result<Bytes> {
                 .with_partitions(ps)
         }))
         .with_generation_id(sub.generation_id)
-        .with_rack_id(sub.rack_id.as_deref().map(str_bytes));
+        .with_rack_id(sub.rack_id.as_deref().map(str_bytes))
+        .with_user_data(sub.user_data.clone());
     encode_versioned(&message, version)
 }
 
@@ -56,39 +59,54 @@ pub fn decode_subscription(bytes: &Bytes) -> Result<Subscription> {
             .collect(),
         generation_id: m.generation_id,
         rack_id: m.rack_id.map(|r| r.to_string()),
+        user_data: m.user_data,
     })
 }
 
 /// Encodes an assignment at the newest version.
 pub fn encode_assignment(partitions: &[TopicPartition]) -> Result<Bytes> {
+    encode_assignment_with(partitions, None)
+}
+
+/// Encodes an assignment with the assignor's user data at the newest version.
+pub fn encode_assignment_with(
+    partitions: &[TopicPartition],
+    user_data: Option<Bytes>,
+) -> Result<Bytes> {
     let version = ConsumerProtocolAssignment::VERSIONS.max;
-    let message = ConsumerProtocolAssignment::default().with_assigned_partitions(group_by_topic(
-        partitions,
-        |t, ps| {
+    let message = ConsumerProtocolAssignment::default()
+        .with_assigned_partitions(group_by_topic(partitions, |t, ps| {
             AssignedTopic::default()
                 .with_topic(topic_name(t))
                 .with_partitions(ps)
-        },
-    ));
+        }))
+        .with_user_data(user_data);
     encode_versioned(&message, version)
 }
 
 /// Decodes an assignment (empty bytes: nothing assigned).
 pub fn decode_assignment(bytes: &Bytes) -> Result<Vec<TopicPartition>> {
+    Ok(decode_assignment_with(bytes)?.0)
+}
+
+/// Decodes an assignment and its user data (empty bytes: nothing assigned, no data).
+pub fn decode_assignment_with(bytes: &Bytes) -> Result<(Vec<TopicPartition>, Option<Bytes>)> {
     if bytes.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     }
     let (version, mut body) = split_version(bytes, ConsumerProtocolAssignment::VERSIONS.max)?;
     let m = ConsumerProtocolAssignment::decode(&mut body, version)
         .map_err(|e| ClientError::Protocol(format!("consumer assignment: {e}")))?;
-    Ok(m.assigned_partitions
+    let partitions = m
+        .assigned_partitions
         .iter()
         .flat_map(|t| {
             t.partitions
                 .iter()
                 .map(|p| TopicPartition::new(t.topic.0.to_string(), *p))
         })
-        .collect())
+        .collect();
+    Ok((partitions, m.user_data))
 }
 
 fn encode_versioned<M: Encodable>(message: &M, version: i16) -> Result<Bytes> {
@@ -135,6 +153,7 @@ mod tests {
             owned_partitions: vec![TopicPartition::new("a", 1)],
             generation_id: 4,
             rack_id: Some("r1".into()),
+            user_data: Some(Bytes::from_static(b"tasks")),
         };
         let bytes = encode_subscription(&sub).unwrap();
         assert_eq!(&bytes[..2], &[0, 3], "newest version first");
@@ -168,5 +187,15 @@ mod tests {
             vec![TopicPartition::new("t", 0), TopicPartition::new("t", 1)]
         );
         assert!(decode_assignment(&Bytes::from_static(&[0])).is_err());
+
+        let with_data = encode_assignment_with(&parts, Some(Bytes::from_static(b"ud"))).unwrap();
+        let (decoded, data) = decode_assignment_with(&with_data).unwrap();
+        assert_eq!(decoded, parts);
+        assert_eq!(data.as_deref(), Some(&b"ud"[..]));
+        assert_eq!(decode_assignment_with(&with_data).unwrap().0, parts);
+        assert_eq!(
+            decode_assignment_with(&Bytes::new()).unwrap(),
+            (Vec::new(), None)
+        );
     }
 }

@@ -38,6 +38,22 @@ pub trait FileHandle: Send + Sync + Debug {
     fn sync(&self) -> io::Result<()>;
     /// The real file, for `sendfile`; `None` for a simulated file.
     fn std_file(&self) -> Option<&std::fs::File>;
+    /// Tells the kernel the bytes at `position..position + len_bytes` will not be read again
+    /// soon, so their clean pages may leave the page cache (the scrubber's reads of cold
+    /// segments should not push out what readers use). Advice only: nothing changes on disk,
+    /// and by default nothing happens.
+    fn drop_cache(&self, _position: u64, _len_bytes: u64) {}
+}
+
+/// Whether an I/O error says the disk (or the user's quota) is full: `ENOSPC` or `EDQUOT`.
+/// After a failed *write* with one of these, the durable state is known (the bytes that did
+/// not fit were never acknowledged), so the log may go read-only and resume later; after a
+/// failed *fsync* it is not (see `docs/ARCHITECTURE.md`, strom-log "Durability").
+pub fn is_space_error(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::ENOSPC) | Some(libc::EDQUOT)
+    )
 }
 
 /// Directory-level operations. Paths are absolute or relative to the process's directory;
@@ -57,6 +73,9 @@ pub trait FileSystem: Send + Sync + Debug {
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     fn exists(&self, path: &Path) -> io::Result<bool>;
     fn file_len(&self, path: &Path) -> io::Result<u64>;
+    /// Bytes this process may still write on the file system holding `dir` (as `statvfs`
+    /// reports them; quotas are not seen). A hint: only a write tells for sure.
+    fn available_bytes(&self, dir: &Path) -> io::Result<u64>;
 }
 
 /// Reads exactly `buf.len()` bytes at `position` or fails with `UnexpectedEof`.

@@ -57,6 +57,25 @@ impl FileHandle for RealFile {
     fn std_file(&self) -> Option<&File> {
         Some(&self.file)
     }
+    fn drop_cache(&self, position: u64, len_bytes: u64) {
+        let (Ok(offset), Ok(len)) = (
+            libc::off_t::try_from(position),
+            libc::off_t::try_from(len_bytes),
+        ) else {
+            return;
+        };
+        // SAFETY: posix_fadvise only reads its integer arguments; the descriptor is owned by
+        // `self.file` and open for the duration of the call. The advice is a hint: its
+        // result (an errno value, not -1) is ignored, as there is nothing to do about it.
+        let _ = unsafe {
+            libc::posix_fadvise(
+                self.file.as_raw_fd(),
+                offset,
+                len,
+                libc::POSIX_FADV_DONTNEED,
+            )
+        };
+    }
 }
 
 impl FileSystem for RealFs {
@@ -102,5 +121,27 @@ impl FileSystem for RealFs {
     }
     fn file_len(&self, path: &Path) -> io::Result<u64> {
         Ok(std::fs::metadata(path)?.len())
+    }
+    fn available_bytes(&self, dir: &Path) -> io::Result<u64> {
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::CString::new(dir.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path holds a NUL byte"))?;
+        let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+        // SAFETY: `name` is a NUL-terminated path that outlives the call, and `stats` points
+        // to writable memory of the right type, which statvfs fills when it returns 0.
+        let result = unsafe { libc::statvfs(name.as_ptr(), stats.as_mut_ptr()) };
+        if result != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: statvfs returned 0, so it initialised `stats`.
+        let stats = unsafe { stats.assume_init() };
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        // Root may also write into the blocks reserved for it (ext4's 5% by default).
+        let blocks = if root { stats.f_bfree } else { stats.f_bavail };
+        // Both are narrower than u64 on 32-bit targets.
+        #[allow(clippy::useless_conversion)]
+        let bytes = u64::from(blocks).saturating_mul(u64::from(stats.f_frsize));
+        Ok(bytes)
     }
 }

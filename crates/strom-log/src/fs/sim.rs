@@ -15,7 +15,11 @@
 //!
 //! Faults: power loss at the N-th write or N-th sync (file or directory; the operation does
 //! not happen and every later operation fails), a failing N-th sync (nothing becomes
-//! durable), a short N-th write (half the bytes), a failing N-th write.
+//! durable; with `ENOSPC` too, as ext4 may answer when delayed allocation finds no room),
+//! a short N-th write (half the bytes), a failing N-th write, and a full disk: with a
+//! capacity set, the bytes of all linked files never exceed it; a write that would grow
+//! past it writes what fits (a short write) and the next one fails with `ENOSPC`, as a
+//! real file system does.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
@@ -32,6 +36,12 @@ pub struct SimFaults {
     pub fail_sync_at: Option<u64>,
     pub short_write_at: Option<u64>,
     pub fail_write_at: Option<u64>,
+    /// The N-th sync fails with `ENOSPC` (nothing becomes durable).
+    pub enospc_sync_at: Option<u64>,
+    /// The N-th write (or `set_len`) fails with `ENOSPC`, writing nothing.
+    pub enospc_write_at: Option<u64>,
+    /// Bytes all linked files may hold together; `None` is unlimited.
+    pub capacity_bytes: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -71,6 +81,8 @@ struct SimState {
     powered_off: bool,
     /// Handles alive right now (open file descriptors, for bounds tests).
     open_handles: usize,
+    /// Calls of `available_bytes`.
+    space_checks: u64,
 }
 
 /// The simulated file system; clones share one state.
@@ -87,6 +99,10 @@ struct SimHandle {
 
 fn power_off_error() -> io::Error {
     io::Error::other("simulated power loss")
+}
+
+fn no_space() -> io::Error {
+    io::Error::from_raw_os_error(libc::ENOSPC)
 }
 
 fn not_found(path: &Path) -> io::Error {
@@ -176,6 +192,9 @@ impl SimState {
         if self.faults.fail_write_at == Some(n) {
             return Err(io::Error::other("simulated write failure"));
         }
+        if self.faults.enospc_write_at == Some(n) {
+            return Err(no_space());
+        }
         if self.faults.short_write_at == Some(n) && len > 1 {
             return Ok(len / 2);
         }
@@ -193,7 +212,35 @@ impl SimState {
         if self.faults.fail_sync_at == Some(n) {
             return Err(io::Error::other("simulated fsync failure"));
         }
+        if self.faults.enospc_sync_at == Some(n) {
+            return Err(no_space());
+        }
         Ok(())
+    }
+
+    /// Bytes held by linked files (a removed file's space is freed at once).
+    fn used_bytes(&self) -> u64 {
+        self.names
+            .values()
+            .filter_map(|id| self.files.get(id))
+            .map(|f| f.current.len() as u64)
+            .sum()
+    }
+
+    /// How many of `len` bytes written at `position` into file `id` fit under the capacity.
+    fn fitting(&self, id: u64, position: u64, len: usize) -> io::Result<usize> {
+        let Some(capacity) = self.faults.capacity_bytes else {
+            return Ok(len);
+        };
+        let current = self.files.get(&id).map_or(0, |f| f.current.len() as u64);
+        let limit = current.saturating_add(capacity.saturating_sub(self.used_bytes()));
+        let fits = usize::try_from(limit.saturating_sub(position))
+            .unwrap_or(usize::MAX)
+            .min(len);
+        if fits == 0 && len > 0 {
+            return Err(no_space());
+        }
+        Ok(fits)
     }
 }
 
@@ -209,6 +256,26 @@ impl SimFs {
     /// Replaces the faults to inject; counters keep running.
     pub fn set_faults(&self, faults: SimFaults) {
         self.lock().faults = faults;
+    }
+
+    /// The faults in force.
+    pub fn faults(&self) -> SimFaults {
+        self.lock().faults
+    }
+
+    /// Sets (or with `None` lifts) the disk's capacity, keeping the other faults.
+    pub fn set_capacity(&self, capacity_bytes: Option<u64>) {
+        self.lock().faults.capacity_bytes = capacity_bytes;
+    }
+
+    /// Bytes held by linked files.
+    pub fn used_bytes(&self) -> u64 {
+        self.lock().used_bytes()
+    }
+
+    /// How often `available_bytes` was asked.
+    pub fn space_check_count(&self) -> u64 {
+        self.lock().space_checks
     }
 
     pub fn write_count(&self) -> u64 {
@@ -376,6 +443,7 @@ impl FileHandle for SimHandle {
     fn write_at(&self, position: u64, buf: &[u8]) -> io::Result<usize> {
         let mut state = self.lock();
         let n = state.admit_write(buf.len())?;
+        let n = state.fitting(self.id, position, n)?;
         let op = PendingOp::Write {
             position,
             data: buf.get(..n).unwrap_or_default().to_vec(),
@@ -395,6 +463,13 @@ impl FileHandle for SimHandle {
     fn set_len(&self, len_bytes: u64) -> io::Result<()> {
         let mut state = self.lock();
         state.admit_write(0)?;
+        let current = state.file(self.id)?.current.len() as u64;
+        if len_bytes > current {
+            let growth = usize::try_from(len_bytes - current).unwrap_or(usize::MAX);
+            if state.fitting(self.id, current, growth)? < growth {
+                return Err(no_space());
+            }
+        }
         let op = PendingOp::SetLen(len_bytes);
         let file = state.file(self.id)?;
         apply(&mut file.current, &op);
@@ -531,5 +606,15 @@ impl FileSystem for SimFs {
             .copied()
             .ok_or_else(|| not_found(path))?;
         Ok(state.file(id)?.current.len() as u64)
+    }
+
+    fn available_bytes(&self, _dir: &Path) -> io::Result<u64> {
+        let mut state = self.lock();
+        state.check_power()?;
+        state.space_checks += 1;
+        Ok(match state.faults.capacity_bytes {
+            Some(capacity) => capacity.saturating_sub(state.used_bytes()),
+            None => u64::MAX,
+        })
     }
 }

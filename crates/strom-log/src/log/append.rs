@@ -18,7 +18,7 @@ use crate::error::LogError;
 use crate::fs::{write_all_at, write_all_vectored_at};
 use crate::segment::{relative, Indexes, Segment, NO_TIMESTAMP};
 
-use super::{ActiveFiles, Log, RolledFiles, Writer};
+use super::{ActiveFiles, Log, RolledFiles, TailRepair, Writer};
 
 /// Who is appending; decides validation and offset assignment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -231,14 +231,14 @@ impl Log {
         now_ms: i64,
         may_block: bool,
     ) -> Result<Option<(AppendInfo, bool)>, LogError> {
-        self.check_usable()?;
+        self.check_writable()?;
         let checked = self.validate_batches(payload.bytes(), origin, now_ms)?;
         if may_block {
             self.ensure_marked_unclean()?;
         }
         let appended = {
             let mut writer = self.lock_writer();
-            self.check_usable()?;
+            self.check_writable()?;
             self.append_locked(
                 &mut writer,
                 &mut payload,
@@ -391,13 +391,34 @@ impl Log {
             now_ms,
         );
         if rolled {
-            self.latch(self.roll_locked(writer, now_ms))?;
+            // A roll that fails part way changes no published state; at worst the old
+            // segment's index files were trimmed or its final time entry not written,
+            // which the resume rewrites from memory. Its in-memory final time entry is
+            // the max timestamp of batches that exist, so it stays true.
+            let tail = TailRepair {
+                size_bytes: writer.active.size_bytes(),
+                rebuild_indexes: false,
+            };
+            let result = self.roll_locked(writer, now_ms);
+            self.latch_write(writer, tail, result)?;
         }
         let pieces: [&[u8]; 2] = match &prefix {
             Some(prefix) => [prefix, bytes.get(SHARED_PREFIX_BYTES..).unwrap_or_default()],
             None => [bytes, &[]],
         };
-        self.latch(self.write_locked(writer, &pieces, bytes.len(), checked, &headers))?;
+        let mut tail = TailRepair {
+            size_bytes: writer.active.size_bytes(),
+            rebuild_indexes: false,
+        };
+        let result = self.write_locked(
+            writer,
+            &pieces,
+            bytes.len(),
+            checked,
+            &headers,
+            &mut tail.rebuild_indexes,
+        );
+        self.latch_write(writer, tail, result)?;
         let records: u64 = headers
             .iter()
             .map(|h| u64::try_from(h.records_count).unwrap_or(0))
@@ -592,10 +613,12 @@ impl Log {
         Ok(())
     }
 
-    /// Writes the batches at the end of the active segment, then adds index entries and
-    /// publishes the new size and log end offset to readers.
     /// Writes `pieces` (together `len` bytes: the batches as stored) at the end of the
-    /// active segment, then their index entries.
+    /// active segment, then their index entries, then publishes the log end offset.
+    ///
+    /// On an error the log end offset is not moved, so nothing of this write is
+    /// acknowledged or readable; `indexes_touched` says whether the in-memory indexes
+    /// already account for it (the resume then rebuilds them).
     fn write_locked(
         &self,
         writer: &mut Writer,
@@ -603,6 +626,7 @@ impl Log {
         len: usize,
         checked: &[Checked],
         headers: &[BatchHeader],
+        indexes_touched: &mut bool,
     ) -> Result<(), LogError> {
         let active = Arc::clone(&writer.active);
         let files = self.active_files(writer)?;
@@ -617,6 +641,7 @@ impl Log {
         self.preallocate_indexes(writer, &files)?;
         let mut guard = active.lock_indexes();
         let indexes = guard.get_or_insert_with(|| Indexes::new(&self.config));
+        *indexes_touched = true;
         for (c, header) in checked.iter().zip(headers) {
             let batch_position = position + c.range.start as u64;
             let (offset_entry, time_entry) = indexes.on_batch(

@@ -89,7 +89,8 @@ impl Log {
     ) -> Result<CompactionReport, LogError> {
         self.check_usable()?;
         let mut report = CompactionReport::default();
-        if !self.config.cleanup_policy.compacts() {
+        // A pass writes cleaned copies before it frees anything: not while the disk is full.
+        if !self.config.cleanup_policy.compacts() || self.health() == super::Health::DiskFull {
             return Ok(report);
         }
         let _cleaner = lock(&self.cleaner);

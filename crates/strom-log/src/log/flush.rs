@@ -9,7 +9,7 @@ use crate::checkpoint::Checkpoint;
 use crate::error::LogError;
 use crate::fs::FileHandle;
 
-use super::{lock, FlushToken, Log, RolledFiles};
+use super::{lock, FlushToken, Health, Log, RolledFiles};
 
 /// What one flush syncs, captured under the writer mutex and executed outside it.
 struct FlushPlan {
@@ -137,7 +137,13 @@ impl Log {
             };
             // Written after the data fsyncs above: the checkpoint must never name a
             // recovery point whose segments are not yet durable.
-            self.write_checkpoint(token, checkpoint)?;
+            match self.write_checkpoint(token, checkpoint) {
+                // The data above is durable all the same; only the recovery point stays
+                // behind (a recovery scans more), and the next flush writes it. The log is
+                // read-only meanwhile (see `write_checkpoint`).
+                Err(error) if error.is_space_error() => {}
+                result => result?,
+            }
         }
         Ok(())
     }
@@ -147,6 +153,12 @@ impl Log {
     pub fn close(&self) -> Result<(), LogError> {
         self.check_usable()?;
         let token = self.flush_token()?;
+        if self.health() == Health::DiskFull {
+            // What a write that found no space left past the last batch must be cut before
+            // the checkpoint may call the log clean; if that fails the log stays unclean
+            // on disk and the next open recovers it.
+            self.repair_tail(&token)?;
+        }
         let (active_base, files) = {
             let mut writer = self.lock_writer();
             self.closed.store(true, Ordering::Release);

@@ -1,6 +1,6 @@
-//! [`Log`]: one partition's log. The type, its shared state, the failure latch and the
-//! accessors live here; opening, appending, reading, flushing and deleting live in the
-//! submodules.
+//! [`Log`]: one partition's log. The type, its shared state, its health (writable, read-only
+//! while the disk is full, failed) and the accessors live here; opening, appending, reading,
+//! flushing, deleting, resuming after a full disk and scrubbing live in the submodules.
 //!
 //! Concurrency: appends, rolls and truncations serialise on the writer mutex, which is
 //! never held across an fsync. Every fsync runs under the flush token (one at a time, so
@@ -18,11 +18,13 @@ mod open;
 mod read;
 mod recover;
 mod repair;
+mod resume;
 mod retention;
+mod scrub;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::checkpoint::Checkpoint;
@@ -37,6 +39,7 @@ pub use compact::CompactionReport;
 pub use open::OpenReport;
 pub use read::{FileRange, ReadInfo, TimestampOffset};
 pub use retention::{RetentionReport, TruncateReport};
+pub use scrub::{ScrubBudget, ScrubCursor, ScrubDamage, ScrubStep, SCRUB_CHUNK_BYTES};
 
 /// The writer's files of a rolled segment that still need an fsync.
 #[derive(Clone, Debug)]
@@ -69,6 +72,74 @@ struct Writer {
     rolled: Vec<RolledFiles>,
     /// A segment file was created or removed since the directory was last synced.
     dir_dirty: bool,
+    /// What a write that failed for want of space left in the active segment, for the
+    /// resume to repair (`resume.rs`).
+    tail: Option<TailRepair>,
+}
+
+/// The active segment's state after a write failed for want of space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct TailRepair {
+    /// Bytes of whole, published batches: whatever lies past this in the `.log` is what the
+    /// failed write left, never acknowledged, and is cut.
+    size_bytes: u64,
+    /// The in-memory indexes may name the batch that failed: rebuild them by scanning.
+    rebuild_indexes: bool,
+}
+
+impl TailRepair {
+    fn merge(self, other: Option<TailRepair>) -> TailRepair {
+        match other {
+            Some(other) => TailRepair {
+                size_bytes: self.size_bytes.min(other.size_bytes),
+                rebuild_indexes: self.rebuild_indexes || other.rebuild_indexes,
+            },
+            None => self,
+        }
+    }
+}
+
+/// Whether a log accepts writes. See `docs/ARCHITECTURE.md`, strom-log "Durability".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Appends are accepted.
+    Writable,
+    /// A write failed for want of space (`ENOSPC`, `EDQUOT`): appends are refused, reads
+    /// and fsyncs of what was written go on, and [`Log::try_resume`] makes the log writable
+    /// again once space returns.
+    DiskFull,
+    /// An fsync (or another write) failed: nothing is written again until the log is
+    /// reopened, and only data below the durable offset (the last successful fsync) is
+    /// served.
+    Failed,
+}
+
+impl Health {
+    fn from_u8(value: u8) -> Health {
+        match value {
+            0 => Health::Writable,
+            1 => Health::DiskFull,
+            _ => Health::Failed,
+        }
+    }
+
+    fn as_u8(self) -> u8 {
+        match self {
+            Health::Writable => 0,
+            Health::DiskFull => 1,
+            Health::Failed => 2,
+        }
+    }
+}
+
+/// When [`Log::try_resume`] next tries (a bounded backoff: see `resume.rs`).
+#[derive(Clone, Copy, Debug, Default)]
+struct ResumeClock {
+    /// `None` until the first call after the disk filled arms it.
+    next_attempt_ms: Option<i64>,
+    backoff_ms: i64,
+    /// When the log last became writable again, to tell a disk that keeps filling up.
+    resumed_at_ms: Option<i64>,
 }
 
 /// State of the flush path (under `Log::flush`).
@@ -97,8 +168,11 @@ pub struct Log {
     high_watermark: AtomicI64,
     /// The checkpoint on disk no longer claims a clean shutdown.
     marked_unclean: AtomicBool,
-    failed: AtomicBool,
+    /// A [`Health`] as its `u8`.
+    health: AtomicU8,
+    /// Why the log is not writable (the first error), while it is not.
     failure: Mutex<Option<String>>,
+    resume: Mutex<ResumeClock>,
     closed: AtomicBool,
     report: OpenReport,
     pending_deletes: Mutex<Vec<(i64, PathBuf)>>,
@@ -176,8 +250,13 @@ impl Log {
         self.segments_read().keys().copied().collect()
     }
 
+    /// Failed for good (until reopened): see [`Health::Failed`].
     pub fn is_failed(&self) -> bool {
-        self.failed.load(Ordering::Acquire)
+        self.health() == Health::Failed
+    }
+
+    pub fn health(&self) -> Health {
+        Health::from_u8(self.health.load(Ordering::Acquire))
     }
 
     fn segments_read(&self) -> RwLockReadGuard<'_, BTreeMap<i64, Arc<Segment>>> {
@@ -192,13 +271,18 @@ impl Log {
         lock(&self.writer)
     }
 
-    /// Errors if the log is closed or latched failed.
+    fn failure_reason(&self) -> String {
+        lock(&self.failure).clone().unwrap_or_default()
+    }
+
+    /// Errors if the log is closed or latched failed. Reads (other than [`Log::read`],
+    /// which serves a failed log below its durable offset), fsyncs and deletions of data
+    /// go on while the disk is full.
     fn check_usable(&self) -> Result<(), LogError> {
-        if self.failed.load(Ordering::Acquire) {
-            let reason = lock(&self.failure).clone().unwrap_or_default();
+        if self.health() == Health::Failed {
             return Err(LogError::Failed {
                 dir: self.dir.clone(),
-                reason,
+                reason: self.failure_reason(),
             });
         }
         if self.closed.load(Ordering::Acquire) {
@@ -209,23 +293,82 @@ impl Log {
         Ok(())
     }
 
+    /// [`Log::check_usable`], and errors while the disk is full too: for appends and the
+    /// other operations that write new data.
+    fn check_writable(&self) -> Result<(), LogError> {
+        self.check_usable()?;
+        if self.health() == Health::DiskFull {
+            return Err(LogError::DiskFull {
+                dir: self.dir.clone(),
+                reason: self.failure_reason(),
+            });
+        }
+        Ok(())
+    }
+
     /// Latches the log failed after a write or fsync error: after a failed fsync the page
     /// cache may have dropped the dirty data, so retrying could report lost data durable.
     fn fail(&self, error: LogError) -> LogError {
-        tracing::error!(dir = %self.dir.display(), %error, "log failed; taking it offline");
+        tracing::error!(dir = %self.dir.display(), %error, "log failed; it takes no more writes (reads continue below the last successful fsync); check the disk, then restart the broker");
         let mut failure = lock(&self.failure);
-        if failure.is_none() {
+        if self.health() != Health::Failed {
             *failure = Some(error.to_string());
         }
-        self.failed.store(true, Ordering::Release);
+        self.health.store(Health::Failed.as_u8(), Ordering::Release);
         drop(failure);
         self.flush_done.notify_all();
+        error
+    }
+
+    /// Makes the log read-only after a write failed for want of space (the durable state
+    /// is known: nothing acknowledged depends on the failed write). A failed log stays
+    /// failed.
+    fn fill(&self, error: LogError) -> LogError {
+        let mut failure = lock(&self.failure);
+        let filled = self
+            .health
+            .compare_exchange(
+                Health::Writable.as_u8(),
+                Health::DiskFull.as_u8(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok();
+        if filled {
+            *failure = Some(error.to_string());
+            lock(&self.resume).next_attempt_ms = None;
+            tracing::warn!(dir = %self.dir.display(), %error, "disk full: the log is read-only (reads continue, appends fail with KAFKA_STORAGE_ERROR) until space is freed");
+        }
         error
     }
 
     /// Runs a fallible I/O step, latching the log failed if it errors.
     fn latch<T>(&self, result: Result<T, LogError>) -> Result<T, LogError> {
         result.map_err(|e| self.fail(e))
+    }
+
+    /// Runs a step of the active segment's write path: an error for want of space makes
+    /// the log read-only and records what the resume must repair (`tail`, merged with any
+    /// earlier record); any other error latches it failed.
+    fn latch_write<T>(
+        &self,
+        writer: &mut Writer,
+        tail: TailRepair,
+        result: Result<T, LogError>,
+    ) -> Result<T, LogError> {
+        result.map_err(|error| {
+            // The failed write may have published its size already: take it back, so
+            // that no reader, whatever offset bound it passes, sees those bytes.
+            if writer.active.size_bytes() > tail.size_bytes {
+                writer.active.set_size_bytes(tail.size_bytes);
+            }
+            if error.is_space_error() {
+                writer.tail = Some(tail.merge(writer.tail));
+                self.fill(error)
+            } else {
+                self.fail(error)
+            }
+        })
     }
 
     /// The active segment's files, opening (or creating) them on first use.
@@ -272,12 +415,23 @@ impl Log {
         }
     }
 
+    /// Replaces the checkpoint. A write that finds no space leaves the old checkpoint whole
+    /// (the new one is renamed over it only once written and synced): the log goes
+    /// read-only; any other error, or a failed fsync, fails it.
     fn write_checkpoint(
         &self,
         _token: &FlushToken<'_>,
         checkpoint: Checkpoint,
     ) -> Result<(), LogError> {
-        self.latch(checkpoint.write(self.fs.as_ref(), &self.dir))?;
+        checkpoint
+            .write(self.fs.as_ref(), &self.dir)
+            .map_err(|error| {
+                if error.is_space_error() {
+                    self.fill(error)
+                } else {
+                    self.fail(error)
+                }
+            })?;
         lock(&self.flush).checkpoint = checkpoint;
         Ok(())
     }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicI64};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use crate::checkpoint::{Checkpoint, Stored, CHECKPOINT_TEMP_FILE};
@@ -155,8 +155,9 @@ impl Log {
             log_end_offset: AtomicI64::new(next_offset),
             high_watermark: AtomicI64::new(log_start),
             marked_unclean: AtomicBool::new(!report.clean),
-            failed: AtomicBool::new(false),
+            health: AtomicU8::new(super::Health::Writable.as_u8()),
             failure: Mutex::new(None),
+            resume: Mutex::new(super::ResumeClock::default()),
             closed: AtomicBool::new(false),
             report,
             pending_deletes: Mutex::new(Vec::new()),
@@ -483,6 +484,7 @@ fn open_writer(active: Arc<Segment>, next_offset: i64, now_ms: i64) -> Writer {
         last_flush_ms: now_ms,
         rolled: Vec::new(),
         dir_dirty: true,
+        tail: None,
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use strom_records::{records, BatchHeader, DecodeLimits};
@@ -13,7 +14,7 @@ use crate::fs::{read_exact_at, FileHandle};
 use crate::index::OffsetEntry;
 use crate::segment::{check_entry, read_header, relative, seek_batch, Seek, Segment};
 
-use super::Log;
+use super::{Health, Log};
 
 /// Contiguous whole batches inside one segment file.
 #[derive(Clone, Debug)]
@@ -64,10 +65,25 @@ impl Log {
     /// Whole batches starting with the one that holds `offset`, at most `max_bytes` of them
     /// but always at least one, and only batches that end below `max_offset` (e.g. the high
     /// watermark). Errors with `OffsetOutOfRange` outside `log_start..=log_end`.
+    ///
+    /// A read-only log (disk full) serves everything; a failed one only what lies below its
+    /// durable offset, the last successful fsync: above it the page cache may hold bytes
+    /// that never reached the disk (an offset there errors with `Failed`).
     pub fn read(&self, offset: i64, max_bytes: u64, max_offset: i64) -> Result<ReadInfo, LogError> {
-        self.check_usable()?;
+        if self.closed.load(Ordering::Acquire) {
+            self.check_usable()?;
+        }
         let log_start_offset = self.log_start_offset();
         let log_end_offset = self.log_end_offset();
+        // Nothing past the log end offset, even bytes a failed write published.
+        let mut max_offset = max_offset.min(log_end_offset);
+        if self.health() == Health::Failed {
+            let durable = self.durable_offset();
+            if offset >= durable && offset < log_end_offset {
+                self.check_usable()?;
+            }
+            max_offset = max_offset.min(durable);
+        }
         let mut info = ReadInfo {
             range: None,
             log_start_offset,

@@ -457,7 +457,8 @@ impl Log {
     /// higher it is, the less of the log a crash leaves where damage and an interrupted
     /// write look alike (see `recover.rs`). One checkpoint write (two fsyncs) when it
     /// moves; the broker calls it every `log.flush.offset.checkpoint.interval.ms`, as Kafka
-    /// writes its recovery-point checkpoint. Returns whether it wrote.
+    /// writes its recovery-point checkpoint. Returns whether it wrote (not while the disk is
+    /// full).
     pub fn checkpoint_recovery_point(&self) -> Result<bool, LogError> {
         self.check_usable()?;
         let token = self.flush_token()?;
@@ -474,8 +475,15 @@ impl Log {
             recovery_point: point,
             ..current
         };
-        self.write_checkpoint(&token, checkpoint)?;
-        Ok(true)
+        match self.write_checkpoint(&token, checkpoint) {
+            Ok(()) => Ok(true),
+            // No space for the new checkpoint: the old one is whole, the log went read-only
+            // (`write_checkpoint`), and the recovery point lags until a call after space
+            // returns. Not an error of the maintenance pass, which goes on (retention may
+            // free space).
+            Err(error) if error.is_space_error() => Ok(false),
+            Err(error) => Err(error),
+        }
     }
 }
 

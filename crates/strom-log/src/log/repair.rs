@@ -74,8 +74,13 @@ impl Log {
             }
             Ok(())
         });
-        // A failed write leaves the writer's index files in an unknown state.
-        if self.latch(installed)? {
+        // A failed write leaves the writer's index files in an unknown state: failed, or
+        // for want of space read-only until the resume rewrites them from rebuilt indexes.
+        let tail = super::TailRepair {
+            size_bytes: end,
+            rebuild_indexes: true,
+        };
+        if self.latch_write(&mut writer, tail, installed)? {
             // The files now hold exactly the entries; the next append preallocates again.
             writer.indexes_preallocated = false;
         }

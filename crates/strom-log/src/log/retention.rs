@@ -256,7 +256,7 @@ impl Log {
     /// of the log as it was before the truncation, or the truncated log. Readers are not
     /// blocked.
     pub fn truncate_to(&self, offset: i64, now_ms: i64) -> Result<TruncateReport, LogError> {
-        self.check_usable()?;
+        self.check_writable()?;
         let log_start = self.log_start_offset();
         if offset < log_start {
             return Err(LogError::OffsetOutOfRange {
@@ -302,7 +302,7 @@ impl Log {
     /// checkpoint leaves the old log (the new empty segment past its end is cut by
     /// recovery). Blocking; appends wait.
     pub fn truncate_fully_and_start_at(&self, offset: i64, now_ms: i64) -> Result<(), LogError> {
-        self.check_usable()?;
+        self.check_writable()?;
         if offset < 0 {
             return Err(LogError::OffsetOutOfRange {
                 offset,

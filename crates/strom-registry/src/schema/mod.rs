@@ -6,6 +6,7 @@
 
 pub mod avro;
 pub mod json;
+mod proto_print;
 pub mod protobuf;
 
 use serde::{Deserialize, Serialize};
@@ -116,12 +117,12 @@ impl ParsedSchema {
     }
 
     /// The text stored with `normalize=true`: as canonical, with object keys sorted (JSON
-    /// formats).
+    /// formats), or printed back from the descriptor (Protobuf).
     pub fn normalized(&self) -> String {
         match self {
             ParsedSchema::Avro(s) => s.normalized(),
             ParsedSchema::Json(s) => s.normalized(),
-            ParsedSchema::Protobuf(s) => s.canonical(),
+            ParsedSchema::Protobuf(s) => s.normalized(),
         }
     }
 

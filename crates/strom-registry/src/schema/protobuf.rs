@@ -85,6 +85,13 @@ impl ProtoSchema {
         self.text.clone()
     }
 
+    /// The `normalize=true` text: printed back from the compiled descriptor (see
+    /// `proto_print`).
+    pub fn normalized(&self) -> String {
+        self.file()
+            .map_or_else(|| self.text.clone(), |f| super::proto_print::print_file(&f))
+    }
+
     fn file(&self) -> Option<FileDescriptor> {
         self.pool.get_file_by_name(&self.root)
     }
@@ -334,6 +341,115 @@ mod tests {
             ok,
             "original {original} update {update}: {errors:?}"
         );
+    }
+
+    /// A schema with most of what a `.proto` can say, in proto2 (labels, defaults,
+    /// groups, extensions) and proto3 (maps, oneofs, optional, services).
+    const RICH_PROTO3: &str = r#"
+        // leading comment
+        syntax = "proto3";
+        package shop.v1;
+        import "google/protobuf/timestamp.proto";
+        import "google/protobuf/descriptor.proto";
+        option java_package = "com.example.shop";
+        option go_package = "example.com/shop";
+        extend google.protobuf.FieldOptions { string sensitive = 50001; }
+        message Order {
+          option deprecated = true;
+          reserved 9, 12 to 15, 100 to max;
+          reserved "legacy", "old";
+          string id = 1 [(sensitive) = "pii", json_name = "orderId"];
+          map<string, Line> lines = 2;
+          oneof payment { string card = 3; Cash cash = 4; }
+          optional int64 discount = 5 [deprecated = true];
+          repeated int32 codes = 6 [packed = false];
+          google.protobuf.Timestamp at = 7;
+          Status status = 8;
+          message Line { string sku = 1; uint32 qty = 2; }
+          message Cash { bytes note = 1; }
+          enum Status { option allow_alias = true; NEW = 0; OPEN = 1; STARTED = 1; reserved 5 to 7; reserved "GONE"; }
+        }
+        enum Kind { KIND_UNSPECIFIED = 0; KIND_A = 1 [deprecated = true]; }
+        service Orders {
+          rpc Get (Order) returns (Order);
+          rpc Watch (stream Order) returns (stream Order) { option deprecated = true; }
+        }
+    "#;
+
+    const RICH_PROTO2: &str = r#"
+        syntax = "proto2";
+        package legacy;
+        message Old {
+          required string name = 1 [default = "a \"q\" b"];
+          optional int32 n = 2 [default = -7];
+          optional bytes raw = 3 [default = "\001x"];
+          optional Color color = 4 [default = GREEN];
+          repeated group Item = 5 { optional string label = 6; }
+          extensions 100 to 199;
+        }
+        enum Color { RED = 1; GREEN = 2; }
+        extend Old { optional string note = 100; }
+    "#;
+
+    /// The root file's descriptor without source positions (what compiling produced).
+    fn descriptor(schema: &ProtoSchema) -> prost_types::FileDescriptorProto {
+        let mut proto = schema.file().unwrap().file_descriptor_proto().clone();
+        proto.source_code_info = None;
+        // Normalizing sorts imports, which is all it may change here.
+        proto.dependency.sort();
+        proto
+    }
+
+    #[test]
+    fn normalized_text_compiles_to_the_same_descriptor() {
+        for text in [RICH_PROTO3, RICH_PROTO2] {
+            let original = parse(text);
+            let normalized = original.normalized();
+            let reparsed = ProtoSchema::parse(&normalized, &[])
+                .unwrap_or_else(|e| panic!("normalized text does not compile: {e}\n{normalized}"));
+            assert_eq!(descriptor(&reparsed), descriptor(&original), "{normalized}");
+            // Normalizing is idempotent.
+            assert_eq!(reparsed.normalized(), normalized);
+        }
+        // Custom options (which the typed descriptor above does not hold) are kept.
+        let normalized = parse(RICH_PROTO3).normalized();
+        assert!(
+            normalized
+                .contains(r#"string id = 1 [json_name = "orderId", (shop.v1.sensitive) = "pii"];"#),
+            "{normalized}"
+        );
+    }
+
+    #[test]
+    fn normalizing_ignores_comments_layout_naming_and_option_order() {
+        let a = r#"syntax = "proto3"; package p;
+            import "google/protobuf/timestamp.proto"; import "google/protobuf/duration.proto";
+            option java_package = "x"; option go_package = "y";
+            message M { google.protobuf.Timestamp t = 1; N n = 2 [json_name = "nn", deprecated = true]; }
+            message N { int32 v = 1; }"#;
+        let b = r#"
+            // The same schema, written differently.
+            syntax = "proto3";
+            package p;
+            import "google/protobuf/duration.proto";
+            import "google/protobuf/timestamp.proto";
+            option go_package = "y";
+            option java_package = "x";
+            message M {
+              .google.protobuf.Timestamp t = 1; /* fully qualified */
+              .p.N n = 2 [deprecated = true, json_name = "nn"];
+            }
+            message N {
+              int32 v = 1;
+            }
+        "#;
+        assert_ne!(parse(a).canonical(), parse(b).canonical());
+        assert_eq!(parse(a).normalized(), parse(b).normalized());
+        // Message order carries meaning (message indexes) and is kept.
+        let swapped = r#"syntax = "proto3"; package p; message N { int32 v = 1; }
+            message M { google.protobuf.Timestamp t = 1; N n = 2 [json_name = "nn", deprecated = true]; }
+            import "google/protobuf/timestamp.proto";"#;
+        assert_ne!(parse(a).normalized(), parse(swapped).normalized());
     }
 
     #[test]

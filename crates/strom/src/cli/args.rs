@@ -67,6 +67,9 @@ pub enum ClientCommand {
     /// List, get, register, check and delete schemas in a schema registry.
     #[command(after_help = SCHEMAS_EXAMPLES)]
     Schemas(SchemasArgs),
+    /// Manage Strom Streams (and Kafka Streams) applications.
+    #[command(after_help = STREAMS_EXAMPLES)]
+    Streams(StreamsArgs),
 }
 
 const SCHEMAS_EXAMPLES: &str = "Examples:
@@ -190,6 +193,10 @@ pub enum SchemasCommand {
         permanent: bool,
     },
 }
+
+const STREAMS_EXAMPLES: &str = "Examples:
+  strom streams reset --application-id wordcount --input-topics lines
+  strom streams reset --application-id wordcount --input-topics lines --dry-run";
 
 const TOPICS_EXAMPLES: &str = "Examples:
   strom topics create orders --partitions 6 --config retention.ms=86400000
@@ -547,4 +554,41 @@ pub struct ClusterArgs {
 pub enum ClusterCommand {
     /// Cluster id, controller and brokers.
     Describe,
+}
+
+#[derive(Args, Debug)]
+pub struct StreamsArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: StreamsCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StreamsCommand {
+    /// Reset an application to reprocess its input (like kafka-streams-application-reset):
+    /// input topics to the earliest offset, intermediate topics to the latest, internal
+    /// topics deleted. Every instance must be stopped.
+    Reset {
+        /// The application id (its consumer group).
+        #[arg(long = "application-id")]
+        application_id: String,
+        /// Topics the application reads, reprocessed from their earliest offset.
+        #[arg(
+            long = "input-topics",
+            value_delimiter = ',',
+            value_name = "TOPIC[,TOPIC...]"
+        )]
+        input_topics: Vec<String>,
+        /// User topics the application writes and reads back (through), skipped to the end.
+        #[arg(
+            long = "intermediate-topics",
+            value_delimiter = ',',
+            value_name = "TOPIC[,TOPIC...]"
+        )]
+        intermediate_topics: Vec<String>,
+        /// Show what would change; change nothing.
+        #[arg(long = "dry-run")]
+        dry_run: bool,
+    },
 }

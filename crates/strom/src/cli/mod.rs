@@ -1,5 +1,6 @@
-//! The command line client: `strom topics|produce|consume|groups|configs|cluster` on top
-//! of strom-client, and `strom schemas` on top of strom-registry's REST client. Each command parses its flags (args), talks to the cluster through one
+//! The command line client: `strom topics|produce|consume|groups|configs|cluster|streams`
+//! on top of strom-client, and `strom schemas` on top of strom-registry's REST client. Each
+//! command parses its flags (args), talks to the cluster through one
 //! tokio runtime that lives only for the command, and prints through the output layer.
 
 mod args;
@@ -16,6 +17,7 @@ mod produce;
 mod progress;
 mod reset;
 mod schemas;
+mod streams;
 mod topics;
 
 use std::process::ExitCode;
@@ -59,6 +61,7 @@ async fn dispatch(command: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Configs(args) => configs::run(&args.common, args.command).await,
         ClientCommand::Cluster(args) => cluster::run(&args.common, args.command).await,
         ClientCommand::Schemas(args) => schemas::run(args).await,
+        ClientCommand::Streams(args) => streams::run(&args.common, args.command).await,
     }
 }
 
@@ -71,6 +74,7 @@ fn common(command: &ClientCommand) -> &Common {
         ClientCommand::Configs(args) => &args.common,
         ClientCommand::Cluster(args) => &args.common,
         ClientCommand::Schemas(args) => &args.common,
+        ClientCommand::Streams(args) => &args.common,
     }
 }
 

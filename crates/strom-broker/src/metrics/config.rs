@@ -1,0 +1,241 @@
+//! The observability keys: the HTTP listener (`strom.http.listeners`) and the metrics
+//! bounds (`strom.metrics.*`).
+
+use std::collections::BTreeMap;
+
+use crate::config::ConfigError;
+
+/// The keys this module reads.
+pub const METRICS_KEYS: &[&str] = &[
+    "strom.http.listeners",
+    "strom.metrics.partition.enable",
+    "strom.metrics.series.max",
+];
+
+/// Where the HTTP listener (metrics, health) binds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpListener {
+    /// Host or address (empty or `0.0.0.0`: every interface).
+    pub host: String,
+    /// Port (0: any free one).
+    pub port: u16,
+}
+
+impl HttpListener {
+    /// The `host:port` to bind.
+    pub fn bind_address(&self) -> String {
+        let host = if self.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            &self.host
+        };
+        if host.contains(':') {
+            format!("[{host}]:{}", self.port)
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+
+    /// Whether the host is a loopback name or address (anything else is reachable from
+    /// other machines, and the endpoints have no authentication yet).
+    pub fn is_loopback(&self) -> bool {
+        if self.host.eq_ignore_ascii_case("localhost") {
+            return true;
+        }
+        self.host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+    }
+
+    /// Parses one `http://host:port` entry.
+    fn parse(key: &str, text: &str) -> Result<HttpListener, ConfigError> {
+        let invalid = |reason: &str| ConfigError::InvalidValue {
+            key: key.to_string(),
+            value: text.to_string(),
+            reason: reason.to_string(),
+        };
+        let lower = text.to_ascii_lowercase();
+        if lower.starts_with("https://") {
+            return Err(invalid(
+                "TLS is not served yet; use http:// (bound to loopback)",
+            ));
+        }
+        let Some(rest) = lower
+            .strip_prefix("http://")
+            .map(|_| &text["http://".len()..])
+        else {
+            return Err(invalid("expected http://host:port"));
+        };
+        let rest = rest.trim_end_matches('/');
+        let Some((host, port)) = rest.rsplit_once(':') else {
+            return Err(invalid("expected http://host:port (the port is missing)"));
+        };
+        let port: u16 = port
+            .parse()
+            .map_err(|_| invalid("the port must be a number from 0 to 65535"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        Ok(HttpListener {
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+/// Bounds and switches of the broker's HTTP listener and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// `strom.http.listeners`: where metrics and health are served (`None`: set empty,
+    /// no HTTP listener). One listener for now.
+    pub http_listener: Option<HttpListener>,
+    /// Whether `strom.http.listeners` was set. The default listener is taken only when its
+    /// port is free (several nodes on one machine would all want it): a busy default port
+    /// is a warning, a busy configured one fails start-up.
+    pub http_listener_set: bool,
+    /// `strom.metrics.partition.enable`: expose per-partition series (log size, segments,
+    /// offsets, consumer lag per partition). Off: only per-topic and per-group sums.
+    pub partition_enable: bool,
+    /// `strom.metrics.series.max`: the most series one metric family holds (topics,
+    /// partitions, group-partition lag pairs, error codes). Beyond it, new label sets share
+    /// an overflow series or are left out of the scrape, and
+    /// `strom_metrics_series_refused_total` counts them.
+    pub series_max: usize,
+}
+
+impl Default for MetricsConfig {
+    /// The default HTTP listener is `http://127.0.0.1:9644`: loopback only, on the port
+    /// Redpanda's admin API uses.
+    fn default() -> Self {
+        MetricsConfig {
+            http_listener: Some(HttpListener {
+                host: "127.0.0.1".to_string(),
+                port: 9644,
+            }),
+            http_listener_set: false,
+            partition_enable: true,
+            series_max: 10_000,
+        }
+    }
+}
+
+impl MetricsConfig {
+    /// Reads the keys from `server.properties` pairs.
+    pub fn from_props(map: &BTreeMap<String, String>) -> Result<MetricsConfig, ConfigError> {
+        let defaults = MetricsConfig::default();
+        let invalid = |key: &str, value: &str, reason: &str| ConfigError::InvalidValue {
+            key: key.to_string(),
+            value: value.to_string(),
+            reason: reason.to_string(),
+        };
+        let get = |key: &str| map.get(key).map(|v| v.trim());
+        let (http_listener, http_listener_set) = match get("strom.http.listeners") {
+            None => (defaults.http_listener, false),
+            Some("") => (None, true),
+            Some(text) => {
+                let entries: Vec<&str> = text
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|e| !e.is_empty())
+                    .collect();
+                match entries.as_slice() {
+                    [] => (None, true),
+                    [one] => (
+                        Some(HttpListener::parse("strom.http.listeners", one)?),
+                        true,
+                    ),
+                    _ => {
+                        return Err(invalid(
+                            "strom.http.listeners",
+                            text,
+                            "one HTTP listener is served for now; name only one",
+                        ))
+                    }
+                }
+            }
+        };
+        let partition_enable = match get("strom.metrics.partition.enable") {
+            None => defaults.partition_enable,
+            Some(v) if v.eq_ignore_ascii_case("true") => true,
+            Some(v) if v.eq_ignore_ascii_case("false") => false,
+            Some(v) => {
+                return Err(invalid(
+                    "strom.metrics.partition.enable",
+                    v,
+                    "expected true or false",
+                ))
+            }
+        };
+        let series_max = match get("strom.metrics.series.max") {
+            None => defaults.series_max,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if n >= 1 => n,
+                _ => {
+                    return Err(invalid(
+                        "strom.metrics.series.max",
+                        v,
+                        "must be an integer of at least 1",
+                    ))
+                }
+            },
+        };
+        Ok(MetricsConfig {
+            http_listener,
+            http_listener_set,
+            partition_enable,
+            series_max,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_and_values() {
+        let defaults = MetricsConfig::from_props(&props(&[])).unwrap();
+        assert_eq!(defaults, MetricsConfig::default());
+        let listener = defaults.http_listener.unwrap();
+        assert_eq!(listener.bind_address(), "127.0.0.1:9644");
+        assert!(listener.is_loopback());
+        assert!(!defaults.http_listener_set);
+        let config = MetricsConfig::from_props(&props(&[
+            ("strom.metrics.partition.enable", "FALSE"),
+            ("strom.metrics.series.max", "5"),
+            ("strom.http.listeners", "http://0.0.0.0:0/"),
+        ]))
+        .unwrap();
+        assert!(!config.partition_enable);
+        assert_eq!(config.series_max, 5);
+        let listener = config.http_listener.unwrap();
+        assert_eq!(listener.port, 0);
+        assert!(!listener.is_loopback());
+        let v6 = MetricsConfig::from_props(&props(&[("strom.http.listeners", "http://[::1]:80")]))
+            .unwrap()
+            .http_listener
+            .unwrap();
+        assert_eq!(v6.bind_address(), "[::1]:80");
+        assert!(v6.is_loopback());
+        let off = MetricsConfig::from_props(&props(&[("strom.http.listeners", "")])).unwrap();
+        assert_eq!(off.http_listener, None);
+        assert!(off.http_listener_set);
+        for (key, value) in [
+            ("strom.metrics.partition.enable", "yes"),
+            ("strom.metrics.series.max", "0"),
+            ("strom.http.listeners", "127.0.0.1:9644"),
+            ("strom.http.listeners", "https://127.0.0.1:9644"),
+            ("strom.http.listeners", "http://127.0.0.1"),
+            ("strom.http.listeners", "http://127.0.0.1:70000"),
+            ("strom.http.listeners", "http://a:1,http://b:2"),
+        ] {
+            let error = MetricsConfig::from_props(&props(&[(key, value)])).unwrap_err();
+            assert!(error.to_string().contains(key), "{error}");
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! Shared by the examples: command-line client properties and running until a signal.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use strom_streams::KafkaStreams;
+
+/// Adds `key=value` settings (Kafka Streams or client property names; later ones win).
+pub fn set_all(props: &mut strom_client::Properties, settings: &[String]) -> anyhow::Result<()> {
+    for s in settings {
+        let (k, v) = s
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--config {s:?}: expected key=value"))?;
+        props.set(k.trim(), v.trim());
+    }
+    Ok(())
+}
+
+/// Starts the application, prints one `running` line on stdout once it processes, and
+/// closes it cleanly on SIGINT or SIGTERM.
+pub async fn run_until_signal(streams: KafkaStreams, name: &str) -> anyhow::Result<()> {
+    streams.start().await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = streams.wait_until_running(Duration::from_secs(120)) => {
+            r?;
+            println!("{name}: running");
+        }
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    if !matches!(
+        streams.state(),
+        strom_streams::StreamsState::PendingShutdown | strom_streams::StreamsState::NotRunning
+    ) {
+        let mut failed = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
+                _ = failed.tick() => {
+                    if streams.state() == strom_streams::StreamsState::Error {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("{name}: closing");
+    streams.close_with_timeout(Duration::from_secs(30)).await?;
+    let m = streams.metrics();
+    eprintln!(
+        "{name}: closed; processed {} records, restored {}, dropped {} late",
+        m.records_processed, m.records_restored, m.records_dropped_late
+    );
+    Ok(())
+}

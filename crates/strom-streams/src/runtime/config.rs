@@ -1,0 +1,281 @@
+//! `StreamsConfig`: Kafka Streams' property names and defaults, plus the client properties
+//! passed through to the consumers and the producer.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use strom_client::{ConsumerConfig, OffsetReset, ProducerConfig, Properties};
+
+use crate::error::{Result, StreamsError};
+
+/// `processing.guarantee`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessingGuarantee {
+    /// Every input record is processed at least once: after a crash, records since the
+    /// last commit are processed again (their output may appear twice).
+    AtLeastOnce,
+    /// Kafka's `exactly_once_v2`: one transactional producer per thread, consumed offsets
+    /// committed inside the transaction. Needs transactions, which are not available yet:
+    /// [`crate::KafkaStreams::new`] refuses it.
+    ExactlyOnceV2,
+}
+
+impl FromStr for ProcessingGuarantee {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim() {
+            "at_least_once" => Ok(ProcessingGuarantee::AtLeastOnce),
+            "exactly_once_v2" => Ok(ProcessingGuarantee::ExactlyOnceV2),
+            other => Err(format!("{other:?} is not at_least_once or exactly_once_v2")),
+        }
+    }
+}
+
+/// Settings of one application instance.
+#[derive(Debug, Clone)]
+pub struct StreamsConfig {
+    /// `application.id`: the consumer group id and the prefix of internal topics.
+    pub application_id: String,
+    /// `bootstrap.servers`.
+    pub bootstrap_servers: String,
+    /// `processing.guarantee` (default `at_least_once`).
+    pub processing_guarantee: ProcessingGuarantee,
+    /// `commit.interval.ms` (default 30000, as Kafka under at_least_once).
+    pub commit_interval_ms: u64,
+    /// `num.stream.threads` (default 1): each thread is a group member with its own
+    /// consumer and producer.
+    pub num_stream_threads: usize,
+    /// `num.standby.replicas` (default 0).
+    pub num_standby_replicas: usize,
+    /// `state.dir` (default `/tmp/strom-streams`): persistent stores and checkpoints live
+    /// in `<state.dir>/<application.id>/<task>/`. One instance per directory.
+    pub state_dir: PathBuf,
+    /// `application.server` (`host:port`): where this instance answers interactive
+    /// queries; shared with the group so every instance knows who hosts which key.
+    pub application_server: Option<String>,
+    /// `replication.factor` of internal topics (default -1: the broker's default).
+    pub replication_factor: i16,
+    /// `poll.ms` (default 100): how long a thread waits for records.
+    pub poll_ms: u64,
+    /// `default.deserialization.exception.handler`: `LogAndFailExceptionHandler` (the
+    /// default) stops the thread; `LogAndContinueExceptionHandler` skips the record.
+    pub deserialization_continue: bool,
+    /// `repartition.purge.interval.ms` (default 30000): how often consumed records of
+    /// repartition topics are deleted.
+    pub repartition_purge_interval_ms: u64,
+    /// Client properties for every consumer, producer and admin client
+    /// (`session.timeout.ms`, ...); `consumer.`, `producer.` and `admin.` prefixes aim one
+    /// at one client type only.
+    pub client_properties: Vec<(String, String)>,
+}
+
+impl StreamsConfig {
+    /// Kafka Streams' defaults.
+    pub fn new(application_id: &str, bootstrap_servers: &str) -> Self {
+        StreamsConfig {
+            application_id: application_id.to_string(),
+            bootstrap_servers: bootstrap_servers.to_string(),
+            processing_guarantee: ProcessingGuarantee::AtLeastOnce,
+            commit_interval_ms: 30_000,
+            num_stream_threads: 1,
+            num_standby_replicas: 0,
+            state_dir: PathBuf::from("/tmp/strom-streams"),
+            application_server: None,
+            replication_factor: -1,
+            poll_ms: 100,
+            deserialization_continue: false,
+            repartition_purge_interval_ms: 30_000,
+            client_properties: Vec::new(),
+        }
+    }
+
+    /// Reads Kafka Streams' property names; the rest go to the clients.
+    pub fn from_properties(props: &Properties) -> Result<Self> {
+        let mut p = props.clone();
+        let app = p
+            .take("application.id")
+            .ok_or_else(|| StreamsError::config("application.id", "is required"))?;
+        let servers = p
+            .take("bootstrap.servers")
+            .ok_or_else(|| StreamsError::config("bootstrap.servers", "is required"))?;
+        let mut c = StreamsConfig::new(&app, &servers);
+        if let Some(v) = p.take("processing.guarantee") {
+            c.processing_guarantee = v
+                .parse()
+                .map_err(|e| StreamsError::config("processing.guarantee", e))?;
+            if c.processing_guarantee == ProcessingGuarantee::ExactlyOnceV2 {
+                c.commit_interval_ms = 100;
+            }
+        }
+        parse_into(&mut p, "commit.interval.ms", &mut c.commit_interval_ms)?;
+        parse_into(&mut p, "num.stream.threads", &mut c.num_stream_threads)?;
+        parse_into(&mut p, "num.standby.replicas", &mut c.num_standby_replicas)?;
+        if let Some(v) = p.take("state.dir") {
+            c.state_dir = PathBuf::from(v);
+        }
+        c.application_server = p.take("application.server").filter(|s| !s.is_empty());
+        parse_into(&mut p, "replication.factor", &mut c.replication_factor)?;
+        parse_into(&mut p, "poll.ms", &mut c.poll_ms)?;
+        parse_into(
+            &mut p,
+            "repartition.purge.interval.ms",
+            &mut c.repartition_purge_interval_ms,
+        )?;
+        if let Some(v) = p.take("default.deserialization.exception.handler") {
+            c.deserialization_continue = v.contains("LogAndContinue");
+        }
+        for key in p.unused() {
+            if let Some(v) = p.take(&key) {
+                c.client_properties.push((key, v));
+            }
+        }
+        if c.num_stream_threads == 0 {
+            return Err(StreamsError::config(
+                "num.stream.threads",
+                "must be at least 1",
+            ));
+        }
+        Ok(c)
+    }
+
+    /// Adds a client property (see [`StreamsConfig::client_properties`]).
+    pub fn set(&mut self, key: &str, value: &str) -> &mut Self {
+        self.client_properties
+            .push((key.to_string(), value.to_string()));
+        self
+    }
+
+    fn client_props(&self, prefix: &str) -> Properties {
+        let mut p = Properties::new();
+        p.set("bootstrap.servers", self.bootstrap_servers.clone());
+        p.set("client.id", format!("{}-{prefix}", self.application_id));
+        for (k, v) in &self.client_properties {
+            if let Some(rest) = k.strip_prefix(&format!("{prefix}.")) {
+                p.set(rest, v.clone());
+            } else if !["consumer.", "producer.", "admin."]
+                .iter()
+                .any(|other| k.starts_with(other))
+            {
+                p.set(k.clone(), v.clone());
+            }
+        }
+        p
+    }
+
+    /// The config of a thread's group consumer: Kafka Streams' overrides (earliest,
+    /// no auto commit) under the user's properties.
+    pub(crate) fn consumer(&self) -> Result<ConsumerConfig> {
+        let mut p = self.client_props("consumer");
+        let mut c = ConsumerConfig::from_properties(&mut p)?;
+        c.group_id = Some(self.application_id.clone());
+        c.enable_auto_commit = false;
+        if !self
+            .client_properties
+            .iter()
+            .any(|(k, _)| k.ends_with("auto.offset.reset"))
+        {
+            c.auto_offset_reset = OffsetReset::Earliest;
+        }
+        warn_unused(&p, "consumer");
+        Ok(c)
+    }
+
+    /// The config of restore and global consumers: no group, from the earliest offset.
+    pub(crate) fn restore_consumer(&self) -> Result<ConsumerConfig> {
+        let mut p = self.client_props("consumer");
+        let mut c = ConsumerConfig::from_properties(&mut p)?;
+        c.group_id = None;
+        c.enable_auto_commit = false;
+        c.auto_offset_reset = OffsetReset::Earliest;
+        Ok(c)
+    }
+
+    /// The config of a thread's producer (idempotent; `linger.ms` 100 as Kafka Streams).
+    pub(crate) fn producer(&self) -> Result<ProducerConfig> {
+        let mut p = self.client_props("producer");
+        if !p.contains("linger.ms") {
+            p.set("linger.ms", "100");
+        }
+        let c = ProducerConfig::from_properties(&mut p)?;
+        warn_unused(&p, "producer");
+        Ok(c)
+    }
+
+    pub(crate) fn admin(&self) -> Result<strom_client::ClientConfig> {
+        let mut p = self.client_props("admin");
+        Ok(strom_client::ClientConfig::from_properties(&mut p)?)
+    }
+}
+
+fn warn_unused(p: &Properties, what: &str) {
+    let unused = p.unused();
+    if !unused.is_empty() {
+        tracing::debug!(
+            client = what,
+            ?unused,
+            "client properties not used by this client"
+        );
+    }
+}
+
+fn parse_into<T: FromStr>(p: &mut Properties, key: &str, out: &mut T) -> Result<()>
+where
+    T::Err: std::fmt::Display,
+{
+    if let Some(v) = p.take(key) {
+        *out = v
+            .trim()
+            .parse()
+            .map_err(|e| StreamsError::config(key, format!("{v:?}: {e}")))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn properties_use_kafka_streams_names_and_pass_the_rest_to_clients() {
+        let props: Properties = [
+            ("application.id", "app"),
+            ("bootstrap.servers", "h:1"),
+            ("num.standby.replicas", "1"),
+            ("commit.interval.ms", "200"),
+            ("session.timeout.ms", "9000"),
+            ("producer.linger.ms", "7"),
+            ("admin.request.timeout.ms", "1234"),
+        ]
+        .into_iter()
+        .collect();
+        let c = StreamsConfig::from_properties(&props).unwrap();
+        assert_eq!(c.num_standby_replicas, 1);
+        assert_eq!(c.commit_interval_ms, 200);
+        let consumer = c.consumer().unwrap();
+        assert_eq!(consumer.session_timeout_ms, 9000);
+        assert_eq!(consumer.group_id.as_deref(), Some("app"));
+        assert!(!consumer.enable_auto_commit);
+        assert_eq!(consumer.auto_offset_reset, OffsetReset::Earliest);
+        assert_eq!(c.producer().unwrap().linger_ms, 7);
+        assert_eq!(c.admin().unwrap().request_timeout_ms, 1234);
+        assert_ne!(consumer.client.request_timeout_ms, 1234);
+        let bad: Properties = [
+            ("application.id", "a"),
+            ("bootstrap.servers", "h:1"),
+            ("processing.guarantee", "exactly_once"),
+        ]
+        .into_iter()
+        .collect();
+        assert!(StreamsConfig::from_properties(&bad).is_err());
+        let eos: Properties = [
+            ("application.id", "a"),
+            ("bootstrap.servers", "h:1"),
+            ("processing.guarantee", "exactly_once_v2"),
+        ]
+        .into_iter()
+        .collect();
+        let eos = StreamsConfig::from_properties(&eos).unwrap();
+        assert_eq!(eos.processing_guarantee, ProcessingGuarantee::ExactlyOnceV2);
+        assert_eq!(eos.commit_interval_ms, 100);
+    }
+}

@@ -1,0 +1,792 @@
+//! A stream thread: one group member with its own consumer, producer and restore
+//! consumer, running its active tasks and keeping its standby tasks current.
+//!
+//! The loop: rejoin when the group rebalances (after committing: the consumer is in
+//! manual-rejoin mode, so nothing is revoked under a task's feet), restore changelogs
+//! into restoring and standby tasks, poll, process every queued record, send what the
+//! tasks produced, fire wall-clock punctuations, and commit every `commit.interval.ms`.
+//!
+//! Commit order (at_least_once), which is what makes a restart safe:
+//! 1. every produced record (output, repartition, changelog) is acknowledged (flush);
+//! 2. the stores are flushed to disk (redb commit, fsynced);
+//! 3. the checkpoint (changelog offsets covered by the files) is written and fsynced;
+//! 4. the input offsets are committed to the group.
+//!
+//! A crash anywhere in between re-processes input since the last commit 4 (at least
+//! once) over stores that hold no write the changelog lacks. The seam for exactly-once
+//! is `commit`: with transactions, steps 1 and 4 become one transaction of the thread's
+//! producer (offsets sent with it), and the checkpoint is only kept across clean closes.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use strom_client::{
+    Admin, Consumer, ConsumerRecord, DeliveryFuture, OffsetAndMetadata, OffsetSpec, Producer,
+    ProducerRecord, TopicPartition,
+};
+
+use super::assignor::{decode, AssignmentInfo, StreamsAssignor, SubscriptionInfo};
+use super::{guard, Metrics, Shared, ThreadState};
+use crate::error::{Result, StreamsError};
+use crate::processor::{OutRecord, TaskMetrics};
+use crate::state::{checkpoint, lock};
+use crate::task::{Task, TaskId};
+use crate::topology::TopicName;
+
+/// Produced records awaiting acknowledgement before the oldest is awaited.
+const PENDING_MAX: usize = 20_000;
+/// How often metrics are published.
+const METRICS_INTERVAL_MS: u64 = 500;
+
+struct Slot {
+    task: Task,
+    /// Next changelog offset per changelog partition: restore position, or one past the
+    /// last acknowledged write.
+    changelog_next: BTreeMap<TopicPartition, i64>,
+    /// While restoring: the end offsets to reach. `None`: running (or a standby).
+    restoring: Option<BTreeMap<TopicPartition, i64>>,
+}
+
+struct Pending {
+    future: DeliveryFuture,
+    /// A changelog write of this task (its offset goes into the checkpoint).
+    changelog: Option<TaskId>,
+}
+
+pub(crate) struct StreamThread {
+    index: usize,
+    shared: Arc<Shared>,
+    consumer: Consumer,
+    restore: Consumer,
+    producer: Producer,
+    admin: Admin,
+    info: Arc<Mutex<SubscriptionInfo>>,
+    active: BTreeMap<TaskId, Slot>,
+    standby: BTreeMap<TaskId, Slot>,
+    pending: VecDeque<Pending>,
+    topic_sub: HashMap<String, u32>,
+    restore_assigned: BTreeSet<TopicPartition>,
+    committed: BTreeMap<TopicPartition, i64>,
+    retired: TaskMetrics,
+    commits: u64,
+    restored: u64,
+    lag: BTreeMap<TopicPartition, i64>,
+    last_commit: Instant,
+    last_purge: Instant,
+    last_metrics: Instant,
+    /// Something was processed, punctuated or restored since the last commit.
+    commit_needed: bool,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl StreamThread {
+    pub(crate) fn new(index: usize, shared: Arc<Shared>) -> Result<StreamThread> {
+        let config = &shared.config;
+        let info = Arc::new(Mutex::new(SubscriptionInfo {
+            version: 1,
+            process: shared.process_id.clone(),
+            host: config.application_server.clone(),
+            active: Vec::new(),
+            state: Vec::new(),
+        }));
+        let mut consumer = Consumer::new(config.consumer()?)?;
+        consumer.set_assignor(Arc::new(StreamsAssignor {
+            topology: shared.topology.clone(),
+            application_id: config.application_id.clone(),
+            standbys: config.num_standby_replicas,
+            info: info.clone(),
+        }))?;
+        consumer.set_manual_rejoin(true);
+        let mut topic_sub = HashMap::new();
+        for sub in &shared.topology.subtopologies {
+            for t in &sub.sources {
+                topic_sub.insert(t.resolve(&config.application_id), sub.id);
+            }
+        }
+        Ok(StreamThread {
+            index,
+            restore: Consumer::new(config.restore_consumer()?)?,
+            producer: Producer::new(config.producer()?)?,
+            admin: Admin::new(config.admin()?)?,
+            consumer,
+            info,
+            active: BTreeMap::new(),
+            standby: BTreeMap::new(),
+            pending: VecDeque::new(),
+            topic_sub,
+            restore_assigned: BTreeSet::new(),
+            committed: BTreeMap::new(),
+            retired: TaskMetrics::default(),
+            commits: 0,
+            restored: 0,
+            lag: BTreeMap::new(),
+            last_commit: Instant::now(),
+            last_purge: Instant::now(),
+            last_metrics: Instant::now(),
+            commit_needed: false,
+            shared,
+        })
+    }
+
+    pub(crate) async fn run(mut self) {
+        let thread = self.index;
+        let result = self.run_loop().await;
+        if let Err(e) = &result {
+            tracing::error!(thread, error = %e, "stream thread failed; stopping the application");
+            self.shared.fail(e.clone());
+        }
+        if let Err(e) = self.shutdown(result.is_ok()).await {
+            tracing::warn!(thread, error = %e, "stream thread did not close cleanly");
+        }
+        self.shared.set_thread(self.index, ThreadState::Dead);
+    }
+
+    async fn run_loop(&mut self) -> Result<()> {
+        let app = self.shared.config.application_id.clone();
+        let topics = self.shared.topology.source_topics(&app);
+        self.consumer.subscribe(topics).await?;
+        let poll = Duration::from_millis(self.shared.config.poll_ms);
+        let commit_every = Duration::from_millis(self.shared.config.commit_interval_ms);
+        while !self.shared.stopping() {
+            if self.consumer.rebalance_due() {
+                self.rebalance().await?;
+            }
+            self.restore_step().await?;
+            let wait = if self.active.values().any(|s| s.restoring.is_none()) {
+                poll
+            } else {
+                Duration::from_millis(10)
+            };
+            let records = self.consumer.poll(wait).await?;
+            self.route(records).await?;
+            self.process()?;
+            self.punctuate()?;
+            self.send().await?;
+            let requested = self
+                .active
+                .values_mut()
+                .any(|s| std::mem::take(&mut s.task.state.commit_requested));
+            if requested || (self.commit_needed && self.last_commit.elapsed() >= commit_every) {
+                self.commit().await?;
+            }
+            self.publish_metrics(false);
+        }
+        Ok(())
+    }
+
+    fn task_dir(&self, id: TaskId) -> PathBuf {
+        self.shared
+            .config
+            .state_dir
+            .join(&self.shared.config.application_id)
+            .join(id.to_string())
+    }
+
+    /// Tasks whose directory (with a checkpoint) is on this instance's disk.
+    fn tasks_on_disk(&self) -> Vec<TaskId> {
+        let dir = self
+            .shared
+            .config
+            .state_dir
+            .join(&self.shared.config.application_id);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter(|e| e.path().join(".checkpoint").is_file())
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().to_string();
+                let (s, p) = name.split_once('_')?;
+                Some(TaskId::new(s.parse().ok()?, p.parse().ok()?))
+            })
+            .collect()
+    }
+
+    fn open_slot(&self, id: TaskId) -> Result<Slot> {
+        let dir = self.task_dir(id);
+        let task = Task::new(
+            &self.shared.topology,
+            id,
+            &self.shared.config.application_id,
+            Some(dir.clone()),
+            &self.shared.globals,
+            self.shared.config.deserialization_continue,
+        )?;
+        let saved = checkpoint::read(&dir);
+        let mut changelog_next = BTreeMap::new();
+        for (store, tp) in &task.changelogs {
+            let persistent = self
+                .shared
+                .topology
+                .stores
+                .get(store)
+                .is_some_and(|s| s.persistent);
+            let from = if persistent {
+                saved.get(tp).copied().unwrap_or(0)
+            } else {
+                0
+            };
+            changelog_next.insert(tp.clone(), from);
+        }
+        Ok(Slot {
+            task,
+            changelog_next,
+            restoring: Some(BTreeMap::new()),
+        })
+    }
+
+    /// Commits, rejoins the group and applies the new assignment: tasks that stay keep
+    /// running; tasks that leave are closed (or become standbys); new tasks restore.
+    async fn rebalance(&mut self) -> Result<()> {
+        self.shared.set_thread(self.index, ThreadState::Rebalancing);
+        if !self.active.is_empty() {
+            self.commit().await?;
+        }
+        for slot in self.active.values_mut() {
+            slot.task.clear_queues();
+        }
+        {
+            let mut info = guard(&self.info);
+            info.active = self.active.keys().copied().collect();
+            let mut state: BTreeSet<TaskId> = self.standby.keys().copied().collect();
+            state.extend(self.tasks_on_disk());
+            info.state = state.into_iter().collect();
+        }
+        self.consumer.rejoin().await?;
+        let info: AssignmentInfo = self
+            .consumer
+            .assignment_user_data()
+            .and_then(|b| decode(&b))
+            .ok_or_else(|| StreamsError::Topology("the group leader sent no Streams assignment (a member that is not Strom Streams leads the group?)".into()))?;
+        if let Some(e) = info.error {
+            return Err(StreamsError::Topology(e));
+        }
+        *guard(&self.shared.hosts) = info.hosts.clone();
+        let new_active: BTreeSet<TaskId> = info.active.iter().copied().collect();
+        let new_standby: BTreeSet<TaskId> = info.standby.iter().copied().collect();
+        tracing::info!(thread = self.index, active = ?new_active, standby = ?new_standby, "assigned");
+        let gone: Vec<TaskId> = self
+            .active
+            .keys()
+            .filter(|t| !new_active.contains(t))
+            .copied()
+            .collect();
+        for id in gone {
+            if let Some(mut slot) = self.active.remove(&id) {
+                guard(&self.shared.stores).remove(&id);
+                self.retire_metrics(&slot.task);
+                slot.task.close();
+                if new_standby.contains(&id) {
+                    slot.task.reset_runtime();
+                    slot.restoring = None;
+                    self.standby.insert(id, slot);
+                } else {
+                    self.close_slot(slot)?;
+                }
+            }
+        }
+        let gone: Vec<TaskId> = self
+            .standby
+            .keys()
+            .filter(|t| !new_standby.contains(t))
+            .copied()
+            .collect();
+        for id in gone {
+            if let Some(mut slot) = self.standby.remove(&id) {
+                if new_active.contains(&id) {
+                    slot.restoring = Some(BTreeMap::new());
+                    self.active.insert(id, slot);
+                } else {
+                    self.close_slot(slot)?;
+                }
+            }
+        }
+        for id in &new_active {
+            if !self.active.contains_key(id) {
+                let slot = self.open_slot(*id)?;
+                self.active.insert(*id, slot);
+            }
+        }
+        for id in &new_standby {
+            if !self.standby.contains_key(id) {
+                let mut slot = self.open_slot(*id)?;
+                slot.restoring = None;
+                self.standby.insert(*id, slot);
+            }
+        }
+        let paused: Vec<TopicPartition> = self
+            .active
+            .values()
+            .filter(|s| s.restoring.is_some())
+            .flat_map(|s| s.task.inputs.clone())
+            .collect();
+        self.consumer.pause(&paused);
+        self.committed.clear();
+        self.publish_metrics(true);
+        Ok(())
+    }
+
+    /// Flushes a task's stores, writes its checkpoint, and drops it.
+    fn close_slot(&mut self, mut slot: Slot) -> Result<()> {
+        slot.task.flush_stores()?;
+        self.write_checkpoint(&slot)?;
+        Ok(())
+    }
+
+    fn write_checkpoint(&self, slot: &Slot) -> Result<()> {
+        let Some(dir) = &slot.task.dir else {
+            return Ok(());
+        };
+        let persistent: BTreeMap<TopicPartition, i64> = slot
+            .task
+            .changelogs
+            .iter()
+            .filter(|(store, _)| {
+                self.shared
+                    .topology
+                    .stores
+                    .get(*store)
+                    .is_some_and(|s| s.persistent)
+            })
+            .filter_map(|(_, tp)| slot.changelog_next.get(tp).map(|o| (tp.clone(), *o)))
+            .collect();
+        if persistent.is_empty() {
+            return Ok(());
+        }
+        checkpoint::write(dir, &persistent)
+    }
+
+    /// Reads changelogs into restoring active tasks and standby tasks; a restored active
+    /// task starts running.
+    async fn restore_step(&mut self) -> Result<()> {
+        let mut wanted: BTreeMap<TopicPartition, (TaskId, bool)> = BTreeMap::new();
+        for (id, s) in &self.active {
+            if s.restoring.is_some() {
+                for tp in s.changelog_next.keys() {
+                    wanted.insert(tp.clone(), (*id, true));
+                }
+            }
+        }
+        for (id, s) in &self.standby {
+            for tp in s.changelog_next.keys() {
+                wanted.insert(tp.clone(), (*id, false));
+            }
+        }
+        let keys: BTreeSet<TopicPartition> = wanted.keys().cloned().collect();
+        if keys != self.restore_assigned {
+            self.restore.assign(keys.iter().cloned().collect()).await?;
+            for tp in keys.difference(&self.restore_assigned) {
+                let (id, active) = wanted[tp];
+                let slot = if active {
+                    self.active.get(&id)
+                } else {
+                    self.standby.get(&id)
+                };
+                let from = slot
+                    .and_then(|s| s.changelog_next.get(tp))
+                    .copied()
+                    .unwrap_or(0);
+                self.restore.seek(tp, from).await?;
+            }
+            self.restore_assigned = keys;
+        }
+        // End offsets for restoring tasks that have none yet.
+        let need_ends: Vec<TaskId> = self
+            .active
+            .iter()
+            .filter(|(_, s)| {
+                s.restoring.as_ref().is_some_and(BTreeMap::is_empty) && !s.changelog_next.is_empty()
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in need_ends {
+            let tps: Vec<TopicPartition> =
+                self.active[&id].changelog_next.keys().cloned().collect();
+            let ends = self.admin.list_offsets(&tps, OffsetSpec::Latest).await?;
+            if let Some(slot) = self.active.get_mut(&id) {
+                slot.restoring = Some(ends.into_iter().map(|(tp, o)| (tp, o.offset)).collect());
+            }
+        }
+        if !wanted.is_empty() {
+            let restoring = wanted.values().any(|(_, a)| *a);
+            let wait = Duration::from_millis(if restoring { 50 } else { 1 });
+            let records = self.restore.poll(wait).await?;
+            for r in records {
+                self.apply_changelog(&wanted, r)?;
+                self.commit_needed = true;
+            }
+            for tp in wanted.keys() {
+                if let Some(pos) = self.restore.position(tp) {
+                    let (id, active) = wanted[tp];
+                    let slot = if active {
+                        self.active.get_mut(&id)
+                    } else {
+                        self.standby.get_mut(&id)
+                    };
+                    if let Some(s) = slot {
+                        if let Some(next) = s.changelog_next.get_mut(tp) {
+                            *next = (*next).max(pos);
+                        }
+                    }
+                }
+            }
+        }
+        let done: Vec<TaskId> = self
+            .active
+            .iter()
+            .filter(|(_, s)| {
+                s.restoring.as_ref().is_some_and(|ends| {
+                    (!ends.is_empty() || s.changelog_next.is_empty())
+                        && ends
+                            .iter()
+                            .all(|(tp, end)| s.changelog_next.get(tp).is_some_and(|n| n >= end))
+                })
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in done {
+            let Some(slot) = self.active.get_mut(&id) else {
+                continue;
+            };
+            slot.restoring = None;
+            slot.task.init(now_ms())?;
+            let inputs = slot.task.inputs.clone();
+            guard(&self.shared.stores).insert(id, slot.task.own_stores());
+            self.consumer.resume(&inputs);
+            tracing::info!(thread = self.index, task = %id, "task restored and running");
+        }
+        if !self.active.values().any(|s| s.restoring.is_some()) && !self.consumer.rebalance_due() {
+            self.shared.set_thread(self.index, ThreadState::Running);
+        }
+        Ok(())
+    }
+
+    fn apply_changelog(
+        &mut self,
+        wanted: &BTreeMap<TopicPartition, (TaskId, bool)>,
+        r: ConsumerRecord,
+    ) -> Result<()> {
+        let tp = TopicPartition::new(r.topic.clone(), r.partition);
+        let Some(&(id, active)) = wanted.get(&tp) else {
+            return Ok(());
+        };
+        let slot = if active {
+            self.active.get_mut(&id)
+        } else {
+            self.standby.get_mut(&id)
+        };
+        let Some(slot) = slot else { return Ok(()) };
+        let store = slot
+            .task
+            .changelogs
+            .iter()
+            .find(|(_, c)| **c == tp)
+            .map(|(s, _)| s.clone());
+        if let (Some(store), Some(key)) = (store, r.key) {
+            if let Some(cell) = slot.task.state.stores.get(&store) {
+                lock(cell)?.restore(key, r.value)?;
+                self.restored += 1;
+            }
+        }
+        if let Some(next) = slot.changelog_next.get_mut(&tp) {
+            *next = (*next).max(r.offset + 1);
+        }
+        Ok(())
+    }
+
+    /// Queues records at their tasks. A record of a task that is not running (it cannot
+    /// be: such partitions are paused) is not dropped: its partition goes back to it.
+    async fn route(&mut self, records: Vec<ConsumerRecord>) -> Result<()> {
+        let mut rewind: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+        for r in records {
+            let Some(&sub) = self.topic_sub.get(&r.topic) else {
+                continue;
+            };
+            let id = TaskId::new(sub, r.partition);
+            match self.active.get_mut(&id) {
+                Some(slot) if slot.restoring.is_none() => slot.task.add(r),
+                _ => {
+                    let tp = TopicPartition::new(r.topic.clone(), r.partition);
+                    let at = rewind.entry(tp).or_insert(r.offset);
+                    *at = (*at).min(r.offset);
+                }
+            }
+        }
+        for (tp, offset) in rewind {
+            tracing::debug!(%tp, offset, "records of a task not running here; rewinding");
+            self.consumer.seek(&tp, offset).await?;
+            self.consumer.pause(std::slice::from_ref(&tp));
+        }
+        Ok(())
+    }
+
+    fn process(&mut self) -> Result<()> {
+        for slot in self.active.values_mut() {
+            if slot.restoring.is_some() {
+                continue;
+            }
+            while slot.task.process_one()? {
+                self.commit_needed = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn punctuate(&mut self) -> Result<()> {
+        let now = now_ms();
+        for slot in self.active.values_mut() {
+            if slot.restoring.is_none() && slot.task.punctuate_wall_clock(now)? > 0 {
+                self.commit_needed = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands what the tasks produced to the producer.
+    async fn send(&mut self) -> Result<()> {
+        let mut out: Vec<(TaskId, OutRecord)> = Vec::new();
+        for (id, slot) in &mut self.active {
+            out.extend(slot.task.take_output().into_iter().map(|r| (*id, r)));
+        }
+        for (id, r) in out {
+            let changelog = r.changelog_of.is_some().then_some(id);
+            let record = ProducerRecord {
+                topic: r.topic,
+                partition: r.partition,
+                key: r.key,
+                value: r.value,
+                headers: r.headers,
+                timestamp_ms: (r.timestamp >= 0).then_some(r.timestamp),
+            };
+            let future = self.producer.send(record).await?;
+            self.pending.push_back(Pending { future, changelog });
+            while self.pending.len() > PENDING_MAX {
+                if let Some(p) = self.pending.pop_front() {
+                    self.settle(p).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn settle(&mut self, p: Pending) -> Result<()> {
+        let meta = p.future.await?;
+        if let Some(id) = p.changelog {
+            if let Some(slot) = self
+                .active
+                .get_mut(&id)
+                .or_else(|| self.standby.get_mut(&id))
+            {
+                let tp = TopicPartition::new(meta.topic, meta.partition);
+                if let Some(next) = slot.changelog_next.get_mut(&tp) {
+                    *next = (*next).max(meta.offset + 1);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The at_least_once commit (see the module doc for the order and why).
+    async fn commit(&mut self) -> Result<()> {
+        self.send().await?;
+        self.producer.flush().await?;
+        while let Some(p) = self.pending.pop_front() {
+            self.settle(p).await?;
+        }
+        let mut offsets: BTreeMap<TopicPartition, OffsetAndMetadata> = BTreeMap::new();
+        let ids: Vec<TaskId> = self
+            .active
+            .keys()
+            .chain(self.standby.keys())
+            .copied()
+            .collect();
+        for id in ids {
+            let slot = match self.active.get_mut(&id) {
+                Some(s) => s,
+                None => match self.standby.get_mut(&id) {
+                    Some(s) => s,
+                    None => continue,
+                },
+            };
+            if slot.restoring.is_some() {
+                continue;
+            }
+            slot.task.flush_stores()?;
+            for (tp, o) in &slot.task.consumed {
+                if self.committed.get(tp) != Some(o) {
+                    offsets.insert(tp.clone(), OffsetAndMetadata::new(*o));
+                }
+            }
+            let slot = match self.active.get(&id).or_else(|| self.standby.get(&id)) {
+                Some(s) => s,
+                None => continue,
+            };
+            self.write_checkpoint(slot)?;
+        }
+        if !offsets.is_empty() {
+            match self.consumer.commit_offsets(&offsets).await {
+                Ok(()) => {
+                    for (tp, o) in &offsets {
+                        self.committed.insert(tp.clone(), o.offset);
+                    }
+                }
+                // The group moved on: our tasks are someone else's now, who resumes from
+                // the last successful commit (records since are processed again).
+                Err(e)
+                    if matches!(
+                        e.kafka_name(),
+                        Some("REBALANCE_IN_PROGRESS" | "ILLEGAL_GENERATION" | "UNKNOWN_MEMBER_ID")
+                    ) =>
+                {
+                    tracing::warn!(thread = self.index, error = %e, "commit refused by the group; rejoining");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.commits += 1;
+        self.commit_needed = false;
+        self.last_commit = Instant::now();
+        self.after_commit().await;
+        Ok(())
+    }
+
+    /// Lag metrics and repartition purging (best effort: failures are logged).
+    async fn after_commit(&mut self) {
+        let assigned: Vec<TopicPartition> = self.consumer.assignment();
+        if !assigned.is_empty() {
+            match self.admin.list_offsets(&assigned, OffsetSpec::Latest).await {
+                Ok(ends) => {
+                    self.lag = ends
+                        .into_iter()
+                        .map(|(tp, end)| {
+                            let pos = self
+                                .committed
+                                .get(&tp)
+                                .copied()
+                                .or_else(|| self.consumer.position(&tp))
+                                .unwrap_or(0);
+                            let lag = (end.offset - pos).max(0);
+                            (tp, lag)
+                        })
+                        .collect();
+                }
+                Err(e) => tracing::debug!(error = %e, "lag lookup failed"),
+            }
+        }
+        let purge_every = Duration::from_millis(self.shared.config.repartition_purge_interval_ms);
+        if self.last_purge.elapsed() < purge_every {
+            return;
+        }
+        self.last_purge = Instant::now();
+        let app = &self.shared.config.application_id;
+        let repartition: BTreeSet<String> = self
+            .shared
+            .topology
+            .repartitions
+            .keys()
+            .map(|n| TopicName::Internal(n.clone()).resolve(app))
+            .collect();
+        let purge: BTreeMap<TopicPartition, i64> = self
+            .committed
+            .iter()
+            .filter(|(tp, _)| repartition.contains(&tp.topic))
+            .map(|(tp, o)| (tp.clone(), *o))
+            .collect();
+        if !purge.is_empty() {
+            if let Err(e) = self.admin.delete_records(&purge).await {
+                tracing::debug!(error = %e, "purging repartition topics failed");
+            }
+        }
+    }
+
+    fn retire_metrics(&mut self, task: &Task) {
+        let m = &task.state.metrics;
+        self.retired.records_processed += m.records_processed;
+        self.retired.records_dropped_late += m.records_dropped_late;
+        self.retired.records_skipped += m.records_skipped;
+        self.retired.punctuations += m.punctuations;
+    }
+
+    fn publish_metrics(&mut self, force: bool) {
+        if !force && self.last_metrics.elapsed() < Duration::from_millis(METRICS_INTERVAL_MS) {
+            return;
+        }
+        self.last_metrics = Instant::now();
+        let mut m = Metrics {
+            records_processed: self.retired.records_processed,
+            records_dropped_late: self.retired.records_dropped_late,
+            records_skipped: self.retired.records_skipped,
+            punctuations: self.retired.punctuations,
+            commits: self.commits,
+            records_restored: self.restored,
+            active_tasks: self.active.keys().copied().collect(),
+            standby_tasks: self.standby.keys().copied().collect(),
+            lag: self.lag.clone(),
+            store_entries: BTreeMap::new(),
+        };
+        for slot in self.active.values() {
+            let t = &slot.task.state.metrics;
+            m.records_processed += t.records_processed;
+            m.records_dropped_late += t.records_dropped_late;
+            m.records_skipped += t.records_skipped;
+            m.punctuations += t.punctuations;
+            for (name, cell) in slot.task.own_stores() {
+                if let Ok(s) = lock(&cell) {
+                    *m.store_entries.entry(name).or_default() += s.store.approximate_len();
+                }
+            }
+        }
+        if let Some(slot) = guard(&self.shared.metrics).get_mut(self.index) {
+            *slot = m;
+        }
+    }
+
+    /// Commits (when the loop ended cleanly), closes every task and leaves the group.
+    async fn shutdown(&mut self, clean: bool) -> Result<()> {
+        let mut result = Ok(());
+        if clean && !self.active.is_empty() {
+            result = self.commit().await;
+        }
+        let ids: Vec<TaskId> = self.active.keys().copied().collect();
+        for id in ids {
+            guard(&self.shared.stores).remove(&id);
+            if let Some(mut slot) = self.active.remove(&id) {
+                self.retire_metrics(&slot.task);
+                slot.task.close();
+                if clean && slot.restoring.is_none() {
+                    self.close_slot(slot)?;
+                }
+            }
+        }
+        let ids: Vec<TaskId> = self.standby.keys().copied().collect();
+        for id in ids {
+            if let Some(slot) = self.standby.remove(&id) {
+                if clean {
+                    self.close_slot(slot)?;
+                }
+            }
+        }
+        self.publish_metrics(true);
+        let consumer = std::mem::replace(
+            &mut self.consumer,
+            Consumer::new(self.shared.config.restore_consumer()?)?,
+        );
+        let _ = consumer.close().await;
+        let restore = std::mem::replace(
+            &mut self.restore,
+            Consumer::new(self.shared.config.restore_consumer()?)?,
+        );
+        let _ = restore.close().await;
+        let _ = self.producer.close().await;
+        self.admin.close().await;
+        result
+    }
+}
