@@ -1,4 +1,5 @@
-//! The classic group-coordinator runtime: one tokio task owns a strom-group [`Coordinator`]
+//! The group-coordinator runtime (classic and KIP-848 `consumer` groups alike): one tokio
+//! task owns a strom-group [`Coordinator`]
 //! per `__consumer_offsets` partition this broker leads, fed by a bounded channel. Each
 //! command's records are appended to the partition that owns the group, and replies leave
 //! only once those records are committed.
