@@ -118,7 +118,11 @@ const KEYS: &[(&str, Setter)] = &[
         Ok(())
     }),
     ("controller.listener.names", |c, v| {
-        c.controller_listener_names = parse_list(v);
+        // Listener names are case-insensitive, upper-cased as Kafka's ListenerName does.
+        c.controller_listener_names = parse_list(v)
+            .iter()
+            .map(|n| n.to_ascii_uppercase())
+            .collect();
         c.controller_listener_names_set = true;
         Ok(())
     }),
@@ -402,7 +406,7 @@ fn parse_listeners(value: &str) -> Result<Vec<Listener>, String> {
                 .parse()
                 .map_err(|_| format!("listener {entry} has an invalid port"))?;
             Ok(Listener {
-                name: name.to_string(),
+                name: name.to_ascii_uppercase(),
                 host: host
                     .trim_start_matches('[')
                     .trim_end_matches(']')
@@ -479,6 +483,27 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(err.contains("CONTROLLER"), "{err}");
+    }
+
+    #[test]
+    fn listener_names_are_case_insensitive_as_in_kafka() {
+        let props: BTreeMap<String, String> = [
+            (
+                "listeners",
+                "plaintext://127.0.0.1:9092,Controller://127.0.0.1:9093",
+            ),
+            ("controller.listener.names", "controller"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let (config, _) = ServerConfig::from_properties(&props).unwrap();
+        let controller = config.controller_listener().unwrap();
+        assert_eq!(
+            (controller.name.as_str(), controller.port),
+            ("CONTROLLER", 9093)
+        );
+        assert_eq!(config.listeners[0].name, "PLAINTEXT");
     }
 
     #[test]
