@@ -387,21 +387,19 @@ fn version_takes_output_json() {
     assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
 }
 
-#[test]
-fn logs_to_a_file_have_no_colour_codes() {
-    let data = tempfile::tempdir().unwrap();
-    let ports = free_ports(2);
-    let log_path = data.path().join("server.log");
+/// Runs `strom server` with its stderr in `log_path` until its ready line, then stops it
+/// with SIGTERM; returns whether it exited 0.
+fn run_logged(ports: &[u16], data: &Path, log_path: &Path, between: impl FnOnce()) -> bool {
     let mut command = Command::new(env!("CARGO_BIN_EXE_strom"));
     command.arg("server");
-    for o in overrides(&ports, &data.path().join("data"), &[]) {
+    for o in overrides(ports, data, &[]) {
         command.arg("--override").arg(o);
     }
     let mut child = command
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log_path).unwrap())
+        .stderr(std::fs::File::create(log_path).unwrap())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -412,16 +410,82 @@ fn logs_to_a_file_have_no_colour_codes() {
         let _ = tx.send(first);
     });
     let ready = rx.recv_timeout(LIMIT);
+    if ready.as_ref().is_ok_and(|line| line.contains(" ready: ")) {
+        between();
+    }
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
     let status = child.wait().unwrap();
     let ready = ready.unwrap();
     assert!(ready.contains(" ready: "), "{ready}");
-    assert!(status.success(), "{status:?}");
-    let log = std::fs::read_to_string(&log_path).unwrap();
-    assert!(log.contains("INFO"), "{log}");
+    status.success()
+}
+
+#[test]
+fn logs_to_a_file_have_no_colour_codes_and_no_line_per_partition() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let ports = free_ports(2);
+    let addr = format!("127.0.0.1:{}", ports[0]);
+    let b = ["--bootstrap-server", addr.as_str()];
+    // A first run makes partitions: a topic of 8, and __consumer_offsets' 50 by a group.
+    let first = root.path().join("first.log");
+    assert!(run_logged(&ports, &data, &first, || {
+        let out = cli(
+            &[&b[..], &["topics", "create", "t", "--partitions", "8"]].concat(),
+            b"",
+        );
+        assert!(out.status.success(), "{out:?}");
+        let out = cli(&[&b[..], &["produce", "t"]].concat(), b"a\n");
+        assert!(out.status.success(), "{out:?}");
+        let consume = [
+            "consume",
+            "t",
+            "--group",
+            "g",
+            "--from-beginning",
+            "--max-messages",
+            "1",
+        ];
+        let out = cli(&[&b[..], &consume[..]].concat(), b"");
+        assert!(out.status.success(), "{out:?}");
+    }));
+    // The restart opens them all and loads the group coordinators; the stop closes them.
+    let second = root.path().join("second.log");
+    assert!(run_logged(&ports, &data, &second, || {
+        // Stop only once every coordinator is loaded (bounded wait on the log).
+        let started = std::time::Instant::now();
+        while !std::fs::read_to_string(&second)
+            .unwrap_or_default()
+            .contains("group coordinators loaded")
+        {
+            assert!(
+                started.elapsed() < LIMIT,
+                "the group coordinators never loaded"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }));
+    let log = std::fs::read_to_string(&second).unwrap();
+    assert!(log.contains(" INFO "), "{log}");
     assert!(!log.contains('\u{1b}'), "{log:?}");
+    for per_partition in [
+        "opened log",
+        "closed log cleanly",
+        "group coordinator loaded",
+    ] {
+        assert!(!log.contains(per_partition), "{per_partition}: {log}");
+    }
+    assert_eq!(
+        count(
+            &log,
+            "group coordinators loaded for every __consumer_offsets partition"
+        ),
+        1,
+        "{log}"
+    );
+    assert!(count(&log, "no longer leading") <= 1, "{log}");
 }
 
 #[test]
