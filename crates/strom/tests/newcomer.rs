@@ -60,6 +60,8 @@ fn invalid_numbers_name_the_key_and_the_allowed_values() {
             "-5",
             "allowed: a whole number from 1 to",
         ),
+        // A key only the broker reads: the same format.
+        ("message.max.bytes", "abc", "not an integer in range"),
     ] {
         let setting = format!("{key}={value}");
         let (ok, stderr) =
