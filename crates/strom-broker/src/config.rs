@@ -11,7 +11,7 @@ use strom_log::{Durability, LogConfig};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     /// A value that does not parse or is out of range.
-    #[error("config {key}: invalid value {value:?}: {reason}")]
+    #[error("invalid value {value:?} for configuration {key}: {reason}")]
     InvalidValue {
         /// The Kafka key.
         key: String,

@@ -1,4 +1,5 @@
-//! The classic group-coordinator runtime: one tokio task owns a strom-group [`Coordinator`]
+//! The group-coordinator runtime (classic and KIP-848 `consumer` groups alike): one tokio
+//! task owns a strom-group [`Coordinator`]
 //! per `__consumer_offsets` partition this broker leads, fed by a bounded channel. Each
 //! command's records are appended to the partition that owns the group, and replies leave
 //! only once those records are committed.
@@ -268,6 +269,8 @@ struct Runtime {
     /// Partitions whose log is being read by a load task, with the leader epoch loaded for;
     /// their groups answer COORDINATOR_LOAD_IN_PROGRESS meanwhile.
     loading: HashMap<i32, i32>,
+    /// Coordinators loaded since the last summary line.
+    loaded_unreported: usize,
     loads: mpsc::Sender<Loaded>,
     published: watch::Sender<Arc<HashSet<i32>>>,
     pending: HashMap<RequestId, (i32, Pending)>,
@@ -298,6 +301,7 @@ pub async fn run(context: Arc<BrokerContext>, inbox: GroupInbox) {
         context,
         shards: HashMap::new(),
         loading: HashMap::new(),
+        loaded_unreported: 0,
         loads,
         published,
         pending: HashMap::new(),
@@ -470,6 +474,26 @@ impl Runtime {
             },
         );
         self.publish_loaded();
+        self.loaded_unreported += 1;
+        if self.leads_only_loaded(&image) {
+            tracing::info!(
+                partitions = self.shards.len(),
+                newly_loaded = self.loaded_unreported,
+                "group coordinators loaded for every {OFFSETS_TOPIC} partition this broker leads"
+            );
+            self.loaded_unreported = 0;
+        }
+    }
+
+    /// Whether every `__consumer_offsets` partition this broker leads has its coordinator.
+    fn leads_only_loaded(&self, image: &MetadataImage) -> bool {
+        let Some(topic) = image.topic_by_name(OFFSETS_TOPIC) else {
+            return false;
+        };
+        topic.partitions.keys().all(|partition| {
+            self.shards.contains_key(partition)
+                || !matches!(self.role(image, *partition), Role::Leader(..))
+        })
     }
 
     fn publish_loaded(&self) {
@@ -488,15 +512,24 @@ impl Runtime {
             .iter()
             .map(|(p, s)| (*p, s.leader_epoch))
             .collect();
+        let mut unloaded = Vec::new();
         for (partition, loaded_epoch) in shards {
             let keep = matches!(
                 self.role(&image, partition),
                 Role::Leader(_, epoch) if epoch == loaded_epoch
             );
             if !keep {
-                tracing::info!(partition, "no longer leading; unloading its groups");
                 self.unload(partition);
+                unloaded.push(partition);
             }
+        }
+        if !unloaded.is_empty() {
+            // One line for all of them (a controlled shutdown gives up every partition).
+            unloaded.sort_unstable();
+            tracing::info!(
+                ?unloaded,
+                "no longer leading; unloaded these partitions' groups"
+            );
         }
         self.preload(&image);
     }
@@ -692,7 +725,9 @@ async fn load(log: &Arc<Partition>, config: Config) -> Option<(Coordinator, i64)
         tracing::warn!(partition = log.tp.partition, %error, "cannot load groups");
         return None;
     }
-    tracing::info!(
+    // One line per partition only at debug: start-up logs one summary line for all of them
+    // (`Runtime::on_loaded`).
+    tracing::debug!(
         partition = log.tp.partition,
         records = records.len(),
         end_offset = end,

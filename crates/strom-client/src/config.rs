@@ -351,6 +351,11 @@ impl Properties {
         self.values.contains_key(key)
     }
 
+    /// The value of `key`, if set.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(String::as_str)
+    }
+
     /// Removes and returns `key`.
     pub fn take(&mut self, key: &str) -> Option<String> {
         self.values.remove(key)

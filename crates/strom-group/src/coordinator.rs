@@ -113,11 +113,6 @@ impl Coordinator {
         }
     }
 
-    /// The KIP-848 groups of this partition (ConsumerGroupDescribe, tests).
-    pub fn consumer_groups(&self) -> &ConsumerGroups {
-        &self.consumer
-    }
-
     pub fn handle(&mut self, request_id: RequestId, command: Command, now_ms: i64) -> Output {
         let mut out = Output::default();
         match command {

@@ -166,12 +166,6 @@ impl OffsetIndex {
         Some(entry)
     }
 
-    /// Drops entries for batches at or after `position`.
-    pub fn truncate_to_position(&mut self, position: u32) {
-        let keep = self.entries.partition_point(|e| e.position < position);
-        self.entries.truncate(keep);
-    }
-
     pub fn encode(&self) -> Vec<u8> {
         self.entries.iter().flat_map(|e| e.encode()).collect()
     }
@@ -267,14 +261,6 @@ impl TimeIndex {
         }
         self.entries.push(entry);
         Some(entry)
-    }
-
-    /// Drops entries naming offsets at or after `relative_offset`.
-    pub fn truncate_to_offset(&mut self, relative_offset: u32) {
-        let keep = self
-            .entries
-            .partition_point(|e| e.relative_offset < relative_offset);
-        self.entries.truncate(keep);
     }
 
     pub fn encode(&self) -> Vec<u8> {

@@ -192,10 +192,6 @@ impl MetadataImage {
         }))
     }
 
-    pub fn config_resources(&self) -> impl Iterator<Item = &ConfigResource> + '_ {
-        self.inner.configs.keys()
-    }
-
     pub fn broker(&self, broker_id: i32) -> Option<&BrokerRegistration> {
         self.inner.brokers.get(&broker_id)
     }

@@ -46,6 +46,16 @@ pub fn render(dir: &Path) -> anyhow::Result<String> {
     let snapshot_last = snapshot.as_ref().and_then(|(meta, _)| meta.last_log_id);
     let (log, report) = DurableLog::open_after_snapshot(&dir, config, snapshot_last, false)
         .with_context(|| format!("reading {}", dir.display()))?;
+    // Nothing at all: not a metadata log dir (a typo, or a broker's log.dirs without the
+    // metadata log). An empty dump would look like an empty cluster.
+    if snapshot.is_none() && report.segments == 0 && log.vote().is_none() {
+        return Err(anyhow!(
+            "{} holds no metadata log (no {METADATA_TOPIC_DIR} directory, log segment, snapshot \
+             or vote): give a node's metadata.log.dir (by default the first of log.dirs) or \
+             the {METADATA_TOPIC_DIR} directory inside it",
+            dir.display()
+        ));
+    }
     let mut out = String::new();
     writeln!(out, "dir: {}", dir.display())?;
     writeln!(out, "vote: {:?}", log.vote())?;
@@ -167,6 +177,14 @@ mod tests {
     use super::*;
 
     /// Writes a metadata dir with a snapshot and a log that overlaps it, then dumps it.
+    #[test]
+    fn a_dir_without_a_metadata_log_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = render(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("holds no metadata log"), "{error}");
+        assert!(error.contains(&dir.path().display().to_string()), "{error}");
+    }
+
     #[test]
     fn dump_combines_snapshot_and_log_without_reapplying() {
         let dir = tempfile::tempdir().unwrap();

@@ -2,6 +2,7 @@
 
 mod cli;
 mod dump;
+mod preflight;
 mod properties;
 mod schema_registry;
 mod server;
@@ -38,7 +39,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Print the version and exit.
-    Version,
+    Version {
+        /// Output: a line for people or JSON for programs.
+        #[arg(long, value_enum, default_value_t = cli::OutputFormat::Human)]
+        output: cli::OutputFormat,
+    },
     /// Run a server node from a Java-properties file (Kafka's server.properties keys).
     Server {
         /// The properties file; without it, defaults (a single node: broker on
@@ -64,7 +69,7 @@ enum Command {
         command: MetadataCommand,
     },
     #[command(flatten)]
-    Client(cli::ClientCommand),
+    Client(Box<cli::ClientCommand>),
     /// Print a shell completion script: `strom completions bash > /etc/bash_completion.d/strom`.
     Completions {
         /// The shell.
@@ -96,18 +101,26 @@ fn main() -> ExitCode {
     };
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    // Colour only for a person at a terminal: a file or a pipe gets plain text.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     run(command)
 }
 
 fn run(command: Command) -> ExitCode {
     let result = match command {
-        Command::Client(client) => return cli::run(client),
-        Command::Version => {
-            println!("strom {}", env!("CARGO_PKG_VERSION"));
+        Command::Client(client) => return cli::run(*client),
+        Command::Version { output } => {
+            let version = env!("CARGO_PKG_VERSION");
+            match output {
+                cli::OutputFormat::Human => println!("strom {version}"),
+                cli::OutputFormat::Json => {
+                    println!("{}", serde_json::json!({ "version": version }))
+                }
+            }
             Ok(())
         }
         Command::Server { file, overrides } => server::run(file.as_deref(), &overrides),

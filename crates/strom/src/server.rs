@@ -64,6 +64,9 @@ pub fn run(file: Option<&Path>, overrides: &[String]) -> anyhow::Result<()> {
     let (config, broker_config) = load_config(file, overrides)?;
     let props = load_properties(file, overrides)?;
     let node_config = config.node_config().map_err(|e| anyhow!(e))?;
+    // Before anything is created on disk: a port in use or an unwritable dir must not
+    // leave a half-created metadata log behind.
+    crate::preflight::check(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -102,11 +102,11 @@ type Setter = fn(&mut ServerConfig, &str) -> Result<(), String>;
 /// Every key the server understands, with how to set it.
 const KEYS: &[(&str, Setter)] = &[
     ("node.id", |c, v| {
-        c.node_id = parse_num(v)?;
+        c.node_id = parse_int(v, 0, i32::MAX.into())?;
         Ok(())
     }),
     ("broker.id", |c, v| {
-        c.node_id = parse_num(v)?;
+        c.node_id = parse_int(v, 0, i32::MAX.into())?;
         Ok(())
     }),
     ("process.roles", |c, v| {
@@ -118,7 +118,11 @@ const KEYS: &[(&str, Setter)] = &[
         Ok(())
     }),
     ("controller.listener.names", |c, v| {
-        c.controller_listener_names = parse_list(v);
+        // Listener names are case-insensitive, upper-cased as Kafka's ListenerName does.
+        c.controller_listener_names = parse_list(v)
+            .iter()
+            .map(|n| n.to_ascii_uppercase())
+            .collect();
         c.controller_listener_names_set = true;
         Ok(())
     }),
@@ -155,15 +159,15 @@ const KEYS: &[(&str, Setter)] = &[
         Ok(())
     }),
     ("num.partitions", |c, v| {
-        c.num_partitions = parse_num(v)?;
+        c.num_partitions = parse_int(v, 1, i32::MAX.into())?;
         Ok(())
     }),
     ("default.replication.factor", |c, v| {
-        c.default_replication_factor = parse_num(v)?;
+        c.default_replication_factor = parse_int(v, 1, i16::MAX.into())?;
         Ok(())
     }),
     ("broker.session.timeout.ms", |c, v| {
-        c.broker_session_timeout_ms = parse_num(v)?;
+        c.broker_session_timeout_ms = parse_int(v, 1, i32::MAX.into())?;
         Ok(())
     }),
     ("delete.topic.enable", |c, v| {
@@ -187,7 +191,7 @@ const KEYS: &[(&str, Setter)] = &[
         Ok(())
     }),
     ("leader.imbalance.per.broker.percentage", |c, v| {
-        c.leader_imbalance_per_broker_percentage = parse_num(v)?;
+        c.leader_imbalance_per_broker_percentage = parse_int(v, 0, 100)?;
         Ok(())
     }),
 ];
@@ -312,7 +316,7 @@ fn millis(ms: u64) -> i64 {
     i64::try_from(ms).unwrap_or(i64::MAX)
 }
 
-fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+pub(crate) fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
     let host = if host.is_empty() { "0.0.0.0" } else { host };
     (host, port)
         .to_socket_addrs()
@@ -321,17 +325,16 @@ fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{host}:{port} resolves to no address"))
 }
 
-fn parse_num<T: std::str::FromStr>(value: &str) -> Result<T, String>
-where
-    T::Err: std::fmt::Display,
-{
-    value.parse().map_err(|e: T::Err| e.to_string())
+fn parse_positive(value: &str) -> Result<u64, String> {
+    parse_int(value, 1, u64::MAX.into())
 }
 
-fn parse_positive(value: &str) -> Result<u64, String> {
-    match parse_num::<u64>(value)? {
-        0 => Err("must be positive".into()),
-        n => Ok(n),
+/// A whole number in `min..=max`; the error says what is allowed.
+fn parse_int<T: TryFrom<i128>>(value: &str, min: i128, max: i128) -> Result<T, String> {
+    let allowed = || format!("allowed: a whole number from {min} to {max}");
+    match value.parse::<i128>() {
+        Ok(n) if (min..=max).contains(&n) => T::try_from(n).map_err(|_| allowed()),
+        _ => Err(allowed()),
     }
 }
 
@@ -403,7 +406,7 @@ fn parse_listeners(value: &str) -> Result<Vec<Listener>, String> {
                 .parse()
                 .map_err(|_| format!("listener {entry} has an invalid port"))?;
             Ok(Listener {
-                name: name.to_string(),
+                name: name.to_ascii_uppercase(),
                 host: host
                     .trim_start_matches('[')
                     .trim_end_matches(']')
@@ -480,6 +483,27 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(err.contains("CONTROLLER"), "{err}");
+    }
+
+    #[test]
+    fn listener_names_are_case_insensitive_as_in_kafka() {
+        let props: BTreeMap<String, String> = [
+            (
+                "listeners",
+                "plaintext://127.0.0.1:9092,Controller://127.0.0.1:9093",
+            ),
+            ("controller.listener.names", "controller"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let (config, _) = ServerConfig::from_properties(&props).unwrap();
+        let controller = config.controller_listener().unwrap();
+        assert_eq!(
+            (controller.name.as_str(), controller.port),
+            ("CONTROLLER", 9093)
+        );
+        assert_eq!(config.listeners[0].name, "PLAINTEXT");
     }
 
     #[test]

@@ -456,9 +456,8 @@ fn produce_from_a_file() {
         "",
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("Produced 2000 records to bulk (partition 0: offsets 0-1999)."),
+    assert_eq!(
+        out.stdout, "Produced 2000 records to bulk (partition 0: offsets 0-1999).\n",
         "{}",
         out.stderr
     );

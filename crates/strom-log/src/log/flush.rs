@@ -192,7 +192,8 @@ impl Log {
         };
         self.write_checkpoint(&token, checkpoint)?;
         lock(&self.flush).durable_offset = self.log_end_offset();
-        tracing::info!(dir = %self.dir.display(), "closed log cleanly");
+        // Debug: one line per partition at every shutdown otherwise.
+        tracing::debug!(dir = %self.dir.display(), "closed log cleanly");
         Ok(())
     }
 }

@@ -134,7 +134,8 @@ impl Log {
             tracing::warn!(dir = %dir.display(), log_start, next_offset, "log end below log start");
             log_start = next_offset;
         }
-        tracing::info!(dir = %dir.display(), clean = report.clean, log_end_offset = next_offset, "opened log");
+        // Debug: a broker opens every partition at start-up; its own summary is the INFO line.
+        tracing::debug!(dir = %dir.display(), clean = report.clean, log_end_offset = next_offset, "opened log");
         let log = Log {
             dir: dir.to_path_buf(),
             fs,

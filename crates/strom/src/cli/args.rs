@@ -25,17 +25,21 @@ pub struct Common {
     /// Output: tables for people or JSON for programs.
     #[arg(long, value_enum, default_value_t = OutputFormat::Human, global = true)]
     pub output: OutputFormat,
-    /// No progress bars and no summaries on stderr.
+    /// No progress bars and no notes on stderr (results on stdout stay).
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
-    /// Give up on a broker request after this long.
-    #[arg(
-        long = "request-timeout-ms",
-        default_value_t = 30_000,
-        value_name = "MS",
-        global = true
-    )]
-    pub request_timeout_ms: u64,
+    /// Give up on a broker request after this long [default: 30000, or request.timeout.ms
+    /// of the client properties].
+    #[arg(long = "request-timeout-ms", value_name = "MS", global = true)]
+    pub request_timeout_ms: Option<u64>,
+    /// A file of client properties (Kafka's `--command-config`; `key=value` lines, e.g.
+    /// `request.timeout.ms=60000`, `max.request.size=4194304`).
+    #[arg(long = "command-config", value_name = "PATH", global = true)]
+    pub command_config: Option<PathBuf>,
+    /// A client property, `-X max.request.size=4194304` (kcat's -X; repeatable; wins over
+    /// --command-config).
+    #[arg(short = 'X', long = "property", value_name = "KEY=VALUE", value_parser = parse::key_value, global = true)]
+    pub property: Vec<(String, String)>,
 }
 
 impl Common {
@@ -212,7 +216,11 @@ const PRODUCE_EXAMPLES: &str = "Examples:
   echo '{\"id\": 1}' | strom produce orders --value-format avro --schema order.avsc
   strom produce orders --key-separator : <<< 'user-1:{\"total\": 3}'
   strom produce orders --file events.txt --compression zstd --acks all
-  strom produce orders --partition 0 --header source=cli --header trace=abc";
+  strom produce orders --partition 0 --header source=cli --header trace=abc
+  strom produce big --file big.txt --max-line-bytes 4194304 --producer-property max.request.size=4194304
+Client properties: --command-config FILE, -X KEY=VALUE, --producer-property KEY=VALUE
+(Kafka's producer keys, e.g. linger.ms, batch.size, max.request.size); each wins over the
+one before, and an explicit --acks or --compression wins over all.";
 
 const CONSUME_EXAMPLES: &str = "Examples:
   strom consume orders --from-beginning --max-messages 10
@@ -221,6 +229,7 @@ const CONSUME_EXAMPLES: &str = "Examples:
   strom consume orders --partition 0 --offset 42 --format '%p/%o %k=%s\\n'
   strom consume orders --offset -5 --timeout-ms 2000
   strom consume orders --from-beginning --output json --timeout-ms 1000 | jq .value
+  strom consume orders --from-beginning --consumer-property fetch.max.wait.ms=100
 Format tokens (kcat's -f): %t topic, %p partition, %o offset, %T timestamp (ms), %k key,
 %K key length, %s value, %S value length, %h headers (k=v,...), %% a percent sign;
 escapes \\n \\r \\t \\0 \\\\.";
@@ -357,12 +366,17 @@ pub struct ProduceArgs {
     /// A header on every record, `--header k=v`, or `--header k` for a null value (repeatable).
     #[arg(long, short = 'H', value_name = "KEY=VALUE", value_parser = parse::header)]
     pub header: Vec<(String, Option<String>)>,
-    /// Acknowledgements to wait for.
-    #[arg(long, value_enum, default_value_t = Acks::All, allow_hyphen_values = true)]
-    pub acks: Acks,
-    /// Compression codec of produced batches.
-    #[arg(long, short = 'z', value_enum, default_value_t = Compression::None)]
-    pub compression: Compression,
+    /// Acknowledgements to wait for [default: all, or acks of the client properties].
+    #[arg(long, value_enum, allow_hyphen_values = true)]
+    pub acks: Option<Acks>,
+    /// Compression codec of produced batches [default: none, or compression.type of the
+    /// client properties].
+    #[arg(long, short = 'z', value_enum)]
+    pub compression: Option<Compression>,
+    /// A producer property, `--producer-property max.request.size=4194304` (Kafka's
+    /// console producer's; repeatable; wins over -X and --command-config).
+    #[arg(long = "producer-property", value_name = "KEY=VALUE", value_parser = parse::key_value)]
+    pub producer_property: Vec<(String, String)>,
     /// Send every record to this partition (default: by key, like Kafka's partitioner).
     #[arg(long, short = 'p', value_parser = clap::value_parser!(i32).range(0..))]
     pub partition: Option<i32>,
@@ -412,6 +426,10 @@ pub struct ConsumeArgs {
     /// Stop when no record arrived for this long.
     #[arg(long = "timeout-ms", value_name = "MS")]
     pub timeout_ms: Option<u64>,
+    /// A consumer property, `--consumer-property fetch.max.wait.ms=100` (Kafka's console
+    /// consumer's; repeatable; wins over -X and --command-config).
+    #[arg(long = "consumer-property", value_name = "KEY=VALUE", value_parser = parse::key_value)]
+    pub consumer_property: Vec<(String, String)>,
     /// kcat-like format of each record, e.g. '%k=%s\n' (default: the value and a newline).
     #[arg(long, short = 'f', value_parser = parse_format)]
     pub format: Option<Format>,

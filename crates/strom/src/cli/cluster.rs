@@ -23,7 +23,7 @@ struct BrokerView {
 
 pub async fn run(common: &Common, command: ClusterCommand) -> anyhow::Result<()> {
     let ClusterCommand::Describe = command;
-    let admin = Admin::new(super::client_config(common))?;
+    let admin = Admin::new(super::client_config(common)?)?;
     let described = admin.describe_cluster().await;
     admin.close().await;
     let d = described?;

@@ -18,7 +18,7 @@ struct ConfigView {
 }
 
 pub async fn run(common: &Common, command: ConfigsCommand) -> anyhow::Result<()> {
-    let admin = Admin::new(super::client_config(common))?;
+    let admin = Admin::new(super::client_config(common)?)?;
     let result = match command {
         ConfigsCommand::Describe { target, all } => describe(&admin, common, &target, all).await,
         ConfigsCommand::Alter {

@@ -26,7 +26,7 @@ const ASSIGNMENT_WAIT_MS_MAX: u64 = 30_000;
 const COMMIT_INTERVAL_MS: u64 = 5_000;
 
 pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
-    let mut consumer = Consumer::new(consumer_config(&args))?;
+    let mut consumer = Consumer::new(consumer_config(&args)?)?;
     if args.group.is_some() {
         consumer.subscribe(vec![args.topic.clone()]).await?;
     } else {
@@ -42,9 +42,15 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn consumer_config(args: &ConsumeArgs) -> ConsumerConfig {
-    let mut config = ConsumerConfig::new("");
-    config.client = super::client_config(&args.common);
+/// The consumer's settings: the client properties, then --consumer-property, then what
+/// the command's flags decide (group, start position, commits).
+fn consumer_config(args: &ConsumeArgs) -> anyhow::Result<ConsumerConfig> {
+    let mut props = super::client_properties(&args.common)?;
+    for (key, value) in &args.consumer_property {
+        props.set(key.trim(), value.trim());
+    }
+    let mut config = ConsumerConfig::from_properties(&mut props)?;
+    super::warn_unused(&props);
     config.group_id = args.group.clone();
     // Commits are made here, for printed records only (a poll may return more than
     // --max-messages lets through).
@@ -54,12 +60,12 @@ fn consumer_config(args: &ConsumeArgs) -> ConsumerConfig {
     } else {
         OffsetReset::Latest
     };
-    config
+    Ok(config)
 }
 
 /// Assigns the chosen partitions (all by default) and seeks to the start position.
 async fn assign(consumer: &mut Consumer, args: &ConsumeArgs) -> anyhow::Result<()> {
-    let admin = Admin::new(super::client_config(&args.common))?;
+    let admin = Admin::new(super::client_config(&args.common)?)?;
     let result = chosen_partitions(&admin, args).await;
     let partitions = match result {
         Ok(partitions) => partitions,

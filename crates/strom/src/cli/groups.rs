@@ -16,7 +16,7 @@ use super::progress::{self, Progress};
 use super::reset::{self, PartitionState, ResetTo};
 
 pub async fn run(common: &Common, command: GroupsCommand) -> anyhow::Result<()> {
-    let admin = Admin::new(super::client_config(common))?;
+    let admin = Admin::new(super::client_config(common)?)?;
     let result = dispatch(&admin, common, command).await;
     admin.close().await;
     result

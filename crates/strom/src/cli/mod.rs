@@ -24,7 +24,8 @@ use std::process::ExitCode;
 
 pub use args::ClientCommand;
 use args::Common;
-use strom_client::ClientConfig;
+pub use output::OutputFormat;
+use strom_client::{ClientConfig, Properties};
 
 /// Runs one client command to its exit code (errors printed on stderr).
 pub fn run(command: ClientCommand) -> ExitCode {
@@ -89,11 +90,51 @@ fn exit_on_second_ctrl_c() {
     });
 }
 
-/// The client settings every command shares.
-fn client_config(common: &Common) -> ClientConfig {
-    let mut config = ClientConfig::new(&common.bootstrap_server);
-    config.client_id = "strom-cli".to_string();
-    config.request_timeout_ms = common.request_timeout_ms;
-    config.default_api_timeout_ms = common.request_timeout_ms;
-    config
+/// The client properties of `--command-config` and `-X` (the latter win).
+fn client_properties(common: &Common) -> anyhow::Result<Properties> {
+    let mut props = match &common.command_config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!("cannot read --command-config {}: {e}", path.display())
+            })?;
+            Properties::parse(&text)
+                .map_err(|e| anyhow::anyhow!("--command-config {}: {e}", path.display()))?
+        }
+        None => Properties::new(),
+    };
+    for (key, value) in &common.property {
+        props.set(key.trim(), value.trim());
+    }
+    // The address comes from --bootstrap-server (or STROM_BOOTSTRAP, or its default).
+    props.set("bootstrap.servers", common.bootstrap_server.clone());
+    if let Some(ms) = common.request_timeout_ms {
+        props.set("request.timeout.ms", ms.to_string());
+    }
+    if !props.contains("client.id") {
+        props.set("client.id", "strom-cli");
+    }
+    // One timeout for a request and a whole call, as before properties existed.
+    let timeout = props
+        .get("request.timeout.ms")
+        .unwrap_or("30000")
+        .to_string();
+    if !props.contains("default.api.timeout.ms") {
+        props.set("default.api.timeout.ms", timeout.clone());
+    }
+    props.set("request.timeout.ms", timeout);
+    Ok(props)
+}
+
+/// The client settings every command shares (client keys of the properties; the others
+/// are for the producer or consumer, and admin commands leave them unused).
+fn client_config(common: &Common) -> anyhow::Result<ClientConfig> {
+    let mut props = client_properties(common)?;
+    Ok(ClientConfig::from_properties(&mut props)?)
+}
+
+/// Says which properties no part of the command used (typos, or another client's keys).
+fn warn_unused(props: &Properties) {
+    for key in props.unused() {
+        eprintln!("strom: warning: client property {key} is not used by this command");
+    }
 }

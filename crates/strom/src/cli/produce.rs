@@ -8,9 +8,7 @@ use std::io::{BufRead, BufReader};
 use anyhow::Context as _;
 use bytes::Bytes;
 use serde::Serialize;
-use strom_client::{
-    Compression as Codec, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
-};
+use strom_client::{DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 
 use super::args::{Acks, Common, Compression, ProduceArgs, ValueFormat};
 use super::lines::{Line, LineError, Lines};
@@ -99,7 +97,7 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         ValueFormat::Raw => None,
         ValueFormat::Avro => Some(avro_schema(&args).await?),
     };
-    let producer = Producer::new(producer_config(&args))?;
+    let producer = Producer::new(producer_config(&args)?)?;
     let headers: Vec<(Bytes, Option<Bytes>)> = args
         .header
         .iter()
@@ -228,13 +226,11 @@ async fn settle(
 }
 
 fn report(common: &Common, summary: &Summary) -> anyhow::Result<()> {
+    // The summary is produce's result: stdout, as text or JSON (docs/ARCHITECTURE.md).
     if common.json() {
         output::print_json(summary)
     } else {
-        if !common.quiet {
-            eprintln!("{}", summary.sentence());
-        }
-        Ok(())
+        output::print_line(&summary.sentence())
     }
 }
 
@@ -287,26 +283,42 @@ fn record(args: &ProduceArgs, headers: &[(Bytes, Option<Bytes>)], line: Line) ->
     record
 }
 
-fn producer_config(args: &ProduceArgs) -> ProducerConfig {
-    let client = super::client_config(&args.common);
-    let mut config = ProducerConfig::new("");
-    config.max_block_ms = client.request_timeout_ms;
-    config.client = client;
-    config.acks = match args.acks {
-        Acks::None => strom_client::Acks::None,
-        Acks::Leader => strom_client::Acks::Leader,
-        Acks::All => strom_client::Acks::All,
-    };
-    // Idempotence needs acks=all, as in Kafka's producer.
-    config.enable_idempotence = args.acks == Acks::All;
-    config.compression = match args.compression {
-        Compression::None => Codec::None,
-        Compression::Gzip => Codec::Gzip,
-        Compression::Snappy => Codec::Snappy,
-        Compression::Lz4 => Codec::Lz4,
-        Compression::Zstd => Codec::Zstd,
-    };
-    config
+/// The producer's settings: the client properties, then --producer-property, then the
+/// explicit --acks and --compression (Kafka's console producer's order).
+fn producer_config(args: &ProduceArgs) -> anyhow::Result<ProducerConfig> {
+    let mut props = super::client_properties(&args.common)?;
+    for (key, value) in &args.producer_property {
+        props.set(key.trim(), value.trim());
+    }
+    if let Some(acks) = args.acks {
+        let acks = match acks {
+            Acks::None => "0",
+            Acks::Leader => "1",
+            Acks::All => "all",
+        };
+        props.set("acks", acks);
+    }
+    if let Some(compression) = args.compression {
+        let name = match compression {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        };
+        props.set("compression.type", name);
+    }
+    // The command waits for metadata no longer than for a request, unless told otherwise.
+    if !props.contains("max.block.ms") {
+        let timeout = props
+            .get("request.timeout.ms")
+            .unwrap_or("30000")
+            .to_string();
+        props.set("max.block.ms", timeout);
+    }
+    let config = ProducerConfig::from_properties(&mut props)?;
+    super::warn_unused(&props);
+    Ok(config)
 }
 
 #[cfg(test)]

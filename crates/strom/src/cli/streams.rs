@@ -39,7 +39,7 @@ pub async fn run(common: &Common, command: StreamsCommand) -> anyhow::Result<()>
         intermediate_topics,
         dry_run,
     } = command;
-    let admin = Admin::new(super::client_config(common))?;
+    let admin = Admin::new(super::client_config(common)?)?;
     let result = reset(
         &admin,
         common,

@@ -89,7 +89,7 @@ impl TopicView {
 }
 
 pub async fn run(common: &Common, command: TopicsCommand) -> anyhow::Result<()> {
-    let admin = Admin::new(super::client_config(common))?;
+    let admin = Admin::new(super::client_config(common)?)?;
     let result = match command {
         TopicsCommand::Create {
             topics,
