@@ -12,12 +12,14 @@ pub mod frame;
 pub mod kafka_error;
 pub mod request;
 pub mod response;
+pub mod success_messages;
 pub mod versions;
 
 pub use error_response::error_response;
 pub use frame::{frame, FrameDecoder, FrameError, FRAME_BYTES_MAX_DEFAULT, SIZE_PREFIX_BYTES};
 pub use kafka_error::ErrorCode;
 pub use request::{decode_request, parse_header, DecodedRequest, Incoming, RequestError};
+pub use success_messages::clear_success_messages;
 pub use response::{encode_response, response_header_version, EncodeError, ResponseTarget};
 pub use versions::{kafka_range, ApiRange, ApiVersionTable};
 

@@ -104,7 +104,7 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming, peer: SocketAdd
     // Kafka prefixes generated member ids with the client id (a cheap reference-count clone).
     let client_id = request.header.client_id.clone();
     let expects_response = request.expects_response();
-    let response = match request.body {
+    let mut response = match request.body {
         RequestKind::ApiVersions(body) => api_versions::handle(context, &body, version),
         RequestKind::Metadata(body) => metadata::handle(context, body, version).await,
         RequestKind::CreateTopics(body) => create_topics::handle(context, body, version).await,
@@ -177,6 +177,8 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming, peer: SocketAdd
             None => return Reply::Close,
         },
     };
+    // Kafka leaves `error_message` null whenever the error code is NONE; clients assert it.
+    strom_protocol::clear_success_messages(&mut response);
     if expects_response {
         Reply::Respond(Box::new(response))
     } else if produce_failed(&response) {
