@@ -52,7 +52,9 @@ async fn find_coordinator(client: &mut Client, port: u16) {
                 .with_key_type(1),
         )
         .await;
-    assert_eq!(response.error_code, 15);
+    // No transaction coordinator: refused with a code transactional clients treat as fatal.
+    assert_eq!(response.error_code, 53);
+    assert!(response.error_message.is_some());
 }
 
 async fn join(client: &mut Client, member_id: &str) -> JoinGroupResponse {

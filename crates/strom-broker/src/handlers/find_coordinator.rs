@@ -5,7 +5,8 @@
 //! COORDINATOR_NOT_AVAILABLE too. When this broker is the one named, the answer waits (a
 //! bounded time) until it has loaded the partition's groups, so that a client's first
 //! JoinGroup is not met with COORDINATOR_LOAD_IN_PROGRESS, which kafkajs treats as fatal.
-//! Transaction keys answer COORDINATOR_NOT_AVAILABLE (no transaction coordinator yet).
+//! Transaction keys are refused with `TRANSACTIONS_REFUSED` (no transaction coordinator), so
+//! transactional clients fail at once instead of retrying until their timeout.
 //! v4+ batches keys (KIP-699). Advertising FindCoordinator also makes librdkafka enable LZ4.
 
 use std::time::Duration;
@@ -93,10 +94,8 @@ async fn answers(
         return keys
             .iter()
             .map(|_| {
-                Answer::Error(
-                    ErrorCode::COORDINATOR_NOT_AVAILABLE,
-                    "no transaction coordinator on this broker yet",
-                )
+                let (code, message) = super::TRANSACTIONS_REFUSED;
+                Answer::Error(code, message)
             })
             .collect();
     }

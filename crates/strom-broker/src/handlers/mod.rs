@@ -76,6 +76,21 @@ pub const SERVED_APIS: &[ApiKey] = &[
     ApiKey::ConsumerGroupDescribe,
 ];
 
+/// How requests that need a transaction coordinator are answered while there is none.
+///
+/// Clients must fail at once rather than retry until their timeout. librdkafka retries every
+/// FindCoordinator(TRANSACTION) error except TRANSACTIONAL_ID_AUTHORIZATION_FAILED and
+/// CLUSTER_AUTHORIZATION_FAILED (`init_transactions(-1)` would never return), and the Java
+/// producer retries retriable ones; TRANSACTIONAL_ID_AUTHORIZATION_FAILED is fatal in both,
+/// in franz-go and in Kafka's Admin, and it is what a Kafka broker answers a client that may
+/// not use transactional ids. The message (carried by FindCoordinator v1+) says why.
+/// The transaction coordinator replaces this one constant and its two users.
+pub(crate) const TRANSACTIONS_REFUSED: (ErrorCode, &str) = (
+    ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    "this broker does not serve transactions (no transaction coordinator); \
+     use a producer without transactional.id",
+);
+
 /// What the connection does after a request.
 #[derive(Debug)]
 pub enum Reply {
