@@ -59,9 +59,12 @@ def test_transactional_producer_fails_fast_librdkafka(broker):
     `init_transactions` must fail at once with a fatal error that says why."""
     p = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": "compat-txn-rdkafka"})
     start = time.monotonic()
-    with pytest.raises(KafkaException) as raised:
-        p.init_transactions(60)
-    elapsed_s = time.monotonic() - start
+    try:
+        with pytest.raises(KafkaException) as raised:
+            p.init_transactions(60)
+    finally:
+        elapsed_s = time.monotonic() - start
+        del p
     error = raised.value.args[0]
     assert elapsed_s < FAIL_FAST_S, f"init_transactions took {elapsed_s:.1f}s: {error}"
     assert error.fatal(), error
@@ -72,4 +75,29 @@ def test_transactional_producer_fails_fast_java(broker, compat_tool):
     out = compat_tool(["init-transactions", broker.bootstrap, "compat-txn-java"])
     assert out["error"] is not None, out
     assert out["elapsed_ms"] < FAIL_FAST_S * 1000, out
+    # The Java client does not show the broker's message for this code, only its own.
     assert out["error"] == "TransactionalIdAuthorizationException", out
+
+
+def test_commit_offsets_of_missing_topic(broker, topic_name):
+    """librdkafka's 0030 commits offsets of a topic that does not exist: Kafka answers
+    UNKNOWN_TOPIC_OR_PARTITION for each partition (and the coordinator stores nothing), while
+    the partitions of an existing topic in the same request commit."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    a = AdminClient({"bootstrap.servers": broker.bootstrap})
+    a.create_topics([NewTopic(topic_name, 2, 1)], operation_timeout=TIMEOUT_S)[topic_name].result(timeout=TIMEOUT_S)
+    missing = f"{topic_name}-missing"
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": f"{topic_name}-g", "enable.auto.commit": False})
+    try:
+        with pytest.raises(KafkaException) as raised:
+            c.commit(offsets=[TopicPartition(missing, 0, 5), TopicPartition(missing, 1, 6)], asynchronous=False)
+        assert raised.value.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART, raised.value
+        # Mixed: the existing topic's partitions commit; the missing partition 7 does not.
+        with pytest.raises(KafkaException):
+            c.commit(offsets=[TopicPartition(topic_name, 0, 3), TopicPartition(topic_name, 7, 4)], asynchronous=False)
+        got = c.committed([TopicPartition(topic_name, 0), TopicPartition(missing, 0)], timeout=TIMEOUT_S)
+        assert [(tp.topic, tp.offset) for tp in got] == [(topic_name, 3), (missing, -1001)], got
+    finally:
+        c.close()
