@@ -101,3 +101,12 @@ def test_commit_offsets_of_missing_topic(broker, topic_name):
         assert [(tp.topic, tp.offset) for tp in got] == [(topic_name, 3), (missing, -1001)], got
     finally:
         c.close()
+
+
+def test_acl_apis_without_authorizer(broker, compat_tool):
+    """`kafka-acls.sh` goes through the Java Admin: without an authorizer Kafka answers every
+    ACL request SECURITY_DISABLED, which the Admin raises as SecurityDisabledException."""
+    out = compat_tool(["acls", broker.bootstrap])
+    for op in ("describe", "create", "delete"):
+        assert out[op].get("error") == "SecurityDisabledException", (op, out)
+        assert "No Authorizer is configured" in out[op]["message"], (op, out)

@@ -1,6 +1,7 @@
 //! Request handlers, one module per API. This module only routes a decoded request to its
 //! handler and holds the small conversions they share; it knows no API's semantics.
 
+mod acls;
 mod alter_configs;
 mod api_versions;
 mod consumer_group_describe;
@@ -14,6 +15,7 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
+mod describe_quorum;
 mod describe_topic_partitions;
 mod elect_leaders;
 mod fetch;
@@ -74,6 +76,10 @@ pub const SERVED_APIS: &[ApiKey] = &[
     ApiKey::OffsetDelete,
     ApiKey::ConsumerGroupHeartbeat,
     ApiKey::ConsumerGroupDescribe,
+    ApiKey::DescribeAcls,
+    ApiKey::CreateAcls,
+    ApiKey::DeleteAcls,
+    ApiKey::DescribeQuorum,
 ];
 
 /// How requests that need a transaction coordinator are answered while there is none.
@@ -181,6 +187,10 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming, peer: SocketAdd
         RequestKind::DescribeGroups(body) => describe_groups::handle(context, body, version).await,
         RequestKind::DeleteGroups(body) => delete_groups::handle(context, body, version).await,
         RequestKind::OffsetDelete(body) => offset_delete::handle(context, body, version).await,
+        RequestKind::DescribeAcls(body) => acls::describe(body),
+        RequestKind::CreateAcls(body) => acls::create(body),
+        RequestKind::DeleteAcls(body) => acls::delete(body),
+        RequestKind::DescribeQuorum(body) => describe_quorum::handle(context, body).await,
         // The version table decodes only served APIs; this is a safety net, never a crash.
         other => match error_response(
             &other,
