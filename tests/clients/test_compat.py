@@ -5,6 +5,7 @@ coordinator loading on a fresh broker, and dynamic broker configs."""
 
 import os
 import shutil
+import tempfile
 import time
 
 import pytest
@@ -110,3 +111,95 @@ def test_acl_apis_without_authorizer(broker, compat_tool):
     for op in ("describe", "create", "delete"):
         assert out[op].get("error") == "SecurityDisabledException", (op, out)
         assert "No Authorizer is configured" in out[op]["message"], (op, out)
+
+
+def test_describe_metadata_quorum(broker, compat_tool, topic_name):
+    """`kafka-metadata-quorum.sh describe --status/--replication` through the Java Admin: the
+    Raft leader, its epoch and high watermark, and every voter's progress and times."""
+    before_ms = int(time.time() * 1000)
+    first = compat_tool(["quorum", broker.bootstrap])
+    assert first["leader_id"] == 1, first
+    assert first["leader_epoch"] >= 1, first
+    assert first["high_watermark"] >= 1, first
+    assert [v["id"] for v in first["voters"]] == [1], first
+    assert first["observers"] == [], first
+    assert first["nodes"] == 1, first
+    leader = first["voters"][0]
+    # The leader is caught up with itself: its log ends at the high watermark, timed now.
+    assert leader["log_end_offset"] >= first["high_watermark"], first
+    assert leader["last_fetch_ms"] >= before_ms - 5000 and leader["last_caught_up_ms"] >= before_ms - 5000, first
+    # A metadata change moves the log and the high watermark on.
+    admin = kafka_python_admin(broker)
+    try:
+        admin.create_topics({topic_name: {"num_partitions": 1}})
+    finally:
+        admin.close()
+    second = compat_tool(["quorum", broker.bootstrap])
+    assert second["high_watermark"] > first["high_watermark"], (first, second)
+    assert second["voters"][0]["log_end_offset"] >= second["high_watermark"], second
+
+
+def test_features_describe_and_update(broker, compat_tool):
+    """`kafka-features.sh describe` reads supported and finalized features from ApiVersions
+    v3+ (Admin describeFeatures); UpdateFeatures accepts the level the cluster runs at and
+    refuses any other with Kafka's INVALID_UPDATE_VERSION."""
+    out = compat_tool(["features", broker.bootstrap])
+    assert out["finalized"] == {"metadata.version": {"min": 25, "max": 25}, "group.version": {"min": 1, "max": 1}}, out
+    assert out["supported"]["metadata.version"] == {"min": 25, "max": 25}, out
+    assert out["supported"]["group.version"] == {"min": 1, "max": 1}, out
+    # ApiVersions v4 (the Java client's) also carries ranges that start at 0.
+    assert out["supported"]["kraft.version"] == {"min": 0, "max": 0}, out
+    assert out["finalized_epoch"] == 0, out
+
+    assert compat_tool(["update-feature", broker.bootstrap, "group.version", 1, "UPGRADE"]) == {"ok": True}
+    assert compat_tool(["update-feature", broker.bootstrap, "metadata.version", 25, "UPGRADE", "validate"]) == {"ok": True}
+    refused = compat_tool(["update-feature", broker.bootstrap, "metadata.version", 24, "SAFE_DOWNGRADE"])
+    assert refused["error"] == "InvalidUpdateVersionException", refused
+    assert "only supports versions 25" in refused["message"], refused
+    unknown = compat_tool(["update-feature", broker.bootstrap, "no.such.feature", 1, "UPGRADE"])
+    assert unknown["error"] == "InvalidUpdateVersionException", unknown
+    assert "does not support this feature" in unknown["message"], unknown
+
+
+def test_first_join_on_a_fresh_broker_kafkajs(make_broker, topic_name):
+    """On a fresh broker the first FindCoordinator creates `__consumer_offsets`; kafkajs
+    treats COORDINATOR_LOAD_IN_PROGRESS on its JoinGroup as a consumer crash, so the broker
+    names a coordinator only once the group's partition is loaded (fresh partitions load at
+    once). Several groups join at once, each consuming every record."""
+    import json
+    import subprocess
+
+    from records import check_consumed, from_json, record_set
+    from test_kafkajs import to_json
+
+    fresh = make_broker()
+    node = shutil.which("node") or "node"
+    script = os.path.join(os.path.dirname(__file__), "js", "client.js")
+
+    def js(request):
+        proc = subprocess.run([node, script], input=json.dumps(request).encode(), capture_output=True, timeout=TOOL_TIMEOUT_S)
+        stderr = proc.stderr.decode(errors="replace")
+        assert proc.returncode == 0, stderr[-3000:]
+        return json.loads(proc.stdout.decode().strip().splitlines()[-1]), stderr
+
+    out, _ = js({"op": "create", "bootstrap": fresh.bootstrap, "topic": topic_name, "partitions": 3, "configs": {}})
+    assert out["created"] is True
+    records = record_set("kafkajs-fresh", count=20)
+    js({"op": "produce", "bootstrap": fresh.bootstrap, "topic": topic_name, "codec": "none", "idempotent": False,
+        "records": to_json(records)})
+    consumers = []
+    for i in range(3):
+        request = {"op": "consume", "bootstrap": fresh.bootstrap, "topic": topic_name, "count": len(records),
+                   "groupId": f"fresh-{i}-{topic_name}", "timeoutMs": 30000}
+        stdin = tempfile.TemporaryFile()
+        stdin.write(json.dumps(request).encode())
+        stdin.seek(0)
+        consumers.append(subprocess.Popen([node, script], stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    for proc in consumers:
+        stdout, stderr = proc.communicate(timeout=TOOL_TIMEOUT_S)
+        stderr = stderr.decode(errors="replace")
+        assert proc.returncode == 0, stderr[-3000:]
+        assert "COORDINATOR_LOAD_IN_PROGRESS" not in stderr and "coordinator is loading" not in stderr, stderr[-3000:]
+        assert "Crash" not in stderr, stderr[-3000:]
+        got = json.loads(stdout.decode().strip().splitlines()[-1])["records"]
+        check_consumed(records, [from_json(r) for r in got], partitions=3)

@@ -8,6 +8,7 @@
 
 pub mod api_versions;
 pub mod error_response;
+pub mod features;
 pub mod frame;
 pub mod kafka_error;
 pub mod request;

@@ -34,6 +34,7 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
+mod update_features;
 
 use std::net::SocketAddr;
 
@@ -80,6 +81,7 @@ pub const SERVED_APIS: &[ApiKey] = &[
     ApiKey::CreateAcls,
     ApiKey::DeleteAcls,
     ApiKey::DescribeQuorum,
+    ApiKey::UpdateFeatures,
 ];
 
 /// How requests that need a transaction coordinator are answered while there is none.
@@ -191,6 +193,7 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming, peer: SocketAdd
         RequestKind::CreateAcls(body) => acls::create(body),
         RequestKind::DeleteAcls(body) => acls::delete(body),
         RequestKind::DescribeQuorum(body) => describe_quorum::handle(context, body).await,
+        RequestKind::UpdateFeatures(body) => update_features::handle(context, body, version),
         // The version table decodes only served APIs; this is a safety net, never a crash.
         other => match error_response(
             &other,
