@@ -203,3 +203,73 @@ def test_first_join_on_a_fresh_broker_kafkajs(make_broker, topic_name):
         assert "Crash" not in stderr, stderr[-3000:]
         got = json.loads(stdout.decode().strip().splitlines()[-1])["records"]
         check_consumed(records, [from_json(r) for r in got], partitions=3)
+
+
+def test_dynamic_broker_configs(make_broker, compat_tool, topic_name):
+    """Broker configs changed at runtime (rust-rdkafka's test_configs, `kafka-configs.sh
+    --alter --entity-type brokers`): confluent-kafka's AdminClient sees them with Kafka's
+    dynamic sources, and a changed topic default (message.max.bytes) takes effect at once."""
+    from confluent_kafka import KafkaError
+    from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource,
+                                       NewTopic, ResourceType)
+
+    b = make_broker()
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+
+    def alter(name, key, value):
+        op = AlterConfigOpType.DELETE if value is None else AlterConfigOpType.SET
+        res = ConfigResource(ResourceType.BROKER, name,
+                             incremental_configs=[ConfigEntry(key, value, incremental_operation=op)])
+        return list(a.incremental_alter_configs([res]).values())[0].result(timeout=TIMEOUT_S)
+
+    def describe(name):
+        res = ConfigResource(ResourceType.BROKER, name)
+        return list(a.describe_configs([res]).values())[0].result(timeout=TIMEOUT_S)
+
+    before = describe("1")["log.flush.interval.messages"]
+    assert before.source == ConfigSource.DEFAULT_CONFIG.value and before.is_read_only is False, before
+    assert describe("1")["node.id"].is_read_only is True
+    alter("1", "log.flush.interval.messages", "1234")
+    # librdkafka and kafka-python refuse the cluster-default resource (""); the Java Admin
+    # (kafka-configs.sh --entity-default) sets it.
+    assert compat_tool(["alter-broker", b.bootstrap, "", "log.retention.bytes", "987654321"]) == {"ok": True}
+    configs = describe("1")
+    assert (configs["log.flush.interval.messages"].value, configs["log.flush.interval.messages"].source) == \
+        ("1234", ConfigSource.DYNAMIC_BROKER_CONFIG.value)
+    assert (configs["log.retention.bytes"].value, configs["log.retention.bytes"].source) == \
+        ("987654321", ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value)
+    defaults = compat_tool(["describe-broker", b.bootstrap, ""])["configs"]
+    assert defaults == {"log.retention.bytes": {"value": "987654321", "source": "DYNAMIC_DEFAULT_BROKER_CONFIG",
+                                                "read_only": False}}, defaults
+
+    # Keys that cannot change at runtime, and bad values, are refused before they are stored.
+    with pytest.raises(KafkaException) as raised:
+        alter("1", "num.partitions", "7")
+    assert raised.value.args[0].code() == KafkaError.INVALID_REQUEST, raised.value
+    assert "Cannot update these configs dynamically" in raised.value.args[0].str()
+    with pytest.raises(KafkaException) as raised:
+        alter("1", "log.segment.bytes", "abc")
+    assert raised.value.args[0].code() == KafkaError.INVALID_CONFIG, raised.value
+    assert describe("1")["num.partitions"].source != ConfigSource.DYNAMIC_BROKER_CONFIG.value
+
+    # A dynamic topic default reaches topics (DescribeConfigs) and their logs (Produce).
+    a.create_topics([NewTopic(topic_name, 1, 1)])[topic_name].result(timeout=TIMEOUT_S)
+    topic = ConfigResource(ResourceType.TOPIC, topic_name)
+    topic_configs = list(a.describe_configs([topic]).values())[0].result(timeout=TIMEOUT_S)
+    assert (topic_configs["flush.messages"].value, topic_configs["flush.messages"].source) == \
+        ("1234", ConfigSource.DYNAMIC_BROKER_CONFIG.value)
+
+    def produce(size):
+        p = Producer({"bootstrap.servers": b.bootstrap, "message.timeout.ms": 20000, "retries": 0})
+        outcome = []
+        p.produce(topic_name, b"x" * size, on_delivery=lambda err, msg: outcome.append(err))
+        p.flush(TIMEOUT_S)
+        return outcome[0]
+
+    assert produce(5000) is None
+    alter("1", "message.max.bytes", "2000")
+    err = produce(5000)
+    assert err is not None and err.code() == KafkaError.MSG_SIZE_TOO_LARGE, err
+    alter("1", "message.max.bytes", None)
+    assert produce(5000) is None
+    assert describe("1")["message.max.bytes"].source == ConfigSource.DEFAULT_CONFIG.value

@@ -18,6 +18,7 @@
 pub mod config;
 pub mod connection;
 pub mod console;
+pub mod dynamic_config;
 pub mod groups;
 pub mod handlers;
 pub mod http;

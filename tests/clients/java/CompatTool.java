@@ -14,6 +14,11 @@
 //                                        finalized epoch
 //   update-feature BOOTSTRAP NAME LEVEL UPGRADE|SAFE_DOWNGRADE|UNSAFE_DOWNGRADE [validate]
 //                                        updateFeatures: {"ok": true} or the error
+//   alter-broker BOOTSTRAP NAME KEY VALUE|-
+//                                        incrementalAlterConfigs on broker NAME ("" is the
+//                                        cluster default): SET, or DELETE for "-"
+//   describe-broker BOOTSTRAP NAME       describeConfigs of broker NAME: {"configs":
+//                                        {key: {"value", "source", "read_only"}}}
 
 import java.util.ArrayList;
 import java.util.List;
@@ -24,6 +29,9 @@ import java.util.concurrent.TimeUnit;
 
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.AlterConfigOp;
+import org.apache.kafka.clients.admin.Config;
+import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.FeatureMetadata;
 import org.apache.kafka.clients.admin.FeatureUpdate;
 import org.apache.kafka.clients.admin.FinalizedVersionRange;
@@ -34,6 +42,7 @@ import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.common.KafkaFuture;
 import org.apache.kafka.common.acl.AccessControlEntry;
+import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.acl.AccessControlEntryFilter;
 import org.apache.kafka.common.acl.AclBinding;
 import org.apache.kafka.common.acl.AclBindingFilter;
@@ -55,6 +64,8 @@ public final class CompatTool {
             case "quorum": out = quorum(args[1]); break;
             case "features": out = features(args[1]); break;
             case "update-feature": out = updateFeature(args); break;
+            case "alter-broker": out = alterBroker(args); break;
+            case "describe-broker": out = describeBroker(args[1], args[2]); break;
             default: throw new IllegalArgumentException("unknown command " + args[0]);
         }
         System.out.println(out);
@@ -147,6 +158,31 @@ public final class CompatTool {
             .validateOnly(args.length > 5 && args[5].equals("validate"));
         try (Admin admin = admin(args[1])) {
             return outcome(admin.updateFeatures(Map.of(args[2], update), options).all());
+        }
+    }
+
+    private static String alterBroker(String[] args) {
+        ConfigResource res = new ConfigResource(ConfigResource.Type.BROKER, args[2]);
+        AlterConfigOp op = args[4].equals("-")
+            ? new AlterConfigOp(new ConfigEntry(args[3], null), AlterConfigOp.OpType.DELETE)
+            : new AlterConfigOp(new ConfigEntry(args[3], args[4]), AlterConfigOp.OpType.SET);
+        try (Admin admin = admin(args[1])) {
+            return outcome(admin.incrementalAlterConfigs(Map.of(res, List.of(op))).all());
+        }
+    }
+
+    private static String describeBroker(String bootstrap, String name) throws Exception {
+        ConfigResource res = new ConfigResource(ConfigResource.Type.BROKER, name);
+        try (Admin admin = admin(bootstrap)) {
+            Config config = admin.describeConfigs(List.of(res)).all()
+                .get(CALL_TIMEOUT_MS, TimeUnit.MILLISECONDS).get(res);
+            List<String> entries = new ArrayList<>();
+            for (ConfigEntry e : config.entries()) {
+                entries.add(str(e.name()) + ":{\"value\":" + str(e.value())
+                    + ",\"source\":" + str(e.source().name())
+                    + ",\"read_only\":" + e.isReadOnly() + "}");
+            }
+            return "{\"configs\":{" + String.join(",", entries) + "}}";
         }
     }
 

@@ -339,16 +339,30 @@ fn check_leader_epoch(client_epoch: i32, leader_epoch: i32) -> Option<ErrorCode>
     }
 }
 
-/// Overlays the broker's static topic defaults (`log.segment.bytes=...` in
-/// `server.properties`) on entries the controller reports as Kafka defaults.
+/// Overlays the broker's topic defaults on entries the controller reports as Kafka
+/// defaults: dynamic broker configs first (`dynamic_config.rs`), then the static ones
+/// (`log.segment.bytes=...` in `server.properties`).
 fn with_broker_defaults(
     context: &BrokerContext,
     entries: Vec<strom_meta::config_defs::ConfigEntry>,
 ) -> Vec<strom_meta::config_defs::ConfigEntry> {
     use strom_meta::config_defs::ConfigSource;
+    let image = context.metadata.image();
     entries
         .into_iter()
         .map(|mut entry| {
+            if entry.source == ConfigSource::DefaultConfig {
+                let dynamic = crate::config::BrokerConfig::broker_synonym(&entry.name)
+                    .filter(|key| crate::dynamic_config::is_dynamic(key))
+                    .and_then(|key| {
+                        crate::dynamic_config::dynamic_value(&image, context.config.node_id, key)
+                    });
+                if let Some((value, source)) = dynamic {
+                    entry.value = Some(value);
+                    entry.source = source;
+                    return entry;
+                }
+            }
             let set_here = context
                 .config
                 .topic_defaults_set
