@@ -48,7 +48,11 @@ pub fn is_dynamic(key: &str) -> bool {
 /// The keys of a broker-resource change that Strom refuses: keys the broker knows (it lists
 /// them in DescribeConfigs) that are not dynamic. Unknown keys pass, as in Kafka.
 pub fn refused_keys<'a>(config: &BrokerConfig, keys: impl Iterator<Item = &'a str>) -> Vec<String> {
-    let known: Vec<String> = config.broker_entries().into_iter().map(|(k, _)| k).collect();
+    let known: Vec<String> = config
+        .broker_entries()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     keys.filter(|key| !is_dynamic(key) && known.iter().any(|k| k == key))
         .map(str::to_string)
         .collect()
@@ -156,6 +160,9 @@ mod tests {
             assert!(topic_key_of(key).is_some(), "{key} reaches no log config");
         }
         assert_eq!(topic_key_of("log.retention.ms"), Some("retention.ms"));
-        assert_eq!(topic_key_of("log.flush.interval.messages"), Some("flush.messages"));
+        assert_eq!(
+            topic_key_of("log.flush.interval.messages"),
+            Some("flush.messages")
+        );
     }
 }

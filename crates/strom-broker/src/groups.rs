@@ -577,7 +577,10 @@ impl Runtime {
         if coordinator.load(std::iter::empty(), now_ms()).is_err() {
             return false;
         }
-        tracing::debug!(partition, "group coordinator installed on an empty partition");
+        tracing::debug!(
+            partition,
+            "group coordinator installed on an empty partition"
+        );
         self.shards.insert(
             partition,
             Shard {

@@ -35,7 +35,9 @@ pub type ImageFuture<'a> =
 
 /// A boxed future of the metadata quorum's description.
 pub type QuorumFuture<'a> = Pin<
-    Box<dyn Future<Output = Result<strom_raft::wire::QuorumDescription, MetadataError>> + Send + 'a>,
+    Box<
+        dyn Future<Output = Result<strom_raft::wire::QuorumDescription, MetadataError>> + Send + 'a,
+    >,
 >;
 
 /// What the broker needs from the metadata quorum.

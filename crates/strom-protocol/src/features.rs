@@ -175,7 +175,11 @@ mod tests {
         );
         assert_eq!(v3.finalized_features_epoch, 0);
         let v4 = with_features(ApiVersionsResponse::default(), 4);
-        assert_eq!(names(&v4).0.len(), 3, "kraft.version's 0-0 range from v4 on");
+        assert_eq!(
+            names(&v4).0.len(),
+            3,
+            "kraft.version's 0-0 range from v4 on"
+        );
         assert_eq!(names(&v4).1.len(), 2, "a level of 0 is never finalized");
     }
 

@@ -20,8 +20,8 @@ pub use error_response::error_response;
 pub use frame::{frame, FrameDecoder, FrameError, FRAME_BYTES_MAX_DEFAULT, SIZE_PREFIX_BYTES};
 pub use kafka_error::ErrorCode;
 pub use request::{decode_request, parse_header, DecodedRequest, Incoming, RequestError};
-pub use success_messages::clear_success_messages;
 pub use response::{encode_response, response_header_version, EncodeError, ResponseTarget};
+pub use success_messages::clear_success_messages;
 pub use versions::{kafka_range, ApiRange, ApiVersionTable};
 
 /// Kafka's generated request and response types (kafka-protocol 0.18, bounded decoding).

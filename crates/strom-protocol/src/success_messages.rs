@@ -117,14 +117,13 @@ mod tests {
 
     #[test]
     fn defaults_that_are_empty_strings_become_null_on_success() {
-        let mut response = ResponseKind::CreateTopics(CreateTopicsResponse::default().with_topics(
-            vec![
+        let mut response =
+            ResponseKind::CreateTopics(CreateTopicsResponse::default().with_topics(vec![
                 CreatableTopicResult::default(),
                 CreatableTopicResult::default()
                     .with_error_code(36)
                     .with_error_message(message("Topic 'a' already exists.")),
-            ],
-        ));
+            ]));
         // The generated default is Some(""): the case this module exists for.
         assert_eq!(
             CreatableTopicResult::default().error_message,

@@ -147,7 +147,9 @@ impl RaftNetwork<TypeConfig> for PeerClient {
             .map(|e| e.log_id.index)
             .or(rpc.prev_log_id.map(|id| id.index));
         let leader_commit = rpc.leader_commit.map(|id| id.index);
-        let response = self.rpc(kind::APPEND_ENTRIES, &rpc, &option, entries).await?;
+        let response = self
+            .rpc(kind::APPEND_ENTRIES, &rpc, &option, entries)
+            .await?;
         match &response {
             AppendEntriesResponse::Success => {
                 self.clock.acknowledged(self.target, last, leader_commit)

@@ -476,7 +476,9 @@ impl<K: Controller> RaftNode<K> {
         let metrics = self.inner.raft.metrics().borrow().clone();
         let now = now_ms();
         let next = |index: Option<u64>| {
-            index.map_or(-1, |i| i64::try_from(i.saturating_add(1)).unwrap_or(i64::MAX))
+            index.map_or(-1, |i| {
+                i64::try_from(i.saturating_add(1)).unwrap_or(i64::MAX)
+            })
         };
         let replication = metrics.replication.clone().unwrap_or_default();
         let progress = |id: NodeId| {

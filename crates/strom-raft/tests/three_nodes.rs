@@ -240,13 +240,20 @@ async fn describe_quorum_is_the_leaders_view_from_any_node() {
                 .map(|v| v.last_fetch_ms)
                 .unwrap()
         };
-        let live = nodes.iter().map(|n| n.node_id()).find(|id| *id != leader).unwrap();
+        let live = nodes
+            .iter()
+            .map(|n| n.node_id())
+            .find(|id| *id != leader)
+            .unwrap();
         // Heartbeats keep the live follower's time moving; the stopped one's is frozen.
         if fetch(live) > fetch(stopped_id) + 200 {
             assert!(fetch(stopped_id) >= started_ms - 60_000);
             break;
         }
-        assert!(Instant::now() < deadline, "fetch times did not diverge: {quorum:?}");
+        assert!(
+            Instant::now() < deadline,
+            "fetch times did not diverge: {quorum:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for node in &nodes {

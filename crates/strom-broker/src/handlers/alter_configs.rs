@@ -182,7 +182,10 @@ fn broker_refusal<'a>(
     if !fixed.is_empty() {
         return Some((
             ErrorCode::INVALID_REQUEST,
-            format!("Cannot update these configs dynamically: {}", fixed.join(", ")),
+            format!(
+                "Cannot update these configs dynamically: {}",
+                fixed.join(", ")
+            ),
         ));
     }
     configs

@@ -189,7 +189,10 @@ fn broker_entry(
         }
     }
     if let Some(value) = image.config_value(&broker_resource(""), &key) {
-        values.push((Some(value.to_string()), ConfigSource::DynamicDefaultBrokerConfig));
+        values.push((
+            Some(value.to_string()),
+            ConfigSource::DynamicDefaultBrokerConfig,
+        ));
     }
     if !defaults_only {
         if let Some((_, value)) = config.broker_entries().into_iter().find(|(k, _)| *k == key) {

@@ -21,7 +21,10 @@ const METADATA_TOPIC: &str = "__cluster_metadata";
 /// The listener name the quorum's addresses are reported under.
 const CONTROLLER_LISTENER: &str = "CONTROLLER";
 
-pub(super) async fn handle(context: &BrokerContext, request: DescribeQuorumRequest) -> ResponseKind {
+pub(super) async fn handle(
+    context: &BrokerContext,
+    request: DescribeQuorumRequest,
+) -> ResponseKind {
     let asks_metadata_log = request.topics.len() == 1
         && request.topics[0].topic_name.0.as_str() == METADATA_TOPIC
         && request.topics[0].partitions.len() == 1
@@ -47,21 +50,20 @@ fn described(quorum: QuorumDescription) -> DescribeQuorumResponse {
         .with_high_watermark(quorum.high_watermark)
         .with_current_voters(quorum.voters.iter().map(replica).collect())
         .with_observers(quorum.observers.iter().map(replica).collect());
-    let nodes = quorum
-        .addrs
-        .iter()
-        .filter_map(|(id, addr)| {
-            let (host, port) = addr.rsplit_once(':')?;
-            Some(
-                Node::default()
-                    .with_node_id(node(*id))
-                    .with_listeners(vec![Listener::default()
+    let nodes =
+        quorum
+            .addrs
+            .iter()
+            .filter_map(|(id, addr)| {
+                let (host, port) = addr.rsplit_once(':')?;
+                Some(Node::default().with_node_id(node(*id)).with_listeners(
+                    vec![Listener::default()
                         .with_name(str_bytes(CONTROLLER_LISTENER))
                         .with_host(str_bytes(host.trim_matches(['[', ']'])))
-                        .with_port(port.parse().ok()?)]),
-            )
-        })
-        .collect();
+                        .with_port(port.parse().ok()?)],
+                ))
+            })
+            .collect();
     DescribeQuorumResponse::default()
         .with_topics(vec![TopicData::default()
             .with_topic_name(topic_name(METADATA_TOPIC))
@@ -83,7 +85,11 @@ fn replica(progress: &ReplicaProgress) -> ReplicaState {
 }
 
 /// Every requested partition answered `code`, as Kafka's partition-level error response.
-fn failed(request: &DescribeQuorumRequest, code: ErrorCode, message: Option<String>) -> ResponseKind {
+fn failed(
+    request: &DescribeQuorumRequest,
+    code: ErrorCode,
+    message: Option<String>,
+) -> ResponseKind {
     let topics = request
         .topics
         .iter()
