@@ -391,6 +391,9 @@ impl Runtime {
         {
             self.unload(partition);
         }
+        if !self.shards.contains_key(&partition) && self.install_empty(partition, &log, epoch) {
+            self.publish_loaded();
+        }
         if !self.shards.contains_key(&partition) {
             // As Kafka: the partition's groups wait for nothing, the client retries.
             self.start_load(partition, &log, epoch);
@@ -421,7 +424,12 @@ impl Runtime {
     fn on_load_request(&mut self, partition: i32) {
         let image = self.context.metadata.image();
         if let Role::Leader(log, epoch) = self.role(&image, partition) {
-            if !self.shards.contains_key(&partition) {
+            if self.shards.contains_key(&partition) {
+                return;
+            }
+            if self.install_empty(partition, &log, epoch) {
+                self.publish_loaded();
+            } else {
                 self.start_load(partition, &log, epoch);
             }
         }
