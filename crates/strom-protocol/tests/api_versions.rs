@@ -123,7 +123,9 @@ fn expected_flexible(version: i16) -> Vec<u8> {
     }
     supported.push(feature("group.version", 1, 1));
     let mut supported_bytes = vec![supported.len() as u8 + 1];
-    supported.iter().for_each(|f| supported_bytes.extend_from_slice(f));
+    supported
+        .iter()
+        .for_each(|f| supported_bytes.extend_from_slice(f));
     let mut finalized_bytes = vec![3];
     finalized_bytes.extend(feature("metadata.version", 25, 25));
     finalized_bytes.extend(feature("group.version", 1, 1));
