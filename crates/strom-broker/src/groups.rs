@@ -136,6 +136,11 @@ impl GroupHandle {
         response.await.ok()
     }
 
+    /// Whether `partition`'s coordinator is loaded (its groups are served).
+    pub fn is_loaded(&self, partition: i32) -> bool {
+        self.loaded.borrow().contains(&partition)
+    }
+
     /// Asks for `partitions` to be loaded and waits (at most `wait`) until they are;
     /// returns whether they all are.
     pub async fn wait_loaded(&self, partitions: &[i32], wait: Duration) -> bool {
@@ -387,6 +392,9 @@ impl Runtime {
         {
             self.unload(partition);
         }
+        if !self.shards.contains_key(&partition) && self.install_empty(partition, &log, epoch) {
+            self.publish_loaded();
+        }
         if !self.shards.contains_key(&partition) {
             // As Kafka: the partition's groups wait for nothing, the client retries.
             self.start_load(partition, &log, epoch);
@@ -417,7 +425,12 @@ impl Runtime {
     fn on_load_request(&mut self, partition: i32) {
         let image = self.context.metadata.image();
         if let Role::Leader(log, epoch) = self.role(&image, partition) {
-            if !self.shards.contains_key(&partition) {
+            if self.shards.contains_key(&partition) {
+                return;
+            }
+            if self.install_empty(partition, &log, epoch) {
+                self.publish_loaded();
+            } else {
                 self.start_load(partition, &log, epoch);
             }
         }
@@ -535,23 +548,59 @@ impl Runtime {
     }
 
     /// Starts loading partitions this broker leads and has not loaded, a few at a time,
-    /// as Kafka loads a partition when it becomes its leader.
+    /// as Kafka loads a partition when it becomes its leader. A partition whose log is empty
+    /// (just created) has nothing to read: its coordinator is installed at once, so a fresh
+    /// `__consumer_offsets` is served as soon as its logs are open.
     fn preload(&mut self, image: &MetadataImage) {
         let Some(topic) = image.topic_by_name(OFFSETS_TOPIC) else {
             return;
         };
         let partitions: Vec<i32> = topic.partitions.keys().copied().collect();
+        let mut installed = false;
         for partition in partitions {
-            if self.loading.len() >= LOADS_MAX {
-                return;
-            }
             if self.shards.contains_key(&partition) || self.loading.contains_key(&partition) {
                 continue;
             }
-            if let Role::Leader(log, epoch) = self.role(image, partition) {
+            let Role::Leader(log, epoch) = self.role(image, partition) else {
+                continue;
+            };
+            if self.install_empty(partition, &log, epoch) {
+                installed = true;
+            } else if self.loading.len() < LOADS_MAX {
                 self.start_load(partition, &log, epoch);
             }
         }
+        if installed {
+            self.publish_loaded();
+        }
+    }
+
+    /// Installs an empty coordinator for a partition whose log holds nothing (its end
+    /// offset is 0, so no record was ever written at this or an earlier epoch); returns
+    /// whether it did. Any other partition is read by [`Runtime::start_load`].
+    fn install_empty(&mut self, partition: i32, log: &Arc<Partition>, leader_epoch: i32) -> bool {
+        if log.log.log_end_offset() != 0 {
+            return false;
+        }
+        let mut coordinator = Coordinator::new(coordinator_config(&self.context.config, self.salt));
+        if coordinator.load(std::iter::empty(), now_ms()).is_err() {
+            return false;
+        }
+        tracing::debug!(
+            partition,
+            "group coordinator installed on an empty partition"
+        );
+        self.shards.insert(
+            partition,
+            Shard {
+                coordinator,
+                leader_epoch,
+                log: Arc::clone(log),
+                written_end: 0,
+                deferred: VecDeque::new(),
+            },
+        );
+        true
     }
 
     /// Drops a partition's coordinator: every request waiting on it (parked in the

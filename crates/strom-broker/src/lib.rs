@@ -21,6 +21,7 @@
 pub mod config;
 pub mod connection;
 pub mod console;
+pub mod dynamic_config;
 pub mod fetcher;
 pub mod groups;
 pub mod handlers;

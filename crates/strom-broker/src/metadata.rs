@@ -33,6 +33,13 @@ pub type SubmitFuture<'a> =
 pub type ImageFuture<'a> =
     Pin<Box<dyn Future<Output = Result<MetadataImage, MetadataError>> + Send + 'a>>;
 
+/// A boxed future of the metadata quorum's description.
+pub type QuorumFuture<'a> = Pin<
+    Box<
+        dyn Future<Output = Result<strom_raft::wire::QuorumDescription, MetadataError>> + Send + 'a,
+    >,
+>;
+
 /// What the broker needs from the metadata quorum.
 pub trait MetadataPort: Send + Sync + 'static {
     /// The latest committed image.
@@ -54,6 +61,15 @@ pub trait MetadataPort: Send + Sync + 'static {
     /// is no quorum (an in-process controller).
     fn quorum_status(&self) -> Option<strom_raft::wire::QuorumStatus> {
         None
+    }
+    /// The quorum as its leader describes it (DescribeQuorum, asked of the leader as Kafka
+    /// forwards it to the active controller). An in-process controller has no quorum.
+    fn describe_quorum(&self) -> QuorumFuture<'_> {
+        Box::pin(async {
+            Err(MetadataError::Unavailable(
+                "no metadata quorum: the controller runs in this process".into(),
+            ))
+        })
     }
 }
 

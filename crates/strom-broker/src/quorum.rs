@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::metadata::{ImageFuture, MetadataError, MetadataPort, SubmitFuture};
+use crate::metadata::{ImageFuture, MetadataError, MetadataPort, QuorumFuture, SubmitFuture};
 use strom_meta::{ControllerRequest, MetadataImage};
 use strom_raft::metadata::MetadataNode;
 use tokio::sync::watch;
@@ -69,6 +69,15 @@ impl MetadataPort for QuorumMetadata {
                     .await
                     .map_err(|_| MetadataError::Unavailable("the metadata node stopped".into()))?;
             }
+        })
+    }
+
+    fn describe_quorum(&self) -> QuorumFuture<'_> {
+        Box::pin(async move {
+            self.node
+                .describe_quorum()
+                .await
+                .map_err(|error| MetadataError::Unavailable(error.to_string()))
         })
     }
 

@@ -279,7 +279,13 @@ impl ReplicaManager {
                     .partition(tp.topic_id, tp.partition)
                     .is_some_and(|state| state.replicas.contains(&node_id))
             });
+        // Dynamic broker configs set topic defaults at runtime (dynamic_config.rs).
+        let dynamic_defaults = crate::dynamic_config::topic_defaults(image, &self.config);
         for topic in image.topics() {
+            let effective = crate::dynamic_config::with_topic_overrides(
+                &dynamic_defaults,
+                image.topic_configs(&topic.name),
+            );
             for (index, state) in &topic.partitions {
                 if !state.replicas.contains(&node_id) {
                     continue;
@@ -288,7 +294,7 @@ impl ReplicaManager {
                     topic_id: topic.topic_id,
                     partition: *index,
                 };
-                let overrides = image.topic_configs(&topic.name);
+                let overrides = Some(&effective);
                 if let Some(open) = self.get(tp) {
                     open.set_min_isr(self.min_isr(overrides));
                     if !self.config_changed(&open, overrides) {

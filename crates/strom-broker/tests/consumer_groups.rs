@@ -7,9 +7,8 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{s, Client, TestBroker};
+use common::{create_topic, s, Client, TestBroker};
 use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::offset_commit_request::{
@@ -26,20 +25,6 @@ const GROUP: &str = "cg";
 
 fn group() -> GroupId {
     GroupId(s(GROUP))
-}
-
-async fn create_topic(client: &mut Client, topic: &str, partitions: i32) -> Uuid {
-    let response = client
-        .send(
-            7,
-            CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
-                .with_name(TopicName(s(topic)))
-                .with_num_partitions(partitions)
-                .with_replication_factor(-1)]),
-        )
-        .await;
-    assert_eq!(response.topics[0].error_code, 0);
-    response.topics[0].topic_id
 }
 
 /// Creates `__consumer_offsets` and waits (boundedly) until the group's partition is loaded.

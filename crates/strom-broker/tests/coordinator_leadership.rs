@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{s, Client, TestBroker};
+use common::{create_topic, s, Client, TestBroker};
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
@@ -188,6 +188,7 @@ async fn coordinators_follow_the_leadership_of_their_partition() {
     .await;
     register_phantom(&broker).await;
     let mut client = broker.client().await;
+    create_topic(&mut client, "t", 1).await;
 
     // FindCoordinator names the leader of each group's partition, whichever broker it is.
     let groups: Vec<String> = (0..24).map(|i| format!("group-{i}")).collect();

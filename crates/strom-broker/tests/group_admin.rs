@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use common::{s, wait_loaded, Client, TestBroker};
+use common::{create_topic, s, wait_loaded, Client, TestBroker};
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::offset_commit_request::{
@@ -183,6 +183,8 @@ async fn delete(client: &mut Client) -> i16 {
 async fn list_describe_offset_delete_and_delete_groups() {
     let broker = TestBroker::start_with(|c| c.group_initial_rebalance_delay_ms = 0).await;
     let mut client = broker.client().await;
+    create_topic(&mut client, "t", 1).await;
+    create_topic(&mut client, "u", 1).await;
     let found = client
         .send(3, FindCoordinatorRequest::default().with_key(s(GROUP)))
         .await;
@@ -314,6 +316,7 @@ async fn a_failed_append_is_retriable_and_the_coordinator_reloads() {
     })
     .await;
     let mut client = broker.client().await;
+    create_topic(&mut client, "t", 1).await;
     let found = client
         .send(3, FindCoordinatorRequest::default().with_key(s(GROUP)))
         .await;

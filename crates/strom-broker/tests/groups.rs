@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use common::{s, wait_loaded, Client, TestBroker};
+use common::{create_topic, s, wait_loaded, Client, TestBroker};
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::offset_commit_request::{
@@ -52,7 +52,9 @@ async fn find_coordinator(client: &mut Client, port: u16) {
                 .with_key_type(1),
         )
         .await;
-    assert_eq!(response.error_code, 15);
+    // No transaction coordinator: refused with a code transactional clients treat as fatal.
+    assert_eq!(response.error_code, 53);
+    assert!(response.error_message.is_some());
 }
 
 async fn join(client: &mut Client, member_id: &str) -> JoinGroupResponse {
@@ -135,6 +137,7 @@ async fn fetch_offset_v8(client: &mut Client) -> i64 {
 async fn join_sync_heartbeat_commit_fetch_survive_restart() {
     let broker = TestBroker::start().await;
     let mut client = broker.client().await;
+    create_topic(&mut client, "t", 1).await;
     find_coordinator(&mut client, broker.addr().port()).await;
     wait_loaded(&mut client, GROUP).await;
 

@@ -43,7 +43,10 @@ pub fn response(
     if !is_valid_request(request, api_version) {
         return ApiVersionsResponse::default().with_error_code(ErrorCode::INVALID_REQUEST.code());
     }
-    ApiVersionsResponse::default().with_api_keys(table.advertised())
+    crate::features::with_features(
+        ApiVersionsResponse::default().with_api_keys(table.advertised()),
+        api_version,
+    )
 }
 
 /// The answer to ApiVersions at a version the broker does not know: UNSUPPORTED_VERSION with

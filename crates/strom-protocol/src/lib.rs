@@ -8,10 +8,12 @@
 
 pub mod api_versions;
 pub mod error_response;
+pub mod features;
 pub mod frame;
 pub mod kafka_error;
 pub mod request;
 pub mod response;
+pub mod success_messages;
 pub mod versions;
 
 pub use error_response::error_response;
@@ -19,6 +21,7 @@ pub use frame::{frame, FrameDecoder, FrameError, FRAME_BYTES_MAX_DEFAULT, SIZE_P
 pub use kafka_error::ErrorCode;
 pub use request::{decode_request, parse_header, DecodedRequest, Incoming, RequestError};
 pub use response::{encode_response, response_header_version, EncodeError, ResponseTarget};
+pub use success_messages::clear_success_messages;
 pub use versions::{kafka_range, ApiRange, ApiVersionTable};
 
 /// Kafka's generated request and response types (kafka-protocol 0.18, bounded decoding).

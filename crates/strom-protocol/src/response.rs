@@ -4,7 +4,9 @@
 //! is flexible), except ApiVersions, whose response header is always v0 so that a client
 //! that does not yet know the broker's versions can read it. The body encoder (kafka-protocol)
 //! writes a tagged field only when it differs from its default: Debian's kcat (librdkafka
-//! 2.0.2) cannot parse ApiVersions v3 tagged fields it does not expect.
+//! 2.0.2) cannot parse ApiVersions v3 tagged fields it does not expect. It does read the
+//! supported and finalized features Kafka sends (and Strom, `features.rs`): kcat's client
+//! tests run against them.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ResponseHeader, ResponseKind};

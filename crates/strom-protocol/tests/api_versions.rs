@@ -1,6 +1,6 @@
 //! ApiVersions on exact bytes: requests v0..v4 as clients send them, the responses as Kafka
-//! writes them (header v0 always, no tagged fields at their defaults), the unknown-version
-//! fallback and KIP-511's validation.
+//! writes them (header v0 always, features as tagged fields, none at its default), the
+//! unknown-version fallback and KIP-511's validation.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use strom_protocol::messages::{ApiKey, ResponseKind};
@@ -88,7 +88,24 @@ fn expected_non_flexible(with_throttle: bool) -> Vec<u8> {
     framed(&body)
 }
 
-fn expected_flexible() -> Vec<u8> {
+/// One feature entry: compact string name, two int16 levels, no tagged fields.
+fn feature(name: &str, first: i16, second: i16) -> Vec<u8> {
+    let mut out = vec![name.len() as u8 + 1];
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(&first.to_be_bytes());
+    out.extend_from_slice(&second.to_be_bytes());
+    out.push(0);
+    out
+}
+
+/// A tagged field: tag, size, data (each fits one varint byte here).
+fn tagged(tag: u8, data: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag, data.len() as u8];
+    out.extend_from_slice(data);
+    out
+}
+
+fn expected_flexible(version: i16) -> Vec<u8> {
     // Header v0: the correlation id alone, no tagged-field byte.
     let mut body = CORRELATION_ID.to_be_bytes().to_vec();
     body.extend_from_slice(&[0, 0]);
@@ -98,8 +115,24 @@ fn expected_flexible() -> Vec<u8> {
         body.push(0);
     }
     body.extend_from_slice(&[0, 0, 0, 0]);
-    // No tagged fields: supported/finalized features and zk_migration_ready hold defaults.
-    body.push(0);
+    // Tagged fields: supported features (ranges from 0 only at v4+), the finalized epoch (0)
+    // and the finalized levels; zk_migration_ready keeps its default and is left out.
+    let mut supported = vec![feature("metadata.version", 25, 25)];
+    if version >= 4 {
+        supported.push(feature("kraft.version", 0, 0));
+    }
+    supported.push(feature("group.version", 1, 1));
+    let mut supported_bytes = vec![supported.len() as u8 + 1];
+    supported
+        .iter()
+        .for_each(|f| supported_bytes.extend_from_slice(f));
+    let mut finalized_bytes = vec![3];
+    finalized_bytes.extend(feature("metadata.version", 25, 25));
+    finalized_bytes.extend(feature("group.version", 1, 1));
+    body.push(3);
+    body.extend(tagged(0, &supported_bytes));
+    body.extend(tagged(1, &0i64.to_be_bytes()));
+    body.extend(tagged(2, &finalized_bytes));
     framed(&body)
 }
 
@@ -122,13 +155,13 @@ fn v1_and_v2_responses_add_the_throttle_time() {
 }
 
 #[test]
-fn v3_and_v4_responses_are_flexible_with_a_v0_header_and_no_default_tagged_fields() {
+fn v3_and_v4_responses_are_flexible_with_a_v0_header_and_features_as_tagged_fields() {
     for version in [3, 4] {
         let frame = request(version, true, &software_body("librdkafka", "2.0.2"));
         let response = answer(&frame);
         assert_eq!(
             response.as_ref(),
-            expected_flexible().as_slice(),
+            expected_flexible(version).as_slice(),
             "v{version}"
         );
     }

@@ -1,6 +1,10 @@
-//! openraft's `RaftNetwork` over [`Conn`]: one reconnecting connection per peer.
+//! openraft's `RaftNetwork` over [`Conn`]: one reconnecting connection per peer. It also
+//! keeps [`PeerClock`]: when each peer last acknowledged an AppendEntries and when it was last
+//! caught up (DescribeQuorum's last fetch and last caught-up times; openraft keeps no times).
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use openraft::error::{
     InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
@@ -18,6 +22,50 @@ use crate::conn::{CallError, Conn};
 use crate::types::{Node, NodeId, TypeConfig};
 use crate::wire::{kind, WireError};
 
+/// When a peer last acknowledged AppendEntries, and when it last held every committed entry,
+/// in wall-clock milliseconds (Kafka's `lastFetchTimestamp` and `lastCaughtUpTimestamp`; in
+/// Raft the leader pushes where Kafka's followers fetch, so an acknowledgement stands for a
+/// fetch). Written by the leader's replication, read by DescribeQuorum.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerTimes {
+    pub last_ack_ms: Option<i64>,
+    pub last_caught_up_ms: Option<i64>,
+}
+
+/// [`PeerTimes`] per peer, shared by the peer clients and the node.
+#[derive(Debug, Clone, Default)]
+pub struct PeerClock(Arc<Mutex<BTreeMap<NodeId, PeerTimes>>>);
+
+impl PeerClock {
+    /// A successful AppendEntries to `peer`: it now holds every entry up to `matched`; it is
+    /// caught up when that covers the leader's commit index sent with the request.
+    fn acknowledged(&self, peer: NodeId, matched: Option<u64>, leader_commit: Option<u64>) {
+        let now = now_ms();
+        if let Ok(mut times) = self.0.lock() {
+            let entry = times.entry(peer).or_default();
+            entry.last_ack_ms = Some(now);
+            if matched >= leader_commit {
+                entry.last_caught_up_ms = Some(now);
+            }
+        }
+    }
+
+    /// The times of `peer` (none yet when it never acknowledged).
+    pub fn times(&self, peer: NodeId) -> PeerTimes {
+        self.0
+            .lock()
+            .map(|times| times.get(&peer).copied().unwrap_or_default())
+            .unwrap_or_default()
+    }
+}
+
+/// Wall-clock milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// Creates peer clients; every peer gets its own connection.
 #[derive(Debug, Clone)]
 pub struct NetworkFactory {
@@ -25,6 +73,8 @@ pub struct NetworkFactory {
     pub connect_timeout: Duration,
     /// Pause before retrying an unreachable peer.
     pub unreachable_backoff: Duration,
+    /// Where acknowledgements are timed.
+    pub clock: PeerClock,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -39,6 +89,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
                 self.connect_timeout,
             ),
             unreachable_backoff: self.unreachable_backoff,
+            clock: self.clock.clone(),
         }
     }
 }
@@ -48,6 +99,7 @@ pub struct PeerClient {
     target: NodeId,
     conn: Conn,
     unreachable_backoff: Duration,
+    clock: PeerClock,
 }
 
 impl PeerClient {
@@ -89,7 +141,26 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
         let entries = rpc.entries.len() as u64;
-        self.rpc(kind::APPEND_ENTRIES, &rpc, &option, entries).await
+        let last = rpc
+            .entries
+            .last()
+            .map(|e| e.log_id.index)
+            .or(rpc.prev_log_id.map(|id| id.index));
+        let leader_commit = rpc.leader_commit.map(|id| id.index);
+        let response = self
+            .rpc(kind::APPEND_ENTRIES, &rpc, &option, entries)
+            .await?;
+        match &response {
+            AppendEntriesResponse::Success => {
+                self.clock.acknowledged(self.target, last, leader_commit)
+            }
+            AppendEntriesResponse::PartialSuccess(matched) => {
+                self.clock
+                    .acknowledged(self.target, matched.map(|id| id.index), leader_commit)
+            }
+            _ => {}
+        }
+        Ok(response)
     }
 
     async fn install_snapshot(

@@ -18,12 +18,15 @@ use crate::controller_task::{Controller, ControllerTask, Job};
 use crate::durable_log::{DurableLog, LogError};
 use crate::fsutil::DirLock;
 use crate::log_store::LogStore;
-use crate::network::NetworkFactory;
+use crate::network::{now_ms, NetworkFactory, PeerClock};
 use crate::server::Server;
 use crate::state::{Applied, ReplicatedState, StateEvent};
 use crate::state_machine::StateMachineStore;
 use crate::types::{NodeId, Raft};
-use crate::wire::{kind, QuorumStatus, ReadStateRequest, StateReply, SubmitError, SubmitRequest};
+use crate::wire::{
+    kind, DescribeQuorumRequest, QuorumDescription, QuorumStatus, ReadStateRequest,
+    ReplicaProgress, StateReply, SubmitError, SubmitRequest,
+};
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +102,8 @@ struct Inner<K: Controller> {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Released by `shutdown`, once raft no longer writes, so a restart can take it at once.
     lock: Mutex<Option<DirLock>>,
+    /// When each peer last acknowledged replication (DescribeQuorum's times).
+    clock: PeerClock,
 }
 
 impl<K: Controller> RaftNode<K> {
@@ -140,11 +145,12 @@ impl<K: Controller> RaftNode<K> {
             addr: config.listen_addr,
             source,
         })?;
+        let clock = PeerClock::default();
         // Created before raft: storage writes waiting for disk space give up on shutdown.
         let (shutdown, shutdown_rx) = watch::channel(false);
         let log = LogStore::new(log).with_shutdown(shutdown_rx.clone());
         let sm = sm.with_shutdown(shutdown_rx.clone());
-        let raft = start_raft(&config, log, sm).await?;
+        let raft = start_raft(&config, log, sm, clock.clone()).await?;
         let (jobs_tx, jobs_rx) = mpsc::channel(config.submit_queue_max);
         let task = ControllerTask {
             raft: raft.clone(),
@@ -170,6 +176,7 @@ impl<K: Controller> RaftNode<K> {
                 shutdown,
                 tasks: Mutex::new(vec![controller_handle]),
                 lock: Mutex::new(Some(lock)),
+                clock,
             }),
         };
         let server = Server::new(node.clone(), listener, shutdown_rx);
@@ -449,6 +456,77 @@ impl<K: Controller> RaftNode<K> {
         }
     }
 
+    /// The quorum as its leader sees it (Kafka's DescribeQuorum): asked of the leader, as
+    /// Kafka forwards DescribeQuorum to the active controller.
+    pub async fn describe_quorum(&self) -> Result<QuorumDescription, SubmitError> {
+        self.describe_quorum_with(false).await
+    }
+
+    /// `describe_quorum`, answered here when this node leads, else forwarded once.
+    pub(crate) async fn describe_quorum_with(
+        &self,
+        forwarded: bool,
+    ) -> Result<QuorumDescription, SubmitError> {
+        match self.leader() {
+            Some((leader, _)) if leader == self.node_id() => Ok(self.describe_here(leader)),
+            Some((_, addr)) if !forwarded && !addr.is_empty() => {
+                self.forward(
+                    &addr,
+                    kind::DESCRIBE_QUORUM,
+                    &DescribeQuorumRequest { forwarded: true },
+                )
+                .await?
+            }
+            other => Err(SubmitError::NotLeader {
+                leader_id: other.as_ref().map(|(id, _)| *id),
+                leader_addr: other.map(|(_, addr)| addr),
+            }),
+        }
+    }
+
+    /// This leader's view: its own log end, each member's matched entry (openraft's
+    /// replication metrics) and the times `PeerClock` recorded. As in Kafka, the leader
+    /// reports itself as fetched and caught up now.
+    fn describe_here(&self, leader: NodeId) -> QuorumDescription {
+        let metrics = self.inner.raft.metrics().borrow().clone();
+        let now = now_ms();
+        let next = |index: Option<u64>| {
+            index.map_or(-1, |i| {
+                i64::try_from(i.saturating_add(1)).unwrap_or(i64::MAX)
+            })
+        };
+        let replication = metrics.replication.clone().unwrap_or_default();
+        let progress = |id: NodeId| {
+            if id == leader {
+                return ReplicaProgress {
+                    node_id: id,
+                    log_end_offset: next(metrics.last_log_index).max(0),
+                    last_fetch_ms: now,
+                    last_caught_up_ms: now,
+                };
+            }
+            let times = self.inner.clock.times(id);
+            ReplicaProgress {
+                node_id: id,
+                log_end_offset: next(replication.get(&id).copied().flatten().map(|l| l.index)),
+                last_fetch_ms: times.last_ack_ms.unwrap_or(-1),
+                last_caught_up_ms: times.last_caught_up_ms.unwrap_or(-1),
+            }
+        };
+        let membership = metrics.membership_config.membership();
+        QuorumDescription {
+            leader_id: leader,
+            leader_epoch: metrics.current_term,
+            high_watermark: next(metrics.last_applied.map(|id| id.index)).max(0),
+            voters: membership.voter_ids().map(progress).collect(),
+            observers: membership.learner_ids().map(progress).collect(),
+            addrs: membership
+                .nodes()
+                .map(|(id, node)| (*id, node.addr.clone()))
+                .collect(),
+        }
+    }
+
     /// A linearizable read of the state (see `read_state_encoded`).
     pub async fn read_state(&self) -> Result<(Option<u64>, K::State), SubmitError> {
         let reply = self.read_state_encoded(false).await?;
@@ -528,6 +606,7 @@ async fn start_raft<S: ReplicatedState>(
     config: &NodeConfig,
     log: LogStore,
     sm: StateMachineStore<S>,
+    clock: PeerClock,
 ) -> Result<Raft, StartError> {
     let raft_config = openraft::Config {
         cluster_name: "strom-metadata".into(),
@@ -547,6 +626,7 @@ async fn start_raft<S: ReplicatedState>(
         frame_bytes_max: config.frame_bytes_max,
         connect_timeout: Duration::from_millis(config.connect_timeout_ms),
         unreachable_backoff: Duration::from_millis(config.heartbeat_interval_ms * 2),
+        clock,
     };
     Raft::new(config.node_id, Arc::new(raft_config), network, log, sm)
         .await

@@ -15,7 +15,9 @@ use tokio::time::timeout;
 use crate::controller_task::Controller;
 use crate::node::RaftNode;
 use crate::types::{NodeId, TypeConfig};
-use crate::wire::{self, kind, ReadStateRequest, SubmitError, SubmitRequest, WireError};
+use crate::wire::{
+    self, kind, DescribeQuorumRequest, ReadStateRequest, SubmitError, SubmitRequest, WireError,
+};
 
 pub(crate) struct Server<K: Controller> {
     node: RaftNode<K>,
@@ -122,6 +124,13 @@ async fn dispatch<K: Controller>(
             to_value(&result)
         }
         kind::QUORUM_STATUS => to_value(&node.quorum_status()),
+        kind::DESCRIBE_QUORUM => {
+            let result = match wire::decode::<DescribeQuorumRequest>(body) {
+                Ok(message) => node.describe_quorum_with(message.forwarded).await,
+                Err(e) => Err(SubmitError::BadRequest(e.to_string())),
+            };
+            to_value(&result)
+        }
         other => Err(WireError::Malformed(format!(
             "unknown request kind {other}"
         ))),

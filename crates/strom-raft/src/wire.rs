@@ -20,6 +20,7 @@ pub mod kind {
     pub const SUBMIT: u8 = 4;
     pub const READ_STATE: u8 = 5;
     pub const QUORUM_STATUS: u8 = 6;
+    pub const DESCRIBE_QUORUM: u8 = 7;
     /// A response frame (any request kind).
     pub const RESPONSE: u8 = 0x80;
 }
@@ -132,6 +133,37 @@ pub struct QuorumStatus {
     pub last_log_index: Option<u64>,
     pub last_applied_index: Option<u64>,
     pub voters: Vec<NodeId>,
+}
+
+/// Asks the leader to describe the quorum (Kafka's DescribeQuorum).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DescribeQuorumRequest {
+    pub forwarded: bool,
+}
+
+/// The leader's view of the quorum, in Kafka's DescribeQuorum terms: offsets are log indexes
+/// plus one (the next entry's), so an empty log ends at 0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuorumDescription {
+    pub leader_id: NodeId,
+    /// The leader's term (Kafka's leader epoch).
+    pub leader_epoch: u64,
+    /// One past the last entry applied on the leader, hence committed.
+    pub high_watermark: i64,
+    pub voters: Vec<ReplicaProgress>,
+    /// Members that replicate without a vote (openraft's learners).
+    pub observers: Vec<ReplicaProgress>,
+    /// Every member's controller address.
+    pub addrs: Vec<(NodeId, String)>,
+}
+
+/// One member's progress as the leader sees it (-1 when not known yet).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaProgress {
+    pub node_id: NodeId,
+    pub log_end_offset: i64,
+    pub last_fetch_ms: i64,
+    pub last_caught_up_ms: i64,
 }
 
 /// Why a metadata request got no reply from the controller.

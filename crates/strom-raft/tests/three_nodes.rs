@@ -179,3 +179,84 @@ async fn catch_up_by_log_splits_batches_that_exceed_the_frame_limit() {
         node.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_quorum_is_the_leaders_view_from_any_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let addrs = free_addrs(3);
+    let mut nodes = Vec::new();
+    for id in 1..=3 {
+        nodes.push(start(id, &addrs, dir.path()).await);
+    }
+    let all: Vec<&KvNode> = nodes.iter().collect();
+    let leader = wait_leader(&all, LIMIT).await;
+    for i in 0..5 {
+        nodes[0].submit(put(&format!("k{i}"), i)).await.unwrap();
+    }
+    let follower = nodes.iter().find(|n| n.node_id() != leader).unwrap();
+    let started_ms = strom_raft::network::now_ms();
+    // Asked of a follower, answered by the leader; polled until every follower acknowledged
+    // the last entry (replication is asynchronous), within the bound.
+    let deadline = Instant::now() + LIMIT;
+    let quorum = loop {
+        let quorum = follower.describe_quorum().await.unwrap();
+        let caught_up = quorum
+            .voters
+            .iter()
+            .all(|v| v.log_end_offset == quorum.high_watermark && v.last_caught_up_ms > 0);
+        if caught_up {
+            break quorum;
+        }
+        assert!(Instant::now() < deadline, "never caught up: {quorum:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(quorum.leader_id, leader);
+    assert!(quorum.leader_epoch >= 1, "{quorum:?}");
+    let mut ids: Vec<u64> = quorum.voters.iter().map(|v| v.node_id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [1, 2, 3]);
+    assert!(quorum.observers.is_empty());
+    // Five entries and the leader's own (membership, blank) entries.
+    assert!(quorum.high_watermark >= 5, "{quorum:?}");
+    for v in &quorum.voters {
+        assert!(v.last_fetch_ms >= v.last_caught_up_ms, "{v:?}");
+        assert!(v.last_fetch_ms > 0 && v.last_fetch_ms <= strom_raft::network::now_ms());
+    }
+    assert_eq!(quorum.addrs.len(), 3);
+
+    // A stopped follower stops acknowledging: its fetch time stays behind the others'.
+    let stopped = nodes.iter().position(|n| n.node_id() != leader).unwrap();
+    let stopped_id = nodes[stopped].node_id();
+    nodes.remove(stopped).shutdown().await;
+    let leader_node = nodes.iter().find(|n| n.node_id() == leader).unwrap();
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let quorum = leader_node.describe_quorum().await.unwrap();
+        let fetch = |id: u64| {
+            quorum
+                .voters
+                .iter()
+                .find(|v| v.node_id == id)
+                .map(|v| v.last_fetch_ms)
+                .unwrap()
+        };
+        let live = nodes
+            .iter()
+            .map(|n| n.node_id())
+            .find(|id| *id != leader)
+            .unwrap();
+        // Heartbeats keep the live follower's time moving; the stopped one's is frozen.
+        if fetch(live) > fetch(stopped_id) + 200 {
+            assert!(fetch(stopped_id) >= started_ms - 60_000);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fetch times did not diverge: {quorum:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for node in &nodes {
+        node.shutdown().await;
+    }
+}

@@ -1,6 +1,8 @@
 //! AlterConfigs (legacy: the given keys become a resource's whole set of overrides) and
 //! IncrementalAlterConfigs (set, delete, append, subtract per key), validated and committed
-//! by the controller. Open logs pick up topic changes when the new image arrives.
+//! by the controller. Open logs pick up topic changes when the new image arrives, and the
+//! dynamic broker configs that change topic defaults (`dynamic_config.rs`) likewise; other
+//! known broker keys are refused before they reach the controller.
 
 use std::collections::BTreeMap;
 
@@ -16,6 +18,7 @@ use strom_protocol::messages::{
 use strom_protocol::{ErrorCode, StrBytes};
 
 use super::{api_error, controller_error, str_bytes};
+use crate::dynamic_config;
 use crate::metadata::MetadataError;
 use crate::server::BrokerContext;
 
@@ -35,17 +38,23 @@ pub(super) async fn handle_legacy(
         .map(|r| (r.resource_type, r.resource_name.clone()))
         .collect();
     for (slot, r) in request.resources.into_iter().enumerate() {
+        let configs: Vec<(String, Option<String>)> = r
+            .configs
+            .into_iter()
+            .map(|c| (c.name.to_string(), c.value.map(|v| v.to_string())))
+            .collect();
         match resource(r.resource_type, &r.resource_name) {
-            Some(resource) => resources.push(AlterResource {
-                resource,
-                configs: r
-                    .configs
-                    .into_iter()
-                    .map(|c| (c.name.to_string(), c.value.map(|v| v.to_string())))
-                    .collect(),
-            }),
+            Some(resource) => {
+                let checked = configs.iter().map(|(k, v)| (k.as_str(), v.as_deref()));
+                match broker_refusal(context, &resource, checked) {
+                    Some(refusal) => {
+                        refused.insert(slot, refusal);
+                    }
+                    None => resources.push(AlterResource { resource, configs }),
+                }
+            }
             None => {
-                refused.insert(slot, ErrorCode::INVALID_REQUEST);
+                refused.insert(slot, unsupported());
             }
         }
     }
@@ -103,10 +112,22 @@ pub(super) async fn handle_incremental(
             .collect();
         match (resource(r.resource_type, &r.resource_name), configs) {
             (Some(resource), Some(configs)) => {
-                resources.push(IncrementalAlterResource { resource, configs })
+                let checked = configs.iter().map(|c| {
+                    let value = match c.op {
+                        AlterConfigOp::Delete => None,
+                        _ => c.value.as_deref(),
+                    };
+                    (c.key.as_str(), value)
+                });
+                match broker_refusal(context, &resource, checked) {
+                    Some(refusal) => {
+                        refused.insert(slot, refusal);
+                    }
+                    None => resources.push(IncrementalAlterResource { resource, configs }),
+                }
             }
             _ => {
-                refused.insert(slot, ErrorCode::INVALID_REQUEST);
+                refused.insert(slot, unsupported());
             }
         }
     }
@@ -139,6 +160,40 @@ pub(super) async fn handle_incremental(
     )
 }
 
+fn unsupported() -> (ErrorCode, String) {
+    (
+        ErrorCode::INVALID_REQUEST,
+        "unsupported resource or operation".into(),
+    )
+}
+
+/// Why a change to a broker resource is refused before it reaches the controller, as
+/// Kafka's broker checks it: a known key that cannot change at runtime (INVALID_REQUEST), or
+/// a value the key's config refuses (INVALID_CONFIG). `None` for topics and valid changes.
+fn broker_refusal<'a>(
+    context: &BrokerContext,
+    resource: &ConfigResource,
+    configs: impl Iterator<Item = (&'a str, Option<&'a str>)> + Clone,
+) -> Option<(ErrorCode, String)> {
+    if resource.kind != ConfigResourceKind::Broker {
+        return None;
+    }
+    let fixed = dynamic_config::refused_keys(&context.config, configs.clone().map(|(k, _)| k));
+    if !fixed.is_empty() {
+        return Some((
+            ErrorCode::INVALID_REQUEST,
+            format!(
+                "Cannot update these configs dynamically: {}",
+                fixed.join(", ")
+            ),
+        ));
+    }
+    configs
+        .filter_map(|(key, value)| Some((key, value?)))
+        .find_map(|(key, value)| dynamic_config::invalid_value(&context.config, key, value))
+        .map(|message| (ErrorCode::INVALID_CONFIG, message))
+}
+
 fn resource(kind: i8, name: &StrBytes) -> Option<ConfigResource> {
     let kind = ConfigResourceKind::from_kafka_id(kind)?;
     Some(ConfigResource {
@@ -151,7 +206,7 @@ fn resource(kind: i8, name: &StrBytes) -> Option<ConfigResource> {
 /// (matched by resource), or the controller's refusal for all of them.
 fn merge(
     wire: &[(i8, StrBytes)],
-    refused: &BTreeMap<usize, ErrorCode>,
+    refused: &BTreeMap<usize, (ErrorCode, String)>,
     reply: Result<ControllerReply, MetadataError>,
     results_of: impl Fn(ControllerReply) -> Option<Vec<AlterConfigsResult>>,
 ) -> Vec<Outcome> {
@@ -171,13 +226,8 @@ fn merge(
     wire.iter()
         .enumerate()
         .map(|(slot, (kind, name))| {
-            if let Some(code) = refused.get(&slot) {
-                return (
-                    *kind,
-                    name.clone(),
-                    code.code(),
-                    Some("unsupported resource or operation".into()),
-                );
+            if let Some((code, message)) = refused.get(&slot) {
+                return (*kind, name.clone(), code.code(), Some(message.clone()));
             }
             if let Some((code, message)) = &whole {
                 return (*kind, name.clone(), *code, Some(message.clone()));

@@ -1,10 +1,12 @@
 //! DescribeConfigs: every topic config with its effective value, source, type, sensitivity
 //! and (on request) synonyms and documentation; and the broker's own keys. Sources follow
-//! Kafka: a topic override is DYNAMIC_TOPIC_CONFIG, a `server.properties` value
-//! STATIC_BROKER_CONFIG, anything else DEFAULT_CONFIG.
+//! Kafka: a topic override is DYNAMIC_TOPIC_CONFIG, a dynamic broker config
+//! DYNAMIC_BROKER_CONFIG (this broker) or DYNAMIC_DEFAULT_BROKER_CONFIG (cluster default), a
+//! `server.properties` value STATIC_BROKER_CONFIG, anything else DEFAULT_CONFIG. Broker
+//! configs are read-only except the ones that change at runtime (`dynamic_config.rs`).
 
 use strom_meta::config_defs::{topic_config_def, ConfigEntry, ConfigSource};
-use strom_meta::ConfigResourceKind;
+use strom_meta::{ConfigResource, ConfigResourceKind, MetadataImage};
 use strom_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use strom_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
@@ -14,6 +16,7 @@ use strom_protocol::ErrorCode;
 
 use super::{str_bytes, with_broker_defaults};
 use crate::config::BrokerConfig;
+use crate::dynamic_config;
 use crate::server::BrokerContext;
 
 /// The first version with config types and documentation.
@@ -76,12 +79,31 @@ fn describe(
             if !name.is_empty() && name != ours {
                 return failed(base, ErrorCode::INVALID_REQUEST, name);
             }
-            context
-                .config
-                .broker_entries()
-                .into_iter()
-                .filter(|(key, _)| wanted(key))
-                .map(|(key, value)| broker_entry(&context.config, key, value, options, version))
+            let image = context.metadata.image();
+            let node_id = context.config.node_id;
+            let dynamic = dynamic_config::dynamic_entries(&image, node_id);
+            // The cluster-default resource lists only the dynamic defaults, as Kafka does.
+            let keys: Vec<String> = if name.is_empty() {
+                dynamic
+                    .iter()
+                    .filter(|(_, (_, source))| *source == ConfigSource::DynamicDefaultBrokerConfig)
+                    .map(|(key, _)| key.clone())
+                    .collect()
+            } else {
+                let mut keys: Vec<String> = context
+                    .config
+                    .broker_entries()
+                    .into_iter()
+                    .map(|(key, _)| key)
+                    .chain(dynamic.keys().cloned())
+                    .collect();
+                keys.sort();
+                keys.dedup();
+                keys
+            };
+            keys.into_iter()
+                .filter(|key| wanted(key))
+                .map(|key| broker_entry(context, &image, key, name.is_empty(), options, version))
                 .collect()
         }
         _ => return failed(base, ErrorCode::INVALID_REQUEST, name),
@@ -146,34 +168,71 @@ fn topic_entry(
         .with_documentation(options.documentation.then(|| str_bytes(entry.doc)))
 }
 
+/// A broker config with every value that sets it, highest precedence first (Kafka's
+/// synonyms): this broker's dynamic value, the cluster's dynamic default, then the static
+/// value (`server.properties`, or the default). `defaults_only` describes the cluster-default
+/// resource, which shows the dynamic default alone.
 fn broker_entry(
-    config: &BrokerConfig,
+    context: &BrokerContext,
+    image: &MetadataImage,
     key: String,
-    value: String,
+    defaults_only: bool,
     options: &Options,
     version: i16,
 ) -> DescribeConfigsResourceResult {
-    let source = if config.is_key_set(&key) {
-        ConfigSource::StaticBrokerConfig
-    } else {
-        ConfigSource::DefaultConfig
-    };
+    let config = &context.config;
+    let mut values: Vec<(Option<String>, ConfigSource)> = Vec::new();
+    let own = broker_resource(&config.node_id.to_string());
+    if !defaults_only {
+        if let Some(value) = image.config_value(&own, &key) {
+            values.push((Some(value.to_string()), ConfigSource::DynamicBrokerConfig));
+        }
+    }
+    if let Some(value) = image.config_value(&broker_resource(""), &key) {
+        values.push((
+            Some(value.to_string()),
+            ConfigSource::DynamicDefaultBrokerConfig,
+        ));
+    }
+    if !defaults_only {
+        if let Some((_, value)) = config.broker_entries().into_iter().find(|(k, _)| *k == key) {
+            let source = if config.is_key_set(&key) {
+                ConfigSource::StaticBrokerConfig
+            } else {
+                ConfigSource::DefaultConfig
+            };
+            values.push((Some(value), source));
+        }
+    }
+    let (value, source) = values
+        .first()
+        .cloned()
+        .unwrap_or((None, ConfigSource::DefaultConfig));
     let synonyms = if options.synonyms {
-        vec![synonym(&key, Some(value.clone()), source)]
+        values
+            .into_iter()
+            .map(|(value, source)| synonym(&key, value, source))
+            .collect()
     } else {
         Vec::new()
     };
     let result = DescribeConfigsResourceResult::default()
+        .with_read_only(!dynamic_config::is_dynamic(&key))
         .with_name(str_bytes(key))
-        .with_value(Some(str_bytes(value)))
-        // Static broker configs cannot be changed at runtime here.
-        .with_read_only(true)
+        .with_value(value.map(str_bytes))
         .with_config_source(source.kafka_id())
         .with_synonyms(synonyms);
     if version < DOCUMENTATION_MIN_VERSION {
         return result;
     }
     result.with_config_type(STRING_TYPE)
+}
+
+fn broker_resource(name: &str) -> ConfigResource {
+    ConfigResource {
+        kind: ConfigResourceKind::Broker,
+        name: name.to_string(),
+    }
 }
 
 fn synonym(name: &str, value: Option<String>, source: ConfigSource) -> DescribeConfigsSynonym {

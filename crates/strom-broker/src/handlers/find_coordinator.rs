@@ -3,9 +3,11 @@
 //! `offsets.topic.replication.factor` replicas; until that many brokers are alive the
 //! answer is COORDINATOR_NOT_AVAILABLE, as in Kafka). A partition without a live leader is
 //! COORDINATOR_NOT_AVAILABLE too. When this broker is the one named, the answer waits (a
-//! bounded time) until it has loaded the partition's groups, so that a client's first
-//! JoinGroup is not met with COORDINATOR_LOAD_IN_PROGRESS, which kafkajs treats as fatal.
-//! Transaction keys answer COORDINATOR_NOT_AVAILABLE (no transaction coordinator yet).
+//! bounded time) until it has loaded the partition's groups and is COORDINATOR_NOT_AVAILABLE
+//! (retriable) if they are still loading, so that a client's first JoinGroup is not met with
+//! COORDINATOR_LOAD_IN_PROGRESS, which kafkajs treats as fatal.
+//! Transaction keys are refused with `TRANSACTIONS_REFUSED` (no transaction coordinator), so
+//! transactional clients fail at once instead of retrying until their timeout.
 //! v4+ batches keys (KIP-699). Advertising FindCoordinator also makes librdkafka enable LZ4.
 
 use std::time::Duration;
@@ -93,10 +95,8 @@ async fn answers(
         return keys
             .iter()
             .map(|_| {
-                Answer::Error(
-                    ErrorCode::COORDINATOR_NOT_AVAILABLE,
-                    "no transaction coordinator on this broker yet",
-                )
+                let (code, message) = super::TRANSACTIONS_REFUSED;
+                Answer::Error(code, message)
             })
             .collect();
     }
@@ -112,7 +112,7 @@ async fn answers(
             .collect();
     }
     let image = context.metadata.image();
-    let answers: Vec<Answer> = keys
+    let mut answers: Vec<Answer> = keys
         .iter()
         .map(|key| {
             // Kafka answers an empty group id with INVALID_REQUEST per key.
@@ -128,12 +128,24 @@ async fn answers(
         .filter(|(_, a)| matches!(a, Answer::Node { id, .. } if *id == context.config.node_id))
         .map(|(key, _)| partition_for(&image, key))
         .collect();
-    if !mine.is_empty() {
-        // Answered either way: a client that still meets a load retries its JoinGroup.
-        let _ = context
+    if !mine.is_empty()
+        && !context
             .groups
             .wait_loaded(&mine, Duration::from_millis(LOAD_WAIT_MS))
-            .await;
+            .await
+    {
+        // Kafka names a coordinator only once its partition is loaded: until then the
+        // client retries FindCoordinator (retriable everywhere) instead of meeting
+        // COORDINATOR_LOAD_IN_PROGRESS on its JoinGroup, which kafkajs treats as fatal.
+        for (key, answer) in keys.iter().zip(answers.iter_mut()) {
+            let here = matches!(answer, Answer::Node { id, .. } if *id == context.config.node_id);
+            if here && !context.groups.is_loaded(partition_for(&image, key)) {
+                *answer = Answer::Error(
+                    ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                    "the group coordinator is still loading its partition",
+                );
+            }
+        }
     }
     answers
 }

@@ -1,7 +1,8 @@
 //! InitProducerId for idempotent producers: a fresh producer id with epoch 0 on every call,
 //! as Kafka's coordinator does when there is no transactional id. Ids come from blocks the
 //! controller allocates (AllocateProducerIds), so they never repeat across restarts.
-//! Transactional ids are refused: transactions are not served.
+//! Transactional ids are refused as FindCoordinator(TRANSACTION) is (`TRANSACTIONS_REFUSED`):
+//! transactions are not served, and the clients treat that code as fatal.
 
 use strom_meta::{ControllerReply, ControllerRequest};
 use strom_protocol::messages::{
@@ -17,7 +18,7 @@ pub(super) async fn handle(
     _version: i16,
 ) -> ResponseKind {
     let response = if request.transactional_id.is_some() {
-        failed(ErrorCode::INVALID_REQUEST)
+        failed(super::TRANSACTIONS_REFUSED.0)
     } else {
         match next_producer_id(context).await {
             Ok(id) => InitProducerIdResponse::default()

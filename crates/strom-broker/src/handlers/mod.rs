@@ -1,6 +1,7 @@
 //! Request handlers, one module per API. This module only routes a decoded request to its
 //! handler and holds the small conversions they share; it knows no API's semantics.
 
+mod acls;
 mod alter_configs;
 mod api_versions;
 mod consumer_group_describe;
@@ -14,6 +15,7 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
+mod describe_quorum;
 mod describe_topic_partitions;
 mod elect_leaders;
 mod fetch;
@@ -32,6 +34,7 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
+mod update_features;
 
 use std::net::SocketAddr;
 
@@ -74,7 +77,27 @@ pub const SERVED_APIS: &[ApiKey] = &[
     ApiKey::OffsetDelete,
     ApiKey::ConsumerGroupHeartbeat,
     ApiKey::ConsumerGroupDescribe,
+    ApiKey::DescribeAcls,
+    ApiKey::CreateAcls,
+    ApiKey::DeleteAcls,
+    ApiKey::DescribeQuorum,
+    ApiKey::UpdateFeatures,
 ];
+
+/// How requests that need a transaction coordinator are answered while there is none.
+///
+/// Clients must fail at once rather than retry until their timeout. librdkafka retries every
+/// FindCoordinator(TRANSACTION) error except TRANSACTIONAL_ID_AUTHORIZATION_FAILED and
+/// CLUSTER_AUTHORIZATION_FAILED (`init_transactions(-1)` would never return), and the Java
+/// producer retries retriable ones; TRANSACTIONAL_ID_AUTHORIZATION_FAILED is fatal in both,
+/// in franz-go and in Kafka's Admin, and it is what a Kafka broker answers a client that may
+/// not use transactional ids. The message (carried by FindCoordinator v1+) says why.
+/// The transaction coordinator replaces this one constant and its two users.
+pub(crate) const TRANSACTIONS_REFUSED: (ErrorCode, &str) = (
+    ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    "this broker does not serve transactions (no transaction coordinator); \
+     use a producer without transactional.id",
+);
 
 /// What the connection does after a request.
 #[derive(Debug)]
@@ -104,7 +127,7 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming, peer: SocketAdd
     // Kafka prefixes generated member ids with the client id (a cheap reference-count clone).
     let client_id = request.header.client_id.clone();
     let expects_response = request.expects_response();
-    let response = match request.body {
+    let mut response = match request.body {
         RequestKind::ApiVersions(body) => api_versions::handle(context, &body, version),
         RequestKind::Metadata(body) => metadata::handle(context, body, version).await,
         RequestKind::CreateTopics(body) => create_topics::handle(context, body, version).await,
@@ -166,6 +189,11 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming, peer: SocketAdd
         RequestKind::DescribeGroups(body) => describe_groups::handle(context, body, version).await,
         RequestKind::DeleteGroups(body) => delete_groups::handle(context, body, version).await,
         RequestKind::OffsetDelete(body) => offset_delete::handle(context, body, version).await,
+        RequestKind::DescribeAcls(body) => acls::describe(body),
+        RequestKind::CreateAcls(body) => acls::create(body),
+        RequestKind::DeleteAcls(body) => acls::delete(body),
+        RequestKind::DescribeQuorum(body) => describe_quorum::handle(context, body).await,
+        RequestKind::UpdateFeatures(body) => update_features::handle(context, body, version),
         // The version table decodes only served APIs; this is a safety net, never a crash.
         other => match error_response(
             &other,
@@ -177,6 +205,8 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming, peer: SocketAdd
             None => return Reply::Close,
         },
     };
+    // Kafka leaves `error_message` null whenever the error code is NONE; clients assert it.
+    strom_protocol::clear_success_messages(&mut response);
     if expects_response {
         Reply::Respond(Box::new(response))
     } else if produce_failed(&response) {
@@ -315,16 +345,30 @@ fn check_leader_epoch(client_epoch: i32, leader_epoch: i32) -> Option<ErrorCode>
     }
 }
 
-/// Overlays the broker's static topic defaults (`log.segment.bytes=...` in
-/// `server.properties`) on entries the controller reports as Kafka defaults.
+/// Overlays the broker's topic defaults on entries the controller reports as Kafka
+/// defaults: dynamic broker configs first (`dynamic_config.rs`), then the static ones
+/// (`log.segment.bytes=...` in `server.properties`).
 fn with_broker_defaults(
     context: &BrokerContext,
     entries: Vec<strom_meta::config_defs::ConfigEntry>,
 ) -> Vec<strom_meta::config_defs::ConfigEntry> {
     use strom_meta::config_defs::ConfigSource;
+    let image = context.metadata.image();
     entries
         .into_iter()
         .map(|mut entry| {
+            if entry.source == ConfigSource::DefaultConfig {
+                let dynamic = crate::config::BrokerConfig::broker_synonym(&entry.name)
+                    .filter(|key| crate::dynamic_config::is_dynamic(key))
+                    .and_then(|key| {
+                        crate::dynamic_config::dynamic_value(&image, context.config.node_id, key)
+                    });
+                if let Some((value, source)) = dynamic {
+                    entry.value = Some(value);
+                    entry.source = source;
+                    return entry;
+                }
+            }
             let set_here = context
                 .config
                 .topic_defaults_set

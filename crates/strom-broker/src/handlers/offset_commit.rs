@@ -1,7 +1,9 @@
 //! OffsetCommit (v2-v9, by topic name): generation-checked member commits and simple
-//! (generation -1) commits; answered once the commit records are durable.
+//! (generation -1) commits; answered once the commit records are durable. As in Kafka, a
+//! partition that does not exist is answered UNKNOWN_TOPIC_OR_PARTITION without reaching the
+//! coordinator (librdkafka's suite commits offsets of a missing topic and expects it).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use strom_group::{Command, CommitOffset, ErrorCode, OffsetCommit, Response};
 use strom_protocol::messages::offset_commit_response::{
@@ -9,7 +11,9 @@ use strom_protocol::messages::offset_commit_response::{
 };
 use strom_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, ResponseKind};
 
-use super::{group_call, opt_string, topic_name};
+use strom_protocol::ErrorCode as KafkaError;
+
+use super::{group_call, opt_string, resolve, topic_name};
 use crate::server::BrokerContext;
 
 /// The first version that reports a commit to an unknown group as GROUP_ID_NOT_FOUND.
@@ -21,13 +25,19 @@ pub(super) async fn handle(
     version: i16,
 ) -> ResponseKind {
     let group_id = request.group_id.0.to_string();
+    let image = context.metadata.image();
     let mut requested: Vec<(String, Vec<i32>)> = Vec::with_capacity(request.topics.len());
+    let mut unknown: HashSet<(String, i32)> = HashSet::new();
     let mut offsets = Vec::new();
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in topic.partitions {
             partitions.push(p.partition_index);
+            if resolve(&image, &name, p.partition_index).is_none() {
+                unknown.insert((name.clone(), p.partition_index));
+                continue;
+            }
             offsets.push(CommitOffset {
                 topic: name.clone(),
                 partition: p.partition_index,
@@ -41,6 +51,7 @@ pub(super) async fn handle(
         }
         requested.push((name, partitions));
     }
+    let offsets_sent = !offsets.is_empty();
     let command = Command::OffsetCommit(OffsetCommit {
         group_id: group_id.clone(),
         generation_id: request.generation_id_or_member_epoch,
@@ -51,8 +62,13 @@ pub(super) async fn handle(
         unknown_group_not_found: version >= GROUP_ID_NOT_FOUND_MIN_VERSION,
         offsets,
     });
-    // Per-partition results, or one error for every partition of the request.
-    let (results, whole) = match group_call(context, &group_id, command).await {
+    // Per-partition results, or one error for every partition sent to the coordinator.
+    let reply = if offsets_sent {
+        group_call(context, &group_id, command).await
+    } else {
+        Ok(Response::OffsetCommit(Vec::new()))
+    };
+    let (results, whole) = match reply {
         Ok(Response::OffsetCommit(results)) => {
             let whole = results
                 .iter()
@@ -73,12 +89,17 @@ pub(super) async fn handle(
             let partitions = partitions
                 .into_iter()
                 .map(|index| {
-                    let code = whole
-                        .or_else(|| results.get(&(name.clone(), index)).copied())
-                        .unwrap_or(ErrorCode::None);
+                    let code = if unknown.contains(&(name.clone(), index)) {
+                        KafkaError::UNKNOWN_TOPIC_OR_PARTITION.code()
+                    } else {
+                        whole
+                            .or_else(|| results.get(&(name.clone(), index)).copied())
+                            .unwrap_or(ErrorCode::None)
+                            .code()
+                    };
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(index)
-                        .with_error_code(code.code())
+                        .with_error_code(code)
                 })
                 .collect();
             OffsetCommitResponseTopic::default()

@@ -215,3 +215,21 @@ pub async fn wait_loaded(client: &mut Client, group_id: &str) {
     }
     panic!("partition of {group_id} never loaded");
 }
+
+/// Creates `topic` (CreateTopics v7, the broker's default replication) and returns its id.
+/// Offsets are committed only for partitions that exist, so group tests create theirs first.
+pub async fn create_topic(client: &mut Client, topic: &str, partitions: i32) -> uuid::Uuid {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
+    let response = client
+        .send(
+            7,
+            CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+                .with_name(TopicName(s(topic)))
+                .with_num_partitions(partitions)
+                .with_replication_factor(-1)]),
+        )
+        .await;
+    assert_eq!(response.topics[0].error_code, 0, "{:?}", response.topics[0]);
+    response.topics[0].topic_id
+}

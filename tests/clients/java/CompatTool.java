@@ -1,0 +1,221 @@
+// Drives the Java client (kafka-clients) through the APIs Kafka's command-line tools use, for
+// Strom's compatibility tests (test_compat.py). Every subcommand prints one JSON object on
+// stdout; a failure the test expects is printed as {"error": exception class, "message": ...}
+// rather than thrown. Every wait is bounded.
+//
+//   init-transactions BOOTSTRAP TXID     a transactional producer's initTransactions (60 s
+//                                        max.block.ms, so a retry loop would show as time):
+//                                        {"error", "message", "elapsed_ms"}
+//   acls BOOTSTRAP                       describeAcls, createAcls, deleteAcls: each one's
+//                                        outcome {"describe": {...}, "create": ..., "delete": ...}
+//   quorum BOOTSTRAP                     describeMetadataQuorum: leader, epoch, high watermark,
+//                                        voters and observers with their offsets and times
+//   features BOOTSTRAP                   describeFeatures: finalized and supported ranges,
+//                                        finalized epoch
+//   update-feature BOOTSTRAP NAME LEVEL UPGRADE|SAFE_DOWNGRADE|UNSAFE_DOWNGRADE [validate]
+//                                        updateFeatures: {"ok": true} or the error
+//   alter-broker BOOTSTRAP NAME KEY VALUE|-
+//                                        incrementalAlterConfigs on broker NAME ("" is the
+//                                        cluster default): SET, or DELETE for "-"
+//   describe-broker BOOTSTRAP NAME       describeConfigs of broker NAME: {"configs":
+//                                        {key: {"value", "source", "read_only"}}}
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.AlterConfigOp;
+import org.apache.kafka.clients.admin.Config;
+import org.apache.kafka.clients.admin.ConfigEntry;
+import org.apache.kafka.clients.admin.FeatureMetadata;
+import org.apache.kafka.clients.admin.FeatureUpdate;
+import org.apache.kafka.clients.admin.FinalizedVersionRange;
+import org.apache.kafka.clients.admin.QuorumInfo;
+import org.apache.kafka.clients.admin.SupportedVersionRange;
+import org.apache.kafka.clients.admin.UpdateFeaturesOptions;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.common.KafkaFuture;
+import org.apache.kafka.common.acl.AccessControlEntry;
+import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.acl.AccessControlEntryFilter;
+import org.apache.kafka.common.acl.AclBinding;
+import org.apache.kafka.common.acl.AclBindingFilter;
+import org.apache.kafka.common.acl.AclOperation;
+import org.apache.kafka.common.acl.AclPermissionType;
+import org.apache.kafka.common.resource.PatternType;
+import org.apache.kafka.common.resource.ResourcePattern;
+import org.apache.kafka.common.resource.ResourceType;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+
+public final class CompatTool {
+    private static final long CALL_TIMEOUT_MS = 30_000;
+
+    public static void main(String[] args) throws Exception {
+        String out;
+        switch (args[0]) {
+            case "init-transactions": out = initTransactions(args[1], args[2]); break;
+            case "acls": out = acls(args[1]); break;
+            case "quorum": out = quorum(args[1]); break;
+            case "features": out = features(args[1]); break;
+            case "update-feature": out = updateFeature(args); break;
+            case "alter-broker": out = alterBroker(args); break;
+            case "describe-broker": out = describeBroker(args[1], args[2]); break;
+            default: throw new IllegalArgumentException("unknown command " + args[0]);
+        }
+        System.out.println(out);
+        System.out.flush();
+        System.exit(0);
+    }
+
+    private static String initTransactions(String bootstrap, String transactionalId) {
+        Properties props = new Properties();
+        props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        props.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, transactionalId);
+        props.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "60000");
+        props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        long start = System.nanoTime();
+        String outcome;
+        try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(props)) {
+            producer.initTransactions();
+            outcome = "\"error\":null,\"message\":null";
+        } catch (Exception e) {
+            outcome = error(e);
+        }
+        long elapsedMs = (System.nanoTime() - start) / 1_000_000;
+        return "{" + outcome + ",\"elapsed_ms\":" + elapsedMs + "}";
+    }
+
+    private static Admin admin(String bootstrap) {
+        Properties props = new Properties();
+        props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, "30000");
+        props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
+        return Admin.create(props);
+    }
+
+    private static String acls(String bootstrap) {
+        AclBinding binding = new AclBinding(
+            new ResourcePattern(ResourceType.TOPIC, "compat-acl", PatternType.LITERAL),
+            new AccessControlEntry("User:alice", "*", AclOperation.READ, AclPermissionType.ALLOW));
+        try (Admin admin = admin(bootstrap)) {
+            String describe = outcome(admin.describeAcls(AclBindingFilter.ANY).values());
+            String create = outcome(admin.createAcls(List.of(binding)).all());
+            String delete = outcome(admin.deleteAcls(List.of(AclBindingFilter.ANY)).all());
+            return "{\"describe\":" + describe + ",\"create\":" + create + ",\"delete\":" + delete + "}";
+        }
+    }
+
+    private static String quorum(String bootstrap) throws Exception {
+        try (Admin admin = admin(bootstrap)) {
+            QuorumInfo q = admin.describeMetadataQuorum().quorumInfo().get(CALL_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+            return "{\"leader_id\":" + q.leaderId() + ",\"leader_epoch\":" + q.leaderEpoch()
+                + ",\"high_watermark\":" + q.highWatermark()
+                + ",\"voters\":" + replicas(q.voters()) + ",\"observers\":" + replicas(q.observers())
+                + ",\"nodes\":" + q.nodes().size() + "}";
+        }
+    }
+
+    private static String replicas(List<QuorumInfo.ReplicaState> states) {
+        List<String> out = new ArrayList<>();
+        for (QuorumInfo.ReplicaState r : states) {
+            out.add("{\"id\":" + r.replicaId() + ",\"log_end_offset\":" + r.logEndOffset()
+                + ",\"last_fetch_ms\":" + r.lastFetchTimestamp().orElse(-1L)
+                + ",\"last_caught_up_ms\":" + r.lastCaughtUpTimestamp().orElse(-1L) + "}");
+        }
+        return "[" + String.join(",", out) + "]";
+    }
+
+    private static String features(String bootstrap) throws Exception {
+        try (Admin admin = admin(bootstrap)) {
+            FeatureMetadata f = admin.describeFeatures().featureMetadata().get(CALL_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+            List<String> finalized = new ArrayList<>();
+            for (Map.Entry<String, FinalizedVersionRange> e : f.finalizedFeatures().entrySet()) {
+                finalized.add(str(e.getKey()) + ":{\"min\":" + e.getValue().minVersionLevel()
+                    + ",\"max\":" + e.getValue().maxVersionLevel() + "}");
+            }
+            List<String> supported = new ArrayList<>();
+            for (Map.Entry<String, SupportedVersionRange> e : f.supportedFeatures().entrySet()) {
+                supported.add(str(e.getKey()) + ":{\"min\":" + e.getValue().minVersion()
+                    + ",\"max\":" + e.getValue().maxVersion() + "}");
+            }
+            return "{\"finalized\":{" + String.join(",", finalized) + "},\"supported\":{"
+                + String.join(",", supported) + "},\"finalized_epoch\":"
+                + f.finalizedFeaturesEpoch().orElse(-1L) + "}";
+        }
+    }
+
+    private static String updateFeature(String[] args) {
+        FeatureUpdate update = new FeatureUpdate(Short.parseShort(args[3]),
+            FeatureUpdate.UpgradeType.valueOf(args[4]));
+        UpdateFeaturesOptions options = new UpdateFeaturesOptions()
+            .validateOnly(args.length > 5 && args[5].equals("validate"));
+        try (Admin admin = admin(args[1])) {
+            return outcome(admin.updateFeatures(Map.of(args[2], update), options).all());
+        }
+    }
+
+    private static String alterBroker(String[] args) {
+        ConfigResource res = new ConfigResource(ConfigResource.Type.BROKER, args[2]);
+        AlterConfigOp op = args[4].equals("-")
+            ? new AlterConfigOp(new ConfigEntry(args[3], null), AlterConfigOp.OpType.DELETE)
+            : new AlterConfigOp(new ConfigEntry(args[3], args[4]), AlterConfigOp.OpType.SET);
+        try (Admin admin = admin(args[1])) {
+            return outcome(admin.incrementalAlterConfigs(Map.of(res, List.of(op))).all());
+        }
+    }
+
+    private static String describeBroker(String bootstrap, String name) throws Exception {
+        ConfigResource res = new ConfigResource(ConfigResource.Type.BROKER, name);
+        try (Admin admin = admin(bootstrap)) {
+            Config config = admin.describeConfigs(List.of(res)).all()
+                .get(CALL_TIMEOUT_MS, TimeUnit.MILLISECONDS).get(res);
+            List<String> entries = new ArrayList<>();
+            for (ConfigEntry e : config.entries()) {
+                entries.add(str(e.name()) + ":{\"value\":" + str(e.value())
+                    + ",\"source\":" + str(e.source().name())
+                    + ",\"read_only\":" + e.isReadOnly() + "}");
+            }
+            return "{\"configs\":{" + String.join(",", entries) + "}}";
+        }
+    }
+
+    /** {"ok": true} or {"error": class of the cause, "message": its message}. */
+    private static String outcome(KafkaFuture<?> future) {
+        try {
+            future.get(CALL_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+            return "{\"ok\":true}";
+        } catch (ExecutionException e) {
+            return "{" + error(e.getCause()) + "}";
+        } catch (Exception e) {
+            return "{" + error(e) + "}";
+        }
+    }
+
+    private static String error(Throwable e) {
+        return "\"error\":" + str(e.getClass().getSimpleName()) + ",\"message\":" + str(e.getMessage());
+    }
+
+    private static String str(String s) {
+        if (s == null) {
+            return "null";
+        }
+        StringBuilder b = new StringBuilder("\"");
+        for (char c : s.toCharArray()) {
+            if (c == '"' || c == '\\') {
+                b.append('\\').append(c);
+            } else if (c < 0x20 || c > 0x7e) {
+                b.append(String.format("\\u%04x", (int) c));
+            } else {
+                b.append(c);
+            }
+        }
+        return b.append('"').toString();
+    }
+}
