@@ -22,7 +22,7 @@ pub use config::{CleanupPolicy, ConfigError, Durability, LogConfig, MessageTimes
 pub use error::LogError;
 pub use handles::HandleCache;
 pub use log::{
-    AppendInfo, AppendOrigin, CompactionReport, FileRange, Health, Log, OpenReport, ReadInfo,
-    RetentionReport, ScrubBudget, ScrubCursor, ScrubDamage, ScrubStep, TimestampOffset,
-    TruncateReport, Unflushed, SCRUB_CHUNK_BYTES,
+    decompressing_walks_max, AppendInfo, AppendOrigin, CompactionReport, FileRange, Health, Log,
+    OpenReport, ReadInfo, RecordsCheck, RetentionReport, ScrubBudget, ScrubCursor, ScrubDamage,
+    ScrubStep, TimestampOffset, TruncateReport, Unflushed, SCRUB_CHUNK_BYTES,
 };

@@ -279,18 +279,17 @@ fn refusal(partition: &Partition, refused: AppendError) -> Failure {
         AppendError::Log(log_error) => return log_failure(&partition.topic, &log_error),
         AppendError::OutOfOrderSequence { .. } => ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER,
         AppendError::StaleEpoch { .. } => ErrorCode::INVALID_PRODUCER_EPOCH,
-        AppendError::MultipleBatches | AppendError::KeylessOnCompacted { .. } => {
-            ErrorCode::INVALID_RECORD
-        }
+        AppendError::MultipleBatches => ErrorCode::INVALID_RECORD,
     };
     error(code, Some(refused.to_string()))
 }
 
-/// Appends on the request's own task when the batch is small: a page-cache write of at
-/// most [`INLINE_APPEND_MAX_BYTES`] under a mutex nobody holds across an fsync, cheaper than
-/// the two thread hand-offs of `spawn_blocking`. Larger batches, and appends that must
-/// fsync first (the first after a clean open) or owe one after (a roll, `flush.messages`),
-/// go to the blocking pool. Either way the records are written from the request's buffer
+/// Appends on the request's own task when the batch is small: a record walk over at most
+/// [`INLINE_APPEND_MAX_BYTES`] and a page-cache write under a mutex nobody holds across an
+/// fsync, cheaper than the two thread hand-offs of `spawn_blocking`. Larger batches,
+/// compressed ones (their record walk decompresses), and appends that must fsync first (the
+/// first after a clean open) or owe one after (a roll, `flush.messages`), go to the
+/// blocking pool. Either way the records are written from the request's buffer
 /// as they arrived (`Partition::append_shared`): no copy of them is made.
 async fn append_bytes(
     partition: &Arc<Partition>,
@@ -350,11 +349,14 @@ fn log_failure(topic: &str, log_error: &LogError) -> Failure {
     } else {
         tracing::debug!(topic, error = %log_error, "append refused");
     }
-    let batch_index = match log_error {
+    // Kafka's `batch_index` names the record in the (one) batch when a record was refused;
+    // otherwise the batch's position in the request, which is 0 from Produce v3 on.
+    let batch_index = log_error.record_index().or(match log_error {
         LogError::InvalidBatch { batch_index, .. }
-        | LogError::InvalidTimestamp { batch_index, .. } => Some(*batch_index),
+        | LogError::InvalidTimestamp { batch_index, .. }
+        | LogError::KeylessRecord { batch_index, .. } => Some(*batch_index),
         _ => None,
-    };
+    });
     Failure {
         code,
         message: Some(log_error.to_string()),

@@ -260,8 +260,8 @@ impl Log {
     }
 
     /// CreateTime must lie within `message.timestamp.before/after.max.ms` of now. Checked
-    /// on the batch's base and max timestamps: the log never decompresses, so records in
-    /// between are not looked at (Kafka checks each record).
+    /// here on the batch's base and max timestamps; each record's own timestamp is checked
+    /// by the record walk (`Log::check_client_records`), as Kafka checks each record.
     fn check_timestamps(
         &self,
         batch_index: usize,
@@ -277,6 +277,7 @@ impl Log {
             if timestamp_ms != NO_TIMESTAMP && !(earliest..=latest).contains(&timestamp_ms) {
                 return Err(LogError::InvalidTimestamp {
                     batch_index,
+                    record_index: None,
                     timestamp_ms,
                     now_ms,
                 });

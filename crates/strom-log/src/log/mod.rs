@@ -16,6 +16,7 @@ mod flush;
 mod open;
 mod read;
 mod recover;
+mod records;
 mod repair;
 mod resume;
 mod retention;
@@ -37,6 +38,7 @@ pub use append::{AppendInfo, AppendOrigin, Unflushed};
 pub use compact::CompactionReport;
 pub use open::OpenReport;
 pub use read::{FileRange, ReadInfo, TimestampOffset};
+pub use records::{decompressing_walks_max, RecordsCheck};
 pub use retention::{RetentionReport, TruncateReport};
 pub use scrub::{ScrubBudget, ScrubCursor, ScrubDamage, ScrubStep, SCRUB_CHUNK_BYTES};
 
