@@ -164,10 +164,10 @@ fn batch(models: &[Model], codec: Compression, lie: Option<(usize, Lie)>) -> Vec
     frame_records_section(&template(models.len() as i32), codec, &section).unwrap()
 }
 
-fn walk(
-    batch: &[u8],
-    options: WalkOptions,
-) -> Result<Vec<(RecordInfo, Option<Vec<u8>>)>, RecordsError> {
+/// What a walk handed its visitor: each record's fields and key.
+type Seen = Vec<(RecordInfo, Option<Vec<u8>>)>;
+
+fn walk(batch: &[u8], options: WalkOptions) -> Result<Seen, RecordsError> {
     let mut seen = Vec::new();
     walk_records(batch, &DecodeLimits::default(), options, |info, key| {
         seen.push((*info, key.map(<[u8]>::to_vec)));
