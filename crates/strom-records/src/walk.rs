@@ -129,8 +129,8 @@ pub struct WalkSummary {
 
 /// Walks every record of the one batch occupying exactly `batch` and checks its structure:
 /// the record length varint against the bytes its fields take, key and value lengths
-/// (`-1` is null; below that is refused, which Kafka reads as null but some clients
-/// cannot), a header count that is not negative and not more than the record's bytes, header
+/// (`-1` is null; below that is refused: Kafka reads it as null, librdkafka fails to parse
+/// the fetch), a header count that is not negative and not more than the record's bytes, header
 /// keys present, offset deltas per `options`, exactly `records_count` records and no byte
 /// after them. A compressed batch is decompressed as a stream, within
 /// `limits.decompressed_bytes_max`; an uncompressed one is read in place. `visit` sees every
