@@ -1,8 +1,10 @@
 //! Every record of a produced batch is validated, compressed or not, on every topic:
 //! batches whose records lie about their structure are refused with Kafka's
-//! INVALID_RECORD, `record_errors` naming the record, and nothing of them is stored; a
-//! record's own timestamp out of range is INVALID_TIMESTAMP, a keyless record on a
-//! compacted topic INVALID_RECORD, each naming the record.
+//! INVALID_RECORD without `record_errors` (Kafka's record iterator throws; the message
+//! names the record), and nothing of them is stored. Kafka's per-record rules refuse the
+//! whole batch and list every record that broke them in `record_errors`: a record's own
+//! timestamp out of range (INVALID_TIMESTAMP), a keyless record on a compacted topic
+//! (INVALID_RECORD); a response lists at most 10,000.
 
 mod common;
 
@@ -156,7 +158,8 @@ async fn lying_records_are_refused_naming_the_record_and_never_stored() {
     let broker = TestBroker::start().await;
     let mut client = broker.client().await;
     create_topic(&mut client, "plain", &[]).await;
-    // (what lies, the second record's fields, records_count, trailing bytes, record named)
+    // (what lies, the second record's fields, records_count, trailing bytes, the record
+    // the message names: -1 for none)
     let lie = |f: fn(&mut Fields)| {
         let mut fields = good(1, "bad");
         f(&mut fields);
@@ -194,7 +197,13 @@ async fn lying_records_are_refused_naming_the_record_and_never_stored() {
             1,
         ),
         ("three records claimed", good(1, "bad"), 3, b"", 2),
-        ("bytes after the records", good(1, "bad"), 2, b"\x00\x00", 0),
+        (
+            "bytes after the records",
+            good(1, "bad"),
+            2,
+            b"\x00\x00",
+            -1,
+        ),
     ];
     let mut expected = Vec::new();
     for codec in [Compression::None, Compression::Zstd, Compression::Gzip] {
@@ -203,16 +212,17 @@ async fn lying_records_are_refused_naming_the_record_and_never_stored() {
             let response = produce(&mut client, "plain", batch).await;
             assert_eq!(response.error_code, 87, "{what} ({codec:?}): {response:?}");
             assert_eq!(response.base_offset, -1);
-            assert_eq!(
-                response.record_errors.len(),
-                1,
+            assert!(
+                response.record_errors.is_empty(),
                 "{what} ({codec:?}): {response:?}"
             );
-            assert_eq!(
-                response.record_errors[0].batch_index, *named,
-                "{what} ({codec:?})"
+            // The message names the broken record (-1: none is, the batch is).
+            let message = response.error_message.as_ref().map(|m| m.to_string());
+            let mentions = |m: &str| *named < 0 || m.contains(&format!("record {named}"));
+            assert!(
+                message.as_deref().is_some_and(mentions),
+                "{what} ({codec:?}): {message:?}"
             );
-            assert!(response.error_message.is_some());
         }
         let value = format!("good-{codec:?}");
         let response = produce(
@@ -228,36 +238,182 @@ async fn lying_records_are_refused_naming_the_record_and_never_stored() {
     broker.broker.shutdown().await;
 }
 
+/// (batch_index, message) of each record error.
+fn record_errors(response: &PartitionProduceResponse) -> Vec<(i32, String)> {
+    response
+        .record_errors
+        .iter()
+        .map(|e| {
+            let message = e.batch_index_error_message.as_ref().map(|m| m.to_string());
+            (e.batch_index, message.unwrap_or_default())
+        })
+        .collect()
+}
+
 #[tokio::test]
-async fn record_rules_name_the_record() {
+async fn record_rules_list_every_refused_record() {
     let broker = TestBroker::start().await;
     let mut client = broker.client().await;
-    create_topic(&mut client, "compacted", &[("cleanup.policy", "compact")]).await;
+    create_topic(
+        &mut client,
+        "compacted",
+        &[
+            ("cleanup.policy", "compact"),
+            ("message.timestamp.before.max.ms", "60000"),
+        ],
+    )
+    .await;
     create_topic(
         &mut client,
         "recent",
         &[("message.timestamp.before.max.ms", "60000")],
     )
     .await;
+    let keyless_message =
+        "Compacted topic cannot accept message without key in topic partition compacted-0.";
     for codec in [Compression::None, Compression::Lz4] {
-        let mut keyless = good(2, "v");
-        keyless.key_length = Some(-1);
-        keyless.key.clear();
-        let batch = frame(&[good(0, "v"), good(1, "v"), keyless], 3, b"", codec);
+        // 100 records, every tenth without a key (Kafka: 10 errors, the batch refused).
+        let records: Vec<Fields> = (0..100)
+            .map(|i| {
+                let mut record = good(i, "v");
+                if i % 10 == 3 {
+                    record.key_length = Some(-1);
+                    record.key.clear();
+                }
+                record
+            })
+            .collect();
+        let batch = frame(&records, 100, b"", codec);
         let response = produce(&mut client, "compacted", batch.clone()).await;
         assert_eq!(response.error_code, 87, "{codec:?}: {response:?}");
-        assert_eq!(response.record_errors[0].batch_index, 2);
+        assert_eq!(response.base_offset, -1);
+        let expected: Vec<(i32, String)> = (0..10)
+            .map(|i| (i * 10 + 3, keyless_message.to_string()))
+            .collect();
+        assert_eq!(record_errors(&response), expected, "{codec:?}");
+        let message = response.error_message.as_ref().map(|m| m.to_string());
+        assert!(
+            message.as_deref().is_some_and(|m| m.starts_with(
+                "One or more records have been rejected due to 10 record errors in total"
+            )),
+            "{message:?}"
+        );
         // The same batch is fine where keys are not required.
         assert_eq!(produce(&mut client, "recent", batch).await.error_code, 0);
 
+        // Records 1 and 3 too old, record 2 without a key: the code is INVALID_TIMESTAMP
+        // as soon as one timestamp is refused, and every record is listed.
         let mut old = good(1, "old");
         old.timestamp_delta = -3_600_000;
-        let batch = frame(&[good(0, "new"), old], 2, b"", codec);
+        let mut keyless = good(2, "v");
+        keyless.key_length = Some(-1);
+        keyless.key.clear();
+        let mut older = good(3, "older");
+        older.timestamp_delta = -7_200_000;
+        let batch = frame(&[good(0, "new"), old, keyless, older], 4, b"", codec);
+        let response = produce(&mut client, "compacted", batch.clone()).await;
+        assert_eq!(response.error_code, 32, "{codec:?}: {response:?}");
+        let listed = record_errors(&response);
+        assert_eq!(
+            listed.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        assert!(
+            listed[0]
+                .1
+                .contains("of message with offset 1 is out of range"),
+            "{listed:?}"
+        );
+        assert_eq!(listed[1].1, keyless_message);
+        assert_eq!(
+            response.error_message.as_ref().map(|m| m.to_string()),
+            Some("One or more records have been rejected due to invalid timestamp".into())
+        );
         let response = produce(&mut client, "recent", batch).await;
         assert_eq!(response.error_code, 32, "{codec:?}: {response:?}");
-        assert_eq!(response.record_errors[0].batch_index, 1);
+        assert_eq!(
+            record_errors(&response)
+                .iter()
+                .map(|(i, _)| *i)
+                .collect::<Vec<_>>(),
+            vec![1, 3]
+        );
     }
     assert!(stored_values(&mut client, "compacted").await.is_empty());
-    assert_eq!(stored_values(&mut client, "recent").await.len(), 6);
+    assert_eq!(stored_values(&mut client, "recent").await.len(), 200);
+    broker.broker.shutdown().await;
+}
+
+/// Two partitions, each refused for 6,000 keyless records: every record is counted in
+/// each partition's message, and the response lists 10,000 in all (the first partition's
+/// 6,000, then 4,000 of the second's).
+#[tokio::test]
+async fn a_response_lists_a_bounded_number_of_record_errors() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let configs = [
+        CreatableTopicConfig::default()
+            .with_name(StrBytes::from_static_str("cleanup.policy"))
+            .with_value(Some(StrBytes::from_static_str("compact"))),
+        CreatableTopicConfig::default()
+            .with_name(StrBytes::from_static_str("max.message.bytes"))
+            .with_value(Some(StrBytes::from_static_str("1048576"))),
+    ];
+    let created = client
+        .send(
+            7,
+            CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+                .with_name(name("wide"))
+                .with_num_partitions(2)
+                .with_replication_factor(1)
+                .with_configs(configs.to_vec())]),
+        )
+        .await;
+    assert_eq!(created.topics[0].error_code, 0);
+    let records: Vec<Fields> = (0..6000)
+        .map(|i| {
+            let mut record = good(i, "v");
+            record.key_length = Some(-1);
+            record.key.clear();
+            record
+        })
+        .collect();
+    let batch = Bytes::from(frame(&records, 6000, b"", Compression::Zstd));
+    let partitions = (0..2)
+        .map(|index| {
+            PartitionProduceData::default()
+                .with_index(index)
+                .with_records(Some(batch.clone()))
+        })
+        .collect();
+    let response = client
+        .send(
+            9,
+            ProduceRequest::default()
+                .with_acks(-1)
+                .with_timeout_ms(5000)
+                .with_topic_data(vec![TopicProduceData::default()
+                    .with_name(name("wide"))
+                    .with_partition_data(partitions)]),
+        )
+        .await;
+    let answers = &response.responses[0].partition_responses;
+    let counts: Vec<usize> = answers.iter().map(|p| p.record_errors.len()).collect();
+    assert_eq!(counts, vec![6000, 4000]);
+    for answer in answers {
+        assert_eq!(answer.error_code, 87);
+        let message = answer.error_message.as_ref().map(|m| m.to_string());
+        assert!(
+            message.as_deref().is_some_and(|m| m.starts_with(
+                "One or more records have been rejected due to 6000 record errors in total"
+            )),
+            "{message:?}"
+        );
+        assert!(answer
+            .record_errors
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.batch_index == i as i32));
+    }
     broker.broker.shutdown().await;
 }

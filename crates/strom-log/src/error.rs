@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use strom_records::RecordsError;
 
+use crate::record_errors::RecordErrors;
+
 /// Kafka error codes the log's errors map to.
 pub mod codes {
     pub const OFFSET_OUT_OF_RANGE: i16 = 1;
@@ -28,25 +30,22 @@ pub enum LogError {
     EmptyAppend,
     #[error("append of {size_bytes} bytes exceeds {limit_bytes} bytes")]
     AppendTooLarge { size_bytes: u64, limit_bytes: u64 },
-    /// A timestamp outside `message.timestamp.before.max.ms`/`after.max.ms`: of a batch's
-    /// header, or of record `record_index` in it.
+    /// A batch header's timestamp outside `message.timestamp.before.max.ms`/`after.max.ms`.
     #[error(
-        "batch {batch_index}{} timestamp {timestamp_ms} is outside the accepted range around {now_ms}",
-        record_suffix(*record_index)
+        "batch {batch_index} timestamp {timestamp_ms} is outside the accepted range around {now_ms} (message.timestamp.before.max.ms/after.max.ms)"
     )]
     InvalidTimestamp {
         batch_index: usize,
-        record_index: Option<usize>,
         timestamp_ms: i64,
         now_ms: i64,
     },
-    /// A record without a key on a compacted topic (Kafka's INVALID_RECORD).
-    #[error(
-        "compacted topic cannot accept a record without a key (batch {batch_index}, record {record_index}); give every record a key"
-    )]
-    KeylessRecord {
+    /// Records of a batch refused by Kafka's per-record rules (a key on a compacted topic,
+    /// each CreateTime timestamp in range): the whole batch is refused, and the Produce
+    /// response lists the records (`record_errors`).
+    #[error("batch {batch_index}: {errors}")]
+    RecordsRejected {
         batch_index: usize,
-        record_index: usize,
+        errors: RecordErrors,
     },
     /// A replicated batch does not follow the log end offset.
     #[error(
@@ -119,7 +118,7 @@ impl LogError {
             LogError::EmptyAppend => codes::CORRUPT_MESSAGE,
             LogError::AppendTooLarge { .. } => codes::MESSAGE_TOO_LARGE,
             LogError::InvalidTimestamp { .. } => codes::INVALID_TIMESTAMP,
-            LogError::KeylessRecord { .. } => codes::INVALID_RECORD,
+            LogError::RecordsRejected { errors, .. } => errors.kafka_error_code(),
             LogError::UnexpectedAppendOffset { .. } => codes::CORRUPT_MESSAGE,
             LogError::OffsetOutOfRange { .. } => codes::OFFSET_OUT_OF_RANGE,
             LogError::Io { .. }
@@ -149,20 +148,6 @@ impl LogError {
             } => !operation.starts_with("fsync") && crate::fs::is_space_error(source),
             LogError::DiskFull { .. } => true,
             _ => false,
-        }
-    }
-
-    /// The record (counting from 0 in its batch) an append was refused for, if one was:
-    /// Kafka's `batch_index` in a Produce response's `record_errors`.
-    pub fn record_index(&self) -> Option<usize> {
-        match self {
-            LogError::InvalidBatch {
-                source: RecordsError::InvalidRecordAt { record_index, .. },
-                ..
-            }
-            | LogError::KeylessRecord { record_index, .. } => Some(*record_index),
-            LogError::InvalidTimestamp { record_index, .. } => *record_index,
-            _ => None,
         }
     }
 
@@ -215,8 +200,4 @@ pub fn restore_advice(dir: &Path) -> String {
          replica's directory aside (with Strom stopped, while another replica is in sync) \
          will have it copied again from the leader"
     )
-}
-
-fn record_suffix(record_index: Option<usize>) -> String {
-    record_index.map_or_else(String::new, |index| format!(" record {index}"))
 }

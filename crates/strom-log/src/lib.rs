@@ -15,6 +15,7 @@ pub mod fs;
 pub mod handles;
 pub mod index;
 mod log;
+pub mod record_errors;
 pub mod segment;
 
 pub use compaction::CompactionLimits;
@@ -26,3 +27,4 @@ pub use log::{
     OpenReport, ReadInfo, RecordsCheck, RetentionReport, ScrubBudget, ScrubCursor, ScrubDamage,
     ScrubStep, TimestampOffset, TruncateReport, Unflushed, SCRUB_CHUNK_BYTES,
 };
+pub use record_errors::{RecordError, RecordErrorReason, RecordErrors, RECORD_ERRORS_LISTED_MAX};

@@ -14,14 +14,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use strom_log::LogError;
+use strom_log::{LogError, RecordErrorReason, RecordErrors};
 use strom_meta::{MetadataImage, TopicIdPartition};
 use strom_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use strom_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
 use strom_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
-use strom_protocol::ErrorCode;
+use strom_protocol::{ErrorCode, StrBytes};
 
 use super::{leader_epoch, leader_replica, str_bytes};
 use crate::connection;
@@ -34,6 +34,12 @@ use crate::syncer::CommitError;
 const TOPIC_ID_MIN_VERSION: i16 = 13;
 /// The first version with per-batch record errors and an error message.
 const RECORD_ERRORS_MIN_VERSION: i16 = 8;
+/// How many refused records one response lists in all (each batch lists at most
+/// `strom_log::RECORD_ERRORS_LISTED_MAX`): a request of many small compressed batches of
+/// keyless records must not make a response of millions of messages. A record past the
+/// budget is still refused with its batch; clients report it as part of a batch with
+/// invalid records instead of by its own error.
+const RECORD_ERRORS_PER_RESPONSE_MAX: usize = 10_000;
 /// The largest batch appended on the request's task rather than on the blocking pool.
 const INLINE_APPEND_MAX_BYTES: usize = 64 * 1024;
 
@@ -45,6 +51,8 @@ struct PendingCommits {
     /// Whether a high watermark moved (page-cache mode): fetches waiting for data are woken.
     appended: bool,
     version: i16,
+    /// What remains of the response's budget of listed record errors.
+    record_errors_left: usize,
 }
 
 #[derive(Debug)]
@@ -66,7 +74,7 @@ async fn finish_commits(
     for commit in pending.commits {
         let failure = match replicas.commit(&commit.partition, commit.end_offset).await {
             Ok(()) => continue,
-            Err(CommitError::Log(log_error)) => log_failure(&commit.partition.topic, &log_error),
+            Err(CommitError::Log(log_error)) => log_failure(&commit.partition, &log_error),
             Err(CommitError::ShuttingDown) => error(ErrorCode::NOT_LEADER_OR_FOLLOWER, None),
         };
         if let ResponseKind::Produce(produce) = &mut response {
@@ -76,7 +84,7 @@ async fn finish_commits(
                 .and_then(|t| t.partition_responses.get_mut(commit.partition_slot));
             if let Some(slot) = slot {
                 let index = slot.index;
-                *slot = failure.response(pending.version).with_index(index);
+                *slot = failure.response(pending.version, &mut 0).with_index(index);
             }
         }
     }
@@ -93,6 +101,7 @@ pub(super) async fn handle(
     let mut responses = Vec::with_capacity(request.topic_data.len());
     let mut pending = PendingCommits {
         version,
+        record_errors_left: RECORD_ERRORS_PER_RESPONSE_MAX,
         ..PendingCommits::default()
     };
     for (topic_slot, topic) in request.topic_data.into_iter().enumerate() {
@@ -175,7 +184,7 @@ async fn produce_topic(
                     }
                     response
                 }
-                Err(failure) => failure.response(version),
+                Err(failure) => failure.response(version, &mut produced.pending.record_errors_left),
             }
             .with_index(index),
         );
@@ -192,19 +201,29 @@ async fn produce_topic(
 struct Failure {
     code: ErrorCode,
     message: Option<String>,
-    batch_index: Option<usize>,
+    /// Kafka's per-record errors, when the log refused records one by one.
+    records: Option<RejectedRecords>,
+}
+
+/// The records a batch was refused for, and the partition they were sent to (for Kafka's
+/// messages, which name it).
+struct RejectedRecords {
+    errors: RecordErrors,
+    partition: String,
 }
 
 fn error(code: ErrorCode, message: Option<String>) -> Failure {
     Failure {
         code,
         message,
-        batch_index: None,
+        records: None,
     }
 }
 
 impl Failure {
-    fn response(self, version: i16) -> PartitionProduceResponse {
+    /// The partition's answer. `record_errors_left` is what remains of the response's
+    /// budget of listed record errors ([`RECORD_ERRORS_PER_RESPONSE_MAX`]).
+    fn response(self, version: i16, record_errors_left: &mut usize) -> PartitionProduceResponse {
         let response = PartitionProduceResponse::default()
             .with_error_code(self.code.code())
             .with_base_offset(-1)
@@ -214,18 +233,42 @@ impl Failure {
             return response;
         }
         let record_errors = self
-            .batch_index
-            .and_then(|i| i32::try_from(i).ok())
-            .map(|batch_index| {
-                vec![BatchIndexAndErrorMessage::default()
-                    .with_batch_index(batch_index)
-                    .with_batch_index_error_message(self.message.clone().map(str_bytes))]
-            })
+            .records
+            .as_ref()
+            .map(|r| record_errors(r, record_errors_left))
             .unwrap_or_default();
         response
             .with_record_errors(record_errors)
             .with_error_message(self.message.map(str_bytes))
     }
+}
+
+/// Kafka's `record_errors`: each listed record with its message, in batch order, within
+/// what is left of the response's budget. A keyless record's message is the same for every
+/// record of the partition: it is built once and shared.
+fn record_errors(rejected: &RejectedRecords, left: &mut usize) -> Vec<BatchIndexAndErrorMessage> {
+    let listed = rejected.errors.listed();
+    let take = listed.len().min(*left);
+    *left -= take;
+    let mut shared: Option<StrBytes> = None;
+    listed
+        .iter()
+        .take(take)
+        .filter_map(|e| {
+            let batch_index = i32::try_from(e.record_index).ok()?;
+            let message = match e.reason {
+                RecordErrorReason::NoKey => shared
+                    .get_or_insert_with(|| str_bytes(e.message(&rejected.partition)))
+                    .clone(),
+                _ => str_bytes(e.message(&rejected.partition)),
+            };
+            Some(
+                BatchIndexAndErrorMessage::default()
+                    .with_batch_index(batch_index)
+                    .with_batch_index_error_message(Some(message)),
+            )
+        })
+        .collect()
 }
 
 /// A partition's answer, and the commit left to do under sync-on-commit.
@@ -276,7 +319,7 @@ async fn append(
 /// The answer to an append the partition refused or failed.
 fn refusal(partition: &Partition, refused: AppendError) -> Failure {
     let code = match refused {
-        AppendError::Log(log_error) => return log_failure(&partition.topic, &log_error),
+        AppendError::Log(log_error) => return log_failure(partition, &log_error),
         AppendError::OutOfOrderSequence { .. } => ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER,
         AppendError::StaleEpoch { .. } => ErrorCode::INVALID_PRODUCER_EPOCH,
         AppendError::MultipleBatches => ErrorCode::INVALID_RECORD,
@@ -307,7 +350,7 @@ async fn append_bytes(
                 tokio::task::spawn_blocking(move || flushing.log.flush_after_append(now))
                     .await
                     .map_err(|e| join_failure(&e))?
-                    .map_err(|e| log_failure(&partition.topic, &e))?;
+                    .map_err(|e| log_failure(partition, &e))?;
             }
             return Ok(appended);
         }
@@ -336,7 +379,8 @@ fn join_failure(join_error: &tokio::task::JoinError) -> Failure {
     )
 }
 
-fn log_failure(topic: &str, log_error: &LogError) -> Failure {
+fn log_failure(partition: &Partition, log_error: &LogError) -> Failure {
+    let topic = partition.topic.as_str();
     let code = ErrorCode(log_error.kafka_error_code());
     if matches!(
         log_error,
@@ -349,17 +393,18 @@ fn log_failure(topic: &str, log_error: &LogError) -> Failure {
     } else {
         tracing::debug!(topic, error = %log_error, "append refused");
     }
-    // Kafka's `batch_index` names the record in the (one) batch when a record was refused;
-    // otherwise the batch's position in the request, which is 0 from Produce v3 on.
-    let batch_index = log_error.record_index().or(match log_error {
-        LogError::InvalidBatch { batch_index, .. }
-        | LogError::InvalidTimestamp { batch_index, .. }
-        | LogError::KeylessRecord { batch_index, .. } => Some(*batch_index),
-        _ => None,
-    });
-    Failure {
-        code,
-        message: Some(log_error.to_string()),
-        batch_index,
+    // Records refused one by one are listed, with Kafka's messages; any other refusal
+    // (a broken record structure included, as in Kafka) names no record.
+    if let LogError::RecordsRejected { errors, .. } = log_error {
+        let name = format!("{topic}-{}", partition.tp.partition);
+        return Failure {
+            code,
+            message: Some(errors.summary(&name)),
+            records: Some(RejectedRecords {
+                errors: errors.clone(),
+                partition: name,
+            }),
+        };
     }
+    error(code, Some(log_error.to_string()))
 }

@@ -277,7 +277,6 @@ impl Log {
             if timestamp_ms != NO_TIMESTAMP && !(earliest..=latest).contains(&timestamp_ms) {
                 return Err(LogError::InvalidTimestamp {
                     batch_index,
-                    record_index: None,
                     timestamp_ms,
                     now_ms,
                 });

@@ -14,11 +14,12 @@ use std::sync::{Condvar, Mutex, OnceLock};
 
 use strom_records::{
     batch_frames, validate_client_batch, walk_records, BatchHeader, Compression, DecodeLimits,
-    RecordInfo, RecordsError, ValidateLimits, WalkOptions,
+    RecordInfo, RecordsError, TimestampType, ValidateLimits, WalkOptions,
 };
 
 use crate::config::MessageTimestampType;
 use crate::error::LogError;
+use crate::record_errors::{RecordError, RecordErrorReason, RecordErrors};
 use crate::segment::NO_TIMESTAMP;
 
 use super::{lock, Log};
@@ -35,16 +36,12 @@ pub enum RecordsCheck {
     WouldBlock,
 }
 
-/// The first refusal a walk met.
+/// Why a walk refused a batch.
 enum Refusal {
+    /// A record's structure is broken: the walk stopped there.
     Records(RecordsError),
-    Keyless {
-        record_index: usize,
-    },
-    Timestamp {
-        record_index: usize,
-        timestamp_ms: i64,
-    },
+    /// Every record was walked; these broke Kafka's per-record rules.
+    Rules(RecordErrors),
 }
 
 impl From<RecordsError> for Refusal {
@@ -57,10 +54,11 @@ impl Log {
     /// Walks every record of a producer's batches (`bytes`, one or more concatenated
     /// batches) and applies Kafka's per-record rules; see the module docs. Structural
     /// errors are INVALID_RECORD (or, when the batch header is also wrong, the header's
-    /// error, as Kafka checks headers and CRCs first); a record without a key on a compacted
-    /// topic is INVALID_RECORD and a CreateTime timestamp out of range INVALID_TIMESTAMP,
-    /// each naming the first such record (Kafka lists every one; the timestamp error wins
-    /// when both occur, as in Kafka).
+    /// error, as Kafka checks headers and CRCs first) and stop the walk; records that break
+    /// Kafka's per-record rules (a record without a key on a compacted topic, a CreateTime
+    /// timestamp out of range) are collected over the whole batch into
+    /// [`LogError::RecordsRejected`]: INVALID_TIMESTAMP when any timestamp was refused, else
+    /// INVALID_RECORD, as in Kafka.
     pub fn check_client_records(
         &self,
         bytes: &[u8],
@@ -75,12 +73,16 @@ impl Log {
             let batch = bytes.get(range).unwrap_or_default();
             let _permit = decompressing_permit(&header);
             if let Err(refusal) = self.walk_client_batch(batch, &header, now_ms) {
-                return Err(self.refused(batch_index, batch, refusal, now_ms));
+                return Err(self.refused(batch_index, batch, refusal));
             }
         }
         Ok(RecordsCheck::Checked)
     }
 
+    /// Walks one batch, applying Kafka's `LogValidator.validateRecord` to each record: a key
+    /// on a compacted topic first, else the timestamp (a CreateTime timestamp in range; a
+    /// producer may not mark a batch LogAppendTime). Every record is walked, so that all
+    /// refused records are counted (and the first [`crate::RECORD_ERRORS_LISTED_MAX`] listed).
     fn walk_client_batch(
         &self,
         batch: &[u8],
@@ -88,50 +90,53 @@ impl Log {
         now_ms: i64,
     ) -> Result<(), Refusal> {
         let compacted = self.config.cleanup_policy.compacts();
-        let timestamps = (self.config.message_timestamp_type == MessageTimestampType::CreateTime)
-            .then(|| {
-                let earliest = now_ms.saturating_sub(self.config.message_timestamp_before_max_ms);
-                let latest = now_ms.saturating_add(self.config.message_timestamp_after_max_ms);
-                earliest..=latest
-            });
-        let mut keyless = None;
-        let mut timestamp = None;
+        let create_time = self.config.message_timestamp_type == MessageTimestampType::CreateTime;
+        let earliest_ms = now_ms.saturating_sub(self.config.message_timestamp_before_max_ms);
+        let latest_ms = now_ms.saturating_add(self.config.message_timestamp_after_max_ms);
+        let log_append_time = header.timestamp_type() == TimestampType::LogAppendTime;
+        let mut errors = RecordErrors::default();
         let limits = DecodeLimits::default();
         walk_records(
             batch,
             &limits,
             WalkOptions::CLIENT,
             |info: &RecordInfo, _| {
-                if compacted && !info.has_key() && keyless.is_none() {
-                    keyless = Some(info.index);
-                }
-                if let Some(range) = &timestamps {
-                    let timestamp_ms = info.timestamp_ms(header);
-                    if timestamp_ms != NO_TIMESTAMP
-                        && !range.contains(&timestamp_ms)
-                        && timestamp.is_none()
-                    {
-                        timestamp = Some((info.index, timestamp_ms));
-                    }
+                let timestamp_ms = info.timestamp_ms(header);
+                let reason = if compacted && !info.has_key() {
+                    Some(RecordErrorReason::NoKey)
+                } else if create_time && timestamp_ms != NO_TIMESTAMP {
+                    (!(earliest_ms..=latest_ms).contains(&timestamp_ms)).then_some(
+                        RecordErrorReason::TimestampOutOfRange {
+                            timestamp_ms,
+                            offset: info.offset(header),
+                            earliest_ms,
+                            latest_ms,
+                        },
+                    )
+                } else if log_append_time {
+                    Some(RecordErrorReason::LogAppendTimeFromProducer)
+                } else {
+                    None
+                };
+                if let Some(reason) = reason {
+                    errors.push(RecordError {
+                        record_index: info.index,
+                        reason,
+                    });
                 }
                 Ok::<_, Refusal>(())
             },
         )?;
-        if let Some((record_index, timestamp_ms)) = timestamp {
-            return Err(Refusal::Timestamp {
-                record_index,
-                timestamp_ms,
-            });
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Refusal::Rules(errors))
         }
-        if let Some(record_index) = keyless {
-            return Err(Refusal::Keyless { record_index });
-        }
-        Ok(())
     }
 
     /// The error for a refused batch: the header's (framing, size, CRC, Produce rules) when
     /// it has one, as Kafka checks those before any record, else the walk's.
-    fn refused(&self, batch_index: usize, batch: &[u8], refusal: Refusal, now_ms: i64) -> LogError {
+    fn refused(&self, batch_index: usize, batch: &[u8], refusal: Refusal) -> LogError {
         let limits = ValidateLimits {
             batch_bytes_max: usize::try_from(self.config.max_message_bytes).unwrap_or(usize::MAX),
         };
@@ -146,18 +151,9 @@ impl Log {
                 batch_index,
                 source,
             },
-            Refusal::Keyless { record_index } => LogError::KeylessRecord {
+            Refusal::Rules(errors) => LogError::RecordsRejected {
                 batch_index,
-                record_index,
-            },
-            Refusal::Timestamp {
-                record_index,
-                timestamp_ms,
-            } => LogError::InvalidTimestamp {
-                batch_index,
-                record_index: Some(record_index),
-                timestamp_ms,
-                now_ms,
+                errors,
             },
         }
     }
