@@ -4,7 +4,12 @@ a key length of -5, a record length one byte too long, an offset delta out of pl
 count the records do not fill, bytes after the last record. Each is sent by hand (raw Produce
 v7 on a socket, with a correct CRC), between good batches; a kafka-python consumer reading the
 topic from the beginning then sees exactly the good records, in order (kafka-python stops at
-such a record, so anything stored would show)."""
+such a record, so anything stored would show).
+
+Records that break Kafka's per-record rules (no key on a compacted topic, a timestamp out of
+range) refuse their whole batch, and the response names each one (record_errors): librdkafka
+(confluent-kafka), kafka-python and the Java producer fail exactly those records with the
+error and the others as part of an invalid batch."""
 
 import gzip
 import socket
@@ -127,3 +132,151 @@ def test_lying_records_are_refused_and_consumers_see_only_good_ones(broker, topi
     finally:
         consumer.close()
     assert got == [(i, b"key", v) for i, v in enumerate(expected)]
+
+
+# Per-record errors. Kafka refuses a whole batch when records break its per-record rules
+# (a keyless record on a compacted topic, a CreateTime timestamp out of range) and names each
+# such record in the Produce response's record_errors; clients fail exactly those records
+# with the error and the rest as "part of a batch which had invalid records". Each client
+# sends 100 records in one batch to partition 0 of a compacted topic, every tenth (3, 13,
+# ..., 93) without a key, and must report 10 + 90, with nothing stored.
+
+RECORDS = 100
+KEYLESS = [i for i in range(RECORDS) if i % 10 == 3]
+INVALID_TIMESTAMP = 32
+
+
+def keyless_message(topic):
+    return f"Compacted topic cannot accept message without key in topic partition {topic}-0."
+
+
+def create_compacted(broker, topic, **config):
+    kp.create_topic(broker, topic, partitions=1,
+                    config={"cleanup.policy": "compact", "message.timestamp.before.max.ms": "60000", **config})
+
+
+def stored(broker, topic):
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None,
+                             request_timeout_ms=TIMEOUT_S * 1000 + 1000)
+    try:
+        tp = TopicPartition(topic, 0)
+        return consumer.end_offsets([tp])[tp]
+    finally:
+        consumer.close()
+
+
+def confluent_outcomes(broker, topic, records):
+    """Sends (key, value, timestamp_ms or None) records in one batch with librdkafka; each
+    record's (error code or None, error string)."""
+    from confluent_kafka import Producer
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 1000,
+                         "message.timeout.ms": TIMEOUT_S * 1000, "enable.idempotence": False})
+    outcomes = [None] * len(records)
+
+    def report(i):
+        def on_delivery(err, msg):
+            outcomes[i] = (err.code() if err else None, err.str() if err else None)
+        return on_delivery
+
+    for i, (key, value, timestamp_ms) in enumerate(records):
+        extra = {"timestamp": timestamp_ms} if timestamp_ms is not None else {}
+        producer.produce(topic, value=value, key=key, partition=0, on_delivery=report(i), **extra)
+    assert producer.flush(TIMEOUT_S) == 0, "every delivery report arrived"
+    return outcomes
+
+
+def with_keyless():
+    return [(None if i in KEYLESS else f"k{i}".encode(), f"v{i}".encode(), None) for i in range(RECORDS)]
+
+
+def test_librdkafka_fails_exactly_the_keyless_records(broker, topic_name):
+    from confluent_kafka import KafkaError
+    create_compacted(broker, topic_name)
+    outcomes = confluent_outcomes(broker, topic_name, with_keyless())
+    failed = [i for i, (code, _) in enumerate(outcomes) if code == KafkaError.INVALID_RECORD]
+    assert failed == KEYLESS, outcomes
+    # (confluent-kafka's delivery error carries librdkafka's text for the code, not the
+    # broker's per-record message: kafka-python and Java check those below.)
+    others = [code for i, (code, _) in enumerate(outcomes) if i not in KEYLESS]
+    assert others == [KafkaError._INVALID_DIFFERENT_RECORD] * (RECORDS - len(KEYLESS)), outcomes
+    assert stored(broker, topic_name) == 0
+
+
+def test_librdkafka_fails_exactly_the_records_with_old_timestamps(broker, topic_name):
+    from confluent_kafka import KafkaError
+    create_compacted(broker, topic_name)
+    now_ms = int(time.time() * 1000)
+    old = [5, 50]
+    records = [(f"k{i}".encode(), b"v", now_ms - 3_600_000 if i in old else now_ms) for i in range(RECORDS)]
+    outcomes = confluent_outcomes(broker, topic_name, records)
+    # More than one record error: librdkafka reports each listed record as INVALID_RECORD
+    # (the partition's code, INVALID_TIMESTAMP, only when a single record is listed).
+    failed = [i for i, (code, _) in enumerate(outcomes) if code == KafkaError.INVALID_RECORD]
+    assert failed == old, outcomes
+    assert sum(code == KafkaError._INVALID_DIFFERENT_RECORD for code, _ in outcomes) == RECORDS - len(old)
+    assert stored(broker, topic_name) == 0
+
+
+def test_kafka_python_fails_exactly_the_keyless_records(broker, topic_name):
+    from kafka import KafkaProducer
+    from kafka.errors import InvalidRecordError, KafkaError
+    create_compacted(broker, topic_name)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=1000, enable_idempotence=False,
+                             retries=0, request_timeout_ms=TIMEOUT_S * 1000, batch_size=1 << 20)
+    try:
+        futures = [producer.send(topic_name, key=k, value=v, partition=0) for k, v, _ in with_keyless()]
+        producer.flush(timeout=TIMEOUT_S)
+    finally:
+        producer.close(timeout=TIMEOUT_S)
+    errors = [f.exception for f in futures]
+    assert all(f.is_done for f in futures)
+    failed = [i for i, e in enumerate(errors) if isinstance(e, InvalidRecordError)]
+    assert failed == KEYLESS, errors
+    assert all(keyless_message(topic_name) in str(errors[i]) for i in KEYLESS), errors
+    others = [e for i, e in enumerate(errors) if i not in KEYLESS]
+    assert all(type(e) is KafkaError and "part of a batch" in str(e) for e in others), others[:3]
+    assert stored(broker, topic_name) == 0
+
+
+def test_kafka_python_gets_invalid_timestamp_for_a_single_old_record(broker, topic_name):
+    """One record listed: clients use the partition's code for it (INVALID_TIMESTAMP)."""
+    from kafka import KafkaProducer
+    from kafka.errors import InvalidTimestampError, KafkaError
+    create_compacted(broker, topic_name)
+    now_ms = int(time.time() * 1000)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=1000, enable_idempotence=False,
+                             retries=0, request_timeout_ms=TIMEOUT_S * 1000)
+    try:
+        futures = [producer.send(topic_name, key=b"k", value=b"v", partition=0,
+                                 timestamp_ms=now_ms - 3_600_000 if i == 7 else now_ms) for i in range(10)]
+        producer.flush(timeout=TIMEOUT_S)
+    finally:
+        producer.close(timeout=TIMEOUT_S)
+    errors = [f.exception for f in futures]
+    assert isinstance(errors[7], InvalidTimestampError), errors
+    assert f"Timestamp {now_ms - 3_600_000} of message with offset 7 is out of range" in str(errors[7])
+    assert all(type(e) is KafkaError for i, e in enumerate(errors) if i != 7), errors
+    assert stored(broker, topic_name) == 0
+
+
+def test_java_producer_fails_exactly_the_keyless_records(broker, java_tool, topic_name):
+    import base64
+    import pathlib
+    import tempfile
+    create_compacted(broker, topic_name)
+    with tempfile.NamedTemporaryFile("w", suffix=".tsv", delete=False) as f:
+        for key, value, _ in with_keyless():
+            f.write(f"{base64.b64encode(key).decode() if key else '-'}\t{base64.b64encode(value).decode()}\t\n")
+    path = pathlib.Path(f.name)
+    try:
+        outcomes = java_tool(["produce-outcomes", broker.bootstrap, topic_name, path])["outcomes"]
+    finally:
+        path.unlink()
+    assert len(outcomes) == RECORDS
+    failed = [i for i, o in enumerate(outcomes) if o.get("error") == "org.apache.kafka.common.InvalidRecordException"]
+    assert failed == KEYLESS, outcomes
+    assert all(outcomes[i]["message"] == keyless_message(topic_name) for i in KEYLESS), outcomes
+    others = [o for i, o in enumerate(outcomes) if i not in KEYLESS]
+    assert all(o.get("error") == "org.apache.kafka.common.KafkaException" and "part of a batch" in o["message"]
+               for o in others), others[:3]
+    assert stored(broker, topic_name) == 0
