@@ -280,3 +280,24 @@ def test_java_producer_fails_exactly_the_keyless_records(broker, java_tool, topi
     assert all(o.get("error") == "org.apache.kafka.common.KafkaException" and "part of a batch" in o["message"]
                for o in others), others[:3]
     assert stored(broker, topic_name) == 0
+
+
+def test_clients_cannot_write_the_offsets_topic(broker):
+    """Only the group coordinator writes __consumer_offsets (its loader trusts what it reads
+    there): Kafka refuses a producer with INVALID_TOPIC_EXCEPTION, and so does Strom."""
+    from confluent_kafka import KafkaError, Producer
+    from confluent_kafka.admin import AdminClient
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    # FindCoordinator creates the offsets topic.
+    for f in admin.describe_consumer_groups(["offsets-topic-probe"], request_timeout=TIMEOUT_S).values():
+        f.result(timeout=TIMEOUT_S)
+    deadline = time.monotonic() + TIMEOUT_S
+    while "__consumer_offsets" not in admin.list_topics(timeout=TIMEOUT_S).topics:
+        assert time.monotonic() < deadline, "__consumer_offsets was not created"
+        time.sleep(0.1)
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "message.timeout.ms": TIMEOUT_S * 1000})
+    outcomes = []
+    producer.produce("__consumer_offsets", key=b"k", value=b"v", partition=0,
+                     on_delivery=lambda err, msg: outcomes.append(err.code() if err else msg.offset()))
+    assert producer.flush(TIMEOUT_S) == 0
+    assert outcomes == [KafkaError.TOPIC_EXCEPTION], outcomes

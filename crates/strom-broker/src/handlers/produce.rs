@@ -25,6 +25,7 @@ use strom_protocol::{ErrorCode, StrBytes};
 
 use super::{leader_epoch, leader_replica, str_bytes};
 use crate::connection;
+use crate::groups::OFFSETS_TOPIC;
 use crate::metadata::now_ms;
 use crate::replicas::{AppendError, Appended, Commit, Partition, ReplicaManager};
 use crate::server::BrokerContext;
@@ -156,12 +157,21 @@ async fn produce_topic(
         ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
     };
     let topic_id = found.map(|t| t.topic_id);
+    // Only the group coordinator writes `__consumer_offsets` (Kafka refuses clients with
+    // INVALID_TOPIC_EXCEPTION): its loader trusts what it reads there.
+    let internal = found
+        .map(|t| t.name.as_str())
+        .filter(|name| *name == OFFSETS_TOPIC);
     let mut partitions = Vec::with_capacity(topic.partition_data.len());
     for data in topic.partition_data {
         let index = data.index;
         let outcome = match (acks_valid, topic_id) {
             (false, _) => Err(error(ErrorCode::INVALID_REQUIRED_ACKS, None)),
             (true, None) => Err(error(missing, None)),
+            (true, Some(_)) if internal.is_some() => Err(error(
+                ErrorCode::INVALID_TOPIC_EXCEPTION,
+                internal.map(|name| format!("Cannot append to internal topic {name}")),
+            )),
             (true, Some(topic_id)) => {
                 let tp = TopicIdPartition {
                     topic_id,
