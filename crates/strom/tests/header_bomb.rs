@@ -1,7 +1,8 @@
 //! The header bomb against the real `strom server`: a ~5 KB zstd Produce whose one record
 //! carries 30 million empty headers (60 MB decompressed), sent three at once from three
-//! connections to a normal topic, then three at once to a compacted one, whose cleaner then
-//! removes them. Kafka accepts such a batch (30 million headers fit the record's bytes; the
+//! connections to a normal topic, then the same bytes claiming 2^31-1 and -5 headers (refused
+//! with INVALID_RECORD, as Kafka does), then three at once to a compacted one, whose cleaner
+//! then removes them. Kafka accepts such a batch (30 million headers fit the record's bytes; the
 //! broker walks them without keeping them), and so does Strom, within its 64 MiB
 //! decompression budget. Asserted: every request is answered (accepted), the broker's peak
 //! RSS (VmHWM) stays under [`PEAK_RSS_BYTES_MAX`], and another client's produce and fetch
@@ -205,12 +206,17 @@ fn small_batch(key: &str, value: &str) -> Bytes {
 /// One record, key "bomb", value "v", 30 million headers with an empty key and a null
 /// value, as one zstd batch.
 fn bomb() -> Bytes {
+    bomb_claiming(HEADERS as i64)
+}
+
+/// The bomb with its header count replaced by `header_count` (the 30 million headers stay).
+fn bomb_claiming(header_count: i64) -> Bytes {
     let mut body = vec![0u8, 0, 0]; // attributes, timestamp delta, offset delta
     varint(&mut body, 4);
     body.extend_from_slice(b"bomb");
     varint(&mut body, 1);
     body.push(b'v');
-    varint(&mut body, HEADERS as i64);
+    varint(&mut body, header_count);
     body.reserve(2 * HEADERS);
     for _ in 0..HEADERS {
         body.extend_from_slice(&[0x00, 0x01]);
@@ -306,6 +312,17 @@ fn three_header_bombs_at_once_stay_bounded_and_do_not_stall_others() {
     let started = Instant::now();
     assert_eq!(three_bombs(&addr, "plain", &bomb), vec![0, 0, 0]);
     let plain_done = started.elapsed();
+    // The same bytes claiming 2^31-1 headers (the walk runs out of record after 60 MB) or
+    // -5: Kafka's INVALID_RECORD, three at once, nothing stored.
+    for header_count in [i64::from(i32::MAX), -5] {
+        let lying = bomb_claiming(header_count);
+        assert_eq!(
+            three_bombs(&addr, "plain", &lying),
+            vec![87, 87, 87],
+            "header count {header_count}"
+        );
+    }
+    assert_eq!(admin.batch_offsets("plain", 0).len(), 3);
     assert_eq!(three_bombs(&addr, "compacted", &bomb), vec![0, 0, 0]);
     let compacted_done = started.elapsed();
     // The same key again, enough to roll the last bomb's segment: the cleaner then drops
