@@ -13,7 +13,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
-use strom_log::{AppendInfo, AppendOrigin, Log, LogError, Unflushed};
+use strom_log::{AppendInfo, AppendOrigin, Log, LogError, RecordsCheck, Unflushed};
 use strom_meta::TopicIdPartition;
 use strom_records::BatchHeader;
 use strom_replica::{
@@ -110,12 +110,6 @@ pub enum AppendError {
         producer_id: i64,
         /// The batch's first sequence.
         first_sequence: i32,
-    },
-    /// A record without a key for a compacted topic (Kafka's INVALID_RECORD).
-    #[error("compacted topic cannot accept a record without a key (batch {batch_index})")]
-    KeylessOnCompacted {
-        /// The batch, counting from 0.
-        batch_index: usize,
     },
     /// An epoch older than the producer's current one.
     #[error("producer {producer_id} epoch {epoch} is older than the current one")]
@@ -319,8 +313,9 @@ impl Partition {
         if headers.len() > 1 {
             return Err(AppendError::MultipleBatches);
         }
-        if self.log.config().cleanup_policy.compacts() {
-            check_keys(bytes)?;
+        // Every record, before the producer-state lock: a long walk holds nothing.
+        if self.log.check_client_records(bytes, now_ms, may_block)? == RecordsCheck::WouldBlock {
+            return Ok(None);
         }
         let mut producers = lock(&self.producers);
         if let Some(header) = headers.first() {
@@ -703,31 +698,6 @@ fn first_headers(bytes: &[u8]) -> Vec<BatchHeader> {
 /// Whether the first batch passes the structural and CRC checks.
 fn first_batch_sound(bytes: &[u8]) -> bool {
     matches!(strom_records::batches(bytes).next(), Some(Ok(_)))
-}
-
-/// Compaction keeps the latest record per key, so every record must have one. This is the
-/// one place the produce path decompresses (bounded), and only for compacted topics.
-fn check_keys(bytes: &[u8]) -> Result<(), AppendError> {
-    let limits = strom_records::DecodeLimits::default();
-    for (batch_index, item) in strom_records::batches(bytes).enumerate() {
-        // Framing errors are the log's to report, with its own error codes.
-        let Ok((header, range)) = item else {
-            return Ok(());
-        };
-        if header.is_control() {
-            continue;
-        }
-        let batch = bytes.get(range).unwrap_or_default();
-        let records =
-            strom_records::records(batch, &limits).map_err(|source| LogError::InvalidBatch {
-                batch_index,
-                source,
-            })?;
-        if records.iter().any(|r| r.key.is_none()) {
-            return Err(AppendError::KeylessOnCompacted { batch_index });
-        }
-    }
-    Ok(())
 }
 
 /// Replays the batch headers of the log's last segments into a fresh producer state.

@@ -19,11 +19,18 @@
 //!   61-byte, uncompressed header Kafka writes ([`strom_records::empty_batch`]).
 //! - Control and transactional batches are kept whole (transactions are not served, so
 //!   there are no aborted transactions or markers to clean).
+//!
+//! Records are never decoded into values: the key map and the cleaning walk each batch's
+//! records (`strom_records::walk_records`, one decompression window, keys copied out), and
+//! a rewritten batch is rebuilt from the kept records' encoded bytes
+//! (`strom_records::retain_records`). A batch costs its keys, one bit per record and the
+//! rebuilt batch, whatever its records' values and headers hold.
 
 use std::collections::HashMap;
 
 use strom_records::{
-    records, BatchBuilder, BatchHeader, DecodeLimits, Record, RecordsError, TimestampType,
+    retain_records, validate, walk_records, BatchHeader, DecodeLimits, Rebuild, RecordsError,
+    ValidateLimits, WalkOptions,
 };
 
 /// Kafka's default `producer.id.expiration.ms`: an idempotent producer silent this long is
@@ -79,21 +86,33 @@ impl KeyMap {
         self.offsets.get(key).copied()
     }
 
-    /// Records the keys of one batch (control batches carry no user keys).
-    pub fn add_batch(&mut self, header: &BatchHeader, decoded: &[Record]) {
-        if header.is_control() {
-            return;
+    /// Records the keys of one batch (`batch`, whose header is `header`; control batches
+    /// carry no user keys).
+    pub fn add_batch(
+        &mut self,
+        header: &BatchHeader,
+        batch: &[u8],
+        limits: &CompactionLimits,
+    ) -> Result<(), RecordsError> {
+        check_stored(batch)?;
+        if header.is_control() || header.records_count == 0 {
+            return Ok(());
         }
-        for record in decoded {
-            if let Some(key) = &record.key {
-                let offset = record.offset(header);
-                match self.offsets.get_mut(key.as_ref()) {
-                    Some(latest) => *latest = (*latest).max(offset),
-                    None => {
-                        self.bytes += key.len() + KEY_OVERHEAD_BYTES;
-                        self.offsets.insert(key.to_vec(), offset);
-                    }
-                }
+        walk_records(batch, &decode_limits(limits), WALK, |info, key| {
+            if let Some(key) = key {
+                self.insert(key, info.offset(header));
+            }
+            Ok::<_, RecordsError>(())
+        })?;
+        Ok(())
+    }
+
+    fn insert(&mut self, key: &[u8], offset: i64) {
+        match self.offsets.get_mut(key) {
+            Some(latest) => *latest = (*latest).max(offset),
+            None => {
+                self.bytes += key.len() + KEY_OVERHEAD_BYTES;
+                self.offsets.insert(key.to_vec(), offset);
             }
         }
     }
@@ -143,14 +162,22 @@ impl KeyMap {
     }
 }
 
-/// Decodes a batch's records for compaction.
-pub fn decode(batch: &[u8], limits: &CompactionLimits) -> Result<Vec<Record>, RecordsError> {
-    records(
-        batch,
-        &DecodeLimits {
-            decompressed_bytes_max: limits.decompressed_bytes_max,
-        },
-    )
+/// A stored batch is whole and its CRC right before the cleaner reads or rewrites it: a
+/// rewrite computes a fresh CRC, which must never cover damaged bytes.
+fn check_stored(batch: &[u8]) -> Result<(), RecordsError> {
+    let unbounded = ValidateLimits {
+        batch_bytes_max: usize::MAX,
+    };
+    validate(batch, &unbounded).map(|_| ())
+}
+
+/// Stored batches: any offset deltas (compaction leaves gaps), keys wanted.
+const WALK: WalkOptions = WalkOptions::STORED.with_keys(true);
+
+fn decode_limits(limits: &CompactionLimits) -> DecodeLimits {
+    DecodeLimits {
+        decompressed_bytes_max: limits.decompressed_bytes_max,
+    }
 }
 
 /// What happened to one batch.
@@ -180,81 +207,110 @@ pub struct CleanTime {
     pub delete_retention_ms: i64,
 }
 
-/// Drops the records of `batch` that a later record with the same key supersedes, keyless
-/// records, and tombstones past their batch's delete horizon; sets the delete horizon on a
-/// batch that keeps a tombstone and has none yet. `decoded` is empty for a batch with no
-/// records.
+/// Drops the records of `batch` (whose header is `header`) that a later record with the
+/// same key supersedes, keyless records, and tombstones past their batch's delete horizon;
+/// sets the delete horizon on a batch that keeps a tombstone and has none yet. The batch's
+/// CRC is checked first.
 pub fn clean_batch(
     header: &BatchHeader,
-    decoded: Vec<Record>,
+    batch: &[u8],
     map: &KeyMap,
     time: CleanTime,
+    limits: &CompactionLimits,
 ) -> Result<Cleaned, RecordsError> {
+    check_stored(batch)?;
     if header.is_control() || header.is_transactional() {
         return Ok(Cleaned::Unchanged);
     }
-    let total = decoded.len();
+    if header.records_count == 0 {
+        // Nothing to walk (an old empty batch may carry a codec with no payload).
+        return Ok(Cleaned::Emptied {
+            records_removed: 0,
+            tombstones_removed: 0,
+        });
+    }
     // Kafka: a tombstone stays while its batch has no delete horizon or it is in the future.
     let tombstones_expire = header.has_delete_horizon() && time.now_ms >= header.base_timestamp;
+    let mut dropped = IndexSet::default();
     let mut tombstones_removed = 0;
-    let kept: Vec<Record> = decoded
-        .into_iter()
-        .filter(|record| {
-            let Some(key) = &record.key else { return false };
-            let offset = record.offset(header);
-            if map.latest(key).is_some_and(|latest| latest > offset) {
-                return false;
-            }
-            if record.value.is_none() && tombstones_expire {
-                tombstones_removed += 1;
-                return false;
-            }
-            true
-        })
-        .collect();
-    let records_removed = total - kept.len();
-    if kept.is_empty() {
+    let mut tombstone_kept = false;
+    let walked = walk_records(batch, &decode_limits(limits), WALK, |info, key| {
+        let Some(key) = key else {
+            dropped.insert(info.index);
+            return Ok(());
+        };
+        if map
+            .latest(key)
+            .is_some_and(|latest| latest > info.offset(header))
+        {
+            dropped.insert(info.index);
+        } else if info.is_tombstone() && tombstones_expire {
+            dropped.insert(info.index);
+            tombstones_removed += 1;
+        } else if info.is_tombstone() {
+            tombstone_kept = true;
+        }
+        Ok::<_, RecordsError>(())
+    })?;
+    let records_removed = dropped.len();
+    if records_removed == walked.records {
         return Ok(Cleaned::Emptied {
             records_removed,
             tombstones_removed,
         });
     }
-    let set_horizon =
-        !header.has_delete_horizon() && kept.iter().any(|record| record.value.is_none());
+    let set_horizon = !header.has_delete_horizon() && tombstone_kept;
     if records_removed == 0 && !set_horizon {
         return Ok(Cleaned::Unchanged);
     }
     // With a delete horizon, the base timestamp holds it and the records' timestamp deltas
     // are rebased onto it, so that every record keeps its absolute timestamp.
-    let (base_timestamp, rebase) = if set_horizon {
-        let horizon = time.now_ms.saturating_add(time.delete_retention_ms.max(0));
-        (horizon, header.base_timestamp.saturating_sub(horizon))
-    } else {
-        (header.base_timestamp, 0)
+    let rebuild = Rebuild {
+        delete_horizon_ms: set_horizon
+            .then(|| time.now_ms.saturating_add(time.delete_retention_ms.max(0))),
     };
-    let mut builder = BatchBuilder::new(header.base_offset, base_timestamp)
-        .partition_leader_epoch(header.partition_leader_epoch)
-        .producer(
-            header.producer_id,
-            header.producer_epoch,
-            header.base_sequence,
-        )
-        .compression(header.compression()?)
-        .delete_horizon(header.has_delete_horizon() || set_horizon)
-        .last_offset_delta(header.last_offset_delta);
-    builder = match header.timestamp_type() {
-        TimestampType::LogAppendTime => builder.log_append_time(header.max_timestamp),
-        TimestampType::CreateTime => builder.max_timestamp(header.max_timestamp),
-    };
-    for mut record in kept {
-        record.timestamp_delta = record.timestamp_delta.saturating_add(rebase);
-        builder.push(record);
-    }
+    let retained = retain_records(batch, &decode_limits(limits), rebuild, |index| {
+        !dropped.contains(index)
+    })?;
     Ok(Cleaned::Rewritten {
-        batch: builder.build()?,
+        batch: retained.batch,
         records_removed,
         tombstones_removed,
     })
+}
+
+/// Record positions in one batch, one bit each (a batch holds at most as many records as
+/// its decompressed bytes allow).
+#[derive(Debug, Default)]
+struct IndexSet {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl IndexSet {
+    fn insert(&mut self, index: usize) {
+        let word = index / 64;
+        if self.words.len() <= word {
+            self.words.resize(word + 1, 0);
+        }
+        if let Some(bits) = self.words.get_mut(word) {
+            let bit = 1u64 << (index % 64);
+            if *bits & bit == 0 {
+                *bits |= bit;
+                self.len += 1;
+            }
+        }
+    }
+
+    fn contains(&self, index: usize) -> bool {
+        self.words
+            .get(index / 64)
+            .is_some_and(|bits| bits & (1u64 << (index % 64)) != 0)
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
 }
 
 /// What grouping needs to know of one cleanable segment.
@@ -316,7 +372,11 @@ pub fn group_segments(
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use strom_records::{validate, Compression, ValidateLimits};
+    use strom_records::{records, BatchBuilder, Compression, Record};
+
+    fn decode(batch: &[u8], limits: &CompactionLimits) -> Result<Vec<Record>, RecordsError> {
+        records(batch, &decode_limits(limits))
+    }
 
     fn batch(base: i64, keys: &[(&str, Option<&str>)], compression: Compression) -> Vec<u8> {
         let mut b = BatchBuilder::new(base, 1000).compression(compression);
@@ -344,7 +404,7 @@ mod tests {
         let mut map = KeyMap::default();
         for bytes in batches {
             let h = BatchHeader::parse(bytes).unwrap();
-            map.add_batch(&h, &decode(bytes, &limits).unwrap());
+            map.add_batch(&h, bytes, &limits).unwrap();
             map.add_producer_batch(&h);
         }
         map
@@ -352,13 +412,7 @@ mod tests {
 
     fn clean(bytes: &[u8], map: &KeyMap, time: CleanTime) -> Cleaned {
         let h = BatchHeader::parse(bytes).unwrap();
-        clean_batch(
-            &h,
-            decode(bytes, &CompactionLimits::default()).unwrap(),
-            map,
-            time,
-        )
-        .unwrap()
+        clean_batch(&h, bytes, map, time, &CompactionLimits::default()).unwrap()
     }
 
     #[test]
@@ -471,6 +525,26 @@ mod tests {
                 records_removed: 1,
                 ..
             }
+        ));
+    }
+
+    #[test]
+    fn damaged_batches_are_reported_not_rewritten() {
+        let limits = CompactionLimits::default();
+        let good = batch(10, &[("a", Some("1")), ("a", Some("2"))], Compression::None);
+        let map = map_of(&[&good]);
+        let h = BatchHeader::parse(&good).unwrap();
+        // A flipped bit in a value: the records still walk, the CRC does not match.
+        let mut damaged = good.clone();
+        let last = damaged.len() - 2;
+        damaged[last] ^= 0x01;
+        assert!(matches!(
+            clean_batch(&h, &damaged, &map, at(0), &limits),
+            Err(RecordsError::CrcMismatch { .. })
+        ));
+        assert!(matches!(
+            KeyMap::default().add_batch(&h, &damaged, &limits),
+            Err(RecordsError::CrcMismatch { .. })
         ));
     }
 

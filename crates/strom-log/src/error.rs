@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use strom_records::RecordsError;
 
+use crate::record_errors::RecordErrors;
+
 /// Kafka error codes the log's errors map to.
 pub mod codes {
     pub const OFFSET_OUT_OF_RANGE: i16 = 1;
@@ -29,13 +31,22 @@ pub enum LogError {
     EmptyAppend,
     #[error("append of {size_bytes} bytes exceeds {limit_bytes} bytes")]
     AppendTooLarge { size_bytes: u64, limit_bytes: u64 },
+    /// A batch header's timestamp outside `message.timestamp.before.max.ms`/`after.max.ms`.
     #[error(
-        "batch {batch_index} timestamp {timestamp_ms} is outside the accepted range around {now_ms}"
+        "batch {batch_index} timestamp {timestamp_ms} is outside the accepted range around {now_ms} (message.timestamp.before.max.ms/after.max.ms)"
     )]
     InvalidTimestamp {
         batch_index: usize,
         timestamp_ms: i64,
         now_ms: i64,
+    },
+    /// Records of a batch refused by Kafka's per-record rules (a key on a compacted topic,
+    /// each CreateTime timestamp in range): the whole batch is refused, and the Produce
+    /// response lists the records (`record_errors`).
+    #[error("batch {batch_index}: {errors}")]
+    RecordsRejected {
+        batch_index: usize,
+        errors: RecordErrors,
     },
     /// A replicated batch does not follow the log end offset.
     #[error(
@@ -113,6 +124,7 @@ impl LogError {
             LogError::EmptyAppend => codes::CORRUPT_MESSAGE,
             LogError::AppendTooLarge { .. } => codes::MESSAGE_TOO_LARGE,
             LogError::InvalidTimestamp { .. } => codes::INVALID_TIMESTAMP,
+            LogError::RecordsRejected { errors, .. } => errors.kafka_error_code(),
             LogError::UnexpectedAppendOffset { .. } => codes::CORRUPT_MESSAGE,
             LogError::OffsetOutOfRange { .. } => codes::OFFSET_OUT_OF_RANGE,
             LogError::StaleLeaderEpoch { .. } => codes::NOT_LEADER_OR_FOLLOWER,

@@ -17,6 +17,7 @@ pub mod high_watermarks;
 pub mod index;
 pub mod leader_epoch;
 mod log;
+pub mod record_errors;
 pub mod segment;
 
 pub use compaction::CompactionLimits;
@@ -26,7 +27,8 @@ pub use handles::HandleCache;
 pub use high_watermarks::HighWatermarks;
 pub use leader_epoch::{EpochEntry, LeaderEpochCache};
 pub use log::{
-    AppendInfo, AppendOrigin, CompactionReport, FileRange, Health, Log, OpenReport, ReadInfo,
-    RetentionReport, ScrubBudget, ScrubCursor, ScrubDamage, ScrubStep, TimestampOffset,
-    TruncateReport, Unflushed, SCRUB_CHUNK_BYTES,
+    decompressing_walks_max, AppendInfo, AppendOrigin, CompactionReport, FileRange, Health, Log,
+    OpenReport, ReadInfo, RecordsCheck, RetentionReport, ScrubBudget, ScrubCursor, ScrubDamage,
+    ScrubStep, TimestampOffset, TruncateReport, Unflushed, SCRUB_CHUNK_BYTES,
 };
+pub use record_errors::{RecordError, RecordErrorReason, RecordErrors, RECORD_ERRORS_LISTED_MAX};

@@ -274,3 +274,32 @@ impl BatchBuilder {
             })
     }
 }
+
+/// Frames an already-encoded records section as one batch: compresses it with `codec`
+/// (zstd as one frame stating its size), writes the codec into the attributes, and sets the
+/// batch length and the CRC. Every other field, the record count included, is taken from
+/// `template` unchecked, so tests, fuzzing and tools can build batches that lie on purpose.
+pub fn frame_records_section(
+    template: &BatchHeader,
+    codec: Compression,
+    records_section: &[u8],
+) -> Result<Vec<u8>, RecordsError> {
+    let payload = crate::compression::compress(codec, records_section)?;
+    let batch_length = i32::try_from(BATCH_HEADER_BYTES - pos::LOG_OVERHEAD + payload.len())
+        .map_err(|_| RecordsError::BatchTooLarge {
+            size_bytes: payload.len().saturating_add(BATCH_HEADER_BYTES),
+            limit_bytes: i32::MAX as usize,
+        })?;
+    let header = BatchHeader {
+        batch_length,
+        attributes: (template.attributes & !attr::COMPRESSION_MASK) | i16::from(codec.id()),
+        crc: 0,
+        ..*template
+    };
+    let mut head = [0u8; BATCH_HEADER_BYTES];
+    header.write_into(&mut head);
+    let mut out = head.to_vec();
+    out.extend_from_slice(&payload);
+    store_crc(&mut out)?;
+    Ok(out)
+}

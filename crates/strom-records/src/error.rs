@@ -41,9 +41,17 @@ pub enum RecordsError {
     /// Structural damage inside the batch (counts, offsets, record framing).
     #[error("corrupt batch: {reason}")]
     Corrupt { reason: &'static str },
-    /// A well-formed batch that breaks a rule for what a producer may send.
+    /// A well-formed batch that breaks a rule for what a producer may send, or whose
+    /// records do not add up to its header (Kafka's `InvalidRecordException`).
     #[error("invalid record batch: {reason}")]
     InvalidRecord { reason: &'static str },
+    /// One record's structure is invalid (Kafka's `DefaultRecord.readFrom` refusals);
+    /// `record_index` counts from 0 in the batch.
+    #[error("invalid record {record_index}: {reason}")]
+    InvalidRecordAt {
+        record_index: usize,
+        reason: &'static str,
+    },
     #[error("decompressed data exceeds the limit of {limit_bytes} bytes")]
     DecompressedTooLarge { limit_bytes: usize },
     #[error("decompression failed ({codec}): {message}")]
@@ -68,14 +76,21 @@ impl RecordsError {
             | RecordsError::LengthMismatch { .. }
             | RecordsError::CrcMismatch { .. }
             | RecordsError::Corrupt { .. }
-            | RecordsError::DecompressedTooLarge { .. }
-            | RecordsError::Decompress { .. }
             | RecordsError::Compress { .. } => CORRUPT_MESSAGE,
             // Produce v3+ requires magic 2; Kafka answers INVALID_RECORD for other magics.
-            RecordsError::UnsupportedMagic { .. } | RecordsError::InvalidRecord { .. } => {
-                INVALID_RECORD
+            RecordsError::UnsupportedMagic { .. }
+            | RecordsError::InvalidRecord { .. }
+            | RecordsError::InvalidRecordAt { .. } => INVALID_RECORD,
+            // Kafka answers a compressed stream that ends early with INVALID_RECORD ("premature
+            // EOF") and any other decoder failure with UNKNOWN_SERVER_ERROR (a bare
+            // KafkaException), which blames the broker; the client's batch is what is wrong.
+            // Both are final for a producer, unlike the retriable CORRUPT_MESSAGE.
+            RecordsError::Decompress { .. } => INVALID_RECORD,
+            // Kafka has no such bound (it accepts what it can decompress). MESSAGE_TOO_LARGE
+            // makes the Java producer split the batch and retry, which is what helps.
+            RecordsError::BatchTooLarge { .. } | RecordsError::DecompressedTooLarge { .. } => {
+                MESSAGE_TOO_LARGE
             }
-            RecordsError::BatchTooLarge { .. } => MESSAGE_TOO_LARGE,
             RecordsError::UnsupportedCompression { .. } => UNSUPPORTED_COMPRESSION_TYPE,
             RecordsError::InvalidTimestamp { .. } => INVALID_TIMESTAMP,
         }

@@ -44,15 +44,35 @@ pub fn validate(batch: &[u8], limits: &ValidateLimits) -> Result<BatchHeader, Re
 
 /// [`validate`] plus the rules Kafka applies to a batch arriving in a Produce request:
 /// base offset 0, one record per offset, no control batch, a sequence for an idempotent
-/// producer, a producer id for a transactional batch.
+/// producer, a producer id for a transactional batch. The checks run in Kafka's order, so a
+/// batch breaking several rules gets Kafka's error: framing and magic, base offset, size
+/// (MESSAGE_TOO_LARGE), CRC (CORRUPT_MESSAGE), then `LogValidator.validateBatch`'s rules
+/// (INVALID_RECORD). The records themselves are checked by [`crate::walk_records`].
 pub fn validate_client_batch(
     batch: &[u8],
     limits: &ValidateLimits,
 ) -> Result<BatchHeader, RecordsError> {
-    let header = validate(batch, limits)?;
+    let header = BatchHeader::parse(batch)?;
+    check_length(&header, batch.len())?;
+    if header.magic != MAGIC_V2 {
+        return Err(RecordsError::UnsupportedMagic {
+            magic: header.magic,
+        });
+    }
     let invalid = |reason| Err(RecordsError::InvalidRecord { reason });
     if header.base_offset != 0 {
         return invalid("the base offset of a produced batch must be 0");
+    }
+    if batch.len() > limits.batch_bytes_max {
+        return Err(RecordsError::BatchTooLarge {
+            size_bytes: batch.len(),
+            limit_bytes: limits.batch_bytes_max,
+        });
+    }
+    check_crc(batch, &header)?;
+    header.compression()?;
+    if header.last_offset_delta < 0 {
+        return invalid("the batch's offset range is empty");
     }
     if header.records_count <= 0 {
         return invalid("a produced batch must hold at least one record");
@@ -68,6 +88,11 @@ pub fn validate_client_batch(
     }
     if header.is_transactional() && !header.has_producer_id() {
         return invalid("a transactional batch needs a producer id");
+    }
+    // The walk finds this too; refusing it here keeps a batch claiming millions of records
+    // in a few bytes from being walked at all.
+    if records_exceed_bytes(&header, batch.len()) {
+        return invalid("record count exceeds what the batch's bytes can hold");
     }
     Ok(header)
 }
@@ -121,15 +146,19 @@ fn check_counts(header: &BatchHeader, size_bytes: usize) -> Result<(), RecordsEr
     {
         return corrupt("last offset overflows");
     }
-    // Compressed payloads may shrink below the minimum record size, so only check
-    // uncompressed batches against the bytes present.
-    let uncompressed = header.compression().ok() == Some(crate::Compression::None);
-    let records_bytes = size_bytes.saturating_sub(BATCH_HEADER_BYTES);
-    let count = usize::try_from(header.records_count).unwrap_or(usize::MAX);
-    if uncompressed && count.saturating_mul(RECORD_BYTES_MIN) > records_bytes {
+    if records_exceed_bytes(header, size_bytes) {
         return corrupt("record count exceeds what the batch's bytes can hold");
     }
     Ok(())
+}
+
+/// An uncompressed batch claims more records than its bytes can hold. Compressed payloads
+/// may shrink below the minimum record size, so only uncompressed batches are checked.
+fn records_exceed_bytes(header: &BatchHeader, size_bytes: usize) -> bool {
+    let uncompressed = header.compression().ok() == Some(crate::Compression::None);
+    let records_bytes = size_bytes.saturating_sub(BATCH_HEADER_BYTES);
+    let count = usize::try_from(header.records_count).unwrap_or(usize::MAX);
+    uncompressed && count.saturating_mul(RECORD_BYTES_MIN) > records_bytes
 }
 
 /// CRC-32C (Castagnoli) over attributes..end.

@@ -6,6 +6,13 @@
 //   produce BOOTSTRAP TOPIC CODEC FILE [k=v...]
 //                                        FILE: one record a line, "key\tvalue\theaders",
 //                                        base64 fields, headers "k:v,k:v" (base64 each)
+//   produce-outcomes BOOTSTRAP TOPIC FILE [k=v...]
+//                                        FILE: one record a line, "key\tvalue\ttimestamp_ms",
+//                                        key "-" for none, base64 fields, timestamp empty
+//                                        for none; all to partition 0, in one batch (linger
+//                                        1 s), uncompressed. Prints each record's outcome,
+//                                        {"offset":N} or {"error":exception class,
+//                                        "message":...}, in order
 //   consume BOOTSTRAP TOPIC COUNT TIMEOUT_MS [k=v...]
 //                                        assigns every partition from the beginning
 //   admin BOOTSTRAP OP ARGS...           create TOPIC PARTITIONS [k=v...] | describe TOPIC |
@@ -75,6 +82,7 @@ public final class StromClientTool {
         switch (args[0]) {
             case "murmur2": out = murmur2(args); break;
             case "produce": out = produce(args); break;
+            case "produce-outcomes": out = produceOutcomes(args); break;
             case "consume": out = consume(args); break;
             case "admin": out = admin(args); break;
             case "load": out = load(args); break;
@@ -92,6 +100,45 @@ public final class StromClientTool {
             hashes.add(Integer.toString(Utils.murmur2(hex(args[i]))));
         }
         return "{\"hashes\":[" + String.join(",", hashes) + "]}";
+    }
+
+    private static String produceOutcomes(String[] args) throws Exception {
+        Properties props = extra(args, 4);
+        props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, args[1]);
+        props.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, "30000");
+        props.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
+        props.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "20000");
+        props.put(ProducerConfig.LINGER_MS_CONFIG, "1000");
+        props.put(ProducerConfig.BATCH_SIZE_CONFIG, "1048576");
+        List<String> lines = java.nio.file.Files.readAllLines(
+            java.nio.file.Path.of(args[3]), StandardCharsets.UTF_8);
+        List<String> outcomes = new ArrayList<>();
+        try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(
+                props, new ByteArraySerializer(), new ByteArraySerializer())) {
+            List<Future<RecordMetadata>> sent = new ArrayList<>();
+            for (String line : lines) {
+                if (line.isEmpty()) {
+                    continue;
+                }
+                String[] f = line.split("\t", -1);
+                byte[] key = b64(f[0]);
+                Long timestamp = f.length > 2 && !f[2].isEmpty() ? Long.parseLong(f[2]) : null;
+                sent.add(producer.send(
+                    new ProducerRecord<>(args[2], 0, timestamp, key, b64(f[1]))));
+            }
+            producer.flush();
+            for (Future<RecordMetadata> f : sent) {
+                try {
+                    RecordMetadata m = f.get(CALL_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+                    outcomes.add("{\"offset\":" + m.offset() + "}");
+                } catch (java.util.concurrent.ExecutionException e) {
+                    Throwable cause = e.getCause();
+                    outcomes.add("{\"error\":" + str(cause.getClass().getName())
+                        + ",\"message\":" + str(String.valueOf(cause.getMessage())) + "}");
+                }
+            }
+        }
+        return "{\"outcomes\":[" + String.join(",", outcomes) + "]}";
     }
 
     private static String produce(String[] args) throws Exception {

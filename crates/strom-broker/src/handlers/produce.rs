@@ -22,19 +22,20 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use strom_log::LogError;
+use strom_log::{LogError, RecordErrorReason, RecordErrors};
 use strom_meta::{MetadataImage, TopicIdPartition};
 use strom_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use strom_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
 use strom_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
-use strom_protocol::ErrorCode;
+use strom_protocol::{ErrorCode, StrBytes};
 use strom_replica::AckStatus;
 use tokio::time::Instant;
 
 use super::{leader_epoch, leader_replica, str_bytes};
 use crate::connection;
+use crate::groups::OFFSETS_TOPIC;
 use crate::metadata::now_ms;
 use crate::partition::{AppendError, Appended, Commit, Partition, ProducerBatch};
 use crate::replicas::ReplicaManager;
@@ -45,6 +46,12 @@ use crate::syncer::CommitError;
 const TOPIC_ID_MIN_VERSION: i16 = 13;
 /// The first version with per-batch record errors and an error message.
 const RECORD_ERRORS_MIN_VERSION: i16 = 8;
+/// How many refused records one response lists in all (each batch lists at most
+/// `strom_log::RECORD_ERRORS_LISTED_MAX`): a request of many small compressed batches of
+/// keyless records must not make a response of millions of messages. A record past the
+/// budget is still refused with its batch; clients report it as part of a batch with
+/// invalid records instead of by its own error.
+const RECORD_ERRORS_PER_RESPONSE_MAX: usize = 10_000;
 /// The largest batch appended on the request's task rather than on the blocking pool.
 const INLINE_APPEND_MAX_BYTES: usize = 64 * 1024;
 /// The longest an `acks=all` produce waits for its followers, whatever its `timeout_ms`.
@@ -56,6 +63,8 @@ const PRODUCE_TIMEOUT_MAX_MS: u64 = 300_000;
 struct PendingWaits {
     waits: Vec<PendingWait>,
     version: i16,
+    /// What remains of the response's budget of listed record errors.
+    record_errors_left: usize,
 }
 
 #[derive(Debug)]
@@ -89,7 +98,7 @@ async fn finish_waits(
                 .and_then(|t| t.partition_responses.get_mut(wait.partition_slot));
             if let Some(slot) = slot {
                 let index = slot.index;
-                *slot = failure.response(pending.version).with_index(index);
+                *slot = failure.response(pending.version, &mut 0).with_index(index);
             }
         }
     }
@@ -105,9 +114,7 @@ async fn finish_one(
     if wait.sync_local {
         match replicas.sync_local(partition, wait.end_offset).await {
             Ok(()) => {}
-            Err(CommitError::Log(log_error)) => {
-                return Err(log_failure(&partition.topic, &log_error))
-            }
+            Err(CommitError::Log(log_error)) => return Err(log_failure(partition, &log_error)),
             Err(CommitError::ShuttingDown) => {
                 return Err(error(ErrorCode::NOT_LEADER_OR_FOLLOWER, None))
             }
@@ -169,6 +176,7 @@ pub(super) async fn handle(
     let mut responses = Vec::with_capacity(request.topic_data.len());
     let mut pending = PendingWaits {
         version,
+        record_errors_left: RECORD_ERRORS_PER_RESPONSE_MAX,
         ..PendingWaits::default()
     };
     for (topic_slot, topic) in request.topic_data.into_iter().enumerate() {
@@ -222,12 +230,21 @@ async fn produce_topic(
         ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
     };
     let topic_id = found.map(|t| t.topic_id);
+    // Only the group coordinator writes `__consumer_offsets` (Kafka refuses clients with
+    // INVALID_TOPIC_EXCEPTION): its loader trusts what it reads there.
+    let internal = found
+        .map(|t| t.name.as_str())
+        .filter(|name| *name == OFFSETS_TOPIC);
     let mut partitions = Vec::with_capacity(topic.partition_data.len());
     for data in topic.partition_data {
         let index = data.index;
         let outcome = match (acks_valid, topic_id) {
             (false, _) => Err(error(ErrorCode::INVALID_REQUIRED_ACKS, None)),
             (true, None) => Err(error(missing, None)),
+            (true, Some(_)) if internal.is_some() => Err(error(
+                ErrorCode::INVALID_TOPIC_EXCEPTION,
+                internal.map(|name| format!("Cannot append to internal topic {name}")),
+            )),
             (true, Some(topic_id)) => {
                 let tp = TopicIdPartition {
                     topic_id,
@@ -248,7 +265,7 @@ async fn produce_topic(
                     }
                     response
                 }
-                Err(failure) => failure.response(version),
+                Err(failure) => failure.response(version, &mut produced.pending.record_errors_left),
             }
             .with_index(index),
         );
@@ -265,19 +282,29 @@ async fn produce_topic(
 struct Failure {
     code: ErrorCode,
     message: Option<String>,
-    batch_index: Option<usize>,
+    /// Kafka's per-record errors, when the log refused records one by one.
+    records: Option<RejectedRecords>,
+}
+
+/// The records a batch was refused for, and the partition they were sent to (for Kafka's
+/// messages, which name it).
+struct RejectedRecords {
+    errors: RecordErrors,
+    partition: String,
 }
 
 fn error(code: ErrorCode, message: Option<String>) -> Failure {
     Failure {
         code,
         message,
-        batch_index: None,
+        records: None,
     }
 }
 
 impl Failure {
-    fn response(self, version: i16) -> PartitionProduceResponse {
+    /// The partition's answer. `record_errors_left` is what remains of the response's
+    /// budget of listed record errors ([`RECORD_ERRORS_PER_RESPONSE_MAX`]).
+    fn response(self, version: i16, record_errors_left: &mut usize) -> PartitionProduceResponse {
         let response = PartitionProduceResponse::default()
             .with_error_code(self.code.code())
             .with_base_offset(-1)
@@ -287,18 +314,42 @@ impl Failure {
             return response;
         }
         let record_errors = self
-            .batch_index
-            .and_then(|i| i32::try_from(i).ok())
-            .map(|batch_index| {
-                vec![BatchIndexAndErrorMessage::default()
-                    .with_batch_index(batch_index)
-                    .with_batch_index_error_message(self.message.clone().map(str_bytes))]
-            })
+            .records
+            .as_ref()
+            .map(|r| record_errors(r, record_errors_left))
             .unwrap_or_default();
         response
             .with_record_errors(record_errors)
             .with_error_message(self.message.map(str_bytes))
     }
+}
+
+/// Kafka's `record_errors`: each listed record with its message, in batch order, within
+/// what is left of the response's budget. A keyless record's message is the same for every
+/// record of the partition: it is built once and shared.
+fn record_errors(rejected: &RejectedRecords, left: &mut usize) -> Vec<BatchIndexAndErrorMessage> {
+    let listed = rejected.errors.listed();
+    let take = listed.len().min(*left);
+    *left -= take;
+    let mut shared: Option<StrBytes> = None;
+    listed
+        .iter()
+        .take(take)
+        .filter_map(|e| {
+            let batch_index = i32::try_from(e.record_index).ok()?;
+            let message = match e.reason {
+                RecordErrorReason::NoKey => shared
+                    .get_or_insert_with(|| str_bytes(e.message(&rejected.partition)))
+                    .clone(),
+                _ => str_bytes(e.message(&rejected.partition)),
+            };
+            Some(
+                BatchIndexAndErrorMessage::default()
+                    .with_batch_index(batch_index)
+                    .with_batch_index_error_message(Some(message)),
+            )
+        })
+        .collect()
 }
 
 /// A partition's answer, and the wait left before it may be sent.
@@ -374,23 +425,22 @@ async fn append(
 /// The answer to an append the partition refused or failed.
 fn refusal(partition: &Partition, refused: AppendError) -> Failure {
     let code = match refused {
-        AppendError::Log(log_error) => return log_failure(&partition.topic, &log_error),
+        AppendError::Log(log_error) => return log_failure(partition, &log_error),
         AppendError::OutOfOrderSequence { .. } => ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER,
         AppendError::StaleEpoch { .. } => ErrorCode::INVALID_PRODUCER_EPOCH,
-        AppendError::MultipleBatches | AppendError::KeylessOnCompacted { .. } => {
-            ErrorCode::INVALID_RECORD
-        }
+        AppendError::MultipleBatches => ErrorCode::INVALID_RECORD,
         AppendError::NotLeader { .. } => ErrorCode::NOT_LEADER_OR_FOLLOWER,
         AppendError::NotEnoughReplicas { .. } => ErrorCode::NOT_ENOUGH_REPLICAS,
     };
     error(code, Some(refused.to_string()))
 }
 
-/// Appends on the request's own task when the batch is small: a page-cache write of at
-/// most [`INLINE_APPEND_MAX_BYTES`] under a mutex nobody holds across an fsync, cheaper than
-/// the two thread hand-offs of `spawn_blocking`. Larger batches, and appends that must
-/// fsync first (the first after a clean open) or owe one after (a roll, `flush.messages`),
-/// go to the blocking pool. Either way the records are written from the request's buffer
+/// Appends on the request's own task when the batch is small: a record walk over at most
+/// [`INLINE_APPEND_MAX_BYTES`] and a page-cache write under a mutex nobody holds across an
+/// fsync, cheaper than the two thread hand-offs of `spawn_blocking`. Larger batches,
+/// compressed ones (their record walk decompresses), and appends that must fsync first (the
+/// first after a clean open) or owe one after (a roll, `flush.messages`), go to the
+/// blocking pool. Either way the records are written from the request's buffer
 /// as they arrived (`Partition::append_shared`): no copy of them is made.
 async fn append_bytes(
     partition: &Arc<Partition>,
@@ -414,7 +464,7 @@ async fn append_bytes(
                 tokio::task::spawn_blocking(move || flushing.log.flush_after_append(now))
                     .await
                     .map_err(|e| join_failure(&e))?
-                    .map_err(|e| log_failure(&partition.topic, &e))?;
+                    .map_err(|e| log_failure(partition, &e))?;
             }
             return Ok(appended);
         }
@@ -448,7 +498,8 @@ fn join_failure(join_error: &tokio::task::JoinError) -> Failure {
     )
 }
 
-fn log_failure(topic: &str, log_error: &LogError) -> Failure {
+fn log_failure(partition: &Partition, log_error: &LogError) -> Failure {
+    let topic = partition.topic.as_str();
     let code = ErrorCode(log_error.kafka_error_code());
     if matches!(
         log_error,
@@ -461,14 +512,18 @@ fn log_failure(topic: &str, log_error: &LogError) -> Failure {
     } else {
         tracing::debug!(topic, error = %log_error, "append refused");
     }
-    let batch_index = match log_error {
-        LogError::InvalidBatch { batch_index, .. }
-        | LogError::InvalidTimestamp { batch_index, .. } => Some(*batch_index),
-        _ => None,
-    };
-    Failure {
-        code,
-        message: Some(log_error.to_string()),
-        batch_index,
+    // Records refused one by one are listed, with Kafka's messages; any other refusal
+    // (a broken record structure included, as in Kafka) names no record.
+    if let LogError::RecordsRejected { errors, .. } = log_error {
+        let name = format!("{topic}-{}", partition.tp.partition);
+        return Failure {
+            code,
+            message: Some(errors.summary(&name)),
+            records: Some(RejectedRecords {
+                errors: errors.clone(),
+                partition: name,
+            }),
+        };
     }
+    error(code, Some(log_error.to_string()))
 }

@@ -307,8 +307,8 @@ impl Log {
     }
 
     /// CreateTime must lie within `message.timestamp.before/after.max.ms` of now. Checked
-    /// on the batch's base and max timestamps: the log never decompresses, so records in
-    /// between are not looked at (Kafka checks each record).
+    /// here on the batch's base and max timestamps; each record's own timestamp is checked
+    /// by the record walk (`Log::check_client_records`), as Kafka checks each record.
     fn check_timestamps(
         &self,
         batch_index: usize,

@@ -23,10 +23,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use strom_records::{empty_batch, BatchHeader, ValidateLimits};
+use strom_records::{empty_batch, BatchHeader};
 
 use crate::compaction::{
-    clean_batch, decode, group_segments, CleanTime, Cleaned, CompactionLimits, GroupInput, KeyMap,
+    clean_batch, group_segments, CleanTime, Cleaned, CompactionLimits, GroupInput, KeyMap,
     PRODUCER_ID_EXPIRATION_MS,
 };
 use crate::config::{OFFSET_INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES};
@@ -191,13 +191,8 @@ impl Log {
                 segment.size_bytes(),
                 |header, position, bytes| {
                     part.add_producer_batch(header);
-                    if header.records_count == 0 {
-                        return Ok(());
-                    }
-                    let decoded =
-                        decode(&bytes, limits).map_err(|e| corrupt(segment, position, e))?;
-                    part.add_batch(header, &decoded);
-                    Ok(())
+                    part.add_batch(header, &bytes, limits)
+                        .map_err(|e| corrupt(segment, position, e))
                 },
             )?;
             if map.bytes() + part.bytes() > limits.key_map_bytes_max {
@@ -359,19 +354,7 @@ impl Log {
                             emit(&mut result, &h, &b)?;
                         }
                     }
-                    let decoded = if header.records_count == 0 {
-                        // Nothing to decode (and an old empty batch may carry a codec
-                        // with no payload); the CRC is still checked.
-                        let any_size = ValidateLimits {
-                            batch_bytes_max: usize::MAX,
-                        };
-                        strom_records::validate(&bytes, &any_size)
-                            .map_err(|e| corrupt(segment, at, e))?;
-                        Vec::new()
-                    } else {
-                        decode(&bytes, limits).map_err(|e| corrupt(segment, at, e))?
-                    };
-                    let cleaned = clean_batch(header, decoded, map, time)
+                    let cleaned = clean_batch(header, &bytes, map, time, limits)
                         .map_err(|e| corrupt(segment, at, e))?;
                     let (kept, droppable) = match cleaned {
                         Cleaned::Unchanged => (bytes, false),

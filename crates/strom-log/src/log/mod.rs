@@ -16,6 +16,7 @@ mod epochs;
 mod flush;
 mod open;
 mod read;
+mod records;
 mod recover;
 mod repair;
 mod resume;
@@ -38,6 +39,7 @@ pub use append::{AppendInfo, AppendOrigin, Unflushed};
 pub use compact::CompactionReport;
 pub use open::OpenReport;
 pub use read::{FileRange, ReadInfo, TimestampOffset};
+pub use records::{decompressing_walks_max, RecordsCheck};
 pub use retention::{RetentionReport, TruncateReport};
 pub use scrub::{ScrubBudget, ScrubCursor, ScrubDamage, ScrubStep, SCRUB_CHUNK_BYTES};
 

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use strom_records::{records, BatchHeader, DecodeLimits};
+use strom_records::{
+    validate, walk_records, BatchHeader, DecodeLimits, RecordsError, ValidateLimits, WalkOptions,
+};
 
 use crate::error::LogError;
 use crate::fs::{read_exact_at, FileHandle};
@@ -234,9 +236,10 @@ impl Log {
 
     /// ListOffsets by timestamp: the first record (in offset order, at or after the log
     /// start) whose timestamp is `>= timestamp_ms`, found in the first batch whose max
-    /// timestamp qualifies. The batch is decoded (decompressed within a bound) for this; if
-    /// that fails the answer falls back to the batch's base offset and max timestamp.
-    /// `None` if no batch qualifies.
+    /// timestamp qualifies. The batch's records are walked for this (decompressed within a
+    /// bound, never decoded into values; a compressed one may wait while other walks
+    /// decompress, so call it where blocking is allowed); if that fails the answer falls back
+    /// to the batch's base offset and max timestamp. `None` if no batch qualifies.
     pub fn offset_for_timestamp(
         &self,
         timestamp_ms: i64,
@@ -384,7 +387,8 @@ type MaxTimestampPass =
 /// Bound on a batch decoded for a timestamp lookup (compressed batches expand).
 const LOOKUP_DECOMPRESSED_BYTES_MAX: usize = 64 * 1024 * 1024;
 
-/// The first record of the batch at `position` with a timestamp `>= timestamp_ms`.
+/// The first record of the batch at `position` with a timestamp `>= timestamp_ms`. The
+/// records are walked, not decoded: memory is one decompression window whatever they hold.
 fn first_record_at(
     file: &dyn FileHandle,
     position: u64,
@@ -394,17 +398,39 @@ fn first_record_at(
 ) -> Option<TimestampOffset> {
     let mut bytes = vec![0u8; header.size_bytes()];
     read_exact_at(file, position, &mut bytes).ok()?;
+    let unbounded = ValidateLimits {
+        batch_bytes_max: usize::MAX,
+    };
+    validate(&bytes, &unbounded).ok()?;
     let limits = DecodeLimits {
         decompressed_bytes_max: LOOKUP_DECOMPRESSED_BYTES_MAX,
     };
-    let decoded = records(&bytes, &limits).ok()?;
-    decoded
-        .iter()
-        .map(|r| TimestampOffset {
-            timestamp_ms: r.timestamp_ms(header),
-            offset: r.offset(header),
-        })
-        .find(|r| r.timestamp_ms >= timestamp_ms && r.offset >= log_start)
+    // Blocks while too many walks decompress (timestamp lookups run on blocking threads).
+    let _permit = super::records::decompressing_permit(header);
+    /// Ends the walk at the record found (or at a damaged batch).
+    enum Stop {
+        Found(TimestampOffset),
+        Damaged,
+    }
+    impl From<RecordsError> for Stop {
+        fn from(_: RecordsError) -> Stop {
+            Stop::Damaged
+        }
+    }
+    let walked = walk_records(&bytes, &limits, WalkOptions::STORED, |info, _| {
+        let found = TimestampOffset {
+            timestamp_ms: info.timestamp_ms(header),
+            offset: info.offset(header),
+        };
+        if found.timestamp_ms >= timestamp_ms && found.offset >= log_start {
+            return Err(Stop::Found(found));
+        }
+        Ok(())
+    });
+    match walked {
+        Err(Stop::Found(found)) => Some(found),
+        Ok(_) | Err(Stop::Damaged) => None,
+    }
 }
 
 /// A timestamp lookup in one segment, starting at an index hint that it checks: `anchor`

@@ -192,6 +192,11 @@ impl ServerProcess {
         }
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// SIGKILL, like `kill -9`, and reap.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
