@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import time
+import urllib.request
 
 import pytest
 from confluent_kafka import KafkaError, Producer
@@ -28,7 +29,7 @@ from kafka import TopicPartition as KafkaTopicPartition
 
 from confluent_kafka.admin import ConfigResource
 
-from conftest import Broker, strom_binary
+from conftest import Broker, free_port, strom_binary
 
 TIMEOUT_S = 60
 TMPFS_BYTES = 24 * 1024 * 1024
@@ -303,7 +304,9 @@ def wait_for_log(b, pattern, timeout_s=TIMEOUT_S):
 
 
 def test_scrubber_reports_damaged_old_segments_and_healthy_ranges_still_read(make_broker, topic_name, kcat):
-    b = make_broker(["--override", "strom.log.scrub.interval.ms=300"])
+    http = f"http://127.0.0.1:{free_port()}"
+    b = make_broker(["--override", "strom.log.scrub.interval.ms=300",
+                     "--override", f"strom.http.listeners={http}"])
     a = AdminClient({"bootstrap.servers": b.bootstrap})
     a.create_topics([NewTopic(topic_name, 1, 1, config={"segment.bytes": str(SEGMENT_BYTES)})],
                     operation_timeout=TIMEOUT_S)[topic_name].result(timeout=TIMEOUT_S)
@@ -334,6 +337,15 @@ def test_scrubber_reports_damaged_old_segments_and_healthy_ranges_still_read(mak
     assert "CRC mismatch" in line and "keeps serving this partition" in line and "DeleteRecords" in line, line
     assert "restore" in line and "docs/FORMATS.md" in line, line
     wait_for_log(b, r"INFO.*scrub pass done.*damaged_batches=[1-9]")
+    # ... and as metrics.
+    with urllib.request.urlopen(f"{http}/metrics", timeout=TIMEOUT_S) as resp:
+        scraped = resp.read().decode()
+    values = {m.group(1): float(m.group(2))
+              for m in re.finditer(r"^(strom_log_\w+) (\S+)$", scraped, re.M)}
+    assert values["strom_log_damage_reports_total"] >= 1, values
+    assert values["strom_log_scrub_damaged_batches_total"] >= 1, values
+    assert values["strom_log_scrub_bytes_verified_total"] > 0, values
+    assert values["strom_log_offline_damaged_partitions"] == 0, values
     # The broker keeps serving the partition: healthy ranges read back (the first segment,
     # and from the third segment on), and producing goes on.
     second, third = int(files[1].stem), int(files[2].stem)

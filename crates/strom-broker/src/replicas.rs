@@ -135,7 +135,7 @@ impl ReplicaManager {
     }
 
     /// Damage reports and offline partitions now (kept in memory and named in the log
-    /// lines that report damage; a metrics endpoint will export them).
+    /// lines that report damage; exported on `/metrics` as `strom_log_*`).
     pub fn damage_counts(&self) -> DamageCounts {
         let offline = self.offline.read().unwrap_or_else(|e| e.into_inner());
         let damaged = offline.values().filter(|damaged| **damaged).count() as u64;
@@ -151,7 +151,7 @@ impl ReplicaManager {
         self.damage_reports.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// The scrubber's counters (kept in memory; a metrics endpoint will export them).
+    /// The scrubber's counters (exported on `/metrics` as `strom_log_scrub_*`).
     pub fn scrub_counts(&self) -> ScrubCounts {
         self.scrub.counts()
     }

@@ -32,6 +32,7 @@ pub async fn scrape(context: &BrokerContext) -> String {
     requests(&mut e, metrics);
     replicas(&mut e, context);
     storage(&mut e);
+    damage(&mut e, context);
     groups(&mut e, context).await;
     connections(&mut e, context);
     controller(&mut e, context);
@@ -51,6 +52,59 @@ pub async fn scrape(context: &BrokerContext) -> String {
         i128::from(refused),
     );
     e.finish()
+}
+
+/// Damage found in partition logs (at open and by the scrubber) and the scrubber's work.
+fn damage(e: &mut TextEncoder, context: &BrokerContext) {
+    let damage = context.replicas.damage_counts();
+    let scrub = context.replicas.scrub_counts();
+    let counters: [(&str, &str, u64); 5] = [
+        (
+            "strom_log_damage_reports_total",
+            "Damage reports: partition logs found damaged at open, and damaged batches the scrubber reported (each pass reports again).",
+            damage.reports,
+        ),
+        (
+            "strom_log_scrub_damaged_batches_total",
+            "Damaged batches (or framing hiding the rest of a segment) the scrubber reported.",
+            scrub.damaged_batches,
+        ),
+        (
+            "strom_log_scrub_bytes_verified_total",
+            "Bytes of cold segments the scrubber verified sound, CRC included.",
+            scrub.bytes_verified,
+        ),
+        (
+            "strom_log_scrub_segments_total",
+            "Segments the scrubber read to their end.",
+            scrub.segments_scrubbed,
+        ),
+        (
+            "strom_log_scrub_passes_total",
+            "Scrub passes over every hosted partition.",
+            scrub.passes_completed,
+        ),
+    ];
+    for (name, help, value) in counters {
+        e.family(name, Kind::Counter, help);
+        e.int(name, &[], i128::from(value));
+    }
+    let gauges: [(&str, &str, u64); 2] = [
+        (
+            "strom_log_offline_damaged_partitions",
+            "Hosted partitions offline because their log is damaged (until an operator acts).",
+            damage.partitions_offline_damaged,
+        ),
+        (
+            "strom_log_offline_other_partitions",
+            "Hosted partitions whose log could not be opened for another reason (retried).",
+            damage.partitions_offline_other,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        e.family(name, Kind::Gauge, help);
+        e.int(name, &[], i128::from(value));
+    }
 }
 
 fn topic_traffic(e: &mut TextEncoder, metrics: &BrokerMetrics) {
