@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::error::LogError;
-use crate::fs::{read_all, write_all_at, FileSystem};
+use crate::fs::{read_all, FileSystem};
 
 pub const CHECKPOINT_FILE: &str = "strom-log.checkpoint";
 pub const CHECKPOINT_TEMP_FILE: &str = "strom-log.checkpoint.tmp";
@@ -142,21 +142,13 @@ impl Checkpoint {
 
     /// Replaces the checkpoint of `dir` durably.
     pub fn write(&self, fs: &dyn FileSystem, dir: &Path) -> Result<(), LogError> {
-        let temp = dir.join(CHECKPOINT_TEMP_FILE);
-        let path = dir.join(CHECKPOINT_FILE);
-        let file = fs
-            .create(&temp)
-            .map_err(|e| LogError::io("create", &temp, e))?;
-        write_all_at(file.as_ref(), 0, &self.encode())
-            .map_err(|e| LogError::io("write", &temp, e))?;
-        // The temp file's bytes must be durable before the rename can expose them.
-        file.sync().map_err(|e| LogError::io("fsync", &temp, e))?;
-        fs.rename(&temp, &path)
-            .map_err(|e| LogError::io("rename", &temp, e))?;
-        // The rename is durable only once the directory is synced.
-        fs.sync_dir(dir)
-            .map_err(|e| LogError::io("fsync dir", dir, e))?;
-        Ok(())
+        crate::small_file::replace(
+            fs,
+            dir,
+            CHECKPOINT_TEMP_FILE,
+            CHECKPOINT_FILE,
+            &self.encode(),
+        )
     }
 }
 

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::error::LogError;
-use crate::fs::{read_all, write_all_at, FileSystem};
+use crate::fs::FileSystem;
 
 /// The file in each log directory.
 pub const HIGH_WATERMARK_FILE: &str = "replication-offset-checkpoint";
@@ -128,42 +128,21 @@ impl HighWatermarks {
         fs: &dyn FileSystem,
         dir: &Path,
     ) -> Result<Option<Result<HighWatermarks, String>>, LogError> {
-        let path = dir.join(HIGH_WATERMARK_FILE);
-        if !fs
-            .exists(&path)
-            .map_err(|e| LogError::io("stat", &path, e))?
-        {
-            return Ok(None);
-        }
-        let file = fs.open(&path).map_err(|e| LogError::io("open", &path, e))?;
-        let bytes = match read_all(file.as_ref(), FILE_BYTES_MAX) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                return Ok(Some(Err(e.to_string())))
-            }
-            Err(e) => return Err(LogError::io("read", &path, e)),
-        };
-        Ok(Some(match String::from_utf8(bytes) {
-            Ok(text) => HighWatermarks::decode(&text),
-            Err(_) => Err("not text".into()),
-        }))
+        Ok(
+            crate::small_file::read_text(fs, dir, HIGH_WATERMARK_FILE, FILE_BYTES_MAX)?
+                .map(|text| text.and_then(|text| HighWatermarks::decode(&text))),
+        )
     }
 
     /// Replaces `dir`'s file durably: temp file, fsync, rename, directory fsync.
     pub fn write(&self, fs: &dyn FileSystem, dir: &Path) -> Result<(), LogError> {
-        let temp = dir.join(HIGH_WATERMARK_TEMP_FILE);
-        let path = dir.join(HIGH_WATERMARK_FILE);
-        let file = fs
-            .create(&temp)
-            .map_err(|e| LogError::io("create", &temp, e))?;
-        write_all_at(file.as_ref(), 0, self.encode().as_bytes())
-            .map_err(|e| LogError::io("write", &temp, e))?;
-        file.sync().map_err(|e| LogError::io("fsync", &temp, e))?;
-        fs.rename(&temp, &path)
-            .map_err(|e| LogError::io("rename", &temp, e))?;
-        fs.sync_dir(dir)
-            .map_err(|e| LogError::io("fsync dir", dir, e))?;
-        Ok(())
+        crate::small_file::replace(
+            fs,
+            dir,
+            HIGH_WATERMARK_TEMP_FILE,
+            HIGH_WATERMARK_FILE,
+            self.encode().as_bytes(),
+        )
     }
 }
 

@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use crate::error::LogError;
-use crate::fs::{read_all, write_all_at, FileSystem};
+use crate::fs::FileSystem;
 
 /// The cache file in a partition directory (Kafka's name and format).
 pub const LEADER_EPOCH_FILE: &str = "leader-epoch-checkpoint";
@@ -206,42 +206,21 @@ impl LeaderEpochCache {
     /// Reads the cache file of `dir`: `Ok(None)` if there is none, `Err` with the reason if
     /// it cannot be used.
     pub fn read(fs: &dyn FileSystem, dir: &Path) -> Result<Option<Result<Self, String>>, LogError> {
-        let path = dir.join(LEADER_EPOCH_FILE);
-        if !fs
-            .exists(&path)
-            .map_err(|e| LogError::io("stat", &path, e))?
-        {
-            return Ok(None);
-        }
-        let file = fs.open(&path).map_err(|e| LogError::io("open", &path, e))?;
-        let bytes = match read_all(file.as_ref(), FILE_BYTES_MAX) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                return Ok(Some(Err(e.to_string())))
-            }
-            Err(e) => return Err(LogError::io("read", &path, e)),
-        };
-        Ok(Some(match String::from_utf8(bytes) {
-            Ok(text) => LeaderEpochCache::decode(&text),
-            Err(_) => Err("not text".to_string()),
-        }))
+        Ok(
+            crate::small_file::read_text(fs, dir, LEADER_EPOCH_FILE, FILE_BYTES_MAX)?
+                .map(|text| text.and_then(|text| LeaderEpochCache::decode(&text))),
+        )
     }
 
     /// Replaces the cache file of `dir` durably: temp file, fsync, rename, directory fsync.
     pub fn write(&self, fs: &dyn FileSystem, dir: &Path) -> Result<(), LogError> {
-        let temp = dir.join(LEADER_EPOCH_TEMP_FILE);
-        let path = dir.join(LEADER_EPOCH_FILE);
-        let file = fs
-            .create(&temp)
-            .map_err(|e| LogError::io("create", &temp, e))?;
-        write_all_at(file.as_ref(), 0, self.encode().as_bytes())
-            .map_err(|e| LogError::io("write", &temp, e))?;
-        file.sync().map_err(|e| LogError::io("fsync", &temp, e))?;
-        fs.rename(&temp, &path)
-            .map_err(|e| LogError::io("rename", &temp, e))?;
-        fs.sync_dir(dir)
-            .map_err(|e| LogError::io("fsync dir", dir, e))?;
-        Ok(())
+        crate::small_file::replace(
+            fs,
+            dir,
+            LEADER_EPOCH_TEMP_FILE,
+            LEADER_EPOCH_FILE,
+            self.encode().as_bytes(),
+        )
     }
 }
 

@@ -19,6 +19,7 @@ pub mod leader_epoch;
 mod log;
 pub mod record_errors;
 pub mod segment;
+mod small_file;
 
 pub use compaction::CompactionLimits;
 pub use config::{CleanupPolicy, ConfigError, Durability, LogConfig, MessageTimestampType};
