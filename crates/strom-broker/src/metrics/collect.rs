@@ -269,12 +269,9 @@ fn replicas(e: &mut TextEncoder, context: &BrokerContext) {
             if partition.isr.len() < partition.replicas.len() {
                 under_replicated += 1;
             }
-            let min_isr = image
-                .topic_by_id(tp.topic_id)
-                .and_then(|t| image.topic_configs(&t.name))
-                .and_then(|c| c.get("min.insync.replicas"))
-                .and_then(|v| v.parse::<usize>().ok())
-                .unwrap_or(1);
+            // The partition's own `min.insync.replicas` (topic override, else the broker's
+            // default), as its acks=all check uses it; 1 while it is not open here.
+            let min_isr = context.replicas.get(tp).map_or(1, |p| p.min_isr());
             if partition.isr.len() < min_isr {
                 under_min_isr += 1;
             }
