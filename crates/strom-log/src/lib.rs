@@ -20,6 +20,7 @@ mod log;
 pub mod record_errors;
 pub mod segment;
 mod small_file;
+pub mod txn;
 
 pub use compaction::CompactionLimits;
 pub use config::{CleanupPolicy, ConfigError, Durability, LogConfig, MessageTimestampType};
@@ -32,4 +33,5 @@ pub use log::{
     OpenReport, ReadInfo, RecordsCheck, RetentionReport, ScrubBudget, ScrubCursor, ScrubDamage,
     ScrubStep, TimestampOffset, TruncateReport, Unflushed, SCRUB_CHUNK_BYTES,
 };
+pub use txn::{AbortedTxn, MarkerRefusal, Transactions};
 pub use record_errors::{RecordError, RecordErrorReason, RecordErrors, RECORD_ERRORS_LISTED_MAX};

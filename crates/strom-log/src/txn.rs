@@ -1,0 +1,320 @@
+//! Transactions of one partition, as its log shows them (Kafka's transactional part of
+//! `ProducerStateManager`): per producer, the first offset of its ongoing transaction and
+//! the coordinator epoch of the last marker it got; the **last stable offset** (LSO); the
+//! aborted transactions a `read_committed` fetch must name.
+//!
+//! Pure state, no I/O: the broker feeds it every batch appended (as leader, as follower, or
+//! replayed from the log when a partition opens) and reads the LSO and aborted ranges from
+//! it. A transaction's data is "unstable" from its first batch until its marker (COMMIT or
+//! ABORT control batch) is below the high watermark; the LSO is the first unstable offset,
+//! capped by the high watermark. So `read_committed` readers never see data whose outcome is
+//! not yet replicated.
+//!
+//! Memory: one entry per producer with an open transaction, one per completed transaction
+//! whose marker is not yet below the high watermark, and one per aborted transaction still in
+//! the log ([`Transactions::trim_before`] drops those retention removed). The aborted list is
+//! Kafka's `.txnindex` kept in memory; it is rebuilt from the log when a partition opens.
+
+use std::collections::{BTreeMap, HashMap};
+
+use strom_records::BatchHeader;
+
+/// One aborted transaction (Kafka's `AbortedTxn`, as a Fetch response names it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AbortedTxn {
+    /// The producer.
+    pub producer_id: i64,
+    /// Offset of the transaction's first batch in this partition.
+    pub first_offset: i64,
+    /// Offset of its ABORT marker.
+    pub last_offset: i64,
+    /// The first unstable offset once it was aborted (Kafka records it in `.txnindex`).
+    pub last_stable_offset: i64,
+}
+
+/// Why a marker is refused (the check Kafka's `ProducerAppendInfo` makes on a marker).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MarkerRefusal {
+    /// Kafka's TRANSACTION_COORDINATOR_FENCED (52): a coordinator epoch older than the one
+    /// of this producer's last marker (a coordinator that lost its partition still writing).
+    #[error("coordinator epoch {got} is older than {current}, the last one seen")]
+    CoordinatorFenced {
+        /// The marker's coordinator epoch.
+        got: i32,
+        /// The last coordinator epoch seen for the producer.
+        current: i32,
+    },
+}
+
+/// A completed transaction whose marker is not yet below the high watermark: its data stays
+/// unstable until the marker is replicated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Unreplicated {
+    first_offset: i64,
+}
+
+/// What a producer's transactions left behind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct ProducerTxn {
+    /// First offset of the ongoing transaction, if one is open.
+    ongoing: Option<i64>,
+    /// Coordinator epoch of the last marker (-1: none seen).
+    coordinator_epoch: i32,
+}
+
+/// The transactions of one partition.
+#[derive(Clone, Debug, Default)]
+pub struct Transactions {
+    producers: HashMap<i64, ProducerTxn>,
+    /// Open transactions by first offset (unique: each starts at its own batch).
+    ongoing: BTreeMap<i64, i64>,
+    /// Completed transactions by marker offset, until the high watermark passes the marker.
+    unreplicated: BTreeMap<i64, Unreplicated>,
+    /// Aborted transactions in marker order (markers are appended in offset order).
+    aborted: Vec<AbortedTxn>,
+}
+
+impl Transactions {
+    /// A batch now in the log at `first_offset`: a transactional data batch opens its
+    /// producer's transaction unless one is open. Control batches go through
+    /// [`Transactions::on_marker`]; plain batches change nothing.
+    pub fn on_batch(&mut self, header: &BatchHeader, first_offset: i64) {
+        if !header.is_transactional() || header.is_control() || !header.has_producer_id() {
+            return;
+        }
+        let entry = self
+            .producers
+            .entry(header.producer_id)
+            .or_insert(ProducerTxn {
+                ongoing: None,
+                coordinator_epoch: -1,
+            });
+        if entry.ongoing.is_none() {
+            entry.ongoing = Some(first_offset);
+            self.ongoing.insert(first_offset, header.producer_id);
+        }
+    }
+
+    /// Kafka's check of a marker before it is appended: its coordinator epoch is not older
+    /// than the last one seen for the producer. (The producer epoch is checked by the
+    /// caller, which keeps producer epochs.)
+    pub fn check_marker(&self, producer_id: i64, coordinator_epoch: i32) -> Result<(), MarkerRefusal> {
+        match self.producers.get(&producer_id) {
+            Some(p) if coordinator_epoch < p.coordinator_epoch => {
+                Err(MarkerRefusal::CoordinatorFenced {
+                    got: coordinator_epoch,
+                    current: p.coordinator_epoch,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A marker now in the log at `offset`: the producer's transaction (if one is open here)
+    /// ends. An ABORT of an open transaction is added to the aborted list, which it returns.
+    /// A marker for a producer with nothing open here ends nothing (Kafka writes markers to
+    /// every partition of the transaction, some of which may hold no data of it).
+    pub fn on_marker(
+        &mut self,
+        producer_id: i64,
+        coordinator_epoch: i32,
+        commit: bool,
+        offset: i64,
+    ) -> Option<AbortedTxn> {
+        let entry = self.producers.entry(producer_id).or_insert(ProducerTxn {
+            ongoing: None,
+            coordinator_epoch: -1,
+        });
+        entry.coordinator_epoch = entry.coordinator_epoch.max(coordinator_epoch);
+        let first_offset = entry.ongoing.take()?;
+        self.ongoing.remove(&first_offset);
+        self.unreplicated
+            .insert(offset, Unreplicated { first_offset });
+        if commit {
+            return None;
+        }
+        // As Kafka's `lastStableOffset(completedTxn)`: the first offset of the oldest other
+        // open transaction, else just past the marker.
+        let last_stable_offset = self
+            .ongoing
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(offset.saturating_add(1));
+        let aborted = AbortedTxn {
+            producer_id,
+            first_offset,
+            last_offset: offset,
+            last_stable_offset,
+        };
+        self.aborted.push(aborted);
+        Some(aborted)
+    }
+
+    /// The high watermark moved to `high_watermark`: completed transactions whose marker is
+    /// below it are stable.
+    pub fn on_high_watermark(&mut self, high_watermark: i64) {
+        while let Some(entry) = self.unreplicated.first_entry() {
+            if *entry.key() >= high_watermark {
+                break;
+            }
+            entry.remove();
+        }
+    }
+
+    /// The first offset of a transaction that is open or whose marker is not yet below the
+    /// high watermark last given to [`Transactions::on_high_watermark`].
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        let ongoing = self.ongoing.keys().next().copied();
+        let unreplicated = self.unreplicated.values().map(|u| u.first_offset).min();
+        match (ongoing, unreplicated) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The last stable offset at `high_watermark`: Kafka's `min(HW, first unstable offset)`.
+    pub fn last_stable_offset(&mut self, high_watermark: i64) -> i64 {
+        self.on_high_watermark(high_watermark);
+        self.first_unstable_offset()
+            .map_or(high_watermark, |first| first.min(high_watermark))
+    }
+
+    /// The aborted transactions a `read_committed` fetch of `[from, to)` must name: those
+    /// whose range meets it (marker at or after `from`, first offset before `to`), in marker
+    /// order.
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        let start = self.aborted.partition_point(|a| a.last_offset < from);
+        self.aborted
+            .get(start..)
+            .unwrap_or_default()
+            .iter()
+            .filter(|a| a.first_offset < to)
+            .copied()
+            .collect()
+    }
+
+    /// Every aborted transaction remembered, in marker order.
+    pub fn aborted(&self) -> &[AbortedTxn] {
+        &self.aborted
+    }
+
+    /// The first offset of `producer_id`'s open transaction here, if any.
+    pub fn ongoing_of(&self, producer_id: i64) -> Option<i64> {
+        self.producers.get(&producer_id).and_then(|p| p.ongoing)
+    }
+
+    /// The coordinator epoch of `producer_id`'s last marker here (-1: none).
+    pub fn coordinator_epoch_of(&self, producer_id: i64) -> i32 {
+        self.producers
+            .get(&producer_id)
+            .map_or(-1, |p| p.coordinator_epoch)
+    }
+
+    /// Open transactions: (first offset, producer id), oldest first.
+    pub fn ongoing(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.ongoing.iter().map(|(first, pid)| (*first, *pid))
+    }
+
+    /// Whether `producer_id` must be kept (an open transaction or a coordinator epoch to
+    /// fence with): the caller's producer eviction skips it while it has an open one.
+    pub fn has_ongoing(&self, producer_id: i64) -> bool {
+        self.ongoing_of(producer_id).is_some()
+    }
+
+    /// Forgets a producer with nothing open (the caller evicted it).
+    pub fn forget(&mut self, producer_id: i64) {
+        if !self.has_ongoing(producer_id) {
+            self.producers.remove(&producer_id);
+        }
+    }
+
+    /// Retention removed everything below `log_start_offset`: aborted transactions wholly
+    /// below it are dropped (no fetch can reach them).
+    pub fn trim_before(&mut self, log_start_offset: i64) {
+        self.aborted.retain(|a| a.last_offset >= log_start_offset);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(producer_id: i64, transactional: bool, control: bool) -> BatchHeader {
+        let mut attributes = 0;
+        if transactional {
+            attributes |= 0x10;
+        }
+        if control {
+            attributes |= 0x20;
+        }
+        BatchHeader {
+            base_offset: 0,
+            batch_length: 0,
+            partition_leader_epoch: 0,
+            magic: 2,
+            crc: 0,
+            attributes,
+            last_offset_delta: 0,
+            base_timestamp: 0,
+            max_timestamp: 0,
+            producer_id,
+            producer_epoch: 0,
+            base_sequence: 0,
+            records_count: 1,
+        }
+    }
+
+    #[test]
+    fn lso_follows_open_and_unreplicated_transactions() {
+        let mut t = Transactions::default();
+        // A plain batch at 0, then producer 7 opens at 1, producer 8 at 2.
+        t.on_batch(&header(1, false, false), 0);
+        t.on_batch(&header(7, true, false), 1);
+        t.on_batch(&header(8, true, false), 2);
+        t.on_batch(&header(7, true, false), 3);
+        assert_eq!(t.last_stable_offset(4), 1);
+        assert_eq!(t.ongoing_of(7), Some(1));
+        // 7 aborts at 4: still unstable until the high watermark passes 4.
+        let aborted = t.on_marker(7, 0, false, 4);
+        assert_eq!(
+            aborted,
+            Some(AbortedTxn {
+                producer_id: 7,
+                first_offset: 1,
+                last_offset: 4,
+                last_stable_offset: 2,
+            })
+        );
+        assert_eq!(t.last_stable_offset(4), 1);
+        assert_eq!(t.last_stable_offset(5), 2);
+        // 8 commits at 5: nothing aborted; stable once the HW passes 5.
+        assert_eq!(t.on_marker(8, 0, true, 5), None);
+        assert_eq!(t.last_stable_offset(5), 2);
+        assert_eq!(t.last_stable_offset(6), 6);
+        // A marker for a producer with nothing open here changes nothing but its epoch.
+        assert_eq!(t.on_marker(9, 3, false, 6), None);
+        assert_eq!(t.coordinator_epoch_of(9), 3);
+        assert_eq!(t.last_stable_offset(7), 7);
+        // Aborted ranges of a fetch.
+        assert_eq!(t.aborted_between(0, 7).len(), 1);
+        assert_eq!(t.aborted_between(5, 7).len(), 0);
+        assert_eq!(t.aborted_between(0, 1).len(), 0);
+        t.trim_before(5);
+        assert!(t.aborted().is_empty());
+    }
+
+    #[test]
+    fn markers_from_an_older_coordinator_are_fenced() {
+        let mut t = Transactions::default();
+        t.on_batch(&header(7, true, false), 0);
+        assert_eq!(t.check_marker(7, 2), Ok(()));
+        t.on_marker(7, 2, true, 1);
+        assert_eq!(
+            t.check_marker(7, 1),
+            Err(MarkerRefusal::CoordinatorFenced { got: 1, current: 2 })
+        );
+        assert_eq!(t.check_marker(7, 2), Ok(()));
+        assert_eq!(t.check_marker(8, 0), Ok(()));
+    }
+}
