@@ -136,6 +136,23 @@ impl GroupHandle {
         response.await.ok()
     }
 
+    /// A COMMIT (`commit`) or ABORT marker for `producer_id` is now replicated on
+    /// `__consumer_offsets` partition `offsets_partition` (Kafka's
+    /// `GroupCoordinator.onTransactionCompleted`): the producer's pending transactional
+    /// offset commits (TxnOffsetCommit) there become visible, or are dropped.
+    ///
+    /// A no-op until the transaction coordinator work fills it in (it owns TxnOffsetCommit
+    /// and the pending-offsets state); WriteTxnMarkers already calls it at the right point.
+    pub async fn on_txn_marker(
+        &self,
+        offsets_partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) {
+        let _ = (offsets_partition, producer_id, producer_epoch, commit);
+    }
+
     /// Whether `partition`'s coordinator is loaded (its groups are served).
     pub fn is_loaded(&self, partition: i32) -> bool {
         self.loaded.borrow().contains(&partition)

@@ -11,7 +11,8 @@
 //! `sendfile.rs` splices Fetch records from segment files into responses, `limits.rs` admits
 //! connections and holds the budget for request bytes in flight, `syncer.rs` runs
 //! sync-on-commit's group-committed fsyncs for async waiters, `scrubber.rs` verifies cold
-//! segments in the background. [`BrokerConfig`]
+//! segments in the background, `txn_markers.rs` writes transaction markers (WriteTxnMarkers
+//! and the transaction coordinator). [`BrokerConfig`]
 //! (`config.rs`) reads Kafka's keys. The quorum is reached through [`MetadataPort`]:
 //! [`QuorumMetadata`] (`quorum.rs`) over the Raft node, [`LocalMetadata`] in tests.
 //!
@@ -40,6 +41,7 @@ pub mod scrubber;
 pub mod sendfile;
 pub mod server;
 pub mod syncer;
+pub mod txn_markers;
 
 pub use config::{BrokerConfig, ConfigError, Listener};
 pub use metadata::{LocalMetadata, MetadataError, MetadataPort, SubmitFuture};

@@ -22,7 +22,7 @@ use strom_replica::{
 };
 use tokio::sync::{mpsc, watch};
 
-use crate::producers::{BatchMeta, ProducerStates, SequenceCheck, REBUILD_SEGMENTS};
+use crate::producers::{BatchMeta, MarkerError, ProducerStates, ProducerView, SequenceCheck};
 use crate::syncer::Durable;
 
 /// What a partition is to this broker.
@@ -133,6 +133,24 @@ pub enum AppendError {
         /// The partition's `min.insync.replicas`.
         min_isr: usize,
     },
+}
+
+/// Why a transaction marker was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum MarkerAppendError {
+    /// Refused or failed as any append.
+    #[error(transparent)]
+    Append(#[from] AppendError),
+    /// The producer's state refuses it (an older producer epoch, or an older coordinator
+    /// epoch).
+    #[error(transparent)]
+    Marker(#[from] MarkerError),
+}
+
+impl From<LogError> for MarkerAppendError {
+    fn from(error: LogError) -> Self {
+        MarkerAppendError::Append(AppendError::Log(error))
+    }
 }
 
 /// A producer's batch, as the caller hands it over.
@@ -276,6 +294,82 @@ impl Partition {
         self.after_leader_append(commit, info.last_offset.saturating_add(1))?;
         drop(role);
         Ok(Appended::New(info))
+    }
+
+    /// Appends a COMMIT (`commit`) or ABORT marker for `producer_id` as leader of
+    /// `leader_epoch` (WriteTxnMarkers, and the transaction coordinator through
+    /// [`crate::ReplicaManager::write_txn_markers`]). Kafka's checks run first, under the
+    /// producer-state lock the append and the state update also hold: a marker with an older
+    /// producer epoch is INVALID_PRODUCER_EPOCH, one with an older coordinator epoch than the
+    /// producer's last marker TRANSACTION_COORDINATOR_FENCED. The producer's transaction
+    /// ends at the marker's offset; an ABORT joins the aborted list. Committed locally per
+    /// `commit`; replication is the caller's wait (the high watermark passing the marker).
+    #[allow(clippy::too_many_arguments)]
+    pub fn write_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        commit_marker: bool,
+        leader_epoch: i32,
+        commit: Commit,
+        now_ms: i64,
+    ) -> Result<AppendInfo, MarkerAppendError> {
+        let role = self.leading(leader_epoch)?;
+        // Markers are written with acks=all, as Kafka's coordinator writes them.
+        if let Some(leader) = lock(&self.leader).as_ref() {
+            leader
+                .check_min_isr(self.min_isr())
+                .map_err(|e| AppendError::NotEnoughReplicas {
+                    isr_size: e.isr_size,
+                    min_isr: e.min_isr,
+                })?;
+        }
+        let mut producers = lock(&self.producers);
+        producers.check_marker(producer_id, producer_epoch, coordinator_epoch)?;
+        let marker = strom_records::EndTransactionMarker {
+            commit: commit_marker,
+            coordinator_epoch,
+        };
+        let mut bytes = marker
+            .to_batch(0, now_ms, producer_id, producer_epoch)
+            .map_err(|source| LogError::InvalidBatch {
+                batch_index: 0,
+                source,
+            })?;
+        stamp_leader_epoch(&mut bytes, leader_epoch);
+        let info = self
+            .log
+            .append(&mut bytes, AppendOrigin::Coordinator, now_ms)?;
+        producers.record_marker(
+            producer_id,
+            producer_epoch,
+            coordinator_epoch,
+            commit_marker,
+            info.first_offset,
+        );
+        producers.txns.trim_before(self.log.log_start_offset());
+        drop(producers);
+        self.after_leader_append(commit, info.last_offset.saturating_add(1))?;
+        drop(role);
+        Ok(info)
+    }
+
+    /// The last stable offset: the high watermark, held back to the first offset of the
+    /// oldest transaction that is open or whose marker is not yet replicated.
+    pub fn last_stable_offset(&self) -> i64 {
+        let high_watermark = self.log.high_watermark();
+        lock(&self.producers).txns.last_stable_offset(high_watermark)
+    }
+
+    /// The aborted transactions a `read_committed` fetch of `[from, to)` must name.
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<strom_log::AbortedTxn> {
+        lock(&self.producers).txns.aborted_between(from, to)
+    }
+
+    /// Every producer remembered, with its open transaction (DescribeProducers).
+    pub fn producer_views(&self) -> Vec<ProducerView> {
+        lock(&self.producers).views()
     }
 
     /// Appends a producer's batch that stays where it lies (the request buffer): no copy of
@@ -603,9 +697,11 @@ impl Partition {
         let _role = self.following(epoch)?;
         let info = self.log.append_replicated(bytes, now_ms)?;
         {
+            // The same producer and transaction state as the leader's, from the same
+            // batches: a follower that becomes leader has the right LSO and aborted list.
             let mut producers = lock(&self.producers);
-            for (header, _) in strom_records::batch_frames(bytes).map_while(Result::ok) {
-                producers.record(&header, header.base_offset, header.last_offset());
+            for (header, range) in strom_records::batch_frames(bytes).map_while(Result::ok) {
+                replay(&mut producers, &header, bytes.get(range));
             }
         }
         if self.sync_on_commit {
@@ -700,22 +796,88 @@ fn first_batch_sound(bytes: &[u8]) -> bool {
     matches!(strom_records::batches(bytes).next(), Some(Ok(_)))
 }
 
-/// Replays the batch headers of the log's last segments into a fresh producer state.
-/// Only headers are read (one small read per batch), never the records: on a clean start
-/// with large segments this is the difference between reading a few kilobytes and reading
-/// the last segments whole.
+/// Largest control batch decoded for its marker (a marker batch is one record of a few
+/// bytes; anything bigger is not a marker Kafka writes).
+const CONTROL_BATCH_BYTES_MAX: u64 = 64 * 1024;
+
+/// One batch into the producer state: data batches record sequences (and open
+/// transactions); a control batch's COMMIT/ABORT marker (decoded from `bytes`, the whole
+/// batch) ends its producer's transaction. A control batch whose marker cannot be read is
+/// reported and ends nothing (its records stay hidden from read_committed readers until
+/// a later marker for the producer).
+fn replay(states: &mut ProducerStates, header: &BatchHeader, bytes: Option<&[u8]>) {
+    if !header.is_control() {
+        states.record(header, header.base_offset, header.last_offset());
+        return;
+    }
+    match bytes.map(marker_of) {
+        Some(Some(marker)) => states.record_marker(
+            header.producer_id,
+            header.producer_epoch,
+            marker.coordinator_epoch,
+            marker.commit,
+            header.base_offset,
+        ),
+        // KRaft control records (leader change...) are not transaction markers.
+        Some(None) => {}
+        None => tracing::warn!(
+            offset = header.base_offset,
+            "control batch unreadable: its transaction marker is not applied"
+        ),
+    }
+}
+
+/// The COMMIT/ABORT marker of a whole control batch, if it holds one.
+fn marker_of(batch: &[u8]) -> Option<strom_records::EndTransactionMarker> {
+    let limits = strom_records::DecodeLimits {
+        decompressed_bytes_max: CONTROL_BATCH_BYTES_MAX as usize,
+    };
+    let records = strom_records::records(batch, &limits).ok()?;
+    records
+        .first()
+        .and_then(|r| strom_records::EndTransactionMarker::from_record(r).ok())
+}
+
+/// Replays the log's batch headers, from its start, into a fresh producer state; control
+/// batches (tiny) are read whole for their marker. Only headers are read otherwise (one
+/// small read per batch), never the records. The whole log, not its tail: every aborted
+/// transaction still in the log must be known to `read_committed` fetches (Kafka keeps
+/// them in `.txnindex` files; Strom has no such file yet, so this scan is the cost).
 fn rebuild_producers(log: &Log) -> Result<ProducerStates, LogError> {
     let mut states = ProducerStates::default();
-    let bases = log.segment_base_offsets();
-    let skip = bases.len().saturating_sub(REBUILD_SEGMENTS);
-    let offset = bases
-        .get(skip)
-        .copied()
-        .unwrap_or(0)
-        .max(log.log_start_offset());
-    log.for_each_batch_header(offset, |header| {
-        states.record(header, header.base_offset, header.last_offset());
+    let mut failed = None;
+    log.for_each_batch_header(log.log_start_offset(), |header| {
+        if !header.is_control() {
+            replay(&mut states, header, None);
+            return;
+        }
+        let size = header.size_bytes() as u64;
+        let bytes = if size <= CONTROL_BATCH_BYTES_MAX {
+            match log
+                .read(header.base_offset, size, header.last_offset().saturating_add(1))
+                .and_then(|info| match info.range {
+                    Some(range) => range.read_bytes().map_err(|source| LogError::Io {
+                        operation: "read",
+                        path: range.path.clone(),
+                        source,
+                    }),
+                    None => Ok(Vec::new()),
+                }) {
+                Ok(bytes) => Some(bytes),
+                Err(error) => {
+                    failed.get_or_insert(error);
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        replay(&mut states, header, bytes.as_deref());
     })?;
+    if let Some(error) = failed {
+        return Err(error);
+    }
+    states.txns.trim_before(log.log_start_offset());
     Ok(states)
 }
 

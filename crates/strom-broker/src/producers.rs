@@ -2,12 +2,18 @@
 //! five batches' sequence ranges and offsets (Kafka's `ProducerStateManager`). It answers a
 //! retried batch with the offsets it first got, and refuses gaps in the sequence.
 //!
-//! The state is rebuilt from the tail of the log when a partition opens (no snapshot file):
-//! the last `REBUILD_SEGMENTS` segments are scanned, which covers every producer that
-//! wrote since the last few rolls. An older producer looks new and may restart anywhere.
+//! Transactions ride along ([`strom_log::Transactions`]): open transactions, the last
+//! stable offset, the aborted list, and the coordinator epoch of each producer's last
+//! marker. Control batches (COMMIT/ABORT markers) never touch sequences; they end the
+//! producer's transaction ([`ProducerStates::record_marker`]).
+//!
+//! The state is rebuilt from the log when a partition opens (`partition.rs`, no snapshot
+//! file yet): the whole log's batch headers are replayed, so that every aborted transaction
+//! still in the log is known to `read_committed` fetches.
 
 use std::collections::{HashMap, VecDeque};
 
+use strom_log::{MarkerRefusal, Transactions};
 use strom_records::BatchHeader;
 
 /// Batches remembered per producer (Kafka's `NUM_BATCHES_TO_RETAIN`, the client's
@@ -15,8 +21,6 @@ use strom_records::BatchHeader;
 const BATCHES_RETAINED: usize = 5;
 /// Producers remembered per partition; the least recently seen is forgotten beyond it.
 const PRODUCERS_MAX: usize = 100_000;
-/// Segments scanned from the end of the log to rebuild the state on open.
-pub const REBUILD_SEGMENTS: usize = 2;
 
 /// One batch a producer wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +40,49 @@ struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<BatchMeta>,
     last_seen: u64,
+    /// Max timestamp of its last batch (DescribeProducers' `last_timestamp`).
+    last_timestamp: i64,
+}
+
+/// One producer as DescribeProducers shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerView {
+    /// The producer id.
+    pub producer_id: i64,
+    /// Its current epoch.
+    pub producer_epoch: i16,
+    /// Last sequence written (-1: none).
+    pub last_sequence: i32,
+    /// Max timestamp of its last batch (-1: none).
+    pub last_timestamp: i64,
+    /// Coordinator epoch of its last marker (-1: none).
+    pub coordinator_epoch: i32,
+    /// First offset of its open transaction (-1: none).
+    pub current_txn_start_offset: i64,
+}
+
+/// Why a transaction marker is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MarkerError {
+    /// Kafka's INVALID_PRODUCER_EPOCH (47): the marker's producer epoch is older than the
+    /// producer's current one.
+    #[error("producer {producer_id}: marker epoch {epoch} is older than the current {current}")]
+    StaleProducerEpoch {
+        /// The producer.
+        producer_id: i64,
+        /// The marker's epoch.
+        epoch: i16,
+        /// The producer's current epoch.
+        current: i16,
+    },
+    /// Kafka's TRANSACTION_COORDINATOR_FENCED (52).
+    #[error("producer {producer_id}: {refusal}")]
+    CoordinatorFenced {
+        /// The producer.
+        producer_id: i64,
+        /// What the transaction state said.
+        refusal: MarkerRefusal,
+    },
 }
 
 /// What to do with a producer's batch.
@@ -56,6 +103,8 @@ pub enum SequenceCheck {
 pub struct ProducerStates {
     by_id: HashMap<i64, ProducerEntry>,
     clock: u64,
+    /// Open and aborted transactions, the last stable offset.
+    pub txns: Transactions,
 }
 
 /// `first` follows `last` (sequences wrap at `i32::MAX` to 0, as in Kafka).
@@ -66,7 +115,7 @@ fn in_sequence(last: i32, first: i32) -> bool {
 impl ProducerStates {
     /// Checks a batch a producer sent against what its producer id wrote before.
     pub fn check(&self, header: &BatchHeader) -> SequenceCheck {
-        if !header.has_producer_id() {
+        if !header.has_producer_id() || header.is_control() {
             return SequenceCheck::Append;
         }
         let Some(entry) = self.by_id.get(&header.producer_id) else {
@@ -101,25 +150,15 @@ impl ProducerStates {
     }
 
     /// Records a batch that is now in the log at `first_offset..=last_offset`.
+    /// Control batches are not recorded here (their markers go through
+    /// [`ProducerStates::record_marker`]).
     pub fn record(&mut self, header: &BatchHeader, first_offset: i64, last_offset: i64) {
-        if !header.has_producer_id() {
+        if !header.has_producer_id() || header.is_control() {
             return;
         }
-        self.clock = self.clock.wrapping_add(1);
-        let clock = self.clock;
-        let entry = self
-            .by_id
-            .entry(header.producer_id)
-            .or_insert_with(|| ProducerEntry {
-                epoch: header.producer_epoch,
-                batches: VecDeque::new(),
-                last_seen: clock,
-            });
-        if header.producer_epoch != entry.epoch {
-            entry.epoch = header.producer_epoch;
-            entry.batches.clear();
-        }
-        entry.last_seen = clock;
+        self.txns.on_batch(header, first_offset);
+        let entry = self.touch(header.producer_id, header.producer_epoch);
+        entry.last_timestamp = header.max_timestamp;
         entry.batches.push_back(BatchMeta {
             first_sequence: header.base_sequence,
             last_sequence: header.last_sequence(),
@@ -132,17 +171,102 @@ impl ProducerStates {
         self.evict_beyond_bound();
     }
 
+    /// The producer's entry, created if new, moved to `epoch` if that is newer (a new
+    /// epoch forgets the old one's batches), marked as just seen.
+    fn touch(&mut self, producer_id: i64, epoch: i16) -> &mut ProducerEntry {
+        self.clock = self.clock.wrapping_add(1);
+        let clock = self.clock;
+        let entry = self.by_id.entry(producer_id).or_insert_with(|| ProducerEntry {
+            epoch,
+            batches: VecDeque::new(),
+            last_seen: clock,
+            last_timestamp: -1,
+        });
+        if epoch != entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        entry.last_seen = clock;
+        entry
+    }
+
+    /// Kafka's checks of a COMMIT/ABORT marker before it is appended: a producer epoch not
+    /// older than the producer's (INVALID_PRODUCER_EPOCH), a coordinator epoch not older
+    /// than its last marker's (TRANSACTION_COORDINATOR_FENCED).
+    pub fn check_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+    ) -> Result<(), MarkerError> {
+        if let Some(entry) = self.by_id.get(&producer_id) {
+            if producer_epoch < entry.epoch {
+                return Err(MarkerError::StaleProducerEpoch {
+                    producer_id,
+                    epoch: producer_epoch,
+                    current: entry.epoch,
+                });
+            }
+        }
+        self.txns
+            .check_marker(producer_id, coordinator_epoch)
+            .map_err(|refusal| MarkerError::CoordinatorFenced {
+                producer_id,
+                refusal,
+            })
+    }
+
+    /// A marker now in the log at `offset`: the producer's transaction here ends (an ABORT
+    /// joins the aborted list). Its sequences are untouched; a newer epoch (transaction
+    /// version 2 bumps it at every end) becomes the producer's.
+    pub fn record_marker(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        commit: bool,
+        offset: i64,
+    ) {
+        self.touch(producer_id, producer_epoch);
+        self.txns
+            .on_marker(producer_id, coordinator_epoch, commit, offset);
+        self.evict_beyond_bound();
+    }
+
+    /// Every remembered producer, for DescribeProducers.
+    pub fn views(&self) -> Vec<ProducerView> {
+        let mut views: Vec<ProducerView> = self
+            .by_id
+            .iter()
+            .map(|(id, e)| ProducerView {
+                producer_id: *id,
+                producer_epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_sequence),
+                last_timestamp: e.last_timestamp,
+                coordinator_epoch: self.txns.coordinator_epoch_of(*id),
+                current_txn_start_offset: self.txns.ongoing_of(*id).unwrap_or(-1),
+            })
+            .collect();
+        views.sort_by_key(|v| v.producer_id);
+        views
+    }
+
+    /// Forgets the least recently seen producer beyond the bound; one with an open
+    /// transaction is never forgotten (its first offset holds the last stable offset).
     fn evict_beyond_bound(&mut self) {
         if self.by_id.len() <= PRODUCERS_MAX {
             return;
         }
+        let txns = &self.txns;
         if let Some(oldest) = self
             .by_id
             .iter()
+            .filter(|(id, _)| !txns.has_ongoing(**id))
             .min_by_key(|(_, e)| e.last_seen)
             .map(|(id, _)| *id)
         {
             self.by_id.remove(&oldest);
+            self.txns.forget(oldest);
         }
     }
 

@@ -1,5 +1,6 @@
 //! Fetch, for consumers and for followers. A consumer gets whole batches from the requested
-//! offset up to the high watermark, at least one batch when there is data, within
+//! offset up to the high watermark (`read_committed`: up to the last stable offset, with the
+//! aborted transactions of that range), at least one batch when there is data, within
 //! `max_bytes` and each partition's max bytes, in a long poll woken when a high watermark
 //! moves that honours `max_wait_ms` (capped by `strom.fetch.wait.max.ms`) and `min_bytes`.
 //! A follower (`replica_id` before v15, `ReplicaState` from v15) gets batches up to the log
@@ -21,7 +22,8 @@ use strom_log::LogError;
 use strom_meta::{MetadataImage, TopicIdPartition};
 use strom_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use strom_protocol::messages::fetch_response::{
-    EpochEndOffset as WireEpochEndOffset, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, EpochEndOffset as WireEpochEndOffset, FetchableTopicResponse,
+    PartitionData,
 };
 use strom_protocol::messages::{FetchRequest, FetchResponse, ResponseKind};
 use strom_protocol::ErrorCode;
@@ -341,9 +343,10 @@ fn read_one(
     };
     let log = &partition.log;
     let high_watermark = log.high_watermark();
+    let last_stable_offset = partition.last_stable_offset();
     let base = base
         .with_high_watermark(high_watermark)
-        .with_last_stable_offset(high_watermark)
+        .with_last_stable_offset(last_stable_offset)
         .with_log_start_offset(log.log_start_offset());
     if let Some(diverging) = plan.diverging {
         let epoch = WireEpochEndOffset::default()
@@ -355,9 +358,23 @@ fn read_one(
     if limit == 0 && !first {
         return (base, None);
     }
-    let max_offset = match plan.max_offset {
-        MaxOffset::HighWatermark => high_watermark,
-        MaxOffset::LogEnd => i64::MAX,
+    // read_committed consumers stop at the last stable offset and get the aborted
+    // transactions of what they may read (Kafka bounds them by the LSO too).
+    let (max_offset, base) = match plan.max_offset {
+        MaxOffset::HighWatermark if read_committed => {
+            let aborted = partition
+                .aborted_between(plan.fetch_offset, last_stable_offset)
+                .into_iter()
+                .map(|a| {
+                    AbortedTransaction::default()
+                        .with_producer_id(a.producer_id.into())
+                        .with_first_offset(a.first_offset)
+                })
+                .collect();
+            (last_stable_offset, base.with_aborted_transactions(Some(aborted)))
+        }
+        MaxOffset::HighWatermark => (high_watermark, base),
+        MaxOffset::LogEnd => (i64::MAX, base),
     };
     let read = log
         .read(plan.fetch_offset, limit.max(1), max_offset)

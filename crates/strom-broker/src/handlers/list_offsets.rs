@@ -34,6 +34,8 @@ pub(super) async fn handle(
 ) -> ResponseKind {
     let image = context.metadata.image();
     let from_replica = request.replica_id.0 >= 0;
+    // Kafka's READ_COMMITTED (1): answers stop at the last stable offset.
+    let read_committed = request.isolation_level == 1;
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let mut partitions = Vec::with_capacity(topic.partitions.len());
@@ -46,7 +48,8 @@ pub(super) async fn handle(
                         Some(code) => failed(code),
                         None => match leader_replica(context, &image, tp) {
                             Ok(partition) => {
-                                lookup(partition, &p, epoch, version, from_replica).await
+                                lookup(partition, &p, epoch, version, from_replica, read_committed)
+                                    .await
                             }
                             Err(code) => failed(code),
                         },
@@ -77,6 +80,7 @@ async fn lookup(
     epoch: i32,
     version: i16,
     from_replica: bool,
+    read_committed: bool,
 ) -> ListOffsetsPartitionResponse {
     let timestamp = request.timestamp;
     if timestamp == LATEST {
@@ -94,7 +98,7 @@ async fn lookup(
             return failed(ErrorCode::OFFSET_NOT_AVAILABLE);
         }
     }
-    let result = tokio::task::spawn_blocking(move || offset_for(&partition, timestamp)).await;
+    let result = tokio::task::spawn_blocking(move || offset_for(&partition, timestamp, read_committed)).await;
     let epoch = if version >= LEADER_EPOCH_MIN_VERSION {
         epoch
     } else {
@@ -110,10 +114,20 @@ async fn lookup(
     }
 }
 
-/// (timestamp, offset) for one query; (-1, -1) when no record qualifies.
-fn offset_for(partition: &Partition, timestamp: i64) -> Result<(i64, i64), LogError> {
+/// (timestamp, offset) for one query; (-1, -1) when no record qualifies. As Kafka's
+/// `fetchOffsetByTimestamp`, nothing at or past the last fetchable offset is answered: the
+/// high watermark, or under READ_COMMITTED the last stable offset.
+fn offset_for(
+    partition: &Partition,
+    timestamp: i64,
+    read_committed: bool,
+) -> Result<(i64, i64), LogError> {
     let log = &partition.log;
-    let high_watermark = log.high_watermark();
+    let high_watermark = if read_committed {
+        partition.last_stable_offset()
+    } else {
+        log.high_watermark()
+    };
     let found = match timestamp {
         LATEST => Some((-1, high_watermark)),
         EARLIEST | EARLIEST_LOCAL => Some((-1, log.log_start_offset())),

@@ -15,6 +15,7 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
+mod describe_producers;
 mod describe_quorum;
 mod describe_topic_partitions;
 mod elect_leaders;
@@ -35,6 +36,7 @@ mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
 mod update_features;
+mod write_txn_markers;
 
 use std::net::SocketAddr;
 
@@ -82,6 +84,8 @@ pub const SERVED_APIS: &[ApiKey] = &[
     ApiKey::DeleteAcls,
     ApiKey::DescribeQuorum,
     ApiKey::UpdateFeatures,
+    ApiKey::WriteTxnMarkers,
+    ApiKey::DescribeProducers,
 ];
 
 /// How requests that need a transaction coordinator are answered while there is none.
@@ -194,6 +198,8 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming, peer: SocketAdd
         RequestKind::DeleteAcls(body) => acls::delete(body),
         RequestKind::DescribeQuorum(body) => describe_quorum::handle(context, body).await,
         RequestKind::UpdateFeatures(body) => update_features::handle(context, body, version),
+        RequestKind::WriteTxnMarkers(body) => write_txn_markers::handle(context, body).await,
+        RequestKind::DescribeProducers(body) => describe_producers::handle(context, body).await,
         // The version table decodes only served APIs; this is a safety net, never a crash.
         other => match error_response(
             &other,
@@ -287,6 +293,19 @@ fn resolve(image: &MetadataImage, topic: &str, partition: i32) -> Option<TopicId
             topic_id: topic.topic_id,
             partition,
         })
+}
+
+/// The partition `topic`/`partition` this broker leads, with its leader epoch in `image`,
+/// or Kafka's error for why not (see [`leader_replica`]).
+pub(crate) fn resolve_leader(
+    context: &BrokerContext,
+    image: &MetadataImage,
+    topic: &str,
+    partition: i32,
+) -> Result<(std::sync::Arc<crate::partition::Partition>, i32), ErrorCode> {
+    let tp = resolve(image, topic, partition).ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
+    let replica = leader_replica(context, image, tp)?;
+    Ok((replica, leader_epoch(image, tp)))
 }
 
 /// The open log of a partition this broker leads, or Kafka's error for why not: unknown
