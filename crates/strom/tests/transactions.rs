@@ -1,0 +1,287 @@
+//! Transactions on the partition log, against the real binary, without a transaction
+//! coordinator: transactional batches are produced with a raw protocol client, markers are
+//! written with WriteTxnMarkers (as the coordinator does), and a real read_committed client
+//! (kcat, librdkafka) reads. An open transaction holds back read_committed readers (the
+//! last stable offset) but not read_uncommitted ones; aborted records are skipped, committed
+//! ones seen; Kafka's marker checks answer as Kafka does; after `kill -9` and a restart the
+//! aborted list and the LSO are the same.
+
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use common::kafka::KafkaClient;
+use common::{broker_overrides, free_ports, kcat, strom_cli, ServerProcess};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::write_txn_markers_request::{
+    WritableTxnMarker, WritableTxnMarkerTopic,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use strom_records::BatchBuilder;
+
+const TOPIC: &str = "txn-log";
+const INVALID_PRODUCER_EPOCH: i16 = 47;
+const TRANSACTION_COORDINATOR_FENCED: i16 = 52;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn name(text: &str) -> TopicName {
+    TopicName(StrBytes::from_string(text.to_string()))
+}
+
+/// One batch of `values`: plain (`producer` None) or transactional for (id, epoch, seq).
+fn batch(values: &[&str], producer: Option<(i64, i16, i32)>) -> Bytes {
+    let now = now_ms();
+    let mut builder = BatchBuilder::new(0, now);
+    if let Some((id, epoch, sequence)) = producer {
+        builder = builder.producer(id, epoch, sequence).transactional(true);
+    }
+    for value in values {
+        builder
+            .append(now, None, Some(Bytes::from(value.to_string())), Vec::new())
+            .unwrap();
+    }
+    Bytes::from(builder.build().unwrap())
+}
+
+/// Produces one batch with acks=all; asserts it was accepted.
+fn produce(client: &mut KafkaClient, records: Bytes) {
+    let request = ProduceRequest::default()
+        .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str(
+            "raw-test",
+        ))))
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(name(TOPIC))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records))])]);
+    let response = client.send(9, request).unwrap();
+    let partition = &response.responses[0].partition_responses[0];
+    assert_eq!(partition.error_code, 0, "produce: {partition:?}");
+}
+
+/// WriteTxnMarkers v1 for one producer on `partitions` of the topic; the error codes.
+fn write_marker(
+    client: &mut KafkaClient,
+    producer: (i64, i16),
+    commit: bool,
+    coordinator_epoch: i32,
+    partitions: &[i32],
+) -> Vec<i16> {
+    let request = WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+        .with_producer_id(ProducerId(producer.0))
+        .with_producer_epoch(producer.1)
+        .with_transaction_result(commit)
+        .with_coordinator_epoch(coordinator_epoch)
+        .with_topics(vec![WritableTxnMarkerTopic::default()
+            .with_name(name(TOPIC))
+            .with_partition_indexes(partitions.to_vec())])]);
+    let response = client.send(1, request).unwrap();
+    assert_eq!(response.markers.len(), 1);
+    assert_eq!(response.markers[0].producer_id.0, producer.0);
+    response.markers[0].topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.error_code)
+        .collect()
+}
+
+/// What a read_committed Fetch (v12) from offset 0 reports: (high watermark, last stable
+/// offset, aborted transactions as (producer id, first offset)).
+fn fetch_committed(client: &mut KafkaClient) -> (i64, i64, Vec<(i64, i64)>) {
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_isolation_level(1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(name(TOPIC))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let response = client.send(12, request).unwrap();
+    let p = &response.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    let aborted = p
+        .aborted_transactions
+        .iter()
+        .flatten()
+        .map(|a| (a.producer_id.0, a.first_offset))
+        .collect();
+    (p.high_watermark, p.last_stable_offset, aborted)
+}
+
+/// ListOffsets LATEST (v7) under `isolation_level`.
+fn latest(client: &mut KafkaClient, isolation_level: i8) -> i64 {
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_isolation_level(isolation_level)
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(name(TOPIC))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(-1)])]);
+    let response = client.send(7, request).unwrap();
+    let p = &response.topics[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    p.offset
+}
+
+/// DescribeProducers: (producer id, epoch, current transaction start offset) of partition 0.
+fn producers(client: &mut KafkaClient) -> Vec<(i64, i32, i64)> {
+    let request = DescribeProducersRequest::default().with_topics(vec![
+        describe_producers_request::TopicRequest::default()
+            .with_name(name(TOPIC))
+            .with_partition_indexes(vec![0]),
+    ]);
+    let response = client.send(0, request).unwrap();
+    let p = &response.topics[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    let mut found: Vec<_> = p
+        .active_producers
+        .iter()
+        .map(|s| (s.producer_id.0, s.producer_epoch, s.current_txn_start_offset))
+        .collect();
+    found.sort();
+    found
+}
+
+/// Every value kcat (librdkafka) reads from the beginning to the end of the partition
+/// under `isolation` (for read_committed the end is the last stable offset).
+fn consume(addr: &str, isolation: &str) -> Vec<String> {
+    let isolation = format!("isolation.level={isolation}");
+    kcat(
+        &[
+            "-b", addr, "-C", "-t", TOPIC, "-o", "beginning", "-e", "-f", "%s\n", "-X",
+            &isolation,
+        ],
+        "",
+    )
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+/// Connects, retrying while a restarted broker loads its partitions.
+fn connect(addr: &str) -> KafkaClient {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match KafkaClient::connect(addr) {
+            Ok(client) => return client,
+            Err(error) if std::time::Instant::now() > deadline => panic!("connect: {error}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// Polls (bounded) until the partition is led again after a restart: a read_committed
+/// Fetch answers without error.
+fn wait_led(addr: &str) -> KafkaClient {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut client = connect(addr);
+        let request = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_bytes(1024)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(name(TOPIC))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_partition_max_bytes(1024)])]);
+        if let Ok(response) = client.send(12, request) {
+            let p = &response.responses[0].partitions[0];
+            if p.error_code == 0 && p.high_watermark >= 0 {
+                return client;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "partition not led again");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn read_committed_sees_only_committed_records_across_kill_9() {
+    let data = tempfile::tempdir().unwrap();
+    let port = free_ports(1)[0];
+    let addr = format!("127.0.0.1:{port}");
+    let overrides = broker_overrides(port, data.path(), &[]);
+    let mut server = ServerProcess::start(&overrides, &addr);
+    strom_cli(&["topics", "create", TOPIC, "--partitions", "1", "-b", &addr]);
+    let mut client = connect(&addr);
+
+    // Offsets: p0 0, a1 a2 1-2 (producer 1000, open), p1 3.
+    produce(&mut client, batch(&["p0"], None));
+    produce(&mut client, batch(&["a1", "a2"], Some((1000, 0, 0))));
+    produce(&mut client, batch(&["p1"], None));
+    // An open transaction holds read_committed back at its first offset, not
+    // read_uncommitted.
+    assert_eq!(consume(&addr, "read_committed"), ["p0"]);
+    assert_eq!(consume(&addr, "read_uncommitted"), ["p0", "a1", "a2", "p1"]);
+    assert_eq!(fetch_committed(&mut client), (4, 1, vec![]));
+    assert_eq!(latest(&mut client, 1), 1);
+    assert_eq!(latest(&mut client, 0), 4);
+    assert_eq!(producers(&mut client), [(1000, 0, 1)]);
+
+    // ABORT at 4. Then Kafka's checks: an older coordinator epoch is fenced, an unknown
+    // partition is named.
+    assert_eq!(write_marker(&mut client, (1000, 0), false, 5, &[0]), [0]);
+    assert_eq!(
+        write_marker(&mut client, (1000, 0), false, 4, &[0, 7]),
+        [TRANSACTION_COORDINATOR_FENCED, UNKNOWN_TOPIC_OR_PARTITION]
+    );
+    assert_eq!(fetch_committed(&mut client), (5, 5, vec![(1000, 1)]));
+    assert_eq!(consume(&addr, "read_committed"), ["p0", "p1"]);
+
+    // Producer 2000 (epoch 3) commits c1 c2 (5-6, marker 7); a marker of its older epoch
+    // is INVALID_PRODUCER_EPOCH.
+    produce(&mut client, batch(&["c1", "c2"], Some((2000, 3, 0))));
+    assert_eq!(
+        write_marker(&mut client, (2000, 2), true, 5, &[0]),
+        [INVALID_PRODUCER_EPOCH]
+    );
+    assert_eq!(write_marker(&mut client, (2000, 3), true, 5, &[0]), [0]);
+    // Producer 3000 leaves o1 (8) open; p2 (9) after it.
+    produce(&mut client, batch(&["o1"], Some((3000, 0, 0))));
+    produce(&mut client, batch(&["p2"], None));
+    let committed = ["p0", "p1", "c1", "c2"];
+    assert_eq!(consume(&addr, "read_committed"), committed);
+    assert_eq!(
+        consume(&addr, "read_uncommitted"),
+        ["p0", "a1", "a2", "p1", "c1", "c2", "o1", "p2"]
+    );
+    assert_eq!(fetch_committed(&mut client), (10, 8, vec![(1000, 1)]));
+    drop(client);
+
+    // kill -9 and restart: the aborted list, the open transaction and the LSO are back.
+    server.kill();
+    let _server = ServerProcess::start(&overrides, &addr);
+    let mut client = wait_led(&addr);
+    assert_eq!(fetch_committed(&mut client), (10, 8, vec![(1000, 1)]));
+    assert_eq!(latest(&mut client, 1), 8);
+    assert_eq!(consume(&addr, "read_committed"), committed);
+    assert_eq!(producers(&mut client), [(1000, 0, -1), (2000, 3, -1), (3000, 0, 8)]);
+
+    // The open transaction aborts after the restart: o1 is skipped, p2 is seen.
+    assert_eq!(write_marker(&mut client, (3000, 0), false, 5, &[0]), [0]);
+    assert_eq!(
+        fetch_committed(&mut client),
+        (11, 11, vec![(1000, 1), (3000, 8)])
+    );
+    assert_eq!(
+        consume(&addr, "read_committed"),
+        ["p0", "p1", "c1", "c2", "p2"]
+    );
+}
