@@ -29,9 +29,9 @@ pub use handles::HandleCache;
 pub use high_watermarks::HighWatermarks;
 pub use leader_epoch::{EpochEntry, LeaderEpochCache};
 pub use log::{
-    decompressing_walks_max, AppendInfo, AppendOrigin, CompactionReport, FileRange, Health, Log,
+    decompressing_walks_max, frame_snapshot, unframe_snapshot, AppendInfo, AppendOrigin, CompactionReport, FileRange, Health, Log,
     OpenReport, ReadInfo, RecordsCheck, RetentionReport, ScrubBudget, ScrubCursor, ScrubDamage,
-    ScrubStep, TimestampOffset, TruncateReport, Unflushed, SCRUB_CHUNK_BYTES,
+    ScrubStep, TimestampOffset, SNAPSHOT_SUFFIX, TruncateReport, Unflushed, SCRUB_CHUNK_BYTES,
 };
-pub use txn::{AbortedTxn, MarkerRefusal, Transactions};
+pub use txn::{AbortedTxn, MarkerRefusal, Reader as SnapshotReader, Transactions};
 pub use record_errors::{RecordError, RecordErrorReason, RecordErrors, RECORD_ERRORS_LISTED_MAX};

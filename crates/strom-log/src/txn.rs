@@ -236,6 +236,131 @@ impl Transactions {
     }
 }
 
+/// Reads big-endian fields from a snapshot body, refusing to run past its end.
+#[derive(Debug)]
+pub struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    /// A reader over `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Reader { bytes }
+    }
+
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        let (head, rest) = self
+            .bytes
+            .split_first_chunk::<N>()
+            .ok_or("snapshot body ends early")?;
+        self.bytes = rest;
+        Ok(*head)
+    }
+
+    /// An i64.
+    pub fn i64(&mut self) -> Result<i64, String> {
+        self.take::<8>().map(i64::from_be_bytes)
+    }
+
+    /// An i32.
+    pub fn i32(&mut self) -> Result<i32, String> {
+        self.take::<4>().map(i32::from_be_bytes)
+    }
+
+    /// An i16.
+    pub fn i16(&mut self) -> Result<i16, String> {
+        self.take::<2>().map(i16::from_be_bytes)
+    }
+
+    /// A count of entries of `entry_bytes` each, checked against the bytes left (a damaged
+    /// count never sizes an allocation).
+    pub fn count(&mut self, entry_bytes: usize) -> Result<usize, String> {
+        let count = self.take::<4>().map(u32::from_be_bytes)? as usize;
+        if count.saturating_mul(entry_bytes) > self.bytes.len() {
+            return Err(format!("count {count} exceeds the snapshot body"));
+        }
+        Ok(count)
+    }
+
+    /// Whether every byte was read.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+impl Transactions {
+    /// Appends this state to a snapshot body (`docs/FORMATS.md`, producer snapshots):
+    /// producers (id, open transaction's first offset or -1, coordinator epoch), completed
+    /// transactions not yet stable (marker offset, first offset), aborted transactions (id,
+    /// first, last, LSO). Counts are u32, fields big-endian.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let mut producers: Vec<_> = self.producers.iter().collect();
+        producers.sort_by_key(|(id, _)| **id);
+        out.extend_from_slice(&(producers.len() as u32).to_be_bytes());
+        for (id, p) in producers {
+            out.extend_from_slice(&id.to_be_bytes());
+            out.extend_from_slice(&p.ongoing.unwrap_or(-1).to_be_bytes());
+            out.extend_from_slice(&p.coordinator_epoch.to_be_bytes());
+        }
+        out.extend_from_slice(&(self.unreplicated.len() as u32).to_be_bytes());
+        for (marker, u) in &self.unreplicated {
+            out.extend_from_slice(&marker.to_be_bytes());
+            out.extend_from_slice(&u.first_offset.to_be_bytes());
+        }
+        out.extend_from_slice(&(self.aborted.len() as u32).to_be_bytes());
+        for a in &self.aborted {
+            for field in [a.producer_id, a.first_offset, a.last_offset, a.last_stable_offset] {
+                out.extend_from_slice(&field.to_be_bytes());
+            }
+        }
+    }
+
+    /// Reads what [`Transactions::encode`] wrote.
+    pub fn decode(reader: &mut Reader<'_>) -> Result<Transactions, String> {
+        let mut state = Transactions::default();
+        for _ in 0..reader.count(20)? {
+            let id = reader.i64()?;
+            let ongoing = reader.i64()?;
+            let coordinator_epoch = reader.i32()?;
+            let ongoing = (ongoing >= 0).then_some(ongoing);
+            if let Some(first) = ongoing {
+                state.ongoing.insert(first, id);
+            }
+            state.producers.insert(
+                id,
+                ProducerTxn {
+                    ongoing,
+                    coordinator_epoch,
+                },
+            );
+        }
+        for _ in 0..reader.count(16)? {
+            let marker = reader.i64()?;
+            let first_offset = reader.i64()?;
+            state
+                .unreplicated
+                .insert(marker, Unreplicated { first_offset });
+        }
+        for _ in 0..reader.count(32)? {
+            let aborted = AbortedTxn {
+                producer_id: reader.i64()?,
+                first_offset: reader.i64()?,
+                last_offset: reader.i64()?,
+                last_stable_offset: reader.i64()?,
+            };
+            if state
+                .aborted
+                .last()
+                .is_some_and(|last| last.last_offset >= aborted.last_offset)
+            {
+                return Err("aborted transactions out of marker order".into());
+            }
+            state.aborted.push(aborted);
+        }
+        Ok(state)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,6 +427,33 @@ mod tests {
         assert_eq!(t.aborted_between(0, 1).len(), 0);
         t.trim_before(5);
         assert!(t.aborted().is_empty());
+    }
+
+    #[test]
+    fn state_round_trips_through_a_snapshot_body() {
+        let mut t = Transactions::default();
+        t.on_batch(&header(7, true, false), 1);
+        t.on_batch(&header(8, true, false), 2);
+        t.on_marker(7, 3, false, 4);
+        t.on_batch(&header(9, true, false), 5);
+        t.on_marker(9, 1, true, 6);
+        let mut body = Vec::new();
+        t.encode(&mut body);
+        let mut reader = Reader::new(&body);
+        let mut back = Transactions::decode(&mut reader).unwrap();
+        assert!(reader.is_empty());
+        assert_eq!(back.aborted(), t.aborted());
+        assert_eq!(back.ongoing_of(8), Some(2));
+        assert_eq!(back.coordinator_epoch_of(7), 3);
+        assert_eq!(back.last_stable_offset(5), t.clone().last_stable_offset(5));
+        assert_eq!(back.last_stable_offset(7), 2);
+        // Truncated bodies and lying counts are refused, never trusted.
+        for cut in 0..body.len() {
+            assert!(Transactions::decode(&mut Reader::new(&body[..cut])).is_err());
+        }
+        let mut lying = body.clone();
+        lying[0..4].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(Transactions::decode(&mut Reader::new(&lying)).is_err());
     }
 
     #[test]

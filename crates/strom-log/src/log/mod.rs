@@ -22,6 +22,7 @@ mod repair;
 mod resume;
 mod retention;
 mod scrub;
+mod snapshots;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -41,6 +42,7 @@ pub use open::OpenReport;
 pub use read::{FileRange, ReadInfo, TimestampOffset};
 pub use records::{decompressing_walks_max, RecordsCheck};
 pub use retention::{RetentionReport, TruncateReport};
+pub use snapshots::{frame_snapshot, unframe_snapshot, SNAPSHOT_SUFFIX};
 pub use scrub::{ScrubBudget, ScrubCursor, ScrubDamage, ScrubStep, SCRUB_CHUNK_BYTES};
 
 /// The writer's files of a rolled segment that still need an fsync.
