@@ -10,7 +10,7 @@
 //! a follower, under `role`'s read lock by the one fetcher), so it only moves forward.
 //! Order: `role`, then `producers`, then `leader`, then the log's own locks.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use strom_log::{AppendInfo, AppendOrigin, Log, LogError, RecordsCheck, Unflushed};
@@ -178,6 +178,8 @@ pub struct Partition {
     pub(crate) durable: watch::Sender<Durable>,
     /// Whether the partition waits in the syncer's queue; only touched under its mutex.
     sync_queued: AtomicBool,
+    /// Base offset of the active segment when the last producer snapshot was considered.
+    snapshot_segment: AtomicI64,
     role: RwLock<Role>,
     leader: Mutex<Option<Leader>>,
     progress: watch::Sender<Progress>,
@@ -201,6 +203,7 @@ impl Partition {
         signals: Arc<Signals>,
     ) -> Result<Partition, LogError> {
         let producers = rebuild_producers(&log)?;
+        let active_segment = log.segment_base_offsets().last().copied().unwrap_or(0);
         let (durable, _) = watch::channel(Ok(log.durable_offset()));
         let (progress, _) = watch::channel(Progress {
             high_watermark: log.high_watermark(),
@@ -213,6 +216,7 @@ impl Partition {
             producers: Mutex::new(producers),
             durable,
             sync_queued: AtomicBool::new(false),
+            snapshot_segment: AtomicI64::new(active_segment),
             role: RwLock::new(Role::Offline),
             leader: Mutex::new(None),
             progress,
@@ -283,10 +287,12 @@ impl Partition {
         let role = self.leading(leader_epoch)?;
         stamp_leader_epoch(batches, leader_epoch);
         let headers = first_headers(batches);
+        // The producer state is updated under its lock with the append, so that a snapshot
+        // (taken under the lock) covers exactly the log below the log end offset it reads.
+        let mut producers = lock(&self.producers);
         let info = self
             .log
             .append(batches, AppendOrigin::Coordinator, now_ms)?;
-        let mut producers = lock(&self.producers);
         if let Some(header) = headers.first() {
             producers.record(header, info.first_offset, info.last_offset);
         }
@@ -693,13 +699,14 @@ impl Partition {
         bytes: &[u8],
         epoch: i32,
         now_ms: i64,
-    ) -> Result<AppendInfo, AppendError> {
+    ) -> Result<(), AppendError> {
         let _role = self.following(epoch)?;
-        let info = self.log.append_replicated(bytes, now_ms)?;
         {
             // The same producer and transaction state as the leader's, from the same
             // batches: a follower that becomes leader has the right LSO and aborted list.
+            // Updated under the lock with the append (see `append`).
             let mut producers = lock(&self.producers);
+            self.log.append_replicated(bytes, now_ms)?;
             for (header, range) in strom_records::batch_frames(bytes).map_while(Result::ok) {
                 replay(&mut producers, &header, bytes.get(range));
             }
@@ -707,7 +714,7 @@ impl Partition {
         if self.sync_on_commit {
             self.log.flush()?;
         }
-        Ok(info)
+        Ok(())
     }
 
     /// Cuts the log where it diverged from the leader of `epoch`; producer state is rebuilt
@@ -719,6 +726,9 @@ impl Partition {
         now_ms: i64,
     ) -> Result<(), AppendError> {
         let _role = self.following(epoch)?;
+        // Snapshots past the cut describe a log that will not be there: removed (durably)
+        // before the cut, so a crash in between cannot bring one back over new data.
+        self.log.remove_producer_snapshots_above(offset)?;
         self.log.truncate_to(offset, now_ms)?;
         *lock(&self.producers) = rebuild_producers(&self.log)?;
         Ok(())
@@ -732,6 +742,7 @@ impl Partition {
         now_ms: i64,
     ) -> Result<(), AppendError> {
         let _role = self.following(epoch)?;
+        self.log.remove_producer_snapshots_above(-1)?;
         self.log.truncate_fully_and_start_at(offset, now_ms)?;
         *lock(&self.producers) = ProducerStates::default();
         Ok(())
@@ -776,6 +787,34 @@ impl Partition {
         self.sync_queued.store(queued, Ordering::Relaxed);
     }
 
+    /// Writes a producer-state snapshot at the log end offset (Kafka's `.snapshot`), so
+    /// that the next open replays only what follows it. The state is encoded under the
+    /// producer lock, which every append holds across its log append, so it covers exactly
+    /// the log below the offset read there; the file is written after the lock is released.
+    pub fn write_producer_snapshot(&self) -> Result<(), LogError> {
+        let (end_offset, body) = {
+            let producers = lock(&self.producers);
+            (self.log.log_end_offset(), producers.encode_snapshot())
+        };
+        let framed = strom_log::frame_snapshot(end_offset, &body);
+        self.log.write_producer_snapshot(end_offset, &framed)
+    }
+
+    /// A snapshot after every segment roll (the maintenance tick notices the new active
+    /// segment): a restart after a crash replays at most the active segment.
+    pub(crate) fn snapshot_if_rolled(&self) -> Result<(), LogError> {
+        let active = self
+            .log
+            .segment_base_offsets()
+            .last()
+            .copied()
+            .unwrap_or(0);
+        if self.snapshot_segment.swap(active, Ordering::Relaxed) != active {
+            self.write_producer_snapshot()?;
+        }
+        Ok(())
+    }
+
     /// Producers whose state is remembered.
     pub fn producer_count(&self) -> usize {
         lock(&self.producers).len()
@@ -794,6 +833,32 @@ fn first_headers(bytes: &[u8]) -> Vec<BatchHeader> {
 /// Whether the first batch passes the structural and CRC checks.
 fn first_batch_sound(bytes: &[u8]) -> bool {
     matches!(strom_records::batches(bytes).next(), Some(Ok(_)))
+}
+
+/// Largest snapshot file read (a partition's producers are bounded by `PRODUCERS_MAX`).
+const SNAPSHOT_BYTES_MAX: u64 = 256 * 1024 * 1024;
+
+/// The newest snapshot that can be trusted, with its end offset. Snapshots above the log
+/// end offset are removed first (see `Log::remove_producer_snapshots_above`); a damaged or
+/// unreadable one is reported (error log) and the next older one tried, else `None` (the
+/// caller replays the whole log). A snapshot is never trusted without its CRC.
+fn load_snapshot(log: &Log) -> Result<Option<(ProducerStates, i64)>, LogError> {
+    log.remove_producer_snapshots_above(log.log_end_offset())?;
+    for end_offset in log.producer_snapshots()?.into_iter().rev() {
+        let decoded = log
+            .read_producer_snapshot(end_offset, SNAPSHOT_BYTES_MAX)?
+            .and_then(|bytes| {
+                strom_log::unframe_snapshot(end_offset, &bytes)
+                    .and_then(ProducerStates::decode_snapshot)
+            });
+        match decoded {
+            Ok(states) => return Ok(Some((states, end_offset))),
+            Err(reason) => tracing::error!(dir = %log.dir().display(), end_offset, %reason,
+                "producer snapshot damaged: not used; producer state is rebuilt from the log \
+                 (the file stays for inspection until newer snapshots replace it)"),
+        }
+    }
+    Ok(None)
 }
 
 /// Largest control batch decoded for its marker (a marker batch is one record of a few
@@ -838,15 +903,17 @@ fn marker_of(batch: &[u8]) -> Option<strom_records::EndTransactionMarker> {
         .and_then(|r| strom_records::EndTransactionMarker::from_record(r).ok())
 }
 
-/// Replays the log's batch headers, from its start, into a fresh producer state; control
-/// batches (tiny) are read whole for their marker. Only headers are read otherwise (one
-/// small read per batch), never the records. The whole log, not its tail: every aborted
-/// transaction still in the log must be known to `read_committed` fetches (Kafka keeps
-/// them in `.txnindex` files; Strom has no such file yet, so this scan is the cost).
+/// The producer state of the log: the newest trustworthy snapshot, then the batches after
+/// it replayed (headers only, one small read per batch; control batches, tiny, are read
+/// whole for their marker). Without a snapshot the whole log is replayed, not its tail:
+/// every aborted transaction still in the log must be known to `read_committed` fetches.
 fn rebuild_producers(log: &Log) -> Result<ProducerStates, LogError> {
-    let mut states = ProducerStates::default();
+    let (mut states, from) = match load_snapshot(log)? {
+        Some((states, end_offset)) => (states, end_offset),
+        None => (ProducerStates::default(), log.log_start_offset()),
+    };
     let mut failed = None;
-    log.for_each_batch_header(log.log_start_offset(), |header| {
+    log.for_each_batch_header(from, |header| {
         if !header.is_control() {
             replay(&mut states, header, None);
             return;

@@ -13,7 +13,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use strom_log::{MarkerRefusal, Transactions};
+use strom_log::{MarkerRefusal, SnapshotReader, Transactions};
 use strom_records::BatchHeader;
 
 /// Batches remembered per producer (Kafka's `NUM_BATCHES_TO_RETAIN`, the client's
@@ -251,6 +251,72 @@ impl ProducerStates {
         views
     }
 
+    /// The body of a producer snapshot (`docs/FORMATS.md`): producers, least recently seen
+    /// first (id i64, epoch i16, last timestamp i64, batches u8, then per batch first and
+    /// last sequence i32, first and last offset i64), then the transaction state
+    /// ([`Transactions::encode`]). Big-endian; strom-log frames it with a CRC.
+    pub fn encode_snapshot(&self) -> Vec<u8> {
+        let mut producers: Vec<_> = self.by_id.iter().collect();
+        producers.sort_by_key(|(_, e)| e.last_seen);
+        let mut out = Vec::with_capacity(producers.len() * 64 + 64);
+        out.extend_from_slice(&(producers.len() as u32).to_be_bytes());
+        for (id, e) in producers {
+            out.extend_from_slice(&id.to_be_bytes());
+            out.extend_from_slice(&e.epoch.to_be_bytes());
+            out.extend_from_slice(&e.last_timestamp.to_be_bytes());
+            out.push(e.batches.len().min(BATCHES_RETAINED) as u8);
+            for b in e.batches.iter().take(BATCHES_RETAINED) {
+                out.extend_from_slice(&b.first_sequence.to_be_bytes());
+                out.extend_from_slice(&b.last_sequence.to_be_bytes());
+                out.extend_from_slice(&b.first_offset.to_be_bytes());
+                out.extend_from_slice(&b.last_offset.to_be_bytes());
+            }
+        }
+        self.txns.encode(&mut out);
+        out
+    }
+
+    /// Reads what [`ProducerStates::encode_snapshot`] wrote; any inconsistency is an error
+    /// (the caller reports it and rebuilds from the log).
+    pub fn decode_snapshot(body: &[u8]) -> Result<ProducerStates, String> {
+        let mut reader = SnapshotReader::new(body);
+        let mut states = ProducerStates::default();
+        // The smallest entry: id, epoch, timestamp, batch count.
+        for _ in 0..reader.count(19)? {
+            let id = reader.i64()?;
+            let epoch = reader.i16()?;
+            let last_timestamp = reader.i64()?;
+            let count = reader.count_u8()?;
+            if count > BATCHES_RETAINED {
+                return Err(format!("producer {id} holds {count} batches"));
+            }
+            let mut batches = VecDeque::with_capacity(count);
+            for _ in 0..count {
+                batches.push_back(BatchMeta {
+                    first_sequence: reader.i32()?,
+                    last_sequence: reader.i32()?,
+                    first_offset: reader.i64()?,
+                    last_offset: reader.i64()?,
+                });
+            }
+            states.clock = states.clock.wrapping_add(1);
+            states.by_id.insert(
+                id,
+                ProducerEntry {
+                    epoch,
+                    batches,
+                    last_seen: states.clock,
+                    last_timestamp,
+                },
+            );
+        }
+        states.txns = Transactions::decode(&mut reader)?;
+        if !reader.is_empty() {
+            return Err("bytes after the snapshot body".into());
+        }
+        Ok(states)
+    }
+
     /// Forgets the least recently seen producer beyond the bound; one with an open
     /// transaction is never forgotten (its first offset holds the last stable offset).
     fn evict_beyond_bound(&mut self) {
@@ -356,5 +422,62 @@ mod tests {
         // Sequences wrap at i32::MAX.
         assert!(in_sequence(i32::MAX, 0));
         assert_eq!(states.len(), 2);
+    }
+
+    #[test]
+    fn snapshot_round_trips_and_refuses_damage() {
+        let mut states = ProducerStates::default();
+        for i in 0..7 {
+            states.record(&header(8, 0, i, 1), 100 + i64::from(i), 100 + i64::from(i));
+        }
+        let mut txn = header(9, 2, 0, 2);
+        txn.attributes = 0x10;
+        states.record(&txn, 200, 201);
+        states.record_marker(10, 1, 4, false, 202);
+        let body = states.encode_snapshot();
+        let back = ProducerStates::decode_snapshot(&body).unwrap();
+        assert_eq!(back.views(), states.views());
+        assert_eq!(back.check(&header(8, 0, 7, 1)), SequenceCheck::Append);
+        assert!(matches!(
+            back.check(&header(8, 0, 6, 1)),
+            SequenceCheck::Duplicate(_)
+        ));
+        assert_eq!(back.txns.ongoing_of(9), Some(200));
+        assert_eq!(
+            back.check_marker(10, 1, 3),
+            Err(MarkerError::CoordinatorFenced {
+                producer_id: 10,
+                refusal: MarkerRefusal::CoordinatorFenced { got: 3, current: 4 }
+            })
+        );
+        assert!(matches!(
+            back.check_marker(9, 1, 0),
+            Err(MarkerError::StaleProducerEpoch { .. })
+        ));
+        for cut in 0..body.len() {
+            assert!(ProducerStates::decode_snapshot(&body[..cut]).is_err(), "cut {cut}");
+        }
+        let mut longer = body.clone();
+        longer.push(0);
+        assert!(ProducerStates::decode_snapshot(&longer).is_err());
+    }
+
+    #[test]
+    fn markers_end_transactions_without_touching_sequences() {
+        let mut states = ProducerStates::default();
+        let mut txn = header(5, 0, 0, 2);
+        txn.attributes = 0x10;
+        states.record(&txn, 10, 11);
+        assert_eq!(states.txns.last_stable_offset(12), 10);
+        assert_eq!(states.check_marker(5, 0, 0), Ok(()));
+        states.record_marker(5, 0, 0, true, 12);
+        assert_eq!(states.txns.last_stable_offset(13), 13);
+        // The next batch continues the sequence.
+        let mut next = header(5, 0, 2, 1);
+        next.attributes = 0x10;
+        assert_eq!(states.check(&next), SequenceCheck::Append);
+        let mut control = header(5, 0, -1, 1);
+        control.attributes = 0x30;
+        assert_eq!(states.check(&control), SequenceCheck::Append);
     }
 }

@@ -585,6 +585,14 @@ impl ReplicaManager {
             .collect();
         for partition in partitions {
             partition.go_offline();
+            // A clean shutdown leaves a snapshot at the log end: the next start replays
+            // nothing. Offline now, so no append races it.
+            if !partition.log.is_failed() {
+                if let Err(error) = partition.write_producer_snapshot() {
+                    tracing::warn!(topic = %partition.topic, partition = partition.tp.partition,
+                        %error, "producer snapshot at shutdown failed; the next start replays the log");
+                }
+            }
             if let Err(error) = partition.log.close() {
                 tracing::error!(topic = %partition.topic, partition = partition.tp.partition,
                     %error, "closing partition log");
@@ -609,6 +617,7 @@ impl ReplicaManager {
                 .try_resume(now_ms)
                 .and_then(|_| log.maybe_flush(now_ms))
                 .and_then(|()| log.delete_expired_files(now_ms))
+                .and_then(|()| partition.snapshot_if_rolled())
                 .and_then(|()| {
                     if checkpoint {
                         log.checkpoint_recovery_point().map(|_| ())

@@ -272,6 +272,11 @@ impl<'a> Reader<'a> {
         self.take::<2>().map(i16::from_be_bytes)
     }
 
+    /// A one-byte count.
+    pub fn count_u8(&mut self) -> Result<usize, String> {
+        self.take::<1>().map(|b| usize::from(b[0]))
+    }
+
     /// A count of entries of `entry_bytes` each, checked against the bytes left (a damaged
     /// count never sizes an allocation).
     pub fn count(&mut self, entry_bytes: usize) -> Result<usize, String> {

@@ -4,7 +4,8 @@
 //! (kcat, librdkafka) reads. An open transaction holds back read_committed readers (the
 //! last stable offset) but not read_uncommitted ones; aborted records are skipped, committed
 //! ones seen; Kafka's marker checks answer as Kafka does; after `kill -9` and a restart the
-//! aborted list and the LSO are the same.
+//! aborted list and the LSO are the same (rebuilt from the log), after a clean restart too
+//! (from the producer snapshot), and with a damaged snapshot (reported, rebuilt from the log).
 
 mod common;
 
@@ -284,4 +285,35 @@ fn read_committed_sees_only_committed_records_across_kill_9() {
         consume(&addr, "read_committed"),
         ["p0", "p1", "c1", "c2", "p2"]
     );
+    let expected = (11, 11, vec![(1000, 1), (3000, 8)]);
+    drop(client);
+
+    // A clean shutdown leaves a producer snapshot at the log end; the restart uses it.
+    drop(_server);
+    let mut server = ServerProcess::start(&overrides, &addr);
+    assert!(server.terminate(), "clean shutdown");
+    let partition_dir = data.path().join(format!("{TOPIC}-0"));
+    let snapshot = partition_dir.join(format!("{:020}.snapshot", 11));
+    assert!(snapshot.exists(), "no snapshot at the log end after a clean shutdown");
+    let server = ServerProcess::start_logged(&overrides, &addr);
+    let mut client = wait_led(&addr);
+    assert_eq!(fetch_committed(&mut client), expected);
+    assert!(!server.log().contains("producer snapshot damaged"));
+    drop(client);
+    drop(server);
+
+    // A damaged snapshot is reported and not used: the state is rebuilt from the log.
+    let mut bytes = std::fs::read(&snapshot).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&snapshot, &bytes).unwrap();
+    let server = ServerProcess::start_logged(&overrides, &addr);
+    let mut client = wait_led(&addr);
+    assert_eq!(fetch_committed(&mut client), expected);
+    assert_eq!(consume(&addr, "read_committed"), ["p0", "p1", "c1", "c2", "p2"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !server.log().contains("producer snapshot damaged") {
+        assert!(std::time::Instant::now() < deadline, "damage not reported: {}", server.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
