@@ -17,8 +17,17 @@
 //!   producer that has not expired (`producer.id.expiration.ms`, Kafka's default: one day),
 //!   whose sequence and epoch rebuilding producer state needs. A kept empty batch is the
 //!   61-byte, uncompressed header Kafka writes ([`strom_records::empty_batch`]).
-//! - Control and transactional batches are kept whole (transactions are not served, so
-//!   there are no aborted transactions or markers to clean).
+//! - Transactions (Kafka's cleaner with its aborted-transaction index): the key map pass
+//!   follows each producer's transactional batches to their COMMIT/ABORT marker
+//!   ([`TxnTracker`]). Records of an aborted transaction are removed (their batch is
+//!   emptied, and dropped or kept empty by the rule above) and their keys never enter the
+//!   key map; a committed transaction's records are cleaned as any others; a transaction
+//!   whose marker is not in the mapped range (still open, or its marker lies beyond) is
+//!   kept whole and its keys stay out of the map, so nothing it might supersede is removed
+//!   before it is decided. Markers (control batches) are kept whole: replaying the log into
+//!   producer state needs every marker whose transaction's batches may remain (removing
+//!   markers after `delete.retention.ms`, as Kafka does once a transaction has no data
+//!   left, is not done yet).
 //!
 //! Records are never decoded into values: the key map and the cleaning walk each batch's
 //! records (`strom_records::walk_records`, one decompression window, keys copied out), and
@@ -26,7 +35,7 @@
 //! (`strom_records::retain_records`). A batch costs its keys, one bit per record and the
 //! rebuilt batch, whatever its records' values and headers hold.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use strom_records::{
     retain_records, validate, walk_records, BatchHeader, DecodeLimits, Rebuild, RecordsError,
@@ -58,6 +67,8 @@ impl Default for CompactionLimits {
 
 /// Bytes charged per key on top of its length (hash map entry, offset, allocation).
 const KEY_OVERHEAD_BYTES: usize = 64;
+/// Bytes charged per transactional batch remembered as aborted or undecided.
+const BATCH_ENTRY_BYTES: usize = 16;
 /// Bytes charged per producer id remembered.
 const PRODUCER_ENTRY_BYTES: usize = 48;
 
@@ -66,6 +77,11 @@ const PRODUCER_ENTRY_BYTES: usize = 48;
 pub struct KeyMap {
     offsets: HashMap<Vec<u8>, i64>,
     producers: HashMap<i64, i64>,
+    /// Base offsets of batches of aborted transactions (their records are removed).
+    aborted: HashSet<i64>,
+    /// Base offsets of transactional batches whose outcome is not in the mapped range
+    /// (kept whole).
+    undecided: HashSet<i64>,
     bytes: usize,
 }
 
@@ -141,6 +157,9 @@ impl KeyMap {
 
     /// Adds all keys of `other` (a later part of the log).
     pub fn merge(&mut self, other: KeyMap) {
+        self.bytes += (other.aborted.len() + other.undecided.len()) * BATCH_ENTRY_BYTES;
+        self.aborted.extend(other.aborted);
+        self.undecided.extend(other.undecided);
         for (producer_id, last) in other.producers {
             match self.producers.get_mut(&producer_id) {
                 Some(latest) => *latest = (*latest).max(last),
@@ -160,6 +179,71 @@ impl KeyMap {
             }
         }
     }
+}
+
+/// Follows transactions through the key-map pass (see the module docs): a transactional
+/// batch's keys wait with its producer's open transaction until the marker, then join the
+/// key map (COMMIT) or are dropped and the batches marked aborted (ABORT).
+#[derive(Debug, Default)]
+pub struct TxnTracker {
+    open: HashMap<i64, (Vec<i64>, KeyMap)>,
+}
+
+impl TxnTracker {
+    /// One batch of the mapped range, in log order: its keys go into `part` (the key map
+    /// of its segment) now, at its transaction's COMMIT, or never.
+    pub fn add_batch(
+        &mut self,
+        part: &mut KeyMap,
+        header: &BatchHeader,
+        batch: &[u8],
+        limits: &CompactionLimits,
+    ) -> Result<(), RecordsError> {
+        if header.is_control() {
+            check_stored(batch)?;
+            let Some(commit) = marker_of(batch, limits)? else {
+                return Ok(());
+            };
+            if let Some((offsets, keys)) = self.open.remove(&header.producer_id) {
+                if commit {
+                    part.merge(keys);
+                } else {
+                    part.bytes += offsets.len() * BATCH_ENTRY_BYTES;
+                    part.aborted.extend(offsets);
+                }
+            }
+            return Ok(());
+        }
+        if header.is_transactional() && header.has_producer_id() {
+            let (offsets, keys) = self.open.entry(header.producer_id).or_default();
+            offsets.push(header.base_offset);
+            return keys.add_batch(header, batch, limits);
+        }
+        part.add_batch(header, batch, limits)
+    }
+
+    /// Bytes the keys of open transactions hold.
+    pub fn bytes(&self) -> usize {
+        self.open.values().map(|(o, k)| k.bytes + o.len() * BATCH_ENTRY_BYTES).sum()
+    }
+
+    /// The end of the mapped range: transactions still open there are undecided.
+    pub fn finish(self, map: &mut KeyMap) {
+        for (offsets, _) in self.open.into_values() {
+            map.bytes += offsets.len() * BATCH_ENTRY_BYTES;
+            map.undecided.extend(offsets);
+        }
+    }
+}
+
+/// Whether a control batch is a COMMIT (`Some(true)`) or ABORT marker; `None` for other
+/// control records.
+fn marker_of(batch: &[u8], limits: &CompactionLimits) -> Result<Option<bool>, RecordsError> {
+    let records = strom_records::records(batch, &decode_limits(limits))?;
+    Ok(records
+        .first()
+        .and_then(|r| strom_records::EndTransactionMarker::from_record(r).ok())
+        .map(|m| m.commit))
 }
 
 /// A stored batch is whole and its CRC right before the cleaner reads or rewrites it: a
@@ -219,8 +303,14 @@ pub fn clean_batch(
     limits: &CompactionLimits,
 ) -> Result<Cleaned, RecordsError> {
     check_stored(batch)?;
-    if header.is_control() || header.is_transactional() {
+    if header.is_control() || map.undecided.contains(&header.base_offset) {
         return Ok(Cleaned::Unchanged);
+    }
+    if header.is_transactional() && map.aborted.contains(&header.base_offset) {
+        return Ok(Cleaned::Emptied {
+            records_removed: usize::try_from(header.records_count).unwrap_or(0),
+            tombstones_removed: 0,
+        });
     }
     if header.records_count == 0 {
         // Nothing to walk (an old empty batch may carry a codec with no payload).
@@ -413,6 +503,72 @@ mod tests {
     fn clean(bytes: &[u8], map: &KeyMap, time: CleanTime) -> Cleaned {
         let h = BatchHeader::parse(bytes).unwrap();
         clean_batch(&h, bytes, map, time, &CompactionLimits::default()).unwrap()
+    }
+
+    fn txn_batch(base: i64, producer_id: i64, keys: &[&str]) -> Vec<u8> {
+        let mut b = BatchBuilder::new(base, 1000)
+            .producer(producer_id, 0, 0)
+            .transactional(true);
+        for (i, key) in keys.iter().enumerate() {
+            b.append(
+                1000 + i as i64,
+                Some(key.as_bytes().to_vec().into()),
+                Some(b"v".to_vec().into()),
+                Vec::new(),
+            )
+            .unwrap();
+        }
+        b.build().unwrap()
+    }
+
+    fn marker(base: i64, producer_id: i64, commit: bool) -> Vec<u8> {
+        strom_records::EndTransactionMarker {
+            commit,
+            coordinator_epoch: 0,
+        }
+        .to_batch(base, 1000, producer_id, 0)
+        .unwrap()
+    }
+
+    #[test]
+    fn aborted_records_go_committed_are_cleaned_undecided_stay_whole() {
+        let limits = CompactionLimits::default();
+        // Producer 1 aborts k1 (0); producer 2 commits k1 k2 (1-2); producer 3 leaves k2
+        // (4) open; plain k1 k2 at 5-6 supersede.
+        let aborted = txn_batch(0, 1, &["k1"]);
+        let committed = txn_batch(1, 2, &["k1", "k2"]);
+        let abort = marker(3, 1, false);
+        let commit = marker(4, 2, true);
+        let open = txn_batch(5, 3, &["k3"]);
+        let plain = batch(6, &[("k1", Some("x"))], Compression::None);
+        let mut map = KeyMap::default();
+        let mut tracker = TxnTracker::default();
+        for bytes in [&aborted, &committed, &abort, &commit, &open, &plain] {
+            let h = BatchHeader::parse(bytes).unwrap();
+            tracker.add_batch(&mut map, &h, bytes, &limits).unwrap();
+        }
+        tracker.finish(&mut map);
+        // The aborted and the open transactions' keys are not in the map.
+        assert_eq!(map.latest(b"k1"), Some(6));
+        assert_eq!(map.latest(b"k2"), Some(2));
+        assert_eq!(map.latest(b"k3"), None);
+        assert!(matches!(
+            clean(&aborted, &map, at(0)),
+            Cleaned::Emptied { records_removed: 1, .. }
+        ));
+        // The committed batch loses k1 (superseded at 6), keeps k2.
+        match clean(&committed, &map, at(0)) {
+            Cleaned::Rewritten { batch, records_removed, .. } => {
+                assert_eq!(records_removed, 1);
+                let kept = decode(&batch, &limits).unwrap();
+                assert_eq!(kept.len(), 1);
+                assert_eq!(kept[0].key.as_deref(), Some(&b"k2"[..]));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(clean(&open, &map, at(0)), Cleaned::Unchanged);
+        assert_eq!(clean(&abort, &map, at(0)), Cleaned::Unchanged);
+        assert_eq!(clean(&commit, &map, at(0)), Cleaned::Unchanged);
     }
 
     #[test]

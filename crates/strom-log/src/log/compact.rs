@@ -27,6 +27,7 @@ use strom_records::{empty_batch, BatchHeader};
 
 use crate::compaction::{
     clean_batch, group_segments, CleanTime, Cleaned, CompactionLimits, GroupInput, KeyMap,
+    TxnTracker,
     PRODUCER_ID_EXPIRATION_MS,
 };
 use crate::config::{OFFSET_INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES};
@@ -179,6 +180,7 @@ impl Log {
         limits: &CompactionLimits,
     ) -> Result<(KeyMap, usize), LogError> {
         let mut map = KeyMap::default();
+        let mut tracker = TxnTracker::default();
         let mut covered = 0;
         for candidate in candidates {
             let segment = &candidate.segment;
@@ -191,16 +193,19 @@ impl Log {
                 segment.size_bytes(),
                 |header, position, bytes| {
                     part.add_producer_batch(header);
-                    part.add_batch(header, &bytes, limits)
+                    tracker
+                        .add_batch(&mut part, header, &bytes, limits)
                         .map_err(|e| corrupt(segment, position, e))
                 },
             )?;
-            if map.bytes() + part.bytes() > limits.key_map_bytes_max {
+            if map.bytes() + part.bytes() + tracker.bytes() > limits.key_map_bytes_max {
                 break;
             }
             map.merge(part);
             covered += 1;
         }
+        // Transactions open at the end of the mapped range stay whole.
+        tracker.finish(&mut map);
         Ok((map, covered))
     }
 
