@@ -355,7 +355,7 @@ fn logs(e: &mut TextEncoder, context: &BrokerContext) {
     let mut hosted = context.replicas.all();
     hosted.sort_by(|a, b| (&a.topic, a.tp.partition).cmp(&(&b.topic, b.tp.partition)));
     type Value = fn(&crate::Partition) -> i128;
-    let families: [(&str, &str, Value); 5] = [
+    let families: [(&str, &str, Value); 6] = [
         (
             "kafka_log_log_size",
             "Bytes of the partition's log segments (Log Size).",
@@ -380,6 +380,13 @@ fn logs(e: &mut TextEncoder, context: &BrokerContext) {
             "strom_log_high_watermark",
             "The partition's high watermark: the offset consumers read up to.",
             |p| i128::from(p.log.high_watermark()),
+        ),
+        (
+            "kafka_cluster_partition_laststableoffsetlag",
+            "The high watermark minus the last stable offset: what open (or not yet \
+             replicated) transactions hold back from read_committed consumers \
+             (Partition LastStableOffsetLag).",
+            |p| i128::from(p.log.high_watermark().saturating_sub(p.last_stable_offset()).max(0)),
         ),
     ];
     if metrics.config.partition_enable {
