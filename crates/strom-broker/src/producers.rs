@@ -7,9 +7,10 @@
 //! marker. Control batches (COMMIT/ABORT markers) never touch sequences; they end the
 //! producer's transaction ([`ProducerStates::record_marker`]).
 //!
-//! The state is rebuilt from the log when a partition opens (`partition.rs`, no snapshot
-//! file yet): the whole log's batch headers are replayed, so that every aborted transaction
-//! still in the log is known to `read_committed` fetches.
+//! The state is rebuilt when a partition opens (`partition.rs`): from the newest producer
+//! snapshot ([`ProducerStates::decode_snapshot`], `docs/FORMATS.md`) and the batches after
+//! it, or, without a trustworthy one, by replaying the whole log's batch headers, so that
+//! every aborted transaction still in the log is known to `read_committed` fetches.
 
 use std::collections::{HashMap, VecDeque};
 
