@@ -365,7 +365,9 @@ impl Partition {
     /// oldest transaction that is open or whose marker is not yet replicated.
     pub fn last_stable_offset(&self) -> i64 {
         let high_watermark = self.log.high_watermark();
-        lock(&self.producers).txns.last_stable_offset(high_watermark)
+        lock(&self.producers)
+            .txns
+            .last_stable_offset(high_watermark)
     }
 
     /// The aborted transactions a `read_committed` fetch of `[from, to)` must name.
@@ -803,12 +805,7 @@ impl Partition {
     /// A snapshot after every segment roll (the maintenance tick notices the new active
     /// segment): a restart after a crash replays at most the active segment.
     pub(crate) fn snapshot_if_rolled(&self) -> Result<(), LogError> {
-        let active = self
-            .log
-            .segment_base_offsets()
-            .last()
-            .copied()
-            .unwrap_or(0);
+        let active = self.log.segment_base_offsets().last().copied().unwrap_or(0);
         if self.snapshot_segment.swap(active, Ordering::Relaxed) != active {
             self.write_producer_snapshot()?;
         }
@@ -921,7 +918,11 @@ fn rebuild_producers(log: &Log) -> Result<ProducerStates, LogError> {
         let size = header.size_bytes() as u64;
         let bytes = if size <= CONTROL_BATCH_BYTES_MAX {
             match log
-                .read(header.base_offset, size, header.last_offset().saturating_add(1))
+                .read(
+                    header.base_offset,
+                    size,
+                    header.last_offset().saturating_add(1),
+                )
                 .and_then(|info| match info.range {
                     Some(range) => range.read_bytes().map_err(|source| LogError::Io {
                         operation: "read",

@@ -177,12 +177,15 @@ impl ProducerStates {
     fn touch(&mut self, producer_id: i64, epoch: i16) -> &mut ProducerEntry {
         self.clock = self.clock.wrapping_add(1);
         let clock = self.clock;
-        let entry = self.by_id.entry(producer_id).or_insert_with(|| ProducerEntry {
-            epoch,
-            batches: VecDeque::new(),
-            last_seen: clock,
-            last_timestamp: -1,
-        });
+        let entry = self
+            .by_id
+            .entry(producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch,
+                batches: VecDeque::new(),
+                last_seen: clock,
+                last_timestamp: -1,
+            });
         if epoch != entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
@@ -456,7 +459,10 @@ mod tests {
             Err(MarkerError::StaleProducerEpoch { .. })
         ));
         for cut in 0..body.len() {
-            assert!(ProducerStates::decode_snapshot(&body[..cut]).is_err(), "cut {cut}");
+            assert!(
+                ProducerStates::decode_snapshot(&body[..cut]).is_err(),
+                "cut {cut}"
+            );
         }
         let mut longer = body.clone();
         longer.push(0);

@@ -224,7 +224,10 @@ impl TxnTracker {
 
     /// Bytes the keys of open transactions hold.
     pub fn bytes(&self) -> usize {
-        self.open.values().map(|(o, k)| k.bytes + o.len() * BATCH_ENTRY_BYTES).sum()
+        self.open
+            .values()
+            .map(|(o, k)| k.bytes + o.len() * BATCH_ENTRY_BYTES)
+            .sum()
     }
 
     /// The end of the mapped range: transactions still open there are undecided.
@@ -554,11 +557,18 @@ mod tests {
         assert_eq!(map.latest(b"k3"), None);
         assert!(matches!(
             clean(&aborted, &map, at(0)),
-            Cleaned::Emptied { records_removed: 1, .. }
+            Cleaned::Emptied {
+                records_removed: 1,
+                ..
+            }
         ));
         // The committed batch loses k1 (superseded at 6), keeps k2.
         match clean(&committed, &map, at(0)) {
-            Cleaned::Rewritten { batch, records_removed, .. } => {
+            Cleaned::Rewritten {
+                batch,
+                records_removed,
+                ..
+            } => {
                 assert_eq!(records_removed, 1);
                 let kept = decode(&batch, &limits).unwrap();
                 assert_eq!(kept.len(), 1);

@@ -98,7 +98,11 @@ impl Transactions {
     /// Kafka's check of a marker before it is appended: its coordinator epoch is not older
     /// than the last one seen for the producer. (The producer epoch is checked by the
     /// caller, which keeps producer epochs.)
-    pub fn check_marker(&self, producer_id: i64, coordinator_epoch: i32) -> Result<(), MarkerRefusal> {
+    pub fn check_marker(
+        &self,
+        producer_id: i64,
+        coordinator_epoch: i32,
+    ) -> Result<(), MarkerRefusal> {
         match self.producers.get(&producer_id) {
             Some(p) if coordinator_epoch < p.coordinator_epoch => {
                 Err(MarkerRefusal::CoordinatorFenced {
@@ -314,7 +318,12 @@ impl Transactions {
         }
         out.extend_from_slice(&(self.aborted.len() as u32).to_be_bytes());
         for a in &self.aborted {
-            for field in [a.producer_id, a.first_offset, a.last_offset, a.last_stable_offset] {
+            for field in [
+                a.producer_id,
+                a.first_offset,
+                a.last_offset,
+                a.last_stable_offset,
+            ] {
                 out.extend_from_slice(&field.to_be_bytes());
             }
         }

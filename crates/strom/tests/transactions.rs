@@ -58,9 +58,7 @@ fn batch(values: &[&str], producer: Option<(i64, i16, i32)>) -> Bytes {
 /// Produces one batch with acks=all; asserts it was accepted.
 fn produce(client: &mut KafkaClient, records: Bytes) {
     let request = ProduceRequest::default()
-        .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str(
-            "raw-test",
-        ))))
+        .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("raw-test"))))
         .with_acks(-1)
         .with_timeout_ms(10_000)
         .with_topic_data(vec![TopicProduceData::default()
@@ -81,14 +79,15 @@ fn write_marker(
     coordinator_epoch: i32,
     partitions: &[i32],
 ) -> Vec<i16> {
-    let request = WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
-        .with_producer_id(ProducerId(producer.0))
-        .with_producer_epoch(producer.1)
-        .with_transaction_result(commit)
-        .with_coordinator_epoch(coordinator_epoch)
-        .with_topics(vec![WritableTxnMarkerTopic::default()
-            .with_name(name(TOPIC))
-            .with_partition_indexes(partitions.to_vec())])]);
+    let request =
+        WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+            .with_producer_id(ProducerId(producer.0))
+            .with_producer_epoch(producer.1)
+            .with_transaction_result(commit)
+            .with_coordinator_epoch(coordinator_epoch)
+            .with_topics(vec![WritableTxnMarkerTopic::default()
+                .with_name(name(TOPIC))
+                .with_partition_indexes(partitions.to_vec())])]);
     let response = client.send(1, request).unwrap();
     assert_eq!(response.markers.len(), 1);
     assert_eq!(response.markers[0].producer_id.0, producer.0);
@@ -154,7 +153,13 @@ fn producers(client: &mut KafkaClient) -> Vec<(i64, i32, i64)> {
     let mut found: Vec<_> = p
         .active_producers
         .iter()
-        .map(|s| (s.producer_id.0, s.producer_epoch, s.current_txn_start_offset))
+        .map(|s| {
+            (
+                s.producer_id.0,
+                s.producer_epoch,
+                s.current_txn_start_offset,
+            )
+        })
         .collect();
     found.sort();
     found
@@ -166,7 +171,17 @@ fn consume(addr: &str, isolation: &str) -> Vec<String> {
     let isolation = format!("isolation.level={isolation}");
     kcat(
         &[
-            "-b", addr, "-C", "-t", TOPIC, "-o", "beginning", "-e", "-f", "%s\n", "-X",
+            "-b",
+            addr,
+            "-C",
+            "-t",
+            TOPIC,
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%s\n",
+            "-X",
             &isolation,
         ],
         "",
@@ -208,7 +223,10 @@ fn wait_led(addr: &str) -> KafkaClient {
                 return client;
             }
         }
-        assert!(std::time::Instant::now() < deadline, "partition not led again");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "partition not led again"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -273,7 +291,10 @@ fn read_committed_sees_only_committed_records_across_kill_9() {
     assert_eq!(fetch_committed(&mut client), (10, 8, vec![(1000, 1)]));
     assert_eq!(latest(&mut client, 1), 8);
     assert_eq!(consume(&addr, "read_committed"), committed);
-    assert_eq!(producers(&mut client), [(1000, 0, -1), (2000, 3, -1), (3000, 0, 8)]);
+    assert_eq!(
+        producers(&mut client),
+        [(1000, 0, -1), (2000, 3, -1), (3000, 0, 8)]
+    );
 
     // The open transaction aborts after the restart: o1 is skipped, p2 is seen.
     assert_eq!(write_marker(&mut client, (3000, 0), false, 5, &[0]), [0]);
@@ -294,7 +315,10 @@ fn read_committed_sees_only_committed_records_across_kill_9() {
     assert!(server.terminate(), "clean shutdown");
     let partition_dir = data.path().join(format!("{TOPIC}-0"));
     let snapshot = partition_dir.join(format!("{:020}.snapshot", 11));
-    assert!(snapshot.exists(), "no snapshot at the log end after a clean shutdown");
+    assert!(
+        snapshot.exists(),
+        "no snapshot at the log end after a clean shutdown"
+    );
     let server = ServerProcess::start_logged(&overrides, &addr);
     let mut client = wait_led(&addr);
     assert_eq!(fetch_committed(&mut client), expected);
@@ -310,10 +334,17 @@ fn read_committed_sees_only_committed_records_across_kill_9() {
     let server = ServerProcess::start_logged(&overrides, &addr);
     let mut client = wait_led(&addr);
     assert_eq!(fetch_committed(&mut client), expected);
-    assert_eq!(consume(&addr, "read_committed"), ["p0", "p1", "c1", "c2", "p2"]);
+    assert_eq!(
+        consume(&addr, "read_committed"),
+        ["p0", "p1", "c1", "c2", "p2"]
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !server.log().contains("producer snapshot damaged") {
-        assert!(std::time::Instant::now() < deadline, "damage not reported: {}", server.log());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "damage not reported: {}",
+            server.log()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

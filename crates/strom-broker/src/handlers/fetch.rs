@@ -22,8 +22,7 @@ use strom_log::LogError;
 use strom_meta::{MetadataImage, TopicIdPartition};
 use strom_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use strom_protocol::messages::fetch_response::{
-    AbortedTransaction, EpochEndOffset as WireEpochEndOffset, FetchableTopicResponse,
-    PartitionData,
+    AbortedTransaction, EpochEndOffset as WireEpochEndOffset, FetchableTopicResponse, PartitionData,
 };
 use strom_protocol::messages::{FetchRequest, FetchResponse, ResponseKind};
 use strom_protocol::ErrorCode;
@@ -371,7 +370,10 @@ fn read_one(
                         .with_first_offset(a.first_offset)
                 })
                 .collect();
-            (last_stable_offset, base.with_aborted_transactions(Some(aborted)))
+            (
+                last_stable_offset,
+                base.with_aborted_transactions(Some(aborted)),
+            )
         }
         MaxOffset::HighWatermark => (high_watermark, base),
         MaxOffset::LogEnd => (i64::MAX, base),

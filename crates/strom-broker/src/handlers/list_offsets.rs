@@ -98,7 +98,9 @@ async fn lookup(
             return failed(ErrorCode::OFFSET_NOT_AVAILABLE);
         }
     }
-    let result = tokio::task::spawn_blocking(move || offset_for(&partition, timestamp, read_committed)).await;
+    let result =
+        tokio::task::spawn_blocking(move || offset_for(&partition, timestamp, read_committed))
+            .await;
     let epoch = if version >= LEADER_EPOCH_MIN_VERSION {
         epoch
     } else {

@@ -13,7 +13,10 @@ use super::topic_name;
 use crate::server::BrokerContext;
 use crate::txn_markers::{write_txn_markers, TxnMarker, MARKER_TIMEOUT};
 
-pub(super) async fn handle(context: &BrokerContext, request: WriteTxnMarkersRequest) -> ResponseKind {
+pub(super) async fn handle(
+    context: &BrokerContext,
+    request: WriteTxnMarkersRequest,
+) -> ResponseKind {
     let mut markers = Vec::with_capacity(request.markers.len());
     for wire in &request.markers {
         let marker = TxnMarker {

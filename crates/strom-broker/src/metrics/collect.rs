@@ -386,7 +386,14 @@ fn logs(e: &mut TextEncoder, context: &BrokerContext) {
             "The high watermark minus the last stable offset: what open (or not yet \
              replicated) transactions hold back from read_committed consumers \
              (Partition LastStableOffsetLag).",
-            |p| i128::from(p.log.high_watermark().saturating_sub(p.last_stable_offset()).max(0)),
+            |p| {
+                i128::from(
+                    p.log
+                        .high_watermark()
+                        .saturating_sub(p.last_stable_offset())
+                        .max(0),
+                )
+            },
         ),
     ];
     if metrics.config.partition_enable {

@@ -27,8 +27,7 @@ use strom_records::{empty_batch, BatchHeader};
 
 use crate::compaction::{
     clean_batch, group_segments, CleanTime, Cleaned, CompactionLimits, GroupInput, KeyMap,
-    TxnTracker,
-    PRODUCER_ID_EXPIRATION_MS,
+    TxnTracker, PRODUCER_ID_EXPIRATION_MS,
 };
 use crate::config::{OFFSET_INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES};
 use crate::error::LogError;

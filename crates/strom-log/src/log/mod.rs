@@ -42,8 +42,8 @@ pub use open::OpenReport;
 pub use read::{FileRange, ReadInfo, TimestampOffset};
 pub use records::{decompressing_walks_max, RecordsCheck};
 pub use retention::{RetentionReport, TruncateReport};
-pub use snapshots::{frame_snapshot, unframe_snapshot, SNAPSHOT_SUFFIX};
 pub use scrub::{ScrubBudget, ScrubCursor, ScrubDamage, ScrubStep, SCRUB_CHUNK_BYTES};
+pub use snapshots::{frame_snapshot, unframe_snapshot, SNAPSHOT_SUFFIX};
 
 /// The writer's files of a rolled segment that still need an fsync.
 #[derive(Clone, Debug)]
