@@ -293,8 +293,22 @@ impl Partition {
         let info = self
             .log
             .append(batches, AppendOrigin::Coordinator, now_ms)?;
-        if let Some(header) = headers.first() {
-            producers.record(header, info.first_offset, info.last_offset);
+        match headers.first() {
+            // A marker appended this way (without `write_marker`'s checks) still ends its
+            // producer's transaction.
+            Some(header) if header.is_control() => {
+                if let Some(marker) = marker_of(batches) {
+                    producers.record_marker(
+                        header.producer_id,
+                        header.producer_epoch,
+                        marker.coordinator_epoch,
+                        marker.commit,
+                        info.first_offset,
+                    );
+                }
+            }
+            Some(header) => producers.record(header, info.first_offset, info.last_offset),
+            None => {}
         }
         drop(producers);
         self.after_leader_append(commit, info.last_offset.saturating_add(1))?;
@@ -795,7 +809,9 @@ impl Partition {
     /// the log below the offset read there; the file is written after the lock is released.
     pub fn write_producer_snapshot(&self) -> Result<(), LogError> {
         let (end_offset, body) = {
-            let producers = lock(&self.producers);
+            let mut producers = lock(&self.producers);
+            // Aborted transactions retention removed are not kept.
+            producers.txns.trim_before(self.log.log_start_offset());
             (self.log.log_end_offset(), producers.encode_snapshot())
         };
         let framed = strom_log::frame_snapshot(end_offset, &body);

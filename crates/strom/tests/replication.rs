@@ -7,6 +7,9 @@
 //! one a prefix of the longest). Once in page-cache mode, once under sync-on-commit, which
 //! also shows `acks=all` refused with NOT_ENOUGH_REPLICAS below `min.insync.replicas`.
 //!
+//! A new leader also has its predecessor's transaction state (last stable offset, aborted
+//! transactions), replayed from the batches it fetched.
+//!
 //! `STROM_REPLICATION_ROUNDS=<n>` repeats the fault rounds (results in docs/PERFORMANCE.md).
 
 mod common;
@@ -681,4 +684,124 @@ async fn a_damaged_replica_stays_out_of_the_isr_and_never_leads() {
     );
     cluster.stop();
     check_replicas_agree(&cluster);
+}
+
+/// Produces one batch holding `value` with acks=all: transactional for `producer` (epoch 0,
+/// sequence 0), plain without. Returns the error code.
+fn txn_produce(addr: &str, producer: Option<i64>, value: &'static str) -> i16 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let mut builder = strom_records::BatchBuilder::new(0, now);
+    if let Some(id) = producer {
+        builder = builder.producer(id, 0, 0).transactional(true);
+    }
+    builder
+        .append(
+            now,
+            None,
+            Some(Bytes::from_static(value.as_bytes())),
+            vec![],
+        )
+        .unwrap();
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(builder.build().unwrap().into()))])]);
+    let response: ProduceResponse = send(addr, 9, request);
+    response.responses[0].partition_responses[0].error_code
+}
+
+/// A read_committed Fetch from offset 0: (error, high watermark, last stable offset,
+/// aborted transactions as (producer id, first offset)).
+fn committed_view(addr: &str) -> (i16, i64, i64, Vec<(i64, i64)>) {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_bytes(1 << 20)
+        .with_isolation_level(1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str(TOPIC)))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let response: FetchResponse = send(addr, 12, request);
+    let p = &response.responses[0].partitions[0];
+    let aborted = p
+        .aborted_transactions
+        .iter()
+        .flatten()
+        .map(|a| (a.producer_id.0, a.first_offset))
+        .collect();
+    (
+        p.error_code,
+        p.high_watermark,
+        p.last_stable_offset,
+        aborted,
+    )
+}
+
+/// Followers replay the leader's transactional batches and markers into the same producer
+/// state: once the leader is killed, the new leader answers read_committed fetches with the
+/// same last stable offset (held by a transaction still open) and the same aborted
+/// transaction, and a marker written to it ends the open one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_leader_has_the_same_last_stable_offset_and_aborted_transactions() {
+    use kafka_protocol::messages::write_txn_markers_request::{
+        WritableTxnMarker, WritableTxnMarkerTopic,
+    };
+    let marker = |addr: &str, producer_id: i64, commit: bool| -> i16 {
+        let request =
+            WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+                .with_producer_id(ProducerId(producer_id))
+                .with_transaction_result(commit)
+                .with_topics(vec![WritableTxnMarkerTopic::default()
+                    .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
+                    .with_partition_indexes(vec![0])])]);
+        let response: WriteTxnMarkersResponse = send(addr, 1, request);
+        response.markers[0].topics[0].partitions[0].error_code
+    };
+    let mut cluster = Cluster::start(&[]);
+    let admin = cluster.admin();
+    admin
+        .create_topic(&NewTopic::new(TOPIC, 1, 3))
+        .await
+        .unwrap();
+    admin.close().await;
+    let state = wait_for(&cluster, "the topic with a full ISR", |s| {
+        s.leader > 0 && s.isr.len() == 3
+    })
+    .await;
+    let old = state.leader;
+    let addr = cluster.node(old).broker_addr.clone();
+    // a (0, producer 11), p (1), ABORT of 11 (2), o (3, producer 12, left open).
+    assert_eq!(txn_produce(&addr, Some(11), "a"), 0);
+    assert_eq!(txn_produce(&addr, None, "p"), 0);
+    assert_eq!(marker(&addr, 11, false), 0);
+    assert_eq!(txn_produce(&addr, Some(12), "o"), 0);
+    let expected = (0, 4, 3, vec![(11, 0)]);
+    assert_eq!(committed_view(&addr), expected);
+
+    cluster.kill(old);
+    let state = wait_for(&cluster, "a new leader", |s| {
+        s.leader > 0 && s.leader != old
+    })
+    .await;
+    let addr = cluster.node(state.leader).broker_addr.clone();
+    let start = Instant::now();
+    loop {
+        let seen = committed_view(&addr);
+        if seen == expected {
+            break;
+        }
+        assert!(start.elapsed() < WAIT, "new leader answers {seen:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(marker(&addr, 12, true), 0);
+    assert_eq!(committed_view(&addr), (0, 5, 5, vec![(11, 0)]));
 }
