@@ -134,6 +134,20 @@ fn apply_record(
             inner.producer_ids.last_broker_epoch = *broker_epoch;
             delta.producer_ids_changed = true;
         }
+        MetadataRecord::AccessControlEntry { id, acl } => {
+            // Kafka's controller never reuses an id; a repeated one is a damaged log.
+            if inner.acls.contains_key(id) {
+                return Err(format!("ACL id {id} already exists"));
+            }
+            Arc::make_mut(&mut inner.acls).insert(*id, acl.clone());
+            delta.acls_changed = true;
+        }
+        MetadataRecord::RemoveAccessControlEntry { id } => {
+            if Arc::make_mut(&mut inner.acls).remove(id).is_none() {
+                return Err(format!("no ACL with id {id} to remove"));
+            }
+            delta.acls_changed = true;
+        }
     }
     Ok(())
 }

@@ -147,6 +147,17 @@ fn write_body(w: &mut Writer, record: &MetadataRecord) {
             w.opt_i32_array(replicas.as_deref());
         }
         MetadataRecord::RemoveTopic { topic_id } => w.uuid(topic_id),
+        MetadataRecord::AccessControlEntry { id, acl } => {
+            w.uuid(id);
+            w.u8(acl.resource_type.id() as u8);
+            w.string(&acl.resource_name);
+            w.u8(acl.pattern_type.id() as u8);
+            w.string(&acl.principal);
+            w.string(&acl.host);
+            w.u8(acl.operation.id() as u8);
+            w.u8(acl.permission.id() as u8);
+        }
+        MetadataRecord::RemoveAccessControlEntry { id } => w.uuid(id),
         MetadataRecord::ProducerIds {
             broker_id,
             broker_epoch,
@@ -179,7 +190,10 @@ fn read_record(r: &mut Reader<'_>) -> Result<MetadataRecord, MetaError> {
 }
 
 fn is_known_type(record_type: u16) -> bool {
-    matches!(record_type, 0 | 1 | 2 | 3 | 4 | 5 | 7 | 8 | 9 | 15 | 17)
+    matches!(
+        record_type,
+        0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 15 | 17 | 19
+    )
 }
 
 fn read_body(r: &mut Reader<'_>, record_type: u16) -> Result<MetadataRecord, MetaError> {
@@ -210,6 +224,8 @@ fn read_body(r: &mut Reader<'_>, record_type: u16) -> Result<MetadataRecord, Met
             leader: r.opt_i32()?,
             replicas: r.opt_i32_array()?,
         },
+        6 => read_acl(r)?,
+        19 => MetadataRecord::RemoveAccessControlEntry { id: r.uuid()? },
         7 => MetadataRecord::FenceBroker {
             broker_id: r.i32()?,
             epoch: r.i64()?,
@@ -270,5 +286,57 @@ fn read_config(r: &mut Reader<'_>) -> Result<MetadataRecord, MetaError> {
         },
         key: r.string()?,
         value: r.opt_string()?,
+    })
+}
+
+fn read_acl(r: &mut Reader<'_>) -> Result<MetadataRecord, MetaError> {
+    use crate::acl::{AclBinding, AclOperation, AclPermission, PatternType, ResourceType};
+    let id = r.uuid()?;
+    // Stored ACLs passed validation: an unknown enum value means a damaged or newer entry.
+    fn known<T: PartialEq + Copy>(
+        value: T,
+        unknown: T,
+        what: &'static str,
+    ) -> Result<T, MetaError> {
+        if value == unknown {
+            Err(MetaError::malformed(what, "unknown value".to_string()))
+        } else {
+            Ok(value)
+        }
+    }
+    let resource_type = known(
+        ResourceType::from_id(r.u8()? as i8),
+        ResourceType::Unknown,
+        "ACL resource type",
+    )?;
+    let resource_name = r.string()?;
+    let pattern_type = known(
+        PatternType::from_id(r.u8()? as i8),
+        PatternType::Unknown,
+        "ACL pattern type",
+    )?;
+    let principal = r.string()?;
+    let host = r.string()?;
+    let operation = known(
+        AclOperation::from_id(r.u8()? as i8),
+        AclOperation::Unknown,
+        "ACL operation",
+    )?;
+    let permission = known(
+        AclPermission::from_id(r.u8()? as i8),
+        AclPermission::Unknown,
+        "ACL permission",
+    )?;
+    Ok(MetadataRecord::AccessControlEntry {
+        id,
+        acl: AclBinding {
+            resource_type,
+            resource_name,
+            pattern_type,
+            principal,
+            host,
+            operation,
+            permission,
+        },
     })
 }

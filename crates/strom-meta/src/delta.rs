@@ -24,6 +24,8 @@ pub struct MetadataDelta {
     /// Brokers registered, unregistered, fenced or unfenced.
     pub brokers_changed: BTreeSet<i32>,
     pub producer_ids_changed: bool,
+    /// ACLs added or removed.
+    pub acls_changed: bool,
 }
 
 /// What a delta means for the replicas one broker hosts.

@@ -4,6 +4,7 @@
 //! reader can hold an image for as long as it likes without locks. Cloning is one `Arc`
 //! increment; applying copies the top-level maps and shares every untouched topic.
 
+use crate::acl::AclBinding;
 use crate::config_defs::{describe_topic_configs, ConfigEntry};
 use crate::records::{ConfigResource, Endpoint};
 use std::collections::BTreeMap;
@@ -99,6 +100,8 @@ pub(crate) struct ImageInner {
     pub configs: Arc<BTreeMap<ConfigResource, BTreeMap<String, String>>>,
     pub brokers: Arc<BTreeMap<i32, BrokerRegistration>>,
     pub producer_ids: ProducerIdsImage,
+    /// ACLs by the id their record gave them.
+    pub acls: Arc<BTreeMap<Uuid, AclBinding>>,
     /// Highest broker epoch ever registered, kept so epochs stay unique after unregistering.
     pub broker_epoch_high: i64,
 }
@@ -225,6 +228,20 @@ impl MetadataImage {
 
     pub fn next_producer_id(&self) -> i64 {
         self.inner.producer_ids.next_producer_id
+    }
+
+    /// Every ACL with its id, in id order.
+    pub fn acls(&self) -> impl Iterator<Item = (&Uuid, &AclBinding)> + '_ {
+        self.inner.acls.iter()
+    }
+
+    /// Every ACL, for [`crate::acl::authorize`].
+    pub fn acl_bindings(&self) -> impl Iterator<Item = &AclBinding> + '_ {
+        self.inner.acls.values()
+    }
+
+    pub fn acl_count(&self) -> usize {
+        self.inner.acls.len()
     }
 
     pub fn broker_epoch_high(&self) -> i64 {

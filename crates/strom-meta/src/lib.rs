@@ -30,6 +30,7 @@
 //! assert_eq!(MetadataImage::decode_snapshot(&image.encode_snapshot()).unwrap(), image);
 //! ```
 
+pub mod acl;
 mod apply;
 mod codec;
 pub mod config_defs;

@@ -1,9 +1,10 @@
 //! Metadata records: the unit of change in the replicated metadata log.
 //!
 //! Shapes follow Kafka's KRaft records (`TopicRecord`, `PartitionRecord`, ...), reduced to
-//! the fields Strom uses. The numeric type tags are Kafka's, which leaves the gaps for ACL
-//! (6) and SCRAM (11) records to be filled later without renumbering.
+//! the fields Strom uses. The numeric type tags are Kafka's, which leaves the gap for SCRAM
+//! (11) records to be filled later without renumbering.
 
+use crate::acl::AclBinding;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -131,6 +132,15 @@ pub enum MetadataRecord {
     RemoveTopic {
         topic_id: Uuid,
     },
+    /// An ACL was added under a new id (Kafka's `AccessControlEntryRecord`).
+    AccessControlEntry {
+        id: Uuid,
+        acl: AclBinding,
+    },
+    /// The ACL with this id was removed (Kafka's `RemoveAccessControlEntryRecord`).
+    RemoveAccessControlEntry {
+        id: Uuid,
+    },
     /// A block of producer ids ending before `next_producer_id` went to `broker_id`.
     ProducerIds {
         broker_id: i32,
@@ -149,11 +159,13 @@ impl MetadataRecord {
             MetadataRecord::Partition { .. } => 3,
             MetadataRecord::Config { .. } => 4,
             MetadataRecord::PartitionChange { .. } => 5,
+            MetadataRecord::AccessControlEntry { .. } => 6,
             MetadataRecord::FenceBroker { .. } => 7,
             MetadataRecord::UnfenceBroker { .. } => 8,
             MetadataRecord::RemoveTopic { .. } => 9,
             MetadataRecord::ProducerIds { .. } => 15,
             MetadataRecord::BrokerInControlledShutdown { .. } => 17,
+            MetadataRecord::RemoveAccessControlEntry { .. } => 19,
         }
     }
 }

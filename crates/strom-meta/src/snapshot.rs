@@ -61,6 +61,12 @@ impl MetadataImage {
                 });
             }
         }
+        for (id, acl) in self.acls() {
+            records.push(MetadataRecord::AccessControlEntry {
+                id: *id,
+                acl: acl.clone(),
+            });
+        }
         let ids = self.producer_ids();
         if *ids != ProducerIdsImage::default() {
             records.push(MetadataRecord::ProducerIds {

@@ -3,6 +3,7 @@
 //! These are domain types, not Kafka wire types: the broker translates its decoded
 //! requests into them and the replies back.
 
+use crate::acl::{AclBinding, AclFilter};
 use crate::config_defs::ConfigEntry;
 use crate::controller::errors::ApiError;
 use crate::records::{ConfigResource, Endpoint};
@@ -28,6 +29,10 @@ pub enum ControllerRequest {
     },
     AlterPartition(AlterPartitionRequest),
     ElectLeaders(ElectLeadersRequest),
+    /// CreateAcls: each binding is added unless an identical one exists.
+    CreateAcls(Vec<AclBinding>),
+    /// DeleteAcls: every ACL matching any filter is removed, in one atomic entry.
+    DeleteAcls(Vec<AclFilter>),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +53,10 @@ pub enum ControllerReply {
     },
     AlterPartition(Vec<AlterPartitionResult>),
     ElectLeaders(Vec<ElectLeadersTopicResult>),
+    /// Per creation, in request order.
+    CreateAcls(Vec<Result<(), ApiError>>),
+    /// Per filter, in request order: the ACLs it removed.
+    DeleteAcls(Vec<Result<Vec<AclBinding>, ApiError>>),
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

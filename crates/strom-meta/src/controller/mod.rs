@@ -5,6 +5,7 @@
 //! only after they commit applies them and sends the reply. State kept here between calls
 //! (broker heartbeat times, the id source) is soft: a new controller rebuilds it.
 
+mod acls;
 mod brokers;
 mod configs;
 mod elections;
@@ -190,6 +191,8 @@ impl Controller {
             } => self.allocate_producer_ids(image, broker_id, broker_epoch),
             ControllerRequest::AlterPartition(r) => leadership::alter_partition(image, r),
             ControllerRequest::ElectLeaders(r) => elections::elect_leaders(image, r),
+            ControllerRequest::CreateAcls(r) => acls::create_acls(image, self.ids.as_mut(), r),
+            ControllerRequest::DeleteAcls(r) => acls::delete_acls(image, r),
         }
     }
 
