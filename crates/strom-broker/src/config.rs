@@ -211,6 +211,8 @@ pub struct BrokerConfig {
     pub offsets_topic_replication_factor: i16,
     /// The HTTP listener and metrics keys (`strom.http.listeners`, `strom.metrics.*`).
     pub metrics: crate::metrics::MetricsConfig,
+    /// `authorizer.class.name`, `super.users`, `allow.everyone.if.no.acl.found` (`authz.rs`).
+    pub authorization: crate::authz::AuthzConfig,
 }
 
 /// Broker keys that set a topic-level default (Kafka's `broker_synonym`s), in the order
@@ -448,6 +450,7 @@ impl BrokerConfig {
             .filter(|key| {
                 !BROKER_KEYS.contains(&key.as_str())
                     && !crate::metrics::METRICS_KEYS.contains(&key.as_str())
+                    && !crate::authz::AUTHZ_KEYS.contains(&key.as_str())
                     && !TOPIC_SYNONYMS.iter().any(|(broker, _)| broker == key)
             })
             .cloned()
@@ -619,6 +622,7 @@ impl BrokerConfig {
                 1,
             )?,
             metrics: crate::metrics::MetricsConfig::from_props(map)?,
+            authorization: crate::authz::AuthzConfig::from_props(map)?,
         };
         let mut config = config;
         config.queued_max_request_bytes =
@@ -659,6 +663,7 @@ impl BrokerConfig {
     pub fn is_known_key(key: &str) -> bool {
         BROKER_KEYS.contains(&key)
             || crate::metrics::METRICS_KEYS.contains(&key)
+            || crate::authz::AUTHZ_KEYS.contains(&key)
             || TOPIC_SYNONYMS.iter().any(|(broker, _)| *broker == key)
     }
 

@@ -19,6 +19,7 @@
 //! Only this crate serves Kafka clients over sockets; nothing depends on it but the `strom`
 //! binary.
 
+pub mod authz;
 pub mod config;
 pub mod connection;
 pub mod console;

@@ -416,6 +416,62 @@ pub fn authorize<'a>(
     }
 }
 
+/// Kafka's `authorizeByResourceType`: whether `requester` may do `operation` on at least
+/// one resource of `resource_type` (InitProducerId without a transactional id asks it for
+/// WRITE on any topic). Allowed when a resource no ACL names would be allowed (super users,
+/// a wildcard ALLOW, or no ACLs at all with `allow.everyone.if.no.acl.found`), or when some
+/// ALLOW ACL of the caller for the operation is not covered by one of its DENY ACLs.
+pub fn authorize_by_resource_type<'a>(
+    acls: impl IntoIterator<Item = &'a AclBinding> + Clone,
+    settings: &AuthorizerSettings,
+    requester: Requester<'_>,
+    operation: AclOperation,
+    resource_type: ResourceType,
+) -> bool {
+    // Kafka asks about a made-up resource name first, so super users pass regardless of DENY.
+    if authorize(
+        acls.clone(),
+        settings,
+        requester,
+        operation,
+        resource_type,
+        "hardcode",
+    )
+    .is_allowed()
+    {
+        return true;
+    }
+    let mine: Vec<&AclBinding> = acls
+        .into_iter()
+        .filter(|acl| {
+            acl.resource_type == resource_type
+                && (acl.principal == requester.principal || acl.principal == WILDCARD_PRINCIPAL)
+                && (acl.host == WILDCARD_HOST || acl.host == requester.host)
+                && (acl.operation == operation || acl.operation == AclOperation::All)
+        })
+        .collect();
+    let denies = |pattern: PatternType| {
+        mine.iter()
+            .filter(move |a| a.permission == AclPermission::Deny && a.pattern_type == pattern)
+            .map(|a| a.resource_name.as_str())
+    };
+    if denies(PatternType::Literal).any(|name| name == WILDCARD_RESOURCE) {
+        return false;
+    }
+    let prefix_denied = |name: &str| denies(PatternType::Prefixed).any(|p| name.starts_with(p));
+    mine.iter()
+        .filter(|a| a.permission == AclPermission::Allow)
+        .any(|a| match a.pattern_type {
+            PatternType::Literal => {
+                a.resource_name == WILDCARD_RESOURCE
+                    || (!denies(PatternType::Literal).any(|n| n == a.resource_name)
+                        && !prefix_denied(&a.resource_name))
+            }
+            PatternType::Prefixed => !prefix_denied(&a.resource_name),
+            _ => false,
+        })
+}
+
 /// Whether `acl`'s resource pattern covers the resource named `name`.
 fn pattern_applies(acl: &AclBinding, name: &str) -> bool {
     match acl.pattern_type {

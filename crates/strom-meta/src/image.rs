@@ -236,7 +236,7 @@ impl MetadataImage {
     }
 
     /// Every ACL, for [`crate::acl::authorize`].
-    pub fn acl_bindings(&self) -> impl Iterator<Item = &AclBinding> + '_ {
+    pub fn acl_bindings(&self) -> impl Iterator<Item = &AclBinding> + Clone + '_ {
         self.inner.acls.values()
     }
 

@@ -3,6 +3,7 @@
 
 mod acls;
 mod alter_configs;
+mod authorize;
 mod api_versions;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
@@ -132,20 +133,34 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming, session: &Sessi
     // Kafka prefixes generated member ids with the client id (a cheap reference-count clone).
     let client_id = request.header.client_id.clone();
     let expects_response = request.expects_response();
+    // Whole-request checks (one group, one transactional id, the cluster): a denied
+    // request is answered with Kafka's error on every item, or closed if it expects none.
+    if let Some(code) = crate::authz::precheck(context, session, &request.body) {
+        return match error_response(&request.body, version, code, &context.api_versions) {
+            Some(response) if expects_response => Reply::Respond(Box::new(response)),
+            _ => Reply::Close,
+        };
+    }
     let mut response = match request.body {
         RequestKind::ApiVersions(body) => api_versions::handle(context, &body, version),
-        RequestKind::Metadata(body) => metadata::handle(context, body, version).await,
-        RequestKind::CreateTopics(body) => create_topics::handle(context, body, version).await,
-        RequestKind::DeleteTopics(body) => delete_topics::handle(context, body, version).await,
-        RequestKind::Produce(body) => produce::handle(context, body, version).await,
+        RequestKind::Metadata(body) => authorize::metadata(context, session, body, version).await,
+        RequestKind::CreateTopics(body) => {
+            authorize::create_topics(context, session, body, version).await
+        }
+        RequestKind::DeleteTopics(body) => {
+            authorize::delete_topics(context, session, body, version).await
+        }
+        RequestKind::Produce(body) => authorize::produce(context, session, body, version).await,
         RequestKind::Fetch(body) => {
-            let (response, files) = fetch::handle(context, body, version).await;
+            let (response, files) = authorize::fetch(context, session, body, version).await;
             if !files.is_empty() {
                 return Reply::RespondWithFiles(Box::new(response), files);
             }
             response
         }
-        RequestKind::ListOffsets(body) => list_offsets::handle(context, body, version).await,
+        RequestKind::ListOffsets(body) => {
+            authorize::list_offsets(context, session, body, version).await
+        }
         RequestKind::InitProducerId(body) => init_producer_id::handle(context, body, version).await,
         RequestKind::OffsetForLeaderEpoch(body) => {
             offset_for_leader_epoch::handle(context, body, version).await
@@ -160,9 +175,11 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming, session: &Sessi
             alter_configs::handle_incremental(context, body, version).await
         }
         RequestKind::CreatePartitions(body) => {
-            create_partitions::handle(context, body, version).await
+            authorize::create_partitions(context, session, body, version).await
         }
-        RequestKind::DeleteRecords(body) => delete_records::handle(context, body, version).await,
+        RequestKind::DeleteRecords(body) => {
+            authorize::delete_records(context, session, body, version).await
+        }
         RequestKind::DescribeCluster(body) => {
             describe_cluster::handle(context, body, version).await
         }
@@ -194,9 +211,9 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming, session: &Sessi
         RequestKind::DescribeGroups(body) => describe_groups::handle(context, body, version).await,
         RequestKind::DeleteGroups(body) => delete_groups::handle(context, body, version).await,
         RequestKind::OffsetDelete(body) => offset_delete::handle(context, body, version).await,
-        RequestKind::DescribeAcls(body) => acls::describe(body),
-        RequestKind::CreateAcls(body) => acls::create(body),
-        RequestKind::DeleteAcls(body) => acls::delete(body),
+        RequestKind::DescribeAcls(body) => acls::describe(context, session, body),
+        RequestKind::CreateAcls(body) => acls::create(context, session, body).await,
+        RequestKind::DeleteAcls(body) => acls::delete(context, session, body).await,
         RequestKind::DescribeQuorum(body) => describe_quorum::handle(context, body).await,
         RequestKind::UpdateFeatures(body) => update_features::handle(context, body, version),
         RequestKind::WriteTxnMarkers(body) => write_txn_markers::handle(context, body).await,

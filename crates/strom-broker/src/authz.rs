@@ -1,0 +1,507 @@
+//! Authorization: which operation on which resource each API needs ([`TABLE`], Kafka's
+//! authorization table from its docs and `KafkaApis`), and the one check every handler
+//! calls ([`allowed`]), answered by Kafka's StandardAuthorizer rules over the ACLs of the
+//! current metadata image (`strom_meta::acl`).
+//!
+//! Without `authorizer.class.name` every check passes and nothing is logged (Kafka's
+//! behaviour without an authorizer). With it, every denied check that a client asked for
+//! explicitly is one INFO line on the tracing target [`AUDIT_TARGET`] naming the
+//! principal, host, operation, resource and the rule that decided; checks that only filter
+//! a listing (Metadata for all topics, ListGroups) deny silently, as Kafka's `logIfDenied`.
+
+use std::collections::BTreeMap;
+
+use strom_meta::acl::{
+    authorize, authorize_by_resource_type, supported_operations, AclOperation,
+    AuthorizerSettings, Decision, Requester, ResourceType, CLUSTER_NAME,
+};
+use strom_protocol::messages::{ApiKey, RequestKind};
+use strom_protocol::ErrorCode;
+
+use crate::config::ConfigError;
+use crate::principal::Session;
+use crate::server::BrokerContext;
+
+/// The tracing target of the audit lines (Kafka's `kafka.authorizer.logger`).
+pub const AUDIT_TARGET: &str = "strom::audit";
+
+/// The only authorizer class Strom serves: Kafka's KRaft authorizer.
+pub const STANDARD_AUTHORIZER: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
+
+/// Broker keys read here.
+pub const AUTHZ_KEYS: &[&str] = &[
+    "authorizer.class.name",
+    "super.users",
+    "allow.everyone.if.no.acl.found",
+];
+
+/// The authorizer's configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuthzConfig {
+    /// `authorizer.class.name` names the StandardAuthorizer.
+    pub enabled: bool,
+    /// `super.users` (`User:a;User:b`) and `allow.everyone.if.no.acl.found` (false).
+    pub settings: AuthorizerSettings,
+}
+
+impl AuthzConfig {
+    /// Reads the keys; any authorizer class other than Kafka's StandardAuthorizer is
+    /// refused, so that a broker never runs open while its operator believes it is not.
+    pub fn from_props(map: &BTreeMap<String, String>) -> Result<AuthzConfig, ConfigError> {
+        let get = |key: &str| map.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let enabled = match get("authorizer.class.name") {
+            None => false,
+            Some(STANDARD_AUTHORIZER) => true,
+            Some(other) => {
+                return Err(ConfigError::InvalidValue {
+                    key: "authorizer.class.name".into(),
+                    value: other.into(),
+                    reason: format!(
+                        "Strom serves only Kafka's KRaft authorizer; set it to \
+                         {STANDARD_AUTHORIZER} or leave it empty for no authorization"
+                    ),
+                })
+            }
+        };
+        let mut super_users = Vec::new();
+        for entry in get("super.users").unwrap_or("").split(';') {
+            let entry = entry.trim();
+            if entry.is_empty() {
+                continue;
+            }
+            if crate::principal::KafkaPrincipal::parse(entry).is_none() {
+                return Err(ConfigError::InvalidValue {
+                    key: "super.users".into(),
+                    value: entry.into(),
+                    reason: "expected principals as Type:name separated by ';', \
+                             e.g. User:admin;User:ANONYMOUS"
+                        .into(),
+                });
+            }
+            super_users.push(entry.to_string());
+        }
+        let allow_everyone_if_no_acl_found = match get("allow.everyone.if.no.acl.found") {
+            None => false,
+            Some(text) => match text.to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    return Err(ConfigError::InvalidValue {
+                        key: "allow.everyone.if.no.acl.found".into(),
+                        value: text.into(),
+                        reason: "expected true or false".into(),
+                    })
+                }
+            },
+        };
+        Ok(AuthzConfig {
+            enabled,
+            settings: AuthorizerSettings {
+                super_users,
+                allow_everyone_if_no_acl_found,
+            },
+        })
+    }
+}
+
+use AclOperation as Op;
+use ResourceType as Rt;
+
+/// What each API checks, per resource type (Kafka's authorization table). An API absent
+/// here checks nothing (ApiVersions, and DescribeCluster/Metadata beyond their topics).
+/// Where one API lists several rows for a resource type, the handler names which one it
+/// asks (`allowed_op`).
+pub const TABLE: &[(ApiKey, ResourceType, AclOperation)] = &[
+    // Data. Produce of transactional batches also needs WRITE on the transactional id;
+    // a follower's Fetch (replica id set) needs CLUSTER_ACTION instead of topic READ.
+    (ApiKey::Produce, Rt::Topic, Op::Write),
+    (ApiKey::Produce, Rt::TransactionalId, Op::Write),
+    (ApiKey::Fetch, Rt::Topic, Op::Read),
+    (ApiKey::Fetch, Rt::Cluster, Op::ClusterAction),
+    (ApiKey::ListOffsets, Rt::Topic, Op::Describe),
+    (ApiKey::OffsetForLeaderEpoch, Rt::Topic, Op::Describe),
+    (ApiKey::OffsetForLeaderEpoch, Rt::Cluster, Op::ClusterAction),
+    (ApiKey::Metadata, Rt::Topic, Op::Describe),
+    (ApiKey::DescribeTopicPartitions, Rt::Topic, Op::Describe),
+    // Metadata auto-creation: CLUSTER CREATE, or CREATE on the topic.
+    (ApiKey::Metadata, Rt::Cluster, Op::Create),
+    (ApiKey::DeleteRecords, Rt::Topic, Op::Delete),
+    // Admin on topics and configs.
+    (ApiKey::CreateTopics, Rt::Cluster, Op::Create),
+    (ApiKey::CreateTopics, Rt::Topic, Op::Create),
+    (ApiKey::DeleteTopics, Rt::Topic, Op::Delete),
+    (ApiKey::CreatePartitions, Rt::Topic, Op::Alter),
+    (ApiKey::DescribeConfigs, Rt::Topic, Op::DescribeConfigs),
+    (ApiKey::DescribeConfigs, Rt::Cluster, Op::DescribeConfigs),
+    (ApiKey::AlterConfigs, Rt::Topic, Op::AlterConfigs),
+    (ApiKey::AlterConfigs, Rt::Cluster, Op::AlterConfigs),
+    (ApiKey::IncrementalAlterConfigs, Rt::Topic, Op::AlterConfigs),
+    (ApiKey::IncrementalAlterConfigs, Rt::Cluster, Op::AlterConfigs),
+    (ApiKey::DescribeLogDirs, Rt::Cluster, Op::Describe),
+    (ApiKey::ElectLeaders, Rt::Cluster, Op::Alter),
+    (ApiKey::AlterPartitionReassignments, Rt::Cluster, Op::Alter),
+    (ApiKey::ListPartitionReassignments, Rt::Cluster, Op::Describe),
+    (ApiKey::UpdateFeatures, Rt::Cluster, Op::Alter),
+    (ApiKey::DescribeQuorum, Rt::Cluster, Op::Describe),
+    // ACLs.
+    (ApiKey::CreateAcls, Rt::Cluster, Op::Alter),
+    (ApiKey::DeleteAcls, Rt::Cluster, Op::Alter),
+    (ApiKey::DescribeAcls, Rt::Cluster, Op::Describe),
+    // Quotas.
+    (ApiKey::AlterClientQuotas, Rt::Cluster, Op::AlterConfigs),
+    (ApiKey::DescribeClientQuotas, Rt::Cluster, Op::DescribeConfigs),
+    // Groups: members READ the group, offsets commit needs READ on the topics too.
+    (ApiKey::FindCoordinator, Rt::Group, Op::Describe),
+    (ApiKey::FindCoordinator, Rt::TransactionalId, Op::Describe),
+    (ApiKey::JoinGroup, Rt::Group, Op::Read),
+    (ApiKey::SyncGroup, Rt::Group, Op::Read),
+    (ApiKey::Heartbeat, Rt::Group, Op::Read),
+    (ApiKey::LeaveGroup, Rt::Group, Op::Read),
+    (ApiKey::ConsumerGroupHeartbeat, Rt::Group, Op::Read),
+    (ApiKey::ConsumerGroupHeartbeat, Rt::Topic, Op::Describe),
+    (ApiKey::ConsumerGroupDescribe, Rt::Group, Op::Describe),
+    (ApiKey::OffsetCommit, Rt::Group, Op::Read),
+    (ApiKey::OffsetCommit, Rt::Topic, Op::Read),
+    (ApiKey::OffsetFetch, Rt::Group, Op::Describe),
+    (ApiKey::OffsetFetch, Rt::Topic, Op::Describe),
+    (ApiKey::DescribeGroups, Rt::Group, Op::Describe),
+    // ListGroups lists every group to a principal with CLUSTER DESCRIBE, else the groups
+    // it may DESCRIBE.
+    (ApiKey::ListGroups, Rt::Cluster, Op::Describe),
+    (ApiKey::ListGroups, Rt::Group, Op::Describe),
+    (ApiKey::DeleteGroups, Rt::Group, Op::Delete),
+    (ApiKey::OffsetDelete, Rt::Group, Op::Delete),
+    (ApiKey::OffsetDelete, Rt::Topic, Op::Read),
+    // Producer ids: WRITE on the transactional id; without one (idempotence), CLUSTER
+    // IDEMPOTENT_WRITE or WRITE on any topic (KIP-679).
+    (ApiKey::InitProducerId, Rt::TransactionalId, Op::Write),
+    (ApiKey::InitProducerId, Rt::Cluster, Op::IdempotentWrite),
+    (ApiKey::InitProducerId, Rt::Topic, Op::Write),
+    // Transactions (the transaction coordinator calls these checks).
+    (ApiKey::AddPartitionsToTxn, Rt::TransactionalId, Op::Write),
+    (ApiKey::AddPartitionsToTxn, Rt::Topic, Op::Write),
+    (ApiKey::AddOffsetsToTxn, Rt::TransactionalId, Op::Write),
+    (ApiKey::AddOffsetsToTxn, Rt::Group, Op::Read),
+    (ApiKey::EndTxn, Rt::TransactionalId, Op::Write),
+    (ApiKey::TxnOffsetCommit, Rt::TransactionalId, Op::Write),
+    (ApiKey::TxnOffsetCommit, Rt::Group, Op::Read),
+    (ApiKey::TxnOffsetCommit, Rt::Topic, Op::Read),
+    (ApiKey::DescribeTransactions, Rt::TransactionalId, Op::Describe),
+    (ApiKey::ListTransactions, Rt::TransactionalId, Op::Describe),
+];
+
+/// The operation `api` needs on a resource of `resource_type` (its first row in [`TABLE`]).
+pub fn operation(api: ApiKey, resource_type: ResourceType) -> Option<AclOperation> {
+    TABLE
+        .iter()
+        .find(|(a, rt, _)| *a == api && *rt == resource_type)
+        .map(|(_, _, op)| *op)
+}
+
+/// Whether an authorizer is configured.
+pub fn enabled(context: &BrokerContext) -> bool {
+    context.config.authorization.enabled
+}
+
+/// THE check: may `session` do what `api` needs on the resource `(resource_type, name)`?
+/// Denials are audited. Always true without an authorizer. An (api, resource type) pair
+/// missing from [`TABLE`] is denied (a handler bug must not open a hole).
+pub fn allowed(
+    context: &BrokerContext,
+    session: &Session,
+    api: ApiKey,
+    resource_type: ResourceType,
+    name: &str,
+) -> bool {
+    if !enabled(context) {
+        return true;
+    }
+    match operation(api, resource_type) {
+        Some(op) => check(context, session, api, op, resource_type, name, true),
+        None => {
+            tracing::error!(
+                ?api,
+                %resource_type,
+                "no authorization rule for this API and resource type; denied"
+            );
+            false
+        }
+    }
+}
+
+/// As [`allowed`], without an audit line when denied: for checks that filter a listing.
+pub fn visible(
+    context: &BrokerContext,
+    session: &Session,
+    api: ApiKey,
+    resource_type: ResourceType,
+    name: &str,
+) -> bool {
+    if !enabled(context) {
+        return true;
+    }
+    operation(api, resource_type)
+        .is_some_and(|op| check(context, session, api, op, resource_type, name, false))
+}
+
+/// May `session` do `op` on the resource? For the rows where one API asks different
+/// operations of one resource type; `api` only labels the audit line.
+pub fn allowed_op(
+    context: &BrokerContext,
+    session: &Session,
+    api: ApiKey,
+    op: AclOperation,
+    resource_type: ResourceType,
+    name: &str,
+) -> bool {
+    !enabled(context) || check(context, session, api, op, resource_type, name, true)
+}
+
+/// May `session` do what `api` needs on the cluster resource?
+pub fn cluster_allowed(context: &BrokerContext, session: &Session, api: ApiKey) -> bool {
+    allowed(context, session, api, Rt::Cluster, CLUSTER_NAME)
+}
+
+/// Kafka's `authorizeByResourceType`: may `session` do `op` on some resource of the type?
+pub fn allowed_on_any(
+    context: &BrokerContext,
+    session: &Session,
+    op: AclOperation,
+    resource_type: ResourceType,
+) -> bool {
+    if !enabled(context) {
+        return true;
+    }
+    let image = context.metadata.image();
+    let host = session.client_ip().to_string();
+    let principal = session.principal.to_string();
+    authorize_by_resource_type(
+        image.acl_bindings(),
+        &context.config.authorization.settings,
+        Requester {
+            principal: &principal,
+            host: &host,
+        },
+        op,
+        resource_type,
+    )
+}
+
+/// Kafka's `authorized_operations` bit field for a resource (Metadata, DescribeCluster,
+/// DescribeGroups when asked): bit `op id` set for each allowed operation. Without an
+/// authorizer every supported operation is allowed.
+pub fn authorized_operations(
+    context: &BrokerContext,
+    session: &Session,
+    resource_type: ResourceType,
+    name: &str,
+) -> i32 {
+    supported_operations(resource_type)
+        .iter()
+        .filter(|op| {
+            !enabled(context)
+                || check(
+                    context,
+                    session,
+                    ApiKey::Metadata,
+                    **op,
+                    resource_type,
+                    name,
+                    false,
+                )
+        })
+        .fold(0, |bits, op| bits | (1 << op.id()))
+}
+
+fn check(
+    context: &BrokerContext,
+    session: &Session,
+    api: ApiKey,
+    op: AclOperation,
+    resource_type: ResourceType,
+    name: &str,
+    audit: bool,
+) -> bool {
+    let image = context.metadata.image();
+    let host = session.client_ip().to_string();
+    let principal = session.principal.to_string();
+    let decision = authorize(
+        image.acl_bindings(),
+        &context.config.authorization.settings,
+        Requester {
+            principal: &principal,
+            host: &host,
+        },
+        op,
+        resource_type,
+        name,
+    );
+    let allowed = decision.is_allowed();
+    if !allowed && audit {
+        audit_denied(session, api, op, resource_type, name, &decision);
+    }
+    allowed
+}
+
+/// The audit line of a denied operation.
+fn audit_denied(
+    session: &Session,
+    api: ApiKey,
+    op: AclOperation,
+    resource_type: ResourceType,
+    name: &str,
+    decision: &Decision,
+) {
+    tracing::info!(
+        target: AUDIT_TARGET,
+        principal = %session.principal,
+        host = %session.client_ip(),
+        listener = %session.listener_name,
+        operation = %op,
+        resource_type = %resource_type,
+        resource = %name,
+        api = ?api,
+        rule = %decision,
+        "denied"
+    );
+}
+
+/// Whole-request checks, made before a handler runs: for APIs whose only (or first)
+/// check is on one group, one transactional id or the cluster. `Some(error)` answers the
+/// whole request with Kafka's error (every item carries it).
+pub fn precheck(
+    context: &BrokerContext,
+    session: &Session,
+    body: &RequestKind,
+) -> Option<ErrorCode> {
+    if !enabled(context) {
+        return None;
+    }
+    let group = |api: ApiKey, group: &str| {
+        (!allowed(context, session, api, Rt::Group, group))
+            .then_some(ErrorCode::GROUP_AUTHORIZATION_FAILED)
+    };
+    let txn = |api: ApiKey, id: &str| {
+        (!allowed(context, session, api, Rt::TransactionalId, id))
+            .then_some(ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    };
+    let cluster = |api: ApiKey| {
+        (!cluster_allowed(context, session, api))
+            .then_some(ErrorCode::CLUSTER_AUTHORIZATION_FAILED)
+    };
+    match body {
+        RequestKind::JoinGroup(r) => group(ApiKey::JoinGroup, &r.group_id),
+        RequestKind::SyncGroup(r) => group(ApiKey::SyncGroup, &r.group_id),
+        RequestKind::Heartbeat(r) => group(ApiKey::Heartbeat, &r.group_id),
+        RequestKind::LeaveGroup(r) => group(ApiKey::LeaveGroup, &r.group_id),
+        RequestKind::ConsumerGroupHeartbeat(r) => {
+            group(ApiKey::ConsumerGroupHeartbeat, &r.group_id)
+        }
+        RequestKind::OffsetCommit(r) => group(ApiKey::OffsetCommit, &r.group_id),
+        RequestKind::OffsetDelete(r) => group(ApiKey::OffsetDelete, &r.group_id),
+        RequestKind::Produce(r) => r
+            .transactional_id
+            .as_ref()
+            .and_then(|id| txn(ApiKey::Produce, id)),
+        RequestKind::InitProducerId(r) => match &r.transactional_id {
+            Some(id) => txn(ApiKey::InitProducerId, id),
+            None => init_producer_id_idempotent(context, session),
+        },
+        RequestKind::Fetch(r) if r.replica_id.0 >= 0 || r.replica_state.replica_id.0 >= 0 => {
+            cluster(ApiKey::Fetch)
+        }
+        RequestKind::OffsetForLeaderEpoch(r) if r.replica_id.0 >= 0 => {
+            cluster(ApiKey::OffsetForLeaderEpoch)
+        }
+        _ => None,
+    }
+}
+
+/// InitProducerId without a transactional id: CLUSTER IDEMPOTENT_WRITE, or WRITE on any
+/// topic (KIP-679), else CLUSTER_AUTHORIZATION_FAILED.
+fn init_producer_id_idempotent(context: &BrokerContext, session: &Session) -> Option<ErrorCode> {
+    if check(
+        context,
+        session,
+        ApiKey::InitProducerId,
+        Op::IdempotentWrite,
+        Rt::Cluster,
+        CLUSTER_NAME,
+        false,
+    ) || allowed_on_any(context, session, Op::Write, Rt::Topic)
+    {
+        return None;
+    }
+    audit_denied(
+        session,
+        ApiKey::InitProducerId,
+        Op::IdempotentWrite,
+        Rt::Cluster,
+        CLUSTER_NAME,
+        &Decision::NoMatchingAcl,
+    );
+    Some(ErrorCode::CLUSTER_AUTHORIZATION_FAILED)
+}
+
+/// For the transaction coordinator: may `session` WRITE the transactional id `id` (for
+/// `api`: InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit)?
+/// `Err(TRANSACTIONAL_ID_AUTHORIZATION_FAILED)` when not, audited.
+pub fn check_transactional_id(
+    context: &BrokerContext,
+    session: &Session,
+    api: ApiKey,
+    id: &str,
+) -> Result<(), ErrorCode> {
+    if allowed(context, session, api, Rt::TransactionalId, id) {
+        Ok(())
+    } else {
+        Err(ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn only_the_standard_authorizer_is_accepted() {
+        assert!(!AuthzConfig::from_props(&props(&[])).unwrap().enabled);
+        let on = AuthzConfig::from_props(&props(&[
+            ("authorizer.class.name", STANDARD_AUTHORIZER),
+            ("super.users", "User:admin; User:ANONYMOUS"),
+            ("allow.everyone.if.no.acl.found", "TRUE"),
+        ]))
+        .unwrap();
+        assert!(on.enabled);
+        assert_eq!(on.settings.super_users, vec!["User:admin", "User:ANONYMOUS"]);
+        assert!(on.settings.allow_everyone_if_no_acl_found);
+        let error = AuthzConfig::from_props(&props(&[(
+            "authorizer.class.name",
+            "kafka.security.authorizer.AclAuthorizer",
+        )]))
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("authorizer.class.name") && error.contains(STANDARD_AUTHORIZER));
+        assert!(AuthzConfig::from_props(&props(&[("super.users", "admin")])).is_err());
+    }
+
+    #[test]
+    fn the_table_has_one_operation_per_api_and_resource_type() {
+        for (i, (api, rt, _)) in TABLE.iter().enumerate() {
+            assert!(
+                !TABLE[..i].iter().any(|(a, r, _)| a == api && r == rt),
+                "{api:?} {rt} listed twice"
+            );
+        }
+        assert_eq!(operation(ApiKey::Produce, Rt::Topic), Some(Op::Write));
+        assert_eq!(operation(ApiKey::CreateAcls, Rt::Cluster), Some(Op::Alter));
+        assert_eq!(operation(ApiKey::ApiVersions, Rt::Cluster), None);
+    }
+}
