@@ -1,0 +1,154 @@
+// The Java Admin's ACL calls, as kafka-acls.sh makes them, for the ACL tests
+// (tests/clients/test_acls.py). One JSON line on stdout.
+//
+// An ACL or filter is one argument: RESOURCE_TYPE|PATTERN_TYPE|NAME|PRINCIPAL|HOST|OPERATION|PERMISSION
+// with Kafka's enum names; in a filter, "-" for NAME, PRINCIPAL or HOST means any (null).
+//
+//   create BOOTSTRAP [CLIENT_PROPS] ACL...     createAcls: {"results": [null | "ErrorClass: message", ...]}
+//   describe BOOTSTRAP [CLIENT_PROPS] FILTER   describeAcls: {"acls": [ACL, ...]} (sorted) or {"error": ...}
+//   delete BOOTSTRAP [CLIENT_PROPS] FILTER...  deleteAcls: {"deleted": [[ACL, ...] | "error", ...]}
+//
+// CLIENT_PROPS is "-" or k=v pairs separated by ';' (security settings for SASL tests).
+
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Collections;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.CreateAclsResult;
+import org.apache.kafka.clients.admin.DeleteAclsResult;
+import org.apache.kafka.common.KafkaFuture;
+import org.apache.kafka.common.acl.AccessControlEntry;
+import org.apache.kafka.common.acl.AccessControlEntryFilter;
+import org.apache.kafka.common.acl.AclBinding;
+import org.apache.kafka.common.acl.AclBindingFilter;
+import org.apache.kafka.common.acl.AclOperation;
+import org.apache.kafka.common.acl.AclPermissionType;
+import org.apache.kafka.common.resource.PatternType;
+import org.apache.kafka.common.resource.ResourcePattern;
+import org.apache.kafka.common.resource.ResourcePatternFilter;
+import org.apache.kafka.common.resource.ResourceType;
+
+public class AclTool {
+    public static void main(String[] args) throws Exception {
+        Properties props = new Properties();
+        props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, args[1]);
+        props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, "30000");
+        props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
+        if (!args[2].equals("-")) {
+            for (String pair : args[2].split(";")) {
+                int eq = pair.indexOf('=');
+                props.put(pair.substring(0, eq), pair.substring(eq + 1));
+            }
+        }
+        String out;
+        try (Admin admin = Admin.create(props)) {
+            switch (args[0]) {
+                case "create": out = create(admin, args); break;
+                case "describe": out = describe(admin, args[3]); break;
+                case "delete": out = delete(admin, args); break;
+                default: throw new IllegalArgumentException("unknown command " + args[0]);
+            }
+        }
+        System.out.println(out);
+        System.out.flush();
+        System.exit(0);
+    }
+
+    private static String create(Admin admin, String[] args) throws Exception {
+        List<AclBinding> acls = new ArrayList<>();
+        for (int i = 3; i < args.length; i++) {
+            String[] f = args[i].split("\\|", -1);
+            acls.add(new AclBinding(
+                new ResourcePattern(ResourceType.fromString(f[0]), f[2], PatternType.fromString(f[1])),
+                new AccessControlEntry(f[3], f[4], AclOperation.fromString(f[5]), AclPermissionType.fromString(f[6]))));
+        }
+        CreateAclsResult result = admin.createAcls(acls);
+        List<String> outcomes = new ArrayList<>();
+        for (AclBinding acl : acls) {
+            outcomes.add(outcome(result.values().get(acl)));
+        }
+        return "{\"results\":[" + String.join(",", outcomes) + "]}";
+    }
+
+    private static String describe(Admin admin, String filter) throws Exception {
+        try {
+            Collection<AclBinding> acls = admin.describeAcls(filter(filter)).values().get(60, TimeUnit.SECONDS);
+            List<String> lines = new ArrayList<>();
+            for (AclBinding acl : acls) {
+                lines.add(quote(text(acl)));
+            }
+            Collections.sort(lines);
+            return "{\"acls\":[" + String.join(",", lines) + "]}";
+        } catch (ExecutionException e) {
+            return "{\"error\":" + quote(e.getCause().getClass().getSimpleName() + ": " + e.getCause().getMessage()) + "}";
+        }
+    }
+
+    private static String delete(Admin admin, String[] args) throws Exception {
+        List<AclBindingFilter> filters = new ArrayList<>();
+        for (int i = 3; i < args.length; i++) {
+            filters.add(filter(args[i]));
+        }
+        DeleteAclsResult result = admin.deleteAcls(filters);
+        List<String> outcomes = new ArrayList<>();
+        for (AclBindingFilter filter : filters) {
+            try {
+                DeleteAclsResult.FilterResults results = result.values().get(filter).get(60, TimeUnit.SECONDS);
+                List<String> lines = new ArrayList<>();
+                for (DeleteAclsResult.FilterResult r : results.values()) {
+                    lines.add(r.exception() == null ? quote(text(r.binding())) : quote("error " + r.exception()));
+                }
+                Collections.sort(lines);
+                outcomes.add("[" + String.join(",", lines) + "]");
+            } catch (ExecutionException e) {
+                outcomes.add(quote(e.getCause().getClass().getSimpleName() + ": " + e.getCause().getMessage()));
+            }
+        }
+        return "{\"deleted\":[" + String.join(",", outcomes) + "]}";
+    }
+
+    private static AclBindingFilter filter(String text) {
+        String[] f = text.split("\\|", -1);
+        return new AclBindingFilter(
+            new ResourcePatternFilter(ResourceType.fromString(f[0]), any(f[2]), PatternType.fromString(f[1])),
+            new AccessControlEntryFilter(any(f[3]), any(f[4]), AclOperation.fromString(f[5]), AclPermissionType.fromString(f[6])));
+    }
+
+    private static String any(String field) {
+        return field.equals("-") ? null : field;
+    }
+
+    private static String text(AclBinding acl) {
+        return acl.pattern().resourceType() + "|" + acl.pattern().patternType() + "|" + acl.pattern().name() + "|"
+            + acl.entry().principal() + "|" + acl.entry().host() + "|" + acl.entry().operation() + "|"
+            + acl.entry().permissionType();
+    }
+
+    private static String outcome(KafkaFuture<Void> future) throws InterruptedException {
+        try {
+            future.get(60, TimeUnit.SECONDS);
+            return "null";
+        } catch (ExecutionException e) {
+            return quote(e.getCause().getClass().getSimpleName() + ": " + e.getCause().getMessage());
+        } catch (java.util.concurrent.TimeoutException e) {
+            return quote("TimeoutException");
+        }
+    }
+
+    private static String quote(String s) {
+        StringBuilder b = new StringBuilder("\"");
+        for (char c : s.toCharArray()) {
+            if (c == '"' || c == '\\') b.append('\\').append(c);
+            else if (c < 0x20) b.append(String.format("\\u%04x", (int) c));
+            else b.append(c);
+        }
+        return b.append('"').toString();
+    }
+}
