@@ -3,8 +3,8 @@ describeAcls / deleteAcls (what kafka-acls.sh calls), then confluent-kafka and k
 producing, consuming and listing topics as `User:ANONYMOUS` (the principal of a PLAINTEXT
 connection) with ACLs that allow or deny it.
 
-The per-user tests at the end need SASL PLAIN (another branch); until the broker advertises
-SaslHandshake they run as expected failures (needs_api).
+The per-user test at the end needs SASL PLAIN (another branch); until the broker advertises
+SaslHandshake it stops as an expected failure.
 """
 
 import os
@@ -267,10 +267,13 @@ def sasl_conf(user):
     return {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": "PLAIN", "sasl.username": user, "sasl.password": SASL_USERS[user]}
 
 
-@pytest.mark.needs_api("SaslHandshake", "SaslAuthenticate")
 def test_per_user_acls_with_sasl_plain(broker, acl_tool):
     """alice may write `orders-*` and read them in group `billing`; bob may only read; the
-    admin (a super user) grants it all through the Java Admin."""
+    admin (a super user) grants it all through the Java Admin. Until this broker serves SASL
+    (SaslHandshake, another branch) the test stops as an expected failure."""
+    missing = kafka_wire.missing_apis(broker.apis, ["SaslHandshake", "SaslAuthenticate"])
+    if missing:
+        pytest.xfail(f"broker does not serve {', '.join(missing)} yet")
     b = Broker(strom_binary())
     b.extra_args = sasl_broker_args() + [
         "--override",
