@@ -308,3 +308,67 @@ def test_per_user_acls_with_sasl_plain(broker, acl_tool):
     finally:
         b.stop()
         b.cleanup()
+
+
+def test_admin_apis_checked(make_broker, acl_tool):
+    """Configs, groups and cluster APIs check Kafka's operations: a DENY on a topic's
+    DESCRIBE_CONFIGS / ALTER_CONFIGS refuses describing and altering its configs, a DENY on
+    a group's DESCRIBE hides it from ListGroups and refuses DescribeGroups, a DENY on its
+    DELETE refuses DeleteGroups, and a DENY on the cluster's DESCRIBE refuses DescribeLogDirs."""
+    from confluent_kafka import ConsumerGroupTopicPartitions
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType as Rt
+
+    b = make_broker(authorizer_args("allow.everyone.if.no.acl.found=true"))
+    suffix = uuid.uuid4().hex[:6]
+    locked, free, group, open_group = f"locked-{suffix}", f"free-{suffix}", f"g-{suffix}", f"og-{suffix}"
+    create_topics(b.bootstrap, locked, free)
+    assert produce_one(b.bootstrap, free) is None
+    for g in (group, open_group):
+        assert consume_error(b.bootstrap, free, g) is None
+    assert acl_tool(
+        "create",
+        b.bootstrap,
+        acl("TOPIC", "LITERAL", locked, ANON, "*", "DESCRIBE_CONFIGS", "DENY"),
+        acl("TOPIC", "LITERAL", locked, ANON, "*", "ALTER_CONFIGS", "DENY"),
+        acl("GROUP", "LITERAL", group, ANON, "*", "DESCRIBE", "DENY"),
+        acl("GROUP", "LITERAL", group, ANON, "*", "DELETE", "DENY"),
+        acl("CLUSTER", "LITERAL", "kafka-cluster", ANON, "*", "DESCRIBE", "DENY"),
+    )["results"] == [None] * 5
+
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    # Configs.
+    futures = admin.describe_configs([ConfigResource(Rt.TOPIC, locked), ConfigResource(Rt.TOPIC, free)])
+    results = {r.name: f for r, f in futures.items()}
+    with pytest.raises(KafkaException) as denied:
+        results[locked].result(timeout=TIMEOUT_S)
+    assert denied.value.args[0].name() == "TOPIC_AUTHORIZATION_FAILED"
+    assert "retention.ms" in results[free].result(timeout=TIMEOUT_S)
+    futures = admin.incremental_alter_configs(
+        [ConfigResource(Rt.TOPIC, locked, incremental_configs=[ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)])]
+    )
+    with pytest.raises(KafkaException) as denied:
+        list(futures.values())[0].result(timeout=TIMEOUT_S)
+    assert denied.value.args[0].name() == "TOPIC_AUTHORIZATION_FAILED"
+
+    # Groups: ListGroups (no CLUSTER DESCRIBE) lists only the groups ANONYMOUS may describe.
+    listed = {g.group_id for g in admin.list_consumer_groups().result(timeout=TIMEOUT_S).valid}
+    assert open_group in listed and group not in listed
+    described = admin.describe_consumer_groups([group])[group]
+    with pytest.raises(KafkaException) as denied:
+        described.result(timeout=TIMEOUT_S)
+    assert denied.value.args[0].name() == "GROUP_AUTHORIZATION_FAILED"
+    deleted = admin.delete_consumer_groups([group])[group]
+    with pytest.raises(KafkaException) as denied:
+        deleted.result(timeout=TIMEOUT_S)
+    assert denied.value.args[0].name() == "GROUP_AUTHORIZATION_FAILED"
+
+    # OffsetFetch through list_consumer_group_offsets: the denied group's offsets are refused.
+    offsets = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group]
+    with pytest.raises(KafkaException) as denied:
+        offsets.result(timeout=TIMEOUT_S)
+    assert denied.value.args[0].name() == "GROUP_AUTHORIZATION_FAILED"
+    allowed = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(open_group)])[open_group].result(timeout=TIMEOUT_S)
+    assert any(tp.topic == free and tp.offset >= 0 for tp in allowed.topic_partitions)
+
+    # Cluster DESCRIBE denied: DescribeAcls says so (kafka-acls.sh --list).
+    assert "ClusterAuthorizationException" in acl_tool("describe", b.bootstrap, acl("ANY", "ANY", "-", "-", "-", "ANY", "ANY"))["error"]

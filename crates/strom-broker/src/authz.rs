@@ -143,6 +143,8 @@ pub const TABLE: &[(ApiKey, ResourceType, AclOperation)] = &[
     (ApiKey::ListPartitionReassignments, Rt::Cluster, Op::Describe),
     (ApiKey::UpdateFeatures, Rt::Cluster, Op::Alter),
     (ApiKey::DescribeQuorum, Rt::Cluster, Op::Describe),
+    // DescribeCluster needs nothing; its cluster_authorized_operations need DESCRIBE.
+    (ApiKey::DescribeCluster, Rt::Cluster, Op::Describe),
     // ACLs.
     (ApiKey::CreateAcls, Rt::Cluster, Op::Alter),
     (ApiKey::DeleteAcls, Rt::Cluster, Op::Alter),
@@ -399,6 +401,20 @@ pub fn precheck(
         }
         RequestKind::OffsetCommit(r) => group(ApiKey::OffsetCommit, &r.group_id),
         RequestKind::OffsetDelete(r) => group(ApiKey::OffsetDelete, &r.group_id),
+        // Every key of a batched lookup (v4+) must pass, else the whole request fails.
+        RequestKind::FindCoordinator(r) => {
+            let single = [r.key.clone()];
+            let keys = if r.coordinator_keys.is_empty() {
+                &single[..]
+            } else {
+                &r.coordinator_keys[..]
+            };
+            keys.iter().find_map(|key| match r.key_type {
+                0 => group(ApiKey::FindCoordinator, key),
+                1 => txn(ApiKey::FindCoordinator, key),
+                _ => None,
+            })
+        }
         RequestKind::Produce(r) => r
             .transactional_id
             .as_ref()

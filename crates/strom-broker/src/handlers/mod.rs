@@ -4,6 +4,7 @@
 mod acls;
 mod alter_configs;
 mod authorize;
+mod authorize_admin;
 mod api_versions;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
@@ -166,13 +167,13 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming, session: &Sessi
             offset_for_leader_epoch::handle(context, body, version).await
         }
         RequestKind::DescribeConfigs(body) => {
-            describe_configs::handle(context, body, version).await
+            authorize_admin::describe_configs(context, session, body, version).await
         }
         RequestKind::AlterConfigs(body) => {
-            alter_configs::handle_legacy(context, body, version).await
+            authorize_admin::alter_configs(context, session, body, version).await
         }
         RequestKind::IncrementalAlterConfigs(body) => {
-            alter_configs::handle_incremental(context, body, version).await
+            authorize_admin::incremental_alter_configs(context, session, body, version).await
         }
         RequestKind::CreatePartitions(body) => {
             authorize::create_partitions(context, session, body, version).await
@@ -181,15 +182,17 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming, session: &Sessi
             authorize::delete_records(context, session, body, version).await
         }
         RequestKind::DescribeCluster(body) => {
-            describe_cluster::handle(context, body, version).await
+            authorize_admin::describe_cluster(context, session, body, version).await
         }
         RequestKind::DescribeLogDirs(body) => {
-            describe_log_dirs::handle(context, body, version).await
+            authorize_admin::describe_log_dirs(context, session, body, version).await
         }
         RequestKind::DescribeTopicPartitions(body) => {
-            describe_topic_partitions::handle(context, body, version).await
+            authorize_admin::describe_topic_partitions(context, session, body, version).await
         }
-        RequestKind::ElectLeaders(body) => elect_leaders::handle(context, body, version).await,
+        RequestKind::ElectLeaders(body) => {
+            authorize_admin::elect_leaders(context, session, body, version).await
+        }
         RequestKind::FindCoordinator(body) => {
             find_coordinator::handle(context, body, version).await
         }
@@ -201,21 +204,35 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming, session: &Sessi
             consumer_group_heartbeat::handle(context, body, version, client_id, peer).await
         }
         RequestKind::ConsumerGroupDescribe(body) => {
-            consumer_group_describe::handle(context, body, version).await
+            authorize_admin::consumer_group_describe(context, session, body, version).await
         }
         RequestKind::Heartbeat(body) => heartbeat::handle(context, body, version).await,
         RequestKind::LeaveGroup(body) => leave_group::handle(context, body, version).await,
-        RequestKind::OffsetCommit(body) => offset_commit::handle(context, body, version).await,
-        RequestKind::OffsetFetch(body) => offset_fetch::handle(context, body, version).await,
-        RequestKind::ListGroups(body) => list_groups::handle(context, body, version).await,
-        RequestKind::DescribeGroups(body) => describe_groups::handle(context, body, version).await,
-        RequestKind::DeleteGroups(body) => delete_groups::handle(context, body, version).await,
+        RequestKind::OffsetCommit(body) => {
+            authorize_admin::offset_commit(context, session, body, version).await
+        }
+        RequestKind::OffsetFetch(body) => {
+            authorize_admin::offset_fetch(context, session, body, version).await
+        }
+        RequestKind::ListGroups(body) => {
+            authorize_admin::list_groups(context, session, body, version).await
+        }
+        RequestKind::DescribeGroups(body) => {
+            authorize_admin::describe_groups(context, session, body, version).await
+        }
+        RequestKind::DeleteGroups(body) => {
+            authorize_admin::delete_groups(context, session, body, version).await
+        }
         RequestKind::OffsetDelete(body) => offset_delete::handle(context, body, version).await,
         RequestKind::DescribeAcls(body) => acls::describe(context, session, body),
         RequestKind::CreateAcls(body) => acls::create(context, session, body).await,
         RequestKind::DeleteAcls(body) => acls::delete(context, session, body).await,
-        RequestKind::DescribeQuorum(body) => describe_quorum::handle(context, body).await,
-        RequestKind::UpdateFeatures(body) => update_features::handle(context, body, version),
+        RequestKind::DescribeQuorum(body) => {
+            authorize_admin::describe_quorum(context, session, body).await
+        }
+        RequestKind::UpdateFeatures(body) => {
+            authorize_admin::update_features(context, session, body, version)
+        }
         RequestKind::WriteTxnMarkers(body) => write_txn_markers::handle(context, body).await,
         RequestKind::DescribeProducers(body) => describe_producers::handle(context, body).await,
         // The version table decodes only served APIs; this is a safety net, never a crash.
