@@ -142,6 +142,26 @@ fn apply_record(
             Arc::make_mut(&mut inner.acls).insert(*id, acl.clone());
             delta.acls_changed = true;
         }
+        MetadataRecord::ClientQuota { entity, key, value } => {
+            let quotas = Arc::make_mut(&mut inner.client_quotas);
+            match value {
+                Some(value) => {
+                    quotas
+                        .entry(entity.clone())
+                        .or_default()
+                        .insert(key.clone(), *value);
+                }
+                None => {
+                    if let Some(values) = quotas.get_mut(entity) {
+                        values.remove(key);
+                        if values.is_empty() {
+                            quotas.remove(entity);
+                        }
+                    }
+                }
+            }
+            delta.quotas_changed = true;
+        }
         MetadataRecord::RemoveAccessControlEntry { id } => {
             if Arc::make_mut(&mut inner.acls).remove(id).is_none() {
                 return Err(format!("no ACL with id {id} to remove"));

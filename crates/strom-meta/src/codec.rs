@@ -158,6 +158,21 @@ fn write_body(w: &mut Writer, record: &MetadataRecord) {
             w.u8(acl.permission.id() as u8);
         }
         MetadataRecord::RemoveAccessControlEntry { id } => w.uuid(id),
+        MetadataRecord::ClientQuota { entity, key, value } => {
+            w.u32(entity.len() as u32);
+            for (kind, name) in entity {
+                w.string(kind);
+                w.opt_string(name.as_deref());
+            }
+            w.string(key);
+            match value {
+                None => w.u8(0),
+                Some(v) => {
+                    w.u8(1);
+                    w.i64(v.bits() as i64);
+                }
+            }
+        }
         MetadataRecord::ProducerIds {
             broker_id,
             broker_epoch,
@@ -192,7 +207,7 @@ fn read_record(r: &mut Reader<'_>) -> Result<MetadataRecord, MetaError> {
 fn is_known_type(record_type: u16) -> bool {
     matches!(
         record_type,
-        0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 15 | 17 | 19
+        0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 14 | 15 | 17 | 19
     )
 }
 
@@ -226,6 +241,7 @@ fn read_body(r: &mut Reader<'_>, record_type: u16) -> Result<MetadataRecord, Met
         },
         6 => read_acl(r)?,
         19 => MetadataRecord::RemoveAccessControlEntry { id: r.uuid()? },
+        14 => read_client_quota(r)?,
         7 => MetadataRecord::FenceBroker {
             broker_id: r.i32()?,
             epoch: r.i64()?,
@@ -339,4 +355,29 @@ fn read_acl(r: &mut Reader<'_>) -> Result<MetadataRecord, MetaError> {
             permission,
         },
     })
+}
+
+fn read_client_quota(r: &mut Reader<'_>) -> Result<MetadataRecord, MetaError> {
+    // A component is at least an empty type and an absent name.
+    let count = r.count(2 + 1)?;
+    let mut entity = crate::quota::QuotaEntity::new();
+    for _ in 0..count {
+        let kind = r.string()?;
+        let name = r.opt_string()?;
+        if entity.insert(kind, name).is_some() {
+            return Err(MetaError::malformed("client quota entity", "repeated type"));
+        }
+    }
+    let key = r.string()?;
+    let value = match r.u8()? {
+        0 => None,
+        1 => Some(crate::quota::QuotaValue::from_bits(r.i64()? as u64)),
+        other => {
+            return Err(MetaError::malformed(
+                "client quota value",
+                format!("presence byte {other}"),
+            ))
+        }
+    };
+    Ok(MetadataRecord::ClientQuota { entity, key, value })
 }

@@ -26,6 +26,8 @@ pub struct MetadataDelta {
     pub producer_ids_changed: bool,
     /// ACLs added or removed.
     pub acls_changed: bool,
+    /// Client quotas set or removed.
+    pub quotas_changed: bool,
 }
 
 /// What a delta means for the replicas one broker hosts.

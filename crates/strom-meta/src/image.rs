@@ -100,6 +100,8 @@ pub(crate) struct ImageInner {
     pub configs: Arc<BTreeMap<ConfigResource, BTreeMap<String, String>>>,
     pub brokers: Arc<BTreeMap<i32, BrokerRegistration>>,
     pub producer_ids: ProducerIdsImage,
+    /// Client quota values per entity (`quota.rs`).
+    pub client_quotas: Arc<BTreeMap<crate::quota::QuotaEntity, BTreeMap<String, crate::quota::QuotaValue>>>,
     /// ACLs by the id their record gave them.
     pub acls: Arc<BTreeMap<Uuid, AclBinding>>,
     /// Highest broker epoch ever registered, kept so epochs stay unique after unregistering.
@@ -238,6 +240,23 @@ impl MetadataImage {
     /// Every ACL, for [`crate::acl::authorize`].
     pub fn acl_bindings(&self) -> impl Iterator<Item = &AclBinding> + Clone + '_ {
         self.inner.acls.values()
+    }
+
+    /// Every entity with quotas, and its values.
+    pub fn client_quotas(
+        &self,
+    ) -> impl Iterator<Item = (&crate::quota::QuotaEntity, &BTreeMap<String, crate::quota::QuotaValue>)> + '_
+    {
+        self.inner.client_quotas.iter()
+    }
+
+    /// The value of one quota key of one entity.
+    pub fn client_quota(&self, entity: &crate::quota::QuotaEntity, key: &str) -> Option<f64> {
+        self.inner
+            .client_quotas
+            .get(entity)
+            .and_then(|values| values.get(key))
+            .map(|v| v.get())
     }
 
     pub fn acl_count(&self) -> usize {

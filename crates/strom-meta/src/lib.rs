@@ -38,6 +38,7 @@ pub mod controller;
 mod delta;
 mod error;
 mod image;
+pub mod quota;
 mod records;
 mod snapshot;
 mod wire;

@@ -5,6 +5,7 @@
 //! (11) records to be filled later without renumbering.
 
 use crate::acl::AclBinding;
+use crate::quota::{QuotaEntity, QuotaValue};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -141,6 +142,13 @@ pub enum MetadataRecord {
     RemoveAccessControlEntry {
         id: Uuid,
     },
+    /// A client quota key of an entity set, or removed with `None` (Kafka's
+    /// `ClientQuotaRecord`).
+    ClientQuota {
+        entity: QuotaEntity,
+        key: String,
+        value: Option<QuotaValue>,
+    },
     /// A block of producer ids ending before `next_producer_id` went to `broker_id`.
     ProducerIds {
         broker_id: i32,
@@ -163,6 +171,7 @@ impl MetadataRecord {
             MetadataRecord::FenceBroker { .. } => 7,
             MetadataRecord::UnfenceBroker { .. } => 8,
             MetadataRecord::RemoveTopic { .. } => 9,
+            MetadataRecord::ClientQuota { .. } => 14,
             MetadataRecord::ProducerIds { .. } => 15,
             MetadataRecord::BrokerInControlledShutdown { .. } => 17,
             MetadataRecord::RemoveAccessControlEntry { .. } => 19,

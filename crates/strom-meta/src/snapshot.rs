@@ -67,6 +67,15 @@ impl MetadataImage {
                 acl: acl.clone(),
             });
         }
+        for (entity, values) in self.client_quotas() {
+            for (key, value) in values {
+                records.push(MetadataRecord::ClientQuota {
+                    entity: entity.clone(),
+                    key: key.clone(),
+                    value: Some(*value),
+                });
+            }
+        }
         let ids = self.producer_ids();
         if *ids != ProducerIdsImage::default() {
             records.push(MetadataRecord::ProducerIds {

@@ -1,4 +1,4 @@
-//! CreateAcls and DeleteAcls, as Kafka's `AclControlManager`: each new ACL is validated and
+//! Security metadata. CreateAcls and DeleteAcls, as Kafka's `AclControlManager`: each new ACL is validated and
 //! gets a fresh id unless an identical ACL exists (then it succeeds with no record); a
 //! deletion removes every ACL any filter matches, all in one entry.
 
@@ -89,4 +89,58 @@ pub(crate) fn delete_acls(image: &MetadataImage, filters: Vec<AclFilter>) -> Han
         results.push(Ok(deleted));
     }
     Ok((records, ControllerReply::DeleteAcls(results)))
+}
+
+/// AlterClientQuotas, as Kafka's `ClientQuotaControlManager`: each entry is validated as a
+/// whole (entity, then every key and value) and refused INVALID_REQUEST on the first fault;
+/// valid entries become one record per key (removing an absent key is a no-op).
+pub(crate) fn alter_client_quotas(
+    image: &MetadataImage,
+    entries: Vec<(crate::quota::QuotaEntity, Vec<(String, Option<crate::quota::QuotaValue>)>)>,
+    validate_only: bool,
+) -> Handled {
+    use crate::quota::{validate_entity, validate_value};
+    let mut records = Vec::new();
+    let mut results = Vec::with_capacity(entries.len());
+    for (entity, ops) in &entries {
+        let checked = validate_entity(entity).and_then(|()| {
+            let mut seen = BTreeSet::new();
+            for (key, value) in ops {
+                if !seen.insert(key) {
+                    return Err(format!("Duplicate quota key {key}"));
+                }
+                if let Some(value) = value {
+                    validate_value(entity, key, value.get())?;
+                } else if !matches!(
+                    key.as_str(),
+                    crate::quota::PRODUCER_BYTE_RATE
+                        | crate::quota::CONSUMER_BYTE_RATE
+                        | crate::quota::REQUEST_PERCENTAGE
+                        | crate::quota::CONTROLLER_MUTATION_RATE
+                        | crate::quota::CONNECTION_CREATION_RATE
+                ) {
+                    return Err(format!("Invalid configuration key {key}"));
+                }
+            }
+            Ok(())
+        });
+        if let Err(message) = checked {
+            results.push(Err(ApiError::new(ErrorCode::InvalidRequest, message)));
+            continue;
+        }
+        if !validate_only {
+            for (key, value) in ops {
+                let present = image.client_quota(entity, key).is_some();
+                if value.is_some() || present {
+                    records.push(MetadataRecord::ClientQuota {
+                        entity: entity.clone(),
+                        key: key.clone(),
+                        value: *value,
+                    });
+                }
+            }
+        }
+        results.push(Ok(()));
+    }
+    Ok((records, ControllerReply::AlterClientQuotas(results)))
 }

@@ -33,6 +33,11 @@ pub enum ControllerRequest {
     CreateAcls(Vec<AclBinding>),
     /// DeleteAcls: every ACL matching any filter is removed, in one atomic entry.
     DeleteAcls(Vec<AclFilter>),
+    /// AlterClientQuotas: per entity, keys set (`Some`) or removed (`None`).
+    AlterClientQuotas {
+        entries: Vec<(crate::quota::QuotaEntity, Vec<(String, Option<crate::quota::QuotaValue>)>)>,
+        validate_only: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +62,8 @@ pub enum ControllerReply {
     CreateAcls(Vec<Result<(), ApiError>>),
     /// Per filter, in request order: the ACLs it removed.
     DeleteAcls(Vec<Result<Vec<AclBinding>, ApiError>>),
+    /// Per entry, in request order.
+    AlterClientQuotas(Vec<Result<(), ApiError>>),
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

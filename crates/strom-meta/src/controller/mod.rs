@@ -193,6 +193,10 @@ impl Controller {
             ControllerRequest::ElectLeaders(r) => elections::elect_leaders(image, r),
             ControllerRequest::CreateAcls(r) => acls::create_acls(image, self.ids.as_mut(), r),
             ControllerRequest::DeleteAcls(r) => acls::delete_acls(image, r),
+            ControllerRequest::AlterClientQuotas {
+                entries,
+                validate_only,
+            } => acls::alter_client_quotas(image, entries, validate_only),
         }
     }
 
