@@ -213,6 +213,8 @@ pub struct BrokerConfig {
     pub metrics: crate::metrics::MetricsConfig,
     /// `authorizer.class.name`, `super.users`, `allow.everyone.if.no.acl.found` (`authz.rs`).
     pub authorization: crate::authz::AuthzConfig,
+    /// `quota.window.num`, `quota.window.size.seconds` (`quotas.rs`).
+    pub quotas: crate::quotas::QuotaConfig,
 }
 
 /// Broker keys that set a topic-level default (Kafka's `broker_synonym`s), in the order
@@ -451,6 +453,7 @@ impl BrokerConfig {
                 !BROKER_KEYS.contains(&key.as_str())
                     && !crate::metrics::METRICS_KEYS.contains(&key.as_str())
                     && !crate::authz::AUTHZ_KEYS.contains(&key.as_str())
+                    && !crate::quotas::QUOTA_KEYS.contains(&key.as_str())
                     && !TOPIC_SYNONYMS.iter().any(|(broker, _)| broker == key)
             })
             .cloned()
@@ -623,6 +626,7 @@ impl BrokerConfig {
             )?,
             metrics: crate::metrics::MetricsConfig::from_props(map)?,
             authorization: crate::authz::AuthzConfig::from_props(map)?,
+            quotas: crate::quotas::QuotaConfig::from_props(map)?,
         };
         let mut config = config;
         config.queued_max_request_bytes =
@@ -664,6 +668,7 @@ impl BrokerConfig {
         BROKER_KEYS.contains(&key)
             || crate::metrics::METRICS_KEYS.contains(&key)
             || crate::authz::AUTHZ_KEYS.contains(&key)
+            || crate::quotas::QUOTA_KEYS.contains(&key)
             || TOPIC_SYNONYMS.iter().any(|(broker, _)| *broker == key)
     }
 

@@ -59,6 +59,12 @@ use crate::handlers::Reply;
 use crate::limits::{Bite, Evicted, Slot};
 use crate::metrics::{RequestTrace, REMOTE};
 use crate::principal::{SecurityProtocol, Session};
+
+std::thread_local! {
+    /// Set by `handle_request` to a quota throttle (ms) and taken by the connection right
+    /// after it returns, on the same thread (no await between them).
+    static THROTTLED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
 use crate::sendfile::{splice, write_pieces, FileRecords, Piece};
 use crate::server::BrokerContext;
 
@@ -172,6 +178,8 @@ struct Connection {
     peer: SocketAddr,
     /// The principal, address and listener handed to every request handler.
     session: Session,
+    /// A quota throttle: no request is read before this (Kafka mutes the channel).
+    muted_until: Option<Instant>,
     context: Arc<BrokerContext>,
     slot: Slot,
     decoder: FrameDecoder,
@@ -211,6 +219,7 @@ impl Connection {
             stream,
             peer: session.client_address,
             session,
+            muted_until: None,
             decoder: FrameDecoder::new(config.socket_request_max_bytes),
             idle_max: config.connections_max_idle_ms.map(Duration::from_millis),
             receive_max: Duration::from_millis(config.request_receive_timeout_ms),
@@ -237,6 +246,15 @@ impl Connection {
     async fn serve_frames(&mut self) -> Result<std::convert::Infallible, Close> {
         loop {
             self.write_ready().await?;
+            if let Some(until) = self.muted_until.take() {
+                // Throttled: answer everything pending, then read nothing until the time is up.
+                self.drain().await?;
+                let mut shutdown = self.shutdown.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until) => {}
+                    _ = shutdown.wait_for(|stop| *stop) => return Err(Close::Done),
+                }
+            }
             if self.front.is_none() {
                 match self.decoder.frame_size(&self.buf) {
                     Ok(Some(size_bytes)) => self.reserve(size_bytes).await?,
@@ -352,7 +370,12 @@ impl Connection {
             self.drain().await?;
         }
         trace.start();
+        THROTTLED.with(|t| t.set(0));
         let handled = handle_request(&self.context, incoming, target, &self.session, trace).await;
+        let throttle_ms = THROTTLED.with(|t| t.replace(0));
+        if throttle_ms > 0 {
+            self.muted_until = Some(Instant::now() + Duration::from_millis(throttle_ms));
+        }
         // The request has been handled and dropped: its bytes go back to the budget.
         drop(frame);
         drop(front);
@@ -569,6 +592,12 @@ async fn handle_request(
             return Handled::Close;
         }
     };
+    // A quota throttle the handler set (`quotas.rs`): carried into the final response of a
+    // Produce that waits, and the connection then reads nothing for that long.
+    let throttle_ms = crate::quotas::throttle_of(&body);
+    if throttle_ms > 0 {
+        THROTTLED.with(|t| t.set(u64::try_from(throttle_ms).unwrap_or(0)));
+    }
     match finisher {
         None => {
             trace.answered(metrics, &body, &files, &topic_namer(context));
@@ -581,7 +610,8 @@ async fn handle_request(
             let context = Arc::clone(context);
             Handled::Respond(Outgoing::Waiting(tokio::spawn(async move {
                 let waited = std::time::Instant::now();
-                let body = finisher(*body).await;
+                let mut body = finisher(*body).await;
+                crate::quotas::set_throttle(&mut body, throttle_ms);
                 trace.finisher_returned(waited.elapsed());
                 trace.answered(&context.metrics, &body, &files, &topic_namer(&context));
                 let wire = encode(&target, &body, files, peer)?;

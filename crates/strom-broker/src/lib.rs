@@ -37,6 +37,7 @@ pub mod peer;
 pub mod principal;
 pub mod producers;
 pub mod quorum;
+pub mod quotas;
 pub mod replicas;
 mod replication;
 pub mod scrubber;

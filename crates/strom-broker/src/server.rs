@@ -92,6 +92,8 @@ pub struct BrokerContext {
     pub limits: Arc<ConnectionLimits>,
     /// What the broker records for `/metrics` and the health checks (`metrics/`).
     pub metrics: Arc<crate::metrics::BrokerMetrics>,
+    /// Client quota rates (`quotas.rs`).
+    pub quotas: Arc<crate::quotas::QuotaManager>,
 }
 
 /// A range of producer ids allocated to this broker: `next..end` are still free.
@@ -191,6 +193,7 @@ impl Broker {
             groups,
             limits: Arc::clone(&limits),
             metrics: Arc::new(crate::metrics::BrokerMetrics::new(config.metrics.clone())),
+            quotas: Arc::new(crate::quotas::QuotaManager::new(config.quotas.clone())),
         });
         if let Some(http_listener) = http_listener {
             // Serves from now on (readiness says "start-up in progress" until the end of

@@ -8,6 +8,12 @@
 //   describe BOOTSTRAP [CLIENT_PROPS] FILTER   describeAcls: {"acls": [ACL, ...]} (sorted) or {"error": ...}
 //   delete BOOTSTRAP [CLIENT_PROPS] FILTER...  deleteAcls: {"deleted": [[ACL, ...] | "error", ...]}
 //
+//   quota-alter BOOTSTRAP [CLIENT_PROPS] ENTITY OP...   alterClientQuotas of one entity:
+//                                        ENTITY is type=name,type=name ("name" "-" is the default),
+//                                        OP is key=value or key=- (remove): {"result": null | "Error: message"}
+//   quota-describe BOOTSTRAP [CLIENT_PROPS]   describeClientQuotas of everything:
+//                                        {"quotas": {"type=name,...": {key: value}}} or {"error": ...}
+//
 // CLIENT_PROPS is "-" or k=v pairs separated by ';' (security settings for SASL tests).
 
 import java.util.ArrayList;
@@ -53,6 +59,8 @@ public class AclTool {
                 case "create": out = create(admin, args); break;
                 case "describe": out = describe(admin, args[3]); break;
                 case "delete": out = delete(admin, args); break;
+                case "quota-alter": out = quotaAlter(admin, args); break;
+                case "quota-describe": out = quotaDescribe(admin); break;
                 default: throw new IllegalArgumentException("unknown command " + args[0]);
             }
         }
@@ -112,6 +120,49 @@ public class AclTool {
             }
         }
         return "{\"deleted\":[" + String.join(",", outcomes) + "]}";
+    }
+
+    private static String quotaAlter(Admin admin, String[] args) throws Exception {
+        Map<String, String> entity = new java.util.HashMap<>();
+        for (String part : args[3].split(",")) {
+            String[] kv = part.split("=", 2);
+            entity.put(kv[0], kv[1].equals("-") ? null : kv[1]);
+        }
+        List<org.apache.kafka.common.quota.ClientQuotaAlteration.Op> ops = new ArrayList<>();
+        for (int i = 4; i < args.length; i++) {
+            String[] kv = args[i].split("=", 2);
+            ops.add(new org.apache.kafka.common.quota.ClientQuotaAlteration.Op(kv[0], kv[1].equals("-") ? null : Double.valueOf(kv[1])));
+        }
+        org.apache.kafka.common.quota.ClientQuotaAlteration alteration = new org.apache.kafka.common.quota.ClientQuotaAlteration(
+            new org.apache.kafka.common.quota.ClientQuotaEntity(entity), ops);
+        try {
+            admin.alterClientQuotas(Collections.singletonList(alteration)).all().get(60, TimeUnit.SECONDS);
+            return "{\"result\":null}";
+        } catch (ExecutionException e) {
+            return "{\"result\":" + quote(e.getCause().getClass().getSimpleName() + ": " + e.getCause().getMessage()) + "}";
+        }
+    }
+
+    private static String quotaDescribe(Admin admin) throws Exception {
+        try {
+            Map<org.apache.kafka.common.quota.ClientQuotaEntity, Map<String, Double>> all = admin.describeClientQuotas(
+                org.apache.kafka.common.quota.ClientQuotaFilter.all()).entities().get(60, TimeUnit.SECONDS);
+            List<String> entries = new ArrayList<>();
+            for (Map.Entry<org.apache.kafka.common.quota.ClientQuotaEntity, Map<String, Double>> e : all.entrySet()) {
+                List<String> parts = new ArrayList<>();
+                for (Map.Entry<String, String> c : new java.util.TreeMap<>(e.getKey().entries()).entrySet()) {
+                    parts.add(c.getKey() + "=" + (c.getValue() == null ? "-" : c.getValue()));
+                }
+                List<String> values = new ArrayList<>();
+                for (Map.Entry<String, Double> v : new java.util.TreeMap<>(e.getValue()).entrySet()) {
+                    values.add(quote(v.getKey()) + ":" + v.getValue());
+                }
+                entries.add(quote(String.join(",", parts)) + ":{" + String.join(",", values) + "}");
+            }
+            return "{\"quotas\":{" + String.join(",", entries) + "}}";
+        } catch (ExecutionException e) {
+            return "{\"error\":" + quote(e.getCause().getClass().getSimpleName() + ": " + e.getCause().getMessage()) + "}";
+        }
     }
 
     private static AclBindingFilter filter(String text) {

@@ -6,6 +6,7 @@ mod alter_configs;
 mod authorize;
 mod authorize_admin;
 mod api_versions;
+mod client_quotas;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
 mod create_partitions;
@@ -45,6 +46,7 @@ use strom_protocol::messages::{ApiKey, BrokerId, RequestKind, ResponseKind, Topi
 use strom_protocol::{error_response, ErrorCode, Incoming, StrBytes};
 
 use crate::metadata::MetadataError;
+use crate::quotas::QuotaKind;
 use crate::principal::Session;
 use crate::server::BrokerContext;
 
@@ -87,6 +89,8 @@ pub const SERVED_APIS: &[ApiKey] = &[
     ApiKey::UpdateFeatures,
     ApiKey::WriteTxnMarkers,
     ApiKey::DescribeProducers,
+    ApiKey::AlterClientQuotas,
+    ApiKey::DescribeClientQuotas,
 ];
 
 /// How requests that need a transaction coordinator are answered while there is none.
@@ -151,9 +155,19 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming, session: &Sessi
         RequestKind::DeleteTopics(body) => {
             authorize::delete_topics(context, session, body, version).await
         }
-        RequestKind::Produce(body) => authorize::produce(context, session, body, version).await,
+        RequestKind::Produce(body) => {
+            let bytes = crate::quotas::produce_bytes(&body);
+            let mut response = authorize::produce(context, session, body, version).await;
+            throttle(context, session, &client_id, QuotaKind::Produce, bytes, &mut response);
+            response
+        }
         RequestKind::Fetch(body) => {
-            let (response, files) = authorize::fetch(context, session, body, version).await;
+            let follower = body.replica_id.0 >= 0 || body.replica_state.replica_id.0 >= 0;
+            let (mut response, files) = authorize::fetch(context, session, body, version).await;
+            if !follower {
+                let bytes = crate::quotas::fetch_bytes(&response, &files);
+                throttle(context, session, &client_id, QuotaKind::Fetch, bytes, &mut response);
+            }
             if !files.is_empty() {
                 return Reply::RespondWithFiles(Box::new(response), files);
             }
@@ -224,6 +238,8 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming, session: &Sessi
             authorize_admin::delete_groups(context, session, body, version).await
         }
         RequestKind::OffsetDelete(body) => offset_delete::handle(context, body, version).await,
+        RequestKind::AlterClientQuotas(body) => client_quotas::alter(context, session, body).await,
+        RequestKind::DescribeClientQuotas(body) => client_quotas::describe(context, session, body),
         RequestKind::DescribeAcls(body) => acls::describe(context, session, body),
         RequestKind::CreateAcls(body) => acls::create(context, session, body).await,
         RequestKind::DeleteAcls(body) => acls::delete(context, session, body).await,
@@ -254,6 +270,28 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming, session: &Sessi
         Reply::Close
     } else {
         Reply::Silent
+    }
+}
+
+/// Counts `bytes` against the client's byte-rate quota and puts the throttle time, if any,
+/// in the response (the connection then holds the client back for that long).
+fn throttle(
+    context: &BrokerContext,
+    session: &Session,
+    client_id: &Option<StrBytes>,
+    kind: QuotaKind,
+    bytes: usize,
+    response: &mut ResponseKind,
+) {
+    let throttle_ms = context.quotas.record(
+        &context.metadata.image(),
+        kind,
+        &session.principal.name,
+        client_id.as_deref().unwrap_or(""),
+        bytes,
+    );
+    if throttle_ms > 0 {
+        crate::quotas::set_throttle(response, i32::try_from(throttle_ms).unwrap_or(i32::MAX));
     }
 }
 
