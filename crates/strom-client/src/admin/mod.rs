@@ -1,8 +1,9 @@
-//! Admin client: topics, partitions, configs, consumer groups, offsets, cluster.
+//! Admin client: topics, partitions, configs, consumer groups, offsets, cluster, ACLs.
 //!
 //! Every call retries retriable errors with backoff for up to `default.api.timeout.ms`;
 //! per-item broker errors come back as [`ClientError::Broker`] with Kafka's error name.
 
+mod acls;
 mod configs;
 mod groups;
 pub(crate) mod offsets;
@@ -14,6 +15,7 @@ use crate::cluster::Cluster;
 use crate::config::ClientConfig;
 use crate::error::Result;
 
+pub use acls::AclEntry;
 pub use configs::{AlterConfigOp, ConfigEntry, ConfigResource, ConfigSource};
 pub use groups::{GroupDescription, GroupListing, MemberDescription};
 pub use offsets::ListedOffset;

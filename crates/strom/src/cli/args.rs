@@ -68,6 +68,9 @@ pub enum ClientCommand {
     Configs(ConfigsArgs),
     /// Describe the cluster: id, controller and brokers.
     Cluster(ClusterArgs),
+    /// Add, remove and list ACLs (as kafka-acls.sh).
+    #[command(after_help = ACLS_EXAMPLES)]
+    Acls(AclsArgs),
     /// List, get, register, check and delete schemas in a schema registry.
     #[command(after_help = SCHEMAS_EXAMPLES)]
     Schemas(SchemasArgs),
@@ -566,6 +569,86 @@ pub struct ClusterArgs {
     pub common: Common,
     #[command(subcommand)]
     pub command: ClusterCommand,
+}
+
+const ACLS_EXAMPLES: &str = "Examples:
+  strom acls add --allow-principal User:alice --operation Read --operation Write --topic orders
+  strom acls add --allow-principal User:alice --operation Read --group billing
+  strom acls add --deny-principal User:bob --deny-host 10.0.0.9 --operation All --topic pay --resource-pattern-type prefixed
+  strom acls list
+  strom acls list --topic orders --resource-pattern-type match
+  strom acls remove --allow-principal User:alice --operation Write --topic orders
+Operations: All, Read, Write, Create, Delete, Alter, Describe, ClusterAction, DescribeConfigs,
+AlterConfigs, IdempotentWrite, CreateTokens, DescribeTokens. Needs an authorizer on the broker
+(authorizer.class.name).";
+
+#[derive(Args, Debug)]
+pub struct AclsArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: AclsCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AclsCommand {
+    /// Add one ACL per principal, host and operation (kafka-acls.sh --add).
+    Add(AclChangeArgs),
+    /// Remove the ACLs matching (kafka-acls.sh --remove; without a principal, every ACL of
+    /// the resource).
+    Remove(AclChangeArgs),
+    /// List ACLs, of one resource or all (kafka-acls.sh --list).
+    List(AclListArgs),
+}
+
+/// The resource of an ACL command (at most one).
+#[derive(Args, Debug, Clone)]
+pub struct AclResourceArgs {
+    /// A topic (`*` for every topic).
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// A consumer group (`*` for every group).
+    #[arg(long)]
+    pub group: Option<String>,
+    /// The cluster.
+    #[arg(long)]
+    pub cluster: bool,
+    /// A transactional id (`*` for every one).
+    #[arg(long = "transactional-id")]
+    pub transactional_id: Option<String>,
+    /// literal or prefixed (add); also any or match (list, remove).
+    #[arg(long = "resource-pattern-type")]
+    pub resource_pattern_type: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct AclChangeArgs {
+    #[command(flatten)]
+    pub resource: AclResourceArgs,
+    /// A principal to allow, `User:alice` (repeatable).
+    #[arg(long = "allow-principal")]
+    pub allow_principal: Vec<String>,
+    /// A principal to deny (repeatable).
+    #[arg(long = "deny-principal")]
+    pub deny_principal: Vec<String>,
+    /// Hosts the allow applies to [default: *].
+    #[arg(long = "allow-host")]
+    pub allow_host: Vec<String>,
+    /// Hosts the deny applies to [default: *].
+    #[arg(long = "deny-host")]
+    pub deny_host: Vec<String>,
+    /// Operations (repeatable) [default: All].
+    #[arg(long)]
+    pub operation: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct AclListArgs {
+    #[command(flatten)]
+    pub resource: AclResourceArgs,
+    /// Only ACLs of this principal.
+    #[arg(long)]
+    pub principal: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -3,6 +3,7 @@
 //! command parses its flags (args), talks to the cluster through one
 //! tokio runtime that lives only for the command, and prints through the output layer.
 
+mod acls;
 mod args;
 mod cluster;
 mod configs;
@@ -61,6 +62,7 @@ async fn dispatch(command: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Groups(args) => groups::run(&args.common, args.command).await,
         ClientCommand::Configs(args) => configs::run(&args.common, args.command).await,
         ClientCommand::Cluster(args) => cluster::run(&args.common, args.command).await,
+        ClientCommand::Acls(args) => acls::run(&args.common, args.command).await,
         ClientCommand::Schemas(args) => schemas::run(args).await,
         ClientCommand::Streams(args) => streams::run(&args.common, args.command).await,
     }
@@ -74,6 +76,7 @@ fn common(command: &ClientCommand) -> &Common {
         ClientCommand::Groups(args) => &args.common,
         ClientCommand::Configs(args) => &args.common,
         ClientCommand::Cluster(args) => &args.common,
+        ClientCommand::Acls(args) => &args.common,
         ClientCommand::Schemas(args) => &args.common,
         ClientCommand::Streams(args) => &args.common,
     }
