@@ -372,3 +372,39 @@ def test_admin_apis_checked(make_broker, acl_tool):
 
     # Cluster DESCRIBE denied: DescribeAcls says so (kafka-acls.sh --list).
     assert "ClusterAuthorizationException" in acl_tool("describe", b.bootstrap, acl("ANY", "ANY", "-", "-", "-", "ANY", "ANY"))["error"]
+
+
+def test_strom_acls_cli(make_broker, acl_tool):
+    """`strom acls add|list|remove` with kafka-acls.sh's flags; what it adds the Java Admin
+    sees, and what the Java Admin adds it lists."""
+    import json
+
+    b = make_broker(authorizer_args("allow.everyone.if.no.acl.found=true"))
+
+    def strom(*args):
+        proc = subprocess.run(
+            [str(strom_binary()), "acls", *args, "--bootstrap-server", b.bootstrap, "--output", "json"],
+            capture_output=True,
+            timeout=TIMEOUT_S * 2,
+        )
+        assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+        return json.loads(proc.stdout)
+
+    added = strom("add", "--allow-principal", "User:alice", "--operation", "Read", "--operation", "describe-configs", "--topic", "orders")
+    assert [(a["operation"], a["permission"]) for a in added] == [("READ", "ALLOW"), ("DESCRIBE_CONFIGS", "ALLOW")]
+    strom("add", "--deny-principal", "User:bob", "--deny-host", "10.0.0.9", "--group", "pay", "--resource-pattern-type", "prefixed")
+    assert sorted(acl_tool("describe", b.bootstrap, acl("ANY", "ANY", "-", "-", "-", "ANY", "ANY"))["acls"]) == sorted(
+        [
+            acl("TOPIC", "LITERAL", "orders", "User:alice", "*", "READ", "ALLOW"),
+            acl("TOPIC", "LITERAL", "orders", "User:alice", "*", "DESCRIBE_CONFIGS", "ALLOW"),
+            acl("GROUP", "PREFIXED", "pay", "User:bob", "10.0.0.9", "ALL", "DENY"),
+        ]
+    )
+    acl_tool("create", b.bootstrap, acl("TOPIC", "PREFIXED", "ord", "User:carol", "*", "WRITE", "ALLOW"))
+    listed = strom("list", "--topic", "orders", "--resource-pattern-type", "match")
+    assert {(a["principal"], a["pattern_type"]) for a in listed} == {("User:alice", "LITERAL"), ("User:carol", "PREFIXED")}
+    assert len(strom("list")) == 4
+    assert len(strom("list", "--principal", "User:bob")) == 1
+    removed = strom("remove", "--topic", "orders")
+    assert len(removed) == 2
+    assert {a["principal"] for a in strom("list")} == {"User:bob", "User:carol"}
