@@ -12,8 +12,8 @@
 use std::collections::BTreeMap;
 
 use strom_meta::acl::{
-    authorize, authorize_by_resource_type, supported_operations, AclOperation,
-    AuthorizerSettings, Decision, Requester, ResourceType, CLUSTER_NAME,
+    authorize, authorize_by_resource_type, supported_operations, AclOperation, AuthorizerSettings,
+    Decision, Requester, ResourceType, CLUSTER_NAME,
 };
 use strom_protocol::messages::{ApiKey, RequestKind};
 use strom_protocol::ErrorCode;
@@ -136,11 +136,19 @@ pub const TABLE: &[(ApiKey, ResourceType, AclOperation)] = &[
     (ApiKey::AlterConfigs, Rt::Topic, Op::AlterConfigs),
     (ApiKey::AlterConfigs, Rt::Cluster, Op::AlterConfigs),
     (ApiKey::IncrementalAlterConfigs, Rt::Topic, Op::AlterConfigs),
-    (ApiKey::IncrementalAlterConfigs, Rt::Cluster, Op::AlterConfigs),
+    (
+        ApiKey::IncrementalAlterConfigs,
+        Rt::Cluster,
+        Op::AlterConfigs,
+    ),
     (ApiKey::DescribeLogDirs, Rt::Cluster, Op::Describe),
     (ApiKey::ElectLeaders, Rt::Cluster, Op::Alter),
     (ApiKey::AlterPartitionReassignments, Rt::Cluster, Op::Alter),
-    (ApiKey::ListPartitionReassignments, Rt::Cluster, Op::Describe),
+    (
+        ApiKey::ListPartitionReassignments,
+        Rt::Cluster,
+        Op::Describe,
+    ),
     (ApiKey::UpdateFeatures, Rt::Cluster, Op::Alter),
     (ApiKey::DescribeQuorum, Rt::Cluster, Op::Describe),
     // DescribeCluster needs nothing; its cluster_authorized_operations need DESCRIBE.
@@ -151,7 +159,11 @@ pub const TABLE: &[(ApiKey, ResourceType, AclOperation)] = &[
     (ApiKey::DescribeAcls, Rt::Cluster, Op::Describe),
     // Quotas.
     (ApiKey::AlterClientQuotas, Rt::Cluster, Op::AlterConfigs),
-    (ApiKey::DescribeClientQuotas, Rt::Cluster, Op::DescribeConfigs),
+    (
+        ApiKey::DescribeClientQuotas,
+        Rt::Cluster,
+        Op::DescribeConfigs,
+    ),
     // Groups: members READ the group, offsets commit needs READ on the topics too.
     (ApiKey::FindCoordinator, Rt::Group, Op::Describe),
     (ApiKey::FindCoordinator, Rt::TransactionalId, Op::Describe),
@@ -188,7 +200,11 @@ pub const TABLE: &[(ApiKey, ResourceType, AclOperation)] = &[
     (ApiKey::TxnOffsetCommit, Rt::TransactionalId, Op::Write),
     (ApiKey::TxnOffsetCommit, Rt::Group, Op::Read),
     (ApiKey::TxnOffsetCommit, Rt::Topic, Op::Read),
-    (ApiKey::DescribeTransactions, Rt::TransactionalId, Op::Describe),
+    (
+        ApiKey::DescribeTransactions,
+        Rt::TransactionalId,
+        Op::Describe,
+    ),
     (ApiKey::ListTransactions, Rt::TransactionalId, Op::Describe),
 ];
 
@@ -388,8 +404,7 @@ pub fn precheck(
             .then_some(ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
     };
     let cluster = |api: ApiKey| {
-        (!cluster_allowed(context, session, api))
-            .then_some(ErrorCode::CLUSTER_AUTHORIZATION_FAILED)
+        (!cluster_allowed(context, session, api)).then_some(ErrorCode::CLUSTER_AUTHORIZATION_FAILED)
     };
     match body {
         RequestKind::JoinGroup(r) => group(ApiKey::JoinGroup, &r.group_id),
@@ -496,7 +511,10 @@ mod tests {
         ]))
         .unwrap();
         assert!(on.enabled);
-        assert_eq!(on.settings.super_users, vec!["User:admin", "User:ANONYMOUS"]);
+        assert_eq!(
+            on.settings.super_users,
+            vec!["User:admin", "User:ANONYMOUS"]
+        );
         assert!(on.settings.allow_everyone_if_no_acl_found);
         let error = AuthzConfig::from_props(&props(&[(
             "authorizer.class.name",

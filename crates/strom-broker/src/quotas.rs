@@ -189,7 +189,9 @@ impl QuotaManager {
         };
         let now = self.now_ms();
         let mut sensors = self.sensors.lock().unwrap_or_else(|e| e.into_inner());
-        if sensors.len() >= SENSORS_MAX && !sensors.contains_key(&(kind, user.clone(), client.clone())) {
+        if sensors.len() >= SENSORS_MAX
+            && !sensors.contains_key(&(kind, user.clone(), client.clone()))
+        {
             // Drop the rates idle for more than a whole span, else the single oldest.
             let span = self.config.window_ms * u64::from(self.config.window_num);
             sensors.retain(|_, s| s.last_used_ms + span > now);
@@ -255,7 +257,10 @@ mod tests {
             .unwrap();
         let manager = QuotaManager::new(QuotaConfig::default());
         // 10 s worth at once: exactly at the quota over the 10 s minimum span.
-        assert_eq!(manager.record(&image, QuotaKind::Produce, "ANONYMOUS", "c", 10_000), 0);
+        assert_eq!(
+            manager.record(&image, QuotaKind::Produce, "ANONYMOUS", "c", 10_000),
+            0
+        );
         // Another 10 s worth doubles the rate: throttled for a whole span.
         let throttle = manager.record(&image, QuotaKind::Produce, "ANONYMOUS", "c", 10_000);
         assert!((9_900..=10_000).contains(&throttle), "{throttle}");
@@ -263,7 +268,10 @@ mod tests {
         let throttle = manager.record(&image, QuotaKind::Produce, "ANONYMOUS", "c", 100_000);
         assert!((109_000..=110_000).contains(&throttle), "{throttle}");
         // Without a quota for fetches nothing is throttled.
-        assert_eq!(manager.record(&image, QuotaKind::Fetch, "ANONYMOUS", "c", 1 << 30), 0);
+        assert_eq!(
+            manager.record(&image, QuotaKind::Fetch, "ANONYMOUS", "c", 1 << 30),
+            0
+        );
     }
 }
 

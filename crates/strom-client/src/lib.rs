@@ -49,8 +49,7 @@ pub mod types;
 mod versions;
 
 pub use admin::{
-    AclEntry,
-    Admin, AlterConfigOp, ClusterDescription, ConfigEntry, ConfigResource, ConfigSource,
+    AclEntry, Admin, AlterConfigOp, ClusterDescription, ConfigEntry, ConfigResource, ConfigSource,
     GroupDescription, GroupListing, ListedOffset, MemberDescription, NewTopic,
 };
 pub use cluster::{BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo};

@@ -101,7 +101,8 @@ pub(crate) struct ImageInner {
     pub brokers: Arc<BTreeMap<i32, BrokerRegistration>>,
     pub producer_ids: ProducerIdsImage,
     /// Client quota values per entity (`quota.rs`).
-    pub client_quotas: Arc<BTreeMap<crate::quota::QuotaEntity, BTreeMap<String, crate::quota::QuotaValue>>>,
+    pub client_quotas:
+        Arc<BTreeMap<crate::quota::QuotaEntity, BTreeMap<String, crate::quota::QuotaValue>>>,
     /// ACLs by the id their record gave them.
     pub acls: Arc<BTreeMap<Uuid, AclBinding>>,
     /// Highest broker epoch ever registered, kept so epochs stay unique after unregistering.
@@ -245,8 +246,12 @@ impl MetadataImage {
     /// Every entity with quotas, and its values.
     pub fn client_quotas(
         &self,
-    ) -> impl Iterator<Item = (&crate::quota::QuotaEntity, &BTreeMap<String, crate::quota::QuotaValue>)> + '_
-    {
+    ) -> impl Iterator<
+        Item = (
+            &crate::quota::QuotaEntity,
+            &BTreeMap<String, crate::quota::QuotaValue>,
+        ),
+    > + '_ {
         self.inner.client_quotas.iter()
     }
 

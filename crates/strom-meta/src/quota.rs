@@ -90,7 +90,9 @@ pub fn validate_value(entity: &QuotaEntity, key: &str, value: f64) -> Result<(),
         return Err(format!("Invalid configuration key {key}"));
     }
     if !value.is_finite() || value <= 0.0 {
-        return Err(format!("Invalid value {value} for {key}: must be a positive number"));
+        return Err(format!(
+            "Invalid value {value} for {key}: must be a positive number"
+        ));
     }
     if integral && value.fract() != 0.0 {
         return Err(format!("Configuration {key} must be a Long value"));
@@ -117,7 +119,10 @@ pub fn precedence(user: &str, client_id: &str) -> Vec<(QuotaEntity, (String, Str
     let user_only = (user.to_string(), String::new());
     let client_only = (String::new(), client_id.to_string());
     vec![
-        (entity(Some(Some(user)), Some(Some(client_id))), both.clone()),
+        (
+            entity(Some(Some(user)), Some(Some(client_id))),
+            both.clone(),
+        ),
         (entity(Some(Some(user)), Some(None)), both.clone()),
         (entity(Some(Some(user)), None), user_only.clone()),
         (entity(Some(None), Some(Some(client_id))), both.clone()),
@@ -146,11 +151,13 @@ pub fn filter_matches(
     strict: bool,
     entity: &QuotaEntity,
 ) -> bool {
-    let all = components.iter().all(|(kind, m)| match (entity.get(kind), m) {
-        (Some(Some(name)), ComponentMatch::Exact(want)) => name == want,
-        (Some(None), ComponentMatch::Default) => true,
-        (Some(Some(_)), ComponentMatch::Specified) => true,
-        _ => false,
-    });
+    let all = components
+        .iter()
+        .all(|(kind, m)| match (entity.get(kind), m) {
+            (Some(Some(name)), ComponentMatch::Exact(want)) => name == want,
+            (Some(None), ComponentMatch::Default) => true,
+            (Some(Some(_)), ComponentMatch::Specified) => true,
+            _ => false,
+        });
     all && (!strict || entity.len() == components.len())
 }

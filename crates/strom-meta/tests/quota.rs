@@ -34,7 +34,10 @@ fn validation_follows_kafka() {
 
 #[test]
 fn precedence_is_kafkas_order() {
-    let order: Vec<QuotaEntity> = precedence("alice", "app").into_iter().map(|(e, _)| e).collect();
+    let order: Vec<QuotaEntity> = precedence("alice", "app")
+        .into_iter()
+        .map(|(e, _)| e)
+        .collect();
     assert_eq!(
         order,
         vec![
@@ -50,7 +53,10 @@ fn precedence_is_kafkas_order() {
     );
     // A user-level quota is shared by all the user's clients; a default user quota is
     // per user.
-    let shared: Vec<(String, String)> = precedence("alice", "app").into_iter().map(|(_, s)| s).collect();
+    let shared: Vec<(String, String)> = precedence("alice", "app")
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect();
     assert_eq!(shared[2], ("alice".into(), String::new()));
     assert_eq!(shared[5], ("alice".into(), String::new()));
     assert_eq!(shared[7], (String::new(), "app".into()));
@@ -61,7 +67,10 @@ fn describe_filters() {
     let e = entity(&[(USER, Some("alice")), (CLIENT_ID, None)]);
     let exact = vec![(USER.to_string(), ComponentMatch::Exact("alice".into()))];
     assert!(filter_matches(&exact, false, &e));
-    assert!(!filter_matches(&exact, true, &e), "strict: client-id is an extra component");
+    assert!(
+        !filter_matches(&exact, true, &e),
+        "strict: client-id is an extra component"
+    );
     let both = vec![
         (USER.to_string(), ComponentMatch::Specified),
         (CLIENT_ID.to_string(), ComponentMatch::Default),
@@ -78,20 +87,36 @@ fn controller_records_codec_and_snapshot() {
     let alice = entity(&[(USER, Some("alice"))]);
     let request = ControllerRequest::AlterClientQuotas {
         entries: vec![
-            (alice.clone(), vec![(PRODUCER_BYTE_RATE.into(), Some(QuotaValue::new(1024.0)))]),
-            (entity(&[(IP, None)]), vec![(PRODUCER_BYTE_RATE.into(), Some(QuotaValue::new(1.0)))]),
+            (
+                alice.clone(),
+                vec![(PRODUCER_BYTE_RATE.into(), Some(QuotaValue::new(1024.0)))],
+            ),
+            (
+                entity(&[(IP, None)]),
+                vec![(PRODUCER_BYTE_RATE.into(), Some(QuotaValue::new(1.0)))],
+            ),
         ],
         validate_only: false,
     };
     let image = MetadataImage::default();
     let (records, reply) = controller.handle(&image, request, 0).unwrap();
-    let ControllerReply::AlterClientQuotas(results) = reply else { panic!("wrong reply") };
+    let ControllerReply::AlterClientQuotas(results) = reply else {
+        panic!("wrong reply")
+    };
     assert!(results[0].is_ok());
-    assert_eq!(results[1].as_ref().unwrap_err().code, ErrorCode::InvalidRequest);
-    let (image, delta) = image.apply(&decode_records(&encode_records(&records)).unwrap()).unwrap();
+    assert_eq!(
+        results[1].as_ref().unwrap_err().code,
+        ErrorCode::InvalidRequest
+    );
+    let (image, delta) = image
+        .apply(&decode_records(&encode_records(&records)).unwrap())
+        .unwrap();
     assert!(delta.quotas_changed);
     assert_eq!(image.client_quota(&alice, PRODUCER_BYTE_RATE), Some(1024.0));
-    assert_eq!(MetadataImage::decode_snapshot(&image.encode_snapshot()).unwrap(), image);
+    assert_eq!(
+        MetadataImage::decode_snapshot(&image.encode_snapshot()).unwrap(),
+        image
+    );
     // Removal.
     let (records, _) = controller
         .handle(

@@ -139,7 +139,12 @@ pub(super) async fn create(
                     .with_error_message(Some(str_bytes(error.message))),
             })
             .collect(),
-        Ok(_) => return all_failed(ErrorCode::UNKNOWN_SERVER_ERROR, "unexpected controller reply"),
+        Ok(_) => {
+            return all_failed(
+                ErrorCode::UNKNOWN_SERVER_ERROR,
+                "unexpected controller reply",
+            )
+        }
         Err(error) => {
             let (code, message) = controller_error(&error);
             return all_failed(ErrorCode(code), &message);
@@ -190,7 +195,12 @@ pub(super) async fn delete(
                     .with_error_message(Some(str_bytes(error.message))),
             })
             .collect(),
-        Ok(_) => return all_failed(ErrorCode::UNKNOWN_SERVER_ERROR, "unexpected controller reply"),
+        Ok(_) => {
+            return all_failed(
+                ErrorCode::UNKNOWN_SERVER_ERROR,
+                "unexpected controller reply",
+            )
+        }
         Err(error) => {
             let (code, message) = controller_error(&error);
             return all_failed(ErrorCode(code), &message);

@@ -16,9 +16,7 @@ use strom_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use strom_protocol::messages::metadata_response::MetadataResponseTopic;
-use strom_protocol::messages::produce_response::{
-    PartitionProduceResponse, TopicProduceResponse,
-};
+use strom_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use strom_protocol::messages::{
     ApiKey, CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest,
     DeleteTopicsRequest, FetchRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest,
@@ -48,13 +46,7 @@ fn topic_name(context: &BrokerContext, name: &str, id: Uuid) -> Option<String> {
 }
 
 /// Whether `session` may do what `api` needs on the topic (unknown ids pass to the handler).
-fn topic_ok(
-    context: &BrokerContext,
-    session: &Session,
-    api: ApiKey,
-    name: &str,
-    id: Uuid,
-) -> bool {
+fn topic_ok(context: &BrokerContext, session: &Session, api: ApiKey, name: &str, id: Uuid) -> bool {
     topic_name(context, name, id)
         .is_none_or(|name| authz::allowed(context, session, api, ResourceType::Topic, &name))
 }
@@ -199,8 +191,13 @@ pub(super) async fn metadata(
                 ok.push(topic);
                 continue;
             };
-            let mut allowed =
-                authz::allowed(context, session, ApiKey::Metadata, ResourceType::Topic, &name);
+            let mut allowed = authz::allowed(
+                context,
+                session,
+                ApiKey::Metadata,
+                ResourceType::Topic,
+                &name,
+            );
             if allowed && auto_create && image.topic_by_name(&name).is_none() {
                 let cluster = *cluster_create.get_or_insert_with(|| {
                     authz::visible(
@@ -250,9 +247,21 @@ pub(super) async fn metadata(
                 continue;
             };
             let visible = if all_topics {
-                authz::visible(context, session, ApiKey::Metadata, ResourceType::Topic, &name)
+                authz::visible(
+                    context,
+                    session,
+                    ApiKey::Metadata,
+                    ResourceType::Topic,
+                    &name,
+                )
             } else {
-                authz::allowed(context, session, ApiKey::Metadata, ResourceType::Topic, &name)
+                authz::allowed(
+                    context,
+                    session,
+                    ApiKey::Metadata,
+                    ResourceType::Topic,
+                    &name,
+                )
             };
             if visible {
                 if topic_ops && version >= 8 {
@@ -270,13 +279,11 @@ pub(super) async fn metadata(
                 );
             }
         }
-        metadata
-            .topics
-            .extend(denied.into_iter().map(|name| {
-                MetadataResponseTopic::default()
-                    .with_error_code(DENIED.code())
-                    .with_name(Some(super::topic_name(name)))
-            }));
+        metadata.topics.extend(denied.into_iter().map(|name| {
+            MetadataResponseTopic::default()
+                .with_error_code(DENIED.code())
+                .with_name(Some(super::topic_name(name)))
+        }));
         if cluster_ops && (8..=10).contains(&version) {
             metadata.cluster_authorized_operations =
                 authz::authorized_operations(context, session, ResourceType::Cluster, CLUSTER_NAME);
@@ -303,10 +310,18 @@ pub(super) async fn create_topics(
         CLUSTER_NAME,
     );
     let (ok, denied): (Vec<_>, Vec<_>) =
-        std::mem::take(&mut request.topics).into_iter().partition(|t| {
-            cluster
-                || authz::allowed(context, session, ApiKey::CreateTopics, ResourceType::Topic, &t.name)
-        });
+        std::mem::take(&mut request.topics)
+            .into_iter()
+            .partition(|t| {
+                cluster
+                    || authz::allowed(
+                        context,
+                        session,
+                        ApiKey::CreateTopics,
+                        ResourceType::Topic,
+                        &t.name,
+                    )
+            });
     request.topics = ok;
     let mut response = super::create_topics::handle(context, request, version).await;
     if let ResponseKind::CreateTopics(created) = &mut response {
@@ -368,9 +383,17 @@ pub(super) async fn create_partitions(
         return super::create_partitions::handle(context, request, version).await;
     }
     let (ok, denied): (Vec<_>, Vec<_>) =
-        std::mem::take(&mut request.topics).into_iter().partition(|t| {
-            authz::allowed(context, session, ApiKey::CreatePartitions, ResourceType::Topic, &t.name)
-        });
+        std::mem::take(&mut request.topics)
+            .into_iter()
+            .partition(|t| {
+                authz::allowed(
+                    context,
+                    session,
+                    ApiKey::CreatePartitions,
+                    ResourceType::Topic,
+                    &t.name,
+                )
+            });
     request.topics = ok;
     let mut response = super::create_partitions::handle(context, request, version).await;
     if let ResponseKind::CreatePartitions(created) = &mut response {
@@ -394,9 +417,17 @@ pub(super) async fn delete_records(
         return super::delete_records::handle(context, request, version).await;
     }
     let (ok, denied): (Vec<_>, Vec<_>) =
-        std::mem::take(&mut request.topics).into_iter().partition(|t| {
-            authz::allowed(context, session, ApiKey::DeleteRecords, ResourceType::Topic, &t.name)
-        });
+        std::mem::take(&mut request.topics)
+            .into_iter()
+            .partition(|t| {
+                authz::allowed(
+                    context,
+                    session,
+                    ApiKey::DeleteRecords,
+                    ResourceType::Topic,
+                    &t.name,
+                )
+            });
     request.topics = ok;
     let mut response = super::delete_records::handle(context, request, version).await;
     if let ResponseKind::DeleteRecords(deleted) = &mut response {

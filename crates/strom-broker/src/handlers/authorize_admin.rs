@@ -41,7 +41,11 @@ fn config_resource_allowed(
     name: &str,
 ) -> Result<(), ErrorCode> {
     let (rt, name, error) = match resource_type {
-        2 => (ResourceType::Topic, name, ErrorCode::TOPIC_AUTHORIZATION_FAILED),
+        2 => (
+            ResourceType::Topic,
+            name,
+            ErrorCode::TOPIC_AUTHORIZATION_FAILED,
+        ),
         _ => (
             ResourceType::Cluster,
             CLUSTER_NAME,
@@ -279,9 +283,16 @@ pub(super) async fn delete_groups(
     if !authz::enabled(context) {
         return super::delete_groups::handle(context, request, version).await;
     }
-    let (ok, denied): (Vec<_>, Vec<_>) =
-        std::mem::take(&mut request.groups_names).into_iter().partition(|g| {
-            authz::allowed(context, session, ApiKey::DeleteGroups, ResourceType::Group, g)
+    let (ok, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut request.groups_names)
+        .into_iter()
+        .partition(|g| {
+            authz::allowed(
+                context,
+                session,
+                ApiKey::DeleteGroups,
+                ResourceType::Group,
+                g,
+            )
         });
     request.groups_names = ok;
     let mut response = super::delete_groups::handle(context, request, version).await;
@@ -308,16 +319,24 @@ pub(super) async fn offset_commit(
     }
     let image = context.metadata.image();
     let (ok, denied): (Vec<_>, Vec<_>) =
-        std::mem::take(&mut request.topics).into_iter().partition(|t| {
-            let name = if t.name.is_empty() {
-                image.topic_by_id(t.topic_id).map(|t| t.name.clone())
-            } else {
-                Some(t.name.to_string())
-            };
-            name.is_none_or(|name| {
-                authz::allowed(context, session, ApiKey::OffsetCommit, ResourceType::Topic, &name)
-            })
-        });
+        std::mem::take(&mut request.topics)
+            .into_iter()
+            .partition(|t| {
+                let name = if t.name.is_empty() {
+                    image.topic_by_id(t.topic_id).map(|t| t.name.clone())
+                } else {
+                    Some(t.name.to_string())
+                };
+                name.is_none_or(|name| {
+                    authz::allowed(
+                        context,
+                        session,
+                        ApiKey::OffsetCommit,
+                        ResourceType::Topic,
+                        &name,
+                    )
+                })
+            });
     request.topics = ok;
     let mut response = super::offset_commit::handle(context, request, version).await;
     if let ResponseKind::OffsetCommit(committed) = &mut response {
@@ -352,12 +371,17 @@ pub(super) async fn offset_fetch(
         return super::offset_fetch::handle(context, request, version).await;
     }
     let group_ok = |g: &str| {
-        authz::allowed(context, session, ApiKey::OffsetFetch, ResourceType::Group, g)
+        authz::allowed(
+            context,
+            session,
+            ApiKey::OffsetFetch,
+            ResourceType::Group,
+            g,
+        )
     };
     let single = request.groups.is_empty();
     if single && !group_ok(&request.group_id) {
-        let mut response =
-            strom_protocol::messages::OffsetFetchResponse::default();
+        let mut response = strom_protocol::messages::OffsetFetchResponse::default();
         response.error_code = ErrorCode::GROUP_AUTHORIZATION_FAILED.code();
         return ResponseKind::OffsetFetch(response);
     }
@@ -368,7 +392,13 @@ pub(super) async fn offset_fetch(
     let mut response = super::offset_fetch::handle(context, request, version).await;
     if let ResponseKind::OffsetFetch(fetched) = &mut response {
         let topic_visible = |name: &str| {
-            authz::visible(context, session, ApiKey::OffsetFetch, ResourceType::Topic, name)
+            authz::visible(
+                context,
+                session,
+                ApiKey::OffsetFetch,
+                ResourceType::Topic,
+                name,
+            )
         };
         fetched.topics.retain(|t| topic_visible(&t.name));
         for group in &mut fetched.groups {
@@ -422,10 +452,11 @@ pub(super) fn update_features(
             .feature_updates
             .iter()
             .map(|u| {
-                strom_protocol::messages::update_features_response::UpdatableFeatureResult::default()
-                    .with_feature(u.feature.clone())
-                    .with_error_code(ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code())
-                    .with_error_message(Some(str_bytes(AUTH_FAILED)))
+                strom_protocol::messages::update_features_response::UpdatableFeatureResult::default(
+                )
+                .with_feature(u.feature.clone())
+                .with_error_code(ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code())
+                .with_error_message(Some(str_bytes(AUTH_FAILED)))
             })
             .collect();
         return ResponseKind::UpdateFeatures(
@@ -489,11 +520,27 @@ pub(super) async fn describe_topic_partitions(
     if let ResponseKind::DescribeTopicPartitions(described) = &mut response {
         let mut kept = Vec::with_capacity(described.topics.len());
         for mut topic in std::mem::take(&mut described.topics) {
-            let name = topic.name.as_ref().map(|n| n.to_string()).unwrap_or_default();
+            let name = topic
+                .name
+                .as_ref()
+                .map(|n| n.to_string())
+                .unwrap_or_default();
             let ok = if all_topics {
-                authz::visible(context, session, ApiKey::DescribeTopicPartitions, ResourceType::Topic, &name)
+                authz::visible(
+                    context,
+                    session,
+                    ApiKey::DescribeTopicPartitions,
+                    ResourceType::Topic,
+                    &name,
+                )
             } else {
-                authz::allowed(context, session, ApiKey::DescribeTopicPartitions, ResourceType::Topic, &name)
+                authz::allowed(
+                    context,
+                    session,
+                    ApiKey::DescribeTopicPartitions,
+                    ResourceType::Topic,
+                    &name,
+                )
             };
             if ok {
                 kept.push(topic);

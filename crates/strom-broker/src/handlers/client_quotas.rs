@@ -2,14 +2,14 @@
 //! (`strom_meta::quota`, enforced by `crate::quotas`). Altering needs ALTER_CONFIGS on the
 //! cluster, describing DESCRIBE_CONFIGS (else CLUSTER_AUTHORIZATION_FAILED), as in Kafka.
 
-use strom_meta::quota::{filter_matches, ComponentMatch, QuotaEntity, QuotaValue, CLIENT_ID, IP, USER};
+use strom_meta::quota::{
+    filter_matches, ComponentMatch, QuotaEntity, QuotaValue, CLIENT_ID, IP, USER,
+};
 use strom_meta::{ControllerReply, ControllerRequest};
 use strom_protocol::messages::alter_client_quotas_response::{
     EntityData as AlterEntity, EntryData as AlterEntry,
 };
-use strom_protocol::messages::describe_client_quotas_response::{
-    EntityData, EntryData, ValueData,
-};
+use strom_protocol::messages::describe_client_quotas_response::{EntityData, EntryData, ValueData};
 use strom_protocol::messages::{
     AlterClientQuotasRequest, AlterClientQuotasResponse, ApiKey, DescribeClientQuotasRequest,
     DescribeClientQuotasResponse, ResponseKind,
@@ -26,16 +26,17 @@ pub(super) async fn alter(
     session: &Session,
     request: AlterClientQuotasRequest,
 ) -> ResponseKind {
-    let wire_entity = |entity: &[strom_protocol::messages::alter_client_quotas_request::EntityData]| {
-        entity
-            .iter()
-            .map(|e| {
-                AlterEntity::default()
-                    .with_entity_type(e.entity_type.clone())
-                    .with_entity_name(e.entity_name.clone())
-            })
-            .collect::<Vec<_>>()
-    };
+    let wire_entity =
+        |entity: &[strom_protocol::messages::alter_client_quotas_request::EntityData]| {
+            entity
+                .iter()
+                .map(|e| {
+                    AlterEntity::default()
+                        .with_entity_type(e.entity_type.clone())
+                        .with_entity_name(e.entity_name.clone())
+                })
+                .collect::<Vec<_>>()
+        };
     let all_failed = |code: ErrorCode, message: &str| {
         let entries = request
             .entries
@@ -50,7 +51,10 @@ pub(super) async fn alter(
         ResponseKind::AlterClientQuotas(AlterClientQuotasResponse::default().with_entries(entries))
     };
     if !authz::cluster_allowed(context, session, ApiKey::AlterClientQuotas) {
-        return all_failed(ErrorCode::CLUSTER_AUTHORIZATION_FAILED, "Cluster authorization failed.");
+        return all_failed(
+            ErrorCode::CLUSTER_AUTHORIZATION_FAILED,
+            "Cluster authorization failed.",
+        );
     }
     let mut entries = Vec::with_capacity(request.entries.len());
     let mut duplicates = Vec::new();
@@ -59,7 +63,10 @@ pub(super) async fn alter(
         let mut repeated = false;
         for e in &entry.entity {
             repeated |= entity
-                .insert(e.entity_type.to_string(), e.entity_name.as_ref().map(|n| n.to_string()))
+                .insert(
+                    e.entity_type.to_string(),
+                    e.entity_name.as_ref().map(|n| n.to_string()),
+                )
                 .is_some();
         }
         duplicates.push(repeated);
@@ -72,7 +79,11 @@ pub(super) async fn alter(
             })
             .collect();
         // A repeated entity type makes the entity invalid; an empty one is refused below.
-        entries.push(if repeated { (QuotaEntity::new(), Vec::new()) } else { (entity, ops) });
+        entries.push(if repeated {
+            (QuotaEntity::new(), Vec::new())
+        } else {
+            (entity, ops)
+        });
     }
     let reply = context
         .metadata
@@ -83,7 +94,12 @@ pub(super) async fn alter(
         .await;
     let results = match reply {
         Ok(ControllerReply::AlterClientQuotas(results)) => results,
-        Ok(_) => return all_failed(ErrorCode::UNKNOWN_SERVER_ERROR, "unexpected controller reply"),
+        Ok(_) => {
+            return all_failed(
+                ErrorCode::UNKNOWN_SERVER_ERROR,
+                "unexpected controller reply",
+            )
+        }
         Err(error) => {
             let (code, message) = controller_error(&error);
             return all_failed(ErrorCode(code), &message);
@@ -124,23 +140,35 @@ pub(super) fn describe(
         )
     };
     if !authz::cluster_allowed(context, session, ApiKey::DescribeClientQuotas) {
-        return error(ErrorCode::CLUSTER_AUTHORIZATION_FAILED, "Cluster authorization failed.");
+        return error(
+            ErrorCode::CLUSTER_AUTHORIZATION_FAILED,
+            "Cluster authorization failed.",
+        );
     }
     let mut components = Vec::with_capacity(request.components.len());
     for c in &request.components {
         let kind = c.entity_type.to_string();
         if ![USER, CLIENT_ID, IP].contains(&kind.as_str()) {
-            return error(ErrorCode::INVALID_REQUEST, &format!("Custom entity type {kind} not supported"));
+            return error(
+                ErrorCode::INVALID_REQUEST,
+                &format!("Custom entity type {kind} not supported"),
+            );
         }
         if components.iter().any(|(k, _)| *k == kind) {
-            return error(ErrorCode::INVALID_REQUEST, &format!("Duplicate entity type {kind}"));
+            return error(
+                ErrorCode::INVALID_REQUEST,
+                &format!("Duplicate entity type {kind}"),
+            );
         }
         let matching = match (c.match_type, &c._match) {
             (0, Some(name)) => ComponentMatch::Exact(name.to_string()),
             (0, None) | (1, _) => ComponentMatch::Default,
             (2, _) => ComponentMatch::Specified,
             (other, _) => {
-                return error(ErrorCode::INVALID_REQUEST, &format!("Unknown match type {other}"))
+                return error(
+                    ErrorCode::INVALID_REQUEST,
+                    &format!("Unknown match type {other}"),
+                )
             }
         };
         components.push((kind, matching));

@@ -3,9 +3,9 @@
 
 mod acls;
 mod alter_configs;
+mod api_versions;
 mod authorize;
 mod authorize_admin;
-mod api_versions;
 mod client_quotas;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
@@ -46,8 +46,8 @@ use strom_protocol::messages::{ApiKey, BrokerId, RequestKind, ResponseKind, Topi
 use strom_protocol::{error_response, ErrorCode, Incoming, StrBytes};
 
 use crate::metadata::MetadataError;
-use crate::quotas::QuotaKind;
 use crate::principal::Session;
+use crate::quotas::QuotaKind;
 use crate::server::BrokerContext;
 
 /// Every API the broker serves (ApiVersions is always added by the version table).
@@ -158,7 +158,14 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming, session: &Sessi
         RequestKind::Produce(body) => {
             let bytes = crate::quotas::produce_bytes(&body);
             let mut response = authorize::produce(context, session, body, version).await;
-            throttle(context, session, &client_id, QuotaKind::Produce, bytes, &mut response);
+            throttle(
+                context,
+                session,
+                &client_id,
+                QuotaKind::Produce,
+                bytes,
+                &mut response,
+            );
             response
         }
         RequestKind::Fetch(body) => {
@@ -166,7 +173,14 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming, session: &Sessi
             let (mut response, files) = authorize::fetch(context, session, body, version).await;
             if !follower {
                 let bytes = crate::quotas::fetch_bytes(&response, &files);
-                throttle(context, session, &client_id, QuotaKind::Fetch, bytes, &mut response);
+                throttle(
+                    context,
+                    session,
+                    &client_id,
+                    QuotaKind::Fetch,
+                    bytes,
+                    &mut response,
+                );
             }
             if !files.is_empty() {
                 return Reply::RespondWithFiles(Box::new(response), files);

@@ -35,7 +35,10 @@ pub enum ControllerRequest {
     DeleteAcls(Vec<AclFilter>),
     /// AlterClientQuotas: per entity, keys set (`Some`) or removed (`None`).
     AlterClientQuotas {
-        entries: Vec<(crate::quota::QuotaEntity, Vec<(String, Option<crate::quota::QuotaValue>)>)>,
+        entries: Vec<(
+            crate::quota::QuotaEntity,
+            Vec<(String, Option<crate::quota::QuotaValue>)>,
+        )>,
         validate_only: bool,
     },
 }

@@ -52,7 +52,10 @@ fn resource(args: &AclResourceArgs) -> anyhow::Result<Option<(ResourceType, Stri
         named.push((ResourceType::Group, g.clone()));
     }
     if args.cluster {
-        named.push((ResourceType::Cluster, strom_meta::acl::CLUSTER_NAME.to_string()));
+        named.push((
+            ResourceType::Cluster,
+            strom_meta::acl::CLUSTER_NAME.to_string(),
+        ));
     }
     if let Some(t) = &args.transactional_id {
         named.push((ResourceType::TransactionalId, t.clone()));
@@ -70,7 +73,9 @@ fn pattern_type(text: Option<&str>, default: PatternType) -> anyhow::Result<Patt
         Some("prefixed") => PatternType::Prefixed,
         Some("any") => PatternType::Any,
         Some("match") => PatternType::Match,
-        Some(other) => bail!("unknown --resource-pattern-type {other}: literal, prefixed, any or match"),
+        Some(other) => {
+            bail!("unknown --resource-pattern-type {other}: literal, prefixed, any or match")
+        }
     })
 }
 
@@ -107,7 +112,11 @@ fn entries(
     let star = vec!["*".to_string()];
     let mut out = Vec::new();
     for (permission, principals, hosts) in [
-        (AclPermission::Allow, &args.allow_principal, &args.allow_host),
+        (
+            AclPermission::Allow,
+            &args.allow_principal,
+            &args.allow_host,
+        ),
         (AclPermission::Deny, &args.deny_principal, &args.deny_host),
     ] {
         let hosts = if hosts.is_empty() { &star } else { hosts };
@@ -134,7 +143,10 @@ async fn add(admin: &Admin, common: &Common, args: AclChangeArgs) -> anyhow::Res
     let Some((rt, name)) = resource(&args.resource)? else {
         bail!("name the resource: --topic, --group, --cluster or --transactional-id");
     };
-    let pt = pattern_type(args.resource.resource_pattern_type.as_deref(), PatternType::Literal)?;
+    let pt = pattern_type(
+        args.resource.resource_pattern_type.as_deref(),
+        PatternType::Literal,
+    )?;
     let acls = entries(&args, rt, &name, pt, Some(AclOperation::All))?;
     if acls.is_empty() {
         bail!("name a principal: --allow-principal or --deny-principal");
@@ -157,7 +169,10 @@ async fn remove(admin: &Admin, common: &Common, args: AclChangeArgs) -> anyhow::
     let Some((rt, name)) = resource(&args.resource)? else {
         bail!("name the resource: --topic, --group, --cluster or --transactional-id");
     };
-    let pt = pattern_type(args.resource.resource_pattern_type.as_deref(), PatternType::Literal)?;
+    let pt = pattern_type(
+        args.resource.resource_pattern_type.as_deref(),
+        PatternType::Literal,
+    )?;
     let mut filters = entries(&args, rt, &name, pt, None)?;
     if filters.is_empty() {
         // No principal: every ACL of the resource, as kafka-acls.sh --remove.
@@ -193,8 +208,11 @@ async fn list(admin: &Admin, common: &Common, args: AclListArgs) -> anyhow::Resu
         None => AclEntry {
             resource_type: ResourceType::Any.id(),
             resource_name: None,
-            pattern_type: pattern_type(args.resource.resource_pattern_type.as_deref(), PatternType::Any)?
-                .id(),
+            pattern_type: pattern_type(
+                args.resource.resource_pattern_type.as_deref(),
+                PatternType::Any,
+            )?
+            .id(),
             principal: args.principal.clone(),
             host: None,
             operation: AclOperation::Any.id(),
@@ -211,7 +229,13 @@ fn print(common: &Common, acls: &[AclEntry]) -> anyhow::Result<()> {
         return output::print_json(&views);
     }
     let mut table = Table::new(&[
-        "RESOURCE", "PATTERN", "NAME", "PRINCIPAL", "HOST", "OPERATION", "PERMISSION",
+        "RESOURCE",
+        "PATTERN",
+        "NAME",
+        "PRINCIPAL",
+        "HOST",
+        "OPERATION",
+        "PERMISSION",
     ]);
     for v in &views {
         table.row(vec![
