@@ -400,11 +400,8 @@ pub fn authorize<'a>(
         applies = true;
         match acl_result(acl, requester, operation) {
             Some(AclPermission::Deny) => return Decision::Denied(acl.clone()),
-            Some(_) => {
-                if allowed.is_none() {
-                    allowed = Some(acl.clone());
-                }
-            }
+            Some(_) if allowed.is_none() => allowed = Some(acl.clone()),
+            Some(_) => {}
             None => {}
         }
     }

@@ -19,6 +19,9 @@ pub const CONNECTION_CREATION_RATE: &str = "connection_creation_rate";
 /// `None` for the default entity of that type.
 pub type QuotaEntity = BTreeMap<String, Option<String>>;
 
+/// One AlterClientQuotas entry: an entity and its keys, each set (`Some`) or removed.
+pub type QuotaAlteration = (QuotaEntity, Vec<(String, Option<QuotaValue>)>);
+
 /// A quota value (Kafka's `double`), kept as its bits so records compare exactly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct QuotaValue(u64);

@@ -96,10 +96,7 @@ pub(crate) fn delete_acls(image: &MetadataImage, filters: Vec<AclFilter>) -> Han
 /// valid entries become one record per key (removing an absent key is a no-op).
 pub(crate) fn alter_client_quotas(
     image: &MetadataImage,
-    entries: Vec<(
-        crate::quota::QuotaEntity,
-        Vec<(String, Option<crate::quota::QuotaValue>)>,
-    )>,
+    entries: Vec<crate::quota::QuotaAlteration>,
     validate_only: bool,
 ) -> Handled {
     use crate::quota::{validate_entity, validate_value};

@@ -35,10 +35,7 @@ pub enum ControllerRequest {
     DeleteAcls(Vec<AclFilter>),
     /// AlterClientQuotas: per entity, keys set (`Some`) or removed (`None`).
     AlterClientQuotas {
-        entries: Vec<(
-            crate::quota::QuotaEntity,
-            Vec<(String, Option<crate::quota::QuotaValue>)>,
-        )>,
+        entries: Vec<crate::quota::QuotaAlteration>,
         validate_only: bool,
     },
 }
