@@ -58,6 +58,7 @@ use tokio::time::{Instant, Sleep};
 use crate::handlers::Reply;
 use crate::limits::{Bite, Evicted, Slot};
 use crate::metrics::{RequestTrace, REMOTE};
+use crate::principal::{SecurityProtocol, Session};
 use crate::sendfile::{splice, write_pieces, FileRecords, Piece};
 use crate::server::BrokerContext;
 
@@ -119,7 +120,12 @@ enum Wire {
 /// answered first). `slot` is its admission (`limits.rs`); dropping it frees its place.
 pub async fn serve(stream: TcpStream, peer: SocketAddr, context: Arc<BrokerContext>, slot: Slot) {
     let _ = stream.set_nodelay(true);
-    let mut connection = Connection::new(stream, peer, context, slot);
+    let session = Session::anonymous(
+        peer,
+        context.config.listener.name.clone(),
+        SecurityProtocol::Plaintext,
+    );
+    let mut connection = Connection::new(stream, session, context, slot);
     let close = connection.run().await;
     connection.context.metrics.connections.closed.inc();
     let limits = connection.slot.limits();
@@ -164,6 +170,8 @@ struct Front {
 struct Connection {
     stream: TcpStream,
     peer: SocketAddr,
+    /// The principal, address and listener handed to every request handler.
+    session: Session,
     context: Arc<BrokerContext>,
     slot: Slot,
     decoder: FrameDecoder,
@@ -196,12 +204,13 @@ enum Event {
 }
 
 impl Connection {
-    fn new(stream: TcpStream, peer: SocketAddr, context: Arc<BrokerContext>, slot: Slot) -> Self {
+    fn new(stream: TcpStream, session: Session, context: Arc<BrokerContext>, slot: Slot) -> Self {
         let config = &context.config;
         let now = Instant::now();
         Connection {
             stream,
-            peer,
+            peer: session.client_address,
+            session,
             decoder: FrameDecoder::new(config.socket_request_max_bytes),
             idle_max: config.connections_max_idle_ms.map(Duration::from_millis),
             receive_max: Duration::from_millis(config.request_receive_timeout_ms),
@@ -343,7 +352,7 @@ impl Connection {
             self.drain().await?;
         }
         trace.start();
-        let handled = handle_request(&self.context, incoming, target, self.peer, trace).await;
+        let handled = handle_request(&self.context, incoming, target, &self.session, trace).await;
         // The request has been handled and dropped: its bytes go back to the budget.
         drop(frame);
         drop(front);
@@ -522,15 +531,16 @@ async fn handle_request(
     context: &Arc<BrokerContext>,
     incoming: Incoming,
     target: ResponseTarget,
-    peer: SocketAddr,
+    session: &Session,
     mut trace: RequestTrace,
 ) -> Handled {
+    let peer = session.client_address;
     let started = std::time::Instant::now();
     let (reply, finisher, remote) = DEFERRED
         .scope(
             RefCell::new(None),
             REMOTE.scope(std::cell::Cell::new(Duration::ZERO), async {
-                let reply = crate::handlers::handle(context, incoming, peer).await;
+                let reply = crate::handlers::handle(context, incoming, session).await;
                 (
                     reply,
                     DEFERRED.with(|cell| cell.borrow_mut().take()),

@@ -38,13 +38,12 @@ mod sync_group;
 mod update_features;
 mod write_txn_markers;
 
-use std::net::SocketAddr;
-
 use strom_meta::{ApiError, MetadataImage, TopicIdPartition};
 use strom_protocol::messages::{ApiKey, BrokerId, RequestKind, ResponseKind, TopicName};
 use strom_protocol::{error_response, ErrorCode, Incoming, StrBytes};
 
 use crate::metadata::MetadataError;
+use crate::principal::Session;
 use crate::server::BrokerContext;
 
 /// Every API the broker serves (ApiVersions is always added by the version table).
@@ -117,8 +116,10 @@ pub enum Reply {
     Close,
 }
 
-/// Handles one request from the client at `peer`.
-pub async fn handle(context: &BrokerContext, incoming: Incoming, peer: SocketAddr) -> Reply {
+/// Handles one request from the connection whose identity is `session` (its principal,
+/// address and listener).
+pub async fn handle(context: &BrokerContext, incoming: Incoming, session: &Session) -> Reply {
+    let peer = session.client_address;
     let request = match incoming {
         Incoming::UnsupportedApiVersions { .. } => {
             return Reply::Respond(Box::new(ResponseKind::ApiVersions(
