@@ -25,7 +25,7 @@ pub enum ConfigError {
 /// One `listeners` / `advertised.listeners` entry: `NAME://host:port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
-    /// The listener name (`PLAINTEXT`); only PLAINTEXT is served.
+    /// The listener name (`PLAINTEXT`, `SASL_SSL`, `INTERNAL`...).
     pub name: String,
     /// The host; empty means every interface (bind) or this machine's address (advertise).
     pub host: String,
@@ -86,10 +86,13 @@ pub struct BrokerConfig {
     pub cluster_id: String,
     /// `broker.rack`.
     pub rack: Option<String>,
-    /// `listeners`: the first PLAINTEXT one is served.
+    /// The inter-broker listener among `listeners` (what the health line and metrics name).
     pub listener: Listener,
-    /// `advertised.listeners`; defaults to `listeners`.
+    /// The inter-broker listener among `advertised.listeners`.
     pub advertised_listener: Listener,
+    /// Every listener served (`listeners` minus `controller.listener.names`), with its
+    /// security protocol and settings, and the inter-broker client (`listeners.rs`).
+    pub listeners: crate::listeners::ListenersConfig,
     /// `log.dirs` (alias `log.dir`); partitions live in the first one.
     pub log_dirs: Vec<PathBuf>,
     /// `num.partitions`: partitions of a topic created with -1 or auto-created.
@@ -183,8 +186,8 @@ pub struct BrokerConfig {
     /// `replica.socket.timeout.ms`: a follower's connect and request timeout (on top of
     /// the fetch wait).
     pub replica_socket_timeout_ms: u64,
-    /// `inter.broker.listener.name`: the listener followers fetch through (the served
-    /// PLAINTEXT listener's name by default).
+    /// `inter.broker.listener.name`: the listener followers fetch through (the listener
+    /// named PLAINTEXT by default, else the first one).
     pub inter_broker_listener_name: String,
     /// `broker.heartbeat.interval.ms`: how often the broker heartbeats to the controller.
     pub broker_heartbeat_interval_ms: u64,
@@ -447,6 +450,7 @@ impl BrokerConfig {
             .keys()
             .filter(|key| {
                 !BROKER_KEYS.contains(&key.as_str())
+                    && !crate::listeners::is_security_key(key)
                     && !crate::metrics::METRICS_KEYS.contains(&key.as_str())
                     && !TOPIC_SYNONYMS.iter().any(|(broker, _)| broker == key)
             })
@@ -456,17 +460,26 @@ impl BrokerConfig {
             Some(_) => props.at_least("node.id", 1, 0)?,
             None => props.at_least("broker.id", 1, 0)?,
         };
-        let listener_text = props
-            .get("listeners")
-            .unwrap_or("PLAINTEXT://127.0.0.1:9092");
-        let listener = first_plaintext("listeners", listener_text)?;
-        let inter_broker_listener_name = props
-            .get("inter.broker.listener.name")
-            .map(str::to_ascii_uppercase)
-            .unwrap_or_else(|| listener.name.clone());
-        let advertised_listener = match props.get("advertised.listeners") {
-            Some(text) => first_plaintext("advertised.listeners", text)?,
-            None => listener.clone(),
+        let listeners = crate::listeners::parse(map)?;
+        let inter_broker_listener_name = listeners.inter_broker_listener_name.clone();
+        let find = |all: &[Listener]| {
+            all.iter()
+                .find(|l| l.name == inter_broker_listener_name)
+                .cloned()
+        };
+        let served: Vec<Listener> = listeners
+            .served
+            .iter()
+            .map(|s| s.listener.clone())
+            .collect();
+        let (Some(listener), Some(advertised_listener)) =
+            (find(&served), find(&listeners.advertised))
+        else {
+            return Err(Props::invalid(
+                "inter.broker.listener.name",
+                &inter_broker_listener_name,
+                "must name one of this broker's listeners",
+            ));
         };
         let log_dirs_text = props
             .get("log.dirs")
@@ -498,6 +511,7 @@ impl BrokerConfig {
             rack: props.get("broker.rack").map(str::to_string),
             listener,
             advertised_listener,
+            listeners,
             log_dirs,
             num_partitions: props.at_least("num.partitions", 1, 1)?,
             default_replication_factor: props.at_least("default.replication.factor", 1, 1)?,
@@ -638,13 +652,6 @@ impl BrokerConfig {
                 "must not exceed replica.socket.timeout.ms",
             ));
         }
-        if config.inter_broker_listener_name != config.listener.name {
-            return Err(Props::invalid(
-                "inter.broker.listener.name",
-                &config.inter_broker_listener_name,
-                "must name the PLAINTEXT listener this broker serves (the only one)",
-            ));
-        }
         if config.group_consumer_heartbeat_interval_ms >= config.group_consumer_session_timeout_ms {
             return Err(Props::invalid(
                 "group.consumer.heartbeat.interval.ms",
@@ -658,6 +665,7 @@ impl BrokerConfig {
     /// Whether the broker reads `key` (for callers that merge unknown-key warnings).
     pub fn is_known_key(key: &str) -> bool {
         BROKER_KEYS.contains(&key)
+            || crate::listeners::is_security_key(key)
             || crate::metrics::METRICS_KEYS.contains(&key)
             || TOPIC_SYNONYMS.iter().any(|(broker, _)| *broker == key)
     }
@@ -697,10 +705,23 @@ impl BrokerConfig {
             ("node.id".into(), self.node_id.to_string()),
             ("broker.id".into(), self.node_id.to_string()),
             ("cluster.id".into(), self.cluster_id.clone()),
-            ("listeners".into(), listener(&self.listener)),
+            (
+                "listeners".into(),
+                self.listeners
+                    .served
+                    .iter()
+                    .map(|s| listener(&s.listener))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
             (
                 "advertised.listeners".into(),
-                listener(&self.advertised_listener),
+                self.listeners
+                    .advertised
+                    .iter()
+                    .map(listener)
+                    .collect::<Vec<_>>()
+                    .join(","),
             ),
             (
                 "log.dirs".into(),
@@ -921,22 +942,6 @@ impl BrokerConfig {
             ..config
         })
     }
-}
-
-fn first_plaintext(key: &str, text: &str) -> Result<Listener, ConfigError> {
-    let listeners = text
-        .split(',')
-        .filter(|part| !part.trim().is_empty())
-        .map(|part| Listener::parse(key, part))
-        .collect::<Result<Vec<_>, _>>()?;
-    listeners
-        .into_iter()
-        .find(|l| l.name == "PLAINTEXT")
-        .ok_or_else(|| ConfigError::InvalidValue {
-            key: key.to_string(),
-            value: text.to_string(),
-            reason: "needs a PLAINTEXT listener (the only security protocol served)".to_string(),
-        })
 }
 
 /// `max.connections.per.ip.overrides` as Kafka reads it (`Csv.parseCsvMap`): entries split
@@ -1177,7 +1182,7 @@ mod tests {
             ("num.partitions", "0"),
             ("num.partitions", "x"),
             ("log.segment.bytes", "-5"),
-            ("listeners", "SSL://:9093"),
+            ("listeners", "PLAINTEXT://:9093,PLAINTEXT://:9094"),
             ("auto.create.topics.enable", "maybe"),
             ("strom.log.durability", "never"),
         ] {

@@ -19,6 +19,7 @@
 //! Only this crate serves Kafka clients over sockets; nothing depends on it but the `strom`
 //! binary.
 
+pub mod authn;
 pub mod config;
 pub mod connection;
 pub mod console;
@@ -28,6 +29,7 @@ pub mod groups;
 pub mod handlers;
 pub mod http;
 pub mod limits;
+pub mod listeners;
 pub mod metadata;
 pub mod metrics;
 pub mod partition;

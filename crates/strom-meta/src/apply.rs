@@ -4,7 +4,8 @@
 use crate::delta::MetadataDelta;
 use crate::error::MetaError;
 use crate::image::{
-    BrokerRegistration, ImageInner, MetadataImage, PartitionImage, TopicIdPartition, TopicImage,
+    BrokerRegistration, ImageInner, MetadataImage, PartitionImage, ScramCredentialImage,
+    TopicIdPartition, TopicImage,
 };
 use crate::records::{ConfigResource, MetadataRecord, NO_LEADER};
 use std::collections::BTreeSet;
@@ -117,6 +118,35 @@ fn apply_record(
         } => {
             set_config(inner, resource, key, value.as_deref());
             delta.note_config(resource, key);
+        }
+        MetadataRecord::UserScramCredential {
+            name,
+            mechanism,
+            salt,
+            stored_key,
+            server_key,
+            iterations,
+        } => {
+            Arc::make_mut(&mut inner.scram).insert(
+                (name.clone(), *mechanism),
+                ScramCredentialImage {
+                    salt: salt.clone(),
+                    stored_key: stored_key.clone(),
+                    server_key: server_key.clone(),
+                    iterations: *iterations,
+                },
+            );
+        }
+        MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+            // Removing what is not there is refused, as Kafka's ScramControlManager does.
+            if Arc::make_mut(&mut inner.scram)
+                .remove(&(name.clone(), *mechanism))
+                .is_none()
+            {
+                return Err(format!(
+                    "no SCRAM credential of user {name:?} mechanism {mechanism}"
+                ));
+            }
         }
         MetadataRecord::ProducerIds {
             broker_id,

@@ -147,6 +147,28 @@ fn write_body(w: &mut Writer, record: &MetadataRecord) {
             w.opt_i32_array(replicas.as_deref());
         }
         MetadataRecord::RemoveTopic { topic_id } => w.uuid(topic_id),
+        MetadataRecord::UserScramCredential {
+            name,
+            mechanism,
+            salt,
+            stored_key,
+            server_key,
+            iterations,
+        } => {
+            w.string(name);
+            w.u8(*mechanism as u8);
+            for bytes in [salt, stored_key, server_key] {
+                w.u32(bytes.len() as u32);
+                for b in bytes {
+                    w.u8(*b);
+                }
+            }
+            w.i32(*iterations);
+        }
+        MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+            w.string(name);
+            w.u8(*mechanism as u8);
+        }
         MetadataRecord::ProducerIds {
             broker_id,
             broker_epoch,
@@ -179,7 +201,10 @@ fn read_record(r: &mut Reader<'_>) -> Result<MetadataRecord, MetaError> {
 }
 
 fn is_known_type(record_type: u16) -> bool {
-    matches!(record_type, 0 | 1 | 2 | 3 | 4 | 5 | 7 | 8 | 9 | 15 | 17)
+    matches!(
+        record_type,
+        0 | 1 | 2 | 3 | 4 | 5 | 7 | 8 | 9 | 11 | 12 | 15 | 17
+    )
 }
 
 fn read_body(r: &mut Reader<'_>, record_type: u16) -> Result<MetadataRecord, MetaError> {
@@ -221,6 +246,18 @@ fn read_body(r: &mut Reader<'_>, record_type: u16) -> Result<MetadataRecord, Met
         9 => MetadataRecord::RemoveTopic {
             topic_id: r.uuid()?,
         },
+        11 => MetadataRecord::UserScramCredential {
+            name: r.string()?,
+            mechanism: r.u8()? as i8,
+            salt: scram_bytes(r)?,
+            stored_key: scram_bytes(r)?,
+            server_key: scram_bytes(r)?,
+            iterations: r.i32()?,
+        },
+        12 => MetadataRecord::RemoveUserScramCredential {
+            name: r.string()?,
+            mechanism: r.u8()? as i8,
+        },
         15 => MetadataRecord::ProducerIds {
             broker_id: r.i32()?,
             broker_epoch: r.i64()?,
@@ -233,6 +270,20 @@ fn read_body(r: &mut Reader<'_>, record_type: u16) -> Result<MetadataRecord, Met
         other => return Err(MetaError::UnknownRecordType(other)),
     })
 }
+
+/// A SCRAM salt or key: a u32 length (at most [`SCRAM_BYTES_MAX`]) and the bytes.
+fn scram_bytes(r: &mut Reader<'_>) -> Result<Vec<u8>, MetaError> {
+    let len = r.u32()? as usize;
+    if len > SCRAM_BYTES_MAX {
+        return Err(MetaError::invalid(format!(
+            "SCRAM field of {len} bytes (at most {SCRAM_BYTES_MAX})"
+        )));
+    }
+    Ok(r.bytes(len)?.to_vec())
+}
+
+/// The longest SCRAM salt or key stored (SHA-512 keys are 64 bytes; salts are short).
+const SCRAM_BYTES_MAX: usize = 1024;
 
 fn read_register_broker(r: &mut Reader<'_>) -> Result<MetadataRecord, MetaError> {
     let broker_id = r.i32()?;

@@ -72,6 +72,24 @@ impl BrokerRegistration {
     }
 }
 
+/// A user's stored SCRAM credential for one mechanism.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScramCredentialImage {
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+    pub iterations: i32,
+}
+
+impl std::fmt::Debug for ScramCredentialImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keys stay out of logs.
+        f.debug_struct("ScramCredentialImage")
+            .field("iterations", &self.iterations)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Where producer id allocation stands: the next block starts at `next_producer_id`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProducerIdsImage {
@@ -99,6 +117,8 @@ pub(crate) struct ImageInner {
     pub configs: Arc<BTreeMap<ConfigResource, BTreeMap<String, String>>>,
     pub brokers: Arc<BTreeMap<i32, BrokerRegistration>>,
     pub producer_ids: ProducerIdsImage,
+    /// SCRAM credentials by (user, mechanism id).
+    pub scram: Arc<BTreeMap<(String, i8), ScramCredentialImage>>,
     /// Highest broker epoch ever registered, kept so epochs stay unique after unregistering.
     pub broker_epoch_high: i64,
 }
@@ -217,6 +237,18 @@ impl MetadataImage {
     pub fn is_broker_active(&self, broker_id: i32) -> bool {
         self.broker(broker_id)
             .is_some_and(BrokerRegistration::is_active)
+    }
+
+    /// The SCRAM credential of `user` for mechanism id `mechanism` (1 SHA-256, 2 SHA-512).
+    pub fn scram_credential(&self, user: &str, mechanism: i8) -> Option<&ScramCredentialImage> {
+        self.inner.scram.get(&(user.to_string(), mechanism))
+    }
+
+    /// Every SCRAM credential: ((user, mechanism id), credential), by user.
+    pub fn scram_credentials(
+        &self,
+    ) -> impl Iterator<Item = (&(String, i8), &ScramCredentialImage)> + '_ {
+        self.inner.scram.iter()
     }
 
     pub fn producer_ids(&self) -> &ProducerIdsImage {

@@ -131,6 +131,22 @@ pub enum MetadataRecord {
     RemoveTopic {
         topic_id: Uuid,
     },
+    /// A user's SCRAM credential for one mechanism (Kafka's `UserScramCredentialRecord`):
+    /// salted, never the password. Replaces any earlier one of the same user and mechanism.
+    UserScramCredential {
+        name: String,
+        /// Kafka's ScramMechanism id: 1 SCRAM-SHA-256, 2 SCRAM-SHA-512.
+        mechanism: i8,
+        salt: Vec<u8>,
+        stored_key: Vec<u8>,
+        server_key: Vec<u8>,
+        iterations: i32,
+    },
+    /// Removes a user's credential for one mechanism (`RemoveUserScramCredentialRecord`).
+    RemoveUserScramCredential {
+        name: String,
+        mechanism: i8,
+    },
     /// A block of producer ids ending before `next_producer_id` went to `broker_id`.
     ProducerIds {
         broker_id: i32,
@@ -152,6 +168,8 @@ impl MetadataRecord {
             MetadataRecord::FenceBroker { .. } => 7,
             MetadataRecord::UnfenceBroker { .. } => 8,
             MetadataRecord::RemoveTopic { .. } => 9,
+            MetadataRecord::UserScramCredential { .. } => 11,
+            MetadataRecord::RemoveUserScramCredential { .. } => 12,
             MetadataRecord::ProducerIds { .. } => 15,
             MetadataRecord::BrokerInControlledShutdown { .. } => 17,
         }

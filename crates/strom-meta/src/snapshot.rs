@@ -61,6 +61,16 @@ impl MetadataImage {
                 });
             }
         }
+        for ((name, mechanism), c) in self.scram_credentials() {
+            records.push(MetadataRecord::UserScramCredential {
+                name: name.clone(),
+                mechanism: *mechanism,
+                salt: c.salt.clone(),
+                stored_key: c.stored_key.clone(),
+                server_key: c.server_key.clone(),
+                iterations: c.iterations,
+            });
+        }
         let ids = self.producer_ids();
         if *ids != ProducerIdsImage::default() {
             records.push(MetadataRecord::ProducerIds {

@@ -16,9 +16,9 @@ pub use scram::{ScramClient, ScramCredential, ScramError, ScramMechanism, ScramS
 pub use tls::{ClientAuth, TlsError, TlsServer, TlsSettings};
 pub use x500::{subject_name, PrincipalMapper, SubjectError};
 
+pub use rustls;
 /// Re-exported so users build connectors and acceptors with the same rustls.
 pub use tokio_rustls;
-pub use rustls;
 
 /// Compares secrets in time that depends only on their lengths.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

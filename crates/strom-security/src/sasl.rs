@@ -30,8 +30,7 @@ pub fn plain_authenticate(
     if message.len() > PLAIN_BYTES_MAX {
         return Err(PlainError::Malformed("message too long"));
     }
-    let text =
-        std::str::from_utf8(message).map_err(|_| PlainError::Malformed("not UTF-8"))?;
+    let text = std::str::from_utf8(message).map_err(|_| PlainError::Malformed("not UTF-8"))?;
     let mut parts = text.split('\0');
     let (Some(authzid), Some(user), Some(password), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -41,18 +40,20 @@ pub fn plain_authenticate(
         ));
     };
     if user.is_empty() {
-        return Err(PlainError::Malformed("Authentication failed: username not specified"));
+        return Err(PlainError::Malformed(
+            "Authentication failed: username not specified",
+        ));
     }
     if password.is_empty() {
-        return Err(PlainError::Malformed("Authentication failed: password not specified"));
+        return Err(PlainError::Malformed(
+            "Authentication failed: password not specified",
+        ));
     }
     if !authzid.is_empty() && authzid != user {
         return Err(PlainError::AuthorizationId);
     }
     match users.get(user) {
-        Some(expected)
-            if crate::constant_time_eq(expected.as_bytes(), password.as_bytes()) =>
-        {
+        Some(expected) if crate::constant_time_eq(expected.as_bytes(), password.as_bytes()) => {
             Ok(user.to_string())
         }
         _ => Err(PlainError::InvalidCredentials),
@@ -90,7 +91,9 @@ impl JaasConfig {
         if !["required", "requisite", "sufficient", "optional"]
             .contains(&flag.to_ascii_lowercase().as_str())
         {
-            return Err(JaasError("the control flag must be required, requisite, sufficient or optional"));
+            return Err(JaasError(
+                "the control flag must be required, requisite, sufficient or optional",
+            ));
         }
         let mut options = BTreeMap::new();
         loop {
@@ -238,7 +241,14 @@ mod tests {
             plain_authenticate(b"bob\0alice\0secret", &users),
             Err(PlainError::AuthorizationId)
         );
-        for bad in [&b""[..], b"alice", b"\0alice", b"\0\0x", b"a\0b\0c\0d", &[0xff][..]] {
+        for bad in [
+            &b""[..],
+            b"alice",
+            b"\0alice",
+            b"\0\0x",
+            b"a\0b\0c\0d",
+            &[0xff][..],
+        ] {
             assert!(matches!(
                 plain_authenticate(bad, &users),
                 Err(PlainError::Malformed(_))

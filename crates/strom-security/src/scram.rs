@@ -191,7 +191,9 @@ fn attributes(message: &str) -> Result<Vec<(char, &str)>, ScramError> {
         .split(',')
         .map(|part| {
             let mut chars = part.chars();
-            let name = chars.next().ok_or(ScramError::Malformed("empty attribute"))?;
+            let name = chars
+                .next()
+                .ok_or(ScramError::Malformed("empty attribute"))?;
             let value = part
                 .get(1..)
                 .and_then(|rest| rest.strip_prefix('='))
@@ -371,7 +373,11 @@ impl ScramServer {
             match name {
                 'c' if channel.is_none() => channel = Some(value),
                 'r' if nonce.is_none() => nonce = Some(value),
-                _ => return Err(ScramError::Malformed("unexpected attribute in client-final")),
+                _ => {
+                    return Err(ScramError::Malformed(
+                        "unexpected attribute in client-final",
+                    ))
+                }
             }
         }
         let expected_channel = B64.encode(self.client_first.gs2_header.as_bytes());
@@ -453,7 +459,9 @@ impl ScramClient {
         }
         let nonce = nonce.ok_or(ScramError::Malformed("no nonce from the server"))?;
         if !nonce.starts_with(&self.nonce) || nonce.len() == self.nonce.len() {
-            return Err(ScramError::Malformed("the server's nonce does not extend ours"));
+            return Err(ScramError::Malformed(
+                "the server's nonce does not extend ours",
+            ));
         }
         let salt = B64
             .decode(salt.ok_or(ScramError::Malformed("no salt"))?)

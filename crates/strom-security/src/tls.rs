@@ -109,7 +109,10 @@ pub struct TlsSettings {
 impl TlsSettings {
     /// Reads and checks the `ssl.*` keys through `get`.
     pub fn from_lookup(get: Lookup<'_>) -> Result<TlsSettings, TlsError> {
-        for (key, what) in [("ssl.keystore.type", "keystore"), ("ssl.truststore.type", "truststore")] {
+        for (key, what) in [
+            ("ssl.keystore.type", "keystore"),
+            ("ssl.truststore.type", "truststore"),
+        ] {
             if let Some(kind) = get(key) {
                 if !kind.eq_ignore_ascii_case("PEM") {
                     return Err(err(
@@ -210,7 +213,10 @@ impl TlsSettings {
                 "TLSv1.2" => protocols.push(&rustls::version::TLS12),
                 // Kafka accepts them (the JVM usually disables them); rustls never speaks them.
                 "TLSv1" | "TLSv1.1" => {
-                    tracing::warn!(protocol = name, "ssl.enabled.protocols: not supported, ignored")
+                    tracing::warn!(
+                        protocol = name,
+                        "ssl.enabled.protocols: not supported, ignored"
+                    )
                 }
                 other => {
                     return Err(err(
@@ -276,7 +282,10 @@ impl TlsSettings {
                             .collect();
                         return Err(err(
                             "ssl.cipher.suites",
-                            format!("unknown or unsupported suite {name:?}; supported: {}", known.join(", ")),
+                            format!(
+                                "unknown or unsupported suite {name:?}; supported: {}",
+                                known.join(", ")
+                            ),
                         ));
                     }
                 }
@@ -312,7 +321,9 @@ impl TlsSettings {
             return Ok(None);
         };
         let key_pem = key_source.read()?;
-        if contains(&key_pem, b"ENCRYPTED PRIVATE KEY") || contains(&key_pem, b"Proc-Type: 4,ENCRYPTED") {
+        if contains(&key_pem, b"ENCRYPTED PRIVATE KEY")
+            || contains(&key_pem, b"Proc-Type: 4,ENCRYPTED")
+        {
             return Err(err(
                 key_source.key(),
                 "the private key is encrypted, which is not supported; store it unencrypted \
@@ -362,7 +373,12 @@ impl TlsSettings {
         let provider = self.provider()?;
         let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(&self.protocols)
-            .map_err(|e| err("ssl.cipher.suites", format!("{e} (with ssl.enabled.protocols)")))?;
+            .map_err(|e| {
+                err(
+                    "ssl.cipher.suites",
+                    format!("{e} (with ssl.enabled.protocols)"),
+                )
+            })?;
         let builder = match self.client_auth {
             ClientAuth::None => builder.with_no_client_auth(),
             auth => {
@@ -402,14 +418,20 @@ impl TlsSettings {
         let provider = self.provider()?;
         let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(&self.protocols)
-            .map_err(|e| err("ssl.cipher.suites", format!("{e} (with ssl.enabled.protocols)")))?;
+            .map_err(|e| {
+                err(
+                    "ssl.cipher.suites",
+                    format!("{e} (with ssl.enabled.protocols)"),
+                )
+            })?;
         let roots = Arc::new(roots);
         let builder = if self.verify_host_name {
             builder.with_root_certificates(roots)
         } else {
-            let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
-                .build()
-                .map_err(|e| err("ssl.truststore.location", e.to_string()))?;
+            let inner =
+                rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
+                    .build()
+                    .map_err(|e| err("ssl.truststore.location", e.to_string()))?;
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(NoHostName { inner }))
@@ -439,7 +461,9 @@ fn system_roots() -> Result<RootCertStore, TlsError> {
     };
     let pem = source.read()?;
     let mut roots = RootCertStore::empty();
-    let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok).collect();
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
+        .filter_map(Result::ok)
+        .collect();
     roots.add_parsable_certificates(certs);
     Ok(roots)
 }
@@ -460,10 +484,13 @@ impl ServerCertVerifier for NoHostName {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        match self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
             Err(rustls::Error::InvalidCertificate(
                 rustls::CertificateError::NotValidForName
                 | rustls::CertificateError::NotValidForNameContext { .. },
@@ -561,7 +588,9 @@ impl TlsServer {
                         state.stamps = now;
                     }
                     // Half-written files are common during rotation: retry next time.
-                    Err(error) => tracing::error!(%error, "TLS key or trust store changed but cannot be loaded; keeping the previous one"),
+                    Err(error) => {
+                        tracing::error!(%error, "TLS key or trust store changed but cannot be loaded; keeping the previous one")
+                    }
                 }
             }
         }

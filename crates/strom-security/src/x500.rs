@@ -23,7 +23,10 @@ struct Der<'a> {
 impl<'a> Der<'a> {
     /// Reads one TLV: (tag, contents).
     fn next(&mut self) -> Result<(u8, &'a [u8]), SubjectError> {
-        let (&tag, rest) = self.bytes.split_first().ok_or(SubjectError::Der("truncated"))?;
+        let (&tag, rest) = self
+            .bytes
+            .split_first()
+            .ok_or(SubjectError::Der("truncated"))?;
         let (&first, mut rest) = rest.split_first().ok_or(SubjectError::Der("truncated"))?;
         let len = if first < 0x80 {
             usize::from(first)
@@ -90,7 +93,11 @@ fn rfc2253(name: &[u8]) -> Result<String, SubjectError> {
             let mut atv = Der { bytes: atv };
             let oid = atv.expect(OID)?;
             let (tag, value) = atv.next()?;
-            parts.push(format!("{}={}", attribute_type(oid)?, attribute_value(tag, value, atv_raw(tag, value))));
+            parts.push(format!(
+                "{}={}",
+                attribute_type(oid)?,
+                attribute_value(tag, value, atv_raw(tag, value))
+            ));
         }
         rdns.push(parts.join("+"));
     }
@@ -122,8 +129,14 @@ fn attribute_type(oid: &[u8]) -> Result<String, SubjectError> {
         (&[0x55, 0x04, 0x09], "STREET"),
         (&[0x55, 0x04, 0x0a], "O"),
         (&[0x55, 0x04, 0x0b], "OU"),
-        (&[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x19], "DC"),
-        (&[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x01], "UID"),
+        (
+            &[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x19],
+            "DC",
+        ),
+        (
+            &[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x01],
+            "UID",
+        ),
     ];
     if let Some((_, name)) = known.iter().find(|(o, _)| *o == oid) {
         return Ok((*name).to_string());
@@ -343,11 +356,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            mapper.map("CN=kafka-server1,OU=ServiceUsers,O=org").unwrap(),
+            mapper
+                .map("CN=kafka-server1,OU=ServiceUsers,O=org")
+                .unwrap(),
             "kafka-server1"
         );
         assert_eq!(
-            mapper.map("CN=Duke,OU=JavaSoft,O=Sun Microsystems,L=x,ST=y,C=US").unwrap(),
+            mapper
+                .map("CN=Duke,OU=JavaSoft,O=Sun Microsystems,L=x,ST=y,C=US")
+                .unwrap(),
             "duke@javasoft"
         );
         assert_eq!(mapper.map("cn=Bob,o=x").unwrap(), "bob");
@@ -361,7 +378,12 @@ mod tests {
 
     #[test]
     fn malformed_der_is_an_error() {
-        for bad in [&b""[..], &[0x30], &[0x30, 0x85, 1, 1, 1, 1, 1], &[0x30, 0x05, 0x30]] {
+        for bad in [
+            &b""[..],
+            &[0x30],
+            &[0x30, 0x85, 1, 1, 1, 1, 1],
+            &[0x30, 0x05, 0x30],
+        ] {
             assert!(subject_name(bad).is_err());
         }
     }

@@ -58,8 +58,13 @@ pub(super) async fn handle(
         } else {
             0
         };
-        let (response, cursor) =
-            describe(&image, &context.advertised.name, topic, first, &mut budget);
+        let (response, cursor) = describe(
+            &image,
+            &context.advertised_here().name,
+            topic,
+            first,
+            &mut budget,
+        );
         topics.push(response);
         if let Some(partition_index) = cursor {
             next_cursor = Some(

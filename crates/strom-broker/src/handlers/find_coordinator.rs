@@ -164,7 +164,7 @@ fn coordinator_of(context: &BrokerContext, image: &MetadataImage, group_id: &str
         return unavailable;
     };
     if leader == context.config.node_id {
-        let me = &context.advertised;
+        let me = context.advertised_here();
         return Answer::Node {
             id: leader,
             host: me.host.clone(),
@@ -174,7 +174,7 @@ fn coordinator_of(context: &BrokerContext, image: &MetadataImage, group_id: &str
     let endpoint = image.broker(leader).filter(|b| !b.fenced).and_then(|b| {
         b.endpoints
             .iter()
-            .find(|e| e.listener_name == context.advertised.name)
+            .find(|e| e.listener_name == context.advertised_here().name)
     });
     match endpoint {
         Some(e) => Answer::Node {

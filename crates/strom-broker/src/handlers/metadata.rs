@@ -163,7 +163,7 @@ fn topic_response(
     topic: &TopicImage,
     version: i16,
 ) -> MetadataResponseTopic {
-    let listener = context.advertised.name.as_str();
+    let listener = context.advertised_here().name.as_str();
     let partitions = topic
         .partitions
         .iter()
@@ -232,7 +232,7 @@ fn partition_response(
 
 /// Unfenced brokers with a listener of the advertised name; this broker always appears.
 fn brokers(context: &BrokerContext, image: &MetadataImage) -> Vec<MetadataResponseBroker> {
-    let me = &context.advertised;
+    let me = context.advertised_here();
     let mut out: Vec<MetadataResponseBroker> = image
         .brokers()
         .filter(|b| !b.fenced && b.broker_id != context.config.node_id)

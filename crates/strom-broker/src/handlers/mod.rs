@@ -34,6 +34,7 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod scram_credentials;
 mod sync_group;
 mod update_features;
 mod write_txn_markers;
@@ -85,6 +86,10 @@ pub const SERVED_APIS: &[ApiKey] = &[
     ApiKey::UpdateFeatures,
     ApiKey::WriteTxnMarkers,
     ApiKey::DescribeProducers,
+    ApiKey::SaslHandshake,
+    ApiKey::SaslAuthenticate,
+    ApiKey::DescribeUserScramCredentials,
+    ApiKey::AlterUserScramCredentials,
 ];
 
 /// How requests that need a transaction coordinator are answered while there is none.
@@ -201,6 +206,25 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming, session: &Sessi
         RequestKind::UpdateFeatures(body) => update_features::handle(context, body, version),
         RequestKind::WriteTxnMarkers(body) => write_txn_markers::handle(context, body).await,
         RequestKind::DescribeProducers(body) => describe_producers::handle(context, body).await,
+        RequestKind::DescribeUserScramCredentials(body) => {
+            scram_credentials::describe(context, body)
+        }
+        RequestKind::AlterUserScramCredentials(body) => {
+            scram_credentials::alter(context, body).await
+        }
+        // SASL listeners answer these in the connection (`authn.rs`); elsewhere Kafka answers
+        // ILLEGAL_SASL_STATE (a handshake on a listener without SASL).
+        other @ (RequestKind::SaslHandshake(_) | RequestKind::SaslAuthenticate(_)) => {
+            match error_response(
+                &other,
+                version,
+                ErrorCode::ILLEGAL_SASL_STATE,
+                &context.api_versions,
+            ) {
+                Some(response) => response,
+                None => return Reply::Close,
+            }
+        }
         // The version table decodes only served APIs; this is a safety net, never a crash.
         other => match error_response(
             &other,

@@ -665,7 +665,7 @@ fn connections(e: &mut TextEncoder, context: &BrokerContext) {
         &[("listener", listener)],
         context.limits.connections() as i128,
     );
-    let counters: [(&str, &str, u64); 3] = [
+    let counters: [(&str, &str, u64); 7] = [
         (
             "kafka_server_socket_server_metrics_connection_creation_total",
             "Connections accepted and admitted (connection-creation-total).",
@@ -680,6 +680,26 @@ fn connections(e: &mut TextEncoder, context: &BrokerContext) {
             "strom_connections_refused_total",
             "Connections closed at accept by max.connections or max.connections.per.ip.",
             connections.refused.get(),
+        ),
+        (
+            "kafka_server_socket_server_metrics_successful_authentication_total",
+            "SASL authentications that succeeded (successful-authentication-total).",
+            connections.successful_authentication.get(),
+        ),
+        (
+            "kafka_server_socket_server_metrics_failed_authentication_total",
+            "Authentications refused: SASL exchanges and handshakes, unmapped client certificates (failed-authentication-total).",
+            connections.failed_authentication.get(),
+        ),
+        (
+            "kafka_server_socket_server_metrics_successful_reauthentication_total",
+            "KIP-368 re-authentications that succeeded (successful-reauthentication-total).",
+            connections.successful_reauthentication.get(),
+        ),
+        (
+            "kafka_server_socket_server_metrics_failed_reauthentication_total",
+            "KIP-368 re-authentications refused (failed-reauthentication-total).",
+            connections.failed_reauthentication.get(),
         ),
     ];
     for (name, help, value) in counters {

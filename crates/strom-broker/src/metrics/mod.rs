@@ -139,6 +139,15 @@ pub struct ConnectionMetrics {
     pub closed: Counter,
     /// Connections refused at accept by `max.connections` or a per-address limit.
     pub refused: Counter,
+    /// SASL exchanges that succeeded (`successful-authentication-total`).
+    pub successful_authentication: Counter,
+    /// SASL exchanges, handshakes and client certificates refused
+    /// (`failed-authentication-total`).
+    pub failed_authentication: Counter,
+    /// KIP-368 re-authentications (`successful-reauthentication-total`).
+    pub successful_reauthentication: Counter,
+    /// Failed re-authentications (`failed-reauthentication-total`).
+    pub failed_reauthentication: Counter,
 }
 
 /// Everything the broker records, shared by every connection and task.

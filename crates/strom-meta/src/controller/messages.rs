@@ -28,6 +28,7 @@ pub enum ControllerRequest {
     },
     AlterPartition(AlterPartitionRequest),
     ElectLeaders(ElectLeadersRequest),
+    AlterUserScramCredentials(AlterScramRequest),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +49,35 @@ pub enum ControllerReply {
     },
     AlterPartition(Vec<AlterPartitionResult>),
     ElectLeaders(Vec<ElectLeadersTopicResult>),
+    /// One result per user named in the request, in first-seen order.
+    AlterUserScramCredentials(Vec<AlterScramResult>),
+}
+
+/// AlterUserScramCredentials: the broker has already turned each salted password into its
+/// stored and server keys, so no password-derived secret beyond Kafka's own record reaches
+/// the controller.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterScramRequest {
+    /// (user, mechanism id).
+    pub deletions: Vec<(String, i8)>,
+    pub upsertions: Vec<ScramUpsertion>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScramUpsertion {
+    pub name: String,
+    /// Kafka's ScramMechanism id (1 SCRAM-SHA-256, 2 SCRAM-SHA-512).
+    pub mechanism: i8,
+    pub iterations: i32,
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterScramResult {
+    pub user: String,
+    pub error: Option<ApiError>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,6 +13,7 @@ mod leadership;
 pub mod messages;
 mod names;
 mod placement;
+mod scram;
 mod staged;
 mod topics;
 
@@ -190,6 +191,7 @@ impl Controller {
             } => self.allocate_producer_ids(image, broker_id, broker_epoch),
             ControllerRequest::AlterPartition(r) => leadership::alter_partition(image, r),
             ControllerRequest::ElectLeaders(r) => elections::elect_leaders(image, r),
+            ControllerRequest::AlterUserScramCredentials(r) => Ok(scram::alter(image, r)),
         }
     }
 
