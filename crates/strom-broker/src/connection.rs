@@ -134,6 +134,8 @@ pub async fn serve(
         Ok((stream, principal)) => {
             let mut session = Session::anonymous(peer, listener.name.clone(), listener.protocol);
             session.principal = principal;
+            tracing::debug!(%peer, listener = %listener.name, principal = %session.principal,
+                "connection established");
             let mut connection = Connection::new(stream, session, context, slot, listener);
             let close = connection.run().await;
             (connection.context, connection.slot, close)

@@ -300,6 +300,7 @@ async fn connect(
         client_id,
         config.replica_socket_timeout_ms,
         frame_bytes_max,
+        &config.listeners.inter_broker_client,
     )
     .await
 }

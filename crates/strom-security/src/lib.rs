@@ -6,12 +6,16 @@
 //! It holds no sockets and no broker state: the broker's connection layer and strom-client
 //! drive these pieces.
 
+pub mod client;
 pub mod sasl;
 pub mod scram;
 pub mod tls;
 pub mod x500;
 
-pub use sasl::{plain_authenticate, plain_message, JaasConfig, PlainError};
+pub use client::ClientStream;
+pub use sasl::{
+    plain_authenticate, plain_message, JaasConfig, PlainError, SaslClient, SaslClientError,
+};
 pub use scram::{ScramClient, ScramCredential, ScramError, ScramMechanism, ScramServer};
 pub use tls::{ClientAuth, TlsError, TlsServer, TlsSettings};
 pub use x500::{subject_name, PrincipalMapper, SubjectError};

@@ -256,3 +256,56 @@ mod tests {
         }
     }
 }
+
+/// The client side of a SASL exchange (PLAIN or SCRAM), independent of the framing.
+#[derive(Debug)]
+pub enum SaslClient {
+    Plain,
+    Scram(crate::scram::ScramClient, u8),
+}
+
+/// Why a client-side exchange failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SaslClientError {
+    #[error("SASL mechanism {0} is not supported (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)")]
+    Mechanism(String),
+    #[error(transparent)]
+    Scram(#[from] crate::scram::ScramError),
+    #[error("the server sent a SASL token after the exchange completed")]
+    Unexpected,
+}
+
+impl SaslClient {
+    /// Starts an exchange; returns the client and its first token.
+    pub fn start(
+        mechanism: &str,
+        user: &str,
+        password: &str,
+    ) -> Result<(SaslClient, Vec<u8>), SaslClientError> {
+        if mechanism == "PLAIN" {
+            return Ok((SaslClient::Plain, plain_message(user, password)));
+        }
+        let scram = crate::scram::ScramMechanism::from_name(mechanism)
+            .ok_or_else(|| SaslClientError::Mechanism(mechanism.to_string()))?;
+        let (client, first) = crate::scram::ScramClient::start(scram, user, password);
+        Ok((SaslClient::Scram(client, 0), first))
+    }
+
+    /// Answers the server's token: `Some(token)` to send next, `None` when done.
+    pub fn step(&mut self, server: &[u8]) -> Result<Option<Vec<u8>>, SaslClientError> {
+        match self {
+            SaslClient::Plain => Ok(None),
+            SaslClient::Scram(client, round) => {
+                *round += 1;
+                match *round {
+                    1 => Ok(Some(client.respond(server)?)),
+                    2 => {
+                        client.finish(server)?;
+                        Ok(None)
+                    }
+                    _ => Err(SaslClientError::Unexpected),
+                }
+            }
+        }
+    }
+}

@@ -173,6 +173,10 @@ async function main() {
     retry: { retries: 3, maxRetryTime: 5000 },
     logLevel: logLevel.WARN,
     logCreator: stderrLogger,
+    // TLS and SASL for the security tests: `ssl` holds PEM text (ca, cert, key) or true,
+    // `sasl` kafkajs' own { mechanism, username, password }.
+    ...(req.ssl ? { ssl: req.ssl } : {}),
+    ...(req.sasl ? { sasl: req.sasl } : {}),
   })
   let out
   if (req.op === 'produce') out = await produce(kafka, req)
