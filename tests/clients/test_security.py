@@ -399,3 +399,43 @@ def test_bad_security_config_fails_start_up_naming_the_key(pki):
         finally:
             b.stop()
             b.cleanup()
+
+
+def strom_cli(bootstrap, args, props, stdin=b""):
+    cmd = [str(strom_binary()), *map(str, args), "--bootstrap-server", bootstrap]
+    for p in props:
+        cmd += ["-X", p]
+    proc = subprocess.run(cmd, input=stdin, capture_output=True, timeout=60)
+    return proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
+
+
+def test_strom_cli_over_ssl_and_sasl_ssl(secure, pki, topic_name, tmp_path):
+    """The strom CLI with Kafka's client property names: PLAIN over SASL_SSL creates a SCRAM
+    user (`strom` reads them through -X and --command-config alike), SCRAM-SHA-512 produces,
+    SSL consumes; a wrong password fails with the broker's message."""
+    ca = pki / "ca.crt"
+    sasl = f"127.0.0.1:{secure.sasl_port}"
+    plain = ["security.protocol=SASL_SSL", f"ssl.ca.location={ca}", "sasl.mechanism=PLAIN",
+             "sasl.username=alice", "sasl.password=alice-secret"]
+    code, out, err = strom_cli(sasl, ["topics", "create", topic_name, "--partitions", 1], plain)
+    assert code == 0, err
+    admin = AdminClient({"bootstrap.servers": sasl, **sasl_conf(pki, "PLAIN", "admin", "admin-secret")})
+    admin.alter_user_scram_credentials([UserScramCredentialUpsertion(
+        "cli", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096), b"cli-secret")])["cli"].result(TIMEOUT_S)
+    config = tmp_path / "client.properties"
+    config.write_text("security.protocol=SASL_SSL\n"
+                      f"ssl.truststore.type=PEM\nssl.truststore.location={ca}\n"
+                      "sasl.mechanism=SCRAM-SHA-512\n"
+                      'sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required '
+                      'username="cli" password="cli-secret";\n')
+    cmd = [str(strom_binary()), "produce", topic_name, "--bootstrap-server", sasl, "--command-config", str(config)]
+    proc = subprocess.run(cmd, input=b"one\ntwo\n", capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    code, out, err = strom_cli(f"127.0.0.1:{secure.ssl_port}",
+                               ["consume", topic_name, "--from-beginning", "--max-messages", 2, "--timeout-ms", 20000],
+                               ["security.protocol=SSL", f"ssl.ca.location={ca}"])
+    assert code == 0, err
+    assert out.split() == ["one", "two"], out
+    code, out, err = strom_cli(sasl, ["topics", "list"], plain[:-1] + ["sasl.password=nope"])
+    assert code != 0
+    assert "Invalid username or password" in err, err

@@ -101,6 +101,7 @@ impl Cluster {
             request_timeout_ms: config.request_timeout_ms,
             setup_timeout_ms: config.connection_setup_timeout_ms,
             frame_bytes_max: config.frame_bytes_max,
+            security: config.security.clone(),
         };
         Ok(Arc::new(Cluster {
             config,
