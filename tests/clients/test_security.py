@@ -113,6 +113,8 @@ class SecureBroker(Broker):
         self.extra_args = []
         for key, value in overrides.items():
             self.extra_args += ["--override", f"{key}={value}"]
+        # The first SCRAM user, as kafka-storage.sh format --add-scram makes it.
+        self.extra_args += ["--add-scram", "SCRAM-SHA-256=[name=boot,password=boot-secret]"]
 
     def start(self):
         # Ports are picked free but may be taken by another process before the broker binds
@@ -439,3 +441,11 @@ def test_strom_cli_over_ssl_and_sasl_ssl(secure, pki, topic_name, tmp_path):
     code, out, err = strom_cli(sasl, ["topics", "list"], plain[:-1] + ["sasl.password=nope"])
     assert code != 0
     assert "Invalid username or password" in err, err
+
+
+def test_add_scram_bootstraps_the_first_user(secure, pki, topic_name):
+    """`strom server --add-scram` created `boot` before the broker said it was ready."""
+    create_topic(secure, topic_name)
+    got = ck_roundtrip(f"127.0.0.1:{secure.sasl_port}", sasl_conf(pki, "SCRAM-SHA-256", "boot", "boot-secret"),
+                       topic_name, n=2)
+    assert len(got) == 2

@@ -5,6 +5,7 @@ mod dump;
 mod preflight;
 mod properties;
 mod schema_registry;
+mod scram_bootstrap;
 mod server;
 mod server_config;
 mod status;
@@ -52,6 +53,11 @@ enum Command {
         /// Set a key, overriding the file: `--override key=value` (repeatable).
         #[arg(long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
+        /// A first SCRAM user, as `kafka-storage.sh format --add-scram`:
+        /// 'SCRAM-SHA-256=[name=alice,password=alice-secret]' (repeatable; written once, when
+        /// the user has no credential of that mechanism yet).
+        #[arg(long = "add-scram", value_name = "MECHANISM=[name=..,password=..]")]
+        add_scram: Vec<String>,
     },
     /// Run a Schema Registry compatible with Confluent's, as a client of a Kafka cluster
     /// (Confluent's schema-registry.properties keys).
@@ -123,7 +129,11 @@ fn run(command: Command) -> ExitCode {
             }
             Ok(())
         }
-        Command::Server { file, overrides } => server::run(file.as_deref(), &overrides),
+        Command::Server {
+            file,
+            overrides,
+            add_scram,
+        } => server::run(file.as_deref(), &overrides, &add_scram),
         Command::SchemaRegistry { file, overrides } => {
             schema_registry::run(file.as_deref(), &overrides)
         }

@@ -60,8 +60,12 @@ pub fn load_properties(
     Ok(props)
 }
 
-pub fn run(file: Option<&Path>, overrides: &[String]) -> anyhow::Result<()> {
+pub fn run(file: Option<&Path>, overrides: &[String], add_scram: &[String]) -> anyhow::Result<()> {
     let (config, broker_config) = load_config(file, overrides)?;
+    let add_scram = add_scram
+        .iter()
+        .map(|text| crate::scram_bootstrap::parse(text))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let props = load_properties(file, overrides)?;
     let node_config = config.node_config().map_err(|e| anyhow!(e))?;
     // Before anything is created on disk: a port in use or an unwritable dir must not
@@ -80,7 +84,14 @@ pub fn run(file: Option<&Path>, overrides: &[String]) -> anyhow::Result<()> {
             Some(broker_config) => {
                 let metadata = QuorumMetadata::new(node.clone());
                 match Broker::start(broker_config, metadata).await {
-                    Ok(broker) => Some(broker),
+                    Ok(broker) => {
+                        // Before the ready line: clients may use these users at once.
+                        if let Err(error) = crate::scram_bootstrap::apply(&broker, &add_scram).await {
+                            stop(Some(broker), &node).await;
+                            return Err(error);
+                        }
+                        Some(broker)
+                    }
                     Err(error) => {
                         node.shutdown().await;
                         return Err(anyhow!(error).context("cannot start the broker"));
