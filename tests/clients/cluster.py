@@ -197,7 +197,8 @@ class Node:
         props.update(
             {
                 "node.id": str(self.node_id),
-                "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+                "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
+                + (f",{self.cluster.extra_listener}://127.0.0.1:{self.extra_port}" if self.cluster.extra_listener else ""),
                 "log.dirs": str(self.data_dir),
                 "controller.quorum.voters": self.cluster.voters,
             }
@@ -329,13 +330,18 @@ class Cluster:
     """n nodes, each broker and controller. `overrides` apply to every node (e.g.
     {"strom.log.durability": "sync-on-commit"})."""
 
-    def __init__(self, binary, n=3, overrides=None, name="cluster"):
+    def __init__(self, binary, n=3, overrides=None, name="cluster", extra_listener=None):
         self.binary = pathlib.Path(binary)
+        # A third listener per node (e.g. "SECURE" for the security tests), on its own port.
+        self.extra_listener = extra_listener
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix=f"strom-{name[:40]}-"))
         self.overrides = dict(overrides or {})
         self.crashes = []  # (node_id, exit code) of exits the harness did not cause
         ports = free_ports(2 * n)
         self.nodes = {i + 1: Node(self, i + 1, ports[2 * i], ports[2 * i + 1]) for i in range(n)}
+        if extra_listener:
+            for node, port in zip(self.nodes.values(), free_ports(n)):
+                node.extra_port = port
         self.voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes.values())
 
     def __getitem__(self, node_id):

@@ -49,8 +49,8 @@ SESSION_S = SESSION_TIMEOUT_MS / 1000
 def make_cluster(request):
     made = []
 
-    def make(n=3, overrides=None):
-        c = Cluster(strom_binary(), n, overrides, name=request.node.name)
+    def make(n=3, overrides=None, extra_listener=None):
+        c = Cluster(strom_binary(), n, overrides, name=request.node.name, extra_listener=extra_listener)
         c.runs = []
         made.append(c)
         c.start()

@@ -21,10 +21,11 @@ import urllib.request
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic, ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
 from kafka import KafkaConsumer, KafkaProducer
 
+from cluster_fixtures import make_cluster  # noqa: F401 (fixture)
 from conftest import Broker, free_port, strom_binary
 
 TIMEOUT_S = 30
@@ -449,3 +450,49 @@ def test_add_scram_bootstraps_the_first_user(secure, pki, topic_name):
     got = ck_roundtrip(f"127.0.0.1:{secure.sasl_port}", sasl_conf(pki, "SCRAM-SHA-256", "boot", "boot-secret"),
                        topic_name, n=2)
     assert len(got) == 2
+
+
+@pytest.mark.cluster
+def test_three_nodes_with_sasl_ssl_between_brokers_replicate_and_fail_over(make_cluster, pki, topic_name):
+    """Clients and followers both use a SASL_SSL listener (PLAIN; the brokers' own user from
+    the listener's login module): an RF 3 topic reaches a full ISR only if the followers'
+    TLS and SASL work, and after the leader is killed the records acknowledged with acks=all
+    are all read back through a new leader."""
+    jaas = ('org.apache.kafka.common.security.plain.PlainLoginModule required username="broker" '
+            'password="broker-secret" user_broker="broker-secret" user_alice="alice-secret";')
+    cluster = make_cluster(3, {
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SECURE:SASL_SSL",
+        "inter.broker.listener.name": "SECURE",
+        "sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.secure.plain.sasl.jaas.config": jaas,
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(pki / "server.pem"),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(pki / "ca.crt"),
+    }, extra_listener="SECURE")
+    secure = ",".join(f"127.0.0.1:{n.extra_port}" for n in cluster.nodes.values())
+    conf = sasl_conf(pki, "PLAIN", "alice", "alice-secret")
+    admin = AdminClient({"bootstrap.servers": secure, **conf})
+    admin.create_topics([NewTopic(topic_name, 1, 3, config={"min.insync.replicas": "2"})])[topic_name].result(TIMEOUT_S)
+    cluster.wait_isr(topic_name, 3)
+    p = Producer({"bootstrap.servers": secure, "acks": "all", "enable.idempotence": True, **conf})
+    for i in range(50):
+        p.produce(topic_name, value=b"a%d" % i)
+    assert p.flush(TIMEOUT_S) == 0
+    cluster.wait_isr(topic_name, 3)
+    leader = cluster.leader(topic_name, 0)
+    cluster[leader].kill()
+    cluster.leader(topic_name, 0, not_in=(leader,))
+    for i in range(50):
+        p.produce(topic_name, value=b"b%d" % i)
+    assert p.flush(TIMEOUT_S) == 0
+    c = Consumer({"bootstrap.servers": secure, "group.id": f"g-{topic_name}", "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False, **conf})
+    c.assign([TopicPartition(topic_name, 0, OFFSET_BEGINNING)])
+    got, deadline = [], time.monotonic() + 60
+    while len(got) < 100 and time.monotonic() < deadline:
+        m = c.poll(1.0)
+        if m is not None and m.error() is None:
+            got.append(m.value())
+    c.close()
+    assert sorted(got) == sorted([b"a%d" % i for i in range(50)] + [b"b%d" % i for i in range(50)])
