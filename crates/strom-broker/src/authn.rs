@@ -192,7 +192,7 @@ pub async fn establish(
 enum Exchange {
     Plain,
     ScramFirst(ScramMechanism),
-    ScramFinal(ScramServer),
+    ScramFinal(Box<ScramServer>),
     Finished,
 }
 
@@ -289,7 +289,7 @@ impl SaslSession {
                     } else {
                         let known = credential(&first.user, scram);
                         let (server, reply) = ScramServer::first(scram, first, known);
-                        Ok((reply, None, Exchange::ScramFinal(server)))
+                        Ok((reply, None, Exchange::ScramFinal(Box::new(server))))
                     }
                 }
                 Err(error) => Err(format!("Authentication failed: {error}")),

@@ -50,7 +50,7 @@ impl<'a> Der<'a> {
         Ok((tag, contents))
     }
 
-    fn expect(&mut self, tag: u8) -> Result<&'a [u8], SubjectError> {
+    fn take_tag(&mut self, tag: u8) -> Result<&'a [u8], SubjectError> {
         match self.next()? {
             (t, contents) if t == tag => Ok(contents),
             _ => Err(SubjectError::Der("unexpected tag")),
@@ -65,19 +65,19 @@ const OID: u8 = 0x06;
 /// The subject of a DER certificate in RFC 2253 form.
 pub fn subject_name(certificate: &[u8]) -> Result<String, SubjectError> {
     let mut outer = Der { bytes: certificate };
-    let cert = outer.expect(SEQUENCE)?;
+    let cert = outer.take_tag(SEQUENCE)?;
     let mut cert = Der { bytes: cert };
-    let tbs = cert.expect(SEQUENCE)?;
+    let tbs = cert.take_tag(SEQUENCE)?;
     let mut tbs = Der { bytes: tbs };
     let (tag, _) = tbs.next()?;
     // [0] EXPLICIT version is optional; the serial number follows.
     if tag == 0xa0 {
         tbs.next()?;
     }
-    tbs.expect(SEQUENCE)?; // signature algorithm
-    tbs.expect(SEQUENCE)?; // issuer
-    tbs.expect(SEQUENCE)?; // validity
-    let subject = tbs.expect(SEQUENCE)?;
+    tbs.take_tag(SEQUENCE)?; // signature algorithm
+    tbs.take_tag(SEQUENCE)?; // issuer
+    tbs.take_tag(SEQUENCE)?; // validity
+    let subject = tbs.take_tag(SEQUENCE)?;
     rfc2253(subject)
 }
 
@@ -85,13 +85,13 @@ fn rfc2253(name: &[u8]) -> Result<String, SubjectError> {
     let mut rdns = Vec::new();
     let mut name = Der { bytes: name };
     while !name.bytes.is_empty() {
-        let set = name.expect(SET)?;
+        let set = name.take_tag(SET)?;
         let mut set = Der { bytes: set };
         let mut parts = Vec::new();
         while !set.bytes.is_empty() {
-            let atv = set.expect(SEQUENCE)?;
+            let atv = set.take_tag(SEQUENCE)?;
             let mut atv = Der { bytes: atv };
-            let oid = atv.expect(OID)?;
+            let oid = atv.take_tag(OID)?;
             let (tag, value) = atv.next()?;
             parts.push(format!(
                 "{}={}",
