@@ -40,6 +40,11 @@ pub type QuorumFuture<'a> = Pin<
     >,
 >;
 
+/// A boxed future of a membership change's outcome.
+pub type MembershipFuture<'a> = Pin<
+    Box<dyn Future<Output = Result<(), strom_raft::wire::MembershipError>> + Send + 'a>,
+>;
+
 /// What the broker needs from the metadata quorum.
 pub trait MetadataPort: Send + Sync + 'static {
     /// The latest committed image.
@@ -67,6 +72,15 @@ pub trait MetadataPort: Send + Sync + 'static {
     fn describe_quorum(&self) -> QuorumFuture<'_> {
         Box::pin(async {
             Err(MetadataError::Unavailable(
+                "no metadata quorum: the controller runs in this process".into(),
+            ))
+        })
+    }
+    /// Changes the quorum's voters (AddRaftVoter, RemoveRaftVoter, UpdateRaftVoter), made
+    /// by its leader. An in-process controller has no quorum to change.
+    fn change_quorum(&self, _change: strom_raft::wire::MembershipChange) -> MembershipFuture<'_> {
+        Box::pin(async {
+            Err(strom_raft::wire::MembershipError::Refused(
                 "no metadata quorum: the controller runs in this process".into(),
             ))
         })

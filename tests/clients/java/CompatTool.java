@@ -19,11 +19,16 @@
 //                                        cluster default): SET, or DELETE for "-"
 //   describe-broker BOOTSTRAP NAME       describeConfigs of broker NAME: {"configs":
 //                                        {key: {"value", "source", "read_only"}}}
+//   add-voter BOOTSTRAP ID HOST PORT     addRaftVoter (kafka-metadata-quorum.sh add-controller)
+//                                        with one CONTROLLER endpoint: {"ok": true} or the error
+//   remove-voter BOOTSTRAP ID            removeRaftVoter (remove-controller): {"ok": true} or
+//                                        the error
 
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
+import java.util.Set;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 
@@ -36,11 +41,13 @@ import org.apache.kafka.clients.admin.FeatureMetadata;
 import org.apache.kafka.clients.admin.FeatureUpdate;
 import org.apache.kafka.clients.admin.FinalizedVersionRange;
 import org.apache.kafka.clients.admin.QuorumInfo;
+import org.apache.kafka.clients.admin.RaftVoterEndpoint;
 import org.apache.kafka.clients.admin.SupportedVersionRange;
 import org.apache.kafka.clients.admin.UpdateFeaturesOptions;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.common.KafkaFuture;
+import org.apache.kafka.common.Uuid;
 import org.apache.kafka.common.acl.AccessControlEntry;
 import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.acl.AccessControlEntryFilter;
@@ -66,6 +73,8 @@ public final class CompatTool {
             case "update-feature": out = updateFeature(args); break;
             case "alter-broker": out = alterBroker(args); break;
             case "describe-broker": out = describeBroker(args[1], args[2]); break;
+            case "add-voter": out = addVoter(args); break;
+            case "remove-voter": out = removeVoter(args); break;
             default: throw new IllegalArgumentException("unknown command " + args[0]);
         }
         System.out.println(out);
@@ -119,6 +128,19 @@ public final class CompatTool {
                 + ",\"high_watermark\":" + q.highWatermark()
                 + ",\"voters\":" + replicas(q.voters()) + ",\"observers\":" + replicas(q.observers())
                 + ",\"nodes\":" + q.nodes().size() + "}";
+        }
+    }
+
+    private static String addVoter(String[] args) {
+        RaftVoterEndpoint endpoint = new RaftVoterEndpoint("CONTROLLER", args[3], Integer.parseInt(args[4]));
+        try (Admin admin = admin(args[1])) {
+            return outcome(admin.addRaftVoter(Integer.parseInt(args[2]), Uuid.randomUuid(), Set.of(endpoint)).all());
+        }
+    }
+
+    private static String removeVoter(String[] args) {
+        try (Admin admin = admin(args[1])) {
+            return outcome(admin.removeRaftVoter(Integer.parseInt(args[2]), Uuid.randomUuid()).all());
         }
     }
 

@@ -34,6 +34,7 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod raft_voters;
 mod sync_group;
 mod update_features;
 mod write_txn_markers;
@@ -86,6 +87,9 @@ pub const SERVED_APIS: &[ApiKey] = &[
     ApiKey::UpdateFeatures,
     ApiKey::WriteTxnMarkers,
     ApiKey::DescribeProducers,
+    ApiKey::AddRaftVoter,
+    ApiKey::RemoveRaftVoter,
+    ApiKey::UpdateRaftVoter,
 ];
 
 /// How requests that need a transaction coordinator are answered while there is none.
@@ -200,6 +204,9 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming, peer: SocketAdd
         RequestKind::UpdateFeatures(body) => update_features::handle(context, body, version),
         RequestKind::WriteTxnMarkers(body) => write_txn_markers::handle(context, body).await,
         RequestKind::DescribeProducers(body) => describe_producers::handle(context, body).await,
+        RequestKind::AddRaftVoter(body) => raft_voters::add(context, body).await,
+        RequestKind::RemoveRaftVoter(body) => raft_voters::remove(context, body).await,
+        RequestKind::UpdateRaftVoter(body) => raft_voters::update(context, body).await,
         // The version table decodes only served APIs; this is a safety net, never a crash.
         other => match error_response(
             &other,
