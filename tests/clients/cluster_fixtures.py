@@ -49,8 +49,8 @@ SESSION_S = SESSION_TIMEOUT_MS / 1000
 def make_cluster(request):
     made = []
 
-    def make(n=3, overrides=None):
-        c = Cluster(strom_binary(), n, overrides, name=request.node.name)
+    def make(n=3, overrides=None, controllers=0):
+        c = Cluster(strom_binary(), n, overrides, name=request.node.name, controllers=controllers)
         c.runs = []
         made.append(c)
         c.start()
@@ -176,7 +176,7 @@ class Run:
         self.wait_healed()
 
     def wait_healed(self):
-        every = [n.node_id for n in self.cluster.nodes.values()]
+        every = [n.node_id for n in self.cluster.brokers()]
         self._soft_wait("broker-not-registered", f"brokers {every} registered and unfenced everywhere",
                         lambda t: self.cluster.wait_ready(nodes=every, timeout_s=t))
         if self._soft_wait("isr-not-restored", "every ISR full on every node",
