@@ -209,6 +209,22 @@ class Node:
         return "controller" in self.roles
 
     def args(self):
+        out = ["server"]
+        for k, v in self.properties().items():
+            out += ["--override", f"{k}={v}"]
+        return out
+
+    def format(self, *flags):
+        """`strom storage format` of this node's directories (its keys in a properties file),
+        with `flags` such as --standalone or --no-initial-controllers."""
+        path = self.cluster.dir / f"node-{self.node_id}.properties"
+        path.write_text("".join(f"{k}={v}\n" for k, v in self.properties().items()))
+        proc = subprocess.run([str(self.cluster.binary), "storage", "format", "-c", str(path), "-t",
+                               self.cluster.cluster_id, *flags], capture_output=True, timeout=30)
+        assert proc.returncode == 0, f"format of {self} failed: {proc.stderr.decode(errors='replace')}"
+        return proc.stdout.decode()
+
+    def properties(self):
         props = dict(CLUSTER_DEFAULTS)
         props.update({"node.id": str(self.node_id), "log.dirs": str(self.data_dir), "process.roles": self.roles})
         if self.roles == "broker":
@@ -216,17 +232,16 @@ class Node:
             props["controller.quorum.bootstrap.servers"] = self.cluster.controller_addrs
         elif self.roles == "controller":
             props["listeners"] = f"CONTROLLER://127.0.0.1:{self.controller_port}"
-            props["controller.quorum.voters"] = self.cluster.voters
+            if self.cluster.dynamic:
+                props["controller.quorum.bootstrap.servers"] = self.cluster.controller_addrs
+            else:
+                props["controller.quorum.voters"] = self.cluster.voters
         else:
             props["listeners"] = f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
             props["controller.quorum.voters"] = self.cluster.voters
         props.update(self.cluster.overrides)
         props.update(self.props)
-        props = {k: v for k, v in props.items() if v is not None}
-        out = ["server"]
-        for k, v in props.items():
-            out += ["--override", f"{k}={v}"]
-        return out
+        return {k: v for k, v in props.items() if v is not None}
 
     @property
     def alive(self):
@@ -353,8 +368,13 @@ class Cluster:
     """n nodes, each broker and controller. `overrides` apply to every node (e.g.
     {"strom.log.durability": "sync-on-commit"})."""
 
-    def __init__(self, binary, n=3, overrides=None, name="cluster", controllers=0):
+    def __init__(self, binary, n=3, overrides=None, name="cluster", controllers=0, dynamic=False):
         self.binary = pathlib.Path(binary)
+        # A dynamic quorum (KIP-853): controllers find each other through
+        # controller.quorum.bootstrap.servers; `start` formats node 1 as the only initial
+        # voter and the other controllers without initial voters (they join as observers).
+        self.dynamic = dynamic
+        self.cluster_id = "c3Ryb20tY2x1c3Rlci0x"
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix=f"strom-{name[:40]}-"))
         self.overrides = dict(overrides or {})
         self.crashes = []  # (node_id, exit code) of exits the harness did not cause
@@ -399,6 +419,10 @@ class Cluster:
         return [n for n in self.brokers() if n.alive and not n.paused]
 
     def start(self, timeout_s=START_TIMEOUT_S):
+        if self.dynamic:
+            for n in self.nodes.values():
+                first = n.node_id == min(self.nodes)
+                n.format(*(() if not n.is_controller else ("--standalone",) if first else ("--no-initial-controllers",)))
         # All at once: a node waits for a quorum before its broker registers.
         for n in self.nodes.values():
             n.start(wait=False)

@@ -49,8 +49,8 @@ SESSION_S = SESSION_TIMEOUT_MS / 1000
 def make_cluster(request):
     made = []
 
-    def make(n=3, overrides=None, controllers=0):
-        c = Cluster(strom_binary(), n, overrides, name=request.node.name, controllers=controllers)
+    def make(n=3, overrides=None, controllers=0, dynamic=False):
+        c = Cluster(strom_binary(), n, overrides, name=request.node.name, controllers=controllers, dynamic=dynamic)
         c.runs = []
         made.append(c)
         c.start()

@@ -122,3 +122,49 @@ def test_add_and_remove_a_controller_under_load(make_cluster, topic_name, compat
     run.load_for(1)
     cluster[leader].start()
     run.finish().assert_ok()
+
+
+def strom_cli(cluster, *args):
+    """The `strom` command line against the cluster's brokers; returns its stdout."""
+    import subprocess
+
+    proc = subprocess.run([str(cluster.binary), *args, "--bootstrap-server", cluster.bootstrap],
+                          capture_output=True, timeout=60)
+    return proc.returncode, proc.stdout.decode(), proc.stderr.decode()
+
+
+def test_dynamic_quorum_formatted_and_grown_with_the_strom_cli(make_cluster, topic_name, compat_tool):
+    """`strom storage format --standalone` on the first controller, `--no-initial-controllers`
+    on the others: a quorum of one voter, the other controllers and the brokers observers;
+    `strom metadata-quorum add-controller` grows it to three voters, `remove-controller`
+    retires the first, and the cluster keeps committing metadata and serving records."""
+    import json
+
+    cluster = make_cluster(2, controllers=3, dynamic=True, overrides={"offsets.topic.replication.factor": "2",
+                                                                       "default.replication.factor": "2"})
+    code, out, err = strom_cli(cluster, "metadata-quorum", "describe", "--status", "--output", "json")
+    assert code == 0, err
+    status = json.loads(out)
+    assert status["current_voters"] == [1] and status["leader_id"] == 1, status
+    assert sorted(status["current_observers"]) == [2, 3, 4, 5], status
+    for node_id in (2, 3):
+        code, out, err = strom_cli(cluster, "metadata-quorum", "add-controller", "--controller-id", str(node_id),
+                                   "--controller-endpoint", f"127.0.0.1:{cluster[node_id].controller_port}")
+        assert code == 0 and f"Added controller {node_id}." in out, (code, out, err)
+    code, out, err = strom_cli(cluster, "metadata-quorum", "add-controller", "--controller-id", "2",
+                               "--controller-endpoint", f"127.0.0.1:{cluster[2].controller_port}")
+    assert code != 0 and "DUPLICATE_VOTER" in err, (code, out, err)
+    code, out, err = strom_cli(cluster, "metadata-quorum", "remove-controller", "--controller-id", "1")
+    assert code == 0, err
+    cluster[1].stop()
+    q = quorum(cluster, compat_tool, lambda q: ids(q["voters"]) == [2, 3] and q["leader_id"] in (2, 3))
+    assert ids(q["observers"]) == [4, 5], q
+    code, out, err = strom_cli(cluster, "metadata-quorum", "describe", "--replication", "--output", "json")
+    assert code == 0, err
+    replication = {r["id"]: r for r in json.loads(out)}
+    assert {r["status"] for r in replication.values()} == {"Leader", "Follower", "Observer"}, replication
+    code, out, err = strom_cli(cluster, "topics", "create", topic_name, "--partitions", "2",
+                               "--replication-factor", "2")
+    assert code == 0, err
+    code, out, err = strom_cli(cluster, "topics", "describe", topic_name, "--output", "json")
+    assert code == 0, err

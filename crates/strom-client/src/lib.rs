@@ -50,7 +50,8 @@ mod versions;
 
 pub use admin::{
     Admin, AlterConfigOp, ClusterDescription, ConfigEntry, ConfigResource, ConfigSource,
-    GroupDescription, GroupListing, ListedOffset, MemberDescription, NewTopic,
+    GroupDescription, GroupListing, ListedOffset, MemberDescription, NewTopic, QuorumDescription,
+    QuorumReplica,
 };
 pub use cluster::{BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo};
 pub use config::{

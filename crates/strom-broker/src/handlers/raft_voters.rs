@@ -91,7 +91,8 @@ fn checked(
     cluster_id: &Option<StrBytes>,
     voter_id: i32,
 ) -> Result<u64, Refusal> {
-    if let Some(id) = cluster_id {
+    // Null (and, from lax clients, empty) means not checked, as in Kafka.
+    if let Some(id) = cluster_id.as_ref().filter(|id| !id.is_empty()) {
         if id.as_str() != context.config.cluster_id {
             return Err((
                 ErrorCode::INCONSISTENT_CLUSTER_ID,

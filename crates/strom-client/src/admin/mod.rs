@@ -6,6 +6,7 @@
 mod configs;
 mod groups;
 pub(crate) mod offsets;
+mod quorum;
 mod topics;
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use crate::error::Result;
 pub use configs::{AlterConfigOp, ConfigEntry, ConfigResource, ConfigSource};
 pub use groups::{GroupDescription, GroupListing, MemberDescription};
 pub use offsets::ListedOffset;
+pub use quorum::{QuorumDescription, QuorumReplica};
 pub use topics::{ClusterDescription, NewTopic};
 
 /// The admin client. Cheap to clone; clones share connections and the metadata cache.

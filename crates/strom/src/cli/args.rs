@@ -68,6 +68,9 @@ pub enum ClientCommand {
     Configs(ConfigsArgs),
     /// Describe the cluster: id, controller and brokers.
     Cluster(ClusterArgs),
+    /// Describe the metadata quorum, add and remove controllers (kafka-metadata-quorum.sh).
+    #[command(after_help = QUORUM_EXAMPLES)]
+    MetadataQuorum(MetadataQuorumArgs),
     /// List, get, register, check and delete schemas in a schema registry.
     #[command(after_help = SCHEMAS_EXAMPLES)]
     Schemas(SchemasArgs),
@@ -75,6 +78,12 @@ pub enum ClientCommand {
     #[command(after_help = STREAMS_EXAMPLES)]
     Streams(StreamsArgs),
 }
+
+const QUORUM_EXAMPLES: &str = "Examples:
+  strom metadata-quorum describe --status
+  strom metadata-quorum describe --replication
+  strom metadata-quorum add-controller --controller-id 4 --controller-endpoint ctl4:9093
+  strom metadata-quorum remove-controller --controller-id 1";
 
 const SCHEMAS_EXAMPLES: &str = "Examples:
   strom schemas register orders-value --file order.avsc
@@ -572,6 +581,43 @@ pub struct ClusterArgs {
 pub enum ClusterCommand {
     /// Cluster id, controller and brokers.
     Describe,
+}
+
+#[derive(Args, Debug)]
+pub struct MetadataQuorumArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: MetadataQuorumCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MetadataQuorumCommand {
+    /// The quorum's leader, epoch, high watermark, voters and observers (`--status`, the
+    /// default), or each member's log end offset, lag and last fetch (`--replication`).
+    Describe {
+        #[arg(long, conflicts_with = "replication")]
+        status: bool,
+        #[arg(long)]
+        replication: bool,
+    },
+    /// Make a controller that runs as an observer (started with
+    /// controller.quorum.bootstrap.servers) a voter, once it has caught up.
+    AddController {
+        #[arg(long, value_name = "ID")]
+        controller_id: i32,
+        /// Its controller listener, `host:port`.
+        #[arg(long, value_name = "HOST:PORT")]
+        controller_endpoint: String,
+    },
+    /// Remove a voter from the quorum (a controller being retired or replaced).
+    RemoveController {
+        #[arg(long, value_name = "ID")]
+        controller_id: i32,
+        /// Accepted for kafka-metadata-quorum.sh's syntax; Strom's voters have no directory id.
+        #[arg(long, value_name = "UUID")]
+        controller_directory_id: Option<String>,
+    },
 }
 
 #[derive(Args, Debug)]

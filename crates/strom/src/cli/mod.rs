@@ -15,6 +15,7 @@ mod output;
 mod parse;
 mod produce;
 mod progress;
+mod quorum;
 mod reset;
 mod schemas;
 mod streams;
@@ -61,6 +62,7 @@ async fn dispatch(command: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Groups(args) => groups::run(&args.common, args.command).await,
         ClientCommand::Configs(args) => configs::run(&args.common, args.command).await,
         ClientCommand::Cluster(args) => cluster::run(&args.common, args.command).await,
+        ClientCommand::MetadataQuorum(args) => quorum::run(&args.common, args.command).await,
         ClientCommand::Schemas(args) => schemas::run(args).await,
         ClientCommand::Streams(args) => streams::run(&args.common, args.command).await,
     }
@@ -74,6 +76,7 @@ fn common(command: &ClientCommand) -> &Common {
         ClientCommand::Groups(args) => &args.common,
         ClientCommand::Configs(args) => &args.common,
         ClientCommand::Cluster(args) => &args.common,
+        ClientCommand::MetadataQuorum(args) => &args.common,
         ClientCommand::Schemas(args) => &args.common,
         ClientCommand::Streams(args) => &args.common,
     }
