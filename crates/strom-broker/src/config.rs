@@ -420,7 +420,8 @@ impl Props<'_> {
 }
 
 /// Kafka's default replication factor of `__consumer_offsets`, 3, on a cluster; 1 on a node
-/// that is its own whole quorum (no `controller.quorum.voters`, or only one voter), so that a
+/// that is its own whole quorum (no `controller.quorum.voters`, or only one voter, and no
+/// `controller.quorum.bootstrap.servers`), so that a
 /// bare `strom server` serves groups, as Kafka's sample single-node `server.properties` does
 /// by setting 1. A cluster that forgot the key thus keeps its committed offsets on three
 /// brokers, not on one.
@@ -428,7 +429,8 @@ fn default_offsets_topic_replication_factor(map: &BTreeMap<String, String>) -> i
     let voters = map.get("controller.quorum.voters").map_or(0, |voters| {
         voters.split(',').filter(|v| !v.trim().is_empty()).count()
     });
-    if voters > 1 {
+    // A node that finds its quorum through bootstrap servers is part of a cluster.
+    if voters > 1 || map.contains_key("controller.quorum.bootstrap.servers") {
         3
     } else {
         1
@@ -1132,6 +1134,10 @@ mod tests {
         );
         let three = "1@127.0.0.1:9093,2@127.0.0.1:9095,3@127.0.0.1:9097";
         assert_eq!(factor(&[("controller.quorum.voters", three)]), 3);
+        assert_eq!(
+            factor(&[("controller.quorum.bootstrap.servers", "127.0.0.1:9093")]),
+            3
+        );
         assert_eq!(
             factor(&[
                 ("controller.quorum.voters", three),
