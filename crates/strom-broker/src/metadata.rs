@@ -41,9 +41,8 @@ pub type QuorumFuture<'a> = Pin<
 >;
 
 /// A boxed future of a membership change's outcome.
-pub type MembershipFuture<'a> = Pin<
-    Box<dyn Future<Output = Result<(), strom_raft::wire::MembershipError>> + Send + 'a>,
->;
+pub type MembershipFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<(), strom_raft::wire::MembershipError>> + Send + 'a>>;
 
 /// What the broker needs from the metadata quorum.
 pub trait MetadataPort: Send + Sync + 'static {

@@ -191,13 +191,10 @@ impl<K: Controller> RaftNode<K> {
                 raft.add_learner(node_id, BasicNode { addr }, true)
                     .await
                     .map_err(write_error)?;
-                raft.change_membership(
-                    ChangeMembers::AddVoterIds(BTreeSet::from([node_id])),
-                    true,
-                )
-                .await
-                .map(|_| ())
-                .map_err(write_error)
+                raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), true)
+                    .await
+                    .map(|_| ())
+                    .map_err(write_error)
             }
             MembershipChange::RemoveVoter { node_id } => {
                 if !is_voter(node_id) {

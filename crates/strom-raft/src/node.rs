@@ -227,7 +227,9 @@ impl<K: Controller> RaftNode<K> {
     /// The address other members reach this node at.
     pub fn advertised_addr(&self) -> String {
         match &self.inner.config.advertised_host {
-            Some(host) if host.contains(':') => format!("[{host}]:{}", self.inner.local_addr.port()),
+            Some(host) if host.contains(':') => {
+                format!("[{host}]:{}", self.inner.local_addr.port())
+            }
             Some(host) => format!("{host}:{}", self.inner.local_addr.port()),
             None => self.inner.local_addr.to_string(),
         }

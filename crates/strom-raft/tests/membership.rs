@@ -35,11 +35,7 @@ impl Rng {
 }
 
 fn base(id: u64, addrs: &[SocketAddr], dir: &std::path::Path) -> NodeConfig {
-    NodeConfig::test_min(
-        id,
-        addrs[(id - 1) as usize],
-        dir.join(format!("node-{id}")),
-    )
+    NodeConfig::test_min(id, addrs[(id - 1) as usize], dir.join(format!("node-{id}")))
 }
 
 /// Node `id`: 1..=3 static voters; 4 an observer (broker-only) asking the static voters;
@@ -123,9 +119,9 @@ impl World {
                 .copied()
                 .filter(|id| !self.voters.contains(id))
                 .collect();
-            let agreed = views.iter().all(|(id, v, l)| {
-                *v == voters && (!learners.contains(id) || l.contains(id))
-            });
+            let agreed = views
+                .iter()
+                .all(|(id, v, l)| *v == voters && (!learners.contains(id) || l.contains(id)));
             if agreed {
                 break;
             }
@@ -171,9 +167,18 @@ async fn observers_join_voters_change_and_every_member_applies_the_log() {
 
     // An id that never joined cannot be made a voter without its address.
     let refused = world
-        .change(&mut rng, MembershipChange::AddVoter { node_id: 9, addr: None })
+        .change(
+            &mut rng,
+            MembershipChange::AddVoter {
+                node_id: 9,
+                addr: None,
+            },
+        )
         .await;
-    assert!(matches!(refused, Err(MembershipError::Refused(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(MembershipError::Refused(_))),
+        "{refused:?}"
+    );
 
     // The schedule: writes between membership changes, each checked. Controllers 5 and 6
     // go in and out; 1..=3 may be removed while at least three voters remain.
@@ -190,12 +195,24 @@ async fn observers_join_voters_change_and_every_member_applies_the_log() {
             let id = outside[rng.below(outside.len())];
             println!("step {step}: add voter {id}");
             world
-                .change(&mut rng, MembershipChange::AddVoter { node_id: id, addr: None })
+                .change(
+                    &mut rng,
+                    MembershipChange::AddVoter {
+                        node_id: id,
+                        addr: None,
+                    },
+                )
                 .await
                 .unwrap();
             world.voters.insert(id);
             let twice = world
-                .change(&mut rng, MembershipChange::AddVoter { node_id: id, addr: None })
+                .change(
+                    &mut rng,
+                    MembershipChange::AddVoter {
+                        node_id: id,
+                        addr: None,
+                    },
+                )
                 .await;
             assert_eq!(twice, Err(MembershipError::DuplicateVoter(id)));
         } else {
@@ -225,7 +242,13 @@ async fn observers_join_voters_change_and_every_member_applies_the_log() {
     // Replace voter 1 as if its disk were lost: remove it while a fourth voter serves.
     if !world.voters.contains(&5) {
         world
-            .change(&mut rng, MembershipChange::AddVoter { node_id: 5, addr: None })
+            .change(
+                &mut rng,
+                MembershipChange::AddVoter {
+                    node_id: 5,
+                    addr: None,
+                },
+            )
             .await
             .unwrap();
         world.voters.insert(5);

@@ -102,7 +102,12 @@ enum StorageCommand {
         #[arg(short = 's', long, conflicts_with_all = ["initial_controllers", "no_initial_controllers"])]
         standalone: bool,
         /// The initial voters, `id@host:port[:directory-id],...`.
-        #[arg(short = 'I', long, value_name = "VOTERS", conflicts_with = "no_initial_controllers")]
+        #[arg(
+            short = 'I',
+            long,
+            value_name = "VOTERS",
+            conflicts_with = "no_initial_controllers"
+        )]
         initial_controllers: Option<String>,
         /// No initial voters: the controller joins as an observer, to be added later
         /// (strom metadata-quorum add-controller).

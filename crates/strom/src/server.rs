@@ -118,7 +118,11 @@ pub fn run(file: Option<&Path>, overrides: &[String]) -> anyhow::Result<()> {
         } else if node_config.voters.is_empty() {
             vec![format!("{}@{}", node.node_id(), node.local_addr())]
         } else {
-            node_config.voters.iter().map(|(id, addr)| format!("{id}@{addr}")).collect()
+            node_config
+                .voters
+                .iter()
+                .map(|(id, addr)| format!("{id}@{addr}"))
+                .collect()
         };
         let serving = match &broker {
             Some(broker) => {
@@ -137,7 +141,10 @@ pub fn run(file: Option<&Path>, overrides: &[String]) -> anyhow::Result<()> {
             None => String::new(),
         };
         let member = if config.runs_controller() {
-            format!("metadata quorum member, controller listener {}", node.local_addr())
+            format!(
+                "metadata quorum member, controller listener {}",
+                node.local_addr()
+            )
         } else {
             format!(
                 "metadata quorum observer, replicated at {}",

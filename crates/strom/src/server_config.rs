@@ -273,9 +273,11 @@ impl ServerConfig {
                 ));
             }
             if self.controller_listener_names.is_empty() {
-                return Err("controller.listener.names must contain at least one value when \
+                return Err(
+                    "controller.listener.names must contain at least one value when \
                      running KRaft with just the broker role"
-                    .into());
+                        .into(),
+                );
             }
             if let Some(l) = self.listeners.iter().find(|l| is_controller_listener(l)) {
                 return Err(format!(
@@ -665,64 +667,131 @@ mod tests {
 
     #[test]
     fn roles_are_checked_against_the_quorum_and_listener_keys() {
-        let voters = ("controller.quorum.voters", "1@127.0.0.1:19093,2@127.0.0.1:19094");
+        let voters = (
+            "controller.quorum.voters",
+            "1@127.0.0.1:19093,2@127.0.0.1:19094",
+        );
         // check(props, Ok(observer?) or Err(words the message must contain)).
-        let check = |pairs: &[(&str, &str)], expected: Result<bool, &[&str]>| {
-            match (ServerConfig::from_properties(&props(pairs)), expected) {
-                (Ok((config, _)), Ok(observer)) => {
-                    let node = config.node_config().unwrap();
-                    assert_eq!(node.observer, observer, "{pairs:?}");
-                }
-                (Err(message), Err(words)) => {
-                    for word in words {
-                        assert!(message.contains(word), "{pairs:?}: {message}");
-                    }
-                }
-                (got, want) => panic!("{pairs:?}: got {got:?}, expected {want:?}"),
+        let check = |pairs: &[(&str, &str)], expected: Result<bool, &[&str]>| match (
+            ServerConfig::from_properties(&props(pairs)),
+            expected,
+        ) {
+            (Ok((config, _)), Ok(observer)) => {
+                let node = config.node_config().unwrap();
+                assert_eq!(node.observer, observer, "{pairs:?}");
             }
+            (Err(message), Err(words)) => {
+                for word in words {
+                    assert!(message.contains(word), "{pairs:?}: {message}");
+                }
+            }
+            (got, want) => panic!("{pairs:?}: got {got:?}, expected {want:?}"),
         };
         let broker_listener = ("listeners", "PLAINTEXT://127.0.0.1:19092");
         let controller_listener = ("listeners", "CONTROLLER://127.0.0.1:19093");
         let bootstrap = ("controller.quorum.bootstrap.servers", "127.0.0.1:19093");
         // A broker-only node finds the quorum through either key and observes it.
-        check(&[("node.id", "4"), ("process.roles", "broker"), broker_listener, voters], Ok(true));
-        check(&[("node.id", "4"), ("process.roles", "broker"), broker_listener, bootstrap], Ok(true));
         check(
-            &[("node.id", "4"), ("process.roles", "broker"), broker_listener],
-            Err(&["controller.quorum.bootstrap.servers", "controller.quorum.voters"]),
-        );
-        check(
-            &[("node.id", "1"), ("process.roles", "broker"), broker_listener, voters],
-            Err(&["node id 1 must not", "controller.quorum.voters=1@127.0.0.1:19093"]),
+            &[
+                ("node.id", "4"),
+                ("process.roles", "broker"),
+                broker_listener,
+                voters,
+            ],
+            Ok(true),
         );
         check(
             &[
                 ("node.id", "4"),
                 ("process.roles", "broker"),
-                ("listeners", "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093"),
+                broker_listener,
+                bootstrap,
+            ],
+            Ok(true),
+        );
+        check(
+            &[
+                ("node.id", "4"),
+                ("process.roles", "broker"),
+                broker_listener,
+            ],
+            Err(&[
+                "controller.quorum.bootstrap.servers",
+                "controller.quorum.voters",
+            ]),
+        );
+        check(
+            &[
+                ("node.id", "1"),
+                ("process.roles", "broker"),
+                broker_listener,
+                voters,
+            ],
+            Err(&[
+                "node id 1 must not",
+                "controller.quorum.voters=1@127.0.0.1:19093",
+            ]),
+        );
+        check(
+            &[
+                ("node.id", "4"),
+                ("process.roles", "broker"),
+                (
+                    "listeners",
+                    "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093",
+                ),
                 voters,
             ],
             Err(&["controller.listener.names", "listener CONTROLLER"]),
         );
         // A controller-only node serves its controller listener alone.
-        check(&[("node.id", "1"), ("process.roles", "controller"), controller_listener, voters], Ok(false));
         check(
             &[
                 ("node.id", "1"),
                 ("process.roles", "controller"),
-                ("listeners", "CONTROLLER://127.0.0.1:19093,PLAINTEXT://127.0.0.1:19092"),
+                controller_listener,
+                voters,
+            ],
+            Ok(false),
+        );
+        check(
+            &[
+                ("node.id", "1"),
+                ("process.roles", "controller"),
+                (
+                    "listeners",
+                    "CONTROLLER://127.0.0.1:19093,PLAINTEXT://127.0.0.1:19092",
+                ),
                 voters,
             ],
             Err(&["process.roles=controller", "listener PLAINTEXT"]),
         );
         check(
-            &[("node.id", "3"), ("process.roles", "controller"), controller_listener, voters],
+            &[
+                ("node.id", "3"),
+                ("process.roles", "controller"),
+                controller_listener,
+                voters,
+            ],
             Err(&["node id 3 must be included", "controller.quorum.voters"]),
         );
         // A controller of a dynamic quorum needs its listener named, and is no observer.
-        check(&[("node.id", "3"), ("process.roles", "controller"), controller_listener, bootstrap], Ok(false));
         check(
-            &[("node.id", "3"), ("process.roles", "controller"), broker_listener, bootstrap],
+            &[
+                ("node.id", "3"),
+                ("process.roles", "controller"),
+                controller_listener,
+                bootstrap,
+            ],
+            Ok(false),
+        );
+        check(
+            &[
+                ("node.id", "3"),
+                ("process.roles", "controller"),
+                broker_listener,
+                bootstrap,
+            ],
             Err(&["controller listener CONTROLLER"]),
         );
         check(&[("process.roles", "")], Err(&["process.roles"]));

@@ -44,8 +44,7 @@ pub fn random_uuid() -> String {
 }
 
 fn base64_url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
         let n = chunk
@@ -83,7 +82,10 @@ pub fn format(
     for dir in dirs {
         if dir.join(META_PROPERTIES).exists() {
             if ignore_formatted {
-                out.push(format!("{} is already formatted: left as it is.", dir.display()));
+                out.push(format!(
+                    "{} is already formatted: left as it is.",
+                    dir.display()
+                ));
                 continue;
             }
             bail!(
@@ -167,7 +169,8 @@ fn initial_voters(
 fn parse_initial_controllers(text: &str) -> anyhow::Result<BTreeMap<u64, String>> {
     let mut voters = BTreeMap::new();
     for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let bad = || anyhow!("--initial-controllers entry {entry} is not id@host:port[:directory-id]");
+        let bad =
+            || anyhow!("--initial-controllers entry {entry} is not id@host:port[:directory-id]");
         let (id, rest) = entry.split_once('@').ok_or_else(bad)?;
         let id: u64 = id.parse().map_err(|_| bad())?;
         let parts: Vec<&str> = rest.split(':').collect();
@@ -226,7 +229,9 @@ mod tests {
             let id = random_uuid();
             assert_eq!(id.len(), 22, "{id}");
             assert!(!id.starts_with('-'), "{id}");
-            assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+            assert!(id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
         }
         // Kafka's Uuid.toString of the bytes 0x00..0x0f.
         let bytes: Vec<u8> = (0..16).collect();
@@ -246,10 +251,16 @@ mod tests {
             dir.path(),
         );
         let err = format(&controller, "abc", &InitialVoters::Unset, false).unwrap_err();
-        assert!(err.to_string().contains("--no-initial-controllers"), "{err}");
+        assert!(
+            err.to_string().contains("--no-initial-controllers"),
+            "{err}"
+        );
         format(&controller, "abc", &InitialVoters::Standalone, false).unwrap();
         let meta = std::fs::read_to_string(dir.path().join(META_PROPERTIES)).unwrap();
-        assert!(meta.contains("cluster.id=abc\n") && meta.contains("node.id=3\n"), "{meta}");
+        assert!(
+            meta.contains("cluster.id=abc\n") && meta.contains("node.id=3\n"),
+            "{meta}"
+        );
         let voters =
             strom_raft::membership::read_initial_voters(&controller.metadata_dir()).unwrap();
         assert_eq!(
@@ -272,8 +283,13 @@ mod tests {
         ];
         let controller = config(&dynamic, dir.path());
         let listed = |text: &str| InitialVoters::Listed(text.to_string());
-        let err = format(&controller, "c", &listed("1@h:1:AAAAAAAAAAAAAAAAAAAAAA"), false)
-            .unwrap_err();
+        let err = format(
+            &controller,
+            "c",
+            &listed("1@h:1:AAAAAAAAAAAAAAAAAAAAAA"),
+            false,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("node.id 2"), "{err}");
         let err = format(&controller, "c", &listed("1@h"), false).unwrap_err();
         assert!(err.to_string().contains("1@h"), "{err}");
@@ -291,7 +307,13 @@ mod tests {
         format(&broker, "c", &InitialVoters::Unset, false).unwrap();
         let other = tempfile::tempdir().unwrap();
         let controller = config(&dynamic, other.path());
-        format(&controller, "c", &listed("1@h:1,2@127.0.0.1:19094:x"), false).unwrap();
+        format(
+            &controller,
+            "c",
+            &listed("1@h:1,2@127.0.0.1:19094:x"),
+            false,
+        )
+        .unwrap();
         assert_eq!(
             strom_raft::membership::read_initial_voters(&controller.metadata_dir())
                 .unwrap()

@@ -22,14 +22,12 @@ pub(super) async fn add(context: &BrokerContext, request: AddRaftVoterRequest) -
         .map(|l| host_port(&l.host, l.port));
     let (code, message) = match checked(context, &request.cluster_id, request.voter_id) {
         Err(refused) => refused,
-        Ok(node_id) => {
-            outcome(
-                context
-                    .metadata
-                    .change_quorum(MembershipChange::AddVoter { node_id, addr })
-                    .await,
-            )
-        }
+        Ok(node_id) => outcome(
+            context
+                .metadata
+                .change_quorum(MembershipChange::AddVoter { node_id, addr })
+                .await,
+        ),
     };
     ResponseKind::AddRaftVoter(
         AddRaftVoterResponse::default()
@@ -44,14 +42,12 @@ pub(super) async fn remove(
 ) -> ResponseKind {
     let (code, message) = match checked(context, &request.cluster_id, request.voter_id) {
         Err(refused) => refused,
-        Ok(node_id) => {
-            outcome(
-                context
-                    .metadata
-                    .change_quorum(MembershipChange::RemoveVoter { node_id })
-                    .await,
-            )
-        }
+        Ok(node_id) => outcome(
+            context
+                .metadata
+                .change_quorum(MembershipChange::RemoveVoter { node_id })
+                .await,
+        ),
     };
     ResponseKind::RemoveRaftVoter(
         RemoveRaftVoterResponse::default()

@@ -97,7 +97,10 @@ impl Admin {
                 .with_name(str_bytes("CONTROLLER"))
                 .with_host(str_bytes(host))
                 .with_port(port)]);
-        let r = self.cluster.call(&Target::Any, |_| Ok(request.clone())).await?;
+        let r = self
+            .cluster
+            .call(&Target::Any, |_| Ok(request.clone()))
+            .await?;
         ClientError::check(
             r.error_code,
             r.error_message.as_ref().map(|m| m.to_string()),
@@ -112,7 +115,10 @@ impl Admin {
             .with_cluster_id(None)
             .with_voter_id(id)
             .with_voter_directory_id(Uuid::nil());
-        let r = self.cluster.call(&Target::Any, |_| Ok(request.clone())).await?;
+        let r = self
+            .cluster
+            .call(&Target::Any, |_| Ok(request.clone()))
+            .await?;
         ClientError::check(
             r.error_code,
             r.error_message.as_ref().map(|m| m.to_string()),
@@ -120,4 +126,3 @@ impl Admin {
         )
     }
 }
-

@@ -58,7 +58,16 @@ async fn describe(common: &Common, admin: &Admin, replication: bool) -> anyhow::
     let mut replicas: Vec<ReplicaView> = q
         .voters
         .iter()
-        .map(|r| view(r, if r.id == q.leader_id { "Leader" } else { "Follower" }))
+        .map(|r| {
+            view(
+                r,
+                if r.id == q.leader_id {
+                    "Leader"
+                } else {
+                    "Follower"
+                },
+            )
+        })
         .collect();
     replicas.extend(q.observers.iter().map(|r| view(r, "Observer")));
     if replication {
@@ -66,9 +75,21 @@ async fn describe(common: &Common, admin: &Admin, replication: bool) -> anyhow::
             return output::print_json(&replicas);
         }
         let now = strom_now_ms();
-        let ago = |ms: i64| if ms < 0 { "-".to_string() } else { format!("{} ms ago", (now - ms).max(0)) };
-        let mut table =
-            Table::new(&["NODE ID", "LOG END OFFSET", "LAG", "LAST FETCH", "LAST CAUGHT UP", "STATUS"]);
+        let ago = |ms: i64| {
+            if ms < 0 {
+                "-".to_string()
+            } else {
+                format!("{} ms ago", (now - ms).max(0))
+            }
+        };
+        let mut table = Table::new(&[
+            "NODE ID",
+            "LOG END OFFSET",
+            "LAG",
+            "LAST FETCH",
+            "LAST CAUGHT UP",
+            "STATUS",
+        ]);
         for r in &replicas {
             table.row(vec![
                 r.id.to_string(),
@@ -81,7 +102,12 @@ async fn describe(common: &Common, admin: &Admin, replication: bool) -> anyhow::
         }
         return table.print();
     }
-    let max_lag = replicas.iter().filter(|r| r.status != "Observer").map(|r| r.lag).max().unwrap_or(0);
+    let max_lag = replicas
+        .iter()
+        .filter(|r| r.status != "Observer")
+        .map(|r| r.lag)
+        .max()
+        .unwrap_or(0);
     let ids = |list: &[QuorumReplica]| list.iter().map(|r| r.id.to_string()).collect::<Vec<_>>();
     if common.json() {
         return output::print_json(&serde_json::json!({
