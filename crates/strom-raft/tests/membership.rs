@@ -148,7 +148,7 @@ async fn observers_join_voters_change_and_every_member_applies_the_log() {
     let seed: u64 = std::env::var("STROM_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5EED_853);
+        .unwrap_or(0x05EE_D853);
     println!("STROM_SEED={seed}");
     let mut rng = Rng(seed | 1);
     let mut world = World {
@@ -261,6 +261,30 @@ async fn observers_join_voters_change_and_every_member_applies_the_log() {
     world.nodes.remove(&1).unwrap().shutdown().await;
     world.write(&mut rng).await;
     world.check().await;
+
+    // UpdateRaftVoter: a voter's address is recorded again (unchanged here); an observer
+    // or a removed node is no voter.
+    let same = world.addrs[1].to_string();
+    world
+        .change(
+            &mut rng,
+            MembershipChange::UpdateVoter {
+                node_id: 2,
+                addr: same,
+            },
+        )
+        .await
+        .unwrap();
+    for id in [1, 4] {
+        let addr = world.addrs[(id - 1) as usize].to_string();
+        let refused = world
+            .change(
+                &mut rng,
+                MembershipChange::UpdateVoter { node_id: id, addr },
+            )
+            .await;
+        assert_eq!(refused, Err(MembershipError::VoterNotFound(id)));
+    }
 
     // The observer restarts from its own log and keeps applying.
     world.nodes.remove(&4).unwrap().shutdown().await;
