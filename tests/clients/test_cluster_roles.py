@@ -166,5 +166,13 @@ def test_dynamic_quorum_formatted_and_grown_with_the_strom_cli(make_cluster, top
     code, out, err = strom_cli(cluster, "topics", "create", topic_name, "--partitions", "2",
                                "--replication-factor", "2")
     assert code == 0, err
-    code, out, err = strom_cli(cluster, "topics", "describe", topic_name, "--output", "json")
-    assert code == 0, err
+    # Each broker sees the topic once the committed change reaches it (as in Kafka, a
+    # broker's metadata trails the controller's briefly).
+
+    def described():
+        code, out, err = strom_cli(cluster, "topics", "describe", topic_name, "--output", "json")
+        if code != 0:
+            raise NotYet(err)
+        return out
+
+    cluster.wait(f"topic {topic_name} described", described, timeout_s=30)
