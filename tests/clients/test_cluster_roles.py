@@ -142,11 +142,18 @@ def test_dynamic_quorum_formatted_and_grown_with_the_strom_cli(make_cluster, top
 
     cluster = make_cluster(2, controllers=3, dynamic=True, overrides={"offsets.topic.replication.factor": "2",
                                                                        "default.replication.factor": "2"})
-    code, out, err = strom_cli(cluster, "metadata-quorum", "describe", "--status", "--output", "json")
-    assert code == 0, err
-    status = json.loads(out)
+    # The brokers serve once registered; the other controllers join in the background.
+    def joined():
+        code, out, err = strom_cli(cluster, "metadata-quorum", "describe", "--status", "--output", "json")
+        if code != 0:
+            raise NotYet(err)
+        status = json.loads(out)
+        if sorted(status["current_observers"]) != [2, 3, 4, 5]:
+            raise NotYet(status)
+        return status
+
+    status = cluster.wait("controllers 2, 3 and brokers 4, 5 observers", joined, timeout_s=60)
     assert status["current_voters"] == [1] and status["leader_id"] == 1, status
-    assert sorted(status["current_observers"]) == [2, 3, 4, 5], status
     for node_id in (2, 3):
         code, out, err = strom_cli(cluster, "metadata-quorum", "add-controller", "--controller-id", str(node_id),
                                    "--controller-endpoint", f"127.0.0.1:{cluster[node_id].controller_port}")
