@@ -178,6 +178,30 @@ impl ReplicaManager {
             .contains_key(&tp)
     }
 
+    /// The hosted replicas this broker cannot serve, for its heartbeat (`offline_replicas`,
+    /// KIP-858's offline log directories per replica): logs that did not open (damage, or
+    /// another failure while it lasts) and logs failed since (`Health::Failed`: a failed
+    /// fsync or write; nothing is written again until a restart). The controller takes
+    /// them out of ISRs and leadership; they are listed offline in Metadata. Ascending.
+    pub fn offline_replicas(&self) -> Vec<TopicIdPartition> {
+        let mut out: Vec<TopicIdPartition> = self
+            .offline
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect();
+        out.extend(
+            self.all()
+                .iter()
+                .filter(|p| p.log.health() == strom_log::Health::Failed)
+                .map(|p| p.tp),
+        );
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// Every hosted partition.
     pub fn all(&self) -> Vec<Arc<Partition>> {
         self.partitions

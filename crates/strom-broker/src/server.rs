@@ -214,6 +214,13 @@ impl Broker {
         let sweeping = Arc::clone(&replicas);
         let _ = tokio::task::spawn_blocking(move || sweeping.sweep_orphans(&image)).await;
         replicas.reconcile_latest(&metadata).await;
+        // Replicas found damaged (or otherwise unopenable) are reported at once (KIP-858),
+        // so the controller moves their leadership now rather than at the next tick.
+        if !replicas.offline_replicas().is_empty() {
+            if let Err(error) = send_heartbeat(&context, false).await {
+                tracing::warn!(%error, "reporting offline replicas failed; the next heartbeat retries");
+            }
+        }
 
         let mut tasks = JoinSet::new();
         tasks.spawn(follow_metadata(Arc::clone(&context)));
@@ -399,6 +406,12 @@ async fn send_heartbeat(
         broker_epoch: context.broker_epoch.load(Ordering::Acquire),
         want_fence: false,
         want_shutdown,
+        offline_replicas: context
+            .replicas
+            .offline_replicas()
+            .into_iter()
+            .map(|tp| (tp.topic_id, tp.partition))
+            .collect(),
     });
     call_controller(context, request).await
 }

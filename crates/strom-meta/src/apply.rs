@@ -53,11 +53,14 @@ fn apply_record(
                 in_controlled_shutdown: false,
             };
             register_broker(inner, registration)?;
+            // A new incarnation reports its offline replicas afresh.
+            clear_offline_replicas(inner, *broker_id);
             delta.brokers_changed.insert(*broker_id);
         }
         MetadataRecord::UnregisterBroker { broker_id, epoch } => {
             checked_broker(inner, *broker_id, *epoch)?;
             Arc::make_mut(&mut inner.brokers).remove(broker_id);
+            clear_offline_replicas(inner, *broker_id);
             delta.brokers_changed.insert(*broker_id);
         }
         MetadataRecord::FenceBroker { broker_id, epoch } => {
@@ -72,6 +75,30 @@ fn apply_record(
                 return Err(format!("broker {broker_id} is fenced"));
             }
             broker.in_controlled_shutdown = true;
+            delta.brokers_changed.insert(*broker_id);
+        }
+        MetadataRecord::BrokerReplicasOffline {
+            broker_id,
+            epoch,
+            replicas,
+        } => {
+            checked_broker(inner, *broker_id, *epoch)?;
+            let set: BTreeSet<TopicIdPartition> = replicas
+                .iter()
+                .map(|(topic_id, partition)| TopicIdPartition {
+                    topic_id: *topic_id,
+                    partition: *partition,
+                })
+                .collect();
+            if set.len() != replicas.len() {
+                return Err(format!("broker {broker_id}: a replica listed twice"));
+            }
+            let map = Arc::make_mut(&mut inner.offline_replicas);
+            if set.is_empty() {
+                map.remove(broker_id);
+            } else {
+                map.insert(*broker_id, set);
+            }
             delta.brokers_changed.insert(*broker_id);
         }
         MetadataRecord::Topic { name, topic_id } => {
@@ -155,6 +182,12 @@ fn register_broker(inner: &mut ImageInner, registration: BrokerRegistration) -> 
     Ok(())
 }
 
+fn clear_offline_replicas(inner: &mut ImageInner, broker_id: i32) {
+    if inner.offline_replicas.contains_key(&broker_id) {
+        Arc::make_mut(&mut inner.offline_replicas).remove(&broker_id);
+    }
+}
+
 fn checked_broker(
     inner: &mut ImageInner,
     broker_id: i32,
@@ -222,6 +255,17 @@ fn remove_topic(
         .remove(&topic_id)
         .ok_or_else(|| format!("topic id {topic_id} does not exist"))?;
     Arc::make_mut(&mut inner.topic_ids_by_name).remove(topic.name.as_str());
+    if inner
+        .offline_replicas
+        .values()
+        .any(|set| set.iter().any(|tp| tp.topic_id == topic_id))
+    {
+        let map = Arc::make_mut(&mut inner.offline_replicas);
+        for set in map.values_mut() {
+            set.retain(|tp| tp.topic_id != topic_id);
+        }
+        map.retain(|_, set| !set.is_empty());
+    }
     let resource = ConfigResource::topic(topic.name.clone());
     let had_configs = inner.configs.contains_key(&resource);
     if let Some(keys) = had_configs

@@ -63,7 +63,7 @@ pub(crate) fn expect_end(r: &Reader<'_>, what: &'static str) -> Result<(), MetaE
 
 fn write_record(w: &mut Writer, record: &MetadataRecord) {
     w.u16(record.type_id());
-    w.u8(RECORD_VERSION);
+    w.u8(record.version());
     let length_at = w.len();
     w.u32(0);
     let body_start = w.len();
@@ -146,6 +146,19 @@ fn write_body(w: &mut Writer, record: &MetadataRecord) {
             w.opt_i32(*leader);
             w.opt_i32_array(replicas.as_deref());
         }
+        MetadataRecord::BrokerReplicasOffline {
+            broker_id,
+            epoch,
+            replicas,
+        } => {
+            w.i32(*broker_id);
+            w.i64(*epoch);
+            w.u32(replicas.len() as u32);
+            for (topic_id, partition) in replicas {
+                w.uuid(topic_id);
+                w.i32(*partition);
+            }
+        }
         MetadataRecord::RemoveTopic { topic_id } => w.uuid(topic_id),
         MetadataRecord::ProducerIds {
             broker_id,
@@ -167,13 +180,19 @@ fn read_record(r: &mut Reader<'_>) -> Result<MetadataRecord, MetaError> {
     if !is_known_type(record_type) {
         return Err(MetaError::UnknownRecordType(record_type));
     }
-    if version != RECORD_VERSION {
+    // Type 17 has two versions: 0 (controlled shutdown), 1 (offline replicas).
+    let known_version = version == RECORD_VERSION || (record_type == 17 && version == 1);
+    if !known_version {
         return Err(MetaError::UnsupportedRecordVersion {
             record_type,
             version,
         });
     }
-    let record = read_body(&mut body, record_type)?;
+    let record = if record_type == 17 && version == 1 {
+        read_replicas_offline(&mut body)?
+    } else {
+        read_body(&mut body, record_type)?
+    };
     expect_end(&body, "record body")?;
     Ok(record)
 }
@@ -231,6 +250,22 @@ fn read_body(r: &mut Reader<'_>, record_type: u16) -> Result<MetadataRecord, Met
             epoch: r.i64()?,
         },
         other => return Err(MetaError::UnknownRecordType(other)),
+    })
+}
+
+fn read_replicas_offline(r: &mut Reader<'_>) -> Result<MetadataRecord, MetaError> {
+    let broker_id = r.i32()?;
+    let epoch = r.i64()?;
+    // A replica is a topic id and a partition.
+    let count = r.count(16 + 4)?;
+    let mut replicas = Vec::with_capacity(count);
+    for _ in 0..count {
+        replicas.push((r.uuid()?, r.i32()?));
+    }
+    Ok(MetadataRecord::BrokerReplicasOffline {
+        broker_id,
+        epoch,
+        replicas,
     })
 }
 

@@ -6,7 +6,7 @@
 
 use crate::config_defs::{describe_topic_configs, ConfigEntry};
 use crate::records::{ConfigResource, Endpoint};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -101,6 +101,9 @@ pub(crate) struct ImageInner {
     pub producer_ids: ProducerIdsImage,
     /// Highest broker epoch ever registered, kept so epochs stay unique after unregistering.
     pub broker_epoch_high: i64,
+    /// Per broker, the replicas it reported it cannot serve (`BrokerReplicasOffline`); empty
+    /// sets are not kept.
+    pub offline_replicas: Arc<BTreeMap<i32, BTreeSet<TopicIdPartition>>>,
 }
 
 /// Cluster metadata at one point of the metadata log.
@@ -214,6 +217,25 @@ impl MetadataImage {
     }
 
     /// Whether the broker is registered, unfenced and not in controlled shutdown.
+    /// Whether `broker_id` reported its replica of `tp` offline (its log damaged or failed):
+    /// it may not lead `tp` nor count as one of its live replicas (Kafka's replica in an
+    /// offline log directory).
+    pub fn is_replica_offline(&self, broker_id: i32, tp: TopicIdPartition) -> bool {
+        self.inner
+            .offline_replicas
+            .get(&broker_id)
+            .is_some_and(|set| set.contains(&tp))
+    }
+
+    /// The replicas `broker_id` reported offline, ascending.
+    pub fn offline_replicas(&self, broker_id: i32) -> impl Iterator<Item = TopicIdPartition> + '_ {
+        self.inner
+            .offline_replicas
+            .get(&broker_id)
+            .into_iter()
+            .flat_map(|set| set.iter().copied())
+    }
+
     pub fn is_broker_active(&self, broker_id: i32) -> bool {
         self.broker(broker_id)
             .is_some_and(BrokerRegistration::is_active)

@@ -127,6 +127,17 @@ pub enum MetadataRecord {
         broker_id: i32,
         epoch: i64,
     },
+    /// The broker's replicas whose logs it cannot serve (damaged at open, failed, or
+    /// otherwise offline): the whole set, replacing the previous one. Kafka's
+    /// `BrokerRegistrationChangeRecord` carries the same news as the broker's online log
+    /// directories (KIP-858); Strom takes a partition log offline on its own, so the set is
+    /// per replica. Encoded as type 17, version 1. A new registration starts empty.
+    BrokerReplicasOffline {
+        broker_id: i32,
+        epoch: i64,
+        /// (topic id, partition), ascending, without duplicates.
+        replicas: Vec<(Uuid, i32)>,
+    },
     /// Deletes the topic, its partitions and its configs.
     RemoveTopic {
         topic_id: Uuid,
@@ -154,6 +165,16 @@ impl MetadataRecord {
             MetadataRecord::RemoveTopic { .. } => 9,
             MetadataRecord::ProducerIds { .. } => 15,
             MetadataRecord::BrokerInControlledShutdown { .. } => 17,
+            MetadataRecord::BrokerReplicasOffline { .. } => 17,
+        }
+    }
+
+    /// The record's version within its type: 1 for the offline-replicas change of type 17
+    /// (Kafka's `BrokerRegistrationChangeRecord`), 0 for everything else.
+    pub fn version(&self) -> u8 {
+        match self {
+            MetadataRecord::BrokerReplicasOffline { .. } => 1,
+            _ => 0,
         }
     }
 }

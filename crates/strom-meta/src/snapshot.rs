@@ -61,6 +61,15 @@ impl MetadataImage {
                 });
             }
         }
+        for (broker_id, set) in self.inner.offline_replicas.iter() {
+            if let Some(b) = self.broker(*broker_id) {
+                records.push(MetadataRecord::BrokerReplicasOffline {
+                    broker_id: *broker_id,
+                    epoch: b.epoch,
+                    replicas: set.iter().map(|tp| (tp.topic_id, tp.partition)).collect(),
+                });
+            }
+        }
         let ids = self.producer_ids();
         if *ids != ProducerIdsImage::default() {
             records.push(MetadataRecord::ProducerIds {

@@ -137,6 +137,7 @@ fn request(image: &MetadataImage, op: &Op) -> Option<ControllerRequest> {
             broker_epoch: epoch(broker) - i64::from(stale),
             want_fence: fence,
             want_shutdown: shutdown,
+            offline_replicas: Vec::new(),
         }),
         Op::Unregister { broker } => ControllerRequest::UnregisterBroker { broker_id: broker },
         Op::Create {

@@ -210,6 +210,11 @@ pub struct BrokerHeartbeatRequest {
     pub want_fence: bool,
     /// Controlled shutdown: move leadership away and fence.
     pub want_shutdown: bool,
+    /// (topic id, partition) of every replica the broker cannot serve now (its log damaged
+    /// at open, failed, or otherwise offline): Kafka's `OfflineLogDirs` (v1+, KIP-858) at
+    /// replica granularity. The controller takes them out of ISRs and leadership.
+    #[serde(default)]
+    pub offline_replicas: Vec<(Uuid, i32)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,6 +12,7 @@ pub mod errors;
 mod leadership;
 pub mod messages;
 mod names;
+mod offline;
 mod placement;
 mod staged;
 mod topics;

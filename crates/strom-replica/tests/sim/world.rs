@@ -916,6 +916,7 @@ fn heartbeat(broker_id: i32, broker_epoch: i64) -> ControllerRequest {
         broker_epoch,
         want_fence: false,
         want_shutdown: false,
+        offline_replicas: Vec::new(),
     })
 }
 

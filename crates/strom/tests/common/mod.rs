@@ -377,6 +377,7 @@ pub async fn register_broker(client: &QuorumClient) {
         broker_epoch,
         want_fence: false,
         want_shutdown: false,
+        offline_replicas: Vec::new(),
     });
     let reply: MetadataReply = client.submit(&heartbeat).await.expect("heartbeat");
     assert!(
