@@ -5,6 +5,10 @@ leadership, Metadata lists it in `offline_replicas`, and DescribeLogDirs answers
 directory with KAFKA_STORAGE_ERROR. Consumers still read every acknowledged record from
 the other replicas.
 
+The scrubber repairs a damaged cold segment from the leader (a damaged leader first gives
+up leadership), so that the replica's bytes are the leader's again. ListOffsets with the
+debugging replica id (-2) is answered by a follower from its own log.
+
 Also unclean leader elections: with `unclean.leader.election.enable` off a partition whose
 last in-sync replica is gone stays leaderless; turned on through IncrementalAlterConfigs,
 an out-of-sync replica leads.
@@ -269,3 +273,106 @@ def test_unclean_leader_election_only_once_enabled_through_incremental_alter_con
     got = read_all(cluster, topic, 0)
     assert {o: got.get(o) for (_, o) in in_sync} == {o: v for (_, o), v in in_sync.items()}
     assert not set(only_leader.values()) & set(got.values())
+
+
+def batches_of(files):
+    """{base offset: batch bytes} of every batch in the segment files."""
+    out = {}
+    for f in files:
+        data = f.read_bytes()
+        for pos, base, length in batch_positions(data):
+            out[base] = data[pos:pos + length]
+    return out
+
+
+def flip_running(segment):
+    """Flips a payload byte of the segment's second batch in place (the broker runs; a
+    rewrite of the whole file would let the scrubber see it short for a moment)."""
+    data = segment.read_bytes()
+    pos, base, length = batch_positions(data)[1]
+    at = pos + length - 10
+    with open(segment, "r+b") as f:
+        f.seek(at)
+        f.write(bytes([data[at] ^ 0x01]))
+    return base
+
+
+def log_lines(node, needle):
+    try:
+        text = node.log_path.read_text(errors="replace")
+    except OSError:
+        return []
+    return [line for line in text.splitlines() if needle in line]
+
+
+def test_scrubber_repairs_damaged_segments_from_the_leader(make_cluster):
+    cluster = make_cluster(3, {"strom.log.scrub.interval.ms": "300"})
+    topic = "repaired"
+    create_topic(cluster, topic, 2, 3, {"min.insync.replicas": "2", "segment.bytes": "32768"})
+    cluster.wait_isr(topic, timeout_s=TIMEOUT_S)
+    acked = produce_acked(cluster, topic, [0, 1], rounds=16, per_round=40, tag="r")
+    cluster.wait_isr(topic, timeout_s=TIMEOUT_S)
+    parts = cluster.partitions(topic)
+
+    def segments(node_id, p):
+        return sorted((cluster[node_id].data_dir / f"{topic}-{p}").glob("*.log"))
+
+    def cold_segment(node_id, p):
+        """A segment before the active one, of several batches."""
+        files = segments(node_id, p)
+        assert len(files) >= 3, files
+        return files[-2]
+
+    def repaired_like_leader(node_id, p, segment, leader):
+        """The follower's segment holds exactly the leader's batches of its offsets."""
+        mine = batches_of([segment])
+        theirs = batches_of(segments(leader, p))
+        if not mine or any(theirs.get(base) != b for base, b in mine.items()):
+            raise NotYet(f"{segment.name} of node {node_id} differs from the leader's batches")
+        return segment.read_bytes() == b"".join(mine[b] for b in sorted(mine))
+
+    # A follower's cold segment damaged while it runs: repaired from the leader.
+    leader0 = parts[0]["leader"]
+    follower = next(b for b in parts[0]["replicas"] if b != leader0)
+    segment = cold_segment(follower, 0)
+    base = flip_running(segment)
+    cluster.wait(f"node {follower} repairing {segment.name} of {topic}-0",
+                 lambda: log_lines(cluster[follower], "scrubber repaired a damaged segment")
+                 and repaired_like_leader(follower, 0, segment, leader0), TIMEOUT_S)
+    assert log_lines(cluster[follower], f"offsets {base}..="), "the damage was reported first"
+
+    # The leader's cold segment damaged: it gives up leadership (reported offline), is
+    # repaired as a follower from the new leader, and rejoins the ISR.
+    leader1 = parts[1]["leader"]
+    segment = cold_segment(leader1, 1)
+    flip_running(segment)
+
+    def moved():
+        i = cluster.partitions(topic)[1]
+        if i["leader"] == leader1 or i["leader"] == -1:
+            raise NotYet(f"partition 1: {i}")
+        return i["leader"]
+
+    new_leader = cluster.wait(f"leadership of {topic}-1 moving off damaged node {leader1}", moved, TIMEOUT_S)
+    cluster.wait(f"node {leader1} repairing {segment.name} of {topic}-1 as a follower",
+                 lambda: len(log_lines(cluster[leader1], "scrubber repaired a damaged segment")) >= 1
+                 and repaired_like_leader(leader1, 1, segment, new_leader), TIMEOUT_S)
+
+    def whole_again():
+        i = cluster.partitions(topic)[1]
+        if i["offline"] or leader1 not in i["isr"]:
+            raise NotYet(f"partition 1: {i}")
+        return i
+
+    cluster.wait(f"node {leader1} back in the ISR of {topic}-1, no replica offline", whole_again, TIMEOUT_S)
+    # Counted, as the pass lines (and `strom_log_scrub_repairs_total`) say.
+    for n in {follower, leader1}:
+        passes = log_lines(cluster[n], "scrub pass done")
+        want = (n == follower) + (n == leader1)
+        assert passes and f"segments_repaired={want} " in passes[-1], passes[-1:]
+    assert log_lines(cluster[leader1], "reported offline so that an in-sync follower takes over")
+    # Consumers read every acknowledged record.
+    for p in (0, 1):
+        got = read_all(cluster, topic, p)
+        want = {o: v for (q, o), v in acked.items() if q == p}
+        assert {o: got.get(o) for o in want} == want, f"partition {p}"

@@ -37,6 +37,7 @@ pub mod producers;
 pub mod quorum;
 pub mod replicas;
 mod replication;
+mod scrub_repair;
 pub mod scrubber;
 pub mod sendfile;
 pub mod server;

@@ -77,6 +77,9 @@ pub struct ReplicaManager {
     /// Damage reports since start-up: a partition log found damaged at open (once per
     /// partition) and each damaged batch the scrubber reports (on every pass).
     damage_reports: AtomicU64,
+    /// Open replicas the scrubber found damaged while leading, reported offline (so that
+    /// an in-sync follower takes over) until they are repaired (`scrub_repair.rs`).
+    damaged: Mutex<std::collections::BTreeSet<TopicIdPartition>>,
 }
 
 impl ReplicaManager {
@@ -121,6 +124,7 @@ impl ReplicaManager {
             fetchers,
             scrub: Arc::new(ScrubStats::default()),
             damage_reports: AtomicU64::new(0),
+            damaged: Mutex::new(std::collections::BTreeSet::new()),
         }
     }
 
@@ -197,9 +201,34 @@ impl ReplicaManager {
                 .filter(|p| p.log.health() == strom_log::Health::Failed)
                 .map(|p| p.tp),
         );
+        out.extend(
+            self.damaged
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .filter(|tp| self.get(**tp).is_some())
+                .copied(),
+        );
         out.sort_unstable();
         out.dedup();
         out
+    }
+
+    /// The scrubber found `tp` damaged while this broker leads it: reported offline from
+    /// now on (the next heartbeat), until [`ReplicaManager::clear_damaged_replica`].
+    pub(crate) fn note_damaged_replica(&self, tp: TopicIdPartition) {
+        self.damaged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(tp);
+    }
+
+    /// `tp` was repaired: no longer reported offline for the scrubber's damage.
+    pub(crate) fn clear_damaged_replica(&self, tp: TopicIdPartition) {
+        self.damaged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&tp);
     }
 
     /// Every hosted partition.
