@@ -130,6 +130,9 @@ fn no_live_in_sync_replica_means_no_leader_unless_unclean_elections_are_allowed(
     .0;
     // The last in-sync replica stays recorded, and nobody leads (LEADER_NOT_AVAILABLE).
     assert_eq!(state(&image, "clean", 0), (NO_LEADER, vec![1]));
+    // Broker 1's "clean" replica opens again (say, space was freed): it leads again.
+    let back = commit(&mut c, &image, heartbeat(&image, 1, &[("unclean", 0)]), 0).0;
+    assert_eq!(state(&back, "clean", 0), (1, vec![1]));
     // Where the topic allows it, an out-of-sync replica leads.
     assert_eq!(state(&image, "unclean", 0), (2, vec![2]));
     // An unclean election never picks a replica reported offline: 2 reports it too.

@@ -8,7 +8,8 @@
 //! LEADER_NOT_AVAILABLE). A replica reported offline may not lead that partition in any
 //! later election (`Acceptor::for_partition`). A replica that comes back (the broker opened
 //! its log again) leaves the set; it rejoins the ISR only through the leader's usual
-//! AlterPartition once it has caught up.
+//! AlterPartition once it has caught up, and a partition it left leaderless (it was the
+//! last in-sync replica) gets the election a returning broker gets.
 
 use crate::controller::elections::{change, elect, election_for, Acceptor};
 use crate::controller::staged::Staged;
@@ -55,7 +56,37 @@ pub(crate) fn report_offline_replicas(
         return;
     }
     let changes = leave_isr_and_leadership(&staged.image, broker_id, &now, unclean_default);
-    let _ = staged.push_applied(changes);
+    if staged.push_applied(changes).is_err() {
+        return;
+    }
+    let back: BTreeSet<TopicIdPartition> = before.difference(&now).copied().collect();
+    let elections = elect_where_back(&staged.image, &back, unclean_default);
+    let _ = staged.push_applied(elections);
+}
+
+/// Leaders for the leaderless partitions among `back` (replicas whose logs opened again,
+/// a full disk having had space freed, say): the same election a broker's return gets
+/// (`elect_with_broker`), now that the replica may lead again.
+fn elect_where_back(
+    image: &MetadataImage,
+    back: &BTreeSet<TopicIdPartition>,
+    unclean_default: bool,
+) -> Vec<MetadataRecord> {
+    let acceptor = Acceptor::new(image);
+    back.iter()
+        .filter_map(|tp| {
+            let p = image.partition(tp.topic_id, tp.partition)?;
+            if p.has_leader() {
+                return None;
+            }
+            let election = election_for(image, tp.topic_id, unclean_default);
+            change(
+                *tp,
+                p,
+                elect(p, &p.isr, election, acceptor.for_partition(*tp)),
+            )
+        })
+        .collect()
 }
 
 /// For each partition of `offline` that `broker_id` leads or is in the ISR of: the change
