@@ -329,6 +329,12 @@ fn leader_replica(
         .partition(tp.topic_id, tp.partition)
         .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
     if state.leader != context.config.node_id {
+        // Kafka's order (`getPartitionOrException`): a replica hosted here but offline is
+        // KAFKA_STORAGE_ERROR whoever leads (once reported, the controller moved its
+        // leadership away, or left the partition leaderless).
+        if context.replicas.is_offline(tp) {
+            return Err(ErrorCode::KAFKA_STORAGE_ERROR);
+        }
         return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
     }
     let partition = local_replica(context, tp)?;
