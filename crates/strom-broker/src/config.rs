@@ -209,6 +209,8 @@ pub struct BrokerConfig {
     /// `server.properties` sets it, so that a bare `strom server` serves groups. Until that
     /// many brokers are alive FindCoordinator answers COORDINATOR_NOT_AVAILABLE.
     pub offsets_topic_replication_factor: i16,
+    /// The transaction coordinator's keys (`transaction.*`, `transactional.id.*`).
+    pub transactions: TransactionsConfig,
     /// The HTTP listener and metrics keys (`strom.http.listeners`, `strom.metrics.*`).
     pub metrics: crate::metrics::MetricsConfig,
 }
@@ -290,6 +292,12 @@ const BROKER_KEYS: &[&str] = &[
     "offsets.retention.check.interval.ms",
     "offset.metadata.max.bytes",
     "offsets.topic.replication.factor",
+    "transaction.state.log.num.partitions",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "transaction.max.timeout.ms",
+    "transactional.id.expiration.ms",
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
     "min.insync.replicas",
     "replica.lag.time.max.ms",
     "replica.fetch.max.bytes",
@@ -416,6 +424,61 @@ impl Props<'_> {
             Some("false") => Ok(false),
             Some(v) => Err(Self::invalid(key, v, "expected true or false")),
         }
+    }
+}
+
+/// The transaction coordinator's keys, Kafka's names and defaults (except the replication
+/// factor and min ISR of `__transaction_state`, which follow the offsets topic's rule: 1 on a
+/// single-node quorum, Kafka's 3 and 2 on a cluster).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionsConfig {
+    /// `transaction.state.log.num.partitions`: partitions of `__transaction_state`.
+    pub state_log_num_partitions: i32,
+    /// `transaction.state.log.replication.factor`: its replicas when it is created.
+    pub state_log_replication_factor: i16,
+    /// `transaction.state.log.min.isr`: its `min.insync.replicas`.
+    pub state_log_min_isr: i32,
+    /// `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a producer may
+    /// ask for (INVALID_TRANSACTION_TIMEOUT beyond).
+    pub max_timeout_ms: i32,
+    /// `transactional.id.expiration.ms`: an id with no transaction for this long is removed.
+    pub transactional_id_expiration_ms: i64,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`: how often transactions
+    /// past their timeout are aborted (and expired ids removed).
+    pub abort_timed_out_cleanup_interval_ms: i64,
+}
+
+impl TransactionsConfig {
+    fn from_props(props: &Props<'_>, map: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let replication_default = default_offsets_topic_replication_factor(map);
+        Ok(TransactionsConfig {
+            state_log_num_partitions: props.at_least(
+                "transaction.state.log.num.partitions",
+                50,
+                1,
+            )?,
+            state_log_replication_factor: props.at_least(
+                "transaction.state.log.replication.factor",
+                replication_default,
+                1,
+            )?,
+            state_log_min_isr: props.at_least(
+                "transaction.state.log.min.isr",
+                i32::from(replication_default.min(2)),
+                1,
+            )?,
+            max_timeout_ms: props.at_least("transaction.max.timeout.ms", 900_000, 1)?,
+            transactional_id_expiration_ms: props.at_least(
+                "transactional.id.expiration.ms",
+                604_800_000,
+                1,
+            )?,
+            abort_timed_out_cleanup_interval_ms: props.at_least(
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                10_000,
+                1,
+            )?,
+        })
     }
 }
 
@@ -620,6 +683,7 @@ impl BrokerConfig {
                 default_offsets_topic_replication_factor(map),
                 1,
             )?,
+            transactions: TransactionsConfig::from_props(&props, map)?,
             metrics: crate::metrics::MetricsConfig::from_props(map)?,
         };
         let mut config = config;
@@ -775,6 +839,32 @@ impl BrokerConfig {
             (
                 "offsets.topic.replication.factor".into(),
                 self.offsets_topic_replication_factor.to_string(),
+            ),
+            (
+                "transaction.state.log.num.partitions".into(),
+                self.transactions.state_log_num_partitions.to_string(),
+            ),
+            (
+                "transaction.state.log.replication.factor".into(),
+                self.transactions.state_log_replication_factor.to_string(),
+            ),
+            (
+                "transaction.state.log.min.isr".into(),
+                self.transactions.state_log_min_isr.to_string(),
+            ),
+            (
+                "transaction.max.timeout.ms".into(),
+                self.transactions.max_timeout_ms.to_string(),
+            ),
+            (
+                "transactional.id.expiration.ms".into(),
+                self.transactions.transactional_id_expiration_ms.to_string(),
+            ),
+            (
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms".into(),
+                self.transactions
+                    .abort_timed_out_cleanup_interval_ms
+                    .to_string(),
             ),
             (
                 "min.insync.replicas".into(),

@@ -8,7 +8,8 @@
 //! leads (strom-replica's high watermark and ISR) or follows (`fetcher.rs` copies it from
 //! the leader over `peer.rs`), `replication.rs` sends ISR changes to the controller and
 //! checkpoints high watermarks, `producers.rs` holds idempotent producer state,
-//! `sendfile.rs` splices Fetch records from segment files into responses, `limits.rs` admits
+//! `txns.rs` runs the transaction coordinator (strom-txn) and `markers.rs` writes its
+//! markers, `sendfile.rs` splices Fetch records from segment files into responses, `limits.rs` admits
 //! connections and holds the budget for request bytes in flight, `syncer.rs` runs
 //! sync-on-commit's group-committed fsyncs for async waiters, `scrubber.rs` verifies cold
 //! segments in the background, `txn_markers.rs` writes transaction markers (WriteTxnMarkers
@@ -28,6 +29,7 @@ pub mod groups;
 pub mod handlers;
 pub mod http;
 pub mod limits;
+pub mod markers;
 pub mod metadata;
 pub mod metrics;
 pub mod partition;
@@ -43,6 +45,7 @@ pub mod sendfile;
 pub mod server;
 pub mod syncer;
 pub mod txn_markers;
+pub mod txns;
 
 pub use config::{BrokerConfig, ConfigError, Listener};
 pub use metadata::{LocalMetadata, MetadataError, MetadataPort, SubmitFuture};

@@ -11,6 +11,7 @@ use std::time::Duration;
 use strom_meta::{
     BrokerHeartbeatRequest, ControllerReply, ControllerRequest, Endpoint, RegisterBrokerRequest,
 };
+use strom_protocol::messages::ApiKey;
 use strom_protocol::ApiVersionTable;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -88,6 +89,8 @@ pub struct BrokerContext {
     pub producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
     /// The classic group coordinator task (`groups.rs`).
     pub groups: crate::groups::GroupHandle,
+    /// The transaction coordinator task (`txns.rs`).
+    pub txns: crate::txns::TxnHandle,
     /// Connection admission, the request-bytes budget and limit warnings (`limits.rs`).
     pub limits: Arc<ConnectionLimits>,
     /// What the broker records for `/metrics` and the health checks (`metrics/`).
@@ -114,6 +117,8 @@ impl std::fmt::Debug for BrokerContext {
 /// The APIs this broker serves, at Kafka 4.1's version ranges.
 pub fn served_api_versions() -> ApiVersionTable {
     ApiVersionTable::new(crate::handlers::SERVED_APIS.iter().copied())
+        // ListTransactions v2 filters by a transactional id pattern (KIP-1152): not served.
+        .with_max_version(ApiKey::ListTransactions, 1)
 }
 
 /// A running broker.
@@ -179,6 +184,7 @@ impl Broker {
             shutdown_rx.clone(),
         );
         let (groups, group_inbox) = crate::groups::GroupHandle::new();
+        let (txns, txn_inbox) = crate::txns::TxnHandle::new();
         let context = Arc::new(BrokerContext {
             config: Arc::clone(&config),
             metadata: Arc::clone(&metadata),
@@ -189,6 +195,7 @@ impl Broker {
             broker_epoch,
             producer_ids: tokio::sync::Mutex::new(ProducerIdBlock::default()),
             groups,
+            txns,
             limits: Arc::clone(&limits),
             metrics: Arc::new(crate::metrics::BrokerMetrics::new(config.metrics.clone())),
         });
@@ -228,6 +235,7 @@ impl Broker {
         tasks.spawn(maintain(Arc::clone(&context)));
         tasks.spawn(crate::scrubber::run(Arc::clone(&context)));
         tasks.spawn(crate::groups::run(Arc::clone(&context), group_inbox));
+        tasks.spawn(crate::txns::run(Arc::clone(&context), txn_inbox));
         tasks.spawn(limits.report_loop());
         if let Some(queue) = replicas.take_alter_receiver() {
             tasks.spawn(crate::replication::alter_partitions(

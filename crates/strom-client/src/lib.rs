@@ -51,7 +51,7 @@ mod versions;
 pub use admin::{
     Admin, AlterConfigOp, ClusterDescription, ConfigEntry, ConfigResource, ConfigSource,
     GroupDescription, GroupListing, ListedOffset, MemberDescription, NewTopic, QuorumDescription,
-    QuorumReplica,
+    QuorumReplica, TransactionDescription, TransactionListing,
 };
 pub use cluster::{BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo};
 pub use config::{

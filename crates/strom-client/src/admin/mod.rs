@@ -1,4 +1,5 @@
-//! Admin client: topics, partitions, configs, consumer groups, offsets, cluster.
+//! Admin client: topics, partitions, configs, consumer groups, offsets, cluster,
+//! transactions.
 //!
 //! Every call retries retriable errors with backoff for up to `default.api.timeout.ms`;
 //! per-item broker errors come back as [`ClientError::Broker`] with Kafka's error name.
@@ -8,6 +9,7 @@ mod groups;
 pub(crate) mod offsets;
 mod quorum;
 mod topics;
+mod transactions;
 
 use std::sync::Arc;
 
@@ -20,6 +22,7 @@ pub use groups::{GroupDescription, GroupListing, MemberDescription};
 pub use offsets::ListedOffset;
 pub use quorum::{QuorumDescription, QuorumReplica};
 pub use topics::{ClusterDescription, NewTopic};
+pub use transactions::{TransactionDescription, TransactionListing};
 
 /// The admin client. Cheap to clone; clones share connections and the metadata cache.
 #[derive(Clone)]

@@ -63,6 +63,9 @@ pub enum ClientCommand {
     /// List, describe, delete consumer groups and reset their offsets.
     #[command(after_help = GROUPS_EXAMPLES)]
     Groups(GroupsArgs),
+    /// List and describe transactions, abort an ongoing one.
+    #[command(after_help = TRANSACTIONS_EXAMPLES)]
+    Transactions(TransactionsArgs),
     /// Describe and change topic and broker configs.
     #[command(after_help = CONFIGS_EXAMPLES)]
     Configs(ConfigsArgs),
@@ -452,6 +455,46 @@ pub struct ConsumeArgs {
 
 fn parse_format(text: &str) -> Result<Format, String> {
     text.parse()
+}
+
+const TRANSACTIONS_EXAMPLES: &str = "Examples:
+  strom transactions list
+  strom transactions list --state Ongoing
+  strom transactions describe payments-tx-1
+  strom transactions abort payments-tx-1";
+
+#[derive(Args, Debug)]
+pub struct TransactionsArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: TransactionsCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TransactionsCommand {
+    /// List transactional ids with their producer id and state.
+    List {
+        /// Only these states (Empty, Ongoing, PrepareCommit, PrepareAbort, CompleteCommit,
+        /// CompleteAbort); repeatable.
+        #[arg(long = "state", value_name = "STATE")]
+        states: Vec<String>,
+        /// Only these producer ids; repeatable.
+        #[arg(long = "producer-id", value_name = "ID")]
+        producer_ids: Vec<i64>,
+    },
+    /// Describe transactional ids: coordinator, state, producer id and epoch, timeout,
+    /// start time and the partitions of the ongoing transaction.
+    Describe {
+        #[arg(required = true, value_name = "TRANSACTIONAL-ID")]
+        transactional_ids: Vec<String>,
+    },
+    /// Abort the ongoing transaction of a transactional id, as a new producer with the id
+    /// would: the coordinator aborts it and bumps the epoch, fencing the producer running it.
+    Abort {
+        #[arg(value_name = "TRANSACTIONAL-ID")]
+        transactional_id: String,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -20,6 +20,7 @@ mod reset;
 mod schemas;
 mod streams;
 mod topics;
+mod transactions;
 
 use std::process::ExitCode;
 
@@ -60,6 +61,7 @@ async fn dispatch(command: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Produce(args) => produce::run(args).await,
         ClientCommand::Consume(args) => consume::run(args).await,
         ClientCommand::Groups(args) => groups::run(&args.common, args.command).await,
+        ClientCommand::Transactions(args) => transactions::run(&args.common, args.command).await,
         ClientCommand::Configs(args) => configs::run(&args.common, args.command).await,
         ClientCommand::Cluster(args) => cluster::run(&args.common, args.command).await,
         ClientCommand::MetadataQuorum(args) => quorum::run(&args.common, args.command).await,
@@ -74,6 +76,7 @@ fn common(command: &ClientCommand) -> &Common {
         ClientCommand::Produce(args) => &args.common,
         ClientCommand::Consume(args) => &args.common,
         ClientCommand::Groups(args) => &args.common,
+        ClientCommand::Transactions(args) => &args.common,
         ClientCommand::Configs(args) => &args.common,
         ClientCommand::Cluster(args) => &args.common,
         ClientCommand::MetadataQuorum(args) => &args.common,
