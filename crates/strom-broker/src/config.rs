@@ -298,6 +298,7 @@ const BROKER_KEYS: &[&str] = &[
     "transaction.max.timeout.ms",
     "transactional.id.expiration.ms",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+    "transaction.partition.verification.enable",
     "min.insync.replicas",
     "replica.lag.time.max.ms",
     "replica.fetch.max.bytes",
@@ -446,6 +447,10 @@ pub struct TransactionsConfig {
     /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`: how often transactions
     /// past their timeout are aborted (and expired ids removed).
     pub abort_timed_out_cleanup_interval_ms: i64,
+    /// `transaction.partition.verification.enable` (KIP-890 part 1): a partition leader asks
+    /// the coordinator whether a transactional batch's partition is in the ongoing
+    /// transaction before it appends the batch.
+    pub partition_verification_enable: bool,
 }
 
 impl TransactionsConfig {
@@ -478,6 +483,8 @@ impl TransactionsConfig {
                 10_000,
                 1,
             )?,
+            partition_verification_enable: props
+                .bool("transaction.partition.verification.enable", true)?,
         })
     }
 }
@@ -865,6 +872,10 @@ impl BrokerConfig {
                 self.transactions
                     .abort_timed_out_cleanup_interval_ms
                     .to_string(),
+            ),
+            (
+                "transaction.partition.verification.enable".into(),
+                self.transactions.partition_verification_enable.to_string(),
             ),
             (
                 "min.insync.replicas".into(),

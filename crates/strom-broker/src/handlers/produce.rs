@@ -360,7 +360,8 @@ fn record_errors(rejected: &RejectedRecords, left: &mut usize) -> Vec<BatchIndex
         .collect()
 }
 
-/// KIP-890 part 1: a transactional batch is appended only if the transaction coordinator
+/// KIP-890 part 1 (`transaction.partition.verification.enable`, on by default, as in Kafka):
+/// a transactional batch is appended only if the transaction coordinator
 /// confirms that its partition is in the producer's ongoing transaction (INVALID_TXN_STATE
 /// otherwise; coordinator trouble is NOT_ENOUGH_REPLICAS, retriable). A transactional batch
 /// without a transactional id is refused as Kafka refuses it. Every transactional batch is
@@ -385,6 +386,9 @@ async fn verify_transactional(
             Some("transactional records need the request's transactional id".into()),
         ));
     };
+    if !context.config.transactions.partition_verification_enable {
+        return None;
+    }
     let tp = strom_txn::TopicPartition::new(topic.to_string(), data.index);
     let code = crate::txns::verify_partition(
         context,
