@@ -113,6 +113,8 @@ fn apply_record(
             leader,
             leader_epoch,
             partition_epoch,
+            adding_replicas,
+            removing_replicas,
         } => {
             let state = PartitionImage {
                 replicas: replicas.clone(),
@@ -120,6 +122,8 @@ fn apply_record(
                 leader: *leader,
                 leader_epoch: *leader_epoch,
                 partition_epoch: *partition_epoch,
+                adding_replicas: adding_replicas.clone(),
+                removing_replicas: removing_replicas.clone(),
             };
             put_partition(inner, delta, *topic_id, *partition, |_| Ok(state))?;
         }
@@ -129,11 +133,21 @@ fn apply_record(
             isr,
             leader,
             replicas,
+            adding_replicas,
+            removing_replicas,
         } => {
             put_partition(inner, delta, *topic_id, *partition, |before| {
                 let before =
                     before.ok_or_else(|| format!("partition {partition} does not exist"))?;
-                changed_partition(before, isr.as_ref(), *leader, replicas.as_ref())
+                let mut after =
+                    changed_partition(before, isr.as_ref(), *leader, replicas.as_ref())?;
+                if let Some(adding) = adding_replicas {
+                    after.adding_replicas = adding.clone();
+                }
+                if let Some(removing) = removing_replicas {
+                    after.removing_replicas = removing.clone();
+                }
+                Ok(after)
             })?;
         }
         MetadataRecord::RemoveTopic { topic_id } => remove_topic(inner, delta, *topic_id)?,
@@ -336,7 +350,8 @@ fn changed_partition(
 }
 
 /// Structural invariants of a partition: replicas distinct and non-negative, ISR a subset
-/// of the replicas, the leader (if any) in the ISR.
+/// of the replicas, the leader (if any) in the ISR; adding and removing replicas distinct,
+/// disjoint, among the replicas, and leaving at least one replica that stays.
 fn check_partition(p: &PartitionImage) -> Result<(), String> {
     if p.replicas.is_empty() {
         return Err("partition has no replicas".to_owned());
@@ -360,6 +375,20 @@ fn check_partition(p: &PartitionImage) -> Result<(), String> {
     }
     if p.leader_epoch < 0 || p.partition_epoch < 0 {
         return Err("negative epoch".to_owned());
+    }
+    let adding: BTreeSet<i32> = p.adding_replicas.iter().copied().collect();
+    let removing: BTreeSet<i32> = p.removing_replicas.iter().copied().collect();
+    if adding.len() != p.adding_replicas.len()
+        || removing.len() != p.removing_replicas.len()
+        || !adding.is_subset(&replicas)
+        || !removing.is_subset(&replicas)
+        || !adding.is_disjoint(&removing)
+        || removing.len() >= replicas.len()
+    {
+        return Err(format!(
+            "reassignment adding {:?} removing {:?} does not fit replicas {:?}",
+            p.adding_replicas, p.removing_replicas, p.replicas
+        ));
     }
     Ok(())
 }

@@ -19,17 +19,28 @@ pub struct TopicIdPartition {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartitionImage {
+    /// During a reassignment: the target replicas, then the ones being removed (Kafka's
+    /// merged list), so the first is the target's preferred leader.
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
     /// [`crate::NO_LEADER`] when no replica leads.
     pub leader: i32,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
+    /// Replicas a reassignment adds (empty when none is in progress).
+    pub adding_replicas: Vec<i32>,
+    /// Replicas a reassignment removes once the added ones are in sync.
+    pub removing_replicas: Vec<i32>,
 }
 
 impl PartitionImage {
     pub fn has_leader(&self) -> bool {
         self.leader >= 0
+    }
+
+    /// Whether a reassignment is in progress (Kafka's `isReassigning`).
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
     }
 }
 

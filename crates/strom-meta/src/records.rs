@@ -88,7 +88,9 @@ pub enum MetadataRecord {
         name: String,
         topic_id: Uuid,
     },
-    /// The full state of one partition; creates it or replaces it.
+    /// The full state of one partition; creates it or replaces it. `adding_replicas` and
+    /// `removing_replicas` are the ongoing reassignment (both empty when there is none;
+    /// encoded only then, as record version 1).
     Partition {
         topic_id: Uuid,
         partition: i32,
@@ -97,6 +99,8 @@ pub enum MetadataRecord {
         leader: i32,
         leader_epoch: i32,
         partition_epoch: i32,
+        adding_replicas: Vec<i32>,
+        removing_replicas: Vec<i32>,
     },
     /// `value: None` deletes the key.
     Config {
@@ -105,13 +109,18 @@ pub enum MetadataRecord {
         value: Option<String>,
     },
     /// A change to an existing partition; `None` fields stay as they are. Applying it bumps
-    /// the partition epoch, and the leader epoch when `leader` is set.
+    /// the partition epoch, and the leader epoch when `leader` is set. `adding_replicas` /
+    /// `removing_replicas` set the partition's reassignment state (Kafka's
+    /// `PartitionChangeRecord` fields of those names; encoded only when set, as record
+    /// version 1).
     PartitionChange {
         topic_id: Uuid,
         partition: i32,
         isr: Option<Vec<i32>>,
         leader: Option<i32>,
         replicas: Option<Vec<i32>>,
+        adding_replicas: Option<Vec<i32>>,
+        removing_replicas: Option<Vec<i32>>,
     },
     FenceBroker {
         broker_id: i32,

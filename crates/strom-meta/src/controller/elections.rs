@@ -150,6 +150,8 @@ pub(crate) fn change(
         isr: isr_changed.then_some(isr),
         leader: leader_changed.then_some(leader),
         replicas: None,
+        adding_replicas: None,
+        removing_replicas: None,
     })
 }
 

@@ -28,6 +28,7 @@ pub enum ErrorCode {
     PreferredLeaderNotAvailable,
     EligibleLeadersNotAvailable,
     ElectionNotNeeded,
+    NoReassignmentInProgress,
 }
 
 impl ErrorCode {
@@ -56,6 +57,7 @@ impl ErrorCode {
             ErrorCode::PreferredLeaderNotAvailable => 80,
             ErrorCode::EligibleLeadersNotAvailable => 83,
             ErrorCode::ElectionNotNeeded => 84,
+            ErrorCode::NoReassignmentInProgress => 85,
         }
     }
 }
