@@ -40,6 +40,7 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod raft_voters;
+mod reassignments;
 mod sync_group;
 mod txn_offset_commit;
 mod update_features;
@@ -102,6 +103,8 @@ pub const SERVED_APIS: &[ApiKey] = &[
     ApiKey::TxnOffsetCommit,
     ApiKey::DescribeTransactions,
     ApiKey::ListTransactions,
+    ApiKey::AlterPartitionReassignments,
+    ApiKey::ListPartitionReassignments,
 ];
 
 /// What the connection does after a request.
@@ -218,6 +221,12 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming, peer: SocketAdd
             describe_transactions::handle(context, body).await
         }
         RequestKind::ListTransactions(body) => list_transactions::handle(context, body).await,
+        RequestKind::AlterPartitionReassignments(body) => {
+            reassignments::alter(context, body, version).await
+        }
+        RequestKind::ListPartitionReassignments(body) => {
+            reassignments::list(context, body).await
+        }
         // The version table decodes only served APIs; this is a safety net, never a crash.
         other => match error_response(
             &other,
