@@ -1,5 +1,5 @@
-//! Admin client: topics, partitions, configs, consumer groups, offsets, cluster,
-//! transactions.
+//! Admin client: topics, partitions (reassignments, leader elections), configs, consumer
+//! groups, offsets, cluster, transactions.
 //!
 //! Every call retries retriable errors with backoff for up to `default.api.timeout.ms`;
 //! per-item broker errors come back as [`ClientError::Broker`] with Kafka's error name.
@@ -8,6 +8,7 @@ mod configs;
 mod groups;
 pub(crate) mod offsets;
 mod quorum;
+mod partitions;
 mod topics;
 mod transactions;
 
@@ -21,6 +22,7 @@ pub use configs::{AlterConfigOp, ConfigEntry, ConfigResource, ConfigSource};
 pub use groups::{GroupDescription, GroupListing, MemberDescription};
 pub use offsets::ListedOffset;
 pub use quorum::{QuorumDescription, QuorumReplica};
+pub use partitions::{ElectionType, PartitionReassignment, PartitionResults};
 pub use topics::{ClusterDescription, NewTopic};
 pub use transactions::{TransactionDescription, TransactionListing};
 
