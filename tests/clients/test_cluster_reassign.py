@@ -20,6 +20,7 @@ Marked `cluster`: deselected unless STROM_CLUSTER_TESTS=1 (README.md, "Cluster t
 import json
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -189,3 +190,65 @@ def write_plan(cluster, topic, targets):
     plan = {"version": 1, "partitions": [{"topic": topic, "partition": p, "replicas": r} for p, r in targets.items()]}
     path.write_text(json.dumps(plan))
     return path
+
+
+def log_bytes(node, topic, partition):
+    d = node.data_dir / f"{topic}-{partition}"
+    return sum(f.stat().st_size for f in d.glob("*.log")) if d.is_dir() else 0
+
+
+def began(node, topic, partition):
+    if log_bytes(node, topic, partition) == 0:
+        raise NotYet(f"{node} has no bytes of {topic}-{partition} yet")
+    return True
+
+
+def set_configs(cluster, kind, name, configs):
+    """IncrementalAlterConfigs SET (value) or DELETE (None), as kafka-configs.sh does."""
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+
+    entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.DELETE if v is None else AlterConfigOpType.SET)
+               for k, v in configs.items()]
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap, "log_level": 0})
+    for future in admin.incremental_alter_configs([ConfigResource(kind, name, incremental_configs=entries)]).values():
+        future.result(timeout=30)
+
+
+def test_replication_throttles_hold_a_move_back_until_lifted(make_cluster, topic_name, java_tool):
+    """`follower.replication.throttled.rate` (with the topic's
+    `follower.replication.throttled.replicas` naming the new replica) and then
+    `leader.replication.throttled.rate` (with `leader.replication.throttled.replicas` naming
+    the leader): a move of 3 MB stays unfinished at 20 kB/s; deleting the rate lets it end."""
+    from confluent_kafka import Producer
+
+    cluster = make_cluster(2)
+    Run(cluster, topic_name, partitions=2, min_isr=1, assignment=[[1], [1]])
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "linger.ms": 20})
+    value = b"x" * 1000
+    for i in range(3000):
+        for p in (0, 1):
+            producer.produce(topic_name, value, partition=p)
+        if i % 500 == 0:
+            producer.poll(0)
+    assert producer.flush(60) == 0
+    total = log_bytes(cluster[1], topic_name, 0)
+    assert total > 3_000_000, total
+    rate = "20000"
+    for partition, side, broker in ((0, "follower", 2), (1, "leader", 1)):
+        set_configs(cluster, "TOPIC", topic_name, {f"{side}.replication.throttled.replicas": f"{partition}:{broker}"})
+        set_configs(cluster, "BROKER", str(broker), {f"{side}.replication.throttled.rate": rate})
+        assert java_tool(["admin", cluster.bootstrap, "reassign", topic_name, f"{partition}=1,2"]) == {str(partition): None}
+        # Only one fetch's worth (replica.fetch.max.bytes, 1 MiB) passes before the rate,
+        # averaged over 10 s, is over 20 kB/s; then the partition is held back.
+        cluster.wait(f"{side} throttle: the move began", lambda: began(cluster[2], topic_name, partition), 30)
+        time.sleep(3)  # the throttle's effect is what a span of time shows
+        moved = log_bytes(cluster[2], topic_name, partition)
+        assert moved < 2_000_000, f"{side} throttle let {moved} of {total} bytes through in 3 s"
+        ongoing = java_tool(["admin", cluster.bootstrap, "reassignments", topic_name])
+        assert str(partition) in ongoing, ongoing
+        set_configs(cluster, "BROKER", str(broker), {f"{side}.replication.throttled.rate": None})
+        wait_moved(cluster, java_tool, topic_name, {partition: [1, 2]})
+        assert log_bytes(cluster[2], topic_name, partition) >= total
+    # A rate that is not a number of bytes per second is refused.
+    with pytest.raises(Exception, match="INVALID_CONFIG|Invalid value"):
+        set_configs(cluster, "BROKER", "1", {"leader.replication.throttled.rate": "-5"})

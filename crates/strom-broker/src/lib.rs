@@ -13,7 +13,8 @@
 //! connections and holds the budget for request bytes in flight, `syncer.rs` runs
 //! sync-on-commit's group-committed fsyncs for async waiters, `scrubber.rs` verifies cold
 //! segments in the background, `txn_markers.rs` writes transaction markers (WriteTxnMarkers
-//! and the transaction coordinator). [`BrokerConfig`]
+//! and the transaction coordinator), `throttle.rs` holds the replication throttles of
+//! partition moves. [`BrokerConfig`]
 //! (`config.rs`) reads Kafka's keys. The quorum is reached through [`MetadataPort`]:
 //! [`QuorumMetadata`] (`quorum.rs`) over the Raft node, [`LocalMetadata`] in tests.
 //!
@@ -44,6 +45,7 @@ pub mod scrubber;
 pub mod sendfile;
 pub mod server;
 pub mod syncer;
+pub mod throttle;
 pub mod txn_markers;
 pub mod txns;
 

@@ -190,7 +190,10 @@ fn broker_refusal<'a>(
     }
     configs
         .filter_map(|(key, value)| Some((key, value?)))
-        .find_map(|(key, value)| dynamic_config::invalid_value(&context.config, key, value))
+        .find_map(|(key, value)| {
+            crate::throttle::invalid_rate(key, value)
+                .or_else(|| dynamic_config::invalid_value(&context.config, key, value))
+        })
         .map(|message| (ErrorCode::INVALID_CONFIG, message))
 }
 
