@@ -287,7 +287,13 @@ fn follower_throttle(
             image
                 .partition(tp.topic_id, tp.partition)
                 .is_some_and(|p| !p.isr.contains(&node))
-                && throttle::is_throttled(&image, &a.partition.topic, tp.partition, node, Side::Follower)
+                && throttle::is_throttled(
+                    &image,
+                    &a.partition.topic,
+                    tp.partition,
+                    node,
+                    Side::Follower,
+                )
         })
         .map(|(tp, _)| *tp)
         .collect();

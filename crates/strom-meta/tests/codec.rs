@@ -117,7 +117,14 @@ fn record() -> impl Strategy<Value = MetadataRecord> {
             (prop::option::of(ids()), prop::option::of(ids()))
         )
             .prop_map(
-                |(topic_id, partition, isr, leader, replicas, (adding_replicas, removing_replicas))| {
+                |(
+                    topic_id,
+                    partition,
+                    isr,
+                    leader,
+                    replicas,
+                    (adding_replicas, removing_replicas),
+                )| {
                     MetadataRecord::PartitionChange {
                         topic_id,
                         partition,
@@ -255,13 +262,13 @@ fn reassignment_state_is_record_version_one_and_only_when_present() {
     // Header: format (1), count (4), type (2), then the version byte.
     let version_at = 1 + 4 + 2;
     let plain = encode_records(&[partition(Vec::new())]);
-    assert_eq!(plain[version_at], 0, "no reassignment: the version older binaries read");
+    assert_eq!(
+        plain[version_at], 0,
+        "no reassignment: the version older binaries read"
+    );
     let moving = encode_records(&[partition(vec![4])]);
     assert_eq!(moving[version_at], 1);
-    assert_eq!(
-        decode_records(&moving).unwrap(),
-        vec![partition(vec![4])]
-    );
+    assert_eq!(decode_records(&moving).unwrap(), vec![partition(vec![4])]);
     let change = MetadataRecord::PartitionChange {
         topic_id: uuid::Uuid::from_u128(5),
         partition: 0,

@@ -5,7 +5,12 @@ mod common;
 use common::*;
 use strom_meta::*;
 
-fn topic(c: &mut Controller, image: &MetadataImage, name: &str, replicas: &[&[i32]]) -> MetadataImage {
+fn topic(
+    c: &mut Controller,
+    image: &MetadataImage,
+    name: &str,
+    replicas: &[&[i32]],
+) -> MetadataImage {
     let create = ControllerRequest::CreateTopics(CreateTopicsRequest {
         topics: vec![CreatableTopic {
             assignments: replicas
@@ -41,12 +46,11 @@ fn reassign(
         .iter()
         .map(|(t, p, r)| (t.to_string(), vec![(*p, r.map(<[i32]>::to_vec))]))
         .collect();
-    let request = ControllerRequest::AlterPartitionReassignments(
-        AlterPartitionReassignmentsRequest {
+    let request =
+        ControllerRequest::AlterPartitionReassignments(AlterPartitionReassignmentsRequest {
             allow_replication_factor_change: allow_rf_change,
             topics,
-        },
-    );
+        });
     let (next, _, _, reply) = commit(c, image, request, 0);
     let ControllerReply::AlterPartitionReassignments(results) = reply else {
         panic!("unexpected reply {reply:?}")
@@ -63,11 +67,10 @@ fn list(
     image: &MetadataImage,
     topics: Option<Vec<(&str, Vec<i32>)>>,
 ) -> Vec<OngoingTopicReassignment> {
-    let request = ControllerRequest::ListPartitionReassignments(
-        ListPartitionReassignmentsRequest {
+    let request =
+        ControllerRequest::ListPartitionReassignments(ListPartitionReassignmentsRequest {
             topics: topics.map(|t| t.into_iter().map(|(n, p)| (n.to_string(), p)).collect()),
-        },
-    );
+        });
     let (records, reply) = c.handle(image, request, 0).unwrap();
     assert!(records.is_empty(), "listing writes nothing");
     let ControllerReply::ListPartitionReassignments(found) = reply else {
@@ -77,7 +80,13 @@ fn list(
 }
 
 /// The leader reports `new_isr` (a follower caught up, or fell behind).
-fn set_isr(c: &mut Controller, image: &MetadataImage, name: &str, index: i32, new_isr: &[i32]) -> MetadataImage {
+fn set_isr(
+    c: &mut Controller,
+    image: &MetadataImage,
+    name: &str,
+    index: i32,
+    new_isr: &[i32],
+) -> MetadataImage {
     let id = image.topic_id(name).unwrap();
     let p = image.partition(id, index).unwrap();
     let request = ControllerRequest::AlterPartition(AlterPartitionRequest {
@@ -111,8 +120,12 @@ fn a_move_adds_followers_waits_for_them_then_removes_the_old_replica() {
     let image = topic(&mut c, &image, "t", &[&[1, 2, 3]]);
     let before = partition(&image, "t", 0);
 
-    let (moving, delta, _, reply) =
-        commit(&mut c, &image, reassign_request(&[("t", 0, Some(&[4, 2, 3]))]), 0);
+    let (moving, delta, _, reply) = commit(
+        &mut c,
+        &image,
+        reassign_request(&[("t", 0, Some(&[4, 2, 3]))]),
+        0,
+    );
     assert_eq!(
         reply,
         ControllerReply::AlterPartitionReassignments(vec![ReassignmentTopicResult {
@@ -123,7 +136,10 @@ fn a_move_adds_followers_waits_for_them_then_removes_the_old_replica() {
     let p = partition(&moving, "t", 0);
     // Target first, then the replica being removed; the leader and ISR are untouched.
     assert_eq!(p.replicas, vec![4, 2, 3, 1]);
-    assert_eq!((p.adding_replicas.clone(), p.removing_replicas.clone()), (vec![4], vec![1]));
+    assert_eq!(
+        (p.adding_replicas.clone(), p.removing_replicas.clone()),
+        (vec![4], vec![1])
+    );
     assert_eq!((p.leader, p.isr.clone()), (1, vec![1, 2, 3]));
     assert_eq!(p.leader_epoch, before.leader_epoch);
     // The new replica's broker is told to follow; nobody deletes anything yet.
@@ -186,7 +202,10 @@ fn removing_a_follower_keeps_the_leader_and_bumps_its_epoch() {
         tick(&mut c, &isr)
     };
     let p = partition(&done, "t", 0);
-    assert_eq!((p.replicas.clone(), p.leader, p.isr.clone()), (vec![1, 2, 4], 1, vec![1, 2, 4]));
+    assert_eq!(
+        (p.replicas.clone(), p.leader, p.isr.clone()),
+        (vec![1, 2, 4], 1, vec![1, 2, 4])
+    );
     // The removed replica's fetches at the old epoch are fenced.
     assert_eq!(p.leader_epoch, epoch + 1);
 }
@@ -199,7 +218,10 @@ fn a_reordering_completes_at_once_without_moving_the_leader() {
     let (after, codes) = reassign(&mut c, &image, false, &[("t", 0, Some(&[3, 2, 1]))]);
     assert_eq!(codes, vec![None]);
     let p = partition(&after, "t", 0);
-    assert_eq!((p.replicas.clone(), p.leader, p.is_reassigning()), (vec![3, 2, 1], 1, false));
+    assert_eq!(
+        (p.replicas.clone(), p.leader, p.is_reassigning()),
+        (vec![3, 2, 1], 1, false)
+    );
     // The same target again is a no-op, and no reassignment is left to cancel.
     let (same, codes) = reassign(&mut c, &after, false, &[("t", 0, Some(&[3, 2, 1]))]);
     assert_eq!((codes, partition(&same, "t", 0)), (vec![None], p));
@@ -215,12 +237,18 @@ fn cancelling_reverts_to_the_original_replicas() {
     let (moving, _) = reassign(&mut c, &image, false, &[("t", 0, Some(&[4, 5, 3]))]);
     // Broker 4 caught up, 5 has not: the move waits, and is cancelled.
     let half = set_isr(&mut c, &moving, "t", 0, &[1, 2, 3, 4]);
-    assert_eq!(partition(&tick(&mut c, &half), "t", 0), partition(&half, "t", 0));
+    assert_eq!(
+        partition(&tick(&mut c, &half), "t", 0),
+        partition(&half, "t", 0)
+    );
     let (reverted, codes) = reassign(&mut c, &half, false, &[("t", 0, None)]);
     assert_eq!(codes, vec![None]);
     let p = partition(&reverted, "t", 0);
     assert_eq!(p.replicas, vec![3, 1, 2]);
-    assert_eq!((p.leader, p.isr.clone(), p.is_reassigning()), (1, vec![1, 2, 3], false));
+    assert_eq!(
+        (p.leader, p.isr.clone(), p.is_reassigning()),
+        (1, vec![1, 2, 3], false)
+    );
     assert!(list(&mut c, &reverted, Some(vec![("t", vec![0])])).is_empty());
 }
 
@@ -262,7 +290,10 @@ fn a_cancel_that_needs_an_unclean_election_is_refused_unless_the_topic_allows_it
     let (reverted, codes) = reassign(&mut c, &unclean_ok, true, &[("t", 0, None)]);
     assert_eq!(codes, vec![None]);
     let p = partition(&reverted, "t", 0);
-    assert_eq!((p.replicas.clone(), p.leader, p.isr.clone()), (vec![1], 1, vec![1]));
+    assert_eq!(
+        (p.replicas.clone(), p.leader, p.isr.clone()),
+        (vec![1], 1, vec![1])
+    );
 }
 
 #[test]
@@ -321,7 +352,10 @@ fn a_fenced_target_may_be_named_but_completion_waits_for_it() {
     let (moving, codes) = reassign(&mut c, &fenced, false, &[("t", 0, Some(&[3, 2]))]);
     assert_eq!(codes, vec![None]);
     let p = partition(&tick(&mut c, &moving), "t", 0);
-    assert_eq!((p.replicas.clone(), p.adding_replicas.clone()), (vec![3, 2, 1], vec![3]));
+    assert_eq!(
+        (p.replicas.clone(), p.adding_replicas.clone()),
+        (vec![3, 2, 1], vec![3])
+    );
     assert_eq!(p.leader, 1);
 }
 
@@ -342,11 +376,17 @@ fn a_new_target_replaces_an_ongoing_reassignment() {
         let isr = set_isr(&mut c, &second, "t", 0, &[1, 2, 3, 5]);
         tick(&mut c, &isr)
     };
-    assert!(partition(&partly, "t", 0).is_reassigning(), "4 is not in sync yet");
+    assert!(
+        partition(&partly, "t", 0).is_reassigning(),
+        "4 is not in sync yet"
+    );
     let done = {
         let isr = set_isr(&mut c, &partly, "t", 0, &[1, 2, 3, 4, 5]);
         tick(&mut c, &isr)
     };
     let p = partition(&done, "t", 0);
-    assert_eq!((p.replicas.clone(), p.leader, p.isr.clone()), (vec![4, 5, 3], 4, vec![3, 4, 5]));
+    assert_eq!(
+        (p.replicas.clone(), p.leader, p.isr.clone()),
+        (vec![4, 5, 3], 4, vec![3, 4, 5])
+    );
 }

@@ -320,8 +320,7 @@ fn check_transition(before: &MetadataImage, after: &MetadataImage, op: &Op) {
         if removed.is_empty() {
             continue;
         }
-        let cancelled =
-            b.is_reassigning() && removed.iter().all(|r| b.adding_replicas.contains(r));
+        let cancelled = b.is_reassigning() && removed.iter().all(|r| b.adding_replicas.contains(r));
         if cancelled {
             continue;
         }

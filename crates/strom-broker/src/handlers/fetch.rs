@@ -108,12 +108,24 @@ pub(super) async fn handle(
     loop {
         wake.borrow_and_update();
         let limit = replica.and_then(|_| {
-            throttle::rate_limit(&context.metadata.image(), context.config.node_id, Side::Leader)
+            throttle::rate_limit(
+                &context.metadata.image(),
+                context.config.node_id,
+                Side::Leader,
+            )
         });
-        let plans = plan(context, &request.topics, version, replica, first, limit.is_some());
+        let plans = plan(
+            context,
+            &request.topics,
+            version,
+            replica,
+            first,
+            limit.is_some(),
+        );
         let diverged = plans.iter().any(|p| p.diverging.is_some());
         first = false;
-        let hold_throttled = limit.is_some_and(|limit| meter.exceeds(limit, std::time::Instant::now()));
+        let hold_throttled =
+            limit.is_some_and(|limit| meter.exceeds(limit, std::time::Instant::now()));
         let (partitions, files, total_bytes, any_error, throttled_bytes) =
             read(plans, max_bytes, read_committed, hold_throttled).await;
         let done = any_error
@@ -310,7 +322,13 @@ fn follower_first_pass(
 /// What one read pass found: partitions in request order, records to splice, the bytes of
 /// records in all, whether any partition has an error, and the bytes of throttled
 /// partitions.
-type ReadPass = (Vec<(usize, PartitionData)>, Vec<FileRecords>, u64, bool, u64);
+type ReadPass = (
+    Vec<(usize, PartitionData)>,
+    Vec<FileRecords>,
+    u64,
+    bool,
+    u64,
+);
 
 /// `hold_throttled`: the leader throttle's rate is exceeded, so throttled partitions get
 /// offsets and no records.

@@ -224,9 +224,7 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming, peer: SocketAdd
         RequestKind::AlterPartitionReassignments(body) => {
             reassignments::alter(context, body, version).await
         }
-        RequestKind::ListPartitionReassignments(body) => {
-            reassignments::list(context, body).await
-        }
+        RequestKind::ListPartitionReassignments(body) => reassignments::list(context, body).await,
         // The version table decodes only served APIs; this is a safety net, never a crash.
         other => match error_response(
             &other,

@@ -11,7 +11,7 @@
 
 use strom_meta::{
     AlterPartitionReassignmentsRequest as MetaAlter, ControllerReply, ControllerRequest,
-    ListPartitionReassignmentsRequest as MetaList,
+    ListPartitionReassignmentsRequest as MetaList, ReassignmentTargets,
 };
 use strom_protocol::messages::alter_partition_reassignments_response::{
     ReassignablePartitionResponse, ReassignableTopicResponse,
@@ -38,7 +38,7 @@ pub(super) async fn alter(
 ) -> ResponseKind {
     let allow_replication_factor_change =
         version < ALLOW_RF_CHANGE_MIN_VERSION || request.allow_replication_factor_change;
-    let topics: Vec<(String, Vec<(i32, Option<Vec<i32>>)>)> = request
+    let topics: ReassignmentTargets = request
         .topics
         .into_iter()
         .map(|t| {
@@ -91,15 +91,15 @@ pub(super) async fn alter(
         Ok(reply) => {
             let message = format!("unexpected controller reply {reply:?}");
             let code = ErrorCode::UNKNOWN_SERVER_ERROR.code();
-            return ResponseKind::AlterPartitionReassignments(
-                failed(response, &topics, code, message),
-            );
+            return ResponseKind::AlterPartitionReassignments(failed(
+                response, &topics, code, message,
+            ));
         }
         Err(error) => {
             let (code, message) = controller_error(&error);
-            return ResponseKind::AlterPartitionReassignments(
-                failed(response, &topics, code, message),
-            );
+            return ResponseKind::AlterPartitionReassignments(failed(
+                response, &topics, code, message,
+            ));
         }
     };
     ResponseKind::AlterPartitionReassignments(response.with_responses(results))
@@ -108,7 +108,7 @@ pub(super) async fn alter(
 /// The whole request failed: the error at the top and on every partition named.
 fn failed(
     response: AlterPartitionReassignmentsResponse,
-    topics: &[(String, Vec<(i32, Option<Vec<i32>>)>)],
+    topics: &ReassignmentTargets,
     code: i16,
     message: String,
 ) -> AlterPartitionReassignmentsResponse {

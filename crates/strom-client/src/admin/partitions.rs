@@ -160,12 +160,14 @@ impl Admin {
             .into_iter()
             .flat_map(|t| {
                 let topic = t.name.0.to_string();
-                t.partitions.into_iter().map(move |p| PartitionReassignment {
-                    partition: TopicPartition::new(topic.clone(), p.partition_index),
-                    replicas: p.replicas.into_iter().map(|b| b.0).collect(),
-                    adding_replicas: p.adding_replicas.into_iter().map(|b| b.0).collect(),
-                    removing_replicas: p.removing_replicas.into_iter().map(|b| b.0).collect(),
-                })
+                t.partitions
+                    .into_iter()
+                    .map(move |p| PartitionReassignment {
+                        partition: TopicPartition::new(topic.clone(), p.partition_index),
+                        replicas: p.replicas.into_iter().map(|b| b.0).collect(),
+                        adding_replicas: p.adding_replicas.into_iter().map(|b| b.0).collect(),
+                        removing_replicas: p.removing_replicas.into_iter().map(|b| b.0).collect(),
+                    })
             })
             .collect())
     }

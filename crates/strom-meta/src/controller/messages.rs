@@ -294,6 +294,9 @@ pub struct ElectLeadersTopicResult {
     pub partitions: Vec<(i32, Option<ApiError>)>,
 }
 
+/// (topic name, [(partition, target replicas, or `None` to cancel)]), per topic.
+pub type ReassignmentTargets = Vec<(String, Vec<(i32, Option<Vec<i32>>)>)>;
+
 /// AlterPartitionReassignments: per partition, the target replicas, or `None` to cancel the
 /// ongoing reassignment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -301,8 +304,7 @@ pub struct AlterPartitionReassignmentsRequest {
     /// KIP-860 (v1): when false, a target whose size differs from the partition's replica
     /// count is refused with INVALID_REPLICATION_FACTOR. Version 0 requests mean true.
     pub allow_replication_factor_change: bool,
-    /// (topic name, [(partition, target replicas or `None`)]).
-    pub topics: Vec<(String, Vec<(i32, Option<Vec<i32>>)>)>,
+    pub topics: ReassignmentTargets,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

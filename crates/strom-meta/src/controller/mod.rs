@@ -192,11 +192,9 @@ impl Controller {
             } => self.allocate_producer_ids(image, broker_id, broker_epoch),
             ControllerRequest::AlterPartition(r) => leadership::alter_partition(image, r),
             ControllerRequest::ElectLeaders(r) => elections::elect_leaders(image, r),
-            ControllerRequest::AlterPartitionReassignments(r) => reassign::alter_reassignments(
-                image,
-                r,
-                self.config.unclean_leader_election_enable,
-            ),
+            ControllerRequest::AlterPartitionReassignments(r) => {
+                reassign::alter_reassignments(image, r, self.config.unclean_leader_election_enable)
+            }
             ControllerRequest::ListPartitionReassignments(r) => {
                 Ok((Vec::new(), reassign::list_reassignments(image, r)))
             }

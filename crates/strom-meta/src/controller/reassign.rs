@@ -250,7 +250,10 @@ fn cancel(
         ..p.clone()
     };
     let (leader, isr) = match elect(&scratch, &[], Election::Unclean, Acceptor::new(image)) {
-        (NO_LEADER, _) => (NO_LEADER, reverted.replicas.iter().take(1).copied().collect()),
+        (NO_LEADER, _) => (
+            NO_LEADER,
+            reverted.replicas.iter().take(1).copied().collect(),
+        ),
         elected => elected,
     };
     Ok(record(tp, p, &reverted, (leader, isr)))
@@ -303,8 +306,7 @@ fn record(
     let leader_field = (leader != p.leader || removed_any).then_some(leader);
     let isr_field = (isr != p.isr).then_some(isr);
     let adding_field = (target.adding != p.adding_replicas).then(|| target.adding.clone());
-    let removing_field =
-        (target.removing != p.removing_replicas).then(|| target.removing.clone());
+    let removing_field = (target.removing != p.removing_replicas).then(|| target.removing.clone());
     let changed = replicas_changed
         || leader_field.is_some()
         || isr_field.is_some()

@@ -653,7 +653,11 @@ pub enum PartitionsCommand {
     #[command(group(ArgGroup::new("mode").args(["verify", "cancel", "generate"]).multiple(false)))]
     Reassign {
         /// The plan (Kafka's JSON format); executed unless --verify or --cancel.
-        #[arg(long = "reassignment-json-file", value_name = "PATH", required_unless_present = "generate")]
+        #[arg(
+            long = "reassignment-json-file",
+            value_name = "PATH",
+            required_unless_present = "generate"
+        )]
         reassignment_json_file: Option<PathBuf>,
         /// Report whether each partition of the plan has reached its replicas.
         #[arg(long)]

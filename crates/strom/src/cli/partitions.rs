@@ -211,7 +211,10 @@ async fn execute_plan(
         false
     })?;
     if failed > 0 {
-        bail!("{failed} of {} partition reassignment(s) failed", results.len());
+        bail!(
+            "{failed} of {} partition reassignment(s) failed",
+            results.len()
+        );
     }
     if wait {
         wait_for(common, admin, plan, timeout).await?;
@@ -271,9 +274,12 @@ async fn cancel_plan(common: &Common, admin: &Admin, plan: &Plan) -> anyhow::Res
     let moves: Vec<(TopicPartition, Option<Vec<i32>>)> =
         plan.partitions.iter().map(|p| (tp(p), None)).collect();
     let results = admin.alter_partition_reassignments(&moves).await?;
-    let failed = report_results(common, &results, "cancelled partition reassignments", |e| {
-        matches!(e, ClientError::Broker { name, .. } if *name == "NO_REASSIGNMENT_IN_PROGRESS")
-    })?;
+    let failed = report_results(
+        common,
+        &results,
+        "cancelled partition reassignments",
+        |e| matches!(e, ClientError::Broker { name, .. } if *name == "NO_REASSIGNMENT_IN_PROGRESS"),
+    )?;
     if failed > 0 {
         bail!("{failed} of {} cancellation(s) failed", results.len());
     }
@@ -335,7 +341,9 @@ async fn check(admin: &Admin, plan: &Plan) -> anyhow::Result<Vec<Verified>> {
                     .or_else(|| current.map(|c| c.replicas.clone()))
                     .unwrap_or_default(),
                 target: p.replicas.clone(),
-                adding_replicas: moving.map(|m| m.adding_replicas.clone()).unwrap_or_default(),
+                adding_replicas: moving
+                    .map(|m| m.adding_replicas.clone())
+                    .unwrap_or_default(),
                 removing_replicas: moving
                     .map(|m| m.removing_replicas.clone())
                     .unwrap_or_default(),
@@ -500,11 +508,7 @@ fn plan_moves(
                 .filter(|b| !target.contains(b))
                 .min_by_key(|b| {
                     let rack = allowed.get(b).cloned().flatten();
-                    (
-                        racks.contains(&rack),
-                        load.get(b).copied().unwrap_or(0),
-                        *b,
-                    )
+                    (racks.contains(&rack), load.get(b).copied().unwrap_or(0), *b)
                 });
             let Some(new) = choice else {
                 bail!(
@@ -552,7 +556,9 @@ async fn generate_plan(
     if !broker_list.is_empty() {
         for b in broker_list {
             if !allowed.contains_key(b) {
-                bail!("broker {b} of --broker-list is not in the cluster's metadata (is it running?)");
+                bail!(
+                    "broker {b} of --broker-list is not in the cluster's metadata (is it running?)"
+                );
             }
         }
         allowed.retain(|b, _| broker_list.contains(b));
@@ -563,9 +569,12 @@ async fn generate_plan(
         .values()
         .filter(|t| topics.is_empty() || topics.contains(&t.name))
         .flat_map(|t| {
-            t.partitions
-                .iter()
-                .map(|p| (TopicPartition::new(t.name.clone(), p.partition), p.replicas.clone()))
+            t.partitions.iter().map(|p| {
+                (
+                    TopicPartition::new(t.name.clone(), p.partition),
+                    p.replicas.clone(),
+                )
+            })
         })
         .collect();
     let proposed = Plan {
@@ -631,9 +640,7 @@ async fn elect(
         ElectionKind::Unclean => (ElectionType::Unclean, "UNCLEAN"),
     };
     let results = admin.elect_leaders(election, partitions.as_deref()).await?;
-    let not_needed = |e: &ClientError| {
-        matches!(e, ClientError::Broker { name, .. } if *name == "ELECTION_NOT_NEEDED")
-    };
+    let not_needed = |e: &ClientError| matches!(e, ClientError::Broker { name, .. } if *name == "ELECTION_NOT_NEEDED");
     if !common.json() {
         let skipped: Vec<String> = results
             .iter()
@@ -675,8 +682,9 @@ mod tests {
 
     #[test]
     fn decommission_moves_only_replicas_of_the_excluded_broker_and_spreads_them() {
-        let allowed: BTreeMap<i32, Option<String>> =
-            [(1, None), (2, None), (3, None), (4, None)].into_iter().collect();
+        let allowed: BTreeMap<i32, Option<String>> = [(1, None), (2, None), (3, None), (4, None)]
+            .into_iter()
+            .collect();
         let partitions = vec![
             (tp("t", 0), vec![1, 2, 3]),
             (tp("t", 1), vec![2, 3, 4]),
@@ -684,8 +692,10 @@ mod tests {
             (tp("t", 3), vec![4, 1, 3]),
         ];
         let plan = plan_moves(&partitions, &allowed, &BTreeSet::from([1])).unwrap();
-        let targets: Vec<(i32, Vec<i32>)> =
-            plan.iter().map(|p| (p.partition, p.replicas.clone())).collect();
+        let targets: Vec<(i32, Vec<i32>)> = plan
+            .iter()
+            .map(|p| (p.partition, p.replicas.clone()))
+            .collect();
         assert_eq!(
             targets,
             vec![(0, vec![4, 2, 3]), (2, vec![3, 4, 2]), (3, vec![4, 2, 3])]
