@@ -139,6 +139,9 @@ def test_admin_reassignment_answers_cancel_and_leader_elections(make_cluster, to
     rc, out, _ = strom(cluster, "partitions", "reassign", "--reassignment-json-file",
                        write_plan(cluster, topic_name, {0: [spare, b, c]}), "--verify", check=False)
     assert rc != 0 and "still in progress" in out, out
+    _, out, _ = strom(cluster, "topics", "describe", topic_name, "--output", "json")
+    moving = json.loads(out)[0]["partitions"][0]
+    assert (moving["adding_replicas"], moving["removing_replicas"]) == ([spare], [a]), moving
 
     # Kafka's errors, per partition.
     errors = java_tool(admin + ["reassign", topic_name, "1=cancel"])
