@@ -347,6 +347,7 @@ fn a_fenced_target_may_be_named_but_completion_waits_for_it() {
         broker_epoch: broker_epoch(&image, 3),
         want_fence: true,
         want_shutdown: false,
+        offline_replicas: Vec::new(),
     });
     let fenced = commit(&mut c, &image, fence, 0).0;
     let (moving, codes) = reassign(&mut c, &fenced, false, &[("t", 0, Some(&[3, 2]))]);
