@@ -7,7 +7,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use strom_meta::{
     ApiError, Controller, ControllerConfig, ControllerReply, ControllerRequest, MetadataImage,
@@ -86,12 +85,8 @@ pub trait MetadataPort: Send + Sync + 'static {
     }
 }
 
-/// Wall-clock milliseconds since the epoch (0 if the clock is before 1970).
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+/// Wall-clock milliseconds since the epoch (strom-records' clock).
+pub use strom_records::now_ms;
 
 /// A single in-process controller: requests are validated and applied under one mutex, so
 /// replies are released only after the new image is published (the same order as a quorum).

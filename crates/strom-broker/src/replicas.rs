@@ -334,6 +334,8 @@ impl ReplicaManager {
             });
         // Dynamic broker configs set topic defaults at runtime (dynamic_config.rs).
         let dynamic_defaults = crate::dynamic_config::topic_defaults(image, &self.config);
+        // Partitions opened by this pass, and how many of them were not closed cleanly.
+        let (mut opened, mut recovered) = (0usize, 0usize);
         for topic in image.topics() {
             let effective = crate::dynamic_config::with_topic_overrides(
                 &dynamic_defaults,
@@ -370,7 +372,9 @@ impl ReplicaManager {
                 let result = self.open(tp, &topic.name, overrides, image);
                 let mut offline = self.offline.write().unwrap_or_else(|e| e.into_inner());
                 match result {
-                    Ok(()) => {
+                    Ok(clean) => {
+                        opened += 1;
+                        recovered += usize::from(!clean);
                         offline.remove(&tp);
                     }
                     // Said once; retried quietly by the maintenance task.
@@ -396,6 +400,13 @@ impl ReplicaManager {
                     }
                 }
             }
+        }
+        if opened > 0 {
+            tracing::info!(
+                opened,
+                recovered,
+                "opened partition logs (recovered: not closed cleanly; each partition at debug)"
+            );
         }
         self.apply_roles(image);
     }
@@ -473,7 +484,7 @@ impl ReplicaManager {
         topic: &str,
         overrides: Option<&std::collections::BTreeMap<String, String>>,
         image: &MetadataImage,
-    ) -> Result<(), LogError> {
+    ) -> Result<bool, LogError> {
         let config = self.config.topic_log_config(overrides)?;
         let dir = self.partition_dir(topic, tp.partition);
         partition_dirs::claim_dir(&dir, tp.topic_id, image).map_err(|error| LogError::Io {
@@ -498,12 +509,14 @@ impl ReplicaManager {
             tracing::warn!(topic, partition = tp.partition, %reason,
                 "leader-epoch cache rebuilt from the log");
         }
-        tracing::info!(
+        // One line per partition at debug; `reconcile` says how many opened at info.
+        let clean = log.open_report().clean;
+        tracing::debug!(
             topic,
             partition = tp.partition,
             log_end_offset = log.log_end_offset(),
             high_watermark = log.high_watermark(),
-            clean = log.open_report().clean,
+            clean,
             "opened partition"
         );
         let partition = Partition::new(
@@ -518,7 +531,7 @@ impl ReplicaManager {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(tp, Arc::new(partition));
-        Ok(())
+        Ok(clean)
     }
 
     /// The high watermark the checkpoint holds for `tp` (read once, on first use).

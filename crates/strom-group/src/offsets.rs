@@ -1,6 +1,7 @@
 //! OffsetCommit (generation-checked for members, simple commits for member-less groups)
 //! and OffsetFetch.
 
+use crate::records::STRING_BYTES_MAX;
 use crate::coordinator::{validate_member, Coordinator, Output, RequestId};
 use crate::error::ErrorCode;
 use crate::error::RecordError;
@@ -18,9 +19,6 @@ pub struct PendingTxnOffsets {
     pub(crate) producer_epoch: i16,
     pub(crate) offsets: std::collections::BTreeMap<(String, String, i32), OffsetCommitValue>,
 }
-
-/// Topic names are int16-length strings in the offset commit key.
-const TOPIC_BYTES_MAX: usize = i16::MAX as usize;
 
 impl Coordinator {
     pub(crate) fn commit(
@@ -214,7 +212,7 @@ impl Coordinator {
     /// Kafka's `ClassicGroup.validateOffsetCommit` (or `ConsumerGroup`'s for a KIP-848
     /// group); creates the group for a simple commit.
     fn validate_commit(&mut self, c: &OffsetCommit, now_ms: i64) -> Result<(), ErrorCode> {
-        if c.group_id.is_empty() || c.group_id.len() > TOPIC_BYTES_MAX {
+        if c.group_id.is_empty() || c.group_id.len() > STRING_BYTES_MAX {
             return Err(ErrorCode::InvalidGroupId);
         }
         if self.consumer.group(&c.group_id).is_some() {
@@ -274,7 +272,7 @@ impl Coordinator {
         if o.metadata.len() > self.config.offset_metadata_max_bytes {
             return ErrorCode::OffsetMetadataTooLarge;
         }
-        if o.topic.is_empty() || o.topic.len() > TOPIC_BYTES_MAX {
+        if o.topic.is_empty() || o.topic.len() > STRING_BYTES_MAX {
             return ErrorCode::InvalidRequest;
         }
         let Some(group) = self.groups.get_mut(group_id) else {

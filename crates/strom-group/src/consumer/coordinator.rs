@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use crate::records::STRING_BYTES_MAX;
 use crate::records::GroupRecord;
 
 use super::group::{ConsumerGroup, OthersHold, TopicMetadata};
@@ -25,8 +26,6 @@ pub const LEAVE_GROUP_MEMBER_EPOCH: i32 = -1;
 /// Member epoch of a static member that leaves and will come back within its session.
 pub const LEAVE_GROUP_STATIC_MEMBER_EPOCH: i32 = -2;
 
-/// Record keys hold ids as int16-length strings.
-const KEY_STRING_BYTES_MAX: usize = i16::MAX as usize;
 
 type HeartbeatResult = Result<ConsumerHeartbeatResponse, ConsumerError>;
 
@@ -612,7 +611,7 @@ fn validate_request(c: &ConsumerHeartbeat, config: &ConsumerConfig) -> Result<()
     ]
     .into_iter()
     .flatten()
-    .any(|s| s.len() > KEY_STRING_BYTES_MAX);
+    .any(|s| s.len() > STRING_BYTES_MAX);
     if too_long {
         return invalid("GroupId, MemberId and InstanceId must fit in a record key.");
     }
