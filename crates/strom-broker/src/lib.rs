@@ -24,6 +24,7 @@
 pub mod config;
 pub mod connection;
 pub mod console;
+pub mod console_actions;
 pub mod dynamic_config;
 pub mod fetcher;
 pub mod groups;
@@ -48,6 +49,7 @@ pub mod syncer;
 pub mod throttle;
 pub mod txn_markers;
 pub mod txns;
+pub mod telemetry;
 
 pub use config::{BrokerConfig, ConfigError, Listener};
 pub use metadata::{LocalMetadata, MetadataError, MetadataPort, SubmitFuture};

@@ -188,6 +188,18 @@ impl MetadataImage {
         self.inner.configs.get(resource)
     }
 
+    /// Every resource of `kind` that has keys set, by name, with its keys.
+    pub fn configs_of_kind(
+        &self,
+        kind: crate::records::ConfigResourceKind,
+    ) -> impl Iterator<Item = (&str, &BTreeMap<String, String>)> {
+        self.inner
+            .configs
+            .iter()
+            .filter(move |(resource, configs)| resource.kind == kind && !configs.is_empty())
+            .map(|(resource, configs)| (resource.name.as_str(), configs))
+    }
+
     pub fn topic_configs(&self, topic_name: &str) -> Option<&BTreeMap<String, String>> {
         self.configs(&ConfigResource::topic(topic_name))
     }

@@ -15,6 +15,9 @@ pub const NO_LEADER: i32 = -1;
 pub enum ConfigResourceKind {
     Topic,
     Broker,
+    /// A KIP-714 client-metrics subscription, by name (`metrics`, `interval.ms`, `match`).
+    /// Stored as given; the broker validates the keys before they reach the controller.
+    ClientMetrics,
 }
 
 impl ConfigResourceKind {
@@ -23,6 +26,7 @@ impl ConfigResourceKind {
         match self {
             ConfigResourceKind::Topic => 2,
             ConfigResourceKind::Broker => 4,
+            ConfigResourceKind::ClientMetrics => 16,
         }
     }
 
@@ -30,6 +34,7 @@ impl ConfigResourceKind {
         match id {
             2 => Some(ConfigResourceKind::Topic),
             4 => Some(ConfigResourceKind::Broker),
+            16 => Some(ConfigResourceKind::ClientMetrics),
             _ => None,
         }
     }

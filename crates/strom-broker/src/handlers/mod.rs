@@ -29,6 +29,7 @@ mod heartbeat;
 mod init_producer_id;
 mod join_group;
 mod leave_group;
+mod list_config_resources;
 mod list_groups;
 mod list_offsets;
 mod list_transactions;
@@ -43,6 +44,7 @@ mod raft_voters;
 mod reassignments;
 mod sync_group;
 mod txn_offset_commit;
+mod telemetry;
 mod update_features;
 mod write_txn_markers;
 
@@ -105,6 +107,9 @@ pub const SERVED_APIS: &[ApiKey] = &[
     ApiKey::ListTransactions,
     ApiKey::AlterPartitionReassignments,
     ApiKey::ListPartitionReassignments,
+    ApiKey::GetTelemetrySubscriptions,
+    ApiKey::PushTelemetry,
+    ApiKey::ListConfigResources,
 ];
 
 /// What the connection does after a request.
@@ -225,6 +230,13 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming, peer: SocketAdd
             reassignments::alter(context, body, version).await
         }
         RequestKind::ListPartitionReassignments(body) => reassignments::list(context, body).await,
+        RequestKind::GetTelemetrySubscriptions(body) => {
+            telemetry::get_subscriptions(context, body, client_id, peer)
+        }
+        RequestKind::PushTelemetry(body) => telemetry::push(context, body, client_id, peer),
+        RequestKind::ListConfigResources(body) => {
+            list_config_resources::handle(context, body, version)
+        }
         // The version table decodes only served APIs; this is a safety net, never a crash.
         other => match error_response(
             &other,

@@ -37,6 +37,7 @@ pub async fn scrape(context: &BrokerContext) -> String {
     connections(&mut e, context);
     controller(&mut e, context);
     strom_metrics::process::encode(&mut e);
+    metrics.clients.encode(&mut e);
     e.family(
         "strom_metrics_series_refused_total",
         Kind::Counter,
