@@ -11,7 +11,7 @@ import urllib.parse
 import urllib.request
 import uuid
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from conftest import free_port
@@ -144,8 +144,20 @@ def test_console_write_actions_go_through_kafka_and_refuse_cross_site_posts(make
     # given offset; the Kafka client's committed offsets follow.
     group = f"console-group-{uuid.uuid4().hex[:8]}"
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    def committed():
+        try:
+            c.commit(offsets=[TopicPartition(topic, 0, 20)], asynchronous=False)
+            return True
+        except KafkaException as e:
+            # The offsets topic is created by the first FindCoordinator: until it is there
+            # the commit is refused with a coordinator error, which the client retries.
+            assert e.args[0].code() in (KafkaError.NOT_COORDINATOR, KafkaError._WAIT_COORD,
+                                        KafkaError.COORDINATOR_NOT_AVAILABLE,
+                                        KafkaError.COORDINATOR_LOAD_IN_PROGRESS), e
+            return False
+
     try:
-        c.commit(offsets=[TopicPartition(topic, 0, 20)], asynchronous=False)
+        wait_for(committed, "a first commit")
     finally:
         c.close()
     status, body = post(port, f"/groups/{group}/reset", {"topic": topic, "to": "earliest"}, csrf=csrf)

@@ -174,11 +174,13 @@ pub async fn home(State(context): State<Arc<BrokerContext>>) -> Response {
         crate::console_actions::csrf_field()
     );
     body.push_str(&groups_section(&context).await);
-    let clients = context.metrics.clients.instances().len();
+    let instances = context.metrics.clients.instances();
+    let pushing = instances.iter().filter(|i| i.pushes > 0).count();
     let _ = write!(
         body,
-        "<h2>Client metrics</h2><p><a href=\"/clients\">{clients} client instance(s)</a> \
-         pushing metrics (KIP-714).</p>"
+        "<h2>Client metrics</h2><p><a href=\"/clients\">{} client instance(s)</a> asked for \
+         a telemetry subscription (KIP-714); {pushing} pushed metrics.</p>",
+        instances.len()
     );
     page("Cluster", &body)
 }
