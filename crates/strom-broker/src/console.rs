@@ -453,10 +453,9 @@ pub async fn browse(
         .clamp(start, hw.max(start));
     let reading = Arc::clone(&partition);
     let searching = key.clone();
-    let read = tokio::task::spawn_blocking(move || {
-        read_records(&reading, from, hw, searching.as_deref())
-    })
-    .await;
+    let read =
+        tokio::task::spawn_blocking(move || read_records(&reading, from, hw, searching.as_deref()))
+            .await;
     let (records, scanned_to) = match read {
         Ok(Ok(records)) => records,
         Ok(Err(error)) => {
@@ -572,10 +571,7 @@ fn read_records(
                 }
                 next = offset + 1;
                 let matches = key.is_none_or(|wanted| {
-                    record
-                        .key
-                        .as_deref()
-                        .is_some_and(|k| contains(k, wanted))
+                    record.key.as_deref().is_some_and(|k| contains(k, wanted))
                 });
                 if !matches {
                     continue;

@@ -248,10 +248,12 @@ pub async fn add_partitions(
         let total: i32 = number(&form, "total")?;
         let request = CreatePartitionsRequest::default()
             .with_timeout_ms(TIMEOUT_MS)
-            .with_topics(vec![create_partitions_request::CreatePartitionsTopic::default()
-                .with_name(topic_name(&name))
-                .with_count(total)
-                .with_assignments(None)]);
+            .with_topics(vec![
+                create_partitions_request::CreatePartitionsTopic::default()
+                    .with_name(topic_name(&name))
+                    .with_count(total)
+                    .with_assignments(None),
+            ]);
         match kafka(
             &context,
             ApiKey::CreatePartitions,
@@ -297,10 +299,12 @@ pub async fn set_config(
         incremental_alter_configs_request::AlterConfigsResource::default()
             .with_resource_type(2)
             .with_resource_name(StrBytes::from_string(name.clone()))
-            .with_configs(vec![incremental_alter_configs_request::AlterableConfig::default()
-                .with_name(StrBytes::from_string(key.clone()))
-                .with_config_operation(operation)
-                .with_value(shown.map(StrBytes::from_string))]),
+            .with_configs(vec![
+                incremental_alter_configs_request::AlterableConfig::default()
+                    .with_name(StrBytes::from_string(key.clone()))
+                    .with_config_operation(operation)
+                    .with_value(shown.map(StrBytes::from_string)),
+            ]),
     ]);
     let result = match kafka(
         &context,
@@ -348,7 +352,12 @@ pub async fn produce(
         let now = crate::metadata::now_ms();
         let mut builder = strom_records::BatchBuilder::new(0, now);
         builder
-            .append(now, key.map(Bytes::from), Some(Bytes::from(value)), Vec::new())
+            .append(
+                now,
+                key.map(Bytes::from),
+                Some(Bytes::from(value)),
+                Vec::new(),
+            )
             .map_err(|e| e.to_string())?;
         let batch = builder.build().map_err(|e| e.to_string())?;
         let request = ProduceRequest::default()
@@ -356,12 +365,18 @@ pub async fn produce(
             .with_timeout_ms(TIMEOUT_MS)
             .with_topic_data(vec![produce_request::TopicProduceData::default()
                 .with_name(topic_name(&name))
-                .with_partition_data(vec![produce_request::PartitionProduceData::default()
-                    .with_index(partition)
-                    .with_records(Some(Bytes::from(batch)))])]);
+                .with_partition_data(vec![
+                    produce_request::PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(Bytes::from(batch))),
+                ])]);
         match kafka(&context, ApiKey::Produce, 9, RequestKind::Produce(request)).await? {
             ResponseKind::Produce(r) => {
-                match r.responses.first().and_then(|t| t.partition_responses.first()) {
+                match r
+                    .responses
+                    .first()
+                    .and_then(|t| t.partition_responses.first())
+                {
                     Some(p) if p.error_code == 0 => Ok(format!(
                         "Produced 1 record to {name} partition {partition} at offset {}.",
                         p.base_offset
@@ -406,24 +421,30 @@ pub async fn reset_offsets(
                 let timestamp = if to == "earliest" { -2 } else { -1 };
                 list_offsets(&context, &topic, &partitions, timestamp).await?
             }
-            other => return Err(format!("to: expected earliest, latest or offset, got {other:?}")),
+            other => {
+                return Err(format!(
+                    "to: expected earliest, latest or offset, got {other:?}"
+                ))
+            }
         };
         let request = OffsetCommitRequest::default()
             .with_group_id(GroupId(StrBytes::from_string(group.clone())))
             .with_generation_id_or_member_epoch(-1)
-            .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default()
-                .with_name(topic_name(&topic))
-                .with_partitions(
-                    targets
-                        .iter()
-                        .map(|(p, o)| {
-                            offset_commit_request::OffsetCommitRequestPartition::default()
-                                .with_partition_index(*p)
-                                .with_committed_offset(*o)
-                                .with_committed_leader_epoch(-1)
-                        })
-                        .collect(),
-                )]);
+            .with_topics(vec![
+                offset_commit_request::OffsetCommitRequestTopic::default()
+                    .with_name(topic_name(&topic))
+                    .with_partitions(
+                        targets
+                            .iter()
+                            .map(|(p, o)| {
+                                offset_commit_request::OffsetCommitRequestPartition::default()
+                                    .with_partition_index(*p)
+                                    .with_committed_offset(*o)
+                                    .with_committed_leader_epoch(-1)
+                            })
+                            .collect(),
+                    ),
+            ]);
         match kafka(
             &context,
             ApiKey::OffsetCommit,
@@ -480,7 +501,14 @@ pub async fn list_offsets(
                     })
                     .collect(),
             )]);
-    match kafka(context, ApiKey::ListOffsets, 7, RequestKind::ListOffsets(request)).await? {
+    match kafka(
+        context,
+        ApiKey::ListOffsets,
+        7,
+        RequestKind::ListOffsets(request),
+    )
+    .await?
+    {
         ResponseKind::ListOffsets(r) => r
             .topics
             .iter()

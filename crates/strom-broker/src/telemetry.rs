@@ -122,8 +122,8 @@ fn parse_match(value: &str) -> Result<Vec<(String, regex_lite::Regex)>, String> 
                 MATCH_SELECTORS.join(", ")
             ));
         }
-        let regex = regex_lite::Regex::new(&format!("^(?:{})$", pattern.trim()))
-            .map_err(|_| illegal())?;
+        let regex =
+            regex_lite::Regex::new(&format!("^(?:{})$", pattern.trim())).map_err(|_| illegal())?;
         out.push((selector.to_string(), regex));
     }
     Ok(out)
@@ -184,7 +184,7 @@ struct Instance {
     pushes: u64,
     last_error: i16,
     /// (metric name, sorted attributes) to its value.
-    series: BTreeMap<(String, Vec<(String, String)>), Value>,
+    series: BTreeMap<(String, Attributes), Value>,
 }
 
 impl Instance {
@@ -198,8 +198,17 @@ impl Instance {
 struct State {
     instances: HashMap<Uuid, Instance>,
     /// The subscriptions parsed from the image, and the configs they were parsed from.
-    parsed: Option<(BTreeMap<String, BTreeMap<String, String>>, Vec<Subscription>)>,
+    parsed: Option<(SubscriptionConfigs, Vec<Subscription>)>,
 }
+
+/// Each subscription's keys, by subscription name, as the image holds them.
+type SubscriptionConfigs = BTreeMap<String, BTreeMap<String, String>>;
+/// A data point's attributes, sorted by key.
+pub type Attributes = Vec<(String, String)>;
+/// One series for the console: metric name, attributes, latest value.
+pub type SeriesView = (String, Attributes, f64);
+/// A family's samples at scrape: instance id, client id, attributes, value.
+type Samples<'a> = Vec<(String, String, &'a [(String, String)], f64)>;
 
 /// The client-metrics state of one broker.
 #[derive(Debug)]
@@ -234,7 +243,7 @@ pub struct InstanceView {
     pub pushes: u64,
     pub last_push_ago: Option<Duration>,
     pub last_error: i16,
-    pub series: Vec<(String, Vec<(String, String)>, f64)>,
+    pub series: Vec<SeriesView>,
 }
 
 /// Kafka's error codes used here.
@@ -307,7 +316,9 @@ impl ClientTelemetry {
             return Err((
                 id,
                 code::THROTTLING_QUOTA_EXCEEDED,
-                format!("Request from the client [{id}] arrived before the next push interval time"),
+                format!(
+                    "Request from the client [{id}] arrived before the next push interval time"
+                ),
             ));
         }
         instance.last_get = Some(now);
@@ -343,9 +354,19 @@ impl ClientTelemetry {
             };
             self.instance(&mut state, image, id, info, now);
             let Some(instance) = state.instances.get_mut(&id) else {
-                return PushOutcome::Refused(code::INVALID_REQUEST, "no room for the client".into());
+                return PushOutcome::Refused(
+                    code::INVALID_REQUEST,
+                    "no room for the client".into(),
+                );
             };
-            let checked = self.check_push(instance, subscription_id, terminating, compression, payload.len(), now);
+            let checked = self.check_push(
+                instance,
+                subscription_id,
+                terminating,
+                compression,
+                payload.len(),
+                now,
+            );
             instance.terminating = instance.terminating || terminating;
             if let Err((code, _)) = &checked {
                 instance.last_error = *code;
@@ -600,20 +621,23 @@ impl ClientTelemetry {
             e.int(name, &[], i128::from(value));
         }
         // Group by family so every family's samples follow its header.
-        let mut families: BTreeMap<String, (bool, Vec<(String, String, &[(String, String)], f64)>)> =
-            BTreeMap::new();
+        let mut families: BTreeMap<String, (bool, Samples<'_>)> = BTreeMap::new();
         for (id, instance) in &live {
             for ((name, attrs), value) in &instance.series {
                 let mut family = format!("kafka_client_{}", sanitize(name));
                 if value.counter {
                     family.push_str("_total");
                 }
-                families.entry(family).or_insert((value.counter, Vec::new())).1.push((
-                    kafka_uuid(**id),
-                    instance.info.client_id.clone(),
-                    attrs,
-                    value.value,
-                ));
+                families
+                    .entry(family)
+                    .or_insert((value.counter, Vec::new()))
+                    .1
+                    .push((
+                        kafka_uuid(**id),
+                        instance.info.client_id.clone(),
+                        attrs,
+                        value.value,
+                    ));
             }
         }
         for (family, (counter, samples)) in families {
@@ -637,12 +661,15 @@ impl ClientTelemetry {
 /// A UUID as Kafka writes it (`Uuid.toString()`): URL-safe base64 of its 16 bytes, no
 /// padding, as clients print their client instance id.
 pub fn kafka_uuid(id: Uuid) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let bytes = id.as_bytes();
     let mut out = String::with_capacity(22);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         let chars = chunk.len() + 1;
         for i in 0..chars {
@@ -663,7 +690,11 @@ fn refresh_subscriptions(state: &mut State, image: &MetadataImage) {
         .configs_of_kind(ConfigResourceKind::ClientMetrics)
         .map(|(name, configs)| (name.to_string(), configs.clone()))
         .collect();
-    if state.parsed.as_ref().is_some_and(|(seen, _)| *seen == current) {
+    if state
+        .parsed
+        .as_ref()
+        .is_some_and(|(seen, _)| *seen == current)
+    {
         return;
     }
     let parsed = current
@@ -748,7 +779,7 @@ struct Point {
 /// The series of one push, bounded by [`SERIES_PER_INSTANCE_MAX`].
 #[derive(Debug, Default)]
 pub struct Points {
-    series: BTreeMap<(String, Vec<(String, String)>), Point>,
+    series: BTreeMap<(String, Attributes), Point>,
     refused: u64,
 }
 
@@ -768,9 +799,7 @@ impl Points {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        self.series
-            .get(&(name.to_string(), attrs))
-            .map(|p| p.value)
+        self.series.get(&(name.to_string(), attrs)).map(|p| p.value)
     }
 
     fn add(&mut self, name: &str, attrs: Vec<(String, String)>, point: Point) {
@@ -907,7 +936,9 @@ fn decode_metric(buf: &[u8], out: &mut Points) -> Result<(), DecodeError> {
     let mut name: Option<&str> = None;
     for item in fields(buf) {
         if let (1, Field::Bytes(bytes)) = item? {
-            name = Some(std::str::from_utf8(bytes).map_err(|_| DecodeError("metric name is not UTF-8"))?);
+            name = Some(
+                std::str::from_utf8(bytes).map_err(|_| DecodeError("metric name is not UTF-8"))?,
+            );
         }
     }
     let Some(name) = name.filter(|n| !n.is_empty() && n.len() <= METRIC_NAME_BYTES_MAX) else {
@@ -931,7 +962,9 @@ fn decode_metric(buf: &[u8], out: &mut Points) -> Result<(), DecodeError> {
                         _ => {}
                     }
                 }
-                each_bytes(sum, 1, |point| decode_point(point, name, monotonic, delta, out))?;
+                each_bytes(sum, 1, |point| {
+                    decode_point(point, name, monotonic, delta, out)
+                })?;
             }
             _ => {}
         }
@@ -967,7 +1000,15 @@ fn decode_point(
     };
     attrs.sort();
     attrs.dedup_by(|a, b| a.0 == b.0);
-    out.add(name, attrs, Point { value, counter, delta });
+    out.add(
+        name,
+        attrs,
+        Point {
+            value,
+            counter,
+            delta,
+        },
+    );
     Ok(())
 }
 
@@ -1060,9 +1101,17 @@ mod tests {
     #[test]
     fn decodes_gauges_and_sums_with_attributes() {
         let mut gauge = Vec::new();
-        bytes(&mut gauge, 1, &point(2.5, &[("topic", "t"), ("partition", "0")]));
+        bytes(
+            &mut gauge,
+            1,
+            &point(2.5, &[("topic", "t"), ("partition", "0")]),
+        );
         let mut metric = Vec::new();
-        bytes(&mut metric, 1, b"org.apache.kafka.producer.record.queue.time.avg");
+        bytes(
+            &mut metric,
+            1,
+            b"org.apache.kafka.producer.record.queue.time.avg",
+        );
         bytes(&mut metric, 5, &gauge);
         let mut sum = Vec::new();
         bytes(&mut sum, 1, &point(10.0, &[]));
@@ -1086,7 +1135,10 @@ mod tests {
         );
         let retries = points
             .series
-            .get(&("org.apache.kafka.producer.record.retries".to_string(), vec![]))
+            .get(&(
+                "org.apache.kafka.producer.record.retries".to_string(),
+                vec![],
+            ))
             .unwrap();
         assert!(retries.counter && retries.delta);
         assert_eq!(retries.value, 10.0);
@@ -1125,13 +1177,33 @@ mod tests {
     fn subscription_keys_are_validated_like_kafka() {
         assert!(validate("metrics", Some("org.apache.kafka.producer.")).is_ok());
         assert!(validate("interval.ms", Some("1000")).is_ok());
-        assert!(!validate("interval.ms", Some("99")).unwrap_err().invalid_config);
-        assert!(!validate("interval.ms", Some("x")).unwrap_err().invalid_config);
+        assert!(
+            !validate("interval.ms", Some("99"))
+                .unwrap_err()
+                .invalid_config
+        );
+        assert!(
+            !validate("interval.ms", Some("x"))
+                .unwrap_err()
+                .invalid_config
+        );
         assert!(!validate("bogus", Some("1")).unwrap_err().invalid_config);
         assert!(validate("match", Some("client_id=perf-.*,client_source_port=\\d+")).is_ok());
-        assert!(validate("match", Some("nosuch=1")).unwrap_err().invalid_config);
-        assert!(validate("match", Some("client_id=(")).unwrap_err().invalid_config);
-        assert!(validate("match", Some("client_id")).unwrap_err().invalid_config);
+        assert!(
+            validate("match", Some("nosuch=1"))
+                .unwrap_err()
+                .invalid_config
+        );
+        assert!(
+            validate("match", Some("client_id=("))
+                .unwrap_err()
+                .invalid_config
+        );
+        assert!(
+            validate("match", Some("client_id"))
+                .unwrap_err()
+                .invalid_config
+        );
     }
 
     #[test]
@@ -1181,8 +1253,8 @@ mod tests {
     fn uuids_print_as_kafka_does() {
         // Kafka's Uuid.toString of these bytes (base64url, no padding).
         let id = Uuid::from_bytes([
-            0x57, 0x37, 0x4b, 0xb9, 0xb1, 0x04, 0x49, 0x3a, 0xa9, 0x79, 0xa2, 0x20, 0xe9,
-            0x7a, 0xf9, 0x90,
+            0x57, 0x37, 0x4b, 0xb9, 0xb1, 0x04, 0x49, 0x3a, 0xa9, 0x79, 0xa2, 0x20, 0xe9, 0x7a,
+            0xf9, 0x90,
         ]);
         assert_eq!(kafka_uuid(id), "VzdLubEESTqpeaIg6Xr5kA");
         assert_eq!(kafka_uuid(Uuid::nil()), "AAAAAAAAAAAAAAAAAAAAAA");
@@ -1211,22 +1283,84 @@ mod tests {
             .get_subscription(&image, Uuid::nil(), "c", source)
             .unwrap();
         // Asked again at once: throttled.
-        let again = telemetry.get_subscription(&image, id, "c", source).unwrap_err();
+        let again = telemetry
+            .get_subscription(&image, id, "c", source)
+            .unwrap_err();
         assert_eq!(again.1, code::THROTTLING_QUOTA_EXCEEDED);
-        let wrong = telemetry.push(&image, id, assigned.subscription_id ^ 1, false, 0, &[], "c", source);
-        assert!(matches!(wrong, PushOutcome::Refused(code::UNKNOWN_SUBSCRIPTION_ID, _)));
+        let wrong = telemetry.push(
+            &image,
+            id,
+            assigned.subscription_id ^ 1,
+            false,
+            0,
+            &[],
+            "c",
+            source,
+        );
+        assert!(matches!(
+            wrong,
+            PushOutcome::Refused(code::UNKNOWN_SUBSCRIPTION_ID, _)
+        ));
         // The unknown-subscription error lets the client ask again at once.
         let (_, assigned) = telemetry.get_subscription(&image, id, "c", source).unwrap();
         let big = vec![0u8; 65];
-        let too_big = telemetry.push(&image, id, assigned.subscription_id, false, 0, &big, "c", source);
-        assert!(matches!(too_big, PushOutcome::Refused(code::TELEMETRY_TOO_LARGE, _)));
-        let early = telemetry.push(&image, id, assigned.subscription_id, false, 0, &[], "c", source);
-        assert!(matches!(early, PushOutcome::Refused(code::THROTTLING_QUOTA_EXCEEDED, _)));
-        let last = telemetry.push(&image, id, assigned.subscription_id, true, 0, &[], "c", source);
+        let too_big = telemetry.push(
+            &image,
+            id,
+            assigned.subscription_id,
+            false,
+            0,
+            &big,
+            "c",
+            source,
+        );
+        assert!(matches!(
+            too_big,
+            PushOutcome::Refused(code::TELEMETRY_TOO_LARGE, _)
+        ));
+        let early = telemetry.push(
+            &image,
+            id,
+            assigned.subscription_id,
+            false,
+            0,
+            &[],
+            "c",
+            source,
+        );
+        assert!(matches!(
+            early,
+            PushOutcome::Refused(code::THROTTLING_QUOTA_EXCEEDED, _)
+        ));
+        let last = telemetry.push(
+            &image,
+            id,
+            assigned.subscription_id,
+            true,
+            0,
+            &[],
+            "c",
+            source,
+        );
         assert_eq!(last, PushOutcome::Accepted);
-        let after = telemetry.push(&image, id, assigned.subscription_id, true, 0, &[], "c", source);
-        assert!(matches!(after, PushOutcome::Refused(code::INVALID_REQUEST, _)));
+        let after = telemetry.push(
+            &image,
+            id,
+            assigned.subscription_id,
+            true,
+            0,
+            &[],
+            "c",
+            source,
+        );
+        assert!(matches!(
+            after,
+            PushOutcome::Refused(code::INVALID_REQUEST, _)
+        ));
         let nil = telemetry.push(&image, Uuid::nil(), 0, false, 0, &[], "c", source);
-        assert!(matches!(nil, PushOutcome::Refused(code::INVALID_REQUEST, _)));
+        assert!(matches!(
+            nil,
+            PushOutcome::Refused(code::INVALID_REQUEST, _)
+        ));
     }
 }

@@ -3,15 +3,14 @@
 
 use bytes::Bytes;
 
-use crate::records::STRING_BYTES_MAX;
 use crate::coordinator::{
     can_complete_join, join_error, prepare_rebalance, remove_member, validate_member, Config,
     Coordinator, Output, RequestId,
 };
 use crate::error::ErrorCode;
 use crate::group::{Group, GroupState, Member};
+use crate::records::STRING_BYTES_MAX;
 use crate::types::{JoinGroup, JoinGroupMember, JoinGroupResponse, Response};
-
 
 impl Coordinator {
     pub(crate) fn join(

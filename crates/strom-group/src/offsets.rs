@@ -1,12 +1,13 @@
 //! OffsetCommit (generation-checked for members, simple commits for member-less groups)
 //! and OffsetFetch.
 
-use crate::records::STRING_BYTES_MAX;
 use crate::coordinator::{validate_member, Coordinator, Output, RequestId};
 use crate::error::ErrorCode;
 use crate::error::RecordError;
 use crate::group::{Group, GroupState};
-use crate::records::{GroupRecord, OffsetCommitKey, OffsetCommitValue, RecordKey};
+use crate::records::{
+    GroupRecord, OffsetCommitKey, OffsetCommitValue, RecordKey, STRING_BYTES_MAX,
+};
 use crate::types::{
     FetchedOffset, OffsetCommit, OffsetFetch, OffsetFetchResponse, PartitionResult, Response,
     TxnOffsetCommit,
@@ -80,7 +81,7 @@ impl Coordinator {
             ErrorCode::ProducerFenced
         } else if c.generation_id < 0 && c.member_id.is_empty() {
             // A producer that names no member: a simple commit, whatever the group's state.
-            if c.group_id.is_empty() || c.group_id.len() > TOPIC_BYTES_MAX {
+            if c.group_id.is_empty() || c.group_id.len() > STRING_BYTES_MAX {
                 ErrorCode::InvalidGroupId
             } else {
                 self.groups
@@ -122,7 +123,7 @@ impl Coordinator {
         if o.metadata.len() > self.config.offset_metadata_max_bytes {
             return ErrorCode::OffsetMetadataTooLarge;
         }
-        if o.topic.is_empty() || o.topic.len() > TOPIC_BYTES_MAX {
+        if o.topic.is_empty() || o.topic.len() > STRING_BYTES_MAX {
             return ErrorCode::InvalidRequest;
         }
         let key = OffsetCommitKey {

@@ -22,27 +22,23 @@ pub(super) fn get_subscriptions(
     let telemetry = &context.metrics.clients;
     let image = context.metadata.image();
     let client_id = client_id.as_deref().unwrap_or("").to_string();
-    let response = match telemetry.get_subscription(
-        &image,
-        request.client_instance_id,
-        &client_id,
-        peer,
-    ) {
-        Ok((id, assigned)) => GetTelemetrySubscriptionsResponse::default()
-            .with_client_instance_id(id)
-            .with_subscription_id(assigned.subscription_id)
-            .with_accepted_compression_types(ACCEPTED_COMPRESSION.to_vec())
-            .with_push_interval_ms(assigned.interval_ms)
-            .with_telemetry_max_bytes(i32::try_from(telemetry.max_bytes).unwrap_or(i32::MAX))
-            .with_delta_temporality(true)
-            .with_requested_metrics(assigned.metrics.into_iter().map(str_bytes).collect()),
-        Err((id, code, message)) => {
-            tracing::debug!(%id, code, %message, "GetTelemetrySubscriptions refused");
-            GetTelemetrySubscriptionsResponse::default()
+    let response =
+        match telemetry.get_subscription(&image, request.client_instance_id, &client_id, peer) {
+            Ok((id, assigned)) => GetTelemetrySubscriptionsResponse::default()
                 .with_client_instance_id(id)
-                .with_error_code(code)
-        }
-    };
+                .with_subscription_id(assigned.subscription_id)
+                .with_accepted_compression_types(ACCEPTED_COMPRESSION.to_vec())
+                .with_push_interval_ms(assigned.interval_ms)
+                .with_telemetry_max_bytes(i32::try_from(telemetry.max_bytes).unwrap_or(i32::MAX))
+                .with_delta_temporality(true)
+                .with_requested_metrics(assigned.metrics.into_iter().map(str_bytes).collect()),
+            Err((id, code, message)) => {
+                tracing::debug!(%id, code, %message, "GetTelemetrySubscriptions refused");
+                GetTelemetrySubscriptionsResponse::default()
+                    .with_client_instance_id(id)
+                    .with_error_code(code)
+            }
+        };
     ResponseKind::GetTelemetrySubscriptions(response)
 }
 

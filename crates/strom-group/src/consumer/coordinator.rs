@@ -8,8 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::records::STRING_BYTES_MAX;
 use crate::records::GroupRecord;
+use crate::records::STRING_BYTES_MAX;
 
 use super::group::{ConsumerGroup, OthersHold, TopicMetadata};
 use super::member::{is_subset, to_assignment, Member, MemberState, RebalanceTimer};
@@ -25,7 +25,6 @@ use super::types::{
 pub const LEAVE_GROUP_MEMBER_EPOCH: i32 = -1;
 /// Member epoch of a static member that leaves and will come back within its session.
 pub const LEAVE_GROUP_STATIC_MEMBER_EPOCH: i32 = -2;
-
 
 type HeartbeatResult = Result<ConsumerHeartbeatResponse, ConsumerError>;
 
