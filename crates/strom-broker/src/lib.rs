@@ -46,10 +46,10 @@ pub mod scrubber;
 pub mod sendfile;
 pub mod server;
 pub mod syncer;
+pub mod telemetry;
 pub mod throttle;
 pub mod txn_markers;
 pub mod txns;
-pub mod telemetry;
 
 pub use config::{BrokerConfig, ConfigError, Listener};
 pub use metadata::{LocalMetadata, MetadataError, MetadataPort, SubmitFuture};
