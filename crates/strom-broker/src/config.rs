@@ -212,6 +212,8 @@ pub struct BrokerConfig {
     /// `server.properties` sets it, so that a bare `strom server` serves groups. Until that
     /// many brokers are alive FindCoordinator answers COORDINATOR_NOT_AVAILABLE.
     pub offsets_topic_replication_factor: i16,
+    /// The transaction coordinator's keys (`transaction.*`, `transactional.id.*`).
+    pub transactions: TransactionsConfig,
     /// The HTTP listener and metrics keys (`strom.http.listeners`, `strom.metrics.*`).
     pub metrics: crate::metrics::MetricsConfig,
 }
@@ -293,6 +295,13 @@ const BROKER_KEYS: &[&str] = &[
     "offsets.retention.check.interval.ms",
     "offset.metadata.max.bytes",
     "offsets.topic.replication.factor",
+    "transaction.state.log.num.partitions",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "transaction.max.timeout.ms",
+    "transactional.id.expiration.ms",
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+    "transaction.partition.verification.enable",
     "min.insync.replicas",
     "replica.lag.time.max.ms",
     "replica.fetch.max.bytes",
@@ -422,8 +431,70 @@ impl Props<'_> {
     }
 }
 
+/// The transaction coordinator's keys, Kafka's names and defaults (except the replication
+/// factor and min ISR of `__transaction_state`, which follow the offsets topic's rule: 1 on a
+/// single-node quorum, Kafka's 3 and 2 on a cluster).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionsConfig {
+    /// `transaction.state.log.num.partitions`: partitions of `__transaction_state`.
+    pub state_log_num_partitions: i32,
+    /// `transaction.state.log.replication.factor`: its replicas when it is created.
+    pub state_log_replication_factor: i16,
+    /// `transaction.state.log.min.isr`: its `min.insync.replicas`.
+    pub state_log_min_isr: i32,
+    /// `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a producer may
+    /// ask for (INVALID_TRANSACTION_TIMEOUT beyond).
+    pub max_timeout_ms: i32,
+    /// `transactional.id.expiration.ms`: an id with no transaction for this long is removed.
+    pub transactional_id_expiration_ms: i64,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`: how often transactions
+    /// past their timeout are aborted (and expired ids removed).
+    pub abort_timed_out_cleanup_interval_ms: i64,
+    /// `transaction.partition.verification.enable` (KIP-890 part 1): a partition leader asks
+    /// the coordinator whether a transactional batch's partition is in the ongoing
+    /// transaction before it appends the batch.
+    pub partition_verification_enable: bool,
+}
+
+impl TransactionsConfig {
+    fn from_props(props: &Props<'_>, map: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let replication_default = default_offsets_topic_replication_factor(map);
+        Ok(TransactionsConfig {
+            state_log_num_partitions: props.at_least(
+                "transaction.state.log.num.partitions",
+                50,
+                1,
+            )?,
+            state_log_replication_factor: props.at_least(
+                "transaction.state.log.replication.factor",
+                replication_default,
+                1,
+            )?,
+            state_log_min_isr: props.at_least(
+                "transaction.state.log.min.isr",
+                i32::from(replication_default.min(2)),
+                1,
+            )?,
+            max_timeout_ms: props.at_least("transaction.max.timeout.ms", 900_000, 1)?,
+            transactional_id_expiration_ms: props.at_least(
+                "transactional.id.expiration.ms",
+                604_800_000,
+                1,
+            )?,
+            abort_timed_out_cleanup_interval_ms: props.at_least(
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                10_000,
+                1,
+            )?,
+            partition_verification_enable: props
+                .bool("transaction.partition.verification.enable", true)?,
+        })
+    }
+}
+
 /// Kafka's default replication factor of `__consumer_offsets`, 3, on a cluster; 1 on a node
-/// that is its own whole quorum (no `controller.quorum.voters`, or only one voter), so that a
+/// that is its own whole quorum (no `controller.quorum.voters`, or only one voter, and no
+/// `controller.quorum.bootstrap.servers`), so that a
 /// bare `strom server` serves groups, as Kafka's sample single-node `server.properties` does
 /// by setting 1. A cluster that forgot the key thus keeps its committed offsets on three
 /// brokers, not on one.
@@ -431,7 +502,8 @@ fn default_offsets_topic_replication_factor(map: &BTreeMap<String, String>) -> i
     let voters = map.get("controller.quorum.voters").map_or(0, |voters| {
         voters.split(',').filter(|v| !v.trim().is_empty()).count()
     });
-    if voters > 1 {
+    // A node that finds its quorum through bootstrap servers is part of a cluster.
+    if voters > 1 || map.contains_key("controller.quorum.bootstrap.servers") {
         3
     } else {
         1
@@ -632,6 +704,7 @@ impl BrokerConfig {
                 default_offsets_topic_replication_factor(map),
                 1,
             )?,
+            transactions: TransactionsConfig::from_props(&props, map)?,
             metrics: crate::metrics::MetricsConfig::from_props(map)?,
         };
         let mut config = config;
@@ -794,6 +867,36 @@ impl BrokerConfig {
             (
                 "offsets.topic.replication.factor".into(),
                 self.offsets_topic_replication_factor.to_string(),
+            ),
+            (
+                "transaction.state.log.num.partitions".into(),
+                self.transactions.state_log_num_partitions.to_string(),
+            ),
+            (
+                "transaction.state.log.replication.factor".into(),
+                self.transactions.state_log_replication_factor.to_string(),
+            ),
+            (
+                "transaction.state.log.min.isr".into(),
+                self.transactions.state_log_min_isr.to_string(),
+            ),
+            (
+                "transaction.max.timeout.ms".into(),
+                self.transactions.max_timeout_ms.to_string(),
+            ),
+            (
+                "transactional.id.expiration.ms".into(),
+                self.transactions.transactional_id_expiration_ms.to_string(),
+            ),
+            (
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms".into(),
+                self.transactions
+                    .abort_timed_out_cleanup_interval_ms
+                    .to_string(),
+            ),
+            (
+                "transaction.partition.verification.enable".into(),
+                self.transactions.partition_verification_enable.to_string(),
             ),
             (
                 "min.insync.replicas".into(),
@@ -1137,6 +1240,10 @@ mod tests {
         );
         let three = "1@127.0.0.1:9093,2@127.0.0.1:9095,3@127.0.0.1:9097";
         assert_eq!(factor(&[("controller.quorum.voters", three)]), 3);
+        assert_eq!(
+            factor(&[("controller.quorum.bootstrap.servers", "127.0.0.1:9093")]),
+            3
+        );
         assert_eq!(
             factor(&[
                 ("controller.quorum.voters", three),

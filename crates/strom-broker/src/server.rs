@@ -11,6 +11,7 @@ use std::time::Duration;
 use strom_meta::{
     BrokerHeartbeatRequest, ControllerReply, ControllerRequest, Endpoint, RegisterBrokerRequest,
 };
+use strom_protocol::messages::ApiKey;
 use strom_protocol::ApiVersionTable;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -95,6 +96,8 @@ pub struct BrokerContext {
     pub producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
     /// The classic group coordinator task (`groups.rs`).
     pub groups: crate::groups::GroupHandle,
+    /// The transaction coordinator task (`txns.rs`).
+    pub txns: crate::txns::TxnHandle,
     /// Connection admission, the request-bytes budget and limit warnings (`limits.rs`).
     pub limits: Arc<ConnectionLimits>,
     /// What the broker records for `/metrics` and the health checks (`metrics/`).
@@ -142,6 +145,8 @@ impl std::fmt::Debug for BrokerContext {
 /// The APIs this broker serves, at Kafka 4.1's version ranges.
 pub fn served_api_versions() -> ApiVersionTable {
     ApiVersionTable::new(crate::handlers::SERVED_APIS.iter().copied())
+        // ListTransactions v2 filters by a transactional id pattern (KIP-1152): not served.
+        .with_max_version(ApiKey::ListTransactions, 1)
 }
 
 /// A running broker.
@@ -250,6 +255,7 @@ impl Broker {
             shutdown_rx.clone(),
         );
         let (groups, group_inbox) = crate::groups::GroupHandle::new();
+        let (txns, txn_inbox) = crate::txns::TxnHandle::new();
         let context = Arc::new(BrokerContext {
             config: Arc::clone(&config),
             metadata: Arc::clone(&metadata),
@@ -261,6 +267,7 @@ impl Broker {
             broker_epoch,
             producer_ids: tokio::sync::Mutex::new(ProducerIdBlock::default()),
             groups,
+            txns,
             limits: Arc::clone(&limits),
             metrics: Arc::new(crate::metrics::BrokerMetrics::new(config.metrics.clone())),
         });
@@ -286,6 +293,13 @@ impl Broker {
         let sweeping = Arc::clone(&replicas);
         let _ = tokio::task::spawn_blocking(move || sweeping.sweep_orphans(&image)).await;
         replicas.reconcile_latest(&metadata).await;
+        // Replicas found damaged (or otherwise unopenable) are reported at once (KIP-858),
+        // so the controller moves their leadership now rather than at the next tick.
+        if !replicas.offline_replicas().is_empty() {
+            if let Err(error) = send_heartbeat(&context, false).await {
+                tracing::warn!(%error, "reporting offline replicas failed; the next heartbeat retries");
+            }
+        }
 
         let mut tasks = JoinSet::new();
         tasks.spawn(follow_metadata(Arc::clone(&context)));
@@ -293,6 +307,7 @@ impl Broker {
         tasks.spawn(maintain(Arc::clone(&context)));
         tasks.spawn(crate::scrubber::run(Arc::clone(&context)));
         tasks.spawn(crate::groups::run(Arc::clone(&context), group_inbox));
+        tasks.spawn(crate::txns::run(Arc::clone(&context), txn_inbox));
         tasks.spawn(limits.report_loop());
         if let Some(queue) = replicas.take_alter_receiver() {
             tasks.spawn(crate::replication::alter_partitions(
@@ -489,6 +504,12 @@ async fn send_heartbeat(
         broker_epoch: context.broker_epoch.load(Ordering::Acquire),
         want_fence: false,
         want_shutdown,
+        offline_replicas: context
+            .replicas
+            .offline_replicas()
+            .into_iter()
+            .map(|tp| (tp.topic_id, tp.partition))
+            .collect(),
     });
     call_controller(context, request).await
 }

@@ -6,7 +6,7 @@
 
 use crate::config_defs::{describe_topic_configs, ConfigEntry};
 use crate::records::{ConfigResource, Endpoint};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -19,17 +19,28 @@ pub struct TopicIdPartition {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartitionImage {
+    /// During a reassignment: the target replicas, then the ones being removed (Kafka's
+    /// merged list), so the first is the target's preferred leader.
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
     /// [`crate::NO_LEADER`] when no replica leads.
     pub leader: i32,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
+    /// Replicas a reassignment adds (empty when none is in progress).
+    pub adding_replicas: Vec<i32>,
+    /// Replicas a reassignment removes once the added ones are in sync.
+    pub removing_replicas: Vec<i32>,
 }
 
 impl PartitionImage {
     pub fn has_leader(&self) -> bool {
         self.leader >= 0
+    }
+
+    /// Whether a reassignment is in progress (Kafka's `isReassigning`).
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
     }
 }
 
@@ -121,6 +132,9 @@ pub(crate) struct ImageInner {
     pub scram: Arc<BTreeMap<(String, i8), ScramCredentialImage>>,
     /// Highest broker epoch ever registered, kept so epochs stay unique after unregistering.
     pub broker_epoch_high: i64,
+    /// Per broker, the replicas it reported it cannot serve (`BrokerReplicasOffline`); empty
+    /// sets are not kept.
+    pub offline_replicas: Arc<BTreeMap<i32, BTreeSet<TopicIdPartition>>>,
 }
 
 /// Cluster metadata at one point of the metadata log.
@@ -194,6 +208,18 @@ impl MetadataImage {
         self.inner.configs.get(resource)
     }
 
+    /// Every resource of `kind` that has keys set, by name, with its keys.
+    pub fn configs_of_kind(
+        &self,
+        kind: crate::records::ConfigResourceKind,
+    ) -> impl Iterator<Item = (&str, &BTreeMap<String, String>)> {
+        self.inner
+            .configs
+            .iter()
+            .filter(move |(resource, configs)| resource.kind == kind && !configs.is_empty())
+            .map(|(resource, configs)| (resource.name.as_str(), configs))
+    }
+
     pub fn topic_configs(&self, topic_name: &str) -> Option<&BTreeMap<String, String>> {
         self.configs(&ConfigResource::topic(topic_name))
     }
@@ -234,6 +260,25 @@ impl MetadataImage {
     }
 
     /// Whether the broker is registered, unfenced and not in controlled shutdown.
+    /// Whether `broker_id` reported its replica of `tp` offline (its log damaged or failed):
+    /// it may not lead `tp` nor count as one of its live replicas (Kafka's replica in an
+    /// offline log directory).
+    pub fn is_replica_offline(&self, broker_id: i32, tp: TopicIdPartition) -> bool {
+        self.inner
+            .offline_replicas
+            .get(&broker_id)
+            .is_some_and(|set| set.contains(&tp))
+    }
+
+    /// The replicas `broker_id` reported offline, ascending.
+    pub fn offline_replicas(&self, broker_id: i32) -> impl Iterator<Item = TopicIdPartition> + '_ {
+        self.inner
+            .offline_replicas
+            .get(&broker_id)
+            .into_iter()
+            .flat_map(|set| set.iter().copied())
+    }
+
     pub fn is_broker_active(&self, broker_id: i32) -> bool {
         self.broker(broker_id)
             .is_some_and(BrokerRegistration::is_active)

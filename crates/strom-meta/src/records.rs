@@ -15,6 +15,9 @@ pub const NO_LEADER: i32 = -1;
 pub enum ConfigResourceKind {
     Topic,
     Broker,
+    /// A KIP-714 client-metrics subscription, by name (`metrics`, `interval.ms`, `match`).
+    /// Stored as given; the broker validates the keys before they reach the controller.
+    ClientMetrics,
 }
 
 impl ConfigResourceKind {
@@ -23,6 +26,7 @@ impl ConfigResourceKind {
         match self {
             ConfigResourceKind::Topic => 2,
             ConfigResourceKind::Broker => 4,
+            ConfigResourceKind::ClientMetrics => 16,
         }
     }
 
@@ -30,6 +34,7 @@ impl ConfigResourceKind {
         match id {
             2 => Some(ConfigResourceKind::Topic),
             4 => Some(ConfigResourceKind::Broker),
+            16 => Some(ConfigResourceKind::ClientMetrics),
             _ => None,
         }
     }
@@ -88,7 +93,9 @@ pub enum MetadataRecord {
         name: String,
         topic_id: Uuid,
     },
-    /// The full state of one partition; creates it or replaces it.
+    /// The full state of one partition; creates it or replaces it. `adding_replicas` and
+    /// `removing_replicas` are the ongoing reassignment (both empty when there is none;
+    /// encoded only then, as record version 1).
     Partition {
         topic_id: Uuid,
         partition: i32,
@@ -97,6 +104,8 @@ pub enum MetadataRecord {
         leader: i32,
         leader_epoch: i32,
         partition_epoch: i32,
+        adding_replicas: Vec<i32>,
+        removing_replicas: Vec<i32>,
     },
     /// `value: None` deletes the key.
     Config {
@@ -105,13 +114,18 @@ pub enum MetadataRecord {
         value: Option<String>,
     },
     /// A change to an existing partition; `None` fields stay as they are. Applying it bumps
-    /// the partition epoch, and the leader epoch when `leader` is set.
+    /// the partition epoch, and the leader epoch when `leader` is set. `adding_replicas` /
+    /// `removing_replicas` set the partition's reassignment state (Kafka's
+    /// `PartitionChangeRecord` fields of those names; encoded only when set, as record
+    /// version 1).
     PartitionChange {
         topic_id: Uuid,
         partition: i32,
         isr: Option<Vec<i32>>,
         leader: Option<i32>,
         replicas: Option<Vec<i32>>,
+        adding_replicas: Option<Vec<i32>>,
+        removing_replicas: Option<Vec<i32>>,
     },
     FenceBroker {
         broker_id: i32,
@@ -126,6 +140,17 @@ pub enum MetadataRecord {
     BrokerInControlledShutdown {
         broker_id: i32,
         epoch: i64,
+    },
+    /// The broker's replicas whose logs it cannot serve (damaged at open, failed, or
+    /// otherwise offline): the whole set, replacing the previous one. Kafka's
+    /// `BrokerRegistrationChangeRecord` carries the same news as the broker's online log
+    /// directories (KIP-858); Strom takes a partition log offline on its own, so the set is
+    /// per replica. Encoded as type 17, version 1. A new registration starts empty.
+    BrokerReplicasOffline {
+        broker_id: i32,
+        epoch: i64,
+        /// (topic id, partition), ascending, without duplicates.
+        replicas: Vec<(Uuid, i32)>,
     },
     /// Deletes the topic, its partitions and its configs.
     RemoveTopic {
@@ -172,6 +197,16 @@ impl MetadataRecord {
             MetadataRecord::RemoveUserScramCredential { .. } => 12,
             MetadataRecord::ProducerIds { .. } => 15,
             MetadataRecord::BrokerInControlledShutdown { .. } => 17,
+            MetadataRecord::BrokerReplicasOffline { .. } => 17,
+        }
+    }
+
+    /// The record's version within its type: 1 for the offline-replicas change of type 17
+    /// (Kafka's `BrokerRegistrationChangeRecord`), 0 for everything else.
+    pub fn version(&self) -> u8 {
+        match self {
+            MetadataRecord::BrokerReplicasOffline { .. } => 1,
+            _ => 0,
         }
     }
 }

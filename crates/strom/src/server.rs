@@ -123,10 +123,17 @@ pub fn run(file: Option<&Path>, overrides: &[String], add_scram: &[String]) -> a
             }
             _ => None,
         };
-        let voters: Vec<String> = if node_config.voters.is_empty() {
+        let voters: Vec<String> = if node_config.joins() {
+            let known = node.quorum_status().voters;
+            known.iter().map(|id| id.to_string()).collect()
+        } else if node_config.voters.is_empty() {
             vec![format!("{}@{}", node.node_id(), node.local_addr())]
         } else {
-            node_config.voters.iter().map(|(id, addr)| format!("{id}@{addr}")).collect()
+            node_config
+                .voters
+                .iter()
+                .map(|(id, addr)| format!("{id}@{addr}"))
+                .collect()
         };
         let serving = match &broker {
             Some(broker) => {
@@ -144,11 +151,25 @@ pub fn run(file: Option<&Path>, overrides: &[String], add_scram: &[String]) -> a
             }
             None => String::new(),
         };
+        let member = if config.runs_controller() {
+            format!(
+                "metadata quorum member, controller listener {}",
+                node.local_addr()
+            )
+        } else {
+            format!(
+                "metadata quorum observer, replicated at {}",
+                node.advertised_addr()
+            )
+        };
+        let voters = if voters.is_empty() {
+            "not known yet (joining)".to_string()
+        } else {
+            voters.join(",")
+        };
         println!(
-            "strom node {} ready: {serving}metadata quorum member, controller listener {}, voters {}, metadata dir {}",
+            "strom node {} ready: {serving}{member}, voters {voters}, metadata dir {}",
             node.node_id(),
-            node.local_addr(),
-            voters.join(","),
             node_config.data_dir.display()
         );
         std::io::stdout().flush().ok();

@@ -6,7 +6,7 @@
 
 use strom_meta::{
     ControllerRequest, CreatableTopic, CreateTopicsRequest, MetadataImage, PartitionImage,
-    TopicImage, NO_LEADER,
+    TopicIdPartition, TopicImage, NO_LEADER,
 };
 use strom_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -167,7 +167,13 @@ fn topic_response(
     let partitions = topic
         .partitions
         .iter()
-        .map(|(index, p)| partition_response(image, listener, *index, p, version))
+        .map(|(index, p)| {
+            let tp = TopicIdPartition {
+                topic_id: topic.topic_id,
+                partition: *index,
+            };
+            partition_response(image, listener, tp, p, version)
+        })
         .collect();
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(topic.name.clone())))
@@ -187,10 +193,11 @@ fn topic_response(
 fn partition_response(
     image: &MetadataImage,
     listener: &str,
-    index: i32,
+    tp: TopicIdPartition,
     p: &PartitionImage,
     version: i16,
 ) -> MetadataResponsePartition {
+    let index = tp.partition;
     let filter = |ids: &[i32]| -> Vec<i32> {
         if version == 0 {
             ids.iter()
@@ -224,7 +231,12 @@ fn partition_response(
         .with_replica_nodes(broker_ids(&replicas))
         .with_isr_nodes(broker_ids(&isr));
     if version >= OFFLINE_REPLICAS_MIN_VERSION {
-        response.with_offline_replicas(broker_ids(&liveness::offline(image, &p.replicas, listener)))
+        response.with_offline_replicas(broker_ids(&liveness::offline(
+            image,
+            tp,
+            &p.replicas,
+            listener,
+        )))
     } else {
         response
     }

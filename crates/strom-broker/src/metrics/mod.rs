@@ -175,6 +175,8 @@ pub struct BrokerMetrics {
     pub scrape_refused: Counter,
     /// Scrapes whose group collection timed out.
     pub scrape_group_timeouts: Counter,
+    /// What clients push (KIP-714), shown on `/metrics` and in the console.
+    pub clients: crate::telemetry::ClientTelemetry,
 }
 
 /// The counters of the topic a topic id names, resolved once through the metadata image.
@@ -195,6 +197,10 @@ impl BrokerMetrics {
             health: health::Health::default(),
             scrape_refused: Counter::new(),
             scrape_group_timeouts: Counter::new(),
+            clients: crate::telemetry::ClientTelemetry::new(
+                config.client_instances_max,
+                config.telemetry_max_bytes,
+            ),
             config,
         }
     }

@@ -1,4 +1,5 @@
-//! Admin client: topics, partitions, configs, consumer groups, offsets, cluster.
+//! Admin client: topics, partitions (reassignments, leader elections), configs, consumer
+//! groups, offsets, cluster, transactions.
 //!
 //! Every call retries retriable errors with backoff for up to `default.api.timeout.ms`;
 //! per-item broker errors come back as [`ClientError::Broker`] with Kafka's error name.
@@ -6,7 +7,10 @@
 mod configs;
 mod groups;
 pub(crate) mod offsets;
+mod quorum;
+mod partitions;
 mod topics;
+mod transactions;
 
 use std::sync::Arc;
 
@@ -17,7 +21,10 @@ use crate::error::Result;
 pub use configs::{AlterConfigOp, ConfigEntry, ConfigResource, ConfigSource};
 pub use groups::{GroupDescription, GroupListing, MemberDescription};
 pub use offsets::ListedOffset;
+pub use quorum::{QuorumDescription, QuorumReplica};
+pub use partitions::{ElectionType, PartitionReassignment, PartitionResults};
 pub use topics::{ClusterDescription, NewTopic};
+pub use transactions::{TransactionDescription, TransactionListing};
 
 /// The admin client. Cheap to clone; clones share connections and the metadata cache.
 #[derive(Clone)]

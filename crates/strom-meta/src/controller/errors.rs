@@ -32,6 +32,7 @@ pub enum ErrorCode {
     ResourceNotFound,
     DuplicateResource,
     UnacceptableCredential,
+    NoReassignmentInProgress,
 }
 
 impl ErrorCode {
@@ -64,6 +65,7 @@ impl ErrorCode {
             ErrorCode::ResourceNotFound => 91,
             ErrorCode::DuplicateResource => 92,
             ErrorCode::UnacceptableCredential => 93,
+            ErrorCode::NoReassignmentInProgress => 85,
         }
     }
 }
