@@ -199,8 +199,8 @@ fn entry_with(record_type: u16, version: u8, body: &[u8]) -> Vec<u8> {
 
 #[test]
 fn unknown_types_and_versions_are_errors() {
-    // 6 and 11 are Kafka's ACL and SCRAM record types, reserved for later.
-    for record_type in [6u16, 11, 16, 999, u16::MAX] {
+    // 6 is Kafka's ACL record type, reserved for later.
+    for record_type in [6u16, 16, 999, u16::MAX] {
         assert_eq!(
             decode_records(&entry_with(record_type, 0, &[])),
             Err(MetaError::UnknownRecordType(record_type))
