@@ -3,6 +3,11 @@
 
 `Cluster(n)` gives each node its own data dir, `node.id` (1..n), a PLAINTEXT and a CONTROLLER
 port, `process.roles=broker,controller` and `controller.quorum.voters` listing every node.
+`Cluster(n, controllers=c)` separates the roles as a production cluster does: nodes 1..c are
+controller-only (`process.roles=controller`, the CONTROLLER listener alone, the static voters),
+nodes c+1..c+n broker-only (`process.roles=broker`, PLAINTEXT alone, the quorum found through
+`controller.quorum.bootstrap.servers`). `add_node` starts one more (a controller that joins as
+an observer, or a broker). `live()` and every Metadata read are about the brokers.
 Single nodes can be stopped (SIGTERM), killed (SIGKILL), paused (SIGSTOP) and resumed
 (SIGCONT), and restarted on the same ports and data dir. Every wait is a bounded poll.
 
@@ -172,9 +177,12 @@ def find_coordinator(host, port, group, timeout_s=5.0):
 class Node:
     """One `strom server` process of a cluster; keeps its ports and data dir across restarts."""
 
-    def __init__(self, cluster, node_id, port, controller_port):
+    def __init__(self, cluster, node_id, port, controller_port, roles="broker,controller", props=None):
         self.cluster, self.node_id = cluster, node_id
         self.port, self.controller_port = port, controller_port
+        self.roles = roles
+        # Per-node keys over the cluster's (e.g. a joining controller's bootstrap servers).
+        self.props = dict(props or {})
         self.data_dir = cluster.dir / f"node-{node_id}"
         self.log_path = cluster.dir / f"node-{node_id}.log"
         self.proc = None
@@ -192,21 +200,55 @@ class Node:
     def bootstrap(self):
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def is_broker(self):
+        return "broker" in self.roles
+
+    @property
+    def is_controller(self):
+        return "controller" in self.roles
+
+    def extra(self):
+        """The cluster's extra listener on this node, as a `listeners` suffix (or nothing)."""
+        if not self.cluster.extra_listener:
+            return ""
+        return f",{self.cluster.extra_listener}://127.0.0.1:{self.extra_port}"
+
     def args(self):
-        props = dict(CLUSTER_DEFAULTS)
-        props.update(
-            {
-                "node.id": str(self.node_id),
-                "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-                "log.dirs": str(self.data_dir),
-                "controller.quorum.voters": self.cluster.voters,
-            }
-        )
-        props.update(self.cluster.overrides)
         out = ["server"]
-        for k, v in props.items():
+        for k, v in self.properties().items():
             out += ["--override", f"{k}={v}"]
         return out
+
+    def format(self, *flags):
+        """`strom storage format` of this node's directories (its keys in a properties file),
+        with `flags` such as --standalone or --no-initial-controllers."""
+        path = self.cluster.dir / f"node-{self.node_id}.properties"
+        path.write_text("".join(f"{k}={v}\n" for k, v in self.properties().items()))
+        proc = subprocess.run([str(self.cluster.binary), "storage", "format", "-c", str(path), "-t",
+                               self.cluster.cluster_id, *flags], capture_output=True, timeout=30)
+        assert proc.returncode == 0, f"format of {self} failed: {proc.stderr.decode(errors='replace')}"
+        return proc.stdout.decode()
+
+    def properties(self):
+        props = dict(CLUSTER_DEFAULTS)
+        props.update({"node.id": str(self.node_id), "log.dirs": str(self.data_dir), "process.roles": self.roles})
+        if self.roles == "broker":
+            props["listeners"] = f"PLAINTEXT://127.0.0.1:{self.port}" + self.extra()
+            props["controller.quorum.bootstrap.servers"] = self.cluster.controller_addrs
+        elif self.roles == "controller":
+            props["listeners"] = f"CONTROLLER://127.0.0.1:{self.controller_port}"
+            if self.cluster.dynamic:
+                props["controller.quorum.bootstrap.servers"] = self.cluster.controller_addrs
+            else:
+                props["controller.quorum.voters"] = self.cluster.voters
+        else:
+            props["listeners"] = (f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
+                                  + self.extra())
+            props["controller.quorum.voters"] = self.cluster.voters
+        props.update(self.cluster.overrides)
+        props.update(self.props)
+        return {k: v for k, v in props.items() if v is not None}
 
     @property
     def alive(self):
@@ -230,14 +272,18 @@ class Node:
             self.wait_serving()
 
     def wait_serving(self, timeout_s=START_TIMEOUT_S):
-        """Until the PLAINTEXT listener answers ApiVersions."""
+        """Until the PLAINTEXT listener answers ApiVersions (a controller-only node: until
+        its CONTROLLER listener accepts connections)."""
         deadline = time.monotonic() + timeout_s
         last = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"{self} exited with {self.proc.returncode} while starting:\n{self.log_tail()}")
             try:
-                api_versions("127.0.0.1", self.port, timeout_s=2.0)
+                if self.is_broker:
+                    api_versions("127.0.0.1", self.port, timeout_s=2.0)
+                else:
+                    socket.create_connection(("127.0.0.1", self.controller_port), timeout=2.0).close()
                 return
             except (OSError, ValueError) as e:
                 last = e
@@ -329,27 +375,67 @@ class Cluster:
     """n nodes, each broker and controller. `overrides` apply to every node (e.g.
     {"strom.log.durability": "sync-on-commit"})."""
 
-    def __init__(self, binary, n=3, overrides=None, name="cluster"):
+    def __init__(self, binary, n=3, overrides=None, name="cluster", controllers=0, dynamic=False,
+                 extra_listener=None):
         self.binary = pathlib.Path(binary)
+        # A third listener per broker node (e.g. "SECURE" for the security tests), on its own port.
+        self.extra_listener = extra_listener
+        # A dynamic quorum (KIP-853): controllers find each other through
+        # controller.quorum.bootstrap.servers; `start` formats node 1 as the only initial
+        # voter and the other controllers without initial voters (they join as observers).
+        self.dynamic = dynamic
+        self.cluster_id = "c3Ryb20tY2x1c3Rlci0x"
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix=f"strom-{name[:40]}-"))
         self.overrides = dict(overrides or {})
         self.crashes = []  # (node_id, exit code) of exits the harness did not cause
-        ports = free_ports(2 * n)
-        self.nodes = {i + 1: Node(self, i + 1, ports[2 * i], ports[2 * i + 1]) for i in range(n)}
-        self.voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes.values())
+        total = n + controllers
+        ports = free_ports(2 * total)
+
+        def roles(i):
+            if not controllers:
+                return "broker,controller"
+            return "controller" if i < controllers else "broker"
+
+        self.nodes = {i + 1: Node(self, i + 1, ports[2 * i], ports[2 * i + 1], roles(i)) for i in range(total)}
+        if extra_listener:
+            for node, port in zip(self.nodes.values(), free_ports(total)):
+                node.extra_port = port
+        self.voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes.values()
+                               if n.is_controller)
+        self.controller_addrs = ",".join(f"127.0.0.1:{n.controller_port}" for n in self.nodes.values()
+                                         if n.is_controller)
 
     def __getitem__(self, node_id):
         return self.nodes[node_id]
 
+    def add_node(self, roles, props=None, start=True):
+        """One more node (id one above the highest) with `roles` and its own keys; a
+        controller not among the static voters joins as an observer through the bootstrap
+        servers (set `controller.quorum.bootstrap.servers` in `props`)."""
+        node_id = max(self.nodes) + 1
+        port, controller_port = free_ports(2)
+        node = Node(self, node_id, port, controller_port, roles, props)
+        self.nodes[node_id] = node
+        if start:
+            node.start()
+        return node
+
+    def brokers(self):
+        return [n for n in self.nodes.values() if n.is_broker]
+
     @property
     def bootstrap(self):
-        return ",".join(n.bootstrap for n in self.nodes.values())
+        return ",".join(n.bootstrap for n in self.brokers())
 
     def live(self):
-        """Running, unpaused nodes."""
-        return [n for n in self.nodes.values() if n.alive and not n.paused]
+        """Running, unpaused brokers (the nodes clients and Metadata reads reach)."""
+        return [n for n in self.brokers() if n.alive and not n.paused]
 
     def start(self, timeout_s=START_TIMEOUT_S):
+        if self.dynamic:
+            for n in self.nodes.values():
+                first = n.node_id == min(self.nodes)
+                n.format(*(() if not n.is_controller else ("--standalone",) if first else ("--no-initial-controllers",)))
         # All at once: a node waits for a quorum before its broker registers.
         for n in self.nodes.values():
             n.start(wait=False)

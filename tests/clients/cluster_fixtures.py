@@ -49,8 +49,9 @@ SESSION_S = SESSION_TIMEOUT_MS / 1000
 def make_cluster(request):
     made = []
 
-    def make(n=3, overrides=None):
-        c = Cluster(strom_binary(), n, overrides, name=request.node.name)
+    def make(n=3, overrides=None, controllers=0, dynamic=False, extra_listener=None):
+        c = Cluster(strom_binary(), n, overrides, name=request.node.name, controllers=controllers, dynamic=dynamic,
+                    extra_listener=extra_listener)
         c.runs = []
         made.append(c)
         c.start()
@@ -75,16 +76,20 @@ def make_cluster(request):
         pytest.fail(f"nodes exited without being stopped: {crashed} (logs above)")
 
 
-def create_topic(cluster, topic, partitions, replication=3, configs=None, timeout_s=30):
+def create_topic(cluster, topic, partitions, replication=3, configs=None, timeout_s=30, assignment=None):
+    """`assignment`: the replica list of each partition (instead of placement by the broker)."""
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap, "log_level": 0})
-    admin.create_topics([NewTopic(topic, partitions, replication, config=dict(configs or {}))],
-                        operation_timeout=timeout_s)[topic].result(timeout=timeout_s)
+    if assignment is not None:
+        new = NewTopic(topic, len(assignment), replica_assignment=assignment, config=dict(configs or {}))
+    else:
+        new = NewTopic(topic, partitions, replication, config=dict(configs or {}))
+    admin.create_topics([new], operation_timeout=timeout_s)[topic].result(timeout=timeout_s)
 
 
 class Run:
     """One fault-injection run against `cluster` on a new topic."""
 
-    def __init__(self, cluster, topic, partitions=3, replication=3, min_isr=2, configs=None):
+    def __init__(self, cluster, topic, partitions=3, replication=3, min_isr=2, configs=None, assignment=None):
         self.cluster, self.topic, self.partitions = cluster, topic, partitions
         self.history = History()
         self.producers, self.observers = [], []
@@ -92,7 +97,7 @@ class Run:
         cluster.runs.append(self)
         topic_configs = {"min.insync.replicas": str(min_isr)}
         topic_configs.update(configs or {})
-        create_topic(cluster, topic, partitions, replication, topic_configs)
+        create_topic(cluster, topic, partitions, replication, topic_configs, assignment=assignment)
         cluster.wait_isr(topic, timeout_s=HEAL_TIMEOUT_S)
         self.note(f"topic {topic}: {partitions} partitions, RF {replication}, min.insync.replicas={min_isr}, "
                   f"leaders {self.leaders()}")
@@ -176,7 +181,7 @@ class Run:
         self.wait_healed()
 
     def wait_healed(self):
-        every = [n.node_id for n in self.cluster.nodes.values()]
+        every = [n.node_id for n in self.cluster.brokers()]
         self._soft_wait("broker-not-registered", f"brokers {every} registered and unfenced everywhere",
                         lambda t: self.cluster.wait_ready(nodes=every, timeout_s=t))
         if self._soft_wait("isr-not-restored", "every ISR full on every node",

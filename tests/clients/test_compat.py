@@ -1,5 +1,5 @@
 """Small compatibility points third-party client suites and Kafka's tools check, each through a
-client nobody here wrote: null error messages on success, transactional clients failing fast,
+client nobody here wrote: null error messages on success,
 OffsetCommit of unknown topics, the ACL APIs without an authorizer, DescribeQuorum, features,
 coordinator loading on a fresh broker, and dynamic broker configs."""
 
@@ -15,9 +15,6 @@ from kafka import KafkaAdminClient
 from conftest import TOOLS, TOOL_TIMEOUT_S, run_tool
 
 TIMEOUT_S = 30
-# A client that retried instead of failing would take its whole timeout (60 s here); a fatal
-# answer ends the call in well under this, even on a loaded machine.
-FAIL_FAST_S = 20
 
 
 @pytest.fixture(scope="session")
@@ -53,31 +50,6 @@ def test_success_error_messages_are_null(broker, topic_name):
         assert again["topics"][0]["error_message"]
     finally:
         admin.close()
-
-
-def test_transactional_producer_fails_fast_librdkafka(broker):
-    """librdkafka retries FindCoordinator(TRANSACTION) errors for ever unless they are fatal:
-    `init_transactions` must fail at once with a fatal error that says why."""
-    p = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": "compat-txn-rdkafka"})
-    start = time.monotonic()
-    try:
-        with pytest.raises(KafkaException) as raised:
-            p.init_transactions(60)
-    finally:
-        elapsed_s = time.monotonic() - start
-        del p
-    error = raised.value.args[0]
-    assert elapsed_s < FAIL_FAST_S, f"init_transactions took {elapsed_s:.1f}s: {error}"
-    assert error.fatal(), error
-    assert "does not serve transactions" in error.str(), error
-
-
-def test_transactional_producer_fails_fast_java(broker, compat_tool):
-    out = compat_tool(["init-transactions", broker.bootstrap, "compat-txn-java"])
-    assert out["error"] is not None, out
-    assert out["elapsed_ms"] < FAIL_FAST_S * 1000, out
-    # The Java client does not show the broker's message for this code, only its own.
-    assert out["error"] == "TransactionalIdAuthorizationException", out
 
 
 def test_commit_offsets_of_missing_topic(broker, topic_name):

@@ -20,7 +20,7 @@ from kafka.admin import AbortTransactionSpec
 
 import kafka_wire
 import test_kafka_python as kp
-from test_record_validation import produce_v7, record
+from test_record_validation import read_exact, record
 
 TIMEOUT_S = 30
 TRANSACTIONAL = 0x10
@@ -43,7 +43,35 @@ def txn_batch(values, producer_id=-1, epoch=-1, sequence=-1):
 def produce_all(broker, topic, batches):
     with socket.create_connection(("127.0.0.1", broker.port), timeout=TIMEOUT_S) as sock:
         for correlation_id, b in enumerate(batches, start=1):
-            assert produce_v7(sock, topic, b, correlation_id) == 0
+            assert produce_v7_txn(sock, topic, b, correlation_id) == 0
+
+
+# Brokers whose transactional batches open transactions no coordinator knows of (hanging ones,
+# which the tools abort): KIP-890 verification off, as Kafka's own key allows.
+UNVERIFIED = ["--override", "transaction.partition.verification.enable=false"]
+
+
+def produce_v7_txn(sock, topic, records, correlation_id, transactional_id=b"txn-log-by-hand"):
+    """Produce v7 (acks=-1) of one batch to partition 0 with a transactional id (Kafka refuses
+    transactional batches without one); returns the partition's error code."""
+    client_id = b"strom-txn-log"
+    name = topic.encode()
+    body = (
+        struct.pack(">hhih", 0, 7, correlation_id, len(client_id)) + client_id
+        + struct.pack(">h", len(transactional_id)) + transactional_id
+        + struct.pack(">hi", -1, 10_000)
+        + struct.pack(">ih", 1, len(name)) + name
+        + struct.pack(">iii", 1, 0, len(records)) + records
+    )
+    sock.sendall(struct.pack(">i", len(body)) + body)
+    (size,) = struct.unpack(">i", read_exact(sock, 4))
+    resp = read_exact(sock, size)
+    (got, topics, name_len) = struct.unpack(">iih", resp[:10])
+    assert got == correlation_id and topics == 1
+    at = 10 + name_len
+    (partitions, index, error_code) = struct.unpack(">iih", resp[at : at + 10])
+    assert partitions == 1 and index == 0
+    return error_code
 
 
 def read_kafka_python(broker, topic, isolation):
@@ -108,7 +136,7 @@ def abort(broker, topic, producer_id, epoch):
 
 @pytest.mark.needs_api("WriteTxnMarkers", "DescribeProducers")
 def test_open_transactions_hold_read_committed_and_aborts_are_skipped(make_broker, topic_name):
-    broker = make_broker()
+    broker = make_broker(UNVERIFIED)
     kp.create_topic(broker, topic_name, partitions=1)
     # p0 (0), producer 7001's a1 a2 (1-2, open), p1 (3), producer 7002's b1 (4, open).
     produce_all(broker, topic_name, [

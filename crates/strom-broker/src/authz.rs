@@ -206,6 +206,30 @@ pub const TABLE: &[(ApiKey, ResourceType, AclOperation)] = &[
         Op::Describe,
     ),
     (ApiKey::ListTransactions, Rt::TransactionalId, Op::Describe),
+    // Whole-request checks of the APIs added beside the authorizer (`precheck`): SCRAM
+    // credentials and quorum changes need CLUSTER ALTER (DESCRIBE to read), broker-to-broker
+    // calls CLUSTER_ACTION, as Kafka's `KafkaApis`/`ControllerApis`.
+    (ApiKey::AlterUserScramCredentials, Rt::Cluster, Op::Alter),
+    (
+        ApiKey::DescribeUserScramCredentials,
+        Rt::Cluster,
+        Op::Describe,
+    ),
+    (ApiKey::AddRaftVoter, Rt::Cluster, Op::Alter),
+    (ApiKey::RemoveRaftVoter, Rt::Cluster, Op::Alter),
+    (ApiKey::UpdateRaftVoter, Rt::Cluster, Op::ClusterAction),
+    (ApiKey::WriteTxnMarkers, Rt::Cluster, Op::ClusterAction),
+    // A broker's verify-only AddPartitionsToTxn (KIP-890).
+    (ApiKey::AddPartitionsToTxn, Rt::Cluster, Op::ClusterAction),
+    (
+        ApiKey::ListConfigResources,
+        Rt::Cluster,
+        Op::DescribeConfigs,
+    ),
+    // Kafka filters ListTransactions by DESCRIBE on each id; here the whole listing needs
+    // CLUSTER DESCRIBE (stricter, never wider).
+    (ApiKey::ListTransactions, Rt::Cluster, Op::Describe),
+    (ApiKey::DescribeProducers, Rt::Topic, Op::Read),
 ];
 
 /// The operation `api` needs on a resource of `resource_type` (its first row in [`TABLE`]).
@@ -406,6 +430,10 @@ pub fn precheck(
     let cluster = |api: ApiKey| {
         (!cluster_allowed(context, session, api)).then_some(ErrorCode::CLUSTER_AUTHORIZATION_FAILED)
     };
+    let topic = |api: ApiKey, name: &str| {
+        (!allowed(context, session, api, Rt::Topic, name))
+            .then_some(ErrorCode::TOPIC_AUTHORIZATION_FAILED)
+    };
     match body {
         RequestKind::JoinGroup(r) => group(ApiKey::JoinGroup, &r.group_id),
         RequestKind::SyncGroup(r) => group(ApiKey::SyncGroup, &r.group_id),
@@ -444,6 +472,47 @@ pub fn precheck(
         RequestKind::OffsetForLeaderEpoch(r) if r.replica_id.0 >= 0 => {
             cluster(ApiKey::OffsetForLeaderEpoch)
         }
+        RequestKind::AlterUserScramCredentials(_) => cluster(ApiKey::AlterUserScramCredentials),
+        RequestKind::DescribeUserScramCredentials(_) => {
+            cluster(ApiKey::DescribeUserScramCredentials)
+        }
+        RequestKind::AddRaftVoter(_) => cluster(ApiKey::AddRaftVoter),
+        RequestKind::RemoveRaftVoter(_) => cluster(ApiKey::RemoveRaftVoter),
+        RequestKind::UpdateRaftVoter(_) => cluster(ApiKey::UpdateRaftVoter),
+        RequestKind::WriteTxnMarkers(_) => cluster(ApiKey::WriteTxnMarkers),
+        RequestKind::ListConfigResources(_) => cluster(ApiKey::ListConfigResources),
+        RequestKind::ListTransactions(_) => cluster(ApiKey::ListTransactions),
+        // Transactions: WRITE on the transactional id (and READ on the group for offsets).
+        // The whole request fails when any id is denied (Kafka answers per transaction).
+        RequestKind::AddPartitionsToTxn(r) => {
+            if r.transactions.is_empty() {
+                txn(ApiKey::AddPartitionsToTxn, &r.v3_and_below_transactional_id)
+            } else if r.transactions.iter().any(|t| t.verify_only) {
+                cluster(ApiKey::AddPartitionsToTxn)
+            } else {
+                r.transactions
+                    .iter()
+                    .find_map(|t| txn(ApiKey::AddPartitionsToTxn, &t.transactional_id))
+            }
+        }
+        RequestKind::AddOffsetsToTxn(r) => txn(ApiKey::AddOffsetsToTxn, &r.transactional_id)
+            .or_else(|| group(ApiKey::AddOffsetsToTxn, &r.group_id)),
+        RequestKind::EndTxn(r) => txn(ApiKey::EndTxn, &r.transactional_id),
+        RequestKind::TxnOffsetCommit(r) => txn(ApiKey::TxnOffsetCommit, &r.transactional_id)
+            .or_else(|| group(ApiKey::TxnOffsetCommit, &r.group_id))
+            .or_else(|| {
+                r.topics
+                    .iter()
+                    .find_map(|t| topic(ApiKey::TxnOffsetCommit, &t.name))
+            }),
+        RequestKind::DescribeTransactions(r) => r
+            .transactional_ids
+            .iter()
+            .find_map(|id| txn(ApiKey::DescribeTransactions, id)),
+        RequestKind::DescribeProducers(r) => r
+            .topics
+            .iter()
+            .find_map(|t| topic(ApiKey::DescribeProducers, &t.name)),
         _ => None,
     }
 }

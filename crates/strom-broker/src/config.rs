@@ -25,7 +25,7 @@ pub enum ConfigError {
 /// One `listeners` / `advertised.listeners` entry: `NAME://host:port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
-    /// The listener name (`PLAINTEXT`); only PLAINTEXT is served.
+    /// The listener name (`PLAINTEXT`, `SASL_SSL`, `INTERNAL`...).
     pub name: String,
     /// The host; empty means every interface (bind) or this machine's address (advertise).
     pub host: String,
@@ -86,10 +86,13 @@ pub struct BrokerConfig {
     pub cluster_id: String,
     /// `broker.rack`.
     pub rack: Option<String>,
-    /// `listeners`: the first PLAINTEXT one is served.
+    /// The inter-broker listener among `listeners` (what the health line and metrics name).
     pub listener: Listener,
-    /// `advertised.listeners`; defaults to `listeners`.
+    /// The inter-broker listener among `advertised.listeners`.
     pub advertised_listener: Listener,
+    /// Every listener served (`listeners` minus `controller.listener.names`), with its
+    /// security protocol and settings, and the inter-broker client (`listeners.rs`).
+    pub listeners: crate::listeners::ListenersConfig,
     /// `log.dirs` (alias `log.dir`); partitions live in the first one.
     pub log_dirs: Vec<PathBuf>,
     /// `num.partitions`: partitions of a topic created with -1 or auto-created.
@@ -183,8 +186,8 @@ pub struct BrokerConfig {
     /// `replica.socket.timeout.ms`: a follower's connect and request timeout (on top of
     /// the fetch wait).
     pub replica_socket_timeout_ms: u64,
-    /// `inter.broker.listener.name`: the listener followers fetch through (the served
-    /// PLAINTEXT listener's name by default).
+    /// `inter.broker.listener.name`: the listener followers fetch through (the listener
+    /// named PLAINTEXT by default, else the first one).
     pub inter_broker_listener_name: String,
     /// `broker.heartbeat.interval.ms`: how often the broker heartbeats to the controller.
     pub broker_heartbeat_interval_ms: u64,
@@ -209,6 +212,8 @@ pub struct BrokerConfig {
     /// `server.properties` sets it, so that a bare `strom server` serves groups. Until that
     /// many brokers are alive FindCoordinator answers COORDINATOR_NOT_AVAILABLE.
     pub offsets_topic_replication_factor: i16,
+    /// The transaction coordinator's keys (`transaction.*`, `transactional.id.*`).
+    pub transactions: TransactionsConfig,
     /// The HTTP listener and metrics keys (`strom.http.listeners`, `strom.metrics.*`).
     pub metrics: crate::metrics::MetricsConfig,
     /// `authorizer.class.name`, `super.users`, `allow.everyone.if.no.acl.found` (`authz.rs`).
@@ -294,6 +299,13 @@ const BROKER_KEYS: &[&str] = &[
     "offsets.retention.check.interval.ms",
     "offset.metadata.max.bytes",
     "offsets.topic.replication.factor",
+    "transaction.state.log.num.partitions",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "transaction.max.timeout.ms",
+    "transactional.id.expiration.ms",
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+    "transaction.partition.verification.enable",
     "min.insync.replicas",
     "replica.lag.time.max.ms",
     "replica.fetch.max.bytes",
@@ -423,8 +435,70 @@ impl Props<'_> {
     }
 }
 
+/// The transaction coordinator's keys, Kafka's names and defaults (except the replication
+/// factor and min ISR of `__transaction_state`, which follow the offsets topic's rule: 1 on a
+/// single-node quorum, Kafka's 3 and 2 on a cluster).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionsConfig {
+    /// `transaction.state.log.num.partitions`: partitions of `__transaction_state`.
+    pub state_log_num_partitions: i32,
+    /// `transaction.state.log.replication.factor`: its replicas when it is created.
+    pub state_log_replication_factor: i16,
+    /// `transaction.state.log.min.isr`: its `min.insync.replicas`.
+    pub state_log_min_isr: i32,
+    /// `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a producer may
+    /// ask for (INVALID_TRANSACTION_TIMEOUT beyond).
+    pub max_timeout_ms: i32,
+    /// `transactional.id.expiration.ms`: an id with no transaction for this long is removed.
+    pub transactional_id_expiration_ms: i64,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`: how often transactions
+    /// past their timeout are aborted (and expired ids removed).
+    pub abort_timed_out_cleanup_interval_ms: i64,
+    /// `transaction.partition.verification.enable` (KIP-890 part 1): a partition leader asks
+    /// the coordinator whether a transactional batch's partition is in the ongoing
+    /// transaction before it appends the batch.
+    pub partition_verification_enable: bool,
+}
+
+impl TransactionsConfig {
+    fn from_props(props: &Props<'_>, map: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let replication_default = default_offsets_topic_replication_factor(map);
+        Ok(TransactionsConfig {
+            state_log_num_partitions: props.at_least(
+                "transaction.state.log.num.partitions",
+                50,
+                1,
+            )?,
+            state_log_replication_factor: props.at_least(
+                "transaction.state.log.replication.factor",
+                replication_default,
+                1,
+            )?,
+            state_log_min_isr: props.at_least(
+                "transaction.state.log.min.isr",
+                i32::from(replication_default.min(2)),
+                1,
+            )?,
+            max_timeout_ms: props.at_least("transaction.max.timeout.ms", 900_000, 1)?,
+            transactional_id_expiration_ms: props.at_least(
+                "transactional.id.expiration.ms",
+                604_800_000,
+                1,
+            )?,
+            abort_timed_out_cleanup_interval_ms: props.at_least(
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                10_000,
+                1,
+            )?,
+            partition_verification_enable: props
+                .bool("transaction.partition.verification.enable", true)?,
+        })
+    }
+}
+
 /// Kafka's default replication factor of `__consumer_offsets`, 3, on a cluster; 1 on a node
-/// that is its own whole quorum (no `controller.quorum.voters`, or only one voter), so that a
+/// that is its own whole quorum (no `controller.quorum.voters`, or only one voter, and no
+/// `controller.quorum.bootstrap.servers`), so that a
 /// bare `strom server` serves groups, as Kafka's sample single-node `server.properties` does
 /// by setting 1. A cluster that forgot the key thus keeps its committed offsets on three
 /// brokers, not on one.
@@ -432,7 +506,8 @@ fn default_offsets_topic_replication_factor(map: &BTreeMap<String, String>) -> i
     let voters = map.get("controller.quorum.voters").map_or(0, |voters| {
         voters.split(',').filter(|v| !v.trim().is_empty()).count()
     });
-    if voters > 1 {
+    // A node that finds its quorum through bootstrap servers is part of a cluster.
+    if voters > 1 || map.contains_key("controller.quorum.bootstrap.servers") {
         3
     } else {
         1
@@ -451,6 +526,7 @@ impl BrokerConfig {
             .keys()
             .filter(|key| {
                 !BROKER_KEYS.contains(&key.as_str())
+                    && !crate::listeners::is_security_key(key)
                     && !crate::metrics::METRICS_KEYS.contains(&key.as_str())
                     && !crate::authz::AUTHZ_KEYS.contains(&key.as_str())
                     && !crate::quotas::QUOTA_KEYS.contains(&key.as_str())
@@ -462,17 +538,26 @@ impl BrokerConfig {
             Some(_) => props.at_least("node.id", 1, 0)?,
             None => props.at_least("broker.id", 1, 0)?,
         };
-        let listener_text = props
-            .get("listeners")
-            .unwrap_or("PLAINTEXT://127.0.0.1:9092");
-        let listener = first_plaintext("listeners", listener_text)?;
-        let inter_broker_listener_name = props
-            .get("inter.broker.listener.name")
-            .map(str::to_ascii_uppercase)
-            .unwrap_or_else(|| listener.name.clone());
-        let advertised_listener = match props.get("advertised.listeners") {
-            Some(text) => first_plaintext("advertised.listeners", text)?,
-            None => listener.clone(),
+        let listeners = crate::listeners::parse(map)?;
+        let inter_broker_listener_name = listeners.inter_broker_listener_name.clone();
+        let find = |all: &[Listener]| {
+            all.iter()
+                .find(|l| l.name == inter_broker_listener_name)
+                .cloned()
+        };
+        let served: Vec<Listener> = listeners
+            .served
+            .iter()
+            .map(|s| s.listener.clone())
+            .collect();
+        let (Some(listener), Some(advertised_listener)) =
+            (find(&served), find(&listeners.advertised))
+        else {
+            return Err(Props::invalid(
+                "inter.broker.listener.name",
+                &inter_broker_listener_name,
+                "must name one of this broker's listeners",
+            ));
         };
         let log_dirs_text = props
             .get("log.dirs")
@@ -504,6 +589,7 @@ impl BrokerConfig {
             rack: props.get("broker.rack").map(str::to_string),
             listener,
             advertised_listener,
+            listeners,
             log_dirs,
             num_partitions: props.at_least("num.partitions", 1, 1)?,
             default_replication_factor: props.at_least("default.replication.factor", 1, 1)?,
@@ -624,6 +710,7 @@ impl BrokerConfig {
                 default_offsets_topic_replication_factor(map),
                 1,
             )?,
+            transactions: TransactionsConfig::from_props(&props, map)?,
             metrics: crate::metrics::MetricsConfig::from_props(map)?,
             authorization: crate::authz::AuthzConfig::from_props(map)?,
             quotas: crate::quotas::QuotaConfig::from_props(map)?,
@@ -646,13 +733,6 @@ impl BrokerConfig {
                 "must not exceed replica.socket.timeout.ms",
             ));
         }
-        if config.inter_broker_listener_name != config.listener.name {
-            return Err(Props::invalid(
-                "inter.broker.listener.name",
-                &config.inter_broker_listener_name,
-                "must name the PLAINTEXT listener this broker serves (the only one)",
-            ));
-        }
         if config.group_consumer_heartbeat_interval_ms >= config.group_consumer_session_timeout_ms {
             return Err(Props::invalid(
                 "group.consumer.heartbeat.interval.ms",
@@ -666,6 +746,7 @@ impl BrokerConfig {
     /// Whether the broker reads `key` (for callers that merge unknown-key warnings).
     pub fn is_known_key(key: &str) -> bool {
         BROKER_KEYS.contains(&key)
+            || crate::listeners::is_security_key(key)
             || crate::metrics::METRICS_KEYS.contains(&key)
             || crate::authz::AUTHZ_KEYS.contains(&key)
             || crate::quotas::QUOTA_KEYS.contains(&key)
@@ -707,10 +788,23 @@ impl BrokerConfig {
             ("node.id".into(), self.node_id.to_string()),
             ("broker.id".into(), self.node_id.to_string()),
             ("cluster.id".into(), self.cluster_id.clone()),
-            ("listeners".into(), listener(&self.listener)),
+            (
+                "listeners".into(),
+                self.listeners
+                    .served
+                    .iter()
+                    .map(|s| listener(&s.listener))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
             (
                 "advertised.listeners".into(),
-                listener(&self.advertised_listener),
+                self.listeners
+                    .advertised
+                    .iter()
+                    .map(listener)
+                    .collect::<Vec<_>>()
+                    .join(","),
             ),
             (
                 "log.dirs".into(),
@@ -783,6 +877,36 @@ impl BrokerConfig {
             (
                 "offsets.topic.replication.factor".into(),
                 self.offsets_topic_replication_factor.to_string(),
+            ),
+            (
+                "transaction.state.log.num.partitions".into(),
+                self.transactions.state_log_num_partitions.to_string(),
+            ),
+            (
+                "transaction.state.log.replication.factor".into(),
+                self.transactions.state_log_replication_factor.to_string(),
+            ),
+            (
+                "transaction.state.log.min.isr".into(),
+                self.transactions.state_log_min_isr.to_string(),
+            ),
+            (
+                "transaction.max.timeout.ms".into(),
+                self.transactions.max_timeout_ms.to_string(),
+            ),
+            (
+                "transactional.id.expiration.ms".into(),
+                self.transactions.transactional_id_expiration_ms.to_string(),
+            ),
+            (
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms".into(),
+                self.transactions
+                    .abort_timed_out_cleanup_interval_ms
+                    .to_string(),
+            ),
+            (
+                "transaction.partition.verification.enable".into(),
+                self.transactions.partition_verification_enable.to_string(),
             ),
             (
                 "min.insync.replicas".into(),
@@ -931,22 +1055,6 @@ impl BrokerConfig {
             ..config
         })
     }
-}
-
-fn first_plaintext(key: &str, text: &str) -> Result<Listener, ConfigError> {
-    let listeners = text
-        .split(',')
-        .filter(|part| !part.trim().is_empty())
-        .map(|part| Listener::parse(key, part))
-        .collect::<Result<Vec<_>, _>>()?;
-    listeners
-        .into_iter()
-        .find(|l| l.name == "PLAINTEXT")
-        .ok_or_else(|| ConfigError::InvalidValue {
-            key: key.to_string(),
-            value: text.to_string(),
-            reason: "needs a PLAINTEXT listener (the only security protocol served)".to_string(),
-        })
 }
 
 /// `max.connections.per.ip.overrides` as Kafka reads it (`Csv.parseCsvMap`): entries split
@@ -1143,6 +1251,10 @@ mod tests {
         let three = "1@127.0.0.1:9093,2@127.0.0.1:9095,3@127.0.0.1:9097";
         assert_eq!(factor(&[("controller.quorum.voters", three)]), 3);
         assert_eq!(
+            factor(&[("controller.quorum.bootstrap.servers", "127.0.0.1:9093")]),
+            3
+        );
+        assert_eq!(
             factor(&[
                 ("controller.quorum.voters", three),
                 ("offsets.topic.replication.factor", "2")
@@ -1187,7 +1299,7 @@ mod tests {
             ("num.partitions", "0"),
             ("num.partitions", "x"),
             ("log.segment.bytes", "-5"),
-            ("listeners", "SSL://:9093"),
+            ("listeners", "PLAINTEXT://:9093,PLAINTEXT://:9094"),
             ("auto.create.topics.enable", "maybe"),
             ("strom.log.durability", "never"),
         ] {

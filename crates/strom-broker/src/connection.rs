@@ -45,12 +45,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use strom_protocol::messages::{ApiKey, ResponseKind};
+use strom_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use strom_protocol::{
-    decode_request, encode_response, FrameDecoder, Incoming, ResponseTarget, SIZE_PREFIX_BYTES,
+    decode_request, encode_response, ErrorCode, FrameDecoder, Incoming, ResponseTarget, StrBytes,
+    SIZE_PREFIX_BYTES,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::authn::{self, ListenerRuntime, SaslSession, Step, Stream, SASL_RECEIVE_BYTES_MAX};
 use tokio::sync::{watch, OwnedSemaphorePermit, TryAcquireError};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep};
@@ -58,14 +61,14 @@ use tokio::time::{Instant, Sleep};
 use crate::handlers::Reply;
 use crate::limits::{Bite, Evicted, Slot};
 use crate::metrics::{RequestTrace, REMOTE};
-use crate::principal::{SecurityProtocol, Session};
+use crate::principal::Session;
+use crate::sendfile::{splice, write_pieces, write_pieces_copied, FileRecords, Piece};
 
 std::thread_local! {
     /// Set by `handle_request` to a quota throttle (ms) and taken by the connection right
     /// after it returns, on the same thread (no await between them).
     static THROTTLED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
-use crate::sendfile::{splice, write_pieces, FileRecords, Piece};
 use crate::server::BrokerContext;
 
 /// The most room made at once in the frame buffer for the rest of a frame. A frame up to
@@ -124,17 +127,40 @@ enum Wire {
 /// Serves one connection until the client closes it, it sends bad input, a bound closes
 /// it, or the broker shuts down (between requests: the requests in flight are finished and
 /// answered first). `slot` is its admission (`limits.rs`); dropping it frees its place.
-pub async fn serve(stream: TcpStream, peer: SocketAddr, context: Arc<BrokerContext>, slot: Slot) {
-    let _ = stream.set_nodelay(true);
-    let session = Session::anonymous(
-        peer,
-        context.config.listener.name.clone(),
-        SecurityProtocol::Plaintext,
-    );
-    let mut connection = Connection::new(stream, session, context, slot);
-    let close = connection.run().await;
-    connection.context.metrics.connections.closed.inc();
-    let limits = connection.slot.limits();
+pub async fn serve(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    context: Arc<BrokerContext>,
+    slot: Slot,
+    listener: Arc<ListenerRuntime>,
+) {
+    let _ = tcp.set_nodelay(true);
+    let handshake_max = Duration::from_millis(context.config.request_receive_timeout_ms);
+    let close = match authn::establish(tcp, &listener, handshake_max).await {
+        Ok((stream, principal)) => {
+            let mut session = Session::anonymous(peer, listener.name.clone(), listener.protocol);
+            session.principal = principal;
+            tracing::debug!(%peer, listener = %listener.name, principal = %session.principal,
+                "connection established");
+            let mut connection = Connection::new(stream, session, context, slot, listener);
+            let close = connection.run().await;
+            (connection.context, connection.slot, close)
+        }
+        Err(error) => {
+            // A plaintext client on a TLS port, a stalled or failed handshake, an unmapped
+            // certificate subject: this connection ends, nothing else is affected.
+            if let authn::TransportError::Principal(reason) = &error {
+                context.metrics.connections.failed_authentication.inc();
+                authn::audit_failure(peer, &listener.name, Some("SSL"), reason);
+            } else {
+                tracing::debug!(%peer, listener = %listener.name, %error, "closing");
+            }
+            (context, slot, Close::Done)
+        }
+    };
+    let (context, slot, close) = close;
+    context.metrics.connections.closed.inc();
+    let limits = slot.limits();
     match close {
         Close::ReceiveTimeout => limits.bite(Bite::ReceiveTimeout, peer.ip()),
         Close::Idle => limits.bite(Bite::Idle, peer.ip()),
@@ -174,7 +200,11 @@ struct Front {
 }
 
 struct Connection {
-    stream: TcpStream,
+    stream: Stream,
+    /// The listener the connection came in on (its protocol, TLS and SASL settings).
+    listener: Arc<ListenerRuntime>,
+    /// The SASL exchange's state on SASL listeners.
+    sasl: Option<SaslSession>,
     peer: SocketAddr,
     /// The principal, address and listener handed to every request handler.
     session: Session,
@@ -212,11 +242,19 @@ enum Event {
 }
 
 impl Connection {
-    fn new(stream: TcpStream, session: Session, context: Arc<BrokerContext>, slot: Slot) -> Self {
+    fn new(
+        stream: Stream,
+        session: Session,
+        context: Arc<BrokerContext>,
+        slot: Slot,
+        listener: Arc<ListenerRuntime>,
+    ) -> Self {
         let config = &context.config;
         let now = Instant::now();
         Connection {
             stream,
+            sasl: listener.sasl.as_ref().map(|_| SaslSession::new()),
+            listener,
             peer: session.client_address,
             session,
             muted_until: None,
@@ -257,6 +295,12 @@ impl Connection {
             }
             if self.front.is_none() {
                 match self.decoder.frame_size(&self.buf) {
+                    Ok(Some(size_bytes))
+                        if size_bytes > SASL_RECEIVE_BYTES_MAX && !self.authenticated() =>
+                    {
+                        tracing::info!(peer = %self.peer, size_bytes, "frame too large before SASL authentication; closing the connection");
+                        return Err(Close::Done);
+                    }
                     Ok(Some(size_bytes)) => self.reserve(size_bytes).await?,
                     Ok(None) => {}
                     Err(error) => {
@@ -352,6 +396,17 @@ impl Connection {
 
     async fn handle(&mut self, frame: Bytes, front: Option<Front>) -> Result<(), Close> {
         self.slot.busy()?;
+        if self
+            .sasl
+            .as_ref()
+            .is_some_and(SaslSession::expects_raw_tokens)
+        {
+            // After SaslHandshake v0 the tokens come without a Kafka header.
+            let result = self.raw_token(&frame).await;
+            drop(front);
+            self.last_activity = Instant::now();
+            return result;
+        }
         let incoming = match decode_request(&frame, &self.context.api_versions) {
             Ok(incoming) => incoming,
             Err(error) => {
@@ -370,6 +425,33 @@ impl Connection {
             self.drain().await?;
         }
         trace.start();
+        if self.sasl.is_some() {
+            match target.api_key {
+                ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => {
+                    let result = self.sasl_request(incoming, &target, trace).await;
+                    drop(front);
+                    self.last_activity = Instant::now();
+                    return result;
+                }
+                ApiKey::ApiVersions => {}
+                api if !self.authenticated() => {
+                    // Kafka: "Unexpected Kafka request of type X during SASL handshake".
+                    authn::audit_failure(
+                        self.peer,
+                        &self.listener.name,
+                        None,
+                        &format!("unexpected {api:?} request before SASL authentication"),
+                    );
+                    return Err(Close::Done);
+                }
+                _ => {}
+            }
+            if self.session_expired() {
+                tracing::info!(peer = %self.peer, principal = %self.session.principal,
+                    "SASL session expired without re-authentication (connections.max.reauth.ms); closing");
+                return Err(Close::Done);
+            }
+        }
         THROTTLED.with(|t| t.set(0));
         let handled = handle_request(&self.context, incoming, target, &self.session, trace).await;
         let throttle_ms = THROTTLED.with(|t| t.replace(0));
@@ -509,9 +591,19 @@ impl Connection {
         let Traced { wire, trace } = traced;
         let write_started = std::time::Instant::now();
         let writing = async {
-            match &wire {
-                Wire::Bytes(bytes) => self.stream.write_all(bytes).await,
-                Wire::Pieces(pieces) => write_pieces(&mut self.stream, pieces).await,
+            match (&mut self.stream, &wire) {
+                (Stream::Plain(tcp), Wire::Bytes(bytes)) => tcp.write_all(bytes).await,
+                (Stream::Plain(tcp), Wire::Pieces(pieces)) => write_pieces(tcp, pieces).await,
+                // TLS encrypts in memory: records are read from their files (no sendfile),
+                // and the TLS records are flushed with each response.
+                (stream @ Stream::Tls(_), Wire::Bytes(bytes)) => {
+                    stream.write_all(bytes).await?;
+                    stream.flush().await
+                }
+                (stream @ Stream::Tls(_), Wire::Pieces(pieces)) => {
+                    write_pieces_copied(stream, pieces).await?;
+                    stream.flush().await
+                }
             }
         };
         let written = match self.idle_max {
@@ -563,7 +655,12 @@ async fn handle_request(
         .scope(
             RefCell::new(None),
             REMOTE.scope(std::cell::Cell::new(Duration::ZERO), async {
-                let reply = crate::handlers::handle(context, incoming, session).await;
+                let reply = crate::principal::LISTENER
+                    .scope(
+                        session.listener_name.clone(),
+                        crate::handlers::handle(context, incoming, session),
+                    )
+                    .await;
                 (
                     reply,
                     DEFERRED.with(|cell| cell.borrow_mut().take()),
@@ -664,5 +761,240 @@ async fn wait(handle: Option<&mut JoinHandle<Option<Traced>>>) -> Option<Traced>
     match handle {
         Some(handle) => handle.await.ok().flatten(),
         None => std::future::pending().await,
+    }
+}
+
+/// The SASL side of a connection (`authn.rs` holds the exchange itself).
+impl Connection {
+    /// Whether requests other than the SASL ones may be served: always on listeners without
+    /// SASL, after a successful exchange on SASL ones.
+    fn authenticated(&self) -> bool {
+        self.sasl
+            .as_ref()
+            .is_none_or(|sasl| sasl.authenticated.is_some())
+    }
+
+    fn session_expired(&self) -> bool {
+        self.sasl
+            .as_ref()
+            .and_then(|sasl| sasl.expires_at)
+            .is_some_and(|at| Instant::now() >= at)
+    }
+
+    /// Looks up a user's SCRAM credential in the current metadata image.
+    fn scram_lookup(
+        context: &BrokerContext,
+    ) -> impl Fn(&str, strom_security::ScramMechanism) -> Option<strom_security::ScramCredential> + '_
+    {
+        move |user, mechanism| {
+            let image = context.metadata.image();
+            let c = image.scram_credential(user, mechanism.id())?;
+            Some(strom_security::ScramCredential {
+                salt: c.salt.clone(),
+                stored_key: c.stored_key.clone(),
+                server_key: c.server_key.clone(),
+                iterations: u32::try_from(c.iterations).ok()?,
+            })
+        }
+    }
+
+    /// One SASL step; returns what to answer, having recorded success or failure.
+    fn sasl_step(&mut self, token: &[u8]) -> Step {
+        let (Some(sasl), Some(settings)) = (self.sasl.as_mut(), self.listener.sasl.as_ref()) else {
+            return Step::Failed("this listener does not authenticate with SASL".into());
+        };
+        let reauth = sasl.authenticated.is_some();
+        let lookup = Self::scram_lookup(&self.context);
+        let step = sasl.step(settings, token, &lookup);
+        let metrics = &self.context.metrics.connections;
+        match &step {
+            Step::Continue(_) => {}
+            Step::Done { principal, .. } => {
+                if reauth {
+                    metrics.successful_reauthentication.inc();
+                } else {
+                    metrics.successful_authentication.inc();
+                }
+                let mechanism = sasl.authenticated.as_ref().map(|(_, m)| m.clone());
+                tracing::debug!(peer = %self.peer, listener = %self.listener.name,
+                    %principal, ?mechanism, reauth, "authenticated");
+                self.session.principal = principal.clone();
+                self.session.sasl_mechanism = mechanism;
+                sasl.expires_at = None;
+            }
+            Step::Failed(reason) => {
+                if reauth {
+                    metrics.failed_reauthentication.inc();
+                } else {
+                    metrics.failed_authentication.inc();
+                }
+                authn::audit_failure(self.peer, &self.listener.name, None, reason);
+            }
+        }
+        step
+    }
+
+    /// A token after SaslHandshake v0: answered as a raw frame; a failure closes the
+    /// connection (v0 has no way to carry an error), after the failed-authentication delay.
+    async fn raw_token(&mut self, token: &[u8]) -> Result<(), Close> {
+        let reply = match self.sasl_step(token) {
+            Step::Continue(reply) | Step::Done { token: reply, .. } => reply,
+            Step::Failed(_) => {
+                tokio::time::sleep(self.listener.failed_delay).await;
+                return Err(Close::Done);
+            }
+        };
+        let mut frame = Vec::with_capacity(4 + reply.len());
+        frame.extend_from_slice(&(reply.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&reply);
+        self.write_raw(&frame).await
+    }
+
+    async fn write_raw(&mut self, bytes: &[u8]) -> Result<(), Close> {
+        let written = async {
+            self.stream.write_all(bytes).await?;
+            self.stream.flush().await
+        };
+        match tokio::time::timeout(self.receive_max, written).await {
+            Ok(Ok(())) => {
+                self.last_activity = Instant::now();
+                Ok(())
+            }
+            Ok(Err(_)) => Err(Close::Done),
+            Err(_) => Err(Close::WriteTimeout),
+        }
+    }
+
+    /// SaslHandshake or SaslAuthenticate on a SASL listener.
+    async fn sasl_request(
+        &mut self,
+        incoming: Incoming,
+        target: &ResponseTarget,
+        mut trace: RequestTrace,
+    ) -> Result<(), Close> {
+        use strom_protocol::messages::{SaslAuthenticateResponse, SaslHandshakeResponse};
+        let Incoming::Request(request) = incoming else {
+            return Err(Close::Done);
+        };
+        let version = request.api_version();
+        let mut close_after = false;
+        let mut delay = false;
+        let response = match request.body {
+            RequestKind::SaslHandshake(body) => {
+                let mechanism = body.mechanism.as_str().to_string();
+                let (Some(sasl), Some(settings)) =
+                    (self.sasl.as_mut(), self.listener.sasl.as_ref())
+                else {
+                    return Err(Close::Done);
+                };
+                let enabled: Vec<StrBytes> = settings
+                    .mechanisms
+                    .iter()
+                    .map(|m| StrBytes::from_string(m.clone()))
+                    .collect();
+                let error = if sasl.in_exchange() {
+                    ErrorCode::ILLEGAL_SASL_STATE
+                } else if sasl.handshake(settings, &mechanism, version) {
+                    ErrorCode::NONE
+                } else {
+                    ErrorCode::UNSUPPORTED_SASL_MECHANISM
+                };
+                if error != ErrorCode::NONE {
+                    close_after = true;
+                    self.context.metrics.connections.failed_authentication.inc();
+                    authn::audit_failure(
+                        self.peer,
+                        &self.listener.name,
+                        Some(&mechanism),
+                        &format!("SaslHandshake refused: {error:?}"),
+                    );
+                }
+                ResponseKind::SaslHandshake(
+                    SaslHandshakeResponse::default()
+                        .with_error_code(error.code())
+                        .with_mechanisms(enabled),
+                )
+            }
+            RequestKind::SaslAuthenticate(body) => {
+                let in_exchange = self.sasl.as_ref().is_some_and(SaslSession::in_exchange);
+                let (error, message, token, lifetime_ms) = if !in_exchange {
+                    close_after = true;
+                    authn::audit_failure(
+                        self.peer,
+                        &self.listener.name,
+                        None,
+                        "SaslAuthenticate without a SaslHandshake before it",
+                    );
+                    (
+                        ErrorCode::ILLEGAL_SASL_STATE,
+                        Some(
+                            "Unexpected SaslAuthenticate request: no SaslHandshake before it"
+                                .to_string(),
+                        ),
+                        Vec::new(),
+                        0,
+                    )
+                } else {
+                    match self.sasl_step(&body.auth_bytes) {
+                        Step::Continue(token) => (ErrorCode::NONE, None, token, 0),
+                        Step::Done { token, .. } => {
+                            let lifetime_ms = self.start_session(version);
+                            (ErrorCode::NONE, None, token, lifetime_ms)
+                        }
+                        Step::Failed(message) => {
+                            close_after = true;
+                            delay = true;
+                            (
+                                ErrorCode::SASL_AUTHENTICATION_FAILED,
+                                Some(message),
+                                Vec::new(),
+                                0,
+                            )
+                        }
+                    }
+                };
+                ResponseKind::SaslAuthenticate(
+                    SaslAuthenticateResponse::default()
+                        .with_error_code(error.code())
+                        .with_error_message(message.map(StrBytes::from_string))
+                        .with_auth_bytes(Bytes::from(token))
+                        .with_session_lifetime_ms(lifetime_ms),
+                )
+            }
+            _ => return Err(Close::Done),
+        };
+        if delay {
+            // Kafka delays the answer to a failed authentication, slowing password guessing.
+            tokio::time::sleep(self.listener.failed_delay).await;
+        }
+        trace.answered(&self.context.metrics, &response, &[], &|_| None);
+        let Some(wire) = encode(target, &response, Vec::new(), self.peer) else {
+            return Err(Close::Done);
+        };
+        self.write(Traced { wire, trace }).await?;
+        if close_after {
+            return Err(Close::Done);
+        }
+        Ok(())
+    }
+
+    /// Starts (or renews) the session after a successful exchange; returns the lifetime to
+    /// announce (`session_lifetime_ms`, 0 for none). Only clients that can re-authenticate
+    /// (SaslAuthenticate v1+) get an expiring session, as in Kafka.
+    fn start_session(&mut self, version: i16) -> i64 {
+        let max_ms = self
+            .listener
+            .sasl
+            .as_ref()
+            .map_or(0, |settings| settings.max_reauth_ms);
+        let Some(sasl) = self.sasl.as_mut() else {
+            return 0;
+        };
+        if max_ms == 0 || version < 1 {
+            sasl.expires_at = None;
+            return 0;
+        }
+        sasl.expires_at = Instant::now().checked_add(Duration::from_millis(max_ms));
+        i64::try_from(max_ms).unwrap_or(i64::MAX)
     }
 }

@@ -1,13 +1,19 @@
-//! A small read-only web console on the HTTP listener, rendered on the server as plain HTML
-//! (no JavaScript, no assets, nothing fetched from elsewhere): `/` lists the topics, the
-//! broker and the consumer groups with their lag; `/topics/{topic}` shows a topic's
-//! partitions and configs; `/topics/{topic}/{partition}?offset=N&format=text|hex` browses
-//! the records of a hosted partition.
+//! A small web console on the HTTP listener, rendered on the server as plain HTML
+//! (no assets, nothing fetched from elsewhere; one inline `confirm()` before deleting a
+//! topic is the only script): `/` lists the topics, the broker and the consumer groups with
+//! their lag; `/topics/{topic}` shows a topic's partitions and configs;
+//! `/topics/{topic}/{partition}?offset=N|timestamp=MS&key=TEXT&format=text|json|hex`
+//! browses the records of a hosted partition (from an offset, or from the first record at
+//! or after a timestamp as ListOffsets finds it; optionally only records whose key contains
+//! TEXT); `/clients` shows what clients push (KIP-714). The forms that change things (create
+//! and delete topics, add partitions, set configs, produce a test message, reset a group's
+//! offsets) post to `console_actions.rs`, which runs them as Kafka requests.
 //!
 //! Bounded: a page of at most [`RECORDS_PER_PAGE`] records read from at most
 //! [`READ_BYTES_MAX`] of log (plus the one batch a read always returns, at most
 //! `max.message.bytes`), each batch decompressed into at most [`DECOMPRESSED_BYTES_MAX`],
-//! each key and value shown up to [`SHOWN_BYTES_MAX`]. Reads run on the blocking pool and
+//! each key and value shown up to [`SHOWN_BYTES_MAX`]; a search by key reads at most
+//! [`SEARCH_BYTES_MAX`] of log per page. Reads run on the blocking pool and
 //! only up to the high watermark (what consumers may see). Every page is built from the
 //! same sources as the Kafka handlers (the metadata image, the hosted logs, the group
 //! coordinator), never from a cache of its own.
@@ -30,6 +36,8 @@ pub const READ_BYTES_MAX: u64 = 1024 * 1024;
 pub const DECOMPRESSED_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Bytes of a key or value shown.
 pub const SHOWN_BYTES_MAX: usize = 1024;
+/// Log bytes a search by key reads at most (then it offers to go on from where it stopped).
+pub const SEARCH_BYTES_MAX: u64 = 16 * 1024 * 1024;
 
 const STYLE: &str = "body{font-family:sans-serif;margin:1.5em;color:#222}\
 table{border-collapse:collapse;margin:.5em 0 1.5em}\
@@ -72,7 +80,7 @@ pub fn escape(text: &str) -> String {
 }
 
 /// Percent-encodes a path segment (topic names may hold `.`, `_`, `-` only, but be safe).
-fn segment(text: &str) -> String {
+pub(crate) fn segment(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
@@ -156,8 +164,77 @@ pub async fn home(State(context): State<Arc<BrokerContext>>) -> Response {
         );
     }
     body.push_str("</table>");
+    let _ = write!(
+        body,
+        "<form method=post action=\"/topics\" id=create-topic>{}Create topic \
+         <input name=name placeholder=name required> partitions \
+         <input name=partitions size=4 placeholder=default> replication factor \
+         <input name=replication_factor size=3 placeholder=default> \
+         <button>Create</button></form>",
+        crate::console_actions::csrf_field()
+    );
     body.push_str(&groups_section(&context).await);
+    let instances = context.metrics.clients.instances();
+    let pushing = instances.iter().filter(|i| i.pushes > 0).count();
+    let _ = write!(
+        body,
+        "<h2>Client metrics</h2><p><a href=\"/clients\">{} client instance(s)</a> asked for \
+         a telemetry subscription (KIP-714); {pushing} pushed metrics.</p>",
+        instances.len()
+    );
     page("Cluster", &body)
+}
+
+/// `/clients`: the client instances that pushed metrics (KIP-714), with their subscription
+/// and the latest value of every series they pushed (at most
+/// `telemetry::SERIES_PER_INSTANCE_MAX` each).
+pub async fn clients(State(context): State<Arc<BrokerContext>>) -> Response {
+    let instances = context.metrics.clients.instances();
+    let mut body = String::new();
+    if instances.is_empty() {
+        body.push_str(
+            "<p>No client has pushed metrics. Clients push only what a client-metrics \
+             subscription asks for: <code>kafka-client-metrics.sh --alter --name all \
+             --metrics '*' --interval 60000</code> (or IncrementalAlterConfigs on a \
+             CLIENT_METRICS resource).</p>",
+        );
+    }
+    for i in instances {
+        let subscribed = if i.subscription.metrics.iter().any(String::is_empty) {
+            "every metric".to_string()
+        } else if i.subscription.metrics.is_empty() {
+            "nothing".to_string()
+        } else {
+            i.subscription.metrics.join(", ")
+        };
+        let _ = write!(
+            body,
+            "<h2>{} <small><code>{}</code></small></h2><p>From {}; subscribed to {} every {} ms; \
+             {} push(es){}; last error code {}.</p><table><tr><th>metric</th><th>attributes</th>\
+             <th>value</th></tr>",
+            escape(&i.client_id),
+            crate::telemetry::kafka_uuid(i.id),
+            i.source,
+            escape(&subscribed),
+            i.subscription.interval_ms,
+            i.pushes,
+            i.last_push_ago
+                .map(|ago| format!(", the last {:.1} s ago", ago.as_secs_f64()))
+                .unwrap_or_default(),
+            i.last_error,
+        );
+        for (name, attrs, value) in &i.series {
+            let attrs: Vec<String> = attrs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{}</td><td class=n>{value}</td></tr>",
+                escape(name),
+                escape(&attrs.join(", ")),
+            );
+        }
+        body.push_str("</table>");
+    }
+    page("Client metrics", &body)
 }
 
 async fn groups_section(context: &BrokerContext) -> String {
@@ -203,6 +280,19 @@ async fn groups_section(context: &BrokerContext) -> String {
         }
     }
     out.push_str("</table>");
+    for (group, _) in &offsets {
+        let _ = write!(
+            out,
+            "<form method=post action=\"/groups/{}/reset\" class=reset-offsets>{}Reset \
+             <b>{}</b> (members must have left) on topic <input name=topic required> to \
+             <select name=to><option>earliest</option><option>latest</option>\
+             <option>offset</option></select> <input name=offset size=8 placeholder=offset> \
+             <button>Reset offsets</button></form>",
+            segment(group),
+            crate::console_actions::csrf_field(),
+            escape(group),
+        );
+    }
     out
 }
 
@@ -265,6 +355,23 @@ pub async fn topic(
         }
         _ => body.push_str("<p>None: every key has its broker default.</p>"),
     }
+    let base = format!("/topics/{}", segment(&name));
+    let csrf = crate::console_actions::csrf_field();
+    let _ = write!(
+        body,
+        "<h2>Change</h2>\
+         <form method=post action=\"{base}/configs\" id=set-config>{csrf}Set config \
+         <input name=key placeholder=key required> = \
+         <input name=value placeholder=\"value (empty: default)\"> <button>Set</button></form>\
+         <form method=post action=\"{base}/partitions\" id=add-partitions>{csrf}Increase to \
+         <input name=total size=4 required> partitions <button>Add partitions</button></form>\
+         <form method=post action=\"{base}/produce\" id=produce>{csrf}Produce to partition \
+         <input name=partition size=3 value=0> key <input name=key> value \
+         <input name=value size=40> <button>Produce</button></form>\
+         <form method=post action=\"{base}/delete\" id=delete-topic \
+         onsubmit=\"return confirm('Delete topic {}?')\">{csrf}<button>Delete topic</button></form>",
+        escape(&name),
+    );
     page(&format!("Topic {name}"), &body)
 }
 
@@ -296,18 +403,60 @@ pub async fn browse(
             "Partition {index} of {name} is not hosted on this broker."
         ));
     };
-    let hex = query.get("format").map(String::as_str) == Some("hex");
+    let format = match query.get("format").map(String::as_str) {
+        Some("hex") => Format::Hex,
+        Some("json") => Format::Json,
+        _ => Format::Text,
+    };
     let start = partition.log.log_start_offset();
     let hw = partition.log.high_watermark();
     let page_records = RECORDS_PER_PAGE as i64;
-    let from = query
-        .get("offset")
-        .and_then(|o| o.trim().parse::<i64>().ok())
-        .unwrap_or(hw - page_records)
+    let key = query
+        .get("key")
+        .filter(|k| !k.is_empty())
+        .map(|k| k.as_bytes().to_vec());
+    // A timestamp is looked up with ListOffsets, as a client's offsetsForTimes.
+    let by_time = match query
+        .get("timestamp")
+        .map(|t| t.trim())
+        .filter(|t| !t.is_empty())
+    {
+        None => None,
+        Some(text) => match text.parse::<i64>() {
+            Ok(ts) => {
+                match crate::console_actions::list_offsets(&context, &name, &[index], ts).await {
+                    // No record at or after it: the high watermark.
+                    Ok(found) => found.first().map(|(_, o)| if *o < 0 { hw } else { *o }),
+                    Err(error) => {
+                        return page(
+                            &format!("{name}-{index}"),
+                            &format!("<p>Cannot look up the timestamp: {}</p>", escape(&error)),
+                        )
+                    }
+                }
+            }
+            Err(_) => return not_found("timestamp: expected milliseconds since the epoch"),
+        },
+    };
+    let default_from = if key.is_some() {
+        start
+    } else {
+        hw - page_records
+    };
+    let from = by_time
+        .or_else(|| {
+            query
+                .get("offset")
+                .and_then(|o| o.trim().parse::<i64>().ok())
+        })
+        .unwrap_or(default_from)
         .clamp(start, hw.max(start));
     let reading = Arc::clone(&partition);
-    let read = tokio::task::spawn_blocking(move || read_records(&reading, from, hw)).await;
-    let records = match read {
+    let searching = key.clone();
+    let read =
+        tokio::task::spawn_blocking(move || read_records(&reading, from, hw, searching.as_deref()))
+            .await;
+    let (records, scanned_to) = match read {
         Ok(Ok(records)) => records,
         Ok(Err(error)) => {
             return page(
@@ -318,17 +467,40 @@ pub async fn browse(
         Err(_) => return page(&format!("{name}-{index}"), "<p>The read failed.</p>"),
     };
     let base = format!("/topics/{}/{index}", segment(&name));
-    let format_arg = if hex { "&format=hex" } else { "" };
+    let format_arg = format.arg();
+    let key_text = key
+        .as_deref()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .unwrap_or_default();
+    let key_arg = if key_text.is_empty() {
+        String::new()
+    } else {
+        format!("&key={}", query_value(&key_text))
+    };
     let mut body = format!(
         "<p>Offsets {start} (log start) to {hw} (high watermark). Showing from {from}. \
          <a href=\"{base}?offset={}{format_arg}\">previous</a> · \
-         <a href=\"{base}?offset={}{format_arg}\">next</a> · \
+         <a href=\"{base}?offset={scanned_to}{format_arg}{key_arg}\">next</a> · \
          <a href=\"{base}?offset={start}{format_arg}\">first</a> · \
-         show as <a href=\"{base}?offset={from}\">text</a> / \
-         <a href=\"{base}?offset={from}&format=hex\">hex</a></p>",
+         show as <a href=\"{base}?offset={from}{key_arg}\">text</a> / \
+         <a href=\"{base}?offset={from}&format=json{key_arg}\">JSON</a> / \
+         <a href=\"{base}?offset={from}&format=hex{key_arg}\">hex</a></p>\
+         <form method=get action=\"{base}\" id=browse>from offset <input name=offset size=8> \
+         or timestamp (ms) <input name=timestamp size=14> key contains \
+         <input name=key value=\"{}\"> <select name=format><option>text</option>\
+         <option>json</option><option>hex</option></select> <button>Show</button></form>",
         (from - page_records).max(start),
-        records.last().map_or(from, |r| r.offset + 1),
+        escape(&key_text),
     );
+    if !key_text.is_empty() {
+        let _ = write!(
+            body,
+            "<p>Records whose key contains <code>{}</code>, searched from offset {from} to \
+             {scanned_to} (at most {} MiB of log per page).</p>",
+            escape(&key_text),
+            SEARCH_BYTES_MAX / (1024 * 1024)
+        );
+    }
     body.push_str(
         "<table><tr><th>offset</th><th>timestamp (ms)</th><th>key</th><th>value</th>\
          <th>headers</th></tr>",
@@ -340,8 +512,8 @@ pub async fn browse(
              <td class=n>{}</td></tr>",
             record.offset,
             record.timestamp_ms,
-            show(record.key.as_deref(), hex),
-            show(record.value.as_deref(), hex),
+            show(record.key.as_deref(), format),
+            show(record.value.as_deref(), format),
             record.headers,
         );
     }
@@ -352,55 +524,133 @@ pub async fn browse(
     page(&format!("{name} partition {index}"), &body)
 }
 
-/// Up to a page of records from `from`, below the high watermark `hw`.
-fn read_records(partition: &crate::Partition, from: i64, hw: i64) -> Result<Vec<Shown>, String> {
+/// Up to a page of records from `from`, below the high watermark `hw`, and the offset to
+/// go on from. With `key`, only records whose key contains it, read through at most
+/// [`SEARCH_BYTES_MAX`] of log; without, one read of [`READ_BYTES_MAX`].
+fn read_records(
+    partition: &crate::Partition,
+    from: i64,
+    hw: i64,
+    key: Option<&[u8]>,
+) -> Result<(Vec<Shown>, i64), String> {
     let mut out = Vec::new();
-    if from >= hw {
-        return Ok(out);
-    }
-    let read = partition
-        .log
-        .read(from, READ_BYTES_MAX, hw)
-        .map_err(|e| e.to_string())?;
-    let Some(range) = read.range else {
-        return Ok(out);
+    let budget = if key.is_some() {
+        SEARCH_BYTES_MAX
+    } else {
+        READ_BYTES_MAX
     };
-    let bytes = range.read_bytes().map_err(|e| e.to_string())?;
     let limits = strom_records::DecodeLimits {
         decompressed_bytes_max: DECOMPRESSED_BYTES_MAX,
     };
-    for frame in strom_records::batch_frames(&bytes) {
-        let (header, span) = frame.map_err(|e| e.to_string())?;
-        if header.is_control() {
-            continue;
-        }
-        let batch = bytes.get(span).ok_or("a batch runs past the bytes read")?;
-        let records = strom_records::records(batch, &limits).map_err(|e| e.to_string())?;
-        for record in records {
-            let offset = header.base_offset + i64::from(record.offset_delta);
-            if offset < from || offset >= hw {
+    let mut next = from;
+    let mut read_bytes = 0u64;
+    while next < hw && read_bytes < budget {
+        let read = partition
+            .log
+            .read(next, READ_BYTES_MAX, hw)
+            .map_err(|e| e.to_string())?;
+        let Some(range) = read.range else {
+            break;
+        };
+        let bytes = range.read_bytes().map_err(|e| e.to_string())?;
+        read_bytes = read_bytes.saturating_add(bytes.len() as u64);
+        let before = next;
+        for frame in strom_records::batch_frames(&bytes) {
+            let (header, span) = frame.map_err(|e| e.to_string())?;
+            let batch_end = header.base_offset + i64::from(header.last_offset_delta) + 1;
+            if header.is_control() {
+                next = next.max(batch_end.min(hw));
                 continue;
             }
-            out.push(Shown {
-                offset,
-                timestamp_ms: header.base_timestamp + record.timestamp_delta,
-                key: record.key,
-                value: record.value,
-                headers: record.headers.len(),
-            });
-            if out.len() >= RECORDS_PER_PAGE {
-                return Ok(out);
+            let batch = bytes.get(span).ok_or("a batch runs past the bytes read")?;
+            let records = strom_records::records(batch, &limits).map_err(|e| e.to_string())?;
+            for record in records {
+                let offset = header.base_offset + i64::from(record.offset_delta);
+                if offset < next || offset >= hw {
+                    continue;
+                }
+                next = offset + 1;
+                let matches = key.is_none_or(|wanted| {
+                    record.key.as_deref().is_some_and(|k| contains(k, wanted))
+                });
+                if !matches {
+                    continue;
+                }
+                out.push(Shown {
+                    offset,
+                    timestamp_ms: header.base_timestamp + record.timestamp_delta,
+                    key: record.key,
+                    value: record.value,
+                    headers: record.headers.len(),
+                });
+                if out.len() >= RECORDS_PER_PAGE {
+                    return Ok((out, next));
+                }
             }
+            next = next.max(batch_end.min(hw));
+        }
+        if key.is_none() || next == before {
+            break;
         }
     }
-    Ok(out)
+    Ok((out, next))
 }
 
-/// Bytes as escaped text (when UTF-8) or hex, cut at [`SHOWN_BYTES_MAX`].
-fn show(bytes: Option<&[u8]>, hex: bool) -> String {
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Percent-encodes a query value.
+fn query_value(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// How keys and values are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// UTF-8 text (hex when not UTF-8).
+    Text,
+    /// Pretty-printed when the bytes are JSON, else as text.
+    Json,
+    Hex,
+}
+
+impl Format {
+    fn arg(self) -> &'static str {
+        match self {
+            Format::Text => "",
+            Format::Json => "&format=json",
+            Format::Hex => "&format=hex",
+        }
+    }
+}
+
+/// Bytes as escaped text (when UTF-8), pretty JSON (when asked and valid) or hex, cut at
+/// [`SHOWN_BYTES_MAX`].
+fn show(bytes: Option<&[u8]>, format: Format) -> String {
     let Some(bytes) = bytes else {
         return "<i>null</i>".to_string();
     };
+    if format == Format::Json {
+        if let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) {
+            let pretty = serde_json::to_string_pretty(&value).unwrap_or_default();
+            let cut = pretty.len().min(SHOWN_BYTES_MAX * 4);
+            let cut = (0..=cut)
+                .rev()
+                .find(|i| pretty.is_char_boundary(*i))
+                .unwrap_or(0);
+            return escape(&pretty[..cut]);
+        }
+    }
+    let hex = format == Format::Hex;
     let cut = &bytes[..bytes.len().min(SHOWN_BYTES_MAX)];
     let more = if bytes.len() > cut.len() {
         format!(" … ({} bytes)", bytes.len())
@@ -433,11 +683,18 @@ mod tests {
             "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
         );
         assert_eq!(segment("a b/c.d"), "a%20b%2Fc.d");
-        assert_eq!(show(None, false), "<i>null</i>");
-        assert_eq!(show(Some(b"<b>"), false), "&lt;b&gt;");
-        assert_eq!(show(Some(b"<b>"), true), "3c 62 3e");
-        assert_eq!(show(Some(&[0xff, 0x00]), false), "ff 00");
+        assert_eq!(show(None, Format::Text), "<i>null</i>");
+        assert_eq!(show(Some(b"<b>"), Format::Text), "&lt;b&gt;");
+        assert_eq!(show(Some(b"<b>"), Format::Hex), "3c 62 3e");
+        assert_eq!(show(Some(&[0xff, 0x00]), Format::Text), "ff 00");
+        assert_eq!(
+            show(Some(br#"{"a":[1,"<"]}"#), Format::Json),
+            "{\n  &quot;a&quot;: [\n    1,\n    &quot;&lt;&quot;\n  ]\n}"
+        );
+        assert_eq!(show(Some(b"not json"), Format::Json), "not json");
         let long = vec![b'x'; SHOWN_BYTES_MAX + 5];
-        assert!(show(Some(&long), false).ends_with(&format!(" … ({} bytes)", long.len())));
+        assert!(show(Some(&long), Format::Text).ends_with(&format!(" … ({} bytes)", long.len())));
+        assert!(contains(b"order-17", b"der-1") && !contains(b"order", b"x"));
+        assert_eq!(query_value("a b&c"), "a%20b%26c");
     }
 }

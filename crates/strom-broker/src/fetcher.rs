@@ -13,7 +13,7 @@
 //! next fetch, so the offset the leader hears is durable here. The high watermark a
 //! follower learns is the leader's, never above its own log.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -36,6 +36,7 @@ use crate::config::BrokerConfig;
 use crate::metadata::{now_ms, MetadataPort};
 use crate::partition::{AppendError, Partition};
 use crate::peer::{PeerConnection, PeerError};
+use crate::throttle::{self, RateMeter, ReplicationQuotas, Side};
 
 /// The newest Fetch version the fetcher sends (ReplicaState and topic ids).
 const FETCH_VERSION_MAX: i16 = 17;
@@ -79,6 +80,8 @@ struct Handle {
 /// The fetcher tasks, by (source broker, index).
 pub struct Fetchers {
     config: Arc<BrokerConfig>,
+    /// The replication throttle meters of this broker (the Fetch handler uses the leader's).
+    pub(crate) quotas: Arc<ReplicationQuotas>,
     env: OnceLock<Arc<Env>>,
     tasks: Mutex<HashMap<(i32, usize), Handle>>,
 }
@@ -97,6 +100,7 @@ impl Fetchers {
     pub(crate) fn new(config: Arc<BrokerConfig>) -> Fetchers {
         Fetchers {
             config,
+            quotas: Arc::new(ReplicationQuotas::default()),
             env: OnceLock::new(),
             tasks: Mutex::new(HashMap::new()),
         }
@@ -146,6 +150,7 @@ impl Fetchers {
                 Arc::clone(&shared),
                 Arc::clone(&self.config),
                 Arc::clone(env),
+                Arc::clone(&self.quotas),
             ));
             Handle { shared, task }
         });
@@ -190,7 +195,12 @@ fn remove_from(tasks: &mut HashMap<(i32, usize), Handle>, tp: TopicIdPartition) 
 }
 
 /// One fetcher: fetch, apply, repeat, with a backoff per partition after errors.
-async fn run(shared: Arc<Shared>, config: Arc<BrokerConfig>, env: Arc<Env>) {
+async fn run(
+    shared: Arc<Shared>,
+    config: Arc<BrokerConfig>,
+    env: Arc<Env>,
+    quotas: Arc<ReplicationQuotas>,
+) {
     let mut shutdown = env.shutdown.clone();
     let mut connection: Option<PeerConnection> = None;
     let backoff = Duration::from_millis(config.replica_fetch_backoff_ms);
@@ -231,7 +241,11 @@ async fn run(shared: Arc<Shared>, config: Arc<BrokerConfig>, env: Arc<Env>) {
         let Some(conn) = connection.as_mut() else {
             continue;
         };
-        match fetch_once(conn, &config, &env, &ready).await {
+        let (ready, throttled) = follower_throttle(&shared, &config, &env, &quotas, ready, backoff);
+        if ready.is_empty() {
+            continue;
+        }
+        match fetch_once(conn, &config, &env, &ready, (&throttled, &quotas.follower)).await {
             Ok(outcomes) => {
                 for (tp, outcome) in outcomes {
                     match outcome {
@@ -247,6 +261,47 @@ async fn run(shared: Arc<Shared>, config: Arc<BrokerConfig>, env: Arc<Env>) {
             }
         }
     }
+}
+
+/// The follower throttle (Kafka's `shouldFollowerThrottle`): the partitions of `ready` that
+/// `follower.replication.throttled.replicas` lists for this broker while it is outside
+/// their ISR, when `follower.replication.throttled.rate` is set. While the bytes fetched for
+/// such partitions are over that rate they are left out of the fetch and retried after
+/// `backoff`. Returns the partitions to fetch and which of them count against the rate.
+fn follower_throttle(
+    shared: &Shared,
+    config: &BrokerConfig,
+    env: &Env,
+    quotas: &ReplicationQuotas,
+    mut ready: Vec<(TopicIdPartition, Assigned)>,
+    backoff: Duration,
+) -> (Vec<(TopicIdPartition, Assigned)>, HashSet<TopicIdPartition>) {
+    let image = env.metadata.image();
+    let node = config.node_id;
+    let Some(limit) = throttle::rate_limit(&image, node, Side::Follower) else {
+        return (ready, HashSet::new());
+    };
+    let throttled: HashSet<TopicIdPartition> = ready
+        .iter()
+        .filter(|(tp, a)| {
+            image
+                .partition(tp.topic_id, tp.partition)
+                .is_some_and(|p| !p.isr.contains(&node))
+                && throttle::is_throttled(
+                    &image,
+                    &a.partition.topic,
+                    tp.partition,
+                    node,
+                    Side::Follower,
+                )
+        })
+        .map(|(tp, _)| *tp)
+        .collect();
+    if !throttled.is_empty() && quotas.follower.exceeds(limit, std::time::Instant::now()) {
+        delay(shared, throttled.iter().copied(), backoff);
+        ready.retain(|(tp, _)| !throttled.contains(tp));
+    }
+    (ready, throttled)
 }
 
 fn delay(shared: &Shared, tps: impl IntoIterator<Item = TopicIdPartition>, backoff: Duration) {
@@ -300,6 +355,7 @@ async fn connect(
         client_id,
         config.replica_socket_timeout_ms,
         frame_bytes_max,
+        &config.listeners.inter_broker_client,
     )
     .await
 }
@@ -318,6 +374,7 @@ async fn fetch_once(
     config: &BrokerConfig,
     env: &Env,
     ready: &[(TopicIdPartition, Assigned)],
+    (throttled, meter): (&HashSet<TopicIdPartition>, &RateMeter),
 ) -> Result<Vec<(TopicIdPartition, Outcome)>, PeerError> {
     let version = conn.version_of::<FetchRequest>(FETCH_VERSION_MAX)?;
     let request = fetch_request(config, env, ready, version);
@@ -349,6 +406,13 @@ async fn fetch_once(
             Some(data) => to_apply.push((*tp, assigned.clone(), data.clone())),
         }
     }
+    // Bytes fetched for throttled partitions count against the follower rate.
+    let throttled_bytes: u64 = to_apply
+        .iter()
+        .filter(|(tp, _, _)| throttled.contains(tp))
+        .map(|(_, _, data)| data.records.as_ref().map_or(0, |r| r.len() as u64))
+        .sum();
+    meter.record(throttled_bytes, std::time::Instant::now());
     if !to_apply.is_empty() {
         let applied = tokio::task::spawn_blocking(move || {
             to_apply

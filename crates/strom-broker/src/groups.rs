@@ -138,11 +138,10 @@ impl GroupHandle {
 
     /// A COMMIT (`commit`) or ABORT marker for `producer_id` is now replicated on
     /// `__consumer_offsets` partition `offsets_partition` (Kafka's
-    /// `GroupCoordinator.onTransactionCompleted`): the producer's pending transactional
-    /// offset commits (TxnOffsetCommit) there become visible, or are dropped.
-    ///
-    /// A no-op until the transaction coordinator work fills it in (it owns TxnOffsetCommit
-    /// and the pending-offsets state); WriteTxnMarkers already calls it at the right point.
+    /// `GroupCoordinator.onTransactionCompleted`): the producer's offsets staged there by
+    /// TxnOffsetCommit become committed, or are dropped. When the partition's coordinator is
+    /// not loaded here (or is loading) nothing happens: its load replays the marker from the
+    /// log, which holds it already.
     pub async fn on_txn_marker(
         &self,
         offsets_partition: i32,
@@ -150,7 +149,21 @@ impl GroupHandle {
         producer_epoch: i16,
         commit: bool,
     ) {
-        let _ = (offsets_partition, producer_id, producer_epoch, commit);
+        let command = Command::TxnMarker {
+            producer_id,
+            commit,
+        };
+        if !matches!(
+            self.call(offsets_partition, command).await,
+            Some(Response::TxnMarker)
+        ) {
+            tracing::debug!(
+                offsets_partition,
+                producer_id,
+                producer_epoch,
+                "transaction marker not applied by a loaded group coordinator"
+            );
+        }
     }
 
     /// Whether `partition`'s coordinator is loaded (its groups are served).
@@ -252,6 +265,8 @@ pub(crate) enum Kind {
     OffsetDelete,
     ConsumerHeartbeat,
     ConsumerDescribe,
+    TxnCommit,
+    TxnMarker,
 }
 
 /// The coordinator of one partition this broker leads.
@@ -298,6 +313,9 @@ struct Runtime {
     pending: HashMap<RequestId, (i32, Pending)>,
     next_request_id: RequestId,
     salt: u64,
+    /// Transaction markers that arrived while their partition was loading, applied when it
+    /// is installed (`on_loaded`).
+    markers_while_loading: HashMap<i32, Vec<(i64, bool)>>,
 }
 
 /// A finished load task: the rebuilt coordinator with the log end it read to, or `None`
@@ -329,6 +347,7 @@ pub async fn run(context: Arc<BrokerContext>, inbox: GroupInbox) {
         pending: HashMap::new(),
         next_request_id: 0,
         salt: u64::try_from(now_ms()).unwrap_or(0),
+        markers_while_loading: HashMap::new(),
     };
     let mut interval = tokio::time::interval(Duration::from_millis(TICK_INTERVAL_MS));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -413,6 +432,22 @@ impl Runtime {
             self.publish_loaded();
         }
         if !self.shards.contains_key(&partition) {
+            if let Command::TxnMarker {
+                producer_id,
+                commit,
+            } = call.command
+            {
+                // A marker that may have landed after the load read the log: applied once
+                // the load is installed, before any other command (applying one the load
+                // already replayed finds nothing staged, and changes nothing).
+                self.start_load(partition, &log, epoch);
+                self.markers_while_loading
+                    .entry(partition)
+                    .or_default()
+                    .push((producer_id, commit));
+                let _ = call.reply.send(Response::TxnMarker);
+                return;
+            }
             // As Kafka: the partition's groups wait for nothing, the client retries.
             self.start_load(partition, &log, epoch);
             let _ = call
@@ -487,11 +522,20 @@ impl Runtime {
             self.role(&image, loaded.partition),
             Role::Leader(_, epoch) if epoch == loaded.leader_epoch
         );
-        let (Some((coordinator, written_end)), true) = (loaded.result, still_leader) else {
+        let (Some((mut coordinator, written_end)), true) = (loaded.result, still_leader) else {
+            // A load retried later reads the markers queued meanwhile from the log.
+            self.markers_while_loading.remove(&loaded.partition);
             return;
         };
         if self.shards.contains_key(&loaded.partition) {
             return;
+        }
+        for (producer_id, commit) in self
+            .markers_while_loading
+            .remove(&loaded.partition)
+            .unwrap_or_default()
+        {
+            coordinator.txn_marker(producer_id, commit, now_ms());
         }
         self.shards.insert(
             loaded.partition,
@@ -624,6 +668,7 @@ impl Runtime {
     /// coordinator, or deferred until its records commit) gets NOT_COORDINATOR, as Kafka's
     /// `onUnloaded` answers pending joins and syncs.
     fn unload(&mut self, partition: i32) {
+        self.markers_while_loading.remove(&partition);
         let had = self.shards.remove(&partition).is_some();
         let waiting: Vec<RequestId> = self
             .pending
@@ -676,7 +721,14 @@ impl Runtime {
                 Role::Leader(_, epoch) if epoch == loaded_epoch
             );
             let appended = if leading {
-                append_records(&self.context, &log, loaded_epoch, &output.records).await
+                append_records(
+                    &self.context,
+                    &log,
+                    loaded_epoch,
+                    &output.records,
+                    output.transactional,
+                )
+                .await
             } else {
                 Err("this broker no longer leads the partition".to_string())
             };
@@ -787,9 +839,27 @@ async fn load(log: &Arc<Partition>, config: Config) -> Option<(Coordinator, i64)
         }
     };
     let mut coordinator = Coordinator::new(config);
-    if let Err(error) = coordinator.load(records.iter(), now_ms()) {
-        tracing::warn!(partition = log.tp.partition, %error, "cannot load groups");
-        return None;
+    let now = now_ms();
+    for entry in &records {
+        let loaded = match entry {
+            LogEntry::Record(record) => coordinator.load(std::iter::once(record), now),
+            LogEntry::Transactional {
+                producer_id,
+                producer_epoch,
+                record,
+            } => coordinator.load_txn_records(*producer_id, *producer_epoch, [record]),
+            LogEntry::Marker {
+                producer_id,
+                commit,
+            } => {
+                coordinator.txn_marker(*producer_id, *commit, now);
+                Ok(())
+            }
+        };
+        if let Err(error) = loaded {
+            tracing::warn!(partition = log.tp.partition, %error, "cannot load groups");
+            return None;
+        }
     }
     // One line per partition only at debug: start-up logs one summary line for all of them
     // (`Runtime::on_loaded`).
@@ -823,8 +893,24 @@ pub(crate) fn coordinator_config(config: &BrokerConfig, salt: u64) -> Config {
     }
 }
 
+/// One entry of a `__consumer_offsets` log, in log order.
+pub(crate) enum LogEntry {
+    Record(GroupRecord),
+    /// A record of a transactional batch (TxnOffsetCommit), staged until its marker.
+    Transactional {
+        producer_id: i64,
+        producer_epoch: i16,
+        record: GroupRecord,
+    },
+    /// A COMMIT or ABORT marker.
+    Marker {
+        producer_id: i64,
+        commit: bool,
+    },
+}
+
 /// The group records of the log from its start to its end as of the call, and that end.
-fn read_records(partition: &Partition) -> Result<(Vec<GroupRecord>, i64), String> {
+pub(crate) fn read_records(partition: &Partition) -> Result<(Vec<LogEntry>, i64), String> {
     let log = &partition.log;
     let end = log.log_end_offset();
     let mut offset = log.log_start_offset();
@@ -848,8 +934,23 @@ fn read_records(partition: &Partition) -> Result<(Vec<GroupRecord>, i64), String
             if next <= offset {
                 continue;
             }
-            if !header.is_control() {
-                let raw = bytes.get(span).unwrap_or_default();
+            let raw = bytes.get(span).unwrap_or_default();
+            if header.is_control() {
+                if header.is_transactional() {
+                    let records =
+                        strom_records::records(raw, &limits).map_err(|e| e.to_string())?;
+                    for record in &records {
+                        // Other control records (none are written here) are skipped.
+                        if let Ok(marker) = strom_records::EndTransactionMarker::from_record(record)
+                        {
+                            out.push(LogEntry::Marker {
+                                producer_id: header.producer_id,
+                                commit: marker.commit,
+                            });
+                        }
+                    }
+                }
+            } else {
                 let records = strom_records::records(raw, &limits).map_err(|e| e.to_string())?;
                 for record in records {
                     let position = header.base_offset + i64::from(record.offset_delta);
@@ -857,9 +958,18 @@ fn read_records(partition: &Partition) -> Result<(Vec<GroupRecord>, i64), String
                         continue;
                     }
                     if let Some(key) = record.key {
-                        out.push(GroupRecord {
+                        let record = GroupRecord {
                             key,
                             value: record.value,
+                        };
+                        out.push(if header.is_transactional() {
+                            LogEntry::Transactional {
+                                producer_id: header.producer_id,
+                                producer_epoch: header.producer_epoch,
+                                record,
+                            }
+                        } else {
+                            LogEntry::Record(record)
                         });
                     }
                 }
@@ -877,14 +987,23 @@ fn read_records(partition: &Partition) -> Result<(Vec<GroupRecord>, i64), String
 /// Appends one batch holding `records` as the partition's leader at `leader_epoch`, by the
 /// same path as a Produce (fsynced under `sync-on-commit`); returns the log end offset
 /// after it. The replies it carries wait for [`committed_offset`] to reach that offset.
-async fn append_records(
+pub(crate) async fn append_records(
     context: &BrokerContext,
     log: &Arc<Partition>,
     leader_epoch: i32,
     records: &[GroupRecord],
+    transactional: Option<(i64, i16)>,
 ) -> Result<i64, String> {
     let now = now_ms();
     let mut builder = strom_records::BatchBuilder::new(0, now);
+    if let Some((producer_id, producer_epoch)) = transactional {
+        // Kafka writes TxnOffsetCommit's records as one transactional batch of the producer
+        // (sequence 0: the coordinator's appends are not sequence-checked); the partition's
+        // producer state and last stable offset see an open transaction until its marker.
+        builder = builder
+            .producer(producer_id, producer_epoch, 0)
+            .transactional(true);
+    }
     for record in records {
         builder
             .append(
@@ -928,6 +1047,8 @@ fn kind_of(command: &Command) -> Kind {
         Command::OffsetDelete(_) => Kind::OffsetDelete,
         Command::ConsumerGroupHeartbeat(_) => Kind::ConsumerHeartbeat,
         Command::ConsumerGroupDescribe(_) => Kind::ConsumerDescribe,
+        Command::TxnOffsetCommit(_) => Kind::TxnCommit,
+        Command::TxnMarker { .. } => Kind::TxnMarker,
     }
 }
 
@@ -982,6 +1103,14 @@ pub(crate) fn error_response(kind: Kind, error: ErrorCode) -> Response {
             error,
             partitions: Vec::new(),
         }),
+        // Per-partition errors are filled in by the handler from this marker.
+        Kind::TxnCommit => Response::TxnOffsetCommit(vec![PartitionResult {
+            topic: String::new(),
+            partition: -1,
+            error,
+        }]),
+        // The hook's caller only learns that the marker was not applied here.
+        Kind::TxnMarker => Response::Heartbeat(error),
         Kind::ConsumerHeartbeat => Response::ConsumerGroupHeartbeat(
             ConsumerHeartbeatResponse::error(ConsumerError::new(error, String::new())),
         ),

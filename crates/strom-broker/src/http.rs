@@ -5,10 +5,12 @@
 //! Bounded like the Kafka listener: at most [`CONNECTIONS_MAX`] connections at once
 //! (accepting waits beyond that, so the kernel's backlog absorbs bursts), each closed
 //! [`CONNECTION_LIFETIME`] after it opened whatever it is doing (a keep-alive scraper simply
-//! reconnects), each request answered within [`REQUEST_TIMEOUT`] or with 503. Only GET
-//! routes exist and none reads a body, so a request holds no more than its headers
-//! (hyper's own limit). No authentication or TLS yet: the default binds loopback, and a
-//! non-loopback address is logged as a warning at start-up.
+//! reconnects), each request answered within [`REQUEST_TIMEOUT`] or with 503. GET routes
+//! read no body; the console's write actions (`console_actions.rs`) are POSTs of small forms
+//! (at most `FORM_BYTES_MAX`, refused beyond), guarded against cross-site requests by a
+//! per-process form token and the `Origin`/`Sec-Fetch-Site` headers. No authentication or
+//! TLS yet: the default binds loopback, and a non-loopback address is logged as a warning
+//! at start-up.
 
 use std::future::Future;
 use std::io;
@@ -18,16 +20,18 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 
+use crate::console_actions as actions;
 use crate::metrics::{health, HttpListener};
 use crate::server::BrokerContext;
 
@@ -81,8 +85,16 @@ pub fn router(context: Arc<BrokerContext>) -> Router {
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/", get(crate::console::home))
+        .route("/clients", get(crate::console::clients))
         .route("/topics/{topic}", get(crate::console::topic))
         .route("/topics/{topic}/{partition}", get(crate::console::browse))
+        .route("/topics", post(actions::create_topic))
+        .route("/topics/{topic}/delete", post(actions::delete_topic))
+        .route("/topics/{topic}/partitions", post(actions::add_partitions))
+        .route("/topics/{topic}/configs", post(actions::set_config))
+        .route("/topics/{topic}/produce", post(actions::produce))
+        .route("/groups/{group}/reset", post(actions::reset_offsets))
+        .layer(DefaultBodyLimit::max(actions::FORM_BYTES_MAX))
         .with_state(context)
 }
 

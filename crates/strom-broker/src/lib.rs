@@ -8,27 +8,33 @@
 //! leads (strom-replica's high watermark and ISR) or follows (`fetcher.rs` copies it from
 //! the leader over `peer.rs`), `replication.rs` sends ISR changes to the controller and
 //! checkpoints high watermarks, `producers.rs` holds idempotent producer state,
-//! `sendfile.rs` splices Fetch records from segment files into responses, `limits.rs` admits
+//! `txns.rs` runs the transaction coordinator (strom-txn) and `markers.rs` writes its
+//! markers, `sendfile.rs` splices Fetch records from segment files into responses, `limits.rs` admits
 //! connections and holds the budget for request bytes in flight, `syncer.rs` runs
 //! sync-on-commit's group-committed fsyncs for async waiters, `scrubber.rs` verifies cold
 //! segments in the background, `txn_markers.rs` writes transaction markers (WriteTxnMarkers
-//! and the transaction coordinator). [`BrokerConfig`]
+//! and the transaction coordinator), `throttle.rs` holds the replication throttles of
+//! partition moves. [`BrokerConfig`]
 //! (`config.rs`) reads Kafka's keys. The quorum is reached through [`MetadataPort`]:
 //! [`QuorumMetadata`] (`quorum.rs`) over the Raft node, [`LocalMetadata`] in tests.
 //!
 //! Only this crate serves Kafka clients over sockets; nothing depends on it but the `strom`
 //! binary.
 
+pub mod authn;
 pub mod authz;
 pub mod config;
 pub mod connection;
 pub mod console;
+pub mod console_actions;
 pub mod dynamic_config;
 pub mod fetcher;
 pub mod groups;
 pub mod handlers;
 pub mod http;
 pub mod limits;
+pub mod listeners;
+pub mod markers;
 pub mod metadata;
 pub mod metrics;
 pub mod partition;
@@ -40,11 +46,15 @@ pub mod quorum;
 pub mod quotas;
 pub mod replicas;
 mod replication;
+mod scrub_repair;
 pub mod scrubber;
 pub mod sendfile;
 pub mod server;
 pub mod syncer;
+pub mod telemetry;
+pub mod throttle;
 pub mod txn_markers;
+pub mod txns;
 
 pub use config::{BrokerConfig, ConfigError, Listener};
 pub use metadata::{LocalMetadata, MetadataError, MetadataPort, SubmitFuture};

@@ -7,7 +7,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use strom_meta::{
     ApiError, Controller, ControllerConfig, ControllerReply, ControllerRequest, MetadataImage,
@@ -40,6 +39,10 @@ pub type QuorumFuture<'a> = Pin<
     >,
 >;
 
+/// A boxed future of a membership change's outcome.
+pub type MembershipFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<(), strom_raft::wire::MembershipError>> + Send + 'a>>;
+
 /// What the broker needs from the metadata quorum.
 pub trait MetadataPort: Send + Sync + 'static {
     /// The latest committed image.
@@ -71,14 +74,19 @@ pub trait MetadataPort: Send + Sync + 'static {
             ))
         })
     }
+    /// Changes the quorum's voters (AddRaftVoter, RemoveRaftVoter, UpdateRaftVoter), made
+    /// by its leader. An in-process controller has no quorum to change.
+    fn change_quorum(&self, _change: strom_raft::wire::MembershipChange) -> MembershipFuture<'_> {
+        Box::pin(async {
+            Err(strom_raft::wire::MembershipError::Refused(
+                "no metadata quorum: the controller runs in this process".into(),
+            ))
+        })
+    }
 }
 
-/// Wall-clock milliseconds since the epoch (0 if the clock is before 1970).
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+/// Wall-clock milliseconds since the epoch (strom-records' clock).
+pub use strom_records::now_ms;
 
 /// A single in-process controller: requests are validated and applied under one mutex, so
 /// replies are released only after the new image is published (the same order as a quorum).

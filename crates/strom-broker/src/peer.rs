@@ -1,13 +1,21 @@
 //! A connection from this broker to another one (the follower fetcher's), one request at a
 //! time: ApiVersions on connect, then requests encoded and responses decoded with
 //! kafka-protocol's client-side codecs, framed and bounded by strom-protocol's
-//! `FrameDecoder`, every step under a timeout.
+//! `FrameDecoder`, every step under a timeout. The connection uses the inter-broker
+//! listener's security: TLS with the listener's trust store (and its key store as client
+//! certificate), then SASL with the listener's own login module credentials.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
-use strom_protocol::messages::{ApiVersionsRequest, RequestHeader, ResponseHeader};
+use strom_protocol::messages::{
+    ApiVersionsRequest, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
+    SaslHandshakeRequest,
+};
+use strom_security::{ClientStream, SaslClient};
+
+use crate::listeners::InterBrokerClient;
 use strom_protocol::{FrameDecoder, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -61,7 +69,7 @@ pub enum PeerError {
 #[derive(Debug)]
 pub struct PeerConnection {
     addr: String,
-    stream: TcpStream,
+    stream: ClientStream,
     decoder: FrameDecoder,
     buf: BytesMut,
     correlation_id: i32,
@@ -77,6 +85,7 @@ impl PeerConnection {
         client_id: String,
         timeout_ms: u64,
         frame_bytes_max: usize,
+        security: &InterBrokerClient,
     ) -> Result<PeerConnection, PeerError> {
         let io = |source| PeerError::Io {
             addr: addr.to_string(),
@@ -91,6 +100,23 @@ impl PeerConnection {
             })?
             .map_err(io)?;
         stream.set_nodelay(true).map_err(io)?;
+        let stream = match &security.tls {
+            None => ClientStream::Plain(stream),
+            Some(tls) => {
+                let config = tls.client_config().map_err(|e| PeerError::Protocol {
+                    addr: addr.to_string(),
+                    reason: format!("TLS settings of the inter-broker listener: {e}"),
+                })?;
+                let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+                tokio::time::timeout(limit, ClientStream::tls(stream, host, config))
+                    .await
+                    .map_err(|_| PeerError::Timeout {
+                        addr: addr.to_string(),
+                        timeout_ms,
+                    })?
+                    .map_err(io)?
+            }
+        };
         let mut connection = PeerConnection {
             addr: addr.to_string(),
             stream,
@@ -114,7 +140,54 @@ impl PeerConnection {
             .iter()
             .map(|k| (k.api_key, (k.min_version, k.max_version)))
             .collect();
+        if let Some((mechanism, user, password)) = &security.sasl {
+            connection
+                .authenticate(mechanism, user, password, timeout_ms)
+                .await?;
+        }
         Ok(connection)
+    }
+
+    /// SaslHandshake v1 and SaslAuthenticate rounds (KIP-152).
+    async fn authenticate(
+        &mut self,
+        mechanism: &str,
+        user: &str,
+        password: &str,
+        timeout_ms: u64,
+    ) -> Result<(), PeerError> {
+        let handshake = SaslHandshakeRequest::default()
+            .with_mechanism(StrBytes::from_string(mechanism.to_string()));
+        let response = self.send(&handshake, 1, timeout_ms).await?;
+        if response.error_code != 0 {
+            return Err(self.protocol(format!(
+                "SaslHandshake for {mechanism} refused (error {}); enabled: {:?}",
+                response.error_code, response.mechanisms
+            )));
+        }
+        let (mut client, mut token) = SaslClient::start(mechanism, user, password)
+            .map_err(|e| self.protocol(e.to_string()))?;
+        let version = self.version_of::<SaslAuthenticateRequest>(2)?;
+        // PLAIN takes one round, SCRAM two; a server asking for more is refused.
+        for _ in 0..3 {
+            let request = SaslAuthenticateRequest::default().with_auth_bytes(token.into());
+            let response = self.send(&request, version, timeout_ms).await?;
+            if response.error_code != 0 {
+                return Err(self.protocol(format!(
+                    "SASL {mechanism} authentication as {user} failed (error {}): {}",
+                    response.error_code,
+                    response.error_message.as_deref().unwrap_or("")
+                )));
+            }
+            match client
+                .step(&response.auth_bytes)
+                .map_err(|e| self.protocol(e.to_string()))?
+            {
+                Some(next) => token = next,
+                None => return Ok(()),
+            }
+        }
+        Err(self.protocol("SASL exchange did not finish".to_string()))
     }
 
     /// The address connected to.
@@ -182,6 +255,7 @@ impl PeerConnection {
             source,
         };
         self.stream.write_all(&frame).await.map_err(io)?;
+        self.stream.flush().await.map_err(io)?;
         let mut body = loop {
             match self.decoder.decode(&mut self.buf) {
                 Ok(Some(body)) => break body,

@@ -116,6 +116,16 @@ impl SecurityProtocol {
         }
     }
 
+    /// Kafka's id (`SecurityProtocol.id`), as broker registrations carry it.
+    pub fn id(self) -> i16 {
+        match self {
+            SecurityProtocol::Plaintext => 0,
+            SecurityProtocol::Ssl => 1,
+            SecurityProtocol::SaslPlaintext => 2,
+            SecurityProtocol::SaslSsl => 3,
+        }
+    }
+
     /// Whether the transport is TLS.
     pub fn uses_tls(self) -> bool {
         matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
@@ -171,6 +181,16 @@ impl Session {
     pub fn client_ip(&self) -> IpAddr {
         self.client_address.ip()
     }
+}
+
+tokio::task_local! {
+    /// The listener of the request being handled (set by the connection around handlers).
+    pub(crate) static LISTENER: String;
+}
+
+/// The name of the listener the request being handled came in on, if any.
+pub fn current_listener() -> Option<String> {
+    LISTENER.try_with(Clone::clone).ok()
 }
 
 #[cfg(test)]

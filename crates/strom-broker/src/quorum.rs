@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use crate::metadata::{ImageFuture, MetadataError, MetadataPort, QuorumFuture, SubmitFuture};
+use crate::metadata::{
+    ImageFuture, MembershipFuture, MetadataError, MetadataPort, QuorumFuture, SubmitFuture,
+};
 use strom_meta::{ControllerRequest, MetadataImage};
 use strom_raft::metadata::MetadataNode;
 use tokio::sync::watch;
@@ -79,6 +81,10 @@ impl MetadataPort for QuorumMetadata {
                 .await
                 .map_err(|error| MetadataError::Unavailable(error.to_string()))
         })
+    }
+
+    fn change_quorum(&self, change: strom_raft::wire::MembershipChange) -> MembershipFuture<'_> {
+        Box::pin(self.node.change_membership(change))
     }
 
     fn submit(&self, request: ControllerRequest) -> SubmitFuture<'_> {

@@ -77,6 +77,9 @@ pub struct ReplicaManager {
     /// Damage reports since start-up: a partition log found damaged at open (once per
     /// partition) and each damaged batch the scrubber reports (on every pass).
     damage_reports: AtomicU64,
+    /// Open replicas the scrubber found damaged while leading, reported offline (so that
+    /// an in-sync follower takes over) until they are repaired (`scrub_repair.rs`).
+    damaged: Mutex<std::collections::BTreeSet<TopicIdPartition>>,
 }
 
 impl ReplicaManager {
@@ -121,6 +124,7 @@ impl ReplicaManager {
             fetchers,
             scrub: Arc::new(ScrubStats::default()),
             damage_reports: AtomicU64::new(0),
+            damaged: Mutex::new(std::collections::BTreeSet::new()),
         }
     }
 
@@ -176,6 +180,55 @@ impl ReplicaManager {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .contains_key(&tp)
+    }
+
+    /// The hosted replicas this broker cannot serve, for its heartbeat (`offline_replicas`,
+    /// KIP-858's offline log directories per replica): logs that did not open (damage, or
+    /// another failure while it lasts) and logs failed since (`Health::Failed`: a failed
+    /// fsync or write; nothing is written again until a restart). The controller takes
+    /// them out of ISRs and leadership; they are listed offline in Metadata. Ascending.
+    pub fn offline_replicas(&self) -> Vec<TopicIdPartition> {
+        let mut out: Vec<TopicIdPartition> = self
+            .offline
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect();
+        out.extend(
+            self.all()
+                .iter()
+                .filter(|p| p.log.health() == strom_log::Health::Failed)
+                .map(|p| p.tp),
+        );
+        out.extend(
+            self.damaged
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .filter(|tp| self.get(**tp).is_some())
+                .copied(),
+        );
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// The scrubber found `tp` damaged while this broker leads it: reported offline from
+    /// now on (the next heartbeat), until [`ReplicaManager::clear_damaged_replica`].
+    pub(crate) fn note_damaged_replica(&self, tp: TopicIdPartition) {
+        self.damaged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(tp);
+    }
+
+    /// `tp` was repaired: no longer reported offline for the scrubber's damage.
+    pub(crate) fn clear_damaged_replica(&self, tp: TopicIdPartition) {
+        self.damaged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&tp);
     }
 
     /// Every hosted partition.
@@ -281,6 +334,8 @@ impl ReplicaManager {
             });
         // Dynamic broker configs set topic defaults at runtime (dynamic_config.rs).
         let dynamic_defaults = crate::dynamic_config::topic_defaults(image, &self.config);
+        // Partitions opened by this pass, and how many of them were not closed cleanly.
+        let (mut opened, mut recovered) = (0usize, 0usize);
         for topic in image.topics() {
             let effective = crate::dynamic_config::with_topic_overrides(
                 &dynamic_defaults,
@@ -317,7 +372,9 @@ impl ReplicaManager {
                 let result = self.open(tp, &topic.name, overrides, image);
                 let mut offline = self.offline.write().unwrap_or_else(|e| e.into_inner());
                 match result {
-                    Ok(()) => {
+                    Ok(clean) => {
+                        opened += 1;
+                        recovered += usize::from(!clean);
                         offline.remove(&tp);
                     }
                     // Said once; retried quietly by the maintenance task.
@@ -343,6 +400,13 @@ impl ReplicaManager {
                     }
                 }
             }
+        }
+        if opened > 0 {
+            tracing::info!(
+                opened,
+                recovered,
+                "opened partition logs (recovered: not closed cleanly; each partition at debug)"
+            );
         }
         self.apply_roles(image);
     }
@@ -420,7 +484,7 @@ impl ReplicaManager {
         topic: &str,
         overrides: Option<&std::collections::BTreeMap<String, String>>,
         image: &MetadataImage,
-    ) -> Result<(), LogError> {
+    ) -> Result<bool, LogError> {
         let config = self.config.topic_log_config(overrides)?;
         let dir = self.partition_dir(topic, tp.partition);
         partition_dirs::claim_dir(&dir, tp.topic_id, image).map_err(|error| LogError::Io {
@@ -445,12 +509,14 @@ impl ReplicaManager {
             tracing::warn!(topic, partition = tp.partition, %reason,
                 "leader-epoch cache rebuilt from the log");
         }
-        tracing::info!(
+        // One line per partition at debug; `reconcile` says how many opened at info.
+        let clean = log.open_report().clean;
+        tracing::debug!(
             topic,
             partition = tp.partition,
             log_end_offset = log.log_end_offset(),
             high_watermark = log.high_watermark(),
-            clean = log.open_report().clean,
+            clean,
             "opened partition"
         );
         let partition = Partition::new(
@@ -465,7 +531,7 @@ impl ReplicaManager {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(tp, Arc::new(partition));
-        Ok(())
+        Ok(clean)
     }
 
     /// The high watermark the checkpoint holds for `tp` (read once, on first use).

@@ -11,12 +11,16 @@
 //! partition stays online: the damage is confined to the reported range of a segment every
 //! byte of which was acknowledged and fsynced, nothing needs deciding before the log can
 //! serve, and taking the partition offline would make every intact record unreadable too.
-//! A damaged batch is found again, and counted again, on every pass until someone acts.
-//! The scrubber never changes data.
+//! A damaged batch is found again, and counted again, on every pass until it is repaired or
+//! someone acts. Scrubbing itself never changes data.
 //!
-//! Repair (future): a damaged range of a partition with an
-//! in-sync replica can be fetched from that replica and the segment rewritten through a
-//! swap like compaction's. That belongs in [`on_damage`]; today it only reports.
+//! Repair ([`on_damage`], `scrub_repair.rs`): after the report, a follower whose leader is a
+//! healthy in-sync replica fetches the damaged segment's offsets from it and replaces the
+//! segment with the checked copy, swapped in as compaction swaps (new files fsynced,
+//! renamed, directory fsynced); a damaged leader first gives up leadership by reporting
+//! its replica offline to the controller, when another in-sync replica can lead. Repairs
+//! are counted (`segments_repaired`) and logged at WARN; a repair that cannot happen now
+//! says why in the damage's line, and the next pass tries again.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,6 +31,7 @@ use tokio::time::Instant;
 
 use crate::partition::Partition;
 use crate::replicas::ReplicaManager;
+use crate::scrub_repair::Repair;
 use crate::server::BrokerContext;
 
 /// The most one step reads (on the blocking pool), so a step is short whatever the rate.
@@ -39,6 +44,7 @@ pub struct ScrubStats {
     bytes_verified: AtomicU64,
     damaged_batches: AtomicU64,
     passes_completed: AtomicU64,
+    segments_repaired: AtomicU64,
 }
 
 /// A copy of [`ScrubStats`].
@@ -52,6 +58,8 @@ pub struct ScrubCounts {
     pub damaged_batches: u64,
     /// Passes over every hosted partition.
     pub passes_completed: u64,
+    /// Damaged segments replaced by a checked copy from an in-sync replica.
+    pub segments_repaired: u64,
 }
 
 impl ScrubStats {
@@ -62,6 +70,7 @@ impl ScrubStats {
             bytes_verified: self.bytes_verified.load(Ordering::Relaxed),
             damaged_batches: self.damaged_batches.load(Ordering::Relaxed),
             passes_completed: self.passes_completed.load(Ordering::Relaxed),
+            segments_repaired: self.segments_repaired.load(Ordering::Relaxed),
         }
     }
 
@@ -93,7 +102,7 @@ pub async fn run(context: Arc<BrokerContext>) {
         let mut partitions = context.replicas.all();
         partitions.sort_by(|a, b| (&a.topic, a.tp.partition).cmp(&(&b.topic, b.tp.partition)));
         for partition in partitions {
-            scrub_partition(&context.replicas, &partition, &mut budget, &stats, &now_ms).await;
+            scrub_partition(&context, &partition, &mut budget, &stats, &now_ms).await;
         }
         let passes = stats.passes_completed.fetch_add(1, Ordering::Relaxed) + 1;
         let counts = stats.counts();
@@ -103,6 +112,7 @@ pub async fn run(context: Arc<BrokerContext>) {
             segments_scrubbed = counts.segments_scrubbed,
             bytes_verified = counts.bytes_verified,
             damaged_batches = counts.damaged_batches,
+            segments_repaired = counts.segments_repaired,
             damage_reports = damage.reports,
             partitions_offline_damaged = damage.partitions_offline_damaged,
             "scrub pass done (counts since start-up)"
@@ -113,7 +123,7 @@ pub async fn run(context: Arc<BrokerContext>) {
 
 /// One pass over one partition's cold segments, within the budget.
 async fn scrub_partition(
-    replicas: &ReplicaManager,
+    context: &BrokerContext,
     partition: &Arc<Partition>,
     budget: &mut ScrubBudget,
     stats: &ScrubStats,
@@ -151,7 +161,13 @@ async fn scrub_partition(
         budget.spend(step.bytes_read);
         stats.add(&step);
         if let Some(damage) = &step.damage {
-            on_damage(replicas, partition, damage);
+            if on_damage(context, partition, damage, stats).await {
+                // The segment was replaced: this pass goes on from the next one.
+                if step.pass_done {
+                    return;
+                }
+                continue;
+            }
         }
         if step.pass_done {
             return;
@@ -159,8 +175,15 @@ async fn scrub_partition(
     }
 }
 
-/// Reports damage (see the module docs). The seam for repair from an in-sync replica.
-fn on_damage(replicas: &ReplicaManager, partition: &Partition, damage: &ScrubDamage) {
+/// Reports damage, then tries to repair it (see the module docs); true if the segment
+/// was replaced.
+async fn on_damage(
+    context: &BrokerContext,
+    partition: &Arc<Partition>,
+    damage: &ScrubDamage,
+    stats: &ScrubStats,
+) -> bool {
+    let replicas: &ReplicaManager = &context.replicas;
     let damage_reports = replicas.note_damage();
     tracing::error!(
         topic = %partition.topic,
@@ -169,4 +192,26 @@ fn on_damage(replicas: &ReplicaManager, partition: &Partition, damage: &ScrubDam
         "scrubber found a {damage}. {}",
         damage.advice()
     );
+    match crate::scrub_repair::repair(context, partition, damage).await {
+        Repair::Repaired {
+            base_offset,
+            end_offset,
+        } => {
+            stats.segments_repaired.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(topic = %partition.topic, partition = partition.tp.partition,
+                file = %damage.path.display(), base_offset, end_offset,
+                "scrubber repaired a damaged segment with the leader's copy of its offsets");
+            true
+        }
+        Repair::GivingUpLeadership => {
+            tracing::warn!(topic = %partition.topic, partition = partition.tp.partition,
+                "damaged replica leads its partition: reported offline so that an in-sync follower takes over; it is repaired as a follower");
+            false
+        }
+        Repair::NotNow(why) => {
+            tracing::warn!(topic = %partition.topic, partition = partition.tp.partition,
+                %why, "cannot repair the damaged segment now; the next pass tries again");
+            false
+        }
+    }
 }

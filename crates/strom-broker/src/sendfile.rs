@@ -151,6 +151,21 @@ pub async fn write_pieces(stream: &mut TcpStream, pieces: &[Piece]) -> io::Resul
     result
 }
 
+/// Writes the pieces in order through any stream (TLS): file ranges are read into memory
+/// a range at a time (each at most a Fetch partition's bytes, bounded by the fetch limits).
+pub async fn write_pieces_copied<W>(stream: &mut W, pieces: &[Piece]) -> io::Result<()>
+where
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    for piece in pieces {
+        match piece {
+            Piece::Bytes(bytes) => stream.write_all(bytes).await?,
+            Piece::File(range) => stream.write_all(&range.read_bytes()?).await?,
+        }
+    }
+    Ok(())
+}
+
 async fn write_each(stream: &mut TcpStream, pieces: &[Piece]) -> io::Result<()> {
     for piece in pieces {
         match piece {

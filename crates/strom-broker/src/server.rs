@@ -11,11 +11,13 @@ use std::time::Duration;
 use strom_meta::{
     BrokerHeartbeatRequest, ControllerReply, ControllerRequest, Endpoint, RegisterBrokerRequest,
 };
+use strom_protocol::messages::ApiKey;
 use strom_protocol::ApiVersionTable;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::authn::ListenerRuntime;
 use crate::config::{BrokerConfig, Listener};
 use crate::limits::ConnectionLimits;
 use crate::metadata::{now_ms, MetadataError, MetadataPort};
@@ -44,6 +46,9 @@ pub enum StartError {
     /// Registration with the controller failed.
     #[error("broker registration failed: {0}")]
     Register(MetadataError),
+    /// A listener's TLS key, certificates or trust store could not be loaded.
+    #[error("{0}")]
+    Tls(String),
     /// A config value that can only be checked at start-up (a host to resolve).
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
@@ -78,8 +83,11 @@ pub struct BrokerContext {
     pub replicas: Arc<ReplicaManager>,
     /// The APIs and versions served.
     pub api_versions: ApiVersionTable,
-    /// The advertised listener, with the real port when the configured one was 0.
+    /// The advertised inter-broker listener, with the real port when the configured one was 0.
     pub advertised: Listener,
+    /// Every advertised listener, with real ports: a client is told the endpoints of the
+    /// listener it came in on.
+    pub advertised_listeners: Vec<Listener>,
     /// Set once the broker is shutting down (long polls end early).
     pub shutdown: watch::Receiver<bool>,
     /// This broker's epoch from its registration (shared with the replica manager).
@@ -88,6 +96,8 @@ pub struct BrokerContext {
     pub producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
     /// The classic group coordinator task (`groups.rs`).
     pub groups: crate::groups::GroupHandle,
+    /// The transaction coordinator task (`txns.rs`).
+    pub txns: crate::txns::TxnHandle,
     /// Connection admission, the request-bytes budget and limit warnings (`limits.rs`).
     pub limits: Arc<ConnectionLimits>,
     /// What the broker records for `/metrics` and the health checks (`metrics/`).
@@ -105,6 +115,27 @@ pub struct ProducerIdBlock {
     pub end: i64,
 }
 
+impl BrokerContext {
+    /// The advertised listener named `name` (a connection's own listener), else the
+    /// inter-broker one.
+    pub fn advertised_for(&self, name: &str) -> &Listener {
+        self.advertised_listeners
+            .iter()
+            .find(|l| l.name == name)
+            .unwrap_or(&self.advertised)
+    }
+
+    /// The advertised listener of the request being handled (Kafka answers Metadata,
+    /// FindCoordinator and DescribeCluster with the endpoints of the listener the request
+    /// came in on); the inter-broker one outside a request.
+    pub fn advertised_here(&self) -> &Listener {
+        match crate::principal::current_listener() {
+            Some(name) => self.advertised_for(&name),
+            None => &self.advertised,
+        }
+    }
+}
+
 impl std::fmt::Debug for BrokerContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BrokerContext")
@@ -116,13 +147,18 @@ impl std::fmt::Debug for BrokerContext {
 /// The APIs this broker serves, at Kafka 4.1's version ranges.
 pub fn served_api_versions() -> ApiVersionTable {
     ApiVersionTable::new(crate::handlers::SERVED_APIS.iter().copied())
+        // ListTransactions v2 filters by a transactional id pattern (KIP-1152): not served.
+        .with_max_version(ApiKey::ListTransactions, 1)
 }
 
 /// A running broker.
 #[derive(Debug)]
 pub struct Broker {
     context: Arc<BrokerContext>,
+    /// Where the inter-broker listener is bound.
     local_addr: SocketAddr,
+    /// Where each listener is bound, by name.
+    local_addrs: Vec<(String, SocketAddr)>,
     /// Where the HTTP listener (metrics, health) is bound, if it runs.
     http_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
@@ -144,17 +180,41 @@ impl Broker {
         let overrides = crate::limits::resolve_overrides(&config).await?;
         let limits = Arc::new(ConnectionLimits::new(&config, overrides));
         let lock = lock_data_dir(&config)?;
-        let address = config.listener.bind_address();
-        let listener = TcpListener::bind(&address)
-            .await
-            .map_err(|source| StartError::Bind {
+        // Every listener is bound (and its TLS files read) before anything is registered,
+        // so that a taken port or a bad key fails start-up at once, naming it.
+        let mut bound = Vec::new();
+        for served in &config.listeners.served {
+            let runtime =
+                ListenerRuntime::new(served, config.listeners.failed_authentication_delay_ms)
+                    .map_err(|e| StartError::Tls(e.to_string()))?;
+            let address = served.listener.bind_address();
+            let listener =
+                TcpListener::bind(&address)
+                    .await
+                    .map_err(|source| StartError::Bind {
+                        address: address.clone(),
+                        source,
+                    })?;
+            let local = listener.local_addr().map_err(|source| StartError::Bind {
                 address: address.clone(),
                 source,
             })?;
-        let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
-            address: address.clone(),
-            source,
-        })?;
+            bound.push((listener, Arc::new(runtime), local));
+        }
+        let local_addrs: Vec<(String, SocketAddr)> = bound
+            .iter()
+            .map(|(_, runtime, local)| (runtime.name.clone(), *local))
+            .collect();
+        let Some(local_addr) = local_addrs
+            .iter()
+            .find(|(name, _)| *name == config.inter_broker_listener_name)
+            .map(|(_, addr)| *addr)
+        else {
+            return Err(StartError::Tls(format!(
+                "inter.broker.listener.name {} is not bound",
+                config.inter_broker_listener_name
+            )));
+        };
         // The HTTP listener is bound before anything is registered, so that a taken port
         // fails start-up at once with its key named.
         let http_listener = match &config.metrics.http_listener {
@@ -162,13 +222,29 @@ impl Broker {
             None => None,
         };
         let http_addr = http_listener.as_ref().and_then(|l| l.local_addr().ok());
-        let mut advertised = config.advertised_listener.clone();
-        if advertised.port == 0 {
-            advertised.port = local_addr.port();
-        }
-        if advertised.host.is_empty() || advertised.host == "0.0.0.0" {
-            advertised.host = "127.0.0.1".to_string();
-        }
+        let advertised_listeners: Vec<Listener> = config
+            .listeners
+            .advertised
+            .iter()
+            .map(|listener| {
+                let mut advertised = listener.clone();
+                if advertised.port == 0 {
+                    if let Some((_, local)) = local_addrs.iter().find(|(n, _)| *n == listener.name)
+                    {
+                        advertised.port = local.port();
+                    }
+                }
+                if advertised.host.is_empty() || advertised.host == "0.0.0.0" {
+                    advertised.host = "127.0.0.1".to_string();
+                }
+                advertised
+            })
+            .collect();
+        let advertised = advertised_listeners
+            .iter()
+            .find(|l| l.name == config.inter_broker_listener_name)
+            .cloned()
+            .unwrap_or_else(|| config.advertised_listener.clone());
         let broker_epoch = Arc::new(AtomicI64::new(-1));
         let replicas = Arc::new(ReplicaManager::new(
             Arc::clone(&config),
@@ -181,16 +257,19 @@ impl Broker {
             shutdown_rx.clone(),
         );
         let (groups, group_inbox) = crate::groups::GroupHandle::new();
+        let (txns, txn_inbox) = crate::txns::TxnHandle::new();
         let context = Arc::new(BrokerContext {
             config: Arc::clone(&config),
             metadata: Arc::clone(&metadata),
             replicas: Arc::clone(&replicas),
             api_versions: served_api_versions(),
             advertised,
+            advertised_listeners,
             shutdown: shutdown_rx,
             broker_epoch,
             producer_ids: tokio::sync::Mutex::new(ProducerIdBlock::default()),
             groups,
+            txns,
             limits: Arc::clone(&limits),
             metrics: Arc::new(crate::metrics::BrokerMetrics::new(config.metrics.clone())),
             quotas: Arc::new(crate::quotas::QuotaManager::new(config.quotas.clone())),
@@ -217,6 +296,13 @@ impl Broker {
         let sweeping = Arc::clone(&replicas);
         let _ = tokio::task::spawn_blocking(move || sweeping.sweep_orphans(&image)).await;
         replicas.reconcile_latest(&metadata).await;
+        // Replicas found damaged (or otherwise unopenable) are reported at once (KIP-858),
+        // so the controller moves their leadership now rather than at the next tick.
+        if !replicas.offline_replicas().is_empty() {
+            if let Err(error) = send_heartbeat(&context, false).await {
+                tracing::warn!(%error, "reporting offline replicas failed; the next heartbeat retries");
+            }
+        }
 
         let mut tasks = JoinSet::new();
         tasks.spawn(follow_metadata(Arc::clone(&context)));
@@ -224,6 +310,7 @@ impl Broker {
         tasks.spawn(maintain(Arc::clone(&context)));
         tasks.spawn(crate::scrubber::run(Arc::clone(&context)));
         tasks.spawn(crate::groups::run(Arc::clone(&context), group_inbox));
+        tasks.spawn(crate::txns::run(Arc::clone(&context), txn_inbox));
         tasks.spawn(limits.report_loop());
         if let Some(queue) = replicas.take_alter_receiver() {
             tasks.spawn(crate::replication::alter_partitions(
@@ -236,13 +323,14 @@ impl Broker {
             &context,
         )));
         let (done_tx, connections_done) = tokio::sync::oneshot::channel();
-        tasks.spawn(accept_loop(listener, Arc::clone(&context), done_tx));
+        tasks.spawn(accept_all(bound, Arc::clone(&context), done_tx));
         context.metrics.health.set_started();
         tracing::info!(%local_addr, advertised = ?context.advertised, node_id = config.node_id,
             ?http_addr, "broker ready");
         Ok(Broker {
             context,
             local_addr,
+            local_addrs,
             http_addr,
             shutdown,
             tasks,
@@ -252,9 +340,17 @@ impl Broker {
         })
     }
 
-    /// The address the listener is bound to.
+    /// The address the inter-broker listener is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address the listener `name` is bound to.
+    pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.local_addrs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, addr)| *addr)
     }
 
     /// The address the HTTP listener (metrics, health) is bound to, if it runs.
@@ -321,12 +417,21 @@ async fn register(context: &BrokerContext) -> Result<(), StartError> {
     let request = ControllerRequest::RegisterBroker(RegisterBrokerRequest {
         broker_id: config.node_id,
         incarnation_id: uuid::Uuid::new_v4(),
-        endpoints: vec![Endpoint {
-            listener_name: context.advertised.name.clone(),
-            host: context.advertised.host.clone(),
-            port: context.advertised.port,
-            security_protocol: 0,
-        }],
+        endpoints: context
+            .advertised_listeners
+            .iter()
+            .map(|listener| Endpoint {
+                listener_name: listener.name.clone(),
+                host: listener.host.clone(),
+                port: listener.port,
+                security_protocol: config
+                    .listeners
+                    .served
+                    .iter()
+                    .find(|s| s.listener.name == listener.name)
+                    .map_or(0, |s| s.protocol.id()),
+            })
+            .collect(),
         rack: config.rack.clone(),
     });
     let reply = register_with_retry(context, request).await?;
@@ -402,6 +507,12 @@ async fn send_heartbeat(
         broker_epoch: context.broker_epoch.load(Ordering::Acquire),
         want_fence: false,
         want_shutdown,
+        offline_replicas: context
+            .replicas
+            .offline_replicas()
+            .into_iter()
+            .map(|tp| (tp.topic_id, tp.partition))
+            .collect(),
     });
     call_controller(context, request).await
 }
@@ -509,10 +620,24 @@ async fn maintain(context: Arc<BrokerContext>) {
 /// Accepts connections until shutdown. Each is admitted or closed at once by
 /// `ConnectionLimits::admit` (per-address limits, `max.connections`), so the listener's
 /// queue never backs up behind a full broker.
-async fn accept_loop(
-    listener: TcpListener,
+/// Accepts on every listener until shutdown; `done` fires once every connection is over.
+async fn accept_all(
+    bound: Vec<(TcpListener, Arc<ListenerRuntime>, SocketAddr)>,
     context: Arc<BrokerContext>,
     done: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut loops = JoinSet::new();
+    for (listener, runtime, _) in bound {
+        loops.spawn(accept_loop(listener, runtime, Arc::clone(&context)));
+    }
+    while loops.join_next().await.is_some() {}
+    let _ = done.send(());
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    runtime: Arc<ListenerRuntime>,
+    context: Arc<BrokerContext>,
 ) {
     let mut shutdown = context.shutdown.clone();
     let mut connections = JoinSet::new();
@@ -531,7 +656,13 @@ async fn accept_loop(
                 };
                 context.metrics.connections.created.inc();
                 let context = Arc::clone(&context);
-                connections.spawn(crate::connection::serve(stream, peer, context, slot));
+                connections.spawn(crate::connection::serve(
+                    stream,
+                    peer,
+                    context,
+                    slot,
+                    Arc::clone(&runtime),
+                ));
             }
             Err(error) => {
                 // Out of descriptors and the like: back off instead of spinning.
@@ -542,5 +673,4 @@ async fn accept_loop(
     }
     drop(listener);
     while connections.join_next().await.is_some() {}
-    let _ = done.send(());
 }

@@ -60,6 +60,7 @@ fn heartbeat(broker_id: i32, broker_epoch: i64, want_fence: bool) -> ControllerR
         broker_epoch,
         want_fence,
         want_shutdown: false,
+        offline_replicas: Vec::new(),
     })
 }
 

@@ -44,17 +44,27 @@ async fn find_coordinator(client: &mut Client, port: u16) {
         .send(3, FindCoordinatorRequest::default().with_key(s(GROUP)))
         .await;
     assert_eq!(response.error_code, 0);
-    let response = client
-        .send(
-            3,
-            FindCoordinatorRequest::default()
-                .with_key(s("tx"))
-                .with_key_type(1),
-        )
-        .await;
-    // No transaction coordinator: refused with a code transactional clients treat as fatal.
-    assert_eq!(response.error_code, 53);
-    assert!(response.error_message.is_some());
+    // A transactional id's coordinator: this broker, once `__transaction_state` is created
+    // and the id's partition loaded (COORDINATOR_NOT_AVAILABLE, retriable, until then).
+    let mut code = -1;
+    for _ in 0..600 {
+        let response = client
+            .send(
+                3,
+                FindCoordinatorRequest::default()
+                    .with_key(s("tx"))
+                    .with_key_type(1),
+            )
+            .await;
+        code = response.error_code;
+        if code == 0 {
+            assert_eq!(response.port, i32::from(port));
+            break;
+        }
+        assert_eq!(code, 15, "{response:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(code, 0);
 }
 
 async fn join(client: &mut Client, member_id: &str) -> JoinGroupResponse {

@@ -75,6 +75,8 @@ pub(crate) enum Target {
     Broker(i32),
     /// The coordinator of a consumer group.
     GroupCoordinator(String),
+    /// The coordinator of a transactional id.
+    TransactionCoordinator(String),
 }
 
 /// Shared by clones of Admin, Producer, Consumer built on one cluster.
@@ -101,6 +103,7 @@ impl Cluster {
             request_timeout_ms: config.request_timeout_ms,
             setup_timeout_ms: config.connection_setup_timeout_ms,
             frame_bytes_max: config.frame_bytes_max,
+            security: config.security.clone(),
         };
         Ok(Arc::new(Cluster {
             config,
@@ -228,6 +231,10 @@ impl Cluster {
             Target::Broker(id) => self.broker_connection(*id).await,
             Target::GroupCoordinator(group) => {
                 let id = self.coordinator(group).await?;
+                self.broker_connection(id).await
+            }
+            Target::TransactionCoordinator(transactional_id) => {
+                let id = self.txn_coordinator(transactional_id).await?;
                 self.broker_connection(id).await
             }
         }
@@ -475,11 +482,22 @@ impl Cluster {
 
     /// The coordinator of `group` (FindCoordinator, cached until an error clears it).
     pub async fn coordinator(&self, group: &str) -> Result<i32> {
+        self.find_coordinator(group, 0, group.to_string()).await
+    }
+
+    /// The coordinator of a transactional id (FindCoordinator key type 1, cached as groups').
+    pub async fn txn_coordinator(&self, transactional_id: &str) -> Result<i32> {
+        self.find_coordinator(transactional_id, 1, format!("\u{0}txn:{transactional_id}"))
+            .await
+    }
+
+    async fn find_coordinator(&self, key: &str, key_type: i8, cache_key: String) -> Result<i32> {
+        let group = key;
         if let Some(id) = self
             .coordinators
             .lock()
             .ok()
-            .and_then(|c| c.get(group).copied())
+            .and_then(|c| c.get(&cache_key).copied())
         {
             return Ok(id);
         }
@@ -487,9 +505,13 @@ impl Cluster {
             .call_any(|version| {
                 let key = StrBytes::from_string(group.to_string());
                 Ok(if version >= 4 {
-                    FindCoordinatorRequest::default().with_coordinator_keys(vec![key])
+                    FindCoordinatorRequest::default()
+                        .with_key_type(key_type)
+                        .with_coordinator_keys(vec![key])
                 } else {
-                    FindCoordinatorRequest::default().with_key(key)
+                    FindCoordinatorRequest::default()
+                        .with_key_type(key_type)
+                        .with_key(key)
                 })
             })
             .await?;
@@ -509,10 +531,15 @@ impl Cluster {
                 response.port,
             ),
         };
-        ClientError::check(code, message, format!("find coordinator of group {group}"))?;
+        let what = if key_type == 0 {
+            "group"
+        } else {
+            "transactional id"
+        };
+        ClientError::check(code, message, format!("find coordinator of {what} {group}"))?;
         self.remember_broker(node, host, port);
         if let Ok(mut c) = self.coordinators.lock() {
-            c.insert(group.to_string(), node.0);
+            c.insert(cache_key, node.0);
         }
         Ok(node.0)
     }

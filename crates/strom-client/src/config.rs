@@ -28,6 +28,178 @@ pub struct ClientConfig {
     pub metadata_max_age_ms: u64,
     /// `receive.message.max.bytes` (librdkafka's name): the largest response frame accepted.
     pub frame_bytes_max: usize,
+    /// `security.protocol` with its `ssl.*` and `sasl.*` settings.
+    pub security: ClientSecurity,
+}
+
+/// How a client connects: `security.protocol` (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL),
+/// the TLS configuration built from the `ssl.*` keys (Java's PEM names or librdkafka's
+/// `ssl.ca.location`, `ssl.certificate.location`, `ssl.key.location`), and SASL's
+/// mechanism and credentials (`sasl.mechanism` with `sasl.username`/`sasl.password`, or the
+/// `username`/`password` of `sasl.jaas.config`).
+#[derive(Clone, Default)]
+pub struct ClientSecurity {
+    pub protocol: String,
+    pub tls: Option<std::sync::Arc<strom_security::rustls::ClientConfig>>,
+    /// (mechanism, user, password).
+    pub sasl: Option<(String, String, String)>,
+}
+
+impl std::fmt::Debug for ClientSecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSecurity")
+            .field("protocol", &self.protocol)
+            .field("tls", &self.tls.is_some())
+            .field("sasl", &self.sasl.as_ref().map(|(m, u, _)| (m, u)))
+            .finish()
+    }
+}
+
+impl PartialEq for ClientSecurity {
+    fn eq(&self, other: &Self) -> bool {
+        self.protocol == other.protocol
+            && self.sasl == other.sasl
+            && self.tls.is_some() == other.tls.is_some()
+    }
+}
+
+impl Eq for ClientSecurity {}
+
+/// The client security keys (taken from the properties by [`ClientSecurity::from_properties`]).
+const SECURITY_KEYS: &[&str] = &[
+    "security.protocol",
+    "sasl.mechanism",
+    "sasl.username",
+    "sasl.password",
+    "sasl.jaas.config",
+    "ssl.ca.location",
+    "ssl.certificate.location",
+    "ssl.key.location",
+    "ssl.key.password",
+    "ssl.keystore.type",
+    "ssl.keystore.location",
+    "ssl.keystore.key",
+    "ssl.keystore.certificate.chain",
+    "ssl.keystore.password",
+    "ssl.truststore.type",
+    "ssl.truststore.location",
+    "ssl.truststore.certificates",
+    "ssl.truststore.password",
+    "ssl.endpoint.identification.algorithm",
+    "ssl.enabled.protocols",
+    "ssl.cipher.suites",
+];
+
+impl ClientSecurity {
+    /// Reads the security keys.
+    pub fn from_properties(props: &mut Properties) -> Result<Self> {
+        let mut taken = BTreeMap::new();
+        for key in SECURITY_KEYS {
+            if let Some(v) = props.take(key) {
+                taken.insert(key.to_string(), v);
+            }
+        }
+        let protocol = taken
+            .get("security.protocol")
+            .map(|p| p.trim().to_ascii_uppercase())
+            .unwrap_or_else(|| "PLAINTEXT".to_string());
+        let (tls, sasl) = match protocol.as_str() {
+            "PLAINTEXT" => (false, false),
+            "SSL" => (true, false),
+            "SASL_PLAINTEXT" => (false, true),
+            "SASL_SSL" => (true, true),
+            other => {
+                return Err(config_error(
+                    "security.protocol",
+                    &format!("{other:?} is not one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"),
+                ))
+            }
+        };
+        let tls = if tls {
+            // librdkafka's names map onto Kafka's PEM ones.
+            let lookup = |key: &str| -> Option<String> {
+                let alias = match key {
+                    "ssl.truststore.location" => "ssl.ca.location",
+                    _ => "",
+                };
+                taken.get(key).or_else(|| taken.get(alias)).cloned()
+            };
+            let settings = match (
+                taken.get("ssl.certificate.location"),
+                taken.get("ssl.key.location"),
+            ) {
+                (Some(cert), Some(key)) => {
+                    let (cert, key) = (cert.clone(), key.clone());
+                    let read = |key_name: &str, path: &str| {
+                        std::fs::read_to_string(path).map_err(|e| {
+                            config_error(key_name, &format!("cannot read {path}: {e}"))
+                        })
+                    };
+                    let chain = read("ssl.certificate.location", &cert)?;
+                    let key_pem = read("ssl.key.location", &key)?;
+                    let with_key = |k: &str| match k {
+                        "ssl.keystore.key" => Some(key_pem.clone()),
+                        "ssl.keystore.certificate.chain" => Some(chain.clone()),
+                        _ => lookup(k),
+                    };
+                    strom_security::TlsSettings::from_lookup(&with_key)
+                }
+                (None, None) => strom_security::TlsSettings::from_lookup(&lookup),
+                _ => {
+                    return Err(config_error(
+                        "ssl.certificate.location",
+                        "ssl.certificate.location and ssl.key.location go together",
+                    ))
+                }
+            }
+            .map_err(|e| config_error(&e.key, &e.reason))?;
+            Some(
+                settings
+                    .client_config()
+                    .map_err(|e| config_error(&e.key, &e.reason))?,
+            )
+        } else {
+            None
+        };
+        let sasl = if sasl {
+            let mechanism = taken
+                .get("sasl.mechanism")
+                .map(|m| m.trim().to_ascii_uppercase())
+                .unwrap_or_else(|| "GSSAPI".to_string());
+            if !["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(&mechanism.as_str()) {
+                return Err(config_error(
+                    "sasl.mechanism",
+                    &format!("{mechanism} is not supported (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"),
+                ));
+            }
+            let jaas = match taken.get("sasl.jaas.config") {
+                Some(text) => Some(
+                    strom_security::JaasConfig::parse(text)
+                        .map_err(|e| config_error("sasl.jaas.config", &e.to_string()))?,
+                ),
+                None => None,
+            };
+            let from_jaas = |name: &str| jaas.as_ref().and_then(|j| j.options.get(name).cloned());
+            let user = taken
+                .get("sasl.username")
+                .cloned()
+                .or_else(|| from_jaas("username"))
+                .ok_or_else(|| config_error("sasl.username", "is required with SASL"))?;
+            let password = taken
+                .get("sasl.password")
+                .cloned()
+                .or_else(|| from_jaas("password"))
+                .ok_or_else(|| config_error("sasl.password", "is required with SASL"))?;
+            Some((mechanism, user, password))
+        } else {
+            None
+        };
+        Ok(ClientSecurity {
+            protocol,
+            tls,
+            sasl,
+        })
+    }
 }
 
 impl ClientConfig {
@@ -43,6 +215,7 @@ impl ClientConfig {
             connection_setup_timeout_ms: 10_000,
             metadata_max_age_ms: 300_000,
             frame_bytes_max: 104_857_600,
+            security: ClientSecurity::default(),
         }
     }
 
@@ -69,6 +242,7 @@ impl ClientConfig {
         )?;
         props.parse_into("metadata.max.age.ms", &mut c.metadata_max_age_ms)?;
         props.parse_into("receive.message.max.bytes", &mut c.frame_bytes_max)?;
+        c.security = ClientSecurity::from_properties(props)?;
         Ok(c)
     }
 }

@@ -10,9 +10,12 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiVersionsRequest, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use strom_protocol::FrameDecoder;
+use strom_security::{ClientStream, SaslClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
+
+use crate::config::ClientSecurity;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -42,6 +45,8 @@ pub(crate) struct ConnectionOptions {
     pub request_timeout_ms: u64,
     pub setup_timeout_ms: u64,
     pub frame_bytes_max: usize,
+    /// `security.protocol` and its TLS and SASL settings.
+    pub security: ClientSecurity,
 }
 
 /// A negotiated, pipelining connection to one broker.
@@ -49,7 +54,7 @@ pub(crate) struct Connection {
     addr: String,
     client_id: StrBytes,
     request_timeout_ms: u64,
-    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    writer: tokio::sync::Mutex<WriteHalf<ClientStream>>,
     pending: Arc<Mutex<Pending>>,
     next_correlation_id: AtomicI32,
     /// Broker's (min, max) per API key, from ApiVersions.
@@ -75,7 +80,20 @@ impl Connection {
             })?
             .map_err(|e| io_error(addr, &e))?;
         stream.set_nodelay(true).map_err(|e| io_error(addr, &e))?;
-        let (read, write) = stream.into_split();
+        let stream = match &options.security.tls {
+            None => ClientStream::Plain(stream),
+            Some(config) => {
+                let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+                tokio::time::timeout(setup, ClientStream::tls(stream, host, config.clone()))
+                    .await
+                    .map_err(|_| ClientError::Timeout {
+                        what: format!("TLS handshake with {addr}"),
+                        timeout_ms: options.setup_timeout_ms,
+                    })?
+                    .map_err(|e| io_error(addr, &e))?
+            }
+        };
+        let (read, write) = tokio::io::split(stream);
         let pending = Arc::new(Mutex::new(Pending::default()));
         let reader = tokio::spawn(read_loop(
             read,
@@ -99,6 +117,14 @@ impl Connection {
                 what: format!("ApiVersions with {addr}"),
                 timeout_ms: options.setup_timeout_ms,
             })??;
+        if let Some((mechanism, user, password)) = &options.security.sasl {
+            tokio::time::timeout(setup, conn.authenticate(mechanism, user, password))
+                .await
+                .map_err(|_| ClientError::Timeout {
+                    what: format!("SASL authentication with {addr}"),
+                    timeout_ms: options.setup_timeout_ms,
+                })??;
+        }
         tracing::debug!(addr, "connected");
         Ok(conn)
     }
@@ -210,6 +236,51 @@ impl Connection {
         Ok(())
     }
 
+    /// SaslHandshake v1, then SaslAuthenticate rounds (KIP-152): PLAIN one, SCRAM two.
+    async fn authenticate(&self, mechanism: &str, user: &str, password: &str) -> Result<()> {
+        use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+        let failed = |message: String| ClientError::Authentication(message);
+        let handshake = SaslHandshakeRequest::default()
+            .with_mechanism(StrBytes::from_string(mechanism.to_string()));
+        let response = self.send_version(&handshake, 1).await?;
+        if response.error_code != 0 {
+            let enabled: Vec<String> = response.mechanisms.iter().map(|m| m.to_string()).collect();
+            return Err(failed(format!(
+                "{}: SASL mechanism {mechanism} is not enabled (the broker enables {})",
+                self.addr,
+                enabled.join(", ")
+            )));
+        }
+        let (mut client, mut token) =
+            SaslClient::start(mechanism, user, password).map_err(|e| failed(e.to_string()))?;
+        let version = self.version_of::<SaslAuthenticateRequest>()?;
+        for _ in 0..3 {
+            let request = SaslAuthenticateRequest::default().with_auth_bytes(token.into());
+            let response = self.send_version(&request, version).await?;
+            if response.error_code != 0 {
+                return Err(failed(format!(
+                    "{}: {}",
+                    self.addr,
+                    response
+                        .error_message
+                        .as_deref()
+                        .unwrap_or("SASL authentication failed")
+                )));
+            }
+            match client
+                .step(&response.auth_bytes)
+                .map_err(|e| failed(e.to_string()))?
+            {
+                Some(next) => token = next,
+                None => return Ok(()),
+            }
+        }
+        Err(failed(format!(
+            "{}: the SASL exchange did not finish",
+            self.addr
+        )))
+    }
+
     fn encode<R: Request>(&self, request: &R, version: i16) -> Result<(i32, Bytes)> {
         let correlation_id = self
             .next_correlation_id
@@ -237,7 +308,12 @@ impl Connection {
 
     async fn write(&self, frame: &[u8]) -> Result<()> {
         let mut writer = self.writer.lock().await;
-        if let Err(e) = writer.write_all(frame).await {
+        // TLS buffers records in memory: flush sends them (a no-op on plain TCP).
+        let written = async {
+            writer.write_all(frame).await?;
+            writer.flush().await
+        };
+        if let Err(e) = written.await {
             self.close_pending();
             return Err(io_error(&self.addr, &e));
         }
@@ -274,7 +350,7 @@ fn decode_response<R: Request>(mut body: Bytes, version: i16) -> Result<R::Respo
 }
 
 async fn read_loop(
-    mut read: OwnedReadHalf,
+    mut read: ReadHalf<ClientStream>,
     decoder: FrameDecoder,
     pending: Arc<Mutex<Pending>>,
     addr: String,
@@ -354,6 +430,7 @@ mod tests {
             request_timeout_ms,
             setup_timeout_ms: 5_000,
             frame_bytes_max,
+            security: ClientSecurity::default(),
         }
     }
 

@@ -54,6 +54,10 @@ pub enum ClientError {
         /// The API name (`Produce`).
         api: String,
     },
+    /// TLS or SASL authentication was refused (wrong password, mechanism not enabled).
+    /// Not retried: the same credentials fail the same way.
+    #[error("authentication failed: {0}")]
+    Authentication(String),
     /// The broker sent bytes this client cannot decode.
     #[error("protocol error: {0}")]
     Protocol(String),

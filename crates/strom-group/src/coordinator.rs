@@ -67,6 +67,9 @@ pub struct Reply {
 pub struct Output {
     pub records: Vec<GroupRecord>,
     pub replies: Vec<Reply>,
+    /// The records are a transaction's (TxnOffsetCommit): they go in one transactional
+    /// batch of this producer id and epoch, resolved later by the transaction's marker.
+    pub transactional: Option<(i64, i16)>,
 }
 
 impl Output {
@@ -96,6 +99,9 @@ pub struct Coordinator {
     pub(crate) next_expiry_check_ms: Option<i64>,
     /// The KIP-848 groups of the partition; a group id is either here or classic.
     pub(crate) consumer: ConsumerGroups,
+    /// Offsets staged by transactional producers (TxnOffsetCommit), by producer id, until
+    /// their transaction's marker commits or drops them.
+    pub(crate) pending_txn_offsets: BTreeMap<i64, crate::offsets::PendingTxnOffsets>,
 }
 
 impl Coordinator {
@@ -110,6 +116,7 @@ impl Coordinator {
             next_member_seq: 0,
             next_expiry_check_ms: None,
             consumer,
+            pending_txn_offsets: BTreeMap::new(),
         }
     }
 
@@ -161,6 +168,14 @@ impl Coordinator {
             Command::ConsumerGroupDescribe(group_id) => {
                 let response = consumer::describe_group(&self.groups, &self.consumer, &group_id);
                 out.reply(request_id, Response::ConsumerGroupDescribe(response));
+            }
+            Command::TxnOffsetCommit(c) => self.txn_commit(request_id, c, now_ms, &mut out),
+            Command::TxnMarker {
+                producer_id,
+                commit,
+            } => {
+                self.txn_marker(producer_id, commit, now_ms);
+                out.reply(request_id, Response::TxnMarker);
             }
         }
         out

@@ -33,6 +33,11 @@ pub enum ErrorCode {
     /// KIP-848 offset commit/fetch with an epoch that is not the member's current one.
     StaleMemberEpoch,
     InvalidRegularExpression,
+    /// KIP-447: OffsetFetch with `require_stable` on a partition with transactional
+    /// offsets not yet committed or aborted (retriable).
+    UnstableOffsetCommit,
+    /// TxnOffsetCommit from an epoch older than the one the group saw (as Kafka answers).
+    ProducerFenced,
 }
 
 impl ErrorCode {
@@ -60,6 +65,8 @@ impl ErrorCode {
             ErrorCode::UnsupportedAssignor => 112,
             ErrorCode::StaleMemberEpoch => 113,
             ErrorCode::InvalidRegularExpression => 128,
+            ErrorCode::UnstableOffsetCommit => 88,
+            ErrorCode::ProducerFenced => 90,
             ErrorCode::GroupIdNotFound => 69,
             ErrorCode::NonEmptyGroup => 68,
             ErrorCode::GroupSubscribedToTopic => 86,

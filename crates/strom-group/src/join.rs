@@ -9,10 +9,8 @@ use crate::coordinator::{
 };
 use crate::error::ErrorCode;
 use crate::group::{Group, GroupState, Member};
+use crate::records::STRING_BYTES_MAX;
 use crate::types::{JoinGroup, JoinGroupMember, JoinGroupResponse, Response};
-
-/// Strings stored in group metadata records carry an int16 length.
-const RECORD_STRING_BYTES_MAX: usize = i16::MAX as usize;
 
 impl Coordinator {
     pub(crate) fn join(
@@ -86,7 +84,7 @@ impl Coordinator {
             .into_iter()
             .chain(c.protocols.iter().map(|p| p.name.as_str()))
             // Generated member ids append a suffix to the client id, hence the margin.
-            .any(|s| s.len() > RECORD_STRING_BYTES_MAX - 64);
+            .any(|s| s.len() > STRING_BYTES_MAX - 64);
         if too_long {
             return Err(ErrorCode::InvalidRequest);
         }

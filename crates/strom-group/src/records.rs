@@ -7,6 +7,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::RecordError;
 
+/// Strings in group records (keys, topic names, member and group ids) carry an int16
+/// length, as in Kafka's record schemas: the longest one that can be written.
+pub(crate) const STRING_BYTES_MAX: usize = i16::MAX as usize;
+
 const OFFSET_COMMIT_KEY_VERSION: i16 = 1;
 const GROUP_METADATA_KEY_VERSION: i16 = 2;
 const OFFSET_COMMIT_VALUE_VERSION: i16 = 3;

@@ -21,6 +21,15 @@ pub enum Command {
     ConsumerGroupHeartbeat(crate::consumer::ConsumerHeartbeat),
     /// KIP-848 ConsumerGroupDescribe of one group.
     ConsumerGroupDescribe(String),
+    /// TxnOffsetCommit: offsets staged for a producer's transaction, written now as
+    /// transactional records and visible once its COMMIT marker is written.
+    TxnOffsetCommit(TxnOffsetCommit),
+    /// A COMMIT or ABORT marker of `producer_id` was written to this partition: its
+    /// staged offsets become committed, or are dropped (no record: the marker is the record).
+    TxnMarker {
+        producer_id: i64,
+        commit: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +46,8 @@ pub enum Response {
     OffsetDelete(OffsetDeleteResponse),
     ConsumerGroupHeartbeat(crate::consumer::ConsumerHeartbeatResponse),
     ConsumerGroupDescribe(crate::consumer::DescribedGroup),
+    TxnOffsetCommit(Vec<PartitionResult>),
+    TxnMarker,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,6 +156,19 @@ pub struct OffsetCommit {
     pub offsets: Vec<CommitOffset>,
 }
 
+/// TxnOffsetCommit of a transactional producer (KIP-447 member fields when it is a member).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnOffsetCommit {
+    pub group_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// -1 when the producer does not say (TxnOffsetCommit before v3).
+    pub generation_id: i32,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub offsets: Vec<CommitOffset>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitOffset {
     pub topic: String,
@@ -167,9 +191,7 @@ pub struct OffsetFetch {
     /// `None` fetches every committed offset of the group.
     pub partitions: Option<Vec<(String, i32)>>,
     /// OffsetFetch v7+ (KIP-447): answer UNSTABLE_OFFSET_COMMIT for partitions with pending
-    /// transactional offsets. Strom has no transactional offset commits yet, so no offset
-    /// is ever pending and the flag changes nothing; it is carried so that it is honoured
-    /// once transactions exist.
+    /// transactional offsets (staged by TxnOffsetCommit, not yet resolved by a marker).
     pub require_stable: bool,
     /// OffsetFetch v9+ (KIP-848): the fetching member of a consumer group and its epoch;
     /// `None` / -1 for a fetch from outside the group (admin tools, classic members).

@@ -30,9 +30,9 @@ pub use high_watermarks::HighWatermarks;
 pub use leader_epoch::{EpochEntry, LeaderEpochCache};
 pub use log::{
     decompressing_walks_max, frame_snapshot, unframe_snapshot, AppendInfo, AppendOrigin,
-    CompactionReport, FileRange, Health, Log, OpenReport, ReadInfo, RecordsCheck, RetentionReport,
-    ScrubBudget, ScrubCursor, ScrubDamage, ScrubStep, TimestampOffset, TruncateReport, Unflushed,
-    SCRUB_CHUNK_BYTES, SNAPSHOT_SUFFIX,
+    ColdSegment, CompactionReport, FileRange, Health, Log, OpenReport, ReadInfo, RecordsCheck,
+    RetentionReport, ScrubBudget, ScrubCursor, ScrubDamage, ScrubStep, SegmentRepair,
+    TimestampOffset, TruncateReport, Unflushed, SCRUB_CHUNK_BYTES, SNAPSHOT_SUFFIX,
 };
 pub use record_errors::{RecordError, RecordErrorReason, RecordErrors, RECORD_ERRORS_LISTED_MAX};
 pub use txn::{AbortedTxn, MarkerRefusal, Reader as SnapshotReader, Transactions};

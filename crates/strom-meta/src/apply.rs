@@ -4,7 +4,8 @@
 use crate::delta::MetadataDelta;
 use crate::error::MetaError;
 use crate::image::{
-    BrokerRegistration, ImageInner, MetadataImage, PartitionImage, TopicIdPartition, TopicImage,
+    BrokerRegistration, ImageInner, MetadataImage, PartitionImage, ScramCredentialImage,
+    TopicIdPartition, TopicImage,
 };
 use crate::records::{ConfigResource, MetadataRecord, NO_LEADER};
 use std::collections::BTreeSet;
@@ -53,11 +54,14 @@ fn apply_record(
                 in_controlled_shutdown: false,
             };
             register_broker(inner, registration)?;
+            // A new incarnation reports its offline replicas afresh.
+            clear_offline_replicas(inner, *broker_id);
             delta.brokers_changed.insert(*broker_id);
         }
         MetadataRecord::UnregisterBroker { broker_id, epoch } => {
             checked_broker(inner, *broker_id, *epoch)?;
             Arc::make_mut(&mut inner.brokers).remove(broker_id);
+            clear_offline_replicas(inner, *broker_id);
             delta.brokers_changed.insert(*broker_id);
         }
         MetadataRecord::FenceBroker { broker_id, epoch } => {
@@ -74,6 +78,30 @@ fn apply_record(
             broker.in_controlled_shutdown = true;
             delta.brokers_changed.insert(*broker_id);
         }
+        MetadataRecord::BrokerReplicasOffline {
+            broker_id,
+            epoch,
+            replicas,
+        } => {
+            checked_broker(inner, *broker_id, *epoch)?;
+            let set: BTreeSet<TopicIdPartition> = replicas
+                .iter()
+                .map(|(topic_id, partition)| TopicIdPartition {
+                    topic_id: *topic_id,
+                    partition: *partition,
+                })
+                .collect();
+            if set.len() != replicas.len() {
+                return Err(format!("broker {broker_id}: a replica listed twice"));
+            }
+            let map = Arc::make_mut(&mut inner.offline_replicas);
+            if set.is_empty() {
+                map.remove(broker_id);
+            } else {
+                map.insert(*broker_id, set);
+            }
+            delta.brokers_changed.insert(*broker_id);
+        }
         MetadataRecord::Topic { name, topic_id } => {
             add_topic(inner, name, *topic_id)?;
             delta.note_topic_created(*topic_id);
@@ -86,6 +114,8 @@ fn apply_record(
             leader,
             leader_epoch,
             partition_epoch,
+            adding_replicas,
+            removing_replicas,
         } => {
             let state = PartitionImage {
                 replicas: replicas.clone(),
@@ -93,6 +123,8 @@ fn apply_record(
                 leader: *leader,
                 leader_epoch: *leader_epoch,
                 partition_epoch: *partition_epoch,
+                adding_replicas: adding_replicas.clone(),
+                removing_replicas: removing_replicas.clone(),
             };
             put_partition(inner, delta, *topic_id, *partition, |_| Ok(state))?;
         }
@@ -102,11 +134,21 @@ fn apply_record(
             isr,
             leader,
             replicas,
+            adding_replicas,
+            removing_replicas,
         } => {
             put_partition(inner, delta, *topic_id, *partition, |before| {
                 let before =
                     before.ok_or_else(|| format!("partition {partition} does not exist"))?;
-                changed_partition(before, isr.as_ref(), *leader, replicas.as_ref())
+                let mut after =
+                    changed_partition(before, isr.as_ref(), *leader, replicas.as_ref())?;
+                if let Some(adding) = adding_replicas {
+                    after.adding_replicas = adding.clone();
+                }
+                if let Some(removing) = removing_replicas {
+                    after.removing_replicas = removing.clone();
+                }
+                Ok(after)
             })?;
         }
         MetadataRecord::RemoveTopic { topic_id } => remove_topic(inner, delta, *topic_id)?,
@@ -117,6 +159,35 @@ fn apply_record(
         } => {
             set_config(inner, resource, key, value.as_deref());
             delta.note_config(resource, key);
+        }
+        MetadataRecord::UserScramCredential {
+            name,
+            mechanism,
+            salt,
+            stored_key,
+            server_key,
+            iterations,
+        } => {
+            Arc::make_mut(&mut inner.scram).insert(
+                (name.clone(), *mechanism),
+                ScramCredentialImage {
+                    salt: salt.clone(),
+                    stored_key: stored_key.clone(),
+                    server_key: server_key.clone(),
+                    iterations: *iterations,
+                },
+            );
+        }
+        MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+            // Removing what is not there is refused, as Kafka's ScramControlManager does.
+            if Arc::make_mut(&mut inner.scram)
+                .remove(&(name.clone(), *mechanism))
+                .is_none()
+            {
+                return Err(format!(
+                    "no SCRAM credential of user {name:?} mechanism {mechanism}"
+                ));
+            }
         }
         MetadataRecord::ProducerIds {
             broker_id,
@@ -189,6 +260,12 @@ fn register_broker(inner: &mut ImageInner, registration: BrokerRegistration) -> 
     Ok(())
 }
 
+fn clear_offline_replicas(inner: &mut ImageInner, broker_id: i32) {
+    if inner.offline_replicas.contains_key(&broker_id) {
+        Arc::make_mut(&mut inner.offline_replicas).remove(&broker_id);
+    }
+}
+
 fn checked_broker(
     inner: &mut ImageInner,
     broker_id: i32,
@@ -256,6 +333,17 @@ fn remove_topic(
         .remove(&topic_id)
         .ok_or_else(|| format!("topic id {topic_id} does not exist"))?;
     Arc::make_mut(&mut inner.topic_ids_by_name).remove(topic.name.as_str());
+    if inner
+        .offline_replicas
+        .values()
+        .any(|set| set.iter().any(|tp| tp.topic_id == topic_id))
+    {
+        let map = Arc::make_mut(&mut inner.offline_replicas);
+        for set in map.values_mut() {
+            set.retain(|tp| tp.topic_id != topic_id);
+        }
+        map.retain(|_, set| !set.is_empty());
+    }
     let resource = ConfigResource::topic(topic.name.clone());
     let had_configs = inner.configs.contains_key(&resource);
     if let Some(keys) = had_configs
@@ -326,7 +414,8 @@ fn changed_partition(
 }
 
 /// Structural invariants of a partition: replicas distinct and non-negative, ISR a subset
-/// of the replicas, the leader (if any) in the ISR.
+/// of the replicas, the leader (if any) in the ISR; adding and removing replicas distinct,
+/// disjoint, among the replicas, and leaving at least one replica that stays.
 fn check_partition(p: &PartitionImage) -> Result<(), String> {
     if p.replicas.is_empty() {
         return Err("partition has no replicas".to_owned());
@@ -350,6 +439,20 @@ fn check_partition(p: &PartitionImage) -> Result<(), String> {
     }
     if p.leader_epoch < 0 || p.partition_epoch < 0 {
         return Err("negative epoch".to_owned());
+    }
+    let adding: BTreeSet<i32> = p.adding_replicas.iter().copied().collect();
+    let removing: BTreeSet<i32> = p.removing_replicas.iter().copied().collect();
+    if adding.len() != p.adding_replicas.len()
+        || removing.len() != p.removing_replicas.len()
+        || !adding.is_subset(&replicas)
+        || !removing.is_subset(&replicas)
+        || !adding.is_disjoint(&removing)
+        || removing.len() >= replicas.len()
+    {
+        return Err(format!(
+            "reassignment adding {:?} removing {:?} does not fit replicas {:?}",
+            p.adding_replicas, p.removing_replicas, p.replicas
+        ));
     }
     Ok(())
 }

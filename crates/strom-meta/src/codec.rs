@@ -11,6 +11,9 @@ use crate::wire::{Reader, Writer};
 
 const ENTRY_FORMAT_VERSION: u8 = 1;
 const RECORD_VERSION: u8 = 0;
+/// Partition and PartitionChange records that carry reassignment state (adding and removing
+/// replicas) are version 1; without it they stay version 0, readable by older binaries.
+const REASSIGNMENT_RECORD_VERSION: u8 = 1;
 /// Bytes of a record header: type, version, body length.
 const RECORD_HEADER_BYTES: usize = 2 + 1 + 4;
 
@@ -63,13 +66,35 @@ pub(crate) fn expect_end(r: &Reader<'_>, what: &'static str) -> Result<(), MetaE
 
 fn write_record(w: &mut Writer, record: &MetadataRecord) {
     w.u16(record.type_id());
-    w.u8(RECORD_VERSION);
+    w.u8(record_version(record));
     let length_at = w.len();
     w.u32(0);
     let body_start = w.len();
     write_body(w, record);
     let body_bytes = w.len() - body_start;
     w.patch_u32(length_at, body_bytes as u32);
+}
+
+/// The version a record is written at: the lowest that carries all of its fields.
+fn record_version(record: &MetadataRecord) -> u8 {
+    let reassigning = match record {
+        MetadataRecord::Partition {
+            adding_replicas,
+            removing_replicas,
+            ..
+        } => !adding_replicas.is_empty() || !removing_replicas.is_empty(),
+        MetadataRecord::PartitionChange {
+            adding_replicas,
+            removing_replicas,
+            ..
+        } => adding_replicas.is_some() || removing_replicas.is_some(),
+        _ => false,
+    };
+    if reassigning {
+        REASSIGNMENT_RECORD_VERSION
+    } else {
+        record.version()
+    }
 }
 
 fn write_body(w: &mut Writer, record: &MetadataRecord) {
@@ -114,6 +139,8 @@ fn write_body(w: &mut Writer, record: &MetadataRecord) {
             leader,
             leader_epoch,
             partition_epoch,
+            adding_replicas,
+            removing_replicas,
         } => {
             w.uuid(topic_id);
             w.i32(*partition);
@@ -122,6 +149,10 @@ fn write_body(w: &mut Writer, record: &MetadataRecord) {
             w.i32(*leader);
             w.i32(*leader_epoch);
             w.i32(*partition_epoch);
+            if record_version(record) >= REASSIGNMENT_RECORD_VERSION {
+                w.i32_array(adding_replicas);
+                w.i32_array(removing_replicas);
+            }
         }
         MetadataRecord::Config {
             resource,
@@ -139,12 +170,31 @@ fn write_body(w: &mut Writer, record: &MetadataRecord) {
             isr,
             leader,
             replicas,
+            adding_replicas,
+            removing_replicas,
         } => {
             w.uuid(topic_id);
             w.i32(*partition);
             w.opt_i32_array(isr.as_deref());
             w.opt_i32(*leader);
             w.opt_i32_array(replicas.as_deref());
+            if record_version(record) >= REASSIGNMENT_RECORD_VERSION {
+                w.opt_i32_array(adding_replicas.as_deref());
+                w.opt_i32_array(removing_replicas.as_deref());
+            }
+        }
+        MetadataRecord::BrokerReplicasOffline {
+            broker_id,
+            epoch,
+            replicas,
+        } => {
+            w.i32(*broker_id);
+            w.i64(*epoch);
+            w.u32(replicas.len() as u32);
+            for (topic_id, partition) in replicas {
+                w.uuid(topic_id);
+                w.i32(*partition);
+            }
         }
         MetadataRecord::RemoveTopic { topic_id } => w.uuid(topic_id),
         MetadataRecord::AccessControlEntry { id, acl } => {
@@ -173,6 +223,28 @@ fn write_body(w: &mut Writer, record: &MetadataRecord) {
                 }
             }
         }
+        MetadataRecord::UserScramCredential {
+            name,
+            mechanism,
+            salt,
+            stored_key,
+            server_key,
+            iterations,
+        } => {
+            w.string(name);
+            w.u8(*mechanism as u8);
+            for bytes in [salt, stored_key, server_key] {
+                w.u32(bytes.len() as u32);
+                for b in bytes {
+                    w.u8(*b);
+                }
+            }
+            w.i32(*iterations);
+        }
+        MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+            w.string(name);
+            w.u8(*mechanism as u8);
+        }
         MetadataRecord::ProducerIds {
             broker_id,
             broker_epoch,
@@ -193,13 +265,24 @@ fn read_record(r: &mut Reader<'_>) -> Result<MetadataRecord, MetaError> {
     if !is_known_type(record_type) {
         return Err(MetaError::UnknownRecordType(record_type));
     }
-    if version != RECORD_VERSION {
+    // Type 17 has two versions: 0 (controlled shutdown), 1 (offline replicas); Partition and
+    // PartitionChange (3, 5) are at version 1 while a reassignment is in progress.
+    let known_version = match record_type {
+        3 | 5 => version <= REASSIGNMENT_RECORD_VERSION,
+        17 => version <= 1,
+        _ => version == RECORD_VERSION,
+    };
+    if !known_version {
         return Err(MetaError::UnsupportedRecordVersion {
             record_type,
             version,
         });
     }
-    let record = read_body(&mut body, record_type)?;
+    let record = if record_type == 17 && version == 1 {
+        read_replicas_offline(&mut body)?
+    } else {
+        read_body(&mut body, record_type, version)?
+    };
     expect_end(&body, "record body")?;
     Ok(record)
 }
@@ -207,11 +290,16 @@ fn read_record(r: &mut Reader<'_>) -> Result<MetadataRecord, MetaError> {
 fn is_known_type(record_type: u16) -> bool {
     matches!(
         record_type,
-        0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 14 | 15 | 17 | 19
+        0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 11 | 12 | 14 | 15 | 17 | 19
     )
 }
 
-fn read_body(r: &mut Reader<'_>, record_type: u16) -> Result<MetadataRecord, MetaError> {
+fn read_body(
+    r: &mut Reader<'_>,
+    record_type: u16,
+    version: u8,
+) -> Result<MetadataRecord, MetaError> {
+    let reassignment = version >= REASSIGNMENT_RECORD_VERSION;
     Ok(match record_type {
         0 => read_register_broker(r)?,
         1 => MetadataRecord::UnregisterBroker {
@@ -230,6 +318,16 @@ fn read_body(r: &mut Reader<'_>, record_type: u16) -> Result<MetadataRecord, Met
             leader: r.i32()?,
             leader_epoch: r.i32()?,
             partition_epoch: r.i32()?,
+            adding_replicas: if reassignment {
+                r.i32_array()?
+            } else {
+                Vec::new()
+            },
+            removing_replicas: if reassignment {
+                r.i32_array()?
+            } else {
+                Vec::new()
+            },
         },
         4 => read_config(r)?,
         5 => MetadataRecord::PartitionChange {
@@ -238,6 +336,16 @@ fn read_body(r: &mut Reader<'_>, record_type: u16) -> Result<MetadataRecord, Met
             isr: r.opt_i32_array()?,
             leader: r.opt_i32()?,
             replicas: r.opt_i32_array()?,
+            adding_replicas: if reassignment {
+                r.opt_i32_array()?
+            } else {
+                None
+            },
+            removing_replicas: if reassignment {
+                r.opt_i32_array()?
+            } else {
+                None
+            },
         },
         6 => read_acl(r)?,
         19 => MetadataRecord::RemoveAccessControlEntry { id: r.uuid()? },
@@ -253,6 +361,18 @@ fn read_body(r: &mut Reader<'_>, record_type: u16) -> Result<MetadataRecord, Met
         9 => MetadataRecord::RemoveTopic {
             topic_id: r.uuid()?,
         },
+        11 => MetadataRecord::UserScramCredential {
+            name: r.string()?,
+            mechanism: r.u8()? as i8,
+            salt: scram_bytes(r)?,
+            stored_key: scram_bytes(r)?,
+            server_key: scram_bytes(r)?,
+            iterations: r.i32()?,
+        },
+        12 => MetadataRecord::RemoveUserScramCredential {
+            name: r.string()?,
+            mechanism: r.u8()? as i8,
+        },
         15 => MetadataRecord::ProducerIds {
             broker_id: r.i32()?,
             broker_epoch: r.i64()?,
@@ -263,6 +383,36 @@ fn read_body(r: &mut Reader<'_>, record_type: u16) -> Result<MetadataRecord, Met
             epoch: r.i64()?,
         },
         other => return Err(MetaError::UnknownRecordType(other)),
+    })
+}
+
+/// A SCRAM salt or key: a u32 length (at most [`SCRAM_BYTES_MAX`]) and the bytes.
+fn scram_bytes(r: &mut Reader<'_>) -> Result<Vec<u8>, MetaError> {
+    let len = r.u32()? as usize;
+    if len > SCRAM_BYTES_MAX {
+        return Err(MetaError::invalid(format!(
+            "SCRAM field of {len} bytes (at most {SCRAM_BYTES_MAX})"
+        )));
+    }
+    Ok(r.bytes(len)?.to_vec())
+}
+
+/// The longest SCRAM salt or key stored (SHA-512 keys are 64 bytes; salts are short).
+const SCRAM_BYTES_MAX: usize = 1024;
+
+fn read_replicas_offline(r: &mut Reader<'_>) -> Result<MetadataRecord, MetaError> {
+    let broker_id = r.i32()?;
+    let epoch = r.i64()?;
+    // A replica is a topic id and a partition.
+    let count = r.count(16 + 4)?;
+    let mut replicas = Vec::with_capacity(count);
+    for _ in 0..count {
+        replicas.push((r.uuid()?, r.i32()?));
+    }
+    Ok(MetadataRecord::BrokerReplicasOffline {
+        broker_id,
+        epoch,
+        replicas,
     })
 }
 

@@ -7,7 +7,7 @@
 use crate::acl::AclBinding;
 use crate::config_defs::{describe_topic_configs, ConfigEntry};
 use crate::records::{ConfigResource, Endpoint};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -20,17 +20,28 @@ pub struct TopicIdPartition {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartitionImage {
+    /// During a reassignment: the target replicas, then the ones being removed (Kafka's
+    /// merged list), so the first is the target's preferred leader.
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
     /// [`crate::NO_LEADER`] when no replica leads.
     pub leader: i32,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
+    /// Replicas a reassignment adds (empty when none is in progress).
+    pub adding_replicas: Vec<i32>,
+    /// Replicas a reassignment removes once the added ones are in sync.
+    pub removing_replicas: Vec<i32>,
 }
 
 impl PartitionImage {
     pub fn has_leader(&self) -> bool {
         self.leader >= 0
+    }
+
+    /// Whether a reassignment is in progress (Kafka's `isReassigning`).
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
     }
 }
 
@@ -73,6 +84,24 @@ impl BrokerRegistration {
     }
 }
 
+/// A user's stored SCRAM credential for one mechanism.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScramCredentialImage {
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+    pub iterations: i32,
+}
+
+impl std::fmt::Debug for ScramCredentialImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keys stay out of logs.
+        f.debug_struct("ScramCredentialImage")
+            .field("iterations", &self.iterations)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Where producer id allocation stands: the next block starts at `next_producer_id`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProducerIdsImage {
@@ -105,8 +134,13 @@ pub(crate) struct ImageInner {
         Arc<BTreeMap<crate::quota::QuotaEntity, BTreeMap<String, crate::quota::QuotaValue>>>,
     /// ACLs by the id their record gave them.
     pub acls: Arc<BTreeMap<Uuid, AclBinding>>,
+    /// SCRAM credentials by (user, mechanism id).
+    pub scram: Arc<BTreeMap<(String, i8), ScramCredentialImage>>,
     /// Highest broker epoch ever registered, kept so epochs stay unique after unregistering.
     pub broker_epoch_high: i64,
+    /// Per broker, the replicas it reported it cannot serve (`BrokerReplicasOffline`); empty
+    /// sets are not kept.
+    pub offline_replicas: Arc<BTreeMap<i32, BTreeSet<TopicIdPartition>>>,
 }
 
 /// Cluster metadata at one point of the metadata log.
@@ -180,6 +214,18 @@ impl MetadataImage {
         self.inner.configs.get(resource)
     }
 
+    /// Every resource of `kind` that has keys set, by name, with its keys.
+    pub fn configs_of_kind(
+        &self,
+        kind: crate::records::ConfigResourceKind,
+    ) -> impl Iterator<Item = (&str, &BTreeMap<String, String>)> {
+        self.inner
+            .configs
+            .iter()
+            .filter(move |(resource, configs)| resource.kind == kind && !configs.is_empty())
+            .map(|(resource, configs)| (resource.name.as_str(), configs))
+    }
+
     pub fn topic_configs(&self, topic_name: &str) -> Option<&BTreeMap<String, String>> {
         self.configs(&ConfigResource::topic(topic_name))
     }
@@ -220,9 +266,40 @@ impl MetadataImage {
     }
 
     /// Whether the broker is registered, unfenced and not in controlled shutdown.
+    /// Whether `broker_id` reported its replica of `tp` offline (its log damaged or failed):
+    /// it may not lead `tp` nor count as one of its live replicas (Kafka's replica in an
+    /// offline log directory).
+    pub fn is_replica_offline(&self, broker_id: i32, tp: TopicIdPartition) -> bool {
+        self.inner
+            .offline_replicas
+            .get(&broker_id)
+            .is_some_and(|set| set.contains(&tp))
+    }
+
+    /// The replicas `broker_id` reported offline, ascending.
+    pub fn offline_replicas(&self, broker_id: i32) -> impl Iterator<Item = TopicIdPartition> + '_ {
+        self.inner
+            .offline_replicas
+            .get(&broker_id)
+            .into_iter()
+            .flat_map(|set| set.iter().copied())
+    }
+
     pub fn is_broker_active(&self, broker_id: i32) -> bool {
         self.broker(broker_id)
             .is_some_and(BrokerRegistration::is_active)
+    }
+
+    /// The SCRAM credential of `user` for mechanism id `mechanism` (1 SHA-256, 2 SHA-512).
+    pub fn scram_credential(&self, user: &str, mechanism: i8) -> Option<&ScramCredentialImage> {
+        self.inner.scram.get(&(user.to_string(), mechanism))
+    }
+
+    /// Every SCRAM credential: ((user, mechanism id), credential), by user.
+    pub fn scram_credentials(
+        &self,
+    ) -> impl Iterator<Item = (&(String, i8), &ScramCredentialImage)> + '_ {
+        self.inner.scram.iter()
     }
 
     pub fn producer_ids(&self) -> &ProducerIdsImage {

@@ -53,8 +53,8 @@ pub use controller::{
 pub use delta::{LocalReplicaChanges, MetadataDelta};
 pub use error::MetaError;
 pub use image::{
-    BrokerRegistration, MetadataImage, PartitionImage, ProducerIdsImage, TopicIdPartition,
-    TopicImage,
+    BrokerRegistration, MetadataImage, PartitionImage, ProducerIdsImage, ScramCredentialImage,
+    TopicIdPartition, TopicImage,
 };
 pub use records::{ConfigResource, ConfigResourceKind, Endpoint, MetadataRecord, NO_LEADER};
 pub use wire::STRING_BYTES_MAX;

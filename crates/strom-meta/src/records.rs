@@ -17,6 +17,9 @@ pub const NO_LEADER: i32 = -1;
 pub enum ConfigResourceKind {
     Topic,
     Broker,
+    /// A KIP-714 client-metrics subscription, by name (`metrics`, `interval.ms`, `match`).
+    /// Stored as given; the broker validates the keys before they reach the controller.
+    ClientMetrics,
 }
 
 impl ConfigResourceKind {
@@ -25,6 +28,7 @@ impl ConfigResourceKind {
         match self {
             ConfigResourceKind::Topic => 2,
             ConfigResourceKind::Broker => 4,
+            ConfigResourceKind::ClientMetrics => 16,
         }
     }
 
@@ -32,6 +36,7 @@ impl ConfigResourceKind {
         match id {
             2 => Some(ConfigResourceKind::Topic),
             4 => Some(ConfigResourceKind::Broker),
+            16 => Some(ConfigResourceKind::ClientMetrics),
             _ => None,
         }
     }
@@ -90,7 +95,9 @@ pub enum MetadataRecord {
         name: String,
         topic_id: Uuid,
     },
-    /// The full state of one partition; creates it or replaces it.
+    /// The full state of one partition; creates it or replaces it. `adding_replicas` and
+    /// `removing_replicas` are the ongoing reassignment (both empty when there is none;
+    /// encoded only then, as record version 1).
     Partition {
         topic_id: Uuid,
         partition: i32,
@@ -99,6 +106,8 @@ pub enum MetadataRecord {
         leader: i32,
         leader_epoch: i32,
         partition_epoch: i32,
+        adding_replicas: Vec<i32>,
+        removing_replicas: Vec<i32>,
     },
     /// `value: None` deletes the key.
     Config {
@@ -107,13 +116,18 @@ pub enum MetadataRecord {
         value: Option<String>,
     },
     /// A change to an existing partition; `None` fields stay as they are. Applying it bumps
-    /// the partition epoch, and the leader epoch when `leader` is set.
+    /// the partition epoch, and the leader epoch when `leader` is set. `adding_replicas` /
+    /// `removing_replicas` set the partition's reassignment state (Kafka's
+    /// `PartitionChangeRecord` fields of those names; encoded only when set, as record
+    /// version 1).
     PartitionChange {
         topic_id: Uuid,
         partition: i32,
         isr: Option<Vec<i32>>,
         leader: Option<i32>,
         replicas: Option<Vec<i32>>,
+        adding_replicas: Option<Vec<i32>>,
+        removing_replicas: Option<Vec<i32>>,
     },
     FenceBroker {
         broker_id: i32,
@@ -128,6 +142,17 @@ pub enum MetadataRecord {
     BrokerInControlledShutdown {
         broker_id: i32,
         epoch: i64,
+    },
+    /// The broker's replicas whose logs it cannot serve (damaged at open, failed, or
+    /// otherwise offline): the whole set, replacing the previous one. Kafka's
+    /// `BrokerRegistrationChangeRecord` carries the same news as the broker's online log
+    /// directories (KIP-858); Strom takes a partition log offline on its own, so the set is
+    /// per replica. Encoded as type 17, version 1. A new registration starts empty.
+    BrokerReplicasOffline {
+        broker_id: i32,
+        epoch: i64,
+        /// (topic id, partition), ascending, without duplicates.
+        replicas: Vec<(Uuid, i32)>,
     },
     /// Deletes the topic, its partitions and its configs.
     RemoveTopic {
@@ -148,6 +173,22 @@ pub enum MetadataRecord {
         entity: QuotaEntity,
         key: String,
         value: Option<QuotaValue>,
+    },
+    /// A user's SCRAM credential for one mechanism (Kafka's `UserScramCredentialRecord`):
+    /// salted, never the password. Replaces any earlier one of the same user and mechanism.
+    UserScramCredential {
+        name: String,
+        /// Kafka's ScramMechanism id: 1 SCRAM-SHA-256, 2 SCRAM-SHA-512.
+        mechanism: i8,
+        salt: Vec<u8>,
+        stored_key: Vec<u8>,
+        server_key: Vec<u8>,
+        iterations: i32,
+    },
+    /// Removes a user's credential for one mechanism (`RemoveUserScramCredentialRecord`).
+    RemoveUserScramCredential {
+        name: String,
+        mechanism: i8,
     },
     /// A block of producer ids ending before `next_producer_id` went to `broker_id`.
     ProducerIds {
@@ -172,9 +213,21 @@ impl MetadataRecord {
             MetadataRecord::UnfenceBroker { .. } => 8,
             MetadataRecord::RemoveTopic { .. } => 9,
             MetadataRecord::ClientQuota { .. } => 14,
+            MetadataRecord::RemoveAccessControlEntry { .. } => 19,
+            MetadataRecord::UserScramCredential { .. } => 11,
+            MetadataRecord::RemoveUserScramCredential { .. } => 12,
             MetadataRecord::ProducerIds { .. } => 15,
             MetadataRecord::BrokerInControlledShutdown { .. } => 17,
-            MetadataRecord::RemoveAccessControlEntry { .. } => 19,
+            MetadataRecord::BrokerReplicasOffline { .. } => 17,
+        }
+    }
+
+    /// The record's version within its type: 1 for the offline-replicas change of type 17
+    /// (Kafka's `BrokerRegistrationChangeRecord`), 0 for everything else.
+    pub fn version(&self) -> u8 {
+        match self {
+            MetadataRecord::BrokerReplicasOffline { .. } => 1,
+            _ => 0,
         }
     }
 }

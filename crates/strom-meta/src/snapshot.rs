@@ -49,6 +49,8 @@ impl MetadataImage {
                     leader: p.leader,
                     leader_epoch: p.leader_epoch,
                     partition_epoch: p.partition_epoch,
+                    adding_replicas: p.adding_replicas.clone(),
+                    removing_replicas: p.removing_replicas.clone(),
                 });
             }
         }
@@ -73,6 +75,25 @@ impl MetadataImage {
                     entity: entity.clone(),
                     key: key.clone(),
                     value: Some(*value),
+                });
+            }
+        }
+        for ((name, mechanism), c) in self.scram_credentials() {
+            records.push(MetadataRecord::UserScramCredential {
+                name: name.clone(),
+                mechanism: *mechanism,
+                salt: c.salt.clone(),
+                stored_key: c.stored_key.clone(),
+                server_key: c.server_key.clone(),
+                iterations: c.iterations,
+            });
+        }
+        for (broker_id, set) in self.inner.offline_replicas.iter() {
+            if let Some(b) = self.broker(*broker_id) {
+                records.push(MetadataRecord::BrokerReplicasOffline {
+                    broker_id: *broker_id,
+                    epoch: b.epoch,
+                    replicas: set.iter().map(|tp| (tp.topic_id, tp.partition)).collect(),
                 });
             }
         }

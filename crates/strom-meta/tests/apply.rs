@@ -39,6 +39,8 @@ fn partition(topic_id: Uuid, partition: i32, replicas: &[i32], leader: i32) -> M
         leader,
         leader_epoch: 0,
         partition_epoch: 0,
+        adding_replicas: Vec::new(),
+        removing_replicas: Vec::new(),
     }
 }
 
@@ -54,6 +56,8 @@ fn change(
         isr: isr.map(<[i32]>::to_vec),
         leader,
         replicas: None,
+        adding_replicas: None,
+        removing_replicas: None,
     }
 }
 
@@ -196,6 +200,8 @@ fn reassignment_removing_a_replica_deletes_it_locally() {
         isr: Some(vec![1]),
         leader: None,
         replicas: Some(vec![1]),
+        adding_replicas: None,
+        removing_replicas: None,
     }];
     let (after, delta) = image.apply(&records).unwrap();
     assert_eq!(
@@ -344,6 +350,8 @@ fn leader_epoch_overflow_is_an_error() {
         leader: 1,
         leader_epoch: i32::MAX,
         partition_epoch: 0,
+        adding_replicas: Vec::new(),
+        removing_replicas: Vec::new(),
     };
     let image = image.apply(&[at_max]).unwrap().0;
     assert!(image.apply(&[change(T1, 0, None, Some(1))]).is_err());

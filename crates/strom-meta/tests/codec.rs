@@ -75,11 +75,19 @@ fn record() -> impl Strategy<Value = MetadataRecord> {
             ids(),
             ids(),
             any::<i32>(),
-            any::<i32>(),
-            any::<i32>()
+            (any::<i32>(), any::<i32>()),
+            (ids(), ids())
         )
             .prop_map(
-                |(topic_id, partition, replicas, isr, leader, leader_epoch, partition_epoch)| {
+                |(
+                    topic_id,
+                    partition,
+                    replicas,
+                    isr,
+                    leader,
+                    (leader_epoch, partition_epoch),
+                    (adding_replicas, removing_replicas),
+                )| {
                     MetadataRecord::Partition {
                         topic_id,
                         partition,
@@ -88,6 +96,8 @@ fn record() -> impl Strategy<Value = MetadataRecord> {
                         leader,
                         leader_epoch,
                         partition_epoch,
+                        adding_replicas,
+                        removing_replicas,
                     }
                 }
             ),
@@ -103,17 +113,29 @@ fn record() -> impl Strategy<Value = MetadataRecord> {
             any::<i32>(),
             prop::option::of(ids()),
             prop::option::of(any::<i32>()),
-            prop::option::of(ids())
+            prop::option::of(ids()),
+            (prop::option::of(ids()), prop::option::of(ids()))
         )
-            .prop_map(|(topic_id, partition, isr, leader, replicas)| {
-                MetadataRecord::PartitionChange {
+            .prop_map(
+                |(
                     topic_id,
                     partition,
                     isr,
                     leader,
                     replicas,
+                    (adding_replicas, removing_replicas),
+                )| {
+                    MetadataRecord::PartitionChange {
+                        topic_id,
+                        partition,
+                        isr,
+                        leader,
+                        replicas,
+                        adding_replicas,
+                        removing_replicas,
+                    }
                 }
-            }),
+            ),
         uuid().prop_map(|topic_id| MetadataRecord::RemoveTopic { topic_id }),
         (any::<i32>(), any::<i64>(), any::<i64>()).prop_map(
             |(broker_id, broker_epoch, next_producer_id)| {
@@ -177,8 +199,7 @@ fn entry_with(record_type: u16, version: u8, body: &[u8]) -> Vec<u8> {
 
 #[test]
 fn unknown_types_and_versions_are_errors() {
-    // 11 is Kafka's SCRAM record type, reserved for later.
-    for record_type in [11u16, 16, 999, u16::MAX] {
+    for record_type in [16u16, 999, u16::MAX] {
         assert_eq!(
             decode_records(&entry_with(record_type, 0, &[])),
             Err(MetaError::UnknownRecordType(record_type))
@@ -222,4 +243,50 @@ fn forged_counts_do_not_allocate() {
     let mut body = vec![0u8; 16 + 4];
     body.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]);
     assert!(decode_records(&entry_with(3, 0, &body)).is_err());
+}
+
+#[test]
+fn reassignment_state_is_record_version_one_and_only_when_present() {
+    let partition = |adding: Vec<i32>| MetadataRecord::Partition {
+        topic_id: uuid::Uuid::from_u128(5),
+        partition: 0,
+        replicas: vec![4, 1],
+        isr: vec![1],
+        leader: 1,
+        leader_epoch: 2,
+        partition_epoch: 3,
+        adding_replicas: adding,
+        removing_replicas: Vec::new(),
+    };
+    // Header: format (1), count (4), type (2), then the version byte.
+    let version_at = 1 + 4 + 2;
+    let plain = encode_records(&[partition(Vec::new())]);
+    assert_eq!(
+        plain[version_at], 0,
+        "no reassignment: the version older binaries read"
+    );
+    let moving = encode_records(&[partition(vec![4])]);
+    assert_eq!(moving[version_at], 1);
+    assert_eq!(decode_records(&moving).unwrap(), vec![partition(vec![4])]);
+    let change = MetadataRecord::PartitionChange {
+        topic_id: uuid::Uuid::from_u128(5),
+        partition: 0,
+        isr: None,
+        leader: None,
+        replicas: None,
+        adding_replicas: None,
+        removing_replicas: Some(Vec::new()),
+    };
+    let bytes = encode_records(std::slice::from_ref(&change));
+    assert_eq!(bytes[version_at], 1);
+    assert_eq!(decode_records(&bytes).unwrap(), vec![change]);
+    let mut future = moving.clone();
+    future[version_at] = 2;
+    assert_eq!(
+        decode_records(&future),
+        Err(MetaError::UnsupportedRecordVersion {
+            record_type: 3,
+            version: 2
+        })
+    );
 }

@@ -25,6 +25,7 @@ fn heartbeat(
         broker_epoch,
         want_fence,
         want_shutdown,
+        offline_replicas: Vec::new(),
     })
 }
 

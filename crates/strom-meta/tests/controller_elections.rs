@@ -16,6 +16,7 @@ fn heartbeat(
         broker_epoch: broker_epoch(image, broker_id),
         want_fence: fence,
         want_shutdown: shutdown,
+        offline_replicas: Vec::new(),
     })
 }
 

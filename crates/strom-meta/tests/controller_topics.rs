@@ -215,6 +215,7 @@ fn create_topic_with_fenced_manual_replicas_is_refused() {
         broker_epoch: broker_epoch(&image, 2),
         want_fence: true,
         want_shutdown: false,
+        offline_replicas: Vec::new(),
     });
     let image = commit(&mut c, &image, fence, 0).0;
     let t = CreatableTopic {
@@ -583,6 +584,7 @@ fn create_partitions_cases() {
         broker_epoch: broker_epoch(&image1, 3),
         want_fence: true,
         want_shutdown: false,
+        offline_replicas: Vec::new(),
     });
     let image1 = commit(&mut c, &image1, fence, 0).0;
     let (_, results) = add_partitions(&mut c, &image1, vec![grow("wide", 2, None)]);

@@ -65,6 +65,16 @@ enum Op {
     Wait {
         ms: i64,
     },
+    /// AlterPartitionReassignments of one partition onto `target` (broker ids, maybe
+    /// duplicated or unregistered), or a cancel.
+    Reassign {
+        pick: usize,
+        target: Option<Vec<i32>>,
+    },
+    /// The leader of a partition adds every active replica to the ISR (they caught up).
+    ExpandIsr {
+        pick: usize,
+    },
 }
 
 const NAMES: [&str; 6] = ["t0", "t1", "t.x", "t_x", "orders", "a-b"];
@@ -97,6 +107,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (prop::option::of(any::<usize>()), any::<bool>())
             .prop_map(|(pick, unclean)| Op::Elect { pick, unclean }),
         2 => (0..4_000i64).prop_map(|ms| Op::Wait { ms }),
+        3 => (any::<usize>(), prop::option::weighted(0.8, prop::collection::vec(0..4i32, 0..4)))
+            .prop_map(|(pick, target)| Op::Reassign { pick, target }),
+        3 => any::<usize>().prop_map(|pick| Op::ExpandIsr { pick }),
     ]
 }
 
@@ -137,6 +150,7 @@ fn request(image: &MetadataImage, op: &Op) -> Option<ControllerRequest> {
             broker_epoch: epoch(broker) - i64::from(stale),
             want_fence: fence,
             want_shutdown: shutdown,
+            offline_replicas: Vec::new(),
         }),
         Op::Unregister { broker } => ControllerRequest::UnregisterBroker { broker_id: broker },
         Op::Create {
@@ -255,8 +269,86 @@ fn request(image: &MetadataImage, op: &Op) -> Option<ControllerRequest> {
                 topic_partitions,
             })
         }
+        Op::Reassign { pick, target } => {
+            let all: Vec<_> = image.partitions().collect();
+            let (tp, _) = all.get(pick % all.len().max(1))?;
+            let name = image.topic_by_id(tp.topic_id)?.name.clone();
+            ControllerRequest::AlterPartitionReassignments(AlterPartitionReassignmentsRequest {
+                allow_replication_factor_change: pick % 2 == 0,
+                topics: vec![(name, vec![(tp.partition, target)])],
+            })
+        }
+        Op::ExpandIsr { pick } => {
+            let partitions: Vec<_> = image.partitions().filter(|(_, p)| p.has_leader()).collect();
+            let (tp, p) = partitions.get(pick % partitions.len().max(1))?;
+            let new_isr: Vec<i32> = p
+                .replicas
+                .iter()
+                .copied()
+                .filter(|r| *r == p.leader || image.is_broker_active(*r))
+                .collect();
+            ControllerRequest::AlterPartition(AlterPartitionRequest {
+                broker_id: p.leader,
+                broker_epoch: epoch(p.leader),
+                partitions: vec![AlterPartitionItem {
+                    topic_id: tp.topic_id,
+                    partition: tp.partition,
+                    leader_epoch: p.leader_epoch,
+                    new_isr,
+                    partition_epoch: p.partition_epoch,
+                }],
+            })
+        }
         Op::Expire | Op::Wait { .. } => return None,
     })
+}
+
+/// Reassignment safety between two consecutive images: a replica leaves a partition only
+/// by a cancel (it was being added) or by a completion whose added replicas were all in
+/// sync before it; and a completion takes the new ISR from the old one.
+fn check_transition(before: &MetadataImage, after: &MetadataImage, op: &Op) {
+    for (tp, b) in before.partitions() {
+        let Some(a) = after.partition(tp.topic_id, tp.partition) else {
+            continue;
+        };
+        let removed: Vec<i32> = b
+            .replicas
+            .iter()
+            .copied()
+            .filter(|r| !a.replicas.contains(r))
+            .collect();
+        if removed.is_empty() {
+            continue;
+        }
+        let cancelled = b.is_reassigning() && removed.iter().all(|r| b.adding_replicas.contains(r));
+        if cancelled {
+            continue;
+        }
+        if b.is_reassigning() {
+            assert!(
+                removed.iter().all(|r| b.removing_replicas.contains(r)),
+                "{op:?}: {tp:?} lost replicas {removed:?} it was not removing: {b:?} -> {a:?}"
+            );
+            assert!(
+                b.adding_replicas.iter().all(|r| b.isr.contains(r)),
+                "{op:?}: {tp:?} completed before its new replicas were in sync: {b:?} -> {a:?}"
+            );
+        } else {
+            // Started and completed at once: only possible without new replicas.
+            assert!(
+                !a.is_reassigning() && a.replicas.iter().all(|r| b.replicas.contains(r)),
+                "{op:?}: {tp:?} completed with replicas not yet in sync: {b:?} -> {a:?}"
+            );
+        }
+        assert!(
+            a.isr.iter().all(|r| b.isr.contains(r)),
+            "{op:?}: {tp:?} completion grew the ISR: {b:?} -> {a:?}"
+        );
+        assert!(
+            !a.has_leader() || b.isr.contains(&a.leader),
+            "{op:?}: {tp:?} leader moved to an out-of-sync replica: {b:?} -> {a:?}"
+        );
+    }
 }
 
 fn check_invariants(image: &MetadataImage) {
@@ -312,6 +404,7 @@ fn run(ops: &[Op]) {
             .apply(&records)
             .unwrap_or_else(|e| panic!("{op:?}: controller records must apply: {e}"));
         entries.push(encode_records(&records));
+        check_transition(&image, &next, op);
         image = next;
         check_invariants(&image);
     }

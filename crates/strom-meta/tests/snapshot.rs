@@ -51,6 +51,8 @@ fn image() -> MetadataImage {
             leader: NO_LEADER,
             leader_epoch: 3,
             partition_epoch: 7,
+            adding_replicas: vec![2],
+            removing_replicas: Vec::new(),
         },
         MetadataRecord::Config {
             resource: ConfigResource::broker(""),

@@ -31,6 +31,15 @@ pub fn clear_success_messages(response: &mut ResponseKind) {
                 clear(t.error_code, &mut t.error_message);
             }
         }
+        ResponseKind::AlterPartitionReassignments(r) => {
+            clear(r.error_code, &mut r.error_message);
+            for p in r.responses.iter_mut().flat_map(|t| &mut t.partitions) {
+                clear(p.error_code, &mut p.error_message);
+            }
+        }
+        ResponseKind::ListPartitionReassignments(r) => {
+            clear(r.error_code, &mut r.error_message);
+        }
         ResponseKind::ElectLeaders(r) => {
             for p in r
                 .replica_election_results

@@ -14,6 +14,15 @@ pub struct NodeConfig {
     /// KRaft `controller.quorum.voters`: node id -> `host:port` of its controller listener.
     /// Fixed at first start: the log's initial membership is made from it.
     pub voters: BTreeMap<NodeId, String>,
+    /// KIP-853 `controller.quorum.bootstrap.servers`: controllers (`host:port`) asked to take
+    /// this node into the quorum when it has no initial voters (see [`NodeConfig::joins`]).
+    pub bootstrap_servers: Vec<String>,
+    /// An observer (a broker-only node) never votes: it starts without initializing the
+    /// quorum, asks to be added as an openraft learner, and applies the committed log.
+    pub observer: bool,
+    /// The host other members reach this node's listener at, when not the bound address's
+    /// (an observer bound to a wildcard address); the bound port is appended.
+    pub advertised_host: Option<String>,
     /// Where this node's controller listener binds (port 0 picks a free one).
     pub listen_addr: SocketAddr,
     /// KRaft `metadata.log.dir`: raft log, vote, snapshot and lock file.
@@ -58,6 +67,9 @@ impl NodeConfig {
         NodeConfig {
             node_id,
             voters: BTreeMap::new(),
+            bootstrap_servers: Vec::new(),
+            observer: false,
+            advertised_host: None,
             listen_addr,
             data_dir,
             // KRaft: controller.quorum.election.timeout.ms = 1000.
@@ -113,7 +125,40 @@ impl NodeConfig {
         }
     }
 
+    /// Whether this node starts without an initial membership of its own and asks the
+    /// quorum (`bootstrap_servers`, else the voters) to add it: observers, and controllers
+    /// of a dynamic quorum (bootstrap servers, no static voters) whose storage was not
+    /// formatted with initial controllers.
+    pub fn joins(&self) -> bool {
+        self.observer || (self.voters.is_empty() && !self.bootstrap_servers.is_empty())
+    }
+
+    /// The controllers a joining node asks: the bootstrap servers, else the static voters.
+    pub fn join_addrs(&self) -> Vec<String> {
+        if self.bootstrap_servers.is_empty() {
+            self.voters.values().cloned().collect()
+        } else {
+            self.bootstrap_servers.clone()
+        }
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.joins() {
+            if self.join_addrs().is_empty() {
+                return Err(ConfigError::Invalid(
+                    "an observer needs controller.quorum.bootstrap.servers or \
+                     controller.quorum.voters to find the quorum"
+                        .into(),
+                ));
+            }
+            if self.observer && self.voters.contains_key(&self.node_id) {
+                return Err(ConfigError::Invalid(format!(
+                    "observer {} must not be among the voters",
+                    self.node_id
+                )));
+            }
+            return self.validate_limits();
+        }
         let voters = self.effective_voters();
         if !voters.contains_key(&self.node_id) {
             return Err(ConfigError::NotAVoter {
@@ -121,6 +166,10 @@ impl NodeConfig {
                 voters: voters.keys().copied().collect(),
             });
         }
+        self.validate_limits()
+    }
+
+    fn validate_limits(&self) -> Result<(), ConfigError> {
         let checks = [
             (
                 self.election_timeout_min_ms > self.heartbeat_interval_ms,

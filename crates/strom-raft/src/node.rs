@@ -183,6 +183,9 @@ impl<K: Controller> RaftNode<K> {
         node.track(tokio::spawn(server.run()));
         node.initialize_if_new().await?;
         node.warn_on_voter_mismatch();
+        if node.config().joins() && !node.is_voter() {
+            node.track(tokio::spawn(node.clone().join_quorum()));
+        }
         Ok(node)
     }
 
@@ -210,8 +213,36 @@ impl<K: Controller> RaftNode<K> {
         }
     }
 
+    /// Whether the membership this node knows has it as a voter.
+    fn is_voter(&self) -> bool {
+        let metrics = self.inner.raft.metrics().borrow().clone();
+        let voter = metrics
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|id| id == self.node_id());
+        voter
+    }
+
+    /// The address other members reach this node at.
+    pub fn advertised_addr(&self) -> String {
+        match &self.inner.config.advertised_host {
+            Some(host) if host.contains(':') => {
+                format!("[{host}]:{}", self.inner.local_addr.port())
+            }
+            Some(host) => format!("{host}:{}", self.inner.local_addr.port()),
+            None => self.inner.local_addr.to_string(),
+        }
+    }
+
+    pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
+    }
+
     /// On first start every voter writes the same initial membership, as KRaft's static
-    /// voters; a node that already has a log keeps the membership it has.
+    /// voters (or the initial voters `strom storage format` wrote, for a dynamic quorum); a
+    /// node that already has a log keeps the membership it has, and a node that joins (an
+    /// observer, or a controller formatted without initial controllers) writes none.
     async fn initialize_if_new(&self) -> Result<(), StartError> {
         let raft = &self.inner.raft;
         let initialized = raft
@@ -222,11 +253,19 @@ impl<K: Controller> RaftNode<K> {
             return Ok(());
         }
         let config = &self.inner.config;
-        let voters = if config.voters.is_empty() {
+        let formatted = crate::membership::read_initial_voters(&config.data_dir)
+            .map_err(|e| StartError::Raft(format!("cannot read the initial voters: {e}")))?;
+        let voters = if config.observer {
+            return Ok(());
+        } else if !config.voters.is_empty() {
+            config.voters.clone()
+        } else if let Some(formatted) = formatted {
+            formatted
+        } else if config.joins() {
+            return Ok(());
+        } else {
             // A lone voter records the address it really bound (the configured port may be 0).
             BTreeMap::from([(config.node_id, self.inner.local_addr.to_string())])
-        } else {
-            config.voters.clone()
         };
         let members: BTreeMap<NodeId, BasicNode> = voters
             .into_iter()
@@ -306,7 +345,7 @@ impl<K: Controller> RaftNode<K> {
         }
     }
 
-    fn submit_timeout(&self) -> Duration {
+    pub(crate) fn submit_timeout(&self) -> Duration {
         Duration::from_millis(self.inner.config.submit_timeout_ms)
     }
 
@@ -398,7 +437,7 @@ impl<K: Controller> RaftNode<K> {
         }
     }
 
-    async fn forward<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
+    pub(crate) async fn forward<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
         &self,
         addr: &str,
         request_kind: u8,

@@ -16,7 +16,8 @@ use crate::controller_task::Controller;
 use crate::node::RaftNode;
 use crate::types::{NodeId, TypeConfig};
 use crate::wire::{
-    self, kind, DescribeQuorumRequest, ReadStateRequest, SubmitError, SubmitRequest, WireError,
+    self, kind, DescribeQuorumRequest, MembershipError, MembershipRequest, ReadStateRequest,
+    SubmitError, SubmitRequest, WireError,
 };
 
 pub(crate) struct Server<K: Controller> {
@@ -128,6 +129,18 @@ async fn dispatch<K: Controller>(
             let result = match wire::decode::<DescribeQuorumRequest>(body) {
                 Ok(message) => node.describe_quorum_with(message.forwarded).await,
                 Err(e) => Err(SubmitError::BadRequest(e.to_string())),
+            };
+            to_value(&result)
+        }
+        kind::MEMBERSHIP => {
+            let result = match wire::decode::<MembershipRequest>(body) {
+                Ok(message) => {
+                    node.change_membership_with(message.change, message.forwarded)
+                        .await
+                }
+                Err(e) => Err(MembershipError::Submit(SubmitError::BadRequest(
+                    e.to_string(),
+                ))),
             };
             to_value(&result)
         }

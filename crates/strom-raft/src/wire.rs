@@ -21,6 +21,7 @@ pub mod kind {
     pub const READ_STATE: u8 = 5;
     pub const QUORUM_STATUS: u8 = 6;
     pub const DESCRIBE_QUORUM: u8 = 7;
+    pub const MEMBERSHIP: u8 = 8;
     /// A response frame (any request kind).
     pub const RESPONSE: u8 = 0x80;
 }
@@ -187,4 +188,46 @@ pub enum SubmitError {
     Apply(String),
     #[error("bad request: {0}")]
     BadRequest(String),
+}
+
+/// A change of the quorum's membership (KIP-853's AddRaftVoter, RemoveRaftVoter,
+/// UpdateRaftVoter, and an observer asking to be replicated to).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MembershipChange {
+    /// Add `node_id` as an observer (openraft learner) reached at `addr`, or record its new
+    /// address; a no-op when it is already a member at that address.
+    Join { node_id: NodeId, addr: String },
+    /// Make `node_id` a voter once it has caught up. An observer already known needs no
+    /// address; `addr`, when given, replaces the one it joined with.
+    AddVoter {
+        node_id: NodeId,
+        addr: Option<String>,
+    },
+    /// Take `node_id` out of the quorum (it stops being replicated to).
+    RemoveVoter { node_id: NodeId },
+    /// Record a voter's new address.
+    UpdateVoter { node_id: NodeId, addr: String },
+}
+
+/// A membership change from a client, or forwarded by a member to the leader.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MembershipRequest {
+    pub forwarded: bool,
+    pub change: MembershipChange,
+}
+
+/// Why a membership change was not made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum MembershipError {
+    #[error(transparent)]
+    Submit(#[from] SubmitError),
+    /// Kafka's DUPLICATE_VOTER.
+    #[error("node {0} is already a voter of the metadata quorum")]
+    DuplicateVoter(NodeId),
+    /// Kafka's VOTER_NOT_FOUND.
+    #[error("node {0} is not a voter of the metadata quorum")]
+    VoterNotFound(NodeId),
+    /// Not possible in the quorum as it is (Kafka's INVALID_REQUEST); the message says why.
+    #[error("{0}")]
+    Refused(String),
 }

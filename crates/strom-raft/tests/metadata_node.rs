@@ -66,6 +66,7 @@ async fn controller_requests_commit_and_update_image_and_deltas() {
         broker_epoch,
         want_fence: false,
         want_shutdown: false,
+        offline_replicas: Vec::new(),
     });
     node.submit(heartbeat).await.unwrap().unwrap();
 
@@ -156,6 +157,7 @@ async fn leader_tick_fences_a_broker_whose_session_expired() {
         broker_epoch,
         want_fence: false,
         want_shutdown: false,
+        offline_replicas: Vec::new(),
     });
     node.submit(heartbeat).await.unwrap().unwrap();
     assert!(node.state().state.is_broker_unfenced(3));

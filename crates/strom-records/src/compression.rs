@@ -32,8 +32,9 @@ pub(crate) fn compress(codec: Compression, plain: &[u8]) -> Result<Vec<u8>, Reco
     encoder.finish()
 }
 
-/// Decompresses a records section, failing once the output would pass `bytes_max`.
-pub(crate) fn decompress(
+/// Decompresses a records section (or any payload Kafka's codecs frame the same way, such
+/// as KIP-714 client telemetry), failing once the output would pass `bytes_max`.
+pub fn decompress(
     codec: Compression,
     payload: &[u8],
     bytes_max: usize,

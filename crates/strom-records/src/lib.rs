@@ -7,6 +7,7 @@
 //! [`records`] and encode with [`BatchBuilder`].
 
 mod builder;
+mod clock;
 mod compression;
 mod control;
 mod decode;
@@ -23,6 +24,8 @@ pub use builder::{
     empty_batch, frame_records_section, BatchBuilder, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH,
     NO_PRODUCER_ID, NO_SEQUENCE, NO_TIMESTAMP,
 };
+pub use clock::now_ms;
+pub use compression::decompress as decompress_bounded;
 pub use control::{ControlRecordType, EndTransactionMarker};
 pub use decode::{records, DecodeLimits};
 pub use error::{codes, RecordsError};

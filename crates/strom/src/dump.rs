@@ -216,6 +216,7 @@ mod tests {
                 broker_epoch,
                 want_fence: false,
                 want_shutdown: false,
+                offline_replicas: Vec::new(),
             });
             node.submit(heartbeat).await.unwrap().unwrap();
             for i in 0..45 {

@@ -5,9 +5,11 @@ mod dump;
 mod preflight;
 mod properties;
 mod schema_registry;
+mod scram_bootstrap;
 mod server;
 mod server_config;
 mod status;
+mod storage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,6 +54,11 @@ enum Command {
         /// Set a key, overriding the file: `--override key=value` (repeatable).
         #[arg(long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
+        /// A first SCRAM user, as `kafka-storage.sh format --add-scram`:
+        /// 'SCRAM-SHA-256=[name=alice,password=alice-secret]' (repeatable; written once, when
+        /// the user has no credential of that mechanism yet).
+        #[arg(long = "add-scram", value_name = "MECHANISM=[name=..,password=..]")]
+        add_scram: Vec<String>,
     },
     /// Run a Schema Registry compatible with Confluent's, as a client of a Kafka cluster
     /// (Confluent's schema-registry.properties keys).
@@ -62,6 +69,11 @@ enum Command {
         /// Set a key, overriding the file: `--override key=value` (repeatable).
         #[arg(long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
+    },
+    /// Prepare a node's storage (kafka-storage.sh): format, random-uuid.
+    Storage {
+        #[command(subcommand)]
+        command: StorageCommand,
     },
     /// Metadata tools.
     Metadata {
@@ -74,6 +86,42 @@ enum Command {
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand)]
+enum StorageCommand {
+    /// Print a new random id (for --cluster-id).
+    RandomUuid,
+    /// Write meta.properties into each of log.dirs and metadata.log.dir and, for a controller
+    /// of a dynamic quorum (controller.quorum.bootstrap.servers), the initial voters.
+    Format {
+        /// The node's properties file.
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
+        /// Set a key, overriding the file: `--override key=value` (repeatable).
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        #[arg(short = 't', long = "cluster-id")]
+        cluster_id: String,
+        /// This controller is the quorum's only initial voter.
+        #[arg(short = 's', long, conflicts_with_all = ["initial_controllers", "no_initial_controllers"])]
+        standalone: bool,
+        /// The initial voters, `id@host:port[:directory-id],...`.
+        #[arg(
+            short = 'I',
+            long,
+            value_name = "VOTERS",
+            conflicts_with = "no_initial_controllers"
+        )]
+        initial_controllers: Option<String>,
+        /// No initial voters: the controller joins as an observer, to be added later
+        /// (strom metadata-quorum add-controller).
+        #[arg(short = 'N', long)]
+        no_initial_controllers: bool,
+        /// Leave directories that are already formatted as they are.
+        #[arg(short = 'g', long)]
+        ignore_formatted: bool,
     },
 }
 
@@ -123,7 +171,11 @@ fn run(command: Command) -> ExitCode {
             }
             Ok(())
         }
-        Command::Server { file, overrides } => server::run(file.as_deref(), &overrides),
+        Command::Server {
+            file,
+            overrides,
+            add_scram,
+        } => server::run(file.as_deref(), &overrides, &add_scram),
         Command::SchemaRegistry { file, overrides } => {
             schema_registry::run(file.as_deref(), &overrides)
         }
@@ -135,6 +187,40 @@ fn run(command: Command) -> ExitCode {
                 bootstrap_controller,
             },
         } => status::run(&bootstrap_controller),
+        Command::Storage {
+            command: StorageCommand::RandomUuid,
+        } => {
+            println!("{}", storage::random_uuid());
+            Ok(())
+        }
+        Command::Storage {
+            command:
+                StorageCommand::Format {
+                    config,
+                    overrides,
+                    cluster_id,
+                    standalone,
+                    initial_controllers,
+                    no_initial_controllers,
+                    ignore_formatted,
+                },
+        } => {
+            let initial = match (standalone, initial_controllers, no_initial_controllers) {
+                (true, _, _) => storage::InitialVoters::Standalone,
+                (_, Some(list), _) => storage::InitialVoters::Listed(list),
+                (_, _, true) => storage::InitialVoters::None,
+                _ => storage::InitialVoters::Unset,
+            };
+            server::load_config(Some(&config), &overrides)
+                .and_then(|(config, _)| {
+                    storage::format(&config, &cluster_id, &initial, ignore_formatted)
+                })
+                .map(|lines| {
+                    for line in lines {
+                        println!("{line}");
+                    }
+                })
+        }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "strom", &mut std::io::stdout());
             Ok(())

@@ -60,8 +60,12 @@ pub fn load_properties(
     Ok(props)
 }
 
-pub fn run(file: Option<&Path>, overrides: &[String]) -> anyhow::Result<()> {
+pub fn run(file: Option<&Path>, overrides: &[String], add_scram: &[String]) -> anyhow::Result<()> {
     let (config, broker_config) = load_config(file, overrides)?;
+    let add_scram = add_scram
+        .iter()
+        .map(|text| crate::scram_bootstrap::parse(text))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let props = load_properties(file, overrides)?;
     let node_config = config.node_config().map_err(|e| anyhow!(e))?;
     // Before anything is created on disk: a port in use or an unwritable dir must not
@@ -80,7 +84,15 @@ pub fn run(file: Option<&Path>, overrides: &[String]) -> anyhow::Result<()> {
             Some(broker_config) => {
                 let metadata = QuorumMetadata::new(node.clone());
                 match Broker::start(broker_config, metadata).await {
-                    Ok(broker) => Some(broker),
+                    Ok(broker) => {
+                        // Before the ready line: clients may use these users at once.
+                        if let Err(error) = crate::scram_bootstrap::apply(&broker, &add_scram).await
+                        {
+                            stop(Some(broker), &node).await;
+                            return Err(error);
+                        }
+                        Some(broker)
+                    }
                     Err(error) => {
                         node.shutdown().await;
                         return Err(anyhow!(error).context("cannot start the broker"));
@@ -112,10 +124,17 @@ pub fn run(file: Option<&Path>, overrides: &[String]) -> anyhow::Result<()> {
             }
             _ => None,
         };
-        let voters: Vec<String> = if node_config.voters.is_empty() {
+        let voters: Vec<String> = if node_config.joins() {
+            let known = node.quorum_status().voters;
+            known.iter().map(|id| id.to_string()).collect()
+        } else if node_config.voters.is_empty() {
             vec![format!("{}@{}", node.node_id(), node.local_addr())]
         } else {
-            node_config.voters.iter().map(|(id, addr)| format!("{id}@{addr}")).collect()
+            node_config
+                .voters
+                .iter()
+                .map(|(id, addr)| format!("{id}@{addr}"))
+                .collect()
         };
         let serving = match &broker {
             Some(broker) => {
@@ -133,11 +152,25 @@ pub fn run(file: Option<&Path>, overrides: &[String]) -> anyhow::Result<()> {
             }
             None => String::new(),
         };
+        let member = if config.runs_controller() {
+            format!(
+                "metadata quorum member, controller listener {}",
+                node.local_addr()
+            )
+        } else {
+            format!(
+                "metadata quorum observer, replicated at {}",
+                node.advertised_addr()
+            )
+        };
+        let voters = if voters.is_empty() {
+            "not known yet (joining)".to_string()
+        } else {
+            voters.join(",")
+        };
         println!(
-            "strom node {} ready: {serving}metadata quorum member, controller listener {}, voters {}, metadata dir {}",
+            "strom node {} ready: {serving}{member}, voters {voters}, metadata dir {}",
             node.node_id(),
-            node.local_addr(),
-            voters.join(","),
             node_config.data_dir.display()
         );
         std::io::stdout().flush().ok();

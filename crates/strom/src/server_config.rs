@@ -29,11 +29,17 @@ pub struct ServerConfig {
     pub process_roles: Vec<Role>,
     /// `controller.quorum.voters`, `id@host:port,...`; empty means this node alone.
     pub voters: BTreeMap<u64, String>,
+    /// `controller.quorum.bootstrap.servers` (KIP-853), `host:port,...`: the controllers a
+    /// node that is not a static voter asks to join the quorum.
+    pub bootstrap_servers: Vec<String>,
     pub controller_listener_names: Vec<String>,
     /// Whether `controller.listener.names` was given (else a single node without a
     /// controller listener binds one on a free loopback port).
     pub controller_listener_names_set: bool,
     pub listeners: Vec<Listener>,
+    /// `advertised.listeners` (the broker reads it too; here only for the address a
+    /// broker-only node's metadata replication endpoint is reached at).
+    pub advertised_listeners: Vec<Listener>,
     pub log_dirs: Vec<PathBuf>,
     /// `metadata.log.dir`; defaults to the first of `log.dirs`.
     pub metadata_log_dir: Option<PathBuf>,
@@ -61,6 +67,7 @@ impl Default for ServerConfig {
             node_id: 1,
             process_roles: vec![Role::Broker, Role::Controller],
             voters: BTreeMap::new(),
+            bootstrap_servers: Vec::new(),
             controller_listener_names: vec!["CONTROLLER".into()],
             controller_listener_names_set: false,
             listeners: vec![
@@ -75,6 +82,7 @@ impl Default for ServerConfig {
                     port: 9093,
                 },
             ],
+            advertised_listeners: Vec::new(),
             log_dirs: vec![PathBuf::from("./data")],
             metadata_log_dir: None,
             election_timeout_ms: 1000,
@@ -117,6 +125,10 @@ const KEYS: &[(&str, Setter)] = &[
         c.voters = parse_voters(v)?;
         Ok(())
     }),
+    ("controller.quorum.bootstrap.servers", |c, v| {
+        c.bootstrap_servers = parse_host_ports(v)?;
+        Ok(())
+    }),
     ("controller.listener.names", |c, v| {
         // Listener names are case-insensitive, upper-cased as Kafka's ListenerName does.
         c.controller_listener_names = parse_list(v)
@@ -128,6 +140,10 @@ const KEYS: &[(&str, Setter)] = &[
     }),
     ("listeners", |c, v| {
         c.listeners = parse_listeners(v)?;
+        Ok(())
+    }),
+    ("advertised.listeners", |c, v| {
+        c.advertised_listeners = parse_listeners(v)?;
         Ok(())
     }),
     ("log.dirs", |c, v| {
@@ -216,21 +232,82 @@ impl ServerConfig {
     }
 
     fn validate(&self) -> Result<(), String> {
-        if !self.process_roles.contains(&Role::Controller) {
-            return Err("process.roles without controller is not supported yet: this node must be a controller".into());
+        if self.process_roles.is_empty() {
+            return Err("process.roles is empty: give broker, controller or both".into());
         }
-        self.controller_listener()?;
-        if !self.voters.is_empty() && !self.voters.contains_key(&self.node_id) {
-            return Err(format!(
-                "controller.quorum.voters does not contain this node.id {}",
-                self.node_id
-            ));
-        }
+        self.validate_roles()?;
         if self.log_dirs.is_empty() && self.metadata_log_dir.is_none() {
             return Err("log.dirs is empty".into());
         }
         if self.election_timeout_ms < 50 {
             return Err("controller.quorum.election.timeout.ms must be at least 50".into());
+        }
+        Ok(())
+    }
+
+    /// Kafka's checks of `process.roles` against the quorum and listener keys (KafkaConfig's
+    /// `validateValues`), each naming the keys involved.
+    fn validate_roles(&self) -> Result<(), String> {
+        let voters = || {
+            self.voters
+                .iter()
+                .map(|(id, addr)| format!("{id}@{addr}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let is_controller_listener =
+            |l: &Listener| self.controller_listener_names.contains(&l.name);
+        if !self.runs_controller() {
+            if self.voters.is_empty() && self.bootstrap_servers.is_empty() {
+                return Err("process.roles=broker needs the quorum: set \
+                     controller.quorum.bootstrap.servers to the controllers' host:port, or \
+                     controller.quorum.voters to id@host:port of each"
+                    .into());
+            }
+            if self.voters.contains_key(&self.node_id) {
+                return Err(format!(
+                    "if process.roles contains just the 'broker' role, the node id {} must not \
+                     be included in the set of voters controller.quorum.voters={}",
+                    self.node_id,
+                    voters()
+                ));
+            }
+            if self.controller_listener_names.is_empty() {
+                return Err(
+                    "controller.listener.names must contain at least one value when \
+                     running KRaft with just the broker role"
+                        .into(),
+                );
+            }
+            if let Some(l) = self.listeners.iter().find(|l| is_controller_listener(l)) {
+                return Err(format!(
+                    "controller.listener.names must not contain a value appearing in the \
+                     'listeners' configuration when running KRaft with just the broker role \
+                     (listener {})",
+                    l.name
+                ));
+            }
+            return Ok(());
+        }
+        if !self.voters.is_empty() && !self.voters.contains_key(&self.node_id) {
+            return Err(format!(
+                "if process.roles contains the 'controller' role, the node id {} must be \
+                 included in the set of voters controller.quorum.voters={}",
+                self.node_id,
+                voters()
+            ));
+        }
+        self.controller_listener()?;
+        if !self.runs_broker() {
+            if let Some(l) = self.listeners.iter().find(|l| !is_controller_listener(l)) {
+                return Err(format!(
+                    "the listeners config must only contain KRaft controller listeners from \
+                     controller.listener.names when process.roles=controller (listener {} is \
+                     not one of {})",
+                    l.name,
+                    self.controller_listener_names.join(",")
+                ));
+            }
         }
         Ok(())
     }
@@ -247,7 +324,10 @@ impl ServerConfig {
         if let Some(listener) = self.listeners.iter().find(|l| &l.name == name) {
             return Ok(listener.clone());
         }
-        if self.voters.is_empty() && !self.controller_listener_names_set {
+        if self.voters.is_empty()
+            && self.bootstrap_servers.is_empty()
+            && !self.controller_listener_names_set
+        {
             return Ok(Listener {
                 name: name.clone(),
                 host: "127.0.0.1".into(),
@@ -264,6 +344,31 @@ impl ServerConfig {
         self.process_roles.contains(&Role::Broker)
     }
 
+    /// Whether this node is a controller (a voter, or one to be added); a broker-only node
+    /// replicates the metadata log as an observer.
+    pub fn runs_controller(&self) -> bool {
+        self.process_roles.contains(&Role::Controller)
+    }
+
+    /// Where a broker-only node's metadata replication endpoint binds (a free port on the
+    /// first listener's host: the leader pushes the log there) and the host it is reached
+    /// at (the first advertised listener's, else the listener's, else loopback).
+    fn observer_endpoint(&self) -> Result<(SocketAddr, Option<String>), String> {
+        let host = self
+            .listeners
+            .first()
+            .map(|l| l.host.clone())
+            .unwrap_or_default();
+        let listen_addr = resolve(&host, 0)?;
+        let advertised = self
+            .advertised_listeners
+            .first()
+            .map(|l| l.host.clone())
+            .filter(|h| !h.is_empty())
+            .or_else(|| Some(host).filter(|h| !h.is_empty() && h != "0.0.0.0" && h != "::"));
+        Ok((listen_addr, advertised))
+    }
+
     /// Where the raft log of the metadata lives.
     pub fn metadata_dir(&self) -> PathBuf {
         let base = self
@@ -275,10 +380,18 @@ impl ServerConfig {
     }
 
     pub fn node_config(&self) -> Result<NodeConfig, String> {
-        let listener = self.controller_listener()?;
-        let listen_addr = resolve(&listener.host, listener.port)?;
+        let (listen_addr, advertised_host) = if self.runs_controller() {
+            let listener = self.controller_listener()?;
+            (resolve(&listener.host, listener.port)?, None)
+        } else {
+            self.observer_endpoint()?
+        };
         let mut node = NodeConfig::single(self.node_id, listen_addr, self.metadata_dir());
         node.voters = self.voters.clone();
+        node.bootstrap_servers = self.bootstrap_servers.clone();
+        node.observer = !self.runs_controller();
+        // The port is known once bound: the node appends it (see `advertised_addr`).
+        node.advertised_host = advertised_host;
         node.election_timeout_min_ms = self.election_timeout_ms;
         node.election_timeout_max_ms = self.election_timeout_ms * 2;
         node.heartbeat_interval_ms = (self.election_timeout_ms / 5).max(10);
@@ -389,6 +502,17 @@ fn parse_voters(value: &str) -> Result<BTreeMap<u64, String>, String> {
         }
     }
     Ok(voters)
+}
+
+/// `host1:9093,host2:9093` (`controller.quorum.bootstrap.servers`).
+fn parse_host_ports(value: &str) -> Result<Vec<String>, String> {
+    parse_list(value)
+        .into_iter()
+        .map(|entry| match entry.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(entry),
+            _ => Err(format!("{entry} is not host:port")),
+        })
+        .collect()
 }
 
 /// `PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093`.
@@ -531,13 +655,149 @@ mod tests {
         }
         let err =
             ServerConfig::from_properties(&props(&[("process.roles", "broker")])).unwrap_err();
-        assert!(err.contains("controller"), "{err}");
+        assert!(err.contains("controller.quorum.bootstrap.servers"), "{err}");
         let err =
             ServerConfig::from_properties(&props(&[("controller.quorum.voters", "2@127.0.0.1:1")]))
                 .unwrap_err();
-        assert!(err.contains("node.id 1"), "{err}");
+        assert!(err.contains("node id 1"), "{err}");
         let err = ServerConfig::from_properties(&props(&[("controller.listener.names", "NOPE")]))
             .unwrap_err();
         assert!(err.contains("NOPE"), "{err}");
+    }
+
+    #[test]
+    fn roles_are_checked_against_the_quorum_and_listener_keys() {
+        let voters = (
+            "controller.quorum.voters",
+            "1@127.0.0.1:19093,2@127.0.0.1:19094",
+        );
+        // check(props, Ok(observer?) or Err(words the message must contain)).
+        let check = |pairs: &[(&str, &str)], expected: Result<bool, &[&str]>| match (
+            ServerConfig::from_properties(&props(pairs)),
+            expected,
+        ) {
+            (Ok((config, _)), Ok(observer)) => {
+                let node = config.node_config().unwrap();
+                assert_eq!(node.observer, observer, "{pairs:?}");
+            }
+            (Err(message), Err(words)) => {
+                for word in words {
+                    assert!(message.contains(word), "{pairs:?}: {message}");
+                }
+            }
+            (got, want) => panic!("{pairs:?}: got {got:?}, expected {want:?}"),
+        };
+        let broker_listener = ("listeners", "PLAINTEXT://127.0.0.1:19092");
+        let controller_listener = ("listeners", "CONTROLLER://127.0.0.1:19093");
+        let bootstrap = ("controller.quorum.bootstrap.servers", "127.0.0.1:19093");
+        // A broker-only node finds the quorum through either key and observes it.
+        check(
+            &[
+                ("node.id", "4"),
+                ("process.roles", "broker"),
+                broker_listener,
+                voters,
+            ],
+            Ok(true),
+        );
+        check(
+            &[
+                ("node.id", "4"),
+                ("process.roles", "broker"),
+                broker_listener,
+                bootstrap,
+            ],
+            Ok(true),
+        );
+        check(
+            &[
+                ("node.id", "4"),
+                ("process.roles", "broker"),
+                broker_listener,
+            ],
+            Err(&[
+                "controller.quorum.bootstrap.servers",
+                "controller.quorum.voters",
+            ]),
+        );
+        check(
+            &[
+                ("node.id", "1"),
+                ("process.roles", "broker"),
+                broker_listener,
+                voters,
+            ],
+            Err(&[
+                "node id 1 must not",
+                "controller.quorum.voters=1@127.0.0.1:19093",
+            ]),
+        );
+        check(
+            &[
+                ("node.id", "4"),
+                ("process.roles", "broker"),
+                (
+                    "listeners",
+                    "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093",
+                ),
+                voters,
+            ],
+            Err(&["controller.listener.names", "listener CONTROLLER"]),
+        );
+        // A controller-only node serves its controller listener alone.
+        check(
+            &[
+                ("node.id", "1"),
+                ("process.roles", "controller"),
+                controller_listener,
+                voters,
+            ],
+            Ok(false),
+        );
+        check(
+            &[
+                ("node.id", "1"),
+                ("process.roles", "controller"),
+                (
+                    "listeners",
+                    "CONTROLLER://127.0.0.1:19093,PLAINTEXT://127.0.0.1:19092",
+                ),
+                voters,
+            ],
+            Err(&["process.roles=controller", "listener PLAINTEXT"]),
+        );
+        check(
+            &[
+                ("node.id", "3"),
+                ("process.roles", "controller"),
+                controller_listener,
+                voters,
+            ],
+            Err(&["node id 3 must be included", "controller.quorum.voters"]),
+        );
+        // A controller of a dynamic quorum needs its listener named, and is no observer.
+        check(
+            &[
+                ("node.id", "3"),
+                ("process.roles", "controller"),
+                controller_listener,
+                bootstrap,
+            ],
+            Ok(false),
+        );
+        check(
+            &[
+                ("node.id", "3"),
+                ("process.roles", "controller"),
+                broker_listener,
+                bootstrap,
+            ],
+            Err(&["controller listener CONTROLLER"]),
+        );
+        check(&[("process.roles", "")], Err(&["process.roles"]));
+        check(
+            &[("controller.quorum.bootstrap.servers", "nohost")],
+            Err(&["controller.quorum.bootstrap.servers", "nohost"]),
+        );
     }
 }

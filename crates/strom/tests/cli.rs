@@ -167,6 +167,28 @@ fn usage_errors_exit_2_without_touching_a_broker() {
         vec!["configs", "alter", "--topic", "t"],
         vec!["topics", "alter", "t"],
         vec!["completions", "tcsh"],
+        vec!["partitions", "reassign"],
+        vec![
+            "partitions",
+            "reassign",
+            "--reassignment-json-file",
+            "p.json",
+            "--verify",
+            "--cancel",
+        ],
+        vec![
+            "partitions",
+            "elect-leaders",
+            "--election-type",
+            "preferred",
+        ],
+        vec![
+            "partitions",
+            "elect-leaders",
+            "--election-type",
+            "sideways",
+            "--all-topic-partitions",
+        ],
     ] {
         let out = strom(&args, "");
         assert_eq!(out.code, 2, "strom {args:?}: {}", out.stderr);
@@ -870,4 +892,139 @@ fn bootstrap_from_the_environment_and_a_closed_stdout() {
     assert_eq!(first, "0\n");
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn partitions_reassign_verify_cancel_and_elect_leaders_on_one_broker() {
+    let broker = Broker::start();
+    broker.ok(&["topics", "create", "moves", "--partitions", "2"]);
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.json");
+    let write = |replicas: &str| {
+        std::fs::write(
+            &plan,
+            format!(
+                r#"{{"version":1,"partitions":[{{"topic":"moves","partition":0,"replicas":{replicas},"log_dirs":["any"]}}]}}"#
+            ),
+        )
+        .unwrap();
+    };
+    let path = plan.to_str().unwrap();
+    // Onto the broker it is already on: nothing to move, and verified at once.
+    write("[1]");
+    let out = broker.ok(&[
+        "partitions",
+        "reassign",
+        "--reassignment-json-file",
+        path,
+        "--wait",
+    ]);
+    assert!(
+        out.contains("Current partition replica assignment"),
+        "{out}"
+    );
+    assert!(out.contains(r#""replicas":[1]"#), "{out}");
+    assert!(
+        out.contains("Reassignment of partition moves-0 is completed."),
+        "{out}"
+    );
+    let verified = broker.json(&[
+        "partitions",
+        "reassign",
+        "--reassignment-json-file",
+        path,
+        "--verify",
+    ]);
+    assert_eq!(verified[0]["state"], "completed", "{verified}");
+    // Onto a broker that does not exist: Kafka's error, exit 1, nothing changed.
+    write("[7]");
+    let bad = broker.run(
+        &["partitions", "reassign", "--reassignment-json-file", path],
+        "",
+    );
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    assert!(
+        bad.stdout.contains("INVALID_REPLICA_ASSIGNMENT"),
+        "{}",
+        bad.stdout
+    );
+    let unverified = broker.run(
+        &[
+            "partitions",
+            "reassign",
+            "--reassignment-json-file",
+            path,
+            "--verify",
+        ],
+        "",
+    );
+    assert_eq!(unverified.code, 1);
+    assert!(
+        unverified.stdout.contains("rather than [7]"),
+        "{}",
+        unverified.stdout
+    );
+    // Nothing is moving, so there is nothing to cancel (not an error).
+    let out = broker.ok(&[
+        "partitions",
+        "reassign",
+        "--reassignment-json-file",
+        path,
+        "--cancel",
+    ]);
+    assert!(out.contains("Successfully cancelled"), "{out}");
+    // A plan that is not Kafka's JSON is refused before anything is sent.
+    std::fs::write(&plan, "{\"partitions\": 3}").unwrap();
+    let bad = broker.run(
+        &["partitions", "reassign", "--reassignment-json-file", path],
+        "",
+    );
+    assert_eq!(bad.code, 1);
+    assert!(
+        bad.stderr.contains("not valid JSON of the expected shape"),
+        "{}",
+        bad.stderr
+    );
+    // Decommissioning the only broker has nowhere to go.
+    let nowhere = broker.run(
+        &[
+            "partitions",
+            "reassign",
+            "--generate",
+            "--exclude-broker",
+            "1",
+        ],
+        "",
+    );
+    assert_eq!(nowhere.code, 1);
+    assert!(
+        nowhere.stderr.contains("no broker is left"),
+        "{}",
+        nowhere.stderr
+    );
+    // Every leader is already the preferred replica.
+    let out = broker.ok(&[
+        "partitions",
+        "elect-leaders",
+        "--election-type",
+        "preferred",
+        "--topic",
+        "moves",
+    ]);
+    assert!(
+        out.contains("Valid replica already elected for partitions moves-0, moves-1"),
+        "{out}"
+    );
+    let elected = broker.json(&[
+        "partitions",
+        "elect-leaders",
+        "--election-type",
+        "unclean",
+        "--all-topic-partitions",
+    ]);
+    assert_eq!(
+        elected,
+        serde_json::json!([]),
+        "all partitions have leaders: none is named"
+    );
 }

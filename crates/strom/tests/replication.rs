@@ -705,7 +705,13 @@ fn txn_produce(addr: &str, producer: Option<i64>, value: &'static str) -> i16 {
             vec![],
         )
         .unwrap();
+    // Transactional batches carry the request's transactional id (Kafka refuses them
+    // without one); the cluster runs without KIP-890 verification, so they open
+    // transactions no coordinator knows of.
     let request = ProduceRequest::default()
+        .with_transactional_id(producer.map(|_| {
+            kafka_protocol::messages::TransactionalId(StrBytes::from_static_str("raw-txn"))
+        }))
         .with_acks(-1)
         .with_timeout_ms(10_000)
         .with_topic_data(vec![TopicProduceData::default()
@@ -766,7 +772,7 @@ async fn a_new_leader_has_the_same_last_stable_offset_and_aborted_transactions()
         let response: WriteTxnMarkersResponse = send(addr, 1, request);
         response.markers[0].topics[0].partitions[0].error_code
     };
-    let mut cluster = Cluster::start(&[]);
+    let mut cluster = Cluster::start(&["transaction.partition.verification.enable=false"]);
     let admin = cluster.admin();
     admin
         .create_topic(&NewTopic::new(TOPIC, 1, 3))

@@ -236,7 +236,12 @@ fn read_committed_sees_only_committed_records_across_kill_9() {
     let data = tempfile::tempdir().unwrap();
     let port = free_ports(1)[0];
     let addr = format!("127.0.0.1:{port}");
-    let overrides = broker_overrides(port, data.path(), &[]);
+    let overrides = broker_overrides(
+        port,
+        data.path(),
+        // Transactions opened by hand, no coordinator: KIP-890 verification off.
+        &["transaction.partition.verification.enable=false"],
+    );
     let mut server = ServerProcess::start(&overrides, &addr);
     strom_cli(&["topics", "create", TOPIC, "--partitions", "1", "-b", &addr]);
     let mut client = connect(&addr);

@@ -6,6 +6,11 @@
 //   init-transactions BOOTSTRAP TXID     a transactional producer's initTransactions (60 s
 //                                        max.block.ms, so a retry loop would show as time):
 //                                        {"error", "message", "elapsed_ms"}
+//   transaction BOOTSTRAP TXID TOPIC N M a transactional producer commits N records
+//                                        ("commit-i") then aborts M ("abort-i"): {"error"}
+//   transactions BOOTSTRAP TXID          Admin listTransactions and describeTransactions:
+//                                        {"listed": {id: state}, "describe": {"state",
+//                                        "producer_id", "producer_epoch", "partitions"}}
 //   acls BOOTSTRAP                       describeAcls, createAcls, deleteAcls: each one's
 //                                        outcome {"describe": {...}, "create": ..., "delete": ...}
 //   quorum BOOTSTRAP                     describeMetadataQuorum: leader, epoch, high watermark,
@@ -19,11 +24,16 @@
 //                                        cluster default): SET, or DELETE for "-"
 //   describe-broker BOOTSTRAP NAME       describeConfigs of broker NAME: {"configs":
 //                                        {key: {"value", "source", "read_only"}}}
+//   add-voter BOOTSTRAP ID HOST PORT     addRaftVoter (kafka-metadata-quorum.sh add-controller)
+//                                        with one CONTROLLER endpoint: {"ok": true} or the error
+//   remove-voter BOOTSTRAP ID            removeRaftVoter (remove-controller): {"ok": true} or
+//                                        the error
 
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
+import java.util.Set;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 
@@ -36,11 +46,13 @@ import org.apache.kafka.clients.admin.FeatureMetadata;
 import org.apache.kafka.clients.admin.FeatureUpdate;
 import org.apache.kafka.clients.admin.FinalizedVersionRange;
 import org.apache.kafka.clients.admin.QuorumInfo;
+import org.apache.kafka.clients.admin.RaftVoterEndpoint;
 import org.apache.kafka.clients.admin.SupportedVersionRange;
 import org.apache.kafka.clients.admin.UpdateFeaturesOptions;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.common.KafkaFuture;
+import org.apache.kafka.common.Uuid;
 import org.apache.kafka.common.acl.AccessControlEntry;
 import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.acl.AccessControlEntryFilter;
@@ -60,12 +72,16 @@ public final class CompatTool {
         String out;
         switch (args[0]) {
             case "init-transactions": out = initTransactions(args[1], args[2]); break;
+            case "transaction": out = transaction(args); break;
+            case "transactions": out = transactions(args[1], args[2]); break;
             case "acls": out = acls(args[1]); break;
             case "quorum": out = quorum(args[1]); break;
             case "features": out = features(args[1]); break;
             case "update-feature": out = updateFeature(args); break;
             case "alter-broker": out = alterBroker(args); break;
             case "describe-broker": out = describeBroker(args[1], args[2]); break;
+            case "add-voter": out = addVoter(args); break;
+            case "remove-voter": out = removeVoter(args); break;
             default: throw new IllegalArgumentException("unknown command " + args[0]);
         }
         System.out.println(out);
@@ -90,6 +106,61 @@ public final class CompatTool {
         }
         long elapsedMs = (System.nanoTime() - start) / 1_000_000;
         return "{" + outcome + ",\"elapsed_ms\":" + elapsedMs + "}";
+    }
+
+    private static String transaction(String[] args) {
+        Properties props = new Properties();
+        props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, args[1]);
+        props.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, args[2]);
+        props.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "30000");
+        props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        String topic = args[3];
+        int commit = Integer.parseInt(args[4]);
+        int abort = Integer.parseInt(args[5]);
+        try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(props)) {
+            producer.initTransactions();
+            producer.beginTransaction();
+            for (int i = 0; i < commit; i++) {
+                producer.send(new org.apache.kafka.clients.producer.ProducerRecord<>(topic, ("commit-" + i).getBytes()));
+            }
+            producer.commitTransaction();
+            producer.beginTransaction();
+            for (int i = 0; i < abort; i++) {
+                producer.send(new org.apache.kafka.clients.producer.ProducerRecord<>(topic, ("abort-" + i).getBytes()));
+            }
+            producer.flush();
+            producer.abortTransaction();
+            return "{\"error\":null}";
+        } catch (Exception e) {
+            return "{" + error(e) + "}";
+        }
+    }
+
+    private static String transactions(String bootstrap, String transactionalId) {
+        try (Admin admin = admin(bootstrap)) {
+            StringBuilder listed = new StringBuilder("{");
+            for (org.apache.kafka.clients.admin.TransactionListing t :
+                    admin.listTransactions().all().get(30, TimeUnit.SECONDS)) {
+                if (listed.length() > 1) listed.append(',');
+                listed.append('"').append(t.transactionalId()).append("\":\"").append(t.state()).append('"');
+            }
+            listed.append('}');
+            org.apache.kafka.clients.admin.TransactionDescription d = admin
+                .describeTransactions(List.of(transactionalId)).description(transactionalId)
+                .get(30, TimeUnit.SECONDS);
+            StringBuilder partitions = new StringBuilder("[");
+            for (org.apache.kafka.common.TopicPartition tp : d.topicPartitions()) {
+                if (partitions.length() > 1) partitions.append(',');
+                partitions.append('"').append(tp).append('"');
+            }
+            partitions.append(']');
+            return "{\"listed\":" + listed + ",\"describe\":{\"state\":\"" + d.state()
+                + "\",\"producer_id\":" + d.producerId() + ",\"producer_epoch\":" + d.producerEpoch()
+                + ",\"partitions\":" + partitions + "}}";
+        } catch (Exception e) {
+            return "{" + error(e) + "}";
+        }
     }
 
     private static Admin admin(String bootstrap) {
@@ -119,6 +190,19 @@ public final class CompatTool {
                 + ",\"high_watermark\":" + q.highWatermark()
                 + ",\"voters\":" + replicas(q.voters()) + ",\"observers\":" + replicas(q.observers())
                 + ",\"nodes\":" + q.nodes().size() + "}";
+        }
+    }
+
+    private static String addVoter(String[] args) {
+        RaftVoterEndpoint endpoint = new RaftVoterEndpoint("CONTROLLER", args[3], Integer.parseInt(args[4]));
+        try (Admin admin = admin(args[1])) {
+            return outcome(admin.addRaftVoter(Integer.parseInt(args[2]), Uuid.randomUuid(), Set.of(endpoint)).all());
+        }
+    }
+
+    private static String removeVoter(String[] args) {
+        try (Admin admin = admin(args[1])) {
+            return outcome(admin.removeRaftVoter(Integer.parseInt(args[2]), Uuid.randomUuid()).all());
         }
     }
 

@@ -18,7 +18,13 @@
 //   admin BOOTSTRAP OP ARGS...           create TOPIC PARTITIONS [k=v...] | describe TOPIC |
 //                                        configs TOPIC | add-partitions TOPIC TOTAL |
 //                                        delete-records TOPIC PARTITION BEFORE |
-//                                        offset TOPIC PARTITION earliest|latest|max|TS_MS
+//                                        offset TOPIC PARTITION earliest|latest|max|TS_MS |
+//                                        reassign TOPIC P=ID,ID...|P=cancel... (what
+//                                        kafka-reassign-partitions.sh --execute/--cancel call) |
+//                                        reassignments TOPIC | replicas TOPIC (its --verify) |
+//                                        elect TOPIC preferred|unclean P... (kafka-leader-
+//                                        election.sh); per-partition outcomes are null or
+//                                        the exception's class name
 //   load BOOTSTRAP TOPIC PARTITIONS RATE PREFIX [k=v...]
 //                                        idempotent acks=all producer for the cluster tests:
 //                                        value (and key) "PREFIX-<seq>" to partition
@@ -38,6 +44,10 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
+import java.util.Optional;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -48,7 +58,9 @@ import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.Config;
 import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.ListOffsetsResult;
+import org.apache.kafka.clients.admin.NewPartitionReassignment;
 import org.apache.kafka.clients.admin.NewPartitions;
+import org.apache.kafka.clients.admin.PartitionReassignment;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.admin.RecordsToDelete;
@@ -63,7 +75,9 @@ import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.PartitionInfo;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.TopicPartitionInfo;
+import org.apache.kafka.common.ElectionType;
 import org.apache.kafka.common.KafkaException;
+import org.apache.kafka.common.KafkaFuture;
 import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.errors.RetriableException;
 import org.apache.kafka.common.header.Header;
@@ -289,10 +303,86 @@ public final class StromClientTool {
                         .partitionResult(tp).get(CALL_TIMEOUT_MS, TimeUnit.MILLISECONDS);
                     return "{\"offset\":" + info.offset() + ",\"timestamp\":" + info.timestamp() + "}";
                 }
+                case "reassign": {
+                    Map<TopicPartition, Optional<NewPartitionReassignment>> moves = new HashMap<>();
+                    for (int i = 4; i < args.length; i++) {
+                        String[] kv = args[i].split("=", 2);
+                        TopicPartition tp = new TopicPartition(topic, Integer.parseInt(kv[0]));
+                        if (kv[1].equals("cancel")) {
+                            moves.put(tp, Optional.empty());
+                        } else {
+                            List<Integer> ids = new ArrayList<>();
+                            for (String id : kv[1].split(",")) ids.add(Integer.parseInt(id));
+                            moves.put(tp, Optional.of(new NewPartitionReassignment(ids)));
+                        }
+                    }
+                    return outcomes(admin.alterPartitionReassignments(moves).values());
+                }
+                case "reassignments": {
+                    Map<TopicPartition, PartitionReassignment> ongoing = admin.listPartitionReassignments()
+                        .reassignments().get(CALL_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+                    Map<Integer, String> parts = new TreeMap<>();
+                    for (Map.Entry<TopicPartition, PartitionReassignment> e : ongoing.entrySet()) {
+                        if (!e.getKey().topic().equals(topic)) continue;
+                        PartitionReassignment r = e.getValue();
+                        parts.put(e.getKey().partition(), "{\"replicas\":" + r.replicas()
+                            + ",\"adding\":" + r.addingReplicas() + ",\"removing\":" + r.removingReplicas() + "}");
+                    }
+                    List<String> items = new ArrayList<>();
+                    for (Map.Entry<Integer, String> e : parts.entrySet()) items.add(str(e.getKey().toString()) + ":" + e.getValue());
+                    return "{" + String.join(",", items) + "}";
+                }
+                case "replicas": {
+                    TopicDescription d = admin.describeTopics(List.of(topic)).allTopicNames()
+                        .get(CALL_TIMEOUT_MS, TimeUnit.MILLISECONDS).get(topic);
+                    List<String> parts = new ArrayList<>();
+                    for (TopicPartitionInfo p : d.partitions()) {
+                        List<Integer> replicas = new ArrayList<>();
+                        for (org.apache.kafka.common.Node n : p.replicas()) replicas.add(n.id());
+                        List<Integer> isr = new ArrayList<>();
+                        for (org.apache.kafka.common.Node n : p.isr()) isr.add(n.id());
+                        parts.add(str(Integer.toString(p.partition())) + ":{\"leader\":"
+                            + (p.leader() == null ? -1 : p.leader().id())
+                            + ",\"replicas\":" + replicas + ",\"isr\":" + isr + "}");
+                    }
+                    return "{" + String.join(",", parts) + "}";
+                }
+                case "elect": {
+                    ElectionType type = args[4].equals("unclean") ? ElectionType.UNCLEAN : ElectionType.PREFERRED;
+                    Set<TopicPartition> tps = new java.util.HashSet<>();
+                    for (int i = 5; i < args.length; i++) tps.add(new TopicPartition(topic, Integer.parseInt(args[i])));
+                    Map<TopicPartition, Optional<Throwable>> results = admin.electLeaders(type, tps)
+                        .partitions().get(CALL_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+                    Map<Integer, String> byPartition = new TreeMap<>();
+                    for (Map.Entry<TopicPartition, Optional<Throwable>> e : results.entrySet()) {
+                        byPartition.put(e.getKey().partition(),
+                            e.getValue().map(t -> str(t.getClass().getSimpleName())).orElse("null"));
+                    }
+                    List<String> items = new ArrayList<>();
+                    for (Map.Entry<Integer, String> e : byPartition.entrySet()) items.add(str(e.getKey().toString()) + ":" + e.getValue());
+                    return "{" + String.join(",", items) + "}";
+                }
                 default:
                     throw new IllegalArgumentException("unknown admin op " + op);
             }
         }
+    }
+
+    /** Per-partition outcomes of an admin call: null, or the exception's class name. */
+    private static String outcomes(Map<TopicPartition, KafkaFuture<Void>> futures) throws Exception {
+        Map<Integer, String> byPartition = new TreeMap<>();
+        for (Map.Entry<TopicPartition, KafkaFuture<Void>> e : futures.entrySet()) {
+            String outcome = "null";
+            try {
+                e.getValue().get(CALL_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+            } catch (ExecutionException x) {
+                outcome = str(x.getCause().getClass().getSimpleName());
+            }
+            byPartition.put(e.getKey().partition(), outcome);
+        }
+        List<String> items = new ArrayList<>();
+        for (Map.Entry<Integer, String> e : byPartition.entrySet()) items.add(str(e.getKey().toString()) + ":" + e.getValue());
+        return "{" + String.join(",", items) + "}";
     }
 
     private static final java.io.PrintStream LOAD_OUT = new java.io.PrintStream(

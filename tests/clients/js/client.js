@@ -8,6 +8,8 @@
 //      metadata {topic} | offsets {topic} | offsetsByTimestamp {topic, timestamp}
 //      createPartitions {topic, count} | deleteRecords {topic, partition, offset}
 //      describeConfigs {topic}
+//      transaction {topic, transactionalId, commit: [values], abort: [values]}
+//                  one transaction of `commit` committed, then one of `abort` aborted
 'use strict'
 
 const {
@@ -78,6 +80,26 @@ async function produce(kafka, req) {
       messages,
     })
     return { result: result.map(r => ({ partition: r.partition, baseOffset: Number(r.baseOffset), error: r.errorCode })) }
+  } finally {
+    await producer.disconnect()
+  }
+}
+
+async function transaction(kafka, req) {
+  const producer = kafka.producer({
+    transactionalId: req.transactionalId,
+    idempotent: true,
+    maxInFlightRequests: 1,
+  })
+  await producer.connect()
+  try {
+    for (const [values, commit] of [[req.commit, true], [req.abort, false]]) {
+      const txn = await producer.transaction()
+      await txn.send({ topic: req.topic, acks: -1, messages: values.map(v => ({ value: v })) })
+      if (commit) await txn.commit()
+      else await txn.abort()
+    }
+    return { ok: true }
   } finally {
     await producer.disconnect()
   }
@@ -173,10 +195,15 @@ async function main() {
     retry: { retries: 3, maxRetryTime: 5000 },
     logLevel: logLevel.WARN,
     logCreator: stderrLogger,
+    // TLS and SASL for the security tests: `ssl` holds PEM text (ca, cert, key) or true,
+    // `sasl` kafkajs' own { mechanism, username, password }.
+    ...(req.ssl ? { ssl: req.ssl } : {}),
+    ...(req.sasl ? { sasl: req.sasl } : {}),
   })
   let out
   if (req.op === 'produce') out = await produce(kafka, req)
   else if (req.op === 'consume') out = await consume(kafka, req)
+  else if (req.op === 'transaction') out = await transaction(kafka, req)
   else out = await adminOp(kafka, req)
   process.stdout.write(JSON.stringify(out) + '\n')
 }

@@ -169,12 +169,27 @@ fn unsupported() -> (ErrorCode, String) {
 
 /// Why a change to a broker resource is refused before it reaches the controller, as
 /// Kafka's broker checks it: a known key that cannot change at runtime (INVALID_REQUEST), or
-/// a value the key's config refuses (INVALID_CONFIG). `None` for topics and valid changes.
+/// a value the key's config refuses (INVALID_CONFIG); for a client-metrics subscription, an
+/// unknown key or bad interval (INVALID_REQUEST) or a bad `match` pattern (INVALID_CONFIG),
+/// as Kafka's `ClientMetricsConfigs.validate`. `None` for topics and valid changes.
 fn broker_refusal<'a>(
     context: &BrokerContext,
     resource: &ConfigResource,
     configs: impl Iterator<Item = (&'a str, Option<&'a str>)> + Clone,
 ) -> Option<(ErrorCode, String)> {
+    if resource.kind == ConfigResourceKind::ClientMetrics {
+        return configs
+            .filter_map(|(key, value)| crate::telemetry::validate(key, value).err())
+            .map(|refusal| {
+                let code = if refusal.invalid_config {
+                    ErrorCode::INVALID_CONFIG
+                } else {
+                    ErrorCode::INVALID_REQUEST
+                };
+                (code, refusal.message)
+            })
+            .next();
+    }
     if resource.kind != ConfigResourceKind::Broker {
         return None;
     }
@@ -190,7 +205,10 @@ fn broker_refusal<'a>(
     }
     configs
         .filter_map(|(key, value)| Some((key, value?)))
-        .find_map(|(key, value)| dynamic_config::invalid_value(&context.config, key, value))
+        .find_map(|(key, value)| {
+            crate::throttle::invalid_rate(key, value)
+                .or_else(|| dynamic_config::invalid_value(&context.config, key, value))
+        })
         .map(|message| (ErrorCode::INVALID_CONFIG, message))
 }
 

@@ -35,7 +35,7 @@ pub(super) async fn handle(
         );
     }
     let image = context.metadata.image();
-    let me = &context.advertised;
+    let me = context.advertised_here();
     let mut brokers: Vec<DescribeClusterBroker> = image
         .brokers()
         .filter(|b| b.broker_id != context.config.node_id)

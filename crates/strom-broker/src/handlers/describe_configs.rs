@@ -4,6 +4,8 @@
 //! DYNAMIC_BROKER_CONFIG (this broker) or DYNAMIC_DEFAULT_BROKER_CONFIG (cluster default), a
 //! `server.properties` value STATIC_BROKER_CONFIG, anything else DEFAULT_CONFIG. Broker
 //! configs are read-only except the ones that change at runtime (`dynamic_config.rs`).
+//! A client-metrics subscription (KIP-714) shows its three keys, CLIENT_METRICS_CONFIG when
+//! set and DEFAULT_CONFIG otherwise.
 
 use strom_meta::config_defs::{topic_config_def, ConfigEntry, ConfigSource};
 use strom_meta::{ConfigResource, ConfigResourceKind, MetadataImage};
@@ -21,8 +23,12 @@ use crate::server::BrokerContext;
 
 /// The first version with config types and documentation.
 const DOCUMENTATION_MIN_VERSION: i16 = 3;
-/// Kafka's `ConfigType` id for a string.
+/// Kafka's `ConfigType` ids for a string, an int and a list.
 const STRING_TYPE: i8 = 2;
+const INT_TYPE: i8 = 3;
+const LIST_TYPE: i8 = 7;
+/// Kafka's `ConfigSource` id for a key set on a client-metrics subscription.
+const CLIENT_METRICS_SOURCE: i8 = 7;
 
 struct Options {
     synonyms: bool,
@@ -105,6 +111,39 @@ fn describe(
                 .filter(|key| wanted(key))
                 .map(|key| broker_entry(context, &image, key, name.is_empty(), options, version))
                 .collect()
+        }
+        Some(ConfigResourceKind::ClientMetrics) => {
+            let image = context.metadata.image();
+            let resource = ConfigResource {
+                kind: ConfigResourceKind::ClientMetrics,
+                name: name.to_string(),
+            };
+            let set = image.configs(&resource);
+            let interval = crate::telemetry::INTERVAL_MS_DEFAULT.to_string();
+            [
+                ("metrics", LIST_TYPE, ""),
+                ("interval.ms", INT_TYPE, interval.as_str()),
+                ("match", LIST_TYPE, ""),
+            ]
+            .into_iter()
+            .filter(|(key, _, _)| wanted(key))
+            .map(|(key, config_type, default)| {
+                let (value, source) = match set.and_then(|c| c.get(key)) {
+                    Some(value) => (value.clone(), CLIENT_METRICS_SOURCE),
+                    None => (default.to_string(), ConfigSource::DefaultConfig.kafka_id()),
+                };
+                let result = DescribeConfigsResourceResult::default()
+                    .with_name(str_bytes(key))
+                    .with_value(Some(str_bytes(value)))
+                    .with_config_source(source)
+                    .with_read_only(false);
+                if version < DOCUMENTATION_MIN_VERSION {
+                    result
+                } else {
+                    result.with_config_type(config_type)
+                }
+            })
+            .collect()
         }
         _ => return failed(base, ErrorCode::INVALID_REQUEST, name),
     };

@@ -3,6 +3,13 @@
 //! replica, `max(high watermark - log end offset, 0)` of the local log (so 0 unless the
 //! local high watermark ran ahead of the local log), and the volume's total and usable
 //! bytes (v4+; -1 when the file system cannot say).
+//!
+//! A replica this broker cannot serve (its log damaged at open, failed since, or not opened
+//! for another reason; `ReplicaManager::offline_replicas`) is not listed there. Kafka takes a
+//! whole log directory offline and answers it with KAFKA_STORAGE_ERROR and no partitions;
+//! Strom takes one partition's directory offline, so each such directory
+//! (`<log.dirs>/<topic>-<partition>`) is answered the same way: its own result with
+//! KAFKA_STORAGE_ERROR, no partitions and no sizes, when the request asks for that partition.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,6 +18,7 @@ use strom_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
 use strom_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, ResponseKind};
+use strom_protocol::ErrorCode;
 
 use super::{str_bytes, topic_name};
 use crate::partition::Partition;
@@ -21,15 +29,17 @@ pub(super) async fn handle(
     request: DescribeLogDirsRequest,
     _version: i16,
 ) -> ResponseKind {
-    let wanted = |partition: &Partition| match &request.topics {
+    let wanted_tp = |topic: &str, partition: i32| match &request.topics {
         None => true,
-        Some(topics) => topics.iter().any(|t| {
-            t.topic.0.as_str() == partition.topic && t.partitions.contains(&partition.tp.partition)
-        }),
+        Some(topics) => topics
+            .iter()
+            .any(|t| t.topic.0.as_str() == topic && t.partitions.contains(&partition)),
     };
+    let wanted = |partition: &Partition| wanted_tp(&partition.topic, partition.tp.partition);
+    let offline = context.replicas.offline_replicas();
     let mut by_topic: BTreeMap<String, Vec<Arc<Partition>>> = BTreeMap::new();
     for partition in context.replicas.all() {
-        if wanted(&partition) {
+        if wanted(&partition) && offline.binary_search(&partition.tp).is_err() {
             by_topic
                 .entry(partition.topic.clone())
                 .or_default()
@@ -67,7 +77,25 @@ pub(super) async fn handle(
         .with_topics(topics)
         .with_total_bytes(total)
         .with_usable_bytes(usable);
-    ResponseKind::DescribeLogDirs(DescribeLogDirsResponse::default().with_results(vec![result]))
+    let mut results = vec![result];
+    let image = context.metadata.image();
+    for tp in offline {
+        let Some(topic) = image.topic_by_id(tp.topic_id) else {
+            continue;
+        };
+        if !wanted_tp(&topic.name, tp.partition) {
+            continue;
+        }
+        let dir = absolute.join(format!("{}-{}", topic.name, tp.partition));
+        results.push(
+            DescribeLogDirsResult::default()
+                .with_error_code(ErrorCode::KAFKA_STORAGE_ERROR.code())
+                .with_log_dir(str_bytes(dir.display().to_string()))
+                .with_total_bytes(-1)
+                .with_usable_bytes(-1),
+        );
+    }
+    ResponseKind::DescribeLogDirs(DescribeLogDirsResponse::default().with_results(results))
 }
 
 /// Kafka's `ReplicaManager.getLogEndOffsetLag` for a current replica.

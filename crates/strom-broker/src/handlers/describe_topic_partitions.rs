@@ -3,7 +3,7 @@
 //! name order, paginated by `response_partition_limit` and a cursor. An empty topic list
 //! means every topic.
 
-use strom_meta::{MetadataImage, TopicImage, NO_LEADER};
+use strom_meta::{MetadataImage, TopicIdPartition, TopicImage, NO_LEADER};
 use strom_protocol::messages::describe_topic_partitions_response::{
     Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
 };
@@ -58,8 +58,13 @@ pub(super) async fn handle(
         } else {
             0
         };
-        let (response, cursor) =
-            describe(&image, &context.advertised.name, topic, first, &mut budget);
+        let (response, cursor) = describe(
+            &image,
+            &context.advertised_here().name,
+            topic,
+            first,
+            &mut budget,
+        );
         topics.push(response);
         if let Some(partition_index) = cursor {
             next_cursor = Some(
@@ -94,6 +99,10 @@ fn describe(
             break;
         }
         *budget -= 1;
+        let tp = TopicIdPartition {
+            topic_id: topic.topic_id,
+            partition: *index,
+        };
         let leader = if p.has_leader() && liveness::leader_reachable(image, p.leader, listener) {
             p.leader
         } else {
@@ -106,7 +115,12 @@ fn describe(
                 .with_leader_epoch(p.leader_epoch)
                 .with_replica_nodes(broker_ids(&p.replicas))
                 .with_isr_nodes(broker_ids(&p.isr))
-                .with_offline_replicas(broker_ids(&liveness::offline(image, &p.replicas, listener)))
+                .with_offline_replicas(broker_ids(&liveness::offline(
+                    image,
+                    tp,
+                    &p.replicas,
+                    listener,
+                )))
                 .with_eligible_leader_replicas(Some(Vec::new()))
                 .with_last_known_elr(Some(Vec::new())),
         );

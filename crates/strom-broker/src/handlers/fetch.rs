@@ -34,6 +34,7 @@ use crate::metadata::now_ms;
 use crate::partition::Partition;
 use crate::sendfile::{new_marker, FileRecords};
 use crate::server::BrokerContext;
+use crate::throttle::{self, Side};
 
 /// The first version that addresses topics by id.
 const TOPIC_ID_MIN_VERSION: i16 = 13;
@@ -63,6 +64,10 @@ struct Planned {
     max_offset: MaxOffset,
     /// Where the follower's log parts from this one: answered without records.
     diverging: Option<EpochEndOffset>,
+    /// A follower outside the ISR fetching a partition `leader.replication.throttled.replicas`
+    /// lists for this broker: its bytes count against `leader.replication.throttled.rate`,
+    /// and it gets no records while that rate is exceeded (`throttle.rs`).
+    throttled: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -99,13 +104,30 @@ pub(super) async fn handle(
     };
     let mut shutdown = context.shutdown.clone();
     let mut first = true;
+    let meter = &context.replicas.fetchers.quotas.leader;
     loop {
         wake.borrow_and_update();
-        let plans = plan(context, &request.topics, version, replica, first);
+        let limit = replica.and_then(|_| {
+            throttle::rate_limit(
+                &context.metadata.image(),
+                context.config.node_id,
+                Side::Leader,
+            )
+        });
+        let plans = plan(
+            context,
+            &request.topics,
+            version,
+            replica,
+            first,
+            limit.is_some(),
+        );
         let diverged = plans.iter().any(|p| p.diverging.is_some());
         first = false;
-        let (partitions, files, total_bytes, any_error) =
-            read(plans, max_bytes, read_committed).await;
+        let hold_throttled =
+            limit.is_some_and(|limit| meter.exceeds(limit, std::time::Instant::now()));
+        let (partitions, files, total_bytes, any_error, throttled_bytes) =
+            read(plans, max_bytes, read_committed, hold_throttled).await;
         let done = any_error
             || diverged
             || total_bytes >= min_bytes
@@ -113,6 +135,7 @@ pub(super) async fn handle(
             || Instant::now() >= deadline
             || *shutdown.borrow();
         if done {
+            meter.record(throttled_bytes, std::time::Instant::now());
             let response = ResponseKind::Fetch(response(&request.topics, partitions, version));
             return (response, files);
         }
@@ -146,8 +169,10 @@ fn plan(
     version: i16,
     replica: Option<Replica>,
     first: bool,
+    leader_throttle: bool,
 ) -> Vec<Planned> {
     let image = context.metadata.image();
+    let node = context.config.node_id;
     let by_id = version >= TOPIC_ID_MIN_VERSION;
     let mut plans = Vec::new();
     let now = now_ms();
@@ -159,6 +184,15 @@ fn plan(
         };
         for p in &topic.partitions {
             let mut diverging = None;
+            let throttled = match (found, replica) {
+                (Some(t), Some(replica)) if leader_throttle => {
+                    image
+                        .partition(t.topic_id, p.partition)
+                        .is_some_and(|state| !state.isr.contains(&replica.id))
+                        && throttle::is_throttled(&image, &t.name, p.partition, node, Side::Leader)
+                }
+                _ => false,
+            };
             let target =
                 match found {
                     None if by_id => Err(ErrorCode::UNKNOWN_TOPIC_ID),
@@ -205,6 +239,7 @@ fn plan(
                     MaxOffset::HighWatermark
                 },
                 diverging,
+                throttled,
             });
         }
     }
@@ -285,19 +320,35 @@ fn follower_first_pass(
 /// up, later partitions answer without data; the first partition with data always gets at
 /// least one whole batch, so a batch larger than the limits cannot stall a consumer.
 /// What one read pass found: partitions in request order, records to splice, the bytes of
-/// records in all, and whether any partition has an error.
-type ReadPass = (Vec<(usize, PartitionData)>, Vec<FileRecords>, u64, bool);
+/// records in all, whether any partition has an error, and the bytes of throttled
+/// partitions.
+type ReadPass = (
+    Vec<(usize, PartitionData)>,
+    Vec<FileRecords>,
+    u64,
+    bool,
+    u64,
+);
 
-async fn read(plans: Vec<Planned>, max_bytes: u64, read_committed: bool) -> ReadPass {
+/// `hold_throttled`: the leader throttle's rate is exceeded, so throttled partitions get
+/// offsets and no records.
+async fn read(
+    plans: Vec<Planned>,
+    max_bytes: u64,
+    read_committed: bool,
+    hold_throttled: bool,
+) -> ReadPass {
     let result = tokio::task::spawn_blocking(move || {
         let mut budget = max_bytes;
         let mut total_bytes = 0u64;
+        let mut throttled_bytes = 0u64;
         let mut any_error = false;
         let mut out = Vec::with_capacity(plans.len());
         let mut files = Vec::new();
         for plan in plans {
             let limit = budget.min(plan.partition_max_bytes);
-            let (data, file) = read_one(&plan, limit, total_bytes == 0, read_committed);
+            let hold = hold_throttled && plan.throttled;
+            let (data, file) = read_one(&plan, limit, total_bytes == 0, read_committed, hold);
             let len = match &file {
                 Some(file) => file.range.len_bytes,
                 None => data.records.as_ref().map_or(0, |r| r.len() as u64),
@@ -305,15 +356,18 @@ async fn read(plans: Vec<Planned>, max_bytes: u64, read_committed: bool) -> Read
             files.extend(file);
             any_error |= data.error_code != 0;
             total_bytes += len;
+            if plan.throttled {
+                throttled_bytes += len;
+            }
             budget = budget.saturating_sub(len);
             out.push((plan.topic_slot, data));
         }
-        (out, files, total_bytes, any_error)
+        (out, files, total_bytes, any_error, throttled_bytes)
     })
     .await;
     result.unwrap_or_else(|error| {
         tracing::error!(%error, "fetch read task failed");
-        (Vec::new(), Vec::new(), 0, true)
+        (Vec::new(), Vec::new(), 0, true, 0)
     })
 }
 
@@ -324,6 +378,7 @@ fn read_one(
     limit: u64,
     first: bool,
     read_committed: bool,
+    hold: bool,
 ) -> (PartitionData, Option<FileRecords>) {
     let base = PartitionData::default()
         .with_partition_index(plan.partition_index)
@@ -353,8 +408,9 @@ fn read_one(
             .with_end_offset(diverging.end_offset);
         return (base.with_diverging_epoch(epoch), None);
     }
-    // A partition past the response budget answers with offsets only.
-    if limit == 0 && !first {
+    // A partition past the response budget, or held back by the leader throttle, answers
+    // with offsets only.
+    if hold || (limit == 0 && !first) {
         return (base, None);
     }
     // read_committed consumers stop at the last stable offset and get the aborted

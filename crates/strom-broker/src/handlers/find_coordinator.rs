@@ -6,8 +6,8 @@
 //! bounded time) until it has loaded the partition's groups and is COORDINATOR_NOT_AVAILABLE
 //! (retriable) if they are still loading, so that a client's first JoinGroup is not met with
 //! COORDINATOR_LOAD_IN_PROGRESS, which kafkajs treats as fatal.
-//! Transaction keys are refused with `TRANSACTIONS_REFUSED` (no transaction coordinator), so
-//! transactional clients fail at once instead of retrying until their timeout.
+//! A transactional id's coordinator is, the same way, the leader of its
+//! `__transaction_state` partition (created on the first lookup, see `txns.rs`).
 //! v4+ batches keys (KIP-699). Advertising FindCoordinator also makes librdkafka enable LZ4.
 
 use std::time::Duration;
@@ -29,6 +29,8 @@ const BATCHED_MIN_VERSION: i16 = 4;
 const MESSAGE_MIN_VERSION: i16 = 1;
 /// `key_type` of a consumer group.
 const KEY_TYPE_GROUP: i8 = 0;
+/// `key_type` of a transactional id.
+const KEY_TYPE_TRANSACTION: i8 = 1;
 /// How long an answer naming this broker waits for the partition's groups to load.
 const LOAD_WAIT_MS: u64 = 3_000;
 
@@ -91,13 +93,13 @@ async fn answers(
     keys: &[StrBytes],
     version: i16,
 ) -> Vec<Answer> {
+    if key_type == KEY_TYPE_TRANSACTION {
+        return transaction_answers(context, keys, version).await;
+    }
     if key_type != KEY_TYPE_GROUP {
         return keys
             .iter()
-            .map(|_| {
-                let (code, message) = super::TRANSACTIONS_REFUSED;
-                Answer::Error(code, message)
-            })
+            .map(|_| Answer::Error(ErrorCode::INVALID_REQUEST, "unknown coordinator key type"))
             .collect();
     }
     if !crate::groups::ensure_offsets_topic(context).await {
@@ -119,7 +121,7 @@ async fn answers(
             if key.is_empty() && version >= BATCHED_MIN_VERSION {
                 return Answer::Error(ErrorCode::INVALID_REQUEST, "empty group id");
             }
-            coordinator_of(context, &image, key)
+            coordinator_of(context, &image, OFFSETS_TOPIC, partition_for(&image, key))
         })
         .collect();
     let mine: Vec<i32> = keys
@@ -150,21 +152,80 @@ async fn answers(
     answers
 }
 
-/// The live leader of the group's partition, at its endpoint for this listener.
-fn coordinator_of(context: &BrokerContext, image: &MetadataImage, group_id: &str) -> Answer {
+/// FindCoordinator(TRANSACTION): the leader of each id's `__transaction_state` partition,
+/// named only once its transactions are loaded (as for groups).
+/// `acl` adds the TRANSACTIONAL_ID DESCRIBE check here (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
+async fn transaction_answers(
+    context: &BrokerContext,
+    keys: &[StrBytes],
+    version: i16,
+) -> Vec<Answer> {
+    if !crate::txns::ensure_txn_topic(context).await {
+        return keys
+            .iter()
+            .map(|_| {
+                Answer::Error(
+                    ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                    "the transaction state topic is not available yet",
+                )
+            })
+            .collect();
+    }
+    let image = context.metadata.image();
+    let txn_partition = |key: &str| crate::txns::partition_for(&image, key);
+    let mut answers: Vec<Answer> = keys
+        .iter()
+        .map(|key| {
+            if key.is_empty() && version >= BATCHED_MIN_VERSION {
+                return Answer::Error(ErrorCode::INVALID_REQUEST, "empty transactional id");
+            }
+            coordinator_of(context, &image, crate::txns::TXN_TOPIC, txn_partition(key))
+        })
+        .collect();
+    let here = |a: &Answer| matches!(a, Answer::Node { id, .. } if *id == context.config.node_id);
+    let mine: Vec<i32> = keys
+        .iter()
+        .zip(&answers)
+        .filter(|(_, a)| here(a))
+        .map(|(key, _)| txn_partition(key))
+        .collect();
+    if !mine.is_empty()
+        && !context
+            .txns
+            .wait_loaded(&mine, Duration::from_millis(LOAD_WAIT_MS))
+            .await
+    {
+        for (key, answer) in keys.iter().zip(answers.iter_mut()) {
+            if here(answer) && !context.txns.is_loaded(txn_partition(key)) {
+                *answer = Answer::Error(
+                    ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                    "the transaction coordinator is still loading its partition",
+                );
+            }
+        }
+    }
+    answers
+}
+
+/// The live leader of `partition` of the internal `topic`, at its endpoint for this listener.
+fn coordinator_of(
+    context: &BrokerContext,
+    image: &MetadataImage,
+    topic: &str,
+    partition: i32,
+) -> Answer {
     let unavailable = Answer::Error(
         ErrorCode::COORDINATOR_NOT_AVAILABLE,
         "The coordinator is not available.",
     );
-    let Some(topic) = image.topic_by_name(OFFSETS_TOPIC) else {
+    let Some(topic) = image.topic_by_name(topic) else {
         return unavailable;
     };
-    let partition = partition_for(image, group_id);
     let Some(leader) = topic.partitions.get(&partition).map(|p| p.leader) else {
         return unavailable;
     };
     if leader == context.config.node_id {
-        let me = &context.advertised;
+        let me = context.advertised_here();
         return Answer::Node {
             id: leader,
             host: me.host.clone(),
@@ -174,7 +235,7 @@ fn coordinator_of(context: &BrokerContext, image: &MetadataImage, group_id: &str
     let endpoint = image.broker(leader).filter(|b| !b.fenced).and_then(|b| {
         b.endpoints
             .iter()
-            .find(|e| e.listener_name == context.advertised.name)
+            .find(|e| e.listener_name == context.advertised_here().name)
     });
     match endpoint {
         Some(e) => Answer::Node {

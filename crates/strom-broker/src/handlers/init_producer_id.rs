@@ -1,8 +1,11 @@
-//! InitProducerId for idempotent producers: a fresh producer id with epoch 0 on every call,
-//! as Kafka's coordinator does when there is no transactional id. Ids come from blocks the
-//! controller allocates (AllocateProducerIds), so they never repeat across restarts.
-//! Transactional ids are refused as FindCoordinator(TRANSACTION) is (`TRANSACTIONS_REFUSED`):
-//! transactions are not served, and the clients treat that code as fatal.
+//! InitProducerId. For idempotent producers: a fresh producer id with epoch 0 on every call,
+//! as Kafka's coordinator does when there is no transactional id. With a transactional id:
+//! the transaction coordinator of the id's `__transaction_state` partition (`txns.rs`) bumps
+//! its epoch (fencing older producers), aborting an ongoing transaction first (the client
+//! retries on CONCURRENT_TRANSACTIONS), and honours KIP-360's producer id and epoch.
+//! Ids come from blocks the controller allocates (AllocateProducerIds), so they never repeat
+//! across restarts; the transactional path allocates one up front, which the coordinator
+//! takes only when the id needs a new producer id.
 
 use strom_meta::{ControllerReply, ControllerRequest};
 use strom_protocol::messages::{
@@ -15,10 +18,10 @@ use crate::server::BrokerContext;
 pub(super) async fn handle(
     context: &BrokerContext,
     request: InitProducerIdRequest,
-    _version: i16,
+    version: i16,
 ) -> ResponseKind {
-    let response = if request.transactional_id.is_some() {
-        failed(super::TRANSACTIONS_REFUSED.0)
+    let response = if let Some(transactional_id) = &request.transactional_id {
+        transactional(context, transactional_id.0.to_string(), &request, version).await
     } else {
         match next_producer_id(context).await {
             Ok(id) => InitProducerIdResponse::default()
@@ -28,6 +31,43 @@ pub(super) async fn handle(
         }
     };
     ResponseKind::InitProducerId(response)
+}
+
+/// The first version that knows PRODUCER_FENCED (older ones get INVALID_PRODUCER_EPOCH).
+const PRODUCER_FENCED_MIN_VERSION: i16 = 4;
+
+async fn transactional(
+    context: &BrokerContext,
+    transactional_id: String,
+    request: &InitProducerIdRequest,
+    version: i16,
+) -> InitProducerIdResponse {
+    if transactional_id.is_empty() {
+        return failed(ErrorCode::INVALID_REQUEST);
+    }
+    let expected = (request.producer_id.0 >= 0 || request.producer_epoch >= 0)
+        .then_some((request.producer_id.0, request.producer_epoch));
+    // A new id is needed only for a new transactional id or an exhausted epoch; one is
+    // allocated up front and unused ones are simply skipped (ids are plentiful).
+    let fresh_producer_id = next_producer_id(context).await.ok();
+    let command = crate::txns::TxnCommand::InitProducerId {
+        transactional_id: transactional_id.clone(),
+        timeout_ms: request.transaction_timeout_ms,
+        expected,
+        fresh_producer_id,
+    };
+    match super::txn_call(context, &transactional_id, command).await {
+        crate::txns::TxnResponse::InitProducerId(result) if result.error.code() == 0 => {
+            InitProducerIdResponse::default()
+                .with_producer_id(ProducerId(result.producer_id))
+                .with_producer_epoch(result.producer_epoch)
+        }
+        other => failed(ErrorCode(super::txn_error(
+            other.error(),
+            version,
+            PRODUCER_FENCED_MIN_VERSION,
+        ))),
+    }
 }
 
 fn failed(code: ErrorCode) -> InitProducerIdResponse {

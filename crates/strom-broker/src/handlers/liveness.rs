@@ -1,8 +1,10 @@
 //! Which replicas are online, as Kafka's metadata cache reports them: a replica is offline
 //! when its broker is not registered, is fenced, or has no endpoint on the listener the
-//! request came in on. Metadata and DescribeTopicPartitions share these.
+//! request came in on, or when its broker reported it offline (its log damaged or failed;
+//! Kafka's replica in an offline log directory). Metadata and DescribeTopicPartitions share
+//! these.
 
-use strom_meta::MetadataImage;
+use strom_meta::{MetadataImage, TopicIdPartition};
 
 /// Whether `broker_id`'s replicas count as online for clients of `listener`.
 pub(super) fn is_online(image: &MetadataImage, broker_id: i32, listener: &str) -> bool {
@@ -11,12 +13,17 @@ pub(super) fn is_online(image: &MetadataImage, broker_id: i32, listener: &str) -
         .is_some_and(|b| !b.fenced && b.endpoints.iter().any(|e| e.listener_name == listener))
 }
 
-/// The replicas of `replicas` that are offline, in replica order.
-pub(super) fn offline(image: &MetadataImage, replicas: &[i32], listener: &str) -> Vec<i32> {
+/// The replicas of `replicas` (those of `tp`) that are offline, in replica order.
+pub(super) fn offline(
+    image: &MetadataImage,
+    tp: TopicIdPartition,
+    replicas: &[i32],
+    listener: &str,
+) -> Vec<i32> {
     replicas
         .iter()
         .copied()
-        .filter(|b| !is_online(image, *b, listener))
+        .filter(|b| !is_online(image, *b, listener) || image.is_replica_offline(*b, tp))
         .collect()
 }
 

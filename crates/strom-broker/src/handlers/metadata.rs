@@ -6,7 +6,7 @@
 
 use strom_meta::{
     ControllerRequest, CreatableTopic, CreateTopicsRequest, MetadataImage, PartitionImage,
-    TopicImage, NO_LEADER,
+    TopicIdPartition, TopicImage, NO_LEADER,
 };
 use strom_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -163,11 +163,17 @@ fn topic_response(
     topic: &TopicImage,
     version: i16,
 ) -> MetadataResponseTopic {
-    let listener = context.advertised.name.as_str();
+    let listener = context.advertised_here().name.as_str();
     let partitions = topic
         .partitions
         .iter()
-        .map(|(index, p)| partition_response(image, listener, *index, p, version))
+        .map(|(index, p)| {
+            let tp = TopicIdPartition {
+                topic_id: topic.topic_id,
+                partition: *index,
+            };
+            partition_response(image, listener, tp, p, version)
+        })
         .collect();
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(topic.name.clone())))
@@ -187,10 +193,11 @@ fn topic_response(
 fn partition_response(
     image: &MetadataImage,
     listener: &str,
-    index: i32,
+    tp: TopicIdPartition,
     p: &PartitionImage,
     version: i16,
 ) -> MetadataResponsePartition {
+    let index = tp.partition;
     let filter = |ids: &[i32]| -> Vec<i32> {
         if version == 0 {
             ids.iter()
@@ -224,7 +231,12 @@ fn partition_response(
         .with_replica_nodes(broker_ids(&replicas))
         .with_isr_nodes(broker_ids(&isr));
     if version >= OFFLINE_REPLICAS_MIN_VERSION {
-        response.with_offline_replicas(broker_ids(&liveness::offline(image, &p.replicas, listener)))
+        response.with_offline_replicas(broker_ids(&liveness::offline(
+            image,
+            tp,
+            &p.replicas,
+            listener,
+        )))
     } else {
         response
     }
@@ -232,7 +244,7 @@ fn partition_response(
 
 /// Unfenced brokers with a listener of the advertised name; this broker always appears.
 fn brokers(context: &BrokerContext, image: &MetadataImage) -> Vec<MetadataResponseBroker> {
-    let me = &context.advertised;
+    let me = context.advertised_here();
     let mut out: Vec<MetadataResponseBroker> = image
         .brokers()
         .filter(|b| !b.fenced && b.broker_id != context.config.node_id)

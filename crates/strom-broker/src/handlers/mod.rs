@@ -2,6 +2,8 @@
 //! handler and holds the small conversions they share; it knows no API's semantics.
 
 mod acls;
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 mod alter_configs;
 mod api_versions;
 mod authorize;
@@ -21,15 +23,19 @@ mod describe_log_dirs;
 mod describe_producers;
 mod describe_quorum;
 mod describe_topic_partitions;
+mod describe_transactions;
 mod elect_leaders;
+mod end_txn;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
 mod init_producer_id;
 mod join_group;
 mod leave_group;
+mod list_config_resources;
 mod list_groups;
 mod list_offsets;
+mod list_transactions;
 mod liveness;
 mod metadata;
 mod offset_commit;
@@ -37,7 +43,12 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod raft_voters;
+mod reassignments;
+mod scram_credentials;
 mod sync_group;
+mod telemetry;
+mod txn_offset_commit;
 mod update_features;
 mod write_txn_markers;
 
@@ -91,22 +102,25 @@ pub const SERVED_APIS: &[ApiKey] = &[
     ApiKey::DescribeProducers,
     ApiKey::AlterClientQuotas,
     ApiKey::DescribeClientQuotas,
+    ApiKey::SaslHandshake,
+    ApiKey::SaslAuthenticate,
+    ApiKey::DescribeUserScramCredentials,
+    ApiKey::AlterUserScramCredentials,
+    ApiKey::AddRaftVoter,
+    ApiKey::RemoveRaftVoter,
+    ApiKey::UpdateRaftVoter,
+    ApiKey::AddPartitionsToTxn,
+    ApiKey::AddOffsetsToTxn,
+    ApiKey::EndTxn,
+    ApiKey::TxnOffsetCommit,
+    ApiKey::DescribeTransactions,
+    ApiKey::ListTransactions,
+    ApiKey::AlterPartitionReassignments,
+    ApiKey::ListPartitionReassignments,
+    ApiKey::GetTelemetrySubscriptions,
+    ApiKey::PushTelemetry,
+    ApiKey::ListConfigResources,
 ];
-
-/// How requests that need a transaction coordinator are answered while there is none.
-///
-/// Clients must fail at once rather than retry until their timeout. librdkafka retries every
-/// FindCoordinator(TRANSACTION) error except TRANSACTIONAL_ID_AUTHORIZATION_FAILED and
-/// CLUSTER_AUTHORIZATION_FAILED (`init_transactions(-1)` would never return), and the Java
-/// producer retries retriable ones; TRANSACTIONAL_ID_AUTHORIZATION_FAILED is fatal in both,
-/// in franz-go and in Kafka's Admin, and it is what a Kafka broker answers a client that may
-/// not use transactional ids. The message (carried by FindCoordinator v1+) says why.
-/// The transaction coordinator replaces this one constant and its two users.
-pub(crate) const TRANSACTIONS_REFUSED: (ErrorCode, &str) = (
-    ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-    "this broker does not serve transactions (no transaction coordinator); \
-     use a producer without transactional.id",
-);
 
 /// What the connection does after a request.
 #[derive(Debug)]
@@ -265,6 +279,53 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming, session: &Sessi
         }
         RequestKind::WriteTxnMarkers(body) => write_txn_markers::handle(context, body).await,
         RequestKind::DescribeProducers(body) => describe_producers::handle(context, body).await,
+        RequestKind::DescribeUserScramCredentials(body) => {
+            scram_credentials::describe(context, body)
+        }
+        RequestKind::AlterUserScramCredentials(body) => {
+            scram_credentials::alter(context, body).await
+        }
+        // SASL listeners answer these in the connection (`authn.rs`); elsewhere Kafka answers
+        // ILLEGAL_SASL_STATE (a handshake on a listener without SASL).
+        other @ (RequestKind::SaslHandshake(_) | RequestKind::SaslAuthenticate(_)) => {
+            match error_response(
+                &other,
+                version,
+                ErrorCode::ILLEGAL_SASL_STATE,
+                &context.api_versions,
+            ) {
+                Some(response) => response,
+                None => return Reply::Close,
+            }
+        }
+        RequestKind::AddRaftVoter(body) => raft_voters::add(context, body).await,
+        RequestKind::RemoveRaftVoter(body) => raft_voters::remove(context, body).await,
+        RequestKind::UpdateRaftVoter(body) => raft_voters::update(context, body).await,
+        RequestKind::AddPartitionsToTxn(body) => {
+            add_partitions_to_txn::handle(context, body, version).await
+        }
+        RequestKind::AddOffsetsToTxn(body) => {
+            add_offsets_to_txn::handle(context, body, version).await
+        }
+        RequestKind::EndTxn(body) => end_txn::handle(context, body, version).await,
+        RequestKind::TxnOffsetCommit(body) => {
+            txn_offset_commit::handle(context, body, version).await
+        }
+        RequestKind::DescribeTransactions(body) => {
+            describe_transactions::handle(context, body).await
+        }
+        RequestKind::ListTransactions(body) => list_transactions::handle(context, body).await,
+        RequestKind::AlterPartitionReassignments(body) => {
+            reassignments::alter(context, body, version).await
+        }
+        RequestKind::ListPartitionReassignments(body) => reassignments::list(context, body).await,
+        RequestKind::GetTelemetrySubscriptions(body) => {
+            telemetry::get_subscriptions(context, body, client_id, peer)
+        }
+        RequestKind::PushTelemetry(body) => telemetry::push(context, body, client_id, peer),
+        RequestKind::ListConfigResources(body) => {
+            list_config_resources::handle(context, body, version)
+        }
         // The version table decodes only served APIs; this is a safety net, never a crash.
         other => match error_response(
             &other,
@@ -409,6 +470,12 @@ fn leader_replica(
         .partition(tp.topic_id, tp.partition)
         .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
     if state.leader != context.config.node_id {
+        // Kafka's order (`getPartitionOrException`): a replica hosted here but offline is
+        // KAFKA_STORAGE_ERROR whoever leads (once reported, the controller moved its
+        // leadership away, or left the partition leaderless).
+        if context.replicas.is_offline(tp) {
+            return Err(ErrorCode::KAFKA_STORAGE_ERROR);
+        }
         return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
     }
     let partition = local_replica(context, tp)?;
@@ -416,6 +483,33 @@ fn leader_replica(
         return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
     }
     Ok(partition)
+}
+
+/// Sends a command to the transaction coordinator of `transactional_id`'s partition; a
+/// partition this broker does not lead (or no `__transaction_state` yet) is NOT_COORDINATOR,
+/// so that the client looks the coordinator up again.
+/// `acl` adds the TRANSACTIONAL_ID WRITE check here (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
+async fn txn_call(
+    context: &BrokerContext,
+    transactional_id: &str,
+    command: crate::txns::TxnCommand,
+) -> crate::txns::TxnResponse {
+    let image = context.metadata.image();
+    if image.topic_by_name(crate::txns::TXN_TOPIC).is_none() {
+        return crate::txns::TxnResponse::error_for(&command, strom_txn::ErrorCode::NotCoordinator);
+    }
+    let partition = crate::txns::partition_for(&image, transactional_id);
+    context.txns.call(partition, command).await
+}
+
+/// A coordinator error as the request's version knows it: PRODUCER_FENCED (KIP-588) is
+/// INVALID_PRODUCER_EPOCH for versions before `fenced_min_version`, as Kafka answers.
+fn txn_error(error: strom_txn::ErrorCode, version: i16, fenced_min_version: i16) -> i16 {
+    if error == strom_txn::ErrorCode::ProducerFenced && version < fenced_min_version {
+        strom_txn::ErrorCode::InvalidProducerEpoch.code()
+    } else {
+        error.code()
+    }
 }
 
 /// The open log of `tp`, or KAFKA_STORAGE_ERROR if it is offline (its log failed to open),

@@ -173,6 +173,7 @@ pub(super) async fn handle(
         .unwrap_or(0)
         .min(PRODUCE_TIMEOUT_MAX_MS);
     let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+    let transactional_id = request.transactional_id.as_ref().map(|t| t.0.to_string());
     let mut responses = Vec::with_capacity(request.topic_data.len());
     let mut pending = PendingWaits {
         version,
@@ -183,6 +184,7 @@ pub(super) async fn handle(
         let mut produced = Produced {
             topic_slot,
             acks: request.acks,
+            transactional_id: transactional_id.as_deref(),
             pending: &mut pending,
         };
         let response = produce_topic(context, topic, acks_valid, version, &mut produced).await;
@@ -207,6 +209,8 @@ pub(super) async fn handle(
 struct Produced<'a> {
     topic_slot: usize,
     acks: i16,
+    /// The request's transactional id (KIP-890 verification of transactional batches).
+    transactional_id: Option<&'a str>,
     pending: &'a mut PendingWaits,
 }
 
@@ -250,7 +254,11 @@ async fn produce_topic(
                     topic_id,
                     partition: index,
                 };
-                append(context, &image, tp, data, produced.acks).await
+                let name = found.map_or("", |t| t.name.as_str());
+                match verify_transactional(context, name, &data, produced.transactional_id).await {
+                    Some(failure) => Err(failure),
+                    None => append(context, &image, tp, data, produced.acks).await,
+                }
             }
         };
         partitions.push(
@@ -350,6 +358,57 @@ fn record_errors(rejected: &RejectedRecords, left: &mut usize) -> Vec<BatchIndex
             )
         })
         .collect()
+}
+
+/// KIP-890 part 1 (`transaction.partition.verification.enable`, on by default, as in Kafka):
+/// a transactional batch is appended only if the transaction coordinator
+/// confirms that its partition is in the producer's ongoing transaction (INVALID_TXN_STATE
+/// otherwise; coordinator trouble is NOT_ENOUGH_REPLICAS, retriable). A transactional batch
+/// without a transactional id is refused as Kafka refuses it. Every transactional batch is
+/// verified (one coordinator round trip); a batch racing its transaction's end between the
+/// check and the append is not caught here, which the partition's verification state (the
+/// partition-log side) closes.
+/// `acl` adds the TRANSACTIONAL_ID WRITE check here (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
+async fn verify_transactional(
+    context: &BrokerContext,
+    topic: &str,
+    data: &PartitionProduceData,
+    transactional_id: Option<&str>,
+) -> Option<Failure> {
+    let records = data.records.as_ref()?;
+    let (header, _) = strom_records::batches(records).next()?.ok()?;
+    if !header.is_transactional() {
+        return None;
+    }
+    let Some(transactional_id) = transactional_id else {
+        return Some(error(
+            ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+            Some("transactional records need the request's transactional id".into()),
+        ));
+    };
+    if !context.config.transactions.partition_verification_enable {
+        return None;
+    }
+    let tp = strom_txn::TopicPartition::new(topic.to_string(), data.index);
+    let code = crate::txns::verify_partition(
+        context,
+        transactional_id,
+        header.producer_id,
+        header.producer_epoch,
+        tp,
+    )
+    .await;
+    let message = match code {
+        ErrorCode::NONE => return None,
+        ErrorCode::INVALID_TXN_STATE => format!(
+            "partition {topic}-{} is not in the ongoing transaction of {transactional_id}",
+            data.index
+        ),
+        _ => {
+            format!("the transaction coordinator of {transactional_id} could not verify the batch")
+        }
+    };
+    Some(error(code, Some(message)))
 }
 
 /// A partition's answer, and the wait left before it may be sent.

@@ -37,6 +37,7 @@ pub async fn scrape(context: &BrokerContext) -> String {
     connections(&mut e, context);
     controller(&mut e, context);
     strom_metrics::process::encode(&mut e);
+    metrics.clients.encode(&mut e);
     e.family(
         "strom_metrics_series_refused_total",
         Kind::Counter,
@@ -58,7 +59,7 @@ pub async fn scrape(context: &BrokerContext) -> String {
 fn damage(e: &mut TextEncoder, context: &BrokerContext) {
     let damage = context.replicas.damage_counts();
     let scrub = context.replicas.scrub_counts();
-    let counters: [(&str, &str, u64); 5] = [
+    let counters: [(&str, &str, u64); 6] = [
         (
             "strom_log_damage_reports_total",
             "Damage reports: partition logs found damaged at open, and damaged batches the scrubber reported (each pass reports again).",
@@ -83,6 +84,11 @@ fn damage(e: &mut TextEncoder, context: &BrokerContext) {
             "strom_log_scrub_passes_total",
             "Scrub passes over every hosted partition.",
             scrub.passes_completed,
+        ),
+        (
+            "strom_log_scrub_repairs_total",
+            "Damaged segments the scrubber replaced with a checked copy from an in-sync replica.",
+            scrub.segments_repaired,
         ),
     ];
     for (name, help, value) in counters {
@@ -665,7 +671,7 @@ fn connections(e: &mut TextEncoder, context: &BrokerContext) {
         &[("listener", listener)],
         context.limits.connections() as i128,
     );
-    let counters: [(&str, &str, u64); 3] = [
+    let counters: [(&str, &str, u64); 7] = [
         (
             "kafka_server_socket_server_metrics_connection_creation_total",
             "Connections accepted and admitted (connection-creation-total).",
@@ -680,6 +686,26 @@ fn connections(e: &mut TextEncoder, context: &BrokerContext) {
             "strom_connections_refused_total",
             "Connections closed at accept by max.connections or max.connections.per.ip.",
             connections.refused.get(),
+        ),
+        (
+            "kafka_server_socket_server_metrics_successful_authentication_total",
+            "SASL authentications that succeeded (successful-authentication-total).",
+            connections.successful_authentication.get(),
+        ),
+        (
+            "kafka_server_socket_server_metrics_failed_authentication_total",
+            "Authentications refused: SASL exchanges and handshakes, unmapped client certificates (failed-authentication-total).",
+            connections.failed_authentication.get(),
+        ),
+        (
+            "kafka_server_socket_server_metrics_successful_reauthentication_total",
+            "KIP-368 re-authentications that succeeded (successful-reauthentication-total).",
+            connections.successful_reauthentication.get(),
+        ),
+        (
+            "kafka_server_socket_server_metrics_failed_reauthentication_total",
+            "KIP-368 re-authentications refused (failed-reauthentication-total).",
+            connections.failed_reauthentication.get(),
         ),
     ];
     for (name, help, value) in counters {

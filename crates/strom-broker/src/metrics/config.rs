@@ -10,6 +10,8 @@ pub const METRICS_KEYS: &[&str] = &[
     "strom.http.listeners",
     "strom.metrics.partition.enable",
     "strom.metrics.series.max",
+    "strom.metrics.client.instances.max",
+    "telemetry.max.bytes",
 ];
 
 /// Where the HTTP listener (metrics, health) binds.
@@ -99,6 +101,12 @@ pub struct MetricsConfig {
     /// an overflow series or are left out of the scrape, and
     /// `strom_metrics_series_refused_total` counts them.
     pub series_max: usize,
+    /// `strom.metrics.client.instances.max`: the most KIP-714 client instances whose pushed
+    /// metrics are kept (the least recently seen one makes room for a new one).
+    pub client_instances_max: usize,
+    /// `telemetry.max.bytes` (Kafka's key and default, 1 MiB): the largest PushTelemetry
+    /// payload accepted, compressed and decompressed.
+    pub telemetry_max_bytes: usize,
 }
 
 impl Default for MetricsConfig {
@@ -113,6 +121,8 @@ impl Default for MetricsConfig {
             http_listener_set: false,
             partition_enable: true,
             series_max: 10_000,
+            client_instances_max: 256,
+            telemetry_max_bytes: 1024 * 1024,
         }
     }
 }
@@ -177,11 +187,35 @@ impl MetricsConfig {
                 }
             },
         };
+        let positive = |key: &str, default: usize, max: usize| match get(key) {
+            None => Ok(default),
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if (1..=max).contains(&n) => Ok(n),
+                _ => Err(invalid(
+                    key,
+                    v,
+                    &format!("must be an integer from 1 to {max}"),
+                )),
+            },
+        };
+        let client_instances_max = positive(
+            "strom.metrics.client.instances.max",
+            defaults.client_instances_max,
+            16_384,
+        )?;
+        // Kafka's lower bound is 1; the upper one keeps a push inside a request's budget.
+        let telemetry_max_bytes = positive(
+            "telemetry.max.bytes",
+            defaults.telemetry_max_bytes,
+            i32::MAX as usize,
+        )?;
         Ok(MetricsConfig {
             http_listener,
             http_listener_set,
             partition_enable,
             series_max,
+            client_instances_max,
+            telemetry_max_bytes,
         })
     }
 }

@@ -100,6 +100,14 @@ pub fn for_each(response: &ResponseKind, mut count: impl FnMut(i16, u64)) {
                 .flat_map(|t| &t.partition_result)
                 .for_each(|p| each(p.error_code));
         }
+        ResponseKind::AlterPartitionReassignments(r) => {
+            each(r.error_code);
+            r.responses
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .for_each(|p| each(p.error_code));
+        }
+        ResponseKind::ListPartitionReassignments(r) => each(r.error_code),
         ResponseKind::OffsetDelete(r) => {
             each(r.error_code);
             r.topics

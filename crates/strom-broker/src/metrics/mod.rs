@@ -139,6 +139,15 @@ pub struct ConnectionMetrics {
     pub closed: Counter,
     /// Connections refused at accept by `max.connections` or a per-address limit.
     pub refused: Counter,
+    /// SASL exchanges that succeeded (`successful-authentication-total`).
+    pub successful_authentication: Counter,
+    /// SASL exchanges, handshakes and client certificates refused
+    /// (`failed-authentication-total`).
+    pub failed_authentication: Counter,
+    /// KIP-368 re-authentications (`successful-reauthentication-total`).
+    pub successful_reauthentication: Counter,
+    /// Failed re-authentications (`failed-reauthentication-total`).
+    pub failed_reauthentication: Counter,
 }
 
 /// Everything the broker records, shared by every connection and task.
@@ -166,6 +175,8 @@ pub struct BrokerMetrics {
     pub scrape_refused: Counter,
     /// Scrapes whose group collection timed out.
     pub scrape_group_timeouts: Counter,
+    /// What clients push (KIP-714), shown on `/metrics` and in the console.
+    pub clients: crate::telemetry::ClientTelemetry,
 }
 
 /// The counters of the topic a topic id names, resolved once through the metadata image.
@@ -186,6 +197,10 @@ impl BrokerMetrics {
             health: health::Health::default(),
             scrape_refused: Counter::new(),
             scrape_group_timeouts: Counter::new(),
+            clients: crate::telemetry::ClientTelemetry::new(
+                config.client_instances_max,
+                config.telemetry_max_bytes,
+            ),
             config,
         }
     }

@@ -149,12 +149,8 @@ pub fn batch(first: usize, count: usize, compression: Compression) -> Vec<u8> {
     builder.build().unwrap()
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
+/// Wall-clock milliseconds (the helper shared with other crates' tests).
+pub use strom_test_support::now_ms;
 
 /// Values of every record in concatenated batches.
 pub fn values(batches: &[u8]) -> Vec<String> {

@@ -1,4 +1,5 @@
-//! Admin client: topics, partitions, configs, consumer groups, offsets, cluster, ACLs.
+//! Admin client: topics, partitions (reassignments, leader elections), configs, consumer
+//! groups, offsets, cluster, transactions, ACLs.
 //!
 //! Every call retries retriable errors with backoff for up to `default.api.timeout.ms`;
 //! per-item broker errors come back as [`ClientError::Broker`] with Kafka's error name.
@@ -7,7 +8,10 @@ mod acls;
 mod configs;
 mod groups;
 pub(crate) mod offsets;
+mod partitions;
+mod quorum;
 mod topics;
+mod transactions;
 
 use std::sync::Arc;
 
@@ -19,7 +23,10 @@ pub use acls::AclEntry;
 pub use configs::{AlterConfigOp, ConfigEntry, ConfigResource, ConfigSource};
 pub use groups::{GroupDescription, GroupListing, MemberDescription};
 pub use offsets::ListedOffset;
+pub use partitions::{ElectionType, PartitionReassignment, PartitionResults};
+pub use quorum::{QuorumDescription, QuorumReplica};
 pub use topics::{ClusterDescription, NewTopic};
+pub use transactions::{TransactionDescription, TransactionListing};
 
 /// The admin client. Cheap to clone; clones share connections and the metadata cache.
 #[derive(Clone)]

@@ -2,14 +2,12 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use strom_client::{Admin, ClientConfig, ConsumerConfig, NewTopic, ProducerConfig};
+// The helpers every crate's tests had copied (names kept: `strom_bin`, `free_port`).
+use strom_test_support::{free_port, spawn_lines, strom_bin};
 
 /// A running `strom server`; killed when dropped.
 pub struct Broker {
@@ -27,29 +25,6 @@ impl Drop for Broker {
     }
 }
 
-/// The `strom` binary next to this test's target dir (built once if missing), or
-/// `$STROM_BIN`.
-fn strom_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("STROM_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/<test> -> target/<profile>/strom
-    let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    let bin = profile_dir.join("strom");
-    if !bin.exists() {
-        let target_dir = profile_dir.parent().unwrap();
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "strom"])
-            .env("CARGO_TARGET_DIR", target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build -p strom");
-        assert!(status.success(), "cargo build -p strom failed");
-    }
-    bin
-}
-
 fn spawn(port: u16, data: &std::path::Path, extra: &[String]) -> Child {
     let mut command = Command::new(strom_bin());
     command.arg("server");
@@ -62,22 +37,8 @@ fn spawn(port: u16, data: &std::path::Path, extra: &[String]) -> Child {
     for o in &overrides {
         command.arg("--override").arg(o);
     }
-    let mut child = command
-        .env("RUST_LOG", "warn,openraft=off")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn strom");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    command.env("RUST_LOG", "warn,openraft=off");
+    let (mut child, rx) = spawn_lines(command);
     match rx.recv_timeout(Duration::from_secs(30)) {
         Ok(line) => assert!(line.contains("ready"), "unexpected first line {line:?}"),
         Err(e) => {
@@ -87,14 +48,6 @@ fn spawn(port: u16, data: &std::path::Path, extra: &[String]) -> Child {
         }
     }
     child
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Broker {

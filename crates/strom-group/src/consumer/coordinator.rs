@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::records::GroupRecord;
+use crate::records::STRING_BYTES_MAX;
 
 use super::group::{ConsumerGroup, OthersHold, TopicMetadata};
 use super::member::{is_subset, to_assignment, Member, MemberState, RebalanceTimer};
@@ -24,9 +25,6 @@ use super::types::{
 pub const LEAVE_GROUP_MEMBER_EPOCH: i32 = -1;
 /// Member epoch of a static member that leaves and will come back within its session.
 pub const LEAVE_GROUP_STATIC_MEMBER_EPOCH: i32 = -2;
-
-/// Record keys hold ids as int16-length strings.
-const KEY_STRING_BYTES_MAX: usize = i16::MAX as usize;
 
 type HeartbeatResult = Result<ConsumerHeartbeatResponse, ConsumerError>;
 
@@ -612,7 +610,7 @@ fn validate_request(c: &ConsumerHeartbeat, config: &ConsumerConfig) -> Result<()
     ]
     .into_iter()
     .flatten()
-    .any(|s| s.len() > KEY_STRING_BYTES_MAX);
+    .any(|s| s.len() > STRING_BYTES_MAX);
     if too_long {
         return invalid("GroupId, MemberId and InstanceId must fit in a record key.");
     }

@@ -16,6 +16,7 @@ use crate::controller::errors::{ControllerError, ErrorCode};
 use crate::controller::messages::{
     BrokerHeartbeatReply, BrokerHeartbeatRequest, ControllerReply, RegisterBrokerRequest,
 };
+use crate::controller::offline;
 use crate::controller::staged::Staged;
 use crate::controller::{Controller, Handled};
 use crate::image::{BrokerRegistration, MetadataImage};
@@ -158,6 +159,7 @@ impl Controller {
             is_fenced,
             should_shutdown,
         };
+        let records = with_offline_report(image, records, &r, unclean);
         Ok((records, ControllerReply::BrokerHeartbeat(reply)))
     }
 
@@ -206,6 +208,31 @@ impl Controller {
             },
         ))
     }
+}
+
+/// The heartbeat's `records`, then those its offline-replica report calls for (computed on
+/// the image after them; see `offline.rs`).
+fn with_offline_report(
+    image: &MetadataImage,
+    records: Vec<MetadataRecord>,
+    r: &BrokerHeartbeatRequest,
+    unclean: bool,
+) -> Vec<MetadataRecord> {
+    if !offline::may_change(image, r.broker_id, &r.offline_replicas) {
+        return records;
+    }
+    let mut staged = Staged::new(image);
+    if staged.push_applied(records.clone()).is_err() {
+        return records;
+    }
+    offline::report_offline_replicas(
+        &mut staged,
+        r.broker_id,
+        r.broker_epoch,
+        &r.offline_replicas,
+        unclean,
+    );
+    staged.finish(false).unwrap_or(records)
 }
 
 /// Where a broker stands, as Kafka's `BrokerControlState` (shutdown granted is fenced).

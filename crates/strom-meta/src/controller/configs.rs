@@ -1,7 +1,8 @@
 //! AlterConfigs and IncrementalAlterConfigs, and validation of topic configs.
 //!
-//! Topic keys are checked against [`crate::config_defs`]. Broker keys are stored as given:
-//! the broker owns its config definitions and validates them when it reads the image.
+//! Topic keys are checked against [`crate::config_defs`]. Broker and client-metrics keys are
+//! stored as given: the broker owns their definitions and validates them before they reach
+//! the controller and when it reads the image.
 
 use crate::config_defs::{split_list, topic_config_def, ConfigType};
 use crate::controller::errors::{ApiError, ErrorCode};
@@ -94,6 +95,14 @@ fn check_resource(image: &MetadataImage, resource: &ConfigResource) -> Result<()
                 ));
             }
         }
+        ConfigResourceKind::ClientMetrics => {
+            if resource.name.is_empty() || resource.name.len() > CONFIG_STRING_BYTES_MAX {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    "Subscription name can't be empty",
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -101,7 +110,7 @@ fn check_resource(image: &MetadataImage, resource: &ConfigResource) -> Result<()
 fn check_value(resource: &ConfigResource, key: &str, value: &str) -> Result<(), ApiError> {
     match resource.kind {
         ConfigResourceKind::Topic => check_topic_value(key, value),
-        ConfigResourceKind::Broker => {
+        ConfigResourceKind::Broker | ConfigResourceKind::ClientMetrics => {
             if key.is_empty()
                 || key.len() > CONFIG_STRING_BYTES_MAX
                 || value.len() > CONFIG_STRING_BYTES_MAX
@@ -302,7 +311,7 @@ fn list_base(
             }
             def.default
         }
-        ConfigResourceKind::Broker => "",
+        ConfigResourceKind::Broker | ConfigResourceKind::ClientMetrics => "",
     };
     Ok(configs
         .get(key)

@@ -46,6 +46,8 @@ pub(crate) struct Acceptor<'a> {
     image: &'a MetadataImage,
     removed: Option<i32>,
     added: Option<i32>,
+    /// The partition elected for, whose replicas reported offline may not lead it.
+    partition: Option<TopicIdPartition>,
 }
 
 impl<'a> Acceptor<'a> {
@@ -54,6 +56,16 @@ impl<'a> Acceptor<'a> {
             image,
             removed: None,
             added: None,
+            partition: None,
+        }
+    }
+
+    /// The same acceptor for an election of `tp`: a broker that reported its replica of
+    /// `tp` offline (`BrokerReplicasOffline`) may not lead it, cleanly or not.
+    pub fn for_partition(self, tp: TopicIdPartition) -> Self {
+        Acceptor {
+            partition: Some(tp),
+            ..self
         }
     }
 
@@ -75,6 +87,9 @@ impl<'a> Acceptor<'a> {
         broker_id >= 0
             && Some(broker_id) != self.removed
             && (Some(broker_id) == self.added || self.image.is_broker_active(broker_id))
+            && !self
+                .partition
+                .is_some_and(|tp| self.image.is_replica_offline(broker_id, tp))
     }
 }
 
@@ -135,6 +150,8 @@ pub(crate) fn change(
         isr: isr_changed.then_some(isr),
         leader: leader_changed.then_some(leader),
         replicas: None,
+        adding_replicas: None,
+        removing_replicas: None,
     })
 }
 
@@ -162,7 +179,11 @@ fn parse_bool(value: &str) -> Option<bool> {
     }
 }
 
-fn election_for(image: &MetadataImage, topic_id: uuid::Uuid, unclean_default: bool) -> Election {
+pub(crate) fn election_for(
+    image: &MetadataImage,
+    topic_id: uuid::Uuid,
+    unclean_default: bool,
+) -> Election {
     let unclean = image
         .topic_by_id(topic_id)
         .is_some_and(|t| unclean_enabled(image, &t.name, unclean_default));
@@ -188,7 +209,11 @@ pub(crate) fn remove_broker_from_partitions(
         .filter_map(|(tp, p)| {
             let target: Vec<i32> = p.isr.iter().copied().filter(|b| *b != broker_id).collect();
             let election = election_for(image, tp.topic_id, unclean_default);
-            change(tp, p, elect(p, &target, election, acceptor))
+            change(
+                tp,
+                p,
+                elect(p, &target, election, acceptor.for_partition(tp)),
+            )
         })
         .collect()
 }
@@ -206,7 +231,11 @@ pub(crate) fn elect_with_broker(
         .filter(|(_, p)| p.leader == NO_LEADER)
         .filter_map(|(tp, p)| {
             let election = election_for(image, tp.topic_id, unclean_default);
-            change(tp, p, elect(p, &p.isr, election, acceptor))
+            change(
+                tp,
+                p,
+                elect(p, &p.isr, election, acceptor.for_partition(tp)),
+            )
         })
         .collect()
 }
@@ -223,7 +252,10 @@ pub(crate) fn elect_unclean_leaders(
         .partitions()
         .filter(|(_, p)| p.leader == NO_LEADER)
         .filter(|(tp, _)| election_for(image, tp.topic_id, unclean_default) == Election::Unclean)
-        .filter_map(|(tp, p)| change(tp, p, elect(p, &p.isr, Election::Unclean, acceptor)))
+        .filter_map(|(tp, p)| {
+            let acceptor = acceptor.for_partition(tp);
+            change(tp, p, elect(p, &p.isr, Election::Unclean, acceptor))
+        })
         .take(ELECTIONS_PER_PASS_MAX)
         .collect()
 }
@@ -266,7 +298,7 @@ pub(crate) fn rebalance_leaders(
             if records.len() >= ELECTIONS_PER_PASS_MAX {
                 return records;
             }
-            let elected = elect(p, &p.isr, Election::Preferred, acceptor);
+            let elected = elect(p, &p.isr, Election::Preferred, acceptor.for_partition(tp));
             if elected.0 == preferred {
                 records.extend(change(tp, p, elected));
             }
@@ -377,7 +409,7 @@ fn elect_one(
             "Leader election not needed for topic partition.",
         ));
     }
-    let elected = elect(p, &p.isr, election, Acceptor::new(image));
+    let elected = elect(p, &p.isr, election, Acceptor::new(image).for_partition(tp));
     match change(tp, p, elected) {
         Some(record) => staged.push_applied(vec![record]),
         None => Err(unavailable),

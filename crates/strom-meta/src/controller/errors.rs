@@ -28,6 +28,11 @@ pub enum ErrorCode {
     PreferredLeaderNotAvailable,
     EligibleLeadersNotAvailable,
     ElectionNotNeeded,
+    UnsupportedSaslMechanism,
+    ResourceNotFound,
+    DuplicateResource,
+    UnacceptableCredential,
+    NoReassignmentInProgress,
 }
 
 impl ErrorCode {
@@ -56,6 +61,11 @@ impl ErrorCode {
             ErrorCode::PreferredLeaderNotAvailable => 80,
             ErrorCode::EligibleLeadersNotAvailable => 83,
             ErrorCode::ElectionNotNeeded => 84,
+            ErrorCode::UnsupportedSaslMechanism => 33,
+            ErrorCode::ResourceNotFound => 91,
+            ErrorCode::DuplicateResource => 92,
+            ErrorCode::UnacceptableCredential => 93,
+            ErrorCode::NoReassignmentInProgress => 85,
         }
     }
 }

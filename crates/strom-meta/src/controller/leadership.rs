@@ -107,6 +107,8 @@ fn alter_one(
         isr: Some(item.new_isr.clone()),
         leader: None,
         replicas: None,
+        adding_replicas: None,
+        removing_replicas: None,
     }])
 }
 

@@ -38,6 +38,10 @@ pub enum ControllerRequest {
         entries: Vec<crate::quota::QuotaAlteration>,
         validate_only: bool,
     },
+    AlterUserScramCredentials(AlterScramRequest),
+    AlterPartitionReassignments(AlterPartitionReassignmentsRequest),
+    /// Read-only: answered from the controller's image, no records.
+    ListPartitionReassignments(ListPartitionReassignmentsRequest),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +68,37 @@ pub enum ControllerReply {
     DeleteAcls(Vec<Result<Vec<AclBinding>, ApiError>>),
     /// Per entry, in request order.
     AlterClientQuotas(Vec<Result<(), ApiError>>),
+    AlterPartitionReassignments(Vec<ReassignmentTopicResult>),
+    ListPartitionReassignments(Vec<OngoingTopicReassignment>),
+    /// One result per user named in the request, in first-seen order.
+    AlterUserScramCredentials(Vec<AlterScramResult>),
+}
+
+/// AlterUserScramCredentials: the broker has already turned each salted password into its
+/// stored and server keys, so no password-derived secret beyond Kafka's own record reaches
+/// the controller.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterScramRequest {
+    /// (user, mechanism id).
+    pub deletions: Vec<(String, i8)>,
+    pub upsertions: Vec<ScramUpsertion>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScramUpsertion {
+    pub name: String,
+    /// Kafka's ScramMechanism id (1 SCRAM-SHA-256, 2 SCRAM-SHA-512).
+    pub mechanism: i8,
+    pub iterations: i32,
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterScramResult {
+    pub user: String,
+    pub error: Option<ApiError>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,6 +261,11 @@ pub struct BrokerHeartbeatRequest {
     pub want_fence: bool,
     /// Controlled shutdown: move leadership away and fence.
     pub want_shutdown: bool,
+    /// (topic id, partition) of every replica the broker cannot serve now (its log damaged
+    /// at open, failed, or otherwise offline): Kafka's `OfflineLogDirs` (v1+, KIP-858) at
+    /// replica granularity. The controller takes them out of ISRs and leadership.
+    #[serde(default)]
+    pub offline_replicas: Vec<(Uuid, i32)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -298,4 +338,46 @@ pub struct ElectLeadersTopicResult {
     pub topic: String,
     /// (partition, error); `None` means a new leader was elected.
     pub partitions: Vec<(i32, Option<ApiError>)>,
+}
+
+/// (topic name, [(partition, target replicas, or `None` to cancel)]), per topic.
+pub type ReassignmentTargets = Vec<(String, Vec<(i32, Option<Vec<i32>>)>)>;
+
+/// AlterPartitionReassignments: per partition, the target replicas, or `None` to cancel the
+/// ongoing reassignment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterPartitionReassignmentsRequest {
+    /// KIP-860 (v1): when false, a target whose size differs from the partition's replica
+    /// count is refused with INVALID_REPLICATION_FACTOR. Version 0 requests mean true.
+    pub allow_replication_factor_change: bool,
+    pub topics: ReassignmentTargets,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReassignmentTopicResult {
+    pub topic: String,
+    /// (partition, error); `None` means the reassignment was started, changed or cancelled.
+    pub partitions: Vec<(i32, Option<ApiError>)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListPartitionReassignmentsRequest {
+    /// (topic name, partitions); `None` lists every ongoing reassignment.
+    pub topics: Option<Vec<(String, Vec<i32>)>>,
+}
+
+/// The ongoing reassignments of one topic (only topics with at least one).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OngoingTopicReassignment {
+    pub topic: String,
+    pub partitions: Vec<OngoingPartitionReassignment>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OngoingPartitionReassignment {
+    pub partition: i32,
+    /// The current (merged) replica list: target replicas, then those being removed.
+    pub replicas: Vec<i32>,
+    pub adding_replicas: Vec<i32>,
+    pub removing_replicas: Vec<i32>,
 }

@@ -13,7 +13,10 @@ pub mod errors;
 mod leadership;
 pub mod messages;
 mod names;
+mod offline;
 mod placement;
+mod reassign;
+mod scram;
 mod staged;
 mod topics;
 
@@ -197,17 +200,27 @@ impl Controller {
                 entries,
                 validate_only,
             } => acls::alter_client_quotas(image, entries, validate_only),
+            ControllerRequest::AlterUserScramCredentials(r) => Ok(scram::alter(image, r)),
+            ControllerRequest::AlterPartitionReassignments(r) => {
+                reassign::alter_reassignments(image, r, self.config.unclean_leader_election_enable)
+            }
+            ControllerRequest::ListPartitionReassignments(r) => {
+                Ok((Vec::new(), reassign::list_reassignments(image, r)))
+            }
         }
     }
 
     /// The controller's periodic work, called often (every second or so) on the leader:
-    /// session expiry, then, when due, the leader rebalance and unclean elections. Returns
-    /// the records to commit, all derived from `image` plus the earlier ones.
+    /// session expiry, completion of reassignments whose new replicas are in sync, then,
+    /// when due, the leader rebalance and unclean elections. Returns the records to commit,
+    /// all derived from `image` plus the earlier ones.
     pub fn tick(&mut self, image: &MetadataImage, now_ms: i64) -> Vec<MetadataRecord> {
         let mut staged = staged::Staged::new(image);
         // Records derived from the staged image apply; a failure would be a controller
         // bug, and leaving that step to the next tick is the safe reaction.
         let _ = staged.push_applied(self.expire_broker_sessions(image, now_ms));
+        let completed = reassign::complete_ready(&staged.image);
+        let _ = staged.push_applied(completed);
         if self.config.auto_leader_rebalance_enable
             && due(
                 &mut self.next_rebalance_ms,

@@ -142,6 +142,30 @@ pub(crate) fn check_manual_replicas(
     partition: i32,
     replicas: &[i32],
 ) -> Result<Vec<i32>, ApiError> {
+    validate_manual_replicas(image, replicas)?;
+    let isr: Vec<i32> = replicas
+        .iter()
+        .copied()
+        .filter(|b| image.is_broker_active(*b))
+        .collect();
+    if isr.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidReplicaAssignment,
+            format!(
+                "All brokers specified in the manual partition assignment for partition {partition} are fenced or in \
+                 controlled shutdown."
+            ),
+        ));
+    }
+    Ok(isr)
+}
+
+/// Kafka's `validateManualPartitionAssignment`: a non-empty list of distinct registered
+/// brokers (fenced ones included).
+pub(crate) fn validate_manual_replicas(
+    image: &MetadataImage,
+    replicas: &[i32],
+) -> Result<(), ApiError> {
     let invalid = |message: String| ApiError::new(ErrorCode::InvalidReplicaAssignment, message);
     if replicas.is_empty() {
         return Err(invalid(
@@ -161,18 +185,7 @@ pub(crate) fn check_manual_replicas(
             )));
         }
     }
-    let isr: Vec<i32> = replicas
-        .iter()
-        .copied()
-        .filter(|b| image.is_broker_active(*b))
-        .collect();
-    if isr.is_empty() {
-        return Err(invalid(format!(
-            "All brokers specified in the manual partition assignment for partition {partition} are fenced or in \
-             controlled shutdown."
-        )));
-    }
-    Ok(isr)
+    Ok(())
 }
 
 /// The record of a new partition: the first ISR member in replica order leads.
@@ -195,5 +208,7 @@ pub(crate) fn new_partition_record(
         leader,
         leader_epoch: 0,
         partition_epoch: 0,
+        adding_replicas: Vec::new(),
+        removing_replicas: Vec::new(),
     }
 }

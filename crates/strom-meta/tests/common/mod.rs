@@ -70,6 +70,7 @@ pub fn cluster(controller: &mut Controller, ids: &[i32]) -> MetadataImage {
             broker_epoch,
             want_fence: false,
             want_shutdown: false,
+            offline_replicas: Vec::new(),
         });
         image = commit(controller, &next, heartbeat, 0).0;
     }

@@ -1,6 +1,8 @@
 //! The seeded simulation of a replicated partition: three replicas, the real controller,
 //! producers with `acks=all` and `min.insync.replicas=2`, consumers, and a network and
-//! processes that fail (see `world.rs`), checked at every step (`checker.rs`).
+//! processes that fail, and partition reassignments (moves between the nodes, replication
+//! factor 2 or 3, cancels; removed replicas delete their logs) (see `world.rs`), checked at
+//! every step (`checker.rs`).
 //!
 //! Each seed is one run: even seeds in page-cache mode (a crash is `kill -9`: written data
 //! survives in the page cache), odd seeds under sync-on-commit (a crash is a power loss:
@@ -76,6 +78,8 @@ fn replication_keeps_every_acknowledged_record() {
                 total.crashes += stats.crashes;
                 total.pauses += stats.pauses;
                 total.isolations += stats.isolations;
+                total.reassignments += stats.reassignments;
+                total.replica_deletions += stats.replica_deletions;
                 total.leader_changes += stats.leader_changes;
                 total.truncations += stats.truncations;
                 total.produced += stats.produced;
@@ -100,6 +104,10 @@ fn replication_keeps_every_acknowledged_record() {
         assert!(
             total.truncations > 0 && total.leader_changes > seeds.len() as u64,
             "{total:?}"
+        );
+        assert!(
+            total.reassignments > seeds.len() as u64 && total.replica_deletions > 0,
+            "reassignments must move the partition and delete removed replicas: {total:?}"
         );
     }
 }

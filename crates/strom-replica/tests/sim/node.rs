@@ -116,6 +116,8 @@ pub struct Node {
     pub tp: TopicIdPartition,
     /// Counters for the run's summary.
     pub truncations: u64,
+    /// Logs deleted because a reassignment removed this replica.
+    pub deletions: u64,
 }
 
 impl Node {
@@ -136,6 +138,7 @@ impl Node {
             config,
             tp,
             truncations: 0,
+            deletions: 0,
         }
     }
 
@@ -279,6 +282,22 @@ impl Node {
         let Some(part) = image.partition(self.tp.topic_id, self.tp.partition) else {
             return Vec::new();
         };
+        if !part.replicas.contains(&self.id) {
+            // A committed reassignment removed this replica: its log is deleted, as the
+            // broker deletes it. Named again later, it starts over as an empty follower.
+            if !self.log.recs.is_empty() || !matches!(self.role, Role::Offline) {
+                self.log = SimLog {
+                    generation: self.log.generation + 1,
+                    ..SimLog::default()
+                };
+                self.role = Role::Offline;
+                self.alter_in_flight = None;
+                self.fetch_in_flight = None;
+                self.acks.clear();
+                self.deletions += 1;
+            }
+            return Vec::new();
+        }
         let view = PartitionView {
             leader_epoch: part.leader_epoch,
             partition_epoch: part.partition_epoch,

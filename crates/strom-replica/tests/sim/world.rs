@@ -192,6 +192,10 @@ pub struct Stats {
     pub crashes: u64,
     pub pauses: u64,
     pub isolations: u64,
+    /// AlterPartitionReassignments the controller accepted (moves and cancels).
+    pub reassignments: u64,
+    /// Replica logs deleted because a committed reassignment removed them.
+    pub replica_deletions: u64,
     pub leader_changes: u64,
     pub truncations: u64,
     pub produced: u64,
@@ -598,7 +602,12 @@ impl World {
                     return;
                 }
                 let out = match msg {
-                    Msg::Metadata { index } => node.on_metadata(index, images, now),
+                    Msg::Metadata { index } => {
+                        let before = node.deletions;
+                        let out = node.on_metadata(index, images, now);
+                        self.stats.replica_deletions += node.deletions - before;
+                        out
+                    }
                     Msg::Registered {
                         incarnation,
                         broker_epoch,
@@ -637,6 +646,7 @@ impl World {
                         self.stats.truncations += node.truncations - before;
                         out
                     }
+
                     Msg::Produce { request, value } => node.on_produce(request, value, now),
                     Msg::ListOffsets { request } => node.on_list_offsets(request),
                     Msg::ConsumerFetch { offset } => node.on_consumer_fetch(offset),
@@ -841,10 +851,50 @@ impl World {
                 self.isolated_until.insert(id, self.now + isolate);
                 self.stats.isolations += 1;
             }
+            75..=89 => self.reassign(),
             _ => {}
         }
         let next = self.rng.range(200, 1_200);
         self.schedule(next, Event::Fault);
+    }
+
+    /// An operator moves the partition: onto two or three of the nodes in a random order,
+    /// or cancels the move in progress. Removed replicas delete their logs once the change
+    /// commits; the checker must still find every acknowledged record.
+    fn reassign(&mut self) {
+        let Some(topic) = self.image().topic_by_name(TOPIC).map(|t| t.name.clone()) else {
+            return;
+        };
+        let target = if self.rng.below(4) == 0 {
+            None
+        } else {
+            let mut pool = NODES.to_vec();
+            let mut target = Vec::new();
+            let size = 2 + self.rng.below(2) as usize;
+            while target.len() < size && !pool.is_empty() {
+                let pick = self.rng.below(pool.len() as u64) as usize;
+                target.push(pool.remove(pick));
+            }
+            Some(target)
+        };
+        let request = ControllerRequest::AlterPartitionReassignments(
+            strom_meta::AlterPartitionReassignmentsRequest {
+                allow_replication_factor_change: true,
+                topics: vec![(topic, vec![(0, target.clone())])],
+            },
+        );
+        if let Ok(ControllerReply::AlterPartitionReassignments(results)) = self.call(request) {
+            let accepted = results
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .all(|(_, error)| error.is_none());
+            if accepted {
+                self.stats.reassignments += 1;
+                if self.trace {
+                    println!("{:>7} reassign partition 0 onto {target:?}", self.now);
+                }
+            }
+        }
     }
 
     fn observe(&mut self, id: i32) {
@@ -916,6 +966,7 @@ fn heartbeat(broker_id: i32, broker_epoch: i64) -> ControllerRequest {
         broker_epoch,
         want_fence: false,
         want_shutdown: false,
+        offline_replicas: Vec::new(),
     })
 }
 

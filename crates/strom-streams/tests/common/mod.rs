@@ -5,10 +5,8 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -17,67 +15,15 @@ use strom_client::{
     ProducerRecord, TopicPartition,
 };
 
-/// `target/<profile>` of this test binary.
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_path_buf()
-}
-
-/// A binary of the workspace, built once if missing.
-fn binary(path: &Path, build: &[&str]) -> PathBuf {
-    if !path.exists() {
-        let target_dir = profile_dir().parent().unwrap().to_path_buf();
-        let status = Command::new(env!("CARGO"))
-            .args(build)
-            .env("CARGO_TARGET_DIR", target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cargo {build:?} failed");
-    }
-    path.to_path_buf()
-}
-
-pub fn strom_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("STROM_BIN") {
-        return PathBuf::from(p);
-    }
-    binary(&profile_dir().join("strom"), &["build", "-p", "strom"])
-}
+// The helpers every crate's tests had copied, under the names this module gave them.
+pub use strom_test_support::strom_bin;
+use strom_test_support::{free_port, profile_dir, spawn_lines, workspace_binary as binary};
 
 pub fn wordcount_bin() -> PathBuf {
     binary(
         &profile_dir().join("examples").join("wordcount"),
         &["build", "-p", "strom-streams", "--example", "wordcount"],
     )
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Spawns `command`, returning the child and a channel of its stdout lines.
-fn spawn_lines(mut command: Command) -> (Child, mpsc::Receiver<String>) {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    (child, rx)
 }
 
 /// A `strom server` on a free port; killed when dropped.

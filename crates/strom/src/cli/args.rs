@@ -63,6 +63,9 @@ pub enum ClientCommand {
     /// List, describe, delete consumer groups and reset their offsets.
     #[command(after_help = GROUPS_EXAMPLES)]
     Groups(GroupsArgs),
+    /// List and describe transactions, abort an ongoing one.
+    #[command(after_help = TRANSACTIONS_EXAMPLES)]
+    Transactions(TransactionsArgs),
     /// Describe and change topic and broker configs.
     #[command(after_help = CONFIGS_EXAMPLES)]
     Configs(ConfigsArgs),
@@ -71,6 +74,12 @@ pub enum ClientCommand {
     /// Add, remove and list ACLs (as kafka-acls.sh).
     #[command(after_help = ACLS_EXAMPLES)]
     Acls(AclsArgs),
+    /// Describe the metadata quorum, add and remove controllers (kafka-metadata-quorum.sh).
+    #[command(after_help = QUORUM_EXAMPLES)]
+    MetadataQuorum(MetadataQuorumArgs),
+    /// Move partitions between brokers (reassign, decommission) and elect leaders.
+    #[command(after_help = PARTITIONS_EXAMPLES)]
+    Partitions(PartitionsArgs),
     /// List, get, register, check and delete schemas in a schema registry.
     #[command(after_help = SCHEMAS_EXAMPLES)]
     Schemas(SchemasArgs),
@@ -78,6 +87,12 @@ pub enum ClientCommand {
     #[command(after_help = STREAMS_EXAMPLES)]
     Streams(StreamsArgs),
 }
+
+const QUORUM_EXAMPLES: &str = "Examples:
+  strom metadata-quorum describe --status
+  strom metadata-quorum describe --replication
+  strom metadata-quorum add-controller --controller-id 4 --controller-endpoint ctl4:9093
+  strom metadata-quorum remove-controller --controller-id 1";
 
 const SCHEMAS_EXAMPLES: &str = "Examples:
   strom schemas register orders-value --file order.avsc
@@ -448,6 +463,46 @@ fn parse_format(text: &str) -> Result<Format, String> {
     text.parse()
 }
 
+const TRANSACTIONS_EXAMPLES: &str = "Examples:
+  strom transactions list
+  strom transactions list --state Ongoing
+  strom transactions describe payments-tx-1
+  strom transactions abort payments-tx-1";
+
+#[derive(Args, Debug)]
+pub struct TransactionsArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: TransactionsCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TransactionsCommand {
+    /// List transactional ids with their producer id and state.
+    List {
+        /// Only these states (Empty, Ongoing, PrepareCommit, PrepareAbort, CompleteCommit,
+        /// CompleteAbort); repeatable.
+        #[arg(long = "state", value_name = "STATE")]
+        states: Vec<String>,
+        /// Only these producer ids; repeatable.
+        #[arg(long = "producer-id", value_name = "ID")]
+        producer_ids: Vec<i64>,
+    },
+    /// Describe transactional ids: coordinator, state, producer id and epoch, timeout,
+    /// start time and the partitions of the ongoing transaction.
+    Describe {
+        #[arg(required = true, value_name = "TRANSACTIONAL-ID")]
+        transactional_ids: Vec<String>,
+    },
+    /// Abort the ongoing transaction of a transactional id, as a new producer with the id
+    /// would: the coordinator aborts it and bumps the epoch, fencing the producer running it.
+    Abort {
+        #[arg(value_name = "TRANSACTIONAL-ID")]
+        transactional_id: String,
+    },
+}
+
 #[derive(Args, Debug)]
 pub struct GroupsArgs {
     #[command(flatten)]
@@ -655,6 +710,132 @@ pub struct AclListArgs {
 pub enum ClusterCommand {
     /// Cluster id, controller and brokers.
     Describe,
+}
+
+const PARTITIONS_EXAMPLES: &str = "Examples:
+  strom partitions reassign --reassignment-json-file plan.json --wait
+  strom partitions reassign --reassignment-json-file plan.json --verify
+  strom partitions reassign --reassignment-json-file plan.json --cancel
+  strom partitions reassign --generate --exclude-broker 1 > plan.json   # decommission broker 1
+  strom partitions reassign --generate --broker-list 2,3,4 --topics orders
+  strom partitions elect-leaders --election-type preferred --all-topic-partitions
+  strom partitions elect-leaders --election-type unclean --topic orders --partition 0
+Plans use kafka-reassign-partitions.sh's JSON: {\"version\":1,\"partitions\":[{\"topic\":\"orders\",\"partition\":0,\"replicas\":[2,3,4]}]}";
+
+#[derive(Args, Debug)]
+pub struct PartitionsArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: PartitionsCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PartitionsCommand {
+    /// Execute, verify or cancel a reassignment plan, or generate one (kafka-reassign-partitions.sh).
+    #[command(group(ArgGroup::new("mode").args(["verify", "cancel", "generate"]).multiple(false)))]
+    Reassign {
+        /// The plan (Kafka's JSON format); executed unless --verify or --cancel.
+        #[arg(
+            long = "reassignment-json-file",
+            value_name = "PATH",
+            required_unless_present = "generate"
+        )]
+        reassignment_json_file: Option<PathBuf>,
+        /// Report whether each partition of the plan has reached its replicas.
+        #[arg(long)]
+        verify: bool,
+        /// Cancel the plan's ongoing reassignments (they revert to the old replicas).
+        #[arg(long)]
+        cancel: bool,
+        /// Print a plan (JSON on stdout) that moves every replica off --exclude-broker
+        /// brokers and brokers outside --broker-list onto the least loaded allowed brokers,
+        /// a rack not yet used by the partition first.
+        #[arg(long)]
+        generate: bool,
+        /// With --generate: the brokers replicas may be on [default: every broker].
+        #[arg(long = "broker-list", value_name = "ID,ID...", value_delimiter = ',')]
+        broker_list: Vec<i32>,
+        /// With --generate: a broker to move every replica off (repeatable).
+        #[arg(long = "exclude-broker", value_name = "ID")]
+        exclude_broker: Vec<i32>,
+        /// With --generate: only these topics [default: all, internal ones included].
+        #[arg(long, value_name = "TOPIC,TOPIC...", value_delimiter = ',')]
+        topics: Vec<String>,
+        /// After executing (or verifying): wait until every partition of the plan has
+        /// moved, with progress, up to --timeout-s.
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits.
+        #[arg(long = "timeout-s", value_name = "SECONDS", default_value_t = 600)]
+        timeout_s: u64,
+    },
+    /// Elect preferred or unclean leaders (kafka-leader-election.sh).
+    #[command(group(ArgGroup::new("which").args(["topic", "all_topic_partitions", "path_to_json_file"]).required(true)))]
+    ElectLeaders {
+        /// PREFERRED: move leadership to the first replica where it is in sync; UNCLEAN:
+        /// elect a leader for leaderless partitions even from outside the ISR (may lose
+        /// records).
+        #[arg(long = "election-type", value_enum)]
+        election_type: ElectionKind,
+        #[arg(long)]
+        topic: Option<String>,
+        /// With --topic: only this partition.
+        #[arg(long, requires = "topic")]
+        partition: Option<i32>,
+        /// Every partition of every topic.
+        #[arg(long = "all-topic-partitions")]
+        all_topic_partitions: bool,
+        /// Kafka's JSON: {"partitions":[{"topic":"t","partition":0}]}.
+        #[arg(long = "path-to-json-file", value_name = "PATH")]
+        path_to_json_file: Option<PathBuf>,
+    },
+}
+
+/// `--election-type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ElectionKind {
+    #[value(alias = "PREFERRED")]
+    Preferred,
+    #[value(alias = "UNCLEAN")]
+    Unclean,
+}
+
+#[derive(Args, Debug)]
+pub struct MetadataQuorumArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: MetadataQuorumCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MetadataQuorumCommand {
+    /// The quorum's leader, epoch, high watermark, voters and observers (`--status`, the
+    /// default), or each member's log end offset, lag and last fetch (`--replication`).
+    Describe {
+        #[arg(long, conflicts_with = "replication")]
+        status: bool,
+        #[arg(long)]
+        replication: bool,
+    },
+    /// Make a controller that runs as an observer (started with
+    /// controller.quorum.bootstrap.servers) a voter, once it has caught up.
+    AddController {
+        #[arg(long, value_name = "ID")]
+        controller_id: i32,
+        /// Its controller listener, `host:port`.
+        #[arg(long, value_name = "HOST:PORT")]
+        controller_endpoint: String,
+    },
+    /// Remove a voter from the quorum (a controller being retired or replaced).
+    RemoveController {
+        #[arg(long, value_name = "ID")]
+        controller_id: i32,
+        /// Accepted for kafka-metadata-quorum.sh's syntax; Strom's voters have no directory id.
+        #[arg(long, value_name = "UUID")]
+        controller_directory_id: Option<String>,
+    },
 }
 
 #[derive(Args, Debug)]

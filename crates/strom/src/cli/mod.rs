@@ -1,4 +1,4 @@
-//! The command line client: `strom topics|produce|consume|groups|configs|cluster|streams`
+//! The command line client: `strom topics|produce|consume|groups|configs|cluster|partitions|streams`
 //! on top of strom-client, and `strom schemas` on top of strom-registry's REST client. Each
 //! command parses its flags (args), talks to the cluster through one
 //! tokio runtime that lives only for the command, and prints through the output layer.
@@ -14,12 +14,15 @@ mod groups;
 mod lines;
 mod output;
 mod parse;
+mod partitions;
 mod produce;
 mod progress;
+mod quorum;
 mod reset;
 mod schemas;
 mod streams;
 mod topics;
+mod transactions;
 
 use std::process::ExitCode;
 
@@ -60,9 +63,12 @@ async fn dispatch(command: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Produce(args) => produce::run(args).await,
         ClientCommand::Consume(args) => consume::run(args).await,
         ClientCommand::Groups(args) => groups::run(&args.common, args.command).await,
+        ClientCommand::Transactions(args) => transactions::run(&args.common, args.command).await,
         ClientCommand::Configs(args) => configs::run(&args.common, args.command).await,
         ClientCommand::Cluster(args) => cluster::run(&args.common, args.command).await,
         ClientCommand::Acls(args) => acls::run(&args.common, args.command).await,
+        ClientCommand::MetadataQuorum(args) => quorum::run(&args.common, args.command).await,
+        ClientCommand::Partitions(args) => partitions::run(&args.common, args.command).await,
         ClientCommand::Schemas(args) => schemas::run(args).await,
         ClientCommand::Streams(args) => streams::run(&args.common, args.command).await,
     }
@@ -74,9 +80,12 @@ fn common(command: &ClientCommand) -> &Common {
         ClientCommand::Produce(args) => &args.common,
         ClientCommand::Consume(args) => &args.common,
         ClientCommand::Groups(args) => &args.common,
+        ClientCommand::Transactions(args) => &args.common,
         ClientCommand::Configs(args) => &args.common,
         ClientCommand::Cluster(args) => &args.common,
         ClientCommand::Acls(args) => &args.common,
+        ClientCommand::MetadataQuorum(args) => &args.common,
+        ClientCommand::Partitions(args) => &args.common,
         ClientCommand::Schemas(args) => &args.common,
         ClientCommand::Streams(args) => &args.common,
     }

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Context as _;
 use serde::Serialize;
-use strom_client::{Admin, AlterConfigOp, ConfigResource, NewTopic, TopicInfo};
+use strom_client::{Admin, AlterConfigOp, ConfigResource, NewTopic, TopicInfo, TopicPartition};
 
 use super::args::{Common, TopicsCommand};
 use super::output::{self, Table};
@@ -33,6 +33,12 @@ struct PartitionView {
     isr: Vec<i32>,
     /// Replicas on brokers that are not live (Metadata v5+'s `offline_replicas`).
     offline_replicas: Vec<i32>,
+    /// An ongoing reassignment's replicas being added and removed (ListPartitionReassignments,
+    /// as kafka-topics.sh shows them); left out when none is in progress.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    adding_replicas: Vec<i32>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    removing_replicas: Vec<i32>,
 }
 
 /// `--under-replicated-partitions` / `--unavailable-partitions`: which partitions to show
@@ -79,6 +85,8 @@ impl TopicView {
                         replicas: p.replicas.clone(),
                         isr: p.isr.clone(),
                         offline_replicas: p.offline_replicas.clone(),
+                        adding_replicas: Vec::new(),
+                        removing_replicas: Vec::new(),
                     })
                     .collect()
             } else {
@@ -183,9 +191,22 @@ fn render_describe(views: &[TopicView]) -> String {
             "Topic: {}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {}\tConfigs: {}\n",
             view.name, view.topic_id, view.partition_count, view.replication_factor, configs
         ));
-        let mut table = Table::new(&["PARTITION", "LEADER", "REPLICAS", "ISR", "OFFLINE"]);
+        // The reassignment columns only while some partition is moving.
+        let moving = view
+            .partitions
+            .iter()
+            .any(|p| !p.adding_replicas.is_empty() || !p.removing_replicas.is_empty());
+        let mut headers = vec!["PARTITION", "LEADER", "REPLICAS", "ISR", "OFFLINE"];
+        if moving {
+            headers.extend(["ADDING", "REMOVING"]);
+        }
+        let mut table = Table::new(&headers);
         for p in &view.partitions {
-            table.row(partition_row(p));
+            let mut row = partition_row(p);
+            if moving {
+                row.extend([join_ids(&p.adding_replicas), join_ids(&p.removing_replicas)]);
+            }
+            table.row(row);
         }
         text.push_str(&table.render());
     }
@@ -317,9 +338,34 @@ async fn describe(
             out.flush()
         };
     }
+    // Best effort, as kafka-topics.sh: a broker without ListPartitionReassignments (before
+    // Kafka 2.4) just shows no reassignments.
+    let names: Vec<TopicPartition> = infos
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| TopicPartition::new(t.name.clone(), p.partition))
+        })
+        .collect();
+    let moving: BTreeMap<TopicPartition, (Vec<i32>, Vec<i32>)> = admin
+        .list_partition_reassignments(Some(&names))
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| (r.partition, (r.adding_replicas, r.removing_replicas)))
+        .collect();
     let mut views = Vec::with_capacity(infos.len());
     for info in &infos {
         let mut view = TopicView::new(info, true);
+        for p in &mut view.partitions {
+            if let Some((adding, removing)) =
+                moving.get(&TopicPartition::new(info.name.clone(), p.partition))
+            {
+                p.adding_replicas = adding.clone();
+                p.removing_replicas = removing.clone();
+            }
+        }
         let entries = admin
             .describe_configs(&ConfigResource::Topic(info.name.clone()))
             .await
@@ -427,6 +473,8 @@ mod tests {
                     replicas: vec![1, 2],
                     isr: vec![1],
                     offline_replicas: vec![2],
+                    adding_replicas: Vec::new(),
+                    removing_replicas: Vec::new(),
                 },
                 PartitionView {
                     partition: 1,
@@ -434,6 +482,8 @@ mod tests {
                     replicas: vec![2],
                     isr: vec![2],
                     offline_replicas: vec![2],
+                    adding_replicas: Vec::new(),
+                    removing_replicas: Vec::new(),
                 },
             ],
         };
@@ -463,5 +513,32 @@ mod tests {
         assert_eq!(picked(under), vec![0]);
         assert_eq!(picked(unavailable), vec![1]);
         assert_eq!(picked(Report::default()), Vec::<i32>::new());
+    }
+
+    #[test]
+    fn a_moving_partition_shows_adding_and_removing_replicas() {
+        let view = TopicView {
+            name: "t".into(),
+            topic_id: "id".into(),
+            internal: false,
+            partition_count: 1,
+            replication_factor: 3,
+            configs: Some(BTreeMap::new()),
+            partitions: vec![PartitionView {
+                partition: 0,
+                leader: 1,
+                replicas: vec![4, 2, 3, 1],
+                isr: vec![1, 2, 3],
+                offline_replicas: Vec::new(),
+                adding_replicas: vec![4],
+                removing_replicas: vec![1],
+            }],
+        };
+        assert_eq!(
+            render_describe(std::slice::from_ref(&view)),
+            "Topic: t\tTopicId: id\tPartitionCount: 1\tReplicationFactor: 3\tConfigs: \n\
+             PARTITION  LEADER  REPLICAS  ISR    OFFLINE  ADDING  REMOVING\n\
+             0          1       4,2,3,1   1,2,3           4       1\n"
+        );
     }
 }

@@ -6,7 +6,6 @@
 pub mod kafka;
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -326,15 +325,8 @@ pub fn dump_topics(dir: &Path) -> std::collections::BTreeMap<String, (Uuid, i32)
         .collect()
 }
 
-pub fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
-}
+/// `count` distinct free ports (the helper shared with other crates' tests).
+pub use strom_test_support::free_ports;
 
 /// Overrides for one node; `voters` empty means a single voter.
 pub fn node_overrides(node_id: u64, port: u16, data: &Path, voters: &str) -> Vec<String> {
@@ -377,6 +369,7 @@ pub async fn register_broker(client: &QuorumClient) {
         broker_epoch,
         want_fence: false,
         want_shutdown: false,
+        offline_replicas: Vec::new(),
     });
     let reply: MetadataReply = client.submit(&heartbeat).await.expect("heartbeat");
     assert!(

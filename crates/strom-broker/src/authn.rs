@@ -1,0 +1,346 @@
+//! Authentication on the broker's side of a connection: the transport (plain TCP or TLS,
+//! with the principal of a client certificate) and the SASL exchange (Kafka's
+//! `SaslServerAuthenticator`).
+//!
+//! SASL, as Kafka runs it:
+//! - Before authentication only ApiVersions, SaslHandshake and SaslAuthenticate are served;
+//!   anything else closes the connection ("unexpected request during SASL handshake"), and
+//!   frames are bounded by [`SASL_RECEIVE_BYTES_MAX`] (Kafka's `sasl.server.max.receive.size`
+//!   default) until the exchange has succeeded.
+//! - SaslHandshake v0 means the tokens then come as raw size-prefixed frames (no Kafka
+//!   header) and are answered the same way; v1 means they come in SaslAuthenticate requests
+//!   (KIP-152).
+//! - A mechanism not enabled is answered UNSUPPORTED_SASL_MECHANISM with the enabled list,
+//!   then the connection is closed. A failed exchange is answered SASL_AUTHENTICATION_FAILED
+//!   with a message, after `connection.failed.authentication.delay.ms`, and the connection is
+//!   closed; each failure is counted (`/metrics`) and logged on the `strom::audit` target.
+//! - With `connections.max.reauth.ms`, a successful SaslAuthenticate (v1+) carries the
+//!   session lifetime; the client re-authenticates within it (KIP-368: SaslHandshake and
+//!   SaslAuthenticate again on the same connection, same principal required), or the
+//!   connection is closed at its next request after the session expired.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use strom_security::scram::{parse_client_first, ScramCredential, ScramMechanism, ScramServer};
+use strom_security::{plain_authenticate, subject_name, TlsServer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::listeners::{SaslServerSettings, ServedListener};
+use crate::principal::{KafkaPrincipal, SecurityProtocol};
+
+/// The largest frame read before a SASL exchange succeeds (Kafka's
+/// `sasl.server.max.receive.size` default).
+pub const SASL_RECEIVE_BYTES_MAX: usize = 524_288;
+/// The tracing target of authentication failures (and, from the authorizer, denials).
+pub const AUDIT_TARGET: &str = "strom::audit";
+
+/// One listener as it runs: its name and protocol, the TLS configuration (reloaded when its
+/// files change), and SASL's settings.
+#[derive(Debug)]
+pub struct ListenerRuntime {
+    pub name: String,
+    pub protocol: SecurityProtocol,
+    pub tls: Option<TlsServer>,
+    pub sasl: Option<SaslServerSettings>,
+    /// `connection.failed.authentication.delay.ms`.
+    pub failed_delay: Duration,
+}
+
+impl ListenerRuntime {
+    /// Builds the runtime of a configured listener: reads its TLS files now, so a bad key
+    /// or certificate fails start-up naming its key.
+    pub fn new(
+        served: &ServedListener,
+        failed_delay_ms: u64,
+    ) -> Result<ListenerRuntime, strom_security::TlsError> {
+        let tls =
+            match &served.tls {
+                Some(settings) => Some(TlsServer::new(settings.clone()).map_err(|e| {
+                    strom_security::TlsError {
+                        key: e.key,
+                        reason: format!("listener {}: {}", served.listener.name, e.reason),
+                    }
+                })?),
+                None => None,
+            };
+        Ok(ListenerRuntime {
+            name: served.listener.name.clone(),
+            protocol: served.protocol,
+            tls,
+            sasl: served.sasl.clone(),
+            failed_delay: Duration::from_millis(failed_delay_ms),
+        })
+    }
+}
+
+/// A connection's byte stream: plain TCP or TLS over TCP.
+#[derive(Debug)]
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+use strom_security::tokio_rustls;
+
+impl Stream {
+    /// The TCP socket under it (for `sendfile` on plain connections).
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(tcp) => tcp,
+            Stream::Tls(tls) => tls.get_ref().0,
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Why a transport was not established (logged by the caller).
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("TLS handshake failed: {0}")]
+    Handshake(std::io::Error),
+    #[error("TLS handshake did not complete within {0:?}")]
+    Timeout(Duration),
+    /// The client certificate's subject could not be mapped to a principal.
+    #[error("{0}")]
+    Principal(String),
+}
+
+/// Sets up the transport of an accepted connection: the TLS handshake on SSL and SASL_SSL
+/// listeners (within `timeout`), and the principal it gives (`User:<mapped subject>` for a
+/// client certificate, else `User:ANONYMOUS`).
+pub async fn establish(
+    tcp: TcpStream,
+    listener: &ListenerRuntime,
+    timeout: Duration,
+) -> Result<(Stream, KafkaPrincipal), TransportError> {
+    let Some(tls) = &listener.tls else {
+        return Ok((Stream::Plain(tcp), KafkaPrincipal::anonymous()));
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
+    // A client that speaks anything but TLS fails here (rustls refuses the first record),
+    // and one that stalls is bounded by the timeout: either way only this connection ends.
+    let stream = match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => return Err(TransportError::Handshake(error)),
+        Err(_) => return Err(TransportError::Timeout(timeout)),
+    };
+    let principal = match stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+    {
+        None => KafkaPrincipal::anonymous(),
+        Some(cert) => {
+            let subject = subject_name(cert.as_ref())
+                .map_err(|e| TransportError::Principal(e.to_string()))?;
+            let name = tls
+                .principal_mapper()
+                .map(&subject)
+                .map_err(|e| TransportError::Principal(e.to_string()))?;
+            KafkaPrincipal::user(name)
+        }
+    };
+    Ok((Stream::Tls(Box::new(stream)), principal))
+}
+
+/// Where a SASL exchange stands.
+#[derive(Debug)]
+enum Exchange {
+    Plain,
+    ScramFirst(ScramMechanism),
+    ScramFinal(Box<ScramServer>),
+    Finished,
+}
+
+/// The SASL state of one connection.
+#[derive(Debug)]
+pub struct SaslSession {
+    /// The mechanism chosen by the last SaslHandshake, and whether tokens come raw (v0).
+    pending: Option<(String, bool, Exchange)>,
+    /// Authenticated (at least once): the principal and mechanism.
+    pub authenticated: Option<(KafkaPrincipal, String)>,
+    /// When the session expires (`connections.max.reauth.ms`), if it does.
+    pub expires_at: Option<tokio::time::Instant>,
+}
+
+/// The result of one SASL step.
+#[derive(Debug)]
+pub enum Step {
+    /// Send this token back; the exchange goes on.
+    Continue(Vec<u8>),
+    /// Authenticated as `principal`: send the token back.
+    Done {
+        token: Vec<u8>,
+        principal: KafkaPrincipal,
+    },
+    /// Refused: answer SASL_AUTHENTICATION_FAILED with this message and close.
+    Failed(String),
+}
+
+impl SaslSession {
+    pub fn new() -> SaslSession {
+        SaslSession {
+            pending: None,
+            authenticated: None,
+            expires_at: None,
+        }
+    }
+
+    /// Whether a SaslHandshake has chosen a mechanism and its tokens are awaited.
+    pub fn in_exchange(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Whether tokens are expected as raw frames (after SaslHandshake v0).
+    pub fn expects_raw_tokens(&self) -> bool {
+        matches!(self.pending, Some((_, true, _)))
+    }
+
+    /// A SaslHandshake for `mechanism`: whether it is enabled (then tokens are awaited).
+    /// A re-authentication must keep the mechanism of the first authentication.
+    pub fn handshake(
+        &mut self,
+        settings: &SaslServerSettings,
+        mechanism: &str,
+        version: i16,
+    ) -> bool {
+        if !settings.mechanisms.iter().any(|m| m == mechanism) {
+            return false;
+        }
+        if let Some((_, first)) = &self.authenticated {
+            if first != mechanism {
+                return false;
+            }
+        }
+        let exchange = match ScramMechanism::from_name(mechanism) {
+            Some(scram) => Exchange::ScramFirst(scram),
+            None => Exchange::Plain,
+        };
+        self.pending = Some((mechanism.to_string(), version == 0, exchange));
+        true
+    }
+
+    /// One token of the exchange. `credential` looks up a user's SCRAM credential.
+    pub fn step(
+        &mut self,
+        settings: &SaslServerSettings,
+        token: &[u8],
+        credential: &dyn Fn(&str, ScramMechanism) -> Option<ScramCredential>,
+    ) -> Step {
+        let Some((mechanism, raw, exchange)) = self.pending.take() else {
+            return Step::Failed(
+                "Unexpected SaslAuthenticate request: no SaslHandshake before it".into(),
+            );
+        };
+        let outcome = match exchange {
+            Exchange::Plain => match plain_authenticate(token, &settings.plain_users) {
+                Ok(user) => Ok((Vec::new(), Some(user), Exchange::Finished)),
+                Err(error) => Err(error.to_string()),
+            },
+            Exchange::ScramFirst(scram) => match parse_client_first(token) {
+                Ok(first) => {
+                    if first.token_auth {
+                        Err("Authentication failed: delegation tokens are not supported"
+                            .to_string())
+                    } else {
+                        let known = credential(&first.user, scram);
+                        let (server, reply) = ScramServer::first(scram, first, known);
+                        Ok((reply, None, Exchange::ScramFinal(Box::new(server))))
+                    }
+                }
+                Err(error) => Err(format!("Authentication failed: {error}")),
+            },
+            Exchange::ScramFinal(server) => {
+                let user = server.user().to_string();
+                match server.last(token) {
+                    Ok(reply) => Ok((reply, Some(user), Exchange::Finished)),
+                    Err(error) => Err(error.to_string()),
+                }
+            }
+            Exchange::Finished => Err("Unexpected SASL token after the exchange completed".into()),
+        };
+        match outcome {
+            Err(message) => Step::Failed(message),
+            Ok((token, None, exchange)) => {
+                self.pending = Some((mechanism, raw, exchange));
+                Step::Continue(token)
+            }
+            Ok((token, Some(user), _)) => {
+                let principal = KafkaPrincipal::user(user);
+                if let Some((first, _)) = &self.authenticated {
+                    if *first != principal {
+                        return Step::Failed(format!(
+                            "Cannot change principals during re-authentication from {first}: {principal}"
+                        ));
+                    }
+                }
+                self.authenticated = Some((principal.clone(), mechanism));
+                Step::Done { token, principal }
+            }
+        }
+    }
+}
+
+impl Default for SaslSession {
+    fn default() -> Self {
+        SaslSession::new()
+    }
+}
+
+/// Logs an authentication failure on the audit target.
+pub fn audit_failure(
+    peer: std::net::SocketAddr,
+    listener: &str,
+    mechanism: Option<&str>,
+    reason: &str,
+) {
+    tracing::warn!(target: AUDIT_TARGET, %peer, listener, mechanism = mechanism.unwrap_or("-"),
+        reason, "authentication failed");
+}
+
+/// Shared handle to a listener's runtime.
+pub type Listener = Arc<ListenerRuntime>;

@@ -1,0 +1,553 @@
+//! The broker's listeners and their security, from Kafka's keys: `listeners`,
+//! `advertised.listeners`, `listener.security.protocol.map`, `inter.broker.listener.name` /
+//! `security.inter.broker.protocol`, the `ssl.*` and `sasl.*` keys, and per-listener
+//! overrides `listener.name.<name>.<key>` (the name lower-cased, as Kafka writes it; SASL
+//! login modules as `listener.name.<name>.<mechanism>.sasl.jaas.config`).
+//!
+//! Listeners named in `controller.listener.names` belong to the controller quorum, not to
+//! the broker: they are skipped here (the `strom` binary binds them).
+
+use std::collections::BTreeMap;
+
+use strom_security::{JaasConfig, TlsSettings};
+
+use crate::config::{ConfigError, Listener};
+use crate::principal::SecurityProtocol;
+
+/// Kafka's default `listener.security.protocol.map`.
+pub const DEFAULT_PROTOCOL_MAP: &str =
+    "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL";
+/// The SASL mechanisms Strom serves.
+pub const SERVED_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+/// Kafka's default `connection.failed.authentication.delay.ms`.
+pub const FAILED_AUTHENTICATION_DELAY_MS_DEFAULT: u64 = 100;
+
+/// Keys read here (besides `listener.name.*`, which is matched by prefix).
+pub const SECURITY_KEYS: &[&str] = &[
+    "listener.security.protocol.map",
+    "security.inter.broker.protocol",
+    "controller.listener.names",
+    "sasl.enabled.mechanisms",
+    "sasl.mechanism.inter.broker.protocol",
+    "connections.max.reauth.ms",
+    "connection.failed.authentication.delay.ms",
+    "ssl.keystore.type",
+    "ssl.keystore.location",
+    "ssl.keystore.password",
+    "ssl.keystore.key",
+    "ssl.keystore.certificate.chain",
+    "ssl.key.password",
+    "ssl.truststore.type",
+    "ssl.truststore.location",
+    "ssl.truststore.password",
+    "ssl.truststore.certificates",
+    "ssl.client.auth",
+    "ssl.enabled.protocols",
+    "ssl.protocol",
+    "ssl.cipher.suites",
+    "ssl.principal.mapping.rules",
+    "ssl.endpoint.identification.algorithm",
+];
+
+/// Whether `key` is one of the security keys (or a per-listener override).
+pub fn is_security_key(key: &str) -> bool {
+    SECURITY_KEYS.contains(&key) || key.starts_with("listener.name.")
+}
+
+/// SASL on one listener.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SaslServerSettings {
+    /// `sasl.enabled.mechanisms`, in order (each one of [`SERVED_MECHANISMS`]).
+    pub mechanisms: Vec<String>,
+    /// PLAIN's users (`user_NAME="password"` of the listener's PLAIN JAAS config).
+    pub plain_users: BTreeMap<String, String>,
+    /// `connections.max.reauth.ms` (KIP-368); 0 means sessions never expire.
+    pub max_reauth_ms: u64,
+    /// `username`/`password` of each mechanism's JAAS config: what this broker sends when it
+    /// connects to another broker's listener of this name.
+    pub client_credentials: BTreeMap<String, (String, String)>,
+}
+
+impl std::fmt::Debug for SaslServerSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Passwords never reach a log.
+        f.debug_struct("SaslServerSettings")
+            .field("mechanisms", &self.mechanisms)
+            .field("plain_users", &self.plain_users.keys().collect::<Vec<_>>())
+            .field("max_reauth_ms", &self.max_reauth_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One listener the broker accepts connections on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedListener {
+    pub listener: Listener,
+    pub protocol: SecurityProtocol,
+    /// TLS settings (SSL, SASL_SSL).
+    pub tls: Option<TlsSettings>,
+    /// SASL settings (SASL_PLAINTEXT, SASL_SSL).
+    pub sasl: Option<SaslServerSettings>,
+}
+
+/// How this broker connects to the inter-broker listener of other brokers.
+#[derive(Clone, PartialEq, Eq)]
+pub struct InterBrokerClient {
+    pub listener_name: String,
+    pub protocol: SecurityProtocol,
+    pub tls: Option<TlsSettings>,
+    /// (mechanism, username, password).
+    pub sasl: Option<(String, String, String)>,
+}
+
+impl std::fmt::Debug for InterBrokerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InterBrokerClient")
+            .field("listener_name", &self.listener_name)
+            .field("protocol", &self.protocol)
+            .field("sasl_mechanism", &self.sasl.as_ref().map(|s| &s.0))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything the listener keys say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenersConfig {
+    /// Served listeners, in the order of `listeners`.
+    pub served: Vec<ServedListener>,
+    /// `advertised.listeners` (defaults to `listeners`), the controller's excluded.
+    pub advertised: Vec<Listener>,
+    /// `inter.broker.listener.name`.
+    pub inter_broker_listener_name: String,
+    pub inter_broker_client: InterBrokerClient,
+    /// `connection.failed.authentication.delay.ms`.
+    pub failed_authentication_delay_ms: u64,
+}
+
+fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::InvalidValue {
+        key: key.to_string(),
+        value: value.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn list(text: &str) -> impl Iterator<Item = &str> {
+    text.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn parse_listener_list(key: &str, text: &str) -> Result<Vec<Listener>, ConfigError> {
+    let listeners = list(text)
+        .map(|part| Listener::parse(key, part))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (i, l) in listeners.iter().enumerate() {
+        if listeners[..i].iter().any(|o| o.name == l.name) {
+            return Err(invalid(
+                key,
+                text,
+                format!("listener {} appears twice", l.name),
+            ));
+        }
+    }
+    Ok(listeners)
+}
+
+/// A lookup of `key` for listener `name`: `listener.name.<name>.<key>`, then `<key>`.
+pub fn listener_lookup<'a>(
+    map: &'a BTreeMap<String, String>,
+    name: &str,
+) -> impl Fn(&str) -> Option<String> + 'a {
+    let prefix = format!("listener.name.{}.", name.to_ascii_lowercase());
+    move |key: &str| {
+        map.get(&format!("{prefix}{key}"))
+            .or_else(|| map.get(key))
+            .map(|v| v.trim().to_string())
+    }
+}
+
+/// Reads the listener keys.
+pub fn parse(map: &BTreeMap<String, String>) -> Result<ListenersConfig, ConfigError> {
+    let get = |key: &str| map.get(key).map(|v| v.trim());
+    let listeners_text = get("listeners").unwrap_or("PLAINTEXT://127.0.0.1:9092");
+    let controller_names: Vec<String> =
+        list(get("controller.listener.names").unwrap_or("CONTROLLER"))
+            .map(str::to_ascii_uppercase)
+            .collect();
+    let protocol_map_text = get("listener.security.protocol.map").unwrap_or(DEFAULT_PROTOCOL_MAP);
+    let mut protocol_map = BTreeMap::new();
+    for entry in list(protocol_map_text) {
+        let (name, protocol) = entry.split_once(':').ok_or_else(|| {
+            invalid(
+                "listener.security.protocol.map",
+                protocol_map_text,
+                "expected NAME:PROTOCOL,...",
+            )
+        })?;
+        let protocol = SecurityProtocol::parse(protocol.trim()).ok_or_else(|| {
+            invalid(
+                "listener.security.protocol.map",
+                protocol_map_text,
+                format!("unknown security protocol {protocol:?} (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL)"),
+            )
+        })?;
+        protocol_map.insert(name.trim().to_ascii_uppercase(), protocol);
+    }
+    let all = parse_listener_list("listeners", listeners_text)?;
+    let bound: Vec<Listener> = all
+        .into_iter()
+        .filter(|l| !controller_names.contains(&l.name))
+        .collect();
+    if bound.is_empty() {
+        return Err(invalid(
+            "listeners",
+            listeners_text,
+            "names no broker listener (only controller listeners)",
+        ));
+    }
+    let advertised = match get("advertised.listeners") {
+        Some(text) => {
+            let advertised: Vec<Listener> = parse_listener_list("advertised.listeners", text)?
+                .into_iter()
+                .filter(|l| !controller_names.contains(&l.name))
+                .collect();
+            for a in &advertised {
+                if !bound.iter().any(|l| l.name == a.name) {
+                    return Err(invalid(
+                        "advertised.listeners",
+                        text,
+                        format!("{} is not a listener in listeners", a.name),
+                    ));
+                }
+            }
+            // Listeners not advertised explicitly are advertised as bound (Kafka requires
+            // every one to be listed; filling in is friendlier and changes nothing listed).
+            bound
+                .iter()
+                .map(|l| {
+                    advertised
+                        .iter()
+                        .find(|a| a.name == l.name)
+                        .unwrap_or(l)
+                        .clone()
+                })
+                .collect()
+        }
+        None => bound.clone(),
+    };
+    let mut served = Vec::new();
+    for listener in bound {
+        let protocol = *protocol_map.get(&listener.name).ok_or_else(|| {
+            invalid(
+                "listener.security.protocol.map",
+                protocol_map_text,
+                format!(
+                    "has no entry for listener {name}: add {name}:PLAINTEXT (or SSL, SASL_PLAINTEXT, SASL_SSL)",
+                    name = listener.name
+                ),
+            )
+        })?;
+        let lookup = listener_lookup(map, &listener.name);
+        let tls = if protocol.uses_tls() {
+            let settings = TlsSettings::from_lookup(&lookup).map_err(|e| {
+                invalid(
+                    &e.key,
+                    "",
+                    format!("listener {}: {}", listener.name, e.reason),
+                )
+            })?;
+            Some(settings)
+        } else {
+            None
+        };
+        let sasl = if protocol.uses_sasl() {
+            Some(sasl_settings(map, &listener.name, &lookup)?)
+        } else {
+            None
+        };
+        served.push(ServedListener {
+            listener,
+            protocol,
+            tls,
+            sasl,
+        });
+    }
+    let inter_broker_listener_name = match (
+        get("inter.broker.listener.name"),
+        get("security.inter.broker.protocol"),
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "security.inter.broker.protocol",
+                get("security.inter.broker.protocol").unwrap_or_default(),
+                "set only one of inter.broker.listener.name and security.inter.broker.protocol",
+            ))
+        }
+        (Some(name), None) => name.to_ascii_uppercase(),
+        (None, Some(protocol)) => {
+            let protocol = SecurityProtocol::parse(protocol).ok_or_else(|| {
+                invalid(
+                    "security.inter.broker.protocol",
+                    protocol,
+                    "unknown security protocol",
+                )
+            })?;
+            protocol.name().to_string()
+        }
+        // Kafka's default is the listener named PLAINTEXT; without one, the first listener.
+        (None, None) => served
+            .iter()
+            .find(|s| s.listener.name == "PLAINTEXT")
+            .unwrap_or(&served[0])
+            .listener
+            .name
+            .clone(),
+    };
+    let Some(inter) = served
+        .iter()
+        .find(|s| s.listener.name == inter_broker_listener_name)
+    else {
+        return Err(invalid(
+            "inter.broker.listener.name",
+            &inter_broker_listener_name,
+            "must name one of this broker's listeners",
+        ));
+    };
+    let inter_broker_client = inter_broker_client(map, inter)?;
+    let failed_authentication_delay_ms = match get("connection.failed.authentication.delay.ms") {
+        None => FAILED_AUTHENTICATION_DELAY_MS_DEFAULT,
+        Some(v) => v.parse::<u64>().map_err(|_| {
+            invalid(
+                "connection.failed.authentication.delay.ms",
+                v,
+                "not a non-negative integer",
+            )
+        })?,
+    };
+    Ok(ListenersConfig {
+        served,
+        advertised,
+        inter_broker_listener_name,
+        inter_broker_client,
+        failed_authentication_delay_ms,
+    })
+}
+
+fn jaas_key(listener: &str, mechanism: &str) -> String {
+    format!(
+        "listener.name.{}.{}.sasl.jaas.config",
+        listener.to_ascii_lowercase(),
+        mechanism.to_ascii_lowercase()
+    )
+}
+
+fn sasl_settings(
+    map: &BTreeMap<String, String>,
+    listener: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<SaslServerSettings, ConfigError> {
+    // Kafka's default is GSSAPI (Kerberos), which Strom does not serve: say so.
+    let text = lookup("sasl.enabled.mechanisms").unwrap_or_else(|| "GSSAPI".to_string());
+    let mut mechanisms = Vec::new();
+    for name in list(&text) {
+        let name = name.to_ascii_uppercase();
+        if !SERVED_MECHANISMS.contains(&name.as_str()) {
+            return Err(invalid(
+                "sasl.enabled.mechanisms",
+                &text,
+                format!(
+                    "listener {listener}: mechanism {name} is not supported (Kafka's default is \
+                     GSSAPI); enable some of {}",
+                    SERVED_MECHANISMS.join(", ")
+                ),
+            ));
+        }
+        if !mechanisms.contains(&name) {
+            mechanisms.push(name);
+        }
+    }
+    if mechanisms.is_empty() {
+        return Err(invalid(
+            "sasl.enabled.mechanisms",
+            &text,
+            "names no mechanism",
+        ));
+    }
+    let mut plain_users = BTreeMap::new();
+    let mut client_credentials = BTreeMap::new();
+    for mechanism in &mechanisms {
+        let key = jaas_key(listener, mechanism);
+        let Some(text) = map.get(&key) else {
+            if mechanism == "PLAIN" {
+                return Err(invalid(
+                    &key,
+                    "",
+                    "PLAIN is enabled but has no users: set it to \
+                     org.apache.kafka.common.security.plain.PlainLoginModule required user_NAME=\"password\";",
+                ));
+            }
+            continue;
+        };
+        let jaas = JaasConfig::parse(text).map_err(|e| invalid(&key, "(hidden)", e.to_string()))?;
+        if mechanism == "PLAIN" {
+            plain_users = jaas.plain_users();
+        }
+        if let (Some(user), Some(password)) =
+            (jaas.options.get("username"), jaas.options.get("password"))
+        {
+            client_credentials.insert(mechanism.clone(), (user.clone(), password.clone()));
+        }
+    }
+    let max_reauth_ms = match lookup("connections.max.reauth.ms") {
+        None => 0,
+        Some(v) => v.parse::<u64>().map_err(|_| {
+            invalid(
+                "connections.max.reauth.ms",
+                &v,
+                "not a non-negative integer",
+            )
+        })?,
+    };
+    Ok(SaslServerSettings {
+        mechanisms,
+        plain_users,
+        max_reauth_ms,
+        client_credentials,
+    })
+}
+
+fn inter_broker_client(
+    map: &BTreeMap<String, String>,
+    inter: &ServedListener,
+) -> Result<InterBrokerClient, ConfigError> {
+    let sasl = match &inter.sasl {
+        None => None,
+        Some(settings) => {
+            let mechanism = match map.get("sasl.mechanism.inter.broker.protocol") {
+                Some(m) => {
+                    let m = m.trim().to_ascii_uppercase();
+                    if !settings.mechanisms.contains(&m) {
+                        return Err(invalid(
+                            "sasl.mechanism.inter.broker.protocol",
+                            &m,
+                            format!(
+                                "must be enabled on the inter-broker listener {} (sasl.enabled.mechanisms)",
+                                inter.listener.name
+                            ),
+                        ));
+                    }
+                    m
+                }
+                None => settings.mechanisms[0].clone(),
+            };
+            let (user, password) = settings
+                .client_credentials
+                .get(&mechanism)
+                .cloned()
+                .ok_or_else(|| {
+                    invalid(
+                        &jaas_key(&inter.listener.name, &mechanism),
+                        "",
+                        format!(
+                            "the inter-broker listener {} uses {mechanism}: its login module needs \
+                             username=\"...\" password=\"...\" for this broker's own connections",
+                            inter.listener.name
+                        ),
+                    )
+                })?;
+            Some((mechanism, user, password))
+        }
+    };
+    Ok(InterBrokerClient {
+        listener_name: inter.listener.name.clone(),
+        protocol: inter.protocol,
+        tls: inter.tls.clone(),
+        sasl,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn several_listeners_with_their_protocols_and_overrides() {
+        let config = parse(&props(&[
+            ("listeners", "PLAINTEXT://:9092,INTERNAL://127.0.0.1:9094,CONTROLLER://:9093,SASL_PLAINTEXT://:9095"),
+            ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,INTERNAL:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT"),
+            ("inter.broker.listener.name", "INTERNAL"),
+            ("sasl.enabled.mechanisms", "PLAIN"),
+            ("listener.name.internal.sasl.enabled.mechanisms", "SCRAM-SHA-512,PLAIN"),
+            ("listener.name.internal.plain.sasl.jaas.config", "org.apache.kafka.common.security.plain.PlainLoginModule required username=\"b\" password=\"bp\" user_b=\"bp\";"),
+            ("listener.name.sasl_plaintext.plain.sasl.jaas.config", "org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"a\";"),
+            ("listener.name.internal.scram-sha-512.sasl.jaas.config", "org.apache.kafka.common.security.scram.ScramLoginModule required username=\"s\" password=\"sp\";"),
+        ]))
+        .unwrap();
+        let names: Vec<_> = config
+            .served
+            .iter()
+            .map(|s| s.listener.name.as_str())
+            .collect();
+        assert_eq!(names, ["PLAINTEXT", "INTERNAL", "SASL_PLAINTEXT"]);
+        let internal = &config.served[1];
+        assert_eq!(internal.protocol, SecurityProtocol::SaslPlaintext);
+        let sasl = internal.sasl.as_ref().unwrap();
+        assert_eq!(sasl.mechanisms, ["SCRAM-SHA-512", "PLAIN"]);
+        assert_eq!(
+            config.served[2].sasl.as_ref().unwrap().plain_users["alice"],
+            "a"
+        );
+        assert_eq!(
+            config.inter_broker_client.sasl,
+            Some(("SCRAM-SHA-512".into(), "s".into(), "sp".into()))
+        );
+        assert!(
+            !format!("{config:?}").contains("bp"),
+            "passwords never printed"
+        );
+    }
+
+    #[test]
+    fn refusals_name_their_key() {
+        let key_of = |pairs: &[(&str, &str)]| match parse(&props(pairs)) {
+            Err(ConfigError::InvalidValue { key, .. }) => key,
+            Ok(_) => "accepted".to_string(),
+        };
+        assert_eq!(
+            key_of(&[("listeners", "FOO://:1")]),
+            "listener.security.protocol.map"
+        );
+        assert_eq!(
+            key_of(&[("listeners", "SASL_PLAINTEXT://:1")]),
+            "sasl.enabled.mechanisms"
+        );
+        assert_eq!(
+            key_of(&[
+                ("listeners", "SASL_PLAINTEXT://:1"),
+                ("sasl.enabled.mechanisms", "PLAIN")
+            ]),
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config"
+        );
+        assert_eq!(
+            key_of(&[("listeners", "SSL://:1"), ("ssl.keystore.type", "JKS")]),
+            "ssl.keystore.type"
+        );
+        assert_eq!(
+            key_of(&[
+                ("listeners", "PLAINTEXT://:1"),
+                ("inter.broker.listener.name", "X")
+            ]),
+            "inter.broker.listener.name"
+        );
+        assert_eq!(
+            key_of(&[("listeners", "PLAINTEXT://:1,PLAINTEXT://:2")]),
+            "listeners"
+        );
+    }
+}

@@ -1,0 +1,305 @@
+//! SASL on a real (in-process) broker, driven with raw frames: PLAIN and SCRAM exchanges
+//! with KIP-152 framing and with v0 raw tokens, re-authentication and session expiry
+//! (KIP-368), and bad input (requests before authentication, garbage, oversized tokens,
+//! out-of-order SCRAM messages, unknown mechanisms) answered with Kafka's error or a close,
+//! while the broker carries on.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{s, Client};
+use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
+use kafka_protocol::messages::{
+    AlterUserScramCredentialsRequest, ApiVersionsRequest, MetadataRequest, SaslAuthenticateRequest,
+    SaslHandshakeRequest,
+};
+use strom_broker::{Broker, BrokerConfig, LocalMetadata, MetadataPort};
+use strom_meta::ControllerConfig;
+use strom_security::scram::{ScramClient, ScramMechanism};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
+                    username=\"alice\" password=\"alice-secret\" \
+                    user_alice=\"alice-secret\";";
+
+struct SaslBroker {
+    broker: Broker,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(extra: &[(&str, &str)]) -> SaslBroker {
+    let dir = tempfile::tempdir().unwrap();
+    let mut map: BTreeMap<String, String> = [
+        ("listeners", "SASL_PLAINTEXT://127.0.0.1:0"),
+        ("sasl.enabled.mechanisms", "PLAIN,SCRAM-SHA-256"),
+        ("listener.name.sasl_plaintext.plain.sasl.jaas.config", JAAS),
+        ("connection.failed.authentication.delay.ms", "50"),
+        ("strom.http.listeners", ""),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    map.insert("log.dirs".into(), dir.path().display().to_string());
+    for (k, v) in extra {
+        map.insert(k.to_string(), v.to_string());
+    }
+    let (config, _) = BrokerConfig::from_props(&map).unwrap();
+    let metadata = Arc::new(LocalMetadata::new(ControllerConfig::default()));
+    let port: Arc<dyn MetadataPort> = metadata;
+    let broker = Broker::start(config, port).await.unwrap();
+    SaslBroker { broker, _dir: dir }
+}
+
+impl SaslBroker {
+    async fn client(&self) -> Client {
+        Client::connect(self.broker.local_addr()).await
+    }
+
+    async fn plain_client(&self) -> Client {
+        let mut c = self.client().await;
+        plain(&mut c, "alice", "alice-secret", 2).await;
+        c
+    }
+}
+
+async fn handshake(c: &mut Client, mechanism: &str, version: i16) -> i16 {
+    let r = c
+        .send(
+            version,
+            SaslHandshakeRequest::default().with_mechanism(s(mechanism)),
+        )
+        .await;
+    r.error_code
+}
+
+async fn authenticate(
+    c: &mut Client,
+    token: &[u8],
+    version: i16,
+) -> kafka_protocol::messages::SaslAuthenticateResponse {
+    c.send(
+        version,
+        SaslAuthenticateRequest::default().with_auth_bytes(token.to_vec().into()),
+    )
+    .await
+}
+
+async fn plain(c: &mut Client, user: &str, password: &str, version: i16) -> i16 {
+    assert_eq!(handshake(c, "PLAIN", 1).await, 0);
+    authenticate(c, &strom_security::plain_message(user, password), version)
+        .await
+        .error_code
+}
+
+async fn metadata_works(c: &mut Client) {
+    let r = c
+        .send(12, MetadataRequest::default().with_topics(None))
+        .await;
+    assert_eq!(r.brokers.len(), 1);
+}
+
+#[tokio::test]
+async fn plain_authenticates_then_serves_and_wrong_password_is_refused_and_closed() {
+    let b = start(&[]).await;
+    let mut c = b.client().await;
+    // ApiVersions is served before authentication and lists the SASL APIs.
+    let versions = c.send(2, ApiVersionsRequest::default()).await;
+    let keys: Vec<i16> = versions.api_keys.iter().map(|k| k.api_key).collect();
+    assert!(keys.contains(&17) && keys.contains(&36), "{keys:?}");
+    assert_eq!(plain(&mut c, "alice", "alice-secret", 2).await, 0);
+    metadata_works(&mut c).await;
+
+    let mut bad = b.client().await;
+    assert_eq!(handshake(&mut bad, "PLAIN", 1).await, 0);
+    let started = std::time::Instant::now();
+    let r = authenticate(&mut bad, &strom_security::plain_message("alice", "nope"), 1).await;
+    assert_eq!(r.error_code, 58, "SASL_AUTHENTICATION_FAILED");
+    assert!(r
+        .error_message
+        .unwrap()
+        .contains("Invalid username or password"));
+    assert!(
+        started.elapsed() >= Duration::from_millis(50),
+        "failure is delayed"
+    );
+    assert!(bad.is_closed().await);
+    let failed = b
+        .broker
+        .context()
+        .metrics
+        .connections
+        .failed_authentication
+        .get();
+    assert_eq!(failed, 1);
+    // The first connection is unaffected.
+    metadata_works(&mut c).await;
+}
+
+#[tokio::test]
+async fn requests_before_authentication_close_the_connection() {
+    let b = start(&[]).await;
+    let mut c = b.client().await;
+    c.send_only(12, &MetadataRequest::default().with_topics(None))
+        .await;
+    assert!(c.is_closed().await);
+    // SaslAuthenticate without a handshake: ILLEGAL_SASL_STATE, then closed.
+    let mut c = b.client().await;
+    let r = authenticate(&mut c, b"\0a\0b", 1).await;
+    assert_eq!(r.error_code, 34);
+    assert!(c.is_closed().await);
+    // An unknown mechanism: UNSUPPORTED_SASL_MECHANISM with the enabled list, then closed.
+    let mut c = b.client().await;
+    let r = c
+        .send(
+            1,
+            SaslHandshakeRequest::default().with_mechanism(s("GSSAPI")),
+        )
+        .await;
+    assert_eq!(r.error_code, 33);
+    let names: Vec<String> = r.mechanisms.iter().map(|m| m.to_string()).collect();
+    assert_eq!(names, ["PLAIN", "SCRAM-SHA-256"]);
+    assert!(c.is_closed().await);
+    // Garbage before the handshake (not a Kafka request) and an oversized frame.
+    let mut c = b.client().await;
+    c.stream
+        .write_all(&[0, 0, 0, 8, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4])
+        .await
+        .unwrap();
+    assert!(c.is_closed().await);
+    let mut c = b.client().await;
+    c.stream
+        .write_all(&(10_000_000i32).to_be_bytes())
+        .await
+        .unwrap();
+    assert!(c.is_closed().await);
+    // Through all of it the broker serves.
+    let mut ok = b.plain_client().await;
+    metadata_works(&mut ok).await;
+}
+
+#[tokio::test]
+async fn oversized_and_malformed_tokens_are_refused() {
+    let b = start(&[]).await;
+    let mut c = b.client().await;
+    assert_eq!(handshake(&mut c, "PLAIN", 1).await, 0);
+    let r = authenticate(&mut c, &vec![b'a'; 100_000], 1).await;
+    assert_eq!(r.error_code, 58);
+    assert!(c.is_closed().await);
+    let mut c = b.client().await;
+    assert_eq!(handshake(&mut c, "SCRAM-SHA-256", 1).await, 0);
+    // The client-final message first: out of order.
+    let r = authenticate(&mut c, b"c=biws,r=abc,p=AAAA", 1).await;
+    assert_eq!(r.error_code, 58);
+    assert!(c.is_closed().await);
+}
+
+async fn add_scram_user(b: &SaslBroker, user: &str, password: &str) {
+    let mut admin = b.plain_client().await;
+    let salt = b"0123456789abcdef".to_vec();
+    let salted = ScramMechanism::Sha256.salted_password(password.as_bytes(), &salt, 4096);
+    let r = admin
+        .send(
+            0,
+            AlterUserScramCredentialsRequest::default().with_upsertions(vec![
+                ScramCredentialUpsertion::default()
+                    .with_name(s(user))
+                    .with_mechanism(1)
+                    .with_iterations(4096)
+                    .with_salt(salt.into())
+                    .with_salted_password(salted.into()),
+            ]),
+        )
+        .await;
+    assert_eq!(
+        r.results[0].error_code, 0,
+        "{:?}",
+        r.results[0].error_message
+    );
+}
+
+#[tokio::test]
+async fn scram_with_kip152_framing_and_with_v0_raw_tokens() {
+    let b = start(&[]).await;
+    add_scram_user(&b, "carol", "carol-secret").await;
+
+    let mut c = b.client().await;
+    assert_eq!(handshake(&mut c, "SCRAM-SHA-256", 1).await, 0);
+    let (mut scram, first) = ScramClient::start(ScramMechanism::Sha256, "carol", "carol-secret");
+    let r = authenticate(&mut c, &first, 2).await;
+    assert_eq!(r.error_code, 0);
+    let last = scram.respond(&r.auth_bytes).unwrap();
+    let r = authenticate(&mut c, &last, 2).await;
+    assert_eq!(r.error_code, 0);
+    scram.finish(&r.auth_bytes).unwrap();
+    metadata_works(&mut c).await;
+
+    // SaslHandshake v0: the tokens go as raw size-prefixed frames.
+    let mut c = b.client().await;
+    assert_eq!(handshake(&mut c, "SCRAM-SHA-256", 0).await, 0);
+    let (mut scram, first) = ScramClient::start(ScramMechanism::Sha256, "carol", "carol-secret");
+    let server_first = raw_exchange(&mut c, &first).await;
+    let last = scram.respond(&server_first).unwrap();
+    let server_final = raw_exchange(&mut c, &last).await;
+    scram.finish(&server_final).unwrap();
+    metadata_works(&mut c).await;
+
+    // A wrong password over v0 framing: no error frame exists, the connection closes.
+    let mut c = b.client().await;
+    assert_eq!(handshake(&mut c, "SCRAM-SHA-256", 0).await, 0);
+    let (mut scram, first) = ScramClient::start(ScramMechanism::Sha256, "carol", "wrong");
+    let server_first = raw_exchange(&mut c, &first).await;
+    let last = scram.respond(&server_first).unwrap();
+    raw_send(&mut c, &last).await;
+    assert!(c.is_closed().await);
+}
+
+async fn raw_send(c: &mut Client, token: &[u8]) {
+    c.stream
+        .write_all(&(token.len() as i32).to_be_bytes())
+        .await
+        .unwrap();
+    c.stream.write_all(token).await.unwrap();
+}
+
+async fn raw_exchange(c: &mut Client, token: &[u8]) -> Vec<u8> {
+    raw_send(c, token).await;
+    let size = c.stream.read_i32().await.unwrap();
+    let mut reply = vec![0u8; size as usize];
+    c.stream.read_exact(&mut reply).await.unwrap();
+    reply
+}
+
+#[tokio::test]
+async fn reauthentication_within_the_session_and_expiry_closes() {
+    let b = start(&[("connections.max.reauth.ms", "1500")]).await;
+    let mut c = b.client().await;
+    assert_eq!(handshake(&mut c, "PLAIN", 1).await, 0);
+    let r = authenticate(
+        &mut c,
+        &strom_security::plain_message("alice", "alice-secret"),
+        1,
+    )
+    .await;
+    assert_eq!(r.error_code, 0);
+    assert_eq!(r.session_lifetime_ms, 1500);
+    // Re-authenticate (KIP-368): same principal, on the same connection.
+    assert_eq!(plain(&mut c, "alice", "alice-secret", 1).await, 0);
+    metadata_works(&mut c).await;
+    assert_eq!(
+        b.broker
+            .context()
+            .metrics
+            .connections
+            .successful_reauthentication
+            .get(),
+        1
+    );
+    // Let the session run out: the next request closes the connection.
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    c.send_only(12, &MetadataRequest::default().with_topics(None))
+        .await;
+    assert!(c.is_closed().await);
+}

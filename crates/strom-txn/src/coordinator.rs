@@ -1,0 +1,633 @@
+//! The coordinator of one `__transaction_state` partition: Kafka's
+//! `TransactionCoordinator` and `TransactionStateManager` without the I/O.
+//!
+//! Every change of a transactional id's state is one record (the whole new state), so the
+//! partition's log replayed in order rebuilds the state exactly ([`Coordinator::load`]).
+//! The in-memory state moves when a command returns its records; the broker appends them
+//! and answers only once they are committed, and drops and reloads the coordinator when an
+//! append fails, so no answer rests on state the log does not hold.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::records::{decode_key, decode_value, RecordError, TxnRecord};
+use crate::state::{TopicPartition, TxnMetadata, TxnState, NO_PRODUCER_EPOCH, NO_PRODUCER_ID};
+
+/// The coordinator's bounds, from the broker's `transaction.*` keys.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a producer may ask.
+    pub max_timeout_ms: i32,
+    /// `transactional.id.expiration.ms`: an id idle (no transaction) this long is removed.
+    pub transactional_id_expiration_ms: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_timeout_ms: 900_000,
+            transactional_id_expiration_ms: 604_800_000,
+        }
+    }
+}
+
+/// The Kafka error codes the coordinator answers with; `code()` is the wire value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    None,
+    /// Retriable: markers of the previous transaction are being written.
+    ConcurrentTransactions,
+    ProducerFenced,
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    InvalidTxnState,
+    InvalidTransactionTimeout,
+    TransactionalIdNotFound,
+    CoordinatorNotAvailable,
+    CoordinatorLoadInProgress,
+    NotCoordinator,
+    UnknownServerError,
+}
+
+impl ErrorCode {
+    pub fn code(self) -> i16 {
+        match self {
+            ErrorCode::None => 0,
+            ErrorCode::ConcurrentTransactions => 51,
+            ErrorCode::ProducerFenced => 90,
+            ErrorCode::InvalidProducerEpoch => 47,
+            ErrorCode::InvalidProducerIdMapping => 49,
+            ErrorCode::InvalidTxnState => 48,
+            ErrorCode::InvalidTransactionTimeout => 50,
+            ErrorCode::TransactionalIdNotFound => 105,
+            ErrorCode::CoordinatorNotAvailable => 15,
+            ErrorCode::CoordinatorLoadInProgress => 14,
+            ErrorCode::NotCoordinator => 16,
+            ErrorCode::UnknownServerError => -1,
+        }
+    }
+}
+
+/// Markers to write: one COMMIT or ABORT control batch of `producer_id`/`producer_epoch` on
+/// every partition listed. Started only once the record that asked for it is committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarkerJob {
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub commit: bool,
+    pub partitions: Vec<TopicPartition>,
+}
+
+/// Records to append, the response to release once they are committed, and marker jobs to
+/// start once they are committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output<R> {
+    pub records: Vec<TxnRecord>,
+    pub response: R,
+    pub markers: Vec<MarkerJob>,
+}
+
+impl<R> Output<R> {
+    fn only(response: R) -> Self {
+        Output {
+            records: Vec::new(),
+            response,
+            markers: Vec::new(),
+        }
+    }
+}
+
+/// InitProducerId's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InitPidResult {
+    pub error: ErrorCode,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+}
+
+impl InitPidResult {
+    fn error(error: ErrorCode) -> Self {
+        InitPidResult {
+            error,
+            producer_id: NO_PRODUCER_ID,
+            producer_epoch: NO_PRODUCER_EPOCH,
+        }
+    }
+}
+
+/// EndTxn's answer (the epoch is the producer's current one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndTxnResult {
+    pub error: ErrorCode,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+}
+
+/// DescribeTransactions' view of one id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedTxn {
+    pub transactional_id: String,
+    pub state: TxnState,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub timeout_ms: i32,
+    pub start_ms: i64,
+    pub partitions: Vec<TopicPartition>,
+}
+
+/// ListTransactions' filters (empty: no filter).
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub states: Vec<String>,
+    pub producer_ids: Vec<i64>,
+    /// Only transactions running at least this long (-1: no filter), KIP-994.
+    pub min_duration_ms: i64,
+}
+
+/// Epochs at or above this cannot be bumped: the producer gets a new id (Kafka's
+/// `isEpochExhausted`: `Short.MaxValue - 1`).
+const EPOCH_EXHAUSTED: i16 = i16::MAX - 1;
+
+/// The transactional ids of one `__transaction_state` partition.
+#[derive(Debug)]
+pub struct Coordinator {
+    config: Config,
+    txns: BTreeMap<String, TxnMetadata>,
+}
+
+impl Coordinator {
+    pub fn new(config: Config) -> Self {
+        Coordinator {
+            config,
+            txns: BTreeMap::new(),
+        }
+    }
+
+    /// Rebuilds the state from the partition's records in log order, and returns the marker
+    /// jobs of transactions the previous coordinator prepared but did not complete.
+    pub fn load<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+    ) -> Result<Vec<MarkerJob>, RecordError> {
+        self.txns.clear();
+        for (key, value) in records {
+            let id = decode_key(key)?;
+            match value {
+                None => {
+                    self.txns.remove(&id);
+                }
+                Some(value) => {
+                    let v = decode_value(value)?;
+                    let previous = self.txns.get(&id);
+                    let meta = TxnMetadata {
+                        previous_producer_id: previous
+                            .filter(|p| p.producer_id != v.producer_id)
+                            .map_or(NO_PRODUCER_ID, |p| p.producer_id),
+                        last_producer_epoch: NO_PRODUCER_EPOCH,
+                        transactional_id: id.clone(),
+                        producer_id: v.producer_id,
+                        producer_epoch: v.producer_epoch,
+                        timeout_ms: v.timeout_ms,
+                        state: v.state,
+                        partitions: v.partitions,
+                        start_ms: v.start_ms,
+                        last_update_ms: v.last_update_ms,
+                    };
+                    self.txns.insert(id, meta);
+                }
+            }
+        }
+        Ok(self.txns.values().filter_map(pending_markers).collect())
+    }
+
+    /// The state of one id.
+    pub fn get(&self, transactional_id: &str) -> Option<&TxnMetadata> {
+        self.txns.get(transactional_id)
+    }
+
+    /// Every id's state, in id order.
+    pub fn all(&self) -> impl Iterator<Item = &TxnMetadata> {
+        self.txns.values()
+    }
+
+    /// InitProducerId with a transactional id. `fresh_producer_id` is a newly allocated id
+    /// the call takes when it needs one (a new transactional id, an exhausted epoch); the
+    /// caller keeps it otherwise. `expected` is the producer's current id and epoch when it
+    /// asks to bump its epoch after an error (KIP-360).
+    pub fn init_producer_id(
+        &mut self,
+        transactional_id: &str,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+        fresh_producer_id: &mut Option<i64>,
+        now_ms: i64,
+    ) -> Output<InitPidResult> {
+        if timeout_ms <= 0 || timeout_ms > self.config.max_timeout_ms {
+            return Output::only(InitPidResult::error(ErrorCode::InvalidTransactionTimeout));
+        }
+        let Some(meta) = self.txns.get(transactional_id) else {
+            let Some(producer_id) = fresh_producer_id.take() else {
+                return Output::only(InitPidResult::error(ErrorCode::CoordinatorNotAvailable));
+            };
+            let meta = TxnMetadata {
+                transactional_id: transactional_id.to_string(),
+                producer_id,
+                previous_producer_id: NO_PRODUCER_ID,
+                producer_epoch: 0,
+                last_producer_epoch: NO_PRODUCER_EPOCH,
+                timeout_ms,
+                state: TxnState::Empty,
+                partitions: BTreeSet::new(),
+                start_ms: -1,
+                last_update_ms: now_ms,
+            };
+            return self.write(meta, Vec::new(), ok_pid(producer_id, 0));
+        };
+        let mut meta = meta.clone();
+        if meta.state.is_preparing()
+            || matches!(meta.state, TxnState::PrepareEpochFence | TxnState::Dead)
+        {
+            return Output::only(InitPidResult::error(ErrorCode::ConcurrentTransactions));
+        }
+        if let Some((producer_id, epoch)) = expected {
+            // Kafka's isValidProducerId: the current id, or the previous one after an
+            // exhausted epoch (a retry whose answer was lost).
+            let valid = producer_id == meta.producer_id
+                || (producer_id == meta.previous_producer_id && epoch >= EPOCH_EXHAUSTED);
+            if !valid {
+                return Output::only(InitPidResult::error(ErrorCode::ProducerFenced));
+            }
+        }
+        if meta.state == TxnState::Ongoing {
+            // A new producer instance fences the old one: its transaction is aborted with a
+            // bumped epoch (so the zombie's writes are refused) and this call is retried.
+            if meta.producer_epoch < EPOCH_EXHAUSTED {
+                meta.last_producer_epoch = meta.producer_epoch;
+                meta.producer_epoch += 1;
+            }
+            meta.state = TxnState::PrepareAbort;
+            meta.last_update_ms = now_ms;
+            let job = job_of(&meta, false);
+            return self.write(
+                meta,
+                vec![job],
+                InitPidResult::error(ErrorCode::ConcurrentTransactions),
+            );
+        }
+        if let Some((producer_id, epoch)) = expected {
+            let current = producer_id == meta.producer_id && epoch == meta.producer_epoch;
+            let retried = (producer_id == meta.producer_id
+                && meta.last_producer_epoch != NO_PRODUCER_EPOCH
+                && epoch == meta.last_producer_epoch)
+                || producer_id == meta.previous_producer_id;
+            if retried && !current {
+                // The previous bump's answer was lost: the same answer again.
+                return Output::only(ok_pid(meta.producer_id, meta.producer_epoch));
+            }
+            if !current {
+                return Output::only(InitPidResult::error(ErrorCode::ProducerFenced));
+            }
+        }
+        if meta.producer_epoch >= EPOCH_EXHAUSTED {
+            let Some(producer_id) = fresh_producer_id.take() else {
+                return Output::only(InitPidResult::error(ErrorCode::CoordinatorNotAvailable));
+            };
+            meta.previous_producer_id = meta.producer_id;
+            meta.producer_id = producer_id;
+            meta.producer_epoch = 0;
+            meta.last_producer_epoch = NO_PRODUCER_EPOCH;
+        } else {
+            meta.last_producer_epoch = meta.producer_epoch;
+            meta.producer_epoch += 1;
+        }
+        meta.timeout_ms = timeout_ms;
+        meta.state = TxnState::Empty;
+        meta.partitions.clear();
+        meta.start_ms = -1;
+        meta.last_update_ms = now_ms;
+        let answer = ok_pid(meta.producer_id, meta.producer_epoch);
+        self.write(meta, Vec::new(), answer)
+    }
+
+    /// The checks every producer request makes: the id exists, the producer id is its
+    /// current one, the epoch is current, no markers are being written.
+    fn check_producer(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> Result<&TxnMetadata, ErrorCode> {
+        let meta = self
+            .txns
+            .get(transactional_id)
+            .ok_or(ErrorCode::InvalidProducerIdMapping)?;
+        if meta.producer_id != producer_id {
+            return Err(ErrorCode::InvalidProducerIdMapping);
+        }
+        if meta.producer_epoch != producer_epoch {
+            return Err(ErrorCode::ProducerFenced);
+        }
+        if meta.state == TxnState::Dead {
+            return Err(ErrorCode::InvalidProducerIdMapping);
+        }
+        Ok(meta)
+    }
+
+    /// AddPartitionsToTxn (and AddOffsetsToTxn, with the group's `__consumer_offsets`
+    /// partition): the partitions join the ongoing transaction, which starts if none is.
+    pub fn add_partitions(
+        &mut self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[TopicPartition],
+        now_ms: i64,
+    ) -> Output<ErrorCode> {
+        let meta = match self.check_producer(transactional_id, producer_id, producer_epoch) {
+            Ok(meta) => meta,
+            Err(error) => return Output::only(error),
+        };
+        if meta.state.is_preparing() || meta.state == TxnState::PrepareEpochFence {
+            return Output::only(ErrorCode::ConcurrentTransactions);
+        }
+        if meta.state == TxnState::Ongoing && partitions.iter().all(|p| meta.partitions.contains(p))
+        {
+            return Output::only(ErrorCode::None);
+        }
+        let mut meta = meta.clone();
+        if meta.state != TxnState::Ongoing {
+            meta.partitions.clear();
+            meta.start_ms = now_ms;
+            meta.state = TxnState::Ongoing;
+        }
+        meta.partitions.extend(partitions.iter().cloned());
+        meta.last_update_ms = now_ms;
+        self.write(meta, Vec::new(), ErrorCode::None)
+    }
+
+    /// KIP-890 part 1: whether each partition is in the producer's ongoing transaction
+    /// (AddPartitionsToTxn v4+ with `verify_only`, asked by a partition leader before it
+    /// appends a transactional batch). Writes nothing.
+    pub fn verify_partitions(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[TopicPartition],
+    ) -> Result<Vec<(TopicPartition, ErrorCode)>, ErrorCode> {
+        let meta = self.check_producer(transactional_id, producer_id, producer_epoch)?;
+        if meta.state.is_preparing() {
+            return Err(ErrorCode::ConcurrentTransactions);
+        }
+        let ongoing = meta.state == TxnState::Ongoing;
+        Ok(partitions
+            .iter()
+            .map(|p| {
+                let error = if ongoing && meta.partitions.contains(p) {
+                    ErrorCode::None
+                } else {
+                    ErrorCode::InvalidTxnState
+                };
+                (p.clone(), error)
+            })
+            .collect())
+    }
+
+    /// EndTxn: PrepareCommit or PrepareAbort is written and the markers start once it is
+    /// committed; a retry of an end already done (or under way) is answered as Kafka does.
+    pub fn end_txn(
+        &mut self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        now_ms: i64,
+    ) -> Output<EndTxnResult> {
+        let result = |error| EndTxnResult {
+            error,
+            producer_id,
+            producer_epoch,
+        };
+        let meta = match self.check_producer(transactional_id, producer_id, producer_epoch) {
+            Ok(meta) => meta,
+            Err(error) => return Output::only(result(error)),
+        };
+        let error = match (meta.state, commit) {
+            (TxnState::Ongoing, _) => {
+                let mut meta = meta.clone();
+                meta.state = if commit {
+                    TxnState::PrepareCommit
+                } else {
+                    TxnState::PrepareAbort
+                };
+                meta.last_update_ms = now_ms;
+                let job = job_of(&meta, commit);
+                return self.write(meta, vec![job], result(ErrorCode::None));
+            }
+            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => ErrorCode::None,
+            (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
+                ErrorCode::ConcurrentTransactions
+            }
+            (TxnState::PrepareEpochFence, _) => ErrorCode::ConcurrentTransactions,
+            _ => ErrorCode::InvalidTxnState,
+        };
+        Output::only(result(error))
+    }
+
+    /// Every marker of a job is written: the transaction completes (CompleteCommit or
+    /// CompleteAbort, no partitions). A job that no longer matches the state (the id moved
+    /// on meanwhile) is ignored.
+    pub fn markers_written(&mut self, job: &MarkerJob, now_ms: i64) -> Output<()> {
+        let Some(meta) = self.txns.get(&job.transactional_id) else {
+            return Output::only(());
+        };
+        let expected = if job.commit {
+            TxnState::PrepareCommit
+        } else {
+            TxnState::PrepareAbort
+        };
+        if meta.state != expected
+            || meta.producer_id != job.producer_id
+            || meta.producer_epoch != job.producer_epoch
+        {
+            return Output::only(());
+        }
+        let mut meta = meta.clone();
+        meta.state = if job.commit {
+            TxnState::CompleteCommit
+        } else {
+            TxnState::CompleteAbort
+        };
+        meta.partitions.clear();
+        meta.last_update_ms = now_ms;
+        self.write(meta, Vec::new(), ())
+    }
+
+    fn abort_ongoing<R: Refusable>(
+        &mut self,
+        mut meta: TxnMetadata,
+        now_ms: i64,
+        answer: R,
+    ) -> Output<R> {
+        if meta.producer_epoch < EPOCH_EXHAUSTED {
+            meta.last_producer_epoch = NO_PRODUCER_EPOCH;
+            meta.producer_epoch += 1;
+        }
+        meta.state = TxnState::PrepareAbort;
+        meta.last_update_ms = now_ms;
+        let job = job_of(&meta, false);
+        self.write(meta, vec![job], answer)
+    }
+
+    /// Timers: transactions older than their timeout are aborted with a bumped epoch (the
+    /// producer is fenced, as in Kafka); ids with no transaction for
+    /// `transactional.id.expiration.ms` are removed (a tombstone).
+    pub fn tick(&mut self, now_ms: i64) -> Output<()> {
+        let mut out = Output::only(());
+        let timed_out: Vec<TxnMetadata> = self
+            .txns
+            .values()
+            .filter(|m| {
+                m.state == TxnState::Ongoing
+                    && now_ms.saturating_sub(m.start_ms) > i64::from(m.timeout_ms)
+            })
+            .cloned()
+            .collect();
+        for meta in timed_out {
+            let step = self.abort_ongoing(meta, now_ms, ());
+            out.records.extend(step.records);
+            out.markers.extend(step.markers);
+        }
+        let expired: Vec<String> = self
+            .txns
+            .values()
+            .filter(|m| {
+                matches!(
+                    m.state,
+                    TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+                ) && now_ms.saturating_sub(m.last_update_ms)
+                    >= self.config.transactional_id_expiration_ms
+            })
+            .map(|m| m.transactional_id.clone())
+            .collect();
+        for id in expired {
+            match TxnRecord::tombstone(&id) {
+                Ok(record) => {
+                    self.txns.remove(&id);
+                    out.records.push(record);
+                }
+                // Unreachable for an id that was encoded before; it simply stays.
+                Err(_) => continue,
+            }
+        }
+        out
+    }
+
+    pub fn describe(&self, transactional_id: &str) -> Result<DescribedTxn, ErrorCode> {
+        let meta = self
+            .txns
+            .get(transactional_id)
+            .ok_or(ErrorCode::TransactionalIdNotFound)?;
+        Ok(DescribedTxn {
+            transactional_id: meta.transactional_id.clone(),
+            state: meta.state,
+            producer_id: meta.producer_id,
+            producer_epoch: meta.producer_epoch,
+            timeout_ms: meta.timeout_ms,
+            start_ms: meta.start_ms,
+            partitions: meta.partitions.iter().cloned().collect(),
+        })
+    }
+
+    /// ListTransactions: (id, producer id, state) of the ids matching every filter given.
+    pub fn list(&self, filter: &ListFilter, now_ms: i64) -> Vec<(String, i64, TxnState)> {
+        self.txns
+            .values()
+            .filter(|m| {
+                (filter.states.is_empty() || filter.states.iter().any(|s| s == m.state.name()))
+                    && (filter.producer_ids.is_empty()
+                        || filter.producer_ids.contains(&m.producer_id))
+                    && (filter.min_duration_ms < 0
+                        || (m.state == TxnState::Ongoing
+                            && now_ms.saturating_sub(m.start_ms) >= filter.min_duration_ms))
+            })
+            .map(|m| (m.transactional_id.clone(), m.producer_id, m.state))
+            .collect()
+    }
+
+    /// Installs `meta` and returns its record with `response`; an id too long to encode
+    /// (a key over 32 KiB) changes nothing and is refused.
+    fn write<R>(&mut self, meta: TxnMetadata, markers: Vec<MarkerJob>, response: R) -> Output<R>
+    where
+        R: Refusable,
+    {
+        match TxnRecord::of(&meta) {
+            Ok(record) => {
+                self.txns.insert(meta.transactional_id.clone(), meta);
+                Output {
+                    records: vec![record],
+                    response,
+                    markers,
+                }
+            }
+            Err(_) => Output::only(R::refused()),
+        }
+    }
+}
+
+/// A response that can say "refused" when a record cannot be encoded.
+pub trait Refusable {
+    fn refused() -> Self;
+}
+
+impl Refusable for ErrorCode {
+    fn refused() -> Self {
+        ErrorCode::InvalidTxnState
+    }
+}
+
+impl Refusable for InitPidResult {
+    fn refused() -> Self {
+        InitPidResult::error(ErrorCode::UnknownServerError)
+    }
+}
+
+impl Refusable for EndTxnResult {
+    fn refused() -> Self {
+        EndTxnResult {
+            error: ErrorCode::UnknownServerError,
+            producer_id: NO_PRODUCER_ID,
+            producer_epoch: NO_PRODUCER_EPOCH,
+        }
+    }
+}
+
+impl Refusable for () {
+    fn refused() -> Self {}
+}
+
+fn ok_pid(producer_id: i64, producer_epoch: i16) -> InitPidResult {
+    InitPidResult {
+        error: ErrorCode::None,
+        producer_id,
+        producer_epoch,
+    }
+}
+
+fn job_of(meta: &TxnMetadata, commit: bool) -> MarkerJob {
+    MarkerJob {
+        transactional_id: meta.transactional_id.clone(),
+        producer_id: meta.producer_id,
+        producer_epoch: meta.producer_epoch,
+        commit,
+        partitions: meta.partitions.iter().cloned().collect(),
+    }
+}
+
+fn pending_markers(meta: &TxnMetadata) -> Option<MarkerJob> {
+    match meta.state {
+        TxnState::PrepareCommit => Some(job_of(meta, true)),
+        TxnState::PrepareAbort => Some(job_of(meta, false)),
+        _ => None,
+    }
+}

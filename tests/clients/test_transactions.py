@@ -1,0 +1,353 @@
+"""Transactions through clients nobody here wrote: librdkafka's (confluent-kafka) transactional
+producer commits and aborts, a zombie is fenced by a new producer with the same
+transactional.id, consume-transform-produce commits its input offsets inside the transaction
+(send_offsets_to_transaction), transactions past their timeout are aborted by the coordinator,
+the coordinator's state survives a restart, and the Java client and kafkajs commit and abort
+(with Kafka's Admin listing and describing transactions).
+
+What a reader sees is checked two ways. With isolation.level=read_uncommitted every data
+record is delivered and each COMMIT/ABORT marker takes one offset that no consumer delivers,
+which shows where the coordinator wrote its markers; read_committed readers see exactly the
+committed records, and an open transaction holds them back."""
+
+import json
+import subprocess
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from conftest import strom_binary
+from test_cli import strom
+from test_compat import compat_tool  # noqa: F401  (the Java helper fixture)
+
+TIMEOUT_S = 30
+
+
+def create_topic(bootstrap, name, partitions=1):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(name, partitions, 1)], operation_timeout=TIMEOUT_S)[name].result(timeout=TIMEOUT_S)
+
+
+def txn_producer(bootstrap, transactional_id, **extra):
+    config = {"bootstrap.servers": bootstrap, "transactional.id": transactional_id, "linger.ms": 5}
+    config.update(extra)
+    return Producer(config)
+
+
+def consume_all(bootstrap, topic, isolation, expected_end, partitions=1, wait_s=TIMEOUT_S):
+    """(offset, value) of every record delivered from `topic`, reading until each partition's
+    position reaches its end offset (`expected_end`: markers included) or `wait_s` is up."""
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": isolation,
+        }
+    )
+    got = []
+    try:
+        c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and m.error() is None:
+                got.append((m.partition(), m.offset(), m.value().decode()))
+            positions = c.position([TopicPartition(topic, p) for p in range(partitions)])
+            if m is None and all(tp.offset >= expected_end for tp in positions):
+                break
+    finally:
+        c.close()
+    return got
+
+
+def end_offset(bootstrap, topic, partition=0):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"w-{uuid.uuid4().hex[:8]}"})
+    try:
+        return c.get_watermark_offsets(TopicPartition(topic, partition), timeout=TIMEOUT_S)[1]
+    finally:
+        c.close()
+
+
+def test_commit_and_abort_write_markers(broker, topic_name):
+    """A committed transaction of 5 records and an aborted one of 3: 8 data records and two
+    markers in the log (offsets 5 and 9), which no consumer delivers."""
+    create_topic(broker.bootstrap, topic_name)
+    p = txn_producer(broker.bootstrap, f"{topic_name}-tx")
+    p.init_transactions(TIMEOUT_S)
+    p.begin_transaction()
+    for i in range(5):
+        p.produce(topic_name, value=f"committed-{i}".encode())
+    p.commit_transaction(TIMEOUT_S)
+    p.begin_transaction()
+    for i in range(3):
+        p.produce(topic_name, value=f"aborted-{i}".encode())
+    p.flush(TIMEOUT_S)
+    p.abort_transaction(TIMEOUT_S)
+    # The markers are written after EndTxn is answered: the end offset reaches 10 shortly.
+    deadline = time.monotonic() + TIMEOUT_S
+    while end_offset(broker.bootstrap, topic_name) < 10 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert end_offset(broker.bootstrap, topic_name) == 10
+    got = consume_all(broker.bootstrap, topic_name, "read_uncommitted", 10)
+    assert [(o, v) for _, o, v in got] == [(i, f"committed-{i}") for i in range(5)] + [
+        (6 + i, f"aborted-{i}") for i in range(3)
+    ]
+
+
+def test_read_committed_sees_only_committed(broker, topic_name):
+    create_topic(broker.bootstrap, topic_name)
+    p = txn_producer(broker.bootstrap, f"{topic_name}-tx")
+    p.init_transactions(TIMEOUT_S)
+    for outcome in ("commit", "abort", "commit"):
+        p.begin_transaction()
+        for i in range(4):
+            p.produce(topic_name, value=f"{outcome}-{i}".encode())
+        p.flush(TIMEOUT_S)
+        (p.commit_transaction if outcome == "commit" else p.abort_transaction)(TIMEOUT_S)
+    got = consume_all(broker.bootstrap, topic_name, "read_committed", 15)
+    assert [v for _, _, v in got] == [f"commit-{i}" for i in range(4)] * 2
+
+
+def test_zombie_is_fenced_by_a_new_producer(broker, topic_name):
+    """A second producer with the same transactional.id fences the first: the first one's
+    open transaction is aborted by the coordinator, and its commit fails fatally."""
+    create_topic(broker.bootstrap, topic_name)
+    txid = f"{topic_name}-tx"
+    zombie = txn_producer(broker.bootstrap, txid)
+    zombie.init_transactions(TIMEOUT_S)
+    zombie.begin_transaction()
+    zombie.produce(topic_name, value=b"zombie")
+    zombie.flush(TIMEOUT_S)
+    fresh = txn_producer(broker.bootstrap, txid)
+    fresh.init_transactions(TIMEOUT_S)
+    with pytest.raises(KafkaException) as raised:
+        zombie.commit_transaction(TIMEOUT_S)
+    error = raised.value.args[0]
+    assert error.fatal() or error.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH), error
+    # The zombie's record was aborted (marker at offset 1); the new producer commits.
+    fresh.begin_transaction()
+    fresh.produce(topic_name, value=b"fresh")
+    fresh.commit_transaction(TIMEOUT_S)
+    deadline = time.monotonic() + TIMEOUT_S
+    while end_offset(broker.bootstrap, topic_name) < 4 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    got = consume_all(broker.bootstrap, topic_name, "read_uncommitted", 4)
+    assert [(o, v) for _, o, v in got] == [(0, "zombie"), (2, "fresh")]
+
+
+def test_send_offsets_to_transaction(broker, topic_name):
+    """Consume-transform-produce: the input offsets are committed by the transaction's commit
+    (TxnOffsetCommit, then the COMMIT marker on __consumer_offsets), not by an abort."""
+    src, dst, group = f"{topic_name}-in", f"{topic_name}-out", f"{topic_name}-g"
+    create_topic(broker.bootstrap, src)
+    create_topic(broker.bootstrap, dst)
+    plain = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(10):
+        plain.produce(src, value=str(i).encode())
+    plain.flush(TIMEOUT_S)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": broker.bootstrap,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    p = txn_producer(broker.bootstrap, f"{topic_name}-tx")
+    try:
+        p.init_transactions(TIMEOUT_S)
+        consumer.subscribe([src])
+        seen = []
+        deadline = time.monotonic() + TIMEOUT_S
+        while len(seen) < 6 and time.monotonic() < deadline:
+            m = consumer.poll(0.5)
+            if m is not None and m.error() is None:
+                seen.append(m)
+        assert len(seen) >= 6, seen
+        first = seen[:6]
+
+        def copy(messages, commit):
+            p.begin_transaction()
+            for m in messages:
+                p.produce(dst, value=b"x" + m.value())
+            last = messages[-1]
+            offsets = [TopicPartition(src, last.partition(), last.offset() + 1)]
+            p.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), TIMEOUT_S)
+            (p.commit_transaction if commit else p.abort_transaction)(TIMEOUT_S)
+
+        copy(first[:3], commit=True)
+        committed = consumer.committed([TopicPartition(src, 0)], timeout=TIMEOUT_S)
+        assert committed[0].offset == 3, committed
+        copy(first[3:6], commit=False)
+        committed = consumer.committed([TopicPartition(src, 0)], timeout=TIMEOUT_S)
+        assert committed[0].offset == 3, committed
+        copy(first[3:6], commit=True)
+        committed = consumer.committed([TopicPartition(src, 0)], timeout=TIMEOUT_S)
+        assert committed[0].offset == 6, committed
+    finally:
+        consumer.close()
+    # A new consumer of the group starts where the committed transaction left it.
+    again = Consumer(
+        {"bootstrap.servers": broker.bootstrap, "group.id": group, "enable.auto.commit": False}
+    )
+    try:
+        got = again.committed([TopicPartition(src, 0)], timeout=TIMEOUT_S)
+        assert got[0].offset == 6, got
+    finally:
+        again.close()
+
+
+def test_timed_out_transaction_is_aborted_and_producer_fenced(make_broker, topic_name):
+    """A transaction open past its transaction.timeout.ms is aborted by the coordinator with
+    a bumped epoch: the producer's commit then fails, and an ABORT marker follows its data."""
+    b = make_broker(["--override", "transaction.abort.timed.out.transaction.cleanup.interval.ms=200"])
+    create_topic(b.bootstrap, topic_name)
+    p = txn_producer(b.bootstrap, f"{topic_name}-tx", **{"transaction.timeout.ms": 2000})
+    p.init_transactions(TIMEOUT_S)
+    p.begin_transaction()
+    p.produce(topic_name, value=b"late")
+    p.flush(TIMEOUT_S)
+    deadline = time.monotonic() + TIMEOUT_S
+    while end_offset(b.bootstrap, topic_name) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert end_offset(b.bootstrap, topic_name) == 2, "no ABORT marker after the timeout"
+    with pytest.raises(KafkaException):
+        p.commit_transaction(TIMEOUT_S)
+
+
+def test_timeout_above_the_maximum_is_refused(make_broker):
+    b = make_broker(["--override", "transaction.max.timeout.ms=5000"])
+    p = txn_producer(b.bootstrap, "too-long", **{"transaction.timeout.ms": 10000})
+    with pytest.raises(KafkaException) as raised:
+        p.init_transactions(TIMEOUT_S)
+    assert raised.value.args[0].code() == KafkaError.INVALID_TRANSACTION_TIMEOUT, raised.value
+
+
+def test_coordinator_state_survives_restart(make_broker, topic_name):
+    """The coordinator's state is in __transaction_state: after a restart the same
+    transactional.id continues (its epoch moves on), a committed transaction stays
+    committed, and a producer from before the restart is fenced by the new one."""
+    b = make_broker()
+    create_topic(b.bootstrap, topic_name)
+    txid = f"{topic_name}-tx"
+    p = txn_producer(b.bootstrap, txid)
+    p.init_transactions(TIMEOUT_S)
+    p.begin_transaction()
+    p.produce(topic_name, value=b"before")
+    p.commit_transaction(TIMEOUT_S)
+    b.stop()
+    b.start()
+    fresh = txn_producer(b.bootstrap, txid)
+    fresh.init_transactions(TIMEOUT_S)
+    fresh.begin_transaction()
+    fresh.produce(topic_name, value=b"after")
+    fresh.commit_transaction(TIMEOUT_S)
+    deadline = time.monotonic() + TIMEOUT_S
+    while end_offset(b.bootstrap, topic_name) < 4 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    got = consume_all(b.bootstrap, topic_name, "read_uncommitted", 4)
+    assert [(o, v) for _, o, v in got] == [(0, "before"), (2, "after")]
+    # The producer from before the restart holds an older epoch: it is fenced.
+    p.begin_transaction()
+    p.produce(topic_name, value=b"zombie")
+    with pytest.raises(KafkaException):
+        p.commit_transaction(TIMEOUT_S)
+
+
+def test_java_commit_abort_and_admin(broker, compat_tool, topic_name):
+    """The Java producer commits 4 records and aborts 2; Kafka's Admin lists and describes
+    the transactional id (what kafka-transactions.sh list/describe print)."""
+    create_topic(broker.bootstrap, topic_name)
+    txid = f"{topic_name}-java"
+    out = compat_tool(["transaction", broker.bootstrap, txid, topic_name, 4, 2])
+    assert out["error"] is None, out
+    deadline = time.monotonic() + TIMEOUT_S
+    while end_offset(broker.bootstrap, topic_name) < 8 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    got = consume_all(broker.bootstrap, topic_name, "read_uncommitted", 8)
+    assert [(o, v) for _, o, v in got] == [(i, f"commit-{i}") for i in range(4)] + [
+        (5 + i, f"abort-{i}") for i in range(2)
+    ]
+    listed = compat_tool(["transactions", broker.bootstrap, txid])
+    assert listed["listed"].get(txid) == "CompleteAbort", listed
+    assert listed["describe"]["state"] == "CompleteAbort", listed
+    assert listed["describe"]["producer_epoch"] >= 0, listed
+    assert listed["describe"]["partitions"] == [], listed
+
+
+def test_kafkajs_commit_and_abort(broker, js_tool, topic_name):
+    create_topic(broker.bootstrap, topic_name)
+    out = js_tool(
+        {
+            "op": "transaction",
+            "bootstrap": broker.bootstrap,
+            "topic": topic_name,
+            "transactionalId": f"{topic_name}-js",
+            "commit": ["c0", "c1", "c2"],
+            "abort": ["a0", "a1"],
+        }
+    )
+    assert out["ok"], out
+    deadline = time.monotonic() + TIMEOUT_S
+    while end_offset(broker.bootstrap, topic_name) < 7 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    got = consume_all(broker.bootstrap, topic_name, "read_uncommitted", 7)
+    assert [(o, v) for _, o, v in got] == [(0, "c0"), (1, "c1"), (2, "c2"), (4, "a0"), (5, "a1")]
+
+
+def test_cli_list_describe_abort(broker, topic_name):
+    """`strom transactions list|describe|abort`: an open transaction is listed Ongoing with
+    its partition; abort ends it (an ABORT marker follows its record) and fences its
+    producer, whose commit then fails."""
+    create_topic(broker.bootstrap, topic_name, partitions=2)
+    txid = f"{topic_name}-cli"
+    p = txn_producer(broker.bootstrap, txid)
+    p.init_transactions(TIMEOUT_S)
+    p.begin_transaction()
+    p.produce(topic_name, value=b"open", partition=1)
+    p.flush(TIMEOUT_S)
+    listed = json.loads(strom(broker, ["transactions", "list", "--state", "Ongoing", "--output", "json"]))
+    assert {"transactional_id": txid, "producer_id": listed[0]["producer_id"], "state": "Ongoing"} in listed, listed
+    described = json.loads(strom(broker, ["transactions", "describe", txid, "--output", "json"]))
+    assert described[0]["state"] == "Ongoing", described
+    assert described[0]["partitions"] == [f"{topic_name}-1"], described
+    epoch = described[0]["producer_epoch"]
+    aborted = json.loads(strom(broker, ["transactions", "abort", txid, "--output", "json"]))
+    assert aborted[0]["state"] in ("Empty", "CompleteAbort"), aborted
+    assert aborted[0]["producer_epoch"] > epoch, aborted
+    assert end_offset(broker.bootstrap, topic_name, 1) == 2, "no ABORT marker after the record"
+    with pytest.raises(KafkaException):
+        p.commit_transaction(TIMEOUT_S)
+    # Nothing ongoing any more: a second abort is refused, fencing nobody.
+    cmd = [str(strom_binary()), "transactions", "abort", txid, "--bootstrap-server", broker.bootstrap]
+    proc = subprocess.run(cmd, capture_output=True, timeout=TIMEOUT_S)
+    assert proc.returncode != 0 and b"no ongoing transaction" in proc.stderr, proc
+
+
+def test_open_transaction_holds_back_read_committed_only(broker, topic_name):
+    """An open transaction holds a read_committed reader at its first offset (the last
+    stable offset) while a read_uncommitted reader gets its records; the commit releases
+    them."""
+    create_topic(broker.bootstrap, topic_name)
+    plain = Producer({"bootstrap.servers": broker.bootstrap})
+    plain.produce(topic_name, value=b"before")
+    plain.flush(TIMEOUT_S)
+    p = txn_producer(broker.bootstrap, f"{topic_name}-tx")
+    p.init_transactions(TIMEOUT_S)
+    p.begin_transaction()
+    p.produce(topic_name, value=b"open")
+    p.flush(TIMEOUT_S)
+    uncommitted = consume_all(broker.bootstrap, topic_name, "read_uncommitted", 2)
+    assert [v for _, _, v in uncommitted] == ["before", "open"]
+    # Held back at the open transaction: read for a few seconds, never past "before".
+    committed = consume_all(broker.bootstrap, topic_name, "read_committed", 2, wait_s=5)
+    assert [v for _, _, v in committed] == ["before"]
+    p.commit_transaction(TIMEOUT_S)
+    committed = consume_all(broker.bootstrap, topic_name, "read_committed", 3)
+    assert [v for _, _, v in committed] == ["before", "open"]
