@@ -253,9 +253,14 @@ SASL_USERS = {"admin": "admin-secret", "alice": "alice-secret", "bob": "bob-secr
 
 
 def sasl_broker_args():
-    jaas = "org.apache.kafka.common.security.plain.PlainLoginModule required " + " ".join(
-        f'user_{u}="{p}"' for u, p in SASL_USERS.items()
-    ) + ";"
+    # The broker's own login (username/password) is what it uses on the inter-broker
+    # listener, SASL_PLAINTEXT here: the super user, as Kafka requires of that module.
+    jaas = (
+        "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        + f'username="admin" password="{SASL_USERS["admin"]}" '
+        + " ".join(f'user_{u}="{p}"' for u, p in SASL_USERS.items())
+        + ";"
+    )
     return authorizer_args(
         "super.users=User:admin",
         "sasl.enabled.mechanisms=PLAIN",
@@ -269,8 +274,8 @@ def sasl_conf(user):
 
 def test_per_user_acls_with_sasl_plain(broker, acl_tool):
     """alice may write `orders-*` and read them in group `billing`; bob may only read; the
-    admin (a super user) grants it all through the Java Admin. Until this broker serves SASL
-    (SaslHandshake, another branch) the test stops as an expected failure."""
+    admin (a super user) grants it all through the Java Admin. A broker that does not serve
+    SASL (SaslHandshake) stops the test as an expected failure."""
     missing = kafka_wire.missing_apis(broker.apis, ["SaslHandshake", "SaslAuthenticate"])
     if missing:
         pytest.xfail(f"broker does not serve {', '.join(missing)} yet")
