@@ -48,9 +48,16 @@ public class AclTool {
         props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, "30000");
         props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
         if (!args[2].equals("-")) {
-            for (String pair : args[2].split(";")) {
-                int eq = pair.indexOf('=');
-                props.put(pair.substring(0, eq), pair.substring(eq + 1));
+            // `key=value;key=value`; a sasl.jaas.config value (itself ending in ';') runs to
+            // the end of the text, so it must come last.
+            String rest = args[2];
+            while (!rest.isEmpty()) {
+                int eq = rest.indexOf('=');
+                String key = rest.substring(0, eq);
+                int end = key.equals("sasl.jaas.config") ? rest.length() : rest.indexOf(';', eq);
+                if (end < 0) end = rest.length();
+                props.put(key, rest.substring(eq + 1, end));
+                rest = end >= rest.length() ? "" : rest.substring(end + 1);
             }
         }
         String out;
