@@ -259,7 +259,8 @@ impl Log {
         // merged-away segments are pinned by `schedule_delete`).
         let old = first.log_file(&self.handles)?;
         first.pin(Some(old));
-        self.latch(self.swap_in(group, time.now_ms))?;
+        let merged_away = group[1..].iter().map(|c| c.segment.as_ref());
+        self.latch(self.swap_cleaned(&first, merged_away, time.now_ms))?;
         let merged = Arc::new(Segment::new(
             &self.dir,
             first.base_offset,
@@ -421,11 +422,16 @@ impl Log {
         Ok(result)
     }
 
-    /// Steps 2-5 of the swap protocol (see the module docs).
-    fn swap_in(&self, group: &[Candidate], now_ms: i64) -> Result<(), LogError> {
-        let Some(first) = group.first().map(|c| &c.segment) else {
-            return Ok(());
-        };
+    /// Steps 2-5 of the swap protocol (see the module docs): `first`'s cleaned files
+    /// become the segment, and each of `merged_away` is scheduled for deletion (as of
+    /// `now_ms`) once the log's `.swap`, the commit point, is durable. A segment repair
+    /// is the same swap for a group of one.
+    pub(super) fn swap_cleaned<'a>(
+        &self,
+        first: &Segment,
+        merged_away: impl IntoIterator<Item = &'a Segment>,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
         let rename = |from: &Path, to: &Path| {
             self.fs
                 .rename(from, to)
@@ -450,10 +456,12 @@ impl Log {
             &with_suffix(&first.log_path, SWAP_SUFFIX),
         )?;
         sync_dir()?;
-        if group.len() > 1 {
-            for c in &group[1..] {
-                self.schedule_delete(&c.segment, now_ms)?;
-            }
+        let mut merged = false;
+        for segment in merged_away {
+            self.schedule_delete(segment, now_ms)?;
+            merged = true;
+        }
+        if merged {
             // The merged-away segments are gone durably while the commit point still
             // exists: once step 5 removes it, nothing at open would remove them.
             sync_dir()?;
@@ -466,7 +474,7 @@ impl Log {
         sync_dir()
     }
 
-    fn discard_cleaned(&self, segment: &Segment) -> Result<(), LogError> {
+    pub(super) fn discard_cleaned(&self, segment: &Segment) -> Result<(), LogError> {
         for path in [
             &segment.log_path,
             &segment.index_path,

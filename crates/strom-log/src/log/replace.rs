@@ -1,6 +1,6 @@
 //! Repairing a damaged cold segment with a copy of its batches from another replica (the
 //! scrubber's repair, `strom-broker`'s `scrubber.rs`): the copy is checked, then swapped
-//! in exactly as compaction swaps in a group of one segment (`compact.rs`):
+//! in by compaction's own swap (`Log::swap_cleaned` in `compact.rs`) as a group of one segment:
 //! 1. write `B.log.cleaned`, `B.index.cleaned`, `B.timeindex.cleaned`; fsync them;
 //! 2. rename both index files `.cleaned` -> `.swap`; fsync dir;
 //! 3. rename `B.log.cleaned` -> `B.log.swap`; fsync dir (the commit point);
@@ -26,7 +26,7 @@ use strom_records::{validate, BatchHeader, ValidateLimits};
 
 use crate::error::LogError;
 use crate::fs::{write_all_at, FileHandle};
-use crate::segment::{Indexes, Segment, CLEANED_SUFFIX, SWAP_SUFFIX};
+use crate::segment::{Indexes, Segment, CLEANED_SUFFIX};
 
 use super::compact::with_suffix;
 use super::{lock, Log};
@@ -107,7 +107,7 @@ impl Log {
             .is_some_and(|(now, end)| Arc::ptr_eq(&now, &segment) && end == end_offset);
         if !unchanged {
             drop(token);
-            self.remove_cleaned(&segment)?;
+            self.discard_cleaned(&segment)?;
             return Err(not_replaceable(
                 &segment.log_path,
                 target,
@@ -119,7 +119,8 @@ impl Log {
         let old = segment.log_file(&self.handles)?;
         segment.pin(Some(old));
         let bytes_before = segment.size_bytes();
-        self.latch(self.swap_in_one(&segment))?;
+        // Nothing is merged away, so no deletion is scheduled and no time is needed.
+        self.latch(self.swap_cleaned(&segment, [], 0))?;
         let repaired = Arc::new(Segment::new(
             &self.dir,
             segment.base_offset,
@@ -181,64 +182,6 @@ impl Log {
                 .map_err(|e| LogError::io("fsync", &cleaned, e))?;
         }
         Ok(indexes)
-    }
-
-    /// Steps 2-4 of the module docs (compaction's swap for a group of one).
-    fn swap_in_one(&self, segment: &Segment) -> Result<(), LogError> {
-        let rename = |from: &Path, to: &Path| {
-            self.fs
-                .rename(from, to)
-                .map_err(|e| LogError::io("rename", from, e))
-        };
-        let sync_dir = || {
-            self.fs
-                .sync_dir(&self.dir)
-                .map_err(|e| LogError::io("fsync dir", &self.dir, e))
-        };
-        for path in [&segment.index_path, &segment.time_index_path] {
-            rename(
-                &with_suffix(path, CLEANED_SUFFIX),
-                &with_suffix(path, SWAP_SUFFIX),
-            )?;
-        }
-        // Index swaps durable before the log's: the log's `.swap` is the commit point and
-        // must imply the other two.
-        sync_dir()?;
-        rename(
-            &with_suffix(&segment.log_path, CLEANED_SUFFIX),
-            &with_suffix(&segment.log_path, SWAP_SUFFIX),
-        )?;
-        sync_dir()?;
-        for path in [
-            &segment.index_path,
-            &segment.time_index_path,
-            &segment.log_path,
-        ] {
-            rename(&with_suffix(path, SWAP_SUFFIX), path)?;
-        }
-        // Not needed for safety (open completes a committed swap), but it keeps the files
-        // on disk equal to what the segment map now says.
-        sync_dir()
-    }
-
-    fn remove_cleaned(&self, segment: &Segment) -> Result<(), LogError> {
-        for path in [
-            &segment.log_path,
-            &segment.index_path,
-            &segment.time_index_path,
-        ] {
-            let cleaned = with_suffix(path, CLEANED_SUFFIX);
-            if self
-                .fs
-                .exists(&cleaned)
-                .map_err(|e| LogError::io("stat", &cleaned, e))?
-            {
-                self.fs
-                    .remove(&cleaned)
-                    .map_err(|e| LogError::io("remove", &cleaned, e))?;
-            }
-        }
-        Ok(())
     }
 }
 
