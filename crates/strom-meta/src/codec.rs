@@ -75,25 +75,39 @@ fn write_record(w: &mut Writer, record: &MetadataRecord) {
     w.patch_u32(length_at, body_bytes as u32);
 }
 
-/// The version a record is written at: the lowest that carries all of its fields.
+/// The version a record is written at: the lowest that carries all of its fields. The only
+/// versions above 0: type 17 at 1 is the offline-replicas change (Kafka's
+/// `BrokerRegistrationChangeRecord`), and Partition and PartitionChange (3, 5) are at 1
+/// while a reassignment is in progress. `max_version` must admit every version written here.
 fn record_version(record: &MetadataRecord) -> u8 {
-    let reassigning = match record {
+    match record {
+        MetadataRecord::BrokerReplicasOffline { .. } => 1,
         MetadataRecord::Partition {
             adding_replicas,
             removing_replicas,
             ..
-        } => !adding_replicas.is_empty() || !removing_replicas.is_empty(),
+        } if !adding_replicas.is_empty() || !removing_replicas.is_empty() => {
+            REASSIGNMENT_RECORD_VERSION
+        }
         MetadataRecord::PartitionChange {
             adding_replicas,
             removing_replicas,
             ..
-        } => adding_replicas.is_some() || removing_replicas.is_some(),
-        _ => false,
-    };
-    if reassigning {
-        REASSIGNMENT_RECORD_VERSION
-    } else {
-        record.version()
+        } if adding_replicas.is_some() || removing_replicas.is_some() => {
+            REASSIGNMENT_RECORD_VERSION
+        }
+        _ => RECORD_VERSION,
+    }
+}
+
+/// The highest version this code reads of each record type, `None` for an unknown type
+/// (every version from 0 up to it is read).
+fn max_version(record_type: u16) -> Option<u8> {
+    match record_type {
+        3 | 5 => Some(REASSIGNMENT_RECORD_VERSION),
+        17 => Some(1),
+        0 | 1 | 2 | 4 | 6 | 7 | 8 | 9 | 11 | 12 | 14 | 15 | 19 => Some(RECORD_VERSION),
+        _ => None,
     }
 }
 
@@ -262,36 +276,18 @@ fn read_record(r: &mut Reader<'_>) -> Result<MetadataRecord, MetaError> {
     let version = r.u8()?;
     let body_bytes = r.u32()? as usize;
     let mut body = Reader::new(r.bytes(body_bytes)?);
-    if !is_known_type(record_type) {
+    let Some(max) = max_version(record_type) else {
         return Err(MetaError::UnknownRecordType(record_type));
-    }
-    // Type 17 has two versions: 0 (controlled shutdown), 1 (offline replicas); Partition and
-    // PartitionChange (3, 5) are at version 1 while a reassignment is in progress.
-    let known_version = match record_type {
-        3 | 5 => version <= REASSIGNMENT_RECORD_VERSION,
-        17 => version <= 1,
-        _ => version == RECORD_VERSION,
     };
-    if !known_version {
+    if version > max {
         return Err(MetaError::UnsupportedRecordVersion {
             record_type,
             version,
         });
     }
-    let record = if record_type == 17 && version == 1 {
-        read_replicas_offline(&mut body)?
-    } else {
-        read_body(&mut body, record_type, version)?
-    };
+    let record = read_body(&mut body, record_type, version)?;
     expect_end(&body, "record body")?;
     Ok(record)
-}
-
-fn is_known_type(record_type: u16) -> bool {
-    matches!(
-        record_type,
-        0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 11 | 12 | 14 | 15 | 17 | 19
-    )
 }
 
 fn read_body(
@@ -378,6 +374,7 @@ fn read_body(
             broker_epoch: r.i64()?,
             next_producer_id: r.i64()?,
         },
+        17 if version == 1 => read_replicas_offline(r)?,
         17 => MetadataRecord::BrokerInControlledShutdown {
             broker_id: r.i32()?,
             epoch: r.i64()?,

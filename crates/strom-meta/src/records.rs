@@ -221,13 +221,4 @@ impl MetadataRecord {
             MetadataRecord::BrokerReplicasOffline { .. } => 17,
         }
     }
-
-    /// The record's version within its type: 1 for the offline-replicas change of type 17
-    /// (Kafka's `BrokerRegistrationChangeRecord`), 0 for everything else.
-    pub fn version(&self) -> u8 {
-        match self {
-            MetadataRecord::BrokerReplicasOffline { .. } => 1,
-            _ => 0,
-        }
-    }
 }
