@@ -325,24 +325,7 @@ async fn connect(
         addr: format!("broker {}", shared.leader),
         source: std::io::Error::new(std::io::ErrorKind::NotFound, reason),
     };
-    let broker = image
-        .broker(shared.leader)
-        .ok_or_else(|| unavailable("not registered".into()))?;
-    let endpoint = broker
-        .endpoints
-        .iter()
-        .find(|e| e.listener_name == config.inter_broker_listener_name)
-        .ok_or_else(|| {
-            unavailable(format!(
-                "no {} listener registered (inter.broker.listener.name)",
-                config.inter_broker_listener_name
-            ))
-        })?;
-    let addr = if endpoint.host.contains(':') {
-        format!("[{}]:{}", endpoint.host, endpoint.port)
-    } else {
-        format!("{}:{}", endpoint.host, endpoint.port)
-    };
+    let addr = inter_broker_addr(&image, shared.leader, config).map_err(unavailable)?;
     let frame_bytes_max = usize::try_from(config.replica_fetch_response_max_bytes)
         .unwrap_or(usize::MAX)
         .saturating_add(FRAME_HEADROOM_BYTES);
@@ -358,6 +341,33 @@ async fn connect(
         &config.listeners.inter_broker_client,
     )
     .await
+}
+
+/// The `host:port` of `broker`'s `inter.broker.listener.name` endpoint in `image` (an IPv6
+/// host in brackets), or why there is none. The scrubber's repair connects the same way.
+pub(crate) fn inter_broker_addr(
+    image: &strom_meta::MetadataImage,
+    broker: i32,
+    config: &BrokerConfig,
+) -> Result<String, String> {
+    let registration = image
+        .broker(broker)
+        .ok_or_else(|| "not registered".to_string())?;
+    let endpoint = registration
+        .endpoints
+        .iter()
+        .find(|e| e.listener_name == config.inter_broker_listener_name)
+        .ok_or_else(|| {
+            format!(
+                "no {} listener registered (inter.broker.listener.name)",
+                config.inter_broker_listener_name
+            )
+        })?;
+    Ok(if endpoint.host.contains(':') {
+        format!("[{}]:{}", endpoint.host, endpoint.port)
+    } else {
+        format!("{}:{}", endpoint.host, endpoint.port)
+    })
 }
 
 /// What became of one partition in one round.

@@ -133,19 +133,7 @@ async fn copy_from(
     target: ColdSegment,
 ) -> Result<Vec<u8>, String> {
     let config = &context.config;
-    let broker = image
-        .broker(leader)
-        .ok_or_else(|| "not registered".to_string())?;
-    let endpoint = broker
-        .endpoints
-        .iter()
-        .find(|e| e.listener_name == config.inter_broker_listener_name)
-        .ok_or_else(|| format!("no {} listener", config.inter_broker_listener_name))?;
-    let addr = if endpoint.host.contains(':') {
-        format!("[{}]:{}", endpoint.host, endpoint.port)
-    } else {
-        format!("{}:{}", endpoint.host, endpoint.port)
-    };
+    let addr = crate::fetcher::inter_broker_addr(image, leader, config)?;
     let fetch_bytes = config.replica_fetch_max_bytes.max(1);
     let frame_max = usize::try_from(fetch_bytes)
         .unwrap_or(usize::MAX)
