@@ -122,15 +122,6 @@ pub struct ReplicationQuotas {
     pub follower: RateMeter,
 }
 
-impl ReplicationQuotas {
-    pub fn meter(&self, side: Side) -> &RateMeter {
-        match side {
-            Side::Leader => &self.leader,
-            Side::Follower => &self.follower,
-        }
-    }
-}
-
 /// The rate limit of `side` on broker `node_id` (bytes per second), or `None` when none is
 /// set (or the value is not a non-negative number, which AlterConfigs refuses anyway).
 pub fn rate_limit(image: &MetadataImage, node_id: i32, side: Side) -> Option<u64> {
