@@ -118,19 +118,7 @@ async fn lookup(
     let result =
         tokio::task::spawn_blocking(move || offset_for(&partition, timestamp, read_committed))
             .await;
-    let epoch = if version >= LEADER_EPOCH_MIN_VERSION {
-        epoch
-    } else {
-        -1
-    };
-    match result {
-        Ok(Ok((timestamp_ms, offset))) => ListOffsetsPartitionResponse::default()
-            .with_timestamp(timestamp_ms)
-            .with_offset(offset)
-            .with_leader_epoch(if offset >= 0 { epoch } else { -1 }),
-        Ok(Err(error)) => failed(ErrorCode(error.kafka_error_code())),
-        Err(_) => failed(ErrorCode::UNKNOWN_SERVER_ERROR),
-    }
+    answer(result, epoch, version)
 }
 
 /// A debugging replica's query (replica id -2), on whichever replica this broker hosts:
@@ -142,16 +130,26 @@ async fn lookup_local(
     version: i16,
 ) -> ListOffsetsPartitionResponse {
     let timestamp = request.timestamp;
-    let epoch = if version >= LEADER_EPOCH_MIN_VERSION {
-        epoch
-    } else {
-        -1
-    };
     let result = tokio::task::spawn_blocking(move || {
         let bound = partition.log.log_end_offset();
         offset_below(&partition, timestamp, bound)
     })
     .await;
+    answer(result, epoch, version)
+}
+
+/// The answer to one lookup run on the blocking pool: the leader epoch is reported from
+/// v4 on and only with an offset found.
+fn answer(
+    result: Result<Result<(i64, i64), LogError>, tokio::task::JoinError>,
+    epoch: i32,
+    version: i16,
+) -> ListOffsetsPartitionResponse {
+    let epoch = if version >= LEADER_EPOCH_MIN_VERSION {
+        epoch
+    } else {
+        -1
+    };
     match result {
         Ok(Ok((timestamp_ms, offset))) => ListOffsetsPartitionResponse::default()
             .with_timestamp(timestamp_ms)
