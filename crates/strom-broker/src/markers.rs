@@ -18,6 +18,7 @@ use strom_txn::TopicPartition;
 
 use crate::peer::PeerConnection;
 use crate::server::BrokerContext;
+use crate::txn_markers::TxnMarker;
 
 /// How long one request to another broker may take.
 const PEER_TIMEOUT_MS: u64 = 30_000;
@@ -26,17 +27,6 @@ const PEER_FRAME_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// WriteTxnMarkers and AddPartitionsToTxn versions this broker sends.
 const WRITE_TXN_MARKERS_VERSION: i16 = 1;
 const VERIFY_VERSION: i16 = 4;
-
-/// One COMMIT or ABORT marker for a producer on some partitions.
-#[derive(Debug, Clone)]
-pub struct TxnMarker {
-    pub producer_id: i64,
-    pub producer_epoch: i16,
-    pub commit: bool,
-    /// The coordinator's epoch (its `__transaction_state` partition's leader epoch).
-    pub coordinator_epoch: i32,
-    pub partitions: Vec<TopicPartition>,
-}
 
 /// The address of `broker`'s inter-broker listener in `image`.
 fn peer_addr(context: &BrokerContext, image: &MetadataImage, broker: i32) -> Option<String> {

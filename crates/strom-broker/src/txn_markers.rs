@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use strom_protocol::ErrorCode;
 use strom_replica::AckStatus;
+use strom_txn::TopicPartition;
 use tokio::time::Instant;
 
 use crate::metadata::now_ms;
@@ -24,7 +25,9 @@ use crate::server::BrokerContext;
 /// Kafka's `request.timeout.ms` default, the bound of a marker's replication wait.
 pub const MARKER_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// One marker for one producer, to write on several partitions.
+/// One marker for one producer, to write on several partitions: what WriteTxnMarkers carries
+/// and what the transaction coordinator writes (here, or sent to other leaders by
+/// [`crate::markers::send_to_leader`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TxnMarker {
     /// The producer.
@@ -35,8 +38,8 @@ pub struct TxnMarker {
     pub commit: bool,
     /// The coordinator's epoch (its `__transaction_state` partition's leader epoch).
     pub coordinator_epoch: i32,
-    /// Topic name and partition index of every partition of the transaction to mark.
-    pub partitions: Vec<(String, i32)>,
+    /// Every partition of the transaction to mark.
+    pub partitions: Vec<TopicPartition>,
 }
 
 /// The outcome on one partition, in the order of [`TxnMarker::partitions`].
@@ -68,30 +71,31 @@ pub async fn write_txn_markers(
         Commit::Now
     };
     let mut waits = Vec::with_capacity(marker.partitions.len());
-    for (topic, index) in &marker.partitions {
-        let appended = match crate::handlers::resolve_leader(context, &image, topic, *index) {
-            Err(code) => Err(code),
-            Ok((partition, leader_epoch)) => {
-                append_one(Arc::clone(&partition), marker, leader_epoch, commit)
-                    .await
-                    .map(|end| (partition, leader_epoch, end))
-            }
-        };
+    for tp in &marker.partitions {
+        let appended =
+            match crate::handlers::resolve_leader(context, &image, &tp.topic, tp.partition) {
+                Err(code) => Err(code),
+                Ok((partition, leader_epoch)) => {
+                    append_one(Arc::clone(&partition), marker, leader_epoch, commit)
+                        .await
+                        .map(|end| (partition, leader_epoch, end))
+                }
+            };
         waits.push(appended);
     }
     let mut results = Vec::with_capacity(waits.len());
-    for ((topic, index), appended) in marker.partitions.iter().zip(waits) {
+    for (tp, appended) in marker.partitions.iter().zip(waits) {
         let error = match appended {
             Err(code) => code,
             Ok((partition, epoch, end)) => {
                 match wait_replicated(&partition, end, epoch, deadline).await {
                     Err(code) => code,
                     Ok(()) => {
-                        if topic == crate::groups::OFFSETS_TOPIC {
+                        if tp.topic == crate::groups::OFFSETS_TOPIC {
                             context
                                 .groups
                                 .on_txn_marker(
-                                    *index,
+                                    tp.partition,
                                     marker.producer_id,
                                     marker.producer_epoch,
                                     marker.commit,
@@ -104,8 +108,8 @@ pub async fn write_txn_markers(
             }
         };
         results.push(MarkerResult {
-            topic: topic.clone(),
-            partition: *index,
+            topic: tp.topic.clone(),
+            partition: tp.partition,
             error,
         });
     }

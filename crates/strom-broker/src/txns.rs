@@ -954,7 +954,7 @@ async fn write_markers(
         if !coordinating || *context.shutdown.borrow() {
             return;
         }
-        let marker = crate::markers::TxnMarker {
+        let marker = crate::txn_markers::TxnMarker {
             producer_id: job.producer_id,
             producer_epoch: job.producer_epoch,
             commit: job.commit,
@@ -996,7 +996,7 @@ async fn write_markers(
 async fn send_markers(
     context: &Arc<BrokerContext>,
     image: &MetadataImage,
-    marker: crate::markers::TxnMarker,
+    marker: crate::txn_markers::TxnMarker,
 ) -> Vec<(TopicPartition, strom_protocol::ErrorCode)> {
     let mut by_leader: HashMap<i32, Vec<TopicPartition>> = HashMap::new();
     let mut results = Vec::new();
@@ -1017,25 +1017,14 @@ async fn send_markers(
         }
     }
     for (leader, partitions) in by_leader {
-        let marker = crate::markers::TxnMarker {
+        let marker = crate::txn_markers::TxnMarker {
             partitions,
             ..marker.clone()
         };
         if leader == context.config.node_id {
-            let local = crate::txn_markers::TxnMarker {
-                producer_id: marker.producer_id,
-                producer_epoch: marker.producer_epoch,
-                commit: marker.commit,
-                coordinator_epoch: marker.coordinator_epoch,
-                partitions: marker
-                    .partitions
-                    .iter()
-                    .map(|tp| (tp.topic.clone(), tp.partition))
-                    .collect(),
-            };
             let written = crate::txn_markers::write_txn_markers(
                 context,
-                &local,
+                &marker,
                 crate::txn_markers::MARKER_TIMEOUT,
             )
             .await;

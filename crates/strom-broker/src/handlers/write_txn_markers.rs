@@ -9,6 +9,8 @@ use strom_protocol::messages::write_txn_markers_response::{
 };
 use strom_protocol::messages::{ResponseKind, WriteTxnMarkersRequest, WriteTxnMarkersResponse};
 
+use strom_txn::TopicPartition;
+
 use super::topic_name;
 use crate::server::BrokerContext;
 use crate::txn_markers::{write_txn_markers, TxnMarker, MARKER_TIMEOUT};
@@ -30,7 +32,7 @@ pub(super) async fn handle(
                 .flat_map(|t| {
                     t.partition_indexes
                         .iter()
-                        .map(move |p| (t.name.0.to_string(), *p))
+                        .map(move |p| TopicPartition::new(t.name.0.to_string(), *p))
                 })
                 .collect(),
         };
