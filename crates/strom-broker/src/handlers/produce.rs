@@ -365,9 +365,9 @@ fn record_errors(rejected: &RejectedRecords, left: &mut usize) -> Vec<BatchIndex
 /// confirms that its partition is in the producer's ongoing transaction (INVALID_TXN_STATE
 /// otherwise; coordinator trouble is NOT_ENOUGH_REPLICAS, retriable). A transactional batch
 /// without a transactional id is refused as Kafka refuses it. Every transactional batch is
-/// verified (one coordinator round trip); a batch racing its transaction's end between the
-/// check and the append is not caught here, which the partition's verification state (the
-/// partition-log side) closes.
+/// verified (one coordinator round trip). A batch racing its transaction's end between the
+/// check and the append is NOT caught: the partition keeps no verification state (Kafka's
+/// `VerificationGuard`), so such a batch can open a transaction the coordinator has ended.
 /// `acl` adds the TRANSACTIONAL_ID WRITE check here (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 async fn verify_transactional(
     context: &BrokerContext,
