@@ -588,13 +588,7 @@ impl Runtime {
                 Err(reason) => {
                     tracing::warn!(partition, %reason, "transaction records not appended; reloading");
                     if let Some((reply, response)) = reply {
-                        let error = match response {
-                            TxnResponse::Verify(_) | TxnResponse::Describe(_) => {
-                                ErrorCode::NotCoordinator
-                            }
-                            _ => ErrorCode::NotCoordinator,
-                        };
-                        let _ = reply.send(replace_error(response, error));
+                        let _ = reply.send(replace_error(response, ErrorCode::NotCoordinator));
                     }
                     self.unload(partition);
                     return;
