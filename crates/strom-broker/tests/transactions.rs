@@ -232,6 +232,33 @@ async fn coordinator_over_the_wire() {
         .map(|p| (p.partition_index, p.partition_error_code))
         .collect();
     assert_eq!(codes, vec![(0, 0), (1, 48)]);
+    // A topic named twice is answered once, its partitions in the order asked.
+    let named_twice = |partitions: Vec<i32>| {
+        AddPartitionsToTxnTopic::default()
+            .with_name(TopicName(s(TOPIC)))
+            .with_partitions(partitions)
+    };
+    let r = client
+        .send(
+            4,
+            AddPartitionsToTxnRequest::default().with_transactions(vec![
+                AddPartitionsToTxnTransaction::default()
+                    .with_transactional_id(txid("tx-a"))
+                    .with_producer_id(ProducerId(pid))
+                    .with_producer_epoch(0)
+                    .with_verify_only(true)
+                    .with_topics(vec![named_twice(vec![1]), named_twice(vec![0, 1])]),
+            ]),
+        )
+        .await;
+    let topics = &r.results_by_transaction[0].topic_results;
+    assert_eq!(topics.len(), 1);
+    let codes: Vec<(i32, i16)> = topics[0]
+        .results_by_partition
+        .iter()
+        .map(|p| (p.partition_index, p.partition_error_code))
+        .collect();
+    assert_eq!(codes, vec![(1, 48), (0, 0), (1, 48)]);
 
     // A stale epoch is PRODUCER_FENCED from EndTxn v2, INVALID_PRODUCER_EPOCH before.
     assert_eq!(end_txn(&mut client, 3, "tx-a", pid, 7, true).await, 90);

@@ -5,6 +5,8 @@
 //! its partition is already in the ongoing transaction (INVALID_TXN_STATE when not); without
 //! it the partitions are added as for a producer.
 
+use std::collections::HashMap;
+
 use strom_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use strom_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
@@ -112,15 +114,9 @@ async fn one(
             partitions: partitions.clone(),
         };
         match super::txn_call(context, &transactional_id.0, command).await {
-            TxnResponse::Verify(Ok(results)) => partitions
-                .iter()
-                .map(|tp| {
-                    results
-                        .iter()
-                        .find(|(p, _)| p == tp)
-                        .map_or(ErrorCode::INVALID_TXN_STATE.code(), |(_, e)| e.code())
-                })
-                .collect(),
+            // One answer per partition asked, in the order asked
+            // (`Coordinator::verify_partitions`).
+            TxnResponse::Verify(Ok(results)) => results.iter().map(|(_, e)| e.code()).collect(),
             other => vec![other.error().code(); partitions.len()],
         }
     } else {
@@ -134,19 +130,27 @@ async fn one(
         let code = super::txn_error(response.error(), version, PRODUCER_FENCED_MIN_VERSION);
         vec![code; partitions.len()]
     };
-    // Results grouped by topic, in request order.
+    // Results grouped by topic, in request order (a topic named twice is answered once).
+    // The index keeps this linear in the request's size.
     let mut results: Vec<AddPartitionsToTxnTopicResult> = Vec::new();
+    let mut slots: HashMap<&str, usize> = HashMap::new();
     for (tp, code) in partitions.iter().zip(codes) {
         let partition = AddPartitionsToTxnPartitionResult::default()
             .with_partition_index(tp.partition)
             .with_partition_error_code(code);
-        match results.iter_mut().find(|r| r.name.0.as_str() == tp.topic) {
-            Some(r) => r.results_by_partition.push(partition),
-            None => results.push(
-                AddPartitionsToTxnTopicResult::default()
-                    .with_name(topic_name(tp.topic.clone()))
-                    .with_results_by_partition(vec![partition]),
-            ),
+        match slots
+            .get(tp.topic.as_str())
+            .and_then(|&slot| results.get_mut(slot))
+        {
+            Some(topic) => topic.results_by_partition.push(partition),
+            None => {
+                slots.insert(&tp.topic, results.len());
+                results.push(
+                    AddPartitionsToTxnTopicResult::default()
+                        .with_name(topic_name(tp.topic.clone()))
+                        .with_results_by_partition(vec![partition]),
+                );
+            }
         }
     }
     results
