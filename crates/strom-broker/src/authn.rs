@@ -19,14 +19,11 @@
 //!   SaslAuthenticate again on the same connection, same principal required), or the
 //!   connection is closed at its next request after the session expired.
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use strom_security::scram::{parse_client_first, ScramCredential, ScramMechanism, ScramServer};
-use strom_security::{plain_authenticate, subject_name, TlsServer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use strom_security::{plain_authenticate, subject_name, tokio_rustls, TlsServer};
 use tokio::net::TcpStream;
 
 use crate::listeners::{SaslServerSettings, ServedListener};
@@ -78,63 +75,7 @@ impl ListenerRuntime {
 }
 
 /// A connection's byte stream: plain TCP or TLS over TCP.
-#[derive(Debug)]
-pub enum Stream {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
-}
-
-use strom_security::tokio_rustls;
-
-impl Stream {
-    /// The TCP socket under it (for `sendfile` on plain connections).
-    pub fn tcp(&self) -> &TcpStream {
-        match self {
-            Stream::Plain(tcp) => tcp,
-            Stream::Tls(tls) => tls.get_ref().0,
-        }
-    }
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
+pub type Stream = strom_security::Transport<tokio_rustls::server::TlsStream<TcpStream>>;
 
 /// Why a transport was not established (logged by the caller).
 #[derive(Debug, thiserror::Error)]

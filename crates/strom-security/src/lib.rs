@@ -10,6 +10,7 @@ pub mod client;
 pub mod sasl;
 pub mod scram;
 pub mod tls;
+pub mod transport;
 pub mod x500;
 
 pub use client::ClientStream;
@@ -18,6 +19,7 @@ pub use sasl::{
 };
 pub use scram::{ScramClient, ScramCredential, ScramError, ScramMechanism, ScramServer};
 pub use tls::{ClientAuth, TlsError, TlsServer, TlsSettings};
+pub use transport::Transport;
 pub use x500::{subject_name, PrincipalMapper, SubjectError};
 
 pub use rustls;
