@@ -64,11 +64,6 @@ use crate::metrics::{RequestTrace, REMOTE};
 use crate::principal::Session;
 use crate::sendfile::{splice, write_pieces, write_pieces_copied, FileRecords, Piece};
 
-std::thread_local! {
-    /// Set by `handle_request` to a quota throttle (ms) and taken by the connection right
-    /// after it returns, on the same thread (no await between them).
-    static THROTTLED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
 use crate::server::BrokerContext;
 
 /// The most room made at once in the frame buffer for the rest of a frame. A frame up to
@@ -452,18 +447,19 @@ impl Connection {
                 return Err(Close::Done);
             }
         }
-        THROTTLED.with(|t| t.set(0));
         let handled = handle_request(&self.context, incoming, target, &self.session, trace).await;
-        let throttle_ms = THROTTLED.with(|t| t.replace(0));
-        if throttle_ms > 0 {
-            self.muted_until = Some(Instant::now() + Duration::from_millis(throttle_ms));
-        }
         // The request has been handled and dropped: its bytes go back to the budget.
         drop(frame);
         drop(front);
         self.last_activity = Instant::now();
         match handled {
-            Handled::Respond(next) => self.outgoing.push_back(next),
+            Handled::Respond(next, throttle) => {
+                if !throttle.is_zero() {
+                    // A quota throttle: nothing more is read from this client for that long.
+                    self.muted_until = Some(Instant::now() + throttle);
+                }
+                self.outgoing.push_back(next);
+            }
             Handled::Nothing => {}
             Handled::Close => return Err(Close::Done),
         }
@@ -637,7 +633,8 @@ fn front_waiting(outgoing: &mut VecDeque<Outgoing>) -> Option<&mut JoinHandle<Op
 
 /// What handling one frame produced.
 enum Handled {
-    Respond(Outgoing),
+    /// The response owed, and the quota throttle the connection then observes (zero: none).
+    Respond(Outgoing, Duration),
     Nothing,
     Close,
 }
@@ -692,20 +689,18 @@ async fn handle_request(
     // A quota throttle the handler set (`quotas.rs`): carried into the final response of a
     // Produce that waits, and the connection then reads nothing for that long.
     let throttle_ms = crate::quotas::throttle_of(&body);
-    if throttle_ms > 0 {
-        THROTTLED.with(|t| t.set(u64::try_from(throttle_ms).unwrap_or(0)));
-    }
+    let throttle = Duration::from_millis(u64::try_from(throttle_ms).unwrap_or(0));
     match finisher {
         None => {
             trace.answered(metrics, &body, &files, &topic_namer(context));
             match encode(&target, &body, files, peer) {
-                Some(wire) => Handled::Respond(Outgoing::Ready(Traced { wire, trace })),
+                Some(wire) => Handled::Respond(Outgoing::Ready(Traced { wire, trace }), throttle),
                 None => Handled::Close,
             }
         }
         Some(finisher) => {
             let context = Arc::clone(context);
-            Handled::Respond(Outgoing::Waiting(tokio::spawn(async move {
+            let waiting = tokio::spawn(async move {
                 let waited = std::time::Instant::now();
                 let mut body = finisher(*body).await;
                 crate::quotas::set_throttle(&mut body, throttle_ms);
@@ -713,7 +708,8 @@ async fn handle_request(
                 trace.answered(&context.metrics, &body, &files, &topic_namer(&context));
                 let wire = encode(&target, &body, files, peer)?;
                 Some(Traced { wire, trace })
-            })))
+            });
+            Handled::Respond(Outgoing::Waiting(waiting), throttle)
         }
     }
 }
