@@ -157,6 +157,42 @@ fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
 }
 
+/// Refuses a request another site could have made, else runs `action` (not started before
+/// the check) and shows its outcome with a link back to `back`.
+async fn act(
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+    back: &str,
+    action: impl std::future::Future<Output = Result<String, String>>,
+) -> Response {
+    if let Err(refused) = check_request(headers, form) {
+        return refused;
+    }
+    outcome(back, action.await)
+}
+
+/// `Ok` for error code 0, else Kafka's error as text.
+fn checked(code: i16, message: Option<&StrBytes>) -> Result<(), String> {
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(error_text(code, message))
+    }
+}
+
+/// The console page of topic `name`.
+fn topic_page(name: &str) -> String {
+    format!("/topics/{}", segment(name))
+}
+
+fn unexpected() -> String {
+    "unexpected answer".to_string()
+}
+
+fn no_answer(what: &str) -> String {
+    format!("no answer for the {what}")
+}
+
 /// `POST /topics`: CreateTopics (`name`, `partitions`, `replication_factor`; -1 or empty for
 /// the broker defaults).
 pub async fn create_topic(
@@ -164,10 +200,7 @@ pub async fn create_topic(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(refused) = check_request(&headers, &form) {
-        return refused;
-    }
-    let result = async {
+    act(&headers, &form, "/", async {
         let name = field(&form, "name").to_string();
         let or_default = |key: &str| -> Result<i32, String> {
             if field(&form, key).is_empty() {
@@ -185,27 +218,24 @@ pub async fn create_topic(
                 .with_name(topic_name(&name))
                 .with_num_partitions(partitions)
                 .with_replication_factor(replication)]);
-        let response = kafka(
+        let ResponseKind::CreateTopics(response) = kafka(
             &context,
             ApiKey::CreateTopics,
             7,
             RequestKind::CreateTopics(request),
         )
-        .await?;
-        let ResponseKind::CreateTopics(response) = response else {
-            return Err("unexpected answer".to_string());
+        .await?
+        else {
+            return Err(unexpected());
         };
-        match response.topics.first() {
-            Some(t) if t.error_code == 0 => Ok(format!(
-                "Created topic {name} with {} partition(s).",
-                t.num_partitions
-            )),
-            Some(t) => Err(error_text(t.error_code, t.error_message.as_ref())),
-            None => Err("no answer for the topic".to_string()),
-        }
-    }
-    .await;
-    outcome("/", result)
+        let t = response.topics.first().ok_or_else(|| no_answer("topic"))?;
+        checked(t.error_code, t.error_message.as_ref())?;
+        Ok(format!(
+            "Created topic {name} with {} partition(s).",
+            t.num_partitions
+        ))
+    })
+    .await
 }
 
 /// `POST /topics/{topic}/delete`: DeleteTopics.
@@ -215,29 +245,28 @@ pub async fn delete_topic(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(refused) = check_request(&headers, &form) {
-        return refused;
-    }
-    let request = DeleteTopicsRequest::default()
-        .with_timeout_ms(TIMEOUT_MS)
-        .with_topic_names(vec![topic_name(&name)]);
-    let result = match kafka(
-        &context,
-        ApiKey::DeleteTopics,
-        5,
-        RequestKind::DeleteTopics(request),
-    )
+    act(&headers, &form, "/", async {
+        let request = DeleteTopicsRequest::default()
+            .with_timeout_ms(TIMEOUT_MS)
+            .with_topic_names(vec![topic_name(&name)]);
+        let ResponseKind::DeleteTopics(response) = kafka(
+            &context,
+            ApiKey::DeleteTopics,
+            5,
+            RequestKind::DeleteTopics(request),
+        )
+        .await?
+        else {
+            return Err(unexpected());
+        };
+        let t = response
+            .responses
+            .first()
+            .ok_or_else(|| no_answer("topic"))?;
+        checked(t.error_code, t.error_message.as_ref())?;
+        Ok(format!("Deleted topic {name}."))
+    })
     .await
-    {
-        Ok(ResponseKind::DeleteTopics(r)) => match r.responses.first() {
-            Some(t) if t.error_code == 0 => Ok(format!("Deleted topic {name}.")),
-            Some(t) => Err(error_text(t.error_code, t.error_message.as_ref())),
-            None => Err("no answer for the topic".to_string()),
-        },
-        Ok(_) => Err("unexpected answer".to_string()),
-        Err(e) => Err(e),
-    };
-    outcome("/", result)
 }
 
 /// `POST /topics/{topic}/partitions`: CreatePartitions to `total` partitions.
@@ -247,11 +276,7 @@ pub async fn add_partitions(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(refused) = check_request(&headers, &form) {
-        return refused;
-    }
-    let back = format!("/topics/{}", segment(&name));
-    let result = async {
+    act(&headers, &form, &topic_page(&name), async {
         let total: i32 = number(&form, "total")?;
         let request = CreatePartitionsRequest::default()
             .with_timeout_ms(TIMEOUT_MS)
@@ -261,26 +286,21 @@ pub async fn add_partitions(
                     .with_count(total)
                     .with_assignments(None),
             ]);
-        match kafka(
+        let ResponseKind::CreatePartitions(response) = kafka(
             &context,
             ApiKey::CreatePartitions,
             3,
             RequestKind::CreatePartitions(request),
         )
         .await?
-        {
-            ResponseKind::CreatePartitions(r) => match r.results.first() {
-                Some(t) if t.error_code == 0 => {
-                    Ok(format!("Topic {name} now has {total} partitions."))
-                }
-                Some(t) => Err(error_text(t.error_code, t.error_message.as_ref())),
-                None => Err("no answer for the topic".to_string()),
-            },
-            _ => Err("unexpected answer".to_string()),
-        }
-    }
-    .await;
-    outcome(&back, result)
+        else {
+            return Err(unexpected());
+        };
+        let t = response.results.first().ok_or_else(|| no_answer("topic"))?;
+        checked(t.error_code, t.error_message.as_ref())?;
+        Ok(format!("Topic {name} now has {total} partitions."))
+    })
+    .await
 }
 
 /// `POST /topics/{topic}/configs`: IncrementalAlterConfigs, SET `key` to `value`, or DELETE
@@ -291,49 +311,47 @@ pub async fn set_config(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(refused) = check_request(&headers, &form) {
-        return refused;
-    }
-    let back = format!("/topics/{}", segment(&name));
-    let key = field(&form, "key").to_string();
-    let value = field(&form, "value").to_string();
-    let (operation, shown) = if value.is_empty() {
-        (1, None)
-    } else {
-        (0, Some(value.clone()))
-    };
-    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
-        incremental_alter_configs_request::AlterConfigsResource::default()
-            .with_resource_type(2)
-            .with_resource_name(StrBytes::from_string(name.clone()))
-            .with_configs(vec![
-                incremental_alter_configs_request::AlterableConfig::default()
-                    .with_name(StrBytes::from_string(key.clone()))
-                    .with_config_operation(operation)
-                    .with_value(shown.map(StrBytes::from_string)),
-            ]),
-    ]);
-    let result = match kafka(
-        &context,
-        ApiKey::IncrementalAlterConfigs,
-        1,
-        RequestKind::IncrementalAlterConfigs(request),
-    )
+    act(&headers, &form, &topic_page(&name), async {
+        let key = field(&form, "key");
+        let value = field(&form, "value");
+        let (operation, shown) = if value.is_empty() {
+            (1, None)
+        } else {
+            (0, Some(value.to_string()))
+        };
+        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            incremental_alter_configs_request::AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_string(name.clone()))
+                .with_configs(vec![
+                    incremental_alter_configs_request::AlterableConfig::default()
+                        .with_name(StrBytes::from_string(key.to_string()))
+                        .with_config_operation(operation)
+                        .with_value(shown.map(StrBytes::from_string)),
+                ]),
+        ]);
+        let ResponseKind::IncrementalAlterConfigs(response) = kafka(
+            &context,
+            ApiKey::IncrementalAlterConfigs,
+            1,
+            RequestKind::IncrementalAlterConfigs(request),
+        )
+        .await?
+        else {
+            return Err(unexpected());
+        };
+        let t = response
+            .responses
+            .first()
+            .ok_or_else(|| no_answer("topic"))?;
+        checked(t.error_code, t.error_message.as_ref())?;
+        Ok(if value.is_empty() {
+            format!("Deleted {key} on topic {name} (back to its default).")
+        } else {
+            format!("Set {key}={value} on topic {name}.")
+        })
+    })
     .await
-    {
-        Ok(ResponseKind::IncrementalAlterConfigs(r)) => match r.responses.first() {
-            Some(t) if t.error_code == 0 => Ok(if value.is_empty() {
-                format!("Deleted {key} on topic {name} (back to its default).")
-            } else {
-                format!("Set {key}={value} on topic {name}.")
-            }),
-            Some(t) => Err(error_text(t.error_code, t.error_message.as_ref())),
-            None => Err("no answer for the topic".to_string()),
-        },
-        Ok(_) => Err("unexpected answer".to_string()),
-        Err(e) => Err(e),
-    };
-    outcome(&back, result)
 }
 
 /// `POST /topics/{topic}/produce`: Produce one record (`key`, `value`; an empty key is
@@ -344,11 +362,7 @@ pub async fn produce(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(refused) = check_request(&headers, &form) {
-        return refused;
-    }
-    let back = format!("/topics/{}", segment(&name));
-    let result = async {
+    act(&headers, &form, &topic_page(&name), async {
         let partition: i32 = if field(&form, "partition").is_empty() {
             0
         } else {
@@ -377,26 +391,23 @@ pub async fn produce(
                         .with_index(partition)
                         .with_records(Some(Bytes::from(batch))),
                 ])]);
-        match kafka(&context, ApiKey::Produce, 9, RequestKind::Produce(request)).await? {
-            ResponseKind::Produce(r) => {
-                match r
-                    .responses
-                    .first()
-                    .and_then(|t| t.partition_responses.first())
-                {
-                    Some(p) if p.error_code == 0 => Ok(format!(
-                        "Produced 1 record to {name} partition {partition} at offset {}.",
-                        p.base_offset
-                    )),
-                    Some(p) => Err(error_text(p.error_code, p.error_message.as_ref())),
-                    None => Err("no answer for the partition".to_string()),
-                }
-            }
-            _ => Err("unexpected answer".to_string()),
-        }
-    }
-    .await;
-    outcome(&back, result)
+        let ResponseKind::Produce(response) =
+            kafka(&context, ApiKey::Produce, 9, RequestKind::Produce(request)).await?
+        else {
+            return Err(unexpected());
+        };
+        let p = response
+            .responses
+            .first()
+            .and_then(|t| t.partition_responses.first())
+            .ok_or_else(|| no_answer("partition"))?;
+        checked(p.error_code, p.error_message.as_ref())?;
+        Ok(format!(
+            "Produced 1 record to {name} partition {partition} at offset {}.",
+            p.base_offset
+        ))
+    })
+    .await
 }
 
 /// `POST /groups/{group}/reset`: commits new offsets for every partition of `topic` for
@@ -409,10 +420,7 @@ pub async fn reset_offsets(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(refused) = check_request(&headers, &form) {
-        return refused;
-    }
-    let result = async {
+    act(&headers, &form, "/", async {
         let topic = field(&form, "topic").to_string();
         let image = context.metadata.image();
         let partitions: Vec<i32> = image
@@ -452,36 +460,26 @@ pub async fn reset_offsets(
                             .collect(),
                     ),
             ]);
-        match kafka(
+        let ResponseKind::OffsetCommit(response) = kafka(
             &context,
             ApiKey::OffsetCommit,
             8,
             RequestKind::OffsetCommit(request),
         )
         .await?
-        {
-            ResponseKind::OffsetCommit(r) => {
-                let failed = r
-                    .topics
-                    .iter()
-                    .flat_map(|t| &t.partitions)
-                    .find(|p| p.error_code != 0);
-                match failed {
-                    Some(p) => Err(error_text(p.error_code, None)),
-                    None => {
-                        let mut done = format!("Reset group {group} on {topic}:");
-                        for (p, o) in &targets {
-                            let _ = write!(done, " partition {p} to {o};");
-                        }
-                        Ok(done)
-                    }
-                }
-            }
-            _ => Err("unexpected answer".to_string()),
+        else {
+            return Err(unexpected());
+        };
+        for p in response.topics.iter().flat_map(|t| &t.partitions) {
+            checked(p.error_code, None)?;
         }
-    }
-    .await;
-    outcome("/", result)
+        let mut done = format!("Reset group {group} on {topic}:");
+        for (p, o) in &targets {
+            let _ = write!(done, " partition {p} to {o};");
+        }
+        Ok(done)
+    })
+    .await
 }
 
 /// Each partition's offset for `timestamp` (-2 earliest, -1 latest, else the first at or
@@ -508,26 +506,20 @@ pub async fn list_offsets(
                     })
                     .collect(),
             )]);
-    match kafka(
+    let ResponseKind::ListOffsets(response) = kafka(
         context,
         ApiKey::ListOffsets,
         7,
         RequestKind::ListOffsets(request),
     )
     .await?
-    {
-        ResponseKind::ListOffsets(r) => r
-            .topics
-            .iter()
-            .flat_map(|t| &t.partitions)
-            .map(|p| {
-                if p.error_code == 0 {
-                    Ok((p.partition_index, p.offset))
-                } else {
-                    Err(error_text(p.error_code, None))
-                }
-            })
-            .collect(),
-        _ => Err("unexpected answer".to_string()),
-    }
+    else {
+        return Err(unexpected());
+    };
+    response
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .map(|p| checked(p.error_code, None).map(|()| (p.partition_index, p.offset)))
+        .collect()
 }
