@@ -20,7 +20,8 @@
 //!
 //! **Bounds.** At most `strom.metrics.client.instances.max` client instances are kept (the
 //! least recently seen one is dropped for a new one), each with at most
-//! [`SERIES_PER_INSTANCE_MAX`] series of at most [`ATTRIBUTES_MAX`] attributes; an instance
+//! [`SERIES_PER_INSTANCE_MAX`] series of at most [`ATTRIBUTES_MAX`] attributes (names and
+//! attributes bounded in bytes too, so a series is small whatever a push holds); an instance
 //! unseen for `max(60 s, 3 × its push interval)` expires, as in Kafka. Refused series are
 //! counted, never kept. Nothing here is persisted: pushed metrics are a view, not data.
 
@@ -55,6 +56,9 @@ pub const SERIES_PER_INSTANCE_MAX: usize = 500;
 pub const ATTRIBUTES_MAX: usize = 8;
 /// Longest attribute value kept (longer ones are cut).
 pub const ATTRIBUTE_VALUE_BYTES_MAX: usize = 128;
+/// Longest attribute key kept (an attribute with a longer one is dropped: a key is a label
+/// name, and cutting it could merge two).
+pub const ATTRIBUTE_KEY_BYTES_MAX: usize = 128;
 /// Longest metric name kept (a longer one refuses the series).
 pub const METRIC_NAME_BYTES_MAX: usize = 200;
 /// The least time an idle client instance is kept (Kafka's client-instance cache expiry).
@@ -686,17 +690,20 @@ fn interval(assigned: &Assigned) -> Duration {
 
 /// Re-parses the image's subscriptions when they changed.
 fn refresh_subscriptions(state: &mut State, image: &MetadataImage) {
+    // Compared in place: a push or a GetTelemetrySubscriptions copies nothing unless the
+    // subscriptions changed.
+    let unchanged = state.parsed.as_ref().is_some_and(|(seen, _)| {
+        seen.iter()
+            .map(|(name, configs)| (name.as_str(), configs))
+            .eq(image.configs_of_kind(ConfigResourceKind::ClientMetrics))
+    });
+    if unchanged {
+        return;
+    }
     let current: BTreeMap<String, BTreeMap<String, String>> = image
         .configs_of_kind(ConfigResourceKind::ClientMetrics)
         .map(|(name, configs)| (name.to_string(), configs.clone()))
         .collect();
-    if state
-        .parsed
-        .as_ref()
-        .is_some_and(|(seen, _)| *seen == current)
-    {
-        return;
-    }
     let parsed = current
         .values()
         .filter_map(|configs| {
@@ -1018,6 +1025,7 @@ fn decode_attribute(buf: &[u8]) -> Result<Option<(String, String)>, DecodeError>
     let mut value = None;
     for item in fields(buf) {
         match item? {
+            (1, Field::Bytes(bytes)) if bytes.len() > ATTRIBUTE_KEY_BYTES_MAX => return Ok(None),
             (1, Field::Bytes(bytes)) => key = Some(String::from_utf8_lossy(bytes)),
             (2, Field::Bytes(any)) => {
                 for item in fields(any) {
@@ -1156,6 +1164,28 @@ mod tests {
             let _ = decode_otlp(&data, &mut points);
         }
         assert!(points.len() <= SERIES_PER_INSTANCE_MAX);
+    }
+
+    #[test]
+    fn long_attribute_keys_are_dropped() {
+        let long = "k".repeat(ATTRIBUTE_KEY_BYTES_MAX + 1);
+        let fits = "k".repeat(ATTRIBUTE_KEY_BYTES_MAX);
+        let mut gauge = Vec::new();
+        bytes(
+            &mut gauge,
+            1,
+            &point(1.0, &[(&long, "a"), (&fits, "b"), ("topic", "t")]),
+        );
+        let mut metric = Vec::new();
+        bytes(&mut metric, 1, b"m");
+        bytes(&mut metric, 5, &gauge);
+        let mut points = Points::default();
+        decode_otlp(&metrics_data(&[metric]), &mut points).unwrap();
+        assert_eq!(points.len(), 1);
+        assert_eq!(
+            points.value("m", &[(&fits, "b"), ("topic", "t")]),
+            Some(1.0)
+        );
     }
 
     #[test]
