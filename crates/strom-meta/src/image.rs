@@ -214,15 +214,21 @@ impl MetadataImage {
         self.inner.configs.get(resource)
     }
 
-    /// Every resource of `kind` that has keys set, by name, with its keys.
+    /// Every resource of `kind` that has keys set, by name, with its keys. Resources sort by
+    /// kind first, so this walks only that kind's range (not every topic's configs).
     pub fn configs_of_kind(
         &self,
         kind: crate::records::ConfigResourceKind,
     ) -> impl Iterator<Item = (&str, &BTreeMap<String, String>)> {
+        let first = ConfigResource {
+            kind,
+            name: String::new(),
+        };
         self.inner
             .configs
-            .iter()
-            .filter(move |(resource, configs)| resource.kind == kind && !configs.is_empty())
+            .range(first..)
+            .take_while(move |(resource, _)| resource.kind == kind)
+            .filter(|(_, configs)| !configs.is_empty())
             .map(|(resource, configs)| (resource.name.as_str(), configs))
     }
 

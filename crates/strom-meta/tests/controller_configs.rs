@@ -362,3 +362,47 @@ fn deleting_a_topic_drops_its_configs() {
     let after = create_topic(&mut c, &after, "t", 1, 1);
     assert_eq!(after.topic_configs("t"), None);
 }
+
+#[test]
+fn configs_of_kind_lists_only_that_kind() {
+    let (mut c, image) = setup();
+    let client_metrics = |name: &str| ConfigResource {
+        kind: ConfigResourceKind::ClientMetrics,
+        name: name.into(),
+    };
+    let (records, results) = incremental(
+        &mut c,
+        &image,
+        vec![
+            IncrementalAlterResource {
+                resource: client_metrics("b-sub"),
+                configs: vec![op("metrics", AlterConfigOp::Set, Some("org.apache"))],
+            },
+            IncrementalAlterResource {
+                resource: ConfigResource::broker(""),
+                configs: vec![op("log.retention.ms", AlterConfigOp::Set, Some("5000"))],
+            },
+            IncrementalAlterResource {
+                resource: client_metrics("a-sub"),
+                configs: vec![op("interval.ms", AlterConfigOp::Set, Some("1000"))],
+            },
+        ],
+        false,
+    );
+    assert!(results.iter().all(|r| r.error.is_none()), "{results:?}");
+    let image = image.apply(&records).unwrap().0;
+    let names = |kind| -> Vec<String> {
+        image
+            .configs_of_kind(kind)
+            .map(|(name, _)| name.to_string())
+            .collect()
+    };
+    assert_eq!(names(ConfigResourceKind::ClientMetrics), ["a-sub", "b-sub"]);
+    assert_eq!(names(ConfigResourceKind::Topic), ["t"]);
+    assert_eq!(names(ConfigResourceKind::Broker), [""]);
+    let (_, a) = image
+        .configs_of_kind(ConfigResourceKind::ClientMetrics)
+        .next()
+        .unwrap();
+    assert_eq!(a.get("interval.ms").map(String::as_str), Some("1000"));
+}
