@@ -45,6 +45,25 @@ fn topic_name(context: &BrokerContext, name: &str, id: Uuid) -> Option<String> {
         .map(|t| t.name.clone())
 }
 
+/// May `session` do what `api` needs on the topic `name` (checked whether or not it
+/// exists)?
+pub(super) fn topic_allowed(
+    context: &BrokerContext,
+    session: &Session,
+    api: ApiKey,
+    name: &str,
+) -> bool {
+    authz::allowed(context, session, api, ResourceType::Topic, name)
+}
+
+/// Moves the items `allowed` refuses out of `items` (order kept on both sides) and returns
+/// them, for the handler to answer with an authorization error.
+pub(super) fn take_denied<T>(items: &mut Vec<T>, allowed: impl FnMut(&T) -> bool) -> Vec<T> {
+    let (ok, denied) = std::mem::take(items).into_iter().partition(allowed);
+    *items = ok;
+    denied
+}
+
 /// Whether `session` may do what `api` needs on the topic (unknown ids pass to the handler).
 fn topic_ok(context: &BrokerContext, session: &Session, api: ApiKey, name: &str, id: Uuid) -> bool {
     topic_name(context, name, id)
@@ -60,10 +79,9 @@ pub(super) async fn produce(
     if !authz::enabled(context) {
         return super::produce::handle(context, request, version).await;
     }
-    let (ok, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut request.topic_data)
-        .into_iter()
-        .partition(|t| topic_ok(context, session, ApiKey::Produce, &t.name, t.topic_id));
-    request.topic_data = ok;
+    let denied = take_denied(&mut request.topic_data, |t| {
+        topic_ok(context, session, ApiKey::Produce, &t.name, t.topic_id)
+    });
     let mut response = super::produce::handle(context, request, version).await;
     if let ResponseKind::Produce(produce) = &mut response {
         produce.responses.extend(denied.into_iter().map(|t| {
@@ -99,10 +117,9 @@ pub(super) async fn fetch(
     if !authz::enabled(context) || follower {
         return super::fetch::handle(context, request, version).await;
     }
-    let (ok, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut request.topics)
-        .into_iter()
-        .partition(|t| topic_ok(context, session, ApiKey::Fetch, &t.topic, t.topic_id));
-    request.topics = ok;
+    let denied = take_denied(&mut request.topics, |t| {
+        topic_ok(context, session, ApiKey::Fetch, &t.topic, t.topic_id)
+    });
     let (mut response, files) = super::fetch::handle(context, request, version).await;
     if let ResponseKind::Fetch(fetch) = &mut response {
         // Appended after the handler's topics: the spliced files' markers are unaffected.
@@ -138,10 +155,9 @@ pub(super) async fn list_offsets(
     if !authz::enabled(context) {
         return super::list_offsets::handle(context, request, version).await;
     }
-    let (ok, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut request.topics)
-        .into_iter()
-        .partition(|t| topic_ok(context, session, ApiKey::ListOffsets, &t.name, Uuid::nil()));
-    request.topics = ok;
+    let denied = take_denied(&mut request.topics, |t| {
+        topic_ok(context, session, ApiKey::ListOffsets, &t.name, Uuid::nil())
+    });
     let mut response = super::list_offsets::handle(context, request, version).await;
     if let ResponseKind::ListOffsets(list) = &mut response {
         list.topics.extend(denied.into_iter().map(|t| {
@@ -309,20 +325,9 @@ pub(super) async fn create_topics(
         ResourceType::Cluster,
         CLUSTER_NAME,
     );
-    let (ok, denied): (Vec<_>, Vec<_>) =
-        std::mem::take(&mut request.topics)
-            .into_iter()
-            .partition(|t| {
-                cluster
-                    || authz::allowed(
-                        context,
-                        session,
-                        ApiKey::CreateTopics,
-                        ResourceType::Topic,
-                        &t.name,
-                    )
-            });
-    request.topics = ok;
+    let denied = take_denied(&mut request.topics, |t| {
+        cluster || topic_allowed(context, session, ApiKey::CreateTopics, &t.name)
+    });
     let mut response = super::create_topics::handle(context, request, version).await;
     if let ResponseKind::CreateTopics(created) = &mut response {
         created.topics.extend(denied.into_iter().map(|t| {
@@ -348,15 +353,11 @@ pub(super) async fn delete_topics(
     }
     let may = |name: &str, id: Uuid| topic_ok(context, session, ApiKey::DeleteTopics, name, id);
     let mut denied = Vec::new();
-    let (ok, no): (Vec<_>, Vec<_>) = std::mem::take(&mut request.topic_names)
-        .into_iter()
-        .partition(|name| may(name, Uuid::nil()));
-    request.topic_names = ok;
+    let no = take_denied(&mut request.topic_names, |name| may(name, Uuid::nil()));
     denied.extend(no.into_iter().map(|name| (Some(name), Uuid::nil())));
-    let (ok, no): (Vec<_>, Vec<_>) = std::mem::take(&mut request.topics)
-        .into_iter()
-        .partition(|t| may(t.name.as_deref().map_or("", |n| n), t.topic_id));
-    request.topics = ok;
+    let no = take_denied(&mut request.topics, |t| {
+        may(t.name.as_deref().map_or("", |n| n), t.topic_id)
+    });
     denied.extend(no.into_iter().map(|t| (t.name, t.topic_id)));
     let mut response = super::delete_topics::handle(context, request, version).await;
     if let ResponseKind::DeleteTopics(deleted) = &mut response {
@@ -382,19 +383,9 @@ pub(super) async fn create_partitions(
     if !authz::enabled(context) {
         return super::create_partitions::handle(context, request, version).await;
     }
-    let (ok, denied): (Vec<_>, Vec<_>) =
-        std::mem::take(&mut request.topics)
-            .into_iter()
-            .partition(|t| {
-                authz::allowed(
-                    context,
-                    session,
-                    ApiKey::CreatePartitions,
-                    ResourceType::Topic,
-                    &t.name,
-                )
-            });
-    request.topics = ok;
+    let denied = take_denied(&mut request.topics, |t| {
+        topic_allowed(context, session, ApiKey::CreatePartitions, &t.name)
+    });
     let mut response = super::create_partitions::handle(context, request, version).await;
     if let ResponseKind::CreatePartitions(created) = &mut response {
         created.results.extend(denied.into_iter().map(|t| {
@@ -416,19 +407,9 @@ pub(super) async fn delete_records(
     if !authz::enabled(context) {
         return super::delete_records::handle(context, request, version).await;
     }
-    let (ok, denied): (Vec<_>, Vec<_>) =
-        std::mem::take(&mut request.topics)
-            .into_iter()
-            .partition(|t| {
-                authz::allowed(
-                    context,
-                    session,
-                    ApiKey::DeleteRecords,
-                    ResourceType::Topic,
-                    &t.name,
-                )
-            });
-    request.topics = ok;
+    let denied = take_denied(&mut request.topics, |t| {
+        topic_allowed(context, session, ApiKey::DeleteRecords, &t.name)
+    });
     let mut response = super::delete_records::handle(context, request, version).await;
     if let ResponseKind::DeleteRecords(deleted) = &mut response {
         deleted.topics.extend(denied.into_iter().map(|t| {

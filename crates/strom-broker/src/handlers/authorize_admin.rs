@@ -23,6 +23,7 @@ use strom_protocol::messages::{
 };
 use strom_protocol::ErrorCode;
 
+use super::authorize::{take_denied, topic_allowed};
 use super::str_bytes;
 use crate::authz;
 use crate::principal::Session;
@@ -283,18 +284,15 @@ pub(super) async fn delete_groups(
     if !authz::enabled(context) {
         return super::delete_groups::handle(context, request, version).await;
     }
-    let (ok, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut request.groups_names)
-        .into_iter()
-        .partition(|g| {
-            authz::allowed(
-                context,
-                session,
-                ApiKey::DeleteGroups,
-                ResourceType::Group,
-                g,
-            )
-        });
-    request.groups_names = ok;
+    let denied = take_denied(&mut request.groups_names, |g| {
+        authz::allowed(
+            context,
+            session,
+            ApiKey::DeleteGroups,
+            ResourceType::Group,
+            g,
+        )
+    });
     let mut response = super::delete_groups::handle(context, request, version).await;
     if let ResponseKind::DeleteGroups(deleted) = &mut response {
         deleted.results.extend(denied.into_iter().map(|g| {
@@ -318,26 +316,14 @@ pub(super) async fn offset_commit(
         return super::offset_commit::handle(context, request, version).await;
     }
     let image = context.metadata.image();
-    let (ok, denied): (Vec<_>, Vec<_>) =
-        std::mem::take(&mut request.topics)
-            .into_iter()
-            .partition(|t| {
-                let name = if t.name.is_empty() {
-                    image.topic_by_id(t.topic_id).map(|t| t.name.clone())
-                } else {
-                    Some(t.name.to_string())
-                };
-                name.is_none_or(|name| {
-                    authz::allowed(
-                        context,
-                        session,
-                        ApiKey::OffsetCommit,
-                        ResourceType::Topic,
-                        &name,
-                    )
-                })
-            });
-    request.topics = ok;
+    let denied = take_denied(&mut request.topics, |t| {
+        let name = if t.name.is_empty() {
+            image.topic_by_id(t.topic_id).map(|t| t.name.clone())
+        } else {
+            Some(t.name.to_string())
+        };
+        name.is_none_or(|name| topic_allowed(context, session, ApiKey::OffsetCommit, &name))
+    });
     let mut response = super::offset_commit::handle(context, request, version).await;
     if let ResponseKind::OffsetCommit(committed) = &mut response {
         committed.topics.extend(denied.into_iter().map(|t| {
@@ -385,10 +371,7 @@ pub(super) async fn offset_fetch(
         response.error_code = ErrorCode::GROUP_AUTHORIZATION_FAILED.code();
         return ResponseKind::OffsetFetch(response);
     }
-    let (ok, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut request.groups)
-        .into_iter()
-        .partition(|g| group_ok(&g.group_id));
-    request.groups = ok;
+    let denied = take_denied(&mut request.groups, |g| group_ok(&g.group_id));
     let mut response = super::offset_fetch::handle(context, request, version).await;
     if let ResponseKind::OffsetFetch(fetched) = &mut response {
         let topic_visible = |name: &str| {
