@@ -98,6 +98,22 @@ pub(super) fn describe(
     ResponseKind::DescribeAcls(DescribeAclsResponse::default().with_resources(resources))
 }
 
+/// Why an ACL change is refused before it reaches the controller: no authorizer
+/// (SECURITY_DISABLED, as Kafka), or no CLUSTER ALTER.
+fn change_refused(
+    context: &BrokerContext,
+    session: &Session,
+    api: ApiKey,
+) -> Option<(ErrorCode, &'static str)> {
+    if !authz::enabled(context) {
+        return Some((ErrorCode::SECURITY_DISABLED, CHANGE_MESSAGE));
+    }
+    (!authz::cluster_allowed(context, session, api)).then_some((
+        ErrorCode::CLUSTER_AUTHORIZATION_FAILED,
+        "Cluster authorization failed.",
+    ))
+}
+
 pub(super) async fn create(
     context: &BrokerContext,
     session: &Session,
@@ -115,14 +131,8 @@ pub(super) async fn create(
             .collect();
         ResponseKind::CreateAcls(CreateAclsResponse::default().with_results(results))
     };
-    if !authz::enabled(context) {
-        return all_failed(ErrorCode::SECURITY_DISABLED, CHANGE_MESSAGE);
-    }
-    if !authz::cluster_allowed(context, session, ApiKey::CreateAcls) {
-        return all_failed(
-            ErrorCode::CLUSTER_AUTHORIZATION_FAILED,
-            "Cluster authorization failed.",
-        );
+    if let Some((code, message)) = change_refused(context, session, ApiKey::CreateAcls) {
+        return all_failed(code, message);
     }
     let bindings: Vec<AclBinding> = request.creations.iter().map(binding).collect();
     let reply = context
@@ -170,14 +180,8 @@ pub(super) async fn delete(
             .collect();
         ResponseKind::DeleteAcls(DeleteAclsResponse::default().with_filter_results(results))
     };
-    if !authz::enabled(context) {
-        return all_failed(ErrorCode::SECURITY_DISABLED, CHANGE_MESSAGE);
-    }
-    if !authz::cluster_allowed(context, session, ApiKey::DeleteAcls) {
-        return all_failed(
-            ErrorCode::CLUSTER_AUTHORIZATION_FAILED,
-            "Cluster authorization failed.",
-        );
+    if let Some((code, message)) = change_refused(context, session, ApiKey::DeleteAcls) {
+        return all_failed(code, message);
     }
     let filters: Vec<AclFilter> = request.filters.iter().map(filter).collect();
     let reply = context
