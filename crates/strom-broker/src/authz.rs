@@ -218,8 +218,9 @@ pub const TABLE: &[(ApiKey, ResourceType, AclOperation)] = &[
     (ApiKey::AddRaftVoter, Rt::Cluster, Op::Alter),
     (ApiKey::RemoveRaftVoter, Rt::Cluster, Op::Alter),
     (ApiKey::UpdateRaftVoter, Rt::Cluster, Op::ClusterAction),
+    // WriteTxnMarkers: CLUSTER_ACTION, or ALTER (checked quietly first, KIP-664).
     (ApiKey::WriteTxnMarkers, Rt::Cluster, Op::ClusterAction),
-    // A broker's verify-only AddPartitionsToTxn (KIP-890).
+    // AddPartitionsToTxn v4+, sent only by brokers (KIP-890).
     (ApiKey::AddPartitionsToTxn, Rt::Cluster, Op::ClusterAction),
     (
         ApiKey::ListConfigResources,
@@ -408,6 +409,9 @@ fn audit_denied(
     );
 }
 
+/// The first AddPartitionsToTxn version that batches transactions (sent by brokers only).
+const ADD_PARTITIONS_BATCHED_MIN_VERSION: i16 = 4;
+
 /// Whole-request checks, made before a handler runs: for APIs whose only (or first)
 /// check is on one group, one transactional id or the cluster. `Some(error)` answers the
 /// whole request with Kafka's error (every item carries it).
@@ -415,6 +419,7 @@ pub fn precheck(
     context: &BrokerContext,
     session: &Session,
     body: &RequestKind,
+    version: i16,
 ) -> Option<ErrorCode> {
     if !enabled(context) {
         return None;
@@ -479,21 +484,38 @@ pub fn precheck(
         RequestKind::AddRaftVoter(_) => cluster(ApiKey::AddRaftVoter),
         RequestKind::RemoveRaftVoter(_) => cluster(ApiKey::RemoveRaftVoter),
         RequestKind::UpdateRaftVoter(_) => cluster(ApiKey::UpdateRaftVoter),
+        // ALTER on the cluster (an operator aborting a hanging transaction, KIP-664, checked
+        // quietly) or CLUSTER_ACTION (a transaction coordinator), as Kafka.
+        RequestKind::WriteTxnMarkers(_)
+            if check(
+                context,
+                session,
+                ApiKey::WriteTxnMarkers,
+                Op::Alter,
+                Rt::Cluster,
+                CLUSTER_NAME,
+                false,
+            ) =>
+        {
+            None
+        }
         RequestKind::WriteTxnMarkers(_) => cluster(ApiKey::WriteTxnMarkers),
         RequestKind::ListConfigResources(_) => cluster(ApiKey::ListConfigResources),
         RequestKind::ListTransactions(_) => cluster(ApiKey::ListTransactions),
         // Transactions: WRITE on the transactional id (and READ on the group for offsets).
         // The whole request fails when any id is denied (Kafka answers per transaction).
+        // Versions 4+ come only from brokers: CLUSTER_ACTION for the whole request, whether
+        // verify-only or not (Kafka's `authorizeClusterOperation`). Versions 0-3 come from
+        // producers: WRITE on the transactional id, then on every topic named.
+        RequestKind::AddPartitionsToTxn(_) if version >= ADD_PARTITIONS_BATCHED_MIN_VERSION => {
+            cluster(ApiKey::AddPartitionsToTxn)
+        }
         RequestKind::AddPartitionsToTxn(r) => {
-            if r.transactions.is_empty() {
-                txn(ApiKey::AddPartitionsToTxn, &r.v3_and_below_transactional_id)
-            } else if r.transactions.iter().any(|t| t.verify_only) {
-                cluster(ApiKey::AddPartitionsToTxn)
-            } else {
-                r.transactions
+            txn(ApiKey::AddPartitionsToTxn, &r.v3_and_below_transactional_id).or_else(|| {
+                r.v3_and_below_topics
                     .iter()
-                    .find_map(|t| txn(ApiKey::AddPartitionsToTxn, &t.transactional_id))
-            }
+                    .find_map(|t| topic(ApiKey::AddPartitionsToTxn, &t.name))
+            })
         }
         RequestKind::AddOffsetsToTxn(r) => txn(ApiKey::AddOffsetsToTxn, &r.transactional_id)
             .or_else(|| group(ApiKey::AddOffsetsToTxn, &r.group_id)),

@@ -154,7 +154,7 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming, session: &Sessi
     let expects_response = request.expects_response();
     // Whole-request checks (one group, one transactional id, the cluster): a denied
     // request is answered with Kafka's error on every item, or closed if it expects none.
-    if let Some(code) = crate::authz::precheck(context, session, &request.body) {
+    if let Some(code) = crate::authz::precheck(context, session, &request.body, version) {
         return match error_response(&request.body, version, code, &context.api_versions) {
             Some(response) if expects_response => Reply::Respond(Box::new(response)),
             _ => Reply::Close,
