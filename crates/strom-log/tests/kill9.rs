@@ -42,11 +42,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use strom_log::fs::{FileSystem, RealFs};
 use strom_log::{AppendOrigin, Durability, HandleCache, Log, LogConfig};
-use strom_records::{batches, records, BatchBuilder, DecodeLimits};
+use strom_records::{batches, now_ms, records, BatchBuilder, DecodeLimits};
 
 const CHILD_DIR_ENV: &str = "STROM_KILL9_DIR";
 const CHILD_MODE_ENV: &str = "STROM_KILL9_MODE";
@@ -110,12 +110,6 @@ impl Mode {
             ..LogConfig::default()
         }
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// xorshift64*: enough randomness for sizes and kill delays, with a printable seed.

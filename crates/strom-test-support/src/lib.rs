@@ -62,14 +62,11 @@ pub fn strom_bin() -> PathBuf {
     workspace_binary(&profile_dir().join("strom"), &["build", "-p", "strom"])
 }
 
-/// Spawns `command` with stdout piped (stderr inherited); returns the child and a channel
-/// of its stdout lines, read by a thread until the pipe closes.
+/// Spawns `command` with stdout piped (stderr as the command sets it, else inherited);
+/// returns the child and a channel of its stdout lines, read by a thread until the pipe
+/// closes.
 pub fn spawn_lines(mut command: Command) -> (Child, mpsc::Receiver<String>) {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn");
+    let mut child = command.stdout(Stdio::piped()).spawn().expect("spawn");
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {

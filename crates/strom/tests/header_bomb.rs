@@ -24,6 +24,7 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use strom_records::{frame_records_section, BatchBuilder, BatchHeader, Compression};
+use strom_test_support::now_ms;
 
 const HEADERS: usize = 30_000_000;
 /// The bound on the broker's peak resident memory. Before this test's fix one such request
@@ -171,13 +172,6 @@ impl Client {
 
 fn name(text: &str) -> TopicName {
     TopicName(StrBytes::from_string(text.to_string()))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 fn varint(out: &mut Vec<u8>, value: i64) {

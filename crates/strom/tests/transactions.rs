@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use common::kafka::KafkaClient;
@@ -23,18 +23,12 @@ use kafka_protocol::messages::write_txn_markers_request::{
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use strom_records::BatchBuilder;
+use strom_test_support::now_ms;
 
 const TOPIC: &str = "txn-log";
 const INVALID_PRODUCER_EPOCH: i16 = 47;
 const TRANSACTION_COORDINATOR_FENCED: i16 = 52;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 fn name(text: &str) -> TopicName {
     TopicName(StrBytes::from_string(text.to_string()))

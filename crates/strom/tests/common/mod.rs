@@ -156,11 +156,9 @@ impl ServerProcess {
         } else {
             Stdio::inherit()
         };
-        let mut child = server_command(overrides)
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn strom");
+        let mut command = server_command(overrides);
+        command.stderr(stderr);
+        let (mut child, rx) = strom_test_support::spawn_lines(command);
         let log = child.stderr.take().map(|stderr| {
             let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
             let sink = std::sync::Arc::clone(&lines);
@@ -172,16 +170,6 @@ impl ServerProcess {
                 }
             });
             lines
-        });
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
         });
         ServerProcess {
             child: Some(child),
