@@ -20,12 +20,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use strom_client::{
     Admin, Consumer, ConsumerRecord, DeliveryFuture, OffsetAndMetadata, OffsetSpec, Producer,
     ProducerRecord, TopicPartition,
 };
+use strom_records::now_ms;
 
 use super::assignor::{decode, AssignmentInfo, StreamsAssignor, SubscriptionInfo};
 use super::{guard, Metrics, Shared, ThreadState};
@@ -78,12 +79,6 @@ pub(crate) struct StreamThread {
     last_metrics: Instant,
     /// Something was processed, punctuated or restored since the last commit.
     commit_needed: bool,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl StreamThread {

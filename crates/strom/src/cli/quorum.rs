@@ -74,7 +74,7 @@ async fn describe(common: &Common, admin: &Admin, replication: bool) -> anyhow::
         if common.json() {
             return output::print_json(&replicas);
         }
-        let now = strom_now_ms();
+        let now = strom_records::now_ms();
         let ago = |ms: i64| {
             if ms < 0 {
                 "-".to_string()
@@ -127,10 +127,4 @@ async fn describe(common: &Common, admin: &Admin, replication: bool) -> anyhow::
         ids(&q.voters).join(","),
         ids(&q.observers).join(","),
     ))
-}
-
-fn strom_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
