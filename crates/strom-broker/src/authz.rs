@@ -565,22 +565,6 @@ fn init_producer_id_idempotent(context: &BrokerContext, session: &Session) -> Op
     Some(ErrorCode::CLUSTER_AUTHORIZATION_FAILED)
 }
 
-/// For the transaction coordinator: may `session` WRITE the transactional id `id` (for
-/// `api`: InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit)?
-/// `Err(TRANSACTIONAL_ID_AUTHORIZATION_FAILED)` when not, audited.
-pub fn check_transactional_id(
-    context: &BrokerContext,
-    session: &Session,
-    api: ApiKey,
-    id: &str,
-) -> Result<(), ErrorCode> {
-    if allowed(context, session, api, Rt::TransactionalId, id) {
-        Ok(())
-    } else {
-        Err(ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -628,5 +612,29 @@ mod tests {
         assert_eq!(operation(ApiKey::Produce, Rt::Topic), Some(Op::Write));
         assert_eq!(operation(ApiKey::CreateAcls, Rt::Cluster), Some(Op::Alter));
         assert_eq!(operation(ApiKey::ApiVersions, Rt::Cluster), None);
+    }
+
+    /// APIs a broker serves without any authorization check, as Kafka: the handshake of a
+    /// connection (before a principal exists, or to establish it) and client telemetry
+    /// (KIP-714 defines no ACL).
+    const UNCHECKED: &[ApiKey] = &[
+        ApiKey::ApiVersions,
+        ApiKey::SaslHandshake,
+        ApiKey::SaslAuthenticate,
+        ApiKey::GetTelemetrySubscriptions,
+        ApiKey::PushTelemetry,
+    ];
+
+    #[test]
+    fn every_served_api_has_a_rule_or_is_unchecked_as_kafka() {
+        for api in crate::handlers::SERVED_APIS {
+            let rules = TABLE.iter().filter(|(a, _, _)| a == api).count();
+            let unchecked = UNCHECKED.contains(api);
+            assert!(
+                (rules > 0) != unchecked,
+                "{api:?}: {rules} authorization rules, unchecked={unchecked}; \
+                 a served API needs a row in TABLE or an entry in UNCHECKED, not both"
+            );
+        }
     }
 }
