@@ -7,7 +7,7 @@
 //! and answers only once they are committed, and drops and reloads the coordinator when an
 //! append fails, so no answer rests on state the log does not hold.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::records::{decode_key, decode_value, RecordError, TxnRecord};
 use crate::state::{TopicPartition, TxnMetadata, TxnState, NO_PRODUCER_EPOCH, NO_PRODUCER_ID};
@@ -135,11 +135,12 @@ pub struct DescribedTxn {
     pub partitions: Vec<TopicPartition>,
 }
 
-/// ListTransactions' filters (empty: no filter).
+/// ListTransactions' filters (empty: no filter). Sets, as a client may send many: each
+/// transaction listed is looked up in them, not compared with every entry.
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
-    pub states: Vec<String>,
-    pub producer_ids: Vec<i64>,
+    pub states: HashSet<String>,
+    pub producer_ids: HashSet<i64>,
     /// Only transactions running at least this long (-1: no filter), KIP-994.
     pub min_duration_ms: i64,
 }
@@ -544,7 +545,7 @@ impl Coordinator {
         self.txns
             .values()
             .filter(|m| {
-                (filter.states.is_empty() || filter.states.iter().any(|s| s == m.state.name()))
+                (filter.states.is_empty() || filter.states.contains(m.state.name()))
                     && (filter.producer_ids.is_empty()
                         || filter.producer_ids.contains(&m.producer_id))
                     && (filter.min_duration_ms < 0

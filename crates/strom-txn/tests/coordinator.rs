@@ -2,6 +2,8 @@
 //! and fencing, epoch exhaustion, transaction timeouts, KIP-890 verification, id expiry and
 //! the ListTransactions filters.
 
+use std::collections::HashSet;
+
 use strom_txn::*;
 
 fn tp(p: i32) -> TopicPartition {
@@ -195,7 +197,7 @@ fn list_filters() {
     assert_eq!(all.len(), 2);
     let ongoing = c.list(
         &ListFilter {
-            states: vec!["Ongoing".into()],
+            states: HashSet::from(["Ongoing".to_string()]),
             min_duration_ms: -1,
             ..ListFilter::default()
         },
@@ -204,7 +206,7 @@ fn list_filters() {
     assert_eq!(ongoing, vec![("tx".to_string(), 5, TxnState::Ongoing)]);
     let by_pid = c.list(
         &ListFilter {
-            producer_ids: vec![6],
+            producer_ids: HashSet::from([6]),
             min_duration_ms: -1,
             ..ListFilter::default()
         },
