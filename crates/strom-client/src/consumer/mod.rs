@@ -380,7 +380,10 @@ impl Consumer {
             .membership
             .as_ref()
             .is_some_and(Membership::needs_rejoin);
-        if !needs {
+        // With manual rejoin only `rejoin` joins. The heartbeat task may raise the flag on
+        // another thread after `poll` looked at it, so it is checked here again rather than
+        // trusted from there: joining here would clear it before the owner ever saw it.
+        if !needs || self.manual_rejoin {
             return Ok(());
         }
         if self.config.enable_auto_commit && !self.partitions.is_empty() {
