@@ -17,11 +17,20 @@ A `History` collects, from any thread:
 - vanished reads: a record a consumer polled is not in the final read at that offset;
 - non-monotonic polls: a consumer that never seeks saw offsets of a partition go backwards
   or repeat;
+- poll skips: a consumer that never seeks polled offset a then b of a partition while the
+  final read has a record between them (a group member records each assignment it gets
+  under its own consumer name, `<group>/<member>#<generation>`, as a consumer that never
+  seeks);
+- group skips: a record of the final read that no member of a consumer group polled
+  although the group polled a later offset of that partition (the group's committed
+  offsets moved past it), and group-incomplete: final records past everything the group
+  polled once it was given time to catch up;
 - fatal client errors (and, when asked, every non-retriable one).
 
 `Result.assert_ok()` fails with the counts and the first few examples of each.
 """
 
+import bisect
 import collections
 import threading
 import time
@@ -43,11 +52,14 @@ class History:
         self.timeline = []  # (t, text)
         self.idempotent = set()  # producers whose values must appear once
         self.problems = []  # (kind, text): what the harness saw go wrong (a wait that ran out)
+        self.groups = collections.defaultdict(set)  # consumer group -> consumer names of its members
 
     def t(self):
         return round(time.monotonic() - self.started, 2)
 
     def ack(self, producer, partition, offset, value):
+        """`offset` None or negative: the client reported the write persisted without its offset
+        (librdkafka does so for a retried idempotent batch the broker had already written)."""
         with self.lock:
             self.acks.append((producer, partition, offset, value))
 
@@ -119,7 +131,8 @@ def _positions(history):
     """{(partition, offset): {value: [where seen]}} over acks, polls and the final read."""
     seen = collections.defaultdict(lambda: collections.defaultdict(list))
     for producer, p, o, v in history.acks:
-        seen[(p, o)][v].append(f"ack:{producer}")
+        if o is not None and o >= 0:
+            seen[(p, o)][v].append(f"ack:{producer}")
     for consumer, records in history.polls.items():
         for p, o, v in records:
             if consumer not in seen[(p, o)][v]:
@@ -150,6 +163,11 @@ def check(history, no_errors=False, retriable_ok=None):
         lost, moved = [], 0
         lost_by_partition = collections.Counter()
         for producer, p, o, v in history.acks:
+            if o is None or o < 0:  # acknowledged without an offset (see `ack`): anywhere will do
+                if v not in final_where:
+                    lost_by_partition[p] += 1
+                    lost.append(f"{v} acked by {producer} (without an offset) at p{p}; not in the final read")
+                continue
             if final.get((p, o)) != v:
                 elsewhere = sorted(final_where.get(v, ()))
                 moved += bool(elsewhere)
@@ -192,6 +210,43 @@ def check(history, no_errors=False, retriable_ok=None):
                 last[p] = o
         r.add("non-monotonic-polls", backwards)
 
+        # Poll skips: per consumer and partition, two successive polled offsets with a final
+        # record between them.
+        final_offsets = collections.defaultdict(list)
+        for p, o in sorted(final):
+            final_offsets[p].append(o)
+        skips = []
+        for consumer, records in sorted(history.polls.items()):
+            last = {}
+            for p, o, v in records:
+                if p in last and o > last[p] + 1:
+                    offs = final_offsets.get(p, [])
+                    between = bisect.bisect_left(offs, o) - bisect.bisect_right(offs, last[p])
+                    if between > 0:
+                        skips.append(f"{consumer} p{p}: offset {o} after {last[p]}, skipping {between} record(s) "
+                                     "the final read has")
+                last[p] = o
+        r.add("poll-skips", skips)
+
+        # Group skips: what no member of a group polled, below the group's furthest offset.
+        group_skips, group_behind = [], []
+        for group, members in sorted(history.groups.items()):
+            got = collections.defaultdict(set)
+            for m in members:
+                for p, o, _ in history.polls.get(m, ()):
+                    got[p].add(o)
+            for p, offs in sorted(final_offsets.items()):
+                top = max(got[p], default=-1)
+                missed = [o for o in offs if o < top and o not in got[p]]
+                if missed:
+                    group_skips.append(f"group {group} p{p}: {len(missed)} record(s) never polled, first at "
+                                       f"offsets {missed[:5]}, below offset {top} it polled")
+                behind = [o for o in offs if o > top]
+                if behind:
+                    group_behind.append(f"group {group} p{p}: polled up to {top}, the final read ends at {offs[-1]}")
+        r.add("group-skips", group_skips)
+        r.add("group-incomplete", group_behind)
+
         if not history.final_complete:
             r.add("final-read-incomplete", [history.final_note or "the final read did not reach the end offsets"])
         r.add("final-read-conflicts", [f"p{p}@{o}: {a!r} and {b!r}" for p, o, a, b in final_dups])
@@ -212,6 +267,7 @@ def check(history, no_errors=False, retriable_ok=None):
             "final": len(history.final),
             "polled": {c: len(v) for c, v in sorted(history.polls.items())},
             "client errors": dict(names.most_common(8)),
+            "acked without an offset": dict(collections.Counter(a[0] for a in history.acks if a[2] is None or a[2] < 0)),
             "unacknowledged but present": sum(1 for v in final_where if v not in acked_values),
             "timeline": [f"{t}s {text}" for t, text in history.timeline],
         }

@@ -16,6 +16,11 @@ chosen node over a plain socket (the harness must be able to ask a given node, w
 client library does not allow): which brokers it lists (Strom lists the unfenced ones, and
 itself), and each partition's leader, leader epoch, replicas and ISR.
 
+`Cluster(n, net=...)` places nodes elsewhere than on 127.0.0.1: `net.host(node_id)` is the
+address a node listens on (and is reached at), `net.wrap(node_id)` a command prefix it is
+started under (the chaos harness, `chaos.py`, runs each node in its own network namespace
+with `ip netns exec`, which execs, so the process's pid stays the node's).
+
 Each node's stdout/stderr goes to `<dir>/node-<id>.log`; `dump_logs()` returns their tails
 for a failure message.
 """
@@ -183,6 +188,7 @@ class Node:
         self.roles = roles
         # Per-node keys over the cluster's (e.g. a joining controller's bootstrap servers).
         self.props = dict(props or {})
+        self.host = cluster.net.host(node_id) if cluster.net else "127.0.0.1"
         self.data_dir = cluster.dir / f"node-{node_id}"
         self.log_path = cluster.dir / f"node-{node_id}.log"
         self.proc = None
@@ -198,7 +204,7 @@ class Node:
 
     @property
     def bootstrap(self):
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def is_broker(self):
@@ -212,7 +218,7 @@ class Node:
         """The cluster's extra listener on this node, as a `listeners` suffix (or nothing)."""
         if not self.cluster.extra_listener:
             return ""
-        return f",{self.cluster.extra_listener}://127.0.0.1:{self.extra_port}"
+        return f",{self.cluster.extra_listener}://{self.host}:{self.extra_port}"
 
     def args(self):
         out = ["server"]
@@ -234,16 +240,16 @@ class Node:
         props = dict(CLUSTER_DEFAULTS)
         props.update({"node.id": str(self.node_id), "log.dirs": str(self.data_dir), "process.roles": self.roles})
         if self.roles == "broker":
-            props["listeners"] = f"PLAINTEXT://127.0.0.1:{self.port}" + self.extra()
+            props["listeners"] = f"PLAINTEXT://{self.host}:{self.port}" + self.extra()
             props["controller.quorum.bootstrap.servers"] = self.cluster.controller_addrs
         elif self.roles == "controller":
-            props["listeners"] = f"CONTROLLER://127.0.0.1:{self.controller_port}"
+            props["listeners"] = f"CONTROLLER://{self.host}:{self.controller_port}"
             if self.cluster.dynamic:
                 props["controller.quorum.bootstrap.servers"] = self.cluster.controller_addrs
             else:
                 props["controller.quorum.voters"] = self.cluster.voters
         else:
-            props["listeners"] = (f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
+            props["listeners"] = (f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}"
                                   + self.extra())
             props["controller.quorum.voters"] = self.cluster.voters
         props.update(self.cluster.overrides)
@@ -264,7 +270,8 @@ class Node:
         self.starts += 1
         self._log.write(f"\n===== harness: start #{self.starts} of {self} at {time.strftime('%H:%M:%S')}\n".encode())
         self._log.flush()
-        self.proc = subprocess.Popen([str(self.cluster.binary)] + self.args(), stdout=self._log,
+        wrap = self.cluster.net.wrap(self.node_id) if self.cluster.net else []
+        self.proc = subprocess.Popen(wrap + [str(self.cluster.binary)] + self.args(), stdout=self._log,
                                      stderr=subprocess.STDOUT, env=env)
         self.paused = False
         self.expected = True
@@ -281,9 +288,9 @@ class Node:
                 raise AssertionError(f"{self} exited with {self.proc.returncode} while starting:\n{self.log_tail()}")
             try:
                 if self.is_broker:
-                    api_versions("127.0.0.1", self.port, timeout_s=2.0)
+                    api_versions(self.host, self.port, timeout_s=2.0)
                 else:
-                    socket.create_connection(("127.0.0.1", self.controller_port), timeout=2.0).close()
+                    socket.create_connection((self.host, self.controller_port), timeout=2.0).close()
                 return
             except (OSError, ValueError) as e:
                 last = e
@@ -350,7 +357,7 @@ class Node:
             self._log = None
 
     def metadata(self, topics=None, timeout_s=5.0):
-        return metadata("127.0.0.1", self.port, topics, timeout_s)
+        return metadata(self.host, self.port, topics, timeout_s)
 
     def _check_crash(self):
         code = self.crashed()
@@ -376,7 +383,7 @@ class Cluster:
     {"strom.log.durability": "sync-on-commit"})."""
 
     def __init__(self, binary, n=3, overrides=None, name="cluster", controllers=0, dynamic=False,
-                 extra_listener=None):
+                 extra_listener=None, net=None):
         self.binary = pathlib.Path(binary)
         # A third listener per broker node (e.g. "SECURE" for the security tests), on its own port.
         self.extra_listener = extra_listener
@@ -384,6 +391,8 @@ class Cluster:
         # controller.quorum.bootstrap.servers; `start` formats node 1 as the only initial
         # voter and the other controllers without initial voters (they join as observers).
         self.dynamic = dynamic
+        # Where nodes run (see the module doc); None: all on 127.0.0.1 in this namespace.
+        self.net = net
         self.cluster_id = "c3Ryb20tY2x1c3Rlci0x"
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix=f"strom-{name[:40]}-"))
         self.overrides = dict(overrides or {})
@@ -400,9 +409,9 @@ class Cluster:
         if extra_listener:
             for node, port in zip(self.nodes.values(), free_ports(total)):
                 node.extra_port = port
-        self.voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes.values()
+        self.voters = ",".join(f"{n.node_id}@{n.host}:{n.controller_port}" for n in self.nodes.values()
                                if n.is_controller)
-        self.controller_addrs = ",".join(f"127.0.0.1:{n.controller_port}" for n in self.nodes.values()
+        self.controller_addrs = ",".join(f"{n.host}:{n.controller_port}" for n in self.nodes.values()
                                          if n.is_controller)
 
     def __getitem__(self, node_id):
@@ -534,7 +543,7 @@ class Cluster:
         views = {}
         for n in self.live():
             try:
-                error, node = find_coordinator("127.0.0.1", n.port, group, timeout_s=3)
+                error, node = find_coordinator(n.host, n.port, group, timeout_s=3)
                 views[n.node_id] = f"error {error}" if error else node
             except (OSError, ValueError) as e:
                 views[n.node_id] = repr(e)

@@ -98,6 +98,42 @@ def test_non_monotonic_poll_is_caught():
     assert "c1 p0: offset 1 after 2" in r.message()
 
 
+def test_poll_skip_is_caught():
+    """c2 polled p0 at offsets 0 and 2: offset 1, which the final read has, was skipped."""
+    h = clean()
+    h.poll("c2", [(0, 0, "p-0"), (0, 2, "p-4")])
+    r = check(h)
+    assert kinds(r) == {"poll-skips"}, r.message()
+    assert "c2 p0: offset 2 after 0, skipping 1 record(s)" in r.message()
+
+
+def test_gap_without_records_is_not_a_poll_skip():
+    """Offsets the final read does not have either (e.g. transaction markers) are no skip."""
+    h = clean()
+    h.final = [rec for rec in h.final if rec[:2] != (0, 1)]
+    h.acks = [a for a in h.acks if a[1:3] != (0, 1)]
+    h.polls["c1"] = [rec for rec in h.polls["c1"] if rec[:2] != (0, 1)]
+    r = check(h)
+    assert r.ok, r.message()
+
+
+def test_group_skip_and_group_incomplete_are_caught():
+    """Group g: member a's first assignment polled p0@0, its second (after a rebalance) p0@2;
+    nobody in g polled p0@1 (a skip) nor anything of p1 past offset 0 (behind)."""
+    h = clean()
+    h.groups["g"] = {"g/a#1", "g/a#2"}
+    h.poll("g/a#1", [(0, 0, "p-0"), (1, 0, "p-1")])
+    h.poll("g/a#2", [(0, 2, "p-4")])
+    r = check(h)
+    assert kinds(r) == {"group-skips", "group-incomplete"}, r.message()
+    assert "group g p0: 1 record(s) never polled, first at offsets [1]" in r.message()
+    assert "group g p1: polled up to 0, the final read ends at 2" in r.message()
+    h.poll("g/a#2", [(1, 1, "p-3"), (1, 2, "p-5")])
+    h.poll("g/b#1", [(0, 1, "p-2")])
+    h.groups["g"].add("g/b#1")
+    assert check(h).ok
+
+
 def test_final_read_that_stopped_short_is_caught():
     h = clean()
     h.final_complete = False
