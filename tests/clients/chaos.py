@@ -440,7 +440,10 @@ class Chaos:
 
     def run(self, schedule):
         a = self.args
-        overrides = {"min.insync.replicas": str(a.min_insync)}
+        overrides = {"min.insync.replicas": str(a.min_insync), "replica.lag.time.max.ms": str(a.replica_lag_ms)}
+        for item in a.broker_config:
+            key, _, value = item.partition("=")
+            overrides[key] = value
         self.cluster = Cluster(a.binary, a.nodes, overrides, name=f"chaos-{a.seed}", controllers=a.controllers,
                                net=self.net)
         self.cluster.runs = []
@@ -450,7 +453,8 @@ class Chaos:
         self.cluster.start()
         create_topic(self.cluster, TOPIC, a.partitions, 3, {"min.insync.replicas": str(a.min_insync)})
         self.cluster.wait_isr(TOPIC, timeout_s=HEAL_TIMEOUT_S)
-        self.note(f"topic {TOPIC}: {a.partitions} partitions, RF 3, min.insync.replicas={a.min_insync}; "
+        self.note(f"topic {TOPIC}: {a.partitions} partitions, RF 3, min.insync.replicas={a.min_insync}, "
+                  f"replica.lag.time.max.ms={overrides['replica.lag.time.max.ms']}; "
                   f"nodes {[f'{n.node_id}:{n.roles}@{n.host}' for n in self.cluster.nodes.values()]}")
         self.start_load()
         time.sleep(3)  # load before the first fault
@@ -550,6 +554,11 @@ def main(argv=None):
     ap.add_argument("--partitions", type=int, default=6)
     ap.add_argument("--min-insync", type=int, default=2)
     ap.add_argument("--rate", type=int, default=200, help="records a second per producer")
+    ap.add_argument("--replica-lag-ms", type=int, default=8000,
+                    help="replica.lag.time.max.ms of every node (Kafka's 30000 outlasts every fault here; "
+                         "8000 lets partitions and pauses shrink ISRs)")
+    ap.add_argument("--broker-config", action="append", default=[], metavar="KEY=VALUE",
+                    help="a key for every node (repeatable)")
     ap.add_argument("--net", choices=("auto", "netns", "loopback"), default="auto")
     ap.add_argument("--deadline-s", type=float, default=None, help="overall deadline (default: from the faults)")
     ap.add_argument("--keep", action="store_true", help="keep the data dirs and logs even when clean")
