@@ -31,7 +31,10 @@ how long; the node "the leader of partition p" resolves to depends on the run):
 - pause: SIGSTOP of partition p's leader or of a random node for longer than
   broker.session.timeout.ms, then SIGCONT;
 - partition-isolate: one node (p's leader or a random one) cut from every other node;
-- partition-pair: two nodes cut from each other (each still reaches the third).
+- partition-pair: two nodes cut from each other (each still reaches the third);
+- disk-full (only with `--disk-mb N`, which puts each node's data dir on a tmpfs of N MiB,
+  a root mount): a ballast file fills the disk of p's leader or of a random node for a
+  while, then is deleted.
 After each fault is undone the harness waits (bounded) until every broker is registered and
 every ISR is full again before the next; a wait that runs out is reported (slow heals), not
 counted as a safety anomaly, since the verdict must not depend on the machine's speed.
@@ -79,7 +82,7 @@ from cluster_load import (  # noqa: E402
     final_read,
 )
 
-KINDS = ("kill-leader", "kill-any", "pause", "partition-isolate", "partition-pair")
+KINDS = ("kill-leader", "kill-any", "pause", "partition-isolate", "partition-pair", "disk-full")
 PARTITION_KINDS = ("partition-isolate", "partition-pair")
 SESSION_S = SESSION_TIMEOUT_MS / 1000
 TOPIC = "chaos"
@@ -187,6 +190,68 @@ class Netns:
         run_ip("link", "del", self.bridge, check_rc=False)
 
 
+# --- full disks ------------------------------------------------------------------------------
+
+
+class Disks:
+    """Each node's data dir on its own tmpfs of `mb` MiB (mounted before the node starts;
+    `ip netns exec` gives a node a mount namespace that still sees it). A full disk is a
+    ballast file in that dir written until the tmpfs has no room left; freeing deletes it."""
+
+    BALLAST = "chaos-ballast"
+
+    def __init__(self, cluster, mb):
+        self.cluster, self.mb = cluster, mb
+        self.mounted = []
+
+    def mount(self):
+        for n in self.cluster.nodes.values():
+            n.data_dir.mkdir(parents=True, exist_ok=True)
+            proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={self.mb}m", "tmpfs", str(n.data_dir)],
+                                  capture_output=True, text=True, timeout=30)
+            if proc.returncode != 0:
+                raise RuntimeError(f"cannot mount a tmpfs on {n.data_dir} (--disk-mb needs root): {proc.stderr.strip()}")
+            self.mounted.append(n.data_dir)
+        log(f"disks: a {self.mb} MiB tmpfs on each node's data dir")
+
+    def fill(self, node):
+        """Writes the ballast until the disk is full (at most the tmpfs's size); MiB written."""
+        chunk = b"\0" * (1 << 20)
+        written = 0
+        with open(node.data_dir / self.BALLAST, "ab", buffering=0) as f:
+            for _ in range(self.mb + 1):
+                try:
+                    f.write(chunk)
+                    written += 1
+                except OSError:
+                    break
+        # The last partial chunk: fill what is left byte-exactly, in shrinking pieces.
+        size = 1 << 19
+        with open(node.data_dir / self.BALLAST, "ab", buffering=0) as f:
+            while size >= 512:
+                try:
+                    f.write(b"\0" * size)
+                except OSError:
+                    size //= 2
+        return written
+
+    def free(self, node):
+        (node.data_dir / self.BALLAST).unlink(missing_ok=True)
+
+    def free_all(self):
+        for n in self.cluster.nodes.values():
+            self.free(n)
+
+    def unmount(self, save):
+        """Unmounts every tmpfs (the nodes stopped); `save` copies each dir out first (a
+        tmpfs forgets its contents), to `<dir>/node-<id>.saved`."""
+        for d in self.mounted:
+            if save:
+                shutil.copytree(d, d.with_name(d.name + ".saved"), dirs_exist_ok=True, symlinks=True)
+            subprocess.run(["umount", str(d)], capture_output=True, timeout=30)
+        self.mounted = []
+
+
 # --- group consumers -------------------------------------------------------------------------
 
 
@@ -290,7 +355,7 @@ def make_schedule(rng, args, node_ids, kinds):
                 if "partition" not in f:
                     f["node"] = rng.choice(node_ids)
                 f["hold_s"] = round(SESSION_S + rng.uniform(1, 5), 1)
-            elif kind == "partition-isolate":
+            elif kind in ("partition-isolate", "disk-full"):
                 if "partition" not in f:
                     f["node"] = rng.choice(node_ids)
                 f["hold_s"] = round(rng.uniform(2, 2 * SESSION_S), 1)
@@ -326,6 +391,7 @@ class Chaos:
         self.done = {k: 0 for k in KINDS}
         self.slow = []  # bounded waits that ran out (liveness, not safety)
         self.restart_failures = []
+        self.disks = None
 
     def note(self, text):
         self.history.note(text)
@@ -399,6 +465,13 @@ class Chaos:
                                                       not_in=(node.node_id,)))
             node.resume()
             self.note(f"SIGCONT {node}")
+        elif kind == "disk-full":
+            filled = self.disks.fill(node)
+            self.note(f"fault {i}: disk of {node} full" + (f" (leader of partition {f['partition']})" if "partition" in f
+                                                          else "") + f" ({filled} MiB of ballast) for {f['hold_s']}s")
+            time.sleep(f["hold_s"])  # the fault's length, from the schedule
+            self.disks.free(node)
+            self.note(f"disk of {node} freed")
         else:
             ids = sorted(self.cluster.nodes)
             if kind == "partition-isolate":
@@ -450,6 +523,9 @@ class Chaos:
         log(f"cluster dir {self.cluster.dir}")
         if self.net is not None:
             self.net.setup()
+        if a.disk_mb:
+            self.disks = Disks(self.cluster, a.disk_mb)
+            self.disks.mount()
         self.cluster.start()
         create_topic(self.cluster, TOPIC, a.partitions, 3, {"min.insync.replicas": str(a.min_insync)})
         self.cluster.wait_isr(TOPIC, timeout_s=HEAL_TIMEOUT_S)
@@ -472,6 +548,8 @@ class Chaos:
         self.note("ending: every fault undone, waiting for the cluster to heal")
         if self.net is not None:
             self.net.heal_all()
+        if self.disks is not None:
+            self.disks.free_all()
         for n in self.cluster.nodes.values():
             n.resume()
             if not n.alive:
@@ -557,6 +635,9 @@ def main(argv=None):
     ap.add_argument("--replica-lag-ms", type=int, default=8000,
                     help="replica.lag.time.max.ms of every node (Kafka's 30000 outlasts every fault here; "
                          "8000 lets partitions and pauses shrink ISRs)")
+    ap.add_argument("--disk-mb", type=int, default=0,
+                    help="each node's data dir on a tmpfs of this many MiB (mounting needs root), which "
+                         "enables the disk-full fault; 0: off")
     ap.add_argument("--broker-config", action="append", default=[], metavar="KEY=VALUE",
                     help="a key for every node (repeatable)")
     ap.add_argument("--net", choices=("auto", "netns", "loopback"), default="auto")
@@ -592,6 +673,11 @@ def main(argv=None):
             print("--mix asks for network partitions, which need --net netns (root)", file=sys.stderr)
             return 2
         kinds = [k for k in kinds if k not in PARTITION_KINDS]
+    if not args.disk_mb:
+        if "disk-full" in parse_mix(args.mix):
+            print("--mix asks for disk-full, which needs --disk-mb (a tmpfs per node: root)", file=sys.stderr)
+            return 2
+        kinds = [k for k in kinds if k != "disk-full"]
 
     rng = random.Random(args.seed)
     node_ids = list(range(1, args.nodes + args.controllers + 1))
@@ -611,6 +697,9 @@ def main(argv=None):
             for n in chaos.cluster.nodes.values():
                 if n.proc is not None and n.proc.poll() is None:
                     n.proc.kill()
+                    n.proc.wait(10)
+        if chaos.disks is not None:
+            chaos.disks.unmount(save=False)
         if net is not None:
             net.teardown()
 
@@ -660,6 +749,8 @@ def main(argv=None):
                 pass
         if chaos.cluster is not None:
             chaos.cluster.teardown(keep=True)
+            if chaos.disks is not None:
+                chaos.disks.unmount(save=code != 0 or args.keep)
             if code == 0 and not args.keep:
                 chaos.cluster.remove()
             else:
