@@ -142,11 +142,29 @@ def _positions(history):
     return seen
 
 
+def _positioned(record):
+    p, o, _ = record
+    return isinstance(p, int) and isinstance(o, int) and o >= 0
+
+
 def check(history, no_errors=False, retriable_ok=None):
     """Checks a finished history; `no_errors` also counts every non-retriable client error
     (those `retriable_ok(name)` accepts are allowed too), besides the fatal ones."""
     r = Result()
     with history.lock:
+        # A polled or finally read record without a partition or offset is reported and
+        # left out of the checks below (which key on positions).
+        malformed = []
+        for consumer, records in list(history.polls.items()):
+            bad = [rec for rec in records if not _positioned(rec)]
+            if bad:
+                malformed += [f"{consumer} polled {rec!r}" for rec in bad]
+                history.polls[consumer] = [rec for rec in records if _positioned(rec)]
+        bad = [rec for rec in history.final if not _positioned(rec)]
+        if bad:
+            malformed += [f"final read {rec!r}" for rec in bad]
+            history.final = [rec for rec in history.final if _positioned(rec)]
+        r.add("records-without-offset", malformed)
         for kind in dict.fromkeys(k for k, _ in history.problems):
             r.add(kind, [text for k, text in history.problems if k == kind])
         final = {}

@@ -134,6 +134,21 @@ def test_group_skip_and_group_incomplete_are_caught():
     assert check(h).ok
 
 
+def test_acks_and_records_without_an_offset():
+    """An ack without an offset counts as kept when the value is anywhere in the final read;
+    a polled record without one is reported, not a crash of the checker."""
+    h = clean()
+    h.ack("p", 0, None, "p-0")
+    assert check(h).ok
+    h.ack("p", 0, None, "p-404")
+    r = check(h)
+    assert kinds(r) == {"lost"} and "p-404 acked by p (without an offset)" in r.message()
+    h = clean()
+    h.poll("c1", [(0, None, "p-0")])
+    r = check(h)
+    assert kinds(r) == {"records-without-offset"}, r.message()
+
+
 def test_final_read_that_stopped_short_is_caught():
     h = clean()
     h.final_complete = False
