@@ -72,7 +72,7 @@ sys.path.insert(0, str(HERE))
 from confluent_kafka import Consumer  # noqa: E402
 
 from checker import History, check  # noqa: E402
-from cluster import SESSION_TIMEOUT_MS, Cluster, NotYet, WaitTimeout  # noqa: E402
+from cluster import SESSION_TIMEOUT_MS, Cluster, WaitTimeout  # noqa: E402
 from cluster_fixtures import create_topic  # noqa: E402
 from cluster_load import (  # noqa: E402
     CONNECTION_EVENTS,
@@ -555,9 +555,11 @@ class Chaos:
             if not n.alive:
                 self.start_node(n)
         unhealed = None
+        epochs = None
         try:
             self.wait_healed(FINAL_HEAL_TIMEOUT_S)
-            self.note("healed")
+            epochs = {p: i["epoch"] for p, i in sorted(self.cluster.partitions(TOPIC).items())}
+            self.note(f"healed; leader epochs by partition {epochs} (each leader change adds one)")
         except WaitTimeout as e:
             unhealed = str(e)
             self.note(f"not healed: {e}")
@@ -574,6 +576,7 @@ class Chaos:
         result.add("restart-failures", self.restart_failures)
         result.add("unhealed", [unhealed] if unhealed else [])
         result.add("schedule-cut", [cut] if cut else [])
+        result.info["leader epochs"] = epochs
         return result
 
     def catch_up(self):
@@ -733,6 +736,8 @@ def main(argv=None):
                     "seed": args.seed, "nodes": args.nodes, "controllers": args.controllers, "net": "netns" if net else
                     "loopback", "faults": chaos.done, "anomalies": {k: v[0] for k, v in result.problems.items()},
                     "acked": result.info.get("acked"), "final": result.info.get("final"), "slow_heals": len(chaos.slow),
+                    "leader_epochs": result.info.get("leader epochs"),
+                    "acked_without_offset": result.info.get("acked without an offset"),
                     "elapsed_s": round(elapsed), "verdict": "clean" if result.ok else "anomalies",
                 }) + "\n")
     except Exception as e:  # noqa: BLE001 -- the harness reports its own failure and keeps the logs
