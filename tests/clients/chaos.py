@@ -395,7 +395,7 @@ class Chaos:
 
     def note(self, text):
         self.history.note(text)
-        log(text)
+        log(f"[{self.history.t():8.2f}s] {text}")
 
     # cluster state
 
@@ -723,6 +723,11 @@ def main(argv=None):
         result = chaos.run(schedule)
         elapsed = time.monotonic() - started
         print(result.message() if not result.ok else f"no anomaly; {result.info | {'timeline': '...'}}", flush=True)
+        odd = [f"{t}s {text}" for t, text in chaos.history.timeline if text.startswith("ack without an offset")]
+        if odd:
+            log(f"{len(odd)} acknowledgement(s) without an offset (counted as kept when the value is in the final read):")
+            for line in odd[:20]:
+                log(f"    {line}")
         if chaos.slow:
             log(f"{len(chaos.slow)} bounded wait(s) ran out (liveness, not counted in the verdict):")
             for s in chaos.slow[:10]:

@@ -59,9 +59,12 @@ class History:
 
     def ack(self, producer, partition, offset, value):
         """`offset` None or negative: the client reported the write persisted without its offset
-        (librdkafka does so for a retried idempotent batch the broker had already written)."""
+        (librdkafka does so for a retried idempotent batch the broker had already written);
+        the timeline notes when."""
         with self.lock:
             self.acks.append((producer, partition, offset, value))
+            if offset is None or offset < 0:
+                self.timeline.append((self.t(), f"ack without an offset: {producer} p{partition} {value}"))
 
     def count_sent(self, producer, n=1):
         with self.lock:
