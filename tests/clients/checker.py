@@ -59,8 +59,11 @@ class History:
 
     def ack(self, producer, partition, offset, value):
         """`offset` None or negative: the client reported the write persisted without its offset
-        (librdkafka does so for a retried idempotent batch the broker had already written);
-        the timeline notes when."""
+        (librdkafka's idempotent producer does so when a request failed with an uncertain
+        outcome, a timeout or a dropped connection, and a later one of the same producer
+        and partition succeeded: the broker's accepting the later sequence proves the
+        earlier records were written, and librdkafka reports them delivered, "implicitly
+        acked", with offset -1001); the timeline notes when."""
         with self.lock:
             self.acks.append((producer, partition, offset, value))
             if offset is None or offset < 0:
