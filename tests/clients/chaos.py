@@ -47,6 +47,10 @@ client errors; plus node crashes (a node exiting without being killed), restarts
 fail, and a schedule cut short by the deadline. One verdict line with every count; exit 0
 when all are zero, 1 when not, 2 when the harness itself failed.
 
+`--acks 1` swaps the producers for non-idempotent acks=1 ones, which lose what a leader
+acknowledged before its followers fetched it when that leader is killed: a check that the
+checker finds real losses in a real run (its verdict is then expected to be ANOMALIES).
+
 Every wait is bounded and the run has an overall deadline (`--deadline-s`, by default from
 the number of faults): past it no new fault starts, and a watchdog ends the process (nodes
 killed, namespaces removed) if the ending itself does not finish in time.
@@ -504,11 +508,22 @@ class Chaos:
         for group, member, isolation in (("chaos-ru", "m1", "read_uncommitted"), ("chaos-ru", "m2", "read_uncommitted"),
                                          ("chaos-rc", "m1", "read_committed")):
             self.consumers.append(GroupMember(self.history, bootstrap, TOPIC, group, member, isolation).start())
+        if self.args.acks == "all":
+            confluent_conf, kafkapython_conf, how = {}, {}, "idempotent, acks=all"
+        else:
+            # The checker's own check: acks=1 producers (not idempotent: an idempotent
+            # producer must use acks=all) lose what the leader acknowledged before its
+            # followers fetched it when the leader dies.
+            confluent_conf = {"acks": "1", "enable.idempotence": False}
+            kafkapython_conf = {"acks": 1, "idempotent": False}
+            how = "acks=1, not idempotent: losses are expected (a check of the checker)"
         self.producers.append(ConfluentProducer(self.history, bootstrap, TOPIC, P, rate, name="confluent",
-                                                **{"message.timeout.ms": 300000}).start())
+                                                **{"message.timeout.ms": 300000, **confluent_conf}).start())
         self.producers.append(KafkaPythonProducer(self.history, bootstrap, TOPIC, P, rate, name="kafkapython",
-                                                  delivery_timeout_ms=300000).start())
-        self.note(f"load: producers confluent and kafkapython at {rate}/s each (idempotent, acks=all); observer; "
+                                                  delivery_timeout_ms=300000, **kafkapython_conf).start())
+        if self.args.acks != "all":
+            self.history.idempotent.clear()
+        self.note(f"load: producers confluent and kafkapython at {rate}/s each ({how}); observer; "
                   "groups chaos-ru (2 members, read_uncommitted) and chaos-rc (1 member, read_committed)")
 
     def run(self, schedule):
@@ -635,6 +650,9 @@ def main(argv=None):
     ap.add_argument("--partitions", type=int, default=6)
     ap.add_argument("--min-insync", type=int, default=2)
     ap.add_argument("--rate", type=int, default=200, help="records a second per producer")
+    ap.add_argument("--acks", choices=("all", "1"), default="all",
+                    help="1: non-idempotent acks=1 producers, which lose writes when a leader dies; a check "
+                         "that the checker finds real losses (expect ANOMALIES)")
     ap.add_argument("--replica-lag-ms", type=int, default=8000,
                     help="replica.lag.time.max.ms of every node (Kafka's 30000 outlasts every fault here; "
                          "8000 lets partitions and pauses shrink ISRs)")
