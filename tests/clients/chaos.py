@@ -517,6 +517,9 @@ class Chaos:
             confluent_conf = {"acks": "1", "enable.idempotence": False}
             kafkapython_conf = {"acks": 1, "idempotent": False}
             how = "acks=1, not idempotent: losses are expected (a check of the checker)"
+        if self.args.client_debug:
+            # librdkafka's debug contexts (e.g. eos, msg), logged to stderr at level 7.
+            confluent_conf.update({"debug": self.args.client_debug, "log_level": 7})
         self.producers.append(ConfluentProducer(self.history, bootstrap, TOPIC, P, rate, name="confluent",
                                                 **{"message.timeout.ms": 300000, **confluent_conf}).start())
         self.producers.append(KafkaPythonProducer(self.history, bootstrap, TOPIC, P, rate, name="kafkapython",
@@ -653,6 +656,8 @@ def main(argv=None):
     ap.add_argument("--acks", choices=("all", "1"), default="all",
                     help="1: non-idempotent acks=1 producers, which lose writes when a leader dies; a check "
                          "that the checker finds real losses (expect ANOMALIES)")
+    ap.add_argument("--client-debug", default="", metavar="CONTEXTS",
+                    help="librdkafka debug contexts for the confluent producer (e.g. eos), to stderr")
     ap.add_argument("--replica-lag-ms", type=int, default=8000,
                     help="replica.lag.time.max.ms of every node (Kafka's 30000 outlasts every fault here; "
                          "8000 lets partitions and pauses shrink ISRs)")
