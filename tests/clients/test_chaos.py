@@ -1,10 +1,11 @@
 """Smoke run of the fault-injection harness (`scripts/chaos`, chaos.py): 3 nodes, RF 3,
-min.insync.replicas=2, faults on a fixed seed: two leader kills and a pause past the broker
-session timeout, and as root (as in CI; network namespaces and tmpfs mounts) a node
-isolated, a pair of nodes cut and a full disk, else a kill of any node and one more leader
-kill; under idempotent acks=all producers, an observer and group consumers. The harness's
-verdict must be clean with every fault done. The long campaigns are not run here
-(docs/RELIABILITY.md)."""
+min.insync.replicas=2, five faults on a fixed seed: two leader kills and a pause past the
+broker session timeout, and as root (as in CI; network namespaces) a node isolated and a
+pair of nodes cut, else a kill of any node and one more leader kill; under idempotent
+acks=all producers, an observer and group consumers. The harness's verdict must be clean
+with every fault done. No full disk here: it can make librdkafka's idempotent producer
+write duplicates (its epoch bump, docs/RELIABILITY.md), which would make this test fail
+for a client's fault. The long campaigns are not run here (docs/RELIABILITY.md)."""
 
 import json
 import os
@@ -24,12 +25,12 @@ SEED = 20261206
 @pytest.mark.timeout(900)
 def test_chaos_smoke_run_is_clean(tmp_path):
     netns, why = Netns.available()
-    mix = ("kill-leader=2,pause=1,partition-isolate=1,partition-pair=1,disk-full=1" if netns
+    mix = ("kill-leader=2,pause=1,partition-isolate=1,partition-pair=1" if netns
            else "kill-leader=3,pause=1,kill-any=1")
     results = tmp_path / "results.jsonl"
     cmd = [sys.executable, str(HERE / "chaos.py"), "--seed", str(SEED), "--mix", mix, "--partitions", "3",
            "--rate", "150", "--results", str(results), "--binary", str(strom_binary()),
-           "--net", "netns" if netns else "loopback"] + (["--disk-mb", "128"] if netns else [])
+           "--net", "netns" if netns else "loopback"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=850, env=dict(os.environ))
     out = proc.stdout + proc.stderr
     verdict = [line for line in out.splitlines() if line.startswith("chaos verdict:")]
