@@ -24,8 +24,9 @@ read_committed member), auto-committing; every poll is recorded with partition a
 
 Faults (`--faults K` drawn from the kinds at random, or exact counts with `--mix
 kind=count,...`, shuffled), from `random.Random(seed)`; the seed and the whole schedule are
-printed first, and `--seed S` replays the schedule (which fault, which partition or node,
-how long; the node "the leader of partition p" resolves to depends on the run):
+printed first, and `--seed S` with the same options replays the schedule (which fault,
+which partition or node, how long; the node "the leader of partition p" resolves to
+depends on the run):
 - kill-leader: kill -9 of partition p's leader (from Metadata); restarted after a while;
 - kill-any: kill -9 of a random node; restarted after a while;
 - pause: SIGSTOP of partition p's leader or of a random node for longer than
