@@ -305,6 +305,12 @@ pub struct ProducerConfig {
     pub max_request_bytes: usize,
     /// `retries` (default `i32::MAX`, bounded by `delivery.timeout.ms`).
     pub retries: u32,
+    /// `transactional.id` (default none): makes the producer transactional (see
+    /// [`crate::Producer::init_transactions`]); needs idempotence.
+    pub transactional_id: Option<String>,
+    /// `transaction.timeout.ms` (default 60000): how long the coordinator lets a
+    /// transaction stay open before it aborts it.
+    pub transaction_timeout_ms: u64,
 }
 
 impl ProducerConfig {
@@ -322,6 +328,8 @@ impl ProducerConfig {
             max_block_ms: 60_000,
             max_request_bytes: 1_048_576,
             retries: i32::MAX as u32,
+            transactional_id: None,
+            transaction_timeout_ms: 60_000,
         }
     }
 
@@ -346,6 +354,24 @@ impl ProducerConfig {
         props.parse_into("max.block.ms", &mut c.max_block_ms)?;
         props.parse_into("max.request.size", &mut c.max_request_bytes)?;
         props.parse_into("retries", &mut c.retries)?;
+        c.transactional_id = props.take("transactional.id").filter(|t| !t.is_empty());
+        props.parse_into("transaction.timeout.ms", &mut c.transaction_timeout_ms)?;
+        if c.transactional_id.is_some() {
+            // As in Kafka: a transactional producer is idempotent; switching that off (or
+            // acks other than all) contradicts `transactional.id`.
+            if !c.enable_idempotence {
+                return Err(config_error(
+                    "transactional.id",
+                    "needs enable.idempotence=true; remove enable.idempotence=false",
+                ));
+            }
+            if c.acks != Acks::All {
+                return Err(config_error(
+                    "transactional.id",
+                    "needs acks=all; set acks=all",
+                ));
+            }
+        }
         if c.enable_idempotence && c.acks != Acks::All {
             if idempotence_set {
                 return Err(config_error(

@@ -87,6 +87,11 @@ pub enum ClientError {
     /// A record batch could not be built or parsed.
     #[error("record batch: {0}")]
     Records(String),
+    /// A transactional call made in the wrong state (Java's `IllegalStateException`):
+    /// `send` outside a transaction, `begin_transaction` twice, anything after a fatal
+    /// error.
+    #[error("transaction state: {0}")]
+    TransactionState(String),
 }
 
 /// Kafka's error codes whose cure is fresher metadata (the leader moved or is unknown).
@@ -103,6 +108,15 @@ const COORDINATOR_CODES: [ErrorCode; 3] = [
     ErrorCode::NOT_COORDINATOR,
     ErrorCode::COORDINATOR_NOT_AVAILABLE,
     ErrorCode::COORDINATOR_LOAD_IN_PROGRESS,
+];
+
+/// Kafka's error codes that are fatal to a transactional producer.
+const FATAL_TXN_CODES: [ErrorCode; 5] = [
+    ErrorCode::PRODUCER_FENCED,
+    ErrorCode::INVALID_PRODUCER_EPOCH,
+    ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    ErrorCode::INVALID_TXN_STATE,
+    ErrorCode::INVALID_PRODUCER_ID_MAPPING,
 ];
 
 impl ClientError {
@@ -162,6 +176,21 @@ impl ClientError {
         match self {
             ClientError::Broker { code, .. } => COORDINATOR_CODES.contains(&ErrorCode(*code)),
             ClientError::Io { .. } | ClientError::Disconnected { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Whether this error ends a transactional producer for good, as Kafka's Java producer
+    /// classifies it: fenced by a newer producer with the same `transactional.id`
+    /// (PRODUCER_FENCED, INVALID_PRODUCER_EPOCH), not authorised for the id, or a state
+    /// the coordinator refuses. Everything else is abortable: abort the transaction and
+    /// go on.
+    pub fn is_fatal_for_transaction(&self) -> bool {
+        match self {
+            ClientError::Broker { code, .. } => FATAL_TXN_CODES.contains(&ErrorCode(*code)),
+            ClientError::Authentication(_)
+            | ClientError::UnsupportedApi { .. }
+            | ClientError::Config { .. } => true,
             _ => false,
         }
     }

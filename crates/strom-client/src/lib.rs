@@ -62,4 +62,4 @@ pub use consumer::{Consumer, ConsumerRecord};
 pub use error::{ClientError, Result};
 pub use producer::{DeliveryFuture, Producer, ProducerRecord, RecordMetadata};
 pub use strom_records::{Compression, Header, TimestampType};
-pub use types::{OffsetAndMetadata, OffsetSpec, TopicPartition};
+pub use types::{ConsumerGroupMetadata, OffsetAndMetadata, OffsetSpec, TopicPartition};

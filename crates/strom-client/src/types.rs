@@ -64,3 +64,30 @@ impl OffsetAndMetadata {
         }
     }
 }
+
+/// A group member's identity as `send_offsets_to_transaction` needs it (Java's
+/// `ConsumerGroupMetadata`): the coordinator refuses offsets of a member that is no longer
+/// in the current generation, which fences a zombie consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerGroupMetadata {
+    pub group_id: String,
+    /// -1 when the consumer is not a group member (assigned partitions only).
+    pub generation_id: i32,
+    /// Empty when the consumer is not a group member.
+    pub member_id: String,
+    /// `group.instance.id` of a static member.
+    pub group_instance_id: Option<String>,
+}
+
+impl ConsumerGroupMetadata {
+    /// Metadata without a member (generation -1): offsets are committed to `group_id`
+    /// without the generation check.
+    pub fn new(group_id: impl Into<String>) -> Self {
+        ConsumerGroupMetadata {
+            group_id: group_id.into(),
+            generation_id: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+        }
+    }
+}

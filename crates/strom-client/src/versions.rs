@@ -18,6 +18,11 @@ fn client_max(api_key: i16) -> Option<i16> {
         // v10 addresses topics by id.
         ApiKey::OffsetCommit => 9,
         ApiKey::ListOffsets => 9,
+        // v4+ batches transactions and is for brokers (KIP-890 verification).
+        ApiKey::AddPartitionsToTxn => 3,
+        // v5+ is transaction version 2 (an epoch bump at every end), which the
+        // transactional producer does not speak.
+        ApiKey::EndTxn => 4,
         _ => return None,
     };
     Some(max)
@@ -63,6 +68,10 @@ fn api_name_of(api: ApiKey) -> &'static str {
         ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
         ApiKey::OffsetDelete => "OffsetDelete",
         ApiKey::DescribeCluster => "DescribeCluster",
+        ApiKey::AddPartitionsToTxn => "AddPartitionsToTxn",
+        ApiKey::AddOffsetsToTxn => "AddOffsetsToTxn",
+        ApiKey::EndTxn => "EndTxn",
+        ApiKey::TxnOffsetCommit => "TxnOffsetCommit",
         _ => "other API",
     }
 }

@@ -21,7 +21,7 @@ use crate::admin::offsets::{commit, fetch_committed, list_offsets};
 use crate::cluster::Cluster;
 use crate::config::{ConsumerConfig, OffsetReset};
 use crate::error::{ClientError, Result};
-use crate::types::{OffsetAndMetadata, OffsetSpec, TopicPartition};
+use crate::types::{ConsumerGroupMetadata, OffsetAndMetadata, OffsetSpec, TopicPartition};
 use fetch::{FetchOutcome, FetchPlan};
 use group::{rejoinable, Membership};
 pub use records::ConsumerRecord;
@@ -155,6 +155,24 @@ impl Consumer {
         self.membership
             .as_ref()
             .map(|m| (m.generation(), m.member_id().to_string()))
+    }
+
+    /// The group identity `Producer::send_offsets_to_transaction` needs (Java's
+    /// `groupMetadata()`); `None` without a `group.id`. Generation -1 and no member id
+    /// when partitions are assigned rather than subscribed.
+    pub fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
+        let m = self.membership.as_ref()?;
+        let member = self.subscription.is_some();
+        Some(ConsumerGroupMetadata {
+            group_id: m.group_id().to_string(),
+            generation_id: if member { m.generation() } else { -1 },
+            member_id: if member {
+                m.member_id().to_string()
+            } else {
+                String::new()
+            },
+            group_instance_id: None,
+        })
     }
 
     fn membership_mut(&mut self) -> Result<&mut Membership> {

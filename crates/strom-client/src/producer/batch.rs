@@ -40,6 +40,8 @@ pub(crate) struct Batch {
     /// The bytes sent, kept so a retry resends exactly the same batch.
     pub encoded: Option<Bytes>,
     pub attempts: u32,
+    /// Part of a transaction: written with the transactional flag.
+    pub transactional: bool,
 }
 
 impl Batch {
@@ -53,6 +55,7 @@ impl Batch {
             producer: None,
             encoded: None,
             attempts: 0,
+            transactional: false,
         }
     }
 
@@ -66,6 +69,7 @@ impl Batch {
         if let (Some((pid, epoch)), Some(seq)) = (self.producer, self.base_sequence) {
             builder = builder.producer(pid, epoch, seq);
         }
+        builder = builder.transactional(self.transactional);
         for r in &self.records {
             builder.append(
                 r.timestamp_ms,
@@ -136,6 +140,8 @@ pub(crate) struct State {
     /// A batch failed for good after getting a sequence: get a new producer id before
     /// sending more, as Kafka's producer bumps its epoch.
     pub reset_producer: bool,
+    /// The transaction of a transactional producer (`transactional.id` set).
+    pub txn: Option<super::txn::TxnState>,
 }
 
 impl State {
@@ -147,6 +153,7 @@ impl State {
             idempotent,
             producer: None,
             reset_producer: false,
+            txn: None,
         }
     }
 
@@ -233,6 +240,7 @@ impl State {
                     queue.next_sequence =
                         queue.next_sequence.wrapping_add(batch.record_count()) & i32::MAX;
                 }
+                batch.transactional = self.txn.is_some();
                 queue.in_flight = true;
                 ready.push(batch);
                 break;
@@ -248,6 +256,22 @@ impl State {
         queue.in_flight = false;
         queue.retry_at = Some(Instant::now() + backoff);
         queue.sealed.push_front(batch);
+    }
+
+    /// Fails every batch not yet sent (an aborting transaction); returns whether one of
+    /// them had a sequence number already (then the sequences have a gap: the producer
+    /// epoch must be bumped before it sends again).
+    pub fn fail_undrained(&mut self, error: &ClientError) -> bool {
+        let mut sequenced = false;
+        for queue in self.queues.values_mut() {
+            let open = queue.open.take();
+            for batch in queue.sealed.drain(..).chain(open) {
+                sequenced |= batch.base_sequence.is_some();
+                batch.complete(Err(error.clone()));
+            }
+            queue.retry_at = None;
+        }
+        sequenced
     }
 
     /// Marks a partition's in-flight batch done.

@@ -1,10 +1,12 @@
 //! The producer: records go into per-partition batches (`batch.size`, `linger.ms`), a
 //! background sender ships them to partition leaders, and each record's future resolves
-//! to its partition, offset and timestamp (or an error). Idempotent by default.
+//! to its partition, offset and timestamp (or an error). Idempotent by default; with
+//! `transactional.id`, transactional (`txn`: init, begin, send offsets, commit, abort).
 
 mod batch;
 pub mod partitioner;
 mod sender;
+mod txn;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -160,9 +162,19 @@ impl Producer {
         let cluster = Cluster::new(config.client.clone())?;
         let permits = config.buffer_memory_bytes.min(Semaphore::MAX_PERMITS);
         let seed = now_ms().unsigned_abs() ^ u64::from(std::process::id());
+        let mut state = State::new(seed, config.enable_idempotence);
+        if let Some(id) = &config.transactional_id {
+            if !config.enable_idempotence {
+                return Err(ClientError::Config {
+                    key: "transactional.id".into(),
+                    reason: "needs enable.idempotence=true".into(),
+                });
+            }
+            state.txn = Some(txn::TxnState::new(id.clone()));
+        }
         let inner = Arc::new(Inner {
             cluster,
-            state: Mutex::new(State::new(seed, config.enable_idempotence)),
+            state: Mutex::new(state),
             config,
             wake: Notify::new(),
             progress: Notify::new(),
@@ -184,10 +196,14 @@ impl Producer {
     }
 
     /// Queues a record; the returned future resolves when it is acknowledged. Waits up to
-    /// `max.block.ms` for the topic's metadata and for buffer space.
+    /// `max.block.ms` for the topic's metadata and for buffer space. A transactional
+    /// producer sends only inside a transaction.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
         if self.inner.closed.load(Ordering::SeqCst) {
             return Err(ClientError::Closed);
+        }
+        if let Some(refused) = self.transaction_refusal()? {
+            return Err(refused);
         }
         let size_bytes = record.size_bytes();
         if size_bytes > self.inner.config.max_request_bytes {

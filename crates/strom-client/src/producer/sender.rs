@@ -36,6 +36,12 @@ pub(crate) async fn run(inner: Arc<Inner>) {
             ),
             Err(_) => return,
         };
+        // A transactional producer adds new partitions to the transaction first.
+        let ready = if ready.is_empty() {
+            ready
+        } else {
+            super::txn::prepare(&inner, ready).await
+        };
         if !ready.is_empty() {
             dispatch(&inner, ready).await;
         }
@@ -54,7 +60,12 @@ pub(crate) async fn run(inner: Arc<Inner>) {
 
 fn needs_producer_id(inner: &Inner) -> bool {
     inner.state.lock().is_ok_and(|s| {
-        s.idempotent && (s.producer.is_none() || s.reset_producer) && !s.any_in_flight()
+        // A transactional producer's id comes from init_transactions (and its epoch bump
+        // from abort_transaction), never from here.
+        s.txn.is_none()
+            && s.idempotent
+            && (s.producer.is_none() || s.reset_producer)
+            && !s.any_in_flight()
     })
 }
 
@@ -255,7 +266,12 @@ fn finish(inner: &Inner, batch: Batch, outcome: Result<(i64, i64)>) {
         }
         Err(e) => {
             state.finished(&batch.tp);
-            if state.idempotent && batch.base_sequence.is_some() {
+            if let Some(txn) = &mut state.txn {
+                // The transaction cannot commit without this batch; its sequence is lost,
+                // so the abort bumps the epoch (KIP-360).
+                txn.fail(&e);
+                txn.bump_epoch = true;
+            } else if state.idempotent && batch.base_sequence.is_some() {
                 state.reset_producer = true;
             }
             tracing::debug!(tp = %batch.tp, error = %e, "batch failed");
