@@ -23,6 +23,7 @@ use super::Admin;
 use crate::cluster::{str_bytes, topic_name, Cluster, Target};
 use crate::error::{ClientError, Result};
 use crate::types::{OffsetAndMetadata, OffsetSpec, TopicPartition};
+use strom_protocol::ErrorCode;
 
 /// Broker-side timeout of DeleteRecords.
 const DELETE_RECORDS_TIMEOUT_MS: i32 = 30_000;
@@ -114,10 +115,14 @@ pub(crate) async fn list_offsets(
 }
 
 /// OffsetFetch of a group's committed offsets (all partitions when `partitions` is None).
+/// OffsetFetch; `require_stable` (v7+, KIP-447, what a read_committed consumer asks for)
+/// makes the coordinator answer UNSTABLE_OFFSET_COMMIT, retried here, while a transaction
+/// holds offsets of the partition that are not yet committed or aborted.
 pub(crate) async fn fetch_committed(
     cluster: &Cluster,
     group: &str,
     partitions: Option<&[TopicPartition]>,
+    require_stable: bool,
 ) -> Result<BTreeMap<TopicPartition, OffsetAndMetadata>> {
     let target = Target::GroupCoordinator(group.to_string());
     let topics = partitions.map(|ps| {
@@ -137,10 +142,11 @@ pub(crate) async fn fetch_committed(
     let response = cluster
         .retry("fetch committed offsets", || async {
             let r = cluster
-                .call(&target, |_| {
+                .call(&target, |version| {
                     Ok(OffsetFetchRequest::default()
                         .with_group_id(GroupId(str_bytes(group)))
-                        .with_topics(topics.clone()))
+                        .with_topics(topics.clone())
+                        .with_require_stable(require_stable && version >= 7))
                 })
                 .await?;
             ClientError::check(
@@ -148,6 +154,14 @@ pub(crate) async fn fetch_committed(
                 None,
                 format!("fetch offsets of group {group}"),
             )?;
+            for t in &r.topics {
+                for p in &t.partitions {
+                    if p.error_code == ErrorCode::UNSTABLE_OFFSET_COMMIT.code() {
+                        let tp = format!("{}-{}", t.name.0, p.partition_index);
+                        ClientError::check(p.error_code, None, format!("fetch offset of {tp}"))?;
+                    }
+                }
+            }
             Ok(r)
         })
         .await?;
@@ -238,6 +252,17 @@ impl Admin {
         list_offsets(&self.cluster, partitions, spec, false).await
     }
 
+    /// Like [`Admin::list_offsets`] with isolation level read_committed: `Latest` is the
+    /// last stable offset (the first offset of the oldest open transaction, or the high
+    /// watermark), as far as a read_committed consumer can read.
+    pub async fn list_offsets_read_committed(
+        &self,
+        partitions: &[TopicPartition],
+        spec: OffsetSpec,
+    ) -> Result<BTreeMap<TopicPartition, ListedOffset>> {
+        list_offsets(&self.cluster, partitions, spec, true).await
+    }
+
     /// Every partition of `topic`.
     pub async fn partitions_of(&self, topic: &str) -> Result<Vec<TopicPartition>> {
         let info = self.cluster.topic(topic, false).await?;
@@ -307,7 +332,7 @@ impl Admin {
         &self,
         group: &str,
     ) -> Result<BTreeMap<TopicPartition, OffsetAndMetadata>> {
-        fetch_committed(&self.cluster, group, None).await
+        fetch_committed(&self.cluster, group, None, false).await
     }
 
     /// Sets a group's committed offsets, as `kafka-consumer-groups.sh --reset-offsets`

@@ -300,7 +300,13 @@ impl Consumer {
         partitions: &[TopicPartition],
     ) -> Result<BTreeMap<TopicPartition, OffsetAndMetadata>> {
         let group = self.group_id()?;
-        fetch_committed(&self.cluster, &group, Some(partitions)).await
+        fetch_committed(
+            &self.cluster,
+            &group,
+            Some(partitions),
+            self.config.isolation_read_committed,
+        )
+        .await
     }
 
     /// Moves `tp`'s position; the next `poll` reads from `offset`.
@@ -484,7 +490,13 @@ impl Consumer {
         }
         let mut committed = BTreeMap::new();
         if let Some(m) = &self.membership {
-            committed = fetch_committed(&self.cluster, m.group_id(), Some(&missing)).await?;
+            committed = fetch_committed(
+                &self.cluster,
+                m.group_id(),
+                Some(&missing),
+                self.config.isolation_read_committed,
+            )
+            .await?;
         }
         let (from_commit, to_reset): (Vec<_>, Vec<_>) = missing
             .into_iter()

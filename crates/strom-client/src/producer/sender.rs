@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    InitProducerIdRequest, ProduceRequest, ProduceResponse, ProducerId,
+    InitProducerIdRequest, ProduceRequest, ProduceResponse, ProducerId, TransactionalId,
 };
 
 use super::batch::Batch;
 use super::Inner;
-use crate::cluster::{topic_name, Target};
+use crate::cluster::{str_bytes, topic_name, Target};
 use crate::config::Acks;
 use crate::error::{ClientError, Result};
 use crate::types::TopicPartition;
@@ -179,7 +179,14 @@ fn produce_request(inner: &Inner, batches: Vec<Batch>) -> (ProduceRequest, Vec<B
         }
     }
     let timeout_ms = i32::try_from(inner.config.client.request_timeout_ms).unwrap_or(i32::MAX);
+    // Transactional batches travel in requests that name the transactional id.
+    let transactional_id = inner
+        .config
+        .transactional_id
+        .as_deref()
+        .map(|id| TransactionalId(str_bytes(id)));
     let request = ProduceRequest::default()
+        .with_transactional_id(transactional_id)
         .with_acks(inner.config.acks.wire())
         .with_timeout_ms(timeout_ms)
         .with_topic_data(

@@ -14,9 +14,9 @@ pub enum ProcessingGuarantee {
     /// Every input record is processed at least once: after a crash, records since the
     /// last commit are processed again (their output may appear twice).
     AtLeastOnce,
-    /// Kafka's `exactly_once_v2`: one transactional producer per thread, consumed offsets
-    /// committed inside the transaction. Needs transactions, which are not available yet:
-    /// [`crate::KafkaStreams::new`] refuses it.
+    /// Kafka's `exactly_once_v2`: one transactional producer per thread; output,
+    /// changelog writes and the consumed offsets commit in one transaction every
+    /// `commit.interval.ms` (default 100 ms); consumers read committed data only.
     ExactlyOnceV2,
 }
 
@@ -169,6 +169,10 @@ impl StreamsConfig {
         let mut c = ConsumerConfig::from_properties(&mut p)?;
         c.group_id = Some(self.application_id.clone());
         c.enable_auto_commit = false;
+        if self.exactly_once() {
+            // Repartition topics are written in transactions too: read only what commits.
+            c.isolation_read_committed = true;
+        }
         if !self
             .client_properties
             .iter()
@@ -187,14 +191,29 @@ impl StreamsConfig {
         c.group_id = None;
         c.enable_auto_commit = false;
         c.auto_offset_reset = OffsetReset::Earliest;
+        // Changelogs of aborted transactions never reach a store.
+        c.isolation_read_committed |= self.exactly_once();
         Ok(c)
     }
 
+    /// Whether `processing.guarantee` is `exactly_once_v2`.
+    pub fn exactly_once(&self) -> bool {
+        self.processing_guarantee == ProcessingGuarantee::ExactlyOnceV2
+    }
+
     /// The config of a thread's producer (idempotent; `linger.ms` 100 as Kafka Streams).
-    pub(crate) fn producer(&self) -> Result<ProducerConfig> {
+    /// Under exactly_once_v2 it is transactional with `transactional_id`, and
+    /// `transaction.timeout.ms` defaults to 10000 as in Kafka Streams.
+    pub(crate) fn producer(&self, transactional_id: Option<String>) -> Result<ProducerConfig> {
         let mut p = self.client_props("producer");
         if !p.contains("linger.ms") {
             p.set("linger.ms", "100");
+        }
+        if let Some(id) = transactional_id {
+            p.set("transactional.id", id);
+            if !p.contains("transaction.timeout.ms") {
+                p.set("transaction.timeout.ms", "10000");
+            }
         }
         let c = ProducerConfig::from_properties(&mut p)?;
         warn_unused(&p, "producer");
@@ -256,7 +275,7 @@ mod tests {
         assert_eq!(consumer.group_id.as_deref(), Some("app"));
         assert!(!consumer.enable_auto_commit);
         assert_eq!(consumer.auto_offset_reset, OffsetReset::Earliest);
-        assert_eq!(c.producer().unwrap().linger_ms, 7);
+        assert_eq!(c.producer(None).unwrap().linger_ms, 7);
         assert_eq!(c.admin().unwrap().request_timeout_ms, 1234);
         assert_ne!(consumer.client.request_timeout_ms, 1234);
         let bad: Properties = [
@@ -277,5 +296,11 @@ mod tests {
         let eos = StreamsConfig::from_properties(&eos).unwrap();
         assert_eq!(eos.processing_guarantee, ProcessingGuarantee::ExactlyOnceV2);
         assert_eq!(eos.commit_interval_ms, 100);
+        assert!(eos.consumer().unwrap().isolation_read_committed);
+        assert!(eos.restore_consumer().unwrap().isolation_read_committed);
+        let producer = eos.producer(Some("a-p-1".into())).unwrap();
+        assert_eq!(producer.transactional_id.as_deref(), Some("a-p-1"));
+        assert_eq!(producer.transaction_timeout_ms, 10_000);
+        assert!(!c.consumer().unwrap().isolation_read_committed);
     }
 }

@@ -136,18 +136,10 @@ pub struct KafkaStreams {
 }
 
 impl KafkaStreams {
-    /// Checks the configuration. `processing.guarantee=exactly_once_v2` is refused here:
-    /// it needs transactions, which neither the broker nor strom-client offer yet.
+    /// Checks the configuration. Under exactly_once_v2 the process id is read from (or
+    /// written to) the state directory, so a restarted instance keeps its transactional
+    /// ids (see `state::checkpoint::process_id`).
     pub fn new(topology: Topology, config: StreamsConfig) -> Result<Self> {
-        if config.processing_guarantee == ProcessingGuarantee::ExactlyOnceV2 {
-            return Err(StreamsError::Unsupported(
-                "processing.guarantee=exactly_once_v2 needs Kafka transactions (InitProducerId \
-                 with a transactional.id, AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit, \
-                 EndTxn), which this broker and strom-client do not offer yet; use \
-                 processing.guarantee=at_least_once"
-                    .into(),
-            ));
-        }
         if config.application_id.is_empty() {
             return Err(StreamsError::config("application.id", "must not be empty"));
         }
@@ -164,11 +156,16 @@ impl KafkaStreams {
             }
         }
         let threads = config.num_stream_threads;
+        let process_id = if config.exactly_once() {
+            crate::state::checkpoint::process_id(&config.state_dir.join(&config.application_id))?
+        } else {
+            uuid::Uuid::new_v4().to_string()
+        };
         Ok(KafkaStreams {
             shared: Arc::new(Shared {
                 topology: Arc::new(topology),
                 config,
-                process_id: uuid::Uuid::new_v4().to_string(),
+                process_id,
                 stop: AtomicBool::new(false),
                 globals,
                 stores: Mutex::new(BTreeMap::new()),

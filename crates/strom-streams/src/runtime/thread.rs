@@ -13,9 +13,23 @@
 //! 4. the input offsets are committed to the group.
 //!
 //! A crash anywhere in between re-processes input since the last commit 4 (at least
-//! once) over stores that hold no write the changelog lacks. The seam for exactly-once
-//! is `commit`: with transactions, steps 1 and 4 become one transaction of the thread's
-//! producer (offsets sent with it), and the checkpoint is only kept across clean closes.
+//! once) over stores that hold no write the changelog lacks.
+//!
+//! Commit order (exactly_once_v2): the thread's producer is transactional
+//! (`<application.id>-<process id>-<thread>`); a transaction begins before the first
+//! record a commit interval produces, and the commit is:
+//! 1. the consumed offsets go into the transaction (`send_offsets_to_transaction` with the
+//!    consumer's generation and member id, so a member the group has moved on from is
+//!    refused);
+//! 2. `commit_transaction` (flush, then EndTxn): output, repartition and changelog records
+//!    and the offsets become visible together;
+//! 3. only then are the stores flushed to disk and the checkpoint written.
+//! So a store on disk never holds a write of an uncommitted (or aborted) transaction, and
+//! a checkpoint is a lower bound of what it holds: replaying the committed changelog from
+//! it is exact. Consumers (input, repartition, restore) read committed data only. On an
+//! abortable error the transaction is aborted and every active task is re-created: its
+//! in-memory writes are dropped, its stores restored from the committed changelog, and its
+//! input read again from the committed offsets. A fatal error (fenced) stops the thread.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
@@ -79,6 +93,10 @@ pub(crate) struct StreamThread {
     last_metrics: Instant,
     /// Something was processed, punctuated or restored since the last commit.
     commit_needed: bool,
+    /// `processing.guarantee=exactly_once_v2`: the producer is transactional.
+    eos: bool,
+    /// A transaction is open (exactly_once_v2).
+    in_txn: bool,
 }
 
 impl StreamThread {
@@ -105,10 +123,17 @@ impl StreamThread {
                 topic_sub.insert(t.resolve(&config.application_id), sub.id);
             }
         }
+        let eos = config.exactly_once();
+        let transactional_id = eos.then(|| {
+            format!(
+                "{}-{}-{index}",
+                config.application_id, shared.process_id
+            )
+        });
         Ok(StreamThread {
             index,
             restore: Consumer::new(config.restore_consumer()?)?,
-            producer: Producer::new(config.producer()?)?,
+            producer: Producer::new(config.producer(transactional_id)?)?,
             admin: Admin::new(config.admin()?)?,
             consumer,
             info,
@@ -126,6 +151,8 @@ impl StreamThread {
             last_purge: Instant::now(),
             last_metrics: Instant::now(),
             commit_needed: false,
+            eos,
+            in_txn: false,
             shared,
         })
     }
@@ -146,6 +173,10 @@ impl StreamThread {
     async fn run_loop(&mut self) -> Result<()> {
         let app = self.shared.config.application_id.clone();
         let topics = self.shared.topology.source_topics(&app);
+        if self.eos {
+            // Fences an earlier producer with this id and aborts what it left open.
+            self.producer.init_transactions().await?;
+        }
         self.consumer.subscribe(topics).await?;
         let poll = Duration::from_millis(self.shared.config.poll_ms);
         let commit_every = Duration::from_millis(self.shared.config.commit_interval_ms);
@@ -163,13 +194,18 @@ impl StreamThread {
             self.route(records).await?;
             self.process()?;
             self.punctuate()?;
-            self.send().await?;
+            if let Err(e) = self.send().await {
+                self.on_commit_error(e).await?;
+                continue;
+            }
             let requested = self
                 .active
                 .values_mut()
                 .any(|s| std::mem::take(&mut s.task.state.commit_requested));
             if requested || (self.commit_needed && self.last_commit.elapsed() >= commit_every) {
-                self.commit().await?;
+                if let Err(e) = self.commit().await {
+                    self.on_commit_error(e).await?;
+                }
             }
             self.publish_metrics(false);
         }
@@ -243,7 +279,9 @@ impl StreamThread {
     async fn rebalance(&mut self) -> Result<()> {
         self.shared.set_thread(self.index, ThreadState::Rebalancing);
         if !self.active.is_empty() {
-            self.commit().await?;
+            if let Err(e) = self.commit().await {
+                self.on_commit_error(e).await?;
+            }
         }
         for slot in self.active.values_mut() {
             slot.task.clear_queues();
@@ -405,7 +443,19 @@ impl StreamThread {
         for id in need_ends {
             let tps: Vec<TopicPartition> =
                 self.active[&id].changelog_next.keys().cloned().collect();
-            let ends = self.admin.list_offsets(&tps, OffsetSpec::Latest).await?;
+            let ends = if self.eos {
+                // What the read_committed restore consumer can reach: the last stable
+                // offset. The task's committed input offsets are fetched first (stable,
+                // KIP-447): that waits out a transaction a dead owner left mid-commit, so
+                // its changelog writes are below the end read here.
+                let inputs = self.active[&id].task.inputs.clone();
+                self.consumer.committed(&inputs).await?;
+                self.admin
+                    .list_offsets_read_committed(&tps, OffsetSpec::Latest)
+                    .await?
+            } else {
+                self.admin.list_offsets(&tps, OffsetSpec::Latest).await?
+            };
             if let Some(slot) = self.active.get_mut(&id) {
                 slot.restoring = Some(ends.into_iter().map(|(tp, o)| (tp, o.offset)).collect());
             }
@@ -561,6 +611,7 @@ impl StreamThread {
                 headers: r.headers,
                 timestamp_ms: (r.timestamp >= 0).then_some(r.timestamp),
             };
+            self.begin_if_needed()?;
             let future = self.producer.send(record).await?;
             self.pending.push_back(Pending { future, changelog });
             while self.pending.len() > PENDING_MAX {
@@ -589,10 +640,38 @@ impl StreamThread {
         Ok(())
     }
 
-    /// The at_least_once commit (see the module doc for the order and why).
+    fn begin_if_needed(&mut self) -> Result<()> {
+        if self.eos && !self.in_txn {
+            self.producer.begin_transaction()?;
+            self.in_txn = true;
+        }
+        Ok(())
+    }
+
+    /// The commit (see the module doc for the order of each guarantee and why).
     async fn commit(&mut self) -> Result<()> {
         self.send().await?;
-        self.producer.flush().await?;
+        if self.eos {
+            let offsets = self.changed_offsets();
+            if !offsets.is_empty() {
+                self.begin_if_needed()?;
+                let group = self.consumer.group_metadata().ok_or_else(|| {
+                    StreamsError::config("application.id", "the consumer has no group")
+                })?;
+                self.producer
+                    .send_offsets_to_transaction(&offsets, &group)
+                    .await?;
+            }
+            if self.in_txn {
+                self.producer.commit_transaction().await?;
+                self.in_txn = false;
+            }
+            for (tp, o) in &offsets {
+                self.committed.insert(tp.clone(), o.offset);
+            }
+        } else {
+            self.producer.flush().await?;
+        }
         while let Some(p) = self.pending.pop_front() {
             self.settle(p).await?;
         }
@@ -626,7 +705,7 @@ impl StreamThread {
             };
             self.write_checkpoint(slot)?;
         }
-        if !offsets.is_empty() {
+        if !offsets.is_empty() && !self.eos {
             match self.consumer.commit_offsets(&offsets).await {
                 Ok(()) => {
                     for (tp, o) in &offsets {
@@ -650,6 +729,74 @@ impl StreamThread {
         self.commit_needed = false;
         self.last_commit = Instant::now();
         self.after_commit().await;
+        Ok(())
+    }
+
+    /// Consumed offsets of running active tasks that moved since the last commit.
+    fn changed_offsets(&self) -> BTreeMap<TopicPartition, OffsetAndMetadata> {
+        let mut offsets = BTreeMap::new();
+        for slot in self.active.values() {
+            if slot.restoring.is_some() {
+                continue;
+            }
+            for (tp, o) in &slot.task.consumed {
+                if self.committed.get(tp) != Some(o) {
+                    offsets.insert(tp.clone(), OffsetAndMetadata::new(*o));
+                }
+            }
+        }
+        offsets
+    }
+
+    /// A send or commit failed. Under exactly_once_v2 an abortable error aborts the
+    /// transaction and re-creates every active task from committed state (Kafka Streams'
+    /// TaskCorrupted/TaskMigrated handling); anything else stops the thread.
+    async fn on_commit_error(&mut self, e: StreamsError) -> Result<()> {
+        let abortable = match &e {
+            StreamsError::Client(c) => !c.is_fatal_for_transaction(),
+            _ => false,
+        };
+        if !self.eos || !abortable {
+            return Err(e);
+        }
+        tracing::warn!(thread = self.index, error = %e, "transaction failed; aborting it and re-initialising the tasks from committed state");
+        if self.in_txn {
+            self.producer.abort_transaction().await?;
+            self.in_txn = false;
+        }
+        self.pending.clear();
+        let ids: Vec<TaskId> = self.active.keys().copied().collect();
+        for id in &ids {
+            guard(&self.shared.stores).remove(id);
+            if let Some(mut slot) = self.active.remove(id) {
+                self.retire_metrics(&slot.task);
+                // Dropped without a flush: its unflushed writes were in the aborted
+                // transaction's changelog records.
+                slot.task.close();
+            }
+        }
+        let mut inputs = Vec::new();
+        for id in ids {
+            let slot = self.open_slot(id)?;
+            inputs.extend(slot.task.inputs.clone());
+            self.active.insert(id, slot);
+        }
+        let committed = self.consumer.committed(&inputs).await?;
+        self.committed.clear();
+        for tp in &inputs {
+            match committed.get(tp) {
+                Some(o) if o.offset >= 0 => {
+                    self.consumer.seek(tp, o.offset).await?;
+                    self.committed.insert(tp.clone(), o.offset);
+                }
+                _ => self.consumer.seek_to_beginning(std::slice::from_ref(tp)).await?,
+            }
+        }
+        self.consumer.pause(&inputs);
+        // Restoring starts over at each re-created task's own changelog position.
+        self.restore_assigned.clear();
+        self.commit_needed = false;
+        self.last_commit = Instant::now();
         Ok(())
     }
 
@@ -746,9 +893,20 @@ impl StreamThread {
 
     /// Commits (when the loop ended cleanly), closes every task and leaves the group.
     async fn shutdown(&mut self, clean: bool) -> Result<()> {
+        let mut clean = clean;
         let mut result = Ok(());
         if clean && !self.active.is_empty() {
             result = self.commit().await;
+        }
+        if self.in_txn {
+            // Not committed: abort now rather than leave it to transaction.timeout.ms.
+            if let Err(e) = self.producer.abort_transaction().await {
+                tracing::warn!(thread = self.index, error = %e, "abort at shutdown failed");
+            }
+            self.in_txn = false;
+            // The stores' unflushed writes belong to the aborted transaction: close
+            // without flushing them or writing checkpoints.
+            clean = false;
         }
         let ids: Vec<TaskId> = self.active.keys().copied().collect();
         for id in ids {

@@ -70,9 +70,49 @@ pub(crate) fn write(dir: &Path, offsets: &BTreeMap<TopicPartition, i64>) -> Resu
         .map_err(|e| StreamsError::io(dir, e))
 }
 
+const PROCESS_ID_FILE: &str = ".process-id";
+
+/// This instance's process id, kept in `<state.dir>/<application.id>/.process-id` (one
+/// UUID line, written like a checkpoint) so that a restarted instance has the same one.
+/// Under exactly_once_v2 the transactional ids derive from it: the restarted instance's
+/// InitProducerId then fences its killed predecessor and aborts the transaction it left
+/// open at once, instead of after `transaction.timeout.ms`. An unreadable file is
+/// replaced by a new id (the old transactions then time out).
+pub(crate) fn process_id(app_dir: &Path) -> Result<String> {
+    let path = app_dir.join(PROCESS_ID_FILE);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let id = text.trim();
+        if uuid::Uuid::parse_str(id).is_ok() {
+            return Ok(id.to_string());
+        }
+        tracing::warn!(path = %path.display(), "unreadable process id; using a new one");
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    std::fs::create_dir_all(app_dir).map_err(|e| StreamsError::io(app_dir, e))?;
+    let tmp = app_dir.join(".process-id.tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(|e| StreamsError::io(&tmp, e))?;
+    f.write_all(format!("{id}\n").as_bytes())
+        .map_err(|e| StreamsError::io(&tmp, e))?;
+    f.sync_all().map_err(|e| StreamsError::io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| StreamsError::io(&path, e))?;
+    std::fs::File::open(app_dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StreamsError::io(app_dir, e))?;
+    Ok(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_process_id_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = process_id(dir.path()).unwrap();
+        assert_eq!(process_id(dir.path()).unwrap(), first);
+        std::fs::write(dir.path().join(PROCESS_ID_FILE), "junk").unwrap();
+        assert_ne!(process_id(dir.path()).unwrap(), first);
+    }
 
     #[test]
     fn round_trips_and_corruption_means_from_the_beginning() {
