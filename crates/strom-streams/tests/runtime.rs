@@ -1,7 +1,7 @@
 //! The runtime in-process against the real broker: two instances with a standby replica
 //! each, interactive queries (local stores and which host holds a key), metrics, a global
-//! table joined by key, a windowed store, failover to the standby, and the refusal of
-//! exactly_once_v2.
+//! table joined by key, a windowed store, failover to the standby, and exactly_once_v2's
+//! process id kept in the state directory.
 
 mod common;
 
@@ -220,10 +220,15 @@ async fn standbys_queries_metrics_globals_and_failover() {
 }
 
 #[test]
-fn exactly_once_v2_is_refused_until_transactions_exist() {
+fn exactly_once_v2_keeps_its_process_id_in_the_state_directory() {
+    let dir = tempfile::tempdir().unwrap();
     let mut config = StreamsConfig::new("eos", "127.0.0.1:1");
     config.processing_guarantee = ProcessingGuarantee::ExactlyOnceV2;
-    let e = KafkaStreams::new(topology(), config).err().unwrap();
-    assert!(matches!(e, StreamsError::Unsupported(_)), "{e}");
-    assert!(e.to_string().contains("transactions"), "{e}");
+    config.state_dir = dir.path().to_path_buf();
+    let _streams = KafkaStreams::new(topology(), config.clone()).unwrap();
+    let file = dir.path().join("eos").join(".process-id");
+    let first = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(first.trim().len(), 36, "a UUID: {first:?}");
+    let _again = KafkaStreams::new(topology(), config).unwrap();
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), first);
 }

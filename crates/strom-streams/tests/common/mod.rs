@@ -42,6 +42,11 @@ impl Drop for Broker {
 
 impl Broker {
     pub fn start() -> Broker {
+        Broker::start_with(&[])
+    }
+
+    /// A broker with more `--override`s.
+    pub fn start_with(extra: &[&str]) -> Broker {
         let data = tempfile::tempdir().unwrap();
         let (port, controller) = (free_port(), free_port());
         let mut command = Command::new(strom_bin());
@@ -51,7 +56,10 @@ impl Broker {
             format!("log.dirs={}", data.path().display()),
             "controller.quorum.election.timeout.ms=300".to_string(),
             "group.initial.rebalance.delay.ms=0".to_string(),
-        ] {
+        ]
+        .into_iter()
+        .chain(extra.iter().map(|s| s.to_string()))
+        {
             command.arg("--override").arg(o);
         }
         command.env("RUST_LOG", "warn,openraft=off");
@@ -124,8 +132,14 @@ impl Broker {
 
     /// A consumer of every partition of `topic` from the beginning (no group).
     pub async fn reader(&self, topic: &str) -> Consumer {
+        self.reader_isolated(topic, false).await
+    }
+
+    /// Like [`Broker::reader`], with isolation level read_committed when `committed`.
+    pub async fn reader_isolated(&self, topic: &str, committed: bool) -> Consumer {
         let mut config = ConsumerConfig::new(&self.bootstrap);
         config.client = self.client();
+        config.isolation_read_committed = committed;
         config.fetch_max_wait_ms = 100;
         let mut consumer = Consumer::new(config).unwrap();
         let parts = self.admin().partitions_of(topic).await.unwrap();
@@ -231,6 +245,28 @@ impl Instance {
         output: &str,
         state_dir: &Path,
     ) -> Instance {
+        let common = [
+            "--commit-interval-ms",
+            "200",
+            "-c",
+            "session.timeout.ms=6000",
+            "-c",
+            "heartbeat.interval.ms=300",
+            "-c",
+            "linger.ms=5",
+        ];
+        Instance::start_args(broker, app, input, output, state_dir, &common)
+    }
+
+    /// An instance with exactly these extra command-line arguments.
+    pub fn start_args(
+        broker: &Broker,
+        app: &str,
+        input: &str,
+        output: &str,
+        state_dir: &Path,
+        extra: &[&str],
+    ) -> Instance {
         let mut command = Command::new(wordcount_bin());
         command
             .args([
@@ -241,17 +277,10 @@ impl Instance {
                 "--output",
                 output,
             ])
-            .args(["--application-id", app, "--commit-interval-ms", "200"])
+            .args(["--application-id", app])
             .arg("--state-dir")
             .arg(state_dir)
-            .args([
-                "-c",
-                "session.timeout.ms=6000",
-                "-c",
-                "heartbeat.interval.ms=300",
-                "-c",
-                "linger.ms=5",
-            ])
+            .args(extra)
             .env(
                 "RUST_LOG",
                 std::env::var("STREAMS_TEST_LOG").unwrap_or_else(|_| "warn".into()),
