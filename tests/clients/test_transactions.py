@@ -351,3 +351,32 @@ def test_open_transaction_holds_back_read_committed_only(broker, topic_name):
     p.commit_transaction(TIMEOUT_S)
     committed = consume_all(broker.bootstrap, topic_name, "read_committed", 3)
     assert [v for _, _, v in committed] == ["before", "open"]
+
+
+def test_strom_client_transactions_seen_by_confluent_kafka(broker, topic_name):
+    """strom-client's transactional producer (through `strom produce` with a
+    transactional.id) commits one transaction, aborts the next and commits a third: a
+    confluent-kafka read_committed consumer delivers exactly the committed records, in
+    order, while read_uncommitted delivers all of them (a marker takes one offset per
+    transaction)."""
+    create_topic(broker.bootstrap, topic_name)
+    txid = f"{topic_name}-strom"
+
+    def produce(prefix, count, *extra):
+        lines = b"".join(f"{prefix}-{i}\n".encode() for i in range(count))
+        out = strom(broker, ["produce", topic_name, "--producer-property", f"transactional.id={txid}",
+                             "--output", "json", "--quiet", *extra], stdin=lines)
+        return json.loads(out)
+
+    assert produce("first", 20)["transaction"] == "committed"
+    assert produce("aborted", 15, "--abort-transaction")["transaction"] == "aborted"
+    assert produce("second", 10)["transaction"] == "committed"
+
+    end = end_offset(broker.bootstrap, topic_name)
+    assert end == 45 + 3, "45 data records and three markers"
+    committed = consume_all(broker.bootstrap, topic_name, "read_committed", end)
+    assert [v for _, _, v in committed] == [f"first-{i}" for i in range(20)] + [f"second-{i}" for i in range(10)]
+    # The first transaction's marker is at 20; the aborted records sit at 21-35.
+    assert [o for _, o, _ in committed] == list(range(20)) + list(range(37, 47))
+    uncommitted = consume_all(broker.bootstrap, topic_name, "read_uncommitted", end)
+    assert len(uncommitted) == 45

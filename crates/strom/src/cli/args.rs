@@ -231,6 +231,7 @@ const TOPICS_EXAMPLES: &str = "Examples:
 
 const PRODUCE_EXAMPLES: &str = "Examples:
   echo hello | strom produce orders
+  strom produce orders -f lines.txt --producer-property transactional.id=loader-1
   echo '{\"id\": 1}' | strom produce orders --value-format avro --schema order.avsc
   strom produce orders --key-separator : <<< 'user-1:{\"total\": 3}'
   strom produce orders --file events.txt --compression zstd --acks all
@@ -415,6 +416,11 @@ pub struct ProduceArgs {
     /// The subject the schema is registered under (default: TOPIC-value).
     #[arg(long, value_name = "SUBJECT")]
     pub subject: Option<String>,
+    /// With `--producer-property transactional.id=ID` (every line goes into one
+    /// transaction, committed at the end): abort it instead, e.g. to check that
+    /// read_committed readers never see the records.
+    #[arg(long = "abort-transaction")]
+    pub abort_transaction: bool,
     #[command(flatten)]
     pub registry: RegistryOpts,
 }

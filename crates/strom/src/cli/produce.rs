@@ -1,5 +1,7 @@
 //! `strom produce TOPIC`: lines from stdin or `--file` as records, sent with a bounded
-//! window of unacknowledged records; a summary of where they landed at the end.
+//! window of unacknowledged records; a summary of where they landed at the end. With a
+//! `transactional.id` producer property every line goes into one transaction, committed
+//! at the end (or aborted: on a failure, or with `--abort-transaction`).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
@@ -27,6 +29,9 @@ struct Summary {
     topic: String,
     records: u64,
     partitions: BTreeMap<i32, PartitionSummary>,
+    /// `committed` or `aborted` when the records went into a transaction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transaction: Option<&'static str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -69,6 +74,14 @@ impl Summary {
             })
             .collect();
         let plural = if self.records == 1 { "" } else { "s" };
+        let sentence = self.plain_sentence(plural, &parts);
+        match self.transaction {
+            Some(end) => format!("{} The transaction was {end}.", sentence),
+            None => sentence,
+        }
+    }
+
+    fn plain_sentence(&self, plural: &str, parts: &[String]) -> String {
         if parts.is_empty() {
             format!(
                 "Produced {} record{plural} to {}.",
@@ -97,7 +110,21 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         ValueFormat::Raw => None,
         ValueFormat::Avro => Some(avro_schema(&args).await?),
     };
-    let producer = Producer::new(producer_config(&args)?)?;
+    let config = producer_config(&args)?;
+    let transactional = config.transactional_id.is_some();
+    if args.abort_transaction && !transactional {
+        anyhow::bail!(
+            "--abort-transaction needs a transactional producer: add --producer-property transactional.id=ID"
+        );
+    }
+    let producer = Producer::new(config)?;
+    if transactional {
+        producer
+            .init_transactions()
+            .await
+            .context("cannot initialise the transactional producer")?;
+        producer.begin_transaction()?;
+    }
     let headers: Vec<(Bytes, Option<Bytes>)> = args
         .header
         .iter()
@@ -167,6 +194,20 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
     for delivery in pending {
         if let Err(e) = settle(delivery, &mut summary, &progress).await {
             failure.get_or_insert(e);
+        }
+    }
+    if transactional {
+        let commit = failure.is_none() && flushed.is_ok() && !args.abort_transaction;
+        let ended = if commit {
+            producer.commit_transaction().await
+        } else {
+            producer.abort_transaction().await
+        };
+        match ended {
+            Ok(()) => summary.transaction = Some(if commit { "committed" } else { "aborted" }),
+            Err(e) => {
+                failure.get_or_insert(anyhow::Error::new(e).context("cannot end the transaction"));
+            }
         }
     }
     let closed = producer.close().await;
