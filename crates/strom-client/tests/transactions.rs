@@ -217,7 +217,10 @@ async fn offsets_sent_in_a_transaction_commit_and_abort_with_it() {
     producer.begin_transaction().unwrap();
     for r in &input {
         producer
-            .send(ProducerRecord::new("ctp-out", format!("out-{}", text(&r.value))))
+            .send(ProducerRecord::new(
+                "ctp-out",
+                format!("out-{}", text(&r.value)),
+            ))
             .await
             .unwrap();
     }
@@ -229,8 +232,10 @@ async fn offsets_sent_in_a_transaction_commit_and_abort_with_it() {
     let start = Instant::now();
     loop {
         let committed = consumer.committed(&parts).await.unwrap();
-        let got: BTreeMap<TopicPartition, i64> =
-            committed.into_iter().map(|(tp, o)| (tp, o.offset)).collect();
+        let got: BTreeMap<TopicPartition, i64> = committed
+            .into_iter()
+            .map(|(tp, o)| (tp, o.offset))
+            .collect();
         let want: BTreeMap<TopicPartition, i64> =
             next.iter().map(|(tp, o)| (tp.clone(), o.offset)).collect();
         if got == want {

@@ -251,12 +251,12 @@ async fn add_partitions(
         }
     }
     match first {
-        Some((code, tp)) => Err(ClientError::from_code(
-            code,
-            None,
-            format!("add {tp} to the transaction of {id}"),
-        )
-        .unwrap_or(ClientError::Closed)),
+        Some((code, tp)) => {
+            Err(
+                ClientError::from_code(code, None, format!("add {tp} to the transaction of {id}"))
+                    .unwrap_or(ClientError::Closed),
+            )
+        }
         None => Ok(()),
     }
 }
@@ -348,7 +348,12 @@ async fn end_txn(inner: &Inner, id: &str, producer: ProducerIdentity, commit: bo
     )
 }
 
-async fn add_offsets(inner: &Inner, id: &str, producer: ProducerIdentity, group: &str) -> Result<()> {
+async fn add_offsets(
+    inner: &Inner,
+    id: &str,
+    producer: ProducerIdentity,
+    group: &str,
+) -> Result<()> {
     let response = inner
         .cluster
         .call(&Target::TransactionCoordinator(id.to_string()), |_| {
@@ -453,8 +458,10 @@ impl Producer {
             }
         };
         let inner = &*self.inner;
-        let result =
-            coordinator_call(inner, "InitProducerId", || init_producer_id(inner, &id, None)).await;
+        let result = coordinator_call(inner, "InitProducerId", || {
+            init_producer_id(inner, &id, None)
+        })
+        .await;
         let mut s = self.lock_state()?;
         match result {
             Ok(identity) => {
@@ -611,7 +618,10 @@ impl Producer {
         self.drain_for_abort().await?;
         let (id, producer, started, bump) = {
             let s = self.lock_state()?;
-            let txn = s.txn.as_ref().ok_or_else(|| state_error("no transaction"))?;
+            let txn = s
+                .txn
+                .as_ref()
+                .ok_or_else(|| state_error("no transaction"))?;
             let producer = s.producer.ok_or_else(|| state_error("no producer id"))?;
             (
                 txn.transactional_id.clone(),
@@ -760,6 +770,9 @@ mod tests {
         t.phase = Phase::Ready;
         t.fail(&broker_error(ErrorCode::REQUEST_TIMED_OUT.code()));
         assert!(matches!(t.phase, Phase::Ready));
-        assert!(matches!(t.refusal(), Some(ClientError::TransactionState(_))));
+        assert!(matches!(
+            t.refusal(),
+            Some(ClientError::TransactionState(_))
+        ));
     }
 }

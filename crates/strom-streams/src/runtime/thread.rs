@@ -24,6 +24,7 @@
 //! 2. `commit_transaction` (flush, then EndTxn): output, repartition and changelog records
 //!    and the offsets become visible together;
 //! 3. only then are the stores flushed to disk and the checkpoint written.
+//!
 //! So a store on disk never holds a write of an uncommitted (or aborted) transaction, and
 //! a checkpoint is a lower bound of what it holds: replaying the committed changelog from
 //! it is exact. Consumers (input, repartition, restore) read committed data only. On an
@@ -124,12 +125,8 @@ impl StreamThread {
             }
         }
         let eos = config.exactly_once();
-        let transactional_id = eos.then(|| {
-            format!(
-                "{}-{}-{index}",
-                config.application_id, shared.process_id
-            )
-        });
+        let transactional_id =
+            eos.then(|| format!("{}-{}-{index}", config.application_id, shared.process_id));
         Ok(StreamThread {
             index,
             restore: Consumer::new(config.restore_consumer()?)?,
@@ -789,7 +786,11 @@ impl StreamThread {
                     self.consumer.seek(tp, o.offset).await?;
                     self.committed.insert(tp.clone(), o.offset);
                 }
-                _ => self.consumer.seek_to_beginning(std::slice::from_ref(tp)).await?,
+                _ => {
+                    self.consumer
+                        .seek_to_beginning(std::slice::from_ref(tp))
+                        .await?
+                }
             }
         }
         self.consumer.pause(&inputs);
