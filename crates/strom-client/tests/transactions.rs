@@ -123,6 +123,55 @@ async fn committed_records_are_visible_to_read_committed_and_aborted_ones_never(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abortable_error_is_cleared_by_abort_with_an_epoch_bump() {
+    let broker = Broker::start(&[]);
+    broker.create_topic("abortable-out", 1).await;
+    let mut config = txn_config(&broker, "tx-abortable");
+    // No retries: a lost Produce response fails its batch for good.
+    config.retries = 0;
+    let producer = Producer::new(config).unwrap();
+    producer.init_transactions().await.unwrap();
+    let (pid, epoch) = producer.producer_identity().unwrap();
+
+    producer.begin_transaction().unwrap();
+    producer.drop_next_responses(1);
+    let lost = producer
+        .send(ProducerRecord::new("abortable-out", "lost"))
+        .await
+        .unwrap();
+    assert!(
+        lost.await.is_err(),
+        "the batch whose response was lost fails"
+    );
+    // The transaction is abortable: commit and send refuse with the batch's error.
+    let err = producer.commit_transaction().await.unwrap_err();
+    assert!(!err.is_fatal_for_transaction(), "{err}");
+    let refused = producer
+        .send(ProducerRecord::new("abortable-out", "refused"))
+        .await;
+    assert!(refused.is_err());
+    producer.abort_transaction().await.unwrap();
+    // KIP-360: the same producer id with a bumped epoch, sequences from 0 again.
+    let (pid_after, epoch_after) = producer.producer_identity().unwrap();
+    assert_eq!(pid_after, pid);
+    assert!(epoch_after > epoch, "epoch {epoch} -> {epoch_after}");
+
+    producer.begin_transaction().unwrap();
+    send_all(&producer, "abortable-out", "after", 5).await;
+    producer.commit_transaction().await.unwrap();
+    let mut committed = reader(&broker, "abortable-out", 1, true).await;
+    let seen = read(&mut committed, 5, Duration::from_secs(20)).await;
+    let want: Vec<String> = (0..5).map(|i| format!("after-{i:02}")).collect();
+    assert_eq!(
+        values(&seen),
+        want,
+        "the lost record was written, then aborted"
+    );
+    committed.close().await.unwrap();
+    producer.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_producer_with_the_same_transactional_id_fences_the_first() {
     let broker = Broker::start(&[]);
     broker.create_topic("fence-out", 2).await;

@@ -719,6 +719,13 @@ impl Producer {
         Ok((txn.transactional_id.clone(), producer))
     }
 
+    /// The producer id and epoch in use (`None` before InitProducerId). For tests and
+    /// diagnostics: an abort after a failed batch bumps the epoch (KIP-360).
+    #[doc(hidden)]
+    pub fn producer_identity(&self) -> Option<(i64, i16)> {
+        self.lock_state().ok().and_then(|s| s.producer)
+    }
+
     /// Why a transactional producer refuses a send now (`None`: not transactional, or
     /// in a transaction).
     pub(super) fn transaction_refusal(&self) -> Result<Option<ClientError>> {
