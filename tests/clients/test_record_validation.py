@@ -169,7 +169,9 @@ def confluent_outcomes(broker, topic, records):
     """Sends (key, value, timestamp_ms or None) records in one batch with librdkafka; each
     record's (error code or None, error string)."""
     from confluent_kafka import Producer
-    producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 1000,
+    # One batch: flush() sends at once whatever linger.ms says, so a linger longer than the
+    # produce loop can take on a loaded machine keeps every record in the same batch.
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": TIMEOUT_S * 1000 - 5000,
                          "message.timeout.ms": TIMEOUT_S * 1000, "enable.idempotence": False})
     outcomes = [None] * len(records)
 

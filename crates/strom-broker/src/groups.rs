@@ -293,7 +293,8 @@ struct Deferred {
 enum Role {
     /// Another broker leads it, or it does not exist (yet).
     NotLeader,
-    /// This broker leads it at this epoch, but its log is not open yet.
+    /// This broker leads it at this epoch, but its log is not open or has not become
+    /// leader at that epoch yet.
     LeaderOpening,
     /// This broker leads it at this epoch.
     Leader(Arc<Partition>, i32),
@@ -392,9 +393,14 @@ impl Runtime {
         };
         match image.partition(tp.topic_id, partition) {
             Some(state) if state.leader == self.context.config.node_id => {
+                // Leader in the image is not enough: until the partition itself has
+                // become leader at that epoch, an append of the coordinator's records
+                // fails and a command answered from memory would be lost with them.
                 match self.context.replicas.get(tp) {
-                    Some(log) => Role::Leader(log, state.leader_epoch),
-                    None => Role::LeaderOpening,
+                    Some(log) if log.leader_epoch() == Some(state.leader_epoch) => {
+                        Role::Leader(log, state.leader_epoch)
+                    }
+                    _ => Role::LeaderOpening,
                 }
             }
             _ => Role::NotLeader,

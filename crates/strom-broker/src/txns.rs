@@ -435,9 +435,14 @@ impl Runtime {
         };
         match image.partition(tp.topic_id, partition) {
             Some(state) if state.leader == self.context.config.node_id => {
+                // Leader in the image is not enough: until the partition itself has
+                // become leader at that epoch, an append of the coordinator's records
+                // fails and a command answered from memory would be lost with them.
                 match self.context.replicas.get(tp) {
-                    Some(log) => Role::Leader(log, state.leader_epoch),
-                    None => Role::LeaderOpening,
+                    Some(log) if log.leader_epoch() == Some(state.leader_epoch) => {
+                        Role::Leader(log, state.leader_epoch)
+                    }
+                    _ => Role::LeaderOpening,
                 }
             }
             _ => Role::NotLeader,
