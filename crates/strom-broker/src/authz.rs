@@ -142,6 +142,7 @@ pub const TABLE: &[(ApiKey, ResourceType, AclOperation)] = &[
         Op::AlterConfigs,
     ),
     (ApiKey::DescribeLogDirs, Rt::Cluster, Op::Describe),
+    (ApiKey::AlterReplicaLogDirs, Rt::Cluster, Op::Alter),
     (ApiKey::ElectLeaders, Rt::Cluster, Op::Alter),
     (ApiKey::AlterPartitionReassignments, Rt::Cluster, Op::Alter),
     (

@@ -198,13 +198,15 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 /// Runs at start-up with an image that holds everything committed (see `Broker::start`):
 /// finishes committed deletions a crash interrupted (`-delete` directories), moves aside
 /// partition directories whose topic id no topic has, and reports (without touching)
-/// directories already moved aside and directories whose id cannot be read.
-pub fn sweep(data_dir: &Path, image: &MetadataImage) {
+/// directories already moved aside and directories whose id cannot be read. Returns the
+/// names of the directories it moved aside.
+pub fn sweep(data_dir: &Path, image: &MetadataImage) -> Vec<String> {
+    let mut moved = Vec::new();
     let entries = match std::fs::read_dir(data_dir) {
         Ok(entries) => entries,
         Err(error) => {
             tracing::warn!(dir = %data_dir.display(), %error, "cannot list the log directory");
-            return;
+            return moved;
         }
     };
     for entry in entries.flatten() {
@@ -229,9 +231,10 @@ pub fn sweep(data_dir: &Path, image: &MetadataImage) {
         match read_topic_id(&path) {
             TopicIdFile::Id(id) if image.topic_by_id(id).is_none() => {
                 let reason = format!("it holds topic id {id}, which no topic has");
-                if let Err(error) = move_aside(&path, &reason) {
-                    tracing::error!(dir = %path.display(), %error,
-                        "cannot move a stray partition directory aside; it is left in place");
+                match move_aside(&path, &reason) {
+                    Ok(_) => moved.push(name),
+                    Err(error) => tracing::error!(dir = %path.display(), %error,
+                        "cannot move a stray partition directory aside; it is left in place"),
                 }
             }
             TopicIdFile::Unreadable(reason) => {
@@ -242,6 +245,7 @@ pub fn sweep(data_dir: &Path, image: &MetadataImage) {
             TopicIdFile::Id(_) | TopicIdFile::Missing => {}
         }
     }
+    moved
 }
 
 /// Renames `dir` to `<name>.<uuid>-stray` (durably) and reports it at WARN with its size.

@@ -3,10 +3,16 @@
 //! of `fetcher.rs` copy what this broker follows); the high-watermark checkpoint; the
 //! wake-ups of long-polling fetches.
 //!
-//! A partition lives in `<log.dirs>/<topic>-<partition>` as in Kafka, with a
+//! A partition lives in `<log dir>/<topic>-<partition>` as in Kafka, in one of `log.dirs`
+//! (`log_dirs.rs`: placement, directory ids, failed directories), with a
 //! `partition.metadata` file naming its topic id, so that a directory left by a deleted topic
 //! is never mistaken for a new topic of the same name (`partition_dirs.rs`: claiming,
 //! strays, and the one deletion, of partitions the committed metadata removed).
+//!
+//! A log directory that fails (a failed fsync or write of any log in it: `Health::Failed`)
+//! is taken offline alone (`ReplicaManager::fail_dir`): every partition in it stops being
+//! served and is reported offline in the heartbeat (KIP-858), so the controller moves its
+//! leadership to an in-sync replica on another broker; the other directories go on.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -21,6 +27,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::BrokerConfig;
 use crate::fetcher::Fetchers;
+use crate::log_dirs::LogDirs;
 use crate::metadata::MetadataPort;
 use crate::partition::{Partition, Signals};
 use crate::partition_dirs;
@@ -44,17 +51,40 @@ pub struct DamageCounts {
     pub partitions_offline_other: u64,
 }
 
+/// Why a hosted partition is offline (`ReplicaManager::offline`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Offline {
+    /// Its log is damaged (`LogError::Damaged`): reopening finds it again, so it stays
+    /// offline until a restart after an operator acted.
+    Damaged,
+    /// Another failure to open (a full disk when the log was created, say): retried by the
+    /// maintenance task every few seconds.
+    Other,
+    /// Its log directory is offline (`log_dirs.rs`): until a restart.
+    DirFailed,
+    /// A copy left by an interrupted replica move that start-up could not decide about, or
+    /// a swap that failed half-way (`replica_move.rs`): until an operator acts and restarts.
+    Unresolved,
+}
+
+/// An offline partition: why, and its directory name (`<topic>-<partition>`).
+#[derive(Clone, Debug)]
+struct OfflineEntry {
+    reason: Offline,
+    name: String,
+}
+
 #[derive(Debug)]
 pub struct ReplicaManager {
     config: Arc<BrokerConfig>,
     handles: Arc<HandleCache>,
+    /// The log directories, and which partition is in which.
+    dirs: Arc<LogDirs>,
     partitions: RwLock<HashMap<TopicIdPartition, Arc<Partition>>>,
-    /// Hosted partitions whose log did not open: offline, answered with
-    /// KAFKA_STORAGE_ERROR as Kafka answers for a partition it cannot serve from disk.
-    /// `true` for damage (`LogError::Damaged`): reopening finds it again, so the partition
-    /// stays offline until a restart after an operator acted; other failures (a full disk
-    /// when the log was created, say) are retried by the maintenance task every few seconds.
-    offline: RwLock<HashMap<TopicIdPartition, bool>>,
+    /// Hosted partitions whose log did not open or whose directory failed: offline,
+    /// answered with KAFKA_STORAGE_ERROR as Kafka answers for a partition it cannot serve
+    /// from disk.
+    offline: RwLock<HashMap<TopicIdPartition, OfflineEntry>>,
     /// One reconcile at a time (the watcher task and admin handlers both call it).
     reconciling: Mutex<()>,
     signals: Arc<Signals>,
@@ -66,10 +96,12 @@ pub struct ReplicaManager {
     /// This broker's epoch from its registration (-1 before); roles are taken only from an
     /// image that holds this registration.
     broker_epoch: Arc<AtomicI64>,
-    /// The high watermarks of the last checkpoint, read once, for partitions as they open.
-    checkpointed: Mutex<Option<HighWatermarks>>,
-    /// What the checkpoint file holds now (an unchanged set is not written again).
-    last_written: Mutex<Option<HighWatermarks>>,
+    /// The high watermarks of the last checkpoint of each log directory (in `log.dirs`
+    /// order), read once, for partitions as they open.
+    checkpointed: Mutex<Option<Vec<HighWatermarks>>>,
+    /// What each directory's checkpoint file holds now (an unchanged set is not written
+    /// again).
+    last_written: Mutex<HashMap<usize, HighWatermarks>>,
     /// The follower fetchers.
     pub(crate) fetchers: Fetchers,
     /// What the scrubber (`scrubber.rs`) has done.
@@ -80,12 +112,24 @@ pub struct ReplicaManager {
     /// Open replicas the scrubber found damaged while leading, reported offline (so that
     /// an in-sync follower takes over) until they are repaired (`scrub_repair.rs`).
     damaged: Mutex<std::collections::BTreeSet<TopicIdPartition>>,
+    /// Whether the first reconcile (start-up's) ran. In it, a partition found in no online
+    /// directory while some directory is offline may be in the offline one: it is offline,
+    /// never created empty elsewhere (Kafka creates a log in that case only for a new
+    /// replica, one added since start-up).
+    started: std::sync::atomic::AtomicBool,
+    /// Replicas being moved to another log directory (AlterReplicaLogDirs,
+    /// `replica_move.rs`): the target directory's index and the future log there.
+    pub(crate) moves: Mutex<HashMap<TopicIdPartition, (usize, Arc<Log>)>>,
 }
 
 impl ReplicaManager {
-    /// A manager with no partitions open yet; `broker_epoch` is shared with the broker's
-    /// registration.
-    pub fn new(config: Arc<BrokerConfig>, broker_epoch: Arc<AtomicI64>) -> ReplicaManager {
+    /// A manager with no partitions open yet over the opened `dirs`; `broker_epoch` is
+    /// shared with the broker's registration.
+    pub fn new(
+        config: Arc<BrokerConfig>,
+        broker_epoch: Arc<AtomicI64>,
+        dirs: Arc<LogDirs>,
+    ) -> ReplicaManager {
         // Every fsync is timed for `/metrics` (`metrics/fs.rs`); all else passes through.
         let handles = Arc::new(HandleCache::new(
             crate::metrics::fs::TimedFs::real(),
@@ -112,6 +156,7 @@ impl ReplicaManager {
         ReplicaManager {
             config,
             handles,
+            dirs,
             partitions: RwLock::new(HashMap::new()),
             offline: RwLock::new(HashMap::new()),
             reconciling: Mutex::new(()),
@@ -120,11 +165,13 @@ impl ReplicaManager {
             syncer,
             broker_epoch,
             checkpointed: Mutex::new(None),
-            last_written: Mutex::new(None),
+            last_written: Mutex::new(HashMap::new()),
             fetchers,
             scrub: Arc::new(ScrubStats::default()),
             damage_reports: AtomicU64::new(0),
             damaged: Mutex::new(std::collections::BTreeSet::new()),
+            started: std::sync::atomic::AtomicBool::new(false),
+            moves: Mutex::new(HashMap::new()),
         }
     }
 
@@ -135,14 +182,301 @@ impl ReplicaManager {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .any(|damaged| !damaged)
+            .any(|entry| entry.reason == Offline::Other)
+    }
+
+    /// The replicas being moved to another directory: the target directory's index, the
+    /// partition, and its future log there.
+    pub fn future_replicas(&self) -> Vec<(usize, Arc<Partition>, Arc<Log>)> {
+        let moves = self.moves.lock().unwrap_or_else(|e| e.into_inner());
+        moves
+            .iter()
+            .filter_map(|(tp, (dir, log))| Some((*dir, self.get(*tp)?, Arc::clone(log))))
+            .collect()
+    }
+
+    /// The file-handle cache every log of this broker shares.
+    pub(crate) fn handles(&self) -> &Arc<HandleCache> {
+        &self.handles
+    }
+
+    /// Where `tp` is being moved, and its future log.
+    pub(crate) fn move_target(&self, tp: TopicIdPartition) -> Option<(usize, Arc<Log>)> {
+        self.moves
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&tp)
+            .cloned()
+    }
+
+    /// Records a move of `tp` to directory `target`, building `future`.
+    pub(crate) fn begin_move(&self, tp: TopicIdPartition, target: usize, future: Arc<Log>) {
+        self.moves
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(tp, (target, future));
+    }
+
+    /// Whether the move building `future` for `partition` is still on (neither cancelled
+    /// nor the partition closed or reopened since).
+    pub(crate) fn is_moving(&self, partition: &Arc<Partition>, future: &Arc<Log>) -> bool {
+        let moving = self
+            .move_target(partition.tp)
+            .is_some_and(|(_, log)| Arc::ptr_eq(&log, future));
+        moving
+            && self
+                .get(partition.tp)
+                .is_some_and(|p| Arc::ptr_eq(&p, partition))
+    }
+
+    /// Abandons the move of `tp`, if any: its future copy (a partial copy) is closed and
+    /// removed; the current copy is untouched.
+    pub(crate) fn cancel_move(&self, tp: TopicIdPartition) {
+        let Some((_, future)) = self
+            .moves
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&tp)
+        else {
+            return;
+        };
+        if let Err(error) = future.close() {
+            tracing::debug!(%error, "closing an abandoned future replica");
+        }
+        self.forget_handles(future.dir());
+        crate::replica_move::remove_quietly(future.dir());
+        tracing::info!(dir = %future.dir().display(), "replica move abandoned; its copy removed");
+    }
+
+    /// Drops the cached file handles of every file in `dir` (renamed or removed next).
+    fn forget_handles(&self, dir: &std::path::Path) {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                self.handles.forget(&entry.path());
+            }
+        }
+    }
+
+    /// The end of a move (`replica_move.rs`, which states the order): with the reconcile
+    /// lock held, the partition stops serving, the rest of its log is copied, the future
+    /// log closed (fsynced), the directories swapped, and the partition reopened from its
+    /// new directory with the roles the image gives it. A failure before the swap puts the
+    /// partition back in service in its current directory.
+    pub(crate) fn finish_move(
+        &self,
+        metadata: &dyn MetadataPort,
+        partition: &Arc<Partition>,
+        future: &Arc<Log>,
+        target: usize,
+    ) -> Result<(), String> {
+        let tp = partition.tp;
+        let name = dir_name(&partition.topic, tp.partition);
+        {
+            let _guard = self.reconciling.lock().unwrap_or_else(|e| e.into_inner());
+            if !self.is_moving(partition, future) {
+                return Ok(());
+            }
+            self.fetchers.remove(tp);
+            partition.go_offline();
+            self.partitions
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&tp);
+            let high_watermark = partition.log.high_watermark();
+            if let Err(error) = self.final_copy(partition, future) {
+                // Back in service as it was; the copy is removed.
+                self.cancel_move(tp);
+                self.partitions
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(tp, Arc::clone(partition));
+                self.apply_roles(&metadata.image());
+                return Err(format!(
+                    "{}: the last copy before the swap failed ({error}); the replica stays                      in its directory",
+                    partition.log.dir().display()
+                ));
+            }
+            let current_dir = partition.log.dir().to_path_buf();
+            if let Err(error) = partition.log.close() {
+                // The future copy is durable and holds everything: the swap goes on.
+                tracing::warn!(dir = %current_dir.display(), %error,
+                    "closing the current replica before the swap");
+            }
+            self.forget_handles(&current_dir);
+            self.forget_handles(future.dir());
+            self.moves
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&tp);
+            match crate::replica_move::swap(
+                &current_dir,
+                future.dir(),
+                crate::replica_move::Steps::All,
+            ) {
+                Ok(new_dir) => {
+                    self.dirs.set_placed(&name, target);
+                    self.carry_high_watermark(tp, target, high_watermark);
+                    tracing::info!(topic = %partition.topic, partition = tp.partition,
+                        dir = %new_dir.display(), "replica moved to another log directory");
+                }
+                Err(error) if current_dir.is_dir() => {
+                    // Not swapped: the current copy is current still; reopened below.
+                    crate::replica_move::remove_quietly(future.dir());
+                    tracing::error!(dir = %current_dir.display(), %error,
+                        "swapping in a moved replica failed; it stays in its directory");
+                }
+                Err(error) => {
+                    self.offline
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(
+                            tp,
+                            OfflineEntry {
+                                reason: Offline::Unresolved,
+                                name,
+                            },
+                        );
+                    return Err(format!(
+                        "swapping in the moved replica of {} failed half-way ({error}); it                          stays offline and the next start-up finishes the move",
+                        current_dir.display()
+                    ));
+                }
+            }
+        }
+        // Reopened from the directory it is placed in now, in the role the image gives it.
+        self.reconcile(metadata);
+        Ok(())
+    }
+
+    /// The copy's last rounds while the partition serves nothing (its log does not grow),
+    /// then the future log gets the current log start and is closed (fsynced, clean).
+    fn final_copy(&self, partition: &Partition, future: &Log) -> Result<(), LogError> {
+        for _ in 0..crate::replica_move::FINAL_ROUNDS_MAX {
+            let before = future.log_end_offset();
+            if crate::replica_move::copy_round(&partition.log, future)? <= 0
+                || future.log_end_offset() == before
+            {
+                break;
+            }
+        }
+        let start = partition.log.log_start_offset();
+        if start > future.log_start_offset() {
+            future.delete_records_before(start, crate::metadata::now_ms())?;
+        }
+        if future.log_end_offset() != partition.log.log_end_offset() {
+            return Err(LogError::Io {
+                operation: "copy for a replica move",
+                path: future.dir().to_path_buf(),
+                source: std::io::Error::other(format!(
+                    "the copy ends at {}, the log at {}",
+                    future.log_end_offset(),
+                    partition.log.log_end_offset()
+                )),
+            });
+        }
+        future.close()
+    }
+
+    /// Keeps a moved replica's high watermark for its reopening (as if checkpointed in its
+    /// new directory), so consumers do not see it go back.
+    fn carry_high_watermark(&self, tp: TopicIdPartition, dir: usize, high_watermark: i64) {
+        let _ = self.checkpointed_high_watermark(tp);
+        let mut checkpointed = self.checkpointed.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(marks) = checkpointed.as_mut().and_then(|m| m.get_mut(dir)) {
+            marks.insert((tp.topic_id.as_u128(), tp.partition), high_watermark);
+        }
+    }
+
+    /// The log directories.
+    pub fn log_dirs(&self) -> &Arc<LogDirs> {
+        &self.dirs
+    }
+
+    /// The index in `log.dirs` of the directory holding `partition`.
+    pub fn dir_index(&self, partition: &Partition) -> Option<usize> {
+        self.dirs
+            .dir_of(&dir_name(&partition.topic, partition.tp.partition))
+    }
+
+    /// Takes log directory `index` offline (KIP-858) for `reason`, once: every partition in
+    /// it stops being served (it stays open in no role, so nothing is written there again)
+    /// and is reported offline from the next heartbeat. Returns how many directories are
+    /// still online; the caller stops the broker when none is.
+    pub fn fail_dir(&self, index: usize, reason: &str) -> usize {
+        if self.dirs.fail(index, reason) {
+            let path = self
+                .dirs
+                .all()
+                .get(index)
+                .map(|d| d.path.display().to_string())
+                .unwrap_or_default();
+            let inside: Vec<Arc<Partition>> = self
+                .all()
+                .into_iter()
+                .filter(|p| self.dir_index(p) == Some(index))
+                .collect();
+            let cancelled: Vec<TopicIdPartition> = self
+                .moves
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .filter(|(tp, (target, _))| *target == index || inside.iter().any(|p| p.tp == **tp))
+                .map(|(tp, _)| *tp)
+                .collect();
+            for tp in cancelled {
+                self.cancel_move(tp);
+            }
+            for partition in &inside {
+                self.fetchers.remove(partition.tp);
+                partition.go_offline();
+                self.partitions
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&partition.tp);
+                self.offline
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(
+                        partition.tp,
+                        OfflineEntry {
+                            reason: Offline::DirFailed,
+                            name: dir_name(&partition.topic, partition.tp.partition),
+                        },
+                    );
+            }
+            tracing::error!(dir = %path, %reason, partitions = inside.len(),
+                online_dirs = self.dirs.online_count(),
+                "log directory failed: it is offline until a restart; its partitions are                  reported offline so that other brokers lead them. Replace or repair the disk,                  then restart the broker");
+        }
+        self.dirs.online_count()
+    }
+
+    /// Takes offline the directory of every log that failed (`Health::Failed`: a failed
+    /// fsync or write) since the last call; returns how many directories are online.
+    pub fn fail_dirs_of_failed_logs(&self) -> usize {
+        for partition in self.all() {
+            if partition.log.health() != strom_log::Health::Failed {
+                continue;
+            }
+            if let Some(index) = self.dir_index(&partition) {
+                let reason = format!(
+                    "a write or fsync of {} failed",
+                    partition.log.dir().display()
+                );
+                self.fail_dir(index, &reason);
+            }
+        }
+        self.dirs.online_count()
     }
 
     /// Damage reports and offline partitions now (kept in memory and named in the log
     /// lines that report damage; exported on `/metrics` as `strom_log_*`).
     pub fn damage_counts(&self) -> DamageCounts {
         let offline = self.offline.read().unwrap_or_else(|e| e.into_inner());
-        let damaged = offline.values().filter(|damaged| **damaged).count() as u64;
+        let damaged = offline
+            .values()
+            .filter(|entry| entry.reason == Offline::Damaged)
+            .count() as u64;
         DamageCounts {
             reports: self.damage_reports.load(Ordering::Relaxed),
             partitions_offline_damaged: damaged,
@@ -174,7 +508,8 @@ impl ReplicaManager {
     }
 
     /// Whether `tp` is hosted here but offline: its log failed to open (damage found at
-    /// start-up, or an I/O or directory error), so requests for it get KAFKA_STORAGE_ERROR.
+    /// start-up, or an I/O or directory error) or its log directory failed, so requests for
+    /// it get KAFKA_STORAGE_ERROR.
     pub fn is_offline(&self, tp: TopicIdPartition) -> bool {
         self.offline
             .read()
@@ -336,6 +671,8 @@ impl ReplicaManager {
         let dynamic_defaults = crate::dynamic_config::topic_defaults(image, &self.config);
         // Partitions opened by this pass, and how many of them were not closed cleanly.
         let (mut opened, mut recovered) = (0usize, 0usize);
+        let unplaced_may_be_offline = !self.started.load(Ordering::Acquire)
+            && self.dirs.online_count() < self.dirs.all().len();
         for topic in image.topics() {
             let effective = crate::dynamic_config::with_topic_overrides(
                 &dynamic_defaults,
@@ -360,17 +697,66 @@ impl ReplicaManager {
                     // with a retriable storage error.
                     self.close(&open);
                 }
-                let damaged = self
+                let before = self
                     .offline
                     .read()
                     .unwrap_or_else(|e| e.into_inner())
                     .get(&tp)
-                    .copied();
-                if damaged == Some(true) {
+                    .map(|entry| entry.reason);
+                if matches!(
+                    before,
+                    Some(Offline::Damaged | Offline::DirFailed | Offline::Unresolved)
+                ) {
                     continue;
                 }
-                let result = self.open(tp, &topic.name, overrides, image);
+                let name = dir_name(&topic.name, *index);
+                if self.dirs.is_unresolved(&name) {
+                    self.offline
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(
+                            tp,
+                            OfflineEntry {
+                                reason: Offline::Unresolved,
+                                name,
+                            },
+                        );
+                    continue;
+                }
+                let placement = if unplaced_may_be_offline && self.dirs.dir_of(&name).is_none() {
+                    Err(None)
+                } else {
+                    self.dirs.place(&name)
+                };
+                let dir = match placement {
+                    Ok((_, dir)) => dir,
+                    Err(_) => {
+                        // In a failed directory (or none is online): offline until a restart.
+                        tracing::warn!(topic = %topic.name, partition = index,
+                            "partition is in an offline log directory; it stays offline");
+                        self.offline
+                            .write()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(
+                                tp,
+                                OfflineEntry {
+                                    reason: Offline::DirFailed,
+                                    name,
+                                },
+                            );
+                        continue;
+                    }
+                };
+                let result = self.open(tp, &topic.name, &dir, overrides, image);
                 let mut offline = self.offline.write().unwrap_or_else(|e| e.into_inner());
+                let entry = |error: &LogError| OfflineEntry {
+                    reason: if error.is_damage() {
+                        Offline::Damaged
+                    } else {
+                        Offline::Other
+                    },
+                    name: name.clone(),
+                };
                 match result {
                     Ok(clean) => {
                         opened += 1;
@@ -378,13 +764,12 @@ impl ReplicaManager {
                         offline.remove(&tp);
                     }
                     // Said once; retried quietly by the maintenance task.
-                    Err(error) if damaged.is_some() && !error.is_damage() => {
+                    Err(error) if before.is_some() && !error.is_damage() => {
                         tracing::debug!(topic = %topic.name, partition = index, %error,
                             "partition log still cannot be opened");
-                        offline.insert(tp, error.is_damage());
+                        offline.insert(tp, entry(&error));
                     }
                     Err(error) => {
-                        let dir = self.partition_dir(&topic.name, *index);
                         // The error names the file (and, for damage, the byte and what to
                         // do); the broker goes on serving every other partition.
                         let (retried, damage_reports) = if error.is_damage() {
@@ -396,7 +781,7 @@ impl ReplicaManager {
                         tracing::error!(topic = %topic.name, partition = index,
                             dir = %dir.display(), damage_reports, %error,
                             "cannot open partition log; it stays offline (clients get KAFKA_STORAGE_ERROR) {retried}");
-                        offline.insert(tp, error.is_damage());
+                        offline.insert(tp, entry(&error));
                     }
                 }
             }
@@ -408,6 +793,7 @@ impl ReplicaManager {
                 "opened partition logs (recovered: not closed cleanly; each partition at debug)"
             );
         }
+        self.started.store(true, Ordering::Release);
         self.apply_roles(image);
     }
 
@@ -482,11 +868,12 @@ impl ReplicaManager {
         &self,
         tp: TopicIdPartition,
         topic: &str,
+        dir: &std::path::Path,
         overrides: Option<&std::collections::BTreeMap<String, String>>,
         image: &MetadataImage,
     ) -> Result<bool, LogError> {
         let config = self.config.topic_log_config(overrides)?;
-        let dir = self.partition_dir(topic, tp.partition);
+        let dir = dir.to_path_buf();
         partition_dirs::claim_dir(&dir, tp.topic_id, image).map_err(|error| LogError::Io {
             operation: "claim partition dir",
             path: dir.clone(),
@@ -534,62 +921,96 @@ impl ReplicaManager {
         Ok(clean)
     }
 
-    /// The high watermark the checkpoint holds for `tp` (read once, on first use).
+    /// The high watermark the checkpoints hold for `tp` (each directory's read once, on
+    /// first use). The highest of the directories' entries: a partition moved between
+    /// directories may have a stale, lower entry in the old one until its next checkpoint,
+    /// and the caller never takes more than the log holds.
     fn checkpointed_high_watermark(&self, tp: TopicIdPartition) -> Option<i64> {
         let mut checkpointed = self.checkpointed.lock().unwrap_or_else(|e| e.into_inner());
         let marks = checkpointed.get_or_insert_with(|| {
-            let dir = self.config.data_dir();
-            match HighWatermarks::read(&RealFs, &dir) {
-                Ok(Some(Ok(marks))) => marks,
-                Ok(None) => HighWatermarks::new(),
-                Ok(Some(Err(reason))) => {
-                    tracing::warn!(dir = %dir.display(), %reason,
-                        "high-watermark checkpoint damaged; high watermarks restart at the log start");
-                    HighWatermarks::new()
-                }
-                Err(error) => {
-                    tracing::warn!(%error,
-                        "cannot read the high-watermark checkpoint; high watermarks restart at the log start");
-                    HighWatermarks::new()
-                }
-            }
+            self.dirs
+                .all()
+                .iter()
+                .map(|dir| {
+                    if !dir.is_online() {
+                        return HighWatermarks::new();
+                    }
+                    let dir = &dir.path;
+                    match HighWatermarks::read(&RealFs, dir) {
+                        Ok(Some(Ok(marks))) => marks,
+                        Ok(None) => HighWatermarks::new(),
+                        Ok(Some(Err(reason))) => {
+                            tracing::warn!(dir = %dir.display(), %reason,
+                                "high-watermark checkpoint damaged; high watermarks of its partitions restart at the log start");
+                            HighWatermarks::new()
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error,
+                                "cannot read the high-watermark checkpoint; high watermarks of its partitions restart at the log start");
+                            HighWatermarks::new()
+                        }
+                    }
+                })
+                .collect()
         });
-        marks.get((tp.topic_id.as_u128(), tp.partition))
+        marks
+            .iter()
+            .filter_map(|m| m.get((tp.topic_id.as_u128(), tp.partition)))
+            .max()
     }
 
-    /// Writes every hosted partition's high watermark to
-    /// `<log.dirs>/replication-offset-checkpoint` (atomically, fsynced). Blocking.
+    /// Writes the high watermark of every hosted partition to
+    /// `<log dir>/replication-offset-checkpoint` of the directory holding it (atomically,
+    /// fsynced; one file per online directory, as Kafka). Blocking.
     pub fn checkpoint_high_watermarks(&self) {
-        let mut marks = HighWatermarks::new();
+        let mut marks: Vec<HighWatermarks> = self
+            .dirs
+            .all()
+            .iter()
+            .map(|_| HighWatermarks::new())
+            .collect();
         // An offline partition (its log did not open) keeps the high watermark it had, so
         // that once an operator repaired it, its consumers do not start over from the log
         // start (they would see less, never more, but lag would jump).
-        let offline: Vec<TopicIdPartition> = self
+        let offline: Vec<(TopicIdPartition, String)> = self
             .offline
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .copied()
+            .iter()
+            .map(|(tp, entry)| (*tp, entry.name.clone()))
             .collect();
-        for tp in offline {
-            if let Some(mark) = self.checkpointed_high_watermark(tp) {
-                marks.insert((tp.topic_id.as_u128(), tp.partition), mark);
+        for (tp, name) in offline {
+            let index = self.dirs.dir_of(&name);
+            if let (Some(mark), Some(into)) = (
+                self.checkpointed_high_watermark(tp),
+                index.and_then(|i| marks.get_mut(i)),
+            ) {
+                into.insert((tp.topic_id.as_u128(), tp.partition), mark);
             }
         }
         for partition in self.all() {
-            marks.insert(
-                (partition.tp.topic_id.as_u128(), partition.tp.partition),
-                partition.log.high_watermark(),
-            );
+            if let Some(into) = self.dir_index(&partition).and_then(|i| marks.get_mut(i)) {
+                into.insert(
+                    (partition.tp.topic_id.as_u128(), partition.tp.partition),
+                    partition.log.high_watermark(),
+                );
+            }
         }
         let mut last = self.last_written.lock().unwrap_or_else(|e| e.into_inner());
-        if last.as_ref() == Some(&marks) {
-            return;
-        }
-        let dir = self.config.data_dir();
-        match marks.write(&RealFs, &dir) {
-            Ok(()) => *last = Some(marks),
-            Err(error) => tracing::error!(%error, "cannot write the high-watermark checkpoint"),
+        for (index, marks) in marks.into_iter().enumerate() {
+            if !self.dirs.is_online(index) || last.get(&index) == Some(&marks) {
+                continue;
+            }
+            let dir = &self.dirs.all()[index].path;
+            match marks.write(&RealFs, dir) {
+                Ok(()) => {
+                    last.insert(index, marks);
+                }
+                Err(error) => {
+                    tracing::error!(dir = %dir.display(), %error,
+                        "cannot write the high-watermark checkpoint")
+                }
+            }
         }
     }
 
@@ -604,6 +1025,8 @@ impl ReplicaManager {
     }
 
     fn close(&self, partition: &Arc<Partition>) {
+        // A move of this replica cannot go on from a closed log.
+        self.cancel_move(partition.tp);
         self.fetchers.remove(partition.tp);
         partition.go_offline();
         self.partitions
@@ -621,25 +1044,40 @@ impl ReplicaManager {
         if let Err(error) = partition_dirs::remove_committed_deletion(&dir) {
             tracing::warn!(dir = %dir.display(), %error, "cannot delete partition directory");
         }
+        self.dirs
+            .forget(&dir_name(&partition.topic, partition.tp.partition));
         tracing::info!(topic = %partition.topic, partition = partition.tp.partition,
             "deleted partition");
     }
 
-    /// `<log.dirs>/<topic>-<partition>`.
+    /// `<log dir>/<topic>-<partition>` in the directory holding it (the first of
+    /// `log.dirs` if it is in none yet).
     pub fn partition_dir(&self, topic: &str, partition: i32) -> PathBuf {
-        self.config.data_dir().join(format!("{topic}-{partition}"))
+        let name = dir_name(topic, partition);
+        let index = self.dirs.dir_of(&name).unwrap_or(0);
+        self.dirs
+            .all()
+            .get(index)
+            .map_or_else(|| self.config.data_dir(), |d| d.path.clone())
+            .join(name)
     }
 
     /// Finishes committed deletions a crash interrupted, and moves aside (never deletes)
-    /// partition directories whose topic id `image` does not know. `image` must hold
-    /// everything committed (see `Broker::start`).
+    /// partition directories whose topic id `image` does not know, in every online log
+    /// directory. `image` must hold everything committed (see `Broker::start`).
     pub fn sweep_orphans(&self, image: &MetadataImage) {
-        partition_dirs::sweep(&self.config.data_dir(), image);
+        for dir in self.dirs.all().iter().filter(|d| d.is_online()) {
+            for moved in partition_dirs::sweep(&dir.path, image) {
+                self.dirs.forget(&moved);
+            }
+        }
     }
 
     /// Stops the fetchers, checkpoints the high watermarks, then flushes and closes every
     /// log (clean shutdown: the next open skips recovery).
     pub fn close_all(&self) {
+        // Not while a reconcile or the swap of a replica move runs.
+        let _guard = self.reconciling.lock().unwrap_or_else(|e| e.into_inner());
         self.fetchers.stop_all();
         self.checkpoint_high_watermarks();
         let partitions: Vec<Arc<Partition>> = self
@@ -712,4 +1150,9 @@ impl ReplicaManager {
             }
         }
     }
+}
+
+/// A partition's directory name, `<topic>-<partition>`.
+pub fn dir_name(topic: &str, partition: i32) -> String {
+    format!("{topic}-{partition}")
 }

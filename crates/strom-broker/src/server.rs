@@ -58,6 +58,10 @@ pub enum StartError {
          only opened or moved aside once it has"
     )]
     CatchUp(MetadataError),
+    /// The log directories cannot be used (one locked by another process, a partition in
+    /// two of them, or none online).
+    #[error(transparent)]
+    LogDirs(#[from] crate::log_dirs::LogDirsError),
 }
 
 /// How long shutdown waits for connections to finish their in-flight request.
@@ -166,7 +170,6 @@ pub struct Broker {
     /// The periodic heartbeat, stopped when controlled shutdown takes over heartbeating.
     heartbeats: tokio::task::AbortHandle,
     connections_done: tokio::sync::oneshot::Receiver<()>,
-    _lock: std::fs::File,
 }
 
 impl Broker {
@@ -179,7 +182,13 @@ impl Broker {
         let config = Arc::new(config);
         let overrides = crate::limits::resolve_overrides(&config).await?;
         let limits = Arc::new(ConnectionLimits::new(&config, overrides));
-        let lock = lock_data_dir(&config)?;
+        // Every log directory locked, identified and scanned (`log_dirs.rs`); one that
+        // cannot be is offline from the start, and no directory online fails start-up.
+        let dirs = Arc::new(crate::log_dirs::LogDirs::open(
+            &config.log_dirs,
+            &config.cluster_id,
+            config.node_id,
+        )?);
         // Every listener is bound (and its TLS files read) before anything is registered,
         // so that a taken port or a bad key fails start-up at once, naming it.
         let mut bound = Vec::new();
@@ -249,6 +258,7 @@ impl Broker {
         let replicas = Arc::new(ReplicaManager::new(
             Arc::clone(&config),
             Arc::clone(&broker_epoch),
+            dirs,
         ));
         let (shutdown, shutdown_rx) = watch::channel(false);
         replicas.fetchers.start(
@@ -336,7 +346,6 @@ impl Broker {
             tasks,
             heartbeats,
             connections_done,
-            _lock: lock,
         })
     }
 
@@ -390,25 +399,6 @@ impl Broker {
         let _ = tokio::task::spawn_blocking(move || replicas.close_all()).await;
         tracing::info!("broker stopped");
     }
-}
-
-/// One broker per data directory: a second one fails fast instead of corrupting logs.
-fn lock_data_dir(config: &BrokerConfig) -> Result<std::fs::File, StartError> {
-    let dir = config.data_dir();
-    let fail = |reason: String| StartError::LogDir {
-        dir: dir.display().to_string(),
-        reason,
-    };
-    std::fs::create_dir_all(&dir).map_err(|e| fail(e.to_string()))?;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join(".lock"))
-        .map_err(|e| fail(e.to_string()))?;
-    fs2::FileExt::try_lock_exclusive(&file)
-        .map_err(|_| fail("is in use by another broker (.lock is held)".to_string()))?;
-    Ok(file)
 }
 
 /// RegisterBroker, then a heartbeat that asks to be unfenced (Kafka's broker lifecycle).
@@ -603,10 +593,21 @@ async fn maintain(context: Arc<BrokerContext>) {
             last_checkpoint = now;
         }
         let replicas = Arc::clone(&context.replicas);
-        let _ = tokio::task::spawn_blocking(move || {
-            replicas.maintain(now_ms(), retention, compaction, checkpoint)
+        let online_dirs = tokio::task::spawn_blocking(move || {
+            replicas.maintain(now_ms(), retention, compaction, checkpoint);
+            // A log that failed (write or fsync) takes its whole directory offline
+            // (KIP-858); the next heartbeat reports its replicas offline.
+            replicas.fail_dirs_of_failed_logs()
         })
-        .await;
+        .await
+        .unwrap_or(1);
+        if online_dirs == 0 {
+            // Kafka halts when its last log directory fails: nothing can be served, and a
+            // stopped broker is fenced at once, so leadership moves to other brokers.
+            tracing::error!(failed = %context.replicas.log_dirs().failures(),
+                "every log directory has failed; the broker stops (exit status 1). Repair                  the disks and restart it");
+            std::process::exit(1);
+        }
         // Logs that could not be opened (a full disk, say; not damage) are tried again.
         if now.duration_since(last_reopen) >= Duration::from_millis(REOPEN_RETRY_MS)
             && context.replicas.has_offline()

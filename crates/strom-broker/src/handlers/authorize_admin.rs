@@ -410,6 +410,30 @@ pub(super) async fn describe_log_dirs(
     super::describe_log_dirs::handle(context, request, version).await
 }
 
+/// AlterReplicaLogDirs needs ALTER on the cluster (Kafka's rule); denied, every partition
+/// is answered CLUSTER_AUTHORIZATION_FAILED and nothing moves.
+pub(super) async fn alter_replica_log_dirs(
+    context: &BrokerContext,
+    session: &Session,
+    request: strom_protocol::messages::AlterReplicaLogDirsRequest,
+    version: i16,
+) -> ResponseKind {
+    if !authz::cluster_allowed(context, session, ApiKey::AlterReplicaLogDirs) {
+        let mut answers: std::collections::BTreeMap<String, Vec<(i32, ErrorCode)>> =
+            std::collections::BTreeMap::new();
+        for topic in request.dirs.iter().flat_map(|d| d.topics.iter()) {
+            answers.entry(topic.name.0.to_string()).or_default().extend(
+                topic
+                    .partitions
+                    .iter()
+                    .map(|p| (*p, ErrorCode::CLUSTER_AUTHORIZATION_FAILED)),
+            );
+        }
+        return ResponseKind::AlterReplicaLogDirs(super::alter_replica_log_dirs::respond(answers));
+    }
+    super::alter_replica_log_dirs::handle(context, request, version).await
+}
+
 pub(super) async fn describe_quorum(
     context: &BrokerContext,
     session: &Session,

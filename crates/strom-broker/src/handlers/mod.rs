@@ -5,6 +5,7 @@ mod acls;
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
+mod alter_replica_log_dirs;
 mod api_versions;
 mod authorize;
 mod authorize_admin;
@@ -78,6 +79,7 @@ pub const SERVED_APIS: &[ApiKey] = &[
     ApiKey::DeleteRecords,
     ApiKey::DescribeCluster,
     ApiKey::DescribeLogDirs,
+    ApiKey::AlterReplicaLogDirs,
     ApiKey::DescribeTopicPartitions,
     ApiKey::ElectLeaders,
     ApiKey::FindCoordinator,
@@ -228,6 +230,9 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming, session: &Sessi
         }
         RequestKind::DescribeLogDirs(body) => {
             authorize_admin::describe_log_dirs(context, session, body, version).await
+        }
+        RequestKind::AlterReplicaLogDirs(body) => {
+            authorize_admin::alter_replica_log_dirs(context, session, body, version).await
         }
         RequestKind::DescribeTopicPartitions(body) => {
             authorize_admin::describe_topic_partitions(context, session, body, version).await

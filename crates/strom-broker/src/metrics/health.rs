@@ -10,7 +10,7 @@
 //! - `registered`: the current metadata image has this broker registered and unfenced;
 //! - `metadata`: this node knows a quorum leader and has applied its local metadata log to
 //!   within [`APPLY_LAG_MAX`] entries (an in-process controller always passes);
-//! - `log_dirs`: every `log.dirs` entry is an accessible directory;
+//! - `log_dirs`: every `log.dirs` entry is an accessible directory, none taken offline;
 //! - `not_stopping`: shutdown has not begun (it turns false as the controlled shutdown
 //!   starts, while the broker still serves; the HTTP listener stops once the broker stops
 //!   accepting).
@@ -114,11 +114,12 @@ pub fn readiness(context: &BrokerContext) -> Vec<Check> {
         detail: metadata_detail,
     });
     let offline: Vec<String> = context
-        .config
-        .log_dirs
+        .replicas
+        .log_dirs()
+        .all()
         .iter()
-        .filter(|dir| !std::fs::metadata(dir).is_ok_and(|m| m.is_dir()))
-        .map(|dir| dir.display().to_string())
+        .filter(|dir| !dir.is_online() || !std::fs::metadata(&dir.path).is_ok_and(|m| m.is_dir()))
+        .map(|dir| dir.path.display().to_string())
         .collect();
     checks.push(Check {
         name: "log_dirs",
