@@ -190,6 +190,10 @@ class Node:
         self.props = dict(props or {})
         self.host = cluster.net.host(node_id) if cluster.net else "127.0.0.1"
         self.data_dir = cluster.dir / f"node-{node_id}"
+        # Every entry of log.dirs: the data dir first (it holds the metadata log), then
+        # the cluster's `log_dirs - 1` more (JBOD).
+        self.log_dirs = [self.data_dir] + [cluster.dir / f"node-{node_id}-dir{k}"
+                                           for k in range(2, getattr(cluster, "log_dirs", 1) + 1)]
         self.log_path = cluster.dir / f"node-{node_id}.log"
         self.proc = None
         self.paused = False
@@ -238,7 +242,8 @@ class Node:
 
     def properties(self):
         props = dict(CLUSTER_DEFAULTS)
-        props.update({"node.id": str(self.node_id), "log.dirs": str(self.data_dir), "process.roles": self.roles})
+        props.update({"node.id": str(self.node_id), "log.dirs": ",".join(str(d) for d in self.log_dirs),
+                      "process.roles": self.roles})
         if self.roles == "broker":
             props["listeners"] = f"PLAINTEXT://{self.host}:{self.port}" + self.extra()
             props["controller.quorum.bootstrap.servers"] = self.cluster.controller_addrs
@@ -383,8 +388,10 @@ class Cluster:
     {"strom.log.durability": "sync-on-commit"})."""
 
     def __init__(self, binary, n=3, overrides=None, name="cluster", controllers=0, dynamic=False,
-                 extra_listener=None, net=None):
+                 extra_listener=None, net=None, log_dirs=1):
         self.binary = pathlib.Path(binary)
+        # How many directories each node's log.dirs lists (JBOD).
+        self.log_dirs = log_dirs
         # A third listener per broker node (e.g. "SECURE" for the security tests), on its own port.
         self.extra_listener = extra_listener
         # A dynamic quorum (KIP-853): controllers find each other through
@@ -476,7 +483,8 @@ class Cluster:
             n._close_log()
         if not keep:
             for n in self.nodes.values():
-                shutil.rmtree(n.data_dir, ignore_errors=True)
+                for d in n.log_dirs:
+                    shutil.rmtree(d, ignore_errors=True)
         return self.dir
 
     def crashed(self):

@@ -49,9 +49,9 @@ SESSION_S = SESSION_TIMEOUT_MS / 1000
 def make_cluster(request):
     made = []
 
-    def make(n=3, overrides=None, controllers=0, dynamic=False, extra_listener=None):
+    def make(n=3, overrides=None, controllers=0, dynamic=False, extra_listener=None, log_dirs=1):
         c = Cluster(strom_binary(), n, overrides, name=request.node.name, controllers=controllers, dynamic=dynamic,
-                    extra_listener=extra_listener)
+                    extra_listener=extra_listener, log_dirs=log_dirs)
         c.runs = []
         made.append(c)
         c.start()

@@ -19,11 +19,28 @@ use crate::server_config::{resolve, ServerConfig};
 /// The name of the file created and removed to prove a data directory is writable.
 const WRITE_CHECK_FILE: &str = ".strom-write-check";
 
-/// Runs every check; the first failure is the error.
+/// Runs every check; the first failure is the error. One of several `log.dirs` that fails
+/// its check is not: as in Kafka, the broker starts with that directory offline (its
+/// partitions reported offline, `strom_broker::log_dirs`), so long as the directory holding
+/// the metadata log and at least one of `log.dirs` pass.
 pub fn check(config: &ServerConfig) -> anyhow::Result<()> {
     check_ports(config)?;
-    for (key, dir) in data_dirs(config) {
-        check_dir(key, &dir)?;
+    let (mut usable, mut failed) = (0usize, Vec::new());
+    for (key, dir, required) in data_dirs(config) {
+        match check_dir(key, &dir) {
+            Ok(()) => usable += usize::from(key == "log.dirs"),
+            Err(error) if required => return Err(error),
+            Err(error) => failed.push(error),
+        }
+    }
+    let mut failed = failed.into_iter();
+    if let Some(first) = failed.next() {
+        if usable == 0 {
+            return Err(first);
+        }
+        for error in std::iter::once(first).chain(failed) {
+            tracing::warn!(%error, "a log directory failed its start-up check; it stays offline");
+        }
     }
     Ok(())
 }
@@ -56,14 +73,23 @@ fn check_ports(config: &ServerConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The directories a node writes in, with the key each comes from.
-fn data_dirs(config: &ServerConfig) -> Vec<(&'static str, PathBuf)> {
-    let mut dirs: Vec<(&'static str, PathBuf)> = Vec::new();
+/// The directories a node writes in, with the key each comes from and whether the node
+/// cannot start without it (the one holding the metadata log: `metadata.log.dir`, else the
+/// first of `log.dirs`).
+fn data_dirs(config: &ServerConfig) -> Vec<(&'static str, PathBuf, bool)> {
+    let mut dirs: Vec<(&'static str, PathBuf, bool)> = Vec::new();
     if let Some(dir) = &config.metadata_log_dir {
-        dirs.push(("metadata.log.dir", dir.clone()));
+        dirs.push(("metadata.log.dir", dir.clone(), true));
     }
     if config.runs_broker() || config.metadata_log_dir.is_none() {
-        dirs.extend(config.log_dirs.iter().map(|d| ("log.dirs", d.clone())));
+        let holds_metadata = config.metadata_log_dir.is_none();
+        dirs.extend(
+            config
+                .log_dirs
+                .iter()
+                .enumerate()
+                .map(|(i, d)| ("log.dirs", d.clone(), holds_metadata && i == 0)),
+        );
     }
     dirs
 }

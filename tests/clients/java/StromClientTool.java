@@ -23,8 +23,12 @@
 //                                        kafka-reassign-partitions.sh --execute/--cancel call) |
 //                                        reassignments TOPIC | replicas TOPIC (its --verify) |
 //                                        elect TOPIC preferred|unclean P... (kafka-leader-
-//                                        election.sh); per-partition outcomes are null or
-//                                        the exception's class name
+//                                        election.sh) | log-dirs BROKER (describeLogDirs:
+//                                        each dir's error, total and usable bytes, replicas) |
+//                                        move-dir TOPIC BROKER DIR P... (alterReplicaLogDirs) |
+//                                        replica-dirs TOPIC BROKER P... (describeReplicaLogDirs);
+//                                        per-partition outcomes are null or the exception's
+//                                        class name
 //   load BOOTSTRAP TOPIC PARTITIONS RATE PREFIX [k=v...]
 //                                        idempotent acks=all producer for the cluster tests:
 //                                        value (and key) "PREFIX-<seq>" to partition
@@ -357,6 +361,68 @@ public final class StromClientTool {
                     for (Map.Entry<TopicPartition, Optional<Throwable>> e : results.entrySet()) {
                         byPartition.put(e.getKey().partition(),
                             e.getValue().map(t -> str(t.getClass().getSimpleName())).orElse("null"));
+                    }
+                    List<String> items = new ArrayList<>();
+                    for (Map.Entry<Integer, String> e : byPartition.entrySet()) items.add(str(e.getKey().toString()) + ":" + e.getValue());
+                    return "{" + String.join(",", items) + "}";
+                }
+                case "log-dirs": {
+                    int broker = Integer.parseInt(args[3]);
+                    Map<String, org.apache.kafka.clients.admin.LogDirDescription> dirs = admin
+                        .describeLogDirs(List.of(broker)).allDescriptions()
+                        .get(CALL_TIMEOUT_MS, TimeUnit.MILLISECONDS).get(broker);
+                    List<String> items = new ArrayList<>();
+                    for (Map.Entry<String, org.apache.kafka.clients.admin.LogDirDescription> e : new TreeMap<>(dirs).entrySet()) {
+                        org.apache.kafka.clients.admin.LogDirDescription d = e.getValue();
+                        List<String> replicas = new ArrayList<>();
+                        for (Map.Entry<TopicPartition, org.apache.kafka.clients.admin.ReplicaInfo> r : d.replicaInfos().entrySet()) {
+                            replicas.add("{\"topic\":" + str(r.getKey().topic()) + ",\"partition\":" + r.getKey().partition()
+                                + ",\"size\":" + r.getValue().size() + ",\"lag\":" + r.getValue().offsetLag()
+                                + ",\"future\":" + r.getValue().isFuture() + "}");
+                        }
+                        items.add(str(e.getKey()) + ":{\"error\":"
+                            + (d.error() == null ? "null" : str(d.error().getClass().getSimpleName()))
+                            + ",\"total\":" + d.totalBytes().orElse(-1) + ",\"usable\":" + d.usableBytes().orElse(-1)
+                            + ",\"replicas\":[" + String.join(",", replicas) + "]}");
+                    }
+                    return "{" + String.join(",", items) + "}";
+                }
+                case "move-dir": {
+                    int broker = Integer.parseInt(args[4]);
+                    Map<org.apache.kafka.common.TopicPartitionReplica, String> moves = new HashMap<>();
+                    for (int i = 6; i < args.length; i++) {
+                        moves.put(new org.apache.kafka.common.TopicPartitionReplica(topic, Integer.parseInt(args[i]), broker), args[5]);
+                    }
+                    Map<Integer, String> byPartition = new TreeMap<>();
+                    for (Map.Entry<org.apache.kafka.common.TopicPartitionReplica, KafkaFuture<Void>> e
+                            : admin.alterReplicaLogDirs(moves).values().entrySet()) {
+                        String outcome = "null";
+                        try {
+                            e.getValue().get(CALL_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+                        } catch (ExecutionException ex) {
+                            outcome = str(ex.getCause().getClass().getSimpleName());
+                        }
+                        byPartition.put(e.getKey().partition(), outcome);
+                    }
+                    List<String> items = new ArrayList<>();
+                    for (Map.Entry<Integer, String> e : byPartition.entrySet()) items.add(str(e.getKey().toString()) + ":" + e.getValue());
+                    return "{" + String.join(",", items) + "}";
+                }
+                case "replica-dirs": {
+                    int broker = Integer.parseInt(args[4]);
+                    List<org.apache.kafka.common.TopicPartitionReplica> replicas = new ArrayList<>();
+                    for (int i = 5; i < args.length; i++) {
+                        replicas.add(new org.apache.kafka.common.TopicPartitionReplica(topic, Integer.parseInt(args[i]), broker));
+                    }
+                    Map<org.apache.kafka.common.TopicPartitionReplica, org.apache.kafka.clients.admin.DescribeReplicaLogDirsResult.ReplicaLogDirInfo> infos =
+                        admin.describeReplicaLogDirs(replicas).all().get(CALL_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+                    Map<Integer, String> byPartition = new TreeMap<>();
+                    for (Map.Entry<org.apache.kafka.common.TopicPartitionReplica, org.apache.kafka.clients.admin.DescribeReplicaLogDirsResult.ReplicaLogDirInfo> e : infos.entrySet()) {
+                        org.apache.kafka.clients.admin.DescribeReplicaLogDirsResult.ReplicaLogDirInfo info = e.getValue();
+                        byPartition.put(e.getKey().partition(), "{\"current\":"
+                            + (info.getCurrentReplicaLogDir() == null ? "null" : str(info.getCurrentReplicaLogDir()))
+                            + ",\"future\":" + (info.getFutureReplicaLogDir() == null ? "null" : str(info.getFutureReplicaLogDir()))
+                            + ",\"future_lag\":" + info.getFutureReplicaOffsetLag() + "}");
                     }
                     List<String> items = new ArrayList<>();
                     for (Map.Entry<Integer, String> e : byPartition.entrySet()) items.add(str(e.getKey().toString()) + ":" + e.getValue());

@@ -1,0 +1,240 @@
+"""Several log directories (JBOD; Kafka's KIP-113 and KIP-858) on real `strom server`
+processes: partitions spread over every directory of `log.dirs`, DescribeLogDirs through
+the Java client's Admin (real total and usable bytes, every directory), AlterReplicaLogDirs
+moving a replica under a running acks=all producer with every acknowledged record readable
+after (and after a restart), and a directory unusable at start-up taken offline alone on a
+3-node cluster: its replicas are reported offline and led elsewhere, the broker serves the
+rest.
+"""
+
+import threading
+import time
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from kafka.admin import KafkaAdminClient
+
+from cluster import NotYet
+from cluster_fixtures import create_topic, make_cluster  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.cluster
+
+KAFKA_STORAGE_ERROR = 56
+TIMEOUT_S = 60
+
+
+def partition_dirs(log_dir, topic):
+    """{partition} of `topic` whose directory is in `log_dir` (not -future, -moved, ...)."""
+    out = set()
+    for d in log_dir.iterdir():
+        name = d.name
+        if d.is_dir() and name.startswith(f"{topic}-") and name[len(topic) + 1:].isdigit():
+            out.add(int(name[len(topic) + 1:]))
+    return out
+
+
+def leftovers(log_dir):
+    return sorted(d.name for d in log_dir.iterdir() if d.name.endswith(("-future", "-moved")))
+
+
+class Load:
+    """An idempotent acks=all confluent-kafka producer in a thread, sending until stopped;
+    {(partition, offset): value} of what was acknowledged."""
+
+    def __init__(self, bootstrap, topic):
+        self.topic = topic
+        self.p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                           "linger.ms": 2, "message.timeout.ms": 60000, "log_level": 0})
+        self.acked, self.errors, self.sent = {}, [], 0
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _done(self, err, msg):
+        if err is None:
+            self.acked[(msg.partition(), msg.offset())] = msg.value()
+        else:
+            self.errors.append(err.str())
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                self.p.produce(self.topic, value=f"v-{self.sent}".encode() + b"x" * 300, partition=0,
+                               on_delivery=self._done)
+                self.sent += 1
+            except BufferError:
+                pass
+            self.p.poll(0.002)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def wait_acked(self, count, timeout_s=TIMEOUT_S):
+        deadline = time.monotonic() + timeout_s
+        while len(self.acked) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(self.acked) >= count, f"{len(self.acked)} acked of {count} wanted; errors {self.errors[:5]}"
+
+    def stop(self):
+        self._stop.set()
+        self.thread.join(TIMEOUT_S)
+        assert self.p.flush(TIMEOUT_S) == 0, "deliveries outstanding"
+
+
+def read_all(bootstrap, topic, partition):
+    """{offset: value} of the partition from its start up to its high watermark (bounded)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"jbod-{time.monotonic_ns()}",
+                  "enable.auto.commit": False, "log_level": 0})
+    try:
+        _, high = c.get_watermark_offsets(TopicPartition(topic, partition), timeout=TIMEOUT_S)
+        c.assign([TopicPartition(topic, partition, 0)])
+        out = {}
+        deadline = time.monotonic() + TIMEOUT_S
+        while len(out) < high and time.monotonic() < deadline:
+            for m in c.consume(500, timeout=1.0):
+                if m.error() is None:
+                    out[m.offset()] = m.value()
+        return out
+    finally:
+        c.close()
+
+
+def assert_all_readable(bootstrap, topic, acked):
+    got = read_all(bootstrap, topic, 0)
+    want = {o: v for (_, o), v in acked.items()}
+    missing = [o for o in want if got.get(o) != want[o]]
+    assert not missing, f"{len(missing)} of {len(want)} acknowledged records not read back, e.g. offsets {missing[:5]}"
+
+
+def test_partitions_spread_over_log_dirs_and_a_replica_moves_under_load(make_cluster, java_tool):
+    cluster = make_cluster(1, log_dirs=2)
+    node = cluster[1]
+    first, second = node.log_dirs
+    create_topic(cluster, "spread", 6, 1)
+    # Kafka's placement: each new partition in the directory holding the fewest.
+    assert len(partition_dirs(first, "spread")) == 3 and len(partition_dirs(second, "spread")) == 3, (
+        sorted(first.iterdir()), sorted(second.iterdir()))
+    for d in node.log_dirs:
+        text = (d / "meta.properties").read_text()
+        assert "directory.id=" in text and "node.id=1" in text, text
+
+    # DescribeLogDirs through the Java client: both directories, their real sizes, and
+    # the replicas each holds.
+    dirs = java_tool(["admin", node.bootstrap, "log-dirs", 1])
+    assert set(dirs) == {str(first.resolve()), str(second.resolve())}, dirs
+    for path, d in dirs.items():
+        assert d["error"] is None, d
+        assert 0 < d["usable"] <= d["total"], d
+        on_disk = partition_dirs(first if path == str(first.resolve()) else second, "spread")
+        assert {r["partition"] for r in d["replicas"] if r["topic"] == "spread"} == on_disk, (path, d)
+
+    # A move under a running producer.
+    topic = "moving"
+    create_topic(cluster, topic, 1, 1)
+    source = first if partition_dirs(first, topic) else second
+    target = second if source == first else first
+    load = Load(node.bootstrap, topic).start()
+    try:
+        load.wait_acked(3000)
+        answer = java_tool(["admin", node.bootstrap, "move-dir", topic, 1, str(target.resolve()), 0])
+        assert answer == {"0": None}, answer
+
+        def moved():
+            info = java_tool(["admin", node.bootstrap, "replica-dirs", topic, 1, 0])["0"]
+            if info["current"] != str(target.resolve()) or info["future"] is not None:
+                raise NotYet(f"{info}")
+            return info
+
+        cluster.wait(f"{topic}-0 moved to {target}", moved, TIMEOUT_S)
+        acked_at_move = len(load.acked)
+        load.wait_acked(acked_at_move + 2000)
+    finally:
+        load.stop()
+    assert partition_dirs(target, topic) == {0} and partition_dirs(source, topic) == set()
+    assert leftovers(source) == [] and leftovers(target) == [], (leftovers(source), leftovers(target))
+    assert_all_readable(node.bootstrap, topic, load.acked)
+    # DescribeLogDirs lists it in its new directory.
+    dirs = java_tool(["admin", node.bootstrap, "log-dirs", 1])
+    assert any(r["topic"] == topic and not r["future"] for r in dirs[str(target.resolve())]["replicas"]), dirs
+    assert not any(r["topic"] == topic for r in dirs[str(source.resolve())]["replicas"]), dirs
+
+    # Kafka's answers for what cannot move.
+    answer = java_tool(["admin", node.bootstrap, "move-dir", topic, 1, "/not/a/log/dir", 0])
+    assert answer == {"0": "LogDirNotFoundException"}, answer
+    answer = java_tool(["admin", node.bootstrap, "move-dir", "no-such-topic", 1, str(source.resolve()), 0])
+    assert answer == {"0": "ReplicaNotAvailableException"}, answer
+
+    # The moved replica is where it was put after a restart, with every record.
+    node.stop()
+    node.start()
+    assert partition_dirs(target, topic) == {0} and partition_dirs(source, topic) == set()
+    assert_all_readable(node.bootstrap, topic, load.acked)
+
+
+def test_an_unusable_log_dir_goes_offline_alone_and_its_replicas_are_led_elsewhere(make_cluster):
+    cluster = make_cluster(3, log_dirs=2)
+    topic = "jbod"
+    create_topic(cluster, topic, 4, 3, {"min.insync.replicas": "2"})
+    cluster.wait_isr(topic, timeout_s=TIMEOUT_S)
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "linger.ms": 0, "log_level": 0})
+    acked = {}
+
+    def done(err, msg):
+        if err is None:
+            acked[(msg.partition(), msg.offset())] = msg.value()
+
+    for i in range(400):
+        p.produce(topic, value=f"before-{i}".encode(), partition=i % 4, on_delivery=done)
+    assert p.flush(TIMEOUT_S) == 0
+    victim = cluster[2]
+    healthy, broken = victim.log_dirs
+    lost = partition_dirs(broken, topic)
+    kept = partition_dirs(healthy, topic)
+    assert lost and kept and lost | kept == {0, 1, 2, 3}, (lost, kept)
+
+    # The second directory becomes unusable while the broker is down (a file where the
+    # directory was: what a dead disk's mount point gives, without root tricks).
+    victim.stop()
+    broken.rename(broken.with_name(broken.name + "-gone"))
+    broken.write_bytes(b"not a directory")
+    victim.start()
+    live = {n.node_id for n in cluster.live()}
+
+    def reported():
+        for n in cluster.live():
+            info = cluster.partitions(topic, via=n.node_id)
+            for part in lost:
+                i = info[part]
+                if victim.node_id not in i["offline"] or victim.node_id in i["isr"] or \
+                        i["leader"] not in live - {victim.node_id}:
+                    raise NotYet(f"node {n.node_id}: partition {part}: {i}")
+            for part in kept:
+                i = info[part]
+                if victim.node_id in i["offline"] or victim.node_id not in i["isr"]:
+                    raise NotYet(f"node {n.node_id}: partition {part} (healthy dir): {i}")
+        return True
+
+    cluster.wait(f"node {victim.node_id}'s replicas in {broken} offline and led elsewhere, the others in sync",
+                 reported, TIMEOUT_S)
+
+    # DescribeLogDirs (kafka-python): the failed directory answers KAFKA_STORAGE_ERROR, the
+    # healthy one lists its partitions.
+    admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap, request_timeout_ms=30000)
+    try:
+        [answer] = admin.describe_log_dirs(brokers=[victim.node_id])
+    finally:
+        admin.close()
+    by_dir = {d["log_dir"]: d for d in answer["log_dirs"]}
+    assert by_dir[str(broken)]["error_code"] == KAFKA_STORAGE_ERROR and not by_dir[str(broken)]["topics"], by_dir
+    good = by_dir[str(healthy.resolve())]
+    assert good["error_code"] == 0, by_dir
+    assert {p["partition_index"] for t in good["topics"] if t["name"] == topic for p in t["partitions"]} == kept
+
+    # The broker keeps serving: writes go on, and no acknowledged record is lost.
+    for i in range(200):
+        p.produce(topic, value=f"after-{i}".encode(), partition=i % 4, on_delivery=done)
+    assert p.flush(TIMEOUT_S) == 0
+    for part in range(4):
+        got = read_all(cluster.bootstrap, topic, part)
+        want = {o: v for (q, o), v in acked.items() if q == part}
+        assert {o: got.get(o) for o in want} == want, f"partition {part}: {len(want)} acked, {len(got)} read"
