@@ -7,6 +7,8 @@ after (and after a restart), and a directory unusable at start-up taken offline 
 rest.
 """
 
+import json
+import subprocess
 import threading
 import time
 
@@ -16,6 +18,7 @@ from kafka.admin import KafkaAdminClient
 
 from cluster import NotYet
 from cluster_fixtures import create_topic, make_cluster  # noqa: F401 (fixture)
+from conftest import strom_binary
 
 pytestmark = pytest.mark.cluster
 
@@ -31,6 +34,15 @@ def partition_dirs(log_dir, topic):
         if d.is_dir() and name.startswith(f"{topic}-") and name[len(topic) + 1:].isdigit():
             out.add(int(name[len(topic) + 1:]))
     return out
+
+
+def strom_json(node, args):
+    """`strom ARGS --output json` against one node, parsed."""
+    cmd = [str(strom_binary())] + [str(a) for a in args] + ["--bootstrap-server", node.bootstrap,
+                                                           "--output", "json", "--quiet"]
+    proc = subprocess.run(cmd, capture_output=True, timeout=TIMEOUT_S)
+    assert proc.returncode == 0, f"{args}: {proc.stderr.decode(errors='replace')[-2000:]}"
+    return json.loads(proc.stdout)
 
 
 def leftovers(log_dir):
@@ -164,10 +176,21 @@ def test_partitions_spread_over_log_dirs_and_a_replica_moves_under_load(make_clu
     answer = java_tool(["admin", node.bootstrap, "move-dir", "no-such-topic", 1, str(source.resolve()), 0])
     assert answer == {"0": "ReplicaNotAvailableException"}, answer
 
+    # The same through `strom log-dirs`: describe, then move it back and wait.
+    described = {d["path"]: d for d in strom_json(node, ["log-dirs", "describe", "--topic-list", topic])}
+    assert set(described) == {str(first.resolve()), str(second.resolve())}, described
+    assert [(r["topic"], r["partition"]) for r in described[str(target.resolve())]["replicas"]] == [(topic, 0)]
+    assert described[str(source.resolve())]["replicas"] == [] and described[str(source.resolve())]["error"] is None
+    back = strom_json(node, ["log-dirs", "move", "--topic", topic, "--partition", 0, "--dir", source.resolve(),
+                             "--wait", "--timeout-s", TIMEOUT_S])
+    assert back["log_dir"] == str(source.resolve()) and back["broker"] == 1, back
+    assert partition_dirs(source, topic) == {0} and partition_dirs(target, topic) == set()
+
     # The moved replica is where it was put after a restart, with every record.
     node.stop()
     node.start()
-    assert partition_dirs(target, topic) == {0} and partition_dirs(source, topic) == set()
+    assert partition_dirs(source, topic) == {0} and partition_dirs(target, topic) == set()
+    assert leftovers(source) == [] and leftovers(target) == []
     assert_all_readable(node.bootstrap, topic, load.acked)
 
 

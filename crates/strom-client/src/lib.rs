@@ -50,9 +50,9 @@ mod versions;
 
 pub use admin::{
     AclEntry, Admin, AlterConfigOp, ClusterDescription, ConfigEntry, ConfigResource, ConfigSource,
-    ElectionType, GroupDescription, GroupListing, ListedOffset, MemberDescription, NewTopic,
-    PartitionReassignment, PartitionResults, QuorumDescription, QuorumReplica,
-    TransactionDescription, TransactionListing,
+    ElectionType, GroupDescription, GroupListing, ListedOffset, LogDirDescription, LogDirReplica,
+    MemberDescription, NewTopic, PartitionReassignment, PartitionResults, QuorumDescription,
+    QuorumReplica, TransactionDescription, TransactionListing,
 };
 pub use cluster::{BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo};
 pub use config::{

@@ -1,5 +1,5 @@
 //! Admin client: topics, partitions (reassignments, leader elections), configs, consumer
-//! groups, offsets, cluster, transactions, ACLs.
+//! groups, offsets, cluster, transactions, ACLs, log directories.
 //!
 //! Every call retries retriable errors with backoff for up to `default.api.timeout.ms`;
 //! per-item broker errors come back as [`ClientError::Broker`] with Kafka's error name.
@@ -7,6 +7,7 @@
 mod acls;
 mod configs;
 mod groups;
+mod log_dirs;
 pub(crate) mod offsets;
 mod partitions;
 mod quorum;
@@ -22,6 +23,7 @@ use crate::error::Result;
 pub use acls::AclEntry;
 pub use configs::{AlterConfigOp, ConfigEntry, ConfigResource, ConfigSource};
 pub use groups::{GroupDescription, GroupListing, MemberDescription};
+pub use log_dirs::{LogDirDescription, LogDirReplica};
 pub use offsets::ListedOffset;
 pub use partitions::{ElectionType, PartitionReassignment, PartitionResults};
 pub use quorum::{QuorumDescription, QuorumReplica};

@@ -80,6 +80,9 @@ pub enum ClientCommand {
     /// Move partitions between brokers (reassign, decommission) and elect leaders.
     #[command(after_help = PARTITIONS_EXAMPLES)]
     Partitions(PartitionsArgs),
+    /// Describe brokers' log directories and move replicas between them (kafka-log-dirs.sh).
+    #[command(after_help = LOG_DIRS_EXAMPLES)]
+    LogDirs(LogDirsArgs),
     /// List, get, register, check and delete schemas in a schema registry.
     #[command(after_help = SCHEMAS_EXAMPLES)]
     Schemas(SchemasArgs),
@@ -710,6 +713,58 @@ pub struct AclListArgs {
     /// Only ACLs of this principal.
     #[arg(long)]
     pub principal: Option<String>,
+}
+
+const LOG_DIRS_EXAMPLES: &str = "Examples:
+  strom log-dirs describe
+  strom log-dirs describe --broker-list 1,2 --topic-list orders
+  strom log-dirs move --topic orders --partition 0 --broker 1 --dir /data/disk2 --wait";
+
+#[derive(Args, Debug)]
+pub struct LogDirsArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: LogDirsCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LogDirsCommand {
+    /// Each broker's log directories: offline or not, total and usable bytes, and the
+    /// replicas in each (future ones: moves in progress).
+    Describe {
+        /// Only these brokers [default: every broker].
+        #[arg(long = "broker-list", value_name = "ID,ID...", value_delimiter = ',')]
+        broker_list: Vec<i32>,
+        /// Only replicas of these topics [default: every topic].
+        #[arg(
+            long = "topic-list",
+            value_name = "TOPIC,TOPIC...",
+            value_delimiter = ','
+        )]
+        topic_list: Vec<String>,
+    },
+    /// Move a broker's replica of a partition into another of its log directories
+    /// (AlterReplicaLogDirs); it keeps serving while it is copied.
+    Move {
+        #[arg(long)]
+        topic: String,
+        #[arg(long)]
+        partition: i32,
+        /// The broker whose replica moves [default: the only broker, if there is one].
+        #[arg(long)]
+        broker: Option<i32>,
+        /// The target directory, as the broker's log.dirs names it.
+        #[arg(long)]
+        dir: String,
+        /// Wait until the replica is in the target directory, with progress, up to
+        /// --timeout-s.
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits.
+        #[arg(long = "timeout-s", value_name = "SECONDS", default_value_t = 600)]
+        timeout_s: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -12,6 +12,7 @@ mod errors;
 mod format;
 mod groups;
 mod lines;
+mod log_dirs;
 mod output;
 mod parse;
 mod partitions;
@@ -69,6 +70,7 @@ async fn dispatch(command: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Acls(args) => acls::run(&args.common, args.command).await,
         ClientCommand::MetadataQuorum(args) => quorum::run(&args.common, args.command).await,
         ClientCommand::Partitions(args) => partitions::run(&args.common, args.command).await,
+        ClientCommand::LogDirs(args) => log_dirs::run(&args.common, args.command).await,
         ClientCommand::Schemas(args) => schemas::run(args).await,
         ClientCommand::Streams(args) => streams::run(&args.common, args.command).await,
     }
@@ -86,6 +88,7 @@ fn common(command: &ClientCommand) -> &Common {
         ClientCommand::Acls(args) => &args.common,
         ClientCommand::MetadataQuorum(args) => &args.common,
         ClientCommand::Partitions(args) => &args.common,
+        ClientCommand::LogDirs(args) => &args.common,
         ClientCommand::Schemas(args) => &args.common,
         ClientCommand::Streams(args) => &args.common,
     }
