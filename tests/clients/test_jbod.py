@@ -261,3 +261,64 @@ def test_an_unusable_log_dir_goes_offline_alone_and_its_replicas_are_led_elsewhe
         got = read_all(cluster.bootstrap, topic, part)
         want = {o: v for (q, o), v in acked.items() if q == part}
         assert {o: got.get(o) for o in want} == want, f"partition {part}: {len(want)} acked, {len(got)} read"
+
+
+def test_a_log_dir_failing_while_the_broker_runs_goes_offline_alone(make_cluster):
+    cluster = make_cluster(3, log_dirs=2)
+    topic = "jbod-runtime"
+    # Small segments: the next roll after the failure creates a file in the lost directory.
+    create_topic(cluster, topic, 4, 3, {"min.insync.replicas": "2", "segment.bytes": "65536"})
+    cluster.wait_isr(topic, timeout_s=TIMEOUT_S)
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "linger.ms": 0,
+                  "message.timeout.ms": 60000, "batch.size": 8192, "log_level": 0})
+    acked, errors = {}, []
+
+    def done(err, msg):
+        if err is None:
+            acked[(msg.partition(), msg.offset())] = msg.value()
+        else:
+            errors.append(err.str())
+
+    for i in range(200):
+        p.produce(topic, value=f"before-{i}".encode(), partition=i % 4, on_delivery=done)
+    assert p.flush(TIMEOUT_S) == 0
+    victim = cluster[2]
+    healthy, broken = victim.log_dirs
+    lost = partition_dirs(broken, topic)
+    kept = partition_dirs(healthy, topic)
+    assert lost and kept, (lost, kept)
+
+    # The directory goes away under the running broker (a disk pulled): the files it has
+    # open still take writes, the next segment it creates there fails, which fails that
+    # log, which takes the whole directory offline.
+    broken.rename(broken.with_name(broken.name + "-pulled"))
+    for i in range(1200):
+        p.produce(topic, value=f"during-{i}".encode() + b"y" * 300, partition=i % 4, on_delivery=done)
+    assert p.flush(TIMEOUT_S) == 0
+    assert len(acked) == 1400 and not errors, (len(acked), errors[:3])
+    live = {n.node_id for n in cluster.live()}
+
+    def reported():
+        for n in cluster.live():
+            info = cluster.partitions(topic, via=n.node_id)
+            for part in lost:
+                i = info[part]
+                if victim.node_id not in i["offline"] or victim.node_id in i["isr"] or \
+                        i["leader"] not in live - {victim.node_id}:
+                    raise NotYet(f"node {n.node_id}: partition {part}: {i}")
+            for part in kept:
+                i = info[part]
+                if victim.node_id in i["offline"] or victim.node_id not in i["isr"]:
+                    raise NotYet(f"node {n.node_id}: partition {part} (healthy dir): {i}")
+        return True
+
+    cluster.wait(f"node {victim.node_id}'s replicas in the pulled {broken} offline and led elsewhere, "
+                 f"the others in sync", reported, TIMEOUT_S)
+    assert victim.alive, "the broker must keep serving its other log directory"
+    for i in range(200):
+        p.produce(topic, value=f"after-{i}".encode(), partition=i % 4, on_delivery=done)
+    assert p.flush(TIMEOUT_S) == 0
+    for part in range(4):
+        got = read_all(cluster.bootstrap, topic, part)
+        want = {o: v for (q, o), v in acked.items() if q == part}
+        assert {o: got.get(o) for o in want} == want, f"partition {part}: {len(want)} acked, {len(got)} read"
