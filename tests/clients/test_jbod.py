@@ -162,6 +162,7 @@ def test_partitions_spread_over_log_dirs_and_a_replica_moves_under_load(make_clu
         load.wait_acked(acked_at_move + 2000)
     finally:
         load.stop()
+    assert not load.errors, f"deliveries failed: {load.errors[:5]}"
     assert partition_dirs(target, topic) == {0} and partition_dirs(source, topic) == set()
     assert leftovers(source) == [] and leftovers(target) == [], (leftovers(source), leftovers(target))
     assert_all_readable(node.bootstrap, topic, load.acked)

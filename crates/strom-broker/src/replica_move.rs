@@ -385,6 +385,99 @@ mod tests {
         }
     }
 
+    /// One single-record batch per offset in `offsets`, of leader epoch `epoch`.
+    fn append(log: &Log, offsets: std::ops::Range<i64>, epoch: i32, tag: &str) {
+        for offset in offsets {
+            let mut builder =
+                strom_records::BatchBuilder::new(offset, 1_000).partition_leader_epoch(epoch);
+            builder
+                .append(
+                    1_000,
+                    None,
+                    Some(bytes::Bytes::from(format!("{tag}-{offset}").repeat(20))),
+                    Vec::new(),
+                )
+                .unwrap();
+            log.append_replicated(&builder.build().unwrap(), 1_000)
+                .unwrap();
+        }
+    }
+
+    /// Every batch of the log, as bytes.
+    fn contents(log: &Log) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut offset = log.log_start_offset();
+        while offset < log.log_end_offset() {
+            let range = log.read(offset, 1 << 20, i64::MAX).unwrap().range.unwrap();
+            out.extend(range.read_bytes().unwrap());
+            offset = range.next_offset;
+        }
+        out
+    }
+
+    fn copy_until_caught_up(current: &Log, future: &Log) {
+        for _ in 0..1_000 {
+            if copy_round(current, future).unwrap() == 0 {
+                return;
+            }
+        }
+        panic!("not caught up after 1000 rounds");
+    }
+
+    #[test]
+    fn the_copy_follows_the_current_log_through_truncation_and_retention() {
+        let root = tempfile::tempdir().unwrap();
+        let handles = Arc::new(strom_log::HandleCache::new(
+            Arc::new(strom_log::fs::RealFs),
+            64,
+        ));
+        let open = |path: PathBuf| {
+            // Small segments: the copy crosses rolls.
+            Log::open(
+                &path,
+                strom_log::LogConfig::test_min(),
+                Arc::clone(&handles),
+                1_000,
+            )
+            .unwrap()
+        };
+        let current = open(root.path().join("a").join("t-0"));
+        let future = open(
+            root.path()
+                .join("b")
+                .join("t-0.00000000000000000000000000000001-future"),
+        );
+        append(&current, 0..30, 0, "first");
+        append(&current, 30..60, 1, "first");
+        copy_until_caught_up(&current, &future);
+        assert_eq!(future.log_end_offset(), 60);
+        assert_eq!(contents(&future), contents(&current));
+        assert_eq!(future.epoch_entries(), current.epoch_entries());
+
+        // The current log is truncated (this broker follows, its leader changed) and
+        // written again past where the copy was, with other records: the copy drops what
+        // diverged rather than keeping it.
+        current.truncate_to(45, 1_000).unwrap();
+        append(&current, 45..80, 2, "second");
+        copy_until_caught_up(&current, &future);
+        assert_eq!(future.log_end_offset(), 80);
+        assert_eq!(contents(&future), contents(&current));
+        assert_eq!(future.epoch_entries(), current.epoch_entries());
+
+        // Retention moves the current start past the copy: the copy starts over there.
+        let behind = open(
+            root.path()
+                .join("b")
+                .join("t-0.00000000000000000000000000000002-future"),
+        );
+        current.set_high_watermark(80);
+        current.delete_records_before(70, 1_000).unwrap();
+        copy_until_caught_up(&current, &behind);
+        assert_eq!(behind.log_end_offset(), 80);
+        assert!(behind.log_start_offset() <= 70);
+        assert_eq!(contents(&behind)[..], contents(&current)[..]);
+    }
+
     #[test]
     fn copies_whose_current_cannot_be_seen_are_left_alone() {
         let root = tempfile::tempdir().unwrap();

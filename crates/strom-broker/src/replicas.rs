@@ -403,6 +403,9 @@ impl ReplicaManager {
     /// and is reported offline from the next heartbeat. Returns how many directories are
     /// still online; the caller stops the broker when none is.
     pub fn fail_dir(&self, index: usize, reason: &str) -> usize {
+        // Not while a reconcile runs: it could open a partition in this directory after
+        // the directory's partitions were taken out of service.
+        let _guard = self.reconciling.lock().unwrap_or_else(|e| e.into_inner());
         if self.dirs.fail(index, reason) {
             let path = self
                 .dirs
