@@ -209,12 +209,20 @@ impl ReplicaManager {
             .cloned()
     }
 
-    /// Records a move of `tp` to directory `target`, building `future`.
+    /// Records a move of `tp` to directory `target`, building `future`; a move of `tp`
+    /// begun at the same time by another request is abandoned (its copy removed).
     pub(crate) fn begin_move(&self, tp: TopicIdPartition, target: usize, future: Arc<Log>) {
-        self.moves
+        let replaced = self
+            .moves
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(tp, (target, future));
+        if let Some((_, old)) = replaced {
+            if let Err(error) = old.close() {
+                tracing::debug!(%error, "closing an abandoned future replica");
+            }
+            crate::replica_move::remove_quietly(old.dir());
+        }
     }
 
     /// Whether the move building `future` for `partition` is still on (neither cancelled

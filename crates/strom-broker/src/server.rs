@@ -26,7 +26,7 @@ use crate::replicas::ReplicaManager;
 /// Why a broker did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The data directory cannot be created or locked.
+    /// A log directory is locked by another broker.
     #[error("log dir {dir}: {reason}")]
     LogDir {
         /// The directory.
@@ -58,8 +58,7 @@ pub enum StartError {
          only opened or moved aside once it has"
     )]
     CatchUp(MetadataError),
-    /// The log directories cannot be used (one locked by another process, a partition in
-    /// two of them, or none online).
+    /// The log directories cannot be used (a partition in two of them, or none online).
     #[error(transparent)]
     LogDirs(#[from] crate::log_dirs::LogDirsError),
 }
@@ -184,11 +183,20 @@ impl Broker {
         let limits = Arc::new(ConnectionLimits::new(&config, overrides));
         // Every log directory locked, identified and scanned (`log_dirs.rs`); one that
         // cannot be is offline from the start, and no directory online fails start-up.
-        let dirs = Arc::new(crate::log_dirs::LogDirs::open(
+        let dirs = match crate::log_dirs::LogDirs::open(
             &config.log_dirs,
             &config.cluster_id,
             config.node_id,
-        )?);
+        ) {
+            Ok(dirs) => Arc::new(dirs),
+            Err(crate::log_dirs::LogDirsError::InUse { dir }) => {
+                return Err(StartError::LogDir {
+                    dir: dir.display().to_string(),
+                    reason: "is in use by another broker (.lock is held)".to_string(),
+                })
+            }
+            Err(error) => return Err(error.into()),
+        };
         // Every listener is bound (and its TLS files read) before anything is registered,
         // so that a taken port or a bad key fails start-up at once, naming it.
         let mut bound = Vec::new();

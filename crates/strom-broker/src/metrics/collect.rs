@@ -95,7 +95,15 @@ fn damage(e: &mut TextEncoder, context: &BrokerContext) {
         e.family(name, Kind::Counter, help);
         e.int(name, &[], i128::from(value));
     }
-    let gauges: [(&str, &str, u64); 2] = [
+    let dirs = context.replicas.log_dirs();
+    let offline_dirs = (dirs.all().len() - dirs.online_count()) as u64;
+    let gauges: [(&str, &str, u64); 3] = [
+        (
+            "strom_log_offline_dirs",
+            "Log directories offline (failed, or unusable at start-up) until a restart: \
+             Kafka's OfflineLogDirectoryCount.",
+            offline_dirs,
+        ),
         (
             "strom_log_offline_damaged_partitions",
             "Hosted partitions offline because their log is damaged (until an operator acts).",
