@@ -49,9 +49,12 @@ SESSION_S = SESSION_TIMEOUT_MS / 1000
 def make_cluster(request):
     made = []
 
-    def make(n=3, overrides=None, controllers=0, dynamic=False, extra_listener=None, log_dirs=1):
+    def make(n=3, overrides=None, controllers=0, dynamic=False, extra_listener=None, log_dirs=1, node_props=None):
+        """`node_props`: {node id: {key: value}} over the cluster's keys (e.g. broker.rack)."""
         c = Cluster(strom_binary(), n, overrides, name=request.node.name, controllers=controllers, dynamic=dynamic,
                     extra_listener=extra_listener, log_dirs=log_dirs)
+        for node_id, props in (node_props or {}).items():
+            c.nodes[node_id].props.update(props)
         c.runs = []
         made.append(c)
         c.start()

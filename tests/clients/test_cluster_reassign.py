@@ -4,7 +4,7 @@
   reassigned onto broker 4 through the Java Admin call behind `kafka-reassign-partitions.sh
   --execute` (alterPartitionReassignments), followed with the calls behind `--verify`
   (listPartitionReassignments + describeTopics); then broker 1 is decommissioned with
-  `strom partitions reassign --generate --exclude-broker 1` and `--wait`. Every acknowledged
+  `strom partitions reassign --generate --exclude-broker 1 --minimal-moves` and `--wait`. Every acknowledged
   record reads back, in order, without duplicates (checker.py), broker 1 ends with no
   replica and no partition directory, and the leader of a moved partition was only ever
   an in-sync target replica.
@@ -84,7 +84,7 @@ def test_reassign_onto_a_new_broker_then_decommission_one_under_load(make_cluste
     # Decommission broker 1: a plan for every topic (the consumer offsets too), executed
     # with progress until done, then verified.
     _, plan_text, _ = strom(cluster, "partitions", "reassign", "--generate", "--exclude-broker", "1",
-                            "--output", "json")
+                            "--minimal-moves", "--output", "json")
     plan = json.loads(plan_text)
     moved = {(p["topic"], p["partition"]): p["replicas"] for p in plan["partitions"]}
     assert moved, "broker 1 holds replicas, so the plan moves some"

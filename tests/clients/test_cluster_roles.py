@@ -4,7 +4,8 @@ and 3 broker-only nodes that replicate the metadata log as observers, found thro
 with min.insync.replicas=2:
 
 - the quorum as `kafka-metadata-quorum.sh describe` reads it (Admin describeMetadataQuorum,
-  the Java client): the controllers are its voters, the brokers its observers;
+  the Java client): the controllers are its voters, the brokers its observers, and only the
+  voters' controller endpoints are listed as its nodes;
 - a killed broker-only node is fenced after `broker.session.timeout.ms` and its partitions
   get new leaders from their ISR; then every node is restarted in turn (rolling restart);
 - a fourth controller joins as an observer, is added as a voter (Admin addRaftVoter, as
@@ -52,6 +53,9 @@ def test_split_roles_fence_a_broker_and_roll_every_node(make_cluster, topic_name
     assert sorted(cluster.metadata([])["brokers"]) == [4, 5, 6]
     q = quorum(cluster, compat_tool, lambda q: ids(q["observers"]) == [4, 5, 6])
     assert ids(q["voters"]) == [1, 2, 3] and q["leader_id"] in (1, 2, 3), q
+    # As Kafka's DescribeQuorum: `nodes` holds the voters' controller endpoints and nothing
+    # of the observers (brokers fetch from the leader; they have no quorum endpoint).
+    assert q["nodes"] == {str(c.node_id): [f"CONTROLLER://127.0.0.1:{c.controller_port}"] for c in controllers}, q
     for observer in q["observers"]:
         # The observers replicate the log: their log end is known to the leader.
         assert observer["log_end_offset"] > 0, q

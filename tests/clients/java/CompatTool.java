@@ -14,7 +14,8 @@
 //   acls BOOTSTRAP                       describeAcls, createAcls, deleteAcls: each one's
 //                                        outcome {"describe": {...}, "create": ..., "delete": ...}
 //   quorum BOOTSTRAP                     describeMetadataQuorum: leader, epoch, high watermark,
-//                                        voters and observers with their offsets and times
+//                                        voters and observers with their offsets, times and
+//                                        directory ids, and nodes {"id": ["NAME://host:port"]}
 //   features BOOTSTRAP                   describeFeatures: finalized and supported ranges,
 //                                        finalized epoch
 //   update-feature BOOTSTRAP NAME LEVEL UPGRADE|SAFE_DOWNGRADE|UNSAFE_DOWNGRADE [validate]
@@ -189,7 +190,7 @@ public final class CompatTool {
             return "{\"leader_id\":" + q.leaderId() + ",\"leader_epoch\":" + q.leaderEpoch()
                 + ",\"high_watermark\":" + q.highWatermark()
                 + ",\"voters\":" + replicas(q.voters()) + ",\"observers\":" + replicas(q.observers())
-                + ",\"nodes\":" + q.nodes().size() + "}";
+                + ",\"nodes\":" + nodes(q.nodes()) + "}";
         }
     }
 
@@ -206,10 +207,24 @@ public final class CompatTool {
         }
     }
 
+    /** QuorumInfo.nodes() as {"id": ["NAME://host:port", ...]}. */
+    private static String nodes(Map<Integer, QuorumInfo.Node> nodes) {
+        List<String> out = new ArrayList<>();
+        for (Map.Entry<Integer, QuorumInfo.Node> e : nodes.entrySet()) {
+            List<String> endpoints = new ArrayList<>();
+            for (RaftVoterEndpoint ep : e.getValue().endpoints()) {
+                endpoints.add(str(ep.name() + "://" + ep.host() + ":" + ep.port()));
+            }
+            out.add(str(e.getKey().toString()) + ":[" + String.join(",", endpoints) + "]");
+        }
+        return "{" + String.join(",", out) + "}";
+    }
+
     private static String replicas(List<QuorumInfo.ReplicaState> states) {
         List<String> out = new ArrayList<>();
         for (QuorumInfo.ReplicaState r : states) {
-            out.add("{\"id\":" + r.replicaId() + ",\"log_end_offset\":" + r.logEndOffset()
+            out.add("{\"id\":" + r.replicaId() + ",\"directory_id\":" + str(r.replicaDirectoryId().toString())
+                + ",\"log_end_offset\":" + r.logEndOffset()
                 + ",\"last_fetch_ms\":" + r.lastFetchTimestamp().orElse(-1L)
                 + ",\"last_caught_up_ms\":" + r.lastCaughtUpTimestamp().orElse(-1L) + "}");
         }

@@ -3,6 +3,7 @@
 //! as Kafka forwards the request to the active controller. Only `__cluster_metadata-0`
 //! exists; any other partition is UNKNOWN_TOPIC_OR_PARTITION, and no reachable leader is
 //! NOT_LEADER_OR_FOLLOWER (retriable), both per partition as Kafka's Raft client answers.
+//! `nodes` (v2) carries the voters' controller endpoints, and only theirs, as in Kafka.
 
 use strom_protocol::messages::describe_quorum_response::{
     Listener, Node, PartitionData, ReplicaState, TopicData,
@@ -50,10 +51,14 @@ fn described(quorum: QuorumDescription) -> DescribeQuorumResponse {
         .with_high_watermark(quorum.high_watermark)
         .with_current_voters(quorum.voters.iter().map(replica).collect())
         .with_observers(quorum.observers.iter().map(replica).collect());
+    // Kafka's `RaftUtil.singletonDescribeQuorumResponse` lists the voters' endpoints only:
+    // observers (brokers, controllers not added yet) have no entry in `nodes`.
+    let voter_ids: Vec<u64> = quorum.voters.iter().map(|v| v.node_id).collect();
     let nodes =
         quorum
             .addrs
             .iter()
+            .filter(|(id, _)| voter_ids.contains(id))
             .filter_map(|(id, addr)| {
                 let (host, port) = addr.rsplit_once(':')?;
                 Some(Node::default().with_node_id(node(*id)).with_listeners(

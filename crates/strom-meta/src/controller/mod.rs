@@ -20,6 +20,7 @@ mod scram;
 mod staged;
 mod topics;
 
+pub use placement::{assign_replicas_to_brokers, PlacementError};
 use crate::image::MetadataImage;
 use crate::records::MetadataRecord;
 use errors::ControllerError;

@@ -6,6 +6,8 @@
 //! taken only from a rack without a replica of the partition until every rack has one.
 //! Leaders and followers spread evenly, and across racks. Brokers without a rack count as
 //! one rack. The start and shift come from the topic id, so placement is deterministic.
+//! [`assign_replicas_to_brokers`] is the same rule over any broker list, public for
+//! `strom partitions reassign --generate` (Kafka's `calculateAssignment`).
 
 use crate::controller::errors::{ApiError, ErrorCode};
 use crate::image::MetadataImage;
@@ -21,26 +23,84 @@ pub(crate) fn assign_replicas(
     replication_factor: usize,
     topic_id: Uuid,
 ) -> Result<Vec<Vec<i32>>, ApiError> {
-    let brokers = rack_alternating_brokers(image);
-    let n = brokers.len();
-    if replication_factor == 0 || replication_factor > n {
-        return Err(replication_factor_error(replication_factor, n));
-    }
-    let rack_count = brokers
-        .iter()
-        .map(|(_, rack)| *rack)
-        .collect::<BTreeSet<_>>()
-        .len();
+    let brokers: Vec<(i32, Option<String>)> = image
+        .brokers()
+        .filter(|b| b.is_active())
+        .map(|b| (b.broker_id, b.rack.clone()))
+        .collect();
     let bytes = topic_id.as_bytes();
     let seed = |range: std::ops::Range<usize>| {
         bytes.get(range).map_or(0, |b| {
             b.iter().fold(0u64, |acc, x| (acc << 8) | u64::from(*x))
         })
     };
-    let start = (seed(0..8) % n as u64) as usize;
-    let mut shift = (seed(8..16) % n as u64) as usize;
+    assign_replicas_to_brokers(
+        &brokers,
+        first_partition,
+        count,
+        replication_factor,
+        (seed(0..8), seed(8..16)),
+    )
+    .map_err(|e| match e {
+        PlacementError::ReplicationFactor { wanted, brokers } => {
+            replication_factor_error(wanted, brokers)
+        }
+        other => ApiError::new(ErrorCode::UnknownServerError, other.to_string()),
+    })
+}
+
+/// Why [`assign_replicas_to_brokers`] found no placement.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlacementError {
+    #[error(
+        "replication factor {wanted} cannot be reached with {brokers} broker(s): give at least \
+         {wanted} brokers or lower the replication factor"
+    )]
+    ReplicationFactor { wanted: usize, brokers: usize },
+    #[error("broker {0} is listed more than once")]
+    DuplicateBroker(i32),
+    #[error("replica placement did not converge (a bug: please report it)")]
+    NoConvergence,
+}
+
+/// Kafka's `AdminUtils.assignReplicasToBrokers` over `brokers` (id, rack), for partitions
+/// `first_partition..first_partition + count` with `replication_factor` replicas each: the
+/// leaders of consecutive partitions walk a rack-alternating list of the brokers from a
+/// start index, followers are shifted by an amount that grows every full round, and a
+/// follower is taken from a rack without a replica of the partition until every rack has
+/// one. Brokers without a rack count as one rack. `seeds` (start, shift) replace Kafka's
+/// random numbers, so a placement is reproducible. This is both the controller's placement
+/// of new partitions and `strom partitions reassign --generate`'s proposal.
+pub fn assign_replicas_to_brokers(
+    brokers: &[(i32, Option<String>)],
+    first_partition: i32,
+    count: i32,
+    replication_factor: usize,
+    seeds: (u64, u64),
+) -> Result<Vec<Vec<i32>>, PlacementError> {
+    let mut seen = BTreeSet::new();
+    for (id, _) in brokers {
+        if !seen.insert(*id) {
+            return Err(PlacementError::DuplicateBroker(*id));
+        }
+    }
+    let brokers = rack_alternating_brokers(brokers);
+    let n = brokers.len();
+    if replication_factor == 0 || replication_factor > n {
+        return Err(PlacementError::ReplicationFactor {
+            wanted: replication_factor,
+            brokers: n,
+        });
+    }
+    let rack_count = brokers
+        .iter()
+        .map(|(_, rack)| *rack)
+        .collect::<BTreeSet<_>>()
+        .len();
+    let start = (seeds.0 % n as u64) as usize;
+    let mut shift = (seeds.1 % n as u64) as usize;
     let mut out = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
-    for p in first_partition..first_partition.saturating_add(count) {
+    for p in first_partition.max(0)..first_partition.max(0).saturating_add(count) {
         let p = p as usize;
         if p > 0 && p % n == 0 {
             shift += 1;
@@ -57,15 +117,16 @@ pub(crate) fn assign_replicas(
     Ok(out)
 }
 
-/// Active brokers ordered so that consecutive entries come from different racks:
-/// the first broker of each rack, then the second of each, and so on.
-fn rack_alternating_brokers(image: &MetadataImage) -> Vec<(i32, Option<&str>)> {
+/// The brokers ordered so that consecutive entries come from different racks: the
+/// first broker (lowest id) of each rack in rack order, then the second of each, and so on
+/// (Kafka's `getRackAlternatedBrokerList`).
+fn rack_alternating_brokers(brokers: &[(i32, Option<String>)]) -> Vec<(i32, Option<&str>)> {
     let mut by_rack: BTreeMap<Option<&str>, Vec<i32>> = BTreeMap::new();
-    for b in image.brokers().filter(|b| b.is_active()) {
-        by_rack
-            .entry(b.rack.as_deref())
-            .or_default()
-            .push(b.broker_id);
+    for (id, rack) in brokers {
+        by_rack.entry(rack.as_deref()).or_default().push(*id);
+    }
+    for ids in by_rack.values_mut() {
+        ids.sort_unstable();
     }
     let longest = by_rack.values().map(Vec::len).max().unwrap_or(0);
     let mut out = Vec::new();
@@ -86,7 +147,7 @@ fn place_partition(
     shift: usize,
     replication_factor: usize,
     rack_count: usize,
-) -> Result<Vec<i32>, ApiError> {
+) -> Result<Vec<i32>, PlacementError> {
     let n = brokers.len();
     let (leader, leader_rack) = broker_at(brokers, first)?;
     let mut replicas = vec![leader];
@@ -97,10 +158,7 @@ fn place_partition(
     let steps_max = n.saturating_mul(replication_factor);
     while replicas.len() < replication_factor {
         if k > steps_max {
-            return Err(ApiError::new(
-                ErrorCode::UnknownServerError,
-                "replica placement did not converge",
-            ));
+            return Err(PlacementError::NoConvergence);
         }
         let offset = 1 + (shift + k) % (n - 1);
         let (broker, rack) = broker_at(brokers, (first + offset) % n)?;
@@ -117,13 +175,11 @@ fn place_partition(
 fn broker_at<'a>(
     brokers: &[(i32, Option<&'a str>)],
     index: usize,
-) -> Result<(i32, Option<&'a str>), ApiError> {
-    brokers.get(index).copied().ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::UnknownServerError,
-            "replica placement index out of range",
-        )
-    })
+) -> Result<(i32, Option<&'a str>), PlacementError> {
+    brokers
+        .get(index)
+        .copied()
+        .ok_or(PlacementError::NoConvergence)
 }
 
 fn replication_factor_error(replication_factor: usize, unfenced: usize) -> ApiError {

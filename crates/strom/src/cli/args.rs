@@ -777,8 +777,8 @@ const PARTITIONS_EXAMPLES: &str = "Examples:
   strom partitions reassign --reassignment-json-file plan.json --wait
   strom partitions reassign --reassignment-json-file plan.json --verify
   strom partitions reassign --reassignment-json-file plan.json --cancel
-  strom partitions reassign --generate --exclude-broker 1 > plan.json   # decommission broker 1
   strom partitions reassign --generate --broker-list 2,3,4 --topics orders
+  strom partitions reassign --generate --exclude-broker 1 --minimal-moves --output json > plan.json
   strom partitions elect-leaders --election-type preferred --all-topic-partitions
   strom partitions elect-leaders --election-type unclean --topic orders --partition 0
 Plans use kafka-reassign-partitions.sh's JSON: {\"version\":1,\"partitions\":[{\"topic\":\"orders\",\"partition\":0,\"replicas\":[2,3,4]}]}";
@@ -809,9 +809,11 @@ pub enum PartitionsCommand {
         /// Cancel the plan's ongoing reassignments (they revert to the old replicas).
         #[arg(long)]
         cancel: bool,
-        /// Print a plan (JSON on stdout) that moves every replica off --exclude-broker
-        /// brokers and brokers outside --broker-list onto the least loaded allowed brokers,
-        /// a rack not yet used by the partition first.
+        /// Print the current assignment and a proposed one (Kafka's JSON) of the topics over
+        /// the allowed brokers (--broker-list, minus --exclude-broker), placed as topic
+        /// creation places replicas: Kafka's rack-aware round robin (no two replicas of a
+        /// partition on one rack while racks suffice). With --output json, only the
+        /// proposal.
         #[arg(long)]
         generate: bool,
         /// With --generate: the brokers replicas may be on [default: every broker].
@@ -823,6 +825,19 @@ pub enum PartitionsCommand {
         /// With --generate: only these topics [default: all, internal ones included].
         #[arg(long, value_name = "TOPIC,TOPIC...", value_delimiter = ',')]
         topics: Vec<String>,
+        /// With --generate: the topics as Kafka's JSON,
+        /// {"version":1,"topics":[{"topic":"orders"}]} (added to --topics).
+        #[arg(long = "topics-to-move-json-file", value_name = "PATH")]
+        topics_to_move_json_file: Option<PathBuf>,
+        /// With --generate: ignore the brokers' racks (needed when only some brokers
+        /// have one, as in Kafka).
+        #[arg(long = "disable-rack-aware")]
+        disable_rack_aware: bool,
+        /// With --generate: instead of Kafka's whole-topic placement, change only the
+        /// replicas on disallowed brokers, each to the least loaded allowed broker (a rack
+        /// the partition does not use yet first): the fewest moves for a decommission.
+        #[arg(long = "minimal-moves")]
+        minimal_moves: bool,
         /// After executing (or verifying): wait until every partition of the plan has
         /// moved, with progress, up to --timeout-s.
         #[arg(long)]

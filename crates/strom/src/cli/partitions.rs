@@ -1,7 +1,9 @@
 //! `strom partitions reassign|elect-leaders`: kafka-reassign-partitions.sh and
 //! kafka-leader-election.sh on strom-client's Admin. Plans are Kafka's JSON
 //! (`{"version":1,"partitions":[{"topic":..,"partition":..,"replicas":[..]}]}`), so a plan
-//! written for Kafka's tools works here and the other way round.
+//! written for Kafka's tools works here and the other way round. `--generate` proposes what
+//! Kafka's does (`calculateAssignment`): each topic placed afresh over the allowed brokers
+//! by the rule topic creation uses; `--minimal-moves` only replaces disallowed replicas.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -9,7 +11,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
-use strom_client::{Admin, ClientError, ClusterMetadata, ElectionType, TopicPartition};
+use strom_client::{
+    Admin, ClientError, ClusterMetadata, ElectionType, PartitionInfo, TopicInfo, TopicPartition,
+};
+use strom_meta::assign_replicas_to_brokers;
 
 use super::args::{Common, ElectionKind, PartitionsCommand};
 use super::output::{self, Out};
@@ -35,6 +40,29 @@ struct PlanPartition {
     replicas: Vec<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     log_dirs: Option<Vec<String>>,
+}
+
+/// kafka-reassign-partitions.sh's `--topics-to-move-json-file`.
+#[derive(Debug, Deserialize)]
+struct TopicsFile {
+    #[serde(default = "plan_version")]
+    #[allow(dead_code)]
+    version: i32,
+    topics: Vec<TopicsFileTopic>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TopicsFileTopic {
+    topic: String,
+}
+
+/// What `--generate` was asked for.
+struct Generate<'a> {
+    broker_list: &'a [i32],
+    exclude: &'a [i32],
+    topics: &'a [String],
+    rack_aware: bool,
+    minimal_moves: bool,
 }
 
 /// kafka-leader-election.sh's `--path-to-json-file`.
@@ -64,13 +92,27 @@ pub async fn run(common: &Common, command: PartitionsCommand) -> anyhow::Result<
             generate,
             broker_list,
             exclude_broker,
-            topics,
+            mut topics,
+            topics_to_move_json_file,
+            disable_rack_aware,
+            minimal_moves,
             wait,
             timeout_s,
         } => {
             let timeout = Duration::from_secs(timeout_s);
             if generate {
-                generate_plan(common, &admin, &broker_list, &exclude_broker, &topics).await
+                if let Some(path) = topics_to_move_json_file {
+                    let file: TopicsFile = read_json(&path, "topics file")?;
+                    topics.extend(file.topics.into_iter().map(|t| t.topic));
+                }
+                let how = Generate {
+                    broker_list: &broker_list,
+                    exclude: &exclude_broker,
+                    topics: &topics,
+                    rack_aware: !disable_rack_aware,
+                    minimal_moves,
+                };
+                generate_plan(common, &admin, how).await
             } else {
                 let path = reassignment_json_file
                     .context("--reassignment-json-file is required without --generate")?;
@@ -532,18 +574,20 @@ fn plan_moves(
     Ok(out)
 }
 
-async fn generate_plan(
-    common: &Common,
-    admin: &Admin,
-    broker_list: &[i32],
-    exclude: &[i32],
-    topics: &[String],
-) -> anyhow::Result<()> {
-    if broker_list.is_empty() && exclude.is_empty() {
+async fn generate_plan(common: &Common, admin: &Admin, how: Generate<'_>) -> anyhow::Result<()> {
+    if how.broker_list.is_empty() && how.exclude.is_empty() {
         bail!("--generate needs --broker-list or --exclude-broker");
     }
+    let mut listed = BTreeSet::new();
+    if let Some(dup) = how.broker_list.iter().find(|b| !listed.insert(**b)) {
+        bail!("Broker list contains duplicate entries: {dup}");
+    }
+    let mut named = BTreeSet::new();
+    if let Some(dup) = how.topics.iter().find(|t| !named.insert(t.as_str())) {
+        bail!("List of topics to reassign contains duplicate entries: {dup}");
+    }
     let meta = admin.metadata().await?;
-    for t in topics {
+    for t in how.topics {
         if !meta.topics.contains_key(t) {
             bail!("topic {t} does not exist");
         }
@@ -551,38 +595,57 @@ async fn generate_plan(
     let mut allowed: BTreeMap<i32, Option<String>> = meta
         .brokers
         .values()
-        .map(|b| (b.id, b.rack.clone()))
+        .map(|b| (b.id, b.rack.clone().filter(|_| how.rack_aware)))
         .collect();
-    if !broker_list.is_empty() {
-        for b in broker_list {
+    if !how.broker_list.is_empty() {
+        for b in how.broker_list {
             if !allowed.contains_key(b) {
                 bail!(
                     "broker {b} of --broker-list is not in the cluster's metadata (is it running?)"
                 );
             }
         }
-        allowed.retain(|b, _| broker_list.contains(b));
+        allowed.retain(|b, _| how.broker_list.contains(b));
     }
-    let excluded: BTreeSet<i32> = exclude.iter().copied().collect();
-    let partitions: Vec<(TopicPartition, Vec<i32>)> = meta
+    let excluded: BTreeSet<i32> = how.exclude.iter().copied().collect();
+    let chosen: Vec<&TopicInfo> = meta
         .topics
         .values()
-        .filter(|t| topics.is_empty() || topics.contains(&t.name))
-        .flat_map(|t| {
-            t.partitions.iter().map(|p| {
-                (
-                    TopicPartition::new(t.name.clone(), p.partition),
-                    p.replicas.clone(),
-                )
-            })
-        })
+        .filter(|t| how.topics.is_empty() || how.topics.contains(&t.name))
         .collect();
-    let proposed = Plan {
-        version: 1,
-        partitions: plan_moves(&partitions, &allowed, &excluded)?,
+    let (current, proposed) = if how.minimal_moves {
+        let partitions: Vec<(TopicPartition, Vec<i32>)> = chosen
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().map(|p| {
+                    (
+                        TopicPartition::new(t.name.clone(), p.partition),
+                        p.replicas.clone(),
+                    )
+                })
+            })
+            .collect();
+        let proposed = Plan {
+            version: 1,
+            partitions: plan_moves(&partitions, &allowed, &excluded)?,
+        };
+        let moved: Vec<TopicPartition> = proposed.partitions.iter().map(tp).collect();
+        (current_plan(&meta, &moved), proposed)
+    } else {
+        allowed.retain(|b, _| !excluded.contains(b));
+        if allowed.is_empty() {
+            bail!("no broker is left to move replicas onto");
+        }
+        let brokers: Vec<(i32, Option<String>)> = allowed.into_iter().collect();
+        let racked = brokers.iter().filter(|(_, r)| r.is_some()).count();
+        if racked != 0 && racked != brokers.len() {
+            bail!(
+                "Not all brokers have rack information. Add --disable-rack-aware in command line \
+                 to make replica assignment without rack information."
+            );
+        }
+        kafka_assignment(&chosen, &brokers)?
     };
-    let moved: Vec<TopicPartition> = proposed.partitions.iter().map(tp).collect();
-    let current = current_plan(&meta, &moved);
     if common.json() {
         return output::print_json(&proposed);
     }
@@ -593,6 +656,72 @@ async fn generate_plan(
         plan_json(&proposed)?
     ))?;
     out.flush()
+}
+
+/// Kafka's `ReassignPartitionsCommand.calculateAssignment`: every partition of each topic
+/// placed afresh over `brokers` with the replication factor of its first partition, by
+/// the placement topic creation uses (`strom_meta::assign_replicas_to_brokers`, seeded
+/// from the topic id as creation is, so an unchanged broker set proposes the placement the
+/// topic was created with). Returns the current and proposed assignments, both with
+/// Kafka's `"log_dirs":["any",..]`.
+fn kafka_assignment(
+    topics: &[&TopicInfo],
+    brokers: &[(i32, Option<String>)],
+) -> anyhow::Result<(Plan, Plan)> {
+    let any = |replicas: &[i32]| Some(vec!["any".to_string(); replicas.len()]);
+    let mut current = Vec::new();
+    let mut proposed = Vec::new();
+    for topic in topics {
+        let mut partitions: Vec<&PartitionInfo> = topic.partitions.iter().collect();
+        partitions.sort_by_key(|p| p.partition);
+        let Some(first) = partitions.first() else {
+            continue;
+        };
+        let count = partitions
+            .iter()
+            .map(|p| p.partition)
+            .max()
+            .map_or(0, |m| m.saturating_add(1));
+        let bytes = topic.id.as_bytes();
+        let seed = |range: std::ops::Range<usize>| {
+            bytes.get(range).map_or(0, |b| {
+                b.iter().fold(0u64, |acc, x| (acc << 8) | u64::from(*x))
+            })
+        };
+        let placed = assign_replicas_to_brokers(
+            brokers,
+            0,
+            count,
+            first.replicas.len(),
+            (seed(0..8), seed(8..16)),
+        )
+        .with_context(|| format!("cannot place the partitions of topic {}", topic.name))?;
+        for p in partitions {
+            let Some(replicas) = usize::try_from(p.partition)
+                .ok()
+                .and_then(|i| placed.get(i))
+            else {
+                continue;
+            };
+            current.push(PlanPartition {
+                topic: topic.name.clone(),
+                partition: p.partition,
+                replicas: p.replicas.clone(),
+                log_dirs: any(&p.replicas),
+            });
+            proposed.push(PlanPartition {
+                topic: topic.name.clone(),
+                partition: p.partition,
+                replicas: replicas.clone(),
+                log_dirs: any(replicas),
+            });
+        }
+    }
+    let plan = |partitions| Plan {
+        version: 1,
+        partitions,
+    };
+    Ok((plan(current), plan(proposed)))
 }
 
 async fn elect(
@@ -717,6 +846,56 @@ mod tests {
         assert_eq!(plan[0].replicas, vec![2, 3], "rack a is unused once 1 goes");
         let too_few = plan_moves(&partitions, &allowed, &BTreeSet::from([1, 2, 4]));
         assert!(too_few.is_err());
+    }
+
+    fn topic(name: &str, replicas: &[&[i32]]) -> TopicInfo {
+        TopicInfo {
+            name: name.to_string(),
+            id: uuid::Uuid::from_u128(0x0123_4567_89ab_cdef_0fed_cba9_8765_4321),
+            is_internal: false,
+            partitions: replicas
+                .iter()
+                .enumerate()
+                .map(|(i, r)| PartitionInfo {
+                    partition: i as i32,
+                    leader: r[0],
+                    leader_epoch: 0,
+                    replicas: r.to_vec(),
+                    isr: r.to_vec(),
+                    offline_replicas: Vec::new(),
+                    error_code: 0,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn generate_places_whole_topics_across_racks_with_kafka_log_dirs() {
+        let brokers: Vec<(i32, Option<String>)> = (1..=6)
+            .map(|b| (b, Some(format!("rack-{}", b % 3))))
+            .collect();
+        let t = topic("t", &[&[1, 2, 3]; 12]);
+        let (current, proposed) = kafka_assignment(&[&t], &brokers).unwrap();
+        assert_eq!(current.partitions.len(), 12);
+        assert_eq!(proposed.partitions.len(), 12);
+        let mut leaders = BTreeMap::new();
+        for p in &proposed.partitions {
+            assert_eq!(p.replicas.len(), 3, "{p:?}");
+            let racks: BTreeSet<i32> = p.replicas.iter().map(|b| b % 3).collect();
+            assert_eq!(racks.len(), 3, "one replica per rack: {p:?}");
+            assert_eq!(p.log_dirs, Some(vec!["any".to_string(); 3]));
+            *leaders.entry(p.replicas[0]).or_insert(0) += 1;
+        }
+        assert_eq!(leaders.values().copied().collect::<Vec<_>>(), vec![2; 6]);
+        // Racks fewer than the replication factor: every rack used, none twice before all are.
+        let t4 = topic("t4", &[&[1, 2, 3, 4]; 6]);
+        let (_, proposed) = kafka_assignment(&[&t4], &brokers).unwrap();
+        for p in &proposed.partitions {
+            let racks: BTreeSet<i32> = p.replicas[..3].iter().map(|b| b % 3).collect();
+            assert_eq!(racks.len(), 3, "{p:?}");
+        }
+        // Too few brokers for the replication factor.
+        assert!(kafka_assignment(&[&t4], &brokers[..3]).is_err());
     }
 
     #[test]
