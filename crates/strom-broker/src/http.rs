@@ -123,7 +123,7 @@ async fn metrics(State(context): State<Arc<BrokerContext>>) -> Response {
     }
 }
 
-async fn live() -> Response {
+pub(crate) async fn live() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
         "{\"live\":true}",
@@ -147,9 +147,9 @@ async fn ready(State(context): State<Arc<BrokerContext>>) -> Response {
 }
 
 /// A listener that holds a permit per open connection.
-struct Bounded {
-    listener: TcpListener,
-    permits: Arc<Semaphore>,
+pub(crate) struct Bounded {
+    pub(crate) listener: TcpListener,
+    pub(crate) permits: Arc<Semaphore>,
 }
 
 impl axum::serve::Listener for Bounded {
@@ -187,7 +187,7 @@ impl axum::serve::Listener for Bounded {
 }
 
 /// A connection that ends at its deadline: reads see end of input, writes fail.
-struct Limited {
+pub(crate) struct Limited {
     stream: TcpStream,
     deadline: Pin<Box<Sleep>>,
     _permit: OwnedSemaphorePermit,

@@ -27,6 +27,7 @@ pub mod config;
 pub mod connection;
 pub mod console;
 pub mod console_actions;
+pub mod controller_http;
 pub mod dynamic_config;
 pub mod fetcher;
 pub mod groups;

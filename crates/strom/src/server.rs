@@ -101,6 +101,30 @@ pub fn run(file: Option<&Path>, overrides: &[String], add_scram: &[String]) -> a
             }
             None => None,
         };
+        // A controller-only node serves metrics and health on `strom.http.listeners` (the
+        // same key, default and bounds as a broker's listener); a broker serves them itself.
+        let controller_http = if broker.is_none() {
+            let started = match strom_broker::metrics::MetricsConfig::from_props(&props) {
+                Ok(metrics) => {
+                    let status_node = node.clone();
+                    let status: strom_broker::controller_http::StatusFn =
+                        std::sync::Arc::new(move || status_node.quorum_status());
+                    strom_broker::controller_http::ControllerHttp::start(&metrics, status)
+                        .await
+                        .map_err(|e| anyhow!(e))
+                }
+                Err(e) => Err(anyhow!(e)),
+            };
+            match started {
+                Ok(http) => http,
+                Err(error) => {
+                    node.shutdown().await;
+                    return Err(error.context("cannot start the controller's HTTP listener"));
+                }
+            }
+        } else {
+            None
+        };
         // The in-process schema registry (schema.registry.enable=true): a Kafka client of
         // this broker, started once the broker serves and stopped before it.
         let registry_config = broker.as_ref().map(|broker| {
@@ -150,7 +174,10 @@ pub fn run(file: Option<&Path>, overrides: &[String], add_scram: &[String]) -> a
                     advertised.port
                 )
             }
-            None => String::new(),
+            None => match &controller_http {
+                Some(http) => format!("http://{} (metrics, health), ", http.local_addr()),
+                None => String::new(),
+            },
         };
         let member = if config.runs_controller() {
             format!(
@@ -181,6 +208,9 @@ pub fn run(file: Option<&Path>, overrides: &[String], add_scram: &[String]) -> a
         }
         if let Some(broker) = broker {
             broker.shutdown().await;
+        }
+        if let Some(http) = controller_http {
+            http.shutdown().await;
         }
         node.shutdown().await;
         tracing::info!("stopped");

@@ -723,7 +723,12 @@ fn connections(e: &mut TextEncoder, context: &BrokerContext) {
 }
 
 fn controller(e: &mut TextEncoder, context: &BrokerContext) {
-    let status = context.metadata.quorum_status();
+    quorum_gauges(e, context.metadata.quorum_status());
+}
+
+/// The metadata quorum as this node sees it (also the metrics of a controller-only node,
+/// `crate::controller_http`): ActiveControllerCount, raft-metrics and the apply lag.
+pub fn quorum_gauges(e: &mut TextEncoder, status: Option<strom_raft::wire::QuorumStatus>) {
     let active = status
         .as_ref()
         .is_some_and(|s| s.leader_id == Some(s.node_id));

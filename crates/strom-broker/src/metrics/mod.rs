@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use strom_metrics::{Counter, Family, Histogram};
 
-pub use collect::{group_offsets, scrape, GROUPS_WAIT};
+pub use collect::{group_offsets, quorum_gauges, scrape, GROUPS_WAIT};
 pub use config::{HttpListener, MetricsConfig, METRICS_KEYS};
 pub use request::{remote, RequestTrace, REMOTE};
 
