@@ -96,12 +96,26 @@ def test_add_and_remove_a_controller_under_load(make_cluster, topic_name, compat
     new = cluster.add_node("controller", {"controller.quorum.voters": None,
                                           "controller.quorum.bootstrap.servers": cluster.controller_addrs})
     run.note(f"{new} started as an observer")
-    quorum(cluster, compat_tool, lambda q: new.node_id in ids(q["observers"]))
-    added = compat_tool(["add-voter", cluster.bootstrap, new.node_id, "127.0.0.1", new.controller_port])
+    q = quorum(cluster, compat_tool, lambda q: new.node_id in ids(q["observers"]))
+    # KIP-853's replica key: the observer replicates with its metadata directory's id; the
+    # static voters were configured without one (Kafka's static quorum has none).
+    new_dir = next(o["directory_id"] for o in q["observers"] if o["id"] == new.node_id)
+    assert new_dir != "AAAAAAAAAAAAAAAAAAAAAA", q
+    assert {v["directory_id"] for v in q["voters"]} == {"AAAAAAAAAAAAAAAAAAAAAA"}, q
+    other_dir = "AAAAAAAAAAAAAAAAAAAAAQ"
+    wrong = compat_tool(["add-voter", cluster.bootstrap, new.node_id, "127.0.0.1", new.controller_port, other_dir])
+    assert "error" in wrong and "directory id" in wrong.get("message", ""), wrong
+    added = compat_tool(["add-voter", cluster.bootstrap, new.node_id, "127.0.0.1", new.controller_port, new_dir])
     assert added == {"ok": True}, added
     run.note(f"{new} added as a voter")
     q = quorum(cluster, compat_tool, lambda q: ids(q["voters"]) == [1, 2, 3, new.node_id])
     assert new.node_id not in ids(q["observers"]), q
+    assert next(v["directory_id"] for v in q["voters"] if v["id"] == new.node_id) == new_dir, q
+    # A voter recorded with a directory id is only that replica: another id (or none) is
+    # VOTER_NOT_FOUND, as Kafka's VoterSet.isVoter.
+    for dir_args in ([other_dir], []):
+        missing = compat_tool(["remove-voter", cluster.bootstrap, new.node_id] + dir_args)
+        assert missing["error"] == "VoterNotFoundException", (dir_args, missing)
     again = compat_tool(["add-voter", cluster.bootstrap, new.node_id, "127.0.0.1", new.controller_port])
     assert again["error"] == "DuplicateVoterException", again
 

@@ -27,6 +27,10 @@ pub struct NodeConfig {
     pub listen_addr: SocketAddr,
     /// KRaft `metadata.log.dir`: raft log, vote, snapshot and lock file.
     pub data_dir: PathBuf,
+    /// The directory id to record when the node file is first written (the `directory.id`
+    /// `strom storage format` wrote into `meta.properties`); `None`: a random one. A node
+    /// file that records one keeps it.
+    pub directory_id: Option<uuid::Uuid>,
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
     pub heartbeat_interval_ms: u64,
@@ -47,6 +51,11 @@ pub struct NodeConfig {
     pub connection_idle_ms: u64,
     /// How often the leader's controller does periodic work (broker session expiry).
     pub controller_tick_ms: u64,
+    /// An observer (learner) that has not acknowledged the leader's replication for this
+    /// long is dropped from the membership, as Kafka's leader drops observers that stop
+    /// fetching (`LeaderState.OBSERVER_SESSION_TIMEOUT_MS`, 5 minutes, not configurable
+    /// there either); it is taken in again when it asks (see `join_quorum`).
+    pub observer_session_timeout_ms: u64,
     pub log: LogConfig,
 }
 
@@ -72,6 +81,7 @@ impl NodeConfig {
             advertised_host: None,
             listen_addr,
             data_dir,
+            directory_id: None,
             // KRaft: controller.quorum.election.timeout.ms = 1000.
             election_timeout_min_ms: 1000,
             election_timeout_max_ms: 2000,
@@ -87,6 +97,7 @@ impl NodeConfig {
             snapshot_entries_kept: 1000,
             connection_idle_ms: 10 * 60 * 1000,
             controller_tick_ms: 1000,
+            observer_session_timeout_ms: 300_000,
             log: LogConfig::default(),
         }
     }
@@ -100,6 +111,7 @@ impl NodeConfig {
             connect_timeout_ms: 200,
             submit_timeout_ms: 3000,
             controller_tick_ms: 100,
+            observer_session_timeout_ms: 2_000,
             snapshot_entries_interval: 20,
             snapshot_entries_kept: 5,
             log: LogConfig {
@@ -194,7 +206,8 @@ impl NodeConfig {
             (
                 self.submit_timeout_ms > 0
                     && self.connect_timeout_ms > 0
-                    && self.controller_tick_ms > 0,
+                    && self.controller_tick_ms > 0
+                    && self.observer_session_timeout_ms > 0,
                 "timeouts and intervals must be positive",
             ),
         ];

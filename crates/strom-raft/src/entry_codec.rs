@@ -179,14 +179,13 @@ mod tests {
             BTreeMap::from([
                 (
                     1,
-                    Node {
-                        addr: "127.0.0.1:1".into(),
-                    },
+                    Node::new("127.0.0.1:1"),
                 ),
                 (
                     2,
                     Node {
                         addr: "127.0.0.1:2".into(),
+                        directory_id: Some(uuid::Uuid::from_u128(2)),
                     },
                 ),
             ]),

@@ -79,6 +79,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     async fn new_client(&mut self, target: NodeId, node: &Node) -> PeerClient {
         PeerClient {
             target,
+            target_directory: node.directory_id,
             conn: Conn::new(
                 node.addr.clone(),
                 self.frame_bytes_max,
@@ -93,6 +94,9 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 #[derive(Debug)]
 pub struct PeerClient {
     target: NodeId,
+    /// The target replica's directory id as the membership records it; sent with every
+    /// RPC (see `wire::Addressed`).
+    target_directory: Option<uuid::Uuid>,
     conn: Conn,
     unreachable_backoff: Duration,
     clock: PeerClock,
@@ -111,9 +115,13 @@ impl PeerClient {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
+        let addressed = crate::wire::Addressed {
+            rpc: request,
+            to_directory: self.target_directory,
+        };
         let answer: Result<Resp, RaftError<NodeId, E>> = self
             .conn
-            .call(request_kind, request, option.hard_ttl())
+            .call(request_kind, &addressed, option.hard_ttl())
             .await
             .map_err(|e| match e {
                 // Nothing was sent: ask openraft for a smaller batch instead of failing forever.

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use openraft::{BasicNode, SnapshotPolicy};
+use openraft::SnapshotPolicy;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -22,7 +22,7 @@ use crate::network::{now_ms, NetworkFactory, PeerClock};
 use crate::server::Server;
 use crate::state::{Applied, ReplicatedState, StateEvent};
 use crate::state_machine::StateMachineStore;
-use crate::types::{NodeId, Raft};
+use crate::types::{Node, NodeId, Raft};
 use crate::wire::{
     kind, DescribeQuorumRequest, QuorumDescription, QuorumStatus, ReadStateRequest,
     ReplicaProgress, StateReply, SubmitError, SubmitRequest,
@@ -104,6 +104,11 @@ struct Inner<K: Controller> {
     lock: Mutex<Option<DirLock>>,
     /// When each peer last acknowledged replication (DescribeQuorum's times).
     clock: PeerClock,
+    /// This node's metadata directory id (the node file's).
+    directory_id: uuid::Uuid,
+    /// When a leader last sent this node entries or a heartbeat (wall-clock ms; the start
+    /// time until then): an observer that hears nothing asks to be taken in again.
+    last_leader_contact_ms: std::sync::atomic::AtomicI64,
 }
 
 impl<K: Controller> RaftNode<K> {
@@ -112,7 +117,7 @@ impl<K: Controller> RaftNode<K> {
     pub async fn start(config: NodeConfig, controller: K) -> Result<RaftNode<K>, StartError> {
         config.validate()?;
         let lock = DirLock::acquire(&config.data_dir).map_err(StartError::Lock)?;
-        check_node_identity(&config)?;
+        let directory_id = check_node_identity(&config)?;
         // The snapshot first: its last entry counts as committed when the log is checked.
         let (sm, channels) =
             StateMachineStore::<K::State>::open(&config.data_dir, config.events_capacity).map_err(
@@ -177,6 +182,8 @@ impl<K: Controller> RaftNode<K> {
                 tasks: Mutex::new(vec![controller_handle]),
                 lock: Mutex::new(Some(lock)),
                 clock,
+                directory_id,
+                last_leader_contact_ms: std::sync::atomic::AtomicI64::new(now_ms()),
             }),
         };
         let server = Server::new(node.clone(), listener, shutdown_rx);
@@ -186,6 +193,7 @@ impl<K: Controller> RaftNode<K> {
         if node.config().joins() && !node.is_voter() {
             node.track(tokio::spawn(node.clone().join_quorum()));
         }
+        node.track(tokio::spawn(node.clone().expire_observers()));
         Ok(node)
     }
 
@@ -213,8 +221,29 @@ impl<K: Controller> RaftNode<K> {
         }
     }
 
+    /// A leader's AppendEntries or InstallSnapshot reached this node.
+    pub(crate) fn note_leader_contact(&self) {
+        self.inner
+            .last_leader_contact_ms
+            .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Milliseconds since a leader last reached this node (since start when none has).
+    pub(crate) fn since_leader_contact_ms(&self) -> i64 {
+        now_ms().saturating_sub(
+            self.inner
+                .last_leader_contact_ms
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    /// When `peer` last acknowledged this leader's replication.
+    pub(crate) fn peer_times(&self, peer: NodeId) -> crate::network::PeerTimes {
+        self.inner.clock.times(peer)
+    }
+
     /// Whether the membership this node knows has it as a voter.
-    fn is_voter(&self) -> bool {
+    pub(crate) fn is_voter(&self) -> bool {
         let metrics = self.inner.raft.metrics().borrow().clone();
         let voter = metrics
             .membership_config
@@ -255,22 +284,32 @@ impl<K: Controller> RaftNode<K> {
         let config = &self.inner.config;
         let formatted = crate::membership::read_initial_voters(&config.data_dir)
             .map_err(|e| StartError::Raft(format!("cannot read the initial voters: {e}")))?;
-        let voters = if config.observer {
+        // Static voters carry no directory ids (every voter must write the same membership,
+        // and none knows the others'; Kafka's static quorum has none either); formatted
+        // initial voters carry those `strom storage format` was given.
+        let members: BTreeMap<NodeId, Node> = if config.observer {
             return Ok(());
         } else if !config.voters.is_empty() {
-            config.voters.clone()
+            config
+                .voters
+                .iter()
+                .map(|(id, addr)| (*id, Node::new(addr.clone())))
+                .collect()
         } else if let Some(formatted) = formatted {
             formatted
         } else if config.joins() {
             return Ok(());
         } else {
-            // A lone voter records the address it really bound (the configured port may be 0).
-            BTreeMap::from([(config.node_id, self.inner.local_addr.to_string())])
+            // A lone voter records the address it really bound (the configured port may be 0)
+            // and its directory.
+            BTreeMap::from([(
+                config.node_id,
+                Node {
+                    addr: self.inner.local_addr.to_string(),
+                    directory_id: Some(self.inner.directory_id),
+                },
+            )])
         };
-        let members: BTreeMap<NodeId, BasicNode> = voters
-            .into_iter()
-            .map(|(id, addr)| (id, BasicNode { addr }))
-            .collect();
         if let Err(e) = raft.initialize(members).await {
             // Another voter may have initialized us first through replication.
             tracing::info!("raft initialize skipped: {e}");
@@ -280,6 +319,11 @@ impl<K: Controller> RaftNode<K> {
 
     pub fn node_id(&self) -> NodeId {
         self.inner.config.node_id
+    }
+
+    /// This node's metadata directory id (KIP-853's replica key with the node id).
+    pub fn directory_id(&self) -> uuid::Uuid {
+        self.inner.directory_id
     }
 
     pub fn config(&self) -> &NodeConfig {
@@ -535,10 +579,13 @@ impl<K: Controller> RaftNode<K> {
             })
         };
         let replication = metrics.replication.clone().unwrap_or_default();
+        let membership = metrics.membership_config.membership();
         let progress = |id: NodeId| {
+            let directory_id = membership.get_node(&id).and_then(|n| n.directory_id);
             if id == leader {
                 return ReplicaProgress {
                     node_id: id,
+                    directory_id,
                     log_end_offset: next(metrics.last_log_index).max(0),
                     last_fetch_ms: now,
                     last_caught_up_ms: now,
@@ -547,12 +594,12 @@ impl<K: Controller> RaftNode<K> {
             let times = self.inner.clock.times(id);
             ReplicaProgress {
                 node_id: id,
+                directory_id,
                 log_end_offset: next(replication.get(&id).copied().flatten().map(|l| l.index)),
                 last_fetch_ms: times.last_ack_ms.unwrap_or(-1),
                 last_caught_up_ms: times.last_caught_up_ms.unwrap_or(-1),
             }
         };
-        let membership = metrics.membership_config.membership();
         QuorumDescription {
             leader_id: leader,
             leader_epoch: metrics.current_term,
@@ -600,10 +647,17 @@ const NODE_FILE: &str = "node";
 #[derive(serde::Serialize, serde::Deserialize)]
 struct NodeIdentity {
     node_id: NodeId,
+    /// KIP-853's directory id of this metadata log directory: made when the file is first
+    /// written (from `NodeConfig::directory_id`, else random) and never changed, so a
+    /// replica whose directory is lost and made anew is another replica of the node id.
+    /// Files written before directory ids get one at the next start.
+    #[serde(default)]
+    directory_id: Option<uuid::Uuid>,
 }
 
 /// Refuses to start node B on node A's directory: its vote and log would be someone else's.
-fn check_node_identity(config: &NodeConfig) -> Result<(), StartError> {
+/// Returns the directory's id.
+fn check_node_identity(config: &NodeConfig) -> Result<uuid::Uuid, StartError> {
     let path = config.data_dir.join(NODE_FILE);
     let damaged = |reason: String| StartError::IdentityDamaged {
         path: path.clone(),
@@ -628,17 +682,37 @@ fn check_node_identity(config: &NodeConfig) -> Result<(), StartError> {
                     configured: config.node_id,
                 });
             }
-            Ok(())
+            match identity.directory_id {
+                Some(id) => {
+                    if config.directory_id.is_some_and(|given| given != id) {
+                        tracing::warn!(
+                            "{} records directory id {id}, not the {:?} given: the recorded one \
+                             stays (it is this replica's identity in the quorum)",
+                            path.display(),
+                            config.directory_id
+                        );
+                    }
+                    Ok(id)
+                }
+                None => write_identity(&path, config),
+            }
         }
-        None => {
-            let body = serde_json::to_vec(&NodeIdentity {
-                node_id: config.node_id,
-            })
-            .map_err(|e| StartError::Identity(std::io::Error::other(e)))?;
-            // fsync (inside write_atomic): the identity must be durable before any vote is.
-            crate::fsutil::write_atomic(&path, &body, true).map_err(StartError::Identity)
-        }
+        None => write_identity(&path, config),
     }
+}
+
+/// Writes the node file with this node's id and a directory id (the configured one, else
+/// a random one); returns the directory id.
+fn write_identity(path: &std::path::Path, config: &NodeConfig) -> Result<uuid::Uuid, StartError> {
+    let directory_id = config.directory_id.unwrap_or_else(uuid::Uuid::new_v4);
+    let body = serde_json::to_vec(&NodeIdentity {
+        node_id: config.node_id,
+        directory_id: Some(directory_id),
+    })
+    .map_err(|e| StartError::Identity(std::io::Error::other(e)))?;
+    // fsync (inside write_atomic): the identity must be durable before any vote is.
+    crate::fsutil::write_atomic(path, &body, true).map_err(StartError::Identity)?;
+    Ok(directory_id)
 }
 
 async fn start_raft<S: ReplicatedState>(

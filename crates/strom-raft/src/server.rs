@@ -16,7 +16,7 @@ use crate::controller_task::Controller;
 use crate::node::RaftNode;
 use crate::types::{NodeId, TypeConfig};
 use crate::wire::{
-    self, kind, DescribeQuorumRequest, MembershipError, MembershipRequest, ReadStateRequest,
+    self, kind, AddressedTo, DescribeQuorumRequest, MembershipError, MembershipRequest, ReadStateRequest,
     SubmitError, SubmitRequest, WireError,
 };
 
@@ -97,6 +97,15 @@ async fn dispatch<K: Controller>(
     body: &[u8],
 ) -> Result<serde_json::Value, WireError> {
     let raft = node.raft();
+    if matches!(
+        request_kind,
+        kind::APPEND_ENTRIES | kind::VOTE | kind::INSTALL_SNAPSHOT
+    ) {
+        check_addressed(node, body)?;
+        if request_kind != kind::VOTE {
+            node.note_leader_contact();
+        }
+    }
     match request_kind {
         kind::APPEND_ENTRIES => {
             let rpc: AppendEntriesRequest<TypeConfig> = wire::decode(body)?;
@@ -147,6 +156,29 @@ async fn dispatch<K: Controller>(
         other => Err(WireError::Malformed(format!(
             "unknown request kind {other}"
         ))),
+    }
+}
+
+/// Refuses a raft RPC meant for another replica of this node id (`wire::Addressed`): the
+/// connection is closed, which the sender's replication takes for an unreachable peer.
+fn check_addressed<K: Controller>(node: &RaftNode<K>, body: &[u8]) -> Result<(), WireError> {
+    let to: AddressedTo = wire::decode(body)?;
+    match to.to_directory {
+        Some(dir) if dir != node.directory_id() => {
+            tracing::warn!(
+                "refusing raft messages for node {}'s replica with directory id {dir}: this is \
+                 directory {} (its storage was replaced). Remove the old replica from the \
+                 quorum (remove-controller with --controller-directory-id {dir}); this one then \
+                 joins as an observer",
+                node.node_id(),
+                node.directory_id()
+            );
+            Err(WireError::Malformed(format!(
+                "addressed to directory {dir}, this is {}",
+                node.directory_id()
+            )))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -8,8 +8,47 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Raft node ids are KRaft's `node.id` values.
 pub type NodeId = u64;
 
-/// A voter as the raft layer knows it: its controller listener address.
-pub type Node = openraft::BasicNode;
+/// A quorum member as the raft layer knows it: its controller listener address and, as
+/// KIP-853's replica key, the directory id of its metadata log directory (`None` for
+/// members recorded without one: static voters, and logs written before directory ids).
+///
+/// Stored as JSON in membership entries and snapshots; `directory_id` is left out when
+/// `None`, so a member recorded before directory ids reads back unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    pub addr: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory_id: Option<uuid::Uuid>,
+}
+
+impl Node {
+    /// A member known by its address only.
+    pub fn new(addr: impl Into<String>) -> Node {
+        Node {
+            addr: addr.into(),
+            directory_id: None,
+        }
+    }
+
+    /// Kafka's `VoterSet.isVoter(ReplicaKey)` on the directory id: a member recorded with a
+    /// directory id is only the replica with that id (none given is no match); a member
+    /// recorded without one matches any.
+    pub fn matches_directory(&self, directory_id: Option<uuid::Uuid>) -> bool {
+        match self.directory_id {
+            Some(known) => directory_id == Some(known),
+            None => true,
+        }
+    }
+}
+
+impl fmt::Display for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.directory_id {
+            Some(dir) => write!(f, "{} (directory {dir})", self.addr),
+            None => write!(f, "{}", self.addr),
+        }
+    }
+}
 
 openraft::declare_raft_types!(
     /// Strom's raft types: opaque payload bytes in, an apply outcome out.
@@ -110,6 +149,26 @@ mod tests {
         assert_eq!(hex_decode(&hex_encode(&bytes)), Some(bytes));
         assert_eq!(hex_decode("abc"), None);
         assert_eq!(hex_decode("zz"), None);
+    }
+
+    #[test]
+    fn members_recorded_before_directory_ids_read_back() {
+        let old: Node = serde_json::from_str(r#"{"addr":"127.0.0.1:9093"}"#).unwrap();
+        assert_eq!(old, Node::new("127.0.0.1:9093"));
+        assert_eq!(
+            serde_json::to_string(&old).unwrap(),
+            r#"{"addr":"127.0.0.1:9093"}"#
+        );
+        let dir = uuid::Uuid::from_u128(7);
+        let new = Node {
+            directory_id: Some(dir),
+            ..old.clone()
+        };
+        let text = serde_json::to_string(&new).unwrap();
+        assert_eq!(serde_json::from_str::<Node>(&text).unwrap(), new);
+        assert!(old.matches_directory(None) && old.matches_directory(Some(dir)));
+        assert!(new.matches_directory(Some(dir)));
+        assert!(!new.matches_directory(None) && !new.matches_directory(Some(uuid::Uuid::from_u128(8))));
     }
 
     #[test]

@@ -39,6 +39,28 @@ pub enum WireError {
     Malformed(String),
 }
 
+/// A raft RPC (AppendEntries, Vote, InstallSnapshot) addressed to one replica of its
+/// target: `to_directory` is the directory id the sender's membership records for the
+/// target (KIP-853's voter key). A node whose own directory id differs is another replica
+/// of that node id (its storage was replaced) and refuses it, so it cannot vote or count
+/// as the replica the quorum knows. The field sits beside the RPC's own fields, and is
+/// left out when the membership records none, so a node that predates it ignores it.
+#[derive(Serialize)]
+pub(crate) struct Addressed<'a, T: Serialize> {
+    #[serde(flatten)]
+    pub rpc: &'a T,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_directory: Option<uuid::Uuid>,
+}
+
+/// The `to_directory` of an [`Addressed`] RPC, read on its own (the RPC is decoded apart,
+/// without buffering it twice).
+#[derive(Deserialize)]
+pub(crate) struct AddressedTo {
+    #[serde(default)]
+    pub to_directory: Option<uuid::Uuid>,
+}
+
 /// Writes one frame of `kind` with `message` as JSON.
 pub async fn write_frame<W, T>(
     writer: &mut W,
@@ -162,6 +184,9 @@ pub struct QuorumDescription {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplicaProgress {
     pub node_id: NodeId,
+    /// The member's metadata directory id, when recorded (KIP-853's replica key).
+    #[serde(default)]
+    pub directory_id: Option<uuid::Uuid>,
     pub log_end_offset: i64,
     pub last_fetch_ms: i64,
     pub last_caught_up_ms: i64,
@@ -195,18 +220,38 @@ pub enum SubmitError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MembershipChange {
     /// Add `node_id` as an observer (openraft learner) reached at `addr`, or record its new
-    /// address; a no-op when it is already a member at that address.
-    Join { node_id: NodeId, addr: String },
+    /// address or directory; a no-op when it is already a member with both. `directory_id`
+    /// is the joining node's metadata directory (KIP-853's replica key).
+    Join {
+        node_id: NodeId,
+        addr: String,
+        #[serde(default)]
+        directory_id: Option<uuid::Uuid>,
+    },
     /// Make `node_id` a voter once it has caught up. An observer already known needs no
-    /// address; `addr`, when given, replaces the one it joined with.
+    /// address; `addr`, when given, replaces the one it joined with. `directory_id`, when
+    /// given, must be the observer's (AddRaftVoter names the replica it means).
     AddVoter {
         node_id: NodeId,
         addr: Option<String>,
+        #[serde(default)]
+        directory_id: Option<uuid::Uuid>,
     },
-    /// Take `node_id` out of the quorum (it stops being replicated to).
-    RemoveVoter { node_id: NodeId },
-    /// Record a voter's new address.
-    UpdateVoter { node_id: NodeId, addr: String },
+    /// Take the voter (`node_id`, `directory_id`) out of the quorum (it stops being
+    /// replicated to); matched as Kafka's `VoterSet.isVoter`
+    /// ([`crate::types::Node::matches_directory`]).
+    RemoveVoter {
+        node_id: NodeId,
+        #[serde(default)]
+        directory_id: Option<uuid::Uuid>,
+    },
+    /// Record the voter (`node_id`, `directory_id`)'s new address.
+    UpdateVoter {
+        node_id: NodeId,
+        addr: String,
+        #[serde(default)]
+        directory_id: Option<uuid::Uuid>,
+    },
 }
 
 /// A membership change from a client, or forwarded by a member to the leader.
@@ -227,6 +272,17 @@ pub enum MembershipError {
     /// Kafka's VOTER_NOT_FOUND.
     #[error("node {0} is not a voter of the metadata quorum")]
     VoterNotFound(NodeId),
+    /// Kafka's VOTER_NOT_FOUND too: the node id is a voter's, the directory id is not.
+    #[error(
+        "node {node_id} is a voter of the metadata quorum with directory id {known}, not \
+         {given:?}: name the voter's directory id (kafka-metadata-quorum.sh describe \
+         --replication shows it)"
+    )]
+    VoterDirectoryMismatch {
+        node_id: NodeId,
+        known: uuid::Uuid,
+        given: Option<uuid::Uuid>,
+    },
     /// Not possible in the quorum as it is (Kafka's INVALID_REQUEST); the message says why.
     #[error("{0}")]
     Refused(String),

@@ -172,6 +172,7 @@ async fn observers_join_voters_change_and_every_member_applies_the_log() {
             MembershipChange::AddVoter {
                 node_id: 9,
                 addr: None,
+                directory_id: None,
             },
         )
         .await;
@@ -200,6 +201,7 @@ async fn observers_join_voters_change_and_every_member_applies_the_log() {
                     MembershipChange::AddVoter {
                         node_id: id,
                         addr: None,
+                        directory_id: None,
                     },
                 )
                 .await
@@ -211,6 +213,7 @@ async fn observers_join_voters_change_and_every_member_applies_the_log() {
                     MembershipChange::AddVoter {
                         node_id: id,
                         addr: None,
+                        directory_id: None,
                     },
                 )
                 .await;
@@ -219,13 +222,47 @@ async fn observers_join_voters_change_and_every_member_applies_the_log() {
             let removable: Vec<u64> = world.voters.iter().copied().filter(|id| *id >= 5).collect();
             let id = removable[rng.below(removable.len())];
             println!("step {step}: remove voter {id}");
+            // A dynamic controller's voter entry carries its directory id: another
+            // replica's (or none) does not name it (Kafka's VoterSet.isVoter).
+            let dir = world.nodes[&id].directory_id();
+            for other in [None, Some(uuid::Uuid::from_u128(step as u128 + 1))] {
+                let refused = world
+                    .change(
+                        &mut rng,
+                        MembershipChange::RemoveVoter {
+                            node_id: id,
+                            directory_id: other,
+                        },
+                    )
+                    .await;
+                assert_eq!(
+                    refused,
+                    Err(MembershipError::VoterDirectoryMismatch {
+                        node_id: id,
+                        known: dir,
+                        given: other
+                    })
+                );
+            }
             world
-                .change(&mut rng, MembershipChange::RemoveVoter { node_id: id })
+                .change(
+                    &mut rng,
+                    MembershipChange::RemoveVoter {
+                        node_id: id,
+                        directory_id: Some(dir),
+                    },
+                )
                 .await
                 .unwrap();
             world.voters.remove(&id);
             let twice = world
-                .change(&mut rng, MembershipChange::RemoveVoter { node_id: id })
+                .change(
+                    &mut rng,
+                    MembershipChange::RemoveVoter {
+                        node_id: id,
+                        directory_id: Some(dir),
+                    },
+                )
                 .await;
             assert_eq!(twice, Err(MembershipError::VoterNotFound(id)));
             // A removed controller is no longer replicated to; its log still names it a
@@ -247,14 +284,22 @@ async fn observers_join_voters_change_and_every_member_applies_the_log() {
                 MembershipChange::AddVoter {
                     node_id: 5,
                     addr: None,
+                    directory_id: None,
                 },
             )
             .await
             .unwrap();
         world.voters.insert(5);
     }
+    // Static voters are recorded without directory ids: any directory id names them.
     world
-        .change(&mut rng, MembershipChange::RemoveVoter { node_id: 1 })
+        .change(
+            &mut rng,
+            MembershipChange::RemoveVoter {
+                node_id: 1,
+                directory_id: Some(uuid::Uuid::from_u128(99)),
+            },
+        )
         .await
         .unwrap();
     world.voters.remove(&1);
@@ -271,6 +316,7 @@ async fn observers_join_voters_change_and_every_member_applies_the_log() {
             MembershipChange::UpdateVoter {
                 node_id: 2,
                 addr: same,
+                directory_id: None,
             },
         )
         .await
@@ -280,7 +326,11 @@ async fn observers_join_voters_change_and_every_member_applies_the_log() {
         let refused = world
             .change(
                 &mut rng,
-                MembershipChange::UpdateVoter { node_id: id, addr },
+                MembershipChange::UpdateVoter {
+                    node_id: id,
+                    addr,
+                    directory_id: None,
+                },
             )
             .await;
         assert_eq!(refused, Err(MembershipError::VoterNotFound(id)));
@@ -293,6 +343,155 @@ async fn observers_join_voters_change_and_every_member_applies_the_log() {
     world.write(&mut rng).await;
     world.check().await;
 
+    // Voter 5 loses its disk: on new storage it is another replica (a new directory id) of
+    // node 5. Its join is refused while the old replica is a voter; RemoveVoter names the
+    // old directory; then the new replica joins as an observer and is added by its own.
+    let old_dir = world.nodes[&5].directory_id();
+    world.nodes.remove(&5).unwrap().shutdown().await;
+    std::fs::remove_dir_all(world.dir.path().join("node-5")).unwrap();
+    world.start(5).await;
+    let new_dir = world.nodes[&5].directory_id();
+    assert_ne!(old_dir, new_dir);
+    let leader_view = |world: &World| {
+        let node = world.nodes.values().find(|n| n.node_id() != 5).unwrap();
+        let m = node.raft().metrics().borrow().clone();
+        m.membership_config.membership().get_node(&5).cloned()
+    };
+    // Raft messages for voter 5 carry the old directory id: the new replica refuses them,
+    // so it neither votes nor takes entries as that voter (a write is not replicated to it).
+    let reply = world.nodes[&2].submit(put("while-replaced", 1)).await;
+    assert_eq!(reply.unwrap(), KvReply::Written);
+    world.written.insert("while-replaced".to_string(), 1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !world.nodes[&5].state().state.0.contains_key("while-replaced"),
+        "the new replica of 5 took entries meant for the old one"
+    );
+    assert_eq!(
+        leader_view(&world).and_then(|n| n.directory_id),
+        Some(old_dir),
+        "the new replica's join must not replace the voter"
+    );
+    let wrong = world
+        .change(
+            &mut rng,
+            MembershipChange::RemoveVoter {
+                node_id: 5,
+                directory_id: Some(new_dir),
+            },
+        )
+        .await;
+    assert_eq!(
+        wrong,
+        Err(MembershipError::VoterDirectoryMismatch {
+            node_id: 5,
+            known: old_dir,
+            given: Some(new_dir)
+        })
+    );
+    world
+        .change(
+            &mut rng,
+            MembershipChange::RemoveVoter {
+                node_id: 5,
+                directory_id: Some(old_dir),
+            },
+        )
+        .await
+        .unwrap();
+    world.voters.remove(&5);
+    let start = Instant::now();
+    while leader_view(&world).and_then(|n| n.directory_id) != Some(new_dir) {
+        assert!(start.elapsed() < LIMIT, "the new replica of 5 never joined");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let other = world
+        .change(
+            &mut rng,
+            MembershipChange::AddVoter {
+                node_id: 5,
+                addr: None,
+                directory_id: Some(old_dir),
+            },
+        )
+        .await;
+    assert!(matches!(other, Err(MembershipError::Refused(_))), "{other:?}");
+    world
+        .change(
+            &mut rng,
+            MembershipChange::AddVoter {
+                node_id: 5,
+                addr: None,
+                directory_id: Some(new_dir),
+            },
+        )
+        .await
+        .unwrap();
+    world.voters.insert(5);
+    world.write(&mut rng).await;
+    world.check().await;
+
+    for node in world.nodes.values() {
+        node.shutdown().await;
+    }
+}
+
+/// Kafka's leader forgets observers that stop fetching: a stopped observer is dropped from
+/// the membership (not retried for ever) and from DescribeQuorum after the observer session
+/// (2 s in the test config), and is taken in again when it starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_observer_expires_and_is_taken_in_again() {
+    let mut world = World {
+        addrs: free_addrs(4),
+        dir: tempfile::tempdir().unwrap(),
+        nodes: BTreeMap::new(),
+        voters: BTreeSet::from([1, 2, 3]),
+        written: BTreeMap::new(),
+        next_key: 0,
+    };
+    let mut rng = Rng(0x0b5e_7e27);
+    for id in 1..=4 {
+        world.start(id).await;
+    }
+    world.write(&mut rng).await;
+    world.check().await;
+    let learners = |world: &World| -> Vec<u64> {
+        let node = &world.nodes[&1];
+        let m = node.raft().metrics().borrow().clone();
+        m.membership_config.membership().learner_ids().collect()
+    };
+    let observers = |world: &World| {
+        let node = world.nodes[&1].clone();
+        async move {
+            node.describe_quorum()
+                .await
+                .map(|q| q.observers.iter().map(|o| o.node_id).collect::<Vec<_>>())
+        }
+    };
+    assert_eq!(learners(&world), vec![4]);
+    assert_eq!(observers(&world).await.unwrap(), vec![4]);
+
+    world.nodes.remove(&4).unwrap().shutdown().await;
+    let start = Instant::now();
+    while !learners(&world).is_empty() {
+        assert!(start.elapsed() < LIMIT, "observer 4 never expired: {:?}", learners(&world));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        start.elapsed() >= Duration::from_millis(1500),
+        "dropped after {:?}, before its session could end",
+        start.elapsed()
+    );
+    assert_eq!(observers(&world).await.unwrap(), Vec::<u64>::new());
+    // The quorum carries on without it.
+    world.write(&mut rng).await;
+    world.check().await;
+
+    // Back on its own storage: it asks again, is taken in and catches up.
+    world.start(4).await;
+    world.write(&mut rng).await;
+    world.check().await;
+    assert_eq!(learners(&world), vec![4]);
     for node in world.nodes.values() {
         node.shutdown().await;
     }

@@ -67,7 +67,13 @@ pub fn run(file: Option<&Path>, overrides: &[String], add_scram: &[String]) -> a
         .map(|text| crate::scram_bootstrap::parse(text))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let props = load_properties(file, overrides)?;
-    let node_config = config.node_config().map_err(|e| anyhow!(e))?;
+    let mut node_config = config.node_config().map_err(|e| anyhow!(e))?;
+    // The quorum replica's directory id is the one `strom storage format` wrote into the
+    // metadata directory's meta.properties, when it ran (else the raft node makes one).
+    node_config.directory_id = config
+        .metadata_dir()
+        .parent()
+        .and_then(crate::storage::read_directory_id);
     // Before anything is created on disk: a port in use or an unwritable dir must not
     // leave a half-created metadata log behind.
     crate::preflight::check(&config)?;

@@ -59,6 +59,43 @@ fn base64_url(bytes: &[u8]) -> String {
     out
 }
 
+/// A UUID as Kafka prints it (`Uuid.toString`: URL-safe base64 without padding).
+pub fn kafka_uuid(id: uuid::Uuid) -> String {
+    base64_url(id.as_bytes())
+}
+
+/// Kafka's text form of a UUID (22 URL-safe base64 characters) read back.
+pub fn parse_kafka_uuid(text: &str) -> Option<uuid::Uuid> {
+    if text.len() != 22 {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(17);
+    let (mut acc, mut held) = (0u32, 0u32);
+    for c in text.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        held += 6;
+        if held >= 8 {
+            held -= 8;
+            bytes.push((acc >> held) as u8);
+            acc &= (1 << held) - 1;
+        }
+    }
+    // 22 characters carry 132 bits: 16 bytes and 4 padding bits, which must be zero.
+    if acc != 0 {
+        return None;
+    }
+    let bytes: [u8; 16] = bytes.try_into().ok()?;
+    Some(uuid::Uuid::from_bytes(bytes))
+}
+
 /// Formats this node's directories; returns the lines to print.
 pub fn format(
     config: &ServerConfig,
@@ -69,18 +106,23 @@ pub fn format(
     if cluster_id.is_empty() {
         bail!("--cluster-id is empty: give one (strom storage random-uuid makes one)");
     }
-    let voters = initial_voters(config, initial)?;
+    let mut voters = initial_voters(config, initial)?;
     let mut dirs: Vec<PathBuf> = config.log_dirs.clone();
     let metadata_base = config.metadata_dir().parent().map(Path::to_path_buf);
-    if let Some(base) = metadata_base {
+    if let Some(base) = metadata_base.clone() {
         if !dirs.contains(&base) {
             dirs.push(base);
         }
     }
     let mut out = Vec::new();
     let mut fresh = Vec::new();
+    // The metadata directory's id: this node's replica key in the quorum (KIP-853).
+    let mut metadata_directory_id = None;
     for dir in dirs {
         if dir.join(META_PROPERTIES).exists() {
+            if Some(&dir) == metadata_base.as_ref() {
+                metadata_directory_id = read_directory_id(&dir);
+            }
             if ignore_formatted {
                 out.push(format!(
                     "{} is already formatted: left as it is.",
@@ -99,11 +141,21 @@ pub fn format(
     for dir in fresh {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create log directory {}", dir.display()))?;
-        write_meta_properties(&dir, cluster_id, config.node_id)?;
+        let directory_id = write_meta_properties(&dir, cluster_id, config.node_id)?;
+        if Some(&dir) == metadata_base.as_ref() {
+            metadata_directory_id = Some(directory_id);
+        }
         out.push(format!(
             "Formatting {} with metadata.version 4.0-IV3.",
             dir.display()
         ));
+    }
+    if let (Some(voters), Some(id)) = (voters.as_mut(), metadata_directory_id) {
+        // This node's own entry carries its directory id (`--standalone`, or
+        // `--initial-controllers` without one for this node).
+        if let Some(own) = voters.get_mut(&config.node_id) {
+            own.directory_id.get_or_insert(id);
+        }
     }
     if let Some(voters) = voters {
         strom_raft::membership::write_initial_voters(&config.metadata_dir(), &voters)
@@ -113,7 +165,13 @@ pub fn format(
                     config.metadata_dir().display()
                 )
             })?;
-        let listed: Vec<String> = voters.iter().map(|(id, a)| format!("{id}@{a}")).collect();
+        let listed: Vec<String> = voters
+            .iter()
+            .map(|(id, n)| match n.directory_id {
+                Some(dir) => format!("{id}@{}:{}", n.addr, kafka_uuid(dir)),
+                None => format!("{id}@{}", n.addr),
+            })
+            .collect();
         out.push(format!("Initial voters: {}.", listed.join(",")));
     }
     Ok(out)
@@ -123,7 +181,7 @@ pub fn format(
 fn initial_voters(
     config: &ServerConfig,
     initial: &InitialVoters,
-) -> anyhow::Result<Option<BTreeMap<u64, String>>> {
+) -> anyhow::Result<Option<BTreeMap<u64, strom_raft::types::Node>>> {
     let dynamic_controller = config.runs_controller() && config.voters.is_empty();
     match initial {
         InitialVoters::Unset if dynamic_controller && !config.bootstrap_servers.is_empty() => {
@@ -148,7 +206,7 @@ fn initial_voters(
             }
             Ok(Some(BTreeMap::from([(
                 config.node_id,
-                format!("{}:{}", listener.host, listener.port),
+                strom_raft::types::Node::new(format!("{}:{}", listener.host, listener.port)),
             )])))
         }
         InitialVoters::Listed(text) => {
@@ -164,9 +222,11 @@ fn initial_voters(
     }
 }
 
-/// `1@host:9093:DIRID,2@host:9093:DIRID` (the directory ids are accepted and not kept:
-/// Strom's voters are their node ids).
-fn parse_initial_controllers(text: &str) -> anyhow::Result<BTreeMap<u64, String>> {
+/// `1@host:9093:DIRID,2@host:9093:DIRID`: the voters with their directory ids (Kafka's
+/// base64 form, or a UUID), which become their replica keys in the quorum.
+fn parse_initial_controllers(
+    text: &str,
+) -> anyhow::Result<BTreeMap<u64, strom_raft::types::Node>> {
     let mut voters = BTreeMap::new();
     for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
         let bad =
@@ -174,14 +234,27 @@ fn parse_initial_controllers(text: &str) -> anyhow::Result<BTreeMap<u64, String>
         let (id, rest) = entry.split_once('@').ok_or_else(bad)?;
         let id: u64 = id.parse().map_err(|_| bad())?;
         let parts: Vec<&str> = rest.split(':').collect();
-        let (host, port) = match parts.as_slice() {
-            [host, port] | [host, port, _] => (*host, *port),
+        let (host, port, directory) = match parts.as_slice() {
+            [host, port] => (*host, *port, None),
+            [host, port, dir] => (*host, *port, Some(*dir)),
             _ => return Err(bad()),
         };
         if host.is_empty() || port.parse::<u16>().is_err() {
             return Err(bad());
         }
-        if voters.insert(id, format!("{host}:{port}")).is_some() {
+        let directory_id = match directory {
+            None => None,
+            Some(text) => Some(
+                parse_kafka_uuid(text)
+                    .or_else(|| uuid::Uuid::parse_str(text).ok())
+                    .ok_or_else(bad)?,
+            ),
+        };
+        let node = strom_raft::types::Node {
+            addr: format!("{host}:{port}"),
+            directory_id,
+        };
+        if voters.insert(id, node).is_some() {
             bail!("--initial-controllers names node {id} twice");
         }
     }
@@ -191,11 +264,20 @@ fn parse_initial_controllers(text: &str) -> anyhow::Result<BTreeMap<u64, String>
     Ok(voters)
 }
 
-/// Kafka's `meta.properties` (version 1), written and fsynced before it is renamed into place.
-fn write_meta_properties(dir: &Path, cluster_id: &str, node_id: u64) -> anyhow::Result<()> {
+/// The `directory.id` of `dir`'s `meta.properties`, if it has one that parses.
+pub fn read_directory_id(dir: &Path) -> Option<uuid::Uuid> {
+    let text = std::fs::read_to_string(dir.join(META_PROPERTIES)).ok()?;
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("directory.id="))
+        .and_then(|v| parse_kafka_uuid(v.trim()))
+}
+
+/// Kafka's `meta.properties` (version 1), written and fsynced before it is renamed into
+/// place; returns the directory id it records.
+fn write_meta_properties(dir: &Path, cluster_id: &str, node_id: u64) -> anyhow::Result<uuid::Uuid> {
+    let directory_id = random_uuid();
     let body = format!(
-        "#\n#Written by strom storage format\ncluster.id={cluster_id}\ndirectory.id={}\nnode.id={node_id}\nversion=1\n",
-        random_uuid()
+        "#\n#Written by strom storage format\ncluster.id={cluster_id}\ndirectory.id={directory_id}\nnode.id={node_id}\nversion=1\n"
     );
     let path = dir.join(META_PROPERTIES);
     let temp = dir.join(format!("{META_PROPERTIES}.tmp"));
@@ -207,7 +289,9 @@ fn write_meta_properties(dir: &Path, cluster_id: &str, node_id: u64) -> anyhow::
         // The rename is durable once the directory is synced.
         std::fs::File::open(dir)?.sync_all()
     };
-    write().with_context(|| format!("cannot write {}", path.display()))
+    write().with_context(|| format!("cannot write {}", path.display()))?;
+    parse_kafka_uuid(&directory_id)
+        .ok_or_else(|| anyhow!("made directory id {directory_id} does not read back (a bug)"))
 }
 
 #[cfg(test)]
@@ -221,6 +305,18 @@ mod tests {
             .collect();
         props.insert("log.dirs".into(), dir.display().to_string());
         ServerConfig::from_properties(&props).unwrap().0
+    }
+
+    #[test]
+    fn kafka_uuids_read_back() {
+        for _ in 0..50 {
+            let id = uuid::Uuid::new_v4();
+            assert_eq!(parse_kafka_uuid(&kafka_uuid(id)), Some(id));
+        }
+        assert_eq!(parse_kafka_uuid("AAAAAAAAAAAAAAAAAAAAAA"), Some(uuid::Uuid::nil()));
+        assert_eq!(parse_kafka_uuid("AAAAAAAAAAAAAAAAAAAAAB"), None, "padding bits set");
+        assert_eq!(parse_kafka_uuid("short"), None);
+        assert_eq!(parse_kafka_uuid("AAAAAAAAAAAAAAAAAAAA+A"), None);
     }
 
     #[test]
@@ -263,9 +359,17 @@ mod tests {
         );
         let voters =
             strom_raft::membership::read_initial_voters(&controller.metadata_dir()).unwrap();
+        // The standalone voter's directory id is its metadata directory's directory.id.
+        let own = read_directory_id(dir.path()).unwrap();
         assert_eq!(
             voters,
-            Some(BTreeMap::from([(3, "127.0.0.1:19093".to_string())]))
+            Some(BTreeMap::from([(
+                3,
+                strom_raft::types::Node {
+                    addr: "127.0.0.1:19093".to_string(),
+                    directory_id: Some(own),
+                }
+            )]))
         );
         let err = format(&controller, "abc", &InitialVoters::Standalone, false).unwrap_err();
         assert!(err.to_string().contains("--ignore-formatted"), "{err}");
@@ -310,15 +414,25 @@ mod tests {
         format(
             &controller,
             "c",
-            &listed("1@h:1,2@127.0.0.1:19094:x"),
+            &listed("1@h:1:x"),
+            false,
+        )
+        .unwrap_err();
+        let dir1 = uuid::Uuid::from_u128(0x1111);
+        format(
+            &controller,
+            "c",
+            &listed(&format!("1@h:1:{},2@127.0.0.1:19094", kafka_uuid(dir1))),
             false,
         )
         .unwrap();
-        assert_eq!(
-            strom_raft::membership::read_initial_voters(&controller.metadata_dir())
-                .unwrap()
-                .map(|v| v.into_keys().collect::<Vec<_>>()),
-            Some(vec![1, 2])
-        );
+        let voters = strom_raft::membership::read_initial_voters(&controller.metadata_dir())
+            .unwrap()
+            .unwrap();
+        assert_eq!(voters.keys().copied().collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(voters[&1].directory_id, Some(dir1));
+        // Its own entry without one gets its metadata directory's.
+        assert_eq!(voters[&2].directory_id, read_directory_id(other.path()));
+        assert!(voters[&2].directory_id.is_some());
     }
 }

@@ -25,10 +25,14 @@
 //                                        cluster default): SET, or DELETE for "-"
 //   describe-broker BOOTSTRAP NAME       describeConfigs of broker NAME: {"configs":
 //                                        {key: {"value", "source", "read_only"}}}
-//   add-voter BOOTSTRAP ID HOST PORT     addRaftVoter (kafka-metadata-quorum.sh add-controller)
-//                                        with one CONTROLLER endpoint: {"ok": true} or the error
-//   remove-voter BOOTSTRAP ID            removeRaftVoter (remove-controller): {"ok": true} or
+//   add-voter BOOTSTRAP ID HOST PORT [DIR]
+//                                        addRaftVoter (kafka-metadata-quorum.sh add-controller)
+//                                        with one CONTROLLER endpoint and directory id DIR
+//                                        (Kafka's text form; default none): {"ok": true} or
 //                                        the error
+//   remove-voter BOOTSTRAP ID [DIR]      removeRaftVoter (remove-controller) of the voter with
+//                                        directory id DIR (default none): {"ok": true} or the
+//                                        error
 
 import java.util.ArrayList;
 import java.util.List;
@@ -197,14 +201,19 @@ public final class CompatTool {
     private static String addVoter(String[] args) {
         RaftVoterEndpoint endpoint = new RaftVoterEndpoint("CONTROLLER", args[3], Integer.parseInt(args[4]));
         try (Admin admin = admin(args[1])) {
-            return outcome(admin.addRaftVoter(Integer.parseInt(args[2]), Uuid.randomUuid(), Set.of(endpoint)).all());
+            return outcome(admin.addRaftVoter(Integer.parseInt(args[2]), directory(args, 5), Set.of(endpoint)).all());
         }
     }
 
     private static String removeVoter(String[] args) {
         try (Admin admin = admin(args[1])) {
-            return outcome(admin.removeRaftVoter(Integer.parseInt(args[2]), Uuid.randomUuid()).all());
+            return outcome(admin.removeRaftVoter(Integer.parseInt(args[2]), directory(args, 3)).all());
         }
+    }
+
+    /** args[i] as a directory id (Kafka's Uuid text form), or Uuid.ZERO_UUID (none) when absent. */
+    private static Uuid directory(String[] args, int i) {
+        return args.length > i ? Uuid.fromString(args[i]) : Uuid.ZERO_UUID;
     }
 
     /** QuorumInfo.nodes() as {"id": ["NAME://host:port", ...]}. */

@@ -84,6 +84,7 @@ fn node(id: u64) -> BrokerId {
 fn replica(progress: &ReplicaProgress) -> ReplicaState {
     ReplicaState::default()
         .with_replica_id(node(progress.node_id))
+        .with_replica_directory_id(progress.directory_id.unwrap_or_default())
         .with_log_end_offset(progress.log_end_offset)
         .with_last_fetch_timestamp(progress.last_fetch_ms)
         .with_last_caught_up_timestamp(progress.last_caught_up_ms)

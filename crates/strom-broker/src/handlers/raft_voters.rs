@@ -2,8 +2,10 @@
 //! add-controller|remove-controller`, Admin `addRaftVoter`/`removeRaftVoter`): forwarded to
 //! the metadata quorum's leader, as a Kafka broker forwards them to the active controller.
 //!
-//! Strom's quorum members have no directory ids: the `voter_directory_id` of a request is
-//! not checked (a voter is its node id). A voter's address is the first listener given.
+//! A voter is matched on (`voter_id`, `voter_directory_id`) as Kafka's `VoterSet.isVoter`:
+//! a voter recorded with a directory id is only that replica (VOTER_NOT_FOUND otherwise);
+//! one recorded without (a static voter) is its node id. The zero id means none, as in
+//! Kafka. A voter's address is the first listener given.
 
 use strom_protocol::messages::{
     AddRaftVoterRequest, AddRaftVoterResponse, RemoveRaftVoterRequest, RemoveRaftVoterResponse,
@@ -25,7 +27,11 @@ pub(super) async fn add(context: &BrokerContext, request: AddRaftVoterRequest) -
         Ok(node_id) => outcome(
             context
                 .metadata
-                .change_quorum(MembershipChange::AddVoter { node_id, addr })
+                .change_quorum(MembershipChange::AddVoter {
+                    node_id,
+                    addr,
+                    directory_id: directory(request.voter_directory_id),
+                })
                 .await,
         ),
     };
@@ -45,7 +51,10 @@ pub(super) async fn remove(
         Ok(node_id) => outcome(
             context
                 .metadata
-                .change_quorum(MembershipChange::RemoveVoter { node_id })
+                .change_quorum(MembershipChange::RemoveVoter {
+                    node_id,
+                    directory_id: directory(request.voter_directory_id),
+                })
                 .await,
         ),
     };
@@ -71,7 +80,11 @@ pub(super) async fn update(
             outcome(
                 context
                     .metadata
-                    .change_quorum(MembershipChange::UpdateVoter { node_id, addr })
+                    .change_quorum(MembershipChange::UpdateVoter {
+                        node_id,
+                        addr,
+                        directory_id: directory(request.voter_directory_id),
+                    })
                     .await,
             )
         }
@@ -107,6 +120,11 @@ fn checked(
     })
 }
 
+/// Kafka's `ReplicaKey.NO_DIRECTORY_ID` (the zero id) is no directory id.
+fn directory(id: uuid::Uuid) -> Option<uuid::Uuid> {
+    (!id.is_nil()).then_some(id)
+}
+
 fn host_port(host: &str, port: u16) -> String {
     if host.contains(':') {
         format!("[{host}]:{port}")
@@ -121,7 +139,8 @@ fn outcome(result: Result<(), MembershipError>) -> Refusal {
     let code = match &result {
         Ok(()) => return (ErrorCode::NONE, None),
         Err(MembershipError::DuplicateVoter(_)) => ErrorCode::DUPLICATE_VOTER,
-        Err(MembershipError::VoterNotFound(_)) => ErrorCode::VOTER_NOT_FOUND,
+        Err(MembershipError::VoterNotFound(_))
+        | Err(MembershipError::VoterDirectoryMismatch { .. }) => ErrorCode::VOTER_NOT_FOUND,
         Err(MembershipError::Refused(_))
         | Err(MembershipError::Submit(SubmitError::BadRequest(_))) => ErrorCode::INVALID_REQUEST,
         Err(MembershipError::Submit(_)) => ErrorCode::REQUEST_TIMED_OUT,

@@ -21,6 +21,8 @@ const ADD_VOTER_TIMEOUT_MS: i32 = 30_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuorumReplica {
     pub id: i32,
+    /// The replica's metadata directory id (KIP-853), `None` when not recorded.
+    pub directory_id: Option<Uuid>,
     pub log_end_offset: i64,
     pub last_fetch_ms: i64,
     pub last_caught_up_ms: i64,
@@ -68,6 +70,7 @@ impl Admin {
                         .iter()
                         .map(|s| QuorumReplica {
                             id: s.replica_id.0,
+                            directory_id: Some(s.replica_directory_id).filter(|d| !d.is_nil()),
                             log_end_offset: s.log_end_offset,
                             last_fetch_ms: s.last_fetch_timestamp,
                             last_caught_up_ms: s.last_caught_up_timestamp,
@@ -85,14 +88,21 @@ impl Admin {
             .await
     }
 
-    /// Adds controller `id`, reached at `host:port`, as a voter (Admin `addRaftVoter`). Not
-    /// retried: a retry after a timeout could find it added already (DUPLICATE_VOTER).
-    pub async fn add_raft_voter(&self, id: i32, host: &str, port: u16) -> Result<()> {
+    /// Adds controller `id` (the replica with `directory_id`; `None`: whichever observer
+    /// of that id replicates), reached at `host:port`, as a voter (Admin `addRaftVoter`).
+    /// Not retried: a retry after a timeout could find it added already (DUPLICATE_VOTER).
+    pub async fn add_raft_voter(
+        &self,
+        id: i32,
+        directory_id: Option<Uuid>,
+        host: &str,
+        port: u16,
+    ) -> Result<()> {
         let request = AddRaftVoterRequest::default()
             .with_cluster_id(None)
             .with_timeout_ms(ADD_VOTER_TIMEOUT_MS)
             .with_voter_id(id)
-            .with_voter_directory_id(Uuid::nil())
+            .with_voter_directory_id(directory_id.unwrap_or_else(Uuid::nil))
             .with_listeners(vec![Listener::default()
                 .with_name(str_bytes("CONTROLLER"))
                 .with_host(str_bytes(host))
@@ -108,13 +118,14 @@ impl Admin {
         )
     }
 
-    /// Removes voter `id` from the quorum (Admin `removeRaftVoter`). Not retried (see
+    /// Removes voter (`id`, `directory_id`) from the quorum (Admin `removeRaftVoter`; a
+    /// voter recorded with a directory id is only matched by it). Not retried (see
     /// `add_raft_voter`).
-    pub async fn remove_raft_voter(&self, id: i32) -> Result<()> {
+    pub async fn remove_raft_voter(&self, id: i32, directory_id: Option<Uuid>) -> Result<()> {
         let request = RemoveRaftVoterRequest::default()
             .with_cluster_id(None)
             .with_voter_id(id)
-            .with_voter_directory_id(Uuid::nil());
+            .with_voter_directory_id(directory_id.unwrap_or_else(Uuid::nil));
         let r = self
             .cluster
             .call(&Target::Any, |_| Ok(request.clone()))

@@ -903,12 +903,18 @@ pub enum MetadataQuorumCommand {
         /// Its controller listener, `host:port`.
         #[arg(long, value_name = "HOST:PORT")]
         controller_endpoint: String,
+        /// The replica's metadata directory id (Kafka's base64 or a hyphenated UUID; its
+        /// `directory.id`) [default: that of the observer with this id].
+        #[arg(long, value_name = "UUID")]
+        controller_directory_id: Option<String>,
     },
     /// Remove a voter from the quorum (a controller being retired or replaced).
     RemoveController {
         #[arg(long, value_name = "ID")]
         controller_id: i32,
-        /// Accepted for kafka-metadata-quorum.sh's syntax; Strom's voters have no directory id.
+        /// The voter's metadata directory id (Kafka's base64 or a hyphenated UUID; `describe
+        /// --replication` shows it). A voter recorded with one is only removed by it
+        /// [default: the one the quorum records for this id].
         #[arg(long, value_name = "UUID")]
         controller_directory_id: Option<String>,
     },

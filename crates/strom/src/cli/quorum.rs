@@ -10,6 +10,8 @@ use super::output::{self, Table};
 #[derive(Debug, Serialize)]
 struct ReplicaView {
     id: i32,
+    /// Kafka's base64 form, or null when not recorded.
+    directory_id: Option<String>,
     status: &'static str,
     log_end_offset: i64,
     lag: i64,
@@ -26,18 +28,40 @@ pub async fn run(common: &Common, command: MetadataQuorumCommand) -> anyhow::Res
         MetadataQuorumCommand::AddController {
             controller_id,
             controller_endpoint,
+            controller_directory_id,
         } => {
+            let directory_id = controller_directory_id
+                .as_deref()
+                .map(parse_directory_id)
+                .transpose()?;
             let (host, port) = controller_endpoint
                 .rsplit_once(':')
                 .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
                 .ok_or_else(|| {
                     anyhow::anyhow!("--controller-endpoint {controller_endpoint} is not host:port")
                 })?;
-            admin.add_raft_voter(controller_id, host, port).await?;
+            admin
+                .add_raft_voter(controller_id, directory_id, host, port)
+                .await?;
             output::print_line(&format!("Added controller {controller_id}."))
         }
-        MetadataQuorumCommand::RemoveController { controller_id, .. } => {
-            admin.remove_raft_voter(controller_id).await?;
+        MetadataQuorumCommand::RemoveController {
+            controller_id,
+            controller_directory_id,
+        } => {
+            let directory_id = match controller_directory_id.as_deref() {
+                Some(text) => Some(parse_directory_id(text)?),
+                // The one recorded for the voter: kafka-metadata-quorum.sh requires it, this
+                // command looks it up (a voter without one is matched by its id).
+                None => admin
+                    .describe_quorum()
+                    .await?
+                    .voters
+                    .iter()
+                    .find(|v| v.id == controller_id)
+                    .and_then(|v| v.directory_id),
+            };
+            admin.remove_raft_voter(controller_id, directory_id).await?;
             output::print_line(&format!("Removed controller {controller_id}."))
         }
     };
@@ -49,6 +73,7 @@ async fn describe(common: &Common, admin: &Admin, replication: bool) -> anyhow::
     let q = admin.describe_quorum().await?;
     let view = |r: &QuorumReplica, status: &'static str| ReplicaView {
         id: r.id,
+        directory_id: r.directory_id.map(crate::storage::kafka_uuid),
         status,
         log_end_offset: r.log_end_offset,
         lag: (q.high_watermark - r.log_end_offset).max(0),
@@ -84,6 +109,7 @@ async fn describe(common: &Common, admin: &Admin, replication: bool) -> anyhow::
         };
         let mut table = Table::new(&[
             "NODE ID",
+            "DIRECTORY ID",
             "LOG END OFFSET",
             "LAG",
             "LAST FETCH",
@@ -93,6 +119,7 @@ async fn describe(common: &Common, admin: &Admin, replication: bool) -> anyhow::
         for r in &replicas {
             table.row(vec![
                 r.id.to_string(),
+                r.directory_id.clone().unwrap_or_else(|| "-".to_string()),
                 r.log_end_offset.to_string(),
                 r.lag.to_string(),
                 ago(r.last_fetch_ms),
@@ -127,4 +154,16 @@ async fn describe(common: &Common, admin: &Admin, replication: bool) -> anyhow::
         ids(&q.voters).join(","),
         ids(&q.observers).join(","),
     ))
+}
+
+/// A directory id as Kafka prints it (22 characters of URL-safe base64) or as a
+/// hyphenated UUID.
+fn parse_directory_id(text: &str) -> anyhow::Result<uuid::Uuid> {
+    crate::storage::parse_kafka_uuid(text)
+        .or_else(|| uuid::Uuid::parse_str(text).ok())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--controller-directory-id {text} is neither a Kafka id (22 base64 characters) nor a UUID"
+            )
+        })
 }
