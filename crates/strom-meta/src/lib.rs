@@ -47,8 +47,9 @@ pub use codec::{decode_records, encode_records};
 pub use controller::errors::{ApiError, ControllerError, ErrorCode};
 pub use controller::messages::*;
 pub use controller::{
-    assign_replicas_to_brokers, validate_topic_name, Controller, ControllerConfig, Handled, IdSource, SeededIdSource,
-    PlacementError, TOPIC_NAME_LENGTH_MAX, UNCLEAN_LEADER_ELECTION_ENABLE,
+    assign_replicas_to_brokers, validate_topic_name, Controller, ControllerConfig, Handled,
+    IdSource, PlacementError, SeededIdSource, TOPIC_NAME_LENGTH_MAX,
+    UNCLEAN_LEADER_ELECTION_ENABLE,
 };
 pub use delta::{LocalReplicaChanges, MetadataDelta};
 pub use error::MetaError;

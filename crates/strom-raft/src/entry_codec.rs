@@ -177,10 +177,7 @@ mod tests {
         let membership = Membership::new(
             vec![BTreeSet::from([1, 2])],
             BTreeMap::from([
-                (
-                    1,
-                    Node::new("127.0.0.1:1"),
-                ),
+                (1, Node::new("127.0.0.1:1")),
                 (
                     2,
                     Node {

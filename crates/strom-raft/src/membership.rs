@@ -163,23 +163,25 @@ impl<K: Controller> RaftNode<K> {
             .clone();
         let is_voter = |id: NodeId| membership.voter_ids().any(|v| v == id);
         let member = |id: NodeId| membership.get_node(&id).cloned();
-        let set_node = |id: NodeId, node: Node| ChangeMembers::SetNodes(BTreeMap::from([(id, node)]));
+        let set_node =
+            |id: NodeId, node: Node| ChangeMembers::SetNodes(BTreeMap::from([(id, node)]));
         // The voter (id, directory) a Remove/UpdateVoter names, as Kafka's VOTER_NOT_FOUND.
-        let voter = |id: NodeId, directory_id: Option<uuid::Uuid>| -> Result<Node, MembershipError> {
-            let node = member(id)
-                .filter(|_| is_voter(id))
-                .ok_or(MembershipError::VoterNotFound(id))?;
-            match node.directory_id {
-                Some(known) if !node.matches_directory(directory_id) => {
-                    Err(MembershipError::VoterDirectoryMismatch {
-                        node_id: id,
-                        known,
-                        given: directory_id,
-                    })
+        let voter =
+            |id: NodeId, directory_id: Option<uuid::Uuid>| -> Result<Node, MembershipError> {
+                let node = member(id)
+                    .filter(|_| is_voter(id))
+                    .ok_or(MembershipError::VoterNotFound(id))?;
+                match node.directory_id {
+                    Some(known) if !node.matches_directory(directory_id) => {
+                        Err(MembershipError::VoterDirectoryMismatch {
+                            node_id: id,
+                            known,
+                            given: directory_id,
+                        })
+                    }
+                    _ => Ok(node),
                 }
-                _ => Ok(node),
-            }
-        };
+            };
         match change {
             MembershipChange::Join {
                 node_id,
@@ -243,12 +245,10 @@ impl<K: Controller> RaftNode<K> {
                     return Err(MembershipError::DuplicateVoter(node_id));
                 }
                 let known = member(node_id);
-                let Some(observer) = known.clone().or_else(|| {
-                    addr.clone().map(|addr| Node {
-                        addr,
-                        directory_id,
-                    })
-                }) else {
+                let Some(observer) = known
+                    .clone()
+                    .or_else(|| addr.clone().map(|addr| Node { addr, directory_id }))
+                else {
                     return Err(MembershipError::Refused(format!(
                         "node {node_id} is not an observer of the metadata quorum: start it \
                          (with controller.quorum.bootstrap.servers) before adding it"
@@ -398,8 +398,11 @@ impl<K: Controller> RaftNode<K> {
     /// start, or when its leader falls silent). A new leader counts each observer's time
     /// from when it first sees it, so a leader change never drops a live observer.
     pub(crate) async fn expire_observers(self) {
-        let timeout_ms = i64::try_from(self.config().observer_session_timeout_ms).unwrap_or(i64::MAX);
-        let tick = Duration::from_millis((self.config().observer_session_timeout_ms / 10).clamp(100, 10_000));
+        let timeout_ms =
+            i64::try_from(self.config().observer_session_timeout_ms).unwrap_or(i64::MAX);
+        let tick = Duration::from_millis(
+            (self.config().observer_session_timeout_ms / 10).clamp(100, 10_000),
+        );
         let mut shutdown = self.shutdown_signal();
         // Learner -> when this leader first saw it (this term).
         let mut seen: BTreeMap<NodeId, i64> = BTreeMap::new();

@@ -16,8 +16,8 @@ use crate::controller_task::Controller;
 use crate::node::RaftNode;
 use crate::types::{NodeId, TypeConfig};
 use crate::wire::{
-    self, kind, AddressedTo, DescribeQuorumRequest, MembershipError, MembershipRequest, ReadStateRequest,
-    SubmitError, SubmitRequest, WireError,
+    self, kind, AddressedTo, DescribeQuorumRequest, MembershipError, MembershipRequest,
+    ReadStateRequest, SubmitError, SubmitRequest, WireError,
 };
 
 pub(crate) struct Server<K: Controller> {

@@ -168,7 +168,9 @@ mod tests {
         assert_eq!(serde_json::from_str::<Node>(&text).unwrap(), new);
         assert!(old.matches_directory(None) && old.matches_directory(Some(dir)));
         assert!(new.matches_directory(Some(dir)));
-        assert!(!new.matches_directory(None) && !new.matches_directory(Some(uuid::Uuid::from_u128(8))));
+        assert!(
+            !new.matches_directory(None) && !new.matches_directory(Some(uuid::Uuid::from_u128(8)))
+        );
     }
 
     #[test]

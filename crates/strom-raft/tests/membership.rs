@@ -364,7 +364,11 @@ async fn observers_join_voters_change_and_every_member_applies_the_log() {
     world.written.insert("while-replaced".to_string(), 1);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
-        !world.nodes[&5].state().state.0.contains_key("while-replaced"),
+        !world.nodes[&5]
+            .state()
+            .state
+            .0
+            .contains_key("while-replaced"),
         "the new replica of 5 took entries meant for the old one"
     );
     assert_eq!(
@@ -415,7 +419,10 @@ async fn observers_join_voters_change_and_every_member_applies_the_log() {
             },
         )
         .await;
-    assert!(matches!(other, Err(MembershipError::Refused(_))), "{other:?}");
+    assert!(
+        matches!(other, Err(MembershipError::Refused(_))),
+        "{other:?}"
+    );
     world
         .change(
             &mut rng,
@@ -474,7 +481,11 @@ async fn a_stopped_observer_expires_and_is_taken_in_again() {
     world.nodes.remove(&4).unwrap().shutdown().await;
     let start = Instant::now();
     while !learners(&world).is_empty() {
-        assert!(start.elapsed() < LIMIT, "observer 4 never expired: {:?}", learners(&world));
+        assert!(
+            start.elapsed() < LIMIT,
+            "observer 4 never expired: {:?}",
+            learners(&world)
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(

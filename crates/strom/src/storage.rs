@@ -224,9 +224,7 @@ fn initial_voters(
 
 /// `1@host:9093:DIRID,2@host:9093:DIRID`: the voters with their directory ids (Kafka's
 /// base64 form, or a UUID), which become their replica keys in the quorum.
-fn parse_initial_controllers(
-    text: &str,
-) -> anyhow::Result<BTreeMap<u64, strom_raft::types::Node>> {
+fn parse_initial_controllers(text: &str) -> anyhow::Result<BTreeMap<u64, strom_raft::types::Node>> {
     let mut voters = BTreeMap::new();
     for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
         let bad =
@@ -313,8 +311,15 @@ mod tests {
             let id = uuid::Uuid::new_v4();
             assert_eq!(parse_kafka_uuid(&kafka_uuid(id)), Some(id));
         }
-        assert_eq!(parse_kafka_uuid("AAAAAAAAAAAAAAAAAAAAAA"), Some(uuid::Uuid::nil()));
-        assert_eq!(parse_kafka_uuid("AAAAAAAAAAAAAAAAAAAAAB"), None, "padding bits set");
+        assert_eq!(
+            parse_kafka_uuid("AAAAAAAAAAAAAAAAAAAAAA"),
+            Some(uuid::Uuid::nil())
+        );
+        assert_eq!(
+            parse_kafka_uuid("AAAAAAAAAAAAAAAAAAAAAB"),
+            None,
+            "padding bits set"
+        );
         assert_eq!(parse_kafka_uuid("short"), None);
         assert_eq!(parse_kafka_uuid("AAAAAAAAAAAAAAAAAAAA+A"), None);
     }
@@ -411,13 +416,7 @@ mod tests {
         format(&broker, "c", &InitialVoters::Unset, false).unwrap();
         let other = tempfile::tempdir().unwrap();
         let controller = config(&dynamic, other.path());
-        format(
-            &controller,
-            "c",
-            &listed("1@h:1:x"),
-            false,
-        )
-        .unwrap_err();
+        format(&controller, "c", &listed("1@h:1:x"), false).unwrap_err();
         let dir1 = uuid::Uuid::from_u128(0x1111);
         format(
             &controller,

@@ -20,11 +20,11 @@ mod scram;
 mod staged;
 mod topics;
 
-pub use placement::{assign_replicas_to_brokers, PlacementError};
 use crate::image::MetadataImage;
 use crate::records::MetadataRecord;
 use errors::ControllerError;
 use messages::{ControllerReply, ControllerRequest};
+pub use placement::{assign_replicas_to_brokers, PlacementError};
 use std::collections::BTreeMap;
 use std::fmt;
 use uuid::Uuid;
