@@ -874,7 +874,7 @@ mod tests {
         let brokers: Vec<(i32, Option<String>)> = (1..=6)
             .map(|b| (b, Some(format!("rack-{}", b % 3))))
             .collect();
-        let t = topic("t", &[&[1, 2, 3]; 12]);
+        let t = topic("t", &[&[1, 2, 3][..]; 12]);
         let (current, proposed) = kafka_assignment(&[&t], &brokers).unwrap();
         assert_eq!(current.partitions.len(), 12);
         assert_eq!(proposed.partitions.len(), 12);
@@ -888,7 +888,7 @@ mod tests {
         }
         assert_eq!(leaders.values().copied().collect::<Vec<_>>(), vec![2; 6]);
         // Racks fewer than the replication factor: every rack used, none twice before all are.
-        let t4 = topic("t4", &[&[1, 2, 3, 4]; 6]);
+        let t4 = topic("t4", &[&[1, 2, 3, 4][..]; 6]);
         let (_, proposed) = kafka_assignment(&[&t4], &brokers).unwrap();
         for p in &proposed.partitions {
             let racks: BTreeSet<i32> = p.replicas[..3].iter().map(|b| b % 3).collect();
