@@ -28,13 +28,6 @@ pub const AUDIT_TARGET: &str = "strom::audit";
 /// The only authorizer class Strom serves: Kafka's KRaft authorizer.
 pub const STANDARD_AUTHORIZER: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
 
-/// Broker keys read here.
-pub const AUTHZ_KEYS: &[&str] = &[
-    "authorizer.class.name",
-    "super.users",
-    "allow.everyone.if.no.acl.found",
-];
-
 /// The authorizer's configuration.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuthzConfig {
@@ -80,20 +73,8 @@ impl AuthzConfig {
             }
             super_users.push(entry.to_string());
         }
-        let allow_everyone_if_no_acl_found = match get("allow.everyone.if.no.acl.found") {
-            None => false,
-            Some(text) => match text.to_ascii_lowercase().as_str() {
-                "true" => true,
-                "false" => false,
-                _ => {
-                    return Err(ConfigError::InvalidValue {
-                        key: "allow.everyone.if.no.acl.found".into(),
-                        value: text.into(),
-                        reason: "expected true or false".into(),
-                    })
-                }
-            },
-        };
+        let allow_everyone_if_no_acl_found =
+            crate::config_keys::Props::new(map).bool("allow.everyone.if.no.acl.found")?;
         Ok(AuthzConfig {
             enabled,
             settings: AuthorizerSettings {

@@ -7,11 +7,13 @@ use std::path::PathBuf;
 
 use strom_log::{Durability, LogConfig};
 
+use crate::config_keys::{self, Props};
+
 /// Why a configuration was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     /// A value that does not parse or is out of range.
-    #[error("invalid value {value:?} for configuration {key}: {reason}")]
+    #[error("config {key}: invalid value {value:?}: {reason}")]
     InvalidValue {
         /// The Kafka key.
         key: String,
@@ -44,15 +46,17 @@ impl Listener {
         let (name, rest) = text
             .trim()
             .split_once("://")
-            .ok_or_else(|| invalid("expected NAME://host:port"))?;
+            .ok_or_else(|| invalid("must be NAME://host:port entries, comma-separated"))?;
         let (host, port) = rest
             .rsplit_once(':')
-            .ok_or_else(|| invalid("expected NAME://host:port"))?;
+            .ok_or_else(|| invalid("must be NAME://host:port entries, comma-separated"))?;
         let port = port
             .parse::<u16>()
-            .map_err(|_| invalid("the port is not a number in 0..=65535"))?;
+            .map_err(|_| invalid("must be NAME://host:port with a port from 0 to 65535"))?;
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(invalid("the listener name must be letters, digits or _"));
+            return Err(invalid(
+                "must be NAME://host:port with a name of letters, digits or _",
+            ));
         }
         let host = host.trim_start_matches('[').trim_end_matches(']');
         Ok(Listener {
@@ -222,217 +226,72 @@ pub struct BrokerConfig {
     pub quotas: crate::quotas::QuotaConfig,
 }
 
-/// Broker keys that set a topic-level default (Kafka's `broker_synonym`s), in the order
-/// they are applied; `log.roll.hours` and the retention units resolve separately.
-const TOPIC_SYNONYMS: &[(&str, &str)] = &[
-    ("log.segment.bytes", "segment.bytes"),
-    ("log.index.size.max.bytes", "segment.index.bytes"),
-    ("log.index.interval.bytes", "index.interval.bytes"),
-    ("message.max.bytes", "max.message.bytes"),
-    ("log.message.timestamp.type", "message.timestamp.type"),
-    (
-        "log.message.timestamp.before.max.ms",
-        "message.timestamp.before.max.ms",
-    ),
-    (
-        "log.message.timestamp.after.max.ms",
-        "message.timestamp.after.max.ms",
-    ),
-    ("log.retention.bytes", "retention.bytes"),
-    ("log.cleanup.policy", "cleanup.policy"),
-    ("log.cleaner.delete.retention.ms", "delete.retention.ms"),
-    ("log.cleaner.min.compaction.lag.ms", "min.compaction.lag.ms"),
-    ("log.flush.interval.messages", "flush.messages"),
-    ("log.flush.interval.ms", "flush.ms"),
-    ("log.segment.delete.delay.ms", "file.delete.delay.ms"),
-    ("strom.log.durability", "strom.durability"),
-];
-
-/// Keys read directly (besides the synonyms above).
-const BROKER_KEYS: &[&str] = &[
-    "node.id",
-    "broker.id",
-    "cluster.id",
-    "broker.rack",
-    "listeners",
-    "advertised.listeners",
-    "log.dirs",
-    "log.dir",
-    "num.partitions",
-    "default.replication.factor",
-    "auto.create.topics.enable",
-    "delete.topic.enable",
-    "socket.request.max.bytes",
-    "max.connections",
-    "max.connections.per.ip",
-    "max.connections.per.ip.overrides",
-    "connections.max.idle.ms",
-    "strom.request.receive.timeout.ms",
-    "queued.max.request.bytes",
-    "log.retention.check.interval.ms",
-    "log.retention.hours",
-    "log.retention.minutes",
-    "log.retention.ms",
-    "log.roll.hours",
-    "log.roll.ms",
-    "strom.fetch.wait.max.ms",
-    "strom.open.files.max",
-    "strom.log.scrub.bytes.per.sec",
-    "strom.log.scrub.interval.ms",
-    "fetch.max.bytes",
-    "log.cleaner.backoff.ms",
-    "log.flush.offset.checkpoint.interval.ms",
-    "group.initial.rebalance.delay.ms",
-    "offsets.topic.num.partitions",
-    "group.min.session.timeout.ms",
-    "group.max.session.timeout.ms",
-    "group.max.size",
-    "group.consumer.session.timeout.ms",
-    "group.consumer.heartbeat.interval.ms",
-    "group.consumer.max.size",
-    "group.consumer.assignors",
-    "group.consumer.min.session.timeout.ms",
-    "group.consumer.max.session.timeout.ms",
-    "group.consumer.min.heartbeat.interval.ms",
-    "group.consumer.max.heartbeat.interval.ms",
-    "offsets.retention.minutes",
-    "offsets.retention.check.interval.ms",
-    "offset.metadata.max.bytes",
-    "offsets.topic.replication.factor",
-    "transaction.state.log.num.partitions",
-    "transaction.state.log.replication.factor",
-    "transaction.state.log.min.isr",
-    "transaction.max.timeout.ms",
-    "transactional.id.expiration.ms",
-    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
-    "transaction.partition.verification.enable",
-    "min.insync.replicas",
-    "replica.lag.time.max.ms",
-    "replica.fetch.max.bytes",
-    "replica.fetch.min.bytes",
-    "replica.fetch.wait.max.ms",
-    "replica.fetch.response.max.bytes",
-    "replica.fetch.backoff.ms",
-    "num.replica.fetchers",
-    "replica.high.watermark.checkpoint.interval.ms",
-    "replica.socket.timeout.ms",
-    "inter.broker.listener.name",
-    "broker.heartbeat.interval.ms",
-];
+/// Broker keys that set a topic-level default (Kafka's `broker_synonym`s), from the table;
+/// `log.roll.hours` and the retention units resolve separately.
+fn topic_synonyms() -> impl Iterator<Item = (&'static str, &'static str)> {
+    config_keys::KEYS.iter().filter_map(|key| match key.kind {
+        config_keys::Kind::TopicDefault(topic) => Some((key.name, topic)),
+        _ => None,
+    })
+}
 
 const HOUR_MS: i64 = 3_600_000;
 /// Strom's default `queued.max.request.bytes` (Kafka's is unbounded); never below
 /// `socket.request.max.bytes`, so that the largest frame always fits.
 pub const QUEUED_MAX_REQUEST_BYTES_DEFAULT: u64 = 256 * 1024 * 1024;
-/// The scrubber's default rate: modest next to a disk's bandwidth (Kafka has no scrubber).
-const SCRUB_BYTES_PER_SEC_DEFAULT: u64 = 16 * 1024 * 1024;
-/// A week between scrub passes, as Ceph's deep scrub.
-const SCRUB_INTERVAL_MS_DEFAULT: u64 = 7 * 24 * HOUR_MS as u64;
 
-/// Typed reads of the property map, each error naming its key.
-struct Props<'a> {
-    map: &'a BTreeMap<String, String>,
+fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
+    ConfigError::InvalidValue {
+        key: key.to_string(),
+        value: value.to_string(),
+        reason: reason.to_string(),
+    }
 }
 
-impl Props<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.map.get(key).map(|v| v.trim())
+/// A KIP-848 group timing (`key`) checked against its broker-wide bounds, as Kafka's
+/// `GroupCoordinatorConfig` checks them at start-up: `min <= max` and `min <= value <= max`.
+/// (Per-group overrides of these keys are not served yet.)
+fn consumer_group_timing(
+    props: &Props<'_>,
+    key: &str,
+    min_key: &str,
+    max_key: &str,
+) -> Result<i32, ConfigError> {
+    let min: i32 = props.int(min_key)?;
+    let max: i32 = props.int(max_key)?;
+    if max < min {
+        return Err(invalid(
+            max_key,
+            &max.to_string(),
+            &format!("must be at least {min_key} ({min})"),
+        ));
     }
-
-    fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
-        ConfigError::InvalidValue {
-            key: key.to_string(),
-            value: value.to_string(),
-            reason: reason.to_string(),
-        }
+    let value: i32 = props.int(key)?;
+    if value < min || value > max {
+        return Err(invalid(
+            key,
+            &value.to_string(),
+            &format!("must lie within {min_key} ({min}) and {max_key} ({max})"),
+        ));
     }
+    Ok(value)
+}
 
-    fn int<T: std::str::FromStr>(&self, key: &str, default: T) -> Result<T, ConfigError> {
-        match self.get(key) {
-            None => Ok(default),
-            Some(v) => v
-                .parse::<T>()
-                .map_err(|_| Self::invalid(key, v, "not an integer in range")),
-        }
-    }
-
-    fn at_least<T>(&self, key: &str, default: T, min: T) -> Result<T, ConfigError>
-    where
-        T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
-    {
-        let value = self.int(key, default)?;
-        if value < min {
-            return Err(Self::invalid(
-                key,
-                &value.to_string(),
-                &format!("must be at least {min}"),
-            ));
-        }
-        Ok(value)
-    }
-
-    /// A KIP-848 group timing (`key`) checked against its broker-wide bounds, as Kafka's
-    /// `GroupCoordinatorConfig` checks them at start-up: `min <= max` and
-    /// `min <= value <= max`. (Per-group overrides of these keys are not served yet.)
-    fn consumer_group_timing(
-        &self,
-        key: &str,
-        default: i32,
-        (min_key, min_default): (&str, i32),
-        (max_key, max_default): (&str, i32),
-    ) -> Result<i32, ConfigError> {
-        let min = self.at_least(min_key, min_default, 1)?;
-        let max = self.at_least(max_key, max_default, 1)?;
-        if max < min {
-            return Err(Self::invalid(
-                max_key,
-                &max.to_string(),
-                &format!("must be at least {min_key} ({min})"),
-            ));
-        }
-        let value = self.at_least(key, default, 1)?;
-        if value < min || value > max {
-            return Err(Self::invalid(
-                key,
-                &value.to_string(),
-                &format!("must lie within {min_key} ({min}) and {max_key} ({max})"),
-            ));
-        }
-        Ok(value)
-    }
-
-    /// A comma-separated list of server-side assignors, as short names.
-    fn assignors(&self, key: &str) -> Result<Vec<String>, ConfigError> {
-        let Some(v) = self.get(key) else {
-            return Ok(vec!["uniform".to_string(), "range".to_string()]);
+/// `group.consumer.assignors` as short names (Kafka's class names accepted), each once, in
+/// order; the table allows only the known ones.
+fn assignors(props: &Props<'_>) -> Result<Vec<String>, ConfigError> {
+    let mut names: Vec<String> = Vec::new();
+    for item in props.list_of("group.consumer.assignors")? {
+        let name = if item == "uniform" || item.ends_with(".UniformAssignor") {
+            "uniform"
+        } else {
+            "range"
         };
-        let mut names = Vec::new();
-        for item in v.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-            let name = match item {
-                "uniform" | "org.apache.kafka.coordinator.group.assignor.UniformAssignor" => {
-                    "uniform"
-                }
-                "range" | "org.apache.kafka.coordinator.group.assignor.RangeAssignor" => "range",
-                _ => return Err(Self::invalid(key, item, "known assignors: uniform, range")),
-            };
-            if !names.iter().any(|n| n == name) {
-                names.push(name.to_string());
-            }
-        }
-        if names.is_empty() {
-            return Err(Self::invalid(key, v, "at least one assignor is needed"));
-        }
-        Ok(names)
-    }
-
-    fn bool(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
-        match self.get(key).map(str::to_ascii_lowercase).as_deref() {
-            None => Ok(default),
-            Some("true") => Ok(true),
-            Some("false") => Ok(false),
-            Some(v) => Err(Self::invalid(key, v, "expected true or false")),
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
         }
     }
+    Ok(names)
 }
 
 /// The transaction coordinator's keys, Kafka's names and defaults (except the replication
@@ -461,37 +320,24 @@ pub struct TransactionsConfig {
 }
 
 impl TransactionsConfig {
-    fn from_props(props: &Props<'_>, map: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
-        let replication_default = default_offsets_topic_replication_factor(map);
+    fn from_props(props: &Props<'_>) -> Result<Self, ConfigError> {
+        let replication_default = default_offsets_topic_replication_factor(&props);
         Ok(TransactionsConfig {
-            state_log_num_partitions: props.at_least(
-                "transaction.state.log.num.partitions",
-                50,
-                1,
-            )?,
-            state_log_replication_factor: props.at_least(
+            state_log_num_partitions: props.int("transaction.state.log.num.partitions")?,
+            state_log_replication_factor: props.int_or(
                 "transaction.state.log.replication.factor",
                 replication_default,
-                1,
             )?,
-            state_log_min_isr: props.at_least(
+            state_log_min_isr: props.int_or(
                 "transaction.state.log.min.isr",
                 i32::from(replication_default.min(2)),
-                1,
             )?,
-            max_timeout_ms: props.at_least("transaction.max.timeout.ms", 900_000, 1)?,
-            transactional_id_expiration_ms: props.at_least(
-                "transactional.id.expiration.ms",
-                604_800_000,
-                1,
-            )?,
-            abort_timed_out_cleanup_interval_ms: props.at_least(
-                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
-                10_000,
-                1,
-            )?,
+            max_timeout_ms: props.int("transaction.max.timeout.ms")?,
+            transactional_id_expiration_ms: props.int("transactional.id.expiration.ms")?,
+            abort_timed_out_cleanup_interval_ms: props
+                .int("transaction.abort.timed.out.transaction.cleanup.interval.ms")?,
             partition_verification_enable: props
-                .bool("transaction.partition.verification.enable", true)?,
+                .bool("transaction.partition.verification.enable")?,
         })
     }
 }
@@ -502,12 +348,10 @@ impl TransactionsConfig {
 /// bare `strom server` serves groups, as Kafka's sample single-node `server.properties` does
 /// by setting 1. A cluster that forgot the key thus keeps its committed offsets on three
 /// brokers, not on one.
-fn default_offsets_topic_replication_factor(map: &BTreeMap<String, String>) -> i16 {
-    let voters = map.get("controller.quorum.voters").map_or(0, |voters| {
-        voters.split(',').filter(|v| !v.trim().is_empty()).count()
-    });
+fn default_offsets_topic_replication_factor(props: &Props<'_>) -> i16 {
+    let voters = props.items("controller.quorum.voters").len();
     // A node that finds its quorum through bootstrap servers is part of a cluster.
-    if voters > 1 || map.contains_key("controller.quorum.bootstrap.servers") {
+    if voters > 1 || props.is_set("controller.quorum.bootstrap.servers") {
         3
     } else {
         1
@@ -521,22 +365,12 @@ impl BrokerConfig {
     pub fn from_props(
         map: &BTreeMap<String, String>,
     ) -> Result<(BrokerConfig, Vec<String>), ConfigError> {
-        let props = Props { map };
-        let unknown = map
-            .keys()
-            .filter(|key| {
-                !BROKER_KEYS.contains(&key.as_str())
-                    && !crate::listeners::is_security_key(key)
-                    && !crate::metrics::METRICS_KEYS.contains(&key.as_str())
-                    && !crate::authz::AUTHZ_KEYS.contains(&key.as_str())
-                    && !crate::quotas::QUOTA_KEYS.contains(&key.as_str())
-                    && !TOPIC_SYNONYMS.iter().any(|(broker, _)| broker == key)
-            })
-            .cloned()
-            .collect();
+        // Every value the table knows is checked first, in the one format.
+        let unknown = config_keys::check(map)?;
+        let props = Props::new(map);
         let node_id = match props.get("node.id") {
-            Some(_) => props.at_least("node.id", 1, 0)?,
-            None => props.at_least("broker.id", 1, 0)?,
+            Some(_) => props.int("node.id")?,
+            None => props.int("broker.id")?,
         };
         let listeners = crate::listeners::parse(map)?;
         let inter_broker_listener_name = listeners.inter_broker_listener_name.clone();
@@ -553,7 +387,7 @@ impl BrokerConfig {
         let (Some(listener), Some(advertised_listener)) =
             (find(&served), find(&listeners.advertised))
         else {
-            return Err(Props::invalid(
+            return Err(invalid(
                 "inter.broker.listener.name",
                 &inter_broker_listener_name,
                 "must name one of this broker's listeners",
@@ -562,7 +396,7 @@ impl BrokerConfig {
         let log_dirs_text = props
             .get("log.dirs")
             .or_else(|| props.get("log.dir"))
-            .unwrap_or("./data");
+            .unwrap_or_else(|| props.text("log.dirs"));
         let log_dirs: Vec<PathBuf> = log_dirs_text
             .split(',')
             .map(str::trim)
@@ -570,7 +404,7 @@ impl BrokerConfig {
             .map(PathBuf::from)
             .collect();
         if log_dirs.is_empty() {
-            return Err(Props::invalid(
+            return Err(invalid(
                 "log.dirs",
                 log_dirs_text,
                 "needs at least one directory",
@@ -582,135 +416,79 @@ impl BrokerConfig {
                 .map_err(|error| log_config_error(&topic_defaults_set, error))?;
         let config = BrokerConfig {
             node_id,
-            cluster_id: props
-                .get("cluster.id")
-                .unwrap_or("c3Ryb20tY2x1c3Rlci0x")
-                .to_string(),
+            // The table's default until `strom server` reads meta.properties (`storage.rs`).
+            cluster_id: props.text("cluster.id").to_string(),
             rack: props.get("broker.rack").map(str::to_string),
             listener,
             advertised_listener,
             listeners,
             log_dirs,
-            num_partitions: props.at_least("num.partitions", 1, 1)?,
-            default_replication_factor: props.at_least("default.replication.factor", 1, 1)?,
-            auto_create_topics_enable: props.bool("auto.create.topics.enable", true)?,
-            delete_topic_enable: props.bool("delete.topic.enable", true)?,
-            socket_request_max_bytes: props.at_least(
-                "socket.request.max.bytes",
-                strom_protocol::FRAME_BYTES_MAX_DEFAULT,
-                1,
-            )?,
-            connections_max: props.at_least("max.connections", 10_000, 1)?,
-            connections_max_per_ip: props
-                .at_least("max.connections.per.ip", i32::MAX, 0)?
-                .unsigned_abs(),
+            num_partitions: props.int("num.partitions")?,
+            default_replication_factor: props.int("default.replication.factor")?,
+            auto_create_topics_enable: props.bool("auto.create.topics.enable")?,
+            delete_topic_enable: props.bool("delete.topic.enable")?,
+            socket_request_max_bytes: props.int("socket.request.max.bytes")?,
+            connections_max: props.int("max.connections")?,
+            connections_max_per_ip: props.int::<i32>("max.connections.per.ip")?.unsigned_abs(),
             connections_max_per_ip_overrides: per_ip_overrides(&props)?,
-            connections_max_idle_ms: u64::try_from(
-                props.int("connections.max.idle.ms", 600_000i64)?,
-            )
-            .ok(),
-            request_receive_timeout_ms: props.at_least(
-                "strom.request.receive.timeout.ms",
-                30_000,
-                1,
-            )?,
+            connections_max_idle_ms: u64::try_from(props.int::<i64>("connections.max.idle.ms")?)
+                .ok(),
+            request_receive_timeout_ms: props.int("strom.request.receive.timeout.ms")?,
             queued_max_request_bytes: None,
-            log_retention_check_interval_ms: props.at_least(
-                "log.retention.check.interval.ms",
-                300_000,
-                1,
-            )?,
-            log_cleaner_backoff_ms: props.at_least("log.cleaner.backoff.ms", 15_000, 1)?,
-            log_flush_offset_checkpoint_interval_ms: props.at_least(
-                "log.flush.offset.checkpoint.interval.ms",
-                60_000,
-                0,
-            )?,
-            group_initial_rebalance_delay_ms: props.at_least(
-                "group.initial.rebalance.delay.ms",
-                3_000,
-                0,
-            )?,
-            offsets_topic_num_partitions: props.at_least("offsets.topic.num.partitions", 50, 1)?,
-            group_min_session_timeout_ms: props.at_least(
-                "group.min.session.timeout.ms",
-                6_000,
-                0,
-            )?,
-            group_max_session_timeout_ms: props.at_least(
-                "group.max.session.timeout.ms",
-                1_800_000,
-                0,
-            )?,
-            group_max_size: props.at_least("group.max.size", i32::MAX, 1)?,
-            group_consumer_session_timeout_ms: props.consumer_group_timing(
+            log_retention_check_interval_ms: props.int("log.retention.check.interval.ms")?,
+            log_cleaner_backoff_ms: props.int("log.cleaner.backoff.ms")?,
+            log_flush_offset_checkpoint_interval_ms: props
+                .int("log.flush.offset.checkpoint.interval.ms")?,
+            group_initial_rebalance_delay_ms: props.int("group.initial.rebalance.delay.ms")?,
+            offsets_topic_num_partitions: props.int("offsets.topic.num.partitions")?,
+            group_min_session_timeout_ms: props.int("group.min.session.timeout.ms")?,
+            group_max_session_timeout_ms: props.int("group.max.session.timeout.ms")?,
+            group_max_size: props.int("group.max.size")?,
+            group_consumer_session_timeout_ms: consumer_group_timing(
+                &props,
                 "group.consumer.session.timeout.ms",
-                45_000,
-                ("group.consumer.min.session.timeout.ms", 45_000),
-                ("group.consumer.max.session.timeout.ms", 60_000),
+                "group.consumer.min.session.timeout.ms",
+                "group.consumer.max.session.timeout.ms",
             )?,
-            group_consumer_heartbeat_interval_ms: props.consumer_group_timing(
+            group_consumer_heartbeat_interval_ms: consumer_group_timing(
+                &props,
                 "group.consumer.heartbeat.interval.ms",
-                5_000,
-                ("group.consumer.min.heartbeat.interval.ms", 5_000),
-                ("group.consumer.max.heartbeat.interval.ms", 15_000),
+                "group.consumer.min.heartbeat.interval.ms",
+                "group.consumer.max.heartbeat.interval.ms",
             )?,
-            group_consumer_max_size: props.at_least("group.consumer.max.size", i32::MAX, 1)?,
-            group_consumer_assignors: props.assignors("group.consumer.assignors")?,
-            offsets_retention_minutes: props.at_least("offsets.retention.minutes", 10_080, 1)?,
-            offsets_retention_check_interval_ms: props.at_least(
-                "offsets.retention.check.interval.ms",
-                600_000,
-                1,
-            )?,
-            offset_metadata_max_bytes: props.at_least("offset.metadata.max.bytes", 4_096, 0)?,
-            fetch_max_bytes: props.at_least("fetch.max.bytes", 57_671_680, 0)?,
-            fetch_wait_max_ms: props.at_least("strom.fetch.wait.max.ms", 30_000, 0)?,
-            open_files_max: props.at_least("strom.open.files.max", 4096, 1)?,
-            min_insync_replicas: props.at_least("min.insync.replicas", 1, 1)?,
-            replica_lag_time_max_ms: props.at_least("replica.lag.time.max.ms", 30_000, 1)?,
-            replica_fetch_max_bytes: props.at_least("replica.fetch.max.bytes", 1_048_576, 0)?,
-            replica_fetch_min_bytes: props.at_least("replica.fetch.min.bytes", 1, 0)?,
-            replica_fetch_wait_max_ms: props.at_least("replica.fetch.wait.max.ms", 500, 0)?,
-            replica_fetch_response_max_bytes: props.at_least(
-                "replica.fetch.response.max.bytes",
-                10_485_760,
-                0,
-            )?,
-            replica_fetch_backoff_ms: props.at_least("replica.fetch.backoff.ms", 1_000, 0)?,
-            num_replica_fetchers: props.at_least("num.replica.fetchers", 1, 1)?,
-            replica_high_watermark_checkpoint_interval_ms: props.at_least(
-                "replica.high.watermark.checkpoint.interval.ms",
-                5_000,
-                1,
-            )?,
-            replica_socket_timeout_ms: props.at_least("replica.socket.timeout.ms", 30_000, 1)?,
+            group_consumer_max_size: props.int("group.consumer.max.size")?,
+            group_consumer_assignors: assignors(&props)?,
+            offsets_retention_minutes: props.int("offsets.retention.minutes")?,
+            offsets_retention_check_interval_ms: props
+                .int("offsets.retention.check.interval.ms")?,
+            offset_metadata_max_bytes: props.int("offset.metadata.max.bytes")?,
+            fetch_max_bytes: props.int("fetch.max.bytes")?,
+            fetch_wait_max_ms: props.int("strom.fetch.wait.max.ms")?,
+            open_files_max: props.int("strom.open.files.max")?,
+            min_insync_replicas: props.int("min.insync.replicas")?,
+            replica_lag_time_max_ms: props.int("replica.lag.time.max.ms")?,
+            replica_fetch_max_bytes: props.int("replica.fetch.max.bytes")?,
+            replica_fetch_min_bytes: props.int("replica.fetch.min.bytes")?,
+            replica_fetch_wait_max_ms: props.int("replica.fetch.wait.max.ms")?,
+            replica_fetch_response_max_bytes: props.int("replica.fetch.response.max.bytes")?,
+            replica_fetch_backoff_ms: props.int("replica.fetch.backoff.ms")?,
+            num_replica_fetchers: props.int("num.replica.fetchers")?,
+            replica_high_watermark_checkpoint_interval_ms: props
+                .int("replica.high.watermark.checkpoint.interval.ms")?,
+            replica_socket_timeout_ms: props.int("replica.socket.timeout.ms")?,
             inter_broker_listener_name,
-            broker_heartbeat_interval_ms: props.at_least(
-                "broker.heartbeat.interval.ms",
-                2_000,
-                1,
-            )?,
-            scrub_bytes_per_sec: props.at_least(
-                "strom.log.scrub.bytes.per.sec",
-                SCRUB_BYTES_PER_SEC_DEFAULT,
-                0,
-            )?,
-            scrub_interval_ms: props.at_least(
-                "strom.log.scrub.interval.ms",
-                SCRUB_INTERVAL_MS_DEFAULT,
-                1,
-            )?,
+            broker_heartbeat_interval_ms: props.int("broker.heartbeat.interval.ms")?,
+            scrub_bytes_per_sec: props.int("strom.log.scrub.bytes.per.sec")?,
+            scrub_interval_ms: props.int("strom.log.scrub.interval.ms")?,
             topic_defaults,
             topic_defaults_set,
             log_defaults,
             keys_set: map.keys().cloned().collect(),
-            offsets_topic_replication_factor: props.at_least(
+            offsets_topic_replication_factor: props.int_or(
                 "offsets.topic.replication.factor",
-                default_offsets_topic_replication_factor(map),
-                1,
+                default_offsets_topic_replication_factor(&props),
             )?,
-            transactions: TransactionsConfig::from_props(&props, map)?,
+            transactions: TransactionsConfig::from_props(&props)?,
             metrics: crate::metrics::MetricsConfig::from_props(map)?,
             authorization: crate::authz::AuthzConfig::from_props(map)?,
             quotas: crate::quotas::QuotaConfig::from_props(map)?,
@@ -720,37 +498,27 @@ impl BrokerConfig {
             queued_max_request_bytes(&props, config.socket_request_max_bytes)?;
         if config.connections_max_per_ip == 0 && config.connections_max_per_ip_overrides.is_empty()
         {
-            return Err(Props::invalid(
+            return Err(invalid(
                 "max.connections.per.ip",
                 "0",
                 "can be 0 only if max.connections.per.ip.overrides is set",
             ));
         }
         if config.replica_fetch_wait_max_ms > config.replica_socket_timeout_ms {
-            return Err(Props::invalid(
+            return Err(invalid(
                 "replica.fetch.wait.max.ms",
                 &config.replica_fetch_wait_max_ms.to_string(),
                 "must not exceed replica.socket.timeout.ms",
             ));
         }
         if config.group_consumer_heartbeat_interval_ms >= config.group_consumer_session_timeout_ms {
-            return Err(Props::invalid(
+            return Err(invalid(
                 "group.consumer.heartbeat.interval.ms",
                 &config.group_consumer_heartbeat_interval_ms.to_string(),
                 "must be less than group.consumer.session.timeout.ms",
             ));
         }
         Ok((config, unknown))
-    }
-
-    /// Whether the broker reads `key` (for callers that merge unknown-key warnings).
-    pub fn is_known_key(key: &str) -> bool {
-        BROKER_KEYS.contains(&key)
-            || crate::listeners::is_security_key(key)
-            || crate::metrics::METRICS_KEYS.contains(&key)
-            || crate::authz::AUTHZ_KEYS.contains(&key)
-            || crate::quotas::QUOTA_KEYS.contains(&key)
-            || TOPIC_SYNONYMS.iter().any(|(broker, _)| *broker == key)
     }
 
     /// Kafka's defaults plus the embedded single-node ones.
@@ -969,9 +737,9 @@ impl BrokerConfig {
         if let Some(rack) = &self.rack {
             out.push(("broker.rack".into(), rack.clone()));
         }
-        for (broker_key, topic_key) in TOPIC_SYNONYMS {
-            if let Some(value) = self.topic_defaults.get(topic_key) {
-                out.push(((*broker_key).to_string(), value.clone()));
+        for (broker_key, topic_key) in topic_synonyms() {
+            if let Some(value) = self.topic_defaults.get(&topic_key) {
+                out.push((broker_key.to_string(), value.clone()));
             }
         }
         for (broker_key, topic_key) in [
@@ -1013,10 +781,9 @@ impl BrokerConfig {
         match topic_key {
             "retention.ms" => Some("log.retention.ms"),
             "segment.ms" => Some("log.roll.ms"),
-            _ => TOPIC_SYNONYMS
-                .iter()
+            _ => topic_synonyms()
                 .find(|(_, topic)| *topic == topic_key)
-                .map(|(broker, _)| *broker),
+                .map(|(broker, _)| broker),
         }
     }
 
@@ -1075,18 +842,18 @@ fn per_ip_overrides(props: &Props<'_>) -> Result<Vec<(String, u32)>, ConfigError
         .into_iter()
         .map(|entry| {
             let (host, count) = entry.rsplit_once(':').ok_or_else(|| {
-                Props::invalid(KEY, entry, "expected host:count (a comma-separated list)")
+                invalid(KEY, entry, "expected host:count (a comma-separated list)")
             })?;
             let (host, count) = (host.trim(), count.trim());
             if host.is_empty() || !host.chars().all(host_char) {
-                return Err(Props::invalid(KEY, entry, "invalid host or IP address"));
+                return Err(invalid(KEY, entry, "invalid host or IP address"));
             }
             let count = count
                 .parse::<u32>()
                 .ok()
                 .filter(|c| i32::try_from(*c).is_ok());
             let count = count.ok_or_else(|| {
-                Props::invalid(KEY, entry, "the count is not an integer in 0..=2147483647")
+                invalid(KEY, entry, "the count is not an integer in 0..=2147483647")
             })?;
             Ok((host.to_string(), count))
         })
@@ -1105,10 +872,10 @@ fn queued_max_request_bytes(
     if props.get(KEY).is_none() {
         return Ok(Some(QUEUED_MAX_REQUEST_BYTES_DEFAULT.max(frame_max)));
     }
-    let value: i64 = props.int(KEY, -1)?;
+    let value: i64 = props.int(KEY)?;
     match u64::try_from(value) {
         Ok(0) | Err(_) => Ok(None),
-        Ok(bytes) if bytes < frame_max => Err(Props::invalid(
+        Ok(bytes) if bytes < frame_max => Err(invalid(
             KEY,
             &value.to_string(),
             &format!(
@@ -1126,23 +893,21 @@ fn topic_defaults(
     let mut defaults: BTreeMap<&'static str, String> =
         LogConfig::default().to_kafka_props().into_iter().collect();
     let mut set = Vec::new();
-    for (broker_key, topic_key) in TOPIC_SYNONYMS {
+    for (broker_key, topic_key) in topic_synonyms() {
         if let Some(value) = props.get(broker_key) {
             defaults.insert(topic_key, value.to_string());
-            set.push(*topic_key);
+            set.push(topic_key);
         }
     }
     // Kafka's precedence: the finest unit set wins.
     let retention_ms = if props.get("log.retention.ms").is_some() {
-        Some(props.at_least("log.retention.ms", -1i64, -1)?)
+        Some(props.int::<i64>("log.retention.ms")?)
     } else if props.get("log.retention.minutes").is_some() {
-        Some(minutes_or_forever(props.at_least(
-            "log.retention.minutes",
-            -1i64,
-            -1,
-        )?))
+        Some(minutes_or_forever(
+            props.int::<i64>("log.retention.minutes")?,
+        ))
     } else if props.get("log.retention.hours").is_some() {
-        let hours = props.at_least("log.retention.hours", -1i64, -1)?;
+        let hours = props.int::<i64>("log.retention.hours")?;
         Some(if hours < 0 {
             -1
         } else {
@@ -1156,13 +921,9 @@ fn topic_defaults(
         set.push("retention.ms");
     }
     let roll_ms = if props.get("log.roll.ms").is_some() {
-        Some(props.at_least("log.roll.ms", 1i64, 1)?)
+        Some(props.int::<i64>("log.roll.ms")?)
     } else if props.get("log.roll.hours").is_some() {
-        Some(
-            props
-                .at_least("log.roll.hours", 1i64, 1)?
-                .saturating_mul(HOUR_MS),
-        )
+        Some(props.int::<i64>("log.roll.hours")?.saturating_mul(HOUR_MS))
     } else {
         None
     };
@@ -1185,10 +946,9 @@ fn minutes_or_forever(minutes: i64) -> i64 {
 fn log_config_error(set: &[&'static str], error: strom_log::ConfigError) -> ConfigError {
     match error {
         strom_log::ConfigError::InvalidValue { key, value, reason } => {
-            let broker_key = TOPIC_SYNONYMS
-                .iter()
+            let broker_key = topic_synonyms()
                 .find(|(_, topic)| *topic == key)
-                .map_or_else(|| key.clone(), |(broker, _)| (*broker).to_string());
+                .map_or_else(|| key.clone(), |(broker, _)| broker.to_string());
             let broker_key = if set.iter().any(|k| *k == key) {
                 broker_key
             } else {

@@ -15,7 +15,8 @@
 //! segments in the background, `txn_markers.rs` writes transaction markers (WriteTxnMarkers
 //! and the transaction coordinator), `throttle.rs` holds the replication throttles of
 //! partition moves. [`BrokerConfig`]
-//! (`config.rs`) reads Kafka's keys. The quorum is reached through [`MetadataPort`]:
+//! (`config.rs`) reads Kafka's keys through the one table of keys and parser
+//! (`config_keys.rs`), which the binary's quorum config reads too. The quorum is reached through [`MetadataPort`]:
 //! [`QuorumMetadata`] (`quorum.rs`) over the Raft node, [`LocalMetadata`] in tests.
 //!
 //! Only this crate serves Kafka clients over sockets; nothing depends on it but the `strom`
@@ -24,6 +25,7 @@
 pub mod authn;
 pub mod authz;
 pub mod config;
+pub mod config_keys;
 pub mod connection;
 pub mod console;
 pub mod console_actions;

@@ -12,47 +12,11 @@ use std::collections::BTreeMap;
 use strom_security::{JaasConfig, TlsSettings};
 
 use crate::config::{ConfigError, Listener};
+use crate::config_keys::{self, Props};
 use crate::principal::SecurityProtocol;
 
-/// Kafka's default `listener.security.protocol.map`.
-pub const DEFAULT_PROTOCOL_MAP: &str =
-    "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL";
 /// The SASL mechanisms Strom serves.
 pub const SERVED_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
-/// Kafka's default `connection.failed.authentication.delay.ms`.
-pub const FAILED_AUTHENTICATION_DELAY_MS_DEFAULT: u64 = 100;
-
-/// Keys read here (besides `listener.name.*`, which is matched by prefix).
-pub const SECURITY_KEYS: &[&str] = &[
-    "listener.security.protocol.map",
-    "security.inter.broker.protocol",
-    "controller.listener.names",
-    "sasl.enabled.mechanisms",
-    "sasl.mechanism.inter.broker.protocol",
-    "connections.max.reauth.ms",
-    "connection.failed.authentication.delay.ms",
-    "ssl.keystore.type",
-    "ssl.keystore.location",
-    "ssl.keystore.password",
-    "ssl.keystore.key",
-    "ssl.keystore.certificate.chain",
-    "ssl.key.password",
-    "ssl.truststore.type",
-    "ssl.truststore.location",
-    "ssl.truststore.password",
-    "ssl.truststore.certificates",
-    "ssl.client.auth",
-    "ssl.enabled.protocols",
-    "ssl.protocol",
-    "ssl.cipher.suites",
-    "ssl.principal.mapping.rules",
-    "ssl.endpoint.identification.algorithm",
-];
-
-/// Whether `key` is one of the security keys (or a per-listener override).
-pub fn is_security_key(key: &str) -> bool {
-    SECURITY_KEYS.contains(&key) || key.starts_with("listener.name.")
-}
 
 /// SASL on one listener.
 #[derive(Clone, PartialEq, Eq)]
@@ -136,22 +100,6 @@ fn list(text: &str) -> impl Iterator<Item = &str> {
     text.split(',').map(str::trim).filter(|s| !s.is_empty())
 }
 
-fn parse_listener_list(key: &str, text: &str) -> Result<Vec<Listener>, ConfigError> {
-    let listeners = list(text)
-        .map(|part| Listener::parse(key, part))
-        .collect::<Result<Vec<_>, _>>()?;
-    for (i, l) in listeners.iter().enumerate() {
-        if listeners[..i].iter().any(|o| o.name == l.name) {
-            return Err(invalid(
-                key,
-                text,
-                format!("listener {} appears twice", l.name),
-            ));
-        }
-    }
-    Ok(listeners)
-}
-
 /// A lookup of `key` for listener `name`: `listener.name.<name>.<key>`, then `<key>`.
 pub fn listener_lookup<'a>(
     map: &'a BTreeMap<String, String>,
@@ -167,13 +115,11 @@ pub fn listener_lookup<'a>(
 
 /// Reads the listener keys.
 pub fn parse(map: &BTreeMap<String, String>) -> Result<ListenersConfig, ConfigError> {
-    let get = |key: &str| map.get(key).map(|v| v.trim());
-    let listeners_text = get("listeners").unwrap_or("PLAINTEXT://127.0.0.1:9092");
-    let controller_names: Vec<String> =
-        list(get("controller.listener.names").unwrap_or("CONTROLLER"))
-            .map(str::to_ascii_uppercase)
-            .collect();
-    let protocol_map_text = get("listener.security.protocol.map").unwrap_or(DEFAULT_PROTOCOL_MAP);
+    let props = Props::new(map);
+    let get = |key: &str| props.get(key);
+    let listeners_text = props.text("listeners");
+    let controller_names = props.listener_names("controller.listener.names")?;
+    let protocol_map_text = props.text("listener.security.protocol.map");
     let mut protocol_map = BTreeMap::new();
     for entry in list(protocol_map_text) {
         let (name, protocol) = entry.split_once(':').ok_or_else(|| {
@@ -192,7 +138,7 @@ pub fn parse(map: &BTreeMap<String, String>) -> Result<ListenersConfig, ConfigEr
         })?;
         protocol_map.insert(name.trim().to_ascii_uppercase(), protocol);
     }
-    let all = parse_listener_list("listeners", listeners_text)?;
+    let all = props.listeners("listeners")?;
     let bound: Vec<Listener> = all
         .into_iter()
         .filter(|l| !controller_names.contains(&l.name))
@@ -206,7 +152,8 @@ pub fn parse(map: &BTreeMap<String, String>) -> Result<ListenersConfig, ConfigEr
     }
     let advertised = match get("advertised.listeners") {
         Some(text) => {
-            let advertised: Vec<Listener> = parse_listener_list("advertised.listeners", text)?
+            let advertised: Vec<Listener> = props
+                .listeners("advertised.listeners")?
                 .into_iter()
                 .filter(|l| !controller_names.contains(&l.name))
                 .collect();
@@ -313,16 +260,7 @@ pub fn parse(map: &BTreeMap<String, String>) -> Result<ListenersConfig, ConfigEr
         ));
     };
     let inter_broker_client = inter_broker_client(map, inter)?;
-    let failed_authentication_delay_ms = match get("connection.failed.authentication.delay.ms") {
-        None => FAILED_AUTHENTICATION_DELAY_MS_DEFAULT,
-        Some(v) => v.parse::<u64>().map_err(|_| {
-            invalid(
-                "connection.failed.authentication.delay.ms",
-                v,
-                "not a non-negative integer",
-            )
-        })?,
-    };
+    let failed_authentication_delay_ms = props.int("connection.failed.authentication.delay.ms")?;
     Ok(ListenersConfig {
         served,
         advertised,
@@ -346,7 +284,8 @@ fn sasl_settings(
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<SaslServerSettings, ConfigError> {
     // Kafka's default is GSSAPI (Kerberos), which Strom does not serve: say so.
-    let text = lookup("sasl.enabled.mechanisms").unwrap_or_else(|| "GSSAPI".to_string());
+    let text = lookup("sasl.enabled.mechanisms")
+        .unwrap_or_else(|| Props::new(map).text("sasl.enabled.mechanisms").to_string());
     let mut mechanisms = Vec::new();
     for name in list(&text) {
         let name = name.to_ascii_uppercase();
@@ -397,15 +336,10 @@ fn sasl_settings(
             client_credentials.insert(mechanism.clone(), (user.clone(), password.clone()));
         }
     }
+    // A per-listener value follows the key's rules in the table too.
     let max_reauth_ms = match lookup("connections.max.reauth.ms") {
-        None => 0,
-        Some(v) => v.parse::<u64>().map_err(|_| {
-            invalid(
-                "connections.max.reauth.ms",
-                &v,
-                "not a non-negative integer",
-            )
-        })?,
+        None => Props::new(map).int("connections.max.reauth.ms")?,
+        Some(v) => config_keys::int_of("connections.max.reauth.ms", &v)?,
     };
     Ok(SaslServerSettings {
         mechanisms,

@@ -23,9 +23,6 @@ use strom_meta::MetadataImage;
 
 use crate::config::ConfigError;
 
-/// Broker keys read here (Kafka's names and defaults).
-pub const QUOTA_KEYS: &[&str] = &["quota.window.num", "quota.window.size.seconds"];
-
 /// Most rates kept at once; beyond it the longest idle ones are dropped.
 pub const SENSORS_MAX: usize = 100_000;
 
@@ -48,23 +45,11 @@ impl Default for QuotaConfig {
 
 impl QuotaConfig {
     pub fn from_props(map: &BTreeMap<String, String>) -> Result<QuotaConfig, ConfigError> {
-        let read = |key: &str, default: u64| -> Result<u64, ConfigError> {
-            match map.get(key).map(|v| v.trim()) {
-                None => Ok(default),
-                Some(text) => text
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|v| *v >= 1 && *v <= 3600)
-                    .ok_or_else(|| ConfigError::InvalidValue {
-                        key: key.into(),
-                        value: text.into(),
-                        reason: "expected a whole number from 1 to 3600".into(),
-                    }),
-            }
-        };
+        // Kafka's names and defaults, from the table of keys (1 to 3600 each).
+        let props = crate::config_keys::Props::new(map);
         Ok(QuotaConfig {
-            window_num: read("quota.window.num", 11)? as u32,
-            window_ms: read("quota.window.size.seconds", 1)? * 1000,
+            window_num: props.int("quota.window.num")?,
+            window_ms: props.int::<u64>("quota.window.size.seconds")? * 1000,
         })
     }
 }

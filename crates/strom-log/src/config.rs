@@ -207,10 +207,10 @@ impl LogConfig {
             value
                 .trim()
                 .parse::<i64>()
-                .map_err(|_| invalid("not an integer"))
+                .map_err(|_| invalid("must be an integer"))
         };
         let non_negative =
-            || int().and_then(|v| u64::try_from(v).map_err(|_| invalid("must not be negative")));
+            || int().and_then(|v| u64::try_from(v).map_err(|_| invalid("must be an integer >= 0")));
         match key {
             "segment.bytes" => self.segment_bytes = non_negative()?,
             "segment.ms" => self.segment_ms = int()?,
@@ -270,7 +270,7 @@ impl LogConfig {
             return fail(
                 "segment.bytes",
                 self.segment_bytes.to_string(),
-                "must be in 64..=2^31-1",
+                "must be an integer from 64 to 2147483647",
             );
         }
         if self.segment_index_bytes < 2 * TIME_INDEX_ENTRY_BYTES
@@ -279,43 +279,49 @@ impl LogConfig {
             return fail(
                 "segment.index.bytes",
                 self.segment_index_bytes.to_string(),
-                "must be in 24..=2^31-1",
+                "must be an integer from 24 to 2147483647",
             );
         }
         if self.segment_ms < 1 {
             return fail(
                 "segment.ms",
                 self.segment_ms.to_string(),
-                "must be at least 1",
+                "must be an integer >= 1",
             );
         }
         if self.max_message_bytes > i32::MAX as u64 {
             return fail(
                 "max.message.bytes",
                 self.max_message_bytes.to_string(),
-                "too large",
+                "must be an integer from 0 to 2147483647",
             );
         }
-        if self.message_timestamp_before_max_ms < 0 || self.message_timestamp_after_max_ms < 0 {
-            return fail(
+        // Each bound names the key that broke it.
+        for (key, value, min) in [
+            (
                 "message.timestamp.before.max.ms",
-                self.message_timestamp_before_max_ms.to_string(),
-                "timestamp bounds must not be negative",
-            );
-        }
-        if self.retention_ms < -1 || self.retention_bytes < -1 {
-            return fail(
-                "retention.ms",
-                self.retention_ms.to_string(),
-                "must be -1 or more",
-            );
-        }
-        if self.flush_ms < 0 || self.file_delete_delay_ms < 0 || self.delete_retention_ms < 0 {
-            return fail(
-                "flush.ms",
-                self.flush_ms.to_string(),
-                "must not be negative",
-            );
+                self.message_timestamp_before_max_ms,
+                0,
+            ),
+            (
+                "message.timestamp.after.max.ms",
+                self.message_timestamp_after_max_ms,
+                0,
+            ),
+            ("retention.ms", self.retention_ms, -1),
+            ("retention.bytes", self.retention_bytes, -1),
+            ("flush.ms", self.flush_ms, 0),
+            ("file.delete.delay.ms", self.file_delete_delay_ms, 0),
+            ("delete.retention.ms", self.delete_retention_ms, 0),
+        ] {
+            if value < min {
+                let reason = if min == 0 {
+                    "must be an integer >= 0"
+                } else {
+                    "must be an integer >= -1"
+                };
+                return fail(key, value.to_string(), reason);
+            }
         }
         Ok(())
     }

@@ -19,30 +19,37 @@ use crate::server_config::{resolve, ServerConfig};
 /// The name of the file created and removed to prove a data directory is writable.
 const WRITE_CHECK_FILE: &str = ".strom-write-check";
 
-/// Runs every check; the first failure is the error. One of several `log.dirs` that fails
-/// its check is not: as in Kafka, the broker starts with that directory offline (its
+/// Runs every check; the first failure is the error, else the directories that passed (with
+/// their keys), whose `meta.properties` start-up then reads. One of several `log.dirs` that
+/// fails its check is not an error: as in Kafka, the broker starts with that directory offline (its
 /// partitions reported offline, `strom_broker::log_dirs`), so long as the directory holding
 /// the metadata log and at least one of `log.dirs` pass.
-pub fn check(config: &ServerConfig) -> anyhow::Result<()> {
+pub fn check(config: &ServerConfig) -> anyhow::Result<Vec<(&'static str, PathBuf)>> {
     check_ports(config)?;
-    let (mut usable, mut failed) = (0usize, Vec::new());
-    for (key, dir, required) in data_dirs(config) {
+    // The directory holding the metadata log: the node cannot start without it.
+    let metadata_base = config
+        .metadata_log_dir
+        .clone()
+        .or_else(|| config.log_dirs.first().cloned());
+    let (mut usable, mut failed) = (Vec::new(), Vec::new());
+    for (key, dir) in config.storage_dirs() {
+        let required = metadata_base.as_ref() == Some(&dir);
         match check_dir(key, &dir) {
-            Ok(()) => usable += usize::from(key == "log.dirs"),
+            Ok(()) => usable.push((key, dir)),
             Err(error) if required => return Err(error),
             Err(error) => failed.push(error),
         }
     }
     let mut failed = failed.into_iter();
     if let Some(first) = failed.next() {
-        if usable == 0 {
+        if !usable.iter().any(|(_, dir)| config.log_dirs.contains(dir)) {
             return Err(first);
         }
         for error in std::iter::once(first).chain(failed) {
             tracing::warn!(%error, "a log directory failed its start-up check; it stays offline");
         }
     }
-    Ok(())
+    Ok(usable)
 }
 
 fn check_ports(config: &ServerConfig) -> anyhow::Result<()> {
@@ -71,27 +78,6 @@ fn check_ports(config: &ServerConfig) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// The directories a node writes in, with the key each comes from and whether the node
-/// cannot start without it (the one holding the metadata log: `metadata.log.dir`, else the
-/// first of `log.dirs`).
-fn data_dirs(config: &ServerConfig) -> Vec<(&'static str, PathBuf, bool)> {
-    let mut dirs: Vec<(&'static str, PathBuf, bool)> = Vec::new();
-    if let Some(dir) = &config.metadata_log_dir {
-        dirs.push(("metadata.log.dir", dir.clone(), true));
-    }
-    if config.runs_broker() || config.metadata_log_dir.is_none() {
-        let holds_metadata = config.metadata_log_dir.is_none();
-        dirs.extend(
-            config
-                .log_dirs
-                .iter()
-                .enumerate()
-                .map(|(i, d)| ("log.dirs", d.clone(), holds_metadata && i == 0)),
-        );
-    }
-    dirs
 }
 
 /// `dir` is (or can be created as) a directory this process can create files in.

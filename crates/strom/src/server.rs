@@ -14,25 +14,27 @@ use strom_raft::metadata::start_metadata_node;
 use crate::properties;
 use crate::server_config::ServerConfig;
 
-/// Loads `file` (if any) and applies `overrides` (`key=value`, later wins), then builds
-/// the typed configs of the quorum member and (when it runs) the broker. A key neither
-/// knows is a warning.
+/// Loads `file` (if any) and applies `overrides` (`key=value`, later wins), checks every
+/// value once against strom-broker's table of keys (one parser, one error format), then
+/// builds the typed configs of the quorum member and (when it runs) the broker from it. A
+/// key the table does not know (nor the in-process schema registry) is a warning.
 pub fn load_config(
     file: Option<&Path>,
     overrides: &[String],
 ) -> anyhow::Result<(ServerConfig, Option<BrokerConfig>)> {
     let props = load_properties(file, overrides)?;
-    let (config, unknown) = ServerConfig::from_properties(&props).map_err(|e| anyhow!(e))?;
+    let unknown = strom_broker::config_keys::check(&props)?;
+    let config = ServerConfig::from_properties(&props)?;
     let broker = if config.runs_broker() {
-        let (broker, _) = BrokerConfig::from_props(&props).map_err(|e| anyhow!(e))?;
+        let (broker, _) = BrokerConfig::from_props(&props)?;
         Some(broker)
     } else {
         None
     };
-    let unknown = unknown
+    for key in unknown
         .iter()
-        .filter(|k| !crate::schema_registry::is_registry_key(k));
-    for key in unknown.filter(|k| !BrokerConfig::is_known_key(k)) {
+        .filter(|k| !crate::schema_registry::is_registry_key(k))
+    {
         tracing::warn!("unknown configuration {key} ignored");
     }
     Ok((config, broker))
@@ -76,7 +78,16 @@ pub fn run(file: Option<&Path>, overrides: &[String], add_scram: &[String]) -> a
         .and_then(crate::storage::read_directory_id);
     // Before anything is created on disk: a port in use or an unwritable dir must not
     // leave a half-created metadata log behind.
-    crate::preflight::check(&config)?;
+    let usable_dirs = crate::preflight::check(&config)?;
+    // Every usable data directory's meta.properties agrees with the others and the config
+    // (or the node is formatted now, on its first start); the broker reports the cluster
+    // id they hold. A directory that failed the preflight stays offline, unread (as Kafka
+    // leaves a failed directory out of its meta.properties checks).
+    let cluster_id = crate::storage::check_at_start(&config, &usable_dirs)?;
+    let broker_config = broker_config.map(|broker| BrokerConfig {
+        cluster_id,
+        ..broker
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

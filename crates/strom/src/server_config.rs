@@ -1,10 +1,14 @@
-//! The server's configuration: Kafka (KRaft) key names and defaults, validated once into
-//! typed fields. An unknown key is a warning; an invalid value is an error naming the key.
+//! The metadata quorum's view of the configuration: Kafka (KRaft) keys read through
+//! strom-broker's one table of keys and parser (`config_keys.rs`, the same rules and
+//! defaults the broker reads), plus Kafka's checks of `process.roles` against the quorum and
+//! listener keys. Every error is in the table's format: `config KEY: invalid value "V": ...`.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
+use strom_broker::config_keys::Props;
+use strom_broker::{ConfigError, Listener};
 use strom_meta::ControllerConfig;
 use strom_raft::{LogConfig, NodeConfig};
 
@@ -14,18 +18,12 @@ pub enum Role {
     Controller,
 }
 
-/// A `NAME://host:port` entry of `listeners`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listener {
-    pub name: String,
-    pub host: String,
-    pub port: u16,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
     /// `node.id`; Kafka requires it, Strom defaults it to 1 so a bare `strom server` runs.
     pub node_id: u64,
+    /// `cluster.id` when the configuration sets it: `meta.properties` must then agree.
+    pub cluster_id: Option<String>,
     pub process_roles: Vec<Role>,
     /// `controller.quorum.voters`, `id@host:port,...`; empty means this node alone.
     pub voters: BTreeMap<u64, String>,
@@ -61,193 +59,72 @@ pub struct ServerConfig {
     pub leader_imbalance_per_broker_percentage: u32,
 }
 
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            node_id: 1,
-            process_roles: vec![Role::Broker, Role::Controller],
-            voters: BTreeMap::new(),
-            bootstrap_servers: Vec::new(),
-            controller_listener_names: vec!["CONTROLLER".into()],
-            controller_listener_names_set: false,
-            listeners: vec![
-                Listener {
-                    name: "PLAINTEXT".into(),
-                    host: "127.0.0.1".into(),
-                    port: 9092,
-                },
-                Listener {
-                    name: "CONTROLLER".into(),
-                    host: "127.0.0.1".into(),
-                    port: 9093,
-                },
-            ],
-            advertised_listeners: Vec::new(),
-            log_dirs: vec![PathBuf::from("./data")],
-            metadata_log_dir: None,
-            election_timeout_ms: 1000,
-            request_timeout_ms: 30_000,
-            metadata_log_segment_bytes: 16 * 1024 * 1024,
-            snapshot_interval_entries: 10_000,
-            num_partitions: 1,
-            default_replication_factor: 1,
-            broker_session_timeout_ms: 9000,
-            delete_topic_enable: true,
-            unclean_leader_election_enable: false,
-            unclean_leader_election_interval_ms: 300_000,
-            auto_leader_rebalance_enable: true,
-            leader_imbalance_check_interval_seconds: 300,
-            leader_imbalance_per_broker_percentage: 10,
-        }
-    }
-}
-
 /// Name of the metadata log directory inside `metadata.log.dir`, as in Kafka.
 pub const METADATA_TOPIC_DIR: &str = "__cluster_metadata-0";
 
-type Setter = fn(&mut ServerConfig, &str) -> Result<(), String>;
-
-/// Every key the server understands, with how to set it.
-const KEYS: &[(&str, Setter)] = &[
-    ("node.id", |c, v| {
-        c.node_id = parse_int(v, 0, i32::MAX.into())?;
-        Ok(())
-    }),
-    ("broker.id", |c, v| {
-        c.node_id = parse_int(v, 0, i32::MAX.into())?;
-        Ok(())
-    }),
-    ("process.roles", |c, v| {
-        c.process_roles = parse_roles(v)?;
-        Ok(())
-    }),
-    ("controller.quorum.voters", |c, v| {
-        c.voters = parse_voters(v)?;
-        Ok(())
-    }),
-    ("controller.quorum.bootstrap.servers", |c, v| {
-        c.bootstrap_servers = parse_host_ports(v)?;
-        Ok(())
-    }),
-    ("controller.listener.names", |c, v| {
-        // Listener names are case-insensitive, upper-cased as Kafka's ListenerName does.
-        c.controller_listener_names = parse_list(v)
-            .iter()
-            .map(|n| n.to_ascii_uppercase())
-            .collect();
-        c.controller_listener_names_set = true;
-        Ok(())
-    }),
-    ("listeners", |c, v| {
-        c.listeners = parse_listeners(v)?;
-        Ok(())
-    }),
-    ("advertised.listeners", |c, v| {
-        c.advertised_listeners = parse_listeners(v)?;
-        Ok(())
-    }),
-    ("log.dirs", |c, v| {
-        c.log_dirs = parse_list(v).into_iter().map(PathBuf::from).collect();
-        Ok(())
-    }),
-    ("log.dir", |c, v| {
-        c.log_dirs = vec![PathBuf::from(v)];
-        Ok(())
-    }),
-    ("metadata.log.dir", |c, v| {
-        c.metadata_log_dir = Some(PathBuf::from(v));
-        Ok(())
-    }),
-    ("controller.quorum.election.timeout.ms", |c, v| {
-        c.election_timeout_ms = parse_positive(v)?;
-        Ok(())
-    }),
-    ("request.timeout.ms", |c, v| {
-        c.request_timeout_ms = parse_positive(v)?;
-        Ok(())
-    }),
-    ("metadata.log.segment.bytes", |c, v| {
-        c.metadata_log_segment_bytes = parse_positive(v)?;
-        Ok(())
-    }),
-    ("strom.metadata.snapshot.interval.entries", |c, v| {
-        c.snapshot_interval_entries = parse_positive(v)?;
-        Ok(())
-    }),
-    ("num.partitions", |c, v| {
-        c.num_partitions = parse_int(v, 1, i32::MAX.into())?;
-        Ok(())
-    }),
-    ("default.replication.factor", |c, v| {
-        c.default_replication_factor = parse_int(v, 1, i16::MAX.into())?;
-        Ok(())
-    }),
-    ("broker.session.timeout.ms", |c, v| {
-        c.broker_session_timeout_ms = parse_int(v, 1, i32::MAX.into())?;
-        Ok(())
-    }),
-    ("delete.topic.enable", |c, v| {
-        c.delete_topic_enable = parse_bool(v)?;
-        Ok(())
-    }),
-    ("unclean.leader.election.enable", |c, v| {
-        c.unclean_leader_election_enable = parse_bool(v)?;
-        Ok(())
-    }),
-    ("unclean.leader.election.interval.ms", |c, v| {
-        c.unclean_leader_election_interval_ms = parse_positive(v)?;
-        Ok(())
-    }),
-    ("auto.leader.rebalance.enable", |c, v| {
-        c.auto_leader_rebalance_enable = parse_bool(v)?;
-        Ok(())
-    }),
-    ("leader.imbalance.check.interval.seconds", |c, v| {
-        c.leader_imbalance_check_interval_seconds = parse_positive(v)?;
-        Ok(())
-    }),
-    ("leader.imbalance.per.broker.percentage", |c, v| {
-        c.leader_imbalance_per_broker_percentage = parse_int(v, 0, 100)?;
-        Ok(())
-    }),
-];
-
 impl ServerConfig {
-    /// Builds the config from properties; returns it with the keys it does not know (the
-    /// caller warns about those no other component knows either).
-    pub fn from_properties(
-        props: &BTreeMap<String, String>,
-    ) -> Result<(ServerConfig, Vec<String>), String> {
-        let mut config = ServerConfig::default();
-        let mut unknown = Vec::new();
-        for (key, value) in props {
-            match KEYS.iter().find(|(name, _)| name == key) {
-                Some((_, set)) => set(&mut config, value.trim())
-                    .map_err(|e| format!("invalid value {value:?} for configuration {key}: {e}"))?,
-                None => unknown.push(key.clone()),
-            }
+    /// Reads the quorum's keys from properties checked by `config_keys::check` (values and
+    /// defaults from the table), then checks them against each other.
+    pub fn from_properties(props: &BTreeMap<String, String>) -> Result<ServerConfig, ConfigError> {
+        let props = Props::new(props);
+        let node_id = match props.get("node.id") {
+            Some(_) => props.int("node.id")?,
+            None => props.int("broker.id")?,
+        };
+        let log_dirs = match props.get("log.dirs") {
+            Some(_) => props.items("log.dirs"),
+            None => match props.get("log.dir") {
+                Some(dir) => vec![dir.to_string()],
+                None => props.items("log.dirs"),
+            },
+        };
+        let process_roles = props
+            .list_of("process.roles")?
+            .iter()
+            .map(|role| match role.as_str() {
+                "controller" => Role::Controller,
+                _ => Role::Broker,
+            })
+            .collect();
+        let config = ServerConfig {
+            node_id,
+            cluster_id: props.get("cluster.id").map(str::to_string),
+            process_roles,
+            voters: props.voters("controller.quorum.voters")?,
+            bootstrap_servers: props.host_ports("controller.quorum.bootstrap.servers")?,
+            controller_listener_names: props.listener_names("controller.listener.names")?,
+            controller_listener_names_set: props.is_set("controller.listener.names"),
+            listeners: props.listeners("listeners")?,
+            advertised_listeners: props.listeners("advertised.listeners")?,
+            log_dirs: log_dirs.into_iter().map(PathBuf::from).collect(),
+            metadata_log_dir: props.get("metadata.log.dir").map(PathBuf::from),
+            election_timeout_ms: props.int("controller.quorum.election.timeout.ms")?,
+            request_timeout_ms: props.int("request.timeout.ms")?,
+            metadata_log_segment_bytes: props.int("metadata.log.segment.bytes")?,
+            snapshot_interval_entries: props.int("strom.metadata.snapshot.interval.entries")?,
+            num_partitions: props.int("num.partitions")?,
+            default_replication_factor: props.int("default.replication.factor")?,
+            broker_session_timeout_ms: props.int("broker.session.timeout.ms")?,
+            delete_topic_enable: props.bool("delete.topic.enable")?,
+            unclean_leader_election_enable: props.bool("unclean.leader.election.enable")?,
+            unclean_leader_election_interval_ms: props
+                .int("unclean.leader.election.interval.ms")?,
+            auto_leader_rebalance_enable: props.bool("auto.leader.rebalance.enable")?,
+            leader_imbalance_check_interval_seconds: props
+                .int("leader.imbalance.check.interval.seconds")?,
+            leader_imbalance_per_broker_percentage: props
+                .int("leader.imbalance.per.broker.percentage")?,
+        };
+        if config.log_dirs.is_empty() && config.metadata_log_dir.is_none() {
+            return Err(conflict("log.dirs", "", "needs at least one directory"));
         }
-        config.validate()?;
-        Ok((config, unknown))
-    }
-
-    fn validate(&self) -> Result<(), String> {
-        if self.process_roles.is_empty() {
-            return Err("process.roles is empty: give broker, controller or both".into());
-        }
-        self.validate_roles()?;
-        if self.log_dirs.is_empty() && self.metadata_log_dir.is_none() {
-            return Err("log.dirs is empty".into());
-        }
-        if self.election_timeout_ms < 50 {
-            return Err("controller.quorum.election.timeout.ms must be at least 50".into());
-        }
-        Ok(())
+        config.validate_roles(&props)?;
+        Ok(config)
     }
 
     /// Kafka's checks of `process.roles` against the quorum and listener keys (KafkaConfig's
-    /// `validateValues`), each naming the keys involved.
-    fn validate_roles(&self) -> Result<(), String> {
+    /// `validateValues`, in Kafka's words), each naming the key at fault and its value.
+    fn validate_roles(&self, props: &Props<'_>) -> Result<(), ConfigError> {
         let voters = || {
             self.voters
                 .iter()
@@ -255,57 +132,74 @@ impl ServerConfig {
                 .collect::<Vec<_>>()
                 .join(",")
         };
+        let fault = |key: &str, reason: String| conflict(key, props.text(key), &reason);
         let is_controller_listener =
             |l: &Listener| self.controller_listener_names.contains(&l.name);
         if !self.runs_controller() {
             if self.voters.is_empty() && self.bootstrap_servers.is_empty() {
-                return Err("process.roles=broker needs the quorum: set \
+                return Err(fault(
+                    "process.roles",
+                    "a node with just the broker role needs the quorum: set \
                      controller.quorum.bootstrap.servers to the controllers' host:port, or \
                      controller.quorum.voters to id@host:port of each"
-                    .into());
+                        .into(),
+                ));
             }
             if self.voters.contains_key(&self.node_id) {
-                return Err(format!(
-                    "if process.roles contains just the 'broker' role, the node id {} must not \
-                     be included in the set of voters controller.quorum.voters={}",
-                    self.node_id,
-                    voters()
+                return Err(fault(
+                    "controller.quorum.voters",
+                    format!(
+                        "if process.roles contains just the 'broker' role, the node id {} must \
+                         not be included in the set of voters controller.quorum.voters={}",
+                        self.node_id,
+                        voters()
+                    ),
                 ));
             }
             if self.controller_listener_names.is_empty() {
-                return Err(
-                    "controller.listener.names must contain at least one value when \
-                     running KRaft with just the broker role"
+                return Err(fault(
+                    "controller.listener.names",
+                    "must contain at least one value when running KRaft with just the broker \
+                     role"
                         .into(),
-                );
+                ));
             }
             if let Some(l) = self.listeners.iter().find(|l| is_controller_listener(l)) {
-                return Err(format!(
-                    "controller.listener.names must not contain a value appearing in the \
-                     'listeners' configuration when running KRaft with just the broker role \
-                     (listener {})",
-                    l.name
+                return Err(fault(
+                    "listeners",
+                    format!(
+                        "controller.listener.names must not contain a value appearing in the \
+                         'listeners' configuration when running KRaft with just the broker role \
+                         (listener {})",
+                        l.name
+                    ),
                 ));
             }
             return Ok(());
         }
         if !self.voters.is_empty() && !self.voters.contains_key(&self.node_id) {
-            return Err(format!(
-                "if process.roles contains the 'controller' role, the node id {} must be \
-                 included in the set of voters controller.quorum.voters={}",
-                self.node_id,
-                voters()
+            return Err(fault(
+                "controller.quorum.voters",
+                format!(
+                    "if process.roles contains the 'controller' role, the node id {} must be \
+                     included in the set of voters controller.quorum.voters={}",
+                    self.node_id,
+                    voters()
+                ),
             ));
         }
         self.controller_listener()?;
         if !self.runs_broker() {
             if let Some(l) = self.listeners.iter().find(|l| !is_controller_listener(l)) {
-                return Err(format!(
-                    "the listeners config must only contain KRaft controller listeners from \
-                     controller.listener.names when process.roles=controller (listener {} is \
-                     not one of {})",
-                    l.name,
-                    self.controller_listener_names.join(",")
+                return Err(fault(
+                    "listeners",
+                    format!(
+                        "the listeners config must only contain KRaft controller listeners from \
+                         controller.listener.names when process.roles=controller (listener {} \
+                         is not one of {})",
+                        l.name,
+                        self.controller_listener_names.join(",")
+                    ),
                 ));
             }
         }
@@ -316,11 +210,15 @@ impl ServerConfig {
     /// whose `listeners` name no controller listener, and that did not name one, gets one on
     /// a free loopback port: nothing outside the process needs to reach it, so
     /// `listeners=PLAINTEXT://127.0.0.1:9092` alone runs a whole node.
-    pub fn controller_listener(&self) -> Result<Listener, String> {
-        let name = self
-            .controller_listener_names
-            .first()
-            .ok_or("controller.listener.names is empty")?;
+    pub fn controller_listener(&self) -> Result<Listener, ConfigError> {
+        let names = self.controller_listener_names.join(",");
+        let Some(name) = self.controller_listener_names.first() else {
+            return Err(conflict(
+                "controller.listener.names",
+                &names,
+                "must name the controller listener",
+            ));
+        };
         if let Some(listener) = self.listeners.iter().find(|l| &l.name == name) {
             return Ok(listener.clone());
         }
@@ -334,8 +232,10 @@ impl ServerConfig {
                 port: 0,
             });
         }
-        Err(format!(
-            "listeners has no entry for controller listener {name}"
+        Err(conflict(
+            "controller.listener.names",
+            &names,
+            &format!("listeners has no entry for controller listener {name}: add {name}://host:port to listeners"),
         ))
     }
 
@@ -369,6 +269,25 @@ impl ServerConfig {
         Ok((listen_addr, advertised))
     }
 
+    /// The directories this node writes in, each with the key that names it: the directory
+    /// holding `__cluster_metadata-0` (`metadata.log.dir`, else the first of `log.dirs`) and,
+    /// when the node runs a broker or has no `metadata.log.dir`, every one of `log.dirs`.
+    /// Each holds a `meta.properties` (`storage.rs`).
+    pub fn storage_dirs(&self) -> Vec<(&'static str, PathBuf)> {
+        let mut dirs: Vec<(&'static str, PathBuf)> = Vec::new();
+        if let Some(dir) = &self.metadata_log_dir {
+            dirs.push(("metadata.log.dir", dir.clone()));
+        }
+        if self.runs_broker() || self.metadata_log_dir.is_none() {
+            for dir in &self.log_dirs {
+                if !dirs.iter().any(|(_, d)| d == dir) {
+                    dirs.push(("log.dirs", dir.clone()));
+                }
+            }
+        }
+        dirs
+    }
+
     /// Where the raft log of the metadata lives.
     pub fn metadata_dir(&self) -> PathBuf {
         let base = self
@@ -381,7 +300,7 @@ impl ServerConfig {
 
     pub fn node_config(&self) -> Result<NodeConfig, String> {
         let (listen_addr, advertised_host) = if self.runs_controller() {
-            let listener = self.controller_listener()?;
+            let listener = self.controller_listener().map_err(|e| e.to_string())?;
             (resolve(&listener.host, listener.port)?, None)
         } else {
             self.observer_endpoint()?
@@ -438,107 +357,13 @@ pub(crate) fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{host}:{port} resolves to no address"))
 }
 
-fn parse_positive(value: &str) -> Result<u64, String> {
-    parse_int(value, 1, u64::MAX.into())
-}
-
-/// A whole number in `min..=max`; the error says what is allowed.
-fn parse_int<T: TryFrom<i128>>(value: &str, min: i128, max: i128) -> Result<T, String> {
-    let allowed = || format!("allowed: a whole number from {min} to {max}");
-    match value.parse::<i128>() {
-        Ok(n) if (min..=max).contains(&n) => T::try_from(n).map_err(|_| allowed()),
-        _ => Err(allowed()),
+/// An error of a key checked against others, in the table's one format.
+fn conflict(key: &str, value: &str, reason: &str) -> ConfigError {
+    ConfigError::InvalidValue {
+        key: key.to_string(),
+        value: value.to_string(),
+        reason: reason.to_string(),
     }
-}
-
-fn parse_bool(value: &str) -> Result<bool, String> {
-    match value.to_ascii_lowercase().as_str() {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err("expected true or false".into()),
-    }
-}
-
-fn parse_list(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect()
-}
-
-fn parse_roles(value: &str) -> Result<Vec<Role>, String> {
-    parse_list(value)
-        .iter()
-        .map(|role| match role.as_str() {
-            "broker" => Ok(Role::Broker),
-            "controller" => Ok(Role::Controller),
-            other => Err(format!(
-                "unknown role {other} (expected broker, controller)"
-            )),
-        })
-        .collect()
-}
-
-/// `1@host:9093,2@host:9094`.
-fn parse_voters(value: &str) -> Result<BTreeMap<u64, String>, String> {
-    let mut voters = BTreeMap::new();
-    for voter in parse_list(value) {
-        let (id, addr) = voter
-            .split_once('@')
-            .ok_or_else(|| format!("voter {voter} is not id@host:port"))?;
-        let id: u64 = id
-            .parse()
-            .map_err(|_| format!("voter id {id} is not a number"))?;
-        let (host, port) = addr
-            .rsplit_once(':')
-            .ok_or_else(|| format!("voter address {addr} has no port"))?;
-        if host.is_empty() || port.parse::<u16>().is_err() {
-            return Err(format!("voter address {addr} is not host:port"));
-        }
-        if voters.insert(id, addr.to_string()).is_some() {
-            return Err(format!("voter id {id} appears twice"));
-        }
-    }
-    Ok(voters)
-}
-
-/// `host1:9093,host2:9093` (`controller.quorum.bootstrap.servers`).
-fn parse_host_ports(value: &str) -> Result<Vec<String>, String> {
-    parse_list(value)
-        .into_iter()
-        .map(|entry| match entry.rsplit_once(':') {
-            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(entry),
-            _ => Err(format!("{entry} is not host:port")),
-        })
-        .collect()
-}
-
-/// `PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093`.
-fn parse_listeners(value: &str) -> Result<Vec<Listener>, String> {
-    parse_list(value)
-        .iter()
-        .map(|entry| {
-            let (name, addr) = entry
-                .split_once("://")
-                .ok_or_else(|| format!("listener {entry} is not NAME://host:port"))?;
-            let (host, port) = addr
-                .rsplit_once(':')
-                .ok_or_else(|| format!("listener {entry} has no port"))?;
-            let port = port
-                .parse()
-                .map_err(|_| format!("listener {entry} has an invalid port"))?;
-            Ok(Listener {
-                name: name.to_ascii_uppercase(),
-                host: host
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_string(),
-                port,
-            })
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -554,7 +379,7 @@ mod tests {
 
     #[test]
     fn kraft_keys_become_a_node_config() {
-        let (config, warnings) = ServerConfig::from_properties(&props(&[
+        let pairs = props(&[
             ("node.id", "2"),
             ("process.roles", "broker,controller"),
             (
@@ -569,9 +394,11 @@ mod tests {
             ("log.dirs", "/tmp/a,/tmp/b"),
             ("controller.quorum.election.timeout.ms", "500"),
             ("some.future.key", "x"),
-        ]))
-        .unwrap();
+        ]);
+        // Unknown keys are the table's to report; the quorum ignores them.
+        let warnings = strom_broker::config_keys::check(&pairs).unwrap();
         assert_eq!(warnings, vec!["some.future.key".to_string()]);
+        let config = ServerConfig::from_properties(&pairs).unwrap();
         let node = config.node_config().unwrap();
         assert_eq!(node.node_id, 2);
         assert_eq!(node.listen_addr, "127.0.0.1:19094".parse().unwrap());
@@ -585,8 +412,7 @@ mod tests {
 
     #[test]
     fn defaults_are_a_single_voter() {
-        let (config, warnings) = ServerConfig::from_properties(&BTreeMap::new()).unwrap();
-        assert!(warnings.is_empty());
+        let config = ServerConfig::from_properties(&BTreeMap::new()).unwrap();
         let node = config.node_config().unwrap();
         assert_eq!(node.effective_voters().len(), 1);
         assert_eq!(node.listen_addr.port(), 9093);
@@ -594,7 +420,7 @@ mod tests {
 
     #[test]
     fn a_single_node_without_a_controller_listener_gets_a_private_one() {
-        let (config, _) =
+        let config =
             ServerConfig::from_properties(&props(&[("listeners", "PLAINTEXT://127.0.0.1:19092")]))
                 .unwrap();
         let node = config.node_config().unwrap();
@@ -605,7 +431,8 @@ mod tests {
             ("listeners", "PLAINTEXT://127.0.0.1:19092"),
             ("controller.quorum.voters", "1@127.0.0.1:19093"),
         ]))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("CONTROLLER"), "{err}");
     }
 
@@ -621,7 +448,7 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        let (config, _) = ServerConfig::from_properties(&props).unwrap();
+        let config = ServerConfig::from_properties(&props).unwrap();
         let controller = config.controller_listener().unwrap();
         assert_eq!(
             (controller.name.as_str(), controller.port),
@@ -650,19 +477,38 @@ mod tests {
             ("request.timeout.ms", "0", "request.timeout.ms"),
         ];
         for (key, value, named) in cases {
-            let err = ServerConfig::from_properties(&props(&[(key, value)])).unwrap_err();
-            assert!(err.contains(named), "{key}={value}: {err}");
+            let err = ServerConfig::from_properties(&props(&[(key, value)]))
+                .unwrap_err()
+                .to_string();
+            // The one format: the key, the value, what is allowed.
+            assert!(
+                err.starts_with(&format!("config {named}: invalid value {value:?}: must be")),
+                "{key}={value}: {err}"
+            );
         }
-        let err =
-            ServerConfig::from_properties(&props(&[("process.roles", "broker")])).unwrap_err();
-        assert!(err.contains("controller.quorum.bootstrap.servers"), "{err}");
-        let err =
-            ServerConfig::from_properties(&props(&[("controller.quorum.voters", "2@127.0.0.1:1")]))
-                .unwrap_err();
-        assert!(err.contains("node id 1"), "{err}");
-        let err = ServerConfig::from_properties(&props(&[("controller.listener.names", "NOPE")]))
-            .unwrap_err();
-        assert!(err.contains("NOPE"), "{err}");
+        let err = |pairs: &[(&str, &str)]| {
+            ServerConfig::from_properties(&props(pairs))
+                .unwrap_err()
+                .to_string()
+        };
+        let message = err(&[("process.roles", "broker")]);
+        assert!(
+            message.starts_with(r#"config process.roles: invalid value "broker": "#)
+                && message.contains("controller.quorum.bootstrap.servers"),
+            "{message}"
+        );
+        let message = err(&[("controller.quorum.voters", "2@127.0.0.1:1")]);
+        assert!(message.contains("node id 1"), "{message}");
+        let message = err(&[("controller.listener.names", "NOPE")]);
+        assert!(
+            message.starts_with(r#"config controller.listener.names: invalid value "NOPE": "#)
+                && message.contains("NOPE://host:port"),
+            "{message}"
+        );
+        let message = err(&[("controller.quorum.election.timeout.ms", "49")]);
+        assert!(message.ends_with("must be an integer >= 50"), "{message}");
+        let message = err(&[("log.dirs", " , ")]);
+        assert!(message.starts_with("config log.dirs: "), "{message}");
     }
 
     #[test]
@@ -676,11 +522,12 @@ mod tests {
             ServerConfig::from_properties(&props(pairs)),
             expected,
         ) {
-            (Ok((config, _)), Ok(observer)) => {
+            (Ok(config), Ok(observer)) => {
                 let node = config.node_config().unwrap();
                 assert_eq!(node.observer, observer, "{pairs:?}");
             }
             (Err(message), Err(words)) => {
+                let message = message.to_string();
                 for word in words {
                     assert!(message.contains(word), "{pairs:?}: {message}");
                 }

@@ -1,6 +1,7 @@
 //! `strom storage` (Kafka's `kafka-storage.sh`): `random-uuid` prints a cluster id, `format`
 //! prepares a new node's directories: `meta.properties` in each of `log.dirs` and
-//! `metadata.log.dir`, and, for a controller of a dynamic quorum
+//! `metadata.log.dir` (read back at every start by [`check_at_start`], as Kafka 4's
+//! `MetaPropertiesEnsemble`), and, for a controller of a dynamic quorum
 //! (`controller.quorum.bootstrap.servers` without `controller.quorum.voters`), the voters
 //! the quorum starts with (`--standalone`, `--initial-controllers`) or none
 //! (`--no-initial-controllers`: the controller joins as an observer and waits to be added).
@@ -106,14 +107,15 @@ pub fn format(
     if cluster_id.is_empty() {
         bail!("--cluster-id is empty: give one (strom storage random-uuid makes one)");
     }
-    let mut voters = initial_voters(config, initial)?;
-    let mut dirs: Vec<PathBuf> = config.log_dirs.clone();
-    let metadata_base = config.metadata_dir().parent().map(Path::to_path_buf);
-    if let Some(base) = metadata_base.clone() {
-        if !dirs.contains(&base) {
-            dirs.push(base);
-        }
+    if let Some(configured) = config.cluster_id.as_deref().filter(|c| *c != cluster_id) {
+        bail!(
+            "--cluster-id {cluster_id} differs from cluster.id={configured} in the \
+             configuration: give the same id to both (or remove cluster.id)"
+        );
     }
+    let mut voters = initial_voters(config, initial)?;
+    let dirs: Vec<PathBuf> = config.storage_dirs().into_iter().map(|(_, d)| d).collect();
+    let metadata_base = config.metadata_dir().parent().map(Path::to_path_buf);
     let mut out = Vec::new();
     let mut fresh = Vec::new();
     // The metadata directory's id: this node's replica key in the quorum (KIP-853).
@@ -270,12 +272,149 @@ pub fn read_directory_id(dir: &Path) -> Option<uuid::Uuid> {
         .and_then(|v| parse_kafka_uuid(v.trim()))
 }
 
+/// What a directory's `meta.properties` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaProperties {
+    pub cluster_id: String,
+    pub node_id: u64,
+}
+
+/// Reads `dir/meta.properties`: `None` when the file does not exist; an error naming the file
+/// when it cannot be read or is not Kafka's version 1 with `cluster.id` and `node.id`.
+pub fn read_meta_properties(dir: &Path) -> anyhow::Result<Option<MetaProperties>> {
+    let path = dir.join(META_PROPERTIES);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(anyhow!(
+                "cannot read {}: {e}: give the user running strom read access to it",
+                path.display()
+            ))
+        }
+    };
+    let shown = path.display();
+    let props = crate::properties::parse(&text).map_err(|e| anyhow!("{shown}: {e}"))?;
+    let get = |key: &str| props.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
+    match get("version") {
+        Some("1") => {}
+        Some("0") => bail!(
+            "{shown} has version=0 (a ZooKeeper-era broker's directory): Strom reads version 1; \
+             format a new directory with strom storage format"
+        ),
+        other => bail!(
+            "{shown}: version is {}, expected 1: the file is damaged or not Kafka's \
+             meta.properties; restore it, or remove it only if this directory holds no data",
+            other.unwrap_or("missing")
+        ),
+    }
+    let cluster_id = get("cluster.id")
+        .ok_or_else(|| anyhow!("{shown} has no cluster.id: the file is damaged; restore it"))?;
+    let node_id = get("node.id")
+        .and_then(|v| v.parse::<u64>().ok())
+        .ok_or_else(|| anyhow!("{shown} has no valid node.id: the file is damaged; restore it"))?;
+    Ok(Some(MetaProperties {
+        cluster_id: cluster_id.to_string(),
+        node_id,
+    }))
+}
+
+/// Start-up, as Kafka 4's `KafkaRaftServer`: reads `meta.properties` in every directory of
+/// the node that passed the preflight checks (`dirs`: each of `log.dirs` and the metadata
+/// directory, less failed ones, which stay offline) and returns the cluster id they
+/// share. `cluster.id` and `node.id` must agree across the directories and with the
+/// configuration; a directory without the file while another has one is refused (as Kafka
+/// refuses it); a node none of whose directories is formatted (a first start) is formatted
+/// here with the configured `cluster.id` (its default unless set), as `strom storage
+/// format` would, so that a bare `strom server` needs no format step. Runs after the
+/// preflight checks (the directories exist and are writable) and before anything else is
+/// created in them. Each file is fsynced and renamed into place, then its directory fsynced
+/// (`write_meta_properties`), so a crash leaves each either formatted or not at all; a
+/// crash between two directories leaves a partly formatted node, which the next start
+/// reports (format the rest with `strom storage format --ignore-formatted`).
+pub fn check_at_start(
+    config: &ServerConfig,
+    dirs: &[(&'static str, PathBuf)],
+) -> anyhow::Result<String> {
+    let mut found: Vec<(&'static str, PathBuf, Option<MetaProperties>)> = Vec::new();
+    for (key, dir) in dirs {
+        let meta = read_meta_properties(dir)?;
+        found.push((key, dir.clone(), meta));
+    }
+    let first = found.iter().find_map(|(_, dir, meta)| {
+        meta.as_ref()
+            .map(|m| (dir.join(META_PROPERTIES), m.clone()))
+    });
+    let Some((first_path, first)) = first else {
+        // `cluster.id`'s default from the table of keys, as the broker reads it.
+        let default = strom_broker::config_keys::lookup("cluster.id").and_then(|key| key.default);
+        let cluster_id = config.cluster_id.as_deref().or(default).unwrap_or_default();
+        for (_, dir, _) in &found {
+            write_meta_properties(dir, cluster_id, config.node_id)?;
+        }
+        tracing::info!(
+            cluster_id,
+            node_id = config.node_id,
+            dirs = found.len(),
+            "first start: wrote meta.properties into every data directory"
+        );
+        return Ok(cluster_id.to_string());
+    };
+    for (key, dir, meta) in &found {
+        let path = dir.join(META_PROPERTIES);
+        let shown = path.display();
+        let Some(meta) = meta else {
+            bail!(
+                "no meta.properties in {} ({key}), but {} is formatted (cluster.id={}): format \
+                 the new directory with strom storage format --config <file> --cluster-id {} \
+                 --ignore-formatted, or remove it from {key}",
+                dir.display(),
+                first_path.display(),
+                first.cluster_id,
+                first.cluster_id
+            );
+        };
+        if meta.node_id != config.node_id {
+            bail!(
+                "{shown} says node.id={}, but the configuration says node.id={}: this directory \
+                 belongs to node {}; set node.id={} if this is that node, or give this node its \
+                 own directories in {key}",
+                meta.node_id,
+                config.node_id,
+                meta.node_id,
+                meta.node_id
+            );
+        }
+        if meta.cluster_id != first.cluster_id {
+            bail!(
+                "{shown} says cluster.id={}, but {} says cluster.id={}: the directories of one \
+                 node must belong to one cluster; check {key}",
+                meta.cluster_id,
+                first_path.display(),
+                first.cluster_id
+            );
+        }
+        if let Some(configured) = config.cluster_id.as_deref() {
+            if meta.cluster_id != configured {
+                bail!(
+                    "{shown} says cluster.id={}, but the configuration says cluster.id={configured}: \
+                     set cluster.id={} (or remove the key), or point {key} at this cluster's \
+                     directories",
+                    meta.cluster_id,
+                    meta.cluster_id
+                );
+            }
+        }
+    }
+    Ok(first.cluster_id)
+}
+
 /// Kafka's `meta.properties` (version 1), written and fsynced before it is renamed into
 /// place; returns the directory id it records.
 fn write_meta_properties(dir: &Path, cluster_id: &str, node_id: u64) -> anyhow::Result<uuid::Uuid> {
     let directory_id = random_uuid();
     let body = format!(
-        "#\n#Written by strom storage format\ncluster.id={cluster_id}\ndirectory.id={directory_id}\nnode.id={node_id}\nversion=1\n"
+        "#\n#Written by strom\ncluster.id={cluster_id}\ndirectory.id={directory_id}\nnode.id={node_id}\nversion=1\n"
     );
     let path = dir.join(META_PROPERTIES);
     let temp = dir.join(format!("{META_PROPERTIES}.tmp"));
@@ -302,7 +441,7 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         props.insert("log.dirs".into(), dir.display().to_string());
-        ServerConfig::from_properties(&props).unwrap().0
+        ServerConfig::from_properties(&props).unwrap()
     }
 
     #[test]

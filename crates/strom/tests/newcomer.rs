@@ -39,42 +39,95 @@ fn count(haystack: &str, needle: &str) -> usize {
 fn invalid_numbers_name_the_key_and_the_allowed_values() {
     let data = tempfile::tempdir().unwrap();
     let ports = free_ports(2);
+    // One format for every key, the quorum's and the broker's alike:
+    // `config KEY: invalid value "VALUE": ALLOWED`.
     for (key, value, allowed) in [
-        (
-            "node.id",
-            "-1",
-            "allowed: a whole number from 0 to 2147483647",
-        ),
-        (
-            "node.id",
-            "abc",
-            "allowed: a whole number from 0 to 2147483647",
-        ),
-        (
-            "num.partitions",
-            "0",
-            "allowed: a whole number from 1 to 2147483647",
-        ),
+        ("node.id", "-1", "must be an integer >= 0"),
+        ("node.id", "abc", "must be an integer from 0 to 2147483647"),
+        ("num.partitions", "0", "must be an integer >= 1"),
         (
             "controller.quorum.election.timeout.ms",
             "-5",
-            "allowed: a whole number from 1 to",
+            "must be an integer >= 50",
         ),
         // A key only the broker reads: the same format.
-        ("message.max.bytes", "abc", "not an integer"),
+        ("message.max.bytes", "abc", "must be an integer"),
+        ("quota.window.num", "4000", "must be an integer <= 3600"),
+        ("delete.topic.enable", "yes", "must be true or false"),
+        (
+            "process.roles",
+            "broker,teapot",
+            "must be one or more of broker, controller, comma-separated",
+        ),
     ] {
         let setting = format!("{key}={value}");
         let (ok, stderr) =
             start_expecting_exit(&overrides(&ports, data.path(), &[&setting]), LIMIT);
         assert!(!ok, "{setting} was accepted");
         assert!(
-            stderr.contains(&format!("invalid value {value:?} for configuration {key}"))
-                && stderr.contains(allowed),
+            stderr.contains(&format!("config {key}: invalid value {value:?}: {allowed}")),
             "{setting}: {stderr}"
         );
         assert!(!stderr.contains("invalid digit"), "{stderr}");
     }
     assert_eq!(std::fs::read_dir(data.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_properties_file_and_an_override_go_through_the_one_parser() {
+    let data = tempfile::tempdir().unwrap();
+    let file = data.path().join("server.properties");
+    std::fs::write(&file, "# a newcomer's typo\nnode.id = -1\n").unwrap();
+    let strom = env!("CARGO_BIN_EXE_strom");
+    let run = |args: &[&str]| {
+        let out = Command::new("timeout")
+            .arg("60")
+            .arg(strom)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let expected = r#"strom: error: config node.id: invalid value "-1": must be an integer >= 0"#;
+    let file = file.display().to_string();
+    let from_file = run(&["server", &file]);
+    assert!(from_file.contains(expected), "{from_file}");
+    let from_override = run(&["server", &file, "--override", "node.id=-1"]);
+    assert!(from_override.contains(expected), "{from_override}");
+    // `strom storage format` reads the configuration the same way.
+    let from_format = run(&["storage", "format", "--config", &file, "--cluster-id", "x"]);
+    assert!(from_format.contains(expected), "{from_format}");
+}
+
+#[test]
+fn lower_case_listener_names_are_kafkas_upper_case_names() {
+    // Kafka's ListenerName.normalised: `controller://` is the listener CONTROLLER wherever it
+    // is named, in listeners, controller.listener.names and the protocol map alike.
+    let data = tempfile::tempdir().unwrap();
+    let ports = free_ports(2);
+    let overrides = vec![
+        format!(
+            "listeners=plaintext://127.0.0.1:{},controller://127.0.0.1:{}",
+            ports[0], ports[1]
+        ),
+        "controller.listener.names=controller".to_string(),
+        "listener.security.protocol.map=plaintext:PLAINTEXT,Controller:PLAINTEXT".to_string(),
+        "inter.broker.listener.name=Plaintext".to_string(),
+        format!("log.dirs={}", data.path().display()),
+        "controller.quorum.election.timeout.ms=300".to_string(),
+    ];
+    let addr = format!("127.0.0.1:{}", ports[0]);
+    let mut server = ServerProcess::start(&overrides, &addr);
+    // A client nobody here wrote sees one broker on the broker listener.
+    let metadata = common::kcat(&["-b", &addr, "-L", "-m", "30"], "");
+    assert!(
+        metadata.contains(&format!("broker 1 at 127.0.0.1:{}", ports[0])),
+        "{metadata}"
+    );
+    assert!(server.terminate());
 }
 
 #[test]

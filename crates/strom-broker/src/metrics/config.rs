@@ -5,15 +5,6 @@ use std::collections::BTreeMap;
 
 use crate::config::ConfigError;
 
-/// The keys this module reads.
-pub const METRICS_KEYS: &[&str] = &[
-    "strom.http.listeners",
-    "strom.metrics.partition.enable",
-    "strom.metrics.series.max",
-    "strom.metrics.client.instances.max",
-    "telemetry.max.bytes",
-];
-
 /// Where the HTTP listener (metrics, health) binds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpListener {
@@ -162,53 +153,12 @@ impl MetricsConfig {
                 }
             }
         };
-        let partition_enable = match get("strom.metrics.partition.enable") {
-            None => defaults.partition_enable,
-            Some(v) if v.eq_ignore_ascii_case("true") => true,
-            Some(v) if v.eq_ignore_ascii_case("false") => false,
-            Some(v) => {
-                return Err(invalid(
-                    "strom.metrics.partition.enable",
-                    v,
-                    "expected true or false",
-                ))
-            }
-        };
-        let series_max = match get("strom.metrics.series.max") {
-            None => defaults.series_max,
-            Some(v) => match v.parse::<usize>() {
-                Ok(n) if n >= 1 => n,
-                _ => {
-                    return Err(invalid(
-                        "strom.metrics.series.max",
-                        v,
-                        "must be an integer of at least 1",
-                    ))
-                }
-            },
-        };
-        let positive = |key: &str, default: usize, max: usize| match get(key) {
-            None => Ok(default),
-            Some(v) => match v.parse::<usize>() {
-                Ok(n) if (1..=max).contains(&n) => Ok(n),
-                _ => Err(invalid(
-                    key,
-                    v,
-                    &format!("must be an integer from 1 to {max}"),
-                )),
-            },
-        };
-        let client_instances_max = positive(
-            "strom.metrics.client.instances.max",
-            defaults.client_instances_max,
-            16_384,
-        )?;
-        // Kafka's lower bound is 1; the upper one keeps a push inside a request's budget.
-        let telemetry_max_bytes = positive(
-            "telemetry.max.bytes",
-            defaults.telemetry_max_bytes,
-            i32::MAX as usize,
-        )?;
+        // The simple keys' rules and defaults are the table's (`config_keys.rs`).
+        let props = crate::config_keys::Props::new(map);
+        let partition_enable = props.bool("strom.metrics.partition.enable")?;
+        let series_max = props.int("strom.metrics.series.max")?;
+        let client_instances_max = props.int("strom.metrics.client.instances.max")?;
+        let telemetry_max_bytes = props.int("telemetry.max.bytes")?;
         Ok(MetricsConfig {
             http_listener,
             http_listener_set,

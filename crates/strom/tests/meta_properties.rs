@@ -1,0 +1,190 @@
+//! `meta.properties` at start-up, run as processes: a first start formats every data
+//! directory; later starts refuse directories that disagree with each other or with the
+//! configuration (node.id, cluster.id), or that are not formatted while others are, each
+//! naming the file, the key and both values, and create nothing.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{free_ports, start_expecting_exit, ServerProcess};
+
+const LIMIT: Duration = Duration::from_secs(60);
+/// `cluster.id`'s default (docs/CONFIG.md).
+const DEFAULT_CLUSTER_ID: &str = "c3Ryb20tY2x1c3Rlci0x";
+
+fn overrides(ports: &[u16], log_dirs: &[&Path], extra: &[&str]) -> Vec<String> {
+    let dirs: Vec<String> = log_dirs.iter().map(|d| d.display().to_string()).collect();
+    let mut all = vec![
+        format!(
+            "listeners=PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
+            ports[0], ports[1]
+        ),
+        format!("log.dirs={}", dirs.join(",")),
+        "controller.quorum.election.timeout.ms=300".to_string(),
+        "strom.http.listeners=".to_string(),
+    ];
+    all.extend(extra.iter().map(|s| s.to_string()));
+    all
+}
+
+/// The `key=value` lines of `dir/meta.properties`.
+fn meta(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    let text = std::fs::read_to_string(dir.join("meta.properties")).unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Starts, waits for the ready line, stops with SIGTERM.
+fn start_and_stop(overrides: &[String], port: u16) {
+    let mut server = ServerProcess::start(overrides, &format!("127.0.0.1:{port}"));
+    assert!(server.terminate(), "strom server did not stop cleanly");
+}
+
+#[test]
+fn a_first_start_formats_every_directory_and_later_starts_check_them() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, b, metadata) = (
+        root.path().join("a"),
+        root.path().join("b"),
+        root.path().join("metadata"),
+    );
+    let ports = free_ports(2);
+    let metadata_key = format!("metadata.log.dir={}", metadata.display());
+    let node = overrides(&ports, &[&a, &b], &[&metadata_key]);
+    start_and_stop(&node, ports[0]);
+    let mut directory_ids = std::collections::BTreeSet::new();
+    for dir in [&a, &b, &metadata] {
+        let meta = meta(dir);
+        assert_eq!(meta["cluster.id"], DEFAULT_CLUSTER_ID, "{}", dir.display());
+        assert_eq!(meta["node.id"], "1");
+        assert_eq!(meta["version"], "1");
+        directory_ids.insert(meta["directory.id"].clone());
+    }
+    assert_eq!(directory_ids.len(), 3, "each directory has its own id");
+    // A second start reads them and leaves them as they are.
+    let before = std::fs::read(a.join("meta.properties")).unwrap();
+    start_and_stop(&node, ports[0]);
+    assert_eq!(std::fs::read(a.join("meta.properties")).unwrap(), before);
+
+    // Another node id on these directories: refused, naming the file and both values.
+    let other_node = overrides(&ports, &[&a, &b], &[&metadata_key, "node.id=2"]);
+    let (ok, stderr) = start_expecting_exit(&other_node, LIMIT);
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!(
+            "{} says node.id=1, but the configuration says node.id=2",
+            metadata.join("meta.properties").display()
+        )),
+        "{stderr}"
+    );
+    // A cluster.id in the configuration that is not the directories'.
+    let other_cluster = overrides(&ports, &[&a, &b], &[&metadata_key, "cluster.id=other"]);
+    let (ok, stderr) = start_expecting_exit(&other_cluster, LIMIT);
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!(
+            "says cluster.id={DEFAULT_CLUSTER_ID}, but the configuration says cluster.id=other"
+        )),
+        "{stderr}"
+    );
+    // A new, unformatted directory beside formatted ones: refused as in Kafka, nothing made.
+    let c = root.path().join("c");
+    let grown = overrides(&ports, &[&a, &b, &c], &[&metadata_key]);
+    let (ok, stderr) = start_expecting_exit(&grown, LIMIT);
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!("no meta.properties in {} (log.dirs)", c.display()))
+            && stderr.contains("--ignore-formatted"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(&c).unwrap().count(), 0);
+    // Two directories of different clusters.
+    let text = std::fs::read_to_string(b.join("meta.properties")).unwrap();
+    std::fs::write(
+        b.join("meta.properties"),
+        text.replace(DEFAULT_CLUSTER_ID, "AAAAAAAAAAAAAAAAAAAAAA"),
+    )
+    .unwrap();
+    let (ok, stderr) = start_expecting_exit(&node, LIMIT);
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!(
+            "{} says cluster.id=AAAAAAAAAAAAAAAAAAAAAA, but",
+            b.join("meta.properties").display()
+        )) && stderr.contains(&format!("says cluster.id={DEFAULT_CLUSTER_ID}")),
+        "{stderr}"
+    );
+    // A damaged file is reported, never rewritten.
+    std::fs::write(b.join("meta.properties"), "cluster.id=x\nnode.id=1\n").unwrap();
+    let (ok, stderr) = start_expecting_exit(&node, LIMIT);
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!(
+            "{}: version is missing, expected 1",
+            b.join("meta.properties").display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(b.join("meta.properties")).unwrap(),
+        "cluster.id=x\nnode.id=1\n"
+    );
+}
+
+#[test]
+fn a_formatted_node_starts_with_its_cluster_id_and_format_checks_the_config() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let ports = free_ports(2);
+    let config = root.path().join("server.properties");
+    std::fs::write(
+        &config,
+        format!(
+            "listeners=PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}\nlog.dirs={}\n",
+            ports[0],
+            ports[1],
+            data.display()
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let id = common::strom_cli(&["storage", "random-uuid"]);
+    let id = id.trim();
+    // A cluster.id key that contradicts --cluster-id is refused before anything is written.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strom"))
+        .args(["storage", "format", "--config", &config, "--cluster-id", id])
+        .args(["--override", "cluster.id=other"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "--cluster-id {id} differs from cluster.id=other in the configuration"
+        )),
+        "{stderr}"
+    );
+    assert!(!data.join("meta.properties").exists());
+    common::strom_cli(&["storage", "format", "--config", &config, "--cluster-id", id]);
+    let node = overrides(&ports, &[&data], &[]);
+    let addr = format!("127.0.0.1:{}", ports[0]);
+    let mut server = ServerProcess::start(&node, &addr);
+    // DescribeCluster reports the formatted id, not the key's default.
+    let described = common::strom_cli(&[
+        "cluster",
+        "describe",
+        "--bootstrap-server",
+        &addr,
+        "--output",
+        "json",
+    ]);
+    let described: serde_json::Value = serde_json::from_str(&described).unwrap();
+    assert_eq!(described["cluster_id"], id, "{described}");
+    assert!(server.terminate());
+    assert_eq!(meta(&data)["cluster.id"], id);
+}
