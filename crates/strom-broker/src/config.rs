@@ -321,7 +321,7 @@ pub struct TransactionsConfig {
 
 impl TransactionsConfig {
     fn from_props(props: &Props<'_>) -> Result<Self, ConfigError> {
-        let replication_default = default_offsets_topic_replication_factor(&props);
+        let replication_default = default_offsets_topic_replication_factor(props);
         Ok(TransactionsConfig {
             state_log_num_partitions: props.int("transaction.state.log.num.partitions")?,
             state_log_replication_factor: props.int_or(
