@@ -123,6 +123,14 @@ pub struct ReplicaManager {
 }
 
 impl ReplicaManager {
+    /// Records `tp` (directory `name`) as offline for `reason`.
+    fn mark_offline(&self, tp: TopicIdPartition, reason: Offline, name: String) {
+        self.offline
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(tp, OfflineEntry { reason, name });
+    }
+
     /// A manager with no partitions open yet over the opened `dirs`; `broker_epoch` is
     /// shared with the broker's registration.
     pub fn new(
@@ -334,16 +342,7 @@ impl ReplicaManager {
                         "swapping in a moved replica failed; it stays in its directory");
                 }
                 Err(error) => {
-                    self.offline
-                        .write()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(
-                            tp,
-                            OfflineEntry {
-                                reason: Offline::Unresolved,
-                                name,
-                            },
-                        );
+                    self.mark_offline(tp, Offline::Unresolved, name);
                     return Err(format!(
                         "swapping in the moved replica of {} failed half-way ({error}); it                          stays offline and the next start-up finishes the move",
                         current_dir.display()
@@ -444,16 +443,11 @@ impl ReplicaManager {
                     .write()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&partition.tp);
-                self.offline
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(
-                        partition.tp,
-                        OfflineEntry {
-                            reason: Offline::DirFailed,
-                            name: dir_name(&partition.topic, partition.tp.partition),
-                        },
-                    );
+                self.mark_offline(
+                    partition.tp,
+                    Offline::DirFailed,
+                    dir_name(&partition.topic, partition.tp.partition),
+                );
             }
             tracing::error!(dir = %path, %reason, partitions = inside.len(),
                 online_dirs = self.dirs.online_count(),
@@ -722,16 +716,7 @@ impl ReplicaManager {
                 }
                 let name = dir_name(&topic.name, *index);
                 if self.dirs.is_unresolved(&name) {
-                    self.offline
-                        .write()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(
-                            tp,
-                            OfflineEntry {
-                                reason: Offline::Unresolved,
-                                name,
-                            },
-                        );
+                    self.mark_offline(tp, Offline::Unresolved, name);
                     continue;
                 }
                 let placement = if unplaced_may_be_offline && self.dirs.dir_of(&name).is_none() {
@@ -745,16 +730,7 @@ impl ReplicaManager {
                         // In a failed directory (or none is online): offline until a restart.
                         tracing::warn!(topic = %topic.name, partition = index,
                             "partition is in an offline log directory; it stays offline");
-                        self.offline
-                            .write()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(
-                                tp,
-                                OfflineEntry {
-                                    reason: Offline::DirFailed,
-                                    name,
-                                },
-                            );
+                        self.mark_offline(tp, Offline::DirFailed, name);
                         continue;
                     }
                 };
