@@ -260,15 +260,20 @@ impl Producer {
         Ok(DeliveryFuture { rx })
     }
 
+    /// How long waiting for queued and in-flight records may take: a record's delivery
+    /// timeout plus one request's.
+    fn drain_limit_ms(&self) -> u64 {
+        self.inner
+            .config
+            .delivery_timeout_ms
+            .saturating_add(self.inner.config.client.request_timeout_ms)
+    }
+
     /// Sends everything queued now and waits until each record is acknowledged or failed.
     pub async fn flush(&self) -> Result<()> {
         self.lock_state()?.flushing += 1;
         self.inner.wake.notify_one();
-        let limit_ms = self
-            .inner
-            .config
-            .delivery_timeout_ms
-            .saturating_add(self.inner.config.client.request_timeout_ms);
+        let limit_ms = self.drain_limit_ms();
         let deadline = Instant::now() + Duration::from_millis(limit_ms);
         let result = loop {
             if self.lock_state()?.is_idle() {

@@ -669,11 +669,7 @@ impl Producer {
     /// ones; the sender refuses new ones while the phase is Aborting.
     async fn drain_for_abort(&self) -> Result<()> {
         let aborted = state_error("the transaction was aborted before this record was sent");
-        let limit_ms = self
-            .inner
-            .config
-            .delivery_timeout_ms
-            .saturating_add(self.inner.config.client.request_timeout_ms);
+        let limit_ms = self.drain_limit_ms();
         let deadline = Instant::now() + Duration::from_millis(limit_ms);
         loop {
             {
