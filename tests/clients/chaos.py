@@ -82,6 +82,7 @@ from cluster_fixtures import create_topic  # noqa: E402
 from cluster_load import (  # noqa: E402
     CONNECTION_EVENTS,
     ConfluentObserver,
+    ConfluentPolling,
     ConfluentProducer,
     KafkaPythonProducer,
     final_read,
@@ -260,10 +261,12 @@ class Disks:
 # --- group consumers -------------------------------------------------------------------------
 
 
-class GroupMember:
+class GroupMember(ConfluentPolling):
     """A subscribed confluent-kafka consumer of a group. Each assignment it gets is recorded
     under its own consumer name (`<group>/<member>#<generation>`): within one, offsets of a
     partition must rise without gaps; a new assignment starts from the committed offset."""
+
+    batch = 500
 
     def __init__(self, history, bootstrap, topic, group, member, isolation):
         self.history, self.group, self.member = history, group, member
@@ -301,28 +304,8 @@ class GroupMember:
     def _revoked(self, consumer, partitions):
         self.history.note(f"{self.current} revoked {sorted(p.partition for p in partitions)}")
 
-    def start(self):
-        self.thread.start()
-        return self
-
-    def _run(self):
-        try:
-            while not self._stop.is_set():
-                out = []
-                for m in self.c.consume(num_messages=500, timeout=0.2):
-                    if m.error():
-                        err = m.error()
-                        self.history.error(f"{self.name}:poll", err.name(), err.str(), err.retriable(), err.fatal())
-                        continue
-                    out.append((m.partition(), m.offset(), m.value().decode()))
-                if out:
-                    self.history.poll(self.current, out)
-        finally:
-            self.c.close()
-
-    def stop(self, timeout_s=30):
-        self._stop.set()
-        self.thread.join(timeout_s)
+    def polled_as(self):
+        return self.current
 
 
 # --- the schedule ----------------------------------------------------------------------------

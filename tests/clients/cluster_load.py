@@ -238,7 +238,41 @@ class JavaProducer:
             self.stderr_path.unlink(missing_ok=True)
 
 
-class ConfluentObserver:
+class ConfluentPolling:
+    """A confluent-kafka consumer `self.c` polled on its own thread until stopped, every
+    batch recorded in `self.history` under `polled_as()`; subclasses make `c`, `_stop` and
+    `thread`."""
+
+    batch = 1000
+
+    def polled_as(self):
+        return self.name
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def _run(self):
+        try:
+            while not self._stop.is_set():
+                out = []
+                for m in self.c.consume(num_messages=self.batch, timeout=0.2):
+                    if m.error():
+                        err = m.error()
+                        self.history.error(f"{self.name}:poll", err.name(), err.str(), err.retriable(), err.fatal())
+                        continue
+                    out.append((m.partition(), m.offset(), m.value().decode()))
+                if out:
+                    self.history.poll(self.polled_as(), out)
+        finally:
+            self.c.close()
+
+    def stop(self, timeout_s=30):
+        self._stop.set()
+        self.thread.join(timeout_s)
+
+
+class ConfluentObserver(ConfluentPolling):
     """Polls every partition from the beginning, throughout the run, never seeking."""
 
     def __init__(self, history, bootstrap, topic, partitions, name="observer-confluent"):
@@ -259,28 +293,6 @@ class ConfluentObserver:
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def start(self):
-        self.thread.start()
-        return self
-
-    def _run(self):
-        try:
-            while not self._stop.is_set():
-                out = []
-                for m in self.c.consume(num_messages=1000, timeout=0.2):
-                    if m.error():
-                        err = m.error()
-                        self.history.error(f"{self.name}:poll", err.name(), err.str(), err.retriable(), err.fatal())
-                        continue
-                    out.append((m.partition(), m.offset(), m.value().decode()))
-                if out:
-                    self.history.poll(self.name, out)
-        finally:
-            self.c.close()
-
-    def stop(self, timeout_s=30):
-        self._stop.set()
-        self.thread.join(timeout_s)
 
 
 class KafkaPythonObserver:
