@@ -1,0 +1,1 @@
+//! See the crate documentation; filled in by the share-group work.
