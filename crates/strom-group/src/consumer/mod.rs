@@ -10,7 +10,7 @@
 
 mod assignor;
 mod bridge;
-mod codec;
+pub mod codec;
 mod coordinator;
 mod group;
 mod member;

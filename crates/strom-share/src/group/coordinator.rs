@@ -1,0 +1,579 @@
+//! The share groups of one `__consumer_offsets` partition: ShareGroupHeartbeat (join,
+//! heartbeat, leave), session expiry, describe, list, delete and record replay.
+//!
+//! Every error is found before anything changes, and every change is made together with
+//! the record that persists it, so replaying the records rebuilds the same groups (only
+//! session deadlines restart at load).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use strom_group::consumer::{Assignment, TopicId, Topics};
+use strom_group::{ErrorCode, GroupRecord};
+
+use super::assignor::simple_assign;
+use super::records::{CurrentAssignment, MemberMetadata, ShareGroupRecord};
+use super::types::{
+    DescribedShareGroup, DescribedShareMember, ListedShareGroup, ShareCommand, ShareConfig,
+    ShareError, ShareHeartbeat, ShareHeartbeatResponse, ShareResponse,
+};
+
+/// Member epoch of a heartbeat that leaves the group.
+pub const LEAVE_GROUP_MEMBER_EPOCH: i32 = -1;
+/// Kafka's name of the share groups' only server-side assignor.
+const ASSIGNOR_NAME: &str = "simple";
+/// Group and member ids are record-key strings (int16 lengths).
+const ID_BYTES_MAX: usize = i16::MAX as usize;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Member {
+    metadata: MemberMetadata,
+    current: CurrentAssignment,
+    /// When the session expires without a heartbeat (not recorded: restarts at load).
+    deadline_ms: i64,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Group {
+    epoch: i32,
+    /// The hash of the subscribed topics' metadata the epoch was last computed for.
+    metadata_hash: i64,
+    assignment_epoch: i32,
+    members: BTreeMap<String, Member>,
+    target: BTreeMap<String, Assignment>,
+}
+
+impl Group {
+    fn state(&self) -> &'static str {
+        if self.members.is_empty() {
+            "Empty"
+        } else {
+            "Stable"
+        }
+    }
+
+    fn subscribed_topics(&self) -> BTreeSet<&str> {
+        self.members
+            .values()
+            .flat_map(|m| m.metadata.subscribed_topic_names.iter().map(String::as_str))
+            .collect()
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct ShareGroups {
+    config: ShareConfig,
+    groups: BTreeMap<String, Group>,
+}
+
+type Records = Vec<ShareGroupRecord>;
+
+impl ShareGroups {
+    pub fn new(config: ShareConfig) -> Self {
+        ShareGroups {
+            config,
+            groups: BTreeMap::new(),
+        }
+    }
+
+    pub fn config(&self) -> &ShareConfig {
+        &self.config
+    }
+
+    /// Whether a share group of this id exists (the group coordinator keeps one type per
+    /// group id).
+    pub fn contains(&self, group_id: &str) -> bool {
+        self.groups.contains_key(group_id)
+    }
+
+    pub fn group_ids(&self) -> impl Iterator<Item = &str> {
+        self.groups.keys().map(String::as_str)
+    }
+
+    /// The topic partitions assigned to some member of `group_id` (what its share
+    /// partitions serve), by topic id.
+    pub fn assigned_partitions(&self, group_id: &str) -> Assignment {
+        let mut out = Assignment::new();
+        for member in self.groups.get(group_id).into_iter().flat_map(|g| g.members.values()) {
+            for (topic, partitions) in &member.current.assigned {
+                out.entry(*topic).or_default().extend(partitions);
+            }
+        }
+        out
+    }
+
+    /// Handles one command; returns the records to append durably before the response is
+    /// released.
+    pub fn handle(&mut self, command: ShareCommand, now_ms: i64) -> (Vec<GroupRecord>, ShareResponse) {
+        let mut records = Records::new();
+        let response = match command {
+            ShareCommand::Heartbeat(hb) => {
+                let response = match self.heartbeat(hb, now_ms, &mut records) {
+                    Ok(r) => r,
+                    Err(e) => ShareHeartbeatResponse::error(e),
+                };
+                ShareResponse::Heartbeat(response)
+            }
+            ShareCommand::Describe { group_ids, topics } => {
+                ShareResponse::Describe(self.describe(&group_ids, &topics))
+            }
+            ShareCommand::List => ShareResponse::List(self.list()),
+            ShareCommand::Delete(group_id) => {
+                ShareResponse::Delete(self.delete(&group_id, &mut records))
+            }
+        };
+        (encode(records), response)
+    }
+
+    /// Removes members whose session expired; returns the records of their removal.
+    pub fn tick(&mut self, now_ms: i64) -> Vec<GroupRecord> {
+        let mut records = Records::new();
+        for (group_id, group) in &mut self.groups {
+            let expired: Vec<String> = group
+                .members
+                .iter()
+                .filter(|(_, m)| m.deadline_ms <= now_ms)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for member_id in expired {
+                tracing::info!(group = %group_id, member = %member_id, "share group member session expired");
+                remove_member(group_id, group, &member_id, &mut records);
+            }
+        }
+        encode(records)
+    }
+
+    /// Applies one record read back from the log (in log order) at load.
+    pub fn replay(&mut self, record: ShareGroupRecord, now_ms: i64) {
+        let deadline_ms = now_ms.saturating_add(i64::from(self.config.session_timeout_ms));
+        match record {
+            ShareGroupRecord::GroupEpoch { group, epoch } => match epoch {
+                Some((epoch, hash)) => {
+                    let g = self.groups.entry(group).or_default();
+                    g.epoch = epoch;
+                    g.metadata_hash = hash;
+                }
+                None => {
+                    self.groups.remove(&group);
+                }
+            },
+            ShareGroupRecord::MemberMetadata {
+                group,
+                member,
+                metadata,
+            } => {
+                let g = self.groups.entry(group).or_default();
+                match metadata {
+                    Some(metadata) => {
+                        let m = g.members.entry(member).or_default();
+                        m.metadata = metadata;
+                        m.deadline_ms = deadline_ms;
+                    }
+                    None => {
+                        g.members.remove(&member);
+                    }
+                }
+            }
+            ShareGroupRecord::TargetEpoch { group, epoch } => {
+                let g = self.groups.entry(group).or_default();
+                g.assignment_epoch = epoch.unwrap_or(0);
+            }
+            ShareGroupRecord::TargetMember {
+                group,
+                member,
+                assignment,
+            } => {
+                let g = self.groups.entry(group).or_default();
+                match assignment {
+                    Some(a) => {
+                        g.target.insert(member, a);
+                    }
+                    None => {
+                        g.target.remove(&member);
+                    }
+                }
+            }
+            ShareGroupRecord::CurrentMember {
+                group,
+                member,
+                current,
+            } => {
+                let g = self.groups.entry(group).or_default();
+                if let Some(current) = current {
+                    let m = g.members.entry(member).or_default();
+                    m.current = current;
+                    m.deadline_ms = deadline_ms;
+                }
+            }
+        }
+    }
+
+    fn heartbeat(
+        &mut self,
+        hb: ShareHeartbeat,
+        now_ms: i64,
+        records: &mut Records,
+    ) -> Result<ShareHeartbeatResponse, ShareError> {
+        validate(&hb)?;
+        if hb.member_epoch == LEAVE_GROUP_MEMBER_EPOCH {
+            return self.leave(&hb.group_id, &hb.member_id, records);
+        }
+        let joining = hb.member_epoch == 0;
+        // Checks first: nothing changes on an error.
+        match self.groups.get(&hb.group_id) {
+            None if !joining => {
+                return Err(ShareError::new(
+                    ErrorCode::GroupIdNotFound,
+                    format!("Share group {} not found.", hb.group_id),
+                ))
+            }
+            None => {}
+            Some(group) => match group.members.get(&hb.member_id) {
+                None if !joining => {
+                    return Err(ShareError::new(
+                        ErrorCode::UnknownMemberId,
+                        format!(
+                            "Member {} is not a member of share group {}.",
+                            hb.member_id, hb.group_id
+                        ),
+                    ))
+                }
+                None if group.members.len() >= self.config.max_size => {
+                    return Err(ShareError::new(
+                        ErrorCode::GroupMaxSizeReached,
+                        format!(
+                            "The share group {} has reached its maximum capacity of {} members.",
+                            hb.group_id, self.config.max_size
+                        ),
+                    ))
+                }
+                None => {}
+                Some(member) if !joining => check_epoch(member, hb.member_epoch)?,
+                // A member rejoining with epoch 0 (after a fencing) starts over.
+                Some(_) => {}
+            },
+        }
+        let config = self.config.clone();
+        let group_id = hb.group_id.clone();
+        let group = self.groups.entry(group_id.clone()).or_default();
+        let is_new = !group.members.contains_key(&hb.member_id);
+        let member = group.members.entry(hb.member_id.clone()).or_default();
+        let mut metadata = MemberMetadata {
+            rack_id: hb.rack_id.clone(),
+            client_id: hb.client_id.clone(),
+            client_host: hb.client_host.clone(),
+            subscribed_topic_names: member.metadata.subscribed_topic_names.clone(),
+        };
+        if let Some(names) = &hb.subscribed_topic_names {
+            metadata.subscribed_topic_names = names.iter().cloned().collect();
+        }
+        let mut bump = is_new
+            || metadata.subscribed_topic_names != member.metadata.subscribed_topic_names;
+        if is_new || metadata != member.metadata {
+            member.metadata = metadata.clone();
+            records.push(ShareGroupRecord::MemberMetadata {
+                group: group_id.clone(),
+                member: hb.member_id.clone(),
+                metadata: Some(metadata),
+            });
+        }
+        member.deadline_ms = now_ms.saturating_add(i64::from(config.session_timeout_ms));
+        let hash = metadata_hash(&group.subscribed_topics(), &hb.topics);
+        bump |= hash != group.metadata_hash;
+        if bump {
+            group.epoch = group.epoch.saturating_add(1);
+            group.metadata_hash = hash;
+            records.push(ShareGroupRecord::GroupEpoch {
+                group: group_id.clone(),
+                epoch: Some((group.epoch, hash)),
+            });
+        }
+        if group.epoch > group.assignment_epoch {
+            compute_target(&group_id, group, &hb.topics, records);
+        }
+        let target = group.target.get(&hb.member_id).cloned().unwrap_or_default();
+        let assignment_epoch = group.assignment_epoch;
+        let Some(member) = group.members.get_mut(&hb.member_id) else {
+            // Inserted above; unreachable.
+            return Err(ShareError::new(ErrorCode::UnknownServerError, "member vanished"));
+        };
+        let changed = member.current.assigned != target;
+        if changed || member.current.member_epoch != assignment_epoch {
+            member.current = CurrentAssignment {
+                member_epoch: assignment_epoch,
+                previous_member_epoch: member.current.member_epoch,
+                assigned: target,
+            };
+            records.push(ShareGroupRecord::CurrentMember {
+                group: group_id,
+                member: hb.member_id.clone(),
+                current: Some(member.current.clone()),
+            });
+        }
+        Ok(ShareHeartbeatResponse {
+            error: None,
+            member_id: Some(hb.member_id),
+            member_epoch: member.current.member_epoch,
+            heartbeat_interval_ms: config.heartbeat_interval_ms,
+            assignment: (joining || changed).then(|| member.current.assigned.clone()),
+        })
+    }
+
+    fn leave(
+        &mut self,
+        group_id: &str,
+        member_id: &str,
+        records: &mut Records,
+    ) -> Result<ShareHeartbeatResponse, ShareError> {
+        let Some(group) = self.groups.get_mut(group_id) else {
+            return Err(ShareError::new(
+                ErrorCode::GroupIdNotFound,
+                format!("Share group {group_id} not found."),
+            ));
+        };
+        if !group.members.contains_key(member_id) {
+            return Err(ShareError::new(
+                ErrorCode::UnknownMemberId,
+                format!("Member {member_id} is not a member of share group {group_id}."),
+            ));
+        }
+        tracing::debug!(group = group_id, member = member_id, "share group member left");
+        remove_member(group_id, group, member_id, records);
+        Ok(ShareHeartbeatResponse {
+            error: None,
+            member_id: Some(member_id.to_owned()),
+            member_epoch: LEAVE_GROUP_MEMBER_EPOCH,
+            heartbeat_interval_ms: 0,
+            assignment: None,
+        })
+    }
+
+    fn describe(&self, group_ids: &[String], topics: &Topics) -> Vec<DescribedShareGroup> {
+        group_ids
+            .iter()
+            .map(|id| match self.groups.get(id) {
+                None => DescribedShareGroup::error(
+                    id,
+                    ErrorCode::GroupIdNotFound,
+                    &format!("Group {id} not found."),
+                ),
+                Some(group) => DescribedShareGroup {
+                    group_id: id.clone(),
+                    error: None,
+                    state: group.state().to_owned(),
+                    group_epoch: group.epoch,
+                    assignment_epoch: group.assignment_epoch,
+                    assignor_name: ASSIGNOR_NAME.to_owned(),
+                    members: group
+                        .members
+                        .iter()
+                        .map(|(member_id, m)| DescribedShareMember {
+                            member_id: member_id.clone(),
+                            rack_id: m.metadata.rack_id.clone(),
+                            member_epoch: m.current.member_epoch,
+                            client_id: m.metadata.client_id.clone(),
+                            client_host: m.metadata.client_host.clone(),
+                            subscribed_topic_names: m.metadata.subscribed_topic_names.clone(),
+                            // Topics deleted since are left out, as Kafka does.
+                            assignment: m
+                                .current
+                                .assigned
+                                .iter()
+                                .filter(|(t, _)| topics.name(**t).is_some())
+                                .map(|(t, p)| (*t, p.clone()))
+                                .collect(),
+                        })
+                        .collect(),
+                },
+            })
+            .collect()
+    }
+
+    fn list(&self) -> Vec<ListedShareGroup> {
+        self.groups
+            .iter()
+            .map(|(id, g)| ListedShareGroup {
+                group_id: id.clone(),
+                state: g.state().to_owned(),
+            })
+            .collect()
+    }
+
+    fn delete(&mut self, group_id: &str, records: &mut Records) -> Result<bool, ErrorCode> {
+        let Some(group) = self.groups.get(group_id) else {
+            return Ok(false);
+        };
+        if !group.members.is_empty() {
+            return Err(ErrorCode::NonEmptyGroup);
+        }
+        for member in group.target.keys() {
+            records.push(ShareGroupRecord::TargetMember {
+                group: group_id.to_owned(),
+                member: member.clone(),
+                assignment: None,
+            });
+        }
+        records.push(ShareGroupRecord::TargetEpoch {
+            group: group_id.to_owned(),
+            epoch: None,
+        });
+        records.push(ShareGroupRecord::GroupEpoch {
+            group: group_id.to_owned(),
+            epoch: None,
+        });
+        self.groups.remove(group_id);
+        Ok(true)
+    }
+}
+
+fn validate(hb: &ShareHeartbeat) -> Result<(), ShareError> {
+    let invalid = |message: &str| Err(ShareError::new(ErrorCode::InvalidRequest, message));
+    if hb.group_id.is_empty() {
+        return invalid("GroupId can't be empty.");
+    }
+    if hb.member_id.is_empty() {
+        return invalid("MemberId can't be empty.");
+    }
+    if hb.group_id.len() > ID_BYTES_MAX || hb.member_id.len() > ID_BYTES_MAX {
+        return invalid("GroupId and MemberId must be at most 32767 bytes.");
+    }
+    if hb.member_epoch < LEAVE_GROUP_MEMBER_EPOCH {
+        return invalid(&format!("MemberEpoch {} is invalid.", hb.member_epoch));
+    }
+    if hb.member_epoch == 0
+        && hb
+            .subscribed_topic_names
+            .as_ref()
+            .is_none_or(|names| names.is_empty())
+    {
+        return invalid("SubscribedTopicNames must be set in first request.");
+    }
+    Ok(())
+}
+
+/// Kafka's rule: a member may come back with its current epoch, or with the previous one
+/// (the response that moved it on was lost); anything else is fenced.
+fn check_epoch(member: &Member, received: i32) -> Result<(), ShareError> {
+    let current = member.current.member_epoch;
+    if received == current || received == member.current.previous_member_epoch && received < current
+    {
+        return Ok(());
+    }
+    Err(ShareError::new(
+        ErrorCode::FencedMemberEpoch,
+        format!("The share group member has a member epoch ({received}) different from the coordinator's ({current})."),
+    ))
+}
+
+/// Removes a member with its records and bumps the group epoch, so that the others get a
+/// new target at their next heartbeat.
+fn remove_member(group_id: &str, group: &mut Group, member_id: &str, records: &mut Records) {
+    group.members.remove(member_id);
+    let target = group.target.remove(member_id);
+    records.push(ShareGroupRecord::CurrentMember {
+        group: group_id.to_owned(),
+        member: member_id.to_owned(),
+        current: None,
+    });
+    if target.is_some() {
+        records.push(ShareGroupRecord::TargetMember {
+            group: group_id.to_owned(),
+            member: member_id.to_owned(),
+            assignment: None,
+        });
+    }
+    records.push(ShareGroupRecord::MemberMetadata {
+        group: group_id.to_owned(),
+        member: member_id.to_owned(),
+        metadata: None,
+    });
+    group.epoch = group.epoch.saturating_add(1);
+    records.push(ShareGroupRecord::GroupEpoch {
+        group: group_id.to_owned(),
+        epoch: Some((group.epoch, group.metadata_hash)),
+    });
+}
+
+/// A new target assignment at the group epoch, recording the members whose target changed.
+fn compute_target(group_id: &str, group: &mut Group, topics: &Topics, records: &mut Records) {
+    let mut partitions: BTreeMap<TopicId, i32> = BTreeMap::new();
+    let subscriptions: BTreeMap<String, BTreeSet<TopicId>> = group
+        .members
+        .iter()
+        .map(|(id, m)| {
+            let ids = m
+                .metadata
+                .subscribed_topic_names
+                .iter()
+                .filter_map(|name| topics.by_name(name))
+                .map(|t| {
+                    partitions.insert(t.id, t.partitions);
+                    t.id
+                })
+                .collect();
+            (id.clone(), ids)
+        })
+        .collect();
+    let target = simple_assign(&subscriptions, &partitions);
+    for (member, assignment) in &target {
+        if group.target.get(member) != Some(assignment) {
+            records.push(ShareGroupRecord::TargetMember {
+                group: group_id.to_owned(),
+                member: member.clone(),
+                assignment: Some(assignment.clone()),
+            });
+        }
+    }
+    group.target = target;
+    group.assignment_epoch = group.epoch;
+    records.push(ShareGroupRecord::TargetEpoch {
+        group: group_id.to_owned(),
+        epoch: Some(group.epoch),
+    });
+}
+
+/// A hash of the subscribed topics as the cluster has them now (name, id, partition
+/// count; a missing topic counts too, so its creation changes the hash): FNV-1a, stable
+/// across runs and platforms, since it is recorded.
+fn metadata_hash(subscribed: &BTreeSet<&str>, topics: &Topics) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for b in bytes {
+            hash ^= u64::from(*b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for name in subscribed {
+        feed(name.as_bytes());
+        feed(&[0]);
+        if let Some(t) = topics.by_name(name) {
+            feed(&t.id.0);
+            feed(&t.partitions.to_be_bytes());
+        }
+    }
+    i64::from_be_bytes(hash.to_be_bytes())
+}
+
+fn encode(records: Records) -> Vec<GroupRecord> {
+    records
+        .into_iter()
+        .filter_map(|r| match r.encode() {
+            Ok(r) => Some(r),
+            // Ids are length-checked before they reach state, so this is a bug.
+            Err(e) => {
+                tracing::error!(error = %e, "share group record not encodable; dropped");
+                None
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+impl ShareGroups {
+    pub(super) fn describe_for_test(
+        &self,
+        group_ids: &[String],
+        topics: &Topics,
+    ) -> Vec<DescribedShareGroup> {
+        self.describe(group_ids, topics)
+    }
+}

@@ -1,0 +1,184 @@
+//! Inputs and outputs of the share group coordinator: its settings, the commands mapped
+//! from ShareGroupHeartbeat, ShareGroupDescribe, ListGroups and DeleteGroups, and their
+//! responses.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use strom_group::consumer::{Assignment, Topics};
+use strom_group::ErrorCode;
+
+/// The group type and protocol type Kafka reports for share groups (ListGroups,
+/// DescribeGroups).
+pub const SHARE_GROUP_TYPE: &str = "share";
+
+/// Broker settings of share groups (Kafka's `group.share.*` keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareConfig {
+    /// `group.share.session.timeout.ms`
+    pub session_timeout_ms: i32,
+    /// `group.share.heartbeat.interval.ms`
+    pub heartbeat_interval_ms: i32,
+    /// `group.share.max.size`
+    pub max_size: usize,
+}
+
+impl Default for ShareConfig {
+    fn default() -> Self {
+        ShareConfig {
+            session_timeout_ms: 45_000,
+            heartbeat_interval_ms: 5_000,
+            max_size: 200,
+        }
+    }
+}
+
+/// ShareGroupHeartbeat (v1), with the connection's client id and host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareHeartbeat {
+    pub group_id: String,
+    /// Chosen by the client (a UUID) from version 1 on.
+    pub member_id: String,
+    /// 0 joins, -1 leaves, otherwise the epoch the coordinator last gave the member.
+    pub member_epoch: i32,
+    pub rack_id: Option<String>,
+    /// `None` when unchanged since the last heartbeat.
+    pub subscribed_topic_names: Option<Vec<String>>,
+    pub client_id: String,
+    pub client_host: String,
+    /// The cluster's topics now (ids, names, partition counts).
+    pub topics: Arc<Topics>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareHeartbeatResponse {
+    pub error: Option<ShareError>,
+    pub member_id: Option<String>,
+    pub member_epoch: i32,
+    pub heartbeat_interval_ms: i32,
+    /// Sent when the member joins and whenever its assigned partitions change.
+    pub assignment: Option<Assignment>,
+}
+
+impl ShareHeartbeatResponse {
+    pub fn error(error: ShareError) -> Self {
+        ShareHeartbeatResponse {
+            error: Some(error),
+            member_id: None,
+            member_epoch: 0,
+            heartbeat_interval_ms: 0,
+            assignment: None,
+        }
+    }
+}
+
+/// A Kafka error with its message, as the share group responses carry both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ShareError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ShareError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// ShareGroupDescribe (v1) for one group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedShareGroup {
+    pub group_id: String,
+    pub error: Option<ShareError>,
+    /// "Empty" or "Stable" ("Dead" with an error).
+    pub state: String,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    /// Kafka's share groups have one assignor, "simple".
+    pub assignor_name: String,
+    pub members: Vec<DescribedShareMember>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedShareMember {
+    pub member_id: String,
+    pub rack_id: Option<String>,
+    pub member_epoch: i32,
+    pub client_id: String,
+    pub client_host: String,
+    pub subscribed_topic_names: BTreeSet<String>,
+    pub assignment: Assignment,
+}
+
+/// One share group as ListGroups shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedShareGroup {
+    pub group_id: String,
+    /// "Empty" or "Stable".
+    pub state: String,
+}
+
+/// A command for the share groups of one `__consumer_offsets` partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShareCommand {
+    Heartbeat(ShareHeartbeat),
+    /// ShareGroupDescribe of these groups, naming topics from this view.
+    Describe {
+        group_ids: Vec<String>,
+        topics: Arc<Topics>,
+    },
+    /// ListGroups: every share group of the partition.
+    List,
+    /// DeleteGroups of one group: only an empty share group is deleted.
+    Delete(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShareResponse {
+    Heartbeat(ShareHeartbeatResponse),
+    Describe(Vec<DescribedShareGroup>),
+    List(Vec<ListedShareGroup>),
+    /// `Ok(true)`: deleted; `Ok(false)`: no share group of that id (the caller asks the
+    /// consumer-group coordinator); `Err`: a share group that cannot be deleted.
+    Delete(Result<bool, ErrorCode>),
+}
+
+impl ShareResponse {
+    /// The same kind of response carrying a whole-request error (the coordinator is not
+    /// here, a write timed out).
+    pub fn with_error(&self, code: ErrorCode) -> ShareResponse {
+        match self {
+            ShareResponse::Heartbeat(_) => {
+                ShareResponse::Heartbeat(ShareHeartbeatResponse::error(ShareError::new(
+                    code,
+                    String::new(),
+                )))
+            }
+            ShareResponse::Describe(groups) => ShareResponse::Describe(
+                groups
+                    .iter()
+                    .map(|g| DescribedShareGroup::error(&g.group_id, code, ""))
+                    .collect(),
+            ),
+            ShareResponse::List(_) => ShareResponse::List(Vec::new()),
+            ShareResponse::Delete(_) => ShareResponse::Delete(Err(code)),
+        }
+    }
+}
+
+impl DescribedShareGroup {
+    pub fn error(group_id: &str, code: ErrorCode, message: &str) -> Self {
+        DescribedShareGroup {
+            group_id: group_id.to_owned(),
+            error: Some(ShareError::new(code, message)),
+            state: "Dead".to_owned(),
+            group_epoch: -1,
+            assignment_epoch: -1,
+            assignor_name: String::new(),
+            members: Vec::new(),
+        }
+    }
+}
