@@ -156,6 +156,9 @@ pub const TABLE: &[(ApiKey, ResourceType, AclOperation)] = &[
     (ApiKey::ConsumerGroupHeartbeat, Rt::Group, Op::Read),
     (ApiKey::ConsumerGroupHeartbeat, Rt::Topic, Op::Describe),
     (ApiKey::ConsumerGroupDescribe, Rt::Group, Op::Describe),
+    (ApiKey::ShareGroupHeartbeat, Rt::Group, Op::Read),
+    (ApiKey::ShareGroupHeartbeat, Rt::Topic, Op::Describe),
+    (ApiKey::ShareGroupDescribe, Rt::Group, Op::Describe),
     (ApiKey::OffsetCommit, Rt::Group, Op::Read),
     (ApiKey::OffsetCommit, Rt::Topic, Op::Read),
     (ApiKey::OffsetFetch, Rt::Group, Op::Describe),
@@ -429,6 +432,7 @@ pub fn precheck(
         RequestKind::ConsumerGroupHeartbeat(r) => {
             group(ApiKey::ConsumerGroupHeartbeat, &r.group_id)
         }
+        RequestKind::ShareGroupHeartbeat(r) => group(ApiKey::ShareGroupHeartbeat, &r.group_id),
         RequestKind::OffsetCommit(r) => group(ApiKey::OffsetCommit, &r.group_id),
         RequestKind::OffsetDelete(r) => group(ApiKey::OffsetDelete, &r.group_id),
         // Every key of a batched lookup (v4+) must pass, else the whole request fails.

@@ -154,6 +154,13 @@ pub struct BrokerConfig {
     /// `group.consumer.assignors`: server-side assignors by name (`uniform`, `range`, or
     /// Kafka's class names for them); the first is the default.
     pub group_consumer_assignors: Vec<String>,
+    /// `group.share.session.timeout.ms`: share group members not heard from for this long
+    /// are removed.
+    pub group_share_session_timeout_ms: i32,
+    /// `group.share.heartbeat.interval.ms`: how often share group members heartbeat.
+    pub group_share_heartbeat_interval_ms: i32,
+    /// `group.share.max.size`: members per share group.
+    pub group_share_max_size: i32,
     /// `offsets.retention.minutes`: how long offsets outlive an Empty group (KIP-211).
     pub offsets_retention_minutes: i64,
     /// `offsets.retention.check.interval.ms`: how often offsets are checked for expiry.
@@ -458,6 +465,19 @@ impl BrokerConfig {
             )?,
             group_consumer_max_size: props.int("group.consumer.max.size")?,
             group_consumer_assignors: assignors(&props)?,
+            group_share_session_timeout_ms: consumer_group_timing(
+                &props,
+                "group.share.session.timeout.ms",
+                "group.share.min.session.timeout.ms",
+                "group.share.max.session.timeout.ms",
+            )?,
+            group_share_heartbeat_interval_ms: consumer_group_timing(
+                &props,
+                "group.share.heartbeat.interval.ms",
+                "group.share.min.heartbeat.interval.ms",
+                "group.share.max.heartbeat.interval.ms",
+            )?,
+            group_share_max_size: props.int("group.share.max.size")?,
             offsets_retention_minutes: props.int("offsets.retention.minutes")?,
             offsets_retention_check_interval_ms: props
                 .int("offsets.retention.check.interval.ms")?,
@@ -516,6 +536,13 @@ impl BrokerConfig {
                 "group.consumer.heartbeat.interval.ms",
                 &config.group_consumer_heartbeat_interval_ms.to_string(),
                 "must be less than group.consumer.session.timeout.ms",
+            ));
+        }
+        if config.group_share_heartbeat_interval_ms >= config.group_share_session_timeout_ms {
+            return Err(invalid(
+                "group.share.heartbeat.interval.ms",
+                &config.group_share_heartbeat_interval_ms.to_string(),
+                "must be less than group.share.session.timeout.ms",
             ));
         }
         Ok((config, unknown))

@@ -518,6 +518,48 @@ pub const KEYS: &[Key] = &[
         "Server-side assignors; the first is the default.",
     ),
     key(
+        "group.share.session.timeout.ms",
+        int(1, I32),
+        "45000",
+        "Share group session timeout.",
+    ),
+    key(
+        "group.share.min.session.timeout.ms",
+        int(1, I32),
+        "45000",
+        "Lower bound of the share group session timeout.",
+    ),
+    key(
+        "group.share.max.session.timeout.ms",
+        int(1, I32),
+        "60000",
+        "Upper bound of the share group session timeout.",
+    ),
+    key(
+        "group.share.heartbeat.interval.ms",
+        int(1, I32),
+        "5000",
+        "Share group heartbeat interval.",
+    ),
+    key(
+        "group.share.min.heartbeat.interval.ms",
+        int(1, I32),
+        "5000",
+        "Lower bound of the share group heartbeat interval.",
+    ),
+    key(
+        "group.share.max.heartbeat.interval.ms",
+        int(1, I32),
+        "15000",
+        "Upper bound of the share group heartbeat interval.",
+    ),
+    key(
+        "group.share.max.size",
+        int(1, 1000),
+        "200",
+        "Members per share group.",
+    ),
+    key(
         "offsets.retention.minutes",
         int(1, I64),
         "10080",

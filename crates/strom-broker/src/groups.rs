@@ -46,6 +46,7 @@ use strom_meta::{
     ControllerReply, ControllerRequest, CreatableTopic, CreateTopicsRequest, MetadataImage,
     TopicIdPartition,
 };
+use strom_share::group::{ShareCommand, ShareConfig, ShareGroupRecord, ShareGroups, ShareResponse};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::BrokerConfig;
@@ -82,11 +83,22 @@ pub struct GroupCall {
     pub reply: oneshot::Sender<Response>,
 }
 
+/// A share group command for the coordinator, answered through `reply`.
+#[derive(Debug)]
+pub struct ShareCall {
+    /// The `__consumer_offsets` partition that owns the group.
+    pub partition: i32,
+    pub command: ShareCommand,
+    pub reply: oneshot::Sender<ShareResponse>,
+}
+
 /// What the handlers send the coordinator task.
 #[derive(Debug)]
 pub enum GroupMessage {
     /// A group command (boxed: it is much larger than the other message).
     Call(Box<GroupCall>),
+    /// A share group command (share groups live in the same partitions, one type per id).
+    Share(Box<ShareCall>),
     /// Load this partition now if this broker leads it (FindCoordinator is about to name
     /// this broker).
     Load(i32),
@@ -131,6 +143,22 @@ impl GroupHandle {
         };
         self.sender
             .send(GroupMessage::Call(Box::new(call)))
+            .await
+            .ok()?;
+        response.await.ok()
+    }
+
+    /// Sends a share group command and waits for its response; `None` when the task is
+    /// gone.
+    pub async fn call_share(&self, partition: i32, command: ShareCommand) -> Option<ShareResponse> {
+        let (reply, response) = oneshot::channel();
+        let call = ShareCall {
+            partition,
+            command,
+            reply,
+        };
+        self.sender
+            .send(GroupMessage::Share(Box::new(call)))
             .await
             .ok()?;
         response.await.ok()
@@ -272,6 +300,9 @@ pub(crate) enum Kind {
 /// The coordinator of one partition this broker leads.
 struct Shard {
     coordinator: Coordinator,
+    /// The partition's share groups (KIP-932): their ids never name a classic or consumer
+    /// group of `coordinator`, and the other way round.
+    share: ShareGroups,
     /// The leader epoch this broker led the partition at when the shard was loaded; a
     /// different epoch (even with this broker leading again) means others may have written.
     leader_epoch: i32,
@@ -287,7 +318,12 @@ struct Deferred {
     end_offset: i64,
     since_ms: i64,
     replies: Vec<Reply>,
+    /// Share group responses, with where each goes.
+    share: Vec<ShareReply>,
 }
+
+/// A share group response waiting for its records to commit.
+type ShareReply = (oneshot::Sender<ShareResponse>, ShareResponse);
 
 /// Where this broker stands with one partition.
 enum Role {
@@ -325,7 +361,7 @@ struct Loaded {
     partition: i32,
     leader_epoch: i32,
     log: Arc<Partition>,
-    result: Option<(Coordinator, i64)>,
+    result: Option<(Coordinator, ShareGroups, i64)>,
 }
 
 /// Runs the coordinator task until the broker stops (the task is aborted then).
@@ -357,6 +393,7 @@ pub async fn run(context: Arc<BrokerContext>, inbox: GroupInbox) {
         tokio::select! {
             message = messages.recv() => match message {
                 Some(GroupMessage::Call(call)) => runtime.on_call(*call).await,
+                Some(GroupMessage::Share(call)) => runtime.on_share_call(*call).await,
                 Some(GroupMessage::Load(partition)) => runtime.on_load_request(partition),
                 None => return,
             },
@@ -476,8 +513,64 @@ impl Runtime {
         let Some(shard) = self.shards.get_mut(&partition) else {
             return;
         };
+        if let Some(output) = refuse_share_group_id(&shard.share, request_id, &call.command) {
+            self.complete(partition, output, Vec::new()).await;
+            return;
+        }
         let output = shard.coordinator.handle(request_id, call.command, now_ms());
-        self.complete(partition, output).await;
+        self.complete(partition, output, Vec::new()).await;
+    }
+
+    /// A share group command: answered at once (share commands never wait for others),
+    /// released once its records, and everything before them, are committed.
+    async fn on_share_call(&mut self, call: ShareCall) {
+        let image = self.context.metadata.image();
+        let partition = call.partition;
+        let refuse = |call: ShareCall, code| {
+            let response = placeholder(&call.command).with_error(code);
+            let _ = call.reply.send(response);
+        };
+        let (log, epoch) = match self.role(&image, partition) {
+            Role::NotLeader => {
+                self.unload(partition);
+                return refuse(call, ErrorCode::NotCoordinator);
+            }
+            Role::LeaderOpening => return refuse(call, ErrorCode::CoordinatorLoadInProgress),
+            Role::Leader(log, epoch) => (log, epoch),
+        };
+        if self
+            .shards
+            .get(&partition)
+            .is_some_and(|s| s.leader_epoch != epoch)
+        {
+            self.unload(partition);
+        }
+        if !self.shards.contains_key(&partition) && self.install_empty(partition, &log, epoch) {
+            self.publish_loaded();
+        }
+        let Some(shard) = self.shards.get_mut(&partition) else {
+            self.start_load(partition, &log, epoch);
+            return refuse(call, ErrorCode::CoordinatorLoadInProgress);
+        };
+        let (records, response) = match &call.command {
+            ShareCommand::Heartbeat(hb) if shard.coordinator.has_group(&hb.group_id) => (
+                Vec::new(),
+                ShareResponse::Heartbeat(strom_share::group::ShareHeartbeatResponse::error(
+                    strom_share::group::ShareError::new(
+                        ErrorCode::GroupIdNotFound,
+                        format!("Group {} is not a share group.", hb.group_id),
+                    ),
+                )),
+            ),
+            _ => shard.share.handle(call.command, now_ms()),
+        };
+        let output = Output {
+            records,
+            replies: Vec::new(),
+            transactional: None,
+        };
+        self.complete(partition, output, vec![(call.reply, response)])
+            .await;
     }
 
     fn on_load_request(&mut self, partition: i32) {
@@ -502,10 +595,11 @@ impl Runtime {
         }
         self.loading.insert(partition, leader_epoch);
         let config = coordinator_config(&self.context.config, self.salt);
+        let share_config = share_config(&self.context.config);
         let log = Arc::clone(log);
         let loads = self.loads.clone();
         tokio::spawn(async move {
-            let result = load(&log, config).await;
+            let result = load(&log, config, share_config).await;
             let _ = loads
                 .send(Loaded {
                     partition,
@@ -528,7 +622,8 @@ impl Runtime {
             self.role(&image, loaded.partition),
             Role::Leader(_, epoch) if epoch == loaded.leader_epoch
         );
-        let (Some((mut coordinator, written_end)), true) = (loaded.result, still_leader) else {
+        let (Some((mut coordinator, share, written_end)), true) = (loaded.result, still_leader)
+        else {
             // A load retried later reads the markers queued meanwhile from the log.
             self.markers_while_loading.remove(&loaded.partition);
             return;
@@ -547,6 +642,7 @@ impl Runtime {
             loaded.partition,
             Shard {
                 coordinator,
+                share,
                 leader_epoch: loaded.leader_epoch,
                 log: loaded.log,
                 written_end,
@@ -661,6 +757,7 @@ impl Runtime {
             partition,
             Shard {
                 coordinator,
+                share: ShareGroups::new(share_config(&self.context.config)),
                 leader_epoch,
                 log: Arc::clone(log),
                 written_end: 0,
@@ -675,7 +772,13 @@ impl Runtime {
     /// `onUnloaded` answers pending joins and syncs.
     fn unload(&mut self, partition: i32) {
         self.markers_while_loading.remove(&partition);
-        let had = self.shards.remove(&partition).is_some();
+        let removed = self.shards.remove(&partition);
+        let had = removed.is_some();
+        for deferred in removed.into_iter().flat_map(|s| s.deferred) {
+            for (reply, response) in deferred.share {
+                let _ = reply.send(response.with_error(ErrorCode::NotCoordinator));
+            }
+        }
         let waiting: Vec<RequestId> = self
             .pending
             .iter()
@@ -703,9 +806,11 @@ impl Runtime {
             let Some(shard) = self.shards.get_mut(&partition) else {
                 continue;
             };
-            let output = shard.coordinator.tick(now_ms());
+            let now = now_ms();
+            let mut output = shard.coordinator.tick(now);
+            output.records.extend(shard.share.tick(now));
             if !output.records.is_empty() || !output.replies.is_empty() {
-                self.complete(partition, output).await;
+                self.complete(partition, output, Vec::new()).await;
             }
         }
         self.release_all();
@@ -714,7 +819,7 @@ impl Runtime {
 
     /// Appends the output's records as the partition's leader, then defers its replies
     /// until everything the coordinator's state reflects is committed.
-    async fn complete(&mut self, partition: i32, output: Output) {
+    async fn complete(&mut self, partition: i32, output: Output, share: Vec<ShareReply>) {
         let Some(shard) = self.shards.get(&partition) else {
             return;
         };
@@ -746,6 +851,9 @@ impl Runtime {
                     // dropped (its waiting requests answered NOT_COORDINATOR, this output's
                     // with them) and rebuilt from the log.
                     self.unload(partition);
+                    for (reply, response) in share {
+                        let _ = reply.send(response.with_error(ErrorCode::NotCoordinator));
+                    }
                     return;
                 }
             }
@@ -754,11 +862,12 @@ impl Runtime {
             return;
         };
         shard.written_end = end;
-        if !output.replies.is_empty() {
+        if !output.replies.is_empty() || !share.is_empty() {
             shard.deferred.push_back(Deferred {
                 end_offset: end,
                 since_ms: now_ms(),
                 replies: output.replies,
+                share,
             });
         }
         self.release_committed(partition);
@@ -783,6 +892,9 @@ impl Runtime {
                 if let Some((_, pending)) = self.pending.remove(&reply.request_id) {
                     let _ = pending.reply.send(reply.response);
                 }
+            }
+            for (reply, response) in deferred.share {
+                let _ = reply.send(response);
             }
         }
     }
@@ -813,6 +925,9 @@ impl Runtime {
             {
                 if let Some(deferred) = shard.deferred.pop_front() {
                     expired.extend(deferred.replies.into_iter().map(|r| r.request_id));
+                    for (reply, response) in deferred.share {
+                        let _ = reply.send(response.with_error(ErrorCode::CoordinatorNotAvailable));
+                    }
                 }
             }
         }
@@ -832,7 +947,11 @@ impl Runtime {
 
 /// Rebuilds a coordinator from the partition's whole log, up to its end; returns it with
 /// the offset it read to.
-async fn load(log: &Arc<Partition>, config: Config) -> Option<(Coordinator, i64)> {
+async fn load(
+    log: &Arc<Partition>,
+    config: Config,
+    share_config: ShareConfig,
+) -> Option<(Coordinator, ShareGroups, i64)> {
     let reading = Arc::clone(log);
     let records = tokio::task::spawn_blocking(move || read_records(&reading))
         .await
@@ -845,10 +964,20 @@ async fn load(log: &Arc<Partition>, config: Config) -> Option<(Coordinator, i64)
         }
     };
     let mut coordinator = Coordinator::new(config);
+    let mut share = ShareGroups::new(share_config);
     let now = now_ms();
     for entry in &records {
         let loaded = match entry {
-            LogEntry::Record(record) => coordinator.load(std::iter::once(record), now),
+            LogEntry::Record(record) => {
+                match ShareGroupRecord::decode(&record.key, record.value.as_deref()) {
+                    Ok(Some(r)) => {
+                        share.replay(r, now);
+                        Ok(())
+                    }
+                    Ok(None) => coordinator.load(std::iter::once(record), now),
+                    Err(error) => Err(error),
+                }
+            }
             LogEntry::Transactional {
                 producer_id,
                 producer_epoch,
@@ -875,7 +1004,7 @@ async fn load(log: &Arc<Partition>, config: Config) -> Option<(Coordinator, i64)
         end_offset = end,
         "group coordinator loaded"
     );
-    Some((coordinator, end))
+    Some((coordinator, share, end))
 }
 
 /// The coordinator's bounds from the broker's `group.*` / `offset*` keys.
@@ -896,6 +1025,77 @@ pub(crate) fn coordinator_config(config: &BrokerConfig, salt: u64) -> Config {
             assignors: config.group_consumer_assignors.clone(),
             member_id_salt: salt,
         },
+    }
+}
+
+/// The share groups' bounds from the broker's `group.share.*` keys.
+pub(crate) fn share_config(config: &BrokerConfig) -> ShareConfig {
+    ShareConfig {
+        session_timeout_ms: config.group_share_session_timeout_ms,
+        heartbeat_interval_ms: config.group_share_heartbeat_interval_ms,
+        max_size: usize::try_from(config.group_share_max_size).unwrap_or(usize::MAX),
+    }
+}
+
+/// A command of the classic or consumer coordinator that would create a group (or its
+/// offsets) under the id of a share group, refused as Kafka does: JoinGroup with
+/// INCONSISTENT_GROUP_PROTOCOL, the others with GROUP_ID_NOT_FOUND.
+fn refuse_share_group_id(
+    share: &ShareGroups,
+    request_id: RequestId,
+    command: &Command,
+) -> Option<Output> {
+    let (group_id, kind, code) = match command {
+        Command::JoinGroup(c) => (
+            &c.group_id,
+            Kind::Join,
+            ErrorCode::InconsistentGroupProtocol,
+        ),
+        Command::ConsumerGroupHeartbeat(c) => (
+            &c.group_id,
+            Kind::ConsumerHeartbeat,
+            ErrorCode::GroupIdNotFound,
+        ),
+        Command::OffsetCommit(c) => (&c.group_id, Kind::Commit, ErrorCode::GroupIdNotFound),
+        Command::TxnOffsetCommit(c) => (&c.group_id, Kind::TxnCommit, ErrorCode::GroupIdNotFound),
+        _ => return None,
+    };
+    if !share.contains(group_id) {
+        return None;
+    }
+    let mut response = error_response(kind, code);
+    if let Response::ConsumerGroupHeartbeat(r) = &mut response {
+        r.error = Some(ConsumerError::new(
+            code,
+            format!("Group {group_id} is not a consumer group."),
+        ));
+    }
+    Some(Output {
+        records: Vec::new(),
+        replies: vec![Reply {
+            request_id,
+            response,
+        }],
+        transactional: None,
+    })
+}
+
+/// An empty response of the command's kind, for [`ShareResponse::with_error`].
+fn placeholder(command: &ShareCommand) -> ShareResponse {
+    match command {
+        ShareCommand::Heartbeat(_) => {
+            ShareResponse::Heartbeat(strom_share::group::ShareHeartbeatResponse::error(
+                strom_share::group::ShareError::new(ErrorCode::None, String::new()),
+            ))
+        }
+        ShareCommand::Describe { group_ids, .. } => ShareResponse::Describe(
+            group_ids
+                .iter()
+                .map(|id| strom_share::group::DescribedShareGroup::error(id, ErrorCode::None, ""))
+                .collect(),
+        ),
+        ShareCommand::List => ShareResponse::List(Vec::new()),
+        ShareCommand::Delete(_) => ShareResponse::Delete(Ok(false)),
     }
 }
 

@@ -236,6 +236,12 @@ impl Coordinator {
         self.groups.keys().map(String::as_str)
     }
 
+    /// Whether a classic or consumer group of this id exists here (with members, or only
+    /// committed offsets): a share group may not take its id.
+    pub fn has_group(&self, group_id: &str) -> bool {
+        self.groups.contains_key(group_id) || self.consumer.group(group_id).is_some()
+    }
+
     /// Rebuilds state from the partition's records in log order. Loaded groups with members
     /// come back Stable with fresh session timers starting at `now_ms`.
     pub fn load<'a>(

@@ -19,7 +19,8 @@ use strom_protocol::messages::{
     DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest, DescribeLogDirsRequest,
     DescribeQuorumRequest, DescribeTopicPartitionsRequest, ElectLeadersRequest,
     ElectLeadersResponse, IncrementalAlterConfigsRequest, ListGroupsRequest, OffsetCommitRequest,
-    OffsetFetchRequest, ResponseKind, UpdateFeaturesRequest, UpdateFeaturesResponse,
+    OffsetFetchRequest, ResponseKind, ShareGroupDescribeRequest, UpdateFeaturesRequest,
+    UpdateFeaturesResponse,
 };
 use strom_protocol::ErrorCode;
 
@@ -217,6 +218,47 @@ pub(super) async fn consumer_group_describe(
                 context,
                 session,
                 ApiKey::ConsumerGroupDescribe,
+                ResourceType::Group,
+                &group.group_id,
+            ) {
+                if ops {
+                    group.authorized_operations = authz::authorized_operations(
+                        context,
+                        session,
+                        ResourceType::Group,
+                        &group.group_id,
+                    );
+                }
+            } else {
+                let id = group.group_id.clone();
+                *group = Default::default();
+                group.group_id = id;
+                group.error_code = ErrorCode::GROUP_AUTHORIZATION_FAILED.code();
+                group.error_message = Some(str_bytes(AUTH_FAILED));
+                group.authorized_operations = OPERATIONS_NOT_REQUESTED;
+            }
+        }
+    }
+    response
+}
+
+/// ShareGroupDescribe: as ConsumerGroupDescribe, GROUP DESCRIBE per group.
+pub(super) async fn share_group_describe(
+    context: &BrokerContext,
+    session: &Session,
+    request: ShareGroupDescribeRequest,
+) -> ResponseKind {
+    let ops = request.include_authorized_operations;
+    let mut response = super::share_group_describe::handle(context, request).await;
+    if !authz::enabled(context) {
+        return response;
+    }
+    if let ResponseKind::ShareGroupDescribe(described) = &mut response {
+        for group in &mut described.groups {
+            if authz::allowed(
+                context,
+                session,
+                ApiKey::ShareGroupDescribe,
                 ResourceType::Group,
                 &group.group_id,
             ) {

@@ -1,12 +1,15 @@
 //! DeleteGroups (v0-v2): removes Empty groups with all their offsets (tombstones, so that
 //! compaction forgets them). A group with members is NON_EMPTY_GROUP, an unknown one
-//! GROUP_ID_NOT_FOUND.
+//! GROUP_ID_NOT_FOUND. A share group (KIP-932) is asked of the share group coordinator
+//! first: an empty one is deleted with its records.
 
 use strom_group::{Command, DeleteGroup, ErrorCode, Response};
 use strom_protocol::messages::delete_groups_response::DeletableGroupResult;
 use strom_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, GroupId, ResponseKind};
 
-use super::group_call;
+use strom_share::group::{ShareCommand, ShareResponse};
+
+use super::{group_call, share_call};
 use crate::server::BrokerContext;
 
 pub(super) async fn handle(
@@ -21,13 +24,18 @@ pub(super) async fn handle(
             // Kafka's `GroupCoordinatorService.deleteGroups` refuses an empty id up front.
             ErrorCode::InvalidGroupId
         } else {
-            let command = Command::DeleteGroup(DeleteGroup {
-                group_id: group_id.clone(),
-            });
-            match group_call(context, &group_id, command).await {
-                Ok(Response::DeleteGroup(code)) => code,
-                Ok(_) => ErrorCode::CoordinatorNotAvailable,
-                Err(code) => code,
+            match delete_share_group(context, &group_id).await {
+                Some(code) => code,
+                None => {
+                    let command = Command::DeleteGroup(DeleteGroup {
+                        group_id: group_id.clone(),
+                    });
+                    match group_call(context, &group_id, command).await {
+                        Ok(Response::DeleteGroup(code)) => code,
+                        Ok(_) => ErrorCode::CoordinatorNotAvailable,
+                        Err(code) => code,
+                    }
+                }
             }
         };
         results.push(
@@ -37,4 +45,19 @@ pub(super) async fn handle(
         );
     }
     ResponseKind::DeleteGroups(DeleteGroupsResponse::default().with_results(results))
+}
+
+/// Deletes `group_id` if it is a share group; `None` when no share group has that id (the
+/// consumer-group coordinator then answers). The share partitions' durable state of the
+/// group (`__share_group_state`) is not deleted here yet: that is the share coordinator's
+/// DeleteShareGroupState, called from here once it is served (seam).
+async fn delete_share_group(context: &BrokerContext, group_id: &str) -> Option<ErrorCode> {
+    let command = ShareCommand::Delete(group_id.to_owned());
+    match share_call(context, group_id, command).await {
+        Ok(ShareResponse::Delete(Ok(true))) => Some(ErrorCode::None),
+        Ok(ShareResponse::Delete(Ok(false))) => None,
+        Ok(ShareResponse::Delete(Err(code))) => Some(code),
+        Ok(_) => Some(ErrorCode::CoordinatorNotAvailable),
+        Err(code) => Some(code),
+    }
 }

@@ -1,9 +1,12 @@
-//! ListGroups (v0-v5): every classic group of the `__consumer_offsets` partitions this
-//! broker leads, filtered by state (v4+) and type (v5+, KIP-848; all groups are "classic").
+//! ListGroups (v0-v5): every group of the `__consumer_offsets` partitions this broker
+//! leads, classic, consumer (KIP-848) and share (KIP-932), filtered by state (v4+) and type
+//! (v5+).
 
 use strom_group::{Command, ErrorCode, ListGroups, ListedGroup, Response};
 use strom_protocol::messages::list_groups_response;
 use strom_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse, ResponseKind};
+
+use strom_share::group::{ShareCommand, ShareResponse, SHARE_GROUP_TYPE};
 
 use super::str_bytes;
 use crate::groups::OFFSETS_TOPIC;
@@ -52,7 +55,35 @@ async fn list(context: &BrokerContext, filter: &ListGroups) -> (ErrorCode, Vec<L
         .unwrap_or_default();
     let mut error = ErrorCode::None;
     let mut groups = Vec::new();
+    let shares = filter.types.is_empty()
+        || filter
+            .types
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(SHARE_GROUP_TYPE));
     for partition in partitions {
+        if shares {
+            match context
+                .groups
+                .call_share(partition, ShareCommand::List)
+                .await
+            {
+                Some(ShareResponse::List(listed)) => {
+                    groups.extend(
+                        listed
+                            .into_iter()
+                            .filter(|g| state_matches(filter, &g.state))
+                            .map(|g| ListedGroup {
+                                group_id: g.group_id,
+                                protocol_type: SHARE_GROUP_TYPE.to_owned(),
+                                state: g.state,
+                                group_type: SHARE_GROUP_TYPE.to_owned(),
+                            }),
+                    );
+                }
+                // Errors are the classic call's to report (the same partition answers both).
+                Some(_) | None => {}
+            }
+        }
         let command = Command::ListGroups(filter.clone());
         match context.groups.call(partition, command).await {
             Some(Response::ListGroups(r)) if r.error == ErrorCode::None => {
@@ -66,4 +97,8 @@ async fn list(context: &BrokerContext, filter: &ListGroups) -> (ErrorCode, Vec<L
         }
     }
     (error, groups)
+}
+
+fn state_matches(filter: &ListGroups, state: &str) -> bool {
+    filter.states.is_empty() || filter.states.iter().any(|s| s.eq_ignore_ascii_case(state))
 }

@@ -47,6 +47,8 @@ mod produce;
 mod raft_voters;
 mod reassignments;
 mod scram_credentials;
+mod share_group_describe;
+mod share_group_heartbeat;
 mod sync_group;
 mod telemetry;
 mod txn_offset_commit;
@@ -122,6 +124,8 @@ pub const SERVED_APIS: &[ApiKey] = &[
     ApiKey::GetTelemetrySubscriptions,
     ApiKey::PushTelemetry,
     ApiKey::ListConfigResources,
+    ApiKey::ShareGroupHeartbeat,
+    ApiKey::ShareGroupDescribe,
 ];
 
 /// What the connection does after a request.
@@ -252,6 +256,12 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming, session: &Sessi
         }
         RequestKind::ConsumerGroupDescribe(body) => {
             authorize_admin::consumer_group_describe(context, session, body, version).await
+        }
+        RequestKind::ShareGroupHeartbeat(body) => {
+            share_group_heartbeat::handle(context, body, client_id, peer).await
+        }
+        RequestKind::ShareGroupDescribe(body) => {
+            authorize_admin::share_group_describe(context, session, body).await
         }
         RequestKind::Heartbeat(body) => heartbeat::handle(context, body, version).await,
         RequestKind::LeaveGroup(body) => leave_group::handle(context, body, version).await,
@@ -404,6 +414,26 @@ async fn group_call(
     context
         .groups
         .call(partition, command)
+        .await
+        .ok_or(strom_group::ErrorCode::CoordinatorNotAvailable)
+}
+
+/// Sends a share group command to the coordinator task that owns `group_id`'s partition
+/// (share groups live in `__consumer_offsets` beside the consumer groups); errors as
+/// [`group_call`].
+async fn share_call(
+    context: &BrokerContext,
+    group_id: &str,
+    command: strom_share::group::ShareCommand,
+) -> Result<strom_share::group::ShareResponse, strom_group::ErrorCode> {
+    let image = context.metadata.image();
+    if image.topic_by_name(crate::groups::OFFSETS_TOPIC).is_none() {
+        return Err(strom_group::ErrorCode::NotCoordinator);
+    }
+    let partition = crate::groups::partition_for(&image, group_id);
+    context
+        .groups
+        .call_share(partition, command)
         .await
         .ok_or(strom_group::ErrorCode::CoordinatorNotAvailable)
 }

@@ -158,3 +158,22 @@ pub(super) fn consumer_group_heartbeat(code: i16) -> ConsumerGroupHeartbeatRespo
         .with_member_id(None)
         .with_assignment(None)
 }
+
+/// Every group asked for, with the error (as ConsumerGroupDescribe's whole-request errors).
+pub(super) fn share_group_describe(
+    request: &kafka_protocol::messages::ShareGroupDescribeRequest,
+    code: i16,
+) -> kafka_protocol::messages::ShareGroupDescribeResponse {
+    use kafka_protocol::messages::share_group_describe_response::DescribedGroup;
+    kafka_protocol::messages::ShareGroupDescribeResponse::default().with_groups(
+        request
+            .group_ids
+            .iter()
+            .map(|id| {
+                DescribedGroup::default()
+                    .with_group_id(id.clone())
+                    .with_error_code(code)
+            })
+            .collect(),
+    )
+}

@@ -87,6 +87,12 @@ fn groups_error(request: &RequestKind, api_version: i16, code: i16) -> Option<Re
         RequestKind::DeleteGroups(request) => {
             ResponseKind::DeleteGroups(groups::delete_groups(request, code))
         }
+        RequestKind::ShareGroupHeartbeat(_) => ResponseKind::ShareGroupHeartbeat(
+            kafka_protocol::messages::ShareGroupHeartbeatResponse::default().with_error_code(code),
+        ),
+        RequestKind::ShareGroupDescribe(request) => {
+            ResponseKind::ShareGroupDescribe(groups::share_group_describe(request, code))
+        }
         RequestKind::OffsetDelete(_) => ResponseKind::OffsetDelete(
             kafka_protocol::messages::OffsetDeleteResponse::default().with_error_code(code),
         ),

@@ -6,6 +6,7 @@
 //! session deadlines restart at load).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use strom_group::consumer::{Assignment, TopicId, Topics};
 use strom_group::{ErrorCode, GroupRecord};
@@ -63,6 +64,8 @@ impl Group {
 pub struct ShareGroups {
     config: ShareConfig,
     groups: BTreeMap<String, Group>,
+    /// The newest topic view seen, for removals by timers (they carry none).
+    topics: Arc<Topics>,
 }
 
 type Records = Vec<ShareGroupRecord>;
@@ -72,6 +75,7 @@ impl ShareGroups {
         ShareGroups {
             config,
             groups: BTreeMap::new(),
+            topics: Arc::default(),
         }
     }
 
@@ -93,7 +97,12 @@ impl ShareGroups {
     /// partitions serve), by topic id.
     pub fn assigned_partitions(&self, group_id: &str) -> Assignment {
         let mut out = Assignment::new();
-        for member in self.groups.get(group_id).into_iter().flat_map(|g| g.members.values()) {
+        for member in self
+            .groups
+            .get(group_id)
+            .into_iter()
+            .flat_map(|g| g.members.values())
+        {
             for (topic, partitions) in &member.current.assigned {
                 out.entry(*topic).or_default().extend(partitions);
             }
@@ -103,7 +112,11 @@ impl ShareGroups {
 
     /// Handles one command; returns the records to append durably before the response is
     /// released.
-    pub fn handle(&mut self, command: ShareCommand, now_ms: i64) -> (Vec<GroupRecord>, ShareResponse) {
+    pub fn handle(
+        &mut self,
+        command: ShareCommand,
+        now_ms: i64,
+    ) -> (Vec<GroupRecord>, ShareResponse) {
         let mut records = Records::new();
         let response = match command {
             ShareCommand::Heartbeat(hb) => {
@@ -127,6 +140,7 @@ impl ShareGroups {
     /// Removes members whose session expired; returns the records of their removal.
     pub fn tick(&mut self, now_ms: i64) -> Vec<GroupRecord> {
         let mut records = Records::new();
+        let topics = Arc::clone(&self.topics);
         for (group_id, group) in &mut self.groups {
             let expired: Vec<String> = group
                 .members
@@ -136,7 +150,7 @@ impl ShareGroups {
                 .collect();
             for member_id in expired {
                 tracing::info!(group = %group_id, member = %member_id, "share group member session expired");
-                remove_member(group_id, group, &member_id, &mut records);
+                remove_member(group_id, group, &member_id, &topics, &mut records);
             }
         }
         encode(records)
@@ -214,6 +228,7 @@ impl ShareGroups {
         records: &mut Records,
     ) -> Result<ShareHeartbeatResponse, ShareError> {
         validate(&hb)?;
+        self.topics = Arc::clone(&hb.topics);
         if hb.member_epoch == LEAVE_GROUP_MEMBER_EPOCH {
             return self.leave(&hb.group_id, &hb.member_id, records);
         }
@@ -266,8 +281,8 @@ impl ShareGroups {
         if let Some(names) = &hb.subscribed_topic_names {
             metadata.subscribed_topic_names = names.iter().cloned().collect();
         }
-        let mut bump = is_new
-            || metadata.subscribed_topic_names != member.metadata.subscribed_topic_names;
+        let mut bump =
+            is_new || metadata.subscribed_topic_names != member.metadata.subscribed_topic_names;
         if is_new || metadata != member.metadata {
             member.metadata = metadata.clone();
             records.push(ShareGroupRecord::MemberMetadata {
@@ -294,7 +309,10 @@ impl ShareGroups {
         let assignment_epoch = group.assignment_epoch;
         let Some(member) = group.members.get_mut(&hb.member_id) else {
             // Inserted above; unreachable.
-            return Err(ShareError::new(ErrorCode::UnknownServerError, "member vanished"));
+            return Err(ShareError::new(
+                ErrorCode::UnknownServerError,
+                "member vanished",
+            ));
         };
         let changed = member.current.assigned != target;
         if changed || member.current.member_epoch != assignment_epoch {
@@ -336,8 +354,12 @@ impl ShareGroups {
                 format!("Member {member_id} is not a member of share group {group_id}."),
             ));
         }
-        tracing::debug!(group = group_id, member = member_id, "share group member left");
-        remove_member(group_id, group, member_id, records);
+        tracing::debug!(
+            group = group_id,
+            member = member_id,
+            "share group member left"
+        );
+        remove_member(group_id, group, member_id, &self.topics, records);
         Ok(ShareHeartbeatResponse {
             error: None,
             member_id: Some(member_id.to_owned()),
@@ -464,9 +486,16 @@ fn check_epoch(member: &Member, received: i32) -> Result<(), ShareError> {
     ))
 }
 
-/// Removes a member with its records and bumps the group epoch, so that the others get a
-/// new target at their next heartbeat.
-fn remove_member(group_id: &str, group: &mut Group, member_id: &str, records: &mut Records) {
+/// Removes a member with its records and bumps the group epoch (with the hash of what the
+/// remaining members subscribe to), so that the others get a new target at their next
+/// heartbeat.
+fn remove_member(
+    group_id: &str,
+    group: &mut Group,
+    member_id: &str,
+    topics: &Topics,
+    records: &mut Records,
+) {
     group.members.remove(member_id);
     let target = group.target.remove(member_id);
     records.push(ShareGroupRecord::CurrentMember {
@@ -487,6 +516,7 @@ fn remove_member(group_id: &str, group: &mut Group, member_id: &str, records: &m
         metadata: None,
     });
     group.epoch = group.epoch.saturating_add(1);
+    group.metadata_hash = metadata_hash(&group.subscribed_topics(), topics);
     records.push(ShareGroupRecord::GroupEpoch {
         group: group_id.to_owned(),
         epoch: Some((group.epoch, group.metadata_hash)),

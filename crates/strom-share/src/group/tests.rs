@@ -10,10 +10,12 @@ use strom_group::{ErrorCode, GroupRecord};
 use super::*;
 
 fn topics(list: &[(&str, u8, i32)]) -> Arc<Topics> {
-    Arc::new(Topics::new(list.iter().map(|(name, id, partitions)| TopicInfo {
-        id: TopicId([*id; 16]),
-        name: (*name).to_owned(),
-        partitions: *partitions,
+    Arc::new(Topics::new(list.iter().map(|(name, id, partitions)| {
+        TopicInfo {
+            id: TopicId([*id; 16]),
+            name: (*name).to_owned(),
+            partitions: *partitions,
+        }
     })))
 }
 
@@ -171,14 +173,26 @@ fn errors_change_nothing() {
     let t = topics(&[("q", 1, 1)]);
     let mut h = Harness::new();
     assert_eq!(h.error(hb("a", 0, None, &t), 0), ErrorCode::InvalidRequest);
-    assert_eq!(h.error(hb("a", 0, Some(&[]), &t), 0), ErrorCode::InvalidRequest);
-    assert_eq!(h.error(hb("", 0, Some(&["q"]), &t), 0), ErrorCode::InvalidRequest);
+    assert_eq!(
+        h.error(hb("a", 0, Some(&[]), &t), 0),
+        ErrorCode::InvalidRequest
+    );
+    assert_eq!(
+        h.error(hb("", 0, Some(&["q"]), &t), 0),
+        ErrorCode::InvalidRequest
+    );
     assert_eq!(h.error(hb("a", -2, None, &t), 0), ErrorCode::InvalidRequest);
     assert_eq!(h.error(hb("a", 1, None, &t), 0), ErrorCode::GroupIdNotFound);
-    assert_eq!(h.error(hb("a", -1, None, &t), 0), ErrorCode::GroupIdNotFound);
+    assert_eq!(
+        h.error(hb("a", -1, None, &t), 0),
+        ErrorCode::GroupIdNotFound
+    );
     let a = h.ok(hb("a", 0, Some(&["q"]), &t), 0);
     assert_eq!(h.error(hb("x", 1, None, &t), 0), ErrorCode::UnknownMemberId);
-    assert_eq!(h.error(hb("x", -1, None, &t), 0), ErrorCode::UnknownMemberId);
+    assert_eq!(
+        h.error(hb("x", -1, None, &t), 0),
+        ErrorCode::UnknownMemberId
+    );
     assert_eq!(
         h.error(hb("a", a.member_epoch + 1, None, &t), 0),
         ErrorCode::FencedMemberEpoch
@@ -186,7 +200,10 @@ fn errors_change_nothing() {
     for m in ["b", "c"] {
         h.ok(hb(m, 0, Some(&["q"]), &t), 0);
     }
-    assert_eq!(h.error(hb("d", 0, Some(&["q"]), &t), 0), ErrorCode::GroupMaxSizeReached);
+    assert_eq!(
+        h.error(hb("d", 0, Some(&["q"]), &t), 0),
+        ErrorCode::GroupMaxSizeReached
+    );
 }
 
 #[test]
@@ -231,7 +248,10 @@ fn only_an_empty_group_is_deleted_and_deletion_replays() {
     let a = h.ok(hb("a", 0, Some(&["q"]), &t), 0);
     let (records, response) = h.groups.handle(ShareCommand::Delete("g".into()), 0);
     assert!(records.is_empty());
-    assert_eq!(response, ShareResponse::Delete(Err(ErrorCode::NonEmptyGroup)));
+    assert_eq!(
+        response,
+        ShareResponse::Delete(Err(ErrorCode::NonEmptyGroup))
+    );
     h.ok(hb("a", a.member_epoch, None, &t), 0);
     h.ok(hb("a", -1, None, &t), 0);
     let (records, response) = h.groups.handle(ShareCommand::Delete("g".into()), 0);
@@ -243,7 +263,12 @@ fn only_an_empty_group_is_deleted_and_deletion_replays() {
     h.check_replay(&t);
     let mut replayed = ShareGroups::new(h.groups.config().clone());
     for r in &h.log {
-        replayed.replay(ShareGroupRecord::decode(&r.key, r.value.as_deref()).unwrap().unwrap(), 0);
+        replayed.replay(
+            ShareGroupRecord::decode(&r.key, r.value.as_deref())
+                .unwrap()
+                .unwrap(),
+            0,
+        );
     }
     assert!(!replayed.contains("g"));
 }
@@ -273,7 +298,16 @@ fn list_and_describe() {
     };
     assert_eq!(d[0].assignor_name, "simple");
     assert_eq!(d[0].members[0].assignment[&TopicId([1; 16])].len(), 3);
-    assert_eq!(d[0].members[0].subscribed_topic_names, BTreeSet::from(["q".to_string()]));
-    assert_eq!(d[1].error.as_ref().map(|e| e.code), Some(ErrorCode::GroupIdNotFound));
-    assert_eq!(h.groups.assigned_partitions("g")[&TopicId([1; 16])].len(), 3);
+    assert_eq!(
+        d[0].members[0].subscribed_topic_names,
+        BTreeSet::from(["q".to_string()])
+    );
+    assert_eq!(
+        d[1].error.as_ref().map(|e| e.code),
+        Some(ErrorCode::GroupIdNotFound)
+    );
+    assert_eq!(
+        h.groups.assigned_partitions("g")[&TopicId([1; 16])].len(),
+        3
+    );
 }

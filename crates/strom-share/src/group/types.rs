@@ -151,12 +151,9 @@ impl ShareResponse {
     /// here, a write timed out).
     pub fn with_error(&self, code: ErrorCode) -> ShareResponse {
         match self {
-            ShareResponse::Heartbeat(_) => {
-                ShareResponse::Heartbeat(ShareHeartbeatResponse::error(ShareError::new(
-                    code,
-                    String::new(),
-                )))
-            }
+            ShareResponse::Heartbeat(_) => ShareResponse::Heartbeat(ShareHeartbeatResponse::error(
+                ShareError::new(code, String::new()),
+            )),
             ShareResponse::Describe(groups) => ShareResponse::Describe(
                 groups
                     .iter()

@@ -1,0 +1,102 @@
+"""Share groups (KIP-932) with the real clients: the Java KafkaShareConsumer and
+confluent-kafka's ShareConsumer join through ShareGroupHeartbeat and are given partitions
+by the broker; the Java Admin client describes and lists share groups (what
+kafka-share-groups.sh shows)."""
+
+import os
+import sys
+import time
+
+import pytest
+from confluent_kafka import ShareConsumer
+
+from conftest import Broker, strom_binary
+from group_fixtures import create_topic
+from share_fixtures import share_tool  # noqa: F401 (fixture)
+
+import kafka_wire  # noqa: E402
+
+kafka_wire.API_KEYS.update({"ShareGroupHeartbeat": 76, "ShareGroupDescribe": 77})
+
+SHARE_BROKER_ARGS = [
+    "--override", "group.share.min.session.timeout.ms=6000",
+    "--override", "group.share.session.timeout.ms=6000",
+    "--override", "group.share.min.heartbeat.interval.ms=500",
+    "--override", "group.share.heartbeat.interval.ms=500",
+]
+TIMEOUT_S = 60
+
+
+@pytest.fixture(scope="module")
+def share_broker():
+    b = Broker(strom_binary(), SHARE_BROKER_ARGS)
+    try:
+        b.start()
+        yield b
+    finally:
+        b.stop()
+        if os.environ.get("STROM_KEEP_LOG"):
+            print(f"\nstrom log: {b.log_path}", file=sys.stderr)
+        else:
+            b.cleanup()
+            b.log_path.unlink(missing_ok=True)
+
+
+def test_java_share_consumer_is_assigned_and_described(share_broker, share_tool, topic_name):
+    """A KafkaShareConsumer joins (ShareGroupHeartbeat), and while it is in the group the
+    Admin client sees it in describeShareGroups with the topic's partitions, and in
+    listGroups filtered to SHARE; after it leaves, the group is Empty."""
+    create_topic(share_broker, topic_name, 3)
+    group = f"{topic_name}-g"
+    joined, described, listed, _, after = share_tool(
+        share_broker,
+        ["join", group, topic_name, 3000],
+        ["describe", group],
+        ["list"],
+        ["leave"],
+        ["describe", group],
+    )
+    assert joined["joined"] == group
+    assert described["state"] == "Stable", described
+    [member] = described["members"]
+    assert member["client_id"] == "share-tool"
+    assert member["host"] == "/127.0.0.1"
+    assert sorted(member["partitions"]) == [[topic_name, p] for p in range(3)]
+    mine = [g for g in listed["groups"] if g["group_id"] == group]
+    assert mine == [{"group_id": group, "state": "Stable", "type": "Share"}], listed
+    assert after["state"] == "Empty" and after["members"] == [], after
+
+
+def test_confluent_share_consumers_share_one_partition(share_broker, share_tool, topic_name):
+    """Three confluent-kafka ShareConsumers on a one-partition topic: every one is assigned
+    partition 0 (share groups put several members on one partition)."""
+    create_topic(share_broker, topic_name, 1)
+    group = f"{topic_name}-g"
+    consumers = []
+    try:
+        for i in range(3):
+            c = ShareConsumer({"bootstrap.servers": share_broker.bootstrap, "group.id": group,
+                               "client.id": f"confluent-share-{i}"})
+            c.subscribe([topic_name])
+            consumers.append(c)
+        deadline = time.monotonic() + TIMEOUT_S
+        described = None
+        while time.monotonic() < deadline:
+            for c in consumers:
+                try:
+                    c.poll(0.1)
+                except Exception:  # noqa: BLE001 (ShareFetch may not be served: the group is what is checked)
+                    pass
+            [described] = share_tool(share_broker, ["describe", group])
+            members = described.get("members", [])
+            if len(members) == 3 and all(m["partitions"] for m in members):
+                break
+        else:
+            pytest.fail(f"three assigned members never seen: {described}")
+        assert described["state"] == "Stable"
+        assert sorted(m["client_id"] for m in described["members"]) == [f"confluent-share-{i}" for i in range(3)]
+        for m in described["members"]:
+            assert m["partitions"] == [[topic_name, 0]], m
+    finally:
+        for c in consumers:
+            c.close()
