@@ -1,5 +1,6 @@
 //! Membership and assignment of share groups, driven through `ShareGroups::handle` with the
 //! time passed in, and replay checked against the live state.
+// Compiled only under #[cfg(test)] (declared so in group.rs): unwrapping is fine here.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
