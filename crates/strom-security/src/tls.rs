@@ -2,9 +2,11 @@
 //! for a client ([`client_config`]).
 //!
 //! Only PEM key and trust stores are read (`ssl.keystore.type=PEM`, the default here; Kafka's
-//! default JKS and PKCS12 are refused with a message saying how to convert). Encrypted private
-//! keys (`ssl.key.password`) are refused: rustls reads unencrypted PKCS#8, PKCS#1 and SEC1
-//! keys only. A listener's key and trust store files are checked for changes at most once a
+//! default JKS and PKCS12 are refused with a message saying how to convert). Private keys are
+//! unencrypted PKCS#8, PKCS#1 or SEC1, or encrypted PKCS#8 (`ENCRYPTED PRIVATE KEY`, PBES2 with
+//! PBKDF2 or scrypt and AES-CBC, as `openssl pkcs8 -topk8` and Java write them) decrypted with
+//! `ssl.key.password`, as Kafka reads PEM keys; legacy OpenSSL-encrypted PEM (`Proc-Type:
+//! 4,ENCRYPTED`) and PBES1 are refused with the command that converts them. A listener's key and trust store files are checked for changes at most once a
 //! [`RELOAD_CHECK`] when a connection arrives; a change rebuilds the configuration for new
 //! connections (an unreadable new file keeps the old configuration, with an error logged), so
 //! certificates rotate without a restart.
@@ -95,6 +97,8 @@ impl Source {
 pub struct TlsSettings {
     /// The key and certificate chain: one file holding both, or the two inline values.
     keystore: Option<(Source, Source)>,
+    /// `ssl.key.password`: decrypts an encrypted PKCS#8 private key.
+    key_password: Option<KeyPassword>,
     truststore: Option<Source>,
     pub client_auth: ClientAuth,
     protocols: Vec<&'static rustls::SupportedProtocolVersion>,
@@ -126,14 +130,9 @@ impl TlsSettings {
                 }
             }
         }
-        if get("ssl.key.password").is_some_and(|p| !p.is_empty()) {
-            return Err(err(
-                "ssl.key.password",
-                "encrypted private keys are not supported; store the key unencrypted \
-                 (`openssl pkcs8 -topk8 -nocrypt -in key.pem -out plain.pem`), protect the file \
-                 by permissions, and remove ssl.key.password",
-            ));
-        }
+        let key_password = get("ssl.key.password")
+            .filter(|p| !p.is_empty())
+            .map(KeyPassword);
         let keystore = match (
             get("ssl.keystore.location").filter(|v| !v.is_empty()),
             get("ssl.keystore.key").filter(|v| !v.is_empty()),
@@ -241,6 +240,7 @@ impl TlsSettings {
             .collect();
         let settings = TlsSettings {
             keystore,
+            key_password,
             truststore,
             client_auth,
             protocols,
@@ -321,17 +321,7 @@ impl TlsSettings {
             return Ok(None);
         };
         let key_pem = key_source.read()?;
-        if contains(&key_pem, b"ENCRYPTED PRIVATE KEY")
-            || contains(&key_pem, b"Proc-Type: 4,ENCRYPTED")
-        {
-            return Err(err(
-                key_source.key(),
-                "the private key is encrypted, which is not supported; store it unencrypted \
-                 (`openssl pkcs8 -topk8 -nocrypt`)",
-            ));
-        }
-        let key = PrivateKeyDer::from_pem_slice(&key_pem)
-            .map_err(|e| err(key_source.key(), format!("no PEM private key found ({e})")))?;
+        let key = private_key(&key_pem, key_source.key(), self.key_password.as_ref())?;
         let chain_pem = chain_source.read()?;
         let chain = CertificateDer::pem_slice_iter(&chain_pem)
             .collect::<Result<Vec<_>, _>>()
@@ -444,6 +434,108 @@ impl TlsSettings {
         };
         Ok(Arc::new(config))
     }
+}
+
+/// `ssl.key.password`, kept out of `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+struct KeyPassword(String);
+
+impl std::fmt::Debug for KeyPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyPassword([hidden])")
+    }
+}
+
+const ENCRYPTED_BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
+const ENCRYPTED_END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
+
+/// The private key of a PEM text: an encrypted PKCS#8 key decrypted with `password`, else the
+/// first unencrypted key. `key` names the setting the text came from, for errors.
+fn private_key(
+    pem: &[u8],
+    key: &str,
+    password: Option<&KeyPassword>,
+) -> Result<PrivateKeyDer<'static>, TlsError> {
+    if contains(pem, b"Proc-Type: 4,ENCRYPTED") {
+        return Err(err(
+            key,
+            "the private key is encrypted in the legacy OpenSSL PEM format (Proc-Type: \
+             4,ENCRYPTED), which is not supported; convert it to encrypted PKCS#8 with \
+             `openssl pkcs8 -topk8 -v2 aes-256-cbc -in old.pem -out key.pem` and keep \
+             ssl.key.password",
+        ));
+    }
+    let text = String::from_utf8_lossy(pem);
+    let Some(start) = text.find(ENCRYPTED_BEGIN) else {
+        if password.is_some() {
+            // Kafka refuses a password with an unencrypted PEM key; accepting it loses
+            // nothing, but say so, since the password protects nothing.
+            tracing::warn!(
+                setting = key,
+                "ssl.key.password is set but the private key is not encrypted; the password is \
+                 ignored"
+            );
+        }
+        return PrivateKeyDer::from_pem_slice(pem)
+            .map_err(|e| err(key, format!("no PEM private key found ({e})")));
+    };
+    let body_start = start + ENCRYPTED_BEGIN.len();
+    let body_len = text[body_start..]
+        .find(ENCRYPTED_END)
+        .ok_or_else(|| err(key, format!("{ENCRYPTED_BEGIN} has no {ENCRYPTED_END}")))?;
+    let b64: String = text[body_start..body_start + body_len]
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let der = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(b64.as_bytes())
+            .map_err(|e| err(key, format!("the encrypted private key is not valid base64: {e}")))?
+    };
+    let password = password.ok_or_else(|| {
+        err(
+            "ssl.key.password",
+            format!("the private key of {key} is encrypted: set ssl.key.password to its password"),
+        )
+    })?;
+    decrypt_pkcs8(&der, &password.0).map_err(|reason| err("ssl.key.password", format!("{key}: {reason}")))
+}
+
+/// Decrypts an `EncryptedPrivateKeyInfo` (RFC 5208/5958) into PKCS#8 DER.
+fn decrypt_pkcs8(der: &[u8], password: &str) -> Result<PrivateKeyDer<'static>, String> {
+    use pkcs8::der::Decode;
+    let info = pkcs8::EncryptedPrivateKeyInfo::from_der(der)
+        .map_err(|e| {
+            format!(
+                "the encrypted private key is not PBES2-encrypted PKCS#8 ({e}); PKCS#12 and \
+                 PBES1 schemes are not supported: re-encrypt it with `openssl pkcs8 -topk8 -v2 \
+                 aes-256-cbc -in key.pem -out new.pem`"
+            )
+        })?;
+    if info.encryption_algorithm.pbes2().is_none() {
+        return Err(format!(
+            "the private key is encrypted with {} (PBES1), which is not supported; re-encrypt \
+             it with PBES2: `openssl pkcs8 -topk8 -v2 aes-256-cbc -in key.pem -out new.pem`",
+            info.encryption_algorithm.oid()
+        ));
+    }
+    let document = info.decrypt(password.as_bytes()).map_err(|e| {
+        format!(
+            "cannot decrypt the private key: wrong ssl.key.password, or an unsupported \
+             cipher (PBES2 with AES-CBC is supported) ({e})"
+        )
+    })?;
+    // A wrong password passes the padding check about once in 256 tries: the result must
+    // still parse as a private key.
+    pkcs8::PrivateKeyInfo::from_der(document.as_bytes()).map_err(|_| {
+        "cannot decrypt the private key: wrong ssl.key.password (the result is not a private \
+         key)"
+            .to_string()
+    })?;
+    Ok(PrivateKeyDer::Pkcs8(
+        rustls::pki_types::PrivatePkcs8KeyDer::from(document.as_bytes().to_vec()),
+    ))
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -595,5 +687,72 @@ impl TlsServer {
             }
         }
         Arc::clone(&state.config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAIN: &str = include_str!("../testdata/plain.key");
+    const PBES2: &str = include_str!("../testdata/pbes2-aes256.key");
+    const PKCS12_3DES: &str = include_str!("../testdata/pkcs12-3des.key");
+    const LEGACY: &str = include_str!("../testdata/legacy-openssl.key");
+    const CERT: &str = include_str!("../testdata/cert.pem");
+
+    fn settings(key: &str, password: Option<&str>) -> Result<TlsSettings, TlsError> {
+        let key = key.to_string();
+        let password = password.map(str::to_string);
+        TlsSettings::from_lookup(&move |k: &str| match k {
+            "ssl.keystore.key" => Some(key.clone()),
+            "ssl.keystore.certificate.chain" => Some(CERT.to_string()),
+            "ssl.key.password" => password.clone(),
+            _ => None,
+        })
+    }
+
+    fn server(key: &str, password: Option<&str>) -> Result<Arc<ServerConfig>, TlsError> {
+        settings(key, password)?.server_config()
+    }
+
+    #[test]
+    fn an_encrypted_pkcs8_key_decrypts_to_the_plain_one() {
+        let plain = PrivateKeyDer::from_pem_slice(PLAIN.as_bytes()).unwrap();
+        let decrypted = private_key(
+            PBES2.as_bytes(),
+            "ssl.keystore.key",
+            Some(&KeyPassword("s3cret".into())),
+        )
+        .unwrap();
+        assert_eq!(plain.secret_der(), decrypted.secret_der());
+        assert!(server(PBES2, Some("s3cret")).is_ok());
+    }
+
+    #[test]
+    fn a_wrong_or_missing_password_is_refused_clearly() {
+        let error = server(PBES2, Some("wrong")).unwrap_err();
+        assert_eq!(error.key, "ssl.key.password");
+        assert!(error.reason.contains("wrong ssl.key.password"), "{error}");
+        let error = server(PBES2, None).unwrap_err();
+        assert_eq!(error.key, "ssl.key.password");
+        assert!(error.reason.contains("is encrypted: set ssl.key.password"), "{error}");
+        // The password never reaches a debug line.
+        let debug = format!("{:?}", settings(PBES2, Some("s3cret")).unwrap());
+        assert!(!debug.contains("s3cret"), "{debug}");
+    }
+
+    #[test]
+    fn legacy_and_pbes1_encryption_are_refused_with_the_conversion() {
+        let error = server(LEGACY, Some("s3cret")).unwrap_err();
+        assert!(error.reason.contains("legacy OpenSSL PEM"), "{error}");
+        assert!(error.reason.contains("openssl pkcs8 -topk8 -v2"), "{error}");
+        let error = server(PKCS12_3DES, Some("s3cret")).unwrap_err();
+        assert!(error.reason.contains("openssl pkcs8 -topk8 -v2"), "{error}");
+    }
+
+    #[test]
+    fn a_plain_key_loads_with_or_without_a_password() {
+        assert!(server(PLAIN, None).is_ok());
+        assert!(server(PLAIN, Some("unused")).is_ok());
     }
 }
