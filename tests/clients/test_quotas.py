@@ -107,3 +107,132 @@ def test_producer_held_to_producer_byte_rate(make_broker, admin_tool):
     assert throttles and max(throttles) > 0, "librdkafka saw no throttle time"
     per_s = [sum(n for t, n in delivered if s <= t < s + 1) for s in range(int(MEASURE_TO_S))]
     assert abs(rate - RATE) <= 0.10 * RATE, f"delivered {rate:.0f} B/s, quota {RATE} B/s; per second {per_s}"
+
+
+def scrape(http_port):
+    """The /metrics samples as {(name, labels text): value}."""
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            samples[key] = float(value)
+    return samples
+
+
+def http_broker(make_broker, *overrides):
+    from conftest import free_port
+    port = free_port()
+    args = ["--override", f"strom.http.listeners=http://127.0.0.1:{port}"]
+    for o in overrides:
+        args += ["--override", o]
+    return make_broker(args), port
+
+
+def produce_flat_out(bootstrap, topic, client_id, seconds, throttles=None):
+    """One record per request (linger 0, one in flight) for `seconds`; returns the
+    delivery times (s since start)."""
+    delivered = []
+    conf = {
+        "bootstrap.servers": bootstrap,
+        "client.id": client_id,
+        "linger.ms": 0,
+        "acks": 1,
+        "max.in.flight.requests.per.connection": 1,
+        "enable.idempotence": False,
+    }
+    if throttles is not None:
+        conf["throttle_cb"] = lambda event: throttles.append(event.throttle_time)
+    producer = Producer(conf)
+    start = time.monotonic()
+
+    def on_delivery(err, msg):
+        if err is None:
+            delivered.append(time.monotonic() - start)
+
+    while time.monotonic() - start < seconds:
+        if len(producer) < 10:
+            producer.produce(topic, b"x" * 100, on_delivery=on_delivery)
+        producer.poll(0.001)
+    producer.flush(60)
+    return delivered
+
+
+def test_request_percentage_throttles_a_producer(make_broker, admin_tool):
+    """`request_percentage` for one client id: its producer sees throttle_time_ms from the
+    broker and sends a bounded number of requests per second, while another client id on
+    the same broker is not held back; /metrics counts the Request throttles."""
+    b, http_port = http_broker(make_broker, "quota.window.num=2")
+    topic = f"rq-{uuid.uuid4().hex[:6]}"
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(timeout=TIMEOUT_S)
+    # 0.01% of one thread: 0.1 ms of handling per second, a few produce requests at most.
+    assert admin_tool("quota-alter", b.bootstrap, "client-id=busy", "request_percentage=0.01") == {"result": None}
+
+    throttles = []
+    busy = produce_flat_out(b.bootstrap, topic, "busy", 6.0, throttles)
+    free = produce_flat_out(b.bootstrap, topic, "free", 3.0)
+    busy_rate = len([t for t in busy if 2.0 <= t < 6.0]) / 4.0
+    free_rate = len([t for t in free if 1.0 <= t < 3.0]) / 2.0
+    assert throttles and max(throttles) > 0, "librdkafka saw no throttle time"
+    # Kafka caps a request-quota throttle at one window (1 s here).
+    assert max(throttles) <= 1000, throttles
+    assert busy_rate <= 20, f"{busy_rate} requests/s under a 0.01% quota"
+    assert free_rate >= 5 * max(busy_rate, 1), f"unthrottled {free_rate}/s vs throttled {busy_rate}/s"
+    samples = scrape(http_port)
+    assert samples['kafka_server_quota_throttled_responses_total{type="Request"}'] > 0
+    assert samples['kafka_server_quota_throttle_time_ms_total{type="Request"}'] > 0
+
+
+def test_controller_mutation_rate_with_the_java_admin(make_broker, admin_tool):
+    """KIP-599 with the Java Admin: under `controller_mutation_rate` (the default user's), a
+    CreateTopics of more partitions than the bucket holds gets ThrottlingQuotaExceededException
+    for the topics past the empty bucket when the Admin does not retry; with retries (the
+    Admin's default) every topic is created, after the throttle time."""
+    b, http_port = http_broker(make_broker, "controller.quota.window.num=2")
+    # 5 partitions/s with two 1 s windows: a bucket of 10.
+    assert admin_tool("quota-alter", b.bootstrap, "user=-", "controller_mutation_rate=5") == {"result": None}
+    tag = uuid.uuid4().hex[:6]
+    # 4 topics of 4 partitions: 10 -> 6 -> 2 -> -2 (accepted: the bucket was not empty yet)
+    # -> refused.
+    out = admin_tool("create-topics", b.bootstrap, f"strict-{tag}", "4", "4", "false")
+    errors = out["errors"]
+    assert [errors[f"strict-{tag}-{i}"] for i in range(4)] == [None, None, None, "ThrottlingQuotaExceededException"], out
+    # With the Admin's retries the refused topic is created once the bucket refills.
+    # 4 topics of 6: the third finds the bucket below zero whatever it refilled to meanwhile
+    # (at most 10 - 6 - 6 = -2), so the Admin waits out at least 400 ms.
+    out = admin_tool("create-topics", b.bootstrap, f"retry-{tag}", "4", "6", "true")
+    assert all(e is None for e in out["errors"].values()), out
+    assert out["ms"] >= 300, out
+    listed = AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=TIMEOUT_S).topics
+    assert {f"retry-{tag}-{i}" for i in range(4)} <= set(listed)
+    assert f"strict-{tag}-3" not in listed
+    samples = scrape(http_port)
+    assert samples['kafka_server_quota_throttled_responses_total{type="ControllerMutation"}'] > 0
+    assert samples['kafka_server_quota_recorded_total{type="ControllerMutation"}'] >= 12 + 24
+
+
+def test_a_connection_storm_is_delayed_not_refused(make_broker):
+    """KIP-612: with `max.connection.creation.rate=5`, 30 clients connecting at once are all
+    served, but spread out over seconds by the acceptor's delay; /metrics counts them."""
+    import concurrent.futures
+    from kafka_wire import api_versions
+    b, http_port = http_broker(make_broker, "max.connection.creation.rate=5", "quota.window.num=2")
+    time.sleep(1.5)  # the start-up probes' connections age out of the 1 s window
+    start = time.monotonic()
+
+    def connect(_):
+        api_versions("127.0.0.1", b.port, timeout_s=60)
+        return time.monotonic() - start
+
+    with concurrent.futures.ThreadPoolExecutor(30) as pool:
+        done = sorted(pool.map(connect, range(30)))
+    assert len(done) == 30
+    # Unthrottled, 30 ApiVersions take milliseconds; at 5/s the last waits seconds.
+    assert done[-1] >= 2.5, done
+    assert done[4] < 2.0, done
+    samples = scrape(http_port)
+    throttled = [v for k, v in samples.items() if k.startswith("strom_connections_creation_throttled_total")]
+    assert sum(throttled) > 0

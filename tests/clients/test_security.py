@@ -5,7 +5,8 @@ are refused; a plaintext client on a TLS port is closed while the broker carries
 broker's certificate is replaced on disk and new connections get the new one.
 
 Certificates are made at test time with the `openssl` command (EC P-256 keys, unencrypted
-PKCS#8, a throwaway CA per run); nothing secret is committed.
+PKCS#8, a throwaway CA per run); nothing secret is committed. Encrypted keys
+(`ssl.key.password`) are in test_tls_keys.py.
 """
 
 import json
@@ -389,7 +390,6 @@ def test_certificate_rotation_without_restart(pki):
 def test_bad_security_config_fails_start_up_naming_the_key(pki):
     for extra, key in [
         ({"ssl.keystore.type": "JKS"}, "ssl.keystore.type"),
-        ({"ssl.key.password": "x"}, "ssl.key.password"),
         ({"ssl.keystore.location": str(pki / "nope.pem")}, "ssl.keystore.location"),
         ({"listener.name.sasl_ssl.plain.sasl.jaas.config": "nonsense"}, "listener.name.sasl_ssl.plain.sasl.jaas.config"),
         ({"sasl.enabled.mechanisms": "GSSAPI"}, "sasl.enabled.mechanisms"),

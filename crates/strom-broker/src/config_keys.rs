@@ -144,6 +144,12 @@ pub const KEYS: &[Key] = &[
         "Connections from one address.",
     ),
     key(
+        "max.connection.creation.rate",
+        int(0, I32),
+        "2147483647",
+        "New connections per second per listener (KIP-612).",
+    ),
+    key(
         "max.connections.per.ip.overrides",
         Kind::Text,
         "",
@@ -825,6 +831,18 @@ pub const KEYS: &[Key] = &[
         int(1, 3600),
         "1",
         "Length of one quota sample.",
+    ),
+    key(
+        "controller.quota.window.num",
+        int(1, 3600),
+        "11",
+        "Windows of controller_mutation_rate's token bucket.",
+    ),
+    key(
+        "controller.quota.window.size.seconds",
+        int(1, 3600),
+        "1",
+        "Length of one controller-mutation window.",
     ),
     // HTTP listener and metrics.
     key(

@@ -40,9 +40,15 @@ pub const DYNAMIC_KEYS: &[&str] = &[
     "message.max.bytes",
 ];
 
+/// Broker keys other than topic defaults that change at runtime: the connection creation
+/// rate (KIP-612, `conn_rate.rs` reads it from the image for every connection). Its
+/// per-listener form `listener.name.<name>.max.connection.creation.rate` is not a key the
+/// broker lists, so it is stored like any unknown key and read the same way.
+pub const DYNAMIC_BROKER_KEYS: &[&str] = &[crate::conn_rate::MAX_CONNECTION_CREATION_RATE];
+
 /// Whether `key` may be set on a broker resource at runtime.
 pub fn is_dynamic(key: &str) -> bool {
-    DYNAMIC_KEYS.contains(&key)
+    DYNAMIC_KEYS.contains(&key) || DYNAMIC_BROKER_KEYS.contains(&key)
 }
 
 /// The keys of a broker-resource change that Strom refuses: keys the broker knows (it lists
@@ -61,6 +67,18 @@ pub fn refused_keys<'a>(config: &BrokerConfig, keys: impl Iterator<Item = &'a st
 /// Why a dynamic value cannot apply, when it is a topic default whose value the log config
 /// refuses (the message names the key); `None` when it can.
 pub fn invalid_value(config: &BrokerConfig, key: &str, value: &str) -> Option<String> {
+    let rate_key = key == crate::conn_rate::MAX_CONNECTION_CREATION_RATE
+        || (key.starts_with("listener.name.")
+            && key.ends_with(&format!(".{}", crate::conn_rate::MAX_CONNECTION_CREATION_RATE)));
+    if rate_key {
+        return match value.trim().parse::<i32>() {
+            Ok(rate) if rate >= 0 => None,
+            _ => Some(format!(
+                "Invalid value {value} for configuration {key}: connections per second, a whole \
+                 number from 0 to 2147483647"
+            )),
+        };
+    }
     let topic_key = topic_key_of(key)?;
     let single = BTreeMap::from([(topic_key.to_string(), value.to_string())]);
     config

@@ -26,6 +26,7 @@ pub mod authn;
 pub mod authz;
 pub mod config;
 pub mod config_keys;
+pub mod conn_rate;
 pub mod connection;
 pub mod console;
 pub mod console_actions;

@@ -11,14 +11,37 @@
 //! span`, and the connection reads nothing more from the client
 //! for that long after sending it (KIP-219: the client also holds back on its own).
 //!
+//! `request_percentage` (Kafka's `RequestQuotaManager`) is the same sampled rate over the
+//! time the broker spent handling the client's requests, in percent of one thread (100 = one
+//! thread busy all the time): the time counted is the time the request's handler future spent
+//! being polled (a task's share of a worker thread, Kafka's request-handler thread time), not
+//! the time it waited for the controller, a replica or a purgatory. Its throttle is capped
+//! at one window (`quota.window.size.seconds`), as Kafka's. Inter-broker requests (follower
+//! fetches) are exempt.
+//!
+//! `controller_mutation_rate` (KIP-599, Kafka's `ControllerMutationQuotaManager`) is a token
+//! bucket of partition mutations per user/client-id: the bucket holds at most `quota *
+//! controller.quota.window.num * controller.quota.window.size.seconds` tokens and refills at
+//! `quota` per second; a created or deleted topic takes its partition count, CreatePartitions
+//! the partitions it adds. Strict callers (CreateTopics v6+, CreatePartitions v3+,
+//! DeleteTopics v5+) get THROTTLING_QUOTA_EXCEEDED for a topic once the bucket is empty (one
+//! request may take it below zero, as Kafka allows); older versions are served and throttled
+//! for the time the bucket needs to come back to zero. Unlike Kafka, where the active
+//! controller keeps the bucket, each broker keeps its own: a client spreading its requests
+//! over N brokers gets up to N times its rate.
+//!
 //! State is soft: rates live in memory and start over when the broker restarts, as Kafka's.
 //! The map of rates is bounded ([`SENSORS_MAX`]): idle rates are dropped first.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use strom_meta::quota::{precedence, CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE};
+use strom_meta::quota::{
+    precedence, CONSUMER_BYTE_RATE, CONTROLLER_MUTATION_RATE, PRODUCER_BYTE_RATE,
+    REQUEST_PERCENTAGE,
+};
 use strom_meta::MetadataImage;
 
 use crate::config::ConfigError;
@@ -32,6 +55,15 @@ pub struct QuotaConfig {
     pub window_num: u32,
     /// `quota.window.size.seconds` (1), in milliseconds.
     pub window_ms: u64,
+    /// `controller.quota.window.num` (11).
+    pub controller_window_num: u32,
+    /// `controller.quota.window.size.seconds` (1), in milliseconds.
+    pub controller_window_ms: u64,
+    /// `max.connection.creation.rate` (KIP-612): new connections per second, broker-wide
+    /// and the default of every listener.
+    pub connection_creation_rate: u32,
+    /// `listener.name.<name>.max.connection.creation.rate`, by upper-case listener name.
+    pub listener_connection_creation_rates: BTreeMap<String, u32>,
 }
 
 impl Default for QuotaConfig {
@@ -39,6 +71,10 @@ impl Default for QuotaConfig {
         QuotaConfig {
             window_num: 11,
             window_ms: 1000,
+            controller_window_num: 11,
+            controller_window_ms: 1000,
+            connection_creation_rate: i32::MAX as u32,
+            listener_connection_creation_rates: BTreeMap::new(),
         }
     }
 }
@@ -50,15 +86,49 @@ impl QuotaConfig {
         Ok(QuotaConfig {
             window_num: props.int("quota.window.num")?,
             window_ms: props.int::<u64>("quota.window.size.seconds")? * 1000,
+            controller_window_num: props.int("controller.quota.window.num")?,
+            controller_window_ms: props.int::<u64>("controller.quota.window.size.seconds")?
+                * 1000,
+            connection_creation_rate: props.int("max.connection.creation.rate")?,
+            listener_connection_creation_rates: listener_rates(map)?,
         })
     }
 }
 
-/// Which byte rate a request counts against.
+/// `listener.name.<name>.max.connection.creation.rate` entries (0 to 2^31-1, as Kafka).
+fn listener_rates(map: &BTreeMap<String, String>) -> Result<BTreeMap<String, u32>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (key, value) in map {
+        let Some(name) = key
+            .strip_prefix("listener.name.")
+            .and_then(|rest| rest.strip_suffix(".max.connection.creation.rate"))
+        else {
+            continue;
+        };
+        let rate = value
+            .trim()
+            .parse::<i32>()
+            .ok()
+            .and_then(|r| u32::try_from(r).ok())
+            .ok_or_else(|| ConfigError::InvalidValue {
+                key: key.clone(),
+                value: value.clone(),
+                reason: "connections per second: a whole number from 0 to 2147483647".into(),
+            })?;
+        out.insert(name.to_ascii_uppercase(), rate);
+    }
+    Ok(out)
+}
+
+/// Which sampled rate a request counts against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum QuotaKind {
+    /// Produced bytes (`producer_byte_rate`).
     Produce,
+    /// Fetched bytes (`consumer_byte_rate`).
     Fetch,
+    /// Request handling time, in percent-seconds (`request_percentage`).
+    Request,
 }
 
 impl QuotaKind {
@@ -66,20 +136,65 @@ impl QuotaKind {
         match self {
             QuotaKind::Produce => PRODUCER_BYTE_RATE,
             QuotaKind::Fetch => CONSUMER_BYTE_RATE,
+            QuotaKind::Request => REQUEST_PERCENTAGE,
+        }
+    }
+
+    /// Kafka's quota types, as its metrics name them (`type=Produce`, `Fetch`, `Request`).
+    pub fn name(self) -> &'static str {
+        match self {
+            QuotaKind::Produce => "Produce",
+            QuotaKind::Fetch => "Fetch",
+            QuotaKind::Request => "Request",
         }
     }
 }
 
-/// Kafka's sampled rate over `window_num` windows.
+/// What a strict controller-mutation quota said about one topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mutation {
+    /// Go ahead (the tokens are taken).
+    Accepted,
+    /// THROTTLING_QUOTA_EXCEEDED, with the time until the bucket is back at zero (ms).
+    Rejected(u32),
+}
+
+/// Kafka's `TokenBucket` stat: tokens in hand (may be negative) at `at_ms`.
 #[derive(Debug)]
-struct Sensor {
+struct Bucket {
+    tokens: f64,
+    at_ms: u64,
+}
+
+impl Bucket {
+    /// Refills at `quota` per second up to `burst`.
+    fn refill(&mut self, quota: f64, burst: f64, now_ms: u64) {
+        let elapsed = now_ms.saturating_sub(self.at_ms) as f64 / 1000.0;
+        self.tokens = (self.tokens + quota * elapsed).min(burst);
+        self.at_ms = now_ms;
+    }
+
+    /// How long until the bucket is back at zero (ms), as Kafka's `throttleTimeMs`.
+    fn throttle_ms(&self, quota: f64) -> u32 {
+        if self.tokens >= 0.0 || quota <= 0.0 {
+            return 0;
+        }
+        (-self.tokens / quota * 1000.0)
+            .round()
+            .min(f64::from(i32::MAX)) as u32
+    }
+}
+
+/// Kafka's sampled rate over `window_num` windows.
+#[derive(Debug, Default)]
+pub(crate) struct Sensor {
     /// (window start, bytes), oldest first.
     samples: VecDeque<(u64, f64)>,
     last_used_ms: u64,
 }
 
 impl Sensor {
-    fn record(&mut self, config: &QuotaConfig, now_ms: u64, bytes: f64) {
+    pub(crate) fn record(&mut self, config: &QuotaConfig, now_ms: u64, bytes: f64) {
         let starts_new = self
             .samples
             .back()
@@ -104,7 +219,7 @@ impl Sensor {
     }
 
     /// (rate in bytes per second, span in ms), as Kafka's `Rate.measure`/`windowSize`.
-    fn rate(&self, config: &QuotaConfig, now_ms: u64) -> (f64, f64) {
+    pub(crate) fn rate(&self, config: &QuotaConfig, now_ms: u64) -> (f64, f64) {
         let total: f64 = self.samples.iter().map(|(_, bytes)| bytes).sum();
         let oldest = self.samples.front().map_or(now_ms, |(start, _)| *start);
         let mut elapsed = now_ms.saturating_sub(oldest);
@@ -118,12 +233,50 @@ impl Sensor {
     }
 }
 
+/// Totals of one quota type, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct QuotaStat {
+    throttle_ms: AtomicU64,
+    throttled: AtomicU64,
+    recorded: AtomicU64,
+}
+
+impl QuotaStat {
+    pub fn throttle_ms(&self) -> u64 {
+        self.throttle_ms.load(Ordering::Relaxed)
+    }
+
+    pub fn throttled(&self) -> u64 {
+        self.throttled.load(Ordering::Relaxed)
+    }
+
+    pub fn recorded(&self) -> u64 {
+        self.recorded.load(Ordering::Relaxed)
+    }
+
+    fn count(&self, recorded: u64, throttle_ms: u32) {
+        self.recorded.fetch_add(recorded, Ordering::Relaxed);
+        if throttle_ms > 0 {
+            self.throttled.fetch_add(1, Ordering::Relaxed);
+            self.throttle_ms
+                .fetch_add(u64::from(throttle_ms), Ordering::Relaxed);
+        }
+    }
+}
+
+/// Kafka's quota type names, in the order of [`QuotaManager::stats`].
+const STAT_TYPES: [&str; 4] = ["Produce", "Fetch", "Request", "ControllerMutation"];
+
 /// The rates of every (kind, user, client-id) a quota applies to.
 #[derive(Debug)]
 pub struct QuotaManager {
     config: QuotaConfig,
     epoch: Instant,
     sensors: Mutex<HashMap<(QuotaKind, String, String), Sensor>>,
+    /// Controller-mutation token buckets per (user, client-id) sharing one.
+    buckets: Mutex<HashMap<(String, String), Bucket>>,
+    /// Totals per quota type ([`STAT_TYPES`]).
+    stats: [QuotaStat; 4],
 }
 
 impl QuotaManager {
@@ -132,7 +285,27 @@ impl QuotaManager {
             config,
             epoch: Instant::now(),
             sensors: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(HashMap::new()),
+            stats: Default::default(),
         }
+    }
+
+    /// The totals per quota type (`Produce`, `Fetch`, `Request`, `ControllerMutation`).
+    pub fn stats(&self) -> Vec<(&'static str, &QuotaStat)> {
+        STAT_TYPES.iter().copied().zip(self.stats.iter()).collect()
+    }
+
+    fn stat(&self, kind: QuotaKind) -> &QuotaStat {
+        &self.stats[match kind {
+            QuotaKind::Produce => 0,
+            QuotaKind::Fetch => 1,
+            QuotaKind::Request => 2,
+        }]
+    }
+
+    /// Counts a controller-mutation throttle put in a response.
+    pub fn count_mutation_throttle(&self, throttle_ms: u32) {
+        self.stats[3].count(0, throttle_ms);
     }
 
     fn now_ms(&self) -> u64 {
@@ -147,15 +320,23 @@ impl QuotaManager {
         user: &str,
         client_id: &str,
     ) -> Option<(f64, (String, String))> {
+        Self::quota_of(image, kind.key(), user, client_id)
+    }
+
+    /// The value of quota `key` for `user` with `client_id` by Kafka's entity precedence
+    /// (user+client-id, user+default client, user, default user+client-id, ...), and the
+    /// (user, client-id) the rate of that entity is shared by.
+    pub fn quota_of(
+        image: &MetadataImage,
+        key: &str,
+        user: &str,
+        client_id: &str,
+    ) -> Option<(f64, (String, String))> {
         // Most clusters set no quota: skip the eight lookups.
         image.client_quotas().next()?;
         precedence(user, client_id)
             .into_iter()
-            .find_map(|(entity, shared)| {
-                image
-                    .client_quota(&entity, kind.key())
-                    .map(|quota| (quota, shared))
-            })
+            .find_map(|(entity, shared)| image.client_quota(&entity, key).map(|q| (q, shared)))
     }
 
     /// Records `bytes` for the client and returns how long it must be throttled (ms; 0 when
@@ -167,6 +348,17 @@ impl QuotaManager {
         user: &str,
         client_id: &str,
         bytes: usize,
+    ) -> u32 {
+        self.record_counted(image, kind, user, client_id, bytes as f64, bytes as u64)
+    }
+
+    fn record_value(
+        &self,
+        image: &MetadataImage,
+        kind: QuotaKind,
+        user: &str,
+        client_id: &str,
+        value: f64,
     ) -> u32 {
         let Some((quota, (user, client))) = Self::quota(image, kind, user, client_id) else {
             return 0;
@@ -193,35 +385,323 @@ impl QuotaManager {
             samples: VecDeque::new(),
             last_used_ms: now,
         });
-        sensor.record(&self.config, now, bytes as f64);
+        sensor.record(&self.config, now, value);
         let (rate, span_ms) = sensor.rate(&self.config, now);
         if rate <= quota || quota <= 0.0 {
             return 0;
         }
         // No cap, as Kafka's produce and fetch quotas: a request far over the quota (one
-        // large batch) waits for as long as the rate needs to come back to the quota.
+        // large batch) waits for as long as the rate needs to come back to the quota. The
+        // request quota caps it at one window, as Kafka's RequestQuotaManager does.
         let throttle = (rate - quota) / quota * span_ms;
-        throttle.round().min(f64::from(i32::MAX)) as u32
+        let cap = match kind {
+            QuotaKind::Request => self.config.window_ms as f64,
+            QuotaKind::Produce | QuotaKind::Fetch => f64::from(i32::MAX),
+        };
+        throttle.round().min(cap) as u32
+    }
+
+    /// [`Self::record_value`], counted for `/metrics` (`recorded` in the stat's unit).
+    fn record_counted(
+        &self,
+        image: &MetadataImage,
+        kind: QuotaKind,
+        user: &str,
+        client_id: &str,
+        value: f64,
+        recorded: u64,
+    ) -> u32 {
+        let throttle = self.record_value(image, kind, user, client_id, value);
+        if throttle > 0 || Self::quota(image, kind, user, client_id).is_some() {
+            self.stat(kind).count(recorded, throttle);
+        }
+        throttle
+    }
+
+    /// Counts `elapsed` of request handling against the client's `request_percentage` and
+    /// returns the throttle (ms; 0 without a quota or within it).
+    pub fn record_request_time(
+        &self,
+        image: &MetadataImage,
+        user: &str,
+        client_id: &str,
+        elapsed: std::time::Duration,
+    ) -> u32 {
+        // Percent of one thread for one second: 10 ms of handling is 1 unit.
+        let units = elapsed.as_secs_f64() * 100.0;
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.record_counted(image, QuotaKind::Request, user, client_id, units, micros)
+    }
+
+    /// The current rate of `kind` for the (user, client-id) a quota shares, if one applies
+    /// (bytes/s, or percent for requests): for metrics and tests.
+    pub fn rate(&self, image: &MetadataImage, kind: QuotaKind, user: &str, client_id: &str) -> Option<f64> {
+        let (_, (user, client)) = Self::quota(image, kind, user, client_id)?;
+        let now = self.now_ms();
+        let sensors = self.sensors.lock().unwrap_or_else(|e| e.into_inner());
+        sensors
+            .get(&(kind, user, client))
+            .map(|s| s.rate(&self.config, now).0)
+    }
+
+    /// One topic's partition mutations (`permits`) against `controller_mutation_rate`.
+    /// Strict: refused once the bucket is below zero (the tokens are then not taken).
+    /// Permissive: always taken. Returns `Accepted` without a quota.
+    pub fn record_mutations(
+        &self,
+        image: &MetadataImage,
+        user: &str,
+        client_id: &str,
+        permits: f64,
+        strict: bool,
+    ) -> Mutation {
+        let Some((quota, shared)) =
+            Self::quota_of(image, CONTROLLER_MUTATION_RATE, user, client_id)
+        else {
+            return Mutation::Accepted;
+        };
+        let now = self.now_ms();
+        let burst = quota
+            * f64::from(self.config.controller_window_num)
+            * (self.config.controller_window_ms as f64 / 1000.0);
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if buckets.len() >= SENSORS_MAX && !buckets.contains_key(&shared) {
+            // Full buckets hold no debt: dropping them forgets nothing.
+            buckets.retain(|_, b| b.tokens < 0.0);
+            if buckets.len() >= SENSORS_MAX {
+                if let Some(oldest) = buckets
+                    .iter()
+                    .min_by_key(|(_, b)| b.at_ms)
+                    .map(|(k, _)| k.clone())
+                {
+                    buckets.remove(&oldest);
+                }
+            }
+        }
+        let bucket = buckets.entry(shared).or_insert(Bucket {
+            tokens: burst,
+            at_ms: now,
+        });
+        bucket.refill(quota, burst, now);
+        if strict && bucket.tokens < 0.0 {
+            return Mutation::Rejected(bucket.throttle_ms(quota).max(1));
+        }
+        bucket.tokens -= permits;
+        self.stats[3].count(permits as u64, 0);
+        Mutation::Accepted
+    }
+
+    /// Gives back mutations taken for a topic that then failed (it mutated nothing).
+    pub fn refund_mutations(&self, image: &MetadataImage, user: &str, client_id: &str, permits: f64) {
+        let Some((quota, shared)) =
+            Self::quota_of(image, CONTROLLER_MUTATION_RATE, user, client_id)
+        else {
+            return;
+        };
+        let burst = quota
+            * f64::from(self.config.controller_window_num)
+            * (self.config.controller_window_ms as f64 / 1000.0);
+        let now = self.now_ms();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(bucket) = buckets.get_mut(&shared) {
+            bucket.refill(quota, burst, now);
+            bucket.tokens = (bucket.tokens + permits).min(burst);
+        }
+    }
+
+    /// How long the client must wait for its mutation bucket to be back at zero (ms).
+    pub fn mutation_throttle(&self, image: &MetadataImage, user: &str, client_id: &str) -> u32 {
+        let Some((quota, shared)) =
+            Self::quota_of(image, CONTROLLER_MUTATION_RATE, user, client_id)
+        else {
+            return 0;
+        };
+        let burst = quota
+            * f64::from(self.config.controller_window_num)
+            * (self.config.controller_window_ms as f64 / 1000.0);
+        let now = self.now_ms();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        buckets.get_mut(&shared).map_or(0, |bucket| {
+            bucket.refill(quota, burst, now);
+            bucket.throttle_ms(quota)
+        })
     }
 }
 
-/// The throttle time a handler put in a response (Produce and Fetch carry quota throttles).
-pub fn throttle_of(response: &strom_protocol::messages::ResponseKind) -> i32 {
-    use strom_protocol::messages::ResponseKind;
+/// The `throttle_time_ms` field of a response, if its kind has one.
+fn throttle_field(response: &mut strom_protocol::messages::ResponseKind) -> Option<&mut i32> {
+    use strom_protocol::messages::ResponseKind as R;
     match response {
-        ResponseKind::Produce(r) => r.throttle_time_ms,
-        ResponseKind::Fetch(r) => r.throttle_time_ms,
+        R::AddOffsetsToTxn(r) => Some(&mut r.throttle_time_ms),
+        R::AddPartitionsToTxn(r) => Some(&mut r.throttle_time_ms),
+        R::AddRaftVoter(r) => Some(&mut r.throttle_time_ms),
+        R::AllocateProducerIds(r) => Some(&mut r.throttle_time_ms),
+        R::AlterClientQuotas(r) => Some(&mut r.throttle_time_ms),
+        R::AlterConfigs(r) => Some(&mut r.throttle_time_ms),
+        R::AlterPartitionReassignments(r) => Some(&mut r.throttle_time_ms),
+        R::AlterPartition(r) => Some(&mut r.throttle_time_ms),
+        R::AlterReplicaLogDirs(r) => Some(&mut r.throttle_time_ms),
+        R::AlterShareGroupOffsets(r) => Some(&mut r.throttle_time_ms),
+        R::AlterUserScramCredentials(r) => Some(&mut r.throttle_time_ms),
+        R::ApiVersions(r) => Some(&mut r.throttle_time_ms),
+        R::AssignReplicasToDirs(r) => Some(&mut r.throttle_time_ms),
+        R::BrokerHeartbeat(r) => Some(&mut r.throttle_time_ms),
+        R::BrokerRegistration(r) => Some(&mut r.throttle_time_ms),
+        R::ConsumerGroupDescribe(r) => Some(&mut r.throttle_time_ms),
+        R::ConsumerGroupHeartbeat(r) => Some(&mut r.throttle_time_ms),
+        R::ControllerRegistration(r) => Some(&mut r.throttle_time_ms),
+        R::CreateAcls(r) => Some(&mut r.throttle_time_ms),
+        R::CreateDelegationToken(r) => Some(&mut r.throttle_time_ms),
+        R::CreatePartitions(r) => Some(&mut r.throttle_time_ms),
+        R::CreateTopics(r) => Some(&mut r.throttle_time_ms),
+        R::DeleteAcls(r) => Some(&mut r.throttle_time_ms),
+        R::DeleteGroups(r) => Some(&mut r.throttle_time_ms),
+        R::DeleteRecords(r) => Some(&mut r.throttle_time_ms),
+        R::DeleteShareGroupOffsets(r) => Some(&mut r.throttle_time_ms),
+        R::DeleteTopics(r) => Some(&mut r.throttle_time_ms),
+        R::DescribeAcls(r) => Some(&mut r.throttle_time_ms),
+        R::DescribeClientQuotas(r) => Some(&mut r.throttle_time_ms),
+        R::DescribeCluster(r) => Some(&mut r.throttle_time_ms),
+        R::DescribeConfigs(r) => Some(&mut r.throttle_time_ms),
+        R::DescribeDelegationToken(r) => Some(&mut r.throttle_time_ms),
+        R::DescribeGroups(r) => Some(&mut r.throttle_time_ms),
+        R::DescribeLogDirs(r) => Some(&mut r.throttle_time_ms),
+        R::DescribeProducers(r) => Some(&mut r.throttle_time_ms),
+        R::DescribeShareGroupOffsets(r) => Some(&mut r.throttle_time_ms),
+        R::DescribeTopicPartitions(r) => Some(&mut r.throttle_time_ms),
+        R::DescribeTransactions(r) => Some(&mut r.throttle_time_ms),
+        R::DescribeUserScramCredentials(r) => Some(&mut r.throttle_time_ms),
+        R::ElectLeaders(r) => Some(&mut r.throttle_time_ms),
+        R::EndTxn(r) => Some(&mut r.throttle_time_ms),
+        R::ExpireDelegationToken(r) => Some(&mut r.throttle_time_ms),
+        R::Fetch(r) => Some(&mut r.throttle_time_ms),
+        R::FetchSnapshot(r) => Some(&mut r.throttle_time_ms),
+        R::FindCoordinator(r) => Some(&mut r.throttle_time_ms),
+        R::GetTelemetrySubscriptions(r) => Some(&mut r.throttle_time_ms),
+        R::Heartbeat(r) => Some(&mut r.throttle_time_ms),
+        R::IncrementalAlterConfigs(r) => Some(&mut r.throttle_time_ms),
+        R::InitProducerId(r) => Some(&mut r.throttle_time_ms),
+        R::JoinGroup(r) => Some(&mut r.throttle_time_ms),
+        R::LeaveGroup(r) => Some(&mut r.throttle_time_ms),
+        R::ListConfigResources(r) => Some(&mut r.throttle_time_ms),
+        R::ListGroups(r) => Some(&mut r.throttle_time_ms),
+        R::ListOffsets(r) => Some(&mut r.throttle_time_ms),
+        R::ListPartitionReassignments(r) => Some(&mut r.throttle_time_ms),
+        R::ListTransactions(r) => Some(&mut r.throttle_time_ms),
+        R::Metadata(r) => Some(&mut r.throttle_time_ms),
+        R::OffsetCommit(r) => Some(&mut r.throttle_time_ms),
+        R::OffsetDelete(r) => Some(&mut r.throttle_time_ms),
+        R::OffsetFetch(r) => Some(&mut r.throttle_time_ms),
+        R::OffsetForLeaderEpoch(r) => Some(&mut r.throttle_time_ms),
+        R::Produce(r) => Some(&mut r.throttle_time_ms),
+        R::PushTelemetry(r) => Some(&mut r.throttle_time_ms),
+        R::RemoveRaftVoter(r) => Some(&mut r.throttle_time_ms),
+        R::RenewDelegationToken(r) => Some(&mut r.throttle_time_ms),
+        R::ShareAcknowledge(r) => Some(&mut r.throttle_time_ms),
+        R::ShareFetch(r) => Some(&mut r.throttle_time_ms),
+        R::ShareGroupDescribe(r) => Some(&mut r.throttle_time_ms),
+        R::ShareGroupHeartbeat(r) => Some(&mut r.throttle_time_ms),
+        R::SyncGroup(r) => Some(&mut r.throttle_time_ms),
+        R::TxnOffsetCommit(r) => Some(&mut r.throttle_time_ms),
+        R::UnregisterBroker(r) => Some(&mut r.throttle_time_ms),
+        R::UpdateFeatures(r) => Some(&mut r.throttle_time_ms),
+        R::UpdateRaftVoter(r) => Some(&mut r.throttle_time_ms),
+        _ => None,
+    }
+}
+
+/// The throttle time a handler put in a response (any quota: byte rates, request time,
+/// controller mutations).
+pub fn throttle_of(response: &strom_protocol::messages::ResponseKind) -> i32 {
+    read_throttle(response)
+}
+
+fn read_throttle(response: &strom_protocol::messages::ResponseKind) -> i32 {
+    use strom_protocol::messages::ResponseKind as R;
+    match response {
+        R::AddOffsetsToTxn(r) => r.throttle_time_ms,
+        R::AddPartitionsToTxn(r) => r.throttle_time_ms,
+        R::AddRaftVoter(r) => r.throttle_time_ms,
+        R::AllocateProducerIds(r) => r.throttle_time_ms,
+        R::AlterClientQuotas(r) => r.throttle_time_ms,
+        R::AlterConfigs(r) => r.throttle_time_ms,
+        R::AlterPartitionReassignments(r) => r.throttle_time_ms,
+        R::AlterPartition(r) => r.throttle_time_ms,
+        R::AlterReplicaLogDirs(r) => r.throttle_time_ms,
+        R::AlterShareGroupOffsets(r) => r.throttle_time_ms,
+        R::AlterUserScramCredentials(r) => r.throttle_time_ms,
+        R::ApiVersions(r) => r.throttle_time_ms,
+        R::AssignReplicasToDirs(r) => r.throttle_time_ms,
+        R::BrokerHeartbeat(r) => r.throttle_time_ms,
+        R::BrokerRegistration(r) => r.throttle_time_ms,
+        R::ConsumerGroupDescribe(r) => r.throttle_time_ms,
+        R::ConsumerGroupHeartbeat(r) => r.throttle_time_ms,
+        R::ControllerRegistration(r) => r.throttle_time_ms,
+        R::CreateAcls(r) => r.throttle_time_ms,
+        R::CreateDelegationToken(r) => r.throttle_time_ms,
+        R::CreatePartitions(r) => r.throttle_time_ms,
+        R::CreateTopics(r) => r.throttle_time_ms,
+        R::DeleteAcls(r) => r.throttle_time_ms,
+        R::DeleteGroups(r) => r.throttle_time_ms,
+        R::DeleteRecords(r) => r.throttle_time_ms,
+        R::DeleteShareGroupOffsets(r) => r.throttle_time_ms,
+        R::DeleteTopics(r) => r.throttle_time_ms,
+        R::DescribeAcls(r) => r.throttle_time_ms,
+        R::DescribeClientQuotas(r) => r.throttle_time_ms,
+        R::DescribeCluster(r) => r.throttle_time_ms,
+        R::DescribeConfigs(r) => r.throttle_time_ms,
+        R::DescribeDelegationToken(r) => r.throttle_time_ms,
+        R::DescribeGroups(r) => r.throttle_time_ms,
+        R::DescribeLogDirs(r) => r.throttle_time_ms,
+        R::DescribeProducers(r) => r.throttle_time_ms,
+        R::DescribeShareGroupOffsets(r) => r.throttle_time_ms,
+        R::DescribeTopicPartitions(r) => r.throttle_time_ms,
+        R::DescribeTransactions(r) => r.throttle_time_ms,
+        R::DescribeUserScramCredentials(r) => r.throttle_time_ms,
+        R::ElectLeaders(r) => r.throttle_time_ms,
+        R::EndTxn(r) => r.throttle_time_ms,
+        R::ExpireDelegationToken(r) => r.throttle_time_ms,
+        R::Fetch(r) => r.throttle_time_ms,
+        R::FetchSnapshot(r) => r.throttle_time_ms,
+        R::FindCoordinator(r) => r.throttle_time_ms,
+        R::GetTelemetrySubscriptions(r) => r.throttle_time_ms,
+        R::Heartbeat(r) => r.throttle_time_ms,
+        R::IncrementalAlterConfigs(r) => r.throttle_time_ms,
+        R::InitProducerId(r) => r.throttle_time_ms,
+        R::JoinGroup(r) => r.throttle_time_ms,
+        R::LeaveGroup(r) => r.throttle_time_ms,
+        R::ListConfigResources(r) => r.throttle_time_ms,
+        R::ListGroups(r) => r.throttle_time_ms,
+        R::ListOffsets(r) => r.throttle_time_ms,
+        R::ListPartitionReassignments(r) => r.throttle_time_ms,
+        R::ListTransactions(r) => r.throttle_time_ms,
+        R::Metadata(r) => r.throttle_time_ms,
+        R::OffsetCommit(r) => r.throttle_time_ms,
+        R::OffsetDelete(r) => r.throttle_time_ms,
+        R::OffsetFetch(r) => r.throttle_time_ms,
+        R::OffsetForLeaderEpoch(r) => r.throttle_time_ms,
+        R::Produce(r) => r.throttle_time_ms,
+        R::PushTelemetry(r) => r.throttle_time_ms,
+        R::RemoveRaftVoter(r) => r.throttle_time_ms,
+        R::RenewDelegationToken(r) => r.throttle_time_ms,
+        R::ShareAcknowledge(r) => r.throttle_time_ms,
+        R::ShareFetch(r) => r.throttle_time_ms,
+        R::ShareGroupDescribe(r) => r.throttle_time_ms,
+        R::ShareGroupHeartbeat(r) => r.throttle_time_ms,
+        R::SyncGroup(r) => r.throttle_time_ms,
+        R::TxnOffsetCommit(r) => r.throttle_time_ms,
+        R::UnregisterBroker(r) => r.throttle_time_ms,
+        R::UpdateFeatures(r) => r.throttle_time_ms,
+        R::UpdateRaftVoter(r) => r.throttle_time_ms,
         _ => 0,
     }
 }
 
-/// Puts a throttle time in a response (the final one of a Produce that waited).
+/// Puts a throttle time in a response (the larger of the one there and `throttle_ms`, as
+/// Kafka sends the larger of its quotas' throttles).
 pub fn set_throttle(response: &mut strom_protocol::messages::ResponseKind, throttle_ms: i32) {
-    use strom_protocol::messages::ResponseKind;
-    match response {
-        ResponseKind::Produce(r) => r.throttle_time_ms = r.throttle_time_ms.max(throttle_ms),
-        ResponseKind::Fetch(r) => r.throttle_time_ms = r.throttle_time_ms.max(throttle_ms),
-        _ => {}
+    if let Some(field) = throttle_field(response) {
+        *field = (*field).max(throttle_ms);
     }
 }
 
@@ -308,5 +788,109 @@ mod tests {
             manager.record(&image, QuotaKind::Fetch, "ANONYMOUS", "c", 1 << 30),
             0
         );
+    }
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+    use strom_meta::quota::{QuotaValue, CLIENT_ID, USER};
+    use strom_meta::MetadataRecord;
+
+    fn image_with(entity: &[(&str, Option<&str>)], key: &str, value: f64) -> MetadataImage {
+        let entity: strom_meta::quota::QuotaEntity = entity
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+            .collect();
+        MetadataImage::default()
+            .apply(&[MetadataRecord::ClientQuota {
+                entity,
+                key: key.into(),
+                value: Some(QuotaValue::new(value)),
+            }])
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn request_time_is_a_percentage_of_one_thread_capped_at_one_window() {
+        // 10% of a thread: 1 s of handling over the 10 s minimum span is exactly 10%.
+        let image = image_with(&[(CLIENT_ID, Some("busy"))], REQUEST_PERCENTAGE, 10.0);
+        let manager = QuotaManager::new(QuotaConfig::default());
+        let second = std::time::Duration::from_secs(1);
+        assert_eq!(manager.record_request_time(&image, "u", "busy", second), 0);
+        // Another second doubles the rate: Kafka's formula says 10 s, capped at 1 s.
+        assert_eq!(manager.record_request_time(&image, "u", "busy", second), 1000);
+        // Other clients have no quota.
+        assert_eq!(manager.record_request_time(&image, "u", "idle", second * 5), 0);
+        let (kind, stat) = manager.stats()[2];
+        assert_eq!(kind, "Request");
+        assert_eq!((stat.throttled(), stat.throttle_ms()), (1, 1000));
+        assert_eq!(stat.recorded(), 2_000_000);
+    }
+
+    #[test]
+    fn the_mutation_bucket_is_strict_once_empty_and_refills() {
+        // 10 mutations/s with 11 one-second windows: a burst of 110.
+        let image = image_with(&[(USER, Some("alice"))], CONTROLLER_MUTATION_RATE, 10.0);
+        let manager = QuotaManager::new(QuotaConfig::default());
+        assert_eq!(
+            manager.record_mutations(&image, "alice", "c", 100.0, true),
+            Mutation::Accepted
+        );
+        // 10 tokens left: a topic of 50 partitions still goes (the bucket may go below zero).
+        assert_eq!(
+            manager.record_mutations(&image, "alice", "c", 50.0, true),
+            Mutation::Accepted
+        );
+        // -40 tokens: refused for about 4 s (the time to refill to zero).
+        let Mutation::Rejected(ms) = manager.record_mutations(&image, "alice", "c", 1.0, true)
+        else {
+            panic!("not refused");
+        };
+        assert!((3_900..=4_000).contains(&ms), "{ms}");
+        // Permissive callers are served and told how long to wait.
+        assert_eq!(
+            manager.record_mutations(&image, "alice", "other", 1.0, false),
+            Mutation::Accepted
+        );
+        let throttle = manager.mutation_throttle(&image, "alice", "c");
+        assert!((4_000..=4_100).contains(&throttle), "{throttle}");
+        // A refund gives the tokens of a failed topic back.
+        manager.refund_mutations(&image, "alice", "c", 41.0);
+        assert_eq!(manager.mutation_throttle(&image, "alice", "c"), 0);
+        // Someone without a quota is never refused.
+        assert_eq!(
+            manager.record_mutations(&image, "bob", "c", 1e9, true),
+            Mutation::Accepted
+        );
+    }
+
+    #[test]
+    fn the_bucket_refills_at_the_quota_up_to_the_burst() {
+        let mut bucket = Bucket {
+            tokens: -20.0,
+            at_ms: 0,
+        };
+        assert_eq!(bucket.throttle_ms(10.0), 2_000);
+        bucket.refill(10.0, 110.0, 1_000);
+        assert_eq!(bucket.throttle_ms(10.0), 1_000);
+        bucket.refill(10.0, 110.0, 60_000);
+        assert_eq!(bucket.tokens, 110.0);
+        assert_eq!(bucket.throttle_ms(10.0), 0);
+    }
+
+    #[test]
+    fn every_response_with_a_throttle_field_takes_the_larger_throttle() {
+        use strom_protocol::messages::{CreateTopicsResponse, MetadataResponse, ResponseKind};
+        let mut response = ResponseKind::Metadata(MetadataResponse::default());
+        set_throttle(&mut response, 250);
+        assert_eq!(throttle_of(&response), 250);
+        set_throttle(&mut response, 100);
+        assert_eq!(throttle_of(&response), 250);
+        let mut response =
+            ResponseKind::CreateTopics(CreateTopicsResponse::default().with_throttle_time_ms(7));
+        set_throttle(&mut response, 3);
+        assert_eq!(throttle_of(&response), 7);
     }
 }

@@ -107,6 +107,8 @@ pub struct BrokerContext {
     pub metrics: Arc<crate::metrics::BrokerMetrics>,
     /// Client quota rates (`quotas.rs`).
     pub quotas: Arc<crate::quotas::QuotaManager>,
+    /// Connection creation rates (`conn_rate.rs`).
+    pub connection_rates: crate::conn_rate::ConnectionRates,
 }
 
 /// A range of producer ids allocated to this broker: `next..end` are still free.
@@ -291,6 +293,12 @@ impl Broker {
             limits: Arc::clone(&limits),
             metrics: Arc::new(crate::metrics::BrokerMetrics::new(config.metrics.clone())),
             quotas: Arc::new(crate::quotas::QuotaManager::new(config.quotas.clone())),
+            connection_rates: crate::conn_rate::ConnectionRates::new(
+                config.quotas.clone(),
+                config.node_id,
+                &config.listeners.inter_broker_listener_name,
+                config.listeners.served.len(),
+            ),
         });
         if let Some(http_listener) = http_listener {
             // Serves from now on (readiness says "start-up in progress" until the end of
@@ -664,6 +672,18 @@ async fn accept_loop(
                     continue;
                 };
                 context.metrics.connections.created.inc();
+                // KIP-612: over the connection creation rate, this connection and the
+                // listener wait (the next clients queue in the kernel's backlog).
+                let delay = context
+                    .connection_rates
+                    .record(&context.metadata.image(), &runtime.name);
+                if !delay.is_zero() {
+                    context.metrics.connections.creation_throttled.inc();
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.wait_for(|stop| *stop) => break,
+                    }
+                }
                 let context = Arc::clone(&context);
                 connections.spawn(crate::connection::serve(
                     stream,

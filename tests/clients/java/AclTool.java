@@ -14,6 +14,10 @@
 //   quota-describe BOOTSTRAP [CLIENT_PROPS]   describeClientQuotas of everything:
 //                                        {"quotas": {"type=name,...": {key: value}}} or {"error": ...}
 //
+//   create-topics BOOTSTRAP [CLIENT_PROPS] PREFIX COUNT PARTITIONS RETRY   createTopics of COUNT topics
+//                                        PREFIX-0.. with PARTITIONS each in one call, retryOnQuotaViolation
+//                                        RETRY (true|false): {"ms": elapsed, "errors": {topic: null | "ErrorClass"}}
+//
 // CLIENT_PROPS is "-" or k=v pairs separated by ';' (security settings for SASL tests).
 
 import java.util.ArrayList;
@@ -68,6 +72,7 @@ public class AclTool {
                 case "delete": out = delete(admin, args); break;
                 case "quota-alter": out = quotaAlter(admin, args); break;
                 case "quota-describe": out = quotaDescribe(admin); break;
+                case "create-topics": out = createTopics(admin, args); break;
                 default: throw new IllegalArgumentException("unknown command " + args[0]);
             }
         }
@@ -148,6 +153,32 @@ public class AclTool {
         } catch (ExecutionException e) {
             return "{\"result\":" + quote(e.getCause().getClass().getSimpleName() + ": " + e.getCause().getMessage()) + "}";
         }
+    }
+
+    private static String createTopics(Admin admin, String[] args) throws Exception {
+        String prefix = args[3];
+        int count = Integer.parseInt(args[4]);
+        int partitions = Integer.parseInt(args[5]);
+        boolean retry = Boolean.parseBoolean(args[6]);
+        List<org.apache.kafka.clients.admin.NewTopic> topics = new ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            topics.add(new org.apache.kafka.clients.admin.NewTopic(prefix + "-" + i, partitions, (short) 1));
+        }
+        long start = System.nanoTime();
+        Map<String, KafkaFuture<Void>> results = admin.createTopics(topics,
+            new org.apache.kafka.clients.admin.CreateTopicsOptions().retryOnQuotaViolation(retry)).values();
+        List<String> entries = new ArrayList<>();
+        for (org.apache.kafka.clients.admin.NewTopic t : topics) {
+            String error = "null";
+            try {
+                results.get(t.name()).get(60, TimeUnit.SECONDS);
+            } catch (ExecutionException e) {
+                error = "\"" + e.getCause().getClass().getSimpleName() + "\"";
+            }
+            entries.add("\"" + t.name() + "\":" + error);
+        }
+        long ms = (System.nanoTime() - start) / 1_000_000;
+        return "{\"ms\":" + ms + ",\"errors\":{" + String.join(",", entries) + "}}";
     }
 
     private static String quotaDescribe(Admin admin) throws Exception {

@@ -39,6 +39,7 @@ mod list_offsets;
 mod list_transactions;
 mod liveness;
 mod metadata;
+mod mutation_quota;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
@@ -54,6 +55,8 @@ mod telemetry;
 mod txn_offset_commit;
 mod update_features;
 mod write_txn_markers;
+
+use std::future::Future;
 
 use strom_meta::{ApiError, MetadataImage, TopicIdPartition};
 use strom_protocol::messages::{ApiKey, BrokerId, RequestKind, ResponseKind, TopicName};
@@ -143,8 +146,55 @@ pub enum Reply {
 }
 
 /// Handles one request from the connection whose identity is `session` (its principal,
-/// address and listener).
+/// address and listener), and counts the time its handler ran against the client's
+/// `request_percentage` (`quotas.rs`): the time spent inside the handler future's polls,
+/// Kafka's request-handler thread time, not the time it waited on the controller or a
+/// replica. Follower fetches are exempt, as Kafka exempts inter-broker requests.
 pub async fn handle(context: &BrokerContext, incoming: Incoming, session: &Session) -> Reply {
+    let quota_client = match &incoming {
+        Incoming::Request(request) => match &request.body {
+            RequestKind::Fetch(fetch)
+                if fetch.replica_id.0 >= 0 || fetch.replica_state.replica_id.0 >= 0 =>
+            {
+                None
+            }
+            _ => Some(
+                request
+                    .header
+                    .client_id
+                    .as_deref()
+                    .unwrap_or("")
+                    .to_string(),
+            ),
+        },
+        Incoming::UnsupportedApiVersions { .. } => None,
+    };
+    let mut inner = std::pin::pin!(handle_request(context, incoming, session));
+    let mut busy = std::time::Duration::ZERO;
+    let mut reply = std::future::poll_fn(|cx| {
+        let polled = std::time::Instant::now();
+        let result = inner.as_mut().poll(cx);
+        busy += polled.elapsed();
+        result
+    })
+    .await;
+    if let Some(client_id) = quota_client {
+        let throttle_ms = context.quotas.record_request_time(
+            &context.metadata.image(),
+            &session.principal.name,
+            &client_id,
+            busy,
+        );
+        if throttle_ms > 0 {
+            if let Reply::Respond(body) | Reply::RespondWithFiles(body, _) = &mut reply {
+                crate::quotas::set_throttle(body, i32::try_from(throttle_ms).unwrap_or(i32::MAX));
+            }
+        }
+    }
+    reply
+}
+
+async fn handle_request(context: &BrokerContext, incoming: Incoming, session: &Session) -> Reply {
     let peer = session.client_address;
     let request = match incoming {
         Incoming::UnsupportedApiVersions { .. } => {
@@ -170,10 +220,12 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming, session: &Sessi
         RequestKind::ApiVersions(body) => api_versions::handle(context, &body, version),
         RequestKind::Metadata(body) => authorize::metadata(context, session, body, version).await,
         RequestKind::CreateTopics(body) => {
-            authorize::create_topics(context, session, body, version).await
+            let client = client_id.as_deref().unwrap_or("");
+            mutation_quota::create_topics(context, session, client, body, version).await
         }
         RequestKind::DeleteTopics(body) => {
-            authorize::delete_topics(context, session, body, version).await
+            let client = client_id.as_deref().unwrap_or("");
+            mutation_quota::delete_topics(context, session, client, body, version).await
         }
         RequestKind::Produce(body) => {
             let bytes = crate::quotas::produce_bytes(&body);
@@ -224,7 +276,8 @@ pub async fn handle(context: &BrokerContext, incoming: Incoming, session: &Sessi
             authorize_admin::incremental_alter_configs(context, session, body, version).await
         }
         RequestKind::CreatePartitions(body) => {
-            authorize::create_partitions(context, session, body, version).await
+            let client = client_id.as_deref().unwrap_or("");
+            mutation_quota::create_partitions(context, session, client, body, version).await
         }
         RequestKind::DeleteRecords(body) => {
             authorize::delete_records(context, session, body, version).await

@@ -35,6 +35,7 @@ pub async fn scrape(context: &BrokerContext) -> String {
     damage(&mut e, context);
     groups(&mut e, context).await;
     connections(&mut e, context);
+    quotas(&mut e, context);
     controller(&mut e, context);
     strom_metrics::process::encode(&mut e);
     metrics.clients.encode(&mut e);
@@ -679,7 +680,7 @@ fn connections(e: &mut TextEncoder, context: &BrokerContext) {
         &[("listener", listener)],
         context.limits.connections() as i128,
     );
-    let counters: [(&str, &str, u64); 7] = [
+    let counters: [(&str, &str, u64); 8] = [
         (
             "kafka_server_socket_server_metrics_connection_creation_total",
             "Connections accepted and admitted (connection-creation-total).",
@@ -694,6 +695,11 @@ fn connections(e: &mut TextEncoder, context: &BrokerContext) {
             "strom_connections_refused_total",
             "Connections closed at accept by max.connections or max.connections.per.ip.",
             connections.refused.get(),
+        ),
+        (
+            "strom_connections_creation_throttled_total",
+            "Connections held back at accept by max.connection.creation.rate (KIP-612).",
+            connections.creation_throttled.get(),
         ),
         (
             "kafka_server_socket_server_metrics_successful_authentication_total",
@@ -719,6 +725,36 @@ fn connections(e: &mut TextEncoder, context: &BrokerContext) {
     for (name, help, value) in counters {
         e.family(name, Kind::Counter, help);
         e.int(name, &[("listener", listener)], i128::from(value));
+    }
+}
+
+/// Client quota totals per quota type (Kafka's `type=Produce|Fetch|Request|
+/// ControllerMutation` sensors, summed over users and client ids so the series stay
+/// bounded: 4 per family).
+fn quotas(e: &mut TextEncoder, context: &BrokerContext) {
+    let stats = context.quotas.stats();
+    let families: [(&str, &str, fn(&crate::quotas::QuotaStat) -> u64); 3] = [
+        (
+            "kafka_server_quota_throttle_time_ms_total",
+            "Milliseconds of throttle put in responses by client quotas (throttle-time).",
+            |s| s.throttle_ms(),
+        ),
+        (
+            "kafka_server_quota_throttled_responses_total",
+            "Responses that carried a quota throttle.",
+            |s| s.throttled(),
+        ),
+        (
+            "kafka_server_quota_recorded_total",
+            "What quotas counted: bytes (Produce, Fetch), microseconds of request handling (Request), partition mutations (ControllerMutation).",
+            |s| s.recorded(),
+        ),
+    ];
+    for (name, help, value) in families {
+        e.family(name, Kind::Counter, help);
+        for (kind, stat) in &stats {
+            e.int(name, &[("type", kind)], i128::from(value(stat)));
+        }
     }
 }
 

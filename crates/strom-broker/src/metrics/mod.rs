@@ -139,6 +139,8 @@ pub struct ConnectionMetrics {
     pub closed: Counter,
     /// Connections refused at accept by `max.connections` or a per-address limit.
     pub refused: Counter,
+    /// Connections held back at accept by a connection creation rate (KIP-612).
+    pub creation_throttled: Counter,
     /// SASL exchanges that succeeded (`successful-authentication-total`).
     pub successful_authentication: Counter,
     /// SASL exchanges, handshakes and client certificates refused

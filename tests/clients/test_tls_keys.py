@@ -1,0 +1,61 @@
+"""Encrypted PEM private keys (`ssl.key.password`): a broker whose keystore holds a PKCS#8
+key encrypted with AES-256-CBC (what `openssl pkcs8 -topk8 -v2 aes-256-cbc` and Java write)
+serves TLS with the right password, to confluent-kafka and to Python's ssl module; with a
+wrong password, or a legacy OpenSSL-encrypted key, it refuses to start and says which key
+is wrong and what to do.
+"""
+
+import pytest
+
+from test_security import SecureBroker, TIMEOUT_S, ck_roundtrip, create_topic, openssl, peer_common_name, pki, ssl_conf  # noqa: F401 (pki is a fixture)
+
+PASSWORD = "k3y-pass"
+
+
+def encrypted_keystore(pki, name, *convert):
+    """server.pem's chain with its key encrypted by `openssl <convert>`."""
+    key = pki / f"{name}.key"
+    if not key.exists():
+        openssl(*convert, "-in", "server.key", "-passout", f"pass:{PASSWORD}", "-out", key.name, cwd=pki)
+    pem = pki / f"{name}.pem"
+    pem.write_text(key.read_text() + (pki / "server.crt").read_text())
+    return pem
+
+
+def start_with(pki, keystore, password):
+    b = SecureBroker(pki, {"ssl.keystore.location": str(keystore), "ssl.key.password": password})
+    return b
+
+
+def test_an_encrypted_key_loads_with_the_right_password(pki, topic_name):
+    keystore = encrypted_keystore(pki, "server-pkcs8", "pkcs8", "-topk8", "-v2", "aes-256-cbc")
+    assert "BEGIN ENCRYPTED PRIVATE KEY" in keystore.read_text()
+    b = start_with(pki, keystore, PASSWORD)
+    try:
+        b.start()
+        assert peer_common_name(b.ssl_port, pki / "ca.crt") == "localhost"
+        create_topic(b, topic_name)
+        got = ck_roundtrip(f"127.0.0.1:{b.ssl_port}", ssl_conf(pki), topic_name)
+        assert got == [b"v%d" % i for i in range(5)]
+    finally:
+        b.stop()
+        b.cleanup()
+
+
+@pytest.mark.parametrize("name,convert,password,expected", [
+    ("server-pkcs8", ("pkcs8", "-topk8", "-v2", "aes-256-cbc"), "wrong-pass", "wrong ssl.key.password"),
+    ("server-pkcs8", ("pkcs8", "-topk8", "-v2", "aes-256-cbc"), "", "set ssl.key.password"),
+    ("server-legacy", ("ec", "-aes256"), PASSWORD, "legacy OpenSSL PEM"),
+])
+def test_a_key_that_cannot_be_decrypted_is_refused_clearly(pki, name, convert, password, expected):
+    keystore = encrypted_keystore(pki, name, *convert)
+    b = start_with(pki, keystore, password)
+    try:
+        with pytest.raises(RuntimeError) as failed:
+            b.start()
+        message = str(failed.value)
+        assert "ssl.key.password" in message or "ssl.keystore.location" in message, message
+        assert expected in message, message
+    finally:
+        b.stop()
+        b.cleanup()
