@@ -32,6 +32,7 @@ pub mod console;
 pub mod console_actions;
 pub mod controller_http;
 pub mod dynamic_config;
+pub mod dynamic_tls;
 pub mod fetcher;
 pub mod groups;
 pub mod handlers;

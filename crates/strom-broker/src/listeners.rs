@@ -52,7 +52,40 @@ pub struct ServedListener {
     pub tls: Option<TlsSettings>,
     /// SASL settings (SASL_PLAINTEXT, SASL_SSL).
     pub sasl: Option<SaslServerSettings>,
+    /// The `ssl.*` values of `server.properties` for this listener (its overrides
+    /// resolved), which dynamic `listener.name.<name>.ssl.*` configs are laid over
+    /// (`dynamic_tls.rs`).
+    pub ssl_static: SslProps,
 }
+
+/// `ssl.*` key/value pairs, kept out of `Debug` output (they hold passwords).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SslProps(pub BTreeMap<String, String>);
+
+impl std::fmt::Debug for SslProps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+/// The `ssl.*` keys a listener reads.
+pub const SSL_KEYS: &[&str] = &[
+    "ssl.keystore.type",
+    "ssl.keystore.location",
+    "ssl.keystore.key",
+    "ssl.keystore.certificate.chain",
+    "ssl.keystore.password",
+    "ssl.key.password",
+    "ssl.truststore.type",
+    "ssl.truststore.location",
+    "ssl.truststore.certificates",
+    "ssl.truststore.password",
+    "ssl.client.auth",
+    "ssl.enabled.protocols",
+    "ssl.cipher.suites",
+    "ssl.principal.mapping.rules",
+    "ssl.endpoint.identification.algorithm",
+];
 
 /// How this broker connects to the inter-broker listener of other brokers.
 #[derive(Clone, PartialEq, Eq)]
@@ -211,11 +244,18 @@ pub fn parse(map: &BTreeMap<String, String>) -> Result<ListenersConfig, ConfigEr
         } else {
             None
         };
+        let ssl_static = SslProps(
+            SSL_KEYS
+                .iter()
+                .filter_map(|key| lookup(key).map(|value| (key.to_string(), value)))
+                .collect(),
+        );
         served.push(ServedListener {
             listener,
             protocol,
             tls,
             sasl,
+            ssl_static,
         });
     }
     let inter_broker_listener_name = match (

@@ -658,6 +658,8 @@ async fn accept_loop(
 ) {
     let mut shutdown = context.shutdown.clone();
     let mut connections = JoinSet::new();
+    // Dynamic listener.name.<name>.ssl.* values applied so far (`dynamic_tls.rs`).
+    let mut applied_tls = crate::dynamic_tls::Applied::default();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -684,6 +686,7 @@ async fn accept_loop(
                         _ = shutdown.wait_for(|stop| *stop) => break,
                     }
                 }
+                applied_tls.refresh(&context, &runtime);
                 let context = Arc::clone(&context);
                 connections.spawn(crate::connection::serve(
                     stream,

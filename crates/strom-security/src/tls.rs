@@ -624,6 +624,8 @@ pub struct TlsServer {
 
 #[derive(Debug)]
 struct ReloadState {
+    /// The settings in force: those of start-up, or the last ones [`TlsServer::replace`]d.
+    settings: TlsSettings,
     config: Arc<ServerConfig>,
     stamps: Vec<Option<(SystemTime, u64)>>,
     checked: Instant,
@@ -646,8 +648,9 @@ impl TlsServer {
         let config = settings.server_config()?;
         Ok(TlsServer {
             mapper: settings.principal_mapper(),
-            settings,
+            settings: settings.clone(),
             state: Mutex::new(ReloadState {
+                settings,
                 config,
                 stamps,
                 checked: Instant::now(),
@@ -655,8 +658,28 @@ impl TlsServer {
         })
     }
 
+    /// The settings of start-up (see [`TlsServer::replace`] for later ones).
     pub fn settings(&self) -> &TlsSettings {
         &self.settings
+    }
+
+    /// Puts new settings in force for new connections (a dynamic config change), if their
+    /// key and trust stores load; else the old ones stay and the error is returned. The
+    /// principal mapping rules stay those of start-up.
+    pub fn replace(&self, settings: TlsSettings) -> Result<(), TlsError> {
+        let stamps = stamps(&settings.files());
+        let config = settings.server_config()?;
+        let mut state = match self.state.lock() {
+            Ok(state) => state,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *state = ReloadState {
+            settings,
+            config,
+            stamps,
+            checked: Instant::now(),
+        };
+        Ok(())
     }
 
     pub fn principal_mapper(&self) -> &PrincipalMapper {
@@ -671,11 +694,11 @@ impl TlsServer {
         };
         if state.checked.elapsed() >= RELOAD_CHECK {
             state.checked = Instant::now();
-            let now = stamps(&self.settings.files());
+            let now = stamps(&state.settings.files());
             if now != state.stamps {
-                match self.settings.server_config() {
+                match state.settings.server_config() {
                     Ok(config) => {
-                        tracing::info!(files = ?self.settings.files(), "TLS key or trust store changed; reloaded");
+                        tracing::info!(files = ?state.settings.files(), "TLS key or trust store changed; reloaded");
                         state.config = config;
                         state.stamps = now;
                     }

@@ -193,6 +193,9 @@ fn broker_refusal<'a>(
     if resource.kind != ConfigResourceKind::Broker {
         return None;
     }
+    if let Some(refusal) = crate::dynamic_tls::refusal(context, resource, configs.clone()) {
+        return Some(refusal);
+    }
     let fixed = dynamic_config::refused_keys(&context.config, configs.clone().map(|(k, _)| k));
     if !fixed.is_empty() {
         return Some((
