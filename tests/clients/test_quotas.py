@@ -236,3 +236,36 @@ def test_a_connection_storm_is_delayed_not_refused(make_broker):
     samples = scrape(http_port)
     throttled = [v for k, v in samples.items() if k.startswith("strom_connections_creation_throttled_total")]
     assert sum(throttled) > 0
+
+
+def test_strom_quotas_cli_alters_and_describes_what_the_java_admin_sees(broker, admin_tool):
+    """`strom quotas alter/describe` (kafka-configs.sh --entity-type users/clients through the
+    same Admin API): what it sets the Java Admin describes, and what the Java Admin sets it
+    describes; --delete-config removes a key; a bad value is refused with the broker's error."""
+    import json
+    import subprocess
+    from conftest import strom_binary
+
+    def strom(*args):
+        cmd = [str(strom_binary()), "quotas", *args, "--bootstrap-server", broker.bootstrap]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+    tag = uuid.uuid4().hex[:6]
+    done = strom("alter", "--user", f"cli-{tag}", "--client-default",
+                 "--add-config", "producer_byte_rate=2048,request_percentage=12.5")
+    assert done.returncode == 0, done.stderr
+    quotas = admin_tool("quota-describe", broker.bootstrap)["quotas"]
+    assert quotas[f"client-id=-,user=cli-{tag}"] == {"producer_byte_rate": 2048.0, "request_percentage": 12.5}
+    assert admin_tool("quota-alter", broker.bootstrap, f"client-id=java-{tag}", "controller_mutation_rate=3") == {"result": None}
+    shown = strom("describe", "--output", "json")
+    assert shown.returncode == 0, shown.stderr
+    views = {v["entity"]: v["quotas"] for v in json.loads(shown.stdout)}
+    assert views[f"client-id=<default>,user=cli-{tag}"] == {"producer_byte_rate": 2048.0, "request_percentage": 12.5}
+    assert views[f"client-id=java-{tag}"] == {"controller_mutation_rate": 3.0}
+    one = strom("describe", "--client-id", f"java-{tag}", "--output", "json")
+    assert json.loads(one.stdout) == [{"entity": f"client-id=java-{tag}", "quotas": {"controller_mutation_rate": 3.0}}]
+    assert strom("alter", "--user", f"cli-{tag}", "--client-default", "--delete-config", "request_percentage").returncode == 0
+    quotas = admin_tool("quota-describe", broker.bootstrap)["quotas"]
+    assert quotas[f"client-id=-,user=cli-{tag}"] == {"producer_byte_rate": 2048.0}
+    bad = strom("alter", "--user", f"cli-{tag}", "--add-config", "producer_byte_rate=10.5")
+    assert bad.returncode != 0 and "producer_byte_rate" in bad.stderr, bad.stderr

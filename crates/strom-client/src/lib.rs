@@ -52,7 +52,7 @@ pub use admin::{
     AclEntry, Admin, AlterConfigOp, ClusterDescription, ConfigEntry, ConfigResource, ConfigSource,
     ElectionType, GroupDescription, GroupListing, ListedOffset, LogDirDescription, LogDirReplica,
     MemberDescription, NewTopic, PartitionReassignment, PartitionResults, QuorumDescription,
-    QuorumReplica, TransactionDescription, TransactionListing,
+    QuorumReplica, QuotaEntity, QuotaMatch, TransactionDescription, TransactionListing,
 };
 pub use cluster::{BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo};
 pub use config::{

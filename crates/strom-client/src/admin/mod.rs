@@ -11,6 +11,7 @@ mod log_dirs;
 pub(crate) mod offsets;
 mod partitions;
 mod quorum;
+mod quotas;
 mod topics;
 mod transactions;
 
@@ -27,6 +28,7 @@ pub use log_dirs::{LogDirDescription, LogDirReplica};
 pub use offsets::ListedOffset;
 pub use partitions::{ElectionType, PartitionReassignment, PartitionResults};
 pub use quorum::{QuorumDescription, QuorumReplica};
+pub use quotas::{QuotaEntity, QuotaMatch};
 pub use topics::{ClusterDescription, NewTopic};
 pub use transactions::{TransactionDescription, TransactionListing};
 

@@ -74,6 +74,10 @@ pub enum ClientCommand {
     /// Add, remove and list ACLs (as kafka-acls.sh).
     #[command(after_help = ACLS_EXAMPLES)]
     Acls(AclsArgs),
+    /// Describe and alter client quotas of users and client ids (kafka-configs.sh
+    /// --entity-type users/clients).
+    #[command(after_help = QUOTAS_EXAMPLES)]
+    Quotas(QuotasArgs),
     /// Describe the metadata quorum, add and remove controllers (kafka-metadata-quorum.sh).
     #[command(after_help = QUORUM_EXAMPLES)]
     MetadataQuorum(MetadataQuorumArgs),
@@ -633,6 +637,62 @@ pub struct ClusterArgs {
     pub common: Common,
     #[command(subcommand)]
     pub command: ClusterCommand,
+}
+
+const QUOTAS_EXAMPLES: &str = "Examples:
+  strom quotas alter --user alice --add-config producer_byte_rate=1048576,request_percentage=50
+  strom quotas alter --user-default --client-id etl --add-config controller_mutation_rate=10
+  strom quotas alter --user alice --delete-config request_percentage
+  strom quotas describe
+  strom quotas describe --user alice
+Keys: producer_byte_rate, consumer_byte_rate (bytes/s), request_percentage (percent of one
+request thread), controller_mutation_rate (partitions/s). --user X is kafka-configs.sh's
+--entity-type users --entity-name X, --user-default its --entity-default; likewise
+--client-id and --client-default for --entity-type clients.";
+
+#[derive(Args, Debug)]
+pub struct QuotasArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: QuotasCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QuotasCommand {
+    /// Show quotas: of one entity, or of every user and client id.
+    Describe(QuotaEntityArgs),
+    /// Set (--add-config) and remove (--delete-config) quotas of one entity.
+    Alter(QuotaAlterArgs),
+}
+
+/// A user and/or client-id entity, each named or the default.
+#[derive(Args, Debug, Clone)]
+pub struct QuotaEntityArgs {
+    /// A user (principal name without `User:`).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// The default user entity.
+    #[arg(long = "user-default")]
+    pub user_default: bool,
+    /// A client id.
+    #[arg(long = "client-id")]
+    pub client_id: Option<String>,
+    /// The default client-id entity.
+    #[arg(long = "client-default")]
+    pub client_default: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct QuotaAlterArgs {
+    #[command(flatten)]
+    pub entity: QuotaEntityArgs,
+    /// `key=value,...` to set.
+    #[arg(long = "add-config")]
+    pub add_config: Option<String>,
+    /// `key,...` to remove.
+    #[arg(long = "delete-config")]
+    pub delete_config: Vec<String>,
 }
 
 const ACLS_EXAMPLES: &str = "Examples:

@@ -19,6 +19,7 @@ mod partitions;
 mod produce;
 mod progress;
 mod quorum;
+mod quotas;
 mod reset;
 mod schemas;
 mod streams;
@@ -68,6 +69,7 @@ async fn dispatch(command: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Configs(args) => configs::run(&args.common, args.command).await,
         ClientCommand::Cluster(args) => cluster::run(&args.common, args.command).await,
         ClientCommand::Acls(args) => acls::run(&args.common, args.command).await,
+        ClientCommand::Quotas(args) => quotas::run(&args.common, args.command).await,
         ClientCommand::MetadataQuorum(args) => quorum::run(&args.common, args.command).await,
         ClientCommand::Partitions(args) => partitions::run(&args.common, args.command).await,
         ClientCommand::LogDirs(args) => log_dirs::run(&args.common, args.command).await,
@@ -86,6 +88,7 @@ fn common(command: &ClientCommand) -> &Common {
         ClientCommand::Configs(args) => &args.common,
         ClientCommand::Cluster(args) => &args.common,
         ClientCommand::Acls(args) => &args.common,
+        ClientCommand::Quotas(args) => &args.common,
         ClientCommand::MetadataQuorum(args) => &args.common,
         ClientCommand::Partitions(args) => &args.common,
         ClientCommand::LogDirs(args) => &args.common,
