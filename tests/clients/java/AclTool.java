@@ -18,6 +18,10 @@
 //                                        PREFIX-0.. with PARTITIONS each in one call, retryOnQuotaViolation
 //                                        RETRY (true|false): {"ms": elapsed, "errors": {topic: null | "ErrorClass"}}
 //
+//   broker-config-set BOOTSTRAP [CLIENT_PROPS] BROKER KEY VALUE   incrementalAlterConfigs SET of one key on
+//                                        broker BROKER ("" is the cluster default, as kafka-configs.sh
+//                                        --entity-default): {"result": null | "ErrorClass: message"}
+//
 // CLIENT_PROPS is "-" or k=v pairs separated by ';' (security settings for SASL tests).
 
 import java.util.ArrayList;
@@ -73,6 +77,7 @@ public class AclTool {
                 case "quota-alter": out = quotaAlter(admin, args); break;
                 case "quota-describe": out = quotaDescribe(admin); break;
                 case "create-topics": out = createTopics(admin, args); break;
+                case "broker-config-set": out = brokerConfigSet(admin, args); break;
                 default: throw new IllegalArgumentException("unknown command " + args[0]);
             }
         }
@@ -152,6 +157,22 @@ public class AclTool {
             return "{\"result\":null}";
         } catch (ExecutionException e) {
             return "{\"result\":" + quote(e.getCause().getClass().getSimpleName() + ": " + e.getCause().getMessage()) + "}";
+        }
+    }
+
+    private static String brokerConfigSet(Admin admin, String[] args) throws Exception {
+        org.apache.kafka.common.config.ConfigResource resource = new org.apache.kafka.common.config.ConfigResource(
+            org.apache.kafka.common.config.ConfigResource.Type.BROKER, args[3]);
+        org.apache.kafka.clients.admin.AlterConfigOp op = new org.apache.kafka.clients.admin.AlterConfigOp(
+            new org.apache.kafka.clients.admin.ConfigEntry(args[4], args[5]),
+            org.apache.kafka.clients.admin.AlterConfigOp.OpType.SET);
+        try {
+            admin.incrementalAlterConfigs(Collections.singletonMap(resource, Collections.singletonList(op)))
+                .all().get(60, TimeUnit.SECONDS);
+            return "{\"result\":null}";
+        } catch (ExecutionException e) {
+            String message = e.getCause().getClass().getSimpleName() + ": " + e.getCause().getMessage();
+            return "{\"result\":\"" + message.replace("\\", "\\\\").replace("\"", "\\\"") + "\"}";
         }
     }
 
