@@ -94,8 +94,8 @@ impl ConnectionRates {
     /// delays, each capped at one window.
     pub fn record(&self, image: &MetadataImage, listener: &str) -> Duration {
         let now = self.now_ms();
-        let protected = self.listener_count > 1
-            && listener.eq_ignore_ascii_case(&self.inter_broker_listener);
+        let protected =
+            self.listener_count > 1 && listener.eq_ignore_ascii_case(&self.inter_broker_listener);
         let broker_ms = if protected {
             0
         } else {
@@ -158,7 +158,10 @@ mod tests {
             assert_eq!(r.record(&image, "PLAINTEXT"), Duration::ZERO);
         }
         let waited = r.record(&image, "PLAINTEXT");
-        assert!(waited > Duration::ZERO && waited <= Duration::from_secs(1), "{waited:?}");
+        assert!(
+            waited > Duration::ZERO && waited <= Duration::from_secs(1),
+            "{waited:?}"
+        );
         // Far over: capped at one window.
         for _ in 0..100 {
             r.record(&image, "PLAINTEXT");

@@ -69,7 +69,10 @@ pub fn refused_keys<'a>(config: &BrokerConfig, keys: impl Iterator<Item = &'a st
 pub fn invalid_value(config: &BrokerConfig, key: &str, value: &str) -> Option<String> {
     let rate_key = key == crate::conn_rate::MAX_CONNECTION_CREATION_RATE
         || (key.starts_with("listener.name.")
-            && key.ends_with(&format!(".{}", crate::conn_rate::MAX_CONNECTION_CREATION_RATE)));
+            && key.ends_with(&format!(
+                ".{}",
+                crate::conn_rate::MAX_CONNECTION_CREATION_RATE
+            )));
     if rate_key {
         return match value.trim().parse::<i32>() {
             Ok(rate) if rate >= 0 => None,

@@ -87,8 +87,7 @@ impl QuotaConfig {
             window_num: props.int("quota.window.num")?,
             window_ms: props.int::<u64>("quota.window.size.seconds")? * 1000,
             controller_window_num: props.int("controller.quota.window.num")?,
-            controller_window_ms: props.int::<u64>("controller.quota.window.size.seconds")?
-                * 1000,
+            controller_window_ms: props.int::<u64>("controller.quota.window.size.seconds")? * 1000,
             connection_creation_rate: props.int("max.connection.creation.rate")?,
             listener_connection_creation_rates: listener_rates(map)?,
         })
@@ -435,7 +434,13 @@ impl QuotaManager {
 
     /// The current rate of `kind` for the (user, client-id) a quota shares, if one applies
     /// (bytes/s, or percent for requests): for metrics and tests.
-    pub fn rate(&self, image: &MetadataImage, kind: QuotaKind, user: &str, client_id: &str) -> Option<f64> {
+    pub fn rate(
+        &self,
+        image: &MetadataImage,
+        kind: QuotaKind,
+        user: &str,
+        client_id: &str,
+    ) -> Option<f64> {
         let (_, (user, client)) = Self::quota(image, kind, user, client_id)?;
         let now = self.now_ms();
         let sensors = self.sensors.lock().unwrap_or_else(|e| e.into_inner());
@@ -492,7 +497,13 @@ impl QuotaManager {
     }
 
     /// Gives back mutations taken for a topic that then failed (it mutated nothing).
-    pub fn refund_mutations(&self, image: &MetadataImage, user: &str, client_id: &str, permits: f64) {
+    pub fn refund_mutations(
+        &self,
+        image: &MetadataImage,
+        user: &str,
+        client_id: &str,
+        permits: f64,
+    ) {
         let Some((quota, shared)) =
             Self::quota_of(image, CONTROLLER_MUTATION_RATE, user, client_id)
         else {
@@ -820,9 +831,15 @@ mod more_tests {
         let second = std::time::Duration::from_secs(1);
         assert_eq!(manager.record_request_time(&image, "u", "busy", second), 0);
         // Another second doubles the rate: Kafka's formula says 10 s, capped at 1 s.
-        assert_eq!(manager.record_request_time(&image, "u", "busy", second), 1000);
+        assert_eq!(
+            manager.record_request_time(&image, "u", "busy", second),
+            1000
+        );
         // Other clients have no quota.
-        assert_eq!(manager.record_request_time(&image, "u", "idle", second * 5), 0);
+        assert_eq!(
+            manager.record_request_time(&image, "u", "idle", second * 5),
+            0
+        );
         let (kind, stat) = manager.stats()[2];
         assert_eq!(kind, "Request");
         assert_eq!((stat.throttled(), stat.throttle_ms()), (1, 1000));

@@ -491,7 +491,12 @@ fn private_key(
         use base64::Engine;
         base64::engine::general_purpose::STANDARD
             .decode(b64.as_bytes())
-            .map_err(|e| err(key, format!("the encrypted private key is not valid base64: {e}")))?
+            .map_err(|e| {
+                err(
+                    key,
+                    format!("the encrypted private key is not valid base64: {e}"),
+                )
+            })?
     };
     let password = password.ok_or_else(|| {
         err(
@@ -499,20 +504,20 @@ fn private_key(
             format!("the private key of {key} is encrypted: set ssl.key.password to its password"),
         )
     })?;
-    decrypt_pkcs8(&der, &password.0).map_err(|reason| err("ssl.key.password", format!("{key}: {reason}")))
+    decrypt_pkcs8(&der, &password.0)
+        .map_err(|reason| err("ssl.key.password", format!("{key}: {reason}")))
 }
 
 /// Decrypts an `EncryptedPrivateKeyInfo` (RFC 5208/5958) into PKCS#8 DER.
 fn decrypt_pkcs8(der: &[u8], password: &str) -> Result<PrivateKeyDer<'static>, String> {
     use pkcs8::der::Decode;
-    let info = pkcs8::EncryptedPrivateKeyInfo::from_der(der)
-        .map_err(|e| {
-            format!(
-                "the encrypted private key is not PBES2-encrypted PKCS#8 ({e}); PKCS#12 and \
+    let info = pkcs8::EncryptedPrivateKeyInfo::from_der(der).map_err(|e| {
+        format!(
+            "the encrypted private key is not PBES2-encrypted PKCS#8 ({e}); PKCS#12 and \
                  PBES1 schemes are not supported: re-encrypt it with `openssl pkcs8 -topk8 -v2 \
                  aes-256-cbc -in key.pem -out new.pem`"
-            )
-        })?;
+        )
+    })?;
     if info.encryption_algorithm.pbes2().is_none() {
         return Err(format!(
             "the private key is encrypted with {} (PBES1), which is not supported; re-encrypt \
@@ -758,7 +763,10 @@ mod tests {
         assert!(error.reason.contains("wrong ssl.key.password"), "{error}");
         let error = server(PBES2, None).unwrap_err();
         assert_eq!(error.key, "ssl.key.password");
-        assert!(error.reason.contains("is encrypted: set ssl.key.password"), "{error}");
+        assert!(
+            error.reason.contains("is encrypted: set ssl.key.password"),
+            "{error}"
+        );
         // The password never reaches a debug line.
         let debug = format!("{:?}", settings(PBES2, Some("s3cret")).unwrap());
         assert!(!debug.contains("s3cret"), "{debug}");

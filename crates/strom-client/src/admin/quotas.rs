@@ -83,7 +83,8 @@ impl Admin {
         let components: Vec<ComponentData> = components
             .iter()
             .map(|(kind, matched)| {
-                let base = ComponentData::default().with_entity_type(StrBytes::from_string(kind.clone()));
+                let base =
+                    ComponentData::default().with_entity_type(StrBytes::from_string(kind.clone()));
                 match matched {
                     QuotaMatch::Exact(name) => base
                         .with_match_type(0)
@@ -118,7 +119,12 @@ impl Admin {
                 let mut entity: QuotaEntity = e
                     .entity
                     .into_iter()
-                    .map(|d| (d.entity_type.to_string(), d.entity_name.map(|n| n.to_string())))
+                    .map(|d| {
+                        (
+                            d.entity_type.to_string(),
+                            d.entity_name.map(|n| n.to_string()),
+                        )
+                    })
                     .collect();
                 entity.sort();
                 let mut values: Vec<(String, f64)> = e
