@@ -733,7 +733,8 @@ fn connections(e: &mut TextEncoder, context: &BrokerContext) {
 /// bounded: 4 per family).
 fn quotas(e: &mut TextEncoder, context: &BrokerContext) {
     let stats = context.quotas.stats();
-    let families: [(&str, &str, fn(&crate::quotas::QuotaStat) -> u64); 3] = [
+    type Read = fn(&crate::quotas::QuotaStat) -> u64;
+    let families: [(&str, &str, Read); 3] = [
         (
             "kafka_server_quota_throttle_time_ms_total",
             "Milliseconds of throttle put in responses by client quotas (throttle-time).",
