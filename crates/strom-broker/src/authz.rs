@@ -159,6 +159,11 @@ pub const TABLE: &[(ApiKey, ResourceType, AclOperation)] = &[
     (ApiKey::ShareGroupHeartbeat, Rt::Group, Op::Read),
     (ApiKey::ShareGroupHeartbeat, Rt::Topic, Op::Describe),
     (ApiKey::ShareGroupDescribe, Rt::Group, Op::Describe),
+    // Share consumers READ the share group and the topics they fetch from.
+    (ApiKey::ShareFetch, Rt::Group, Op::Read),
+    (ApiKey::ShareFetch, Rt::Topic, Op::Read),
+    (ApiKey::ShareAcknowledge, Rt::Group, Op::Read),
+    (ApiKey::ShareAcknowledge, Rt::Topic, Op::Read),
     (ApiKey::OffsetCommit, Rt::Group, Op::Read),
     (ApiKey::OffsetCommit, Rt::Topic, Op::Read),
     (ApiKey::OffsetFetch, Rt::Group, Op::Describe),
@@ -434,6 +439,15 @@ pub fn precheck(
         }
         RequestKind::ShareGroupHeartbeat(r) => group(ApiKey::ShareGroupHeartbeat, &r.group_id),
         RequestKind::OffsetCommit(r) => group(ApiKey::OffsetCommit, &r.group_id),
+        // Share consumers: the group here; the topics' READ is not checked yet.
+        RequestKind::ShareFetch(r) => r
+            .group_id
+            .as_ref()
+            .and_then(|g| group(ApiKey::ShareFetch, g)),
+        RequestKind::ShareAcknowledge(r) => r
+            .group_id
+            .as_ref()
+            .and_then(|g| group(ApiKey::ShareAcknowledge, g)),
         RequestKind::OffsetDelete(r) => group(ApiKey::OffsetDelete, &r.group_id),
         // Every key of a batched lookup (v4+) must pass, else the whole request fails.
         RequestKind::FindCoordinator(r) => {

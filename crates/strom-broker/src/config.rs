@@ -225,6 +225,9 @@ pub struct BrokerConfig {
     pub offsets_topic_replication_factor: i16,
     /// The transaction coordinator's keys (`transaction.*`, `transactional.id.*`).
     pub transactions: TransactionsConfig,
+    /// The share partitions' and share state topic's keys (`group.share.*`,
+    /// `share.coordinator.*`).
+    pub share: crate::share_partitions::ShareConfig,
     /// The HTTP listener and metrics keys (`strom.http.listeners`, `strom.metrics.*`).
     pub metrics: crate::metrics::MetricsConfig,
     /// `authorizer.class.name`, `super.users`, `allow.everyone.if.no.acl.found` (`authz.rs`).
@@ -509,6 +512,10 @@ impl BrokerConfig {
                 default_offsets_topic_replication_factor(&props),
             )?,
             transactions: TransactionsConfig::from_props(&props)?,
+            share: crate::share_partitions::ShareConfig::from_props(
+                &props,
+                default_offsets_topic_replication_factor(&props),
+            )?,
             metrics: crate::metrics::MetricsConfig::from_props(map)?,
             authorization: crate::authz::AuthzConfig::from_props(map)?,
             quotas: crate::quotas::QuotaConfig::from_props(map)?,

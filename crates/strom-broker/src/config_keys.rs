@@ -594,6 +594,53 @@ pub const KEYS: &[Key] = &[
         int(1, I32),
         "min.insync.replicas of __transaction_state (2; 1 on a single node).",
     ),
+    // Share groups: the data plane (share partitions, sessions, the share state topic).
+    key(
+        "group.share.record.lock.duration.ms",
+        int(1000, 3_600_000),
+        "30000",
+        "How long a share consumer holds an acquired record before it is offered again.",
+    ),
+    key(
+        "group.share.delivery.count.limit",
+        int(2, 10),
+        "5",
+        "Deliveries of a record to share consumers before it is archived.",
+    ),
+    key(
+        "group.share.partition.max.record.locks",
+        int(100, 10_000),
+        "2000",
+        "In-flight records of one share partition.",
+    ),
+    key(
+        "group.share.max.share.sessions",
+        int(1, I32),
+        "2000",
+        "Share sessions a broker keeps (SHARE_SESSION_LIMIT_REACHED beyond).",
+    ),
+    key(
+        "share.coordinator.state.topic.num.partitions",
+        int(1, I32),
+        "50",
+        "Partitions of __share_group_state.",
+    ),
+    unset(
+        "share.coordinator.state.topic.replication.factor",
+        int(1, I16),
+        "Replicas of __share_group_state (3; 1 on a single node).",
+    ),
+    unset(
+        "share.coordinator.state.topic.min.isr",
+        int(1, I16),
+        "min.insync.replicas of __share_group_state (2; 1 on a single node).",
+    ),
+    key(
+        "share.coordinator.snapshot.update.records.per.snapshot",
+        int(0, 500),
+        "500",
+        "Share state updates written between two snapshots of a share partition.",
+    ),
     key(
         "transaction.max.timeout.ms",
         int(1, I32),

@@ -57,6 +57,8 @@ mod scrub_repair;
 pub mod scrubber;
 pub mod sendfile;
 pub mod server;
+pub mod share_partitions;
+pub mod share_state;
 pub mod syncer;
 pub mod telemetry;
 pub mod throttle;

@@ -101,6 +101,10 @@ pub struct BrokerContext {
     pub groups: crate::groups::GroupHandle,
     /// The transaction coordinator task (`txns.rs`).
     pub txns: crate::txns::TxnHandle,
+    /// Share partitions and share sessions (`share_partitions.rs`).
+    pub shares: crate::share_partitions::ShareManager,
+    /// The share coordinator's state over `__share_group_state` (`share_state.rs`).
+    pub share_state: crate::share_state::ShareStateStore,
     /// Connection admission, the request-bytes budget and limit warnings (`limits.rs`).
     pub limits: Arc<ConnectionLimits>,
     /// What the broker records for `/metrics` and the health checks (`metrics/`).
@@ -290,6 +294,8 @@ impl Broker {
             producer_ids: tokio::sync::Mutex::new(ProducerIdBlock::default()),
             groups,
             txns,
+            shares: crate::share_partitions::ShareManager::default(),
+            share_state: crate::share_state::ShareStateStore::default(),
             limits: Arc::clone(&limits),
             metrics: Arc::new(crate::metrics::BrokerMetrics::new(config.metrics.clone())),
             quotas: Arc::new(crate::quotas::QuotaManager::new(config.quotas.clone())),
@@ -337,6 +343,7 @@ impl Broker {
         tasks.spawn(crate::scrubber::run(Arc::clone(&context)));
         tasks.spawn(crate::groups::run(Arc::clone(&context), group_inbox));
         tasks.spawn(crate::txns::run(Arc::clone(&context), txn_inbox));
+        tasks.spawn(crate::share_partitions::run(Arc::clone(&context)));
         tasks.spawn(limits.report_loop());
         if let Some(queue) = replicas.take_alter_receiver() {
             tasks.spawn(crate::replication::alter_partitions(

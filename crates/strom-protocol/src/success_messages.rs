@@ -93,6 +93,19 @@ pub fn clear_success_messages(response: &mut ResponseKind) {
             }
         }
         ResponseKind::ConsumerGroupHeartbeat(r) => clear(r.error_code, &mut r.error_message),
+        ResponseKind::ShareFetch(r) => {
+            clear(r.error_code, &mut r.error_message);
+            for p in r.responses.iter_mut().flat_map(|t| &mut t.partitions) {
+                clear(p.error_code, &mut p.error_message);
+                clear(p.acknowledge_error_code, &mut p.acknowledge_error_message);
+            }
+        }
+        ResponseKind::ShareAcknowledge(r) => {
+            clear(r.error_code, &mut r.error_message);
+            for p in r.responses.iter_mut().flat_map(|t| &mut t.partitions) {
+                clear(p.error_code, &mut p.error_message);
+            }
+        }
         ResponseKind::ConsumerGroupDescribe(r) => {
             for g in &mut r.groups {
                 clear(g.error_code, &mut g.error_message);

@@ -50,6 +50,8 @@ mod reassignments;
 mod scram_credentials;
 mod share_group_describe;
 mod share_group_heartbeat;
+mod share_acknowledge;
+mod share_fetch;
 mod sync_group;
 mod telemetry;
 mod txn_offset_commit;
@@ -129,6 +131,8 @@ pub const SERVED_APIS: &[ApiKey] = &[
     ApiKey::ListConfigResources,
     ApiKey::ShareGroupHeartbeat,
     ApiKey::ShareGroupDescribe,
+    ApiKey::ShareFetch,
+    ApiKey::ShareAcknowledge,
 ];
 
 /// What the connection does after a request.
@@ -394,6 +398,10 @@ async fn handle_request(context: &BrokerContext, incoming: Incoming, session: &S
         RequestKind::ListConfigResources(body) => {
             list_config_resources::handle(context, body, version)
         }
+        RequestKind::ShareFetch(body) => share_fetch::handle(context, body, version).await,
+        RequestKind::ShareAcknowledge(body) => {
+            share_acknowledge::handle(context, body, version).await
+        }
         // The version table decodes only served APIs; this is a safety net, never a crash.
         other => match error_response(
             &other,
@@ -571,6 +579,16 @@ fn leader_replica(
         return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
     }
     Ok(partition)
+}
+
+/// The leader replica of `tp` on this broker at the image's leader epoch (for the share
+/// partitions, outside the handlers).
+pub(crate) fn leader_replica_of(
+    context: &BrokerContext,
+    image: &MetadataImage,
+    tp: TopicIdPartition,
+) -> Result<std::sync::Arc<crate::partition::Partition>, ErrorCode> {
+    leader_replica(context, image, tp)
 }
 
 /// Sends a command to the transaction coordinator of `transactional_id`'s partition; a

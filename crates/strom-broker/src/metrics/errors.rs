@@ -123,6 +123,20 @@ pub fn for_each(response: &ResponseKind, mut count: impl FnMut(i16, u64)) {
             }
         }
         ResponseKind::ConsumerGroupHeartbeat(r) => each(r.error_code),
+        ResponseKind::ShareFetch(r) => {
+            each(r.error_code);
+            for p in r.responses.iter().flat_map(|t| &t.partitions) {
+                each(p.error_code);
+                each(p.acknowledge_error_code);
+            }
+        }
+        ResponseKind::ShareAcknowledge(r) => {
+            each(r.error_code);
+            r.responses
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .for_each(|p| each(p.error_code));
+        }
         ResponseKind::ConsumerGroupDescribe(r) => r.groups.iter().for_each(|g| each(g.error_code)),
         ResponseKind::GetTelemetrySubscriptions(r) => each(r.error_code),
         ResponseKind::PushTelemetry(r) => each(r.error_code),

@@ -99,6 +99,12 @@ fn groups_error(request: &RequestKind, api_version: i16, code: i16) -> Option<Re
         RequestKind::ConsumerGroupHeartbeat(_) => {
             ResponseKind::ConsumerGroupHeartbeat(groups::consumer_group_heartbeat(code))
         }
+        RequestKind::ShareFetch(_) => ResponseKind::ShareFetch(
+            kafka_protocol::messages::ShareFetchResponse::default().with_error_code(code),
+        ),
+        RequestKind::ShareAcknowledge(_) => ResponseKind::ShareAcknowledge(
+            kafka_protocol::messages::ShareAcknowledgeResponse::default().with_error_code(code),
+        ),
         _ => return None,
     })
 }

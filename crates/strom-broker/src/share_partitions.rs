@@ -1,0 +1,694 @@
+//! Share partitions and share sessions on this broker (KIP-932's data plane): one
+//! strom-share [`SharePartition`] per (share group, topic partition) this broker leads,
+//! created on the first ShareFetch that names it, and the share sessions of the members
+//! that fetch from here.
+//!
+//! Creation: the share partition reads its durable state from the share coordinator
+//! (`share_state.rs`); without any, it starts where `share.auto.offset.reset` says (latest:
+//! the high watermark; earliest: the log start offset) and initializes the state there
+//! before it delivers anything.
+//!
+//! Acquisition: the log is read from the share partition's fetch offset up to the high
+//! watermark (read_committed: the last stable offset), whole batches as Fetch returns them;
+//! control batches are gaps. The records acquired are answered as `AcquiredRecords` ranges
+//! with the batches that hold them; clients skip the rest of a batch. Acquisitions are not
+//! persisted (as Kafka): after a restart or leader change an acquired record is AVAILABLE
+//! again with the delivery count last persisted.
+//!
+//! Ordering (no acknowledged acknowledgement is lost): an acknowledgement is applied to a
+//! copy of the share partition, the copy's whole state (start offset and state batches) is
+//! written to the share coordinator and committed there (`share_state.rs`), and only then
+//! does the copy replace the share partition and the client get its answer. A failed write
+//! leaves the share partition as it was and answers the error. Lock expiries and session
+//! releases are persisted by the tick (`run`) shortly after they happen; a crash before
+//! that redelivers those records with the delivery count last persisted.
+//!
+//! Leadership: the tick drops share partitions whose topic partition this broker no longer
+//! leads at the epoch they were created at; their next ShareFetch on the new leader reads
+//! the durable state there.
+//!
+//! Group configs: [`partition_config`] and [`offset_reset`] are the seam where the share
+//! group's `share.*` configs plug in; until then they are the broker's `group.share.*`
+//! defaults and `latest`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use strom_meta::TopicIdPartition;
+use uuid::Uuid;
+use strom_protocol::ErrorCode;
+use strom_share::partition::{AckBatch, AcquiredRange, PartitionConfig, SharePartition};
+use strom_share::state::{ShareKey, StateError};
+
+use crate::config::ConfigError;
+use crate::config_keys::Props;
+use crate::metadata::now_ms;
+use crate::partition::Partition;
+use crate::server::BrokerContext;
+
+/// How often lock expiries, pending state writes and leadership are checked.
+const TICK_INTERVAL_MS: u64 = 200;
+/// Partitions one share session may hold.
+pub const SESSION_PARTITIONS_MAX: usize = 10_000;
+/// A share session unused for this long is dropped (and its member's records released).
+const SESSION_IDLE_MS: i64 = 5 * 60_000;
+
+/// The share keys of `server.properties`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareConfig {
+    /// `group.share.record.lock.duration.ms`.
+    pub record_lock_duration_ms: u64,
+    /// `group.share.delivery.count.limit`.
+    pub delivery_count_limit: u16,
+    /// `group.share.partition.max.record.locks`.
+    pub partition_max_record_locks: usize,
+    /// `group.share.max.share.sessions`.
+    pub max_share_sessions: usize,
+    /// `share.coordinator.state.topic.num.partitions`.
+    pub state_topic_num_partitions: i32,
+    /// `share.coordinator.state.topic.replication.factor` (3; 1 on a single node).
+    pub state_topic_replication_factor: i16,
+    /// `share.coordinator.state.topic.min.isr` (2; 1 on a single node).
+    pub state_topic_min_isr: i16,
+    /// `share.coordinator.snapshot.update.records.per.snapshot`.
+    pub snapshot_updates_max: u32,
+}
+
+impl ShareConfig {
+    pub(crate) fn from_props(
+        props: &Props<'_>,
+        replication_default: i16,
+    ) -> Result<ShareConfig, ConfigError> {
+        Ok(ShareConfig {
+            record_lock_duration_ms: props.int("group.share.record.lock.duration.ms")?,
+            delivery_count_limit: props.int("group.share.delivery.count.limit")?,
+            partition_max_record_locks: props.int("group.share.partition.max.record.locks")?,
+            max_share_sessions: props.int("group.share.max.share.sessions")?,
+            state_topic_num_partitions: props
+                .int("share.coordinator.state.topic.num.partitions")?,
+            state_topic_replication_factor: props.int_or(
+                "share.coordinator.state.topic.replication.factor",
+                replication_default,
+            )?,
+            state_topic_min_isr: props.int_or(
+                "share.coordinator.state.topic.min.isr",
+                replication_default.min(2),
+            )?,
+            snapshot_updates_max: props
+                .int("share.coordinator.snapshot.update.records.per.snapshot")?,
+        })
+    }
+}
+
+/// Where a new share partition starts (`share.auto.offset.reset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetReset {
+    Latest,
+    Earliest,
+}
+
+/// The limits of `group_id`'s share partitions. Seam: the group's `share.record.lock.
+/// duration.ms` and `share.delivery.count.limit` override the broker defaults here once
+/// group configs exist.
+pub fn partition_config(context: &BrokerContext, _group_id: &str) -> PartitionConfig {
+    let share = &context.config.share;
+    PartitionConfig {
+        lock_duration_ms: share.record_lock_duration_ms,
+        delivery_count_limit: share.delivery_count_limit,
+        record_locks_max: share.partition_max_record_locks,
+    }
+}
+
+/// `share.auto.offset.reset` of `group_id`. Seam for the group config (Kafka's default:
+/// latest).
+pub fn offset_reset(_context: &BrokerContext, _group_id: &str) -> OffsetReset {
+    OffsetReset::Latest
+}
+
+/// `share.isolation.level` of `group_id` is read_committed. Seam for the group config
+/// (Kafka's default: read_uncommitted).
+pub fn read_committed(_context: &BrokerContext, _group_id: &str) -> bool {
+    false
+}
+
+type PartitionKey = (String, Uuid, i32);
+
+/// One hosted share partition.
+struct Hosted {
+    partition: SharePartition,
+    leader_epoch: i32,
+    state_epoch: i32,
+    /// `partition.changes()` as last written to the share coordinator.
+    persisted_changes: u64,
+}
+
+/// One member's share session.
+struct Session {
+    /// The epoch the next request must carry.
+    next_epoch: i32,
+    partitions: Vec<(Uuid, i32)>,
+    last_used_ms: i64,
+}
+
+/// The share partitions and share sessions of this broker.
+pub struct ShareManager {
+    /// Each with the leader epoch it was created at.
+    partitions: Mutex<HashMap<PartitionKey, (i32, Arc<tokio::sync::Mutex<Hosted>>)>>,
+    sessions: Mutex<HashMap<(String, String), Session>>,
+    /// Bumped when records may have become available (released, expired): waiting
+    /// ShareFetches look again.
+    released: tokio::sync::watch::Sender<u64>,
+}
+
+impl std::fmt::Debug for ShareManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShareManager").finish_non_exhaustive()
+    }
+}
+
+impl Default for ShareManager {
+    fn default() -> Self {
+        ShareManager {
+            partitions: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
+            released: tokio::sync::watch::channel(0).0,
+        }
+    }
+}
+
+/// What a session request resolved to.
+#[derive(Debug)]
+pub enum SessionUpdate {
+    /// Fetch from these partitions (the whole session).
+    Fetch(Vec<(Uuid, i32)>),
+    /// The session closed (epoch -1): no fetch.
+    Closed,
+}
+
+/// The records one share partition handed out.
+#[derive(Debug, Default)]
+pub struct Acquired {
+    pub records: Bytes,
+    pub ranges: Vec<AcquiredRange>,
+}
+
+impl ShareManager {
+    /// A receiver that changes when records are released or expire.
+    pub fn subscribe_released(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.released.subscribe()
+    }
+
+    fn notify_released(&self) {
+        self.released.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Applies a ShareFetch's session fields (KIP-932): epoch 0 opens (or replaces) the
+    /// member's session with `added`; a positive epoch must be the session's next one and
+    /// adds `added`, removes `forgotten`; -1 closes it.
+    pub fn fetch_session(
+        &self,
+        max_sessions: usize,
+        group_id: &str,
+        member_id: &str,
+        epoch: i32,
+        added: &[(Uuid, i32)],
+        forgotten: &[(Uuid, i32)],
+    ) -> Result<SessionUpdate, ErrorCode> {
+        let mut sessions = self
+            .sessions
+            .lock()
+            .map_err(|_| ErrorCode::UNKNOWN_SERVER_ERROR)?;
+        let key = (group_id.to_string(), member_id.to_string());
+        let now = now_ms();
+        match epoch {
+            0 => {
+                if !sessions.contains_key(&key) && sessions.len() >= max_sessions {
+                    return Err(ErrorCode::SHARE_SESSION_LIMIT_REACHED);
+                }
+                let mut partitions = Vec::new();
+                add_partitions(&mut partitions, added)?;
+                sessions.insert(
+                    key,
+                    Session {
+                        next_epoch: 1,
+                        partitions: partitions.clone(),
+                        last_used_ms: now,
+                    },
+                );
+                Ok(SessionUpdate::Fetch(partitions))
+            }
+            -1 => match sessions.remove(&key) {
+                Some(_) => Ok(SessionUpdate::Closed),
+                None => Err(ErrorCode::SHARE_SESSION_NOT_FOUND),
+            },
+            epoch => {
+                let session = sessions
+                    .get_mut(&key)
+                    .ok_or(ErrorCode::SHARE_SESSION_NOT_FOUND)?;
+                if epoch != session.next_epoch {
+                    return Err(ErrorCode::INVALID_SHARE_SESSION_EPOCH);
+                }
+                let mut partitions = session.partitions.clone();
+                add_partitions(&mut partitions, added)?;
+                partitions.retain(|p| !forgotten.contains(p));
+                session.partitions = partitions.clone();
+                session.next_epoch = next_epoch(epoch);
+                session.last_used_ms = now;
+                Ok(SessionUpdate::Fetch(partitions))
+            }
+        }
+    }
+
+    /// Applies a ShareAcknowledge's session epoch: 0 is INVALID_SHARE_SESSION_EPOCH, -1
+    /// closes the session (after the acknowledgements), a positive epoch must be the next.
+    /// Returns whether the session closes.
+    pub fn acknowledge_session(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        epoch: i32,
+    ) -> Result<bool, ErrorCode> {
+        let mut sessions = self
+            .sessions
+            .lock()
+            .map_err(|_| ErrorCode::UNKNOWN_SERVER_ERROR)?;
+        let key = (group_id.to_string(), member_id.to_string());
+        match epoch {
+            0 => Err(ErrorCode::INVALID_SHARE_SESSION_EPOCH),
+            -1 => match sessions.remove(&key) {
+                Some(_) => Ok(true),
+                None => Err(ErrorCode::SHARE_SESSION_NOT_FOUND),
+            },
+            epoch => {
+                let session = sessions
+                    .get_mut(&key)
+                    .ok_or(ErrorCode::SHARE_SESSION_NOT_FOUND)?;
+                if epoch != session.next_epoch {
+                    return Err(ErrorCode::INVALID_SHARE_SESSION_EPOCH);
+                }
+                session.next_epoch = next_epoch(epoch);
+                session.last_used_ms = now_ms();
+                Ok(false)
+            }
+        }
+    }
+
+    /// The share partition of (group, topic partition), created (its state read or
+    /// initialized) if this broker leads the partition and does not host it yet.
+    async fn hosted(
+        &self,
+        context: &BrokerContext,
+        group_id: &str,
+        topic_id: Uuid,
+        partition: i32,
+    ) -> Result<(Arc<tokio::sync::Mutex<Hosted>>, Arc<Partition>), ErrorCode> {
+        let image = context.metadata.image();
+        if image.topic_by_id(topic_id).is_none() {
+            return Err(ErrorCode::UNKNOWN_TOPIC_ID);
+        }
+        let tp = TopicIdPartition {
+            topic_id,
+            partition,
+        };
+        let log = crate::handlers::leader_replica_of(context, &image, tp)?;
+        let leader_epoch = log.leader_epoch().unwrap_or(-1);
+        let key = (group_id.to_string(), topic_id, partition);
+        let existing = self
+            .partitions
+            .lock()
+            .map_err(|_| ErrorCode::UNKNOWN_SERVER_ERROR)?
+            .get(&key)
+            .cloned();
+        if let Some((epoch, hosted)) = existing {
+            if epoch == leader_epoch {
+                return Ok((hosted, log));
+            }
+        }
+        let created = create(context, group_id, topic_id, partition, &log, leader_epoch).await?;
+        let hosted = Arc::new(tokio::sync::Mutex::new(created));
+        let mut partitions = self
+            .partitions
+            .lock()
+            .map_err(|_| ErrorCode::UNKNOWN_SERVER_ERROR)?;
+        // Two first fetches may race: the first one stored at this epoch wins.
+        let stored = partitions
+            .entry(key)
+            .or_insert_with(|| (leader_epoch, Arc::clone(&hosted)));
+        if stored.0 != leader_epoch {
+            *stored = (leader_epoch, Arc::clone(&hosted));
+        }
+        Ok((Arc::clone(&stored.1), log))
+    }
+
+    /// Acknowledges `batches` of `member_id` on one share partition, persisted before it
+    /// returns `Ok` (see the module documentation).
+    pub async fn acknowledge(
+        &self,
+        context: &BrokerContext,
+        group_id: &str,
+        member_id: &str,
+        topic_id: Uuid,
+        partition: i32,
+        batches: &[AckBatch],
+    ) -> Result<(), ErrorCode> {
+        let (hosted, _log) = self.hosted(context, group_id, topic_id, partition).await?;
+        let mut hosted = hosted.lock().await;
+        let mut next = hosted.partition.clone();
+        next.acknowledge(member_id, batches).map_err(|error| match error {
+            strom_share::partition::PartitionError::InvalidAckBatch { .. } => {
+                ErrorCode::INVALID_REQUEST
+            }
+            _ => ErrorCode::INVALID_RECORD_STATE,
+        })?;
+        persist(context, group_id, topic_id, partition, &hosted, &next).await?;
+        hosted.persisted_changes = next.changes();
+        hosted.partition = next;
+        drop(hosted);
+        self.notify_released();
+        Ok(())
+    }
+
+    /// Acquires up to `records_max` records of one share partition for `member_id`, reading
+    /// at most `bytes_max` bytes of its log.
+    pub async fn acquire(
+        &self,
+        context: &BrokerContext,
+        group_id: &str,
+        member_id: &str,
+        topic_id: Uuid,
+        partition: i32,
+        records_max: usize,
+        bytes_max: u64,
+    ) -> Result<Acquired, ErrorCode> {
+        let (hosted, log) = self.hosted(context, group_id, topic_id, partition).await?;
+        let mut hosted = hosted.lock().await;
+        let now = u64::try_from(now_ms()).unwrap_or(0);
+        if hosted.partition.expire_locks(now) > 0 {
+            self.notify_released();
+        }
+        hosted.partition.advance_to_log_start(log.log.log_start_offset());
+        let Some(from) = hosted.partition.fetch_offset() else {
+            return Ok(Acquired::default());
+        };
+        let max_offset = if read_committed(context, group_id) {
+            log.last_stable_offset()
+        } else {
+            log.log.high_watermark()
+        };
+        if from >= max_offset || records_max == 0 {
+            return Ok(Acquired::default());
+        }
+        let reading = Arc::clone(&log);
+        let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ErrorCode> {
+            let info = reading
+                .log
+                .read(from, bytes_max.max(1), max_offset)
+                .map_err(|e| ErrorCode(e.kafka_error_code()))?;
+            match info.range {
+                Some(range) => range
+                    .read_bytes()
+                    .map_err(|_| ErrorCode::KAFKA_STORAGE_ERROR),
+                None => Ok(Vec::new()),
+            }
+        })
+        .await
+        .map_err(|_| ErrorCode::UNKNOWN_SERVER_ERROR)??;
+        // The batches' offset ranges (control batches are gaps) and where each lies.
+        let mut spans = Vec::new();
+        for batch in strom_records::batches(&bytes) {
+            let Ok((header, span)) = batch else {
+                break;
+            };
+            if header.last_offset() < from || header.is_control() {
+                continue;
+            }
+            spans.push((header.base_offset, header.last_offset(), span));
+        }
+        let ranges: Vec<(i64, i64)> = spans.iter().map(|(f, l, _)| (*f, *l)).collect();
+        let acquired = hosted
+            .partition
+            .acquire(member_id, &ranges, records_max, now);
+        let mut records = BytesMut::new();
+        for (first, last, span) in &spans {
+            let holds = acquired
+                .iter()
+                .any(|r| r.first_offset <= *last && r.last_offset >= *first);
+            if holds {
+                if let Some(batch) = bytes.get(span.clone()) {
+                    records.extend_from_slice(batch);
+                }
+            }
+        }
+        Ok(Acquired {
+            records: records.freeze(),
+            ranges: acquired,
+        })
+    }
+
+    /// Releases every record `member_id` holds in `group_id`'s share partitions here (its
+    /// session closed, or it left the group: the share group coordinator calls this).
+    pub async fn release_member(&self, group_id: &str, member_id: &str) {
+        let hosted: Vec<Arc<tokio::sync::Mutex<Hosted>>> = match self.partitions.lock() {
+            Ok(partitions) => partitions
+                .iter()
+                .filter(|((group, _, _), _)| group == group_id)
+                .map(|(_, (_, h))| Arc::clone(h))
+                .collect(),
+            Err(_) => return,
+        };
+        let mut released = 0;
+        for h in hosted {
+            released += h.lock().await.partition.release_member(member_id);
+        }
+        if released > 0 {
+            self.notify_released();
+        }
+    }
+
+    /// Forgets `group_id`'s share partitions here and deletes its durable state (DeleteGroups
+    /// of an empty share group calls this). Returns the first error of the state deletes.
+    pub async fn delete_group_state(
+        &self,
+        context: &BrokerContext,
+        group_id: &str,
+    ) -> Result<(), ErrorCode> {
+        if let Ok(mut partitions) = self.partitions.lock() {
+            partitions.retain(|(group, _, _), _| group != group_id);
+        }
+        let store = &context.share_state;
+        let mut result = Ok(());
+        for partition in store.led_partitions(context) {
+            let deleted = store
+                .call_partition(context, partition, |c| {
+                    let mut records = Vec::new();
+                    for key in c.keys_of_group(group_id) {
+                        records.extend(c.delete(&key));
+                    }
+                    Ok(((), records))
+                })
+                .await;
+            if result.is_ok() {
+                result = deleted;
+            }
+        }
+        result
+    }
+
+    /// One tick: expire locks, persist pending changes, drop share partitions this broker
+    /// no longer leads, drop idle sessions.
+    async fn tick(&self, context: &BrokerContext) {
+        let now = now_ms();
+        let idle: Vec<(String, String)> = match self.sessions.lock() {
+            Ok(mut sessions) => {
+                let idle: Vec<(String, String)> = sessions
+                    .iter()
+                    .filter(|(_, s)| now - s.last_used_ms > SESSION_IDLE_MS)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for key in &idle {
+                    sessions.remove(key);
+                }
+                idle
+            }
+            Err(_) => return,
+        };
+        for (group, member) in idle {
+            self.release_member(&group, &member).await;
+        }
+        let hosted: Vec<(PartitionKey, Arc<tokio::sync::Mutex<Hosted>>)> =
+            match self.partitions.lock() {
+                Ok(partitions) => partitions
+                    .iter()
+                    .map(|(k, (_, h))| (k.clone(), Arc::clone(h)))
+                    .collect(),
+                Err(_) => return,
+            };
+        let image = context.metadata.image();
+        let mut released = false;
+        for ((group, topic_id, partition), h) in hosted {
+            let tp = TopicIdPartition {
+                topic_id,
+                partition,
+            };
+            let leads = crate::handlers::leader_replica_of(context, &image, tp)
+                .ok()
+                .and_then(|log| log.leader_epoch());
+            let mut hosted = h.lock().await;
+            if leads != Some(hosted.leader_epoch) {
+                drop(hosted);
+                if let Ok(mut partitions) = self.partitions.lock() {
+                    if partitions
+                        .get(&(group.clone(), topic_id, partition))
+                        .is_some_and(|(_, current)| Arc::ptr_eq(current, &h))
+                    {
+                        partitions.remove(&(group, topic_id, partition));
+                    }
+                }
+                continue;
+            }
+            if hosted
+                .partition
+                .expire_locks(u64::try_from(now).unwrap_or(0))
+                > 0
+            {
+                released = true;
+            }
+            if hosted.partition.changes() != hosted.persisted_changes {
+                let next = hosted.partition.clone();
+                if persist(context, &group, topic_id, partition, &hosted, &next)
+                    .await
+                    .is_ok()
+                {
+                    hosted.persisted_changes = next.changes();
+                }
+            }
+        }
+        if released {
+            self.notify_released();
+        }
+    }
+}
+
+/// Runs the share partitions' tick until the broker stops (the task is aborted then).
+pub async fn run(context: Arc<BrokerContext>) {
+    let mut interval = tokio::time::interval(Duration::from_millis(TICK_INTERVAL_MS));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        context.shares.tick(&context).await;
+    }
+}
+
+fn next_epoch(epoch: i32) -> i32 {
+    if epoch == i32::MAX {
+        1
+    } else {
+        epoch + 1
+    }
+}
+
+fn add_partitions(partitions: &mut Vec<(Uuid, i32)>, added: &[(Uuid, i32)]) -> Result<(), ErrorCode> {
+    for p in added {
+        if !partitions.contains(p) {
+            if partitions.len() >= SESSION_PARTITIONS_MAX {
+                return Err(ErrorCode::INVALID_REQUEST);
+            }
+            partitions.push(*p);
+        }
+    }
+    Ok(())
+}
+
+fn share_key(group_id: &str, topic_id: Uuid, partition: i32) -> ShareKey {
+    ShareKey {
+        group_id: group_id.to_string(),
+        topic_id: *topic_id.as_bytes(),
+        partition,
+    }
+}
+
+/// Reads (or initializes) the durable state of a new share partition.
+async fn create(
+    context: &BrokerContext,
+    group_id: &str,
+    topic_id: Uuid,
+    partition: i32,
+    log: &Partition,
+    leader_epoch: i32,
+) -> Result<Hosted, ErrorCode> {
+    let key = share_key(group_id, topic_id, partition);
+    let config = partition_config(context, group_id);
+    let store = &context.share_state;
+    let now = now_ms();
+    let read = store
+        .call(context, &key, |c| match c.read(&key, leader_epoch, now) {
+            Ok((result, records)) => Ok((Some(result), records)),
+            Err(StateError::UnknownKey) => Ok((None, Vec::new())),
+            Err(other) => Err(other),
+        })
+        .await?;
+    let reset_offset = || match offset_reset(context, group_id) {
+        OffsetReset::Latest => log.log.high_watermark(),
+        OffsetReset::Earliest => log.log.log_start_offset(),
+    };
+    match read {
+        Some(state) if state.start_offset >= 0 => {
+            let partition_state =
+                SharePartition::restore(state.start_offset, &state.batches, config).map_err(
+                    |error| {
+                        tracing::error!(group = group_id, %topic_id, partition, %error, "share state refused");
+                        ErrorCode::UNKNOWN_SERVER_ERROR
+                    },
+                )?;
+            Ok(Hosted {
+                persisted_changes: partition_state.changes(),
+                partition: partition_state,
+                leader_epoch,
+                state_epoch: state.state_epoch,
+            })
+        }
+        found => {
+            // No state, or initialized without an offset (AlterShareGroupOffsets can leave
+            // that): start at the reset offset and make it durable first.
+            let start = reset_offset();
+            let state_epoch = found.map_or(0, |s| s.state_epoch.saturating_add(1));
+            store
+                .call(context, &key, |c| {
+                    c.initialize(&key, state_epoch, start, now).map(|r| ((), r))
+                })
+                .await?;
+            let partition_state = SharePartition::new(start, config);
+            Ok(Hosted {
+                persisted_changes: partition_state.changes(),
+                partition: partition_state,
+                leader_epoch,
+                state_epoch,
+            })
+        }
+    }
+}
+
+/// Writes `next`'s whole state to the share coordinator and waits until it is committed.
+async fn persist(
+    context: &BrokerContext,
+    group_id: &str,
+    topic_id: Uuid,
+    partition: i32,
+    hosted: &Hosted,
+    next: &SharePartition,
+) -> Result<(), ErrorCode> {
+    let key = share_key(group_id, topic_id, partition);
+    let batches = next.state_batches();
+    let start = next.start_offset();
+    let (state_epoch, leader_epoch) = (hosted.state_epoch, hosted.leader_epoch);
+    let now = now_ms();
+    context
+        .share_state
+        .call(context, &key, |c| {
+            c.write(&key, state_epoch, leader_epoch, start, &batches, now)
+                .map(|r| ((), r))
+        })
+        .await
+}
