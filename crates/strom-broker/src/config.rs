@@ -711,6 +711,38 @@ impl BrokerConfig {
                 self.transactions.partition_verification_enable.to_string(),
             ),
             (
+                "group.share.record.lock.duration.ms".into(),
+                self.share.record_lock_duration_ms.to_string(),
+            ),
+            (
+                "group.share.delivery.count.limit".into(),
+                self.share.delivery_count_limit.to_string(),
+            ),
+            (
+                "group.share.partition.max.record.locks".into(),
+                self.share.partition_max_record_locks.to_string(),
+            ),
+            (
+                "group.share.max.share.sessions".into(),
+                self.share.max_share_sessions.to_string(),
+            ),
+            (
+                "share.coordinator.state.topic.num.partitions".into(),
+                self.share.state_topic_num_partitions.to_string(),
+            ),
+            (
+                "share.coordinator.state.topic.replication.factor".into(),
+                self.share.state_topic_replication_factor.to_string(),
+            ),
+            (
+                "share.coordinator.state.topic.min.isr".into(),
+                self.share.state_topic_min_isr.to_string(),
+            ),
+            (
+                "share.coordinator.snapshot.update.records.per.snapshot".into(),
+                self.share.snapshot_updates_max.to_string(),
+            ),
+            (
                 "min.insync.replicas".into(),
                 self.min_insync_replicas.to_string(),
             ),

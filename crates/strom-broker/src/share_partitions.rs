@@ -37,10 +37,10 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use strom_meta::TopicIdPartition;
-use uuid::Uuid;
 use strom_protocol::ErrorCode;
 use strom_share::partition::{AckBatch, AcquiredRange, PartitionConfig, SharePartition};
 use strom_share::state::{ShareKey, StateError};
+use uuid::Uuid;
 
 use crate::config::ConfigError;
 use crate::config_keys::Props;
@@ -356,12 +356,13 @@ impl ShareManager {
         let (hosted, _log) = self.hosted(context, group_id, topic_id, partition).await?;
         let mut hosted = hosted.lock().await;
         let mut next = hosted.partition.clone();
-        next.acknowledge(member_id, batches).map_err(|error| match error {
-            strom_share::partition::PartitionError::InvalidAckBatch { .. } => {
-                ErrorCode::INVALID_REQUEST
-            }
-            _ => ErrorCode::INVALID_RECORD_STATE,
-        })?;
+        next.acknowledge(member_id, batches)
+            .map_err(|error| match error {
+                strom_share::partition::PartitionError::InvalidAckBatch { .. } => {
+                    ErrorCode::INVALID_REQUEST
+                }
+                _ => ErrorCode::INVALID_RECORD_STATE,
+            })?;
         persist(context, group_id, topic_id, partition, &hosted, &next).await?;
         hosted.persisted_changes = next.changes();
         hosted.partition = next;
@@ -388,7 +389,9 @@ impl ShareManager {
         if hosted.partition.expire_locks(now) > 0 {
             self.notify_released();
         }
-        hosted.partition.advance_to_log_start(log.log.log_start_offset());
+        hosted
+            .partition
+            .advance_to_log_start(log.log.log_start_offset());
         let Some(from) = hosted.partition.fetch_offset() else {
             return Ok(Acquired::default());
         };
@@ -589,7 +592,10 @@ fn next_epoch(epoch: i32) -> i32 {
     }
 }
 
-fn add_partitions(partitions: &mut Vec<(Uuid, i32)>, added: &[(Uuid, i32)]) -> Result<(), ErrorCode> {
+fn add_partitions(
+    partitions: &mut Vec<(Uuid, i32)>,
+    added: &[(Uuid, i32)],
+) -> Result<(), ErrorCode> {
     for p in added {
         if !partitions.contains(p) {
             if partitions.len() >= SESSION_PARTITIONS_MAX {

@@ -32,7 +32,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use strom_group::GroupRecord;
-use strom_meta::{ControllerReply, ControllerRequest, CreatableTopic, CreateTopicsRequest, TopicIdPartition};
+use strom_meta::{
+    ControllerReply, ControllerRequest, CreatableTopic, CreateTopicsRequest, TopicIdPartition,
+};
 use strom_protocol::ErrorCode;
 use strom_share::state::codec::{decode, encode};
 use strom_share::state::{ShareKey, StateConfig, StateCoordinator, StateError, StateRecord};
@@ -45,6 +47,9 @@ use crate::server::BrokerContext;
 pub const SHARE_STATE_TOPIC: &str = "__share_group_state";
 /// The longest a call waits for its records to be committed; then COORDINATOR_NOT_AVAILABLE.
 const COMMIT_TIMEOUT_MS: u64 = 5_000;
+/// How long a call waits for a state partition this broker leads to finish opening.
+const LOAD_WAIT_ROUNDS: u32 = 100;
+const LOAD_WAIT_STEP_MS: u64 = 20;
 
 /// The coordinators of the `__share_group_state` partitions this broker leads.
 #[derive(Default)]
@@ -76,8 +81,7 @@ pub fn coordinator_key(key: &ShareKey) -> String {
 
 /// Kafka writes topic ids in coordinator keys as URL-safe base64 without padding.
 fn uuid_base64(id: &[u8; 16]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(22);
     for chunk in id.chunks(3) {
         let b = [
@@ -111,7 +115,12 @@ pub fn partition_for(context: &BrokerContext, key: &str) -> i32 {
 /// Creates `__share_group_state` through the controller if it does not exist (compacted,
 /// `share.coordinator.state.topic.*`), then opens its logs. Returns whether it exists.
 pub async fn ensure_state_topic(context: &BrokerContext) -> bool {
-    if context.metadata.image().topic_by_name(SHARE_STATE_TOPIC).is_some() {
+    if context
+        .metadata
+        .image()
+        .topic_by_name(SHARE_STATE_TOPIC)
+        .is_some()
+    {
         return true;
     }
     let config = &context.config.share;
@@ -144,7 +153,11 @@ pub async fn ensure_state_topic(context: &BrokerContext) -> bool {
         Ok(other) => tracing::warn!(?other, "unexpected reply creating {SHARE_STATE_TOPIC}"),
         Err(error) => tracing::warn!(%error, "cannot create {SHARE_STATE_TOPIC}"),
     }
-    let exists = context.metadata.image().topic_by_name(SHARE_STATE_TOPIC).is_some();
+    let exists = context
+        .metadata
+        .image()
+        .topic_by_name(SHARE_STATE_TOPIC)
+        .is_some();
     context.replicas.reconcile_latest(&context.metadata).await;
     exists
 }
@@ -172,6 +185,16 @@ impl ShareStateStore {
             return Err(ErrorCode::COORDINATOR_NOT_AVAILABLE);
         }
         let partition = partition_for(context, &coordinator_key(key));
+        // Right after the topic is created (or its leader moved here) the replica may still
+        // be opening: wait for it, boundedly, rather than fail the first share fetch.
+        for _ in 0..LOAD_WAIT_ROUNDS {
+            match leader(context, partition) {
+                Err(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS) => {
+                    tokio::time::sleep(Duration::from_millis(LOAD_WAIT_STEP_MS)).await;
+                }
+                _ => break,
+            }
+        }
         self.call_partition(context, partition, command).await
     }
 
@@ -286,7 +309,10 @@ fn leader(context: &BrokerContext, partition: i32) -> Result<(Arc<Partition>, i3
 }
 
 /// Replays a partition's log into a coordinator.
-async fn load(context: &BrokerContext, log: &Arc<Partition>) -> Result<StateCoordinator, ErrorCode> {
+async fn load(
+    context: &BrokerContext,
+    log: &Arc<Partition>,
+) -> Result<StateCoordinator, ErrorCode> {
     let reading = Arc::clone(log);
     let read = tokio::task::spawn_blocking(move || read_records(&reading))
         .await
@@ -319,7 +345,11 @@ async fn load(context: &BrokerContext, log: &Arc<Partition>) -> Result<StateCoor
             }
         }
     }
-    tracing::debug!(partition = log.tp.partition, end_offset = end, "share state loaded");
+    tracing::debug!(
+        partition = log.tp.partition,
+        end_offset = end,
+        "share state loaded"
+    );
     Ok(coordinator)
 }
 

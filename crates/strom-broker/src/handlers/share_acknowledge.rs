@@ -22,32 +22,42 @@ pub(super) async fn handle(
     request: ShareAcknowledgeRequest,
     _version: i16,
 ) -> ResponseKind {
-    let group_id = request.group_id.as_ref().map(|g| g.0.to_string()).unwrap_or_default();
-    let member_id = request.member_id.as_ref().map(|m| m.to_string()).unwrap_or_default();
+    let group_id = request
+        .group_id
+        .as_ref()
+        .map(|g| g.0.to_string())
+        .unwrap_or_default();
+    let member_id = request
+        .member_id
+        .as_ref()
+        .map(|m| m.to_string())
+        .unwrap_or_default();
     if group_id.is_empty() {
         return top_error(ErrorCode::INVALID_GROUP_ID);
     }
     if member_id.is_empty() {
         return top_error(ErrorCode::INVALID_REQUEST);
     }
-    let closes = match context.shares.acknowledge_session(
-        &group_id,
-        &member_id,
-        request.share_session_epoch,
-    ) {
-        Ok(closes) => closes,
-        Err(code) => return top_error(code),
-    };
+    let closes =
+        match context
+            .shares
+            .acknowledge_session(&group_id, &member_id, request.share_session_epoch)
+        {
+            Ok(closes) => closes,
+            Err(code) => return top_error(code),
+        };
     let image = context.metadata.image();
     let mut responses = Vec::with_capacity(request.topics.len());
     for topic in &request.topics {
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
-            let batches = ack_batches(
-                p.acknowledgement_batches
-                    .iter()
-                    .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.as_slice())),
-            );
+            let batches = ack_batches(p.acknowledgement_batches.iter().map(|b| {
+                (
+                    b.first_offset,
+                    b.last_offset,
+                    b.acknowledge_types.as_slice(),
+                )
+            }));
             let code = match batches {
                 None => ErrorCode::INVALID_REQUEST,
                 Some(batches) => context

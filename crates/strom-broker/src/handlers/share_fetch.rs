@@ -12,7 +12,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use uuid::Uuid;
 use strom_protocol::messages::share_fetch_request::FetchTopic;
 use strom_protocol::messages::share_fetch_response::{
     AcquiredRecords, LeaderIdAndEpoch, PartitionData, ShareFetchableTopicResponse,
@@ -21,6 +20,7 @@ use strom_protocol::messages::{ResponseKind, ShareFetchRequest, ShareFetchRespon
 use strom_protocol::{ErrorCode, StrBytes};
 use strom_share::partition::{AckBatch, AckType};
 use tokio::time::Instant;
+use uuid::Uuid;
 
 use crate::server::BrokerContext;
 use crate::share_partitions::SessionUpdate;
@@ -39,8 +39,16 @@ pub(super) async fn handle(
     request: ShareFetchRequest,
     _version: i16,
 ) -> ResponseKind {
-    let group_id = request.group_id.as_ref().map(|g| g.0.to_string()).unwrap_or_default();
-    let member_id = request.member_id.as_ref().map(|m| m.to_string()).unwrap_or_default();
+    let group_id = request
+        .group_id
+        .as_ref()
+        .map(|g| g.0.to_string())
+        .unwrap_or_default();
+    let member_id = request
+        .member_id
+        .as_ref()
+        .map(|m| m.to_string())
+        .unwrap_or_default();
     if group_id.is_empty() {
         return top_error(ErrorCode::INVALID_GROUP_ID);
     }
@@ -59,7 +67,11 @@ pub(super) async fn handle(
     let added: Vec<(Uuid, i32)> = request
         .topics
         .iter()
-        .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, p.partition_index)))
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.topic_id, p.partition_index))
+        })
         .collect();
     let forgotten: Vec<(Uuid, i32)> = request
         .forgotten_topics_data
@@ -93,7 +105,15 @@ pub(super) async fn handle(
         SessionUpdate::Fetch(partitions) => partitions,
     };
     if !partitions.is_empty() {
-        fetch(context, &request, &group_id, &member_id, &partitions, &mut out).await;
+        fetch(
+            context,
+            &request,
+            &group_id,
+            &member_id,
+            &partitions,
+            &mut out,
+        )
+        .await;
     }
     let lock_ms = crate::share_partitions::partition_config(context, &group_id).lock_duration_ms;
     let mut responses: Vec<ShareFetchableTopicResponse> = Vec::new();
@@ -170,7 +190,11 @@ async fn acknowledge(
                 continue;
             }
             let batches = ack_batches(p.acknowledgement_batches.iter().map(|b| {
-                (b.first_offset, b.last_offset, b.acknowledge_types.as_slice())
+                (
+                    b.first_offset,
+                    b.last_offset,
+                    b.acknowledge_types.as_slice(),
+                )
             }));
             let code = match batches {
                 None => ErrorCode::INVALID_REQUEST,
@@ -264,7 +288,9 @@ async fn fetch(
                             AcquiredRecords::default()
                                 .with_first_offset(r.first_offset)
                                 .with_last_offset(r.last_offset)
-                                .with_delivery_count(i16::try_from(r.delivery_count).unwrap_or(i16::MAX))
+                                .with_delivery_count(
+                                    i16::try_from(r.delivery_count).unwrap_or(i16::MAX),
+                                )
                         })
                         .collect();
                 }
@@ -281,10 +307,7 @@ async fn fetch(
         // Whatever was acquired is answered now: acquiring again would overwrite it (and
         // records stay locked to this member), so `min_bytes` only decides about waiting
         // when nothing was.
-        let done = bytes_total > 0
-            || any_error
-            || Instant::now() >= deadline
-            || *shutdown.borrow();
+        let done = bytes_total > 0 || any_error || Instant::now() >= deadline || *shutdown.borrow();
         if done {
             return;
         }

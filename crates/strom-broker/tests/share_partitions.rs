@@ -1,0 +1,426 @@
+//! Share partitions through the wire (ShareFetch and ShareAcknowledge v1, raw protocol):
+//! acquisition, acknowledgement, redelivery, the delivery count limit, lock expiry, share
+//! sessions and their errors, bad input, and durable state across a restart.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{batch, create_topic, s, values, Client, TestBroker};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::share_acknowledge_request::{
+    AcknowledgePartition, AcknowledgeTopic, AcknowledgementBatch as AckBatchAck,
+};
+use kafka_protocol::messages::share_fetch_request::{
+    AcknowledgementBatch, FetchPartition, FetchTopic, ForgottenTopic,
+};
+use kafka_protocol::messages::{
+    GroupId, ProduceRequest, ShareAcknowledgeRequest, ShareAcknowledgeResponse, ShareFetchRequest,
+    ShareFetchResponse, TopicName,
+};
+use strom_broker::{Broker, BrokerConfig, MetadataPort};
+use strom_records::Compression;
+use uuid::Uuid;
+
+const GROUP: &str = "sg";
+const LOCK_MS: u64 = 600;
+const ACCEPT: i8 = 1;
+const RELEASE: i8 = 2;
+const REJECT: i8 = 3;
+
+fn edit(config: &mut BrokerConfig) {
+    config.share.record_lock_duration_ms = LOCK_MS;
+    config.share.delivery_count_limit = 3;
+    config.share.state_topic_num_partitions = 2;
+}
+
+fn config(dir: &std::path::Path) -> BrokerConfig {
+    let mut config = BrokerConfig::test_min(dir);
+    edit(&mut config);
+    config
+}
+
+async fn start() -> TestBroker {
+    TestBroker::start_with(edit).await
+}
+
+async fn produce(client: &mut Client, topic: &str, first: usize, count: usize) {
+    let response = client
+        .send(
+            9,
+            ProduceRequest::default()
+                .with_acks(-1)
+                .with_timeout_ms(5000)
+                .with_topic_data(vec![TopicProduceData::default()
+                    .with_name(TopicName(s(topic)))
+                    .with_partition_data(vec![PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(Bytes::from(batch(
+                            first,
+                            count,
+                            Compression::None,
+                        ))))])]),
+        )
+        .await;
+    let code = response.responses[0].partition_responses[0].error_code;
+    assert_eq!(code, 0);
+}
+
+type Acks = Vec<(i64, i64, Vec<i8>)>;
+
+struct Fetch<'a> {
+    member: &'a str,
+    epoch: i32,
+    topic: Uuid,
+    acks: Acks,
+    max_records: i32,
+    wait_ms: i32,
+    forget: bool,
+}
+
+impl<'a> Fetch<'a> {
+    fn new(member: &'a str, epoch: i32, topic: Uuid) -> Fetch<'a> {
+        Fetch {
+            member,
+            epoch,
+            topic,
+            acks: Vec::new(),
+            max_records: 100,
+            wait_ms: 3000,
+            forget: false,
+        }
+    }
+
+    async fn send(self, client: &mut Client) -> ShareFetchResponse {
+        let partition = FetchPartition::default()
+            .with_partition_index(0)
+            .with_acknowledgement_batches(
+                self.acks
+                    .iter()
+                    .map(|(f, l, t)| {
+                        AcknowledgementBatch::default()
+                            .with_first_offset(*f)
+                            .with_last_offset(*l)
+                            .with_acknowledge_types(t.clone())
+                    })
+                    .collect(),
+            );
+        let mut request = ShareFetchRequest::default()
+            .with_group_id(Some(GroupId(s(GROUP))))
+            .with_member_id(Some(s(self.member)))
+            .with_share_session_epoch(self.epoch)
+            .with_max_wait_ms(self.wait_ms)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_max_records(self.max_records)
+            .with_batch_size(self.max_records);
+        if self.forget {
+            request = request.with_forgotten_topics_data(vec![ForgottenTopic::default()
+                .with_topic_id(self.topic)
+                .with_partitions(vec![0])]);
+        } else {
+            request = request.with_topics(vec![FetchTopic::default()
+                .with_topic_id(self.topic)
+                .with_partitions(vec![partition])]);
+        }
+        client.send(1, request).await
+    }
+}
+
+async fn acknowledge(
+    client: &mut Client,
+    member: &str,
+    epoch: i32,
+    topic: Uuid,
+    acks: Acks,
+) -> ShareAcknowledgeResponse {
+    client
+        .send(
+            1,
+            ShareAcknowledgeRequest::default()
+                .with_group_id(Some(GroupId(s(GROUP))))
+                .with_member_id(Some(s(member)))
+                .with_share_session_epoch(epoch)
+                .with_topics(vec![AcknowledgeTopic::default()
+                    .with_topic_id(topic)
+                    .with_partitions(vec![AcknowledgePartition::default()
+                        .with_partition_index(0)
+                        .with_acknowledgement_batches(
+                            acks.iter()
+                                .map(|(f, l, t)| {
+                                    AckBatchAck::default()
+                                        .with_first_offset(*f)
+                                        .with_last_offset(*l)
+                                        .with_acknowledge_types(t.clone())
+                                })
+                                .collect(),
+                        )])]),
+        )
+        .await
+}
+
+/// (first, last, delivery count) of every acquired range, and the values of the records
+/// the client keeps (those inside the ranges).
+fn acquired(response: &ShareFetchResponse) -> (Vec<(i64, i64, i16)>, Vec<String>) {
+    assert_eq!(response.error_code, 0, "{response:?}");
+    let mut ranges = Vec::new();
+    let mut kept = Vec::new();
+    for p in response.responses.iter().flat_map(|t| &t.partitions) {
+        assert_eq!(p.error_code, 0, "{p:?}");
+        for r in &p.acquired_records {
+            ranges.push((r.first_offset, r.last_offset, r.delivery_count));
+        }
+        let records = p.records.clone().unwrap_or_default();
+        // `values` walks batches in order; the records are value-N for offset N here.
+        for v in values(&records) {
+            let offset: i64 = v.trim_start_matches("value-").parse().unwrap();
+            if ranges.iter().any(|(f, l, _)| (*f..=*l).contains(&offset)) {
+                kept.push(v);
+            }
+        }
+    }
+    (ranges, kept)
+}
+
+fn ack_error(response: &ShareFetchResponse) -> i16 {
+    response.responses[0].partitions[0].acknowledge_error_code
+}
+
+#[tokio::test]
+async fn acquire_acknowledge_redeliver_and_archive() {
+    let broker = start().await;
+    let mut client = broker.client().await;
+    let topic = create_topic(&mut client, "q", 1).await;
+
+    // The first fetch creates the share partition at the end of the log (latest).
+    let first = Fetch {
+        wait_ms: 0,
+        ..Fetch::new("m1", 0, topic)
+    }
+    .send(&mut client)
+    .await;
+    assert_eq!(acquired(&first).0, vec![]);
+    produce(&mut client, "q", 0, 10).await;
+
+    let got = Fetch {
+        max_records: 4,
+        ..Fetch::new("m1", 1, topic)
+    }
+    .send(&mut client)
+    .await;
+    let (ranges, kept) = acquired(&got);
+    assert_eq!(ranges, vec![(0, 3, 1)]);
+    assert_eq!(kept, vec!["value-0", "value-1", "value-2", "value-3"]);
+    assert_eq!(got.acquisition_lock_timeout_ms, LOCK_MS as i32);
+
+    // A second member gets the rest, never what m1 holds.
+    let got = Fetch::new("m2", 0, topic).send(&mut client).await;
+    assert_eq!(acquired(&got).0, vec![(4, 9, 1)]);
+
+    // m1: ACCEPT 0-1, RELEASE 2, REJECT 3.
+    let acked = acknowledge(
+        &mut client,
+        "m1",
+        2,
+        topic,
+        vec![(0, 3, vec![ACCEPT, ACCEPT, RELEASE, REJECT])],
+    )
+    .await;
+    assert_eq!(acked.error_code, 0);
+    assert_eq!(acked.responses[0].partitions[0].error_code, 0);
+
+    // m2 accepts its records in its next fetch and gets the released one, delivered twice.
+    let got = Fetch {
+        acks: vec![(4, 9, vec![ACCEPT])],
+        ..Fetch::new("m2", 1, topic)
+    }
+    .send(&mut client)
+    .await;
+    assert_eq!(ack_error(&got), 0);
+    assert_eq!(acquired(&got).0, vec![(2, 2, 2)]);
+
+    // m2 sits on it: after the lock duration m1 gets it (third delivery).
+    let got = Fetch::new("m1", 3, topic).send(&mut client).await;
+    assert_eq!(acquired(&got).0, vec![(2, 2, 3)]);
+    // m2's acknowledgement comes too late: INVALID_RECORD_STATE.
+    let late = acknowledge(&mut client, "m2", 2, topic, vec![(2, 2, vec![ACCEPT])]).await;
+    assert_eq!(late.responses[0].partitions[0].error_code, 121);
+
+    // Released at the delivery count limit (3): archived, never delivered again.
+    let acked = acknowledge(&mut client, "m1", 4, topic, vec![(2, 2, vec![RELEASE])]).await;
+    assert_eq!(acked.responses[0].partitions[0].error_code, 0);
+    let got = Fetch {
+        wait_ms: LOCK_MS as i32 * 2,
+        ..Fetch::new("m1", 5, topic)
+    }
+    .send(&mut client)
+    .await;
+    assert_eq!(acquired(&got).0, vec![]);
+    broker.broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn sessions_and_bad_input_get_kafkas_errors() {
+    let broker = start().await;
+    let mut client = broker.client().await;
+    let topic = create_topic(&mut client, "q", 1).await;
+    let opened = Fetch {
+        wait_ms: 0,
+        ..Fetch::new("m1", 0, topic)
+    }
+    .send(&mut client)
+    .await;
+    assert_eq!(opened.error_code, 0);
+
+    // Wrong epoch, unknown session, acknowledgements when opening a session.
+    let wrong = Fetch::new("m1", 7, topic).send(&mut client).await;
+    assert_eq!(wrong.error_code, 123);
+    let unknown = Fetch::new("nobody", 3, topic).send(&mut client).await;
+    assert_eq!(unknown.error_code, 122);
+    let opening_with_acks = Fetch {
+        acks: vec![(0, 0, vec![ACCEPT])],
+        ..Fetch::new("m9", 0, topic)
+    }
+    .send(&mut client)
+    .await;
+    assert_eq!(opening_with_acks.error_code, 42);
+    let ack_zero = acknowledge(&mut client, "m1", 0, topic, vec![(0, 0, vec![ACCEPT])]).await;
+    assert_eq!(ack_zero.error_code, 123);
+    let ack_unknown = acknowledge(&mut client, "nobody", 1, topic, vec![]).await;
+    assert_eq!(ack_unknown.error_code, 122);
+
+    // Acknowledging what the member does not hold, a bad type, an absurd range.
+    produce(&mut client, "q", 0, 3).await;
+    let got = Fetch::new("m1", 1, topic).send(&mut client).await;
+    assert_eq!(acquired(&got).0, vec![(0, 2, 1)]);
+    let not_held = acknowledge(&mut client, "m1", 2, topic, vec![(5, 5, vec![ACCEPT])]).await;
+    assert_eq!(not_held.responses[0].partitions[0].error_code, 121);
+    let bad_type = acknowledge(&mut client, "m1", 3, topic, vec![(0, 0, vec![9])]).await;
+    assert_eq!(bad_type.responses[0].partitions[0].error_code, 42);
+    let huge = acknowledge(
+        &mut client,
+        "m1",
+        4,
+        topic,
+        vec![(0, i64::MAX - 1, vec![ACCEPT])],
+    )
+    .await;
+    assert_ne!(huge.responses[0].partitions[0].error_code, 0);
+    let inverted = acknowledge(&mut client, "m1", 5, topic, vec![(2, 0, vec![ACCEPT])]).await;
+    assert_eq!(inverted.responses[0].partitions[0].error_code, 42);
+    // Nothing was applied by the refused acknowledgements: they still hold.
+    let ok = acknowledge(&mut client, "m1", 6, topic, vec![(0, 2, vec![ACCEPT])]).await;
+    assert_eq!(ok.responses[0].partitions[0].error_code, 0);
+
+    // An unknown topic id is a per-partition error.
+    let unknown_topic = Fetch::new("m2", 0, Uuid::from_u128(77))
+        .send(&mut client)
+        .await;
+    assert_eq!(unknown_topic.error_code, 0);
+    assert_eq!(unknown_topic.responses[0].partitions[0].error_code, 100);
+    // Forgetting the partition leaves nothing to fetch; the session goes on.
+    let forgot = Fetch {
+        forget: true,
+        wait_ms: 100,
+        ..Fetch::new("m2", 1, Uuid::from_u128(77))
+    }
+    .send(&mut client)
+    .await;
+    assert_eq!(forgot.error_code, 0);
+    assert!(forgot.responses.is_empty(), "{forgot:?}");
+
+    // The broker still serves after all of it.
+    let closed = Fetch {
+        wait_ms: 0,
+        ..Fetch::new("m1", -1, topic)
+    }
+    .send(&mut client)
+    .await;
+    assert_eq!(closed.error_code, 0);
+    broker.broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn closing_a_session_releases_its_records_at_once() {
+    let broker = start().await;
+    let mut client = broker.client().await;
+    let topic = create_topic(&mut client, "q", 1).await;
+    Fetch {
+        wait_ms: 0,
+        ..Fetch::new("m1", 0, topic)
+    }
+    .send(&mut client)
+    .await;
+    produce(&mut client, "q", 0, 5).await;
+    let got = Fetch::new("m1", 1, topic).send(&mut client).await;
+    assert_eq!(acquired(&got).0, vec![(0, 4, 1)]);
+    // Close with an acknowledgement of the first two (epoch -1 fetches nothing).
+    let closed = Fetch {
+        acks: vec![(0, 1, vec![ACCEPT])],
+        ..Fetch::new("m1", -1, topic)
+    }
+    .send(&mut client)
+    .await;
+    assert_eq!(ack_error(&closed), 0);
+    assert!(closed.responses[0].partitions[0]
+        .acquired_records
+        .is_empty());
+    // Long before the lock would expire, m2 gets the rest.
+    let started = Instant::now();
+    let got = Fetch::new("m2", 0, topic).send(&mut client).await;
+    assert_eq!(acquired(&got).0, vec![(2, 4, 2)]);
+    assert!(started.elapsed() < Duration::from_millis(LOCK_MS));
+    broker.broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn acknowledged_records_stay_acknowledged_across_a_restart() {
+    let broker = start().await;
+    let mut client = broker.client().await;
+    let topic = create_topic(&mut client, "q", 1).await;
+    Fetch {
+        wait_ms: 0,
+        ..Fetch::new("m1", 0, topic)
+    }
+    .send(&mut client)
+    .await;
+    produce(&mut client, "q", 0, 6).await;
+    let got = Fetch::new("m1", 1, topic).send(&mut client).await;
+    assert_eq!(acquired(&got).0, vec![(0, 5, 1)]);
+    let acked = acknowledge(
+        &mut client,
+        "m1",
+        2,
+        topic,
+        vec![(0, 3, vec![ACCEPT, REJECT, ACCEPT, RELEASE])],
+    )
+    .await;
+    assert_eq!(acked.responses[0].partitions[0].error_code, 0);
+
+    // Restart on the same directory and quorum.
+    let TestBroker {
+        broker,
+        metadata,
+        dir,
+    } = broker;
+    drop(client);
+    broker.shutdown().await;
+    let port: Arc<dyn MetadataPort> = metadata.clone();
+    let broker = Broker::start(config(dir.path()), port).await.unwrap();
+    let mut client = Client::connect(broker.local_addr()).await;
+
+    // Only the released record and the ones still acquired come back, each with the
+    // delivery count it had plus this delivery; 0-2 are done for good.
+    let got = Fetch::new("m1", 0, topic).send(&mut client).await;
+    let (ranges, kept) = acquired(&got);
+    assert_eq!(ranges, vec![(3, 5, 2)]);
+    assert_eq!(kept, vec!["value-3", "value-4", "value-5"]);
+    let acked = acknowledge(&mut client, "m1", 1, topic, vec![(3, 5, vec![ACCEPT])]).await;
+    assert_eq!(acked.responses[0].partitions[0].error_code, 0);
+    produce(&mut client, "q", 6, 1).await;
+    let got = Fetch::new("m1", 2, topic).send(&mut client).await;
+    assert_eq!(acquired(&got).0, vec![(6, 6, 1)]);
+    broker.shutdown().await;
+}
