@@ -164,6 +164,11 @@ pub const TABLE: &[(ApiKey, ResourceType, AclOperation)] = &[
     (ApiKey::ShareFetch, Rt::Topic, Op::Read),
     (ApiKey::ShareAcknowledge, Rt::Group, Op::Read),
     (ApiKey::ShareAcknowledge, Rt::Topic, Op::Read),
+    (ApiKey::DescribeShareGroupOffsets, Rt::Group, Op::Describe),
+    (ApiKey::AlterShareGroupOffsets, Rt::Group, Op::Read),
+    (ApiKey::DeleteShareGroupOffsets, Rt::Group, Op::Delete),
+    // FindCoordinator(SHARE) is asked by brokers (Kafka: CLUSTER_ACTION).
+    (ApiKey::FindCoordinator, Rt::Cluster, Op::ClusterAction),
     (ApiKey::OffsetCommit, Rt::Group, Op::Read),
     (ApiKey::OffsetCommit, Rt::Topic, Op::Read),
     (ApiKey::OffsetFetch, Rt::Group, Op::Describe),
@@ -449,6 +454,13 @@ pub fn precheck(
             .as_ref()
             .and_then(|g| group(ApiKey::ShareAcknowledge, g)),
         RequestKind::OffsetDelete(r) => group(ApiKey::OffsetDelete, &r.group_id),
+        // Describe names several groups and is not checked yet (seam).
+        RequestKind::AlterShareGroupOffsets(r) => {
+            group(ApiKey::AlterShareGroupOffsets, &r.group_id)
+        }
+        RequestKind::DeleteShareGroupOffsets(r) => {
+            group(ApiKey::DeleteShareGroupOffsets, &r.group_id)
+        }
         // Every key of a batched lookup (v4+) must pass, else the whole request fails.
         RequestKind::FindCoordinator(r) => {
             let single = [r.key.clone()];
@@ -460,6 +472,7 @@ pub fn precheck(
             keys.iter().find_map(|key| match r.key_type {
                 0 => group(ApiKey::FindCoordinator, key),
                 1 => txn(ApiKey::FindCoordinator, key),
+                2 => cluster(ApiKey::FindCoordinator),
                 _ => None,
             })
         }

@@ -477,9 +477,7 @@ impl ShareManager {
         context: &BrokerContext,
         group_id: &str,
     ) -> Result<(), ErrorCode> {
-        if let Ok(mut partitions) = self.partitions.lock() {
-            partitions.retain(|(group, _, _), _| group != group_id);
-        }
+        self.forget(group_id, None, None);
         let store = &context.share_state;
         let mut result = Ok(());
         for partition in store.led_partitions(context) {
@@ -497,6 +495,110 @@ impl ShareManager {
             }
         }
         result
+    }
+
+    /// The share-partition start offset and leader epoch of `group_id`'s share partitions
+    /// (DescribeShareGroupOffsets): of `partitions`, or of every one with state when `None`.
+    /// A partition without state has start offset -1.
+    pub async fn describe_offsets(
+        &self,
+        context: &BrokerContext,
+        group_id: &str,
+        partitions: Option<Vec<(Uuid, i32)>>,
+    ) -> Vec<(Uuid, i32, Result<(i64, i32), ErrorCode>)> {
+        let store = &context.share_state;
+        let partitions = match partitions {
+            Some(partitions) => partitions,
+            None => {
+                let mut all = Vec::new();
+                for state_partition in store.led_partitions(context) {
+                    let keys = store
+                        .call_partition(context, state_partition, |c| {
+                            Ok((c.keys_of_group(group_id), Vec::new()))
+                        })
+                        .await
+                        .unwrap_or_default();
+                    all.extend(
+                        keys.into_iter()
+                            .map(|k| (Uuid::from_bytes(k.topic_id), k.partition)),
+                    );
+                }
+                all.sort();
+                all
+            }
+        };
+        let mut out = Vec::with_capacity(partitions.len());
+        for (topic_id, partition) in partitions {
+            let key = share_key(group_id, topic_id, partition);
+            let summary = store
+                .call(context, &key, |c| match c.summary(&key) {
+                    Ok(summary) => Ok(((summary.start_offset, summary.leader_epoch), Vec::new())),
+                    Err(StateError::UnknownKey) => Ok(((-1, -1), Vec::new())),
+                    Err(other) => Err(other),
+                })
+                .await;
+            out.push((topic_id, partition, summary));
+        }
+        out
+    }
+
+    /// Moves `group_id`'s share partition to start at `start_offset` (AlterShareGroupOffsets
+    /// on an empty group): a new state epoch (fencing writers of the old state) with nothing
+    /// in flight; a share partition hosted here is dropped and re-reads it.
+    pub async fn alter_offset(
+        &self,
+        context: &BrokerContext,
+        group_id: &str,
+        topic_id: Uuid,
+        partition: i32,
+        start_offset: i64,
+    ) -> Result<(), ErrorCode> {
+        if start_offset < 0 {
+            return Err(ErrorCode::INVALID_REQUEST);
+        }
+        let key = share_key(group_id, topic_id, partition);
+        let now = now_ms();
+        context
+            .share_state
+            .call(context, &key, |c| {
+                let epoch = c.state(&key).map_or(0, |s| s.state_epoch.saturating_add(1));
+                c.initialize(&key, epoch, start_offset, now)
+                    .map(|r| ((), r))
+            })
+            .await?;
+        self.forget(group_id, Some(topic_id), Some(partition));
+        Ok(())
+    }
+
+    /// Deletes the state of `group_id`'s share partitions of `topic_id`
+    /// (DeleteShareGroupOffsets on an empty group); hosted ones are dropped.
+    pub async fn delete_offsets(
+        &self,
+        context: &BrokerContext,
+        group_id: &str,
+        topic_id: Uuid,
+        partitions: i32,
+    ) -> Result<(), ErrorCode> {
+        self.forget(group_id, Some(topic_id), None);
+        for partition in 0..partitions {
+            let key = share_key(group_id, topic_id, partition);
+            context
+                .share_state
+                .call(context, &key, |c| Ok(((), c.delete(&key))))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Drops hosted share partitions of a group (of one topic, of one partition).
+    fn forget(&self, group_id: &str, topic_id: Option<Uuid>, partition: Option<i32>) {
+        if let Ok(mut hosted) = self.partitions.lock() {
+            hosted.retain(|(group, t, p), _| {
+                !(group == group_id
+                    && topic_id.is_none_or(|id| id == *t)
+                    && partition.is_none_or(|q| q == *p))
+            });
+        }
     }
 
     /// One tick: expire locks, persist pending changes, drop share partitions this broker

@@ -424,3 +424,121 @@ async fn acknowledged_records_stay_acknowledged_across_a_restart() {
     assert_eq!(acquired(&got).0, vec![(6, 6, 1)]);
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn share_group_offsets_describe_alter_delete_and_find_coordinator() {
+    use kafka_protocol::messages::alter_share_group_offsets_request::{
+        AlterShareGroupOffsetsRequestPartition, AlterShareGroupOffsetsRequestTopic,
+    };
+    use kafka_protocol::messages::delete_share_group_offsets_request::DeleteShareGroupOffsetsRequestTopic;
+    use kafka_protocol::messages::describe_share_group_offsets_request::{
+        DescribeShareGroupOffsetsRequestGroup, DescribeShareGroupOffsetsRequestTopic,
+    };
+    use kafka_protocol::messages::{
+        AlterShareGroupOffsetsRequest, DeleteShareGroupOffsetsRequest,
+        DescribeShareGroupOffsetsRequest, FindCoordinatorRequest,
+    };
+
+    let broker = start().await;
+    let mut client = broker.client().await;
+    let topic = create_topic(&mut client, "q", 1).await;
+    Fetch {
+        wait_ms: 0,
+        ..Fetch::new("m1", 0, topic)
+    }
+    .send(&mut client)
+    .await;
+    produce(&mut client, "q", 0, 8).await;
+    let got = Fetch {
+        max_records: 5,
+        ..Fetch::new("m1", 1, topic)
+    }
+    .send(&mut client)
+    .await;
+    assert_eq!(acquired(&got).0, vec![(0, 4, 1)]);
+    let acked = acknowledge(&mut client, "m1", 2, topic, vec![(0, 4, vec![ACCEPT])]).await;
+    assert_eq!(acked.responses[0].partitions[0].error_code, 0);
+
+    let describe = |topics: Option<Vec<DescribeShareGroupOffsetsRequestTopic>>| {
+        DescribeShareGroupOffsetsRequest::default().with_groups(vec![
+            DescribeShareGroupOffsetsRequestGroup::default()
+                .with_group_id(GroupId(s(GROUP)))
+                .with_topics(topics),
+        ])
+    };
+    let all = client.send(0, describe(None)).await;
+    let p = &all.groups[0].topics[0].partitions[0];
+    assert_eq!(all.groups[0].topics[0].topic_id, topic);
+    assert_eq!(all.groups[0].topics[0].topic_name.0.as_str(), "q");
+    assert_eq!((p.partition_index, p.start_offset, p.error_code), (0, 5, 0));
+    let named = client
+        .send(
+            0,
+            describe(Some(vec![
+                DescribeShareGroupOffsetsRequestTopic::default()
+                    .with_topic_name(TopicName(s("q")))
+                    .with_partitions(vec![0]),
+                DescribeShareGroupOffsetsRequestTopic::default()
+                    .with_topic_name(TopicName(s("nope")))
+                    .with_partitions(vec![0]),
+            ])),
+        )
+        .await;
+    assert_eq!(named.groups[0].topics[0].partitions[0].start_offset, 5);
+    assert_eq!(named.groups[0].topics[1].partitions[0].error_code, 3);
+
+    // Alter: the share partition starts afresh at offset 1 (a new state epoch).
+    let altered = client
+        .send(
+            0,
+            AlterShareGroupOffsetsRequest::default()
+                .with_group_id(GroupId(s(GROUP)))
+                .with_topics(vec![AlterShareGroupOffsetsRequestTopic::default()
+                    .with_topic_name(TopicName(s("q")))
+                    .with_partitions(vec![
+                        AlterShareGroupOffsetsRequestPartition::default()
+                            .with_partition_index(0)
+                            .with_start_offset(1),
+                    ])]),
+        )
+        .await;
+    assert_eq!(altered.error_code, 0);
+    assert_eq!(altered.responses[0].partitions[0].error_code, 0);
+    let got = Fetch {
+        max_records: 2,
+        ..Fetch::new("m1", 3, topic)
+    }
+    .send(&mut client)
+    .await;
+    assert_eq!(acquired(&got).0, vec![(1, 2, 1)]);
+
+    // Delete: no state left; the next fetch starts at the end (latest).
+    let deleted = client
+        .send(
+            0,
+            DeleteShareGroupOffsetsRequest::default()
+                .with_group_id(GroupId(s(GROUP)))
+                .with_topics(vec![DeleteShareGroupOffsetsRequestTopic::default()
+                    .with_topic_name(TopicName(s("q")))]),
+        )
+        .await;
+    assert_eq!(deleted.error_code, 0);
+    assert_eq!(deleted.responses[0].error_code, 0);
+    let all = client.send(0, describe(None)).await;
+    assert!(all.groups[0].topics.is_empty(), "{all:?}");
+
+    // FindCoordinator(SHARE) names this broker for a well-formed key, refuses a bad one.
+    let key = format!("{GROUP}:{}:0", "AAAAAAAAAAAAAAAAAAAAAA");
+    let found = client
+        .send(
+            4,
+            FindCoordinatorRequest::default()
+                .with_key_type(2)
+                .with_coordinator_keys(vec![s(&key), s("no-colons")]),
+        )
+        .await;
+    assert_eq!(found.coordinators[0].error_code, 0, "{found:?}");
+    assert_eq!(found.coordinators[0].port, i32::from(broker.addr().port()));
+    assert_eq!(found.coordinators[1].error_code, 42);
+    broker.broker.shutdown().await;
+}

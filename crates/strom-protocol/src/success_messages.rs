@@ -100,6 +100,26 @@ pub fn clear_success_messages(response: &mut ResponseKind) {
                 clear(p.acknowledge_error_code, &mut p.acknowledge_error_message);
             }
         }
+        ResponseKind::DescribeShareGroupOffsets(r) => {
+            for g in &mut r.groups {
+                clear(g.error_code, &mut g.error_message);
+                for p in g.topics.iter_mut().flat_map(|t| &mut t.partitions) {
+                    clear(p.error_code, &mut p.error_message);
+                }
+            }
+        }
+        ResponseKind::AlterShareGroupOffsets(r) => {
+            clear(r.error_code, &mut r.error_message);
+            for p in r.responses.iter_mut().flat_map(|t| &mut t.partitions) {
+                clear(p.error_code, &mut p.error_message);
+            }
+        }
+        ResponseKind::DeleteShareGroupOffsets(r) => {
+            clear(r.error_code, &mut r.error_message);
+            for t in &mut r.responses {
+                clear(t.error_code, &mut t.error_message);
+            }
+        }
         ResponseKind::ShareAcknowledge(r) => {
             clear(r.error_code, &mut r.error_message);
             for p in r.responses.iter_mut().flat_map(|t| &mut t.partitions) {

@@ -31,6 +31,8 @@ const MESSAGE_MIN_VERSION: i16 = 1;
 const KEY_TYPE_GROUP: i8 = 0;
 /// `key_type` of a transactional id.
 const KEY_TYPE_TRANSACTION: i8 = 1;
+/// `key_type` of a share partition's state (`group:topicId:partition`, KIP-932).
+const KEY_TYPE_SHARE: i8 = 2;
 /// How long an answer naming this broker waits for the partition's groups to load.
 const LOAD_WAIT_MS: u64 = 3_000;
 
@@ -95,6 +97,9 @@ async fn answers(
 ) -> Vec<Answer> {
     if key_type == KEY_TYPE_TRANSACTION {
         return transaction_answers(context, keys, version).await;
+    }
+    if key_type == KEY_TYPE_SHARE {
+        return share_answers(context, keys).await;
     }
     if key_type != KEY_TYPE_GROUP {
         return keys
@@ -205,6 +210,47 @@ async fn transaction_answers(
         }
     }
     answers
+}
+
+/// FindCoordinator(SHARE): the leader of each share partition key's `__share_group_state`
+/// partition (created on the first lookup). Its coordinator loads lazily on the first call
+/// (`share_state.rs`), so there is nothing to wait for here.
+async fn share_answers(context: &BrokerContext, keys: &[StrBytes]) -> Vec<Answer> {
+    if !crate::share_state::ensure_state_topic(context).await {
+        return keys
+            .iter()
+            .map(|_| {
+                Answer::Error(
+                    ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                    "the share state topic is not available yet",
+                )
+            })
+            .collect();
+    }
+    let image = context.metadata.image();
+    keys.iter()
+        .map(|key| {
+            // Kafka's SharePartitionKey: group:topicId:partition, the partition a number.
+            let parts: Vec<&str> = key.rsplitn(3, ':').collect();
+            let valid = parts.len() == 3
+                && parts[0].parse::<i32>().is_ok_and(|p| p >= 0)
+                && !parts[1].is_empty()
+                && !parts[2].is_empty();
+            if !valid {
+                return Answer::Error(
+                    ErrorCode::INVALID_REQUEST,
+                    "a share coordinator key is group:topicId:partition",
+                );
+            }
+            let partition = crate::share_state::partition_for(context, key);
+            coordinator_of(
+                context,
+                &image,
+                crate::share_state::SHARE_STATE_TOPIC,
+                partition,
+            )
+        })
+        .collect()
 }
 
 /// The live leader of `partition` of the internal `topic`, at its endpoint for this listener.

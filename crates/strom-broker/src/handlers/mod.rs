@@ -52,6 +52,7 @@ mod share_group_describe;
 mod share_group_heartbeat;
 mod share_acknowledge;
 mod share_fetch;
+mod share_group_offsets;
 mod sync_group;
 mod telemetry;
 mod txn_offset_commit;
@@ -133,6 +134,9 @@ pub const SERVED_APIS: &[ApiKey] = &[
     ApiKey::ShareGroupDescribe,
     ApiKey::ShareFetch,
     ApiKey::ShareAcknowledge,
+    ApiKey::DescribeShareGroupOffsets,
+    ApiKey::AlterShareGroupOffsets,
+    ApiKey::DeleteShareGroupOffsets,
 ];
 
 /// What the connection does after a request.
@@ -401,6 +405,15 @@ async fn handle_request(context: &BrokerContext, incoming: Incoming, session: &S
         RequestKind::ShareFetch(body) => share_fetch::handle(context, body, version).await,
         RequestKind::ShareAcknowledge(body) => {
             share_acknowledge::handle(context, body, version).await
+        }
+        RequestKind::DescribeShareGroupOffsets(body) => {
+            share_group_offsets::describe(context, body).await
+        }
+        RequestKind::AlterShareGroupOffsets(body) => {
+            share_group_offsets::alter(context, body).await
+        }
+        RequestKind::DeleteShareGroupOffsets(body) => {
+            share_group_offsets::delete(context, body).await
         }
         // The version table decodes only served APIs; this is a safety net, never a crash.
         other => match error_response(

@@ -130,6 +130,26 @@ pub fn for_each(response: &ResponseKind, mut count: impl FnMut(i16, u64)) {
                 each(p.acknowledge_error_code);
             }
         }
+        ResponseKind::DescribeShareGroupOffsets(r) => {
+            for g in &r.groups {
+                each(g.error_code);
+                g.topics
+                    .iter()
+                    .flat_map(|t| &t.partitions)
+                    .for_each(|p| each(p.error_code));
+            }
+        }
+        ResponseKind::AlterShareGroupOffsets(r) => {
+            each(r.error_code);
+            r.responses
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .for_each(|p| each(p.error_code));
+        }
+        ResponseKind::DeleteShareGroupOffsets(r) => {
+            each(r.error_code);
+            r.responses.iter().for_each(|t| each(t.error_code));
+        }
         ResponseKind::ShareAcknowledge(r) => {
             each(r.error_code);
             r.responses

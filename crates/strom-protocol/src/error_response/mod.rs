@@ -105,6 +105,30 @@ fn groups_error(request: &RequestKind, api_version: i16, code: i16) -> Option<Re
         RequestKind::ShareAcknowledge(_) => ResponseKind::ShareAcknowledge(
             kafka_protocol::messages::ShareAcknowledgeResponse::default().with_error_code(code),
         ),
+        RequestKind::AlterShareGroupOffsets(_) => ResponseKind::AlterShareGroupOffsets(
+            kafka_protocol::messages::AlterShareGroupOffsetsResponse::default()
+                .with_error_code(code),
+        ),
+        RequestKind::DeleteShareGroupOffsets(_) => ResponseKind::DeleteShareGroupOffsets(
+            kafka_protocol::messages::DeleteShareGroupOffsetsResponse::default()
+                .with_error_code(code),
+        ),
+        RequestKind::DescribeShareGroupOffsets(request) => {
+            use kafka_protocol::messages::describe_share_group_offsets_response::DescribeShareGroupOffsetsResponseGroup;
+            ResponseKind::DescribeShareGroupOffsets(
+                kafka_protocol::messages::DescribeShareGroupOffsetsResponse::default().with_groups(
+                    request
+                        .groups
+                        .iter()
+                        .map(|g| {
+                            DescribeShareGroupOffsetsResponseGroup::default()
+                                .with_group_id(g.group_id.clone())
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                ),
+            )
+        }
         _ => return None,
     })
 }

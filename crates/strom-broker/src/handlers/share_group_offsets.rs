@@ -1,0 +1,212 @@
+//! DescribeShareGroupOffsets, AlterShareGroupOffsets and DeleteShareGroupOffsets (KIP-932,
+//! v0): reads and writes of the share partitions' durable state (`share_partitions.rs`,
+//! `share_state.rs`), addressed by topic name.
+//!
+//! Alter and Delete are refused unless the share group is empty, as Kafka refuses them
+//! (NON_EMPTY_GROUP). Seam: [`group_is_empty`] answers from the share group coordinator once
+//! it serves membership; until then every group counts as empty.
+
+use strom_protocol::messages::alter_share_group_offsets_response::{
+    AlterShareGroupOffsetsResponsePartition, AlterShareGroupOffsetsResponseTopic,
+};
+use strom_protocol::messages::delete_share_group_offsets_response::DeleteShareGroupOffsetsResponseTopic;
+use strom_protocol::messages::describe_share_group_offsets_response::{
+    DescribeShareGroupOffsetsResponseGroup, DescribeShareGroupOffsetsResponsePartition,
+    DescribeShareGroupOffsetsResponseTopic,
+};
+use strom_protocol::messages::{
+    AlterShareGroupOffsetsRequest, AlterShareGroupOffsetsResponse, DeleteShareGroupOffsetsRequest,
+    DeleteShareGroupOffsetsResponse, DescribeShareGroupOffsetsRequest,
+    DescribeShareGroupOffsetsResponse, ResponseKind, TopicName,
+};
+use strom_protocol::{ErrorCode, StrBytes};
+
+use crate::server::BrokerContext;
+
+/// Whether `group_id` has no members. Seam for the share group coordinator: every group
+/// counts as empty until it answers.
+fn group_is_empty(_context: &BrokerContext, _group_id: &str) -> bool {
+    true
+}
+
+fn message(code: ErrorCode, what: &str) -> Option<StrBytes> {
+    (!code.is_none()).then(|| StrBytes::from_string(format!("{what}: {code}")))
+}
+
+pub(super) async fn describe(
+    context: &BrokerContext,
+    request: DescribeShareGroupOffsetsRequest,
+) -> ResponseKind {
+    let mut groups = Vec::with_capacity(request.groups.len());
+    for group in &request.groups {
+        let group_id = group.group_id.0.to_string();
+        let image = context.metadata.image();
+        // Named topics: each partition asked for (an unknown topic answers
+        // UNKNOWN_TOPIC_OR_PARTITION per partition); none: every partition with state.
+        let mut unknown = Vec::new();
+        let wanted = group.topics.as_ref().map(|topics| {
+            let mut wanted = Vec::new();
+            for t in topics {
+                match image.topic_by_name(&t.topic_name.0) {
+                    Some(topic) => {
+                        wanted.extend(t.partitions.iter().map(|p| (topic.topic_id, *p)));
+                    }
+                    None => unknown.push(t),
+                }
+            }
+            wanted
+        });
+        let described = context
+            .shares
+            .describe_offsets(context, &group_id, wanted)
+            .await;
+        let mut topics: Vec<DescribeShareGroupOffsetsResponseTopic> = Vec::new();
+        for (topic_id, partition, result) in described {
+            let name = image
+                .topic_by_id(topic_id)
+                .map(|t| t.name.clone())
+                .unwrap_or_default();
+            let (start_offset, leader_epoch, code) = match result {
+                Ok((start, epoch)) => (start, epoch, ErrorCode(0)),
+                Err(code) => (-1, -1, code),
+            };
+            let data = DescribeShareGroupOffsetsResponsePartition::default()
+                .with_partition_index(partition)
+                .with_start_offset(start_offset)
+                .with_leader_epoch(leader_epoch)
+                .with_error_code(code.code())
+                .with_error_message(message(code, "reading the share state"));
+            match topics.last_mut() {
+                Some(last) if last.topic_id == topic_id => last.partitions.push(data),
+                _ => topics.push(
+                    DescribeShareGroupOffsetsResponseTopic::default()
+                        .with_topic_name(TopicName(StrBytes::from_string(name)))
+                        .with_topic_id(topic_id)
+                        .with_partitions(vec![data]),
+                ),
+            }
+        }
+        for t in unknown {
+            let code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION;
+            topics.push(
+                DescribeShareGroupOffsetsResponseTopic::default()
+                    .with_topic_name(t.topic_name.clone())
+                    .with_partitions(
+                        t.partitions
+                            .iter()
+                            .map(|p| {
+                                DescribeShareGroupOffsetsResponsePartition::default()
+                                    .with_partition_index(*p)
+                                    .with_start_offset(-1)
+                                    .with_leader_epoch(-1)
+                                    .with_error_code(code.code())
+                                    .with_error_message(message(code, "no such topic"))
+                            })
+                            .collect(),
+                    ),
+            );
+        }
+        groups.push(
+            DescribeShareGroupOffsetsResponseGroup::default()
+                .with_group_id(group.group_id.clone())
+                .with_topics(topics),
+        );
+    }
+    ResponseKind::DescribeShareGroupOffsets(
+        DescribeShareGroupOffsetsResponse::default().with_groups(groups),
+    )
+}
+
+pub(super) async fn alter(
+    context: &BrokerContext,
+    request: AlterShareGroupOffsetsRequest,
+) -> ResponseKind {
+    let group_id = request.group_id.0.to_string();
+    if !group_is_empty(context, &group_id) {
+        return ResponseKind::AlterShareGroupOffsets(
+            AlterShareGroupOffsetsResponse::default()
+                .with_error_code(ErrorCode::NON_EMPTY_GROUP.code()),
+        );
+    }
+    let image = context.metadata.image();
+    let mut responses = Vec::with_capacity(request.topics.len());
+    for t in &request.topics {
+        let topic = image.topic_by_name(&t.topic_name.0);
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in &t.partitions {
+            let code = match topic {
+                None => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                Some(topic) if !topic.partitions.contains_key(&p.partition_index) => {
+                    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+                }
+                Some(topic) => context
+                    .shares
+                    .alter_offset(
+                        context,
+                        &group_id,
+                        topic.topic_id,
+                        p.partition_index,
+                        p.start_offset,
+                    )
+                    .await
+                    .err()
+                    .unwrap_or(ErrorCode(0)),
+            };
+            partitions.push(
+                AlterShareGroupOffsetsResponsePartition::default()
+                    .with_partition_index(p.partition_index)
+                    .with_error_code(code.code())
+                    .with_error_message(message(code, "altering the share-partition start offset")),
+            );
+        }
+        responses.push(
+            AlterShareGroupOffsetsResponseTopic::default()
+                .with_topic_name(t.topic_name.clone())
+                .with_topic_id(topic.map(|t| t.topic_id).unwrap_or_default())
+                .with_partitions(partitions),
+        );
+    }
+    ResponseKind::AlterShareGroupOffsets(
+        AlterShareGroupOffsetsResponse::default().with_responses(responses),
+    )
+}
+
+pub(super) async fn delete(
+    context: &BrokerContext,
+    request: DeleteShareGroupOffsetsRequest,
+) -> ResponseKind {
+    let group_id = request.group_id.0.to_string();
+    if !group_is_empty(context, &group_id) {
+        return ResponseKind::DeleteShareGroupOffsets(
+            DeleteShareGroupOffsetsResponse::default()
+                .with_error_code(ErrorCode::NON_EMPTY_GROUP.code()),
+        );
+    }
+    let image = context.metadata.image();
+    let mut responses = Vec::with_capacity(request.topics.len());
+    for t in &request.topics {
+        let topic = image.topic_by_name(&t.topic_name.0);
+        let code = match topic {
+            None => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+            Some(topic) => {
+                let partitions = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
+                context
+                    .shares
+                    .delete_offsets(context, &group_id, topic.topic_id, partitions)
+                    .await
+                    .err()
+                    .unwrap_or(ErrorCode(0))
+            }
+        };
+        responses.push(
+            DeleteShareGroupOffsetsResponseTopic::default()
+                .with_topic_name(t.topic_name.clone())
+                .with_topic_id(topic.map(|t| t.topic_id).unwrap_or_default())
+                .with_error_code(code.code())
+                .with_error_message(message(code, "deleting the share state")),
+        );
+    }
+    ResponseKind::DeleteShareGroupOffsets(
+        DeleteShareGroupOffsetsResponse::default().with_responses(responses),
+    )
+}
