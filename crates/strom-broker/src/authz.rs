@@ -167,7 +167,13 @@ pub const TABLE: &[(ApiKey, ResourceType, AclOperation)] = &[
     (ApiKey::DescribeShareGroupOffsets, Rt::Group, Op::Describe),
     (ApiKey::AlterShareGroupOffsets, Rt::Group, Op::Read),
     (ApiKey::DeleteShareGroupOffsets, Rt::Group, Op::Delete),
-    // FindCoordinator(SHARE) is asked by brokers (Kafka: CLUSTER_ACTION).
+    // FindCoordinator(SHARE) and the share coordinator's RPCs are asked by brokers (Kafka:
+    // CLUSTER_ACTION).
+    (ApiKey::InitializeShareGroupState, Rt::Cluster, Op::ClusterAction),
+    (ApiKey::ReadShareGroupState, Rt::Cluster, Op::ClusterAction),
+    (ApiKey::WriteShareGroupState, Rt::Cluster, Op::ClusterAction),
+    (ApiKey::DeleteShareGroupState, Rt::Cluster, Op::ClusterAction),
+    (ApiKey::ReadShareGroupStateSummary, Rt::Cluster, Op::ClusterAction),
     (ApiKey::FindCoordinator, Rt::Cluster, Op::ClusterAction),
     (ApiKey::OffsetCommit, Rt::Group, Op::Read),
     (ApiKey::OffsetCommit, Rt::Topic, Op::Read),
@@ -454,6 +460,13 @@ pub fn precheck(
             .as_ref()
             .and_then(|g| group(ApiKey::ShareAcknowledge, g)),
         RequestKind::OffsetDelete(r) => group(ApiKey::OffsetDelete, &r.group_id),
+        RequestKind::InitializeShareGroupState(_) => cluster(ApiKey::InitializeShareGroupState),
+        RequestKind::ReadShareGroupState(_) => cluster(ApiKey::ReadShareGroupState),
+        RequestKind::WriteShareGroupState(_) => cluster(ApiKey::WriteShareGroupState),
+        RequestKind::DeleteShareGroupState(_) => cluster(ApiKey::DeleteShareGroupState),
+        RequestKind::ReadShareGroupStateSummary(_) => {
+            cluster(ApiKey::ReadShareGroupStateSummary)
+        }
         // Describe names several groups and is not checked yet (seam).
         RequestKind::AlterShareGroupOffsets(r) => {
             group(ApiKey::AlterShareGroupOffsets, &r.group_id)

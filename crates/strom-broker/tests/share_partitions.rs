@@ -542,3 +542,109 @@ async fn share_group_offsets_describe_alter_delete_and_find_coordinator() {
     assert_eq!(found.coordinators[1].error_code, 42);
     broker.broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn share_coordinator_rpcs_initialize_write_read_delete_with_fencing() {
+    use kafka_protocol::messages::{
+        delete_share_group_state_request as del, initialize_share_group_state_request as init,
+        read_share_group_state_request as read, read_share_group_state_summary_request as sum,
+        write_share_group_state_request as write, DeleteShareGroupStateRequest,
+        InitializeShareGroupStateRequest, ReadShareGroupStateRequest,
+        ReadShareGroupStateSummaryRequest, WriteShareGroupStateRequest,
+    };
+    let broker = start().await;
+    let mut client = broker.client().await;
+    let topic = Uuid::from_u128(0x1234);
+    let init_at = |epoch: i32, start: i64| {
+        InitializeShareGroupStateRequest::default()
+            .with_group_id(s("g1"))
+            .with_topics(vec![init::InitializeStateData::default()
+                .with_topic_id(topic)
+                .with_partitions(vec![init::PartitionData::default()
+                    .with_partition(3)
+                    .with_state_epoch(epoch)
+                    .with_start_offset(start)])])
+    };
+    let write_at = |epoch: i32, batches: Vec<(i64, i64, i8, i16)>| {
+        WriteShareGroupStateRequest::default()
+            .with_group_id(s("g1"))
+            .with_topics(vec![write::WriteStateData::default()
+                .with_topic_id(topic)
+                .with_partitions(vec![write::PartitionData::default()
+                    .with_partition(3)
+                    .with_state_epoch(epoch)
+                    .with_leader_epoch(0)
+                    .with_start_offset(12)
+                    .with_state_batches(
+                        batches
+                            .into_iter()
+                            .map(|(f, l, st, d)| {
+                                write::StateBatch::default()
+                                    .with_first_offset(f)
+                                    .with_last_offset(l)
+                                    .with_delivery_state(st)
+                                    .with_delivery_count(d)
+                            })
+                            .collect(),
+                    )])])
+    };
+    let read_now = ReadShareGroupStateRequest::default()
+        .with_group_id(s("g1"))
+        .with_topics(vec![read::ReadStateData::default()
+            .with_topic_id(topic)
+            .with_partitions(vec![read::PartitionData::default()
+                .with_partition(3)
+                .with_leader_epoch(0)])]);
+
+    let unknown = client.send(0, read_now.clone()).await;
+    assert_eq!(unknown.results[0].partitions[0].error_code, 3);
+    let done = client.send(0, init_at(1, 10)).await;
+    assert_eq!(done.results[0].partitions[0].error_code, 0);
+    let fenced = client.send(0, init_at(1, 10)).await;
+    assert_eq!(fenced.results[0].partitions[0].error_code, 124);
+    let written = client
+        .send(0, write_at(1, vec![(12, 14, 0, 2), (15, 15, 2, 1)]))
+        .await;
+    assert_eq!(written.results[0].partitions[0].error_code, 0);
+    let bad_state = client.send(0, write_at(1, vec![(16, 16, 3, 1)])).await;
+    assert_eq!(bad_state.results[0].partitions[0].error_code, 42);
+    let old_epoch = client.send(0, write_at(0, vec![])).await;
+    assert_eq!(old_epoch.results[0].partitions[0].error_code, 124);
+
+    let state = client.send(0, read_now.clone()).await;
+    let p = &state.results[0].partitions[0];
+    assert_eq!((p.error_code, p.state_epoch, p.start_offset), (0, 1, 12));
+    let batches: Vec<(i64, i64, i8, i16)> = p
+        .state_batches
+        .iter()
+        .map(|b| (b.first_offset, b.last_offset, b.delivery_state, b.delivery_count))
+        .collect();
+    assert_eq!(batches, vec![(12, 14, 0, 2), (15, 15, 2, 1)]);
+    let summary = client
+        .send(
+            0,
+            ReadShareGroupStateSummaryRequest::default()
+                .with_group_id(s("g1"))
+                .with_topics(vec![sum::ReadStateSummaryData::default()
+                    .with_topic_id(topic)
+                    .with_partitions(vec![sum::PartitionData::default().with_partition(3)])]),
+        )
+        .await;
+    let p = &summary.results[0].partitions[0];
+    assert_eq!((p.error_code, p.state_epoch, p.start_offset), (0, 1, 12));
+
+    let deleted = client
+        .send(
+            0,
+            DeleteShareGroupStateRequest::default()
+                .with_group_id(s("g1"))
+                .with_topics(vec![del::DeleteStateData::default()
+                    .with_topic_id(topic)
+                    .with_partitions(vec![del::PartitionData::default().with_partition(3)])]),
+        )
+        .await;
+    assert_eq!(deleted.results[0].partitions[0].error_code, 0);
+    let gone = client.send(0, read_now).await;
+    assert_eq!(gone.results[0].partitions[0].error_code, 3);
+    broker.broker.shutdown().await;
+}

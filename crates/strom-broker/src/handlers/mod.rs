@@ -53,6 +53,7 @@ mod share_group_heartbeat;
 mod share_acknowledge;
 mod share_fetch;
 mod share_group_offsets;
+mod share_group_state;
 mod sync_group;
 mod telemetry;
 mod txn_offset_commit;
@@ -137,6 +138,11 @@ pub const SERVED_APIS: &[ApiKey] = &[
     ApiKey::DescribeShareGroupOffsets,
     ApiKey::AlterShareGroupOffsets,
     ApiKey::DeleteShareGroupOffsets,
+    ApiKey::InitializeShareGroupState,
+    ApiKey::ReadShareGroupState,
+    ApiKey::WriteShareGroupState,
+    ApiKey::DeleteShareGroupState,
+    ApiKey::ReadShareGroupStateSummary,
 ];
 
 /// What the connection does after a request.
@@ -414,6 +420,15 @@ async fn handle_request(context: &BrokerContext, incoming: Incoming, session: &S
         }
         RequestKind::DeleteShareGroupOffsets(body) => {
             share_group_offsets::delete(context, body).await
+        }
+        RequestKind::InitializeShareGroupState(body) => {
+            share_group_state::initialize(context, body).await
+        }
+        RequestKind::ReadShareGroupState(body) => share_group_state::read(context, body).await,
+        RequestKind::WriteShareGroupState(body) => share_group_state::write(context, body).await,
+        RequestKind::DeleteShareGroupState(body) => share_group_state::delete(context, body).await,
+        RequestKind::ReadShareGroupStateSummary(body) => {
+            share_group_state::summary(context, body).await
         }
         // The version table decodes only served APIs; this is a safety net, never a crash.
         other => match error_response(
