@@ -118,7 +118,7 @@ def test_features_describe_and_update(broker, compat_tool):
     v3+ (Admin describeFeatures); UpdateFeatures accepts the level the cluster runs at and
     refuses any other with Kafka's INVALID_UPDATE_VERSION."""
     out = compat_tool(["features", broker.bootstrap])
-    assert out["finalized"] == {"metadata.version": {"min": 25, "max": 25}, "group.version": {"min": 1, "max": 1}}, out
+    assert out["finalized"] == {"metadata.version": {"min": 25, "max": 25}, "group.version": {"min": 1, "max": 1}, "share.version": {"min": 1, "max": 1}}, out
     assert out["supported"]["metadata.version"] == {"min": 25, "max": 25}, out
     assert out["supported"]["group.version"] == {"min": 1, "max": 1}, out
     # ApiVersions v4 (the Java client's) also carries ranges that start at 0.

@@ -44,6 +44,13 @@ pub const FEATURES: &[Feature] = &[
         max_supported: 1,
         finalized: 1,
     },
+    // KIP-932 share groups: ShareFetch, ShareAcknowledge and the share state are served.
+    Feature {
+        name: "share.version",
+        min_supported: 1,
+        max_supported: 1,
+        finalized: 1,
+    },
 ];
 
 /// The epoch of the finalized levels: they were finalized when the cluster was formed and
@@ -169,18 +176,26 @@ mod tests {
         assert_eq!(
             names(&v3),
             (
-                vec!["metadata.version:25-25".into(), "group.version:1-1".into()],
-                vec!["metadata.version:25".into(), "group.version:1".into()]
+                vec![
+                    "metadata.version:25-25".into(),
+                    "group.version:1-1".into(),
+                    "share.version:1-1".into()
+                ],
+                vec![
+                    "metadata.version:25".into(),
+                    "group.version:1".into(),
+                    "share.version:1".into()
+                ]
             )
         );
         assert_eq!(v3.finalized_features_epoch, 0);
         let v4 = with_features(ApiVersionsResponse::default(), 4);
         assert_eq!(
             names(&v4).0.len(),
-            3,
+            4,
             "kraft.version's 0-0 range from v4 on"
         );
-        assert_eq!(names(&v4).1.len(), 2, "a level of 0 is never finalized");
+        assert_eq!(names(&v4).1.len(), 3, "a level of 0 is never finalized");
     }
 
     #[test]

@@ -122,13 +122,15 @@ fn expected_flexible(version: i16) -> Vec<u8> {
         supported.push(feature("kraft.version", 0, 0));
     }
     supported.push(feature("group.version", 1, 1));
+    supported.push(feature("share.version", 1, 1));
     let mut supported_bytes = vec![supported.len() as u8 + 1];
     supported
         .iter()
         .for_each(|f| supported_bytes.extend_from_slice(f));
-    let mut finalized_bytes = vec![3];
+    let mut finalized_bytes = vec![4];
     finalized_bytes.extend(feature("metadata.version", 25, 25));
     finalized_bytes.extend(feature("group.version", 1, 1));
+    finalized_bytes.extend(feature("share.version", 1, 1));
     body.push(3);
     body.extend(tagged(0, &supported_bytes));
     body.extend(tagged(1, &0i64.to_be_bytes()));
