@@ -1,4 +1,5 @@
 //! Unit and property tests of the share-partition state machine.
+// Compiled only under #[cfg(test)] (declared so in partition.rs): unwrapping is fine here.
 
 use super::*;
 use proptest::prelude::*;

@@ -1,5 +1,6 @@
 //! Tests of the share coordinator: commands, fencing, merging, the record codec, and that
 //! replaying the log (whole or compacted) rebuilds exactly the state in memory.
+// Compiled only under #[cfg(test)] (declared so in state.rs): unwrapping is fine here.
 
 use super::codec::{decode, encode};
 use super::*;
