@@ -9,8 +9,8 @@
 //! before it delivers anything.
 //!
 //! Acquisition: the log is read from the share partition's fetch offset up to the high
-//! watermark (read_committed: the last stable offset), whole batches as Fetch returns them;
-//! control batches are gaps. The records acquired are answered as `AcquiredRecords` ranges
+//! watermark (read_committed: the last stable offset; records of aborted transactions are
+//! not filtered out yet), whole batches as Fetch returns them; control batches are gaps. The records acquired are answered as `AcquiredRecords` ranges
 //! with the batches that hold them; clients skip the rest of a batch. Acquisitions are not
 //! persisted (as Kafka): after a restart or leader change an acquired record is AVAILABLE
 //! again with the delivery count last persisted.

@@ -22,10 +22,10 @@
 //! reloads from the log, which then holds at most what memory held) and the caller gets an
 //! error: nothing is answered as written that is not.
 //!
-//! A share partition that is not hosted on the coordinator's broker would reach it with
-//! Read/WriteShareGroupState requests; Strom calls the coordinator in-process only, so a
-//! share partition whose state partition another broker leads answers
-//! COORDINATOR_NOT_AVAILABLE (see docs/ARCHITECTURE.md: a known limit).
+//! The coordinator also serves the Read/WriteShareGroupState RPCs of other brokers
+//! (`handlers/share_group_state.rs`), but Strom's share partitions call it in-process only,
+//! so a share partition whose state partition another broker leads gets NOT_COORDINATOR
+//! (see docs/ARCHITECTURE.md: a known limit).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,268 @@
+"""Share groups (KIP-932) with confluent-kafka's ShareConsumer against the real broker:
+three consumers share a one-partition topic and together get every record exactly once
+under ACCEPT; RELEASE redelivers up to the delivery count limit and REJECT archives at once;
+a consumer killed with records acquired has them redelivered after the lock duration; a
+broker restart keeps acknowledged records acknowledged.
+
+The group's start offset is set to 0 with AlterShareGroupOffsets (raw protocol, below)
+before the consumers start, so records produced first are delivered whatever
+`share.auto.offset.reset` says. These tests need ShareGroupHeartbeat (the share group
+coordinator); until the broker advertises it they are expected failures (needs_api)."""
+
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+import pytest
+from confluent_kafka import AcknowledgeType, Producer, ShareConsumer
+
+import kafka_wire
+from group_fixtures import create_topic
+
+kafka_wire.API_KEYS.update({"ShareGroupHeartbeat": 76, "ShareFetch": 78, "ShareAcknowledge": 79})
+
+pytestmark = pytest.mark.needs_api("ShareGroupHeartbeat", "ShareFetch", "ShareAcknowledge")
+
+LOCK_MS = 3000
+DELIVERY_LIMIT = 3
+SHARE_ARGS = [
+    "--override", f"group.share.record.lock.duration.ms={LOCK_MS}",
+    "--override", f"group.share.delivery.count.limit={DELIVERY_LIMIT}",
+    "--override", "share.coordinator.state.topic.num.partitions=3",
+    "--override", "strom.log.durability=sync-on-commit",
+]
+
+
+def _uvarint(n):
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _compact_str(s):
+    data = s.encode()
+    return _uvarint(len(data) + 1) + data
+
+
+def alter_share_offsets(bootstrap, group, topic, partition, start_offset, timeout_s=30):
+    """AlterShareGroupOffsets v0 (API 91, flexible) for one partition; returns the
+    (top-level, partition) error codes. Retries while the broker answers retriably."""
+    host, port = bootstrap.rsplit(":", 1)
+    body = (
+        _compact_str(group)
+        + _uvarint(2)
+        + _compact_str(topic)
+        + _uvarint(2)
+        + struct.pack(">iq", partition, start_offset)
+        + b"\x00"  # partition tags
+        + b"\x00"  # topic tags
+        + b"\x00"  # request tags
+    )
+    client_id = b"share-test"
+    header = struct.pack(">hhih", 91, 0, 7, len(client_id)) + client_id + b"\x00"
+    frame = header + body
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall(struct.pack(">i", len(frame)) + frame)
+            size = struct.unpack(">i", kafka_wire._read_exact(s, 4))[0]
+            resp = kafka_wire._read_exact(s, size)
+        # correlation id, header tags, throttle, error code.
+        pos = 4 + 1 + 4
+        top_error = struct.unpack(">h", resp[pos:pos + 2])[0]
+        pos += 2
+        msg_len = resp[pos]
+        pos += 1 + max(msg_len - 1, 0)
+        part_error = None
+        if resp[pos] > 1:  # one topic
+            pos += 1
+            name_len = resp[pos]
+            pos += 1 + name_len - 1 + 16
+            pos += 1  # partitions count
+            part_error = struct.unpack(">h", resp[pos + 4:pos + 6])[0]
+        if (top_error, part_error) in ((0, 0),) or time.monotonic() > deadline:
+            return top_error, part_error
+        time.sleep(0.2)
+
+
+def produce(bootstrap, topic, count, start=0):
+    acked = []
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5, "log_level": 0})
+    for i in range(start, start + count):
+        p.produce(topic, value=f"v{i}".encode(), partition=0,
+                  on_delivery=lambda err, msg: acked.append(msg.offset()) if err is None else None)
+    assert p.flush(30) == 0
+    assert len(acked) == count
+    return sorted(acked)
+
+
+def consumer(bootstrap, group, topic, explicit=False):
+    c = ShareConsumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "share.acknowledgement.mode": "explicit" if explicit else "implicit",
+        "log_level": 0,
+    })
+    c.subscribe([topic])
+    return c
+
+
+def poll_records(c, timeout_s=1.0):
+    out = []
+    for m in c.poll(timeout_s):
+        if m.error() is None:
+            out.append(m)
+    return out
+
+
+def test_three_consumers_share_a_partition_and_get_every_record_once(make_broker, topic_name):
+    b = make_broker(SHARE_ARGS)
+    create_topic(b, topic_name, 1)
+    group = f"sg-{topic_name}"
+    assert alter_share_offsets(b.bootstrap, group, topic_name, 0, 0) == (0, 0)
+    offsets = produce(b.bootstrap, topic_name, 300)
+    consumers = [consumer(b.bootstrap, group, topic_name) for _ in range(3)]
+    seen = {}
+    try:
+        deadline = time.monotonic() + 90
+        while len(seen) < 300 and time.monotonic() < deadline:
+            for i, c in enumerate(consumers):
+                for m in poll_records(c, 0.5):
+                    assert m.offset() not in seen, f"offset {m.offset()} delivered twice"
+                    seen[m.offset()] = (i, m.value())
+        # A few more polls: implicit acknowledgements go out, nothing may come again.
+        for _ in range(3):
+            for c in consumers:
+                for m in poll_records(c, 0.5):
+                    pytest.fail(f"offset {m.offset()} delivered again after ACCEPT")
+    finally:
+        for c in consumers:
+            c.close()
+    assert sorted(seen) == offsets
+    assert all(v == f"v{o}".encode() for o, (_, v) in seen.items())
+
+
+def test_release_redelivers_to_the_limit_and_reject_archives(make_broker, topic_name):
+    b = make_broker(SHARE_ARGS)
+    create_topic(b, topic_name, 1)
+    group = f"sg-{topic_name}"
+    assert alter_share_offsets(b.bootstrap, group, topic_name, 0, 0) == (0, 0)
+    produce(b.bootstrap, topic_name, 10)
+    c = consumer(b.bootstrap, group, topic_name, explicit=True)
+    deliveries = {}
+    try:
+        deadline = time.monotonic() + 90
+        # Even offsets are released every time, odd ones rejected at once.
+        while time.monotonic() < deadline:
+            got = poll_records(c, 1.0)
+            for m in got:
+                deliveries.setdefault(m.offset(), []).append(m.delivery_count())
+                c.acknowledge(m, AcknowledgeType.RELEASE if m.offset() % 2 == 0 else AcknowledgeType.REJECT)
+            if got:
+                c.commit_sync()
+            done = all(len(deliveries.get(o, [])) == (DELIVERY_LIMIT if o % 2 == 0 else 1) for o in range(10))
+            if done and not got:
+                break
+        # Quiet for longer than a lock: archived records never come back.
+        quiet_until = time.monotonic() + LOCK_MS / 1000 + 2
+        while time.monotonic() < quiet_until:
+            for m in poll_records(c, 0.5):
+                pytest.fail(f"offset {m.offset()} delivered after it was archived")
+    finally:
+        c.close()
+    for o in range(10):
+        expected = list(range(1, DELIVERY_LIMIT + 1)) if o % 2 == 0 else [1]
+        assert deliveries.get(o) == expected, (o, deliveries.get(o))
+
+
+KILLED_CONSUMER = """
+import sys, time
+from confluent_kafka import ShareConsumer
+c = ShareConsumer({"bootstrap.servers": sys.argv[1], "group.id": sys.argv[2],
+                   "share.acknowledgement.mode": "explicit", "log_level": 0})
+c.subscribe([sys.argv[3]])
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    got = [m for m in c.poll(1.0) if m.error() is None]
+    if got:
+        print(" ".join(str(m.offset()) for m in got), flush=True)
+        break
+time.sleep(600)
+"""
+
+
+def test_killed_consumer_records_come_back_after_the_lock(make_broker, topic_name):
+    b = make_broker(SHARE_ARGS)
+    create_topic(b, topic_name, 1)
+    group = f"sg-{topic_name}"
+    assert alter_share_offsets(b.bootstrap, group, topic_name, 0, 0) == (0, 0)
+    offsets = produce(b.bootstrap, topic_name, 20)
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_CONSUMER, b.bootstrap, group, topic_name],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        held = [int(o) for o in line.split()]
+        assert held, "the first consumer got nothing"
+    finally:
+        proc.kill()
+        proc.wait(timeout=15)
+    c = consumer(b.bootstrap, group, topic_name, explicit=True)
+    redelivered = {}
+    try:
+        deadline = time.monotonic() + 60
+        while len(redelivered) < len(offsets) and time.monotonic() < deadline:
+            for m in poll_records(c, 1.0):
+                redelivered[m.offset()] = (m.delivery_count(), time.monotonic())
+                c.acknowledge(m, AcknowledgeType.ACCEPT)
+            c.commit_sync()
+    finally:
+        c.close()
+    assert sorted(redelivered) == offsets
+    for o in held:
+        count, at = redelivered[o]
+        assert count == 2, (o, count)
+        # Not before the killed consumer's lock ran out: it acquired them after `started`.
+        assert at - started >= LOCK_MS / 1000, (o, at - started)
+
+
+def test_restart_keeps_acknowledged_records_acknowledged(make_broker, topic_name):
+    b = make_broker(SHARE_ARGS)
+    create_topic(b, topic_name, 1)
+    group = f"sg-{topic_name}"
+    assert alter_share_offsets(b.bootstrap, group, topic_name, 0, 0) == (0, 0)
+    produce(b.bootstrap, topic_name, 50)
+    c = consumer(b.bootstrap, group, topic_name, explicit=True)
+    accepted = set()
+    try:
+        deadline = time.monotonic() + 60
+        while len(accepted) < 30 and time.monotonic() < deadline:
+            for m in poll_records(c, 1.0):
+                if m.offset() < 30:
+                    c.acknowledge(m, AcknowledgeType.ACCEPT)
+                    accepted.add(m.offset())
+                else:
+                    c.acknowledge(m, AcknowledgeType.RELEASE)
+            c.commit_sync()
+    finally:
+        c.close()
+    assert accepted == set(range(30))
+    b.stop()
+    b.start()
+    produce(b.bootstrap, topic_name, 10, start=50)
+    c = consumer(b.bootstrap, group, topic_name)
+    seen = set()
+    try:
+        deadline = time.monotonic() + 60
+        while len(seen) < 30 and time.monotonic() < deadline:
+            for m in poll_records(c, 1.0):
+                assert m.offset() not in accepted, f"acknowledged offset {m.offset()} delivered after the restart"
+                seen.add(m.offset())
+    finally:
+        c.close()
+    assert seen == set(range(30, 60))
