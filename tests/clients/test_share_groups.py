@@ -1,4 +1,5 @@
-"""Share groups (KIP-932) with confluent-kafka's ShareConsumer against the real broker:
+"""Share groups (KIP-932) with confluent-kafka's ShareConsumer and the Java client's
+KafkaShareConsumer (tests/clients/java/ShareMember.java) against the real broker:
 three consumers share a one-partition topic and together get every record exactly once
 under ACCEPT; RELEASE redelivers up to the delivery count limit and REJECT archives at once;
 a consumer killed with records acquired has them redelivered after the lock duration; a
@@ -9,6 +10,9 @@ before the consumers start, so records produced first are delivered whatever
 `share.auto.offset.reset` says. These tests need ShareGroupHeartbeat (the share group
 coordinator); until the broker advertises it they are expected failures (needs_api)."""
 
+import json
+import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -19,6 +23,7 @@ import pytest
 from confluent_kafka import AcknowledgeType, Producer, ShareConsumer
 
 import kafka_wire
+from conftest import TOOLS
 from group_fixtures import create_topic
 
 kafka_wire.API_KEYS.update({"ShareGroupHeartbeat": 76, "ShareFetch": 78, "ShareAcknowledge": 79})
@@ -266,3 +271,37 @@ def test_restart_keeps_acknowledged_records_acknowledged(make_broker, topic_name
     finally:
         c.close()
     assert seen == set(range(30, 60))
+
+
+def test_three_java_consumers_share_a_partition_and_get_every_record_once(make_broker, topic_name):
+    """Three KafkaShareConsumer processes (implicit acknowledgement) on one partition: every
+    record reaches exactly one of them, once."""
+    classes, libs = TOOLS / "java-classes", TOOLS / "java-libs"
+    if not (classes / "ShareMember.class").is_file():
+        pytest.fail("Java helper not compiled: run scripts/setup-clients")
+    b = make_broker(SHARE_ARGS)
+    create_topic(b, topic_name, 1)
+    group = f"sg-{topic_name}"
+    assert alter_share_offsets(b.bootstrap, group, topic_name, 0, 0) == (0, 0)
+    offsets = produce(b.bootstrap, topic_name, 600)
+    java = shutil.which("java") or "java"
+    cp = f"{classes}{os.pathsep}{libs}/*"
+    procs = [
+        subprocess.Popen([java, "-cp", cp, "ShareMember", b.bootstrap, group, topic_name, "8000", "100"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        for _ in range(3)
+    ]
+    received = []
+    try:
+        for p in procs:
+            out, _ = p.communicate(timeout=150)
+            assert p.returncode == 0
+            received.append(json.loads(out.strip().splitlines()[-1])["records"])
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=15)
+    all_offsets = [o for records in received for o, _ in records]
+    assert sorted(all_offsets) == offsets, "every record once, none twice"
+    assert all(count == 1 for records in received for _, count in records)
