@@ -48,13 +48,24 @@ pub(super) async fn handle(
 }
 
 /// Deletes `group_id` if it is a share group; `None` when no share group has that id (the
-/// consumer-group coordinator then answers). The share partitions' durable state of the
-/// group (`__share_group_state`) is not deleted here yet: that is the share coordinator's
-/// DeleteShareGroupState, called from here once it is served (seam).
+/// consumer-group coordinator then answers). The share partitions of the group hosted here
+/// and their durable state in the `__share_group_state` partitions this broker leads are
+/// deleted with it (`ShareManager::delete_group_state`); a failure there is logged and the
+/// group stays deleted.
 async fn delete_share_group(context: &BrokerContext, group_id: &str) -> Option<ErrorCode> {
     let command = ShareCommand::Delete(group_id.to_owned());
     match share_call(context, group_id, command).await {
-        Ok(ShareResponse::Delete(Ok(true))) => Some(ErrorCode::None),
+        Ok(ShareResponse::Delete(Ok(true))) => {
+            if let Err(code) = context.shares.delete_group_state(context, group_id).await {
+                tracing::warn!(
+                    group = group_id,
+                    %code,
+                    "share group deleted, but not all of its share state in __share_group_state; \
+                     delete its offsets with DeleteShareGroupOffsets"
+                );
+            }
+            Some(ErrorCode::None)
+        }
         Ok(ShareResponse::Delete(Ok(false))) => None,
         Ok(ShareResponse::Delete(Err(code))) => Some(code),
         Ok(_) => Some(ErrorCode::CoordinatorNotAvailable),
