@@ -35,6 +35,10 @@ DELIVERY_LIMIT = 3
 # Kafka's 30 s locks, so that a slow poll on a loaded machine does not redeliver anything in
 # the exactly-once tests; the killed-consumer test uses LOCK_MS.
 SHARE_ARGS = [
+    "--override", "group.share.min.session.timeout.ms=6000",
+    "--override", "group.share.session.timeout.ms=6000",
+    "--override", "group.share.min.heartbeat.interval.ms=500",
+    "--override", "group.share.heartbeat.interval.ms=500",
     "--override", f"group.share.delivery.count.limit={DELIVERY_LIMIT}",
     "--override", "share.coordinator.state.topic.num.partitions=3",
     "--override", "strom.log.durability=sync-on-commit",
