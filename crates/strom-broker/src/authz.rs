@@ -169,11 +169,23 @@ pub const TABLE: &[(ApiKey, ResourceType, AclOperation)] = &[
     (ApiKey::DeleteShareGroupOffsets, Rt::Group, Op::Delete),
     // FindCoordinator(SHARE) and the share coordinator's RPCs are asked by brokers (Kafka:
     // CLUSTER_ACTION).
-    (ApiKey::InitializeShareGroupState, Rt::Cluster, Op::ClusterAction),
+    (
+        ApiKey::InitializeShareGroupState,
+        Rt::Cluster,
+        Op::ClusterAction,
+    ),
     (ApiKey::ReadShareGroupState, Rt::Cluster, Op::ClusterAction),
     (ApiKey::WriteShareGroupState, Rt::Cluster, Op::ClusterAction),
-    (ApiKey::DeleteShareGroupState, Rt::Cluster, Op::ClusterAction),
-    (ApiKey::ReadShareGroupStateSummary, Rt::Cluster, Op::ClusterAction),
+    (
+        ApiKey::DeleteShareGroupState,
+        Rt::Cluster,
+        Op::ClusterAction,
+    ),
+    (
+        ApiKey::ReadShareGroupStateSummary,
+        Rt::Cluster,
+        Op::ClusterAction,
+    ),
     (ApiKey::FindCoordinator, Rt::Cluster, Op::ClusterAction),
     (ApiKey::OffsetCommit, Rt::Group, Op::Read),
     (ApiKey::OffsetCommit, Rt::Topic, Op::Read),
@@ -464,9 +476,7 @@ pub fn precheck(
         RequestKind::ReadShareGroupState(_) => cluster(ApiKey::ReadShareGroupState),
         RequestKind::WriteShareGroupState(_) => cluster(ApiKey::WriteShareGroupState),
         RequestKind::DeleteShareGroupState(_) => cluster(ApiKey::DeleteShareGroupState),
-        RequestKind::ReadShareGroupStateSummary(_) => {
-            cluster(ApiKey::ReadShareGroupStateSummary)
-        }
+        RequestKind::ReadShareGroupStateSummary(_) => cluster(ApiKey::ReadShareGroupStateSummary),
         // Describe names several groups and is not checked yet (seam).
         RequestKind::AlterShareGroupOffsets(r) => {
             group(ApiKey::AlterShareGroupOffsets, &r.group_id)

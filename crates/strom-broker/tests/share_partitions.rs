@@ -617,7 +617,14 @@ async fn share_coordinator_rpcs_initialize_write_read_delete_with_fencing() {
     let batches: Vec<(i64, i64, i8, i16)> = p
         .state_batches
         .iter()
-        .map(|b| (b.first_offset, b.last_offset, b.delivery_state, b.delivery_count))
+        .map(|b| {
+            (
+                b.first_offset,
+                b.last_offset,
+                b.delivery_state,
+                b.delivery_count,
+            )
+        })
         .collect();
     assert_eq!(batches, vec![(12, 14, 0, 2), (15, 15, 2, 1)]);
     let summary = client
@@ -627,7 +634,9 @@ async fn share_coordinator_rpcs_initialize_write_read_delete_with_fencing() {
                 .with_group_id(s("g1"))
                 .with_topics(vec![sum::ReadStateSummaryData::default()
                     .with_topic_id(topic)
-                    .with_partitions(vec![sum::PartitionData::default().with_partition(3)])]),
+                    .with_partitions(vec![
+                        sum::PartitionData::default().with_partition(3)
+                    ])]),
         )
         .await;
     let p = &summary.results[0].partitions[0];
@@ -640,7 +649,9 @@ async fn share_coordinator_rpcs_initialize_write_read_delete_with_fencing() {
                 .with_group_id(s("g1"))
                 .with_topics(vec![del::DeleteStateData::default()
                     .with_topic_id(topic)
-                    .with_partitions(vec![del::PartitionData::default().with_partition(3)])]),
+                    .with_partitions(vec![
+                        del::PartitionData::default().with_partition(3)
+                    ])]),
         )
         .await;
     assert_eq!(deleted.results[0].partitions[0].error_code, 0);

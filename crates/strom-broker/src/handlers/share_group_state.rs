@@ -189,7 +189,9 @@ pub(super) async fn write(
                 .with_partitions(partitions),
         );
     }
-    ResponseKind::WriteShareGroupState(WriteShareGroupStateResponse::default().with_results(results))
+    ResponseKind::WriteShareGroupState(
+        WriteShareGroupStateResponse::default().with_results(results),
+    )
 }
 
 pub(super) async fn delete(
