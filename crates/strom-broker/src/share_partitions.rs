@@ -134,6 +134,8 @@ pub fn read_committed(_context: &BrokerContext, _group_id: &str) -> bool {
 }
 
 type PartitionKey = (String, Uuid, i32);
+/// A hosted share partition, with the leader epoch it was created at.
+type HostedEntry = (i32, Arc<tokio::sync::Mutex<Hosted>>);
 
 /// One hosted share partition.
 struct Hosted {
@@ -155,7 +157,7 @@ struct Session {
 /// The share partitions and share sessions of this broker.
 pub struct ShareManager {
     /// Each with the leader epoch it was created at.
-    partitions: Mutex<HashMap<PartitionKey, (i32, Arc<tokio::sync::Mutex<Hosted>>)>>,
+    partitions: Mutex<HashMap<PartitionKey, HostedEntry>>,
     sessions: Mutex<HashMap<(String, String), Session>>,
     /// Bumped when records may have become available (released, expired): waiting
     /// ShareFetches look again.
@@ -373,6 +375,7 @@ impl ShareManager {
 
     /// Acquires up to `records_max` records of one share partition for `member_id`, reading
     /// at most `bytes_max` bytes of its log.
+    #[allow(clippy::too_many_arguments)]
     pub async fn acquire(
         &self,
         context: &BrokerContext,

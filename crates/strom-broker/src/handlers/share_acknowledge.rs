@@ -90,7 +90,7 @@ pub(super) async fn handle(
                     .with_error_message(message)
                     .with_current_leader(
                         LeaderIdAndEpoch::default()
-                            .with_leader_id(leader.0.into())
+                            .with_leader_id(leader.0)
                             .with_leader_epoch(leader.1),
                     ),
             );

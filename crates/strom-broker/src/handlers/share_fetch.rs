@@ -150,7 +150,7 @@ fn entry<'a>(
             .with_partition_index(partition)
             .with_current_leader(
                 LeaderIdAndEpoch::default()
-                    .with_leader_id(leader.0.into())
+                    .with_leader_id(leader.0)
                     .with_leader_epoch(leader.1),
             )
             .with_records(None)
