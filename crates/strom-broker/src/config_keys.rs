@@ -899,6 +899,22 @@ pub const KEYS: &[Key] = &[
         "Where the HTTP listener binds; empty turns it off.",
     ),
     key(
+        "strom.http.authentication.method",
+        Kind::Text,
+        "NONE",
+        "NONE or BASIC (HTTP Basic against the SASL users).",
+    ),
+    unset(
+        "strom.http.authentication.skip.paths",
+        Kind::Text,
+        "Paths served without authentication.",
+    ),
+    unset(
+        "strom.console.schema.registry.url",
+        Kind::Text,
+        "A remote schema registry for the console.",
+    ),
+    key(
         "strom.metrics.partition.enable",
         Kind::Bool,
         "true",
@@ -932,9 +948,12 @@ pub fn lookup(name: &str) -> Option<&'static Key> {
     KEYS.iter().find(|key| key.name == name)
 }
 
+/// The HTTP listener's TLS overrides, `strom.http.ssl.<key>`: read by `metrics/config.rs`.
+pub const HTTP_SSL_PREFIX: &str = "strom.http.ssl.";
+
 /// Whether the server reads `name` (a row, or a per-listener override).
 pub fn is_known(name: &str) -> bool {
-    lookup(name).is_some() || name.starts_with(LISTENER_PREFIX)
+    lookup(name).is_some() || name.starts_with(LISTENER_PREFIX) || name.starts_with(HTTP_SSL_PREFIX)
 }
 
 /// Checks every key of `map` that the table knows; returns the keys it does not know, for
@@ -946,7 +965,7 @@ pub fn check(map: &BTreeMap<String, String>) -> Result<Vec<String>, ConfigError>
             Some(key) => {
                 check_value(key, value.trim())?;
             }
-            None if name.starts_with(LISTENER_PREFIX) => {}
+            None if name.starts_with(LISTENER_PREFIX) || name.starts_with(HTTP_SSL_PREFIX) => {}
             None => unknown.push(name.clone()),
         }
     }

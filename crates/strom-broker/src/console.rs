@@ -1,13 +1,18 @@
 //! A small web console on the HTTP listener, rendered on the server as plain HTML
-//! (no assets, nothing fetched from elsewhere; one inline `confirm()` before deleting a
-//! topic is the only script): `/` lists the topics, the broker and the consumer groups with
-//! their lag; `/topics/{topic}` shows a topic's partitions and configs;
-//! `/topics/{topic}/{partition}?offset=N|timestamp=MS&key=TEXT&format=text|json|hex`
+//! (nothing fetched from elsewhere; the only scripts are one inline `confirm()` before
+//! deleting a topic and the throughput chart, `assets/chart.js`, built into the binary):
+//! `/` lists the topics, the broker and the consumer groups with their lag;
+//! `/topics/{topic}` shows a topic's partitions, configs and a live throughput chart (fed
+//! by `/topics/{topic}/rates`); `/topics/{topic}/{partition}?offset=N|timestamp=MS&key=TEXT&format=text|json|hex`
 //! browses the records of a hosted partition (from an offset, or from the first record at
 //! or after a timestamp as ListOffsets finds it; optionally only records whose key contains
-//! TEXT); `/clients` shows what clients push (KIP-714). The forms that change things (create
-//! and delete topics, add partitions, set configs, produce a test message, reset a group's
-//! offsets) post to `console_actions.rs`, which runs them as Kafka requests.
+//! TEXT; keys and values in Confluent's wire format decoded through the schema registry);
+//! `/clients` shows what clients push (KIP-714); `/schemas` is `console_schemas.rs`. The
+//! forms that change things (create and delete topics, add partitions, set configs,
+//! produce a test message, reset a group's offsets) post to `console_actions.rs`, which
+//! runs them as Kafka requests of the request's principal. Pages that read a topic check
+//! the principal's ACLs as the Kafka API would (Describe for the topic page and the home
+//! page's list, Read for the browser).
 //!
 //! Bounded: a page of at most [`RECORDS_PER_PAGE`] records read from at most
 //! [`READ_BYTES_MAX`] of log (plus the one batch a read always returns, at most
@@ -25,7 +30,11 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use strom_meta::acl::ResourceType;
+use strom_protocol::messages::ApiKey;
 
+use crate::http::HttpShared;
 use crate::server::BrokerContext;
 
 /// Records shown on one page of the browser.
@@ -43,18 +52,49 @@ const STYLE: &str = "body{font-family:sans-serif;margin:1.5em;color:#222}\
 table{border-collapse:collapse;margin:.5em 0 1.5em}\
 td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}\
 th{background:#f0f0f0}td.n{text-align:right}code,pre{font-family:monospace}\
-pre{margin:0;white-space:pre-wrap;word-break:break-all;max-width:60em}";
+pre{margin:0;white-space:pre-wrap;word-break:break-all;max-width:60em}\
+.schema{font-size:.8em;color:#555}.error{color:#a00}#principal{color:#555}\
+textarea{font-family:monospace;width:60em;max-width:95%}";
 
-fn page(title: &str, body: &str) -> Response {
+pub(crate) fn page(title: &str, body: &str) -> Response {
     let html = format!(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{} - Strom</title>\
          <style>{STYLE}</style></head><body><p><a href=\"/\">Strom</a> · \
-         <a href=\"/metrics\">metrics</a> · <a href=\"/health/ready\">readiness</a></p>\
+         <a href=\"/schemas\">schemas</a> · <a href=\"/metrics\">metrics</a> · \
+         <a href=\"/health/ready\">readiness</a> · <span id=principal>{}</span></p>\
          <h1>{}</h1>{body}</body></html>",
         escape(title),
+        escape(&crate::http_auth::current_identity().principal.to_string()),
         escape(title)
     );
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+}
+
+/// A 403 page: the principal may not do what the page needs (Kafka's error named).
+fn refused(what: &str) -> Response {
+    let mut response = page(
+        "Not authorized",
+        &format!("<p id=outcome>{}</p>", escape(what)),
+    );
+    *response.status_mut() = StatusCode::FORBIDDEN;
+    response
+}
+
+/// Whether the request's principal may do what `api` needs on topic `name` (always true
+/// without an authorizer); a denial is audited like a client's.
+fn topic_allowed(context: &BrokerContext, api: ApiKey, name: &str) -> bool {
+    match crate::http_auth::current_session(context) {
+        Some(session) => crate::authz::allowed(context, &session, api, ResourceType::Topic, name),
+        None => !crate::authz::enabled(context),
+    }
+}
+
+fn topic_refused(context: &BrokerContext, what: &str, name: &str) -> Response {
+    let principal = crate::http_auth::current_session(context)
+        .map_or_else(|| "User:ANONYMOUS".to_string(), |s| s.principal.to_string());
+    refused(&format!(
+        "TOPIC_AUTHORIZATION_FAILED: {principal} may not {what} topic {name}."
+    ))
 }
 
 fn not_found(what: &str) -> Response {
@@ -149,7 +189,24 @@ pub async fn home(State(context): State<Arc<BrokerContext>>) -> Response {
         "<h2>Topics</h2><table><tr><th>topic</th><th>partitions</th><th>replicas</th>\
          <th>records (hosted here)</th><th>bytes (hosted here)</th></tr>",
     );
-    let mut topics: Vec<_> = image.topics().collect();
+    // Only the topics the principal may describe, as Metadata lists them.
+    let session = crate::http_auth::current_session(&context);
+    let mut topics: Vec<_> = image
+        .topics()
+        .filter(|t| {
+            session
+                .as_ref()
+                .map_or(!crate::authz::enabled(&context), |s| {
+                    crate::authz::visible(
+                        &context,
+                        s,
+                        ApiKey::Metadata,
+                        ResourceType::Topic,
+                        &t.name,
+                    )
+                })
+        })
+        .collect();
     topics.sort_by(|a, b| a.name.cmp(&b.name));
     for topic in topics {
         let (bytes, records) = sizes.get(&topic.name).copied().unwrap_or((0, 0));
@@ -302,10 +359,20 @@ pub async fn topic(
     Path(name): Path<String>,
 ) -> Response {
     let image = context.metadata.image();
+    if !topic_allowed(&context, ApiKey::Metadata, &name) {
+        return topic_refused(&context, "describe", &name);
+    }
     let Some(topic) = image.topic_by_name(&name) else {
         return not_found(&format!("No topic {name}."));
     };
     let mut body = format!("<p>Topic id <code>{}</code>.</p>", topic.topic_id);
+    let _ = write!(
+        body,
+        "<h2>Throughput (this broker)</h2><canvas id=throughput width=760 height=220 \
+         data-rates=\"/topics/{}/rates\"></canvas><p id=throughput-now>waiting for two \
+         samples…</p><script src=\"/chart.js\"></script>",
+        segment(&name)
+    );
     body.push_str(
         "<table><tr><th>partition</th><th>leader</th><th>replicas</th><th>ISR</th>\
          <th>log start</th><th>high watermark</th><th>log end</th><th>bytes</th>\
@@ -387,9 +454,14 @@ struct Shown {
 /// `/topics/{topic}/{partition}`: a page of records from `offset` (default: the last page).
 pub async fn browse(
     State(context): State<Arc<BrokerContext>>,
+    Extension(shared): Extension<Arc<HttpShared>>,
     Path((name, index)): Path<(String, i32)>,
     Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
+    // Reading records is what Fetch needs: READ on the topic.
+    if !topic_allowed(&context, ApiKey::Fetch, &name) {
+        return topic_refused(&context, "read", &name);
+    }
     let image = context.metadata.image();
     let Some(topic_id) = image.topic_id(&name) else {
         return not_found(&format!("No topic {name}."));
@@ -505,16 +577,32 @@ pub async fn browse(
         "<table><tr><th>offset</th><th>timestamp (ms)</th><th>key</th><th>value</th>\
          <th>headers</th></tr>",
     );
+    // Keys and values in Confluent's wire format are decoded through the registry (unless
+    // hex is asked for).
+    let decoder = shared.registry().filter(|_| format != Format::Hex);
+    if decoder.is_none() && format != Format::Hex {
+        let framed = records.iter().any(|r| {
+            [r.key.as_deref(), r.value.as_deref()]
+                .iter()
+                .flatten()
+                .any(|b| strom_registry::decode::framed(b).is_some())
+        });
+        if framed {
+            body.push_str(
+                "<p class=schema>Some records look like Confluent's wire format (magic byte \
+                 0, schema id): set schema.registry.enable=true or \
+                 strom.console.schema.registry.url to see them decoded.</p>",
+            );
+        }
+    }
     for record in &records {
+        let key = shown_cell(decoder.as_deref(), record.key.as_deref(), format).await;
+        let value = shown_cell(decoder.as_deref(), record.value.as_deref(), format).await;
         let _ = write!(
             body,
-            "<tr><td class=n>{}</td><td class=n>{}</td><td><pre>{}</pre></td><td><pre>{}</pre></td>\
+            "<tr><td class=n>{}</td><td class=n>{}</td><td>{key}</td><td>{value}</td>\
              <td class=n>{}</td></tr>",
-            record.offset,
-            record.timestamp_ms,
-            show(record.key.as_deref(), format),
-            show(record.value.as_deref(), format),
-            record.headers,
+            record.offset, record.timestamp_ms, record.headers,
         );
     }
     body.push_str("</table>");
@@ -522,6 +610,100 @@ pub async fn browse(
         body.push_str("<p>No records at these offsets.</p>");
     }
     page(&format!("{name} partition {index}"), &body)
+}
+
+/// A key or value cell: decoded through the registry (labelled with its schema) when it is
+/// in Confluent's wire format and a registry is configured, else [`show`]n as asked.
+async fn shown_cell(
+    decoder: Option<&strom_registry::decode::Decoder>,
+    bytes: Option<&[u8]>,
+    format: Format,
+) -> String {
+    let decoded = match (decoder, bytes) {
+        (Some(decoder), Some(bytes)) => decoder.decode(bytes).await,
+        _ => None,
+    };
+    let Some(decoded) = decoded else {
+        return format!("<pre>{}</pre>", show(bytes, format));
+    };
+    let kind = decoded.schema_type.map_or("unknown type", |t| t.name());
+    let mut label = format!("{kind} · schema id {}", decoded.schema_id);
+    if let Some((subject, version)) = &decoded.subject {
+        let _ = write!(
+            label,
+            " · <a href=\"/schemas/{}\">{}</a> v{version}",
+            segment(subject),
+            escape(subject)
+        );
+    }
+    if let Some(message) = &decoded.message {
+        let _ = write!(label, " · {}", escape(message));
+    }
+    match decoded.shown {
+        Ok(text) => {
+            let cut = text.len().min(SHOWN_BYTES_MAX * 4);
+            let cut = (0..=cut)
+                .rev()
+                .find(|i| text.is_char_boundary(*i))
+                .unwrap_or(0);
+            format!(
+                "<div class=schema>{label}</div><pre class=decoded>{}</pre>",
+                escape(&text[..cut])
+            )
+        }
+        Err(error) => format!(
+            "<div class=schema>{label}</div><div class=error>cannot decode: {}</div><pre>{}</pre>",
+            escape(&error),
+            show(bytes, Format::Hex)
+        ),
+    }
+}
+
+/// `/topics/{topic}/rates`: this broker's traffic counters of the topic (the series
+/// `/metrics` exposes as `kafka_server_brokertopicmetrics_*`), for the console's chart,
+/// which turns two samples into per-second rates.
+pub async fn rates(
+    State(context): State<Arc<BrokerContext>>,
+    Path(name): Path<String>,
+) -> Response {
+    if !topic_allowed(&context, ApiKey::Metadata, &name) {
+        return topic_refused(&context, "describe", &name);
+    }
+    if context.metadata.image().topic_by_name(&name).is_none() {
+        return not_found(&format!("No topic {name}."));
+    }
+    let counters = context.metrics.topic(&name);
+    let body = serde_json::json!({
+        "topic": name,
+        "time_ms": crate::metadata::now_ms(),
+        "bytes_in": counters.bytes_in.get(),
+        "records_in": counters.messages_in.get(),
+        "bytes_out": counters.bytes_out.get(),
+        "records_out": counters.messages_out.get(),
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// The chart's script, built into the binary (no CDN).
+pub const CHART_JS: &str = include_str!("../assets/chart.js");
+
+/// `/chart.js`.
+pub async fn chart_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        CHART_JS,
+    )
+        .into_response()
 }
 
 /// Up to a page of records from `from`, below the high watermark `hw`, and the offset to

@@ -12,11 +12,10 @@
 //! a POST without the token is refused with 403. A POST whose `Origin` header names another
 //! origin than the `Host` it was sent to, or whose `Sec-Fetch-Site` says `cross-site` or
 //! `same-site`, is refused too, token or not. Bodies are bounded by [`FORM_BYTES_MAX`].
-//! The listener has no authentication yet (loopback by default; see `http.rs`).
+//! Each action runs as the HTTP request's principal (`http_auth.rs`), so ACLs decide it.
 
 use std::collections::HashMap;
 use std::fmt::Write;
-use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::{Path, State};
@@ -35,7 +34,6 @@ use strom_protocol::{DecodedRequest, ErrorCode, Incoming, StrBytes};
 
 use crate::console::{escape, segment};
 use crate::handlers::Reply;
-use crate::principal::Session;
 use crate::server::BrokerContext;
 
 /// The largest form body accepted (a test message's key and value included).
@@ -57,7 +55,10 @@ pub fn csrf_field() -> String {
 }
 
 /// Refuses a request another site could have made (see the module comment).
-fn check_request(headers: &HeaderMap, form: &HashMap<String, String>) -> Result<(), Response> {
+pub(crate) fn check_request(
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<(), Response> {
     let refuse = |why: &str| {
         Err((
             StatusCode::FORBIDDEN,
@@ -74,7 +75,7 @@ fn check_request(headers: &HeaderMap, form: &HashMap<String, String>) -> Result<
     }
     if let Some(origin) = text(header::ORIGIN) {
         let host = text(header::HOST).unwrap_or("");
-        if origin != format!("http://{host}") {
+        if origin != format!("http://{host}") && origin != format!("https://{host}") {
             return refuse("the Origin header names another site");
         }
     }
@@ -101,12 +102,12 @@ async fn kafka(
         api_key,
         body,
     }));
-    // The console acts as an anonymous client of the first served listener: with an
-    // authorizer configured, its actions are checked like any `User:ANONYMOUS` request.
-    let peer = SocketAddr::from(([127, 0, 0, 1], 0));
-    let session = match context.config.listeners.served.first() {
-        Some(served) => Session::anonymous(peer, served.listener.name.clone(), served.protocol),
-        None => return Err("the broker serves no client listener".to_string()),
+    // The console acts as the HTTP request's principal (`User:NAME` with Basic
+    // authentication, else `User:ANONYMOUS`) from the HTTP client's address, on the first
+    // served listener: with an authorizer configured, its actions are checked like that
+    // principal's Kafka requests.
+    let Some(session) = crate::http_auth::current_session(context) else {
+        return Err("the broker serves no client listener".to_string());
     };
     match crate::handlers::handle(context, request, &session).await {
         Reply::Respond(response) => Ok(*response),
@@ -116,7 +117,7 @@ async fn kafka(
 }
 
 /// The page after an action: what was done, or Kafka's error for why not (400).
-fn outcome(back: &str, result: Result<String, String>) -> Response {
+pub(crate) fn outcome(back: &str, result: Result<String, String>) -> Response {
     let (status, title, text) = match result {
         Ok(done) => (StatusCode::OK, "Done", done),
         Err(error) => (StatusCode::BAD_REQUEST, "Refused", error),
@@ -159,7 +160,7 @@ fn topic_name(name: &str) -> TopicName {
 
 /// Refuses a request another site could have made, else runs `action` (not started before
 /// the check) and shows its outcome with a link back to `back`.
-async fn act(
+pub(crate) async fn act(
     headers: &HeaderMap,
     form: &HashMap<String, String>,
     back: &str,

@@ -24,10 +24,10 @@ use axum::routing::get;
 use axum::Router;
 use strom_metrics::TextEncoder;
 use strom_raft::wire::QuorumStatus;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::http::{Bounded, CONNECTIONS_MAX};
+use crate::http::Bounded;
 use crate::metrics::health::{self, Check, APPLY_LAG_MAX};
 use crate::metrics::MetricsConfig;
 
@@ -56,7 +56,23 @@ impl ControllerHttp {
         let Some(listener) = &config.http_listener else {
             return Ok(None);
         };
-        let Some(bound) = crate::http::bind(listener, config.http_listener_set).await? else {
+        // A controller-only node has no SASL users of its own to check passwords against.
+        if config.http_authentication != crate::metrics::HttpAuthentication::None {
+            return Err(crate::StartError::Tls(
+                "strom.http.authentication.method=BASIC is served by brokers only; on a \
+                 controller-only node set it to NONE and keep strom.http.listeners on loopback \
+                 or a trusted network"
+                    .to_string(),
+            ));
+        }
+        let tls = crate::http::HttpShared::new(config)?.tls.clone();
+        let Some(bound) = crate::http::bind(
+            listener,
+            config.http_listener_set,
+            config.http_authentication,
+        )
+        .await?
+        else {
             return Ok(None);
         };
         let addr = bound
@@ -75,10 +91,7 @@ impl ControllerHttp {
             .route("/health/live", get(crate::http::live))
             .route("/health/ready", get(ready))
             .with_state(state);
-        let bounded = Bounded {
-            listener: bound,
-            permits: Arc::new(Semaphore::new(CONNECTIONS_MAX)),
-        };
+        let bounded = Bounded::new(bound, tls);
         let mut until = stopping;
         let task = tokio::spawn(async move {
             let serve = axum::serve(bounded, router).with_graceful_shutdown(async move {

@@ -170,6 +170,8 @@ pub struct Broker {
     local_addrs: Vec<(String, SocketAddr)>,
     /// Where the HTTP listener (metrics, health) is bound, if it runs.
     http_addr: Option<SocketAddr>,
+    /// The HTTP listener's security and the console's schema registry.
+    http_shared: Arc<crate::http::HttpShared>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
     /// The periodic heartbeat, stopped when controlled shutdown takes over heartbeating.
@@ -240,8 +242,16 @@ impl Broker {
         };
         // The HTTP listener is bound before anything is registered, so that a taken port
         // fails start-up at once with its key named.
+        let http_shared = crate::http::HttpShared::new(&config.metrics)?;
         let http_listener = match &config.metrics.http_listener {
-            Some(http) => crate::http::bind(http, config.metrics.http_listener_set).await?,
+            Some(http) => {
+                crate::http::bind(
+                    http,
+                    config.metrics.http_listener_set,
+                    config.metrics.http_authentication,
+                )
+                .await?
+            }
             None => None,
         };
         let http_addr = http_listener.as_ref().and_then(|l| l.local_addr().ok());
@@ -313,6 +323,7 @@ impl Broker {
             tokio::spawn(crate::http::serve(
                 http_listener,
                 Arc::clone(&context),
+                Arc::clone(&http_shared),
                 async move {
                     let _ = stop.wait_for(|stop| *stop).await;
                 },
@@ -365,6 +376,7 @@ impl Broker {
             local_addr,
             local_addrs,
             http_addr,
+            http_shared,
             shutdown,
             tasks,
             heartbeats,
@@ -388,6 +400,26 @@ impl Broker {
     /// The address the HTTP listener (metrics, health) is bound to, if it runs.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http_addr
+    }
+
+    /// Whether the HTTP listener serves TLS (`https://`).
+    pub fn http_tls(&self) -> bool {
+        self.http_shared.tls.is_some()
+    }
+
+    /// Checks a user name and password against the broker's SASL users (PLAIN JAAS users,
+    /// SCRAM credentials), as the HTTP listener's Basic authentication does; blocking.
+    pub fn credentials_checker(&self) -> Arc<dyn Fn(&str, &str) -> bool + Send + Sync> {
+        let gate = crate::http_auth::Gate {
+            context: Arc::clone(&self.context),
+            security: Arc::clone(&self.http_shared.security),
+        };
+        Arc::new(move |user, password| crate::http_auth::verify(&gate, user, password))
+    }
+
+    /// Points the console at a schema registry (the in-process one, once started).
+    pub fn set_schema_registry(&self, access: strom_registry::access::RegistryAccess) {
+        self.http_shared.set_registry(access);
     }
 
     /// The shared context (for tests and the binary).

@@ -176,28 +176,33 @@ impl RegistryClient {
             ANSWER_BYTES_MAX,
         )
         .await?;
-        let parsed: Result<serde_json::Value, _> = serde_json::from_slice(&response.body);
-        if !(200..300).contains(&response.status) {
-            let (error_code, message) = match &parsed {
-                Ok(v) => (
-                    v.get("error_code")
-                        .and_then(serde_json::Value::as_i64)
-                        .unwrap_or(-1),
-                    v.get("message")
-                        .and_then(serde_json::Value::as_str)
-                        .unwrap_or("")
-                        .to_string(),
-                ),
-                Err(_) => (-1, String::from_utf8_lossy(&response.body).into_owned()),
-            };
-            return Err(CallError::Registry {
-                status: response.status,
-                error_code,
-                message,
-            });
-        }
-        parsed.map_err(|e| CallError::Json(e.to_string()))
+        answer(response.status, &response.body)
     }
+}
+
+/// A registry's answer as JSON; a non-2xx one is a [`CallError::Registry`].
+pub(crate) fn answer(status: u16, body: &[u8]) -> Result<serde_json::Value, CallError> {
+    let parsed: Result<serde_json::Value, _> = serde_json::from_slice(body);
+    if !(200..300).contains(&status) {
+        let (error_code, message) = match &parsed {
+            Ok(v) => (
+                v.get("error_code")
+                    .and_then(serde_json::Value::as_i64)
+                    .unwrap_or(-1),
+                v.get("message")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            ),
+            Err(_) => (-1, String::from_utf8_lossy(body).into_owned()),
+        };
+        return Err(CallError::Registry {
+            status,
+            error_code,
+            message,
+        });
+    }
+    parsed.map_err(|e| CallError::Json(e.to_string()))
 }
 
 /// Percent-encodes a path segment (a subject name may hold any character).

@@ -11,8 +11,19 @@ use crate::service::Settings;
 /// The typed configuration.
 #[derive(Debug, Clone)]
 pub struct RegistryConfig {
-    /// `listeners`: where the REST API listens (http only until the security work lands).
+    /// `listeners`: where the REST API listens.
     pub listeners: Vec<SocketAddr>,
+    /// Per listener (same order): `https://`, served with [`RegistryConfig::tls`].
+    pub listener_tls: Vec<bool>,
+    /// The `ssl.*` keys (PEM keystore, truststore, client auth) of the `https://` listeners.
+    pub tls: Option<strom_security::TlsSettings>,
+    /// `authentication.method=BASIC`: HTTP Basic checked by [`RegistryConfig::authenticator`].
+    pub basic_auth: bool,
+    /// `authentication.realm` (Confluent's key): the realm named in `WWW-Authenticate`.
+    pub realm: String,
+    /// Who checks Basic credentials: set by `strom server` for the in-process registry (the
+    /// broker's SASL users). A registry with `basic_auth` and none refuses to start.
+    pub authenticator: Option<crate::security::Authenticator>,
     /// `host.name`: the host other registry processes reach this one at (forwarded writes).
     pub host_name: String,
     /// `kafkastore.bootstrap.servers`: the cluster holding `kafkastore.topic`.
@@ -59,6 +70,21 @@ pub const KEYS: &[&str] = &[
     "subject.search.max.limit",
     "subject.version.search.max.limit",
     "schema.search.max.limit",
+    "authentication.method",
+    "authentication.realm",
+    "ssl.keystore.type",
+    "ssl.keystore.location",
+    "ssl.keystore.key",
+    "ssl.keystore.certificate.chain",
+    "ssl.keystore.password",
+    "ssl.key.password",
+    "ssl.truststore.type",
+    "ssl.truststore.location",
+    "ssl.truststore.certificates",
+    "ssl.truststore.password",
+    "ssl.client.auth",
+    "ssl.enabled.protocols",
+    "ssl.cipher.suites",
 ];
 
 fn bad(key: &str, reason: impl Into<String>) -> RegistryError {
@@ -112,27 +138,31 @@ impl RegistryConfig {
             .map(String::as_str)
             .unwrap_or("http://127.0.0.1:8081");
         let mut listeners = Vec::new();
+        let mut listener_tls = Vec::new();
         for item in listeners_text
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
         {
             let (scheme, addr) = item.split_once("://").unwrap_or(("http", item));
-            if !scheme.eq_ignore_ascii_case("http") {
+            let tls = if scheme.eq_ignore_ascii_case("https") {
+                true
+            } else if scheme.eq_ignore_ascii_case("http") {
+                false
+            } else {
                 return Err(bad(
                     "listeners",
-                    format!(
-                        "{item}: only http listeners are served (TLS comes with the security work)"
-                    ),
+                    format!("{item}: expected http://IP:PORT or https://IP:PORT"),
                 ));
-            }
+            };
+            listener_tls.push(tls);
             let addr = addr.trim_end_matches('/');
             let addr = addr
                 .strip_prefix("localhost:")
                 .map_or(addr.to_string(), |p| format!("127.0.0.1:{p}"));
             let parsed = addr
                 .parse::<SocketAddr>()
-                .map_err(|_| bad("listeners", format!("{item}: not http://IP:PORT")))?;
+                .map_err(|_| bad("listeners", format!("{item}: not http(s)://IP:PORT")))?;
             listeners.push(parsed);
         }
         let first = listeners
@@ -173,8 +203,36 @@ impl RegistryConfig {
         if topic.is_empty() {
             return Err(bad("kafkastore.topic", "empty"));
         }
+        let tls = if listener_tls.iter().any(|t| *t) {
+            let lookup = |key: &str| props.get(key).map(|v| v.trim().to_string());
+            let settings = strom_security::TlsSettings::from_lookup(&lookup)
+                .map_err(|e| bad(&e.key, format!("the https listeners: {}", e.reason)))?;
+            Some(settings)
+        } else {
+            None
+        };
+        let method = props
+            .get("authentication.method")
+            .map_or("NONE", |m| m.trim());
+        let basic_auth = if method.eq_ignore_ascii_case("BASIC") {
+            true
+        } else if method.eq_ignore_ascii_case("NONE") || method.is_empty() {
+            false
+        } else {
+            return Err(bad(
+                "authentication.method",
+                format!("{method:?}: expected NONE or BASIC"),
+            ));
+        };
         Ok(RegistryConfig {
             listeners,
+            listener_tls,
+            tls,
+            basic_auth,
+            realm: props
+                .get("authentication.realm")
+                .map_or_else(|| "SchemaRegistry".to_string(), |r| r.trim().to_string()),
+            authenticator: None,
             host_name,
             bootstrap_servers,
             topic,
@@ -232,12 +290,26 @@ mod tests {
     fn bad_values_name_their_key() {
         let e = RegistryConfig::from_props(&props(&[]), None).unwrap_err();
         assert!(e.to_string().contains("kafkastore.bootstrap.servers"));
-        let e = RegistryConfig::from_props(
-            &props(&[("listeners", "https://0.0.0.0:8081")]),
+        let e =
+            RegistryConfig::from_props(&props(&[("listeners", "ftp://0.0.0.0:8081")]), Some("h:1"))
+                .unwrap_err();
+        assert!(e.to_string().contains("listeners"));
+        let e =
+            RegistryConfig::from_props(&props(&[("authentication.method", "DIGEST")]), Some("h:1"))
+                .unwrap_err();
+        assert!(e.to_string().contains("authentication.method"));
+        let c = RegistryConfig::from_props(
+            &props(&[
+                ("listeners", "https://127.0.0.1:8443,http://127.0.0.1:8081"),
+                ("ssl.keystore.location", "/k.pem"),
+                ("authentication.method", "BASIC"),
+            ]),
             Some("h:1"),
         )
-        .unwrap_err();
-        assert!(e.to_string().contains("listeners"));
+        .unwrap();
+        assert_eq!(c.listener_tls, vec![true, false]);
+        assert!(c.tls.is_some() && c.basic_auth);
+        assert_eq!(c.realm, "SchemaRegistry");
         let e = RegistryConfig::from_props(
             &props(&[("schema.compatibility.level", "sideways")]),
             Some("h:1"),

@@ -8,9 +8,11 @@
 //! a consumer group), `http` (the REST API on axum) and `client` (a small HTTP client)
 //! are the edges; `registry` puts them together.
 
+pub mod access;
 pub mod client;
 pub mod compat;
 pub mod config;
+pub mod decode;
 pub mod error;
 pub mod http;
 pub mod kafka;
@@ -18,6 +20,7 @@ pub mod leader;
 pub mod records;
 pub mod registry;
 pub mod schema;
+pub mod security;
 pub mod service;
 pub mod store;
 pub mod wire;

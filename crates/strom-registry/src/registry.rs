@@ -13,12 +13,15 @@ use crate::error::RegistryError;
 use crate::http::{self, App};
 use crate::kafka::KafkaStore;
 use crate::leader::Leader;
+use crate::security::{BasicAuth, TlsListener};
+use strom_security::TlsServer;
 
 /// How often startup checks whether a leader is known yet.
 const LEADER_WAIT_POLL_MS: u64 = 100;
 
 pub struct Registry {
     addrs: Vec<SocketAddr>,
+    tls_flags: Vec<bool>,
     app: Arc<App>,
     stop: watch::Sender<bool>,
     servers: JoinSet<()>,
@@ -28,6 +31,32 @@ impl Registry {
     /// Binds the listeners, reads the schemas topic to its end, joins the election and
     /// waits (up to `kafkastore.init.timeout.ms`) until some process leads.
     pub async fn start(config: RegistryConfig) -> Result<Registry, RegistryError> {
+        // TLS files are read and Basic's authenticator checked before anything is bound.
+        let tls = match &config.tls {
+            Some(settings) => Some(Arc::new(TlsServer::new(settings.clone()).map_err(|e| {
+                RegistryError::Config {
+                    key: e.key.clone(),
+                    reason: format!("the https listeners: {}", e.reason),
+                }
+            })?)),
+            None => None,
+        };
+        let basic = match (&config.basic_auth, &config.authenticator) {
+            (false, _) => None,
+            (true, Some(authenticator)) => Some(BasicAuth {
+                authenticator: authenticator.clone(),
+                realm: config.realm.clone(),
+            }),
+            (true, None) => {
+                return Err(RegistryError::Config {
+                    key: "authentication.method".into(),
+                    reason: "BASIC is served by the registry that `strom server` runs in-process \
+                             (schema.registry.enable=true), which checks the broker's SASL users; \
+                             a standalone `strom schema-registry` has no user store yet"
+                        .into(),
+                })
+            }
+        };
         let mut listeners = Vec::new();
         for addr in &config.listeners {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -79,23 +108,43 @@ impl Registry {
         });
         let (stop, stopped) = watch::channel(false);
         let mut servers = JoinSet::new();
-        for listener in listeners {
-            let router = http::router(app.clone());
+        for (index, listener) in listeners.into_iter().enumerate() {
+            let mut router = http::router(app.clone());
+            if let Some(basic) = &basic {
+                router = router.layer(axum::middleware::from_fn_with_state(
+                    basic.clone(),
+                    crate::security::basic,
+                ));
+            }
             let mut stopped = stopped.clone();
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            let served_tls = match (&tls, config.listener_tls.get(index)) {
+                (Some(tls), Some(true)) => Some(Arc::clone(tls)),
+                _ => None,
+            };
             servers.spawn(async move {
-                let shutdown = async move {
-                    let _ = stopped.wait_for(|s| *s).await;
+                let served = match served_tls {
+                    Some(tls) => {
+                        axum::serve(TlsListener::new(listener, tls), router)
+                            .with_graceful_shutdown(shutdown)
+                            .await
+                    }
+                    None => {
+                        axum::serve(listener, router)
+                            .with_graceful_shutdown(shutdown)
+                            .await
+                    }
                 };
-                if let Err(e) = axum::serve(listener, router)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-                {
+                if let Err(e) = served {
                     tracing::error!(error = %e, "the registry's HTTP server failed");
                 }
             });
         }
         Ok(Registry {
             addrs,
+            tls_flags: config.listener_tls.clone(),
             app,
             stop,
             servers,
@@ -105,6 +154,24 @@ impl Registry {
     /// The bound listener addresses.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// The bound listeners as URLs (`https://` where TLS is served).
+    pub fn urls(&self) -> Vec<String> {
+        self.addrs
+            .iter()
+            .zip(self.tls_flags.iter().chain(std::iter::repeat(&false)))
+            .map(|(a, tls)| format!("{}://{a}", if *tls { "https" } else { "http" }))
+            .collect()
+    }
+
+    /// A way in to this registry's REST API from inside the process (the broker's console):
+    /// its own router, the listener's authentication not applied.
+    pub fn access(&self) -> crate::access::RegistryAccess {
+        crate::access::RegistryAccess::InProcess {
+            router: http::router(self.app.clone()),
+            timeout: self.app.request_timeout,
+        }
     }
 
     pub fn is_leader(&self) -> bool {

@@ -44,11 +44,7 @@ pub async fn start(config: RegistryConfig) -> anyhow::Result<Registry> {
     let registry = Registry::start(config)
         .await
         .map_err(|e| anyhow!(e).context("cannot start the schema registry"))?;
-    let listeners: Vec<String> = registry
-        .local_addrs()
-        .iter()
-        .map(|a| format!("http://{a}"))
-        .collect();
+    let listeners: Vec<String> = registry.urls();
     println!(
         "strom schema registry ready: listening on {}, schemas in topic {topic} at {bootstrap}",
         listeners.join(",")
@@ -87,6 +83,18 @@ pub fn server_registry_config(
                 registry.insert(inner.to_string(), value.clone());
             } else {
                 tracing::warn!("unknown configuration {key} ignored");
+            }
+        }
+    }
+    // An https:// registry listener in `strom server` takes the broker's own ssl.* keys
+    // unless schema.registry.ssl.* names others.
+    let https = registry
+        .get("listeners")
+        .is_some_and(|l| l.to_ascii_lowercase().contains("https://"));
+    if https && !registry.keys().any(|k| k.starts_with("ssl.keystore.")) {
+        for (key, value) in props {
+            if key.starts_with("ssl.") && KEYS.contains(&key.as_str()) {
+                registry.entry(key.clone()).or_insert_with(|| value.clone());
             }
         }
     }

@@ -150,9 +150,21 @@ pub fn run(file: Option<&Path>, overrides: &[String], add_scram: &[String]) -> a
             crate::schema_registry::server_registry_config(&props, &address)
         });
         let registry = match registry_config {
-            Some(Ok(Some(registry_config))) => {
+            Some(Ok(Some(mut registry_config))) => {
+                // authentication.method=BASIC checks the broker's own SASL users.
+                if let Some(broker) = &broker {
+                    registry_config.authenticator = Some(strom_registry::security::Authenticator(
+                        broker.credentials_checker(),
+                    ));
+                }
                 match crate::schema_registry::start(registry_config).await {
-                    Ok(registry) => Some(registry),
+                    Ok(registry) => {
+                        // The console reads and writes schemas through it, in-process.
+                        if let Some(broker) = &broker {
+                            broker.set_schema_registry(registry.access());
+                        }
+                        Some(registry)
+                    }
                     Err(error) => {
                         stop(broker, &node).await;
                         return Err(error);
@@ -180,8 +192,9 @@ pub fn run(file: Option<&Path>, overrides: &[String], add_scram: &[String]) -> a
         let serving = match &broker {
             Some(broker) => {
                 let advertised = &broker.context().advertised;
+                let scheme = if broker.http_tls() { "https" } else { "http" };
                 let http = match broker.http_addr() {
-                    Some(addr) => format!("http://{addr} (metrics, health), "),
+                    Some(addr) => format!("{scheme}://{addr} (metrics, health), "),
                     None => String::new(),
                 };
                 format!(

@@ -12,6 +12,8 @@ pub struct HttpListener {
     pub host: String,
     /// Port (0: any free one).
     pub port: u16,
+    /// `https://`: served over TLS.
+    pub tls: bool,
 }
 
 impl HttpListener {
@@ -48,17 +50,14 @@ impl HttpListener {
             reason: reason.to_string(),
         };
         let lower = text.to_ascii_lowercase();
-        if lower.starts_with("https://") {
-            return Err(invalid(
-                "TLS is not served yet; use http:// (bound to loopback)",
-            ));
-        }
-        let Some(rest) = lower
-            .strip_prefix("http://")
-            .map(|_| &text["http://".len()..])
-        else {
-            return Err(invalid("expected http://host:port"));
+        let (tls, scheme) = if lower.starts_with("https://") {
+            (true, "https://")
+        } else if lower.starts_with("http://") {
+            (false, "http://")
+        } else {
+            return Err(invalid("expected http://host:port or https://host:port"));
         };
+        let rest = text.get(scheme.len()..).unwrap_or_default();
         let rest = rest.trim_end_matches('/');
         let Some((host, port)) = rest.rsplit_once(':') else {
             return Err(invalid("expected http://host:port (the port is missing)"));
@@ -70,6 +69,7 @@ impl HttpListener {
         Ok(HttpListener {
             host: host.to_string(),
             port,
+            tls,
         })
     }
 }
@@ -98,7 +98,31 @@ pub struct MetricsConfig {
     /// `telemetry.max.bytes` (Kafka's key and default, 1 MiB): the largest PushTelemetry
     /// payload accepted, compressed and decompressed.
     pub telemetry_max_bytes: usize,
+    /// The TLS settings of an `https://` listener: `strom.http.ssl.<key>` overrides, else the
+    /// broker's `ssl.<key>` (PEM keystore and, for client certificates, truststore).
+    pub http_tls: Option<strom_security::TlsSettings>,
+    /// `strom.http.authentication.method`: NONE or BASIC (HTTP Basic, checked against the
+    /// broker's SASL users).
+    pub http_authentication: HttpAuthentication,
+    /// `strom.http.authentication.skip.paths`: paths (and the paths below them) served
+    /// without authentication, e.g. `/metrics,/health`.
+    pub http_skip_paths: Vec<String>,
+    /// `strom.console.schema.registry.url`: a registry running elsewhere that the console
+    /// reads schemas from (`http://host:port`); the in-process registry needs none.
+    pub console_registry_url: Option<String>,
 }
+
+/// How the HTTP listener authenticates requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpAuthentication {
+    /// Every request is `User:ANONYMOUS`.
+    None,
+    /// HTTP Basic (RFC 7617) with a PLAIN JAAS user's or a SCRAM user's name and password.
+    Basic,
+}
+
+/// Prefix of the HTTP listener's TLS overrides (`strom.http.ssl.keystore.location`...).
+pub const HTTP_SSL_PREFIX: &str = "strom.http.";
 
 impl Default for MetricsConfig {
     /// The default HTTP listener is `http://127.0.0.1:9644`: loopback only, on the port
@@ -108,7 +132,12 @@ impl Default for MetricsConfig {
             http_listener: Some(HttpListener {
                 host: "127.0.0.1".to_string(),
                 port: 9644,
+                tls: false,
             }),
+            http_tls: None,
+            http_authentication: HttpAuthentication::None,
+            http_skip_paths: Vec::new(),
+            console_registry_url: None,
             http_listener_set: false,
             partition_enable: true,
             series_max: 10_000,
@@ -159,6 +188,68 @@ impl MetricsConfig {
         let series_max = props.int("strom.metrics.series.max")?;
         let client_instances_max = props.int("strom.metrics.client.instances.max")?;
         let telemetry_max_bytes = props.int("telemetry.max.bytes")?;
+        let http_tls = match &http_listener {
+            Some(listener) if listener.tls => {
+                let lookup = |key: &str| {
+                    map.get(&format!("{HTTP_SSL_PREFIX}{key}"))
+                        .or_else(|| map.get(key))
+                        .map(|v| v.trim().to_string())
+                };
+                let settings = strom_security::TlsSettings::from_lookup(&lookup).map_err(|e| {
+                    ConfigError::InvalidValue {
+                        key: format!("{HTTP_SSL_PREFIX}{}", e.key),
+                        value: String::new(),
+                        reason: format!(
+                            "the https:// HTTP listener: {} (set strom.http.{} or {})",
+                            e.reason, e.key, e.key
+                        ),
+                    }
+                })?;
+                Some(settings)
+            }
+            _ => None,
+        };
+        let method = get("strom.http.authentication.method").unwrap_or("NONE");
+        let http_authentication = if method.eq_ignore_ascii_case("NONE") || method.is_empty() {
+            HttpAuthentication::None
+        } else if method.eq_ignore_ascii_case("BASIC") {
+            HttpAuthentication::Basic
+        } else {
+            return Err(invalid(
+                "strom.http.authentication.method",
+                method,
+                "expected NONE or BASIC",
+            ));
+        };
+        let mut http_skip_paths = Vec::new();
+        for path in get("strom.http.authentication.skip.paths")
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            if !path.starts_with('/') {
+                return Err(invalid(
+                    "strom.http.authentication.skip.paths",
+                    path,
+                    "each path starts with / (e.g. /metrics,/health)",
+                ));
+            }
+            http_skip_paths.push(path.trim_end_matches('/').to_string());
+        }
+        let console_registry_url = match get("strom.console.schema.registry.url") {
+            None | Some("") => None,
+            Some(url) if url.to_ascii_lowercase().starts_with("http://") => Some(url.to_string()),
+            Some(url) => {
+                return Err(invalid(
+                    "strom.console.schema.registry.url",
+                    url,
+                    "expected http://host:port (the console's registry client speaks plain \
+                     HTTP; run the registry in-process with schema.registry.enable=true to use \
+                     it without a URL)",
+                ))
+            }
+        };
         Ok(MetricsConfig {
             http_listener,
             http_listener_set,
@@ -166,6 +257,10 @@ impl MetricsConfig {
             series_max,
             client_instances_max,
             telemetry_max_bytes,
+            http_tls,
+            http_authentication,
+            http_skip_paths,
+            console_registry_url,
         })
     }
 }
@@ -206,6 +301,26 @@ mod tests {
             .unwrap();
         assert_eq!(v6.bind_address(), "[::1]:80");
         assert!(v6.is_loopback());
+        // strom.http.ssl.* overrides the broker's ssl.* (checked here; files read at bind).
+        let error = MetricsConfig::from_props(&props(&[
+            ("strom.http.listeners", "https://127.0.0.1:1"),
+            ("strom.http.ssl.keystore.type", "JKS"),
+        ]))
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("strom.http.ssl.keystore.type"),
+            "{error}"
+        );
+        let tls = MetricsConfig::from_props(&props(&[
+            ("strom.http.listeners", "HTTPS://127.0.0.1:1"),
+            ("ssl.keystore.location", "/k.pem"),
+            ("strom.http.authentication.method", "basic"),
+            ("strom.http.authentication.skip.paths", "/metrics, /health/"),
+        ]))
+        .unwrap();
+        assert!(tls.http_listener.as_ref().unwrap().tls && tls.http_tls.is_some());
+        assert_eq!(tls.http_authentication, HttpAuthentication::Basic);
+        assert_eq!(tls.http_skip_paths, vec!["/metrics", "/health"]);
         let off = MetricsConfig::from_props(&props(&[("strom.http.listeners", "")])).unwrap();
         assert_eq!(off.http_listener, None);
         assert!(off.http_listener_set);
@@ -213,7 +328,9 @@ mod tests {
             ("strom.metrics.partition.enable", "yes"),
             ("strom.metrics.series.max", "0"),
             ("strom.http.listeners", "127.0.0.1:9644"),
-            ("strom.http.listeners", "https://127.0.0.1:9644"),
+            ("strom.http.listeners", "ftp://127.0.0.1:9644"),
+            ("strom.http.authentication.method", "DIGEST"),
+            ("strom.http.authentication.skip.paths", "metrics"),
             ("strom.http.listeners", "http://127.0.0.1"),
             ("strom.http.listeners", "http://127.0.0.1:70000"),
             ("strom.http.listeners", "http://a:1,http://b:2"),

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use strom_metrics::{Counter, Family, Histogram};
 
 pub use collect::{group_offsets, quorum_gauges, scrape, GROUPS_WAIT};
-pub use config::{HttpListener, MetricsConfig};
+pub use config::{HttpAuthentication, HttpListener, MetricsConfig};
 pub use request::{remote, RequestTrace, REMOTE};
 
 /// Per-topic traffic, as Kafka's `BrokerTopicMetrics` (one set per topic, one for all).
