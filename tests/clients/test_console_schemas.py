@@ -3,23 +3,31 @@
 written by confluent-kafka's AvroSerializer through Strom's registry are shown decoded as
 JSON with their schema id and subject; the schemas page lists the subject, registers a new
 version and changes the compatibility level (confluent-kafka's SchemaRegistryClient then
-sees both); the topic's throughput chart moves while a producer runs. Screenshots go to
+sees both); the topic's throughput chart moves while a producer runs. Keys in JSON Schema
+and values in Protobuf are decoded and labelled too. Screenshots go to
 target/console-screenshots/."""
 
+import html
 import json
+import re
 import shutil
 import threading
 import time
 import uuid
 
+import requests
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.schema_registry.json_schema import JSONSerializer
+from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
+from google.protobuf import descriptor_pb2
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from conftest import HERE, free_port, run_tool
 from test_console_browser import SCREENSHOTS, chromium
 from test_metrics import create_topic, http_args
+from test_schema_registry import message_class
 
 TIMEOUT_S = 30
 ORDER_V1 = {"type": "record", "name": "Order", "namespace": "shop",
@@ -50,7 +58,7 @@ def test_console_schemas_avro_and_chart_in_chromium(make_broker):
     sr = wait_registry(registry_url, broker)
     topic = f"avro-{uuid.uuid4().hex[:8]}"
     subject = f"{topic}-value"
-    create_topic(broker.bootstrap, topic, 1)
+    create_topic(broker.bootstrap, topic, 2)
     serialize = AvroSerializer(sr, json.dumps(ORDER_V1))
     p = Producer({"bootstrap.servers": broker.bootstrap})
     for i in range(3):
@@ -60,8 +68,9 @@ def test_console_schemas_avro_and_chart_in_chromium(make_broker):
     del p
     schema_id = sr.get_latest_version(subject).schema_id
 
-    # A producer runs while the browser watches the chart (bounded: stops with the tool or
-    # after 120 s).
+    # A producer runs (to partition 1, so the browsed partition 0 holds only the Avro
+    # records) while the browser watches the chart (bounded: stops with the tool or after
+    # 120 s).
     stop = threading.Event()
 
     def produce_steadily():
@@ -69,7 +78,7 @@ def test_console_schemas_avro_and_chart_in_chromium(make_broker):
         deadline = time.monotonic() + 120
         while not stop.is_set() and time.monotonic() < deadline:
             for _ in range(20):
-                q.produce(topic, value=b"x" * 100, partition=0)
+                q.produce(topic, value=b"x" * 100, partition=1)
             q.poll(0)
             time.sleep(0.05)
         q.flush(TIMEOUT_S)
@@ -110,3 +119,34 @@ def test_console_schemas_avro_and_chart_in_chromium(make_broker):
         with open(shot, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n", shot
     assert len(seen["screenshots"]) == 4
+
+
+def test_console_decodes_json_schema_and_protobuf(make_broker):
+    http_port, registry_port = free_port(), free_port()
+    registry_url = f"http://127.0.0.1:{registry_port}"
+    broker = make_broker(http_args(http_port, "schema.registry.enable=true",
+                                   f"schema.registry.listeners={registry_url}"))
+    sr = wait_registry(registry_url, broker)
+    topic = f"mixed-{uuid.uuid4().hex[:8]}"
+    create_topic(broker.bootstrap, topic, 1)
+    fdp = descriptor_pb2.FieldDescriptorProto
+    Item = message_class([("sku", 1, fdp.TYPE_STRING), ("count", 2, fdp.TYPE_INT32)])
+    key_schema = json.dumps({"type": "object", "properties": {"region": {"type": "string"}}})
+    keys = JSONSerializer(key_schema, sr)
+    values = ProtobufSerializer(Item, sr, {"use.deprecated.format": False})
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    p.produce(topic, partition=0,
+              key=keys({"region": "north"}, SerializationContext(topic, MessageField.KEY)),
+              value=values(Item(sku="b-2", count=3), SerializationContext(topic, MessageField.VALUE)))
+    # Bytes that look framed but name no schema: shown as such, with their bytes.
+    p.produce(topic, partition=0, value=b"\x00\x00\x00\x03\xe7garbage")
+    assert p.flush(TIMEOUT_S) == 0
+    del p
+    key_id = sr.get_latest_version(f"{topic}-key").schema_id
+    value_id = sr.get_latest_version(f"{topic}-value").schema_id
+    page = requests.get(f"http://127.0.0.1:{http_port}/topics/{topic}/0?offset=0", timeout=TIMEOUT_S).text
+    text = html.unescape(re.sub(r"<[^>]+>", "", page))
+    assert f"JSON · schema id {key_id} · {topic}-key v1" in text and '"region": "north"' in text, text
+    assert f"PROTOBUF · schema id {value_id} · {topic}-value v1 · shop.Item" in text, text
+    assert 'sku: "b-2"' in text and "count: 3" in text, text
+    assert "schema id 999" in text and "cannot decode" in text, text

@@ -1413,6 +1413,7 @@ mod tests {
         assert_eq!(unknown, vec!["some.future.key".to_string()]);
         assert!(is_known("listener.name.x.sasl.enabled.mechanisms"));
         assert!(!is_known("no.such.key"));
+        assert!(is_known("strom.http.ssl.keystore.location"));
     }
 
     /// The keys `docs/CONFIG.md` documents for `strom server` (its tables before "Schema
@@ -1440,7 +1441,11 @@ mod tests {
             let first = first.split('[').next().unwrap_or_default();
             for (i, token) in first.split('`').enumerate() {
                 // `-512` in "(and `-512`)" is a suffix, not a key.
-                if i % 2 == 1 && !token.starts_with('-') && !token.starts_with(LISTENER_PREFIX) {
+                if i % 2 == 1
+                    && !token.starts_with('-')
+                    && !token.starts_with(LISTENER_PREFIX)
+                    && !token.starts_with(HTTP_SSL_PREFIX)
+                {
                     keys.push(token.to_string());
                 }
             }

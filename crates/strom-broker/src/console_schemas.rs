@@ -253,7 +253,8 @@ pub async fn subject(
                     );
                 }
             }
-            (schema_type, pretty)
+            // The form starts from the stored text (pretty-printing reorders object keys).
+            (schema_type, text)
         }
         Err(error) => {
             let _ = write!(body, "<p class=error>{}</p>", escape(&error.to_string()));
