@@ -4,7 +4,8 @@ written by confluent-kafka's AvroSerializer through Strom's registry are shown d
 JSON with their schema id and subject; the schemas page lists the subject, registers a new
 version and changes the compatibility level (confluent-kafka's SchemaRegistryClient then
 sees both); the topic's throughput chart moves while a producer runs. Keys in JSON Schema
-and values in Protobuf are decoded and labelled too. Screenshots go to
+and values in Protobuf are decoded and labelled too, through a registry running as its own
+process (`strom.console.schema.registry.url`). Screenshots go to
 target/console-screenshots/."""
 
 import html
@@ -27,7 +28,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from conftest import HERE, free_port, run_tool
 from test_console_browser import SCREENSHOTS, chromium
 from test_metrics import create_topic, http_args
-from test_schema_registry import message_class
+from test_schema_registry import Registry, message_class
 
 TIMEOUT_S = 30
 ORDER_V1 = {"type": "record", "name": "Order", "namespace": "shop",
@@ -122,11 +123,22 @@ def test_console_schemas_avro_and_chart_in_chromium(make_broker):
 
 
 def test_console_decodes_json_schema_and_protobuf(make_broker):
+    """Through a registry running as its own process (`strom schema-registry`), named by
+    strom.console.schema.registry.url."""
     http_port, registry_port = free_port(), free_port()
     registry_url = f"http://127.0.0.1:{registry_port}"
-    broker = make_broker(http_args(http_port, "schema.registry.enable=true",
-                                   f"schema.registry.listeners={registry_url}"))
-    sr = wait_registry(registry_url, broker)
+    broker = make_broker(http_args(http_port, f"strom.console.schema.registry.url={registry_url}"))
+    suffix = uuid.uuid4().hex[:8]
+    registry = Registry(broker.bootstrap, f"_schemas_{suffix}", f"schema-registry-{suffix}", registry_port)
+    registry.start()
+    try:
+        decodes_json_schema_and_protobuf(registry.client(), http_port, broker)
+    finally:
+        registry.stop()
+        registry.log_path.unlink(missing_ok=True)
+
+
+def decodes_json_schema_and_protobuf(sr, http_port, broker):
     topic = f"mixed-{uuid.uuid4().hex[:8]}"
     create_topic(broker.bootstrap, topic, 1)
     fdp = descriptor_pb2.FieldDescriptorProto
