@@ -40,12 +40,18 @@ pub const VERIFIED_MAX: usize = 1024;
 /// The realm named in `WWW-Authenticate`.
 pub const REALM: &str = "Strom";
 
+/// (user, mechanism id) → (keyed digest of the password, the stored key it matched).
+type Verified = HashMap<(String, i8), (Vec<u8>, Vec<u8>)>;
+
+/// A blocking check of a user name and password against the broker's SASL users.
+pub type CredentialsChecker = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
+
 /// The listener's authentication settings and what it remembers.
 pub struct HttpSecurity {
     pub method: HttpAuthentication,
     pub skip_paths: Vec<String>,
-    /// (user, mechanism id) → (keyed digest of the password, the stored key it matched).
-    verified: Mutex<HashMap<(String, i8), (Vec<u8>, Vec<u8>)>>,
+    /// Successful SCRAM checks.
+    verified: Mutex<Verified>,
     /// The key of those digests, drawn when the process starts.
     secret: Vec<u8>,
 }

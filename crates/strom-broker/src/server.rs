@@ -409,7 +409,7 @@ impl Broker {
 
     /// Checks a user name and password against the broker's SASL users (PLAIN JAAS users,
     /// SCRAM credentials), as the HTTP listener's Basic authentication does; blocking.
-    pub fn credentials_checker(&self) -> Arc<dyn Fn(&str, &str) -> bool + Send + Sync> {
+    pub fn credentials_checker(&self) -> crate::http_auth::CredentialsChecker {
         let gate = crate::http_auth::Gate {
             context: Arc::clone(&self.context),
             security: Arc::clone(&self.http_shared.security),

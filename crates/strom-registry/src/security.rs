@@ -31,9 +31,12 @@ pub const HANDSHAKES_MAX: usize = 64;
 /// The pause before answering wrong credentials.
 pub const FAILED_DELAY: Duration = Duration::from_millis(100);
 
+/// A check of a user name and password.
+pub type CheckFn = dyn Fn(&str, &str) -> bool + Send + Sync;
+
 /// Checks a user name and password (blocking allowed: it runs on the blocking pool).
 #[derive(Clone)]
-pub struct Authenticator(pub Arc<dyn Fn(&str, &str) -> bool + Send + Sync>);
+pub struct Authenticator(pub Arc<CheckFn>);
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -46,7 +49,7 @@ pub struct TlsListener {
     listener: TcpListener,
     tls: Arc<TlsServer>,
     slots: Arc<Semaphore>,
-    handshakes: JoinSet<Option<(tokio_rustls::server::TlsStream<TcpStream>, SocketAddr)>>,
+    handshakes: JoinSet<Option<Box<Handshaken>>>,
 }
 
 impl TlsListener {
@@ -75,9 +78,12 @@ async fn accept_tcp(
     }
 }
 
+/// A connection whose TLS handshake completed, and its peer.
+type Handshaken = (tokio_rustls::server::TlsStream<TcpStream>, SocketAddr);
+
 enum Accepted {
     Tcp(Option<(TcpStream, SocketAddr, OwnedSemaphorePermit)>),
-    Done(Option<(tokio_rustls::server::TlsStream<TcpStream>, SocketAddr)>),
+    Done(Option<Box<Handshaken>>),
 }
 
 impl axum::serve::Listener for TlsListener {
@@ -95,14 +101,14 @@ impl axum::serve::Listener for TlsListener {
             };
             match accepted {
                 Accepted::Tcp(None) | Accepted::Done(None) => {}
-                Accepted::Done(Some(connection)) => return connection,
+                Accepted::Done(Some(connection)) => return *connection,
                 Accepted::Tcp(Some((stream, peer, slot))) => {
                     let acceptor = tokio_rustls::TlsAcceptor::from(self.tls.current());
                     self.handshakes.spawn(async move {
                         let _slot = slot;
                         match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                         {
-                            Ok(Ok(tls)) => Some((tls, peer)),
+                            Ok(Ok(tls)) => Some(Box::new((tls, peer))),
                             Ok(Err(error)) => {
                                 tracing::debug!(%peer, %error, "registry TLS handshake failed");
                                 None
