@@ -149,6 +149,14 @@ pub struct ListFilter {
 /// `isEpochExhausted`: `Short.MaxValue - 1`).
 const EPOCH_EXHAUSTED: i16 = i16::MAX - 1;
 
+/// Kafka's `transaction.version` 2 (KIP-890 part 2): a client at this level (EndTxn v5+,
+/// Produce v12+ and TxnOffsetCommit v5+, whose partitions the broker adds for it) has its
+/// epoch bumped at every transaction end.
+pub const TV2: i16 = 2;
+/// The transaction version of a client that sends AddPartitionsToTxn v0-3 and EndTxn v0-4
+/// (Kafka's `TV_0` for such requests).
+pub const TV0: i16 = 0;
+
 /// The transactional ids of one `__transaction_state` partition.
 #[derive(Debug)]
 pub struct Coordinator {
@@ -180,10 +188,25 @@ impl Coordinator {
                 Some(value) => {
                     let v = decode_value(value)?;
                     let previous = self.txns.get(&id);
+                    // v1 carries the previous id; a v0 record leaves it to be inferred from
+                    // the record before (the id changed between them).
+                    let previous_producer_id = if v.previous_producer_id != NO_PRODUCER_ID {
+                        v.previous_producer_id
+                    } else {
+                        previous
+                            .map(|p| {
+                                if p.producer_id != v.producer_id {
+                                    p.producer_id
+                                } else {
+                                    p.previous_producer_id
+                                }
+                            })
+                            .unwrap_or(NO_PRODUCER_ID)
+                    };
                     let meta = TxnMetadata {
-                        previous_producer_id: previous
-                            .filter(|p| p.producer_id != v.producer_id)
-                            .map_or(NO_PRODUCER_ID, |p| p.producer_id),
+                        previous_producer_id,
+                        next_producer_id: v.next_producer_id,
+                        client_tv: v.client_tv,
                         last_producer_epoch: NO_PRODUCER_EPOCH,
                         transactional_id: id.clone(),
                         producer_id: v.producer_id,
@@ -241,6 +264,8 @@ impl Coordinator {
                 partitions: BTreeSet::new(),
                 start_ms: -1,
                 last_update_ms: now_ms,
+                next_producer_id: NO_PRODUCER_ID,
+                client_tv: TV0,
             };
             return self.write(meta, Vec::new(), ok_pid(producer_id, 0));
         };
@@ -266,6 +291,7 @@ impl Coordinator {
                 meta.last_producer_epoch = meta.producer_epoch;
                 meta.producer_epoch += 1;
             }
+            fence_bump_tv2(&mut meta);
             meta.state = TxnState::PrepareAbort;
             meta.last_update_ms = now_ms;
             let job = job_of(&meta, false);
@@ -344,6 +370,29 @@ impl Coordinator {
         partitions: &[TopicPartition],
         now_ms: i64,
     ) -> Output<ErrorCode> {
+        self.add_partitions_tv(
+            transactional_id,
+            producer_id,
+            producer_epoch,
+            partitions,
+            TV0,
+            now_ms,
+        )
+    }
+
+    /// [`Coordinator::add_partitions`] by a client at transaction version `client_tv`
+    /// (recorded with the transaction, as Kafka's `prepareAddPartitions` does). At
+    /// [`TV2`] this is also the implicit addition a partition leader asks for when a
+    /// Produce v12+ (or TxnOffsetCommit v5+) batch of a transaction reaches it.
+    pub fn add_partitions_tv(
+        &mut self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[TopicPartition],
+        client_tv: i16,
+        now_ms: i64,
+    ) -> Output<ErrorCode> {
         let meta = match self.check_producer(transactional_id, producer_id, producer_epoch) {
             Ok(meta) => meta,
             Err(error) => return Output::only(error),
@@ -363,6 +412,7 @@ impl Coordinator {
         }
         meta.partitions.extend(partitions.iter().cloned());
         meta.last_update_ms = now_ms;
+        meta.client_tv = client_tv;
         self.write(meta, Vec::new(), ErrorCode::None)
     }
 
@@ -404,6 +454,48 @@ impl Coordinator {
         commit: bool,
         now_ms: i64,
     ) -> Output<EndTxnResult> {
+        self.end_txn_tv(
+            transactional_id,
+            producer_id,
+            producer_epoch,
+            commit,
+            TV0,
+            &mut None,
+            now_ms,
+        )
+    }
+
+    /// EndTxn by a client at transaction version `client_tv`. Below [`TV2`] as
+    /// [`Coordinator::end_txn`]. At [`TV2`] (KIP-890 part 2, Kafka's rules): the epoch is
+    /// bumped by every end, the PREPARE record and the markers carry the bumped epoch
+    /// (so a late batch of the ended transaction is refused by every partition as of an
+    /// old epoch), and the answer names the producer id and epoch the client continues
+    /// with; at an exhausted epoch the transaction moves to `fresh_producer_id` (taken from
+    /// the caller) with epoch 0 when it completes. A retry of an end that was done (its
+    /// epoch one below the current one, or the last epoch of the previous producer id after
+    /// an overflow) is answered again; an abort with no transaction open (Empty or a
+    /// completed one, at the current epoch) bumps the epoch with no markers to write.
+    #[allow(clippy::too_many_arguments)]
+    pub fn end_txn_tv(
+        &mut self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        client_tv: i16,
+        fresh_producer_id: &mut Option<i64>,
+        now_ms: i64,
+    ) -> Output<EndTxnResult> {
+        if client_tv >= TV2 {
+            return self.end_txn_v2(
+                transactional_id,
+                producer_id,
+                producer_epoch,
+                commit,
+                fresh_producer_id,
+                now_ms,
+            );
+        }
         let result = |error| EndTxnResult {
             error,
             producer_id,
@@ -435,6 +527,117 @@ impl Coordinator {
         Output::only(result(error))
     }
 
+    fn end_txn_v2(
+        &mut self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        fresh_producer_id: &mut Option<i64>,
+        now_ms: i64,
+    ) -> Output<EndTxnResult> {
+        let refuse = |error| {
+            Output::only(EndTxnResult {
+                error,
+                producer_id: NO_PRODUCER_ID,
+                producer_epoch: NO_PRODUCER_EPOCH,
+            })
+        };
+        let Some(meta) = self.txns.get(transactional_id) else {
+            return refuse(ErrorCode::InvalidProducerIdMapping);
+        };
+        let retry_on_overflow = meta.previous_producer_id == producer_id
+            && producer_id != meta.producer_id
+            && producer_epoch == EPOCH_EXHAUSTED
+            && meta.producer_epoch == 0;
+        let retry_on_bump = i32::from(meta.producer_epoch) == i32::from(producer_epoch) + 1;
+        let current = producer_epoch == meta.producer_epoch;
+        let valid_epoch = match meta.state {
+            TxnState::Ongoing | TxnState::Empty | TxnState::Dead | TxnState::PrepareEpochFence => {
+                current
+            }
+            TxnState::PrepareCommit | TxnState::PrepareAbort => retry_on_bump,
+            TxnState::CompleteCommit | TxnState::CompleteAbort => {
+                retry_on_bump || retry_on_overflow || current
+            }
+        };
+        if meta.producer_id != producer_id && !retry_on_overflow {
+            return refuse(ErrorCode::InvalidProducerIdMapping);
+        }
+        if !valid_epoch {
+            return refuse(ErrorCode::ProducerFenced);
+        }
+        let is_retry = retry_on_bump || retry_on_overflow;
+        let answered = Output::only(EndTxnResult {
+            error: ErrorCode::None,
+            producer_id: meta.producer_id,
+            producer_epoch: meta.producer_epoch,
+        });
+        // (state, commit) -> prepare (with "no partition added") or an answer.
+        let prepare = match (meta.state, commit) {
+            (TxnState::Ongoing, _) => Some(false),
+            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) if is_retry => {
+                return answered
+            }
+            (TxnState::CompleteCommit, false) if is_retry => None,
+            (TxnState::CompleteCommit | TxnState::CompleteAbort | TxnState::Empty, false) => {
+                Some(true)
+            }
+            (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
+                return refuse(ErrorCode::ConcurrentTransactions)
+            }
+            (TxnState::Dead | TxnState::PrepareEpochFence, _) => {
+                return refuse(ErrorCode::ConcurrentTransactions)
+            }
+            _ => None,
+        };
+        let Some(no_partition_added) = prepare else {
+            return refuse(ErrorCode::InvalidTxnState);
+        };
+        let mut meta = meta.clone();
+        let next_producer_id = if meta.producer_epoch >= EPOCH_EXHAUSTED {
+            match fresh_producer_id.take() {
+                Some(id) => id,
+                None => return refuse(ErrorCode::CoordinatorNotAvailable),
+            }
+        } else {
+            NO_PRODUCER_ID
+        };
+        meta.last_producer_epoch = meta.producer_epoch;
+        // Kafka lets an abort at Short.MaxValue through without a bump (a broken state it
+        // recovers from); exhaustion at MAX - 1 moves to a new id before that.
+        if meta.producer_epoch < i16::MAX {
+            meta.producer_epoch += 1;
+        }
+        if no_partition_added {
+            meta.partitions.clear();
+            meta.start_ms = now_ms;
+        }
+        meta.next_producer_id = next_producer_id;
+        meta.client_tv = TV2;
+        meta.state = if commit {
+            TxnState::PrepareCommit
+        } else {
+            TxnState::PrepareAbort
+        };
+        meta.last_update_ms = now_ms;
+        let (answer_id, answer_epoch) = if next_producer_id != NO_PRODUCER_ID {
+            (next_producer_id, 0)
+        } else {
+            (meta.producer_id, meta.producer_epoch)
+        };
+        let job = job_of(&meta, commit);
+        self.write(
+            meta,
+            vec![job],
+            EndTxnResult {
+                error: ErrorCode::None,
+                producer_id: answer_id,
+                producer_epoch: answer_epoch,
+            },
+        )
+    }
+
     /// Every marker of a job is written: the transaction completes (CompleteCommit or
     /// CompleteAbort, no partitions). A job that no longer matches the state (the id moved
     /// on meanwhile) is ignored.
@@ -461,6 +664,14 @@ impl Coordinator {
         };
         meta.partitions.clear();
         meta.last_update_ms = now_ms;
+        if meta.next_producer_id != NO_PRODUCER_ID {
+            // Transaction version 2 at an exhausted epoch: the producer continues with the
+            // id its EndTxn answer named, at epoch 0 (Kafka's `prepareComplete`).
+            meta.previous_producer_id = meta.producer_id;
+            meta.producer_id = meta.next_producer_id;
+            meta.producer_epoch = 0;
+            meta.next_producer_id = NO_PRODUCER_ID;
+        }
         self.write(meta, Vec::new(), ())
     }
 
@@ -474,6 +685,7 @@ impl Coordinator {
             meta.last_producer_epoch = NO_PRODUCER_EPOCH;
             meta.producer_epoch += 1;
         }
+        fence_bump_tv2(&mut meta);
         meta.state = TxnState::PrepareAbort;
         meta.last_update_ms = now_ms;
         let job = job_of(&meta, false);
@@ -612,6 +824,17 @@ fn ok_pid(producer_id: i64, producer_epoch: i16) -> InitPidResult {
         error: ErrorCode::None,
         producer_id,
         producer_epoch,
+    }
+}
+
+/// A fence (a new producer instance, or a transaction past its timeout) of a transaction
+/// whose client is at [`TV2`]: Kafka aborts it through the version 2 end, which bumps the
+/// already fenced epoch once more (never past `i16::MAX`), and the abort records the fenced
+/// epoch as the last one.
+fn fence_bump_tv2(meta: &mut TxnMetadata) {
+    if meta.client_tv >= TV2 && meta.producer_epoch < i16::MAX {
+        meta.last_producer_epoch = meta.producer_epoch;
+        meta.producer_epoch += 1;
     }
 }
 

@@ -20,9 +20,12 @@ mod state;
 
 pub use coordinator::{
     Config, Coordinator, DescribedTxn, EndTxnResult, ErrorCode, InitPidResult, ListFilter,
-    MarkerJob, Output,
+    MarkerJob, Output, TV0, TV2,
 };
-pub use records::{decode_key, decode_value, encode_key, RecordError, TxnRecord, TxnValue};
+pub use records::{
+    decode_key, decode_value, encode_key, encode_value, RecordError, TxnRecord, TxnValue,
+    VALUE_VERSION,
+};
 pub use state::{TopicPartition, TxnMetadata, TxnState, NO_PRODUCER_EPOCH, NO_PRODUCER_ID};
 
 /// The `__transaction_state` partition of a transactional id: Kafka's

@@ -1,10 +1,15 @@
 //! The `__transaction_state` record format, Kafka's `TransactionLogKey` v0 and
-//! `TransactionLogValue` v0 (big-endian, as Kafka's generated code writes them), so that
-//! Kafka's tools could read the topic. Key: version (i16, 0), transactional id (string).
-//! Value: version (i16, 0), producer id (i64), producer epoch (i16), timeout (i32), state
+//! `TransactionLogValue` v0 and v1 (big-endian, as Kafka's generated code writes them), so
+//! that Kafka's tools could read the topic. Key: version (i16, 0), transactional id (string).
+//! Value v0: version (i16, 0), producer id (i64), producer epoch (i16), timeout (i32), state
 //! (i8), partitions (nullable array of topic string and i32 array), last update (i64),
-//! start (i64). A record without a value is a tombstone (the id expired). Decoding checks
-//! every length against the bytes present before using it.
+//! start (i64). Value v1 (Kafka's first flexible version, written when `transaction.version`
+//! is 1 or more, as it is here) has the same fields with compact strings and arrays, an
+//! empty tagged-field section after each partition entry, and tagged fields at the end:
+//! 0 PreviousProducerId (i64), 1 NextProducerId (i64), 2 ClientTransactionVersion (i16),
+//! each written only when it is not its default (-1, -1, 0). A record without a value is a
+//! tombstone (the id expired). Decoding checks every length against the bytes present
+//! before using it, and skips unknown tagged fields as Kafka does.
 
 use std::collections::BTreeSet;
 
@@ -12,8 +17,11 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::state::{TopicPartition, TxnMetadata, TxnState};
 
-/// The key and value version this crate writes.
-const VERSION: i16 = 0;
+/// The key version (Kafka has only v0).
+const KEY_VERSION: i16 = 0;
+/// The value version written: Kafka's `transactionLogValueVersion` for `transaction.version`
+/// 1 and 2 (flexible, with the KIP-890 tagged fields).
+pub const VALUE_VERSION: i16 = 1;
 
 /// One record of `__transaction_state`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +40,7 @@ pub enum RecordError {
     InvalidLength { field: &'static str, length: i64 },
     #[error("{field}: not UTF-8")]
     InvalidUtf8 { field: &'static str },
-    #[error("{what}: unsupported version {version} (this broker reads version 0)")]
+    #[error("{what}: unsupported version {version} (this broker reads versions 0 and 1)")]
     UnsupportedVersion { what: &'static str, version: i16 },
     #[error("unknown transaction state {0}")]
     UnknownState(i8),
@@ -52,6 +60,13 @@ pub struct TxnValue {
     pub partitions: BTreeSet<TopicPartition>,
     pub last_update_ms: i64,
     pub start_ms: i64,
+    /// v1 tagged field 0 (-1: none; v0 has none).
+    pub previous_producer_id: i64,
+    /// v1 tagged field 1: the id the producer moves to when the transaction completes
+    /// (transaction version 2 at epoch exhaustion; -1: none).
+    pub next_producer_id: i64,
+    /// v1 tagged field 2: the transaction version of the client's last request (0 in v0).
+    pub client_tv: i16,
 }
 
 impl TxnRecord {
@@ -59,7 +74,8 @@ impl TxnRecord {
     pub fn of(meta: &TxnMetadata) -> Result<TxnRecord, RecordError> {
         Ok(TxnRecord {
             key: encode_key(&meta.transactional_id)?,
-            value: Some(encode_value(&TxnValue {
+            value: Some(encode_value(
+                &TxnValue {
                 producer_id: meta.producer_id,
                 producer_epoch: meta.producer_epoch,
                 timeout_ms: meta.timeout_ms,
@@ -67,7 +83,12 @@ impl TxnRecord {
                 partitions: meta.partitions.clone(),
                 last_update_ms: meta.last_update_ms,
                 start_ms: meta.start_ms,
-            })?),
+                previous_producer_id: meta.previous_producer_id,
+                next_producer_id: meta.next_producer_id,
+                client_tv: meta.client_tv,
+            },
+                VALUE_VERSION,
+            )?),
         })
     }
 
@@ -82,7 +103,7 @@ impl TxnRecord {
 
 pub fn encode_key(transactional_id: &str) -> Result<Bytes, RecordError> {
     let mut b = BytesMut::with_capacity(4 + transactional_id.len());
-    b.put_i16(VERSION);
+    b.put_i16(KEY_VERSION);
     put_str(&mut b, "transactional id", transactional_id)?;
     Ok(b.freeze())
 }
@@ -101,9 +122,17 @@ pub fn decode_key(bytes: &[u8]) -> Result<String, RecordError> {
     Ok(id)
 }
 
-pub fn encode_value(v: &TxnValue) -> Result<Bytes, RecordError> {
+/// Encodes a value at `version` (0, or 1: flexible with the tagged fields).
+pub fn encode_value(v: &TxnValue, version: i16) -> Result<Bytes, RecordError> {
+    if !(0..=1).contains(&version) {
+        return Err(RecordError::UnsupportedVersion {
+            what: "TransactionLogValue",
+            version,
+        });
+    }
+    let flexible = version >= 1;
     let mut b = BytesMut::with_capacity(64);
-    b.put_i16(VERSION);
+    b.put_i16(version);
     b.put_i64(v.producer_id);
     b.put_i16(v.producer_epoch);
     b.put_i32(v.timeout_ms);
@@ -118,63 +147,93 @@ pub fn encode_value(v: &TxnValue) -> Result<Bytes, RecordError> {
         }
     }
     if v.partitions.is_empty() && !matches!(v.state, TxnState::Ongoing) {
-        b.put_i32(-1);
+        if flexible {
+            put_varint(&mut b, 0);
+        } else {
+            b.put_i32(-1);
+        }
     } else {
-        put_len(&mut b, "partitions", topics.len())?;
+        put_array_len(&mut b, flexible, "partitions", topics.len())?;
         for (topic, ids) in topics {
-            put_str(&mut b, "topic", topic)?;
-            put_len(&mut b, "partition ids", ids.len())?;
+            if flexible {
+                put_compact_str(&mut b, "topic", topic)?;
+            } else {
+                put_str(&mut b, "topic", topic)?;
+            }
+            put_array_len(&mut b, flexible, "partition ids", ids.len())?;
             for id in ids {
                 b.put_i32(id);
+            }
+            if flexible {
+                // The entry's tagged fields: none.
+                put_varint(&mut b, 0);
             }
         }
     }
     b.put_i64(v.last_update_ms);
     b.put_i64(v.start_ms);
+    if flexible {
+        let mut tags: Vec<(u32, Vec<u8>)> = Vec::new();
+        if v.previous_producer_id != -1 {
+            tags.push((0, v.previous_producer_id.to_be_bytes().to_vec()));
+        }
+        if v.next_producer_id != -1 {
+            tags.push((1, v.next_producer_id.to_be_bytes().to_vec()));
+        }
+        if v.client_tv != 0 {
+            tags.push((2, v.client_tv.to_be_bytes().to_vec()));
+        }
+        put_varint(&mut b, tags.len() as u32);
+        for (tag, data) in tags {
+            put_varint(&mut b, tag);
+            put_varint(&mut b, data.len() as u32);
+            b.put_slice(&data);
+        }
+    }
     Ok(b.freeze())
 }
 
 pub fn decode_value(bytes: &[u8]) -> Result<TxnValue, RecordError> {
     let mut r = Reader(bytes);
     let version = r.i16("value version")?;
-    if version != 0 {
+    if !(0..=1).contains(&version) {
         return Err(RecordError::UnsupportedVersion {
             what: "TransactionLogValue",
             version,
         });
     }
+    let flexible = version >= 1;
     let producer_id = r.i64("producer id")?;
     let producer_epoch = r.i16("producer epoch")?;
     let timeout_ms = r.i32("timeout")?;
     let state_id = r.i8("state")?;
     let state = TxnState::from_id(state_id).ok_or(RecordError::UnknownState(state_id))?;
     let mut partitions = BTreeSet::new();
-    let topics = r.i32("partitions")?;
-    if topics >= 0 {
+    if let Some(topics) = r.array_len(flexible, "partitions", 2)? {
         for _ in 0..topics {
-            let topic = r.string("topic")?;
-            let count = r.i32("partition ids")?;
+            let topic = if flexible {
+                r.compact_string("topic")?
+            } else {
+                r.string("topic")?
+            };
             // Each id takes four bytes: a count beyond what remains is refused before use.
-            if count < 0 || usize::try_from(count).unwrap_or(usize::MAX) > r.0.len() / 4 {
-                return Err(RecordError::InvalidLength {
+            let count = r.array_len(flexible, "partition ids", 4)?.ok_or(
+                RecordError::InvalidLength {
                     field: "partition ids",
-                    length: i64::from(count),
-                });
-            }
+                    length: -1,
+                },
+            )?;
             for _ in 0..count {
                 partitions.insert(TopicPartition::new(topic.clone(), r.i32("partition id")?));
             }
+            if flexible {
+                r.skip_tagged_fields("partition entry")?;
+            }
         }
-    } else if topics != -1 {
-        return Err(RecordError::InvalidLength {
-            field: "partitions",
-            length: i64::from(topics),
-        });
     }
     let last_update_ms = r.i64("last update")?;
     let start_ms = r.i64("start")?;
-    r.finish("TransactionLogValue")?;
-    Ok(TxnValue {
+    let mut value = TxnValue {
         producer_id,
         producer_epoch,
         timeout_ms,
@@ -182,7 +241,71 @@ pub fn decode_value(bytes: &[u8]) -> Result<TxnValue, RecordError> {
         partitions,
         last_update_ms,
         start_ms,
-    })
+        previous_producer_id: -1,
+        next_producer_id: -1,
+        client_tv: 0,
+    };
+    if flexible {
+        let count = r.varint("tagged fields")?;
+        for _ in 0..count {
+            let tag = r.varint("tag")?;
+            let size = usize::try_from(r.varint("tag size")?).unwrap_or(usize::MAX);
+            let data = r.take("tagged field", size)?;
+            let mut field = Reader(data);
+            match tag {
+                0 => value.previous_producer_id = field.i64("previous producer id")?,
+                1 => value.next_producer_id = field.i64("next producer id")?,
+                2 => value.client_tv = field.i16("client transaction version")?,
+                // Unknown tags are skipped, as Kafka's readers skip them.
+                _ => continue,
+            }
+            field.finish("tagged field")?;
+        }
+    }
+    r.finish("TransactionLogValue")?;
+    Ok(value)
+}
+
+/// An unsigned varint (Kafka's `writeUnsignedVarint`).
+fn put_varint(b: &mut BytesMut, mut value: u32) {
+    while value >= 0x80 {
+        b.put_u8((value as u8 & 0x7f) | 0x80);
+        value >>= 7;
+    }
+    b.put_u8(value as u8);
+}
+
+/// An array length: i32 (v0) or compact (length + 1, unsigned varint) in flexible versions.
+fn put_array_len(
+    b: &mut BytesMut,
+    flexible: bool,
+    field: &'static str,
+    len: usize,
+) -> Result<(), RecordError> {
+    if flexible {
+        let plus_one = u32::try_from(len)
+            .ok()
+            .and_then(|l| l.checked_add(1))
+            .ok_or(RecordError::TooLong { field, length: len })?;
+        put_varint(b, plus_one);
+        Ok(())
+    } else {
+        put_len(b, field, len)
+    }
+}
+
+/// A compact string (length + 1 as an unsigned varint, then UTF-8), at most i16::MAX bytes
+/// as Kafka's strings are.
+fn put_compact_str(b: &mut BytesMut, field: &'static str, s: &str) -> Result<(), RecordError> {
+    if i16::try_from(s.len()).is_err() {
+        return Err(RecordError::TooLong {
+            field,
+            length: s.len(),
+        });
+    }
+    put_varint(b, s.len() as u32 + 1);
+    b.put_slice(s.as_bytes());
+    Ok(())
 }
 
 fn put_str(b: &mut BytesMut, field: &'static str, s: &str) -> Result<(), RecordError> {
@@ -251,6 +374,65 @@ impl<'a> Reader<'a> {
             .map_err(|_| RecordError::InvalidUtf8 { field })
     }
 
+    /// An unsigned varint of at most five bytes.
+    fn varint(&mut self, field: &'static str) -> Result<u32, RecordError> {
+        let mut value: u32 = 0;
+        for i in 0..5 {
+            let byte = self.fixed::<1>(field)?[0];
+            value |= u32::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(RecordError::InvalidLength {
+            field,
+            length: i64::from(value),
+        })
+    }
+
+    /// An array length (None: null), refused when `min_entry_bytes` per entry exceed what
+    /// remains, so a hostile count allocates nothing.
+    fn array_len(
+        &mut self,
+        flexible: bool,
+        field: &'static str,
+        min_entry_bytes: usize,
+    ) -> Result<Option<usize>, RecordError> {
+        let raw: i64 = if flexible {
+            i64::from(self.varint(field)?) - 1
+        } else {
+            i64::from(self.i32(field)?)
+        };
+        if raw == -1 {
+            return Ok(None);
+        }
+        match usize::try_from(raw) {
+            Ok(n) if n <= self.0.len() / min_entry_bytes.max(1) => Ok(Some(n)),
+            _ => Err(RecordError::InvalidLength { field, length: raw }),
+        }
+    }
+
+    fn compact_string(&mut self, field: &'static str) -> Result<String, RecordError> {
+        let length = i64::from(self.varint(field)?) - 1;
+        let length = usize::try_from(length)
+            .map_err(|_| RecordError::InvalidLength { field, length })?;
+        let raw = self.take(field, length)?;
+        std::str::from_utf8(raw)
+            .map(str::to_owned)
+            .map_err(|_| RecordError::InvalidUtf8 { field })
+    }
+
+    /// A tagged-field section whose fields this reader does not use.
+    fn skip_tagged_fields(&mut self, field: &'static str) -> Result<(), RecordError> {
+        let count = self.varint(field)?;
+        for _ in 0..count {
+            self.varint(field)?;
+            let size = usize::try_from(self.varint(field)?).unwrap_or(usize::MAX);
+            self.take(field, size)?;
+        }
+        Ok(())
+    }
+
     fn finish(&self, what: &'static str) -> Result<(), RecordError> {
         if self.0.is_empty() {
             Ok(())
@@ -280,8 +462,11 @@ mod tests {
                 .collect(),
             last_update_ms: 10,
             start_ms: 5,
+            previous_producer_id: -1,
+            next_producer_id: -1,
+            client_tv: 0,
         };
-        let bytes = encode_value(&value).unwrap();
+        let bytes = encode_value(&value, 0).unwrap();
         assert_eq!(decode_value(&bytes).unwrap(), value);
         // version, pid, epoch, timeout, state, 2 topics: "a" [0,2], "b" [1], two times.
         assert_eq!(
@@ -301,10 +486,56 @@ mod tests {
             partitions: BTreeSet::new(),
             last_update_ms: 0,
             start_ms: -1,
+            previous_producer_id: -1,
+            next_producer_id: -1,
+            client_tv: 0,
         };
-        let bytes = encode_value(&value).unwrap();
+        let bytes = encode_value(&value, 0).unwrap();
         assert_eq!(&bytes[17..21], &(-1i32).to_be_bytes());
         assert_eq!(decode_value(&bytes).unwrap(), value);
+    }
+
+    #[test]
+    fn v1_writes_compact_fields_and_tagged_fields_and_reads_them_back() {
+        let mut value = TxnValue {
+            producer_id: 42,
+            producer_epoch: 7,
+            timeout_ms: 60_000,
+            state: TxnState::PrepareCommit,
+            partitions: [("a", 0), ("a", 2), ("b", 1)]
+                .into_iter()
+                .map(|(t, p)| TopicPartition::new(t.to_string(), p))
+                .collect(),
+            last_update_ms: 10,
+            start_ms: 5,
+            previous_producer_id: 41,
+            next_producer_id: 43,
+            client_tv: 2,
+        };
+        let bytes = encode_value(&value, 1).unwrap();
+        assert_eq!(decode_value(&bytes).unwrap(), value);
+        // version, pid, epoch, timeout, state, compact array (1 byte) of 2 topics:
+        // "a" (1 + 1) [0, 2] (1 + 8) tags (1), "b" (1 + 1) [1] (1 + 4) tags (1), two times,
+        // then 3 tags: count (1) and (tag, size, data) 1 + 1 + 8, 1 + 1 + 8, 1 + 1 + 2.
+        assert_eq!(
+            bytes.len(),
+            2 + 8 + 2 + 4 + 1 + 1 + (2 + 9 + 1) + (2 + 5 + 1) + 16 + 1 + 10 + 10 + 4
+        );
+        // Defaults are not written: the v1 value of an Empty id ends with a null array,
+        // the two times and an empty tag section.
+        value.state = TxnState::Empty;
+        value.partitions.clear();
+        value.previous_producer_id = -1;
+        value.next_producer_id = -1;
+        value.client_tv = 0;
+        let bytes = encode_value(&value, 1).unwrap();
+        assert_eq!(bytes.len(), 2 + 8 + 2 + 4 + 1 + 1 + 16 + 1);
+        assert_eq!(decode_value(&bytes).unwrap(), value);
+        // An unknown tag is skipped.
+        let mut with_unknown = BytesMut::from(&bytes[..bytes.len() - 1]);
+        with_unknown.put_slice(&[1, 9, 2, 0xab, 0xcd]);
+        assert_eq!(decode_value(&with_unknown).unwrap(), value);
+        assert!(encode_value(&value, 2).is_err());
     }
 
     #[test]
@@ -330,7 +561,19 @@ mod tests {
             decode_value(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 9]),
             Err(RecordError::UnknownState(9))
         ));
-        for cut in 0..40 {
+        // A v1 compact array claiming 2^28 topics.
+        let mut b = BytesMut::new();
+        b.put_i16(1);
+        b.put_i64(1);
+        b.put_i16(0);
+        b.put_i32(1);
+        b.put_i8(1);
+        b.put_slice(&[0x80, 0x80, 0x80, 0x80, 0x01]);
+        assert!(matches!(
+            decode_value(&b),
+            Err(RecordError::InvalidLength { .. })
+        ));
+        for cut in 0..60 {
             let full = encode_value(&TxnValue {
                 producer_id: 1,
                 producer_epoch: 0,
@@ -339,7 +582,10 @@ mod tests {
                 partitions: [TopicPartition::new("t".into(), 0)].into_iter().collect(),
                 last_update_ms: 0,
                 start_ms: 0,
-            })
+                previous_producer_id: 3,
+                next_producer_id: 4,
+                client_tv: 2,
+            }, 1)
             .unwrap();
             if cut < full.len() {
                 assert!(decode_value(&full[..cut]).is_err());

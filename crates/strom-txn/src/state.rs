@@ -85,8 +85,8 @@ impl TxnState {
 pub struct TxnMetadata {
     pub transactional_id: String,
     pub producer_id: i64,
-    /// The producer id before the last epoch exhaustion (KIP-360 retries); not persisted
-    /// in value v0, as in Kafka before v1.
+    /// The producer id before the last change of producer id (an exhausted epoch; KIP-360
+    /// retries and transaction version 2's overflow retry). Persisted in value v1 (tag 0).
     pub previous_producer_id: i64,
     pub producer_epoch: i16,
     /// The epoch before the last bump, to recognise a retried InitProducerId (in memory).
@@ -97,4 +97,11 @@ pub struct TxnMetadata {
     /// When the ongoing transaction began (-1 when none).
     pub start_ms: i64,
     pub last_update_ms: i64,
+    /// Transaction version 2 at epoch exhaustion: the producer id the transaction being
+    /// ended moves to when it completes (-1: none). Persisted (value v1, tag 1).
+    pub next_producer_id: i64,
+    /// The transaction version of the client's last AddPartitions or EndTxn (Kafka's
+    /// `clientTransactionVersion`: 2 for EndTxn v5+ and broker-sent AddPartitionsToTxn v4+,
+    /// 0 otherwise). Persisted (value v1, tag 2).
+    pub client_tv: i16,
 }
