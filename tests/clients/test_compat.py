@@ -118,11 +118,18 @@ def test_features_describe_and_update(broker, compat_tool):
     v3+ (Admin describeFeatures); UpdateFeatures accepts the level the cluster runs at and
     refuses any other with Kafka's INVALID_UPDATE_VERSION."""
     out = compat_tool(["features", broker.bootstrap])
-    assert out["finalized"] == {"metadata.version": {"min": 25, "max": 25}, "group.version": {"min": 1, "max": 1}, "share.version": {"min": 1, "max": 1}}, out
+    assert out["finalized"] == {
+        "metadata.version": {"min": 25, "max": 25},
+        "group.version": {"min": 1, "max": 1},
+        "share.version": {"min": 1, "max": 1},
+        "transaction.version": {"min": 2, "max": 2},
+    }, out
     assert out["supported"]["metadata.version"] == {"min": 25, "max": 25}, out
     assert out["supported"]["group.version"] == {"min": 1, "max": 1}, out
     # ApiVersions v4 (the Java client's) also carries ranges that start at 0.
     assert out["supported"]["kraft.version"] == {"min": 0, "max": 0}, out
+    # KIP-890: transaction version 0-2, finalized at 2 as on a new Kafka 4 cluster.
+    assert out["supported"]["transaction.version"] == {"min": 0, "max": 2}, out
     assert out["finalized_epoch"] == 0, out
 
     assert compat_tool(["update-feature", broker.bootstrap, "group.version", 1, "UPGRADE"]) == {"ok": True}
@@ -130,6 +137,11 @@ def test_features_describe_and_update(broker, compat_tool):
     refused = compat_tool(["update-feature", broker.bootstrap, "metadata.version", 24, "SAFE_DOWNGRADE"])
     assert refused["error"] == "InvalidUpdateVersionException", refused
     assert "only supports versions 25" in refused["message"], refused
+    assert compat_tool(["update-feature", broker.bootstrap, "transaction.version", 2, "UPGRADE"]) == {"ok": True}
+    # Strom cannot move transaction.version yet: a downgrade is refused, not pretended.
+    fixed = compat_tool(["update-feature", broker.bootstrap, "transaction.version", 1, "SAFE_DOWNGRADE"])
+    assert fixed["error"] == "InvalidUpdateVersionException", fixed
+    assert "cannot be changed" in fixed["message"], fixed
     unknown = compat_tool(["update-feature", broker.bootstrap, "no.such.feature", 1, "UPGRADE"])
     assert unknown["error"] == "InvalidUpdateVersionException", unknown
     assert "does not support this feature" in unknown["message"], unknown

@@ -277,7 +277,9 @@ def test_java_commit_abort_and_admin(broker, compat_tool, topic_name):
     listed = compat_tool(["transactions", broker.bootstrap, txid])
     assert listed["listed"].get(txid) == "CompleteAbort", listed
     assert listed["describe"]["state"] == "CompleteAbort", listed
-    assert listed["describe"]["producer_epoch"] >= 0, listed
+    # The Java client uses transaction version 2 (the broker finalizes it, KIP-890 part 2):
+    # initTransactions gives epoch 0 and each of the two ends bumps it.
+    assert listed["describe"]["producer_epoch"] == 2, listed
     assert listed["describe"]["partitions"] == [], listed
 
 
@@ -380,3 +382,32 @@ def test_strom_client_transactions_seen_by_confluent_kafka(broker, topic_name):
     assert [o for _, o, _ in committed] == list(range(20)) + list(range(37, 47))
     uncommitted = consume_all(broker.bootstrap, topic_name, "read_uncommitted", end)
     assert len(uncommitted) == 45
+
+
+def test_java_consume_transform_produce_exactly_once(broker, compat_tool, topic_name):
+    """The Java client (transaction version 2: Produce v12+ and TxnOffsetCommit v5 add the
+    partitions implicitly, no AddPartitionsToTxn or AddOffsetsToTxn) copies 40 records from
+    two input partitions with sendOffsetsToTransaction: after one aborted transaction (its
+    records and offsets vanish) every record is copied exactly once and the group's committed
+    offsets are the inputs' ends."""
+    src, dst, group = f"{topic_name}-in", f"{topic_name}-out", f"{topic_name}-g"
+    create_topic(broker.bootstrap, src, partitions=2)
+    create_topic(broker.bootstrap, dst)
+    plain = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(40):
+        plain.produce(src, value=f"v{i}".encode(), partition=i % 2)
+    plain.flush(TIMEOUT_S)
+    out = compat_tool(["eos-copy", broker.bootstrap, f"{topic_name}-tx", group, src, dst, 40])
+    assert out["error"] is None, out
+    assert out["copied"] == 40 and out["transactions"] >= 4, out
+    end = end_offset(broker.bootstrap, dst)
+    committed_values = [v for _, _, v in consume_all(broker.bootstrap, dst, "read_committed", end)]
+    assert sorted(committed_values) == sorted(f"v{i}" for i in range(40)), committed_values
+    everything = [v for _, _, v in consume_all(broker.bootstrap, dst, "read_uncommitted", end)]
+    assert any(v.startswith("aborted-") for v in everything), everything
+    reader = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        got = reader.committed([TopicPartition(src, 0), TopicPartition(src, 1)], timeout=TIMEOUT_S)
+        assert [tp.offset for tp in got] == [20, 20], got
+    finally:
+        reader.close()

@@ -135,9 +135,11 @@ pub async fn send_to_leader(
     results
 }
 
-/// KIP-890 part 1 against a coordinator on another broker: AddPartitionsToTxn v4 with
-/// `verify_only`; the partition's error code (or the transaction's), or
-/// COORDINATOR_NOT_AVAILABLE when it cannot be asked.
+/// KIP-890 against a coordinator on another broker: AddPartitionsToTxn v4 with
+/// `verify_only` (part 1), or without it to add the partition (part 2, a transaction
+/// version 2 producer's implicit addition); the partition's error code (or the
+/// transaction's), or COORDINATOR_NOT_AVAILABLE when it cannot be asked.
+#[allow(clippy::too_many_arguments)]
 pub async fn verify_remote(
     context: &BrokerContext,
     image: &MetadataImage,
@@ -146,6 +148,7 @@ pub async fn verify_remote(
     producer_id: i64,
     producer_epoch: i16,
     tp: &TopicPartition,
+    verify_only: bool,
 ) -> i16 {
     let unavailable = ErrorCode::COORDINATOR_NOT_AVAILABLE.code();
     if coordinator < 0 {
@@ -158,7 +161,7 @@ pub async fn verify_remote(
             )))
             .with_producer_id(ProducerId(producer_id))
             .with_producer_epoch(producer_epoch)
-            .with_verify_only(true)
+            .with_verify_only(verify_only)
             .with_topics(vec![AddPartitionsToTxnTopic::default()
                 .with_name(TopicName(StrBytes::from_string(tp.topic.clone())))
                 .with_partitions(vec![tp.partition])]),

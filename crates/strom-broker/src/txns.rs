@@ -73,6 +73,9 @@ pub enum TxnCommand {
         producer_id: i64,
         producer_epoch: i16,
         partitions: Vec<TopicPartition>,
+        /// The client's transaction version (`strom_txn::TV2` for AddPartitionsToTxn v4+,
+        /// which brokers send, also for the implicit addition of KIP-890 part 2).
+        client_tv: i16,
     },
     /// KIP-890 part 1: are these partitions in the ongoing transaction? (writes nothing)
     Verify {
@@ -86,6 +89,10 @@ pub enum TxnCommand {
         producer_id: i64,
         producer_epoch: i16,
         commit: bool,
+        /// `strom_txn::TV2` for EndTxn v5+.
+        client_tv: i16,
+        /// A newly allocated producer id, for a version 2 end at an exhausted epoch.
+        fresh_producer_id: Option<i64>,
     },
     Describe {
         transactional_id: String,
@@ -512,12 +519,14 @@ impl Runtime {
                 producer_id,
                 producer_epoch,
                 partitions,
+                client_tv,
             } => split(
-                coordinator.add_partitions(
+                coordinator.add_partitions_tv(
                     &transactional_id,
                     producer_id,
                     producer_epoch,
                     &partitions,
+                    client_tv,
                     now,
                 ),
                 TxnResponse::Error,
@@ -542,8 +551,18 @@ impl Runtime {
                 producer_id,
                 producer_epoch,
                 commit,
+                client_tv,
+                mut fresh_producer_id,
             } => split(
-                coordinator.end_txn(&transactional_id, producer_id, producer_epoch, commit, now),
+                coordinator.end_txn_tv(
+                    &transactional_id,
+                    producer_id,
+                    producer_epoch,
+                    commit,
+                    client_tv,
+                    &mut fresh_producer_id,
+                    now,
+                ),
                 TxnResponse::EndTxn,
             ),
             TxnCommand::Describe { transactional_id } => (
@@ -1041,14 +1060,18 @@ async fn send_markers(
 
 /// KIP-890 part 1: asks the coordinator of `transactional_id` (here, or on another broker
 /// with AddPartitionsToTxn v4 `verify_only`) whether `tp` is in the producer's ongoing
-/// transaction. Errors other than INVALID_TXN_STATE and the fencing ones are retriable
-/// for the producer, as Kafka maps them (NOT_ENOUGH_REPLICAS).
+/// transaction. With `add` (part 2: a transaction version 2 producer's Produce v12+ or
+/// TxnOffsetCommit v5+) the coordinator instead adds `tp` to the transaction, starting one
+/// if none is open (AddPartitionsToTxn v4 without `verify_only` to another broker).
+/// Errors other than INVALID_TXN_STATE and the fencing ones are retriable for the
+/// producer, as Kafka maps them (NOT_ENOUGH_REPLICAS).
 pub async fn verify_partition(
     context: &BrokerContext,
     transactional_id: &str,
     producer_id: i64,
     producer_epoch: i16,
     tp: TopicPartition,
+    add: bool,
 ) -> strom_protocol::ErrorCode {
     let image = context.metadata.image();
     let Some(topic) = image.topic_by_name(TXN_TOPIC) else {
@@ -1057,18 +1080,23 @@ pub async fn verify_partition(
     let partition = partition_for(&image, transactional_id);
     let leader = topic.partitions.get(&partition).map_or(-1, |p| p.leader);
     let code = if leader == context.config.node_id {
-        let response = context
-            .txns
-            .call(
-                partition,
-                TxnCommand::Verify {
-                    transactional_id: transactional_id.to_string(),
-                    producer_id,
-                    producer_epoch,
-                    partitions: vec![tp.clone()],
-                },
-            )
-            .await;
+        let command = if add {
+            TxnCommand::AddPartitions {
+                transactional_id: transactional_id.to_string(),
+                producer_id,
+                producer_epoch,
+                partitions: vec![tp.clone()],
+                client_tv: strom_txn::TV2,
+            }
+        } else {
+            TxnCommand::Verify {
+                transactional_id: transactional_id.to_string(),
+                producer_id,
+                producer_epoch,
+                partitions: vec![tp.clone()],
+            }
+        };
+        let response = context.txns.call(partition, command).await;
         match response {
             TxnResponse::Verify(Ok(results)) => results
                 .into_iter()
@@ -1086,6 +1114,7 @@ pub async fn verify_partition(
             producer_id,
             producer_epoch,
             &tp,
+            !add,
         )
         .await
     };

@@ -2,10 +2,12 @@
 //! carried by ApiVersions v3+ (what `kafka-features.sh describe` and Admin
 //! `describeFeatures` read) and changed by UpdateFeatures.
 //!
-//! Strom runs each feature at one level, fixed by the binary, so every supported range is
-//! exactly its finalized level: an UpdateFeatures to that level is a no-op, and any other
-//! level is refused as Kafka refuses a level outside the supported range.
-//! `transaction.version` joins the table once transactions are served.
+//! Strom runs each feature at one level, fixed by the binary: an UpdateFeatures to that
+//! level is a no-op, and any other level is refused (as Kafka refuses a level outside the
+//! supported range). `transaction.version` supports 0-2 as Kafka 4 does and is finalized at
+//! 2 (KIP-890 part 2, what a new Kafka 4 cluster gets); the lower levels are served to the
+//! clients that use them (a client's request versions say its transaction version), but
+//! the finalized level cannot be moved yet.
 
 use kafka_protocol::messages::api_versions_response::{FinalizedFeatureKey, SupportedFeatureKey};
 use kafka_protocol::messages::ApiVersionsResponse;
@@ -50,6 +52,14 @@ pub const FEATURES: &[Feature] = &[
         min_supported: 1,
         max_supported: 1,
         finalized: 1,
+    },
+    // KIP-890: 1 is the flexible TransactionLogValue v1, 2 the epoch bump at every
+    // transaction end and implicit partition addition.
+    Feature {
+        name: "transaction.version",
+        min_supported: 0,
+        max_supported: 2,
+        finalized: 2,
     },
 ];
 
@@ -143,6 +153,10 @@ pub fn refusal(name: &str, level: i16, upgrade: UpgradeType, node_id: i32) -> Op
         )
     } else if level > current && upgrade != UpgradeType::Upgrade {
         Some("Can't downgrade to a newer version.".to_string())
+    } else if level != current {
+        Some(format!(
+            "Strom runs this feature at level {current} only; it cannot be changed."
+        ))
     } else {
         None
     };
@@ -184,18 +198,25 @@ mod tests {
                 vec![
                     "metadata.version:25".into(),
                     "group.version:1".into(),
-                    "share.version:1".into()
+                    "share.version:1".into(),
+                    "transaction.version:2".into()
                 ]
             )
         );
         assert_eq!(v3.finalized_features_epoch, 0);
         let v4 = with_features(ApiVersionsResponse::default(), 4);
         assert_eq!(
-            names(&v4).0.len(),
-            4,
-            "kraft.version's 0-0 range from v4 on"
+            names(&v4).0,
+            vec![
+                "metadata.version:25-25".to_string(),
+                "kraft.version:0-0".into(),
+                "group.version:1-1".into(),
+                "share.version:1-1".into(),
+                "transaction.version:0-2".into()
+            ],
+            "ranges from 0 only from v4 on"
         );
-        assert_eq!(names(&v4).1.len(), 3, "a level of 0 is never finalized");
+        assert_eq!(names(&v4).1.len(), 4, "a level of 0 is never finalized");
     }
 
     #[test]
@@ -217,6 +238,15 @@ mod tests {
             )
         );
         assert!(refusal("group.version", 1, UpgradeType::Unknown, 1).is_some());
+        assert_eq!(refusal("transaction.version", 2, UpgradeType::Upgrade, 1), None);
+        assert_eq!(
+            refusal("transaction.version", 1, UpgradeType::SafeDowngrade, 1).as_deref(),
+            Some(
+                "Invalid update version 1 for feature transaction.version. \
+                 Strom runs this feature at level 2 only; it cannot be changed."
+            )
+        );
+        assert!(refusal("transaction.version", 3, UpgradeType::Upgrade, 1).is_some());
         assert!(refusal("group.version", -1, UpgradeType::Upgrade, 1).is_some());
     }
 }

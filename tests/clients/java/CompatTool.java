@@ -8,6 +8,14 @@
 //                                        {"error", "message", "elapsed_ms"}
 //   transaction BOOTSTRAP TXID TOPIC N M a transactional producer commits N records
 //                                        ("commit-i") then aborts M ("abort-i"): {"error"}
+//   eos-copy BOOTSTRAP TXID GROUP IN OUT N
+//                                        consume-transform-produce: a read_committed consumer
+//                                        of group GROUP and a transactional producer copy N
+//                                        records from IN to OUT, committing the input offsets
+//                                        with sendOffsetsToTransaction, 10 records a
+//                                        transaction; the first transaction (its records
+//                                        prefixed "aborted-") is aborted and its input read
+//                                        again: {"error", "copied", "transactions"}
 //   transactions BOOTSTRAP TXID          Admin listTransactions and describeTransactions:
 //                                        {"listed": {id: state}, "describe": {"state",
 //                                        "producer_id", "producer_epoch", "partitions"}}
@@ -79,6 +87,7 @@ public final class CompatTool {
             case "init-transactions": out = initTransactions(args[1], args[2]); break;
             case "transaction": out = transaction(args); break;
             case "transactions": out = transactions(args[1], args[2]); break;
+            case "eos-copy": out = eosCopy(args); break;
             case "acls": out = acls(args[1]); break;
             case "quorum": out = quorum(args[1]); break;
             case "features": out = features(args[1]); break;
@@ -139,6 +148,73 @@ public final class CompatTool {
             return "{\"error\":null}";
         } catch (Exception e) {
             return "{" + error(e) + "}";
+        }
+    }
+
+    private static Map<org.apache.kafka.common.TopicPartition, org.apache.kafka.clients.consumer.OffsetAndMetadata> nextOffsets(
+            org.apache.kafka.clients.consumer.ConsumerRecords<byte[], byte[]> records) {
+        Map<org.apache.kafka.common.TopicPartition, org.apache.kafka.clients.consumer.OffsetAndMetadata> offsets = new java.util.HashMap<>();
+        for (org.apache.kafka.common.TopicPartition tp : records.partitions()) {
+            List<org.apache.kafka.clients.consumer.ConsumerRecord<byte[], byte[]>> list = records.records(tp);
+            offsets.put(tp, new org.apache.kafka.clients.consumer.OffsetAndMetadata(list.get(list.size() - 1).offset() + 1));
+        }
+        return offsets;
+    }
+
+    private static String eosCopy(String[] args) {
+        String bootstrap = args[1];
+        String out = args[5];
+        int n = Integer.parseInt(args[6]);
+        Properties cp = new Properties();
+        cp.put("bootstrap.servers", bootstrap);
+        cp.put("group.id", args[3]);
+        cp.put("enable.auto.commit", "false");
+        cp.put("auto.offset.reset", "earliest");
+        cp.put("isolation.level", "read_committed");
+        cp.put("max.poll.records", "10");
+        cp.put("key.deserializer", org.apache.kafka.common.serialization.ByteArrayDeserializer.class.getName());
+        cp.put("value.deserializer", org.apache.kafka.common.serialization.ByteArrayDeserializer.class.getName());
+        Properties pp = new Properties();
+        pp.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        pp.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, args[2]);
+        pp.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "30000");
+        pp.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        pp.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        int copied = 0;
+        int transactions = 0;
+        try (org.apache.kafka.clients.consumer.KafkaConsumer<byte[], byte[]> consumer =
+                 new org.apache.kafka.clients.consumer.KafkaConsumer<>(cp);
+             KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(pp)) {
+            consumer.subscribe(List.of(args[4]));
+            producer.initTransactions();
+            boolean aborted = false;
+            while (copied < n && System.nanoTime() < deadline) {
+                org.apache.kafka.clients.consumer.ConsumerRecords<byte[], byte[]> records =
+                    consumer.poll(java.time.Duration.ofMillis(500));
+                if (records.isEmpty()) continue;
+                producer.beginTransaction();
+                for (org.apache.kafka.clients.consumer.ConsumerRecord<byte[], byte[]> r : records) {
+                    byte[] value = aborted ? r.value() : ("aborted-" + new String(r.value())).getBytes();
+                    producer.send(new org.apache.kafka.clients.producer.ProducerRecord<>(out, r.key(), value));
+                }
+                producer.sendOffsetsToTransaction(nextOffsets(records), consumer.groupMetadata());
+                if (!aborted) {
+                    producer.abortTransaction();
+                    aborted = true;
+                    // Read the aborted transaction's input again.
+                    for (org.apache.kafka.common.TopicPartition tp : records.partitions()) {
+                        consumer.seek(tp, records.records(tp).get(0).offset());
+                    }
+                    continue;
+                }
+                producer.commitTransaction();
+                copied += records.count();
+                transactions++;
+            }
+            return "{\"error\":null,\"copied\":" + copied + ",\"transactions\":" + transactions + "}";
+        } catch (Exception e) {
+            return "{" + error(e) + ",\"copied\":" + copied + "}";
         }
     }
 

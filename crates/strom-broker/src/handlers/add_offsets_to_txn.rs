@@ -33,6 +33,9 @@ pub(super) async fn handle(
                 crate::groups::OFFSETS_TOPIC.to_string(),
                 partition,
             )],
+            // AddOffsetsToTxn comes from version 1 clients (a version 2 client's
+            // TxnOffsetCommit v5 adds the partition itself).
+            client_tv: strom_txn::TV0,
         };
         let response = super::txn_call(context, &request.transactional_id.0, command).await;
         super::txn_error(response.error(), version, PRODUCER_FENCED_MIN_VERSION)

@@ -3,7 +3,9 @@
 //! OPERATION_NOT_ATTEMPTED for the rest, as Kafka answers). Versions 4+ batch transactions
 //! and come from brokers: with `verify_only` (KIP-890 part 1) a partition leader asks whether
 //! its partition is already in the ongoing transaction (INVALID_TXN_STATE when not); without
-//! it the partitions are added as for a producer.
+//! it the partitions are added as for a producer, at transaction version 2 (Kafka's
+//! `transactionVersionForAddPartitionsToTxn`: v4+ means a version 2 client, whose Produce
+//! v12+ or TxnOffsetCommit v5+ a broker adds implicitly).
 
 use std::collections::HashMap;
 
@@ -125,6 +127,11 @@ async fn one(
             producer_id,
             producer_epoch,
             partitions: partitions.clone(),
+            client_tv: if version >= BATCHED_MIN_VERSION {
+                strom_txn::TV2
+            } else {
+                strom_txn::TV0
+            },
         };
         let response = super::txn_call(context, &transactional_id.0, command).await;
         let code = super::txn_error(response.error(), version, PRODUCER_FENCED_MIN_VERSION);

@@ -79,7 +79,7 @@ fn failed(code: ErrorCode) -> InitProducerIdResponse {
 
 /// The next id of the current block, fetching a new block from the controller when it is
 /// used up. The lock is held across the controller call so that one block serves everyone.
-async fn next_producer_id(context: &BrokerContext) -> Result<i64, ErrorCode> {
+pub(super) async fn next_producer_id(context: &BrokerContext) -> Result<i64, ErrorCode> {
     let mut block = context.producer_ids.lock().await;
     if block.next >= block.end {
         let request = ControllerRequest::AllocateProducerIds {

@@ -46,6 +46,9 @@ use crate::syncer::CommitError;
 const TOPIC_ID_MIN_VERSION: i16 = 13;
 /// The first version with per-batch record errors and an error message.
 const RECORD_ERRORS_MIN_VERSION: i16 = 8;
+/// The first version of transaction version 2 producers (KIP-890 part 2), whose partitions
+/// the leader adds to the transaction.
+const IMPLICIT_ADD_MIN_VERSION: i16 = 12;
 /// How many refused records one response lists in all (each batch lists at most
 /// `strom_log::RECORD_ERRORS_LISTED_MAX`): a request of many small compressed batches of
 /// keyless records must not make a response of millions of messages. A record past the
@@ -255,7 +258,10 @@ async fn produce_topic(
                     partition: index,
                 };
                 let name = found.map_or("", |t| t.name.as_str());
-                match verify_transactional(context, name, &data, produced.transactional_id).await {
+                let add = version >= IMPLICIT_ADD_MIN_VERSION;
+                match verify_transactional(context, name, &data, produced.transactional_id, add)
+                    .await
+                {
                     Some(failure) => Err(failure),
                     None => append(context, &image, tp, data, produced.acks).await,
                 }
@@ -368,12 +374,17 @@ fn record_errors(rejected: &RejectedRecords, left: &mut usize) -> Vec<BatchIndex
 /// verified (one coordinator round trip). A batch racing its transaction's end between the
 /// check and the append is NOT caught: the partition keeps no verification state (Kafka's
 /// `VerificationGuard`), so such a batch can open a transaction the coordinator has ended.
+/// KIP-890 part 2: a Produce v12+ comes from a transaction version 2 producer, which sends
+/// no AddPartitionsToTxn: the coordinator is asked to add the partition instead (`add`),
+/// whether or not verification is enabled (without it the transaction would miss the
+/// partition and its marker).
 /// `acl` adds the TRANSACTIONAL_ID WRITE check here (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 async fn verify_transactional(
     context: &BrokerContext,
     topic: &str,
     data: &PartitionProduceData,
     transactional_id: Option<&str>,
+    add: bool,
 ) -> Option<Failure> {
     let records = data.records.as_ref()?;
     let (header, _) = strom_records::batches(records).next()?.ok()?;
@@ -386,7 +397,7 @@ async fn verify_transactional(
             Some("transactional records need the request's transactional id".into()),
         ));
     };
-    if !context.config.transactions.partition_verification_enable {
+    if !add && !context.config.transactions.partition_verification_enable {
         return None;
     }
     let tp = strom_txn::TopicPartition::new(topic.to_string(), data.index);
@@ -396,6 +407,7 @@ async fn verify_transactional(
         header.producer_id,
         header.producer_epoch,
         tp,
+        add,
     )
     .await;
     let message = match code {

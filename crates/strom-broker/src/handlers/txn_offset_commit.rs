@@ -3,7 +3,10 @@
 //! producer id and epoch in `__consumer_offsets`) and stages them until the transaction's
 //! marker commits or drops them (`GroupHandle::on_txn_marker`). v3+ carries the consumer's
 //! generation and member id (KIP-447), checked as an OffsetCommit's are. As for
-//! OffsetCommit, a partition that does not exist is UNKNOWN_TOPIC_OR_PARTITION.
+//! OffsetCommit, a partition that does not exist is UNKNOWN_TOPIC_OR_PARTITION. v5+ comes
+//! from a transaction version 2 producer (KIP-890 part 2), which sends no AddOffsetsToTxn:
+//! the group's `__consumer_offsets` partition is added to its transaction first (so the
+//! transaction's marker reaches the staged offsets), and a refusal answers every partition.
 //! `acl` adds the TRANSACTIONAL_ID WRITE and GROUP READ checks here.
 
 use std::collections::{HashMap, HashSet};
@@ -20,6 +23,8 @@ use crate::server::BrokerContext;
 
 /// The first version that knows PRODUCER_FENCED.
 const PRODUCER_FENCED_MIN_VERSION: i16 = 3;
+/// The first version of transaction version 2 producers.
+const IMPLICIT_ADD_MIN_VERSION: i16 = 5;
 
 pub(super) async fn handle(
     context: &BrokerContext,
@@ -53,7 +58,25 @@ pub(super) async fn handle(
         }
         requested.push((name, partitions));
     }
+    let added = if version >= IMPLICIT_ADD_MIN_VERSION && !offsets.is_empty() {
+        let partition = crate::groups::partition_for(&image, &group_id);
+        let tp = strom_txn::TopicPartition::new(crate::groups::OFFSETS_TOPIC.to_string(), partition);
+        crate::txns::verify_partition(
+            context,
+            &request.transactional_id.0,
+            request.producer_id.0,
+            request.producer_epoch,
+            tp,
+            true,
+        )
+        .await
+    } else {
+        KafkaError::NONE
+    };
     let reply = if offsets.is_empty() {
+        Ok(Response::TxnOffsetCommit(Vec::new()))
+    } else if added != KafkaError::NONE {
+        // Nothing is written: every partition gets the coordinator's refusal below.
         Ok(Response::TxnOffsetCommit(Vec::new()))
     } else {
         let command = Command::TxnOffsetCommit(TxnOffsetCommit {
@@ -90,6 +113,8 @@ pub(super) async fn handle(
                 .map(|index| {
                     let code = if unknown.contains(&(name.clone(), index)) {
                         KafkaError::UNKNOWN_TOPIC_OR_PARTITION.code()
+                    } else if added != KafkaError::NONE {
+                        added.code()
                     } else {
                         let error = whole
                             .or_else(|| results.get(&(name.clone(), index)).copied())
