@@ -167,3 +167,37 @@ def test_open_transactions_hold_read_committed_and_aborts_are_skipped(make_broke
     assert read_kafka_python(broker, topic_name, "read_committed") == (7, ["p0", "p1"])
     assert read_confluent(broker, topic_name, "read_committed") == ["p0", "p1"]
     assert read_kafka_python(broker, topic_name, "read_uncommitted") == (7, everything)
+
+
+@pytest.mark.needs_api("DescribeProducers")
+def test_idle_producer_ids_expire(make_broker, topic_name):
+    """`producer.id.expiration.ms`: an idempotent producer (librdkafka) idle that long is
+    forgotten by the partition (DescribeProducers no longer lists it, as Kafka's
+    removeExpiredProducers); a producer with an open transaction is kept; the forgotten
+    producer's next batches are accepted and nothing is lost or duplicated."""
+    broker = make_broker(["--override", "producer.id.expiration.ms=3000",
+                          "--override", "producer.id.expiration.check.interval.ms=200"] + UNVERIFIED)
+    kp.create_topic(broker, topic_name, partitions=1)
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": True, "linger.ms": 0})
+    for i in range(3):
+        producer.produce(topic_name, value=f"a{i}".encode())
+    assert producer.flush(TIMEOUT_S) == 0
+    # A transaction nobody ends, by hand (no coordinator): its producer must stay.
+    produce_all(broker, topic_name, [txn_batch(["open"], producer_id=777_000, epoch=0, sequence=0)])
+    listed = open_transactions(broker, topic_name)
+    assert len(listed) == 2 and listed[777_000] >= 0, listed
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline and len(listed) > 1:
+        time.sleep(0.2)
+        listed = open_transactions(broker, topic_name)
+    assert list(listed) == [777_000], listed
+    # The idempotent producer carries on at its next sequence after being forgotten.
+    for i in range(3):
+        producer.produce(topic_name, value=f"b{i}".encode())
+    assert producer.flush(TIMEOUT_S) == 0
+    # Listed again, as a new producer (unless it went idle for 3 s again meanwhile).
+    assert len(open_transactions(broker, topic_name)) == 2
+    values = read_confluent(broker, topic_name, "read_uncommitted")
+    assert values == ["a0", "a1", "a2", "open", "b0", "b1", "b2"], values

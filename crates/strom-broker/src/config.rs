@@ -327,6 +327,11 @@ pub struct TransactionsConfig {
     /// the coordinator whether a transactional batch's partition is in the ongoing
     /// transaction before it appends the batch.
     pub partition_verification_enable: bool,
+    /// `producer.id.expiration.ms`: a partition forgets a producer with no open transaction
+    /// whose last batch or marker is this old.
+    pub producer_id_expiration_ms: i64,
+    /// `producer.id.expiration.check.interval.ms`: how often partitions look for them.
+    pub producer_id_expiration_check_interval_ms: u64,
 }
 
 impl TransactionsConfig {
@@ -348,6 +353,9 @@ impl TransactionsConfig {
                 .int("transaction.abort.timed.out.transaction.cleanup.interval.ms")?,
             partition_verification_enable: props
                 .bool("transaction.partition.verification.enable")?,
+            producer_id_expiration_ms: props.int("producer.id.expiration.ms")?,
+            producer_id_expiration_check_interval_ms: props
+                .int("producer.id.expiration.check.interval.ms")?,
         })
     }
 }
@@ -699,6 +707,16 @@ impl BrokerConfig {
             (
                 "transactional.id.expiration.ms".into(),
                 self.transactions.transactional_id_expiration_ms.to_string(),
+            ),
+            (
+                "producer.id.expiration.ms".into(),
+                self.transactions.producer_id_expiration_ms.to_string(),
+            ),
+            (
+                "producer.id.expiration.check.interval.ms".into(),
+                self.transactions
+                    .producer_id_expiration_check_interval_ms
+                    .to_string(),
             ),
             (
                 "transaction.abort.timed.out.transaction.cleanup.interval.ms".into(),

@@ -654,6 +654,18 @@ pub const KEYS: &[Key] = &[
         "Idle transactional ids are removed after this.",
     ),
     key(
+        "producer.id.expiration.ms",
+        int(1, I64),
+        "86400000",
+        "Idle producer ids are forgotten by partitions after this.",
+    ),
+    key(
+        "producer.id.expiration.check.interval.ms",
+        int(1, I64),
+        "600000",
+        "How often partitions forget idle producer ids.",
+    ),
+    key(
         "transaction.abort.timed.out.transaction.cleanup.interval.ms",
         int(1, I64),
         "10000",

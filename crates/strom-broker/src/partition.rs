@@ -304,6 +304,7 @@ impl Partition {
                         marker.coordinator_epoch,
                         marker.commit,
                         info.first_offset,
+                        header.max_timestamp,
                     );
                 }
             }
@@ -367,6 +368,7 @@ impl Partition {
             coordinator_epoch,
             commit_marker,
             info.first_offset,
+            now_ms,
         );
         producers.txns.trim_before(self.log.log_start_offset());
         drop(producers);
@@ -387,6 +389,12 @@ impl Partition {
     /// The aborted transactions a `read_committed` fetch of `[from, to)` must name.
     pub fn aborted_between(&self, from: i64, to: i64) -> Vec<strom_log::AbortedTxn> {
         lock(&self.producers).txns.aborted_between(from, to)
+    }
+
+    /// Forgets producers idle for `expiration_ms` (`producer.id.expiration.ms`) that have
+    /// no open transaction; how many. Under the producers lock, so no append races it.
+    pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        lock(&self.producers).expire(now_ms, expiration_ms)
     }
 
     /// Every producer remembered, with its open transaction (DescribeProducers).
@@ -895,6 +903,7 @@ fn replay(states: &mut ProducerStates, header: &BatchHeader, bytes: Option<&[u8]
             marker.coordinator_epoch,
             marker.commit,
             header.base_offset,
+            header.max_timestamp,
         ),
         // KRaft control records (leader change...) are not transaction markers.
         Some(None) => {}

@@ -230,11 +230,38 @@ impl ProducerStates {
         coordinator_epoch: i32,
         commit: bool,
         offset: i64,
+        timestamp: i64,
     ) {
-        self.touch(producer_id, producer_epoch);
+        let entry = self.touch(producer_id, producer_epoch);
+        // Kafka's `appendEndTxnMarker` sets the producer's last timestamp too: a producer
+        // is idle (for `producer.id.expiration.ms`) from its last batch or marker.
+        entry.last_timestamp = entry.last_timestamp.max(timestamp);
         self.txns
             .on_marker(producer_id, coordinator_epoch, commit, offset);
         self.evict_beyond_bound();
+    }
+
+    /// `producer.id.expiration.ms` (Kafka's `removeExpiredProducers`): forgets every
+    /// producer without an open transaction whose last batch or marker timestamp is
+    /// `expiration_ms` or more before `now_ms`. An idempotent producer that writes again
+    /// afterwards is accepted at any sequence as a new one (as Kafka accepts an unknown
+    /// producer), so only its duplicate detection for batches older than this is lost.
+    /// Returns how many were forgotten.
+    pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let txns = &self.txns;
+        let expired: Vec<i64> = self
+            .by_id
+            .iter()
+            .filter(|(id, e)| {
+                !txns.has_ongoing(**id) && now_ms.saturating_sub(e.last_timestamp) >= expiration_ms
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &expired {
+            self.by_id.remove(id);
+            self.txns.forget(*id);
+        }
+        expired.len()
     }
 
     /// Every remembered producer, for DescribeProducers.
@@ -437,7 +464,7 @@ mod tests {
         let mut txn = header(9, 2, 0, 2);
         txn.attributes = 0x10;
         states.record(&txn, 200, 201);
-        states.record_marker(10, 1, 4, false, 202);
+        states.record_marker(10, 1, 4, false, 202, 0);
         let body = states.encode_snapshot();
         let back = ProducerStates::decode_snapshot(&body).unwrap();
         assert_eq!(back.views(), states.views());
@@ -477,7 +504,7 @@ mod tests {
         states.record(&txn, 10, 11);
         assert_eq!(states.txns.last_stable_offset(12), 10);
         assert_eq!(states.check_marker(5, 0, 0), Ok(()));
-        states.record_marker(5, 0, 0, true, 12);
+        states.record_marker(5, 0, 0, true, 12, 0);
         assert_eq!(states.txns.last_stable_offset(13), 13);
         // The next batch continues the sequence.
         let mut next = header(5, 0, 2, 1);
@@ -486,5 +513,35 @@ mod tests {
         let mut control = header(5, 0, -1, 1);
         control.attributes = 0x30;
         assert_eq!(states.check(&control), SequenceCheck::Append);
+    }
+
+    #[test]
+    fn idle_producers_expire_but_not_during_a_transaction() {
+        let mut states = ProducerStates::default();
+        let mut idle = header(1, 0, 0, 1);
+        idle.max_timestamp = 1_000;
+        states.record(&idle, 0, 0);
+        let mut open = header(2, 0, 0, 1);
+        open.attributes = 0x10;
+        open.max_timestamp = 1_000;
+        states.record(&open, 1, 1);
+        // A transaction ended by a marker: idle from the marker's time.
+        let mut ended = header(3, 0, 0, 1);
+        ended.attributes = 0x10;
+        ended.max_timestamp = 1_000;
+        states.record(&ended, 2, 2);
+        states.record_marker(3, 1, 0, true, 3, 5_000);
+        assert_eq!(states.expire(1_999, 1_000), 0, "not yet idle long enough");
+        assert_eq!(states.expire(2_000, 1_000), 1);
+        let ids: Vec<i64> = states.views().iter().map(|v| v.producer_id).collect();
+        assert!(!ids.contains(&1) && ids.contains(&2) && ids.contains(&3), "{ids:?}");
+        // The open transaction keeps its producer (its first offset holds the LSO).
+        assert_eq!(states.expire(100_000, 1_000), 1);
+        assert_eq!(states.txns.ongoing_of(2), Some(1));
+        assert_eq!(states.views().len(), 1);
+        // The forgotten producer writes again at its next sequence: accepted as new.
+        let mut again = header(1, 0, 1, 1);
+        again.max_timestamp = 100_000;
+        assert_eq!(states.check(&again), SequenceCheck::Append);
     }
 }

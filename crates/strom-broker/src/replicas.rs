@@ -1097,6 +1097,18 @@ impl ReplicaManager {
     /// compaction pass (topics with a `compact` policy) when `compaction` is set, and the
     /// recovery point moved up to the durable offset when `checkpoint` is set
     /// (`log.flush.offset.checkpoint.interval.ms`). Blocking I/O.
+    /// `producer.id.expiration.ms`: every hosted partition (leader or follower, as Kafka's
+    /// replicas each expire their own state) forgets its idle producers.
+    pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) {
+        for partition in self.all() {
+            let expired = partition.expire_producers(now_ms, expiration_ms);
+            if expired > 0 {
+                tracing::debug!(topic = %partition.topic, partition = partition.tp.partition,
+                    expired, "idle producer ids expired (producer.id.expiration.ms)");
+            }
+        }
+    }
+
     pub fn maintain(&self, now_ms: i64, retention: bool, compaction: bool, checkpoint: bool) {
         for partition in self.all() {
             let log = &partition.log;

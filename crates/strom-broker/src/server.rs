@@ -627,6 +627,14 @@ async fn maintain(context: Arc<BrokerContext>) {
     let started = tokio::time::Instant::now();
     let (mut last_retention, mut last_compaction, mut last_checkpoint, mut last_reopen) =
         (started, started, started, started);
+    let mut last_producer_expiry = started;
+    let producer_expiry_every = Duration::from_millis(
+        context
+            .config
+            .transactions
+            .producer_id_expiration_check_interval_ms,
+    );
+    let producer_expiration_ms = context.config.transactions.producer_id_expiration_ms;
     let retention_every = Duration::from_millis(context.config.log_retention_check_interval_ms);
     let compaction_every = Duration::from_millis(context.config.log_cleaner_backoff_ms);
     let checkpoint_every =
@@ -647,8 +655,15 @@ async fn maintain(context: Arc<BrokerContext>) {
         if checkpoint {
             last_checkpoint = now;
         }
+        let producer_expiry = due(last_producer_expiry, producer_expiry_every);
+        if producer_expiry {
+            last_producer_expiry = now;
+        }
         let replicas = Arc::clone(&context.replicas);
         let online_dirs = tokio::task::spawn_blocking(move || {
+            if producer_expiry {
+                replicas.expire_producers(now_ms(), producer_expiration_ms);
+            }
             replicas.maintain(now_ms(), retention, compaction, checkpoint);
             // A log that failed (write or fsync) takes its whole directory offline
             // (KIP-858); the next heartbeat reports its replicas offline.
