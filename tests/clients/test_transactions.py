@@ -411,3 +411,34 @@ def test_java_consume_transform_produce_exactly_once(broker, compat_tool, topic_
         assert [tp.offset for tp in got] == [20, 20], got
     finally:
         reader.close()
+
+
+def test_list_transactions_by_id_pattern_and_duration_java(broker, compat_tool, topic_name):
+    """ListTransactions v2 (KIP-1152): the Java Admin's transactional id pattern must match
+    the whole id; v1's duration filter (KIP-994) lists only Ongoing transactions open that
+    long; a pattern that does not compile is INVALID_REGULAR_EXPRESSION."""
+    import re
+
+    create_topic(broker.bootstrap, topic_name)
+    ongoing = txn_producer(broker.bootstrap, f"{topic_name}-a")
+    idle = txn_producer(broker.bootstrap, f"{topic_name}-b")
+    ongoing.init_transactions(TIMEOUT_S)
+    idle.init_transactions(TIMEOUT_S)
+    ongoing.begin_transaction()
+    ongoing.produce(topic_name, value=b"x")
+    assert ongoing.flush(TIMEOUT_S) == 0
+    prefix = re.escape(topic_name)
+
+    def listed(pattern, duration_ms=-1):
+        out = compat_tool(["list-transactions", broker.bootstrap, pattern, duration_ms])
+        assert "error" not in out, out
+        return out["listed"]
+
+    assert listed(f"{prefix}-a") == {f"{topic_name}-a": "Ongoing"}
+    assert listed(f"{prefix}-.*") == {f"{topic_name}-a": "Ongoing", f"{topic_name}-b": "Empty"}
+    assert listed(prefix) == {}, "the pattern matches the whole id"
+    assert listed(f"{prefix}-.*", 0) == {f"{topic_name}-a": "Ongoing"}
+    assert listed(f"{prefix}-.*", 3_600_000) == {}
+    bad = compat_tool(["list-transactions", broker.bootstrap, "(", -1])
+    assert "InvalidRegularExpression" in f"{bad.get('error')} {bad.get('message')}", bad
+    ongoing.abort_transaction(TIMEOUT_S)

@@ -20,6 +20,7 @@ from kafka.admin import AbortTransactionSpec
 
 import kafka_wire
 import test_kafka_python as kp
+from test_compat import compat_tool  # noqa: F401  (the Java helper fixture)
 from test_record_validation import read_exact, record
 
 TIMEOUT_S = 30
@@ -28,11 +29,11 @@ TRANSACTIONAL = 0x10
 kafka_wire.API_KEYS.update({"WriteTxnMarkers": 27, "DescribeProducers": 61})
 
 
-def txn_batch(values, producer_id=-1, epoch=-1, sequence=-1):
+def txn_batch(values, producer_id=-1, epoch=-1, sequence=-1, timestamp_ms=None):
     """A RecordBatch v2 of `values`; transactional when a producer id is given."""
     records = b"".join(record(i, v.encode()) for i, v in enumerate(values))
     count = len(values)
-    now_ms = int(time.time() * 1000)
+    now_ms = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
     attributes = TRANSACTIONAL if producer_id >= 0 else 0
     after_crc = struct.pack(">hiqqqhii", attributes, count - 1, now_ms, now_ms, producer_id, epoch, sequence,
                             count) + records
@@ -201,3 +202,37 @@ def test_idle_producer_ids_expire(make_broker, topic_name):
     assert len(open_transactions(broker, topic_name)) == 2
     values = read_confluent(broker, topic_name, "read_uncommitted")
     assert values == ["a0", "a1", "a2", "open", "b0", "b1", "b2"], values
+
+
+@pytest.mark.needs_api("WriteTxnMarkers", "DescribeProducers")
+def test_find_hanging_and_abort_through_the_java_admin(make_broker, compat_tool, topic_name):
+    """`kafka-transactions.sh find-hanging` and `abort`, as the Java Admin calls behind them:
+    a partition holds an open transaction no coordinator knows (written with verification
+    off, its last batch an hour old: a producer whose coordinator state was lost) beside a
+    live librdkafka transaction. find-hanging reports only the hanging one (the live one is
+    named by listTransactions and describeTransactions), abort closes it, and then the live
+    transaction commits and read_committed readers see only its record."""
+    from confluent_kafka import Producer
+
+    broker = make_broker(UNVERIFIED)
+    kp.create_topic(broker, topic_name, partitions=1)
+    live = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": f"{topic_name}-live"})
+    live.init_transactions(TIMEOUT_S)
+    live.begin_transaction()
+    live.produce(topic_name, value=b"live")
+    assert live.flush(TIMEOUT_S) == 0
+    hour_ago = int(time.time() * 1000) - 3_600_000
+    produce_all(broker, topic_name, [txn_batch(["hanging"], producer_id=888_000, epoch=3, sequence=0,
+                                               timestamp_ms=hour_ago)])
+    hanging = {"partition": 0, "producer_id": 888_000, "producer_epoch": 3, "coordinator_epoch": -1,
+               "start_offset": 1}
+    # The tool's default maximum transaction timeout (15 minutes): only the old one is a
+    # candidate. With 0 both are, and the coordinator's answers clear the live one.
+    for max_ms in (900_000, 0):
+        found = compat_tool(["find-hanging", broker.bootstrap, topic_name, max_ms])
+        assert found == {"hanging": [hanging]}, (max_ms, found)
+    assert compat_tool(["abort-txn", broker.bootstrap, topic_name, 0, 1]) == {"ok": True}
+    assert compat_tool(["find-hanging", broker.bootstrap, topic_name, 0]) == {"hanging": []}
+    live.commit_transaction(TIMEOUT_S)
+    assert read_confluent(broker, topic_name, "read_committed") == ["live"]
+    assert read_confluent(broker, topic_name, "read_uncommitted") == ["live", "hanging"]

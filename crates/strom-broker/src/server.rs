@@ -11,7 +11,6 @@ use std::time::Duration;
 use strom_meta::{
     BrokerHeartbeatRequest, ControllerReply, ControllerRequest, Endpoint, RegisterBrokerRequest,
 };
-use strom_protocol::messages::ApiKey;
 use strom_protocol::ApiVersionTable;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -156,8 +155,6 @@ impl std::fmt::Debug for BrokerContext {
 /// The APIs this broker serves, at Kafka 4.1's version ranges.
 pub fn served_api_versions() -> ApiVersionTable {
     ApiVersionTable::new(crate::handlers::SERVED_APIS.iter().copied())
-        // ListTransactions v2 filters by a transactional id pattern (KIP-1152): not served.
-        .with_max_version(ApiKey::ListTransactions, 1)
 }
 
 /// A running broker.

@@ -16,6 +16,21 @@
 //                                        transaction; the first transaction (its records
 //                                        prefixed "aborted-") is aborted and its input read
 //                                        again: {"error", "copied", "transactions"}
+//   list-transactions BOOTSTRAP PATTERN DURATION_MS
+//                                        Admin listTransactions filtered by transactional id
+//                                        pattern (KIP-1152; "-" none) and duration (KIP-994;
+//                                        -1 none): {"listed": {id: state}} or the error
+//   find-hanging BOOTSTRAP TOPIC MAX_MS  kafka-transactions.sh find-hanging's Admin calls for
+//                                        TOPIC (describeTopics, describeProducers, then
+//                                        listTransactions by producer id and
+//                                        describeTransactions), with the maximum transaction
+//                                        timeout in ms: {"hanging": [{"partition",
+//                                        "producer_id", "producer_epoch",
+//                                        "coordinator_epoch", "start_offset"}]}
+//   abort-txn BOOTSTRAP TOPIC PARTITION START_OFFSET
+//                                        kafka-transactions.sh abort --start-offset: the open
+//                                        transaction starting there (describeProducers) is
+//                                        aborted (abortTransaction): {"ok": true} or the error
 //   transactions BOOTSTRAP TXID          Admin listTransactions and describeTransactions:
 //                                        {"listed": {id: state}, "describe": {"state",
 //                                        "producer_id", "producer_epoch", "partitions"}}
@@ -88,6 +103,9 @@ public final class CompatTool {
             case "transaction": out = transaction(args); break;
             case "transactions": out = transactions(args[1], args[2]); break;
             case "eos-copy": out = eosCopy(args); break;
+            case "list-transactions": out = listTransactions(args); break;
+            case "find-hanging": out = findHanging(args); break;
+            case "abort-txn": out = abortTxn(args); break;
             case "acls": out = acls(args[1]); break;
             case "quorum": out = quorum(args[1]); break;
             case "features": out = features(args[1]); break;
@@ -215,6 +233,110 @@ public final class CompatTool {
             return "{\"error\":null,\"copied\":" + copied + ",\"transactions\":" + transactions + "}";
         } catch (Exception e) {
             return "{" + error(e) + ",\"copied\":" + copied + "}";
+        }
+    }
+
+    private static String listTransactions(String[] args) {
+        try (Admin admin = admin(args[1])) {
+            org.apache.kafka.clients.admin.ListTransactionsOptions options =
+                new org.apache.kafka.clients.admin.ListTransactionsOptions();
+            if (!args[2].equals("-")) options.filterOnTransactionalIdPattern(args[2]);
+            long duration = Long.parseLong(args[3]);
+            if (duration >= 0) options.filterOnDuration(duration);
+            StringBuilder listed = new StringBuilder("{");
+            for (org.apache.kafka.clients.admin.TransactionListing t :
+                    admin.listTransactions(options).all().get(30, TimeUnit.SECONDS)) {
+                if (listed.length() > 1) listed.append(',');
+                listed.append('"').append(t.transactionalId()).append("\":\"").append(t.state()).append('"');
+            }
+            return "{\"listed\":" + listed.append('}') + "}";
+        } catch (Exception e) {
+            return "{" + error(e) + "}";
+        }
+    }
+
+    private static String findHanging(String[] args) {
+        String topic = args[2];
+        long maxTimeoutMs = Long.parseLong(args[3]);
+        try (Admin admin = admin(args[1])) {
+            List<org.apache.kafka.common.TopicPartition> partitions = new ArrayList<>();
+            for (org.apache.kafka.common.TopicPartitionInfo info : admin.describeTopics(List.of(topic))
+                    .allTopicNames().get(30, TimeUnit.SECONDS).get(topic).partitions()) {
+                partitions.add(new org.apache.kafka.common.TopicPartition(topic, info.partition()));
+            }
+            // Open transactions past the maximum timeout, as the tool collects candidates.
+            long now = System.currentTimeMillis();
+            Map<Long, List<Object[]>> open = new java.util.HashMap<>();
+            for (Map.Entry<org.apache.kafka.common.TopicPartition, org.apache.kafka.clients.admin.DescribeProducersResult.PartitionProducerState> e :
+                    admin.describeProducers(partitions).all().get(30, TimeUnit.SECONDS).entrySet()) {
+                for (org.apache.kafka.clients.admin.ProducerState p : e.getValue().activeProducers()) {
+                    if (p.currentTransactionStartOffset().isPresent() && now - p.lastTimestamp() > maxTimeoutMs) {
+                        open.computeIfAbsent(p.producerId(), k -> new ArrayList<>()).add(new Object[] {e.getKey(), p});
+                    }
+                }
+            }
+            Map<Long, String> ids = new java.util.HashMap<>();
+            if (!open.isEmpty()) {
+                for (org.apache.kafka.clients.admin.TransactionListing t : admin.listTransactions(
+                        new org.apache.kafka.clients.admin.ListTransactionsOptions().filterProducerIds(open.keySet()))
+                        .all().get(30, TimeUnit.SECONDS)) {
+                    if (open.containsKey(t.producerId())) ids.put(t.producerId(), t.transactionalId());
+                }
+            }
+            Map<String, org.apache.kafka.clients.admin.TransactionDescription> descriptions = new java.util.HashMap<>();
+            if (!ids.isEmpty()) {
+                org.apache.kafka.clients.admin.DescribeTransactionsResult described =
+                    admin.describeTransactions(new java.util.HashSet<>(ids.values()));
+                for (String id : ids.values()) {
+                    try {
+                        descriptions.put(id, described.description(id).get(30, TimeUnit.SECONDS));
+                    } catch (ExecutionException e) {
+                        if (!(e.getCause() instanceof org.apache.kafka.common.errors.TransactionalIdNotFoundException)) throw e;
+                    }
+                }
+            }
+            StringBuilder hanging = new StringBuilder("[");
+            for (Map.Entry<Long, List<Object[]>> e : open.entrySet()) {
+                String id = ids.get(e.getKey());
+                org.apache.kafka.clients.admin.TransactionDescription d = id == null ? null : descriptions.get(id);
+                for (Object[] o : e.getValue()) {
+                    org.apache.kafka.common.TopicPartition tp = (org.apache.kafka.common.TopicPartition) o[0];
+                    org.apache.kafka.clients.admin.ProducerState p = (org.apache.kafka.clients.admin.ProducerState) o[1];
+                    // Hanging: no transactional id, no description, or the coordinator's
+                    // transaction does not name the partition (TransactionsCommand's rule).
+                    if (d != null && d.topicPartitions().contains(tp)) continue;
+                    if (hanging.length() > 1) hanging.append(',');
+                    hanging.append("{\"partition\":").append(tp.partition())
+                        .append(",\"producer_id\":").append(p.producerId())
+                        .append(",\"producer_epoch\":").append(p.producerEpoch())
+                        .append(",\"coordinator_epoch\":").append(p.coordinatorEpoch().orElse(-1))
+                        .append(",\"start_offset\":").append(p.currentTransactionStartOffset().orElse(-1))
+                        .append('}');
+                }
+            }
+            return "{\"hanging\":" + hanging.append(']') + "}";
+        } catch (Exception e) {
+            return "{" + error(e) + "}";
+        }
+    }
+
+    private static String abortTxn(String[] args) {
+        org.apache.kafka.common.TopicPartition tp =
+            new org.apache.kafka.common.TopicPartition(args[2], Integer.parseInt(args[3]));
+        long startOffset = Long.parseLong(args[4]);
+        try (Admin admin = admin(args[1])) {
+            for (org.apache.kafka.clients.admin.ProducerState p : admin.describeProducers(List.of(tp))
+                    .partitionResult(tp).get(30, TimeUnit.SECONDS).activeProducers()) {
+                if (p.currentTransactionStartOffset().orElse(-1L) == startOffset) {
+                    admin.abortTransaction(new org.apache.kafka.clients.admin.AbortTransactionSpec(
+                        tp, p.producerId(), (short) p.producerEpoch(), p.coordinatorEpoch().orElse(0)))
+                        .all().get(30, TimeUnit.SECONDS);
+                    return "{\"ok\":true}";
+                }
+            }
+            return "{\"error\":\"NoSuchTransaction\",\"message\":\"no open transaction starts at " + startOffset + "\"}";
+        } catch (Exception e) {
+            return "{" + error(e) + "}";
         }
     }
 
