@@ -534,7 +534,10 @@ mod tests {
         assert_eq!(states.expire(1_999, 1_000), 0, "not yet idle long enough");
         assert_eq!(states.expire(2_000, 1_000), 1);
         let ids: Vec<i64> = states.views().iter().map(|v| v.producer_id).collect();
-        assert!(!ids.contains(&1) && ids.contains(&2) && ids.contains(&3), "{ids:?}");
+        assert!(
+            !ids.contains(&1) && ids.contains(&2) && ids.contains(&3),
+            "{ids:?}"
+        );
         // The open transaction keeps its producer (its first offset holds the LSO).
         assert_eq!(states.expire(100_000, 1_000), 1);
         assert_eq!(states.txns.ongoing_of(2), Some(1));

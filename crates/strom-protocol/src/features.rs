@@ -238,7 +238,10 @@ mod tests {
             )
         );
         assert!(refusal("group.version", 1, UpgradeType::Unknown, 1).is_some());
-        assert_eq!(refusal("transaction.version", 2, UpgradeType::Upgrade, 1), None);
+        assert_eq!(
+            refusal("transaction.version", 2, UpgradeType::Upgrade, 1),
+            None
+        );
         assert_eq!(
             refusal("transaction.version", 1, UpgradeType::SafeDowngrade, 1).as_deref(),
             Some(

@@ -76,17 +76,17 @@ impl TxnRecord {
             key: encode_key(&meta.transactional_id)?,
             value: Some(encode_value(
                 &TxnValue {
-                producer_id: meta.producer_id,
-                producer_epoch: meta.producer_epoch,
-                timeout_ms: meta.timeout_ms,
-                state: meta.state,
-                partitions: meta.partitions.clone(),
-                last_update_ms: meta.last_update_ms,
-                start_ms: meta.start_ms,
-                previous_producer_id: meta.previous_producer_id,
-                next_producer_id: meta.next_producer_id,
-                client_tv: meta.client_tv,
-            },
+                    producer_id: meta.producer_id,
+                    producer_epoch: meta.producer_epoch,
+                    timeout_ms: meta.timeout_ms,
+                    state: meta.state,
+                    partitions: meta.partitions.clone(),
+                    last_update_ms: meta.last_update_ms,
+                    start_ms: meta.start_ms,
+                    previous_producer_id: meta.previous_producer_id,
+                    next_producer_id: meta.next_producer_id,
+                    client_tv: meta.client_tv,
+                },
                 VALUE_VERSION,
             )?),
         })
@@ -217,12 +217,12 @@ pub fn decode_value(bytes: &[u8]) -> Result<TxnValue, RecordError> {
                 r.string("topic")?
             };
             // Each id takes four bytes: a count beyond what remains is refused before use.
-            let count = r.array_len(flexible, "partition ids", 4)?.ok_or(
-                RecordError::InvalidLength {
-                    field: "partition ids",
-                    length: -1,
-                },
-            )?;
+            let count =
+                r.array_len(flexible, "partition ids", 4)?
+                    .ok_or(RecordError::InvalidLength {
+                        field: "partition ids",
+                        length: -1,
+                    })?;
             for _ in 0..count {
                 partitions.insert(TopicPartition::new(topic.clone(), r.i32("partition id")?));
             }
@@ -414,8 +414,8 @@ impl<'a> Reader<'a> {
 
     fn compact_string(&mut self, field: &'static str) -> Result<String, RecordError> {
         let length = i64::from(self.varint(field)?) - 1;
-        let length = usize::try_from(length)
-            .map_err(|_| RecordError::InvalidLength { field, length })?;
+        let length =
+            usize::try_from(length).map_err(|_| RecordError::InvalidLength { field, length })?;
         let raw = self.take(field, length)?;
         std::str::from_utf8(raw)
             .map(str::to_owned)
@@ -574,18 +574,21 @@ mod tests {
             Err(RecordError::InvalidLength { .. })
         ));
         for cut in 0..60 {
-            let full = encode_value(&TxnValue {
-                producer_id: 1,
-                producer_epoch: 0,
-                timeout_ms: 1,
-                state: TxnState::Ongoing,
-                partitions: [TopicPartition::new("t".into(), 0)].into_iter().collect(),
-                last_update_ms: 0,
-                start_ms: 0,
-                previous_producer_id: 3,
-                next_producer_id: 4,
-                client_tv: 2,
-            }, 1)
+            let full = encode_value(
+                &TxnValue {
+                    producer_id: 1,
+                    producer_epoch: 0,
+                    timeout_ms: 1,
+                    state: TxnState::Ongoing,
+                    partitions: [TopicPartition::new("t".into(), 0)].into_iter().collect(),
+                    last_update_ms: 0,
+                    start_ms: 0,
+                    previous_producer_id: 3,
+                    next_producer_id: 4,
+                    client_tv: 2,
+                },
+                1,
+            )
             .unwrap();
             if cut < full.len() {
                 assert!(decode_value(&full[..cut]).is_err());

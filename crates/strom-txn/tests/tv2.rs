@@ -40,12 +40,19 @@ fn every_end_bumps_the_epoch_and_the_markers_carry_it() {
     log.extend(add.records);
     let out = end(&mut c, 7, 0, true, 2);
     assert_eq!(
-        (out.response.error, out.response.producer_id, out.response.producer_epoch),
+        (
+            out.response.error,
+            out.response.producer_id,
+            out.response.producer_epoch
+        ),
         (ErrorCode::None, 7, 1),
         "EndTxn v5 answers the epoch the producer continues with"
     );
     assert_eq!(out.markers.len(), 1);
-    assert_eq!(out.markers[0].producer_epoch, 1, "markers carry the bumped epoch");
+    assert_eq!(
+        out.markers[0].producer_epoch, 1,
+        "markers carry the bumped epoch"
+    );
     assert_eq!(out.markers[0].partitions, vec![tp(0), tp(1)]);
     log.extend(out.records);
     // The next transaction waits for the markers (its epoch is already the new one).
@@ -66,7 +73,12 @@ fn every_end_bumps_the_epoch_and_the_markers_carry_it() {
     log.extend(done.records);
     let meta = failed_over.get("tx").unwrap();
     assert_eq!(
-        (meta.state, meta.producer_epoch, meta.last_producer_epoch, meta.client_tv),
+        (
+            meta.state,
+            meta.producer_epoch,
+            meta.last_producer_epoch,
+            meta.client_tv
+        ),
         (TxnState::CompleteCommit, 1, NO_PRODUCER_EPOCH, TV2)
     );
     let mut c = failed_over;
@@ -78,14 +90,23 @@ fn every_end_bumps_the_epoch_and_the_markers_carry_it() {
         (retried.error, retried.producer_id, retried.producer_epoch),
         (ErrorCode::None, 7, 1)
     );
-    assert_eq!(end(&mut c, 7, 0, false, 5).response.error, ErrorCode::InvalidTxnState);
-    assert_eq!(end(&mut c, 7, 1, true, 5).response.error, ErrorCode::InvalidTxnState);
+    assert_eq!(
+        end(&mut c, 7, 0, false, 5).response.error,
+        ErrorCode::InvalidTxnState
+    );
+    assert_eq!(
+        end(&mut c, 7, 1, true, 5).response.error,
+        ErrorCode::InvalidTxnState
+    );
     let fenced = end(&mut c, 7, -1, true, 5).response;
     assert_eq!(
         (fenced.error, fenced.producer_id, fenced.producer_epoch),
         (ErrorCode::ProducerFenced, -1, -1)
     );
-    assert_eq!(end(&mut c, 8, 1, true, 5).response.error, ErrorCode::InvalidProducerIdMapping);
+    assert_eq!(
+        end(&mut c, 8, 1, true, 5).response.error,
+        ErrorCode::InvalidProducerIdMapping
+    );
     // The next transaction at the new epoch; the old epoch is fenced everywhere.
     assert_eq!(
         c.add_partitions_tv("tx", 7, 0, &[tp(0)], TV2, 6).response,
@@ -105,7 +126,10 @@ fn every_end_bumps_the_epoch_and_the_markers_carry_it() {
 fn an_abort_with_nothing_open_bumps_the_epoch_without_markers() {
     let mut c = coordinator();
     c.init_producer_id("tx", 10_000, None, &mut Some(3), 0);
-    assert_eq!(end(&mut c, 3, 0, true, 1).response.error, ErrorCode::InvalidTxnState);
+    assert_eq!(
+        end(&mut c, 3, 0, true, 1).response.error,
+        ErrorCode::InvalidTxnState
+    );
     let out = end(&mut c, 3, 0, false, 1);
     assert_eq!(
         (out.response.error, out.response.producer_epoch),
@@ -118,7 +142,10 @@ fn an_abort_with_nothing_open_bumps_the_epoch_without_markers() {
     c.markers_written(&out.markers[0], 2);
     // A completed abort: its retry is answered, an abort at the current epoch bumps again.
     assert_eq!(end(&mut c, 3, 0, false, 3).response.producer_epoch, 1);
-    assert_eq!(end(&mut c, 3, 0, true, 3).response.error, ErrorCode::InvalidTxnState);
+    assert_eq!(
+        end(&mut c, 3, 0, true, 3).response.error,
+        ErrorCode::InvalidTxnState
+    );
     assert_eq!(end(&mut c, 3, 1, false, 3).response.producer_epoch, 2);
 }
 
@@ -126,7 +153,10 @@ fn an_abort_with_nothing_open_bumps_the_epoch_without_markers() {
 fn an_exhausted_epoch_rolls_over_to_the_next_producer_id_at_completion() {
     let mut c = coordinator();
     let mut log = Vec::new();
-    log.extend(c.init_producer_id("tx", 10_000, None, &mut Some(5), 0).records);
+    log.extend(
+        c.init_producer_id("tx", 10_000, None, &mut Some(5), 0)
+            .records,
+    );
     // Transactions until the epoch is exhausted (MAX - 1), one bump each.
     let mut epoch = 0i16;
     while epoch < i16::MAX - 1 {
@@ -147,7 +177,11 @@ fn an_exhausted_epoch_rolls_over_to_the_next_producer_id_at_completion() {
     let out = c.end_txn_tv("tx", 5, epoch, true, TV2, &mut fresh, 3);
     assert_eq!(fresh, None);
     assert_eq!(
-        (out.response.error, out.response.producer_id, out.response.producer_epoch),
+        (
+            out.response.error,
+            out.response.producer_id,
+            out.response.producer_epoch
+        ),
         (ErrorCode::None, 9, 0),
         "the answer names the next producer id at epoch 0"
     );
@@ -165,7 +199,12 @@ fn an_exhausted_epoch_rolls_over_to_the_next_producer_id_at_completion() {
     log.extend(c.markers_written(&jobs[0], 4).records);
     let meta = c.get("tx").unwrap();
     assert_eq!(
-        (meta.producer_id, meta.producer_epoch, meta.previous_producer_id, meta.next_producer_id),
+        (
+            meta.producer_id,
+            meta.producer_epoch,
+            meta.previous_producer_id,
+            meta.next_producer_id
+        ),
         (9, 0, 5, NO_PRODUCER_ID)
     );
     // The retry of the overflowing end (old id, epoch MAX - 1) is answered with the new id.
@@ -175,11 +214,16 @@ fn an_exhausted_epoch_rolls_over_to_the_next_producer_id_at_completion() {
         (ErrorCode::None, 9, 0)
     );
     let (reloaded, _) = reload(&log);
-    assert_eq!(reloaded.get("tx"), c.get("tx").map(|m| {
-        let mut m = m.clone();
-        m.last_producer_epoch = NO_PRODUCER_EPOCH;
-        m
-    }).as_ref());
+    assert_eq!(
+        reloaded.get("tx"),
+        c.get("tx")
+            .map(|m| {
+                let mut m = m.clone();
+                m.last_producer_epoch = NO_PRODUCER_EPOCH;
+                m
+            })
+            .as_ref()
+    );
     assert_eq!(
         c.add_partitions_tv("tx", 9, 0, &[tp(0)], TV2, 6).response,
         ErrorCode::None
@@ -197,7 +241,10 @@ fn a_fenced_version_2_transaction_is_aborted_above_the_fence() {
     assert_eq!(out.markers[0].producer_epoch, 2);
     c.markers_written(&out.markers[0], 2_001);
     // The zombie's end: its epoch is neither current nor a retry's.
-    assert_eq!(end(&mut c, 4, 0, true, 2_002).response.error, ErrorCode::ProducerFenced);
+    assert_eq!(
+        end(&mut c, 4, 0, true, 2_002).response.error,
+        ErrorCode::ProducerFenced
+    );
     // A TV1 transaction keeps the single bump.
     c.add_partitions("tx", 4, 2, &[tp(0)], 3_000);
     let out = c.tick(5_000);
@@ -213,7 +260,11 @@ fn version_1_clients_keep_their_epoch_across_ends() {
     assert_eq!(out.response.producer_epoch, 0);
     assert_eq!(out.markers[0].producer_epoch, 0);
     let value = out.records[0].value.as_deref().unwrap();
-    assert_eq!(&value[..2], &VALUE_VERSION.to_be_bytes(), "values are written as v1");
+    assert_eq!(
+        &value[..2],
+        &VALUE_VERSION.to_be_bytes(),
+        "values are written as v1"
+    );
     let decoded = decode_value(value).unwrap();
     assert_eq!(decoded.client_tv, TV0);
 }

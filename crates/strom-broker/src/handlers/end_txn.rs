@@ -24,7 +24,9 @@ pub(super) async fn handle(
     let tv2 = version >= TV2_MIN_VERSION;
     // An end at the last epoch moves the producer to a new id (Kafka's `isEpochExhausted`).
     let fresh_producer_id = if tv2 && request.producer_epoch >= i16::MAX - 1 {
-        super::init_producer_id::next_producer_id(context).await.ok()
+        super::init_producer_id::next_producer_id(context)
+            .await
+            .ok()
     } else {
         None
     };

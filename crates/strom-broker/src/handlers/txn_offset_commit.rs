@@ -60,7 +60,8 @@ pub(super) async fn handle(
     }
     let added = if version >= IMPLICIT_ADD_MIN_VERSION && !offsets.is_empty() {
         let partition = crate::groups::partition_for(&image, &group_id);
-        let tp = strom_txn::TopicPartition::new(crate::groups::OFFSETS_TOPIC.to_string(), partition);
+        let tp =
+            strom_txn::TopicPartition::new(crate::groups::OFFSETS_TOPIC.to_string(), partition);
         crate::txns::verify_partition(
             context,
             &request.transactional_id.0,
