@@ -15,6 +15,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from cluster import NotYet
 from cluster_fixtures import make_cluster  # noqa: F401 (fixture)
 from test_compat import compat_tool  # noqa: F401 (the Java helper fixture)
 
@@ -102,3 +103,80 @@ def test_markers_and_verification_across_brokers(make_cluster, compat_tool, topi
         assert [tp.offset for tp in got] == [10] * PARTITIONS, got
     finally:
         reader.close()
+
+
+def txn_partition(transactional_id, partitions=50):
+    """Kafka's: abs(transactionalId.hashCode()) % partitions, with Java's String.hashCode."""
+    h = 0
+    for unit in transactional_id.encode("utf-16-be").hex(" ", 2).split():
+        h = (31 * h + int(unit, 16)) & 0xFFFFFFFF
+    if h & 0x80000000:
+        h = (-h) & 0xFFFFFFFF
+    return (0 if h == 0x80000000 else h) % partitions
+
+
+def test_coordinator_killed_between_prepare_and_complete(make_cluster, compat_tool, topic_name):
+    """`kill -9` of the coordinator's node in the middle of a commit. Four nodes: the
+    transactional id's `__transaction_state` partition has three replicas (A, the
+    coordinator, B and C), and the output topic has one replica per partition on D (not a
+    replica of that state partition), B and C. D is paused (SIGSTOP) before the commit, so the
+    coordinator writes PrepareCommit and answers EndTxn but cannot finish D's marker; then A
+    is killed and D resumed. The new coordinator (B or C) loads PrepareCommit and writes every
+    marker: the transaction is committed on every partition and completes. A second
+    transaction left open by its producer (transaction.timeout.ms 8 s) is aborted by its
+    coordinator, so read_committed readers are not held past that timeout."""
+    cluster = make_cluster(4)
+    txid = f"{topic_name}-tx"
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": txid, "linger.ms": 5})
+    p.init_transactions(WAIT_S)
+    state = cluster.partitions("__transaction_state")[txn_partition(txid)]
+    coordinator = cluster.leader("__transaction_state", txn_partition(txid))
+    replicas = list(state["replicas"])
+    assert len(replicas) == 3 and coordinator in replicas, state
+    (outside,) = [n for n in cluster.nodes if n not in replicas]
+    b, c = [n for n in replicas if n != coordinator]
+    dst = f"{topic_name}-out"
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    topic = NewTopic(dst, PARTITIONS, replica_assignment=[[outside], [b], [c]],
+                     config={"min.insync.replicas": "1"})
+    admin.create_topics([topic], operation_timeout=WAIT_S)[dst].result(timeout=WAIT_S)
+    for part in range(PARTITIONS):
+        cluster.leader(dst, part)
+
+    left_open = Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": f"{topic_name}-open",
+                          "transaction.timeout.ms": 8000, "linger.ms": 5})
+    left_open.init_transactions(WAIT_S)
+    left_open.begin_transaction()
+    for part in range(PARTITIONS):
+        left_open.produce(dst, value=f"open-{part}".encode(), partition=part)
+    assert left_open.flush(WAIT_S) == 0
+
+    p.begin_transaction()
+    for part in range(PARTITIONS):
+        p.produce(dst, value=f"commit-{part}".encode(), partition=part)
+    assert p.flush(WAIT_S) == 0
+    paused = cluster[outside]
+    paused.pause()
+    try:
+        p.commit_transaction(WAIT_S)
+        cluster[coordinator].kill()
+    finally:
+        paused.resume()
+    started = time.monotonic()
+    committed = read(cluster, dst, "read_committed", PARTITIONS)
+    assert sorted(committed) == [f"commit-{i}" for i in range(PARTITIONS)], committed
+    # Held back at most by the open transaction's timeout plus the failover.
+    assert time.monotonic() - started < 8 + WAIT_S
+
+    def complete():
+        described = compat_tool(["transactions", cluster.bootstrap, txid])
+        if described.get("describe", {}).get("state") != "CompleteCommit":
+            raise NotYet(str(described))
+        return described
+
+    described = cluster.wait("the transaction completed by the new coordinator", complete, WAIT_S)
+    assert described["describe"]["partitions"] == [], described
+    # The commit was caught between PrepareCommit and CompleteCommit: a new coordinator
+    # found it prepared and wrote its markers.
+    logs = "".join(cluster[n].log_tail(lines=100_000) for n in (b, c))
+    assert "finishing the markers of transactions the previous coordinator prepared" in logs
