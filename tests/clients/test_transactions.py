@@ -442,3 +442,52 @@ def test_list_transactions_by_id_pattern_and_duration_java(broker, compat_tool, 
     bad = compat_tool(["list-transactions", broker.bootstrap, "(", -1])
     assert "InvalidRegularExpression" in f"{bad.get('error')} {bad.get('message')}", bad
     ongoing.abort_transaction(TIMEOUT_S)
+
+
+def test_copier_killed_and_restarted_copies_exactly_once(broker, topic_name):
+    """Consume-transform-produce with send_offsets_to_transaction (librdkafka), its process
+    killed (`kill -9`) mid-run three times and restarted: each new instance fences its
+    predecessor (aborting its open transaction) and resumes from the offsets the last
+    committed transaction wrote, so the output holds every input record exactly once."""
+    import os
+    import signal
+    import sys
+
+    src, dst, group = f"{topic_name}-in", f"{topic_name}-out", f"{topic_name}-g"
+    create_topic(broker.bootstrap, src, partitions=2)
+    create_topic(broker.bootstrap, dst, partitions=2)
+    n = 120
+    plain = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(n):
+        plain.produce(src, value=f"v{i}".encode(), partition=i % 2)
+    plain.flush(TIMEOUT_S)
+    script = os.path.join(os.path.dirname(__file__), "eos_copier.py")
+    args = [sys.executable, script, broker.bootstrap, f"{topic_name}-tx", group, src, dst, "2"]
+
+    def start(deadline_s):
+        return subprocess.Popen(args + [str(deadline_s)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                text=True)
+
+    kills = 0
+    for _ in range(3):
+        proc = start(60)
+        # Killed after its second committed transaction, in the middle of what follows.
+        seen = 0
+        for line in proc.stdout:
+            if line.startswith("committed"):
+                seen += 1
+            if seen >= 2 or line.startswith("done"):
+                break
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait(timeout=TIMEOUT_S)
+        proc.stdout.close()
+    assert kills == 3, "the copier finished before it was killed three times"
+    final = start(45)
+    out, _ = final.communicate(timeout=60)
+    assert final.returncode == 0, out
+    ends = [end_offset(broker.bootstrap, dst, p) for p in range(2)]
+    got = consume_all(broker.bootstrap, dst, "read_committed", max(ends), partitions=2)
+    values = sorted(v for _, _, v in got)
+    assert values == sorted(f"v{i}" for i in range(n)), (len(values), values)
