@@ -3,7 +3,8 @@
 //! epochs and INVALID_TRANSACTION_TIMEOUT, KIP-890 part 1 (a transactional batch for a
 //! partition not in the transaction is INVALID_TXN_STATE; AddPartitionsToTxn v4
 //! `verify_only`), fencing errors by request version, EndTxn and its markers, and
-//! Describe/ListTransactions.
+//! Describe/ListTransactions; and transaction version 2 (KIP-890 part 2): Produce v12 adds
+//! its partition, EndTxn v5 bumps the epoch and names it, the markers carry it.
 
 mod common;
 
@@ -48,9 +49,19 @@ async fn produce(
     partition: i32,
     records: Vec<u8>,
 ) -> i16 {
+    produce_v(client, 9, transactional_id, partition, records).await
+}
+
+async fn produce_v(
+    client: &mut Client,
+    version: i16,
+    transactional_id: Option<&str>,
+    partition: i32,
+    records: Vec<u8>,
+) -> i16 {
     let response = client
         .send(
-            9,
+            version,
             ProduceRequest::default()
                 .with_transactional_id(transactional_id.map(txid))
                 .with_acks(-1)
@@ -323,4 +334,101 @@ async fn coordinator_over_the_wire() {
         add_partitions(&mut client, "tx-a", pid, 0, vec![1]).await,
         vec![90]
     );
+}
+
+/// EndTxn v5: (error, producer id, producer epoch).
+async fn end_txn_v5(
+    client: &mut Client,
+    id: &str,
+    pid: i64,
+    epoch: i16,
+    commit: bool,
+) -> (i16, i64, i16) {
+    let r = client
+        .send(
+            5,
+            EndTxnRequest::default()
+                .with_transactional_id(txid(id))
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch)
+                .with_committed(commit),
+        )
+        .await;
+    (r.error_code, r.producer_id.0, r.producer_epoch)
+}
+
+/// The log end offset of `partition` once it reaches `expected` (markers are written after
+/// EndTxn answers).
+async fn wait_log_end(client: &mut Client, partition: i32, expected: i64) -> i64 {
+    let mut end = -1;
+    for _ in 0..600 {
+        end = log_end(client, partition).await;
+        if end >= expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    end
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_version_2_over_the_wire() {
+    let broker = TestBroker::start_with(|c| {
+        c.transactions.state_log_num_partitions = 3;
+    })
+    .await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, TOPIC, 2).await;
+    let (code, pid, epoch) = init(&mut client, "tx-2", 10_000, 5).await;
+    assert_eq!((code, epoch), (0, 0));
+    // Produce v12 from a version 2 producer: no AddPartitionsToTxn, the leader adds it.
+    assert_eq!(
+        produce_v(&mut client, 12, Some("tx-2"), 0, txn_batch(pid, 0, 0, 2)).await,
+        0
+    );
+    let described = client
+        .send(
+            0,
+            DescribeTransactionsRequest::default().with_transactional_ids(vec![txid("tx-2")]),
+        )
+        .await;
+    let d = &described.transaction_states[0];
+    assert_eq!(d.transaction_state.as_str(), "Ongoing");
+    assert_eq!(d.topics[0].partitions, vec![0]);
+    // EndTxn v5 names the bumped epoch; the marker (offset 2) is written with it.
+    assert_eq!(
+        end_txn_v5(&mut client, "tx-2", pid, 0, true).await,
+        (0, pid, 1)
+    );
+    assert_eq!(wait_log_end(&mut client, 0, 3).await, 3);
+    // A late batch of the ended transaction (the old epoch) is refused.
+    assert_eq!(
+        produce_v(&mut client, 12, Some("tx-2"), 0, txn_batch(pid, 0, 2, 1)).await,
+        47
+    );
+    // The end's retry is answered with the epoch to continue with; an abort retried after
+    // the commit is INVALID_TXN_STATE.
+    assert_eq!(
+        end_txn_v5(&mut client, "tx-2", pid, 0, true).await,
+        (0, pid, 1)
+    );
+    assert_eq!(end_txn_v5(&mut client, "tx-2", pid, 0, false).await.0, 48);
+    // The next transaction at the new epoch, its sequence from 0, then aborted.
+    let mut code = -1;
+    for _ in 0..600 {
+        code = produce_v(&mut client, 12, Some("tx-2"), 1, txn_batch(pid, 1, 0, 1)).await;
+        // NOT_ENOUGH_REPLICAS while the coordinator is busy: retriable.
+        if code != 19 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(code, 0);
+    assert_eq!(
+        end_txn_v5(&mut client, "tx-2", pid, 1, false).await,
+        (0, pid, 2)
+    );
+    assert_eq!(wait_log_end(&mut client, 1, 2).await, 2);
+    // EndTxn v4 from this id now is a version 1 end: nothing open, INVALID_TXN_STATE.
+    assert_eq!(end_txn(&mut client, 4, "tx-2", pid, 2, true).await, 48);
 }
