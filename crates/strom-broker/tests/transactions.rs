@@ -379,6 +379,21 @@ async fn transaction_version_2_over_the_wire() {
     .await;
     let mut client = broker.client().await;
     create_topic(&mut client, TOPIC, 2).await;
+    // FindCoordinator(TRANSACTION) creates the state topic, as a client's first call does.
+    for _ in 0..600 {
+        let r = client
+            .send(
+                4,
+                FindCoordinatorRequest::default()
+                    .with_key_type(1)
+                    .with_coordinator_keys(vec![s("tx-2")]),
+            )
+            .await;
+        if r.coordinators[0].error_code == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (code, pid, epoch) = init(&mut client, "tx-2", 10_000, 5).await;
     assert_eq!((code, epoch), (0, 0));
     // Produce v12 from a version 2 producer: no AddPartitionsToTxn, the leader adds it.
