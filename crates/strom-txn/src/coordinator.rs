@@ -606,9 +606,7 @@ impl Coordinator {
         meta.last_producer_epoch = meta.producer_epoch;
         // Kafka lets an abort at Short.MaxValue through without a bump (a broken state it
         // recovers from); exhaustion at MAX - 1 moves to a new id before that.
-        if meta.producer_epoch < i16::MAX {
-            meta.producer_epoch += 1;
-        }
+        meta.producer_epoch = meta.producer_epoch.saturating_add(1);
         if no_partition_added {
             meta.partitions.clear();
             meta.start_ms = now_ms;
