@@ -35,7 +35,12 @@ depends on the run):
 - partition-pair: two nodes cut from each other (each still reaches the third);
 - disk-full (only with `--disk-mb N`, which puts each node's data dir on a tmpfs of N MiB,
   a root mount): a ballast file fills the disk of p's leader or of a random node for a
-  while, then is deleted.
+  while, then is deleted;
+- slow-fsync: every fsync, fdatasync, syncfs and sync_file_range of p's leader or of a
+  random node stalls for 1-5 s (each call) for a while, then runs; through an LD_PRELOAD
+  shim (`slow_fsync.c`, compiled with `cc` at the start of a run whose faults include it,
+  and loaded into every node then), which reads the stall from a file per node the harness
+  rewrites: no hook in Strom's code. Each stalled call leaves a line in the node's log.
 After each fault is undone the harness waits (bounded) until every broker is registered and
 every ISR is full again before the next; a wait that runs out is reported (slow heals), not
 counted as a safety anomaly, since the verdict must not depend on the machine's speed.
@@ -88,7 +93,7 @@ from cluster_load import (  # noqa: E402
     final_read,
 )
 
-KINDS = ("kill-leader", "kill-any", "pause", "partition-isolate", "partition-pair", "disk-full")
+KINDS = ("kill-leader", "kill-any", "pause", "partition-isolate", "partition-pair", "disk-full", "slow-fsync")
 PARTITION_KINDS = ("partition-isolate", "partition-pair")
 SESSION_S = SESSION_TIMEOUT_MS / 1000
 TOPIC = "chaos"
@@ -258,6 +263,60 @@ class Disks:
         self.mounted = []
 
 
+# --- slow fsync ------------------------------------------------------------------------------
+
+
+class SlowFsync:
+    """The LD_PRELOAD shim of `slow_fsync.c` in every node: `stall(node, ms)` makes each of
+    that node's fsync-family calls sleep `ms` first, from the next call on (a call already
+    asleep finishes its own stall); `stall(node, 0)` ends it. The shim reads the node's
+    control file on every call, so this works on a running process and across restarts."""
+
+    SOURCE = HERE / "slow_fsync.c"
+
+    def __init__(self, cluster):
+        self.cluster = cluster
+        self.lib = cluster.dir / "slow_fsync.so"
+
+    @staticmethod
+    def available():
+        cc = shutil.which("cc") or shutil.which("gcc")
+        return (True, "") if cc else (False, "no C compiler (cc) to build the slow-fsync shim")
+
+    def control(self, node):
+        return self.cluster.dir / f"node-{node.node_id}.fsync-delay-ms"
+
+    def install(self):
+        """Compiles the shim and sets every node's environment (before the nodes start)."""
+        cc = shutil.which("cc") or shutil.which("gcc")
+        proc = subprocess.run([cc, "-shared", "-fPIC", "-O2", "-Wall", "-o", str(self.lib), str(self.SOURCE), "-ldl"],
+                              capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0:
+            raise RuntimeError(f"cannot compile {self.SOURCE} with {cc}: {proc.stderr.strip()}")
+        for n in self.cluster.nodes.values():
+            self.control(n).write_text("0\n")
+            n.env.update({"LD_PRELOAD": str(self.lib), "STROM_CHAOS_FSYNC_DELAY_FILE": str(self.control(n))})
+        log(f"slow fsync: shim {self.lib} preloaded into every node (control files node-N.fsync-delay-ms)")
+
+    def stall(self, node, ms):
+        # Written whole by a rename, so the shim never reads a half-written number.
+        tmp = self.control(node).with_suffix(".tmp")
+        tmp.write_text(f"{int(ms)}\n")
+        os.replace(tmp, self.control(node))
+
+    def stalls_logged(self, node):
+        """How many stalled calls the node's log shows so far (the shim's lines)."""
+        try:
+            with open(node.log_path, "rb") as f:
+                return sum(1 for line in f if line.startswith(b"slow-fsync: "))
+        except OSError:
+            return 0
+
+    def clear_all(self):
+        for n in self.cluster.nodes.values():
+            self.stall(n, 0)
+
+
 # --- group consumers -------------------------------------------------------------------------
 
 
@@ -343,10 +402,12 @@ def make_schedule(rng, args, node_ids, kinds):
                 if "partition" not in f:
                     f["node"] = rng.choice(node_ids)
                 f["hold_s"] = round(SESSION_S + rng.uniform(1, 5), 1)
-            elif kind in ("partition-isolate", "disk-full"):
+            elif kind in ("partition-isolate", "disk-full", "slow-fsync"):
                 if "partition" not in f:
                     f["node"] = rng.choice(node_ids)
                 f["hold_s"] = round(rng.uniform(2, 2 * SESSION_S), 1)
+                if kind == "slow-fsync":
+                    f["stall_ms"] = rng.randrange(1000, 5001, 100)
             else:  # partition-pair: the partition's leader and another node, or any two
                 f["other"] = rng.random()
                 if "partition" not in f:
@@ -363,6 +424,8 @@ def describe(f):
     if f["kind"] == "partition-pair" and "partition" in f:
         where += " and another node"
     length = f"down {f['down_s']}s" if "down_s" in f else f"for {f['hold_s']}s"
+    if "stall_ms" in f:
+        length = f"each fsync stalled {f['stall_ms']} ms, {length}"
     return f"{f['kind']} {where}, {length}, then {f['gap_s']}s of load"
 
 
@@ -380,6 +443,7 @@ class Chaos:
         self.slow = []  # bounded waits that ran out (liveness, not safety)
         self.restart_failures = []
         self.disks = None
+        self.slow_fsync = None
 
     def note(self, text):
         self.history.note(text)
@@ -460,6 +524,15 @@ class Chaos:
             time.sleep(f["hold_s"])  # the fault's length, from the schedule
             self.disks.free(node)
             self.note(f"disk of {node} freed")
+        elif kind == "slow-fsync":
+            before = self.slow_fsync.stalls_logged(node)
+            self.slow_fsync.stall(node, f["stall_ms"])
+            self.note(f"fault {i}: every fsync of {node} stalls {f['stall_ms']} ms"
+                      + (f" (leader of partition {f['partition']})" if "partition" in f else "") + f" for {f['hold_s']}s")
+            time.sleep(f["hold_s"])  # the fault's length, from the schedule
+            self.slow_fsync.stall(node, 0)
+            self.note(f"fsyncs of {node} fast again; {self.slow_fsync.stalls_logged(node) - before} stalled call(s) "
+                      "logged so far (calls still asleep finish their stall)")
         else:
             ids = sorted(self.cluster.nodes)
             if kind == "partition-isolate":
@@ -528,6 +601,9 @@ class Chaos:
         if a.disk_mb:
             self.disks = Disks(self.cluster, a.disk_mb)
             self.disks.mount()
+        if any(f["kind"] == "slow-fsync" for f in schedule):
+            self.slow_fsync = SlowFsync(self.cluster)
+            self.slow_fsync.install()
         self.cluster.start()
         create_topic(self.cluster, TOPIC, a.partitions, 3, {"min.insync.replicas": str(a.min_insync)})
         self.cluster.wait_isr(TOPIC, timeout_s=HEAL_TIMEOUT_S)
@@ -552,6 +628,8 @@ class Chaos:
             self.net.heal_all()
         if self.disks is not None:
             self.disks.free_all()
+        if self.slow_fsync is not None:
+            self.slow_fsync.clear_all()
         for n in self.cluster.nodes.values():
             n.resume()
             if not n.alive:
@@ -688,6 +766,12 @@ def main(argv=None):
             print("--mix asks for disk-full, which needs --disk-mb (a tmpfs per node: root)", file=sys.stderr)
             return 2
         kinds = [k for k in kinds if k != "disk-full"]
+    ok, why = SlowFsync.available()
+    if not ok:
+        if "slow-fsync" in parse_mix(args.mix):
+            print(f"--mix asks for slow-fsync: {why}", file=sys.stderr)
+            return 2
+        kinds = [k for k in kinds if k != "slow-fsync"]
 
     rng = random.Random(args.seed)
     node_ids = list(range(1, args.nodes + args.controllers + 1))
@@ -739,6 +823,9 @@ def main(argv=None):
             log(f"{len(chaos.slow)} bounded wait(s) ran out (liveness, not counted in the verdict):")
             for s in chaos.slow[:10]:
                 log(f"    {s}")
+        if chaos.slow_fsync is not None:
+            log("slow fsync: stalled calls logged by node: " + ", ".join(
+                f"{n.node_id}={chaos.slow_fsync.stalls_logged(n)}" for n in chaos.cluster.nodes.values()))
         line = verdict_line(result, chaos, args.seed, elapsed)
         print(line, flush=True)
         code = 0 if result.ok else 1
@@ -750,6 +837,8 @@ def main(argv=None):
                     "acked": result.info.get("acked"), "final": result.info.get("final"), "slow_heals": len(chaos.slow),
                     "leader_epochs": result.info.get("leader epochs"),
                     "acked_without_offset": result.info.get("acked without an offset"),
+                    "fsync_stalls": (sum(chaos.slow_fsync.stalls_logged(n) for n in chaos.cluster.nodes.values())
+                                     if chaos.slow_fsync else 0),
                     "elapsed_s": round(elapsed), "verdict": "clean" if result.ok else "anomalies",
                 }) + "\n")
     except Exception as e:  # noqa: BLE001 -- the harness reports its own failure and keeps the logs

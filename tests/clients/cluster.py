@@ -202,6 +202,9 @@ class Node:
         # set crashed).
         self.expected = False
         self._log = None
+        # Environment variables for this node's process only (e.g. the chaos harness's
+        # LD_PRELOAD slow-fsync shim), over the harness's own.
+        self.env = {}
 
     def __repr__(self):
         return f"node {self.node_id}"
@@ -271,6 +274,7 @@ class Node:
         self._check_crash()
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "warn,strom=info,strom_broker=info,strom_meta=info,strom_raft=info")
+        env.update(self.env)
         self._log = open(self.log_path, "ab")
         self.starts += 1
         self._log.write(f"\n===== harness: start #{self.starts} of {self} at {time.strftime('%H:%M:%S')}\n".encode())
