@@ -31,6 +31,12 @@ pub struct NodeConfig {
     /// `strom storage format` wrote into `meta.properties`); `None`: a random one. A node
     /// file that records one keeps it.
     pub directory_id: Option<uuid::Uuid>,
+    /// The cluster id of this node's storage (`cluster.id` in its meta.properties). Sent
+    /// with every request to another member; a member whose own differs refuses the
+    /// request (Kafka's INCONSISTENT_CLUSTER_ID), so a node formatted for another cluster
+    /// can neither vote, replicate, join nor register here. `None`: nothing sent, nothing
+    /// checked (a request without one is accepted, as Kafka accepts a null ClusterId).
+    pub cluster_id: Option<String>,
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
     pub heartbeat_interval_ms: u64,
@@ -82,6 +88,7 @@ impl NodeConfig {
             listen_addr,
             data_dir,
             directory_id: None,
+            cluster_id: None,
             // KRaft: controller.quorum.election.timeout.ms = 1000.
             election_timeout_min_ms: 1000,
             election_timeout_max_ms: 2000,

@@ -374,6 +374,13 @@ impl<K: Controller> RaftNode<K> {
                         joined = true;
                         break;
                     }
+                    // Another cluster's controller (or this node's storage is another
+                    // cluster's): said once per REFUSAL_LOG_EVERY, as the join retries.
+                    Ok(Err(
+                        ref error @ MembershipError::Submit(SubmitError::InconsistentClusterId { .. }),
+                    )) if !self.refusal_log_due(&format!("join at {target}")) => {
+                        tracing::debug!("asking {target} to join the metadata quorum: {error}")
+                    }
                     Ok(Err(error)) => {
                         tracing::warn!("asking {target} to join the metadata quorum: {error}")
                     }

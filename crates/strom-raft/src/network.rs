@@ -71,6 +71,8 @@ pub struct NetworkFactory {
     pub unreachable_backoff: Duration,
     /// Where acknowledgements are timed.
     pub clock: PeerClock,
+    /// This node's cluster id, sent with every RPC (`wire::Addressed`).
+    pub cluster_id: Option<Arc<str>>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -87,6 +89,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             ),
             unreachable_backoff: self.unreachable_backoff,
             clock: self.clock.clone(),
+            cluster_id: self.cluster_id.clone(),
         }
     }
 }
@@ -100,6 +103,7 @@ pub struct PeerClient {
     conn: Conn,
     unreachable_backoff: Duration,
     clock: PeerClock,
+    cluster_id: Option<Arc<str>>,
 }
 
 impl PeerClient {
@@ -118,6 +122,7 @@ impl PeerClient {
         let addressed = crate::wire::Addressed {
             rpc: request,
             to_directory: self.target_directory,
+            cluster_id: self.cluster_id.as_deref(),
         };
         let answer: Result<Resp, RaftError<NodeId, E>> = self
             .conn

@@ -109,7 +109,14 @@ struct Inner<K: Controller> {
     /// When a leader last sent this node entries or a heartbeat (wall-clock ms; the start
     /// time until then): an observer that hears nothing asks to be taken in again.
     last_leader_contact_ms: std::sync::atomic::AtomicI64,
+    /// When a refusal of another cluster's request was last logged at warn level, by what
+    /// was refused (a misconfigured node retries every few hundred milliseconds: one line
+    /// per kind per `REFUSAL_LOG_EVERY` is enough). Bounded: cleared past 64 kinds.
+    refusal_logged: Mutex<BTreeMap<String, std::time::Instant>>,
 }
+
+/// How often a repeated refusal of another cluster's node is logged at warn level.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 
 impl<K: Controller> RaftNode<K> {
     /// Opens the data directory (locking it), replays snapshot + log, starts listening and
@@ -184,6 +191,7 @@ impl<K: Controller> RaftNode<K> {
                 clock,
                 directory_id,
                 last_leader_contact_ms: std::sync::atomic::AtomicI64::new(now_ms()),
+                refusal_logged: Mutex::new(BTreeMap::new()),
             }),
         };
         let server = Server::new(node.clone(), listener, shutdown_rx);
@@ -324,6 +332,31 @@ impl<K: Controller> RaftNode<K> {
     /// This node's metadata directory id (KIP-853's replica key with the node id).
     pub fn directory_id(&self) -> uuid::Uuid {
         self.inner.directory_id
+    }
+
+    /// This node's cluster id (its storage's), when it has one.
+    pub fn cluster_id(&self) -> Option<&str> {
+        self.inner.config.cluster_id.as_deref()
+    }
+
+    /// Whether a repeated warning (a refusal of another cluster's node, `what` saying
+    /// which refusal and whose) is due now: at most one per `what` per
+    /// `REFUSAL_LOG_EVERY`; the others go to debug.
+    pub(crate) fn refusal_log_due(&self, what: &str) -> bool {
+        let Ok(mut logged) = self.inner.refusal_logged.lock() else {
+            return true;
+        };
+        let now = std::time::Instant::now();
+        match logged.get(what) {
+            Some(at) if now.duration_since(*at) < REFUSAL_LOG_EVERY => false,
+            _ => {
+                if logged.len() >= 64 {
+                    logged.clear();
+                }
+                logged.insert(what.to_string(), now);
+                true
+            }
+        }
     }
 
     pub fn config(&self) -> &NodeConfig {
@@ -492,7 +525,14 @@ impl<K: Controller> RaftNode<K> {
             self.inner.config.frame_bytes_max,
             Duration::from_millis(self.inner.config.connect_timeout_ms),
         );
-        conn.call(request_kind, request, self.submit_timeout())
+        // With this node's cluster id (`wire::Addressed`): the receiver refuses a request
+        // from another cluster's node.
+        let addressed = crate::wire::Addressed {
+            rpc: request,
+            to_directory: None,
+            cluster_id: self.inner.config.cluster_id.as_deref(),
+        };
+        conn.call(request_kind, &addressed, self.submit_timeout())
             .await
             .map_err(|e| SubmitError::Unavailable(e.to_string()))
     }
@@ -740,6 +780,7 @@ async fn start_raft<S: ReplicatedState>(
         connect_timeout: Duration::from_millis(config.connect_timeout_ms),
         unreachable_backoff: Duration::from_millis(config.heartbeat_interval_ms * 2),
         clock,
+        cluster_id: config.cluster_id.as_deref().map(Arc::from),
     };
     Raft::new(config.node_id, Arc::new(raft_config), network, log, sm)
         .await

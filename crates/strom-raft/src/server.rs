@@ -3,6 +3,7 @@
 //! Bounded: at most `connections_max` connections (others are closed at once), frames up to
 //! `frame_bytes_max`, idle connections closed after `connection_idle_ms`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,7 +59,7 @@ impl<K: Controller> Server<K> {
             let mut shutdown = self.shutdown.clone();
             tokio::spawn(async move {
                 tokio::select! {
-                    result = serve_connection(node, stream) => {
+                    result = serve_connection(node, stream, peer) => {
                         if let Err(e) = result {
                             tracing::debug!("controller connection from {peer} closed: {e}");
                         }
@@ -74,6 +75,7 @@ impl<K: Controller> Server<K> {
 async fn serve_connection<K: Controller>(
     node: RaftNode<K>,
     mut stream: TcpStream,
+    peer: SocketAddr,
 ) -> Result<(), WireError> {
     stream.set_nodelay(true)?;
     let frame_bytes_max = node.config().frame_bytes_max;
@@ -85,7 +87,10 @@ async fn serve_connection<K: Controller>(
         let Some((request_kind, body)) = frame else {
             return Ok(());
         };
-        let response = dispatch(&node, request_kind, &body).await?;
+        let response = match refuse_other_cluster(&node, request_kind, &body, peer) {
+            Some(refusal) => refusal?,
+            None => dispatch(&node, request_kind, &body).await?,
+        };
         wire::write_frame(&mut stream, kind::RESPONSE, &response, frame_bytes_max).await?;
     }
 }
@@ -157,6 +162,62 @@ async fn dispatch<K: Controller>(
             "unknown request kind {other}"
         ))),
     }
+}
+
+/// Kafka's INCONSISTENT_CLUSTER_ID: a request that names a cluster id other than this
+/// node's (`wire::Addressed`) is refused before it is looked at, so a node formatted for
+/// another cluster can neither vote, replicate nor install a snapshot here, nor join the
+/// quorum or register as a broker (its forwarded membership change and submit). Raft RPCs
+/// are refused by closing the connection (the sender takes the peer for unreachable, as
+/// for a wrong directory id); submits, reads, DescribeQuorum and membership changes get
+/// `SubmitError::InconsistentClusterId`, which the sender logs. Both sides log both ids.
+/// `None`: the request is not refused (no cluster id on either side, or the same).
+fn refuse_other_cluster<K: Controller>(
+    node: &RaftNode<K>,
+    request_kind: u8,
+    body: &[u8],
+    peer: SocketAddr,
+) -> Option<Result<serde_json::Value, WireError>> {
+    let ours = node.cluster_id()?;
+    if request_kind == kind::QUORUM_STATUS {
+        return None;
+    }
+    // A body that is not an object is the handlers' to refuse as malformed.
+    let theirs = wire::decode::<AddressedTo>(body).ok()?.cluster_id?;
+    if theirs == ours {
+        return None;
+    }
+    let what = match request_kind {
+        kind::APPEND_ENTRIES | kind::VOTE | kind::INSTALL_SNAPSHOT => "raft messages",
+        kind::MEMBERSHIP => "a request to join or change the metadata quorum",
+        kind::SUBMIT => "a metadata request (a broker's registration or heartbeat among them)",
+        _ => "a metadata read",
+    };
+    let line = format!(
+        "refusing {what} from {peer}: it comes from a node of cluster {theirs}, but this \
+         node's meta.properties says cluster.id={ours} (INCONSISTENT_CLUSTER_ID). Every node \
+         of a cluster must be formatted with the same cluster id: if that node belongs to \
+         another cluster, point it at that cluster's controllers; if it is meant to join \
+         this one (and holds nothing to keep), move its data directories aside and run \
+         `strom storage format --cluster-id {ours}` on it; if this node is the misplaced \
+         one, do that here with --cluster-id {theirs}"
+    );
+    if node.refusal_log_due(&format!("{what} of {theirs}")) {
+        tracing::warn!("{line}");
+    } else {
+        tracing::debug!("{line}");
+    }
+    let error = SubmitError::InconsistentClusterId {
+        quorum: ours.to_string(),
+        sent: theirs.clone(),
+    };
+    Some(match request_kind {
+        kind::APPEND_ENTRIES | kind::VOTE | kind::INSTALL_SNAPSHOT => Err(WireError::Malformed(
+            format!("from cluster {theirs}, this is cluster {ours}"),
+        )),
+        kind::MEMBERSHIP => to_value(&Err::<(), _>(MembershipError::Submit(error))),
+        _ => to_value(&Err::<(), _>(error)),
+    })
 }
 
 /// Refuses a raft RPC meant for another replica of this node id (`wire::Addressed`): the

@@ -45,20 +45,30 @@ pub enum WireError {
 /// of that node id (its storage was replaced) and refuses it, so it cannot vote or count
 /// as the replica the quorum knows. The field sits beside the RPC's own fields, and is
 /// left out when the membership records none, so a node that predates it ignores it.
+///
+/// `cluster_id` is the sender's (its storage's `cluster.id`, `NodeConfig::cluster_id`); a
+/// node sends it with every request it makes of another member (raft RPCs, and forwarded
+/// submits, reads, DescribeQuorum and membership changes, a broker's join and registration
+/// among them). The receiver refuses a request whose cluster id differs from its own
+/// (Kafka's INCONSISTENT_CLUSTER_ID). Left out when the sender has none.
 #[derive(Serialize)]
 pub(crate) struct Addressed<'a, T: Serialize> {
     #[serde(flatten)]
     pub rpc: &'a T,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub to_directory: Option<uuid::Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<&'a str>,
 }
 
-/// The `to_directory` of an [`Addressed`] RPC, read on its own (the RPC is decoded apart,
-/// without buffering it twice).
+/// The `to_directory` and `cluster_id` of an [`Addressed`] request, read on their own (the
+/// request is decoded apart, without buffering it twice).
 #[derive(Deserialize)]
 pub(crate) struct AddressedTo {
     #[serde(default)]
     pub to_directory: Option<uuid::Uuid>,
+    #[serde(default)]
+    pub cluster_id: Option<String>,
 }
 
 /// Writes one frame of `kind` with `message` as JSON.
@@ -213,6 +223,16 @@ pub enum SubmitError {
     Apply(String),
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// Kafka's INCONSISTENT_CLUSTER_ID: the request came from a node of another cluster
+    /// (`sent`, its storage's cluster id) than the answering controller's (`quorum`).
+    #[error(
+        "INCONSISTENT_CLUSTER_ID: the controller's cluster.id is {quorum}, this node's \
+         meta.properties says {sent}; a node takes part only in the cluster its storage was \
+         formatted for. Point it at its own cluster's controllers, or (if it is meant to \
+         join this one and holds nothing to keep) move its data directories aside and \
+         format them with `strom storage format --cluster-id {quorum}`"
+    )]
+    InconsistentClusterId { quorum: String, sent: String },
 }
 
 /// A change of the quorum's membership (KIP-853's AddRaftVoter, RemoveRaftVoter,

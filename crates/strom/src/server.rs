@@ -84,6 +84,9 @@ pub fn run(file: Option<&Path>, overrides: &[String], add_scram: &[String]) -> a
     // id they hold. A directory that failed the preflight stays offline, unread (as Kafka
     // leaves a failed directory out of its meta.properties checks).
     let cluster_id = crate::storage::check_at_start(&config, &usable_dirs)?;
+    // Sent with every request to another quorum member and compared by each receiver:
+    // a node formatted for another cluster is refused (INCONSISTENT_CLUSTER_ID).
+    node_config.cluster_id = Some(cluster_id.clone());
     let broker_config = broker_config.map(|broker| BrokerConfig {
         cluster_id,
         ..broker

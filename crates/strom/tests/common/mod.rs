@@ -99,6 +99,11 @@ impl ServerProcess {
         Self::spawn_with(overrides, addr, false)
     }
 
+    /// [`ServerProcess::spawn`], keeping its stderr lines for [`ServerProcess::log`].
+    pub fn spawn_logged(overrides: &[String], addr: &str) -> ServerProcess {
+        Self::spawn_with(overrides, addr, true)
+    }
+
     /// Waits (at most `limit`) for the ready line.
     pub fn wait_ready(&mut self, limit: Duration) {
         let Some(lines) = self.lines.take() else {
