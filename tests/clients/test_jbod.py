@@ -323,3 +323,85 @@ def test_a_log_dir_failing_while_the_broker_runs_goes_offline_alone(make_cluster
         got = read_all(cluster.bootstrap, topic, part)
         want = {o: v for (q, o), v in acked.items() if q == part}
         assert {o: got.get(o) for o in want} == want, f"partition {part}: {len(want)} acked, {len(got)} read"
+
+
+ALTER_LOG_DIRS_RATE = "replica.alter.log.dirs.io.max.bytes.per.second"
+
+
+def set_broker_config(cluster, broker, configs):
+    """IncrementalAlterConfigs on broker resource `broker`: SET (value) or DELETE (None), as
+    kafka-configs.sh --entity-type brokers does."""
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+
+    entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.DELETE if v is None else AlterConfigOpType.SET)
+               for k, v in configs.items()]
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap, "log_level": 0})
+    for future in admin.incremental_alter_configs([ConfigResource("BROKER", broker,
+                                                                  incremental_configs=entries)]).values():
+        future.result(timeout=30)
+
+
+def future_bytes(log_dir, topic, partition):
+    """Bytes of the future copy of `topic-partition` in `log_dir` (0 when there is none)."""
+    return sum(f.stat().st_size for d in log_dir.glob(f"{topic}-{partition}.*-future") for f in d.glob("*.log"))
+
+
+def test_the_alter_log_dirs_throttle_holds_a_move_back_until_lifted(make_cluster, java_tool):
+    """`replica.alter.log.dirs.io.max.bytes.per.second` (a dynamic broker config, as in
+    Kafka) throttles AlterReplicaLogDirs copies: a 3 MB move stays unfinished at 20 kB/s;
+    deleting the rate lets it end, with every record in the moved replica."""
+    cluster = make_cluster(1, log_dirs=2)
+    node = cluster[1]
+    first, second = node.log_dirs
+    topic = "throttled-move"
+    create_topic(cluster, topic, 1, 1)
+    source = first if partition_dirs(first, topic) else second
+    target = second if source == first else first
+    # Small records in small batches: the copy moves whole batches, and the move only
+    # finishes once it is within 2000 offsets of the end, so it must be far behind.
+    p = Producer({"bootstrap.servers": node.bootstrap, "acks": "all", "linger.ms": 5, "batch.size": 16384,
+                  "log_level": 0})
+    acked = {}
+
+    def done(err, msg):
+        if err is None:
+            acked[(msg.partition(), msg.offset())] = msg.value()
+
+    for i in range(30000):
+        p.produce(topic, value=b"%06d" % i + b"t" * 94, partition=0, on_delivery=done)
+        if i % 5000 == 0:
+            p.poll(0)
+    assert p.flush(TIMEOUT_S) == 0 and len(acked) == 30000, len(acked)
+    total = sum(f.stat().st_size for f in (source / f"{topic}-0").glob("*.log"))
+    assert total > 3_000_000, total
+
+    set_broker_config(cluster, "1", {ALTER_LOG_DIRS_RATE: "20000"})
+    answer = java_tool(["admin", node.bootstrap, "move-dir", topic, 1, str(target.resolve()), 0])
+    assert answer == {"0": None}, answer
+    def began():
+        if future_bytes(target, topic, 0) == 0:
+            raise NotYet("no bytes in a future copy yet")
+        return True
+
+    cluster.wait("the move began", began, 30)
+    time.sleep(3)  # the throttle's effect is what a span of time shows
+    copied = future_bytes(target, topic, 0)
+    # The rate is averaged over at least 10 s: about 200 kB (and a batch) may pass at once.
+    assert 0 < copied < 1_000_000, f"the throttle let {copied} of {total} bytes through in 3 s"
+    info = java_tool(["admin", node.bootstrap, "replica-dirs", topic, 1, 0])["0"]
+    assert info["current"] == str(source.resolve()) and info["future"] == str(target.resolve()), info
+
+    set_broker_config(cluster, "1", {ALTER_LOG_DIRS_RATE: None})
+
+    def moved():
+        info = java_tool(["admin", node.bootstrap, "replica-dirs", topic, 1, 0])["0"]
+        if info["current"] != str(target.resolve()) or info["future"] is not None:
+            raise NotYet(f"{info}")
+        return info
+
+    cluster.wait(f"{topic}-0 moved to {target} once the throttle is lifted", moved, TIMEOUT_S)
+    assert partition_dirs(target, topic) == {0} and leftovers(source) == [] and leftovers(target) == []
+    assert_all_readable(node.bootstrap, topic, acked)
+    # A rate that is not a number of bytes per second is refused.
+    with pytest.raises(Exception, match="INVALID_CONFIG|Invalid value"):
+        set_broker_config(cluster, "1", {ALTER_LOG_DIRS_RATE: "-5"})

@@ -34,7 +34,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use strom_log::{Log, LogError};
 use strom_meta::TopicIdPartition;
@@ -57,6 +57,10 @@ const COPY_ROUNDS_MAX: u64 = 1_000_000;
 const IDLE_WAIT_MS: u64 = 50;
 /// Rounds of the final copy at most (the log does not grow then; this bounds the loop).
 pub(crate) const FINAL_ROUNDS_MAX: u64 = 1_000_000;
+/// The pause before looking again while the copies are over
+/// `replica.alter.log.dirs.io.max.bytes.per.second` (each pause counts as a round of
+/// `COPY_ROUNDS_MAX`).
+const THROTTLE_WAIT_MS: u64 = 100;
 
 /// What `AlterReplicaLogDirs` asks of one partition here.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,17 +175,36 @@ async fn run(
     target: usize,
 ) {
     let mut rounds = 0u64;
+    let quota = &replicas.fetchers.quotas.alter_log_dirs;
+    let node_id = replicas.node_id();
     loop {
         if !replicas.is_moving(&partition, &future) {
             // Cancelled (another move, a deletion, a reopen): whoever cancelled removed it.
             return;
         }
         rounds += 1;
+        // The throttle (read each round: a dynamic config applies to moves in progress):
+        // every move of this broker counts against one rate; a round copies at most the
+        // limit's worth, so one round cannot overshoot it by much.
+        let limit = crate::throttle::alter_log_dirs_limit(&metadata.image(), node_id);
+        if let Some(limit) = limit {
+            if quota.exceeds(limit, Instant::now()) && rounds < COPY_ROUNDS_MAX {
+                tokio::time::sleep(Duration::from_millis(THROTTLE_WAIT_MS)).await;
+                continue;
+            }
+        }
+        let max_bytes = limit.map_or(COPY_ROUND_BYTES_MAX, |l| l.clamp(1, COPY_ROUND_BYTES_MAX));
         let before = future.log_end_offset();
         let (current, copy) = (Arc::clone(&partition), Arc::clone(&future));
-        let round = tokio::task::spawn_blocking(move || copy_round(&current.log, &copy)).await;
+        let round = tokio::task::spawn_blocking(move || {
+            copy_round_bounded(&current.log, &copy, max_bytes)
+        })
+        .await;
         let lag = match round {
-            Ok(Ok(lag)) => lag,
+            Ok(Ok((lag, copied))) => {
+                quota.record(copied, Instant::now());
+                lag
+            }
             Ok(Err(error)) => {
                 tracing::error!(topic = %partition.topic, partition = partition.tp.partition,
                     %error, "moving the replica failed; it stays in its directory");
@@ -212,19 +235,30 @@ async fn run(
 /// truncated or its start moved past the copy, then copies at most
 /// `COPY_ROUND_BYTES_MAX` of whole batches. Returns how many offsets the copy is behind.
 pub fn copy_round(current: &Log, future: &Log) -> Result<i64, LogError> {
+    copy_round_bounded(current, future, COPY_ROUND_BYTES_MAX).map(|(lag, _)| lag)
+}
+
+/// [`copy_round`] copying at most `max_bytes` of whole batches (at least one batch);
+/// returns the lag and the bytes copied.
+pub fn copy_round_bounded(
+    current: &Log,
+    future: &Log,
+    max_bytes: u64,
+) -> Result<(i64, u64), LogError> {
     let now = crate::metadata::now_ms();
     align(current, future, now)?;
     let from = future.log_end_offset();
-    let info = match current.read(from, COPY_ROUND_BYTES_MAX, i64::MAX) {
+    let info = match current.read(from, max_bytes, i64::MAX) {
         Ok(info) => info,
         Err(LogError::OffsetOutOfRange { .. }) => {
             // Retention or DeleteRecords moved the current start past the copy: start over
             // from there (what was copied below it is gone from the current log too).
             future.truncate_fully_and_start_at(first_batch_offset(current)?, now)?;
-            return Ok(current.log_end_offset() - future.log_end_offset());
+            return Ok((current.log_end_offset() - future.log_end_offset(), 0));
         }
         Err(error) => return Err(error),
     };
+    let mut copied = 0;
     if let Some(range) = info.range {
         let bytes = range.read_bytes().map_err(|source| LogError::Io {
             operation: "read for a replica move",
@@ -232,8 +266,9 @@ pub fn copy_round(current: &Log, future: &Log) -> Result<i64, LogError> {
             source,
         })?;
         future.append_replicated(&bytes, now)?;
+        copied = bytes.len() as u64;
     }
-    Ok(current.log_end_offset() - future.log_end_offset())
+    Ok((current.log_end_offset() - future.log_end_offset(), copied))
 }
 
 /// Truncates the future copy where it no longer matches the current log (which a follower

@@ -395,6 +395,11 @@ impl ReplicaManager {
     }
 
     /// The log directories.
+    /// This broker's node id.
+    pub(crate) fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
+
     pub fn log_dirs(&self) -> &Arc<LogDirs> {
         &self.dirs
     }

@@ -13,6 +13,13 @@
 //! - Follower side (the fetchers): while the bytes it fetched for throttled partitions
 //!   exceed the follower rate, those partitions are left out of its fetches for a backoff.
 //!
+//! - Moves between this broker's log directories (AlterReplicaLogDirs, `replica_move.rs`):
+//!   while the bytes copied into future replicas exceed
+//!   `replica.alter.log.dirs.io.max.bytes.per.second` (a dynamic broker config too; Kafka's
+//!   `ReplicaAlterLogDirsThread` quota), the copy waits; every move on the broker counts
+//!   against the one rate. The final copy of a move, made while the partition serves
+//!   nothing, is never held back (it is at most `CATCH_UP_LAG_MAX` offsets).
+//!
 //! The rate is measured as Kafka's quota sensors do: bytes in the last [`WINDOWS`] one-second
 //! windows over at least that span, so a short burst does not trip it and a long one
 //! averages out at the limit.
@@ -27,6 +34,7 @@ pub const LEADER_RATE: &str = "leader.replication.throttled.rate";
 pub const FOLLOWER_RATE: &str = "follower.replication.throttled.rate";
 pub const LEADER_REPLICAS: &str = "leader.replication.throttled.replicas";
 pub const FOLLOWER_REPLICAS: &str = "follower.replication.throttled.replicas";
+pub const ALTER_LOG_DIRS_RATE: &str = "replica.alter.log.dirs.io.max.bytes.per.second";
 
 /// Kafka's `replication.quota.window.num` (11) minus the current window.
 const WINDOWS: u64 = 10;
@@ -115,11 +123,13 @@ impl RateMeter {
     }
 }
 
-/// The two meters of one broker.
+/// The meters of one broker: both ends of replication, and the copies between its log
+/// directories.
 #[derive(Debug, Default)]
 pub struct ReplicationQuotas {
     pub leader: RateMeter,
     pub follower: RateMeter,
+    pub alter_log_dirs: RateMeter,
 }
 
 /// The rate limit of `side` on broker `node_id` (bytes per second), or `None` when none is
@@ -132,9 +142,21 @@ pub fn rate_limit(image: &MetadataImage, node_id: i32, side: Side) -> Option<u64
         .and_then(|v| v.trim().parse::<u64>().ok())
 }
 
+/// The limit on copies between this broker's log directories (bytes per second), or `None`
+/// when none is set: `replica.alter.log.dirs.io.max.bytes.per.second`, this broker's own
+/// dynamic value before the cluster default (Kafka's default, `Long.MAX_VALUE`, is no
+/// limit).
+pub fn alter_log_dirs_limit(image: &MetadataImage, node_id: i32) -> Option<u64> {
+    image
+        .config_value(&ConfigResource::broker(node_id.to_string()), ALTER_LOG_DIRS_RATE)
+        .or_else(|| image.config_value(&ConfigResource::broker(""), ALTER_LOG_DIRS_RATE))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|limit| i64::try_from(*limit).is_ok_and(|l| l < i64::MAX))
+}
+
 /// Why `value` is not a valid rate for `key`, if `key` is one of the rate keys.
 pub fn invalid_rate(key: &str, value: &str) -> Option<String> {
-    if key != LEADER_RATE && key != FOLLOWER_RATE {
+    if key != LEADER_RATE && key != FOLLOWER_RATE && key != ALTER_LOG_DIRS_RATE {
         return None;
     }
     match value.trim().parse::<u64>() {
