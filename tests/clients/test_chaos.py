@@ -1,4 +1,4 @@
-"""Smoke run of the fault-injection harness (`scripts/chaos`, chaos.py): 3 nodes, RF 3,
+"""Smoke runs of the fault-injection harness (`scripts/chaos`, chaos.py): 3 nodes, RF 3,
 min.insync.replicas=2, five faults on a fixed seed: two leader kills and a pause past the
 broker session timeout, and as root (as in CI; network namespaces) a node isolated and a
 pair of nodes cut, else a kill of any node and one more leader kill; under idempotent
@@ -40,4 +40,25 @@ def test_chaos_smoke_run_is_clean(tmp_path):
     assert line["verdict"] == "clean" and line["anomalies"] == {}, line
     want = dict(kv.split("=") for kv in mix.split(","))
     assert {k: v for k, v in line["faults"].items() if v} == {k: int(v) for k, v in want.items()}, line
+    assert line["acked"] > 0 and line["final"] >= line["acked"], line
+
+
+@pytest.mark.timeout(600)
+def test_slow_fsync_stalls_the_nodes_fsyncs_and_the_run_stays_clean(tmp_path):
+    """The `slow-fsync` fault (an LD_PRELOAD shim the harness compiles; no hook in strom):
+    two faults stall every fsync of a node for 1-5 s each, with sync-on-commit so every
+    acks=all produce waits on one. The shim must have stalled calls (its lines in the node
+    logs, counted in the results) and the verdict must be clean."""
+    results = tmp_path / "results.jsonl"
+    cmd = [sys.executable, str(HERE / "chaos.py"), "--seed", str(SEED), "--mix", "slow-fsync=2", "--partitions", "3",
+           "--rate", "100", "--broker-config", "strom.log.durability=sync-on-commit", "--results", str(results),
+           "--binary", str(strom_binary()), "--net", "loopback"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=550, env=dict(os.environ))
+    out = proc.stdout + proc.stderr
+    verdict = [line for line in out.splitlines() if line.startswith("chaos verdict:")]
+    assert proc.returncode == 0 and verdict and verdict[-1].startswith("chaos verdict: CLEAN"), \
+        f"chaos exited {proc.returncode}:\n{out[-20000:]}"
+    line = json.loads(results.read_text().splitlines()[-1])
+    assert line["faults"]["slow-fsync"] == 2 and line["anomalies"] == {}, line
+    assert line["fsync_stalls"] > 0, f"the shim stalled no fsync: {line}"
     assert line["acked"] > 0 and line["final"] >= line["acked"], line

@@ -13,7 +13,7 @@ import threading
 import time
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
 from cluster import NotYet
@@ -405,3 +405,85 @@ def test_the_alter_log_dirs_throttle_holds_a_move_back_until_lifted(make_cluster
     # A rate that is not a number of bytes per second is refused.
     with pytest.raises(Exception, match="INVALID_CONFIG|Invalid value"):
         set_broker_config(cluster, "1", {ALTER_LOG_DIRS_RATE: "-5"})
+
+
+def test_a_log_dir_whose_reads_fail_goes_offline_alone(make_cluster):
+    """A *read* I/O error takes a log directory offline as a failed write does (Kafka's
+    log-directory failure handling covers every IOException of a log, KIP-112/858): the
+    victim leads every partition; its second directory disappears under it (a disk pulled)
+    and no record is written after; consumers reading from offset 0 make it reopen old
+    segments (`strom.open.files.max=1`: none stay open), which fails; the directory goes
+    offline alone, its replicas are reported offline and led elsewhere, every acknowledged
+    record is read back, and the broker serves its other directory."""
+    victim_id = 2
+    cluster = make_cluster(3, log_dirs=2, node_props={victim_id: {"strom.open.files.max": "1"}})
+    topic = "jbod-reads"
+    # The victim first in every replica list: it leads them all, so the reads reach it.
+    create_topic(cluster, topic, 4, 3, {"min.insync.replicas": "2", "segment.bytes": "65536"},
+                 assignment=[[victim_id, 1, 3]] * 4)
+    cluster.wait_isr(topic, timeout_s=TIMEOUT_S)
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "linger.ms": 0,
+                  "message.timeout.ms": 60000, "batch.size": 8192, "log_level": 0})
+    acked, errors = {}, []
+
+    def done(err, msg):
+        if err is None:
+            acked[(msg.partition(), msg.offset())] = msg.value()
+        else:
+            errors.append(err.str())
+
+    for i in range(1600):
+        p.produce(topic, value=f"before-{i}".encode() + b"r" * 300, partition=i % 4, on_delivery=done)
+    assert p.flush(TIMEOUT_S) == 0 and len(acked) == 1600 and not errors, (len(acked), errors[:3])
+    victim = cluster[victim_id]
+    info = cluster.partitions(topic, via=victim_id)
+    assert all(i["leader"] == victim_id for i in info.values()), info
+    healthy, broken = victim.log_dirs
+    lost = partition_dirs(broken, topic)
+    kept = partition_dirs(healthy, topic)
+    assert lost and kept, (lost, kept)
+    assert all(len(list((broken / f"{topic}-{q}").glob("*.log"))) >= 2 for q in lost), "want inactive segments"
+
+    broken.rename(broken.with_name(broken.name + "-pulled"))
+    # Reads only: the consumers' fetches of the old segments fail on the victim, then (its
+    # directory offline) are answered by the new leaders.
+    for q in sorted(lost):
+        try:
+            read_all(cluster.bootstrap, topic, q)
+        except KafkaException:
+            pass  # KAFKA_STORAGE_ERROR once the directory is offline: what this test waits for
+    live = {n.node_id for n in cluster.live()}
+
+    def reported():
+        for n in cluster.live():
+            info = cluster.partitions(topic, via=n.node_id)
+            for part in lost:
+                i = info[part]
+                if victim_id not in i["offline"] or victim_id in i["isr"] or i["leader"] not in live - {victim_id}:
+                    raise NotYet(f"node {n.node_id}: partition {part}: {i}")
+            for part in kept:
+                i = info[part]
+                if victim_id in i["offline"] or victim_id not in i["isr"]:
+                    raise NotYet(f"node {n.node_id}: partition {part} (healthy dir): {i}")
+        return True
+
+    cluster.wait(f"node {victim_id}'s replicas in the pulled {broken} offline (after failed reads) and led "
+                 "elsewhere, the others in sync", reported, TIMEOUT_S)
+    assert victim.alive, "the broker must keep serving its other log directory"
+    # What failed the log was a read (an open of an old segment), not a write.
+    failed = [line for line in victim.log_path.read_text(errors="replace").splitlines() if "log failed" in line]
+    assert failed and all("open " in line for line in failed), failed[:3] or victim.log_tail()
+    for part in range(4):
+        want = {o: v for (q, o), v in acked.items() if q == part}
+
+        def complete():
+            got = read_all(cluster.bootstrap, topic, part)
+            if {o: got.get(o) for o in want} != want:
+                raise NotYet(f"partition {part}: {len(want)} acked, {len(got)} read")
+            return True
+
+        cluster.wait(f"every acknowledged record of partition {part} read back", complete, TIMEOUT_S)
+    # Writes go on: to the kept partitions on the victim, to the lost ones elsewhere.
+    for i in range(200):
+        p.produce(topic, value=f"after-{i}".encode(), partition=i % 4, on_delivery=done)
+    assert p.flush(TIMEOUT_S) == 0 and not errors, errors[:3]

@@ -260,10 +260,13 @@ pub fn copy_round_bounded(
     };
     let mut copied = 0;
     if let Some(range) = info.range {
-        let bytes = range.read_bytes().map_err(|source| LogError::Io {
-            operation: "read for a replica move",
-            path: range.path.clone(),
-            source,
+        let bytes = range.read_bytes().map_err(|source| {
+            // A read I/O error fails the current log (its directory goes offline).
+            current.read_failed(LogError::Io {
+                operation: "read for a replica move",
+                path: range.path.clone(),
+                source,
+            })
         })?;
         future.append_replicated(&bytes, now)?;
         copied = bytes.len() as u64;

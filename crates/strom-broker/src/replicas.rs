@@ -456,13 +456,16 @@ impl ReplicaManager {
             }
             tracing::error!(dir = %path, %reason, partitions = inside.len(),
                 online_dirs = self.dirs.online_count(),
-                "log directory failed: it is offline until a restart; its partitions are                  reported offline so that other brokers lead them. Replace or repair the disk,                  then restart the broker");
+                "log directory failed: it is offline until a restart; its partitions are \
+                 reported offline so that other brokers lead them. Replace or repair the disk, \
+                 then restart the broker");
         }
         self.dirs.online_count()
     }
 
     /// Takes offline the directory of every log that failed (`Health::Failed`: a failed
-    /// fsync or write) since the last call; returns how many directories are online.
+    /// fsync or write, or an I/O error reading it) since the last call; returns how many
+    /// directories are online.
     pub fn fail_dirs_of_failed_logs(&self) -> usize {
         for partition in self.all() {
             if partition.log.health() != strom_log::Health::Failed {
@@ -470,7 +473,7 @@ impl ReplicaManager {
             }
             if let Some(index) = self.dir_index(&partition) {
                 let reason = format!(
-                    "a write or fsync of {} failed",
+                    "a read, write or fsync of {} failed",
                     partition.log.dir().display()
                 );
                 self.fail_dir(index, &reason);

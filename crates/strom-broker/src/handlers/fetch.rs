@@ -441,10 +441,13 @@ fn read_one(
             Some(range) => range
                 .read_bytes()
                 .map(|bytes| Records::Memory(Bytes::from(bytes)))
-                .map_err(|source| LogError::Io {
-                    operation: "read",
-                    path: range.path.clone(),
-                    source,
+                .map_err(|source| {
+                    // A read I/O error fails the log (its directory goes offline).
+                    log.read_failed(LogError::Io {
+                        operation: "read",
+                        path: range.path.clone(),
+                        source,
+                    })
                 }),
             None => Ok(Records::Memory(Bytes::new())),
         });

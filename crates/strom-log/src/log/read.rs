@@ -71,7 +71,33 @@ impl Log {
     /// A read-only log (disk full) serves everything; a failed one only what lies below its
     /// durable offset, the last successful fsync: above it the page cache may hold bytes
     /// that never reached the disk (an offset there errors with `Failed`).
+    ///
+    /// An I/O error while reading (opening a segment, reading an index or a batch header)
+    /// latches the log failed, as a failed write does ([`Log::read_failed`]).
     pub fn read(&self, offset: i64, max_bytes: u64, max_offset: i64) -> Result<ReadInfo, LogError> {
+        self.read_unlatched(offset, max_bytes, max_offset)
+            .map_err(|error| self.read_failed(error))
+    }
+
+    /// A read of this log's data failed with `error` (here, or where a caller read the
+    /// bytes of a [`ReadInfo`]'s range): an I/O error (`LogError::Io`; corruption, an
+    /// offset out of range and the like are not) latches the log failed, as Kafka's log
+    /// directory failure handling treats every `IOException` of a log, reads included
+    /// (KIP-112): a disk that fails reads is not trusted with writes, and the broker takes
+    /// the log's directory offline (`Log::is_failed`). Returns the error, to pass on.
+    pub fn read_failed(&self, error: LogError) -> LogError {
+        match error {
+            LogError::Io { .. } => self.fail(error),
+            other => other,
+        }
+    }
+
+    fn read_unlatched(
+        &self,
+        offset: i64,
+        max_bytes: u64,
+        max_offset: i64,
+    ) -> Result<ReadInfo, LogError> {
         if self.closed.load(Ordering::Acquire) {
             self.check_usable()?;
         }
