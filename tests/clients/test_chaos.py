@@ -5,7 +5,9 @@ pair of nodes cut, else a kill of any node and one more leader kill; under idemp
 acks=all producers, an observer and group consumers. The harness's verdict must be clean
 with every fault done. No full disk here: it can make librdkafka's idempotent producer
 write duplicates (its epoch bump, docs/RELIABILITY.md), which would make this test fail
-for a client's fault. The long campaigns are not run here (docs/RELIABILITY.md)."""
+for a client's fault. A second run checks that the slow-fsync fault (an LD_PRELOAD shim)
+stalls a node's fsyncs and stays clean. The long campaigns are not run here
+(docs/RELIABILITY.md)."""
 
 import json
 import os
