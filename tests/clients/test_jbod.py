@@ -487,3 +487,66 @@ def test_a_log_dir_whose_reads_fail_goes_offline_alone(make_cluster):
     for i in range(200):
         p.produce(topic, value=f"after-{i}".encode(), partition=i % 4, on_delivery=done)
     assert p.flush(TIMEOUT_S) == 0 and not errors, errors[:3]
+
+
+def test_a_move_a_kill_interrupted_resumes_after_the_restart(make_cluster, java_tool):
+    """A replica move in progress (held back by the throttle) when the broker is killed
+    (kill -9) is resumed after the restart from its `-future` copy, as Kafka resumes a
+    future replica, not discarded: the copy is still there with its bytes, DescribeLogDirs
+    shows the move still under way, and once the throttle is lifted it ends with every
+    acknowledged record in the moved replica and nothing left over."""
+    cluster = make_cluster(1, log_dirs=2)
+    node = cluster[1]
+    first, second = node.log_dirs
+    topic = "resumed-move"
+    create_topic(cluster, topic, 1, 1)
+    source = first if partition_dirs(first, topic) else second
+    target = second if source == first else first
+    p = Producer({"bootstrap.servers": node.bootstrap, "acks": "all", "linger.ms": 5, "batch.size": 16384,
+                  "log_level": 0})
+    acked = {}
+
+    def done(err, msg):
+        if err is None:
+            acked[(msg.partition(), msg.offset())] = msg.value()
+
+    for i in range(30000):
+        p.produce(topic, value=b"%06d" % i + b"k" * 94, partition=0, on_delivery=done)
+        if i % 5000 == 0:
+            p.poll(0)
+    assert p.flush(TIMEOUT_S) == 0 and len(acked) == 30000, len(acked)
+    set_broker_config(cluster, "1", {ALTER_LOG_DIRS_RATE: "20000"})
+    answer = java_tool(["admin", node.bootstrap, "move-dir", topic, 1, str(target.resolve()), 0])
+    assert answer == {"0": None}, answer
+
+    def began():
+        if future_bytes(target, topic, 0) == 0:
+            raise NotYet("no bytes in a future copy yet")
+        return True
+
+    cluster.wait("the move began", began, 30)
+    copies = sorted(d.name for d in target.glob(f"{topic}-0.*-future"))
+    copied = future_bytes(target, topic, 0)
+    assert len(copies) == 1, copies
+    node.kill()
+    node.start()
+    # Resumed from the same copy (same directory, at least the bytes it had), still
+    # throttled (the rate is a committed config).
+    assert sorted(d.name for d in target.glob(f"{topic}-0.*-future")) == copies
+    assert future_bytes(target, topic, 0) >= copied
+    info = java_tool(["admin", node.bootstrap, "replica-dirs", topic, 1, 0])["0"]
+    assert info["current"] == str(source.resolve()) and info["future"] == str(target.resolve()), info
+    assert "resuming a replica move a restart interrupted" in node.log_path.read_text(errors="replace")
+
+    set_broker_config(cluster, "1", {ALTER_LOG_DIRS_RATE: None})
+
+    def moved():
+        info = java_tool(["admin", node.bootstrap, "replica-dirs", topic, 1, 0])["0"]
+        if info["current"] != str(target.resolve()) or info["future"] is not None:
+            raise NotYet(f"{info}")
+        return info
+
+    cluster.wait(f"{topic}-0 moved to {target} after the restart", moved, TIMEOUT_S)
+    assert partition_dirs(target, topic) == {0} and partition_dirs(source, topic) == set()
+    assert leftovers(source) == [] and leftovers(target) == [], (leftovers(source), leftovers(target))
+    assert_all_readable(node.bootstrap, topic, acked)

@@ -109,6 +109,11 @@ pub struct LogDirs {
     /// Partitions with a copy left by an interrupted move that start-up could not decide
     /// about (`resolve_moves`): offline until an operator acts.
     unresolved: Vec<String>,
+    /// Partial copies of moves a restart interrupted (`-future` beside a current copy):
+    /// `<topic>-<partition>` to the target directory's index and the copy's path, taken
+    /// by `replica_move::resume_pending` once the partitions are open (Kafka resumes a
+    /// future replica after a restart).
+    pending_moves: Mutex<HashMap<String, (usize, PathBuf)>>,
 }
 
 impl LogDirs {
@@ -159,16 +164,27 @@ impl LogDirs {
                 _lock: lock,
             });
         }
-        let unresolved = resolve_moves(&dirs, &mut placed, futures, moved);
+        let mut pending = HashMap::new();
+        let unresolved = resolve_moves(&dirs, &mut placed, futures, moved, &mut pending);
         let dirs = LogDirs {
             dirs,
             placed: Mutex::new(placed),
             unresolved,
+            pending_moves: Mutex::new(pending),
         };
         if dirs.online_count() == 0 {
             return Err(LogDirsError::AllOffline(dirs.failures()));
         }
         Ok(dirs)
+    }
+
+    /// The partial copies of interrupted moves found at start-up (taken once).
+    pub fn take_pending_moves(&self) -> Vec<(String, usize, PathBuf)> {
+        let mut pending = self.pending_moves.lock().unwrap_or_else(|e| e.into_inner());
+        pending
+            .drain()
+            .map(|(name, (dir, path))| (name, dir, path))
+            .collect()
     }
 
     /// Every directory, in `log.dirs` order.
@@ -282,7 +298,8 @@ impl LogDirs {
 
 /// Finishes or discards the moves a crash interrupted (the swap order is in
 /// `replica_move.rs`): a `-future` copy of a partition that has a current copy is partial
-/// and removed; one whose partition has a `-moved` copy and no current one is complete
+/// and kept in `pending` to be resumed (only the newest such copy of a partition; another,
+/// older one, is removed); one whose partition has a `-moved` copy and no current one is complete
 /// (the current copy is renamed `-moved` only after the future copy is durable) and is
 /// renamed into place; a `-moved` copy of a partition with a current copy is removed.
 /// Anything else is reported and left alone; its partitions are returned (kept offline).
@@ -291,14 +308,28 @@ fn resolve_moves(
     placed: &mut HashMap<String, usize>,
     futures: Vec<MoveCopy>,
     moved: Vec<MoveCopy>,
+    pending: &mut HashMap<String, (usize, PathBuf)>,
 ) -> Vec<String> {
     let mut unresolved = Vec::new();
     for future in futures {
         if let Some(index) = placed.get(&future.name) {
-            tracing::info!(future = %future.path.display(),
-                current = %dirs[*index].path.join(&future.name).display(),
-                "removing the partial copy of a replica move that did not finish");
-            crate::replica_move::remove_quietly(&future.path);
+            // The current copy stays the partition's until a resumed move swaps it out;
+            // the partial copy is reopened (recovery cuts a torn tail) and the copy goes on
+            // from its end. Two partial copies of one partition (a crash during a move
+            // that had replaced another): the one in a directory other than the current
+            // one's is kept, any other removed.
+            let keep = future.dir != *index
+                && !pending.contains_key(&future.name);
+            if keep {
+                tracing::info!(future = %future.path.display(),
+                    current = %dirs[*index].path.join(&future.name).display(),
+                    "a replica move a restart interrupted resumes once the partition is open");
+                pending.insert(future.name, (future.dir, future.path));
+            } else {
+                tracing::info!(future = %future.path.display(),
+                    "removing a partial copy of a replica move that did not finish");
+                crate::replica_move::remove_quietly(&future.path);
+            }
             continue;
         }
         if !moved.iter().any(|m| m.name == future.name) {
@@ -553,8 +584,16 @@ mod tests {
         let paths = vec![root.path().join("a"), root.path().join("b")];
         std::fs::create_dir_all(paths[1].join("old-0")).unwrap();
         std::fs::create_dir_all(paths[1].join("old-1.0123abcd-future")).unwrap();
+        // A move of old-0 into `a` that a restart interrupted: kept, to be resumed.
+        std::fs::create_dir_all(paths[0].join("old-0.4567cdef-future")).unwrap();
         std::fs::create_dir_all(paths[0].join("__cluster_metadata-0")).unwrap();
         let dirs = LogDirs::open(&paths, "cid", 1).unwrap();
+        assert!(paths[0].join("old-0.4567cdef-future").is_dir());
+        assert_eq!(
+            dirs.take_pending_moves(),
+            vec![("old-0".to_string(), 0, paths[0].join("old-0.4567cdef-future"))]
+        );
+        assert!(dirs.take_pending_moves().is_empty());
         assert_eq!(dirs.dir_of("old-0"), Some(1));
         assert_eq!(dirs.counts(), vec![0, 1]);
         assert_eq!(dirs.place("new-0").unwrap().0, 0);

@@ -23,8 +23,9 @@
 //! 4. the `-moved` directory is removed.
 //!
 //! **Crash at any step** (`LogDirs::open` resolves what it finds before anything opens):
-//! before 2, the current copy is whole and current; the future copy is a partial copy and is
-//! removed. Between 2 and 3, there is no current copy, a `-moved` copy and a complete future
+//! before 2, the current copy is whole and current; the future copy is a partial copy,
+//! kept and resumed once the partitions are open (`resume_pending`; removed when it cannot
+//! be). Between 2 and 3, there is no current copy, a `-moved` copy and a complete future
 //! copy (2 happens only after 1): the future copy is renamed into place (3) and the `-moved`
 //! one removed. Between 3 and 4, the `-moved` copy of a partition that has a current copy
 //! is removed. A `-future` copy with no current and no `-moved` copy, or a `-moved` copy
@@ -135,6 +136,62 @@ pub fn start(
         run(replicas, metadata, partition, future, target).await;
     });
     Ok(MoveStart::Started)
+}
+
+/// Resumes the moves a restart interrupted (Kafka resumes a future replica found at
+/// start-up): each partial copy `LogDirs::open` kept (`take_pending_moves`) is reopened
+/// (an unclean close: recovery cuts a torn tail, as after any crash; nothing in it was
+/// ever acknowledged from it, the current copy stays the partition's) and the copy task
+/// goes on from its end, `align` truncating it where it no longer matches the current log.
+/// Called once, after start-up's first reconcile opened the partitions. A copy whose
+/// partition is not hosted here (or is offline, or already in the target), whose target
+/// is offline, or that does not open, is removed: the current copy is whole.
+pub fn resume_pending(replicas: &Arc<ReplicaManager>, metadata: &Arc<dyn MetadataPort>) {
+    let dirs = replicas.log_dirs();
+    for (name, target, path) in dirs.take_pending_moves() {
+        let partition = replicas
+            .all()
+            .into_iter()
+            .find(|p| dir_name(&p.topic, p.tp.partition) == name)
+            .filter(|p| {
+                dirs.is_online(target)
+                    && dirs.online_count() == dirs.all().len()
+                    && replicas.dir_index(p) != Some(target)
+                    && replicas.move_target(p.tp).is_none()
+            });
+        let Some(partition) = partition else {
+            tracing::info!(future = %path.display(),
+                "not resuming an interrupted replica move (its partition is not served here, \
+                 or a directory is offline); removing its partial copy");
+            remove_quietly(&path);
+            continue;
+        };
+        let now = crate::metadata::now_ms();
+        let future = match Log::open(
+            &path,
+            partition.log.config().clone(),
+            Arc::clone(replicas.handles()),
+            now,
+        ) {
+            Ok(future) => Arc::new(future),
+            Err(error) => {
+                tracing::error!(future = %path.display(), %error,
+                    "cannot reopen the partial copy of an interrupted replica move; removing \
+                     it (the current copy is whole): move the replica again");
+                remove_quietly(&path);
+                continue;
+            }
+        };
+        replicas.begin_move(partition.tp, target, Arc::clone(&future));
+        tracing::info!(topic = %partition.topic, partition = partition.tp.partition,
+            from = %partition.log.dir().display(), to = %path.display(),
+            copied_to = future.log_end_offset(), "resuming a replica move a restart interrupted");
+        let replicas = Arc::clone(replicas);
+        let metadata = Arc::clone(metadata);
+        tokio::spawn(async move {
+            run(replicas, metadata, partition, future, target).await;
+        });
+    }
 }
 
 /// The future log, empty, starting where the current log's first batch starts.

@@ -336,6 +336,8 @@ impl Broker {
         let sweeping = Arc::clone(&replicas);
         let _ = tokio::task::spawn_blocking(move || sweeping.sweep_orphans(&image)).await;
         replicas.reconcile_latest(&metadata).await;
+        // Moves between log directories a restart interrupted go on from their copies.
+        crate::replica_move::resume_pending(&replicas, &metadata);
         // Replicas found damaged (or otherwise unopenable) are reported at once (KIP-858),
         // so the controller moves their leadership now rather than at the next tick.
         if !replicas.offline_replicas().is_empty() {
