@@ -401,6 +401,10 @@ def test_the_alter_log_dirs_throttle_holds_a_move_back_until_lifted(make_cluster
 
     cluster.wait(f"{topic}-0 moved to {target} once the throttle is lifted", moved, TIMEOUT_S)
     assert partition_dirs(target, topic) == {0} and leftovers(source) == [] and leftovers(target) == []
+    # The producer state came with it: a snapshot at the log end offset (30000), which the
+    # reopened replica starts from instead of replaying its log.
+    snapshots = sorted(f.name for f in (target / f"{topic}-0").glob("*.snapshot"))
+    assert "00000000000000030000.snapshot" in snapshots, snapshots
     assert_all_readable(node.bootstrap, topic, acked)
     # A rate that is not a number of bytes per second is refused.
     with pytest.raises(Exception, match="INVALID_CONFIG|Invalid value"):

@@ -826,6 +826,30 @@ impl Partition {
         self.log.write_producer_snapshot(end_offset, &framed)
     }
 
+    /// The same snapshot written into another log holding the same batches (a replica
+    /// move's future copy, caught up and not growing: `finish_move` holds the partition out
+    /// of service), so the moved replica reopens from it without a replay. Its end offset
+    /// must be `future`'s log end offset (an error otherwise: the state would not match).
+    pub(crate) fn write_producer_snapshot_into(&self, future: &Log) -> Result<(), LogError> {
+        let (end_offset, body) = {
+            let mut producers = lock(&self.producers);
+            producers.txns.trim_before(self.log.log_start_offset());
+            (self.log.log_end_offset(), producers.encode_snapshot())
+        };
+        if end_offset != future.log_end_offset() {
+            return Err(LogError::Io {
+                operation: "producer snapshot for a replica move",
+                path: future.dir().to_path_buf(),
+                source: std::io::Error::other(format!(
+                    "the copy ends at {}, the producer state at {end_offset}",
+                    future.log_end_offset()
+                )),
+            });
+        }
+        let framed = strom_log::frame_snapshot(end_offset, &body);
+        future.write_producer_snapshot(end_offset, &framed)
+    }
+
     /// A snapshot after every segment roll (the maintenance tick notices the new active
     /// segment): a restart after a crash replays at most the active segment.
     pub(crate) fn snapshot_if_rolled(&self) -> Result<(), LogError> {

@@ -13,7 +13,9 @@
 //! and the swap runs.
 //!
 //! **Swap, in this order** (`swap`), each step durable before the next:
-//! 1. the future log is closed: every segment, index and the epoch cache fsynced, and the
+//! 1. the current producer state is written into the future log as a snapshot at its log
+//!    end offset (durable), so the moved replica reopens without a replay; the future log
+//!    is closed: every segment, index and the epoch cache fsynced, and the
 //!    clean-shutdown checkpoint written (it holds every offset the current log holds,
 //!    whether or not the current log had fsynced them);
 //! 2. the current directory is renamed `<topic>-<partition>.<uuid>-moved`, then its parent

@@ -356,7 +356,9 @@ impl ReplicaManager {
     }
 
     /// The copy's last rounds while the partition serves nothing (its log does not grow),
-    /// then the future log gets the current log start and is closed (fsynced, clean).
+    /// then the future log gets the current log start and the current producer state (a
+    /// snapshot at the log end offset, durable before the close: the reopened replica
+    /// starts from it instead of replaying its log), and is closed (fsynced, clean).
     fn final_copy(&self, partition: &Partition, future: &Log) -> Result<(), LogError> {
         for _ in 0..crate::replica_move::FINAL_ROUNDS_MAX {
             let before = future.log_end_offset();
@@ -381,6 +383,7 @@ impl ReplicaManager {
                 )),
             });
         }
+        partition.write_producer_snapshot_into(future)?;
         future.close()
     }
 
@@ -394,12 +397,12 @@ impl ReplicaManager {
         }
     }
 
-    /// The log directories.
     /// This broker's node id.
     pub(crate) fn node_id(&self) -> i32 {
         self.config.node_id
     }
 
+    /// The log directories.
     pub fn log_dirs(&self) -> &Arc<LogDirs> {
         &self.dirs
     }
