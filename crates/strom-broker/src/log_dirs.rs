@@ -480,26 +480,39 @@ pub fn ensure_directory_id(dir: &Path, cluster_id: &str, node_id: i32) -> io::Re
             }
             format!("{text}directory.id={id}\n")
         }
-        None => {
-            let cluster = if cluster_id.is_empty() {
-                String::new()
-            } else {
-                format!("cluster.id={cluster_id}\n")
-            };
-            format!(
-                "#\n#Written by the strom broker\n{cluster}directory.id={id}\nnode.id={node_id}\nversion=1\n"
-            )
-        }
+        None => meta_properties_text(cluster_id, &id, i64::from(node_id)),
     };
+    write_meta_properties(dir, &body)?;
+    Ok(id)
+}
+
+/// Kafka's `meta.properties` (version 1) for a new directory: what `strom storage format`,
+/// a first start and [`ensure_directory_id`] write.
+pub fn meta_properties_text(cluster_id: &str, directory_id: &str, node_id: i64) -> String {
+    let cluster = if cluster_id.is_empty() {
+        String::new()
+    } else {
+        format!("cluster.id={cluster_id}\n")
+    };
+    format!("#\n#Written by strom\n{cluster}directory.id={directory_id}\nnode.id={node_id}\nversion=1\n")
+}
+
+/// The one writer of `meta.properties` (`strom storage format`, a first start, and
+/// [`ensure_directory_id`]): `body` is written to `meta.properties.tmp`, fsynced, renamed
+/// over the file, and the directory fsynced, so a crash leaves the old file (or none) or
+/// the new one whole, and the rename is durable before anything relies on what it says.
+/// Callers hold the directory's `.lock` (start-up and `strom storage format` take it), so
+/// two processes never write the temporary file at once.
+pub fn write_meta_properties(dir: &Path, body: &str) -> io::Result<()> {
+    let path = dir.join(META_PROPERTIES);
     let temp = dir.join(format!("{META_PROPERTIES}.tmp"));
     let mut file = std::fs::File::create(&temp)?;
     file.write_all(body.as_bytes())?;
     // fsync: the contents are durable before the rename exposes them.
     file.sync_all()?;
     std::fs::rename(&temp, &path)?;
-    // fsync: the rename is durable before anything relies on the id.
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(id)
+    // fsync: the rename is durable before anything relies on the file.
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// The value of `key` in Java properties text (`key=value` lines; `#` and `!` comments).

@@ -7,7 +7,6 @@
 //! (`--no-initial-controllers`: the controller joins as an observer and waits to be added).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
@@ -143,6 +142,8 @@ pub fn format(
     for dir in fresh {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create log directory {}", dir.display()))?;
+        // Not while a server (or another format) uses the directory: it holds `.lock`.
+        let _lock = lock_dir(&dir)?;
         let directory_id = write_meta_properties(&dir, cluster_id, config.node_id)?;
         if Some(&dir) == metadata_base.as_ref() {
             metadata_directory_id = Some(directory_id);
@@ -336,6 +337,16 @@ pub fn check_at_start(
     config: &ServerConfig,
     dirs: &[(&'static str, PathBuf)],
 ) -> anyhow::Result<String> {
+    check_dirs(config, dirs, true)
+}
+
+/// [`check_at_start`]; `first_pass`: a first start that finds another process formatted
+/// the directories while it waited for nothing (see the locks below) checks them once more.
+fn check_dirs(
+    config: &ServerConfig,
+    dirs: &[(&'static str, PathBuf)],
+    first_pass: bool,
+) -> anyhow::Result<String> {
     let mut found: Vec<(&'static str, PathBuf, Option<MetaProperties>)> = Vec::new();
     for (key, dir) in dirs {
         let meta = read_meta_properties(dir)?;
@@ -346,6 +357,39 @@ pub fn check_at_start(
             .map(|m| (dir.join(META_PROPERTIES), m.clone()))
     });
     let Some((first_path, first)) = first else {
+        // A first start writes; it takes every directory's `.lock` first (the lock the log
+        // directories and the metadata log hold while a server runs) and reads again under
+        // it: of two processes started at once on the same directories, one formats them
+        // and the other stops here, or (started after the first released the locks) finds
+        // them formatted and checks them. Reads alone take no lock: the file is replaced
+        // whole by a rename. The locks are released on return; the log directories and the
+        // metadata log take them again for the life of the process, and a process that
+        // finds them held stops then.
+        let mut locked: Vec<&PathBuf> = Vec::new();
+        let mut held = Vec::new();
+        for (_, dir) in dirs {
+            // A directory named twice (`metadata.log.dir` one of `log.dirs`) is locked
+            // once: a second lock of the same file would fail even in this process.
+            if !locked.contains(&dir) {
+                held.push(lock_dir(dir)?);
+                locked.push(dir);
+            }
+        }
+        if dirs
+            .iter()
+            .any(|(_, dir)| dir.join(META_PROPERTIES).exists())
+        {
+            drop(held);
+            if !first_pass {
+                bail!(
+                    "meta.properties appeared in {:?} while this node was being formatted, \
+                     after it was found missing: another process is formatting these \
+                     directories; stop it and start again",
+                    dirs.iter().map(|(_, d)| d.display().to_string()).collect::<Vec<_>>()
+                );
+            }
+            return check_dirs(config, dirs, false);
+        }
         // `cluster.id`'s default from the table of keys, as the broker reads it.
         let default = strom_broker::config_keys::lookup("cluster.id").and_then(|key| key.default);
         let cluster_id = config.cluster_id.as_deref().or(default).unwrap_or_default();
@@ -409,24 +453,28 @@ pub fn check_at_start(
     Ok(first.cluster_id)
 }
 
-/// Kafka's `meta.properties` (version 1), written and fsynced before it is renamed into
-/// place; returns the directory id it records.
+/// The directory's `.lock` (the lock the log directories and the metadata log hold while a
+/// server runs), taken without waiting.
+fn lock_dir(dir: &Path) -> anyhow::Result<strom_raft::fsutil::DirLock> {
+    strom_raft::fsutil::DirLock::acquire(dir).map_err(|error| {
+        anyhow!(
+            "{error}: another strom process is starting or running on {}; stop it, or give \
+             this node its own directories",
+            dir.display()
+        )
+    })
+}
+
+/// Kafka's `meta.properties` (version 1) through the broker's one writer
+/// (`strom_broker::log_dirs::write_meta_properties`: temp file, fsync, rename, directory
+/// fsync); returns the directory id it records.
 fn write_meta_properties(dir: &Path, cluster_id: &str, node_id: u64) -> anyhow::Result<uuid::Uuid> {
     let directory_id = random_uuid();
-    let body = format!(
-        "#\n#Written by strom\ncluster.id={cluster_id}\ndirectory.id={directory_id}\nnode.id={node_id}\nversion=1\n"
-    );
+    let node = i64::try_from(node_id).with_context(|| format!("node.id {node_id} is too large"))?;
+    let body = strom_broker::log_dirs::meta_properties_text(cluster_id, &directory_id, node);
     let path = dir.join(META_PROPERTIES);
-    let temp = dir.join(format!("{META_PROPERTIES}.tmp"));
-    let write = || -> std::io::Result<()> {
-        let mut file = std::fs::File::create(&temp)?;
-        file.write_all(body.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&temp, &path)?;
-        // The rename is durable once the directory is synced.
-        std::fs::File::open(dir)?.sync_all()
-    };
-    write().with_context(|| format!("cannot write {}", path.display()))?;
+    strom_broker::log_dirs::write_meta_properties(dir, &body)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     parse_kafka_uuid(&directory_id)
         .ok_or_else(|| anyhow!("made directory id {directory_id} does not read back (a bug)"))
 }

@@ -188,3 +188,55 @@ fn a_formatted_node_starts_with_its_cluster_id_and_format_checks_the_config() {
     assert!(server.terminate());
     assert_eq!(meta(&data)["cluster.id"], id);
 }
+
+#[test]
+fn two_fresh_starts_at_once_on_one_data_dir_leave_one_running_and_one_whole_format() {
+    // Rounds, each on fresh directories: which process wins varies; each round must end
+    // with one process serving, the other stopped naming the directory in use, and every
+    // directory formatted once (one directory id, the cluster id, the node id).
+    for round in 0..3 {
+        let root = tempfile::tempdir().unwrap();
+        let (a, b) = (root.path().join("a"), root.path().join("b"));
+        // One call: four distinct ports (two calls could hand out the same ones).
+        let four = free_ports(4);
+        let ports = [four[..2].to_vec(), four[2..].to_vec()];
+        let mut servers: Vec<ServerProcess> = ports
+            .iter()
+            .map(|p| {
+                ServerProcess::spawn_logged(
+                    &overrides(p, &[&a, &b], &[]),
+                    &format!("127.0.0.1:{}", p[0]),
+                )
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        let loser = loop {
+            if let Some(i) = (0..2).find(|i| servers[*i].exited().is_some()) {
+                break i;
+            }
+            assert!(
+                started.elapsed() < LIMIT,
+                "round {round}: both processes still run on one data dir:\n{}\n{}",
+                servers[0].log(),
+                servers[1].log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let winner = 1 - loser;
+        servers[winner].wait_ready(LIMIT);
+        let log = servers[loser].log();
+        assert!(
+            log.contains("in use by another"),
+            "round {round}: the refused start does not say the directory is in use:\n{log}"
+        );
+        for dir in [&a, &b] {
+            let text = std::fs::read_to_string(dir.join("meta.properties")).unwrap();
+            assert_eq!(text.matches("directory.id=").count(), 1, "{text}");
+            let m = meta(dir);
+            assert_eq!(m["cluster.id"], DEFAULT_CLUSTER_ID, "{text}");
+            assert_eq!(m["version"], "1", "{text}");
+            assert!(!dir.join("meta.properties.tmp").exists());
+        }
+        assert!(servers[winner].terminate(), "round {round}: the winner did not stop cleanly");
+    }
+}
