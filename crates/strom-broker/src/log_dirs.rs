@@ -318,8 +318,7 @@ fn resolve_moves(
             // from its end. Two partial copies of one partition (a crash during a move
             // that had replaced another): the one in a directory other than the current
             // one's is kept, any other removed.
-            let keep = future.dir != *index
-                && !pending.contains_key(&future.name);
+            let keep = future.dir != *index && !pending.contains_key(&future.name);
             if keep {
                 tracing::info!(future = %future.path.display(),
                     current = %dirs[*index].path.join(&future.name).display(),
@@ -604,7 +603,11 @@ mod tests {
         assert!(paths[0].join("old-0.4567cdef-future").is_dir());
         assert_eq!(
             dirs.take_pending_moves(),
-            vec![("old-0".to_string(), 0, paths[0].join("old-0.4567cdef-future"))]
+            vec![(
+                "old-0".to_string(),
+                0,
+                paths[0].join("old-0.4567cdef-future")
+            )]
         );
         assert!(dirs.take_pending_moves().is_empty());
         assert_eq!(dirs.dir_of("old-0"), Some(1));

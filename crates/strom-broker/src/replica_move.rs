@@ -255,10 +255,9 @@ async fn run(
         let max_bytes = limit.map_or(COPY_ROUND_BYTES_MAX, |l| l.clamp(1, COPY_ROUND_BYTES_MAX));
         let before = future.log_end_offset();
         let (current, copy) = (Arc::clone(&partition), Arc::clone(&future));
-        let round = tokio::task::spawn_blocking(move || {
-            copy_round_bounded(&current.log, &copy, max_bytes)
-        })
-        .await;
+        let round =
+            tokio::task::spawn_blocking(move || copy_round_bounded(&current.log, &copy, max_bytes))
+                .await;
         let lag = match round {
             Ok(Ok((lag, copied))) => {
                 quota.record(copied, Instant::now());

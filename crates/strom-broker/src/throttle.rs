@@ -148,7 +148,10 @@ pub fn rate_limit(image: &MetadataImage, node_id: i32, side: Side) -> Option<u64
 /// limit).
 pub fn alter_log_dirs_limit(image: &MetadataImage, node_id: i32) -> Option<u64> {
     image
-        .config_value(&ConfigResource::broker(node_id.to_string()), ALTER_LOG_DIRS_RATE)
+        .config_value(
+            &ConfigResource::broker(node_id.to_string()),
+            ALTER_LOG_DIRS_RATE,
+        )
         .or_else(|| image.config_value(&ConfigResource::broker(""), ALTER_LOG_DIRS_RATE))
         .and_then(|v| v.trim().parse::<u64>().ok())
         .filter(|limit| i64::try_from(*limit).is_ok_and(|l| l < i64::MAX))

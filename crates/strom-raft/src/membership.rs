@@ -377,7 +377,9 @@ impl<K: Controller> RaftNode<K> {
                     // Another cluster's controller (or this node's storage is another
                     // cluster's): said once per REFUSAL_LOG_EVERY, as the join retries.
                     Ok(Err(
-                        ref error @ MembershipError::Submit(SubmitError::InconsistentClusterId { .. }),
+                        ref error @ MembershipError::Submit(SubmitError::InconsistentClusterId {
+                            ..
+                        }),
                     )) if !self.refusal_log_due(&format!("join at {target}")) => {
                         tracing::debug!("asking {target} to join the metadata quorum: {error}")
                     }

@@ -385,7 +385,9 @@ fn check_dirs(
                     "meta.properties appeared in {:?} while this node was being formatted, \
                      after it was found missing: another process is formatting these \
                      directories; stop it and start again",
-                    dirs.iter().map(|(_, d)| d.display().to_string()).collect::<Vec<_>>()
+                    dirs.iter()
+                        .map(|(_, d)| d.display().to_string())
+                        .collect::<Vec<_>>()
                 );
             }
             return check_dirs(config, dirs, false);

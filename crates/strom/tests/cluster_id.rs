@@ -52,8 +52,12 @@ async fn nodes_formatted_for_another_cluster_are_refused_and_both_ids_are_logged
     // for another cluster (its first start writes OTHER_ID into its meta.properties).
     let mut servers: BTreeMap<u64, ServerProcess> = BTreeMap::new();
     for (id, addr) in &addrs {
-        let mut overrides =
-            node_overrides(*id, ports[*id as usize - 1], &data_dir(root.path(), *id), &voters);
+        let mut overrides = node_overrides(
+            *id,
+            ports[*id as usize - 1],
+            &data_dir(root.path(), *id),
+            &voters,
+        );
         if *id == 3 {
             overrides.push(format!("cluster.id={OTHER_ID}"));
         }
@@ -76,7 +80,10 @@ async fn nodes_formatted_for_another_cluster_are_refused_and_both_ids_are_logged
                 break a;
             }
         }
-        assert!(start.elapsed() < LIMIT, "no agreed leader of 1 and 2: {seen:?}");
+        assert!(
+            start.elapsed() < LIMIT,
+            "no agreed leader of 1 and 2: {seen:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(leader == 1 || leader == 2, "leader {leader}");
@@ -87,7 +94,13 @@ async fn nodes_formatted_for_another_cluster_are_refused_and_both_ids_are_logged
     let refused_here = wait_for_line(
         &servers[&3],
         "node 3",
-        &["INCONSISTENT_CLUSTER_ID", "raft messages", QUORUM_ID, OTHER_ID, "strom storage format"],
+        &[
+            "INCONSISTENT_CLUSTER_ID",
+            "raft messages",
+            QUORUM_ID,
+            OTHER_ID,
+            "strom storage format",
+        ],
     );
     assert!(
         refused_here.contains(&format!("cluster.id={OTHER_ID}")),
@@ -114,8 +127,14 @@ async fn nodes_formatted_for_another_cluster_are_refused_and_both_ids_are_logged
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let status = client.status_of(&addrs[&3]).await.unwrap();
-    assert_eq!(status.leader_id, None, "node 3 accepted a leader: {status:?}");
-    assert_eq!(status.last_applied_index, None, "node 3 applied entries: {status:?}");
+    assert_eq!(
+        status.leader_id, None,
+        "node 3 accepted a leader: {status:?}"
+    );
+    assert_eq!(
+        status.last_applied_index, None,
+        "node 3 applied entries: {status:?}"
+    );
     // Its votes changed nothing: the leader of 1 and 2 is still the leader.
     for addr in &two {
         let status = client.status_of(addr).await.unwrap();
@@ -140,7 +159,12 @@ async fn nodes_formatted_for_another_cluster_are_refused_and_both_ids_are_logged
     let line = wait_for_line(
         &broker,
         "broker 4",
-        &["INCONSISTENT_CLUSTER_ID", "join the metadata quorum", QUORUM_ID, THIRD_ID],
+        &[
+            "INCONSISTENT_CLUSTER_ID",
+            "join the metadata quorum",
+            QUORUM_ID,
+            THIRD_ID,
+        ],
     );
     assert!(
         line.contains(&format!("controller's cluster.id is {QUORUM_ID}"))
@@ -154,9 +178,18 @@ async fn nodes_formatted_for_another_cluster_are_refused_and_both_ids_are_logged
     );
     // Never registered: the image has broker 0 (registered above) and no broker 4.
     let image = read_image(&client).await;
-    assert!(image.broker(4).is_none(), "broker 4 of another cluster registered");
-    assert!(image.broker(0).is_some(), "broker 0's registration is missing");
-    assert!(broker_alive_or_refused(&broker), "broker 4 crashed instead of logging");
+    assert!(
+        image.broker(4).is_none(),
+        "broker 4 of another cluster registered"
+    );
+    assert!(
+        image.broker(0).is_some(),
+        "broker 0's registration is missing"
+    );
+    assert!(
+        broker_alive_or_refused(&broker),
+        "broker 4 crashed instead of logging"
+    );
 }
 
 /// The refused broker is either still waiting (its registration retries) or exited with

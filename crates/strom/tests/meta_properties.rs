@@ -237,6 +237,9 @@ fn two_fresh_starts_at_once_on_one_data_dir_leave_one_running_and_one_whole_form
             assert_eq!(m["version"], "1", "{text}");
             assert!(!dir.join("meta.properties.tmp").exists());
         }
-        assert!(servers[winner].terminate(), "round {round}: the winner did not stop cleanly");
+        assert!(
+            servers[winner].terminate(),
+            "round {round}: the winner did not stop cleanly"
+        );
     }
 }
