@@ -451,8 +451,9 @@ mod tests {
     }
 
     /// Power lost after each step of the swap (and before the first): start-up finds
-    /// exactly one current copy, the old one whole before step 2 and the new one from
-    /// then on, and nothing else left but what it cannot decide about.
+    /// exactly one current copy, the old one whole before step 2 (the partial future kept
+    /// to resume the move) and the new one from then on, and nothing else left but what it
+    /// cannot decide about.
     #[test]
     fn a_crash_at_every_step_of_the_swap_leaves_one_whole_copy() {
         for stop in 0..=3 {
@@ -470,8 +471,21 @@ mod tests {
             let dirs = LogDirs::open(&paths, "", 1).unwrap();
             let names = tree(root.path());
             let expected: BTreeMap<String, String> = if stop == 0 {
-                // Not swapped: the old copy stays current, the partial future is gone.
-                [("a/t-0".to_string(), "old".to_string())].into()
+                // Not swapped: the old copy stays current; the partial future is kept for
+                // the move to resume (`resume_pending`).
+                assert_eq!(
+                    dirs.take_pending_moves(),
+                    vec![("t-0".to_string(), 1, future.clone())],
+                    "crash after step {stop}"
+                );
+                [
+                    ("a/t-0".to_string(), "old".to_string()),
+                    (
+                        "b/t-0.0123456789abcdef0123456789abcdef-future".to_string(),
+                        "new".to_string(),
+                    ),
+                ]
+                .into()
             } else {
                 [("b/t-0".to_string(), "new".to_string())].into()
             };
