@@ -1,12 +1,14 @@
 //! strom-security: authentication for the broker and its clients. TLS configurations from
 //! Kafka's `ssl.*` keys (`tls.rs`, rustls with the ring provider), SASL PLAIN and Kafka's JAAS
 //! text (`sasl.rs`), SCRAM-SHA-256/512 on both sides (`scram.rs`), and the client
-//! certificate's subject with `ssl.principal.mapping.rules` (`x500.rs`).
+//! certificate's subject with `ssl.principal.mapping.rules` (`x500.rs`), and OAUTHBEARER's
+//! token validation, unsecured or against a JWKS (`oauthbearer.rs`).
 //!
 //! It holds no sockets and no broker state: the broker's connection layer and strom-client
 //! drive these pieces.
 
 pub mod client;
+pub mod oauthbearer;
 pub mod sasl;
 pub mod scram;
 pub mod tls;
