@@ -14,14 +14,19 @@
 //!   then the connection is closed. A failed exchange is answered SASL_AUTHENTICATION_FAILED
 //!   with a message, after `connection.failed.authentication.delay.ms`, and the connection is
 //!   closed; each failure is counted (`/metrics`) and logged on the `strom::audit` target.
-//! - With `connections.max.reauth.ms`, a successful SaslAuthenticate (v1+) carries the
-//!   session lifetime; the client re-authenticates within it (KIP-368: SaslHandshake and
+//! - OAUTHBEARER (RFC 7628): a refused token is answered with Kafka's error JSON as a
+//!   challenge (the reason goes to the audit line only); the client's `%x01` reply then fails
+//!   the exchange with that JSON as the message.
+//! - With `connections.max.reauth.ms`, or an OAUTHBEARER token (whose `exp` bounds the
+//!   session as Kafka's `CREDENTIAL_LIFETIME_MS`), a successful SaslAuthenticate (v1+)
+//!   carries the session lifetime; the client re-authenticates within it (KIP-368: SaslHandshake and
 //!   SaslAuthenticate again on the same connection, same principal required), or the
 //!   connection is closed at its next request after the session expired.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use strom_security::oauthbearer::{self, ServerStep, Validator};
 use strom_security::scram::{parse_client_first, ScramCredential, ScramMechanism, ScramServer};
 use strom_security::{plain_authenticate, subject_name, tokio_rustls, TlsServer};
 use tokio::net::TcpStream;
@@ -43,6 +48,8 @@ pub struct ListenerRuntime {
     pub protocol: SecurityProtocol,
     pub tls: Option<TlsServer>,
     pub sasl: Option<SaslServerSettings>,
+    /// OAUTHBEARER's token validator (with its JWKS keys), when enabled.
+    pub oauth: Option<Arc<Validator>>,
     /// `connection.failed.authentication.delay.ms`.
     pub failed_delay: Duration,
 }
@@ -64,11 +71,28 @@ impl ListenerRuntime {
                 })?),
                 None => None,
             };
+        let oauth = match served.sasl.as_ref().and_then(|s| s.oauth.as_ref()) {
+            None => None,
+            Some(settings) => {
+                if matches!(settings, oauthbearer::OAuthSettings::Unsecured(_)) {
+                    tracing::warn!(listener = %served.listener.name,
+                        "OAUTHBEARER accepts unsecured tokens (alg none): anyone can name any \
+                         principal; set sasl.oauthbearer.jwks.endpoint.url for signed tokens");
+                }
+                Some(Arc::new(Validator::new(settings).map_err(|e| {
+                    strom_security::TlsError {
+                        key: "sasl.oauthbearer.jwks.endpoint.url".into(),
+                        reason: format!("listener {}: {}", served.listener.name, e),
+                    }
+                })?))
+            }
+        };
         Ok(ListenerRuntime {
             name: served.listener.name.clone(),
             protocol: served.protocol,
             tls,
             sasl: served.sasl.clone(),
+            oauth,
             failed_delay: Duration::from_millis(failed_delay_ms),
         })
     }
@@ -134,6 +158,8 @@ enum Exchange {
     Plain,
     ScramFirst(ScramMechanism),
     ScramFinal(Box<ScramServer>),
+    /// OAUTHBEARER: `Some(json)` once the token was refused and the error JSON sent.
+    OAuthBearer(Option<String>),
     Finished,
 }
 
@@ -144,8 +170,15 @@ pub struct SaslSession {
     pending: Option<(String, bool, Exchange)>,
     /// Authenticated (at least once): the principal and mechanism.
     pub authenticated: Option<(KafkaPrincipal, String)>,
-    /// When the session expires (`connections.max.reauth.ms`), if it does.
+    /// When the session expires (`connections.max.reauth.ms`, or the token's `exp`), if it
+    /// does.
     pub expires_at: Option<tokio::time::Instant>,
+    /// When the credential of the last successful exchange expires (an OAUTHBEARER token's
+    /// `exp`, milliseconds since the epoch): the session lasts no longer (KIP-368).
+    pub credential_expires_ms: Option<i64>,
+    /// Why the last token was refused (for the audit line; the client gets only Kafka's
+    /// error JSON).
+    pub rejected: Option<String>,
 }
 
 /// The result of one SASL step.
@@ -168,6 +201,8 @@ impl SaslSession {
             pending: None,
             authenticated: None,
             expires_at: None,
+            credential_expires_ms: None,
+            rejected: None,
         }
     }
 
@@ -199,16 +234,19 @@ impl SaslSession {
         }
         let exchange = match ScramMechanism::from_name(mechanism) {
             Some(scram) => Exchange::ScramFirst(scram),
+            None if mechanism == oauthbearer::MECHANISM => Exchange::OAuthBearer(None),
             None => Exchange::Plain,
         };
         self.pending = Some((mechanism.to_string(), version == 0, exchange));
         true
     }
 
-    /// One token of the exchange. `credential` looks up a user's SCRAM credential.
+    /// One token of the exchange. `credential` looks up a user's SCRAM credential; `oauth`
+    /// validates OAUTHBEARER tokens.
     pub fn step(
         &mut self,
         settings: &SaslServerSettings,
+        oauth: Option<&Validator>,
         token: &[u8],
         credential: &dyn Fn(&str, ScramMechanism) -> Option<ScramCredential>,
     ) -> Step {
@@ -217,7 +255,29 @@ impl SaslSession {
                 "Unexpected SaslAuthenticate request: no SaslHandshake before it".into(),
             );
         };
+        let mut credential_expires_ms = None;
         let outcome = match exchange {
+            Exchange::OAuthBearer(error) => match oauth {
+                None => Err("OAUTHBEARER is not configured on this listener".to_string()),
+                Some(validator) => {
+                    match oauthbearer::server_step(validator, error.as_deref(), token) {
+                        ServerStep::Done(valid) => {
+                            credential_expires_ms = Some(valid.expires_at_ms);
+                            Ok((Vec::new(), Some(valid.principal), Exchange::Finished))
+                        }
+                        ServerStep::Challenge(rejected) => {
+                            let json = rejected.json();
+                            self.rejected = Some(rejected.reason);
+                            Ok((
+                                json.clone().into_bytes(),
+                                None,
+                                Exchange::OAuthBearer(Some(json)),
+                            ))
+                        }
+                        ServerStep::Failed(message) => Err(message),
+                    }
+                }
+            },
             Exchange::Plain => match plain_authenticate(token, &settings.plain_users) {
                 Ok(user) => Ok((Vec::new(), Some(user), Exchange::Finished)),
                 Err(error) => Err(error.to_string()),
@@ -260,6 +320,8 @@ impl SaslSession {
                     }
                 }
                 self.authenticated = Some((principal.clone(), mechanism));
+                self.credential_expires_ms = credential_expires_ms;
+                self.rejected = None;
                 Step::Done { token, principal }
             }
         }

@@ -848,6 +848,53 @@ pub const KEYS: &[Key] = &[
         "GSSAPI",
         "SASL mechanisms of a listener.",
     ),
+    // OAUTHBEARER (KIP-768): the JWKS validator's keys, per listener as
+    // `listener.name.<name>.oauthbearer.<key>`.
+    unset(
+        "sasl.server.callback.handler.class",
+        Kind::Text,
+        "OAUTHBEARER's validator class.",
+    ),
+    unset(
+        "sasl.oauthbearer.jwks.endpoint.url",
+        Kind::Text,
+        "JWKS of signed OAUTHBEARER tokens (file://).",
+    ),
+    key(
+        "sasl.oauthbearer.jwks.endpoint.refresh.ms",
+        int(0, I64),
+        "3600000",
+        "How often the JWKS file is checked.",
+    ),
+    key(
+        "sasl.oauthbearer.expected.audience",
+        Kind::Text,
+        "",
+        "Audiences a token must name one of.",
+    ),
+    unset(
+        "sasl.oauthbearer.expected.issuer",
+        Kind::Text,
+        "The issuer a token must name.",
+    ),
+    key(
+        "sasl.oauthbearer.sub.claim.name",
+        Kind::Text,
+        "sub",
+        "The claim naming the principal.",
+    ),
+    key(
+        "sasl.oauthbearer.scope.claim.name",
+        Kind::Text,
+        "scope",
+        "The claim holding the scopes.",
+    ),
+    key(
+        "sasl.oauthbearer.clock.skew.seconds",
+        int(0, I32),
+        "30",
+        "Clock skew allowed on exp/iat/nbf.",
+    ),
     key(
         "connections.max.reauth.ms",
         int(0, I64),

@@ -801,7 +801,7 @@ impl Connection {
         };
         let reauth = sasl.authenticated.is_some();
         let lookup = Self::scram_lookup(&self.context);
-        let step = sasl.step(settings, token, &lookup);
+        let step = sasl.step(settings, self.listener.oauth.as_deref(), token, &lookup);
         let metrics = &self.context.metrics.connections;
         match &step {
             Step::Continue(_) => {}
@@ -824,7 +824,19 @@ impl Connection {
                 } else {
                     metrics.failed_authentication.inc();
                 }
-                authn::audit_failure(self.peer, &self.listener.name, None, reason);
+                // An OAUTHBEARER refusal tells the client only the error JSON; the audit
+                // line says why.
+                let reason = match sasl.rejected.take() {
+                    Some(why) => format!("{reason}: {why}"),
+                    None => reason.clone(),
+                };
+                let mechanism = self.session.sasl_mechanism.clone();
+                authn::audit_failure(
+                    self.peer,
+                    &self.listener.name,
+                    mechanism.as_deref(),
+                    &reason,
+                );
             }
         }
         step
@@ -986,11 +998,27 @@ impl Connection {
         let Some(sasl) = self.sasl.as_mut() else {
             return 0;
         };
-        if max_ms == 0 || version < 1 {
+        // The credential's own lifetime (an OAUTHBEARER token's exp) bounds the session as
+        // `connections.max.reauth.ms` does; the smaller wins (Kafka's
+        // `calcCompletionTimesAndReturnSessionLifetimeMs`). At least 1 ms: 0 would announce
+        // a session that never expires.
+        let credential_ms = sasl.credential_expires_ms.map(|exp| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            u64::try_from(exp.saturating_sub(now)).unwrap_or(0).max(1)
+        });
+        let lifetime_ms = match (max_ms, credential_ms) {
+            (0, None) => 0,
+            (0, Some(c)) => c,
+            (m, None) => m,
+            (m, Some(c)) => m.min(c),
+        };
+        if lifetime_ms == 0 || version < 1 {
             sasl.expires_at = None;
             return 0;
         }
-        sasl.expires_at = Instant::now().checked_add(Duration::from_millis(max_ms));
-        i64::try_from(max_ms).unwrap_or(i64::MAX)
+        sasl.expires_at = Instant::now().checked_add(Duration::from_millis(lifetime_ms));
+        i64::try_from(lifetime_ms).unwrap_or(i64::MAX)
     }
 }

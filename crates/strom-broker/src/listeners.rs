@@ -9,6 +9,10 @@
 
 use std::collections::BTreeMap;
 
+use strom_security::oauthbearer::{
+    JwksSettings, OAuthSettings, UnsecuredOptions, SECURED_VALIDATOR_CLASSES,
+    UNSECURED_VALIDATOR_CLASS,
+};
 use strom_security::{JaasConfig, TlsSettings};
 
 use crate::config::{ConfigError, Listener};
@@ -16,7 +20,7 @@ use crate::config_keys::{self, Props};
 use crate::principal::SecurityProtocol;
 
 /// The SASL mechanisms Strom serves.
-pub const SERVED_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+pub const SERVED_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"];
 
 /// SASL on one listener.
 #[derive(Clone, PartialEq, Eq)]
@@ -30,6 +34,8 @@ pub struct SaslServerSettings {
     /// `username`/`password` of each mechanism's JAAS config: what this broker sends when it
     /// connects to another broker's listener of this name.
     pub client_credentials: BTreeMap<String, (String, String)>,
+    /// How OAUTHBEARER tokens are validated, when it is enabled.
+    pub oauth: Option<OAuthSettings>,
 }
 
 impl std::fmt::Debug for SaslServerSettings {
@@ -39,6 +45,7 @@ impl std::fmt::Debug for SaslServerSettings {
             .field("mechanisms", &self.mechanisms)
             .field("plain_users", &self.plain_users.keys().collect::<Vec<_>>())
             .field("max_reauth_ms", &self.max_reauth_ms)
+            .field("oauth", &self.oauth)
             .finish_non_exhaustive()
     }
 }
@@ -353,6 +360,7 @@ fn sasl_settings(
     }
     let mut plain_users = BTreeMap::new();
     let mut client_credentials = BTreeMap::new();
+    let mut oauth = None;
     for mechanism in &mechanisms {
         let key = jaas_key(listener, mechanism);
         let Some(text) = map.get(&key) else {
@@ -364,11 +372,22 @@ fn sasl_settings(
                      org.apache.kafka.common.security.plain.PlainLoginModule required user_NAME=\"password\";",
                 ));
             }
+            if mechanism == "OAUTHBEARER" {
+                return Err(invalid(
+                    &key,
+                    "",
+                    "OAUTHBEARER is enabled but has no login module: set it to \
+                     org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;",
+                ));
+            }
             continue;
         };
         let jaas = JaasConfig::parse(text).map_err(|e| invalid(&key, "(hidden)", e.to_string()))?;
         if mechanism == "PLAIN" {
             plain_users = jaas.plain_users();
+        }
+        if mechanism == "OAUTHBEARER" {
+            oauth = Some(oauth_settings(map, listener, &key, &jaas)?);
         }
         if let (Some(user), Some(password)) =
             (jaas.options.get("username"), jaas.options.get("password"))
@@ -386,7 +405,108 @@ fn sasl_settings(
         plain_users,
         max_reauth_ms,
         client_credentials,
+        oauth,
     })
+}
+
+/// OAUTHBEARER's validator on `listener`: against a JWKS when
+/// `sasl.oauthbearer.jwks.endpoint.url` is set (whatever the callback class: a configured
+/// JWKS is never silently ignored), else Kafka's unsecured validator with the JAAS options.
+/// Each `sasl.*` key is read as `listener.name.<l>.oauthbearer.<key>`, then
+/// `listener.name.<l>.<key>`, then `<key>`, then the table's default.
+fn oauth_settings(
+    map: &BTreeMap<String, String>,
+    listener: &str,
+    jaas_key: &str,
+    jaas: &JaasConfig,
+) -> Result<OAuthSettings, ConfigError> {
+    let lower = listener.to_ascii_lowercase();
+    let get = |key: &str| -> (String, Option<String>) {
+        for name in [
+            format!("listener.name.{lower}.oauthbearer.{key}"),
+            format!("listener.name.{lower}.{key}"),
+            key.to_string(),
+        ] {
+            if let Some(value) = map.get(&name) {
+                return (name, Some(value.trim().to_string()));
+            }
+        }
+        let default = config_keys::lookup(key).and_then(|k| k.default.map(str::to_string));
+        (key.to_string(), default)
+    };
+    let int = |key: &str| -> Result<u64, ConfigError> {
+        let (name, value) = get(key);
+        let value = value.unwrap_or_default();
+        value
+            .parse::<u64>()
+            .map_err(|_| invalid(&name, &value, "must be a non-negative whole number"))
+    };
+    if !jaas.login_module.ends_with("OAuthBearerLoginModule") {
+        return Err(invalid(
+            jaas_key,
+            &jaas.login_module,
+            "OAUTHBEARER needs org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule",
+        ));
+    }
+    let (class_key, class) = get("sasl.server.callback.handler.class");
+    let class = class.filter(|c| !c.is_empty());
+    let secured_class = match class.as_deref() {
+        None => false,
+        Some(c) if SECURED_VALIDATOR_CLASSES.contains(&c) => true,
+        Some(UNSECURED_VALIDATOR_CLASS) => false,
+        Some(other) => {
+            return Err(invalid(
+                &class_key,
+                other,
+                format!(
+                    "Strom serves Kafka's {} (JWKS) or {UNSECURED_VALIDATOR_CLASS}",
+                    SECURED_VALIDATOR_CLASSES[0]
+                ),
+            ))
+        }
+    };
+    let (url_key, url) = get("sasl.oauthbearer.jwks.endpoint.url");
+    let Some(url) = url.filter(|u| !u.is_empty()) else {
+        if secured_class {
+            return Err(invalid(
+                &url_key,
+                "",
+                format!(
+                    "listener {listener}: the JWKS validator needs the JWKS, e.g. \
+                     file:///etc/strom/jwks.json"
+                ),
+            ));
+        }
+        let options = UnsecuredOptions::from_jaas(&jaas.options)
+            .map_err(|reason| invalid(jaas_key, "(hidden)", reason))?;
+        return Ok(OAuthSettings::Unsecured(options));
+    };
+    if class.as_deref() == Some(UNSECURED_VALIDATOR_CLASS) {
+        return Err(invalid(
+            &class_key,
+            UNSECURED_VALIDATOR_CLASS,
+            format!("contradicts {url_key}: unset one of them"),
+        ));
+    }
+    let (_, audience) = get("sasl.oauthbearer.expected.audience");
+    let (_, issuer) = get("sasl.oauthbearer.expected.issuer");
+    let (_, sub) = get("sasl.oauthbearer.sub.claim.name");
+    let (_, scope) = get("sasl.oauthbearer.scope.claim.name");
+    Ok(OAuthSettings::Jwks(JwksSettings {
+        url,
+        expected_audience: list(&audience.unwrap_or_default())
+            .map(str::to_string)
+            .collect(),
+        expected_issuer: issuer.filter(|i| !i.is_empty()),
+        sub_claim: sub
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| "sub".into()),
+        scope_claim: scope
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| "scope".into()),
+        clock_skew_seconds: int("sasl.oauthbearer.clock.skew.seconds")?,
+        refresh_ms: int("sasl.oauthbearer.jwks.endpoint.refresh.ms")?,
+    }))
 }
 
 fn inter_broker_client(
@@ -413,6 +533,19 @@ fn inter_broker_client(
                 }
                 None => settings.mechanisms[0].clone(),
             };
+            if mechanism == "OAUTHBEARER" {
+                return Err(invalid(
+                    "sasl.mechanism.inter.broker.protocol",
+                    &mechanism,
+                    format!(
+                        "the inter-broker listener {} would use OAUTHBEARER, which this broker \
+                         cannot send yet: set sasl.mechanism.inter.broker.protocol to PLAIN or \
+                         SCRAM-SHA-256/512 (enabled on that listener), or make another listener \
+                         the inter-broker one",
+                        inter.listener.name
+                    ),
+                ));
+            }
             let (user, password) = settings
                 .client_credentials
                 .get(&mechanism)
@@ -523,5 +656,82 @@ mod tests {
             key_of(&[("listeners", "PLAINTEXT://:1,PLAINTEXT://:2")]),
             "listeners"
         );
+    }
+
+    #[test]
+    fn oauthbearer_validators_from_kafkas_keys() {
+        let base = [
+            ("listeners", "PLAINTEXT://:1,OAUTH://:2"),
+            (
+                "listener.security.protocol.map",
+                "PLAINTEXT:PLAINTEXT,OAUTH:SASL_PLAINTEXT",
+            ),
+            ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+            (
+                "listener.name.oauth.oauthbearer.sasl.jaas.config",
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required \
+                 unsecuredValidatorRequiredScope=\"a b\";",
+            ),
+        ];
+        let oauth = |extra: &[(&str, &str)]| {
+            let mut pairs = base.to_vec();
+            pairs.extend_from_slice(extra);
+            parse(&props(&pairs)).map(|c| c.served[1].sasl.clone().unwrap().oauth.unwrap())
+        };
+        match oauth(&[]).unwrap() {
+            OAuthSettings::Unsecured(o) => assert_eq!(o.required_scope, ["a", "b"]),
+            other => panic!("{other:?}"),
+        }
+        let jwks = oauth(&[
+            (
+                "listener.name.oauth.oauthbearer.sasl.server.callback.handler.class",
+                SECURED_VALIDATOR_CLASSES[0],
+            ),
+            (
+                "listener.name.oauth.oauthbearer.sasl.oauthbearer.jwks.endpoint.url",
+                "file:///etc/jwks.json",
+            ),
+            ("sasl.oauthbearer.expected.audience", "a, b"),
+            (
+                "listener.name.oauth.sasl.oauthbearer.clock.skew.seconds",
+                "5",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            jwks,
+            OAuthSettings::Jwks(JwksSettings {
+                url: "file:///etc/jwks.json".into(),
+                expected_audience: vec!["a".into(), "b".into()],
+                expected_issuer: None,
+                sub_claim: "sub".into(),
+                scope_claim: "scope".into(),
+                clock_skew_seconds: 5,
+                refresh_ms: 3_600_000,
+            })
+        );
+        let key_of = |extra: &[(&str, &str)]| match oauth(extra) {
+            Err(ConfigError::InvalidValue { key, .. }) => key,
+            Ok(_) => "accepted".into(),
+        };
+        assert_eq!(
+            key_of(&[(
+                "listener.name.oauth.oauthbearer.sasl.server.callback.handler.class",
+                SECURED_VALIDATOR_CLASSES[1]
+            )]),
+            "sasl.oauthbearer.jwks.endpoint.url"
+        );
+        assert_eq!(
+            key_of(&[("sasl.server.callback.handler.class", "com.example.Mine")]),
+            "sasl.server.callback.handler.class"
+        );
+        assert_eq!(
+            key_of(&[("inter.broker.listener.name", "OAUTH")]),
+            "sasl.mechanism.inter.broker.protocol"
+        );
+        let mut no_jaas = base.to_vec();
+        no_jaas.pop();
+        assert!(matches!(parse(&props(&no_jaas)),
+            Err(ConfigError::InvalidValue { key, .. }) if key == "listener.name.oauth.oauthbearer.sasl.jaas.config"));
     }
 }
