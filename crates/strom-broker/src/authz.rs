@@ -240,9 +240,6 @@ pub const TABLE: &[(ApiKey, ResourceType, AclOperation)] = &[
         Rt::Cluster,
         Op::DescribeConfigs,
     ),
-    // Kafka filters ListTransactions by DESCRIBE on each id; here the whole listing needs
-    // CLUSTER DESCRIBE (stricter, never wider).
-    (ApiKey::ListTransactions, Rt::Cluster, Op::Describe),
     (ApiKey::DescribeProducers, Rt::Topic, Op::Read),
 ];
 
@@ -424,10 +421,14 @@ fn audit_denied(
 
 /// The first AddPartitionsToTxn version that batches transactions (sent by brokers only).
 const ADD_PARTITIONS_BATCHED_MIN_VERSION: i16 = 4;
+/// The first FindCoordinator version that batches keys (KIP-699).
+const FIND_COORDINATOR_BATCHED_MIN_VERSION: i16 = 4;
 
 /// Whole-request checks, made before a handler runs: for APIs whose only (or first)
 /// check is on one group, one transactional id or the cluster. `Some(error)` answers the
-/// whole request with Kafka's error (every item carries it).
+/// whole request with Kafka's error (every item carries it). Checks on the items of a
+/// batch (topics, keys, ids) are made per item in the handlers (`authorize.rs`,
+/// `authorize_admin.rs`, `authorize_batched.rs`), never here: Kafka answers them one by one.
 pub fn precheck(
     context: &BrokerContext,
     session: &Session,
@@ -457,8 +458,15 @@ pub fn precheck(
         RequestKind::SyncGroup(r) => group(ApiKey::SyncGroup, &r.group_id),
         RequestKind::Heartbeat(r) => group(ApiKey::Heartbeat, &r.group_id),
         RequestKind::LeaveGroup(r) => group(ApiKey::LeaveGroup, &r.group_id),
+        // Every subscribed topic needs DESCRIBE, else the heartbeat fails whole, as Kafka's
+        // `handleConsumerGroupHeartbeat` (the member must not learn of topics it cannot see).
         RequestKind::ConsumerGroupHeartbeat(r) => {
-            group(ApiKey::ConsumerGroupHeartbeat, &r.group_id)
+            group(ApiKey::ConsumerGroupHeartbeat, &r.group_id).or_else(|| {
+                r.subscribed_topic_names
+                    .iter()
+                    .flatten()
+                    .find_map(|t| topic(ApiKey::ConsumerGroupHeartbeat, t))
+            })
         }
         RequestKind::ShareGroupHeartbeat(r) => group(ApiKey::ShareGroupHeartbeat, &r.group_id),
         RequestKind::OffsetCommit(r) => group(ApiKey::OffsetCommit, &r.group_id),
@@ -484,20 +492,17 @@ pub fn precheck(
         RequestKind::DeleteShareGroupOffsets(r) => {
             group(ApiKey::DeleteShareGroupOffsets, &r.group_id)
         }
-        // Every key of a batched lookup (v4+) must pass, else the whole request fails.
-        RequestKind::FindCoordinator(r) => {
-            let single = [r.key.clone()];
-            let keys = if r.coordinator_keys.is_empty() {
-                &single[..]
-            } else {
-                &r.coordinator_keys[..]
-            };
-            keys.iter().find_map(|key| match r.key_type {
-                0 => group(ApiKey::FindCoordinator, key),
-                1 => txn(ApiKey::FindCoordinator, key),
+        // Share-state coordinators (key type 2) are for brokers: CLUSTER_ACTION at any version.
+        RequestKind::FindCoordinator(r) if r.key_type == 2 => cluster(ApiKey::FindCoordinator),
+        // One key (v0-3); a batched lookup (v4+) is answered key by key
+        // (`handlers::authorize_batched`).
+        RequestKind::FindCoordinator(r) if version < FIND_COORDINATOR_BATCHED_MIN_VERSION => {
+            match r.key_type {
+                0 => group(ApiKey::FindCoordinator, &r.key),
+                1 => txn(ApiKey::FindCoordinator, &r.key),
                 2 => cluster(ApiKey::FindCoordinator),
                 _ => None,
-            })
+            }
         }
         RequestKind::Produce(r) => r
             .transactional_id
@@ -537,40 +542,24 @@ pub fn precheck(
         }
         RequestKind::WriteTxnMarkers(_) => cluster(ApiKey::WriteTxnMarkers),
         RequestKind::ListConfigResources(_) => cluster(ApiKey::ListConfigResources),
-        RequestKind::ListTransactions(_) => cluster(ApiKey::ListTransactions),
-        // Transactions: WRITE on the transactional id (and READ on the group for offsets).
-        // The whole request fails when any id is denied (Kafka answers per transaction).
-        // Versions 4+ come only from brokers: CLUSTER_ACTION for the whole request, whether
-        // verify-only or not (Kafka's `authorizeClusterOperation`). Versions 0-3 come from
-        // producers: WRITE on the transactional id, then on every topic named.
+        // Transactions: WRITE on the transactional id (and READ on the group for offsets),
+        // whole. Versions 4+ come only from brokers: CLUSTER_ACTION for the whole request,
+        // whether verify-only or not (Kafka's `authorizeClusterOperation`). Versions 0-3
+        // come from producers: WRITE on the transactional id here, the topics in
+        // `handlers::authorize_batched` (Kafka's per-partition answer).
         RequestKind::AddPartitionsToTxn(_) if version >= ADD_PARTITIONS_BATCHED_MIN_VERSION => {
             cluster(ApiKey::AddPartitionsToTxn)
         }
         RequestKind::AddPartitionsToTxn(r) => {
-            txn(ApiKey::AddPartitionsToTxn, &r.v3_and_below_transactional_id).or_else(|| {
-                r.v3_and_below_topics
-                    .iter()
-                    .find_map(|t| topic(ApiKey::AddPartitionsToTxn, &t.name))
-            })
+            txn(ApiKey::AddPartitionsToTxn, &r.v3_and_below_transactional_id)
         }
         RequestKind::AddOffsetsToTxn(r) => txn(ApiKey::AddOffsetsToTxn, &r.transactional_id)
             .or_else(|| group(ApiKey::AddOffsetsToTxn, &r.group_id)),
         RequestKind::EndTxn(r) => txn(ApiKey::EndTxn, &r.transactional_id),
+        // Its topics are answered one by one (`handlers::authorize_batched`), as are
+        // DescribeTransactions' ids and DescribeProducers' topics.
         RequestKind::TxnOffsetCommit(r) => txn(ApiKey::TxnOffsetCommit, &r.transactional_id)
-            .or_else(|| group(ApiKey::TxnOffsetCommit, &r.group_id))
-            .or_else(|| {
-                r.topics
-                    .iter()
-                    .find_map(|t| topic(ApiKey::TxnOffsetCommit, &t.name))
-            }),
-        RequestKind::DescribeTransactions(r) => r
-            .transactional_ids
-            .iter()
-            .find_map(|id| txn(ApiKey::DescribeTransactions, id)),
-        RequestKind::DescribeProducers(r) => r
-            .topics
-            .iter()
-            .find_map(|t| topic(ApiKey::DescribeProducers, &t.name)),
+            .or_else(|| group(ApiKey::TxnOffsetCommit, &r.group_id)),
         _ => None,
     }
 }

@@ -9,6 +9,7 @@ mod alter_replica_log_dirs;
 mod api_versions;
 mod authorize;
 mod authorize_admin;
+mod authorize_batched;
 mod client_quotas;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
@@ -312,7 +313,7 @@ async fn handle_request(context: &BrokerContext, incoming: Incoming, session: &S
             authorize_admin::elect_leaders(context, session, body, version).await
         }
         RequestKind::FindCoordinator(body) => {
-            find_coordinator::handle(context, body, version).await
+            authorize_batched::find_coordinator(context, session, body, version).await
         }
         RequestKind::JoinGroup(body) => {
             join_group::handle(context, body, version, client_id, peer).await
@@ -347,7 +348,9 @@ async fn handle_request(context: &BrokerContext, incoming: Incoming, session: &S
         RequestKind::DeleteGroups(body) => {
             authorize_admin::delete_groups(context, session, body, version).await
         }
-        RequestKind::OffsetDelete(body) => offset_delete::handle(context, body, version).await,
+        RequestKind::OffsetDelete(body) => {
+            authorize_batched::offset_delete(context, session, body, version).await
+        }
         RequestKind::AlterClientQuotas(body) => client_quotas::alter(context, session, body).await,
         RequestKind::DescribeClientQuotas(body) => client_quotas::describe(context, session, body),
         RequestKind::DescribeAcls(body) => acls::describe(context, session, body),
@@ -360,7 +363,9 @@ async fn handle_request(context: &BrokerContext, incoming: Incoming, session: &S
             authorize_admin::update_features(context, session, body, version)
         }
         RequestKind::WriteTxnMarkers(body) => write_txn_markers::handle(context, body).await,
-        RequestKind::DescribeProducers(body) => describe_producers::handle(context, body).await,
+        RequestKind::DescribeProducers(body) => {
+            authorize_batched::describe_producers(context, session, body).await
+        }
         RequestKind::DescribeUserScramCredentials(body) => {
             scram_credentials::describe(context, body)
         }
@@ -384,19 +389,21 @@ async fn handle_request(context: &BrokerContext, incoming: Incoming, session: &S
         RequestKind::RemoveRaftVoter(body) => raft_voters::remove(context, body).await,
         RequestKind::UpdateRaftVoter(body) => raft_voters::update(context, body).await,
         RequestKind::AddPartitionsToTxn(body) => {
-            add_partitions_to_txn::handle(context, body, version).await
+            authorize_batched::add_partitions_to_txn(context, session, body, version).await
         }
         RequestKind::AddOffsetsToTxn(body) => {
             add_offsets_to_txn::handle(context, body, version).await
         }
         RequestKind::EndTxn(body) => end_txn::handle(context, body, version).await,
         RequestKind::TxnOffsetCommit(body) => {
-            txn_offset_commit::handle(context, body, version).await
+            authorize_batched::txn_offset_commit(context, session, body, version).await
         }
         RequestKind::DescribeTransactions(body) => {
-            describe_transactions::handle(context, body).await
+            authorize_batched::describe_transactions(context, session, body).await
         }
-        RequestKind::ListTransactions(body) => list_transactions::handle(context, body).await,
+        RequestKind::ListTransactions(body) => {
+            authorize_batched::list_transactions(context, session, body).await
+        }
         RequestKind::AlterPartitionReassignments(body) => {
             reassignments::alter(context, body, version).await
         }
