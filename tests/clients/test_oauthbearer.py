@@ -230,6 +230,8 @@ def test_confluent_kafka_signed_jwt_against_the_jwks(oauth, pki, keys, topic_nam
     ("issuer", "issuer"),
     ("rogue key", "does not verify"),
     ("unsigned", "not allowed"),
+    ("oversized", "too long"),
+    ("garbage", "3 dot-separated"),
 ])
 def test_signed_listener_refuses_bad_tokens_with_the_reason_audited(oauth, pki, keys, case, why):
     token = {
@@ -238,6 +240,8 @@ def test_signed_listener_refuses_bad_tokens_with_the_reason_audited(oauth, pki, 
         "issuer": lambda: keys.sign(claims(iss="https://evil.test")),
         "rogue key": lambda: keys.sign(claims(), key=keys.rogue),
         "unsigned": lambda: unsigned(claims()),
+        "oversized": lambda: "a" * 200_000,
+        "garbage": lambda: "garbage.token",
     }[case]()
     errors = refused(f"127.0.0.1:{oauth.jwt_port}", ck_token_conf(pki, lambda _: (token, time.time() + 3600)))
     assert errors
