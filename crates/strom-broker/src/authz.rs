@@ -241,6 +241,22 @@ pub const TABLE: &[(ApiKey, ResourceType, AclOperation)] = &[
         Op::DescribeConfigs,
     ),
     (ApiKey::DescribeProducers, Rt::Topic, Op::Read),
+    // Delegation tokens: CREATE_TOKENS on the owner (when it is not the requester),
+    // DESCRIBE on each token or DESCRIBE_TOKENS on its owner. Renew and expire are decided by
+    // ownership (the owner or a renewer, with the token's HMAC), not by ACLs. While tokens
+    // are not enabled every request is answered DELEGATION_TOKEN_AUTH_DISABLED (or
+    // _REQUEST_NOT_ALLOWED) before any of these checks, as in Kafka.
+    (ApiKey::CreateDelegationToken, Rt::User, Op::CreateTokens),
+    (
+        ApiKey::DescribeDelegationToken,
+        Rt::DelegationToken,
+        Op::Describe,
+    ),
+    (
+        ApiKey::DescribeDelegationToken,
+        Rt::User,
+        Op::DescribeTokens,
+    ),
 ];
 
 /// The operation `api` needs on a resource of `resource_type` (its first row in [`TABLE`]).
@@ -648,6 +664,9 @@ mod tests {
         ApiKey::SaslAuthenticate,
         ApiKey::GetTelemetrySubscriptions,
         ApiKey::PushTelemetry,
+        // Authorized by token ownership (owner or renewer), not by an ACL.
+        ApiKey::RenewDelegationToken,
+        ApiKey::ExpireDelegationToken,
     ];
 
     #[test]

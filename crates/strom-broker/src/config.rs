@@ -386,6 +386,19 @@ impl BrokerConfig {
         // Every value the table knows is checked first, in the one format.
         let unknown = config_keys::check(map)?;
         let props = Props::new(map);
+        // Delegation tokens are not served yet: a broker asked to enable them must not start
+        // and answer every token request DELEGATION_TOKEN_AUTH_DISABLED while its operator
+        // believes tokens work.
+        for key in ["delegation.token.secret.key", "delegation.token.master.key"] {
+            if props.get(key).is_some_and(|v| !v.trim().is_empty()) {
+                return Err(invalid(
+                    key,
+                    "(hidden)",
+                    "delegation tokens are not supported yet (Strom answers the token APIs \
+                     DELEGATION_TOKEN_AUTH_DISABLED, as Kafka without this key): unset it",
+                ));
+            }
+        }
         let node_id = match props.get("node.id") {
             Some(_) => props.int("node.id")?,
             None => props.int("broker.id")?,

@@ -907,6 +907,17 @@ pub const KEYS: &[Key] = &[
         "100",
         "Delay before a failed authentication's answer.",
     ),
+    // Delegation tokens (KIP-48): refused while tokens are not served.
+    unset(
+        "delegation.token.secret.key",
+        Kind::Text,
+        "Enables delegation tokens; refused for now.",
+    ),
+    unset(
+        "delegation.token.master.key",
+        Kind::Text,
+        "Old name of the secret key; refused for now.",
+    ),
     // Authorization and quotas.
     key(
         "authorizer.class.name",

@@ -303,3 +303,192 @@ async fn reauthentication_within_the_session_and_expiry_closes() {
         .await;
     assert!(c.is_closed().await);
 }
+
+/// An unsecured JWS (`alg: none`) for `sub`, expiring `lifetime_s` seconds from now.
+fn unsecured_token(sub: &str, lifetime_s: i64) -> String {
+    use strom_security::oauthbearer::b64url;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let claims = format!(
+        r#"{{"sub":"{sub}","iat":{now},"exp":{}}}"#,
+        now + lifetime_s
+    );
+    format!(
+        "{}.{}.",
+        b64url(br#"{"alg":"none"}"#),
+        b64url(claims.as_bytes())
+    )
+}
+
+#[tokio::test]
+async fn oauthbearer_token_lifetime_error_json_and_bad_tokens() {
+    use strom_security::oauthbearer::client_initial;
+    let b = start(&[
+        ("sasl.enabled.mechanisms", "PLAIN,OAUTHBEARER"),
+        (
+            "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config",
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;",
+        ),
+        ("connections.max.reauth.ms", "600000"),
+    ])
+    .await;
+    // A valid token: the session lasts no longer than the token (not the 10 minutes of
+    // connections.max.reauth.ms).
+    let mut c = b.client().await;
+    assert_eq!(handshake(&mut c, "OAUTHBEARER", 1).await, 0);
+    let r = authenticate(&mut c, &client_initial(&unsecured_token("carol", 20)), 1).await;
+    assert_eq!(r.error_code, 0, "{r:?}");
+    assert!(r.auth_bytes.is_empty());
+    assert!(
+        (1..=20_000).contains(&r.session_lifetime_ms),
+        "{}",
+        r.session_lifetime_ms
+    );
+    metadata_works(&mut c).await;
+    // An expired token: Kafka's error JSON as a challenge, then the client's %x01, then
+    // SASL_AUTHENTICATION_FAILED carrying the JSON, and the connection closes.
+    let failed_before = b
+        .broker
+        .context()
+        .metrics
+        .connections
+        .failed_authentication
+        .get();
+    let mut c = b.client().await;
+    assert_eq!(handshake(&mut c, "OAUTHBEARER", 1).await, 0);
+    let r = authenticate(&mut c, &client_initial(&unsecured_token("carol", -60)), 1).await;
+    assert_eq!(r.error_code, 0);
+    assert_eq!(&r.auth_bytes[..], br#"{"status":"invalid_token"}"#);
+    let r = authenticate(&mut c, &[0x01], 1).await;
+    assert_eq!(r.error_code, 58, "SASL_AUTHENTICATION_FAILED");
+    assert_eq!(
+        r.error_message.as_deref(),
+        Some(r#"{"status":"invalid_token"}"#)
+    );
+    assert!(c.is_closed().await);
+    // Garbage, an oversized token, a signed token on an unsecured listener: refused, closed.
+    let signed = format!(
+        "{}.{}.c2ln",
+        strom_security::oauthbearer::b64url(br#"{"alg":"RS256"}"#),
+        strom_security::oauthbearer::b64url(b"{}")
+    );
+    for bad in [
+        b"garbage".to_vec(),
+        client_initial(&"a".repeat(300_000)),
+        vec![0x01],
+    ] {
+        let mut c = b.client().await;
+        assert_eq!(handshake(&mut c, "OAUTHBEARER", 1).await, 0);
+        let r = authenticate(&mut c, &bad, 1).await;
+        assert_eq!(r.error_code, 58, "{r:?}");
+        assert!(c.is_closed().await);
+    }
+    let mut c = b.client().await;
+    assert_eq!(handshake(&mut c, "OAUTHBEARER", 1).await, 0);
+    let r = authenticate(&mut c, &client_initial(&signed), 1).await;
+    assert_eq!(&r.auth_bytes[..], br#"{"status":"invalid_token"}"#);
+    assert!(
+        b.broker
+            .context()
+            .metrics
+            .connections
+            .failed_authentication
+            .get()
+            >= failed_before + 4
+    );
+    // The broker carries on.
+    let mut c = b.plain_client().await;
+    metadata_works(&mut c).await;
+}
+
+#[tokio::test]
+async fn delegation_token_apis_answer_as_kafka_without_a_secret_key() {
+    use kafka_protocol::messages::{
+        CreateDelegationTokenRequest, DescribeDelegationTokenRequest, ExpireDelegationTokenRequest,
+        RenewDelegationTokenRequest,
+    };
+    const AUTH_DISABLED: i16 = 61;
+    const REQUEST_NOT_ALLOWED: i16 = 64;
+    let b = start(&[
+        (
+            "listeners",
+            "SASL_PLAINTEXT://127.0.0.1:0,PLAINTEXT://127.0.0.1:0",
+        ),
+        (
+            "listener.security.protocol.map",
+            "SASL_PLAINTEXT:SASL_PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        ),
+        ("inter.broker.listener.name", "SASL_PLAINTEXT"),
+    ])
+    .await;
+    // Authenticated with SASL: tokens are not enabled.
+    let mut c = b.plain_client().await;
+    let r = c
+        .send(
+            3,
+            CreateDelegationTokenRequest::default().with_max_lifetime_ms(-1),
+        )
+        .await;
+    assert_eq!(r.error_code, AUTH_DISABLED);
+    assert_eq!(
+        (r.principal_type.as_str(), r.principal_name.as_str()),
+        ("User", "alice")
+    );
+    assert!(r.hmac.is_empty() && r.token_id.is_empty());
+    let r = c
+        .send(
+            2,
+            RenewDelegationTokenRequest::default().with_hmac(vec![1u8; 8].into()),
+        )
+        .await;
+    assert_eq!((r.error_code, r.expiry_timestamp_ms), (AUTH_DISABLED, -1));
+    let r = c
+        .send(
+            2,
+            ExpireDelegationTokenRequest::default().with_hmac(vec![1u8; 8].into()),
+        )
+        .await;
+    assert_eq!(r.error_code, AUTH_DISABLED);
+    let r = c
+        .send(
+            3,
+            DescribeDelegationTokenRequest::default().with_owners(None),
+        )
+        .await;
+    assert_eq!(r.error_code, AUTH_DISABLED);
+    assert!(r.tokens.is_empty());
+    // Unauthenticated (PLAINTEXT): not allowed, as Kafka's allowTokenRequests.
+    let plaintext = b.broker.listener_addr("PLAINTEXT").unwrap();
+    let mut c = Client::connect(plaintext).await;
+    let r = c
+        .send(
+            3,
+            CreateDelegationTokenRequest::default().with_max_lifetime_ms(-1),
+        )
+        .await;
+    assert_eq!(r.error_code, REQUEST_NOT_ALLOWED);
+    let r = c
+        .send(
+            3,
+            DescribeDelegationTokenRequest::default().with_owners(None),
+        )
+        .await;
+    assert_eq!(r.error_code, REQUEST_NOT_ALLOWED);
+}
+
+#[test]
+fn a_delegation_token_secret_key_stops_start_up() {
+    let map: BTreeMap<String, String> = [
+        ("listeners", "PLAINTEXT://127.0.0.1:0"),
+        ("log.dirs", "/tmp/strom-unused"),
+        ("delegation.token.secret.key", "s3cret"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let error = BrokerConfig::from_props(&map).err().unwrap().to_string();
+    assert!(error.contains("delegation.token.secret.key"), "{error}");
+    assert!(!error.contains("s3cret"), "{error}");
+}

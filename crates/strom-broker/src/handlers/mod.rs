@@ -15,6 +15,7 @@ mod consumer_group_describe;
 mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
+mod delegation_tokens;
 mod delete_groups;
 mod delete_records;
 mod delete_topics;
@@ -144,6 +145,10 @@ pub const SERVED_APIS: &[ApiKey] = &[
     ApiKey::WriteShareGroupState,
     ApiKey::DeleteShareGroupState,
     ApiKey::ReadShareGroupStateSummary,
+    ApiKey::CreateDelegationToken,
+    ApiKey::RenewDelegationToken,
+    ApiKey::ExpireDelegationToken,
+    ApiKey::DescribeDelegationToken,
 ];
 
 /// What the connection does after a request.
@@ -401,6 +406,10 @@ async fn handle_request(context: &BrokerContext, incoming: Incoming, session: &S
         RequestKind::DescribeTransactions(body) => {
             authorize_batched::describe_transactions(context, session, body).await
         }
+        RequestKind::CreateDelegationToken(body) => delegation_tokens::create(session, &body),
+        RequestKind::RenewDelegationToken(_) => delegation_tokens::renew(session),
+        RequestKind::ExpireDelegationToken(_) => delegation_tokens::expire(session),
+        RequestKind::DescribeDelegationToken(_) => delegation_tokens::describe(session),
         RequestKind::ListTransactions(body) => {
             authorize_batched::list_transactions(context, session, body).await
         }
