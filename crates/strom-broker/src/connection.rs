@@ -760,6 +760,9 @@ async fn wait(handle: Option<&mut JoinHandle<Option<Traced>>>) -> Option<Traced>
     }
 }
 
+/// The longest reason written on an authentication failure's audit line.
+const AUDIT_REASON_CHARS_MAX: usize = 512;
+
 /// The SASL side of a connection (`authn.rs` holds the exchange itself).
 impl Connection {
     /// Whether requests other than the SASL ones may be served: always on listeners without
@@ -826,10 +829,14 @@ impl Connection {
                 }
                 // An OAUTHBEARER refusal tells the client only the error JSON; the audit
                 // line says why.
-                let reason = match sasl.rejected.take() {
+                // Bounded: a reason may quote claims of the client's token.
+                let reason: String = match sasl.rejected.take() {
                     Some(why) => format!("{reason}: {why}"),
                     None => reason.clone(),
-                };
+                }
+                .chars()
+                .take(AUDIT_REASON_CHARS_MAX)
+                .collect();
                 let mechanism = self.session.sasl_mechanism.clone();
                 authn::audit_failure(
                     self.peer,
