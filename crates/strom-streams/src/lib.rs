@@ -31,6 +31,8 @@
 //! [`Processor`] (the processor API), [`TopologyTestDriver`] (tests without a broker) and
 //! [`KafkaStreams`] (the runtime).
 
+#[cfg(feature = "avro")]
+pub mod avro;
 pub mod driver;
 pub mod dsl;
 pub mod error;
@@ -55,6 +57,8 @@ pub use record::{Change, Header, Record, RecordContext};
 pub use runtime::{
     KafkaStreams, KeyQueryMetadata, Metrics, ProcessingGuarantee, StreamsConfig, StreamsState,
 };
+#[cfg(feature = "avro")]
+pub use avro::AvroSerde;
 pub use serdes::{Serde, SerdeError, SerdeRef, Serdes};
 pub use state::typed::{KeyValueStore, SessionStore, WindowStore};
 pub use task::TaskId;
