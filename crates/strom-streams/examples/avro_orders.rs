@@ -94,7 +94,8 @@ async fn main() -> anyhow::Result<()> {
     let order_keys = AvroSerde::<String>::reader(url);
     let orders = AvroSerde::<Order>::reader(url);
     let line_keys = AvroSerde::<String>::for_topic(url, &args.output, true, r#""string""#).await?;
-    let lines = AvroSerde::<OrderLine>::for_topic(url, &args.output, false, ORDER_LINE_SCHEMA).await?;
+    let lines =
+        AvroSerde::<OrderLine>::for_topic(url, &args.output, false, ORDER_LINE_SCHEMA).await?;
 
     let builder = StreamsBuilder::new();
     builder

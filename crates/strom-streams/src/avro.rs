@@ -151,9 +151,7 @@ impl Inner {
         Ok(schema)
     }
 
-    fn lock(
-        &self,
-    ) -> Result<std::sync::MutexGuard<'_, HashMap<i32, Arc<AvroSchema>>>, SerdeError> {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<i32, Arc<AvroSchema>>>, SerdeError> {
         self.schemas
             .lock()
             .map_err(|_| SerdeError("the Avro schema cache was poisoned by a panic".into()))
@@ -175,7 +173,11 @@ impl Inner {
                 .map_err(|e| e.to_string())
         })
         .join()
-        .map_err(|_| SerdeError(format!("{url}: the registry lookup of schema {id} panicked")))?
+        .map_err(|_| {
+            SerdeError(format!(
+                "{url}: the registry lookup of schema {id} panicked"
+            ))
+        })?
         .map_err(|e| SerdeError(format!("{url}: schema id {id}: {e}")))?;
         let schema_type = answer
             .get("schemaType")
@@ -220,7 +222,8 @@ where
     }
 
     fn deserialize(&self, data: Option<&[u8]>) -> Result<T, SerdeError> {
-        let data = data.ok_or_else(|| SerdeError("null where an Avro value was expected".into()))?;
+        let data =
+            data.ok_or_else(|| SerdeError("null where an Avro value was expected".into()))?;
         let (id, payload) = wire::unframe(data).ok_or_else(|| {
             SerdeError(format!(
                 "{} bytes not in Confluent's wire format (magic byte 0 and a schema id)",

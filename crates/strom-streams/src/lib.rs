@@ -45,6 +45,8 @@ pub mod task;
 pub mod topology;
 pub mod windows;
 
+#[cfg(feature = "avro")]
+pub use avro::AvroSerde;
 pub use driver::{TestInputTopic, TestOutputTopic, TopologyTestDriver};
 pub use dsl::{
     BranchedKStream, Consumed, GlobalKTable, Grouped, KGroupedStream, KGroupedTable, KStream,
@@ -57,8 +59,6 @@ pub use record::{Change, Header, Record, RecordContext};
 pub use runtime::{
     KafkaStreams, KeyQueryMetadata, Metrics, ProcessingGuarantee, StreamsConfig, StreamsState,
 };
-#[cfg(feature = "avro")]
-pub use avro::AvroSerde;
 pub use serdes::{Serde, SerdeError, SerdeRef, Serdes};
 pub use state::typed::{KeyValueStore, SessionStore, WindowStore};
 pub use task::TaskId;
