@@ -17,8 +17,9 @@ pub fn set_all(props: &mut strom_client::Properties, settings: &[String]) -> any
     Ok(())
 }
 
-/// Starts the application, prints one `running` line on stdout once it processes, and
-/// closes it cleanly on SIGINT or SIGTERM.
+/// Starts the application, prints a `running` line on stdout once it processes (and
+/// `rebalancing` / `running` again whenever it goes through a rebalance, so a test can
+/// see an instance rejoin), and closes it cleanly on SIGINT or SIGTERM.
 pub async fn run_until_signal(streams: KafkaStreams, name: &str) -> anyhow::Result<()> {
     streams.start().await?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -34,14 +35,24 @@ pub async fn run_until_signal(streams: KafkaStreams, name: &str) -> anyhow::Resu
         streams.state(),
         strom_streams::StreamsState::PendingShutdown | strom_streams::StreamsState::NotRunning
     ) {
-        let mut failed = tokio::time::interval(Duration::from_millis(200));
+        let mut watch = tokio::time::interval(Duration::from_millis(20));
+        let mut last = streams.state();
         loop {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => break,
                 _ = term.recv() => break,
-                _ = failed.tick() => {
-                    if streams.state() == strom_streams::StreamsState::Error {
+                _ = watch.tick() => {
+                    let state = streams.state();
+                    if state == strom_streams::StreamsState::Error {
                         break;
+                    }
+                    if state != last {
+                        match state {
+                            strom_streams::StreamsState::Running => println!("{name}: running"),
+                            strom_streams::StreamsState::Rebalancing => println!("{name}: rebalancing"),
+                            _ => {}
+                        }
+                        last = state;
                     }
                 }
             }

@@ -30,7 +30,10 @@
 //! it is exact. Consumers (input, repartition, restore) read committed data only. On an
 //! abortable error the transaction is aborted and every active task is re-created: its
 //! in-memory writes are dropped, its stores restored from the committed changelog, and its
-//! input read again from the committed offsets. A fatal error (fenced) stops the thread.
+//! input read again from the committed offsets. A fenced producer or a member the group
+//! no longer knows (Kafka Streams' TaskMigratedException) closes every active task dirty,
+//! replaces the producer and rejoins (`on_task_migrated`); any other fatal error stops
+//! the thread.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
@@ -55,6 +58,32 @@ use crate::topology::TopicName;
 const PENDING_MAX: usize = 20_000;
 /// How often metrics are published.
 const METRICS_INTERVAL_MS: u64 = 500;
+/// Task migrations in a row (no successful commit between them) after which the thread
+/// gives up and stops the application: something other than a lost membership is wrong.
+const MIGRATIONS_MAX: u32 = 10;
+
+/// Whether `e` means this thread's tasks now belong to someone else (Kafka Streams'
+/// `TaskMigratedException`): its transactional producer was fenced (PRODUCER_FENCED, or
+/// INVALID_PRODUCER_EPOCH after the coordinator aborted a transaction that outlived
+/// `transaction.timeout.ms`), or the group no longer knows the member or its generation
+/// (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, FENCED_MEMBER_EPOCH, e.g. on a transactional
+/// offset commit after a pause longer than `session.timeout.ms`). The cure is to close the
+/// tasks dirty and rejoin, not to stop the application.
+fn task_migrated(e: &StreamsError) -> bool {
+    match e {
+        StreamsError::Client(c) => matches!(
+            c.kafka_name(),
+            Some(
+                "PRODUCER_FENCED"
+                    | "INVALID_PRODUCER_EPOCH"
+                    | "UNKNOWN_MEMBER_ID"
+                    | "ILLEGAL_GENERATION"
+                    | "FENCED_MEMBER_EPOCH"
+            )
+        ),
+        _ => false,
+    }
+}
 
 struct Slot {
     task: Task,
@@ -98,6 +127,8 @@ pub(crate) struct StreamThread {
     eos: bool,
     /// A transaction is open (exactly_once_v2).
     in_txn: bool,
+    /// Task migrations handled since the last successful commit.
+    migrations: u32,
 }
 
 impl StreamThread {
@@ -150,6 +181,7 @@ impl StreamThread {
             commit_needed: false,
             eos,
             in_txn: false,
+            migrations: 0,
             shared,
         })
     }
@@ -175,37 +207,105 @@ impl StreamThread {
             self.producer.init_transactions().await?;
         }
         self.consumer.subscribe(topics).await?;
+        while !self.shared.stopping() {
+            match self.step().await {
+                Ok(()) => {}
+                Err(e) if task_migrated(&e) => self.on_task_migrated(e).await?,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// One round of the loop: rejoin if due, restore, poll, process, send, and commit
+    /// when the interval is up.
+    async fn step(&mut self) -> Result<()> {
         let poll = Duration::from_millis(self.shared.config.poll_ms);
         let commit_every = Duration::from_millis(self.shared.config.commit_interval_ms);
-        while !self.shared.stopping() {
-            if self.consumer.rebalance_due() {
-                self.rebalance().await?;
-            }
-            self.restore_step().await?;
-            let wait = if self.active.values().any(|s| s.restoring.is_none()) {
-                poll
-            } else {
-                Duration::from_millis(10)
-            };
-            let records = self.consumer.poll(wait).await?;
-            self.route(records).await?;
-            self.process()?;
-            self.punctuate()?;
-            if let Err(e) = self.send().await {
-                self.on_commit_error(e).await?;
-                continue;
-            }
-            let requested = self
-                .active
-                .values_mut()
-                .any(|s| std::mem::take(&mut s.task.state.commit_requested));
-            if requested || (self.commit_needed && self.last_commit.elapsed() >= commit_every) {
-                if let Err(e) = self.commit().await {
-                    self.on_commit_error(e).await?;
-                }
-            }
-            self.publish_metrics(false);
+        if self.consumer.rebalance_due() {
+            self.rebalance().await?;
         }
+        self.restore_step().await?;
+        let wait = if self.active.values().any(|s| s.restoring.is_none()) {
+            poll
+        } else {
+            Duration::from_millis(10)
+        };
+        let records = self.consumer.poll(wait).await?;
+        self.route(records).await?;
+        self.process()?;
+        self.punctuate()?;
+        if let Err(e) = self.send().await {
+            return self.on_commit_error(e).await;
+        }
+        let requested = self
+            .active
+            .values_mut()
+            .any(|s| std::mem::take(&mut s.task.state.commit_requested));
+        if requested || (self.commit_needed && self.last_commit.elapsed() >= commit_every) {
+            if let Err(e) = self.commit().await {
+                self.on_commit_error(e).await?;
+            }
+        }
+        self.publish_metrics(false);
+        Ok(())
+    }
+
+    /// Kafka Streams' `TaskMigratedException` handling: the group or the transaction
+    /// coordinator says this thread's tasks are no longer its own (its producer was fenced
+    /// or its transaction timed out and was aborted, or the group removed the member, e.g.
+    /// after a pause longer than `session.timeout.ms`). Whatever the thread did since its
+    /// last commit is not committed and never will be: the open transaction is aborted
+    /// (when the producer still can), every active task is closed dirty (no store flush,
+    /// no checkpoint: under exactly_once_v2 its unflushed writes belong to the aborted
+    /// transaction; under at_least_once the changelog replays over them), a fenced
+    /// producer is replaced by a new one with the same `transactional.id` (its
+    /// `init_transactions` fences nothing newer: the coordinator bumps the epoch past the
+    /// old one), and the thread rejoins the group, which hands out tasks afresh. Standby
+    /// tasks stay: they only hold committed changelog records.
+    async fn on_task_migrated(&mut self, e: StreamsError) -> Result<()> {
+        self.migrations += 1;
+        if self.migrations > MIGRATIONS_MAX {
+            tracing::error!(thread = self.index, error = %e, migrations = self.migrations, "tasks migrated too often without a successful commit in between");
+            return Err(e);
+        }
+        tracing::warn!(thread = self.index, error = %e, "tasks migrated away from this thread (fenced or removed from the group); closing them dirty and rejoining");
+        self.shared.set_thread(self.index, ThreadState::Rebalancing);
+        if self.in_txn {
+            if let Err(abort) = self.producer.abort_transaction().await {
+                tracing::debug!(thread = self.index, error = %abort, "abort after the migration failed (the producer is fenced)");
+            }
+            self.in_txn = false;
+        }
+        self.pending.clear();
+        let ids: Vec<TaskId> = self.active.keys().copied().collect();
+        let mut inputs = Vec::new();
+        for id in ids {
+            guard(&self.shared.stores).remove(&id);
+            if let Some(mut slot) = self.active.remove(&id) {
+                self.retire_metrics(&slot.task);
+                inputs.extend(slot.task.inputs.clone());
+                slot.task.close();
+            }
+        }
+        self.consumer.pause(&inputs);
+        self.committed.clear();
+        self.restore_assigned.clear();
+        self.commit_needed = false;
+        if self.eos {
+            let transactional_id = format!(
+                "{}-{}-{}",
+                self.shared.config.application_id, self.shared.process_id, self.index
+            );
+            let fresh = Producer::new(self.shared.config.producer(Some(transactional_id))?)?;
+            let old = std::mem::replace(&mut self.producer, fresh);
+            if let Err(close) = old.close().await {
+                tracing::debug!(thread = self.index, error = %close, "closing the fenced producer");
+            }
+            self.producer.init_transactions().await?;
+        }
+        self.rebalance().await?;
+        self.last_commit = Instant::now();
         Ok(())
     }
 
@@ -709,20 +809,19 @@ impl StreamThread {
                         self.committed.insert(tp.clone(), o.offset);
                     }
                 }
-                // The group moved on: our tasks are someone else's now, who resumes from
-                // the last successful commit (records since are processed again).
-                Err(e)
-                    if matches!(
-                        e.kafka_name(),
-                        Some("REBALANCE_IN_PROGRESS" | "ILLEGAL_GENERATION" | "UNKNOWN_MEMBER_ID")
-                    ) =>
-                {
+                // A rebalance is under way: the rejoin that follows settles who owns what;
+                // records since the last successful commit are processed again.
+                Err(e) if e.kafka_name() == Some("REBALANCE_IN_PROGRESS") => {
                     tracing::warn!(thread = self.index, error = %e, "commit refused by the group; rejoining");
                 }
+                // UNKNOWN_MEMBER_ID / ILLEGAL_GENERATION: the group moved on without this
+                // member; its tasks are someone else's now (a task migration, handled by
+                // the loop: close them dirty and rejoin).
                 Err(e) => return Err(e.into()),
             }
         }
         self.commits += 1;
+        self.migrations = 0;
         self.commit_needed = false;
         self.last_commit = Instant::now();
         self.after_commit().await;
@@ -747,8 +846,13 @@ impl StreamThread {
 
     /// A send or commit failed. Under exactly_once_v2 an abortable error aborts the
     /// transaction and re-creates every active task from committed state (Kafka Streams'
-    /// TaskCorrupted/TaskMigrated handling); anything else stops the thread.
+    /// TaskCorrupted handling); a task migration goes back to the loop
+    /// ([`StreamThread::on_task_migrated`]); anything else stops the thread.
     async fn on_commit_error(&mut self, e: StreamsError) -> Result<()> {
+        if task_migrated(&e) {
+            // Not this thread's tasks any more: the loop closes them and rejoins.
+            return Err(e);
+        }
         let abortable = match &e {
             StreamsError::Client(c) => !c.is_fatal_for_transaction(),
             _ => false,

@@ -62,7 +62,10 @@ impl Broker {
         {
             command.arg("--override").arg(o);
         }
-        command.env("RUST_LOG", "warn,openraft=off");
+        command.env(
+            "RUST_LOG",
+            std::env::var("STREAMS_TEST_BROKER_LOG").unwrap_or_else(|_| "warn,openraft=off".into()),
+        );
         let (mut child, rx) = spawn_lines(command);
         match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(line) => assert!(line.contains("ready"), "unexpected first line {line:?}"),
@@ -299,6 +302,52 @@ impl Instance {
             Ok(line) => assert!(line.contains("running"), "unexpected line {line:?}"),
             Err(e) => panic!("word count instance did not start running within {limit:?}: {e}"),
         }
+    }
+
+    /// Waits (bounded) until the instance reports a rebalance (`rebalancing`) and then
+    /// `running` again: it rejoined the group and restored what it was given.
+    pub fn wait_rebalanced(&mut self, limit: Duration) {
+        let start = Instant::now();
+        let mut rebalanced = false;
+        loop {
+            let left = limit.saturating_sub(start.elapsed());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.ends_with("rebalancing") => rebalanced = true,
+                Ok(line) if rebalanced && line.ends_with("running") => return,
+                Ok(_) => continue,
+                Err(e) => {
+                    panic!("the instance did not rebalance and run again within {limit:?}: {e}")
+                }
+            }
+        }
+    }
+
+    /// Drops the lines the instance printed so far.
+    pub fn skip_lines(&mut self) {
+        while self.lines.try_recv().is_ok() {}
+    }
+
+    /// SIGSTOP: the process freezes (no heartbeats, no commits) until [`Instance::resume`].
+    pub fn pause(&mut self) {
+        let status = Command::new("kill")
+            .args(["-STOP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -STOP failed");
+    }
+
+    /// SIGCONT after [`Instance::pause`].
+    pub fn resume(&mut self) {
+        let status = Command::new("kill")
+            .args(["-CONT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -CONT failed");
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// SIGKILL, like `kill -9`.
