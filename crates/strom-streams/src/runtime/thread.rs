@@ -278,20 +278,7 @@ impl StreamThread {
             self.in_txn = false;
         }
         self.pending.clear();
-        let ids: Vec<TaskId> = self.active.keys().copied().collect();
-        let mut inputs = Vec::new();
-        for id in ids {
-            guard(&self.shared.stores).remove(&id);
-            if let Some(mut slot) = self.active.remove(&id) {
-                self.retire_metrics(&slot.task);
-                inputs.extend(slot.task.inputs.clone());
-                slot.task.close();
-            }
-        }
-        self.consumer.pause(&inputs);
-        self.committed.clear();
-        self.restore_assigned.clear();
-        self.commit_needed = false;
+        self.close_active_dirty();
         if self.eos {
             let transactional_id = format!(
                 "{}-{}-{}",
@@ -307,6 +294,26 @@ impl StreamThread {
         self.rebalance().await?;
         self.last_commit = Instant::now();
         Ok(())
+    }
+
+    /// Closes every active task without flushing its stores or writing its checkpoint
+    /// (what it did since the last commit is dropped; it restores from the changelog if
+    /// it comes back), and pauses its inputs until a new assignment says otherwise.
+    fn close_active_dirty(&mut self) {
+        let ids: Vec<TaskId> = self.active.keys().copied().collect();
+        let mut inputs = Vec::new();
+        for id in ids {
+            guard(&self.shared.stores).remove(&id);
+            if let Some(mut slot) = self.active.remove(&id) {
+                self.retire_metrics(&slot.task);
+                inputs.extend(slot.task.inputs.clone());
+                slot.task.close();
+            }
+        }
+        self.consumer.pause(&inputs);
+        self.committed.clear();
+        self.restore_assigned.clear();
+        self.commit_needed = false;
     }
 
     fn task_dir(&self, id: TaskId) -> PathBuf {
@@ -390,7 +397,19 @@ impl StreamThread {
             state.extend(self.tasks_on_disk());
             info.state = state.into_iter().collect();
         }
+        let member_before = self.consumer.group_generation().map(|(_, m)| m);
         self.consumer.rejoin().await?;
+        let member_after = self.consumer.group_generation().map(|(_, m)| m);
+        if let (Some(before), Some(after)) = (&member_before, &member_after) {
+            if !before.is_empty() && before != after && !self.active.is_empty() {
+                // The group had removed this member (its session expired, e.g. while the
+                // process was frozen) and it joined again as a new one: its tasks may have
+                // run elsewhere meanwhile, so none is kept (Kafka's lost partitions): they
+                // are closed dirty and whatever comes back restores from its changelog.
+                tracing::warn!(thread = self.index, before = %before, after = %after, "the group had removed this member; closing its tasks dirty");
+                self.close_active_dirty();
+            }
+        }
         let info: AssignmentInfo = self
             .consumer
             .assignment_user_data()
