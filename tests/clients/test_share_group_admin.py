@@ -45,15 +45,19 @@ def share_broker():
 def test_java_share_consumer_is_assigned_and_described(share_broker, share_tool, topic_name):
     """A KafkaShareConsumer joins (ShareGroupHeartbeat), and while it is in the group the
     Admin client sees it in describeShareGroups with the topic's partitions, and in
-    listGroups filtered to SHARE; after it leaves, the group is Empty."""
+    listGroups filtered to SHARE, and cannot delete it; after it leaves, the group is Empty
+    and deleteShareGroups removes it."""
     create_topic(share_broker, topic_name, 3)
     group = f"{topic_name}-g"
-    joined, described, listed, _, after = share_tool(
+    joined, described, listed, busy, _, after, deleted, gone = share_tool(
         share_broker,
         ["join", group, topic_name, 3000],
         ["describe", group],
         ["list"],
+        ["delete", group],
         ["leave"],
+        ["describe", group],
+        ["delete", group],
         ["describe", group],
     )
     assert joined["joined"] == group
@@ -64,7 +68,10 @@ def test_java_share_consumer_is_assigned_and_described(share_broker, share_tool,
     assert sorted(member["partitions"]) == [[topic_name, p] for p in range(3)]
     mine = [g for g in listed["groups"] if g["group_id"] == group]
     assert mine == [{"group_id": group, "state": "Stable", "type": "Share"}], listed
+    assert busy["error"] == "GroupNotEmptyException", busy
     assert after["state"] == "Empty" and after["members"] == [], after
+    assert deleted == {"deleted": group}
+    assert gone.get("error") == "GroupIdNotFoundException" or gone.get("state") == "Dead", gone
 
 
 def test_confluent_share_consumers_share_one_partition(share_broker, share_tool, topic_name):

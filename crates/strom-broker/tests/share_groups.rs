@@ -178,6 +178,99 @@ async fn members_share_a_partition_and_the_group_survives_restart() {
         assert_eq!(cg.error_code, 14, "{cg:?}");
     }
 
+    // ShareGroupDescribe names the members' partitions; ListGroups shows the group as a
+    // share group (alone under the SHARE type filter); DescribeGroups does not describe it.
+    let described = client
+        .send(
+            1,
+            ShareGroupDescribeRequest::default().with_group_ids(vec![group(), GroupId(s("nope"))]),
+        )
+        .await;
+    let d = &described.groups[0];
+    assert_eq!(d.error_code, 0, "{d:?}");
+    assert_eq!(d.group_state.as_str(), "Stable");
+    assert_eq!((d.group_epoch, d.assignment_epoch), (4, 4));
+    assert_eq!(d.assignor_name.as_str(), "simple");
+    assert_eq!(d.members.len(), 3);
+    let c_member = d
+        .members
+        .iter()
+        .find(|m| m.member_id.as_str() == "m-c")
+        .unwrap();
+    let mut names: Vec<&str> = c_member
+        .assignment
+        .topic_partitions
+        .iter()
+        .map(|tp| tp.topic_name.0.as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["queue", "wide"]);
+    assert_eq!(described.groups[1].error_code, 69);
+    for types in [vec![], vec![s("share")], vec![s("Share")]] {
+        let listed = client
+            .send(
+                5,
+                ListGroupsRequest::default().with_types_filter(types.clone()),
+            )
+            .await;
+        assert_eq!(listed.error_code, 0);
+        let g = listed
+            .groups
+            .iter()
+            .find(|g| g.group_id.0.as_str() == GROUP)
+            .unwrap_or_else(|| panic!("{GROUP} not listed with types {types:?}"));
+        assert_eq!(
+            (
+                g.group_type.as_str(),
+                g.protocol_type.as_str(),
+                g.group_state.as_str()
+            ),
+            ("share", "share", "Stable")
+        );
+        if !types.is_empty() {
+            assert!(listed
+                .groups
+                .iter()
+                .all(|g| g.group_type.as_str() == "share"));
+        }
+    }
+    let classic_only = client
+        .send(
+            5,
+            ListGroupsRequest::default().with_types_filter(vec![s("classic")]),
+        )
+        .await;
+    assert!(classic_only
+        .groups
+        .iter()
+        .all(|g| g.group_id.0.as_str() != GROUP));
+    let empty_only = client
+        .send(
+            5,
+            ListGroupsRequest::default().with_states_filter(vec![s("Empty")]),
+        )
+        .await;
+    assert!(empty_only
+        .groups
+        .iter()
+        .all(|g| g.group_id.0.as_str() != GROUP));
+    let classic_view = client
+        .send(
+            6,
+            DescribeGroupsRequest::default().with_groups(vec![group()]),
+        )
+        .await;
+    assert_eq!(classic_view.groups[0].error_code, 69);
+    assert_eq!(classic_view.groups[0].group_state.as_str(), "Dead");
+    // A group with members is not deleted.
+    let deleted = client
+        .send(
+            2,
+            DeleteGroupsRequest::default().with_groups_names(vec![group()]),
+        )
+        .await;
+    assert_eq!(deleted.results[0].error_code, 68);
+
     // Restart: the group comes back from its records with the same epochs.
     let TestBroker {
         broker,
@@ -208,5 +301,45 @@ async fn members_share_a_partition_and_the_group_survives_restart() {
             .error_code,
         25
     );
+
+    // Once every member has left, the group is Empty and DeleteGroups removes it.
+    for member in ["m-a", "m-b"] {
+        let left = heartbeat(&mut client, GROUP, member, -1, None).await;
+        assert_eq!((left.error_code, left.member_epoch), (0, -1), "{member}");
+    }
+    let empty_only = client
+        .send(
+            5,
+            ListGroupsRequest::default().with_states_filter(vec![s("empty")]),
+        )
+        .await;
+    assert!(empty_only
+        .groups
+        .iter()
+        .any(|g| g.group_id.0.as_str() == GROUP));
+    let deleted = client
+        .send(
+            2,
+            DeleteGroupsRequest::default().with_groups_names(vec![group()]),
+        )
+        .await;
+    assert_eq!(deleted.results[0].error_code, 0);
+    let gone = client
+        .send(
+            1,
+            ShareGroupDescribeRequest::default().with_group_ids(vec![group()]),
+        )
+        .await;
+    assert_eq!(gone.groups[0].error_code, 69);
+    let again = client
+        .send(
+            2,
+            DeleteGroupsRequest::default().with_groups_names(vec![group()]),
+        )
+        .await;
+    assert_eq!(again.results[0].error_code, 69);
+    // The id is free again.
+    let rejoin = heartbeat(&mut client, GROUP, "m-new", 0, Some(&["queue"])).await;
+    assert_eq!((rejoin.error_code, rejoin.member_epoch), (0, 1));
     broker.shutdown().await;
 }

@@ -62,26 +62,23 @@ async fn list(context: &BrokerContext, filter: &ListGroups) -> (ErrorCode, Vec<L
             .any(|t| t.eq_ignore_ascii_case(SHARE_GROUP_TYPE));
     for partition in partitions {
         if shares {
-            match context
+            // Errors are the classic call's to report (the same partition answers both).
+            if let Some(ShareResponse::List(listed)) = context
                 .groups
                 .call_share(partition, ShareCommand::List)
                 .await
             {
-                Some(ShareResponse::List(listed)) => {
-                    groups.extend(
-                        listed
-                            .into_iter()
-                            .filter(|g| state_matches(filter, &g.state))
-                            .map(|g| ListedGroup {
-                                group_id: g.group_id,
-                                protocol_type: SHARE_GROUP_TYPE.to_owned(),
-                                state: g.state,
-                                group_type: SHARE_GROUP_TYPE.to_owned(),
-                            }),
-                    );
-                }
-                // Errors are the classic call's to report (the same partition answers both).
-                Some(_) | None => {}
+                groups.extend(
+                    listed
+                        .into_iter()
+                        .filter(|g| state_matches(filter, &g.state))
+                        .map(|g| ListedGroup {
+                            group_id: g.group_id,
+                            protocol_type: SHARE_GROUP_TYPE.to_owned(),
+                            state: g.state,
+                            group_type: SHARE_GROUP_TYPE.to_owned(),
+                        }),
+                );
             }
         }
         let command = Command::ListGroups(filter.clone());
