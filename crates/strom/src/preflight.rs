@@ -16,7 +16,9 @@ use anyhow::anyhow;
 
 use crate::server_config::{resolve, ServerConfig};
 
-/// The name of the file created and removed to prove a data directory is writable.
+/// The prefix of the file created and removed to prove a data directory is writable. The
+/// process id follows it, so two processes checking one directory at once (one of them is
+/// then refused by the directory lock) never remove each other's probe.
 const WRITE_CHECK_FILE: &str = ".strom-write-check";
 
 /// Runs every check; the first failure is the error, else the directories that passed (with
@@ -101,7 +103,7 @@ fn check_dir(key: &str, dir: &Path) -> anyhow::Result<()> {
         };
         return Err(anyhow!("cannot create {shown} ({key}): {e}: {advice}"));
     }
-    let probe = dir.join(WRITE_CHECK_FILE);
+    let probe = dir.join(format!("{WRITE_CHECK_FILE}.{}", std::process::id()));
     match std::fs::OpenOptions::new()
         .write(true)
         .create(true)
