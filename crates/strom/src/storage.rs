@@ -337,61 +337,59 @@ pub fn check_at_start(
     config: &ServerConfig,
     dirs: &[(&'static str, PathBuf)],
 ) -> anyhow::Result<String> {
-    check_dirs(config, dirs, true)
+    let found = read_all(dirs)?;
+    if found.iter().all(|(_, _, meta)| meta.is_some()) {
+        return check_dirs(config, found);
+    }
+    // A directory without the file: a first start, a directory added to a formatted node,
+    // or another process formatting these directories right now (it writes them one by
+    // one). Decided under the directories' `.lock` (the lock the log directories and the
+    // metadata log hold while a server runs), taken without waiting, and a second read:
+    // - none formatted: every directory is locked, and a first start formats them all
+    //   while it holds the locks;
+    // - some formatted: only those are locked (nothing is created in a new directory that
+    //   is then refused).
+    // So of two processes started at once on the same directories, the second stops at a
+    // lock the first holds ("in use by another process"), or, started after the first
+    // released them, reads every directory formatted and checks them. Reads outside the
+    // locks are safe: the file is replaced whole by a rename. The locks are released on
+    // return; the log directories and the metadata log take them again for the life of
+    // the process, and a process that finds them held stops then.
+    let none_formatted = found.iter().all(|(_, _, meta)| meta.is_none());
+    let mut locked: Vec<&PathBuf> = Vec::new();
+    let mut held = Vec::new();
+    for (_, dir, meta) in &found {
+        // A directory named twice (`metadata.log.dir` one of `log.dirs`) is locked once: a
+        // second lock of the same file would fail even in this process.
+        if (none_formatted || meta.is_some()) && !locked.contains(&dir) {
+            held.push(lock_dir(dir)?);
+            locked.push(dir);
+        }
+    }
+    let cluster_id = read_all(dirs).and_then(|found| check_dirs(config, found));
+    drop(held);
+    cluster_id
 }
 
-/// [`check_at_start`]; `first_pass`: a first start that finds another process formatted
-/// the directories while it waited for nothing (see the locks below) checks them once more.
-fn check_dirs(
-    config: &ServerConfig,
-    dirs: &[(&'static str, PathBuf)],
-    first_pass: bool,
-) -> anyhow::Result<String> {
-    let mut found: Vec<(&'static str, PathBuf, Option<MetaProperties>)> = Vec::new();
-    for (key, dir) in dirs {
-        let meta = read_meta_properties(dir)?;
-        found.push((key, dir.clone(), meta));
-    }
+/// Every directory's `meta.properties`, `None` where it does not exist.
+fn read_all(dirs: &[(&'static str, PathBuf)]) -> anyhow::Result<Vec<FoundMeta>> {
+    dirs.iter()
+        .map(|(key, dir)| Ok((*key, dir.clone(), read_meta_properties(dir)?)))
+        .collect()
+}
+
+/// A directory of the node (its config key, its path) and what its `meta.properties` says.
+type FoundMeta = (&'static str, PathBuf, Option<MetaProperties>);
+
+/// [`check_at_start`] on what was read: formats a node none of whose directories is
+/// formatted (the caller holds every directory's lock then), else checks them.
+fn check_dirs(config: &ServerConfig, found: Vec<FoundMeta>) -> anyhow::Result<String> {
     let first = found.iter().find_map(|(_, dir, meta)| {
         meta.as_ref()
             .map(|m| (dir.join(META_PROPERTIES), m.clone()))
     });
     let Some((first_path, first)) = first else {
-        // A first start writes; it takes every directory's `.lock` first (the lock the log
-        // directories and the metadata log hold while a server runs) and reads again under
-        // it: of two processes started at once on the same directories, one formats them
-        // and the other stops here, or (started after the first released the locks) finds
-        // them formatted and checks them. Reads alone take no lock: the file is replaced
-        // whole by a rename. The locks are released on return; the log directories and the
-        // metadata log take them again for the life of the process, and a process that
-        // finds them held stops then.
-        let mut locked: Vec<&PathBuf> = Vec::new();
-        let mut held = Vec::new();
-        for (_, dir) in dirs {
-            // A directory named twice (`metadata.log.dir` one of `log.dirs`) is locked
-            // once: a second lock of the same file would fail even in this process.
-            if !locked.contains(&dir) {
-                held.push(lock_dir(dir)?);
-                locked.push(dir);
-            }
-        }
-        if dirs
-            .iter()
-            .any(|(_, dir)| dir.join(META_PROPERTIES).exists())
-        {
-            drop(held);
-            if !first_pass {
-                bail!(
-                    "meta.properties appeared in {:?} while this node was being formatted, \
-                     after it was found missing: another process is formatting these \
-                     directories; stop it and start again",
-                    dirs.iter()
-                        .map(|(_, d)| d.display().to_string())
-                        .collect::<Vec<_>>()
-                );
-            }
-            return check_dirs(config, dirs, false);
-        }
+        // A first start: every directory is formatted here, under the locks.
         // `cluster.id`'s default from the table of keys, as the broker reads it.
         let default = strom_broker::config_keys::lookup("cluster.id").and_then(|key| key.default);
         let cluster_id = config.cluster_id.as_deref().or(default).unwrap_or_default();

@@ -190,10 +190,6 @@ fn a_formatted_node_starts_with_its_cluster_id_and_format_checks_the_config() {
 }
 
 #[test]
-#[ignore = "races in CI: the loser can read the winner's new meta.properties in one of \
-            log.dirs before it takes the directory locks, and is refused with the 'format \
-            the new directory' message instead of 'in use'; the locks must be taken before \
-            meta.properties are read"]
 fn two_fresh_starts_at_once_on_one_data_dir_leave_one_running_and_one_whole_format() {
     // Rounds, each on fresh directories: which process wins varies; each round must end
     // with one process serving, the other stopped naming the directory in use, and every
