@@ -493,6 +493,75 @@ def test_a_log_dir_whose_reads_fail_goes_offline_alone(make_cluster):
     assert p.flush(TIMEOUT_S) == 0 and not errors, errors[:3]
 
 
+def test_a_log_dir_whose_high_watermark_checkpoint_fails_goes_offline_alone(make_cluster):
+    """A directory whose `replication-offset-checkpoint` cannot be written is taken offline
+    (Kafka's checkpointHighWatermarks hands it to the LogDirFailureChannel): the write of its
+    temporary file fails (a directory stands at that name), the directory goes offline alone,
+    its replicas are led elsewhere, every acknowledged record is read back, and the broker
+    serves its other directory."""
+    victim_id = 2
+    cluster = make_cluster(3, log_dirs=2)
+    topic = "jbod-checkpoint"
+    create_topic(cluster, topic, 4, 3, {"min.insync.replicas": "2"}, assignment=[[victim_id, 1, 3]] * 4)
+    cluster.wait_isr(topic, timeout_s=TIMEOUT_S)
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "linger.ms": 0,
+                  "message.timeout.ms": 60000, "log_level": 0})
+    acked, errors = {}, []
+
+    def done(err, msg):
+        if err is None:
+            acked[(msg.partition(), msg.offset())] = msg.value()
+        else:
+            errors.append(err.str())
+
+    def produce(prefix, count):
+        for i in range(count):
+            p.produce(topic, value=f"{prefix}-{i}".encode(), partition=i % 4, on_delivery=done)
+        assert p.flush(TIMEOUT_S) == 0 and not errors, errors[:3]
+
+    produce("before", 200)
+    victim = cluster[victim_id]
+    healthy, broken = victim.log_dirs
+    lost = partition_dirs(broken, topic)
+    kept = partition_dirs(healthy, topic)
+    assert lost and kept, (lost, kept)
+    (broken / "replication-offset-checkpoint.tmp").mkdir()
+    # New high watermarks in every partition: the next checkpoint must be written, and fails.
+    produce("during", 400)
+    assert len(acked) == 600, len(acked)
+    live = {n.node_id for n in cluster.live()}
+
+    def reported():
+        for n in cluster.live():
+            info = cluster.partitions(topic, via=n.node_id)
+            for part in lost:
+                i = info[part]
+                if victim_id not in i["offline"] or i["leader"] not in live - {victim_id}:
+                    raise NotYet(f"node {n.node_id}: partition {part}: {i}")
+            for part in kept:
+                i = info[part]
+                if victim_id in i["offline"] or i["leader"] != victim_id:
+                    raise NotYet(f"node {n.node_id}: partition {part} (healthy dir): {i}")
+        return True
+
+    cluster.wait(f"node {victim_id}'s replicas in {broken} offline after its checkpoint failed, the others "
+                 "still led by it", reported, TIMEOUT_S)
+    assert victim.alive, "the broker must keep serving its other log directory"
+    log = victim.log_path.read_text(errors="replace")
+    assert "high-watermark checkpoint could not be written" in log, victim.log_tail()
+    produce("after", 200)
+    for part in range(4):
+        want = {o: v for (q, o), v in acked.items() if q == part}
+
+        def complete():
+            got = read_all(cluster.bootstrap, topic, part)
+            if {o: got.get(o) for o in want} != want:
+                raise NotYet(f"partition {part}: {len(want)} acked, {len(got)} read")
+            return True
+
+        cluster.wait(f"every acknowledged record of partition {part} read back", complete, TIMEOUT_S)
+
+
 def test_a_move_a_kill_interrupted_resumes_after_the_restart(make_cluster, java_tool):
     """A replica move in progress (held back by the throttle) when the broker is killed
     (kill -9) is resumed after the restart from its `-future` copy, as Kafka resumes a

@@ -959,7 +959,11 @@ impl ReplicaManager {
 
     /// Writes the high watermark of every hosted partition to
     /// `<log dir>/replication-offset-checkpoint` of the directory holding it (atomically,
-    /// fsynced; one file per online directory, as Kafka). Blocking.
+    /// fsynced; one file per online directory, as Kafka). A directory whose checkpoint
+    /// cannot be written is taken offline (Kafka's `ReplicaManager.checkpointHighWatermarks`
+    /// hands the directory to its `LogDirFailureChannel`): a disk that refuses this small
+    /// write cannot be trusted with the logs, and a stale checkpoint would make a restart
+    /// start these partitions from an older high watermark. Blocking.
     pub fn checkpoint_high_watermarks(&self) {
         let mut marks: Vec<HighWatermarks> = self
             .dirs
@@ -994,21 +998,28 @@ impl ReplicaManager {
                 );
             }
         }
-        let mut last = self.last_written.lock().unwrap_or_else(|e| e.into_inner());
-        for (index, marks) in marks.into_iter().enumerate() {
-            if !self.dirs.is_online(index) || last.get(&index) == Some(&marks) {
-                continue;
-            }
-            let dir = &self.dirs.all()[index].path;
-            match marks.write(&RealFs, dir) {
-                Ok(()) => {
-                    last.insert(index, marks);
+        let mut failed = Vec::new();
+        {
+            let mut last = self.last_written.lock().unwrap_or_else(|e| e.into_inner());
+            for (index, marks) in marks.into_iter().enumerate() {
+                if !self.dirs.is_online(index) || last.get(&index) == Some(&marks) {
+                    continue;
                 }
-                Err(error) => {
-                    tracing::error!(dir = %dir.display(), %error,
-                        "cannot write the high-watermark checkpoint")
+                let dir = &self.dirs.all()[index].path;
+                match marks.write(&RealFs, dir) {
+                    Ok(()) => {
+                        last.insert(index, marks);
+                    }
+                    Err(error) => failed.push((index, error)),
                 }
             }
+        }
+        // Outside `last_written`: taking a directory offline takes the reconcile lock.
+        for (index, error) in failed {
+            self.fail_dir(
+                index,
+                &format!("the high-watermark checkpoint could not be written: {error}"),
+            );
         }
     }
 

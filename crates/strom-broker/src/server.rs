@@ -674,7 +674,7 @@ async fn maintain(context: Arc<BrokerContext>) {
             // Kafka halts when its last log directory fails: nothing can be served, and a
             // stopped broker is fenced at once, so leadership moves to other brokers.
             tracing::error!(failed = %context.replicas.log_dirs().failures(),
-                "every log directory has failed; the broker stops (exit status 1). Repair                  the disks and restart it");
+                "every log directory has failed; the broker stops (exit status 1). Repair the disks and restart it");
             std::process::exit(1);
         }
         // Logs that could not be opened (a full disk, say; not damage) are tried again.
