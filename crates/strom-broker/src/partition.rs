@@ -321,8 +321,9 @@ impl Partition {
     /// `leader_epoch` (WriteTxnMarkers, and the transaction coordinator through
     /// [`crate::ReplicaManager::write_txn_markers`]). Kafka's checks run first, under the
     /// producer-state lock the append and the state update also hold: a marker with an older
-    /// producer epoch is INVALID_PRODUCER_EPOCH, one with an older coordinator epoch than the
-    /// producer's last marker TRANSACTION_COORDINATOR_FENCED. The producer's transaction
+    /// producer epoch (at `transaction_version` 2: one not newer, except the retry of a
+    /// marker already written) is INVALID_PRODUCER_EPOCH, one with an older coordinator epoch
+    /// than the producer's last marker TRANSACTION_COORDINATOR_FENCED. The producer's transaction
     /// ends at the marker's offset; an ABORT joins the aborted list. Committed locally per
     /// `commit`; replication is the caller's wait (the high watermark passing the marker).
     #[allow(clippy::too_many_arguments)]
@@ -331,6 +332,7 @@ impl Partition {
         producer_id: i64,
         producer_epoch: i16,
         coordinator_epoch: i32,
+        transaction_version: i16,
         commit_marker: bool,
         leader_epoch: i32,
         commit: Commit,
@@ -347,7 +349,12 @@ impl Partition {
                 })?;
         }
         let mut producers = lock(&self.producers);
-        producers.check_marker(producer_id, producer_epoch, coordinator_epoch)?;
+        producers.check_marker(
+            producer_id,
+            producer_epoch,
+            coordinator_epoch,
+            transaction_version,
+        )?;
         let marker = strom_records::EndTransactionMarker {
             commit: commit_marker,
             coordinator_epoch,

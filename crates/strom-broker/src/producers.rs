@@ -66,15 +66,14 @@ pub struct ProducerView {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum MarkerError {
     /// Kafka's INVALID_PRODUCER_EPOCH (47): the marker's producer epoch is older than the
-    /// producer's current one.
-    #[error("producer {producer_id}: marker epoch {epoch} is older than the current {current}")]
-    StaleProducerEpoch {
+    /// producer's current one, or, at transaction version 2, not newer (see
+    /// [`strom_log::Transactions::check_marker_epoch`]).
+    #[error("producer {producer_id}: {refusal}")]
+    InvalidProducerEpoch {
         /// The producer.
         producer_id: i64,
-        /// The marker's epoch.
-        epoch: i16,
-        /// The producer's current epoch.
-        current: i16,
+        /// What the transaction state said.
+        refusal: MarkerRefusal,
     },
     /// Kafka's TRANSACTION_COORDINATOR_FENCED (52).
     #[error("producer {producer_id}: {refusal}")]
@@ -194,24 +193,24 @@ impl ProducerStates {
         entry
     }
 
-    /// Kafka's checks of a COMMIT/ABORT marker before it is appended: a producer epoch not
-    /// older than the producer's (INVALID_PRODUCER_EPOCH), a coordinator epoch not older
-    /// than its last marker's (TRANSACTION_COORDINATOR_FENCED).
+    /// Kafka's checks of a COMMIT/ABORT marker before it is appended, in Kafka's order
+    /// (`ProducerAppendInfo.appendEndTxnMarker`): the producer epoch against the producer's
+    /// for the marker's `transaction_version` (INVALID_PRODUCER_EPOCH), then a coordinator
+    /// epoch not older than its last marker's (TRANSACTION_COORDINATOR_FENCED).
     pub fn check_marker(
         &self,
         producer_id: i64,
         producer_epoch: i16,
         coordinator_epoch: i32,
+        transaction_version: i16,
     ) -> Result<(), MarkerError> {
-        if let Some(entry) = self.by_id.get(&producer_id) {
-            if producer_epoch < entry.epoch {
-                return Err(MarkerError::StaleProducerEpoch {
-                    producer_id,
-                    epoch: producer_epoch,
-                    current: entry.epoch,
-                });
-            }
-        }
+        let current = self.by_id.get(&producer_id).map(|entry| entry.epoch);
+        self.txns
+            .check_marker_epoch(producer_id, producer_epoch, current, transaction_version)
+            .map_err(|refusal| MarkerError::InvalidProducerEpoch {
+                producer_id,
+                refusal,
+            })?;
         self.txns
             .check_marker(producer_id, coordinator_epoch)
             .map_err(|refusal| MarkerError::CoordinatorFenced {
@@ -475,15 +474,15 @@ mod tests {
         ));
         assert_eq!(back.txns.ongoing_of(9), Some(200));
         assert_eq!(
-            back.check_marker(10, 1, 3),
+            back.check_marker(10, 1, 3, 0),
             Err(MarkerError::CoordinatorFenced {
                 producer_id: 10,
                 refusal: MarkerRefusal::CoordinatorFenced { got: 3, current: 4 }
             })
         );
         assert!(matches!(
-            back.check_marker(9, 1, 0),
-            Err(MarkerError::StaleProducerEpoch { .. })
+            back.check_marker(9, 1, 0, 0),
+            Err(MarkerError::InvalidProducerEpoch { .. })
         ));
         for cut in 0..body.len() {
             assert!(
@@ -503,7 +502,7 @@ mod tests {
         txn.attributes = 0x10;
         states.record(&txn, 10, 11);
         assert_eq!(states.txns.last_stable_offset(12), 10);
-        assert_eq!(states.check_marker(5, 0, 0), Ok(()));
+        assert_eq!(states.check_marker(5, 0, 0, 0), Ok(()));
         states.record_marker(5, 0, 0, true, 12, 0);
         assert_eq!(states.txns.last_stable_offset(13), 13);
         // The next batch continues the sequence.

@@ -38,6 +38,10 @@ pub struct TxnMarker {
     pub commit: bool,
     /// The coordinator's epoch (its `__transaction_state` partition's leader epoch).
     pub coordinator_epoch: i32,
+    /// The marker's transaction version (WriteTxnMarkers v2's `TransactionVersion`; 0 for
+    /// older requests, as Kafka's field default): at 2 the producer epoch was bumped for
+    /// this end, and the partition checks it as Kafka 4.x does (`Partition::write_marker`).
+    pub transaction_version: i16,
     /// Every partition of the transaction to mark.
     pub partitions: Vec<TopicPartition>,
 }
@@ -125,12 +129,14 @@ async fn append_one(
 ) -> Result<i64, ErrorCode> {
     let (producer_id, producer_epoch) = (marker.producer_id, marker.producer_epoch);
     let (coordinator_epoch, commit_marker) = (marker.coordinator_epoch, marker.commit);
+    let transaction_version = marker.transaction_version;
     let appending = Arc::clone(&partition);
     let result = tokio::task::spawn_blocking(move || {
         appending.write_marker(
             producer_id,
             producer_epoch,
             coordinator_epoch,
+            transaction_version,
             commit_marker,
             leader_epoch,
             commit,
@@ -153,7 +159,7 @@ async fn append_one(
 /// Kafka's error code for a refused marker.
 fn refusal_code(refused: &MarkerAppendError) -> ErrorCode {
     let refused = match refused {
-        MarkerAppendError::Marker(MarkerError::StaleProducerEpoch { .. }) => {
+        MarkerAppendError::Marker(MarkerError::InvalidProducerEpoch { .. }) => {
             return ErrorCode::INVALID_PRODUCER_EPOCH
         }
         MarkerAppendError::Marker(MarkerError::CoordinatorFenced { .. }) => {

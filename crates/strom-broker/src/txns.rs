@@ -977,6 +977,9 @@ async fn write_markers(
             producer_epoch: job.producer_epoch,
             commit: job.commit,
             coordinator_epoch: leader_epoch,
+            // The job does not carry its transaction's version yet: the partitions check
+            // the epoch with the legacy rule (not older), which every TV2 marker passes too.
+            transaction_version: strom_txn::TV0,
             partitions: remaining.clone(),
         };
         let results = send_markers(&context, &image, marker).await;

@@ -21,6 +21,7 @@ pub mod record_errors;
 pub mod segment;
 mod small_file;
 pub mod txn;
+pub mod txn_index;
 
 pub use compaction::CompactionLimits;
 pub use config::{CleanupPolicy, ConfigError, Durability, LogConfig, MessageTimestampType};
@@ -35,4 +36,6 @@ pub use log::{
     TimestampOffset, TruncateReport, Unflushed, SCRUB_CHUNK_BYTES, SNAPSHOT_SUFFIX,
 };
 pub use record_errors::{RecordError, RecordErrorReason, RecordErrors, RECORD_ERRORS_LISTED_MAX};
-pub use txn::{AbortedTxn, MarkerRefusal, Reader as SnapshotReader, Transactions};
+pub use txn::{
+    AbortedTxn, MarkerRefusal, Reader as SnapshotReader, Transactions, TRANSACTION_VERSION_2,
+};

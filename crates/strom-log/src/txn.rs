@@ -32,9 +32,28 @@ pub struct AbortedTxn {
     pub last_stable_offset: i64,
 }
 
-/// Why a marker is refused (the check Kafka's `ProducerAppendInfo` makes on a marker).
+/// Kafka's transaction version 2 (KIP-890 part 2): the coordinator bumps the producer epoch
+/// at the end of every transaction and writes the markers with the bumped epoch.
+pub const TRANSACTION_VERSION_2: i16 = 2;
+
+/// Why a marker is refused (the checks Kafka's `ProducerAppendInfo` makes on a marker).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum MarkerRefusal {
+    /// Kafka's INVALID_PRODUCER_EPOCH (47): below transaction version 2 a marker epoch older
+    /// than the producer's current one; at version 2 one not newer (the coordinator bumped
+    /// the epoch for this end), unless it is the retry of a marker already written.
+    #[error(
+        "marker epoch {got} is {} the producer's current epoch {current} (transaction version {transaction_version})",
+        if *transaction_version >= TRANSACTION_VERSION_2 { "not above" } else { "below" }
+    )]
+    InvalidProducerEpoch {
+        /// The marker's producer epoch.
+        got: i16,
+        /// The producer's current epoch.
+        current: i16,
+        /// The marker's transaction version.
+        transaction_version: i16,
+    },
     /// Kafka's TRANSACTION_COORDINATOR_FENCED (52): a coordinator epoch older than the one
     /// of this producer's last marker (a coordinator that lost its partition still writing).
     #[error("coordinator epoch {got} is older than {current}, the last one seen")]
@@ -112,6 +131,43 @@ impl Transactions {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Kafka's producer-epoch check of a marker (`ProducerAppendInfo.checkProducerEpoch`,
+    /// Kafka 4.x) for `producer_id` whose current epoch here is `current_epoch` (`None`: no
+    /// state, every epoch is accepted). Below transaction version 2 markers carry the epoch
+    /// of the transaction's data, so an older epoch is refused. At version 2 the coordinator
+    /// bumped the epoch before writing the marker, so a valid marker's epoch is strictly
+    /// newer; one equal to the current epoch is a late marker of an earlier transaction and
+    /// is refused while a transaction is open here (it would end the transaction the new
+    /// epoch started), but accepted with none open: that is the retry of a marker already
+    /// written (a lost response, a coordinator reloading PREPARE_COMMIT/ABORT), which Kafka
+    /// writes again (KAFKA-19999) and which ends nothing here.
+    pub fn check_marker_epoch(
+        &self,
+        producer_id: i64,
+        marker_epoch: i16,
+        current_epoch: Option<i16>,
+        transaction_version: i16,
+    ) -> Result<(), MarkerRefusal> {
+        let Some(current) = current_epoch else {
+            return Ok(());
+        };
+        let tv2 = transaction_version >= TRANSACTION_VERSION_2;
+        let refused = if tv2 {
+            marker_epoch < current
+                || (marker_epoch == current && self.has_ongoing(producer_id))
+        } else {
+            marker_epoch < current
+        };
+        if refused {
+            return Err(MarkerRefusal::InvalidProducerEpoch {
+                got: marker_epoch,
+                current,
+                transaction_version,
+            });
+        }
+        Ok(())
     }
 
     /// A marker now in the log at `offset`: the producer's transaction (if one is open here)
@@ -468,6 +524,46 @@ mod tests {
         let mut lying = body.clone();
         lying[0..4].copy_from_slice(&u32::MAX.to_be_bytes());
         assert!(Transactions::decode(&mut Reader::new(&lying)).is_err());
+    }
+
+    #[test]
+    fn transaction_version_2_markers_need_a_bumped_epoch() {
+        let refused = |got, current, tv| {
+            Err(MarkerRefusal::InvalidProducerEpoch {
+                got,
+                current,
+                transaction_version: tv,
+            })
+        };
+        let mut t = Transactions::default();
+        // No state for the producer: any epoch, any version.
+        assert_eq!(t.check_marker_epoch(7, 0, None, 2), Ok(()));
+        assert_eq!(t.check_marker_epoch(7, 0, None, 0), Ok(()));
+        // Producer 7 at epoch 4 has a transaction open here.
+        t.on_batch(&header(7, true, false), 0);
+        // Below version 2: the data's epoch or newer.
+        assert_eq!(t.check_marker_epoch(7, 4, Some(4), 0), Ok(()));
+        assert_eq!(t.check_marker_epoch(7, 5, Some(4), 1), Ok(()));
+        assert_eq!(t.check_marker_epoch(7, 3, Some(4), 1), refused(3, 4, 1));
+        // Version 2: strictly newer (the coordinator bumped it); equal is a late marker of
+        // an earlier transaction while this one is open; older is refused.
+        assert_eq!(t.check_marker_epoch(7, 5, Some(4), 2), Ok(()));
+        assert_eq!(t.check_marker_epoch(7, 4, Some(4), 2), refused(4, 4, 2));
+        assert_eq!(t.check_marker_epoch(7, 3, Some(4), 2), refused(3, 4, 2));
+        // The marker (epoch 5) ends the transaction; its retry at the same epoch, with
+        // nothing open, is accepted (Kafka's idempotent marker retry) and ends nothing.
+        t.on_marker(7, 0, true, 1);
+        assert_eq!(t.check_marker_epoch(7, 5, Some(5), 2), Ok(()));
+        assert_eq!(t.on_marker(7, 0, true, 2), None);
+        assert_eq!(t.check_marker_epoch(7, 4, Some(5), 2), refused(4, 5, 2));
+        // A new transaction at epoch 5: a second marker at 5 is now late.
+        t.on_batch(&header(7, true, false), 3);
+        assert_eq!(t.check_marker_epoch(7, 5, Some(5), 2), refused(5, 5, 2));
+        assert_eq!(t.check_marker_epoch(7, 6, Some(5), 2), Ok(()));
+        assert_eq!(
+            refused(4, 4, 2).unwrap_err().to_string(),
+            "marker epoch 4 is not above the producer's current epoch 4 (transaction version 2)"
+        );
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub(super) async fn handle(
             producer_epoch: wire.producer_epoch,
             commit: wire.transaction_result,
             coordinator_epoch: wire.coordinator_epoch,
+            // Version 1 (the one served) has no TransactionVersion: Kafka's default, 0.
+            transaction_version: 0,
             partitions: wire
                 .topics
                 .iter()
