@@ -514,6 +514,38 @@ mod tests {
         assert_eq!(states.check(&control), SequenceCheck::Append);
     }
 
+    /// Transaction version 2: the marker must carry the epoch the coordinator bumped for
+    /// this end; one at the data's epoch is a late marker while the transaction is open
+    /// (INVALID_PRODUCER_EPOCH), and the retry of a written marker passes. Below version 2
+    /// the data's epoch is what markers carry.
+    #[test]
+    fn transaction_version_2_markers_are_checked_against_the_bumped_epoch() {
+        let mut states = ProducerStates::default();
+        let mut txn = header(5, 3, 0, 1);
+        txn.attributes = 0x10;
+        states.record(&txn, 10, 10);
+        let invalid = |got, current, transaction_version| {
+            Err(MarkerError::InvalidProducerEpoch {
+                producer_id: 5,
+                refusal: MarkerRefusal::InvalidProducerEpoch {
+                    got,
+                    current,
+                    transaction_version,
+                },
+            })
+        };
+        assert_eq!(states.check_marker(5, 3, 0, 1), Ok(()));
+        assert_eq!(states.check_marker(5, 3, 0, 2), invalid(3, 3, 2));
+        assert_eq!(states.check_marker(5, 2, 0, 2), invalid(2, 3, 2));
+        assert_eq!(states.check_marker(5, 4, 0, 2), Ok(()));
+        states.record_marker(5, 4, 0, false, 11, 0);
+        // The marker's epoch became the producer's; its retry is accepted.
+        assert_eq!(states.check_marker(5, 4, 0, 2), Ok(()));
+        assert_eq!(states.check_marker(5, 3, 0, 0), invalid(3, 4, 0));
+        // The epoch check comes before the coordinator epoch's, as in Kafka.
+        assert_eq!(states.check_marker(5, 3, -5, 2), invalid(3, 4, 2));
+    }
+
     #[test]
     fn idle_producers_expire_but_not_during_a_transaction() {
         let mut states = ProducerStates::default();

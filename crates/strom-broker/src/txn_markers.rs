@@ -205,3 +205,31 @@ async fn wait_replicated(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use strom_log::MarkerRefusal;
+
+    use super::*;
+
+    #[test]
+    fn refused_markers_get_kafkas_codes() {
+        let epoch = MarkerAppendError::Marker(MarkerError::InvalidProducerEpoch {
+            producer_id: 1,
+            refusal: MarkerRefusal::InvalidProducerEpoch {
+                got: 4,
+                current: 4,
+                transaction_version: 2,
+            },
+        });
+        assert_eq!(refusal_code(&epoch), ErrorCode::INVALID_PRODUCER_EPOCH);
+        let fenced = MarkerAppendError::Marker(MarkerError::CoordinatorFenced {
+            producer_id: 1,
+            refusal: MarkerRefusal::CoordinatorFenced { got: 1, current: 2 },
+        });
+        assert_eq!(
+            refusal_code(&fenced),
+            ErrorCode::TRANSACTION_COORDINATOR_FENCED
+        );
+    }
+}

@@ -24,10 +24,31 @@
 //!   key map; a committed transaction's records are cleaned as any others; a transaction
 //!   whose marker is not in the mapped range (still open, or its marker lies beyond) is
 //!   kept whole and its keys stay out of the map, so nothing it might supersede is removed
-//!   before it is decided. Markers (control batches) are kept whole: replaying the log into
-//!   producer state needs every marker whose transaction's batches may remain (removing
-//!   markers after `delete.retention.ms`, as Kafka does once a transaction has no data
-//!   left, is not done yet).
+//!   before it is decided.
+//! - Transaction markers (KIP-534, Kafka's `CleanedTransactionMetadata.onControlBatchRead`
+//!   and `checkBatchRetention`): a COMMIT or ABORT marker is removed once no batch of its
+//!   transaction remains, in two passes as a tombstone. A pass whose key-map walk (which
+//!   always starts at the log's first segment, so it sees everything below the marker)
+//!   meets no batch of the marker's transaction ([`KeyMap`]'s markers without data) sets
+//!   the marker batch's delete horizon (now + `delete.retention.ms`); a pass at or after
+//!   the horizon empties it (the batch is then dropped, or kept with no records where the
+//!   empty-batch rule above needs it: a kept empty control batch ends nothing when
+//!   replayed, as in Kafka). A pass that still meets a batch of the transaction (an
+//!   aborted one's data is removed in that very pass) keeps the marker: the data goes
+//!   first. An empty control batch (a marker emptied earlier) carries nothing and may be
+//!   dropped like any empty batch.
+//!
+//!   Producer state stays rebuildable: replay (`strom-broker`, from a producer snapshot or
+//!   the log start) must never see a transaction's data without its marker, or the
+//!   transaction would stay open and hold the last stable offset forever. From the log
+//!   start it sees neither (the data went in an earlier pass, and no batch of the
+//!   transaction lies after its marker). From a snapshot the marker must be below it: a
+//!   snapshot taken inside the transaction says it is open and only the marker replayed
+//!   after it closes it. So a marker is removed only below every producer snapshot on disk
+//!   ([`CleanTime::markers_removable_below`]); later snapshots are taken at the log end,
+//!   higher still. (A replica that fetches the cleaned range only after the marker went, a
+//!   follower out of the ISR for longer than `delete.retention.ms` having copied the data
+//!   before, sees the same as in Kafka: `delete.retention.ms` is the time to catch up.)
 //!
 //! Records are never decoded into values: the key map and the cleaning walk each batch's
 //! records (`strom_records::walk_records`, one decompression window, keys copied out), and
@@ -82,6 +103,9 @@ pub struct KeyMap {
     /// Base offsets of transactional batches whose outcome is not in the mapped range
     /// (kept whole).
     undecided: HashSet<i64>,
+    /// Base offsets of COMMIT/ABORT markers whose transaction has no batch in the mapped
+    /// range (removed after their delete horizon, see the module docs).
+    markers_without_data: HashSet<i64>,
     bytes: usize,
 }
 
@@ -157,9 +181,14 @@ impl KeyMap {
 
     /// Adds all keys of `other` (a later part of the log).
     pub fn merge(&mut self, other: KeyMap) {
-        self.bytes += (other.aborted.len() + other.undecided.len()) * BATCH_ENTRY_BYTES;
+        self.bytes += (other.aborted.len()
+            + other.undecided.len()
+            + other.markers_without_data.len())
+            * BATCH_ENTRY_BYTES;
         self.aborted.extend(other.aborted);
         self.undecided.extend(other.undecided);
+        self.markers_without_data
+            .extend(other.markers_without_data);
         for (producer_id, last) in other.producers {
             match self.producers.get_mut(&producer_id) {
                 Some(latest) => *latest = (*latest).max(last),
@@ -204,12 +233,20 @@ impl TxnTracker {
             let Some(commit) = marker_of(batch, limits)? else {
                 return Ok(());
             };
-            if let Some((offsets, keys)) = self.open.remove(&header.producer_id) {
-                if commit {
-                    part.merge(keys);
-                } else {
-                    part.bytes += offsets.len() * BATCH_ENTRY_BYTES;
-                    part.aborted.extend(offsets);
+            match self.open.remove(&header.producer_id) {
+                Some((offsets, keys)) => {
+                    if commit {
+                        part.merge(keys);
+                    } else {
+                        part.bytes += offsets.len() * BATCH_ENTRY_BYTES;
+                        part.aborted.extend(offsets);
+                    }
+                }
+                // No batch of this transaction from the log's start to its marker (the
+                // mapped range starts at the first segment): the marker may go.
+                None => {
+                    part.bytes += BATCH_ENTRY_BYTES;
+                    part.markers_without_data.insert(header.base_offset);
                 }
             }
             return Ok(());
@@ -286,12 +323,15 @@ pub enum Cleaned {
     },
 }
 
-/// When a pass runs and how long tombstones live.
+/// When a pass runs and how long tombstones and markers without data live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CleanTime {
     pub now_ms: i64,
     /// `delete.retention.ms`.
     pub delete_retention_ms: i64,
+    /// Markers are removed only below this offset: the end offset of the oldest producer
+    /// snapshot on disk (`i64::MAX` without one), see the module docs.
+    pub markers_removable_below: i64,
 }
 
 /// Drops the records of `batch` (whose header is `header`) that a later record with the
@@ -306,7 +346,10 @@ pub fn clean_batch(
     limits: &CompactionLimits,
 ) -> Result<Cleaned, RecordsError> {
     check_stored(batch)?;
-    if header.is_control() || map.undecided.contains(&header.base_offset) {
+    if header.is_control() {
+        return clean_control_batch(header, batch, map, time, limits);
+    }
+    if map.undecided.contains(&header.base_offset) {
         return Ok(Cleaned::Unchanged);
     }
     if header.is_transactional() && map.aborted.contains(&header.base_offset) {
@@ -370,6 +413,48 @@ pub fn clean_batch(
         records_removed,
         tombstones_removed,
     })
+}
+
+/// A control batch: an empty one (a marker emptied by an earlier pass) holds nothing; a
+/// COMMIT/ABORT marker whose transaction left no batch gets its delete horizon, and is
+/// emptied once the horizon passed if it lies below every producer snapshot; anything
+/// else stays as it is.
+fn clean_control_batch(
+    header: &BatchHeader,
+    batch: &[u8],
+    map: &KeyMap,
+    time: CleanTime,
+    limits: &CompactionLimits,
+) -> Result<Cleaned, RecordsError> {
+    if header.records_count == 0 {
+        return Ok(Cleaned::Emptied {
+            records_removed: 0,
+            tombstones_removed: 0,
+        });
+    }
+    if !map.markers_without_data.contains(&header.base_offset) {
+        return Ok(Cleaned::Unchanged);
+    }
+    if !header.has_delete_horizon() {
+        let rebuild = Rebuild {
+            delete_horizon_ms: Some(time.now_ms.saturating_add(time.delete_retention_ms.max(0))),
+        };
+        let retained = retain_records(batch, &decode_limits(limits), rebuild, |_| true)?;
+        return Ok(Cleaned::Rewritten {
+            batch: retained.batch,
+            records_removed: 0,
+            tombstones_removed: 0,
+        });
+    }
+    if time.now_ms >= header.base_timestamp
+        && header.last_offset() < time.markers_removable_below
+    {
+        return Ok(Cleaned::Emptied {
+            records_removed: usize::try_from(header.records_count).unwrap_or(0),
+            tombstones_removed: 0,
+        });
+    }
+    Ok(Cleaned::Unchanged)
 }
 
 /// Record positions in one batch, one bit each (a batch holds at most as many records as
@@ -489,6 +574,7 @@ mod tests {
         CleanTime {
             now_ms,
             delete_retention_ms: 5000,
+            markers_removable_below: i64::MAX,
         }
     }
 
@@ -577,8 +663,103 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(clean(&open, &map, at(0)), Cleaned::Unchanged);
+        // Both transactions had data in this pass: their markers stay as they are.
         assert_eq!(clean(&abort, &map, at(0)), Cleaned::Unchanged);
         assert_eq!(clean(&commit, &map, at(0)), Cleaned::Unchanged);
+    }
+
+    fn map_with_tracker(batches: &[&Vec<u8>]) -> KeyMap {
+        let limits = CompactionLimits::default();
+        let mut map = KeyMap::default();
+        let mut tracker = TxnTracker::default();
+        for bytes in batches {
+            let h = BatchHeader::parse(bytes).unwrap();
+            map.add_producer_batch(&h);
+            tracker.add_batch(&mut map, &h, bytes, &limits).unwrap();
+        }
+        tracker.finish(&mut map);
+        map
+    }
+
+    /// KIP-534 for markers: once no batch of its transaction is left, a marker gets a delete
+    /// horizon in one pass and is emptied in the first pass at or after it, and only below
+    /// every producer snapshot.
+    #[test]
+    fn markers_without_data_go_after_their_delete_horizon() {
+        let limits = CompactionLimits::default();
+        // What earlier passes left: the markers of an aborted (producer 1) and a committed
+        // (producer 2) transaction whose batches are gone; producer 3's marker still has
+        // its data; then a plain batch.
+        let abort = marker(3, 1, false);
+        let commit = marker(4, 2, true);
+        let data = txn_batch(5, 3, &["k"]);
+        let commit_with_data = marker(6, 3, true);
+        let plain = batch(7, &[("k", Some("x"))], Compression::None);
+        let map = map_with_tracker(&[&abort, &commit, &data, &commit_with_data, &plain]);
+        assert_eq!(clean(&commit_with_data, &map, at(100)), Cleaned::Unchanged);
+        for bare in [&abort, &commit] {
+            // First pass: the horizon is set, the marker itself kept.
+            let Cleaned::Rewritten {
+                batch: marked,
+                records_removed: 0,
+                tombstones_removed: 0,
+            } = clean(bare, &map, at(100))
+            else {
+                panic!("horizon set")
+            };
+            let h = validate(&marked, &ValidateLimits::default()).unwrap();
+            assert!(h.has_delete_horizon() && h.is_control());
+            assert_eq!(h.base_timestamp, 5100);
+            let original = BatchHeader::parse(bare).unwrap();
+            assert_eq!(
+                (h.base_offset, h.producer_id, h.max_timestamp),
+                (original.base_offset, original.producer_id, original.max_timestamp)
+            );
+            let record = &decode(&marked, &limits).unwrap()[0];
+            assert_eq!(record.timestamp_ms(&h), 1000, "the marker keeps its timestamp");
+            let was = strom_records::EndTransactionMarker::from_record(
+                &decode(bare, &limits).unwrap()[0],
+            )
+            .unwrap();
+            assert_eq!(
+                strom_records::EndTransactionMarker::from_record(record).unwrap(),
+                was
+            );
+            // The next pass (its walk sees the marked batch, still without data).
+            let marked_vec = marked.clone();
+            let map = map_with_tracker(&[&marked_vec, &plain]);
+            assert_eq!(clean(&marked, &map, at(5099)), Cleaned::Unchanged);
+            assert_eq!(
+                clean(&marked, &map, at(5100)),
+                Cleaned::Emptied {
+                    records_removed: 1,
+                    tombstones_removed: 0
+                }
+            );
+            // Not at or above the oldest producer snapshot.
+            let snapshot_at = |offset| CleanTime {
+                markers_removable_below: offset,
+                ..at(9000)
+            };
+            assert_eq!(
+                clean(&marked, &map, snapshot_at(h.base_offset)),
+                Cleaned::Unchanged
+            );
+            assert!(matches!(
+                clean(&marked, &map, snapshot_at(h.base_offset + 1)),
+                Cleaned::Emptied { .. }
+            ));
+            // What is left of it (an empty control batch, where one must stay) holds
+            // nothing and may go in any later pass.
+            let empty = strom_records::empty_batch(&h).unwrap();
+            assert!(matches!(
+                clean(&empty, &map_with_tracker(&[&empty]), at(0)),
+                Cleaned::Emptied {
+                    records_removed: 0,
+                    ..
+                }
+            ));
+        }
     }
 
     #[test]

@@ -700,3 +700,115 @@ fn min_compaction_lag() {
     let report = log.compact(100, &CompactionLimits::default()).unwrap();
     assert!(report.records_removed > 0, "{report:?}");
 }
+
+/// A transactional batch of producer `producer_id` with one record per key.
+fn txn_keyed(producer_id: i64, keys: &[u32], timestamp_ms: i64) -> Vec<u8> {
+    let mut b = BatchBuilder::new(0, timestamp_ms)
+        .producer(producer_id, 0, 0)
+        .transactional(true);
+    for key in keys {
+        b.append(
+            timestamp_ms,
+            Some(format!("key-{key}").into_bytes().into()),
+            Some(format!("txn-{producer_id}").into_bytes().into()),
+            Vec::new(),
+        )
+        .unwrap();
+    }
+    b.build().unwrap()
+}
+
+fn end_marker(producer_id: i64, commit: bool, timestamp_ms: i64) -> Vec<u8> {
+    strom_records::EndTransactionMarker {
+        commit,
+        coordinator_epoch: 0,
+    }
+    .to_batch(0, timestamp_ms, producer_id, 0)
+    .unwrap()
+}
+
+/// Base offsets of the control batches still holding a marker record.
+fn markers_left(log: &Log) -> Vec<i64> {
+    read_all(log)
+        .into_iter()
+        .filter(|(_, batch)| {
+            let h = BatchHeader::parse(batch).unwrap();
+            h.is_control() && h.records_count > 0
+        })
+        .map(|(offset, _)| offset)
+        .collect()
+}
+
+/// KIP-534 for transaction markers on a real log: the aborted records go in the first pass
+/// (their ABORT marker stays: its data was seen), then a pass that finds a marker's
+/// transaction empty gives the marker a delete horizon, and one at or after the horizon
+/// removes it, but only below every producer snapshot. A committed transaction whose
+/// records were all superseded loses its marker the same way; one with records left keeps
+/// it.
+#[test]
+fn markers_go_after_their_transactions_and_the_delete_horizon() {
+    let fs = SimFs::new();
+    let log = open_sim(&fs, config(), 0).unwrap();
+    let append = |bytes: Vec<u8>| {
+        let mut bytes = bytes;
+        log.append(&mut bytes, AppendOrigin::Coordinator, 0)
+            .unwrap()
+            .first_offset
+    };
+    // 1 commits key 0 (superseded below), 2 aborts key 1, 3 commits key 2 (stays).
+    append(txn_keyed(1, &[0], 10));
+    let commit_1 = append(end_marker(1, true, 10));
+    append(txn_keyed(2, &[1], 10));
+    let abort_2 = append(end_marker(2, false, 10));
+    append(txn_keyed(3, &[2], 10));
+    let commit_3 = append(end_marker(3, true, 10));
+    // Plain records: key 0 again, then enough to roll the transactions out of the active
+    // segment.
+    for i in 0..20u32 {
+        append(keyed(&[(if i == 0 { 0 } else { 10 + i }, Some(i))], 10, Compression::None));
+    }
+    log.set_high_watermark(log.log_end_offset());
+    log.flush().unwrap();
+    assert!(
+        *log.segment_base_offsets().last().unwrap() > commit_3,
+        "the markers are out of the active segment"
+    );
+    let all = [commit_1, abort_2, commit_3];
+    assert_eq!(markers_left(&log), all);
+
+    // A snapshot at the log end (as the broker writes after a roll): every marker below it.
+    let snapshot_at = log.log_end_offset();
+    log.write_producer_snapshot(snapshot_at, &strom_log::frame_snapshot(snapshot_at, b""))
+        .unwrap();
+    // Pass 1 removes the aborted record and the superseded one; every marker saw its data.
+    let report = log.compact(100, &CompactionLimits::default()).unwrap();
+    assert!(report.records_removed >= 2, "{report:?}");
+    assert_eq!(markers_left(&log), all);
+    // Pass 2 sets the horizon (100 + delete.retention.ms) of the two emptied transactions'
+    // markers; pass 3, before it, changes nothing.
+    log.compact(100, &CompactionLimits::default()).unwrap();
+    log.compact(1099, &CompactionLimits::default()).unwrap();
+    assert_eq!(markers_left(&log), all);
+    // An older snapshot, below producer 2's marker, holds the removal back at it.
+    log.write_producer_snapshot(abort_2, &strom_log::frame_snapshot(abort_2, b""))
+        .unwrap();
+    log.compact(1100, &CompactionLimits::default()).unwrap();
+    assert_eq!(markers_left(&log), [abort_2, commit_3]);
+    // Without it, producer 2's marker goes too; producer 3's stays (its record is left).
+    log.remove_producer_snapshots_above(commit_1).unwrap();
+    log.write_producer_snapshot(snapshot_at, &strom_log::frame_snapshot(snapshot_at, b""))
+        .unwrap();
+    log.compact(1100, &CompactionLimits::default()).unwrap();
+    assert_eq!(markers_left(&log), [commit_3]);
+    let kept: Vec<(i64, Vec<u8>)> = rows(&log)
+        .into_iter()
+        .filter(|r| r.1 == b"key-1" || r.1 == b"key-2")
+        .map(|r| (r.0, r.2.unwrap()))
+        .collect();
+    assert_eq!(kept, [(commit_3 - 1, b"txn-3".to_vec())]);
+    // The log reopens (after a crash too) with the same content.
+    let before = read_all(&log);
+    drop(log);
+    let log = open_sim(&fs.crash(7), config(), 2000).unwrap();
+    assert_eq!(read_all(&log), before);
+}

@@ -116,9 +116,13 @@ impl Log {
             self.config.segment_bytes,
             self.config.segment_index_bytes,
         );
+        // Markers go only below every producer snapshot (`crate::compaction`): listed after
+        // the key map, so a snapshot written meanwhile is at the log end, above them all.
+        let markers_removable_below = self.oldest_producer_snapshot()?.unwrap_or(i64::MAX);
         let time = CleanTime {
             now_ms,
             delete_retention_ms: self.config.delete_retention_ms,
+            markers_removable_below,
         };
         for group in groups {
             if let Some(members) = covered.get(group) {

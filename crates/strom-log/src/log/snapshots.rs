@@ -92,6 +92,20 @@ impl Log {
         Ok(offsets)
     }
 
+    /// The end offset of the oldest producer snapshot on disk, listed without touching
+    /// anything (a snapshot being written, still under its temporary name, is left alone:
+    /// it ends at the log end, above every offset compaction asks about).
+    pub(super) fn oldest_producer_snapshot(&self) -> Result<Option<i64>, LogError> {
+        let names = self
+            .fs
+            .list_dir(&self.dir)
+            .map_err(|e| LogError::io("list", &self.dir, e))?;
+        Ok(names
+            .iter()
+            .filter_map(|name| parse_file_name(name, SNAPSHOT_SUFFIX))
+            .min())
+    }
+
     /// The bytes of the snapshot ending at `end_offset` (at most `len_bytes_max`; a larger
     /// file is `Ok(Err(reason))`, damage for the caller to report).
     pub fn read_producer_snapshot(
