@@ -181,14 +181,12 @@ impl KeyMap {
 
     /// Adds all keys of `other` (a later part of the log).
     pub fn merge(&mut self, other: KeyMap) {
-        self.bytes += (other.aborted.len()
-            + other.undecided.len()
-            + other.markers_without_data.len())
-            * BATCH_ENTRY_BYTES;
+        self.bytes +=
+            (other.aborted.len() + other.undecided.len() + other.markers_without_data.len())
+                * BATCH_ENTRY_BYTES;
         self.aborted.extend(other.aborted);
         self.undecided.extend(other.undecided);
-        self.markers_without_data
-            .extend(other.markers_without_data);
+        self.markers_without_data.extend(other.markers_without_data);
         for (producer_id, last) in other.producers {
             match self.producers.get_mut(&producer_id) {
                 Some(latest) => *latest = (*latest).max(last),
@@ -446,9 +444,7 @@ fn clean_control_batch(
             tombstones_removed: 0,
         });
     }
-    if time.now_ms >= header.base_timestamp
-        && header.last_offset() < time.markers_removable_below
-    {
+    if time.now_ms >= header.base_timestamp && header.last_offset() < time.markers_removable_below {
         return Ok(Cleaned::Emptied {
             records_removed: usize::try_from(header.records_count).unwrap_or(0),
             tombstones_removed: 0,
@@ -713,10 +709,18 @@ mod tests {
             let original = BatchHeader::parse(bare).unwrap();
             assert_eq!(
                 (h.base_offset, h.producer_id, h.max_timestamp),
-                (original.base_offset, original.producer_id, original.max_timestamp)
+                (
+                    original.base_offset,
+                    original.producer_id,
+                    original.max_timestamp
+                )
             );
             let record = &decode(&marked, &limits).unwrap()[0];
-            assert_eq!(record.timestamp_ms(&h), 1000, "the marker keeps its timestamp");
+            assert_eq!(
+                record.timestamp_ms(&h),
+                1000,
+                "the marker keeps its timestamp"
+            );
             let was = strom_records::EndTransactionMarker::from_record(
                 &decode(bare, &limits).unwrap()[0],
             )

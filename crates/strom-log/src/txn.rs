@@ -155,8 +155,7 @@ impl Transactions {
         };
         let tv2 = transaction_version >= TRANSACTION_VERSION_2;
         let refused = if tv2 {
-            marker_epoch < current
-                || (marker_epoch == current && self.has_ongoing(producer_id))
+            marker_epoch < current || (marker_epoch == current && self.has_ongoing(producer_id))
         } else {
             marker_epoch < current
         };

@@ -765,7 +765,11 @@ fn markers_go_after_their_transactions_and_the_delete_horizon() {
     // Plain records: key 0 again, then enough to roll the transactions out of the active
     // segment.
     for i in 0..20u32 {
-        append(keyed(&[(if i == 0 { 0 } else { 10 + i }, Some(i))], 10, Compression::None));
+        append(keyed(
+            &[(if i == 0 { 0 } else { 10 + i }, Some(i))],
+            10,
+            Compression::None,
+        ));
     }
     log.set_high_watermark(log.log_end_offset());
     log.flush().unwrap();
