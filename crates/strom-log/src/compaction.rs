@@ -25,18 +25,26 @@
 //!   whose marker is not in the mapped range (still open, or its marker lies beyond) is
 //!   kept whole and its keys stay out of the map, so nothing it might supersede is removed
 //!   before it is decided.
-//! - Transaction markers (KIP-534, Kafka's `CleanedTransactionMetadata.onControlBatchRead`
-//!   and `checkBatchRetention`): a COMMIT or ABORT marker is removed once no batch of its
-//!   transaction remains, in two passes as a tombstone. A pass whose key-map walk (which
-//!   always starts at the log's first segment, so it sees everything below the marker)
-//!   meets no batch of the marker's transaction ([`KeyMap`]'s markers without data) sets
-//!   the marker batch's delete horizon (now + `delete.retention.ms`); a pass at or after
-//!   the horizon empties it (the batch is then dropped, or kept with no records where the
-//!   empty-batch rule above needs it: a kept empty control batch ends nothing when
-//!   replayed, as in Kafka). A pass that still meets a batch of the transaction (an
-//!   aborted one's data is removed in that very pass) keeps the marker: the data goes
+//! - COMMIT markers (KIP-534, Kafka's `CleanedTransactionMetadata.onControlBatchRead` and
+//!   `checkBatchRetention`): a COMMIT marker is removed once no batch of its transaction
+//!   remains, in two passes as a tombstone. A pass whose key-map walk (which always starts
+//!   at the log's first segment, so it sees everything below the marker) meets no batch of
+//!   the marker's transaction ([`KeyMap`]'s markers without data) sets the marker batch's
+//!   delete horizon (now + `delete.retention.ms`); a pass at or after the horizon empties
+//!   it (the batch is then dropped, or kept with no records where the empty-batch rule
+//!   above needs it: a kept empty control batch ends nothing when replayed, as in Kafka). A
+//!   pass that still meets a batch of the transaction keeps the marker: the data goes
 //!   first. An empty control batch (a marker emptied earlier) carries nothing and may be
 //!   dropped like any empty batch.
+//!
+//!   ABORT markers are kept whole, unlike Kafka's cleaner: Kafka drops an ABORT marker
+//!   together with its entry in the segment's `.txnindex`, which the cleaner rewrites,
+//!   whereas Strom's aborted list lives in memory and in the producer snapshots
+//!   (`crate::txn`). Without its marker an entry still listed would make `read_committed`
+//!   clients (librdkafka, Java) skip every later transaction of the producer, as they skip
+//!   a producer's batches from an aborted transaction's first offset until they read its
+//!   ABORT marker. Removing them waits for the per-segment `.txnindex`
+//!   (`crate::txn_index`).
 //!
 //!   Producer state stays rebuildable: replay (`strom-broker`, from a producer snapshot or
 //!   the log start) must never see a transaction's data without its marker, or the
@@ -103,8 +111,8 @@ pub struct KeyMap {
     /// Base offsets of transactional batches whose outcome is not in the mapped range
     /// (kept whole).
     undecided: HashSet<i64>,
-    /// Base offsets of COMMIT/ABORT markers whose transaction has no batch in the mapped
-    /// range (removed after their delete horizon, see the module docs).
+    /// Base offsets of COMMIT markers whose transaction has no batch in the mapped range
+    /// (removed after their delete horizon, see the module docs).
     markers_without_data: HashSet<i64>,
     bytes: usize,
 }
@@ -241,11 +249,13 @@ impl TxnTracker {
                     }
                 }
                 // No batch of this transaction from the log's start to its marker (the
-                // mapped range starts at the first segment): the marker may go.
-                None => {
+                // mapped range starts at the first segment): a COMMIT marker may go (an
+                // ABORT marker stays, see the module docs).
+                None if commit => {
                     part.bytes += BATCH_ENTRY_BYTES;
                     part.markers_without_data.insert(header.base_offset);
                 }
+                None => {}
             }
             return Ok(());
         }
@@ -414,7 +424,7 @@ pub fn clean_batch(
 }
 
 /// A control batch: an empty one (a marker emptied by an earlier pass) holds nothing; a
-/// COMMIT/ABORT marker whose transaction left no batch gets its delete horizon, and is
+/// COMMIT marker whose transaction left no batch gets its delete horizon, and is
 /// emptied once the horizon passed if it lies below every producer snapshot; anything
 /// else stays as it is.
 fn clean_control_batch(
@@ -677,11 +687,11 @@ mod tests {
         map
     }
 
-    /// KIP-534 for markers: once no batch of its transaction is left, a marker gets a delete
-    /// horizon in one pass and is emptied in the first pass at or after it, and only below
-    /// every producer snapshot.
+    /// KIP-534 for COMMIT markers: once no batch of its transaction is left, the marker
+    /// gets a delete horizon in one pass and is emptied in the first pass at or after it,
+    /// and only below every producer snapshot. ABORT markers stay (the module docs).
     #[test]
-    fn markers_without_data_go_after_their_delete_horizon() {
+    fn commit_markers_without_data_go_after_their_delete_horizon() {
         let limits = CompactionLimits::default();
         // What earlier passes left: the markers of an aborted (producer 1) and a committed
         // (producer 2) transaction whose batches are gone; producer 3's marker still has
@@ -693,7 +703,10 @@ mod tests {
         let plain = batch(7, &[("k", Some("x"))], Compression::None);
         let map = map_with_tracker(&[&abort, &commit, &data, &commit_with_data, &plain]);
         assert_eq!(clean(&commit_with_data, &map, at(100)), Cleaned::Unchanged);
-        for bare in [&abort, &commit] {
+        assert_eq!(clean(&abort, &map, at(100)), Cleaned::Unchanged);
+        assert_eq!(clean(&abort, &map, at(1_000_000)), Cleaned::Unchanged);
+        {
+            let bare = &commit;
             // First pass: the horizon is set, the marker itself kept.
             let Cleaned::Rewritten {
                 batch: marked,

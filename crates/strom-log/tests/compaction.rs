@@ -739,14 +739,13 @@ fn markers_left(log: &Log) -> Vec<i64> {
         .collect()
 }
 
-/// KIP-534 for transaction markers on a real log: the aborted records go in the first pass
-/// (their ABORT marker stays: its data was seen), then a pass that finds a marker's
-/// transaction empty gives the marker a delete horizon, and one at or after the horizon
-/// removes it, but only below every producer snapshot. A committed transaction whose
-/// records were all superseded loses its marker the same way; one with records left keeps
-/// it.
+/// KIP-534 for COMMIT markers on a real log: a committed transaction's records all
+/// superseded in one pass, the next pass gives its marker a delete horizon, and one at or
+/// after the horizon removes it, but only below every producer snapshot. A committed
+/// transaction with a record left keeps its marker; an aborted one loses its records and
+/// keeps its ABORT marker.
 #[test]
-fn markers_go_after_their_transactions_and_the_delete_horizon() {
+fn commit_markers_go_after_their_transactions_and_the_delete_horizon() {
     let fs = SimFs::new();
     let log = open_sim(&fs, config(), 0).unwrap();
     let append = |bytes: Vec<u8>| {
@@ -788,22 +787,23 @@ fn markers_go_after_their_transactions_and_the_delete_horizon() {
     let report = log.compact(100, &CompactionLimits::default()).unwrap();
     assert!(report.records_removed >= 2, "{report:?}");
     assert_eq!(markers_left(&log), all);
-    // Pass 2 sets the horizon (100 + delete.retention.ms) of the two emptied transactions'
-    // markers; pass 3, before it, changes nothing.
+    // Pass 2 sets the horizon (100 + delete.retention.ms) of producer 1's marker; pass 3,
+    // before it, changes nothing.
     log.compact(100, &CompactionLimits::default()).unwrap();
     log.compact(1099, &CompactionLimits::default()).unwrap();
     assert_eq!(markers_left(&log), all);
-    // An older snapshot, below producer 2's marker, holds the removal back at it.
-    log.write_producer_snapshot(abort_2, &strom_log::frame_snapshot(abort_2, b""))
+    // A snapshot at producer 1's marker (not above it) holds its removal back.
+    log.write_producer_snapshot(commit_1, &strom_log::frame_snapshot(commit_1, b""))
         .unwrap();
     log.compact(1100, &CompactionLimits::default()).unwrap();
-    assert_eq!(markers_left(&log), [abort_2, commit_3]);
-    // Without it, producer 2's marker goes too; producer 3's stays (its record is left).
-    log.remove_producer_snapshots_above(commit_1).unwrap();
+    assert_eq!(markers_left(&log), all);
+    // Without it, producer 1's COMMIT marker goes; producer 2's ABORT marker stays (the
+    // aborted list still names it), and so does producer 3's (its record is left).
+    log.remove_producer_snapshots_above(commit_1 - 1).unwrap();
     log.write_producer_snapshot(snapshot_at, &strom_log::frame_snapshot(snapshot_at, b""))
         .unwrap();
     log.compact(1100, &CompactionLimits::default()).unwrap();
-    assert_eq!(markers_left(&log), [commit_3]);
+    assert_eq!(markers_left(&log), [abort_2, commit_3]);
     let kept: Vec<(i64, Vec<u8>)> = rows(&log)
         .into_iter()
         .filter(|r| r.1 == b"key-1" || r.1 == b"key-2")
