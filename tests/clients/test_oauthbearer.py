@@ -5,16 +5,24 @@ unsecured validator on the broker), and JWTs signed here with RS256 and ES256 (P
 audience, a wrong issuer and a key the JWKS does not hold are refused with Kafka's error JSON
 and an audit line saying why; a token's expiry bounds the session, so the client
 re-authenticates (KIP-368) with a fresh token on the same connection.
+
+The JWKS can also come from an https endpoint (an `http.server` over TLS with the test CA's
+server certificate, served by the test): keys fetched at start-up, a rotated key fetched when
+a token names an unknown key id (bounded: once a minute per key id), and a broker whose JWKS
+endpoint cannot be reached does not start.
 """
 
 import base64
 import json
 import pathlib
 import shutil
+import ssl
+import threading
 import tempfile
 import time
 import urllib.request
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer
@@ -83,7 +91,7 @@ class OAuthBroker(Broker):
     """PLAINTEXT (set-up), UNSEC (SASL_PLAINTEXT, unsecured tokens with the scope `kafka`
     required) and JWT (SASL_SSL, tokens signed by a key of the JWKS file)."""
 
-    def __init__(self, pki, jwks_path):
+    def __init__(self, pki, jwks_url, extra=()):
         super().__init__(strom_binary())
         self.unsec_port, self.jwt_port, self.http_port = free_port(), free_port(), free_port()
         overrides = {
@@ -97,12 +105,13 @@ class OAuthBroker(Broker):
             "listener.name.unsec.oauthbearer.sasl.jaas.config": UNSECURED_JAAS,
             "listener.name.jwt.oauthbearer.sasl.jaas.config": SECURED_JAAS,
             "listener.name.jwt.oauthbearer.sasl.server.callback.handler.class": VALIDATOR,
-            "listener.name.jwt.oauthbearer.sasl.oauthbearer.jwks.endpoint.url": f"file://{jwks_path}",
+            "listener.name.jwt.oauthbearer.sasl.oauthbearer.jwks.endpoint.url": jwks_url,
             "sasl.oauthbearer.expected.audience": AUDIENCE,
             "sasl.oauthbearer.expected.issuer": ISSUER,
             "sasl.oauthbearer.clock.skew.seconds": "1",
             "connection.failed.authentication.delay.ms": "50",
             "strom.http.listeners": f"http://127.0.0.1:{self.http_port}",
+            **dict(extra),
         }
         for key, value in overrides.items():
             self.extra_args += ["--override", f"{key}={value}"]
@@ -134,7 +143,7 @@ def oauth(pki, keys):
     jwks.write_text(json.dumps(keys.jwks()))
     mp = pytest.MonkeyPatch()
     mp.setenv("RUST_LOG", "warn,strom=info,strom_broker=info,strom_broker::connection=debug,strom::audit=info")
-    b = OAuthBroker(pki, jwks)
+    b = OAuthBroker(pki, f"file://{jwks}")
     try:
         b.start()
         yield b
@@ -299,3 +308,209 @@ def test_token_expiry_bounds_the_session_and_the_client_reauthenticates(oauth, p
     assert len(calls) >= 2, calls
     assert oauth.metric("kafka_server_socket_server_metrics_successful_reauthentication_total") > reauth_before
     assert oauth.wait_log("reauth=true")
+
+
+class JwksServer:
+    """An https JWKS endpoint: `http.server` over TLS with the test CA's server certificate.
+    The test swaps `jwks`; `gets` counts the requests."""
+
+    def __init__(self, pki, jwks):
+        self.jwks, self.gets = jwks, 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                outer.gets += 1
+                body = json.dumps(outer.jwks).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(pki / "server.pem")
+        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.httpd.server_address[1]}/realms/strom/jwks"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def https_jaas(pki):
+    return ("org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+            f'ssl.truststore.location="{pki / "ca.crt"}" ssl.truststore.type="PEM";')
+
+
+def admin_gets_in(bootstrap, conf):
+    """Whether a client with `conf` gets metadata (one bounded attempt)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, **conf})
+    try:
+        admin.list_topics(timeout=5)
+        return True
+    except KafkaException:
+        return False
+
+
+def test_https_jwks_fetched_at_start_rotated_on_an_unknown_kid(pki, keys, topic_name):
+    server = JwksServer(pki, keys.jwks())
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RUST_LOG", "warn,strom=info,strom_broker=info,strom_security=info,strom::audit=info")
+    broker = OAuthBroker(pki, server.url, {
+        "listener.name.jwt.oauthbearer.sasl.jaas.config": https_jaas(pki),
+        "org.apache.kafka.sasl.oauthbearer.allowed.urls": f"file:///unused,{server.url}",
+    })
+    try:
+        broker.start()
+        assert server.gets >= 1
+        bootstrap = f"127.0.0.1:{broker.jwt_port}"
+        create_topic(broker, topic_name)
+        # A token signed by a key of the endpoint's JWKS.
+        token = keys.sign(claims(sub="svc-https"))
+        conf = ck_token_conf(pki, lambda _: (token, time.time() + 3600))
+        assert roundtrip(bootstrap, conf, topic_name) == [b"o0", b"o1", b"o2"]
+        assert broker.wait_log("principal=User:svc-https")
+
+        # The identity provider rotates: a new key `rsa-2`, the old `rsa-1` withdrawn. A token
+        # naming rsa-2 is refused at first (as Kafka), which makes the broker fetch the JWKS
+        # at once; a later attempt gets in.
+        rotated = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        n = rotated.public_key().public_numbers()
+        server.jwks = {"keys": [{"kty": "RSA", "kid": "rsa-2", "use": "sig", "alg": "RS256",
+                                 "n": b64url(n.n.to_bytes((n.n.bit_length() + 7) // 8, "big")),
+                                 "e": b64url(n.e.to_bytes(3, "big"))}]}
+        new_token = keys.sign(claims(sub="svc-rotated"), kid="rsa-2", key=rotated)
+        new_conf = ck_token_conf(pki, lambda _: (new_token, time.time() + 3600))
+        deadline, admitted = time.monotonic() + TIMEOUT_S, False
+        while not admitted and time.monotonic() < deadline:
+            admitted = admin_gets_in(bootstrap, new_conf)
+        assert admitted, broker.log_tail(40)
+        assert broker.wait_log("fetching the JWKS now")
+        assert broker.wait_log("principal=User:svc-rotated")
+        # The withdrawn key's tokens are refused now; an unknown key id makes at most one
+        # fetch a minute however often it is sent; an expired token is refused.
+        refused(bootstrap, conf)
+        assert broker.wait_log("rsa-1"), broker.log_tail(40)
+        assert any("no key with kid" in line for line in broker.log_tail(2000).splitlines() if "rsa-1" in line)
+        # Two expedited fetches so far (for rsa-2, then rsa-1); let the second finish.
+        deadline = time.monotonic() + TIMEOUT_S
+        while broker.log_tail(4000).count("JWKS refreshed") < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert broker.log_tail(4000).count("JWKS refreshed") == 2, broker.log_tail(40)
+        before = server.gets
+        unknown = keys.sign(claims(), kid="nobody")
+        unknown_conf = ck_token_conf(pki, lambda _: (unknown, time.time() + 3600))
+        refused(bootstrap, unknown_conf)
+        deadline = time.monotonic() + TIMEOUT_S
+        while server.gets < before + 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert server.gets == before + 1
+        for _ in range(3):
+            refused(bootstrap, unknown_conf)
+        time.sleep(1)
+        assert server.gets == before + 1, "an unknown key id within a minute made the broker fetch again"
+        expired = keys.sign(claims(lifetime_s=-120), kid="rsa-2", key=rotated)
+        refused(bootstrap, ck_token_conf(pki, lambda _: (expired, time.time() + 3600)))
+        assert broker.wait_log("the token expired")
+        # The broker carries on.
+        AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=TIMEOUT_S)
+    finally:
+        mp.undo()
+        broker.stop()
+        broker.cleanup()
+        server.close()
+
+
+@pytest.mark.parametrize("case,why", [
+    ("unreachable", "could not fetch the JWKS"),
+    ("untrusted", "TLS"),
+    ("not allowed", "is not allowed"),
+])
+def test_https_jwks_that_cannot_be_used_stops_start_up(pki, keys, case, why):
+    server = JwksServer(pki, keys.jwks())
+    url = server.url
+    extra = {"listener.name.jwt.oauthbearer.sasl.jaas.config": https_jaas(pki),
+             "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms": "500"}
+    if case == "unreachable":
+        url = f"https://127.0.0.1:{free_port()}/jwks"
+    elif case == "untrusted":
+        extra["listener.name.jwt.oauthbearer.sasl.jaas.config"] = SECURED_JAAS  # system CAs only
+    else:
+        extra["org.apache.kafka.sasl.oauthbearer.allowed.urls"] = "https://idp.example/jwks"
+    broker = OAuthBroker(pki, url, extra)
+    try:
+        with pytest.raises(RuntimeError) as failed:
+            broker.start()
+        assert "sasl.oauthbearer.jwks.endpoint.url" in str(failed.value), str(failed.value)[-2000:]
+        assert why in str(failed.value), str(failed.value)[-2000:]
+    finally:
+        broker.stop()
+        broker.cleanup()
+        server.close()
+
+
+def java_roundtrip(java_tool, bootstrap, topic, values, conf):
+    """Produces `values` with the Java producer and reads them back with the Java consumer,
+    both configured with `conf` (k=v strings)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".records", delete=False) as f:
+        for v in values:
+            f.write(f"{base64.b64encode(b'k').decode()}\t{base64.b64encode(v).decode()}\t\n")
+    try:
+        acks = java_tool(["produce", bootstrap, topic, "none", f.name, *conf])["acks"]
+    finally:
+        pathlib.Path(f.name).unlink()
+    assert len(acks) == len(values)
+    out = java_tool(["consume", bootstrap, topic, len(values), 30000, *conf])
+    return [base64.b64decode(r["value"]) for r in out["records"]]
+
+
+def test_java_clients_with_the_unsecured_login_module(oauth, java_tool, topic_name):
+    """Kafka's OAuthBearerLoginModule with its default (unsecured) login callback handler,
+    against the listener with Kafka's unsecured validator and its required scope."""
+    create_topic(oauth, topic_name)
+    jaas = ("org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+            'unsecuredLoginStringClaim_sub="java-alice" unsecuredLoginListClaim_scope=",kafka";')
+    conf = ["security.protocol=SASL_PLAINTEXT", "sasl.mechanism=OAUTHBEARER", f"sasl.jaas.config={jaas}"]
+    got = java_roundtrip(java_tool, f"127.0.0.1:{oauth.unsec_port}", topic_name, [b"j0", b"j1"], conf)
+    assert got == [b"j0", b"j1"]
+    assert oauth.wait_log("principal=User:java-alice")
+
+
+def test_java_clients_with_a_signed_jwt_checked_against_the_jwks(oauth, pki, keys, java_tool, topic_name,
+                                                                monkeypatch, tmp_path):
+    """Kafka's OAuthBearerLoginCallbackHandler reading a signed JWT from a file
+    (`sasl.oauthbearer.token.endpoint.url=file://...`, allowed through Kafka 4's
+    `org.apache.kafka.sasl.oauthbearer.allowed.urls` system property) over SASL_SSL; the
+    broker verifies it against the JWKS. A token signed by a key the JWKS does not hold is
+    refused: the Java producer fails with SaslAuthenticationException."""
+    create_topic(oauth, topic_name)
+    token_file = tmp_path / "token.jwt"
+    token_file.write_text(keys.sign(claims(sub="svc-java"), alg="ES256", kid="ec-1"))
+    token_url = f"file://{token_file}"
+    monkeypatch.setenv("JAVA_TOOL_OPTIONS", f"-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={token_url}")
+    conf = ["security.protocol=SASL_SSL", "ssl.truststore.type=PEM", f"ssl.truststore.location={pki / 'ca.crt'}",
+            "sasl.mechanism=OAUTHBEARER",
+            "sasl.login.callback.handler.class="
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler",
+            f"sasl.oauthbearer.token.endpoint.url={token_url}",
+            "sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;"]
+    got = java_roundtrip(java_tool, f"127.0.0.1:{oauth.jwt_port}", topic_name, [b"s0", b"s1"], conf)
+    assert got == [b"s0", b"s1"]
+    assert oauth.wait_log("principal=User:svc-java")
+    # A rogue key's token: refused by the broker, reported by the Java client.
+    token_file.write_text(keys.sign(claims(sub="svc-rogue"), key=keys.rogue))
+    with tempfile.NamedTemporaryFile("w", suffix=".records", delete=False) as f:
+        f.write(f"{base64.b64encode(b'k').decode()}\t{base64.b64encode(b'x').decode()}\t\n")
+    try:
+        out = java_tool(["produce-outcomes", f"127.0.0.1:{oauth.jwt_port}", topic_name, f.name, *conf])
+    finally:
+        pathlib.Path(f.name).unlink()
+    assert "SaslAuthenticationException" in json.dumps(out), out
+    assert oauth.wait_log("does not verify")

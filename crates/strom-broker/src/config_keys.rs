@@ -858,13 +858,30 @@ pub const KEYS: &[Key] = &[
     unset(
         "sasl.oauthbearer.jwks.endpoint.url",
         Kind::Text,
-        "JWKS of signed OAUTHBEARER tokens (file://).",
+        "JWKS of signed OAUTHBEARER tokens (file:// or https://).",
     ),
     key(
         "sasl.oauthbearer.jwks.endpoint.refresh.ms",
         int(0, I64),
         "3600000",
-        "How often the JWKS file is checked.",
+        "How often the JWKS is checked or fetched.",
+    ),
+    key(
+        "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms",
+        int(0, I64),
+        "100",
+        "First wait after a failed JWKS fetch.",
+    ),
+    key(
+        "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms",
+        int(0, I64),
+        "10000",
+        "Most time spent retrying a JWKS fetch.",
+    ),
+    unset(
+        "org.apache.kafka.sasl.oauthbearer.allowed.urls",
+        Kind::Text,
+        "OAUTHBEARER URLs allowed (Kafka's system property).",
     ),
     key(
         "sasl.oauthbearer.expected.audience",

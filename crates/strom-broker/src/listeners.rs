@@ -22,6 +22,9 @@ use crate::principal::SecurityProtocol;
 /// The SASL mechanisms Strom serves.
 pub const SERVED_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"];
 
+/// Kafka's system property listing the OAUTHBEARER URLs allowed, read here as a key.
+pub const ALLOWED_URLS_KEY: &str = "org.apache.kafka.sasl.oauthbearer.allowed.urls";
+
 /// SASL on one listener.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SaslServerSettings {
@@ -488,6 +491,35 @@ fn oauth_settings(
             format!("contradicts {url_key}: unset one of them"),
         ));
     }
+    // Kafka 4 requires every OAUTHBEARER URL to be listed in the JVM system property
+    // `org.apache.kafka.sasl.oauthbearer.allowed.urls` (empty: none allowed). Strom reads the
+    // same name as a key: set, the JWKS URL must be one of its entries; unset, any URL is
+    // allowed, since the URL only ever comes from this file (no client or dynamic config can
+    // set it). docs/CONFIG.md states the difference.
+    if let Some(allowed) = map.get(ALLOWED_URLS_KEY) {
+        if !list(allowed).any(|a| a == url) {
+            return Err(invalid(
+                &url_key,
+                &url,
+                format!("is not allowed: add it to {ALLOWED_URLS_KEY} (comma-separated)"),
+            ));
+        }
+    }
+    let tls = if url.starts_with("https://") {
+        // Kafka builds the JWKS client's SSL from the `ssl.*` options of the mechanism's
+        // JAAS config (`JaasOptionsUtils`): `ssl.truststore.location="..."` and so on.
+        let options = &jaas.options;
+        let lookup = |key: &str| options.get(key).map(|v| v.trim().to_string());
+        Some(TlsSettings::from_lookup(&lookup).map_err(|e| {
+            invalid(
+                jaas_key,
+                "(hidden)",
+                format!("the JWKS endpoint's TLS option {}: {}", e.key, e.reason),
+            )
+        })?)
+    } else {
+        None
+    };
     let (_, audience) = get("sasl.oauthbearer.expected.audience");
     let (_, issuer) = get("sasl.oauthbearer.expected.issuer");
     let (_, sub) = get("sasl.oauthbearer.sub.claim.name");
@@ -506,6 +538,9 @@ fn oauth_settings(
             .unwrap_or_else(|| "scope".into()),
         clock_skew_seconds: int("sasl.oauthbearer.clock.skew.seconds")?,
         refresh_ms: int("sasl.oauthbearer.jwks.endpoint.refresh.ms")?,
+        retry_backoff_ms: int("sasl.oauthbearer.jwks.endpoint.retry.backoff.ms")?,
+        retry_backoff_max_ms: int("sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms")?,
+        tls,
     }))
 }
 
@@ -708,8 +743,40 @@ mod tests {
                 scope_claim: "scope".into(),
                 clock_skew_seconds: 5,
                 refresh_ms: 3_600_000,
+                retry_backoff_ms: 100,
+                retry_backoff_max_ms: 10_000,
+                tls: None,
             })
         );
+        // An https endpoint takes its TLS trust from the JAAS options; the allow-list, when
+        // set, must name the URL.
+        let https = [
+            (
+                "listener.name.oauth.oauthbearer.sasl.oauthbearer.jwks.endpoint.url",
+                "https://idp.test/jwks",
+            ),
+            (
+                "listener.name.oauth.oauthbearer.sasl.jaas.config",
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required \
+                 ssl.truststore.type=\"JKS\";",
+            ),
+        ];
+        assert_eq!(
+            match oauth(&https) {
+                Err(ConfigError::InvalidValue { key, reason, .. }) => (key, reason.contains("ssl.truststore.type")),
+                other => panic!("{other:?}"),
+            },
+            ("listener.name.oauth.oauthbearer.sasl.jaas.config".to_string(), true)
+        );
+        match oauth(&https[..1]).unwrap() {
+            OAuthSettings::Jwks(s) => assert!(s.tls.is_some()),
+            other => panic!("{other:?}"),
+        }
+        let listed = [https[0], (ALLOWED_URLS_KEY, "file:///x, https://idp.test/jwks")];
+        assert!(oauth(&listed).is_ok());
+        let unlisted = [https[0], (ALLOWED_URLS_KEY, "https://other.test/jwks")];
+        assert!(matches!(oauth(&unlisted),
+            Err(ConfigError::InvalidValue { key, .. }) if key == "listener.name.oauth.oauthbearer.sasl.oauthbearer.jwks.endpoint.url"));
         let key_of = |extra: &[(&str, &str)]| match oauth(extra) {
             Err(ConfigError::InvalidValue { key, .. }) => key,
             Ok(_) => "accepted".into(),

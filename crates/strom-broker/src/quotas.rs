@@ -48,6 +48,15 @@ use crate::config::ConfigError;
 
 /// Most rates kept at once; beyond it the longest idle ones are dropped.
 pub const SENSORS_MAX: usize = 100_000;
+/// Most (quota type, user, client-id) entities with `/metrics` series of their own; the
+/// entities seen after the cap is reached are summed into one series per type, labelled
+/// [`OTHER_ENTITY`]. Series are never dropped (they are counters), so this bounds both
+/// memory and the scrape's size.
+pub const ENTITY_SERIES_MAX: usize = 200;
+/// The `user` and `client_id` labels of the series past [`ENTITY_SERIES_MAX`].
+pub const OTHER_ENTITY: &str = "<other>";
+/// Longer user names and client ids are cut to this many bytes in labels.
+pub const ENTITY_LABEL_BYTES_MAX: usize = 128;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QuotaConfig {
@@ -217,6 +226,11 @@ impl Sensor {
         self.last_used_ms = now_ms;
     }
 
+    /// When this rate was last recorded (ms on the owner's clock).
+    pub(crate) fn last_used_ms(&self) -> u64 {
+        self.last_used_ms
+    }
+
     /// (rate in bytes per second, span in ms), as Kafka's `Rate.measure`/`windowSize`.
     pub(crate) fn rate(&self, config: &QuotaConfig, now_ms: u64) -> (f64, f64) {
         let total: f64 = self.samples.iter().map(|(_, bytes)| bytes).sum();
@@ -276,6 +290,29 @@ pub struct QuotaManager {
     buckets: Mutex<HashMap<(String, String), Bucket>>,
     /// Totals per quota type ([`STAT_TYPES`]).
     stats: [QuotaStat; 4],
+    /// Totals per (quota type, user, client-id) of the entity whose quota applied: Kafka's
+    /// per-entity sensors, bounded by [`ENTITY_SERIES_MAX`].
+    entities: Mutex<BTreeMap<EntityKey, EntityStat>>,
+}
+
+/// (quota type, user, client-id) as the metric labels them.
+pub type EntityKey = (&'static str, String, String);
+
+/// One entity's totals, for `/metrics`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct EntityStat {
+    pub throttle_ms: u64,
+    pub throttled: u64,
+    pub recorded: u64,
+}
+
+/// `text` cut to at most [`ENTITY_LABEL_BYTES_MAX`] bytes at a character boundary.
+fn label(text: &str) -> String {
+    let mut end = text.len().min(ENTITY_LABEL_BYTES_MAX);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
 }
 
 impl QuotaManager {
@@ -286,6 +323,32 @@ impl QuotaManager {
             sensors: Mutex::new(HashMap::new()),
             buckets: Mutex::new(HashMap::new()),
             stats: Default::default(),
+            entities: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The totals per (quota type, user, client-id), in label order.
+    pub fn entity_stats(&self) -> Vec<(EntityKey, EntityStat)> {
+        let entities = self.entities.lock().unwrap_or_else(|e| e.into_inner());
+        entities.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    fn count_entity(&self, kind: QuotaKind, user: &str, client: &str, recorded: u64, throttle_ms: u32) {
+        let type_name = match kind {
+            QuotaKind::Produce => STAT_TYPES[0],
+            QuotaKind::Fetch => STAT_TYPES[1],
+            QuotaKind::Request => STAT_TYPES[2],
+        };
+        let mut entities = self.entities.lock().unwrap_or_else(|e| e.into_inner());
+        let mut key = (type_name, label(user), label(client));
+        if !entities.contains_key(&key) && entities.len() >= ENTITY_SERIES_MAX {
+            key = (type_name, OTHER_ENTITY.to_string(), OTHER_ENTITY.to_string());
+        }
+        let stat = entities.entry(key).or_default();
+        stat.recorded = stat.recorded.saturating_add(recorded);
+        if throttle_ms > 0 {
+            stat.throttled = stat.throttled.saturating_add(1);
+            stat.throttle_ms = stat.throttle_ms.saturating_add(u64::from(throttle_ms));
         }
     }
 
@@ -411,8 +474,10 @@ impl QuotaManager {
         recorded: u64,
     ) -> u32 {
         let throttle = self.record_value(image, kind, user, client_id, value);
-        if throttle > 0 || Self::quota(image, kind, user, client_id).is_some() {
+        // A throttle implies a quota: only clients some quota applies to are counted.
+        if let Some((_, (shared_user, shared_client))) = Self::quota(image, kind, user, client_id) {
             self.stat(kind).count(recorded, throttle);
+            self.count_entity(kind, &shared_user, &shared_client, recorded, throttle);
         }
         throttle
     }
@@ -909,5 +974,57 @@ mod more_tests {
             ResponseKind::CreateTopics(CreateTopicsResponse::default().with_throttle_time_ms(7));
         set_throttle(&mut response, 3);
         assert_eq!(throttle_of(&response), 7);
+    }
+}
+
+#[cfg(test)]
+mod entity_tests {
+    use super::*;
+    use strom_meta::quota::{QuotaValue, CLIENT_ID};
+    use strom_meta::MetadataRecord;
+
+    #[test]
+    fn per_entity_totals_are_bounded_and_the_rest_summed() {
+        // A default client-id quota: every client id is an entity of its own.
+        let entity: strom_meta::quota::QuotaEntity =
+            [(CLIENT_ID.to_string(), None)].into_iter().collect();
+        let (image, _) = MetadataImage::default()
+            .apply(&[MetadataRecord::ClientQuota {
+                entity,
+                key: PRODUCER_BYTE_RATE.into(),
+                value: Some(QuotaValue::new(1000.0)),
+            }])
+            .unwrap();
+        let manager = QuotaManager::new(QuotaConfig::default());
+        manager.record(&image, QuotaKind::Produce, "alice", "c-0", 10_000);
+        let throttle = manager.record(&image, QuotaKind::Produce, "alice", "c-0", 10_000);
+        assert!(throttle > 0);
+        let long = "x".repeat(1000);
+        for i in 1..ENTITY_SERIES_MAX + 10 {
+            let client = if i == 1 { long.clone() } else { format!("c-{i}") };
+            manager.record(&image, QuotaKind::Produce, "alice", &client, 7);
+        }
+        // No quota applies to fetches: nothing is counted for them.
+        manager.record(&image, QuotaKind::Fetch, "alice", "c-0", 7);
+        let stats = manager.entity_stats();
+        assert_eq!(stats.len(), ENTITY_SERIES_MAX + 1);
+        let get = |client: &str| {
+            stats
+                .iter()
+                .find(|((_, _, c), _)| c == client)
+                .map(|(k, s)| (k.clone(), *s))
+                .unwrap()
+        };
+        let (key, first) = get("c-0");
+        assert_eq!(key, ("Produce", String::new(), "c-0".to_string()));
+        assert_eq!(first.recorded, 20_000);
+        assert_eq!((first.throttled, first.throttle_ms), (1, u64::from(throttle)));
+        assert_eq!(get(&long[..ENTITY_LABEL_BYTES_MAX]).1.recorded, 7);
+        // Past the cap: ten entities summed under <other>.
+        let (key, other) = get(OTHER_ENTITY);
+        assert_eq!(key.1, OTHER_ENTITY);
+        assert_eq!(other.recorded, 70);
+        // The per-type totals still count everything.
+        assert_eq!(manager.stats()[0].1.recorded(), 20_000 + 7 * (ENTITY_SERIES_MAX as u64 + 9));
     }
 }

@@ -726,7 +726,6 @@ async fn accept_loop(
                     context.metrics.connections.refused.inc();
                     continue;
                 };
-                context.metrics.connections.created.inc();
                 // KIP-612: over the connection creation rate, this connection and the
                 // listener wait (the next clients queue in the kernel's backlog).
                 let delay = context
@@ -739,6 +738,31 @@ async fn accept_loop(
                         _ = shutdown.wait_for(|stop| *stop) => break,
                     }
                 }
+                // KIP-612 per IP: over its address's `connection_creation_rate`, the
+                // connection is not served; it is closed after the throttle time, as Kafka's
+                // acceptor does (the slot stays taken until then, so `max.connections`
+                // bounds the sockets held), and the acceptor goes on meanwhile.
+                if let Some(throttle) = context.connection_rates.record_ip(
+                    &context.metadata.image(),
+                    &runtime.name,
+                    peer.ip(),
+                ) {
+                    context.metrics.connections.ip_throttled.inc();
+                    tracing::debug!(%peer, ?throttle, listener = %runtime.name,
+                        "connection_creation_rate of this address exceeded; closing the connection after the throttle");
+                    let mut stop = shutdown.clone();
+                    connections.spawn(async move {
+                        let _held = (stream, slot);
+                        tokio::select! {
+                            _ = tokio::time::sleep(throttle) => {}
+                            _ = stop.wait_for(|stop| *stop) => {}
+                        }
+                    });
+                    continue;
+                }
+                // Counted as Kafka's processors count: a connection throttled by its
+                // address above never reaches one.
+                context.metrics.connections.created.inc();
                 applied_tls.refresh(&context, &runtime);
                 let context = Arc::clone(&context);
                 connections.spawn(crate::connection::serve(

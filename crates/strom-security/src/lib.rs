@@ -2,12 +2,14 @@
 //! Kafka's `ssl.*` keys (`tls.rs`, rustls with the ring provider), SASL PLAIN and Kafka's JAAS
 //! text (`sasl.rs`), SCRAM-SHA-256/512 on both sides (`scram.rs`), and the client
 //! certificate's subject with `ssl.principal.mapping.rules` (`x500.rs`), and OAUTHBEARER's
-//! token validation, unsecured or against a JWKS (`oauthbearer.rs`).
+//! token validation, unsecured or against a JWKS (`oauthbearer.rs`), a JWKS endpoint fetched
+//! over https and refreshed by a thread of its own (`jwks_http.rs`).
 //!
-//! It holds no sockets and no broker state: the broker's connection layer and strom-client
-//! drive these pieces.
+//! It holds no broker state and, but for the JWKS fetches, no sockets: the broker's
+//! connection layer and strom-client drive these pieces.
 
 pub mod client;
+pub mod jwks_http;
 pub mod oauthbearer;
 pub mod sasl;
 pub mod scram;

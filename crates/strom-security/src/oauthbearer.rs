@@ -8,8 +8,9 @@
 //!   `unsecuredValidatorRequiredScope` must be in the token's scope claim. Anyone can write
 //!   such a token: it is for development, as in Kafka.
 //! - [`Validator::Jwks`]: Kafka's `OAuthBearerValidatorCallbackHandler` (KIP-768). The token
-//!   is a signed JWS checked against the keys of a JWKS (`sasl.oauthbearer.jwks.endpoint.url`,
-//!   `file://` here); `exp` and `iat` are required, `nbf` honoured, `aud` and `iss` checked
+//!   is a signed JWS checked against the keys of a JWKS (`sasl.oauthbearer.jwks.endpoint.url`:
+//!   a `file://` path re-read when it changes, or an `https://` endpoint fetched and refreshed
+//!   in the background, see `jwks_http.rs`); `exp` and `iat` are required, `nbf` honoured, `aud` and `iss` checked
 //!   against `sasl.oauthbearer.expected.audience` / `.expected.issuer` (a token carrying an
 //!   audience is refused when none is expected, as jose4j does), with
 //!   `sasl.oauthbearer.clock.skew.seconds`; the principal is `sasl.oauthbearer.sub.claim.name`.
@@ -259,7 +260,8 @@ impl UnsecuredOptions {
 /// The JWKS validator's settings (KIP-768 keys).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JwksSettings {
-    /// `sasl.oauthbearer.jwks.endpoint.url` (`file://` paths).
+    /// `sasl.oauthbearer.jwks.endpoint.url`: `file://` paths, `https://` (or `http://`)
+    /// endpoints.
     pub url: String,
     pub expected_audience: Vec<String>,
     pub expected_issuer: Option<String>,
@@ -267,8 +269,16 @@ pub struct JwksSettings {
     pub scope_claim: String,
     pub clock_skew_seconds: u64,
     /// `sasl.oauthbearer.jwks.endpoint.refresh.ms`: how often the file is checked for a
-    /// change (its modification time and size).
+    /// change (its modification time and size), or the endpoint fetched (at least every
+    /// second).
     pub refresh_ms: u64,
+    /// `sasl.oauthbearer.jwks.endpoint.retry.backoff.ms`: the first wait after a failed fetch.
+    pub retry_backoff_ms: u64,
+    /// `sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms`: the most time spent retrying.
+    pub retry_backoff_max_ms: u64,
+    /// TLS trust of an `https://` endpoint: the `ssl.*` options of the listener's
+    /// OAUTHBEARER JAAS config, as Kafka reads them (`None`: the system's CA bundle).
+    pub tls: Option<crate::tls::TlsSettings>,
 }
 
 /// How a listener validates OAUTHBEARER tokens.
@@ -288,7 +298,7 @@ pub struct JwksError {
 
 /// One verification key of a JWKS.
 #[derive(Clone, Debug)]
-enum Jwk {
+pub(crate) enum Jwk {
     Rsa {
         kid: Option<String>,
         n: Vec<u8>,
@@ -302,7 +312,7 @@ enum Jwk {
 }
 
 impl Jwk {
-    fn kid(&self) -> Option<&str> {
+    pub(crate) fn kid(&self) -> Option<&str> {
         match self {
             Jwk::Rsa { kid, .. } | Jwk::Ec { kid, .. } => kid.as_deref(),
         }
@@ -311,7 +321,7 @@ impl Jwk {
 
 /// Parses a JWKS document (`{"keys":[...]}`); keys of other types (oct, OKP) or uses
 /// (`"use":"enc"`) are skipped, as jose4j's resolver does.
-fn parse_jwks(text: &[u8]) -> Result<Vec<Jwk>, String> {
+pub(crate) fn parse_jwks(text: &[u8]) -> Result<Vec<Jwk>, String> {
     let value: Value = serde_json::from_slice(text).map_err(|e| format!("not JSON: {e}"))?;
     let keys = value
         .get("keys")
@@ -359,8 +369,51 @@ fn parse_jwks(text: &[u8]) -> Result<Vec<Jwk>, String> {
     Ok(out)
 }
 
+/// A JWKS: a file re-read when it changes, or an endpoint refreshed in the background.
+enum JwksCache {
+    File(FileJwks),
+    Remote(crate::jwks_http::RemoteJwks),
+}
+
+impl JwksCache {
+    fn open(settings: &JwksSettings) -> Result<JwksCache, JwksError> {
+        let url = &settings.url;
+        if url.starts_with("https://") || url.starts_with("http://") {
+            let fetch = crate::jwks_http::FetchSettings {
+                url: url.clone(),
+                refresh: std::time::Duration::from_millis(settings.refresh_ms),
+                retry_backoff: std::time::Duration::from_millis(settings.retry_backoff_ms),
+                retry_backoff_max: std::time::Duration::from_millis(settings.retry_backoff_max_ms),
+                tls: settings.tls.clone(),
+            };
+            return crate::jwks_http::RemoteJwks::start(&fetch)
+                .map(JwksCache::Remote)
+                .map_err(|reason| JwksError {
+                    url: url.clone(),
+                    reason,
+                });
+        }
+        FileJwks::open(url, settings.refresh_ms).map(JwksCache::File)
+    }
+
+    fn keys(&self) -> Arc<Vec<Jwk>> {
+        match self {
+            JwksCache::File(file) => file.keys(),
+            JwksCache::Remote(remote) => remote.keys(),
+        }
+    }
+
+    /// A token named a key id no key has: an endpoint is fetched again soon (bounded); a
+    /// file is re-read on its own schedule anyway.
+    fn missing_kid(&self, kid: &str) {
+        if let JwksCache::Remote(remote) = self {
+            remote.missing_kid(kid);
+        }
+    }
+}
+
 /// The keys of a JWKS file, re-read when the file changes.
-struct JwksCache {
+struct FileJwks {
     path: PathBuf,
     url: String,
     refresh_ms: u64,
@@ -378,26 +431,19 @@ fn file_stamp(path: &PathBuf) -> Option<(SystemTime, u64)> {
     Some((meta.modified().ok()?, meta.len()))
 }
 
-impl JwksCache {
-    fn open(url: &str, refresh_ms: u64) -> Result<JwksCache, JwksError> {
+impl FileJwks {
+    fn open(url: &str, refresh_ms: u64) -> Result<FileJwks, JwksError> {
         let error = |reason: String| JwksError {
             url: url.to_string(),
             reason,
         };
         let path = match url.strip_prefix("file://") {
             Some(path) => PathBuf::from(path),
-            None if url.starts_with("https://") || url.starts_with("http://") => {
-                return Err(error(
-                    "only file:// JWKS URLs are served so far; fetch the JWKS (e.g. with a \
-                     cron job) into a file and point the URL at it"
-                        .into(),
-                ))
-            }
-            None => return Err(error("expected a file:// URL".into())),
+            None => return Err(error("expected a file://, https:// or http:// URL".into())),
         };
         let stamp = file_stamp(&path);
         let keys = Self::read(&path).map_err(error)?;
-        Ok(JwksCache {
+        Ok(FileJwks {
             path,
             url: url.to_string(),
             refresh_ms,
@@ -562,7 +608,7 @@ impl Validator {
             OAuthSettings::Unsecured(options) => Validator::Unsecured(options.clone()),
             OAuthSettings::Jwks(jwks) => Validator::Jwks(
                 jwks.clone(),
-                JwksCacheHandle(JwksCache::open(&jwks.url, jwks.refresh_ms)?),
+                JwksCacheHandle(JwksCache::open(jwks)?),
             ),
         })
     }
@@ -709,6 +755,7 @@ fn secured(
     if !verified {
         return Err(TokenRejected::invalid(match kid {
             Some(kid) if candidates.is_empty() => {
+                cache.missing_kid(kid);
                 format!("no key with kid {kid:?} in the JWKS {}", settings.url)
             }
             _ => format!(
@@ -1004,6 +1051,9 @@ mod tests {
                 scope_claim: "scope".into(),
                 clock_skew_seconds: 30,
                 refresh_ms: 0,
+                retry_backoff_ms: 100,
+                retry_backoff_max_ms: 10_000,
+                tls: None,
             }
         }
 
@@ -1156,13 +1206,13 @@ mod tests {
                 "{text}"
             );
         }
-        let error = JwksCache::open("file:///nonexistent/jwks.json", 0)
+        let error = FileJwks::open("file:///nonexistent/jwks.json", 0)
             .err()
             .unwrap();
         assert!(error
             .to_string()
             .contains("sasl.oauthbearer.jwks.endpoint.url"));
-        assert!(JwksCache::open("https://idp/keys", 0).is_err());
+        assert!(FileJwks::open("ldap://idp/keys", 0).is_err());
     }
 
     #[test]

@@ -680,7 +680,7 @@ fn connections(e: &mut TextEncoder, context: &BrokerContext) {
         &[("listener", listener)],
         context.limits.connections() as i128,
     );
-    let counters: [(&str, &str, u64); 8] = [
+    let counters: [(&str, &str, u64); 9] = [
         (
             "kafka_server_socket_server_metrics_connection_creation_total",
             "Connections accepted and admitted (connection-creation-total).",
@@ -700,6 +700,11 @@ fn connections(e: &mut TextEncoder, context: &BrokerContext) {
             "strom_connections_creation_throttled_total",
             "Connections held back at accept by max.connection.creation.rate (KIP-612).",
             connections.creation_throttled.get(),
+        ),
+        (
+            "strom_connections_ip_throttled_total",
+            "Connections closed unserved after a delay by their IP address's connection_creation_rate quota (KIP-612).",
+            connections.ip_throttled.get(),
         ),
         (
             "kafka_server_socket_server_metrics_successful_authentication_total",
@@ -755,6 +760,38 @@ fn quotas(e: &mut TextEncoder, context: &BrokerContext) {
         e.family(name, Kind::Counter, help);
         for (kind, stat) in &stats {
             e.int(name, &[("type", kind)], i128::from(value(stat)));
+        }
+    }
+    // Per entity (Kafka's `kafka.server:type=Produce,user=U,client-id=C` sensors): the
+    // entity whose quota applied, at most `ENTITY_SERIES_MAX` of them, the rest summed
+    // under user and client_id `<other>`.
+    let entities = context.quotas.entity_stats();
+    type ReadEntity = fn(&crate::quotas::EntityStat) -> u64;
+    let families: [(&str, &str, ReadEntity); 3] = [
+        (
+            "kafka_server_quota_entity_throttle_time_ms_total",
+            "Milliseconds of throttle put in responses, per quota entity (throttle-time).",
+            |s| s.throttle_ms,
+        ),
+        (
+            "kafka_server_quota_entity_throttled_responses_total",
+            "Responses that carried a quota throttle, per quota entity.",
+            |s| s.throttled,
+        ),
+        (
+            "kafka_server_quota_entity_recorded_total",
+            "What quotas counted per quota entity: bytes (Produce, Fetch: byte-rate as a total), microseconds of request handling (Request: request-time).",
+            |s| s.recorded,
+        ),
+    ];
+    for (name, help, value) in families {
+        e.family(name, Kind::Counter, help);
+        for ((kind, user, client), stat) in &entities {
+            e.int(
+                name,
+                &[("type", kind), ("user", user), ("client_id", client)],
+                i128::from(value(stat)),
+            );
         }
     }
 }

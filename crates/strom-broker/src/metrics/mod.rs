@@ -141,6 +141,9 @@ pub struct ConnectionMetrics {
     pub refused: Counter,
     /// Connections held back at accept by a connection creation rate (KIP-612).
     pub creation_throttled: Counter,
+    /// Connections closed unserved, after a delay, by their address's
+    /// `connection_creation_rate` quota (KIP-612).
+    pub ip_throttled: Counter,
     /// SASL exchanges that succeeded (`successful-authentication-total`).
     pub successful_authentication: Counter,
     /// SASL exchanges, handshakes and client certificates refused
