@@ -362,7 +362,7 @@ def admin_gets_in(bootstrap, conf):
 def test_https_jwks_fetched_at_start_rotated_on_an_unknown_kid(pki, keys, topic_name):
     server = JwksServer(pki, keys.jwks())
     mp = pytest.MonkeyPatch()
-    mp.setenv("RUST_LOG", "warn,strom=info,strom_broker=info,strom_security=info,strom::audit=info")
+    mp.setenv("RUST_LOG", "warn,strom=info,strom_broker=info,strom_broker::connection=debug,strom_security=info,strom::audit=info")
     broker = OAuthBroker(pki, server.url, {
         "listener.name.jwt.oauthbearer.sasl.jaas.config": https_jaas(pki),
         "org.apache.kafka.sasl.oauthbearer.allowed.urls": f"file:///unused,{server.url}",
