@@ -179,3 +179,62 @@ def test_registry_over_https_with_basic_auth(pki):
     finally:
         b.stop()
         b.cleanup()
+
+
+def test_standalone_registry_checks_basic_users_against_the_cluster(pki):
+    """`strom schema-registry` with `authentication.method=BASIC` (Confluent's key, as the
+    in-process registry) accepts the same users: it authenticates to the cluster's SASL_SSL
+    listener as the Basic user (PLAIN, then SCRAM-SHA-256), so a PLAIN JAAS user and a SCRAM
+    user of the metadata log get in, a wrong password or unknown user is 401, and the
+    broker audits the refused attempts."""
+    from test_schema_registry import Registry
+    b = SecureBroker(pki)
+    b.start()
+    registry = Registry(b.bootstrap, f"_schemas-{uuid.uuid4().hex[:6]}", f"g-{uuid.uuid4().hex[:6]}")
+    registry.args += [
+        "--override", "authentication.method=BASIC",
+        "--override", f"strom.authentication.kafka.bootstrap.servers=127.0.0.1:{b.sasl_port}",
+        "--override", "strom.authentication.kafka.security.protocol=SASL_SSL",
+        "--override", "strom.authentication.kafka.ssl.truststore.type=PEM",
+        "--override", f"strom.authentication.kafka.ssl.truststore.location={pki / 'ca.crt'}",
+    ]
+    try:
+        registry.start()
+        plain = SchemaRegistryClient({"url": registry.url, "basic.auth.user.info": "alice:alice-secret"})
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                plain.get_subjects()
+                break
+            except SchemaRegistryError as e:
+                assert e.http_status_code != 401, "a PLAIN JAAS user was refused"
+                assert time.monotonic() < deadline, registry.log_text()[-3000:]
+                time.sleep(0.2)
+        subject = f"standalone-{uuid.uuid4().hex[:6]}"
+        assert plain.register_schema(subject, Schema(USER, "AVRO")) > 0
+        # The SCRAM user added with --add-scram.
+        scram = SchemaRegistryClient({"url": registry.url, "basic.auth.user.info": "boot:boot-secret"})
+        assert subject in scram.get_subjects()
+        for user_info in ("alice:nope", "boot:nope", "nobody:x"):
+            bad = SchemaRegistryClient({"url": registry.url, "basic.auth.user.info": user_info})
+            with pytest.raises(SchemaRegistryError) as e:
+                bad.get_subjects()
+            assert e.value.http_status_code == 401, user_info
+        r = requests.get(f"{registry.url}/subjects", timeout=TIMEOUT_S)
+        assert r.status_code == 401 and r.json()["error_code"] == 401
+        assert "authentication failed" in registry.log_text()
+    finally:
+        registry.stop()
+        b.stop()
+        b.cleanup()
+
+
+def test_standalone_registry_basic_needs_a_sasl_check(pki):
+    """A standalone registry whose Basic check would not be SASL stops at start, naming the key."""
+    from test_schema_registry import Registry
+    registry = Registry("127.0.0.1:1", "_schemas", "g")
+    registry.args += ["--override", "authentication.method=BASIC",
+                      "--override", "strom.authentication.kafka.security.protocol=PLAINTEXT"]
+    with pytest.raises(RuntimeError) as e:
+        registry.start()
+    assert "strom.authentication.kafka.security.protocol" in str(e.value)

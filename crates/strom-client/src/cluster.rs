@@ -294,6 +294,7 @@ impl Cluster {
             .enumerate()
             .map(|(i, a)| (-1 - i32::try_from(i).unwrap_or(i32::MAX - 1), a.clone()));
         let mut last_error = None;
+        let mut refused = None;
         for (key, addr) in known.into_iter().chain(bootstrap) {
             match Connection::connect(&addr, &self.options).await {
                 Ok(c) => {
@@ -303,9 +304,18 @@ impl Cluster {
                 }
                 Err(e) => {
                     tracing::debug!(addr, error = %e, "broker unreachable");
-                    last_error = Some(e);
+                    if matches!(e, ClientError::Authentication(_)) {
+                        refused = Some(e);
+                    } else {
+                        last_error = Some(e);
+                    }
                 }
             }
+        }
+        // A broker that refused our credentials: fatal, not retried (as Kafka's clients
+        // treat an AuthenticationException).
+        if let Some(refused) = refused {
+            return Err(refused);
         }
         tracing::warn!(error = ?last_error, "no broker reachable");
         Err(ClientError::NoBrokerAvailable(

@@ -50,9 +50,9 @@ impl Registry {
             (true, None) => {
                 return Err(RegistryError::Config {
                     key: "authentication.method".into(),
-                    reason: "BASIC is served by the registry that `strom server` runs in-process \
-                             (schema.registry.enable=true), which checks the broker's SASL users; \
-                             a standalone `strom schema-registry` has no user store yet"
+                    reason: "BASIC needs a credentials check: the embedder supplies it (`strom \
+                             server`: the broker's SASL users; `strom schema-registry`: SASL \
+                             authentication to the cluster)"
                         .into(),
                 })
             }
