@@ -80,7 +80,9 @@ impl ConnectionRates {
         // Most clusters set no quota at all.
         image.client_quotas().next()?;
         let ip = ip.to_canonical();
-        let entity = |name: Option<String>| -> QuotaEntity { [(IP.to_string(), name)].into_iter().collect() };
+        let entity = |name: Option<String>| -> QuotaEntity {
+            [(IP.to_string(), name)].into_iter().collect()
+        };
         image
             .client_quota(&entity(Some(ip.to_string())), CONNECTION_CREATION_RATE)
             .or_else(|| {
@@ -111,7 +113,11 @@ impl ConnectionRates {
                 let span = self.config.window_ms * u64::from(self.config.window_num);
                 ips.retain(|_, s| s.last_used_ms() + span > now);
                 if ips.len() >= IP_SENSORS_MAX {
-                    if let Some(oldest) = ips.iter().min_by_key(|(_, s)| s.last_used_ms()).map(|(k, _)| *k) {
+                    if let Some(oldest) = ips
+                        .iter()
+                        .min_by_key(|(_, s)| s.last_used_ms())
+                        .map(|(k, _)| *k)
+                    {
                         ips.remove(&oldest);
                     }
                 }
@@ -304,7 +310,10 @@ mod tests {
         let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
         assert_eq!(ConnectionRates::ip_limit(&image, local), Some(2.0));
         assert_eq!(ConnectionRates::ip_limit(&image, six), Some(100.0));
-        assert_eq!(ConnectionRates::ip_limit(&MetadataImage::default(), local), None);
+        assert_eq!(
+            ConnectionRates::ip_limit(&MetadataImage::default(), local),
+            None
+        );
         let r = rates(&[], 1000);
         // 2/s over the 10 s minimum span: 20 pass, then each is refused with a throttle of
         // at most one window, and does not count (the next is refused the same way).
@@ -324,7 +333,10 @@ mod tests {
         drop(listeners);
         // Another address has its own rate.
         assert_eq!(r.record_ip(&image, "PLAINTEXT", six), None);
-        assert_eq!(r.record_ip(&image, "PLAINTEXT", "10.0.0.1".parse().unwrap()), None);
+        assert_eq!(
+            r.record_ip(&image, "PLAINTEXT", "10.0.0.1".parse().unwrap()),
+            None
+        );
     }
 
     #[test]

@@ -510,13 +510,15 @@ fn oauth_settings(
         // JAAS config (`JaasOptionsUtils`): `ssl.truststore.location="..."` and so on.
         let options = &jaas.options;
         let lookup = |key: &str| options.get(key).map(|v| v.trim().to_string());
-        Some(TlsSettings::from_lookup(&lookup).map_err(|e| {
-            invalid(
-                jaas_key,
-                "(hidden)",
-                format!("the JWKS endpoint's TLS option {}: {}", e.key, e.reason),
-            )
-        })?)
+        Some(Box::new(TlsSettings::from_lookup(&lookup).map_err(
+            |e| {
+                invalid(
+                    jaas_key,
+                    "(hidden)",
+                    format!("the JWKS endpoint's TLS option {}: {}", e.key, e.reason),
+                )
+            },
+        )?))
     } else {
         None
     };
@@ -763,16 +765,23 @@ mod tests {
         ];
         assert_eq!(
             match oauth(&https) {
-                Err(ConfigError::InvalidValue { key, reason, .. }) => (key, reason.contains("ssl.truststore.type")),
+                Err(ConfigError::InvalidValue { key, reason, .. }) =>
+                    (key, reason.contains("ssl.truststore.type")),
                 other => panic!("{other:?}"),
             },
-            ("listener.name.oauth.oauthbearer.sasl.jaas.config".to_string(), true)
+            (
+                "listener.name.oauth.oauthbearer.sasl.jaas.config".to_string(),
+                true
+            )
         );
         match oauth(&https[..1]).unwrap() {
             OAuthSettings::Jwks(s) => assert!(s.tls.is_some()),
             other => panic!("{other:?}"),
         }
-        let listed = [https[0], (ALLOWED_URLS_KEY, "file:///x, https://idp.test/jwks")];
+        let listed = [
+            https[0],
+            (ALLOWED_URLS_KEY, "file:///x, https://idp.test/jwks"),
+        ];
         assert!(oauth(&listed).is_ok());
         let unlisted = [https[0], (ALLOWED_URLS_KEY, "https://other.test/jwks")];
         assert!(matches!(oauth(&unlisted),

@@ -333,7 +333,14 @@ impl QuotaManager {
         entities.iter().map(|(k, v)| (k.clone(), *v)).collect()
     }
 
-    fn count_entity(&self, kind: QuotaKind, user: &str, client: &str, recorded: u64, throttle_ms: u32) {
+    fn count_entity(
+        &self,
+        kind: QuotaKind,
+        user: &str,
+        client: &str,
+        recorded: u64,
+        throttle_ms: u32,
+    ) {
         let type_name = match kind {
             QuotaKind::Produce => STAT_TYPES[0],
             QuotaKind::Fetch => STAT_TYPES[1],
@@ -342,7 +349,11 @@ impl QuotaManager {
         let mut entities = self.entities.lock().unwrap_or_else(|e| e.into_inner());
         let mut key = (type_name, label(user), label(client));
         if !entities.contains_key(&key) && entities.len() >= ENTITY_SERIES_MAX {
-            key = (type_name, OTHER_ENTITY.to_string(), OTHER_ENTITY.to_string());
+            key = (
+                type_name,
+                OTHER_ENTITY.to_string(),
+                OTHER_ENTITY.to_string(),
+            );
         }
         let stat = entities.entry(key).or_default();
         stat.recorded = stat.recorded.saturating_add(recorded);
@@ -1001,7 +1012,11 @@ mod entity_tests {
         assert!(throttle > 0);
         let long = "x".repeat(1000);
         for i in 1..ENTITY_SERIES_MAX + 10 {
-            let client = if i == 1 { long.clone() } else { format!("c-{i}") };
+            let client = if i == 1 {
+                long.clone()
+            } else {
+                format!("c-{i}")
+            };
             manager.record(&image, QuotaKind::Produce, "alice", &client, 7);
         }
         // No quota applies to fetches: nothing is counted for them.
@@ -1018,13 +1033,19 @@ mod entity_tests {
         let (key, first) = get("c-0");
         assert_eq!(key, ("Produce", String::new(), "c-0".to_string()));
         assert_eq!(first.recorded, 20_000);
-        assert_eq!((first.throttled, first.throttle_ms), (1, u64::from(throttle)));
+        assert_eq!(
+            (first.throttled, first.throttle_ms),
+            (1, u64::from(throttle))
+        );
         assert_eq!(get(&long[..ENTITY_LABEL_BYTES_MAX]).1.recorded, 7);
         // Past the cap: ten entities summed under <other>.
         let (key, other) = get(OTHER_ENTITY);
         assert_eq!(key.1, OTHER_ENTITY);
         assert_eq!(other.recorded, 70);
         // The per-type totals still count everything.
-        assert_eq!(manager.stats()[0].1.recorded(), 20_000 + 7 * (ENTITY_SERIES_MAX as u64 + 9));
+        assert_eq!(
+            manager.stats()[0].1.recorded(),
+            20_000 + 7 * (ENTITY_SERIES_MAX as u64 + 9)
+        );
     }
 }

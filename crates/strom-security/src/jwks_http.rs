@@ -11,8 +11,10 @@
 //! - Validation never does I/O: it reads the cached keys. A token whose `kid` is not among
 //!   them is refused, and the refresher is woken to fetch at once ("expedited", Kafka's
 //!   `maybeExpediteRefresh`): at most once per key id per [`MISSING_KID_RETRY`], for at most
-//!   [`MISSING_KIDS_MAX`] key ids at a time, ids longer than [`KID_BYTES_MAX`] ignored. So a
-//!   client sending made-up key ids cannot make the broker fetch more than 16 times a minute.
+//!   [`MISSING_KIDS_MAX`] key ids at a time, ids longer than [`KID_BYTES_MAX`] ignored; and
+//!   however many key ids ask, fetches are at least [`EXPEDITED_INTERVAL_MIN`] apart (a
+//!   request meanwhile waits, it is not lost). So clients sending made-up key ids cannot
+//!   make the broker fetch more than once a second.
 //! - Each attempt (connect, TLS handshake, request, response) is bounded by
 //!   [`FETCH_TIMEOUT`], and the response body by `JWKS_BYTES_MAX`; only status 200 is used
 //!   (redirects are not followed).
@@ -40,6 +42,8 @@ pub const MISSING_KID_RETRY: Duration = Duration::from_secs(60);
 pub const MISSING_KIDS_MAX: usize = 16;
 /// Key ids longer than this never trigger a fetch.
 pub const KID_BYTES_MAX: usize = 1000;
+/// The shortest interval between two fetches when the second is an expedited one.
+pub const EXPEDITED_INTERVAL_MIN: Duration = Duration::from_secs(1);
 /// The shortest interval between scheduled fetches.
 pub const REFRESH_MIN: Duration = Duration::from_secs(1);
 
@@ -92,8 +96,8 @@ impl Endpoint {
             let config = settings
                 .client_config()
                 .map_err(|e| format!("TLS trust for the JWKS endpoint: {e}"))?;
-            let name = ServerName::try_from(host.clone())
-                .map_err(|e| format!("host {host:?}: {e}"))?;
+            let name =
+                ServerName::try_from(host.clone()).map_err(|e| format!("host {host:?}: {e}"))?;
             Some((config, name))
         } else {
             None
@@ -181,7 +185,11 @@ impl Endpoint {
     }
 
     /// Fetches, retrying with exponential back-off for at most `backoff_max` in all.
-    async fn fetch_with_retry(&self, backoff: Duration, backoff_max: Duration) -> Result<Vec<Jwk>, String> {
+    async fn fetch_with_retry(
+        &self,
+        backoff: Duration,
+        backoff_max: Duration,
+    ) -> Result<Vec<Jwk>, String> {
         let end = Instant::now() + backoff_max;
         let mut wait = backoff.max(Duration::from_millis(1));
         loop {
@@ -242,7 +250,15 @@ impl RemoteJwks {
                 let first = runtime.block_on(endpoint.fetch_with_retry(backoff, backoff_max));
                 let fetched = first.is_ok();
                 if first_tx.send(first).is_ok() && fetched {
-                    refresher(&runtime, &endpoint, &weak, &woken, refresh, backoff, backoff_max);
+                    refresher(
+                        &runtime,
+                        &endpoint,
+                        &weak,
+                        &woken,
+                        refresh,
+                        backoff,
+                        backoff_max,
+                    );
                 }
             })
             .map_err(|e| format!("cannot start the JWKS refresher thread: {e}"))?;
@@ -271,14 +287,20 @@ impl RemoteJwks {
     /// A token named `kid`, which no cached key has: wakes the refresher unless this key id
     /// was asked for within [`MISSING_KID_RETRY`]. True when a fetch was requested.
     pub(crate) fn missing_kid(&self, kid: &str) -> bool {
+        // Logged escaped and cut: the key id comes from an unauthenticated client.
+        let shown = &kid[..kid.floor_char_boundary_compat(64)];
         if kid.len() > KID_BYTES_MAX {
-            tracing::warn!(url = %self.shared.url, kid = %&kid[..kid.floor_char_boundary_compat(KID_BYTES_MAX)],
+            tracing::warn!(url = %self.shared.url, kid = ?shown, bytes = kid.len(),
                 "a token's key id is too long to look up");
             return false;
         }
         let now = Instant::now();
         {
-            let mut missing = self.shared.missing.lock().unwrap_or_else(|p| p.into_inner());
+            let mut missing = self
+                .shared
+                .missing
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             match missing.iter_mut().find(|(k, _)| k == kid) {
                 Some((_, next)) if *next > now => return false,
                 Some((_, next)) => *next = now + MISSING_KID_RETRY,
@@ -290,7 +312,7 @@ impl RemoteJwks {
                 }
             }
         }
-        tracing::info!(url = %self.shared.url, %kid, "no JWKS key with this key id; fetching the JWKS now");
+        tracing::info!(url = %self.shared.url, kid = ?shown, "no JWKS key with this key id; fetching the JWKS now");
         let wake = self.wake.lock().unwrap_or_else(|p| p.into_inner());
         wake.send(()).is_ok()
     }
@@ -307,12 +329,21 @@ fn refresher(
     backoff: Duration,
     backoff_max: Duration,
 ) {
+    let mut last_fetch = Instant::now();
     loop {
         match woken.recv_timeout(refresh) {
             Err(RecvTimeoutError::Disconnected) => return,
-            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) => {
+                // Expedited: not sooner than EXPEDITED_INTERVAL_MIN after the last fetch.
+                let since = last_fetch.elapsed();
+                if since < EXPEDITED_INTERVAL_MIN {
+                    std::thread::sleep(EXPEDITED_INTERVAL_MIN - since);
+                }
+            }
         }
         while woken.try_recv().is_ok() {}
+        last_fetch = Instant::now();
         let result = runtime.block_on(endpoint.fetch_with_retry(backoff, backoff_max));
         let Some(shared) = shared.upgrade() else {
             return;

@@ -278,7 +278,7 @@ pub struct JwksSettings {
     pub retry_backoff_max_ms: u64,
     /// TLS trust of an `https://` endpoint: the `ssl.*` options of the listener's
     /// OAUTHBEARER JAAS config, as Kafka reads them (`None`: the system's CA bundle).
-    pub tls: Option<crate::tls::TlsSettings>,
+    pub tls: Option<Box<crate::tls::TlsSettings>>,
 }
 
 /// How a listener validates OAUTHBEARER tokens.
@@ -384,7 +384,7 @@ impl JwksCache {
                 refresh: std::time::Duration::from_millis(settings.refresh_ms),
                 retry_backoff: std::time::Duration::from_millis(settings.retry_backoff_ms),
                 retry_backoff_max: std::time::Duration::from_millis(settings.retry_backoff_max_ms),
-                tls: settings.tls.clone(),
+                tls: settings.tls.as_deref().cloned(),
             };
             return crate::jwks_http::RemoteJwks::start(&fetch)
                 .map(JwksCache::Remote)
@@ -505,7 +505,7 @@ pub enum Validator {
 }
 
 /// The key cache of a JWKS validator (opaque).
-pub struct JwksCacheHandle(JwksCache);
+pub struct JwksCacheHandle(Box<JwksCache>);
 
 impl std::fmt::Debug for Validator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -608,7 +608,7 @@ impl Validator {
             OAuthSettings::Unsecured(options) => Validator::Unsecured(options.clone()),
             OAuthSettings::Jwks(jwks) => Validator::Jwks(
                 jwks.clone(),
-                JwksCacheHandle(JwksCache::open(jwks)?),
+                JwksCacheHandle(Box::new(JwksCache::open(jwks)?)),
             ),
         })
     }

@@ -77,7 +77,10 @@ fn cluster_authenticator(
             client.set(inner, value.trim());
         }
     }
-    let protocol = client.get("security.protocol").unwrap_or_default().to_ascii_uppercase();
+    let protocol = client
+        .get("security.protocol")
+        .unwrap_or_default()
+        .to_ascii_uppercase();
     if !protocol.starts_with("SASL_") {
         return Err(anyhow!(
             "{AUTH_CLIENT_PREFIX}security.protocol={protocol}: Basic users are checked by SASL \
@@ -98,7 +101,10 @@ fn cluster_authenticator(
         p.set("client.id", "strom-schema-registry-auth");
         p.set("default.api.timeout.ms", AUTH_CHECK_TIMEOUT_MS.to_string());
         p.set("request.timeout.ms", AUTH_CHECK_TIMEOUT_MS.to_string());
-        p.set("socket.connection.setup.timeout.ms", AUTH_CHECK_TIMEOUT_MS.to_string());
+        p.set(
+            "socket.connection.setup.timeout.ms",
+            AUTH_CHECK_TIMEOUT_MS.to_string(),
+        );
         strom_client::ClientConfig::from_properties(&mut p)
     };
     if mechanisms.is_empty() {
@@ -111,8 +117,8 @@ fn cluster_authenticator(
     // Called on the blocking pool (strom_registry::security::basic), never on a runtime
     // worker, so blocking on the runtime's handle is allowed.
     let handle = tokio::runtime::Handle::current();
-    Ok(strom_registry::security::Authenticator(std::sync::Arc::new(
-        move |user: &str, password: &str| {
+    Ok(strom_registry::security::Authenticator(
+        std::sync::Arc::new(move |user: &str, password: &str| {
             for mechanism in &mechanisms {
                 let Ok(config) = build(user, password, mechanism) else {
                     return false;
@@ -133,15 +139,18 @@ fn cluster_authenticator(
                         return false;
                     }
                     Err(_) => {
-                        tracing::warn!(user, mechanism,
-                            "checking Basic credentials against the cluster timed out");
+                        tracing::warn!(
+                            user,
+                            mechanism,
+                            "checking Basic credentials against the cluster timed out"
+                        );
                         return false;
                     }
                 }
             }
             false
-        },
-    )))
+        }),
+    ))
 }
 
 /// Starts a registry and prints its ready line.
