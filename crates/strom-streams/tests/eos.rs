@@ -103,9 +103,6 @@ async fn word_count_exactly_once_survives_repeated_kill_9() {
 /// rounds the other instance is killed and the resumed one alone must finish the input,
 /// every count exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails in CI about one run in two (the resumed instance is not seen to rebalance \
-            and run again within 60 s after its TxnOffsetCommit is fenced); run with \
-            --ignored while the rejoin path is fixed"]
 async fn fenced_instance_rejoins_and_output_stays_exactly_once() {
     let broker = Broker::start_with(&[
         "group.min.session.timeout.ms=1000",

@@ -6,6 +6,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::Broker;
@@ -90,8 +91,17 @@ async fn standbys_queries_metrics_globals_and_failover() {
         KafkaStreams::new(topology(), config(&broker, &dirs.path().join("2"), "two:1")).unwrap();
     assert!(one.describe().contains("Sub-topology: 0"));
     assert_eq!(one.state(), StreamsState::Created);
+    // Every state change of instance two, as its listener is told (new, old).
+    let changes = Arc::new(Mutex::new(Vec::new()));
+    let log = changes.clone();
+    two.set_state_listener(move |new, old| log.lock().unwrap().push((new, old)))
+        .unwrap();
     one.start().await.unwrap();
     two.start().await.unwrap();
+    assert!(
+        two.set_state_listener(|_, _| {}).is_err(),
+        "a listener is set before start only"
+    );
     one.wait_until_running(LIMIT).await.unwrap();
     two.wait_until_running(LIMIT).await.unwrap();
 
@@ -217,6 +227,23 @@ async fn standbys_queries_metrics_globals_and_failover() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     two.close().await.unwrap();
+    // Each change once and in order: every change starts where the previous one ended.
+    let changes = changes.lock().unwrap().clone();
+    use StreamsState::*;
+    assert_eq!(changes.first(), Some(&(Rebalancing, Created)), "{changes:?}");
+    for pair in changes.windows(2) {
+        assert_eq!(pair[1].1, pair[0].0, "a change not reported: {changes:?}");
+    }
+    // The failover was a rebalance after running.
+    assert!(
+        changes.contains(&(Rebalancing, Running)),
+        "failover not reported: {changes:?}"
+    );
+    assert_eq!(
+        changes[changes.len() - 2..],
+        [(PendingShutdown, Running), (NotRunning, PendingShutdown)],
+        "{changes:?}"
+    );
 }
 
 #[test]

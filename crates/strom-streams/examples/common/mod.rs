@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use strom_streams::KafkaStreams;
+use strom_streams::{KafkaStreams, StreamsState};
 
 /// Adds `key=value` settings (Kafka Streams or client property names; later ones win).
 pub fn set_all(props: &mut strom_client::Properties, settings: &[String]) -> anyhow::Result<()> {
@@ -19,40 +19,39 @@ pub fn set_all(props: &mut strom_client::Properties, settings: &[String]) -> any
 
 /// Starts the application, prints a `running` line on stdout once it processes (and
 /// `rebalancing` / `running` again whenever it goes through a rebalance, so a test can
-/// see an instance rejoin), and closes it cleanly on SIGINT or SIGTERM.
+/// see an instance rejoin), and closes it cleanly on SIGINT or SIGTERM. The lines come
+/// from the state listener, which sees every change: a rebalance shorter than any
+/// polling interval is still printed.
 pub async fn run_until_signal(streams: KafkaStreams, name: &str) -> anyhow::Result<()> {
+    let label = name.to_string();
+    streams.set_state_listener(move |new, old| match new {
+        StreamsState::Running => println!("{label}: running"),
+        // Only after it ran: the first line a test waits for is `running`.
+        StreamsState::Rebalancing if old == StreamsState::Running => {
+            println!("{label}: rebalancing")
+        }
+        _ => {}
+    })?;
     streams.start().await?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
-        r = streams.wait_until_running(Duration::from_secs(120)) => {
-            r?;
-            println!("{name}: running");
-        }
+        r = streams.wait_until_running(Duration::from_secs(120)) => r?,
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
     if !matches!(
         streams.state(),
-        strom_streams::StreamsState::PendingShutdown | strom_streams::StreamsState::NotRunning
+        StreamsState::PendingShutdown | StreamsState::NotRunning
     ) {
-        let mut watch = tokio::time::interval(Duration::from_millis(20));
-        let mut last = streams.state();
+        // Until a signal, or until a thread fails (the application stops itself).
+        let mut watch = tokio::time::interval(Duration::from_millis(50));
         loop {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => break,
                 _ = term.recv() => break,
                 _ = watch.tick() => {
-                    let state = streams.state();
-                    if state == strom_streams::StreamsState::Error {
+                    if streams.state() == StreamsState::Error {
                         break;
-                    }
-                    if state != last {
-                        match state {
-                            strom_streams::StreamsState::Running => println!("{name}: running"),
-                            strom_streams::StreamsState::Rebalancing => println!("{name}: rebalancing"),
-                            _ => {}
-                        }
-                        last = state;
                     }
                 }
             }

@@ -100,7 +100,14 @@ pub(crate) struct Shared {
     pub task_counts: Mutex<Vec<i32>>,
     pub error: Mutex<Option<StreamsError>>,
     started: AtomicBool,
+    /// The state last reported to the state listener, and the listener.
+    listener: Mutex<(StreamsState, Option<StateListener>)>,
 }
+
+/// Called with `(new, old)` on every change of [`KafkaStreams::state`] (Kafka Streams'
+/// `KafkaStreams.StateListener`). It runs on the thread that made the change, while
+/// further changes wait: keep it short.
+pub type StateListener = Box<dyn Fn(StreamsState, StreamsState) + Send + Sync>;
 
 pub(crate) fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     match m.lock() {
@@ -118,14 +125,58 @@ impl Shared {
         if let Some(t) = guard(&self.threads).get_mut(i) {
             *t = s;
         }
+        self.notify();
     }
 
     pub(crate) fn fail(&self, e: StreamsError) {
-        let mut err = guard(&self.error);
-        if err.is_none() {
-            *err = Some(e);
+        {
+            let mut err = guard(&self.error);
+            if err.is_none() {
+                *err = Some(e);
+            }
         }
         self.stop.store(true, Ordering::SeqCst);
+        self.notify();
+    }
+
+    /// The application's state, from the threads' states, the error and the stop flag.
+    fn state(&self) -> StreamsState {
+        if guard(&self.error).is_some() {
+            return StreamsState::Error;
+        }
+        if !self.started.load(Ordering::SeqCst) {
+            return StreamsState::Created;
+        }
+        let threads = guard(&self.threads).clone();
+        if self.stopping() {
+            return if threads.iter().all(|t| *t == ThreadState::Dead) {
+                StreamsState::NotRunning
+            } else {
+                StreamsState::PendingShutdown
+            };
+        }
+        if threads.iter().all(|t| *t == ThreadState::Running) {
+            StreamsState::Running
+        } else {
+            StreamsState::Rebalancing
+        }
+    }
+
+    /// Tells the state listener about a change of state. Called after every change of
+    /// what [`Shared::state`] reads; the lock makes the listener see the changes in the
+    /// order they were made, each once (a short rebalance is seen even when it is over
+    /// before anyone polls the state).
+    fn notify(&self) {
+        let mut listener = guard(&self.listener);
+        let new = self.state();
+        let old = listener.0;
+        if new != old {
+            tracing::debug!(process = %self.process_id, ?old, ?new, "state changed");
+            listener.0 = new;
+            if let Some(f) = &listener.1 {
+                f(new, old);
+            }
+        }
     }
 }
 
@@ -175,6 +226,7 @@ impl KafkaStreams {
                 task_counts: Mutex::new(Vec::new()),
                 error: Mutex::new(None),
                 started: AtomicBool::new(false),
+                listener: Mutex::new((StreamsState::Created, None)),
             }),
             handles: Mutex::new(Vec::new()),
         })
@@ -189,6 +241,7 @@ impl KafkaStreams {
                 "already started (an instance starts once)".into(),
             ));
         }
+        self.shared.notify();
         let admin = Admin::new(self.shared.config.admin()?)?;
         let counts = topics::prepare(&admin, &self.shared.topology, &self.shared.config).await;
         let counts = match counts {
@@ -230,6 +283,7 @@ impl KafkaStreams {
     /// (what they processed since their last commit is processed again after a restart).
     pub async fn close_with_timeout(&self, timeout: Duration) -> Result<()> {
         self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.notify();
         let handles: Vec<JoinHandle<()>> = guard(&self.handles).drain(..).collect();
         let deadline = Instant::now().checked_add(timeout);
         let mut timed_out = false;
@@ -243,8 +297,10 @@ impl KafkaStreams {
             }
         }
         if timed_out {
-            let mut threads = guard(&self.shared.threads);
-            threads.iter_mut().for_each(|t| *t = ThreadState::Dead);
+            guard(&self.shared.threads)
+                .iter_mut()
+                .for_each(|t| *t = ThreadState::Dead);
+            self.shared.notify();
             return Err(StreamsError::NotRunning(format!(
                 "threads still closing after {timeout:?} were aborted (no final commit)"
             )));
@@ -256,25 +312,24 @@ impl KafkaStreams {
     }
 
     pub fn state(&self) -> StreamsState {
-        if guard(&self.shared.error).is_some() {
-            return StreamsState::Error;
+        self.shared.state()
+    }
+
+    /// Sets the listener told of every change of [`KafkaStreams::state`] as
+    /// `(new, old)`, each change once and in order, on the thread that made it (so it
+    /// must be quick and must not call back into this instance's locks). Only before
+    /// [`KafkaStreams::start`], as Kafka Streams requires.
+    pub fn set_state_listener(
+        &self,
+        listener: impl Fn(StreamsState, StreamsState) + Send + Sync + 'static,
+    ) -> Result<()> {
+        if self.shared.started.load(Ordering::SeqCst) {
+            return Err(StreamsError::NotRunning(
+                "set_state_listener after start (set it while the state is Created)".into(),
+            ));
         }
-        if !self.shared.started.load(Ordering::SeqCst) {
-            return StreamsState::Created;
-        }
-        let threads = guard(&self.shared.threads).clone();
-        if self.shared.stopping() {
-            return if threads.iter().all(|t| *t == ThreadState::Dead) {
-                StreamsState::NotRunning
-            } else {
-                StreamsState::PendingShutdown
-            };
-        }
-        if threads.iter().all(|t| *t == ThreadState::Running) {
-            StreamsState::Running
-        } else {
-            StreamsState::Rebalancing
-        }
+        guard(&self.shared.listener).1 = Some(Box::new(listener));
+        Ok(())
     }
 
     /// The error that stopped the application, if any.
