@@ -304,6 +304,16 @@ pub use delete_share_group_state_request::DeleteShareGroupStateRequest;
 pub mod read_share_group_state_summary_request;
 pub use read_share_group_state_summary_request::ReadShareGroupStateSummaryRequest;
 
+// STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+pub mod streams_group_heartbeat_request;
+// STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+pub use streams_group_heartbeat_request::StreamsGroupHeartbeatRequest;
+
+// STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+pub mod streams_group_describe_request;
+// STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+pub use streams_group_describe_request::StreamsGroupDescribeRequest;
+
 pub mod describe_share_group_offsets_request;
 pub use describe_share_group_offsets_request::DescribeShareGroupOffsetsRequest;
 
@@ -564,6 +574,16 @@ pub use delete_share_group_state_response::DeleteShareGroupStateResponse;
 
 pub mod read_share_group_state_summary_response;
 pub use read_share_group_state_summary_response::ReadShareGroupStateSummaryResponse;
+
+// STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+pub mod streams_group_heartbeat_response;
+// STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+pub use streams_group_heartbeat_response::StreamsGroupHeartbeatResponse;
+
+// STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+pub mod streams_group_describe_response;
+// STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+pub use streams_group_describe_response::StreamsGroupDescribeResponse;
 
 pub mod describe_share_group_offsets_response;
 pub use describe_share_group_offsets_response::DescribeShareGroupOffsetsResponse;
@@ -1078,6 +1098,20 @@ impl Request for ReadShareGroupStateSummaryRequest {
     type Response = ReadShareGroupStateSummaryResponse;
 }
 
+// STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+#[cfg(all(feature = "client", feature = "broker"))]
+impl Request for StreamsGroupHeartbeatRequest {
+    const KEY: i16 = 88;
+    type Response = StreamsGroupHeartbeatResponse;
+}
+
+// STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+#[cfg(all(feature = "client", feature = "broker"))]
+impl Request for StreamsGroupDescribeRequest {
+    const KEY: i16 = 89;
+    type Response = StreamsGroupDescribeResponse;
+}
+
 #[cfg(all(feature = "client", feature = "broker"))]
 impl Request for DescribeShareGroupOffsetsRequest {
     const KEY: i16 = 90;
@@ -1267,6 +1301,10 @@ pub enum ApiKey {
     DeleteShareGroupState = 86,
     /// API key for request ReadShareGroupStateSummaryRequest
     ReadShareGroupStateSummary = 87,
+    /// API key for request StreamsGroupHeartbeatRequest
+    StreamsGroupHeartbeat = 88, // STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+    /// API key for request StreamsGroupDescribeRequest
+    StreamsGroupDescribe = 89, // STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
     /// API key for request DescribeShareGroupOffsetsRequest
     DescribeShareGroupOffsets = 90,
     /// API key for request AlterShareGroupOffsetsRequest
@@ -1387,6 +1425,10 @@ impl ApiKey {
             ApiKey::ReadShareGroupStateSummary => {
                 ReadShareGroupStateSummaryRequest::header_version(version)
             }
+            // STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+            ApiKey::StreamsGroupHeartbeat => StreamsGroupHeartbeatRequest::header_version(version),
+            // STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+            ApiKey::StreamsGroupDescribe => StreamsGroupDescribeRequest::header_version(version),
             ApiKey::DescribeShareGroupOffsets => {
                 DescribeShareGroupOffsetsRequest::header_version(version)
             }
@@ -1509,6 +1551,10 @@ impl ApiKey {
             ApiKey::ReadShareGroupStateSummary => {
                 ReadShareGroupStateSummaryResponse::header_version(version)
             }
+            // STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+            ApiKey::StreamsGroupHeartbeat => StreamsGroupHeartbeatResponse::header_version(version),
+            // STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+            ApiKey::StreamsGroupDescribe => StreamsGroupDescribeResponse::header_version(version),
             ApiKey::DescribeShareGroupOffsets => {
                 DescribeShareGroupOffsetsResponse::header_version(version)
             }
@@ -1607,6 +1653,10 @@ impl ApiKey {
             ApiKey::WriteShareGroupState => VersionRange { min: 0, max: 0 },
             ApiKey::DeleteShareGroupState => VersionRange { min: 0, max: 0 },
             ApiKey::ReadShareGroupStateSummary => VersionRange { min: 0, max: 0 },
+            // STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+            ApiKey::StreamsGroupHeartbeat => VersionRange { min: 0, max: 0 },
+            // STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+            ApiKey::StreamsGroupDescribe => VersionRange { min: 0, max: 0 },
             ApiKey::DescribeShareGroupOffsets => VersionRange { min: 0, max: 0 },
             ApiKey::AlterShareGroupOffsets => VersionRange { min: 0, max: 0 },
             ApiKey::DeleteShareGroupOffsets => VersionRange { min: 0, max: 0 },
@@ -1721,6 +1771,10 @@ impl TryFrom<i16> for ApiKey {
             x if x == ApiKey::ReadShareGroupStateSummary as i16 => {
                 Ok(ApiKey::ReadShareGroupStateSummary)
             }
+            // STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+            x if x == ApiKey::StreamsGroupHeartbeat as i16 => Ok(ApiKey::StreamsGroupHeartbeat),
+            // STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+            x if x == ApiKey::StreamsGroupDescribe as i16 => Ok(ApiKey::StreamsGroupDescribe),
             x if x == ApiKey::DescribeShareGroupOffsets as i16 => {
                 Ok(ApiKey::DescribeShareGroupOffsets)
             }
@@ -1904,6 +1958,12 @@ pub enum RequestKind {
     DeleteShareGroupState(DeleteShareGroupStateRequest),
     /// ReadShareGroupStateSummaryRequest,
     ReadShareGroupStateSummary(ReadShareGroupStateSummaryRequest),
+    // STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+    /// StreamsGroupHeartbeatRequest,
+    StreamsGroupHeartbeat(StreamsGroupHeartbeatRequest),
+    // STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+    /// StreamsGroupDescribeRequest,
+    StreamsGroupDescribe(StreamsGroupDescribeRequest),
     /// DescribeShareGroupOffsetsRequest,
     DescribeShareGroupOffsets(DescribeShareGroupOffsetsRequest),
     /// AlterShareGroupOffsetsRequest,
@@ -2002,6 +2062,10 @@ impl RequestKind {
             RequestKind::WriteShareGroupState(x) => encode(x, bytes, version),
             RequestKind::DeleteShareGroupState(x) => encode(x, bytes, version),
             RequestKind::ReadShareGroupStateSummary(x) => encode(x, bytes, version),
+            // STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+            RequestKind::StreamsGroupHeartbeat(x) => encode(x, bytes, version),
+            // STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+            RequestKind::StreamsGroupDescribe(x) => encode(x, bytes, version),
             RequestKind::DescribeShareGroupOffsets(x) => encode(x, bytes, version),
             RequestKind::AlterShareGroupOffsets(x) => encode(x, bytes, version),
             RequestKind::DeleteShareGroupOffsets(x) => encode(x, bytes, version),
@@ -2163,6 +2227,14 @@ impl RequestKind {
             ApiKey::ReadShareGroupStateSummary => Ok(RequestKind::ReadShareGroupStateSummary(
                 decode(bytes, version)?,
             )),
+            // STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+            ApiKey::StreamsGroupHeartbeat => {
+                Ok(RequestKind::StreamsGroupHeartbeat(decode(bytes, version)?))
+            }
+            // STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+            ApiKey::StreamsGroupDescribe => {
+                Ok(RequestKind::StreamsGroupDescribe(decode(bytes, version)?))
+            }
             ApiKey::DescribeShareGroupOffsets => Ok(RequestKind::DescribeShareGroupOffsets(
                 decode(bytes, version)?,
             )),
@@ -2763,6 +2835,22 @@ impl From<ReadShareGroupStateSummaryRequest> for RequestKind {
     }
 }
 
+// STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+#[cfg(feature = "messages_enums")]
+impl From<StreamsGroupHeartbeatRequest> for RequestKind {
+    fn from(value: StreamsGroupHeartbeatRequest) -> RequestKind {
+        RequestKind::StreamsGroupHeartbeat(value)
+    }
+}
+
+// STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+#[cfg(feature = "messages_enums")]
+impl From<StreamsGroupDescribeRequest> for RequestKind {
+    fn from(value: StreamsGroupDescribeRequest) -> RequestKind {
+        RequestKind::StreamsGroupDescribe(value)
+    }
+}
+
 #[cfg(feature = "messages_enums")]
 impl From<DescribeShareGroupOffsetsRequest> for RequestKind {
     fn from(value: DescribeShareGroupOffsetsRequest) -> RequestKind {
@@ -2981,6 +3069,12 @@ pub enum ResponseKind {
     DeleteShareGroupState(DeleteShareGroupStateResponse),
     /// ReadShareGroupStateSummaryResponse,
     ReadShareGroupStateSummary(ReadShareGroupStateSummaryResponse),
+    // STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+    /// StreamsGroupHeartbeatResponse,
+    StreamsGroupHeartbeat(StreamsGroupHeartbeatResponse),
+    // STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+    /// StreamsGroupDescribeResponse,
+    StreamsGroupDescribe(StreamsGroupDescribeResponse),
     /// DescribeShareGroupOffsetsResponse,
     DescribeShareGroupOffsets(DescribeShareGroupOffsetsResponse),
     /// AlterShareGroupOffsetsResponse,
@@ -3079,6 +3173,10 @@ impl ResponseKind {
             ResponseKind::WriteShareGroupState(x) => encode(x, bytes, version),
             ResponseKind::DeleteShareGroupState(x) => encode(x, bytes, version),
             ResponseKind::ReadShareGroupStateSummary(x) => encode(x, bytes, version),
+            // STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+            ResponseKind::StreamsGroupHeartbeat(x) => encode(x, bytes, version),
+            // STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+            ResponseKind::StreamsGroupDescribe(x) => encode(x, bytes, version),
             ResponseKind::DescribeShareGroupOffsets(x) => encode(x, bytes, version),
             ResponseKind::AlterShareGroupOffsets(x) => encode(x, bytes, version),
             ResponseKind::DeleteShareGroupOffsets(x) => encode(x, bytes, version),
@@ -3240,6 +3338,14 @@ impl ResponseKind {
             ApiKey::ReadShareGroupStateSummary => Ok(ResponseKind::ReadShareGroupStateSummary(
                 decode(bytes, version)?,
             )),
+            // STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+            ApiKey::StreamsGroupHeartbeat => {
+                Ok(ResponseKind::StreamsGroupHeartbeat(decode(bytes, version)?))
+            }
+            // STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+            ApiKey::StreamsGroupDescribe => {
+                Ok(ResponseKind::StreamsGroupDescribe(decode(bytes, version)?))
+            }
             ApiKey::DescribeShareGroupOffsets => Ok(ResponseKind::DescribeShareGroupOffsets(
                 decode(bytes, version)?,
             )),
@@ -3401,6 +3507,14 @@ impl ResponseKind {
             }
             ResponseKind::ReadShareGroupStateSummary(_) => {
                 ReadShareGroupStateSummaryResponse::header_version(version)
+            }
+            // STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+            ResponseKind::StreamsGroupHeartbeat(_) => {
+                StreamsGroupHeartbeatResponse::header_version(version)
+            }
+            // STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+            ResponseKind::StreamsGroupDescribe(_) => {
+                StreamsGroupDescribeResponse::header_version(version)
             }
             ResponseKind::DescribeShareGroupOffsets(_) => {
                 DescribeShareGroupOffsetsResponse::header_version(version)
@@ -4000,6 +4114,22 @@ impl From<DeleteShareGroupStateResponse> for ResponseKind {
 impl From<ReadShareGroupStateSummaryResponse> for ResponseKind {
     fn from(value: ReadShareGroupStateSummaryResponse) -> ResponseKind {
         ResponseKind::ReadShareGroupStateSummary(value)
+    }
+}
+
+// STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+#[cfg(feature = "messages_enums")]
+impl From<StreamsGroupHeartbeatResponse> for ResponseKind {
+    fn from(value: StreamsGroupHeartbeatResponse) -> ResponseKind {
+        ResponseKind::StreamsGroupHeartbeat(value)
+    }
+}
+
+// STROM PATCH: KIP-1071 streams groups (StreamsGroupHeartbeat 88, StreamsGroupDescribe 89).
+#[cfg(feature = "messages_enums")]
+impl From<StreamsGroupDescribeResponse> for ResponseKind {
+    fn from(value: StreamsGroupDescribeResponse) -> ResponseKind {
+        ResponseKind::StreamsGroupDescribe(value)
     }
 }
 
