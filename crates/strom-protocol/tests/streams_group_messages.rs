@@ -153,9 +153,7 @@ fn describe_response() -> StreamsGroupDescribeResponse {
         .with_topology_epoch(0)
         .with_process_id(s("process"))
         .with_user_endpoint(Some(
-            describe::Endpoint::default()
-                .with_host(s("h"))
-                .with_port(1),
+            describe::Endpoint::default().with_host(s("h")).with_port(1),
         ))
         .with_client_tags(vec![describe::KeyValue::default()
             .with_key(s("k"))
@@ -230,7 +228,9 @@ fn bytes_follow_the_spec() {
     // The default heartbeat: group id "", member id "", epoch 0, instance and rack
     // null, rebalance timeout -1 (the spec's default), topology null, three task lists,
     // process id, endpoint, client tags and two offset lists null, shutdown false.
-    let mut want = vec![0x01, 0x01, 0, 0, 0, 0, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff];
+    let mut want = vec![
+        0x01, 0x01, 0, 0, 0, 0, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff,
+    ];
     want.extend([0x00; 3]); // active, standby, warm-up tasks: null arrays
     want.extend([0x00, 0xff, 0x00]); // process id null, endpoint null (-1), tags null
     want.extend([0x00, 0x00, 0x00, 0x00]); // two offset lists null, shutdown false, tags

@@ -230,7 +230,11 @@ async fn standbys_queries_metrics_globals_and_failover() {
     // Each change once and in order: every change starts where the previous one ended.
     let changes = changes.lock().unwrap().clone();
     use StreamsState::*;
-    assert_eq!(changes.first(), Some(&(Rebalancing, Created)), "{changes:?}");
+    assert_eq!(
+        changes.first(),
+        Some(&(Rebalancing, Created)),
+        "{changes:?}"
+    );
     for pair in changes.windows(2) {
         assert_eq!(pair[1].1, pair[0].0, "a change not reported: {changes:?}");
     }
