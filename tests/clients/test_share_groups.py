@@ -2,7 +2,7 @@
 KafkaShareConsumer (tests/clients/java/ShareMember.java) against the real broker:
 three consumers share a one-partition topic and together get every record exactly once
 under ACCEPT; RELEASE redelivers up to the delivery count limit and REJECT archives at once;
-a consumer killed with records acquired has them redelivered after the lock duration; a
+a consumer stalled with records acquired has them redelivered after the lock duration; a
 broker restart keeps acknowledged records acknowledged.
 
 The group's start offset is set to 0 with AlterShareGroupOffsets (raw protocol, below)
@@ -13,6 +13,7 @@ coordinator); until the broker advertises it they are expected failures (needs_a
 import json
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -206,7 +207,10 @@ time.sleep(600)
 """
 
 
-def test_killed_consumer_records_come_back_after_the_lock(make_broker, topic_name):
+def test_stalled_consumer_records_come_back_after_the_lock(make_broker, topic_name):
+    """A consumer stopped (SIGSTOP: its connection stays open, so its share session lives)
+    with records acquired: they come back once the lock runs out, not before. (A consumer
+    whose connection closes gives them up at once: test_share_group_configs.py.)"""
     b = make_broker(SHARE_ARGS + ["--override", f"group.share.record.lock.duration.ms={LOCK_MS}"])
     create_topic(b, topic_name, 1)
     group = f"sg-{topic_name}"
@@ -219,20 +223,21 @@ def test_killed_consumer_records_come_back_after_the_lock(make_broker, topic_nam
         line = proc.stdout.readline()
         held = [int(o) for o in line.split()]
         assert held, "the first consumer got nothing"
+        proc.send_signal(signal.SIGSTOP)
+        c = consumer(b.bootstrap, group, topic_name, explicit=True)
+        redelivered = {}
+        try:
+            deadline = time.monotonic() + 60
+            while len(redelivered) < len(offsets) and time.monotonic() < deadline:
+                for m in poll_records(c, 1.0):
+                    redelivered[m.offset()] = (m.delivery_count(), time.monotonic())
+                    c.acknowledge(m, AcknowledgeType.ACCEPT)
+                c.commit_sync()
+        finally:
+            c.close()
     finally:
         proc.kill()
         proc.wait(timeout=15)
-    c = consumer(b.bootstrap, group, topic_name, explicit=True)
-    redelivered = {}
-    try:
-        deadline = time.monotonic() + 60
-        while len(redelivered) < len(offsets) and time.monotonic() < deadline:
-            for m in poll_records(c, 1.0):
-                redelivered[m.offset()] = (m.delivery_count(), time.monotonic())
-                c.acknowledge(m, AcknowledgeType.ACCEPT)
-            c.commit_sync()
-    finally:
-        c.close()
     assert sorted(redelivered) == offsets
     for o in held:
         count, at = redelivered[o]

@@ -122,6 +122,10 @@ pub const TABLE: &[(ApiKey, ResourceType, AclOperation)] = &[
         Rt::Cluster,
         Op::AlterConfigs,
     ),
+    // Group configs (ConfigResource type GROUP).
+    (ApiKey::DescribeConfigs, Rt::Group, Op::DescribeConfigs),
+    (ApiKey::AlterConfigs, Rt::Group, Op::AlterConfigs),
+    (ApiKey::IncrementalAlterConfigs, Rt::Group, Op::AlterConfigs),
     (ApiKey::DescribeLogDirs, Rt::Cluster, Op::Describe),
     (ApiKey::AlterReplicaLogDirs, Rt::Cluster, Op::Alter),
     (ApiKey::ElectLeaders, Rt::Cluster, Op::Alter),
@@ -484,9 +488,18 @@ pub fn precheck(
                     .find_map(|t| topic(ApiKey::ConsumerGroupHeartbeat, t))
             })
         }
-        RequestKind::ShareGroupHeartbeat(r) => group(ApiKey::ShareGroupHeartbeat, &r.group_id),
+        // As Kafka 4.2's `handleShareGroupHeartbeatRequest`: READ on the group, then DESCRIBE
+        // on every subscribed topic, else the whole heartbeat fails.
+        RequestKind::ShareGroupHeartbeat(r) => group(ApiKey::ShareGroupHeartbeat, &r.group_id)
+            .or_else(|| {
+                r.subscribed_topic_names
+                    .iter()
+                    .flatten()
+                    .find_map(|t| topic(ApiKey::ShareGroupHeartbeat, t))
+            }),
         RequestKind::OffsetCommit(r) => group(ApiKey::OffsetCommit, &r.group_id),
-        // Share consumers: the group here; the topics' READ is not checked yet.
+        // Share consumers: the group here; READ on each topic per partition in the handlers
+        // (`share_fetch.rs`, `share_acknowledge.rs`).
         RequestKind::ShareFetch(r) => r
             .group_id
             .as_ref()

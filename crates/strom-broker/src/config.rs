@@ -161,6 +161,9 @@ pub struct BrokerConfig {
     pub group_share_heartbeat_interval_ms: i32,
     /// `group.share.max.size`: members per share group.
     pub group_share_max_size: i32,
+    /// The `group.{consumer,share}.{min,max}.*` bounds of the group configs
+    /// (`group_configs.rs`).
+    pub group_config_bounds: crate::group_configs::Bounds,
     /// `offsets.retention.minutes`: how long offsets outlive an Empty group (KIP-211).
     pub offsets_retention_minutes: i64,
     /// `offsets.retention.check.interval.ms`: how often offsets are checked for expiry.
@@ -533,6 +536,7 @@ impl BrokerConfig {
                 default_offsets_topic_replication_factor(&props),
             )?,
             transactions: TransactionsConfig::from_props(&props)?,
+            group_config_bounds: crate::group_configs::Bounds::from_props(&props)?,
             share: crate::share_partitions::ShareConfig::from_props(
                 &props,
                 default_offsets_topic_replication_factor(&props),

@@ -602,6 +602,18 @@ pub const KEYS: &[Key] = &[
         "How long a share consumer holds an acquired record before it is offered again.",
     ),
     key(
+        "group.share.min.record.lock.duration.ms",
+        int(1000, 3_600_000),
+        "15000",
+        "Lower bound of a share group's share.record.lock.duration.ms group config.",
+    ),
+    key(
+        "group.share.max.record.lock.duration.ms",
+        int(1000, 3_600_000),
+        "60000",
+        "Upper bound of a share group's share.record.lock.duration.ms group config.",
+    ),
+    key(
         "group.share.delivery.count.limit",
         int(2, 10),
         "5",

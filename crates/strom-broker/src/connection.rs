@@ -137,8 +137,12 @@ pub async fn serve(
             session.principal = principal;
             tracing::debug!(%peer, listener = %listener.name, principal = %session.principal,
                 "connection established");
+            let key = (listener.name.clone(), peer);
             let mut connection = Connection::new(stream, session, context, slot, listener);
             let close = connection.run().await;
+            // Share sessions used on this connection end with it (their members' acquired
+            // records are released at once, as Kafka does).
+            connection.context.shares.connection_closed(&key).await;
             (connection.context, connection.slot, close)
         }
         Err(error) => {

@@ -808,7 +808,17 @@ impl Runtime {
             };
             let now = now_ms();
             let mut output = shard.coordinator.tick(now);
-            output.records.extend(shard.share.tick(now));
+            let (share_records, expired) = shard.share.tick_expired(now);
+            output.records.extend(share_records);
+            // Share members whose session expired give up their acquired records at once
+            // (on this broker's share partitions; the share sessions' idle expiry releases
+            // them on other leaders).
+            for (group, member) in expired {
+                let context = Arc::clone(&self.context);
+                tokio::spawn(async move {
+                    context.shares.release_member(&group, &member).await;
+                });
+            }
             if !output.records.is_empty() || !output.replies.is_empty() {
                 self.complete(partition, output, Vec::new()).await;
             }

@@ -35,6 +35,7 @@ pub mod controller_http;
 pub mod dynamic_config;
 pub mod dynamic_tls;
 pub mod fetcher;
+pub mod group_configs;
 pub mod groups;
 pub mod handlers;
 pub mod http;

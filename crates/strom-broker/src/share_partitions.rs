@@ -27,9 +27,10 @@
 //! leads at the epoch they were created at; their next ShareFetch on the new leader reads
 //! the durable state there.
 //!
-//! Group configs: [`partition_config`] and [`offset_reset`] are the seam where the share
-//! group's `share.*` configs plug in; until then they are the broker's `group.share.*`
-//! defaults and `latest`.
+//! Group configs (`group_configs.rs`): [`partition_config`] (the record lock duration),
+//! [`offset_reset`] and [`read_committed`] read the group's `share.*` configs from the
+//! metadata image on each use, the broker's values where none is set. A changed lock
+//! duration applies to share partitions created after the change.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -102,35 +103,34 @@ impl ShareConfig {
     }
 }
 
-/// Where a new share partition starts (`share.auto.offset.reset`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OffsetReset {
-    Latest,
-    Earliest,
-}
+pub use crate::group_configs::OffsetReset;
 
-/// The limits of `group_id`'s share partitions. Seam: the group's `share.record.lock.
-/// duration.ms` and `share.delivery.count.limit` override the broker defaults here once
-/// group configs exist.
-pub fn partition_config(context: &BrokerContext, _group_id: &str) -> PartitionConfig {
+/// The limits of `group_id`'s share partitions: its `share.record.lock.duration.ms` group
+/// config, else the broker's; the delivery count limit and record locks are the broker's
+/// (Kafka 4.2 has no group configs for them).
+pub fn partition_config(context: &BrokerContext, group_id: &str) -> PartitionConfig {
     let share = &context.config.share;
+    let settings = group_settings(context, group_id);
     PartitionConfig {
-        lock_duration_ms: share.record_lock_duration_ms,
+        lock_duration_ms: settings.share_record_lock_duration_ms,
         delivery_count_limit: share.delivery_count_limit,
         record_locks_max: share.partition_max_record_locks,
     }
 }
 
-/// `share.auto.offset.reset` of `group_id`. Seam for the group config (Kafka's default:
-/// latest).
-pub fn offset_reset(_context: &BrokerContext, _group_id: &str) -> OffsetReset {
-    OffsetReset::Latest
+/// `share.auto.offset.reset` of `group_id` (Kafka's default: latest).
+pub fn offset_reset(context: &BrokerContext, group_id: &str) -> OffsetReset {
+    group_settings(context, group_id).share_auto_offset_reset
 }
 
-/// `share.isolation.level` of `group_id` is read_committed. Seam for the group config
-/// (Kafka's default: read_uncommitted).
-pub fn read_committed(_context: &BrokerContext, _group_id: &str) -> bool {
-    false
+/// `share.isolation.level` of `group_id` is read_committed (Kafka's default:
+/// read_uncommitted).
+pub fn read_committed(context: &BrokerContext, group_id: &str) -> bool {
+    group_settings(context, group_id).share_read_committed
+}
+
+fn group_settings(context: &BrokerContext, group_id: &str) -> crate::group_configs::Settings {
+    crate::group_configs::settings(&context.config, &context.metadata.image(), group_id)
 }
 
 type PartitionKey = (String, Uuid, i32);
@@ -146,12 +146,19 @@ struct Hosted {
     persisted_changes: u64,
 }
 
+/// The connection a share session was last used on: its listener and the client's
+/// address (unique among the broker's open connections).
+pub type ConnectionKey = (String, std::net::SocketAddr);
+
 /// One member's share session.
 struct Session {
     /// The epoch the next request must carry.
     next_epoch: i32,
     partitions: Vec<(Uuid, i32)>,
     last_used_ms: i64,
+    /// Closing this connection closes the session (Kafka's share session cache listens
+    /// for disconnects the same way).
+    connection: Option<ConnectionKey>,
 }
 
 /// The share partitions and share sessions of this broker.
@@ -209,8 +216,10 @@ impl ShareManager {
     /// Applies a ShareFetch's session fields (KIP-932): epoch 0 opens (or replaces) the
     /// member's session with `added`; a positive epoch must be the session's next one and
     /// adds `added`, removes `forgotten`; -1 closes it.
+    #[allow(clippy::too_many_arguments)]
     pub fn fetch_session(
         &self,
+        connection: Option<&ConnectionKey>,
         max_sessions: usize,
         group_id: &str,
         member_id: &str,
@@ -237,6 +246,7 @@ impl ShareManager {
                         next_epoch: 1,
                         partitions: partitions.clone(),
                         last_used_ms: now,
+                        connection: connection.cloned(),
                     },
                 );
                 Ok(SessionUpdate::Fetch(partitions))
@@ -258,6 +268,9 @@ impl ShareManager {
                 session.partitions = partitions.clone();
                 session.next_epoch = next_epoch(epoch);
                 session.last_used_ms = now;
+                if connection.is_some() {
+                    session.connection = connection.cloned();
+                }
                 Ok(SessionUpdate::Fetch(partitions))
             }
         }
@@ -268,6 +281,7 @@ impl ShareManager {
     /// Returns whether the session closes.
     pub fn acknowledge_session(
         &self,
+        connection: Option<&ConnectionKey>,
         group_id: &str,
         member_id: &str,
         epoch: i32,
@@ -292,8 +306,34 @@ impl ShareManager {
                 }
                 session.next_epoch = next_epoch(epoch);
                 session.last_used_ms = now_ms();
+                if connection.is_some() {
+                    session.connection = connection.cloned();
+                }
                 Ok(false)
             }
+        }
+    }
+
+    /// Closes the share sessions last used on `connection` (it closed) and releases their
+    /// members' acquired records, as Kafka does when a share session's connection drops.
+    pub async fn connection_closed(&self, connection: &ConnectionKey) {
+        let closed: Vec<(String, String)> = match self.sessions.lock() {
+            Ok(mut sessions) => {
+                let closed: Vec<(String, String)> = sessions
+                    .iter()
+                    .filter(|(_, s)| s.connection.as_ref() == Some(connection))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for key in &closed {
+                    sessions.remove(key);
+                }
+                closed
+            }
+            Err(_) => return,
+        };
+        for (group, member) in closed {
+            tracing::debug!(group, member, "share session closed with its connection");
+            self.release_member(&group, &member).await;
         }
     }
 
@@ -726,7 +766,7 @@ async fn create(
     group_id: &str,
     topic_id: Uuid,
     partition: i32,
-    log: &Partition,
+    log: &Arc<Partition>,
     leader_epoch: i32,
 ) -> Result<Hosted, ErrorCode> {
     let key = share_key(group_id, topic_id, partition);
@@ -740,10 +780,6 @@ async fn create(
             Err(other) => Err(other),
         })
         .await?;
-    let reset_offset = || match offset_reset(context, group_id) {
-        OffsetReset::Latest => log.log.high_watermark(),
-        OffsetReset::Earliest => log.log.log_start_offset(),
-    };
     match read {
         Some(state) if state.start_offset >= 0 => {
             let partition_state =
@@ -763,7 +799,7 @@ async fn create(
         found => {
             // No state, or initialized without an offset (AlterShareGroupOffsets can leave
             // that): start at the reset offset and make it durable first.
-            let start = reset_offset();
+            let start = reset_offset(context, group_id, log).await?;
             let state_epoch = found.map_or(0, |s| s.state_epoch.saturating_add(1));
             store
                 .call(context, &key, |c| {
@@ -777,6 +813,34 @@ async fn create(
                 leader_epoch,
                 state_epoch,
             })
+        }
+    }
+}
+
+/// Where a share partition without state starts, as `share.auto.offset.reset` says:
+/// the high watermark, the log start offset, or the first record stamped at or after now
+/// minus the duration (the high watermark when there is none).
+async fn reset_offset(
+    context: &BrokerContext,
+    group_id: &str,
+    log: &Arc<Partition>,
+) -> Result<i64, ErrorCode> {
+    match offset_reset(context, group_id) {
+        OffsetReset::Latest => Ok(log.log.high_watermark()),
+        OffsetReset::Earliest => Ok(log.log.log_start_offset()),
+        OffsetReset::ByDurationMs(duration_ms) => {
+            let since = now_ms().saturating_sub(duration_ms);
+            let high_watermark = log.log.high_watermark();
+            let reading = Arc::clone(log);
+            let found =
+                tokio::task::spawn_blocking(move || reading.log.offset_for_timestamp(since))
+                    .await
+                    .map_err(|_| ErrorCode::UNKNOWN_SERVER_ERROR)?
+                    .map_err(|e| ErrorCode(e.kafka_error_code()))?;
+            Ok(found
+                .map(|t| t.offset)
+                .filter(|offset| *offset < high_watermark)
+                .unwrap_or(high_watermark))
         }
     }
 }

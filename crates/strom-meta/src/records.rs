@@ -20,6 +20,10 @@ pub enum ConfigResourceKind {
     /// A KIP-714 client-metrics subscription, by name (`metrics`, `interval.ms`, `match`).
     /// Stored as given; the broker validates the keys before they reach the controller.
     ClientMetrics,
+    /// A group's configs (Kafka's `GroupConfig`: `share.*`, `consumer.*`), by group id.
+    /// Stored as given; the broker validates keys and values before they reach the
+    /// controller, as it knows the `group.*` bounds.
+    Group,
 }
 
 impl ConfigResourceKind {
@@ -29,6 +33,7 @@ impl ConfigResourceKind {
             ConfigResourceKind::Topic => 2,
             ConfigResourceKind::Broker => 4,
             ConfigResourceKind::ClientMetrics => 16,
+            ConfigResourceKind::Group => 32,
         }
     }
 
@@ -37,6 +42,7 @@ impl ConfigResourceKind {
             2 => Some(ConfigResourceKind::Topic),
             4 => Some(ConfigResourceKind::Broker),
             16 => Some(ConfigResourceKind::ClientMetrics),
+            32 => Some(ConfigResourceKind::Group),
             _ => None,
         }
     }

@@ -12,6 +12,13 @@
 //   java ShareTool BOOTSTRAP list                       {"groups":[{"group_id","state","type"}]}
 //   java ShareTool BOOTSTRAP leave                      closes the consumers started by join
 //   java ShareTool BOOTSTRAP delete GROUP               {"deleted":GROUP}
+//   java ShareTool BOOTSTRAP config-set GROUP KEY VALUE  incrementalAlterConfigs SET on the
+//                                                       GROUP resource {"altered":GROUP}
+//   java ShareTool BOOTSTRAP config-delete GROUP KEY    incrementalAlterConfigs DELETE
+//   java ShareTool BOOTSTRAP config-describe GROUP      {"configs":{KEY:{"value","source",
+//                                                        "read_only"}}}
+//   java ShareTool BOOTSTRAP config-list                listConfigResources(GROUP)
+//                                                       {"groups":[names]}
 
 import java.time.Duration;
 import java.util.ArrayList;
@@ -24,6 +31,10 @@ import java.util.concurrent.TimeUnit;
 
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.AlterConfigOp;
+import org.apache.kafka.clients.admin.Config;
+import org.apache.kafka.clients.admin.ConfigEntry;
+import org.apache.kafka.clients.admin.ListConfigResourcesOptions;
 import org.apache.kafka.clients.admin.GroupListing;
 import org.apache.kafka.clients.admin.ListGroupsOptions;
 import org.apache.kafka.clients.admin.ShareGroupDescription;
@@ -31,6 +42,7 @@ import org.apache.kafka.clients.admin.ShareMemberDescription;
 import org.apache.kafka.clients.consumer.KafkaShareConsumer;
 import org.apache.kafka.common.GroupType;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 
 public final class ShareTool {
@@ -78,6 +90,14 @@ public final class ShareTool {
                 case "delete":
                     admin.deleteShareGroups(List.of(op[2])).all().get(CALL_TIMEOUT_S, TimeUnit.SECONDS);
                     return "{\"deleted\":" + q(op[2]) + "}";
+                case "config-set":
+                    return alterConfig(admin, op[2], new AlterConfigOp(new ConfigEntry(op[3], op[4]), AlterConfigOp.OpType.SET));
+                case "config-delete":
+                    return alterConfig(admin, op[2], new AlterConfigOp(new ConfigEntry(op[3], null), AlterConfigOp.OpType.DELETE));
+                case "config-describe":
+                    return describeConfig(admin, op[2]);
+                case "config-list":
+                    return listConfigResources(admin);
                 default:
                     throw new IllegalArgumentException("unknown operation " + op[1]);
             }
@@ -136,6 +156,32 @@ public final class ShareTool {
                 + ",\"type\":" + q(String.valueOf(g.type().orElse(null))) + "}");
         }
         return "{\"groups\":[" + String.join(",", groups) + "]}";
+    }
+
+    private static String alterConfig(Admin admin, String group, AlterConfigOp op) throws Exception {
+        ConfigResource resource = new ConfigResource(ConfigResource.Type.GROUP, group);
+        admin.incrementalAlterConfigs(Map.of(resource, List.of(op))).all().get(CALL_TIMEOUT_S, TimeUnit.SECONDS);
+        return "{\"altered\":" + q(group) + "}";
+    }
+
+    private static String describeConfig(Admin admin, String group) throws Exception {
+        ConfigResource resource = new ConfigResource(ConfigResource.Type.GROUP, group);
+        Config config = admin.describeConfigs(List.of(resource)).all().get(CALL_TIMEOUT_S, TimeUnit.SECONDS).get(resource);
+        List<String> entries = new ArrayList<>();
+        for (ConfigEntry e : config.entries()) {
+            entries.add(q(e.name()) + ":{\"value\":" + q(e.value()) + ",\"source\":" + q(String.valueOf(e.source()))
+                + ",\"read_only\":" + e.isReadOnly() + "}");
+        }
+        return "{\"configs\":{" + String.join(",", entries) + "}}";
+    }
+
+    private static String listConfigResources(Admin admin) throws Exception {
+        List<String> names = new ArrayList<>();
+        for (ConfigResource r : admin.listConfigResources(Set.of(ConfigResource.Type.GROUP), new ListConfigResourcesOptions())
+                .all().get(CALL_TIMEOUT_S, TimeUnit.SECONDS)) {
+            names.add(q(r.name()));
+        }
+        return "{\"groups\":[" + String.join(",", names) + "]}";
     }
 
     private static void closeConsumers() {

@@ -46,7 +46,10 @@ pub(super) async fn handle_legacy(
         match resource(r.resource_type, &r.resource_name) {
             Some(resource) => {
                 let checked = configs.iter().map(|(k, v)| (k.as_str(), v.as_deref()));
-                match broker_refusal(context, &resource, checked) {
+                // The given keys become the whole set.
+                let refusal = group_refusal(context, &resource, BTreeMap::new(), checked.clone())
+                    .or_else(|| broker_refusal(context, &resource, checked));
+                match refusal {
                     Some(refusal) => {
                         refused.insert(slot, refusal);
                     }
@@ -119,7 +122,28 @@ pub(super) async fn handle_incremental(
                     };
                     (c.key.as_str(), value)
                 });
-                match broker_refusal(context, &resource, checked) {
+                let current = context
+                    .metadata
+                    .image()
+                    .configs(&resource)
+                    .cloned()
+                    .unwrap_or_default();
+                let listed = configs
+                    .iter()
+                    .find(|c| matches!(c.op, AlterConfigOp::Append | AlterConfigOp::Subtract));
+                let refusal = match listed {
+                    // No group config is a list (Kafka's answer for a non-list key).
+                    Some(c) if resource.kind == ConfigResourceKind::Group => Some((
+                        ErrorCode::INVALID_CONFIG,
+                        format!(
+                            "Config value append or subtract is not allowed for config key: {}",
+                            c.key
+                        ),
+                    )),
+                    _ => group_refusal(context, &resource, current, checked.clone()),
+                }
+                .or_else(|| broker_refusal(context, &resource, checked));
+                match refusal {
                     Some(refusal) => {
                         refused.insert(slot, refusal);
                     }
@@ -212,6 +236,34 @@ fn broker_refusal<'a>(
             crate::throttle::invalid_rate(key, value)
                 .or_else(|| dynamic_config::invalid_value(&context.config, key, value))
         })
+        .map(|message| (ErrorCode::INVALID_CONFIG, message))
+}
+
+/// Why a change to a group's configs is refused (`group_configs::validate` on the group's
+/// whole set after the change: `base` with `changes` applied, `None` deleting a key);
+/// `None` for other resources and valid changes. An empty group id is left to the
+/// controller (INVALID_REQUEST).
+fn group_refusal<'a>(
+    context: &BrokerContext,
+    resource: &ConfigResource,
+    mut base: BTreeMap<String, String>,
+    changes: impl Iterator<Item = (&'a str, Option<&'a str>)>,
+) -> Option<(ErrorCode, String)> {
+    if resource.kind != ConfigResourceKind::Group || resource.name.is_empty() {
+        return None;
+    }
+    for (key, value) in changes {
+        match value {
+            Some(value) => {
+                base.insert(key.to_string(), value.to_string());
+            }
+            None => {
+                base.remove(key);
+            }
+        }
+    }
+    crate::group_configs::validate(&context.config, &base)
+        .err()
         .map(|message| (ErrorCode::INVALID_CONFIG, message))
 }
 

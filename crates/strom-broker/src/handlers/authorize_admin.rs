@@ -34,7 +34,8 @@ const AUTH_FAILED: &str = "Authorization failed.";
 /// Kafka's `authorized_operations` when they were not asked for.
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
-/// Kafka's config resource types: TOPIC 2, BROKER 4, BROKER_LOGGER 8 (CLUSTER checks).
+/// Kafka's config resource types: TOPIC 2, GROUP 32, and BROKER 4, BROKER_LOGGER 8,
+/// CLIENT_METRICS 16 (CLUSTER checks).
 fn config_resource_allowed(
     context: &BrokerContext,
     session: &Session,
@@ -47,6 +48,11 @@ fn config_resource_allowed(
             ResourceType::Topic,
             name,
             ErrorCode::TOPIC_AUTHORIZATION_FAILED,
+        ),
+        32 => (
+            ResourceType::Group,
+            name,
+            ErrorCode::GROUP_AUTHORIZATION_FAILED,
         ),
         _ => (
             ResourceType::Cluster,

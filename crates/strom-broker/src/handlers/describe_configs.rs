@@ -5,7 +5,8 @@
 //! `server.properties` value STATIC_BROKER_CONFIG, anything else DEFAULT_CONFIG. Broker
 //! configs are read-only except the ones that change at runtime (`dynamic_config.rs`).
 //! A client-metrics subscription (KIP-714) shows its three keys, CLIENT_METRICS_CONFIG when
-//! set and DEFAULT_CONFIG otherwise.
+//! set and DEFAULT_CONFIG otherwise. A group (`group_configs.rs`) shows every group config
+//! key: GROUP_CONFIG when set on the group, else DEFAULT_CONFIG with the broker's value.
 
 use strom_meta::config_defs::{topic_config_def, ConfigEntry, ConfigSource};
 use strom_meta::{ConfigResource, ConfigResourceKind, MetadataImage};
@@ -29,6 +30,8 @@ const INT_TYPE: i8 = 3;
 const LIST_TYPE: i8 = 7;
 /// Kafka's `ConfigSource` id for a key set on a client-metrics subscription.
 const CLIENT_METRICS_SOURCE: i8 = 7;
+/// Kafka's `ConfigSource` id for a key set on a group (GROUP_CONFIG).
+const GROUP_SOURCE: i8 = 8;
 
 struct Options {
     synonyms: bool,
@@ -144,6 +147,51 @@ fn describe(
                 }
             })
             .collect()
+        }
+        Some(ConfigResourceKind::Group) => {
+            if name.is_empty() {
+                return failed(base, ErrorCode::INVALID_REQUEST, name);
+            }
+            let image = context.metadata.image();
+            let set = image.configs(&crate::group_configs::resource(name));
+            crate::group_configs::KEYS
+                .iter()
+                .filter(|def| wanted(def.name))
+                .map(|def| {
+                    let (value, source) = match set.and_then(|c| c.get(def.name)) {
+                        Some(value) => (value.clone(), GROUP_SOURCE),
+                        None => (
+                            crate::group_configs::broker_value(&context.config, def.name)
+                                .unwrap_or_default(),
+                            ConfigSource::DefaultConfig.kafka_id(),
+                        ),
+                    };
+                    let synonyms = if options.synonyms {
+                        vec![DescribeConfigsSynonym::default()
+                            .with_name(str_bytes(def.name))
+                            .with_value(Some(str_bytes(value.clone())))
+                            .with_source(source)]
+                    } else {
+                        Vec::new()
+                    };
+                    let result = DescribeConfigsResourceResult::default()
+                        .with_name(str_bytes(def.name))
+                        .with_value(Some(str_bytes(value)))
+                        .with_config_source(source)
+                        .with_read_only(false)
+                        .with_synonyms(synonyms);
+                    if version < DOCUMENTATION_MIN_VERSION {
+                        return result;
+                    }
+                    let config_type = match def.kind {
+                        crate::group_configs::ValueKind::Int(_) => INT_TYPE,
+                        _ => STRING_TYPE,
+                    };
+                    result
+                        .with_config_type(config_type)
+                        .with_documentation(options.documentation.then(|| str_bytes(def.doc)))
+                })
+                .collect()
         }
         _ => return failed(base, ErrorCode::INVALID_REQUEST, name),
     };

@@ -1,7 +1,7 @@
 //! ListConfigResources (v0 is KIP-714's ListClientMetricsResources: the names of the
 //! client-metrics subscriptions; v1 lists the config resources of the types asked for, every
 //! type served when none is named, as Kafka 4.1 does). Topics are listed from the image;
-//! registered brokers by id; client-metrics subscriptions that have keys set.
+//! registered brokers by id; client-metrics subscriptions and groups that have keys set.
 
 use strom_meta::ConfigResourceKind;
 use strom_protocol::messages::list_config_resources_response::ConfigResource;
@@ -17,6 +17,7 @@ use crate::server::BrokerContext;
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
 const CLIENT_METRICS: i8 = 16;
+const GROUP: i8 = 32;
 
 pub(super) fn handle(
     context: &BrokerContext,
@@ -26,14 +27,14 @@ pub(super) fn handle(
     let types: Vec<i8> = if version == 0 {
         vec![CLIENT_METRICS]
     } else if request.resource_types.is_empty() {
-        vec![TOPIC, BROKER, CLIENT_METRICS]
+        vec![TOPIC, BROKER, CLIENT_METRICS, GROUP]
     } else {
         request.resource_types.clone()
     };
-    // Kafka refuses a type it does not list (groups, broker loggers here) as a whole.
+    // Kafka refuses a type it does not list (broker loggers here) as a whole.
     if types
         .iter()
-        .any(|t| ![TOPIC, BROKER, CLIENT_METRICS].contains(t))
+        .any(|t| ![TOPIC, BROKER, CLIENT_METRICS, GROUP].contains(t))
     {
         return ResponseKind::ListConfigResources(
             ListConfigResourcesResponse::default()
@@ -54,6 +55,11 @@ pub(super) fn handle(
                 image
                     .brokers()
                     .map(|b| resource(&b.broker_id.to_string(), BROKER)),
+            ),
+            GROUP => resources.extend(
+                image
+                    .configs_of_kind(ConfigResourceKind::Group)
+                    .map(|(name, _)| resource(name, GROUP)),
             ),
             _ => resources.extend(
                 image

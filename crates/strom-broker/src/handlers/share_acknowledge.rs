@@ -2,7 +2,8 @@
 //! The session epoch must be the session's next one (0 is INVALID_SHARE_SESSION_EPOCH);
 //! -1 applies the acknowledgements, then closes the session and releases the member's
 //! acquired records. Each partition's answer comes after its new state is durable
-//! (`share_partitions.rs`).
+//! (`share_partitions.rs`). A partition of a topic the principal may not READ is
+//! TOPIC_AUTHORIZATION_FAILED and its acknowledgements are not applied.
 
 use strom_protocol::messages::share_acknowledge_response::{
     LeaderIdAndEpoch, PartitionData, ShareAcknowledgeTopicResponse,
@@ -10,7 +11,10 @@ use strom_protocol::messages::share_acknowledge_response::{
 use strom_protocol::messages::{ResponseKind, ShareAcknowledgeRequest, ShareAcknowledgeResponse};
 use strom_protocol::{ErrorCode, StrBytes};
 
-use super::share_fetch::ack_batches;
+use strom_protocol::messages::ApiKey;
+
+use super::share_fetch::{ack_batches, preamble, topic_readable, Preamble};
+use crate::principal::Session;
 use crate::server::BrokerContext;
 
 fn top_error(code: ErrorCode) -> ResponseKind {
@@ -19,36 +23,31 @@ fn top_error(code: ErrorCode) -> ResponseKind {
 
 pub(super) async fn handle(
     context: &BrokerContext,
+    session: &Session,
     request: ShareAcknowledgeRequest,
     _version: i16,
 ) -> ResponseKind {
-    let group_id = request
-        .group_id
-        .as_ref()
-        .map(|g| g.0.to_string())
-        .unwrap_or_default();
-    let member_id = request
-        .member_id
-        .as_ref()
-        .map(|m| m.to_string())
-        .unwrap_or_default();
-    if group_id.is_empty() {
-        return top_error(ErrorCode::INVALID_GROUP_ID);
-    }
-    if member_id.is_empty() {
-        return top_error(ErrorCode::INVALID_REQUEST);
-    }
-    let closes =
-        match context
-            .shares
-            .acknowledge_session(&group_id, &member_id, request.share_session_epoch)
-        {
-            Ok(closes) => closes,
-            Err(code) => return top_error(code),
-        };
+    let Preamble {
+        group_id,
+        member_id,
+        connection,
+    } = match preamble(session, request.group_id.as_ref(), request.member_id.as_ref()) {
+        Ok(preamble) => preamble,
+        Err(code) => return top_error(code),
+    };
+    let closes = match context.shares.acknowledge_session(
+        Some(&connection),
+        &group_id,
+        &member_id,
+        request.share_session_epoch,
+    ) {
+        Ok(closes) => closes,
+        Err(code) => return top_error(code),
+    };
     let image = context.metadata.image();
     let mut responses = Vec::with_capacity(request.topics.len());
     for topic in &request.topics {
+        let readable = topic_readable(context, session, ApiKey::ShareAcknowledge, topic.topic_id);
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
             let batches = ack_batches(p.acknowledgement_batches.iter().map(|b| {
@@ -59,6 +58,7 @@ pub(super) async fn handle(
                 )
             }));
             let code = match batches {
+                _ if !readable => ErrorCode::TOPIC_AUTHORIZATION_FAILED,
                 None => ErrorCode::INVALID_REQUEST,
                 Some(batches) => context
                     .shares

@@ -7,7 +7,12 @@
 //! are not allowed then: INVALID_REQUEST); a positive epoch must be the session's next one
 //! (SHARE_SESSION_NOT_FOUND without a session, INVALID_SHARE_SESSION_EPOCH otherwise) and
 //! adds and forgets partitions; -1 applies the acknowledgements, closes the session and
-//! releases the member's acquired records, and fetches nothing.
+//! releases the member's acquired records, and fetches nothing. Closing the connection
+//! the session was last used on closes it the same way.
+//!
+//! Authorization: READ on the group before the handler (`authz::precheck`), READ on each
+//! topic here: a partition of a topic it may not read is TOPIC_AUTHORIZATION_FAILED (its
+//! acknowledgements too) and nothing is acquired from it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -22,8 +27,12 @@ use strom_share::partition::{AckBatch, AckType};
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use strom_meta::acl::ResourceType;
+use strom_protocol::messages::ApiKey;
+
+use crate::principal::Session;
 use crate::server::BrokerContext;
-use crate::share_partitions::SessionUpdate;
+use crate::share_partitions::{ConnectionKey, SessionUpdate};
 
 /// Records per fetch when the request sets no positive `max_records` (the Java client's
 /// `max.poll.records` default).
@@ -34,27 +43,67 @@ fn top_error(code: ErrorCode) -> ResponseKind {
     ResponseKind::ShareFetch(ShareFetchResponse::default().with_error_code(code.code()))
 }
 
+/// What ShareFetch and ShareAcknowledge share: the group and member ids (an empty group
+/// is INVALID_GROUP_ID, an empty member INVALID_REQUEST, for the whole request), and the
+/// connection their share session lives on.
+pub(super) struct Preamble {
+    pub group_id: String,
+    pub member_id: String,
+    pub connection: ConnectionKey,
+}
+
+pub(super) fn preamble(
+    session: &Session,
+    group_id: Option<&strom_protocol::messages::GroupId>,
+    member_id: Option<&StrBytes>,
+) -> Result<Preamble, ErrorCode> {
+    let group_id = group_id.map(|g| g.0.to_string()).unwrap_or_default();
+    let member_id = member_id.map(|m| m.to_string()).unwrap_or_default();
+    if group_id.is_empty() {
+        return Err(ErrorCode::INVALID_GROUP_ID);
+    }
+    if member_id.is_empty() {
+        return Err(ErrorCode::INVALID_REQUEST);
+    }
+    Ok(Preamble {
+        group_id,
+        member_id,
+        connection: (session.listener_name.clone(), session.client_address),
+    })
+}
+
+/// May `session` READ the topic of `topic_id` (ShareFetch, ShareAcknowledge)? An unknown
+/// topic id passes here: the share partition answers UNKNOWN_TOPIC_ID.
+pub(super) fn topic_readable(
+    context: &BrokerContext,
+    session: &Session,
+    api: ApiKey,
+    topic_id: Uuid,
+) -> bool {
+    if !crate::authz::enabled(context) {
+        return true;
+    }
+    let image = context.metadata.image();
+    match image.topic_by_id(topic_id) {
+        Some(topic) => crate::authz::allowed(context, session, api, ResourceType::Topic, &topic.name),
+        None => true,
+    }
+}
+
 pub(super) async fn handle(
     context: &BrokerContext,
+    session: &Session,
     request: ShareFetchRequest,
     _version: i16,
 ) -> ResponseKind {
-    let group_id = request
-        .group_id
-        .as_ref()
-        .map(|g| g.0.to_string())
-        .unwrap_or_default();
-    let member_id = request
-        .member_id
-        .as_ref()
-        .map(|m| m.to_string())
-        .unwrap_or_default();
-    if group_id.is_empty() {
-        return top_error(ErrorCode::INVALID_GROUP_ID);
-    }
-    if member_id.is_empty() {
-        return top_error(ErrorCode::INVALID_REQUEST);
-    }
+    let Preamble {
+        group_id,
+        member_id,
+        connection,
+    } = match preamble(session, request.group_id.as_ref(), request.member_id.as_ref()) {
+        Ok(preamble) => preamble,
+        Err(code) => return top_error(code),
+    };
     let epoch = request.share_session_epoch;
     let has_acks = request
         .topics
@@ -80,6 +129,7 @@ pub(super) async fn handle(
         .collect();
     let shares = &context.shares;
     let update = match shares.fetch_session(
+        Some(&connection),
         context.config.share.max_share_sessions,
         &group_id,
         &member_id,
@@ -92,7 +142,7 @@ pub(super) async fn handle(
     };
     let mut out: BTreeMap<(Uuid, i32), PartitionData> = BTreeMap::new();
     // Acknowledgements first: they may free records this fetch then acquires.
-    let acked = acknowledge(context, &group_id, &member_id, &request.topics).await;
+    let acked = acknowledge(context, session, &group_id, &member_id, &request.topics).await;
     for ((topic_id, partition), code) in acked {
         let data = entry(&mut out, context, topic_id, partition);
         data.acknowledge_error_code = code.code();
@@ -104,6 +154,16 @@ pub(super) async fn handle(
         }
         SessionUpdate::Fetch(partitions) => partitions,
     };
+    // READ on each topic: the partitions of a topic it may not read are answered
+    // TOPIC_AUTHORIZATION_FAILED and nothing is acquired from them (Kafka checks the
+    // session's whole partition set on every fetch).
+    let (partitions, denied): (Vec<(Uuid, i32)>, Vec<(Uuid, i32)>) = partitions
+        .into_iter()
+        .partition(|(topic_id, _)| topic_readable(context, session, ApiKey::ShareFetch, *topic_id));
+    for (topic_id, partition) in denied {
+        let data = entry(&mut out, context, topic_id, partition);
+        data.error_code = ErrorCode::TOPIC_AUTHORIZATION_FAILED.code();
+    }
     if !partitions.is_empty() {
         fetch(
             context,
@@ -179,6 +239,7 @@ pub(super) fn ack_batches<'a>(
 /// Applies the acknowledgements of every partition that carries some.
 async fn acknowledge(
     context: &BrokerContext,
+    session: &Session,
     group_id: &str,
     member_id: &str,
     topics: &[FetchTopic],
@@ -196,7 +257,9 @@ async fn acknowledge(
                     b.acknowledge_types.as_slice(),
                 )
             }));
+            let readable = topic_readable(context, session, ApiKey::ShareFetch, topic.topic_id);
             let code = match batches {
+                _ if !readable => ErrorCode::TOPIC_AUTHORIZATION_FAILED,
                 None => ErrorCode::INVALID_REQUEST,
                 Some(batches) => context
                     .shares

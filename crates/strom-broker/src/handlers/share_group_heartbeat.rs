@@ -1,5 +1,7 @@
 //! ShareGroupHeartbeat (v1, KIP-932): maps the request to strom-share's heartbeat command
-//! with the cluster's topics and maps the answer back.
+//! with the cluster's topics and the group's `share.session.timeout.ms` /
+//! `share.heartbeat.interval.ms` configs, and maps the answer back. A member that leaves
+//! (epoch -1) has its acquired records released on this broker's share partitions.
 
 use std::net::SocketAddr;
 
@@ -25,6 +27,8 @@ pub(super) async fn handle(
 ) -> ResponseKind {
     let group_id = request.group_id.0.to_string();
     let image = context.metadata.image();
+    let settings = crate::group_configs::settings(&context.config, &image, &group_id);
+    let (member_id, leaving) = (request.member_id.to_string(), request.member_epoch == -1);
     let command = ShareCommand::Heartbeat(ShareHeartbeat {
         group_id: group_id.clone(),
         member_id: request.member_id.to_string(),
@@ -36,9 +40,18 @@ pub(super) async fn handle(
         client_id: client_id.map(|c| c.to_string()).unwrap_or_default(),
         client_host: format!("/{}", peer.ip()),
         topics: topics(&image),
+        session_timeout_ms: Some(settings.share_session_timeout_ms),
+        heartbeat_interval_ms: Some(settings.share_heartbeat_interval_ms),
     });
     let response = match super::share_call(context, &group_id, command).await {
-        Ok(ShareResponse::Heartbeat(r)) => to_wire(r),
+        Ok(ShareResponse::Heartbeat(r)) => {
+            // A member that left gives up its acquired records at once (Kafka releases
+            // them to AVAILABLE without counting a delivery).
+            if leaving && r.error.is_none() {
+                context.shares.release_member(&group_id, &member_id).await;
+            }
+            to_wire(r)
+        }
         Ok(_) => failed(ErrorCode::CoordinatorNotAvailable),
         Err(code) => failed(code),
     };

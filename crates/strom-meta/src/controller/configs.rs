@@ -103,6 +103,14 @@ fn check_resource(image: &MetadataImage, resource: &ConfigResource) -> Result<()
                 ));
             }
         }
+        ConfigResourceKind::Group => {
+            if resource.name.is_empty() || resource.name.len() > CONFIG_STRING_BYTES_MAX {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    "Group config resources need a group id (no default group resource).",
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -110,7 +118,9 @@ fn check_resource(image: &MetadataImage, resource: &ConfigResource) -> Result<()
 fn check_value(resource: &ConfigResource, key: &str, value: &str) -> Result<(), ApiError> {
     match resource.kind {
         ConfigResourceKind::Topic => check_topic_value(key, value),
-        ConfigResourceKind::Broker | ConfigResourceKind::ClientMetrics => {
+        ConfigResourceKind::Broker
+        | ConfigResourceKind::ClientMetrics
+        | ConfigResourceKind::Group => {
             if key.is_empty()
                 || key.len() > CONFIG_STRING_BYTES_MAX
                 || value.len() > CONFIG_STRING_BYTES_MAX
@@ -311,7 +321,9 @@ fn list_base(
             }
             def.default
         }
-        ConfigResourceKind::Broker | ConfigResourceKind::ClientMetrics => "",
+        ConfigResourceKind::Broker
+        | ConfigResourceKind::ClientMetrics
+        | ConfigResourceKind::Group => "",
     };
     Ok(configs
         .get(key)

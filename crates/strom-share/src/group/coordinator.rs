@@ -139,6 +139,13 @@ impl ShareGroups {
 
     /// Removes members whose session expired; returns the records of their removal.
     pub fn tick(&mut self, now_ms: i64) -> Vec<GroupRecord> {
+        self.tick_expired(now_ms).0
+    }
+
+    /// As [`ShareGroups::tick`], also naming the (group, member) pairs removed, whose
+    /// acquired records the share partitions release.
+    pub fn tick_expired(&mut self, now_ms: i64) -> (Vec<GroupRecord>, Vec<(String, String)>) {
+        let mut removed = Vec::new();
         let mut records = Records::new();
         let topics = Arc::clone(&self.topics);
         for (group_id, group) in &mut self.groups {
@@ -151,9 +158,10 @@ impl ShareGroups {
             for member_id in expired {
                 tracing::info!(group = %group_id, member = %member_id, "share group member session expired");
                 remove_member(group_id, group, &member_id, &topics, &mut records);
+                removed.push((group_id.clone(), member_id));
             }
         }
-        encode(records)
+        (encode(records), removed)
     }
 
     /// Applies one record read back from the log (in log order) at load.
@@ -267,7 +275,15 @@ impl ShareGroups {
                 Some(_) => {}
             },
         }
-        let config = self.config.clone();
+        // The group's `share.session.timeout.ms` / `share.heartbeat.interval.ms` configs,
+        // when it has them, override the broker's.
+        let mut config = self.config.clone();
+        if let Some(ms) = hb.session_timeout_ms {
+            config.session_timeout_ms = ms;
+        }
+        if let Some(ms) = hb.heartbeat_interval_ms {
+            config.heartbeat_interval_ms = ms;
+        }
         let group_id = hb.group_id.clone();
         let group = self.groups.entry(group_id.clone()).or_default();
         let is_new = !group.members.contains_key(&hb.member_id);

@@ -30,6 +30,8 @@ fn hb(member: &str, epoch: i32, subscribed: Option<&[&str]>, topics: &Arc<Topics
         client_id: "client".into(),
         client_host: "/127.0.0.1".into(),
         topics: Arc::clone(topics),
+        session_timeout_ms: None,
+        heartbeat_interval_ms: None,
     })
 }
 
@@ -311,4 +313,24 @@ fn list_and_describe() {
         h.groups.assigned_partitions("g")[&TopicId([1; 16])].len(),
         3
     );
+}
+
+#[test]
+fn a_group_session_timeout_overrides_the_brokers_and_expiry_names_the_member() {
+    let t = topics(&[("q", 1, 1)]);
+    let mut h = Harness::new();
+    let mut join = hb("a", 0, Some(&["q"]), &t);
+    if let ShareCommand::Heartbeat(beat) = &mut join {
+        beat.session_timeout_ms = Some(3_000);
+        beat.heartbeat_interval_ms = Some(250);
+    }
+    let r = h.ok(join, 0);
+    assert_eq!(r.heartbeat_interval_ms, 250);
+    // The broker's 1 s would have expired it.
+    let (records, removed) = h.groups.tick_expired(2_999);
+    assert!(records.is_empty() && removed.is_empty());
+    let (records, removed) = h.groups.tick_expired(3_000);
+    h.log.extend(records);
+    assert_eq!(removed, [("g".to_string(), "a".to_string())]);
+    h.check_replay(&t);
 }

@@ -48,6 +48,10 @@ pub struct ShareHeartbeat {
     pub client_host: String,
     /// The cluster's topics now (ids, names, partition counts).
     pub topics: Arc<Topics>,
+    /// The group's `share.session.timeout.ms` config, `None` for the broker's.
+    pub session_timeout_ms: Option<i32>,
+    /// The group's `share.heartbeat.interval.ms` config, `None` for the broker's.
+    pub heartbeat_interval_ms: Option<i32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

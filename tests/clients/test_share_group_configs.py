@@ -1,0 +1,177 @@
+"""Group configs (ConfigResource type GROUP, what `kafka-configs.sh --entity-type groups`
+does) through the Java Admin client, and their effect on share consumers: a group whose
+`share.auto.offset.reset` is `earliest` reads a topic from its start with confluent-kafka's
+ShareConsumer, while a group without it starts at the end. Also: a share consumer that
+leaves (closes) or dies with records acquired gives them up at once, well before the
+record lock would expire."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+from confluent_kafka import AcknowledgeType
+
+from group_fixtures import create_topic
+from share_fixtures import share_tool  # noqa: F401 (fixture)
+from test_share_groups import SHARE_ARGS, consumer, poll_records, produce
+
+pytestmark = pytest.mark.needs_api("ShareGroupHeartbeat", "ShareFetch", "ShareAcknowledge")
+
+GROUP_SOURCE = "DYNAMIC_GROUP_CONFIG"
+DEFAULT_SOURCE = "DEFAULT_CONFIG"
+
+
+def test_group_configs_set_described_refused_listed_and_kept_over_a_restart(make_broker, share_tool, topic_name):
+    b = make_broker(SHARE_ARGS)
+    group = f"cfg-{topic_name}"
+    (set_reset, set_lock, described, listed, unknown, too_short, bad_reset, bad_level,
+     hb_over_session) = share_tool(
+        b,
+        ["config-set", group, "share.auto.offset.reset", "earliest"],
+        ["config-set", group, "share.record.lock.duration.ms", "20000"],
+        ["config-describe", group],
+        ["config-list"],
+        ["config-set", group, "no.such.key", "1"],
+        ["config-set", group, "share.record.lock.duration.ms", "1000"],
+        ["config-set", group, "share.auto.offset.reset", "sometimes"],
+        ["config-set", group, "share.isolation.level", "dirty"],
+        ["config-set", group, "share.heartbeat.interval.ms", "6000"],
+    )
+    assert set_reset == {"altered": group}
+    assert set_lock == {"altered": group}
+    configs = described["configs"]
+    assert configs["share.auto.offset.reset"] == {"value": "earliest", "source": GROUP_SOURCE, "read_only": False}
+    assert configs["share.record.lock.duration.ms"]["value"] == "20000"
+    assert configs["share.record.lock.duration.ms"]["source"] == GROUP_SOURCE
+    # Unset keys show the broker's value as the default.
+    assert configs["share.isolation.level"] == {"value": "read_uncommitted", "source": DEFAULT_SOURCE, "read_only": False}
+    assert configs["share.session.timeout.ms"] == {"value": "6000", "source": DEFAULT_SOURCE, "read_only": False}
+    assert set(configs) == {
+        "consumer.session.timeout.ms", "consumer.heartbeat.interval.ms", "share.session.timeout.ms",
+        "share.heartbeat.interval.ms", "share.record.lock.duration.ms", "share.auto.offset.reset",
+        "share.isolation.level",
+    }
+    assert group in listed["groups"]
+    for refused, says in [
+        (unknown, "Unknown group config name: no.such.key"),
+        (too_short, "group.share.min.record.lock.duration.ms"),
+        (bad_reset, "share.auto.offset.reset"),
+        (bad_level, "read_committed"),
+        (hb_over_session, "share.session.timeout.ms must be greater than share.heartbeat.interval.ms"),
+    ]:
+        assert refused["error"] == "InvalidConfigurationException", refused
+        assert says in refused["message"], refused
+    # Durable: the metadata log keeps them over a restart; a deleted key is the default again.
+    b.stop()
+    b.start()
+    described, deleted, after = share_tool(
+        b,
+        ["config-describe", group],
+        ["config-delete", group, "share.record.lock.duration.ms"],
+        ["config-describe", group],
+    )
+    assert described["configs"]["share.record.lock.duration.ms"]["value"] == "20000"
+    assert deleted == {"altered": group}
+    assert after["configs"]["share.record.lock.duration.ms"]["source"] == DEFAULT_SOURCE
+    assert after["configs"]["share.auto.offset.reset"]["value"] == "earliest"
+
+
+def test_share_auto_offset_reset_earliest_as_a_group_config(make_broker, share_tool, topic_name):
+    """Records produced before any consumer joined: the group configured `earliest` gets all
+    of them; a group left at Kafka's default (latest) gets none of them, only what comes
+    after it started."""
+    b = make_broker(SHARE_ARGS)
+    create_topic(b, topic_name, 1)
+    early = produce(b.bootstrap, topic_name, 20)
+    configured, plain = f"early-{topic_name}", f"late-{topic_name}"
+    (altered,) = share_tool(b, ["config-set", configured, "share.auto.offset.reset", "earliest"])
+    assert altered == {"altered": configured}
+    c = consumer(b.bootstrap, configured, topic_name)
+    seen = set()
+    try:
+        deadline = time.monotonic() + 60
+        while len(seen) < len(early) and time.monotonic() < deadline:
+            seen.update(m.offset() for m in poll_records(c, 0.5))
+    finally:
+        c.close()
+    assert sorted(seen) == early
+
+    other = consumer(b.bootstrap, plain, topic_name)
+    got = set()
+    try:
+        # Joined and fetching (its share partition starts at the end) before the new records.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            got.update(m.offset() for m in poll_records(other, 0.5))
+        later = produce(b.bootstrap, topic_name, 5, start=20)
+        deadline = time.monotonic() + 60
+        while not set(later) <= got and time.monotonic() < deadline:
+            got.update(m.offset() for m in poll_records(other, 0.5))
+    finally:
+        other.close()
+    assert got == set(later), "a latest group sees only what came after it started"
+
+
+HOLDER = """
+import sys, time
+from confluent_kafka import ShareConsumer
+c = ShareConsumer({"bootstrap.servers": sys.argv[1], "group.id": sys.argv[2],
+                   "share.acknowledgement.mode": "explicit", "log_level": 0})
+c.subscribe([sys.argv[3]])
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    got = [m for m in c.poll(1.0) if m.error() is None]
+    if got:
+        print(" ".join(str(m.offset()) for m in got), flush=True)
+        break
+if sys.argv[4] == "close":
+    c.close()
+    print("closed", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("how", ["close", "kill"])
+def test_a_departed_consumers_records_come_back_at_once(make_broker, share_tool, topic_name, how):
+    """A share consumer holds records without acknowledging them, then closes (its share
+    session and group membership end) or is killed (its connection drops): another consumer
+    gets them well before the group's 60 s record lock would run out, delivered a second
+    time."""
+    b = make_broker(SHARE_ARGS + ["--override", "group.share.max.record.lock.duration.ms=60000"])
+    create_topic(b, topic_name, 1)
+    group = f"dep-{topic_name}"
+    share_tool(b, ["config-set", group, "share.auto.offset.reset", "earliest"],
+               ["config-set", group, "share.record.lock.duration.ms", "60000"])
+    offsets = produce(b.bootstrap, topic_name, 20)
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, b.bootstrap, group, topic_name, how],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        held = [int(o) for o in proc.stdout.readline().split()]
+        assert held, "the first consumer got nothing"
+        if how == "close":
+            assert proc.stdout.readline().strip() == "closed"
+        else:
+            proc.kill()
+            proc.wait(timeout=15)
+        departed = time.monotonic()
+        c = consumer(b.bootstrap, group, topic_name, explicit=True)
+        redelivered = {}
+        try:
+            deadline = time.monotonic() + 40
+            while len(redelivered) < len(offsets) and time.monotonic() < deadline:
+                for m in poll_records(c, 0.5):
+                    redelivered[m.offset()] = (m.delivery_count(), time.monotonic() - departed)
+                    c.acknowledge(m, AcknowledgeType.ACCEPT)
+                c.commit_sync()
+        finally:
+            c.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=15)
+    assert sorted(redelivered) == offsets
+    for o in held:
+        count, after_s = redelivered[o]
+        assert count == 2, (o, count)
+        assert after_s < 40, (o, after_s)
