@@ -175,3 +175,62 @@ def test_a_departed_consumers_records_come_back_at_once(make_broker, share_tool,
         count, after_s = redelivered[o]
         assert count == 2, (o, count)
         assert after_s < 40, (o, after_s)
+
+
+def test_read_committed_share_group_skips_aborted_and_waits_for_open_transactions(make_broker, share_tool, topic_name):
+    """With `share.isolation.level=read_committed` set on the group: of a transaction that
+    aborted then one that committed, only the committed records are delivered; records of
+    a transaction still open are held back (the last stable offset) until it commits."""
+    from confluent_kafka import Producer
+
+    b = make_broker(SHARE_ARGS)
+    create_topic(b, topic_name, 1)
+    group = f"rc-{topic_name}"
+    share_tool(b, ["config-set", group, "share.auto.offset.reset", "earliest"],
+               ["config-set", group, "share.isolation.level", "read_committed"])
+    delivered = {}
+
+    def on_delivery(err, msg):
+        if err is None:
+            delivered[msg.value()] = msg.offset()
+
+    p = Producer({"bootstrap.servers": b.bootstrap, "transactional.id": f"tx-{topic_name}", "log_level": 0})
+    p.init_transactions(30)
+    p.begin_transaction()
+    for i in range(5):
+        p.produce(topic_name, value=f"aborted-{i}".encode(), partition=0, on_delivery=on_delivery)
+    p.flush(30)
+    p.abort_transaction(30)
+    p.begin_transaction()
+    for i in range(5):
+        p.produce(topic_name, value=f"committed-{i}".encode(), partition=0, on_delivery=on_delivery)
+    p.commit_transaction(30)
+    committed = sorted(o for v, o in delivered.items() if v.startswith(b"committed"))
+    assert len(committed) == 5
+
+    c = consumer(b.bootstrap, group, topic_name)
+    got = {}
+    try:
+        deadline = time.monotonic() + 60
+        while len(got) < 5 and time.monotonic() < deadline:
+            for m in poll_records(c, 0.5):
+                got[m.offset()] = m.value()
+        # An open transaction: nothing of it comes while it is open.
+        p.begin_transaction()
+        for i in range(3):
+            p.produce(topic_name, value=f"open-{i}".encode(), partition=0, on_delivery=on_delivery)
+        p.flush(30)
+        quiet_until = time.monotonic() + 4
+        while time.monotonic() < quiet_until:
+            for m in poll_records(c, 0.5):
+                got[m.offset()] = m.value()
+        assert not any(v.startswith(b"open") for v in got.values()), "records of an open transaction delivered"
+        p.commit_transaction(30)
+        deadline = time.monotonic() + 60
+        while len(got) < 8 and time.monotonic() < deadline:
+            for m in poll_records(c, 0.5):
+                got[m.offset()] = m.value()
+    finally:
+        c.close()
+    assert sorted(got) == committed + sorted(o for v, o in delivered.items() if v.startswith(b"open"))
+    assert not any(v.startswith(b"aborted") for v in got.values()), "aborted records delivered"

@@ -9,8 +9,10 @@
 //! before it delivers anything.
 //!
 //! Acquisition: the log is read from the share partition's fetch offset up to the high
-//! watermark (read_committed: the last stable offset; records of aborted transactions are
-//! not filtered out yet), whole batches as Fetch returns them; control batches are gaps. The records acquired are answered as `AcquiredRecords` ranges
+//! watermark (`share.isolation.level=read_committed`: the last stable offset), whole
+//! batches as Fetch returns them; control batches, and under read_committed the batches of
+//! aborted transactions (the partition's aborted-transaction index), are gaps: never
+//! acquired, passed by the end offset and then by the start offset. The records acquired are answered as `AcquiredRecords` ranges
 //! with the batches that hold them; clients skip the rest of a batch. Acquisitions are not
 //! persisted (as Kafka): after a restart or leader change an acquired record is AVAILABLE
 //! again with the delivery count last persisted.
@@ -438,7 +440,8 @@ impl ShareManager {
         let Some(from) = hosted.partition.fetch_offset() else {
             return Ok(Acquired::default());
         };
-        let max_offset = if read_committed(context, group_id) {
+        let read_committed = read_committed(context, group_id);
+        let max_offset = if read_committed {
             log.last_stable_offset()
         } else {
             log.log.high_watermark()
@@ -461,21 +464,48 @@ impl ShareManager {
         })
         .await
         .map_err(|_| ErrorCode::UNKNOWN_SERVER_ERROR)??;
-        // The batches' offset ranges (control batches are gaps) and where each lies.
+        // Under read_committed, the aborted transactions of the range read: their batches
+        // are never delivered (Kafka archives them; here they are gaps, as control batches).
+        let aborted = if read_committed {
+            log.aborted_between(from, max_offset)
+        } else {
+            Vec::new()
+        };
+        // The deliverable batches' offset ranges and where each lies; the run of gap
+        // batches (control, aborted) the read ends with.
         let mut spans = Vec::new();
+        let mut trailing_gap: Option<(i64, i64)> = None;
         for batch in strom_records::batches(&bytes) {
             let Ok((header, span)) = batch else {
                 break;
             };
-            if header.last_offset() < from || header.is_control() {
+            if header.last_offset() < from {
                 continue;
             }
+            let aborted_batch = header.is_transactional()
+                && aborted.iter().any(|a| {
+                    a.producer_id == header.producer_id
+                        && a.first_offset <= header.base_offset
+                        && header.base_offset < a.last_offset
+                });
+            if header.is_control() || aborted_batch {
+                let first = trailing_gap.map_or(header.base_offset, |(first, _)| first);
+                trailing_gap = Some((first, header.last_offset()));
+                continue;
+            }
+            trailing_gap = None;
             spans.push((header.base_offset, header.last_offset(), span));
         }
         let ranges: Vec<(i64, i64)> = spans.iter().map(|(f, l, _)| (*f, *l)).collect();
         let acquired = hosted
             .partition
             .acquire(member_id, &ranges, records_max, now);
+        // Gaps between deliverable batches are passed by `acquire`; a run of them at the
+        // end of the read is passed here once everything before it was taken, so the next
+        // read starts after it.
+        if let Some((first, last)) = trailing_gap {
+            hosted.partition.skip_gap(first.max(from), last);
+        }
         let mut records = BytesMut::new();
         for (first, last, span) in &spans {
             let holds = acquired

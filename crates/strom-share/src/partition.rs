@@ -531,6 +531,20 @@ impl SharePartition {
         self.advance_start();
     }
 
+    /// Moves the end offset over `[first, last]`, offsets where the log holds nothing to
+    /// deliver (control batches, batches of aborted transactions under read_committed), when
+    /// the end offset has reached them: nothing there is ever acquired, and the SPSO may
+    /// pass them once everything before is done. A range the end offset has not reached is
+    /// left alone (records before it are still to be taken).
+    pub fn skip_gap(&mut self, first: i64, last: i64) {
+        if first > last || self.next_offset < first || self.next_offset > last {
+            return;
+        }
+        self.next_offset = last + 1;
+        self.changes += 1;
+        self.advance_start();
+    }
+
     /// Moves the SPSO to `offset` (AlterShareGroupOffsets on an empty group): everything in
     /// flight is forgotten and delivery starts afresh there. May move backwards: this is an
     /// explicit reset, not progress.

@@ -1,5 +1,7 @@
 //! ConsumerGroupHeartbeat (v0-v1, KIP-848): maps the request to strom-group's consumer
-//! command with the cluster's topics (ids, names, partition counts) and maps the answer back.
+//! command with the cluster's topics (ids, names, partition counts) and the group's
+//! `consumer.session.timeout.ms` / `consumer.heartbeat.interval.ms` configs (`group_configs.rs`),
+//! and maps the answer back.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,6 +31,7 @@ pub(super) async fn handle(
 ) -> ResponseKind {
     let group_id = request.group_id.0.to_string();
     let image = context.metadata.image();
+    let settings = crate::group_configs::settings(&context.config, &image, &group_id);
     let command = Command::ConsumerGroupHeartbeat(ConsumerHeartbeat {
         api_version: version,
         group_id: group_id.clone(),
@@ -51,6 +54,8 @@ pub(super) async fn handle(
         client_id: client_id.map(|c| c.to_string()).unwrap_or_default(),
         client_host: format!("/{}", peer.ip()),
         topics: topics(&image),
+        session_timeout_ms: Some(settings.consumer_session_timeout_ms),
+        heartbeat_interval_ms: Some(settings.consumer_heartbeat_interval_ms),
     });
     let response = match group_call(context, &group_id, command).await {
         Ok(Response::ConsumerGroupHeartbeat(r)) => to_wire(r),

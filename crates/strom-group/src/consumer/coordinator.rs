@@ -175,7 +175,11 @@ impl ConsumerGroups {
             self.update_target(group, &c.topics, records);
         }
         self.reconcile(group, &member_id, owned.as_ref(), now_ms, records);
-        let session_ms = i64::from(self.config.session_timeout_ms);
+        // The group's `consumer.*` configs, when set, override the broker's.
+        let session_ms = i64::from(c.session_timeout_ms.unwrap_or(self.config.session_timeout_ms));
+        let heartbeat_interval_ms = c
+            .heartbeat_interval_ms
+            .unwrap_or(self.config.heartbeat_interval_ms);
         let Some(after) = group.members.get_mut(&member_id) else {
             return Err(ConsumerError::new(
                 Code::UnknownServerError,
@@ -193,7 +197,7 @@ impl ConsumerGroups {
             error: None,
             member_id: Some(member_id),
             member_epoch: after.current.member_epoch,
-            heartbeat_interval_ms: self.config.heartbeat_interval_ms,
+            heartbeat_interval_ms,
             assignment,
         })
     }

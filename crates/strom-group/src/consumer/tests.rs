@@ -49,6 +49,8 @@ fn join(member: &str, names: &[&str], view: &Arc<Topics>) -> ConsumerHeartbeat {
         client_id: "client".into(),
         client_host: "/127.0.0.1".into(),
         topics: Arc::clone(view),
+        session_timeout_ms: None,
+        heartbeat_interval_ms: None,
     }
 }
 
@@ -1252,4 +1254,20 @@ fn regex_subscriptions_match_whole_topic_names() {
             .subscribed_topic_regex,
         None
     );
+}
+
+#[test]
+fn group_configs_override_the_session_timeout_and_heartbeat_interval() {
+    let view = topics(1);
+    let mut groups = ConsumerGroups::new(config());
+    let c = ConsumerHeartbeat {
+        session_timeout_ms: Some(50_000),
+        heartbeat_interval_ms: Some(250),
+        ..join("a", &["t"], &view)
+    };
+    let (_, r) = ok(&mut groups, c, 0);
+    assert_eq!(r.heartbeat_interval_ms, 250);
+    // The broker's 45 s would have fenced it by now; the group's 50 s has not.
+    assert!(groups.tick(49_999).is_empty());
+    assert!(!groups.tick(50_000).is_empty());
 }

@@ -99,6 +99,10 @@ pub struct ConsumerHeartbeat {
     pub client_id: String,
     pub client_host: String,
     pub topics: Arc<Topics>,
+    /// The group's `consumer.session.timeout.ms` config, `None` for the broker's.
+    pub session_timeout_ms: Option<i32>,
+    /// The group's `consumer.heartbeat.interval.ms` config, `None` for the broker's.
+    pub heartbeat_interval_ms: Option<i32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -572,3 +572,22 @@ proptest! {
         run(&ops, &present, config(lock_ms, limit, locks))?;
     }
 }
+
+#[test]
+fn a_trailing_gap_is_passed_once_reached_and_never_acquired() {
+    let mut p = SharePartition::new(0, config(1000, 5, 100));
+    // Records 0-4, then an aborted batch and its marker (5-9) the read ends with.
+    assert_eq!(p.acquire("a", &[(0, 4)], 100, 0), vec![range(0, 4, 1)]);
+    p.skip_gap(5, 9);
+    assert_eq!(p.fetch_offset(), Some(10));
+    p.acknowledge("a", &[ack(0, 4, AckType::Accept)]).unwrap();
+    assert_eq!(p.start_offset(), 10, "the start offset passes the gap too");
+    // A gap the end offset has not reached (the budget stopped short) is left alone.
+    let mut q = SharePartition::new(0, config(1000, 5, 100));
+    assert_eq!(q.acquire("a", &[(0, 4)], 2, 0), vec![range(0, 1, 1)]);
+    q.skip_gap(5, 9);
+    assert_eq!(q.end_offset(), 1);
+    assert_eq!(q.acquire("a", &[(2, 4)], 100, 0), vec![range(2, 4, 1)]);
+    q.skip_gap(5, 9);
+    assert_eq!(q.fetch_offset(), Some(10));
+}
