@@ -292,7 +292,11 @@ pub fn parse_iso_duration_ms(text: &str) -> Option<i64> {
     if parts == 0 {
         return None;
     }
-    Some(if negative { total.checked_neg()? } else { total })
+    Some(if negative {
+        total.checked_neg()?
+    } else {
+        total
+    })
 }
 
 fn signed_int(text: &str) -> Option<i64> {
@@ -330,7 +334,9 @@ fn invalid_value(bounds: &Bounds, key: &str, value: &str) -> Option<String> {
                 ));
             }
             if n > max {
-                return Some(format!("{key} must be less than or equal to {max_key} ({max})"));
+                return Some(format!(
+                    "{key} must be less than or equal to {max_key} ({max})"
+                ));
             }
             None
         }
@@ -462,7 +468,17 @@ mod tests {
         assert_eq!(parse_iso_duration_ms("P2D"), Some(172_800_000));
         assert_eq!(parse_iso_duration_ms("-PT1S"), Some(-1000));
         assert_eq!(parse_iso_duration_ms("PT-1H"), Some(-3_600_000));
-        for bad in ["", "P", "PT", "1H", "PT1X", "P1H", "PT1.0000000001S", "PT--1S", "PTS"] {
+        for bad in [
+            "",
+            "P",
+            "PT",
+            "1H",
+            "PT1X",
+            "P1H",
+            "PT1.0000000001S",
+            "PT--1S",
+            "PTS",
+        ] {
             assert_eq!(parse_iso_duration_ms(bad), None, "{bad}");
         }
     }
@@ -491,14 +507,30 @@ mod tests {
         assert!(validate(&config, &set(&[("share.record.lock.duration.ms", "20000")])).is_ok());
         let refused = [
             ("nope", "1", "Unknown group config name: nope"),
-            ("streams.session.timeout.ms", "50000", "Unknown group config"),
+            (
+                "streams.session.timeout.ms",
+                "50000",
+                "Unknown group config",
+            ),
             ("share.record.lock.duration.ms", "999", "at least 1000"),
-            ("share.record.lock.duration.ms", "14000", "group.share.min.record.lock"),
-            ("share.record.lock.duration.ms", "70000", "group.share.max.record.lock"),
+            (
+                "share.record.lock.duration.ms",
+                "14000",
+                "group.share.min.record.lock",
+            ),
+            (
+                "share.record.lock.duration.ms",
+                "70000",
+                "group.share.max.record.lock",
+            ),
             ("share.record.lock.duration.ms", "x", "Not a number"),
             ("share.isolation.level", "READ_COMMITTED", "must be one of"),
             ("share.auto.offset.reset", "none", "earliest"),
-            ("consumer.session.timeout.ms", "70000", "group.consumer.max.session"),
+            (
+                "consumer.session.timeout.ms",
+                "70000",
+                "group.consumer.max.session",
+            ),
         ];
         for (key, value, says) in refused {
             let message = validate(&config, &set(&[(key, value)])).unwrap_err();

@@ -418,9 +418,7 @@ async fn handle_request(context: &BrokerContext, incoming: Incoming, session: &S
         RequestKind::ListConfigResources(body) => {
             list_config_resources::handle(context, body, version)
         }
-        RequestKind::ShareFetch(body) => {
-            share_fetch::handle(context, session, body, version).await
-        }
+        RequestKind::ShareFetch(body) => share_fetch::handle(context, session, body, version).await,
         RequestKind::ShareAcknowledge(body) => {
             share_acknowledge::handle(context, session, body, version).await
         }

@@ -31,7 +31,11 @@ pub(super) async fn handle(
         group_id,
         member_id,
         connection,
-    } = match preamble(session, request.group_id.as_ref(), request.member_id.as_ref()) {
+    } = match preamble(
+        session,
+        request.group_id.as_ref(),
+        request.member_id.as_ref(),
+    ) {
         Ok(preamble) => preamble,
         Err(code) => return top_error(code),
     };

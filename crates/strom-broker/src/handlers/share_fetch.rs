@@ -85,7 +85,9 @@ pub(super) fn topic_readable(
     }
     let image = context.metadata.image();
     match image.topic_by_id(topic_id) {
-        Some(topic) => crate::authz::allowed(context, session, api, ResourceType::Topic, &topic.name),
+        Some(topic) => {
+            crate::authz::allowed(context, session, api, ResourceType::Topic, &topic.name)
+        }
         None => true,
     }
 }
@@ -100,7 +102,11 @@ pub(super) async fn handle(
         group_id,
         member_id,
         connection,
-    } = match preamble(session, request.group_id.as_ref(), request.member_id.as_ref()) {
+    } = match preamble(
+        session,
+        request.group_id.as_ref(),
+        request.member_id.as_ref(),
+    ) {
         Ok(preamble) => preamble,
         Err(code) => return top_error(code),
     };
@@ -157,7 +163,8 @@ pub(super) async fn handle(
     // READ on each topic: the partitions of a topic it may not read are answered
     // TOPIC_AUTHORIZATION_FAILED and nothing is acquired from them (Kafka checks the
     // session's whole partition set on every fetch).
-    let (partitions, denied): (Vec<(Uuid, i32)>, Vec<(Uuid, i32)>) = partitions
+    type Partitions = Vec<(Uuid, i32)>;
+    let (partitions, denied): (Partitions, Partitions) = partitions
         .into_iter()
         .partition(|(topic_id, _)| topic_readable(context, session, ApiKey::ShareFetch, *topic_id));
     for (topic_id, partition) in denied {

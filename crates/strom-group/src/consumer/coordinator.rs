@@ -176,7 +176,10 @@ impl ConsumerGroups {
         }
         self.reconcile(group, &member_id, owned.as_ref(), now_ms, records);
         // The group's `consumer.*` configs, when set, override the broker's.
-        let session_ms = i64::from(c.session_timeout_ms.unwrap_or(self.config.session_timeout_ms));
+        let session_ms = i64::from(
+            c.session_timeout_ms
+                .unwrap_or(self.config.session_timeout_ms),
+        );
         let heartbeat_interval_ms = c
             .heartbeat_interval_ms
             .unwrap_or(self.config.heartbeat_interval_ms);
