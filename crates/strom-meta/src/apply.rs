@@ -205,6 +205,16 @@ fn apply_record(
             inner.producer_ids.last_broker_epoch = *broker_epoch;
             delta.producer_ids_changed = true;
         }
+        MetadataRecord::FeatureLevel { name, level, epoch } => {
+            if *level < 0 || *epoch < 1 || name.is_empty() {
+                return Err(format!(
+                    "feature {name:?} at level {level}, epoch {epoch}: a level is at least 0 \
+                     and an epoch at least 1"
+                ));
+            }
+            Arc::make_mut(&mut inner.feature_levels).insert(name.clone(), (*level, *epoch));
+            delta.features_changed = true;
+        }
         MetadataRecord::AccessControlEntry { id, acl } => {
             // Kafka's controller never reuses an id; a repeated one is a damaged log.
             if inner.acls.contains_key(id) {

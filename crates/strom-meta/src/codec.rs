@@ -106,7 +106,7 @@ fn max_version(record_type: u16) -> Option<u8> {
     match record_type {
         3 | 5 => Some(REASSIGNMENT_RECORD_VERSION),
         17 => Some(1),
-        0 | 1 | 2 | 4 | 6 | 7 | 8 | 9 | 11 | 12 | 14 | 15 | 19 => Some(RECORD_VERSION),
+        0 | 1 | 2 | 4 | 6 | 7 | 8 | 9 | 11 | 12 | 14 | 15 | 16 | 19 => Some(RECORD_VERSION),
         _ => None,
     }
 }
@@ -268,6 +268,11 @@ fn write_body(w: &mut Writer, record: &MetadataRecord) {
             w.i64(*broker_epoch);
             w.i64(*next_producer_id);
         }
+        MetadataRecord::FeatureLevel { name, level, epoch } => {
+            w.string(name);
+            w.i16(*level);
+            w.i64(*epoch);
+        }
     }
 }
 
@@ -373,6 +378,11 @@ fn read_body(
             broker_id: r.i32()?,
             broker_epoch: r.i64()?,
             next_producer_id: r.i64()?,
+        },
+        16 => MetadataRecord::FeatureLevel {
+            name: r.string()?,
+            level: r.i16()?,
+            epoch: r.i64()?,
         },
         17 if version == 1 => read_replicas_offline(r)?,
         17 => MetadataRecord::BrokerInControlledShutdown {

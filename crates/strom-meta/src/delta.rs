@@ -28,6 +28,8 @@ pub struct MetadataDelta {
     pub acls_changed: bool,
     /// Client quotas set or removed.
     pub quotas_changed: bool,
+    /// A feature level finalized (UpdateFeatures).
+    pub features_changed: bool,
 }
 
 /// What a delta means for the replicas one broker hosts.

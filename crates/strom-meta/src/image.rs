@@ -141,6 +141,9 @@ pub(crate) struct ImageInner {
     /// Per broker, the replicas it reported it cannot serve (`BrokerReplicasOffline`); empty
     /// sets are not kept.
     pub offline_replicas: Arc<BTreeMap<i32, BTreeSet<TopicIdPartition>>>,
+    /// Feature levels finalized by a `FeatureLevel` record: name to (level, epoch of that
+    /// change). A feature with no record runs at the binary's default level.
+    pub feature_levels: Arc<BTreeMap<String, (i16, i64)>>,
 }
 
 /// Cluster metadata at one point of the metadata log.
@@ -349,6 +352,31 @@ impl MetadataImage {
 
     pub fn acl_count(&self) -> usize {
         self.inner.acls.len()
+    }
+
+    /// The level a `FeatureLevel` record finalized `name` at, `None` when no record did
+    /// (the feature then runs at the binary's default level).
+    pub fn feature_level(&self, name: &str) -> Option<i16> {
+        self.inner.feature_levels.get(name).map(|(level, _)| *level)
+    }
+
+    /// Every feature a record finalized, with its level, in name order.
+    pub fn feature_levels(&self) -> impl Iterator<Item = (&str, i16)> + '_ {
+        self.inner
+            .feature_levels
+            .iter()
+            .map(|(name, (level, _))| (name.as_str(), *level))
+    }
+
+    /// The finalized-features epoch: that of the latest feature change, 0 before any (the
+    /// levels the cluster was formed with).
+    pub fn features_epoch(&self) -> i64 {
+        self.inner
+            .feature_levels
+            .values()
+            .map(|(_, epoch)| *epoch)
+            .max()
+            .unwrap_or(0)
     }
 
     pub fn broker_epoch_high(&self) -> i64 {

@@ -196,6 +196,16 @@ pub enum MetadataRecord {
         name: String,
         mechanism: i8,
     },
+    /// A cluster feature finalized at `level` (Kafka's `FeatureLevelRecord`, set by
+    /// UpdateFeatures; 0 disables the feature). `epoch` is the finalized-features epoch this
+    /// change made (the previous epoch plus one), the epoch ApiVersions reports so that
+    /// clients, which keep the features of the highest epoch they saw, notice the change.
+    /// Encoded as type 16 (Kafka's 12 is Strom's RemoveUserScramCredential here).
+    FeatureLevel {
+        name: String,
+        level: i16,
+        epoch: i64,
+    },
     /// A block of producer ids ending before `next_producer_id` went to `broker_id`.
     ProducerIds {
         broker_id: i32,
@@ -223,6 +233,7 @@ impl MetadataRecord {
             MetadataRecord::UserScramCredential { .. } => 11,
             MetadataRecord::RemoveUserScramCredential { .. } => 12,
             MetadataRecord::ProducerIds { .. } => 15,
+            MetadataRecord::FeatureLevel { .. } => 16,
             MetadataRecord::BrokerInControlledShutdown { .. } => 17,
             MetadataRecord::BrokerReplicasOffline { .. } => 17,
         }

@@ -97,6 +97,13 @@ impl MetadataImage {
                 });
             }
         }
+        for (name, (level, epoch)) in self.inner.feature_levels.iter() {
+            records.push(MetadataRecord::FeatureLevel {
+                name: name.clone(),
+                level: *level,
+                epoch: *epoch,
+            });
+        }
         let ids = self.producer_ids();
         if *ids != ProducerIdsImage::default() {
             records.push(MetadataRecord::ProducerIds {

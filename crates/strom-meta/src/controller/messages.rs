@@ -42,6 +42,8 @@ pub enum ControllerRequest {
     AlterPartitionReassignments(AlterPartitionReassignmentsRequest),
     /// Read-only: answered from the controller's image, no records.
     ListPartitionReassignments(ListPartitionReassignmentsRequest),
+    /// UpdateFeatures: finalize feature levels (`controller/features.rs`).
+    UpdateFeatures(UpdateFeaturesRequest),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +74,58 @@ pub enum ControllerReply {
     ListPartitionReassignments(Vec<OngoingTopicReassignment>),
     /// One result per user named in the request, in first-seen order.
     AlterUserScramCredentials(Vec<AlterScramResult>),
+    /// The whole request's result: Kafka refuses all updates when one is refused.
+    UpdateFeatures(Result<(), ApiError>),
+}
+
+/// UpdateFeatures: the updates, and the features the requesting broker's binary supports
+/// with the level each runs at when no record finalized it (every node runs the same
+/// binary, so the broker's table is the controller's).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateFeaturesRequest {
+    pub updates: Vec<FeatureUpdate>,
+    pub validate_only: bool,
+    pub supported: Vec<SupportedFeature>,
+    /// The node judging the request, named in Kafka's refusal messages.
+    pub node_id: i32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeatureUpdate {
+    pub name: String,
+    pub level: i16,
+    pub upgrade_type: FeatureUpgradeType,
+}
+
+/// Kafka's `FeatureUpdate.UpgradeType` (UpdateFeatures v1+; v0's `allow_downgrade` is
+/// SafeDowngrade).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FeatureUpgradeType {
+    Unknown,
+    Upgrade,
+    SafeDowngrade,
+    UnsafeDowngrade,
+}
+
+impl FeatureUpgradeType {
+    /// From the wire's code (1 upgrade, 2 safe, 3 unsafe downgrade).
+    pub fn from_code(code: i8) -> FeatureUpgradeType {
+        match code {
+            1 => FeatureUpgradeType::Upgrade,
+            2 => FeatureUpgradeType::SafeDowngrade,
+            3 => FeatureUpgradeType::UnsafeDowngrade,
+            _ => FeatureUpgradeType::Unknown,
+        }
+    }
+}
+
+/// A feature's supported range and its level before any record finalizes one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SupportedFeature {
+    pub name: String,
+    pub min: i16,
+    pub max: i16,
+    pub default_level: i16,
 }
 
 /// AlterUserScramCredentials: the broker has already turned each salted password into its

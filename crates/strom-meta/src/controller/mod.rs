@@ -10,6 +10,7 @@ mod brokers;
 mod configs;
 mod elections;
 pub mod errors;
+mod features;
 mod leadership;
 pub mod messages;
 mod names;
@@ -30,6 +31,7 @@ use std::fmt;
 use uuid::Uuid;
 
 pub use elections::UNCLEAN_LEADER_ELECTION_ENABLE;
+
 pub use names::{validate_topic_name, TOPIC_NAME_LENGTH_MAX};
 
 /// Source of new topic ids. Injected so that tests are deterministic; production seeds it
@@ -208,6 +210,7 @@ impl Controller {
             ControllerRequest::ListPartitionReassignments(r) => {
                 Ok((Vec::new(), reassign::list_reassignments(image, r)))
             }
+            ControllerRequest::UpdateFeatures(r) => features::update_features(image, r),
         }
     }
 
