@@ -39,6 +39,7 @@ pub fn response(
     table: &ApiVersionTable,
     request: &ApiVersionsRequest,
     api_version: i16,
+    finalized: &crate::features::Finalized,
 ) -> ApiVersionsResponse {
     if !is_valid_request(request, api_version) {
         return ApiVersionsResponse::default().with_error_code(ErrorCode::INVALID_REQUEST.code());
@@ -46,6 +47,7 @@ pub fn response(
     crate::features::with_features(
         ApiVersionsResponse::default().with_api_keys(table.advertised()),
         api_version,
+        finalized,
     )
 }
 

@@ -2,18 +2,17 @@
 //! carried by ApiVersions v3+ (what `kafka-features.sh describe` and Admin
 //! `describeFeatures` read) and changed by UpdateFeatures.
 //!
-//! Strom runs each feature at one level, fixed by the binary: an UpdateFeatures to that
-//! level is a no-op, and any other level is refused (as Kafka refuses a level outside the
-//! supported range). `transaction.version` supports 0-2 as Kafka 4 does and is finalized at
-//! 2 (KIP-890 part 2, what a new Kafka 4 cluster gets); the lower levels are served to the
-//! clients that use them (a client's request versions say its transaction version), but
-//! the finalized level cannot be moved yet.
+//! This table is what the binary supports and the level each feature runs at until an
+//! UpdateFeatures finalizes another (a `FeatureLevel` metadata record, judged by
+//! strom-meta's controller). Only `transaction.version` has a range to move in: 0-2 as Kafka 4,
+//! finalized at 2 by default (KIP-890 part 2, what a new Kafka 4 cluster gets); the other
+//! features have one supported level.
 
 use kafka_protocol::messages::api_versions_response::{FinalizedFeatureKey, SupportedFeatureKey};
 use kafka_protocol::messages::ApiVersionsResponse;
 use kafka_protocol::protocol::StrBytes;
 
-/// One feature: its supported range and its finalized level (0: not enabled).
+/// One feature: its supported range and its default finalized level (0: not enabled).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Feature {
     pub name: &'static str,
@@ -63,9 +62,41 @@ pub const FEATURES: &[Feature] = &[
     },
 ];
 
-/// The epoch of the finalized levels: they were finalized when the cluster was formed and
-/// never change, so it stays 0 (Kafka: -1 means unknown).
-pub const FINALIZED_FEATURES_EPOCH: i64 = 0;
+/// The finalized levels and their epoch, as ApiVersions reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finalized {
+    /// (feature, level), one per feature of [`FEATURES`], in its order.
+    pub levels: Vec<(&'static str, i16)>,
+    /// 0 for the levels the cluster was formed with; each UpdateFeatures change adds one
+    /// (clients keep the features of the highest epoch they saw, so it must grow).
+    pub epoch: i64,
+}
+
+impl Finalized {
+    /// The levels given by `level_of` (a finalized record's level, `None` for the default).
+    pub fn new(level_of: impl Fn(&str) -> Option<i16>, epoch: i64) -> Finalized {
+        Finalized {
+            levels: FEATURES
+                .iter()
+                .map(|f| (f.name, level_of(f.name).unwrap_or(f.finalized)))
+                .collect(),
+            epoch,
+        }
+    }
+
+    /// The defaults, before any change.
+    pub fn defaults() -> Finalized {
+        Finalized::new(|_| None, 0)
+    }
+
+    /// The level of `name` (0 when unknown or disabled).
+    pub fn level(&self, name: &str) -> i16 {
+        self.levels
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(0, |(_, level)| *level)
+    }
+}
 
 /// The first ApiVersions version with features.
 const FEATURES_MIN_VERSION: i16 = 3;
@@ -76,7 +107,11 @@ const ZERO_MIN_VERSION: i16 = 4;
 
 /// Adds the features to an ApiVersions answer at `api_version`, with Kafka's rules: supported
 /// ranges from 0 only at v4+, finalized levels of 0 never.
-pub fn with_features(response: ApiVersionsResponse, api_version: i16) -> ApiVersionsResponse {
+pub fn with_features(
+    response: ApiVersionsResponse,
+    api_version: i16,
+    finalized: &Finalized,
+) -> ApiVersionsResponse {
     if api_version < FEATURES_MIN_VERSION {
         return response;
     }
@@ -90,77 +125,21 @@ pub fn with_features(response: ApiVersionsResponse, api_version: i16) -> ApiVers
                 .with_max_version(f.max_supported)
         })
         .collect();
-    let finalized = FEATURES
+    let finalized_keys = finalized
+        .levels
         .iter()
-        .filter(|f| f.finalized != 0)
-        .map(|f| {
+        .filter(|(_, level)| *level != 0)
+        .map(|(name, level)| {
             FinalizedFeatureKey::default()
-                .with_name(StrBytes::from_static_str(f.name))
-                .with_min_version_level(f.finalized)
-                .with_max_version_level(f.finalized)
+                .with_name(StrBytes::from_static_str(name))
+                .with_min_version_level(*level)
+                .with_max_version_level(*level)
         })
         .collect();
     response
         .with_supported_features(supported)
-        .with_finalized_features_epoch(FINALIZED_FEATURES_EPOCH)
-        .with_finalized_features(finalized)
-}
-
-/// Kafka's upgrade types (UpdateFeatures v1+; v0's `allow_downgrade` means SAFE_DOWNGRADE).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpgradeType {
-    Unknown,
-    Upgrade,
-    SafeDowngrade,
-    UnsafeDowngrade,
-}
-
-impl UpgradeType {
-    pub fn from_code(code: i8) -> UpgradeType {
-        match code {
-            1 => UpgradeType::Upgrade,
-            2 => UpgradeType::SafeDowngrade,
-            3 => UpgradeType::UnsafeDowngrade,
-            _ => UpgradeType::Unknown,
-        }
-    }
-}
-
-/// Why setting `name` to `level` is refused, in Kafka's words (FeatureControlManager), or
-/// `None` when it is allowed (which, with fixed levels, means it is already the level).
-pub fn refusal(name: &str, level: i16, upgrade: UpgradeType, node_id: i32) -> Option<String> {
-    let feature = FEATURES.iter().find(|f| f.name == name);
-    let (min, max, current) = feature.map_or((0, 0, 0), |f| {
-        (f.min_supported, f.max_supported, f.finalized)
-    });
-    let reason = if upgrade == UpgradeType::Unknown {
-        Some("The controller does not support the given upgrade type.".to_string())
-    } else if level < 0 {
-        Some("A feature version cannot be less than 0.".to_string())
-    } else if !(min..=max).contains(&level) {
-        Some(if max == 0 {
-            format!("Local controller {node_id} does not support this feature.")
-        } else if min == max {
-            format!("Local controller {node_id} only supports versions {min}")
-        } else {
-            format!("Local controller {node_id} only supports versions {min}-{max}")
-        })
-    } else if level < current && upgrade == UpgradeType::Upgrade {
-        Some(
-            "Can't downgrade the version of this feature without setting the upgrade type \
-             to either safe or unsafe downgrade."
-                .to_string(),
-        )
-    } else if level > current && upgrade != UpgradeType::Upgrade {
-        Some("Can't downgrade to a newer version.".to_string())
-    } else if level != current {
-        Some(format!(
-            "Strom runs this feature at level {current} only; it cannot be changed."
-        ))
-    } else {
-        None
-    };
-    reason.map(|r| format!("Invalid update version {level} for feature {name}. {r}"))
+        .with_finalized_features_epoch(finalized.epoch)
+        .with_finalized_features(finalized_keys)
 }
 
 #[cfg(test)]
@@ -184,9 +163,9 @@ mod tests {
 
     #[test]
     fn features_follow_kafkas_per_version_rules() {
-        let v2 = with_features(ApiVersionsResponse::default(), 2);
+        let v2 = with_features(ApiVersionsResponse::default(), 2, &Finalized::defaults());
         assert_eq!(v2, ApiVersionsResponse::default());
-        let v3 = with_features(ApiVersionsResponse::default(), 3);
+        let v3 = with_features(ApiVersionsResponse::default(), 3, &Finalized::defaults());
         assert_eq!(
             names(&v3),
             (
@@ -204,7 +183,7 @@ mod tests {
             )
         );
         assert_eq!(v3.finalized_features_epoch, 0);
-        let v4 = with_features(ApiVersionsResponse::default(), 4);
+        let v4 = with_features(ApiVersionsResponse::default(), 4, &Finalized::defaults());
         assert_eq!(
             names(&v4).0,
             vec![
@@ -217,39 +196,12 @@ mod tests {
             "ranges from 0 only from v4 on"
         );
         assert_eq!(names(&v4).1.len(), 4, "a level of 0 is never finalized");
-    }
-
-    #[test]
-    fn only_the_current_level_is_accepted() {
-        assert_eq!(refusal("group.version", 1, UpgradeType::Upgrade, 1), None);
-        assert_eq!(refusal("kraft.version", 0, UpgradeType::Upgrade, 1), None);
-        assert_eq!(
-            refusal("metadata.version", 24, UpgradeType::SafeDowngrade, 1).as_deref(),
-            Some(
-                "Invalid update version 24 for feature metadata.version. \
-                 Local controller 1 only supports versions 25"
-            )
-        );
-        assert_eq!(
-            refusal("no.such.feature", 1, UpgradeType::Upgrade, 2).as_deref(),
-            Some(
-                "Invalid update version 1 for feature no.such.feature. \
-                 Local controller 2 does not support this feature."
-            )
-        );
-        assert!(refusal("group.version", 1, UpgradeType::Unknown, 1).is_some());
-        assert_eq!(
-            refusal("transaction.version", 2, UpgradeType::Upgrade, 1),
-            None
-        );
-        assert_eq!(
-            refusal("transaction.version", 1, UpgradeType::SafeDowngrade, 1).as_deref(),
-            Some(
-                "Invalid update version 1 for feature transaction.version. \
-                 Strom runs this feature at level 2 only; it cannot be changed."
-            )
-        );
-        assert!(refusal("transaction.version", 3, UpgradeType::Upgrade, 1).is_some());
-        assert!(refusal("group.version", -1, UpgradeType::Upgrade, 1).is_some());
+        let tv1 = Finalized::new(|name| (name == "transaction.version").then_some(1), 3);
+        let v4 = with_features(ApiVersionsResponse::default(), 4, &tv1);
+        assert_eq!(v4.finalized_features_epoch, 3);
+        assert!(names(&v4).1.contains(&"transaction.version:1".to_string()));
+        let tv0 = Finalized::new(|name| (name == "transaction.version").then_some(0), 4);
+        let v4 = with_features(ApiVersionsResponse::default(), 4, &tv0);
+        assert_eq!(names(&v4).1.len(), 3, "a disabled feature is not finalized");
     }
 }

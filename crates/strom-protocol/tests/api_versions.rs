@@ -47,7 +47,7 @@ fn answer(frame: &Bytes) -> Bytes {
     let response = match &incoming {
         Incoming::Request(request) => match &request.body {
             strom_protocol::messages::RequestKind::ApiVersions(body) => {
-                api_versions::response(&table, body, request.api_version())
+                api_versions::response(&table, body, request.api_version(), &strom_protocol::features::Finalized::defaults())
             }
             other => panic!("not ApiVersions: {other:?}"),
         },

@@ -162,6 +162,8 @@ pub const TV0: i16 = 0;
 pub struct Coordinator {
     config: Config,
     txns: BTreeMap<String, TxnMetadata>,
+    /// The cluster's finalized `transaction.version` (Kafka's `transactionVersionLevel()`).
+    transaction_version: i16,
 }
 
 impl Coordinator {
@@ -169,6 +171,41 @@ impl Coordinator {
         Coordinator {
             config,
             txns: BTreeMap::new(),
+            transaction_version: TV2,
+        }
+    }
+
+    /// The cluster's finalized `transaction.version` changed (UpdateFeatures; [`TV2`] until
+    /// set). It applies to transactions that start from now on: one starts at the lower of
+    /// its client's version and this level and keeps that version until it ends, so a
+    /// downgrade never changes the rules of a transaction under way, and a transaction that
+    /// starts below [`TV2`] ends without the epoch bump even if its client asks at version 2
+    /// (the answer then carries the unchanged epoch, which such a client continues with).
+    pub fn set_transaction_version(&mut self, level: i16) {
+        self.transaction_version = level;
+    }
+
+    /// The finalized `transaction.version` this coordinator applies to new transactions.
+    pub fn transaction_version(&self) -> i16 {
+        self.transaction_version
+    }
+
+    /// The version an EndTxn by a client at `client_tv` is judged at: that of the
+    /// transaction it ends while one is open or being ended; for a retry of a version 2
+    /// end, 2; otherwise (nothing open) the lower of the client's and the cluster's.
+    fn end_version(&self, transactional_id: &str, client_tv: i16) -> i16 {
+        match self.txns.get(transactional_id) {
+            Some(meta) => match meta.state {
+                TxnState::Ongoing
+                | TxnState::PrepareCommit
+                | TxnState::PrepareAbort
+                | TxnState::PrepareEpochFence => client_tv.min(meta.client_tv),
+                TxnState::CompleteCommit | TxnState::CompleteAbort if meta.client_tv >= TV2 => {
+                    client_tv
+                }
+                _ => client_tv.min(self.transaction_version),
+            },
+            None => client_tv,
         }
     }
 
@@ -409,10 +446,12 @@ impl Coordinator {
             meta.partitions.clear();
             meta.start_ms = now_ms;
             meta.state = TxnState::Ongoing;
+            // The transaction's version is fixed when it starts (see
+            // `set_transaction_version`).
+            meta.client_tv = client_tv.min(self.transaction_version);
         }
         meta.partitions.extend(partitions.iter().cloned());
         meta.last_update_ms = now_ms;
-        meta.client_tv = client_tv;
         self.write(meta, Vec::new(), ErrorCode::None)
     }
 
@@ -486,7 +525,7 @@ impl Coordinator {
         fresh_producer_id: &mut Option<i64>,
         now_ms: i64,
     ) -> Output<EndTxnResult> {
-        if client_tv >= TV2 {
+        if self.end_version(transactional_id, client_tv) >= TV2 {
             return self.end_txn_v2(
                 transactional_id,
                 producer_id,

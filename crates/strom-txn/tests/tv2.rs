@@ -268,3 +268,42 @@ fn version_1_clients_keep_their_epoch_across_ends() {
     let decoded = decode_value(value).unwrap();
     assert_eq!(decoded.client_tv, TV0);
 }
+
+#[test]
+fn the_finalized_level_applies_to_transactions_that_start_after_it() {
+    let mut c = coordinator();
+    c.init_producer_id("tx", 10_000, None, &mut Some(5), 0);
+    // A transaction under way at version 2 keeps its rules across a downgrade.
+    c.add_partitions_tv("tx", 5, 0, &[tp(0)], TV2, 1);
+    c.set_transaction_version(1);
+    c.add_partitions_tv("tx", 5, 0, &[tp(1)], TV2, 2);
+    let out = end(&mut c, 5, 0, true, 3);
+    assert_eq!(out.response.producer_epoch, 1, "begun at 2: bumped");
+    assert_eq!(out.markers[0].producer_epoch, 1);
+    c.markers_written(&out.markers[0], 4);
+    // Its retry is still recognised after the downgrade.
+    assert_eq!(end(&mut c, 5, 0, true, 5).response.error, ErrorCode::None);
+    // The next one starts at level 1, even from a client that still asks at 2: no bump,
+    // and the answer carries the epoch it continues with.
+    c.add_partitions_tv("tx", 5, 1, &[tp(0)], TV2, 6);
+    let out = end(&mut c, 5, 1, false, 7);
+    assert_eq!(
+        (out.response.error, out.response.producer_epoch),
+        (ErrorCode::None, 1)
+    );
+    assert_eq!(out.markers[0].producer_epoch, 1, "no bump at level 1");
+    c.markers_written(&out.markers[0], 8);
+    // A version 1 client works as before.
+    c.add_partitions("tx", 5, 1, &[tp(2)], 9);
+    let out = c.end_txn("tx", 5, 1, true, 10);
+    assert_eq!(
+        (out.response.error, out.markers[0].producer_epoch),
+        (ErrorCode::None, 1)
+    );
+    c.markers_written(&out.markers[0], 11);
+    // Upgraded again: the next transaction of a version 2 client bumps again.
+    c.set_transaction_version(TV2);
+    c.add_partitions_tv("tx", 5, 1, &[tp(0)], TV2, 12);
+    let out = end(&mut c, 5, 1, true, 13);
+    assert_eq!(out.response.producer_epoch, 2);
+}
