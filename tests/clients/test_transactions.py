@@ -491,3 +491,70 @@ def test_copier_killed_and_restarted_copies_exactly_once(broker, topic_name):
     got = consume_all(broker.bootstrap, dst, "read_committed", max(ends), partitions=2)
     values = sorted(v for _, _, v in got)
     assert values == sorted(f"v{i}" for i in range(n)), (len(values), values)
+
+
+def test_transaction_version_downgrade_and_upgrade(make_broker, compat_tool, topic_name):
+    """`transaction.version` changed at run time with the Java Admin's updateFeatures: after a
+    downgrade to 1 the Java producer (which reads the finalized level from ApiVersions, whose
+    epoch grew) ends its transactions without the epoch bump of version 2, the confluent
+    producer keeps working, and read_committed sees exactly the committed records; upgraded
+    back to 2 the Java producer bumps at every end again."""
+    b = make_broker()
+    create_topic(b.bootstrap, topic_name)
+    tv = "transaction.version"
+
+    def finalized():
+        out = compat_tool(["features", b.bootstrap])
+        return out["finalized"].get(tv, {}).get("max"), out["finalized_epoch"]
+
+    assert finalized() == (2, 0)
+    refused = compat_tool(["update-feature", b.bootstrap, tv, 1, "UPGRADE"])
+    assert refused["error"] == "InvalidUpdateVersionException", refused
+    assert "without setting the upgrade type" in refused["message"], refused
+    assert compat_tool(["update-feature", b.bootstrap, tv, 1, "SAFE_DOWNGRADE", "validate"]) == {"ok": True}
+    assert finalized() == (2, 0), "validate only changes nothing"
+    assert compat_tool(["update-feature", b.bootstrap, tv, 1, "SAFE_DOWNGRADE"]) == {"ok": True}
+    assert finalized() == (1, 1)
+    newer = compat_tool(["update-feature", b.bootstrap, tv, 2, "SAFE_DOWNGRADE"])
+    assert "Can't downgrade to a newer version" in newer["message"], newer
+
+    expected = []  # values read_committed must deliver, in order
+
+    def java(txid):
+        out = compat_tool(["transaction", b.bootstrap, txid, topic_name, 3, 2])
+        assert out["error"] is None, out
+        expected.extend(f"commit-{i}" for i in range(3))
+        return compat_tool(["transactions", b.bootstrap, txid])["describe"]
+
+    def confluent(txid, tag):
+        p = txn_producer(b.bootstrap, txid)
+        p.init_transactions(TIMEOUT_S)
+        for round_ in range(2):
+            p.begin_transaction()
+            p.produce(topic_name, value=f"{tag}-c{round_}".encode())
+            p.commit_transaction(TIMEOUT_S)
+            expected.append(f"{tag}-c{round_}")
+            p.begin_transaction()
+            p.produce(topic_name, value=f"{tag}-a{round_}".encode())
+            p.flush(TIMEOUT_S)
+            p.abort_transaction(TIMEOUT_S)
+
+    # At level 1: no bump at the ends (initTransactions gives epoch 0).
+    described = java(f"{topic_name}-java-tv1")
+    assert (described["state"], described["producer_epoch"]) == ("CompleteAbort", 0), described
+    confluent(f"{topic_name}-rd-tv1", "tv1")
+
+    assert compat_tool(["update-feature", b.bootstrap, tv, 2, "UPGRADE"]) == {"ok": True}
+    assert finalized() == (2, 2)
+    described = java(f"{topic_name}-java-tv2")
+    assert (described["state"], described["producer_epoch"]) == ("CompleteAbort", 2), described
+    confluent(f"{topic_name}-rd-tv2", "tv2")
+
+    # 6 Java records + 4 aborted, 4 confluent commits + 4 aborts, and 12 markers.
+    records = 2 * (3 + 2) + 2 * 4
+    markers = 2 * 2 + 2 * 4
+    deadline = time.monotonic() + TIMEOUT_S
+    while end_offset(b.bootstrap, topic_name) < records + markers and time.monotonic() < deadline:
+        time.sleep(0.1)
+    got = consume_all(b.bootstrap, topic_name, "read_committed", records + markers)
+    assert [v for _, _, v in got] == expected

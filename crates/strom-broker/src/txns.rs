@@ -41,6 +41,12 @@ use crate::metadata::now_ms;
 use crate::partition::Partition;
 use crate::server::BrokerContext;
 
+/// The cluster's finalized `transaction.version`: the level UpdateFeatures set, else the
+/// binary's default.
+pub fn transaction_version(image: &MetadataImage) -> i16 {
+    crate::handlers::finalized_features(image).level("transaction.version")
+}
+
 /// Kafka's internal topic of transaction state.
 pub const TXN_TOPIC: &str = "__transaction_state";
 /// `transaction.state.log.num.partitions` (Kafka's default), used until the topic exists.
@@ -498,6 +504,9 @@ impl Runtime {
         };
         let now = now_ms();
         let coordinator = &mut shard.coordinator;
+        // The finalized transaction.version as of this command (UpdateFeatures), for the
+        // transactions it starts.
+        coordinator.set_transaction_version(transaction_version(&image));
         let (records, response, markers) = match command {
             TxnCommand::InitProducerId {
                 transactional_id,
@@ -725,11 +734,15 @@ impl Runtime {
                 .transactions
                 .abort_timed_out_cleanup_interval_ms;
             self.next_abort_check_ms = now.saturating_add(interval);
+            let image_now = self.context.metadata.image();
             let partitions: Vec<i32> = self.shards.keys().copied().collect();
             for partition in partitions {
                 let Some(shard) = self.shards.get_mut(&partition) else {
                     continue;
                 };
+                shard
+                    .coordinator
+                    .set_transaction_version(transaction_version(&image_now));
                 let output = shard.coordinator.tick(now);
                 if output.records.is_empty() {
                     continue;

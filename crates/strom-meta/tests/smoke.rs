@@ -65,7 +65,7 @@ fn error_codes_are_kafkas() {
         (DuplicateBrokerRegistration, 101),
         (BrokerIdNotRegistered, 102),
         (IneligibleReplica, 107),
-        (InvalidUpdateVersion, 108),
+        (InvalidUpdateVersion, 95),
     ];
     for (error, code) in table {
         assert_eq!(error.code(), code, "{error:?}");

@@ -13,5 +13,6 @@ pub(super) fn handle(
         &context.api_versions,
         request,
         version,
+        &super::finalized_features(&context.metadata.image()),
     ))
 }

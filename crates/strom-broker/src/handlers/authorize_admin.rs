@@ -496,7 +496,7 @@ pub(super) async fn describe_quorum(
     super::describe_quorum::handle(context, request).await
 }
 
-pub(super) fn update_features(
+pub(super) async fn update_features(
     context: &BrokerContext,
     session: &Session,
     request: UpdateFeaturesRequest,
@@ -521,7 +521,7 @@ pub(super) fn update_features(
                 .with_results(results),
         );
     }
-    super::update_features::handle(context, request, version)
+    super::update_features::handle(context, request, version).await
 }
 
 pub(super) async fn elect_leaders(

@@ -60,6 +60,7 @@ mod sync_group;
 mod telemetry;
 mod txn_offset_commit;
 mod update_features;
+pub(crate) use update_features::finalized_features;
 mod write_txn_markers;
 
 use std::future::Future;
@@ -359,7 +360,7 @@ async fn handle_request(context: &BrokerContext, incoming: Incoming, session: &S
             authorize_admin::describe_quorum(context, session, body).await
         }
         RequestKind::UpdateFeatures(body) => {
-            authorize_admin::update_features(context, session, body, version)
+            authorize_admin::update_features(context, session, body, version).await
         }
         RequestKind::WriteTxnMarkers(body) => write_txn_markers::handle(context, body).await,
         RequestKind::DescribeProducers(body) => {

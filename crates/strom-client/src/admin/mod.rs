@@ -6,6 +6,7 @@
 
 mod acls;
 mod configs;
+mod features;
 mod groups;
 mod log_dirs;
 pub(crate) mod offsets;
@@ -23,6 +24,7 @@ use crate::error::Result;
 
 pub use acls::AclEntry;
 pub use configs::{AlterConfigOp, ConfigEntry, ConfigResource, ConfigSource};
+pub use features::{FeatureDescription, FeatureMetadata, UpgradeType};
 pub use groups::{GroupDescription, GroupListing, MemberDescription};
 pub use log_dirs::{LogDirDescription, LogDirReplica};
 pub use offsets::ListedOffset;

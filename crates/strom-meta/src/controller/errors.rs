@@ -57,7 +57,7 @@ impl ErrorCode {
             ErrorCode::DuplicateBrokerRegistration => 101,
             ErrorCode::BrokerIdNotRegistered => 102,
             ErrorCode::IneligibleReplica => 107,
-            ErrorCode::InvalidUpdateVersion => 108,
+            ErrorCode::InvalidUpdateVersion => 95,
             ErrorCode::PreferredLeaderNotAvailable => 80,
             ErrorCode::EligibleLeadersNotAvailable => 83,
             ErrorCode::ElectionNotNeeded => 84,

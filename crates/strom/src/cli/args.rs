@@ -81,6 +81,9 @@ pub enum ClientCommand {
     /// Describe the metadata quorum, add and remove controllers (kafka-metadata-quorum.sh).
     #[command(after_help = QUORUM_EXAMPLES)]
     MetadataQuorum(MetadataQuorumArgs),
+    /// Describe cluster features and change their levels (kafka-features.sh).
+    #[command(after_help = FEATURES_EXAMPLES)]
+    Features(FeaturesArgs),
     /// Move partitions between brokers (reassign, decommission) and elect leaders.
     #[command(after_help = PARTITIONS_EXAMPLES)]
     Partitions(PartitionsArgs),
@@ -94,6 +97,11 @@ pub enum ClientCommand {
     #[command(after_help = STREAMS_EXAMPLES)]
     Streams(StreamsArgs),
 }
+
+const FEATURES_EXAMPLES: &str = "Examples:
+  strom features describe
+  strom features downgrade --feature transaction.version=1
+  strom features upgrade --feature transaction.version=2 --dry-run";
 
 const QUORUM_EXAMPLES: &str = "Examples:
   strom metadata-quorum describe --status
@@ -935,6 +943,42 @@ pub enum ElectionKind {
     Preferred,
     #[value(alias = "UNCLEAN")]
     Unclean,
+}
+
+#[derive(Args, Debug)]
+pub struct FeaturesArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: FeaturesCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FeaturesCommand {
+    /// Each feature's supported range, finalized level and the finalized epoch.
+    Describe,
+    /// Raise features to the given levels.
+    Upgrade {
+        /// `NAME=LEVEL`, repeatable.
+        #[arg(long, value_name = "NAME=LEVEL", required = true)]
+        feature: Vec<String>,
+        /// Validate only: change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Lower features to the given levels.
+    Downgrade {
+        /// `NAME=LEVEL`, repeatable.
+        #[arg(long, value_name = "NAME=LEVEL", required = true)]
+        feature: Vec<String>,
+        /// Kafka's unsafe downgrade (for features other than metadata.version the same as
+        /// a safe one).
+        #[arg(long)]
+        unsafe_downgrade: bool,
+        /// Validate only: change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Args, Debug)]

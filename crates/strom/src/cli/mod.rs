@@ -9,6 +9,7 @@ mod cluster;
 mod configs;
 mod consume;
 mod errors;
+mod features;
 mod format;
 mod groups;
 mod lines;
@@ -71,6 +72,7 @@ async fn dispatch(command: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Acls(args) => acls::run(&args.common, args.command).await,
         ClientCommand::Quotas(args) => quotas::run(&args.common, args.command).await,
         ClientCommand::MetadataQuorum(args) => quorum::run(&args.common, args.command).await,
+        ClientCommand::Features(args) => features::run(&args.common, args.command).await,
         ClientCommand::Partitions(args) => partitions::run(&args.common, args.command).await,
         ClientCommand::LogDirs(args) => log_dirs::run(&args.common, args.command).await,
         ClientCommand::Schemas(args) => schemas::run(args).await,
@@ -90,6 +92,7 @@ fn common(command: &ClientCommand) -> &Common {
         ClientCommand::Acls(args) => &args.common,
         ClientCommand::Quotas(args) => &args.common,
         ClientCommand::MetadataQuorum(args) => &args.common,
+        ClientCommand::Features(args) => &args.common,
         ClientCommand::Partitions(args) => &args.common,
         ClientCommand::LogDirs(args) => &args.common,
         ClientCommand::Schemas(args) => &args.common,
