@@ -558,3 +558,46 @@ def test_transaction_version_downgrade_and_upgrade(make_broker, compat_tool, top
         time.sleep(0.1)
     got = consume_all(b.bootstrap, topic_name, "read_committed", records + markers)
     assert [v for _, _, v in got] == expected
+
+
+def test_strom_features_cli(make_broker):
+    """`strom features` (kafka-features.sh) against the real binary: describe in Kafka's lines
+    and as JSON, a dry run that changes nothing, a downgrade and an upgrade of
+    transaction.version, and a refused level with Kafka's message and exit code 1."""
+    b = make_broker()
+    tv = "transaction.version"
+
+    def run(*args):
+        cmd = [str(strom_binary()), "features", *args, "--bootstrap-server", b.bootstrap]
+        return subprocess.run(cmd, capture_output=True, timeout=TIMEOUT_S)
+
+    def described():
+        out = run("describe", "--output", "json")
+        assert out.returncode == 0, out.stderr
+        return {f["feature"]: f for f in json.loads(out.stdout)}
+
+    text = run("describe")
+    assert text.returncode == 0, text.stderr
+    assert (
+        "Feature: transaction.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 2\t"
+        "FinalizedVersionLevel: 2\tEpoch: 0" in text.stdout.decode()
+    ), text.stdout
+    dry = run("downgrade", "--feature", f"{tv}=1", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.decode() == f"DRY RUN: no change was made.\n{tv} can be downgraded to 1.\n"
+    assert described()[tv]["finalized_version_level"] == 2
+
+    down = run("downgrade", "--feature", f"{tv}=1")
+    assert (down.returncode, down.stdout.decode()) == (0, f"{tv} was downgraded to 1.\n"), down.stderr
+    assert (described()[tv]["finalized_version_level"], described()[tv]["epoch"]) == (1, 1)
+
+    refused = run("upgrade", "--feature", f"{tv}=3")
+    assert refused.returncode == 1, refused
+    message = refused.stderr.decode()
+    assert f"Could not upgrade {tv} to 3." in message and "only supports versions 0-2" in message, message
+    bad = run("upgrade", "--feature", "transaction.version")
+    assert bad.returncode != 0 and "NAME=LEVEL" in bad.stderr.decode(), bad
+
+    up = run("upgrade", "--feature", f"{tv}=2")
+    assert (up.returncode, up.stdout.decode()) == (0, f"{tv} was upgraded to 2.\n"), up.stderr
+    assert (described()[tv]["finalized_version_level"], described()[tv]["epoch"]) == (2, 2)

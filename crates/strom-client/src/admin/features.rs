@@ -11,6 +11,8 @@ use crate::error::{ClientError, Result};
 
 /// How long the controller may take to commit a feature change.
 const UPDATE_TIMEOUT_MS: i32 = 30_000;
+/// The first UpdateFeatures version with `upgrade_type`.
+const UPGRADE_TYPE_MIN_VERSION: i16 = 1;
 
 /// One feature as a broker reports it: its supported range and its finalized level (0 when
 /// it is not finalized, as Kafka leaves a disabled feature out).
@@ -95,22 +97,30 @@ impl Admin {
         let cluster = &self.cluster;
         cluster
             .retry("update features", || async {
-                let request = UpdateFeaturesRequest::default()
-                    .with_timeout_ms(UPDATE_TIMEOUT_MS)
-                    .with_validate_only(validate_only)
-                    .with_feature_updates(
-                        updates
-                            .iter()
-                            .map(|(name, level, upgrade)| {
-                                FeatureUpdateKey::default()
-                                    .with_feature(str_bytes(name))
-                                    .with_max_version_level(*level)
-                                    .with_upgrade_type(upgrade.code())
-                                    .with_allow_downgrade(*upgrade != UpgradeType::Upgrade)
-                            })
-                            .collect(),
-                    );
-                let r = cluster.call(&Target::Any, |_| Ok(request.clone())).await?;
+                // v0 says a downgrade with `allow_downgrade` (safe), v1+ with `upgrade_type`.
+                let request = |version: i16| {
+                    UpdateFeaturesRequest::default()
+                        .with_timeout_ms(UPDATE_TIMEOUT_MS)
+                        .with_validate_only(validate_only)
+                        .with_feature_updates(
+                            updates
+                                .iter()
+                                .map(|(name, level, upgrade)| {
+                                    let key = FeatureUpdateKey::default()
+                                        .with_feature(str_bytes(name))
+                                        .with_max_version_level(*level);
+                                    if version >= UPGRADE_TYPE_MIN_VERSION {
+                                        key.with_upgrade_type(upgrade.code())
+                                    } else {
+                                        key.with_allow_downgrade(*upgrade != UpgradeType::Upgrade)
+                                    }
+                                })
+                                .collect(),
+                        )
+                };
+                let r = cluster
+                    .call(&Target::Any, |version| Ok(request(version)))
+                    .await?;
                 ClientError::check(
                     r.error_code,
                     r.error_message.as_ref().map(|m| m.to_string()),
