@@ -180,3 +180,85 @@ def test_coordinator_killed_between_prepare_and_complete(make_cluster, compat_to
     # found it prepared and wrote its markers.
     logs = "".join(cluster[n].log_tail(lines=100_000) for n in (b, c))
     assert "finishing the markers of transactions the previous coordinator prepared" in logs
+
+
+def test_copier_on_a_cluster_killed_and_its_coordinator_killed(make_cluster, topic_name):
+    """The consume-transform-produce copier (`eos_copier.py`: librdkafka's read_committed
+    consumer and transactional producer, input offsets committed in each transaction) on a
+    3-node cluster with RF 3 topics: its process is `kill -9`ed three times mid-run and
+    restarted, and once, while a copier runs, the node leading the transactional id's
+    `__transaction_state` partition is `kill -9`ed (and later restarted), so the coordinator
+    moves to another replica mid-transaction. A last copier runs to the end: read_committed,
+    the output holds every input record exactly once.
+
+    STROM_EOS_CLUSTER_LONG=1 runs the longer variant (more records, more kills, the
+    coordinator's node killed twice); its result is in docs/RELIABILITY.md."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    long_run = os.environ.get("STROM_EOS_CLUSTER_LONG") == "1"
+    n, copier_kills, coordinator_kills = (1500, 8, 2) if long_run else (150, 3, 1)
+    cluster = make_cluster(3)
+    src, dst, group, txid = f"{topic_name}-in", f"{topic_name}-out", f"{topic_name}-g", f"{topic_name}-tx"
+    create(cluster, src, dst)
+    plain = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+    for i in range(n):
+        plain.produce(src, value=f"v{i}".encode(), partition=i % PARTITIONS)
+    assert plain.flush(WAIT_S) == 0
+    script = os.path.join(os.path.dirname(__file__), "eos_copier.py")
+
+    def start(deadline_s):
+        args = [sys.executable, script, cluster.bootstrap, txid, group, src, dst, str(PARTITIONS), str(deadline_s)]
+        return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+    def run_until(proc, committed):
+        """Reads the copier's lines until it committed `committed` more transactions (or
+        ended); True if it is still running."""
+        seen = 0
+        for line in proc.stdout:
+            if line.startswith("committed"):
+                seen += 1
+            if seen >= committed or line.startswith("done"):
+                break
+        return proc.poll() is None
+
+    def coordinator():
+        return cluster.leader("__transaction_state", txn_partition(txid))
+
+    kills = killed_coordinators = 0
+    rounds = 0
+    while kills < copier_kills and rounds < 3 * copier_kills:
+        rounds += 1
+        proc = start(90)
+        try:
+            if killed_coordinators < coordinator_kills and kills % 3 == 1:
+                # Mid-run: the coordinator's node dies after a committed transaction; the
+                # copier goes on (librdkafka finds the new coordinator) or fails and is
+                # restarted like a killed one.
+                if run_until(proc, 1):
+                    victim = coordinator()
+                    cluster[victim].kill()
+                    killed_coordinators += 1
+                    run_until(proc, 2)
+                    cluster[victim].start()
+                    cluster.wait_isr("__transaction_state", size=3, partitions=[txn_partition(txid)])
+            if run_until(proc, 2):
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=WAIT_S)
+            proc.stdout.close()
+    assert (kills, killed_coordinators) == (copier_kills, coordinator_kills), \
+        "the copier finished before it was killed often enough"
+    final = start(120 if long_run else 60)
+    out, _ = final.communicate(timeout=150)
+    assert final.returncode == 0, out
+    got = read(cluster, dst, "read_committed", n)
+    assert sorted(got) == sorted(f"v{i}" for i in range(n)), (len(got), len(set(got)))
+    if long_run:
+        print(f"\nEOS copier on a cluster: {n} records copied exactly once through {kills} copier "
+              f"kills and {killed_coordinators} coordinator kills")

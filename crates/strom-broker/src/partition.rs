@@ -22,7 +22,9 @@ use strom_replica::{
 };
 use tokio::sync::{mpsc, watch};
 
-use crate::producers::{BatchMeta, MarkerError, ProducerStates, ProducerView, SequenceCheck};
+use crate::producers::{
+    BatchMeta, MarkerError, ProducerStates, ProducerView, SequenceCheck, Verification,
+};
 use crate::syncer::Durable;
 
 /// What a partition is to this broker.
@@ -133,6 +135,16 @@ pub enum AppendError {
         /// The partition's `min.insync.replicas`.
         min_isr: usize,
     },
+    /// A transactional batch whose transaction is not open here and whose verification no
+    /// longer holds (its transaction ended, or a newer epoch came, since it was verified):
+    /// Kafka's INVALID_TXN_STATE.
+    #[error("producer {producer_id} epoch {epoch}: the batch is not part of an ongoing transaction (its transaction ended since it was verified)")]
+    NotVerified {
+        /// The producer.
+        producer_id: i64,
+        /// The batch's epoch.
+        epoch: i16,
+    },
 }
 
 /// Why a transaction marker was not written.
@@ -161,6 +173,9 @@ pub struct ProducerBatch<'a> {
     pub leader_epoch: i32,
     /// `acks=all`: refuse before appending when the ISR is below `min.insync.replicas`.
     pub acks_all: bool,
+    /// What KIP-890 verification requires of a transactional batch at its append
+    /// ([`Partition::start_verification`]).
+    pub verification: Verification,
 }
 
 /// One hosted partition.
@@ -384,6 +399,18 @@ impl Partition {
         Ok(info)
     }
 
+    /// Before a transactional batch of `producer_id` at `epoch` is verified: what its
+    /// append will require ([`ProducerStates::start_verification`]); `Ongoing` means the
+    /// coordinator need not be asked. `None`: too many verifications under way here.
+    pub fn start_verification(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        now_ms: i64,
+    ) -> Option<Verification> {
+        lock(&self.producers).start_verification(producer_id, epoch, now_ms)
+    }
+
     /// The last stable offset: the high watermark, held back to the first offset of the
     /// oldest transaction that is open or whose marker is not yet replicated.
     pub fn last_stable_offset(&self) -> i64 {
@@ -451,6 +478,15 @@ impl Partition {
         let mut producers = lock(&self.producers);
         if let Some(header) = headers.first() {
             match producers.check(header) {
+                // Under the lock every marker also takes: a verification that held when the
+                // coordinator answered but not now (a marker ended the transaction
+                // meanwhile) lets nothing in.
+                SequenceCheck::Append if !producers.verified(header, batch.verification) => {
+                    return Err(AppendError::NotVerified {
+                        producer_id: header.producer_id,
+                        epoch: header.producer_epoch,
+                    })
+                }
                 SequenceCheck::Append => {}
                 // A refusal is only for a sound batch: a damaged one goes on to the log,
                 // which refuses it with the error Kafka gives (its CRC was not checked yet).

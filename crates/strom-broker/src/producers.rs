@@ -98,6 +98,41 @@ pub enum SequenceCheck {
     OutOfOrder,
 }
 
+/// Verifications under way at most per partition (one per producer id whose first batch of
+/// a transaction waits for its coordinator's answer); beyond it a new one is refused with a
+/// retriable error rather than an old one forgotten (forgetting would refuse its batch).
+const VERIFICATIONS_MAX: usize = 100_000;
+
+/// KIP-890 part 1 on the partition side (Kafka's `VerificationStateEntry` and
+/// `VerificationGuard`): what a transactional batch's append must still find true, decided
+/// before the transaction coordinator is asked, so that the coordinator is asked at most
+/// once per producer, transaction and partition, and a stale answer never lets a batch in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    /// Nothing to check (not a transactional batch, or verification is off).
+    Unchecked,
+    /// The producer's transaction is already open here at the batch's epoch: no coordinator
+    /// round trip; the append still requires it open at that epoch.
+    Ongoing,
+    /// The guard handed out before the coordinator was asked: the append requires the
+    /// transaction open here at the batch's epoch, or this guard still the producer's (no
+    /// marker and no transactional append of it since it was handed out).
+    Guard(u64),
+}
+
+/// A verification under way for one producer id.
+#[derive(Debug, Clone, Copy)]
+struct VerificationEntry {
+    guard: u64,
+    epoch: i16,
+    /// When it was handed out (`producer.id.expiration.ms` forgets it, as Kafka does).
+    since_ms: i64,
+}
+
+/// The guard value never handed out: a batch older than a verification under way holds it
+/// and so never matches.
+const NO_GUARD: u64 = 0;
+
 /// The producer states of one partition.
 #[derive(Debug, Default)]
 pub struct ProducerStates {
@@ -105,6 +140,10 @@ pub struct ProducerStates {
     clock: u64,
     /// Open and aborted transactions, the last stable offset.
     pub txns: Transactions,
+    /// Verifications under way, by producer id.
+    verifications: HashMap<i64, VerificationEntry>,
+    /// The last guard handed out (guards start at 1; [`NO_GUARD`] is 0).
+    last_guard: u64,
 }
 
 /// `first` follows `last` (sequences wrap at `i32::MAX` to 0, as in Kafka).
@@ -149,6 +188,70 @@ impl ProducerStates {
         }
     }
 
+    /// Whether `producer_id`'s transaction is open here at `epoch`.
+    fn ongoing_at(&self, producer_id: i64, epoch: i16) -> bool {
+        self.txns.has_ongoing(producer_id)
+            && self
+                .by_id
+                .get(&producer_id)
+                .is_some_and(|e| e.epoch == epoch)
+    }
+
+    /// Before a transactional batch of `producer_id` at `epoch` is verified with the
+    /// coordinator: [`Verification::Ongoing`] when its transaction is already open here at
+    /// that epoch (the coordinator need not be asked: the partition joined the transaction
+    /// with its first batch, and the marker that ends it will end this batch too), else
+    /// the guard its append must find (the one under way at that epoch, shared by the
+    /// transaction's pipelined first batches, or a new one). `None`: too many
+    /// verifications under way (retriable).
+    pub fn start_verification(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        now_ms: i64,
+    ) -> Option<Verification> {
+        if self.ongoing_at(producer_id, epoch) {
+            return Some(Verification::Ongoing);
+        }
+        match self.verifications.get(&producer_id) {
+            Some(entry) if entry.epoch == epoch => return Some(Verification::Guard(entry.guard)),
+            // An older epoch than one under way: its append is refused (stale epoch).
+            Some(entry) if entry.epoch > epoch => return Some(Verification::Guard(NO_GUARD)),
+            Some(_) => {}
+            None if self.verifications.len() >= VERIFICATIONS_MAX => return None,
+            None => {}
+        }
+        self.last_guard = self.last_guard.wrapping_add(1).max(1);
+        let guard = self.last_guard;
+        self.verifications.insert(
+            producer_id,
+            VerificationEntry {
+                guard,
+                epoch,
+                since_ms: now_ms,
+            },
+        );
+        Some(Verification::Guard(guard))
+    }
+
+    /// Whether a batch verified as `verification` may be appended now (checked under the
+    /// lock the append and every marker take, so nothing changes in between): its
+    /// transaction open here at its epoch, or its guard still the producer's at that epoch.
+    pub fn verified(&self, header: &BatchHeader, verification: Verification) -> bool {
+        let (producer_id, epoch) = (header.producer_id, header.producer_epoch);
+        match verification {
+            Verification::Unchecked => true,
+            Verification::Ongoing => self.ongoing_at(producer_id, epoch),
+            Verification::Guard(guard) => {
+                self.ongoing_at(producer_id, epoch)
+                    || self
+                        .verifications
+                        .get(&producer_id)
+                        .is_some_and(|e| guard != NO_GUARD && e.guard == guard && e.epoch == epoch)
+            }
+        }
+    }
+
     /// Records a batch that is now in the log at `first_offset..=last_offset`.
     /// Control batches are not recorded here (their markers go through
     /// [`ProducerStates::record_marker`]).
@@ -157,6 +260,11 @@ impl ProducerStates {
             return;
         }
         self.txns.on_batch(header, first_offset);
+        if header.is_transactional() {
+            // Its transaction is open here now, which is what later batches are checked
+            // against; a guard handed out before is spent (Kafka clears the entry too).
+            self.verifications.remove(&header.producer_id);
+        }
         let entry = self.touch(header.producer_id, header.producer_epoch);
         entry.last_timestamp = header.max_timestamp;
         entry.batches.push_back(BatchMeta {
@@ -237,6 +345,10 @@ impl ProducerStates {
         entry.last_timestamp = entry.last_timestamp.max(timestamp);
         self.txns
             .on_marker(producer_id, coordinator_epoch, commit, offset);
+        // The transaction ended here: a verification under way was of it (or of an older
+        // epoch), and its batch must not open a new transaction the coordinator never had
+        // this partition in (a zombie's late batch). It is asked again.
+        self.verifications.remove(&producer_id);
         self.evict_beyond_bound();
     }
 
@@ -260,6 +372,9 @@ impl ProducerStates {
             self.by_id.remove(id);
             self.txns.forget(*id);
         }
+        // A verification whose batch never came (its producer gave up) is forgotten too.
+        self.verifications
+            .retain(|_, v| now_ms.saturating_sub(v.since_ms) < expiration_ms);
         expired.len()
     }
 
@@ -380,6 +495,76 @@ impl ProducerStates {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn txn_header(producer_id: i64, epoch: i16, base_sequence: i32) -> BatchHeader {
+        BatchHeader {
+            // Kafka's transactional attribute bit.
+            attributes: 0x10,
+            ..header(producer_id, epoch, base_sequence, 1)
+        }
+    }
+
+    #[test]
+    fn a_transaction_is_verified_once_per_partition_and_a_stale_guard_lets_nothing_in() {
+        let mut s = ProducerStates::default();
+        // The first batch needs the coordinator: a guard, shared by a pipelined second one.
+        let first = s.start_verification(7, 0, 0).unwrap();
+        assert!(matches!(first, Verification::Guard(g) if g != NO_GUARD));
+        assert_eq!(s.start_verification(7, 0, 1), Some(first));
+        assert!(s.verified(&txn_header(7, 0, 0), first));
+        s.record(&txn_header(7, 0, 0), 0, 0);
+        // Open here now: later batches of the transaction skip the coordinator, and the
+        // pipelined one with the spent guard is let in by the open transaction.
+        assert_eq!(s.start_verification(7, 0, 2), Some(Verification::Ongoing));
+        assert!(s.verified(&txn_header(7, 0, 1), first));
+        assert!(s.verified(&txn_header(7, 0, 1), Verification::Ongoing));
+        // The marker ends it: a batch checked as Ongoing before it is refused, and so is
+        // one holding the spent guard (a zombie's late batch opens nothing).
+        s.record_marker(7, 0, 0, true, 2, 3);
+        assert!(!s.verified(&txn_header(7, 0, 2), Verification::Ongoing));
+        assert!(!s.verified(&txn_header(7, 0, 2), first));
+        // A guard handed out before the marker is cleared by it: the coordinator's answer
+        // (about the transaction that just ended) cannot let the batch open another.
+        let before = s.start_verification(7, 0, 4).unwrap();
+        s.record_marker(7, 0, 0, false, 3, 5);
+        assert!(!s.verified(&txn_header(7, 0, 2), before));
+        // The next transaction gets a new guard.
+        let next = s.start_verification(7, 0, 6).unwrap();
+        assert!(
+            matches!(next, Verification::Guard(g) if g != NO_GUARD && Verification::Guard(g) != before)
+        );
+        assert!(s.verified(&txn_header(7, 0, 2), next));
+    }
+
+    #[test]
+    fn verification_follows_epochs_and_expires() {
+        let mut s = ProducerStates::default();
+        let old = s.start_verification(9, 3, 0).unwrap();
+        // A bumped epoch (transaction version 2, or a new instance) replaces it: the old
+        // epoch's guard no longer matches, and an older epoch than the one under way gets
+        // a guard that never does.
+        let bumped = s.start_verification(9, 4, 1).unwrap();
+        assert_ne!(old, bumped);
+        assert!(!s.verified(&txn_header(9, 3, 0), old));
+        assert_eq!(
+            s.start_verification(9, 3, 2),
+            Some(Verification::Guard(NO_GUARD))
+        );
+        assert!(!s.verified(&txn_header(9, 3, 0), Verification::Guard(NO_GUARD)));
+        assert!(s.verified(&txn_header(9, 4, 0), bumped));
+        // A transaction open at epoch 4 does not vouch for a batch of epoch 5.
+        s.record(&txn_header(9, 4, 0), 0, 0);
+        assert!(!s.verified(&txn_header(9, 5, 0), Verification::Ongoing));
+        assert!(matches!(
+            s.start_verification(9, 5, 3),
+            Some(Verification::Guard(_))
+        ));
+        // A verification whose batch never came is forgotten after the expiration.
+        s.expire(1_000_000, 1_000);
+        assert!(s.verifications.is_empty());
+        // Plain batches are never checked.
+        assert!(s.verified(&header(1, 0, 0, 1), Verification::Unchecked));
+    }
 
     fn header(producer_id: i64, epoch: i16, base_sequence: i32, records: i32) -> BatchHeader {
         BatchHeader {

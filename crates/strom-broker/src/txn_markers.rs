@@ -174,6 +174,8 @@ fn refusal_code(refused: &MarkerAppendError) -> ErrorCode {
         AppendError::StaleEpoch { .. } => ErrorCode::INVALID_PRODUCER_EPOCH,
         AppendError::OutOfOrderSequence { .. } => ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER,
         AppendError::MultipleBatches => ErrorCode::INVALID_RECORD,
+        // Only producer batches are verified; never a marker.
+        AppendError::NotVerified { .. } => ErrorCode::INVALID_TXN_STATE,
     }
 }
 

@@ -38,6 +38,7 @@ use crate::connection;
 use crate::groups::OFFSETS_TOPIC;
 use crate::metadata::now_ms;
 use crate::partition::{AppendError, Appended, Commit, Partition, ProducerBatch};
+use crate::producers::Verification;
 use crate::replicas::ReplicaManager;
 use crate::server::BrokerContext;
 use crate::syncer::CommitError;
@@ -259,11 +260,21 @@ async fn produce_topic(
                 };
                 let name = found.map_or("", |t| t.name.as_str());
                 let add = version >= IMPLICIT_ADD_MIN_VERSION;
-                match verify_transactional(context, name, &data, produced.transactional_id, add)
-                    .await
-                {
-                    Some(failure) => Err(failure),
-                    None => append(context, &image, tp, data, produced.acks).await,
+                let verified = verify_transactional(
+                    context,
+                    &image,
+                    tp,
+                    name,
+                    &data,
+                    produced.transactional_id,
+                    add,
+                )
+                .await;
+                match verified {
+                    Err(failure) => Err(failure),
+                    Ok(verification) => {
+                        append(context, &image, tp, data, produced.acks, verification).await
+                    }
                 }
             }
         };
@@ -370,35 +381,63 @@ fn record_errors(rejected: &RejectedRecords, left: &mut usize) -> Vec<BatchIndex
 /// a transactional batch is appended only if the transaction coordinator
 /// confirms that its partition is in the producer's ongoing transaction (INVALID_TXN_STATE
 /// otherwise; coordinator trouble is NOT_ENOUGH_REPLICAS, retriable). A transactional batch
-/// without a transactional id is refused as Kafka refuses it. Every transactional batch is
-/// verified (one coordinator round trip). A batch racing its transaction's end between the
-/// check and the append is NOT caught: the partition keeps no verification state (Kafka's
-/// `VerificationGuard`), so such a batch can open a transaction the coordinator has ended.
+/// without a transactional id is refused as Kafka refuses it. The coordinator is asked once
+/// per producer, transaction and partition, as Kafka asks (its `VerificationGuard`): before
+/// asking, the partition hands out a guard (`Partition::start_verification`), and the
+/// append, under the lock every marker takes, requires the transaction already open here at
+/// the batch's epoch or the guard still the producer's; a marker (the end of the
+/// transaction) or a transactional append clears it. So once a transaction's first batch is
+/// appended here, its later batches skip the coordinator, and a batch racing the end of its
+/// transaction (a zombie's, or one the coordinator verified just before the end) is refused
+/// with INVALID_TXN_STATE instead of opening a transaction the coordinator has ended.
 /// KIP-890 part 2: a Produce v12+ comes from a transaction version 2 producer, which sends
 /// no AddPartitionsToTxn: the coordinator is asked to add the partition instead (`add`),
 /// whether or not verification is enabled (without it the transaction would miss the
-/// partition and its marker).
+/// partition and its marker); its epoch changes with every transaction, so its first batch
+/// of each transaction here is asked about (and adds the partition).
 /// `acl` adds the TRANSACTIONAL_ID WRITE check here (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 async fn verify_transactional(
     context: &BrokerContext,
+    image: &MetadataImage,
+    tp: TopicIdPartition,
     topic: &str,
     data: &PartitionProduceData,
     transactional_id: Option<&str>,
     add: bool,
-) -> Option<Failure> {
-    let records = data.records.as_ref()?;
-    let (header, _) = strom_records::batches(records).next()?.ok()?;
+) -> Result<Verification, Failure> {
+    let Some(records) = data.records.as_ref() else {
+        return Ok(Verification::Unchecked);
+    };
+    let Some(Ok((header, _))) = strom_records::batches(records).next() else {
+        return Ok(Verification::Unchecked);
+    };
     if !header.is_transactional() {
-        return None;
+        return Ok(Verification::Unchecked);
     }
     let Some(transactional_id) = transactional_id else {
-        return Some(error(
+        return Err(error(
             ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
             Some("transactional records need the request's transactional id".into()),
         ));
     };
     if !add && !context.config.transactions.partition_verification_enable {
-        return None;
+        return Ok(Verification::Unchecked);
+    }
+    let partition = leader_replica(context, image, tp).map_err(|code| error(code, None))?;
+    let verification = partition
+        .start_verification(header.producer_id, header.producer_epoch, now_ms())
+        .ok_or_else(|| {
+            error(
+                ErrorCode::NOT_ENOUGH_REPLICAS,
+                Some(format!(
+                    "partition {topic}-{} has too many transactional batches waiting for \
+                     verification; retry",
+                    data.index
+                )),
+            )
+        })?;
+    if verification == Verification::Ongoing {
+        return Ok(verification);
     }
     let tp = strom_txn::TopicPartition::new(topic.to_string(), data.index);
     let code = crate::txns::verify_partition(
@@ -411,7 +450,7 @@ async fn verify_transactional(
     )
     .await;
     let message = match code {
-        ErrorCode::NONE => return None,
+        ErrorCode::NONE => return Ok(verification),
         ErrorCode::INVALID_TXN_STATE => format!(
             "partition {topic}-{} is not in the ongoing transaction of {transactional_id}",
             data.index
@@ -420,7 +459,7 @@ async fn verify_transactional(
             format!("the transaction coordinator of {transactional_id} could not verify the batch")
         }
     };
-    Some(error(code, Some(message)))
+    Err(error(code, Some(message)))
 }
 
 /// A partition's answer, and the wait left before it may be sent.
@@ -432,6 +471,7 @@ async fn append(
     tp: TopicIdPartition,
     data: PartitionProduceData,
     acks: i16,
+    verification: Verification,
 ) -> Result<AppendOutcome, Failure> {
     let partition = leader_replica(context, image, tp).map_err(|code| error(code, None))?;
     let leader_epoch = leader_epoch(image, tp);
@@ -450,7 +490,15 @@ async fn append(
         Commit::Now
     };
     let acks_all = acks == -1;
-    let appended = append_bytes(&partition, records, leader_epoch, commit, acks_all).await?;
+    let appended = append_bytes(
+        &partition,
+        records,
+        leader_epoch,
+        commit,
+        acks_all,
+        verification,
+    )
+    .await?;
     let (response, end_offset) = match appended {
         Appended::New(info) => (
             PartitionProduceResponse::default()
@@ -502,6 +550,7 @@ fn refusal(partition: &Partition, refused: AppendError) -> Failure {
         AppendError::MultipleBatches => ErrorCode::INVALID_RECORD,
         AppendError::NotLeader { .. } => ErrorCode::NOT_LEADER_OR_FOLLOWER,
         AppendError::NotEnoughReplicas { .. } => ErrorCode::NOT_ENOUGH_REPLICAS,
+        AppendError::NotVerified { .. } => ErrorCode::INVALID_TXN_STATE,
     };
     error(code, Some(refused.to_string()))
 }
@@ -519,6 +568,7 @@ async fn append_bytes(
     leader_epoch: i32,
     commit: Commit,
     acks_all: bool,
+    verification: Verification,
 ) -> Result<Appended, Failure> {
     let now = now_ms();
     if records.len() <= INLINE_APPEND_MAX_BYTES {
@@ -526,6 +576,7 @@ async fn append_bytes(
             bytes: &records,
             leader_epoch,
             acks_all,
+            verification,
         };
         let tried = partition.append_shared(batch, commit, now, false);
         if let Some((appended, flush_due)) = tried.map_err(|e| refusal(partition, e))? {
@@ -546,6 +597,7 @@ async fn append_bytes(
             bytes: &records,
             leader_epoch,
             acks_all,
+            verification,
         };
         appending.append_shared(batch, commit, now, true)
     })
