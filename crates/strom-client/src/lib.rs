@@ -50,10 +50,10 @@ mod versions;
 
 pub use admin::{
     AclEntry, Admin, AlterConfigOp, ClusterDescription, ConfigEntry, ConfigResource, ConfigSource,
-    ElectionType, FeatureDescription, FeatureMetadata, GroupDescription, GroupListing, ListedOffset, LogDirDescription, LogDirReplica,
-    MemberDescription, NewTopic, PartitionReassignment, PartitionResults, QuorumDescription,
-    QuorumReplica, QuotaEntity, QuotaMatch, TransactionDescription, TransactionListing,
-    UpgradeType,
+    ElectionType, FeatureDescription, FeatureMetadata, GroupDescription, GroupListing,
+    ListedOffset, LogDirDescription, LogDirReplica, MemberDescription, NewTopic,
+    PartitionReassignment, PartitionResults, QuorumDescription, QuorumReplica, QuotaEntity,
+    QuotaMatch, TransactionDescription, TransactionListing, UpgradeType,
 };
 pub use cluster::{BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo};
 pub use config::{

@@ -46,9 +46,12 @@ fn answer(frame: &Bytes) -> Bytes {
     let incoming = decode_request(frame, &table).unwrap();
     let response = match &incoming {
         Incoming::Request(request) => match &request.body {
-            strom_protocol::messages::RequestKind::ApiVersions(body) => {
-                api_versions::response(&table, body, request.api_version(), &strom_protocol::features::Finalized::defaults())
-            }
+            strom_protocol::messages::RequestKind::ApiVersions(body) => api_versions::response(
+                &table,
+                body,
+                request.api_version(),
+                &strom_protocol::features::Finalized::defaults(),
+            ),
             other => panic!("not ApiVersions: {other:?}"),
         },
         Incoming::UnsupportedApiVersions { .. } => {

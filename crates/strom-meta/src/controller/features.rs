@@ -225,7 +225,8 @@ mod tests {
     #[test]
     fn one_refusal_fails_the_whole_request() {
         let image = MetadataImage::default();
-        let cases: &[(&[(&str, i16, FeatureUpgradeType)], &str)] = &[
+        type Updates<'a> = &'a [(&'a str, i16, FeatureUpgradeType)];
+        let cases: &[(Updates, &str)] = &[
             (
                 &[("transaction.version", 1, SafeDowngrade), ("metadata.version", 24, SafeDowngrade)],
                 "Invalid update version 24 for feature metadata.version. Local controller 1 only supports versions 25",
