@@ -199,7 +199,7 @@ fn entry_with(record_type: u16, version: u8, body: &[u8]) -> Vec<u8> {
 
 #[test]
 fn unknown_types_and_versions_are_errors() {
-    for record_type in [16u16, 999, u16::MAX] {
+    for record_type in [18u16, 999, u16::MAX] {
         assert_eq!(
             decode_records(&entry_with(record_type, 0, &[])),
             Err(MetaError::UnknownRecordType(record_type))
