@@ -759,6 +759,11 @@ pub const KEYS: &[Key] = &[
         Kind::Text,
         "The mechanism used to other brokers.",
     ),
+    unset(
+        "sasl.mechanism.controller.protocol",
+        Kind::Text,
+        "The mechanism used to the controllers (PLAIN).",
+    ),
     // Strom keys.
     key(
         "strom.log.durability",

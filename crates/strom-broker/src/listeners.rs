@@ -609,6 +609,109 @@ fn inter_broker_client(
     })
 }
 
+/// The controller listener's security (the first of `controller.listener.names`): its
+/// protocol from `listener.security.protocol.map` (a name that is itself a protocol name
+/// needs no entry; a name with none is PLAINTEXT, as before these keys were honoured), its
+/// `ssl.*` keys and its SASL login module, with `listener.name.<name>.` overrides, as for
+/// any listener. Every node reads it, whatever its roles: a controller serves and uses it,
+/// a broker-only node uses it to reach the controllers and serves it on its metadata
+/// replication endpoint (the leader pushes the log there), so a broker-only node needs the
+/// login module's `user_NAME` entries too.
+///
+/// SASL takes `sasl.mechanism.controller.protocol` (default: the first enabled mechanism),
+/// which must be enabled on the listener and must be PLAIN: SCRAM's credentials live in
+/// the metadata log the controller listener carries, OAUTHBEARER has no token source here.
+pub fn controller_security(
+    map: &BTreeMap<String, String>,
+) -> Result<strom_raft::QuorumSecurity, ConfigError> {
+    let props = Props::new(map);
+    let Some(name) = props
+        .listener_names("controller.listener.names")?
+        .into_iter()
+        .next()
+    else {
+        return Ok(strom_raft::QuorumSecurity::default());
+    };
+    let protocol_map_text = props.text("listener.security.protocol.map");
+    let mut protocol = SecurityProtocol::parse(&name).unwrap_or(SecurityProtocol::Plaintext);
+    for entry in list(protocol_map_text) {
+        if let Some((entry_name, text)) = entry.split_once(':') {
+            if entry_name.trim().eq_ignore_ascii_case(&name) {
+                protocol = SecurityProtocol::parse(text.trim()).ok_or_else(|| {
+                    invalid(
+                        "listener.security.protocol.map",
+                        protocol_map_text,
+                        format!("unknown security protocol {text:?} for controller listener {name}"),
+                    )
+                })?;
+            }
+        }
+    }
+    let lookup = listener_lookup(map, &name);
+    let tls = if protocol.uses_tls() {
+        Some(TlsSettings::from_lookup(&lookup).map_err(|e| {
+            invalid(
+                &e.key,
+                "",
+                format!("controller listener {name}: {}", e.reason),
+            )
+        })?)
+    } else {
+        None
+    };
+    let sasl = if protocol.uses_sasl() {
+        let settings = sasl_settings(map, &name, &lookup)?;
+        let key = "sasl.mechanism.controller.protocol";
+        let mechanism = match map.get(key) {
+            Some(m) => m.trim().to_ascii_uppercase(),
+            None => settings.mechanisms[0].clone(),
+        };
+        if mechanism != "PLAIN" {
+            return Err(invalid(
+                key,
+                &mechanism,
+                format!(
+                    "controller listener {name}: only PLAIN is served on the controller                      listener (SCRAM's credentials live in the metadata log this listener                      carries, OAUTHBEARER has no token source there); set {key}=PLAIN and                      enable PLAIN on it"
+                ),
+            ));
+        }
+        if !settings.mechanisms.contains(&mechanism) {
+            return Err(invalid(
+                key,
+                &mechanism,
+                format!("must be enabled on controller listener {name} (sasl.enabled.mechanisms)"),
+            ));
+        }
+        let (username, password) = settings
+            .client_credentials
+            .get(&mechanism)
+            .cloned()
+            .ok_or_else(|| {
+                invalid(
+                    &jaas_key(&name, &mechanism),
+                    "",
+                    format!(
+                        "controller listener {name} uses {mechanism}: its login module needs                          username=\"...\" password=\"...\" for this node's own connections to                          the quorum"
+                    ),
+                )
+            })?;
+        Some(strom_raft::QuorumSasl {
+            mechanism,
+            enabled: settings.mechanisms,
+            plain_users: settings.plain_users,
+            username,
+            password,
+        })
+    } else {
+        None
+    };
+    Ok(strom_raft::QuorumSecurity {
+        listener_name: name,
+        tls,
+        sasl,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
 //! A client for the controller quorum: submits requests to any node and follows the leader.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -7,6 +8,7 @@ use serde::Serialize;
 
 use crate::conn::CallError;
 use crate::conn::Conn;
+use crate::security::{QuorumSecurity, SecurityContext, SecurityError};
 use crate::wire::{kind, QuorumStatus, ReadStateRequest, StateReply, SubmitError, SubmitRequest};
 
 /// Submits metadata requests to a set of controller addresses (KRaft's
@@ -21,6 +23,8 @@ pub struct QuorumClient {
     pub request_timeout: Duration,
     /// Pause between rounds when no node could answer.
     pub retry_backoff: Duration,
+    /// The controller listener's TLS and SASL (plaintext unless [`QuorumClient::secured`]).
+    security: Arc<SecurityContext>,
 }
 
 impl QuorumClient {
@@ -31,7 +35,14 @@ impl QuorumClient {
             connect_timeout: Duration::from_millis(500),
             request_timeout,
             retry_backoff: Duration::from_millis(100),
+            security: SecurityContext::plaintext(),
         }
+    }
+
+    /// Connects as the controller listener's `security` says (TLS, SASL).
+    pub fn secured(mut self, security: QuorumSecurity) -> Result<QuorumClient, SecurityError> {
+        self.security = Arc::new(SecurityContext::new(security)?);
+        Ok(self)
     }
 
     /// Submits `request`; the reply arrives after its records are committed.
@@ -55,7 +66,12 @@ impl QuorumClient {
 
     /// One node's view of the quorum (no retries, no leader following).
     pub async fn status_of(&self, addr: &str) -> Result<QuorumStatus, CallError> {
-        let mut conn = Conn::new(addr.to_string(), self.frame_bytes_max, self.connect_timeout);
+        let mut conn = Conn::new(
+            addr.to_string(),
+            self.frame_bytes_max,
+            self.connect_timeout,
+            self.security.clone(),
+        );
         conn.call(
             kind::QUORUM_STATUS,
             &(),
@@ -89,6 +105,7 @@ impl QuorumClient {
                 addr,
                 self.frame_bytes_max,
                 self.connect_timeout.min(remaining),
+                self.security.clone(),
             );
             match conn
                 .call::<_, Result<Reply, SubmitError>>(request_kind, request, remaining)

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::durable_log::LogConfig;
+use crate::security::QuorumSecurity;
 use crate::types::NodeId;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +64,10 @@ pub struct NodeConfig {
     /// there either); it is taken in again when it asks (see `join_quorum`).
     pub observer_session_timeout_ms: u64,
     pub log: LogConfig,
+    /// The controller listener's protocol and its TLS and SASL settings, used by this
+    /// node's listener and by every connection it makes to another member
+    /// (`security.rs`). Default: PLAINTEXT.
+    pub security: QuorumSecurity,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -106,6 +111,7 @@ impl NodeConfig {
             controller_tick_ms: 1000,
             observer_session_timeout_ms: 300_000,
             log: LogConfig::default(),
+            security: QuorumSecurity::default(),
         }
     }
 

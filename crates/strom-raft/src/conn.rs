@@ -1,13 +1,16 @@
 //! One client connection to a controller process: request/response with reconnect and
 //! per-call timeouts. Any failure drops the socket, so the next call reconnects.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use strom_security::ClientStream;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
+use crate::security::SecurityContext;
 use crate::wire::{self, kind, WireError};
 
 /// Why a call failed, split the way callers retry differently.
@@ -24,18 +27,26 @@ pub enum CallError {
 #[derive(Debug)]
 pub struct Conn {
     addr: String,
-    stream: Option<TcpStream>,
+    stream: Option<ClientStream>,
     frame_bytes_max: usize,
     connect_timeout: Duration,
+    /// The controller listener's TLS and SASL (`security.rs`).
+    security: Arc<SecurityContext>,
 }
 
 impl Conn {
-    pub fn new(addr: String, frame_bytes_max: usize, connect_timeout: Duration) -> Conn {
+    pub fn new(
+        addr: String,
+        frame_bytes_max: usize,
+        connect_timeout: Duration,
+        security: Arc<SecurityContext>,
+    ) -> Conn {
         Conn {
             addr,
             stream: None,
             frame_bytes_max,
             connect_timeout,
+            security,
         }
     }
 
@@ -68,7 +79,10 @@ impl Conn {
         }
     }
 
-    async fn connect(&self) -> Result<TcpStream, CallError> {
+    /// TCP within the connect timeout, then the listener's TLS and SASL (each bounded by
+    /// `security::AUTH_TIMEOUT`). An authentication failure counts as unreachable: the
+    /// caller backs off, and the reason is logged by `security.rs`.
+    async fn connect(&self) -> Result<ClientStream, CallError> {
         let unreachable = |source| CallError::Unreachable {
             addr: self.addr.clone(),
             source,
@@ -80,15 +94,18 @@ impl Conn {
         stream
             .set_nodelay(true)
             .map_err(|e| unreachable(WireError::Io(e)))?;
-        Ok(stream)
+        self.security
+            .connect(stream, &self.addr, self.frame_bytes_max)
+            .await
+            .map_err(unreachable)
     }
 
     async fn exchange<Req, Resp>(
         &self,
-        mut stream: TcpStream,
+        mut stream: ClientStream,
         request_kind: u8,
         request: &Req,
-    ) -> Result<(TcpStream, Resp), WireError>
+    ) -> Result<(ClientStream, Resp), WireError>
     where
         Req: Serialize + ?Sized,
         Resp: DeserializeOwned,

@@ -2,7 +2,8 @@
 //!
 //! Layers, bottom up: `durable_log` (segments, vote, fsync order) and `state_machine`
 //! (apply, snapshot file) behind openraft's storage-v2 traits; `wire` + `conn` + `network` +
-//! `server` (length-prefixed JSON frames over TCP); `node` (a raft node with a one-at-a-time
+//! `server` (length-prefixed JSON frames over TCP, secured by `security`: the controller
+//! listener's TLS and SASL); `node` (a raft node with a one-at-a-time
 //! controller task); `client` (submit to any node); `metadata` (strom-meta plugged in).
 //!
 //! Using it from the broker:
@@ -45,6 +46,7 @@ pub mod metadata;
 pub mod network;
 pub mod node;
 pub mod recovery;
+pub mod security;
 mod server;
 pub mod snapshot_file;
 pub mod state;
@@ -57,5 +59,6 @@ pub use config::{ConfigError, NodeConfig};
 pub use controller_task::Controller;
 pub use durable_log::LogConfig;
 pub use node::{RaftNode, StartError};
+pub use security::{QuorumSasl, QuorumSecurity, SecurityContext};
 pub use state::{Applied, ReplicatedState, StateEvent};
 pub use wire::{MembershipChange, MembershipError, SubmitError};

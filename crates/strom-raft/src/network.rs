@@ -73,6 +73,8 @@ pub struct NetworkFactory {
     pub clock: PeerClock,
     /// This node's cluster id, sent with every RPC (`wire::Addressed`).
     pub cluster_id: Option<Arc<str>>,
+    /// The controller listener's TLS and SASL, used for every peer connection.
+    pub security: Arc<crate::security::SecurityContext>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -86,6 +88,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
                 node.addr.clone(),
                 self.frame_bytes_max,
                 self.connect_timeout,
+                self.security.clone(),
             ),
             unreachable_backoff: self.unreachable_backoff,
             clock: self.clock.clone(),

@@ -19,6 +19,7 @@ use crate::durable_log::{DurableLog, LogError};
 use crate::fsutil::DirLock;
 use crate::log_store::LogStore;
 use crate::network::{now_ms, NetworkFactory, PeerClock};
+use crate::security::SecurityContext;
 use crate::server::Server;
 use crate::state::{Applied, ReplicatedState, StateEvent};
 use crate::state_machine::StateMachineStore;
@@ -66,6 +67,8 @@ pub enum StartError {
         dir: std::path::PathBuf,
         reason: String,
     },
+    #[error(transparent)]
+    Security(#[from] crate::security::SecurityError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -113,6 +116,9 @@ struct Inner<K: Controller> {
     /// was refused (a misconfigured node retries every few hundred milliseconds: one line
     /// per kind per `REFUSAL_LOG_EVERY` is enough). Bounded: cleared past 64 kinds.
     refusal_logged: Mutex<BTreeMap<String, std::time::Instant>>,
+    /// The controller listener's TLS and SASL, for the listener and every connection this
+    /// node makes to another member.
+    security: Arc<SecurityContext>,
 }
 
 /// How often a repeated refusal of another cluster's node is logged at warn level.
@@ -123,6 +129,8 @@ impl<K: Controller> RaftNode<K> {
     /// joins (or, on first start, initializes) the quorum named by the configured voters.
     pub async fn start(config: NodeConfig, controller: K) -> Result<RaftNode<K>, StartError> {
         config.validate()?;
+        // Key and trust stores are read now: a bad one fails start-up naming its key.
+        let security = Arc::new(SecurityContext::new(config.security.clone())?);
         let lock = DirLock::acquire(&config.data_dir).map_err(StartError::Lock)?;
         let directory_id = check_node_identity(&config)?;
         // The snapshot first: its last entry counts as committed when the log is checked.
@@ -162,7 +170,7 @@ impl<K: Controller> RaftNode<K> {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let log = LogStore::new(log).with_shutdown(shutdown_rx.clone());
         let sm = sm.with_shutdown(shutdown_rx.clone());
-        let raft = start_raft(&config, log, sm, clock.clone()).await?;
+        let raft = start_raft(&config, log, sm, clock.clone(), security.clone()).await?;
         let (jobs_tx, jobs_rx) = mpsc::channel(config.submit_queue_max);
         let task = ControllerTask {
             raft: raft.clone(),
@@ -192,6 +200,7 @@ impl<K: Controller> RaftNode<K> {
                 directory_id,
                 last_leader_contact_ms: std::sync::atomic::AtomicI64::new(now_ms()),
                 refusal_logged: Mutex::new(BTreeMap::new()),
+                security,
             }),
         };
         let server = Server::new(node.clone(), listener, shutdown_rx);
@@ -363,6 +372,12 @@ impl<K: Controller> RaftNode<K> {
         &self.inner.config
     }
 
+    /// The controller listener's security in force (the listener's and this node's
+    /// outgoing connections'); [`SecurityContext::set_authorizer`] takes effect through it.
+    pub fn security(&self) -> &Arc<SecurityContext> {
+        &self.inner.security
+    }
+
     /// The address the controller listener is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.local_addr
@@ -524,6 +539,7 @@ impl<K: Controller> RaftNode<K> {
             addr.to_string(),
             self.inner.config.frame_bytes_max,
             Duration::from_millis(self.inner.config.connect_timeout_ms),
+            self.inner.security.clone(),
         );
         // With this node's cluster id (`wire::Addressed`): the receiver refuses a request
         // from another cluster's node.
@@ -760,6 +776,7 @@ async fn start_raft<S: ReplicatedState>(
     log: LogStore,
     sm: StateMachineStore<S>,
     clock: PeerClock,
+    security: Arc<SecurityContext>,
 ) -> Result<Raft, StartError> {
     let raft_config = openraft::Config {
         cluster_name: "strom-metadata".into(),
@@ -781,6 +798,7 @@ async fn start_raft<S: ReplicatedState>(
         unreachable_backoff: Duration::from_millis(config.heartbeat_interval_ms * 2),
         clock,
         cluster_id: config.cluster_id.as_deref().map(Arc::from),
+        security,
     };
     Raft::new(config.node_id, Arc::new(raft_config), network, log, sm)
         .await

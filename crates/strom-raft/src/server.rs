@@ -1,7 +1,9 @@
 //! The controller listener: raft RPCs from peers, metadata requests from clients.
 //!
 //! Bounded: at most `connections_max` connections (others are closed at once), frames up to
-//! `frame_bytes_max`, idle connections closed after `connection_idle_ms`.
+//! `frame_bytes_max`, idle connections closed after `connection_idle_ms`. Every connection
+//! is first secured as the controller listener says (`security.rs`: TLS, SASL, the
+//! authorizer); one that fails is closed before any request of it is read.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -74,10 +76,11 @@ impl<K: Controller> Server<K> {
 
 async fn serve_connection<K: Controller>(
     node: RaftNode<K>,
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
 ) -> Result<(), WireError> {
     stream.set_nodelay(true)?;
+    let (mut stream, _principal) = node.security().accept(stream, peer).await?;
     let frame_bytes_max = node.config().frame_bytes_max;
     let idle = Duration::from_millis(node.config().connection_idle_ms);
     loop {

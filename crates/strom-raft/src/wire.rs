@@ -22,6 +22,8 @@ pub mod kind {
     pub const QUORUM_STATUS: u8 = 6;
     pub const DESCRIBE_QUORUM: u8 = 7;
     pub const MEMBERSHIP: u8 = 8;
+    /// A SASL token, the first frames on a SASL listener (`security.rs`).
+    pub const AUTHENTICATE: u8 = 9;
     /// A response frame (any request kind).
     pub const RESPONSE: u8 = 0x80;
 }
@@ -37,6 +39,9 @@ pub enum WireError {
     FrameTooLarge { len: usize, max: usize },
     #[error("malformed frame: {0}")]
     Malformed(String),
+    /// The TLS handshake or the SASL exchange failed (`security.rs` says which and why).
+    #[error("authentication failed: {0}")]
+    Authentication(String),
 }
 
 /// A raft RPC (AppendEntries, Vote, InstallSnapshot) addressed to one replica of its

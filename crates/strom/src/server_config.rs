@@ -57,6 +57,9 @@ pub struct ServerConfig {
     pub auto_leader_rebalance_enable: bool,
     pub leader_imbalance_check_interval_seconds: u64,
     pub leader_imbalance_per_broker_percentage: u32,
+    /// The controller listener's protocol, TLS and SASL (`listeners::controller_security`):
+    /// this node's quorum listener and its connections to the quorum use them.
+    pub quorum_security: strom_raft::QuorumSecurity,
 }
 
 /// Name of the metadata log directory inside `metadata.log.dir`, as in Kafka.
@@ -66,6 +69,7 @@ impl ServerConfig {
     /// Reads the quorum's keys from properties checked by `config_keys::check` (values and
     /// defaults from the table), then checks them against each other.
     pub fn from_properties(props: &BTreeMap<String, String>) -> Result<ServerConfig, ConfigError> {
+        let quorum_security = strom_broker::listeners::controller_security(props)?;
         let props = Props::new(props);
         let node_id = match props.get("node.id") {
             Some(_) => props.int("node.id")?,
@@ -114,6 +118,7 @@ impl ServerConfig {
                 .int("leader.imbalance.check.interval.seconds")?,
             leader_imbalance_per_broker_percentage: props
                 .int("leader.imbalance.per.broker.percentage")?,
+            quorum_security,
         };
         if config.log_dirs.is_empty() && config.metadata_log_dir.is_none() {
             return Err(conflict("log.dirs", "", "needs at least one directory"));
@@ -309,6 +314,7 @@ impl ServerConfig {
         node.voters = self.voters.clone();
         node.bootstrap_servers = self.bootstrap_servers.clone();
         node.observer = !self.runs_controller();
+        node.security = self.quorum_security.clone();
         // The port is known once bound: the node appends it (see `advertised_addr`).
         node.advertised_host = advertised_host;
         node.election_timeout_min_ms = self.election_timeout_ms;
