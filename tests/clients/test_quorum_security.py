@@ -1,0 +1,233 @@
+"""The controller quorum secured: three combined nodes whose client, inter-broker (SECURE) and
+controller (CONTROLLER) listeners are all SASL_SSL with PLAIN, the controller listener with
+mutual TLS as well (`listener.name.controller.ssl.client.auth=required`), certificates from
+a throwaway CA (test_security.py's `pki`).
+
+- confluent-kafka and the Java client produce with acks=all over SASL_SSL; the active
+  controller is killed (kill -9), a new one is elected over the secured quorum and topics
+  are still created; the partition leader is killed; every acknowledged record is read back.
+- A controller whose login module has another password, then one whose certificate comes
+  from an untrusted CA, cannot take part: its log and its peers' logs say why, and the
+  quorum carries on without it; with its right configuration it catches up again.
+
+Each node keeps a PLAINTEXT listener for the harness (readiness, Metadata polling).
+Marked `cluster` (README.md, "Cluster tests").
+"""
+
+import base64
+import time
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from cluster import NotYet
+from cluster_fixtures import make_cluster  # noqa: F401 (fixture)
+from conftest import java_tool  # noqa: F401 (fixture)
+from test_compat import compat_tool  # noqa: F401 (fixture)
+from test_security import make_ca, make_cert, pki, sasl_conf  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.cluster
+
+TIMEOUT_S = 30
+
+
+def jaas(user, password, users):
+    entries = " ".join(f'user_{u}="{p}"' for u, p in users.items())
+    return ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+            f'username="{user}" password="{password}" {entries};')
+
+
+CONTROLLER_USERS = {"controller": "controller-secret"}
+
+
+def secured(pki):
+    """Every listener but the harness's PLAINTEXT one is SASL_SSL; the controller listener
+    also asks for client certificates."""
+    return {
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:SASL_SSL,SECURE:SASL_SSL",
+        "inter.broker.listener.name": "SECURE",
+        "sasl.enabled.mechanisms": "PLAIN",
+        "sasl.mechanism.inter.broker.protocol": "PLAIN",
+        "sasl.mechanism.controller.protocol": "PLAIN",
+        "listener.name.secure.plain.sasl.jaas.config":
+            jaas("broker", "broker-secret", {"broker": "broker-secret", "alice": "alice-secret"}),
+        "listener.name.controller.plain.sasl.jaas.config":
+            jaas("controller", "controller-secret", CONTROLLER_USERS),
+        "listener.name.controller.ssl.client.auth": "required",
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(pki / "server.pem"),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(pki / "ca.crt"),
+    }
+
+
+def quorum_leader(cluster, compat_tool, not_in=()):
+    """The active controller per describeMetadataQuorum (Java Admin), once it is a live node
+    outside `not_in`."""
+    live = {n.node_id for n in cluster.live()}
+
+    def probe():
+        q = compat_tool(["quorum", cluster.bootstrap])
+        if "error" in q or q.get("leader_id") not in live or q["leader_id"] in not_in:
+            raise NotYet(q)
+        return q["leader_id"]
+
+    return cluster.wait("an active controller", probe, timeout_s=60, interval_s=0.5)
+
+
+def produce(bootstrap, conf, topic, prefix, n):
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, **conf})
+    for i in range(n):
+        p.produce(topic, value=b"%s%d" % (prefix, i))
+    assert p.flush(TIMEOUT_S) == 0
+    return [b"%s%d" % (prefix, i) for i in range(n)]
+
+
+def create_topic(bootstrap, conf, topic, rf=3):
+    admin = AdminClient({"bootstrap.servers": bootstrap, **conf})
+    admin.create_topics([NewTopic(topic, 1, rf, config={"min.insync.replicas": "2"})])[topic].result(TIMEOUT_S)
+
+
+def consume_all(bootstrap, conf, topic, n):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"g-{topic}", "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False, **conf})
+    c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    got, deadline = [], time.monotonic() + 60
+    while len(got) < n and time.monotonic() < deadline:
+        m = c.poll(1.0)
+        if m is not None and m.error() is None:
+            got.append(m.value())
+    c.close()
+    return got
+
+
+def test_sasl_ssl_quorum_fails_over_and_loses_nothing(make_cluster, pki, topic_name, compat_tool, java_tool,
+                                                      tmp_path):
+    cluster = make_cluster(3, secured(pki), extra_listener="SECURE")
+    secure = ",".join(f"127.0.0.1:{n.extra_port}" for n in cluster.nodes.values())
+    conf = sasl_conf(pki, "PLAIN", "alice", "alice-secret")
+    create_topic(secure, conf, topic_name)
+    cluster.wait_isr(topic_name, 3)
+    want = produce(secure, conf, topic_name, b"a", 50)
+    # The Java client over SASL_SSL, acks=all.
+    records = tmp_path / "records.tsv"
+    records.write_text("".join("\t%s\n" % base64.b64encode(b"java-%d" % i).decode() for i in range(5)))
+    java_props = ["security.protocol=SASL_SSL", "ssl.truststore.type=PEM",
+                  f"ssl.truststore.location={pki / 'ca.crt'}", "sasl.mechanism=PLAIN", "acks=all",
+                  'sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required '
+                  'username="alice" password="alice-secret";']
+    out = java_tool(["produce", secure, topic_name, "none", records, *java_props])
+    assert len(out["acks"]) == 5, out
+    want += [b"java-" + str(i).encode() for i in range(5)]
+
+    # The active controller dies: a new one is elected over the SASL_SSL quorum, and
+    # metadata changes (a topic creation) go through it.
+    active = quorum_leader(cluster, compat_tool)
+    cluster[active].kill()
+    quorum_leader(cluster, compat_tool, not_in=(active,))
+    create_topic(secure, conf, topic_name + "-after")
+    want += produce(secure, conf, topic_name, b"b", 50)
+    cluster[active].start()
+    cluster.wait_isr(topic_name, 3)
+
+    # The partition leader dies.
+    leader = cluster.leader(topic_name, 0)
+    cluster[leader].kill()
+    cluster.leader(topic_name, 0, not_in=(leader,))
+    want += produce(secure, conf, topic_name, b"c", 50)
+    got = consume_all(secure, conf, topic_name, len(want))
+    assert sorted(got) == sorted(want)
+
+
+def log_text(node):
+    return node.log_path.read_text(errors="replace")
+
+
+def wait_log(cluster, nodes, needle, what):
+    def probe():
+        if not any(needle in log_text(node) for node in nodes):
+            raise NotYet(f"{needle!r} not in the log of {nodes}")
+        return True
+
+    return cluster.wait(what, probe, timeout_s=30)
+
+
+def create_topic_when_led(cluster, bootstrap, conf, topic):
+    """Creates `topic` once the quorum without the bad node has elected a leader (until then
+    the others may still take the bad node for the leader they knew, and time out). RF 2:
+    the bad node's broker is fenced."""
+
+    def probe():
+        try:
+            create_topic(bootstrap, conf, topic, rf=2)
+        except KafkaException as e:
+            if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+        return True
+
+    cluster.wait(f"topic {topic} created", probe, timeout_s=60, interval_s=0.5)
+
+
+def wait_fenced(cluster, node_id, via):
+    """Until `via`'s Metadata no longer lists broker `node_id` (it failed to heartbeat for
+    broker.session.timeout.ms): clients then stop sending it requests it cannot forward."""
+
+    def probe():
+        brokers = cluster.metadata([], via=via)["brokers"]
+        if node_id in brokers:
+            raise NotYet(f"brokers {sorted(brokers)}")
+        return True
+
+    cluster.wait(f"broker {node_id} fenced", probe, timeout_s=60)
+
+
+def test_a_controller_with_a_wrong_password_or_untrusted_cert_cannot_take_part(make_cluster, pki, topic_name):
+    rogue = make_ca(pki, "rogue-q", "/CN=Rogue Quorum CA")
+    make_cert(pki, "rogue-node", "/CN=rogue/O=Strom", rogue, san="IP:127.0.0.1,DNS:localhost")
+    cluster = make_cluster(3, secured(pki), extra_listener="SECURE")
+    secure = ",".join(f"127.0.0.1:{n.extra_port}" for n in cluster.nodes.values())
+    conf = sasl_conf(pki, "PLAIN", "alice", "alice-secret")
+    create_topic(secure, conf, topic_name)
+    cluster.wait_isr(topic_name, 3)
+    want = produce(secure, conf, topic_name, b"a", 20)
+    bad = cluster[3]
+    good = [cluster[1], cluster[2]]
+    good_secure = ",".join(f"127.0.0.1:{n.extra_port}" for n in good)
+
+    # Another password (its own and the one it expects): nobody accepts it, it accepts
+    # nobody, and both sides say why.
+    bad.stop()
+    bad.props["listener.name.controller.plain.sasl.jaas.config"] = jaas("controller", "wrong", {"controller": "wrong"})
+    # Not waited for: its broker does not serve before it has registered, and gives up
+    # (the process exits, naming the refusal) if that fails for long.
+    bad.start(wait=False)
+    bad.expected = False
+    wait_log(cluster, [bad], "SASL PLAIN authentication as controller was refused", "the bad node's refusal")
+    wait_log(cluster, good, "SASL PLAIN authentication as \"controller\" failed", "the quorum's refusal")
+    wait_fenced(cluster, bad.node_id, via=1)
+    # The quorum carries on: metadata changes and acks=all writes go through the other two.
+    create_topic_when_led(cluster, good_secure, conf, topic_name + "-pw")
+    want += produce(good_secure, conf, topic_name, b"b", 20)
+
+    # A certificate from a CA nobody trusts (and a trust store that trusts nobody else).
+    bad.kill()
+    del bad.props["listener.name.controller.plain.sasl.jaas.config"]
+    bad.props["listener.name.controller.ssl.keystore.location"] = str(pki / "rogue-node.pem")
+    bad.props["listener.name.controller.ssl.truststore.location"] = str(pki / "rogue-q.crt")
+    bad.start(wait=False)
+    bad.expected = False
+    wait_log(cluster, [bad], "the TLS handshake with controller listener CONTROLLER failed", "the bad node's TLS failure")
+    wait_log(cluster, good, "invalid peer certificate", "the quorum's TLS failure")
+    wait_fenced(cluster, bad.node_id, via=1)
+    create_topic_when_led(cluster, good_secure, conf, topic_name + "-tls")
+    want += produce(good_secure, conf, topic_name, b"c", 20)
+
+    # Its right configuration: it catches up and serves again.
+    bad.kill()
+    bad.props.clear()
+    bad.start()
+    cluster.wait_isr(topic_name, 3)
+    got = consume_all(secure, conf, topic_name, len(want))
+    assert sorted(got) == sorted(want)
+    assert not cluster.crashed()
