@@ -6,17 +6,21 @@
 - once the other two controllers (and a broker) run, each is ready (it knows the leader and
   has applied its metadata log), and their metrics agree on the leader: one of them reports
   ActiveControllerCount 1, all report the same raft-metrics current-leader and epoch;
-- a controller that is stopped stops answering, and the others stay ready.
+- a controller that is stopped stops answering, and the others stay ready;
+- with `strom.http.authentication.method=BASIC`, a controller-only node checks its own
+  users: its controller listener's PLAIN users and its metadata log's SCRAM users.
 
 Marked `cluster` (README.md, "Cluster tests").
 """
 
+import base64
 import json
 import re
 import urllib.error
 import urllib.request
 
 import pytest
+from confluent_kafka.admin import AdminClient, ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
 
 from cluster import Cluster, NotYet, free_ports
 from conftest import strom_binary
@@ -121,3 +125,69 @@ def test_controller_only_nodes_serve_metrics_and_readiness(cluster):
         if node is stopped:
             continue
         cluster.wait(f"{node} still ready", lambda n=node: get(n.http_port, "/health/ready")[0] == 200, timeout_s=30)
+
+
+def get_as(port, path, user=None, password=None, timeout_s=5):
+    """(status, body) of GET with HTTP Basic credentials (none when `user` is None)."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+    if user is not None:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_controller_only_node_serves_basic_auth_with_its_own_users(request):
+    """A controller-only node with strom.http.authentication.method=BASIC checks the PLAIN
+    users of its controller listener's login module and the SCRAM users of its metadata log
+    replica. The controller listener is SASL_PLAINTEXT: the broker-only node registers
+    through it and is replicated to through it (its observer endpoint serves the same
+    settings)."""
+    jaas = ('org.apache.kafka.common.security.plain.PlainLoginModule required username="controller" '
+            'password="controller-secret" user_controller="controller-secret" user_ops="ops-secret";')
+    c = Cluster(strom_binary(), 1, name=request.node.name, controllers=1, overrides={
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+        "sasl.enabled.mechanisms": "PLAIN",
+        "sasl.mechanism.controller.protocol": "PLAIN",
+        "listener.name.controller.plain.sasl.jaas.config": jaas,
+        "connection.failed.authentication.delay.ms": "50",
+    })
+    controller = c[1]
+    (controller.http_port,) = free_ports(1)
+    controller.props.update({
+        "strom.http.listeners": f"http://127.0.0.1:{controller.http_port}",
+        "strom.http.authentication.method": "BASIC",
+        "strom.http.authentication.skip.paths": "/health/live",
+    })
+    try:
+        c.start()
+        port = controller.http_port
+        assert get_as(port, "/health/live")[0] == 200
+        assert get_as(port, "/metrics")[0] == 401
+        assert get_as(port, "/metrics", "ops", "wrong")[0] == 401
+        code, body = get_as(port, "/metrics", "ops", "ops-secret")
+        assert code == 200 and "process_" in body, (code, body)
+        assert get_as(port, "/health/ready", "controller", "controller-secret")[0] == 200
+
+        # A SCRAM user created through the broker reaches the controller's metadata log.
+        admin = AdminClient({"bootstrap.servers": c.bootstrap})
+        upsert = UserScramCredentialUpsertion("scrammy", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096),
+                                              b"scrammy-secret")
+        admin.alter_user_scram_credentials([upsert])["scrammy"].result(30)
+
+        def scram_accepted():
+            code, body = get_as(port, "/metrics", "scrammy", "scrammy-secret")
+            if code != 200:
+                raise NotYet((code, body))
+            return True
+
+        c.wait("the SCRAM user accepted by the controller", scram_accepted, timeout_s=30)
+        assert get_as(port, "/metrics", "scrammy", "not-it")[0] == 401
+    finally:
+        c.teardown()
+        if request.node.rep_call.failed if hasattr(request.node, "rep_call") else True:
+            print(f"\n{c.dump_logs()}")
+        c.remove()

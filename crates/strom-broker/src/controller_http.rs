@@ -13,12 +13,23 @@
 //! - `not_stopping`: shutdown has not begun.
 //!
 //! Bounded as the broker's listener is (`crate::http`: connections, lifetime, request time).
+//!
+//! With `strom.http.authentication.method=BASIC` the users are this node's own
+//! ([`ControllerUsers`]): the PLAIN users of its controller listener's login module
+//! (`user_NAME="password"`) and the SCRAM credentials of its replica of the metadata log,
+//! checked as a broker checks its SASL users (`http_auth::verify_users`); paths in
+//! `strom.http.authentication.skip.paths` are served without asking. A failure is answered
+//! 401 after `connection.failed.authentication.delay.ms` and logged on the `strom::audit`
+//! target.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -27,12 +38,33 @@ use strom_raft::wire::QuorumStatus;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use strom_meta::MetadataImage;
+
 use crate::http::Bounded;
+use crate::http_auth::{self, HttpSecurity};
 use crate::metrics::health::{self, Check, APPLY_LAG_MAX};
-use crate::metrics::MetricsConfig;
+use crate::metrics::{HttpAuthentication, MetricsConfig};
 
 /// This node's view of the quorum, read at each request.
 pub type StatusFn = Arc<dyn Fn() -> QuorumStatus + Send + Sync>;
+
+/// The users HTTP Basic is checked against on a controller-only node.
+#[derive(Clone)]
+pub struct ControllerUsers {
+    /// PLAIN users of the controller listener's login module (name to password).
+    pub plain: BTreeMap<String, String>,
+    /// This node's current metadata image (its SCRAM credentials are read at each check).
+    pub image: Arc<dyn Fn() -> MetadataImage + Send + Sync>,
+    /// `connection.failed.authentication.delay.ms`.
+    pub failed_delay_ms: u64,
+}
+
+/// The authentication gate's state.
+#[derive(Clone)]
+struct ControllerGate {
+    users: ControllerUsers,
+    security: Arc<HttpSecurity>,
+}
 
 /// A running controller HTTP listener.
 pub struct ControllerHttp {
@@ -52,19 +84,25 @@ impl ControllerHttp {
     pub async fn start(
         config: &MetricsConfig,
         status: StatusFn,
+        users: Option<ControllerUsers>,
     ) -> Result<Option<ControllerHttp>, crate::StartError> {
         let Some(listener) = &config.http_listener else {
             return Ok(None);
         };
-        // A controller-only node has no SASL users of its own to check passwords against.
-        if config.http_authentication != crate::metrics::HttpAuthentication::None {
-            return Err(crate::StartError::Tls(
-                "strom.http.authentication.method=BASIC is served by brokers only; on a \
-                 controller-only node set it to NONE and keep strom.http.listeners on loopback \
-                 or a trusted network"
-                    .to_string(),
-            ));
-        }
+        let gate = match (config.http_authentication, users) {
+            (HttpAuthentication::None, _) => None,
+            (method, Some(users)) => Some(ControllerGate {
+                users,
+                security: Arc::new(HttpSecurity::new(method, config.http_skip_paths.clone())),
+            }),
+            (_, None) => {
+                return Err(crate::StartError::Tls(
+                    "strom.http.authentication.method=BASIC needs users to check: none were \
+                     given to the controller's HTTP listener"
+                        .to_string(),
+                ))
+            }
+        };
         let tls = crate::http::HttpShared::new(config)?.tls.clone();
         let Some(bound) = crate::http::bind(
             listener,
@@ -91,10 +129,15 @@ impl ControllerHttp {
             .route("/health/live", get(crate::http::live))
             .route("/health/ready", get(ready))
             .with_state(state);
+        let router = match gate {
+            Some(gate) => router.layer(axum::middleware::from_fn_with_state(gate, authenticate)),
+            None => router,
+        };
         let bounded = Bounded::new(bound, tls);
         let mut until = stopping;
         let task = tokio::spawn(async move {
-            let serve = axum::serve(bounded, router).with_graceful_shutdown(async move {
+            let app = router.into_make_service_with_connect_info::<crate::http::PeerAddr>();
+            let serve = axum::serve(bounded, app).with_graceful_shutdown(async move {
                 let _ = until.wait_for(|stop| *stop).await;
             });
             if let Err(error) = serve.await {
@@ -124,6 +167,54 @@ impl ControllerHttp {
             tracing::warn!("the controller's HTTP listener did not stop in time");
         }
     }
+}
+
+/// Middleware: HTTP Basic against [`ControllerUsers`], unless the path is skipped.
+async fn authenticate(
+    State(gate): State<ControllerGate>,
+    request: axum::extract::Request,
+    next: Next,
+) -> Response {
+    if gate.security.skipped(request.uri().path()) {
+        return next.run(request).await;
+    }
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<crate::http::PeerAddr>>()
+        .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0 .0);
+    let offered = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(http_auth::parse_basic);
+    let Some((user, password)) = offered else {
+        return http_auth::challenge("authentication required");
+    };
+    let checking = gate.clone();
+    let name = user.clone();
+    let ok = tokio::task::spawn_blocking(move || {
+        let image = (checking.users.image)();
+        http_auth::verify_users(
+            &checking.security,
+            [&checking.users.plain],
+            &image,
+            &name,
+            &password,
+        )
+    })
+    .await
+    .unwrap_or(false);
+    if !ok {
+        crate::authn::audit_failure(
+            peer,
+            "http",
+            Some("BASIC"),
+            &format!("wrong user name or password (user {user})"),
+        );
+        tokio::time::sleep(Duration::from_millis(gate.users.failed_delay_ms)).await;
+        return http_auth::challenge("wrong user name or password");
+    }
+    next.run(request).await
 }
 
 async fn metrics(State(state): State<Arc<ControllerState>>) -> Response {

@@ -18,7 +18,7 @@
 //! password) for [`VERIFIED_MAX`] users while their stored credential stays the same, so a
 //! page that polls does not redo it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,6 +28,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use strom_meta::MetadataImage;
 use strom_security::constant_time_eq;
 use strom_security::scram::ScramMechanism;
 
@@ -75,7 +76,7 @@ impl HttpSecurity {
         }
     }
 
-    fn skipped(&self, path: &str) -> bool {
+    pub(crate) fn skipped(&self, path: &str) -> bool {
         self.skip_paths.iter().any(|skip| {
             path == skip
                 || path
@@ -172,7 +173,7 @@ pub async fn authenticate(State(gate): State<Gate>, request: Request, next: Next
     IDENTITY.scope(identity, next.run(request)).await
 }
 
-fn challenge(why: &str) -> Response {
+pub(crate) fn challenge(why: &str) -> Response {
     let mut response = (
         StatusCode::UNAUTHORIZED,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -189,7 +190,7 @@ fn challenge(why: &str) -> Response {
 }
 
 /// `Basic base64(user:password)` → (user, password).
-fn parse_basic(value: &str) -> Option<(String, String)> {
+pub(crate) fn parse_basic(value: &str) -> Option<(String, String)> {
     let (scheme, encoded) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
@@ -209,14 +210,37 @@ fn parse_basic(value: &str) -> Option<(String, String)> {
 /// credential of the metadata log. Blocking (a SCRAM check hashes `iterations` times).
 pub fn verify(gate: &Gate, user: &str, password: &str) -> bool {
     let context = &gate.context;
-    for served in &context.config.listeners.served {
-        if let Some(expected) = served.sasl.as_ref().and_then(|s| s.plain_users.get(user)) {
+    let plain = context
+        .config
+        .listeners
+        .served
+        .iter()
+        .filter_map(|served| served.sasl.as_ref().map(|s| &s.plain_users));
+    verify_users(
+        &gate.security,
+        plain,
+        &context.metadata.image(),
+        user,
+        password,
+    )
+}
+
+/// Whether `password` is `user`'s among `plain` (PLAIN users, name to password) or the
+/// SCRAM credentials of `image`; successes are remembered in `security`. Blocking.
+pub fn verify_users<'a>(
+    security: &HttpSecurity,
+    plain: impl IntoIterator<Item = &'a BTreeMap<String, String>>,
+    image: &MetadataImage,
+    user: &str,
+    password: &str,
+) -> bool {
+    for users in plain {
+        if let Some(expected) = users.get(user) {
             if constant_time_eq(expected.as_bytes(), password.as_bytes()) {
                 return true;
             }
         }
     }
-    let image = context.metadata.image();
     for mechanism in [ScramMechanism::Sha256, ScramMechanism::Sha512] {
         let Some(credential) = image.scram_credential(user, mechanism.id()) else {
             continue;
@@ -228,10 +252,10 @@ pub fn verify(gate: &Gate, user: &str, password: &str) -> bool {
         keyed.extend_from_slice(user.as_bytes());
         keyed.push(0);
         keyed.extend_from_slice(password.as_bytes());
-        let digest = ScramMechanism::Sha256.hmac(&gate.security.secret, &keyed);
+        let digest = ScramMechanism::Sha256.hmac(&security.secret, &keyed);
         let key = (user.to_string(), mechanism.id());
         let remembered = {
-            let verified = match gate.security.verified.lock() {
+            let verified = match security.verified.lock() {
                 Ok(v) => v,
                 Err(poisoned) => poisoned.into_inner(),
             };
@@ -245,7 +269,7 @@ pub fn verify(gate: &Gate, user: &str, password: &str) -> bool {
         let salted = mechanism.salted_password(password.as_bytes(), &credential.salt, iterations);
         let stored = mechanism.hash(&mechanism.hmac(&salted, b"Client Key"));
         if constant_time_eq(&stored, &credential.stored_key) {
-            let mut verified = match gate.security.verified.lock() {
+            let mut verified = match security.verified.lock() {
                 Ok(v) => v,
                 Err(poisoned) => poisoned.into_inner(),
             };

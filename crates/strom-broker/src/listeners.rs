@@ -641,7 +641,9 @@ pub fn controller_security(
                     invalid(
                         "listener.security.protocol.map",
                         protocol_map_text,
-                        format!("unknown security protocol {text:?} for controller listener {name}"),
+                        format!(
+                            "unknown security protocol {text:?} for controller listener {name}"
+                        ),
                     )
                 })?;
             }
@@ -912,5 +914,57 @@ mod tests {
         no_jaas.pop();
         assert!(matches!(parse(&props(&no_jaas)),
             Err(ConfigError::InvalidValue { key, .. }) if key == "listener.name.oauth.oauthbearer.sasl.jaas.config"));
+    }
+
+    #[test]
+    fn the_controller_listener_security_from_its_keys() {
+        const JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
+            username=\"c\" password=\"cp\" user_c=\"cp\";";
+        let base = [
+            ("controller.listener.names", "CONTROLLER"),
+            (
+                "listener.security.protocol.map",
+                "PLAINTEXT:PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            ),
+            ("sasl.enabled.mechanisms", "PLAIN"),
+            ("listener.name.controller.plain.sasl.jaas.config", JAAS),
+        ];
+        let check = |extra: &[(&str, &str)]| {
+            let mut pairs = base.to_vec();
+            pairs.extend_from_slice(extra);
+            controller_security(&props(&pairs))
+        };
+        let security = check(&[]).unwrap();
+        assert_eq!(security.listener_name, "CONTROLLER");
+        assert_eq!(security.protocol_name(), "SASL_PLAINTEXT");
+        let sasl = security.sasl.unwrap();
+        assert_eq!(
+            (sasl.mechanism.as_str(), sasl.username.as_str()),
+            ("PLAIN", "c")
+        );
+        assert_eq!(sasl.plain_users.get("c").map(String::as_str), Some("cp"));
+        // No map entry: PLAINTEXT, as before the keys were honoured.
+        let plain = controller_security(&props(&[("controller.listener.names", "CONTROLLER")]));
+        assert_eq!(plain.unwrap().protocol_name(), "PLAINTEXT");
+        // Each refusal names its key.
+        let key_of = |extra: &[(&str, &str)]| match check(extra) {
+            Err(ConfigError::InvalidValue { key, .. }) => key,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            key_of(&[("sasl.mechanism.controller.protocol", "SCRAM-SHA-256")]),
+            "sasl.mechanism.controller.protocol"
+        );
+        assert_eq!(
+            key_of(&[(
+                "listener.name.controller.plain.sasl.jaas.config",
+                "org.apache.kafka.common.security.plain.PlainLoginModule required user_c=\"cp\";"
+            )]),
+            "listener.name.controller.plain.sasl.jaas.config"
+        );
+        assert_eq!(
+            key_of(&[("listener.security.protocol.map", "CONTROLLER:SASL_SSL")]),
+            "ssl.keystore.location"
+        );
     }
 }

@@ -41,7 +41,7 @@ impl QuorumClient {
 
     /// Connects as the controller listener's `security` says (TLS, SASL).
     pub fn secured(mut self, security: QuorumSecurity) -> Result<QuorumClient, SecurityError> {
-        self.security = Arc::new(SecurityContext::new(security)?);
+        self.security = Arc::new(SecurityContext::client(security)?);
         Ok(self)
     }
 

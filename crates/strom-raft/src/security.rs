@@ -149,6 +149,16 @@ struct AuthenticateReply {
 impl SecurityContext {
     /// Builds the TLS configurations now, so a bad key or trust store fails start-up.
     pub fn new(config: QuorumSecurity) -> Result<SecurityContext, SecurityError> {
+        Self::build(config, true)
+    }
+
+    /// For a client that only connects (`QuorumClient`): no key store is needed unless the
+    /// listener asks for client certificates.
+    pub fn client(config: QuorumSecurity) -> Result<SecurityContext, SecurityError> {
+        Self::build(config, false)
+    }
+
+    fn build(config: QuorumSecurity, serves: bool) -> Result<SecurityContext, SecurityError> {
         let settings_error = |reason: String| SecurityError::Settings {
             listener: config.listener_name.clone(),
             reason,
@@ -156,7 +166,13 @@ impl SecurityContext {
         let (tls_server, tls_client) = match &config.tls {
             None => (None, None),
             Some(settings) => (
-                Some(TlsServer::new(settings.clone()).map_err(|e| settings_error(e.to_string()))?),
+                match serves {
+                    true => Some(
+                        TlsServer::new(settings.clone())
+                            .map_err(|e| settings_error(e.to_string()))?,
+                    ),
+                    false => None,
+                },
                 Some(
                     settings
                         .client_config()
@@ -226,8 +242,11 @@ impl SecurityContext {
             None => ClientStream::Plain(tcp),
             Some(config) => {
                 let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
-                match tokio::time::timeout(AUTH_TIMEOUT, ClientStream::tls(tcp, host, config.clone()))
-                    .await
+                match tokio::time::timeout(
+                    AUTH_TIMEOUT,
+                    ClientStream::tls(tcp, host, config.clone()),
+                )
+                .await
                 {
                     Ok(Ok(stream)) => stream,
                     Ok(Err(e)) => {
@@ -311,14 +330,20 @@ impl SecurityContext {
                     }
                     Err(_) => return Err(WireError::Timeout(AUTH_TIMEOUT)),
                 };
-                let principal = match stream.get_ref().1.peer_certificates().and_then(|c| c.first())
+                let principal = match stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
                 {
                     None => "User:ANONYMOUS".to_string(),
                     Some(cert) => {
                         let mapped = subject_name(cert.as_ref())
                             .map_err(|e| e.to_string())
                             .and_then(|subject| {
-                                tls.principal_mapper().map(&subject).map_err(|e| e.to_string())
+                                tls.principal_mapper()
+                                    .map(&subject)
+                                    .map_err(|e| e.to_string())
                             });
                         match mapped {
                             Ok(name) => format!("User:{name}"),
@@ -405,8 +430,9 @@ async fn authenticate(
     sasl: &QuorumSasl,
     frame_bytes_max: usize,
 ) -> Result<(), AuthFailure> {
-    let (mut client, mut token) = SaslClient::start(&sasl.mechanism, &sasl.username, &sasl.password)
-        .map_err(|e| AuthFailure::Refused(e.to_string()))?;
+    let (mut client, mut token) =
+        SaslClient::start(&sasl.mechanism, &sasl.username, &sasl.password)
+            .map_err(|e| AuthFailure::Refused(e.to_string()))?;
     for _ in 0..3 {
         let request = AuthenticateRequest {
             mechanism: sasl.mechanism.clone(),
@@ -437,7 +463,9 @@ async fn authenticate(
             None => return Ok(()),
         }
     }
-    Err(AuthFailure::Refused("the SASL exchange did not finish".into()))
+    Err(AuthFailure::Refused(
+        "the SASL exchange did not finish".into(),
+    ))
 }
 
 /// The server's SASL exchange: the first frame must be `AUTHENTICATE` with an enabled

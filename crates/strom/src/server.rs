@@ -129,9 +129,29 @@ pub fn run(file: Option<&Path>, overrides: &[String], add_scram: &[String]) -> a
                     let status_node = node.clone();
                     let status: strom_broker::controller_http::StatusFn =
                         std::sync::Arc::new(move || status_node.quorum_status());
-                    strom_broker::controller_http::ControllerHttp::start(&metrics, status)
-                        .await
-                        .map_err(|e| anyhow!(e))
+                    // HTTP Basic's users: the controller listener's PLAIN users and the
+                    // SCRAM credentials of this node's metadata log replica.
+                    let image_node = node.clone();
+                    let users = strom_broker::controller_http::ControllerUsers {
+                        plain: config
+                            .quorum_security
+                            .sasl
+                            .as_ref()
+                            .map(|s| s.plain_users.clone())
+                            .unwrap_or_default(),
+                        image: std::sync::Arc::new(move || image_node.state().state),
+                        // Checked with every key at start-up (`load_config`).
+                        failed_delay_ms: strom_broker::config_keys::Props::new(&props)
+                            .int("connection.failed.authentication.delay.ms")
+                            .unwrap_or_default(),
+                    };
+                    strom_broker::controller_http::ControllerHttp::start(
+                        &metrics,
+                        status,
+                        Some(users),
+                    )
+                    .await
+                    .map_err(|e| anyhow!(e))
                 }
                 Err(e) => Err(anyhow!(e)),
             };
