@@ -651,13 +651,18 @@ pub fn controller_security(
     }
     let lookup = listener_lookup(map, &name);
     let tls = if protocol.uses_tls() {
-        Some(TlsSettings::from_lookup(&lookup).map_err(|e| {
+        let named = |e: strom_security::TlsError| {
             invalid(
                 &e.key,
                 "",
                 format!("controller listener {name}: {}", e.reason),
             )
-        })?)
+        };
+        let settings = TlsSettings::from_lookup(&lookup).map_err(named)?;
+        // Every node serves this listener (a broker-only node its replication endpoint):
+        // its key store must load, checked now so the error names the key.
+        settings.server_config().map_err(named)?;
+        Some(settings)
     } else {
         None
     };
