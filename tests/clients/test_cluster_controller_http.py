@@ -60,7 +60,9 @@ def test_controller_only_nodes_serve_metrics_and_readiness(cluster):
     controllers = [cluster[1], cluster[2], cluster[3]]
     first = controllers[0]
     first.start(wait=True)
-    assert get(first.http_port, "/health/live") == (200, '{"live":true}')
+    # The harness waits for the controller listener, which binds before the HTTP one.
+    live = cluster.wait("node 1's HTTP listener", lambda: get(first.http_port, "/health/live"), timeout_s=30)
+    assert live == (200, '{"live":true}')
 
     # Alone, it cannot have joined a quorum of three: not ready, and the checks say why.
     def not_ready():
