@@ -61,6 +61,7 @@ pub mod scrubber;
 pub mod sendfile;
 pub mod server;
 pub mod share_partitions;
+pub mod share_persister;
 pub mod share_state;
 pub mod syncer;
 pub mod telemetry;

@@ -29,7 +29,11 @@ const WRITE_TXN_MARKERS_VERSION: i16 = 1;
 const VERIFY_VERSION: i16 = 4;
 
 /// The address of `broker`'s inter-broker listener in `image`.
-fn peer_addr(context: &BrokerContext, image: &MetadataImage, broker: i32) -> Option<String> {
+pub(crate) fn peer_addr(
+    context: &BrokerContext,
+    image: &MetadataImage,
+    broker: i32,
+) -> Option<String> {
     let endpoint = image.broker(broker).filter(|b| !b.fenced).and_then(|b| {
         b.endpoints
             .iter()

@@ -4,7 +4,7 @@
 //! that fetch from here.
 //!
 //! Creation: the share partition reads its durable state from the share coordinator
-//! (`share_state.rs`); without any, it starts where `share.auto.offset.reset` says (latest:
+//! (`share_persister.rs`: on this broker or on the state partition's leader); without any, it starts where `share.auto.offset.reset` says (latest:
 //! the high watermark; earliest: the log start offset) and initializes the state there
 //! before it delivers anything.
 //!
@@ -42,7 +42,7 @@ use bytes::{Bytes, BytesMut};
 use strom_meta::TopicIdPartition;
 use strom_protocol::ErrorCode;
 use strom_share::partition::{AckBatch, AcquiredRange, PartitionConfig, SharePartition};
-use strom_share::state::{ShareKey, StateError};
+use strom_share::state::ShareKey;
 use uuid::Uuid;
 
 use crate::config::ConfigError;
@@ -567,6 +567,12 @@ impl ShareManager {
                 result = deleted;
             }
         }
+        for key in crate::share_persister::remote_candidate_keys(context, group_id) {
+            let deleted = crate::share_persister::delete(context, &key).await;
+            if result.is_ok() {
+                result = deleted;
+            }
+        }
         result
     }
 
@@ -596,6 +602,11 @@ impl ShareManager {
                             .map(|k| (Uuid::from_bytes(k.topic_id), k.partition)),
                     );
                 }
+                for key in crate::share_persister::remote_candidate_keys(context, group_id) {
+                    if let Ok(Some(_)) = crate::share_persister::summary(context, &key).await {
+                        all.push((Uuid::from_bytes(key.topic_id), key.partition));
+                    }
+                }
                 all.sort();
                 all
             }
@@ -603,13 +614,9 @@ impl ShareManager {
         let mut out = Vec::with_capacity(partitions.len());
         for (topic_id, partition) in partitions {
             let key = share_key(group_id, topic_id, partition);
-            let summary = store
-                .call(context, &key, |c| match c.summary(&key) {
-                    Ok(summary) => Ok(((summary.start_offset, summary.leader_epoch), Vec::new())),
-                    Err(StateError::UnknownKey) => Ok(((-1, -1), Vec::new())),
-                    Err(other) => Err(other),
-                })
-                .await;
+            let summary = crate::share_persister::summary(context, &key)
+                .await
+                .map(|s| s.map_or((-1, -1), |s| (s.start_offset, s.leader_epoch)));
             out.push((topic_id, partition, summary));
         }
         out
@@ -630,15 +637,12 @@ impl ShareManager {
             return Err(ErrorCode::INVALID_REQUEST);
         }
         let key = share_key(group_id, topic_id, partition);
-        let now = now_ms();
-        context
-            .share_state
-            .call(context, &key, |c| {
-                let epoch = c.state(&key).map_or(0, |s| s.state_epoch.saturating_add(1));
-                c.initialize(&key, epoch, start_offset, now)
-                    .map(|r| ((), r))
-            })
-            .await?;
+        // A summary then an initialize at the next state epoch: a concurrent initialize
+        // between the two makes this one FENCED_STATE_EPOCH, never a silent overwrite.
+        let epoch = crate::share_persister::summary(context, &key)
+            .await?
+            .map_or(0, |s| s.state_epoch.saturating_add(1));
+        crate::share_persister::initialize(context, &key, epoch, start_offset).await?;
         self.forget(group_id, Some(topic_id), Some(partition));
         Ok(())
     }
@@ -655,10 +659,7 @@ impl ShareManager {
         self.forget(group_id, Some(topic_id), None);
         for partition in 0..partitions {
             let key = share_key(group_id, topic_id, partition);
-            context
-                .share_state
-                .call(context, &key, |c| Ok(((), c.delete(&key))))
-                .await?;
+            crate::share_persister::delete(context, &key).await?;
         }
         Ok(())
     }
@@ -801,15 +802,7 @@ async fn create(
 ) -> Result<Hosted, ErrorCode> {
     let key = share_key(group_id, topic_id, partition);
     let config = partition_config(context, group_id);
-    let store = &context.share_state;
-    let now = now_ms();
-    let read = store
-        .call(context, &key, |c| match c.read(&key, leader_epoch, now) {
-            Ok((result, records)) => Ok((Some(result), records)),
-            Err(StateError::UnknownKey) => Ok((None, Vec::new())),
-            Err(other) => Err(other),
-        })
-        .await?;
+    let read = crate::share_persister::read(context, &key, leader_epoch).await?;
     match read {
         Some(state) if state.start_offset >= 0 => {
             let partition_state =
@@ -831,11 +824,7 @@ async fn create(
             // that): start at the reset offset and make it durable first.
             let start = reset_offset(context, group_id, log).await?;
             let state_epoch = found.map_or(0, |s| s.state_epoch.saturating_add(1));
-            store
-                .call(context, &key, |c| {
-                    c.initialize(&key, state_epoch, start, now).map(|r| ((), r))
-                })
-                .await?;
+            crate::share_persister::initialize(context, &key, state_epoch, start).await?;
             let partition_state = SharePartition::new(start, config);
             Ok(Hosted {
                 persisted_changes: partition_state.changes(),
@@ -888,12 +877,5 @@ async fn persist(
     let batches = next.state_batches();
     let start = next.start_offset();
     let (state_epoch, leader_epoch) = (hosted.state_epoch, hosted.leader_epoch);
-    let now = now_ms();
-    context
-        .share_state
-        .call(context, &key, |c| {
-            c.write(&key, state_epoch, leader_epoch, start, &batches, now)
-                .map(|r| ((), r))
-        })
-        .await
+    crate::share_persister::write(context, &key, state_epoch, leader_epoch, start, batches).await
 }

@@ -22,10 +22,10 @@
 //! reloads from the log, which then holds at most what memory held) and the caller gets an
 //! error: nothing is answered as written that is not.
 //!
-//! The coordinator also serves the Read/WriteShareGroupState RPCs of other brokers
-//! (`handlers/share_group_state.rs`), but Strom's share partitions call it in-process only,
-//! so a share partition whose state partition another broker leads gets NOT_COORDINATOR
-//! (see docs/ARCHITECTURE.md: a known limit).
+//! The coordinator serves the share coordinator RPCs of other brokers
+//! (`handlers/share_group_state.rs`); share partitions reach it through
+//! `share_persister.rs`, in-process when this broker leads the key's state partition and
+//! over the inter-broker listener otherwise.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -55,6 +55,8 @@ const LOAD_WAIT_STEP_MS: u64 = 20;
 #[derive(Default)]
 pub struct ShareStateStore {
     shards: Mutex<HashMap<i32, Arc<tokio::sync::Mutex<Option<Loaded>>>>>,
+    /// Connections to the share coordinators of other brokers (`share_persister.rs`).
+    pub(crate) peers: crate::share_persister::StatePeers,
 }
 
 impl std::fmt::Debug for ShareStateStore {

@@ -1,0 +1,133 @@
+"""Share groups (KIP-932) on a 3-node cluster: a share partition whose durable state lives
+in a `__share_group_state` partition led by ANOTHER broker reads and writes it over the
+inter-broker listener (Initialize/Read/WriteShareGroupState; `share_persister.rs`).
+
+confluent-kafka's ShareConsumer consumes an RF 3 topic with explicit ACCEPT; the share
+partition's leader and its state partition's leader are asserted to differ. Then the share
+partition's leader is killed (SIGKILL): after failover no record whose acknowledgement was
+answered before the kill is delivered again, and every record is delivered.
+
+Marked `cluster`: deselected unless STROM_CLUSTER_TESTS=1 (README.md, "Cluster tests").
+"""
+
+import base64
+import struct
+import time
+
+import pytest
+from confluent_kafka import AcknowledgeType, ShareConsumer
+from confluent_kafka.admin import AdminClient
+
+from cluster_fixtures import create_topic, make_cluster  # noqa: F401 (fixture)
+from test_share_groups import alter_share_offsets, produce
+
+pytestmark = [pytest.mark.cluster, pytest.mark.needs_api("ShareGroupHeartbeat", "ShareFetch", "ShareAcknowledge")]
+
+STATE_PARTITIONS = 3
+RECORDS = 200
+SHARE_OVERRIDES = {
+    "group.share.min.session.timeout.ms": "6000",
+    "group.share.session.timeout.ms": "6000",
+    "group.share.min.heartbeat.interval.ms": "500",
+    "group.share.heartbeat.interval.ms": "500",
+    "share.coordinator.state.topic.num.partitions": str(STATE_PARTITIONS),
+    "strom.log.durability": "sync-on-commit",
+}
+
+
+def java_hash_partition(key, partitions):
+    """Kafka's: abs(key.hashCode()) % partitions, with Java's String.hashCode."""
+    h = 0
+    for unit in key.encode("utf-16-be").hex(" ", 2).split():
+        h = (31 * h + int(unit, 16)) & 0xFFFFFFFF
+    return (h & 0x7FFFFFFF) % partitions
+
+
+def topic_id_base64(bootstrap, topic):
+    """The topic id as Kafka prints it (URL-safe base64, no padding), from DescribeTopics."""
+    from confluent_kafka import TopicCollection
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    desc = admin.describe_topics(TopicCollection([topic]))[topic].result(timeout=30)
+    uid = desc.topic_id
+    raw = struct.pack(">qq", uid.get_most_significant_bits(), uid.get_least_significant_bits())
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def state_leader(cluster, group, topic_id, partition):
+    """The leader of the `__share_group_state` partition of the share partition's key."""
+    key = f"{group}:{topic_id}:{partition}"
+    parts = cluster.partitions("__share_group_state")
+    return parts[java_hash_partition(key, len(parts))]["leader"]
+
+
+def test_share_state_on_another_broker_survives_the_share_leader_kill(make_cluster, topic_name):
+    c = make_cluster(3, overrides=SHARE_OVERRIDES)
+    create_topic(c, topic_name, 1, replication=3, configs={"min.insync.replicas": "2"})
+    leader = c.leader(topic_name, 0)
+    # The first share state call creates __share_group_state (RF 3).
+    assert alter_share_offsets(c.bootstrap.split(",")[0], f"warm-{topic_name}", topic_name, 0, 0) == (0, 0)
+    c.wait_isr("__share_group_state")
+    tid = topic_id_base64(c.bootstrap, topic_name)
+    # A group whose state partition another broker leads (bounded search over names).
+    group = next((g for g in (f"sg-{topic_name}-{i}" for i in range(100))
+                  if state_leader(c, g, tid, 0) != leader), None)
+    assert group is not None, "every group name maps to a state partition the topic leader leads"
+    state_node = state_leader(c, group, tid, 0)
+    assert state_node != leader
+    # Initialize the state at offset 0 through a broker that leads neither.
+    other = next(n for n in c.live() if n.node_id not in (leader, state_node))
+    assert alter_share_offsets(other.bootstrap, group, topic_name, 0, 0) == (0, 0)
+    offsets = produce(c.bootstrap, topic_name, RECORDS)
+    assert offsets == list(range(RECORDS))
+
+    consumer = ShareConsumer({
+        "bootstrap.servers": c.bootstrap,
+        "group.id": group,
+        "share.acknowledgement.mode": "explicit",
+        "log_level": 0,
+    })
+    consumer.subscribe([topic_name])
+    committed = set()  # acknowledged ACCEPT, and the broker answered so
+    seen_before = set()
+    try:
+        deadline = time.monotonic() + 90
+        while len(committed) < RECORDS // 2 and time.monotonic() < deadline:
+            pending = []
+            for m in consumer.poll(1.0):
+                if m.error() is not None:
+                    continue
+                seen_before.add(m.offset())
+                consumer.acknowledge(m, AcknowledgeType.ACCEPT)
+                pending.append(m.offset())
+            if pending:
+                results = consumer.commit_sync(30)
+                if results and all(err is None for err in results.values()):
+                    committed.update(pending)
+        assert len(committed) >= RECORDS // 2, f"only {len(committed)} acknowledgements answered before the kill"
+        # The state partition's leader was not the share partition's leader all along.
+        assert state_leader(c, group, tid, 0) == state_node
+
+        c[leader].kill()
+        new_leader = c.leader(topic_name, 0, not_in=(leader,))
+        assert new_leader != leader
+
+        seen_after = {}
+        deadline = time.monotonic() + 120
+        while (seen_before | set(seen_after)) != set(offsets) and time.monotonic() < deadline:
+            pending = []
+            for m in consumer.poll(1.0):
+                if m.error() is not None:
+                    continue
+                assert m.offset() not in committed, \
+                    f"offset {m.offset()} delivered again after its acknowledgement was answered"
+                seen_after[m.offset()] = m.delivery_count()
+                consumer.acknowledge(m, AcknowledgeType.ACCEPT)
+                pending.append(m.offset())
+            if pending:
+                consumer.commit_sync(30)
+    finally:
+        consumer.close()
+    missing = set(offsets) - seen_before - set(seen_after)
+    assert not missing, f"{len(missing)} records never delivered, e.g. {sorted(missing)[:10]}"
+    assert not committed & set(seen_after)
