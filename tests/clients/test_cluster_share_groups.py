@@ -18,6 +18,7 @@ import pytest
 from confluent_kafka import AcknowledgeType, ShareConsumer
 from confluent_kafka.admin import AdminClient
 
+from cluster import NotYet, find_coordinator
 from cluster_fixtures import create_topic, make_cluster  # noqa: F401 (fixture)
 from test_share_groups import alter_share_offsets, produce
 
@@ -54,6 +55,18 @@ def topic_id_base64(bootstrap, topic):
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def coordinator(cluster, group):
+    """The bootstrap address of the group's coordinator (AlterShareGroupOffsets goes there)."""
+    def probe():
+        n = cluster.live()[0]
+        error, node = find_coordinator(n.host, n.port, group, timeout_s=3)
+        if error:
+            raise NotYet(f"FindCoordinator({group}) error {error}")
+        return cluster[node].bootstrap
+
+    return cluster.wait(f"the coordinator of {group}", probe, timeout_s=60)
+
+
 def state_leader(cluster, group, topic_id, partition):
     """The leader of the `__share_group_state` partition of the share partition's key."""
     key = f"{group}:{topic_id}:{partition}"
@@ -66,7 +79,7 @@ def test_share_state_on_another_broker_survives_the_share_leader_kill(make_clust
     create_topic(c, topic_name, 1, replication=3, configs={"min.insync.replicas": "2"})
     leader = c.leader(topic_name, 0)
     # The first share state call creates __share_group_state (RF 3).
-    assert alter_share_offsets(c.bootstrap.split(",")[0], f"warm-{topic_name}", topic_name, 0, 0) == (0, 0)
+    assert alter_share_offsets(coordinator(c, f"warm-{topic_name}"), f"warm-{topic_name}", topic_name, 0, 0) == (0, 0)
     c.wait_isr("__share_group_state")
     tid = topic_id_base64(c.bootstrap, topic_name)
     # A group whose state partition another broker leads (bounded search over names).
@@ -75,9 +88,8 @@ def test_share_state_on_another_broker_survives_the_share_leader_kill(make_clust
     assert group is not None, "every group name maps to a state partition the topic leader leads"
     state_node = state_leader(c, group, tid, 0)
     assert state_node != leader
-    # Initialize the state at offset 0 through a broker that leads neither.
-    other = next(n for n in c.live() if n.node_id not in (leader, state_node))
-    assert alter_share_offsets(other.bootstrap, group, topic_name, 0, 0) == (0, 0)
+    # Initialize the state at offset 0 through the group's coordinator (wherever it is).
+    assert alter_share_offsets(coordinator(c, group), group, topic_name, 0, 0) == (0, 0)
     offsets = produce(c.bootstrap, topic_name, RECORDS)
     assert offsets == list(range(RECORDS))
 

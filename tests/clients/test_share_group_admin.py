@@ -107,3 +107,33 @@ def test_confluent_share_consumers_share_one_partition(share_broker, share_tool,
     finally:
         for c in consumers:
             c.close()
+
+
+def test_java_admin_alters_lists_and_deletes_share_group_offsets(share_broker, share_tool, topic_name):
+    """The Admin client's alterShareGroupOffsets / listShareGroupOffsets /
+    deleteShareGroupOffsets (kafka-share-groups.sh --reset-offsets, --describe,
+    --delete-offsets): an empty group's start offset is set and read back; while a member is
+    in the group both changes are refused (GroupNotEmptyException) and the offset stays; once
+    it left, the topic's share state is deleted and no longer listed."""
+    create_topic(share_broker, topic_name, 2)
+    group = f"{topic_name}-g"
+    altered, listed, _, busy_alter, busy_delete, _, kept, deleted, after = share_tool(
+        share_broker,
+        ["alter", group, topic_name, 1, 5],
+        ["offsets", group],
+        ["join", group, topic_name, 3000],
+        ["alter", group, topic_name, 1, 0],
+        ["delete-offsets", group, topic_name],
+        ["leave"],
+        ["offsets", group],
+        ["delete-offsets", group, topic_name],
+        ["offsets", group],
+    )
+    assert altered == {"altered": group}, altered
+    assert [r[:3] for r in listed["offsets"]] == [[topic_name, 1, 5]], listed
+    assert busy_alter.get("error") == "GroupNotEmptyException", busy_alter
+    assert busy_delete.get("error") == "GroupNotEmptyException", busy_delete
+    # The member's share fetches may have given partition 0 state; partition 1 kept offset 5.
+    assert [topic_name, 1, 5] in [r[:3] for r in kept["offsets"]], kept
+    assert deleted == {"deleted_offsets": topic_name}, deleted
+    assert [r for r in after["offsets"] if r[0] == topic_name] == [], after

@@ -19,6 +19,13 @@
 //                                                        "read_only"}}}
 //   java ShareTool BOOTSTRAP config-list                listConfigResources(GROUP)
 //                                                       {"groups":[names]}
+//   java ShareTool BOOTSTRAP alter GROUP TOPIC P OFFSET alterShareGroupOffsets of one
+//                                                       partition {"altered":GROUP}
+//   java ShareTool BOOTSTRAP delete-offsets GROUP TOPIC deleteShareGroupOffsets of a topic
+//                                                       {"deleted_offsets":TOPIC}
+//   java ShareTool BOOTSTRAP offsets GROUP              listShareGroupOffsets of every
+//                                                       partition with state
+//                                                       {"offsets":[[t,p,start,epoch]]}
 
 import java.time.Duration;
 import java.util.ArrayList;
@@ -37,6 +44,8 @@ import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.ListConfigResourcesOptions;
 import org.apache.kafka.clients.admin.GroupListing;
 import org.apache.kafka.clients.admin.ListGroupsOptions;
+import org.apache.kafka.clients.admin.ListShareGroupOffsetsSpec;
+import org.apache.kafka.clients.admin.SharePartitionOffsetInfo;
 import org.apache.kafka.clients.admin.ShareGroupDescription;
 import org.apache.kafka.clients.admin.ShareMemberDescription;
 import org.apache.kafka.clients.consumer.KafkaShareConsumer;
@@ -98,6 +107,16 @@ public final class ShareTool {
                     return describeConfig(admin, op[2]);
                 case "config-list":
                     return listConfigResources(admin);
+                case "alter":
+                    admin.alterShareGroupOffsets(op[2],
+                            Map.of(new TopicPartition(op[3], Integer.parseInt(op[4])), Long.parseLong(op[5])))
+                        .all().get(CALL_TIMEOUT_S, TimeUnit.SECONDS);
+                    return "{\"altered\":" + q(op[2]) + "}";
+                case "delete-offsets":
+                    admin.deleteShareGroupOffsets(op[2], Set.of(op[3])).all().get(CALL_TIMEOUT_S, TimeUnit.SECONDS);
+                    return "{\"deleted_offsets\":" + q(op[3]) + "}";
+                case "offsets":
+                    return offsets(admin, op[2]);
                 default:
                     throw new IllegalArgumentException("unknown operation " + op[1]);
             }
@@ -146,6 +165,22 @@ public final class ShareTool {
         }
         return "{\"group_id\":" + q(d.groupId()) + ",\"state\":" + q(String.valueOf(d.groupState()))
             + ",\"members\":[" + String.join(",", members) + "]}";
+    }
+
+    private static String offsets(Admin admin, String group) throws Exception {
+        Map<TopicPartition, SharePartitionOffsetInfo> found = admin
+            .listShareGroupOffsets(Map.of(group, new ListShareGroupOffsetsSpec()))
+            .partitionsToOffsetInfo(group).get(CALL_TIMEOUT_S, TimeUnit.SECONDS);
+        List<String> rows = new ArrayList<>();
+        for (Map.Entry<TopicPartition, SharePartitionOffsetInfo> e : found.entrySet()) {
+            if (e.getValue() == null) {
+                continue;
+            }
+            rows.add("[" + q(e.getKey().topic()) + "," + e.getKey().partition() + ","
+                + e.getValue().startOffset() + "," + e.getValue().leaderEpoch().orElse(-1) + "]");
+        }
+        rows.sort(null);
+        return "{\"offsets\":[" + String.join(",", rows) + "]}";
     }
 
     private static String list(Admin admin) throws Exception {

@@ -2,9 +2,11 @@
 //! v0): reads and writes of the share partitions' durable state (`share_partitions.rs`,
 //! `share_state.rs`), addressed by topic name.
 //!
-//! Alter and Delete are refused unless the share group is empty, as Kafka refuses them
-//! (NON_EMPTY_GROUP). Seam: [`group_is_empty`] answers from the share group coordinator once
-//! it serves membership; until then every group counts as empty.
+//! Alter and Delete are served by the share group's coordinator (NOT_COORDINATOR elsewhere,
+//! as Kafka's group coordinator answers; admin clients find it with FindCoordinator) and
+//! refused while the group has members (NON_EMPTY_GROUP), as Kafka refuses them: the
+//! coordinator's ShareGroupDescribe view says ([`refusal`]). A group id no share group has
+//! counts as empty.
 
 use strom_protocol::messages::alter_share_group_offsets_response::{
     AlterShareGroupOffsetsResponsePartition, AlterShareGroupOffsetsResponseTopic,
@@ -21,12 +23,33 @@ use strom_protocol::messages::{
 };
 use strom_protocol::{ErrorCode, StrBytes};
 
+use strom_share::group::{ShareCommand, ShareResponse};
+
+use super::consumer_group_heartbeat::topics;
+use super::share_call;
 use crate::server::BrokerContext;
 
-/// Whether `group_id` has no members. Seam for the share group coordinator: every group
-/// counts as empty until it answers.
-fn group_is_empty(_context: &BrokerContext, _group_id: &str) -> bool {
-    true
+/// Why Alter/DeleteShareGroupOffsets of `group_id` is refused here, if it is: this broker
+/// is not the group's coordinator (or it is loading), or the group has members.
+async fn refusal(context: &BrokerContext, group_id: &str) -> Option<ErrorCode> {
+    let command = ShareCommand::Describe {
+        group_ids: vec![group_id.to_owned()],
+        topics: topics(&context.metadata.image()),
+    };
+    match share_call(context, group_id, command).await {
+        Ok(ShareResponse::Describe(described)) => {
+            let group = described.into_iter().find(|d| d.group_id == group_id)?;
+            match group.error {
+                // No share group of that id: nothing is consuming, the state is the admin's.
+                Some(e) if e.code == strom_group::ErrorCode::GroupIdNotFound => None,
+                Some(e) => Some(ErrorCode(e.code.code())),
+                None if group.members.is_empty() => None,
+                None => Some(ErrorCode::NON_EMPTY_GROUP),
+            }
+        }
+        Ok(_) => Some(ErrorCode::COORDINATOR_NOT_AVAILABLE),
+        Err(code) => Some(ErrorCode(code.code())),
+    }
 }
 
 fn message(code: ErrorCode, what: &str) -> Option<StrBytes> {
@@ -122,10 +145,11 @@ pub(super) async fn alter(
     request: AlterShareGroupOffsetsRequest,
 ) -> ResponseKind {
     let group_id = request.group_id.0.to_string();
-    if !group_is_empty(context, &group_id) {
+    if let Some(code) = refusal(context, &group_id).await {
         return ResponseKind::AlterShareGroupOffsets(
             AlterShareGroupOffsetsResponse::default()
-                .with_error_code(ErrorCode::NON_EMPTY_GROUP.code()),
+                .with_error_code(code.code())
+                .with_error_message(message(code, "altering share group offsets")),
         );
     }
     let image = context.metadata.image();
@@ -176,10 +200,11 @@ pub(super) async fn delete(
     request: DeleteShareGroupOffsetsRequest,
 ) -> ResponseKind {
     let group_id = request.group_id.0.to_string();
-    if !group_is_empty(context, &group_id) {
+    if let Some(code) = refusal(context, &group_id).await {
         return ResponseKind::DeleteShareGroupOffsets(
             DeleteShareGroupOffsetsResponse::default()
-                .with_error_code(ErrorCode::NON_EMPTY_GROUP.code()),
+                .with_error_code(code.code())
+                .with_error_message(message(code, "deleting share group offsets")),
         );
     }
     let image = context.metadata.image();
