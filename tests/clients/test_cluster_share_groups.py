@@ -143,3 +143,62 @@ def test_share_state_on_another_broker_survives_the_share_leader_kill(make_clust
     missing = set(offsets) - seen_before - set(seen_after)
     assert not missing, f"{len(missing)} records never delivered, e.g. {sorted(missing)[:10]}"
     assert not committed & set(seen_after)
+
+
+def test_share_acknowledgements_survive_the_state_leader_kill(make_cluster, topic_name):
+    """The other way round: SIGKILL of the `__share_group_state` partition's leader while the
+    share partition's leader (another node) keeps serving. Its state calls are retried
+    against the new state leader (NOT_COORDINATOR / unreachable peer): acknowledgements
+    answered before the kill stay acknowledged, and every record is delivered."""
+    c = make_cluster(3, overrides=SHARE_OVERRIDES)
+    create_topic(c, topic_name, 1, replication=3, configs={"min.insync.replicas": "2"})
+    leader = c.leader(topic_name, 0)
+    assert alter_share_offsets(coordinator(c, f"warm-{topic_name}"), f"warm-{topic_name}", topic_name, 0, 0) == (0, 0)
+    c.wait_isr("__share_group_state")
+    tid = topic_id_base64(c.bootstrap, topic_name)
+    group = next((g for g in (f"sg-{topic_name}-{i}" for i in range(100))
+                  if state_leader(c, g, tid, 0) != leader), None)
+    assert group is not None, "every group name maps to a state partition the topic leader leads"
+    state_node = state_leader(c, group, tid, 0)
+    assert alter_share_offsets(coordinator(c, group), group, topic_name, 0, 0) == (0, 0)
+    first = produce(c.bootstrap, topic_name, RECORDS // 2)
+
+    consumer = ShareConsumer({
+        "bootstrap.servers": c.bootstrap,
+        "group.id": group,
+        "share.acknowledgement.mode": "explicit",
+        "log_level": 0,
+    })
+    consumer.subscribe([topic_name])
+    committed, seen = set(), set()
+
+    def consume(until, timeout_s):
+        deadline = time.monotonic() + timeout_s
+        while not until() and time.monotonic() < deadline:
+            pending = []
+            for m in consumer.poll(1.0):
+                if m.error() is not None:
+                    continue
+                assert m.offset() not in committed, \
+                    f"offset {m.offset()} delivered again after its acknowledgement was answered"
+                seen.add(m.offset())
+                consumer.acknowledge(m, AcknowledgeType.ACCEPT)
+                pending.append(m.offset())
+            if pending:
+                results = consumer.commit_sync(30)
+                if results and all(err is None for err in results.values()):
+                    committed.update(pending)
+
+    try:
+        consume(lambda: committed >= set(first), 60)
+        assert committed >= set(first), f"only {len(committed)} acknowledgements answered before the kill"
+        c[state_node].kill()
+        assert c.leader(topic_name, 0) == leader, "the share partition's leader moved"
+        offsets = first + produce(c.bootstrap, topic_name, RECORDS - len(first), start=len(first))
+        consume(lambda: seen == set(offsets), 120)
+    finally:
+        consumer.close()
+    new_state_leader = state_leader(c, group, tid, 0)
+    assert new_state_leader not in (state_node, -1)
+    missing = set(offsets) - seen
+    assert not missing, f"{len(missing)} records never delivered, e.g. {sorted(missing)[:10]}"

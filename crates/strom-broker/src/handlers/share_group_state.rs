@@ -1,9 +1,10 @@
 //! The share coordinator's RPCs (KIP-932, v0; broker to broker in Kafka, CLUSTER_ACTION):
 //! InitializeShareGroupState, ReadShareGroupState, WriteShareGroupState,
 //! DeleteShareGroupState and ReadShareGroupStateSummary, served by the coordinator of each
-//! key's `__share_group_state` partition on this broker (`share_state.rs`; NOT_COORDINATOR
-//! when another broker leads it). Every answer of a write comes after its records are
-//! committed.
+//! key's `__share_group_state` partition on this broker (`share_persister::local`,
+//! `share_state.rs`; NOT_COORDINATOR when another broker leads it: the caller retries
+//! there). Every answer of a write comes after its records are committed. The five have
+//! one shape ([`serve`]); only the wire types differ.
 
 use strom_protocol::messages::{
     DeleteShareGroupStateRequest, DeleteShareGroupStateResponse, InitializeShareGroupStateRequest,
@@ -16,8 +17,8 @@ use strom_share::partition::{RecordState, StateBatch};
 use strom_share::state::ShareKey;
 use uuid::Uuid;
 
-use crate::metadata::now_ms;
 use crate::server::BrokerContext;
+use crate::share_persister::{local, StateAnswer, StateCall};
 
 fn key(group_id: &StrBytes, topic_id: Uuid, partition: i32) -> ShareKey {
     ShareKey {
@@ -31,8 +32,31 @@ fn message(code: ErrorCode) -> Option<StrBytes> {
     (!code.is_none()).then(|| StrBytes::from_string(format!("share state: {code}")))
 }
 
-fn code_of<T>(result: &Result<T, ErrorCode>) -> ErrorCode {
-    result.as_ref().err().copied().unwrap_or(ErrorCode(0))
+/// The one shape of the five handlers: every (topic, partition) of the request is one
+/// [`StateCall`] (or a refusal) run on this broker's share coordinator, answered in order.
+async fn serve(
+    context: &BrokerContext,
+    group_id: &StrBytes,
+    topics: Vec<(Uuid, Vec<(i32, Result<StateCall, ErrorCode>)>)>,
+) -> Vec<(Uuid, Vec<(i32, Result<StateAnswer, ErrorCode>)>)> {
+    let mut results = Vec::with_capacity(topics.len());
+    for (topic_id, partitions) in topics {
+        let mut answers = Vec::with_capacity(partitions.len());
+        for (partition, call) in partitions {
+            let answer = match call {
+                Ok(call) => local(context, &key(group_id, topic_id, partition), &call).await,
+                Err(code) => Err(code),
+            };
+            answers.push((partition, answer));
+        }
+        results.push((topic_id, answers));
+    }
+    results
+}
+
+/// The error code of an answer (0 for success).
+fn code_of(answer: &Result<StateAnswer, ErrorCode>) -> ErrorCode {
+    answer.as_ref().err().copied().unwrap_or(ErrorCode(0))
 }
 
 pub(super) async fn initialize(
@@ -42,35 +66,35 @@ pub(super) async fn initialize(
     use strom_protocol::messages::initialize_share_group_state_response::{
         InitializeStateResult, PartitionResult,
     };
-    let mut results = Vec::with_capacity(request.topics.len());
-    for topic in &request.topics {
-        let mut partitions = Vec::with_capacity(topic.partitions.len());
-        for p in &topic.partitions {
-            let key = key(&request.group_id, topic.topic_id, p.partition);
-            let now = now_ms();
-            let result = context
-                .share_state
-                .call(context, &key, |c| {
-                    c.initialize(&key, p.state_epoch, p.start_offset, now)
-                        .map(|r| ((), r))
-                })
-                .await;
-            let code = code_of(&result);
-            partitions.push(
-                PartitionResult::default()
-                    .with_partition(p.partition)
-                    .with_error_code(code.code())
-                    .with_error_message(message(code)),
-            );
-        }
-        results.push(
-            InitializeStateResult::default()
-                .with_topic_id(topic.topic_id)
-                .with_partitions(partitions),
-        );
-    }
+    let calls = request
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t.partitions.iter().map(|p| {
+                let call = StateCall::Initialize {
+                    state_epoch: p.state_epoch,
+                    start_offset: p.start_offset,
+                };
+                (p.partition, Ok(call))
+            });
+            (t.topic_id, partitions.collect())
+        })
+        .collect();
+    let results = serve(context, &request.group_id, calls).await;
+    let results = results.into_iter().map(|(topic_id, answers)| {
+        let partitions = answers.into_iter().map(|(partition, answer)| {
+            let code = code_of(&answer);
+            PartitionResult::default()
+                .with_partition(partition)
+                .with_error_code(code.code())
+                .with_error_message(message(code))
+        });
+        InitializeStateResult::default()
+            .with_topic_id(topic_id)
+            .with_partitions(partitions.collect())
+    });
     ResponseKind::InitializeShareGroupState(
-        InitializeShareGroupStateResponse::default().with_results(results),
+        InitializeShareGroupStateResponse::default().with_results(results.collect()),
     )
 }
 
@@ -81,25 +105,38 @@ pub(super) async fn read(
     use strom_protocol::messages::read_share_group_state_response::{
         PartitionResult, ReadStateResult, StateBatch as WireBatch,
     };
-    let mut results = Vec::with_capacity(request.topics.len());
-    for topic in &request.topics {
-        let mut partitions = Vec::with_capacity(topic.partitions.len());
-        for p in &topic.partitions {
-            let key = key(&request.group_id, topic.topic_id, p.partition);
-            let now = now_ms();
-            let result = context
-                .share_state
-                .call(context, &key, |c| c.read(&key, p.leader_epoch, now))
-                .await;
-            let code = code_of(&result);
-            let mut data = PartitionResult::default()
-                .with_partition(p.partition)
+    let calls = request
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t.partitions.iter().map(|p| {
+                let call = StateCall::Read {
+                    leader_epoch: p.leader_epoch,
+                };
+                (p.partition, Ok(call))
+            });
+            (t.topic_id, partitions.collect())
+        })
+        .collect();
+    let results = serve(context, &request.group_id, calls).await;
+    let results = results.into_iter().map(|(topic_id, answers)| {
+        let partitions = answers.into_iter().map(|(partition, answer)| {
+            // No state is Kafka's UNKNOWN_TOPIC_OR_PARTITION.
+            let answer = match answer {
+                Ok(StateAnswer::Read(Some(state))) => Ok(state),
+                Ok(_) => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
+                Err(code) => Err(code),
+            };
+            let code = answer.as_ref().err().copied().unwrap_or(ErrorCode(0));
+            let data = PartitionResult::default()
+                .with_partition(partition)
                 .with_error_code(code.code())
                 .with_error_message(message(code))
                 .with_state_epoch(0)
                 .with_start_offset(-1);
-            if let Ok(state) = result {
-                data = data
+            match answer {
+                Err(_) => data,
+                Ok(state) => data
                     .with_state_epoch(state.state_epoch)
                     .with_start_offset(state.start_offset)
                     .with_state_batches(
@@ -116,17 +153,16 @@ pub(super) async fn read(
                                     )
                             })
                             .collect(),
-                    );
+                    ),
             }
-            partitions.push(data);
-        }
-        results.push(
-            ReadStateResult::default()
-                .with_topic_id(topic.topic_id)
-                .with_partitions(partitions),
-        );
-    }
-    ResponseKind::ReadShareGroupState(ReadShareGroupStateResponse::default().with_results(results))
+        });
+        ReadStateResult::default()
+            .with_topic_id(topic_id)
+            .with_partitions(partitions.collect())
+    });
+    ResponseKind::ReadShareGroupState(
+        ReadShareGroupStateResponse::default().with_results(results.collect()),
+    )
 }
 
 pub(super) async fn write(
@@ -136,61 +172,53 @@ pub(super) async fn write(
     use strom_protocol::messages::write_share_group_state_response::{
         PartitionResult, WriteStateResult,
     };
-    let mut results = Vec::with_capacity(request.topics.len());
-    for topic in &request.topics {
-        let mut partitions = Vec::with_capacity(topic.partitions.len());
-        for p in &topic.partitions {
-            let key = key(&request.group_id, topic.topic_id, p.partition);
-            let batches: Option<Vec<StateBatch>> = p
-                .state_batches
-                .iter()
-                .map(|b| {
-                    Some(StateBatch {
-                        first_offset: b.first_offset,
-                        last_offset: b.last_offset,
-                        state: u8::try_from(b.delivery_state)
-                            .ok()
-                            .and_then(RecordState::from_id)?,
-                        delivery_count: u16::try_from(b.delivery_count).ok()?,
-                    })
-                })
-                .collect();
-            let result = match batches {
-                None => Err(ErrorCode::INVALID_REQUEST),
-                Some(batches) => {
-                    let now = now_ms();
-                    context
-                        .share_state
-                        .call(context, &key, |c| {
-                            c.write(
-                                &key,
-                                p.state_epoch,
-                                p.leader_epoch,
-                                p.start_offset,
-                                &batches,
-                                now,
-                            )
-                            .map(|r| ((), r))
+    let calls = request
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t.partitions.iter().map(|p| {
+                let batches: Option<Vec<StateBatch>> = p
+                    .state_batches
+                    .iter()
+                    .map(|b| {
+                        Some(StateBatch {
+                            first_offset: b.first_offset,
+                            last_offset: b.last_offset,
+                            state: u8::try_from(b.delivery_state)
+                                .ok()
+                                .and_then(RecordState::from_id)?,
+                            delivery_count: u16::try_from(b.delivery_count).ok()?,
                         })
-                        .await
-                }
-            };
-            let code = code_of(&result);
-            partitions.push(
-                PartitionResult::default()
-                    .with_partition(p.partition)
-                    .with_error_code(code.code())
-                    .with_error_message(message(code)),
-            );
-        }
-        results.push(
-            WriteStateResult::default()
-                .with_topic_id(topic.topic_id)
-                .with_partitions(partitions),
-        );
-    }
+                    })
+                    .collect();
+                let call = batches
+                    .map(|batches| StateCall::Write {
+                        state_epoch: p.state_epoch,
+                        leader_epoch: p.leader_epoch,
+                        start_offset: p.start_offset,
+                        batches,
+                    })
+                    .ok_or(ErrorCode::INVALID_REQUEST);
+                (p.partition, call)
+            });
+            (t.topic_id, partitions.collect())
+        })
+        .collect();
+    let results = serve(context, &request.group_id, calls).await;
+    let results = results.into_iter().map(|(topic_id, answers)| {
+        let partitions = answers.into_iter().map(|(partition, answer)| {
+            let code = code_of(&answer);
+            PartitionResult::default()
+                .with_partition(partition)
+                .with_error_code(code.code())
+                .with_error_message(message(code))
+        });
+        WriteStateResult::default()
+            .with_topic_id(topic_id)
+            .with_partitions(partitions.collect())
+    });
     ResponseKind::WriteShareGroupState(
-        WriteShareGroupStateResponse::default().with_results(results),
+        WriteShareGroupStateResponse::default().with_results(results.collect()),
     )
 }
 
@@ -201,31 +229,32 @@ pub(super) async fn delete(
     use strom_protocol::messages::delete_share_group_state_response::{
         DeleteStateResult, PartitionResult,
     };
-    let mut results = Vec::with_capacity(request.topics.len());
-    for topic in &request.topics {
-        let mut partitions = Vec::with_capacity(topic.partitions.len());
-        for p in &topic.partitions {
-            let key = key(&request.group_id, topic.topic_id, p.partition);
-            let result = context
-                .share_state
-                .call(context, &key, |c| Ok(((), c.delete(&key))))
-                .await;
-            let code = code_of(&result);
-            partitions.push(
-                PartitionResult::default()
-                    .with_partition(p.partition)
-                    .with_error_code(code.code())
-                    .with_error_message(message(code)),
-            );
-        }
-        results.push(
-            DeleteStateResult::default()
-                .with_topic_id(topic.topic_id)
-                .with_partitions(partitions),
-        );
-    }
+    let calls = request
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| (p.partition, Ok(StateCall::Delete)));
+            (t.topic_id, partitions.collect())
+        })
+        .collect();
+    let results = serve(context, &request.group_id, calls).await;
+    let results = results.into_iter().map(|(topic_id, answers)| {
+        let partitions = answers.into_iter().map(|(partition, answer)| {
+            let code = code_of(&answer);
+            PartitionResult::default()
+                .with_partition(partition)
+                .with_error_code(code.code())
+                .with_error_message(message(code))
+        });
+        DeleteStateResult::default()
+            .with_topic_id(topic_id)
+            .with_partitions(partitions.collect())
+    });
     ResponseKind::DeleteShareGroupState(
-        DeleteShareGroupStateResponse::default().with_results(results),
+        DeleteShareGroupStateResponse::default().with_results(results.collect()),
     )
 }
 
@@ -236,36 +265,43 @@ pub(super) async fn summary(
     use strom_protocol::messages::read_share_group_state_summary_response::{
         PartitionResult, ReadStateSummaryResult,
     };
-    let mut results = Vec::with_capacity(request.topics.len());
-    for topic in &request.topics {
-        let mut partitions = Vec::with_capacity(topic.partitions.len());
-        for p in &topic.partitions {
-            let key = key(&request.group_id, topic.topic_id, p.partition);
-            let result = context
-                .share_state
-                .call(context, &key, |c| c.summary(&key).map(|s| (s, Vec::new())))
-                .await;
-            let code = code_of(&result);
-            let (state_epoch, leader_epoch, start_offset) = result
+    let calls = request
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| (p.partition, Ok(StateCall::Summary)));
+            (t.topic_id, partitions.collect())
+        })
+        .collect();
+    let results = serve(context, &request.group_id, calls).await;
+    let results = results.into_iter().map(|(topic_id, answers)| {
+        let partitions = answers.into_iter().map(|(partition, answer)| {
+            // No state is Kafka's UNKNOWN_TOPIC_OR_PARTITION.
+            let answer = match answer {
+                Ok(StateAnswer::Summary(Some(summary))) => Ok(summary),
+                Ok(_) => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
+                Err(code) => Err(code),
+            };
+            let code = answer.as_ref().err().copied().unwrap_or(ErrorCode(0));
+            let (state_epoch, leader_epoch, start_offset) = answer
                 .map(|s| (s.state_epoch, s.leader_epoch, s.start_offset))
                 .unwrap_or((0, -1, -1));
-            partitions.push(
-                PartitionResult::default()
-                    .with_partition(p.partition)
-                    .with_error_code(code.code())
-                    .with_error_message(message(code))
-                    .with_state_epoch(state_epoch)
-                    .with_leader_epoch(leader_epoch)
-                    .with_start_offset(start_offset),
-            );
-        }
-        results.push(
-            ReadStateSummaryResult::default()
-                .with_topic_id(topic.topic_id)
-                .with_partitions(partitions),
-        );
-    }
+            PartitionResult::default()
+                .with_partition(partition)
+                .with_error_code(code.code())
+                .with_error_message(message(code))
+                .with_state_epoch(state_epoch)
+                .with_leader_epoch(leader_epoch)
+                .with_start_offset(start_offset)
+        });
+        ReadStateSummaryResult::default()
+            .with_topic_id(topic_id)
+            .with_partitions(partitions.collect())
+    });
     ResponseKind::ReadShareGroupStateSummary(
-        ReadShareGroupStateSummaryResponse::default().with_results(results),
+        ReadShareGroupStateSummaryResponse::default().with_results(results.collect()),
     )
 }
