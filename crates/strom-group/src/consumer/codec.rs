@@ -3,11 +3,13 @@
 //! Keys stay in the classic format (int16 lengths). Every length read is checked against
 //! the bytes left before it is used.
 
-use bytes::{BufMut, BytesMut};
+use std::collections::BTreeSet;
+
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::RecordError;
 
-use super::types::TopicId;
+use super::types::{Assignment, TopicId};
 
 /// The most elements a decoded array may claim, whatever the bytes left (defence in depth:
 /// each element also needs at least one byte).
@@ -214,4 +216,69 @@ fn utf8(field: &'static str, raw: &[u8]) -> Result<String, RecordError> {
     std::str::from_utf8(raw)
         .map(str::to_owned)
         .map_err(|_| RecordError::InvalidUtf8 { field })
+}
+
+/// The value version every KIP-848 / KIP-932 group record value has (flexible version 0).
+pub const RECORD_VALUE_VERSION: i16 = 0;
+
+/// A group record key: the record type as key version, the group id, and the member id
+/// for per-member records (classic strings). Shared by the consumer and share group records.
+pub fn record_key(version: i16, group: &str, member: Option<&str>) -> Result<Bytes, RecordError> {
+    let mut w = Writer::new(version);
+    w.key_string("group id", group)?;
+    if let Some(member) = member {
+        w.key_string("member id", member)?;
+    }
+    Ok(w.buf.freeze())
+}
+
+/// A value holding one epoch (target assignment metadata of consumer and share groups, and
+/// the consumer group metadata).
+pub fn epoch_value(epoch: i32) -> Bytes {
+    let mut w = Writer::new(RECORD_VALUE_VERSION);
+    w.i32(epoch);
+    w.no_tags();
+    w.buf.freeze()
+}
+
+/// A reader past a value's version, which must be [`RECORD_VALUE_VERSION`].
+pub fn value_reader<'a>(bytes: &'a [u8], what: &'static str) -> Result<Reader<'a>, RecordError> {
+    let mut r = Reader::new(bytes);
+    let version = r.i16("value version")?;
+    if version != RECORD_VALUE_VERSION {
+        return Err(RecordError::UnsupportedVersion { what, version });
+    }
+    Ok(r)
+}
+
+/// Kafka's `[]TopicPartitions` of an assignment: topic id, partitions, tags per topic.
+pub fn put_assignment(w: &mut Writer, a: &Assignment) {
+    w.len(a.len());
+    for (topic, partitions) in a {
+        w.uuid(*topic);
+        w.len(partitions.len());
+        for p in partitions {
+            w.i32(*p);
+        }
+        w.no_tags();
+    }
+}
+
+/// Reads what [`put_assignment`] writes; topics without partitions are left out.
+pub fn read_assignment(r: &mut Reader<'_>) -> Result<Assignment, RecordError> {
+    let count = r.array_len("topic partitions")?;
+    let mut out = Assignment::new();
+    for _ in 0..count {
+        let topic = r.uuid("topic id")?;
+        let n = r.array_len("partitions")?;
+        let mut partitions = BTreeSet::new();
+        for _ in 0..n {
+            partitions.insert(r.i32("partition")?);
+        }
+        r.skip_tags("topic partitions tags")?;
+        if !partitions.is_empty() {
+            out.entry(topic).or_default().extend(partitions);
+        }
+    }
+    Ok(out)
 }

@@ -10,7 +10,10 @@ use bytes::Bytes;
 use crate::error::RecordError;
 use crate::records::GroupRecord;
 
-use super::codec::{Reader, Writer};
+use super::codec::{
+    epoch_value, put_assignment, read_assignment, record_key as key, value_reader, Reader, Writer,
+    RECORD_VALUE_VERSION as VALUE_VERSION,
+};
 use super::group::TopicMetadata;
 use super::member::{CurrentAssignment, MemberState, Subscription};
 use super::types::Assignment;
@@ -21,7 +24,6 @@ const MEMBER_METADATA: i16 = 5;
 const TARGET_METADATA: i16 = 6;
 const TARGET_MEMBER: i16 = 7;
 const CURRENT_MEMBER: i16 = 8;
-const VALUE_VERSION: i16 = 0;
 
 /// A decoded KIP-848 record; `None` payloads are tombstones.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,24 +152,8 @@ impl ConsumerRecord {
     }
 }
 
-fn key(version: i16, group: &str, member: Option<&str>) -> Result<Bytes, RecordError> {
-    let mut w = Writer::new(version);
-    w.key_string("group id", group)?;
-    if let Some(member) = member {
-        w.key_string("member id", member)?;
-    }
-    Ok(w.buf.freeze())
-}
-
 fn record(key: Bytes, value: Option<Bytes>) -> GroupRecord {
     GroupRecord { key, value }
-}
-
-fn epoch_value(epoch: i32) -> Bytes {
-    let mut w = Writer::new(VALUE_VERSION);
-    w.i32(epoch);
-    w.no_tags();
-    w.buf.freeze()
 }
 
 fn partition_metadata_value(topics: &[(String, TopicMetadata)]) -> Bytes {
@@ -211,27 +197,6 @@ fn current_value(c: &CurrentAssignment) -> Bytes {
     put_assignment(&mut w, &c.pending_revocation);
     w.no_tags();
     w.buf.freeze()
-}
-
-fn put_assignment(w: &mut Writer, a: &Assignment) {
-    w.len(a.len());
-    for (topic, partitions) in a {
-        w.uuid(*topic);
-        w.len(partitions.len());
-        for p in partitions {
-            w.i32(*p);
-        }
-        w.no_tags();
-    }
-}
-
-fn value_reader<'a>(bytes: &'a [u8], what: &'static str) -> Result<Reader<'a>, RecordError> {
-    let mut r = Reader::new(bytes);
-    let version = r.i16("value version")?;
-    if version != VALUE_VERSION {
-        return Err(RecordError::UnsupportedVersion { what, version });
-    }
-    Ok(r)
 }
 
 fn decode_epoch(bytes: &[u8]) -> Result<i32, RecordError> {
@@ -320,22 +285,4 @@ fn decode_current(bytes: &[u8]) -> Result<CurrentAssignment, RecordError> {
         assigned,
         pending_revocation,
     })
-}
-
-fn read_assignment(r: &mut Reader<'_>) -> Result<Assignment, RecordError> {
-    let count = r.array_len("topic partitions")?;
-    let mut out = Assignment::new();
-    for _ in 0..count {
-        let topic = r.uuid("topic id")?;
-        let n = r.array_len("partitions")?;
-        let mut partitions = BTreeSet::new();
-        for _ in 0..n {
-            partitions.insert(r.i32("partition")?);
-        }
-        r.skip_tags("topic partitions tags")?;
-        if !partitions.is_empty() {
-            out.entry(topic).or_default().extend(partitions);
-        }
-    }
-    Ok(out)
 }

@@ -6,8 +6,11 @@
 use std::collections::BTreeSet;
 
 use bytes::Bytes;
-use strom_group::consumer::codec::{Reader, Writer};
-use strom_group::consumer::{Assignment, TopicId};
+use strom_group::consumer::codec::{
+    epoch_value, put_assignment, read_assignment, record_key as key, value_reader, Reader, Writer,
+    RECORD_VALUE_VERSION as VALUE_VERSION,
+};
+use strom_group::consumer::Assignment;
 use strom_group::{GroupRecord, RecordError};
 
 const MEMBER_METADATA: i16 = 10;
@@ -15,7 +18,6 @@ const GROUP_METADATA: i16 = 11;
 const TARGET_METADATA: i16 = 12;
 const TARGET_MEMBER: i16 = 13;
 const CURRENT_MEMBER: i16 = 14;
-const VALUE_VERSION: i16 = 0;
 /// Kafka's `MemberState.STABLE`: share group members are always stable.
 const MEMBER_STATE_STABLE: i8 = 0;
 
@@ -86,15 +88,9 @@ impl ShareGroupRecord {
                 key(MEMBER_METADATA, group, Some(member))?,
                 metadata.as_ref().map(member_value),
             ),
-            ShareGroupRecord::TargetEpoch { group, epoch } => (
-                key(TARGET_METADATA, group, None)?,
-                epoch.map(|epoch| {
-                    let mut w = Writer::new(VALUE_VERSION);
-                    w.i32(epoch);
-                    w.no_tags();
-                    w.buf.freeze()
-                }),
-            ),
+            ShareGroupRecord::TargetEpoch { group, epoch } => {
+                (key(TARGET_METADATA, group, None)?, epoch.map(epoch_value))
+            }
             ShareGroupRecord::TargetMember {
                 group,
                 member,
@@ -172,15 +168,6 @@ impl ShareGroupRecord {
     }
 }
 
-fn key(version: i16, group: &str, member: Option<&str>) -> Result<Bytes, RecordError> {
-    let mut w = Writer::new(version);
-    w.key_string("group id", group)?;
-    if let Some(member) = member {
-        w.key_string("member id", member)?;
-    }
-    Ok(w.buf.freeze())
-}
-
 fn member_value(m: &MemberMetadata) -> Bytes {
     let mut w = Writer::new(VALUE_VERSION);
     w.nullable_string(m.rack_id.as_deref());
@@ -192,27 +179,6 @@ fn member_value(m: &MemberMetadata) -> Bytes {
     }
     w.no_tags();
     w.buf.freeze()
-}
-
-fn put_assignment(w: &mut Writer, a: &Assignment) {
-    w.len(a.len());
-    for (topic, partitions) in a {
-        w.uuid(*topic);
-        w.len(partitions.len());
-        for p in partitions {
-            w.i32(*p);
-        }
-        w.no_tags();
-    }
-}
-
-fn value_reader<'a>(bytes: &'a [u8], what: &'static str) -> Result<Reader<'a>, RecordError> {
-    let mut r = Reader::new(bytes);
-    let version = r.i16("value version")?;
-    if version != VALUE_VERSION {
-        return Err(RecordError::UnsupportedVersion { what, version });
-    }
-    Ok(r)
 }
 
 fn decode_group_epoch(bytes: &[u8]) -> Result<(i32, i64), RecordError> {
@@ -278,27 +244,10 @@ fn decode_current(bytes: &[u8]) -> Result<CurrentAssignment, RecordError> {
     })
 }
 
-fn read_assignment(r: &mut Reader<'_>) -> Result<Assignment, RecordError> {
-    let count = r.array_len("topic partitions")?;
-    let mut out = Assignment::new();
-    for _ in 0..count {
-        let topic: TopicId = r.uuid("topic id")?;
-        let n = r.array_len("partitions")?;
-        let mut partitions = BTreeSet::new();
-        for _ in 0..n {
-            partitions.insert(r.i32("partition")?);
-        }
-        r.skip_tags("topic partitions tags")?;
-        if !partitions.is_empty() {
-            out.entry(topic).or_default().extend(partitions);
-        }
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strom_group::consumer::TopicId;
 
     fn round_trip(record: ShareGroupRecord) {
         let encoded = record.encode().unwrap();
@@ -347,6 +296,33 @@ mod tests {
                 assigned: assignment,
             }),
         });
+    }
+
+    /// The bytes Kafka writes (and Strom wrote before the codec helpers were shared with
+    /// the consumer group records): key version = record type, classic key strings,
+    /// flexible value version 0.
+    #[test]
+    fn records_keep_their_bytes() {
+        let epoch = ShareGroupRecord::TargetEpoch {
+            group: "g".into(),
+            epoch: Some(4),
+        }
+        .encode()
+        .unwrap();
+        assert_eq!(&epoch.key[..], &[0, 12, 0, 1, b'g']);
+        assert_eq!(epoch.value.as_deref(), Some(&[0, 0, 0, 0, 0, 4, 0][..]));
+        let target = ShareGroupRecord::TargetMember {
+            group: "g".into(),
+            member: "m".into(),
+            assignment: Some(Assignment::from([(TopicId([3; 16]), BTreeSet::from([0, 2]))])),
+        }
+        .encode()
+        .unwrap();
+        assert_eq!(&target.key[..], &[0, 13, 0, 1, b'g', 0, 1, b'm']);
+        let mut value = vec![0, 0, 2];
+        value.extend_from_slice(&[3; 16]);
+        value.extend_from_slice(&[3, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0]);
+        assert_eq!(target.value.as_deref(), Some(&value[..]));
     }
 
     #[test]
