@@ -5,7 +5,9 @@ inter-broker listener (Initialize/Read/WriteShareGroupState; `share_persister.rs
 confluent-kafka's ShareConsumer consumes an RF 3 topic with explicit ACCEPT; the share
 partition's leader and its state partition's leader are asserted to differ. Then the share
 partition's leader is killed (SIGKILL): after failover no record whose acknowledgement was
-answered before the kill is delivered again, and every record is delivered.
+answered before the kill is delivered again, and every record is delivered; the Admin
+client then lists the state (listShareGroupOffsets) and deleting the group deletes it. A
+second test kills the state partition's leader instead.
 
 Marked `cluster`: deselected unless STROM_CLUSTER_TESTS=1 (README.md, "Cluster tests").
 """
@@ -20,6 +22,7 @@ from confluent_kafka.admin import AdminClient
 
 from cluster import NotYet, find_coordinator
 from cluster_fixtures import create_topic, make_cluster  # noqa: F401 (fixture)
+from share_fixtures import share_tool  # noqa: F401 (fixture)
 from test_share_groups import alter_share_offsets, produce
 
 pytestmark = [pytest.mark.cluster, pytest.mark.needs_api("ShareGroupHeartbeat", "ShareFetch", "ShareAcknowledge")]
@@ -74,7 +77,7 @@ def state_leader(cluster, group, topic_id, partition):
     return parts[java_hash_partition(key, len(parts))]["leader"]
 
 
-def test_share_state_on_another_broker_survives_the_share_leader_kill(make_cluster, topic_name):
+def test_share_state_on_another_broker_survives_the_share_leader_kill(make_cluster, share_tool, topic_name):
     c = make_cluster(3, overrides=SHARE_OVERRIDES)
     create_topic(c, topic_name, 1, replication=3, configs={"min.insync.replicas": "2"})
     leader = c.leader(topic_name, 0)
@@ -143,6 +146,21 @@ def test_share_state_on_another_broker_survives_the_share_leader_kill(make_clust
     missing = set(offsets) - seen_before - set(seen_after)
     assert not missing, f"{len(missing)} records never delivered, e.g. {sorted(missing)[:10]}"
     assert not committed & set(seen_after)
+
+    # The Admin client reads the state wherever it lives (listShareGroupOffsets: every
+    # partition with state), and deleting the group deletes it there.
+    [listed] = share_tool(c, ["offsets", group])
+    rows = [r for r in listed.get("offsets", []) if r[0] == topic_name]
+    assert len(rows) == 1 and rows[0][1] == 0 and rows[0][2] >= RECORDS // 2, listed
+    deleted = None
+    for _ in range(10):  # the closed consumer's leave may take a heartbeat to land
+        [deleted] = share_tool(c, ["delete", group])
+        if deleted == {"deleted": group}:
+            break
+        time.sleep(1)
+    assert deleted == {"deleted": group}, deleted
+    [after] = share_tool(c, ["offsets", group])
+    assert [r for r in after.get("offsets", []) if r[0] == topic_name] == [], after
 
 
 def test_share_acknowledgements_survive_the_state_leader_kill(make_cluster, topic_name):

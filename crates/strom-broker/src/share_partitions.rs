@@ -407,7 +407,10 @@ impl ShareManager {
                 }
                 _ => ErrorCode::INVALID_RECORD_STATE,
             })?;
-        persist(context, group_id, topic_id, partition, &hosted, &next).await?;
+        if let Err(code) = persist(context, group_id, topic_id, partition, &hosted, &next).await {
+            self.forget_if_state_lost(code, group_id, topic_id, partition);
+            return Err(code);
+        }
         hosted.persisted_changes = next.changes();
         hosted.partition = next;
         drop(hosted);
@@ -664,6 +667,23 @@ impl ShareManager {
         Ok(())
     }
 
+    /// Drops a hosted share partition whose durable state was deleted
+    /// (UNKNOWN_TOPIC_OR_PARTITION) or re-initialized (FENCED_STATE_EPOCH) by another
+    /// broker (DeleteGroups, Alter/DeleteShareGroupOffsets at the group's coordinator): its
+    /// next ShareFetch re-reads the state instead of writing over it.
+    fn forget_if_state_lost(
+        &self,
+        code: ErrorCode,
+        group_id: &str,
+        topic_id: Uuid,
+        partition: i32,
+    ) {
+        if code == ErrorCode::UNKNOWN_TOPIC_OR_PARTITION || code == ErrorCode::FENCED_STATE_EPOCH {
+            tracing::info!(group = group_id, %topic_id, partition, %code, "share state gone; the share partition re-reads it");
+            self.forget(group_id, Some(topic_id), Some(partition));
+        }
+    }
+
     /// Drops hosted share partitions of a group (of one topic, of one partition).
     fn forget(&self, group_id: &str, topic_id: Option<Uuid>, partition: Option<i32>) {
         if let Ok(mut hosted) = self.partitions.lock() {
@@ -736,11 +756,9 @@ impl ShareManager {
             }
             if hosted.partition.changes() != hosted.persisted_changes {
                 let next = hosted.partition.clone();
-                if persist(context, &group, topic_id, partition, &hosted, &next)
-                    .await
-                    .is_ok()
-                {
-                    hosted.persisted_changes = next.changes();
+                match persist(context, &group, topic_id, partition, &hosted, &next).await {
+                    Ok(()) => hosted.persisted_changes = next.changes(),
+                    Err(code) => self.forget_if_state_lost(code, &group, topic_id, partition),
                 }
             }
         }

@@ -6,7 +6,7 @@
 //! as Kafka's group coordinator answers; admin clients find it with FindCoordinator) and
 //! refused while the group has members (NON_EMPTY_GROUP), as Kafka refuses them: the
 //! coordinator's ShareGroupDescribe view says ([`refusal`]). A group id no share group has
-//! counts as empty.
+//! counts as empty, and so does every group before `__consumer_offsets` exists.
 
 use strom_protocol::messages::alter_share_group_offsets_response::{
     AlterShareGroupOffsetsResponsePartition, AlterShareGroupOffsetsResponseTopic,
@@ -32,6 +32,15 @@ use crate::server::BrokerContext;
 /// Why Alter/DeleteShareGroupOffsets of `group_id` is refused here, if it is: this broker
 /// is not the group's coordinator (or it is loading), or the group has members.
 async fn refusal(context: &BrokerContext, group_id: &str) -> Option<ErrorCode> {
+    if context
+        .metadata
+        .image()
+        .topic_by_name(crate::groups::OFFSETS_TOPIC)
+        .is_none()
+    {
+        // No `__consumer_offsets` yet: no group has ever had a member, none has one now.
+        return None;
+    }
     let command = ShareCommand::Describe {
         group_ids: vec![group_id.to_owned()],
         topics: topics(&context.metadata.image()),
