@@ -314,7 +314,10 @@ mod tests {
         let target = ShareGroupRecord::TargetMember {
             group: "g".into(),
             member: "m".into(),
-            assignment: Some(Assignment::from([(TopicId([3; 16]), BTreeSet::from([0, 2]))])),
+            assignment: Some(Assignment::from([(
+                TopicId([3; 16]),
+                BTreeSet::from([0, 2]),
+            )])),
         }
         .encode()
         .unwrap();
