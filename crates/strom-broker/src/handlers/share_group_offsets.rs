@@ -32,15 +32,11 @@ use crate::server::BrokerContext;
 /// Why Alter/DeleteShareGroupOffsets of `group_id` is refused here, if it is: this broker
 /// is not the group's coordinator (or it is loading), or the group has members.
 async fn refusal(context: &BrokerContext, group_id: &str) -> Option<ErrorCode> {
-    if context
+    // No `__consumer_offsets` yet: no group has ever had a member, none has one now.
+    context
         .metadata
         .image()
-        .topic_by_name(crate::groups::OFFSETS_TOPIC)
-        .is_none()
-    {
-        // No `__consumer_offsets` yet: no group has ever had a member, none has one now.
-        return None;
-    }
+        .topic_by_name(crate::groups::OFFSETS_TOPIC)?;
     let command = ShareCommand::Describe {
         group_ids: vec![group_id.to_owned()],
         topics: topics(&context.metadata.image()),

@@ -32,13 +32,13 @@ fn message(code: ErrorCode) -> Option<StrBytes> {
     (!code.is_none()).then(|| StrBytes::from_string(format!("share state: {code}")))
 }
 
+/// Per topic, per partition: a call (or a refusal) in, its answer out.
+type Calls = Vec<(Uuid, Vec<(i32, Result<StateCall, ErrorCode>)>)>;
+type Answers = Vec<(Uuid, Vec<(i32, Result<StateAnswer, ErrorCode>)>)>;
+
 /// The one shape of the five handlers: every (topic, partition) of the request is one
 /// [`StateCall`] (or a refusal) run on this broker's share coordinator, answered in order.
-async fn serve(
-    context: &BrokerContext,
-    group_id: &StrBytes,
-    topics: Vec<(Uuid, Vec<(i32, Result<StateCall, ErrorCode>)>)>,
-) -> Vec<(Uuid, Vec<(i32, Result<StateAnswer, ErrorCode>)>)> {
+async fn serve(context: &BrokerContext, group_id: &StrBytes, topics: Calls) -> Answers {
     let mut results = Vec::with_capacity(topics.len());
     for (topic_id, partitions) in topics {
         let mut answers = Vec::with_capacity(partitions.len());
