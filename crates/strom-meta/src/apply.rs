@@ -4,8 +4,8 @@
 use crate::delta::MetadataDelta;
 use crate::error::MetaError;
 use crate::image::{
-    BrokerRegistration, ImageInner, MetadataImage, PartitionImage, ScramCredentialImage,
-    TopicIdPartition, TopicImage,
+    BrokerRegistration, DelegationTokenImage, ImageInner, MetadataImage, PartitionImage,
+    ScramCredentialImage, TopicIdPartition, TopicImage,
 };
 use crate::records::{ConfigResource, MetadataRecord, NO_LEADER};
 use std::collections::BTreeSet;
@@ -187,6 +187,39 @@ fn apply_record(
                 return Err(format!(
                     "no SCRAM credential of user {name:?} mechanism {mechanism}"
                 ));
+            }
+        }
+        MetadataRecord::DelegationToken {
+            token_id,
+            owner,
+            requester,
+            renewers,
+            issue_timestamp_ms,
+            max_timestamp_ms,
+            expiry_timestamp_ms,
+        } => {
+            if token_id.is_empty() {
+                return Err("delegation token with an empty id".to_string());
+            }
+            Arc::make_mut(&mut inner.delegation_tokens).insert(
+                token_id.clone(),
+                DelegationTokenImage {
+                    owner: owner.clone(),
+                    requester: requester.clone(),
+                    renewers: renewers.clone(),
+                    issue_timestamp_ms: *issue_timestamp_ms,
+                    max_timestamp_ms: *max_timestamp_ms,
+                    expiry_timestamp_ms: *expiry_timestamp_ms,
+                },
+            );
+        }
+        MetadataRecord::RemoveDelegationToken { token_id } => {
+            // Removing a token that is not there means a misordered or damaged log.
+            if Arc::make_mut(&mut inner.delegation_tokens)
+                .remove(token_id)
+                .is_none()
+            {
+                return Err(format!("no delegation token {token_id:?} to remove"));
             }
         }
         MetadataRecord::ProducerIds {

@@ -106,7 +106,7 @@ fn max_version(record_type: u16) -> Option<u8> {
     match record_type {
         3 | 5 => Some(REASSIGNMENT_RECORD_VERSION),
         17 => Some(1),
-        0 | 1 | 2 | 4 | 6 | 7 | 8 | 9 | 11 | 12 | 14 | 15 | 16 | 19 => Some(RECORD_VERSION),
+        0 | 1 | 2 | 4 | 6 | 7 | 8 | 9 | 10 | 11 | 12 | 14 | 15 | 16 | 19 | 26 => Some(RECORD_VERSION),
         _ => None,
     }
 }
@@ -259,6 +259,27 @@ fn write_body(w: &mut Writer, record: &MetadataRecord) {
             w.string(name);
             w.u8(*mechanism as u8);
         }
+        MetadataRecord::DelegationToken {
+            token_id,
+            owner,
+            requester,
+            renewers,
+            issue_timestamp_ms,
+            max_timestamp_ms,
+            expiry_timestamp_ms,
+        } => {
+            w.string(token_id);
+            w.string(owner);
+            w.string(requester);
+            w.u32(renewers.len() as u32);
+            for renewer in renewers {
+                w.string(renewer);
+            }
+            w.i64(*issue_timestamp_ms);
+            w.i64(*max_timestamp_ms);
+            w.i64(*expiry_timestamp_ms);
+        }
+        MetadataRecord::RemoveDelegationToken { token_id } => w.string(token_id),
         MetadataRecord::ProducerIds {
             broker_id,
             broker_epoch,
@@ -374,6 +395,10 @@ fn read_body(
             name: r.string()?,
             mechanism: r.u8()? as i8,
         },
+        10 => read_delegation_token(r)?,
+        26 => MetadataRecord::RemoveDelegationToken {
+            token_id: r.string()?,
+        },
         15 => MetadataRecord::ProducerIds {
             broker_id: r.i32()?,
             broker_epoch: r.i64()?,
@@ -406,6 +431,27 @@ fn scram_bytes(r: &mut Reader<'_>) -> Result<Vec<u8>, MetaError> {
 
 /// The longest SCRAM salt or key stored (SHA-512 keys are 64 bytes; salts are short).
 const SCRAM_BYTES_MAX: usize = 1024;
+
+fn read_delegation_token(r: &mut Reader<'_>) -> Result<MetadataRecord, MetaError> {
+    let token_id = r.string()?;
+    let owner = r.string()?;
+    let requester = r.string()?;
+    // A renewer is at least an empty string's length.
+    let count = r.count(2)?;
+    let mut renewers = Vec::with_capacity(count);
+    for _ in 0..count {
+        renewers.push(r.string()?);
+    }
+    Ok(MetadataRecord::DelegationToken {
+        token_id,
+        owner,
+        requester,
+        renewers,
+        issue_timestamp_ms: r.i64()?,
+        max_timestamp_ms: r.i64()?,
+        expiry_timestamp_ms: r.i64()?,
+    })
+}
 
 fn read_replicas_offline(r: &mut Reader<'_>) -> Result<MetadataRecord, MetaError> {
     let broker_id = r.i32()?;

@@ -102,6 +102,34 @@ impl std::fmt::Debug for ScramCredentialImage {
     }
 }
 
+/// A delegation token as the metadata log holds it (no HMAC: that is derived from the
+/// token id and the secret key on each node).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DelegationTokenImage {
+    /// Principals as Kafka writes them (`User:alice`).
+    pub owner: String,
+    pub requester: String,
+    pub renewers: Vec<String>,
+    pub issue_timestamp_ms: i64,
+    /// The token cannot be renewed past this.
+    pub max_timestamp_ms: i64,
+    /// The token stops authenticating after this unless renewed.
+    pub expiry_timestamp_ms: i64,
+}
+
+impl DelegationTokenImage {
+    /// Kafka's `TokenInformation.ownerOrRenewer`.
+    pub fn owner_or_renewer(&self, principal: &str) -> bool {
+        self.owner == principal || self.renewers.iter().any(|r| r == principal)
+    }
+
+    /// Whether the token has expired at `now_ms` (Kafka's check: past its expiry or its
+    /// maximum timestamp).
+    pub fn expired(&self, now_ms: i64) -> bool {
+        self.max_timestamp_ms < now_ms || self.expiry_timestamp_ms < now_ms
+    }
+}
+
 /// Where producer id allocation stands: the next block starts at `next_producer_id`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProducerIdsImage {
@@ -136,6 +164,8 @@ pub(crate) struct ImageInner {
     pub acls: Arc<BTreeMap<Uuid, AclBinding>>,
     /// SCRAM credentials by (user, mechanism id).
     pub scram: Arc<BTreeMap<(String, i8), ScramCredentialImage>>,
+    /// Delegation tokens by token id.
+    pub delegation_tokens: Arc<BTreeMap<String, DelegationTokenImage>>,
     /// Highest broker epoch ever registered, kept so epochs stay unique after unregistering.
     pub broker_epoch_high: i64,
     /// Per broker, the replicas it reported it cannot serve (`BrokerReplicasOffline`); empty
@@ -309,6 +339,16 @@ impl MetadataImage {
         &self,
     ) -> impl Iterator<Item = (&(String, i8), &ScramCredentialImage)> + '_ {
         self.inner.scram.iter()
+    }
+
+    /// The delegation token with this id.
+    pub fn delegation_token(&self, token_id: &str) -> Option<&DelegationTokenImage> {
+        self.inner.delegation_tokens.get(token_id)
+    }
+
+    /// Every delegation token, by token id.
+    pub fn delegation_tokens(&self) -> impl Iterator<Item = (&String, &DelegationTokenImage)> + '_ {
+        self.inner.delegation_tokens.iter()
     }
 
     pub fn producer_ids(&self) -> &ProducerIdsImage {

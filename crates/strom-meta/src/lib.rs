@@ -54,8 +54,8 @@ pub use controller::{
 pub use delta::{LocalReplicaChanges, MetadataDelta};
 pub use error::MetaError;
 pub use image::{
-    BrokerRegistration, MetadataImage, PartitionImage, ProducerIdsImage, ScramCredentialImage,
-    TopicIdPartition, TopicImage,
+    BrokerRegistration, DelegationTokenImage, MetadataImage, PartitionImage, ProducerIdsImage,
+    ScramCredentialImage, TopicIdPartition, TopicImage,
 };
 pub use records::{ConfigResource, ConfigResourceKind, Endpoint, MetadataRecord, NO_LEADER};
 pub use wire::STRING_BYTES_MAX;

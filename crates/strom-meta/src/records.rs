@@ -206,6 +206,26 @@ pub enum MetadataRecord {
         level: i16,
         epoch: i64,
     },
+    /// A delegation token (KIP-48; Kafka's `DelegationTokenRecord`): who owns it, who asked
+    /// for it, who may renew it, and its timestamps (milliseconds since the epoch). The HMAC
+    /// is never stored: every node derives it from the token id and
+    /// `delegation.token.secret.key`. Replaces any earlier record of the same token id (a
+    /// renewal, or an expiry moved earlier).
+    DelegationToken {
+        token_id: String,
+        /// Principals as Kafka writes them (`User:alice`).
+        owner: String,
+        requester: String,
+        renewers: Vec<String>,
+        issue_timestamp_ms: i64,
+        max_timestamp_ms: i64,
+        expiry_timestamp_ms: i64,
+    },
+    /// The token is gone: expired now on request, or swept by the controller after its
+    /// expiry (Kafka's `RemoveDelegationTokenRecord`).
+    RemoveDelegationToken {
+        token_id: String,
+    },
     /// A block of producer ids ending before `next_producer_id` went to `broker_id`.
     ProducerIds {
         broker_id: i32,
@@ -234,6 +254,9 @@ impl MetadataRecord {
             MetadataRecord::RemoveUserScramCredential { .. } => 12,
             MetadataRecord::ProducerIds { .. } => 15,
             MetadataRecord::FeatureLevel { .. } => 16,
+    },
+            MetadataRecord::DelegationToken { .. } => 10,
+            MetadataRecord::RemoveDelegationToken { .. } => 26,
             MetadataRecord::BrokerInControlledShutdown { .. } => 17,
             MetadataRecord::BrokerReplicasOffline { .. } => 17,
         }

@@ -88,6 +88,17 @@ impl MetadataImage {
                 iterations: c.iterations,
             });
         }
+        for (token_id, t) in self.delegation_tokens() {
+            records.push(MetadataRecord::DelegationToken {
+                token_id: token_id.clone(),
+                owner: t.owner.clone(),
+                requester: t.requester.clone(),
+                renewers: t.renewers.clone(),
+                issue_timestamp_ms: t.issue_timestamp_ms,
+                max_timestamp_ms: t.max_timestamp_ms,
+                expiry_timestamp_ms: t.expiry_timestamp_ms,
+            });
+        }
         for (broker_id, set) in self.inner.offline_replicas.iter() {
             if let Some(b) = self.broker(*broker_id) {
                 records.push(MetadataRecord::BrokerReplicasOffline {

@@ -33,6 +33,10 @@ pub enum ErrorCode {
     DuplicateResource,
     UnacceptableCredential,
     NoReassignmentInProgress,
+    DelegationTokenNotFound,
+    DelegationTokenOwnerMismatch,
+    DelegationTokenExpired,
+    InvalidPrincipalType,
 }
 
 impl ErrorCode {
@@ -66,6 +70,10 @@ impl ErrorCode {
             ErrorCode::DuplicateResource => 92,
             ErrorCode::UnacceptableCredential => 93,
             ErrorCode::NoReassignmentInProgress => 85,
+            ErrorCode::DelegationTokenNotFound => 62,
+            ErrorCode::DelegationTokenOwnerMismatch => 63,
+            ErrorCode::DelegationTokenExpired => 66,
+            ErrorCode::InvalidPrincipalType => 67,
         }
     }
 }

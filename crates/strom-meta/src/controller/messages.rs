@@ -39,6 +39,12 @@ pub enum ControllerRequest {
         validate_only: bool,
     },
     AlterUserScramCredentials(AlterScramRequest),
+    /// CreateDelegationToken, after the broker's checks (channel, ACLs, principal types).
+    CreateDelegationToken(CreateTokenRequest),
+    /// RenewDelegationToken of the token the broker found by its HMAC.
+    RenewDelegationToken(ChangeTokenRequest),
+    /// ExpireDelegationToken of the token the broker found by its HMAC.
+    ExpireDelegationToken(ChangeTokenRequest),
     AlterPartitionReassignments(AlterPartitionReassignmentsRequest),
     /// Read-only: answered from the controller's image, no records.
     ListPartitionReassignments(ListPartitionReassignmentsRequest),
@@ -72,6 +78,12 @@ pub enum ControllerReply {
     AlterClientQuotas(Vec<Result<(), ApiError>>),
     AlterPartitionReassignments(Vec<ReassignmentTopicResult>),
     ListPartitionReassignments(Vec<OngoingTopicReassignment>),
+    /// The new token (the broker adds its HMAC).
+    CreateDelegationToken(Result<CreatedToken, ApiError>),
+    /// The token's new expiry timestamp (ms since the epoch; for an expiry with a negative
+    /// period, that period, as Kafka answers).
+    RenewDelegationToken(Result<i64, ApiError>),
+    ExpireDelegationToken(Result<i64, ApiError>),
     /// One result per user named in the request, in first-seen order.
     AlterUserScramCredentials(Vec<AlterScramResult>),
     /// The whole request's result: Kafka refuses all updates when one is refused.
@@ -147,6 +159,34 @@ pub struct ScramUpsertion {
     pub salt: Vec<u8>,
     pub stored_key: Vec<u8>,
     pub server_key: Vec<u8>,
+}
+
+/// A delegation token to create; principals as Kafka writes them (`User:alice`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateTokenRequest {
+    pub owner: String,
+    pub requester: String,
+    pub renewers: Vec<String>,
+    /// The lifetime asked for; not above 0 means `delegation.token.max.lifetime.ms`.
+    pub max_lifetime_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedToken {
+    pub token_id: String,
+    pub issue_timestamp_ms: i64,
+    pub expiry_timestamp_ms: i64,
+    pub max_timestamp_ms: i64,
+}
+
+/// A renewal or expiry of one token by `principal`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeTokenRequest {
+    pub token_id: String,
+    pub principal: String,
+    /// Renew: the period asked for (not above 0: `delegation.token.expiry.time.ms`).
+    /// Expire: the time left from now (negative: remove the token now).
+    pub period_ms: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

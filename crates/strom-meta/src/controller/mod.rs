@@ -19,6 +19,7 @@ mod placement;
 mod reassign;
 mod scram;
 mod staged;
+mod tokens;
 mod topics;
 
 use crate::image::MetadataImage;
@@ -99,6 +100,12 @@ pub struct ControllerConfig {
     /// `leader.imbalance.per.broker.percentage`: the share of a broker's preferred
     /// partitions it may not lead before a rebalance moves them back.
     pub leader_imbalance_per_broker_percentage: u32,
+    /// `delegation.token.max.lifetime.ms`: no token lives longer, renewed or not.
+    pub delegation_token_max_lifetime_ms: i64,
+    /// `delegation.token.expiry.time.ms`: a token's life from creation or renewal.
+    pub delegation_token_expiry_time_ms: i64,
+    /// `delegation.token.expiry.check.interval.ms`: how often expired tokens are removed.
+    pub delegation_token_expiry_check_interval_ms: i64,
 }
 
 impl Default for ControllerConfig {
@@ -116,6 +123,9 @@ impl Default for ControllerConfig {
             auto_leader_rebalance_enable: true,
             leader_imbalance_check_interval_ms: 300_000,
             leader_imbalance_per_broker_percentage: 10,
+            delegation_token_max_lifetime_ms: 7 * 24 * 3_600_000,
+            delegation_token_expiry_time_ms: 24 * 3_600_000,
+            delegation_token_expiry_check_interval_ms: 3_600_000,
         }
     }
 }
@@ -133,6 +143,7 @@ pub struct Controller {
     /// controller waits a full interval, as Kafka's schedules its first check).
     next_rebalance_ms: Option<i64>,
     next_unclean_ms: Option<i64>,
+    next_token_sweep_ms: Option<i64>,
 }
 
 impl fmt::Debug for Controller {
@@ -162,6 +173,7 @@ impl Controller {
             unheard_since_ms: BTreeMap::new(),
             next_rebalance_ms: None,
             next_unclean_ms: None,
+            next_token_sweep_ms: None,
         }
     }
 
@@ -204,6 +216,17 @@ impl Controller {
                 validate_only,
             } => acls::alter_client_quotas(image, entries, validate_only),
             ControllerRequest::AlterUserScramCredentials(r) => Ok(scram::alter(image, r)),
+            ControllerRequest::CreateDelegationToken(r) => Ok(tokens::create(
+                image,
+                &self.config,
+                self.ids.as_mut(),
+                r,
+                now_ms,
+            )),
+            ControllerRequest::RenewDelegationToken(r) => {
+                Ok(tokens::renew(image, &self.config, r, now_ms))
+            }
+            ControllerRequest::ExpireDelegationToken(r) => Ok(tokens::expire(image, r, now_ms)),
             ControllerRequest::AlterPartitionReassignments(r) => {
                 reassign::alter_reassignments(image, r, self.config.unclean_leader_election_enable)
             }
@@ -251,6 +274,14 @@ impl Controller {
                 &staged.image,
                 self.config.unclean_leader_election_enable,
             );
+            let _ = staged.push_applied(records);
+        }
+        if due(
+            &mut self.next_token_sweep_ms,
+            now_ms,
+            self.config.delegation_token_expiry_check_interval_ms,
+        ) {
+            let records = tokens::sweep_expired(&staged.image, now_ms);
             let _ = staged.push_applied(records);
         }
         staged.finish(false).unwrap_or_default()
