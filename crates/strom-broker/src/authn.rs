@@ -157,7 +157,8 @@ pub async fn establish(
 enum Exchange {
     Plain,
     ScramFirst(ScramMechanism),
-    ScramFinal(Box<ScramServer>),
+    /// With the owner and expiry of the delegation token authenticating, if it is one.
+    ScramFinal(Box<ScramServer>, Option<(KafkaPrincipal, i64)>),
     /// OAUTHBEARER: `Some(json)` once the token was refused and the error JSON sent.
     OAuthBearer(Option<String>),
     Finished,
@@ -179,6 +180,21 @@ pub struct SaslSession {
     /// Why the last token was refused (for the audit line; the client gets only Kafka's
     /// error JSON).
     pub rejected: Option<String>,
+}
+
+/// What a delegation token authenticates with (`tokens.rs`): its SCRAM credential, its
+/// owner (the session's principal) and its expiry (which bounds the session, KIP-368).
+#[derive(Debug, Clone)]
+pub struct TokenCredential {
+    pub credential: ScramCredential,
+    pub owner: KafkaPrincipal,
+    pub expiry_timestamp_ms: i64,
+}
+
+/// Looks up SCRAM credentials: a user's by name, a live delegation token's by token id.
+pub struct Credentials<'a> {
+    pub user: &'a dyn Fn(&str, ScramMechanism) -> Option<ScramCredential>,
+    pub token: &'a dyn Fn(&str, ScramMechanism) -> Option<TokenCredential>,
 }
 
 /// The result of one SASL step.
@@ -241,14 +257,14 @@ impl SaslSession {
         true
     }
 
-    /// One token of the exchange. `credential` looks up a user's SCRAM credential; `oauth`
-    /// validates OAUTHBEARER tokens.
+    /// One token of the exchange. `credentials` looks up SCRAM credentials (of users and
+    /// of delegation tokens); `oauth` validates OAUTHBEARER tokens.
     pub fn step(
         &mut self,
         settings: &SaslServerSettings,
         oauth: Option<&Validator>,
         token: &[u8],
-        credential: &dyn Fn(&str, ScramMechanism) -> Option<ScramCredential>,
+        credentials: &Credentials<'_>,
     ) -> Step {
         let Some((mechanism, raw, exchange)) = self.pending.take() else {
             return Step::Failed(
@@ -263,7 +279,11 @@ impl SaslSession {
                     match oauthbearer::server_step(validator, error.as_deref(), token) {
                         ServerStep::Done(valid) => {
                             credential_expires_ms = Some(valid.expires_at_ms);
-                            Ok((Vec::new(), Some(valid.principal), Exchange::Finished))
+                            Ok((
+                                Vec::new(),
+                                Some(KafkaPrincipal::user(valid.principal)),
+                                Exchange::Finished,
+                            ))
                         }
                         ServerStep::Challenge(rejected) => {
                             let json = rejected.json();
@@ -279,26 +299,58 @@ impl SaslSession {
                 }
             },
             Exchange::Plain => match plain_authenticate(token, &settings.plain_users) {
-                Ok(user) => Ok((Vec::new(), Some(user), Exchange::Finished)),
+                Ok(user) => Ok((
+                    Vec::new(),
+                    Some(KafkaPrincipal::user(user)),
+                    Exchange::Finished,
+                )),
                 Err(error) => Err(error.to_string()),
             },
             Exchange::ScramFirst(scram) => match parse_client_first(token) {
                 Ok(first) => {
-                    if first.token_auth {
-                        Err("Authentication failed: delegation tokens are not supported"
-                            .to_string())
+                    // Kafka's ScramSaslServer: with `tokenauth=true` the user name is a token
+                    // id and the principal is the token's owner, marked token-authenticated.
+                    // An unknown or expired token gets a made-up salt and fails at the proof,
+                    // as an unknown user does (its reason goes to the audit line).
+                    let (known, token_owner) = if first.token_auth {
+                        match (credentials.token)(&first.user, scram) {
+                            Some(t) => (Some(t.credential), Some((t.owner, t.expiry_timestamp_ms))),
+                            None => {
+                                self.rejected = Some(format!(
+                                    "delegation token {:?} is unknown or expired",
+                                    first.user
+                                ));
+                                (None, None)
+                            }
+                        }
                     } else {
-                        let known = credential(&first.user, scram);
-                        let (server, reply) = ScramServer::first(scram, first, known);
-                        Ok((reply, None, Exchange::ScramFinal(Box::new(server))))
-                    }
+                        ((credentials.user)(&first.user, scram), None)
+                    };
+                    let (server, reply) = ScramServer::first(scram, first, known);
+                    Ok((
+                        reply,
+                        None,
+                        Exchange::ScramFinal(Box::new(server), token_owner),
+                    ))
                 }
                 Err(error) => Err(format!("Authentication failed: {error}")),
             },
-            Exchange::ScramFinal(server) => {
+            Exchange::ScramFinal(server, token_owner) => {
                 let user = server.user().to_string();
                 match server.last(token) {
-                    Ok(reply) => Ok((reply, Some(user), Exchange::Finished)),
+                    Ok(reply) => {
+                        let principal = match token_owner {
+                            Some((owner, expiry_ms)) => {
+                                credential_expires_ms = Some(expiry_ms);
+                                KafkaPrincipal {
+                                    token_authenticated: true,
+                                    ..owner
+                                }
+                            }
+                            None => KafkaPrincipal::user(user),
+                        };
+                        Ok((reply, Some(principal), Exchange::Finished))
+                    }
                     Err(error) => Err(error.to_string()),
                 }
             }
@@ -310,8 +362,7 @@ impl SaslSession {
                 self.pending = Some((mechanism, raw, exchange));
                 Step::Continue(token)
             }
-            Ok((token, Some(user), _)) => {
-                let principal = KafkaPrincipal::user(user);
+            Ok((token, Some(principal), _)) => {
                 if let Some((first, _)) = &self.authenticated {
                     if *first != principal {
                         return Step::Failed(format!(

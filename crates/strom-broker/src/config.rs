@@ -237,6 +237,8 @@ pub struct BrokerConfig {
     pub authorization: crate::authz::AuthzConfig,
     /// `quota.window.num`, `quota.window.size.seconds` (`quotas.rs`).
     pub quotas: crate::quotas::QuotaConfig,
+    /// `delegation.token.*` (`tokens.rs`).
+    pub tokens: crate::tokens::TokenConfig,
 }
 
 /// Broker keys that set a topic-level default (Kafka's `broker_synonym`s), from the table;
@@ -389,19 +391,6 @@ impl BrokerConfig {
         // Every value the table knows is checked first, in the one format.
         let unknown = config_keys::check(map)?;
         let props = Props::new(map);
-        // Delegation tokens are not served yet: a broker asked to enable them must not start
-        // and answer every token request DELEGATION_TOKEN_AUTH_DISABLED while its operator
-        // believes tokens work.
-        for key in ["delegation.token.secret.key", "delegation.token.master.key"] {
-            if props.get(key).is_some_and(|v| !v.trim().is_empty()) {
-                return Err(invalid(
-                    key,
-                    "(hidden)",
-                    "delegation tokens are not supported yet (Strom answers the token APIs \
-                     DELEGATION_TOKEN_AUTH_DISABLED, as Kafka without this key): unset it",
-                ));
-            }
-        }
         let node_id = match props.get("node.id") {
             Some(_) => props.int("node.id")?,
             None => props.int("broker.id")?,
@@ -544,6 +533,7 @@ impl BrokerConfig {
             metrics: crate::metrics::MetricsConfig::from_props(map)?,
             authorization: crate::authz::AuthzConfig::from_props(map)?,
             quotas: crate::quotas::QuotaConfig::from_props(map)?,
+            tokens: crate::tokens::TokenConfig::from_props(&props)?,
         };
         let mut config = config;
         config.queued_max_request_bytes =

@@ -941,16 +941,34 @@ pub const KEYS: &[Key] = &[
         "100",
         "Delay before a failed authentication's answer.",
     ),
-    // Delegation tokens (KIP-48): refused while tokens are not served.
+    // Delegation tokens (KIP-48).
     unset(
         "delegation.token.secret.key",
         Kind::Text,
-        "Enables delegation tokens; refused for now.",
+        "Enables delegation tokens; the same on every node.",
     ),
     unset(
         "delegation.token.master.key",
         Kind::Text,
-        "Old name of the secret key; refused for now.",
+        "Deprecated name of delegation.token.secret.key.",
+    ),
+    key(
+        "delegation.token.max.lifetime.ms",
+        int(1, I64),
+        "604800000",
+        "No token lives longer, renewed or not.",
+    ),
+    key(
+        "delegation.token.expiry.time.ms",
+        int(1, I64),
+        "86400000",
+        "A token's life from creation or renewal.",
+    ),
+    key(
+        "delegation.token.expiry.check.interval.ms",
+        int(1, I64),
+        "3600000",
+        "How often the controller removes expired tokens.",
     ),
     // Authorization and quotas.
     key(

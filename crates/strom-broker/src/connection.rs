@@ -801,14 +801,49 @@ impl Connection {
         }
     }
 
+    /// Looks up a live delegation token's SCRAM credential and owner in the current
+    /// metadata image; `None` when tokens are disabled, or the token is unknown or expired.
+    fn token_lookup(
+        context: &BrokerContext,
+    ) -> impl Fn(&str, strom_security::ScramMechanism) -> Option<authn::TokenCredential> + '_ {
+        move |token_id, mechanism| {
+            let image = context.metadata.image();
+            let token = image.delegation_token(token_id)?;
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            if token.expired(now_ms) {
+                return None;
+            }
+            Some(authn::TokenCredential {
+                credential: context
+                    .config
+                    .tokens
+                    .scram_credential(token_id, mechanism)?,
+                owner: crate::principal::KafkaPrincipal::parse(&token.owner)?,
+                expiry_timestamp_ms: token.expiry_timestamp_ms.min(token.max_timestamp_ms),
+            })
+        }
+    }
+
     /// One SASL step; returns what to answer, having recorded success or failure.
     fn sasl_step(&mut self, token: &[u8]) -> Step {
         let (Some(sasl), Some(settings)) = (self.sasl.as_mut(), self.listener.sasl.as_ref()) else {
             return Step::Failed("this listener does not authenticate with SASL".into());
         };
         let reauth = sasl.authenticated.is_some();
-        let lookup = Self::scram_lookup(&self.context);
-        let step = sasl.step(settings, self.listener.oauth.as_deref(), token, &lookup);
+        let user = Self::scram_lookup(&self.context);
+        let token_lookup = Self::token_lookup(&self.context);
+        let credentials = authn::Credentials {
+            user: &user,
+            token: &token_lookup,
+        };
+        let step = sasl.step(
+            settings,
+            self.listener.oauth.as_deref(),
+            token,
+            &credentials,
+        );
         let metrics = &self.context.metrics.connections;
         match &step {
             Step::Continue(_) => {}

@@ -66,6 +66,7 @@ pub mod share_state;
 pub mod syncer;
 pub mod telemetry;
 pub mod throttle;
+pub mod tokens;
 pub mod txn_markers;
 pub mod txns;
 

@@ -56,6 +56,11 @@ pub struct ServerConfig {
     pub unclean_leader_election_interval_ms: u64,
     pub auto_leader_rebalance_enable: bool,
     pub leader_imbalance_check_interval_seconds: u64,
+    /// `delegation.token.max.lifetime.ms`, `delegation.token.expiry.time.ms`,
+    /// `delegation.token.expiry.check.interval.ms`: the controller's token lifetimes.
+    pub delegation_token_max_lifetime_ms: i64,
+    pub delegation_token_expiry_time_ms: i64,
+    pub delegation_token_expiry_check_interval_ms: i64,
     pub leader_imbalance_per_broker_percentage: u32,
     /// The controller listener's protocol, TLS and SASL (`listeners::controller_security`):
     /// this node's quorum listener and its connections to the quorum use them.
@@ -119,6 +124,10 @@ impl ServerConfig {
             leader_imbalance_per_broker_percentage: props
                 .int("leader.imbalance.per.broker.percentage")?,
             quorum_security,
+            delegation_token_max_lifetime_ms: props.int("delegation.token.max.lifetime.ms")?,
+            delegation_token_expiry_time_ms: props.int("delegation.token.expiry.time.ms")?,
+            delegation_token_expiry_check_interval_ms: props
+                .int("delegation.token.expiry.check.interval.ms")?,
         };
         if config.log_dirs.is_empty() && config.metadata_log_dir.is_none() {
             return Err(conflict("log.dirs", "", "needs at least one directory"));
@@ -345,6 +354,10 @@ impl ServerConfig {
                     .saturating_mul(1000),
             ),
             leader_imbalance_per_broker_percentage: self.leader_imbalance_per_broker_percentage,
+            delegation_token_max_lifetime_ms: self.delegation_token_max_lifetime_ms,
+            delegation_token_expiry_time_ms: self.delegation_token_expiry_time_ms,
+            delegation_token_expiry_check_interval_ms: self
+                .delegation_token_expiry_check_interval_ms,
             ..ControllerConfig::default()
         }
     }

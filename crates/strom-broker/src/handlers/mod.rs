@@ -401,10 +401,18 @@ async fn handle_request(context: &BrokerContext, incoming: Incoming, session: &S
         RequestKind::DescribeTransactions(body) => {
             authorize_batched::describe_transactions(context, session, body).await
         }
-        RequestKind::CreateDelegationToken(body) => delegation_tokens::create(session, &body),
-        RequestKind::RenewDelegationToken(_) => delegation_tokens::renew(session),
-        RequestKind::ExpireDelegationToken(_) => delegation_tokens::expire(session),
-        RequestKind::DescribeDelegationToken(_) => delegation_tokens::describe(session),
+        RequestKind::CreateDelegationToken(body) => {
+            delegation_tokens::create(context, session, body).await
+        }
+        RequestKind::RenewDelegationToken(body) => {
+            delegation_tokens::renew(context, session, body).await
+        }
+        RequestKind::ExpireDelegationToken(body) => {
+            delegation_tokens::expire(context, session, body).await
+        }
+        RequestKind::DescribeDelegationToken(body) => {
+            delegation_tokens::describe(context, session, body)
+        }
         RequestKind::ListTransactions(body) => {
             authorize_batched::list_transactions(context, session, body).await
         }
