@@ -632,6 +632,19 @@ impl BrokerConfig {
                     .join(","),
             ),
             ("num.partitions".into(), self.num_partitions.to_string()),
+            // The secret key is never listed: DescribeConfigs leaves it out entirely.
+            (
+                "delegation.token.max.lifetime.ms".into(),
+                self.tokens.max_lifetime_ms.to_string(),
+            ),
+            (
+                "delegation.token.expiry.time.ms".into(),
+                self.tokens.expiry_time_ms.to_string(),
+            ),
+            (
+                "delegation.token.expiry.check.interval.ms".into(),
+                self.tokens.expiry_check_interval_ms.to_string(),
+            ),
             (
                 "default.replication.factor".into(),
                 self.default_replication_factor.to_string(),

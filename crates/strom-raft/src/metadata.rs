@@ -77,7 +77,15 @@ impl Controller for MetadataController {
     }
 
     fn tick(&mut self, image: &MetadataImage, now_ms: i64) -> Option<Vec<u8>> {
-        entry(&self.inner.tick(image, now_ms))
+        let mut records = self.inner.tick(image, now_ms);
+        // Delegation tokens expire on the wall clock (their timestamps are since the epoch);
+        // the sweep only removes tokens, which the records of `tick` never touch, so both
+        // lists apply to `image` in one entry.
+        let wall_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        records.extend(self.inner.sweep_delegation_tokens(image, wall_ms));
+        entry(&records)
     }
 
     fn activate(&mut self, _image: &MetadataImage, _now_ms: i64) {

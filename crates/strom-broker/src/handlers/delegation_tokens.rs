@@ -59,6 +59,13 @@ fn reply_code(error: &strom_meta::ApiError) -> ErrorCode {
     ErrorCode(error.code.code())
 }
 
+/// The wall clock in milliseconds since the epoch: token timestamps are read by clients.
+pub(crate) fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 fn split(principal: &str) -> (String, String) {
     match KafkaPrincipal::parse(principal) {
         Some(p) => (p.principal_type, p.name),
@@ -144,6 +151,7 @@ pub(super) async fn create(
                 requester: requester.to_string(),
                 renewers,
                 max_lifetime_ms: request.max_lifetime_ms,
+                now_ms: wall_ms(),
             },
         ))
         .await;
@@ -188,6 +196,7 @@ async fn change(
         token_id: token_id.clone(),
         principal: session.principal.to_string(),
         period_ms,
+        now_ms: wall_ms(),
     };
     let request = if expire {
         ControllerRequest::ExpireDelegationToken(change)

@@ -169,6 +169,9 @@ pub struct CreateTokenRequest {
     pub renewers: Vec<String>,
     /// The lifetime asked for; not above 0 means `delegation.token.max.lifetime.ms`.
     pub max_lifetime_ms: i64,
+    /// The broker's wall clock, milliseconds since the epoch: token timestamps are read by
+    /// clients, and the controller's own clock is monotonic.
+    pub now_ms: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,6 +190,8 @@ pub struct ChangeTokenRequest {
     /// Renew: the period asked for (not above 0: `delegation.token.expiry.time.ms`).
     /// Expire: the time left from now (negative: remove the token now).
     pub period_ms: i64,
+    /// The broker's wall clock, milliseconds since the epoch.
+    pub now_ms: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -216,17 +216,12 @@ impl Controller {
                 validate_only,
             } => acls::alter_client_quotas(image, entries, validate_only),
             ControllerRequest::AlterUserScramCredentials(r) => Ok(scram::alter(image, r)),
-            ControllerRequest::CreateDelegationToken(r) => Ok(tokens::create(
-                image,
-                &self.config,
-                self.ids.as_mut(),
-                r,
-                now_ms,
-            )),
-            ControllerRequest::RenewDelegationToken(r) => {
-                Ok(tokens::renew(image, &self.config, r, now_ms))
+            // Token requests carry the wall clock (token timestamps are read by clients).
+            ControllerRequest::CreateDelegationToken(r) => {
+                Ok(tokens::create(image, &self.config, self.ids.as_mut(), r))
             }
-            ControllerRequest::ExpireDelegationToken(r) => Ok(tokens::expire(image, r, now_ms)),
+            ControllerRequest::RenewDelegationToken(r) => Ok(tokens::renew(image, &self.config, r)),
+            ControllerRequest::ExpireDelegationToken(r) => Ok(tokens::expire(image, r)),
             ControllerRequest::AlterPartitionReassignments(r) => {
                 reassign::alter_reassignments(image, r, self.config.unclean_leader_election_enable)
             }
@@ -276,15 +271,27 @@ impl Controller {
             );
             let _ = staged.push_applied(records);
         }
+        staged.finish(false).unwrap_or_default()
+    }
+
+    /// Removes expired delegation tokens, every `delegation.token.expiry.check.interval.ms`
+    /// (Kafka's token expiry sweep). Token timestamps are wall-clock milliseconds since the
+    /// epoch (clients read them), unlike the monotonic `now_ms` of [`Controller::tick`], so
+    /// the caller passes the wall clock here; call it as often as `tick`.
+    pub fn sweep_delegation_tokens(
+        &mut self,
+        image: &MetadataImage,
+        wall_ms: i64,
+    ) -> Vec<MetadataRecord> {
         if due(
             &mut self.next_token_sweep_ms,
-            now_ms,
+            wall_ms,
             self.config.delegation_token_expiry_check_interval_ms,
         ) {
-            let records = tokens::sweep_expired(&staged.image, now_ms);
-            let _ = staged.push_applied(records);
+            tokens::sweep_expired(image, wall_ms)
+        } else {
+            Vec::new()
         }
-        staged.finish(false).unwrap_or_default()
     }
 
     /// This node's controller became the active one (a new term): what it remembers of

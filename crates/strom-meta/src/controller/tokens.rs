@@ -21,8 +21,8 @@ pub(crate) fn create(
     config: &ControllerConfig,
     ids: &mut dyn IdSource,
     request: CreateTokenRequest,
-    now_ms: i64,
 ) -> (Vec<MetadataRecord>, ControllerReply) {
+    let now_ms = request.now_ms;
     let refuse = |error| {
         (
             Vec::new(),
@@ -81,7 +81,6 @@ pub(crate) fn create(
 fn changeable<'a>(
     image: &'a MetadataImage,
     request: &ChangeTokenRequest,
-    now_ms: i64,
 ) -> Result<&'a DelegationTokenImage, ApiError> {
     let token = image.delegation_token(&request.token_id).ok_or_else(|| {
         ApiError::new(
@@ -89,7 +88,7 @@ fn changeable<'a>(
             "Delegation Token not found.",
         )
     })?;
-    if token.expired(now_ms) {
+    if token.expired(request.now_ms) {
         return Err(ApiError::new(
             ErrorCode::DelegationTokenExpired,
             "Delegation Token is expired.",
@@ -120,9 +119,9 @@ pub(crate) fn renew(
     image: &MetadataImage,
     config: &ControllerConfig,
     request: ChangeTokenRequest,
-    now_ms: i64,
 ) -> (Vec<MetadataRecord>, ControllerReply) {
-    let token = match changeable(image, &request, now_ms) {
+    let now_ms = request.now_ms;
+    let token = match changeable(image, &request) {
         Ok(token) => token,
         Err(error) => {
             return (
@@ -145,9 +144,9 @@ pub(crate) fn renew(
 pub(crate) fn expire(
     image: &MetadataImage,
     request: ChangeTokenRequest,
-    now_ms: i64,
 ) -> (Vec<MetadataRecord>, ControllerReply) {
-    let token = match changeable(image, &request, now_ms) {
+    let now_ms = request.now_ms;
+    let token = match changeable(image, &request) {
         Ok(token) => token,
         Err(error) => {
             return (
@@ -235,8 +234,8 @@ mod tests {
                 requester: "User:admin".into(),
                 renewers: renewers.iter().map(|r| r.to_string()).collect(),
                 max_lifetime_ms: -1,
+                now_ms: now,
             },
-            now,
         );
         let ControllerReply::CreateDelegationToken(Ok(token)) = reply else {
             panic!("not created: {reply:?}")
@@ -245,11 +244,12 @@ mod tests {
         (image, token)
     }
 
-    fn change(token_id: &str, principal: &str, period_ms: i64) -> ChangeTokenRequest {
+    fn change(token_id: &str, principal: &str, period_ms: i64, now_ms: i64) -> ChangeTokenRequest {
         ChangeTokenRequest {
             token_id: token_id.into(),
             principal: principal.into(),
             period_ms,
+            now_ms,
         }
     }
 
@@ -282,8 +282,8 @@ mod tests {
                 requester: "User:alice".into(),
                 renewers: vec![],
                 max_lifetime_ms: HOUR,
+                now_ms: 0,
             },
-            0,
         );
         assert_eq!(records.len(), 1);
         let ControllerReply::CreateDelegationToken(Ok(short)) = reply else {
@@ -303,8 +303,8 @@ mod tests {
                 requester: "User:alice".into(),
                 renewers: vec!["Group:ops".into()],
                 max_lifetime_ms: -1,
+                now_ms: 0,
             },
-            0,
         );
         assert!(records.is_empty());
         assert_eq!(error_of(&reply), Some(ErrorCode::InvalidPrincipalType));
@@ -316,9 +316,9 @@ mod tests {
         let id = token.token_id.as_str();
         let cfg = config();
         // Unknown token, a stranger, then the renewer within the maximum.
-        let (_, reply) = renew(&image, &cfg, change("nope", "User:alice", -1), 10);
+        let (_, reply) = renew(&image, &cfg, change("nope", "User:alice", -1, 10));
         assert_eq!(error_of(&reply), Some(ErrorCode::DelegationTokenNotFound));
-        let (_, reply) = renew(&image, &cfg, change(id, "User:eve", -1), 10);
+        let (_, reply) = renew(&image, &cfg, change(id, "User:eve", -1, 10));
         assert_eq!(
             error_of(&reply),
             Some(ErrorCode::DelegationTokenOwnerMismatch)
@@ -326,20 +326,19 @@ mod tests {
         let (records, reply) = renew(
             &image,
             &cfg,
-            change(id, "User:bob", HOUR),
-            9 * HOUR + 30 * 60_000,
+            change(id, "User:bob", HOUR, 9 * HOUR + 30 * 60_000),
         );
         // Past its expiry (2 h) the token cannot be renewed.
         assert_eq!(error_of(&reply), Some(ErrorCode::DelegationTokenExpired));
         assert!(records.is_empty());
-        let (records, reply) = renew(&image, &cfg, change(id, "User:bob", -1), HOUR);
+        let (records, reply) = renew(&image, &cfg, change(id, "User:bob", -1, HOUR));
         assert_eq!(reply, ControllerReply::RenewDelegationToken(Ok(3 * HOUR)));
         let (image, _) = image.apply(&records).unwrap();
         // Renewals never pass the maximum timestamp.
         let (mut image, mut now) = (image, HOUR);
         for _ in 0..10 {
             now += HOUR;
-            let (records, _) = renew(&image, &cfg, change(id, "User:alice", -1), now);
+            let (records, _) = renew(&image, &cfg, change(id, "User:alice", -1, now));
             if records.is_empty() {
                 break;
             }
@@ -350,10 +349,10 @@ mod tests {
             10 * HOUR
         );
         // Expire in an hour, then now: the token is removed and the reply is the period.
-        let (records, reply) = expire(&image, change(id, "User:alice", HOUR), 5 * HOUR);
+        let (records, reply) = expire(&image, change(id, "User:alice", HOUR, 5 * HOUR));
         assert_eq!(reply, ControllerReply::ExpireDelegationToken(Ok(6 * HOUR)));
         let image = image.apply(&records).unwrap().0;
-        let (records, reply) = expire(&image, change(id, "User:bob", -1), 5 * HOUR);
+        let (records, reply) = expire(&image, change(id, "User:bob", -1, 5 * HOUR));
         assert_eq!(reply, ControllerReply::ExpireDelegationToken(Ok(-1)));
         let image = image.apply(&records).unwrap().0;
         assert!(image.delegation_token(id).is_none());
