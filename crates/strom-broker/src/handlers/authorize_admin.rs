@@ -67,6 +67,28 @@ fn config_resource_allowed(
     }
 }
 
+/// Splits the config resources of an alteration: those `api` may change, to run, and the
+/// answers (`denied`) for the rest, never acted on.
+fn split_config_resources<R, D>(
+    context: &BrokerContext,
+    session: &Session,
+    api: ApiKey,
+    resources: Vec<R>,
+    name: impl Fn(&R) -> (i8, &str),
+    denied: impl Fn(&R, ErrorCode) -> D,
+) -> (Vec<R>, Vec<D>) {
+    let mut refused = Vec::new();
+    let mut ok = Vec::new();
+    for resource in resources {
+        let (resource_type, resource_name) = name(&resource);
+        match config_resource_allowed(context, session, api, resource_type, resource_name) {
+            Ok(()) => ok.push(resource),
+            Err(code) => refused.push(denied(&resource, code)),
+        }
+    }
+    (ok, refused)
+}
+
 pub(super) async fn describe_configs(
     context: &BrokerContext,
     session: &Session,
@@ -102,26 +124,20 @@ pub(super) async fn alter_configs(
     if !authz::enabled(context) {
         return super::alter_configs::handle_legacy(context, request, version).await;
     }
-    let mut denied = Vec::new();
-    let mut ok = Vec::new();
-    for resource in std::mem::take(&mut request.resources) {
-        match config_resource_allowed(
-            context,
-            session,
-            ApiKey::AlterConfigs,
-            resource.resource_type,
-            &resource.resource_name,
-        ) {
-            Ok(()) => ok.push(resource),
-            Err(code) => denied.push(
-                AlterConfigsResourceResponse::default()
-                    .with_error_code(code.code())
-                    .with_error_message(Some(str_bytes(AUTH_FAILED)))
-                    .with_resource_type(resource.resource_type)
-                    .with_resource_name(resource.resource_name),
-            ),
-        }
-    }
+    let (ok, denied) = split_config_resources(
+        context,
+        session,
+        ApiKey::AlterConfigs,
+        std::mem::take(&mut request.resources),
+        |r| (r.resource_type, r.resource_name.as_str()),
+        |r, code| {
+            AlterConfigsResourceResponse::default()
+                .with_error_code(code.code())
+                .with_error_message(Some(str_bytes(AUTH_FAILED)))
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone())
+        },
+    );
     request.resources = ok;
     let mut response = super::alter_configs::handle_legacy(context, request, version).await;
     if let ResponseKind::AlterConfigs(altered) = &mut response {
@@ -139,32 +155,106 @@ pub(super) async fn incremental_alter_configs(
     if !authz::enabled(context) {
         return super::alter_configs::handle_incremental(context, request, version).await;
     }
-    let mut denied = Vec::new();
-    let mut ok = Vec::new();
-    for resource in std::mem::take(&mut request.resources) {
-        match config_resource_allowed(
-            context,
-            session,
-            ApiKey::IncrementalAlterConfigs,
-            resource.resource_type,
-            &resource.resource_name,
-        ) {
-            Ok(()) => ok.push(resource),
-            Err(code) => denied.push(
-                IncrementalResult::default()
-                    .with_error_code(code.code())
-                    .with_error_message(Some(str_bytes(AUTH_FAILED)))
-                    .with_resource_type(resource.resource_type)
-                    .with_resource_name(resource.resource_name),
-            ),
-        }
-    }
+    let (ok, denied) = split_config_resources(
+        context,
+        session,
+        ApiKey::IncrementalAlterConfigs,
+        std::mem::take(&mut request.resources),
+        |r| (r.resource_type, r.resource_name.as_str()),
+        |r, code| {
+            IncrementalResult::default()
+                .with_error_code(code.code())
+                .with_error_message(Some(str_bytes(AUTH_FAILED)))
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone())
+        },
+    );
     request.resources = ok;
     let mut response = super::alter_configs::handle_incremental(context, request, version).await;
     if let ResponseKind::IncrementalAlterConfigs(altered) = &mut response {
         altered.responses.extend(denied);
     }
     response
+}
+
+/// A group in a DescribeGroups, ConsumerGroupDescribe or ShareGroupDescribe response: what
+/// the per-group DESCRIBE check reads and replaces.
+trait DescribedGroup {
+    fn group_id(&self) -> &str;
+    fn set_authorized_operations(&mut self, operations: i32);
+    /// The group's entry when DESCRIBE is denied: only its id and the error.
+    fn denied(group_id: &str) -> Self;
+}
+
+impl DescribedGroup for strom_protocol::messages::describe_groups_response::DescribedGroup {
+    fn group_id(&self) -> &str {
+        &self.group_id
+    }
+    fn set_authorized_operations(&mut self, operations: i32) {
+        self.authorized_operations = operations;
+    }
+    fn denied(group_id: &str) -> Self {
+        Self::default()
+            .with_group_id(strom_protocol::messages::GroupId(str_bytes(group_id)))
+            .with_error_code(ErrorCode::GROUP_AUTHORIZATION_FAILED.code())
+            .with_authorized_operations(OPERATIONS_NOT_REQUESTED)
+    }
+}
+
+impl DescribedGroup for strom_protocol::messages::consumer_group_describe_response::DescribedGroup {
+    fn group_id(&self) -> &str {
+        &self.group_id
+    }
+    fn set_authorized_operations(&mut self, operations: i32) {
+        self.authorized_operations = operations;
+    }
+    fn denied(group_id: &str) -> Self {
+        Self::default()
+            .with_group_id(strom_protocol::messages::GroupId(str_bytes(group_id)))
+            .with_error_code(ErrorCode::GROUP_AUTHORIZATION_FAILED.code())
+            .with_error_message(Some(str_bytes(AUTH_FAILED)))
+            .with_authorized_operations(OPERATIONS_NOT_REQUESTED)
+    }
+}
+
+impl DescribedGroup for strom_protocol::messages::share_group_describe_response::DescribedGroup {
+    fn group_id(&self) -> &str {
+        &self.group_id
+    }
+    fn set_authorized_operations(&mut self, operations: i32) {
+        self.authorized_operations = operations;
+    }
+    fn denied(group_id: &str) -> Self {
+        Self::default()
+            .with_group_id(strom_protocol::messages::GroupId(str_bytes(group_id)))
+            .with_error_code(ErrorCode::GROUP_AUTHORIZATION_FAILED.code())
+            .with_error_message(Some(str_bytes(AUTH_FAILED)))
+            .with_authorized_operations(OPERATIONS_NOT_REQUESTED)
+    }
+}
+
+/// GROUP DESCRIBE per described group: a denied group is replaced by its error; an allowed
+/// one gets its authorized operations when they were asked for (`include_operations`).
+fn check_described_groups<G: DescribedGroup>(
+    context: &BrokerContext,
+    session: &Session,
+    api: ApiKey,
+    include_operations: bool,
+    groups: &mut [G],
+) {
+    for group in groups {
+        let id = group.group_id().to_string();
+        if !authz::allowed(context, session, api, ResourceType::Group, &id) {
+            *group = G::denied(&id);
+        } else if include_operations {
+            group.set_authorized_operations(authz::authorized_operations(
+                context,
+                session,
+                ResourceType::Group,
+                &id,
+            ));
+        }
+    }
 }
 
 pub(super) async fn describe_groups(
@@ -175,34 +265,16 @@ pub(super) async fn describe_groups(
 ) -> ResponseKind {
     let ops = request.include_authorized_operations;
     let mut response = super::describe_groups::handle(context, request, version).await;
-    if !authz::enabled(context) {
-        return response;
-    }
-    if let ResponseKind::DescribeGroups(described) = &mut response {
-        for group in &mut described.groups {
-            if authz::allowed(
-                context,
-                session,
-                ApiKey::DescribeGroups,
-                ResourceType::Group,
-                &group.group_id,
-            ) {
-                if ops {
-                    group.authorized_operations = authz::authorized_operations(
-                        context,
-                        session,
-                        ResourceType::Group,
-                        &group.group_id,
-                    );
-                }
-            } else {
-                let id = group.group_id.clone();
-                *group = Default::default();
-                group.group_id = id;
-                group.error_code = ErrorCode::GROUP_AUTHORIZATION_FAILED.code();
-                group.authorized_operations = OPERATIONS_NOT_REQUESTED;
-            }
-        }
+    if let (true, ResponseKind::DescribeGroups(described)) =
+        (authz::enabled(context), &mut response)
+    {
+        check_described_groups(
+            context,
+            session,
+            ApiKey::DescribeGroups,
+            ops,
+            &mut described.groups,
+        );
     }
     response
 }
@@ -215,35 +287,16 @@ pub(super) async fn consumer_group_describe(
 ) -> ResponseKind {
     let ops = request.include_authorized_operations;
     let mut response = super::consumer_group_describe::handle(context, request, version).await;
-    if !authz::enabled(context) {
-        return response;
-    }
-    if let ResponseKind::ConsumerGroupDescribe(described) = &mut response {
-        for group in &mut described.groups {
-            if authz::allowed(
-                context,
-                session,
-                ApiKey::ConsumerGroupDescribe,
-                ResourceType::Group,
-                &group.group_id,
-            ) {
-                if ops {
-                    group.authorized_operations = authz::authorized_operations(
-                        context,
-                        session,
-                        ResourceType::Group,
-                        &group.group_id,
-                    );
-                }
-            } else {
-                let id = group.group_id.clone();
-                *group = Default::default();
-                group.group_id = id;
-                group.error_code = ErrorCode::GROUP_AUTHORIZATION_FAILED.code();
-                group.error_message = Some(str_bytes(AUTH_FAILED));
-                group.authorized_operations = OPERATIONS_NOT_REQUESTED;
-            }
-        }
+    if let (true, ResponseKind::ConsumerGroupDescribe(described)) =
+        (authz::enabled(context), &mut response)
+    {
+        check_described_groups(
+            context,
+            session,
+            ApiKey::ConsumerGroupDescribe,
+            ops,
+            &mut described.groups,
+        );
     }
     response
 }
@@ -256,35 +309,16 @@ pub(super) async fn share_group_describe(
 ) -> ResponseKind {
     let ops = request.include_authorized_operations;
     let mut response = super::share_group_describe::handle(context, request).await;
-    if !authz::enabled(context) {
-        return response;
-    }
-    if let ResponseKind::ShareGroupDescribe(described) = &mut response {
-        for group in &mut described.groups {
-            if authz::allowed(
-                context,
-                session,
-                ApiKey::ShareGroupDescribe,
-                ResourceType::Group,
-                &group.group_id,
-            ) {
-                if ops {
-                    group.authorized_operations = authz::authorized_operations(
-                        context,
-                        session,
-                        ResourceType::Group,
-                        &group.group_id,
-                    );
-                }
-            } else {
-                let id = group.group_id.clone();
-                *group = Default::default();
-                group.group_id = id;
-                group.error_code = ErrorCode::GROUP_AUTHORIZATION_FAILED.code();
-                group.error_message = Some(str_bytes(AUTH_FAILED));
-                group.authorized_operations = OPERATIONS_NOT_REQUESTED;
-            }
-        }
+    if let (true, ResponseKind::ShareGroupDescribe(described)) =
+        (authz::enabled(context), &mut response)
+    {
+        check_described_groups(
+            context,
+            session,
+            ApiKey::ShareGroupDescribe,
+            ops,
+            &mut described.groups,
+        );
     }
     response
 }

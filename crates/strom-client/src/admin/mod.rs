@@ -13,6 +13,7 @@ pub(crate) mod offsets;
 mod partitions;
 mod quorum;
 mod quotas;
+mod tokens;
 mod topics;
 mod transactions;
 
@@ -31,6 +32,7 @@ pub use offsets::ListedOffset;
 pub use partitions::{ElectionType, PartitionReassignment, PartitionResults};
 pub use quorum::{QuorumDescription, QuorumReplica};
 pub use quotas::{QuotaEntity, QuotaMatch};
+pub use tokens::DelegationToken;
 pub use topics::{ClusterDescription, NewTopic};
 pub use transactions::{TransactionDescription, TransactionListing};
 

@@ -78,6 +78,9 @@ pub enum ClientCommand {
     /// --entity-type users/clients).
     #[command(after_help = QUOTAS_EXAMPLES)]
     Quotas(QuotasArgs),
+    /// Create, renew, expire and describe delegation tokens (kafka-delegation-tokens.sh).
+    #[command(after_help = TOKENS_EXAMPLES)]
+    DelegationTokens(DelegationTokensArgs),
     /// Describe the metadata quorum, add and remove controllers (kafka-metadata-quorum.sh).
     #[command(after_help = QUORUM_EXAMPLES)]
     MetadataQuorum(MetadataQuorumArgs),
@@ -657,6 +660,76 @@ Keys: producer_byte_rate, consumer_byte_rate (bytes/s), request_percentage (perc
 request thread), controller_mutation_rate (partitions/s). --user X is kafka-configs.sh's
 --entity-type users --entity-name X, --user-default its --entity-default; likewise
 --client-id and --client-default for --entity-type clients.";
+
+const TOKENS_EXAMPLES: &str =
+    "Examples (over an authenticated connection: --command-config with SASL):
+  strom delegation-tokens create --max-life-time-period -1 --renewer-principal User:bob
+  strom delegation-tokens create --owner-principal User:etl --command-config admin.properties
+  strom delegation-tokens describe --owner-principal User:alice
+  strom delegation-tokens renew --hmac <HMAC> --renew-time-period -1
+  strom delegation-tokens expire --hmac <HMAC> --expiry-time-period -1
+A client authenticates with a token through SCRAM: user name the token id, password the
+HMAC, and the extension tokenauth=true (ScramLoginModule ... tokenauth=\"true\").";
+
+#[derive(Args, Debug)]
+pub struct DelegationTokensArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: DelegationTokensCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DelegationTokensCommand {
+    /// Create a token (kafka-delegation-tokens.sh --create); prints its id and HMAC.
+    Create(TokenCreateArgs),
+    /// Renew a token (--renew).
+    Renew(TokenChangeArgs),
+    /// Expire a token (--expire); a negative period expires it now.
+    Expire(TokenExpireArgs),
+    /// List the tokens you may see (--describe).
+    Describe(TokenDescribeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TokenCreateArgs {
+    /// Milliseconds the token may live at most; -1 for the broker's maximum.
+    #[arg(long = "max-life-time-period", default_value_t = -1, allow_negative_numbers = true)]
+    pub max_life_time_period_ms: i64,
+    /// A principal (`User:name`) that may renew the token; repeatable.
+    #[arg(long = "renewer-principal")]
+    pub renewer_principal: Vec<String>,
+    /// Create the token for this principal (`User:name`; needs CREATE_TOKENS on it).
+    #[arg(long = "owner-principal")]
+    pub owner_principal: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct TokenChangeArgs {
+    /// The token's HMAC, base64 (as `create` prints it).
+    #[arg(long)]
+    pub hmac: String,
+    /// Milliseconds to renew for; -1 for the broker's default.
+    #[arg(long = "renew-time-period", default_value_t = -1, allow_negative_numbers = true)]
+    pub renew_time_period_ms: i64,
+}
+
+#[derive(Args, Debug)]
+pub struct TokenExpireArgs {
+    /// The token's HMAC, base64.
+    #[arg(long)]
+    pub hmac: String,
+    /// Milliseconds until the token expires; negative expires it now.
+    #[arg(long = "expiry-time-period", default_value_t = -1, allow_negative_numbers = true)]
+    pub expiry_time_period_ms: i64,
+}
+
+#[derive(Args, Debug)]
+pub struct TokenDescribeArgs {
+    /// Only tokens this principal owns or may renew; repeatable (none: every token).
+    #[arg(long = "owner-principal")]
+    pub owner_principal: Vec<String>,
+}
 
 #[derive(Args, Debug)]
 pub struct QuotasArgs {

@@ -1,4 +1,4 @@
-//! The command line client: `strom topics|produce|consume|groups|configs|cluster|partitions|streams`
+//! The command line client: `strom topics|produce|consume|groups|configs|cluster|partitions|streams|delegation-tokens`
 //! on top of strom-client, and `strom schemas` on top of strom-registry's REST client. Each
 //! command parses its flags (args), talks to the cluster through one
 //! tokio runtime that lives only for the command, and prints through the output layer.
@@ -24,6 +24,7 @@ mod quotas;
 mod reset;
 mod schemas;
 mod streams;
+mod tokens;
 mod topics;
 mod transactions;
 
@@ -71,6 +72,7 @@ async fn dispatch(command: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Cluster(args) => cluster::run(&args.common, args.command).await,
         ClientCommand::Acls(args) => acls::run(&args.common, args.command).await,
         ClientCommand::Quotas(args) => quotas::run(&args.common, args.command).await,
+        ClientCommand::DelegationTokens(args) => tokens::run(&args.common, args.command).await,
         ClientCommand::MetadataQuorum(args) => quorum::run(&args.common, args.command).await,
         ClientCommand::Features(args) => features::run(&args.common, args.command).await,
         ClientCommand::Partitions(args) => partitions::run(&args.common, args.command).await,
@@ -91,6 +93,7 @@ fn common(command: &ClientCommand) -> &Common {
         ClientCommand::Cluster(args) => &args.common,
         ClientCommand::Acls(args) => &args.common,
         ClientCommand::Quotas(args) => &args.common,
+        ClientCommand::DelegationTokens(args) => &args.common,
         ClientCommand::MetadataQuorum(args) => &args.common,
         ClientCommand::Features(args) => &args.common,
         ClientCommand::Partitions(args) => &args.common,
