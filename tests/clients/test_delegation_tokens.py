@@ -20,6 +20,7 @@ import uuid
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from cluster_fixtures import make_cluster  # noqa: F401 (fixture)
 from conftest import TOOLS, TOOL_TIMEOUT_S, Broker, run_tool, strom_binary
 
 TIMEOUT_S = 30
@@ -113,11 +114,11 @@ def allow(b, *acls):
     assert out["results"] == [None] * len(acls), out
 
 
-def produce(java_tool, b, topic, props, tmp_path, value=b"v"):
+def produce(java_tool, bootstrap, topic, props, tmp_path, value=b"v"):
     import base64
     records = tmp_path / f"records-{uuid.uuid4().hex[:6]}.tsv"
     records.write_text(f"-\t{base64.b64encode(value).decode()}\t\n")
-    return java_tool(["produce-outcomes", b.bootstrap, topic, records, *props])["outcomes"]
+    return java_tool(["produce-outcomes", bootstrap, topic, records, *props])["outcomes"]
 
 
 def test_token_lifecycle_and_authentication_as_the_owner(broker, token_tool, java_tool, tmp_path):
@@ -151,9 +152,9 @@ def test_token_lifecycle_and_authentication_as_the_owner(broker, token_tool, jav
 
     # The token authenticates as alice (both SCRAM mechanisms) and gets alice's rights.
     for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
-        outcomes = produce(java_tool, b, mine, token_props(token, mechanism), tmp_path, value=mechanism.encode())
+        outcomes = produce(java_tool, b.bootstrap, mine, token_props(token, mechanism), tmp_path, value=mechanism.encode())
         assert "offset" in outcomes[0], outcomes
-    denied = produce(java_tool, b, theirs, token_props(token), tmp_path)
+    denied = produce(java_tool, b.bootstrap, theirs, token_props(token), tmp_path)
     assert "TopicAuthorizationException" in denied[0].get("error", ""), denied
     consumed = java_tool(["consume", b.bootstrap, mine, 2, 30000, *token_props(token)])
     assert len(consumed["records"]) == 2, consumed
@@ -192,7 +193,7 @@ def test_token_lifecycle_and_authentication_as_the_owner(broker, token_tool, jav
     assert expired == {"expiry": -1}, expired
     ids = [t["id"] for t in token_tool("describe", b.bootstrap, plain_props("admin"), "-")["tokens"]]
     assert token["id"] not in ids and for_bob["id"] in ids
-    refused = produce(java_tool, b, mine, token_props(token), tmp_path)
+    refused = produce(java_tool, b.bootstrap, mine, token_props(token), tmp_path)
     assert "SaslAuthenticationException" in refused[0].get("error", ""), refused
 
 
@@ -207,13 +208,13 @@ def test_an_expired_token_is_refused_and_swept(broker, token_tool, java_tool, tm
     # A token that works, then is set to expire in a second (a positive period keeps it in
     # the log until then): past that it authenticates no more.
     token = token_tool("create", b.bootstrap, plain_props("bob"), "-", "-", -1)["token"]
-    ok = produce(java_tool, b, topic, token_props(token), tmp_path)
+    ok = produce(java_tool, b.bootstrap, topic, token_props(token), tmp_path)
     assert "offset" in ok[0], ok
     soon = token_tool("expire", b.bootstrap, plain_props("bob"), token["hmac"], 1000)["expiry"]
     assert soon <= time.time() * 1000 + 1000
     while time.time() * 1000 <= soon + 100:
         time.sleep(0.2)
-    refused = produce(java_tool, b, topic, token_props(token), tmp_path)
+    refused = produce(java_tool, b.bootstrap, topic, token_props(token), tmp_path)
     assert "SaslAuthenticationException" in refused[0].get("error", ""), refused
     # Renewing it fails: DELEGATION_TOKEN_EXPIRED, or NOT_FOUND once the controller's sweep
     # (every second here) has removed it, which it must do within the timeout.
@@ -243,7 +244,7 @@ def test_tokens_survive_a_restart_and_still_authenticate(token_tool, java_tool, 
         b.start()
         described = token_tool("describe", b.bootstrap, plain_props("alice"), "-")["tokens"]
         assert [t for t in described if t["id"] == token["id"]] == [token]
-        ok = produce(java_tool, b, topic, token_props(token), tmp_path)
+        ok = produce(java_tool, b.bootstrap, topic, token_props(token), tmp_path)
         assert "offset" in ok[0], ok
     finally:
         b.stop()
@@ -274,7 +275,7 @@ def test_strom_cli_creates_renews_expires_and_describes(broker, java_tool, tmp_p
     [token] = json.loads(out)
     assert token["owner"] == "User:alice" and token["renewers"] == ["User:bob"], token
     assert token["max_timestamp_ms"] - token["issue_timestamp_ms"] == 3_600_000
-    ok = produce(java_tool, b, topic, token_props({"id": token["token_id"], "hmac": token["hmac"]}), tmp_path)
+    ok = produce(java_tool, b.bootstrap, topic, token_props({"id": token["token_id"], "hmac": token["hmac"]}), tmp_path)
     assert "offset" in ok[0], ok
     code, out, err = strom_tokens(b, "alice", "describe", "--owner-principal", "User:alice")
     assert code == 0, err
@@ -289,3 +290,48 @@ def test_strom_cli_creates_renews_expires_and_describes(broker, java_tool, tmp_p
     code, out, err = strom_tokens(b, "alice", "describe")
     assert code == 0, err
     assert token["token_id"] not in [t["token_id"] for t in json.loads(out)]
+
+
+@pytest.mark.cluster
+def test_a_token_from_one_broker_works_on_the_others(make_cluster, token_tool, java_tool, tmp_path):
+    """Three nodes with the same secret: a token created through node 1 is described by
+    node 3 and authenticates a Java producer bootstrapped on node 2 only (each node derives
+    the HMAC itself; the token reached it through the metadata log)."""
+    jaas = ("org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'username="admin" password="{USERS["admin"]}" '
+            + " ".join(f'user_{u}="{p}"' for u, p in USERS.items()) + ";")
+    cluster = make_cluster(3, {
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SECURE:SASL_PLAINTEXT",
+        "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+        "listener.name.secure.plain.sasl.jaas.config": jaas,
+        "delegation.token.secret.key": SECRET,
+    }, extra_listener="SECURE")
+    nodes = list(cluster.nodes.values())
+    first, second, third = (f"127.0.0.1:{n.extra_port}" for n in nodes[:3])
+    topic = f"spread-{uuid.uuid4().hex[:6]}"
+    admin = AdminClient({"bootstrap.servers": first, **ck_conf("alice")})
+    admin.create_topics([NewTopic(topic, 1, 3)])[topic].result(TIMEOUT_S)
+    token = token_tool("create", first, plain_props("alice"), "-", "-", -1)["token"]
+    deadline = time.monotonic() + TIMEOUT_S
+    seen = []
+    while time.monotonic() < deadline:
+        seen = [t["id"] for t in token_tool("describe", third, plain_props("alice"), "-")["tokens"]]
+        if token["id"] in seen:
+            break
+        time.sleep(0.5)
+    assert token["id"] in seen, "node 3 never described the token"
+
+    ok = produce(java_tool, second, topic, token_props(token), tmp_path)
+    assert "offset" in ok[0], ok
+    # Expired through node 2, the token is refused everywhere.
+    assert token_tool("expire", second, plain_props("alice"), token["hmac"], -1) == {"expiry": -1}
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        seen = [t["id"] for t in token_tool("describe", first, plain_props("alice"), "-")["tokens"]]
+        if token["id"] not in seen:
+            break
+        time.sleep(0.5)
+    assert token["id"] not in seen
+
+    refused = produce(java_tool, first, topic, token_props(token), tmp_path)
+    assert "SaslAuthenticationException" in refused[0].get("error", ""), refused
