@@ -50,9 +50,8 @@ mod versions;
 
 pub use admin::{
     AclEntry, Admin, AlterConfigOp, ClusterDescription, ConfigEntry, ConfigResource, ConfigSource,
-    DelegationToken,
-    ElectionType, FeatureDescription, FeatureMetadata, GroupDescription, GroupListing,
-    ListedOffset, LogDirDescription, LogDirReplica, MemberDescription, NewTopic,
+    DelegationToken, ElectionType, FeatureDescription, FeatureMetadata, GroupDescription,
+    GroupListing, ListedOffset, LogDirDescription, LogDirReplica, MemberDescription, NewTopic,
     PartitionReassignment, PartitionResults, QuorumDescription, QuorumReplica, QuotaEntity,
     QuotaMatch, TransactionDescription, TransactionListing, UpgradeType,
 };

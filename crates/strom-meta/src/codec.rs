@@ -106,7 +106,9 @@ fn max_version(record_type: u16) -> Option<u8> {
     match record_type {
         3 | 5 => Some(REASSIGNMENT_RECORD_VERSION),
         17 => Some(1),
-        0 | 1 | 2 | 4 | 6 | 7 | 8 | 9 | 10 | 11 | 12 | 14 | 15 | 16 | 19 | 26 => Some(RECORD_VERSION),
+        0 | 1 | 2 | 4 | 6 | 7 | 8 | 9 | 10 | 11 | 12 | 14 | 15 | 16 | 19 | 26 => {
+            Some(RECORD_VERSION)
+        }
         _ => None,
     }
 }

@@ -254,7 +254,6 @@ impl MetadataRecord {
             MetadataRecord::RemoveUserScramCredential { .. } => 12,
             MetadataRecord::ProducerIds { .. } => 15,
             MetadataRecord::FeatureLevel { .. } => 16,
-    },
             MetadataRecord::DelegationToken { .. } => 10,
             MetadataRecord::RemoveDelegationToken { .. } => 26,
             MetadataRecord::BrokerInControlledShutdown { .. } => 17,
