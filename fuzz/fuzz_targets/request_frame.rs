@@ -80,7 +80,9 @@ fn answer(incoming: &Incoming, table: &ApiVersionTable) {
         Incoming::Request(request) => request,
     };
     if let strom_protocol::messages::RequestKind::ApiVersions(body) = &request.body {
-        let response = api_versions::response(table, body, request.api_version());
+        // The levels a cluster is formed with (no UpdateFeatures yet).
+        let finalized = strom_protocol::features::Finalized::new(|_| None, 0);
+        let response = api_versions::response(table, body, request.api_version(), &finalized);
         assert!(encode_response(&target, &ResponseKind::ApiVersions(response)).is_ok());
     }
     if let Some(response) = error_response(
