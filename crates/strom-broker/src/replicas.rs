@@ -960,7 +960,7 @@ impl ReplicaManager {
     /// Writes the high watermark of every hosted partition to
     /// `<log dir>/replication-offset-checkpoint` of the directory holding it (atomically,
     /// fsynced; one file per online directory, as Kafka). A directory whose checkpoint
-    /// cannot be written is taken offline (Kafka's `ReplicaManager.checkpointHighWatermarks`
+    /// cannot be written (for another reason than a full disk) is taken offline (Kafka's `ReplicaManager.checkpointHighWatermarks`
     /// hands the directory to its `LogDirFailureChannel`): a disk that refuses this small
     /// write cannot be trusted with the logs, and a stale checkpoint would make a restart
     /// start these partitions from an older high watermark. Blocking.
@@ -1009,6 +1009,15 @@ impl ReplicaManager {
                 match marks.write(&RealFs, dir) {
                     Ok(()) => {
                         last.insert(index, marks);
+                    }
+                    // A write refused for want of space left the previous checkpoint
+                    // whole (the temporary file is renamed only once written and fsynced):
+                    // a full disk is the read-only state the logs wait out too, so the
+                    // write is tried again next time instead of failing the directory.
+                    Err(error) if error.is_space_error() => {
+                        tracing::warn!(dir = %dir.display(), %error,
+                            "the high-watermark checkpoint could not be written: the disk is \
+                             full; it is written again once space is freed");
                     }
                     Err(error) => failed.push((index, error)),
                 }
