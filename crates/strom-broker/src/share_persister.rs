@@ -41,6 +41,37 @@ use crate::peer::PeerConnection;
 use crate::server::BrokerContext;
 use crate::share_state::{coordinator_key, ensure_state_topic, partition_for, SHARE_STATE_TOPIC};
 
+/// The result for (`topic_id`, `partition`) in a share-state RPC response (each RPC's
+/// response is its own generated type, with the same `results[].partitions[]` shape).
+macro_rules! answered_partition {
+    ($response:expr, $topic_id:expr, $partition:expr) => {
+        $response
+            .results
+            .iter()
+            .filter(|r| r.topic_id == $topic_id)
+            .flat_map(|r| r.partitions.iter())
+            .find(|p| p.partition == $partition)
+    };
+}
+
+/// A state batch as the state RPCs carry it, or `None` when its delivery state or count is
+/// not one Kafka defines (the RPC's request and response types each have their own struct).
+pub(crate) fn state_batch(
+    first_offset: i64,
+    last_offset: i64,
+    delivery_state: i8,
+    delivery_count: i16,
+) -> Option<StateBatch> {
+    Some(StateBatch {
+        first_offset,
+        last_offset,
+        state: u8::try_from(delivery_state)
+            .ok()
+            .and_then(RecordState::from_id)?,
+        delivery_count: u16::try_from(delivery_count).ok()?,
+    })
+}
+
 /// How long one request to another broker may take (its commit wait is 5 s).
 const PEER_TIMEOUT_MS: u64 = 15_000;
 /// The largest response frame accepted from another broker.
@@ -311,13 +342,8 @@ async fn send(
                         .with_start_offset(*start_offset)])]);
             let version = conn.version_of::<InitializeShareGroupStateRequest>(STATE_RPC_VERSION)?;
             let response = conn.send(&request, version, PEER_TIMEOUT_MS).await?;
-            let code = response
-                .results
-                .iter()
-                .filter(|r| r.topic_id == topic_id)
-                .flat_map(|r| r.partitions.iter())
-                .find(|p| p.partition == partition)
-                .map(|p| ErrorCode(p.error_code));
+            let code =
+                answered_partition!(response, topic_id, partition).map(|p| ErrorCode(p.error_code));
             Ok(done(code))
         }
         StateCall::Read { leader_epoch } => {
@@ -333,13 +359,7 @@ async fn send(
                         .with_leader_epoch(*leader_epoch)])]);
             let version = conn.version_of::<ReadShareGroupStateRequest>(STATE_RPC_VERSION)?;
             let response = conn.send(&request, version, PEER_TIMEOUT_MS).await?;
-            let Some(p) = response
-                .results
-                .iter()
-                .filter(|r| r.topic_id == topic_id)
-                .flat_map(|r| r.partitions.iter())
-                .find(|p| p.partition == partition)
-            else {
+            let Some(p) = answered_partition!(response, topic_id, partition) else {
                 return Ok(Err(ErrorCode::COORDINATOR_NOT_AVAILABLE));
             };
             let code = ErrorCode(p.error_code);
@@ -353,14 +373,12 @@ async fn send(
                 .state_batches
                 .iter()
                 .map(|b| {
-                    Some(StateBatch {
-                        first_offset: b.first_offset,
-                        last_offset: b.last_offset,
-                        state: u8::try_from(b.delivery_state)
-                            .ok()
-                            .and_then(RecordState::from_id)?,
-                        delivery_count: u16::try_from(b.delivery_count).ok()?,
-                    })
+                    state_batch(
+                        b.first_offset,
+                        b.last_offset,
+                        b.delivery_state,
+                        b.delivery_count,
+                    )
                 })
                 .collect();
             let Some(batches) = batches else {
@@ -410,13 +428,8 @@ async fn send(
                         )])]);
             let version = conn.version_of::<WriteShareGroupStateRequest>(STATE_RPC_VERSION)?;
             let response = conn.send(&request, version, PEER_TIMEOUT_MS).await?;
-            let code = response
-                .results
-                .iter()
-                .filter(|r| r.topic_id == topic_id)
-                .flat_map(|r| r.partitions.iter())
-                .find(|p| p.partition == partition)
-                .map(|p| ErrorCode(p.error_code));
+            let code =
+                answered_partition!(response, topic_id, partition).map(|p| ErrorCode(p.error_code));
             Ok(done(code))
         }
         StateCall::Delete => {
@@ -432,13 +445,8 @@ async fn send(
                     ])]);
             let version = conn.version_of::<DeleteShareGroupStateRequest>(STATE_RPC_VERSION)?;
             let response = conn.send(&request, version, PEER_TIMEOUT_MS).await?;
-            let code = response
-                .results
-                .iter()
-                .filter(|r| r.topic_id == topic_id)
-                .flat_map(|r| r.partitions.iter())
-                .find(|p| p.partition == partition)
-                .map(|p| ErrorCode(p.error_code));
+            let code =
+                answered_partition!(response, topic_id, partition).map(|p| ErrorCode(p.error_code));
             Ok(done(code))
         }
         StateCall::Summary => {
@@ -455,13 +463,7 @@ async fn send(
             let version =
                 conn.version_of::<ReadShareGroupStateSummaryRequest>(STATE_RPC_VERSION)?;
             let response = conn.send(&request, version, PEER_TIMEOUT_MS).await?;
-            let Some(p) = response
-                .results
-                .iter()
-                .filter(|r| r.topic_id == topic_id)
-                .flat_map(|r| r.partitions.iter())
-                .find(|p| p.partition == partition)
-            else {
+            let Some(p) = answered_partition!(response, topic_id, partition) else {
                 return Ok(Err(ErrorCode::COORDINATOR_NOT_AVAILABLE));
             };
             let code = ErrorCode(p.error_code);

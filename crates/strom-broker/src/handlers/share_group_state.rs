@@ -13,7 +13,7 @@ use strom_protocol::messages::{
     WriteShareGroupStateRequest, WriteShareGroupStateResponse,
 };
 use strom_protocol::{ErrorCode, StrBytes};
-use strom_share::partition::{RecordState, StateBatch};
+use strom_share::partition::StateBatch;
 use strom_share::state::ShareKey;
 use uuid::Uuid;
 
@@ -181,14 +181,12 @@ pub(super) async fn write(
                     .state_batches
                     .iter()
                     .map(|b| {
-                        Some(StateBatch {
-                            first_offset: b.first_offset,
-                            last_offset: b.last_offset,
-                            state: u8::try_from(b.delivery_state)
-                                .ok()
-                                .and_then(RecordState::from_id)?,
-                            delivery_count: u16::try_from(b.delivery_count).ok()?,
-                        })
+                        crate::share_persister::state_batch(
+                            b.first_offset,
+                            b.last_offset,
+                            b.delivery_state,
+                            b.delivery_count,
+                        )
                     })
                     .collect();
                 let call = batches
