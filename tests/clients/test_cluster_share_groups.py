@@ -220,3 +220,87 @@ def test_share_acknowledgements_survive_the_state_leader_kill(make_cluster, topi
     assert new_state_leader not in (state_node, -1)
     missing = set(offsets) - seen
     assert not missing, f"{len(missing)} records never delivered, e.g. {sorted(missing)[:10]}"
+
+
+def coordinator_node(cluster, group):
+    """The node id of the group's coordinator."""
+    def probe():
+        n = cluster.live()[0]
+        error, node = find_coordinator(n.host, n.port, group, timeout_s=3)
+        if error:
+            raise NotYet(f"FindCoordinator({group}) error {error}")
+        return node
+
+    return cluster.wait(f"the coordinator of {group}", probe, timeout_s=60)
+
+
+def consume_until(bootstrap, group, topic, want, timeout_s=60):
+    """A new confluent ShareConsumer (implicit acknowledgement) polls until it has seen
+    every offset of `want` or the time is up; returns every offset it saw, in order."""
+    c = ShareConsumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "share.acknowledgement.mode": "implicit",
+        "log_level": 0,
+    })
+    c.subscribe([topic])
+    seen = []
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not set(want) <= set(seen) and time.monotonic() < deadline:
+            seen.extend(m.offset() for m in c.poll(1.0) if m.error() is None)
+        # One more poll acknowledges the last records (implicit mode) before the close.
+        seen.extend(m.offset() for m in c.poll(0.5) if m.error() is None)
+    finally:
+        c.close()
+    return seen
+
+
+def until_done(share_tool, cluster, op, expected, attempts=20):
+    """Runs a ShareTool admin op until it answers `expected` (the closed consumer's leave
+    may take a heartbeat to land: NON_EMPTY_GROUP until then)."""
+    result = None
+    for _ in range(attempts):
+        [result] = share_tool(cluster, op)
+        if result == expected:
+            return result
+        time.sleep(1)
+    return result
+
+
+def test_reset_and_delete_reach_the_share_partition_on_another_broker(make_cluster, share_tool, topic_name):
+    """The group coordinator, the state partition's leader and the share partition's leader
+    are three different nodes' roles: the share partition is hosted on a node that neither
+    alters nor deletes anything. After the Java Admin resets the group's start offset
+    (alterShareGroupOffsets) a new consumer reads from the new start, not from where the
+    share partition's memory was; after deleteShareGroups a new consumer of the group starts
+    over (share.auto.offset.reset=earliest: every record again)."""
+    c = make_cluster(3, overrides=SHARE_OVERRIDES)
+    create_topic(c, topic_name, 1, replication=3, configs={"min.insync.replicas": "2"})
+    leader = c.leader(topic_name, 0)
+    warm = f"warm-{topic_name}"
+    assert alter_share_offsets(coordinator(c, warm), warm, topic_name, 0, 0) == (0, 0)
+    c.wait_isr("__share_group_state")
+    tid = topic_id_base64(c.bootstrap, topic_name)
+    group = next((g for g in (f"sg-{topic_name}-{i}" for i in range(200))
+                  if state_leader(c, g, tid, 0) != leader and coordinator_node(c, g) != leader), None)
+    assert group is not None, "no group name maps its coordinator and state away from the topic leader"
+    assert share_tool(c, ["config-set", group, "share.auto.offset.reset", "earliest"]) == [{"altered": group}]
+    offsets = produce(c.bootstrap, topic_name, 20)
+    assert offsets == list(range(20))
+
+    first = consume_until(c.bootstrap, group, topic_name, offsets)
+    assert set(first) == set(offsets), f"first consumer saw {sorted(set(first))}"
+    # The share partition on `leader` now holds start offset 20 in memory.
+    assert until_done(share_tool, c, ["alter", group, topic_name, 0, 12], {"altered": group}) == {"altered": group}
+    second = consume_until(c.bootstrap, group, topic_name, range(12, 20))
+    assert sorted(set(second)) == list(range(12, 20)), \
+        f"after the reset to 12 a new consumer saw {sorted(set(second))}"
+
+    assert until_done(share_tool, c, ["delete", group], {"deleted": group}) == {"deleted": group}
+    third = consume_until(c.bootstrap, group, topic_name, offsets)
+    assert sorted(set(third)) == offsets, f"after the group's deletion a new consumer saw {sorted(set(third))}"
+    # The coordinator recorded the re-created group's share partition: listed with its state.
+    [listed] = share_tool(c, ["offsets", group])
+    rows = [r for r in listed.get("offsets", []) if r[0] == topic_name]
+    assert [r[:2] for r in rows] == [[topic_name, 0]], listed

@@ -161,6 +161,9 @@ pub struct BrokerConfig {
     pub group_share_heartbeat_interval_ms: i32,
     /// `group.share.max.size`: members per share group.
     pub group_share_max_size: i32,
+    /// `group.share.initialize.retry.interval.ms`: how long share partitions stay
+    /// initializing before a heartbeat of their group asks for them again.
+    pub group_share_initialize_retry_interval_ms: i32,
     /// The `group.{consumer,share}.{min,max}.*` bounds of the group configs
     /// (`group_configs.rs`).
     pub group_config_bounds: crate::group_configs::Bounds,
@@ -494,6 +497,8 @@ impl BrokerConfig {
                 "group.share.max.heartbeat.interval.ms",
             )?,
             group_share_max_size: props.int("group.share.max.size")?,
+            group_share_initialize_retry_interval_ms: props
+                .int("group.share.initialize.retry.interval.ms")?,
             offsets_retention_minutes: props.int("offsets.retention.minutes")?,
             offsets_retention_check_interval_ms: props
                 .int("offsets.retention.check.interval.ms")?,

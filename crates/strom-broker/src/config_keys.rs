@@ -566,6 +566,12 @@ pub const KEYS: &[Key] = &[
         "Members per share group.",
     ),
     key(
+        "group.share.initialize.retry.interval.ms",
+        int(1, I32),
+        "30000",
+        "How long share partitions stay initializing before a heartbeat asks again.",
+    ),
+    key(
         "offsets.retention.minutes",
         int(1, I64),
         "10080",

@@ -564,6 +564,19 @@ impl Runtime {
             ),
             _ => shard.share.handle(call.command, now_ms()),
         };
+        let mut response = response;
+        if let ShareResponse::Heartbeat(hb) = &mut response {
+            // Share partitions the heartbeat recorded as initializing: their state is
+            // initialized through the persister in a task of its own (the heartbeat is
+            // answered meanwhile, as Kafka's), which then records the outcome with a
+            // command of its own. It may run before the initializing record commits: an
+            // initialization whose record is lost is found done by the next one, which
+            // reads the state before it initializes anything.
+            if let Some(job) = hb.initialize.take() {
+                let context = Arc::clone(&self.context);
+                tokio::spawn(crate::share_group_jobs::initialize(context, partition, job));
+            }
+        }
         let output = Output {
             records,
             replies: Vec::new(),
@@ -1044,6 +1057,10 @@ pub(crate) fn share_config(config: &BrokerConfig) -> ShareConfig {
         session_timeout_ms: config.group_share_session_timeout_ms,
         heartbeat_interval_ms: config.group_share_heartbeat_interval_ms,
         max_size: usize::try_from(config.group_share_max_size).unwrap_or(usize::MAX),
+        // As Kafka: never below `offsets.commit.timeout.ms`, the longest an initializing
+        // record may take to commit.
+        initialize_retry_interval_ms: i64::from(config.group_share_initialize_retry_interval_ms)
+            .max(COMMIT_TIMEOUT_MS),
     }
 }
 
@@ -1106,6 +1123,14 @@ fn placeholder(command: &ShareCommand) -> ShareResponse {
         ),
         ShareCommand::List => ShareResponse::List(Vec::new()),
         ShareCommand::Delete(_) => ShareResponse::Delete(Ok(false)),
+        ShareCommand::PrepareDelete(_) => ShareResponse::PrepareDelete(Ok(None)),
+        ShareCommand::PrepareDeleteOffsets { .. } => {
+            ShareResponse::PrepareDeleteOffsets(Ok(Vec::new()))
+        }
+        ShareCommand::StatePartitions(_)
+        | ShareCommand::Initialized { .. }
+        | ShareCommand::Uninitialized { .. }
+        | ShareCommand::DeletedOffsets { .. } => ShareResponse::Done(Ok(())),
     }
 }
 

@@ -60,6 +60,7 @@ mod scrub_repair;
 pub mod scrubber;
 pub mod sendfile;
 pub mod server;
+pub mod share_group_jobs;
 pub mod share_partitions;
 pub mod share_persister;
 pub mod share_state;

@@ -4,9 +4,12 @@
 //! that fetch from here.
 //!
 //! Creation: the share partition reads its durable state from the share coordinator
-//! (`share_persister.rs`: on this broker or on the state partition's leader); without any, it starts where `share.auto.offset.reset` says (latest:
-//! the high watermark; earliest: the log start offset) and initializes the state there
-//! before it delivers anything.
+//! (`share_persister.rs`: on this broker or on the state partition's leader), which the
+//! group coordinator initialized (`share_group_jobs.rs`); without any the fetch of it
+//! fails (UNKNOWN_SERVER_ERROR, as Kafka). State initialized without an offset starts
+//! where `share.auto.offset.reset` says (latest: the high watermark; earliest: the log
+//! start offset), written before anything is delivered. A share session that opens checks
+//! the state of its hosted partitions (`ShareManager::check_state`).
 //!
 //! Acquisition: the log is read from the share partition's fetch offset up to the high
 //! watermark (`share.isolation.level=read_committed`: the last stable offset), whole
@@ -650,21 +653,68 @@ impl ShareManager {
         Ok(())
     }
 
-    /// Deletes the state of `group_id`'s share partitions of `topic_id`
-    /// (DeleteShareGroupOffsets on an empty group); hosted ones are dropped.
-    pub async fn delete_offsets(
+    /// Deletes the state of `group_id`'s share partitions `partitions` of `topic_id`
+    /// (DeleteGroups, DeleteShareGroupOffsets on an empty group); hosted ones are dropped.
+    pub async fn delete_partitions(
         &self,
         context: &BrokerContext,
         group_id: &str,
         topic_id: Uuid,
-        partitions: i32,
+        partitions: &std::collections::BTreeSet<i32>,
     ) -> Result<(), ErrorCode> {
         self.forget(group_id, Some(topic_id), None);
-        for partition in 0..partitions {
-            let key = share_key(group_id, topic_id, partition);
+        for partition in partitions {
+            let key = share_key(group_id, topic_id, *partition);
             crate::share_persister::delete(context, &key).await?;
         }
         Ok(())
+    }
+
+    /// A share session opens (ShareFetch at epoch 0): each of its partitions hosted here
+    /// is checked against its durable state (one ReadShareGroupStateSummary each), and
+    /// dropped, to read the state again, when that state is gone or is not the one it
+    /// read (another state epoch: AlterShareGroupOffsets re-initialized it; another leader
+    /// epoch: it was deleted and initialized again, which records no leader epoch). This is
+    /// how a share partition learns of DeleteGroups and offset changes made through the
+    /// group coordinator on another broker before it writes (a write would be fenced) or
+    /// hands out records from the old start offset to the new session.
+    pub async fn check_state(
+        &self,
+        context: &BrokerContext,
+        group_id: &str,
+        partitions: &[(Uuid, i32)],
+    ) {
+        for (topic_id, partition) in partitions {
+            let hosted = match self.partitions.lock() {
+                Ok(hosted) => hosted
+                    .get(&(group_id.to_string(), *topic_id, *partition))
+                    .map(|(_, h)| Arc::clone(h)),
+                Err(_) => return,
+            };
+            let Some(hosted) = hosted else {
+                continue;
+            };
+            let (state_epoch, leader_epoch) = {
+                let h = hosted.lock().await;
+                (h.state_epoch, h.leader_epoch)
+            };
+            let key = share_key(group_id, *topic_id, *partition);
+            let same = match crate::share_persister::summary(context, &key).await {
+                Ok(Some(s)) => s.state_epoch == state_epoch && s.leader_epoch == leader_epoch,
+                Ok(None) => false,
+                // Not known to differ: kept (the next write is fenced if it does).
+                Err(_) => true,
+            };
+            if !same {
+                tracing::info!(group = group_id, %topic_id, partition, "share state changed elsewhere; the share partition reads it again");
+                if let Ok(mut map) = self.partitions.lock() {
+                    let key = (group_id.to_string(), *topic_id, *partition);
+                    if map.get(&key).is_some_and(|(_, h)| Arc::ptr_eq(h, &hosted)) {
+                        map.remove(&key);
+                    }
+                }
+            }
+        }
     }
 
     /// Drops a hosted share partition whose durable state was deleted
@@ -809,7 +859,13 @@ fn share_key(group_id: &str, topic_id: Uuid, partition: i32) -> ShareKey {
     }
 }
 
-/// Reads (or initializes) the durable state of a new share partition.
+/// Reads the durable state of a new share partition. The group coordinator initializes it
+/// (`share_group_jobs.rs`) before it assigns the partition; a share partition only reads
+/// it. Without state the fetch is refused as Kafka's is (its share coordinator answers the
+/// read INVALID_REQUEST, which the share partition reports as UNKNOWN_SERVER_ERROR); the
+/// coordinator initializes it at the group's next heartbeat. State initialized without an
+/// offset (-1: by the group coordinator, as Kafka) starts where `share.auto.offset.reset`
+/// says, written at the state's epoch before anything is delivered.
 async fn create(
     context: &BrokerContext,
     group_id: &str,
@@ -820,38 +876,40 @@ async fn create(
 ) -> Result<Hosted, ErrorCode> {
     let key = share_key(group_id, topic_id, partition);
     let config = partition_config(context, group_id);
-    let read = crate::share_persister::read(context, &key, leader_epoch).await?;
-    match read {
-        Some(state) if state.start_offset >= 0 => {
-            let partition_state =
-                SharePartition::restore(state.start_offset, &state.batches, config).map_err(
-                    |error| {
-                        tracing::error!(group = group_id, %topic_id, partition, %error, "share state refused");
-                        ErrorCode::UNKNOWN_SERVER_ERROR
-                    },
-                )?;
-            Ok(Hosted {
-                persisted_changes: partition_state.changes(),
-                partition: partition_state,
-                leader_epoch,
-                state_epoch: state.state_epoch,
-            })
-        }
-        found => {
-            // No state, or initialized without an offset (AlterShareGroupOffsets can leave
-            // that): start at the reset offset and make it durable first.
-            let start = reset_offset(context, group_id, log).await?;
-            let state_epoch = found.map_or(0, |s| s.state_epoch.saturating_add(1));
-            crate::share_persister::initialize(context, &key, state_epoch, start).await?;
-            let partition_state = SharePartition::new(start, config);
-            Ok(Hosted {
-                persisted_changes: partition_state.changes(),
-                partition: partition_state,
-                leader_epoch,
-                state_epoch,
-            })
-        }
+    let Some(state) = crate::share_persister::read(context, &key, leader_epoch).await? else {
+        tracing::debug!(group = group_id, %topic_id, partition, "share fetch of a share partition whose state is not initialized");
+        return Err(ErrorCode::UNKNOWN_SERVER_ERROR);
+    };
+    if state.start_offset >= 0 {
+        let partition_state = SharePartition::restore(state.start_offset, &state.batches, config)
+            .map_err(|error| {
+            tracing::error!(group = group_id, %topic_id, partition, %error, "share state refused");
+            ErrorCode::UNKNOWN_SERVER_ERROR
+        })?;
+        return Ok(Hosted {
+            persisted_changes: partition_state.changes(),
+            partition: partition_state,
+            leader_epoch,
+            state_epoch: state.state_epoch,
+        });
     }
+    let start = reset_offset(context, group_id, log).await?;
+    crate::share_persister::write(
+        context,
+        &key,
+        state.state_epoch,
+        leader_epoch,
+        start,
+        Vec::new(),
+    )
+    .await?;
+    let partition_state = SharePartition::new(start, config);
+    Ok(Hosted {
+        persisted_changes: partition_state.changes(),
+        partition: partition_state,
+        leader_epoch,
+        state_epoch: state.state_epoch,
+    })
 }
 
 /// Where a share partition without state starts, as `share.auto.offset.reset` says:

@@ -26,8 +26,9 @@ mod tests;
 
 pub use assignor::simple_assign;
 pub use coordinator::{ShareGroups, LEAVE_GROUP_MEMBER_EPOCH};
-pub use records::ShareGroupRecord;
+pub use records::{ShareGroupRecord, StatePartitions};
 pub use types::{
-    DescribedShareGroup, DescribedShareMember, ListedShareGroup, ShareCommand, ShareConfig,
-    ShareError, ShareHeartbeat, ShareHeartbeatResponse, ShareResponse, SHARE_GROUP_TYPE,
+    DescribedShareGroup, DescribedShareMember, InitializeJob, ListedShareGroup, OffsetsToDelete,
+    ShareCommand, ShareConfig, ShareError, ShareHeartbeat, ShareHeartbeatResponse, ShareResponse,
+    StateToDelete, SHARE_GROUP_TYPE,
 };

@@ -546,6 +546,13 @@ async fn share_call(
         .ok_or(strom_group::ErrorCode::CoordinatorNotAvailable)
 }
 
+/// The cluster's topics as the share group coordinator's commands take them.
+pub(crate) fn share_topics(
+    context: &BrokerContext,
+) -> std::sync::Arc<strom_group::consumer::Topics> {
+    consumer_group_heartbeat::topics(&context.metadata.image())
+}
+
 fn opt_string(text: Option<StrBytes>) -> Option<String> {
     text.map(|t| t.to_string())
 }

@@ -4,7 +4,8 @@
 //! acquired, so `min_bytes` is treated as 1), within `max_bytes` and `max_records`. The share partitions and sessions live in `share_partitions.rs`.
 //!
 //! Session rules, as Kafka's `ShareSessionCache`: epoch 0 opens a session (acknowledgements
-//! are not allowed then: INVALID_REQUEST); a positive epoch must be the session's next one
+//! are not allowed then: INVALID_REQUEST; its hosted share partitions are checked against
+//! their durable state, `ShareManager::check_state`); a positive epoch must be the session's next one
 //! (SHARE_SESSION_NOT_FOUND without a session, INVALID_SHARE_SESSION_EPOCH otherwise) and
 //! adds and forgets partitions; -1 applies the acknowledgements, closes the session and
 //! releases the member's acquired records, and fetches nothing. Closing the connection
@@ -146,6 +147,11 @@ pub(super) async fn handle(
         Ok(update) => update,
         Err(code) => return top_error(code),
     };
+    if let (0, SessionUpdate::Fetch(partitions)) = (epoch, &update) {
+        // A new session: hosted share partitions whose state was deleted or reset through
+        // the group coordinator (on whatever broker) read it again before they deliver.
+        shares.check_state(context, &group_id, partitions).await;
+    }
     let mut out: BTreeMap<(Uuid, i32), PartitionData> = BTreeMap::new();
     // Acknowledgements first: they may free records this fetch then acquires.
     let acked = acknowledge(context, session, &group_id, &member_id, &request.topics).await;

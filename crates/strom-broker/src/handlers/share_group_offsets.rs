@@ -7,6 +7,14 @@
 //! refused while the group has members (NON_EMPTY_GROUP), as Kafka refuses them: the
 //! coordinator's ShareGroupDescribe view says ([`refusal`]). A group id no share group has
 //! counts as empty, and so does every group before `__consumer_offsets` exists.
+//!
+//! The group coordinator's record of the group's share partitions with state (record type
+//! 15, `strom_share::group`) is kept with them: Alter records the partitions it
+//! initialized; Delete deletes the state of the topics' recorded partitions (moving them to
+//! deleting first, dropping that once deleted; a topic with none recorded is
+//! UNKNOWN_TOPIC_OR_PARTITION, as Kafka); Describe without topics lists the recorded ones.
+//! A group without a record (state written by a Strom before it kept one, or before
+//! `__consumer_offsets` existed) is served as before it: every partition may have state.
 
 use strom_protocol::messages::alter_share_group_offsets_response::{
     AlterShareGroupOffsetsResponsePartition, AlterShareGroupOffsetsResponseTopic,
@@ -57,6 +65,37 @@ async fn refusal(context: &BrokerContext, group_id: &str) -> Option<ErrorCode> {
     }
 }
 
+/// The share partitions with initialized state `group_id`'s coordinator records, in the
+/// order DescribeShareGroupOffsets lists them; `None` when it has no record for the group
+/// (or cannot be asked: the caller then asks the share coordinators about every
+/// partition).
+async fn recorded_partitions(
+    context: &BrokerContext,
+    group_id: &str,
+) -> Option<Vec<(uuid::Uuid, i32)>> {
+    let command = ShareCommand::StatePartitions(group_id.to_owned());
+    let Ok(ShareResponse::StatePartitions(Some(recorded))) =
+        share_call(context, group_id, command).await
+    else {
+        return None;
+    };
+    let image = context.metadata.image();
+    let mut out = Vec::new();
+    for (topic, partitions) in recorded {
+        let id = uuid::Uuid::from_bytes(topic.0);
+        if let Some(t) = image.topic_by_id(id) {
+            out.extend(
+                partitions
+                    .into_iter()
+                    .filter(|p| t.partitions.contains_key(p))
+                    .map(|p| (id, p)),
+            );
+        }
+    }
+    out.sort();
+    Some(out)
+}
+
 fn message(code: ErrorCode, what: &str) -> Option<StrBytes> {
     (!code.is_none()).then(|| StrBytes::from_string(format!("{what}: {code}")))
 }
@@ -84,6 +123,10 @@ pub(super) async fn describe(
             }
             wanted
         });
+        let wanted = match wanted {
+            Some(wanted) => Some(wanted),
+            None => recorded_partitions(context, &group_id).await,
+        };
         let described = context
             .shares
             .describe_offsets(context, &group_id, wanted)
@@ -159,6 +202,7 @@ pub(super) async fn alter(
     }
     let image = context.metadata.image();
     let mut responses = Vec::with_capacity(request.topics.len());
+    let mut initialized = strom_group::consumer::Assignment::new();
     for t in &request.topics {
         let topic = image.topic_by_name(&t.topic_name.0);
         let mut partitions = Vec::with_capacity(t.partitions.len());
@@ -181,6 +225,14 @@ pub(super) async fn alter(
                     .err()
                     .unwrap_or(ErrorCode(0)),
             };
+            if code.is_none() {
+                if let Some(topic) = topic {
+                    initialized
+                        .entry(strom_group::consumer::TopicId(*topic.topic_id.as_bytes()))
+                        .or_default()
+                        .insert(p.partition_index);
+                }
+            }
             partitions.push(
                 AlterShareGroupOffsetsResponsePartition::default()
                     .with_partition_index(p.partition_index)
@@ -194,6 +246,22 @@ pub(super) async fn alter(
                 .with_topic_id(topic.map(|t| t.topic_id).unwrap_or_default())
                 .with_partitions(partitions),
         );
+    }
+    if !initialized.is_empty() {
+        // Recorded after the state is written: if this fails (the coordinator moved, or
+        // `__consumer_offsets` does not exist yet), the group's next heartbeat finds the
+        // state and records it then.
+        let command = ShareCommand::Initialized {
+            group_id: group_id.clone(),
+            partitions: initialized,
+            topics: topics(&image),
+        };
+        if !matches!(
+            share_call(context, &group_id, command).await,
+            Ok(ShareResponse::Done(Ok(())))
+        ) {
+            tracing::debug!(group = %group_id, "altered share offsets not recorded by the group coordinator yet");
+        }
     }
     ResponseKind::AlterShareGroupOffsets(
         AlterShareGroupOffsetsResponse::default().with_responses(responses),
@@ -213,28 +281,88 @@ pub(super) async fn delete(
         );
     }
     let image = context.metadata.image();
+    let known: Vec<strom_group::consumer::TopicId> = request
+        .topics
+        .iter()
+        .filter_map(|t| image.topic_by_name(&t.topic_name.0))
+        .map(|t| strom_group::consumer::TopicId(*t.topic_id.as_bytes()))
+        .collect();
+    let command = ShareCommand::PrepareDeleteOffsets {
+        group_id: group_id.clone(),
+        topic_ids: known,
+        topics: topics(&image),
+    };
+    let prepared = match share_call(context, &group_id, command).await {
+        Ok(ShareResponse::PrepareDeleteOffsets(Ok(prepared))) => Some(prepared),
+        Ok(ShareResponse::PrepareDeleteOffsets(Err(code))) => {
+            let code = ErrorCode(code.code());
+            return ResponseKind::DeleteShareGroupOffsets(
+                DeleteShareGroupOffsetsResponse::default()
+                    .with_error_code(code.code())
+                    .with_error_message(message(code, "deleting share group offsets")),
+            );
+        }
+        // No coordinator to record it (no `__consumer_offsets` yet): every partition.
+        _ => None,
+    };
     let mut responses = Vec::with_capacity(request.topics.len());
+    let mut deleted = Vec::new();
     for t in &request.topics {
         let topic = image.topic_by_name(&t.topic_name.0);
         let code = match topic {
             None => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
             Some(topic) => {
-                let partitions = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
-                context
-                    .shares
-                    .delete_offsets(context, &group_id, topic.topic_id, partitions)
-                    .await
-                    .err()
-                    .unwrap_or(ErrorCode(0))
+                let id = strom_group::consumer::TopicId(*topic.topic_id.as_bytes());
+                let partitions = match &prepared {
+                    Some(prepared) => prepared
+                        .iter()
+                        .find(|(t, _)| *t == id)
+                        .and_then(|(_, p)| p.clone()),
+                    None => Some(crate::share_group_jobs::all_partitions(
+                        context,
+                        topic.topic_id,
+                    )),
+                };
+                match partitions {
+                    None => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                    Some(partitions) => {
+                        let result = context
+                            .shares
+                            .delete_partitions(context, &group_id, topic.topic_id, &partitions)
+                            .await;
+                        if result.is_ok() {
+                            deleted.push(id);
+                        }
+                        result.err().unwrap_or(ErrorCode(0))
+                    }
+                }
             }
+        };
+        let what = if code == ErrorCode::UNKNOWN_TOPIC_OR_PARTITION && topic.is_some() {
+            "there is no offset information to delete"
+        } else {
+            "deleting the share state"
         };
         responses.push(
             DeleteShareGroupOffsetsResponseTopic::default()
                 .with_topic_name(t.topic_name.clone())
                 .with_topic_id(topic.map(|t| t.topic_id).unwrap_or_default())
                 .with_error_code(code.code())
-                .with_error_message(message(code, "deleting the share state")),
+                .with_error_message(message(code, what)),
         );
+    }
+    if prepared.is_some() && !deleted.is_empty() {
+        let command = ShareCommand::DeletedOffsets {
+            group_id: group_id.clone(),
+            topic_ids: deleted,
+        };
+        if !matches!(
+            share_call(context, &group_id, command).await,
+            Ok(ShareResponse::Done(Ok(())))
+        ) {
+            // Left deleting: the next DeleteGroups or DeleteShareGroupOffsets deletes again.
+            tracing::debug!(group = %group_id, "deleted share offsets not recorded by the group coordinator");
+        }
     }
     ResponseKind::DeleteShareGroupOffsets(
         DeleteShareGroupOffsetsResponse::default().with_responses(responses),

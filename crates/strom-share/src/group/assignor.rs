@@ -8,12 +8,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use strom_group::consumer::{Assignment, TopicId};
 
-/// Assigns the partitions of `partitions` (topic id to partition count) to the members of
-/// `subscriptions` (member id to the topic ids it subscribes to; topics missing from
-/// `partitions` are ignored). Every member appears in the result, perhaps with nothing.
+/// Assigns the partitions of `partitions` (topic id to its assignable partitions: as Kafka,
+/// only those whose share state is initialized) to the members of `subscriptions` (member
+/// id to the topic ids it subscribes to; topics missing from `partitions` are ignored).
+/// Every member appears in the result, perhaps with nothing.
 pub fn simple_assign(
     subscriptions: &BTreeMap<String, BTreeSet<TopicId>>,
-    partitions: &BTreeMap<TopicId, i32>,
+    partitions: &BTreeMap<TopicId, BTreeSet<i32>>,
 ) -> BTreeMap<String, Assignment> {
     let mut out: BTreeMap<String, Assignment> = subscriptions
         .keys()
@@ -22,8 +23,9 @@ pub fn simple_assign(
     // Rotates where each topic starts, so that the first member does not get the first
     // partition of every topic.
     let mut rotation = 0usize;
-    for (topic, count) in partitions {
-        let count = usize::try_from(*count).unwrap_or(0);
+    for (topic, assignable) in partitions {
+        let assignable: Vec<i32> = assignable.iter().copied().collect();
+        let count = assignable.len();
         let members: Vec<&String> = subscriptions
             .iter()
             .filter(|(_, topics)| topics.contains(topic))
@@ -32,9 +34,9 @@ pub fn simple_assign(
         if count == 0 || members.is_empty() {
             continue;
         }
-        let mut give = |member: &String, partition: usize| {
-            if let (Some(a), Ok(p)) = (out.get_mut(member), i32::try_from(partition)) {
-                a.entry(*topic).or_default().insert(p);
+        let mut give = |member: &String, index: usize| {
+            if let (Some(a), Some(p)) = (out.get_mut(member), assignable.get(index)) {
+                a.entry(*topic).or_default().insert(*p);
             }
         };
         if members.len() <= count {
@@ -69,6 +71,10 @@ mod tests {
             .collect()
     }
 
+    fn all(count: i32) -> BTreeSet<i32> {
+        (0..count).collect()
+    }
+
     fn holders(a: &BTreeMap<String, Assignment>, t: TopicId, p: i32) -> usize {
         a.values()
             .filter(|x| x.get(&t).is_some_and(|ps| ps.contains(&p)))
@@ -79,7 +85,7 @@ mod tests {
     fn fewer_members_than_partitions_split_the_partitions() {
         let a = simple_assign(
             &subs(&[("a", &[1]), ("b", &[1])]),
-            &BTreeMap::from([(topic(1), 4)]),
+            &BTreeMap::from([(topic(1), all(4))]),
         );
         for p in 0..4 {
             assert_eq!(holders(&a, topic(1), p), 1, "partition {p}");
@@ -95,7 +101,7 @@ mod tests {
             .collect();
         let a = simple_assign(
             &members.into_iter().collect(),
-            &BTreeMap::from([(topic(1), 2)]),
+            &BTreeMap::from([(topic(1), all(2))]),
         );
         for (member, assignment) in &a {
             assert_eq!(assignment[&topic(1)].len(), 1, "{member}");
@@ -109,7 +115,7 @@ mod tests {
     fn three_members_one_partition_all_read_it() {
         let a = simple_assign(
             &subs(&[("a", &[1]), ("b", &[1]), ("c", &[1])]),
-            &BTreeMap::from([(topic(1), 1)]),
+            &BTreeMap::from([(topic(1), all(1))]),
         );
         assert_eq!(holders(&a, topic(1), 0), 3);
     }
@@ -118,7 +124,7 @@ mod tests {
     fn members_get_only_their_topics_and_unknown_topics_are_skipped() {
         let a = simple_assign(
             &subs(&[("a", &[1, 9]), ("b", &[2])]),
-            &BTreeMap::from([(topic(1), 3), (topic(2), 1)]),
+            &BTreeMap::from([(topic(1), all(3)), (topic(2), all(1))]),
         );
         assert_eq!(a["a"].keys().copied().collect::<Vec<_>>(), vec![topic(1)]);
         assert_eq!(a["a"][&topic(1)].len(), 3);
@@ -126,8 +132,19 @@ mod tests {
     }
 
     #[test]
+    fn only_assignable_partitions_are_given() {
+        let a = simple_assign(
+            &subs(&[("a", &[1]), ("b", &[1])]),
+            &BTreeMap::from([(topic(1), BTreeSet::from([1, 3]))]),
+        );
+        assert_eq!(a["a"][&topic(1)].len() + a["b"][&topic(1)].len(), 2);
+        assert_eq!(holders(&a, topic(1), 1) + holders(&a, topic(1), 3), 2);
+        assert_eq!(holders(&a, topic(1), 0), 0);
+    }
+
+    #[test]
     fn a_member_with_no_topic_gets_an_empty_assignment() {
-        let a = simple_assign(&subs(&[("a", &[7])]), &BTreeMap::from([(topic(1), 3)]));
+        let a = simple_assign(&subs(&[("a", &[7])]), &BTreeMap::from([(topic(1), all(3))]));
         assert!(a["a"].is_empty());
     }
 }

@@ -3,7 +3,20 @@
 //!
 //! Every error is found before anything changes, and every change is made together with
 //! the record that persists it, so replaying the records rebuilds the same groups (only
-//! session deadlines restart at load).
+//! session deadlines and initialization times restart at load).
+//!
+//! Durable share state (Kafka's ShareGroupStatePartitionMetadata, record type 15): the
+//! coordinator records which share partitions of a group have state in
+//! `__share_group_state`. A heartbeat whose group subscribes to partitions that are neither
+//! initialized nor being initialized (or were initializing for longer than
+//! `initialize_retry_interval_ms`) records them as initializing and hands out an
+//! [`InitializeJob`]; the broker initializes their state and reports back with
+//! `Initialized` (recorded as initialized) or `Uninitialized` (dropped from initializing,
+//! asked again by the next heartbeat). As Kafka, only initialized partitions are assigned,
+//! and a group epoch bump follows once newly initialized partitions are not assigned yet.
+//! Deletions (DeleteGroups, DeleteShareGroupOffsets) first move partitions to deleting,
+//! then the broker deletes their state, then the group (or the deleting entry) goes.
+//! Topics that left the cluster leave the record at the group's next heartbeat.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -12,10 +25,11 @@ use strom_group::consumer::{Assignment, TopicId, Topics};
 use strom_group::{ErrorCode, GroupRecord};
 
 use super::assignor::simple_assign;
-use super::records::{CurrentAssignment, MemberMetadata, ShareGroupRecord};
+use super::records::{CurrentAssignment, MemberMetadata, ShareGroupRecord, StatePartitions};
 use super::types::{
-    DescribedShareGroup, DescribedShareMember, ListedShareGroup, ShareCommand, ShareConfig,
-    ShareError, ShareHeartbeat, ShareHeartbeatResponse, ShareResponse,
+    DescribedShareGroup, DescribedShareMember, InitializeJob, ListedShareGroup, OffsetsToDelete,
+    ShareCommand, ShareConfig, ShareError, ShareHeartbeat, ShareHeartbeatResponse, ShareResponse,
+    StateToDelete,
 };
 
 /// Member epoch of a heartbeat that leaves the group.
@@ -60,10 +74,21 @@ impl Group {
     }
 }
 
+/// A group's state partition metadata (record type 15) with when each initializing topic
+/// was last asked for (not recorded: restarts at load, as in Kafka).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct StateEntry {
+    partitions: StatePartitions,
+    initializing_since_ms: BTreeMap<TopicId, i64>,
+}
+
 #[derive(Debug, Default)]
 pub struct ShareGroups {
     config: ShareConfig,
     groups: BTreeMap<String, Group>,
+    /// Kept apart from `groups`: AlterShareGroupOffsets may record state for a group id
+    /// that has no members yet (Strom counts it as an empty group).
+    state: BTreeMap<String, StateEntry>,
     /// The newest topic view seen, for removals by timers (they carry none).
     topics: Arc<Topics>,
 }
@@ -75,6 +100,7 @@ impl ShareGroups {
         ShareGroups {
             config,
             groups: BTreeMap::new(),
+            state: BTreeMap::new(),
             topics: Arc::default(),
         }
     }
@@ -86,7 +112,7 @@ impl ShareGroups {
     /// Whether a share group of this id exists (the group coordinator keeps one type per
     /// group id).
     pub fn contains(&self, group_id: &str) -> bool {
-        self.groups.contains_key(group_id)
+        self.groups.contains_key(group_id) || self.state.contains_key(group_id)
     }
 
     pub fn group_ids(&self) -> impl Iterator<Item = &str> {
@@ -133,8 +159,175 @@ impl ShareGroups {
             ShareCommand::Delete(group_id) => {
                 ShareResponse::Delete(self.delete(&group_id, &mut records))
             }
+            ShareCommand::PrepareDelete(group_id) => {
+                ShareResponse::PrepareDelete(self.prepare_delete(&group_id, &mut records))
+            }
+            ShareCommand::PrepareDeleteOffsets {
+                group_id,
+                topic_ids,
+                topics,
+            } => ShareResponse::PrepareDeleteOffsets(self.prepare_delete_offsets(
+                &group_id,
+                &topic_ids,
+                &topics,
+                &mut records,
+            )),
+            ShareCommand::DeletedOffsets {
+                group_id,
+                topic_ids,
+            } => {
+                if let Some(entry) = self.state.get(&group_id) {
+                    let mut next = entry.partitions.clone();
+                    for id in &topic_ids {
+                        next.deleting.remove(id);
+                    }
+                    self.set_state(&group_id, next, &mut records);
+                }
+                ShareResponse::Done(Ok(()))
+            }
+            ShareCommand::Initialized {
+                group_id,
+                partitions,
+                topics,
+            } => {
+                self.initialized(&group_id, &partitions, &topics, &mut records);
+                ShareResponse::Done(Ok(()))
+            }
+            ShareCommand::Uninitialized {
+                group_id,
+                partitions,
+            } => {
+                if let Some(entry) = self.state.get(&group_id) {
+                    let mut next = entry.partitions.clone();
+                    remove_partitions(&mut next.initializing, &partitions);
+                    self.set_state(&group_id, next, &mut records);
+                }
+                ShareResponse::Done(Ok(()))
+            }
+            ShareCommand::StatePartitions(group_id) => ShareResponse::StatePartitions(
+                self.state
+                    .get(&group_id)
+                    .map(|e| strip_names(&e.partitions.initialized)),
+            ),
         };
         (encode(records), response)
+    }
+
+    /// Records `next` as `group_id`'s state partition metadata (when it changed), keeping
+    /// the initialization times of topics still initializing.
+    fn set_state(&mut self, group_id: &str, next: StatePartitions, records: &mut Records) {
+        set_state(&mut self.state, group_id, next, None, records);
+    }
+
+    /// The persister initialized `partitions` of `group_id`: they move from initializing
+    /// (if there) to initialized.
+    fn initialized(
+        &mut self,
+        group_id: &str,
+        partitions: &Assignment,
+        topics: &Topics,
+        records: &mut Records,
+    ) {
+        let mut next = self
+            .state
+            .get(group_id)
+            .map(|e| e.partitions.clone())
+            .unwrap_or_default();
+        remove_partitions(&mut next.initializing, partitions);
+        for (topic, ps) in partitions {
+            let name = topic_name(topics, *topic);
+            let entry = next
+                .initialized
+                .entry(*topic)
+                .or_insert_with(|| (name, BTreeSet::new()));
+            entry.1.extend(ps);
+            next.deleting.remove(topic);
+        }
+        self.set_state(group_id, next, records);
+    }
+
+    /// DeleteGroups' first step: an empty share group's initialized and initializing share
+    /// partitions (and topics already deleting, whose delete is retried) move to deleting.
+    fn prepare_delete(
+        &mut self,
+        group_id: &str,
+        records: &mut Records,
+    ) -> Result<Option<StateToDelete>, ErrorCode> {
+        match self.groups.get(group_id) {
+            Some(group) if !group.members.is_empty() => return Err(ErrorCode::NonEmptyGroup),
+            Some(_) => {}
+            None if self.state.contains_key(group_id) => {}
+            None => return Ok(None),
+        }
+        let Some(entry) = self.state.get(group_id) else {
+            return Ok(Some(StateToDelete::Unrecorded));
+        };
+        let current = entry.partitions.clone();
+        let mut delete = strip_names(&current.initialized);
+        for (topic, ps) in strip_names(&current.initializing) {
+            delete.entry(topic).or_default().extend(ps);
+        }
+        // Topics left deleting by an earlier attempt: every partition they have now.
+        for topic in current.deleting.keys() {
+            if let Some(info) = topic_by_id(&self.topics, *topic) {
+                delete.entry(*topic).or_default().extend(0..info.partitions);
+            }
+        }
+        let mut next = StatePartitions::default();
+        for topic in delete.keys() {
+            let name = current
+                .initialized
+                .get(topic)
+                .or_else(|| current.initializing.get(topic))
+                .map(|(n, _)| n.clone())
+                .or_else(|| current.deleting.get(topic).cloned())
+                .unwrap_or_default();
+            next.deleting.insert(*topic, name);
+        }
+        self.set_state(group_id, next, records);
+        Ok(Some(StateToDelete::Partitions(delete)))
+    }
+
+    /// DeleteShareGroupOffsets' first step, as Kafka's `sharePartitionsEligibleForOffsetDeletion`:
+    /// an initialized topic moves to deleting and its initialized partitions are named; a
+    /// topic already deleting is named with every partition it has; any other topic has no
+    /// state to delete (`None`). A group without a record names every partition.
+    fn prepare_delete_offsets(
+        &mut self,
+        group_id: &str,
+        topic_ids: &[TopicId],
+        topics: &Topics,
+        records: &mut Records,
+    ) -> Result<OffsetsToDelete, ErrorCode> {
+        if self
+            .groups
+            .get(group_id)
+            .is_some_and(|g| !g.members.is_empty())
+        {
+            return Err(ErrorCode::NonEmptyGroup);
+        }
+        let all = |topic: &TopicId| -> BTreeSet<i32> {
+            topic_by_id(topics, *topic)
+                .map(|t| (0..t.partitions).collect())
+                .unwrap_or_default()
+        };
+        let Some(entry) = self.state.get(group_id) else {
+            return Ok(topic_ids.iter().map(|t| (*t, Some(all(t)))).collect());
+        };
+        let mut next = entry.partitions.clone();
+        let mut out = Vec::with_capacity(topic_ids.len());
+        for topic in topic_ids {
+            if let Some((name, partitions)) = next.initialized.remove(topic) {
+                next.deleting.insert(*topic, name);
+                out.push((*topic, Some(partitions)));
+            } else if next.deleting.contains_key(topic) {
+                out.push((*topic, Some(all(topic))));
+            } else {
+                out.push((*topic, None));
+            }
+        }
+        self.set_state(group_id, next, records);
+        Ok(out)
     }
 
     /// Removes members whose session expired; returns the records of their removal.
@@ -226,6 +419,27 @@ impl ShareGroups {
                     m.deadline_ms = deadline_ms;
                 }
             }
+            ShareGroupRecord::StatePartitions { group, partitions } => match partitions {
+                Some(partitions) => {
+                    // Initializing topics are asked for again once the retry interval
+                    // passes from now (the time they were asked is not recorded).
+                    let initializing_since_ms = partitions
+                        .initializing
+                        .keys()
+                        .map(|t| (*t, now_ms))
+                        .collect();
+                    self.state.insert(
+                        group,
+                        StateEntry {
+                            partitions,
+                            initializing_since_ms,
+                        },
+                    );
+                }
+                None => {
+                    self.state.remove(&group);
+                }
+            },
         }
     }
 
@@ -308,8 +522,15 @@ impl ShareGroups {
             });
         }
         member.deadline_ms = now_ms.saturating_add(i64::from(config.session_timeout_ms));
+        prune_deleted_topics(&mut self.state, &group_id, &hb.topics, records);
+        let initialized = self
+            .state
+            .get(&group_id)
+            .map(|e| strip_names(&e.partitions.initialized))
+            .unwrap_or_default();
         let hash = metadata_hash(&group.subscribed_topics(), &hb.topics);
         bump |= hash != group.metadata_hash;
+        bump |= assignment_pending(group, &initialized, &hb.topics);
         if bump {
             group.epoch = group.epoch.saturating_add(1);
             group.metadata_hash = hash;
@@ -319,8 +540,23 @@ impl ShareGroups {
             });
         }
         if group.epoch > group.assignment_epoch {
-            compute_target(&group_id, group, &hb.topics, records);
+            compute_target(&group_id, group, &hb.topics, &initialized, records);
         }
+        let initialize = initialize_job(
+            &mut self.state,
+            &group_id,
+            group,
+            &hb.topics,
+            now_ms,
+            self.config.initialize_retry_interval_ms,
+            records,
+        );
+        let Some(group) = self.groups.get_mut(&group_id) else {
+            return Err(ShareError::new(
+                ErrorCode::UnknownServerError,
+                "group vanished",
+            ));
+        };
         let target = group.target.get(&hb.member_id).cloned().unwrap_or_default();
         let assignment_epoch = group.assignment_epoch;
         let Some(member) = group.members.get_mut(&hb.member_id) else {
@@ -349,6 +585,7 @@ impl ShareGroups {
             member_epoch: member.current.member_epoch,
             heartbeat_interval_ms: config.heartbeat_interval_ms,
             assignment: (joining || changed).then(|| member.current.assigned.clone()),
+            initialize,
         })
     }
 
@@ -382,6 +619,7 @@ impl ShareGroups {
             member_epoch: LEAVE_GROUP_MEMBER_EPOCH,
             heartbeat_interval_ms: 0,
             assignment: None,
+            initialize: None,
         })
     }
 
@@ -437,12 +675,23 @@ impl ShareGroups {
     }
 
     fn delete(&mut self, group_id: &str, records: &mut Records) -> Result<bool, ErrorCode> {
-        let Some(group) = self.groups.get(group_id) else {
-            return Ok(false);
-        };
-        if !group.members.is_empty() {
+        if self
+            .groups
+            .get(group_id)
+            .is_some_and(|g| !g.members.is_empty())
+        {
             return Err(ErrorCode::NonEmptyGroup);
         }
+        if self.state.remove(group_id).is_some() {
+            records.push(ShareGroupRecord::StatePartitions {
+                group: group_id.to_owned(),
+                partitions: None,
+            });
+        }
+        let Some(group) = self.groups.get(group_id) else {
+            // A group id with only state (AlterShareGroupOffsets before any member).
+            return Ok(!records.is_empty());
+        };
         for member in group.target.keys() {
             records.push(ShareGroupRecord::TargetMember {
                 group: group_id.to_owned(),
@@ -540,8 +789,16 @@ fn remove_member(
 }
 
 /// A new target assignment at the group epoch, recording the members whose target changed.
-fn compute_target(group_id: &str, group: &mut Group, topics: &Topics, records: &mut Records) {
-    let mut partitions: BTreeMap<TopicId, i32> = BTreeMap::new();
+/// Only partitions whose share state is initialized are assigned (as Kafka's
+/// `withTopicAssignablePartitionsMap`).
+fn compute_target(
+    group_id: &str,
+    group: &mut Group,
+    topics: &Topics,
+    initialized: &Assignment,
+    records: &mut Records,
+) {
+    let mut partitions: BTreeMap<TopicId, BTreeSet<i32>> = BTreeMap::new();
     let subscriptions: BTreeMap<String, BTreeSet<TopicId>> = group
         .members
         .iter()
@@ -552,7 +809,11 @@ fn compute_target(group_id: &str, group: &mut Group, topics: &Topics, records: &
                 .iter()
                 .filter_map(|name| topics.by_name(name))
                 .map(|t| {
-                    partitions.insert(t.id, t.partitions);
+                    let assignable = initialized
+                        .get(&t.id)
+                        .map(|ps| ps.range(0..t.partitions).copied().collect())
+                        .unwrap_or_default();
+                    partitions.insert(t.id, assignable);
                     t.id
                 })
                 .collect();
@@ -599,6 +860,174 @@ fn metadata_hash(subscribed: &BTreeSet<&str>, topics: &Topics) -> i64 {
     i64::from_be_bytes(hash.to_be_bytes())
 }
 
+/// Whether a subscribed topic's initialized partitions differ from what the target
+/// assigns of it (Kafka's `initializedAssignmentPending`): newly initialized partitions
+/// then get a new target through a group epoch bump.
+fn assignment_pending(group: &Group, initialized: &Assignment, topics: &Topics) -> bool {
+    if group.members.is_empty() || initialized.is_empty() {
+        return false;
+    }
+    let mut assigned: Assignment = Assignment::new();
+    for target in group.target.values() {
+        for (topic, ps) in target {
+            assigned.entry(*topic).or_default().extend(ps);
+        }
+    }
+    group.subscribed_topics().into_iter().any(|name| {
+        topics.by_name(name).is_some_and(|t| {
+            initialized.get(&t.id).is_some_and(|ps| {
+                let live: BTreeSet<i32> = ps.range(0..t.partitions).copied().collect();
+                !live.is_empty() && assigned.get(&t.id) != Some(&live)
+            })
+        })
+    })
+}
+
+/// The share partitions `group` subscribes to that are neither initialized nor initializing
+/// (or were initializing for `retry_ms` or longer: their outcome was lost, e.g. in a
+/// failover), recorded as initializing now (and no longer deleting), as Kafka's
+/// `maybeCreateInitializeShareGroupStateRequest`.
+fn initialize_job(
+    state: &mut BTreeMap<String, StateEntry>,
+    group_id: &str,
+    group: &Group,
+    topics: &Topics,
+    now_ms: i64,
+    retry_ms: i64,
+    records: &mut Records,
+) -> Option<InitializeJob> {
+    let current = state.get(group_id);
+    let mut wanted = Assignment::new();
+    for name in group.subscribed_topics() {
+        let Some(t) = topics.by_name(name) else {
+            continue;
+        };
+        let mut have: BTreeSet<i32> = BTreeSet::new();
+        if let Some(entry) = current {
+            if let Some((_, ps)) = entry.partitions.initialized.get(&t.id) {
+                have.extend(ps);
+            }
+            let fresh = entry
+                .initializing_since_ms
+                .get(&t.id)
+                .is_some_and(|since| now_ms.saturating_sub(*since) < retry_ms);
+            if fresh {
+                if let Some((_, ps)) = entry.partitions.initializing.get(&t.id) {
+                    have.extend(ps);
+                }
+            }
+        }
+        let missing: BTreeSet<i32> = (0..t.partitions).filter(|p| !have.contains(p)).collect();
+        if !missing.is_empty() {
+            wanted.insert(t.id, missing);
+        }
+    }
+    if wanted.is_empty() {
+        return None;
+    }
+    let mut next = current.map(|e| e.partitions.clone()).unwrap_or_default();
+    for (topic, ps) in &wanted {
+        let name = topic_name(topics, *topic);
+        next.initializing
+            .entry(*topic)
+            .or_insert_with(|| (name, BTreeSet::new()))
+            .1
+            .extend(ps);
+        if next.deleting.remove(topic).is_some() {
+            tracing::warn!(
+                group = group_id,
+                "a topic being deleted is initialized again; no longer deleting"
+            );
+        }
+    }
+    let started: Vec<TopicId> = wanted.keys().copied().collect();
+    set_state(state, group_id, next, Some((&started, now_ms)), records);
+    Some(InitializeJob {
+        group_id: group_id.to_owned(),
+        state_epoch: group.epoch,
+        partitions: wanted,
+    })
+}
+
+/// Drops topics that no longer exist from `group_id`'s record (Kafka's
+/// `maybeCleanupShareGroupState`, done here at the group's heartbeat).
+fn prune_deleted_topics(
+    state: &mut BTreeMap<String, StateEntry>,
+    group_id: &str,
+    topics: &Topics,
+    records: &mut Records,
+) {
+    let Some(entry) = state.get(group_id) else {
+        return;
+    };
+    let exists = |t: &TopicId| topics.name(*t).is_some();
+    let mut next = entry.partitions.clone();
+    next.initializing.retain(|t, _| exists(t));
+    next.initialized.retain(|t, _| exists(t));
+    next.deleting.retain(|t, _| exists(t));
+    set_state(state, group_id, next, None, records);
+}
+
+/// Records `next` as `group_id`'s state partition metadata when it differs from what is
+/// recorded; `started` topics are (re)stamped as initializing from the given time.
+fn set_state(
+    state: &mut BTreeMap<String, StateEntry>,
+    group_id: &str,
+    next: StatePartitions,
+    started: Option<(&[TopicId], i64)>,
+    records: &mut Records,
+) {
+    if !state.contains_key(group_id) && next == StatePartitions::default() {
+        return;
+    }
+    let entry = state.entry(group_id.to_owned()).or_default();
+    let changed = entry.partitions != next;
+    if let Some((topics, now_ms)) = started {
+        for t in topics {
+            entry.initializing_since_ms.insert(*t, now_ms);
+        }
+    }
+    entry
+        .initializing_since_ms
+        .retain(|t, _| next.initializing.contains_key(t));
+    if changed {
+        entry.partitions = next.clone();
+        records.push(ShareGroupRecord::StatePartitions {
+            group: group_id.to_owned(),
+            partitions: Some(next),
+        });
+    }
+}
+
+fn remove_partitions(
+    from: &mut BTreeMap<TopicId, (String, BTreeSet<i32>)>,
+    partitions: &Assignment,
+) {
+    for (topic, ps) in partitions {
+        if let Some((_, have)) = from.get_mut(topic) {
+            have.retain(|p| !ps.contains(p));
+            if have.is_empty() {
+                from.remove(topic);
+            }
+        }
+    }
+}
+
+fn strip_names(topics: &BTreeMap<TopicId, (String, BTreeSet<i32>)>) -> Assignment {
+    topics.iter().map(|(t, (_, ps))| (*t, ps.clone())).collect()
+}
+
+fn topic_by_id(topics: &Topics, id: TopicId) -> Option<&strom_group::consumer::TopicInfo> {
+    topics.name(id).and_then(|name| topics.by_name(name))
+}
+
+/// The topic's name now, or Kafka's placeholder for one that is gone.
+fn topic_name(topics: &Topics, topic: TopicId) -> String {
+    topics
+        .name(topic)
+        .map_or_else(|| "<UNKNOWN>".to_owned(), str::to_owned)
+}
+
 fn encode(records: Records) -> Vec<GroupRecord> {
     records
         .into_iter()
@@ -615,6 +1044,14 @@ fn encode(records: Records) -> Vec<GroupRecord> {
 
 #[cfg(test)]
 impl ShareGroups {
+    /// The recorded state partition metadata of every group (replay checks).
+    pub(super) fn state_for_test(&self) -> BTreeMap<String, StatePartitions> {
+        self.state
+            .iter()
+            .map(|(g, e)| (g.clone(), e.partitions.clone()))
+            .collect()
+    }
+
     pub(super) fn describe_for_test(
         &self,
         group_ids: &[String],

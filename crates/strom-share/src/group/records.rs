@@ -1,16 +1,16 @@
 //! Share group records in `__consumer_offsets`, in Kafka's formats: the key version is the
 //! record type (10 member metadata, 11 group metadata, 12 target assignment metadata, 13
-//! target assignment member, 14 current member assignment), keys are classic-encoded,
-//! values flexible version 0. A `None` value is a tombstone.
+//! target assignment member, 14 current member assignment, 15 state partition metadata),
+//! keys are classic-encoded, values flexible version 0. A `None` value is a tombstone.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use strom_group::consumer::codec::{
     epoch_value, put_assignment, read_assignment, record_key as key, value_reader, Reader, Writer,
     RECORD_VALUE_VERSION as VALUE_VERSION,
 };
-use strom_group::consumer::Assignment;
+use strom_group::consumer::{Assignment, TopicId};
 use strom_group::{GroupRecord, RecordError};
 
 const MEMBER_METADATA: i16 = 10;
@@ -18,6 +18,7 @@ const GROUP_METADATA: i16 = 11;
 const TARGET_METADATA: i16 = 12;
 const TARGET_MEMBER: i16 = 13;
 const CURRENT_MEMBER: i16 = 14;
+const STATE_PARTITIONS: i16 = 15;
 /// Kafka's `MemberState.STABLE`: share group members are always stable.
 const MEMBER_STATE_STABLE: i8 = 0;
 
@@ -36,6 +37,17 @@ pub struct CurrentAssignment {
     pub member_epoch: i32,
     pub previous_member_epoch: i32,
     pub assigned: Assignment,
+}
+
+/// Which share partitions of a group have durable state in `__share_group_state`
+/// (Kafka's ShareGroupStatePartitionMetadataValue): being initialized, initialized, and
+/// topics whose state is being deleted. Topic names are kept as Kafka records them (for
+/// tools reading the log); the ids are what counts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StatePartitions {
+    pub initializing: BTreeMap<TopicId, (String, BTreeSet<i32>)>,
+    pub initialized: BTreeMap<TopicId, (String, BTreeSet<i32>)>,
+    pub deleting: BTreeMap<TopicId, String>,
 }
 
 /// A decoded share group record; `None` payloads are tombstones.
@@ -64,6 +76,11 @@ pub enum ShareGroupRecord {
         group: String,
         member: String,
         current: Option<CurrentAssignment>,
+    },
+    /// The group's share partitions with durable state (record type 15).
+    StatePartitions {
+        group: String,
+        partitions: Option<StatePartitions>,
     },
 }
 
@@ -120,6 +137,10 @@ impl ShareGroupRecord {
                     w.buf.freeze()
                 }),
             ),
+            ShareGroupRecord::StatePartitions { group, partitions } => (
+                key(STATE_PARTITIONS, group, None)?,
+                partitions.as_ref().map(state_partitions_value),
+            ),
         };
         Ok(GroupRecord { key, value })
     }
@@ -129,7 +150,7 @@ impl ShareGroupRecord {
     pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<Option<Self>, RecordError> {
         let mut r = Reader::new(key);
         let version = r.i16("key version")?;
-        if !(MEMBER_METADATA..=CURRENT_MEMBER).contains(&version) {
+        if !(MEMBER_METADATA..=STATE_PARTITIONS).contains(&version) {
             return Ok(None);
         }
         let group = r.key_string("group id")?;
@@ -152,6 +173,10 @@ impl ShareGroupRecord {
             TARGET_METADATA => ShareGroupRecord::TargetEpoch {
                 group,
                 epoch: value.map(decode_target_epoch).transpose()?,
+            },
+            STATE_PARTITIONS => ShareGroupRecord::StatePartitions {
+                group,
+                partitions: value.map(decode_state_partitions).transpose()?,
             },
             TARGET_MEMBER => ShareGroupRecord::TargetMember {
                 group,
@@ -179,6 +204,70 @@ fn member_value(m: &MemberMetadata) -> Bytes {
     }
     w.no_tags();
     w.buf.freeze()
+}
+
+fn state_partitions_value(s: &StatePartitions) -> Bytes {
+    let mut w = Writer::new(VALUE_VERSION);
+    for topics in [&s.initializing, &s.initialized] {
+        w.len(topics.len());
+        for (id, (name, partitions)) in topics {
+            w.uuid(*id);
+            w.string(name);
+            w.len(partitions.len());
+            for p in partitions {
+                w.i32(*p);
+            }
+            w.no_tags();
+        }
+    }
+    w.len(s.deleting.len());
+    for (id, name) in &s.deleting {
+        w.uuid(*id);
+        w.string(name);
+        w.no_tags();
+    }
+    w.no_tags();
+    w.buf.freeze()
+}
+
+type TopicPartitionsInfo = BTreeMap<TopicId, (String, BTreeSet<i32>)>;
+
+fn read_topic_partitions(r: &mut Reader<'_>) -> Result<TopicPartitionsInfo, RecordError> {
+    let count = r.array_len("state partition topics")?;
+    let mut out = BTreeMap::new();
+    for _ in 0..count {
+        let id = r.uuid("topic id")?;
+        let name = r.string("topic name")?;
+        let n = r.array_len("partitions")?;
+        let mut partitions = BTreeSet::new();
+        for _ in 0..n {
+            partitions.insert(r.i32("partition")?);
+        }
+        r.skip_tags("topic partitions info tags")?;
+        out.insert(id, (name, partitions));
+    }
+    Ok(out)
+}
+
+fn decode_state_partitions(bytes: &[u8]) -> Result<StatePartitions, RecordError> {
+    let mut r = value_reader(bytes, "share group state partition metadata value")?;
+    let initializing = read_topic_partitions(&mut r)?;
+    let initialized = read_topic_partitions(&mut r)?;
+    let count = r.array_len("deleting topics")?;
+    let mut deleting = BTreeMap::new();
+    for _ in 0..count {
+        let id = r.uuid("topic id")?;
+        let name = r.string("topic name")?;
+        r.skip_tags("topic info tags")?;
+        deleting.insert(id, name);
+    }
+    r.skip_tags("share group state partition metadata tags")?;
+    r.finish("share group state partition metadata value")?;
+    Ok(StatePartitions {
+        initializing,
+        initialized,
+        deleting,
+    })
 }
 
 fn decode_group_epoch(bytes: &[u8]) -> Result<(i32, i64), RecordError> {
@@ -287,6 +376,24 @@ mod tests {
             member: m.clone(),
             assignment: Some(assignment.clone()),
         });
+        round_trip(ShareGroupRecord::StatePartitions {
+            group: g.clone(),
+            partitions: Some(StatePartitions {
+                initializing: BTreeMap::from([(
+                    TopicId([1; 16]),
+                    ("a".into(), BTreeSet::from([1])),
+                )]),
+                initialized: BTreeMap::from([(
+                    TopicId([3; 16]),
+                    ("b".into(), BTreeSet::from([0, 2])),
+                )]),
+                deleting: BTreeMap::from([(TopicId([4; 16]), "c".into())]),
+            }),
+        });
+        round_trip(ShareGroupRecord::StatePartitions {
+            group: g.clone(),
+            partitions: None,
+        });
         round_trip(ShareGroupRecord::CurrentMember {
             group: g,
             member: m,
@@ -328,9 +435,34 @@ mod tests {
         assert_eq!(target.value.as_deref(), Some(&value[..]));
     }
 
+    /// Kafka's ShareGroupStatePartitionMetadataValue v0 layout: three compact arrays
+    /// (initializing and initialized {uuid, name, int32[]}, deleting {uuid, name}), each
+    /// struct with its tag section.
+    #[test]
+    fn state_partitions_keep_kafkas_bytes() {
+        let record = ShareGroupRecord::StatePartitions {
+            group: "g".into(),
+            partitions: Some(StatePartitions {
+                initializing: BTreeMap::new(),
+                initialized: BTreeMap::from([(
+                    TopicId([3; 16]),
+                    ("t".into(), BTreeSet::from([1])),
+                )]),
+                deleting: BTreeMap::new(),
+            }),
+        }
+        .encode()
+        .unwrap();
+        assert_eq!(&record.key[..], &[0, 15, 0, 1, b'g']);
+        let mut value = vec![0, 0, 1, 2];
+        value.extend_from_slice(&[3; 16]);
+        value.extend_from_slice(&[2, b't', 2, 0, 0, 0, 1, 0, 1, 0]);
+        assert_eq!(record.value.as_deref(), Some(&value[..]));
+    }
+
     #[test]
     fn other_record_types_are_not_share_records() {
-        for version in [0_i16, 2, 3, 8, 9, 15, 16] {
+        for version in [0_i16, 2, 3, 8, 9, 16] {
             let mut key = version.to_be_bytes().to_vec();
             key.extend_from_slice(&[0, 1, b'g']);
             assert_eq!(ShareGroupRecord::decode(&key, None), Ok(None), "{version}");

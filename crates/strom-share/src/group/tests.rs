@@ -35,6 +35,8 @@ fn hb(member: &str, epoch: i32, subscribed: Option<&[&str]>, topics: &Arc<Topics
     })
 }
 
+const RETRY_MS: i64 = 10_000;
+
 struct Harness {
     groups: ShareGroups,
     log: Vec<GroupRecord>,
@@ -47,6 +49,7 @@ impl Harness {
                 session_timeout_ms: 1_000,
                 heartbeat_interval_ms: 100,
                 max_size: 3,
+                initialize_retry_interval_ms: RETRY_MS,
             }),
             log: Vec::new(),
         }
@@ -58,6 +61,31 @@ impl Harness {
         match response {
             ShareResponse::Heartbeat(r) => r,
             other => panic!("not a heartbeat response: {other:?}"),
+        }
+    }
+
+    /// Any other command; its records go to the log.
+    fn run(&mut self, command: ShareCommand, now_ms: i64) -> ShareResponse {
+        let (records, response) = self.groups.handle(command, now_ms);
+        self.log.extend(records);
+        response
+    }
+
+    /// Records every partition of `topics` as initialized for group "g", as the broker
+    /// does once the persister initialized them.
+    fn init_all(&mut self, topics: &Arc<Topics>) {
+        let partitions: Assignment = topics
+            .iter()
+            .map(|t| (t.id, (0..t.partitions).collect()))
+            .collect();
+        let done = self.run(initialized(partitions, topics), 0);
+        assert_eq!(done, ShareResponse::Done(Ok(())));
+    }
+
+    fn state_partitions(&mut self) -> Option<Assignment> {
+        match self.run(ShareCommand::StatePartitions("g".into()), 0) {
+            ShareResponse::StatePartitions(p) => p,
+            other => panic!("{other:?}"),
         }
     }
 
@@ -85,17 +113,24 @@ impl Harness {
     /// Replays the records written so far into a fresh coordinator and checks it describes
     /// the same groups.
     fn check_replay(&self, topics: &Arc<Topics>) {
+        let replayed = self.replayed(0);
+        assert_eq!(
+            Harness::describe(&replayed, topics),
+            Harness::describe(&self.groups, topics)
+        );
+        assert_eq!(replayed.state_for_test(), self.groups.state_for_test());
+    }
+
+    /// A coordinator loaded from the records so far at `now_ms` (a failover).
+    fn replayed(&self, now_ms: i64) -> ShareGroups {
         let mut replayed = ShareGroups::new(self.groups.config().clone());
         for r in &self.log {
             let record = ShareGroupRecord::decode(&r.key, r.value.as_deref())
                 .unwrap()
                 .unwrap();
-            replayed.replay(record, 0);
+            replayed.replay(record, now_ms);
         }
-        assert_eq!(
-            Harness::describe(&replayed, topics),
-            Harness::describe(&self.groups, topics)
-        );
+        replayed
     }
 }
 
@@ -113,6 +148,14 @@ impl ShareGroups {
     }
 }
 
+fn initialized(partitions: Assignment, topics: &Arc<Topics>) -> ShareCommand {
+    ShareCommand::Initialized {
+        group_id: "g".into(),
+        partitions,
+        topics: Arc::clone(topics),
+    }
+}
+
 fn partitions(a: &Option<Assignment>, topic: u8) -> BTreeSet<i32> {
     a.as_ref()
         .and_then(|a| a.get(&TopicId([topic; 16])).cloned())
@@ -123,6 +166,7 @@ fn partitions(a: &Option<Assignment>, topic: u8) -> BTreeSet<i32> {
 fn three_members_share_one_partition() {
     let t = topics(&[("q", 1, 1)]);
     let mut h = Harness::new();
+    h.init_all(&t);
     for (i, m) in ["a", "b", "c"].iter().enumerate() {
         let r = h.ok(hb(m, 0, Some(&["q"]), &t), i as i64);
         assert_eq!(r.member_id.as_deref(), Some(*m));
@@ -137,6 +181,7 @@ fn three_members_share_one_partition() {
 fn partitions_are_split_and_rebalanced_when_a_member_leaves() {
     let t = topics(&[("q", 1, 4)]);
     let mut h = Harness::new();
+    h.init_all(&t);
     let a = h.ok(hb("a", 0, Some(&["q"]), &t), 0);
     assert_eq!(partitions(&a.assignment, 1).len(), 4);
     let b = h.ok(hb("b", 0, Some(&["q"]), &t), 1);
@@ -159,22 +204,221 @@ fn partitions_are_split_and_rebalanced_when_a_member_leaves() {
 }
 
 #[test]
-fn a_new_topic_is_assigned_at_the_next_heartbeat() {
+fn a_new_topic_is_initialized_once_then_assigned() {
     let none = topics(&[]);
     let mut h = Harness::new();
     let r = h.ok(hb("a", 0, Some(&["later"]), &none), 0);
     assert_eq!(r.assignment, Some(Assignment::new()));
+    assert_eq!(r.initialize, None);
     let created = topics(&[("later", 7, 2)]);
+    // The topic appears: its partitions are to be initialized, not assigned yet (Kafka
+    // assigns only share partitions with state).
     let r2 = h.ok(hb("a", r.member_epoch, None, &created), 1);
-    assert!(r2.member_epoch > r.member_epoch);
-    assert_eq!(partitions(&r2.assignment, 7), BTreeSet::from([0, 1]));
+    let job = r2.initialize.clone().expect("an initialize job");
+    assert_eq!(job.group_id, "g");
+    assert_eq!(job.partitions[&TopicId([7; 16])], BTreeSet::from([0, 1]));
+    assert_eq!(job.state_epoch, r2.member_epoch);
+    assert_eq!(partitions(&r2.assignment, 7), BTreeSet::new());
+    // Asked once: the next heartbeats, and other members, do not ask again meanwhile.
+    let r3 = h.ok(hb("a", r2.member_epoch, None, &created), 2);
+    assert_eq!(r3.initialize, None);
+    let b = h.ok(hb("b", 0, Some(&["later"]), &created), 3);
+    assert_eq!(b.initialize, None);
     h.check_replay(&created);
+    // The persister answered: recorded, and the next heartbeat assigns them.
+    h.run(initialized(job.partitions.clone(), &created), 4);
+    assert_eq!(h.state_partitions(), Some(job.partitions.clone()));
+    let r4 = h.ok(hb("a", r3.member_epoch, None, &created), 5);
+    assert!(r4.member_epoch > r3.member_epoch);
+    let b = h.ok(hb("b", b.member_epoch, None, &created), 6);
+    assert_eq!(
+        &partitions(&r4.assignment, 7) | &partitions(&b.assignment, 7),
+        BTreeSet::from([0, 1])
+    );
+    assert_eq!(r4.initialize, None);
+    assert_eq!(b.initialize, None);
+    h.check_replay(&created);
+}
+
+#[test]
+fn a_failed_initialization_is_asked_again_at_the_next_heartbeat() {
+    let t = topics(&[("q", 1, 2)]);
+    let mut h = Harness::new();
+    let r = h.ok(hb("a", 0, Some(&["q"]), &t), 0);
+    let job = r.initialize.expect("an initialize job");
+    h.run(
+        ShareCommand::Uninitialized {
+            group_id: "g".into(),
+            partitions: job.partitions.clone(),
+        },
+        1,
+    );
+    let again = h.ok(hb("a", r.member_epoch, None, &t), 2);
+    assert_eq!(again.initialize.map(|j| j.partitions), Some(job.partitions));
+    h.check_replay(&t);
+}
+
+#[test]
+fn initializing_partitions_are_asked_again_after_the_retry_interval_and_a_failover() {
+    let t = topics(&[("q", 1, 1)]);
+    let mut h = Harness::new();
+    let r = h.ok(hb("a", 0, Some(&["q"]), &t), 0);
+    assert!(r.initialize.is_some());
+    // The outcome never came (the coordinator died mid-initialization, say).
+    let quiet = h.ok(hb("a", r.member_epoch, None, &t), RETRY_MS - 1);
+    assert_eq!(quiet.initialize, None);
+    let retried = h.ok(hb("a", r.member_epoch, None, &t), RETRY_MS);
+    assert!(retried.initialize.is_some());
+    // After a failover the initializing record is replayed and its interval restarts.
+    let mut failover = h.replayed(50_000);
+    let (_, quiet) = failover.handle(hb("a", r.member_epoch, None, &t), 50_000 + RETRY_MS - 1);
+    let ShareResponse::Heartbeat(quiet) = quiet else {
+        panic!("{quiet:?}")
+    };
+    assert_eq!(quiet.error, None);
+    assert_eq!(quiet.initialize, None);
+    let (_, retried) = failover.handle(hb("a", r.member_epoch, None, &t), 50_000 + RETRY_MS);
+    let ShareResponse::Heartbeat(retried) = retried else {
+        panic!("{retried:?}")
+    };
+    assert!(retried.initialize.is_some());
+}
+
+#[test]
+fn deleting_a_group_deletes_its_recorded_state_first() {
+    let t = topics(&[("q", 1, 2), ("r", 2, 1)]);
+    let mut h = Harness::new();
+    // A group id that never had a member has none to delete.
+    assert_eq!(
+        h.run(ShareCommand::PrepareDelete("g".into()), 0),
+        ShareResponse::PrepareDelete(Ok(None))
+    );
+    h.init_all(&t);
+    let a = h.ok(hb("a", 0, Some(&["q", "r"]), &t), 0);
+    let before = h.log.len();
+    assert_eq!(
+        h.run(ShareCommand::PrepareDelete("g".into()), 0),
+        ShareResponse::PrepareDelete(Err(ErrorCode::NonEmptyGroup))
+    );
+    assert_eq!(h.log.len(), before, "an error writes nothing");
+    h.ok(hb("a", a.member_epoch, None, &t), 0);
+    h.ok(hb("a", -1, None, &t), 0);
+    let prepared = h.run(ShareCommand::PrepareDelete("g".into()), 0);
+    let expected = Assignment::from([
+        (TopicId([1; 16]), BTreeSet::from([0, 1])),
+        (TopicId([2; 16]), BTreeSet::from([0])),
+    ]);
+    assert_eq!(
+        prepared,
+        ShareResponse::PrepareDelete(Ok(Some(StateToDelete::Partitions(expected.clone()))))
+    );
+    // Nothing initialized any more: the topics are deleting until the group goes.
+    assert_eq!(h.state_partitions(), Some(Assignment::new()));
+    h.check_replay(&t);
+    // A retried deletion (the state delete failed) names the deleting topics again.
+    assert_eq!(
+        h.run(ShareCommand::PrepareDelete("g".into()), 0),
+        ShareResponse::PrepareDelete(Ok(Some(StateToDelete::Partitions(expected))))
+    );
+    assert_eq!(
+        h.run(ShareCommand::Delete("g".into()), 0),
+        ShareResponse::Delete(Ok(true))
+    );
+    assert_eq!(h.state_partitions(), None);
+    let replayed = h.replayed(0);
+    assert!(!replayed.contains("g"));
+    assert!(replayed.state_for_test().is_empty());
+}
+
+#[test]
+fn state_recorded_by_offsets_admin_alone_is_deleted_with_the_group_id() {
+    let t = topics(&[("q", 1, 1)]);
+    let mut h = Harness::new();
+    h.init_all(&t);
+    assert!(h.groups.contains("g"));
+    assert_eq!(
+        h.run(ShareCommand::Delete("g".into()), 0),
+        ShareResponse::Delete(Ok(true))
+    );
+    assert!(!h.groups.contains("g"));
+    h.check_replay(&t);
+}
+
+#[test]
+fn deleting_offsets_names_initialized_topics_and_records_the_outcome() {
+    let t = topics(&[("q", 1, 2), ("r", 2, 1), ("s", 3, 1)]);
+    let mut h = Harness::new();
+    let q = TopicId([1; 16]);
+    let r = TopicId([2; 16]);
+    let s = TopicId([3; 16]);
+    // No record for the group (state written before Strom kept one): every partition.
+    let unrecorded = h.run(
+        ShareCommand::PrepareDeleteOffsets {
+            group_id: "g".into(),
+            topic_ids: vec![q],
+            topics: Arc::clone(&t),
+        },
+        0,
+    );
+    assert_eq!(
+        unrecorded,
+        ShareResponse::PrepareDeleteOffsets(Ok(vec![(q, Some(BTreeSet::from([0, 1])))]))
+    );
+    h.run(
+        initialized(
+            Assignment::from([(q, BTreeSet::from([1])), (r, BTreeSet::from([0]))]),
+            &t,
+        ),
+        0,
+    );
+    let prepared = h.run(
+        ShareCommand::PrepareDeleteOffsets {
+            group_id: "g".into(),
+            topic_ids: vec![q, s],
+            topics: Arc::clone(&t),
+        },
+        0,
+    );
+    assert_eq!(
+        prepared,
+        ShareResponse::PrepareDeleteOffsets(Ok(vec![(q, Some(BTreeSet::from([1]))), (s, None)]))
+    );
+    assert_eq!(
+        h.state_partitions(),
+        Some(Assignment::from([(r, BTreeSet::from([0]))]))
+    );
+    h.check_replay(&t);
+    h.run(
+        ShareCommand::DeletedOffsets {
+            group_id: "g".into(),
+            topic_ids: vec![q],
+        },
+        0,
+    );
+    assert!(h.groups.state_for_test()["g"].deleting.is_empty());
+    h.check_replay(&t);
+}
+
+#[test]
+fn deleted_topics_leave_the_record_at_the_next_heartbeat() {
+    let t = topics(&[("q", 1, 1), ("r", 2, 1)]);
+    let mut h = Harness::new();
+    h.init_all(&t);
+    let a = h.ok(hb("a", 0, Some(&["q", "r"]), &t), 0);
+    let without_q = topics(&[("r", 2, 1)]);
+    h.ok(hb("a", a.member_epoch, None, &without_q), 1);
+    assert_eq!(
+        h.state_partitions(),
+        Some(Assignment::from([(TopicId([2; 16]), BTreeSet::from([0]))]))
+    );
+    h.check_replay(&without_q);
 }
 
 #[test]
 fn errors_change_nothing() {
     let t = topics(&[("q", 1, 1)]);
     let mut h = Harness::new();
+    h.init_all(&t);
     assert_eq!(h.error(hb("a", 0, None, &t), 0), ErrorCode::InvalidRequest);
     assert_eq!(
         h.error(hb("a", 0, Some(&[]), &t), 0),
@@ -213,6 +457,7 @@ fn errors_change_nothing() {
 fn the_previous_epoch_is_accepted_once_moved_on() {
     let t = topics(&[("q", 1, 2)]);
     let mut h = Harness::new();
+    h.init_all(&t);
     let a = h.ok(hb("a", 0, Some(&["q"]), &t), 0);
     h.ok(hb("b", 0, Some(&["q"]), &t), 0);
     let moved = h.ok(hb("a", a.member_epoch, None, &t), 0);
@@ -230,6 +475,7 @@ fn the_previous_epoch_is_accepted_once_moved_on() {
 fn expired_sessions_remove_members_and_the_group_stays_empty() {
     let t = topics(&[("q", 1, 1)]);
     let mut h = Harness::new();
+    h.init_all(&t);
     h.ok(hb("a", 0, Some(&["q"]), &t), 0);
     let b = h.ok(hb("b", 0, Some(&["q"]), &t), 500);
     assert!(h.groups.tick(999).is_empty());
@@ -248,6 +494,7 @@ fn expired_sessions_remove_members_and_the_group_stays_empty() {
 fn only_an_empty_group_is_deleted_and_deletion_replays() {
     let t = topics(&[("q", 1, 1)]);
     let mut h = Harness::new();
+    h.init_all(&t);
     let a = h.ok(hb("a", 0, Some(&["q"]), &t), 0);
     let (records, response) = h.groups.handle(ShareCommand::Delete("g".into()), 0);
     assert!(records.is_empty());
@@ -280,6 +527,7 @@ fn only_an_empty_group_is_deleted_and_deletion_replays() {
 fn list_and_describe() {
     let t = topics(&[("q", 1, 3)]);
     let mut h = Harness::new();
+    h.init_all(&t);
     h.ok(hb("a", 0, Some(&["q"]), &t), 0);
     let (_, list) = h.groups.handle(ShareCommand::List, 0);
     assert_eq!(
@@ -319,6 +567,7 @@ fn list_and_describe() {
 fn a_group_session_timeout_overrides_the_brokers_and_expiry_names_the_member() {
     let t = topics(&[("q", 1, 1)]);
     let mut h = Harness::new();
+    h.init_all(&t);
     let mut join = hb("a", 0, Some(&["q"]), &t);
     if let ShareCommand::Heartbeat(beat) = &mut join {
         beat.session_timeout_ms = Some(3_000);

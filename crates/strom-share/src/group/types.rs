@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use strom_group::consumer::{Assignment, Topics};
+use strom_group::consumer::{Assignment, TopicId, Topics};
 use strom_group::ErrorCode;
 
 /// The group type and protocol type Kafka reports for share groups (ListGroups,
@@ -21,6 +21,10 @@ pub struct ShareConfig {
     pub heartbeat_interval_ms: i32,
     /// `group.share.max.size`
     pub max_size: usize,
+    /// `group.share.initialize.retry.interval.ms`: how long share partitions stay
+    /// initializing (their InitializeShareGroupState sent, its outcome not recorded) before
+    /// a heartbeat asks for them again.
+    pub initialize_retry_interval_ms: i64,
 }
 
 impl Default for ShareConfig {
@@ -29,8 +33,34 @@ impl Default for ShareConfig {
             session_timeout_ms: 45_000,
             heartbeat_interval_ms: 5_000,
             max_size: 200,
+            initialize_retry_interval_ms: 30_000,
         }
     }
+}
+
+/// Share partitions whose durable state the broker is to initialize through the persister
+/// (InitializeShareGroupState at `state_epoch` with start offset -1, so that the share
+/// partition resolves `share.auto.offset.reset` at its first fetch, as Kafka), reporting
+/// the outcome with [`ShareCommand::Initialized`] / [`ShareCommand::Uninitialized`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitializeJob {
+    pub group_id: String,
+    pub state_epoch: i32,
+    pub partitions: Assignment,
+}
+
+/// Per topic of a DeleteShareGroupOffsets: the partitions whose state to delete, `None`
+/// when the group has none recorded for it.
+pub type OffsetsToDelete = Vec<(TopicId, Option<BTreeSet<i32>>)>;
+
+/// The share partitions whose state a deletion is to delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateToDelete {
+    /// As the group's state partition metadata (record type 15) lists them.
+    Partitions(Assignment),
+    /// The group has no such record (state written by a Strom before it kept one): every
+    /// partition of the topics concerned may have state.
+    Unrecorded,
 }
 
 /// ShareGroupHeartbeat (v1), with the connection's client id and host.
@@ -62,6 +92,8 @@ pub struct ShareHeartbeatResponse {
     pub heartbeat_interval_ms: i32,
     /// Sent when the member joins and whenever its assigned partitions change.
     pub assignment: Option<Assignment>,
+    /// Share partitions to initialize (taken by the runtime, never sent to the member).
+    pub initialize: Option<InitializeJob>,
 }
 
 impl ShareHeartbeatResponse {
@@ -72,6 +104,7 @@ impl ShareHeartbeatResponse {
             member_epoch: 0,
             heartbeat_interval_ms: 0,
             assignment: None,
+            initialize: None,
         }
     }
 }
@@ -136,8 +169,38 @@ pub enum ShareCommand {
     },
     /// ListGroups: every share group of the partition.
     List,
-    /// DeleteGroups of one group: only an empty share group is deleted.
+    /// DeleteGroups of one group: only an empty share group is deleted (after
+    /// [`ShareCommand::PrepareDelete`] and the state deletes it named).
     Delete(String),
+    /// DeleteGroups, first step: an empty share group's share partitions move to deleting
+    /// (record type 15) and are named for the persister's DeleteShareGroupState.
+    PrepareDelete(String),
+    /// DeleteShareGroupOffsets, first step: these topics' initialized share partitions move
+    /// to deleting and are named for DeleteShareGroupState; `topics` names them.
+    PrepareDeleteOffsets {
+        group_id: String,
+        topic_ids: Vec<TopicId>,
+        topics: Arc<Topics>,
+    },
+    /// DeleteShareGroupOffsets, last step: the state of these topics is deleted.
+    DeletedOffsets {
+        group_id: String,
+        topic_ids: Vec<TopicId>,
+    },
+    /// The persister initialized these share partitions (after a heartbeat's
+    /// [`InitializeJob`], or AlterShareGroupOffsets); `topics` names them.
+    Initialized {
+        group_id: String,
+        partitions: Assignment,
+        topics: Arc<Topics>,
+    },
+    /// The persister failed to initialize these: the next heartbeat asks again.
+    Uninitialized {
+        group_id: String,
+        partitions: Assignment,
+    },
+    /// The share partitions with initialized state (DescribeShareGroupOffsets of all).
+    StatePartitions(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +211,15 @@ pub enum ShareResponse {
     /// `Ok(true)`: deleted; `Ok(false)`: no share group of that id (the caller asks the
     /// consumer-group coordinator); `Err`: a share group that cannot be deleted.
     Delete(Result<bool, ErrorCode>),
+    /// `Ok(None)`: no share group of that id; `Ok(Some)`: the state to delete.
+    PrepareDelete(Result<Option<StateToDelete>, ErrorCode>),
+    /// Per topic asked for: the partitions whose state to delete, `None` when the group has
+    /// none recorded (UNKNOWN_TOPIC_OR_PARTITION).
+    PrepareDeleteOffsets(Result<OffsetsToDelete, ErrorCode>),
+    /// `None`: the group has no state partition metadata record.
+    StatePartitions(Option<Assignment>),
+    /// A command that only records (Initialized, Uninitialized, DeletedOffsets).
+    Done(Result<(), ErrorCode>),
 }
 
 impl ShareResponse {
@@ -166,6 +238,13 @@ impl ShareResponse {
             ),
             ShareResponse::List(_) => ShareResponse::List(Vec::new()),
             ShareResponse::Delete(_) => ShareResponse::Delete(Err(code)),
+            ShareResponse::PrepareDelete(_) => ShareResponse::PrepareDelete(Err(code)),
+            ShareResponse::PrepareDeleteOffsets(_) => {
+                ShareResponse::PrepareDeleteOffsets(Err(code))
+            }
+            ShareResponse::StatePartitions(_) | ShareResponse::Done(_) => {
+                ShareResponse::Done(Err(code))
+            }
         }
     }
 }
