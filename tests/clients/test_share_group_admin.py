@@ -48,11 +48,13 @@ def test_java_share_consumer_is_assigned_and_described(share_broker, share_tool,
     listGroups filtered to SHARE, and cannot delete it; after it leaves, the group is Empty
     and deleteShareGroups removes it. The partitions are assigned once the group coordinator
     has initialized their share state (Kafka's order), a heartbeat after the join: the
-    join polls long enough for that on a loaded machine."""
+    join polls long enough for that on a loaded machine, after the first share state call
+    (an alter of another group) created `__share_group_state`."""
     create_topic(share_broker, topic_name, 3)
     group = f"{topic_name}-g"
-    joined, described, listed, busy, _, after, deleted, gone = share_tool(
+    _, joined, described, listed, busy, _, after, deleted, gone = share_tool(
         share_broker,
+        ["alter", f"warm-{group}", topic_name, 0, 0],
         ["join", group, topic_name, 10000],
         ["describe", group],
         ["list"],
