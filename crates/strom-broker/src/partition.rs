@@ -313,7 +313,7 @@ impl Partition {
             // producer's transaction.
             Some(header) if header.is_control() => {
                 if let Some(marker) = marker_of(batches) {
-                    producers.record_marker(
+                    let aborted = producers.record_marker(
                         header.producer_id,
                         header.producer_epoch,
                         marker.coordinator_epoch,
@@ -321,6 +321,9 @@ impl Partition {
                         info.first_offset,
                         header.max_timestamp,
                     );
+                    if let Some(aborted) = aborted {
+                        self.log.append_txn_index(aborted)?;
+                    }
                 }
             }
             Some(header) => producers.record(header, info.first_offset, info.last_offset),
@@ -384,7 +387,7 @@ impl Partition {
         let info = self
             .log
             .append(&mut bytes, AppendOrigin::Coordinator, now_ms)?;
-        producers.record_marker(
+        let aborted = producers.record_marker(
             producer_id,
             producer_epoch,
             coordinator_epoch,
@@ -392,7 +395,12 @@ impl Partition {
             info.first_offset,
             now_ms,
         );
-        producers.txns.trim_before(self.log.log_start_offset());
+        // Under the producer lock, as the marker's append: no roll comes between them,
+        // and no fetch sees the transaction complete (the LSO is read under this lock)
+        // before its `.txnindex` entry is there.
+        if let Some(aborted) = aborted {
+            self.log.append_txn_index(aborted)?;
+        }
         drop(producers);
         self.after_leader_append(commit, info.last_offset.saturating_add(1))?;
         drop(role);
@@ -420,9 +428,14 @@ impl Partition {
             .last_stable_offset(high_watermark)
     }
 
-    /// The aborted transactions a `read_committed` fetch of `[from, to)` must name.
-    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<strom_log::AbortedTxn> {
-        lock(&self.producers).txns.aborted_between(from, to)
+    /// The aborted transactions a `read_committed` fetch of `[from, to)` must name, from
+    /// the log's `.txnindex` files.
+    pub fn aborted_between(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<strom_log::AbortedTxn>, LogError> {
+        self.log.aborted_between(from, to)
     }
 
     /// Forgets producers idle for `expiration_ms` (`producer.id.expiration.ms`) that have
@@ -775,7 +788,9 @@ impl Partition {
             let mut producers = lock(&self.producers);
             self.log.append_replicated(bytes, now_ms)?;
             for (header, range) in strom_records::batch_frames(bytes).map_while(Result::ok) {
-                replay(&mut producers, &header, bytes.get(range));
+                if let Some(aborted) = replay(&mut producers, &header, bytes.get(range)) {
+                    self.log.append_txn_index(aborted)?;
+                }
             }
         }
         if self.sync_on_commit {
@@ -860,9 +875,7 @@ impl Partition {
     /// the log below the offset read there; the file is written after the lock is released.
     pub fn write_producer_snapshot(&self) -> Result<(), LogError> {
         let (end_offset, body) = {
-            let mut producers = lock(&self.producers);
-            // Aborted transactions retention removed are not kept.
-            producers.txns.trim_before(self.log.log_start_offset());
+            let producers = lock(&self.producers);
             (self.log.log_end_offset(), producers.encode_snapshot())
         };
         let framed = strom_log::frame_snapshot(end_offset, &body);
@@ -875,8 +888,7 @@ impl Partition {
     /// must be `future`'s log end offset (an error otherwise: the state would not match).
     pub(crate) fn write_producer_snapshot_into(&self, future: &Log) -> Result<(), LogError> {
         let (end_offset, body) = {
-            let mut producers = lock(&self.producers);
-            producers.txns.trim_before(self.log.log_start_offset());
+            let producers = lock(&self.producers);
             (self.log.log_end_offset(), producers.encode_snapshot())
         };
         if end_offset != future.log_end_offset() {
@@ -926,13 +938,20 @@ fn first_batch_sound(bytes: &[u8]) -> bool {
 /// Largest snapshot file read (a partition's producers are bounded by `PRODUCERS_MAX`).
 const SNAPSHOT_BYTES_MAX: u64 = 256 * 1024 * 1024;
 
-/// The newest snapshot that can be trusted, with its end offset. Snapshots above the log
-/// end offset are removed first (see `Log::remove_producer_snapshots_above`); a damaged or
-/// unreadable one is reported (error log) and the next older one tried, else `None` (the
-/// caller replays the whole log). A snapshot is never trusted without its CRC.
-fn load_snapshot(log: &Log) -> Result<Option<(ProducerStates, i64)>, LogError> {
+/// The newest snapshot that can be trusted and ends at or below `end_max` (any without),
+/// with its end offset. Snapshots above the log end offset are removed first (see
+/// `Log::remove_producer_snapshots_above`); a damaged or unreadable one is reported (error
+/// log) and the next older one tried, else `None` (the caller replays the whole log). A
+/// snapshot is never trusted without its CRC.
+fn load_snapshot(
+    log: &Log,
+    end_max: Option<i64>,
+) -> Result<Option<(ProducerStates, i64)>, LogError> {
     log.remove_producer_snapshots_above(log.log_end_offset())?;
     for end_offset in log.producer_snapshots()?.into_iter().rev() {
+        if end_max.is_some_and(|max| end_offset > max) {
+            continue;
+        }
         let decoded = log
             .read_producer_snapshot(end_offset, SNAPSHOT_BYTES_MAX)?
             .and_then(|bytes| {
@@ -958,10 +977,14 @@ const CONTROL_BATCH_BYTES_MAX: u64 = 64 * 1024;
 /// batch) ends its producer's transaction. A control batch whose marker cannot be read is
 /// reported and ends nothing (its records stay hidden from read_committed readers until
 /// a later marker for the producer).
-fn replay(states: &mut ProducerStates, header: &BatchHeader, bytes: Option<&[u8]>) {
+fn replay(
+    states: &mut ProducerStates,
+    header: &BatchHeader,
+    bytes: Option<&[u8]>,
+) -> Option<strom_log::AbortedTxn> {
     if !header.is_control() {
         states.record(header, header.base_offset, header.last_offset());
-        return;
+        return None;
     }
     match bytes.map(marker_of) {
         Some(Some(marker)) => states.record_marker(
@@ -973,11 +996,14 @@ fn replay(states: &mut ProducerStates, header: &BatchHeader, bytes: Option<&[u8]
             header.max_timestamp,
         ),
         // KRaft control records (leader change...) are not transaction markers.
-        Some(None) => {}
-        None => tracing::warn!(
-            offset = header.base_offset,
-            "control batch unreadable: its transaction marker is not applied"
-        ),
+        Some(None) => None,
+        None => {
+            tracing::warn!(
+                offset = header.base_offset,
+                "control batch unreadable: its transaction marker is not applied"
+            );
+            None
+        }
     }
 }
 
@@ -995,13 +1021,21 @@ fn marker_of(batch: &[u8]) -> Option<strom_records::EndTransactionMarker> {
 /// The producer state of the log: the newest trustworthy snapshot, then the batches after
 /// it replayed (headers only, one small read per batch; control batches, tiny, are read
 /// whole for their marker). Without a snapshot the whole log is replayed, not its tail:
-/// every aborted transaction still in the log must be known to `read_committed` fetches.
+/// every open transaction must be known.
+///
+/// The same replay rebuilds the `.txnindex` files the log could not vouch for at open
+/// (`Log::txn_index_rebuild_from`: segments recovery scanned after a crash, segments from
+/// before Strom kept the files): it then starts from a snapshot at or below the first of
+/// them (else the log start), so that the state it replays them with is exact, and hands
+/// the log the aborted transactions of those segments.
 fn rebuild_producers(log: &Log) -> Result<ProducerStates, LogError> {
-    let (mut states, from) = match load_snapshot(log)? {
+    let rebuild_from = log.txn_index_rebuild_from();
+    let (mut states, from) = match load_snapshot(log, rebuild_from)? {
         Some((states, end_offset)) => (states, end_offset),
         None => (ProducerStates::default(), log.log_start_offset()),
     };
     let mut failed = None;
+    let mut aborted = Vec::new();
     log.for_each_batch_header(from, |header| {
         if !header.is_control() {
             replay(&mut states, header, None);
@@ -1032,12 +1066,17 @@ fn rebuild_producers(log: &Log) -> Result<ProducerStates, LogError> {
         } else {
             None
         };
-        replay(&mut states, header, bytes.as_deref());
+        let ended = replay(&mut states, header, bytes.as_deref());
+        if let Some(txn) = ended.filter(|t| rebuild_from.is_some_and(|r| t.last_offset >= r)) {
+            aborted.push(txn);
+        }
     })?;
     if let Some(error) = failed {
         return Err(error);
     }
-    states.txns.trim_before(log.log_start_offset());
+    if let Some(from) = rebuild_from {
+        log.rebuild_txn_index(from, &aborted)?;
+    }
     Ok(states)
 }
 

@@ -328,7 +328,7 @@ impl ProducerStates {
     }
 
     /// A marker now in the log at `offset`: the producer's transaction here ends (an ABORT
-    /// joins the aborted list). Its sequences are untouched; a newer epoch (transaction
+    /// of a transaction open here is returned, for the log's `.txnindex`). Its sequences are untouched; a newer epoch (transaction
     /// version 2 bumps it at every end) becomes the producer's.
     pub fn record_marker(
         &mut self,
@@ -338,18 +338,20 @@ impl ProducerStates {
         commit: bool,
         offset: i64,
         timestamp: i64,
-    ) {
+    ) -> Option<strom_log::AbortedTxn> {
         let entry = self.touch(producer_id, producer_epoch);
         // Kafka's `appendEndTxnMarker` sets the producer's last timestamp too: a producer
         // is idle (for `producer.id.expiration.ms`) from its last batch or marker.
         entry.last_timestamp = entry.last_timestamp.max(timestamp);
-        self.txns
+        let aborted = self
+            .txns
             .on_marker(producer_id, coordinator_epoch, commit, offset);
         // The transaction ended here: a verification under way was of it (or of an older
         // epoch), and its batch must not open a new transaction the coordinator never had
         // this partition in (a zombie's late batch). It is asked again.
         self.verifications.remove(&producer_id);
         self.evict_beyond_bound();
+        aborted
     }
 
     /// `producer.id.expiration.ms` (Kafka's `removeExpiredProducers`): forgets every

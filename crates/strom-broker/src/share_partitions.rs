@@ -456,27 +456,32 @@ impl ShareManager {
             return Ok(Acquired::default());
         }
         let reading = Arc::clone(&log);
-        let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ErrorCode> {
-            let info = reading
-                .log
-                .read(from, bytes_max.max(1), max_offset)
-                .map_err(|e| ErrorCode(e.kafka_error_code()))?;
-            match info.range {
-                Some(range) => range
-                    .read_bytes()
-                    .map_err(|_| ErrorCode::KAFKA_STORAGE_ERROR),
-                None => Ok(Vec::new()),
-            }
-        })
+        // Under read_committed, the aborted transactions of the range read (from the
+        // `.txnindex` files, so off the runtime too): their batches are never delivered
+        // (Kafka archives them; here they are gaps, as control batches).
+        let (bytes, aborted) = tokio::task::spawn_blocking(
+            move || -> Result<(Vec<u8>, Vec<strom_log::AbortedTxn>), ErrorCode> {
+                let storage = |e: strom_log::LogError| ErrorCode(e.kafka_error_code());
+                let info = reading
+                    .log
+                    .read(from, bytes_max.max(1), max_offset)
+                    .map_err(storage)?;
+                let bytes = match info.range {
+                    Some(range) => range
+                        .read_bytes()
+                        .map_err(|_| ErrorCode::KAFKA_STORAGE_ERROR)?,
+                    None => Vec::new(),
+                };
+                let aborted = if read_committed {
+                    reading.aborted_between(from, max_offset).map_err(storage)?
+                } else {
+                    Vec::new()
+                };
+                Ok((bytes, aborted))
+            },
+        )
         .await
         .map_err(|_| ErrorCode::UNKNOWN_SERVER_ERROR)??;
-        // Under read_committed, the aborted transactions of the range read: their batches
-        // are never delivered (Kafka archives them; here they are gaps, as control batches).
-        let aborted = if read_committed {
-            log.aborted_between(from, max_offset)
-        } else {
-            Vec::new()
-        };
         // The deliverable batches' offset ranges and where each lies; the run of gap
         // batches (control, aborted) the read ends with.
         let mut spans = Vec::new();

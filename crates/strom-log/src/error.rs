@@ -114,6 +114,10 @@ pub enum LogError {
     Closed { dir: PathBuf },
     #[error("invalid log config: {0}")]
     Config(#[from] crate::config::ConfigError),
+    /// A segment's `.txnindex` that does not fit its segment, found at open: the log does
+    /// not open (as for [`LogError::Damaged`]), nothing is changed.
+    #[error("{0}")]
+    TxnIndex(#[from] crate::txn_index::TxnIndexError),
 }
 
 impl LogError {
@@ -134,14 +138,15 @@ impl LogError {
             | LogError::Failed { .. }
             | LogError::DiskFull { .. }
             | LogError::Closed { .. }
-            | LogError::Config(_) => codes::KAFKA_STORAGE_ERROR,
+            | LogError::Config(_)
+            | LogError::TxnIndex(_) => codes::KAFKA_STORAGE_ERROR,
         }
     }
 
-    /// Whether this is damage found at open ([`LogError::Damaged`]): reopening finds it
-    /// again until an operator acts on the directory.
+    /// Whether this is damage found at open ([`LogError::Damaged`], a damaged
+    /// `.txnindex`): reopening finds it again until an operator acts on the directory.
     pub fn is_damage(&self) -> bool {
-        matches!(self, LogError::Damaged { .. })
+        matches!(self, LogError::Damaged { .. } | LogError::TxnIndex(_))
     }
 
     /// A *write* (not an fsync) failed for want of space (`ENOSPC`, `EDQUOT`), or the log is

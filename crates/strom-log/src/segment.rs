@@ -1,6 +1,6 @@
-//! One segment: its files (`.log`, `.index`, `.timeindex`, named by the 20-digit base
-//! offset), the indexes in memory, and the scan that validates a segment's batches and
-//! rebuilds its indexes.
+//! One segment: its files (`.log`, `.index`, `.timeindex`, `.txnindex`, named by the
+//! 20-digit base offset), the indexes in memory, and the scan that validates a segment's
+//! batches and rebuilds its indexes.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,9 +10,11 @@ use strom_records::{validate, BatchHeader, ValidateLimits, BATCH_HEADER_BYTES};
 
 use crate::config::{LogConfig, OFFSET_INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES};
 use crate::error::LogError;
-use crate::fs::{read_all, read_exact_at, FileHandle};
+use crate::fs::{read_all, read_exact_at, FileHandle, FileSystem};
 use crate::handles::HandleCache;
 use crate::index::{entries_max, OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
+use crate::txn_index::TXN_INDEX_ENTRY_BYTES;
+pub use crate::txn_index::TXN_INDEX_SUFFIX;
 
 pub const LOG_SUFFIX: &str = ".log";
 pub const INDEX_SUFFIX: &str = ".index";
@@ -23,6 +25,8 @@ pub const DELETED_SUFFIX: &str = ".deleted";
 pub const CLEANED_SUFFIX: &str = ".cleaned";
 /// A cleaned copy that replaces the original (the swap is completed if found at open).
 pub const SWAP_SUFFIX: &str = ".swap";
+/// [`Segment`]'s `.txnindex` length before anything read it.
+const TXN_INDEX_LEN_UNKNOWN: u64 = u64::MAX;
 /// Kafka's `RecordBatch.NO_TIMESTAMP`.
 pub const NO_TIMESTAMP: i64 = -1;
 /// Bytes read at a time when scanning a segment.
@@ -136,8 +140,13 @@ pub struct Segment {
     pub log_path: PathBuf,
     pub index_path: PathBuf,
     pub time_index_path: PathBuf,
+    /// The aborted-transaction index (`crate::txn_index`).
+    pub txn_index_path: PathBuf,
     /// Bytes of whole batches readers may see; published after the write completes.
     size_bytes: AtomicU64,
+    /// Bytes of whole `.txnindex` entries readers may see ([`TXN_INDEX_LEN_UNKNOWN`] until
+    /// first needed: then the file's length, checked when the log opened).
+    txn_index_bytes: AtomicU64,
     /// The writer's handle while the segment is active; inactive ones go through the cache.
     pinned: RwLock<Option<Arc<dyn FileHandle>>>,
     /// `None` until first needed: opening a log does not read inactive segments' indexes.
@@ -154,7 +163,9 @@ impl Segment {
             log_path: dir.join(file_name(base_offset, LOG_SUFFIX)),
             index_path: dir.join(file_name(base_offset, INDEX_SUFFIX)),
             time_index_path: dir.join(file_name(base_offset, TIME_INDEX_SUFFIX)),
+            txn_index_path: dir.join(file_name(base_offset, TXN_INDEX_SUFFIX)),
             size_bytes: AtomicU64::new(size_bytes),
+            txn_index_bytes: AtomicU64::new(TXN_INDEX_LEN_UNKNOWN),
             pinned: RwLock::new(None),
             indexes: Mutex::new(None),
             index_generation: AtomicU64::new(0),
@@ -169,6 +180,39 @@ impl Segment {
     /// Acquire: a reader that sees the size sees the bytes).
     pub fn set_size_bytes(&self, size_bytes: u64) {
         self.size_bytes.store(size_bytes, Ordering::Release);
+    }
+
+    /// The published length of the `.txnindex` (whole entries), read from the file on
+    /// first use (0 when there is none). The first caller to learn it installs it, so a
+    /// writer's later length is never overwritten by a stale one.
+    pub fn txn_index_len(&self, fs: &dyn FileSystem) -> Result<u64, LogError> {
+        let known = self.txn_index_bytes.load(Ordering::Acquire);
+        if known != TXN_INDEX_LEN_UNKNOWN {
+            return Ok(known);
+        }
+        let path = &self.txn_index_path;
+        let len = if fs.exists(path).map_err(|e| LogError::io("stat", path, e))? {
+            fs.file_len(path)
+                .map_err(|e| LogError::io("stat", path, e))?
+        } else {
+            0
+        };
+        let whole = len - len % TXN_INDEX_ENTRY_BYTES as u64;
+        match self.txn_index_bytes.compare_exchange(
+            TXN_INDEX_LEN_UNKNOWN,
+            whole,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => Ok(whole),
+            Err(current) => Ok(current),
+        }
+    }
+
+    /// Publishes the `.txnindex` length after a write (Release: a reader that sees the
+    /// length sees the entries).
+    pub fn set_txn_index_len(&self, len_bytes: u64) {
+        self.txn_index_bytes.store(len_bytes, Ordering::Release);
     }
 
     pub fn pin(&self, file: Option<Arc<dyn FileHandle>>) {

@@ -10,10 +10,12 @@
 //! capped by the high watermark. So `read_committed` readers never see data whose outcome is
 //! not yet replicated.
 //!
-//! Memory: one entry per producer with an open transaction, one per completed transaction
-//! whose marker is not yet below the high watermark, and one per aborted transaction still in
-//! the log ([`Transactions::trim_before`] drops those retention removed). The aborted list is
-//! Kafka's `.txnindex` kept in memory; it is rebuilt from the log when a partition opens.
+//! Memory: one entry per producer with an open transaction (or a coordinator epoch to fence
+//! with), and one per completed transaction whose marker is not yet below the high
+//! watermark. Aborted transactions are not kept: [`Transactions::on_marker`] returns each
+//! one for the caller to store in the log's per-segment `.txnindex`
+//! (`crate::Log::append_txn_index`), which `read_committed` fetches read
+//! (`crate::Log::aborted_between`).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -89,8 +91,6 @@ pub struct Transactions {
     ongoing: BTreeMap<i64, i64>,
     /// Completed transactions by marker offset, until the high watermark passes the marker.
     unreplicated: BTreeMap<i64, Unreplicated>,
-    /// Aborted transactions in marker order (markers are appended in offset order).
-    aborted: Vec<AbortedTxn>,
 }
 
 impl Transactions {
@@ -170,7 +170,7 @@ impl Transactions {
     }
 
     /// A marker now in the log at `offset`: the producer's transaction (if one is open here)
-    /// ends. An ABORT of an open transaction is added to the aborted list, which it returns.
+    /// ends. An ABORT of an open transaction is returned, for the log's `.txnindex`.
     /// A marker for a producer with nothing open here ends nothing (Kafka writes markers to
     /// every partition of the transaction, some of which may hold no data of it).
     pub fn on_marker(
@@ -200,14 +200,12 @@ impl Transactions {
             .next()
             .copied()
             .unwrap_or(offset.saturating_add(1));
-        let aborted = AbortedTxn {
+        Some(AbortedTxn {
             producer_id,
             first_offset,
             last_offset: offset,
             last_stable_offset,
-        };
-        self.aborted.push(aborted);
-        Some(aborted)
+        })
     }
 
     /// The high watermark moved to `high_watermark`: completed transactions whose marker is
@@ -239,25 +237,6 @@ impl Transactions {
             .map_or(high_watermark, |first| first.min(high_watermark))
     }
 
-    /// The aborted transactions a `read_committed` fetch of `[from, to)` must name: those
-    /// whose range meets it (marker at or after `from`, first offset before `to`), in marker
-    /// order.
-    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
-        let start = self.aborted.partition_point(|a| a.last_offset < from);
-        self.aborted
-            .get(start..)
-            .unwrap_or_default()
-            .iter()
-            .filter(|a| a.first_offset < to)
-            .copied()
-            .collect()
-    }
-
-    /// Every aborted transaction remembered, in marker order.
-    pub fn aborted(&self) -> &[AbortedTxn] {
-        &self.aborted
-    }
-
     /// The first offset of `producer_id`'s open transaction here, if any.
     pub fn ongoing_of(&self, producer_id: i64) -> Option<i64> {
         self.producers.get(&producer_id).and_then(|p| p.ongoing)
@@ -286,12 +265,6 @@ impl Transactions {
         if !self.has_ongoing(producer_id) {
             self.producers.remove(&producer_id);
         }
-    }
-
-    /// Retention removed everything below `log_start_offset`: aborted transactions wholly
-    /// below it are dropped (no fetch can reach them).
-    pub fn trim_before(&mut self, log_start_offset: i64) {
-        self.aborted.retain(|a| a.last_offset >= log_start_offset);
     }
 }
 
@@ -355,8 +328,9 @@ impl<'a> Reader<'a> {
 impl Transactions {
     /// Appends this state to a snapshot body (`docs/FORMATS.md`, producer snapshots):
     /// producers (id, open transaction's first offset or -1, coordinator epoch), completed
-    /// transactions not yet stable (marker offset, first offset), aborted transactions (id,
-    /// first, last, LSO). Counts are u32, fields big-endian.
+    /// transactions not yet stable (marker offset, first offset), and a count of aborted
+    /// transactions that is now always 0 (they live in the `.txnindex` files; the field
+    /// keeps the layout older Strom versions read). Counts are u32, fields big-endian.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let mut producers: Vec<_> = self.producers.iter().collect();
         producers.sort_by_key(|(id, _)| **id);
@@ -371,20 +345,13 @@ impl Transactions {
             out.extend_from_slice(&marker.to_be_bytes());
             out.extend_from_slice(&u.first_offset.to_be_bytes());
         }
-        out.extend_from_slice(&(self.aborted.len() as u32).to_be_bytes());
-        for a in &self.aborted {
-            for field in [
-                a.producer_id,
-                a.first_offset,
-                a.last_offset,
-                a.last_stable_offset,
-            ] {
-                out.extend_from_slice(&field.to_be_bytes());
-            }
-        }
+        out.extend_from_slice(&0u32.to_be_bytes());
     }
 
-    /// Reads what [`Transactions::encode`] wrote.
+    /// Reads what [`Transactions::encode`] wrote. A snapshot of an older Strom lists
+    /// aborted transactions after the rest: they are read (so that the body's length
+    /// checks out) and dropped, the `.txnindex` files being rebuilt from the log instead
+    /// (`crate::Log::txn_index_rebuild_from`).
     pub fn decode(reader: &mut Reader<'_>) -> Result<Transactions, String> {
         let mut state = Transactions::default();
         for _ in 0..reader.count(20)? {
@@ -411,20 +378,9 @@ impl Transactions {
                 .insert(marker, Unreplicated { first_offset });
         }
         for _ in 0..reader.count(32)? {
-            let aborted = AbortedTxn {
-                producer_id: reader.i64()?,
-                first_offset: reader.i64()?,
-                last_offset: reader.i64()?,
-                last_stable_offset: reader.i64()?,
-            };
-            if state
-                .aborted
-                .last()
-                .is_some_and(|last| last.last_offset >= aborted.last_offset)
-            {
-                return Err("aborted transactions out of marker order".into());
+            for _ in 0..4 {
+                reader.i64()?;
             }
-            state.aborted.push(aborted);
         }
         Ok(state)
     }
@@ -490,12 +446,6 @@ mod tests {
         assert_eq!(t.on_marker(9, 3, false, 6), None);
         assert_eq!(t.coordinator_epoch_of(9), 3);
         assert_eq!(t.last_stable_offset(7), 7);
-        // Aborted ranges of a fetch.
-        assert_eq!(t.aborted_between(0, 7).len(), 1);
-        assert_eq!(t.aborted_between(5, 7).len(), 0);
-        assert_eq!(t.aborted_between(0, 1).len(), 0);
-        t.trim_before(5);
-        assert!(t.aborted().is_empty());
     }
 
     #[test]
@@ -511,7 +461,6 @@ mod tests {
         let mut reader = Reader::new(&body);
         let mut back = Transactions::decode(&mut reader).unwrap();
         assert!(reader.is_empty());
-        assert_eq!(back.aborted(), t.aborted());
         assert_eq!(back.ongoing_of(8), Some(2));
         assert_eq!(back.coordinator_epoch_of(7), 3);
         assert_eq!(back.last_stable_offset(5), t.clone().last_stable_offset(5));
@@ -523,6 +472,36 @@ mod tests {
         let mut lying = body.clone();
         lying[0..4].copy_from_slice(&u32::MAX.to_be_bytes());
         assert!(Transactions::decode(&mut Reader::new(&lying)).is_err());
+    }
+
+    #[test]
+    fn an_older_snapshot_with_aborted_transactions_still_reads() {
+        let mut t = Transactions::default();
+        t.on_batch(&header(7, true, false), 1);
+        t.on_marker(7, 3, false, 4);
+        t.on_batch(&header(8, true, false), 5);
+        let mut body = Vec::new();
+        t.encode(&mut body);
+        // The older layout: the same, with its aborted transactions listed at the end.
+        let count_at = body.len() - 4;
+        assert_eq!(&body[count_at..], &0u32.to_be_bytes());
+        body.truncate(count_at);
+        body.extend_from_slice(&1u32.to_be_bytes());
+        for field in [7i64, 1, 4, 5] {
+            body.extend_from_slice(&field.to_be_bytes());
+        }
+        let mut reader = Reader::new(&body);
+        let mut back = Transactions::decode(&mut reader).unwrap();
+        assert!(reader.is_empty());
+        assert_eq!(back.ongoing_of(8), Some(5));
+        assert_eq!(back.coordinator_epoch_of(7), 3);
+        assert_eq!(
+            back.last_stable_offset(10),
+            t.clone().last_stable_offset(10)
+        );
+        for cut in 0..body.len() {
+            assert!(Transactions::decode(&mut Reader::new(&body[..cut])).is_err());
+        }
     }
 
     #[test]

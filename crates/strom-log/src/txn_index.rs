@@ -98,6 +98,79 @@ pub struct TxnIndexFile {
     pub torn_bytes: usize,
 }
 
+/// Checks entries one at a time against the segment at `path` holding offsets
+/// `[base_offset, next_offset)`, carrying what the check of the next entry needs (the
+/// previous marker, the entry's number), so that a file can be checked in chunks.
+#[derive(Debug)]
+pub struct Checker<'a> {
+    path: &'a Path,
+    base_offset: i64,
+    next_offset: i64,
+    previous: Option<i64>,
+    entry: usize,
+}
+
+impl<'a> Checker<'a> {
+    /// A checker for the first entry of the file.
+    pub fn new(path: &'a Path, base_offset: i64, next_offset: i64) -> Checker<'a> {
+        Checker {
+            path,
+            base_offset,
+            next_offset,
+            previous: None,
+            entry: 0,
+        }
+    }
+
+    /// Checks the next entry (see [`parse`] for the rules).
+    pub fn check(&mut self, version: i16, txn: &AbortedTxn) -> Result<(), TxnIndexError> {
+        let entry = self.entry;
+        if version != TXN_INDEX_VERSION {
+            return Err(TxnIndexError::Version {
+                path: self.path.to_path_buf(),
+                entry,
+                version,
+            });
+        }
+        let reason = if txn.last_offset < self.base_offset || txn.last_offset >= self.next_offset {
+            Some("has its marker outside the segment")
+        } else if self.previous.is_some_and(|p| txn.last_offset <= p) {
+            Some("does not follow the previous entry's marker")
+        } else if txn.first_offset < 0 || txn.first_offset >= txn.last_offset {
+            Some("does not start before its marker")
+        } else if txn.last_stable_offset < 0 || txn.last_stable_offset > txn.last_offset + 1 {
+            Some("has a last stable offset past its marker")
+        } else if txn.producer_id < 0 {
+            Some("has no producer id")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(TxnIndexError::Entry {
+                path: self.path.to_path_buf(),
+                entry,
+                producer_id: txn.producer_id,
+                first_offset: txn.first_offset,
+                last_offset: txn.last_offset,
+                last_stable_offset: txn.last_stable_offset,
+                reason,
+            });
+        }
+        self.previous = Some(txn.last_offset);
+        self.entry += 1;
+        Ok(())
+    }
+}
+
+/// The whole entries of `bytes` with their versions (a torn tail is left out).
+pub fn decode_entries(bytes: &[u8]) -> impl Iterator<Item = (i16, AbortedTxn)> + '_ {
+    bytes.chunks_exact(TXN_INDEX_ENTRY_BYTES).map(|chunk| {
+        let mut raw = [0u8; TXN_INDEX_ENTRY_BYTES];
+        raw.copy_from_slice(chunk);
+        decode_entry(&raw)
+    })
+}
+
 /// Reads `bytes`, the `.txnindex` at `path` of the segment holding offsets
 /// `[base_offset, next_offset)`. Every entry's marker (its last offset) must lie in the
 /// segment, markers must increase, a transaction's first offset must not follow its
@@ -113,44 +186,10 @@ pub fn parse(
     next_offset: i64,
 ) -> Result<TxnIndexFile, TxnIndexError> {
     let mut entries = Vec::with_capacity(bytes.len() / TXN_INDEX_ENTRY_BYTES);
-    let chunks = bytes.chunks_exact(TXN_INDEX_ENTRY_BYTES);
-    let torn_bytes = chunks.remainder().len();
-    for (entry, chunk) in chunks.enumerate() {
-        let mut raw = [0u8; TXN_INDEX_ENTRY_BYTES];
-        raw.copy_from_slice(chunk);
-        let (version, txn) = decode_entry(&raw);
-        if version != TXN_INDEX_VERSION {
-            return Err(TxnIndexError::Version {
-                path: path.to_path_buf(),
-                entry,
-                version,
-            });
-        }
-        let previous = entries.last().map(|p: &AbortedTxn| p.last_offset);
-        let reason = if txn.last_offset < base_offset || txn.last_offset >= next_offset {
-            Some("has its marker outside the segment")
-        } else if previous.is_some_and(|p| txn.last_offset <= p) {
-            Some("does not follow the previous entry's marker")
-        } else if txn.first_offset < 0 || txn.first_offset >= txn.last_offset {
-            Some("does not start before its marker")
-        } else if txn.last_stable_offset < 0 || txn.last_stable_offset > txn.last_offset + 1 {
-            Some("has a last stable offset past its marker")
-        } else if txn.producer_id < 0 {
-            Some("has no producer id")
-        } else {
-            None
-        };
-        if let Some(reason) = reason {
-            return Err(TxnIndexError::Entry {
-                path: path.to_path_buf(),
-                entry,
-                producer_id: txn.producer_id,
-                first_offset: txn.first_offset,
-                last_offset: txn.last_offset,
-                last_stable_offset: txn.last_stable_offset,
-                reason,
-            });
-        }
+    let torn_bytes = bytes.len() % TXN_INDEX_ENTRY_BYTES;
+    let mut checker = Checker::new(path, base_offset, next_offset);
+    for (version, txn) in decode_entries(bytes) {
+        checker.check(version, &txn)?;
         entries.push(txn);
     }
     Ok(TxnIndexFile {
@@ -165,32 +204,62 @@ pub fn truncated_len(entries: &[AbortedTxn], offset: i64) -> usize {
     entries.partition_point(|txn| txn.last_offset < offset)
 }
 
-/// Kafka's `collectAbortedTransactions`: the aborted transactions a `read_committed` fetch
-/// of `[fetch_offset, upper_bound)` must name, from the indexes of the segments starting
-/// with the one holding `fetch_offset`, in segment order. Every entry whose range meets the
-/// fetch (marker at or after `fetch_offset`, first offset before `upper_bound`) is named;
-/// the search stops at the first entry whose last stable offset reaches `upper_bound` (no
-/// later marker can belong to a transaction that started below the bound, since that
-/// transaction would have held the last stable offset back), else it goes on through later
-/// segments, past the bound's: a transaction aborted after the bound may have started
-/// below it.
+/// Kafka's `collectAbortedTransactions` as a fold over entries in marker order: what a
+/// `read_committed` fetch of `[fetch_offset, upper_bound)` must name. Fed the entries of
+/// the segment holding `fetch_offset`, then of the later segments, until
+/// [`AbortedCollector::push`] says the search is complete.
+#[derive(Debug)]
+pub struct AbortedCollector {
+    fetch_offset: i64,
+    upper_bound: i64,
+    found: Vec<AbortedTxn>,
+}
+
+impl AbortedCollector {
+    pub fn new(fetch_offset: i64, upper_bound: i64) -> AbortedCollector {
+        AbortedCollector {
+            fetch_offset,
+            upper_bound,
+            found: Vec::new(),
+        }
+    }
+
+    /// Takes the next entry; `true` once the search is complete. Every entry whose range
+    /// meets the fetch (marker at or after `fetch_offset`, first offset before
+    /// `upper_bound`) is named; the search stops at the first entry whose last stable
+    /// offset reaches `upper_bound` (no later marker can belong to a transaction that
+    /// started below the bound, since that transaction would have held the last stable
+    /// offset back), else it goes on through later segments, past the bound's: a
+    /// transaction aborted after the bound may have started below it.
+    pub fn push(&mut self, txn: &AbortedTxn) -> bool {
+        if txn.last_offset >= self.fetch_offset && txn.first_offset < self.upper_bound {
+            self.found.push(*txn);
+        }
+        txn.last_stable_offset >= self.upper_bound
+    }
+
+    /// The transactions named, in marker order.
+    pub fn finish(self) -> Vec<AbortedTxn> {
+        self.found
+    }
+}
+
+/// [`AbortedCollector`] over the entries of whole segments (the indexes of the segments
+/// starting with the one holding `fetch_offset`, in segment order).
 pub fn collect_aborted<'a>(
     segments: impl IntoIterator<Item = &'a [AbortedTxn]>,
     fetch_offset: i64,
     upper_bound: i64,
 ) -> Vec<AbortedTxn> {
-    let mut found = Vec::new();
-    for entries in segments {
+    let mut collector = AbortedCollector::new(fetch_offset, upper_bound);
+    'segments: for entries in segments {
         for txn in entries {
-            if txn.last_offset >= fetch_offset && txn.first_offset < upper_bound {
-                found.push(*txn);
-            }
-            if txn.last_stable_offset >= upper_bound {
-                return found;
+            if collector.push(txn) {
+                break 'segments;
             }
         }
     }
-    found
+    collector.finish()
 }
 
 #[cfg(test)]

@@ -759,6 +759,14 @@ fn commit_markers_go_after_their_transactions_and_the_delete_horizon() {
     let commit_1 = append(end_marker(1, true, 10));
     append(txn_keyed(2, &[1], 10));
     let abort_2 = append(end_marker(2, false, 10));
+    // Its `.txnindex` entry, as the broker writes it after the marker's append.
+    let aborted_2 = strom_log::AbortedTxn {
+        producer_id: 2,
+        first_offset: abort_2 - 1,
+        last_offset: abort_2,
+        last_stable_offset: abort_2 + 1,
+    };
+    log.append_txn_index(aborted_2).unwrap();
     append(txn_keyed(3, &[2], 10));
     let commit_3 = append(end_marker(3, true, 10));
     // Plain records: key 0 again, then enough to roll the transactions out of the active
@@ -810,9 +818,21 @@ fn commit_markers_go_after_their_transactions_and_the_delete_horizon() {
         .map(|r| (r.0, r.2.unwrap()))
         .collect();
     assert_eq!(kept, [(commit_3 - 1, b"txn-3".to_vec())]);
-    // The log reopens (after a crash too) with the same content.
+    // The merged segments' `.txnindex` kept the entry of the ABORT marker they kept.
+    let end = log.log_end_offset();
+    assert_eq!(log.aborted_between(0, end).unwrap(), [aborted_2]);
+    let first = log.segment_base_offsets()[0];
+    assert_eq!(log.txn_index_entries(first).unwrap(), [aborted_2]);
+    // The log reopens (after a crash too) with the same content, and the same index where
+    // recovery did not scan (what it scanned, the broker rebuilds).
     let before = read_all(&log);
     drop(log);
     let log = open_sim(&fs.crash(7), config(), 2000).unwrap();
     assert_eq!(read_all(&log), before);
+    if log
+        .txn_index_rebuild_from()
+        .is_none_or(|from| from > abort_2)
+    {
+        assert_eq!(log.aborted_between(0, end).unwrap(), [aborted_2]);
+    }
 }

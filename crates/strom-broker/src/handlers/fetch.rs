@@ -417,8 +417,15 @@ fn read_one(
     // transactions of what they may read (Kafka bounds them by the LSO too).
     let (max_offset, base) = match plan.max_offset {
         MaxOffset::HighWatermark if read_committed => {
-            let aborted = partition
-                .aborted_between(plan.fetch_offset, last_stable_offset)
+            let aborted = match partition.aborted_between(plan.fetch_offset, last_stable_offset) {
+                Ok(aborted) => aborted,
+                Err(error) => {
+                    tracing::error!(topic = %partition.topic, partition = partition.tp.partition,
+                        %error, "cannot read the aborted transactions of a read_committed fetch");
+                    return (base.with_error_code(error.kafka_error_code()), None);
+                }
+            };
+            let aborted = aborted
                 .into_iter()
                 .map(|a| {
                     AbortedTransaction::default()

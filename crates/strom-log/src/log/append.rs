@@ -558,15 +558,39 @@ impl Log {
             index: create(&segment.index_path)?,
             time_index: create(&segment.time_index_path)?,
         };
+        // Every segment has a `.txnindex`, empty until an ABORT marker lands in it: at
+        // open a missing one means a directory from before Strom kept them.
+        create(&segment.txn_index_path)?;
+        segment.set_txn_index_len(0);
+        let old_txn_index = &old.txn_index_path;
+        let old_txn_index_file = if self
+            .fs
+            .exists(old_txn_index)
+            .map_err(|e| LogError::io("stat", old_txn_index, e))?
+        {
+            Some(
+                self.fs
+                    .open(old_txn_index)
+                    .map_err(|e| LogError::io("open", old_txn_index, e))?,
+            )
+        } else {
+            None
+        };
         segment.set_indexes(Indexes::new(&self.config));
         segment.pin(Some(Arc::clone(&files.log)));
+        let mut rolled_files = vec![
+            (old.log_path.clone(), old_files.log),
+            (old.index_path.clone(), old_files.index),
+            (old.time_index_path.clone(), old_files.time_index),
+        ];
+        // Its aborted-transaction entries are durable with it, before the recovery point
+        // passes it.
+        if let Some(file) = old_txn_index_file {
+            rolled_files.push((old_txn_index.clone(), file));
+        }
         writer.rolled.push(RolledFiles {
             base_offset: old.base_offset,
-            files: vec![
-                (old.log_path.clone(), old_files.log),
-                (old.index_path.clone(), old_files.index),
-                (old.time_index_path.clone(), old_files.time_index),
-            ],
+            files: rolled_files,
         });
         self.segments_write().insert(new_base, Arc::clone(&segment));
         old.pin(None);

@@ -5,8 +5,9 @@
 //!
 //! Swap protocol for a group of segments B0 < B1 < ... < Bk cleaned into one segment B0
 //! (k = 0 for a group of one; every step durable before the next):
-//! 1. write `B0.log.cleaned`, `B0.index.cleaned`, `B0.timeindex.cleaned`; fsync them;
-//! 2. rename both index files `.cleaned` -> `.swap`; fsync dir;
+//! 1. write `B0.log.cleaned`, `B0.index.cleaned`, `B0.timeindex.cleaned`,
+//!    `B0.txnindex.cleaned` (the group's `.txnindex` entries, concatenated); fsync them;
+//! 2. rename the index files `.cleaned` -> `.swap`; fsync dir;
 //! 3. rename `B0.log.cleaned` -> `B0.log.swap`; fsync dir  (the commit point);
 //! 4. rename the files of B1..Bk to `.deleted` (removed after `file.delete.delay.ms`);
 //!    fsync dir;
@@ -409,6 +410,19 @@ impl Log {
         result.indexes.time_entry(base_offset, true);
         let (index_path, index_file) = create(&first.index_path)?;
         let (time_path, time_file) = create(&first.time_index_path)?;
+        // ABORT markers are kept (module docs, `compaction.rs`): the merged segment's
+        // `.txnindex` is its segments' entries, in order.
+        let (txn_path, txn_file) = create(&first.txn_index_path)?;
+        let mut txn_bytes = 0;
+        for candidate in group {
+            txn_bytes = super::aborted::copy_txn_index(
+                self.fs.as_ref(),
+                &candidate.segment,
+                txn_file.as_ref(),
+                &txn_path,
+                txn_bytes,
+            )?;
+        }
         write_all_at(index_file.as_ref(), 0, &result.indexes.offset.encode())
             .map_err(|e| LogError::io("write", &index_path, e))?;
         let time_bytes = result.indexes.time.encode();
@@ -419,6 +433,7 @@ impl Log {
             (&log_path, &out),
             (&index_path, &index_file),
             (&time_path, &time_file),
+            (&txn_path, &txn_file),
         ] {
             // The cleaned copies must be durable before a rename can make them the segment.
             file.sync().map_err(|e| LogError::io("fsync", path, e))?;
@@ -446,14 +461,24 @@ impl Log {
                 .sync_dir(&self.dir)
                 .map_err(|e| LogError::io("fsync dir", &self.dir, e))
         };
-        for path in [&first.index_path, &first.time_index_path] {
+        // A segment repair writes no `.txnindex` (the batches, so the markers, are the
+        // same): the segment keeps its own.
+        let txn_index_cleaned = self
+            .fs
+            .exists(&with_suffix(&first.txn_index_path, CLEANED_SUFFIX))
+            .map_err(|e| LogError::io("stat", &first.txn_index_path, e))?;
+        let mut indexes = vec![&first.index_path, &first.time_index_path];
+        if txn_index_cleaned {
+            indexes.push(&first.txn_index_path);
+        }
+        for path in &indexes {
             rename(
                 &with_suffix(path, CLEANED_SUFFIX),
                 &with_suffix(path, SWAP_SUFFIX),
             )?;
         }
         // Index swaps durable before the log's: the log's `.swap` is the commit point and
-        // must imply the other two.
+        // must imply the others.
         sync_dir()?;
         rename(
             &with_suffix(&first.log_path, CLEANED_SUFFIX),
@@ -470,7 +495,8 @@ impl Log {
             // exists: once step 5 removes it, nothing at open would remove them.
             sync_dir()?;
         }
-        for path in [&first.index_path, &first.time_index_path, &first.log_path] {
+        indexes.push(&first.log_path);
+        for path in indexes {
             rename(&with_suffix(path, SWAP_SUFFIX), path)?;
         }
         // Not needed for safety (open completes a committed swap), but it keeps the set
@@ -483,6 +509,7 @@ impl Log {
             &segment.log_path,
             &segment.index_path,
             &segment.time_index_path,
+            &segment.txn_index_path,
         ] {
             let cleaned = with_suffix(path, CLEANED_SUFFIX);
             if self

@@ -127,11 +127,11 @@ impl Log {
             // Once per roll: every offset below `end_offset` is durable now, and every
             // segment below the active one with its indexes.
             let checkpoint = Checkpoint {
-                recovery_point: super::recover::recordable(
+                recovery_point: self.capped_recovery_point(super::recover::recordable(
                     plan.end_offset,
                     plan.active_base,
                     self.log_end_offset(),
-                ),
+                )),
                 log_start_offset: self.log_start_offset(),
                 clean_shutdown: false,
             };
@@ -173,6 +173,18 @@ impl Log {
             files.push((active.log_path.clone(), open.log));
             files.push((active.index_path.clone(), open.index));
             files.push((active.time_index_path.clone(), open.time_index));
+            let txn_index = &active.txn_index_path;
+            if self
+                .fs
+                .exists(txn_index)
+                .map_err(|e| LogError::io("stat", txn_index, e))?
+            {
+                let file = self
+                    .fs
+                    .open(txn_index)
+                    .map_err(|e| LogError::io("open", txn_index, e));
+                files.push((txn_index.clone(), self.latch(file)?));
+            }
             (active.base_offset, files)
         };
         for (path, file) in &files {
@@ -185,10 +197,12 @@ impl Log {
                 .map_err(|e| LogError::io("fsync dir", &self.dir, e)),
         )?;
         // All of the log is durable: damage anywhere in it is not an interrupted write.
+        // With a `.txnindex` rebuild still owed, the next open must scan again.
+        let owed = self.txn_index_rebuild_owed();
         let checkpoint = Checkpoint {
-            recovery_point: self.log_end_offset().max(active_base),
+            recovery_point: self.capped_recovery_point(self.log_end_offset().max(active_base)),
             log_start_offset: self.log_start_offset(),
-            clean_shutdown: true,
+            clean_shutdown: !owed,
         };
         self.write_checkpoint(&token, checkpoint)?;
         lock(&self.flush).durable_offset = self.log_end_offset();

@@ -10,6 +10,7 @@
 //! Lock order: flush token, then writer mutex, then segments / flush-state / epoch-cache
 //! mutexes, then a segment's index mutex.
 
+mod aborted;
 mod append;
 mod compact;
 mod epochs;
@@ -186,6 +187,11 @@ pub struct Log {
     cleaner: Mutex<()>,
     /// The leader-epoch cache (`epochs.rs`); taken after the writer mutex.
     epochs: Mutex<crate::leader_epoch::LeaderEpochCache>,
+    /// What the `.txnindex` files owe since open (`aborted.rs`).
+    txn_index_state: Mutex<aborted::TxnIndexState>,
+    /// Aborted transactions whose `.txnindex` write failed (the log is failed), still
+    /// served until the log is reopened.
+    unwritten_txns: Mutex<Vec<crate::txn::AbortedTxn>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -16,7 +16,7 @@ use crate::handles::HandleCache;
 use crate::leader_epoch::{LeaderEpochCache, LEADER_EPOCH_TEMP_FILE};
 use crate::segment::{
     file_name, parse_file_name, read_header, scan_segment, Indexes, Segment, CLEANED_SUFFIX,
-    DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, SWAP_SUFFIX, TIME_INDEX_SUFFIX,
+    DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, SWAP_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX,
 };
 
 use super::compact::with_suffix;
@@ -30,6 +30,9 @@ pub struct OpenReport {
     pub clean: bool,
     /// Segments validated batch by batch (with their indexes rebuilt).
     pub segments_scanned: usize,
+    /// Base offset of the first segment recovery scanned, if it scanned any: from there
+    /// on the `.txnindex` files are rebuilt ([`Log::txn_index_rebuild_from`]).
+    pub first_segment_scanned: Option<i64>,
     /// Base offset of the segment whose torn tail recovery cut, if any.
     pub truncated_segment: Option<i64>,
     /// Bytes removed from that segment's tail (0 if it ended at a batch boundary).
@@ -113,6 +116,20 @@ impl Log {
             .last_key_value()
             .map(|(_, s)| Arc::clone(s))
             .unwrap_or(active);
+        let with_ends: Vec<(Arc<Segment>, i64)> = {
+            let list: Vec<Arc<Segment>> = segments.values().cloned().collect();
+            let ends = list
+                .iter()
+                .skip(1)
+                .map(|s| s.base_offset)
+                .chain([next_offset]);
+            list.iter().cloned().zip(ends).collect()
+        };
+        let txn_index_state = super::aborted::check_txn_indexes(
+            fs.as_ref(),
+            &with_ends,
+            report.first_segment_scanned,
+        )?;
         let writer = open_writer(active, next_offset, now_ms);
         if !report.clean {
             // Recovery changed files: make them and the directory durable, then record the
@@ -120,8 +137,15 @@ impl Log {
             // appended.
             sync_recovered(fs.as_ref(), dir, &segments)?;
             let active_base = segments.keys().next_back().copied().unwrap_or(next_offset);
+            let recordable = super::recover::recordable(next_offset, active_base, next_offset);
+            // The scanned segments' `.txnindex` files are rebuilt by the caller after the
+            // open: until then a crash must scan them again.
+            let recordable = match txn_index_state.recovery_point_cap {
+                Some(cap) => recordable.min(cap),
+                None => recordable,
+            };
             checkpoint = Checkpoint {
-                recovery_point: super::recover::recordable(next_offset, active_base, next_offset),
+                recovery_point: recordable,
                 clean_shutdown: false,
                 ..checkpoint
             };
@@ -164,6 +188,8 @@ impl Log {
             pending_deletes: Mutex::new(Vec::new()),
             cleaner: Mutex::new(()),
             epochs: Mutex::new(LeaderEpochCache::default()),
+            txn_index_state: Mutex::new(txn_index_state),
+            unwritten_txns: Mutex::new(Vec::new()),
         };
         // The checkpoint and the data are settled: the epoch cache is checked against them.
         let epoch_problem = log.load_epochs()?;
@@ -228,7 +254,12 @@ fn complete_swaps(fs: &dyn FileSystem, dir: &Path) -> Result<(), LogError> {
     }
     if !replaced.is_empty() {
         for base in &replaced {
-            for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            for suffix in [
+                LOG_SUFFIX,
+                INDEX_SUFFIX,
+                TIME_INDEX_SUFFIX,
+                TXN_INDEX_SUFFIX,
+            ] {
                 let path = dir.join(file_name(*base, suffix));
                 if fs.exists(&path).map_err(io("stat", &path))? {
                     fs.remove(&path).map_err(io("remove", &path))?;
@@ -240,7 +271,12 @@ fn complete_swaps(fs: &dyn FileSystem, dir: &Path) -> Result<(), LogError> {
         tracing::info!(dir = %dir.display(), ?replaced, "removed segments merged by an interrupted compaction swap");
     }
     for base in committed {
-        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, LOG_SUFFIX] {
+        for suffix in [
+            INDEX_SUFFIX,
+            TIME_INDEX_SUFFIX,
+            TXN_INDEX_SUFFIX,
+            LOG_SUFFIX,
+        ] {
             let path = dir.join(file_name(base, suffix));
             let swap = with_suffix(&path, SWAP_SUFFIX);
             if fs.exists(&swap).map_err(io("stat", &swap))? {
@@ -277,6 +313,7 @@ fn create_first_segment(
         &segment.log_path,
         &segment.index_path,
         &segment.time_index_path,
+        &segment.txn_index_path,
     ] {
         fs.create(path).map_err(io("create", path))?;
     }
@@ -364,6 +401,7 @@ pub(super) fn remove_segment_files(
         &segment.log_path,
         &segment.index_path,
         &segment.time_index_path,
+        &segment.txn_index_path,
     ] {
         handles.forget(path);
         if fs.exists(path).map_err(io("stat", path))? {

@@ -98,6 +98,12 @@ pub(super) fn recover(
 ) -> Result<(), LogError> {
     let plan = plan(fs, config, segments, recovery_point)?;
     report.segments_scanned += plan.scanned.len();
+    if let Some((first, _)) = plan.scanned.first() {
+        let from = report
+            .first_segment_scanned
+            .map_or(first.base_offset, |f| f.min(first.base_offset));
+        report.first_segment_scanned = Some(from);
+    }
     if let Some((segment, cut, reason)) = &plan.torn {
         let len = segment.size_bytes();
         let at = cut.unwrap_or(len);
@@ -467,7 +473,8 @@ impl Log {
             (state.durable_offset, state.checkpoint)
         };
         let active_base = self.lock_writer().active.base_offset;
-        let point = recordable(durable, active_base, self.log_end_offset());
+        let point =
+            self.capped_recovery_point(recordable(durable, active_base, self.log_end_offset()));
         if point <= current.recovery_point {
             return Ok(false);
         }

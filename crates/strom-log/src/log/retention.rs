@@ -196,6 +196,7 @@ impl Log {
             &segment.log_path,
             &segment.index_path,
             &segment.time_index_path,
+            &segment.txn_index_path,
         ] {
             if !self
                 .fs
@@ -340,6 +341,8 @@ impl Log {
             index: create(&segment.index_path)?,
             time_index: create(&segment.time_index_path)?,
         };
+        create(&segment.txn_index_path)?;
+        segment.set_txn_index_len(0);
         self.fs
             .sync_dir(&self.dir)
             .map_err(|e| LogError::io("fsync dir", &self.dir, e))?;
@@ -465,6 +468,9 @@ impl Log {
         file.set_len(position)
             .map_err(|e| LogError::io("truncate", &target.log_path, e))?;
         target.set_size_bytes(position);
+        // Not fsynced, as the index files below: the recovery point is at or below the
+        // target, so a crash rescans it and its `.txnindex` is rebuilt.
+        super::aborted::truncate_txn_index(self.fs.as_ref(), &target, new_end)?;
         self.activate_truncated(writer, &target, file, scan.indexes, now_ms)?;
         writer.next_offset = new_end;
         self.log_start_offset
