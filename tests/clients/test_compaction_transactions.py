@@ -1,8 +1,9 @@
 """Transactions on a compacted topic: the cleaner removes aborted records, and removes a
 committed transaction's COMMIT marker once none of its records is left (KIP-534: a first pass
 sets the marker batch's delete horizon, a pass after `delete.retention.ms` removes it), as
-Kafka's cleaner does. ABORT markers stay (Strom's aborted list is not yet the per-segment
-`.txnindex` the cleaner could rewrite; see `strom-log/src/compaction.rs`).
+Kafka's cleaner does. ABORT markers stay (Kafka's cleaner also removes an ABORT marker whose
+records are gone, with its `.txnindex` entry; Strom keeps both, see
+`strom-log/src/compaction.rs`), and the merged segments' `.txnindex` keeps B's entry.
 
 A transactional confluent-kafka producer writes three transactions to one compacted partition
 with small segments: A commits k0 k1, B writes k0 k2 and aborts, C commits k0 k1 k2 (so A's
@@ -14,7 +15,8 @@ are left (A's marker gone, or left as a zero-record batch where the cleaner must
 read_committed and read_uncommitted consumers of kafka-python and confluent-kafka (librdkafka)
 read the partition from the beginning and must see exactly C's values and the pads, before
 and after a `kill -9` and a restart (the last stable offset at the log end: no transaction
-left open by a removed marker)."""
+left open by a removed marker). The only `.txnindex` entry on disk, before and after the
+restart, is B's: in the file of the segment holding B's marker, naming it."""
 
 import time
 
@@ -22,6 +24,7 @@ from confluent_kafka import Producer
 
 import test_confluent_kafka as ck
 from test_compaction import disk_batches, pad
+from test_transaction_index import txn_indexes
 from test_transactions_log import read_confluent, read_kafka_python
 
 TIMEOUT_S = 30
@@ -126,6 +129,8 @@ def test_commit_markers_of_transactions_without_records_are_removed(make_broker,
         if attributes & CONTROL and base not in (b_marker, c_marker):
             assert count == 0, f"marker at {base} still holds {count} records"
 
+    check_abort_indexed(broker, topic_name, b_marker)
+
     ends = {}
     for isolation in ["read_committed", "read_uncommitted"]:
         ends[isolation], got = read_kafka_python(broker, topic_name, isolation)
@@ -140,3 +145,23 @@ def test_commit_markers_of_transactions_without_records_are_removed(make_broker,
     broker.start()
     assert read_kafka_python(broker, topic_name, "read_committed") == (ends["read_uncommitted"], want)
     assert read_confluent(broker, topic_name, "read_committed") == want
+    check_abort_indexed(broker, topic_name, b_marker)
+
+
+def check_abort_indexed(broker, topic, marker):
+    """B's ABORT is the one `.txnindex` entry, in the file of the segment holding its marker."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        try:
+            indexes = txn_indexes(broker, topic)
+            break
+        except (OSError, AssertionError):  # a swap renamed a file under us: look again
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    entries = [(base, e) for base, es in indexes.items() for e in es]
+    assert len(entries) == 1, f"index entries: {entries}"
+    base, (_, first, last, _) = entries[0]
+    assert last == marker and first < marker, entries
+    holder = max(b for b in indexes if b <= marker)
+    assert base == holder, f"entry in the segment of {base}, marker in {holder}"

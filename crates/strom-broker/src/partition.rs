@@ -342,7 +342,7 @@ impl Partition {
     /// producer epoch (at `transaction_version` 2: one not newer, except the retry of a
     /// marker already written) is INVALID_PRODUCER_EPOCH, one with an older coordinator epoch
     /// than the producer's last marker TRANSACTION_COORDINATOR_FENCED. The producer's transaction
-    /// ends at the marker's offset; an ABORT joins the aborted list. Committed locally per
+    /// ends at the marker's offset; an ABORT's entry goes to the log's `.txnindex`. Committed locally per
     /// `commit`; replication is the caller's wait (the high watermark passing the marker).
     #[allow(clippy::too_many_arguments)]
     pub fn write_marker(
@@ -783,7 +783,7 @@ impl Partition {
         let _role = self.following(epoch)?;
         {
             // The same producer and transaction state as the leader's, from the same
-            // batches: a follower that becomes leader has the right LSO and aborted list.
+            // batches: a follower that becomes leader has the right LSO and `.txnindex` entries.
             // Updated under the lock with the append (see `append`).
             let mut producers = lock(&self.producers);
             self.log.append_replicated(bytes, now_ms)?;

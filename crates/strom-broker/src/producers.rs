@@ -3,14 +3,15 @@
 //! retried batch with the offsets it first got, and refuses gaps in the sequence.
 //!
 //! Transactions ride along ([`strom_log::Transactions`]): open transactions, the last
-//! stable offset, the aborted list, and the coordinator epoch of each producer's last
-//! marker. Control batches (COMMIT/ABORT markers) never touch sequences; they end the
+//! stable offset, the coordinator epoch of each producer's last marker (an ABORT's entry
+//! goes to the log's `.txnindex`). Control batches (COMMIT/ABORT markers) never touch sequences; they end the
 //! producer's transaction ([`ProducerStates::record_marker`]).
 //!
 //! The state is rebuilt when a partition opens (`partition.rs`): from the newest producer
 //! snapshot ([`ProducerStates::decode_snapshot`], `docs/FORMATS.md`) and the batches after
 //! it, or, without a trustworthy one, by replaying the whole log's batch headers, so that
-//! every aborted transaction still in the log is known to `read_committed` fetches.
+//! every open transaction is known (the same replay rebuilds the `.txnindex` files the log
+//! could not vouch for at open).
 
 use std::collections::{HashMap, VecDeque};
 

@@ -13,8 +13,10 @@
 //! and the swap runs.
 //!
 //! **Swap, in this order** (`swap`), each step durable before the next:
-//! 1. the current producer state is written into the future log as a snapshot at its log
-//!    end offset (durable), so the moved replica reopens without a replay; the future log
+//! 1. the current log's `.txnindex` entries are written into the future log's segments
+//!    (`Log::rebuild_txn_index`, durable), and the current producer state into the future
+//!    log as a snapshot at its log end offset (durable), so the moved replica reopens
+//!    without a replay; the future log
 //!    is closed: every segment, index and the epoch cache fsynced, and the
 //!    clean-shutdown checkpoint written (it holds every offset the current log holds,
 //!    whether or not the current log had fsynced them);

@@ -383,6 +383,12 @@ impl ReplicaManager {
                 )),
             });
         }
+        // The copy was appended as a follower's log would be, without the producer state
+        // that writes `.txnindex` entries: it gets the current log's (every aborted
+        // transaction whose marker it holds, read at once: a move is rare).
+        let start = future.log_start_offset();
+        let aborted = partition.log.aborted_between(start, i64::MAX)?;
+        future.rebuild_txn_index(start, &aborted)?;
         partition.write_producer_snapshot_into(future)?;
         future.close()
     }

@@ -37,14 +37,14 @@
 //!   first. An empty control batch (a marker emptied earlier) carries nothing and may be
 //!   dropped like any empty batch.
 //!
-//!   ABORT markers are kept whole, unlike Kafka's cleaner: Kafka drops an ABORT marker
-//!   together with its entry in the segment's `.txnindex`, which the cleaner rewrites,
-//!   whereas Strom's aborted list lives in memory and in the producer snapshots
-//!   (`crate::txn`). Without its marker an entry still listed would make `read_committed`
-//!   clients (librdkafka, Java) skip every later transaction of the producer, as they skip
-//!   a producer's batches from an aborted transaction's first offset until they read its
-//!   ABORT marker. Removing them waits for the per-segment `.txnindex`
-//!   (`crate::txn_index`).
+//!   ABORT markers are kept whole, unlike Kafka's cleaner, which drops an ABORT marker
+//!   whose transaction has no data left once `delete.retention.ms` passed, together with
+//!   its entry in the segment's `.txnindex`. Strom keeps the marker and so the entry: the
+//!   merged segment's `.txnindex` is its group's entries (`log/compact.rs`). An entry
+//!   without its marker would make `read_committed` clients (librdkafka, Java) skip every
+//!   later transaction of the producer, as they skip a producer's batches from an aborted
+//!   transaction's first offset until they read its ABORT marker; removing markers with
+//!   their entries is not done yet.
 //!
 //!   Producer state stays rebuildable: replay (`strom-broker`, from a producer snapshot or
 //!   the log start) must never see a transaction's data without its marker, or the

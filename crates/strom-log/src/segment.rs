@@ -489,6 +489,9 @@ pub struct ScanResult {
     /// follow the batches before it or leave the segment: damage, never an interrupted
     /// write (which cannot produce a whole batch with a valid checksum).
     pub misplaced: bool,
+    /// The offset of the first control batch (a transaction marker) among the valid ones:
+    /// without one, the segment's `.txnindex` can hold no entry.
+    pub first_control_offset: Option<i64>,
 }
 
 /// Validates the batches of a segment between `start` and `end` (CRC, lengths, offsets
@@ -508,6 +511,7 @@ pub fn scan_segment(
         next_offset: None,
         error: None,
         misplaced: false,
+        first_control_offset: None,
     };
     let limits = ValidateLimits {
         batch_bytes_max: usize::try_from(i32::MAX).unwrap_or(usize::MAX),
@@ -542,6 +546,9 @@ pub fn scan_segment(
             ));
             result.misplaced = true;
             break;
+        }
+        if header.is_control() && result.first_control_offset.is_none() {
+            result.first_control_offset = Some(header.base_offset);
         }
         result
             .indexes

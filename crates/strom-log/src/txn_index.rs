@@ -9,9 +9,8 @@
 //! `collectAbortedTxns` over the segments a `read_committed` fetch covers
 //! ([`collect_aborted`]).
 //!
-//! Not yet wired (see `docs/ARCHITECTURE.md`, strom-log "Transactions"): the aborted list a
-//! fetch reads still lives in memory ([`crate::Transactions`]), rebuilt when a partition
-//! opens; no `.txnindex` file is written or read by the log today.
+//! The files themselves (written, read, checked at open, cut, rebuilt) are the log's:
+//! `log/aborted.rs`.
 
 use std::path::{Path, PathBuf};
 

@@ -283,7 +283,7 @@ fn recovery_owes_a_rebuild_of_what_it_scanned_until_it_is_done() {
         log.flush().unwrap();
         let crashed = fs.crash(seed);
         let log = common::open_sim(&crashed, config(), 0).unwrap();
-        let scanned = log.open_report().first_segment_scanned;
+        let scanned = log.open_report().first_scanned_with_markers;
         assert!(scanned.is_some(), "seed {seed}");
         assert_eq!(log.txn_index_rebuild_from(), scanned, "seed {seed}");
         // A second crash before the rebuild: the scanned segments are scanned again.

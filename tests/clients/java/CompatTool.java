@@ -16,6 +16,11 @@
 //                                        transaction; the first transaction (its records
 //                                        prefixed "aborted-") is aborted and its input read
 //                                        again: {"error", "copied", "transactions"}
+//   read BOOTSTRAP TOPIC ISOLATION       a consumer of ISOLATION (read_committed or
+//                                        read_uncommitted) reads partition 0 from the
+//                                        beginning to its end offset (the LSO under
+//                                        read_committed): {"error", "end", "position",
+//                                        "values"}
 //   list-transactions BOOTSTRAP PATTERN DURATION_MS
 //                                        Admin listTransactions filtered by transactional id
 //                                        pattern (KIP-1152; "-" none) and duration (KIP-994;
@@ -103,6 +108,7 @@ public final class CompatTool {
             case "transaction": out = transaction(args); break;
             case "transactions": out = transactions(args[1], args[2]); break;
             case "eos-copy": out = eosCopy(args); break;
+            case "read": out = read(args); break;
             case "list-transactions": out = listTransactions(args); break;
             case "find-hanging": out = findHanging(args); break;
             case "abort-txn": out = abortTxn(args); break;
@@ -164,6 +170,35 @@ public final class CompatTool {
             producer.flush();
             producer.abortTransaction();
             return "{\"error\":null}";
+        } catch (Exception e) {
+            return "{" + error(e) + "}";
+        }
+    }
+
+    private static String read(String[] args) {
+        Properties cp = new Properties();
+        cp.put("bootstrap.servers", args[1]);
+        cp.put("isolation.level", args[3]);
+        cp.put("enable.auto.commit", "false");
+        cp.put("key.deserializer", org.apache.kafka.common.serialization.ByteArrayDeserializer.class.getName());
+        cp.put("value.deserializer", org.apache.kafka.common.serialization.ByteArrayDeserializer.class.getName());
+        org.apache.kafka.common.TopicPartition tp = new org.apache.kafka.common.TopicPartition(args[2], 0);
+        List<org.apache.kafka.common.TopicPartition> tps = List.of(tp);
+        try (org.apache.kafka.clients.consumer.KafkaConsumer<byte[], byte[]> consumer =
+                 new org.apache.kafka.clients.consumer.KafkaConsumer<>(cp)) {
+            consumer.assign(tps);
+            consumer.seekToBeginning(tps);
+            long end = consumer.endOffsets(tps).get(tp);
+            List<String> values = new ArrayList<>();
+            long deadline = System.currentTimeMillis() + CALL_TIMEOUT_MS;
+            while (consumer.position(tp) < end && System.currentTimeMillis() < deadline) {
+                for (org.apache.kafka.clients.consumer.ConsumerRecord<byte[], byte[]> r
+                         : consumer.poll(java.time.Duration.ofMillis(200))) {
+                    values.add(str(new String(r.value(), java.nio.charset.StandardCharsets.UTF_8)));
+                }
+            }
+            return "{\"error\":null,\"end\":" + end + ",\"position\":" + consumer.position(tp)
+                + ",\"values\":[" + String.join(",", values) + "]}";
         } catch (Exception e) {
             return "{" + error(e) + "}";
         }

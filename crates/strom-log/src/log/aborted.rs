@@ -14,7 +14,8 @@
 //! before the recovery point passes it, and a clean close fsyncs the active one. The
 //! active segment's entries are not fsynced by other flushes: after a crash, recovery
 //! rescans from the segment holding the recovery point, and the `.txnindex` of every
-//! segment it scanned is cut to its valid entries below the recovered end and reported
+//! segment it scanned is cut to its valid entries below the recovered end; from the first
+//! scanned segment holding a marker (one without can have no entry) they are reported
 //! untrusted ([`Log::txn_index_rebuild_from`]), as is every segment without a `.txnindex`
 //! (a directory written before Strom kept them). The caller replays its transaction state
 //! over those segments and hands back their entries ([`Log::rebuild_txn_index`]); until it
@@ -103,13 +104,15 @@ fn open_or_create(fs: &dyn FileSystem, path: &Path) -> Result<Arc<dyn FileHandle
 
 /// Checks every segment's `.txnindex` at open, in offset order (`segments` with the offset
 /// each ends before). Segments from `scanned_from` on (recovery scanned them) are cut to
-/// their longest valid prefix of entries below the segment's end and owe a rebuild; so do
-/// segments without a file. Elsewhere a torn last entry is cut and anything else that
-/// does not fit is damage ([`LogError::TxnIndex`], nothing changed).
+/// their longest valid prefix of entries below the segment's end; from `markers_from` on
+/// (the first scanned segment holding a marker) they owe a rebuild, as do segments without
+/// a file. Elsewhere a torn last entry is cut and anything else that does not fit is
+/// damage ([`LogError::TxnIndex`], nothing changed).
 pub(super) fn check_txn_indexes(
     fs: &dyn FileSystem,
     segments: &[(Arc<Segment>, i64)],
     scanned_from: Option<i64>,
+    markers_from: Option<i64>,
 ) -> Result<TxnIndexState, LogError> {
     let mut state = TxnIndexState::default();
     let mut cuts: Vec<(Arc<Segment>, u64)> = Vec::new();
@@ -117,7 +120,7 @@ pub(super) fn check_txn_indexes(
         let base = segment.base_offset;
         let path = &segment.txn_index_path;
         let scanned = scanned_from.is_some_and(|from| base >= from);
-        if scanned {
+        if markers_from.is_some_and(|from| base >= from) {
             state.recovery_point_cap.get_or_insert(base);
             state.rebuild_from.get_or_insert(base);
         }
@@ -127,6 +130,10 @@ pub(super) fn check_txn_indexes(
             continue;
         }
         let len = fs.file_len(path).map_err(io("stat", path))?;
+        if len == 0 {
+            segment.set_txn_index_len(0);
+            continue;
+        }
         let file = fs.open(path).map_err(io("open", path))?;
         let entries = len / ENTRY_BYTES;
         let mut checker = Checker::new(path, base, *end);

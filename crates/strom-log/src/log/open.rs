@@ -31,8 +31,12 @@ pub struct OpenReport {
     /// Segments validated batch by batch (with their indexes rebuilt).
     pub segments_scanned: usize,
     /// Base offset of the first segment recovery scanned, if it scanned any: from there
-    /// on the `.txnindex` files are rebuilt ([`Log::txn_index_rebuild_from`]).
+    /// on the `.txnindex` files are cut to their entries below the recovered end.
     pub first_segment_scanned: Option<i64>,
+    /// Base offset of the first scanned segment holding a control batch (a transaction
+    /// marker): from there on the `.txnindex` files are rebuilt
+    /// ([`Log::txn_index_rebuild_from`]).
+    pub first_scanned_with_markers: Option<i64>,
     /// Base offset of the segment whose torn tail recovery cut, if any.
     pub truncated_segment: Option<i64>,
     /// Bytes removed from that segment's tail (0 if it ended at a batch boundary).
@@ -129,6 +133,7 @@ impl Log {
             fs.as_ref(),
             &with_ends,
             report.first_segment_scanned,
+            report.first_scanned_with_markers,
         )?;
         let writer = open_writer(active, next_offset, now_ms);
         if !report.clean {

@@ -104,6 +104,19 @@ pub(super) fn recover(
             .map_or(first.base_offset, |f| f.min(first.base_offset));
         report.first_segment_scanned = Some(from);
     }
+    // A scanned segment without a marker can have no `.txnindex` entry (those past its
+    // recovered end are cut); from the first one with a marker the index may lack unsynced
+    // entries and is rebuilt.
+    if let Some((first, _)) = plan
+        .scanned
+        .iter()
+        .find(|(_, scan)| scan.first_control_offset.is_some())
+    {
+        let from = report
+            .first_scanned_with_markers
+            .map_or(first.base_offset, |f| f.min(first.base_offset));
+        report.first_scanned_with_markers = Some(from);
+    }
     if let Some((segment, cut, reason)) = &plan.torn {
         let len = segment.size_bytes();
         let at = cut.unwrap_or(len);
