@@ -1,7 +1,8 @@
 //! The API version table: which versions of which APIs the broker decodes and advertises.
 //!
 //! The ranges are Apache Kafka 4.1's `validVersions` (kafka-protocol 0.18 is generated from
-//! Kafka 4.1.0's message JSON, so its `ApiKey::valid_versions` is that table), with two
+//! Kafka 4.1.0's message JSON, so its `ApiKey::valid_versions` is that table; the vendored
+//! copy's STROM PATCHes add Kafka 4.2's WriteTxnMarkers v2, KIP-1228), with two
 //! differences that follow what a Kafka 4.1 broker actually advertises:
 //! - a version marked `latestVersionUnstable` is left out (InitProducerId v6; OffsetCommit and
 //!   OffsetFetch v10, which also need topic ids in the group coordinator);

@@ -4,41 +4,20 @@
 //! API keys, versions and header versions are Kafka 4.2's, and a truncated body is an
 //! error, never a panic.
 
-use bytes::{Bytes, BytesMut};
+mod common;
+
 use kafka_protocol::messages::{
     streams_group_describe_response as describe, streams_group_heartbeat_request as hb_req,
     streams_group_heartbeat_response as hb_resp, ApiKey, GroupId, RequestKind, ResponseKind,
     StreamsGroupDescribeRequest, StreamsGroupDescribeResponse, StreamsGroupHeartbeatRequest,
     StreamsGroupHeartbeatResponse, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
+
+use common::{check, encode};
 
 fn s(text: &'static str) -> StrBytes {
     StrBytes::from_static_str(text)
-}
-
-fn encode<T: Encodable>(message: &T, version: i16) -> Bytes {
-    let mut buf = BytesMut::new();
-    message.encode(&mut buf, version).unwrap();
-    assert_eq!(buf.len(), message.compute_size(version).unwrap());
-    buf.freeze()
-}
-
-/// Encodes, decodes, compares; then every strict prefix of the bytes must fail to decode.
-fn check<T: Encodable + Decodable + PartialEq + std::fmt::Debug>(message: &T, version: i16) {
-    let bytes = encode(message, version);
-    let mut input = bytes.clone();
-    let decoded = T::decode(&mut input, version).unwrap();
-    assert_eq!(&decoded, message);
-    assert!(input.is_empty(), "decode left {} bytes", input.len());
-    for cut in 0..bytes.len() {
-        let mut short = bytes.slice(..cut);
-        assert!(
-            T::decode(&mut short, version).is_err(),
-            "a body cut at {cut} of {} bytes decoded",
-            bytes.len()
-        );
-    }
 }
 
 fn task_ids(subtopology: &'static str, partitions: Vec<i32>) -> hb_req::TaskIds {
