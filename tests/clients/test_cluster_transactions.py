@@ -1,9 +1,11 @@
 """Transactions on a 3-node cluster, through clients nobody here wrote: the transaction
 coordinator (the leader of the id's `__transaction_state` partition, on one node) writes
-COMMIT/ABORT markers to partitions led by the other nodes (WriteTxnMarkers between brokers),
-and partition leaders on other nodes check transactional batches with it (KIP-890:
-librdkafka's batches are verified, AddPartitionsToTxn v4 `verify_only`; the Java client's
-transaction version 2 batches and offsets are added, AddPartitionsToTxn v4 without it).
+COMMIT/ABORT markers to partitions led by the other nodes (WriteTxnMarkers v2 between
+brokers, KIP-1228: each marker names its transaction version, by which the leader checks
+its epoch), and partition leaders on other nodes check transactional batches with it
+(KIP-890: librdkafka's batches are verified, AddPartitionsToTxn v4 `verify_only`; the Java
+client's transaction version 2 batches and offsets are added, AddPartitionsToTxn v4
+without it).
 
 Marked `cluster`: deselected unless STROM_CLUSTER_TESTS=1 (README.md, "Cluster tests").
 """
@@ -15,9 +17,11 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from cluster import NotYet
+from cluster import NotYet, free_ports
 from cluster_fixtures import make_cluster  # noqa: F401 (fixture)
+from kafka_wire import finalized_features
 from test_compat import compat_tool  # noqa: F401 (the Java helper fixture)
+from test_metrics import Scrape
 
 pytestmark = pytest.mark.cluster
 
@@ -59,6 +63,18 @@ def read(cluster, topic, isolation, expected):
     return got
 
 
+def commit_then_abort(p, topic, prefix=""):
+    """One transaction of `p` over every partition of `topic` committed, then one aborted:
+    values f"{prefix}commit-{partition}" and f"{prefix}abort-{partition}"."""
+    for outcome in ("commit", "abort"):
+        p.begin_transaction()
+        for part in range(PARTITIONS):
+            p.produce(topic, value=f"{prefix}{outcome}-{part}".encode(), partition=part)
+        # Sent before the end (librdkafka's abort drops what it has not sent yet).
+        assert p.flush(WAIT_S) == 0
+        (p.commit_transaction if outcome == "commit" else p.abort_transaction)(WAIT_S)
+
+
 def test_markers_and_verification_across_brokers(make_cluster, compat_tool, topic_name):
     cluster = make_cluster(3)
     src, dst = f"{topic_name}-in", f"{topic_name}-out"
@@ -72,13 +88,7 @@ def test_markers_and_verification_across_brokers(make_cluster, compat_tool, topi
     p = Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": f"{topic_name}-rd",
                   "linger.ms": 5})
     p.init_transactions(WAIT_S)
-    for outcome in ("commit", "abort"):
-        p.begin_transaction()
-        for part in range(PARTITIONS):
-            p.produce(dst, value=f"{outcome}-{part}".encode(), partition=part)
-        # Sent before the end (librdkafka's abort drops what it has not sent yet).
-        assert p.flush(WAIT_S) == 0
-        (p.commit_transaction if outcome == "commit" else p.abort_transaction)(WAIT_S)
+    commit_then_abort(p, dst)
     assert sorted(read(cluster, dst, "read_committed", PARTITIONS)) == [f"commit-{i}" for i in range(PARTITIONS)]
     everything = read(cluster, dst, "read_uncommitted", 2 * PARTITIONS)
     assert sorted(everything) == sorted([f"{o}-{i}" for o in ("commit", "abort") for i in range(PARTITIONS)])
@@ -262,3 +272,102 @@ def test_copier_on_a_cluster_killed_and_its_coordinator_killed(make_cluster, top
     if long_run:
         print(f"\nEOS copier on a cluster: {n} records copied exactly once through {kills} copier "
               f"kills and {killed_coordinators} coordinator kills")
+
+
+def marker_requests(port):
+    """WriteTxnMarkers requests a node served, by version: {version: count}."""
+    series = Scrape(port).series("kafka_network_requestmetrics_requests_total")
+    return {int(dict(labels)["version"]): count for labels, count in series.items()
+            if dict(labels).get("request") == "WriteTxnMarkers"}
+
+
+def test_markers_go_between_brokers_as_v2_at_transaction_versions_2_and_1(make_cluster, compat_tool, topic_name):
+    """KIP-1228 end to end. Every partition of the output topic is led by one node L, and
+    each transactional id is picked so that its coordinator is another node: every marker
+    reaches L as a WriteTxnMarkers request, which the metrics count by version. At
+    transaction.version 2 the Java producer (transaction version 2: its epoch bumped at
+    each end, markers of version 2 checked as strictly newer than the data) and the
+    confluent producer (version 0 markers) commit and abort; then at level 1 (a downgrade,
+    the version 1 path: no bump) again. Every request is v2, none v1, and read_committed
+    readers see exactly the committed records."""
+    ports = free_ports(3)
+    cluster = make_cluster(3, node_props={n: {"strom.http.listeners": f"http://127.0.0.1:{port}"}
+                                          for n, port in zip((1, 2, 3), ports)})
+    http = dict(zip((1, 2, 3), ports))
+    dst = f"{topic_name}-out"
+    # The first transactional producer creates __transaction_state (and is used below).
+    rd = Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": f"{topic_name}-first",
+                   "linger.ms": 5})
+    rd.init_transactions(WAIT_S)
+    state = cluster.partitions("__transaction_state")
+    # L leads every output partition (first in each replica list) and no coordinator of
+    # the ids below is L.
+    lead = next(n for n in (1, 2, 3) if state[txn_partition(f"{topic_name}-first")]["leader"] != n)
+    others = [n for n in (1, 2, 3) if n != lead]
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    assignment = [[lead, *others], [lead, *reversed(others)], [lead, *others]]
+    admin.create_topics([NewTopic(dst, PARTITIONS, replica_assignment=assignment, config={"min.insync.replicas": "2"})],
+                        operation_timeout=WAIT_S)[dst].result(timeout=WAIT_S)
+    cluster.wait_isr(dst, size=3)
+    assert [cluster.leader(dst, p) for p in range(PARTITIONS)] == [lead] * PARTITIONS
+
+    def remote_id(prefix):
+        for k in range(200):
+            txid = f"{prefix}-{k}"
+            if state[txn_partition(txid)]["leader"] not in (lead, -1):
+                assert cluster.leader("__transaction_state", txn_partition(txid)) != lead
+                return txid
+        raise AssertionError(f"no transactional id coordinated away from node {lead}")
+
+    expected = []
+    before = marker_requests(http[lead])
+
+    def transactions(tag, epoch_after):
+        # Java: 3 records committed, 2 aborted (one sticky partition); its describe shows
+        # the epoch the ends left (2 at version 2: one bump per end; 0 below).
+        java_id = remote_id(f"{topic_name}-java-{tag}")
+        out = compat_tool(["transaction", cluster.bootstrap, java_id, dst, 3, 2])
+        assert out["error"] is None, out
+        expected.extend(f"commit-{i}" for i in range(3))
+        described = compat_tool(["transactions", cluster.bootstrap, java_id])["describe"]
+        assert (described["state"], described["producer_epoch"]) == ("CompleteAbort", epoch_after), described
+        # librdkafka (transaction version 0 whatever the level): every partition.
+        p = Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": remote_id(f"{topic_name}-rd-{tag}"),
+                      "linger.ms": 5})
+        p.init_transactions(WAIT_S)
+        commit_then_abort(p, dst, prefix=f"{tag}-")
+        expected.extend(f"{tag}-commit-{part}" for part in range(PARTITIONS))
+
+    def served_v2(since):
+        """Four ends, each at least one request to L once its markers are written (EndTxn
+        is answered before that), all v2."""
+        def probe():
+            now = marker_requests(http[lead])
+            if now.get(2, 0) - since.get(2, 0) < 4:
+                raise NotYet(f"{since} -> {now}")
+            return now
+        return cluster.wait("the markers of four ends served as WriteTxnMarkers v2", probe, WAIT_S)
+
+    transactions("tv2", epoch_after=2)
+    after_tv2 = served_v2(before)
+
+    tv = "transaction.version"
+    assert compat_tool(["update-feature", cluster.bootstrap, tv, 1, "SAFE_DOWNGRADE"]) == {"ok": True}
+
+    def downgraded():
+        for node in cluster.brokers():
+            seen = finalized_features(node.host, node.port)
+            if seen.get(tv) != 1:
+                raise NotYet(f"{node}: {seen}")
+        return True
+
+    cluster.wait("every node finalized transaction.version 1", downgraded, WAIT_S)
+    transactions("tv1", epoch_after=0)
+    served_v2(after_tv2)
+    for node, port in http.items():
+        assert marker_requests(port).get(1, 0) == 0, f"node {node} was sent WriteTxnMarkers v1"
+
+    got = read(cluster, dst, "read_committed", len(expected))
+    assert sorted(got) == sorted(expected), got
+    everything = read(cluster, dst, "read_uncommitted", len(expected) + 2 * 2 + 2 * PARTITIONS)
+    assert len(everything) == len(expected) + 2 * 2 + 2 * PARTITIONS, everything

@@ -24,8 +24,11 @@ use crate::txn_markers::TxnMarker;
 const PEER_TIMEOUT_MS: u64 = 30_000;
 /// The largest response frame accepted from another broker.
 const PEER_FRAME_BYTES_MAX: usize = 16 * 1024 * 1024;
-/// WriteTxnMarkers and AddPartitionsToTxn versions this broker sends.
-const WRITE_TXN_MARKERS_VERSION: i16 = 1;
+/// WriteTxnMarkers and AddPartitionsToTxn versions this broker sends. WriteTxnMarkers v2
+/// (KIP-1228) carries the marker's transaction version; a leader whose ApiVersions stop at
+/// v1 gets v1 without it and checks the epoch by the legacy rule (not older), which every
+/// version 2 marker passes too, as Kafka's coordinator does with such a peer.
+const WRITE_TXN_MARKERS_VERSION: i16 = 2;
 const VERIFY_VERSION: i16 = 4;
 
 /// The address of `broker`'s inter-broker listener in `image`.
@@ -97,6 +100,7 @@ pub async fn send_to_leader(
             .with_producer_epoch(marker.producer_epoch)
             .with_transaction_result(marker.commit)
             .with_coordinator_epoch(marker.coordinator_epoch)
+            .with_transaction_version(wire_transaction_version(marker.transaction_version))
             .with_topics(topics)]);
     let mut connection = match connect(context, image, leader).await {
         Ok(c) => c,
@@ -137,6 +141,11 @@ pub async fn send_to_leader(
         }
     }
     results
+}
+
+/// The wire's int8 `TransactionVersion` of a marker (Kafka's levels are 0-2).
+fn wire_transaction_version(transaction_version: i16) -> i8 {
+    i8::try_from(transaction_version).unwrap_or(i8::MAX)
 }
 
 /// KIP-890 against a coordinator on another broker: AddPartitionsToTxn v4 with

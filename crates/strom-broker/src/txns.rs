@@ -990,9 +990,9 @@ async fn write_markers(
             producer_epoch: job.producer_epoch,
             commit: job.commit,
             coordinator_epoch: leader_epoch,
-            // The job does not carry its transaction's version yet: the partitions check
-            // the epoch with the legacy rule (not older), which every TV2 marker passes too.
-            transaction_version: strom_txn::TV0,
+            // KIP-1228: the partitions check the epoch by the transaction's version
+            // (strictly newer at 2, where this end bumped it; not older below).
+            transaction_version: job.transaction_version,
             partitions: remaining.clone(),
         };
         let results = send_markers(&context, &image, marker).await;

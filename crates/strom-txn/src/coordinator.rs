@@ -76,6 +76,11 @@ pub struct MarkerJob {
     pub producer_epoch: i16,
     pub commit: bool,
     pub partitions: Vec<TopicPartition>,
+    /// The transaction version the transaction ends at (Kafka's `clientTransactionVersion`
+    /// of the PREPARE record, sent as WriteTxnMarkers v2's `TransactionVersion`, KIP-1228):
+    /// [`TV2`] exactly when this end bumped the epoch, so that each partition checks the
+    /// marker's epoch as strictly newer than its data's; below it, not older.
+    pub transaction_version: i16,
 }
 
 /// Records to append, the response to release once they are committed, and marker jobs to
@@ -525,7 +530,8 @@ impl Coordinator {
         fresh_producer_id: &mut Option<i64>,
         now_ms: i64,
     ) -> Output<EndTxnResult> {
-        if self.end_version(transactional_id, client_tv) >= TV2 {
+        let end_version = self.end_version(transactional_id, client_tv);
+        if end_version >= TV2 {
             return self.end_txn_v2(
                 transactional_id,
                 producer_id,
@@ -547,6 +553,10 @@ impl Coordinator {
         let error = match (meta.state, commit) {
             (TxnState::Ongoing, _) => {
                 let mut meta = meta.clone();
+                // The end is judged below version 2 (no bump), so its markers are too, even
+                // if the transaction began at 2 (a client that changed versions mid-way);
+                // as Kafka's `prepareAbortOrCommit`, which records the EndTxn's version.
+                meta.client_tv = meta.client_tv.min(end_version);
                 meta.state = if commit {
                     TxnState::PrepareCommit
                 } else {
@@ -811,7 +821,7 @@ impl Coordinator {
     where
         R: Refusable,
     {
-        match TxnRecord::of(&meta) {
+        match TxnRecord::of(&meta, self.transaction_version) {
             Ok(record) => {
                 self.txns.insert(meta.transactional_id.clone(), meta);
                 Output {
@@ -882,6 +892,7 @@ fn job_of(meta: &TxnMetadata, commit: bool) -> MarkerJob {
         producer_epoch: meta.producer_epoch,
         commit,
         partitions: meta.partitions.iter().cloned().collect(),
+        transaction_version: meta.client_tv,
     }
 }
 

@@ -23,8 +23,8 @@ pub use coordinator::{
     MarkerJob, Output, TV0, TV2,
 };
 pub use records::{
-    decode_key, decode_value, encode_key, encode_value, RecordError, TxnRecord, TxnValue,
-    VALUE_VERSION,
+    decode_key, decode_value, encode_key, encode_value, value_version, RecordError, TxnRecord,
+    TxnValue,
 };
 pub use state::{TopicPartition, TxnMetadata, TxnState, NO_PRODUCER_EPOCH, NO_PRODUCER_ID};
 

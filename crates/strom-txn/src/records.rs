@@ -3,13 +3,26 @@
 //! that Kafka's tools could read the topic. Key: version (i16, 0), transactional id (string).
 //! Value v0: version (i16, 0), producer id (i64), producer epoch (i16), timeout (i32), state
 //! (i8), partitions (nullable array of topic string and i32 array), last update (i64),
-//! start (i64). Value v1 (Kafka's first flexible version, written when `transaction.version`
-//! is 1 or more, as it is here) has the same fields with compact strings and arrays, an
-//! empty tagged-field section after each partition entry, and tagged fields at the end:
-//! 0 PreviousProducerId (i64), 1 NextProducerId (i64), 2 ClientTransactionVersion (i16),
-//! each written only when it is not its default (-1, -1, 0). A record without a value is a
-//! tombstone (the id expired). Decoding checks every length against the bytes present
-//! before using it, and skips unknown tagged fields as Kafka does.
+//! start (i64). Value v1 (Kafka's first flexible version) has the same fields with compact
+//! strings and arrays, an empty tagged-field section after each partition entry, and tagged
+//! fields at the end: 0 PreviousProducerId (i64), 1 NextProducerId (i64),
+//! 2 ClientTransactionVersion (i16), each written only when it is not its default (-1, -1,
+//! 0). The partitions are null for Empty only, an array (maybe empty) otherwise, as Kafka's
+//! `TransactionLog.valueToBytes` writes them. A record without a value is a tombstone (the
+//! id expired). Both versions are read whatever the finalized `transaction.version`.
+//! Decoding checks every length against the bytes present before using it, and skips
+//! unknown tagged fields as Kafka does.
+//!
+//! The version written follows the cluster's finalized `transaction.version` as Kafka's
+//! `TransactionVersion.transactionLogValueVersion` does ([`value_version`]): v0 at level 0
+//! (so a log written at level 0 stays readable by brokers that know only v0: the reason the
+//! level exists), v1 from level 1. At v0 the tagged fields are not written, as Kafka drops
+//! them: the previous producer id (used to recognise a retried InitProducerId or EndTxn)
+//! is lost on a reload. One exception, where Kafka's generated writer would refuse the
+//! record (a non-default tagged field at v0) and fail the request: a value whose client
+//! transaction version or next producer id is not the default (a version 2 transaction
+//! still under way when the level was lowered to 0) is written at v1, so that the
+//! transaction ends by the rules it began with, after a failover too.
 
 use std::collections::BTreeSet;
 
@@ -19,9 +32,16 @@ use crate::state::{TopicPartition, TxnMetadata, TxnState};
 
 /// The key version (Kafka has only v0).
 const KEY_VERSION: i16 = 0;
-/// The value version written: Kafka's `transactionLogValueVersion` for `transaction.version`
-/// 1 and 2 (flexible, with the KIP-890 tagged fields).
-pub const VALUE_VERSION: i16 = 1;
+/// The value version Kafka writes at the finalized `transaction.version` `level`
+/// (`TransactionVersion.transactionLogValueVersion`: level 1 "enables flexible
+/// transactional state records", KIP-890): 0 at level 0, 1 from level 1.
+pub fn value_version(level: i16) -> i16 {
+    if level >= 1 {
+        1
+    } else {
+        0
+    }
+}
 
 /// One record of `__transaction_state`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,25 +90,31 @@ pub struct TxnValue {
 }
 
 impl TxnRecord {
-    /// The record persisting `meta`.
-    pub fn of(meta: &TxnMetadata) -> Result<TxnRecord, RecordError> {
+    /// The record persisting `meta` at the finalized `transaction.version` `level`: at
+    /// [`value_version`], except that a value v0 cannot hold without changing the rules of
+    /// its transaction (a client transaction version or next producer id) is written at v1.
+    pub fn of(meta: &TxnMetadata, level: i16) -> Result<TxnRecord, RecordError> {
+        let value = TxnValue {
+            producer_id: meta.producer_id,
+            producer_epoch: meta.producer_epoch,
+            timeout_ms: meta.timeout_ms,
+            state: meta.state,
+            partitions: meta.partitions.clone(),
+            last_update_ms: meta.last_update_ms,
+            start_ms: meta.start_ms,
+            previous_producer_id: meta.previous_producer_id,
+            next_producer_id: meta.next_producer_id,
+            client_tv: meta.client_tv,
+        };
+        let needs_flexible = value.client_tv != 0 || value.next_producer_id != -1;
+        let version = if needs_flexible {
+            1
+        } else {
+            value_version(level)
+        };
         Ok(TxnRecord {
             key: encode_key(&meta.transactional_id)?,
-            value: Some(encode_value(
-                &TxnValue {
-                    producer_id: meta.producer_id,
-                    producer_epoch: meta.producer_epoch,
-                    timeout_ms: meta.timeout_ms,
-                    state: meta.state,
-                    partitions: meta.partitions.clone(),
-                    last_update_ms: meta.last_update_ms,
-                    start_ms: meta.start_ms,
-                    previous_producer_id: meta.previous_producer_id,
-                    next_producer_id: meta.next_producer_id,
-                    client_tv: meta.client_tv,
-                },
-                VALUE_VERSION,
-            )?),
+            value: Some(encode_value(&value, version)?),
         })
     }
 
@@ -137,8 +163,8 @@ pub fn encode_value(v: &TxnValue, version: i16) -> Result<Bytes, RecordError> {
     b.put_i16(v.producer_epoch);
     b.put_i32(v.timeout_ms);
     b.put_i8(v.state.id());
-    // Partitions grouped by topic, as Kafka writes them; Kafka writes null for Empty and
-    // the complete states, an array otherwise.
+    // Partitions grouped by topic, as Kafka writes them; null for Empty (Kafka refuses to
+    // write Empty with partitions), an array, maybe empty, otherwise.
     let mut topics: Vec<(&str, Vec<i32>)> = Vec::new();
     for tp in &v.partitions {
         match topics.last_mut() {
@@ -146,7 +172,7 @@ pub fn encode_value(v: &TxnValue, version: i16) -> Result<Bytes, RecordError> {
             _ => topics.push((&tp.topic, vec![tp.partition])),
         }
     }
-    if v.partitions.is_empty() && !matches!(v.state, TxnState::Ongoing) {
+    if v.partitions.is_empty() && v.state == TxnState::Empty {
         if flexible {
             put_varint(&mut b, 0);
         } else {
@@ -536,6 +562,86 @@ mod tests {
         with_unknown.put_slice(&[1, 9, 2, 0xab, 0xcd]);
         assert_eq!(decode_value(&with_unknown).unwrap(), value);
         assert!(encode_value(&value, 2).is_err());
+    }
+
+    fn meta(state: TxnState, partitions: &[i32]) -> TxnMetadata {
+        TxnMetadata {
+            transactional_id: "tx".into(),
+            producer_id: 9,
+            previous_producer_id: 8,
+            producer_epoch: 4,
+            last_producer_epoch: 3,
+            timeout_ms: 60_000,
+            state,
+            partitions: partitions
+                .iter()
+                .map(|p| TopicPartition::new("t".into(), *p))
+                .collect(),
+            start_ms: 5,
+            last_update_ms: 6,
+            next_producer_id: -1,
+            client_tv: 0,
+        }
+    }
+
+    fn version_of(record: &TxnRecord) -> i16 {
+        let value = record.value.as_deref().unwrap();
+        i16::from_be_bytes([value[0], value[1]])
+    }
+
+    #[test]
+    fn the_value_version_follows_the_finalized_transaction_version_as_kafkas() {
+        assert_eq!(
+            [0, 1, 2].map(value_version),
+            [0, 1, 1],
+            "Kafka's transactionLogValueVersion"
+        );
+        let ongoing = meta(TxnState::Ongoing, &[0, 1]);
+        for (level, version) in [(0, 0), (1, 1), (2, 1)] {
+            let record = TxnRecord::of(&ongoing, level).unwrap();
+            assert_eq!(version_of(&record), version, "level {level}");
+            let back = decode_value(record.value.as_deref().unwrap()).unwrap();
+            assert_eq!(back.partitions, ongoing.partitions);
+            // v0 has no tagged fields: the previous producer id is dropped, as Kafka does.
+            let previous = if version == 0 { -1 } else { 8 };
+            assert_eq!(back.previous_producer_id, previous, "level {level}");
+        }
+        // A version 2 transaction still under way at level 0 (the level was lowered) keeps
+        // its client version and next producer id: v1, where Kafka would fail the write.
+        let mut tv2 = meta(TxnState::PrepareCommit, &[0]);
+        tv2.client_tv = 2;
+        let record = TxnRecord::of(&tv2, 0).unwrap();
+        assert_eq!(version_of(&record), 1);
+        assert_eq!(
+            decode_value(record.value.as_deref().unwrap())
+                .unwrap()
+                .client_tv,
+            2
+        );
+        let mut overflow = meta(TxnState::PrepareAbort, &[0]);
+        overflow.next_producer_id = 77;
+        assert_eq!(version_of(&TxnRecord::of(&overflow, 0).unwrap()), 1);
+    }
+
+    #[test]
+    fn partitions_are_null_for_empty_only() {
+        // Kafka's valueToBytes: null for Empty, a (here empty) array for every other state.
+        for version in [0, 1] {
+            let empty = TxnRecord::of(&meta(TxnState::Empty, &[]), version).unwrap();
+            let complete = TxnRecord::of(&meta(TxnState::CompleteCommit, &[]), version).unwrap();
+            let (empty, complete) = (empty.value.unwrap(), complete.value.unwrap());
+            // version (2), pid (8), epoch (2), timeout (4), state (1), then the array.
+            let at = 17;
+            if version == 0 {
+                assert_eq!(&empty[at..at + 4], &(-1i32).to_be_bytes());
+                assert_eq!(&complete[at..at + 4], &0i32.to_be_bytes());
+            } else {
+                assert_eq!((empty[at], complete[at]), (0, 1), "compact null / empty");
+            }
+            let back = decode_value(&complete).unwrap();
+            assert_eq!(back.state, TxnState::CompleteCommit);
+            assert!(back.partitions.is_empty());
+        }
     }
 
     #[test]

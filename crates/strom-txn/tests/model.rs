@@ -7,8 +7,9 @@
 //! a mix of version 1 and version 2 producers (KIP-890 part 2: implicit adds, every end bumps
 //! the epoch and answers the epoch to continue with, retried ends recognised by Kafka's
 //! table, an abort with nothing open, the double bump of a fenced version 2 transaction)
-//! with the cluster's finalized `transaction.version` moving between 1 and 2 (a transaction
-//! keeps the version it started with). A failure prints its minimal case; it replays with
+//! with the cluster's finalized `transaction.version` moving between 0, 1 and 2 (a
+//! transaction keeps the version it started with; at 0 the records are value v0). Every
+//! pending marker job carries the transaction version its partitions check it by. A failure prints its minimal case; it replays with
 //! `PROPTEST_RNG_SEED=<seed>` and from `proptest-regressions/`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,10 +42,9 @@ enum Op {
     Markers(usize),
     Advance(i64),
     Failover,
-    /// UpdateFeatures: the finalized transaction.version becomes 2 or 1.
-    Level {
-        tv2: bool,
-    },
+    /// UpdateFeatures: the finalized transaction.version becomes 0, 1 or 2 (at 0 the
+    /// records are written as TransactionLogValue v0, which failovers then replay).
+    Level(i16),
 }
 
 /// Operations of version 1 producers only (no retried end: a version 1 retry is the same
@@ -70,7 +70,7 @@ fn op_mixed() -> impl Strategy<Value = Op> {
         3 => (0..8usize).prop_map(Op::Markers),
         2 => (0..700i64).prop_map(Op::Advance),
         1 => Just(Op::Failover),
-        1 => any::<bool>().prop_map(|tv2| Op::Level { tv2 }),
+        1 => (0..=TV2).prop_map(Op::Level),
     ]
 }
 
@@ -147,7 +147,8 @@ fn parts(job: &MarkerJob) -> BTreeSet<i32> {
     job.partitions.iter().map(|p| p.partition).collect()
 }
 
-type JobKey = (String, i64, i16, bool, BTreeSet<i32>);
+/// (id, producer id, epoch, commit, partitions, the transaction version the markers carry).
+type JobKey = (String, i64, i16, bool, BTreeSet<i32>, i16);
 
 fn expected_jobs(model: &Model) -> BTreeSet<JobKey> {
     model
@@ -160,6 +161,7 @@ fn expected_jobs(model: &Model) -> BTreeSet<JobKey> {
                 t.epoch,
                 *commit,
                 partitions.clone(),
+                t.txn_tv,
             )),
             _ => None,
         })
@@ -175,6 +177,7 @@ fn job_keys(jobs: &[MarkerJob]) -> BTreeSet<JobKey> {
                 j.producer_epoch,
                 j.commit,
                 parts(j),
+                j.transaction_version,
             )
         })
         .collect()
@@ -209,6 +212,8 @@ fn model_end(
         }
         return match t.phase.clone() {
             Phase::Ongoing { partitions, .. } => {
+                // Ended below version 2 (no bump): its markers are checked as such.
+                t.txn_tv = t.txn_tv.min(version);
                 t.phase = Phase::Preparing { commit, partitions };
                 Ok((pid, epoch))
             }
@@ -498,8 +503,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 pending = jobs;
             }
-            Op::Level { tv2 } => {
-                model.level = if tv2 { TV2 } else { 1 };
+            Op::Level(level) => {
+                model.level = level;
                 coordinator.set_transaction_version(model.level);
             }
         }

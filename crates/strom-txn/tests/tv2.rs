@@ -262,8 +262,8 @@ fn version_1_clients_keep_their_epoch_across_ends() {
     let value = out.records[0].value.as_deref().unwrap();
     assert_eq!(
         &value[..2],
-        &VALUE_VERSION.to_be_bytes(),
-        "values are written as v1"
+        &value_version(TV2).to_be_bytes(),
+        "values are written as v1 at level 2"
     );
     let decoded = decode_value(value).unwrap();
     assert_eq!(decoded.client_tv, TV0);

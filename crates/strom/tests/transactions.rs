@@ -73,16 +73,36 @@ fn write_marker(
     coordinator_epoch: i32,
     partitions: &[i32],
 ) -> Vec<i16> {
+    write_marker_at(
+        client,
+        (1, 0),
+        producer,
+        commit,
+        coordinator_epoch,
+        partitions,
+    )
+}
+
+/// WriteTxnMarkers at (request version, the marker's transaction version); the error codes.
+fn write_marker_at(
+    client: &mut KafkaClient,
+    (version, transaction_version): (i16, i8),
+    producer: (i64, i16),
+    commit: bool,
+    coordinator_epoch: i32,
+    partitions: &[i32],
+) -> Vec<i16> {
     let request =
         WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
             .with_producer_id(ProducerId(producer.0))
             .with_producer_epoch(producer.1)
             .with_transaction_result(commit)
             .with_coordinator_epoch(coordinator_epoch)
+            .with_transaction_version(transaction_version)
             .with_topics(vec![WritableTxnMarkerTopic::default()
                 .with_name(name(TOPIC))
                 .with_partition_indexes(partitions.to_vec())])]);
-    let response = client.send(1, request).unwrap();
+    let response = client.send(version, request).unwrap();
     assert_eq!(response.markers.len(), 1);
     assert_eq!(response.markers[0].producer_id.0, producer.0);
     response.markers[0].topics[0]
@@ -225,19 +245,24 @@ fn wait_led(addr: &str) -> KafkaClient {
     }
 }
 
-#[test]
-fn read_committed_sees_only_committed_records_across_kill_9() {
+/// A broker of its own with `extra` overrides and `TOPIC` (one partition) created: its data
+/// directory (kept alive by the caller), address, overrides and process.
+fn start_with_topic(extra: &[&str]) -> (tempfile::TempDir, String, Vec<String>, ServerProcess) {
     let data = tempfile::tempdir().unwrap();
     let port = free_ports(1)[0];
     let addr = format!("127.0.0.1:{port}");
-    let overrides = broker_overrides(
-        port,
-        data.path(),
-        // Transactions opened by hand, no coordinator: KIP-890 verification off.
-        &["transaction.partition.verification.enable=false"],
-    );
-    let mut server = ServerProcess::start(&overrides, &addr);
+    let overrides = broker_overrides(port, data.path(), extra);
+    let server = ServerProcess::start(&overrides, &addr);
     strom_cli(&["topics", "create", TOPIC, "--partitions", "1", "-b", &addr]);
+    (data, addr, overrides, server)
+}
+
+/// Transactions opened by hand, without a coordinator: KIP-890 verification off.
+const NO_VERIFICATION: &str = "transaction.partition.verification.enable=false";
+
+#[test]
+fn read_committed_sees_only_committed_records_across_kill_9() {
+    let (data, addr, overrides, mut server) = start_with_topic(&[NO_VERIFICATION]);
     let mut client = connect(&addr);
 
     // Offsets: p0 0, a1 a2 1-2 (producer 1000, open), p1 3.
@@ -346,4 +371,74 @@ fn read_committed_sees_only_committed_records_across_kill_9() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// KIP-1228: WriteTxnMarkers v2 names the marker's transaction version, and the leader
+/// checks the marker's producer epoch by it, as Kafka 4.2's `ProducerAppendInfo`: at
+/// version 2 the coordinator bumped the epoch for this end, so a marker not newer than the
+/// producer's epoch is INVALID_PRODUCER_EPOCH, except the retry of a marker already written
+/// (nothing open: written again, ending nothing); below 2 (and in v1 requests) a marker at
+/// the data's epoch is accepted. ApiVersions advertises WriteTxnMarkers 1-2.
+#[test]
+fn version_2_markers_are_checked_by_their_transaction_version() {
+    let (_data, addr, _, _server) = start_with_topic(&[NO_VERIFICATION]);
+    let mut client = connect(&addr);
+    let versions = client
+        .send(3, ApiVersionsRequest::default())
+        .unwrap()
+        .api_keys
+        .into_iter()
+        .find(|k| k.api_key == ApiKey::WriteTxnMarkers as i16)
+        .map(|k| (k.min_version, k.max_version));
+    assert_eq!(versions, Some((1, 2)));
+    const V2_TV2: (i16, i8) = (2, 2);
+
+    // Producer 4000 opens a transaction at epoch 3 (t1, offset 0).
+    produce(&mut client, batch(&["t1"], Some((4000, 3, 0))));
+    // Version 2: the data's epoch and older are refused; nothing is written.
+    for epoch in [2, 3] {
+        assert_eq!(
+            write_marker_at(&mut client, V2_TV2, (4000, epoch), true, 1, &[0]),
+            [INVALID_PRODUCER_EPOCH],
+            "epoch {epoch}"
+        );
+    }
+    assert_eq!(fetch_committed(&mut client), (1, 0, vec![]));
+    // The bumped epoch commits (marker at 1).
+    assert_eq!(
+        write_marker_at(&mut client, V2_TV2, (4000, 4), true, 1, &[0]),
+        [0]
+    );
+    assert_eq!(fetch_committed(&mut client), (2, 2, vec![]));
+    // Its retry (a lost response, a reloaded coordinator) is written again and ends nothing.
+    assert_eq!(
+        write_marker_at(&mut client, V2_TV2, (4000, 4), true, 1, &[0]),
+        [0]
+    );
+    assert_eq!(fetch_committed(&mut client), (3, 3, vec![]));
+    assert_eq!(producers(&mut client), [(4000, 4, -1)]);
+
+    // The next transaction at the bumped epoch (t2, offset 3): a late marker of the ended
+    // one, at that same epoch, would end it and is refused at version 2.
+    produce(&mut client, batch(&["t2"], Some((4000, 4, 0))));
+    assert_eq!(
+        write_marker_at(&mut client, V2_TV2, (4000, 4), false, 1, &[0]),
+        [INVALID_PRODUCER_EPOCH]
+    );
+    assert_eq!(fetch_committed(&mut client), (4, 3, vec![]));
+    // Below version 2, the data's epoch is what a marker carries: the same marker with
+    // transaction version 0 or 1 (v2), or in a v1 request, is accepted; an older one not.
+    assert_eq!(
+        write_marker_at(&mut client, (2, 1), (4000, 3), false, 1, &[0]),
+        [INVALID_PRODUCER_EPOCH]
+    );
+    assert_eq!(
+        write_marker_at(&mut client, (2, 0), (4000, 4), false, 1, &[0]),
+        [0]
+    );
+    assert_eq!(fetch_committed(&mut client), (5, 5, vec![(4000, 3)]));
+    produce(&mut client, batch(&["t3"], Some((4000, 4, 1))));
+    assert_eq!(write_marker(&mut client, (4000, 4), true, 1, &[0]), [0]);
+    assert_eq!(fetch_committed(&mut client), (7, 7, vec![(4000, 3)]));
+    assert_eq!(consume(&addr, "read_committed"), ["t1", "t3"]);
 }

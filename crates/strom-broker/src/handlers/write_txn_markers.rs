@@ -2,7 +2,10 @@
 //! COMMIT/ABORT markers on the partitions it leads. Each marker goes through
 //! [`crate::txn_markers::write_txn_markers`] (appended as leader after Kafka's epoch checks,
 //! then waited for as `acks=all`); a partition led elsewhere is NOT_LEADER_OR_FOLLOWER, an
-//! unknown one UNKNOWN_TOPIC_OR_PARTITION. Markers are handled in request order.
+//! unknown one UNKNOWN_TOPIC_OR_PARTITION. Markers are handled in request order. Version 2
+//! (KIP-1228) names each marker's transaction version, which decides how its producer epoch
+//! is checked (at 2: strictly newer than the partition's, unless it is the retry of a
+//! marker already written; below 2 and in v1 requests, whose field reads as 0: not older).
 
 use strom_protocol::messages::write_txn_markers_response::{
     WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
@@ -26,8 +29,8 @@ pub(super) async fn handle(
             producer_epoch: wire.producer_epoch,
             commit: wire.transaction_result,
             coordinator_epoch: wire.coordinator_epoch,
-            // Version 1 (the one served) has no TransactionVersion: Kafka's default, 0.
-            transaction_version: 0,
+            // Decoded as Kafka's default, 0, from a v1 request.
+            transaction_version: i16::from(wire.transaction_version),
             partitions: wire
                 .topics
                 .iter()
