@@ -201,7 +201,7 @@ pub async fn verify_remote(
         .filter(|t| t.name.0.as_str() == tp.topic)
         .flat_map(|t| &t.results_by_partition)
         .find(|p| p.partition_index == tp.partition)
-        .map_or(ErrorCode::INVALID_TXN_STATE.code(), |p| {
+        .map_or(ErrorCode::TRANSACTION_ABORTABLE.code(), |p| {
             p.partition_error_code
         })
 }

@@ -1079,8 +1079,10 @@ async fn send_markers(
 /// transaction. With `add` (part 2: a transaction version 2 producer's Produce v12+ or
 /// TxnOffsetCommit v5+) the coordinator instead adds `tp` to the transaction, starting one
 /// if none is open (AddPartitionsToTxn v4 without `verify_only` to another broker).
-/// Errors other than INVALID_TXN_STATE and the fencing ones are retriable for the
-/// producer, as Kafka maps them (NOT_ENOUGH_REPLICAS).
+/// A partition not in the transaction is TRANSACTION_ABORTABLE for a client that knows it
+/// (`abortable_known`: Produce v11+, TxnOffsetCommit v4+), INVALID_TXN_STATE for older
+/// ones; errors other than those and the fencing ones are retriable for the producer, as
+/// Kafka maps them (NOT_ENOUGH_REPLICAS).
 pub async fn verify_partition(
     context: &BrokerContext,
     transactional_id: &str,
@@ -1088,6 +1090,7 @@ pub async fn verify_partition(
     producer_epoch: i16,
     tp: TopicPartition,
     add: bool,
+    abortable_known: bool,
 ) -> strom_protocol::ErrorCode {
     let image = context.metadata.image();
     let Some(topic) = image.topic_by_name(TXN_TOPIC) else {
@@ -1117,7 +1120,7 @@ pub async fn verify_partition(
             TxnResponse::Verify(Ok(results)) => results
                 .into_iter()
                 .find(|(p, _)| *p == tp)
-                .map_or(ErrorCode::InvalidTxnState, |(_, e)| e),
+                .map_or(ErrorCode::TransactionAbortable, |(_, e)| e),
             other => other.error(),
         }
         .code()
@@ -1134,21 +1137,66 @@ pub async fn verify_partition(
         )
         .await
     };
-    verification_error(code)
+    verification_error(code, abortable_known)
 }
 
-/// Kafka's mapping of a verification answer to the Produce error (`ReplicaManager`'s
-/// `appendRecordsWithTransactionVerification`): coordinator trouble is retriable.
-fn verification_error(code: i16) -> strom_protocol::ErrorCode {
+/// Kafka's mapping of a verification answer to the Produce error (`AddPartitionsToTxnManager`
+/// and `ReplicaManager`'s `appendRecordsWithTransactionVerification`): TRANSACTION_ABORTABLE
+/// only to clients that know it (`abortable_known`; Kafka's `DEFAULT_ERROR` operation gets
+/// INVALID_TXN_STATE), coordinator trouble retriable.
+fn verification_error(code: i16, abortable_known: bool) -> strom_protocol::ErrorCode {
     use strom_protocol::ErrorCode as E;
     match code {
         0 => E::NONE,
         c if c == E::INVALID_PRODUCER_EPOCH.code() || c == E::PRODUCER_FENCED.code() => {
             E::INVALID_PRODUCER_EPOCH
         }
-        c if c == E::INVALID_PRODUCER_ID_MAPPING.code() || c == E::INVALID_TXN_STATE.code() => {
+        c if c == E::TRANSACTION_ABORTABLE.code() && abortable_known => E::TRANSACTION_ABORTABLE,
+        c if c == E::INVALID_PRODUCER_ID_MAPPING.code()
+            || c == E::INVALID_TXN_STATE.code()
+            || c == E::TRANSACTION_ABORTABLE.code() =>
+        {
             E::INVALID_TXN_STATE
         }
         _ => E::NOT_ENOUGH_REPLICAS,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use strom_protocol::ErrorCode as E;
+
+    use super::verification_error;
+
+    /// Kafka's `AddPartitionsToTxnManager` and `ReplicaManager`: a partition not in the
+    /// transaction is TRANSACTION_ABORTABLE for clients that know it (Produce v11+,
+    /// TxnOffsetCommit v4+), INVALID_TXN_STATE for older ones; fencing is
+    /// INVALID_PRODUCER_EPOCH; coordinator trouble retriable.
+    #[test]
+    fn verification_answers_map_as_kafkas() {
+        let check = |code: E, abortable_known: bool, expected: E| {
+            assert_eq!(
+                verification_error(code.code(), abortable_known),
+                expected,
+                "{code:?} (abortable known: {abortable_known})"
+            );
+        };
+        for known in [false, true] {
+            check(E::NONE, known, E::NONE);
+            check(E::PRODUCER_FENCED, known, E::INVALID_PRODUCER_EPOCH);
+            check(E::INVALID_PRODUCER_EPOCH, known, E::INVALID_PRODUCER_EPOCH);
+            check(E::INVALID_TXN_STATE, known, E::INVALID_TXN_STATE);
+            check(E::INVALID_PRODUCER_ID_MAPPING, known, E::INVALID_TXN_STATE);
+            for retriable in [
+                E::CONCURRENT_TRANSACTIONS,
+                E::COORDINATOR_NOT_AVAILABLE,
+                E::COORDINATOR_LOAD_IN_PROGRESS,
+                E::NOT_COORDINATOR,
+            ] {
+                check(retriable, known, E::NOT_ENOUGH_REPLICAS);
+            }
+        }
+        check(E::TRANSACTION_ABORTABLE, true, E::TRANSACTION_ABORTABLE);
+        check(E::TRANSACTION_ABORTABLE, false, E::INVALID_TXN_STATE);
     }
 }

@@ -40,6 +40,9 @@ pub enum ErrorCode {
     InvalidProducerEpoch,
     InvalidProducerIdMapping,
     InvalidTxnState,
+    /// KIP-890: the partition a batch was verified for is not in the ongoing transaction;
+    /// the client can abort and go on (older clients get INVALID_TXN_STATE instead).
+    TransactionAbortable,
     InvalidTransactionTimeout,
     TransactionalIdNotFound,
     CoordinatorNotAvailable,
@@ -57,6 +60,7 @@ impl ErrorCode {
             ErrorCode::InvalidProducerEpoch => 47,
             ErrorCode::InvalidProducerIdMapping => 49,
             ErrorCode::InvalidTxnState => 48,
+            ErrorCode::TransactionAbortable => 120,
             ErrorCode::InvalidTransactionTimeout => 50,
             ErrorCode::TransactionalIdNotFound => 105,
             ErrorCode::CoordinatorNotAvailable => 15,
@@ -478,10 +482,12 @@ impl Coordinator {
         Ok(partitions
             .iter()
             .map(|p| {
+                // Kafka's `handleVerifyPartitionsInTransaction` answers TRANSACTION_ABORTABLE
+                // (the leader turns it into INVALID_TXN_STATE for clients that predate it).
                 let error = if ongoing && meta.partitions.contains(p) {
                     ErrorCode::None
                 } else {
-                    ErrorCode::InvalidTxnState
+                    ErrorCode::TransactionAbortable
                 };
                 (p.clone(), error)
             })

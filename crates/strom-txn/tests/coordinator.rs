@@ -130,14 +130,14 @@ fn verification_answers_per_partition() {
     // No transaction yet: nothing is in it.
     assert_eq!(
         c.verify_partitions("tx", pid, 0, &[tp(0)]),
-        Ok(vec![(tp(0), ErrorCode::InvalidTxnState)])
+        Ok(vec![(tp(0), ErrorCode::TransactionAbortable)])
     );
     c.add_partitions("tx", pid, 0, &[tp(0)], 1);
     assert_eq!(
         c.verify_partitions("tx", pid, 0, &[tp(0), tp(1)]),
         Ok(vec![
             (tp(0), ErrorCode::None),
-            (tp(1), ErrorCode::InvalidTxnState)
+            (tp(1), ErrorCode::TransactionAbortable)
         ])
     );
     assert_eq!(
@@ -161,7 +161,7 @@ fn verification_answers_per_partition() {
     c.markers_written(&end.markers[0], 3);
     assert_eq!(
         c.verify_partitions("tx", pid, 0, &[tp(0)]),
-        Ok(vec![(tp(0), ErrorCode::InvalidTxnState)])
+        Ok(vec![(tp(0), ErrorCode::TransactionAbortable)])
     );
 }
 

@@ -51,8 +51,21 @@ fn batch(values: &[&str], producer: Option<(i64, i16, i32)>) -> Bytes {
 
 /// Produces one batch with acks=all; asserts it was accepted.
 fn produce(client: &mut KafkaClient, records: Bytes) {
+    let code = produce_as(client, 9, "raw-test", records);
+    assert_eq!(code, 0, "produce");
+}
+
+/// Produces one batch at `version` for `transactional_id`; the partition's error code.
+fn produce_as(
+    client: &mut KafkaClient,
+    version: i16,
+    transactional_id: &str,
+    records: Bytes,
+) -> i16 {
     let request = ProduceRequest::default()
-        .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("raw-test"))))
+        .with_transactional_id(Some(TransactionalId(StrBytes::from_string(
+            transactional_id.to_string(),
+        ))))
         .with_acks(-1)
         .with_timeout_ms(10_000)
         .with_topic_data(vec![TopicProduceData::default()
@@ -60,9 +73,8 @@ fn produce(client: &mut KafkaClient, records: Bytes) {
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(0)
                 .with_records(Some(records))])]);
-    let response = client.send(9, request).unwrap();
-    let partition = &response.responses[0].partition_responses[0];
-    assert_eq!(partition.error_code, 0, "produce: {partition:?}");
+    let response = client.send(version, request).unwrap();
+    response.responses[0].partition_responses[0].error_code
 }
 
 /// WriteTxnMarkers v1 for one producer on `partitions` of the topic; the error codes.
@@ -441,4 +453,63 @@ fn version_2_markers_are_checked_by_their_transaction_version() {
     assert_eq!(write_marker(&mut client, (4000, 4), true, 1, &[0]), [0]);
     assert_eq!(fetch_committed(&mut client), (7, 7, vec![(4000, 3)]));
     assert_eq!(consume(&addr, "read_committed"), ["t1", "t3"]);
+}
+
+/// KIP-890 part 1 with the coordinator: a transactional batch for a partition that is not
+/// in the producer's transaction is refused before it is appended, with Kafka's code for
+/// the client's Produce version: TRANSACTION_ABORTABLE (120) from v11 (the client can abort
+/// and go on), INVALID_TXN_STATE (48) before; once AddPartitionsToTxn added it, accepted.
+#[test]
+fn an_unverified_batch_is_transaction_abortable_for_clients_that_know_it() {
+    const TRANSACTION_ABORTABLE: i16 = 120;
+    const INVALID_TXN_STATE: i16 = 48;
+    let (_data, addr, _, _server) = start_with_topic(&[]);
+    let mut client = connect(&addr);
+    let txid = "abortable-test";
+    // FindCoordinator creates `__transaction_state`; InitProducerId is retried (bounded)
+    // while its partition loads.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let (producer_id, epoch) = loop {
+        let find = FindCoordinatorRequest::default()
+            .with_key_type(1)
+            .with_coordinator_keys(vec![StrBytes::from_static_str(txid)]);
+        let found = client.send(4, find).unwrap();
+        let init = InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str(txid))))
+            .with_transaction_timeout_ms(60_000);
+        let answer = client.send(4, init).unwrap();
+        if found.coordinators[0].error_code == 0 && answer.error_code == 0 {
+            break (answer.producer_id.0, answer.producer_epoch);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no coordinator: {found:?} {answer:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let first = || batch(&["x"], Some((producer_id, epoch, 0)));
+    // No AddPartitionsToTxn: the coordinator says the partition is not in the transaction.
+    assert_eq!(
+        produce_as(&mut client, 10, txid, first()),
+        INVALID_TXN_STATE
+    );
+    assert_eq!(
+        produce_as(&mut client, 11, txid, first()),
+        TRANSACTION_ABORTABLE
+    );
+    let add = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(TransactionalId(StrBytes::from_static_str(txid)))
+        .with_v3_and_below_producer_id(ProducerId(producer_id))
+        .with_v3_and_below_producer_epoch(epoch)
+        .with_v3_and_below_topics(vec![
+            add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                .with_name(name(TOPIC))
+                .with_partitions(vec![0]),
+        ]);
+    let added = client.send(3, add).unwrap();
+    let code = added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code;
+    assert_eq!(code, 0, "{added:?}");
+    assert_eq!(produce_as(&mut client, 11, txid, first()), 0);
+    // Nothing was appended by the refused batches: the one record is at offset 0.
+    assert_eq!(latest(&mut client, 0), 1);
 }

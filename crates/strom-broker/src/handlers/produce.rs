@@ -50,6 +50,10 @@ const RECORD_ERRORS_MIN_VERSION: i16 = 8;
 /// The first version of transaction version 2 producers (KIP-890 part 2), whose partitions
 /// the leader adds to the transaction.
 const IMPLICIT_ADD_MIN_VERSION: i16 = 12;
+/// The first version whose clients know TRANSACTION_ABORTABLE (KIP-890; Kafka's
+/// `GENERIC_ERROR_SUPPORTED`): a batch of a partition not in the transaction gets it; older
+/// clients get INVALID_TXN_STATE.
+const TRANSACTION_ABORTABLE_MIN_VERSION: i16 = 11;
 /// How many refused records one response lists in all (each batch lists at most
 /// `strom_log::RECORD_ERRORS_LISTED_MAX`): a request of many small compressed batches of
 /// keyless records must not make a response of millions of messages. A record past the
@@ -259,7 +263,6 @@ async fn produce_topic(
                     partition: index,
                 };
                 let name = found.map_or("", |t| t.name.as_str());
-                let add = version >= IMPLICIT_ADD_MIN_VERSION;
                 let verified = verify_transactional(
                     context,
                     &image,
@@ -267,7 +270,7 @@ async fn produce_topic(
                     name,
                     &data,
                     produced.transactional_id,
-                    add,
+                    version,
                 )
                 .await;
                 match verified {
@@ -379,8 +382,9 @@ fn record_errors(rejected: &RejectedRecords, left: &mut usize) -> Vec<BatchIndex
 
 /// KIP-890 part 1 (`transaction.partition.verification.enable`, on by default, as in Kafka):
 /// a transactional batch is appended only if the transaction coordinator
-/// confirms that its partition is in the producer's ongoing transaction (INVALID_TXN_STATE
-/// otherwise; coordinator trouble is NOT_ENOUGH_REPLICAS, retriable). A transactional batch
+/// confirms that its partition is in the producer's ongoing transaction (otherwise
+/// TRANSACTION_ABORTABLE from Produce v11, INVALID_TXN_STATE before; coordinator trouble is
+/// NOT_ENOUGH_REPLICAS, retriable). A transactional batch
 /// without a transactional id is refused as Kafka refuses it. The coordinator is asked once
 /// per producer, transaction and partition, as Kafka asks (its `VerificationGuard`): before
 /// asking, the partition hands out a guard (`Partition::start_verification`), and the
@@ -403,8 +407,9 @@ async fn verify_transactional(
     topic: &str,
     data: &PartitionProduceData,
     transactional_id: Option<&str>,
-    add: bool,
+    version: i16,
 ) -> Result<Verification, Failure> {
+    let add = version >= IMPLICIT_ADD_MIN_VERSION;
     let Some(records) = data.records.as_ref() else {
         return Ok(Verification::Unchecked);
     };
@@ -447,11 +452,12 @@ async fn verify_transactional(
         header.producer_epoch,
         tp,
         add,
+        version >= TRANSACTION_ABORTABLE_MIN_VERSION,
     )
     .await;
     let message = match code {
         ErrorCode::NONE => return Ok(verification),
-        ErrorCode::INVALID_TXN_STATE => format!(
+        ErrorCode::INVALID_TXN_STATE | ErrorCode::TRANSACTION_ABORTABLE => format!(
             "partition {topic}-{} is not in the ongoing transaction of {transactional_id}",
             data.index
         ),

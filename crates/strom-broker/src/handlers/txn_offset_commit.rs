@@ -69,6 +69,7 @@ pub(super) async fn handle(
             request.producer_epoch,
             tp,
             true,
+            true,
         )
         .await
     } else {
