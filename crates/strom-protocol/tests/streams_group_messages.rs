@@ -6,13 +6,14 @@
 
 mod common;
 
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
     streams_group_describe_response as describe, streams_group_heartbeat_request as hb_req,
     streams_group_heartbeat_response as hb_resp, ApiKey, GroupId, RequestKind, ResponseKind,
     StreamsGroupDescribeRequest, StreamsGroupDescribeResponse, StreamsGroupHeartbeatRequest,
     StreamsGroupHeartbeatResponse, TopicName,
 };
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Decodable, StrBytes};
 
 use common::{check, encode};
 
