@@ -513,6 +513,83 @@ impl ConsumerConfig {
     }
 }
 
+/// `share.acknowledgement.mode`: how a share consumer acknowledges what it was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShareAcknowledgementMode {
+    /// `implicit` (Kafka's default): the next poll, commit or close accepts every record
+    /// the previous poll returned.
+    Implicit,
+    /// `explicit`: each record is acknowledged with
+    /// [`crate::ShareConsumer::acknowledge`] before the next poll.
+    Explicit,
+}
+
+impl FromStr for ShareAcknowledgementMode {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim() {
+            "implicit" => Ok(ShareAcknowledgementMode::Implicit),
+            "explicit" => Ok(ShareAcknowledgementMode::Explicit),
+            other => Err(format!("{other:?} is not implicit or explicit")),
+        }
+    }
+}
+
+/// Share consumer settings (KIP-932's `KafkaShareConsumer`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareConsumerConfig {
+    pub client: ClientConfig,
+    /// `group.id`: the share group (required).
+    pub group_id: String,
+    /// `share.acknowledgement.mode` (default implicit).
+    pub acknowledgement_mode: ShareAcknowledgementMode,
+    /// `fetch.min.bytes` (default 1).
+    pub fetch_min_bytes: i32,
+    /// `fetch.max.bytes` (default 52428800).
+    pub fetch_max_bytes: i32,
+    /// `fetch.max.wait.ms` (default 500).
+    pub fetch_max_wait_ms: i32,
+    /// `max.poll.records` (default 500): records one poll returns, and asked per ShareFetch.
+    pub max_poll_records: usize,
+}
+
+impl ShareConsumerConfig {
+    /// Kafka's share consumer defaults for `group_id` with the given bootstrap servers.
+    pub fn new(bootstrap_servers: &str, group_id: &str) -> Self {
+        ShareConsumerConfig {
+            client: ClientConfig::new(bootstrap_servers),
+            group_id: group_id.to_string(),
+            acknowledgement_mode: ShareAcknowledgementMode::Implicit,
+            fetch_min_bytes: 1,
+            fetch_max_bytes: 52_428_800,
+            fetch_max_wait_ms: 500,
+            max_poll_records: 500,
+        }
+    }
+
+    /// Reads Kafka's share consumer property names (`group.id` is required).
+    pub fn from_properties(props: &mut Properties) -> Result<Self> {
+        let client = ClientConfig::from_properties(props)?;
+        let group_id = props
+            .take("group.id")
+            .filter(|g| !g.is_empty())
+            .ok_or_else(|| config_error("group.id", "a share consumer needs a group.id"))?;
+        let mut c = ShareConsumerConfig {
+            client,
+            ..ShareConsumerConfig::new("", &group_id)
+        };
+        props.parse_into("share.acknowledgement.mode", &mut c.acknowledgement_mode)?;
+        props.parse_into("fetch.min.bytes", &mut c.fetch_min_bytes)?;
+        props.parse_into("fetch.max.bytes", &mut c.fetch_max_bytes)?;
+        props.parse_into("fetch.max.wait.ms", &mut c.fetch_max_wait_ms)?;
+        props.parse_into("max.poll.records", &mut c.max_poll_records)?;
+        if c.max_poll_records == 0 {
+            return Err(config_error("max.poll.records", "must be at least 1"));
+        }
+        Ok(c)
+    }
+}
+
 /// Kafka-style `key=value` properties; each `from_properties` takes the keys it knows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Properties {
@@ -609,6 +686,46 @@ fn config_error(key: &str, reason: &str) -> ClientError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn share_consumer_properties_need_a_group_and_read_the_acknowledgement_mode() {
+        let props = |pairs: &[(&str, &str)]| -> Properties { pairs.iter().copied().collect() };
+        let mut p = props(&[
+            ("bootstrap.servers", "a:1"),
+            ("group.id", "workers"),
+            ("share.acknowledgement.mode", "explicit"),
+            ("max.poll.records", "7"),
+        ]);
+        let c = ShareConsumerConfig::from_properties(&mut p).unwrap();
+        assert_eq!(c.group_id, "workers");
+        assert_eq!(c.acknowledgement_mode, ShareAcknowledgementMode::Explicit);
+        assert_eq!((c.max_poll_records, c.fetch_max_wait_ms), (7, 500));
+        assert!(p.unused().is_empty());
+
+        let defaults = ShareConsumerConfig::new("a:1", "g");
+        assert_eq!(
+            defaults.acknowledgement_mode,
+            ShareAcknowledgementMode::Implicit
+        );
+        for bad in [
+            &[("bootstrap.servers", "a:1")][..],
+            &[
+                ("bootstrap.servers", "a:1"),
+                ("group.id", "g"),
+                ("share.acknowledgement.mode", "auto"),
+            ],
+            &[
+                ("bootstrap.servers", "a:1"),
+                ("group.id", "g"),
+                ("max.poll.records", "0"),
+            ],
+        ] {
+            assert!(
+                ShareConsumerConfig::from_properties(&mut props(bad)).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
 
     #[test]
     fn producer_properties_use_kafka_names_and_defaults() {

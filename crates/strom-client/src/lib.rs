@@ -1,7 +1,7 @@
 //! strom-client: an async Kafka client (admin, producer, consumer) over tokio that works
 //! against any Kafka-compatible broker.
 //!
-//! Start at [`Admin`], [`Producer`] and [`Consumer`]; each is built from a typed config
+//! Start at [`Admin`], [`Producer`], [`Consumer`] and [`ShareConsumer`]; each is built from a typed config
 //! read from Kafka's client property names ([`ClientConfig`], [`ProducerConfig`],
 //! [`ConsumerConfig`], [`Properties`]). Every failure is a [`ClientError`].
 //!
@@ -35,7 +35,8 @@
 //!
 //! Architecture: `conn` is one pipelined connection (ApiVersions, framing, correlation
 //! ids); `cluster` owns the metadata cache, the connection per broker, coordinator lookup
-//! and retries; `admin`, `producer` and `consumer` build Kafka requests on top of it.
+//! and retries; `admin`, `producer`, `consumer` and `share` (share groups, KIP-932) build
+//! Kafka requests on top of it.
 
 pub mod admin;
 mod cluster;
@@ -45,6 +46,7 @@ pub mod consumer;
 pub mod error;
 pub mod producer;
 pub mod retry;
+pub mod share;
 pub mod types;
 mod versions;
 
@@ -53,14 +55,17 @@ pub use admin::{
     DelegationToken, ElectionType, FeatureDescription, FeatureMetadata, GroupDescription,
     GroupListing, ListedOffset, LogDirDescription, LogDirReplica, MemberDescription, NewTopic,
     PartitionReassignment, PartitionResults, QuorumDescription, QuorumReplica, QuotaEntity,
-    QuotaMatch, TransactionDescription, TransactionListing, UpgradeType,
+    QuotaMatch, ShareGroupDescription, ShareMemberDescription, SharePartitionOffset,
+    TransactionDescription, TransactionListing, UpgradeType,
 };
 pub use cluster::{BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo};
 pub use config::{
     parse_compression, Acks, ClientConfig, ConsumerConfig, OffsetReset, ProducerConfig, Properties,
+    ShareAcknowledgementMode, ShareConsumerConfig,
 };
 pub use consumer::{Consumer, ConsumerRecord};
 pub use error::{ClientError, Result};
 pub use producer::{DeliveryFuture, Producer, ProducerRecord, RecordMetadata};
+pub use share::{AcknowledgeType, AcknowledgementResults, ShareConsumer, ShareRecord};
 pub use strom_records::{Compression, Header, TimestampType};
 pub use types::{ConsumerGroupMetadata, OffsetAndMetadata, OffsetSpec, TopicPartition};

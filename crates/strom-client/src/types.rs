@@ -91,3 +91,38 @@ impl ConsumerGroupMetadata {
         }
     }
 }
+
+/// A Kafka-style random id (`Uuid.randomUuid().toString()`): 16 random bytes in URL-safe
+/// base64 without padding, never one that starts with `-` (a command line would take it
+/// for an option). Share consumers name themselves with one (KIP-932 member ids).
+pub fn random_kafka_uuid() -> String {
+    // Bounded: a leading '-' has probability 1/64 per draw.
+    for _ in 0..64 {
+        let text = kafka_uuid(uuid::Uuid::new_v4());
+        if !text.starts_with('-') {
+            return text;
+        }
+    }
+    base64_url(&[0x55; 16])
+}
+
+/// A UUID as Kafka prints it (`Uuid.toString`: URL-safe base64 without padding).
+pub fn kafka_uuid(id: uuid::Uuid) -> String {
+    base64_url(id.as_bytes())
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+        }
+    }
+    out
+}

@@ -29,40 +29,7 @@ pub enum InitialVoters {
     None,
 }
 
-/// A Kafka-style random id: 16 random bytes in URL-safe base64 without padding, never one
-/// that starts with `-` (a command line would take it for an option), as Kafka's
-/// `Uuid.randomUuid`.
-pub fn random_uuid() -> String {
-    // Bounded: a leading '-' has probability 1/64 per draw.
-    for _ in 0..64 {
-        let text = base64_url(uuid::Uuid::new_v4().as_bytes());
-        if !text.starts_with('-') {
-            return text;
-        }
-    }
-    base64_url(&[0x55; 16])
-}
-
-fn base64_url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        let chars = chunk.len() + 1;
-        for i in 0..chars {
-            out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
-        }
-    }
-    out
-}
-
-/// A UUID as Kafka prints it (`Uuid.toString`: URL-safe base64 without padding).
-pub fn kafka_uuid(id: uuid::Uuid) -> String {
-    base64_url(id.as_bytes())
-}
+pub use strom_client::types::{kafka_uuid, random_kafka_uuid as random_uuid};
 
 /// Kafka's text form of a UUID (22 URL-safe base64 characters) read back.
 pub fn parse_kafka_uuid(text: &str) -> Option<uuid::Uuid> {
@@ -522,8 +489,11 @@ mod tests {
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
         }
         // Kafka's Uuid.toString of the bytes 0x00..0x0f.
-        let bytes: Vec<u8> = (0..16).collect();
-        assert_eq!(base64_url(&bytes), "AAECAwQFBgcICQoLDA0ODw");
+        let bytes: [u8; 16] = std::array::from_fn(|i| i as u8);
+        assert_eq!(
+            kafka_uuid(uuid::Uuid::from_bytes(bytes)),
+            "AAECAwQFBgcICQoLDA0ODw"
+        );
     }
 
     #[test]

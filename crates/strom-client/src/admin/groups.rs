@@ -19,6 +19,9 @@ pub struct GroupListing {
     pub protocol_type: String,
     /// `Stable`, `Empty`, ... (ListGroups v4+; empty before).
     pub state: String,
+    /// `Classic`, `Consumer` or `Share` as Kafka's Admin names `GroupType` (from ListGroups
+    /// v5's `group_type`; before v5, `Classic` for a group with a protocol type, else empty).
+    pub group_type: String,
 }
 
 /// A group as DescribeGroups reports it.
@@ -68,6 +71,7 @@ impl Admin {
             for g in r.groups {
                 groups.insert(GroupListing {
                     group_id: g.group_id.0.to_string(),
+                    group_type: group_type(g.group_type.as_str(), g.protocol_type.as_str()),
                     protocol_type: g.protocol_type.to_string(),
                     state: g.group_state.to_string(),
                 });
@@ -151,7 +155,33 @@ impl Admin {
     }
 }
 
+/// Kafka's display name of a group type (`GroupType.toString`): the wire's lower-case
+/// `classic`/`consumer`/`share` capitalised; without one (ListGroups before v5), a group with
+/// a protocol type is a classic group.
+fn group_type(wire: &str, protocol_type: &str) -> String {
+    let mut chars = wire.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None if !protocol_type.is_empty() => "Classic".to_string(),
+        None => String::new(),
+    }
+}
+
 /// The partitions of a ConsumerProtocol assignment; empty when it does not decode.
 fn decode_assignment(bytes: bytes::Bytes) -> Vec<TopicPartition> {
     crate::consumer::protocol::decode_assignment(&bytes).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::group_type;
+
+    #[test]
+    fn group_types_are_named_as_kafka_names_them() {
+        assert_eq!(group_type("share", ""), "Share");
+        assert_eq!(group_type("consumer", "consumer"), "Consumer");
+        assert_eq!(group_type("classic", "consumer"), "Classic");
+        assert_eq!(group_type("", "consumer"), "Classic");
+        assert_eq!(group_type("", ""), "");
+    }
 }

@@ -1,5 +1,5 @@
 //! Admin client: topics, partitions (reassignments, leader elections), configs, consumer
-//! groups, offsets, cluster, transactions, ACLs, log directories.
+//! and share groups, offsets, cluster, transactions, ACLs, log directories.
 //!
 //! Every call retries retriable errors with backoff for up to `default.api.timeout.ms`;
 //! per-item broker errors come back as [`ClientError::Broker`] with Kafka's error name.
@@ -13,6 +13,7 @@ pub(crate) mod offsets;
 mod partitions;
 mod quorum;
 mod quotas;
+mod share_groups;
 mod tokens;
 mod topics;
 mod transactions;
@@ -32,6 +33,7 @@ pub use offsets::ListedOffset;
 pub use partitions::{ElectionType, PartitionReassignment, PartitionResults};
 pub use quorum::{QuorumDescription, QuorumReplica};
 pub use quotas::{QuotaEntity, QuotaMatch};
+pub use share_groups::{ShareGroupDescription, ShareMemberDescription, SharePartitionOffset};
 pub use tokens::DelegationToken;
 pub use topics::{ClusterDescription, NewTopic};
 pub use transactions::{TransactionDescription, TransactionListing};

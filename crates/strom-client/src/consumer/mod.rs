@@ -9,7 +9,7 @@ pub mod assignor;
 mod fetch;
 mod group;
 pub mod protocol;
-mod records;
+pub(crate) mod records;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
