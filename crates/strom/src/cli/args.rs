@@ -60,7 +60,7 @@ pub enum ClientCommand {
     /// Print records of a topic.
     #[command(after_help = CONSUME_EXAMPLES)]
     Consume(ConsumeArgs),
-    /// List, describe, delete consumer groups and reset their offsets.
+    /// List, describe, delete consumer and share groups and reset their offsets.
     #[command(after_help = GROUPS_EXAMPLES)]
     Groups(GroupsArgs),
     /// List and describe transactions, abort an ongoing one.
@@ -263,6 +263,8 @@ const CONSUME_EXAMPLES: &str = "Examples:
   strom consume orders --from-beginning --max-messages 10
   strom consume orders --from-beginning --value-format avro --timeout-ms 2000
   strom consume orders --group billing
+  strom consume orders --share-group workers --max-messages 100
+  strom consume orders --share-group workers --ack-type release --max-messages 1
   strom consume orders --partition 0 --offset 42 --format '%p/%o %k=%s\\n'
   strom consume orders --offset -5 --timeout-ms 2000
   strom consume orders --from-beginning --output json --timeout-ms 1000 | jq .value
@@ -277,7 +279,10 @@ const GROUPS_EXAMPLES: &str = "Examples:
   strom groups reset-offsets --group billing --topic orders --to-earliest
   strom groups reset-offsets --group billing --topic orders:0,1 --shift-by -10 --execute
   strom groups reset-offsets --group billing --all-topics --to-datetime 2024-05-01T00:00:00Z --execute
-  strom groups delete billing";
+  strom groups delete billing
+Share groups (kafka-share-groups.sh): describe shows START-OFFSET and LAG per partition;
+reset-offsets sets the share-partition start offset (--to-earliest, --to-latest,
+--to-offset, --to-datetime) while the group has no members.";
 
 const CONFIGS_EXAMPLES: &str = "Examples:
   strom configs describe --topic orders
@@ -456,6 +461,15 @@ pub struct ConsumeArgs {
     /// Consume as a member of this group, committing its offsets.
     #[arg(long, short = 'g', conflicts_with_all = ["partition", "offset"])]
     pub group: Option<String>,
+    /// Consume as a member of this share group (KIP-932): records are shared with the
+    /// group's other members, each printed one acknowledged with --ack-type; where it
+    /// starts is the group's `share.auto.offset.reset` (or its reset offsets).
+    #[arg(long = "share-group", value_name = "GROUP", conflicts_with_all = ["group", "partition", "offset", "from_beginning"])]
+    pub share_group: Option<String>,
+    /// With --share-group: how each printed record is acknowledged (release: delivered
+    /// again, reject: archived).
+    #[arg(long = "ack-type", value_enum, default_value_t = AckTypeArg::Accept, requires = "share_group")]
+    pub ack_type: AckTypeArg,
     /// Only these partitions (repeatable; default: all).
     #[arg(long, short = 'p', value_parser = clap::value_parser!(i32).range(0..))]
     pub partition: Vec<i32>,
@@ -481,6 +495,14 @@ pub struct ConsumeArgs {
     pub value_format: ValueFormat,
     #[command(flatten)]
     pub registry: RegistryOpts,
+}
+
+/// A share group's acknowledgement of a printed record.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckTypeArg {
+    Accept,
+    Release,
+    Reject,
 }
 
 fn parse_format(text: &str) -> Result<Format, String> {
@@ -537,7 +559,7 @@ pub struct GroupsArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum GroupsCommand {
-    /// List consumer groups with their state.
+    /// List groups (consumer, classic and share) with their type and state.
     List,
     /// Describe groups: per partition CURRENT-OFFSET, LOG-END-OFFSET, LAG and owner.
     #[command(group(ArgGroup::new("which").required(true).args(["groups", "all_groups"])))]

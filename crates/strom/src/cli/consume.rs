@@ -1,6 +1,8 @@
 //! `strom consume TOPIC`: prints records (kcat-like `--format`, or JSON lines) from assigned
-//! partitions or as a group member, until `--max-messages`, `--timeout-ms` of idleness, or
-//! Ctrl-C. A group's offsets are committed for exactly the records printed.
+//! partitions, as a group member, or as a share group member (`--share-group`), until
+//! `--max-messages`, `--timeout-ms` of idleness, or Ctrl-C. A group's offsets are committed
+//! for exactly the records printed; a share group member acknowledges each printed record
+//! (ACCEPT, or `--ack-type release|reject`) and releases what it polled but did not print.
 
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
@@ -8,11 +10,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use strom_client::{
-    Admin, Consumer, ConsumerConfig, ConsumerRecord, OffsetAndMetadata, OffsetReset, OffsetSpec,
-    TopicPartition,
+    AcknowledgeType, Admin, Consumer, ConsumerConfig, ConsumerRecord, OffsetAndMetadata,
+    OffsetReset, OffsetSpec, ShareAcknowledgementMode, ShareConsumer, ShareConsumerConfig,
+    ShareRecord, TopicPartition,
 };
 
-use super::args::{ConsumeArgs, ValueFormat};
+use super::args::{AckTypeArg, ConsumeArgs, ValueFormat};
 use super::format::{self, Format, Message};
 use super::output::Out;
 use super::parse::StartOffset;
@@ -26,20 +29,192 @@ const ASSIGNMENT_WAIT_MS_MAX: u64 = 30_000;
 const COMMIT_INTERVAL_MS: u64 = 5_000;
 
 pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
+    if let Some(group) = args.share_group.clone() {
+        return run_share(&args, &group).await;
+    }
     let mut consumer = Consumer::new(consumer_config(&args)?)?;
     if args.group.is_some() {
         consumer.subscribe(vec![args.topic.clone()]).await?;
     } else {
         assign(&mut consumer, &args).await?;
     }
-    let result = consume(&mut consumer, &args).await;
-    let closed = consumer.close().await;
+    let mut source = GroupSource {
+        consumer,
+        grouped: args.group.is_some(),
+        printed: BTreeMap::new(),
+        uncommitted: false,
+        last_commit: Instant::now(),
+    };
+    let result = consume(&mut source, &args).await;
+    let finished = match &result {
+        Ok(_) if source.grouped => source.commit().await,
+        _ => Ok(()),
+    };
+    let closed = source.consumer.close().await;
+    finish_run(
+        &args,
+        result,
+        finished,
+        closed.context("cannot close the consumer"),
+    )
+}
+
+/// `--share-group`: a share consumer (explicit acknowledgement: each printed record gets
+/// `--ack-type`, each polled but unprinted one is released for another delivery).
+async fn run_share(args: &ConsumeArgs, group: &str) -> anyhow::Result<()> {
+    let mut props = super::client_properties(&args.common)?;
+    for (key, value) in &args.consumer_property {
+        props.set(key.trim(), value.trim());
+    }
+    props.set("group.id", group);
+    let mut config = ShareConsumerConfig::from_properties(&mut props)?;
+    super::warn_unused(&props);
+    config.acknowledgement_mode = ShareAcknowledgementMode::Explicit;
+    let mut consumer = ShareConsumer::new(config)?;
+    consumer.subscribe(vec![args.topic.clone()]).await?;
+    let mut source = ShareSource {
+        consumer,
+        ack: match args.ack_type {
+            AckTypeArg::Accept => AcknowledgeType::Accept,
+            AckTypeArg::Release => AcknowledgeType::Release,
+            AckTypeArg::Reject => AcknowledgeType::Reject,
+        },
+        polled: Vec::new(),
+    };
+    let result = consume(&mut source, args).await;
+    let closed = source.consumer.close().await;
+    let closed = closed
+        .context("cannot close the share consumer")
+        .and_then(|results| {
+            for (tp, r) in results {
+                r.with_context(|| format!("cannot acknowledge the records of {tp}"))?;
+            }
+            Ok(())
+        });
+    finish_run(args, result, Ok(()), closed)
+}
+
+fn finish_run(
+    args: &ConsumeArgs,
+    result: anyhow::Result<u64>,
+    finished: anyhow::Result<()>,
+    closed: anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let count = result?;
-    closed.context("cannot close the consumer")?;
+    finished?;
+    closed?;
     if !args.common.quiet && !args.common.json() {
         eprintln!("Processed a total of {count} messages");
     }
     Ok(())
+}
+
+/// Where `consume` gets records and what it tells them once printed.
+trait Source {
+    /// No partitions yet (joining a group).
+    fn joining(&self) -> bool;
+    async fn poll(&mut self, wait: Duration) -> anyhow::Result<Vec<ConsumerRecord>>;
+    /// Record `index` of the last poll was printed (or, `printed` false, was not: the
+    /// group must see it again).
+    fn done(&mut self, index: usize, record: &ConsumerRecord, printed: bool) -> anyhow::Result<()>;
+    /// Called after each poll's records.
+    async fn checkpoint(&mut self) -> anyhow::Result<()>;
+}
+
+/// Assigned partitions or a consumer group (offsets committed for printed records).
+struct GroupSource {
+    consumer: Consumer,
+    grouped: bool,
+    printed: BTreeMap<TopicPartition, i64>,
+    uncommitted: bool,
+    last_commit: Instant,
+}
+
+impl GroupSource {
+    async fn commit(&mut self) -> anyhow::Result<()> {
+        commit(&mut self.consumer, &self.printed).await
+    }
+}
+
+impl Source for GroupSource {
+    fn joining(&self) -> bool {
+        self.consumer.assignment().is_empty()
+    }
+
+    async fn poll(&mut self, wait: Duration) -> anyhow::Result<Vec<ConsumerRecord>> {
+        Ok(self.consumer.poll(wait).await?)
+    }
+
+    fn done(
+        &mut self,
+        _index: usize,
+        record: &ConsumerRecord,
+        printed: bool,
+    ) -> anyhow::Result<()> {
+        let tp = TopicPartition::new(record.topic.clone(), record.partition);
+        if printed {
+            self.printed.insert(tp, record.offset.saturating_add(1));
+            self.uncommitted = true;
+        } else {
+            // Polled but not printed: the group must read it again next time.
+            self.printed.entry(tp).or_insert(record.offset);
+        }
+        Ok(())
+    }
+
+    async fn checkpoint(&mut self) -> anyhow::Result<()> {
+        if self.grouped
+            && self.uncommitted
+            && self.last_commit.elapsed() >= Duration::from_millis(COMMIT_INTERVAL_MS)
+        {
+            self.commit().await?;
+            self.uncommitted = false;
+            self.last_commit = Instant::now();
+        }
+        Ok(())
+    }
+}
+
+/// A share group member: printed records get `ack`, the others are released.
+struct ShareSource {
+    consumer: ShareConsumer,
+    ack: AcknowledgeType,
+    polled: Vec<ShareRecord>,
+}
+
+impl Source for ShareSource {
+    fn joining(&self) -> bool {
+        self.consumer.assignment().map_or(true, |a| a.is_empty())
+    }
+
+    async fn poll(&mut self, wait: Duration) -> anyhow::Result<Vec<ConsumerRecord>> {
+        self.polled = self.consumer.poll(wait).await?;
+        for (tp, e) in self.consumer.take_acknowledgement_errors() {
+            eprintln!("warning: an acknowledgement of {tp} failed: {e}");
+        }
+        Ok(self.polled.iter().map(|r| r.record.clone()).collect())
+    }
+
+    fn done(
+        &mut self,
+        index: usize,
+        _record: &ConsumerRecord,
+        printed: bool,
+    ) -> anyhow::Result<()> {
+        let kind = if printed {
+            self.ack
+        } else {
+            AcknowledgeType::Release
+        };
+        if let Some(r) = self.polled.get(index) {
+            self.consumer.acknowledge(r, kind)?;
+        }
+        Ok(())
+    }
+
+    async fn checkpoint(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 /// The consumer's settings: the client properties, then --consumer-property, then what
@@ -140,7 +315,7 @@ async fn seek(
 }
 
 /// The poll loop; returns how many records were printed.
-async fn consume(consumer: &mut Consumer, args: &ConsumeArgs) -> anyhow::Result<u64> {
+async fn consume(source: &mut impl Source, args: &ConsumeArgs) -> anyhow::Result<u64> {
     let common = &args.common;
     let format = args.format.clone().unwrap_or_default();
     let show = progress::wanted(common.quiet, common.json()) && args.max_messages.is_some();
@@ -148,10 +323,7 @@ async fn consume(consumer: &mut Consumer, args: &ConsumeArgs) -> anyhow::Result<
     let idle = args.timeout_ms.map(Duration::from_millis);
     let mut out = Out::new();
     let mut count = 0u64;
-    let mut printed: BTreeMap<TopicPartition, i64> = BTreeMap::new();
-    let mut uncommitted = false;
     let mut last_record = Instant::now();
-    let mut last_commit = Instant::now();
     let started = Instant::now();
     let assignment_wait = Duration::from_millis(ASSIGNMENT_WAIT_MS_MAX);
     let ctrl_c = tokio::signal::ctrl_c();
@@ -167,7 +339,7 @@ async fn consume(consumer: &mut Consumer, args: &ConsumeArgs) -> anyhow::Result<
         let mut wait = Duration::from_millis(POLL_MS_MAX);
         // A group member idles only once it has partitions: joining can take seconds
         // (group.initial.rebalance.delay.ms), which must not count as idleness.
-        let joining = consumer.assignment().is_empty() && started.elapsed() < assignment_wait;
+        let joining = source.joining() && started.elapsed() < assignment_wait;
         if joining {
             last_record = Instant::now();
         }
@@ -183,7 +355,7 @@ async fn consume(consumer: &mut Consumer, args: &ConsumeArgs) -> anyhow::Result<
                 super::exit_on_second_ctrl_c();
                 break;
             }
-            polled = consumer.poll(wait) => polled?,
+            polled = source.poll(wait) => polled?,
         };
         // The poll that completes a join may itself take seconds.
         if !records.is_empty() || joining {
@@ -193,10 +365,8 @@ async fn consume(consumer: &mut Consumer, args: &ConsumeArgs) -> anyhow::Result<
             usize::try_from(max.saturating_sub(count)).unwrap_or(usize::MAX)
         });
         for (i, mut record) in records.into_iter().enumerate() {
-            let tp = TopicPartition::new(record.topic.clone(), record.partition);
             if i >= allowed {
-                // Polled but not printed: the group must read it again next time.
-                printed.entry(tp).or_insert(record.offset);
+                source.done(i, &record, false)?;
                 continue;
             }
             if let (Some(decoder), Some(value)) = (avro.as_mut(), record.value.as_ref()) {
@@ -212,25 +382,14 @@ async fn consume(consumer: &mut Consumer, args: &ConsumeArgs) -> anyhow::Result<
             render(&format, common.json(), &record, &mut buf);
             out.bytes(&buf)?;
             count += 1;
-            printed.insert(tp, record.offset.saturating_add(1));
-            uncommitted = true;
+            source.done(i, &record, true)?;
         }
         progress.set_position(count);
         progress.suspend(|| out.flush())?;
-        if args.group.is_some()
-            && uncommitted
-            && last_commit.elapsed() >= Duration::from_millis(COMMIT_INTERVAL_MS)
-        {
-            commit(consumer, &printed).await?;
-            uncommitted = false;
-            last_commit = Instant::now();
-        }
+        source.checkpoint().await?;
     }
     progress.finish();
     out.flush()?;
-    if args.group.is_some() {
-        commit(consumer, &printed).await?;
-    }
     Ok(count)
 }
 

@@ -1,6 +1,8 @@
 //! `strom groups list|describe|delete|reset-offsets`, after kafka-consumer-groups.sh:
 //! describe shows each partition's committed offset, log end, lag and owner; resets are
 //! planned (dry run, the default) or committed (`--execute`) only while the group is empty.
+//! `list` shows every group's type (as kafka-groups.sh); share groups are described and
+//! reset as kafka-share-groups.sh does (`share_groups.rs`); `delete` deletes either kind.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,6 +16,7 @@ use super::output::{self, or_dash, Table};
 use super::parse::TopicPartitions;
 use super::progress::{self, Progress};
 use super::reset::{self, PartitionState, ResetTo};
+use super::share_groups;
 
 pub async fn run(common: &Common, command: GroupsCommand) -> anyhow::Result<()> {
     let admin = Admin::new(super::client_config(common)?)?;
@@ -81,7 +84,12 @@ async fn dispatch(admin: &Admin, common: &Common, command: GroupsCommand) -> any
                 anyhow::bail!("choose one of --to-earliest, --to-latest, --to-offset, --to-datetime, --shift-by");
             };
             let scope = if all_topics { None } else { Some(topic) };
-            reset_offsets(admin, common, &group, scope, to, execute).await
+            match share_groups::describe_if_share(admin, &group).await? {
+                Some(share) => {
+                    share_groups::reset_offsets(admin, common, &share, scope, to, execute).await
+                }
+                None => reset_offsets(admin, common, &group, scope, to, execute).await,
+            }
         }
     }
 }
@@ -94,6 +102,7 @@ async fn list(admin: &Admin, common: &Common) -> anyhow::Result<()> {
             .map(|g| {
                 serde_json::json!({
                     "group": g.group_id,
+                    "type": g.group_type,
                     "protocol_type": g.protocol_type,
                     "state": g.state,
                 })
@@ -101,10 +110,11 @@ async fn list(admin: &Admin, common: &Common) -> anyhow::Result<()> {
             .collect();
         return output::print_json(&items);
     }
-    let mut table = Table::new(&["GROUP", "STATE", "PROTOCOL-TYPE"]);
+    let mut table = Table::new(&["GROUP", "TYPE", "STATE", "PROTOCOL-TYPE"]);
     for g in &groups {
         table.row(vec![
             g.group_id.clone(),
+            or_dash(Some(g.group_type.clone()).filter(|s| !s.is_empty())),
             or_dash(Some(g.state.clone()).filter(|s| !s.is_empty())),
             or_dash(Some(g.protocol_type.clone()).filter(|s| !s.is_empty())),
         ]);
@@ -113,7 +123,7 @@ async fn list(admin: &Admin, common: &Common) -> anyhow::Result<()> {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum View {
+pub(super) enum View {
     Offsets,
     Members,
     State,
@@ -151,10 +161,21 @@ async fn describe(
     view: View,
 ) -> anyhow::Result<()> {
     let mut descriptions = Vec::with_capacity(groups.len());
+    let mut shares = Vec::new();
     for group in groups {
+        if let Some(share) = share_groups::describe_if_share(admin, group).await? {
+            shares.push(share);
+            continue;
+        }
         let description = admin.describe_group(group).await?;
         check_exists(&description)?;
         descriptions.push(description);
+    }
+    if !shares.is_empty() {
+        share_groups::describe(admin, common, &shares, view).await?;
+        if descriptions.is_empty() {
+            return Ok(());
+        }
     }
     match view {
         View::Offsets => {
@@ -344,12 +365,12 @@ struct ResetPlan<'a> {
 
 /// One partition's planned reset.
 #[derive(Debug, Serialize)]
-struct ResetRow {
+pub(super) struct ResetRow {
     group: String,
-    topic: String,
-    partition: i32,
+    pub topic: String,
+    pub partition: i32,
     previous_offset: Option<i64>,
-    new_offset: i64,
+    pub new_offset: i64,
 }
 
 async fn reset_offsets(
@@ -381,21 +402,7 @@ async fn reset_offsets(
             "group '{group}' has no committed offsets to reset; name topics with --topic"
         );
     }
-    let show = progress::wanted(common.quiet, common.json());
-    let progress = Progress::items(show, Some(partitions.len() as u64), "planning");
-    let states = partition_states(admin, &partitions, &committed, to, &progress).await?;
-    progress.finish();
-    let mut rows = Vec::with_capacity(partitions.len());
-    for (tp, state) in &states {
-        let new_offset = reset::new_offset(to, state).map_err(|e| anyhow::anyhow!("{tp}: {e}"))?;
-        rows.push(ResetRow {
-            group: group.to_string(),
-            topic: tp.topic.clone(),
-            partition: tp.partition,
-            previous_offset: state.committed,
-            new_offset,
-        });
-    }
+    let rows = plan_reset(admin, common, group, &partitions, &committed, to).await?;
     if execute {
         let offsets: BTreeMap<TopicPartition, OffsetAndMetadata> = rows
             .iter()
@@ -411,7 +418,35 @@ async fn reset_offsets(
     print_reset(common, execute, &rows)
 }
 
-fn print_reset(common: &Common, execute: bool, rows: &[ResetRow]) -> anyhow::Result<()> {
+/// The new offset of each partition (`current`: the committed offsets, or a share group's
+/// start offsets).
+pub(super) async fn plan_reset(
+    admin: &Admin,
+    common: &Common,
+    group: &str,
+    partitions: &[TopicPartition],
+    current: &BTreeMap<TopicPartition, OffsetAndMetadata>,
+    to: ResetTo,
+) -> anyhow::Result<Vec<ResetRow>> {
+    let show = progress::wanted(common.quiet, common.json());
+    let progress = Progress::items(show, Some(partitions.len() as u64), "planning");
+    let states = partition_states(admin, partitions, current, to, &progress).await?;
+    progress.finish();
+    let mut rows = Vec::with_capacity(partitions.len());
+    for (tp, state) in &states {
+        let new_offset = reset::new_offset(to, state).map_err(|e| anyhow::anyhow!("{tp}: {e}"))?;
+        rows.push(ResetRow {
+            group: group.to_string(),
+            topic: tp.topic.clone(),
+            partition: tp.partition,
+            previous_offset: state.committed,
+            new_offset,
+        });
+    }
+    Ok(rows)
+}
+
+pub(super) fn print_reset(common: &Common, execute: bool, rows: &[ResetRow]) -> anyhow::Result<()> {
     if common.json() {
         return output::print_json(&ResetPlan {
             group: rows.first().map(|r| r.group.as_str()),
@@ -436,7 +471,7 @@ fn print_reset(common: &Common, execute: bool, rows: &[ResetRow]) -> anyhow::Res
 }
 
 /// The partitions named by `--topic T` / `--topic T:0,1`, each checked to exist.
-async fn selected_partitions(
+pub(super) async fn selected_partitions(
     admin: &Admin,
     topics: &[TopicPartitions],
 ) -> anyhow::Result<Vec<TopicPartition>> {

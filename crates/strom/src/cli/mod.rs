@@ -23,6 +23,7 @@ mod quorum;
 mod quotas;
 mod reset;
 mod schemas;
+mod share_groups;
 mod streams;
 mod tokens;
 mod topics;
