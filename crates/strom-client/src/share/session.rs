@@ -52,10 +52,9 @@ pub(crate) fn merge(mut ranges: Vec<AckRange>) -> Vec<AckRange> {
 
 /// The epoch after `epoch` (Kafka's `ShareRequestMetadata.nextEpoch`).
 pub(crate) fn next_epoch(epoch: i32) -> i32 {
-    if epoch >= i32::MAX || epoch < 0 {
-        1
-    } else {
-        epoch + 1
+    match epoch.checked_add(1) {
+        Some(next) if next > 0 => next,
+        _ => 1,
     }
 }
 
