@@ -2,8 +2,11 @@
 key encrypted with AES-256-CBC (what `openssl pkcs8 -topk8 -v2 aes-256-cbc` and Java write)
 serves TLS with the right password, to confluent-kafka and to Python's ssl module; with a
 wrong password, or a legacy OpenSSL-encrypted key, it refuses to start and says which key
-is wrong and what to do.
+is wrong and what to do. DescribeConfigs lists the secrets (`ssl.key.password`, the token
+secret, a dynamic per-listener password) as Kafka does: null and sensitive.
 """
+
+import json
 
 import pytest
 
@@ -102,6 +105,62 @@ def test_a_keystore_swapped_through_incremental_alter_configs(pki, admin_tool):
         # Other listeners keep theirs.
         assert peer_common_name(b.sasl_port, ca) == "localhost"
         new.unlink()
+    finally:
+        b.stop()
+        b.cleanup()
+
+
+TOKEN_SECRET = "token-s3cret-key"
+PLUGIN_SECRET = "plugin-s3cret"
+# Kafka's PASSWORD keys that Strom reads; each is listed whether set or not.
+PASSWORD_KEYS = ("delegation.token.secret.key", "delegation.token.master.key", "ssl.key.password",
+                 "ssl.keystore.password", "ssl.keystore.key", "ssl.keystore.certificate.chain",
+                 "ssl.truststore.password", "ssl.truststore.certificates")
+
+
+def test_secrets_are_listed_as_sensitive_and_never_shown(pki, admin_tool):
+    """DescribeConfigs of a broker lists Kafka's PASSWORD keys (set in server.properties,
+    unset, or set at runtime per listener) and keys of unknown type with a null value,
+    is_sensitive and the PASSWORD type, their synonyms null too, as Kafka's ConfigHelper
+    answers: to the Java Admin (with synonyms) and to confluent-kafka. No secret's text is
+    anywhere in either answer; other keys keep their values."""
+    from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+    keystore = encrypted_keystore(pki, "server-pkcs8", "pkcs8", "-topk8", "-v2", "aes-256-cbc")
+    b = SecureBroker(pki, {"ssl.keystore.location": str(keystore), "ssl.key.password": PASSWORD,
+                           "delegation.token.secret.key": TOKEN_SECRET})
+    try:
+        b.start()
+        admin = AdminClient({"bootstrap.servers": b.bootstrap})
+        broker_id = str(next(iter(admin.list_topics(timeout=TIMEOUT_S).brokers)))
+        dynamic_key = "listener.name.ssl.ssl.key.password"
+        assert alter_broker(admin_tool, b.bootstrap, broker_id, dynamic_key, PASSWORD) is None
+        assert alter_broker(admin_tool, b.bootstrap, broker_id, "custom.plugin.secret", PLUGIN_SECRET) is None
+        secret_keys = PASSWORD_KEYS + (dynamic_key, "custom.plugin.secret")
+
+        out = admin_tool("broker-config-describe", b.bootstrap, broker_id)
+        text = json.dumps(out)
+        assert PASSWORD not in text and TOKEN_SECRET not in text and PLUGIN_SECRET not in text
+        configs = out["configs"]
+        for key in secret_keys:
+            entry = configs[key]
+            assert (entry["value"], entry["sensitive"], entry["type"]) == (None, True, "PASSWORD"), (key, entry)
+            assert all(s["value"] is None for s in entry["synonyms"]), (key, entry)
+        assert configs["delegation.token.secret.key"]["source"] == "STATIC_BROKER_CONFIG"
+        assert configs["ssl.keystore.password"]["source"] == "DEFAULT_CONFIG"
+        assert configs[dynamic_key]["source"] == "DYNAMIC_BROKER_CONFIG"
+        assert [s["source"] for s in configs[dynamic_key]["synonyms"]] == ["DYNAMIC_BROKER_CONFIG"]
+        lifetime = configs["delegation.token.max.lifetime.ms"]
+        assert (lifetime["value"], lifetime["sensitive"]) == ("604800000", False), lifetime
+
+        resource = ConfigResource(ResourceType.BROKER, broker_id)
+        described = admin.describe_configs([resource])[resource].result(TIMEOUT_S)
+        assert PASSWORD not in repr(described) and TOKEN_SECRET not in repr(described)
+        for key in secret_keys:
+            entry = described[key]
+            assert (entry.value, entry.is_sensitive) == (None, True), (key, entry)
+            assert all(s.value is None for s in entry.synonyms.values()), (key, entry)
+        assert described["num.partitions"].is_sensitive is False
+        assert described["num.partitions"].value is not None
     finally:
         b.stop()
         b.cleanup()

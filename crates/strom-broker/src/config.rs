@@ -603,7 +603,9 @@ impl BrokerConfig {
     }
 
     /// Every broker key this config serves with its effective value, for DescribeConfigs
-    /// on the broker resource.
+    /// on the broker resource. The secrets (every [`config_keys::Kind::Password`] row, set
+    /// or not, as Kafka lists its PASSWORD keys) are listed with an empty value: their
+    /// values never leave the config.
     pub fn broker_entries(&self) -> Vec<(String, String)> {
         let listener = |l: &Listener| format!("{}://{}:{}", l.name, l.host, l.port);
         let mut out: Vec<(String, String)> = vec![
@@ -637,7 +639,6 @@ impl BrokerConfig {
                     .join(","),
             ),
             ("num.partitions".into(), self.num_partitions.to_string()),
-            // The secret key is never listed: DescribeConfigs leaves it out entirely.
             (
                 "delegation.token.max.lifetime.ms".into(),
                 self.tokens.max_lifetime_ms.to_string(),
@@ -846,6 +847,12 @@ impl BrokerConfig {
         if let Some(rack) = &self.rack {
             out.push(("broker.rack".into(), rack.clone()));
         }
+        out.extend(
+            config_keys::KEYS
+                .iter()
+                .filter(|key| key.kind == config_keys::Kind::Password)
+                .map(|key| (key.name.to_string(), String::new())),
+        );
         for (broker_key, topic_key) in topic_synonyms() {
             if let Some(value) = self.topic_defaults.get(&topic_key) {
                 out.push((broker_key.to_string(), value.clone()));

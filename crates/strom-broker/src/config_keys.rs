@@ -24,6 +24,9 @@ pub enum Kind {
     ListOf(&'static [&'static str]),
     /// Any text; its reader checks what it needs (paths, class names, PEM, principals).
     Text,
+    /// A secret (Kafka's PASSWORD type): any text, never shown (DescribeConfigs answers
+    /// it with a null value and `is_sensitive`, see [`is_sensitive`]).
+    Password,
     /// `NAME://host:port,...`, each name once (names upper-cased, as Kafka's
     /// `ListenerName.normalised`).
     Listeners,
@@ -810,14 +813,22 @@ pub const KEYS: &[Key] = &[
         Kind::Text,
         "PEM key and certificate chain.",
     ),
-    unset("ssl.keystore.key", Kind::Text, "Inline PEM key."),
+    unset("ssl.keystore.key", Kind::Password, "Inline PEM key."),
     unset(
         "ssl.keystore.certificate.chain",
-        Kind::Text,
+        Kind::Password,
         "Inline PEM chain.",
     ),
-    unset("ssl.keystore.password", Kind::Text, "Accepted and ignored."),
-    unset("ssl.key.password", Kind::Text, "Refused (encrypted keys)."),
+    unset(
+        "ssl.keystore.password",
+        Kind::Password,
+        "Accepted and ignored.",
+    ),
+    unset(
+        "ssl.key.password",
+        Kind::Password,
+        "Refused (encrypted keys).",
+    ),
     key("ssl.truststore.type", Kind::Text, "PEM", "Only PEM."),
     unset(
         "ssl.truststore.location",
@@ -826,12 +837,12 @@ pub const KEYS: &[Key] = &[
     ),
     unset(
         "ssl.truststore.password",
-        Kind::Text,
+        Kind::Password,
         "Accepted and ignored.",
     ),
     unset(
         "ssl.truststore.certificates",
-        Kind::Text,
+        Kind::Password,
         "Inline PEM CA certificates.",
     ),
     key(
@@ -950,12 +961,12 @@ pub const KEYS: &[Key] = &[
     // Delegation tokens (KIP-48).
     unset(
         "delegation.token.secret.key",
-        Kind::Text,
+        Kind::Password,
         "Enables delegation tokens; the same on every node.",
     ),
     unset(
         "delegation.token.master.key",
-        Kind::Text,
+        Kind::Password,
         "Deprecated name of delegation.token.secret.key.",
     ),
     key(
@@ -1076,6 +1087,52 @@ pub fn lookup(name: &str) -> Option<&'static Key> {
     KEYS.iter().find(|key| key.name == name)
 }
 
+/// Kafka's PASSWORD-type broker keys that are not rows of [`KEYS`] (Strom reads JAAS only
+/// per listener and has no password encoder), still secret wherever they are stored.
+const PASSWORD_KEYS_UNREAD: &[&str] = &[
+    "sasl.jaas.config",
+    "password.encoder.secret",
+    "password.encoder.old.secret",
+];
+
+/// The keys `name` may stand for, as Kafka's `DynamicBrokerConfig.brokerConfigSynonyms`
+/// reads a listener override: `name` itself, the key after `listener.name.<listener>.`,
+/// and that key without a leading mechanism
+/// (`listener.name.<listener>.<mechanism>.sasl.jaas.config`).
+fn base_keys(name: &str) -> impl Iterator<Item = &str> {
+    let listener_key = name
+        .strip_prefix(LISTENER_PREFIX)
+        .and_then(|rest| rest.split_once('.'))
+        .map(|(_, key)| key);
+    let mechanism_key = listener_key
+        .and_then(|key| key.split_once('.'))
+        .map(|(_, key)| key);
+    std::iter::once(name)
+        .chain(listener_key)
+        .chain(mechanism_key)
+}
+
+/// Whether a broker config's value must never be shown (DescribeConfigs answers it with a
+/// null value, `is_sensitive=true` and the PASSWORD type, in its synonyms too): Kafka's
+/// `KafkaConfig.maybeSensitive`. A PASSWORD key (or a listener override of one) is; so is
+/// a key whose type Strom cannot tell (not a row, not an override of a row), because Kafka
+/// treats an unknown type as sensitive "to be safe". A dynamic value Strom stores for a
+/// key it does not know is therefore never echoed back.
+pub fn is_sensitive(name: &str) -> bool {
+    let mut known = false;
+    for key in base_keys(name) {
+        if PASSWORD_KEYS_UNREAD.contains(&key) {
+            return true;
+        }
+        match lookup(key) {
+            Some(row) if row.kind == Kind::Password => return true,
+            Some(_) => known = true,
+            None => {}
+        }
+    }
+    !known
+}
+
 /// The HTTP listener's TLS overrides, `strom.http.ssl.<key>`: read by `metrics/config.rs`.
 pub const HTTP_SSL_PREFIX: &str = "strom.http.ssl.";
 
@@ -1131,7 +1188,7 @@ pub fn check_value(key: &Key, value: &str) -> Result<(), ConfigError> {
         Kind::Int { min, max } => parse_int(name, value, min, max).map(|_| ()),
         Kind::Bool => parse_bool(name, value).map(|_| ()),
         Kind::ListOf(allowed) => parse_list_of(name, value, allowed).map(|_| ()),
-        Kind::Text => Ok(()),
+        Kind::Text | Kind::Password => Ok(()),
         Kind::Listeners => parse_listeners(name, value).map(|_| ()),
         Kind::ListenerNames => parse_listener_names(name, value).map(|_| ()),
         Kind::HostPorts => parse_host_ports(name, value).map(|_| ()),
@@ -1367,6 +1424,45 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn kafkas_password_keys_and_their_listener_overrides_are_sensitive() {
+        for (name, sensitive) in [
+            ("delegation.token.secret.key", true),
+            ("delegation.token.master.key", true),
+            ("ssl.keystore.password", true),
+            ("ssl.key.password", true),
+            ("ssl.keystore.key", true),
+            ("ssl.keystore.certificate.chain", true),
+            ("ssl.truststore.password", true),
+            ("ssl.truststore.certificates", true),
+            ("sasl.jaas.config", true),
+            ("password.encoder.secret", true),
+            ("listener.name.external.ssl.keystore.password", true),
+            ("listener.name.external.ssl.key.password", true),
+            ("listener.name.sasl_plaintext.plain.sasl.jaas.config", true),
+            ("listener.name.x.scram-sha-512.sasl.jaas.config", true),
+            // Kafka: a key whose type is unknown is treated as sensitive.
+            ("no.such.key", true),
+            ("listener.name.x.no.such.key", true),
+            ("ssl.keystore.location", false),
+            ("ssl.truststore.location", false),
+            ("delegation.token.max.lifetime.ms", false),
+            ("log.retention.ms", false),
+            ("listener.name.external.ssl.keystore.location", false),
+            ("listener.name.external.max.connection.creation.rate", false),
+            ("sasl.oauthbearer.jwks.endpoint.url", false),
+        ] {
+            assert_eq!(is_sensitive(name), sensitive, "{name}");
+        }
+        // Every Password row is one of Kafka's PASSWORD keys, nothing else is.
+        let passwords: Vec<&str> = KEYS
+            .iter()
+            .filter(|k| k.kind == Kind::Password)
+            .map(|k| k.name)
+            .collect();
+        assert_eq!(passwords.len(), 8, "{passwords:?}");
     }
 
     fn error(pairs: &[(&str, &str)]) -> String {

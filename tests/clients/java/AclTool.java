@@ -21,6 +21,9 @@
 //   broker-config-set BOOTSTRAP [CLIENT_PROPS] BROKER KEY VALUE   incrementalAlterConfigs SET of one key on
 //                                        broker BROKER ("" is the cluster default, as kafka-configs.sh
 //                                        --entity-default): {"result": null | "ErrorClass: message"}
+//   broker-config-describe BOOTSTRAP [CLIENT_PROPS] BROKER   describeConfigs of broker BROKER with
+//                                        synonyms: {"configs": {key: {"value", "sensitive", "type",
+//                                        "source", "synonyms": [{"name", "value", "source"}, ...]}}}
 //
 // CLIENT_PROPS is "-" or k=v pairs separated by ';' (security settings for SASL tests).
 
@@ -78,6 +81,7 @@ public class AclTool {
                 case "quota-describe": out = quotaDescribe(admin); break;
                 case "create-topics": out = createTopics(admin, args); break;
                 case "broker-config-set": out = brokerConfigSet(admin, args); break;
+                case "broker-config-describe": out = brokerConfigDescribe(admin, args); break;
                 default: throw new IllegalArgumentException("unknown command " + args[0]);
             }
         }
@@ -174,6 +178,31 @@ public class AclTool {
             String message = e.getCause().getClass().getSimpleName() + ": " + e.getCause().getMessage();
             return "{\"result\":\"" + message.replace("\\", "\\\\").replace("\"", "\\\"") + "\"}";
         }
+    }
+
+    private static String brokerConfigDescribe(Admin admin, String[] args) throws Exception {
+        org.apache.kafka.common.config.ConfigResource resource = new org.apache.kafka.common.config.ConfigResource(
+            org.apache.kafka.common.config.ConfigResource.Type.BROKER, args[3]);
+        org.apache.kafka.clients.admin.Config config = admin.describeConfigs(Collections.singletonList(resource),
+                new org.apache.kafka.clients.admin.DescribeConfigsOptions().includeSynonyms(true))
+            .all().get(60, TimeUnit.SECONDS).get(resource);
+        List<String> entries = new ArrayList<>();
+        for (org.apache.kafka.clients.admin.ConfigEntry e : config.entries()) {
+            List<String> synonyms = new ArrayList<>();
+            for (org.apache.kafka.clients.admin.ConfigEntry.ConfigSynonym s : e.synonyms()) {
+                synonyms.add("{\"name\":" + quote(s.name()) + ",\"value\":" + nullable(s.value())
+                    + ",\"source\":" + quote(s.source().name()) + "}");
+            }
+            entries.add(quote(e.name()) + ":{\"value\":" + nullable(e.value())
+                + ",\"sensitive\":" + e.isSensitive() + ",\"type\":" + quote(e.type().name())
+                + ",\"source\":" + quote(e.source().name())
+                + ",\"synonyms\":[" + String.join(",", synonyms) + "]}");
+        }
+        return "{\"configs\":{" + String.join(",", entries) + "}}";
+    }
+
+    private static String nullable(String s) {
+        return s == null ? "null" : quote(s);
     }
 
     private static String createTopics(Admin admin, String[] args) throws Exception {

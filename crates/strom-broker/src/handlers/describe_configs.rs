@@ -7,6 +7,10 @@
 //! A client-metrics subscription (KIP-714) shows its three keys, CLIENT_METRICS_CONFIG when
 //! set and DEFAULT_CONFIG otherwise. A group (`group_configs.rs`) shows every group config
 //! key: GROUP_CONFIG when set on the group, else DEFAULT_CONFIG with the broker's value.
+//! A broker secret (`config_keys::is_sensitive`: a PASSWORD key such as
+//! `delegation.token.secret.key` or `listener.name.<l>.ssl.keystore.password`, or a key of
+//! unknown type) is listed with a null value, in its synonyms too, `is_sensitive=true` and
+//! the PASSWORD type, as Kafka's `ConfigHelper` does; every version, synonyms or not.
 
 use strom_meta::config_defs::{topic_config_def, ConfigEntry, ConfigSource};
 use strom_meta::{ConfigResource, ConfigResourceKind, MetadataImage};
@@ -19,8 +23,8 @@ use strom_protocol::ErrorCode;
 
 use super::{str_bytes, with_broker_defaults};
 use crate::config::BrokerConfig;
-use crate::dynamic_config;
 use crate::server::BrokerContext;
+use crate::{config_keys, dynamic_config};
 
 /// The first version with config types and documentation.
 const DOCUMENTATION_MIN_VERSION: i16 = 3;
@@ -28,6 +32,8 @@ const DOCUMENTATION_MIN_VERSION: i16 = 3;
 const STRING_TYPE: i8 = 2;
 const INT_TYPE: i8 = 3;
 const LIST_TYPE: i8 = 7;
+/// Kafka's `ConfigType` id of a secret (PASSWORD).
+const PASSWORD_TYPE: i8 = 9;
 /// Kafka's `ConfigSource` id for a key set on a client-metrics subscription.
 const CLIENT_METRICS_SOURCE: i8 = 7;
 /// Kafka's `ConfigSource` id for a key set on a group (GROUP_CONFIG).
@@ -291,6 +297,13 @@ fn broker_entry(
             values.push((Some(value), source));
         }
     }
+    // A secret's value is dropped here, before anything is built from it (synonyms too).
+    let sensitive = config_keys::is_sensitive(&key);
+    if sensitive {
+        for (value, _) in &mut values {
+            *value = None;
+        }
+    }
     let (value, source) = values
         .first()
         .cloned()
@@ -308,11 +321,16 @@ fn broker_entry(
         .with_name(str_bytes(key))
         .with_value(value.map(str_bytes))
         .with_config_source(source.kafka_id())
+        .with_is_sensitive(sensitive)
         .with_synonyms(synonyms);
     if version < DOCUMENTATION_MIN_VERSION {
         return result;
     }
-    result.with_config_type(STRING_TYPE)
+    result.with_config_type(if sensitive {
+        PASSWORD_TYPE
+    } else {
+        STRING_TYPE
+    })
 }
 
 fn broker_resource(name: &str) -> ConfigResource {
