@@ -186,7 +186,8 @@ def test_standalone_registry_checks_basic_users_against_the_cluster(pki):
     in-process registry) accepts the same users: it authenticates to the cluster's SASL_SSL
     listener as the Basic user (PLAIN, then SCRAM-SHA-256), so a PLAIN JAAS user and a SCRAM
     user of the metadata log get in, a wrong password or unknown user is 401, and the
-    broker audits the refused attempts."""
+    broker audits the refused attempts. A password changed in the cluster stops working
+    once the registry's remembered check (5 s) runs out."""
     from test_schema_registry import Registry
     b = SecureBroker(pki)
     b.start()
@@ -223,6 +224,31 @@ def test_standalone_registry_checks_basic_users_against_the_cluster(pki):
         r = requests.get(f"{registry.url}/subjects", timeout=TIMEOUT_S)
         assert r.status_code == 401 and r.json()["error_code"] == 401
         assert "authentication failed" in registry.log_text()
+
+        # boot's password changes in the cluster: a successful check is remembered for at
+        # most 5 s (CHECK_CACHE_TTL), so the old password stops working within that and the
+        # new one works.
+        from confluent_kafka.admin import (AdminClient, ScramCredentialInfo, ScramMechanism,
+                                           UserScramCredentialUpsertion)
+        admin = AdminClient({"bootstrap.servers": b.bootstrap})
+        upsert = UserScramCredentialUpsertion("boot", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096),
+                                              b"boot-new-secret")
+        for future in admin.alter_user_scram_credentials([upsert]).values():
+            future.result(TIMEOUT_S)
+        changed = time.monotonic()
+        old = SchemaRegistryClient({"url": registry.url, "basic.auth.user.info": "boot:boot-secret"})
+        refused_after = None
+        while time.monotonic() < changed + 5 + TIMEOUT_S:
+            try:
+                old.get_subjects()
+            except SchemaRegistryError as e:
+                assert e.http_status_code == 401
+                refused_after = time.monotonic() - changed
+                break
+            time.sleep(0.5)
+        assert refused_after is not None and refused_after <= 5 + 5, refused_after
+        new = SchemaRegistryClient({"url": registry.url, "basic.auth.user.info": "boot:boot-new-secret"})
+        assert subject in new.get_subjects()
     finally:
         registry.stop()
         b.stop()

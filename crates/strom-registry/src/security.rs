@@ -38,6 +38,136 @@ pub type CheckFn = dyn Fn(&str, &str) -> bool + Send + Sync;
 #[derive(Clone)]
 pub struct Authenticator(pub Arc<CheckFn>);
 
+impl Authenticator {
+    /// This check behind a [`CheckCache`]: a successful check is remembered for
+    /// [`CHECK_CACHE_TTL`], so a burst of requests with the same credentials costs one check.
+    pub fn cached(self) -> Authenticator {
+        let cache = CheckCache::new(self, CHECK_CACHE_TTL);
+        Authenticator(Arc::new(move |user: &str, password: &str| {
+            cache.check(user, password)
+        }))
+    }
+}
+
+/// How long a successful check is trusted: a changed or removed password stops working at
+/// most this long after the change.
+pub const CHECK_CACHE_TTL: Duration = Duration::from_secs(5);
+/// Successful checks remembered at once; when full (after dropping expired ones) a further
+/// success is not remembered, so the cache never grows past this.
+pub const CHECK_CACHE_ENTRIES_MAX: usize = 1024;
+
+/// A user's remembered check: a keyed hash of the password that passed, and until when.
+type Remembered = (Vec<u8>, std::time::Instant);
+
+/// Successful checks of an [`Authenticator`] that is costly (the standalone registry's
+/// opens a SASL connection to the cluster), kept for [`CHECK_CACHE_TTL`]. An entry is the
+/// user and an HMAC-SHA256 of the password under a random salt made at start-up (never the
+/// password, and nothing a copy of the memory can be checked against offline without the
+/// salt); it matches only the same user with the same password. Failed checks are never
+/// remembered: a wrong password is checked (and refused and delayed by the cluster) each
+/// time. Requests with credentials being checked wait for that check instead of starting
+/// their own, so a burst costs one check.
+pub struct CheckCache {
+    inner: Authenticator,
+    ttl: Duration,
+    salt: Vec<u8>,
+    /// user -> the last password hash that passed, and until when.
+    passed: std::sync::Mutex<std::collections::HashMap<String, Remembered>>,
+    /// (user, hash) being checked -> a lock held by the check; bounded by the checks
+    /// running at once (each holds a blocking-pool thread), removed when done.
+    checking:
+        std::sync::Mutex<std::collections::HashMap<(String, Vec<u8>), Arc<std::sync::Mutex<()>>>>,
+}
+
+impl std::fmt::Debug for CheckCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CheckCache")
+    }
+}
+
+fn locked<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl CheckCache {
+    /// A cache of `inner`'s successful checks, each trusted for `ttl`.
+    pub fn new(inner: Authenticator, ttl: Duration) -> CheckCache {
+        CheckCache {
+            inner,
+            ttl,
+            salt: strom_security::scram::random_bytes(32),
+            passed: Default::default(),
+            checking: Default::default(),
+        }
+    }
+
+    fn hash(&self, user: &str, password: &str) -> Vec<u8> {
+        let mut data = Vec::with_capacity(user.len() + 1 + password.len());
+        data.extend_from_slice(user.as_bytes());
+        data.push(0);
+        data.extend_from_slice(password.as_bytes());
+        strom_security::ScramMechanism::Sha256.hmac(&self.salt, &data)
+    }
+
+    fn remembered(&self, user: &str, hash: &[u8]) -> bool {
+        locked(&self.passed)
+            .get(user)
+            .is_some_and(|(passed, until)| {
+                std::time::Instant::now() < *until && strom_security::constant_time_eq(passed, hash)
+            })
+    }
+
+    fn remember(&self, user: &str, hash: Vec<u8>) {
+        let mut passed = locked(&self.passed);
+        let now = std::time::Instant::now();
+        if passed.len() >= CHECK_CACHE_ENTRIES_MAX && !passed.contains_key(user) {
+            passed.retain(|_, (_, until)| now < *until);
+            if passed.len() >= CHECK_CACHE_ENTRIES_MAX {
+                return;
+            }
+        }
+        passed.insert(user.to_string(), (hash, now + self.ttl));
+    }
+
+    /// Whether `user` and `password` pass: remembered, or checked by the inner check.
+    pub fn check(&self, user: &str, password: &str) -> bool {
+        let hash = self.hash(user, password);
+        if self.remembered(user, &hash) {
+            return true;
+        }
+        let key = (user.to_string(), hash);
+        let gate = Arc::clone(locked(&self.checking).entry(key.clone()).or_default());
+        let ok = {
+            let _turn = locked(&gate);
+            // A request with the same credentials may have just checked them.
+            if self.remembered(user, &key.1) {
+                true
+            } else {
+                let ok = (self.inner.0)(user, password);
+                if ok {
+                    self.remember(user, key.1.clone());
+                }
+                ok
+            }
+        };
+        let mut checking = locked(&self.checking);
+        // Only the map and this request hold the gate: nobody else waits on it.
+        if Arc::strong_count(&gate) == 2 {
+            checking.remove(&key);
+        }
+        ok
+    }
+
+    /// How many users' successful checks are remembered.
+    pub fn len(&self) -> usize {
+        locked(&self.passed).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Authenticator")
@@ -192,6 +322,75 @@ pub async fn basic(State(auth): State<BasicAuth>, request: Request, next: Next) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A check against a password that can change, counting the checks made.
+    fn counting(
+        password: &Arc<std::sync::Mutex<String>>,
+        checks: &Arc<std::sync::atomic::AtomicUsize>,
+    ) -> Authenticator {
+        let (password, checks) = (Arc::clone(password), Arc::clone(checks));
+        Authenticator(Arc::new(move |user: &str, offered: &str| {
+            checks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(50));
+            user == "alice" && *locked(&password) == offered
+        }))
+    }
+
+    #[test]
+    fn a_burst_does_one_check_and_a_changed_password_stops_working_after_the_ttl() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        let password = Arc::new(std::sync::Mutex::new("old".to_string()));
+        let checks = Arc::new(AtomicUsize::new(0));
+        let ttl = Duration::from_millis(400);
+        let cache = Arc::new(CheckCache::new(counting(&password, &checks), ttl));
+        // 16 requests at once with the same credentials: one check.
+        let burst: Vec<_> = (0..16)
+            .map(|_| {
+                let cache = Arc::clone(&cache);
+                std::thread::spawn(move || cache.check("alice", "old"))
+            })
+            .collect();
+        for request in burst {
+            assert!(request.join().unwrap());
+        }
+        assert_eq!(checks.load(SeqCst), 1);
+        assert_eq!(cache.len(), 1);
+        // Wrong passwords are checked every time, and never remembered.
+        assert!(!cache.check("alice", "wrong"));
+        assert!(!cache.check("alice", "wrong"));
+        assert!(!cache.check("bob", "old"));
+        assert_eq!(checks.load(SeqCst), 4);
+        // The password changes: the old one still passes from the cache until the TTL ends,
+        // then is checked again and refused; the new one passes.
+        *locked(&password) = "new".to_string();
+        assert!(cache.check("alice", "old"));
+        assert_eq!(checks.load(SeqCst), 4);
+        std::thread::sleep(ttl + Duration::from_millis(50));
+        assert!(!cache.check("alice", "old"));
+        assert!(cache.check("alice", "new"));
+        assert!(cache.check("alice", "new"));
+        assert_eq!(checks.load(SeqCst), 6);
+        // Nothing the cache holds is the password.
+        let held = locked(&cache.passed);
+        let (hash, _) = held.get("alice").unwrap();
+        assert!(!hash.windows(3).any(|w| w == b"new"));
+    }
+
+    #[test]
+    fn the_cache_never_grows_past_its_bound() {
+        let checks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = Arc::clone(&checks);
+        let any = Authenticator(Arc::new(move |_: &str, _: &str| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            true
+        }));
+        let cache = CheckCache::new(any, Duration::from_secs(60));
+        for i in 0..CHECK_CACHE_ENTRIES_MAX + 10 {
+            assert!(cache.check(&format!("user{i}"), "pw"));
+        }
+        assert_eq!(cache.len(), CHECK_CACHE_ENTRIES_MAX);
+        assert!(locked(&cache.checking).is_empty());
+    }
 
     #[test]
     fn basic_credentials() {

@@ -150,7 +150,10 @@ fn cluster_authenticator(
             }
             false
         }),
-    ))
+    )
+    // A burst of requests checks the cluster once; a changed password stops working within
+    // strom_registry::security::CHECK_CACHE_TTL.
+    .cached())
 }
 
 /// Starts a registry and prints its ready line.
