@@ -10,6 +10,12 @@ The JWKS can also come from an https endpoint (an `http.server` over TLS with th
 server certificate, served by the test): keys fetched at start-up, a rotated key fetched when
 a token names an unknown key id (bounded: once a minute per key id), and a broker whose JWKS
 endpoint cannot be reached does not start.
+
+KIP-768's client credentials flow end to end: a token endpoint (`POST /token`, HTTP Basic
+client auth, a thread of this process) hands out RS256 JWTs the broker checks against the
+https JWKS; the Java client (OAuthBearerLoginCallbackHandler) and confluent-kafka
+(`sasl.oauthbearer.method=oidc`) get in, tokens for another audience or expired are
+refused, and short-lived tokens are refreshed while sessions re-authenticate.
 """
 
 import base64
@@ -20,6 +26,7 @@ import ssl
 import threading
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -514,3 +521,169 @@ def test_java_clients_with_a_signed_jwt_checked_against_the_jwks(oauth, pki, key
         pathlib.Path(f.name).unlink()
     assert "SaslAuthenticationException" in json.dumps(out), out
     assert oauth.wait_log("does not verify")
+
+
+class TokenEndpoint:
+    """A KIP-768 token endpoint over http (a thread of this process): `POST /token` with
+    `grant_type=client_credentials` and the client's id and secret in HTTP Basic auth
+    (RFC 6749 section 2.3.1, as Kafka's HttpAccessTokenRetriever and librdkafka send them)
+    answers an RS256 JWT signed by a key of `keys`' JWKS, `sub` the client id. Clients
+    `wrong-aud`, `expired` and `short` get a token for another audience, one expired two
+    minutes ago, and one that lives 8 s. Anything else is 401. `issued` counts tokens by
+    client."""
+
+    CLIENTS = {"app": "app-secret", "wrong-aud": "wa-secret", "expired": "ex-secret", "short": "short-secret"}
+
+    def __init__(self, keys):
+        self.issued, self.refusals = {}, 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = min(int(self.headers.get("Content-Length") or 0), 4096)
+                form = urllib.parse.parse_qs(self.rfile.read(length).decode())
+                client = outer.client(self.headers.get("Authorization", ""))
+                if self.path != "/token" or form.get("grant_type") != ["client_credentials"] or client is None:
+                    outer.refusals += 1
+                    return self.answer(401, {"error": "invalid_client"})
+                outer.issued[client] = outer.issued.get(client, 0) + 1
+                lifetime = {"expired": -120, "short": 8}.get(client, 3600)
+                extra = {"aud": "someone-else"} if client == "wrong-aud" else {}
+                token = keys.sign(claims(sub=client, lifetime_s=lifetime, **extra))
+                self.answer(200, {"access_token": token, "token_type": "bearer", "expires_in": max(lifetime, 1)})
+
+            def answer(self, status, body):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/token"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def client(self, authorization):
+        """The client id of a valid `Basic` header, else None."""
+        scheme, _, encoded = authorization.partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            client_id, _, secret = base64.b64decode(encoded).decode().partition(":")
+        except ValueError:
+            return None
+        client_id, secret = urllib.parse.unquote(client_id), urllib.parse.unquote(secret)
+        return client_id if self.CLIENTS.get(client_id) == secret else None
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def idp(pki, keys):
+    """The token endpoint, the JWKS over https, and a broker whose JWT listener checks tokens
+    against that JWKS with sessions of at most 3 s (`connections.max.reauth.ms`)."""
+    jwks, tokens = JwksServer(pki, keys.jwks()), TokenEndpoint(keys)
+    broker = OAuthBroker(pki, jwks.url, {
+        "listener.name.jwt.oauthbearer.sasl.jaas.config": https_jaas(pki),
+        "org.apache.kafka.sasl.oauthbearer.allowed.urls": jwks.url,
+        "connections.max.reauth.ms": "3000",
+    })
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RUST_LOG", "warn,strom=info,strom_broker=info,strom_broker::connection=debug,strom_security=info,strom::audit=info")
+    try:
+        broker.start()
+        yield broker, tokens
+    finally:
+        mp.undo()
+        broker.stop()
+        broker.cleanup()
+        tokens.close()
+        jwks.close()
+
+
+def java_oidc_conf(pki, client):
+    """Kafka's OAuthBearerLoginCallbackHandler with the client credentials grant (KIP-768)."""
+    return ["security.protocol=SASL_SSL", "ssl.truststore.type=PEM", f"ssl.truststore.location={pki / 'ca.crt'}",
+            "sasl.mechanism=OAUTHBEARER",
+            "sasl.login.callback.handler.class="
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler",
+            "sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+            f'clientId="{client}" clientSecret="{TokenEndpoint.CLIENTS[client]}" scope="kafka";']
+
+
+def ck_oidc_conf(pki, tokens, client):
+    """librdkafka's built-in OIDC client credentials flow."""
+    return {"security.protocol": "SASL_SSL", "ssl.ca.location": str(pki / "ca.crt"),
+            "sasl.mechanism": "OAUTHBEARER", "sasl.oauthbearer.method": "oidc",
+            "sasl.oauthbearer.client.id": client, "sasl.oauthbearer.client.secret": TokenEndpoint.CLIENTS[client],
+            "sasl.oauthbearer.token.endpoint.url": tokens.url, "sasl.oauthbearer.scope": "kafka"}
+
+
+def java_produce_outcomes(java_tool, bootstrap, topic, conf):
+    with tempfile.NamedTemporaryFile("w", suffix=".records", delete=False) as f:
+        f.write(f"{base64.b64encode(b'k').decode()}\t{base64.b64encode(b'x').decode()}\t\n")
+    try:
+        return java_tool(["produce-outcomes", bootstrap, topic, f.name, *conf])
+    finally:
+        pathlib.Path(f.name).unlink()
+
+
+def test_java_client_credentials_flow_against_a_token_endpoint(idp, pki, java_tool, topic_name, monkeypatch):
+    """The Java producer and consumer fetch a token from the endpoint with the client
+    credentials grant (Kafka 4 needs the endpoint in the allowed-URLs system property) and
+    the broker verifies it against the https JWKS: produce and consume succeed as the
+    client's principal. A token for another audience, and an expired one, are refused by the
+    broker with Kafka's error (SaslAuthenticationException) and an audit line saying why."""
+    broker, tokens = idp
+    create_topic(broker, topic_name)
+    monkeypatch.setenv("JAVA_TOOL_OPTIONS", f"-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={tokens.url}")
+    bootstrap = f"127.0.0.1:{broker.jwt_port}"
+    conf = java_oidc_conf(pki, "app") + [f"sasl.oauthbearer.token.endpoint.url={tokens.url}"]
+    got = java_roundtrip(java_tool, bootstrap, topic_name, [b"cc0", b"cc1"], conf)
+    assert got == [b"cc0", b"cc1"]
+    assert tokens.issued.get("app", 0) >= 2  # the producer's login and the consumer's
+    assert broker.wait_log("principal=User:app")
+    for client, why in [("wrong-aud", "audience"), ("expired", "the token expired")]:
+        before = tokens.issued.get(client, 0)
+        conf = java_oidc_conf(pki, client) + [f"sasl.oauthbearer.token.endpoint.url={tokens.url}"]
+        out = java_produce_outcomes(java_tool, bootstrap, topic_name, conf)
+        assert "SaslAuthenticationException" in json.dumps(out), (client, out)
+        assert tokens.issued.get(client, 0) > before, client
+        assert broker.wait_log(why), (client, broker.log_tail(40))
+
+
+def test_confluent_kafka_oidc_client_credentials_refresh_and_reauthentication(idp, pki, topic_name):
+    """librdkafka's `sasl.oauthbearer.method=oidc`: the token from the endpoint gets a
+    producer and a consumer in. With tokens that live 8 s and sessions of at most 3 s, a
+    producer that keeps producing for 12 s re-authenticates on its connection (KIP-368) and
+    fetches fresh tokens before the old ones expire: nothing it sends is lost. A token for
+    another audience is refused."""
+    broker, tokens = idp
+    create_topic(broker, topic_name)
+    bootstrap = f"127.0.0.1:{broker.jwt_port}"
+    assert roundtrip(bootstrap, ck_oidc_conf(pki, tokens, "app"), topic_name) == [b"o0", b"o1", b"o2"]
+
+    p = Producer({"bootstrap.servers": bootstrap, **ck_oidc_conf(pki, tokens, "short")})
+    delivered, failed = [], []
+    report = lambda err, msg: (failed if err else delivered).append(err or msg.value())  # noqa: E731
+    deadline = time.monotonic() + 12
+    sent = 0
+    while time.monotonic() < deadline:
+        p.produce(topic_name, value=b"r%d" % sent, on_delivery=report)
+        sent += 1
+        p.poll(0.5)
+    assert p.flush(TIMEOUT_S) == 0
+    assert failed == [] and len(delivered) == sent, failed
+    assert tokens.issued.get("short", 0) >= 2, tokens.issued
+    assert broker.wait_log("reauth=true"), broker.log_tail(40)
+
+    errors = refused(bootstrap, ck_oidc_conf(pki, tokens, "wrong-aud"))
+    assert any("Authentication" in e or "authentication" in e for e in errors), errors
+    assert broker.wait_log("audience")
