@@ -335,3 +335,41 @@ def test_a_token_from_one_broker_works_on_the_others(make_cluster, token_tool, j
 
     refused = produce(java_tool, first, topic, token_props(token), tmp_path)
     assert "SaslAuthenticationException" in refused[0].get("error", ""), refused
+
+
+@pytest.mark.cluster
+def test_a_token_is_renewed_and_expired_through_another_broker_at_once(make_cluster, token_tool):
+    """Kafka forwards renewals and expiries to the controller, so any broker finds a token
+    created a moment ago through another. Here a Java Admin of node 1 creates tokens and a
+    second, already connected Admin of node 2 renews and then expires each one at once:
+    every renewal gets the token's new expiry (never DelegationTokenNotFoundException from
+    a broker whose image is behind), every expiry succeeds."""
+    jaas = ("org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'username="admin" password="{USERS["admin"]}" '
+            + " ".join(f'user_{u}="{p}"' for u, p in USERS.items()) + ";")
+    cluster = make_cluster(3, {
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SECURE:SASL_PLAINTEXT",
+        "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256",
+        "listener.name.secure.plain.sasl.jaas.config": jaas,
+        "delegation.token.secret.key": SECRET,
+    }, extra_listener="SECURE")
+    nodes = list(cluster.nodes.values())
+    first, second = (f"127.0.0.1:{n.extra_port}" for n in nodes[:2])
+    rounds, period_ms = 8, 3_600_000
+    before = time.time() * 1000
+    out = token_tool("create-renew", first, plain_props("alice"), second, rounds, period_ms)
+    assert "error" not in out, out
+    assert len(out["renewed"]) == rounds and len(out["expired"]) == rounds, out
+    after = time.time() * 1000
+    for expiry in out["renewed"]:
+        assert before + period_ms - 60_000 <= expiry <= after + period_ms, out
+    assert out["expired"] == [-1] * rounds, out
+    # Expired now: none of them is left (Describe reads a broker's image: wait for it).
+    deadline = time.monotonic() + TIMEOUT_S
+    left = None
+    while time.monotonic() < deadline:
+        left = token_tool("describe", second, plain_props("alice"), "-")["tokens"]
+        if left == []:
+            break
+        time.sleep(0.5)
+    assert left == [], left

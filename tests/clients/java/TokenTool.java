@@ -9,6 +9,12 @@
 //                      {"tokens": [TOKEN, ...]} (sorted by id) or {"error": ...}
 //   renew BOOTSTRAP CLIENT_PROPS HMAC PERIOD_MS    renewDelegationToken: {"expiry": ms} or {"error": ...}
 //   expire BOOTSTRAP CLIENT_PROPS HMAC PERIOD_MS   expireDelegationToken: {"expiry": ms} or {"error": ...}
+//   create-renew BOOTSTRAP CLIENT_PROPS OTHER_BOOTSTRAP COUNT PERIOD_MS
+//                      COUNT times: createDelegationToken through an Admin of BOOTSTRAP, then at
+//                      once renewDelegationToken (PERIOD_MS) and expireDelegationToken (now)
+//                      through a second Admin of OTHER_BOOTSTRAP, already connected (each Admin
+//                      sends to the node it picks):
+//                      {"renewed": [ms, ...], "expired": [ms, ...]} or {"error": ...}
 //
 // TOKEN is {"id", "hmac" (base64), "owner", "requester", "renewers", "issue", "expiry", "max"}.
 // HMAC is base64. CLIENT_PROPS is k=v pairs separated by ';' (sasl.jaas.config last).
@@ -86,6 +92,28 @@ public class TokenTool {
                                 new ExpireDelegationTokenOptions().expiryTimePeriodMs(Long.parseLong(args[4])))
                             .expiryTimestamp().get(60, TimeUnit.SECONDS);
                         out = "{\"expiry\": " + expiry + "}";
+                        break;
+                    }
+                    case "create-renew": {
+                        Properties other = (Properties) props.clone();
+                        other.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, args[3]);
+                        try (Admin second = Admin.create(other)) {
+                            second.describeCluster().nodes().get(60, TimeUnit.SECONDS);
+                            List<String> renewed = new ArrayList<>();
+                            List<String> expired = new ArrayList<>();
+                            for (int i = 0; i < Integer.parseInt(args[4]); i++) {
+                                DelegationToken token = admin.createDelegationToken(new CreateDelegationTokenOptions())
+                                    .delegationToken().get(60, TimeUnit.SECONDS);
+                                renewed.add(String.valueOf(second.renewDelegationToken(token.hmac(),
+                                        new RenewDelegationTokenOptions().renewTimePeriodMs(Long.parseLong(args[5])))
+                                    .expiryTimestamp().get(60, TimeUnit.SECONDS)));
+                                expired.add(String.valueOf(second.expireDelegationToken(token.hmac(),
+                                        new ExpireDelegationTokenOptions().expiryTimePeriodMs(-1))
+                                    .expiryTimestamp().get(60, TimeUnit.SECONDS)));
+                            }
+                            out = "{\"renewed\": [" + String.join(", ", renewed) + "], \"expired\": ["
+                                + String.join(", ", expired) + "]}";
+                        }
                         break;
                     }
                     default:

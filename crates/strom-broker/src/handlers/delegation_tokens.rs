@@ -8,8 +8,9 @@
 //! DELEGATION_TOKEN_AUTHORIZATION_FAILED), and owner and renewers must be `User`
 //! principals (INVALID_PRINCIPAL_TYPE). Without `delegation.token.secret.key` the answer is
 //! then DELEGATION_TOKEN_AUTH_DISABLED. Renewals and expiries name the token by its HMAC:
-//! the broker finds the token (`tokens.rs`) and the controller checks it is live and that
-//! the caller owns or may renew it. Creations, renewals and expiries are records committed
+//! the broker finds the token (`tokens.rs`; when its image does not hold it, only after
+//! catching up with the quorum, so any broker answers as the controller would) and the
+//! controller checks it is live and that the caller owns or may renew it. Creations, renewals and expiries are records committed
 //! through the controller, answered once committed; Describe reads the broker's image.
 
 use bytes::Bytes;
@@ -176,6 +177,34 @@ pub(super) async fn create(
     ResponseKind::CreateDelegationToken(body)
 }
 
+/// How long a renewal or expiry waits for this node's image to catch up with the quorum
+/// when its HMAC names no token the image holds.
+const TOKEN_CATCH_UP_MS: u64 = 10_000;
+
+/// The id of the token whose HMAC is `hmac`. Kafka forwards renewals and expiries to the
+/// active controller, which knows every committed token; here the broker finds the token,
+/// and its image may be behind the node the token was created through (a client renewing
+/// right after creating). So a miss is not an answer until the image has caught up with
+/// everything committed (a linearizable read of the quorum): only then is it
+/// DELEGATION_TOKEN_NOT_FOUND. A quorum that cannot be reached in time is REQUEST_TIMED_OUT
+/// (retriable), as a forwarded request that times out.
+async fn token_for_hmac(context: &BrokerContext, hmac: &[u8]) -> Result<Option<String>, ErrorCode> {
+    let tokens = &context.config.tokens;
+    let image = context.metadata.image();
+    if let Some((token_id, _)) = tokens.find_by_hmac(&image, hmac) {
+        return Ok(Some(token_id.clone()));
+    }
+    let limit = std::time::Duration::from_millis(TOKEN_CATCH_UP_MS);
+    let image = match tokio::time::timeout(limit, context.metadata.caught_up_image()).await {
+        Ok(Ok(image)) => image,
+        Ok(Err(error)) => return Err(ErrorCode(controller_error(&error).0)),
+        Err(_) => return Err(ErrorCode::REQUEST_TIMED_OUT),
+    };
+    Ok(tokens
+        .find_by_hmac(&image, hmac)
+        .map(|(token_id, _)| token_id.clone()))
+}
+
 /// Renew (`expire == false`) or expire the token whose HMAC is `hmac`: the expiry timestamp,
 /// or Kafka's error with timestamp -1.
 async fn change(
@@ -188,12 +217,13 @@ async fn change(
     if let Some(code) = gate(context, session) {
         return (code, -1);
     }
-    let image = context.metadata.image();
-    let Some((token_id, _)) = context.config.tokens.find_by_hmac(&image, hmac) else {
-        return (ErrorCode::DELEGATION_TOKEN_NOT_FOUND, -1);
+    let token_id = match token_for_hmac(context, hmac).await {
+        Ok(Some(token_id)) => token_id,
+        Ok(None) => return (ErrorCode::DELEGATION_TOKEN_NOT_FOUND, -1),
+        Err(code) => return (code, -1),
     };
     let change = ChangeTokenRequest {
-        token_id: token_id.clone(),
+        token_id,
         principal: session.principal.to_string(),
         period_ms,
         now_ms: wall_ms(),
