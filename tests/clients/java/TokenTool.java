@@ -101,15 +101,23 @@ public class TokenTool {
                             second.describeCluster().nodes().get(60, TimeUnit.SECONDS);
                             List<String> renewed = new ArrayList<>();
                             List<String> expired = new ArrayList<>();
-                            for (int i = 0; i < Integer.parseInt(args[4]); i++) {
-                                DelegationToken token = admin.createDelegationToken(new CreateDelegationTokenOptions())
-                                    .delegationToken().get(60, TimeUnit.SECONDS);
-                                renewed.add(String.valueOf(second.renewDelegationToken(token.hmac(),
-                                        new RenewDelegationTokenOptions().renewTimePeriodMs(Long.parseLong(args[5])))
-                                    .expiryTimestamp().get(60, TimeUnit.SECONDS)));
-                                expired.add(String.valueOf(second.expireDelegationToken(token.hmac(),
-                                        new ExpireDelegationTokenOptions().expiryTimePeriodMs(-1))
-                                    .expiryTimestamp().get(60, TimeUnit.SECONDS)));
+                            String stage = "create";
+                            try {
+                                for (int i = 0; i < Integer.parseInt(args[4]); i++) {
+                                    stage = "create " + i;
+                                    DelegationToken token = admin.createDelegationToken(new CreateDelegationTokenOptions())
+                                        .delegationToken().get(60, TimeUnit.SECONDS);
+                                    stage = "renew " + i;
+                                    renewed.add(String.valueOf(second.renewDelegationToken(token.hmac(),
+                                            new RenewDelegationTokenOptions().renewTimePeriodMs(Long.parseLong(args[5])))
+                                        .expiryTimestamp().get(60, TimeUnit.SECONDS)));
+                                    stage = "expire " + i;
+                                    expired.add(String.valueOf(second.expireDelegationToken(token.hmac(),
+                                            new ExpireDelegationTokenOptions().expiryTimePeriodMs(-1))
+                                        .expiryTimestamp().get(60, TimeUnit.SECONDS)));
+                                }
+                            } catch (ExecutionException e) {
+                                throw new ExecutionException(new RuntimeException(stage + ": " + e.getCause()));
                             }
                             out = "{\"renewed\": [" + String.join(", ", renewed) + "], \"expired\": ["
                                 + String.join(", ", expired) + "]}";

@@ -13,6 +13,8 @@
 //! controller checks it is live and that the caller owns or may renew it. Creations, renewals and expiries are records committed
 //! through the controller, answered once committed; Describe reads the broker's image.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use strom_meta::acl::ResourceType;
 use strom_meta::{
@@ -180,6 +182,8 @@ pub(super) async fn create(
 /// How long a renewal or expiry waits for this node's image to catch up with the quorum
 /// when its HMAC names no token the image holds.
 const TOKEN_CATCH_UP_MS: u64 = 10_000;
+/// The pause before asking the quorum again when it could not answer.
+const CATCH_UP_RETRY: Duration = Duration::from_millis(100);
 
 /// The id of the token whose HMAC is `hmac`. Kafka forwards renewals and expiries to the
 /// active controller, which knows every committed token; here the broker finds the token,
@@ -194,11 +198,18 @@ async fn token_for_hmac(context: &BrokerContext, hmac: &[u8]) -> Result<Option<S
     if let Some((token_id, _)) = tokens.find_by_hmac(&image, hmac) {
         return Ok(Some(token_id.clone()));
     }
-    let limit = std::time::Duration::from_millis(TOKEN_CATCH_UP_MS);
-    let image = match tokio::time::timeout(limit, context.metadata.caught_up_image()).await {
-        Ok(Ok(image)) => image,
-        Ok(Err(error)) => return Err(ErrorCode(controller_error(&error).0)),
-        Err(_) => return Err(ErrorCode::REQUEST_TIMED_OUT),
+    // A quorum between leaders answers "unavailable" at once: asked again until the bound.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(TOKEN_CATCH_UP_MS);
+    let image = loop {
+        match tokio::time::timeout_at(deadline, context.metadata.caught_up_image()).await {
+            Ok(Ok(image)) => break image,
+            Ok(Err(error)) if tokio::time::Instant::now() + CATCH_UP_RETRY < deadline => {
+                tracing::debug!(%error, "catching up to find a delegation token; asking again");
+                tokio::time::sleep(CATCH_UP_RETRY).await;
+            }
+            Ok(Err(error)) => return Err(ErrorCode(controller_error(&error).0)),
+            Err(_) => return Err(ErrorCode::REQUEST_TIMED_OUT),
+        }
     };
     Ok(tokens
         .find_by_hmac(&image, hmac)
