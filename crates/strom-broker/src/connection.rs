@@ -816,10 +816,12 @@ impl Connection {
                 return None;
             }
             Some(authn::TokenCredential {
-                credential: context
-                    .config
-                    .tokens
-                    .scram_credential(token_id, mechanism)?,
+                credential: context.token_credentials.credential(
+                    &context.config.tokens,
+                    &image,
+                    token_id,
+                    mechanism,
+                )?,
                 owner: crate::principal::KafkaPrincipal::parse(&token.owner)?,
                 expiry_timestamp_ms: token.expiry_timestamp_ms.min(token.max_timestamp_ms),
             })

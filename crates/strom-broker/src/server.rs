@@ -112,6 +112,8 @@ pub struct BrokerContext {
     pub quotas: Arc<crate::quotas::QuotaManager>,
     /// Connection creation rates (`conn_rate.rs`).
     pub connection_rates: crate::conn_rate::ConnectionRates,
+    /// The delegation tokens' SCRAM credentials, computed as their images arrive.
+    pub token_credentials: crate::tokens::TokenCredentials,
 }
 
 /// A range of producer ids allocated to this broker: `next..end` are still free.
@@ -312,7 +314,11 @@ impl Broker {
                 &config.listeners.inter_broker_listener_name,
                 config.listeners.served.len(),
             ),
+            token_credentials: crate::tokens::TokenCredentials::default(),
         });
+        context
+            .token_credentials
+            .sync(&config.tokens, &context.metadata.image());
         if let Some(http_listener) = http_listener {
             // Serves from now on (readiness says "start-up in progress" until the end of
             // start); stops when shutdown begins or the broker is dropped.
@@ -605,6 +611,10 @@ async fn follow_metadata(context: Arc<BrokerContext>) {
     let mut images = context.metadata.watch();
     while images.changed().await.is_ok() {
         let image = images.borrow_and_update().clone();
+        // A few PBKDF2 runs when tokens are created: rare, and bounded by the token count.
+        context
+            .token_credentials
+            .sync(&context.config.tokens, &image);
         context.replicas.reconcile_latest(&context.metadata).await;
         // Deleted topics stop being exposed and free their metric series.
         context.metrics.forget_topics(&image);

@@ -7,8 +7,15 @@
 //! with the token id as the user name and the extension `tokenauth=true`. It is derived on
 //! each node and never stored, so the secret must be the same on every node. The metadata
 //! log holds the rest of the token (`strom_meta::DelegationTokenImage`).
+//!
+//! [`TokenCredentials`] is Kafka's `DelegationTokenCache`: a token's SCRAM credentials (one
+//! per mechanism, each a PBKDF2 of 4096 iterations) are computed once, when an image that
+//! holds the token reaches this broker, kept while the token is in the image and dropped
+//! when it leaves it; a login with the token only looks them up.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, Mutex};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -102,6 +109,95 @@ impl TokenConfig {
             &password,
             ITERATIONS_MIN,
         ))
+    }
+}
+
+/// A token's SCRAM credentials, one per mechanism.
+#[derive(Debug)]
+struct TokenScram {
+    sha256: ScramCredential,
+    sha512: ScramCredential,
+}
+
+impl TokenScram {
+    fn get(&self, mechanism: ScramMechanism) -> &ScramCredential {
+        match mechanism {
+            ScramMechanism::Sha256 => &self.sha256,
+            ScramMechanism::Sha512 => &self.sha512,
+        }
+    }
+}
+
+/// The SCRAM credentials of the tokens of the latest image (Kafka's
+/// `DelegationTokenCache`), by token id. Bounded by the number of tokens in the metadata
+/// image: [`TokenCredentials::sync`] drops every id the image no longer holds.
+#[derive(Debug, Default)]
+pub struct TokenCredentials {
+    by_id: Mutex<HashMap<String, Arc<TokenScram>>>,
+}
+
+impl TokenCredentials {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<TokenScram>>> {
+        self.by_id.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn compute(config: &TokenConfig, token_id: &str) -> Option<Arc<TokenScram>> {
+        Some(Arc::new(TokenScram {
+            sha256: config.scram_credential(token_id, ScramMechanism::Sha256)?,
+            sha512: config.scram_credential(token_id, ScramMechanism::Sha512)?,
+        }))
+    }
+
+    /// Brings the cache in line with `image` (called as each image is applied): computes
+    /// the credentials of tokens new to it, drops those of tokens it no longer holds. The
+    /// PBKDF2 runs outside the lock, so logins with other tokens are not held up.
+    pub fn sync(&self, config: &TokenConfig, image: &MetadataImage) {
+        if !config.enabled() {
+            return;
+        }
+        let missing: Vec<String> = {
+            let mut entries = self.entries();
+            entries.retain(|token_id, _| image.delegation_token(token_id).is_some());
+            image
+                .delegation_tokens()
+                .map(|(token_id, _)| token_id)
+                .filter(|token_id| !entries.contains_key(token_id.as_str()))
+                .cloned()
+                .collect()
+        };
+        for token_id in missing {
+            if let Some(scram) = Self::compute(config, &token_id) {
+                self.entries().entry(token_id).or_insert(scram);
+            }
+        }
+    }
+
+    /// The SCRAM credential of token `token_id` of `image`, computed only if no image
+    /// holding it has been synced yet (a login racing the image's arrival).
+    pub fn credential(
+        &self,
+        config: &TokenConfig,
+        image: &MetadataImage,
+        token_id: &str,
+        mechanism: ScramMechanism,
+    ) -> Option<ScramCredential> {
+        image.delegation_token(token_id)?;
+        if let Some(scram) = self.entries().get(token_id) {
+            return Some(scram.get(mechanism).clone());
+        }
+        let scram = Self::compute(config, token_id)?;
+        let credential = scram.get(mechanism).clone();
+        self.entries().entry(token_id.to_string()).or_insert(scram);
+        Some(credential)
+    }
+
+    /// How many tokens' credentials are held.
+    pub fn len(&self) -> usize {
+        self.entries().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

@@ -491,10 +491,83 @@ fn a_delegation_token_secret_key_enables_tokens_and_stays_hidden() {
     let (config, _) = BrokerConfig::from_props(&map).unwrap();
     assert!(config.tokens.enabled());
     assert!(!format!("{config:?}").contains("s3cret"));
-    // Not listed by DescribeConfigs either (only the lifetimes are).
+    // Listed by DescribeConfigs with an empty value (the handler answers it null).
     let entries = config.broker_entries();
     assert!(entries.iter().all(|(_, value)| !value.contains("s3cret")));
     assert!(entries
         .iter()
         .any(|(key, value)| key == "delegation.token.max.lifetime.ms" && value == "604800000"));
+}
+
+/// One SCRAM-SHA-512 login with a delegation token; whether it succeeded.
+async fn token_login(b: &SaslBroker, token_id: &str, hmac: &[u8]) -> bool {
+    use base64::Engine as _;
+    let password = base64::engine::general_purpose::STANDARD.encode(hmac);
+    let mut c = b.client().await;
+    assert_eq!(handshake(&mut c, "SCRAM-SHA-512", 1).await, 0);
+    let (mut scram, first) = ScramClient::start_token(ScramMechanism::Sha512, token_id, &password);
+    let r = authenticate(&mut c, &first, 2).await;
+    if r.error_code != 0 {
+        return false;
+    }
+    let last = scram.respond(&r.auth_bytes).unwrap();
+    let r = authenticate(&mut c, &last, 2).await;
+    r.error_code == 0 && scram.finish(&r.auth_bytes).is_ok()
+}
+
+#[tokio::test]
+async fn a_delegation_token_credential_is_computed_once_and_dropped_with_the_token() {
+    use kafka_protocol::messages::{CreateDelegationTokenRequest, ExpireDelegationTokenRequest};
+    const LOGINS: u32 = 50;
+    let b = start(&[
+        ("sasl.enabled.mechanisms", "PLAIN,SCRAM-SHA-512"),
+        ("delegation.token.secret.key", "token-secret"),
+    ])
+    .await;
+    let cache = &b.broker.context().token_credentials;
+    assert!(cache.is_empty());
+    let mut admin = b.plain_client().await;
+    let created = admin
+        .send(
+            3,
+            CreateDelegationTokenRequest::default().with_max_lifetime_ms(-1),
+        )
+        .await;
+    assert_eq!(created.error_code, 0);
+    let (token_id, hmac) = (created.token_id.to_string(), created.hmac.to_vec());
+    // The image carrying the token reached the broker: its credentials are there already.
+    let waited = tokio::time::timeout(Duration::from_secs(10), async {
+        while cache.len() != 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "the token's credentials were not computed");
+    let started = std::time::Instant::now();
+    for _ in 0..LOGINS {
+        assert!(token_login(&b, &token_id, &hmac).await);
+    }
+    let per_login = started.elapsed() / LOGINS;
+    eprintln!("{LOGINS} delegation-token SCRAM-SHA-512 logins: {per_login:?} per login");
+    assert_eq!(cache.len(), 1);
+    assert!(!token_login(&b, &token_id, b"not the hmac").await);
+
+    // Expired: the token leaves the image, and its credentials the cache.
+    let r = admin
+        .send(
+            2,
+            ExpireDelegationTokenRequest::default()
+                .with_hmac(hmac.clone().into())
+                .with_expiry_time_period_ms(-1),
+        )
+        .await;
+    assert_eq!(r.error_code, 0);
+    let waited = tokio::time::timeout(Duration::from_secs(10), async {
+        while !cache.is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "the expired token's credentials were kept");
+    assert!(!token_login(&b, &token_id, &hmac).await);
 }

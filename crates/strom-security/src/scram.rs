@@ -427,8 +427,27 @@ pub struct ScramClient {
 impl ScramClient {
     /// Starts an exchange; returns the client-first message.
     pub fn start(mechanism: ScramMechanism, user: &str, password: &str) -> (ScramClient, Vec<u8>) {
+        Self::start_with(mechanism, user, password, "")
+    }
+
+    /// Starts a delegation-token exchange: the user name is the token id, the password the
+    /// base64 of the token's HMAC, and Kafka's extension `tokenauth=true` follows the nonce.
+    pub fn start_token(
+        mechanism: ScramMechanism,
+        token_id: &str,
+        hmac_base64: &str,
+    ) -> (ScramClient, Vec<u8>) {
+        Self::start_with(mechanism, token_id, hmac_base64, ",tokenauth=true")
+    }
+
+    fn start_with(
+        mechanism: ScramMechanism,
+        user: &str,
+        password: &str,
+        extensions: &str,
+    ) -> (ScramClient, Vec<u8>) {
         let nonce = nonce();
-        let client_first_bare = format!("n={},r={nonce}", encode_name(user));
+        let client_first_bare = format!("n={},r={nonce}{extensions}", encode_name(user));
         let message = format!("n,,{client_first_bare}").into_bytes();
         (
             ScramClient {
