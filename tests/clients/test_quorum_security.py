@@ -10,20 +10,37 @@ a throwaway CA (test_security.py's `pki`).
   from an untrusted CA, cannot take part: its log and its peers' logs say why, and the
   quorum carries on without it; with its right configuration it catches up again.
 
+- With `authorizer.class.name` set, the quorum's requests are authorized as Kafka's
+  controllers authorize them: the nodes' principals in `super.users` form the quorum and
+  survive the active controller's kill; a broker whose controller-listener principal is
+  neither a super user nor granted CLUSTER_ACTION is refused (its log and the controllers'
+  audit lines say why) until CLUSTER_ACTION is granted with confluent-kafka's create_acls.
+- `strom metadata status --command-config` reaches a SASL_SSL controller listener with
+  mutual TLS; without the file it cannot; a principal without DESCRIBE on the cluster is
+  refused until granted it.
+- The controller listener's key store file is replaced on a running SSL quorum with mutual
+  TLS: the nodes' new outgoing connections present the new certificate (the accepting
+  node's principal is its subject), without a restart of the nodes that make them.
+
 Each node keeps a PLAINTEXT listener for the harness (readiness, Metadata polling).
 Marked `cluster` (README.md, "Cluster tests").
 """
 
 import base64
+import os
+import re
+import shutil
+import subprocess
 import time
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient, NewTopic,
+                                   ResourcePatternType, ResourceType)
 
-from cluster import NotYet
+from cluster import NotYet, free_ports
 from cluster_fixtures import make_cluster  # noqa: F401 (fixture)
-from conftest import java_tool  # noqa: F401 (fixture)
+from conftest import java_tool, strom_binary  # noqa: F401 (fixture)
 from test_compat import compat_tool  # noqa: F401 (fixture)
 from test_security import make_ca, make_cert, pki, sasl_conf  # noqa: F401 (fixture)
 
@@ -231,3 +248,181 @@ def test_a_controller_with_a_wrong_password_or_untrusted_cert_cannot_take_part(m
     got = consume_all(secure, conf, topic_name, len(want))
     assert sorted(got) == sorted(want)
     assert not cluster.crashed()
+
+
+STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+# The controller listener's PLAIN users: the controllers', a broker's without privileges,
+# and a person's for `strom metadata status`.
+AUTHZ_USERS = {"controller": "controller-secret", "broker4": "broker4-secret", "operator": "operator-secret"}
+
+
+def authorized(pki):
+    """secured(pki) with Kafka's StandardAuthorizer: the controllers' principal (the
+    controller listener's), the inter-broker one and the harness's (PLAINTEXT, ANONYMOUS)
+    are super users; nobody else has an ACL."""
+    return {**secured(pki),
+            "listener.name.controller.plain.sasl.jaas.config": jaas("controller", "controller-secret", AUTHZ_USERS),
+            "authorizer.class.name": STANDARD_AUTHORIZER,
+            "super.users": "User:controller;User:broker;User:ANONYMOUS"}
+
+
+def grant_cluster(cluster, principal, operation):
+    """`operation` on the CLUSTER resource for `principal` from any host, created through the
+    harness's (super user) listener with confluent-kafka's create_acls."""
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    binding = AclBinding(ResourceType.BROKER, "kafka-cluster", ResourcePatternType.LITERAL, principal, "*",
+                         operation, AclPermissionType.ALLOW)
+    for future in admin.create_acls([binding]).values():
+        future.result(TIMEOUT_S)
+
+
+def audit_denied(nodes, principal, operation):
+    """The controllers' audit lines denying `principal` `operation` on the cluster."""
+    pattern = re.compile(r"strom::audit.*denied.*principal=User:%s.*operation=%s" % (principal, operation))
+    return [line for node in nodes for line in log_text(node).splitlines() if pattern.search(line)]
+
+
+def test_quorum_authorizer_super_users_and_cluster_action(make_cluster, pki, topic_name, compat_tool):
+    cluster = make_cluster(3, authorized(pki), extra_listener="SECURE")
+    controllers = [cluster[i] for i in (1, 2, 3)]
+    # The super users formed the quorum; metadata changes and acks=all writes go through it,
+    # also after the active controller is killed.
+    create_topic(cluster.bootstrap, {}, topic_name)
+    cluster.wait_isr(topic_name, 3)
+    want = produce(cluster.bootstrap, {}, topic_name, b"a", 20)
+    active = quorum_leader(cluster, compat_tool)
+    cluster[active].kill()
+    quorum_leader(cluster, compat_tool, not_in=(active,))
+    live = ",".join(n.bootstrap for n in cluster.live())
+    create_topic(live, {}, topic_name + "-after", rf=2)
+    want += produce(live, {}, topic_name, b"b", 20)
+    cluster[active].start()
+    cluster.wait_isr(topic_name, 3)
+    assert not audit_denied(controllers, "controller", "CLUSTER_ACTION")
+
+    # A broker whose controller-listener principal (User:broker4) is neither a super user
+    # nor granted CLUSTER_ACTION: it can neither join as an observer nor register.
+    broker4 = cluster.add_node("broker", {
+        "listener.name.controller.plain.sasl.jaas.config": jaas("broker4", "broker4-secret", AUTHZ_USERS),
+    }, start=False)
+    broker4.extra_port = free_ports(1)[0]
+    broker4.start(wait=False)
+    broker4.expected = False  # it may give up registering and exit, naming the refusal
+    wait_log(cluster, [broker4], "CLUSTER_AUTHORIZATION_FAILED: principal User:broker4", "broker 4's refusal")
+
+    def controllers_audit():
+        if not audit_denied(controllers, "broker4", "CLUSTER_ACTION"):
+            raise NotYet("no audit line denying User:broker4 CLUSTER_ACTION")
+        return True
+
+    cluster.wait("the controllers' audit line", controllers_audit, timeout_s=30)
+    assert 4 not in cluster.metadata([], via=1)["brokers"]
+
+    # CLUSTER_ACTION granted: broker 4 joins and registers, and serves as a replica.
+    grant_cluster(cluster, "User:broker4", AclOperation.CLUSTER_ACTION)
+    broker4.kill()
+    broker4.start()
+    cluster.wait_ready(nodes=[1, 2, 3, 4])
+    create_topic(cluster.bootstrap, {}, topic_name + "-4", rf=4)
+    cluster.wait_isr(topic_name + "-4", 4)
+    got = consume_all(cluster.bootstrap, {}, topic_name, len(want))
+    assert sorted(got) == sorted(want)
+    assert not cluster.crashed()
+
+
+def metadata_status(cluster, config=None):
+    """`strom metadata status` against every controller, with `config` as --command-config."""
+    args = [str(strom_binary()), "metadata", "status", "--bootstrap-controller", cluster.controller_addrs]
+    if config is not None:
+        args += ["--command-config", str(config)]
+    proc = subprocess.run(args, capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    return proc.stdout.decode().splitlines()
+
+
+def test_metadata_status_over_sasl_ssl_with_command_config(make_cluster, pki, tmp_path):
+    cluster = make_cluster(3, authorized(pki), extra_listener="SECURE")
+
+    def client_config(user, password):
+        path = tmp_path / f"{user}.properties"
+        path.write_text(
+            "security.protocol=SASL_SSL\n"
+            f"ssl.ca.location={pki / 'ca.crt'}\n"
+            # mutual TLS on the controller listener: librdkafka's key names
+            f"ssl.certificate.location={pki / 'alice.crt'}\nssl.key.location={pki / 'alice.key'}\n"
+            "sasl.mechanism=PLAIN\n"
+            'sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required '
+            f'username="{user}" password="{password}";\n')
+        return path
+
+    # Without client security the TLS listener gives it nothing.
+    lines = metadata_status(cluster)
+    assert len(lines) == 3 and all("unreachable" in line for line in lines), lines
+
+    # As a super user: every controller answers and they agree on the leader.
+    def statuses(config):
+        lines = metadata_status(cluster, config)
+        if len(lines) != 3 or any("unreachable" in line for line in lines):
+            raise NotYet(lines)
+        leaders = {re.search(r"leader (\S+)", line).group(1) for line in lines}
+        if len(leaders) != 1 or "none" in leaders:
+            raise NotYet(lines)
+        return lines
+
+    lines = cluster.wait("every controller's status", lambda: statuses(client_config("controller", "controller-secret")))
+    assert sorted(int(re.search(r"node (\d+)", line).group(1)) for line in lines) == [1, 2, 3]
+
+    # A principal without DESCRIBE on the cluster is refused, saying why, until granted it.
+    operator = client_config("operator", "operator-secret")
+    lines = metadata_status(cluster, operator)
+    assert all("CLUSTER_AUTHORIZATION_FAILED: principal User:operator" in line and "DESCRIBE" in line
+               for line in lines), lines
+    grant_cluster(cluster, "User:operator", AclOperation.DESCRIBE)
+    cluster.wait("the operator's status", lambda: statuses(operator))
+    # A wrong password is refused by the SASL exchange.
+    lines = metadata_status(cluster, client_config("operator", "wrong"))
+    assert all("unreachable" in line and "authentication" in line for line in lines), lines
+
+
+def test_rotated_controller_certificate_is_presented_by_outgoing_connections(make_cluster, pki, tmp_path,
+                                                                             monkeypatch):
+    # Each accepted quorum connection's principal is logged at DEBUG by the accepting node.
+    monkeypatch.setenv("RUST_LOG", "warn,strom=info,strom_broker=info,strom_raft=info,strom_raft::security=debug")
+    stores = {i: tmp_path / f"controller-{i}.pem" for i in (1, 2, 3)}
+    for path in stores.values():
+        shutil.copy(pki / "server.pem", path)
+    overrides = {
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:SSL",
+        "listener.name.controller.ssl.client.auth": "required",
+        "ssl.keystore.type": "PEM",
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(pki / "ca.crt"),
+    }
+    cluster = make_cluster(3, overrides, node_props={
+        i: {"listener.name.controller.ssl.keystore.location": str(path)} for i, path in stores.items()})
+    old, new = "as User:O=Strom,CN=localhost", "as User:O=Strom,CN=rotated"
+    wait_log(cluster, list(cluster.nodes.values()), old, "a quorum connection with the first certificate")
+
+    # Every node's key store is replaced (a rename, as one should rotate), the nodes run on.
+    for i, path in stores.items():
+        staged = tmp_path / f"controller-{i}.pem.new"
+        shutil.copy(pki / "server2.pem", staged)
+        os.replace(staged, path)
+    # Node 3 restarts: every connection it accepts from now on is a new connection of node 1
+    # or 2, which never restarted.
+    node3 = cluster[3]
+    node3.stop()
+    restarted_at = len(log_text(node3))
+    node3.start()
+
+    def accepted_since_restart():
+        lines = [line for line in log_text(node3)[restarted_at:].splitlines() if "quorum connection from" in line]
+        if not any(new in line for line in lines):
+            raise NotYet(lines[-5:])
+        return lines
+
+    lines = cluster.wait("node 3 accepting its peers' connections", accepted_since_restart, timeout_s=30)
+    assert not [line for line in lines if old in line], lines
+    topic = "rotated-" + os.urandom(4).hex()
+    create_topic(cluster.bootstrap, {}, topic)
+    cluster.wait_isr(topic, 3)

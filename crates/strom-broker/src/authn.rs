@@ -38,7 +38,7 @@ use crate::principal::{KafkaPrincipal, SecurityProtocol};
 /// `sasl.server.max.receive.size` default).
 pub const SASL_RECEIVE_BYTES_MAX: usize = 524_288;
 /// The tracing target of authentication failures (and, from the authorizer, denials).
-pub const AUDIT_TARGET: &str = "strom::audit";
+pub use strom_meta::acl::AUDIT_TARGET;
 
 /// One listener as it runs: its name and protocol, the TLS configuration (reloaded when its
 /// files change), and SASL's settings.

@@ -23,7 +23,7 @@ use crate::principal::Session;
 use crate::server::BrokerContext;
 
 /// The tracing target of the audit lines (Kafka's `kafka.authorizer.logger`).
-pub const AUDIT_TARGET: &str = "strom::audit";
+pub use strom_meta::acl::AUDIT_TARGET;
 
 /// The only authorizer class Strom serves: Kafka's KRaft authorizer.
 pub const STANDARD_AUTHORIZER: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";

@@ -625,12 +625,19 @@ pub fn controller_security(
     map: &BTreeMap<String, String>,
 ) -> Result<strom_raft::QuorumSecurity, ConfigError> {
     let props = Props::new(map);
+    // Kafka's controllers authorize every request on this listener when an authorizer is
+    // configured (strom-raft's `security.rs`): the same keys as the broker's.
+    let authorization = crate::authz::AuthzConfig::from_props(map)?;
+    let authorizer = authorization.enabled.then_some(authorization.settings);
     let Some(name) = props
         .listener_names("controller.listener.names")?
         .into_iter()
         .next()
     else {
-        return Ok(strom_raft::QuorumSecurity::default());
+        return Ok(strom_raft::QuorumSecurity {
+            authorizer,
+            ..strom_raft::QuorumSecurity::default()
+        });
     };
     let protocol_map_text = props.text("listener.security.protocol.map");
     let mut protocol = SecurityProtocol::parse(&name).unwrap_or(SecurityProtocol::Plaintext);
@@ -678,7 +685,10 @@ pub fn controller_security(
                 key,
                 &mechanism,
                 format!(
-                    "controller listener {name}: only PLAIN is served on the controller                      listener (SCRAM's credentials live in the metadata log this listener                      carries, OAUTHBEARER has no token source there); set {key}=PLAIN and                      enable PLAIN on it"
+                    "controller listener {name}: only PLAIN is served on the controller \
+                     listener (SCRAM's credentials live in the metadata log this listener \
+                     carries, and OAUTHBEARER would need a token source for each node's own \
+                     connections); set {key}=PLAIN and enable PLAIN on it"
                 ),
             ));
         }
@@ -698,7 +708,9 @@ pub fn controller_security(
                     &jaas_key(&name, &mechanism),
                     "",
                     format!(
-                        "controller listener {name} uses {mechanism}: its login module needs                          username=\"...\" password=\"...\" for this node's own connections to                          the quorum"
+                        "controller listener {name} uses {mechanism}: its login module needs \
+                         username=\"...\" password=\"...\" for this node's own connections to \
+                         the quorum"
                     ),
                 )
             })?;
@@ -716,6 +728,7 @@ pub fn controller_security(
         listener_name: name,
         tls,
         sasl,
+        authorizer,
     })
 }
 

@@ -28,6 +28,10 @@ pub const WILDCARD_PRINCIPAL: &str = "User:*";
 pub const WILDCARD_HOST: &str = "*";
 /// The only name of the CLUSTER resource.
 pub const CLUSTER_NAME: &str = "kafka-cluster";
+/// The tracing target of the audit lines (Kafka's `kafka.authorizer.logger`): every failed
+/// authentication and every denied operation, on the broker's listeners and on the
+/// controller quorum's.
+pub const AUDIT_TARGET: &str = "strom::audit";
 
 macro_rules! kafka_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident = $id:expr),+ $(,)? }) => {
@@ -411,6 +415,23 @@ pub fn authorize<'a>(
         None if settings.allow_everyone_if_no_acl_found => Decision::DefaultAllow,
         None => Decision::DefaultDeny,
     }
+}
+
+/// [`authorize`] on the CLUSTER resource (its only name, [`CLUSTER_NAME`]).
+pub fn authorize_cluster<'a>(
+    acls: impl IntoIterator<Item = &'a AclBinding>,
+    settings: &AuthorizerSettings,
+    requester: Requester<'_>,
+    operation: AclOperation,
+) -> Decision {
+    authorize(
+        acls,
+        settings,
+        requester,
+        operation,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    )
 }
 
 /// Kafka's `authorizeByResourceType`: whether `requester` may do `operation` on at least

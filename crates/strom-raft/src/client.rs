@@ -45,6 +45,12 @@ impl QuorumClient {
         Ok(self)
     }
 
+    /// Connects with `security` (e.g. [`SecurityContext::connecting`] for a tool).
+    pub fn with_security(mut self, security: SecurityContext) -> QuorumClient {
+        self.security = Arc::new(security);
+        self
+    }
+
     /// Submits `request`; the reply arrives after its records are committed.
     pub async fn submit<Req, Reply>(&self, request: &Req) -> Result<Reply, SubmitError>
     where

@@ -114,6 +114,12 @@ impl Conn {
         let (response_kind, body) = wire::read_frame(&mut stream, self.frame_bytes_max)
             .await?
             .ok_or_else(|| WireError::Malformed("connection closed before the response".into()))?;
+        if response_kind == kind::REFUSED {
+            // The peer's authorizer said no (it closes the connection): logged here, once
+            // per address per interval, since the caller only sees a failed call.
+            let reason: String = wire::decode(&body)?;
+            return Err(self.security.refused_by(&self.addr, reason));
+        }
         if response_kind != kind::RESPONSE {
             return Err(WireError::Malformed(format!(
                 "unexpected frame kind {response_kind}"

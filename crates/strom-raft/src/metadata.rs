@@ -2,6 +2,7 @@
 //! the controller as the request handler (`ControllerRequest` in, `ControllerReply` or the
 //! whole-request error out, both crossing the wire as JSON when forwarded to the leader).
 
+use strom_meta::acl::{authorize_cluster, AclOperation, AuthorizerSettings, Decision, Requester};
 use strom_meta::{
     decode_records, encode_records, ApiError, ControllerConfig, ControllerReply, ControllerRequest,
     IdSource, MetaError, MetadataDelta, MetadataImage,
@@ -28,6 +29,17 @@ impl ReplicatedState for MetadataImage {
 
     fn decode_snapshot(bytes: &[u8]) -> Result<Self, MetaError> {
         MetadataImage::decode_snapshot(bytes)
+    }
+
+    /// Over the image's ACLs: those the cluster's CreateAcls wrote, as this node has
+    /// applied them (a node that has not caught up decides on the ACLs it has).
+    fn authorize_cluster(
+        &self,
+        settings: &AuthorizerSettings,
+        requester: Requester<'_>,
+        operation: AclOperation,
+    ) -> Decision {
+        authorize_cluster(self.acl_bindings(), settings, requester, operation)
     }
 }
 

@@ -373,9 +373,24 @@ impl<K: Controller> RaftNode<K> {
     }
 
     /// The controller listener's security in force (the listener's and this node's
-    /// outgoing connections'); [`SecurityContext::set_authorizer`] takes effect through it.
+    /// outgoing connections').
     pub fn security(&self) -> &Arc<SecurityContext> {
         &self.inner.security
+    }
+
+    /// The StandardAuthorizer's decision on the CLUSTER resource over the ACLs of this
+    /// node's applied state (the quorum listener's authorizer, `security.rs`).
+    pub fn authorize_cluster(
+        &self,
+        settings: &strom_meta::acl::AuthorizerSettings,
+        requester: strom_meta::acl::Requester<'_>,
+        operation: strom_meta::acl::AclOperation,
+    ) -> strom_meta::acl::Decision {
+        self.inner
+            .state
+            .borrow()
+            .state
+            .authorize_cluster(settings, requester, operation)
     }
 
     /// The address the controller listener is bound to.

@@ -23,10 +23,19 @@
 //!
 //! The principal of an accepted connection is `User:<SASL user>` with SASL, else
 //! `User:<mapped certificate subject>` with a client certificate, else `User:ANONYMOUS`.
-//! Kafka's controllers authorize raft RPCs and broker registrations and heartbeats with
-//! CLUSTER_ACTION on CLUSTER (brokers' principals are normally in `super.users`); a
-//! listener with an authorizer ([`QuorumAuthorizer`]) closes every connection whose
-//! principal it refuses before any request is read.
+//!
+//! Authorization: with `authorizer.class.name` set ([`QuorumSecurity::authorizer`]), every
+//! request is checked before it is handled, as Kafka's `ControllerApis` checks it, with
+//! Kafka's StandardAuthorizer rules over `super.users` and the CLUSTER ACLs of the node's
+//! own metadata image ([`SecurityContext::check_cluster`]; which request needs which
+//! operation is `server.rs`'s `required_operation`). A denied request gets a
+//! [`crate::wire::kind::REFUSED`] answer naming the principal and the operation (Kafka's
+//! CLUSTER_AUTHORIZATION_FAILED), an audit line on [`AUDIT_TARGET`], and the connection is
+//! closed; the sender logs the refusal. The ACLs live in the metadata log the quorum
+//! replicates, so the principals the quorum's own connections use (the leader pushes the
+//! log to every member) must be in `super.users`: a node whose image does not hold an ACL
+//! yet (a new or restarted member before it has caught up) decides without it. Brokers may
+//! instead hold CLUSTER_ACTION ACLs, which the controllers they call have applied.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -34,8 +43,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use strom_meta::acl::{AclOperation, AuthorizerSettings, Decision, Requester, AUDIT_TARGET};
 use strom_security::{
-    plain_authenticate, subject_name, tokio_rustls, ClientStream, SaslClient, TlsServer,
+    plain_authenticate, subject_name, tokio_rustls, ClientStream, SaslClient, TlsClient, TlsServer,
     TlsSettings, Transport,
 };
 use tokio::net::TcpStream;
@@ -85,6 +95,10 @@ pub struct QuorumSecurity {
     pub tls: Option<TlsSettings>,
     /// SASL_PLAINTEXT and SASL_SSL.
     pub sasl: Option<QuorumSasl>,
+    /// `authorizer.class.name` set (Kafka's StandardAuthorizer): `super.users` and
+    /// `allow.everyone.if.no.acl.found`, with which every request on the listener is
+    /// checked ([`SecurityContext::check_cluster`]). `None`: nothing is checked.
+    pub authorizer: Option<AuthorizerSettings>,
 }
 
 impl QuorumSecurity {
@@ -99,9 +113,6 @@ impl QuorumSecurity {
     }
 }
 
-/// Decides whether an authenticated principal (`User:name`) may use the quorum listener.
-pub type QuorumAuthorizer = Arc<dyn Fn(&str) -> bool + Send + Sync>;
-
 /// Why a secured connection could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum SecurityError {
@@ -109,13 +120,14 @@ pub enum SecurityError {
     Settings { listener: String, reason: String },
 }
 
-/// The running form of [`QuorumSecurity`]: TLS configurations built once (the server's
-/// reloaded when its files change), shared by the listener and every outgoing connection.
+/// The running form of [`QuorumSecurity`]: TLS configurations built at start-up and rebuilt
+/// when their key or trust store files change (the listener's for accepted connections,
+/// the client's for this node's outgoing ones), shared by the listener and every outgoing
+/// connection.
 pub struct SecurityContext {
     config: QuorumSecurity,
     tls_server: Option<TlsServer>,
-    tls_client: Option<Arc<strom_security::rustls::ClientConfig>>,
-    authorizer: Mutex<Option<QuorumAuthorizer>>,
+    tls_client: Option<ClientTls>,
     failures_logged: Mutex<BTreeMap<String, Instant>>,
 }
 
@@ -124,6 +136,23 @@ impl std::fmt::Debug for SecurityContext {
         f.debug_struct("SecurityContext")
             .field("config", &self.config)
             .finish_non_exhaustive()
+    }
+}
+
+/// The connecting side's TLS: the listener's settings, reloaded when their files change
+/// (a node's own connections to the quorum), or a client's fixed configuration (a tool's,
+/// [`SecurityContext::connecting`]).
+enum ClientTls {
+    Reloading(Box<TlsClient>),
+    Fixed(Arc<strom_security::rustls::ClientConfig>),
+}
+
+impl ClientTls {
+    fn current(&self) -> Arc<strom_security::rustls::ClientConfig> {
+        match self {
+            ClientTls::Reloading(client) => client.current(),
+            ClientTls::Fixed(config) => config.clone(),
+        }
     }
 }
 
@@ -173,20 +202,44 @@ impl SecurityContext {
                     ),
                     false => None,
                 },
-                Some(
-                    settings
-                        .client_config()
-                        .map_err(|e| settings_error(e.to_string()))?,
-                ),
+                Some(ClientTls::Reloading(Box::new(
+                    TlsClient::new(settings.clone()).map_err(|e| settings_error(e.to_string()))?,
+                ))),
             ),
         };
         Ok(SecurityContext {
             config,
             tls_server,
             tls_client,
-            authorizer: Mutex::new(None),
             failures_logged: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// For a tool that only connects, with a Kafka client's settings (`strom metadata
+    /// status --command-config`: `security.protocol`, `ssl.*`, `sasl.*` as strom-client
+    /// reads them): its TLS configuration and its SASL (mechanism, user, password).
+    pub fn connecting(
+        tls_client: Option<Arc<strom_security::rustls::ClientConfig>>,
+        sasl: Option<(String, String, String)>,
+    ) -> SecurityContext {
+        let sasl = sasl.map(|(mechanism, username, password)| QuorumSasl {
+            enabled: vec![mechanism.clone()],
+            mechanism,
+            plain_users: BTreeMap::new(),
+            username,
+            password,
+        });
+        SecurityContext {
+            config: QuorumSecurity {
+                listener_name: "(the controller listener)".into(),
+                tls: None,
+                sasl,
+                authorizer: None,
+            },
+            tls_server: None,
+            tls_client: tls_client.map(ClientTls::Fixed),
+            failures_logged: Mutex::new(BTreeMap::new()),
+        }
     }
 
     /// Plain TCP both ways, no authentication.
@@ -195,7 +248,6 @@ impl SecurityContext {
             config: QuorumSecurity::default(),
             tls_server: None,
             tls_client: None,
-            authorizer: Mutex::new(None),
             failures_logged: Mutex::new(BTreeMap::new()),
         })
     }
@@ -204,11 +256,79 @@ impl SecurityContext {
         &self.config
     }
 
-    /// Puts `authorizer` in force for connections accepted from now on.
-    pub fn set_authorizer(&self, authorizer: QuorumAuthorizer) {
-        if let Ok(mut slot) = self.authorizer.lock() {
-            *slot = Some(authorizer);
+    /// Whether `principal`, connected from `peer`, may do `operation` on the CLUSTER
+    /// resource for `request` (a name for the log lines). `decide` gives Kafka's
+    /// StandardAuthorizer decision over the node's ACLs. Without an authorizer everything
+    /// is allowed. A denial is one audit line (INFO on [`AUDIT_TARGET`], at most one per
+    /// principal, host and operation per [`FAILURE_LOG_EVERY`], the repeats at DEBUG, as a
+    /// refused member retries every few hundred milliseconds) and an
+    /// [`WireError::Unauthorized`] whose text is sent to the peer.
+    pub fn check_cluster(
+        &self,
+        decide: impl FnOnce(&AuthorizerSettings, Requester<'_>) -> Decision,
+        principal: &str,
+        peer: SocketAddr,
+        operation: AclOperation,
+        request: &str,
+    ) -> Result<(), WireError> {
+        let Some(settings) = &self.config.authorizer else {
+            return Ok(());
+        };
+        let host = peer.ip().to_string();
+        let decision = decide(
+            settings,
+            Requester {
+                principal,
+                host: &host,
+            },
+        );
+        if decision.is_allowed() {
+            return Ok(());
         }
+        let listener = &self.config.listener_name;
+        if self.log_due(&format!("denied {principal} {host} {operation}")) {
+            tracing::info!(
+                target: AUDIT_TARGET,
+                %principal,
+                %host,
+                %listener,
+                %operation,
+                resource_type = "Cluster",
+                resource = strom_meta::acl::CLUSTER_NAME,
+                api = request,
+                rule = %decision,
+                "denied"
+            );
+        } else {
+            tracing::debug!(
+                target: AUDIT_TARGET,
+                %principal,
+                %host,
+                %listener,
+                %operation,
+                api = request,
+                rule = %decision,
+                "denied"
+            );
+        }
+        Err(WireError::Unauthorized(format!(
+            "CLUSTER_AUTHORIZATION_FAILED: principal {principal} (from {host}) may not \
+             {operation} on the cluster, which {request} on controller listener {listener} \
+             needs (authorizer rule: {decision}). Add {principal} to super.users on every node \
+             (needed for controllers, whose connections carry the metadata log the ACLs are \
+             in), or grant it with kafka-acls.sh --add --allow-principal {principal} \
+             --operation {operation:?} --cluster"
+        )))
+    }
+
+    /// Logs a refusal of this node's request by the member at `addr` (rate-limited) and
+    /// returns it.
+    pub(crate) fn refused_by(&self, addr: &str, reason: String) -> WireError {
+        self.warn_due(
+            &format!("refused by {addr}"),
+            format!("the quorum member at {addr} refused this node's request: {reason}"),
+        );
+        WireError::Unauthorized(reason)
     }
 
     /// Whether a failure about `what` is due a WARN line (at most one per
@@ -230,6 +350,16 @@ impl SecurityContext {
         }
     }
 
+    /// `line` at WARN when a failure about `what` is due one ([`SecurityContext::log_due`]),
+    /// else at DEBUG.
+    fn warn_due(&self, what: &str, line: String) {
+        if self.log_due(what) {
+            tracing::warn!("{line}");
+        } else {
+            tracing::debug!("{line}");
+        }
+    }
+
     /// The connecting side: TLS (checking the listener's certificate, presenting this
     /// node's when it has a key store), then SASL. Errors say which step failed and why.
     pub async fn connect(
@@ -240,11 +370,11 @@ impl SecurityContext {
     ) -> Result<ClientStream, WireError> {
         let mut stream = match &self.tls_client {
             None => ClientStream::Plain(tcp),
-            Some(config) => {
+            Some(tls) => {
                 let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
                 match tokio::time::timeout(
                     AUTH_TIMEOUT,
-                    ClientStream::tls(tcp, host, config.clone()),
+                    ClientStream::tls(tcp, host, tls.current()),
                 )
                 .await
                 {
@@ -297,17 +427,16 @@ impl SecurityContext {
 
     /// Logs an authentication failure towards `addr` (rate-limited) and returns it.
     fn refused(&self, addr: &str, reason: String) -> WireError {
-        let line = format!("cannot connect to the quorum member at {addr}: {reason}");
-        if self.log_due(&format!("out {addr}")) {
-            tracing::warn!("{line}");
-        } else {
-            tracing::debug!("{line}");
-        }
+        self.warn_due(
+            &format!("out {addr}"),
+            format!("cannot connect to the quorum member at {addr}: {reason}"),
+        );
         WireError::Authentication(reason)
     }
 
-    /// The accepting side: TLS, then SASL, then the authorizer. Returns the stream and the
-    /// principal (`User:...`); `Err` is logged by the caller and the connection closed.
+    /// The accepting side: TLS, then SASL. Returns the stream and the principal
+    /// (`User:...`), whose requests [`SecurityContext::check_cluster`] then authorizes;
+    /// `Err` is logged and the connection closed.
     pub async fn accept(
         &self,
         tcp: TcpStream,
@@ -374,18 +503,6 @@ impl SecurityContext {
                 }
             }
         }
-        let authorizer = self.authorizer.lock().ok().and_then(|a| a.clone());
-        if let Some(authorizer) = authorizer {
-            if !authorizer(&principal) {
-                return Err(self.refuse(
-                    peer,
-                    format!(
-                        "principal {principal} is not allowed CLUSTER_ACTION on the cluster \
-                         (add it to super.users, or grant it that ACL)"
-                    ),
-                ));
-            }
-        }
         tracing::debug!(
             "quorum connection from {peer} on listener {} ({}) as {principal}",
             self.config.listener_name,
@@ -401,11 +518,7 @@ impl SecurityContext {
             self.config.listener_name,
             self.config.protocol_name()
         );
-        if self.log_due(&format!("in {}", peer.ip())) {
-            tracing::warn!("{line}");
-        } else {
-            tracing::debug!("{line}");
-        }
+        self.warn_due(&format!("in {}", peer.ip()), line);
         WireError::Authentication(reason)
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! Bounded: at most `connections_max` connections (others are closed at once), frames up to
 //! `frame_bytes_max`, idle connections closed after `connection_idle_ms`. Every connection
-//! is first secured as the controller listener says (`security.rs`: TLS, SASL, the
-//! authorizer); one that fails is closed before any request of it is read.
+//! is first secured as the controller listener says (`security.rs`: TLS, SASL); one that
+//! fails is closed before any request of it is read. With an authorizer, each request is
+//! then checked for the operation it needs ([`required_operation`]) before it is handled.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use serde::Serialize;
+use strom_meta::acl::AclOperation;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::time::timeout;
@@ -19,8 +21,8 @@ use crate::controller_task::Controller;
 use crate::node::RaftNode;
 use crate::types::{NodeId, TypeConfig};
 use crate::wire::{
-    self, kind, AddressedTo, DescribeQuorumRequest, MembershipError, MembershipRequest,
-    ReadStateRequest, SubmitError, SubmitRequest, WireError,
+    self, kind, AddressedTo, DescribeQuorumRequest, MembershipChange, MembershipError,
+    MembershipRequest, ReadStateRequest, SubmitError, SubmitRequest, WireError,
 };
 
 pub(crate) struct Server<K: Controller> {
@@ -80,7 +82,7 @@ async fn serve_connection<K: Controller>(
     peer: SocketAddr,
 ) -> Result<(), WireError> {
     stream.set_nodelay(true)?;
-    let (mut stream, _principal) = node.security().accept(stream, peer).await?;
+    let (mut stream, principal) = node.security().accept(stream, peer).await?;
     let frame_bytes_max = node.config().frame_bytes_max;
     let idle = Duration::from_millis(node.config().connection_idle_ms);
     loop {
@@ -90,11 +92,77 @@ async fn serve_connection<K: Controller>(
         let Some((request_kind, body)) = frame else {
             return Ok(());
         };
+        // Before anything else is looked at: an unauthorized peer learns nothing (not even
+        // this node's cluster id). The refusal is answered, then the connection closed.
+        let (operation, request) = required_operation(request_kind, &body);
+        let checked = node.security().check_cluster(
+            |settings, requester| node.authorize_cluster(settings, requester, operation),
+            &principal,
+            peer,
+            operation,
+            request,
+        );
+        if let Err(WireError::Unauthorized(reason)) = &checked {
+            wire::write_frame(&mut stream, kind::REFUSED, reason, frame_bytes_max).await?;
+        }
+        checked?;
         let response = match refuse_other_cluster(&node, request_kind, &body, peer) {
             Some(refusal) => refusal?,
             None => dispatch(&node, request_kind, &body).await?,
         };
         wire::write_frame(&mut stream, kind::RESPONSE, &response, frame_bytes_max).await?;
+    }
+}
+
+/// The operation on the CLUSTER resource a request needs, as Kafka's `ControllerApis`
+/// checks the API it stands for, and that API's name for the log lines:
+/// - raft RPCs (AppendEntries: Kafka's Fetch of the metadata log and BeginQuorumEpoch;
+///   Vote; InstallSnapshot: FetchSnapshot) need CLUSTER_ACTION;
+/// - a submit is a broker's registration, heartbeat, AlterPartition or producer-id block,
+///   or an admin request a node forwards for a client it has authorized itself (Kafka's
+///   Envelope): CLUSTER_ACTION; so is a read of the leader's state (a node catching up);
+/// - a membership change forwarded by a node (Envelope), an observer's Join (Kafka's
+///   observers just fetch) and UpdateRaftVoter: CLUSTER_ACTION; AddRaftVoter and
+///   RemoveRaftVoter sent directly: ALTER;
+/// - QuorumStatus and DescribeQuorum sent directly (`strom metadata status`): DESCRIBE;
+///   DescribeQuorum forwarded by a node: CLUSTER_ACTION.
+///
+/// An undecodable body is judged as the strictest reading (CLUSTER_ACTION) and refused by
+/// its handler if allowed.
+fn required_operation(request_kind: u8, body: &[u8]) -> (AclOperation, &'static str) {
+    match request_kind {
+        kind::APPEND_ENTRIES => (AclOperation::ClusterAction, "AppendEntries"),
+        kind::VOTE => (AclOperation::ClusterAction, "Vote"),
+        kind::INSTALL_SNAPSHOT => (AclOperation::ClusterAction, "InstallSnapshot"),
+        kind::SUBMIT => (AclOperation::ClusterAction, "a metadata request"),
+        kind::READ_STATE => (AclOperation::ClusterAction, "ReadState"),
+        kind::QUORUM_STATUS => (AclOperation::Describe, "QuorumStatus"),
+        kind::DESCRIBE_QUORUM => match wire::decode::<DescribeQuorumRequest>(body) {
+            Ok(DescribeQuorumRequest { forwarded: false }) => {
+                (AclOperation::Describe, "DescribeQuorum")
+            }
+            _ => (AclOperation::ClusterAction, "a forwarded DescribeQuorum"),
+        },
+        kind::MEMBERSHIP => match wire::decode::<MembershipRequest>(body) {
+            Ok(MembershipRequest {
+                forwarded: false,
+                change: MembershipChange::AddVoter { .. },
+            }) => (AclOperation::Alter, "AddRaftVoter"),
+            Ok(MembershipRequest {
+                forwarded: false,
+                change: MembershipChange::RemoveVoter { .. },
+            }) => (AclOperation::Alter, "RemoveRaftVoter"),
+            Ok(MembershipRequest {
+                forwarded: false,
+                change: MembershipChange::Join { .. },
+            }) => (AclOperation::ClusterAction, "a Join as observer"),
+            Ok(MembershipRequest {
+                forwarded: false,
+                change: MembershipChange::UpdateVoter { .. },
+            }) => (AclOperation::ClusterAction, "UpdateRaftVoter"),
+            _ => (AclOperation::ClusterAction, "a forwarded membership change"),
+        },
+        _ => (AclOperation::ClusterAction, "an unknown request"),
     }
 }
 
@@ -248,4 +316,71 @@ fn check_addressed<K: Controller>(node: &RaftNode<K>, body: &[u8]) -> Result<(),
 
 fn to_value<T: Serialize>(value: &T) -> Result<serde_json::Value, WireError> {
     serde_json::to_value(value).map_err(|e| WireError::Malformed(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(request_kind: u8, body: &str, expected: AclOperation) {
+        assert_eq!(
+            required_operation(request_kind, body.as_bytes()).0,
+            expected,
+            "kind {request_kind} {body}"
+        );
+    }
+
+    #[test]
+    fn each_request_needs_the_operation_kafka_checks() {
+        use AclOperation::{Alter, ClusterAction, Describe};
+        check(kind::APPEND_ENTRIES, "{}", ClusterAction);
+        check(kind::VOTE, "{}", ClusterAction);
+        check(kind::INSTALL_SNAPSHOT, "{}", ClusterAction);
+        check(
+            kind::SUBMIT,
+            r#"{"forwarded":false,"request":1}"#,
+            ClusterAction,
+        );
+        check(kind::READ_STATE, r#"{"forwarded":false}"#, ClusterAction);
+        check(kind::QUORUM_STATUS, "null", Describe);
+        check(kind::DESCRIBE_QUORUM, r#"{"forwarded":false}"#, Describe);
+        check(
+            kind::DESCRIBE_QUORUM,
+            r#"{"forwarded":true}"#,
+            ClusterAction,
+        );
+        let membership = |forwarded: bool, change: MembershipChange| {
+            serde_json::to_string(&MembershipRequest { forwarded, change }).unwrap()
+        };
+        let add = MembershipChange::AddVoter {
+            node_id: 4,
+            addr: None,
+            directory_id: None,
+        };
+        let remove = MembershipChange::RemoveVoter {
+            node_id: 4,
+            directory_id: None,
+        };
+        let join = MembershipChange::Join {
+            node_id: 4,
+            addr: "h:1".into(),
+            directory_id: None,
+        };
+        let update = MembershipChange::UpdateVoter {
+            node_id: 4,
+            addr: "h:1".into(),
+            directory_id: None,
+        };
+        check(kind::MEMBERSHIP, &membership(false, add.clone()), Alter);
+        check(kind::MEMBERSHIP, &membership(false, remove.clone()), Alter);
+        // Forwarded by a node that authorized its client (Kafka's Envelope).
+        check(kind::MEMBERSHIP, &membership(true, add), ClusterAction);
+        check(kind::MEMBERSHIP, &membership(true, remove), ClusterAction);
+        check(kind::MEMBERSHIP, &membership(false, join), ClusterAction);
+        check(kind::MEMBERSHIP, &membership(false, update), ClusterAction);
+        // Undecodable or unknown: the strictest reading.
+        check(kind::MEMBERSHIP, "not json", ClusterAction);
+        check(kind::DESCRIBE_QUORUM, "[]", ClusterAction);
+        check(0x7f, "{}", ClusterAction);
+    }
 }

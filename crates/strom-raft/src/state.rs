@@ -2,6 +2,8 @@
 
 use std::fmt::Debug;
 
+use strom_meta::acl::{authorize_cluster, AclOperation, AuthorizerSettings, Decision, Requester};
+
 use crate::types::LogId;
 
 /// A deterministic state machine replicated by the raft log (the metadata image, or a toy in
@@ -15,6 +17,19 @@ pub trait ReplicatedState: Clone + Default + Debug + Send + Sync + 'static {
     fn apply_payload(&self, payload: &[u8]) -> Result<(Self, Self::Delta), Self::Error>;
     fn encode_snapshot(&self) -> Vec<u8>;
     fn decode_snapshot(bytes: &[u8]) -> Result<Self, Self::Error>;
+
+    /// Kafka's StandardAuthorizer decision for `requester` doing `operation` on the CLUSTER
+    /// resource, over the ACLs this state holds (the quorum listener's authorizer,
+    /// `security.rs`). A state without ACLs leaves it to `super.users` and
+    /// `allow.everyone.if.no.acl.found`.
+    fn authorize_cluster(
+        &self,
+        settings: &AuthorizerSettings,
+        requester: Requester<'_>,
+        operation: AclOperation,
+    ) -> Decision {
+        authorize_cluster(std::iter::empty(), settings, requester, operation)
+    }
 }
 
 /// A state together with the last entry it includes.

@@ -26,6 +26,10 @@ pub mod kind {
     pub const AUTHENTICATE: u8 = 9;
     /// A response frame (any request kind).
     pub const RESPONSE: u8 = 0x80;
+    /// The answer to a request its sender's principal may not make (Kafka's
+    /// CLUSTER_AUTHORIZATION_FAILED): a JSON string saying why; the connection is then
+    /// closed (`security.rs`).
+    pub const REFUSED: u8 = 0x81;
 }
 
 /// Errors reading or writing frames.
@@ -42,6 +46,10 @@ pub enum WireError {
     /// The TLS handshake or the SASL exchange failed (`security.rs` says which and why).
     #[error("authentication failed: {0}")]
     Authentication(String),
+    /// The peer's authorizer refused the request (a [`kind::REFUSED`] answer; the text
+    /// names the principal, the operation and what to change).
+    #[error("{0}")]
+    Unauthorized(String),
 }
 
 /// A raft RPC (AppendEntries, Vote, InstallSnapshot) addressed to one replica of its

@@ -53,6 +53,7 @@ fn sasl_ssl(keystore: &str, ca: &str, password: &str) -> QuorumSecurity {
         listener_name: "CONTROLLER".into(),
         tls: Some(tls(Some(keystore), ca, "required")),
         sasl: Some(sasl(password)),
+        authorizer: None,
     }
 }
 
@@ -181,6 +182,69 @@ async fn a_member_with_a_wrong_password_cannot_take_part() {
             | SubmitError::Timeout { .. }
             | SubmitError::NotLeader { .. })
     ));
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+/// The listener's settings with an authorizer whose only super user is `User:controller`,
+/// and `intruder` among the PLAIN users (authenticated, not authorized).
+fn authorized(username: &str, password: &str) -> QuorumSecurity {
+    let mut security = sasl_ssl("node.pem", "ca.crt", password);
+    if let Some(sasl) = security.sasl.as_mut() {
+        sasl.plain_users
+            .insert("intruder".into(), "intruder-secret".into());
+        sasl.username = username.into();
+    }
+    security.authorizer = Some(strom_meta::acl::AuthorizerSettings {
+        super_users: vec!["User:controller".into()],
+        allow_everyone_if_no_acl_found: false,
+    });
+    security
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_an_authorizer_only_allowed_principals_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let addrs = free_addrs(3);
+    let mut nodes = Vec::new();
+    for id in 1..=3 {
+        let mut config = config(id, &addrs, dir.path());
+        config.security = authorized("controller", "controller-secret");
+        nodes.push(RaftNode::start(config, KvController).await.unwrap());
+    }
+    let all: Vec<&KvNode> = nodes.iter().collect();
+    // The super user's raft traffic and forwarding go through.
+    let leader = wait_leader(&all, LIMIT).await;
+    let follower = nodes.iter().find(|n| n.node_id() != leader).unwrap();
+    assert_eq!(
+        follower.submit(put("k", 1)).await.unwrap(),
+        KvReply::Written
+    );
+
+    // An authenticated principal without an ACL: its status request (DESCRIBE) and its
+    // submit (CLUSTER_ACTION) are refused, saying why.
+    let intruder = client(&addrs, Some(authorized("intruder", "intruder-secret")));
+    let error = intruder.status_of(&addrs[0].to_string()).await.unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("CLUSTER_AUTHORIZATION_FAILED: principal User:intruder")
+            && text.contains("DESCRIBE"),
+        "{text}"
+    );
+    refused(&intruder).await;
+    // The super user is served.
+    let controller = client(&addrs, Some(authorized("controller", "controller-secret")));
+    assert_eq!(
+        controller
+            .status_of(&addrs[0].to_string())
+            .await
+            .unwrap()
+            .node_id,
+        1
+    );
+    let reply: KvReply = controller.submit(&put("k2", 2)).await.unwrap();
+    assert_eq!(reply, KvReply::Written);
     for node in nodes {
         node.shutdown().await;
     }

@@ -22,7 +22,7 @@ pub use sasl::{
     plain_authenticate, plain_message, JaasConfig, PlainError, SaslClient, SaslClientError,
 };
 pub use scram::{ScramClient, ScramCredential, ScramError, ScramMechanism, ScramServer};
-pub use tls::{ClientAuth, TlsError, TlsServer, TlsSettings};
+pub use tls::{ClientAuth, TlsClient, TlsError, TlsServer, TlsSettings};
 pub use transport::Transport;
 pub use x500::{subject_name, PrincipalMapper, SubjectError};
 

@@ -1,14 +1,15 @@
 //! TLS configurations built from Kafka's `ssl.*` keys, for a listener ([`TlsServer`]) and
-//! for a client ([`client_config`]).
+//! for a client ([`TlsSettings::client_config`], or [`TlsClient`] for one that reloads).
 //!
 //! Only PEM key and trust stores are read (`ssl.keystore.type=PEM`, the default here; Kafka's
 //! default JKS and PKCS12 are refused with a message saying how to convert). Private keys are
 //! unencrypted PKCS#8, PKCS#1 or SEC1, or encrypted PKCS#8 (`ENCRYPTED PRIVATE KEY`, PBES2 with
 //! PBKDF2 or scrypt and AES-CBC, as `openssl pkcs8 -topk8` and Java write them) decrypted with
 //! `ssl.key.password`, as Kafka reads PEM keys; legacy OpenSSL-encrypted PEM (`Proc-Type:
-//! 4,ENCRYPTED`) and PBES1 are refused with the command that converts them. A listener's key and trust store files are checked for changes at most once a
-//! [`RELOAD_CHECK`] when a connection arrives; a change rebuilds the configuration for new
-//! connections (an unreadable new file keeps the old configuration, with an error logged), so
+//! 4,ENCRYPTED`) and PBES1 are refused with the command that converts them. A listener's (and
+//! a [`TlsClient`]'s) key and trust store files are checked for changes at most once a
+//! [`RELOAD_CHECK`] when a connection arrives or is made; a change rebuilds the configuration
+//! for new connections (an unreadable new file keeps the old configuration, with an error logged), so
 //! certificates rotate without a restart.
 
 use std::path::{Path, PathBuf};
@@ -624,16 +625,43 @@ impl ServerCertVerifier for NoHostName {
 pub struct TlsServer {
     settings: TlsSettings,
     mapper: PrincipalMapper,
-    state: Mutex<ReloadState>,
+    state: Mutex<ReloadState<ServerConfig>>,
 }
 
+/// A connecting side's TLS configuration (its trust store, and its key store for mutual
+/// TLS), rebuilt when its files change, as [`TlsServer`]'s: a node's outgoing connections
+/// present a rotated certificate without a restart.
 #[derive(Debug)]
-struct ReloadState {
-    /// The settings in force: those of start-up, or the last ones [`TlsServer::replace`]d.
+pub struct TlsClient {
+    state: Mutex<ReloadState<ClientConfig>>,
+}
+
+/// The configuration in force, built by `C`'s [`Build`] from the settings, with the files'
+/// stamps it was built from.
+#[derive(Debug)]
+struct ReloadState<C> {
+    /// The settings in force: those of start-up, or the last ones `replace`d.
     settings: TlsSettings,
-    config: Arc<ServerConfig>,
+    config: Arc<C>,
     stamps: Vec<Option<(SystemTime, u64)>>,
     checked: Instant,
+}
+
+/// How a configuration is built from the settings (server or client side).
+trait Build: Sized {
+    fn build(settings: &TlsSettings) -> Result<Arc<Self>, TlsError>;
+}
+
+impl Build for ServerConfig {
+    fn build(settings: &TlsSettings) -> Result<Arc<Self>, TlsError> {
+        settings.server_config()
+    }
+}
+
+impl Build for ClientConfig {
+    fn build(settings: &TlsSettings) -> Result<Arc<Self>, TlsError> {
+        settings.client_config()
+    }
 }
 
 fn stamps(files: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
@@ -646,20 +674,58 @@ fn stamps(files: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
         .collect()
 }
 
+impl<C: Build> ReloadState<C> {
+    /// Built now: an error is the caller's to report (start-up, or a refused change).
+    fn new(settings: TlsSettings) -> Result<Self, TlsError> {
+        let stamps = stamps(&settings.files());
+        let config = C::build(&settings)?;
+        Ok(ReloadState {
+            settings,
+            config,
+            stamps,
+            checked: Instant::now(),
+        })
+    }
+
+    /// The configuration for a new connection, rebuilt first if a file changed (checked at
+    /// most once per [`RELOAD_CHECK`]).
+    fn current(&mut self) -> Arc<C> {
+        if self.checked.elapsed() >= RELOAD_CHECK {
+            self.checked = Instant::now();
+            let now = stamps(&self.settings.files());
+            if now != self.stamps {
+                match C::build(&self.settings) {
+                    Ok(config) => {
+                        tracing::info!(files = ?self.settings.files(), "TLS key or trust store changed; reloaded");
+                        self.config = config;
+                        self.stamps = now;
+                    }
+                    // Half-written files are common during rotation: retry next time.
+                    Err(error) => {
+                        tracing::error!(%error, "TLS key or trust store changed but cannot be loaded; keeping the previous one")
+                    }
+                }
+            }
+        }
+        Arc::clone(&self.config)
+    }
+}
+
+/// The lock of a reload state; a panic elsewhere left a whole state behind.
+fn locked<C>(state: &Mutex<ReloadState<C>>) -> std::sync::MutexGuard<'_, ReloadState<C>> {
+    match state.lock() {
+        Ok(state) => state,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
 impl TlsServer {
     /// Builds the configuration now (start-up fails on an error).
     pub fn new(settings: TlsSettings) -> Result<TlsServer, TlsError> {
-        let stamps = stamps(&settings.files());
-        let config = settings.server_config()?;
         Ok(TlsServer {
             mapper: settings.principal_mapper(),
-            settings: settings.clone(),
-            state: Mutex::new(ReloadState {
-                settings,
-                config,
-                stamps,
-                checked: Instant::now(),
-            }),
+            state: Mutex::new(ReloadState::new(settings.clone())?),
+            settings,
         })
     }
 
@@ -672,18 +738,8 @@ impl TlsServer {
     /// key and trust stores load; else the old ones stay and the error is returned. The
     /// principal mapping rules stay those of start-up.
     pub fn replace(&self, settings: TlsSettings) -> Result<(), TlsError> {
-        let stamps = stamps(&settings.files());
-        let config = settings.server_config()?;
-        let mut state = match self.state.lock() {
-            Ok(state) => state,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        *state = ReloadState {
-            settings,
-            config,
-            stamps,
-            checked: Instant::now(),
-        };
+        let state = ReloadState::new(settings)?;
+        *locked(&self.state) = state;
         Ok(())
     }
 
@@ -693,28 +749,29 @@ impl TlsServer {
 
     /// The configuration for a new connection, rebuilt first if a file changed.
     pub fn current(&self) -> Arc<ServerConfig> {
-        let mut state = match self.state.lock() {
-            Ok(state) => state,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if state.checked.elapsed() >= RELOAD_CHECK {
-            state.checked = Instant::now();
-            let now = stamps(&state.settings.files());
-            if now != state.stamps {
-                match state.settings.server_config() {
-                    Ok(config) => {
-                        tracing::info!(files = ?state.settings.files(), "TLS key or trust store changed; reloaded");
-                        state.config = config;
-                        state.stamps = now;
-                    }
-                    // Half-written files are common during rotation: retry next time.
-                    Err(error) => {
-                        tracing::error!(%error, "TLS key or trust store changed but cannot be loaded; keeping the previous one")
-                    }
-                }
-            }
-        }
-        Arc::clone(&state.config)
+        locked(&self.state).current()
+    }
+}
+
+impl TlsClient {
+    /// Builds the configuration now (start-up fails on an error).
+    pub fn new(settings: TlsSettings) -> Result<TlsClient, TlsError> {
+        Ok(TlsClient {
+            state: Mutex::new(ReloadState::new(settings)?),
+        })
+    }
+
+    /// Puts new settings in force for new connections, if they load (else the old ones
+    /// stay and the error is returned).
+    pub fn replace(&self, settings: TlsSettings) -> Result<(), TlsError> {
+        let state = ReloadState::new(settings)?;
+        *locked(&self.state) = state;
+        Ok(())
+    }
+
+    /// The configuration for a new connection, rebuilt first if a file changed.
+    pub fn current(&self) -> Arc<ClientConfig> {
+        locked(&self.state).current()
     }
 }
 

@@ -137,6 +137,11 @@ enum MetadataCommand {
         /// Controller addresses, `host:port[,host:port...]`.
         #[arg(long = "bootstrap-controller", value_name = "HOST:PORT,...")]
         bootstrap_controller: String,
+        /// Client security for the controller listener (Kafka's `--command-config`:
+        /// `security.protocol`, `ssl.*`, `sasl.mechanism`, `sasl.jaas.config` or
+        /// `sasl.username`/`sasl.password`).
+        #[arg(long = "command-config", value_name = "PATH")]
+        command_config: Option<PathBuf>,
     },
 }
 
@@ -183,10 +188,12 @@ fn run(command: Command) -> ExitCode {
             command: MetadataCommand::Dump { dir },
         } => dump::run(&dir),
         Command::Metadata {
-            command: MetadataCommand::Status {
-                bootstrap_controller,
-            },
-        } => status::run(&bootstrap_controller),
+            command:
+                MetadataCommand::Status {
+                    bootstrap_controller,
+                    command_config,
+                },
+        } => status::run(&bootstrap_controller, command_config.as_deref()),
         Command::Storage {
             command: StorageCommand::RandomUuid,
         } => {
