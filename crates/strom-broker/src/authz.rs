@@ -163,6 +163,11 @@ pub const TABLE: &[(ApiKey, ResourceType, AclOperation)] = &[
     (ApiKey::ShareGroupHeartbeat, Rt::Group, Op::Read),
     (ApiKey::ShareGroupHeartbeat, Rt::Topic, Op::Describe),
     (ApiKey::ShareGroupDescribe, Rt::Group, Op::Describe),
+    // KIP-1071: READ on the group, DESCRIBE on every topic of the topology, CREATE on the
+    // internal topics the broker creates for it (or on the cluster).
+    (ApiKey::StreamsGroupHeartbeat, Rt::Group, Op::Read),
+    (ApiKey::StreamsGroupHeartbeat, Rt::Topic, Op::Describe),
+    (ApiKey::StreamsGroupDescribe, Rt::Group, Op::Describe),
     // Share consumers READ the share group and the topics they fetch from.
     (ApiKey::ShareFetch, Rt::Group, Op::Read),
     (ApiKey::ShareFetch, Rt::Topic, Op::Read),
@@ -496,6 +501,22 @@ pub fn precheck(
                     .iter()
                     .flatten()
                     .find_map(|t| topic(ApiKey::ShareGroupHeartbeat, t))
+            }),
+        // Kafka 4.2's `handleStreamsGroupHeartbeat`: READ on the group, then DESCRIBE on
+        // every topic the topology names (source, repartition, changelog).
+        RequestKind::StreamsGroupHeartbeat(r) => group(ApiKey::StreamsGroupHeartbeat, &r.group_id)
+            .or_else(|| {
+                r.topology
+                    .iter()
+                    .flat_map(|t| t.subtopologies.iter())
+                    .find_map(|s| {
+                        s.source_topics
+                            .iter()
+                            .chain(s.repartition_sink_topics.iter())
+                            .chain(s.repartition_source_topics.iter().map(|t| &t.name))
+                            .chain(s.state_changelog_topics.iter().map(|t| &t.name))
+                            .find_map(|t| topic(ApiKey::StreamsGroupHeartbeat, t))
+                    })
             }),
         RequestKind::OffsetCommit(r) => group(ApiKey::OffsetCommit, &r.group_id),
         // Share consumers: the group here; READ on each topic per partition in the handlers

@@ -154,6 +154,16 @@ pub struct BrokerConfig {
     /// `group.consumer.assignors`: server-side assignors by name (`uniform`, `range`, or
     /// Kafka's class names for them); the first is the default.
     pub group_consumer_assignors: Vec<String>,
+    /// `group.streams.session.timeout.ms`: KIP-1071 members not heard from for this long
+    /// are fenced.
+    pub group_streams_session_timeout_ms: i32,
+    /// `group.streams.heartbeat.interval.ms`: how often KIP-1071 members heartbeat.
+    pub group_streams_heartbeat_interval_ms: i32,
+    /// `group.streams.max.size`: members per streams group (Kafka: unlimited, here 2^31-1).
+    pub group_streams_max_size: i32,
+    /// `group.streams.num.standby.replicas`: standby copies of each task, at most
+    /// `group.streams.max.standby.replicas`.
+    pub group_streams_num_standby_replicas: i32,
     /// `group.share.session.timeout.ms`: share group members not heard from for this long
     /// are removed.
     pub group_share_session_timeout_ms: i32,
@@ -484,6 +494,31 @@ impl BrokerConfig {
             )?,
             group_consumer_max_size: props.int("group.consumer.max.size")?,
             group_consumer_assignors: assignors(&props)?,
+            group_streams_session_timeout_ms: consumer_group_timing(
+                &props,
+                "group.streams.session.timeout.ms",
+                "group.streams.min.session.timeout.ms",
+                "group.streams.max.session.timeout.ms",
+            )?,
+            group_streams_heartbeat_interval_ms: consumer_group_timing(
+                &props,
+                "group.streams.heartbeat.interval.ms",
+                "group.streams.min.heartbeat.interval.ms",
+                "group.streams.max.heartbeat.interval.ms",
+            )?,
+            group_streams_max_size: props.int("group.streams.max.size")?,
+            group_streams_num_standby_replicas: {
+                let n: i32 = props.int("group.streams.num.standby.replicas")?;
+                let max: i32 = props.int("group.streams.max.standby.replicas")?;
+                if n > max {
+                    return Err(invalid(
+                        "group.streams.num.standby.replicas",
+                        &n.to_string(),
+                        &format!("must be at most group.streams.max.standby.replicas ({max})"),
+                    ));
+                }
+                n
+            },
             group_share_session_timeout_ms: consumer_group_timing(
                 &props,
                 "group.share.session.timeout.ms",
@@ -563,6 +598,13 @@ impl BrokerConfig {
                 "group.consumer.heartbeat.interval.ms",
                 &config.group_consumer_heartbeat_interval_ms.to_string(),
                 "must be less than group.consumer.session.timeout.ms",
+            ));
+        }
+        if config.group_streams_heartbeat_interval_ms >= config.group_streams_session_timeout_ms {
+            return Err(invalid(
+                "group.streams.heartbeat.interval.ms",
+                &config.group_streams_heartbeat_interval_ms.to_string(),
+                "must be less than group.streams.session.timeout.ms",
             ));
         }
         if config.group_share_heartbeat_interval_ms >= config.group_share_session_timeout_ms {

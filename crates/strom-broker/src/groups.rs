@@ -37,6 +37,7 @@ use bytes::Bytes;
 use strom_group::consumer::{
     ConsumerConfig, ConsumerError, ConsumerHeartbeatResponse, DescribedGroup as ConsumerDescribed,
 };
+use strom_group::streams::{DescribedStreamsGroup, StreamsConfig, StreamsHeartbeatResponse};
 use strom_group::{
     Command, Config, Coordinator, DescribedGroup, ErrorCode, GroupRecord, JoinGroupResponse,
     LeaveGroupResponse, ListGroupsResponse, OffsetDeleteResponse, OffsetFetchResponse, Output,
@@ -293,6 +294,8 @@ pub(crate) enum Kind {
     OffsetDelete,
     ConsumerHeartbeat,
     ConsumerDescribe,
+    StreamsHeartbeat,
+    StreamsDescribe,
     TxnCommit,
     TxnMarker,
 }
@@ -1048,6 +1051,16 @@ pub(crate) fn coordinator_config(config: &BrokerConfig, salt: u64) -> Config {
             assignors: config.group_consumer_assignors.clone(),
             member_id_salt: salt,
         },
+        streams: StreamsConfig {
+            session_timeout_ms: config.group_streams_session_timeout_ms,
+            heartbeat_interval_ms: config.group_streams_heartbeat_interval_ms,
+            // Kafka's default is unlimited; the coordinator's bound keeps memory bounded.
+            max_size: usize::try_from(config.group_streams_max_size)
+                .unwrap_or(usize::MAX)
+                .min(StreamsConfig::default().max_size),
+            num_standby_replicas: config.group_streams_num_standby_replicas,
+            ..StreamsConfig::default()
+        },
     }
 }
 
@@ -1083,6 +1096,11 @@ fn refuse_share_group_id(
             Kind::ConsumerHeartbeat,
             ErrorCode::GroupIdNotFound,
         ),
+        Command::StreamsGroupHeartbeat(c) => (
+            &c.group_id,
+            Kind::StreamsHeartbeat,
+            ErrorCode::GroupIdNotFound,
+        ),
         Command::OffsetCommit(c) => (&c.group_id, Kind::Commit, ErrorCode::GroupIdNotFound),
         Command::TxnOffsetCommit(c) => (&c.group_id, Kind::TxnCommit, ErrorCode::GroupIdNotFound),
         _ => return None,
@@ -1095,6 +1113,12 @@ fn refuse_share_group_id(
         r.error = Some(ConsumerError::new(
             code,
             format!("Group {group_id} is not a consumer group."),
+        ));
+    }
+    if let Response::StreamsGroupHeartbeat(r) = &mut response {
+        r.error = Some(ConsumerError::new(
+            code,
+            format!("Group {group_id} is not a streams group."),
         ));
     }
     Some(Output {
@@ -1288,6 +1312,8 @@ fn kind_of(command: &Command) -> Kind {
         Command::OffsetDelete(_) => Kind::OffsetDelete,
         Command::ConsumerGroupHeartbeat(_) => Kind::ConsumerHeartbeat,
         Command::ConsumerGroupDescribe(_) => Kind::ConsumerDescribe,
+        Command::StreamsGroupHeartbeat(_) => Kind::StreamsHeartbeat,
+        Command::StreamsGroupDescribe(_) => Kind::StreamsDescribe,
         Command::TxnOffsetCommit(_) => Kind::TxnCommit,
         Command::TxnMarker { .. } => Kind::TxnMarker,
     }
@@ -1362,6 +1388,18 @@ pub(crate) fn error_response(kind: Kind, error: ErrorCode) -> Response {
             group_epoch: 0,
             assignment_epoch: 0,
             assignor_name: String::new(),
+            members: Vec::new(),
+        }),
+        Kind::StreamsHeartbeat => Response::StreamsGroupHeartbeat(StreamsHeartbeatResponse::error(
+            ConsumerError::new(error, String::new()),
+        )),
+        Kind::StreamsDescribe => Response::StreamsGroupDescribe(DescribedStreamsGroup {
+            group_id: String::new(),
+            error: Some(ConsumerError::new(error, String::new())),
+            state: String::new(),
+            group_epoch: 0,
+            assignment_epoch: 0,
+            topology: None,
             members: Vec::new(),
         }),
     }

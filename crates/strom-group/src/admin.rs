@@ -20,7 +20,7 @@ impl Coordinator {
         let classic = self
             .groups
             .get(group_id)
-            .filter(|_| self.consumer.group(group_id).is_none());
+            .filter(|_| !self.is_modern(group_id));
         let Some(group) = classic else {
             return DescribedGroup {
                 error: ErrorCode::GroupIdNotFound,
@@ -69,13 +69,14 @@ impl Coordinator {
                 .iter()
                 .any(|t| t.eq_ignore_ascii_case(CLASSIC_GROUP_TYPE));
         let mut listed = crate::consumer::list_groups(&self.consumer, filter);
+        listed.extend(self.list_streams(filter));
         if !type_matches {
             return listed;
         }
         let classic = self
             .groups
             .values()
-            .filter(|g| self.consumer.group(&g.group_id).is_none())
+            .filter(|g| !self.is_modern(&g.group_id))
             .filter(|g| {
                 filter.states.is_empty()
                     || filter
@@ -100,6 +101,9 @@ impl Coordinator {
         if let Some(error) =
             crate::consumer::delete_group(&mut self.groups, &mut self.consumer, group_id, out)
         {
+            return error;
+        }
+        if let Some(error) = self.delete_streams_group(group_id, out) {
             return error;
         }
         let Some(group) = self.groups.get(group_id) else {
@@ -127,7 +131,10 @@ impl Coordinator {
         c: &OffsetDelete,
         out: &mut Output,
     ) -> OffsetDeleteResponse {
-        let consumer_topics = self.consumer.subscribed_topics(&c.group_id);
+        let consumer_topics = self
+            .consumer
+            .subscribed_topics(&c.group_id)
+            .or_else(|| self.streams.subscribed_topics(&c.group_id));
         if consumer_topics.is_some() && !self.groups.contains_key(&c.group_id) {
             // A consumer group with no committed offset yet: nothing to delete.
             self.groups
@@ -211,4 +218,58 @@ pub(crate) fn write_group_tombstones(group: &Group, out: &mut Output) {
         group: group.group_id.clone(),
     };
     out.record(GroupRecord::group_metadata(&key, None));
+}
+
+impl Coordinator {
+    /// ListGroups entries of streams groups, filtered by state and type like Kafka.
+    pub(crate) fn list_streams(&self, filter: &ListGroups) -> Vec<ListedGroup> {
+        let streams = crate::streams::STREAMS_GROUP_TYPE;
+        let type_ok = filter.types.is_empty()
+            || filter
+                .types
+                .iter()
+                .any(|t| t.trim().eq_ignore_ascii_case(streams));
+        if !type_ok {
+            return Vec::new();
+        }
+        self.streams
+            .groups()
+            .filter_map(|g| {
+                let state = g.state().name();
+                let state_ok = filter.states.is_empty()
+                    || filter
+                        .states
+                        .iter()
+                        .any(|s| s.trim().eq_ignore_ascii_case(state));
+                state_ok.then(|| ListedGroup {
+                    group_id: g.group_id.clone(),
+                    protocol_type: streams.to_owned(),
+                    state: state.to_owned(),
+                    group_type: streams.to_owned(),
+                })
+            })
+            .collect()
+    }
+
+    /// DeleteGroups of a streams group: `None` when the id is not one. A group with
+    /// members is NON_EMPTY_GROUP; otherwise its records and offsets are tombstoned.
+    pub(crate) fn delete_streams_group(
+        &mut self,
+        group_id: &str,
+        out: &mut Output,
+    ) -> Option<ErrorCode> {
+        let g = self.streams.group(group_id)?;
+        if !g.members.is_empty() {
+            return Some(ErrorCode::NonEmptyGroup);
+        }
+        if let Some(shell) = self.groups.remove(group_id) {
+            for (topic, partition) in shell.offsets.keys() {
+                out.record(offset_tombstone(group_id, topic, *partition));
+            }
+        }
+        out.records
+            .extend(self.streams.delete_empty(group_id).unwrap_or_default());
+        tracing::info!(group = group_id, "streams group deleted");
+        Some(ErrorCode::None)
+    }
 }

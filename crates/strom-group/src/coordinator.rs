@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use crate::consumer::{self, ConsumerConfig, ConsumerGroups, ConsumerRecord};
+use crate::consumer::{self, ConsumerConfig, ConsumerError, ConsumerGroups, ConsumerRecord};
 use crate::error::{ErrorCode, RecordError};
 use crate::group::{Group, GroupState, GroupSummary, JoinTimer, Member, Protocol};
 use crate::records::{GroupMetadataValue, GroupRecord, OffsetCommitValue, RecordKey};
+use crate::streams::{StreamsConfig, StreamsGroups, StreamsHeartbeatResponse, StreamsRecord};
 use crate::types::{Command, JoinGroupResponse, ListGroupsResponse, Response, SyncGroupResponse};
 
 /// Chosen by the caller to route replies that arrive later than their request.
@@ -34,6 +35,8 @@ pub struct Config {
     pub member_id_salt: u64,
     /// KIP-848 groups (`group.consumer.*`).
     pub consumer: ConsumerConfig,
+    /// KIP-1071 groups (`group.streams.*`).
+    pub streams: StreamsConfig,
 }
 
 impl Default for Config {
@@ -49,6 +52,7 @@ impl Default for Config {
             offsets_retention_check_interval_ms: 600_000,
             member_id_salt: 0,
             consumer: ConsumerConfig::default(),
+            streams: StreamsConfig::default(),
         }
     }
 }
@@ -99,6 +103,9 @@ pub struct Coordinator {
     pub(crate) next_expiry_check_ms: Option<i64>,
     /// The KIP-848 groups of the partition; a group id is either here or classic.
     pub(crate) consumer: ConsumerGroups,
+    /// The KIP-1071 streams groups of the partition; their committed offsets live in a
+    /// member-less classic entry of the same id, as a consumer group's.
+    pub(crate) streams: StreamsGroups,
     /// Offsets staged by transactional producers (TxnOffsetCommit), by producer id, until
     /// their transaction's marker commits or drops them.
     pub(crate) pending_txn_offsets: BTreeMap<i64, crate::offsets::PendingTxnOffsets>,
@@ -110,9 +117,11 @@ impl Coordinator {
             member_id_salt: config.member_id_salt,
             ..config.consumer.clone()
         });
+        let streams = StreamsGroups::new(config.streams.clone());
         Coordinator {
             config,
             groups: BTreeMap::new(),
+            streams,
             next_member_seq: 0,
             next_expiry_check_ms: None,
             consumer,
@@ -155,6 +164,13 @@ impl Coordinator {
                 let response = self.delete_offsets(&c, &mut out);
                 out.reply(request_id, Response::OffsetDelete(response));
             }
+            Command::ConsumerGroupHeartbeat(c) if self.streams.group(&c.group_id).is_some() => {
+                let response = consumer::ConsumerHeartbeatResponse::error(ConsumerError::new(
+                    crate::ErrorCode::GroupIdNotFound,
+                    format!("Group {} is not a consumer group.", c.group_id),
+                ));
+                out.reply(request_id, Response::ConsumerGroupHeartbeat(response));
+            }
             Command::ConsumerGroupHeartbeat(c) => {
                 let response = consumer::bridge_heartbeat(
                     &mut self.groups,
@@ -166,8 +182,29 @@ impl Coordinator {
                 out.reply(request_id, Response::ConsumerGroupHeartbeat(response));
             }
             Command::ConsumerGroupDescribe(group_id) => {
-                let response = consumer::describe_group(&self.groups, &self.consumer, &group_id);
+                let mut response =
+                    consumer::describe_group(&self.groups, &self.consumer, &group_id);
+                if response.error.is_some() && self.streams.group(&group_id).is_some() {
+                    response.error = Some(ConsumerError::new(
+                        crate::ErrorCode::GroupIdNotFound,
+                        format!("Group {group_id} is not a consumer group."),
+                    ));
+                }
                 out.reply(request_id, Response::ConsumerGroupDescribe(response));
+            }
+            Command::StreamsGroupHeartbeat(c) => {
+                let response = self.streams_heartbeat(c, now_ms, &mut out);
+                out.reply(request_id, Response::StreamsGroupHeartbeat(response));
+            }
+            Command::StreamsGroupDescribe(group_id) => {
+                let mut response = self.streams.describe(&group_id);
+                if response.error.is_some() && self.has_group(&group_id) {
+                    response.error = Some(ConsumerError::new(
+                        crate::ErrorCode::GroupIdNotFound,
+                        format!("Group {group_id} is not a streams group."),
+                    ));
+                }
+                out.reply(request_id, Response::StreamsGroupDescribe(response));
             }
             Command::TxnOffsetCommit(c) => self.txn_commit(request_id, c, now_ms, &mut out),
             Command::TxnMarker {
@@ -190,6 +227,7 @@ impl Coordinator {
             self.tick_group(&id, now_ms, &mut out);
         }
         out.records.extend(self.consumer.tick(now_ms));
+        out.records.extend(self.streams.tick(now_ms));
         let interval_ms = self.config.offsets_retention_check_interval_ms.max(1);
         match self.next_expiry_check_ms {
             None => self.next_expiry_check_ms = Some(now_ms.saturating_add(interval_ms)),
@@ -239,7 +277,45 @@ impl Coordinator {
     /// Whether a classic or consumer group of this id exists here (with members, or only
     /// committed offsets): a share group may not take its id.
     pub fn has_group(&self, group_id: &str) -> bool {
-        self.groups.contains_key(group_id) || self.consumer.group(group_id).is_some()
+        self.groups.contains_key(group_id)
+            || self.consumer.group(group_id).is_some()
+            || self.streams.group(group_id).is_some()
+    }
+
+    /// Whether `group_id` is a KIP-848 consumer or a KIP-1071 streams group (whose offsets
+    /// live in a member-less classic entry that is not a classic group).
+    pub(crate) fn is_modern(&self, group_id: &str) -> bool {
+        self.consumer.group(group_id).is_some() || self.streams.group(group_id).is_some()
+    }
+
+    /// The streams groups of this partition, for tests and tools.
+    pub fn streams(&self) -> &StreamsGroups {
+        &self.streams
+    }
+
+    /// StreamsGroupHeartbeat under the one-type rule: a classic group with members (or in
+    /// a rebalance) or a consumer group of the id refuses it with GROUP_ID_NOT_FOUND, as
+    /// Kafka; an empty classic entry (committed offsets only) becomes the streams group's.
+    fn streams_heartbeat(
+        &mut self,
+        c: crate::streams::StreamsHeartbeat,
+        now_ms: i64,
+        out: &mut Output,
+    ) -> StreamsHeartbeatResponse {
+        let classic_in_use = self.groups.get(&c.group_id).is_some_and(|g| {
+            !g.members.is_empty() || !g.pending_members.is_empty() || g.state != GroupState::Empty
+        });
+        if self.streams.group(&c.group_id).is_none()
+            && (classic_in_use || self.consumer.group(&c.group_id).is_some())
+        {
+            return StreamsHeartbeatResponse::error(ConsumerError::new(
+                crate::ErrorCode::GroupIdNotFound,
+                format!("Group {} is not a streams group.", c.group_id),
+            ));
+        }
+        let (records, response) = self.streams.heartbeat(c, now_ms);
+        out.records.extend(records);
+        response
     }
 
     /// Rebuilds state from the partition's records in log order. Loaded groups with members
@@ -253,7 +329,10 @@ impl Coordinator {
             match RecordKey::decode(&record.key)? {
                 None => match ConsumerRecord::decode(&record.key, record.value.as_deref())? {
                     Some(r) => self.consumer.replay(r, now_ms),
-                    None => tracing::debug!("skipping record of an unknown key version"),
+                    None => match StreamsRecord::decode(&record.key, record.value.as_deref())? {
+                        Some(r) => self.streams.replay(r, now_ms),
+                        None => tracing::debug!("skipping record of an unknown key version"),
+                    },
                 },
                 Some(RecordKey::OffsetCommit(k)) => {
                     let group = self

@@ -38,6 +38,13 @@ pub enum ErrorCode {
     UnstableOffsetCommit,
     /// TxnOffsetCommit from an epoch older than the one the group saw (as Kafka answers).
     ProducerFenced,
+    /// KIP-1071: a streams topology that cannot be right (a changelog topic with a
+    /// partition count, duplicate subtopology ids, a copartition index out of range).
+    StreamsInvalidTopology,
+    /// KIP-1071: the topology epoch a member sent is not one the group accepts.
+    StreamsInvalidTopologyEpoch,
+    /// KIP-1071: the member's topology epoch is older than the group's.
+    StreamsTopologyFenced,
 }
 
 impl ErrorCode {
@@ -71,6 +78,9 @@ impl ErrorCode {
             ErrorCode::NonEmptyGroup => 68,
             ErrorCode::GroupSubscribedToTopic => 86,
             ErrorCode::CoordinatorLoadInProgress => 14,
+            ErrorCode::StreamsInvalidTopology => 130,
+            ErrorCode::StreamsInvalidTopologyEpoch => 131,
+            ErrorCode::StreamsTopologyFenced => 132,
         }
     }
 }

@@ -39,12 +39,27 @@ impl Coordinator {
                 out.records.extend(records);
             }
         }
+        let bare_streams: Vec<String> = self
+            .streams
+            .groups()
+            .map(|g| g.group_id.clone())
+            .filter(|id| !self.groups.contains_key(id))
+            .collect();
+        for id in bare_streams {
+            if let Some(records) = self.streams.delete_empty(&id) {
+                tracing::info!(group = %id, "empty streams group expired");
+                out.records.extend(records);
+            }
+        }
         let ids: Vec<String> = self.groups.keys().cloned().collect();
         for id in ids {
             let Some(group) = self.groups.get_mut(&id) else {
                 continue;
             };
-            let consumer_topics = self.consumer.subscribed_topics(&id);
+            let consumer_topics = self
+                .consumer
+                .subscribed_topics(&id)
+                .or_else(|| self.streams.subscribed_topics(&id));
             if let Some(topics) = consumer_topics {
                 // Kafka's `ConsumerGroup.offsetExpirationCondition`: from the commit, for
                 // topics no member subscribes to; an empty group without offsets goes.
@@ -54,6 +69,10 @@ impl Coordinator {
                     self.groups.remove(&id);
                     if let Some(records) = self.consumer.delete_empty(&id) {
                         tracing::info!(group = %id, "empty consumer group expired");
+                        out.records.extend(records);
+                    }
+                    if let Some(records) = self.streams.delete_empty(&id) {
+                        tracing::info!(group = %id, "empty streams group expired");
                         out.records.extend(records);
                     }
                 }

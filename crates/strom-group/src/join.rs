@@ -24,6 +24,14 @@ impl Coordinator {
             out.reply(request_id, join_error(&c.member_id, error));
             return;
         }
+        if self.streams.group(&c.group_id).is_some() {
+            // A streams group's id takes no classic members (Kafka: not a classic group).
+            out.reply(
+                request_id,
+                join_error(&c.member_id, ErrorCode::InconsistentGroupProtocol),
+            );
+            return;
+        }
         if let Err(error) =
             crate::consumer::before_classic_join(&mut self.consumer, &c.group_id, out)
         {

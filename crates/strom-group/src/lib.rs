@@ -22,6 +22,7 @@ mod join;
 mod offsets;
 mod partition;
 mod records;
+pub mod streams;
 mod subscription;
 mod sync;
 mod types;

@@ -216,6 +216,16 @@ impl Coordinator {
         if c.group_id.is_empty() || c.group_id.len() > STRING_BYTES_MAX {
             return Err(ErrorCode::InvalidGroupId);
         }
+        if self.streams.group(&c.group_id).is_some() {
+            self.streams
+                .validate_offset_commit(&c.group_id, &c.member_id, c.generation_id)
+                .map_err(|e| e.code)?;
+            // The streams group's offsets live in a member-less entry of the same id.
+            self.groups
+                .entry(c.group_id.clone())
+                .or_insert_with(|| Group::new(&c.group_id, now_ms));
+            return Ok(());
+        }
         if self.consumer.group(&c.group_id).is_some() {
             // `unknown_group_not_found` is set exactly for OffsetCommit v9+.
             let api_version = if c.unknown_group_not_found { 9 } else { 8 };
@@ -305,11 +315,13 @@ impl Coordinator {
     }
 
     pub(crate) fn fetch(&self, c: &OffsetFetch) -> OffsetFetchResponse {
-        let checked = self.consumer.validate_offset_fetch(
-            &c.group_id,
-            c.member_id.as_deref(),
-            c.member_epoch,
-        );
+        let checked = if self.streams.group(&c.group_id).is_some() {
+            self.streams
+                .validate_offset_fetch(&c.group_id, c.member_id.as_deref(), c.member_epoch)
+        } else {
+            self.consumer
+                .validate_offset_fetch(&c.group_id, c.member_id.as_deref(), c.member_epoch)
+        };
         if let Err(e) = checked {
             return OffsetFetchResponse {
                 error: e.code,

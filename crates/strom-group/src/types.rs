@@ -21,6 +21,10 @@ pub enum Command {
     ConsumerGroupHeartbeat(crate::consumer::ConsumerHeartbeat),
     /// KIP-848 ConsumerGroupDescribe of one group.
     ConsumerGroupDescribe(String),
+    /// KIP-1071 StreamsGroupHeartbeat.
+    StreamsGroupHeartbeat(crate::streams::StreamsHeartbeat),
+    /// KIP-1071 StreamsGroupDescribe of one group.
+    StreamsGroupDescribe(String),
     /// TxnOffsetCommit: offsets staged for a producer's transaction, written now as
     /// transactional records and visible once its COMMIT marker is written.
     TxnOffsetCommit(TxnOffsetCommit),
@@ -46,6 +50,8 @@ pub enum Response {
     OffsetDelete(OffsetDeleteResponse),
     ConsumerGroupHeartbeat(crate::consumer::ConsumerHeartbeatResponse),
     ConsumerGroupDescribe(crate::consumer::DescribedGroup),
+    StreamsGroupHeartbeat(crate::streams::StreamsHeartbeatResponse),
+    StreamsGroupDescribe(crate::streams::DescribedStreamsGroup),
     TxnOffsetCommit(Vec<PartitionResult>),
     TxnMarker,
 }

@@ -44,8 +44,19 @@ pub fn response(
     if !is_valid_request(request, api_version) {
         return ApiVersionsResponse::default().with_error_code(ErrorCode::INVALID_REQUEST.code());
     }
+    // Kafka 4.2 advertises the streams group APIs only while `streams.version` is enabled.
+    let streams = finalized.level("streams.version") >= 1;
+    let rows = table
+        .advertised()
+        .into_iter()
+        .filter(|row| {
+            streams
+                || (row.api_key != ApiKey::StreamsGroupHeartbeat as i16
+                    && row.api_key != ApiKey::StreamsGroupDescribe as i16)
+        })
+        .collect();
     crate::features::with_features(
-        ApiVersionsResponse::default().with_api_keys(table.advertised()),
+        ApiVersionsResponse::default().with_api_keys(rows),
         api_version,
         finalized,
     )

@@ -52,6 +52,15 @@ pub const FEATURES: &[Feature] = &[
         max_supported: 1,
         finalized: 1,
     },
+    // KIP-1071 streams groups: StreamsGroupHeartbeat and StreamsGroupDescribe are served
+    // (advertised in ApiVersions) at level 1, as Kafka 4.2 enables them on a new cluster;
+    // UpdateFeatures may turn them off (0).
+    Feature {
+        name: "streams.version",
+        min_supported: 0,
+        max_supported: 1,
+        finalized: 1,
+    },
     // KIP-890: 1 is the flexible TransactionLogValue v1, 2 the epoch bump at every
     // transaction end and implicit partition addition.
     Feature {
@@ -178,6 +187,7 @@ mod tests {
                     "metadata.version:25".into(),
                     "group.version:1".into(),
                     "share.version:1".into(),
+                    "streams.version:1".into(),
                     "transaction.version:2".into()
                 ]
             )
@@ -191,11 +201,12 @@ mod tests {
                 "kraft.version:0-0".into(),
                 "group.version:1-1".into(),
                 "share.version:1-1".into(),
+                "streams.version:0-1".into(),
                 "transaction.version:0-2".into()
             ],
             "ranges from 0 only from v4 on"
         );
-        assert_eq!(names(&v4).1.len(), 4, "a level of 0 is never finalized");
+        assert_eq!(names(&v4).1.len(), 5, "a level of 0 is never finalized");
         let tv1 = Finalized::new(|name| (name == "transaction.version").then_some(1), 3);
         let v4 = with_features(ApiVersionsResponse::default(), 4, &tv1);
         assert_eq!(v4.finalized_features_epoch, 3);

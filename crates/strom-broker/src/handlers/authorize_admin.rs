@@ -19,8 +19,8 @@ use strom_protocol::messages::{
     DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest, DescribeLogDirsRequest,
     DescribeQuorumRequest, DescribeTopicPartitionsRequest, ElectLeadersRequest,
     ElectLeadersResponse, IncrementalAlterConfigsRequest, ListGroupsRequest, OffsetCommitRequest,
-    OffsetFetchRequest, ResponseKind, ShareGroupDescribeRequest, UpdateFeaturesRequest,
-    UpdateFeaturesResponse,
+    OffsetFetchRequest, ResponseKind, ShareGroupDescribeRequest, StreamsGroupDescribeRequest,
+    UpdateFeaturesRequest, UpdateFeaturesResponse,
 };
 use strom_protocol::ErrorCode;
 
@@ -217,6 +217,22 @@ impl DescribedGroup for strom_protocol::messages::consumer_group_describe_respon
     }
 }
 
+impl DescribedGroup for strom_protocol::messages::streams_group_describe_response::DescribedGroup {
+    fn group_id(&self) -> &str {
+        &self.group_id
+    }
+    fn set_authorized_operations(&mut self, operations: i32) {
+        self.authorized_operations = operations;
+    }
+    fn denied(group_id: &str) -> Self {
+        Self::default()
+            .with_group_id(strom_protocol::messages::GroupId(str_bytes(group_id)))
+            .with_error_code(ErrorCode::GROUP_AUTHORIZATION_FAILED.code())
+            .with_error_message(Some(str_bytes(AUTH_FAILED)))
+            .with_authorized_operations(OPERATIONS_NOT_REQUESTED)
+    }
+}
+
 impl DescribedGroup for strom_protocol::messages::share_group_describe_response::DescribedGroup {
     fn group_id(&self) -> &str {
         &self.group_id
@@ -294,6 +310,28 @@ pub(super) async fn consumer_group_describe(
             context,
             session,
             ApiKey::ConsumerGroupDescribe,
+            ops,
+            &mut described.groups,
+        );
+    }
+    response
+}
+
+/// StreamsGroupDescribe: as ConsumerGroupDescribe, GROUP DESCRIBE per group.
+pub(super) async fn streams_group_describe(
+    context: &BrokerContext,
+    session: &Session,
+    request: StreamsGroupDescribeRequest,
+) -> ResponseKind {
+    let ops = request.include_authorized_operations;
+    let mut response = super::streams_group_describe::handle(context, request).await;
+    if let (true, ResponseKind::StreamsGroupDescribe(described)) =
+        (authz::enabled(context), &mut response)
+    {
+        check_described_groups(
+            context,
+            session,
+            ApiKey::StreamsGroupDescribe,
             ops,
             &mut described.groups,
         );

@@ -56,6 +56,8 @@ mod share_group_describe;
 mod share_group_heartbeat;
 mod share_group_offsets;
 mod share_group_state;
+mod streams_group_describe;
+mod streams_group_heartbeat;
 mod sync_group;
 mod telemetry;
 mod txn_offset_commit;
@@ -136,6 +138,8 @@ pub const SERVED_APIS: &[ApiKey] = &[
     ApiKey::ListConfigResources,
     ApiKey::ShareGroupHeartbeat,
     ApiKey::ShareGroupDescribe,
+    ApiKey::StreamsGroupHeartbeat,
+    ApiKey::StreamsGroupDescribe,
     ApiKey::ShareFetch,
     ApiKey::ShareAcknowledge,
     ApiKey::DescribeShareGroupOffsets,
@@ -327,6 +331,12 @@ async fn handle_request(context: &BrokerContext, incoming: Incoming, session: &S
         }
         RequestKind::ShareGroupHeartbeat(body) => {
             share_group_heartbeat::handle(context, body, client_id, peer).await
+        }
+        RequestKind::StreamsGroupHeartbeat(body) => {
+            streams_group_heartbeat::handle(context, session, body, client_id, peer).await
+        }
+        RequestKind::StreamsGroupDescribe(body) => {
+            authorize_admin::streams_group_describe(context, session, body).await
         }
         RequestKind::ShareGroupDescribe(body) => {
             authorize_admin::share_group_describe(context, session, body).await

@@ -123,6 +123,7 @@ pub fn for_each(response: &ResponseKind, mut count: impl FnMut(i16, u64)) {
             }
         }
         ResponseKind::ConsumerGroupHeartbeat(r) => each(r.error_code),
+        ResponseKind::StreamsGroupHeartbeat(r) => each(r.error_code),
         ResponseKind::ShareFetch(r) => {
             each(r.error_code);
             for p in r.responses.iter().flat_map(|t| &t.partitions) {
