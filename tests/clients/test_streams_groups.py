@@ -4,11 +4,13 @@ a leaving member's tasks move only after revocation, a silent member is fenced a
 session timeout), and the Java Admin's view of streams groups.
 """
 
+import threading
 import time
 
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from group_fixtures import group_admin  # noqa: F401 (fixture)
 from streams_wire import MISSING_INTERNAL_TOPICS, MISSING_SOURCE_TOPICS, Connection
 
 SESSION_MS = 2000
@@ -177,3 +179,73 @@ def test_streams_heartbeat_reports_missing_source_topics(make_broker):
         # A heartbeat at another epoch than the member's is for a group that does not know it.
         r = conn.heartbeat("streams-app-unknown", "member-x", 3, active={}, standby={}, warmup={})
         assert r["error_code"] == GROUP_ID_NOT_FOUND, r
+
+
+class KeepAlive:
+    """Heartbeats members from a thread (a JVM start outlasts the test session timeout);
+    the members' connection is used by this thread only while it runs."""
+
+    def __init__(self, members):
+        self.members = members
+        self.stop = threading.Event()
+        self.errors = []
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        while not self.stop.wait(0.3):
+            for m in self.members:
+                r = m.beat()
+                if r["error_code"] != 0:
+                    self.errors.append((m.member_id, r))
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+
+def test_java_admin_lists_describes_and_deletes_streams_groups(make_broker, group_admin):
+    broker = make_broker(FAST_STREAMS)
+    create_topic(broker.bootstrap, "streams-admin-in", 2)
+    group = "streams-app-admin"
+    with Connection("127.0.0.1", broker.port) as conn:
+        coordinator_ready(conn, group)
+        a = Member(conn, group, "member-a", "process-a")
+        b = Member(conn, group, "member-b", "process-b")
+        assert a.join(topology("streams-admin-in", group))["error_code"] == 0
+        assert b.join(topology("streams-admin-in", group))["error_code"] == 0
+        beat_until([a, b], lambda: len(a.tasks()) == 1 and len(b.tasks()) == 1, "one task each")
+        beat_until([a, b], lambda: a.epoch == b.epoch, "both at the assignment epoch")
+        with KeepAlive([a, b]) as alive:
+            listed, described, classic, refused = group_admin(
+                broker,
+                ["streams-list"],
+                ["streams-describe", group],
+                ["list"],
+                ["streams-delete", group],
+            )
+        assert alive.errors == []
+        assert [(g["group_id"], g["state"].lower(), g["type"].lower()) for g in listed["groups"]] == [
+            (group, "stable", "streams")
+        ]
+        assert described["state"].lower() == "stable"
+        assert described["topology_epoch"] == 1
+        assert described["subtopologies"] == [{"id": "0", "source_topics": ["streams-admin-in"]}]
+        by_member = {m["member_id"]: m for m in described["members"]}
+        assert set(by_member) == {"member-a", "member-b"}
+        assert {tuple(t) for t in by_member["member-a"]["active"]} == a.tasks()
+        assert {tuple(t) for t in by_member["member-b"]["active"]} == b.tasks()
+        assert by_member["member-a"]["process_id"] == "process-a"
+        assert group not in [g["group_id"] for g in classic["groups"]], "a streams group is no consumer group"
+        assert refused.get("error") == "GroupNotEmptyException", refused
+        assert a.leave()["error_code"] == 0
+        assert b.leave()["error_code"] == 0
+    empty, deleted, gone = group_admin(
+        broker, ["streams-list", "Empty"], ["streams-delete", group], ["streams-describe", group]
+    )
+    assert [g["group_id"] for g in empty["groups"]] == [group]
+    assert deleted == {"deleted": group}
+    assert gone.get("error") == "GroupIdNotFoundException", gone

@@ -10,6 +10,13 @@
 //   java GroupAdmin BOOTSTRAP lag GROUP               {"partitions":[[t,p,committed,end]]}
 //   java GroupAdmin BOOTSTRAP delete GROUP            {"deleted":GROUP}
 //   java GroupAdmin BOOTSTRAP delete-offsets GROUP TOPIC P...   {"deleted":[[t,p]]}
+//   java GroupAdmin BOOTSTRAP streams-list [STATE...] {"groups":[{"group_id","state","type"}]}
+//   java GroupAdmin BOOTSTRAP streams-describe GROUP  {"group_id","state","group_epoch",
+//                                                      "assignment_epoch","topology_epoch",
+//                                                      "subtopologies":[{"id","source_topics"}],
+//                                                      "members":[{"member_id","process_id",
+//                                                      "member_epoch","active":[[s,p]],"standby":[[s,p]]}]}
+//   java GroupAdmin BOOTSTRAP streams-delete GROUP    {"deleted":GROUP}
 
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -29,6 +36,11 @@ import org.apache.kafka.clients.admin.ListGroupsOptions;
 import org.apache.kafka.clients.admin.ListOffsetsResult;
 import org.apache.kafka.clients.admin.MemberDescription;
 import org.apache.kafka.clients.admin.OffsetSpec;
+import org.apache.kafka.clients.admin.StreamsGroupDescription;
+import org.apache.kafka.clients.admin.StreamsGroupMemberAssignment;
+import org.apache.kafka.clients.admin.StreamsGroupMemberDescription;
+import org.apache.kafka.clients.admin.StreamsGroupSubtopologyDescription;
+import org.apache.kafka.common.GroupType;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.common.GroupState;
 import org.apache.kafka.common.TopicPartition;
@@ -80,6 +92,11 @@ public final class GroupAdmin {
                 admin.deleteConsumerGroups(List.of(args[2])).all().get(CALL_TIMEOUT_S, TimeUnit.SECONDS);
                 return "{\"deleted\":" + quote(args[2]) + "}";
             case "delete-offsets": return deleteOffsets(admin, args);
+            case "streams-list": return streamsList(admin, args);
+            case "streams-describe": return streamsDescribe(admin, args[2]);
+            case "streams-delete":
+                admin.deleteStreamsGroups(List.of(args[2])).all().get(CALL_TIMEOUT_S, TimeUnit.SECONDS);
+                return "{\"deleted\":" + quote(args[2]) + "}";
             default: throw new IllegalArgumentException("unknown op " + args[1]);
         }
     }
@@ -118,6 +135,59 @@ public final class GroupAdmin {
         return "{\"group_id\":" + quote(d.groupId()) + ",\"state\":" + quote(d.groupState().toString())
             + ",\"type\":" + quote(d.type().toString()) + ",\"assignor\":" + quote(d.partitionAssignor())
             + ",\"coordinator\":" + (d.coordinator() == null ? -1 : d.coordinator().id())
+            + ",\"members\":[" + String.join(",", members) + "]}";
+    }
+
+    private static String streamsList(Admin admin, String[] args) throws Exception {
+        ListGroupsOptions options = new ListGroupsOptions().withTypes(Set.of(GroupType.STREAMS));
+        if (args.length > 2) {
+            Set<GroupState> states = new HashSet<>();
+            for (int i = 2; i < args.length; i++) {
+                states.add(GroupState.parse(args[i]));
+            }
+            options = options.inGroupStates(states);
+        }
+        List<String> groups = new ArrayList<>();
+        for (GroupListing g : admin.listGroups(options).all().get(CALL_TIMEOUT_S, TimeUnit.SECONDS)) {
+            groups.add("{\"group_id\":" + quote(g.groupId()) + ",\"state\":"
+                + quote(g.groupState().map(Object::toString).orElse("")) + ",\"type\":"
+                + quote(g.type().map(Object::toString).orElse("")) + "}");
+        }
+        return "{\"groups\":[" + String.join(",", groups) + "]}";
+    }
+
+    private static String tasks(List<StreamsGroupMemberAssignment.TaskIds> tasks) {
+        List<String> out = new ArrayList<>();
+        for (StreamsGroupMemberAssignment.TaskIds t : tasks) {
+            for (Integer p : t.partitions()) {
+                out.add("[" + quote(t.subtopologyId()) + "," + p + "]");
+            }
+        }
+        return "[" + String.join(",", out) + "]";
+    }
+
+    private static String streamsDescribe(Admin admin, String group) throws Exception {
+        StreamsGroupDescription d = admin.describeStreamsGroups(List.of(group)).describedGroups().get(group)
+            .get(CALL_TIMEOUT_S, TimeUnit.SECONDS);
+        List<String> subs = new ArrayList<>();
+        for (StreamsGroupSubtopologyDescription s : d.subtopologies()) {
+            List<String> sources = new ArrayList<>();
+            for (String t : s.sourceTopics()) {
+                sources.add(quote(t));
+            }
+            subs.add("{\"id\":" + quote(s.subtopologyId()) + ",\"source_topics\":[" + String.join(",", sources) + "]}");
+        }
+        List<String> members = new ArrayList<>();
+        for (StreamsGroupMemberDescription m : d.members()) {
+            members.add("{\"member_id\":" + quote(m.memberId()) + ",\"process_id\":" + quote(m.processId())
+                + ",\"member_epoch\":" + m.memberEpoch()
+                + ",\"active\":" + tasks(m.assignment().activeTasks())
+                + ",\"standby\":" + tasks(m.assignment().standbyTasks()) + "}");
+        }
+        return "{\"group_id\":" + quote(d.groupId()) + ",\"state\":" + quote(d.groupState().toString())
+            + ",\"group_epoch\":" + d.groupEpoch() + ",\"assignment_epoch\":" + d.targetAssignmentEpoch()
+            + ",\"topology_epoch\":" + d.topologyEpoch()
+            + ",\"subtopologies\":[" + String.join(",", subs) + "]"
             + ",\"members\":[" + String.join(",", members) + "]}";
     }
 
