@@ -174,6 +174,8 @@ fn error_of(response: &Response) -> ErrorCode {
         Response::OffsetDelete(r) => r.error,
         Response::ConsumerGroupHeartbeat(r) => r.error.as_ref().map_or(ErrorCode::None, |e| e.code),
         Response::ConsumerGroupDescribe(r) => r.error.as_ref().map_or(ErrorCode::None, |e| e.code),
+        Response::StreamsGroupHeartbeat(r) => r.error.as_ref().map_or(ErrorCode::None, |e| e.code),
+        Response::StreamsGroupDescribe(r) => r.error.as_ref().map_or(ErrorCode::None, |e| e.code),
         Response::TxnOffsetCommit(rs) => rs.first().map_or(ErrorCode::None, |r| r.error),
         Response::TxnMarker => ErrorCode::None,
     }

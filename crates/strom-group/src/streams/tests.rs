@@ -1,1 +1,594 @@
+//! The streams coordinator against its invariants: a record round-trips, a topology is
+//! configured as Kafka configures it, and random members (joining, heartbeating with what
+//! they own, leaving, falling silent, topics growing) never see an active task owned twice,
+//! never see an epoch go back, end with every task assigned once, and a coordinator
+//! reloaded from the records written so far equals the live one.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::consumer::{TopicId, TopicInfo as ClusterTopic, Topics};
+use crate::coordinator::{Config, Coordinator};
+use crate::records::GroupRecord;
+use crate::types::{Command, Response};
+
+use super::group::{CurrentAssignment, MemberMetadata, MemberState};
+use super::records::{GroupMetadata, StreamsRecord};
+use super::types::*;
+
+fn cluster(topics: &[(&str, i32)]) -> Arc<Topics> {
+    Arc::new(Topics::new(topics.iter().enumerate().map(
+        |(i, (name, n))| ClusterTopic {
+            id: TopicId([u8::try_from(i + 1).unwrap(); 16]),
+            name: (*name).to_owned(),
+            partitions: *n,
+        },
+    )))
+}
+
+fn topology(changelog: bool) -> Topology {
+    Topology {
+        epoch: 1,
+        subtopologies: vec![Subtopology {
+            id: "0".into(),
+            source_topics: vec!["in".into()],
+            state_changelog_topics: if changelog {
+                vec![TopicInfo {
+                    name: "app-changelog".into(),
+                    partitions: 0,
+                    replication_factor: 0,
+                    configs: vec![("cleanup.policy".into(), "compact".into())],
+                }]
+            } else {
+                Vec::new()
+            },
+            ..Subtopology::default()
+        }],
+    }
+}
+
+fn tasks(pairs: &[(&str, &[i32])]) -> Tasks {
+    pairs
+        .iter()
+        .map(|(s, p)| ((*s).to_owned(), p.iter().copied().collect()))
+        .collect()
+}
+
+fn heartbeat(
+    member: &str,
+    epoch: i32,
+    owned: Option<TasksTuple>,
+    topics: &Arc<Topics>,
+) -> StreamsHeartbeat {
+    StreamsHeartbeat {
+        group_id: "app".into(),
+        member_id: member.into(),
+        member_epoch: epoch,
+        instance_id: None,
+        rack_id: None,
+        rebalance_timeout_ms: if epoch == 0 { 10_000 } else { -1 },
+        topology: (epoch == 0).then(|| topology(false)),
+        owned,
+        process_id: (epoch == 0).then(|| format!("process-{member}")),
+        user_endpoint: None,
+        client_tags: None,
+        shutdown_application: false,
+        client_id: "client".into(),
+        client_host: "/127.0.0.1".into(),
+        topics: Arc::clone(topics),
+        session_timeout_ms: None,
+        heartbeat_interval_ms: None,
+        num_standby_replicas: None,
+    }
+}
+
+fn send(
+    c: &mut Coordinator,
+    hb: StreamsHeartbeat,
+    now: i64,
+    log: &mut Vec<GroupRecord>,
+) -> StreamsHeartbeatResponse {
+    let out = c.handle(1, Command::StreamsGroupHeartbeat(hb), now);
+    log.extend(out.records);
+    match out.replies.into_iter().next().map(|r| r.response) {
+        Some(Response::StreamsGroupHeartbeat(r)) => r,
+        other => panic!("unexpected reply {other:?}"),
+    }
+}
+
+#[test]
+fn records_round_trip_and_truncation_is_an_error() {
+    let current = CurrentAssignment {
+        member_epoch: 7,
+        previous_member_epoch: 6,
+        state: MemberState::UnrevokedTasks,
+        assigned: TasksTuple {
+            active: tasks(&[("0", &[0, 2]), ("1", &[5])]),
+            standby: tasks(&[("0", &[1])]),
+            warmup: Tasks::new(),
+        },
+        pending_revocation: TasksTuple {
+            active: tasks(&[("0", &[3])]),
+            ..TasksTuple::default()
+        },
+    };
+    let metadata = MemberMetadata {
+        instance_id: Some("i-1".into()),
+        rack_id: None,
+        client_id: "c".into(),
+        client_host: "/h".into(),
+        rebalance_timeout_ms: 30_000,
+        topology_epoch: 2,
+        process_id: "p".into(),
+        user_endpoint: Some(Endpoint {
+            host: "localhost".into(),
+            port: 8080,
+        }),
+        client_tags: vec![("zone".into(), "a".into())],
+    };
+    let mut t = topology(true);
+    t.subtopologies[0].repartition_source_topics = vec![TopicInfo {
+        name: "r".into(),
+        partitions: 4,
+        replication_factor: 3,
+        configs: Vec::new(),
+    }];
+    t.subtopologies[0].repartition_sink_topics = vec!["s".into()];
+    t.subtopologies[0].copartition_groups = vec![CopartitionGroup {
+        source_topics: vec![0],
+        source_topic_regex: Vec::new(),
+        repartition_source_topics: vec![0],
+    }];
+    let records = vec![
+        StreamsRecord::GroupMetadata {
+            group: "g".into(),
+            value: Some(GroupMetadata {
+                epoch: 3,
+                metadata_hash: -42,
+                validated_topology_epoch: 2,
+                assignment_configs: vec![("num.standby.replicas".into(), "1".into())],
+            }),
+        },
+        StreamsRecord::GroupMetadata {
+            group: "g".into(),
+            value: Some(GroupMetadata {
+                epoch: 1,
+                metadata_hash: i64::MAX,
+                validated_topology_epoch: -1,
+                assignment_configs: Vec::new(),
+            }),
+        },
+        StreamsRecord::GroupMetadata {
+            group: "g".into(),
+            value: None,
+        },
+        StreamsRecord::MemberMetadata {
+            group: "g".into(),
+            member: "m".into(),
+            value: Some(metadata),
+        },
+        StreamsRecord::TargetEpoch {
+            group: "g".into(),
+            epoch: Some(9),
+        },
+        StreamsRecord::TargetMember {
+            group: "g".into(),
+            member: "m".into(),
+            tasks: Some(current.assigned.clone()),
+        },
+        StreamsRecord::CurrentMember {
+            group: "g".into(),
+            member: "m".into(),
+            current: Some(current),
+        },
+        StreamsRecord::Topology {
+            group: "g".into(),
+            topology: Some(t),
+        },
+    ];
+    for record in records {
+        let encoded = record.encode().unwrap();
+        let decoded = StreamsRecord::decode(&encoded.key, encoded.value.as_deref()).unwrap();
+        assert_eq!(decoded, Some(record.clone()));
+        if let Some(value) = &encoded.value {
+            for cut in 0..value.len() {
+                assert!(
+                    StreamsRecord::decode(&encoded.key, Some(&value[..cut])).is_err(),
+                    "{record:?} cut at {cut} decoded"
+                );
+            }
+        }
+    }
+    // The key version is the record type, as Kafka writes it.
+    let key = StreamsRecord::Topology {
+        group: "g".into(),
+        topology: None,
+    }
+    .encode()
+    .unwrap()
+    .key;
+    assert_eq!(&key[..2], &23i16.to_be_bytes());
+}
+
+#[test]
+fn topology_is_configured_against_the_topics() {
+    let mut t = topology(true);
+    t.subtopologies.push(Subtopology {
+        id: "1".into(),
+        repartition_source_topics: vec![TopicInfo {
+            name: "app-repartition".into(),
+            ..TopicInfo::default()
+        }],
+        ..Subtopology::default()
+    });
+    t.subtopologies[0].repartition_sink_topics = vec!["app-repartition".into()];
+    let missing = super::configure(&t, &cluster(&[]), 1000);
+    assert_eq!(missing.status[0].code, StatusCode::MissingSourceTopics);
+    assert_eq!(missing.status[0].detail, "Source topics in are missing.");
+    // The repartition topic takes its writer's input partitions; the changelog its tasks.
+    let c = super::configure(&t, &cluster(&[("in", 3)]), 1000);
+    assert_eq!(c.status[0].code, StatusCode::MissingInternalTopics);
+    let created: BTreeMap<&str, i32> = c
+        .to_create
+        .iter()
+        .map(|t| (t.name.as_str(), t.partitions))
+        .collect();
+    assert_eq!(
+        created,
+        BTreeMap::from([("app-changelog", 3), ("app-repartition", 3)])
+    );
+    let ready = super::configure(
+        &t,
+        &cluster(&[("in", 3), ("app-changelog", 3), ("app-repartition", 3)]),
+        1000,
+    );
+    assert!(ready.is_ready(), "{ready:?}");
+    assert_eq!(
+        ready.tasks,
+        BTreeMap::from([("0".into(), 3), ("1".into(), 3)])
+    );
+    let wrong = super::configure(
+        &t,
+        &cluster(&[("in", 3), ("app-changelog", 2), ("app-repartition", 3)]),
+        1000,
+    );
+    assert_eq!(
+        wrong.status[0].code,
+        StatusCode::IncorrectlyPartitionedTopics
+    );
+    let too_many = super::configure(
+        &t,
+        &cluster(&[("in", 3), ("app-changelog", 3), ("app-repartition", 3)]),
+        5,
+    );
+    assert_eq!(
+        too_many.status[0].code,
+        StatusCode::IncorrectlyPartitionedTopics
+    );
+    let mut bad = topology(true);
+    bad.subtopologies[0].state_changelog_topics[0].partitions = 2;
+    assert!(super::validate(&bad)
+        .unwrap_err()
+        .contains("undefined partition count"));
+}
+
+#[test]
+fn standbys_go_to_other_processes_and_everything_is_assigned() {
+    let members = [("a", "p1"), ("b", "p1"), ("c", "p2")];
+    let specs: Vec<super::MemberSpec<'_>> = members
+        .iter()
+        .map(|(m, p)| super::MemberSpec {
+            member_id: m,
+            process_id: p,
+        })
+        .collect();
+    let counts = BTreeMap::from([("0".to_owned(), 5), ("1".to_owned(), 2)]);
+    let target = super::assign(&specs, &counts, &BTreeMap::new(), 1);
+    let mut active = BTreeSet::new();
+    for t in target.values() {
+        for (s, parts) in &t.active {
+            for p in parts {
+                assert!(active.insert((s.clone(), *p)), "active task twice");
+            }
+        }
+    }
+    assert_eq!(active.len(), 7);
+    let loads: Vec<usize> = target
+        .values()
+        .map(|t| t.active.values().map(BTreeSet::len).sum())
+        .collect();
+    assert!(
+        loads.iter().max().unwrap() - loads.iter().min().unwrap() <= 1,
+        "{loads:?}"
+    );
+    let process = |m: &str| members.iter().find(|(id, _)| *id == m).unwrap().1;
+    for (s, p) in &active {
+        let owner = target
+            .iter()
+            .find(|(_, t)| t.active.get(s).is_some_and(|x| x.contains(p)))
+            .unwrap()
+            .0;
+        let standbys: Vec<&String> = target
+            .iter()
+            .filter(|(_, t)| t.standby.get(s).is_some_and(|x| x.contains(p)))
+            .map(|(m, _)| m)
+            .collect();
+        assert_eq!(standbys.len(), 1, "one standby of {s}_{p}");
+        assert_ne!(
+            process(standbys[0]),
+            process(owner),
+            "standby on the active's process"
+        );
+    }
+    // Sticky: the same members keep the same active tasks.
+    let again = super::assign(&specs, &counts, &target, 1);
+    for (m, t) in &target {
+        assert_eq!(again[m].active, t.active);
+    }
+}
+
+/// What a replay must rebuild: everything but timers and the shutdown request.
+fn durable(c: &Coordinator) -> Vec<String> {
+    c.streams()
+        .groups()
+        .map(|g| {
+            let members: Vec<_> = g
+                .members
+                .values()
+                .map(|m| (m.member_id.clone(), m.metadata.clone(), m.current.clone()))
+                .collect();
+            format!(
+                "{} {} {} {} {} {} {:?} {:?} {:?}",
+                g.group_id,
+                g.group_epoch,
+                g.assignment_epoch,
+                g.metadata_hash,
+                g.validated_topology_epoch,
+                g.num_standby_replicas,
+                g.topology,
+                g.target,
+                members
+            )
+        })
+        .collect()
+}
+
+mod model {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Join(usize),
+        Beat(usize),
+        Leave(usize),
+        /// Time passes; members not heard from in a session are fenced.
+        Advance(i64),
+        Grow,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (0usize..4).prop_map(Op::Join),
+            8 => (0usize..4).prop_map(Op::Beat),
+            1 => (0usize..4).prop_map(Op::Leave),
+            1 => (1i64..60_000).prop_map(Op::Advance),
+            1 => Just(Op::Grow),
+        ]
+    }
+
+    /// A member as a client: its epoch and the tasks it owns (what it was last told).
+    #[derive(Debug, Clone, Default)]
+    struct Client {
+        epoch: Option<i32>,
+        owned: TasksTuple,
+    }
+
+    fn active_of(clients: &[Client]) -> Vec<(String, i32)> {
+        clients
+            .iter()
+            .flat_map(|c| {
+                c.owned
+                    .active
+                    .iter()
+                    .flat_map(|(s, p)| p.iter().map(move |p| (s.clone(), *p)))
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn no_active_task_is_owned_twice_and_groups_converge(ops in proptest::collection::vec(op(), 1..60)) {
+            let names = ["m0", "m1", "m2", "m3"];
+            let mut partitions = 3;
+            let mut coordinator = Coordinator::new(Config::default());
+            let mut clients = vec![Client::default(); 4];
+            let mut last_epoch: BTreeMap<usize, i32> = BTreeMap::new();
+            let mut group_epoch = 0;
+            let mut now = 0i64;
+            let mut log = Vec::new();
+            for op in ops {
+                let view = cluster(&[("in", partitions)]);
+                match op {
+                    Op::Join(i) if clients[i].epoch.is_none() => {
+                        let r = send(&mut coordinator, heartbeat(names[i], 0, Some(TasksTuple::default()), &view), now, &mut log);
+                        prop_assert!(r.error.is_none(), "{r:?}");
+                        clients[i] = Client { epoch: Some(r.member_epoch), owned: r.assignment.clone().unwrap_or_default() };
+                    }
+                    Op::Join(_) => {}
+                    Op::Beat(i) => {
+                        let Some(epoch) = clients[i].epoch else { continue };
+                        let hb = heartbeat(names[i], epoch, Some(clients[i].owned.clone()), &view);
+                        let r = send(&mut coordinator, hb, now, &mut log);
+                        match &r.error {
+                            None => {
+                                clients[i].epoch = Some(r.member_epoch);
+                                if let Some(a) = r.assignment { clients[i].owned = a; }
+                            }
+                            // Fenced (session expired): the client drops its tasks and rejoins later.
+                            Some(_) => { clients[i] = Client::default(); last_epoch.remove(&i); }
+                        }
+                    }
+                    Op::Leave(i) => {
+                        if let Some(epoch) = clients[i].epoch {
+                            let _ = epoch;
+                            send(&mut coordinator, heartbeat(names[i], -1, None, &view), now, &mut log);
+                            clients[i] = Client::default();
+                            last_epoch.remove(&i);
+                        }
+                    }
+                    Op::Advance(ms) => {
+                        now += ms;
+                        log.extend(coordinator.tick(now).records);
+                        // A fenced member's client still believes it owns its tasks until
+                        // its next heartbeat fails; the coordinator no longer counts them.
+                        for (i, c) in clients.iter_mut().enumerate() {
+                            let known = coordinator.streams().group("app").is_some_and(|g| g.members.contains_key(names[i]));
+                            if c.epoch.is_some() && !known {
+                                *c = Client::default();
+                                last_epoch.remove(&i);
+                            }
+                        }
+                    }
+                    Op::Grow => partitions = (partitions + 1).min(8),
+                }
+                prop_assert!(now >= 0);
+                let owned = active_of(&clients);
+                let distinct: BTreeSet<_> = owned.iter().cloned().collect();
+                prop_assert_eq!(owned.len(), distinct.len(), "an active task owned twice: {:?}", clients);
+                for (i, c) in clients.iter().enumerate() {
+                    if let Some(e) = c.epoch {
+                        if let Some(prev) = last_epoch.insert(i, e) {
+                            prop_assert!(e >= prev, "member {} epoch went from {} to {}", i, prev, e);
+                        }
+                    }
+                }
+                if let Some(g) = coordinator.streams().group("app") {
+                    prop_assert!(g.group_epoch >= group_epoch);
+                    group_epoch = g.group_epoch;
+                }
+                let mut reloaded = Coordinator::new(Config::default());
+                reloaded.load(log.iter(), now).unwrap();
+                prop_assert_eq!(durable(&reloaded), durable(&coordinator));
+            }
+            // Settle: everyone left heartbeats until nothing changes; every task is owned once.
+            let view = cluster(&[("in", partitions)]);
+            let live: Vec<usize> = (0..4).filter(|i| clients[*i].epoch.is_some()).collect();
+            for _ in 0..20 {
+                for &i in &live {
+                    let epoch = clients[i].epoch.unwrap_or(0);
+                    let r = send(&mut coordinator, heartbeat(names[i], epoch, Some(clients[i].owned.clone()), &view), now, &mut log);
+                    prop_assert!(r.error.is_none(), "{r:?}");
+                    clients[i].epoch = Some(r.member_epoch);
+                    if let Some(a) = r.assignment { clients[i].owned = a; }
+                }
+            }
+            if !live.is_empty() {
+                let owned: BTreeSet<_> = active_of(&clients).into_iter().collect();
+                let all: BTreeSet<_> = (0..partitions).map(|p| ("0".to_owned(), p)).collect();
+                prop_assert_eq!(owned, all);
+                let g = coordinator.streams().group("app").unwrap();
+                prop_assert_eq!(g.state().name(), "Stable");
+            }
+        }
+    }
+}
+
+#[test]
+fn static_member_keeps_its_tasks_across_a_temporary_leave() {
+    let view = cluster(&[("in", 2)]);
+    let mut c = Coordinator::new(Config::default());
+    let mut log = Vec::new();
+    let mut hb = heartbeat("a", 0, Some(TasksTuple::default()), &view);
+    hb.instance_id = Some("instance-a".into());
+    let r = send(&mut c, hb, 0, &mut log);
+    let mut epoch = r.member_epoch;
+    let mut owned = r.assignment.unwrap();
+    for _ in 0..3 {
+        let mut hb = heartbeat("a", epoch, Some(owned.clone()), &view);
+        hb.instance_id = Some("instance-a".into());
+        let r = send(&mut c, hb, 0, &mut log);
+        epoch = r.member_epoch;
+        if let Some(a) = r.assignment {
+            owned = a;
+        }
+    }
+    assert_eq!(owned.active, tasks(&[("0", &[0, 1])]));
+    let mut leave = heartbeat("a", -2, None, &view);
+    leave.instance_id = Some("instance-a".into());
+    assert!(send(&mut c, leave, 0, &mut log).error.is_none());
+    // Back under a new member id with the same instance id: the same tasks.
+    let mut back = heartbeat("a2", 0, Some(TasksTuple::default()), &view);
+    back.instance_id = Some("instance-a".into());
+    let r = send(&mut c, back, 0, &mut log);
+    assert!(r.error.is_none(), "{r:?}");
+    assert_eq!(r.assignment.unwrap().active, tasks(&[("0", &[0, 1])]));
+    // A second instance with the id while the first is in is refused.
+    let mut other = heartbeat("a3", 0, Some(TasksTuple::default()), &view);
+    other.instance_id = Some("instance-a".into());
+    let r = send(&mut c, other, 0, &mut log);
+    assert_eq!(
+        r.error.unwrap().code,
+        crate::ErrorCode::UnreleasedInstanceId
+    );
+}
+
+#[test]
+fn group_id_of_another_type_is_refused() {
+    let view = cluster(&[("in", 2)]);
+    let mut c = Coordinator::new(Config::default());
+    let mut log = Vec::new();
+    let r = send(
+        &mut c,
+        heartbeat("a", 0, Some(TasksTuple::default()), &view),
+        0,
+        &mut log,
+    );
+    assert!(r.error.is_none());
+    // A classic JoinGroup on the streams group's id.
+    let join = crate::types::JoinGroup {
+        group_id: "app".into(),
+        member_id: String::new(),
+        group_instance_id: None,
+        client_id: "c".into(),
+        client_host: "h".into(),
+        session_timeout_ms: 10_000,
+        rebalance_timeout_ms: 10_000,
+        protocol_type: "consumer".into(),
+        protocols: Vec::new(),
+        require_known_member_id: false,
+        supports_skip_assignment: false,
+    };
+    let out = c.handle(2, Command::JoinGroup(join), 0);
+    match &out.replies[0].response {
+        Response::JoinGroup(j) => assert_eq!(j.error, crate::ErrorCode::InconsistentGroupProtocol),
+        other => panic!("{other:?}"),
+    }
+    // A streams heartbeat on a consumer group's id.
+    let consumer = crate::consumer::ConsumerHeartbeat {
+        api_version: 1,
+        group_id: "cg".into(),
+        member_id: "m".into(),
+        member_epoch: 0,
+        instance_id: None,
+        rack_id: None,
+        rebalance_timeout_ms: 10_000,
+        subscribed_topic_names: Some(vec!["in".into()]),
+        subscribed_topic_regex: None,
+        server_assignor: None,
+        owned_partitions: Some(Vec::new()),
+        client_id: "c".into(),
+        client_host: "h".into(),
+        topics: Arc::clone(&view),
+        session_timeout_ms: None,
+        heartbeat_interval_ms: None,
+    };
+    c.handle(3, Command::ConsumerGroupHeartbeat(consumer), 0);
+    let mut hb = heartbeat("a", 0, Some(TasksTuple::default()), &view);
+    hb.group_id = "cg".into();
+    let r = send(&mut c, hb, 0, &mut log);
+    assert_eq!(r.error.unwrap().code, crate::ErrorCode::GroupIdNotFound);
+}
