@@ -4,6 +4,7 @@ a leaving member's tasks move only after revocation, a silent member is fenced a
 session timeout), and the Java Admin's view of streams groups.
 """
 
+import json
 import threading
 import time
 
@@ -11,6 +12,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from group_fixtures import group_admin  # noqa: F401 (fixture)
+from test_cli import strom
 from streams_wire import MISSING_INTERNAL_TOPICS, MISSING_SOURCE_TOPICS, Connection
 
 SESSION_MS = 2000
@@ -227,7 +229,15 @@ def test_java_admin_lists_describes_and_deletes_streams_groups(make_broker, grou
                 ["list"],
                 ["streams-delete", group],
             )
+            cli_list = json.loads(strom(broker, ["groups", "list", "--output", "json"]))
+            cli_members = json.loads(strom(broker, ["groups", "describe", group, "--members", "--output", "json"]))
         assert alive.errors == []
+        assert cli_list == [{"group": group, "protocol_type": "streams", "state": "Stable"}]
+        cli_owned = {
+            m["consumer_id"]: {("0", p["partition"]) for p in m["assignment"] if p["topic"] == "streams-admin-in"}
+            for m in cli_members
+        }
+        assert cli_owned == {"member-a": a.tasks(), "member-b": b.tasks()}
         assert [(g["group_id"], g["state"].lower(), g["type"].lower()) for g in listed["groups"]] == [
             (group, "stable", "streams")
         ]

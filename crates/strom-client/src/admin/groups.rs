@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 
 use kafka_protocol::messages::{
     DeleteGroupsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest,
+    StreamsGroupDescribeRequest,
 };
 
 use super::{Admin, ItemResults};
@@ -127,6 +128,94 @@ impl Admin {
                 })
                 .collect(),
         })
+    }
+
+    /// Describes one KIP-1071 streams group with StreamsGroupDescribe: `None` when the
+    /// coordinator knows no streams group of the id (GROUP_ID_NOT_FOUND). Each member's
+    /// active tasks are shown as the partitions they read: task `p` of a subtopology is
+    /// partition `p` of each of its source topics.
+    pub async fn describe_streams_group(&self, group: &str) -> Result<Option<GroupDescription>> {
+        const GROUP_ID_NOT_FOUND: i16 = 69;
+        let target = Target::GroupCoordinator(group.to_string());
+        let cluster = &self.cluster;
+        let described = cluster
+            .retry("describe streams group", || async {
+                let r = cluster
+                    .call(&target, |_| {
+                        Ok(StreamsGroupDescribeRequest::default()
+                            .with_group_ids(vec![GroupId(str_bytes(group))]))
+                    })
+                    .await?;
+                let g = r.groups.into_iter().next().ok_or_else(|| {
+                    ClientError::Protocol("StreamsGroupDescribe: empty response".into())
+                })?;
+                if g.error_code == GROUP_ID_NOT_FOUND {
+                    return Ok(None);
+                }
+                ClientError::check(
+                    g.error_code,
+                    g.error_message.as_ref().map(|m| m.to_string()),
+                    format!("describe streams group {group}"),
+                )?;
+                Ok(Some(g))
+            })
+            .await?;
+        let Some(described) = described else {
+            return Ok(None);
+        };
+        let coordinator = cluster.coordinator(group).await?;
+        let sources: std::collections::BTreeMap<String, Vec<String>> = described
+            .topology
+            .iter()
+            .flat_map(|t| t.subtopologies.iter().flatten())
+            .map(|s| {
+                let topics = s
+                    .source_topics
+                    .iter()
+                    .map(|t| t.to_string())
+                    .chain(
+                        s.repartition_source_topics
+                            .iter()
+                            .map(|t| t.name.to_string()),
+                    )
+                    .collect();
+                (s.subtopology_id.to_string(), topics)
+            })
+            .collect();
+        Ok(Some(GroupDescription {
+            group_id: described.group_id.0.to_string(),
+            state: described.group_state.to_string(),
+            protocol_type: "streams".to_string(),
+            protocol: String::new(),
+            coordinator,
+            members: described
+                .members
+                .into_iter()
+                .map(|m| MemberDescription {
+                    member_id: m.member_id.to_string(),
+                    group_instance_id: m.instance_id.map(|i| i.to_string()),
+                    client_id: m.client_id.to_string(),
+                    client_host: m.client_host.to_string(),
+                    assignment: m
+                        .assignment
+                        .active_tasks
+                        .iter()
+                        .flat_map(|t| {
+                            let topics = sources
+                                .get(t.subtopology_id.as_str())
+                                .cloned()
+                                .unwrap_or_default();
+                            t.partitions.iter().flat_map(move |p| {
+                                topics
+                                    .clone()
+                                    .into_iter()
+                                    .map(move |topic| TopicPartition::new(topic, *p))
+                            })
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }))
     }
 
     /// Deletes groups (they must be empty); one result per group.

@@ -143,6 +143,9 @@ struct OffsetRow {
     client_id: Option<String>,
 }
 
+/// Kafka's GROUP_ID_NOT_FOUND.
+const GROUP_ID_NOT_FOUND: i16 = 69;
+
 /// Kafka reports a group that does not exist as state Dead.
 fn check_exists(description: &GroupDescription) -> anyhow::Result<()> {
     if description.state == "Dead" {
@@ -167,7 +170,22 @@ async fn describe(
             shares.push(share);
             continue;
         }
-        let description = admin.describe_group(group).await?;
+        // Not a classic group (Dead, or GROUP_ID_NOT_FOUND): a KIP-1071 streams group
+        // answers StreamsGroupDescribe.
+        let description = match admin.describe_group(group).await {
+            Ok(d) if d.state != "Dead" => d,
+            Ok(d) => admin.describe_streams_group(group).await?.unwrap_or(d),
+            Err(strom_client::ClientError::Broker {
+                code: GROUP_ID_NOT_FOUND,
+                ..
+            }) => match admin.describe_streams_group(group).await? {
+                Some(d) => d,
+                None => {
+                    anyhow::bail!("consumer group '{group}' does not exist (GROUP_ID_NOT_FOUND)")
+                }
+            },
+            Err(e) => return Err(e.into()),
+        };
         check_exists(&description)?;
         descriptions.push(description);
     }
