@@ -50,7 +50,8 @@ def test_group_configs_set_described_refused_listed_and_kept_over_a_restart(make
     assert set(configs) == {
         "consumer.session.timeout.ms", "consumer.heartbeat.interval.ms", "share.session.timeout.ms",
         "share.heartbeat.interval.ms", "share.record.lock.duration.ms", "share.auto.offset.reset",
-        "share.isolation.level",
+        "share.isolation.level", "streams.session.timeout.ms", "streams.heartbeat.interval.ms",
+        "streams.num.standby.replicas",
     }
     assert group in listed["groups"]
     for refused, says in [

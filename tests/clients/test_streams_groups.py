@@ -12,6 +12,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from group_fixtures import group_admin  # noqa: F401 (fixture)
+from share_fixtures import share_tool  # noqa: F401 (fixture)
 from test_cli import strom
 from streams_wire import MISSING_INTERNAL_TOPICS, MISSING_SOURCE_TOPICS, Connection
 
@@ -66,6 +67,7 @@ class Member:
         self.conn, self.group, self.member_id, self.process = conn, group, member_id, process
         self.epoch = 0
         self.active = {}
+        self.standby = {}
         self.last = None
 
     def owned(self):
@@ -98,6 +100,8 @@ class Member:
             self.epoch = r["member_epoch"]
             if r["active"] is not None:
                 self.active = r["active"]
+            if r["standby"] is not None:
+                self.standby = r["standby"]
         return r
 
     def tasks(self) -> set:
@@ -259,3 +263,39 @@ def test_java_admin_lists_describes_and_deletes_streams_groups(make_broker, grou
     assert [g["group_id"] for g in empty["groups"]] == [group]
     assert deleted == {"deleted": group}
     assert gone.get("error") == "GroupIdNotFoundException", gone
+
+
+def test_group_config_sets_standby_replicas(make_broker, share_tool):
+    """`streams.num.standby.replicas` set on the group (IncrementalAlterConfigs, GROUP
+    resource): each task gets a standby on the other process; above the broker's
+    `group.streams.max.standby.replicas` it is refused."""
+    broker = make_broker(FAST_STREAMS)
+    create_topic(broker.bootstrap, "streams-standby-in", 2)
+    group = "streams-app-standby"
+    set_one, too_many = share_tool(
+        broker,
+        ["config-set", group, "streams.num.standby.replicas", "1"],
+        ["config-set", group, "streams.num.standby.replicas", "3"],
+    )
+    assert set_one == {"altered": group}
+    assert too_many["error"] == "InvalidConfigurationException", too_many
+    assert "group.streams.max.standby.replicas" in too_many["message"]
+    with Connection("127.0.0.1", broker.port) as conn:
+        coordinator_ready(conn, group)
+        a = Member(conn, group, "member-a", "process-a")
+        b = Member(conn, group, "member-b", "process-b")
+        assert a.join(topology("streams-standby-in", group))["error_code"] == 0
+        assert b.join(topology("streams-standby-in", group))["error_code"] == 0
+
+        def standbys(m):
+            return {(s, p) for s, parts in m.standby.items() for p in parts}
+
+        def settled():
+            return (
+                len(a.tasks()) == 1
+                and len(b.tasks()) == 1
+                and standbys(a) == b.tasks()
+                and standbys(b) == a.tasks()
+            )
+
+        beat_until([a, b], settled, "each member a standby of the other's task")

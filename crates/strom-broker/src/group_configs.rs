@@ -34,6 +34,9 @@ pub const SHARE_HEARTBEAT_INTERVAL_MS: &str = "share.heartbeat.interval.ms";
 pub const SHARE_RECORD_LOCK_DURATION_MS: &str = "share.record.lock.duration.ms";
 pub const SHARE_AUTO_OFFSET_RESET: &str = "share.auto.offset.reset";
 pub const SHARE_ISOLATION_LEVEL: &str = "share.isolation.level";
+pub const STREAMS_SESSION_TIMEOUT_MS: &str = "streams.session.timeout.ms";
+pub const STREAMS_HEARTBEAT_INTERVAL_MS: &str = "streams.heartbeat.interval.ms";
+pub const STREAMS_NUM_STANDBY_REPLICAS: &str = "streams.num.standby.replicas";
 
 const READ_COMMITTED: &str = "read_committed";
 const READ_UNCOMMITTED: &str = "read_uncommitted";
@@ -59,7 +62,7 @@ pub struct KeyDef {
 }
 
 /// Every group config key, in Kafka's order.
-pub const KEYS: [KeyDef; 7] = [
+pub const KEYS: [KeyDef; 10] = [
     KeyDef {
         name: CONSUMER_SESSION_TIMEOUT_MS,
         kind: ValueKind::Int(1),
@@ -98,6 +101,21 @@ pub const KEYS: [KeyDef; 7] = [
         doc: "Controls how to read records written transactionally: read_committed delivers \
               only committed transactional records, read_uncommitted every record.",
     },
+    KeyDef {
+        name: STREAMS_SESSION_TIMEOUT_MS,
+        kind: ValueKind::Int(1),
+        doc: "The timeout to detect client failures when using the streams group protocol.",
+    },
+    KeyDef {
+        name: STREAMS_HEARTBEAT_INTERVAL_MS,
+        kind: ValueKind::Int(1),
+        doc: "The heartbeat interval given to the members of a streams group.",
+    },
+    KeyDef {
+        name: STREAMS_NUM_STANDBY_REPLICAS,
+        kind: ValueKind::Int(0),
+        doc: "The number of standby replicas for each task of a streams group.",
+    },
 ];
 
 /// The key's definition.
@@ -113,6 +131,10 @@ pub struct Bounds {
     pub share_session_timeout_ms: (i32, i32),
     pub share_heartbeat_interval_ms: (i32, i32),
     pub share_record_lock_duration_ms: (i32, i32),
+    pub streams_session_timeout_ms: (i32, i32),
+    pub streams_heartbeat_interval_ms: (i32, i32),
+    /// 0 to `group.streams.max.standby.replicas`.
+    pub streams_num_standby_replicas: (i32, i32),
 }
 
 impl Bounds {
@@ -141,6 +163,15 @@ impl Bounds {
                 "group.share.min.record.lock.duration.ms",
                 "group.share.max.record.lock.duration.ms",
             )?,
+            streams_session_timeout_ms: pair(
+                "group.streams.min.session.timeout.ms",
+                "group.streams.max.session.timeout.ms",
+            )?,
+            streams_heartbeat_interval_ms: pair(
+                "group.streams.min.heartbeat.interval.ms",
+                "group.streams.max.heartbeat.interval.ms",
+            )?,
+            streams_num_standby_replicas: (0, props.int("group.streams.max.standby.replicas")?),
         })
     }
 
@@ -172,6 +203,21 @@ impl Bounds {
                 "group.share.min.record.lock.duration.ms",
                 "group.share.max.record.lock.duration.ms",
             ),
+            STREAMS_SESSION_TIMEOUT_MS => (
+                self.streams_session_timeout_ms,
+                "group.streams.min.session.timeout.ms",
+                "group.streams.max.session.timeout.ms",
+            ),
+            STREAMS_HEARTBEAT_INTERVAL_MS => (
+                self.streams_heartbeat_interval_ms,
+                "group.streams.min.heartbeat.interval.ms",
+                "group.streams.max.heartbeat.interval.ms",
+            ),
+            STREAMS_NUM_STANDBY_REPLICAS => (
+                self.streams_num_standby_replicas,
+                "0",
+                "group.streams.max.standby.replicas",
+            ),
             _ => return None,
         })
     }
@@ -187,6 +233,9 @@ pub fn broker_value(config: &BrokerConfig, key: &str) -> Option<String> {
         SHARE_RECORD_LOCK_DURATION_MS => config.share.record_lock_duration_ms.to_string(),
         SHARE_AUTO_OFFSET_RESET => "latest".to_string(),
         SHARE_ISOLATION_LEVEL => READ_UNCOMMITTED.to_string(),
+        STREAMS_SESSION_TIMEOUT_MS => config.group_streams_session_timeout_ms.to_string(),
+        STREAMS_HEARTBEAT_INTERVAL_MS => config.group_streams_heartbeat_interval_ms.to_string(),
+        STREAMS_NUM_STANDBY_REPLICAS => config.group_streams_num_standby_replicas.to_string(),
         _ => return None,
     })
 }
@@ -375,6 +424,7 @@ pub fn validate(config: &BrokerConfig, overrides: &BTreeMap<String, String>) -> 
     for (session, heartbeat) in [
         (CONSUMER_SESSION_TIMEOUT_MS, CONSUMER_HEARTBEAT_INTERVAL_MS),
         (SHARE_SESSION_TIMEOUT_MS, SHARE_HEARTBEAT_INTERVAL_MS),
+        (STREAMS_SESSION_TIMEOUT_MS, STREAMS_HEARTBEAT_INTERVAL_MS),
     ] {
         let touched = overrides.contains_key(session) || overrides.contains_key(heartbeat);
         if touched && effective(session) <= effective(heartbeat) {
@@ -402,6 +452,9 @@ pub struct Settings {
     pub share_record_lock_duration_ms: u64,
     pub share_auto_offset_reset: OffsetReset,
     pub share_read_committed: bool,
+    pub streams_session_timeout_ms: i32,
+    pub streams_heartbeat_interval_ms: i32,
+    pub streams_num_standby_replicas: i32,
 }
 
 /// `group_id`'s settings: each override set on it, else the broker's value. An override
@@ -452,6 +505,18 @@ pub fn settings(config: &BrokerConfig, image: &MetadataImage, group_id: &str) ->
         .unwrap_or(config.share.record_lock_duration_ms),
         share_auto_offset_reset: reset,
         share_read_committed: read_committed,
+        streams_session_timeout_ms: int(
+            STREAMS_SESSION_TIMEOUT_MS,
+            config.group_streams_session_timeout_ms,
+        ),
+        streams_heartbeat_interval_ms: int(
+            STREAMS_HEARTBEAT_INTERVAL_MS,
+            config.group_streams_heartbeat_interval_ms,
+        ),
+        streams_num_standby_replicas: int(
+            STREAMS_NUM_STANDBY_REPLICAS,
+            config.group_streams_num_standby_replicas,
+        ),
     }
 }
 

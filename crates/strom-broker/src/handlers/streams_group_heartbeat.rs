@@ -40,6 +40,7 @@ pub(super) async fn handle(
 ) -> ResponseKind {
     let group_id = request.group_id.0.to_string();
     let image = context.metadata.image();
+    let settings = crate::group_configs::settings(&context.config, &image, &group_id);
     let owned = match (
         request.active_tasks,
         request.standby_tasks,
@@ -84,9 +85,9 @@ pub(super) async fn handle(
         client_id: client_id.map(|c| c.to_string()).unwrap_or_default(),
         client_host: format!("/{}", peer.ip()),
         topics: topics(&image),
-        session_timeout_ms: None,
-        heartbeat_interval_ms: None,
-        num_standby_replicas: None,
+        session_timeout_ms: Some(settings.streams_session_timeout_ms),
+        heartbeat_interval_ms: Some(settings.streams_heartbeat_interval_ms),
+        num_standby_replicas: Some(settings.streams_num_standby_replicas),
     });
     let response = match group_call(context, &group_id, command).await {
         Ok(Response::StreamsGroupHeartbeat(mut r)) => {

@@ -642,10 +642,8 @@ fn validate_request(c: &StreamsHeartbeat) -> Result<(), ConsumerError> {
             topology::validate(t)
                 .map_err(|m| ConsumerError::new(Code::StreamsInvalidTopology, m))?;
         }
-        LEAVE_GROUP_STATIC_MEMBER_EPOCH => {
-            if c.instance_id.is_none() {
-                return invalid("InstanceId can't be null.");
-            }
+        LEAVE_GROUP_STATIC_MEMBER_EPOCH if c.instance_id.is_none() => {
+            return invalid("InstanceId can't be null.");
         }
         e if e < LEAVE_GROUP_STATIC_MEMBER_EPOCH => {
             return invalid(&format!(
