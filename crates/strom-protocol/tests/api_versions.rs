@@ -127,16 +127,18 @@ fn expected_flexible(version: i16) -> Vec<u8> {
     supported.push(feature("group.version", 1, 1));
     supported.push(feature("share.version", 1, 1));
     if version >= 4 {
+        supported.push(feature("streams.version", 0, 1));
         supported.push(feature("transaction.version", 0, 2));
     }
     let mut supported_bytes = vec![supported.len() as u8 + 1];
     supported
         .iter()
         .for_each(|f| supported_bytes.extend_from_slice(f));
-    let mut finalized_bytes = vec![5];
+    let mut finalized_bytes = vec![6];
     finalized_bytes.extend(feature("metadata.version", 25, 25));
     finalized_bytes.extend(feature("group.version", 1, 1));
     finalized_bytes.extend(feature("share.version", 1, 1));
+    finalized_bytes.extend(feature("streams.version", 1, 1));
     finalized_bytes.extend(feature("transaction.version", 2, 2));
     body.push(3);
     body.extend(tagged(0, &supported_bytes));
