@@ -236,7 +236,7 @@ def test_java_admin_lists_describes_and_deletes_streams_groups(make_broker, grou
             cli_list = json.loads(strom(broker, ["groups", "list", "--output", "json"]))
             cli_members = json.loads(strom(broker, ["groups", "describe", group, "--members", "--output", "json"]))
         assert alive.errors == []
-        assert cli_list == [{"group": group, "protocol_type": "streams", "state": "Stable"}]
+        assert cli_list == [{"group": group, "protocol_type": "streams", "state": "Stable", "type": "Streams"}]
         cli_owned = {
             m["consumer_id"]: {("0", p["partition"]) for p in m["assignment"] if p["topic"] == "streams-admin-in"}
             for m in cli_members
