@@ -10,6 +10,7 @@ mod fetch;
 mod group;
 pub mod protocol;
 pub(crate) mod records;
+pub mod streams_group;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -72,6 +73,10 @@ pub struct Consumer {
     /// rebalance is due, and the owner calls [`Consumer::rejoin`] after it has committed
     /// (Kafka's `onPartitionsRevoked` moment, without a callback).
     manual_rejoin: bool,
+    /// The member id and epoch commits carry while partitions are assigned rather than
+    /// subscribed: set by a runtime that is a member of a KIP-1071 streams group through
+    /// its own heartbeats ([`Consumer::set_group_member`]).
+    assigned_member: Option<(String, i32)>,
 }
 
 impl Consumer {
@@ -91,6 +96,7 @@ impl Consumer {
             subscribed_counts: BTreeMap::new(),
             last_metadata_check: Instant::now(),
             manual_rejoin: false,
+            assigned_member: None,
         })
     }
 
@@ -162,17 +168,35 @@ impl Consumer {
     /// when partitions are assigned rather than subscribed.
     pub fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
         let m = self.membership.as_ref()?;
-        let member = self.subscription.is_some();
+        let (generation_id, member_id) = self.commit_identity(m);
         Some(ConsumerGroupMetadata {
             group_id: m.group_id().to_string(),
-            generation_id: if member { m.generation() } else { -1 },
-            member_id: if member {
-                m.member_id().to_string()
-            } else {
-                String::new()
-            },
+            generation_id,
+            member_id,
             group_instance_id: None,
         })
+    }
+
+    /// The generation (or member epoch) and member id commits carry: the classic
+    /// membership's when subscribed, the one set by [`Consumer::set_group_member`] when
+    /// assigned, else none (-1 and empty: an "admin" commit, refused while the group has
+    /// members).
+    fn commit_identity(&self, m: &Membership) -> (i32, String) {
+        if self.subscription.is_some() {
+            return (m.generation(), m.member_id().to_string());
+        }
+        match &self.assigned_member {
+            Some((member, epoch)) => (*epoch, member.clone()),
+            None => (-1, String::new()),
+        }
+    }
+
+    /// Sets (or clears) the member id and member epoch that commits of assigned
+    /// partitions carry, and that [`Consumer::group_metadata`] returns: a Kafka Streams
+    /// runtime that is a member of a streams group (KIP-1071) heartbeats itself and
+    /// assigns the partitions of its tasks, but its commits must name its membership.
+    pub fn set_group_member(&mut self, member: Option<(String, i32)>) {
+        self.assigned_member = member;
     }
 
     fn membership_mut(&mut self) -> Result<&mut Membership> {
@@ -273,11 +297,7 @@ impl Consumer {
                 key: "group.id".into(),
                 reason: "commits need a group.id".into(),
             })?;
-        let (generation, member) = if self.subscription.is_some() {
-            (membership.generation(), membership.member_id().to_string())
-        } else {
-            (-1, String::new())
-        };
+        let (generation, member) = self.commit_identity(membership);
         let result = commit(
             &self.cluster,
             membership.group_id(),
