@@ -41,6 +41,10 @@ struct Args {
     /// `at_least_once` (default) or `exactly_once_v2`.
     #[arg(long, default_value = "at_least_once")]
     processing_guarantee: String,
+    /// `classic` (default: consumer groups with the Streams assignor) or `streams`
+    /// (KIP-1071: the broker assigns the tasks).
+    #[arg(long, default_value = "classic")]
+    group_protocol: String,
     /// Where this instance keeps its stores (default: a directory per process id).
     #[arg(long)]
     state_dir: Option<PathBuf>,
@@ -95,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
         .set("application.id", args.application_id.clone())
         .set("bootstrap.servers", args.bootstrap_server.clone())
         .set("processing.guarantee", args.processing_guarantee.clone())
+        .set("group.protocol", args.group_protocol.clone())
         .set("state.dir", state_dir.display().to_string());
     let commit_interval_ms = match args.commit_interval_ms {
         Some(ms) => Some(ms),

@@ -38,6 +38,15 @@ pub enum StreamsError {
     /// The application is not running (not started, closed or failed).
     #[error("application is {0}")]
     NotRunning(String),
+    /// Source topics of the topology do not exist (Kafka Streams'
+    /// `MissingSourceTopicException`): the streams group reported them missing for longer
+    /// than `max.poll.interval.ms`. Create them, then start the application again.
+    #[error("missing source topics: {0}")]
+    MissingSourceTopics(String),
+    /// The streams group asked every instance of the application to shut down (an
+    /// instance requested it; KIP-1071's SHUTDOWN_APPLICATION status).
+    #[error("the streams group asked the application to shut down: {0}")]
+    ApplicationShutdown(String),
     /// A state store was asked for that this instance does not host (yet).
     #[error("store {0} is not available on this instance (not hosted, restoring or rebalancing)")]
     StoreUnavailable(String),

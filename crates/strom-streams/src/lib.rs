@@ -57,8 +57,8 @@ pub use error::{Result, StreamsError};
 pub use processor::{OutRecord, Processor, ProcessorContext, PunctuationType, TaskMetrics};
 pub use record::{Change, Header, Record, RecordContext};
 pub use runtime::{
-    KafkaStreams, KeyQueryMetadata, Metrics, ProcessingGuarantee, StateListener, StreamsConfig,
-    StreamsState,
+    GroupProtocol, KafkaStreams, KeyQueryMetadata, Metrics, ProcessingGuarantee, StateListener,
+    StreamsConfig, StreamsState,
 };
 pub use serdes::{Serde, SerdeError, SerdeRef, Serdes};
 pub use state::typed::{KeyValueStore, SessionStore, WindowStore};

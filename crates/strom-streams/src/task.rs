@@ -110,10 +110,7 @@ impl Task {
                 );
             }
         }
-        let mut inputs: Vec<TopicPartition> = sources
-            .keys()
-            .map(|t| TopicPartition::new(t.clone(), id.partition))
-            .collect();
+        let mut inputs = topology.task_inputs(id, application_id);
         inputs.sort();
         let mut state = TaskState::new(
             id,

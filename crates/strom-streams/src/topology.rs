@@ -340,6 +340,21 @@ impl Topology {
         out.into_iter().collect()
     }
 
+    /// The input partitions of task `id`: partition `id.partition` of each source topic
+    /// of its sub-topology (none for a sub-topology the topology lacks).
+    pub(crate) fn task_inputs(
+        &self,
+        id: crate::task::TaskId,
+        application_id: &str,
+    ) -> Vec<strom_client::TopicPartition> {
+        self.subtopologies
+            .iter()
+            .filter(|s| s.id == id.subtopology)
+            .flat_map(|s| s.sources.iter())
+            .map(|t| strom_client::TopicPartition::new(t.resolve(application_id), id.partition))
+            .collect()
+    }
+
     /// User topics the application reads (must exist before it starts).
     pub(crate) fn user_source_topics(&self) -> BTreeSet<String> {
         let mut out = BTreeSet::new();

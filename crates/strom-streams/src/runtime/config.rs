@@ -31,6 +31,29 @@ impl FromStr for ProcessingGuarantee {
     }
 }
 
+/// `group.protocol`: how the stream threads get their tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupProtocol {
+    /// The classic consumer-group protocol (JoinGroup/SyncGroup) with the Streams-aware
+    /// assignor run by the group leader (`assignor.rs`). The default, as in Kafka.
+    Classic,
+    /// KIP-1071's streams group protocol: every thread heartbeats (StreamsGroupHeartbeat)
+    /// with its topology and owned tasks, and the broker assigns the tasks and creates
+    /// the internal topics (`streams_group.rs`).
+    Streams,
+}
+
+impl FromStr for GroupProtocol {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "classic" => Ok(GroupProtocol::Classic),
+            "streams" => Ok(GroupProtocol::Streams),
+            other => Err(format!("{other:?} is not classic or streams")),
+        }
+    }
+}
+
 /// Settings of one application instance.
 #[derive(Debug, Clone)]
 pub struct StreamsConfig {
@@ -40,6 +63,8 @@ pub struct StreamsConfig {
     pub bootstrap_servers: String,
     /// `processing.guarantee` (default `at_least_once`).
     pub processing_guarantee: ProcessingGuarantee,
+    /// `group.protocol` (default `classic`).
+    pub group_protocol: GroupProtocol,
     /// `commit.interval.ms` (default 30000, as Kafka under at_least_once).
     pub commit_interval_ms: u64,
     /// `num.stream.threads` (default 1): each thread is a group member with its own
@@ -76,6 +101,7 @@ impl StreamsConfig {
             application_id: application_id.to_string(),
             bootstrap_servers: bootstrap_servers.to_string(),
             processing_guarantee: ProcessingGuarantee::AtLeastOnce,
+            group_protocol: GroupProtocol::Classic,
             commit_interval_ms: 30_000,
             num_stream_threads: 1,
             num_standby_replicas: 0,
@@ -106,6 +132,11 @@ impl StreamsConfig {
             if c.processing_guarantee == ProcessingGuarantee::ExactlyOnceV2 {
                 c.commit_interval_ms = 100;
             }
+        }
+        if let Some(v) = p.take("group.protocol") {
+            c.group_protocol = v
+                .parse()
+                .map_err(|e| StreamsError::config("group.protocol", e))?;
         }
         parse_into(&mut p, "commit.interval.ms", &mut c.commit_interval_ms)?;
         parse_into(&mut p, "num.stream.threads", &mut c.num_stream_threads)?;
@@ -302,5 +333,24 @@ mod tests {
         assert_eq!(producer.transactional_id.as_deref(), Some("a-p-1"));
         assert_eq!(producer.transaction_timeout_ms, 10_000);
         assert!(!c.consumer().unwrap().isolation_read_committed);
+        assert_eq!(c.group_protocol, GroupProtocol::Classic);
+        let streams: Properties = [
+            ("application.id", "a"),
+            ("bootstrap.servers", "h:1"),
+            ("group.protocol", "streams"),
+        ]
+        .into_iter()
+        .collect();
+        let streams = StreamsConfig::from_properties(&streams).unwrap();
+        assert_eq!(streams.group_protocol, GroupProtocol::Streams);
+        assert!(streams.client_properties.is_empty());
+        let bad: Properties = [
+            ("application.id", "a"),
+            ("bootstrap.servers", "h:1"),
+            ("group.protocol", "consumer"),
+        ]
+        .into_iter()
+        .collect();
+        assert!(StreamsConfig::from_properties(&bad).is_err());
     }
 }

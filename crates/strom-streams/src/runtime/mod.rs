@@ -3,13 +3,17 @@
 //! Start-up creates the internal topics (`topics.rs`), restores global stores
 //! (`global.rs`), then starts `num.stream.threads` stream threads (`thread.rs`), each a
 //! member of the consumer group `application.id` with the Streams-aware assignor
-//! (`assignor.rs`), its own producer, and a restore consumer for changelogs. Interactive
+//! (`assignor.rs`), its own producer, and a restore consumer for changelogs. With
+//! `group.protocol=streams` each thread is instead a member of the KIP-1071 streams group
+//! `application.id` (`streams_group.rs`): the broker assigns the tasks and creates the
+//! internal topics, and the thread assigns its consumer the partitions of its tasks. Interactive
 //! queries read the stores of the running active tasks of this instance; the assignment
 //! tells every instance which host runs which task, so a key's host can be found.
 
 mod assignor;
 mod config;
 mod global;
+mod streams_group;
 mod thread;
 mod topics;
 
@@ -22,7 +26,7 @@ use strom_client::producer::partitioner::partition_for_key;
 use strom_client::{Admin, TopicPartition};
 use tokio::task::JoinHandle;
 
-pub use config::{ProcessingGuarantee, StreamsConfig};
+pub use config::{GroupProtocol, ProcessingGuarantee, StreamsConfig};
 
 use crate::error::{Result, StreamsError};
 use crate::processor::declared_serdes;
@@ -30,7 +34,7 @@ use crate::serdes::SerdeRef;
 use crate::state::typed::{KeyValueStore, WindowStore};
 use crate::state::{StoreCell, StoreKind};
 use crate::task::TaskId;
-use crate::topology::Topology;
+use crate::topology::{TopicName, Topology};
 use crate::windows::Window;
 
 /// The application's state, as Kafka Streams reports it.
@@ -98,6 +102,9 @@ pub(crate) struct Shared {
     pub threads: Mutex<Vec<ThreadState>>,
     pub metrics: Mutex<Vec<Metrics>>,
     pub task_counts: Mutex<Vec<i32>>,
+    /// Partitions of the topology's topics as planned at start (source topics described,
+    /// internal ones worked out): what a streams group heartbeat declares.
+    pub partitions: Mutex<BTreeMap<TopicName, i32>>,
     pub error: Mutex<Option<StreamsError>>,
     started: AtomicBool,
     /// The state last reported to the state listener, and the listener.
@@ -224,6 +231,7 @@ impl KafkaStreams {
                 threads: Mutex::new(vec![ThreadState::Starting; threads]),
                 metrics: Mutex::new(vec![Metrics::default(); threads]),
                 task_counts: Mutex::new(Vec::new()),
+                partitions: Mutex::new(BTreeMap::new()),
                 error: Mutex::new(None),
                 started: AtomicBool::new(false),
                 listener: Mutex::new((StreamsState::Created, None)),
@@ -243,15 +251,29 @@ impl KafkaStreams {
         }
         self.shared.notify();
         let admin = Admin::new(self.shared.config.admin()?)?;
-        let counts = topics::prepare(&admin, &self.shared.topology, &self.shared.config).await;
-        let counts = match counts {
-            Ok(c) => c,
-            Err(e) => {
-                self.shared.fail(e.clone());
-                return Err(e);
+        if self.shared.config.group_protocol == GroupProtocol::Streams {
+            // The broker creates the internal topics and reports missing source topics
+            // (status MISSING_SOURCE_TOPICS): what can be planned now is only declared.
+            match topics::plan(&admin, &self.shared.topology).await {
+                Ok((partitions, counts)) => {
+                    *guard(&self.shared.partitions) = partitions;
+                    *guard(&self.shared.task_counts) = counts;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the topology's partitions cannot be planned yet; the streams group will report what is missing")
+                }
             }
-        };
-        *guard(&self.shared.task_counts) = counts;
+        } else {
+            let counts = topics::prepare(&admin, &self.shared.topology, &self.shared.config).await;
+            let counts = match counts {
+                Ok(c) => c,
+                Err(e) => {
+                    self.shared.fail(e.clone());
+                    return Err(e);
+                }
+            };
+            *guard(&self.shared.task_counts) = counts;
+        }
         let global = global::GlobalRunner::bootstrap(&self.shared, &admin).await?;
         admin.close().await;
         let mut handles = guard(&self.handles);

@@ -47,6 +47,8 @@ use strom_client::{
 use strom_records::now_ms;
 
 use super::assignor::{decode, AssignmentInfo, StreamsAssignor, SubscriptionInfo};
+use super::config::GroupProtocol;
+use super::streams_group::{self, GroupStatus, Outcome, StreamsMember, Tasks};
 use super::{guard, Metrics, Shared, ThreadState};
 use crate::error::{Result, StreamsError};
 use crate::processor::{OutRecord, TaskMetrics};
@@ -129,6 +131,16 @@ pub(crate) struct StreamThread {
     in_txn: bool,
     /// Task migrations handled since the last successful commit.
     migrations: u32,
+    /// `group.protocol=streams`: the thread's streams group membership (else the
+    /// consumer's classic membership assigns the tasks).
+    member: Option<StreamsMember>,
+    /// `max.poll.interval.ms`: the rebalance timeout a streams group member declares, and
+    /// how long it waits for missing source topics.
+    max_poll_interval_ms: u64,
+    /// Standby slots the streams group assigned as warm-up tasks (reported as such).
+    warmup: BTreeSet<TaskId>,
+    /// Since when the streams group reports source topics missing.
+    missing_sources_since: Option<Instant>,
 }
 
 impl StreamThread {
@@ -141,7 +153,9 @@ impl StreamThread {
             active: Vec::new(),
             state: Vec::new(),
         }));
-        let mut consumer = Consumer::new(config.consumer()?)?;
+        let consumer_config = config.consumer()?;
+        let max_poll_interval_ms = consumer_config.max_poll_interval_ms;
+        let mut consumer = Consumer::new(consumer_config)?;
         consumer.set_assignor(Arc::new(StreamsAssignor {
             topology: shared.topology.clone(),
             application_id: config.application_id.clone(),
@@ -155,6 +169,23 @@ impl StreamThread {
                 topic_sub.insert(t.resolve(&config.application_id), sub.id);
             }
         }
+        let member = match config.group_protocol {
+            GroupProtocol::Classic => None,
+            GroupProtocol::Streams => {
+                let wire = streams_group::wire_topology(
+                    &shared.topology,
+                    &config.application_id,
+                    &guard(&shared.partitions),
+                    config.replication_factor,
+                );
+                Some(StreamsMember::new(
+                    &shared.process_id,
+                    config.application_server.as_deref(),
+                    max_poll_interval_ms,
+                    wire,
+                )?)
+            }
+        };
         let eos = config.exactly_once();
         let transactional_id =
             eos.then(|| format!("{}-{}-{index}", config.application_id, shared.process_id));
@@ -182,6 +213,10 @@ impl StreamThread {
             eos,
             in_txn: false,
             migrations: 0,
+            member,
+            max_poll_interval_ms,
+            warmup: BTreeSet::new(),
+            missing_sources_since: None,
             shared,
         })
     }
@@ -206,7 +241,9 @@ impl StreamThread {
             // Fences an earlier producer with this id and aborts what it left open.
             self.producer.init_transactions().await?;
         }
-        self.consumer.subscribe(topics).await?;
+        if self.member.is_none() {
+            self.consumer.subscribe(topics).await?;
+        }
         while !self.shared.stopping() {
             match self.step().await {
                 Ok(()) => {}
@@ -222,7 +259,9 @@ impl StreamThread {
     async fn step(&mut self) -> Result<()> {
         let poll = Duration::from_millis(self.shared.config.poll_ms);
         let commit_every = Duration::from_millis(self.shared.config.commit_interval_ms);
-        if self.consumer.rebalance_due() {
+        if self.member.is_some() {
+            self.streams_heartbeat().await?;
+        } else if self.consumer.rebalance_due() {
             self.rebalance().await?;
         }
         self.restore_step().await?;
@@ -291,8 +330,165 @@ impl StreamThread {
             }
             self.producer.init_transactions().await?;
         }
-        self.rebalance().await?;
+        self.rejoin_group().await?;
         self.last_commit = Instant::now();
+        Ok(())
+    }
+
+    /// Joins the group again after a task migration: the classic protocol rejoins now;
+    /// a streams group member forgets its membership (its next heartbeat joins with epoch
+    /// 0, owning nothing, as the broker requires), so its standby tasks are closed too
+    /// (cleanly: they hold committed changelog records only) and its consumer holds no
+    /// partitions until the new assignment.
+    async fn rejoin_group(&mut self) -> Result<()> {
+        let Some(member) = self.member.as_mut() else {
+            return self.rebalance().await;
+        };
+        member.rejoin();
+        self.consumer.set_group_member(None);
+        self.consumer.assign(Vec::new()).await?;
+        let ids: Vec<TaskId> = self.standby.keys().copied().collect();
+        for id in ids {
+            if let Some(slot) = self.standby.remove(&id) {
+                self.close_slot(slot)?;
+            }
+        }
+        self.warmup.clear();
+        self.publish_metrics(true);
+        Ok(())
+    }
+
+    /// The tasks this thread owns, as a streams group heartbeat reports them.
+    fn owned_tasks(&self) -> Tasks {
+        Tasks {
+            active: self.active.keys().copied().collect(),
+            standby: self
+                .standby
+                .keys()
+                .filter(|t| !self.warmup.contains(t))
+                .copied()
+                .collect(),
+            warmup: self
+                .standby
+                .keys()
+                .filter(|t| self.warmup.contains(t))
+                .copied()
+                .collect(),
+        }
+    }
+
+    /// Heartbeats the streams group when due and acts on the answer: a new assignment is
+    /// reconciled at once ([`StreamThread::reconcile`]); fencing comes back as a task
+    /// migration (the loop closes the active tasks dirty and the member joins again); the
+    /// group's statuses are surfaced ([`StreamThread::on_statuses`]).
+    async fn streams_heartbeat(&mut self) -> Result<()> {
+        let now = Instant::now();
+        if !self.member.as_ref().is_some_and(|m| m.due(now)) {
+            return Ok(());
+        }
+        let owned = self.owned_tasks();
+        let Some(member) = self.member.as_mut() else {
+            return Ok(());
+        };
+        let request = member.request(&owned);
+        let response = match self.consumer.streams_group_heartbeat(request).await {
+            Ok(r) => r,
+            Err(e) if e.is_retriable() || e.needs_coordinator_refresh() => {
+                tracing::debug!(thread = self.index, error = %e, "streams group heartbeat failed; retrying");
+                member.on_failure(Instant::now());
+                return Ok(());
+            }
+            Err(e @ strom_client::ClientError::UnsupportedApi { .. }) => {
+                return Err(StreamsError::config(
+                    "group.protocol",
+                    format!("streams needs a broker that serves StreamsGroupHeartbeat (KIP-1071): {e}; use group.protocol=classic"),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let app = self.shared.config.application_id.clone();
+        let outcome = member.handle(&response, &self.shared.topology, &app, Instant::now())?;
+        if member.epoch() > 0 {
+            self.consumer
+                .set_group_member(Some((member.member_id().to_string(), member.epoch())));
+        }
+        if let Some(hosts) = member.hosts.take() {
+            *guard(&self.shared.hosts) = hosts;
+        }
+        let statuses = member.statuses.clone();
+        match outcome {
+            Outcome::Steady => {}
+            Outcome::Assigned(target) => self.reconcile(target).await?,
+            Outcome::Fenced(e) => return Err(e.into()),
+            Outcome::Retry(e) => {
+                tracing::debug!(thread = self.index, error = %e, "streams group coordinator not ready; retrying")
+            }
+        }
+        self.on_statuses(&statuses)
+    }
+
+    /// Moves this thread's tasks to the streams group's target: the active tasks it loses
+    /// are revoked first (everything processed is committed, then they are closed or
+    /// become standbys), then the new ones are taken (their input partitions assigned to
+    /// the consumer; they restore from their changelogs before processing), and only then
+    /// does the next heartbeat (at once) report the new set: the broker gives a revoked
+    /// task to another member only after this one stopped reporting it.
+    async fn reconcile(&mut self, target: Tasks) -> Result<()> {
+        let standby: BTreeSet<TaskId> = target.standby.union(&target.warmup).copied().collect();
+        let active_now: BTreeSet<TaskId> = self.active.keys().copied().collect();
+        let standby_now: BTreeSet<TaskId> = self.standby.keys().copied().collect();
+        self.warmup = target.warmup.clone();
+        if active_now == target.active && standby_now == standby {
+            return Ok(());
+        }
+        self.shared.set_thread(self.index, ThreadState::Rebalancing);
+        if active_now.iter().any(|t| !target.active.contains(t)) {
+            if let Err(e) = self.commit().await {
+                self.on_commit_error(e).await?;
+            }
+        }
+        let app = &self.shared.config.application_id;
+        let inputs: Vec<TopicPartition> = target
+            .active
+            .iter()
+            .flat_map(|t| self.shared.topology.task_inputs(*t, app))
+            .collect();
+        self.consumer.assign(inputs).await?;
+        tracing::info!(thread = self.index, active = ?target.active, standby = ?standby, "assigned by the streams group");
+        self.apply_assignment(target.active, standby)?;
+        if let Some(member) = self.member.as_mut() {
+            member.heartbeat_now();
+        }
+        Ok(())
+    }
+
+    /// Acts on the streams group's statuses as Kafka Streams does: a shutdown request or
+    /// incorrectly partitioned topics stop the application; missing source topics are
+    /// waited for up to `max.poll.interval.ms`, then stop it; the rest was logged when it
+    /// arrived.
+    fn on_statuses(&mut self, statuses: &[GroupStatus]) -> Result<()> {
+        let mut missing = None;
+        for s in statuses {
+            match s {
+                GroupStatus::ShutdownApplication(d) => {
+                    return Err(StreamsError::ApplicationShutdown(d.clone()))
+                }
+                GroupStatus::IncorrectlyPartitionedTopics(d) => {
+                    return Err(StreamsError::Topology(d.clone()))
+                }
+                GroupStatus::MissingSourceTopics(d) => missing = Some(d.clone()),
+                _ => {}
+            }
+        }
+        let Some(detail) = missing else {
+            self.missing_sources_since = None;
+            return Ok(());
+        };
+        let since = *self.missing_sources_since.get_or_insert_with(Instant::now);
+        let limit = Duration::from_millis(self.max_poll_interval_ms);
+        if since.elapsed() > limit {
+            return Err(StreamsError::MissingSourceTopics(detail));
+        }
         Ok(())
     }
 
@@ -422,6 +618,19 @@ impl StreamThread {
         let new_active: BTreeSet<TaskId> = info.active.iter().copied().collect();
         let new_standby: BTreeSet<TaskId> = info.standby.iter().copied().collect();
         tracing::info!(thread = self.index, active = ?new_active, standby = ?new_standby, "assigned");
+        self.apply_assignment(new_active, new_standby)
+    }
+
+    /// The task lifecycle of a new assignment, whichever protocol made it: active tasks
+    /// that stay keep running; those that leave are closed (flushed and checkpointed) or
+    /// become standbys; standbys that become active restore what they lack; new tasks
+    /// open and restore. Inputs of restoring tasks are paused (the consumer already holds
+    /// the new assignment's partitions).
+    fn apply_assignment(
+        &mut self,
+        new_active: BTreeSet<TaskId>,
+        new_standby: BTreeSet<TaskId>,
+    ) -> Result<()> {
         let gone: Vec<TaskId> = self
             .active
             .keys()
@@ -624,7 +833,11 @@ impl StreamThread {
             self.consumer.resume(&inputs);
             tracing::info!(thread = self.index, task = %id, "task restored and running");
         }
-        if !self.active.values().any(|s| s.restoring.is_some()) && !self.consumer.rebalance_due() {
+        let awaiting = match &self.member {
+            Some(m) => !m.assigned(),
+            None => self.consumer.rebalance_due(),
+        };
+        if !self.active.values().any(|s| s.restoring.is_some()) && !awaiting {
             self.shared.set_thread(self.index, ThreadState::Running);
         }
         Ok(())
@@ -830,7 +1043,14 @@ impl StreamThread {
                 }
                 // A rebalance is under way: the rejoin that follows settles who owns what;
                 // records since the last successful commit are processed again.
-                Err(e) if e.kafka_name() == Some("REBALANCE_IN_PROGRESS") => {
+                // STALE_MEMBER_EPOCH: a streams group member's epoch moved on; the next
+                // heartbeat brings the new one.
+                Err(e)
+                    if matches!(
+                        e.kafka_name(),
+                        Some("REBALANCE_IN_PROGRESS" | "STALE_MEMBER_EPOCH")
+                    ) =>
+                {
                     tracing::warn!(thread = self.index, error = %e, "commit refused by the group; rejoining");
                 }
                 // UNKNOWN_MEMBER_ID / ILLEGAL_GENERATION: the group moved on without this
@@ -1052,6 +1272,11 @@ impl StreamThread {
             }
         }
         self.publish_metrics(true);
+        if let Some(request) = self.member.as_mut().and_then(StreamsMember::leave_request) {
+            if let Err(e) = self.consumer.streams_group_heartbeat(request).await {
+                tracing::debug!(thread = self.index, error = %e, "leaving the streams group failed (the session timeout removes the member)");
+            }
+        }
         let consumer = std::mem::replace(
             &mut self.consumer,
             Consumer::new(self.shared.config.restore_consumer()?)?,

@@ -1,7 +1,8 @@
 //! Internal topics: before its threads start, every instance works out the partitions of
 //! the repartition and changelog topics from the source topics and creates them (an
 //! existing topic with the right partition count is fine; a wrong count is an error that
-//! an application reset cures).
+//! an application reset cures). Under `group.protocol=streams` the broker creates them
+//! (KIP-1071): only [`plan`] runs, for the partition counts the heartbeat declares.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -21,6 +22,32 @@ pub(crate) async fn prepare(
     topology: &Topology,
     config: &StreamsConfig,
 ) -> Result<Vec<i32>> {
+    let (planned, tasks) = plan(admin, topology).await?;
+    create(admin, topology, config, &planned).await?;
+    Ok(tasks)
+}
+
+/// The configs an internal topic is created with: a changelog's from its store, a
+/// repartition topic's as Kafka's (kept until purged after the commit).
+pub(crate) fn internal_configs(topology: &Topology, name: &str) -> Vec<(String, String)> {
+    match name
+        .strip_suffix("-changelog")
+        .and_then(|s| topology.stores.get(s))
+    {
+        Some(store) => store.changelog_configs(),
+        None => vec![
+            ("cleanup.policy".into(), "delete".into()),
+            ("retention.ms".into(), "-1".into()),
+        ],
+    }
+}
+
+/// The partitions of every topic of the topology (internal ones worked out from the
+/// source topics) and the task count of each sub-topology.
+pub(crate) async fn plan(
+    admin: &Admin,
+    topology: &Topology,
+) -> Result<(BTreeMap<TopicName, i32>, Vec<i32>)> {
     let user: Vec<String> = topology.user_source_topics().into_iter().collect();
     let mut counts = BTreeMap::new();
     if !user.is_empty() {
@@ -37,30 +64,29 @@ pub(crate) async fn prepare(
             );
         }
     }
-    let (planned, tasks) = topology.plan_partitions(&counts)?;
+    topology.plan_partitions(&counts)
+}
+
+/// Creates the internal topics of `planned` (an existing one with the right partition
+/// count is fine) and waits until they have leaders.
+async fn create(
+    admin: &Admin,
+    topology: &Topology,
+    config: &StreamsConfig,
+    planned: &BTreeMap<TopicName, i32>,
+) -> Result<()> {
     let app = &config.application_id;
     let mut wanted = Vec::new();
-    for (topic, n) in &planned {
+    for (topic, n) in planned {
         let TopicName::Internal(name) = topic else {
             continue;
         };
         let mut t = NewTopic::new(topic.resolve(app), *n, config.replication_factor);
-        if let Some(store) = name
-            .strip_suffix("-changelog")
-            .and_then(|s| topology.stores.get(s))
-        {
-            t.configs = store.changelog_configs();
-        } else {
-            // Kafka's repartition topics: kept until purged after the commit.
-            t.configs = vec![
-                ("cleanup.policy".into(), "delete".into()),
-                ("retention.ms".into(), "-1".into()),
-            ];
-        }
+        t.configs = internal_configs(topology, name);
         wanted.push(t);
     }
     if wanted.is_empty() {
-        return Ok(tasks);
+        return Ok(());
     }
     for (name, result) in admin.create_topics(&wanted, false).await? {
         match result {
@@ -99,7 +125,7 @@ pub(crate) async fn prepare(
             Err(e) => return Err(e.into()),
         };
         if ready {
-            return Ok(tasks);
+            return Ok(());
         }
         if start.elapsed() > Duration::from_millis(TOPIC_READY_MS) {
             return Err(StreamsError::Topology(format!(
