@@ -19,6 +19,7 @@ mod expiry;
 mod group;
 mod heartbeat;
 mod join;
+mod member_epoch;
 mod offsets;
 mod partition;
 mod records;

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use crate::member_epoch::{self, check_stale, fenced_instance, unknown_instance, unknown_member};
 use crate::records::GroupRecord;
 use crate::records::STRING_BYTES_MAX;
 
@@ -444,18 +445,9 @@ impl ConsumerGroups {
         let Some(group) = self.groups.get(group_id) else {
             return Ok(());
         };
-        let Some(member_id) = member_id else {
-            return if member_epoch < 0 {
-                Ok(())
-            } else {
-                Err(unknown_member("", group_id))
-            };
-        };
-        let member = group
-            .members
-            .get(member_id)
-            .ok_or_else(|| unknown_member(member_id, group_id))?;
-        check_stale(member_epoch, member.current.member_epoch)
+        member_epoch::validate_offset_fetch(group_id, member_id, member_epoch, |id| {
+            group.members.get(id).map(|m| m.current.member_epoch)
+        })
     }
 
     /// Tombstones that delete an empty group (DeleteGroups); `None` if it has members or
@@ -762,16 +754,6 @@ fn check_epoch(
     Ok(())
 }
 
-fn check_stale(received: i32, expected: i32) -> Result<(), ConsumerError> {
-    if received == expected {
-        return Ok(());
-    }
-    Err(ConsumerError::new(
-        Code::StaleMemberEpoch,
-        format!("The received member epoch {received} does not match the expected member epoch {expected}."),
-    ))
-}
-
 fn update_subscription(member: &mut Member, c: &ConsumerHeartbeat) {
     let s = &mut member.subscription;
     if let Some(instance) = &c.instance_id {
@@ -936,27 +918,4 @@ fn emit(records: &mut Vec<GroupRecord>, record: ConsumerRecord) {
         // Ids are length-checked in `validate_request`, so this is a bug.
         Err(e) => tracing::error!(error = %e, "consumer group record not encodable; dropped"),
     }
-}
-
-fn unknown_member(member_id: &str, group_id: &str) -> ConsumerError {
-    ConsumerError::new(
-        Code::UnknownMemberId,
-        format!("Member {member_id} is not a member of group {group_id}."),
-    )
-}
-
-fn unknown_instance(instance: &str) -> ConsumerError {
-    ConsumerError::new(
-        Code::UnknownMemberId,
-        format!("Instance id {instance} is unknown."),
-    )
-}
-
-fn fenced_instance(member_id: &str, instance: &str, owner: &str) -> ConsumerError {
-    ConsumerError::new(
-        Code::FencedInstanceId,
-        format!(
-            "Static member {member_id} with instance id {instance} was fenced by member {owner}."
-        ),
-    )
 }

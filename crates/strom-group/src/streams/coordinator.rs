@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::consumer::{ConsumerError, ConsumerErrorCode as Code, Topics};
+use crate::member_epoch::{self, check_stale, fenced_instance, unknown_instance, unknown_member};
 use crate::records::{GroupRecord, STRING_BYTES_MAX};
 
 use super::assignor::{self, MemberSpec};
@@ -276,10 +277,7 @@ impl StreamsGroups {
             }
             Some(instance) => {
                 let Some(m) = group.static_member(instance) else {
-                    return Err(ConsumerError::new(
-                        Code::UnknownMemberId,
-                        format!("Instance id {instance} is unknown."),
-                    ));
+                    return Err(unknown_instance(instance));
                 };
                 if m.member_id != c.member_id {
                     return Err(fenced_instance(&c.member_id, instance, &m.member_id));
@@ -430,18 +428,9 @@ impl StreamsGroups {
         let Some(group) = self.groups.get(group_id) else {
             return Ok(());
         };
-        let Some(member_id) = member_id else {
-            return if member_epoch < 0 {
-                Ok(())
-            } else {
-                Err(unknown_member("", group_id))
-            };
-        };
-        let member = group
-            .members
-            .get(member_id)
-            .ok_or_else(|| unknown_member(member_id, group_id))?;
-        check_stale(member_epoch, member.current.member_epoch)
+        member_epoch::validate_offset_fetch(group_id, member_id, member_epoch, |id| {
+            group.members.get(id).map(|m| m.current.member_epoch)
+        })
     }
 
     /// Tombstones that delete an empty group (DeleteGroups); `None` if it has members or
@@ -707,10 +696,7 @@ fn find_member(
         };
     }
     let Some(old) = existing else {
-        return Err(ConsumerError::new(
-            Code::UnknownMemberId,
-            format!("Instance id {instance} is unknown."),
-        ));
+        return Err(unknown_instance(instance));
     };
     if old.member_id != member_id {
         return Err(fenced_instance(member_id, instance, &old.member_id));
@@ -747,16 +733,6 @@ fn check_epoch(
         ));
     }
     Ok(())
-}
-
-fn check_stale(received: i32, expected: i32) -> Result<(), ConsumerError> {
-    if received == expected {
-        return Ok(());
-    }
-    Err(ConsumerError::new(
-        Code::StaleMemberEpoch,
-        format!("The received member epoch {received} does not match the expected member epoch {expected}."),
-    ))
 }
 
 fn update_metadata(m: &mut MemberMetadata, c: &StreamsHeartbeat) {
@@ -1037,20 +1013,4 @@ fn emit(records: &mut Vec<GroupRecord>, record: StreamsRecord) {
         // Inputs are length-checked before they reach state, so this is a bug.
         Err(e) => tracing::error!(error = %e, "streams group record not encodable; dropped"),
     }
-}
-
-fn unknown_member(member_id: &str, group_id: &str) -> ConsumerError {
-    ConsumerError::new(
-        Code::UnknownMemberId,
-        format!("Member {member_id} is not a member of group {group_id}."),
-    )
-}
-
-fn fenced_instance(member_id: &str, instance: &str, owner: &str) -> ConsumerError {
-    ConsumerError::new(
-        Code::FencedInstanceId,
-        format!(
-            "Static member {member_id} with instance id {instance} was fenced by member {owner}."
-        ),
-    )
 }
