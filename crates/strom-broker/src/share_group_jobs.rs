@@ -60,6 +60,7 @@ pub async fn initialize(context: Arc<BrokerContext>, offsets_partition: i32, job
             group_id: group_id.clone(),
             partitions: done,
             topics,
+            job: true,
         };
         record(&context, offsets_partition, &group_id, command).await;
     }

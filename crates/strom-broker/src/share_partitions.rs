@@ -466,14 +466,19 @@ impl ShareManager {
                     .log
                     .read(from, bytes_max.max(1), max_offset)
                     .map_err(storage)?;
-                let bytes = match info.range {
-                    Some(range) => range
-                        .read_bytes()
-                        .map_err(|_| ErrorCode::KAFKA_STORAGE_ERROR)?,
-                    None => Vec::new(),
+                let (bytes, next) = match info.range {
+                    Some(range) => (
+                        range
+                            .read_bytes()
+                            .map_err(|_| ErrorCode::KAFKA_STORAGE_ERROR)?,
+                        range.next_offset,
+                    ),
+                    None => (Vec::new(), from),
                 };
-                let aborted = if read_committed {
-                    reading.aborted_between(from, max_offset).map_err(storage)?
+                // Bounded by the range read, as a fetch's (`handlers/fetch.rs`).
+                let upper = next.min(max_offset);
+                let aborted = if read_committed && upper > from {
+                    reading.aborted_between(from, upper).map_err(storage)?
                 } else {
                     Vec::new()
                 };

@@ -58,6 +58,8 @@ pub const CHECK_CACHE_ENTRIES_MAX: usize = 1024;
 
 /// A user's remembered check: a keyed hash of the password that passed, and until when.
 type Remembered = (Vec<u8>, std::time::Instant);
+/// A check in flight: held while it runs, then holding its outcome for those who waited.
+type Gate = Arc<std::sync::Mutex<Option<bool>>>;
 
 /// Successful checks of an [`Authenticator`] that is costly (the standalone registry's
 /// opens a SASL connection to the cluster), kept for [`CHECK_CACHE_TTL`]. An entry is the
@@ -65,18 +67,18 @@ type Remembered = (Vec<u8>, std::time::Instant);
 /// password, and nothing a copy of the memory can be checked against offline without the
 /// salt); it matches only the same user with the same password. Failed checks are never
 /// remembered: a wrong password is checked (and refused and delayed by the cluster) each
-/// time. Requests with credentials being checked wait for that check instead of starting
-/// their own, so a burst costs one check.
+/// time. Requests with credentials being checked wait for that check and take its
+/// outcome, success or failure, instead of starting their own, so a burst (of right or of
+/// wrong passwords) costs one check.
 pub struct CheckCache {
     inner: Authenticator,
     ttl: Duration,
     salt: Vec<u8>,
     /// user -> the last password hash that passed, and until when.
     passed: std::sync::Mutex<std::collections::HashMap<String, Remembered>>,
-    /// (user, hash) being checked -> a lock held by the check; bounded by the checks
-    /// running at once (each holds a blocking-pool thread), removed when done.
-    checking:
-        std::sync::Mutex<std::collections::HashMap<(String, Vec<u8>), Arc<std::sync::Mutex<()>>>>,
+    /// (user, hash) being checked -> its gate; bounded by the checks running at once
+    /// (each holds a blocking-pool thread), removed when the last waiter is done.
+    checking: std::sync::Mutex<std::collections::HashMap<(String, Vec<u8>), Gate>>,
 }
 
 impl std::fmt::Debug for CheckCache {
@@ -138,16 +140,21 @@ impl CheckCache {
         let key = (user.to_string(), hash);
         let gate = Arc::clone(locked(&self.checking).entry(key.clone()).or_default());
         let ok = {
-            let _turn = locked(&gate);
-            // A request with the same credentials may have just checked them.
-            if self.remembered(user, &key.1) {
-                true
-            } else {
-                let ok = (self.inner.0)(user, password);
-                if ok {
-                    self.remember(user, key.1.clone());
+            let mut outcome = locked(&gate);
+            match *outcome {
+                // The check this request waited for answers it too.
+                Some(ok) => ok,
+                None => {
+                    let ok = self.remembered(user, &key.1) || {
+                        let ok = (self.inner.0)(user, password);
+                        if ok {
+                            self.remember(user, key.1.clone());
+                        }
+                        ok
+                    };
+                    *outcome = Some(ok);
+                    ok
                 }
-                ok
             }
         };
         let mut checking = locked(&self.checking);
@@ -360,6 +367,25 @@ mod tests {
         assert!(!cache.check("alice", "wrong"));
         assert!(!cache.check("bob", "old"));
         assert_eq!(checks.load(SeqCst), 4);
+        // A burst of one wrong password shares the check in flight: one more check, not 16
+        // in a row.
+        let burst: Vec<_> = (0..16)
+            .map(|_| {
+                let cache = Arc::clone(&cache);
+                std::thread::spawn(move || cache.check("alice", "wrong"))
+            })
+            .collect();
+        for request in burst {
+            assert!(!request.join().unwrap());
+        }
+        let after_burst = checks.load(SeqCst);
+        assert!(
+            after_burst < 4 + 16,
+            "{after_burst} checks for a burst of 16"
+        );
+        assert!(locked(&cache.checking).is_empty());
+        assert_eq!(cache.len(), 1);
+        checks.store(4, SeqCst);
         // The password changes: the old one still passes from the cache until the TTL ends,
         // then is checked again and refused; the new one passes.
         *locked(&password) = "new".to_string();

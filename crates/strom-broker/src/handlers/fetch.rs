@@ -414,32 +414,12 @@ fn read_one(
         return (base, None);
     }
     // read_committed consumers stop at the last stable offset and get the aborted
-    // transactions of what they may read (Kafka bounds them by the LSO too).
-    let (max_offset, base) = match plan.max_offset {
-        MaxOffset::HighWatermark if read_committed => {
-            let aborted = match partition.aborted_between(plan.fetch_offset, last_stable_offset) {
-                Ok(aborted) => aborted,
-                Err(error) => {
-                    tracing::error!(topic = %partition.topic, partition = partition.tp.partition,
-                        %error, "cannot read the aborted transactions of a read_committed fetch");
-                    return (base.with_error_code(error.kafka_error_code()), None);
-                }
-            };
-            let aborted = aborted
-                .into_iter()
-                .map(|a| {
-                    AbortedTransaction::default()
-                        .with_producer_id(a.producer_id.into())
-                        .with_first_offset(a.first_offset)
-                })
-                .collect();
-            (
-                last_stable_offset,
-                base.with_aborted_transactions(Some(aborted)),
-            )
-        }
-        MaxOffset::HighWatermark => (high_watermark, base),
-        MaxOffset::LogEnd => (i64::MAX, base),
+    // transactions of what this response carries (below).
+    let committed_only = read_committed && matches!(plan.max_offset, MaxOffset::HighWatermark);
+    let max_offset = match plan.max_offset {
+        MaxOffset::HighWatermark if read_committed => last_stable_offset,
+        MaxOffset::HighWatermark => high_watermark,
+        MaxOffset::LogEnd => i64::MAX,
     };
     let read = log
         .read(plan.fetch_offset, limit.max(1), max_offset)
@@ -447,7 +427,7 @@ fn read_one(
             Some(range) if range.std_file().is_some() => Ok(Records::File(range)),
             Some(range) => range
                 .read_bytes()
-                .map(|bytes| Records::Memory(Bytes::from(bytes)))
+                .map(|bytes| Records::Memory(Bytes::from(bytes), Some(range.next_offset)))
                 .map_err(|source| {
                     // A read I/O error fails the log (its directory goes offline).
                     log.read_failed(LogError::Io {
@@ -456,10 +436,26 @@ fn read_one(
                         source,
                     })
                 }),
-            None => Ok(Records::Memory(Bytes::new())),
+            None => Ok(Records::Memory(Bytes::new(), None)),
         });
+    // The aborted transactions of the range read, not of everything up to the LSO: the
+    // search is bounded by the offset after the returned batches, as Kafka bounds it by
+    // the fetch's upper bound offset, so a lagging consumer's fetch reads the indexes of
+    // the segments it is served from and no further.
+    let base = match &read {
+        Ok(records) if committed_only => {
+            let upper = records
+                .next_offset()
+                .map_or(plan.fetch_offset, |next| next.min(last_stable_offset));
+            match aborted_transactions(partition, plan.fetch_offset, upper) {
+                Ok(aborted) => base.with_aborted_transactions(Some(aborted)),
+                Err(code) => return (base.with_error_code(code), None),
+            }
+        }
+        _ => base,
+    };
     match read {
-        Ok(Records::Memory(bytes)) => (base.with_records(Some(bytes)), None),
+        Ok(Records::Memory(bytes, _)) => (base.with_records(Some(bytes)), None),
         Ok(Records::File(range)) => {
             let marker = new_marker();
             let data = base.with_records(Some(Bytes::copy_from_slice(&marker)));
@@ -478,10 +474,47 @@ fn read_one(
     }
 }
 
-/// Where a partition's records come from.
+/// Where a partition's records come from (with, in memory, the offset after the last
+/// batch read, if any was).
 enum Records {
-    Memory(Bytes),
+    Memory(Bytes, Option<i64>),
     File(strom_log::FileRange),
+}
+
+impl Records {
+    /// The offset after the last batch read, if any was.
+    fn next_offset(&self) -> Option<i64> {
+        match self {
+            Records::File(range) => Some(range.next_offset),
+            Records::Memory(_, next) => *next,
+        }
+    }
+}
+
+/// The aborted transactions a read_committed fetch of `[from, upper)` must name.
+fn aborted_transactions(
+    partition: &Partition,
+    from: i64,
+    upper: i64,
+) -> Result<Vec<AbortedTransaction>, i16> {
+    if upper <= from {
+        return Ok(Vec::new());
+    }
+    match partition.aborted_between(from, upper) {
+        Ok(aborted) => Ok(aborted
+            .into_iter()
+            .map(|a| {
+                AbortedTransaction::default()
+                    .with_producer_id(a.producer_id.into())
+                    .with_first_offset(a.first_offset)
+            })
+            .collect()),
+        Err(error) => {
+            tracing::error!(topic = %partition.topic, partition = partition.tp.partition,
+                %error, "cannot read the aborted transactions of a read_committed fetch");
+            Err(error.kafka_error_code())
+        }
+    }
 }
 
 fn response(

@@ -255,6 +255,7 @@ pub(super) async fn alter(
             group_id: group_id.clone(),
             partitions: initialized,
             topics: topics(&image),
+            job: false,
         };
         if !matches!(
             share_call(context, &group_id, command).await,

@@ -189,8 +189,9 @@ impl ShareGroups {
                 group_id,
                 partitions,
                 topics,
+                job,
             } => {
-                self.initialized(&group_id, &partitions, &topics, &mut records);
+                self.initialized(&group_id, &partitions, &topics, job, &mut records);
                 ShareResponse::Done(Ok(()))
             }
             ShareCommand::Uninitialized {
@@ -220,19 +221,36 @@ impl ShareGroups {
     }
 
     /// The persister initialized `partitions` of `group_id`: they move from initializing
-    /// (if there) to initialized.
+    /// (if there) to initialized. A job's answer (`job`) moves only partitions still
+    /// initializing: the group may have been deleted, or the partitions moved to deleting,
+    /// while the job ran, and neither may be undone by it.
     fn initialized(
         &mut self,
         group_id: &str,
         partitions: &Assignment,
         topics: &Topics,
+        job: bool,
         records: &mut Records,
     ) {
-        let mut next = self
-            .state
-            .get(group_id)
-            .map(|e| e.partitions.clone())
-            .unwrap_or_default();
+        let mut next = match self.state.get(group_id) {
+            Some(e) => e.partitions.clone(),
+            None if job => return,
+            None => StatePartitions::default(),
+        };
+        let still_initializing;
+        let partitions = if job {
+            still_initializing = partitions
+                .iter()
+                .filter_map(|(topic, ps)| {
+                    let (_, asked) = next.initializing.get(topic)?;
+                    let ps: BTreeSet<i32> = ps.intersection(asked).copied().collect();
+                    (!ps.is_empty()).then_some((*topic, ps))
+                })
+                .collect::<Assignment>();
+            &still_initializing
+        } else {
+            partitions
+        };
         remove_partitions(&mut next.initializing, partitions);
         for (topic, ps) in partitions {
             let name = topic_name(topics, *topic);

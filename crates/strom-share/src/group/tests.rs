@@ -78,7 +78,7 @@ impl Harness {
             .iter()
             .map(|t| (t.id, (0..t.partitions).collect()))
             .collect();
-        let done = self.run(initialized(partitions, topics), 0);
+        let done = self.run(initialized(partitions, topics, false), 0);
         assert_eq!(done, ShareResponse::Done(Ok(())));
     }
 
@@ -148,11 +148,13 @@ impl ShareGroups {
     }
 }
 
-fn initialized(partitions: Assignment, topics: &Arc<Topics>) -> ShareCommand {
+/// The persister's answer: to a heartbeat's job (`job`), or AlterShareGroupOffsets'.
+fn initialized(partitions: Assignment, topics: &Arc<Topics>, job: bool) -> ShareCommand {
     ShareCommand::Initialized {
         group_id: "g".into(),
         partitions,
         topics: Arc::clone(topics),
+        job,
     }
 }
 
@@ -226,7 +228,7 @@ fn a_new_topic_is_initialized_once_then_assigned() {
     assert_eq!(b.initialize, None);
     h.check_replay(&created);
     // The persister answered: recorded, and the next heartbeat assigns them.
-    h.run(initialized(job.partitions.clone(), &created), 4);
+    h.run(initialized(job.partitions.clone(), &created, true), 4);
     assert_eq!(h.state_partitions(), Some(job.partitions.clone()));
     let r4 = h.ok(hb("a", r3.member_epoch, None, &created), 5);
     assert!(r4.member_epoch > r3.member_epoch);
@@ -368,6 +370,7 @@ fn deleting_offsets_names_initialized_topics_and_records_the_outcome() {
         initialized(
             Assignment::from([(q, BTreeSet::from([1])), (r, BTreeSet::from([0]))]),
             &t,
+            false,
         ),
         0,
     );
@@ -582,4 +585,44 @@ fn a_group_session_timeout_overrides_the_brokers_and_expiry_names_the_member() {
     h.log.extend(records);
     assert_eq!(removed, [("g".to_string(), "a".to_string())]);
     h.check_replay(&t);
+}
+
+#[test]
+fn a_job_answered_after_the_group_was_deleted_records_nothing() {
+    let created = topics(&[("later", 7, 2)]);
+    let mut h = Harness::new();
+    let r = h.ok(hb("a", 0, Some(&["later"]), &created), 0);
+    let job = match r.initialize.clone() {
+        Some(job) => job,
+        None => h
+            .ok(hb("a", r.member_epoch, None, &created), 1)
+            .initialize
+            .expect("an initialize job"),
+    };
+    // The member leaves and the group is deleted while the job runs.
+    h.ok(hb("a", -1, None, &created), 2);
+    let _ = h.run(ShareCommand::PrepareDelete("g".into()), 3);
+    assert_eq!(
+        h.run(ShareCommand::Delete("g".into()), 3),
+        ShareResponse::Delete(Ok(true))
+    );
+    assert!(!h.groups.contains("g"));
+    // The late answer neither brings the group id back nor records state for it.
+    h.run(initialized(job.partitions.clone(), &created, true), 4);
+    assert!(!h.groups.contains("g"));
+    assert_eq!(h.state_partitions(), None);
+    // Partitions the job was not asked for are not recorded by it either.
+    let r = h.ok(hb("b", 0, Some(&["later"]), &created), 5);
+    let asked = match r.initialize.clone() {
+        Some(job) => job,
+        None => h
+            .ok(hb("b", r.member_epoch, None, &created), 6)
+            .initialize
+            .expect("an initialize job"),
+    };
+    let mut more = asked.partitions.clone();
+    more.entry(TopicId([9; 16])).or_default().insert(0);
+    h.run(initialized(more, &created, true), 7);
+    assert_eq!(h.state_partitions(), Some(asked.partitions.clone()));
+    h.check_replay(&created);
 }

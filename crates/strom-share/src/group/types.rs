@@ -193,6 +193,10 @@ pub enum ShareCommand {
         group_id: String,
         partitions: Assignment,
         topics: Arc<Topics>,
+        /// An [`InitializeJob`]'s answer: only partitions still initializing move (a job
+        /// that finishes after DeleteGroups, or after its partitions moved to deleting,
+        /// records nothing). False for AlterShareGroupOffsets, which records what it wrote.
+        job: bool,
     },
     /// The persister failed to initialize these: the next heartbeat asks again.
     Uninitialized {
