@@ -21,7 +21,7 @@ use super::records::{GroupMetadata, StreamsRecord};
 use super::topology::{self, Configured};
 use super::types::{
     DescribedStreamsGroup, DescribedStreamsMember, EndpointPartitions, Status, StatusCode,
-    StreamsConfig, StreamsHeartbeat, StreamsHeartbeatResponse, TasksTuple,
+    StreamsConfig, StreamsHeartbeat, StreamsHeartbeatResponse, TasksTuple, TopicInfo, Topology,
 };
 
 /// Member epoch of a heartbeat that leaves the group.
@@ -605,6 +605,26 @@ fn validate_request(c: &StreamsHeartbeat) -> Result<(), ConsumerError> {
         {
             return invalid("Regular expressions for source topics are not supported yet.");
         }
+        // The topology becomes one record of a coordinator batch: one too large for
+        // `__consumer_offsets` would fail the append and unload the whole partition.
+        if topology_bytes(t) > TOPOLOGY_BYTES_MAX {
+            return Err(ConsumerError::new(
+                Code::StreamsInvalidTopology,
+                format!("The topology takes more than {TOPOLOGY_BYTES_MAX} bytes."),
+            ));
+        }
+    }
+    let member_bytes = c
+        .client_tags
+        .iter()
+        .flatten()
+        .map(|(k, v)| k.len() + v.len())
+        .sum::<usize>()
+        + c.user_endpoint.as_ref().map_or(0, |e| e.host.len());
+    if member_bytes > MEMBER_BYTES_MAX {
+        return invalid(&format!(
+            "ClientTags and UserEndpoint take more than {MEMBER_BYTES_MAX} bytes."
+        ));
     }
     match c.member_epoch {
         0 => {
@@ -645,6 +665,43 @@ fn validate_request(c: &StreamsHeartbeat) -> Result<(), ConsumerError> {
         return invalid("Topology can only be provided when (re-)joining.");
     }
     Ok(())
+}
+
+/// The most bytes of names a topology may hold (its record's size, roughly), and of a
+/// member's client tags and endpoint host: both well under `__consumer_offsets`'
+/// `max.message.bytes` (1 MiB), so no heartbeat makes a record that cannot be appended.
+const TOPOLOGY_BYTES_MAX: usize = 256 * 1024;
+const MEMBER_BYTES_MAX: usize = 16 * 1024;
+
+/// The bytes of a topology's names and configs, and a few per list element.
+fn topology_bytes(t: &Topology) -> usize {
+    let info = |i: &TopicInfo| {
+        8 + i.name.len()
+            + i.configs
+                .iter()
+                .map(|(k, v)| 4 + k.len() + v.len())
+                .sum::<usize>()
+    };
+    let names = |v: &[String]| v.iter().map(|n| 4 + n.len()).sum::<usize>();
+    t.subtopologies
+        .iter()
+        .map(|s| {
+            8 + s.id.len()
+                + names(&s.source_topics)
+                + names(&s.source_topic_regex)
+                + names(&s.repartition_sink_topics)
+                + s.state_changelog_topics.iter().map(info).sum::<usize>()
+                + s.repartition_source_topics.iter().map(info).sum::<usize>()
+                + s.copartition_groups
+                    .iter()
+                    .map(|g| {
+                        2 * (g.source_topics.len()
+                            + g.source_topic_regex.len()
+                            + g.repartition_source_topics.len())
+                    })
+                    .sum::<usize>()
+        })
+        .sum()
 }
 
 /// The member the heartbeat is about (a new one when joining), and the member id a static

@@ -592,3 +592,31 @@ fn group_id_of_another_type_is_refused() {
     let r = send(&mut c, hb, 0, &mut log);
     assert_eq!(r.error.unwrap().code, crate::ErrorCode::GroupIdNotFound);
 }
+
+#[test]
+fn a_topology_or_member_too_large_for_a_record_is_refused_and_writes_nothing() {
+    let t = cluster(&[("in", 2)]);
+    let mut c = Coordinator::new(Config::default());
+    let mut log = Vec::new();
+    let mut big = heartbeat("a", 0, None, &t);
+    let mut topology = topology(false);
+    topology.subtopologies[0].source_topics =
+        (0..20_000).map(|i| format!("topic-{i:08}")).collect();
+    big.topology = Some(topology);
+    let r = send(&mut c, big, 0, &mut log);
+    assert_eq!(
+        r.error.map(|e| e.code),
+        Some(crate::consumer::ConsumerErrorCode::StreamsInvalidTopology)
+    );
+    let mut tagged = heartbeat("a", 0, None, &t);
+    tagged.client_tags = Some(vec![("k".into(), "v".repeat(64 * 1024))]);
+    let r = send(&mut c, tagged, 0, &mut log);
+    assert_eq!(
+        r.error.map(|e| e.code),
+        Some(crate::consumer::ConsumerErrorCode::InvalidRequest)
+    );
+    assert!(log.is_empty(), "a refused heartbeat writes nothing");
+    // An ordinary join still works.
+    let ok = send(&mut c, heartbeat("a", 0, None, &t), 0, &mut log);
+    assert_eq!(ok.error, None);
+}
