@@ -183,6 +183,10 @@ pub(super) fn truncate_txn_index(
     if keep < len {
         segment.set_txn_index_len(keep);
         file.set_len(keep).map_err(io("truncate", path))?;
+        // Fsynced at once (truncations are rare): a rescan after a crash rebuilds only
+        // from a segment holding a marker, so an entry the cut removed must not come back
+        // to name data written after the cut (read_committed readers would drop it).
+        file.sync().map_err(io("fsync", path))?;
     }
     Ok(())
 }

@@ -468,8 +468,8 @@ impl Log {
         file.set_len(position)
             .map_err(|e| LogError::io("truncate", &target.log_path, e))?;
         target.set_size_bytes(position);
-        // Not fsynced, as the index files below: the recovery point is at or below the
-        // target, so a crash rescans it and its `.txnindex` is rebuilt.
+        // The `.txnindex` cut is fsynced (see `truncate_txn_index`): the rescan after a
+        // crash rebuilds it only if the segment still holds a marker.
         super::aborted::truncate_txn_index(self.fs.as_ref(), &target, new_end)?;
         self.activate_truncated(writer, &target, file, scan.indexes, now_ms)?;
         writer.next_offset = new_end;
