@@ -574,8 +574,8 @@ mod tests {
             ("nope", "1", "Unknown group config name: nope"),
             (
                 "streams.session.timeout.ms",
-                "50000",
-                "Unknown group config",
+                "70000",
+                "group.streams.max.session",
             ),
             ("share.record.lock.duration.ms", "999", "at least 1000"),
             (

@@ -48,6 +48,41 @@ async fn heartbeat(
         .await
 }
 
+/// Starts `topics`' share partitions of [`GROUP`] at offset 0 (AlterShareGroupOffsets on the
+/// empty group: state initialized and recorded by the coordinator).
+async fn initialize_share_state(client: &mut Client, topics: &[(&str, i32)]) {
+    use kafka_protocol::messages::alter_share_group_offsets_request::{
+        AlterShareGroupOffsetsRequestPartition, AlterShareGroupOffsetsRequestTopic,
+    };
+    let request = AlterShareGroupOffsetsRequest::default()
+        .with_group_id(group())
+        .with_topics(
+            topics
+                .iter()
+                .map(|(name, partitions)| {
+                    AlterShareGroupOffsetsRequestTopic::default()
+                        .with_topic_name(TopicName(s(name)))
+                        .with_partitions(
+                            (0..*partitions)
+                                .map(|p| {
+                                    AlterShareGroupOffsetsRequestPartition::default()
+                                        .with_partition_index(p)
+                                        .with_start_offset(0)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        );
+    let response = client.send(0, request).await;
+    assert_eq!(response.error_code, 0, "{response:?}");
+    for topic in &response.responses {
+        for p in &topic.partitions {
+            assert_eq!(p.error_code, 0, "{response:?}");
+        }
+    }
+}
+
 fn assigned(r: &ShareGroupHeartbeatResponse, topic: Uuid) -> Option<Vec<i32>> {
     let a = r.assignment.as_ref()?;
     let mut out: Vec<i32> = a
@@ -67,6 +102,10 @@ async fn members_share_a_partition_and_the_group_survives_restart() {
     let queue = create_topic(&mut client, "queue", 1).await;
     let wide = create_topic(&mut client, "wide", 4).await;
     coordinator_ready(&mut client).await;
+    // The share state of both topics exists before anyone joins (AlterShareGroupOffsets on
+    // the empty group records it), so the coordinator assigns at the first heartbeat instead
+    // of after its own initialization.
+    initialize_share_state(&mut client, &[("queue", 1), ("wide", 4)]).await;
 
     let versions = client
         .send(

@@ -68,6 +68,32 @@ async fn produce(client: &mut Client, topic: &str, first: usize, count: usize) {
     assert_eq!(code, 0);
 }
 
+/// A one-partition topic whose share state for [`GROUP`] is initialized (start offset -1:
+/// `share.auto.offset.reset`), as the group coordinator does before it assigns a partition
+/// (these tests fetch without joining the group).
+async fn share_topic(client: &mut Client, name: &str) -> Uuid {
+    use kafka_protocol::messages::initialize_share_group_state_request as init;
+    let topic = create_topic(client, name, 1).await;
+    let response = client
+        .send(
+            0,
+            kafka_protocol::messages::InitializeShareGroupStateRequest::default()
+                .with_group_id(s(GROUP))
+                .with_topics(vec![init::InitializeStateData::default()
+                    .with_topic_id(topic)
+                    .with_partitions(vec![init::PartitionData::default()
+                        .with_partition(0)
+                        .with_state_epoch(0)
+                        .with_start_offset(-1)])]),
+        )
+        .await;
+    assert_eq!(
+        response.results[0].partitions[0].error_code, 0,
+        "{response:?}"
+    );
+    topic
+}
+
 type Acks = Vec<(i64, i64, Vec<i8>)>;
 
 struct Fetch<'a> {
@@ -192,7 +218,7 @@ fn ack_error(response: &ShareFetchResponse) -> i16 {
 async fn acquire_acknowledge_redeliver_and_archive() {
     let broker = start().await;
     let mut client = broker.client().await;
-    let topic = create_topic(&mut client, "q", 1).await;
+    let topic = share_topic(&mut client, "q").await;
 
     // The first fetch creates the share partition at the end of the log (latest).
     let first = Fetch {
@@ -265,7 +291,7 @@ async fn acquire_acknowledge_redeliver_and_archive() {
 async fn sessions_and_bad_input_get_kafkas_errors() {
     let broker = start().await;
     let mut client = broker.client().await;
-    let topic = create_topic(&mut client, "q", 1).await;
+    let topic = share_topic(&mut client, "q").await;
     let opened = Fetch {
         wait_ms: 0,
         ..Fetch::new("m1", 0, topic)
@@ -346,7 +372,7 @@ async fn sessions_and_bad_input_get_kafkas_errors() {
 async fn closing_a_session_releases_its_records_at_once() {
     let broker = start().await;
     let mut client = broker.client().await;
-    let topic = create_topic(&mut client, "q", 1).await;
+    let topic = share_topic(&mut client, "q").await;
     Fetch {
         wait_ms: 0,
         ..Fetch::new("m1", 0, topic)
@@ -379,7 +405,7 @@ async fn closing_a_session_releases_its_records_at_once() {
 async fn acknowledged_records_stay_acknowledged_across_a_restart() {
     let broker = start().await;
     let mut client = broker.client().await;
-    let topic = create_topic(&mut client, "q", 1).await;
+    let topic = share_topic(&mut client, "q").await;
     Fetch {
         wait_ms: 0,
         ..Fetch::new("m1", 0, topic)
@@ -441,7 +467,7 @@ async fn share_group_offsets_describe_alter_delete_and_find_coordinator() {
 
     let broker = start().await;
     let mut client = broker.client().await;
-    let topic = create_topic(&mut client, "q", 1).await;
+    let topic = share_topic(&mut client, "q").await;
     Fetch {
         wait_ms: 0,
         ..Fetch::new("m1", 0, topic)

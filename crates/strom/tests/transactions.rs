@@ -396,7 +396,7 @@ fn version_2_markers_are_checked_by_their_transaction_version() {
     let (_data, addr, _, _server) = start_with_topic(&[NO_VERIFICATION]);
     let mut client = connect(&addr);
     let versions = client
-        .send(3, ApiVersionsRequest::default())
+        .send(2, ApiVersionsRequest::default())
         .unwrap()
         .api_keys
         .into_iter()

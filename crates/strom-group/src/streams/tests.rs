@@ -3,6 +3,7 @@
 //! they own, leaving, falling silent, topics growing) never see an active task owned twice,
 //! never see an epoch go back, end with every task assigned once, and a coordinator
 //! reloaded from the records written so far equals the live one.
+// Compiled only under #[cfg(test)] (declared so in mod.rs): unwrapping is fine here.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
