@@ -271,7 +271,7 @@ async fn coordinator_over_the_wire() {
         .iter()
         .map(|p| (p.partition_index, p.partition_error_code))
         .collect();
-    assert_eq!(codes, vec![(1, 48), (0, 0), (1, 48)]);
+    assert_eq!(codes, vec![(1, 120), (0, 0), (1, 120)]);
 
     // A stale epoch is PRODUCER_FENCED from EndTxn v2, INVALID_PRODUCER_EPOCH before.
     assert_eq!(end_txn(&mut client, 3, "tx-a", pid, 7, true).await, 90);
