@@ -20,6 +20,11 @@ use super::session::PartitionKey;
 use crate::cluster::{str_bytes, Cluster, Target};
 use crate::error::{ClientError, Result};
 
+/// The heartbeat interval a response may set, in ms (Kafka's broker bounds are 1 s - 60 s
+/// by default; these only guard against a zero or absurd value).
+const HEARTBEAT_INTERVAL_MS_MIN: u64 = 10;
+const HEARTBEAT_INTERVAL_MS_MAX: u64 = 60_000;
+
 /// What the heartbeat task and the consumer share.
 #[derive(Debug, Default)]
 struct View {
@@ -196,7 +201,11 @@ impl Heartbeat {
                             tracing::debug!(group = %self.group_id, member = %self.member_id, epoch, assignment = ?v.assignment, "share assignment");
                         }
                     }
-                    u64::try_from(r.heartbeat_interval_ms).unwrap_or(0).max(1)
+                    // Bounded as the streams member bounds it: a 0 from the broker must
+                    // not spin, a huge one must not let the session expire.
+                    u64::try_from(r.heartbeat_interval_ms)
+                        .unwrap_or(0)
+                        .clamp(HEARTBEAT_INTERVAL_MS_MIN, HEARTBEAT_INTERVAL_MS_MAX)
                 }
                 Ok(r) if rejoins(r.error_code) => {
                     tracing::debug!(group = %self.group_id, member = %self.member_id, code = r.error_code, "fenced; joining again");
