@@ -329,7 +329,14 @@ def test_markers_go_between_brokers_as_v2_at_transaction_versions_2_and_1(make_c
         out = compat_tool(["transaction", cluster.bootstrap, java_id, dst, 3, 2])
         assert out["error"] is None, out
         expected.extend(f"commit-{i}" for i in range(3))
-        described = compat_tool(["transactions", cluster.bootstrap, java_id])["describe"]
+        # abortTransaction returns once PrepareAbort is written (Kafka's EndTxn answer);
+        # the markers, then CompleteAbort, follow from the coordinator: wait for them.
+        deadline = time.monotonic() + WAIT_S
+        while True:
+            described = compat_tool(["transactions", cluster.bootstrap, java_id])["describe"]
+            if described["state"] != "PrepareAbort" or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         assert (described["state"], described["producer_epoch"]) == ("CompleteAbort", epoch_after), described
         # librdkafka (transaction version 0 whatever the level): every partition.
         p = Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": remote_id(f"{topic_name}-rd-{tag}"),

@@ -122,6 +122,7 @@ def test_features_describe_and_update(broker, compat_tool):
         "metadata.version": {"min": 25, "max": 25},
         "group.version": {"min": 1, "max": 1},
         "share.version": {"min": 1, "max": 1},
+        "streams.version": {"min": 1, "max": 1},
         "transaction.version": {"min": 2, "max": 2},
     }, out
     assert out["supported"]["metadata.version"] == {"min": 25, "max": 25}, out
