@@ -1,22 +1,24 @@
 """Transactions on a compacted topic: the cleaner removes aborted records, and removes a
-committed transaction's COMMIT marker once none of its records is left (KIP-534: a first pass
+transaction's COMMIT or ABORT marker once none of its records is left (KIP-534: a first pass
 sets the marker batch's delete horizon, a pass after `delete.retention.ms` removes it), as
-Kafka's cleaner does. ABORT markers stay (Kafka's cleaner also removes an ABORT marker whose
-records are gone, with its `.txnindex` entry; Strom keeps both, see
-`strom-log/src/compaction.rs`), and the merged segments' `.txnindex` keeps B's entry.
+Kafka's cleaner does; an ABORT marker goes together with its `.txnindex` entry, never one
+without the other (a read_committed client told of an aborted transaction whose marker it never
+reads skips the producer's later transactions in the same fetch).
 
 A transactional confluent-kafka producer writes three transactions to one compacted partition
 with small segments: A commits k0 k1, B writes k0 k2 and aborts, C commits k0 k1 k2 (so A's
 records are all superseded). Plain pad records then roll segments until two producer
 snapshots lie above C's marker (markers are only removed below every snapshot, so that a
 replay from any snapshot never meets a transaction's data without its marker). The test waits,
-on the segment files, until only C's records, the pads, B's ABORT marker and C's COMMIT marker
-are left (A's marker gone, or left as a zero-record batch where the cleaner must keep one), then
-read_committed and read_uncommitted consumers of kafka-python and confluent-kafka (librdkafka)
-read the partition from the beginning and must see exactly C's values and the pads, before
-and after a `kill -9` and a restart (the last stable offset at the log end: no transaction
-left open by a removed marker). The only `.txnindex` entry on disk, before and after the
-restart, is B's: in the file of the segment holding B's marker, naming it."""
+on the segment files, until only C's records, the pads and C's COMMIT marker are left (A's and
+B's markers gone, or left as zero-record batches where the cleaner must keep one), and no
+`.txnindex` holds an entry. The same producer then commits D (k3), aborts E (k4) and commits F
+(k5). read_committed consumers of kafka-python, confluent-kafka (librdkafka) and the Java
+client read the partition from the beginning, over the range whose markers went, and must see
+exactly C's values, the pads, D's and F's; read_uncommitted ones E's too. The same holds
+after a `kill -9` and a restart (the last stable offset at the log end: no transaction left
+open by a removed marker), and the `.txnindex` entries on disk are exactly E's, if its marker
+is still there, in the file of the segment holding it."""
 
 import time
 
@@ -24,6 +26,7 @@ from confluent_kafka import Producer
 
 import test_confluent_kafka as ck
 from test_compaction import disk_batches, pad
+from test_compat import compat_tool  # noqa: F401  (the Java helper fixture)
 from test_transaction_index import txn_indexes
 from test_transactions_log import read_confluent, read_kafka_python
 
@@ -80,7 +83,39 @@ def cleaned_state(broker, topic, want_markers, want_records):
     return None
 
 
-def test_commit_markers_of_transactions_without_records_are_removed(make_broker, topic_name):
+def markers_on_disk(broker, topic):
+    """Base offsets of the control batches still holding their marker record."""
+    return [b[0] for b in batches(broker, topic) if b[3] & CONTROL and b[4] > 0]
+
+
+def wait_for_markers(broker, topic, count):
+    """The marker batches (with records), once `count` of them are on disk: the coordinator
+    writes the last one after it answers EndTxn, as Kafka's does."""
+    deadline = time.monotonic() + TIMEOUT_S
+    markers = markers_on_disk(broker, topic)
+    while len(markers) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+        markers = markers_on_disk(broker, topic)
+    assert len(markers) == count, f"markers on disk: {markers}"
+    return markers
+
+
+def check_reads(broker, compat_tool, topic, committed, every):  # noqa: F811
+    """Every client reads `committed` under read_committed, `every` under read_uncommitted,
+    from the beginning; the last stable offset is the log end (no transaction open)."""
+    ends = {}
+    for isolation, want in [("read_committed", committed), ("read_uncommitted", every)]:
+        ends[isolation], got = read_kafka_python(broker, topic, isolation)
+        assert got == want, f"kafka-python {isolation}: {got}"
+        got = read_confluent(broker, topic, isolation)
+        assert got == want, f"confluent-kafka {isolation}: {got}"
+        out = compat_tool(["read", broker.bootstrap, topic, isolation])
+        assert out["error"] is None, out
+        assert out["values"] == want, f"Java {isolation}: {out['values']}"
+    assert ends["read_committed"] == ends["read_uncommitted"], f"last stable offset held back: {ends}"
+
+
+def test_markers_of_transactions_without_records_are_removed(make_broker, compat_tool, topic_name):  # noqa: F811
     broker = make_broker(["--override", "log.cleaner.backoff.ms=100"])
     config = {"cleanup.policy": "compact", "segment.bytes": str(SEGMENT_BYTES),
               "min.cleanable.dirty.ratio": "0.01", "min.compaction.lag.ms": "0",
@@ -90,16 +125,9 @@ def test_commit_markers_of_transactions_without_records_are_removed(make_broker,
     transaction(p, topic_name, [("k0", "a0"), ("k1", "a1")], commit=True)
     transaction(p, topic_name, [("k0", "b0"), ("k2", "b2")], commit=False)
     transaction(p, topic_name, [("k0", "c0"), ("k1", "c1"), ("k2", "c2")], commit=True)
-    # The three markers, once the coordinator has written them (it answers EndTxn first, as
-    # Kafka's does). Offsets never change; no marker can be removed before two snapshots lie
-    # above it, which only the pads below bring.
-    deadline = time.monotonic() + TIMEOUT_S
-    control = [b for b in batches(broker, topic_name) if b[3] & CONTROL]
-    while len(control) < 3 and time.monotonic() < deadline:
-        time.sleep(0.1)
-        control = [b for b in batches(broker, topic_name) if b[3] & CONTROL]
-    assert [c[4] for c in control] == [1, 1, 1], f"markers on disk: {control}"
-    b_marker, c_marker = control[1][0], control[2][0]
+    # Offsets never change; no marker can be removed before two snapshots lie above it,
+    # which only the pads below bring.
+    c_marker = wait_for_markers(broker, topic_name, 3)[2]
 
     plain = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0,
                       "message.timeout.ms": TIMEOUT_S * 1000})
@@ -119,49 +147,57 @@ def test_commit_markers_of_transactions_without_records_are_removed(make_broker,
 
     want = ["c0", "c1", "c2"] + pads
     deadline = time.monotonic() + CLEANING_TIMEOUT_S
-    why = cleaned_state(broker, topic_name, [b_marker, c_marker], len(want))
+    why = cleaned_state(broker, topic_name, [c_marker], len(want))
     while why is not None and time.monotonic() < deadline:
         time.sleep(0.2)
-        why = cleaned_state(broker, topic_name, [b_marker, c_marker], len(want))
+        why = cleaned_state(broker, topic_name, [c_marker], len(want))
     assert why is None, f"not cleaned after {CLEANING_TIMEOUT_S}s: {why}\n{batches(broker, topic_name)}"
-    # What is left of A's marker: nothing, or a zero-record batch.
+    # What is left of A's and B's markers: nothing, or zero-record batches.
     for base, _, _, attributes, count in batches(broker, topic_name):
-        if attributes & CONTROL and base not in (b_marker, c_marker):
+        if attributes & CONTROL and base != c_marker:
             assert count == 0, f"marker at {base} still holds {count} records"
+    # B's entry went with its marker.
+    assert index_entries(broker, topic_name) == [], "no ABORT marker left, so no entry"
 
-    check_abort_indexed(broker, topic_name, b_marker)
-
-    ends = {}
-    for isolation in ["read_committed", "read_uncommitted"]:
-        ends[isolation], got = read_kafka_python(broker, topic_name, isolation)
-        assert got == want, f"kafka-python {isolation}: {got[:5]}..."
-        got = read_confluent(broker, topic_name, isolation)
-        assert got == want, f"confluent-kafka {isolation}: {got[:5]}..."
-    assert ends["read_committed"] == ends["read_uncommitted"], f"last stable offset held back: {ends}"
+    # Later transactions of the same producer: D commits, E aborts, F commits.
+    transaction(p, topic_name, [("k3", "d3")], commit=True)
+    transaction(p, topic_name, [("k4", "e4")], commit=False)
+    transaction(p, topic_name, [("k5", "f5")], commit=True)
+    e_marker = wait_for_markers(broker, topic_name, 4)[2]
+    committed, every = want + ["d3", "f5"], want + ["d3", "e4", "f5"]
+    check_reads(broker, compat_tool, topic_name, committed, every)
+    check_aborts_indexed(broker, topic_name, e_marker)
 
     # A crash and a restart rebuild the producer state from a snapshot and the cleaned log:
     # no transaction is left open by a removed marker (the LSO is the log end again).
     broker.kill()
     broker.start()
-    assert read_kafka_python(broker, topic_name, "read_committed") == (ends["read_uncommitted"], want)
-    assert read_confluent(broker, topic_name, "read_committed") == want
-    check_abort_indexed(broker, topic_name, b_marker)
+    check_reads(broker, compat_tool, topic_name, committed, every)
+    check_aborts_indexed(broker, topic_name, e_marker)
 
 
-def check_abort_indexed(broker, topic, marker):
-    """B's ABORT is the one `.txnindex` entry, in the file of the segment holding its marker."""
+def index_entries(broker, topic):
+    """[(segment base offset, entry)] of every `.txnindex` on disk, read whole."""
     deadline = time.monotonic() + TIMEOUT_S
     while True:
         try:
             indexes = txn_indexes(broker, topic)
-            break
+            return [(base, e) for base, es in sorted(indexes.items()) for e in es]
         except (OSError, AssertionError):  # a swap renamed a file under us: look again
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
-    entries = [(base, e) for base, es in indexes.items() for e in es]
+
+
+def check_aborts_indexed(broker, topic, marker):
+    """The `.txnindex` entries are exactly the aborted transaction of `marker` while that
+    ABORT marker is on disk (in the file of the segment holding it), none once it went."""
+    entries = index_entries(broker, topic)
+    if marker not in markers_on_disk(broker, topic):
+        assert entries == [], f"index entries without their marker: {entries}"
+        return
     assert len(entries) == 1, f"index entries: {entries}"
     base, (_, first, last, _) = entries[0]
     assert last == marker and first < marker, entries
-    holder = max(b for b in indexes if b <= marker)
+    holder = max(b for b in txn_indexes(broker, topic) if b <= marker)
     assert base == holder, f"entry in the segment of {base}, marker in {holder}"

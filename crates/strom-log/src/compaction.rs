@@ -25,8 +25,8 @@
 //!   whose marker is not in the mapped range (still open, or its marker lies beyond) is
 //!   kept whole and its keys stay out of the map, so nothing it might supersede is removed
 //!   before it is decided.
-//! - COMMIT markers (KIP-534, Kafka's `CleanedTransactionMetadata.onControlBatchRead` and
-//!   `checkBatchRetention`): a COMMIT marker is removed once no batch of its transaction
+//! - COMMIT and ABORT markers (KIP-534, Kafka's `CleanedTransactionMetadata.onControlBatchRead`
+//!   and `checkBatchRetention`): a marker is removed once no batch of its transaction
 //!   remains, in two passes as a tombstone. A pass whose key-map walk (which always starts
 //!   at the log's first segment, so it sees everything below the marker) meets no batch of
 //!   the marker's transaction ([`KeyMap`]'s markers without data) sets the marker batch's
@@ -37,14 +37,14 @@
 //!   first. An empty control batch (a marker emptied earlier) carries nothing and may be
 //!   dropped like any empty batch.
 //!
-//!   ABORT markers are kept whole, unlike Kafka's cleaner, which drops an ABORT marker
-//!   whose transaction has no data left once `delete.retention.ms` passed, together with
-//!   its entry in the segment's `.txnindex`. Strom keeps the marker and so the entry: the
-//!   merged segment's `.txnindex` is its group's entries (`log/compact.rs`). An entry
-//!   without its marker would make `read_committed` clients (librdkafka, Java) skip every
-//!   later transaction of the producer, as they skip a producer's batches from an aborted
-//!   transaction's first offset until they read its ABORT marker; removing markers with
-//!   their entries is not done yet.
+//!   An ABORT marker goes together with its entry in the segment's `.txnindex`: the cleaned
+//!   segment's `.txnindex` holds exactly the entries whose ABORT markers it keeps
+//!   (`log/compact.rs`), as Kafka's cleaner writes its cleaned index. Never one without the
+//!   other: an entry without its marker would make `read_committed` clients (librdkafka,
+//!   Java) skip the producer's later transactions in the same fetch, as they skip a
+//!   producer's batches from an aborted transaction's first offset until they read its
+//!   ABORT marker; a marker without its entry is harmless only because no batch of its
+//!   transaction is left, which is why the data goes first.
 //!
 //!   Producer state stays rebuildable: replay (`strom-broker`, from a producer snapshot or
 //!   the log start) must never see a transaction's data without its marker, or the
@@ -111,8 +111,8 @@ pub struct KeyMap {
     /// Base offsets of transactional batches whose outcome is not in the mapped range
     /// (kept whole).
     undecided: HashSet<i64>,
-    /// Base offsets of COMMIT markers whose transaction has no batch in the mapped range
-    /// (removed after their delete horizon, see the module docs).
+    /// Base offsets of COMMIT and ABORT markers whose transaction has no batch in the
+    /// mapped range (removed after their delete horizon, see the module docs).
     markers_without_data: HashSet<i64>,
     bytes: usize,
 }
@@ -249,13 +249,11 @@ impl TxnTracker {
                     }
                 }
                 // No batch of this transaction from the log's start to its marker (the
-                // mapped range starts at the first segment): a COMMIT marker may go (an
-                // ABORT marker stays, see the module docs).
-                None if commit => {
+                // mapped range starts at the first segment): the marker may go.
+                None => {
                     part.bytes += BATCH_ENTRY_BYTES;
                     part.markers_without_data.insert(header.base_offset);
                 }
-                None => {}
             }
             return Ok(());
         }
@@ -424,7 +422,7 @@ pub fn clean_batch(
 }
 
 /// A control batch: an empty one (a marker emptied by an earlier pass) holds nothing; a
-/// COMMIT marker whose transaction left no batch gets its delete horizon, and is
+/// COMMIT or ABORT marker whose transaction left no batch gets its delete horizon, and is
 /// emptied once the horizon passed if it lies below every producer snapshot; anything
 /// else stays as it is.
 fn clean_control_batch(
@@ -687,26 +685,37 @@ mod tests {
         map
     }
 
-    /// KIP-534 for COMMIT markers: once no batch of its transaction is left, the marker
-    /// gets a delete horizon in one pass and is emptied in the first pass at or after it,
-    /// and only below every producer snapshot. ABORT markers stay (the module docs).
+    /// KIP-534 for COMMIT and ABORT markers: once no batch of its transaction is left,
+    /// the marker gets a delete horizon in one pass and is emptied in the first pass at or
+    /// after it, and only below every producer snapshot; a marker whose transaction still
+    /// has a batch stays as it is.
     #[test]
-    fn commit_markers_without_data_go_after_their_delete_horizon() {
+    fn markers_without_data_go_after_their_delete_horizon() {
         let limits = CompactionLimits::default();
         // What earlier passes left: the markers of an aborted (producer 1) and a committed
-        // (producer 2) transaction whose batches are gone; producer 3's marker still has
-        // its data; then a plain batch.
+        // (producer 2) transaction whose batches are gone; producers 3 and 4 still have
+        // data before their COMMIT and ABORT markers; then a plain batch.
         let abort = marker(3, 1, false);
         let commit = marker(4, 2, true);
         let data = txn_batch(5, 3, &["k"]);
         let commit_with_data = marker(6, 3, true);
-        let plain = batch(7, &[("k", Some("x"))], Compression::None);
-        let map = map_with_tracker(&[&abort, &commit, &data, &commit_with_data, &plain]);
-        assert_eq!(clean(&commit_with_data, &map, at(100)), Cleaned::Unchanged);
-        assert_eq!(clean(&abort, &map, at(100)), Cleaned::Unchanged);
-        assert_eq!(clean(&abort, &map, at(1_000_000)), Cleaned::Unchanged);
-        {
-            let bare = &commit;
+        let aborted_data = txn_batch(7, 4, &["j"]);
+        let abort_with_data = marker(8, 4, false);
+        let plain = batch(9, &[("k", Some("x"))], Compression::None);
+        let map = map_with_tracker(&[
+            &abort,
+            &commit,
+            &data,
+            &commit_with_data,
+            &aborted_data,
+            &abort_with_data,
+            &plain,
+        ]);
+        for with_data in [&commit_with_data, &abort_with_data] {
+            assert_eq!(clean(with_data, &map, at(100)), Cleaned::Unchanged);
+            assert_eq!(clean(with_data, &map, at(1_000_000)), Cleaned::Unchanged);
+        }
+        for bare in [&abort, &commit] {
             // First pass: the horizon is set, the marker itself kept.
             let Cleaned::Rewritten {
                 batch: marked,

@@ -149,6 +149,9 @@ pub struct Segment {
     txn_index_bytes: AtomicU64,
     /// The writer's handle while the segment is active; inactive ones go through the cache.
     pinned: RwLock<Option<Arc<dyn FileHandle>>>,
+    /// The `.txnindex` as it was when compaction or deletion renamed it away: readers still
+    /// holding this segment read the entries that go with its pinned `.log`.
+    pinned_txn_index: RwLock<Option<Arc<dyn FileHandle>>>,
     /// `None` until first needed: opening a log does not read inactive segments' indexes.
     indexes: Mutex<Option<Indexes>>,
     /// Counts wholesale replacements of `indexes`; changed only with `indexes` locked, so
@@ -167,6 +170,7 @@ impl Segment {
             size_bytes: AtomicU64::new(size_bytes),
             txn_index_bytes: AtomicU64::new(TXN_INDEX_LEN_UNKNOWN),
             pinned: RwLock::new(None),
+            pinned_txn_index: RwLock::new(None),
             indexes: Mutex::new(None),
             index_generation: AtomicU64::new(0),
         }
@@ -232,6 +236,51 @@ impl Segment {
             return Ok(file);
         }
         opened.map_err(|e| LogError::io("open", &self.log_path, e))
+    }
+
+    /// Keeps the `.txnindex` open for readers of this segment before a swap or a deletion
+    /// renames it (a missing file pins nothing: the segment then has no entries).
+    pub fn pin_txn_index(&self, fs: &dyn FileSystem) -> Result<(), LogError> {
+        // The length too, read now from the file being pinned (not later from the name).
+        self.txn_index_len(fs)?;
+        let path = &self.txn_index_path;
+        if !fs.exists(path).map_err(|e| LogError::io("stat", path, e))? {
+            return Ok(());
+        }
+        let file = fs.open(path).map_err(|e| LogError::io("open", path, e))?;
+        *self
+            .pinned_txn_index
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(file);
+        Ok(())
+    }
+
+    /// A handle for reading the `.txnindex`, `None` if there is none (the file was removed
+    /// with the segment, or never written). As [`Segment::log_file`]: a pin seen after the
+    /// open means the name may already point to a cleaned segment's index.
+    pub fn txn_index_file(
+        &self,
+        fs: &dyn FileSystem,
+    ) -> Result<Option<Arc<dyn FileHandle>>, LogError> {
+        let pinned = || {
+            self.pinned_txn_index
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .map(Arc::clone)
+        };
+        if let Some(file) = pinned() {
+            return Ok(Some(file));
+        }
+        let opened = fs.open(&self.txn_index_path);
+        if let Some(file) = pinned() {
+            return Ok(Some(file));
+        }
+        match opened {
+            Ok(file) => Ok(Some(file)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(LogError::io("open", &self.txn_index_path, e)),
+        }
     }
 
     fn pinned_file(&self) -> Option<Arc<dyn FileHandle>> {
@@ -626,6 +675,41 @@ mod tests {
         assert_eq!(
             parse_file_name("99999999999999999999.log", LOG_SUFFIX),
             None
+        );
+    }
+
+    /// A reader still holding a segment whose `.txnindex` a compaction swap replaced reads
+    /// the entries of the file it was pinned with (and their length), not the cleaned one.
+    #[test]
+    fn a_pinned_txn_index_outlives_the_swap_of_its_name() {
+        use crate::fs::{write_all_at, SimFs};
+        let fs = SimFs::new();
+        let dir = Path::new("/data/t-0");
+        fs.create_dir_all(dir).unwrap();
+        let segment = Segment::new(dir, 0, 0);
+        assert!(
+            segment.txn_index_file(&fs).unwrap().is_none(),
+            "no file yet"
+        );
+        let old = vec![1u8; 2 * TXN_INDEX_ENTRY_BYTES];
+        let file = fs.create(&segment.txn_index_path).unwrap();
+        write_all_at(file.as_ref(), 0, &old).unwrap();
+        segment.pin_txn_index(&fs).unwrap();
+        // The cleaned index (one entry) renamed over the name.
+        let cleaned = dir.join("00000000000000000000.txnindex.swap");
+        let new = fs.create(&cleaned).unwrap();
+        write_all_at(new.as_ref(), 0, &[2u8; TXN_INDEX_ENTRY_BYTES]).unwrap();
+        fs.rename(&cleaned, &segment.txn_index_path).unwrap();
+        assert_eq!(segment.txn_index_len(&fs).unwrap(), old.len() as u64);
+        let read = segment.txn_index_file(&fs).unwrap().expect("pinned");
+        let mut bytes = vec![0u8; old.len()];
+        read_exact_at(read.as_ref(), 0, &mut bytes).unwrap();
+        assert_eq!(bytes, old);
+        // A segment without the pin (the cleaned one) reads the new file.
+        let merged = Segment::new(dir, 0, 0);
+        assert_eq!(
+            merged.txn_index_len(&fs).unwrap(),
+            TXN_INDEX_ENTRY_BYTES as u64
         );
     }
 }

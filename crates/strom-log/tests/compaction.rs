@@ -739,13 +739,13 @@ fn markers_left(log: &Log) -> Vec<i64> {
         .collect()
 }
 
-/// KIP-534 for COMMIT markers on a real log: a committed transaction's records all
-/// superseded in one pass, the next pass gives its marker a delete horizon, and one at or
-/// after the horizon removes it, but only below every producer snapshot. A committed
-/// transaction with a record left keeps its marker; an aborted one loses its records and
-/// keeps its ABORT marker.
+/// KIP-534 for COMMIT and ABORT markers on a real log: a committed transaction's records
+/// all superseded and an aborted one's removed in one pass, the next pass gives their
+/// markers a delete horizon, and one at or after the horizon removes them, but only below
+/// every producer snapshot; the ABORT marker goes with its `.txnindex` entry, never one
+/// without the other. A committed transaction with a record left keeps its marker.
 #[test]
-fn commit_markers_go_after_their_transactions_and_the_delete_horizon() {
+fn markers_go_after_their_transactions_and_the_delete_horizon() {
     let fs = SimFs::new();
     let log = open_sim(&fs, config(), 0).unwrap();
     let append = |bytes: Vec<u8>| {
@@ -795,34 +795,45 @@ fn commit_markers_go_after_their_transactions_and_the_delete_horizon() {
     let report = log.compact(100, &CompactionLimits::default()).unwrap();
     assert!(report.records_removed >= 2, "{report:?}");
     assert_eq!(markers_left(&log), all);
-    // Pass 2 sets the horizon (100 + delete.retention.ms) of producer 1's marker; pass 3,
-    // before it, changes nothing.
+    // The aborted records went, the marker and its entry stay: the data goes first.
+    let end = log.log_end_offset();
+    assert_eq!(all_txn_entries(&log), [aborted_2]);
+    assert_eq!(log.aborted_between(0, end).unwrap(), [aborted_2]);
+    // Pass 2 sets the horizon (100 + delete.retention.ms) of producers 1's and 2's markers;
+    // pass 3, before it, changes nothing.
     log.compact(100, &CompactionLimits::default()).unwrap();
     log.compact(1099, &CompactionLimits::default()).unwrap();
     assert_eq!(markers_left(&log), all);
-    // A snapshot at producer 1's marker (not above it) holds its removal back.
+    assert_eq!(all_txn_entries(&log), [aborted_2]);
+    // A snapshot at producer 1's marker (not above it) holds both removals back.
     log.write_producer_snapshot(commit_1, &strom_log::frame_snapshot(commit_1, b""))
         .unwrap();
     log.compact(1100, &CompactionLimits::default()).unwrap();
     assert_eq!(markers_left(&log), all);
-    // Without it, producer 1's COMMIT marker goes; producer 2's ABORT marker stays (the
-    // aborted list still names it), and so does producer 3's (its record is left).
+    // One at producer 2's ABORT marker lets producer 1's COMMIT marker go, not it: the
+    // ABORT marker and its entry stay.
     log.remove_producer_snapshots_above(commit_1 - 1).unwrap();
-    log.write_producer_snapshot(snapshot_at, &strom_log::frame_snapshot(snapshot_at, b""))
+    log.write_producer_snapshot(abort_2, &strom_log::frame_snapshot(abort_2, b""))
         .unwrap();
     log.compact(1100, &CompactionLimits::default()).unwrap();
     assert_eq!(markers_left(&log), [abort_2, commit_3]);
+    assert_eq!(all_txn_entries(&log), [aborted_2]);
+    assert_eq!(log.aborted_between(0, end).unwrap(), [aborted_2]);
+    // Without it, producer 2's ABORT marker goes too, and its `.txnindex` entry with it;
+    // producer 3's stays (its record is left).
+    log.remove_producer_snapshots_above(abort_2 - 1).unwrap();
+    log.write_producer_snapshot(snapshot_at, &strom_log::frame_snapshot(snapshot_at, b""))
+        .unwrap();
+    log.compact(1100, &CompactionLimits::default()).unwrap();
+    assert_eq!(markers_left(&log), [commit_3]);
     let kept: Vec<(i64, Vec<u8>)> = rows(&log)
         .into_iter()
         .filter(|r| r.1 == b"key-1" || r.1 == b"key-2")
         .map(|r| (r.0, r.2.unwrap()))
         .collect();
     assert_eq!(kept, [(commit_3 - 1, b"txn-3".to_vec())]);
-    // The merged segments' `.txnindex` kept the entry of the ABORT marker they kept.
-    let end = log.log_end_offset();
-    assert_eq!(log.aborted_between(0, end).unwrap(), [aborted_2]);
-    let first = log.segment_base_offsets()[0];
-    assert_eq!(log.txn_index_entries(first).unwrap(), [aborted_2]);
+    assert_eq!(all_txn_entries(&log), []);
+    assert_eq!(log.aborted_between(0, end).unwrap(), []);
     // The log reopens (after a crash too) with the same content, and the same index where
     // recovery did not scan (what it scanned, the broker rebuilds).
     let before = read_all(&log);
@@ -831,8 +842,116 @@ fn commit_markers_go_after_their_transactions_and_the_delete_horizon() {
     assert_eq!(read_all(&log), before);
     if log
         .txn_index_rebuild_from()
-        .is_none_or(|from| from > abort_2)
+        .is_none_or(|from| from > commit_3)
     {
-        assert_eq!(log.aborted_between(0, end).unwrap(), [aborted_2]);
+        assert_eq!(all_txn_entries(&log), []);
+        assert_eq!(log.aborted_between(0, end).unwrap(), []);
     }
+}
+
+/// Every `.txnindex` entry of the log, in segment order.
+fn all_txn_entries(log: &Log) -> Vec<strom_log::AbortedTxn> {
+    log.segment_base_offsets()
+        .into_iter()
+        .flat_map(|base| log.txn_index_entries(base).unwrap())
+        .collect()
+}
+
+/// Producer 1 aborts key 1 (its entry handed to the log), producer 2 commits key 2, then
+/// plain records roll both out of the active segment; two passes remove the aborted
+/// record and set the delete horizon (1100) of the ABORT marker. Returns the entry.
+fn aborted_marker_with_horizon(log: &Log) -> strom_log::AbortedTxn {
+    let append = |bytes: Vec<u8>| {
+        let mut bytes = bytes;
+        log.append(&mut bytes, AppendOrigin::Coordinator, 0)
+            .unwrap()
+            .first_offset
+    };
+    let first_offset = append(txn_keyed(1, &[1], 10));
+    let abort = append(end_marker(1, false, 10));
+    let aborted = strom_log::AbortedTxn {
+        producer_id: 1,
+        first_offset,
+        last_offset: abort,
+        last_stable_offset: abort + 1,
+    };
+    log.append_txn_index(aborted).unwrap();
+    append(txn_keyed(2, &[2], 10));
+    append(end_marker(2, true, 10));
+    for i in 0..20u32 {
+        append(keyed(&[(10 + i, Some(i))], 10, Compression::None));
+    }
+    log.set_high_watermark(log.log_end_offset());
+    log.flush().unwrap();
+    log.compact(100, &CompactionLimits::default()).unwrap();
+    log.compact(100, &CompactionLimits::default()).unwrap();
+    assert!(markers_left(log).contains(&abort));
+    assert_eq!(all_txn_entries(log), [aborted]);
+    aborted
+}
+
+/// Power loss at every write and fsync of the pass that removes an ABORT marker, with
+/// every prefix of its directory changes: the log reopens with the marker and its
+/// `.txnindex` entry, or with neither (the cleaned segment's index is written and fsynced
+/// before the swap's commit point, and swapped with it).
+#[test]
+fn power_loss_while_an_abort_marker_goes_keeps_it_with_its_entry() {
+    let base = SimFs::new();
+    let log = open_sim(&base, config(), 0).unwrap();
+    let aborted = aborted_marker_with_horizon(&log);
+    log.close().unwrap();
+    let fresh = || {
+        let fs = base.crash(0);
+        let log = open_sim(&fs, config(), 0).unwrap();
+        log.set_high_watermark(log.log_end_offset());
+        (fs, log)
+    };
+    let (fs, log) = fresh();
+    let (w0, s0) = (fs.write_count(), fs.sync_count());
+    log.compact(1100, &CompactionLimits::default()).unwrap();
+    assert!(!markers_left(&log).contains(&aborted.last_offset));
+    assert_eq!(all_txn_entries(&log), []);
+    let after = read_all(&log);
+    let (writes, syncs) = (fs.write_count() - w0, fs.sync_count() - s0);
+    let cases: Vec<SimFaults> = (1..=writes)
+        .map(|n| SimFaults {
+            power_loss_at_write: Some(n),
+            ..Default::default()
+        })
+        .chain((1..=syncs + 1).map(|n| SimFaults {
+            power_loss_at_sync: Some(n),
+            ..Default::default()
+        }))
+        .collect();
+    let (mut kept_seen, mut gone_seen) = (0, 0);
+    for (i, faults) in cases.into_iter().enumerate() {
+        let (fs, log) = fresh();
+        let shift = |n: Option<u64>, by: u64| n.map(|n| n + by);
+        fs.set_faults(SimFaults {
+            power_loss_at_write: shift(faults.power_loss_at_write, fs.write_count()),
+            power_loss_at_sync: shift(faults.power_loss_at_sync, fs.sync_count()),
+            ..Default::default()
+        });
+        let _ = log.compact(1100, &CompactionLimits::default());
+        for kept in 0..=fs.pending_dir_ops() {
+            let image = fs.crash_with_dir_ops(i as u64, kept);
+            let log = open_sim(&image, config(), 0).unwrap();
+            let context = format!("case {i} {faults:?}, {kept} dir ops kept");
+            assert!(
+                log.txn_index_rebuild_from()
+                    .is_none_or(|from| from > aborted.last_offset),
+                "{context}: the cleaned segments are below the recovery point"
+            );
+            let entries = all_txn_entries(&log);
+            if markers_left(&log).contains(&aborted.last_offset) {
+                assert_eq!(entries, [aborted], "{context}");
+                kept_seen += 1;
+            } else {
+                assert_eq!(entries, [], "{context}");
+                assert_eq!(read_all(&log), after, "{context}");
+                gone_seen += 1;
+            }
+        }
+    }
+    assert!(kept_seen > 0 && gone_seen > 0, "{kept_seen} {gone_seen}");
 }

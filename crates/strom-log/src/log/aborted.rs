@@ -191,14 +191,16 @@ pub(super) fn truncate_txn_index(
     Ok(())
 }
 
-/// Appends the `.txnindex` entries of `segment` to `out` from byte `at` (compaction
-/// merging segments whose ABORT markers it keeps); returns the byte after them.
+/// Appends the `.txnindex` entries of `segment` that `keep` accepts to `out` from byte
+/// `at` (compaction writing the index of a cleaned segment: the entries whose ABORT marker
+/// it kept); returns the byte after them.
 pub(super) fn copy_txn_index(
     fs: &dyn FileSystem,
     segment: &Segment,
     out: &dyn FileHandle,
     out_path: &Path,
     mut at: u64,
+    keep: &dyn Fn(&AbortedTxn) -> bool,
 ) -> Result<u64, LogError> {
     let entries = segment.txn_index_len(fs)? / ENTRY_BYTES;
     if entries == 0 {
@@ -209,9 +211,11 @@ pub(super) fn copy_txn_index(
     let mut next = 0;
     while next < entries {
         let count = (entries - next).min(CHUNK_ENTRIES);
-        let len = usize::try_from(count * ENTRY_BYTES).unwrap_or(0);
-        let mut bytes = vec![0u8; len];
-        read_exact_at(file.as_ref(), next * ENTRY_BYTES, &mut bytes).map_err(io("read", path))?;
+        let bytes: Vec<u8> = read_entries(file.as_ref(), path, next, count)?
+            .iter()
+            .filter(|(_, txn)| keep(txn))
+            .flat_map(|(_, txn)| encode_entry(txn))
+            .collect();
         write_all_at(out, at, &bytes).map_err(io("write", out_path))?;
         at += bytes.len() as u64;
         next += count;
@@ -304,12 +308,11 @@ impl Log {
                 continue;
             }
             let path = &segment.txn_index_path;
-            let file = match self.fs.open(path) {
-                Ok(file) => file,
-                // Retention or compaction removed the segment meanwhile: nothing of it
-                // can be fetched any more.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(LogError::io("open", path, e)),
+            // A segment that compaction or retention replaced meanwhile is read through
+            // the handle pinned before its files were renamed: the entries that go with
+            // the `.log` a reader of it reads, never the cleaned segment's.
+            let Some(file) = segment.txn_index_file(self.fs.as_ref())? else {
+                continue;
             };
             let mut next = if i == 0 {
                 first_entry_from(file.as_ref(), path, entries, from)?

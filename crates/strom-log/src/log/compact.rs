@@ -6,7 +6,10 @@
 //! Swap protocol for a group of segments B0 < B1 < ... < Bk cleaned into one segment B0
 //! (k = 0 for a group of one; every step durable before the next):
 //! 1. write `B0.log.cleaned`, `B0.index.cleaned`, `B0.timeindex.cleaned`,
-//!    `B0.txnindex.cleaned` (the group's `.txnindex` entries, concatenated); fsync them;
+//!    `B0.txnindex.cleaned` (the group's `.txnindex` entries whose ABORT marker the cleaned
+//!    log keeps, in order); fsync all four, so that the cleaned log never becomes the
+//!    segment without its own index: no entry names a marker the pass removed, and every
+//!    entry of a marker it kept stays;
 //! 2. rename the index files `.cleaned` -> `.swap`; fsync dir;
 //! 3. rename `B0.log.cleaned` -> `B0.log.swap`; fsync dir  (the commit point);
 //! 4. rename the files of B1..Bk to `.deleted` (removed after `file.delete.delay.ms`);
@@ -77,6 +80,9 @@ struct CleanedGroup {
     /// Differs from the group's bytes (records or batches removed, a batch rewritten, or
     /// several segments merged).
     changed: bool,
+    /// Base offsets of the control batches kept with their marker record, in order: the
+    /// `.txnindex` entries kept are those whose marker is one of them.
+    markers: Vec<i64>,
 }
 
 impl Log {
@@ -264,6 +270,7 @@ impl Log {
         // merged-away segments are pinned by `schedule_delete`).
         let old = first.log_file(&self.handles)?;
         first.pin(Some(old));
+        first.pin_txn_index(self.fs.as_ref())?;
         let merged_away = group[1..].iter().map(|c| c.segment.as_ref());
         self.latch(self.swap_cleaned(&first, merged_away, time.now_ms))?;
         let merged = Arc::new(Segment::new(
@@ -328,6 +335,7 @@ impl Log {
             records_removed: 0,
             tombstones_removed: 0,
             changed: group.len() > 1,
+            markers: Vec::new(),
         };
         let emit = |result: &mut CleanedGroup,
                     header: &BatchHeader,
@@ -343,6 +351,9 @@ impl Log {
             );
             result.size_bytes += bytes.len() as u64;
             result.end_offset = Some(header.next_offset());
+            if header.is_control() && header.records_count > 0 {
+                result.markers.push(header.base_offset);
+            }
             Ok(())
         };
         // The batch last seen, held back until the next one shows it is not the group's
@@ -410,9 +421,12 @@ impl Log {
         result.indexes.time_entry(base_offset, true);
         let (index_path, index_file) = create(&first.index_path)?;
         let (time_path, time_file) = create(&first.time_index_path)?;
-        // ABORT markers are kept (module docs, `compaction.rs`): the merged segment's
-        // `.txnindex` is its segments' entries, in order.
+        // The merged segment's `.txnindex`: its segments' entries, in order, but only those
+        // whose ABORT marker the cleaned log kept (Kafka's cleaned index; an ABORT marker
+        // removed as a marker without data takes its entry with it, `compaction.rs`).
         let (txn_path, txn_file) = create(&first.txn_index_path)?;
+        let kept =
+            |txn: &crate::txn::AbortedTxn| result.markers.binary_search(&txn.last_offset).is_ok();
         let mut txn_bytes = 0;
         for candidate in group {
             txn_bytes = super::aborted::copy_txn_index(
@@ -421,6 +435,7 @@ impl Log {
                 txn_file.as_ref(),
                 &txn_path,
                 txn_bytes,
+                &kept,
             )?;
         }
         write_all_at(index_file.as_ref(), 0, &result.indexes.offset.encode())

@@ -192,6 +192,12 @@ impl Log {
         if let Ok(file) = segment.log_file(&self.handles) {
             segment.pin(Some(file));
         }
+        // And its `.txnindex`, for `read_committed` readers of it (best effort, as above:
+        // without the pin they find no file and name none of its aborted transactions).
+        if let Err(error) = segment.pin_txn_index(self.fs.as_ref()) {
+            tracing::warn!(file = %segment.txn_index_path.display(), %error,
+                "cannot keep a deleted segment's transaction index open for its readers");
+        }
         for path in [
             &segment.log_path,
             &segment.index_path,
