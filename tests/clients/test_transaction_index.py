@@ -10,7 +10,11 @@ values, read_uncommitted ones every value, up to the same end offset. The same h
 a `kill -9` and a restart (recovery rescans the unsynced segments and the broker rebuilds
 their indexes), and after a clean stop with every `.txnindex` file deleted, as in a data
 directory written by a Strom from before the files: the broker rebuilds them from the log
-rather than serving the aborted records as committed."""
+rather than serving the aborted records as committed. Last, an entry in the middle of one
+`.txnindex` is damaged while the broker is stopped (a marker offset that runs backwards, not
+what a torn append leaves): the broker warns naming the file and rebuilds it from its segment,
+as Kafka rebuilds a damaged index, instead of refusing the partition; the files then hold
+exactly the entries they held before, and every client reads as before."""
 
 import random
 import struct
@@ -148,3 +152,23 @@ def test_aborted_transactions_are_indexed_and_survive_restarts(make_broker, comp
     broker.start()
     check_reads(broker, compat_tool, topic_name, committed, every)
     check_indexes(broker, topic_name, outcomes)
+
+    # A damaged entry in the middle of the fullest `.txnindex`.
+    broker.stop()
+    before = txn_indexes(broker, topic_name)
+    base = max(before, key=lambda b: len(before[b]))
+    assert len(before[base]) >= 2, f"want a file with several entries: {before}"
+    path = segment_dir(broker, topic_name) / f"{base:020}.txnindex"
+    data = bytearray(path.read_bytes())
+    struct.pack_into(">q", data, (len(before[base]) // 2) * ENTRY_BYTES + 18, -5)  # its marker offset
+    path.write_bytes(bytes(data))
+    log_from = broker.log_path.stat().st_size
+    broker.start()
+    check_reads(broker, compat_tool, topic_name, committed, every)
+    assert txn_indexes(broker, topic_name) == before
+    check_indexes(broker, topic_name, outcomes)
+    with open(broker.log_path, "rb") as f:
+        f.seek(log_from)
+        logs = f.read().decode(errors="replace").splitlines()
+    warned = [line for line in logs if "WARN" in line and "damaged transaction index" in line]
+    assert any(path.name in line for line in warned), f"no WARN naming {path.name}: {warned}"

@@ -1025,9 +1025,9 @@ fn marker_of(batch: &[u8]) -> Option<strom_records::EndTransactionMarker> {
 ///
 /// The same replay rebuilds the `.txnindex` files the log could not vouch for at open
 /// (`Log::txn_index_rebuild_from`: segments recovery scanned after a crash, segments from
-/// before Strom kept the files): it then starts from a snapshot at or below the first of
-/// them (else the log start), so that the state it replays them with is exact, and hands
-/// the log the aborted transactions of those segments.
+/// before Strom kept the files, damaged files): it then starts from a snapshot at or below
+/// the first of them (else the log start), so that the state it replays them with is
+/// exact, and hands the log the aborted transactions of those segments.
 fn rebuild_producers(log: &Log) -> Result<ProducerStates, LogError> {
     let rebuild_from = log.txn_index_rebuild_from();
     let (mut states, from) = match load_snapshot(log, rebuild_from)? {

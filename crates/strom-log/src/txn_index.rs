@@ -25,18 +25,18 @@ pub const TXN_INDEX_ENTRY_BYTES: usize = 34;
 pub const TXN_INDEX_VERSION: i16 = 0;
 
 /// Why a `.txnindex` file does not fit its segment: damage (an interrupted append only ever
-/// leaves a torn last entry, which [`parse`] cuts instead).
+/// leaves a torn last entry, which the log cuts instead).
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 pub enum TxnIndexError {
     /// An entry's version is not [`TXN_INDEX_VERSION`].
-    #[error("transaction index {path}: entry {entry} has version {version}, not 0; the file is damaged (restore the partition from an in-sync replica or a backup)")]
+    #[error("transaction index {path}: entry {entry} has version {version}, not 0; the file does not fit its segment (at open the log rebuilds it from the segment's markers)")]
     Version {
         path: PathBuf,
         entry: usize,
         version: i16,
     },
     /// An entry whose marker is not in the segment, or whose offsets contradict each other.
-    #[error("transaction index {path}: entry {entry} (producer {producer_id}, offsets {first_offset}..={last_offset}, last stable offset {last_stable_offset}) {reason}; the file is damaged (restore the partition from an in-sync replica or a backup)")]
+    #[error("transaction index {path}: entry {entry} (producer {producer_id}, offsets {first_offset}..={last_offset}, last stable offset {last_stable_offset}) {reason}; the file does not fit its segment (at open the log rebuilds it from the segment's markers)")]
     Entry {
         path: PathBuf,
         entry: usize,

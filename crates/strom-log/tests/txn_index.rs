@@ -1,8 +1,9 @@
 //! The per-segment `.txnindex` on a real log (simulated file system): written when an
 //! ABORT marker is appended, in the segment holding the marker; a torn last entry cut at
-//! open, damage in the middle refused with the file named; cut by truncation; reported for
-//! rebuild where recovery scanned or where a segment has none (a directory from before
-//! Strom kept them), and rebuilt.
+//! open; damage in the middle reported for rebuild with a WARN naming the file (the segment
+//! is the truth), and rebuilt; cut by truncation; reported for rebuild where recovery
+//! scanned or where a segment has none (a directory from before Strom kept them), and
+//! rebuilt.
 
 mod common;
 
@@ -186,34 +187,85 @@ fn a_torn_last_entry_is_cut_at_open() {
     );
 }
 
+/// What the log writes through `tracing` while `f` runs (on this thread).
+fn logs_of<T>(f: impl FnOnce() -> T) -> (T, String) {
+    #[derive(Clone, Default)]
+    struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Capture {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let out = tracing::subscriber::with_default(subscriber, f);
+    let logs = String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned();
+    (out, logs)
+}
+
+/// A damaged entry in the middle of a `.txnindex` (not a torn tail) does not stop the
+/// partition: the open warns naming the file and reports the segment for a rebuild from
+/// its markers (the segment is the truth, as Kafka rebuilds a damaged index), and the
+/// rebuild writes back exactly the entries there were.
 #[test]
-fn damage_in_the_middle_stops_the_open_naming_the_file() {
+fn damage_in_the_middle_is_rebuilt_from_the_segment_with_a_warning() {
+    // Larger segments: two rounds of `build`, four aborts, in the first.
+    let config = || LogConfig {
+        segment_bytes: 2_800,
+        ..LogConfig::test_min()
+    };
     let fs = SimFs::new();
     let log = common::open_sim(&fs, config(), 0).unwrap();
     let d = build(&log);
-    let marker = d.aborted[0].last_offset;
-    let base = *log
-        .segment_base_offsets()
+    let bases = log.segment_base_offsets();
+    // The segment with the most entries (several), and its entries as written.
+    let base = *bases
         .iter()
-        .rev()
-        .find(|b| **b <= marker)
+        .max_by_key(|b| log.txn_index_entries(**b).unwrap().len())
         .unwrap();
+    let original = log.txn_index_entries(base).unwrap();
+    assert!(original.len() >= 3, "{original:?} in {base}");
     log.close().unwrap();
     let path = txn_index_path(base);
     let before = fs.contents(&path).unwrap();
-    assert!(before.len() >= TXN_INDEX_ENTRY_BYTES);
-    // A marker offset that runs backwards (the first entry's last offset, bytes 18..26).
+    // A middle entry's marker offset runs backwards (its last offset, bytes 18..26 of the
+    // entry): not where a torn append could leave anything.
+    let damaged = original.len() / 2;
+    let at = damaged * TXN_INDEX_ENTRY_BYTES + 18;
     let file = fs.open(&path).unwrap();
-    write_all_at(file.as_ref(), 18, &(-5i64).to_be_bytes()).unwrap();
+    write_all_at(file.as_ref(), at as u64, &(-5i64).to_be_bytes()).unwrap();
     file.sync().unwrap();
-    let damaged = fs.contents(&path).unwrap();
-    let error = common::open_sim(&fs, config(), 0).unwrap_err();
-    assert!(error.is_damage(), "{error}");
-    let message = error.to_string();
-    assert!(message.contains(&path.display().to_string()), "{message}");
-    assert!(message.contains("marker outside the segment"), "{message}");
-    // Nothing was changed.
-    assert_eq!(fs.contents(&path).unwrap(), damaged);
+    let (log, logs) = logs_of(|| common::open_sim(&fs, config(), 0).unwrap());
+    let warning = logs
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("damaged transaction index"))
+        .unwrap_or_else(|| panic!("no warning in {logs}"));
+    assert!(warning.contains(&path.display().to_string()), "{warning}");
+    assert!(warning.contains("marker outside the segment"), "{warning}");
+    assert_eq!(log.txn_index_rebuild_from(), Some(base));
+    // Until the rebuild, the entries before the damage are served.
+    assert_eq!(log.txn_index_entries(base).unwrap(), &original[..damaged]);
+    d.rebuild(&log);
+    assert_eq!(log.txn_index_entries(base).unwrap(), original);
+    assert_eq!(fs.contents(&path).unwrap(), before);
+    assert_eq!(
+        log.aborted_between(0, log.log_end_offset()).unwrap(),
+        d.aborted
+    );
+    // And it stays whole across a reopen.
+    log.close().unwrap();
+    let log = common::open_sim(&fs, config(), 0).unwrap();
+    assert_eq!(log.txn_index_rebuild_from(), None);
+    assert_eq!(log.txn_index_entries(base).unwrap(), original);
 }
 
 #[test]

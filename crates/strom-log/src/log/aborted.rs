@@ -17,7 +17,10 @@
 //! segment it scanned is cut to its valid entries below the recovered end; from the first
 //! scanned segment holding a marker (one without can have no entry) they are reported
 //! untrusted ([`Log::txn_index_rebuild_from`]), as is every segment without a `.txnindex`
-//! (a directory written before Strom kept them). The caller replays its transaction state
+//! (a directory written before Strom kept them) and every segment whose `.txnindex` is
+//! damaged (an entry that does not fit the segment, other than a torn last one: the
+//! segment is the truth and the index is rebuilt from its markers, with a WARN naming the
+//! file, as Kafka rebuilds a damaged index). The caller replays its transaction state
 //! over those segments and hands back their entries ([`Log::rebuild_txn_index`]); until it
 //! has, every checkpoint keeps the recovery point at or below the first scanned segment,
 //! so a crash before the rebuild rescans them again.
@@ -106,8 +109,11 @@ fn open_or_create(fs: &dyn FileSystem, path: &Path) -> Result<Arc<dyn FileHandle
 /// each ends before). Segments from `scanned_from` on (recovery scanned them) are cut to
 /// their longest valid prefix of entries below the segment's end; from `markers_from` on
 /// (the first scanned segment holding a marker) they owe a rebuild, as do segments without
-/// a file. Elsewhere a torn last entry is cut and anything else that does not fit is
-/// damage ([`LogError::TxnIndex`], nothing changed).
+/// a file. Elsewhere a torn last entry is cut; anything else that does not fit is damage:
+/// the segment (the log is the truth) owes a rebuild from its markers, as Kafka's
+/// `LogLoader` rebuilds an index that fails its sanity check, with a WARN naming the file.
+/// The damaged file is left as it is until the rebuild replaces it; until then readers see
+/// its entries before the damage.
 pub(super) fn check_txn_indexes(
     fs: &dyn FileSystem,
     segments: &[(Arc<Segment>, i64)],
@@ -138,6 +144,7 @@ pub(super) fn check_txn_indexes(
         let entries = len / ENTRY_BYTES;
         let mut checker = Checker::new(path, base, *end);
         let mut valid = 0u64;
+        let mut damage = None;
         'chunks: while valid < entries {
             let count = (entries - valid).min(CHUNK_ENTRIES);
             for (version, txn) in read_entries(file.as_ref(), path, valid, count)? {
@@ -145,11 +152,24 @@ pub(super) fn check_txn_indexes(
                     Ok(()) => valid += 1,
                     // Unsynced entries after a crash, rebuilt by the caller.
                     Err(_) if scanned => break 'chunks,
-                    Err(error) => return Err(error.into()),
+                    Err(error) => {
+                        damage = Some(error);
+                        break 'chunks;
+                    }
                 }
             }
         }
         let whole = valid * ENTRY_BYTES;
+        if let Some(damage) = damage {
+            tracing::warn!(file = %path.display(), %damage,
+                "damaged transaction index: it is rebuilt from its segment's ABORT markers before the partition serves read_committed fetches; no action needed");
+            // The rebuild (by the caller, `Log::rebuild_txn_index`) starts at the first
+            // segment that owes one, so this one and every later one are rewritten. No
+            // recovery point cap: a crash before the rebuild finds the damage again.
+            state.rebuild_from.get_or_insert(base);
+            segment.set_txn_index_len(whole);
+            continue;
+        }
         if whole < len {
             cuts.push((Arc::clone(segment), whole));
         }
@@ -364,8 +384,8 @@ impl Log {
 
     /// The first segment whose `.txnindex` the caller must rebuild with
     /// [`Log::rebuild_txn_index`] before serving `read_committed` fetches: segments
-    /// recovery scanned after an unclean shutdown, and segments without one. `None`: every
-    /// index is whole.
+    /// recovery scanned after an unclean shutdown, segments without one, and segments
+    /// whose one is damaged. `None`: every index is whole.
     pub fn txn_index_rebuild_from(&self) -> Option<i64> {
         lock(&self.txn_index_state).rebuild_from
     }
