@@ -2,12 +2,11 @@
 //! `TransactionIndex`): one 34-byte entry per aborted transaction whose ABORT marker lies
 //! in the segment, in marker order. Layout in `docs/FORMATS.md`, "Transaction index".
 //!
-//! This module is the format and its search, pure (no I/O): encoding an entry, checking a
-//! file's bytes against the segment it belongs to ([`parse`]: a torn last entry is what an
-//! interrupted append leaves and is cut; anything else that does not fit is damage,
-//! [`TxnIndexError`], reported with the file's name and never acted on), and Kafka's
-//! `collectAbortedTxns` over the segments a `read_committed` fetch covers
-//! ([`collect_aborted`]).
+//! This module is the format and its search, pure (no I/O): encoding and decoding entries
+//! ([`decode_entries`] leaves out a torn last entry, what an interrupted append leaves),
+//! checking entries against the segment they belong to ([`Checker`]: anything that does not
+//! fit is [`TxnIndexError`], naming the file), and Kafka's `collectAbortedTxns` over the
+//! segments a `read_committed` fetch covers ([`AbortedCollector`]).
 //!
 //! The files themselves (written, read, checked at open, cut, rebuilt) are the log's:
 //! `log/aborted.rs`.
@@ -87,16 +86,6 @@ fn decode_entry(bytes: &[u8; TXN_INDEX_ENTRY_BYTES]) -> (i16, AbortedTxn) {
     )
 }
 
-/// A segment's `.txnindex` as read: its entries, and how many bytes of a torn last entry
-/// follow them (to cut from the file).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TxnIndexFile {
-    /// The entries, in marker order.
-    pub entries: Vec<AbortedTxn>,
-    /// Bytes past the last whole entry: a torn append.
-    pub torn_bytes: usize,
-}
-
 /// Checks entries one at a time against the segment at `path` holding offsets
 /// `[base_offset, next_offset)`, carrying what the check of the next entry needs (the
 /// previous marker, the entry's number), so that a file can be checked in chunks.
@@ -121,7 +110,13 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// Checks the next entry (see [`parse`] for the rules).
+    /// Checks the next entry. Every entry's marker (its last offset) must lie in the
+    /// segment, markers must increase, a transaction's first offset must come before its
+    /// marker, and the last stable offset must lie between 0 and just past the marker
+    /// (Kafka's `lastStableOffset(completedTxn)`: another open transaction's first offset,
+    /// else the marker's next offset). Entries whose marker is at or past the segment's
+    /// end — the index ahead of the log, which the ordering rule (entry written after its
+    /// marker, flushed with it) rules out — are damage too.
     pub fn check(&mut self, version: i16, txn: &AbortedTxn) -> Result<(), TxnIndexError> {
         let entry = self.entry;
         if version != TXN_INDEX_VERSION {
@@ -170,39 +165,6 @@ pub fn decode_entries(bytes: &[u8]) -> impl Iterator<Item = (i16, AbortedTxn)> +
     })
 }
 
-/// Reads `bytes`, the `.txnindex` at `path` of the segment holding offsets
-/// `[base_offset, next_offset)`. Every entry's marker (its last offset) must lie in the
-/// segment, markers must increase, a transaction's first offset must not follow its
-/// marker, and the last stable offset must lie between 0 and just past the marker (Kafka's
-/// `lastStableOffset(completedTxn)`: another open transaction's first offset, else the
-/// marker's next offset). Entries whose marker is at or past `next_offset` — the index
-/// ahead of the segment, which the ordering rule (entry written after its marker, flushed
-/// with it) rules out — are damage too.
-pub fn parse(
-    path: &Path,
-    bytes: &[u8],
-    base_offset: i64,
-    next_offset: i64,
-) -> Result<TxnIndexFile, TxnIndexError> {
-    let mut entries = Vec::with_capacity(bytes.len() / TXN_INDEX_ENTRY_BYTES);
-    let torn_bytes = bytes.len() % TXN_INDEX_ENTRY_BYTES;
-    let mut checker = Checker::new(path, base_offset, next_offset);
-    for (version, txn) in decode_entries(bytes) {
-        checker.check(version, &txn)?;
-        entries.push(txn);
-    }
-    Ok(TxnIndexFile {
-        entries,
-        torn_bytes,
-    })
-}
-
-/// Kafka's `TransactionIndex.truncateTo`: the entries that stay when the segment is cut to
-/// end before `offset` (those whose marker is below it).
-pub fn truncated_len(entries: &[AbortedTxn], offset: i64) -> usize {
-    entries.partition_point(|txn| txn.last_offset < offset)
-}
-
 /// Kafka's `collectAbortedTransactions` as a fold over entries in marker order: what a
 /// `read_committed` fetch of `[fetch_offset, upper_bound)` must name. Fed the entries of
 /// the segment holding `fetch_offset`, then of the later segments, until
@@ -243,24 +205,6 @@ impl AbortedCollector {
     }
 }
 
-/// [`AbortedCollector`] over the entries of whole segments (the indexes of the segments
-/// starting with the one holding `fetch_offset`, in segment order).
-pub fn collect_aborted<'a>(
-    segments: impl IntoIterator<Item = &'a [AbortedTxn]>,
-    fetch_offset: i64,
-    upper_bound: i64,
-) -> Vec<AbortedTxn> {
-    let mut collector = AbortedCollector::new(fetch_offset, upper_bound);
-    'segments: for entries in segments {
-        for txn in entries {
-            if collector.push(txn) {
-                break 'segments;
-            }
-        }
-    }
-    collector.finish()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,6 +222,36 @@ mod tests {
         entries.iter().flat_map(encode_entry).collect()
     }
 
+    /// The whole entries of a file's bytes, each checked (as the log checks them at open).
+    fn parse(
+        path: &Path,
+        bytes: &[u8],
+        base_offset: i64,
+        next_offset: i64,
+    ) -> Result<Vec<AbortedTxn>, TxnIndexError> {
+        let mut checker = Checker::new(path, base_offset, next_offset);
+        decode_entries(bytes)
+            .map(|(version, txn)| checker.check(version, &txn).map(|()| txn))
+            .collect()
+    }
+
+    /// The collector fed the entries of whole segments, as `Log::aborted_between` feeds it.
+    fn collect_aborted<'a>(
+        segments: impl IntoIterator<Item = &'a [AbortedTxn]>,
+        fetch_offset: i64,
+        upper_bound: i64,
+    ) -> Vec<AbortedTxn> {
+        let mut collector = AbortedCollector::new(fetch_offset, upper_bound);
+        'segments: for entries in segments {
+            for txn in entries {
+                if collector.push(txn) {
+                    break 'segments;
+                }
+            }
+        }
+        collector.finish()
+    }
+
     #[test]
     fn entries_round_trip_in_kafkas_layout() {
         let a = txn(7, 100, 104, 102);
@@ -290,20 +264,17 @@ mod tests {
         assert_eq!(&bytes[26..34], &102i64.to_be_bytes());
         let path = Path::new("00000000000000000100.txnindex");
         let read = parse(path, &file(&[a, txn(8, 90, 110, 111)]), 100, 200).unwrap();
-        assert_eq!(read.entries, vec![a, txn(8, 90, 110, 111)]);
-        assert_eq!(read.torn_bytes, 0);
-        assert_eq!(parse(path, &[], 100, 200).unwrap(), TxnIndexFile::default());
+        assert_eq!(read, vec![a, txn(8, 90, 110, 111)]);
+        assert_eq!(parse(path, &[], 100, 200).unwrap(), vec![]);
     }
 
     #[test]
-    fn a_torn_last_entry_is_cut_not_damage() {
+    fn a_torn_last_entry_is_left_out_not_damage() {
         let path = Path::new("00000000000000000000.txnindex");
         let whole = file(&[txn(1, 0, 3, 4), txn(2, 1, 5, 6)]);
         for cut in 1..TXN_INDEX_ENTRY_BYTES {
             let bytes = &whole[..whole.len() - cut];
-            let read = parse(path, bytes, 0, 10).unwrap();
-            assert_eq!(read.entries, vec![txn(1, 0, 3, 4)]);
-            assert_eq!(read.torn_bytes, TXN_INDEX_ENTRY_BYTES - cut);
+            assert_eq!(parse(path, bytes, 0, 10).unwrap(), vec![txn(1, 0, 3, 4)]);
         }
     }
 
@@ -336,15 +307,6 @@ mod tests {
                 version: 1
             })
         );
-    }
-
-    #[test]
-    fn truncation_keeps_markers_below_the_cut() {
-        let entries = [txn(1, 0, 3, 4), txn(2, 1, 5, 6), txn(3, 6, 9, 10)];
-        assert_eq!(truncated_len(&entries, 0), 0);
-        assert_eq!(truncated_len(&entries, 5), 1);
-        assert_eq!(truncated_len(&entries, 6), 2);
-        assert_eq!(truncated_len(&entries, 100), 3);
     }
 
     #[test]
