@@ -880,6 +880,7 @@ fn update_target(
     let target = assignor::assign(
         &specs,
         &configured.tasks,
+        &configured.stateful,
         &group.target,
         group.num_standby_replicas,
     );

@@ -273,58 +273,315 @@ fn topology_is_configured_against_the_topics() {
         .contains("undefined partition count"));
 }
 
-#[test]
-fn standbys_go_to_other_processes_and_everything_is_assigned() {
-    let members = [("a", "p1"), ("b", "p1"), ("c", "p2")];
-    let specs: Vec<super::MemberSpec<'_>> = members
+/// Members and processes as the assignor takes them.
+fn specs<'a>(members: &'a [(String, String)]) -> Vec<super::MemberSpec<'a>> {
+    members
         .iter()
         .map(|(m, p)| super::MemberSpec {
             member_id: m,
             process_id: p,
         })
+        .collect()
+}
+
+/// `per_process[i]` members on process `p{i}`, named `p{i}-m{j}`.
+fn processes(per_process: &[usize]) -> Vec<(String, String)> {
+    per_process
+        .iter()
+        .enumerate()
+        .flat_map(|(i, n)| (0..*n).map(move |j| (format!("p{i}-m{j}"), format!("p{i}"))))
+        .collect()
+}
+
+/// Checks a target against the assignor's invariants and returns the active tasks per
+/// member: every task active exactly once; a process holds each task at most once (so no
+/// standby shares a process with its active or with another standby); stateless tasks have
+/// no standby and stateful ones `min(replicas, processes - 1)`; members' active counts
+/// within one of each other, and so the active tasks per member of any two processes.
+fn check_target(
+    members: &[(String, String)],
+    counts: &BTreeMap<String, i32>,
+    stateful: &BTreeSet<String>,
+    replicas: usize,
+    target: &BTreeMap<String, TasksTuple>,
+) -> BTreeMap<String, usize> {
+    let process: BTreeMap<&str, &str> = members
+        .iter()
+        .map(|(m, p)| (m.as_str(), p.as_str()))
         .collect();
-    let counts = BTreeMap::from([("0".to_owned(), 5), ("1".to_owned(), 2)]);
-    let target = super::assign(&specs, &counts, &BTreeMap::new(), 1);
-    let mut active = BTreeSet::new();
-    for t in target.values() {
+    let n_processes = process.values().collect::<BTreeSet<_>>().len();
+    assert_eq!(target.len(), members.len(), "one entry per member");
+    let mut active: BTreeMap<(String, i32), usize> = BTreeMap::new();
+    let mut standbys: BTreeMap<(String, i32), usize> = BTreeMap::new();
+    let mut held: BTreeSet<(&str, String, i32)> = BTreeSet::new();
+    let mut active_per_member = BTreeMap::new();
+    for (m, t) in target {
+        let proc_id = process[m.as_str()];
+        let mut n = 0;
         for (s, parts) in &t.active {
             for p in parts {
-                assert!(active.insert((s.clone(), *p)), "active task twice");
+                *active.entry((s.clone(), *p)).or_default() += 1;
+                assert!(
+                    held.insert((proc_id, s.clone(), *p)),
+                    "{s}_{p} twice on {proc_id}"
+                );
+                n += 1;
             }
         }
+        for (s, parts) in &t.standby {
+            for p in parts {
+                *standbys.entry((s.clone(), *p)).or_default() += 1;
+                assert!(
+                    held.insert((proc_id, s.clone(), *p)),
+                    "{s}_{p} twice on {proc_id}"
+                );
+            }
+        }
+        assert!(t.warmup.is_empty(), "no warm-up tasks");
+        active_per_member.insert(m.clone(), n);
     }
-    assert_eq!(active.len(), 7);
-    let loads: Vec<usize> = target
-        .values()
-        .map(|t| t.active.values().map(BTreeSet::len).sum())
-        .collect();
-    assert!(
-        loads.iter().max().unwrap() - loads.iter().min().unwrap() <= 1,
-        "{loads:?}"
+    for (s, n) in counts {
+        for p in 0..*n {
+            let key = (s.clone(), p);
+            assert_eq!(active.get(&key), Some(&1), "{s}_{p} active once");
+            let want = if stateful.contains(s) {
+                replicas.min(n_processes - 1)
+            } else {
+                0
+            };
+            assert_eq!(
+                standbys.get(&key).copied().unwrap_or(0),
+                want,
+                "standbys of {s}_{p}"
+            );
+        }
+    }
+    assert_eq!(
+        active.len(),
+        counts.values().map(|n| *n as usize).sum::<usize>()
     );
-    let process = |m: &str| members.iter().find(|(id, _)| *id == m).unwrap().1;
-    for (s, p) in &active {
-        let owner = target
-            .iter()
-            .find(|(_, t)| t.active.get(s).is_some_and(|x| x.contains(p)))
-            .unwrap()
-            .0;
-        let standbys: Vec<&String> = target
-            .iter()
-            .filter(|(_, t)| t.standby.get(s).is_some_and(|x| x.contains(p)))
-            .map(|(m, _)| m)
-            .collect();
-        assert_eq!(standbys.len(), 1, "one standby of {s}_{p}");
-        assert_ne!(
-            process(standbys[0]),
-            process(owner),
-            "standby on the active's process"
-        );
+    let max = active_per_member.values().max().copied().unwrap_or(0);
+    let min = active_per_member.values().min().copied().unwrap_or(0);
+    assert!(
+        max - min <= 1,
+        "members' active tasks {active_per_member:?}"
+    );
+    assert_processes_within_one(&process_loads(members, target, false));
+    active_per_member
+}
+
+/// Active tasks (and standbys too with `standby`) per process, and members per process.
+fn process_loads(
+    members: &[(String, String)],
+    target: &BTreeMap<String, TasksTuple>,
+    standby: bool,
+) -> BTreeMap<String, (usize, usize)> {
+    let mut loads: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for (m, p) in members {
+        let t = &target[m];
+        let n: usize = t
+            .active
+            .values()
+            .chain(t.standby.values().filter(|_| standby))
+            .map(BTreeSet::len)
+            .sum();
+        let e = loads.entry(p.clone()).or_default();
+        e.0 += n;
+        e.1 += 1;
     }
-    // Sticky: the same members keep the same active tasks.
-    let again = super::assign(&specs, &counts, &target, 1);
-    for (m, t) in &target {
-        assert_eq!(again[m].active, t.active);
+    loads
+}
+
+/// No process took a task while another was less loaded per member (the greedy rule):
+/// (tasks_p - 1) / members_p <= tasks_q / members_q for every pair. Holds for the active
+/// tasks of a fresh assignment.
+fn assert_processes_balanced(loads: &BTreeMap<String, (usize, usize)>) {
+    for (p, (tp, cp)) in loads {
+        for (q, (tq, cq)) in loads {
+            assert!(
+                tp.saturating_sub(1) * cq <= tq * cp,
+                "{p} ({tp} tasks / {cp} members) above {q} ({tq} / {cq}): {loads:?}"
+            );
+        }
+    }
+}
+
+/// Tasks per member of any two processes within one: tasks_p / members_p - tasks_q /
+/// members_q <= 1.
+fn assert_processes_within_one(loads: &BTreeMap<String, (usize, usize)>) {
+    for (p, (tp, cp)) in loads {
+        for (q, (tq, cq)) in loads {
+            assert!(
+                tp * cq <= tq * cp + cp * cq,
+                "{p} ({tp} tasks / {cp} members) more than one per member above {q} ({tq} / {cq}): {loads:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn standbys_go_to_other_processes_and_everything_is_assigned() {
+    let members = vec![
+        ("a".to_owned(), "p1".to_owned()),
+        ("b".to_owned(), "p1".to_owned()),
+        ("c".to_owned(), "p2".to_owned()),
+    ];
+    let counts = BTreeMap::from([("0".to_owned(), 5), ("1".to_owned(), 2)]);
+    let stateful = BTreeSet::from(["0".to_owned(), "1".to_owned()]);
+    let target = super::assign(&specs(&members), &counts, &stateful, &BTreeMap::new(), 1);
+    check_target(&members, &counts, &stateful, 1, &target);
+    // Sticky: the same members keep the same tasks.
+    let again = super::assign(&specs(&members), &counts, &stateful, &target, 1);
+    assert_eq!(again, target);
+}
+
+#[test]
+fn processes_share_load_by_their_members() {
+    // p0 runs 4 threads, p1 and p2 one each: p0 takes two thirds of the 12 tasks.
+    let members = processes(&[4, 1, 1]);
+    let counts = BTreeMap::from([("0".to_owned(), 12)]);
+    let none = BTreeSet::new();
+    let target = super::assign(&specs(&members), &counts, &none, &BTreeMap::new(), 0);
+    let per_member = check_target(&members, &counts, &none, 0, &target);
+    assert!(per_member.values().all(|n| *n == 2), "{per_member:?}");
+    let loads = process_loads(&members, &target, false);
+    assert_eq!(loads["p0"], (8, 4));
+    assert_eq!(loads["p1"], (2, 1));
+    assert_processes_balanced(&loads);
+}
+
+#[test]
+fn only_stateful_tasks_get_standbys_and_never_beside_their_active() {
+    let members = processes(&[2, 2, 2]);
+    let counts = BTreeMap::from([("0".to_owned(), 6), ("1".to_owned(), 6)]);
+    let stateful = BTreeSet::from(["1".to_owned()]);
+    let target = super::assign(&specs(&members), &counts, &stateful, &BTreeMap::new(), 2);
+    check_target(&members, &counts, &stateful, 2, &target);
+    assert!(target.values().all(|t| !t.standby.contains_key("0")));
+    // More replicas than other processes: each task gets one copy per other process.
+    let target = super::assign(&specs(&members), &counts, &stateful, &BTreeMap::new(), 5);
+    check_target(&members, &counts, &stateful, 5, &target);
+}
+
+#[test]
+fn a_standby_owner_takes_over_the_active_of_a_lost_process() {
+    let members = processes(&[1, 1, 1]);
+    let counts = BTreeMap::from([("0".to_owned(), 6)]);
+    let stateful = BTreeSet::from(["0".to_owned()]);
+    let first = super::assign(&specs(&members), &counts, &stateful, &BTreeMap::new(), 1);
+    check_target(&members, &counts, &stateful, 1, &first);
+    // p2 goes away: each of its tasks goes active to the member that held its standby.
+    let lost = &first["p2-m0"];
+    let survivors: Vec<(String, String)> = members[..2].to_vec();
+    let mut previous = first.clone();
+    previous.remove("p2-m0");
+    let second = super::assign(&specs(&survivors), &counts, &stateful, &previous, 1);
+    check_target(&survivors, &counts, &stateful, 1, &second);
+    for (s, parts) in &lost.active {
+        for p in parts {
+            let standby_owner = first
+                .iter()
+                .find(|(_, t)| t.standby.get(s).is_some_and(|x| x.contains(p)))
+                .map(|(m, _)| m.clone())
+                .unwrap();
+            assert!(
+                second[&standby_owner].active[s].contains(p),
+                "{s}_{p} to its standby owner {standby_owner}"
+            );
+        }
+    }
+    // Tasks the survivors had as active stay theirs.
+    for m in ["p0-m0", "p1-m0"] {
+        for (s, parts) in &first[m].active {
+            assert!(parts.is_subset(&second[m].active[s]), "{m} keeps {s}");
+        }
+    }
+}
+
+#[test]
+fn many_members_and_processes_are_assigned_in_bounded_time() {
+    // 200 processes of 1-4 threads, 20,000 tasks, 2 standbys each.
+    let per_process: Vec<usize> = (0..200).map(|i| 1 + i % 4).collect();
+    let members = processes(&per_process);
+    let counts: BTreeMap<String, i32> = (0..10).map(|s| (s.to_string(), 2_000)).collect();
+    let stateful: BTreeSet<String> = counts.keys().cloned().collect();
+    let started = std::time::Instant::now();
+    let target = super::assign(&specs(&members), &counts, &stateful, &BTreeMap::new(), 2);
+    check_target(&members, &counts, &stateful, 2, &target);
+    assert_processes_balanced(&process_loads(&members, &target, false));
+    assert_processes_within_one(&process_loads(&members, &target, true));
+    // A new process joins: most tasks stay where they were.
+    let mut grown = members.clone();
+    grown.push(("new-m0".to_owned(), "new".to_owned()));
+    let again = super::assign(&specs(&grown), &counts, &stateful, &target, 2);
+    check_target(&grown, &counts, &stateful, 2, &again);
+    let moved: usize = members
+        .iter()
+        .map(|(m, _)| {
+            target[m]
+                .active
+                .iter()
+                .map(|(s, parts)| {
+                    parts
+                        .iter()
+                        .filter(|p| !again[m].active.get(s).is_some_and(|x| x.contains(p)))
+                        .count()
+                })
+                .sum::<usize>()
+        })
+        .sum();
+    let share = 20_000 / grown.len() + 1;
+    assert!(moved <= share, "{moved} active tasks moved, share {share}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}
+
+mod assignor_properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn group() -> impl Strategy<Value = Vec<usize>> {
+        proptest::collection::vec(1..4usize, 1..6)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Over random processes, subtopologies, standby counts and a previous target from
+        /// a different membership: every active task once, no standby beside its active,
+        /// processes within one active task per member, and a fresh assignment's active tasks balanced
+        /// over processes (standbys cannot always be: with two processes and one replica
+        /// each process holds every stateful task, whatever its size).
+        #[test]
+        fn assignments_hold_their_invariants(
+            before in group(),
+            after in group(),
+            subs in proptest::collection::vec((0..13i32, any::<bool>()), 1..4),
+            replicas in 0..4usize,
+        ) {
+            let counts: BTreeMap<String, i32> =
+                subs.iter().enumerate().map(|(i, (n, _))| (i.to_string(), *n)).collect();
+            let stateful: BTreeSet<String> = subs
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, s))| *s)
+                .map(|(i, _)| i.to_string())
+                .collect();
+            let r = i32::try_from(replicas).unwrap();
+            let first_members = processes(&before);
+            let first = super::super::assign(&specs(&first_members), &counts, &stateful, &BTreeMap::new(), r);
+            check_target(&first_members, &counts, &stateful, replicas, &first);
+            assert_processes_balanced(&process_loads(&first_members, &first, false));
+            // The next membership keeps the members both share (same names, same processes).
+            let next_members = processes(&after);
+            let previous: BTreeMap<String, TasksTuple> = first
+                .into_iter()
+                .filter(|(m, _)| next_members.iter().any(|(n, _)| n == m))
+                .collect();
+            let next = super::super::assign(&specs(&next_members), &counts, &stateful, &previous, r);
+            check_target(&next_members, &counts, &stateful, replicas, &next);
+            let again = super::super::assign(&specs(&next_members), &counts, &stateful, &next, r);
+            prop_assert_eq!(&again, &next, "a stable group's target does not move");
+        }
     }
 }
 

@@ -83,6 +83,8 @@ pub struct Configured {
     /// The input topics (source and repartition source) of each subtopology, for
     /// mapping tasks to partitions for interactive queries.
     pub inputs: BTreeMap<String, Vec<String>>,
+    /// The subtopologies with state (a changelog topic): only their tasks get standbys.
+    pub stateful: BTreeSet<String>,
     pub status: Vec<Status>,
     pub to_create: Vec<TopicToCreate>,
 }
@@ -136,6 +138,9 @@ pub fn configure(topology: &Topology, topics: &Topics, tasks_max: usize) -> Conf
             }
         }
         tasks.insert(s.id.clone(), n);
+        if !s.state_changelog_topics.is_empty() {
+            out.stateful.insert(s.id.clone());
+        }
         out.inputs.insert(
             s.id.clone(),
             s.source_topics
