@@ -58,7 +58,7 @@ pub use processor::{OutRecord, Processor, ProcessorContext, PunctuationType, Tas
 pub use record::{Change, Header, Record, RecordContext};
 pub use runtime::{
     GroupProtocol, KafkaStreams, KeyQueryMetadata, Metrics, ProcessingGuarantee, StateListener,
-    StreamsConfig, StreamsState,
+    StreamThreadExceptionResponse, StreamsConfig, StreamsState, UncaughtExceptionHandler,
 };
 pub use serdes::{Serde, SerdeError, SerdeRef, Serdes};
 pub use state::typed::{KeyValueStore, SessionStore, WindowStore};

@@ -1,6 +1,7 @@
 //! `StreamsConfig`: Kafka Streams' property names and defaults, plus the client properties
 //! passed through to the consumers and the producer.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -54,6 +55,13 @@ impl FromStr for GroupProtocol {
     }
 }
 
+/// Kafka Streams' `client.tag.` prefix: `client.tag.<key>=<value>` tags the instance.
+const CLIENT_TAG_PREFIX: &str = "client.tag.";
+/// Kafka Streams' bounds on client tags (`StreamsConfig.MAX_RACK_AWARE_ASSIGNMENT_TAG_*`).
+const CLIENT_TAGS_MAX: usize = 5;
+const CLIENT_TAG_KEY_MAX: usize = 20;
+const CLIENT_TAG_VALUE_MAX: usize = 30;
+
 /// Settings of one application instance.
 #[derive(Debug, Clone)]
 pub struct StreamsConfig {
@@ -92,6 +100,14 @@ pub struct StreamsConfig {
     /// (`session.timeout.ms`, ...); `consumer.`, `producer.` and `admin.` prefixes aim one
     /// at one client type only.
     pub client_properties: Vec<(String, String)>,
+    /// `group.instance.id`: static membership (`group.protocol=streams` only). Thread `n`
+    /// (from 1) joins as `<group.instance.id>-<n>`, as Kafka Streams names it; a restart
+    /// with the same id within the session timeout takes the same tasks back without
+    /// moving the other members' tasks.
+    pub group_instance_id: Option<String>,
+    /// `client.tag.<key>=<value>`: the instance's client tags, sent when a thread joins a
+    /// streams group (at most 5; keys up to 20 characters, values up to 30, as Kafka).
+    pub client_tags: BTreeMap<String, String>,
 }
 
 impl StreamsConfig {
@@ -112,6 +128,8 @@ impl StreamsConfig {
             deserialization_continue: false,
             repartition_purge_interval_ms: 30_000,
             client_properties: Vec::new(),
+            group_instance_id: None,
+            client_tags: BTreeMap::new(),
         }
     }
 
@@ -155,6 +173,15 @@ impl StreamsConfig {
         if let Some(v) = p.take("default.deserialization.exception.handler") {
             c.deserialization_continue = v.contains("LogAndContinue");
         }
+        c.group_instance_id = p.take("group.instance.id").filter(|s| !s.is_empty());
+        for key in p.unused() {
+            if let Some(tag) = key.strip_prefix(CLIENT_TAG_PREFIX) {
+                if let Some(v) = p.take(&key) {
+                    c.client_tags.insert(tag.to_string(), v);
+                }
+            }
+        }
+        c.check()?;
         for key in p.unused() {
             if let Some(v) = p.take(&key) {
                 c.client_properties.push((key, v));
@@ -167,6 +194,50 @@ impl StreamsConfig {
             ));
         }
         Ok(c)
+    }
+
+    /// Kafka Streams' checks of the settings that are not plain numbers.
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.group_instance_id.is_some() && self.group_protocol != GroupProtocol::Streams {
+            return Err(StreamsError::config(
+                "group.instance.id",
+                "static membership is served under group.protocol=streams only here (the \
+                 classic consumer has no static membership); set group.protocol=streams or \
+                 remove group.instance.id",
+            ));
+        }
+        if self.client_tags.len() > CLIENT_TAGS_MAX {
+            return Err(StreamsError::config(
+                "client.tag.",
+                format!(
+                    "{} client tags, more than the {CLIENT_TAGS_MAX} Kafka Streams allows",
+                    self.client_tags.len()
+                ),
+            ));
+        }
+        for (k, v) in &self.client_tags {
+            if k.is_empty() || k.chars().count() > CLIENT_TAG_KEY_MAX {
+                return Err(StreamsError::config(
+                    &format!("{CLIENT_TAG_PREFIX}{k}"),
+                    format!("a client tag key has 1 to {CLIENT_TAG_KEY_MAX} characters"),
+                ));
+            }
+            if v.chars().count() > CLIENT_TAG_VALUE_MAX {
+                return Err(StreamsError::config(
+                    &format!("{CLIENT_TAG_PREFIX}{k}"),
+                    format!("a client tag value has at most {CLIENT_TAG_VALUE_MAX} characters"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The `group.instance.id` of thread `index` (from 0): `<group.instance.id>-<index + 1>`,
+    /// Kafka Streams' per-thread static member name.
+    pub(crate) fn thread_instance_id(&self, index: usize) -> Option<String> {
+        self.group_instance_id
+            .as_ref()
+            .map(|id| format!("{id}-{}", index + 1))
     }
 
     /// Adds a client property (see [`StreamsConfig::client_properties`]).
@@ -352,5 +423,52 @@ mod tests {
         .into_iter()
         .collect();
         assert!(StreamsConfig::from_properties(&bad).is_err());
+    }
+
+    #[test]
+    fn static_membership_and_client_tags_are_read_and_bounded_as_kafka() {
+        let base = [
+            ("application.id", "app"),
+            ("bootstrap.servers", "h:1"),
+            ("group.protocol", "streams"),
+            ("group.instance.id", "inst"),
+            ("client.tag.zone", "eu-1"),
+            ("client.tag.rack", "r7"),
+        ];
+        let c = StreamsConfig::from_properties(&base.into_iter().collect()).unwrap();
+        assert_eq!(c.group_instance_id.as_deref(), Some("inst"));
+        assert_eq!(c.thread_instance_id(0).as_deref(), Some("inst-1"));
+        assert_eq!(c.thread_instance_id(2).as_deref(), Some("inst-3"));
+        assert_eq!(
+            c.client_tags,
+            BTreeMap::from([
+                ("rack".to_string(), "r7".to_string()),
+                ("zone".to_string(), "eu-1".to_string())
+            ])
+        );
+        assert!(c.client_properties.is_empty(), "{:?}", c.client_properties);
+        // Static membership needs the streams protocol here.
+        let classic: Properties = base
+            .iter()
+            .filter(|(k, _)| *k != "group.protocol")
+            .copied()
+            .collect();
+        let e = StreamsConfig::from_properties(&classic).unwrap_err();
+        assert!(e.to_string().contains("group.instance.id"), "{e}");
+        // Kafka's bounds: 5 tags, keys up to 20 characters, values up to 30.
+        let mut many: Properties = base.into_iter().collect();
+        for k in ["a", "b", "c", "d"] {
+            many.set(format!("client.tag.{k}"), "v");
+        }
+        assert!(StreamsConfig::from_properties(&many).is_err());
+        let mut long_key: Properties = base.into_iter().collect();
+        long_key.set(format!("client.tag.{}", "k".repeat(21)), "v");
+        assert!(StreamsConfig::from_properties(&long_key).is_err());
+        let mut long_value: Properties = base.into_iter().collect();
+        long_value.set("client.tag.zone", "v".repeat(31));
+        assert!(StreamsConfig::from_properties(&long_value).is_err());
+        let mut ok_value: Properties = base.into_iter().collect();
+        ok_value.set("client.tag.zone", "v".repeat(30));
+        assert!(StreamsConfig::from_properties(&ok_value).is_ok());
     }
 }

@@ -109,12 +109,34 @@ pub(crate) struct Shared {
     started: AtomicBool,
     /// The state last reported to the state listener, and the listener.
     listener: Mutex<(StreamsState, Option<StateListener>)>,
+    /// The handler of a failed thread's error (`None`: shut down this instance).
+    exception_handler: Mutex<Option<UncaughtExceptionHandler>>,
 }
 
 /// Called with `(new, old)` on every change of [`KafkaStreams::state`] (Kafka Streams'
 /// `KafkaStreams.StateListener`). It runs on the thread that made the change, while
 /// further changes wait: keep it short.
 pub type StateListener = Box<dyn Fn(StreamsState, StreamsState) + Send + Sync>;
+
+/// What to do when a stream thread fails (Kafka Streams'
+/// `StreamsUncaughtExceptionHandler.StreamThreadExceptionResponse`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamThreadExceptionResponse {
+    /// Stop this instance (every thread of it); the state becomes `Error`. The default.
+    ShutdownClient,
+    /// Stop every instance of the application: under `group.protocol=streams` the failing
+    /// thread's last heartbeat sets `ShutdownApplication`, the broker reports the
+    /// SHUTDOWN_APPLICATION status to every member, and each instance stops with
+    /// [`StreamsError::ApplicationShutdown`]. Under `classic` only this instance stops
+    /// (logged): the classic assignor carries no shutdown request here.
+    ShutdownApplication,
+}
+
+/// Called with the error a stream thread failed with (Kafka Streams'
+/// `StreamsUncaughtExceptionHandler`); not called when the group asked the application
+/// to shut down. It runs on the failing thread: keep it short.
+pub type UncaughtExceptionHandler =
+    Box<dyn Fn(&StreamsError) -> StreamThreadExceptionResponse + Send + Sync>;
 
 pub(crate) fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     match m.lock() {
@@ -133,6 +155,18 @@ impl Shared {
             *t = s;
         }
         self.notify();
+    }
+
+    /// What the application's handler says to do about a thread's failure `e`
+    /// (shut down this instance when no handler is set, as Kafka Streams' default).
+    pub(crate) fn on_thread_error(&self, e: &StreamsError) -> StreamThreadExceptionResponse {
+        if matches!(e, StreamsError::ApplicationShutdown(_)) {
+            return StreamThreadExceptionResponse::ShutdownClient;
+        }
+        match &*guard(&self.exception_handler) {
+            Some(handler) => handler(e),
+            None => StreamThreadExceptionResponse::ShutdownClient,
+        }
     }
 
     pub(crate) fn fail(&self, e: StreamsError) {
@@ -213,8 +247,12 @@ impl KafkaStreams {
                 globals.insert(g.store.clone(), spec.open(None)?);
             }
         }
+        config.check()?;
         let threads = config.num_stream_threads;
-        let process_id = if config.exactly_once() {
+        // Kept in the state directory under exactly_once_v2 (the transactional ids) and
+        // for a static member (a restart rejoins with the same member metadata, so the
+        // group's epoch does not move).
+        let process_id = if config.exactly_once() || config.group_instance_id.is_some() {
             crate::state::checkpoint::process_id(&config.state_dir.join(&config.application_id))?
         } else {
             uuid::Uuid::new_v4().to_string()
@@ -235,6 +273,7 @@ impl KafkaStreams {
                 error: Mutex::new(None),
                 started: AtomicBool::new(false),
                 listener: Mutex::new((StreamsState::Created, None)),
+                exception_handler: Mutex::new(None),
             }),
             handles: Mutex::new(Vec::new()),
         })
@@ -351,6 +390,23 @@ impl KafkaStreams {
             ));
         }
         guard(&self.shared.listener).1 = Some(Box::new(listener));
+        Ok(())
+    }
+
+    /// Sets the handler asked what to do when a stream thread fails (Kafka Streams'
+    /// `setUncaughtExceptionHandler`); without one the instance shuts down. Only before
+    /// [`KafkaStreams::start`], as Kafka Streams requires.
+    pub fn set_uncaught_exception_handler(
+        &self,
+        handler: impl Fn(&StreamsError) -> StreamThreadExceptionResponse + Send + Sync + 'static,
+    ) -> Result<()> {
+        if self.shared.started.load(Ordering::SeqCst) {
+            return Err(StreamsError::NotRunning(
+                "set_uncaught_exception_handler after start (set it while the state is Created)"
+                    .into(),
+            ));
+        }
+        *guard(&self.shared.exception_handler) = Some(Box::new(handler));
         Ok(())
     }
 

@@ -7,9 +7,14 @@
 //!
 //! The rules it follows:
 //! - The member id is made here (a UUID, kept for the thread's life) and the member joins
-//!   with epoch 0, sending its topology, process id, `application.server` endpoint, client
-//!   tags and rebalance timeout, and no owned tasks. Later heartbeats send the owned tasks
-//!   only when they changed since the last one the broker answered (null: unchanged).
+//!   with epoch 0, sending its topology (epoch 0, as Kafka's client: topology updates are
+//!   not defined yet), process id, `application.server` endpoint, client tags and
+//!   rebalance timeout, and no owned tasks. Later heartbeats send the owned tasks only
+//!   when they changed since the last one the broker answered (null: unchanged). A static
+//!   member (`group.instance.id`) sends its instance id in every heartbeat and leaves with
+//!   epoch -2, so the broker keeps its tasks for it until the session timeout.
+//! - Once the application asked to shut down (`request_shutdown`), every heartbeat sets
+//!   `ShutdownApplication`; the broker then reports SHUTDOWN_APPLICATION to every member.
 //! - An assignment in a response is the member's target. The thread revokes first (it
 //!   commits and closes, or turns into standbys, the active tasks it loses), then takes
 //!   the new ones, and then heartbeats at once with what it now owns: the broker hands a
@@ -43,6 +48,10 @@ const HEARTBEAT_INTERVAL_MS_MIN: u64 = 10;
 const HEARTBEAT_INTERVAL_MS_MAX: u64 = 60_000;
 /// After a failed heartbeat, the next one waits this long.
 const RETRY_BACKOFF_MS: u64 = 100;
+/// The member epoch of a leave: -1, or -2 for a static member (Kafka's
+/// `LEAVE_GROUP_MEMBER_EPOCH` / `LEAVE_GROUP_STATIC_MEMBER_EPOCH`).
+const LEAVE_EPOCH: i32 = -1;
+const LEAVE_STATIC_EPOCH: i32 = -2;
 
 /// Kafka's `StreamsGroupHeartbeatResponse.Status` codes.
 pub(crate) const STATUS_STALE_TOPOLOGY: i8 = 0;
@@ -120,6 +129,12 @@ pub(crate) struct StreamsMember {
     endpoint: Option<(String, u16)>,
     rebalance_timeout_ms: i32,
     topology: request::Topology,
+    /// `group.instance.id` of this thread (static membership).
+    instance_id: Option<String>,
+    /// `client.tag.*`, sent when joining.
+    client_tags: Vec<(String, String)>,
+    /// The application asked every instance to shut down (sent in every heartbeat).
+    shutdown_requested: bool,
     interval: Duration,
     /// When the next heartbeat is due (`None`: now).
     next_at: Option<Instant>,
@@ -145,6 +160,8 @@ impl StreamsMember {
         application_server: Option<&str>,
         rebalance_timeout_ms: u64,
         topology: request::Topology,
+        instance_id: Option<String>,
+        client_tags: Vec<(String, String)>,
     ) -> Result<StreamsMember> {
         let endpoint = match application_server {
             None => None,
@@ -157,6 +174,9 @@ impl StreamsMember {
             endpoint,
             rebalance_timeout_ms: i32::try_from(rebalance_timeout_ms).unwrap_or(i32::MAX),
             topology,
+            instance_id,
+            client_tags,
+            shutdown_requested: false,
             interval: Duration::from_millis(HEARTBEAT_INTERVAL_MS_DEFAULT),
             next_at: None,
             reported: None,
@@ -187,6 +207,13 @@ impl StreamsMember {
         !self.left && self.next_at.is_none_or(|at| now >= at)
     }
 
+    /// Asks the group to shut the whole application down: every later heartbeat (the next
+    /// one at once) sets `ShutdownApplication`.
+    pub(crate) fn request_shutdown(&mut self) {
+        self.shutdown_requested = true;
+        self.next_at = None;
+    }
+
     /// Asks for a heartbeat at once (after a reconciliation: it acknowledges it).
     pub(crate) fn heartbeat_now(&mut self) {
         self.next_at = None;
@@ -207,7 +234,9 @@ impl StreamsMember {
         let mut r = StreamsGroupHeartbeatRequest::default()
             .with_member_id(StrBytes::from_string(self.member_id.clone()))
             .with_member_epoch(self.epoch)
-            .with_rebalance_timeout_ms(-1);
+            .with_instance_id(self.instance_id.clone().map(StrBytes::from_string))
+            .with_rebalance_timeout_ms(-1)
+            .with_shutdown_application(self.shutdown_requested);
         if joining {
             // A joining member owns nothing (the broker refuses owned tasks at epoch 0)
             // and says everything about itself.
@@ -221,7 +250,16 @@ impl StreamsMember {
                         .with_host(StrBytes::from_string(host.clone()))
                         .with_port(*port)
                 }))
-                .with_client_tags(Some(Vec::new()));
+                .with_client_tags(Some(
+                    self.client_tags
+                        .iter()
+                        .map(|(k, v)| {
+                            request::KeyValue::default()
+                                .with_key(StrBytes::from_string(k.clone()))
+                                .with_value(StrBytes::from_string(v.clone()))
+                        })
+                        .collect(),
+                ));
             r = with_owned(r, &empty);
             self.sending = Some(empty);
         } else if self.reported.as_ref() != Some(owned) {
@@ -233,16 +271,23 @@ impl StreamsMember {
         r
     }
 
-    /// The heartbeat that leaves the group (epoch -1); `None` if the member never joined.
+    /// The heartbeat that leaves the group (epoch -1; -2 for a static member, whose tasks
+    /// then wait for it up to the session timeout); `None` if the member never joined.
     pub(crate) fn leave_request(&mut self) -> Option<StreamsGroupHeartbeatRequest> {
         if self.left || self.epoch <= 0 {
             return None;
         }
         self.left = true;
+        let epoch = if self.instance_id.is_some() {
+            LEAVE_STATIC_EPOCH
+        } else {
+            LEAVE_EPOCH
+        };
         Some(
             StreamsGroupHeartbeatRequest::default()
                 .with_member_id(StrBytes::from_string(self.member_id.clone()))
-                .with_member_epoch(-1)
+                .with_member_epoch(epoch)
+                .with_instance_id(self.instance_id.clone().map(StrBytes::from_string))
                 .with_rebalance_timeout_ms(-1),
         )
     }
@@ -544,7 +589,15 @@ mod tests {
 
     fn member(topology: &Topology) -> StreamsMember {
         let wire = wire_topology(topology, APP, &BTreeMap::new(), -1);
-        StreamsMember::new("process-1", Some("host-a:9090"), 300_000, wire).unwrap()
+        StreamsMember::new(
+            "process-1",
+            Some("host-a:9090"),
+            300_000,
+            wire,
+            None,
+            Vec::new(),
+        )
+        .unwrap()
     }
 
     fn ids(v: &[(u32, i32)]) -> BTreeSet<TaskId> {
@@ -751,6 +804,10 @@ mod tests {
         let endpoint = join.user_endpoint.as_ref().unwrap();
         assert_eq!((endpoint.host.as_str(), endpoint.port), ("host-a", 9090));
         assert_eq!(join.topology.as_ref().unwrap().subtopologies.len(), 2);
+        assert_eq!(join.topology.as_ref().unwrap().epoch, 0, "Kafka's topology epoch");
+        assert!(join.instance_id.is_none(), "a dynamic member");
+        assert_eq!(join.client_tags.as_ref().map(Vec::len), Some(0));
+        assert!(!join.shutdown_application);
         let resp = StreamsGroupHeartbeatResponse::default()
             .with_member_id(join.member_id.clone())
             .with_member_epoch(3)
@@ -792,6 +849,63 @@ mod tests {
         assert_eq!(m.leave_request().unwrap().member_epoch, -1);
         assert!(m.leave_request().is_none());
         assert!(!m.due(now + Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn a_static_member_names_itself_in_every_heartbeat_and_leaves_with_epoch_minus_two() {
+        let topology = word_count();
+        let wire = wire_topology(&topology, APP, &BTreeMap::new(), -1);
+        let tags = vec![("zone".to_string(), "z1".to_string())];
+        let mut m = StreamsMember::new(
+            "process-1",
+            None,
+            300_000,
+            wire,
+            Some("app-a-1".into()),
+            tags,
+        )
+        .unwrap();
+        let join = m.request(&Tasks::default());
+        assert_eq!(join.instance_id.as_deref(), Some("app-a-1"));
+        let sent_tags: Vec<(String, String)> = join
+            .client_tags
+            .iter()
+            .flatten()
+            .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+            .collect();
+        assert_eq!(sent_tags, vec![("zone".to_string(), "z1".to_string())]);
+        let resp = StreamsGroupHeartbeatResponse::default()
+            .with_member_id(join.member_id.clone())
+            .with_member_epoch(2)
+            .with_heartbeat_interval_ms(250);
+        m.handle(&resp, &topology, APP, Instant::now()).unwrap();
+        let beat = m.request(&Tasks::default());
+        assert_eq!(beat.instance_id.as_deref(), Some("app-a-1"));
+        assert!(beat.client_tags.is_none(), "client tags go with the join only");
+        let leave = m.leave_request().unwrap();
+        assert_eq!(leave.member_epoch, -2, "a static member's leave keeps its tasks");
+        assert_eq!(leave.instance_id.as_deref(), Some("app-a-1"));
+    }
+
+    #[test]
+    fn a_shutdown_request_goes_with_every_later_heartbeat_at_once() {
+        let topology = word_count();
+        let mut m = member(&topology);
+        let join = m.request(&Tasks::default());
+        let resp = StreamsGroupHeartbeatResponse::default()
+            .with_member_id(join.member_id.clone())
+            .with_member_epoch(1)
+            .with_heartbeat_interval_ms(60_000);
+        let now = Instant::now();
+        m.handle(&resp, &topology, APP, now).unwrap();
+        assert!(!m.request(&Tasks::default()).shutdown_application);
+        m.handle(&resp, &topology, APP, now).unwrap();
+        assert!(!m.due(now), "the interval is not up");
+        m.request_shutdown();
+        assert!(m.due(now), "a shutdown request is sent at once");
+        assert!(m.request(&Tasks::default()).shutdown_application);
+        m.handle(&resp, &topology, APP, now).unwrap();
+        assert!(m.request(&Tasks::default()).shutdown_application);
     }
 
     #[test]
@@ -946,8 +1060,19 @@ mod tests {
                 .with_warmup_tasks(Some(Vec::new()));
             assert!(m.handle(&bad, &topology, APP, now).is_err(), "{sub}_{p}");
         }
-        assert!(StreamsMember::new("p", Some("no-port"), 1, request::Topology::default()).is_err());
-        assert!(StreamsMember::new("p", Some(":1"), 1, request::Topology::default()).is_err());
+        let bad = |server| {
+            StreamsMember::new(
+                "p",
+                Some(server),
+                1,
+                request::Topology::default(),
+                None,
+                Vec::new(),
+            )
+            .is_err()
+        };
+        assert!(bad("no-port"));
+        assert!(bad(":1"));
     }
 
     #[test]

@@ -49,7 +49,7 @@ use strom_records::now_ms;
 use super::assignor::{decode, AssignmentInfo, StreamsAssignor, SubscriptionInfo};
 use super::config::GroupProtocol;
 use super::streams_group::{self, GroupStatus, Outcome, StreamsMember, Tasks};
-use super::{guard, Metrics, Shared, ThreadState};
+use super::{guard, Metrics, Shared, StreamThreadExceptionResponse, ThreadState};
 use crate::error::{Result, StreamsError};
 use crate::processor::{OutRecord, TaskMetrics};
 use crate::state::{checkpoint, lock};
@@ -183,6 +183,12 @@ impl StreamThread {
                     config.application_server.as_deref(),
                     max_poll_interval_ms,
                     wire,
+                    config.thread_instance_id(index),
+                    config
+                        .client_tags
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
                 )?)
             }
         };
@@ -225,7 +231,11 @@ impl StreamThread {
         let thread = self.index;
         let result = self.run_loop().await;
         if let Err(e) = &result {
-            tracing::error!(thread, error = %e, "stream thread failed; stopping the application");
+            let response = self.shared.on_thread_error(e);
+            tracing::error!(thread, error = %e, ?response, "stream thread failed; stopping");
+            if response == StreamThreadExceptionResponse::ShutdownApplication {
+                self.ask_application_shutdown().await;
+            }
             self.shared.fail(e.clone());
         }
         if let Err(e) = self.shutdown(result.is_ok()).await {
@@ -356,6 +366,34 @@ impl StreamThread {
         self.warmup.clear();
         self.publish_metrics(true);
         Ok(())
+    }
+
+    /// Kafka Streams' SHUTDOWN_APPLICATION: one more heartbeat, with `ShutdownApplication`
+    /// set, from this (failing) thread while it is still a member of the streams group;
+    /// the broker then reports the SHUTDOWN_APPLICATION status to every member, and every
+    /// instance stops. Kafka adds a thread for this when the failing one was the last; here
+    /// the failing thread sends it itself before it leaves. A member that has not joined
+    /// (or was fenced) cannot ask, and under the classic protocol there is no way to ask:
+    /// both are logged, and only this instance stops.
+    async fn ask_application_shutdown(&mut self) {
+        let owned = self.owned_tasks();
+        let Some(member) = self.member.as_mut().filter(|m| m.epoch() > 0) else {
+            tracing::warn!(thread = self.index, "cannot ask the other instances to shut down (not a member of a streams group); only this instance stops");
+            return;
+        };
+        member.request_shutdown();
+        let request = member.request(&owned);
+        match self.consumer.streams_group_heartbeat(request).await {
+            Ok(r) if r.error_code == 0 => {
+                tracing::warn!(thread = self.index, "asked the streams group to shut the application down")
+            }
+            Ok(r) => {
+                tracing::warn!(thread = self.index, error_code = r.error_code, "the streams group refused the shutdown request; only this instance stops")
+            }
+            Err(e) => {
+                tracing::warn!(thread = self.index, error = %e, "the shutdown request did not reach the streams group; only this instance stops")
+            }
+        }
     }
 
     /// The tasks this thread owns, as a streams group heartbeat reports them.
