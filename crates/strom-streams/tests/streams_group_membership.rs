@@ -141,7 +141,9 @@ async fn shutdown_application_from_one_instance_stops_every_instance() {
         .collect();
     assert_eq!(shut.len(), 1, "{errors:?}");
     assert!(
-        shut[0].to_string().contains("requested to shutdown by member"),
+        shut[0]
+            .to_string()
+            .contains("requested to shutdown by member"),
         "{}",
         shut[0]
     );

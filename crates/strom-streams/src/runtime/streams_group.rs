@@ -804,7 +804,11 @@ mod tests {
         let endpoint = join.user_endpoint.as_ref().unwrap();
         assert_eq!((endpoint.host.as_str(), endpoint.port), ("host-a", 9090));
         assert_eq!(join.topology.as_ref().unwrap().subtopologies.len(), 2);
-        assert_eq!(join.topology.as_ref().unwrap().epoch, 0, "Kafka's topology epoch");
+        assert_eq!(
+            join.topology.as_ref().unwrap().epoch,
+            0,
+            "Kafka's topology epoch"
+        );
         assert!(join.instance_id.is_none(), "a dynamic member");
         assert_eq!(join.client_tags.as_ref().map(Vec::len), Some(0));
         assert!(!join.shutdown_application);
@@ -881,9 +885,15 @@ mod tests {
         m.handle(&resp, &topology, APP, Instant::now()).unwrap();
         let beat = m.request(&Tasks::default());
         assert_eq!(beat.instance_id.as_deref(), Some("app-a-1"));
-        assert!(beat.client_tags.is_none(), "client tags go with the join only");
+        assert!(
+            beat.client_tags.is_none(),
+            "client tags go with the join only"
+        );
         let leave = m.leave_request().unwrap();
-        assert_eq!(leave.member_epoch, -2, "a static member's leave keeps its tasks");
+        assert_eq!(
+            leave.member_epoch, -2,
+            "a static member's leave keeps its tasks"
+        );
         assert_eq!(leave.instance_id.as_deref(), Some("app-a-1"));
     }
 

@@ -385,10 +385,17 @@ impl StreamThread {
         let request = member.request(&owned);
         match self.consumer.streams_group_heartbeat(request).await {
             Ok(r) if r.error_code == 0 => {
-                tracing::warn!(thread = self.index, "asked the streams group to shut the application down")
+                tracing::warn!(
+                    thread = self.index,
+                    "asked the streams group to shut the application down"
+                )
             }
             Ok(r) => {
-                tracing::warn!(thread = self.index, error_code = r.error_code, "the streams group refused the shutdown request; only this instance stops")
+                tracing::warn!(
+                    thread = self.index,
+                    error_code = r.error_code,
+                    "the streams group refused the shutdown request; only this instance stops"
+                )
             }
             Err(e) => {
                 tracing::warn!(thread = self.index, error = %e, "the shutdown request did not reach the streams group; only this instance stops")
