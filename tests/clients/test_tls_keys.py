@@ -76,7 +76,8 @@ def alter_broker(admin_tool, bootstrap, broker_id, key, value):
 def test_a_keystore_swapped_through_incremental_alter_configs(pki, admin_tool):
     """`listener.name.ssl.ssl.keystore.location` changed at runtime: a key store that does not
     load is refused with INVALID_CONFIG and the old one stays in force; the cluster default is
-    refused (Kafka: per broker only); a good one is served to new connections, which is
+    refused (Kafka: per broker only), and so is a key without the listener prefix
+    (INVALID_REQUEST naming the accepted form); a good one is served to new connections, which is
     checked on the certificate the broker presents."""
     import shutil
     import time
@@ -91,6 +92,11 @@ def test_a_keystore_swapped_through_incremental_alter_configs(pki, admin_tool):
         assert alter_broker(admin_tool, b.bootstrap, broker_id, key, str(pki / "missing.pem")) == "InvalidConfigurationException"
         # Per broker only, as Kafka (kafka-configs.sh --entity-default).
         assert alter_broker(admin_tool, b.bootstrap, "", key, str(pki / "server2.pem")) == "InvalidRequestException"
+        # Without the listener prefix: Kafka's refusal, naming the key and the accepted form.
+        result = admin_tool("broker-config-set", b.bootstrap, broker_id, "ssl.keystore.password", "x")["result"]
+        assert result.startswith("InvalidRequestException"), result
+        assert "only per-listener using the listener prefix: ssl.keystore.password" in result, result
+        assert "listener.name.<listener>.<key>" in result, result
         assert peer_common_name(b.ssl_port, ca) == "localhost"
         new = b.data_dir.parent / f"{b.data_dir.name}-dynamic.pem"
         shutil.copy(pki / "server2.pem", new)

@@ -86,10 +86,13 @@ pub fn settings(
 pub fn refusal<'a>(
     context: &BrokerContext,
     resource: &ConfigResource,
-    configs: impl Iterator<Item = (&'a str, Option<&'a str>)>,
+    configs: impl Iterator<Item = (&'a str, Option<&'a str>)> + Clone,
 ) -> Option<(ErrorCode, String)> {
     if resource.kind != ConfigResourceKind::Broker {
         return None;
+    }
+    if let Some(refusal) = unprefixed(configs.clone().map(|(key, _)| key)) {
+        return Some(refusal);
     }
     // listener (upper case) -> changes (None: delete).
     let mut changes: BTreeMap<String, Vec<(&str, Option<&str>)>> = BTreeMap::new();
@@ -160,6 +163,25 @@ pub fn refusal<'a>(
     None
 }
 
+/// Kafka's refusal of reconfigurable `ssl.*` keys given without the listener prefix
+/// (`DynamicBrokerConfig.validateConfigs`: INVALID_REQUEST, "These security configs can be
+/// dynamically updated only per-listener using the listener prefix"), naming the keys and
+/// the form that is accepted.
+fn unprefixed<'a>(keys: impl Iterator<Item = &'a str>) -> Option<(ErrorCode, String)> {
+    let bare: Vec<&str> = keys.filter(|key| RECONFIGURABLE.contains(key)).collect();
+    let first = bare.first()?;
+    Some((
+        ErrorCode::INVALID_REQUEST,
+        format!(
+            "These security configs can be dynamically updated only per-listener using the \
+             listener prefix: {} (give them as listener.name.<listener>.<key>, e.g. \
+             listener.name.<an SSL or SASL_SSL listener of this broker, lower case>.{first}; \
+             without the prefix they are read only from server.properties)",
+            bare.join(", ")
+        ),
+    ))
+}
+
 /// What a listener's accept loop applied last (`None`: nothing dynamic yet).
 #[derive(Debug, Default)]
 pub struct Applied(Option<BTreeMap<String, String>>);
@@ -216,5 +238,30 @@ mod tests {
         );
         assert_eq!(split("ssl.keystore.location"), None);
         assert_eq!(split("listener.name.x.max.connection.creation.rate"), None);
+    }
+
+    #[test]
+    fn ssl_keys_without_the_listener_prefix_are_refused_naming_the_accepted_form() {
+        let (code, message) = unprefixed(
+            [
+                "log.cleaner.threads",
+                "ssl.keystore.password",
+                "ssl.key.password",
+            ]
+            .into_iter(),
+        )
+        .unwrap();
+        assert_eq!(code, ErrorCode::INVALID_REQUEST);
+        assert!(
+            message.starts_with(
+                "These security configs can be dynamically updated only per-listener using the \
+                 listener prefix: ssl.keystore.password, ssl.key.password ("
+            ) && message.contains("listener.name.<listener>.<key>"),
+            "{message}"
+        );
+        assert_eq!(
+            unprefixed(["listener.name.ssl.ssl.keystore.password", "num.io.threads"].into_iter()),
+            None
+        );
     }
 }
