@@ -392,8 +392,11 @@ class Cluster:
     {"strom.log.durability": "sync-on-commit"})."""
 
     def __init__(self, binary, n=3, overrides=None, name="cluster", controllers=0, dynamic=False,
-                 extra_listener=None, net=None, log_dirs=1):
+                 extra_listener=None, net=None, log_dirs=1, format_flags=()):
         self.binary = pathlib.Path(binary)
+        # Flags for `strom storage format` of every node before its first start (e.g.
+        # --add-scram); a static quorum is otherwise formatted by its first start.
+        self.format_flags = tuple(format_flags)
         # How many directories each node's log.dirs lists (JBOD).
         self.log_dirs = log_dirs
         # A third listener per broker node (e.g. "SECURE" for the security tests), on its own port.
@@ -455,7 +458,11 @@ class Cluster:
         if self.dynamic:
             for n in self.nodes.values():
                 first = n.node_id == min(self.nodes)
-                n.format(*(() if not n.is_controller else ("--standalone",) if first else ("--no-initial-controllers",)))
+                n.format(*(() if not n.is_controller else ("--standalone",) if first else ("--no-initial-controllers",)),
+                         *self.format_flags)
+        elif self.format_flags:
+            for n in self.nodes.values():
+                n.format(*self.format_flags)
         # All at once: a node waits for a quorum before its broker registers.
         for n in self.nodes.values():
             n.start(wait=False)

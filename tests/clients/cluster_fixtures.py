@@ -49,10 +49,12 @@ SESSION_S = SESSION_TIMEOUT_MS / 1000
 def make_cluster(request):
     made = []
 
-    def make(n=3, overrides=None, controllers=0, dynamic=False, extra_listener=None, log_dirs=1, node_props=None):
-        """`node_props`: {node id: {key: value}} over the cluster's keys (e.g. broker.rack)."""
+    def make(n=3, overrides=None, controllers=0, dynamic=False, extra_listener=None, log_dirs=1, node_props=None,
+             format_flags=()):
+        """`node_props`: {node id: {key: value}} over the cluster's keys (e.g. broker.rack);
+        `format_flags`: `strom storage format` flags for every node (e.g. --add-scram)."""
         c = Cluster(strom_binary(), n, overrides, name=request.node.name, controllers=controllers, dynamic=dynamic,
-                    extra_listener=extra_listener, log_dirs=log_dirs)
+                    extra_listener=extra_listener, log_dirs=log_dirs, format_flags=format_flags)
         for node_id, props in (node_props or {}).items():
             c.nodes[node_id].props.update(props)
         c.runs = []

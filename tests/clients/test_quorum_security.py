@@ -18,6 +18,12 @@ a throwaway CA (test_security.py's `pki`).
 - `strom metadata status --command-config` reaches a SASL_SSL controller listener with
   mutual TLS; without the file it cannot; a principal without DESCRIBE on the cluster is
   refused until granted it.
+- SCRAM-SHA-512 on a SASL_SSL controller listener, its user from `strom storage format
+  --add-scram`: the quorum forms before any metadata reaches a node, writes go through and
+  survive the active controller's kill (the Java Admin finds the new one); the bootstrap
+  user reaches the metadata log (DescribeUserScramCredentials); `strom metadata status`
+  authenticates with SCRAM; a controller with a wrong password is refused by both sides; a
+  user added later with AlterUserScramCredentials is accepted once replicated.
 - The controller listener's key store file is replaced on a running SSL quorum with mutual
   TLS: the nodes' new outgoing connections present the new certificate (the accepting
   node's principal is its subject), without a restart of the nodes that make them.
@@ -36,7 +42,8 @@ import time
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient, NewTopic,
-                                   ResourcePatternType, ResourceType)
+                                   ResourcePatternType, ResourceType, ScramCredentialInfo, ScramMechanism,
+                                   UserScramCredentialUpsertion)
 
 from cluster import NotYet, free_ports
 from cluster_fixtures import make_cluster  # noqa: F401 (fixture)
@@ -426,3 +433,103 @@ def test_rotated_controller_certificate_is_presented_by_outgoing_connections(mak
     topic = "rotated-" + os.urandom(4).hex()
     create_topic(cluster.bootstrap, {}, topic)
     cluster.wait_isr(topic, 3)
+
+
+def scram_jaas(user, password):
+    return ('org.apache.kafka.common.security.scram.ScramLoginModule required '
+            f'username="{user}" password="{password}";')
+
+
+SCRAM_JAAS_KEY = "listener.name.controller.scram-sha-512.sasl.jaas.config"
+
+
+def scram_secured(pki):
+    """The controller listener on SASL_SSL with SCRAM-SHA-512 (its users in the metadata
+    log, the first from `strom storage format --add-scram`); the harness's listener PLAINTEXT."""
+    return {
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:SASL_SSL",
+        "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+        "sasl.mechanism.controller.protocol": "SCRAM-SHA-512",
+        SCRAM_JAAS_KEY: scram_jaas("controller", "controller-secret"),
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(pki / "server.pem"),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(pki / "ca.crt"),
+    }
+
+
+def test_scram_sha_512_quorum_from_format_add_scram(make_cluster, pki, topic_name, compat_tool, tmp_path):
+    cluster = make_cluster(3, scram_secured(pki),
+                           format_flags=("--add-scram", "SCRAM-SHA-512=[name=controller,password=controller-secret]"))
+    # The quorum formed over SASL_SSL + SCRAM with the bootstrap user (every broker
+    # registered through it); metadata changes and acks=all writes go through it.
+    create_topic(cluster.bootstrap, {}, topic_name)
+    cluster.wait_isr(topic_name, 3)
+    want = produce(cluster.bootstrap, {}, topic_name, b"a", 20)
+
+    # The active controller wrote the bootstrap user into the metadata log.
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+
+    def described():
+        try:
+            found = admin.describe_user_scram_credentials(["controller"])["controller"].result(TIMEOUT_S)
+        except KafkaException as e:
+            raise NotYet(e)
+        return [(i.mechanism, i.iterations) for i in found.scram_credential_infos]
+
+    infos = cluster.wait("the bootstrap user in the metadata log", described, timeout_s=30)
+    assert infos == [(ScramMechanism.SCRAM_SHA_512, 4096)]
+
+    # `strom metadata status` authenticates to every controller with SCRAM-SHA-512.
+    config = tmp_path / "scram.properties"
+    config.write_text("security.protocol=SASL_SSL\n"
+                      f"ssl.ca.location={pki / 'ca.crt'}\n"
+                      "sasl.mechanism=SCRAM-SHA-512\n"
+                      f"sasl.jaas.config={scram_jaas('controller', 'controller-secret')}\n")
+
+    def statuses():
+        lines = metadata_status(cluster, config)
+        if len(lines) != 3 or any("unreachable" in line for line in lines):
+            raise NotYet(lines)
+        return lines
+
+    cluster.wait("every controller's status over SCRAM", statuses)
+
+    # The active controller dies: a new one is elected over the SCRAM quorum (the Java
+    # Admin's describeMetadataQuorum names it) and metadata changes go through it.
+    active = quorum_leader(cluster, compat_tool)
+    cluster[active].kill()
+    quorum_leader(cluster, compat_tool, not_in=(active,))
+    live = ",".join(n.bootstrap for n in cluster.live())
+    create_topic(live, {}, topic_name + "-after", rf=2)
+    want += produce(live, {}, topic_name, b"b", 20)
+    cluster[active].start()
+    cluster.wait_isr(topic_name, 3)
+
+    # A controller with a wrong password: nobody accepts it, and both sides say why.
+    bad = cluster[3]
+    good = [cluster[1], cluster[2]]
+    good_bootstrap = ",".join(n.bootstrap for n in good)
+    bad.stop()
+    bad.props[SCRAM_JAAS_KEY] = scram_jaas("controller", "wrong")
+    bad.start(wait=False)
+    bad.expected = False  # its broker may give up registering and exit, naming the refusal
+    wait_log(cluster, [bad], "SASL SCRAM-SHA-512 authentication as controller was refused", "the bad node's refusal")
+    wait_log(cluster, good, 'SASL SCRAM-SHA-512 authentication as "controller" failed', "the quorum's refusal")
+    assert "invalid credentials" in log_text(bad)
+    wait_fenced(cluster, bad.node_id, via=1)
+    create_topic_when_led(cluster, good_bootstrap, {}, topic_name + "-pw")
+    want += produce(good_bootstrap, {}, topic_name, b"c", 20)
+
+    # A user created now with AlterUserScramCredentials is accepted once replicated: node 3
+    # authenticates as it and takes part again.
+    upsert = UserScramCredentialUpsertion("node3", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096),
+                                          b"node3-secret")
+    AdminClient({"bootstrap.servers": good_bootstrap}).alter_user_scram_credentials([upsert])["node3"].result(TIMEOUT_S)
+    bad.kill()
+    bad.props[SCRAM_JAAS_KEY] = scram_jaas("node3", "node3-secret")
+    bad.start()
+    cluster.wait_isr(topic_name, 3)
+    got = consume_all(cluster.bootstrap, {}, topic_name, len(want))
+    assert sorted(got) == sorted(want)
+    assert not cluster.crashed()

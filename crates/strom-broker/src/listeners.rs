@@ -21,6 +21,8 @@ use crate::principal::SecurityProtocol;
 
 /// The SASL mechanisms Strom serves.
 pub const SERVED_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"];
+/// The SASL mechanisms the controller listener serves (strom-raft's `security.rs`).
+pub const QUORUM_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
 
 /// Kafka's system property listing the OAUTHBEARER URLs allowed, read here as a key.
 pub const ALLOWED_URLS_KEY: &str = "org.apache.kafka.sasl.oauthbearer.allowed.urls";
@@ -619,8 +621,10 @@ fn inter_broker_client(
 /// login module's `user_NAME` entries too.
 ///
 /// SASL takes `sasl.mechanism.controller.protocol` (default: the first enabled mechanism),
-/// which must be enabled on the listener and must be PLAIN: SCRAM's credentials live in
-/// the metadata log the controller listener carries, OAUTHBEARER has no token source here.
+/// which must be enabled on the listener and be one of [`QUORUM_MECHANISMS`]: PLAIN checks
+/// the login module's `user_NAME` entries, SCRAM the node's metadata image (or, in a new
+/// quorum, the users of `strom storage format --add-scram`); OAUTHBEARER has no token
+/// source for a node's own connections here.
 pub fn controller_security(
     map: &BTreeMap<String, String>,
 ) -> Result<strom_raft::QuorumSecurity, ConfigError> {
@@ -680,15 +684,16 @@ pub fn controller_security(
             Some(m) => m.trim().to_ascii_uppercase(),
             None => settings.mechanisms[0].clone(),
         };
-        if mechanism != "PLAIN" {
+        if !QUORUM_MECHANISMS.contains(&mechanism.as_str()) {
             return Err(invalid(
                 key,
                 &mechanism,
                 format!(
-                    "controller listener {name}: only PLAIN is served on the controller \
-                     listener (SCRAM's credentials live in the metadata log this listener \
-                     carries, and OAUTHBEARER would need a token source for each node's own \
-                     connections); set {key}=PLAIN and enable PLAIN on it"
+                    "controller listener {name}: {mechanism} is not served on the controller \
+                     listener (served: {}; OAUTHBEARER would need a token source for each \
+                     node's own connections); set {key} to one of them and enable it in \
+                     sasl.enabled.mechanisms",
+                    QUORUM_MECHANISMS.join(", ")
                 ),
             ));
         }
@@ -969,9 +974,34 @@ mod tests {
             Err(ConfigError::InvalidValue { key, .. }) => key,
             other => panic!("{other:?}"),
         };
+        // OAUTHBEARER is refused; SCRAM is served once enabled, with its login module.
+        assert_eq!(
+            key_of(&[("sasl.mechanism.controller.protocol", "OAUTHBEARER")]),
+            "sasl.mechanism.controller.protocol"
+        );
         assert_eq!(
             key_of(&[("sasl.mechanism.controller.protocol", "SCRAM-SHA-256")]),
             "sasl.mechanism.controller.protocol"
+        );
+        let scram = check(&[
+            ("sasl.mechanism.controller.protocol", "SCRAM-SHA-512"),
+            ("sasl.enabled.mechanisms", "SCRAM-SHA-512"),
+            (
+                "listener.name.controller.scram-sha-512.sasl.jaas.config",
+                "org.apache.kafka.common.security.scram.ScramLoginModule required \
+                 username=\"c\" password=\"cs\";",
+            ),
+        ])
+        .unwrap()
+        .sasl
+        .unwrap();
+        assert_eq!(
+            (
+                scram.mechanism.as_str(),
+                scram.username.as_str(),
+                scram.password.as_str()
+            ),
+            ("SCRAM-SHA-512", "c", "cs")
         );
         assert_eq!(
             key_of(&[(

@@ -68,6 +68,10 @@ pub struct NodeConfig {
     /// node's listener and by every connection it makes to another member
     /// (`security.rs`). Default: PLAINTEXT.
     pub security: QuorumSecurity,
+    /// The SCRAM users of `strom storage format --add-scram` (`bootstrap_scram.rs`), read
+    /// from the metadata log directory by `start_metadata_node`: the controller listener
+    /// checks SCRAM against them until the image holds SCRAM credentials.
+    pub bootstrap_scram: Vec<crate::bootstrap_scram::BootstrapScram>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -112,6 +116,7 @@ impl NodeConfig {
             observer_session_timeout_ms: 300_000,
             log: LogConfig::default(),
             security: QuorumSecurity::default(),
+            bootstrap_scram: Vec::new(),
         }
     }
 

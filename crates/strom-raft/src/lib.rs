@@ -33,6 +33,7 @@
 // openraft's `StorageError` is large and its trait signatures return it by value.
 #![allow(clippy::result_large_err)]
 
+pub mod bootstrap_scram;
 pub mod client;
 pub mod config;
 pub mod conn;

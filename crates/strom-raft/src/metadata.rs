@@ -4,11 +4,13 @@
 
 use strom_meta::acl::{authorize_cluster, AclOperation, AuthorizerSettings, Decision, Requester};
 use strom_meta::{
-    decode_records, encode_records, ApiError, ControllerConfig, ControllerReply, ControllerRequest,
-    IdSource, MetaError, MetadataDelta, MetadataImage,
+    decode_records, encode_records, AlterScramRequest, ApiError, ControllerConfig, ControllerReply,
+    ControllerRequest, IdSource, MetaError, MetadataDelta, MetadataImage, MetadataRecord,
 };
+use strom_security::{ScramCredential, ScramMechanism};
 use uuid::Uuid;
 
+use crate::bootstrap_scram::BootstrapScram;
 use crate::config::NodeConfig;
 use crate::controller_task::Controller;
 use crate::node::{RaftNode, StartError};
@@ -41,6 +43,23 @@ impl ReplicatedState for MetadataImage {
     ) -> Decision {
         authorize_cluster(self.acl_bindings(), settings, requester, operation)
     }
+
+    /// From the image's SCRAM credentials (AlterUserScramCredentials and the bootstrap
+    /// users the active controller wrote), as this node has applied them.
+    fn scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential> {
+        let stored = MetadataImage::scram_credential(self, user, mechanism.id())?;
+        Some(ScramCredential {
+            salt: stored.salt.clone(),
+            stored_key: stored.stored_key.clone(),
+            server_key: stored.server_key.clone(),
+            // Validated to Kafka's 4096..=16384 when written; a negative one matches no proof.
+            iterations: u32::try_from(stored.iterations).unwrap_or(0),
+        })
+    }
+
+    fn holds_scram(&self) -> bool {
+        self.scram_credentials().next().is_some()
+    }
 }
 
 /// Topic ids from the operating system's random source, so ids never repeat across
@@ -58,12 +77,51 @@ impl IdSource for RandomIdSource {
 #[derive(Debug)]
 pub struct MetadataController {
     inner: strom_meta::Controller,
+    /// The bootstrap SCRAM users (`bootstrap_scram.rs`), written into the log by the
+    /// active controller while its image holds no SCRAM credential.
+    bootstrap_scram: Vec<BootstrapScram>,
 }
 
 impl MetadataController {
     pub fn new(config: ControllerConfig) -> Self {
         MetadataController {
             inner: strom_meta::Controller::with_id_source(config, Box::new(RandomIdSource)),
+            bootstrap_scram: Vec::new(),
+        }
+    }
+
+    /// The bootstrap users' AlterUserScramCredentials records, when `image` holds no SCRAM
+    /// credential yet (Kafka writes its bootstrap records into a new log). Until they are
+    /// applied a later tick may write them again: the same credentials, so no change.
+    fn bootstrap_records(&mut self, image: &MetadataImage, now_ms: i64) -> Vec<MetadataRecord> {
+        if self.bootstrap_scram.is_empty() || image.holds_scram() {
+            return Vec::new();
+        }
+        let upsertions = self
+            .bootstrap_scram
+            .iter()
+            .map(BootstrapScram::upsertion)
+            .collect();
+        let request = ControllerRequest::AlterUserScramCredentials(AlterScramRequest {
+            deletions: Vec::new(),
+            upsertions,
+        });
+        match self.inner.handle(image, request, now_ms) {
+            Ok((records, ControllerReply::AlterUserScramCredentials(results))) => {
+                for refused in results.iter().filter(|r| r.error.is_some()) {
+                    tracing::warn!(
+                        user = %refused.user,
+                        error = ?refused.error,
+                        "a bootstrap SCRAM user (strom storage format --add-scram) was refused"
+                    );
+                }
+                records
+            }
+            Ok(_) => Vec::new(),
+            Err(e) => {
+                tracing::warn!(error = ?e, "the bootstrap SCRAM users cannot be written");
+                Vec::new()
+            }
         }
     }
 }
@@ -97,6 +155,8 @@ impl Controller for MetadataController {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         records.extend(self.inner.sweep_delegation_tokens(image, wall_ms));
+        // SCRAM records only: independent of the others, so they apply to `image` too.
+        records.extend(self.bootstrap_records(image, now_ms));
         entry(&records)
     }
 
@@ -112,10 +172,15 @@ fn entry(records: &[strom_meta::MetadataRecord]) -> Option<Vec<u8>> {
 /// The metadata quorum node the broker runs on.
 pub type MetadataNode = RaftNode<MetadataController>;
 
-/// Starts a metadata node with strom-meta's controller.
+/// Starts a metadata node with strom-meta's controller, with the bootstrap SCRAM users of
+/// its metadata log directory (`bootstrap_scram.rs`; a damaged file fails start-up).
 pub async fn start_metadata_node(
-    config: NodeConfig,
+    mut config: NodeConfig,
     controller: ControllerConfig,
 ) -> Result<MetadataNode, StartError> {
-    RaftNode::start(config, MetadataController::new(controller)).await
+    config.bootstrap_scram =
+        crate::bootstrap_scram::read(&config.data_dir).map_err(StartError::Bootstrap)?;
+    let mut controller = MetadataController::new(controller);
+    controller.bootstrap_scram = config.bootstrap_scram.clone();
+    RaftNode::start(config, controller).await
 }

@@ -38,6 +38,8 @@ pub enum StartError {
     Lock(std::io::Error),
     #[error("cannot read or write the node identity file: {0}")]
     Identity(std::io::Error),
+    #[error("cannot read the bootstrap SCRAM users: {0}")]
+    Bootstrap(std::io::Error),
     #[error(
         "node identity file {} is damaged: {reason}. It records which node.id owns this \
          directory; if you are sure that the directory belongs to node.id {configured}, \
@@ -391,6 +393,28 @@ impl<K: Controller> RaftNode<K> {
             .borrow()
             .state
             .authorize_cluster(settings, requester, operation)
+    }
+
+    /// The SCRAM credential the controller listener checks `user` against: the applied
+    /// image's once it holds any SCRAM credential, else this node's bootstrap users
+    /// (`bootstrap_scram.rs`: a new quorum authenticates before any entry arrives).
+    pub fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: strom_security::ScramMechanism,
+    ) -> Option<strom_security::ScramCredential> {
+        {
+            let applied = self.inner.state.borrow();
+            if applied.state.holds_scram() {
+                return applied.state.scram_credential(user, mechanism);
+            }
+        }
+        self.inner
+            .config
+            .bootstrap_scram
+            .iter()
+            .find(|b| b.mechanism == mechanism && b.user == user)
+            .map(|b| b.credential.clone())
     }
 
     /// The address the controller listener is bound to.

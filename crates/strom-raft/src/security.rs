@@ -14,12 +14,15 @@
 //!   `sasl.mechanism.controller.protocol` and its login module's `username`/`password`
 //!   (`listener.name.<controller listener>.<mechanism>.sasl.jaas.config`); the accepting
 //!   side checks them against the same login module's `user_NAME="password"` entries.
-//!   Only PLAIN is served here: SCRAM's credentials live in the metadata log, which a
-//!   controller must reach before it holds them (Kafka needs `--add-scram` at format time
-//!   for that; Strom refuses SCRAM on the controller listener at start-up, naming the key).
-//!   Until the exchange succeeds only an `AUTHENTICATE` frame of at most
-//!   [`AUTH_FRAME_BYTES_MAX`] bytes is read, within [`AUTH_TIMEOUT`]; anything else closes
-//!   the connection.
+//!   With SCRAM-SHA-256/512 the accepting side checks the credential the caller looks up
+//!   (`RaftNode::scram_credential`: the node's metadata image, or, while that holds no
+//!   SCRAM credential, the bootstrap users of `strom storage format --add-scram`, see
+//!   `bootstrap_scram.rs`), in two `AUTHENTICATE` rounds (client-first, then client-final)
+//!   through strom-security's `ScramServer`; delegation tokens (`tokenauth=true`) are
+//!   refused here. OAUTHBEARER is not served (refused at start-up, naming the key).
+//!   Until the exchange succeeds only `AUTHENTICATE` frames of at most
+//!   [`AUTH_FRAME_BYTES_MAX`] bytes are read, at most two, all within [`AUTH_TIMEOUT`];
+//!   anything else closes the connection.
 //!
 //! The principal of an accepted connection is `User:<SASL user>` with SASL, else
 //! `User:<mapped certificate subject>` with a client certificate, else `User:ANONYMOUS`.
@@ -44,9 +47,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use strom_meta::acl::{AclOperation, AuthorizerSettings, Decision, Requester, AUDIT_TARGET};
+use strom_security::scram::parse_client_first;
 use strom_security::{
-    plain_authenticate, subject_name, tokio_rustls, ClientStream, SaslClient, TlsClient, TlsServer,
-    TlsSettings, Transport,
+    plain_authenticate, subject_name, tokio_rustls, ClientStream, SaslClient, ScramCredential,
+    ScramMechanism, ScramServer, TlsClient, TlsServer, TlsSettings, Transport,
 };
 use tokio::net::TcpStream;
 
@@ -67,7 +71,8 @@ pub struct QuorumSasl {
     pub mechanism: String,
     /// `sasl.enabled.mechanisms` of the controller listener: what it accepts.
     pub enabled: Vec<String>,
-    /// PLAIN's users (`user_NAME="password"` of the listener's PLAIN login module).
+    /// PLAIN's users (`user_NAME="password"` of the listener's PLAIN login module). SCRAM's
+    /// are looked up when a peer authenticates ([`SecurityContext::accept`]).
     pub plain_users: BTreeMap<String, String>,
     /// `username`/`password` of the mechanism's login module, sent by this node.
     pub username: String,
@@ -409,12 +414,20 @@ impl SecurityContext {
                         format!(
                             "SASL {} authentication as {} was refused: {reason} (check the \
                              username and password of listener.name.{}.{}.sasl.jaas.config \
-                             against the peer's user_{}=\"...\")",
+                             against {})",
                             sasl.mechanism,
                             sasl.username,
                             self.config.listener_name.to_ascii_lowercase(),
                             sasl.mechanism.to_ascii_lowercase(),
-                            sasl.username
+                            match sasl.mechanism.as_str() {
+                                "PLAIN" => format!("the peer's user_{}=\"...\"", sasl.username),
+                                _ => format!(
+                                    "the peer's {} credential of {} (its metadata image, or the \
+                                     users of strom storage format --add-scram until the image \
+                                     holds SCRAM credentials)",
+                                    sasl.mechanism, sasl.username
+                                ),
+                            }
                         ),
                     ))
                 }
@@ -434,13 +447,16 @@ impl SecurityContext {
         WireError::Authentication(reason)
     }
 
-    /// The accepting side: TLS, then SASL. Returns the stream and the principal
-    /// (`User:...`), whose requests [`SecurityContext::check_cluster`] then authorizes;
-    /// `Err` is logged and the connection closed.
+    /// The accepting side: TLS, then SASL. `scram_credential` gives a user's SCRAM
+    /// credential for a mechanism (`None`: unknown, refused like a wrong password). Returns
+    /// the stream and the principal (`User:...`), whose requests
+    /// [`SecurityContext::check_cluster`] then authorizes; `Err` is logged and the
+    /// connection closed.
     pub async fn accept(
         &self,
         tcp: TcpStream,
         peer: SocketAddr,
+        scram_credential: impl Fn(&str, ScramMechanism) -> Option<ScramCredential>,
     ) -> Result<(ServerStream, String), WireError> {
         let (mut stream, mut principal) = match &self.tls_server {
             None => (ServerStream::Plain(tcp), "User:ANONYMOUS".to_string()),
@@ -489,7 +505,8 @@ impl SecurityContext {
             }
         };
         if let Some(sasl) = &self.config.sasl {
-            match tokio::time::timeout(AUTH_TIMEOUT, serve_authenticate(&mut stream, sasl)).await {
+            let exchange = serve_authenticate(&mut stream, sasl, &scram_credential);
+            match tokio::time::timeout(AUTH_TIMEOUT, exchange).await {
                 Ok(Ok(user)) => principal = format!("User:{user}"),
                 Ok(Err(AuthFailure::Refused(reason))) => return Err(self.refuse(peer, reason)),
                 Ok(Err(AuthFailure::Wire(e))) => {
@@ -582,11 +599,85 @@ async fn authenticate(
 }
 
 /// The server's SASL exchange: the first frame must be `AUTHENTICATE` with an enabled
-/// mechanism; returns the authenticated user.
+/// mechanism (PLAIN: one round; SCRAM: two); returns the authenticated user.
 async fn serve_authenticate(
     stream: &mut ServerStream,
     sasl: &QuorumSasl,
+    scram_credential: &impl Fn(&str, ScramMechanism) -> Option<ScramCredential>,
 ) -> Result<String, AuthFailure> {
+    let request = read_authenticate(stream).await?;
+    // The peer's text reaches log lines: at most 64 characters of it.
+    let mechanism = match request.mechanism.char_indices().nth(64) {
+        Some((end, _)) => request.mechanism.get(..end).unwrap_or_default(),
+        None => request.mechanism.as_str(),
+    };
+    if !sasl.enabled.iter().any(|m| *m == request.mechanism) {
+        let error = format!(
+            "SASL mechanism {mechanism} is not enabled on this listener (enabled: {})",
+            sasl.enabled.join(",")
+        );
+        return Err(answer(stream, error, mechanism, "(not read)").await);
+    }
+    if let Some(scram) = ScramMechanism::from_name(mechanism) {
+        return serve_scram(stream, scram, &request.token, scram_credential).await;
+    }
+    if mechanism != "PLAIN" {
+        let error = format!(
+            "SASL mechanism {mechanism} is not served on the controller listener (PLAIN, \
+             SCRAM-SHA-256, SCRAM-SHA-512)"
+        );
+        return Err(answer(stream, error, mechanism, "(not read)").await);
+    }
+    let user = plain_user(&request.token);
+    let outcome = plain_authenticate(&request.token, &sasl.plain_users).map_err(|e| e.to_string());
+    match outcome {
+        Ok(name) => {
+            reply(stream, None, Vec::new()).await?;
+            Ok(name)
+        }
+        Err(e) => Err(answer(stream, e, mechanism, &user).await),
+    }
+}
+
+/// SCRAM's two rounds after the client-first message `first`.
+async fn serve_scram(
+    stream: &mut ServerStream,
+    mechanism: ScramMechanism,
+    first: &[u8],
+    scram_credential: &impl Fn(&str, ScramMechanism) -> Option<ScramCredential>,
+) -> Result<String, AuthFailure> {
+    let name = mechanism.name();
+    let client_first = match parse_client_first(first) {
+        Ok(parsed) => parsed,
+        Err(e) => return Err(answer(stream, e.to_string(), name, "(unparsed)").await),
+    };
+    let user = client_first.user.clone();
+    let shown = format!("{user:?}");
+    if client_first.token_auth {
+        let error = "delegation tokens (tokenauth=true) are not accepted on the controller \
+                     listener"
+            .to_string();
+        return Err(answer(stream, error, name, &shown).await);
+    }
+    let credential = scram_credential(&user, mechanism);
+    let (server, server_first) = ScramServer::first(mechanism, client_first, credential);
+    reply(stream, None, server_first).await?;
+    let last = read_authenticate(stream).await?;
+    if last.mechanism != name {
+        let error = format!("the SCRAM exchange changed mechanism to {}", last.mechanism);
+        return Err(answer(stream, error, name, &shown).await);
+    }
+    match server.last(&last.token) {
+        Ok(server_final) => {
+            reply(stream, None, server_final).await?;
+            Ok(user)
+        }
+        Err(e) => Err(answer(stream, e.to_string(), name, &shown).await),
+    }
+}
+
+/// Reads the next frame, which must be `AUTHENTICATE` (at most [`AUTH_FRAME_BYTES_MAX`]).
+async fn read_authenticate(stream: &mut ServerStream) -> Result<AuthenticateRequest, AuthFailure> {
     let (request_kind, body) = wire::read_frame(stream, AUTH_FRAME_BYTES_MAX)
         .await?
         .ok_or_else(|| {
@@ -598,28 +689,32 @@ async fn serve_authenticate(
              listener is not configured for SASL"
         )));
     }
-    let request: AuthenticateRequest = wire::decode(&body)?;
-    let outcome = if !sasl.enabled.contains(&request.mechanism) || request.mechanism != "PLAIN" {
-        Err(format!(
-            "SASL mechanism {} is not enabled on this listener (enabled: {})",
-            request.mechanism,
-            sasl.enabled.join(",")
-        ))
-    } else {
-        plain_authenticate(&request.token, &sasl.plain_users).map_err(|e| e.to_string())
-    };
-    let reply = AuthenticateReply {
-        error: outcome.as_ref().err().cloned(),
-        token: Vec::new(),
-    };
-    wire::write_frame(stream, kind::RESPONSE, &reply, AUTH_FRAME_BYTES_MAX).await?;
-    outcome.map_err(|e| {
-        let user = plain_user(&request.token);
-        AuthFailure::Refused(format!(
-            "SASL {} authentication as {user} failed: {e}",
-            request.mechanism
-        ))
-    })
+    Ok(wire::decode(&body)?)
+}
+
+async fn reply(
+    stream: &mut ServerStream,
+    error: Option<String>,
+    token: Vec<u8>,
+) -> Result<(), WireError> {
+    let reply = AuthenticateReply { error, token };
+    wire::write_frame(stream, kind::RESPONSE, &reply, AUTH_FRAME_BYTES_MAX).await
+}
+
+/// Answers a refused exchange with its reason and returns the failure to log (naming the
+/// mechanism and the user, never a password).
+async fn answer(
+    stream: &mut ServerStream,
+    error: String,
+    mechanism: &str,
+    user: &str,
+) -> AuthFailure {
+    if let Err(e) = reply(stream, Some(error.clone()), Vec::new()).await {
+        return AuthFailure::Wire(e);
+    }
+    AuthFailure::Refused(format!(
+        "SASL {mechanism} authentication as {user} failed: {error}"
+    ))
 }
 
 /// The user a PLAIN message names, for log lines (never the password).

@@ -82,7 +82,12 @@ async fn serve_connection<K: Controller>(
     peer: SocketAddr,
 ) -> Result<(), WireError> {
     stream.set_nodelay(true)?;
-    let (mut stream, principal) = node.security().accept(stream, peer).await?;
+    let (mut stream, principal) = node
+        .security()
+        .accept(stream, peer, |user, mechanism| {
+            node.scram_credential(user, mechanism)
+        })
+        .await?;
     let frame_bytes_max = node.config().frame_bytes_max;
     let idle = Duration::from_millis(node.config().connection_idle_ms);
     loop {

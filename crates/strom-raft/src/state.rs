@@ -3,6 +3,7 @@
 use std::fmt::Debug;
 
 use strom_meta::acl::{authorize_cluster, AclOperation, AuthorizerSettings, Decision, Requester};
+use strom_security::{ScramCredential, ScramMechanism};
 
 use crate::types::LogId;
 
@@ -29,6 +30,18 @@ pub trait ReplicatedState: Clone + Default + Debug + Send + Sync + 'static {
         operation: AclOperation,
     ) -> Decision {
         authorize_cluster(std::iter::empty(), settings, requester, operation)
+    }
+
+    /// The SCRAM credential of `user` for `mechanism` this state holds (the controller
+    /// listener's SCRAM, `security.rs`). A state without credentials holds none.
+    fn scram_credential(&self, _user: &str, _mechanism: ScramMechanism) -> Option<ScramCredential> {
+        None
+    }
+
+    /// Whether this state holds any SCRAM credential (until it does, the node checks SCRAM
+    /// against its bootstrap users, `bootstrap_scram.rs`).
+    fn holds_scram(&self) -> bool {
+        false
     }
 }
 

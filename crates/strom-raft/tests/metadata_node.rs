@@ -172,3 +172,78 @@ async fn leader_tick_fences_a_broker_whose_session_expired() {
     }
     node.shutdown().await;
 }
+
+/// `strom storage format --add-scram`'s users: the node checks SCRAM against them while its
+/// image holds no SCRAM credential; the active controller writes them into the log, after
+/// which the image (and a later AlterUserScramCredentials) is what counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_scram_users_are_written_into_the_log_then_the_image_counts() {
+    use strom_raft::bootstrap_scram::{self, BootstrapScram};
+    use strom_security::{ScramCredential, ScramMechanism};
+
+    let dir = tempfile::tempdir().unwrap();
+    let meta = dir.path().join("meta");
+    let sha512 = ScramMechanism::Sha512;
+    let bootstrap = BootstrapScram {
+        mechanism: sha512,
+        user: "controller".into(),
+        credential: ScramCredential::from_password(sha512, "controller-secret", 4096),
+    };
+    bootstrap_scram::write(&meta, std::slice::from_ref(&bootstrap)).unwrap();
+    let mut config = NodeConfig::test_min(1, "127.0.0.1:0".parse().unwrap(), meta);
+    config.controller_tick_ms = 50;
+    let node = start_metadata_node(config, ControllerConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        node.scram_credential("controller", sha512),
+        Some(bootstrap.credential.clone()),
+        "served from the bootstrap file before anything is applied"
+    );
+    assert_eq!(
+        node.scram_credential("controller", ScramMechanism::Sha256),
+        None
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let image = node.state().state;
+        if let Some(stored) = image.scram_credential("controller", sha512.id()) {
+            assert_eq!(stored.stored_key, bootstrap.credential.stored_key);
+            assert_eq!(stored.salt, bootstrap.credential.salt);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bootstrap user never reached the image"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A new password through AlterUserScramCredentials replaces it; the bootstrap one is
+    // not written again (the image holds SCRAM credentials).
+    let changed = ScramCredential::from_password(sha512, "new-secret", 4096);
+    let reply = node
+        .submit(ControllerRequest::AlterUserScramCredentials(
+            strom_meta::AlterScramRequest {
+                deletions: Vec::new(),
+                upsertions: vec![strom_meta::ScramUpsertion {
+                    name: "controller".into(),
+                    mechanism: sha512.id(),
+                    iterations: 4096,
+                    salt: changed.salt.clone(),
+                    stored_key: changed.stored_key.clone(),
+                    server_key: changed.server_key.clone(),
+                }],
+            },
+        ))
+        .await
+        .unwrap();
+    assert!(matches!(
+        reply,
+        Ok(ControllerReply::AlterUserScramCredentials(_))
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(node.scram_credential("controller", sha512), Some(changed));
+    assert!(node.state().state.holds_scram());
+    node.shutdown().await;
+}

@@ -414,6 +414,39 @@ impl ScramServer {
     }
 }
 
+/// The salted passwords this process derived last, by mechanism, password, salt and
+/// iterations (at most [`SALTED_CACHED_MAX`]): a client reconnecting with the same
+/// credentials (a quorum member, a follower fetcher) derives its key once, not per
+/// connection. PBKDF2 runs on the caller's thread; in an unoptimized build it can outlast
+/// the caller's timeout, and without the cache every retry would start again.
+static SALTED: std::sync::Mutex<Vec<(SaltedKey, Vec<u8>)>> = std::sync::Mutex::new(Vec::new());
+/// The most salted passwords [`SALTED`] keeps.
+const SALTED_CACHED_MAX: usize = 16;
+
+type SaltedKey = (ScramMechanism, String, Vec<u8>, u32);
+
+fn salted_cached(
+    mechanism: ScramMechanism,
+    password: &str,
+    salt: &[u8],
+    iterations: u32,
+) -> Vec<u8> {
+    let key: SaltedKey = (mechanism, password.to_string(), salt.to_vec(), iterations);
+    if let Ok(cache) = SALTED.lock() {
+        if let Some((_, salted)) = cache.iter().find(|(k, _)| *k == key) {
+            return salted.clone();
+        }
+    }
+    let salted = mechanism.salted_password(password.as_bytes(), salt, iterations);
+    if let Ok(mut cache) = SALTED.lock() {
+        if cache.len() >= SALTED_CACHED_MAX {
+            cache.remove(0);
+        }
+        cache.push((key, salted.clone()));
+    }
+    salted
+}
+
 /// The client side of one exchange.
 #[derive(Debug)]
 pub struct ScramClient {
@@ -488,9 +521,7 @@ impl ScramClient {
         let iterations = iterations
             .filter(|i| (1..=1_000_000).contains(i))
             .ok_or(ScramError::Malformed("bad iteration count"))?;
-        let salted = self
-            .mechanism
-            .salted_password(self.password.as_bytes(), &salt, iterations);
+        let salted = salted_cached(self.mechanism, &self.password, &salt, iterations);
         let client_key = self.mechanism.hmac(&salted, b"Client Key");
         let stored_key = self.mechanism.hash(&client_key);
         let without_proof = format!("c={},r={nonce}", B64.encode(b"n,,"));

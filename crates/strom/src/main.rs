@@ -122,6 +122,16 @@ enum StorageCommand {
         /// Leave directories that are already formatted as they are.
         #[arg(short = 'g', long)]
         ignore_formatted: bool,
+        /// A SCRAM user in the bootstrap of the metadata log (kafka-storage.sh format
+        /// --add-scram): `SCRAM-SHA-512=[name=alice,password=alice-secret]` (repeatable).
+        /// The controller listener accepts it before the node has caught up; the active
+        /// controller writes it into the metadata log of a new cluster.
+        #[arg(
+            short = 'S',
+            long = "add-scram",
+            value_name = "MECHANISM=[name=..,password=..]"
+        )]
+        add_scram: Vec<String>,
     },
 }
 
@@ -210,6 +220,7 @@ fn run(command: Command) -> ExitCode {
                     initial_controllers,
                     no_initial_controllers,
                     ignore_formatted,
+                    add_scram,
                 },
         } => {
             let initial = match (standalone, initial_controllers, no_initial_controllers) {
@@ -218,9 +229,13 @@ fn run(command: Command) -> ExitCode {
                 (_, _, true) => storage::InitialVoters::None,
                 _ => storage::InitialVoters::Unset,
             };
-            server::load_config(Some(&config), &overrides)
-                .and_then(|(config, _)| {
-                    storage::format(&config, &cluster_id, &initial, ignore_formatted)
+            add_scram
+                .iter()
+                .map(|text| scram_bootstrap::parse(text))
+                .collect::<anyhow::Result<Vec<_>>>()
+                .and_then(|add_scram| {
+                    let (config, _) = server::load_config(Some(&config), &overrides)?;
+                    storage::format(&config, &cluster_id, &initial, ignore_formatted, &add_scram)
                 })
                 .map(|lines| {
                     for line in lines {

@@ -1,5 +1,8 @@
-//! `strom server --add-scram 'SCRAM-SHA-256=[name=alice,password=alice-secret]'`: the first
-//! SCRAM users, as Kafka's `kafka-storage.sh format --add-scram` creates them. Each is
+//! `strom storage format --add-scram 'SCRAM-SHA-256=[name=alice,password=alice-secret]'`
+//! (Kafka's `kafka-storage.sh format --add-scram`): the users' credentials are written into
+//! the metadata log directory ([`bootstrap_users`]; strom-raft's `bootstrap_scram.rs` says
+//! how they are used). `strom server --add-scram` with the same syntax: the first SCRAM
+//! users, written through the broker once it runs. Each is
 //! written to the metadata log once the broker runs, only if that user has no credential
 //! for that mechanism yet, so a later password change (AlterUserScramCredentials) is never
 //! undone by a restart with the same flag.
@@ -76,24 +79,31 @@ pub fn parse(text: &str) -> anyhow::Result<AddScram> {
     })
 }
 
+/// The credentials of `users` (a fresh salt each, the password then forgotten), as
+/// `strom storage format --add-scram` writes them (strom-raft's `bootstrap_scram.rs`).
+pub fn bootstrap_users(users: &[AddScram]) -> Vec<strom_raft::bootstrap_scram::BootstrapScram> {
+    users
+        .iter()
+        .map(|u| strom_raft::bootstrap_scram::BootstrapScram {
+            mechanism: u.mechanism,
+            user: u.name.clone(),
+            credential: ScramCredential::from_password(u.mechanism, &u.password, u.iterations),
+        })
+        .collect()
+}
+
 /// Writes the users that have no credential of their mechanism yet.
 pub async fn apply(broker: &Broker, users: &[AddScram]) -> anyhow::Result<()> {
     let metadata = &broker.context().metadata;
     let image = metadata.image();
-    let upsertions: Vec<ScramUpsertion> = users
+    let missing: Vec<AddScram> = users
         .iter()
         .filter(|u| image.scram_credential(&u.name, u.mechanism.id()).is_none())
-        .map(|u| {
-            let c = ScramCredential::from_password(u.mechanism, &u.password, u.iterations);
-            ScramUpsertion {
-                name: u.name.clone(),
-                mechanism: u.mechanism.id(),
-                iterations: c.iterations as i32,
-                salt: c.salt,
-                stored_key: c.stored_key,
-                server_key: c.server_key,
-            }
-        })
+        .cloned()
+        .collect();
+    let upsertions: Vec<ScramUpsertion> = bootstrap_users(&missing)
+        .iter()
+        .map(strom_raft::bootstrap_scram::BootstrapScram::upsertion)
         .collect();
     if upsertions.is_empty() {
         return Ok(());

@@ -69,6 +69,7 @@ pub fn format(
     cluster_id: &str,
     initial: &InitialVoters,
     ignore_formatted: bool,
+    add_scram: &[crate::scram_bootstrap::AddScram],
 ) -> anyhow::Result<Vec<String>> {
     if cluster_id.is_empty() {
         bail!("--cluster-id is empty: give one (strom storage random-uuid makes one)");
@@ -86,6 +87,9 @@ pub fn format(
     let mut fresh = Vec::new();
     // The metadata directory's id: this node's replica key in the quorum (KIP-853).
     let mut metadata_directory_id = None;
+    // Whether the metadata directory is formatted now (its bootstrap users are written
+    // only then: a directory left as it is keeps its own).
+    let mut metadata_formatted = false;
     for dir in dirs {
         if dir.join(META_PROPERTIES).exists() {
             if Some(&dir) == metadata_base.as_ref() {
@@ -114,6 +118,7 @@ pub fn format(
         let directory_id = write_meta_properties(&dir, cluster_id, config.node_id)?;
         if Some(&dir) == metadata_base.as_ref() {
             metadata_directory_id = Some(directory_id);
+            metadata_formatted = true;
         }
         out.push(format!(
             "Formatting {} with metadata.version 4.0-IV3.",
@@ -143,6 +148,20 @@ pub fn format(
             })
             .collect();
         out.push(format!("Initial voters: {}.", listed.join(",")));
+    }
+    if !add_scram.is_empty() && metadata_formatted {
+        let users = crate::scram_bootstrap::bootstrap_users(add_scram);
+        strom_raft::bootstrap_scram::write(&config.metadata_dir(), &users).with_context(|| {
+            format!(
+                "cannot write the SCRAM bootstrap users into {}",
+                config.metadata_dir().display()
+            )
+        })?;
+        let names: Vec<String> = users
+            .iter()
+            .map(|u| format!("{} ({})", u.user, u.mechanism.name()))
+            .collect();
+        out.push(format!("SCRAM bootstrap users: {}.", names.join(", ")));
     }
     Ok(out)
 }
@@ -508,12 +527,12 @@ mod tests {
             ],
             dir.path(),
         );
-        let err = format(&controller, "abc", &InitialVoters::Unset, false).unwrap_err();
+        let err = format(&controller, "abc", &InitialVoters::Unset, false, &[]).unwrap_err();
         assert!(
             err.to_string().contains("--no-initial-controllers"),
             "{err}"
         );
-        format(&controller, "abc", &InitialVoters::Standalone, false).unwrap();
+        format(&controller, "abc", &InitialVoters::Standalone, false, &[]).unwrap();
         let meta = std::fs::read_to_string(dir.path().join(META_PROPERTIES)).unwrap();
         assert!(
             meta.contains("cluster.id=abc\n") && meta.contains("node.id=3\n"),
@@ -533,9 +552,66 @@ mod tests {
                 }
             )]))
         );
-        let err = format(&controller, "abc", &InitialVoters::Standalone, false).unwrap_err();
+        let err = format(&controller, "abc", &InitialVoters::Standalone, false, &[]).unwrap_err();
         assert!(err.to_string().contains("--ignore-formatted"), "{err}");
-        format(&controller, "abc", &InitialVoters::Standalone, true).unwrap();
+        format(&controller, "abc", &InitialVoters::Standalone, true, &[]).unwrap();
+    }
+
+    #[test]
+    fn add_scram_writes_credentials_never_the_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = config(
+            &[
+                ("node.id", "1"),
+                ("process.roles", "broker,controller"),
+                ("controller.quorum.voters", "1@127.0.0.1:19093"),
+            ],
+            dir.path(),
+        );
+        let users = [crate::scram_bootstrap::parse(
+            "SCRAM-SHA-512=[name=controller,password=controller-secret]",
+        )
+        .unwrap()];
+        let lines = format(&node, "abc", &InitialVoters::Unset, false, &users).unwrap();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("controller (SCRAM-SHA-512)")),
+            "{lines:?}"
+        );
+        let stored = strom_raft::bootstrap_scram::read(&node.metadata_dir()).unwrap();
+        assert_eq!(stored.len(), 1);
+        let user = &stored[0];
+        // The stored keys are the password's, under the stored salt and iterations.
+        let mechanism = strom_security::ScramMechanism::Sha512;
+        let salted = mechanism.salted_password(
+            b"controller-secret",
+            &user.credential.salt,
+            user.credential.iterations,
+        );
+        let expected = strom_security::ScramCredential::from_salted_password(
+            mechanism,
+            &user.credential.salt,
+            &salted,
+            user.credential.iterations,
+        );
+        assert_eq!(
+            (user.user.as_str(), &user.credential),
+            ("controller", &expected)
+        );
+        let file = std::fs::read(
+            node.metadata_dir()
+                .join(strom_raft::bootstrap_scram::BOOTSTRAP_SCRAM_FILE),
+        )
+        .unwrap();
+        assert!(!file.windows(17).any(|w| w == b"controller-secret"));
+        // A directory left as it is keeps its users.
+        let other = [crate::scram_bootstrap::parse("SCRAM-SHA-256=[name=x,password=y]").unwrap()];
+        format(&node, "abc", &InitialVoters::Unset, true, &other).unwrap();
+        assert_eq!(
+            strom_raft::bootstrap_scram::read(&node.metadata_dir()).unwrap(),
+            stored
+        );
     }
 
     #[test]
@@ -554,10 +630,11 @@ mod tests {
             "c",
             &listed("1@h:1:AAAAAAAAAAAAAAAAAAAAAA"),
             false,
+            &[],
         )
         .unwrap_err();
         assert!(err.to_string().contains("node.id 2"), "{err}");
-        let err = format(&controller, "c", &listed("1@h"), false).unwrap_err();
+        let err = format(&controller, "c", &listed("1@h"), false, &[]).unwrap_err();
         assert!(err.to_string().contains("1@h"), "{err}");
         let broker = config(
             &[
@@ -568,18 +645,19 @@ mod tests {
             ],
             dir.path(),
         );
-        let err = format(&broker, "c", &InitialVoters::Standalone, false).unwrap_err();
+        let err = format(&broker, "c", &InitialVoters::Standalone, false, &[]).unwrap_err();
         assert!(err.to_string().contains("controllers"), "{err}");
-        format(&broker, "c", &InitialVoters::Unset, false).unwrap();
+        format(&broker, "c", &InitialVoters::Unset, false, &[]).unwrap();
         let other = tempfile::tempdir().unwrap();
         let controller = config(&dynamic, other.path());
-        format(&controller, "c", &listed("1@h:1:x"), false).unwrap_err();
+        format(&controller, "c", &listed("1@h:1:x"), false, &[]).unwrap_err();
         let dir1 = uuid::Uuid::from_u128(0x1111);
         format(
             &controller,
             "c",
             &listed(&format!("1@h:1:{},2@127.0.0.1:19094", kafka_uuid(dir1))),
             false,
+            &[],
         )
         .unwrap();
         let voters = strom_raft::membership::read_initial_voters(&controller.metadata_dir())
