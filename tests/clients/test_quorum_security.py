@@ -525,7 +525,8 @@ def test_scram_sha_512_quorum_from_format_add_scram(make_cluster, pki, topic_nam
     # authenticates as it and takes part again.
     upsert = UserScramCredentialUpsertion("node3", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096),
                                           b"node3-secret")
-    AdminClient({"bootstrap.servers": good_bootstrap}).alter_user_scram_credentials([upsert])["node3"].result(TIMEOUT_S)
+    good_admin = AdminClient({"bootstrap.servers": good_bootstrap})  # alive until the answer
+    good_admin.alter_user_scram_credentials([upsert])["node3"].result(TIMEOUT_S)
     bad.kill()
     bad.props[SCRAM_JAAS_KEY] = scram_jaas("node3", "node3-secret")
     bad.start()

@@ -564,6 +564,11 @@ mod tests {
             &[
                 ("node.id", "1"),
                 ("process.roles", "broker,controller"),
+                (
+                    "listeners",
+                    "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093",
+                ),
+                ("controller.listener.names", "CONTROLLER"),
                 ("controller.quorum.voters", "1@127.0.0.1:19093"),
             ],
             dir.path(),
