@@ -1,7 +1,9 @@
 //! Transaction markers as the coordinator sends them to other brokers: a WriteTxnMarkers
 //! request to each partition's leader ([`send_to_leader`]; the partitions this broker leads
-//! go through [`crate::txn_markers::write_txn_markers`]), and a partition leader's KIP-890
-//! verification request to a coordinator on another broker ([`verify_remote`]).
+//! go through [`crate::txn_markers::write_txn_markers`]), what the coordinator does with each
+//! partition's answer ([`marker_round`], Kafka's `TransactionMarkerRequestCompletionHandler`),
+//! and a partition leader's KIP-890 verification request to a coordinator on another broker
+//! ([`verify_remote`]).
 
 use strom_meta::MetadataImage;
 use strom_protocol::messages::add_partitions_to_txn_request::{
@@ -143,6 +145,104 @@ pub async fn send_to_leader(
     results
 }
 
+/// What the coordinator does with one partition's answer to a marker, as Kafka's
+/// `TransactionMarkerRequestCompletionHandler` (and `addTxnMarkersToBrokerQueue` for a
+/// partition that no longer exists).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkerAnswer {
+    /// The marker is written, or the partition no longer needs one (its topic is deleted, or
+    /// its leader cannot hold a marker: UNSUPPORTED_FOR_MESSAGE_FORMAT / UNSUPPORTED_VERSION,
+    /// so the producer could not have written there either): out of the job.
+    Done,
+    /// Sent again, after a backoff, to the partition's leader of the moment.
+    Retry,
+    /// INVALID_PRODUCER_EPOCH or TRANSACTION_COORDINATOR_FENCED: the producer's epoch or the
+    /// coordinator epoch moved past this coordinator's (a newer coordinator owns the
+    /// transaction). Kafka's `abortSending`: no more markers of the job, and no
+    /// CompleteCommit/CompleteAbort from this coordinator.
+    Fenced,
+    /// An answer Kafka's handler treats as a bug (CORRUPT_MESSAGE, MESSAGE_TOO_LARGE,
+    /// RECORD_LIST_TOO_LARGE, INVALID_REQUIRED_ACKS, or any code it does not expect): the job
+    /// stops and is reported; the transaction stays prepared until its coordinator is
+    /// loaded again, which resumes the job from the PREPARE record.
+    Fatal,
+}
+
+/// The [`MarkerAnswer`] to `code` for a partition that does (`exists`) or does not exist
+/// in the coordinator's metadata. UNKNOWN_TOPIC_OR_PARTITION is retried while the partition
+/// exists (its leader may not know it yet), and drops it once it is gone.
+pub fn marker_answer(code: ErrorCode, exists: bool) -> MarkerAnswer {
+    match code {
+        ErrorCode::NONE
+        | ErrorCode::UNSUPPORTED_FOR_MESSAGE_FORMAT
+        | ErrorCode::UNSUPPORTED_VERSION => MarkerAnswer::Done,
+        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION if !exists => MarkerAnswer::Done,
+        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+        | ErrorCode::NOT_LEADER_OR_FOLLOWER
+        | ErrorCode::NOT_ENOUGH_REPLICAS
+        | ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND
+        | ErrorCode::REQUEST_TIMED_OUT
+        | ErrorCode::KAFKA_STORAGE_ERROR => MarkerAnswer::Retry,
+        ErrorCode::INVALID_PRODUCER_EPOCH | ErrorCode::TRANSACTION_COORDINATOR_FENCED => {
+            MarkerAnswer::Fenced
+        }
+        _ => MarkerAnswer::Fatal,
+    }
+}
+
+/// One round of a marker job's answers folded into what its task does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MarkerRound {
+    /// Every partition is done: the transaction can be completed.
+    Complete,
+    /// These partitions are sent again.
+    Retry(Vec<TopicPartition>),
+    /// The job stops at this partition's answer ([`MarkerAnswer::Fenced`] or
+    /// [`MarkerAnswer::Fatal`]); nothing more is sent and the transaction is not completed.
+    Stop {
+        partition: TopicPartition,
+        error: ErrorCode,
+        answer: MarkerAnswer,
+    },
+}
+
+/// Folds one round of per-partition answers; `exists` says whether a partition is still in
+/// the coordinator's metadata. A fatal answer wins over a fenced one (both stop the job).
+pub fn marker_round(
+    results: Vec<(TopicPartition, ErrorCode)>,
+    exists: impl Fn(&TopicPartition) -> bool,
+) -> MarkerRound {
+    let mut retry = Vec::new();
+    let mut stop: Option<MarkerRound> = None;
+    for (tp, code) in results {
+        match marker_answer(code, exists(&tp)) {
+            MarkerAnswer::Done => {}
+            MarkerAnswer::Retry => retry.push(tp),
+            answer @ (MarkerAnswer::Fenced | MarkerAnswer::Fatal) => {
+                let fatal_seen = matches!(
+                    stop,
+                    Some(MarkerRound::Stop {
+                        answer: MarkerAnswer::Fatal,
+                        ..
+                    })
+                );
+                if !fatal_seen {
+                    stop = Some(MarkerRound::Stop {
+                        partition: tp,
+                        error: code,
+                        answer,
+                    });
+                }
+            }
+        }
+    }
+    match stop {
+        Some(stop) => stop,
+        None if retry.is_empty() => MarkerRound::Complete,
+        None => MarkerRound::Retry(retry),
+    }
+}
+
 /// The wire's int8 `TransactionVersion` of a marker (Kafka's levels are 0-2).
 fn wire_transaction_version(transaction_version: i16) -> i8 {
     i8::try_from(transaction_version).unwrap_or(i8::MAX)
@@ -204,4 +304,141 @@ pub async fn verify_remote(
         .map_or(ErrorCode::TRANSACTION_ABORTABLE.code(), |p| {
             p.partition_error_code
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp(partition: i32) -> TopicPartition {
+        TopicPartition::new("t".to_string(), partition)
+    }
+
+    /// Kafka's `TransactionMarkerRequestCompletionHandler`, one class of answer at a time.
+    #[test]
+    fn marker_answers_are_kafkas() {
+        let check = |code: ErrorCode, exists: bool, expected: MarkerAnswer| {
+            assert_eq!(
+                marker_answer(code, exists),
+                expected,
+                "{code} (partition exists: {exists})"
+            );
+        };
+        for exists in [true, false] {
+            check(ErrorCode::NONE, exists, MarkerAnswer::Done);
+            for gone in [
+                ErrorCode::UNSUPPORTED_FOR_MESSAGE_FORMAT,
+                ErrorCode::UNSUPPORTED_VERSION,
+            ] {
+                check(gone, exists, MarkerAnswer::Done);
+            }
+            for retriable in [
+                ErrorCode::NOT_LEADER_OR_FOLLOWER,
+                ErrorCode::NOT_ENOUGH_REPLICAS,
+                ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+                ErrorCode::REQUEST_TIMED_OUT,
+                ErrorCode::KAFKA_STORAGE_ERROR,
+            ] {
+                check(retriable, exists, MarkerAnswer::Retry);
+            }
+            for fenced in [
+                ErrorCode::INVALID_PRODUCER_EPOCH,
+                ErrorCode::TRANSACTION_COORDINATOR_FENCED,
+            ] {
+                check(fenced, exists, MarkerAnswer::Fenced);
+            }
+            for fatal in [
+                ErrorCode::CORRUPT_MESSAGE,
+                ErrorCode::MESSAGE_TOO_LARGE,
+                ErrorCode::RECORD_LIST_TOO_LARGE,
+                ErrorCode::INVALID_REQUIRED_ACKS,
+                // Not in Kafka's handler's lists: its `case other` throws too.
+                ErrorCode::UNKNOWN_SERVER_ERROR,
+                ErrorCode::INVALID_RECORD,
+                ErrorCode::CLUSTER_AUTHORIZATION_FAILED,
+            ] {
+                check(fatal, exists, MarkerAnswer::Fatal);
+            }
+        }
+        // A leader that does not know the partition yet is asked again; a deleted topic's
+        // partition leaves the job.
+        check(
+            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+            true,
+            MarkerAnswer::Retry,
+        );
+        check(
+            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+            false,
+            MarkerAnswer::Done,
+        );
+    }
+
+    #[test]
+    fn a_round_completes_retries_or_stops() {
+        let all_exist = |_: &TopicPartition| true;
+        assert_eq!(
+            marker_round(
+                vec![
+                    (tp(0), ErrorCode::NONE),
+                    (tp(1), ErrorCode::UNSUPPORTED_VERSION)
+                ],
+                all_exist
+            ),
+            MarkerRound::Complete
+        );
+        assert_eq!(
+            marker_round(
+                vec![
+                    (tp(0), ErrorCode::NONE),
+                    (tp(1), ErrorCode::NOT_LEADER_OR_FOLLOWER),
+                    (tp(2), ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
+                ],
+                all_exist
+            ),
+            MarkerRound::Retry(vec![tp(1), tp(2)])
+        );
+        // Partition 2 is deleted: it leaves the job; only partition 1 is retried.
+        assert_eq!(
+            marker_round(
+                vec![
+                    (tp(1), ErrorCode::REQUEST_TIMED_OUT),
+                    (tp(2), ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
+                ],
+                |p: &TopicPartition| p.partition != 2
+            ),
+            MarkerRound::Retry(vec![tp(1)])
+        );
+        // A fenced answer stops the job even with partitions left to retry.
+        assert_eq!(
+            marker_round(
+                vec![
+                    (tp(0), ErrorCode::NOT_LEADER_OR_FOLLOWER),
+                    (tp(1), ErrorCode::TRANSACTION_COORDINATOR_FENCED),
+                ],
+                all_exist
+            ),
+            MarkerRound::Stop {
+                partition: tp(1),
+                error: ErrorCode::TRANSACTION_COORDINATOR_FENCED,
+                answer: MarkerAnswer::Fenced,
+            }
+        );
+        // A fatal answer is the one reported, whatever the order.
+        assert_eq!(
+            marker_round(
+                vec![
+                    (tp(0), ErrorCode::INVALID_PRODUCER_EPOCH),
+                    (tp(1), ErrorCode::CORRUPT_MESSAGE),
+                    (tp(2), ErrorCode::TRANSACTION_COORDINATOR_FENCED),
+                ],
+                all_exist
+            ),
+            MarkerRound::Stop {
+                partition: tp(1),
+                error: ErrorCode::CORRUPT_MESSAGE,
+                answer: MarkerAnswer::Fatal,
+            }
+        );
+    }
 }

@@ -13,10 +13,15 @@
 //!
 //! Markers: a job's partitions are grouped by their leader; local ones are written through
 //! [`crate::txn_markers::write_txn_markers`], remote ones with a WriteTxnMarkers request to the
-//! leader. Retriable failures are retried (with a backoff) until every partition has its
-//! marker or this broker stops coordinating the transactional id at that epoch; then the
-//! coordinator writes CompleteCommit/CompleteAbort. A partition whose topic is gone counts
-//! as done (Kafka drops it from the transaction too).
+//! leader. Each partition's answer is handled as Kafka's
+//! `TransactionMarkerRequestCompletionHandler` does ([`crate::markers::marker_answer`]):
+//! retriable failures are retried (with a backoff) until every partition has its marker or
+//! this broker stops coordinating the transactional id at that epoch; then the coordinator
+//! writes CompleteCommit/CompleteAbort. A partition whose topic is gone counts as done (Kafka
+//! drops it from the transaction too). INVALID_PRODUCER_EPOCH / TRANSACTION_COORDINATOR_FENCED
+//! (a newer epoch owns the transaction) and the errors Kafka calls fatal stop the job: no
+//! further marker and no CompleteCommit/CompleteAbort from this coordinator; the transaction
+//! stays prepared and a reload of the partition resumes it from the PREPARE record.
 //!
 //! Timers: every `transaction.abort.timed.out.transaction.cleanup.interval.ms` the
 //! coordinators abort transactions past their timeout (bumping the epoch, which fences the
@@ -37,6 +42,7 @@ use strom_txn::{
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::groups::{append_records, read_records, LogEntry};
+use crate::markers::{MarkerAnswer, MarkerRound};
 use crate::metadata::now_ms;
 use crate::partition::Partition;
 use crate::server::BrokerContext;
@@ -996,28 +1002,65 @@ async fn write_markers(
             partitions: remaining.clone(),
         };
         let results = send_markers(&context, &image, marker).await;
-        remaining = results
-            .into_iter()
-            .filter(|(_, code)| {
-                !matches!(
-                    *code,
-                    strom_protocol::ErrorCode::NONE
-                        | strom_protocol::ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
-                )
-            })
-            .map(|(tp, code)| {
-                tracing::debug!(topic = %tp.topic, partition = tp.partition, ?code, "marker not written yet");
-                tp
-            })
-            .collect();
-        if remaining.is_empty() {
-            let done = TxnMessage::MarkersDone {
-                partition,
-                leader_epoch,
-                job,
-            };
-            let _ = runtime.send(done).await;
-            return;
+        let image = context.metadata.image();
+        let exists = |tp: &TopicPartition| {
+            image
+                .topic_by_name(&tp.topic)
+                .is_some_and(|t| t.partitions.contains_key(&tp.partition))
+        };
+        match crate::markers::marker_round(results, exists) {
+            MarkerRound::Complete => {
+                let done = TxnMessage::MarkersDone {
+                    partition,
+                    leader_epoch,
+                    job,
+                };
+                let _ = runtime.send(done).await;
+                return;
+            }
+            MarkerRound::Retry(partitions) => {
+                for tp in &partitions {
+                    tracing::debug!(topic = %tp.topic, partition = tp.partition,
+                        transactional_id = %job.transactional_id, "marker not written yet; retrying");
+                }
+                remaining = partitions;
+            }
+            MarkerRound::Stop {
+                partition: tp,
+                error,
+                answer: MarkerAnswer::Fenced,
+            } => {
+                tracing::info!(
+                    transactional_id = %job.transactional_id,
+                    producer_id = job.producer_id,
+                    producer_epoch = job.producer_epoch,
+                    coordinator_epoch = leader_epoch,
+                    topic = %tp.topic,
+                    partition = tp.partition,
+                    %error,
+                    "a newer producer or coordinator epoch owns this transaction; this \
+                     coordinator stops sending its markers"
+                );
+                return;
+            }
+            MarkerRound::Stop {
+                partition: tp,
+                error,
+                ..
+            } => {
+                tracing::error!(
+                    transactional_id = %job.transactional_id,
+                    producer_id = job.producer_id,
+                    topic = %tp.topic,
+                    partition = tp.partition,
+                    %error,
+                    "the partition's leader refused a transaction marker with an error that \
+                     retrying cannot mend; the transaction stays prepared until partition \
+                     {partition} of {TXN_TOPIC} is loaded again (move its leadership or restart \
+                     this broker), which resumes its markers"
+                );
+                return;
+            }
         }
         tokio::time::sleep(Duration::from_millis(backoff)).await;
         backoff = (backoff * 2).min(MARKER_BACKOFF_MAX_MS);
