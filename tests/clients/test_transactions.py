@@ -2,8 +2,9 @@
 producer commits and aborts, a zombie is fenced by a new producer with the same
 transactional.id, consume-transform-produce commits its input offsets inside the transaction
 (send_offsets_to_transaction), transactions past their timeout are aborted by the coordinator,
-the coordinator's state survives a restart, and the Java client and kafkajs commit and abort
-(with Kafka's Admin listing and describing transactions).
+the coordinator's state survives a restart, the Java client and kafkajs commit and abort
+(with Kafka's Admin listing and describing transactions), and kafka-python's transactional
+producer copies with its offsets in the transaction at the pre-KIP-890 request versions.
 
 What a reader sees is checked two ways. With isolation.level=read_uncommitted every data
 record is delivered and each COMMIT/ABORT marker takes one offset that no consumer delivers,
@@ -202,6 +203,107 @@ def test_send_offsets_to_transaction(broker, topic_name):
     finally:
         again.close()
 
+
+def kafka_python_read(bootstrap, topic, isolation, expected_end):
+    """Values kafka-python's consumer delivers from partition 0 of `topic` at `isolation`,
+    reading until its position reaches `expected_end` (markers included) or the timeout."""
+    from kafka import KafkaConsumer
+    from kafka import TopicPartition as KpTopicPartition
+
+    c = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        isolation_level=isolation,
+        enable_auto_commit=False,
+        consumer_timeout_ms=1000,
+    )
+    tp = KpTopicPartition(topic, 0)
+    got = []
+    try:
+        c.assign([tp])
+        c.seek_to_beginning(tp)
+        deadline = time.monotonic() + TIMEOUT_S
+        while c.position(tp) < expected_end and time.monotonic() < deadline:
+            for records in c.poll(timeout_ms=500).values():
+                got.extend(r.value.decode() for r in records)
+    finally:
+        c.close()
+    return got
+
+
+def test_kafka_python_consume_transform_produce(broker, topic_name):
+    """kafka-python's transactional producer (InitProducerId v4, AddPartitionsToTxn v3,
+    AddOffsetsToTxn v3, TxnOffsetCommit v3, EndTxn v3: the pre-KIP-890 versions it pins)
+    copies with its input offsets committed inside the transaction: a committed copy moves
+    the group's offset, an aborted one neither moves it nor shows its records to a
+    read_committed consumer (kafka-python's and librdkafka's)."""
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka import TopicPartition as KpTopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    src, dst, group = f"{topic_name}-in", f"{topic_name}-out", f"{topic_name}-g"
+    create_topic(broker.bootstrap, src)
+    create_topic(broker.bootstrap, dst)
+    plain = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(10):
+        plain.produce(src, value=str(i).encode())
+    plain.flush(TIMEOUT_S)
+    source = KpTopicPartition(src, 0)
+    consumer = KafkaConsumer(
+        src,
+        bootstrap_servers=broker.bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, transactional_id=f"{topic_name}-tx")
+    try:
+        producer.init_transactions()
+        seen = []
+        deadline = time.monotonic() + TIMEOUT_S
+        while len(seen) < 6 and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                seen.extend(records)
+        assert [r.value.decode() for r in seen[:6]] == [str(i) for i in range(6)], seen
+
+        def copy(records, commit):
+            producer.begin_transaction()
+            for r in records:
+                producer.send(dst, value=b"x" + r.value)
+            # Sent before the end: kafka-python's abort drops batches not yet sent, which
+            # would leave the aborted copy (and its marker) out of the log.
+            producer.flush()
+            offsets = {source: OffsetAndMetadata(records[-1].offset + 1, "", -1)}
+            producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
+            (producer.commit_transaction if commit else producer.abort_transaction)()
+
+        copy(seen[0:3], commit=True)
+        assert consumer.committed(source) == 3
+        copy(seen[3:6], commit=False)
+        assert consumer.committed(source) == 3
+        copy(seen[3:6], commit=True)
+        assert consumer.committed(source) == 6
+    finally:
+        producer.close()
+        consumer.close()
+    # Three transactions of three records, each ended by a marker: 12 offsets in all.
+    deadline = time.monotonic() + TIMEOUT_S
+    while end_offset(broker.bootstrap, dst) < 12 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert end_offset(broker.bootstrap, dst) == 12
+    copied = [f"x{i}" for i in range(6)]
+    assert kafka_python_read(broker.bootstrap, dst, "read_committed", 12) == copied
+    got = consume_all(broker.bootstrap, dst, "read_committed", 12)
+    assert [v for _, _, v in got] == copied
+    # read_uncommitted also delivers the aborted copy, between the two committed ones.
+    assert kafka_python_read(broker.bootstrap, dst, "read_uncommitted", 12) == copied[:3] + copied[3:] * 2
+    # The group's committed offset is the last committed transaction's, for another client too.
+    again = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        got = again.committed([TopicPartition(src, 0)], timeout=TIMEOUT_S)
+        assert got[0].offset == 6, got
+    finally:
+        again.close()
 
 def test_timed_out_transaction_is_aborted_and_producer_fenced(make_broker, topic_name):
     """A transaction open past its transaction.timeout.ms is aborted by the coordinator with
