@@ -3,7 +3,8 @@ does) through the Java Admin client, and their effect on share consumers: a grou
 `share.auto.offset.reset` is `earliest` reads a topic from its start with confluent-kafka's
 ShareConsumer, while a group without it starts at the end. Also: a share consumer that
 leaves (closes) or dies with records acquired gives them up at once, well before the
-record lock would expire."""
+record lock would expire. A topic deleted and created again under the same name starts
+afresh for a share group, at its `share.auto.offset.reset`."""
 
 import subprocess
 import sys
@@ -112,6 +113,65 @@ def test_share_auto_offset_reset_earliest_as_a_group_config(make_broker, share_t
     finally:
         other.close()
     assert got == set(later), "a latest group sees only what came after it started"
+
+
+
+def test_a_topic_deleted_and_created_again_starts_at_the_reset_offset(make_broker, share_tool, topic_name):
+    """A share group (share.auto.offset.reset=earliest) accepts 20 records of a topic, which
+    is then deleted and created again under the same name with 5 new records: a new share
+    consumer of the group reads all 5 from offset 0 (the reset), not from the deleted topic's
+    share-partition start offset (20), and nothing more."""
+    from confluent_kafka.admin import AdminClient
+
+    b = make_broker(SHARE_ARGS)
+    group = f"sg-{topic_name}"
+    (altered,) = share_tool(b, ["config-set", group, "share.auto.offset.reset", "earliest"])
+    assert altered == {"altered": group}
+    create_topic(b, topic_name, 1)
+    first = produce(b.bootstrap, topic_name, 20)
+    c = consumer(b.bootstrap, group, topic_name)
+    seen = set()
+    try:
+        deadline = time.monotonic() + 60
+        while len(seen) < len(first) and time.monotonic() < deadline:
+            seen.update(m.offset() for m in poll_records(c, 0.5))
+    finally:
+        c.close()  # sends the implicit acknowledgements
+    assert sorted(seen) == first
+    deadline = time.monotonic() + 30
+    while True:
+        [offsets] = share_tool(b, ["offsets", group])
+        starts = {(t, p): start for t, p, start, _ in offsets["offsets"]}
+        if starts.get((topic_name, 0)) == 20 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert starts.get((topic_name, 0)) == 20, offsets
+
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    admin.delete_topics([topic_name], operation_timeout=30)[topic_name].result(timeout=30)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            create_topic(b, topic_name, 1)
+            break
+        except Exception:  # TOPIC_ALREADY_EXISTS while the deletion is still under way
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    second = produce(b.bootstrap, topic_name, 5)
+    assert second == list(range(5))
+    c = consumer(b.bootstrap, group, topic_name)
+    got = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(got) < len(second) and time.monotonic() < deadline:
+            got.extend(m.offset() for m in poll_records(c, 0.5))
+        # A little longer: nothing else may come.
+        for _ in range(4):
+            got.extend(m.offset() for m in poll_records(c, 0.5))
+    finally:
+        c.close()
+    assert sorted(got) == second, got
 
 
 HOLDER = """

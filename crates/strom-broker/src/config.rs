@@ -813,6 +813,14 @@ impl BrokerConfig {
                 self.share.max_share_sessions.to_string(),
             ),
             (
+                "strom.share.partitions.max".into(),
+                self.share.partitions_max.to_string(),
+            ),
+            (
+                "strom.share.partition.idle.ms".into(),
+                self.share.partition_idle_ms.to_string(),
+            ),
+            (
                 "share.coordinator.state.topic.num.partitions".into(),
                 self.share.state_topic_num_partitions.to_string(),
             ),

@@ -846,6 +846,19 @@ pub const KEYS: &[Key] = &[
         "4096",
         "Inactive segment files kept open.",
     ),
+    // Strom's: Kafka keeps every share partition a broker ever served in memory.
+    key(
+        "strom.share.partitions.max",
+        int(1, I32),
+        "10000",
+        "Share partitions a broker holds in memory (idle ones evicted first).",
+    ),
+    key(
+        "strom.share.partition.idle.ms",
+        int(1, I64),
+        "300000",
+        "Unused share partitions without acquired records leave memory after this.",
+    ),
     // The scrubber's rate is modest next to a disk's bandwidth; a week between passes, as
     // Ceph's deep scrub (Kafka has no scrubber).
     key(

@@ -28,16 +28,24 @@
 //! releases are persisted by the tick (`run`) shortly after they happen; a crash before
 //! that redelivers those records with the delivery count last persisted.
 //!
-//! Leadership: the tick drops share partitions whose topic partition this broker no longer
+//! Leadership: the sweep drops share partitions whose topic partition this broker no longer
 //! leads at the epoch they were created at; their next ShareFetch on the new leader reads
 //! the durable state there.
+//!
+//! Memory: at most `strom.share.partitions.max` share partitions are held; the tick visits
+//! only busy ones (acquired records or unpersisted changes), and the sweep evicts the ones
+//! not busy and unused for `strom.share.partition.idle.ms` (their state is durable; the
+//! next fetch reads it again). One with acquired records is never evicted: its locks exist
+//! only here. A deleted topic's share partitions and share state go with it
+//! ([`ShareManager::topics_deleted`]).
 //!
 //! Group configs (`group_configs.rs`): [`partition_config`] (the record lock duration),
 //! [`offset_reset`] and [`read_committed`] read the group's `share.*` configs from the
 //! metadata image on each use, the broker's values where none is set. A changed lock
 //! duration applies to share partitions created after the change.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -54,8 +62,15 @@ use crate::metadata::now_ms;
 use crate::partition::Partition;
 use crate::server::BrokerContext;
 
-/// How often lock expiries, pending state writes and leadership are checked.
+/// How often lock expiries and pending state writes are checked (only share partitions
+/// with acquired records or unpersisted changes are visited).
 const TICK_INTERVAL_MS: u64 = 200;
+/// Every this many ticks, every hosted share partition is checked for leadership and
+/// idleness (`ShareManager::sweep`).
+const SWEEP_EVERY_TICKS: u32 = 5;
+/// Times an operation looks a share partition up again when the one it waited for was
+/// evicted meanwhile (the next lookup creates it afresh, so one retry is the usual case).
+const EVICTED_RETRIES: usize = 3;
 /// Partitions one share session may hold.
 pub const SESSION_PARTITIONS_MAX: usize = 10_000;
 /// A share session unused for this long is dropped (and its member's records released).
@@ -80,6 +95,13 @@ pub struct ShareConfig {
     pub state_topic_min_isr: i16,
     /// `share.coordinator.snapshot.update.records.per.snapshot`.
     pub snapshot_updates_max: u32,
+    /// `strom.share.partitions.max` (Strom's; Kafka does not bound them): share partitions
+    /// one broker holds in memory.
+    pub partitions_max: usize,
+    /// `strom.share.partition.idle.ms` (Strom's): a share partition without acquired records
+    /// or unpersisted changes that no fetch or acknowledgement used for this long is
+    /// evicted from memory (its state is durable; the next fetch reads it again).
+    pub partition_idle_ms: u64,
 }
 
 impl ShareConfig {
@@ -104,6 +126,8 @@ impl ShareConfig {
             )?,
             snapshot_updates_max: props
                 .int("share.coordinator.snapshot.update.records.per.snapshot")?,
+            partitions_max: props.int("strom.share.partitions.max")?,
+            partition_idle_ms: props.int("strom.share.partition.idle.ms")?,
         })
     }
 }
@@ -139,8 +163,17 @@ fn group_settings(context: &BrokerContext, group_id: &str) -> crate::group_confi
 }
 
 type PartitionKey = (String, Uuid, i32);
-/// A hosted share partition, with the leader epoch it was created at.
-type HostedEntry = (i32, Arc<tokio::sync::Mutex<Hosted>>);
+type HostedRef = Arc<tokio::sync::Mutex<Hosted>>;
+
+/// A hosted share partition in [`ShareManager`]'s map.
+#[derive(Clone)]
+struct HostedEntry {
+    /// The leader epoch it was created at.
+    leader_epoch: i32,
+    hosted: HostedRef,
+    /// When a ShareFetch or ShareAcknowledge last looked it up (ms since the epoch).
+    last_used_ms: Arc<AtomicI64>,
+}
 
 /// One hosted share partition.
 struct Hosted {
@@ -149,6 +182,17 @@ struct Hosted {
     state_epoch: i32,
     /// `partition.changes()` as last written to the share coordinator.
     persisted_changes: u64,
+    /// Set (under this lock) when it leaves the map: an operation that waited for the lock
+    /// looks the share partition up again instead of acting on a copy nobody keeps.
+    evicted: bool,
+}
+
+impl Hosted {
+    /// Whether the tick must visit it: locks to expire or changes to persist. Such a share
+    /// partition is never evicted (its locks exist only here).
+    fn busy(&self) -> bool {
+        self.partition.has_acquired() || self.partition.changes() != self.persisted_changes
+    }
 }
 
 /// The connection a share session was last used on: its listener and the client's
@@ -168,8 +212,11 @@ struct Session {
 
 /// The share partitions and share sessions of this broker.
 pub struct ShareManager {
-    /// Each with the leader epoch it was created at.
+    /// At most `strom.share.partitions.max`. Lock order: `partitions`, then `active`.
     partitions: Mutex<HashMap<PartitionKey, HostedEntry>>,
+    /// The hosted share partitions that are busy ([`Hosted::busy`]): the only ones the tick
+    /// visits and the only ones a member's release looks at, so idle ones cost nothing.
+    active: Mutex<HashSet<PartitionKey>>,
     sessions: Mutex<HashMap<(String, String), Session>>,
     /// Bumped when records may have become available (released, expired): waiting
     /// ShareFetches look again.
@@ -186,6 +233,7 @@ impl Default for ShareManager {
     fn default() -> Self {
         ShareManager {
             partitions: Mutex::new(HashMap::new()),
+            active: Mutex::new(HashSet::new()),
             sessions: Mutex::new(HashMap::new()),
             released: tokio::sync::watch::channel(0).0,
         }
@@ -342,15 +390,101 @@ impl ShareManager {
         }
     }
 
-    /// The share partition of (group, topic partition), created (its state read or
-    /// initialized) if this broker leads the partition and does not host it yet.
+    /// The share partition of (group, topic partition), locked, created (its state read or
+    /// initialized) if this broker leads the partition and does not host it yet. One
+    /// evicted while this waited for its lock is looked up (so created) again.
+    async fn lock_hosted(
+        &self,
+        context: &BrokerContext,
+        key: &PartitionKey,
+    ) -> Result<
+        (
+            HostedRef,
+            tokio::sync::OwnedMutexGuard<Hosted>,
+            Arc<Partition>,
+        ),
+        ErrorCode,
+    > {
+        for _ in 0..EVICTED_RETRIES {
+            let (hosted, log) = self.hosted(context, &key.0, key.1, key.2).await?;
+            let guard = Arc::clone(&hosted).lock_owned().await;
+            if !guard.evicted {
+                return Ok((hosted, guard, log));
+            }
+        }
+        tracing::warn!(group = key.0, topic_id = %key.1, partition = key.2, "share partition evicted on every lookup; the request is answered with an error and may be retried");
+        Err(ErrorCode::UNKNOWN_SERVER_ERROR)
+    }
+
+    /// Records whether a share partition is busy ([`Hosted::busy`]); called with it locked,
+    /// after every change, so the tick visits exactly the busy ones.
+    fn mark(&self, key: &PartitionKey, hosted: &HostedRef, locked: &Hosted) {
+        let busy = locked.busy();
+        let Ok(partitions) = self.partitions.lock() else {
+            return;
+        };
+        if !partitions
+            .get(key)
+            .is_some_and(|e| Arc::ptr_eq(&e.hosted, hosted))
+        {
+            return;
+        }
+        if let Ok(mut active) = self.active.lock() {
+            if busy {
+                active.insert(key.clone());
+            } else {
+                active.remove(key);
+            }
+        }
+    }
+
+    /// Makes room for one more share partition under `strom.share.partitions.max` by
+    /// evicting the least recently used ones that are not busy. Fails when every hosted
+    /// share partition is busy: a fetch of a new one is then refused rather than
+    /// dropping locks.
+    fn make_room(
+        &self,
+        partitions: &mut HashMap<PartitionKey, HostedEntry>,
+        max: usize,
+    ) -> Result<(), ErrorCode> {
+        let max = max.max(1);
+        if partitions.len() < max {
+            return Ok(());
+        }
+        let mut idle: Vec<(i64, PartitionKey)> = match self.active.lock() {
+            Ok(active) => partitions
+                .iter()
+                .filter(|(k, _)| !active.contains(*k))
+                .map(|(k, e)| (e.last_used_ms.load(Ordering::Relaxed), k.clone()))
+                .collect(),
+            Err(_) => return Err(ErrorCode::UNKNOWN_SERVER_ERROR),
+        };
+        idle.sort();
+        for (_, key) in idle {
+            if partitions.get(&key).is_some_and(|e| try_evict(&e.hosted)) {
+                partitions.remove(&key);
+                tracing::debug!(group = key.0, topic_id = %key.1, partition = key.2, "share partition evicted to make room (strom.share.partitions.max)");
+                if partitions.len() < max {
+                    return Ok(());
+                }
+            }
+        }
+        tracing::warn!(
+            max,
+            "every hosted share partition holds acquired records or unpersisted changes and strom.share.partitions.max is reached: a fetch of another one is refused until locks are acknowledged or expire (raise strom.share.partitions.max)"
+        );
+        Err(ErrorCode::UNKNOWN_SERVER_ERROR)
+    }
+
+    /// The share partition of (group, topic partition), created if this broker leads the
+    /// partition and does not host it yet (see [`Self::lock_hosted`]).
     async fn hosted(
         &self,
         context: &BrokerContext,
         group_id: &str,
         topic_id: Uuid,
         partition: i32,
-    ) -> Result<(Arc<tokio::sync::Mutex<Hosted>>, Arc<Partition>), ErrorCode> {
+    ) -> Result<(HostedRef, Arc<Partition>), ErrorCode> {
         let image = context.metadata.image();
         if image.topic_by_id(topic_id).is_none() {
             return Err(ErrorCode::UNKNOWN_TOPIC_ID);
@@ -362,31 +496,46 @@ impl ShareManager {
         let log = crate::handlers::leader_replica_of(context, &image, tp)?;
         let leader_epoch = log.leader_epoch().unwrap_or(-1);
         let key = (group_id.to_string(), topic_id, partition);
-        let existing = self
-            .partitions
-            .lock()
-            .map_err(|_| ErrorCode::UNKNOWN_SERVER_ERROR)?
-            .get(&key)
-            .cloned();
-        if let Some((epoch, hosted)) = existing {
-            if epoch == leader_epoch {
-                return Ok((hosted, log));
+        let max = context.config.share.partitions_max;
+        let now = now_ms();
+        {
+            let mut partitions = self
+                .partitions
+                .lock()
+                .map_err(|_| ErrorCode::UNKNOWN_SERVER_ERROR)?;
+            match partitions.get(&key) {
+                Some(entry) if entry.leader_epoch == leader_epoch => {
+                    entry.last_used_ms.store(now, Ordering::Relaxed);
+                    return Ok((Arc::clone(&entry.hosted), log));
+                }
+                Some(_) => {}
+                // Room first, so that a full broker does not read state it cannot keep.
+                None => self.make_room(&mut partitions, max)?,
             }
         }
         let created = create(context, group_id, topic_id, partition, &log, leader_epoch).await?;
-        let hosted = Arc::new(tokio::sync::Mutex::new(created));
         let mut partitions = self
             .partitions
             .lock()
             .map_err(|_| ErrorCode::UNKNOWN_SERVER_ERROR)?;
         // Two first fetches may race: the first one stored at this epoch wins.
-        let stored = partitions
-            .entry(key)
-            .or_insert_with(|| (leader_epoch, Arc::clone(&hosted)));
-        if stored.0 != leader_epoch {
-            *stored = (leader_epoch, Arc::clone(&hosted));
-        }
-        Ok((Arc::clone(&stored.1), log))
+        let stored = match partitions.get(&key).cloned() {
+            Some(entry) if entry.leader_epoch == leader_epoch => entry,
+            existing => {
+                if existing.is_none() {
+                    self.make_room(&mut partitions, max)?;
+                }
+                let entry = HostedEntry {
+                    leader_epoch,
+                    hosted: Arc::new(tokio::sync::Mutex::new(created)),
+                    last_used_ms: Arc::new(AtomicI64::new(now)),
+                };
+                partitions.insert(key, entry.clone());
+                entry
+            }
+        };
+        stored.last_used_ms.store(now, Ordering::Relaxed);
+        Ok((stored.hosted, log))
     }
 
     /// Acknowledges `batches` of `member_id` on one share partition, persisted before it
@@ -400,8 +549,8 @@ impl ShareManager {
         partition: i32,
         batches: &[AckBatch],
     ) -> Result<(), ErrorCode> {
-        let (hosted, _log) = self.hosted(context, group_id, topic_id, partition).await?;
-        let mut hosted = hosted.lock().await;
+        let key = (group_id.to_string(), topic_id, partition);
+        let (hosted_ref, mut hosted, _log) = self.lock_hosted(context, &key).await?;
         let mut next = hosted.partition.clone();
         next.acknowledge(member_id, batches)
             .map_err(|error| match error {
@@ -416,6 +565,7 @@ impl ShareManager {
         }
         hosted.persisted_changes = next.changes();
         hosted.partition = next;
+        self.mark(&key, &hosted_ref, &hosted);
         drop(hosted);
         self.notify_released();
         Ok(())
@@ -434,8 +584,35 @@ impl ShareManager {
         records_max: usize,
         bytes_max: u64,
     ) -> Result<Acquired, ErrorCode> {
-        let (hosted, log) = self.hosted(context, group_id, topic_id, partition).await?;
-        let mut hosted = hosted.lock().await;
+        let key = (group_id.to_string(), topic_id, partition);
+        let (hosted_ref, mut hosted, log) = self.lock_hosted(context, &key).await?;
+        let acquired = self
+            .acquire_locked(
+                context,
+                group_id,
+                member_id,
+                &mut hosted,
+                &log,
+                records_max,
+                bytes_max,
+            )
+            .await;
+        self.mark(&key, &hosted_ref, &hosted);
+        acquired
+    }
+
+    /// [`Self::acquire`] on the locked share partition.
+    #[allow(clippy::too_many_arguments)]
+    async fn acquire_locked(
+        &self,
+        context: &BrokerContext,
+        group_id: &str,
+        member_id: &str,
+        hosted: &mut Hosted,
+        log: &Arc<Partition>,
+        records_max: usize,
+        bytes_max: u64,
+    ) -> Result<Acquired, ErrorCode> {
         let now = u64::try_from(now_ms()).unwrap_or(0);
         if hosted.partition.expire_locks(now) > 0 {
             self.notify_released();
@@ -455,7 +632,7 @@ impl ShareManager {
         if from >= max_offset || records_max == 0 {
             return Ok(Acquired::default());
         }
-        let reading = Arc::clone(&log);
+        let reading = Arc::clone(log);
         // Under read_committed, the aborted transactions of the range read (from the
         // `.txnindex` files, so off the runtime too): their batches are never delivered
         // (Kafka archives them; here they are gaps, as control batches).
@@ -542,17 +719,16 @@ impl ShareManager {
     /// Releases every record `member_id` holds in `group_id`'s share partitions here (its
     /// session closed, or it left the group: the share group coordinator calls this).
     pub async fn release_member(&self, group_id: &str, member_id: &str) {
-        let hosted: Vec<Arc<tokio::sync::Mutex<Hosted>>> = match self.partitions.lock() {
-            Ok(partitions) => partitions
-                .iter()
-                .filter(|((group, _, _), _)| group == group_id)
-                .map(|(_, (_, h))| Arc::clone(h))
-                .collect(),
-            Err(_) => return,
-        };
+        // Only busy share partitions hold acquired records.
+        let hosted = self.busy_partitions(Some(group_id));
         let mut released = 0;
-        for h in hosted {
-            released += h.lock().await.partition.release_member(member_id);
+        for (key, h) in hosted {
+            let mut locked = h.lock().await;
+            if locked.evicted {
+                continue;
+            }
+            released += locked.partition.release_member(member_id);
+            self.mark(&key, &h, &locked);
         }
         if released > 0 {
             self.notify_released();
@@ -566,23 +742,8 @@ impl ShareManager {
         context: &BrokerContext,
         group_id: &str,
     ) -> Result<(), ErrorCode> {
-        self.forget(group_id, None, None);
-        let store = &context.share_state;
-        let mut result = Ok(());
-        for partition in store.led_partitions(context) {
-            let deleted = store
-                .call_partition(context, partition, |c| {
-                    let mut records = Vec::new();
-                    for key in c.keys_of_group(group_id) {
-                        records.extend(c.delete(&key));
-                    }
-                    Ok(((), records))
-                })
-                .await;
-            if result.is_ok() {
-                result = deleted;
-            }
-        }
+        self.forget(Some(group_id), None, None);
+        let mut result = delete_led_state(context, |c| c.keys_of_group(group_id)).await;
         for key in crate::share_persister::remote_candidate_keys(context, group_id) {
             let deleted = crate::share_persister::delete(context, &key).await;
             if result.is_ok() {
@@ -659,7 +820,7 @@ impl ShareManager {
             .await?
             .map_or(0, |s| s.state_epoch.saturating_add(1));
         crate::share_persister::initialize(context, &key, epoch, start_offset).await?;
-        self.forget(group_id, Some(topic_id), Some(partition));
+        self.forget(Some(group_id), Some(topic_id), Some(partition));
         Ok(())
     }
 
@@ -672,7 +833,7 @@ impl ShareManager {
         topic_id: Uuid,
         partitions: &std::collections::BTreeSet<i32>,
     ) -> Result<(), ErrorCode> {
-        self.forget(group_id, Some(topic_id), None);
+        self.forget(Some(group_id), Some(topic_id), None);
         for partition in partitions {
             let key = share_key(group_id, topic_id, *partition);
             crate::share_persister::delete(context, &key).await?;
@@ -698,7 +859,7 @@ impl ShareManager {
             let hosted = match self.partitions.lock() {
                 Ok(hosted) => hosted
                     .get(&(group_id.to_string(), *topic_id, *partition))
-                    .map(|(_, h)| Arc::clone(h)),
+                    .map(|e| Arc::clone(&e.hosted)),
                 Err(_) => return,
             };
             let Some(hosted) = hosted else {
@@ -719,7 +880,10 @@ impl ShareManager {
                 tracing::info!(group = group_id, %topic_id, partition, "share state changed elsewhere; the share partition reads it again");
                 if let Ok(mut map) = self.partitions.lock() {
                     let key = (group_id.to_string(), *topic_id, *partition);
-                    if map.get(&key).is_some_and(|(_, h)| Arc::ptr_eq(h, &hosted)) {
+                    if map
+                        .get(&key)
+                        .is_some_and(|e| Arc::ptr_eq(&e.hosted, &hosted))
+                    {
                         map.remove(&key);
                     }
                 }
@@ -740,24 +904,116 @@ impl ShareManager {
     ) {
         if code == ErrorCode::UNKNOWN_TOPIC_OR_PARTITION || code == ErrorCode::FENCED_STATE_EPOCH {
             tracing::info!(group = group_id, %topic_id, partition, %code, "share state gone; the share partition re-reads it");
-            self.forget(group_id, Some(topic_id), Some(partition));
+            self.forget(Some(group_id), Some(topic_id), Some(partition));
         }
     }
 
-    /// Drops hosted share partitions of a group (of one topic, of one partition).
-    fn forget(&self, group_id: &str, topic_id: Option<Uuid>, partition: Option<i32>) {
+    /// Drops hosted share partitions (of a group, of one topic, of one partition). One that
+    /// an operation holds finishes that operation on the dropped copy.
+    fn forget(&self, group_id: Option<&str>, topic_id: Option<Uuid>, partition: Option<i32>) {
         if let Ok(mut hosted) = self.partitions.lock() {
-            hosted.retain(|(group, t, p), _| {
-                !(group == group_id
+            hosted.retain(|(group, t, p), entry| {
+                let forgotten = group_id.is_none_or(|g| g == group)
                     && topic_id.is_none_or(|id| id == *t)
-                    && partition.is_none_or(|q| q == *p))
+                    && partition.is_none_or(|q| q == *p);
+                if forgotten {
+                    if let Ok(mut locked) = entry.hosted.try_lock() {
+                        locked.evicted = true;
+                    }
+                }
+                !forgotten
             });
         }
     }
 
-    /// One tick: expire locks, persist pending changes, drop share partitions this broker
-    /// no longer leads, drop idle sessions.
-    async fn tick(&self, context: &BrokerContext) {
+    /// Topics were deleted (they left the metadata image): their hosted share partitions
+    /// are dropped and their state in the `__share_group_state` partitions this broker
+    /// leads is deleted (tombstones), for every group, as Kafka's group coordinator has
+    /// the share coordinator delete it (`onPartitionsDeleted`). A topic created again
+    /// under the same name has another id, so its share partitions start afresh at
+    /// `share.auto.offset.reset` either way; this frees the old state.
+    pub async fn topics_deleted(&self, context: &BrokerContext, topic_ids: &[Uuid]) {
+        for topic_id in topic_ids {
+            self.forget(None, Some(*topic_id), None);
+        }
+        let ids: Vec<[u8; 16]> = topic_ids.iter().map(|id| *id.as_bytes()).collect();
+        let deleted = delete_led_state(context, |c| {
+            ids.iter().flat_map(|id| c.keys_of_topic(*id)).collect()
+        })
+        .await;
+        match deleted {
+            Ok(()) => tracing::debug!(?topic_ids, "share state of deleted topics deleted"),
+            Err(code) => {
+                tracing::warn!(?topic_ids, %code, "the share state of deleted topics could not be deleted everywhere; it stays in __share_group_state until its groups are deleted (strom groups delete)")
+            }
+        }
+    }
+
+    /// The busy share partitions (of one group), as the tick and releases visit them;
+    /// entries of share partitions that left the map are dropped from the busy set.
+    fn busy_partitions(&self, group_id: Option<&str>) -> Vec<(PartitionKey, HostedRef)> {
+        let Ok(partitions) = self.partitions.lock() else {
+            return Vec::new();
+        };
+        let Ok(mut active) = self.active.lock() else {
+            return Vec::new();
+        };
+        active.retain(|k| partitions.contains_key(k));
+        active
+            .iter()
+            .filter(|k| group_id.is_none_or(|g| g == k.0))
+            .filter_map(|k| {
+                partitions
+                    .get(k)
+                    .map(|e| (k.clone(), Arc::clone(&e.hosted)))
+            })
+            .collect()
+    }
+
+    /// Hosted share partitions (all states), for tests and metrics.
+    pub fn hosted_count(&self) -> usize {
+        self.partitions.lock().map_or(0, |p| p.len())
+    }
+
+    /// Drops share partitions this broker no longer leads at the epoch they were created
+    /// at (their locks went with the leadership), and evicts the idle ones: not busy and
+    /// not looked up for `strom.share.partition.idle.ms`. Their state is durable; the next
+    /// fetch reads it again. Never awaits: a share partition whose lock is held is in use.
+    fn sweep(&self, context: &BrokerContext, now: i64) {
+        let idle_ms = i64::try_from(context.config.share.partition_idle_ms).unwrap_or(i64::MAX);
+        let image = context.metadata.image();
+        let Ok(mut partitions) = self.partitions.lock() else {
+            return;
+        };
+        let Ok(active) = self.active.lock() else {
+            return;
+        };
+        partitions.retain(|key, entry| {
+            let tp = TopicIdPartition {
+                topic_id: key.1,
+                partition: key.2,
+            };
+            let leads = crate::handlers::leader_replica_of(context, &image, tp)
+                .ok()
+                .and_then(|log| log.leader_epoch());
+            if leads != Some(entry.leader_epoch) {
+                if let Ok(mut locked) = entry.hosted.try_lock() {
+                    locked.evicted = true;
+                }
+                return false;
+            }
+            let idle = now.saturating_sub(entry.last_used_ms.load(Ordering::Relaxed)) >= idle_ms;
+            if idle && !active.contains(key) && try_evict(&entry.hosted) {
+                tracing::debug!(group = key.0, topic_id = %key.1, partition = key.2, "idle share partition evicted (strom.share.partition.idle.ms)");
+                return false;
+            }
+            true
+        });
+    }
+
+    /// One tick: drop idle sessions; expire locks and persist pending changes of the busy
+    /// share partitions; with `sweep`, check every one ([`Self::sweep`]).
+    async fn tick(&self, context: &BrokerContext, sweep: bool) {
         let now = now_ms();
         let idle: Vec<(String, String)> = match self.sessions.lock() {
             Ok(mut sessions) => {
@@ -776,35 +1032,13 @@ impl ShareManager {
         for (group, member) in idle {
             self.release_member(&group, &member).await;
         }
-        let hosted: Vec<(PartitionKey, Arc<tokio::sync::Mutex<Hosted>>)> =
-            match self.partitions.lock() {
-                Ok(partitions) => partitions
-                    .iter()
-                    .map(|(k, (_, h))| (k.clone(), Arc::clone(h)))
-                    .collect(),
-                Err(_) => return,
-            };
-        let image = context.metadata.image();
+        if sweep {
+            self.sweep(context, now);
+        }
         let mut released = false;
-        for ((group, topic_id, partition), h) in hosted {
-            let tp = TopicIdPartition {
-                topic_id,
-                partition,
-            };
-            let leads = crate::handlers::leader_replica_of(context, &image, tp)
-                .ok()
-                .and_then(|log| log.leader_epoch());
+        for (key, h) in self.busy_partitions(None) {
             let mut hosted = h.lock().await;
-            if leads != Some(hosted.leader_epoch) {
-                drop(hosted);
-                if let Ok(mut partitions) = self.partitions.lock() {
-                    if partitions
-                        .get(&(group.clone(), topic_id, partition))
-                        .is_some_and(|(_, current)| Arc::ptr_eq(current, &h))
-                    {
-                        partitions.remove(&(group, topic_id, partition));
-                    }
-                }
+            if hosted.evicted {
                 continue;
             }
             if hosted
@@ -816,11 +1050,13 @@ impl ShareManager {
             }
             if hosted.partition.changes() != hosted.persisted_changes {
                 let next = hosted.partition.clone();
-                match persist(context, &group, topic_id, partition, &hosted, &next).await {
+                let (group, topic_id, partition) = (&key.0, key.1, key.2);
+                match persist(context, group, topic_id, partition, &hosted, &next).await {
                     Ok(()) => hosted.persisted_changes = next.changes(),
-                    Err(code) => self.forget_if_state_lost(code, &group, topic_id, partition),
+                    Err(code) => self.forget_if_state_lost(code, group, topic_id, partition),
                 }
             }
+            self.mark(&key, &h, &hosted);
         }
         if released {
             self.notify_released();
@@ -828,14 +1064,82 @@ impl ShareManager {
     }
 }
 
+/// Evicts a share partition that is not busy and not in use (its lock is free): marks it
+/// evicted under its lock and returns true; the caller removes it from the map while it
+/// still holds the map's lock, so a waiter that sees the mark finds it gone.
+fn try_evict(hosted: &HostedRef) -> bool {
+    let Ok(mut locked) = hosted.try_lock() else {
+        return false;
+    };
+    if locked.busy() {
+        return false;
+    }
+    locked.evicted = true;
+    true
+}
+
+/// Deletes the state of the keys `select` names in every `__share_group_state` partition
+/// this broker leads. Returns the first error.
+async fn delete_led_state(
+    context: &BrokerContext,
+    select: impl Fn(&strom_share::state::StateCoordinator) -> Vec<ShareKey>,
+) -> Result<(), ErrorCode> {
+    let store = &context.share_state;
+    let mut result = Ok(());
+    for partition in store.led_partitions(context) {
+        let deleted = store
+            .call_partition(context, partition, |c| {
+                let mut records = Vec::new();
+                for key in select(c) {
+                    records.extend(c.delete(&key));
+                }
+                Ok(((), records))
+            })
+            .await;
+        if result.is_ok() {
+            result = deleted;
+        }
+    }
+    result
+}
+
 /// Runs the share partitions' tick until the broker stops (the task is aborted then).
+///
+/// It also follows the metadata image: topics that leave it were deleted, and their share
+/// state goes with them ([`ShareManager::topics_deleted`]). Only deletions this task sees
+/// are acted on: one made while the broker was down, or while another broker led the
+/// state partition, leaves that state until its group is deleted.
 pub async fn run(context: Arc<BrokerContext>) {
     let mut interval = tokio::time::interval(Duration::from_millis(TICK_INTERVAL_MS));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut images = context.metadata.watch();
+    let mut topics = topic_ids(&images.borrow_and_update());
+    let mut watching = true;
+    let mut ticks: u32 = 0;
     loop {
-        interval.tick().await;
-        context.shares.tick(&context).await;
+        tokio::select! {
+            _ = interval.tick() => {
+                ticks = ticks.wrapping_add(1);
+                context.shares.tick(&context, ticks % SWEEP_EVERY_TICKS == 0).await;
+            }
+            changed = images.changed(), if watching => {
+                if changed.is_err() {
+                    watching = false;
+                    continue;
+                }
+                let now = topic_ids(&images.borrow_and_update());
+                let deleted: Vec<Uuid> = topics.difference(&now).copied().collect();
+                topics = now;
+                if !deleted.is_empty() {
+                    context.shares.topics_deleted(&context, &deleted).await;
+                }
+            }
+        }
     }
+}
+
+fn topic_ids(image: &strom_meta::MetadataImage) -> BTreeSet<Uuid> {
+    image.topics().map(|t| t.topic_id).collect()
 }
 
 fn next_epoch(epoch: i32) -> i32 {
@@ -901,6 +1205,7 @@ async fn create(
             partition: partition_state,
             leader_epoch,
             state_epoch: state.state_epoch,
+            evicted: false,
         });
     }
     let start = reset_offset(context, group_id, log).await?;
@@ -919,6 +1224,7 @@ async fn create(
         partition: partition_state,
         leader_epoch,
         state_epoch: state.state_epoch,
+        evicted: false,
     })
 }
 

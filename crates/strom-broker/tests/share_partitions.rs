@@ -685,3 +685,150 @@ async fn share_coordinator_rpcs_initialize_write_read_delete_with_fencing() {
     assert_eq!(gone.results[0].partitions[0].error_code, 3);
     broker.broker.shutdown().await;
 }
+
+/// `strom.share.partitions.max` and `strom.share.partition.idle.ms`: a share partition with
+/// acquired records stays in memory however idle, and a fetch of another one is refused
+/// while it fills the bound; once acknowledged it is evicted (least recently used first) to
+/// make room, and read again from its durable state on its next fetch (acknowledged records
+/// stay acknowledged, released ones keep their delivery count); idle ones leave memory.
+#[tokio::test]
+async fn share_partitions_are_bounded_and_idle_ones_leave_memory_but_never_with_locks() {
+    let broker = TestBroker::start_with(|config| {
+        edit(config);
+        config.share.record_lock_duration_ms = 5_000;
+        config.share.partitions_max = 1;
+        config.share.partition_idle_ms = 200;
+    })
+    .await;
+    let mut client = broker.client().await;
+    let q1 = share_topic(&mut client, "q1").await;
+    let q2 = share_topic(&mut client, "q2").await;
+    let shares = &broker.broker.context().shares;
+
+    let opened = Fetch {
+        wait_ms: 0,
+        ..Fetch::new("m1", 0, q1)
+    }
+    .send(&mut client)
+    .await;
+    assert_eq!(acquired(&opened).0, vec![]);
+    produce(&mut client, "q1", 0, 5).await;
+    let got = Fetch::new("m1", 1, q1).send(&mut client).await;
+    assert_eq!(acquired(&got).0, vec![(0, 4, 1)]);
+
+    // Past the idle period and several sweeps: q1 holds locks, so it stays.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(shares.hosted_count(), 1);
+    let refused = Fetch {
+        wait_ms: 0,
+        ..Fetch::new("m2", 0, q2)
+    }
+    .send(&mut client)
+    .await;
+    assert_eq!(refused.error_code, 0, "{refused:?}");
+    assert_eq!(refused.responses[0].partitions[0].error_code, -1);
+    assert_eq!(shares.hosted_count(), 1);
+
+    let acked = acknowledge(
+        &mut client,
+        "m1",
+        2,
+        q1,
+        vec![(0, 4, vec![ACCEPT, ACCEPT, ACCEPT, RELEASE, RELEASE])],
+    )
+    .await;
+    assert_eq!(acked.responses[0].partitions[0].error_code, 0);
+    // Nothing acquired now: q1 makes room for q2.
+    let got = Fetch {
+        wait_ms: 0,
+        ..Fetch::new("m2", 1, q2)
+    }
+    .send(&mut client)
+    .await;
+    assert_eq!(acquired(&got).0, vec![]);
+    assert_eq!(shares.hosted_count(), 1);
+
+    // q1 comes back from its durable state (q2 makes room): the released records only,
+    // delivered a second time.
+    let got = Fetch::new("m1", 3, q1).send(&mut client).await;
+    let (ranges, kept) = acquired(&got);
+    assert_eq!(ranges, vec![(3, 4, 2)]);
+    assert_eq!(kept, vec!["value-3", "value-4"]);
+    let acked = acknowledge(&mut client, "m1", 4, q1, vec![(3, 4, vec![ACCEPT])]).await;
+    assert_eq!(acked.responses[0].partitions[0].error_code, 0);
+
+    // Nothing acquired, nothing used: it leaves memory.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while shares.hosted_count() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(shares.hosted_count(), 0);
+    // And everything acknowledged stays so.
+    let got = Fetch {
+        wait_ms: 300,
+        ..Fetch::new("m1", 5, q1)
+    }
+    .send(&mut client)
+    .await;
+    assert_eq!(acquired(&got).0, vec![]);
+    broker.broker.shutdown().await;
+}
+
+/// A deleted topic's share state leaves `__share_group_state` (every group's) and its share
+/// partitions leave memory; another topic's state stays.
+#[tokio::test]
+async fn deleting_a_topic_deletes_its_share_state() {
+    use kafka_protocol::messages::{
+        read_share_group_state_summary_request as sum, DeleteTopicsRequest,
+        ReadShareGroupStateSummaryRequest,
+    };
+    let broker = start().await;
+    let mut client = broker.client().await;
+    let doomed = share_topic(&mut client, "doomed").await;
+    let kept = share_topic(&mut client, "kept").await;
+    let opened = Fetch {
+        wait_ms: 0,
+        ..Fetch::new("m1", 0, doomed)
+    }
+    .send(&mut client)
+    .await;
+    assert_eq!(acquired(&opened).0, vec![]);
+    produce(&mut client, "doomed", 0, 3).await;
+    let got = Fetch::new("m1", 1, doomed).send(&mut client).await;
+    assert_eq!(acquired(&got).0, vec![(0, 2, 1)]);
+    assert_eq!(broker.broker.context().shares.hosted_count(), 1);
+
+    let summary = |topic: Uuid| {
+        ReadShareGroupStateSummaryRequest::default()
+            .with_group_id(s(GROUP))
+            .with_topics(vec![sum::ReadStateSummaryData::default()
+                .with_topic_id(topic)
+                .with_partitions(vec![
+                    sum::PartitionData::default().with_partition(0)
+                ])])
+    };
+    let before = client.send(0, summary(doomed)).await;
+    assert_eq!(before.results[0].partitions[0].error_code, 0);
+
+    let deleted = client
+        .send(
+            4,
+            DeleteTopicsRequest::default().with_topic_names(vec![TopicName(s("doomed"))]),
+        )
+        .await;
+    assert_eq!(deleted.responses[0].error_code, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut code = 0;
+    while Instant::now() < deadline {
+        code = client.send(0, summary(doomed)).await.results[0].partitions[0].error_code;
+        if code != 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(code, 3, "the deleted topic's share state is still there");
+    assert_eq!(broker.broker.context().shares.hosted_count(), 0);
+    let other = client.send(0, summary(kept)).await;
+    assert_eq!(other.results[0].partitions[0].error_code, 0);
+    broker.broker.shutdown().await;
+}

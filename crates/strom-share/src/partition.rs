@@ -509,6 +509,14 @@ impl SharePartition {
         expired
     }
 
+    /// Whether any record is ACQUIRED (its lock must still expire): such a share partition is
+    /// never evicted from memory, since its locks exist nowhere else.
+    pub fn has_acquired(&self) -> bool {
+        self.records
+            .values()
+            .any(|r| r.state == RecordState::Acquired)
+    }
+
     /// The earliest lock deadline, for the broker's timer.
     pub fn next_lock_deadline_ms(&self) -> Option<u64> {
         self.records

@@ -224,6 +224,19 @@ impl StateCoordinator {
         keys
     }
 
+    /// Every key of the topic `topic_id`, of any group, sorted (a deleted topic's state is
+    /// deleted with it).
+    pub fn keys_of_topic(&self, topic_id: [u8; 16]) -> Vec<ShareKey> {
+        let mut keys: Vec<ShareKey> = self
+            .entries
+            .keys()
+            .filter(|k| k.topic_id == topic_id)
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    }
+
     /// InitializeShareGroupState: a new state epoch and start offset, no batches. A state
     /// epoch at or below the stored one is FENCED_STATE_EPOCH.
     pub fn initialize(

@@ -503,6 +503,8 @@ fn run(ops: &[Op], present: &BTreeSet<i64>, cfg: PartitionConfig) -> Result<(), 
         prop_assert!(p.start_offset() >= last_start, "SPSO moved backwards");
         last_start = p.start_offset();
         prop_assert!(p.in_flight_count() <= cfg.record_locks_max);
+        // The broker evicts only share partitions without locks: none may be missed.
+        prop_assert_eq!(p.has_acquired(), !model.holders.is_empty());
         // Everything below the SPSO is done (or absent from the log); nothing at or above
         // the first not-done offset is.
         for offset in present.range(..p.start_offset()) {

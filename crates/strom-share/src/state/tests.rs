@@ -158,6 +158,30 @@ fn delete_forgets_the_key_and_writes_tombstones() {
 }
 
 #[test]
+fn keys_of_topic_names_every_group_of_that_topic_only() {
+    let mut c = StateCoordinator::new(StateConfig::default());
+    let other_group = ShareKey {
+        group_id: "h".into(),
+        ..key(0)
+    };
+    let other_topic = ShareKey {
+        topic_id: [8; 16],
+        ..key(0)
+    };
+    for k in [&key(1), &key(0), &other_group, &other_topic] {
+        c.initialize(k, 1, 0, 0).unwrap();
+    }
+    assert_eq!(c.keys_of_topic([7; 16]), vec![key(0), key(1), other_group]);
+    assert_eq!(c.keys_of_topic([8; 16]), vec![other_topic.clone()]);
+    assert!(c.keys_of_topic([9; 16]).is_empty());
+    for k in c.keys_of_topic([7; 16]) {
+        assert_eq!(c.delete(&k).len(), 2);
+    }
+    assert!(c.keys_of_topic([7; 16]).is_empty());
+    assert_eq!(c.keys_of_group("g"), vec![other_topic]);
+}
+
+#[test]
 fn merge_cuts_older_runs() {
     let older = [batch(0, 9, Av, 1), batch(10, 19, Ack, 2)];
     let newer = [batch(5, 12, Arch, 3)];
