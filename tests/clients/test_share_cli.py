@@ -3,7 +3,7 @@ groups (KIP-932), checked against the Java client: the CLI reads and accepts, re
 records come back) or rejects (they are archived), as the share-partition start offset that
 the Java Admin reads shows; a strom-client member and a Java KafkaShareConsumer share a
 one-partition topic and together get every record exactly once; `strom groups
-list/describe/reset-offsets/delete` report and change what the Java Admin sees
+list/describe/reset-offsets/delete-offsets/delete` report and change what the Java Admin sees
 (kafka-share-groups.sh's view).
 
 Each group's start offset is set to 0 with the Java Admin (alterShareGroupOffsets) before
@@ -228,6 +228,13 @@ def test_groups_list_describe_reset_and_delete_a_share_group(share_broker, share
             capture_output=True, timeout=TIMEOUT_S)
         assert busy.returncode != 0
         assert b"not empty" in busy.stderr, busy.stderr
+        busy = subprocess.run(
+            [str(strom_binary()), "groups", "delete-offsets", "--group", group, "--topic", topic_name,
+             "--bootstrap-server", share_broker.bootstrap],
+            capture_output=True, timeout=TIMEOUT_S)
+        assert busy.returncode != 0
+        assert b"not empty" in busy.stderr, busy.stderr
+        assert start_offsets(share_tool, share_broker, group)[(topic_name, 0)] == 10
     finally:
         if member.poll() is None:
             member.send_signal(signal.SIGINT)  # closes the share consumer, which leaves
@@ -248,6 +255,25 @@ def test_groups_list_describe_reset_and_delete_a_share_group(share_broker, share
                          "--execute"])
     assert start_offsets(share_tool, share_broker, group)[(topic_name, 0)] == 5
     assert share_consume(share_broker, topic_name, group, "--max-messages", 1, "--timeout-ms", 20000)[0][0] == 5
+
+    # delete-offsets (kafka-share-groups.sh --delete-offsets): the topic's share state goes,
+    # the other topic's stays; whole topics only.
+    partial = subprocess.run(
+        [str(strom_binary()), "groups", "delete-offsets", "--group", group, "--topic", f"{topic_name}:0",
+         "--bootstrap-server", share_broker.bootstrap],
+        capture_output=True, timeout=TIMEOUT_S)
+    assert partial.returncode != 0
+    assert b"whole topics" in partial.stderr, partial.stderr
+    before = start_offsets(share_tool, share_broker, group)
+    assert (topic_name, 0) in before and (idle_topic, 0) in before, before
+    [deleted] = json.loads(strom(share_broker, ["groups", "delete-offsets", "--group", group, "--topic", topic_name,
+                                                "--output", "json"]))
+    assert (deleted["name"], deleted["outcome"], deleted["error"]) == (topic_name, "deleted", None), deleted
+    after = start_offsets(share_tool, share_broker, group)
+    assert (topic_name, 0) not in after and after[(idle_topic, 0)] == before[(idle_topic, 0)], after
+    text = strom(share_broker, ["groups", "delete-offsets", "--group", group, "--topic", idle_topic]).decode()
+    assert text.strip() == f"Deleted the share state of {idle_topic}.", text
+    assert start_offsets(share_tool, share_broker, group) == {}
 
     strom(share_broker, ["groups", "delete", group])
     [gone] = share_tool(share_broker, ["describe", group])

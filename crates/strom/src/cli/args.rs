@@ -279,10 +279,12 @@ const GROUPS_EXAMPLES: &str = "Examples:
   strom groups reset-offsets --group billing --topic orders --to-earliest
   strom groups reset-offsets --group billing --topic orders:0,1 --shift-by -10 --execute
   strom groups reset-offsets --group billing --all-topics --to-datetime 2024-05-01T00:00:00Z --execute
+  strom groups delete-offsets --group billing --topic orders
   strom groups delete billing
 Share groups (kafka-share-groups.sh): describe shows START-OFFSET and LAG per partition;
 reset-offsets sets the share-partition start offset (--to-earliest, --to-latest,
---to-offset, --to-datetime) while the group has no members.";
+--to-offset, --to-datetime) and delete-offsets deletes the share state of whole topics,
+both while the group has no members.";
 
 const CONFIGS_EXAMPLES: &str = "Examples:
   strom configs describe --topic orders
@@ -582,6 +584,18 @@ pub enum GroupsCommand {
         /// Group ids.
         #[arg(required = true, value_name = "GROUP")]
         groups: Vec<String>,
+    },
+    /// Delete a group's offsets of some topics: a share group's share state of whole topics
+    /// (kafka-share-groups.sh --delete-offsets; the group must have no members), a consumer
+    /// group's committed offsets (kafka-consumer-groups.sh --delete-offsets; the topics must
+    /// not be subscribed).
+    DeleteOffsets {
+        /// The group whose offsets go.
+        #[arg(long, short = 'g')]
+        group: String,
+        /// TOPIC, or TOPIC:P1,P2 for a consumer group (repeatable).
+        #[arg(long, short = 't', required = true, value_parser = parse::topic_partitions, value_name = "TOPIC[:P,...]")]
+        topic: Vec<TopicPartitions>,
     },
     /// Plan (default, --dry-run) or apply (--execute) new committed offsets for a group.
     #[command(group(ArgGroup::new("scope").required(true).args(["topic", "all_topics"])))]

@@ -1,8 +1,10 @@
-//! `strom groups list|describe|delete|reset-offsets`, after kafka-consumer-groups.sh:
+//! `strom groups list|describe|delete|delete-offsets|reset-offsets`, after
+//! kafka-consumer-groups.sh:
 //! describe shows each partition's committed offset, log end, lag and owner; resets are
 //! planned (dry run, the default) or committed (`--execute`) only while the group is empty.
 //! `list` shows every group's type (as kafka-groups.sh); share groups are described and
-//! reset as kafka-share-groups.sh does (`share_groups.rs`); `delete` deletes either kind.
+//! reset as kafka-share-groups.sh does (`share_groups.rs`); `delete` and `delete-offsets`
+//! delete either kind's.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -57,6 +59,12 @@ async fn dispatch(admin: &Admin, common: &Common, command: GroupsCommand) -> any
             let results = admin.delete_groups(&groups).await?;
             output::report_items(common.json(), "group", results, "Deleted", "", "")
         }
+        GroupsCommand::DeleteOffsets { group, topic } => {
+            match share_groups::describe_if_share(admin, &group).await? {
+                Some(_) => share_groups::delete_offsets(admin, common, &group, &topic).await,
+                None => delete_offsets(admin, common, &group, &topic).await,
+            }
+        }
         GroupsCommand::ResetOffsets {
             group,
             topic,
@@ -92,6 +100,23 @@ async fn dispatch(admin: &Admin, common: &Common, command: GroupsCommand) -> any
             }
         }
     }
+}
+
+/// `groups delete-offsets` of a consumer group: its committed offsets of the partitions
+/// named (OffsetDelete; refused for topics the group subscribes to).
+async fn delete_offsets(
+    admin: &Admin,
+    common: &Common,
+    group: &str,
+    topics: &[TopicPartitions],
+) -> anyhow::Result<()> {
+    let partitions = selected_partitions(admin, topics).await?;
+    admin.delete_group_offsets(group, &partitions).await?;
+    let results = partitions
+        .iter()
+        .map(|tp| (tp.to_string(), Ok(())))
+        .collect();
+    output::report_items(common.json(), "the offset of", results, "Deleted", "", "")
 }
 
 async fn list(admin: &Admin, common: &Common) -> anyhow::Result<()> {

@@ -33,6 +33,32 @@ pub async fn describe_if_share(
     }
 }
 
+/// `groups delete-offsets` of a share group (kafka-share-groups.sh --delete-offsets): the
+/// group's share state of whole topics, deleted; refused while the group has members.
+pub async fn delete_offsets(
+    admin: &Admin,
+    common: &Common,
+    group: &str,
+    topics: &[TopicPartitions],
+) -> anyhow::Result<()> {
+    if let Some(t) = topics.iter().find(|t| !t.partitions.is_empty()) {
+        anyhow::bail!(
+            "a share group's offsets are deleted for whole topics (as kafka-share-groups.sh does): name --topic {} without partitions",
+            t.topic
+        );
+    }
+    let names: Vec<String> = topics.iter().map(|t| t.topic.clone()).collect();
+    let results = admin.delete_share_group_offsets(group, &names).await?;
+    output::report_items(
+        common.json(),
+        "the share state of",
+        results,
+        "Deleted",
+        "",
+        "",
+    )
+}
+
 /// One row of a share group's `describe`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 struct ShareOffsetRow {
