@@ -689,6 +689,27 @@ fn groups_describe_reset_and_delete() {
         .map(|r| r["current_offset"].as_i64().unwrap())
         .collect();
     assert_eq!(current, vec![10, 2]);
+
+    // delete-offsets (kafka-consumer-groups.sh --delete-offsets): the partitions named only.
+    assert_eq!(
+        broker.ok(&[
+            "groups",
+            "delete-offsets",
+            "--group",
+            "fresh",
+            "--topic",
+            "jobs:1"
+        ]),
+        "Deleted the offset of jobs-1.\n"
+    );
+    let left = broker.json(&["groups", "describe", "fresh"]);
+    let committed: Vec<(i64, i64)> = left
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| Some((r["partition"].as_i64()?, r["current_offset"].as_i64()?)))
+        .collect();
+    assert_eq!(committed, vec![(0, 10)], "{left}");
 }
 
 #[test]
