@@ -129,14 +129,17 @@ def test_a_topic_deleted_and_created_again_starts_at_the_reset_offset(make_broke
     assert altered == {"altered": group}
     create_topic(b, topic_name, 1)
     first = produce(b.bootstrap, topic_name, 20)
-    c = consumer(b.bootstrap, group, topic_name)
+    c = consumer(b.bootstrap, group, topic_name, explicit=True)
     seen = set()
     try:
         deadline = time.monotonic() + 60
         while len(seen) < len(first) and time.monotonic() < deadline:
-            seen.update(m.offset() for m in poll_records(c, 0.5))
+            for m in poll_records(c, 0.5):
+                c.acknowledge(m, AcknowledgeType.ACCEPT)
+                seen.add(m.offset())
+            c.commit_sync()
     finally:
-        c.close()  # sends the implicit acknowledgements
+        c.close()
     assert sorted(seen) == first
     deadline = time.monotonic() + 30
     while True:
