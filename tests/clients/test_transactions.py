@@ -362,43 +362,6 @@ def test_coordinator_state_survives_restart(make_broker, topic_name):
         p.commit_transaction(TIMEOUT_S)
 
 
-def test_open_transaction_below_the_log_start_survives_a_crash(make_broker, topic_name):
-    """DeleteRecords moves the log start past the first batch of an open transaction (same
-    segment). After kill -9 (no shutdown snapshot, none since the transaction began) the
-    partition still knows the transaction is open, as it did before the crash: read_committed
-    readers are held back while read_uncommitted ones are not, and the commit releases them."""
-    b = make_broker()
-    create_topic(b.bootstrap, topic_name)
-    p = txn_producer(b.bootstrap, f"{topic_name}-tx")
-    p.init_transactions(TIMEOUT_S)
-    p.begin_transaction()
-    p.produce(topic_name, value=b"t0")
-    p.flush(TIMEOUT_S)
-    plain = Producer({"bootstrap.servers": b.bootstrap})
-    for value in (b"p1", b"p2"):
-        plain.produce(topic_name, value=value)
-    plain.flush(TIMEOUT_S)
-    admin = AdminClient({"bootstrap.servers": b.bootstrap})
-    tp = TopicPartition(topic_name, 0, 1)
-    deleted = admin.delete_records([tp], request_timeout=TIMEOUT_S)[tp].result(timeout=TIMEOUT_S)
-    assert deleted.low_watermark == 1
-
-    def values(isolation, end, wait_s=TIMEOUT_S):
-        return [v for _, _, v in consume_all(b.bootstrap, topic_name, isolation, end, wait_s=wait_s)]
-
-    # Before the crash: the open transaction holds read_committed readers at the log start.
-    assert values("read_uncommitted", 3) == ["p1", "p2"]
-    assert values("read_committed", 3, wait_s=3) == []
-    b.kill()
-    b.start()
-    assert values("read_uncommitted", 3) == ["p1", "p2"]
-    assert values("read_committed", 3, wait_s=3) == [], "the restart forgot the open transaction"
-    p.commit_transaction(TIMEOUT_S)
-    deadline = time.monotonic() + TIMEOUT_S
-    while end_offset(b.bootstrap, topic_name) < 4 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert values("read_committed", 4) == ["p1", "p2"]
-
 def test_java_commit_abort_and_admin(broker, compat_tool, topic_name):
     """The Java producer commits 4 records and aborts 2; Kafka's Admin lists and describes
     the transactional id (what kafka-transactions.sh list/describe print)."""

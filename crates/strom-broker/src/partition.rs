@@ -421,15 +421,11 @@ impl Partition {
 
     /// The last stable offset: the high watermark, held back to the first offset of the
     /// oldest transaction that is open or whose marker is not yet replicated.
-    /// Never below the log start offset (Kafka's `firstUnstableOffset` is at least the log
-    /// start): a transaction begun below it holds readers at the log start.
     pub fn last_stable_offset(&self) -> i64 {
         let high_watermark = self.log.high_watermark();
-        let log_start = self.log.log_start_offset().min(high_watermark);
         lock(&self.producers)
             .txns
             .last_stable_offset(high_watermark)
-            .max(log_start)
     }
 
     /// The aborted transactions a `read_committed` fetch of `[from, to)` must name, from
@@ -1025,10 +1021,7 @@ fn marker_of(batch: &[u8]) -> Option<strom_records::EndTransactionMarker> {
 /// The producer state of the log: the newest trustworthy snapshot, then the batches after
 /// it replayed (headers only, one small read per batch; control batches, tiny, are read
 /// whole for their marker). Without a snapshot the whole log is replayed, not its tail:
-/// every open transaction must be known. "The whole log" is every batch stored, those of
-/// the first segment below the log start included (`Log::for_each_stored_batch_header`):
-/// a transaction whose first batch lies below a log start that DeleteRecords moved into
-/// its segment is open for the running partition, and is so again after a crash.
+/// every open transaction must be known.
 ///
 /// The same replay rebuilds the `.txnindex` files the log could not vouch for at open
 /// (`Log::txn_index_rebuild_from`: segments recovery scanned after a crash, segments from
@@ -1039,12 +1032,11 @@ fn rebuild_producers(log: &Log) -> Result<ProducerStates, LogError> {
     let rebuild_from = log.txn_index_rebuild_from();
     let (mut states, from) = match load_snapshot(log, rebuild_from)? {
         Some((states, end_offset)) => (states, end_offset),
-        // From the first batch stored (below the log start when it lies in a segment).
-        None => (ProducerStates::default(), i64::MIN),
+        None => (ProducerStates::default(), log.log_start_offset()),
     };
     let mut failed = None;
     let mut aborted = Vec::new();
-    log.for_each_stored_batch_header(from, |header| {
+    log.for_each_batch_header(from, |header| {
         if !header.is_control() {
             replay(&mut states, header, None);
             return;

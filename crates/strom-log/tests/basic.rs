@@ -285,28 +285,6 @@ fn batch_headers_from_an_offset_across_segments() {
     })
     .unwrap();
     assert_eq!(first, Some(10), "starts at the log start");
-    // The stored batches below the log start in its segment are still read on request.
-    let stored_from = |from: i64| {
-        let mut first = None;
-        log.for_each_stored_batch_header(from, |h| {
-            first.get_or_insert(h.base_offset);
-        })
-        .unwrap();
-        first
-    };
-    let first_stored = *log.segment_base_offsets().first().unwrap();
-    assert!(first_stored < 10, "the log start lies inside its segment");
-    assert_eq!(
-        stored_from(i64::MIN),
-        Some(first_stored),
-        "the first batch stored"
-    );
-    assert_eq!(
-        stored_from(first_stored + 1),
-        Some(first_stored),
-        "the batch holding it"
-    );
-    assert_eq!(stored_from(11), Some(10));
 }
 
 #[test]

@@ -146,29 +146,17 @@ impl Log {
         Ok(info)
     }
 
-    /// Calls `f` with the header of every batch from the one holding `offset` (at the
-    /// earliest the log start offset's) up to the log end offset as of the call, reading only
-    /// the headers (one small `pread` each), never the records.
+    /// Calls `f` with the header of every batch from the one holding `offset` up to the
+    /// log end offset as of the call, reading only the headers (one small `pread` each),
+    /// never the records: what rebuilding per-producer state from the tail of a log needs.
     pub fn for_each_batch_header(
-        &self,
-        offset: i64,
-        f: impl FnMut(&BatchHeader),
-    ) -> Result<(), LogError> {
-        self.for_each_stored_batch_header(offset.max(self.log_start_offset()), f)
-    }
-
-    /// As [`Log::for_each_batch_header`], but an `offset` below the log start offset starts
-    /// at that offset's batch, or the first batch stored: the log start can lie inside the
-    /// first segment (DeleteRecords, a follower following it), whose batches below it stay
-    /// on disk until the whole segment is deleted. Rebuilding producer state replays them,
-    /// so that a transaction begun below the log start and still open is known as open.
-    pub fn for_each_stored_batch_header(
         &self,
         offset: i64,
         mut f: impl FnMut(&BatchHeader),
     ) -> Result<(), LogError> {
         self.check_usable()?;
         let end_offset = self.log_end_offset();
+        let offset = offset.max(self.log_start_offset());
         for segment in self.segments_from(offset) {
             let file = segment.log_file(&self.handles)?;
             let end = segment.size_bytes();
