@@ -277,12 +277,22 @@ def test_kafka_python_consume_transform_produce(broker, topic_name):
             producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
             (producer.commit_transaction if commit else producer.abort_transaction)()
 
+        def committed_becomes(expected):
+            # The offsets become visible when the coordinator's marker reaches
+            # __consumer_offsets, which it writes after answering EndTxn: wait for it.
+            limit = time.monotonic() + TIMEOUT_S
+            got = consumer.committed(source)
+            while got != expected and time.monotonic() < limit:
+                time.sleep(0.1)
+                got = consumer.committed(source)
+            return got
+
         copy(seen[0:3], commit=True)
-        assert consumer.committed(source) == 3
+        assert committed_becomes(3) == 3
         copy(seen[3:6], commit=False)
-        assert consumer.committed(source) == 3
+        assert committed_becomes(3) == 3
         copy(seen[3:6], commit=True)
-        assert consumer.committed(source) == 6
+        assert committed_becomes(6) == 6
     finally:
         producer.close()
         consumer.close()
