@@ -611,7 +611,7 @@ async fn serve_authenticate(
         Some((end, _)) => request.mechanism.get(..end).unwrap_or_default(),
         None => request.mechanism.as_str(),
     };
-    if !sasl.enabled.iter().any(|m| *m == request.mechanism) {
+    if !sasl.enabled.contains(&request.mechanism) {
         let error = format!(
             "SASL mechanism {mechanism} is not enabled on this listener (enabled: {})",
             sasl.enabled.join(",")
