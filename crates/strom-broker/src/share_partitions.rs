@@ -408,12 +408,24 @@ impl ShareManager {
         for _ in 0..EVICTED_RETRIES {
             let (hosted, log) = self.hosted(context, &key.0, key.1, key.2).await?;
             let guard = Arc::clone(&hosted).lock_owned().await;
-            if !guard.evicted {
+            // Dropped from the map while this waited (evicted, forgotten by an operation
+            // that held its lock, or re-read after a state change): the copy is an orphan,
+            // and acquiring on it would hand out records the map's copy hands out too.
+            if !guard.evicted && self.still_hosted(key, &hosted) {
                 return Ok((hosted, guard, log));
             }
         }
         tracing::warn!(group = key.0, topic_id = %key.1, partition = key.2, "share partition evicted on every lookup; the request is answered with an error and may be retried");
         Err(ErrorCode::UNKNOWN_SERVER_ERROR)
+    }
+
+    /// Whether `hosted` is still the map's share partition for `key`.
+    fn still_hosted(&self, key: &PartitionKey, hosted: &HostedRef) -> bool {
+        self.partitions.lock().is_ok_and(|partitions| {
+            partitions
+                .get(key)
+                .is_some_and(|e| Arc::ptr_eq(&e.hosted, hosted))
+        })
     }
 
     /// Records whether a share partition is busy ([`Hosted::busy`]); called with it locked,
@@ -1131,7 +1143,13 @@ pub async fn run(context: Arc<BrokerContext>) {
                 let deleted: Vec<Uuid> = topics.difference(&now).copied().collect();
                 topics = now;
                 if !deleted.is_empty() {
-                    context.shares.topics_deleted(&context, &deleted).await;
+                    // In a task of its own: each state partition's deletion is a replicated
+                    // write that may wait a request timeout, and the tick (lock expiry,
+                    // persisting releases) must not wait behind it.
+                    let context = Arc::clone(&context);
+                    tokio::spawn(async move {
+                        context.shares.topics_deleted(&context, &deleted).await;
+                    });
                 }
             }
         }

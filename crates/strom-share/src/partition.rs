@@ -213,8 +213,12 @@ impl SharePartition {
         }
         let mut partition = SharePartition::new(start_offset, config);
         // Persisted state was written by a partition that held at most `record_locks_max`
-        // records; a larger span is allowed for a lowered limit, up to a hard bound.
-        let span_max = config.record_locks_max.max(1).saturating_mul(4) as i64;
+        // records; more are allowed for a lowered limit, up to a hard bound on the records
+        // rebuilt (memory). The bound is on records, not on the span of offsets: gaps
+        // between batches (compacted or aborted offsets never acquired) cost nothing, and a
+        // partition evicted while idle must read its own state back whatever its gaps.
+        let records_max = config.record_locks_max.max(1).saturating_mul(4) as i64;
+        let mut restored: i64 = 0;
         for batch in batches {
             if batch.first_offset > batch.last_offset || batch.first_offset < 0 {
                 return Err(PartitionError::InvalidPersistedState(format!(
@@ -226,9 +230,10 @@ impl SharePartition {
             if first > batch.last_offset {
                 continue;
             }
-            if batch.last_offset - start_offset >= span_max {
+            restored = restored.saturating_add((batch.last_offset - first).saturating_add(1));
+            if restored > records_max {
                 return Err(PartitionError::InvalidPersistedState(format!(
-                    "batch {}..={} lies more than {span_max} offsets above start offset {start_offset}",
+                    "more than {records_max} records in flight above start offset {start_offset} (at batch {}..={})",
                     batch.first_offset, batch.last_offset
                 )));
             }
