@@ -123,12 +123,20 @@ def scrape(http_port):
 
 
 def http_broker(make_broker, *overrides):
+    """A broker with an HTTP listener on a free port. A port picked free can be taken (an
+    outgoing connection's ephemeral port) before the broker binds it: then the broker, with
+    all its ports, is made again (at most 3 times)."""
     from conftest import free_port
-    port = free_port()
-    args = ["--override", f"strom.http.listeners=http://127.0.0.1:{port}"]
-    for o in overrides:
-        args += ["--override", o]
-    return make_broker(args), port
+    for attempt in range(3):
+        port = free_port()
+        args = ["--override", f"strom.http.listeners=http://127.0.0.1:{port}"]
+        for o in overrides:
+            args += ["--override", o]
+        try:
+            return make_broker(args), port
+        except RuntimeError as e:
+            if "Address already in use" not in str(e) or attempt == 2:
+                raise
 
 
 def produce_flat_out(bootstrap, topic, client_id, seconds, throttles=None):
