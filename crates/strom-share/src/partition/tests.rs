@@ -326,32 +326,23 @@ fn restore_archives_at_the_limit_and_refuses_nonsense() {
         ));
     }
     assert!(SharePartition::restore(-1, &[], cfg).is_err());
+    let run = |first: i64, last: i64, state: RecordState| StateBatch {
+        first_offset: first,
+        last_offset: last,
+        state,
+        delivery_count: 1,
+    };
     // Sparse state (gaps of compacted or aborted offsets between batches) restores
     // whatever the span: the bound is on the records rebuilt.
     let sparse: Vec<StateBatch> = (0..10)
-        .map(|i| StateBatch {
-            first_offset: i * 1_000_000,
-            last_offset: i * 1_000_000 + 9,
-            state: RecordState::Acknowledged,
-            delivery_count: 1,
-        })
-        .chain([StateBatch {
-            first_offset: 20_000_000,
-            last_offset: 20_000_000,
-            state: RecordState::Available,
-            delivery_count: 1,
-        }])
+        .map(|i| run(i * 1_000_000, i * 1_000_000 + 9, RecordState::Acknowledged))
+        .chain([run(20_000_000, 20_000_000, RecordState::Available)])
         .collect();
     let p = SharePartition::restore(5, &sparse, cfg).unwrap();
     assert_eq!(p.next_offset(), 20_000_001);
     // More records than the bound (4 x record_locks_max) in total are refused.
     let dense: Vec<StateBatch> = (0..5)
-        .map(|i| StateBatch {
-            first_offset: i * 1_000,
-            last_offset: i * 1_000 + 99,
-            state: RecordState::Available,
-            delivery_count: 1,
-        })
+        .map(|i| run(i * 1_000, i * 1_000 + 99, RecordState::Available))
         .collect();
     assert!(matches!(
         SharePartition::restore(0, &dense, cfg),
