@@ -69,8 +69,9 @@ pub struct LogDir {
     pub id: Option<String>,
     /// Why it is offline, once it is (never cleared: a restart brings it back).
     failure: Mutex<Option<String>>,
-    /// The `.lock` file, held (flock) while the broker runs.
-    _lock: Option<std::fs::File>,
+    /// The `.lock` file, held (flock) while the broker runs; dropped (unlocking the
+    /// directory) when the broker is dropped or by [`LogDirs::release_locks`].
+    lock: Mutex<Option<std::fs::File>>,
 }
 
 impl LogDir {
@@ -117,6 +118,16 @@ pub struct LogDirs {
 }
 
 impl LogDirs {
+    /// Unlocks every directory (closes its `.lock` file). Called last by a broker's
+    /// shutdown, once every replica is closed: a task spawned outside the broker's task
+    /// set that still holds the context must not keep the directories locked against the
+    /// next broker started in the same process.
+    pub fn release_locks(&self) {
+        for dir in &self.dirs {
+            drop(dir.lock.lock().unwrap_or_else(|e| e.into_inner()).take());
+        }
+    }
+
     /// Creates (if need be), locks, identifies and scans every directory. A directory that
     /// cannot be created, locked, identified or listed is offline from the start (logged at
     /// ERROR, naming it); a lock held by another process, a partition in two directories,
@@ -161,7 +172,7 @@ impl LogDirs {
                 path: path.clone(),
                 id,
                 failure: Mutex::new(failure),
-                _lock: lock,
+                lock: Mutex::new(lock),
             });
         }
         let mut pending = HashMap::new();

@@ -64,6 +64,9 @@ pub enum StartError {
 
 /// How long shutdown waits for connections to finish their in-flight request.
 const SHUTDOWN_DRAIN_MS: u64 = 10_000;
+/// How long shutdown waits for jobs spawned outside its task set before it unlocks the
+/// log directories anyway.
+const SHUTDOWN_JOBS_MS: u64 = 1_000;
 /// How long registration is retried while a previous session of this broker id is live.
 const REGISTER_RETRY_MS: u64 = 30_000;
 /// How long a registration or heartbeat may take before it is retried.
@@ -457,6 +460,20 @@ impl Broker {
         while self.tasks.join_next().await.is_some() {}
         let replicas = Arc::clone(&self.context.replicas);
         let _ = tokio::task::spawn_blocking(move || replicas.close_all()).await;
+        // Jobs spawned outside `tasks` (share-state initialization, marker writes, member
+        // releases) and the HTTP listener hold the context until they finish; they are given
+        // a moment, then the directories are unlocked regardless, so a broker restarted in
+        // this process (the tests do) can lock them. Every replica is closed by now.
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(SHUTDOWN_JOBS_MS);
+        while Arc::strong_count(&self.context) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if Arc::strong_count(&self.context) > 1 {
+            tracing::debug!(
+                "jobs still hold the broker at shutdown; unlocking the log directories"
+            );
+        }
+        self.context.replicas.log_dirs().release_locks();
         tracing::info!("broker stopped");
     }
 }
