@@ -23,6 +23,17 @@ with `ip netns exec`, which execs, so the process's pid stays the node's).
 
 Each node's stdout/stderr goes to `<dir>/node-<id>.log`; `dump_logs()` returns their tails
 for a failure message.
+
+Ports are picked free below the kernel's ephemeral range (ports.py) but can still be taken
+before a node binds them. When a node exits with "Address already in use":
+- during `Cluster.start` (the cluster's first start: every node's controller port is in
+  every node's config, so one port cannot be changed alone), every node is stopped, every
+  node's ports are picked afresh, its directories emptied (nothing of the test's is in them
+  yet) and formatted again if the cluster formats, and the whole cluster started again;
+- during `add_node`, that node alone gets fresh ports and empty directories;
+- during any other `Node.start` (a restart: its data and its peers know its ports), the
+  same ports are tried again after a short backoff;
+at most 3 starts in all, then the failure is raised with that start's output.
 """
 
 import os
@@ -37,6 +48,8 @@ import tempfile
 import time
 
 from kafka_wire import _read_exact, api_versions
+# free_ports is imported from here by the cluster tests.
+from ports import empty_dir, free_ports, restart_backoff, start_retrying  # noqa: F401
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 START_TIMEOUT_S = 60
@@ -61,18 +74,6 @@ CLUSTER_DEFAULTS = {
 }
 
 
-def free_ports(n):
-    """n distinct free ports (all held open until every one is picked)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 # --- Metadata v7 over a socket ---------------------------------------------------------------
@@ -202,6 +203,8 @@ class Node:
         # set crashed).
         self.expected = False
         self._log = None
+        # Where the current start's output begins in the log (a failure shows its own output).
+        self._output_from = 0
         # Environment variables for this node's process only (e.g. the chaos harness's
         # LD_PRELOAD slow-fsync shim), over the harness's own.
         self.env = {}
@@ -270,12 +273,39 @@ class Node:
         return self.proc is not None and self.proc.poll() is None
 
     def start(self, wait=True):
+        """Starts the process; with `wait`, waits until it serves (wait_serving), and starts
+        it again on the same ports after a short backoff when it exited because a port was
+        taken (module doc)."""
+        if not wait:
+            self._spawn()
+            return
+
+        def once():
+            self._spawn()
+            self.wait_serving()
+
+        def before_retry(attempt):
+            self._abandon()
+            restart_backoff(attempt)
+
+        start_retrying(once, before_retry)
+
+    def _abandon(self):
+        """Forgets a start that failed (the process exited or is killed now): not a crash."""
+        self.expected = False
+        if self.alive:
+            self.proc.kill()
+            self.proc.wait(timeout=STOP_TIMEOUT_S)
+        self._close_log()
+
+    def _spawn(self):
         assert not self.alive, f"{self} is already running"
         self._check_crash()
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "warn,strom=info,strom_broker=info,strom_meta=info,strom_raft=info")
         env.update(self.env)
         self._log = open(self.log_path, "ab")
+        self._output_from = self._log.tell()
         self.starts += 1
         self._log.write(f"\n===== harness: start #{self.starts} of {self} at {time.strftime('%H:%M:%S')}\n".encode())
         self._log.flush()
@@ -284,17 +314,18 @@ class Node:
                                      stderr=subprocess.STDOUT, env=env)
         self.paused = False
         self.expected = True
-        if wait:
-            self.wait_serving()
 
-    def wait_serving(self, timeout_s=START_TIMEOUT_S):
+    def wait_serving(self, timeout_s=START_TIMEOUT_S, watch=()):
         """Until the PLAINTEXT listener answers ApiVersions (a controller-only node: until
-        its CONTROLLER listener accepts connections)."""
+        its CONTROLLER listener accepts connections). Fails, with the output of its start,
+        as soon as it or a node of `watch` (started with it) has exited."""
         deadline = time.monotonic() + timeout_s
         last = None
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"{self} exited with {self.proc.returncode} while starting:\n{self.log_tail()}")
+            for n in (self, *watch):
+                if n.proc is not None and n.proc.poll() is not None:
+                    raise AssertionError(f"{n} exited with {n.proc.returncode} while starting:\n"
+                                         f"{n.log_tail(since=n._output_from)}")
             try:
                 if self.is_broker:
                     api_versions(self.host, self.port, timeout_s=2.0)
@@ -304,7 +335,8 @@ class Node:
             except (OSError, ValueError) as e:
                 last = e
                 time.sleep(0.2)
-        raise AssertionError(f"{self} not serving on {self.bootstrap} in {timeout_s}s ({last}):\n{self.log_tail()}")
+        raise AssertionError(f"{self} not serving on {self.bootstrap} in {timeout_s}s ({last}):\n"
+                             f"{self.log_tail(since=self._output_from)}")
 
     def _note(self, what):
         if self._log is not None and not self._log.closed:
@@ -380,9 +412,13 @@ class Node:
             return self.proc.returncode
         return None
 
-    def log_tail(self, lines=60):
+    def log_tail(self, lines=60, since=0):
+        """The log's last `lines` lines, of what was written from byte `since` on."""
         try:
-            return ANSI.sub("", "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:]))
+            with open(self.log_path, "rb") as f:
+                f.seek(since)
+                text = f.read().decode(errors="replace")
+            return ANSI.sub("", "\n".join(text.splitlines()[-lines:]))
         except OSError:
             return "(no log)"
 
@@ -412,21 +448,26 @@ class Cluster:
         self.overrides = dict(overrides or {})
         self.crashes = []  # (node_id, exit code) of exits the harness did not cause
         total = n + controllers
-        ports = free_ports(2 * total)
 
         def roles(i):
             if not controllers:
                 return "broker,controller"
             return "controller" if i < controllers else "broker"
 
-        self.nodes = {i + 1: Node(self, i + 1, ports[2 * i], ports[2 * i + 1], roles(i)) for i in range(total)}
-        if extra_listener:
-            for node, port in zip(self.nodes.values(), free_ports(total)):
-                node.extra_port = port
-        self.voters = ",".join(f"{n.node_id}@{n.host}:{n.controller_port}" for n in self.nodes.values()
-                               if n.is_controller)
-        self.controller_addrs = ",".join(f"{n.host}:{n.controller_port}" for n in self.nodes.values()
-                                         if n.is_controller)
+        self.nodes = {i + 1: Node(self, i + 1, None, None, roles(i)) for i in range(total)}
+        self.pick_ports()
+
+    def pick_ports(self):
+        """Picks every node's ports afresh (PLAINTEXT, CONTROLLER, the extra listener's), and
+        the voters and controller addresses that name them."""
+        nodes = list(self.nodes.values())
+        ports = free_ports((3 if self.extra_listener else 2) * len(nodes))
+        for i, node in enumerate(nodes):
+            node.port, node.controller_port = ports[2 * i], ports[2 * i + 1]
+            if self.extra_listener:
+                node.extra_port = ports[2 * len(nodes) + i]
+        self.voters = ",".join(f"{n.node_id}@{n.host}:{n.controller_port}" for n in nodes if n.is_controller)
+        self.controller_addrs = ",".join(f"{n.host}:{n.controller_port}" for n in nodes if n.is_controller)
 
     def __getitem__(self, node_id):
         return self.nodes[node_id]
@@ -440,7 +481,19 @@ class Cluster:
         node = Node(self, node_id, port, controller_port, roles, props)
         self.nodes[node_id] = node
         if start:
-            node.start()
+            # Its first start: nothing of the test's is in its directories yet and no other
+            # node names its ports, so a taken port is picked afresh (module doc).
+            def once():
+                node._spawn()
+                node.wait_serving()
+
+            def before_retry(attempt):
+                node._abandon()
+                node.port, node.controller_port = free_ports(2)
+                for d in node.log_dirs:
+                    empty_dir(d)
+
+            start_retrying(once, before_retry)
         return node
 
     def brokers(self):
@@ -455,6 +508,21 @@ class Cluster:
         return [n for n in self.brokers() if n.alive and not n.paused]
 
     def start(self, timeout_s=START_TIMEOUT_S):
+        """Formats (when the cluster formats) and starts every node, and waits until every
+        broker serves and is ready. A node that exits because a port was taken: the whole
+        cluster again on fresh ports and empty directories (module doc)."""
+
+        def before_retry(attempt):
+            for n in self.nodes.values():
+                n._abandon()
+            self.pick_ports()
+            for n in self.nodes.values():
+                for d in n.log_dirs:
+                    empty_dir(d)
+
+        start_retrying(lambda: self._start_once(timeout_s), before_retry)
+
+    def _start_once(self, timeout_s):
         if self.dynamic:
             for n in self.nodes.values():
                 first = n.node_id == min(self.nodes)
@@ -466,8 +534,9 @@ class Cluster:
         # All at once: a node waits for a quorum before its broker registers.
         for n in self.nodes.values():
             n.start(wait=False)
-        for n in self.nodes.values():
-            n.wait_serving(timeout_s)
+        every = list(self.nodes.values())
+        for n in every:
+            n.wait_serving(timeout_s, watch=every)
         self.wait_ready(timeout_s=timeout_s)
 
     def teardown(self, keep=False):

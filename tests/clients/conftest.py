@@ -10,6 +10,7 @@ without failing CI, and a broker that starts advertising an API makes its tests 
 import json
 import os
 import pathlib
+import re
 import shlex
 import shutil
 import signal
@@ -25,6 +26,8 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
 from kafka_wire import api_versions, missing_apis  # noqa: E402
+# free_port is imported from here by the test files.
+from ports import empty_dir, free_port, free_ports, restart_backoff, start_retrying  # noqa: E402,F401
 
 # APIs whose issue has not landed yet. Tests that need them run as non-strict xfails until the
 # broker advertises them. The classic group APIs (issue 5) are served now, so none is listed.
@@ -131,61 +134,136 @@ def pytest_sessionfinish(session, exitstatus):
     pathlib.Path(path).write_text("\n".join(lines) + "\n")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# Extra arguments may name ports as `{port}`, `{controller_port}` or `{NAME_port}`: the Broker
+# picks each (Broker.pick_ports) and fills it in when it starts the process.
+PORT_PLACEHOLDER = re.compile(r"\{(port|[a-z][a-z0-9_]*_port)\}")
 
 
 class Broker:
-    """One `strom server` process with its own data dir and ports."""
+    """One `strom server` process with its own data dir and ports.
+
+    Ports are picked free (ports.py: below the kernel's ephemeral range): `port` (PLAINTEXT),
+    `controller_port`, and every `{NAME_port}` placeholder in the extra arguments, which
+    becomes attribute `NAME_port` (e.g. `strom.http.listeners=http://127.0.0.1:{http_port}`,
+    then `b.http_port`); a subclass that adds arguments with placeholders after
+    `Broker.__init__` calls `pick_ports()` again. `expand(text)` fills them in. A
+    `{NAME_port}` must be a port the broker listens on on 127.0.0.1: `start` waits until
+    each accepts connections.
+
+    A port picked free can still be taken before the broker binds it; `start` then starts
+    again (see there), so a test never sees "Address already in use" for a port it did not
+    take on purpose."""
 
     def __init__(self, binary: pathlib.Path, extra_args=()):
         self.binary = binary
         self.extra_args = list(extra_args)
-        self.port = free_port()
-        self.controller_port = free_port()
         self.data_dir = pathlib.Path(tempfile.mkdtemp(prefix="strom-clients-"))
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
         self.proc = None
+        self.log = None
         self.apis = {}
+        # Processes started (by start); 0 until the first.
+        self.starts = 0
+        self.pick_ports()
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    def pick_ports(self):
+        """Picks every port afresh: `port`, `controller_port` and each `{NAME_port}` of the
+        extra arguments, set as attributes of those names."""
+        named = sorted({n for a in self.extra_args for n in PORT_PLACEHOLDER.findall(a)} - {"port", "controller_port"})
+        self.port_names = ["port", "controller_port"] + named
+        for name, port in zip(self.port_names, free_ports(len(self.port_names))):
+            setattr(self, name, port)
+
+    def expand(self, text: str) -> str:
+        """`text` with its port placeholders filled in (unknown ones left as they are)."""
+        return PORT_PLACEHOLDER.sub(
+            lambda m: str(getattr(self, m.group(1))) if m.group(1) in self.port_names else m.group(0), text
+        )
+
     def start(self):
+        """Starts the process and waits until it answers ApiVersions on `port` and each
+        `{NAME_port}` accepts connections.
+
+        If it exits because a port was taken ("Address already in use"; ports.py), it is
+        started again, at most 3 starts in all, then the failure is raised with that start's
+        output:
+        - on the first start, with every port picked afresh (pick_ports), and with the data
+          dir emptied if it was empty before (the failed start may have written to it; the
+          test had put nothing there). A data dir the test prepared (formatted, mounted) is
+          kept as it is.
+        - on a restart, with the same ports (the test's clients and data know them) after a
+          short backoff (ports.restart_backoff).
+        """
+        first = self.starts == 0
+        prepared = first and any(self.data_dir.iterdir())
+
+        def before_retry(attempt):
+            if not first:
+                restart_backoff(attempt)
+                return
+            self.pick_ports()
+            if not prepared:
+                empty_dir(self.data_dir)
+
+        start_retrying(self._start_once, before_retry)
+
+    def _start_once(self):
         template = os.environ.get("STROM_SERVER_ARGS", DEFAULT_SERVER_ARGS)
         args = shlex.split(
             template.format(port=self.port, controller_port=self.controller_port, data_dir=self.data_dir / "data")
         )
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "warn,strom=info,strom_broker=info")
+        if self.log is not None:
+            self.log.close()
         self.log = open(self.log_path, "ab")
+        # Where this start's output begins: a failure shows (and is judged by) its own output.
+        output_from = self.log.tell()
+        self.starts += 1
         self.proc = subprocess.Popen(
-            [str(self.binary)] + args + self.extra_args, stdout=self.log, stderr=subprocess.STDOUT, env=env
+            [str(self.binary)] + args + [self.expand(a) for a in self.extra_args],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
         deadline = time.monotonic() + START_TIMEOUT_S
         last_error = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"strom exited with {self.proc.returncode} before it was ready:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"strom exited with {self.proc.returncode} before it was ready:\n{self.log_tail(since=output_from)}"
+                )
             try:
                 self.apis = api_versions("127.0.0.1", self.port, timeout_s=2.0)
+                # Every other listener too (HTTP, the in-process registry, ... bind after
+                # the Kafka listener serves): a port taken there fails this start as well.
+                for name in self.port_names[2:]:
+                    socket.create_connection(("127.0.0.1", getattr(self, name)), timeout=2.0).close()
                 return
             except (OSError, ValueError) as e:
                 last_error = e
                 time.sleep(0.2)
         self.stop()
-        raise RuntimeError(f"strom not ready on {self.bootstrap} in {START_TIMEOUT_S}s ({last_error}):\n{self.log_tail()}")
+        raise RuntimeError(
+            f"strom not ready on {self.bootstrap} in {START_TIMEOUT_S}s ({last_error}):\n"
+            f"{self.log_tail(since=output_from)}"
+        )
 
     def partition_log_bytes(self, topic: str, partition: int) -> int:
         """Bytes in a partition's segment files (Kafka's layout: <log.dirs>/<topic>-<partition>)."""
         return sum(f.stat().st_size for f in (self.data_dir / "data" / f"{topic}-{partition}").glob("*.log"))
 
-    def log_tail(self, lines=40) -> str:
+    def log_tail(self, lines=40, since=0) -> str:
+        """The log's last `lines` lines, of what was written from byte `since` on."""
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+            with open(self.log_path, "rb") as f:
+                f.seek(since)
+                text = f.read().decode(errors="replace")
+            return "\n".join(text.splitlines()[-lines:])
         except OSError:
             return "(no log)"
 

@@ -282,7 +282,7 @@ def test_per_user_acls_with_sasl_plain(broker, acl_tool):
     b = Broker(strom_binary())
     b.extra_args = sasl_broker_args() + [
         "--override",
-        f"listeners=SASL_PLAINTEXT://127.0.0.1:{b.port},CONTROLLER://127.0.0.1:{b.controller_port}",
+        "listeners=SASL_PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
         "--override",
         "listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
         "--override",

@@ -12,7 +12,7 @@ import uuid
 import pytest
 from confluent_kafka import Producer
 
-from conftest import TOOLS, TOOL_TIMEOUT_S, free_port, run_tool
+from conftest import TOOLS, TOOL_TIMEOUT_S, run_tool
 from test_metrics import Scrape, create_topic, http_args, http_get
 
 TIMEOUT_S = 30
@@ -37,8 +37,8 @@ def pushed(scrape, client_id, prefix):
 
 
 def test_subscriptions_are_client_metrics_configs_and_pushed_metrics_reach_metrics(make_broker):
-    port = free_port()
-    broker = make_broker(http_args(port))
+    broker = make_broker(http_args("{http_port}"))
+    port = broker.http_port
     bootstrap = broker.bootstrap
     topic = f"telemetry-{uuid.uuid4().hex[:8]}"
     create_topic(bootstrap, topic, 1)

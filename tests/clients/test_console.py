@@ -14,7 +14,6 @@ import uuid
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
-from conftest import free_port
 from test_metrics import http_args, http_get
 
 TIMEOUT_S = 30
@@ -67,8 +66,8 @@ def wait_for(check, what):
 
 
 def test_console_write_actions_go_through_kafka_and_refuse_cross_site_posts(make_broker):
-    port = free_port()
-    broker = make_broker(http_args(port))
+    broker = make_broker(http_args("{http_port}"))
+    port = broker.http_port
     bootstrap = broker.bootstrap
     csrf = token(port)
     topic = f"console-w-{uuid.uuid4().hex[:8]}"

@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
-from conftest import HERE, ROOT, free_port, run_tool
+from conftest import HERE, ROOT, run_tool
 from test_console import topic_metadata, wait_for
 from test_metrics import create_topic, http_args
 
@@ -31,8 +31,8 @@ def chromium():
 
 def test_console_in_headless_chromium(make_broker):
     browser = chromium()
-    port = free_port()
-    broker = make_broker(http_args(port))
+    broker = make_broker(http_args("{http_port}"))
+    port = broker.http_port
     bootstrap = broker.bootstrap
     topic = f"browser-{uuid.uuid4().hex[:8]}"
     group = f"browser-group-{uuid.uuid4().hex[:8]}"

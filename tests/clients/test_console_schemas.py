@@ -52,10 +52,9 @@ def wait_registry(url, broker):
 
 def test_console_schemas_avro_and_chart_in_chromium(make_broker):
     browser = chromium()
-    http_port, registry_port = free_port(), free_port()
-    registry_url = f"http://127.0.0.1:{registry_port}"
-    broker = make_broker(http_args(http_port, "schema.registry.enable=true",
-                                   f"schema.registry.listeners={registry_url}"))
+    broker = make_broker(http_args("{http_port}", "schema.registry.enable=true",
+                                   "schema.registry.listeners=http://127.0.0.1:{registry_port}"))
+    http_port, registry_url = broker.http_port, f"http://127.0.0.1:{broker.registry_port}"
     sr = wait_registry(registry_url, broker)
     topic = f"avro-{uuid.uuid4().hex[:8]}"
     subject = f"{topic}-value"
@@ -125,9 +124,10 @@ def test_console_schemas_avro_and_chart_in_chromium(make_broker):
 def test_console_decodes_json_schema_and_protobuf(make_broker):
     """Through a registry running as its own process (`strom schema-registry`), named by
     strom.console.schema.registry.url."""
-    http_port, registry_port = free_port(), free_port()
+    registry_port = free_port()
     registry_url = f"http://127.0.0.1:{registry_port}"
-    broker = make_broker(http_args(http_port, f"strom.console.schema.registry.url={registry_url}"))
+    broker = make_broker(http_args("{http_port}", f"strom.console.schema.registry.url={registry_url}"))
+    http_port = broker.http_port
     suffix = uuid.uuid4().hex[:8]
     registry = Registry(broker.bootstrap, f"_schemas_{suffix}", f"schema-registry-{suffix}", registry_port)
     registry.start()

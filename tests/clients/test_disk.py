@@ -29,7 +29,7 @@ from kafka import TopicPartition as KafkaTopicPartition
 
 from confluent_kafka.admin import ConfigResource
 
-from conftest import Broker, free_port, strom_binary
+from conftest import Broker, strom_binary
 
 TIMEOUT_S = 60
 TMPFS_BYTES = 24 * 1024 * 1024
@@ -304,9 +304,9 @@ def wait_for_log(b, pattern, timeout_s=TIMEOUT_S):
 
 
 def test_scrubber_reports_damaged_old_segments_and_healthy_ranges_still_read(make_broker, topic_name, kcat):
-    http = f"http://127.0.0.1:{free_port()}"
     b = make_broker(["--override", "strom.log.scrub.interval.ms=300",
-                     "--override", f"strom.http.listeners={http}"])
+                     "--override", "strom.http.listeners=http://127.0.0.1:{http_port}"])
+    http = f"http://127.0.0.1:{b.http_port}"
     a = AdminClient({"bootstrap.servers": b.bootstrap})
     a.create_topics([NewTopic(topic_name, 1, 1, config={"segment.bytes": str(SEGMENT_BYTES)})],
                     operation_timeout=TIMEOUT_S)[topic_name].result(timeout=TIMEOUT_S)

@@ -20,7 +20,6 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from conftest import free_port
 from test_security import SecureBroker, create_topic, monkeypatch_module, pki, sasl_conf  # noqa: F401 (fixtures)
 
 AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
@@ -30,7 +29,7 @@ TIMEOUT_S = 30
 @pytest.fixture(scope="module")
 def https_broker(pki):
     b = SecureBroker(pki, extra={
-        "strom.http.listeners": f"https://127.0.0.1:{free_port()}",
+        "strom.http.listeners": "https://127.0.0.1:{http_port}",
         "strom.http.authentication.method": "BASIC",
         "strom.http.authentication.skip.paths": "/health",
         "authorizer.class.name": AUTHORIZER,
@@ -127,15 +126,14 @@ USER = json.dumps({"type": "record", "name": "User", "namespace": "shop",
 
 
 def test_registry_over_https_with_basic_auth(pki):
-    port = free_port()
-    url = f"https://127.0.0.1:{port}"
     b = SecureBroker(pki, extra={
         "schema.registry.enable": "true",
-        "schema.registry.listeners": url,
+        "schema.registry.listeners": "https://127.0.0.1:{registry_port}",
         # No schema.registry.ssl.*: the in-process registry takes the broker's ssl.* keys.
         "schema.registry.authentication.method": "BASIC",
     })
     b.start()
+    url = f"https://127.0.0.1:{b.registry_port}"
     try:
         good = SchemaRegistryClient({"url": url, "ssl.ca.location": str(pki / "ca.crt"),
                                      "basic.auth.user.info": "alice:alice-secret"})

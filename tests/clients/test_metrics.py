@@ -107,6 +107,8 @@ class Scrape:
 
 
 def http_args(port, *extra):
+    """--override arguments for an HTTP listener on `port` (a number, or a Broker port
+    placeholder such as "{http_port}", see conftest.Broker) and `extra` keys."""
     args = ["--override", f"strom.http.listeners=http://127.0.0.1:{port}"]
     for e in extra:
         args += ["--override", e]
@@ -165,8 +167,8 @@ def wait_for(check, what, timeout_s=TIMEOUT_S):
 
 
 def test_metrics_move_by_what_clients_produce_and_consume(make_broker):
-    port = free_port()
-    broker = make_broker(http_args(port))
+    broker = make_broker(http_args("{http_port}"))
+    port = broker.http_port
     bootstrap = broker.bootstrap
     status, body, content_type = http_get(port, "/health/live")
     assert status == 200 and json.loads(body)["live"] is True
@@ -262,8 +264,8 @@ def test_metrics_move_by_what_clients_produce_and_consume(make_broker):
 
 
 def test_partition_series_can_be_turned_off(make_broker):
-    port = free_port()
-    broker = make_broker(http_args(port, "strom.metrics.partition.enable=false"))
+    broker = make_broker(http_args("{http_port}", "strom.metrics.partition.enable=false"))
+    port = broker.http_port
     topic = f"metrics-off-{uuid.uuid4().hex[:8]}"
     create_topic(broker.bootstrap, topic, PARTITIONS)
     produce(broker.bootstrap, topic, 30)
@@ -313,16 +315,16 @@ def test_http_listener_off_when_empty(make_broker):
 
 
 def test_non_loopback_http_listener_warns(make_broker):
-    port = free_port()
-    broker = make_broker(["--override", f"strom.http.listeners=http://0.0.0.0:{port}"])
+    broker = make_broker(["--override", "strom.http.listeners=http://0.0.0.0:{http_port}"])
+    port = broker.http_port
     assert http_get(port, "/health/live")[0] == 200
     log = broker.log_path.read_text(errors="replace")
     assert "non-loopback" in log, log
 
 
 def test_console_lists_topics_browses_records_and_shows_group_lag(make_broker):
-    port = free_port()
-    broker = make_broker(http_args(port))
+    broker = make_broker(http_args("{http_port}"))
+    port = broker.http_port
     bootstrap = broker.bootstrap
     topic = f"console-{uuid.uuid4().hex[:8]}"
     group = f"console-group-{uuid.uuid4().hex[:8]}"

@@ -100,10 +100,11 @@ class OAuthBroker(Broker):
 
     def __init__(self, pki, jwks_url, extra=()):
         super().__init__(strom_binary())
-        self.unsec_port, self.jwt_port, self.http_port = free_port(), free_port(), free_port()
+        # Every port a placeholder, picked by Broker.pick_ports (and picked again by start
+        # when one was taken before the broker bound it).
         overrides = {
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port},"
-                         f"UNSEC://127.0.0.1:{self.unsec_port},JWT://127.0.0.1:{self.jwt_port}",
+            "listeners": "PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port},"
+                         "UNSEC://127.0.0.1:{unsec_port},JWT://127.0.0.1:{jwt_port}",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,UNSEC:SASL_PLAINTEXT,JWT:SASL_SSL",
             "inter.broker.listener.name": "PLAINTEXT",
             "sasl.enabled.mechanisms": "OAUTHBEARER",
@@ -117,11 +118,12 @@ class OAuthBroker(Broker):
             "sasl.oauthbearer.expected.issuer": ISSUER,
             "sasl.oauthbearer.clock.skew.seconds": "1",
             "connection.failed.authentication.delay.ms": "50",
-            "strom.http.listeners": f"http://127.0.0.1:{self.http_port}",
+            "strom.http.listeners": "http://127.0.0.1:{http_port}",
             **dict(extra),
         }
         for key, value in overrides.items():
             self.extra_args += ["--override", f"{key}={value}"]
+        self.pick_ports()
 
     def metric(self, name):
         with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics", timeout=10) as r:

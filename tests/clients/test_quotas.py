@@ -123,20 +123,13 @@ def scrape(http_port):
 
 
 def http_broker(make_broker, *overrides):
-    """A broker with an HTTP listener on a free port. A port picked free can be taken (an
-    outgoing connection's ephemeral port) before the broker binds it: then the broker, with
-    all its ports, is made again (at most 3 times)."""
-    from conftest import free_port
-    for attempt in range(3):
-        port = free_port()
-        args = ["--override", f"strom.http.listeners=http://127.0.0.1:{port}"]
-        for o in overrides:
-            args += ["--override", o]
-        try:
-            return make_broker(args), port
-        except RuntimeError as e:
-            if "Address already in use" not in str(e) or attempt == 2:
-                raise
+    """A broker with an HTTP listener, and its HTTP port (picked by the Broker, which picks
+    it again if it was taken before the broker bound it: conftest.Broker.start)."""
+    args = ["--override", "strom.http.listeners=http://127.0.0.1:{http_port}"]
+    for o in overrides:
+        args += ["--override", o]
+    b = make_broker(args)
+    return b, b.http_port
 
 
 def produce_flat_out(bootstrap, topic, client_id, seconds, throttles=None):

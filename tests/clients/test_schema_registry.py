@@ -466,9 +466,9 @@ def test_cli_avro_values_and_schemas_commands(broker, registries, tmp_path):
 
 
 def test_server_runs_the_registry_in_process(make_broker):
-    port = free_port()
     b = make_broker(["--override", "schema.registry.enable=true",
-                     "--override", f"schema.registry.listeners=http://127.0.0.1:{port}"])
+                     "--override", "schema.registry.listeners=http://127.0.0.1:{registry_port}"])
+    port = b.registry_port
     sr = SchemaRegistryClient({"url": f"http://127.0.0.1:{port}"})
     deadline = time.monotonic() + READY_TIMEOUT_S
     while True:

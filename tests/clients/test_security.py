@@ -27,7 +27,7 @@ from confluent_kafka.admin import AdminClient, NewTopic, ScramCredentialInfo, Sc
 from kafka import KafkaConsumer, KafkaProducer
 
 from cluster_fixtures import make_cluster  # noqa: F401 (fixture)
-from conftest import Broker, free_port, strom_binary
+from conftest import Broker, strom_binary
 
 TIMEOUT_S = 30
 PLAIN_JAAS = (
@@ -88,16 +88,12 @@ class SecureBroker(Broker):
         self.pki, self.extra = pki, dict(extra)
         self.keystore = self.data_dir.parent / f"{self.data_dir.name}-server.pem"
         shutil.copy(pki / "server.pem", self.keystore)
-        self.pick_ports()
-
-    def pick_ports(self):
-        pki = self.pki
-        self.port, self.controller_port = free_port(), free_port()
-        self.ssl_port, self.sasl_port, self.mtls_port = free_port(), free_port(), free_port()
+        # Every port a placeholder, picked by Broker.pick_ports (and picked again by start
+        # when one was taken before the broker bound it).
         overrides = {
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port},"
-                         f"SSL://127.0.0.1:{self.ssl_port},SASL_SSL://127.0.0.1:{self.sasl_port},"
-                         f"MTLS://127.0.0.1:{self.mtls_port}",
+            "listeners": "PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port},"
+                         "SSL://127.0.0.1:{ssl_port},SASL_SSL://127.0.0.1:{sasl_port},"
+                         "MTLS://127.0.0.1:{mtls_port}",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL,MTLS:SSL",
             "ssl.keystore.type": "PEM",
             "ssl.keystore.location": str(self.keystore),
@@ -108,26 +104,20 @@ class SecureBroker(Broker):
             "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
             "listener.name.sasl_ssl.plain.sasl.jaas.config": PLAIN_JAAS,
             "connection.failed.authentication.delay.ms": "100",
-            "strom.http.listeners": f"http://127.0.0.1:{free_port()}",
+            "strom.http.listeners": "http://127.0.0.1:{http_port}",
         }
         overrides.update(self.extra)
-        self.http = overrides["strom.http.listeners"]
-        self.extra_args = []
+        self.http_template = overrides["strom.http.listeners"]
         for key, value in overrides.items():
             self.extra_args += ["--override", f"{key}={value}"]
         # The first SCRAM user, as kafka-storage.sh format --add-scram makes it.
         self.extra_args += ["--add-scram", "SCRAM-SHA-256=[name=boot,password=boot-secret]"]
+        self.pick_ports()
 
-    def start(self):
-        # Ports are picked free but may be taken by another process before the broker binds
-        # them (the machine is shared): pick again.
-        for attempt in range(3):
-            try:
-                return super().start()
-            except RuntimeError as e:
-                if "Address already in use" not in str(e) or attempt == 2:
-                    raise
-                self.pick_ports()
+    @property
+    def http(self):
+        """The HTTP listener's URL, its port filled in."""
+        return self.expand(self.http_template)
 
     def metric(self, name):
         with urllib.request.urlopen(f"{self.http}/metrics", timeout=10) as r:
