@@ -3,6 +3,7 @@ fixture for the share group tests."""
 
 import os
 import shutil
+import time
 
 import pytest
 
@@ -23,3 +24,20 @@ def share_tool():
         return run_tool(cmd, "java ShareTool " + " ".join(op[0] for op in ops))["results"]
 
     return run
+
+
+def start_offsets(share_tool, broker, group):
+    """{(topic, partition): start offset} as the Java Admin's listShareGroupOffsets says."""
+    [result] = share_tool(broker, ["offsets", group])
+    return {(t, p): start for t, p, start, _ in result["offsets"]}
+
+
+def java_start_offset(share_tool, broker, group, topic, want):
+    """Partition 0's start offset per the Java Admin once it is `want` (bounded), else the
+    last one seen."""
+    deadline = time.monotonic() + 20
+    while True:
+        got = start_offsets(share_tool, broker, group).get((topic, 0))
+        if got == want or time.monotonic() > deadline:
+            return got
+        time.sleep(0.5)

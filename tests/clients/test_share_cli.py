@@ -22,7 +22,7 @@ import pytest
 
 from conftest import TOOLS, Broker, strom_binary
 from group_fixtures import create_topic
-from share_fixtures import share_tool  # noqa: F401 (fixture)
+from share_fixtures import java_start_offset, share_tool, start_offsets  # noqa: F401 (fixture)
 from test_cli import strom
 from test_share_groups import produce
 
@@ -56,23 +56,6 @@ def share_consume(broker, topic, group, *extra):
     """`strom consume --share-group` as JSON lines; returns [(offset, value)]."""
     out = strom(broker, ["consume", topic, "--share-group", group, "--output", "json", "--quiet", *extra])
     return [(m["offset"], m["value"]) for m in map(json.loads, out.decode().splitlines())]
-
-
-def start_offsets(share_tool, broker, group):
-    """{(topic, partition): start offset} as the Java Admin's listShareGroupOffsets says."""
-    [result] = share_tool(broker, ["offsets", group])
-    return {(t, p): start for t, p, start, _ in result["offsets"]}
-
-
-def java_start_offset(share_tool, broker, group, topic, want):
-    """Partition 0's start offset per the Java Admin once it is `want` (bounded), else the
-    last one seen."""
-    deadline = time.monotonic() + 20
-    while True:
-        got = start_offsets(share_tool, broker, group).get((topic, 0))
-        if got == want or time.monotonic() > deadline:
-            return got
-        time.sleep(0.5)
 
 
 def wait_members(share_tool, broker, group, count):

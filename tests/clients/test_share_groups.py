@@ -18,6 +18,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -26,6 +27,7 @@ from confluent_kafka import AcknowledgeType, Producer, ShareConsumer
 import kafka_wire
 from conftest import TOOLS
 from group_fixtures import create_topic
+from share_fixtures import java_start_offset, share_tool  # noqa: F401 (fixture)
 
 kafka_wire.API_KEYS.update({"ShareGroupHeartbeat": 76, "ShareFetch": 78, "ShareAcknowledge": 79})
 
@@ -283,9 +285,15 @@ def test_restart_keeps_acknowledged_records_acknowledged(make_broker, topic_name
     assert seen == set(range(30, 60))
 
 
-def test_three_java_consumers_share_a_partition_and_get_every_record_once(make_broker, topic_name):
+# A Java member stops IDLE_MS after the last record it got; a member that got nothing is
+# ended (its stdin closed) once every record was delivered and no member got one for as long.
+IDLE_MS = 8000
+
+
+def test_three_java_consumers_share_a_partition_and_get_every_record_once(make_broker, topic_name, share_tool):
     """Three KafkaShareConsumer processes (implicit acknowledgement) on one partition: every
-    record reaches exactly one of them, once."""
+    record reaches exactly one of them, once, and the group's start offset ends past them
+    all (every record acknowledged: none is left to come again once a lock runs out)."""
     classes, libs = TOOLS / "java-classes", TOOLS / "java-libs"
     if not (classes / "ShareMember.class").is_file():
         pytest.fail("Java helper not compiled: run scripts/setup-clients")
@@ -297,21 +305,49 @@ def test_three_java_consumers_share_a_partition_and_get_every_record_once(make_b
     java = shutil.which("java") or "java"
     cp = f"{classes}{os.pathsep}{libs}/*"
     procs = [
-        subprocess.Popen([java, "-cp", cp, "ShareMember", b.bootstrap, group, topic_name, "8000", "100"],
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        subprocess.Popen([java, "-cp", cp, "ShareMember", b.bootstrap, group, topic_name, str(IDLE_MS), "100", "stdin"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         for _ in range(3)
     ]
-    received = []
+    # What each member printed, line by line, and when any member last got a record.
+    lines = [[] for _ in procs]
+    polled, last_record = set(), [time.monotonic()]
+    lock = threading.Lock()
+
+    def read(i, p):
+        for line in p.stdout:
+            lines[i].append(line)
+            if line.startswith('{"polled"'):
+                with lock:
+                    polled.update(o for o, _ in json.loads(line)["polled"])
+                    last_record[0] = time.monotonic()
+
+    readers = [threading.Thread(target=read, args=(i, p), daemon=True) for i, p in enumerate(procs)]
+    for t in readers:
+        t.start()
     try:
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline and any(p.poll() is None for p in procs):
+            with lock:
+                done = polled >= set(offsets) and time.monotonic() - last_record[0] >= IDLE_MS / 1000
+            if done:
+                break
+            time.sleep(0.2)
         for p in procs:
-            out, _ = p.communicate(timeout=150)
+            if p.poll() is None:
+                p.stdin.close()
+        for p in procs:
+            p.wait(timeout=60)
             assert p.returncode == 0
-            received.append(json.loads(out.strip().splitlines()[-1])["records"])
+        for t in readers:
+            t.join(timeout=15)
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
                 p.wait(timeout=15)
+    received = [json.loads(member[-1])["records"] for member in lines]
     all_offsets = [o for records in received for o, _ in records]
     assert sorted(all_offsets) == offsets, "every record once, none twice"
     assert all(count == 1 for records in received for _, count in records)
+    assert java_start_offset(share_tool, b, group, topic_name, offsets[-1] + 1) == offsets[-1] + 1
