@@ -1,15 +1,18 @@
-"""The harness itself: ports picked below the kernel's ephemeral range, and brokers and
-clusters that start anyway when a port they picked is taken before they bind it (a first
-start on fresh ports, a restart on the same ports once they are free again; ports.py).
+"""The harness itself: ports picked below the kernel's ephemeral range, and brokers,
+clusters and registry processes that start anyway when a port they picked is taken before
+they bind it (a first start on fresh ports, a restart on the same ports once they are free
+again; ports.py).
 
 Each case takes the port on purpose (a listening socket) so the retry runs every time, and
-checks the broker or cluster then serves records written before (restarts) or after."""
+checks the broker, cluster or registry then serves what was written before (restarts) or
+after."""
 
 import contextlib
 import socket
 import threading
 import time
 import urllib.request
+import uuid
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -127,6 +130,24 @@ def test_restart_with_its_port_taken_waits_for_the_same_port(make_broker, topic_
     assert b.port == port and b.starts == 3
     produce(b.bootstrap, topic_name, [b"after"])
     assert read_all(b.bootstrap, topic_name, 2) == [b"before", b"after"]
+
+
+def test_registry_with_its_port_taken_starts_on_a_fresh_port(broker):
+    from test_schema_registry import Registry
+
+    suffix = uuid.uuid4().hex[:8]
+    r = Registry(broker.bootstrap, f"_schemas_{suffix}", f"harness-{suffix}")
+    first = r.port
+    try:
+        with taken(first):
+            r.start()
+        assert r.port != first and r.url.endswith(f":{r.port}")
+        assert PORT_TAKEN in r.log_text()
+        with urllib.request.urlopen(f"{r.url}/subjects", timeout=10) as resp:
+            assert resp.status == 200 and resp.read() == b"[]"
+    finally:
+        r.stop()
+        r.log_path.unlink(missing_ok=True)
 
 
 @pytest.mark.cluster

@@ -31,7 +31,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 import shutil
 
-from conftest import HERE, free_port, run_tool, strom_binary
+from conftest import HERE, free_port, restart_backoff, run_tool, start_retrying, strom_binary
 
 READY_TIMEOUT_S = 60
 MEDIA = "application/vnd.schemaregistry.v1+json"
@@ -41,6 +41,9 @@ class Registry:
     """One `strom schema-registry` process over the test broker."""
 
     def __init__(self, bootstrap, topic, group, port=None):
+        # A port of its own choosing is picked again when it was taken before the registry
+        # bound it (start); a port given (a registry again on a port the test knows) is not.
+        self.own_port = port is None
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.args = [
@@ -55,19 +58,44 @@ class Registry:
         self.proc = None
 
     def start(self):
+        """Starts the process and waits until it says it is ready. If it exits because its
+        port was taken ("Address already in use"), it is started again (3 starts at most):
+        on a port picked afresh if it chose its own, else on the same port after a short
+        backoff (conftest.Broker.start does the same)."""
+
+        def before_retry(attempt):
+            if not self.own_port:
+                restart_backoff(attempt)
+                return
+            listener = self.args.index(f"listeners={self.url}")
+            self.port = free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            self.args[listener] = f"listeners={self.url}"
+
+        start_retrying(self._start_once, before_retry)
+        return self
+
+    def _start_once(self):
+        if getattr(self, "log", None) is not None:
+            self.log.close()
         self.log = open(self.log_path, "ab")
+        # Where this start's output begins: its readiness and failure are judged by it alone.
+        output_from = self.log.tell()
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"registry exited with {self.proc.returncode}:\n{self.log_text()}")
-            if "strom schema registry ready" in self.log_text():
-                return self
+                raise RuntimeError(f"registry exited with {self.proc.returncode}:\n{self.log_text(output_from)}")
+            if "strom schema registry ready" in self.log_text(output_from):
+                return
             time.sleep(0.1)
-        raise RuntimeError(f"registry not ready in {READY_TIMEOUT_S}s:\n{self.log_text()}")
+        raise RuntimeError(f"registry not ready in {READY_TIMEOUT_S}s:\n{self.log_text(output_from)}")
 
-    def log_text(self):
-        return self.log_path.read_text(errors="replace")
+    def log_text(self, since=0):
+        """The log from byte `since` on."""
+        with open(self.log_path, "rb") as f:
+            f.seek(since)
+            return f.read().decode(errors="replace")
 
     def role(self):
         """The registry's last word on its role: True (leads), False, or None (not joined yet)."""
