@@ -28,6 +28,7 @@ FAST_STREAMS = (
     "group.streams.heartbeat.interval.ms=500",
 )
 UNKNOWN_MEMBER_ID = 25
+INVALID_REQUEST = 42
 GROUP_ID_NOT_FOUND = 69
 STEPS_MAX = 60
 
@@ -185,6 +186,30 @@ def test_streams_heartbeat_reports_missing_source_topics(make_broker):
         # A heartbeat at another epoch than the member's is for a group that does not know it.
         r = conn.heartbeat("streams-app-unknown", "member-x", 3, active={}, standby={}, warmup={})
         assert r["error_code"] == GROUP_ID_NOT_FOUND, r
+
+
+def test_streams_heartbeat_refuses_null_task_lists_as_kafka_does(make_broker):
+    broker = make_broker(FAST_STREAMS)
+    group = "streams-app-null-tasks"
+    create_topic(broker.bootstrap, "null-tasks-in", 2)
+    topo = topology("null-tasks-in", group)
+    join = {"topology": topo, "process_id": "process-1", "rebalance_timeout_ms": 30000}
+    # (epoch, active, standby, warmup, extra fields, Kafka's INVALID_REQUEST message)
+    cases = [
+        (0, None, None, None, join, "ActiveTasks must be empty when (re-)joining."),
+        (0, {}, None, {}, join, "StandbyTasks must be empty when (re-)joining."),
+        (0, {}, {}, None, join, "WarmupTasks must be empty when (re-)joining."),
+        (3, {}, None, None, {}, "If one task-type is non-null, all must be non-null."),
+    ]
+    with Connection("127.0.0.1", broker.port) as conn:
+        coordinator_ready(conn, group)
+        for epoch, active, standby, warmup, extra, message in cases:
+            r = conn.heartbeat(group, "member-1", epoch, active=active, standby=standby, warmup=warmup, **extra)
+            assert (r["error_code"], r["error_message"]) == (INVALID_REQUEST, message), r
+        # The refused heartbeats left nothing behind: a proper join is the group's first member.
+        r = Member(conn, group, "member-1", "process-1").join(topo)
+        assert r["error_code"] == 0, r
+        assert r["member_epoch"] == 1, r
 
 
 class KeepAlive:

@@ -7,8 +7,9 @@
 use std::net::SocketAddr;
 
 use strom_group::streams::{
-    CopartitionGroup, Endpoint, EndpointPartitions, Status, StatusCode, StreamsHeartbeat,
-    StreamsHeartbeatResponse, Subtopology, Tasks, TasksTuple, TopicInfo, TopicToCreate, Topology,
+    CopartitionGroup, Endpoint, EndpointPartitions, NullTasks, Status, StatusCode,
+    StreamsHeartbeat, StreamsHeartbeatResponse, Subtopology, Tasks, TasksTuple, TopicInfo,
+    TopicToCreate, Topology,
 };
 use strom_group::{Command, ErrorCode, Response};
 use strom_meta::acl::{AclOperation, ResourceType};
@@ -41,26 +42,23 @@ pub(super) async fn handle(
     let group_id = request.group_id.0.to_string();
     let image = context.metadata.image();
     let settings = crate::group_configs::settings(&context.config, &image, &group_id);
+    // strom-group validates the lists' nullness (Kafka's order of checks and messages).
+    let null_tasks = NullTasks {
+        active: request.active_tasks.is_none(),
+        standby: request.standby_tasks.is_none(),
+        warmup: request.warmup_tasks.is_none(),
+    };
     let owned = match (
         request.active_tasks,
         request.standby_tasks,
         request.warmup_tasks,
     ) {
-        (None, None, None) => None,
         (Some(a), Some(s), Some(w)) => Some(TasksTuple {
             active: tasks(a),
             standby: tasks(s),
             warmup: tasks(w),
         }),
-        _ => {
-            return ResponseKind::StreamsGroupHeartbeat(
-                StreamsGroupHeartbeatResponse::default()
-                    .with_error_code(ErrorCode::InvalidRequest.code())
-                    .with_error_message(Some(str_bytes(
-                        "If one task-type is non-null, all must be non-null.",
-                    ))),
-            );
-        }
+        _ => None,
     };
     let command = Command::StreamsGroupHeartbeat(StreamsHeartbeat {
         group_id: group_id.clone(),
@@ -71,6 +69,7 @@ pub(super) async fn handle(
         rebalance_timeout_ms: request.rebalance_timeout_ms,
         topology: request.topology.map(topology),
         owned,
+        null_tasks,
         process_id: opt_string(request.process_id),
         user_endpoint: request.user_endpoint.map(|e| Endpoint {
             host: e.host.to_string(),

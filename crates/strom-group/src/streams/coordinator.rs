@@ -631,16 +631,21 @@ fn validate_request(c: &StreamsHeartbeat) -> Result<(), ConsumerError> {
             if c.rebalance_timeout_ms == -1 {
                 return invalid("RebalanceTimeoutMs must be provided in first request.");
             }
-            if let Some(owned) = &c.owned {
-                if !owned.active.is_empty() {
-                    return invalid("ActiveTasks must be empty when (re-)joining.");
-                }
-                if !owned.standby.is_empty() {
-                    return invalid("StandbyTasks must be empty when (re-)joining.");
-                }
-                if !owned.warmup.is_empty() {
-                    return invalid("WarmupTasks must be empty when (re-)joining.");
-                }
+            // Kafka's `throwIfNotEmptyCollection`: a null list is refused like a non-empty
+            // one (a joining member owns nothing and must say so).
+            let owned = c.owned.as_ref();
+            if c.null_tasks.active || owned.is_some_and(|o| !o.active.is_empty()) {
+                return invalid("ActiveTasks must be empty when (re-)joining.");
+            }
+            if c.null_tasks.standby || owned.is_some_and(|o| !o.standby.is_empty()) {
+                return invalid("StandbyTasks must be empty when (re-)joining.");
+            }
+            if c.null_tasks.warmup || owned.is_some_and(|o| !o.warmup.is_empty()) {
+                return invalid("WarmupTasks must be empty when (re-)joining.");
+            }
+            if owned.is_none() {
+                // No list sent at all (every `null_tasks` flag should say so).
+                return invalid("ActiveTasks must be empty when (re-)joining.");
             }
             let Some(t) = &c.topology else {
                 return invalid("Topology must be non-null when (re-)joining.");
@@ -660,6 +665,9 @@ fn validate_request(c: &StreamsHeartbeat) -> Result<(), ConsumerError> {
             ));
         }
         _ => {}
+    }
+    if c.null_tasks.is_mixed() {
+        return invalid("If one task-type is non-null, all must be non-null.");
     }
     if c.member_epoch != 0 && c.topology.is_some() {
         return invalid("Topology can only be provided when (re-)joining.");

@@ -26,8 +26,8 @@ pub use records::{GroupMetadata, StreamsRecord};
 pub use topology::{configure, validate, Configured};
 pub use types::{
     CopartitionGroup, DescribedStreamsGroup, DescribedStreamsMember, Endpoint, EndpointPartitions,
-    Status, StatusCode, StreamsConfig, StreamsHeartbeat, StreamsHeartbeatResponse, Subtopology,
-    Tasks, TasksTuple, TopicInfo, TopicToCreate, Topology,
+    NullTasks, Status, StatusCode, StreamsConfig, StreamsHeartbeat, StreamsHeartbeatResponse,
+    Subtopology, Tasks, TasksTuple, TopicInfo, TopicToCreate, Topology,
 };
 
 /// `GroupType.STREAMS` in ListGroups, and the protocol type Kafka lists such groups with.

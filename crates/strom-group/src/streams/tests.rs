@@ -69,6 +69,11 @@ fn heartbeat(
         rack_id: None,
         rebalance_timeout_ms: if epoch == 0 { 10_000 } else { -1 },
         topology: (epoch == 0).then(|| topology(false)),
+        null_tasks: if owned.is_some() {
+            NullTasks::default()
+        } else {
+            NullTasks::ALL
+        },
         owned,
         process_id: (epoch == 0).then(|| format!("process-{member}")),
         user_endpoint: None,
@@ -856,7 +861,7 @@ fn a_topology_or_member_too_large_for_a_record_is_refused_and_writes_nothing() {
     let t = cluster(&[("in", 2)]);
     let mut c = Coordinator::new(Config::default());
     let mut log = Vec::new();
-    let mut big = heartbeat("a", 0, None, &t);
+    let mut big = heartbeat("a", 0, Some(TasksTuple::default()), &t);
     let mut topology = topology(false);
     topology.subtopologies[0].source_topics =
         (0..20_000).map(|i| format!("topic-{i:08}")).collect();
@@ -866,7 +871,7 @@ fn a_topology_or_member_too_large_for_a_record_is_refused_and_writes_nothing() {
         r.error.map(|e| e.code),
         Some(crate::consumer::ConsumerErrorCode::StreamsInvalidTopology)
     );
-    let mut tagged = heartbeat("a", 0, None, &t);
+    let mut tagged = heartbeat("a", 0, Some(TasksTuple::default()), &t);
     tagged.client_tags = Some(vec![("k".into(), "v".repeat(64 * 1024))]);
     let r = send(&mut c, tagged, 0, &mut log);
     assert_eq!(
@@ -875,6 +880,82 @@ fn a_topology_or_member_too_large_for_a_record_is_refused_and_writes_nothing() {
     );
     assert!(log.is_empty(), "a refused heartbeat writes nothing");
     // An ordinary join still works.
-    let ok = send(&mut c, heartbeat("a", 0, None, &t), 0, &mut log);
+    let ok = send(
+        &mut c,
+        heartbeat("a", 0, Some(TasksTuple::default()), &t),
+        0,
+        &mut log,
+    );
     assert_eq!(ok.error, None);
+}
+
+#[test]
+fn null_task_lists_are_refused_as_kafka_refuses_them() {
+    let t = cluster(&[("in", 2)]);
+    let null = |active, standby, warmup| NullTasks {
+        active,
+        standby,
+        warmup,
+    };
+    // (member epoch, null lists, INVALID_REQUEST message or None for accepted by validation)
+    let cases = [
+        (
+            0,
+            NullTasks::ALL,
+            Some("ActiveTasks must be empty when (re-)joining."),
+        ),
+        (
+            0,
+            null(true, false, false),
+            Some("ActiveTasks must be empty when (re-)joining."),
+        ),
+        (
+            0,
+            null(false, true, false),
+            Some("StandbyTasks must be empty when (re-)joining."),
+        ),
+        (
+            0,
+            null(false, false, true),
+            Some("WarmupTasks must be empty when (re-)joining."),
+        ),
+        (0, NullTasks::default(), None),
+        (
+            3,
+            null(true, false, false),
+            Some("If one task-type is non-null, all must be non-null."),
+        ),
+        (
+            3,
+            null(false, true, true),
+            Some("If one task-type is non-null, all must be non-null."),
+        ),
+        (
+            -1,
+            null(false, false, true),
+            Some("If one task-type is non-null, all must be non-null."),
+        ),
+        (3, NullTasks::ALL, None),
+        (3, NullTasks::default(), None),
+    ];
+    for (epoch, nulls, expected) in cases {
+        let mut c = Coordinator::new(Config::default());
+        let mut log = Vec::new();
+        let mut hb = heartbeat("a", epoch, Some(TasksTuple::default()), &t);
+        hb.owned = (nulls == NullTasks::default()).then(TasksTuple::default);
+        hb.null_tasks = nulls;
+        let r = send(&mut c, hb, 0, &mut log);
+        let invalid = r
+            .error
+            .filter(|e| e.code == crate::consumer::ConsumerErrorCode::InvalidRequest)
+            .map(|e| e.message);
+        assert_eq!(
+            invalid.as_deref(),
+            expected,
+            "epoch {epoch}, null {nulls:?}"
+        );
+        if expected.is_some() {
+            assert!(log.is_empty(), "a refused heartbeat writes nothing");
+        }
+    }
 }

@@ -133,6 +133,31 @@ impl Default for StreamsConfig {
     }
 }
 
+/// Which of a StreamsGroupHeartbeat's ActiveTasks, StandbyTasks and WarmupTasks were null
+/// on the wire (null means "unchanged" outside a join).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NullTasks {
+    pub active: bool,
+    pub standby: bool,
+    pub warmup: bool,
+}
+
+impl NullTasks {
+    /// All three null: the heartbeat says nothing about what the member owns.
+    pub const ALL: NullTasks = NullTasks {
+        active: true,
+        standby: true,
+        warmup: true,
+    };
+
+    /// Some null and some not: Kafka refuses this ("If one task-type is non-null, all must
+    /// be non-null.").
+    pub fn is_mixed(self) -> bool {
+        let nulls = [self.active, self.standby, self.warmup];
+        nulls.contains(&true) && nulls.contains(&false)
+    }
+}
+
 /// StreamsGroupHeartbeat (v0), with the connection's client id and host, the cluster's
 /// topics and the group's configs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,8 +171,13 @@ pub struct StreamsHeartbeat {
     pub rebalance_timeout_ms: i32,
     /// Sent when joining (epoch 0) only.
     pub topology: Option<Topology>,
-    /// The tasks the member owns; `None` when unchanged since the last heartbeat.
+    /// The tasks the member owns; `None` when unchanged since the last heartbeat (all three
+    /// lists null), or when only some lists were null ([`NullTasks`] says which).
     pub owned: Option<TasksTuple>,
+    /// Which of the request's task lists were null (none exactly when `owned` is `Some`):
+    /// validation refuses a join with any null, and any request with some but not all
+    /// null, as Kafka does.
+    pub null_tasks: NullTasks,
     pub process_id: Option<String>,
     pub user_endpoint: Option<Endpoint>,
     pub client_tags: Option<Vec<(String, String)>>,
