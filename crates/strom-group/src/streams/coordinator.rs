@@ -385,10 +385,17 @@ impl StreamsGroups {
 
     /// The topics the group reads (source and repartition source topics of its
     /// topology); `None` when the id is not a streams group. OffsetDelete refuses them
-    /// and offset expiry spares them, as for a consumer group's subscriptions.
+    /// and offset expiry spares them, as for a consumer group's subscriptions. An empty
+    /// group reads nothing (Kafka's `StreamsGroup.isSubscribedToTopic` since 4.1), though
+    /// it keeps its topology: so its offsets can be deleted, and expire
+    /// `offsets.retention.minutes` after their commit, and the group with the last of
+    /// them.
     pub fn subscribed_topics(&self, group_id: &str) -> Option<BTreeSet<String>> {
         let g = self.groups.get(group_id)?;
         let mut out = BTreeSet::new();
+        if g.members.is_empty() {
+            return Some(out);
+        }
         for s in g.topology.iter().flat_map(|t| t.subtopologies.iter()) {
             out.extend(s.source_topics.iter().cloned());
             out.extend(s.repartition_source_topics.iter().map(|t| t.name.clone()));

@@ -959,3 +959,92 @@ fn null_task_lists_are_refused_as_kafka_refuses_them() {
         }
     }
 }
+
+/// A member's OffsetCommit of offset 7 of `in`'s `partition` in group `app`.
+fn commit(member: &str, epoch: i32, partition: i32) -> Command {
+    Command::OffsetCommit(crate::types::OffsetCommit {
+        group_id: "app".into(),
+        generation_id: epoch,
+        member_id: member.into(),
+        group_instance_id: None,
+        retention_time_ms: -1,
+        unknown_group_not_found: false,
+        offsets: vec![crate::types::CommitOffset {
+            topic: "in".into(),
+            partition,
+            offset: 7,
+            leader_epoch: 0,
+            metadata: String::new(),
+        }],
+    })
+}
+
+/// A coordinator whose streams group `app` (reading `in`) has member `a`, joined at 0;
+/// with the cluster and the member's epoch.
+fn joined() -> (Coordinator, Arc<Topics>, i32) {
+    let t = cluster(&[("in", 2)]);
+    let mut c = Coordinator::new(Config::default());
+    let hb = heartbeat("a", 0, Some(TasksTuple::default()), &t);
+    let r = send(&mut c, hb, 0, &mut Vec::new());
+    assert_eq!(r.error, None);
+    (c, t, r.member_epoch)
+}
+
+#[test]
+fn an_empty_streams_group_expires_with_its_offsets() {
+    let (mut c, t, epoch) = joined();
+    let retention_ms = Config::default().offsets_retention_ms;
+    let mut log = Vec::new();
+    let out = c.handle(2, commit("a", epoch, 0), 0);
+    assert_eq!(out.records.len(), 1, "the commit is written");
+    let tombstone = crate::admin::offset_tombstone("app", "in", 0).unwrap();
+    // A member still reads `in`: its offset stays however old it is.
+    let late_ms = retention_ms + 1;
+    let out = c.expire_offsets_now(late_ms);
+    assert!(
+        out.records.is_empty(),
+        "offsets of a topic the group reads expired"
+    );
+    assert!(c.streams.group("app").is_some());
+    // The last member leaves: the group reads nothing, its offset is past retention since
+    // its commit, and the group goes with it.
+    let left = send(&mut c, heartbeat("a", -1, None, &t), late_ms, &mut log);
+    assert_eq!(left.error, None);
+    let out = c.expire_offsets_now(late_ms);
+    assert!(
+        out.records.contains(&tombstone),
+        "the offset was not tombstoned"
+    );
+    let metadata_tombstone = StreamsRecord::GroupMetadata {
+        group: "app".into(),
+        value: None,
+    }
+    .encode()
+    .unwrap();
+    assert!(
+        out.records.contains(&metadata_tombstone),
+        "the group was not tombstoned"
+    );
+    assert!(c.streams.group("app").is_none());
+}
+
+#[test]
+fn an_empty_streams_group_keeps_offsets_younger_than_retention() {
+    let (mut c, t, epoch) = joined();
+    let retention_ms = Config::default().offsets_retention_ms;
+    let mut log = Vec::new();
+    let commit_ms = 1_000;
+    c.handle(2, commit("a", epoch, 1), commit_ms);
+    send(&mut c, heartbeat("a", -1, None, &t), commit_ms, &mut log);
+    // Kafka's `StreamsGroup.offsetExpirationCondition`: retention counts from the commit.
+    let out = c.expire_offsets_now(commit_ms + retention_ms - 1);
+    assert!(
+        out.records.is_empty(),
+        "an offset younger than retention expired"
+    );
+    assert!(c.streams.group("app").is_some());
+    let out = c.expire_offsets_now(commit_ms + retention_ms);
+    let tombstone = crate::admin::offset_tombstone("app", "in", 1).unwrap();
+    assert!(out.records.contains(&tombstone));
+    assert!(c.streams.group("app").is_none());
+}
