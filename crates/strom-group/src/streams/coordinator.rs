@@ -511,7 +511,13 @@ impl StreamsGroups {
                             .entry(member.clone())
                             .or_insert_with(|| StreamsMember::new(&member));
                         m.metadata = v;
+                        // Kafka's `onLoaded` schedules both timers once the log is read; here
+                        // each of the member's records schedules them again, so its metadata
+                        // (after compaction it may follow the current assignment) brings the
+                        // real rebalance timeout, not the default's zero that fences a
+                        // revoking member at the first tick.
                         m.session_deadline_ms = now_ms.saturating_add(session_ms);
+                        m.rebalance_deadline = m.revocation_deadline(now_ms);
                     }
                     None => {
                         g.members.remove(&member);
@@ -556,14 +562,7 @@ impl StreamsGroups {
                     .or_insert_with(|| StreamsMember::new(&member));
                 m.current = current;
                 m.session_deadline_ms = now_ms.saturating_add(session_ms);
-                m.rebalance_deadline =
-                    (m.current.state == MemberState::UnrevokedTasks).then(|| {
-                        (
-                            m.current.member_epoch,
-                            now_ms
-                                .saturating_add(i64::from(m.metadata.rebalance_timeout_ms.max(0))),
-                        )
-                    });
+                m.rebalance_deadline = m.revocation_deadline(now_ms);
             }
         }
     }
@@ -950,16 +949,10 @@ fn reconcile(
     if next == member.current {
         return;
     }
-    let deadline = (next.state == MemberState::UnrevokedTasks).then(|| {
-        (
-            next.member_epoch,
-            now_ms.saturating_add(i64::from(member.metadata.rebalance_timeout_ms.max(0))),
-        )
-    });
     let gid = group.group_id.clone();
     if let Some(m) = group.members.get_mut(member_id) {
         m.current = next;
-        m.rebalance_deadline = deadline;
+        m.rebalance_deadline = m.revocation_deadline(now_ms);
         emit(records, current_record(&gid, m));
     }
 }

@@ -81,6 +81,17 @@ impl StreamsMember {
         }
     }
 
+    /// The revocation deadline of a member in `UnrevokedTasks` (its epoch, and
+    /// `rebalance_timeout_ms` after `now_ms`), `None` otherwise.
+    pub fn revocation_deadline(&self, now_ms: i64) -> Option<(i32, i64)> {
+        (self.current.state == MemberState::UnrevokedTasks).then(|| {
+            (
+                self.current.member_epoch,
+                now_ms.saturating_add(i64::from(self.metadata.rebalance_timeout_ms.max(0))),
+            )
+        })
+    }
+
     /// Tasks this member holds now: assigned plus pending revocation.
     pub fn holds(&self) -> TasksTuple {
         let mut t = self.current.assigned.clone();

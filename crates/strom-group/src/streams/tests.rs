@@ -1048,3 +1048,61 @@ fn an_empty_streams_group_keeps_offsets_younger_than_retention() {
     assert!(out.records.contains(&tombstone));
     assert!(c.streams.group("app").is_none());
 }
+
+/// A revoking member's records replayed in either order (after compaction its metadata
+/// may follow its current assignment): its revocation deadline is its own rebalance
+/// timeout after the load, not the load's instant.
+#[test]
+fn a_revoking_member_loaded_in_any_record_order_keeps_its_rebalance_timeout() {
+    let rebalance_timeout_ms = 30_000;
+    let metadata = StreamsRecord::MemberMetadata {
+        group: "g".into(),
+        member: "m".into(),
+        value: Some(MemberMetadata {
+            instance_id: None,
+            rack_id: None,
+            client_id: "c".into(),
+            client_host: "/h".into(),
+            rebalance_timeout_ms,
+            topology_epoch: 1,
+            process_id: "p".into(),
+            user_endpoint: None,
+            client_tags: Vec::new(),
+        }),
+    };
+    let current = StreamsRecord::CurrentMember {
+        group: "g".into(),
+        member: "m".into(),
+        current: Some(CurrentAssignment {
+            member_epoch: 5,
+            previous_member_epoch: 4,
+            state: MemberState::UnrevokedTasks,
+            assigned: TasksTuple {
+                active: tasks(&[("0", &[0])]),
+                ..TasksTuple::default()
+            },
+            pending_revocation: TasksTuple {
+                active: tasks(&[("0", &[1])]),
+                ..TasksTuple::default()
+            },
+        }),
+    };
+    let config = Config::default();
+    // Past the revocation deadline, before the session's end: only revocation fences.
+    assert!(i64::from(rebalance_timeout_ms) < i64::from(config.streams.session_timeout_ms));
+    for order in [[&metadata, &current], [&current, &metadata]] {
+        let records: Vec<GroupRecord> = order.iter().map(|r| r.encode().unwrap()).collect();
+        let mut c = Coordinator::new(config.clone());
+        let load_ms = 1_000;
+        c.load(records.iter(), load_ms).unwrap();
+        let out = c.tick(load_ms + 1);
+        assert!(out.records.is_empty(), "fenced at load ({order:?})");
+        assert!(c.streams().group("g").unwrap().members.contains_key("m"));
+        let out = c.tick(load_ms + i64::from(rebalance_timeout_ms));
+        assert!(
+            !out.records.is_empty(),
+            "not fenced at its deadline ({order:?})"
+        );
+        assert!(!c.streams().group("g").unwrap().members.contains_key("m"));
+    }
+}
