@@ -69,8 +69,11 @@ const MIGRATIONS_MAX: u32 = 10;
 /// INVALID_PRODUCER_EPOCH after the coordinator aborted a transaction that outlived
 /// `transaction.timeout.ms`), or the group no longer knows the member or its generation
 /// (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, FENCED_MEMBER_EPOCH, e.g. on a transactional
-/// offset commit after a pause longer than `session.timeout.ms`). The cure is to close the
-/// tasks dirty and rejoin, not to stop the application.
+/// offset commit after a pause longer than `session.timeout.ms`), or refuses an offset
+/// commit with the member's epoch (STALE_MEMBER_EPOCH: Kafka's consumer fails such a
+/// commit with CommitFailedException, which Kafka Streams turns into a task migration;
+/// the commit did not happen and must not be counted). The cure is to close the tasks
+/// dirty and rejoin, not to stop the application.
 fn task_migrated(e: &StreamsError) -> bool {
     match e {
         StreamsError::Client(c) => matches!(
@@ -81,6 +84,7 @@ fn task_migrated(e: &StreamsError) -> bool {
                     | "UNKNOWN_MEMBER_ID"
                     | "ILLEGAL_GENERATION"
                     | "FENCED_MEMBER_EPOCH"
+                    | "STALE_MEMBER_EPOCH"
             )
         ),
         _ => false,
@@ -1086,21 +1090,20 @@ impl StreamThread {
                         self.committed.insert(tp.clone(), o.offset);
                     }
                 }
-                // A rebalance is under way: the rejoin that follows settles who owns what;
-                // records since the last successful commit are processed again.
-                // STALE_MEMBER_EPOCH: a streams group member's epoch moved on; the next
-                // heartbeat brings the new one.
-                Err(e)
-                    if matches!(
-                        e.kafka_name(),
-                        Some("REBALANCE_IN_PROGRESS" | "STALE_MEMBER_EPOCH")
-                    ) =>
-                {
-                    tracing::warn!(thread = self.index, error = %e, "commit refused by the group; rejoining");
+                // A classic group is rebalancing: the rejoin that follows settles who owns
+                // what. Nothing was committed, so nothing is counted as committed: the
+                // commit is still needed and is tried again next interval (records since
+                // the last successful commit are processed again if the tasks move).
+                Err(e) if e.kafka_name() == Some("REBALANCE_IN_PROGRESS") => {
+                    tracing::warn!(thread = self.index, error = %e, "commit refused by the group (rebalancing); rejoining and committing again later");
+                    self.last_commit = Instant::now();
+                    return Ok(());
                 }
-                // UNKNOWN_MEMBER_ID / ILLEGAL_GENERATION: the group moved on without this
-                // member; its tasks are someone else's now (a task migration, handled by
-                // the loop: close them dirty and rejoin).
+                // STALE_MEMBER_EPOCH (Kafka's consumer: CommitFailedException; Kafka
+                // Streams: TaskMigratedException), UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION,
+                // FENCED_MEMBER_EPOCH: the group moved on without this member; its tasks
+                // are someone else's now (a task migration, handled by the loop: close
+                // them dirty and rejoin).
                 Err(e) => return Err(e.into()),
             }
         }
@@ -1335,5 +1338,35 @@ impl StreamThread {
         let _ = self.producer.close().await;
         self.admin.close().await;
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strom_client::ClientError;
+
+    fn refused(code: i16) -> StreamsError {
+        ClientError::from_code(code, None, "OffsetCommit of group app")
+            .expect("a non-zero code is an error")
+            .into()
+    }
+
+    /// Kafka's consumer fails a commit refused with STALE_MEMBER_EPOCH
+    /// (CommitFailedException) and Kafka Streams takes that as a task migration: the
+    /// commit did not happen, so the thread must not count it, and its tasks go.
+    /// REBALANCE_IN_PROGRESS (classic groups) is not one: the thread rejoins and commits
+    /// again.
+    #[test]
+    fn a_commit_refused_for_a_stale_member_epoch_is_a_task_migration() {
+        // STALE_MEMBER_EPOCH, UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, FENCED_MEMBER_EPOCH,
+        // PRODUCER_FENCED, INVALID_PRODUCER_EPOCH
+        for code in [113, 25, 22, 110, 90, 47] {
+            assert!(task_migrated(&refused(code)), "code {code}");
+        }
+        // REBALANCE_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE
+        for code in [27, 15] {
+            assert!(!task_migrated(&refused(code)), "code {code}");
+        }
     }
 }
