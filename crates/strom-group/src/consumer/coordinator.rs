@@ -13,7 +13,7 @@ use crate::records::GroupRecord;
 use crate::records::STRING_BYTES_MAX;
 
 use super::group::{ConsumerGroup, OthersHold, TopicMetadata};
-use super::member::{is_subset, to_assignment, Member, MemberState, RebalanceTimer};
+use super::member::{is_subset, to_assignment, Member, MemberState};
 use super::reconcile::Reconcile;
 use super::records::ConsumerRecord;
 use super::subscription;
@@ -266,15 +266,10 @@ impl ConsumerGroups {
         if next == member.current {
             return;
         }
-        let timer = (next.state == MemberState::UnrevokedPartitions).then(|| RebalanceTimer {
-            member_epoch: next.member_epoch,
-            deadline_ms: now_ms
-                .saturating_add(i64::from(member.subscription.rebalance_timeout_ms.max(0))),
-        });
         let gid = group.group_id.clone();
         if let Some(m) = group.members.get_mut(member_id) {
             m.current = next;
-            m.rebalance_timer = timer;
+            m.rebalance_timer = m.revocation_timer(now_ms);
             emit(records, current_record(&gid, m));
         }
     }
@@ -512,7 +507,11 @@ impl ConsumerGroups {
                             .cloned()
                             .unwrap_or_else(|| Member::new(&member, now_ms));
                         m.subscription = s;
+                        // Both timers restart at load from whichever of the member's records
+                        // comes last: after compaction its metadata (with the rebalance
+                        // timeout) may follow its current assignment.
                         m.session_deadline_ms = now_ms.saturating_add(session_ms);
+                        m.rebalance_timer = m.revocation_timer(now_ms);
                         g.put_member(m);
                     }
                     None => {
@@ -551,12 +550,7 @@ impl ConsumerGroups {
                     .unwrap_or_else(|| Member::new(&member, now_ms));
                 m.current = current.unwrap_or_default();
                 m.session_deadline_ms = now_ms.saturating_add(session_ms);
-                m.rebalance_timer =
-                    (m.current.state == MemberState::UnrevokedPartitions).then(|| RebalanceTimer {
-                        member_epoch: m.current.member_epoch,
-                        deadline_ms: now_ms
-                            .saturating_add(i64::from(m.subscription.rebalance_timeout_ms.max(0))),
-                    });
+                m.rebalance_timer = m.revocation_timer(now_ms);
                 g.put_member(m);
             }
         }

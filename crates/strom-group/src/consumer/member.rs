@@ -99,6 +99,16 @@ impl Member {
         }
     }
 
+    /// The revocation deadline of a member in `UnrevokedPartitions` (its epoch, and
+    /// `rebalance_timeout_ms` after `now_ms`), `None` otherwise.
+    pub fn revocation_timer(&self, now_ms: i64) -> Option<RebalanceTimer> {
+        (self.current.state == MemberState::UnrevokedPartitions).then(|| RebalanceTimer {
+            member_epoch: self.current.member_epoch,
+            deadline_ms: now_ms
+                .saturating_add(i64::from(self.subscription.rebalance_timeout_ms.max(0))),
+        })
+    }
+
     /// Every partition the member still holds: assigned and pending revocation.
     pub fn owned(&self) -> impl Iterator<Item = (TopicId, i32)> + '_ {
         flatten(&self.current.assigned).chain(flatten(&self.current.pending_revocation))

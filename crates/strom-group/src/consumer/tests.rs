@@ -1271,3 +1271,51 @@ fn group_configs_override_the_session_timeout_and_heartbeat_interval() {
     assert!(groups.tick(49_999).is_empty());
     assert!(!groups.tick(50_000).is_empty());
 }
+
+/// A revoking member's records replayed in either order (after compaction its metadata
+/// may follow its current assignment): its revocation deadline is its own rebalance
+/// timeout after the load, not the load's instant.
+#[test]
+fn a_revoking_member_loaded_in_any_record_order_keeps_its_rebalance_timeout() {
+    let rebalance_timeout_ms = 30_000;
+    let metadata = ConsumerRecord::MemberMetadata {
+        group: "g".into(),
+        member: "m".into(),
+        subscription: Some(Subscription {
+            client_id: "c".into(),
+            client_host: "/h".into(),
+            subscribed_topic_names: BTreeSet::from(["t".to_string()]),
+            rebalance_timeout_ms,
+            ..Subscription::default()
+        }),
+    };
+    let current = ConsumerRecord::CurrentMember {
+        group: "g".into(),
+        member: "m".into(),
+        current: Some(CurrentAssignment {
+            member_epoch: 5,
+            previous_member_epoch: 4,
+            state: MemberState::UnrevokedPartitions,
+            assigned: BTreeMap::from([(T, BTreeSet::from([0]))]),
+            pending_revocation: BTreeMap::from([(T, BTreeSet::from([1]))]),
+        }),
+    };
+    let config = ConsumerConfig::default();
+    // Past the revocation deadline, before the session's end: only revocation fences.
+    assert!(rebalance_timeout_ms < config.session_timeout_ms);
+    for order in [[&metadata, &current], [&current, &metadata]] {
+        let mut groups = ConsumerGroups::new(config.clone());
+        let load_ms = 1_000;
+        for record in order {
+            groups.replay(record.clone(), load_ms);
+        }
+        assert!(
+            groups.tick(load_ms + 1).is_empty(),
+            "fenced at load ({order:?})"
+        );
+        assert!(groups.group("g").unwrap().members.contains_key("m"));
+        let fenced = groups.tick(load_ms + i64::from(rebalance_timeout_ms));
+        assert!(!fenced.is_empty(), "not fenced at its deadline ({order:?})");
+        assert!(!groups.group("g").unwrap().members.contains_key("m"));
+    }
+}
