@@ -94,6 +94,10 @@ impl QuorumClient {
         let deadline = Instant::now() + self.request_timeout;
         let mut last_error = SubmitError::Unavailable("no controller address".into());
         let mut hint: Option<String> = None;
+        // The last failure that says more than "ask another node" (a refused
+        // authentication, an unreachable node, a busy controller): what the timeout reports,
+        // as a NotLeader answer from a node that could answer hides nothing more useful.
+        let mut cause: Option<String> = None;
         // Bounded in count as well as time.
         for attempt in 0..(self.addrs.len() * 8 + 8) {
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -132,12 +136,14 @@ impl QuorumClient {
                     }
                 }
                 Ok(Err(e @ (SubmitError::Unavailable(_) | SubmitError::Busy))) => {
+                    cause = Some(e.to_string());
                     last_error = e;
                     tokio::time::sleep(self.retry_backoff.min(remaining)).await;
                 }
                 // The outcome of these is known or must not be retried blindly.
                 Ok(Err(e)) => return Err(e),
                 Err(e) => {
+                    cause = Some(e.to_string());
                     last_error = SubmitError::Unavailable(e.to_string());
                     tokio::time::sleep(self.retry_backoff.min(remaining)).await;
                 }
@@ -145,10 +151,11 @@ impl QuorumClient {
         }
         match last_error {
             SubmitError::Unavailable(_) | SubmitError::NotLeader { .. } => {
+                tracing::debug!("quorum call gave up: {last_error}");
                 Err(SubmitError::Timeout {
-                    timeout_ms: self.request_timeout.as_millis() as u64,
+                    timeout_ms: u64::try_from(self.request_timeout.as_millis()).unwrap_or(u64::MAX),
+                    cause: Some(cause.unwrap_or_else(|| last_error.to_string())),
                 })
-                .inspect_err(|_| tracing::debug!("quorum call gave up: {last_error}"))
             }
             other => Err(other),
         }

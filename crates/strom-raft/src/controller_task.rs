@@ -87,6 +87,7 @@ impl<K: Controller> ControllerTask<K> {
                 Ok(result) => result,
                 Err(_) => Err(SubmitError::Timeout {
                     timeout_ms: self.submit_timeout.as_millis() as u64,
+                    cause: None,
                 }),
             };
             // The caller may have given up; nothing to do then.

@@ -117,6 +117,7 @@ impl<K: Controller> RaftNode<K> {
         }
         Err(MembershipError::Submit(SubmitError::Timeout {
             timeout_ms: self.config().submit_timeout_ms,
+            cause: None,
         }))
     }
 
@@ -132,6 +133,7 @@ impl<K: Controller> RaftNode<K> {
                     .await
                     .unwrap_or(Err(MembershipError::Submit(SubmitError::Timeout {
                         timeout_ms: self.config().submit_timeout_ms,
+                        cause: None,
                     })))
             }
             Some((_, addr)) if !forwarded && !addr.is_empty() => {

@@ -504,6 +504,7 @@ impl<K: Controller> RaftNode<K> {
         }
         Err(SubmitError::Timeout {
             timeout_ms: self.inner.config.submit_timeout_ms,
+            cause: None,
         })
     }
 
@@ -564,6 +565,7 @@ impl<K: Controller> RaftNode<K> {
             Ok(Err(_)) => Err(SubmitError::Unavailable("controller stopped".into())),
             Err(_) => Err(SubmitError::Timeout {
                 timeout_ms: limit.as_millis() as u64,
+                cause: None,
             }),
         }
     }
@@ -605,6 +607,7 @@ impl<K: Controller> RaftNode<K> {
                     .await
                     .map_err(|_| SubmitError::Timeout {
                         timeout_ms: self.inner.config.submit_timeout_ms,
+                        cause: None,
                     })?
                     .map_err(|e| match e.forward_to_leader() {
                         Some(f) => SubmitError::NotLeader {

@@ -224,9 +224,15 @@ pub enum SubmitError {
         leader_id: Option<NodeId>,
         leader_addr: Option<String>,
     },
-    /// The outcome is unknown: the records may still commit.
-    #[error("timed out after {timeout_ms} ms")]
-    Timeout { timeout_ms: u64 },
+    /// The outcome is unknown: the records may still commit. `cause`: the last failure
+    /// seen while retrying (a refused authentication, an unreachable node), if any; left
+    /// out on the wire when there is none, and ignored by a node that predates it.
+    #[error("timed out after {timeout_ms} ms{}", last_error(cause))]
+    Timeout {
+        timeout_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cause: Option<String>,
+    },
     #[error("controller queue is full")]
     Busy,
     #[error("metadata quorum unavailable: {0}")]
@@ -246,6 +252,13 @@ pub enum SubmitError {
          format them with `strom storage format --cluster-id {quorum}`"
     )]
     InconsistentClusterId { quorum: String, sent: String },
+}
+
+/// `SubmitError::Timeout`'s cause as the end of its message.
+fn last_error(cause: &Option<String>) -> String {
+    cause
+        .as_deref()
+        .map_or(String::new(), |cause| format!("; last error: {cause}"))
 }
 
 /// A change of the quorum's membership (KIP-853's AddRaftVoter, RemoveRaftVoter,

@@ -338,8 +338,15 @@ async fn a_scram_quorum_authenticates_with_its_bootstrap_users_and_refuses_the_r
 
     // A wrong password, an unknown user and a mechanism the listener does not enable are
     // not served (the client retries every node until its timeout).
+    // The client's error keeps the refusal's reason, not only that it timed out.
     for (user, password) in [("controller", "wrong"), ("nobody", "controller-secret")] {
-        refused(&client(&addrs, Some(scram(user, password)))).await;
+        let error = refused(&client(&addrs, Some(scram(user, password)))).await;
+        assert!(matches!(error, SubmitError::Timeout { .. }), "{error:?}");
+        let text = error.to_string();
+        assert!(
+            text.contains("timed out") && text.contains("authentication failed"),
+            "{text}"
+        );
     }
     let mut plain = scram("controller", "controller-secret");
     if let Some(sasl) = plain.sasl.as_mut() {
