@@ -23,7 +23,10 @@ a throwaway CA (test_security.py's `pki`).
   survive the active controller's kill (the Java Admin finds the new one); the bootstrap
   user reaches the metadata log (DescribeUserScramCredentials); `strom metadata status`
   authenticates with SCRAM; a controller with a wrong password is refused by both sides; a
-  user added later with AlterUserScramCredentials is accepted once replicated.
+  user added later with AlterUserScramCredentials is accepted once replicated. Every node
+  then has retired its `bootstrap.scram`; once every SCRAM credential is deleted, a
+  controller restarted with the bootstrap password is refused by both sides and the
+  bootstrap user is not written again.
 - The controller listener's key store file is replaced on a running SSL quorum with mutual
   TLS: the nodes' new outgoing connections present the new certificate (the accepting
   node's principal is its subject), without a restart of the nodes that make them.
@@ -43,7 +46,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient, NewTopic,
                                    ResourcePatternType, ResourceType, ScramCredentialInfo, ScramMechanism,
-                                   UserScramCredentialUpsertion)
+                                   UserScramCredentialDeletion, UserScramCredentialUpsertion)
 
 from cluster import NotYet, free_ports
 from cluster_fixtures import make_cluster  # noqa: F401 (fixture)
@@ -533,4 +536,46 @@ def test_scram_sha_512_quorum_from_format_add_scram(make_cluster, pki, topic_nam
     cluster.wait_isr(topic_name, 3)
     got = consume_all(cluster.bootstrap, {}, topic_name, len(want))
     assert sorted(got) == sorted(want)
+
+    # Every node has retired its bootstrap file: its metadata log holds SCRAM credentials.
+    def retired():
+        files = {n.node_id: sorted(p.name for p in n.data_dir.rglob("bootstrap.scram*")) for n in cluster.nodes.values()}
+        if any(names != ["bootstrap.scram.applied"] for names in files.values()):
+            raise NotYet(files)
+        return files
+
+    cluster.wait("every node's bootstrap SCRAM file retired", retired)
+
+    # Every SCRAM credential deleted: the bootstrap password does not come back, neither
+    # written again into the metadata log by the active controller nor accepted from a
+    # restarted controller (Kafka writes its bootstrap records once).
+    deletions = [UserScramCredentialDeletion(user, ScramMechanism.SCRAM_SHA_512) for user in ("controller", "node3")]
+    for user, future in good_admin.alter_user_scram_credentials(deletions).items():
+        future.result(TIMEOUT_S)
+
+    def scram_users():
+        users = good_admin.describe_user_scram_credentials().result(TIMEOUT_S)
+        if users:
+            raise NotYet(sorted(users))
+        return True
+
+    cluster.wait("every SCRAM credential deleted", scram_users)
+    bad.kill()
+    restarted_at = len(log_text(bad))
+    good_at = {n.node_id: len(log_text(n)) for n in good}
+    bad.props[SCRAM_JAAS_KEY] = scram_jaas("controller", "controller-secret")
+    bad.start(wait=False)
+    bad.expected = False  # its broker may give up registering and exit, naming the refusal
+
+    def refused_both_ways():
+        mine = log_text(bad)[restarted_at:]
+        theirs = "".join(log_text(n)[good_at[n.node_id]:] for n in good)
+        if ("SASL SCRAM-SHA-512 authentication as controller was refused" not in mine
+                or 'SASL SCRAM-SHA-512 authentication as "controller" failed' not in theirs):
+            raise NotYet(mine[-2000:])
+        return True
+
+    cluster.wait("the bootstrap password refused after the restart", refused_both_ways)
+    # The active controller ticked all along: still no credential, the bootstrap one included.
+    assert good_admin.describe_user_scram_credentials().result(TIMEOUT_S) == {}
     assert not cluster.crashed()

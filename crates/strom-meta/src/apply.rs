@@ -168,6 +168,7 @@ fn apply_record(
             server_key,
             iterations,
         } => {
+            inner.scram_ever_written = true;
             Arc::make_mut(&mut inner.scram).insert(
                 (name.clone(), *mechanism),
                 ScramCredentialImage {
@@ -179,6 +180,7 @@ fn apply_record(
             );
         }
         MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+            inner.scram_ever_written = true;
             // Removing what is not there is refused, as Kafka's ScramControlManager does.
             if Arc::make_mut(&mut inner.scram)
                 .remove(&(name.clone(), *mechanism))

@@ -164,6 +164,11 @@ pub(crate) struct ImageInner {
     pub acls: Arc<BTreeMap<Uuid, AclBinding>>,
     /// SCRAM credentials by (user, mechanism id).
     pub scram: Arc<BTreeMap<(String, i8), ScramCredentialImage>>,
+    /// Whether a SCRAM record (a credential or its removal) was ever applied: the log held
+    /// SCRAM credentials, maybe all deleted since. Kept in snapshots (`snapshot.rs`), so the
+    /// bootstrap SCRAM users count only for a log that never held any (strom-raft's
+    /// `bootstrap_scram.rs`), as Kafka writes its bootstrap records once.
+    pub scram_ever_written: bool,
     /// Delegation tokens by token id.
     pub delegation_tokens: Arc<BTreeMap<String, DelegationTokenImage>>,
     /// Highest broker epoch ever registered, kept so epochs stay unique after unregistering.
@@ -332,6 +337,12 @@ impl MetadataImage {
     /// The SCRAM credential of `user` for mechanism id `mechanism` (1 SHA-256, 2 SHA-512).
     pub fn scram_credential(&self, user: &str, mechanism: i8) -> Option<&ScramCredentialImage> {
         self.inner.scram.get(&(user.to_string(), mechanism))
+    }
+
+    /// Whether the log ever held a SCRAM credential (a credential record or its removal was
+    /// applied), even if every one is deleted now.
+    pub fn scram_ever_written(&self) -> bool {
+        self.inner.scram_ever_written
     }
 
     /// Every SCRAM credential: ((user, mechanism id), credential), by user.

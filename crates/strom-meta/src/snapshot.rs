@@ -1,9 +1,12 @@
-//! Snapshots of an image: the records that rebuild it from empty, plus the one counter that
-//! records alone cannot carry.
+//! Snapshots of an image: the records that rebuild it from empty, plus what records alone
+//! cannot carry: the highest broker epoch and whether the log ever held a SCRAM credential.
 //!
-//! Layout: magic `b"SMSN"`, `version: u8 = 1`, `broker_epoch_high: i64`, then the record
-//! list as in a raft entry. Restoring applies the records to an empty image, so a snapshot
-//! passes the same checks as the log.
+//! Layout: magic `b"SMSN"`, `version: u8`, `broker_epoch_high: i64`, in version 2 a
+//! `flags: u8` (bit 0: a SCRAM record was ever applied), then the record list as in a raft
+//! entry. Version 1 (no flags) is written whenever the records say it all (no SCRAM record
+//! ever, or credentials that are still there), so a node that reads only version 1 reads
+//! nearly every snapshot; version 2 only when every SCRAM credential was deleted. Restoring
+//! applies the records to an empty image, so a snapshot passes the same checks as the log.
 
 use crate::codec::{expect_end, read_record_list, write_record_list};
 use crate::error::MetaError;
@@ -13,7 +16,12 @@ use crate::wire::{Reader, Writer};
 use std::sync::Arc;
 
 const SNAPSHOT_MAGIC: &[u8; 4] = b"SMSN";
-const SNAPSHOT_VERSION: u8 = 1;
+/// Without flags.
+const SNAPSHOT_VERSION_1: u8 = 1;
+/// With the flags byte.
+const SNAPSHOT_VERSION_2: u8 = 2;
+/// Flag: a SCRAM record was ever applied (`MetadataImage::scram_ever_written`).
+const FLAG_SCRAM_EVER_WRITTEN: u8 = 1;
 
 impl MetadataImage {
     /// Records that rebuild this image when applied to an empty one.
@@ -131,9 +139,19 @@ impl MetadataImage {
         for b in SNAPSHOT_MAGIC {
             w.u8(*b);
         }
-        w.u8(SNAPSHOT_VERSION);
-        w.i64(self.broker_epoch_high());
-        write_record_list(&mut w, &self.to_records());
+        let records = self.to_records();
+        // The credential records set the flag again when applied; only a flag they do not
+        // imply needs version 2.
+        let flag_implied = !self.scram_ever_written() || self.scram_credentials().next().is_some();
+        if flag_implied {
+            w.u8(SNAPSHOT_VERSION_1);
+            w.i64(self.broker_epoch_high());
+        } else {
+            w.u8(SNAPSHOT_VERSION_2);
+            w.i64(self.broker_epoch_high());
+            w.u8(FLAG_SCRAM_EVER_WRITTEN);
+        }
+        write_record_list(&mut w, &records);
         w.into_bytes()
     }
 
@@ -144,15 +162,27 @@ impl MetadataImage {
             return Err(MetaError::malformed("snapshot", "bad magic"));
         }
         let version = r.u8()?;
-        if version != SNAPSHOT_VERSION {
+        if version != SNAPSHOT_VERSION_1 && version != SNAPSHOT_VERSION_2 {
             return Err(MetaError::UnsupportedFormat(version));
         }
         let broker_epoch_high = r.i64()?;
+        let flags = if version == SNAPSHOT_VERSION_2 {
+            r.u8()?
+        } else {
+            0
+        };
+        if flags & !FLAG_SCRAM_EVER_WRITTEN != 0 {
+            return Err(MetaError::malformed(
+                "snapshot",
+                "unknown flags (written by a newer version)",
+            ));
+        }
         let records = read_record_list(&mut r)?;
         expect_end(&r, "snapshot")?;
         let (image, _) = MetadataImage::default().apply(&records)?;
         let mut inner = Arc::unwrap_or_clone(image.inner);
         inner.broker_epoch_high = inner.broker_epoch_high.max(broker_epoch_high);
+        inner.scram_ever_written |= flags & FLAG_SCRAM_EVER_WRITTEN != 0;
         Ok(MetadataImage::from_inner(inner))
     }
 }

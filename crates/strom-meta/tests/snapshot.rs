@@ -112,3 +112,47 @@ fn refuses_what_is_not_a_snapshot() {
     // A raft entry is not a snapshot.
     assert!(MetadataImage::decode_snapshot(&encode_records(&image().to_records())).is_err());
 }
+
+/// Whether the log ever held a SCRAM credential survives a snapshot even when every
+/// credential is deleted (the bootstrap SCRAM users must not count again): written as
+/// version 2 only then, version 1 (which older nodes read) otherwise.
+#[test]
+fn a_log_that_held_scram_credentials_stays_marked_after_they_are_deleted() {
+    let credential = MetadataRecord::UserScramCredential {
+        name: "alice".into(),
+        mechanism: 2,
+        salt: vec![1; 16],
+        stored_key: vec![2; 64],
+        server_key: vec![3; 64],
+        iterations: 4096,
+    };
+    let removal = MetadataRecord::RemoveUserScramCredential {
+        name: "alice".into(),
+        mechanism: 2,
+    };
+    let check = |records: &[MetadataRecord], marked: bool, version: u8| {
+        let image = image().apply(records).unwrap().0;
+        assert_eq!(image.scram_ever_written(), marked, "{records:?}");
+        let bytes = image.encode_snapshot();
+        assert_eq!(bytes[4], version, "{records:?}");
+        let restored = MetadataImage::decode_snapshot(&bytes).unwrap();
+        assert_eq!(restored, image, "{records:?}");
+        assert_eq!(restored.scram_ever_written(), marked, "{records:?}");
+    };
+    check(&[], false, 1);
+    check(std::slice::from_ref(&credential), true, 1);
+    check(&[credential.clone(), removal.clone()], true, 2);
+
+    // A removal of what is not there is refused and marks nothing.
+    assert!(image().apply(std::slice::from_ref(&removal)).is_err());
+
+    // Flags this version does not know are refused, not ignored.
+    let deleted = image().apply(&[credential, removal]).unwrap().0;
+    let mut bytes = deleted.encode_snapshot();
+    // magic (4), version (1), broker_epoch_high (8), then the flags byte.
+    bytes[13] |= 0x80;
+    assert!(matches!(
+        MetadataImage::decode_snapshot(&bytes),
+        Err(MetaError::Malformed { .. })
+    ));
+}

@@ -2,19 +2,30 @@
 //! (`bootstrap.scram`), as Kafka's `kafka-storage.sh format --add-scram` writes bootstrap
 //! records: salt, stored key, server key and iterations, never the password.
 //!
-//! They serve two purposes (both through [`crate::RaftNode`] and `metadata.rs`):
-//! - the controller listener checks SCRAM against them while the node's metadata image holds
-//!   no SCRAM credential at all (a new quorum: a controller must authenticate its peers
-//!   before any entry reaches it);
+//! They count only for a metadata log that never held a SCRAM credential, as Kafka writes
+//! its bootstrap records once, into a new log:
+//! - the controller listener checks SCRAM against them while the node's applied image never
+//!   held a SCRAM credential (a new quorum: a controller must authenticate its peers before
+//!   any entry reaches it; a node that joins later, until it has caught up);
 //! - the active controller writes them into the metadata log (one AlterUserScramCredentials
-//!   entry) when its image holds no SCRAM credential at all, so from then on the image,
-//!   which every node replicates, is the only source (a later password change through
+//!   entry) while its image never held a SCRAM credential, so from then on the image, which
+//!   every node replicates, is the only source (a later password change or deletion through
 //!   AlterUserScramCredentials is what everyone checks).
 //!
-//! Both rules read "no SCRAM credential at all" because the image keeps no mark of the
-//! bootstrap having been written: a cluster whose every SCRAM credential is deleted gets
-//! the bootstrap users back (written again by the active controller). Give every node of a
-//! cluster the same `--add-scram` users.
+//! "Never held" is `MetadataImage::scram_ever_written`: set by any SCRAM record, a deletion
+//! included, and kept in snapshots, so deleting every credential does not bring the
+//! bootstrap users back, on any node, nor makes a newly active controller write them again.
+//!
+//! Each node also retires its file once its applied image holds that mark ([`retire`],
+//! called by the node): first the commit hint is made durable (so after a power loss the
+//! node replays at least up to the SCRAM record at start-up), then `bootstrap.scram` is
+//! renamed to `bootstrap.scram.applied` and the directory fsynced. A node that finds
+//! `bootstrap.scram.applied` reads no bootstrap users at all ([`read`]): so in the window
+//! after a restart, before the log is replayed, a deleted bootstrap password does not
+//! count either. A node that has never seen the record (new, or restored from an older
+//! snapshot without the file retired) still authenticates its peers with the file until it
+//! catches up, which is what a new quorum needs. Give every node of a cluster the same
+//! `--add-scram` users.
 //!
 //! The file is an atomic checksummed file (`fsutil.rs`) holding JSON; it is read once at
 //! start-up, at most [`BOOTSTRAP_SCRAM_BYTES_MAX`] bytes and [`BOOTSTRAP_SCRAM_USERS_MAX`]
@@ -29,6 +40,8 @@ use strom_security::{ScramCredential, ScramMechanism};
 
 /// The file's name in the metadata log directory (`__cluster_metadata-0`).
 pub const BOOTSTRAP_SCRAM_FILE: &str = "bootstrap.scram";
+/// Its name once this node has seen SCRAM records in its log ([`retire`]): never read.
+pub const BOOTSTRAP_SCRAM_APPLIED_FILE: &str = "bootstrap.scram.applied";
 /// The largest file read.
 pub const BOOTSTRAP_SCRAM_BYTES_MAX: u64 = 1024 * 1024;
 /// The most users the file may hold.
@@ -106,10 +119,39 @@ pub fn write(dir: &Path, users: &[BootstrapScram]) -> std::io::Result<()> {
     crate::fsutil::write_atomic(&dir.join(BOOTSTRAP_SCRAM_FILE), &body, true)
 }
 
-/// The users of `dir`'s bootstrap file; none when there is no file. A file that is too
-/// large, fails its checksum or holds an impossible credential is an error naming it.
+/// Retires `dir`'s bootstrap file: renames it to [`BOOTSTRAP_SCRAM_APPLIED_FILE`] and
+/// fsyncs the directory, so the rename survives a crash. The caller has made durable what
+/// the node applied (the commit hint) first: the file is retired only for a log whose
+/// SCRAM record this node replays at start-up. True if a file was renamed (none is left
+/// alone: retired before, or never formatted with users).
+pub fn retire(dir: &Path) -> std::io::Result<bool> {
+    let from = dir.join(BOOTSTRAP_SCRAM_FILE);
+    match std::fs::rename(&from, dir.join(BOOTSTRAP_SCRAM_APPLIED_FILE)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    // fsync: the rename must be durable, or a crash could bring the file back into use.
+    crate::fsutil::sync_dir(dir)?;
+    Ok(true)
+}
+
+/// The users of `dir`'s bootstrap file; none when there is no file, or when it was retired
+/// ([`retire`]: this node's log held SCRAM records). A file that is too large, fails its
+/// checksum or holds an impossible credential is an error naming it.
 pub fn read(dir: &Path) -> std::io::Result<Vec<BootstrapScram>> {
     let path = dir.join(BOOTSTRAP_SCRAM_FILE);
+    if dir.join(BOOTSTRAP_SCRAM_APPLIED_FILE).exists() {
+        if path.exists() {
+            tracing::warn!(
+                "{} is ignored: {} says this node's metadata log already held SCRAM \
+                 credentials (the bootstrap users count only for a new log); remove it",
+                path.display(),
+                BOOTSTRAP_SCRAM_APPLIED_FILE
+            );
+        }
+        return Ok(Vec::new());
+    }
     let damaged = |reason: String| {
         crate::fsutil::invalid_data(format!(
             "SCRAM bootstrap file {} {reason}; format the node again with strom storage format \
@@ -229,5 +271,27 @@ mod tests {
         std::fs::write(&path, vec![b' '; BOOTSTRAP_SCRAM_BYTES_MAX as usize + 1]).unwrap();
         let e = read(dir.path()).unwrap_err().to_string();
         assert!(e.contains("more than"), "{e}");
+    }
+
+    #[test]
+    fn a_retired_file_is_never_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!retire(dir.path()).unwrap(), "no file: nothing to retire");
+        let users = vec![BootstrapScram {
+            mechanism: ScramMechanism::Sha512,
+            user: "controller".into(),
+            credential: ScramCredential::from_password(ScramMechanism::Sha512, "s", 4096),
+        }];
+        write(dir.path(), &users).unwrap();
+        assert_eq!(read(dir.path()).unwrap(), users);
+        assert!(retire(dir.path()).unwrap());
+        assert!(!dir.path().join(BOOTSTRAP_SCRAM_FILE).exists());
+        assert!(dir.path().join(BOOTSTRAP_SCRAM_APPLIED_FILE).exists());
+        assert!(read(dir.path()).unwrap().is_empty(), "retired: no users");
+        assert!(!retire(dir.path()).unwrap(), "retired once only");
+
+        // A bootstrap file beside the retired one (put back by hand) is ignored too.
+        write(dir.path(), &users).unwrap();
+        assert!(read(dir.path()).unwrap().is_empty());
     }
 }

@@ -57,8 +57,8 @@ impl ReplicatedState for MetadataImage {
         })
     }
 
-    fn holds_scram(&self) -> bool {
-        self.scram_credentials().next().is_some()
+    fn scram_ever_written(&self) -> bool {
+        MetadataImage::scram_ever_written(self)
     }
 }
 
@@ -78,7 +78,7 @@ impl IdSource for RandomIdSource {
 pub struct MetadataController {
     inner: strom_meta::Controller,
     /// The bootstrap SCRAM users (`bootstrap_scram.rs`), written into the log by the
-    /// active controller while its image holds no SCRAM credential.
+    /// active controller while its image never held a SCRAM credential.
     bootstrap_scram: Vec<BootstrapScram>,
 }
 
@@ -90,11 +90,16 @@ impl MetadataController {
         }
     }
 
-    /// The bootstrap users' AlterUserScramCredentials records, when `image` holds no SCRAM
-    /// credential yet (Kafka writes its bootstrap records into a new log). Until they are
-    /// applied a later tick may write them again: the same credentials, so no change.
+    /// The bootstrap users' AlterUserScramCredentials records, when `image` never held a
+    /// SCRAM credential (Kafka writes its bootstrap records into a new log, once). The
+    /// image remembers a SCRAM record even after every credential is deleted
+    /// (`MetadataImage::scram_ever_written`, kept in snapshots), so a deleted bootstrap
+    /// password is never written back, by this node or by another that becomes active. A
+    /// tick runs on the state after every committed entry (`ensure_linearizable`) and waits
+    /// for its own write, so only a tick whose write timed out uncommitted may be followed
+    /// by a second write of the same credentials.
     fn bootstrap_records(&mut self, image: &MetadataImage, now_ms: i64) -> Vec<MetadataRecord> {
-        if self.bootstrap_scram.is_empty() || image.holds_scram() {
+        if self.bootstrap_scram.is_empty() || image.scram_ever_written() {
             return Vec::new();
         }
         let upsertions = self
@@ -183,4 +188,39 @@ pub async fn start_metadata_node(
     let mut controller = MetadataController::new(controller);
     controller.bootstrap_scram = config.bootstrap_scram.clone();
     RaftNode::start(config, controller).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The active controller writes the bootstrap users into a log that never held a SCRAM
+    /// credential, and never into one whose credentials were all deleted.
+    #[test]
+    fn bootstrap_records_only_for_a_log_that_never_held_scram() {
+        let mechanism = ScramMechanism::Sha512;
+        let mut controller = MetadataController::new(ControllerConfig::default());
+        controller.bootstrap_scram = vec![BootstrapScram {
+            mechanism,
+            user: "controller".into(),
+            credential: ScramCredential::from_password(mechanism, "secret", 4096),
+        }];
+        let new_log = MetadataImage::default();
+        let records = controller.bootstrap_records(&new_log, 0);
+        assert_eq!(records.len(), 1, "{records:?}");
+        let (written, _) = new_log.apply(&records).unwrap();
+        assert!(controller.bootstrap_records(&written, 0).is_empty());
+        let (deleted, _) = written
+            .apply(&[MetadataRecord::RemoveUserScramCredential {
+                name: "controller".into(),
+                mechanism: mechanism.id(),
+            }])
+            .unwrap();
+        assert_eq!(deleted.scram_credentials().count(), 0);
+        assert!(controller.bootstrap_records(&deleted, 0).is_empty());
+        // The same across a snapshot (another node restored from it becomes active).
+        let restored = MetadataImage::decode_snapshot(&deleted.encode_snapshot()).unwrap();
+        assert!(controller.bootstrap_records(&restored, 0).is_empty());
+        assert_eq!(controller.tick(&restored, 0), None);
+    }
 }

@@ -172,6 +172,8 @@ impl<K: Controller> RaftNode<K> {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let log = LogStore::new(log).with_shutdown(shutdown_rx.clone());
         let sm = sm.with_shutdown(shutdown_rx.clone());
+        // Shared: the bootstrap SCRAM file's retirement makes the commit hint durable.
+        let log_handle = log.clone();
         let raft = start_raft(&config, log, sm, clock.clone(), security.clone()).await?;
         let (jobs_tx, jobs_rx) = mpsc::channel(config.submit_queue_max);
         let task = ControllerTask {
@@ -213,7 +215,57 @@ impl<K: Controller> RaftNode<K> {
             node.track(tokio::spawn(node.clone().join_quorum()));
         }
         node.track(tokio::spawn(node.clone().expire_observers()));
+        if !node.config().bootstrap_scram.is_empty() {
+            node.track(tokio::spawn(
+                node.clone().retire_bootstrap_scram(log_handle),
+            ));
+        }
         Ok(node)
+    }
+
+    /// Once this node's applied state has seen a SCRAM record, retires its bootstrap SCRAM
+    /// file (`bootstrap_scram.rs`): the commit hint is made durable first, so that after
+    /// any crash the node replays at least up to that record before it needs credentials
+    /// (the state reached it by applying a committed entry, whose commit point openraft
+    /// saved before applying it, or by installing a snapshot, stored before installed);
+    /// then the rename, fsynced. If either fails the file stays, and is ignored anyway
+    /// while the applied state holds the mark; the next start tries again.
+    async fn retire_bootstrap_scram(self, log: LogStore) {
+        let mut state = self.inner.state.clone();
+        if state
+            .wait_for(|a| a.state.scram_ever_written())
+            .await
+            .is_err()
+        {
+            return;
+        }
+        if let Err(e) = log.sync_commit_hint().await {
+            tracing::warn!(
+                "the bootstrap SCRAM users of {} stay in place until the next start (they no \
+                 longer count: the metadata log holds SCRAM credentials): the commit point \
+                 could not be made durable: {e}",
+                self.inner.config.data_dir.display()
+            );
+            return;
+        }
+        let dir = self.inner.config.data_dir.clone();
+        let retired =
+            tokio::task::spawn_blocking(move || crate::bootstrap_scram::retire(&dir)).await;
+        let dir = self.inner.config.data_dir.display();
+        match retired {
+            Ok(Ok(true)) => tracing::info!(
+                "the metadata log holds SCRAM credentials: this node's bootstrap SCRAM users \
+                 (strom storage format --add-scram) are retired, {dir}/{} renamed to {}",
+                crate::bootstrap_scram::BOOTSTRAP_SCRAM_FILE,
+                crate::bootstrap_scram::BOOTSTRAP_SCRAM_APPLIED_FILE
+            ),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => tracing::warn!(
+                "cannot retire the bootstrap SCRAM file in {dir} (it no longer counts while \
+                 this node runs; the next start tries again): {e}"
+            ),
+            Err(e) => tracing::warn!("retiring the bootstrap SCRAM file in {dir} failed: {e}"),
+        }
     }
 
     /// Voters are fixed when the log is created (as KRaft's static quorum); a later change
@@ -396,8 +448,9 @@ impl<K: Controller> RaftNode<K> {
     }
 
     /// The SCRAM credential the controller listener checks `user` against: the applied
-    /// image's once it holds any SCRAM credential, else this node's bootstrap users
-    /// (`bootstrap_scram.rs`: a new quorum authenticates before any entry arrives).
+    /// image's once any SCRAM record reached it (credentials deleted since included), else
+    /// this node's bootstrap users (`bootstrap_scram.rs`: a new quorum authenticates before
+    /// any entry arrives; none once the file is retired).
     pub fn scram_credential(
         &self,
         user: &str,
@@ -405,7 +458,7 @@ impl<K: Controller> RaftNode<K> {
     ) -> Option<strom_security::ScramCredential> {
         {
             let applied = self.inner.state.borrow();
-            if applied.state.holds_scram() {
+            if applied.state.scram_ever_written() {
                 return applied.state.scram_credential(user, mechanism);
             }
         }

@@ -38,9 +38,11 @@ pub trait ReplicatedState: Clone + Default + Debug + Send + Sync + 'static {
         None
     }
 
-    /// Whether this state holds any SCRAM credential (until it does, the node checks SCRAM
-    /// against its bootstrap users, `bootstrap_scram.rs`).
-    fn holds_scram(&self) -> bool {
+    /// Whether a SCRAM record ever reached this state (credentials it holds or held, all
+    /// deleted since maybe). Until one does, the node checks SCRAM against its bootstrap
+    /// users and its active controller writes them into the log (`bootstrap_scram.rs`);
+    /// from then on never again.
+    fn scram_ever_written(&self) -> bool {
         false
     }
 }

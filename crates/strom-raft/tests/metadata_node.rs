@@ -7,8 +7,10 @@ use strom_meta::{
     BrokerHeartbeatRequest, ControllerConfig, ControllerReply, ControllerRequest, CreatableTopic,
     CreateTopicsRequest, DeleteTopicsRequest, MetadataImage, RegisterBrokerRequest, TopicRef,
 };
+use strom_raft::bootstrap_scram::{self, BootstrapScram};
 use strom_raft::metadata::{start_metadata_node, MetadataReply};
 use strom_raft::{NodeConfig, ReplicatedState, StateEvent};
+use strom_security::{ScramCredential, ScramMechanism};
 use uuid::Uuid;
 
 fn create_orders() -> ControllerRequest {
@@ -173,16 +175,10 @@ async fn leader_tick_fences_a_broker_whose_session_expired() {
     node.shutdown().await;
 }
 
-/// `strom storage format --add-scram`'s users: the node checks SCRAM against them while its
-/// image holds no SCRAM credential; the active controller writes them into the log, after
-/// which the image (and a later AlterUserScramCredentials) is what counts.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bootstrap_scram_users_are_written_into_the_log_then_the_image_counts() {
-    use strom_raft::bootstrap_scram::{self, BootstrapScram};
-    use strom_security::{ScramCredential, ScramMechanism};
-
-    let dir = tempfile::tempdir().unwrap();
-    let meta = dir.path().join("meta");
+/// A metadata directory under `dir` formatted with one bootstrap SCRAM-SHA-512 user
+/// (`controller`), as `strom storage format --add-scram` writes it; the directory and user.
+fn formatted_with_bootstrap_user(dir: &std::path::Path) -> (std::path::PathBuf, BootstrapScram) {
+    let meta = dir.join("meta");
     let sha512 = ScramMechanism::Sha512;
     let bootstrap = BootstrapScram {
         mechanism: sha512,
@@ -190,6 +186,17 @@ async fn bootstrap_scram_users_are_written_into_the_log_then_the_image_counts() 
         credential: ScramCredential::from_password(sha512, "controller-secret", 4096),
     };
     bootstrap_scram::write(&meta, std::slice::from_ref(&bootstrap)).unwrap();
+    (meta, bootstrap)
+}
+
+/// `strom storage format --add-scram`'s users: the node checks SCRAM against them while its
+/// image holds no SCRAM credential; the active controller writes them into the log, after
+/// which the image (and a later AlterUserScramCredentials) is what counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_scram_users_are_written_into_the_log_then_the_image_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (meta, bootstrap) = formatted_with_bootstrap_user(dir.path());
+    let sha512 = ScramMechanism::Sha512;
     let mut config = NodeConfig::test_min(1, "127.0.0.1:0".parse().unwrap(), meta);
     config.controller_tick_ms = 50;
     let node = start_metadata_node(config, ControllerConfig::default())
@@ -242,8 +249,120 @@ async fn bootstrap_scram_users_are_written_into_the_log_then_the_image_counts() 
         reply,
         Ok(ControllerReply::AlterUserScramCredentials(_))
     ));
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(node.scram_credential("controller", sha512), Some(changed));
-    assert!(node.state().state.holds_scram());
+    assert!(node.state().state.scram_ever_written());
+    node.shutdown().await;
+}
+
+/// AlterUserScramCredentials deleting `deletions` ((user, mechanism id)).
+fn scram_deletions(deletions: Vec<(String, i8)>) -> ControllerRequest {
+    ControllerRequest::AlterUserScramCredentials(strom_meta::AlterScramRequest {
+        deletions,
+        upsertions: Vec::new(),
+    })
+}
+
+/// Waits (bounded) until `what` holds.
+async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !check() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Kafka writes the bootstrap SCRAM records once: deleting every SCRAM credential does not
+/// bring the bootstrap users back, neither for authentication nor as records the active
+/// controller writes again, and not after a restart either (the node retired its file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_bootstrap_scram_users_never_count_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (meta, bootstrap) = formatted_with_bootstrap_user(dir.path());
+    let sha512 = ScramMechanism::Sha512;
+    let mut config = NodeConfig::test_min(1, "127.0.0.1:0".parse().unwrap(), meta.clone());
+    config.controller_tick_ms = 20;
+    let node = start_metadata_node(config.clone(), ControllerConfig::default())
+        .await
+        .unwrap();
+    wait_until("the bootstrap user reached the image", || {
+        node.state()
+            .state
+            .scram_credential("controller", sha512.id())
+            .is_some()
+    })
+    .await;
+    // The node retires its file once it has seen the record.
+    let retired = meta.join(bootstrap_scram::BOOTSTRAP_SCRAM_APPLIED_FILE);
+    wait_until("the bootstrap file was retired", || retired.exists()).await;
+    assert!(!meta.join(bootstrap_scram::BOOTSTRAP_SCRAM_FILE).exists());
+
+    // Every SCRAM credential deleted.
+    let reply = node
+        .submit(scram_deletions(vec![("controller".into(), sha512.id())]))
+        .await
+        .unwrap();
+    let Ok(ControllerReply::AlterUserScramCredentials(results)) = reply else {
+        panic!("{reply:?}")
+    };
+    assert!(results.iter().all(|r| r.error.is_none()), "{results:?}");
+    let deleted_at = node.state().last_applied;
+    assert_eq!(node.scram_credential("controller", sha512), None);
+    assert!(node.state().state.scram_ever_written());
+
+    // The controller keeps ticking; whatever it writes, never a SCRAM credential. Entries
+    // are made to pass (a broker registration each) so that ticks run in between: the
+    // controller handles requests and ticks in one task.
+    for broker_id in 0..5 {
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        node.submit(ControllerRequest::RegisterBroker(RegisterBrokerRequest {
+            broker_id,
+            incarnation_id: Uuid::new_v4(),
+            endpoints: Vec::new(),
+            rack: None,
+        }))
+        .await
+        .unwrap()
+        .unwrap();
+    }
+    let image = node.state();
+    assert!(image.last_applied > deleted_at);
+    assert_eq!(image.state.scram_credentials().count(), 0);
+    assert_eq!(node.scram_credential("controller", sha512), None);
+    node.shutdown().await;
+
+    // Restarted: refused from the first moment (the file is retired), and after replay.
+    let node = start_metadata_node(config.clone(), ControllerConfig::default())
+        .await
+        .unwrap();
+    assert!(
+        node.config().bootstrap_scram.is_empty(),
+        "the retired file was read"
+    );
+    assert_eq!(node.scram_credential("controller", sha512), None);
+    wait_until("the log replayed", || {
+        node.state().last_applied >= image.last_applied
+    })
+    .await;
+    assert_eq!(node.scram_credential("controller", sha512), None);
+    assert_eq!(node.state().state.scram_credentials().count(), 0);
+    node.shutdown().await;
+
+    // Even with the bootstrap file put back beside the retired one, nothing counts: only a
+    // node whose log never held SCRAM credentials (a new one) would use it. The image's
+    // mark alone also keeps it out: without the retired file, the replayed log refuses it.
+    bootstrap_scram::write(&meta, std::slice::from_ref(&bootstrap)).unwrap();
+    std::fs::remove_file(&retired).unwrap();
+    let node = start_metadata_node(config, ControllerConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(node.config().bootstrap_scram, vec![bootstrap]);
+    wait_until("the log replayed", || {
+        node.state().last_applied >= image.last_applied
+    })
+    .await;
+    assert!(node.state().state.scram_ever_written());
+    assert_eq!(node.scram_credential("controller", sha512), None);
+    wait_until("the bootstrap file was retired again", || retired.exists()).await;
+    assert_eq!(node.state().state.scram_credentials().count(), 0);
     node.shutdown().await;
 }
