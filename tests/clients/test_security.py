@@ -442,6 +442,34 @@ def test_add_scram_bootstraps_the_first_user(secure, pki, topic_name):
     assert len(got) == 2
 
 
+def test_a_deleted_add_scram_user_stays_deleted_across_a_restart_with_the_flag(pki, topic_name):
+    """Like Kafka's bootstrap records, `strom server --add-scram` users are written once: a
+    user deleted with AlterUserScramCredentials is not brought back by a restart that passes
+    the same flag."""
+    from confluent_kafka.admin import UserScramCredentialDeletion
+
+    b = SecureBroker(pki)
+    b.start()
+    try:
+        sasl = f"127.0.0.1:{b.sasl_port}"
+        boot = sasl_conf(pki, "SCRAM-SHA-256", "boot", "boot-secret")
+        create_topic(b, topic_name)
+        assert len(ck_roundtrip(sasl, boot, topic_name, n=1)) == 1
+        admin = AdminClient({"bootstrap.servers": b.bootstrap})
+        deletion = UserScramCredentialDeletion("boot", ScramMechanism.SCRAM_SHA_256)
+        admin.alter_user_scram_credentials([deletion])["boot"].result(TIMEOUT_S)
+        assert admin.describe_user_scram_credentials().result(TIMEOUT_S) == {}
+        b.stop()
+        b.start()
+        # The broker applies --add-scram before it says it is ready: nothing was written.
+        assert admin.describe_user_scram_credentials().result(TIMEOUT_S) == {}
+        errors = ck_refused(sasl, boot)
+        assert any("Authentication failed" in e for e in errors), errors
+    finally:
+        b.stop()
+        b.cleanup()
+
+
 @pytest.mark.cluster
 def test_three_nodes_with_sasl_ssl_between_brokers_replicate_and_fail_over(make_cluster, pki, topic_name):
     """Clients and followers both use a SASL_SSL listener (PLAIN; the brokers' own user from

@@ -2,10 +2,11 @@
 //! (Kafka's `kafka-storage.sh format --add-scram`): the users' credentials are written into
 //! the metadata log directory ([`bootstrap_users`]; strom-raft's `bootstrap_scram.rs` says
 //! how they are used). `strom server --add-scram` with the same syntax: the first SCRAM
-//! users, written through the broker once it runs. Each is
-//! written to the metadata log once the broker runs, only if that user has no credential
-//! for that mechanism yet, so a later password change (AlterUserScramCredentials) is never
-//! undone by a restart with the same flag.
+//! users, written through the broker once it runs, only while the metadata log has never
+//! held a SCRAM credential (`MetadataImage::scram_ever_written`: a deletion counts), and
+//! then only users without a credential of that mechanism. Like Kafka's bootstrap records
+//! they are written once: a later password change or deletion (AlterUserScramCredentials)
+//! is never undone by a restart with the same flag.
 
 use anyhow::{anyhow, bail};
 use strom_broker::Broker;
@@ -92,10 +93,19 @@ pub fn bootstrap_users(users: &[AddScram]) -> Vec<strom_raft::bootstrap_scram::B
         .collect()
 }
 
-/// Writes the users that have no credential of their mechanism yet.
+/// Writes the users that have no credential of their mechanism yet, if the metadata log
+/// has never held a SCRAM credential.
 pub async fn apply(broker: &Broker, users: &[AddScram]) -> anyhow::Result<()> {
     let metadata = &broker.context().metadata;
     let image = metadata.image();
+    if !users.is_empty() && image.scram_ever_written() {
+        tracing::info!(
+            "--add-scram ignored: the metadata log has held SCRAM credentials (a deleted or \
+             changed user stays so); manage users with AlterUserScramCredentials \
+             (kafka-configs.sh --alter --entity-type users)"
+        );
+        return Ok(());
+    }
     let missing: Vec<AddScram> = users
         .iter()
         .filter(|u| image.scram_credential(&u.name, u.mechanism.id()).is_none())
