@@ -395,38 +395,53 @@ impl SharePartition {
         acquired
     }
 
-    /// Applies a member's acknowledgements, all or nothing: every offset named must be
-    /// ACQUIRED by `member` (a GAP may also name an offset the log never held), else nothing
-    /// changes and the first offending offset is reported.
+    /// Applies a member's acknowledgements, all or nothing, as Kafka's
+    /// `SharePartition.acknowledge`: a range acknowledges the in-flight records it covers,
+    /// and each of them must be ACQUIRED by `member`, else nothing changes and the first
+    /// offending offset is reported (INVALID_RECORD_STATE). Offsets of a range that are not
+    /// in flight are passed over: below the start offset (done already), above the last
+    /// record in flight, or gaps the log never held. A range that covers no record in
+    /// flight at all is malformed (INVALID_REQUEST), as Kafka's "batch record not found";
+    /// with nothing in flight at all it is INVALID_RECORD_STATE, as Kafka's empty cache.
+    /// Batches apply in order, so a record two batches name is no longer ACQUIRED for the
+    /// second one (INVALID_RECORD_STATE, as Kafka's). The work is bounded by the records in
+    /// flight, never by the ranges a client sends.
     pub fn acknowledge(
         &mut self,
         member: &str,
         batches: &[AckBatch],
     ) -> Result<(), PartitionError> {
+        // The records as they were before each change: put back if a later batch fails.
+        // Each record changes at most once (it is no longer ACQUIRED after), so this holds
+        // at most the records in flight.
+        let mut undo: Vec<(i64, InFlight)> = Vec::new();
+        let limit = self.config.delivery_count_limit;
         for batch in batches {
-            self.check_ack_batch(member, batch)?;
-        }
-        for batch in batches {
-            for offset in batch.first_offset..=batch.last_offset {
-                let ack = ack_type_at(batch, offset);
-                if offset < self.start_offset || offset >= self.next_offset {
-                    continue;
+            if let Err(error) = self.check_ack_batch(member, batch) {
+                for (offset, record) in undo.into_iter().rev() {
+                    self.records.insert(offset, record);
                 }
-                let limit = self.config.delivery_count_limit;
-                let Some(record) = self.records.get_mut(&offset) else {
-                    continue; // a GAP on an offset the log never held: nothing to track
-                };
+                return Err(error);
+            }
+            if batch.last_offset < self.start_offset {
+                continue;
+            }
+            let first = batch.first_offset.max(self.start_offset);
+            for (&offset, record) in self.records.range_mut(first..=batch.last_offset) {
+                undo.push((offset, record.clone()));
                 record.member = None;
                 record.lock_deadline_ms = 0;
-                record.state = match ack {
+                record.state = match ack_type_at(batch, offset) {
                     AckType::Accept => RecordState::Acknowledged,
                     AckType::Gap | AckType::Reject => RecordState::Archived,
                     AckType::Release => release_state(record.delivery_count, limit),
                 };
             }
         }
-        self.changes += 1;
-        self.advance_start();
+        if !undo.is_empty() {
+            self.changes += 1;
+            self.advance_start();
+        }
         Ok(())
     }
 
@@ -439,37 +454,36 @@ impl SharePartition {
         if batch.first_offset > batch.last_offset || batch.first_offset < 0 {
             return Err(invalid("the first offset is above the last or negative"));
         }
-        let len = batch.last_offset - batch.first_offset + 1;
-        if batch.ack_types.is_empty()
-            || (batch.ack_types.len() != 1 && batch.ack_types.len() as i64 != len)
-        {
+        // The span less one, which cannot overflow (0 <= first <= last).
+        let span = batch.last_offset.abs_diff(batch.first_offset);
+        let types = batch.ack_types.len() as u64;
+        if types == 0 || (types != 1 && types.checked_sub(1) != Some(span)) {
             return Err(invalid(
                 "needs one acknowledge type, or one per offset of the range",
             ));
         }
-        // Every acknowledgeable offset is in flight, so a range longer than the lock bound
-        // cannot be valid; this also bounds the loop below.
-        if len > self.config.record_locks_max as i64 {
+        if batch.last_offset < self.start_offset {
+            return Ok(()); // done already: archived or acknowledged
+        }
+        if self.records.is_empty() {
             return Err(PartitionError::InvalidRecordState {
                 offset: batch.first_offset,
                 member: member.to_string(),
             });
         }
-        for offset in batch.first_offset..=batch.last_offset {
-            let ack = ack_type_at(batch, offset);
-            let held = self.records.get(&offset).is_some_and(|r| {
-                r.state == RecordState::Acquired && r.member.as_deref() == Some(member)
-            });
-            let gap_never_held = ack == AckType::Gap
-                && offset >= self.start_offset
-                && offset < self.next_offset
-                && !self.records.contains_key(&offset);
-            if !held && !gap_never_held {
+        let first = batch.first_offset.max(self.start_offset);
+        let mut covered = false;
+        for (&offset, record) in self.records.range(first..=batch.last_offset) {
+            covered = true;
+            if record.state != RecordState::Acquired || record.member.as_deref() != Some(member) {
                 return Err(PartitionError::InvalidRecordState {
                     offset,
                     member: member.to_string(),
                 });
             }
+        }
+        if !covered {
+            return Err(invalid("no record in flight in the range"));
         }
         Ok(())
     }
@@ -612,13 +626,14 @@ impl SharePartition {
     }
 }
 
+/// The acknowledge type of `offset` in `batch` (checked: one type, or one per offset).
 fn ack_type_at(batch: &AckBatch, offset: i64) -> AckType {
-    if batch.ack_types.len() == 1 {
-        batch.ack_types[0]
+    let index = if batch.ack_types.len() == 1 {
+        0
     } else {
-        let index = (offset - batch.first_offset) as usize;
-        batch.ack_types.get(index).copied().unwrap_or(AckType::Gap)
-    }
+        usize::try_from(offset.saturating_sub(batch.first_offset)).unwrap_or(usize::MAX)
+    };
+    batch.ack_types.get(index).copied().unwrap_or(AckType::Gap)
 }
 
 fn release_state(delivery_count: u16, limit: u16) -> RecordState {

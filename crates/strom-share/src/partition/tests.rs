@@ -49,7 +49,6 @@ fn acquire_accept_advances_the_start_offset() {
 fn acknowledge_by_another_member_or_twice_is_invalid_record_state_and_changes_nothing() {
     let mut p = SharePartition::new(0, config(1000, 5, 100));
     p.acquire("a", &[(0, 3)], 100, 0);
-    let before = p.state_batches();
     let err = p
         .acknowledge("b", &[ack(0, 0, AckType::Accept)])
         .unwrap_err();
@@ -58,6 +57,8 @@ fn acknowledge_by_another_member_or_twice_is_invalid_record_state_and_changes_no
         PartitionError::InvalidRecordState { offset: 0, .. }
     ));
     // All or nothing: the valid first batch is not applied when the second is invalid.
+    p.acquire("b", &[(4, 5)], 100, 0);
+    let before = p.state_batches();
     let err = p
         .acknowledge(
             "a",
@@ -70,13 +71,18 @@ fn acknowledge_by_another_member_or_twice_is_invalid_record_state_and_changes_no
     ));
     assert_eq!(p.state_batches(), before);
     p.acknowledge("a", &[ack(0, 1, AckType::Accept)]).unwrap();
+    p.acknowledge("a", &[ack(3, 3, AckType::Accept)]).unwrap();
     let err = p
-        .acknowledge("a", &[ack(1, 1, AckType::Accept)])
+        .acknowledge("a", &[ack(3, 3, AckType::Accept)])
         .unwrap_err();
     assert!(matches!(
         err,
-        PartitionError::InvalidRecordState { offset: 1, .. }
+        PartitionError::InvalidRecordState { offset: 3, .. }
     ));
+    // Below the start offset (2) it is done already: passed over, as Kafka's.
+    let changes = p.changes();
+    p.acknowledge("a", &[ack(1, 1, AckType::Accept)]).unwrap();
+    assert_eq!(p.changes(), changes);
 }
 
 #[test]
@@ -105,10 +111,131 @@ fn malformed_ack_batches_are_refused() {
             Err(PartitionError::InvalidAckBatch { .. })
         ));
     }
-    // A huge range is refused without walking it.
-    assert!(p
-        .acknowledge("a", &[ack(0, i64::MAX - 1, AckType::Accept)])
-        .is_err());
+    // A huge range is not walked: it acknowledges the records in flight it covers.
+    p.acknowledge("a", &[ack(0, i64::MAX, AckType::Accept)])
+        .unwrap();
+    assert_eq!((p.start_offset(), p.in_flight_count()), (4, 0));
+    // One type per offset of a huge range cannot be sent; a mismatch is refused.
+    assert!(matches!(
+        p.acknowledge(
+            "a",
+            &[AckBatch {
+                first_offset: 0,
+                last_offset: i64::MAX,
+                ack_types: vec![AckType::Accept, AckType::Accept],
+            }]
+        ),
+        Err(PartitionError::InvalidAckBatch { .. })
+    ));
+}
+
+/// Kafka's `SharePartition.acknowledge` with a range that only partly covers the records
+/// in flight: the records it covers are acknowledged (each must be acquired by the member),
+/// the offsets below the start offset or past the last record in flight are passed over.
+#[test]
+fn partially_overlapping_ranges_acknowledge_the_records_in_flight() {
+    let mut p = SharePartition::new(0, config(1000, 5, 100));
+    p.acquire("a", &[(0, 9)], 100, 0);
+    p.acknowledge("a", &[ack(0, 4, AckType::Accept)]).unwrap();
+    assert_eq!(p.start_offset(), 5);
+    // 3..=4 are done already, 10..=12 were never delivered: 5..=9 are acknowledged.
+    p.acknowledge("a", &[ack(3, 12, AckType::Accept)]).unwrap();
+    assert_eq!((p.start_offset(), p.in_flight_count()), (10, 0));
+
+    // Per-offset types over a range that starts below the start offset and ends past the
+    // end: each in-flight offset takes its own type.
+    p.acquire("a", &[(10, 13)], 100, 0);
+    p.acknowledge(
+        "a",
+        &[AckBatch {
+            first_offset: 8,
+            last_offset: 15,
+            ack_types: vec![
+                AckType::Accept, // 8: done already
+                AckType::Accept, // 9: done already
+                AckType::Release,
+                AckType::Accept,
+                AckType::Reject,
+                AckType::Accept,
+                AckType::Accept, // 14: never delivered
+                AckType::Accept, // 15: never delivered
+            ],
+        }],
+    )
+    .unwrap();
+    assert_eq!(p.record(10).map(|r| r.0), Some(RecordState::Available));
+    assert_eq!(p.record(11).map(|r| r.0), Some(RecordState::Acknowledged));
+    assert_eq!(p.record(12).map(|r| r.0), Some(RecordState::Archived));
+    assert_eq!(p.record(13).map(|r| r.0), Some(RecordState::Acknowledged));
+    assert_eq!(p.record(14), None);
+
+    // A range that covers an in-flight record another member holds is refused whole.
+    p.acquire("b", &[(10, 10)], 100, 0);
+    let before = p.state_batches();
+    assert!(matches!(
+        p.acknowledge("a", &[ack(9, 20, AckType::Accept)]),
+        Err(PartitionError::InvalidRecordState { offset: 10, .. })
+    ));
+    assert_eq!(p.state_batches(), before);
+}
+
+/// Ranges that cover no record in flight: past the last one or in a gap between batches is
+/// Kafka's INVALID_REQUEST ("batch record not found"); nothing in flight at all is
+/// INVALID_RECORD_STATE; wholly below the start offset is done already (accepted).
+#[test]
+fn ranges_without_records_in_flight_get_kafkas_errors() {
+    let mut p = SharePartition::new(0, config(1000, 5, 100));
+    assert!(matches!(
+        p.acknowledge("a", &[ack(0, 3, AckType::Accept)]),
+        Err(PartitionError::InvalidRecordState { offset: 0, .. })
+    ));
+    // The log holds 0..=2 and 10..=11.
+    p.acquire("a", &[(0, 2), (10, 11)], 100, 0);
+    let before = p.state_batches();
+    assert!(matches!(
+        p.acknowledge("a", &[ack(12, 20, AckType::Accept)]),
+        Err(PartitionError::InvalidAckBatch { .. })
+    ));
+    assert!(matches!(
+        p.acknowledge("a", &[ack(4, 8, AckType::Gap)]),
+        Err(PartitionError::InvalidAckBatch { .. })
+    ));
+    assert_eq!(p.state_batches(), before);
+    // A range spanning the gap acknowledges the records on both sides.
+    p.acknowledge("a", &[ack(1, 10, AckType::Accept)]).unwrap();
+    assert_eq!(p.start_offset(), 0);
+    p.acknowledge(
+        "a",
+        &[ack(0, 0, AckType::Accept), ack(11, 11, AckType::Accept)],
+    )
+    .unwrap();
+    assert_eq!((p.start_offset(), p.in_flight_count()), (12, 0));
+    p.acknowledge("a", &[ack(0, 11, AckType::Accept)]).unwrap();
+}
+
+/// Batches of one request apply in order: a record two of them name is no longer acquired
+/// for the second (INVALID_RECORD_STATE, as Kafka's), and the first is undone with it.
+#[test]
+fn a_record_named_twice_in_one_request_is_refused_and_nothing_changes() {
+    let mut p = SharePartition::new(0, config(1000, 5, 100));
+    p.acquire("a", &[(0, 5)], 100, 0);
+    let before = p.state_batches();
+    let changes = p.changes();
+    assert!(matches!(
+        p.acknowledge(
+            "a",
+            &[ack(0, 3, AckType::Release), ack(3, 5, AckType::Accept)]
+        ),
+        Err(PartitionError::InvalidRecordState { offset: 3, .. })
+    ));
+    assert_eq!(p.state_batches(), before);
+    assert_eq!(p.changes(), changes);
+    for offset in 0..=5 {
+        assert_eq!(
+            p.record(offset).map(|r| (r.0, r.2)),
+            Some((RecordState::Acquired, Some("a")))
+        );
+    }
 }
 
 #[test]
@@ -458,9 +585,13 @@ fn run(ops: &[Op], present: &BTreeSet<i64>, cfg: PartitionConfig) -> Result<(), 
                         .record(offset)
                         .is_some_and(|r| r.0 == RecordState::Acquired && r.2 == Some(MEMBERS[m]));
                     if !owned {
-                        prop_assert!(p
-                            .acknowledge(MEMBERS[m], &[ack(offset, offset, AckType::Accept)])
-                            .is_err());
+                        let below_start = offset < p.start_offset();
+                        let before = p.state_batches();
+                        let acked =
+                            p.acknowledge(MEMBERS[m], &[ack(offset, offset, AckType::Accept)]);
+                        // Below the start offset it is done already: passed over, as Kafka.
+                        prop_assert_eq!(acked.is_ok(), below_start);
+                        prop_assert_eq!(p.state_batches(), before);
                     }
                     return Ok(());
                 }
