@@ -73,6 +73,11 @@ const SWEEP_EVERY_TICKS: u32 = 5;
 const EVICTED_RETRIES: usize = 3;
 /// Partitions one share session may hold.
 pub const SESSION_PARTITIONS_MAX: usize = 10_000;
+/// How long a refusal to make room (every hosted share partition busy or in use) is
+/// remembered, at most: retrying fetches are refused without a scan meanwhile.
+const FULL_RETRY_MS: i64 = TICK_INTERVAL_MS as i64;
+/// Entries `make_room` selects beyond the ones it needs, in case some are in use.
+const EVICT_SPARE: usize = 8;
 /// A share session unused for this long is dropped (and its member's records released).
 const SESSION_IDLE_MS: i64 = 5 * 60_000;
 
@@ -218,6 +223,9 @@ pub struct ShareManager {
     /// visits and the only ones a member's release looks at, so idle ones cost nothing.
     active: Mutex<HashSet<PartitionKey>>,
     sessions: Mutex<HashMap<(String, String), Session>>,
+    /// Until when (ms since the epoch) `make_room` refuses without looking: it found every
+    /// hosted share partition busy or in use (cleared when one stops being busy).
+    full_until_ms: AtomicI64,
     /// Bumped when records may have become available (released, expired): waiting
     /// ShareFetches look again.
     released: tokio::sync::watch::Sender<u64>,
@@ -235,6 +243,7 @@ impl Default for ShareManager {
             partitions: Mutex::new(HashMap::new()),
             active: Mutex::new(HashSet::new()),
             sessions: Mutex::new(HashMap::new()),
+            full_until_ms: AtomicI64::new(0),
             released: tokio::sync::watch::channel(0).0,
         }
     }
@@ -444,8 +453,9 @@ impl ShareManager {
         if let Ok(mut active) = self.active.lock() {
             if busy {
                 active.insert(key.clone());
-            } else {
-                active.remove(key);
+            } else if active.remove(key) {
+                // Evictable now: a refusal to make room no longer holds.
+                self.full_until_ms.store(0, Ordering::Relaxed);
             }
         }
     }
@@ -454,14 +464,24 @@ impl ShareManager {
     /// evicting the least recently used ones that are not busy. Fails when every hosted
     /// share partition is busy: a fetch of a new one is then refused rather than
     /// dropping locks.
+    ///
+    /// Under the map's lock, so it does little: the few least recently used idle entries
+    /// are selected (linear, `select_nth_unstable`), not all of them sorted, and more only
+    /// when those are in use. A refusal is remembered for [`FULL_RETRY_MS`], or until a
+    /// share partition stops being busy ([`Self::mark`]), so clients retrying against a
+    /// full broker do not repeat the scan.
     fn make_room(
         &self,
         partitions: &mut HashMap<PartitionKey, HostedEntry>,
         max: usize,
+        now: i64,
     ) -> Result<(), ErrorCode> {
         let max = max.max(1);
         if partitions.len() < max {
             return Ok(());
+        }
+        if now < self.full_until_ms.load(Ordering::Relaxed) {
+            return Err(ErrorCode::UNKNOWN_SERVER_ERROR);
         }
         let mut idle: Vec<(i64, PartitionKey)> = match self.active.lock() {
             Ok(active) => partitions
@@ -471,16 +491,29 @@ impl ShareManager {
                 .collect(),
             Err(_) => return Err(ErrorCode::UNKNOWN_SERVER_ERROR),
         };
-        idle.sort();
-        for (_, key) in idle {
-            if partitions.get(&key).is_some_and(|e| try_evict(&e.hosted)) {
-                partitions.remove(&key);
-                tracing::debug!(group = key.0, topic_id = %key.1, partition = key.2, "share partition evicted to make room (strom.share.partitions.max)");
-                if partitions.len() < max {
-                    return Ok(());
+        let mut tried = 0;
+        while tried < idle.len() {
+            let need = (partitions.len() + 1).saturating_sub(max).max(1);
+            let rest = idle.get_mut(tried..).unwrap_or_default();
+            let take = need.saturating_add(EVICT_SPARE).min(rest.len());
+            if take < rest.len() {
+                rest.select_nth_unstable(take - 1);
+            }
+            let chosen = rest.get_mut(..take).unwrap_or_default();
+            chosen.sort_unstable();
+            for (_, key) in chosen.iter() {
+                if partitions.get(key).is_some_and(|e| try_evict(&e.hosted)) {
+                    partitions.remove(key);
+                    tracing::debug!(group = key.0, topic_id = %key.1, partition = key.2, "share partition evicted to make room (strom.share.partitions.max)");
+                    if partitions.len() < max {
+                        return Ok(());
+                    }
                 }
             }
+            tried += take;
         }
+        self.full_until_ms
+            .store(now.saturating_add(FULL_RETRY_MS), Ordering::Relaxed);
         tracing::warn!(
             max,
             "every hosted share partition holds acquired records or unpersisted changes and strom.share.partitions.max is reached: a fetch of another one is refused until locks are acknowledged or expire (raise strom.share.partitions.max)"
@@ -522,7 +555,7 @@ impl ShareManager {
                 }
                 Some(_) => {}
                 // Room first, so that a full broker does not read state it cannot keep.
-                None => self.make_room(&mut partitions, max)?,
+                None => self.make_room(&mut partitions, max, now)?,
             }
         }
         let created = create(context, group_id, topic_id, partition, &log, leader_epoch).await?;
@@ -535,7 +568,7 @@ impl ShareManager {
             Some(entry) if entry.leader_epoch == leader_epoch => entry,
             existing => {
                 if existing.is_none() {
-                    self.make_room(&mut partitions, max)?;
+                    self.make_room(&mut partitions, max, now)?;
                 }
                 let entry = HostedEntry {
                     leader_epoch,
@@ -991,16 +1024,22 @@ impl ShareManager {
     /// at (their locks went with the leadership), and evicts the idle ones: not busy and
     /// not looked up for `strom.share.partition.idle.ms`. Their state is durable; the next
     /// fetch reads it again. Never awaits: a share partition whose lock is held is in use.
+    ///
+    /// The map's lock is held only to copy the entries out and to remove the ones found
+    /// to go ([`Self::sweep_remove`]), not while leadership is checked, so fetches and
+    /// acknowledgements are not held up behind thousands of leadership checks.
     fn sweep(&self, context: &BrokerContext, now: i64) {
         let idle_ms = i64::try_from(context.config.share.partition_idle_ms).unwrap_or(i64::MAX);
         let image = context.metadata.image();
-        let Ok(mut partitions) = self.partitions.lock() else {
-            return;
+        let entries: Vec<(PartitionKey, HostedEntry)> = match self.partitions.lock() {
+            Ok(partitions) => partitions
+                .iter()
+                .map(|(k, e)| (k.clone(), e.clone()))
+                .collect(),
+            Err(_) => return,
         };
-        let Ok(active) = self.active.lock() else {
-            return;
-        };
-        partitions.retain(|key, entry| {
+        let mut going = Vec::new();
+        for (key, entry) in entries {
             let tp = TopicIdPartition {
                 topic_id: key.1,
                 partition: key.2,
@@ -1009,18 +1048,54 @@ impl ShareManager {
                 .ok()
                 .and_then(|log| log.leader_epoch());
             if leads != Some(entry.leader_epoch) {
-                if let Ok(mut locked) = entry.hosted.try_lock() {
-                    locked.evicted = true;
+                going.push((key, entry.hosted, Sweep::NotLed));
+            } else if is_idle(&entry, now, idle_ms) {
+                going.push((key, entry.hosted, Sweep::Idle));
+            }
+        }
+        if !going.is_empty() {
+            self.sweep_remove(going, now, idle_ms);
+        }
+    }
+
+    /// The sweep's second step, under the map's lock: removes each share partition found
+    /// to go if the map still holds that same copy (one created again meanwhile is another
+    /// copy, and stays). One no longer led goes whatever it holds (marked evicted if its
+    /// lock is free; one in use finishes its operation on the dropped copy); an idle one
+    /// goes only if it is still idle, not busy and not in use ([`try_evict`]).
+    fn sweep_remove(&self, going: Vec<(PartitionKey, HostedRef, Sweep)>, now: i64, idle_ms: i64) {
+        let Ok(mut partitions) = self.partitions.lock() else {
+            return;
+        };
+        let Ok(active) = self.active.lock() else {
+            return;
+        };
+        for (key, hosted, why) in going {
+            let Some(entry) = partitions.get(&key) else {
+                continue;
+            };
+            if !Arc::ptr_eq(&entry.hosted, &hosted) {
+                continue;
+            }
+            match why {
+                Sweep::NotLed => {
+                    if let Ok(mut locked) = entry.hosted.try_lock() {
+                        locked.evicted = true;
+                    }
+                    tracing::debug!(group = key.0, topic_id = %key.1, partition = key.2, "share partition dropped: this broker no longer leads its partition at the epoch it was created at");
                 }
-                return false;
+                Sweep::Idle => {
+                    if !is_idle(entry, now, idle_ms)
+                        || active.contains(&key)
+                        || !try_evict(&entry.hosted)
+                    {
+                        continue;
+                    }
+                    tracing::debug!(group = key.0, topic_id = %key.1, partition = key.2, "idle share partition evicted (strom.share.partition.idle.ms)");
+                }
             }
-            let idle = now.saturating_sub(entry.last_used_ms.load(Ordering::Relaxed)) >= idle_ms;
-            if idle && !active.contains(key) && try_evict(&entry.hosted) {
-                tracing::debug!(group = key.0, topic_id = %key.1, partition = key.2, "idle share partition evicted (strom.share.partition.idle.ms)");
-                return false;
-            }
-            true
-        });
+            partitions.remove(&key);
+        }
     }
 
     /// One tick: drop idle sessions; expire locks and persist pending changes of the busy
@@ -1074,6 +1149,20 @@ impl ShareManager {
             self.notify_released();
         }
     }
+}
+
+/// Why the sweep drops a share partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sweep {
+    /// This broker no longer leads its partition at the epoch it was created at.
+    NotLed,
+    /// Not looked up for `strom.share.partition.idle.ms`.
+    Idle,
+}
+
+/// Whether `entry` was not looked up for `idle_ms` at `now`.
+fn is_idle(entry: &HostedEntry, now: i64, idle_ms: i64) -> bool {
+    now.saturating_sub(entry.last_used_ms.load(Ordering::Relaxed)) >= idle_ms
 }
 
 /// Evicts a share partition that is not busy and not in use (its lock is free): marks it
@@ -1288,4 +1377,176 @@ async fn persist(
     let start = next.start_offset();
     let (state_epoch, leader_epoch) = (hosted.state_epoch, hosted.leader_epoch);
     crate::share_persister::write(context, &key, state_epoch, leader_epoch, start, batches).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strom_share::partition::PartitionConfig;
+
+    fn key(n: i32) -> PartitionKey {
+        ("g".to_string(), Uuid::nil(), n)
+    }
+
+    fn entry(last_used_ms: i64) -> HostedEntry {
+        HostedEntry {
+            leader_epoch: 1,
+            hosted: Arc::new(tokio::sync::Mutex::new(Hosted {
+                partition: SharePartition::new(0, PartitionConfig::default()),
+                leader_epoch: 1,
+                state_epoch: 0,
+                persisted_changes: 0,
+                evicted: false,
+            })),
+            last_used_ms: Arc::new(AtomicI64::new(last_used_ms)),
+        }
+    }
+
+    fn manager(entries: &[(i32, HostedEntry)], busy: &[i32]) -> ShareManager {
+        let shares = ShareManager::default();
+        {
+            let mut map = shares.partitions.lock().unwrap();
+            for (n, e) in entries {
+                map.insert(key(*n), e.clone());
+            }
+            let mut active = shares.active.lock().unwrap();
+            active.extend(busy.iter().map(|n| key(*n)));
+        }
+        shares
+    }
+
+    fn hosted_keys(shares: &ShareManager) -> BTreeSet<i32> {
+        shares
+            .partitions
+            .lock()
+            .unwrap()
+            .keys()
+            .map(|k| k.2)
+            .collect()
+    }
+
+    fn evicted(e: &HostedEntry) -> bool {
+        e.hosted.try_lock().unwrap().evicted
+    }
+
+    fn make_room(shares: &ShareManager, max: usize, now: i64) -> Result<(), ErrorCode> {
+        let mut map = shares.partitions.lock().unwrap();
+        shares.make_room(&mut map, max, now)
+    }
+
+    /// The least recently used idle share partitions go first, as many as needed, and
+    /// never a busy one however old; a busy broker answers the error.
+    #[test]
+    fn make_room_evicts_the_least_recently_used_idle_ones() {
+        let used = [(0, 50), (1, 10), (2, 40), (3, 20), (4, 30), (5, 60)];
+        let entries: Vec<(i32, HostedEntry)> = used.iter().map(|(n, t)| (*n, entry(*t))).collect();
+        // 1 is the oldest but busy.
+        let shares = manager(&entries, &[1]);
+        make_room(&shares, 6, 1_000).unwrap();
+        assert_eq!(hosted_keys(&shares), BTreeSet::from([0, 1, 2, 4, 5]));
+        assert!(evicted(&entries[3].1));
+        // Room for one more under a bound of 3: the three least recently used idle go.
+        make_room(&shares, 3, 1_000).unwrap();
+        assert_eq!(hosted_keys(&shares), BTreeSet::from([1, 5]));
+        // Under the bound already: nothing goes.
+        make_room(&shares, 3, 1_000).unwrap();
+        assert_eq!(hosted_keys(&shares), BTreeSet::from([1, 5]));
+        // One in use (its lock held) is passed over for the next.
+        let held = entries[5].1.hosted.try_lock().unwrap();
+        assert_eq!(
+            make_room(&shares, 2, 1_000),
+            Err(ErrorCode::UNKNOWN_SERVER_ERROR)
+        );
+        drop(held);
+        assert_eq!(hosted_keys(&shares), BTreeSet::from([1, 5]));
+    }
+
+    /// A refusal is remembered briefly (retrying fetches do not repeat the scan) and
+    /// forgotten as soon as a share partition stops being busy.
+    #[test]
+    fn make_room_remembers_a_full_broker_until_one_stops_being_busy() {
+        let entries: Vec<(i32, HostedEntry)> = (0..4).map(|n| (n, entry(i64::from(n)))).collect();
+        let shares = manager(&entries, &[0, 1, 2, 3]);
+        assert_eq!(
+            make_room(&shares, 4, 1_000),
+            Err(ErrorCode::UNKNOWN_SERVER_ERROR)
+        );
+        // Idle now, but not through `mark`: the refusal holds until it lapses.
+        shares.active.lock().unwrap().clear();
+        assert_eq!(
+            make_room(&shares, 4, 1_000 + FULL_RETRY_MS - 1),
+            Err(ErrorCode::UNKNOWN_SERVER_ERROR)
+        );
+        assert_eq!(hosted_keys(&shares).len(), 4);
+        make_room(&shares, 4, 1_000 + FULL_RETRY_MS).unwrap();
+        assert_eq!(hosted_keys(&shares), BTreeSet::from([1, 2, 3]));
+
+        // Full again; one stops being busy (`mark`): room at once.
+        shares
+            .partitions
+            .lock()
+            .unwrap()
+            .insert(key(0), entries[0].1.clone());
+        shares.active.lock().unwrap().extend((0..4).map(key));
+        let now = 5_000;
+        assert_eq!(
+            make_room(&shares, 4, now),
+            Err(ErrorCode::UNKNOWN_SERVER_ERROR)
+        );
+        let hosted = Arc::clone(&entries[2].1.hosted);
+        let locked = hosted.try_lock().unwrap();
+        shares.mark(&key(2), &hosted, &locked);
+        drop(locked);
+        make_room(&shares, 4, now).unwrap();
+        assert_eq!(hosted_keys(&shares), BTreeSet::from([0, 1, 3]));
+    }
+
+    /// The sweep's removal step acts only on the copy it examined: one created again
+    /// meanwhile stays, an idle one used meanwhile stays, one in use is not evicted for
+    /// idleness; one no longer led goes even while in use.
+    #[test]
+    fn sweep_removes_only_the_copies_it_found_to_go() {
+        let idle_ms = 100;
+        let now = 1_000;
+        let entries: Vec<(i32, HostedEntry)> = (0..6).map(|n| (n, entry(0))).collect();
+        let shares = manager(&entries, &[]);
+        let going = |n: i32, why: Sweep| (key(n), Arc::clone(&entries[n as usize].1.hosted), why);
+        // 0: no longer led, but a new copy took its place since.
+        let replacement = entry(now);
+        shares
+            .partitions
+            .lock()
+            .unwrap()
+            .insert(key(0), replacement.clone());
+        // 1: idle when examined, used since.
+        entries[1].1.last_used_ms.store(now, Ordering::Relaxed);
+        // 3: no longer led and in use; 4: idle and in use.
+        let held3 = entries[3].1.hosted.try_lock().unwrap();
+        let held4 = entries[4].1.hosted.try_lock().unwrap();
+        // 5: idle and busy.
+        shares.active.lock().unwrap().insert(key(5));
+        shares.sweep_remove(
+            vec![
+                going(0, Sweep::NotLed),
+                going(1, Sweep::Idle),
+                going(2, Sweep::Idle),
+                going(3, Sweep::NotLed),
+                going(4, Sweep::Idle),
+                going(5, Sweep::Idle),
+            ],
+            now,
+            idle_ms,
+        );
+        drop((held3, held4));
+        assert_eq!(hosted_keys(&shares), BTreeSet::from([0, 1, 4, 5]));
+        assert!(Arc::ptr_eq(
+            &shares.partitions.lock().unwrap()[&key(0)].hosted,
+            &replacement.hosted
+        ));
+        assert!(!evicted(&replacement));
+        assert!(evicted(&entries[2].1));
+        for kept in [1, 4, 5] {
+            assert!(!evicted(&entries[kept].1), "{kept}");
+        }
+    }
 }
