@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from confluent_kafka import ShareConsumer
+from confluent_kafka import Consumer, ShareConsumer, TopicPartition
 
 from conftest import Broker, strom_binary
 from group_fixtures import create_topic
@@ -141,3 +141,39 @@ def test_java_admin_alters_lists_and_deletes_share_group_offsets(share_broker, s
     assert [topic_name, 1, 5] in [r[:3] for r in kept["offsets"]], kept
     assert deleted == {"deleted_offsets": topic_name}, deleted
     assert [r for r in after["offsets"] if r[0] == topic_name] == [], after
+
+
+def test_share_offsets_of_an_unknown_or_another_types_group(share_broker, share_tool, topic_name):
+    """As Kafka 4.2's group coordinator: alterShareGroupOffsets / deleteShareGroupOffsets of
+    a consumer group's id fail with GroupIdNotFoundException ("is not a share group") and
+    change nothing; deleteShareGroupOffsets of an unknown group fails the same way; an
+    alter of an unknown group makes it an empty share group (KAFKA-19662), listed as Share
+    and Empty, with its offset set."""
+    create_topic(share_broker, topic_name, 1)
+    consumer_group = f"{topic_name}-cg"
+    consumer = Consumer({"bootstrap.servers": share_broker.bootstrap, "group.id": consumer_group,
+                         "enable.auto.commit": False})
+    try:
+        consumer.commit(offsets=[TopicPartition(topic_name, 0, 1)], asynchronous=False)
+    finally:
+        consumer.close()
+    unknown = f"{topic_name}-unknown"
+    fresh = f"{topic_name}-fresh"
+    alter_cg, delete_cg, delete_unknown, made, listed, offsets = share_tool(
+        share_broker,
+        ["alter", consumer_group, topic_name, 0, 0],
+        ["delete-offsets", consumer_group, topic_name],
+        ["delete-offsets", unknown, topic_name],
+        ["alter", fresh, topic_name, 0, 0],
+        ["list"],
+        ["offsets", fresh],
+    )
+    assert alter_cg.get("error") == "GroupIdNotFoundException", alter_cg
+    assert "is not a share group" in alter_cg["message"], alter_cg
+    assert delete_cg.get("error") == "GroupIdNotFoundException", delete_cg
+    assert delete_unknown.get("error") == "GroupIdNotFoundException", delete_unknown
+    assert made == {"altered": fresh}, made
+    shares = {g["group_id"]: g for g in listed["groups"]}
+    assert shares.get(fresh) == {"group_id": fresh, "state": "Empty", "type": "Share"}, listed
+    assert consumer_group not in shares and unknown not in shares, listed
+    assert [r[:3] for r in offsets["offsets"]] == [[topic_name, 0, 0]], offsets

@@ -555,16 +555,29 @@ impl Runtime {
             self.start_load(partition, &log, epoch);
             return refuse(call, ErrorCode::CoordinatorLoadInProgress);
         };
+        // One type per group id (Kafka's): a heartbeat or an offsets change of a classic,
+        // consumer or streams group's id is GROUP_ID_NOT_FOUND.
+        let not_share = |group_id: &str| {
+            strom_share::group::ShareError::new(
+                ErrorCode::GroupIdNotFound,
+                format!("Group {group_id} is not a share group."),
+            )
+        };
         let (records, response) = match &call.command {
             ShareCommand::Heartbeat(hb) if shard.coordinator.has_group(&hb.group_id) => (
                 Vec::new(),
                 ShareResponse::Heartbeat(strom_share::group::ShareHeartbeatResponse::error(
-                    strom_share::group::ShareError::new(
-                        ErrorCode::GroupIdNotFound,
-                        format!("Group {} is not a share group.", hb.group_id),
-                    ),
+                    not_share(&hb.group_id),
                 )),
             ),
+            ShareCommand::OffsetsAdmin { group_id, .. }
+                if shard.coordinator.has_group(group_id) =>
+            {
+                (
+                    Vec::new(),
+                    ShareResponse::OffsetsAdmin(Err(not_share(group_id))),
+                )
+            }
             _ => shard.share.handle(call.command, now_ms()),
         };
         let mut response = response;
@@ -1151,6 +1164,7 @@ fn placeholder(command: &ShareCommand) -> ShareResponse {
         ShareCommand::PrepareDeleteOffsets { .. } => {
             ShareResponse::PrepareDeleteOffsets(Ok(Vec::new()))
         }
+        ShareCommand::OffsetsAdmin { .. } => ShareResponse::OffsetsAdmin(Ok(())),
         ShareCommand::StatePartitions(_)
         | ShareCommand::Initialized { .. }
         | ShareCommand::Uninitialized { .. }

@@ -94,6 +94,39 @@ async fn share_topic(client: &mut Client, name: &str) -> Uuid {
     topic
 }
 
+/// AlterShareGroupOffsets of `group`: partition 0 of `topic` to start at `start_offset`.
+fn alter_offsets(
+    group: &str,
+    topic: &str,
+    start_offset: i64,
+) -> kafka_protocol::messages::AlterShareGroupOffsetsRequest {
+    use kafka_protocol::messages::alter_share_group_offsets_request::{
+        AlterShareGroupOffsetsRequestPartition, AlterShareGroupOffsetsRequestTopic,
+    };
+    kafka_protocol::messages::AlterShareGroupOffsetsRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_topics(vec![AlterShareGroupOffsetsRequestTopic::default()
+            .with_topic_name(TopicName(s(topic)))
+            .with_partitions(vec![
+                AlterShareGroupOffsetsRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_start_offset(start_offset),
+            ])])
+}
+
+/// DeleteShareGroupOffsets of `group`'s state of `topic`.
+fn delete_offsets(
+    group: &str,
+    topic: &str,
+) -> kafka_protocol::messages::DeleteShareGroupOffsetsRequest {
+    use kafka_protocol::messages::delete_share_group_offsets_request::DeleteShareGroupOffsetsRequestTopic;
+    kafka_protocol::messages::DeleteShareGroupOffsetsRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_topics(vec![
+            DeleteShareGroupOffsetsRequestTopic::default().with_topic_name(TopicName(s(topic)))
+        ])
+}
+
 type Acks = Vec<(i64, i64, Vec<i8>)>;
 
 struct Fetch<'a> {
@@ -321,23 +354,43 @@ async fn sessions_and_bad_input_get_kafkas_errors() {
     produce(&mut client, "q", 0, 3).await;
     let got = Fetch::new("m1", 1, topic).send(&mut client).await;
     assert_eq!(acquired(&got).0, vec![(0, 2, 1)]);
+    // Past the last record in flight: Kafka's "batch record not found" (INVALID_REQUEST).
     let not_held = acknowledge(&mut client, "m1", 2, topic, vec![(5, 5, vec![ACCEPT])]).await;
-    assert_eq!(not_held.responses[0].partitions[0].error_code, 121);
+    assert_eq!(not_held.responses[0].partitions[0].error_code, 42);
     let bad_type = acknowledge(&mut client, "m1", 3, topic, vec![(0, 0, vec![9])]).await;
     assert_eq!(bad_type.responses[0].partitions[0].error_code, 42);
+    // A huge range with one type per offset it cannot carry.
     let huge = acknowledge(
         &mut client,
         "m1",
         4,
         topic,
+        vec![(0, i64::MAX - 1, vec![ACCEPT, ACCEPT])],
+    )
+    .await;
+    assert_eq!(huge.responses[0].partitions[0].error_code, 42);
+    let inverted = acknowledge(&mut client, "m1", 5, topic, vec![(2, 0, vec![ACCEPT])]).await;
+    assert_eq!(inverted.responses[0].partitions[0].error_code, 42);
+    // Another member acknowledging them: INVALID_RECORD_STATE.
+    let other = Fetch {
+        wait_ms: 0,
+        ..Fetch::new("m9", 0, topic)
+    }
+    .send(&mut client)
+    .await;
+    assert_eq!(acquired(&other).0, vec![], "{other:?}");
+    let not_theirs = acknowledge(&mut client, "m9", 1, topic, vec![(0, 0, vec![ACCEPT])]).await;
+    assert_eq!(not_theirs.responses[0].partitions[0].error_code, 121);
+    // Nothing was applied by the refused acknowledgements: they still hold. A range past
+    // both ends acknowledges the records in flight it covers (as Kafka's).
+    let ok = acknowledge(
+        &mut client,
+        "m1",
+        6,
+        topic,
         vec![(0, i64::MAX - 1, vec![ACCEPT])],
     )
     .await;
-    assert_ne!(huge.responses[0].partitions[0].error_code, 0);
-    let inverted = acknowledge(&mut client, "m1", 5, topic, vec![(2, 0, vec![ACCEPT])]).await;
-    assert_eq!(inverted.responses[0].partitions[0].error_code, 42);
-    // Nothing was applied by the refused acknowledgements: they still hold.
-    let ok = acknowledge(&mut client, "m1", 6, topic, vec![(0, 2, vec![ACCEPT])]).await;
     assert_eq!(ok.responses[0].partitions[0].error_code, 0);
 
     // An unknown topic id is a per-partition error.
@@ -453,17 +506,10 @@ async fn acknowledged_records_stay_acknowledged_across_a_restart() {
 
 #[tokio::test]
 async fn share_group_offsets_describe_alter_delete_and_find_coordinator() {
-    use kafka_protocol::messages::alter_share_group_offsets_request::{
-        AlterShareGroupOffsetsRequestPartition, AlterShareGroupOffsetsRequestTopic,
-    };
-    use kafka_protocol::messages::delete_share_group_offsets_request::DeleteShareGroupOffsetsRequestTopic;
     use kafka_protocol::messages::describe_share_group_offsets_request::{
         DescribeShareGroupOffsetsRequestGroup, DescribeShareGroupOffsetsRequestTopic,
     };
-    use kafka_protocol::messages::{
-        AlterShareGroupOffsetsRequest, DeleteShareGroupOffsetsRequest,
-        DescribeShareGroupOffsetsRequest, FindCoordinatorRequest,
-    };
+    use kafka_protocol::messages::{DescribeShareGroupOffsetsRequest, FindCoordinatorRequest};
 
     let broker = start().await;
     let mut client = broker.client().await;
@@ -514,20 +560,7 @@ async fn share_group_offsets_describe_alter_delete_and_find_coordinator() {
     assert_eq!(named.groups[0].topics[1].partitions[0].error_code, 3);
 
     // Alter: the share partition starts afresh at offset 1 (a new state epoch).
-    let altered = client
-        .send(
-            0,
-            AlterShareGroupOffsetsRequest::default()
-                .with_group_id(GroupId(s(GROUP)))
-                .with_topics(vec![AlterShareGroupOffsetsRequestTopic::default()
-                    .with_topic_name(TopicName(s("q")))
-                    .with_partitions(vec![
-                        AlterShareGroupOffsetsRequestPartition::default()
-                            .with_partition_index(0)
-                            .with_start_offset(1),
-                    ])]),
-        )
-        .await;
+    let altered = client.send(0, alter_offsets(GROUP, "q", 1)).await;
     assert_eq!(altered.error_code, 0);
     assert_eq!(altered.responses[0].partitions[0].error_code, 0);
     let got = Fetch {
@@ -539,15 +572,7 @@ async fn share_group_offsets_describe_alter_delete_and_find_coordinator() {
     assert_eq!(acquired(&got).0, vec![(1, 2, 1)]);
 
     // Delete: no state left; the next fetch starts at the end (latest).
-    let deleted = client
-        .send(
-            0,
-            DeleteShareGroupOffsetsRequest::default()
-                .with_group_id(GroupId(s(GROUP)))
-                .with_topics(vec![DeleteShareGroupOffsetsRequestTopic::default()
-                    .with_topic_name(TopicName(s("q")))]),
-        )
-        .await;
+    let deleted = client.send(0, delete_offsets(GROUP, "q")).await;
     assert_eq!(deleted.error_code, 0);
     assert_eq!(deleted.responses[0].error_code, 0);
     let all = client.send(0, describe(None)).await;
@@ -830,5 +855,115 @@ async fn deleting_a_topic_deletes_its_share_state() {
     assert_eq!(broker.broker.context().shares.hosted_count(), 0);
     let other = client.send(0, summary(kept)).await;
     assert_eq!(other.results[0].partitions[0].error_code, 0);
+    broker.broker.shutdown().await;
+}
+
+/// Alter/DeleteShareGroupOffsets refusals as Kafka 4.2's group coordinator answers them: the
+/// id of a consumer group is GROUP_ID_NOT_FOUND ("is not a share group", nothing written),
+/// an unknown id is GROUP_ID_NOT_FOUND for a delete and becomes an empty share group for an
+/// alter (listed as such, its offsets deletable), NON_EMPTY_GROUP in Kafka's words.
+#[tokio::test]
+async fn share_group_offsets_admin_refusals_match_kafka() {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::{
+        AlterShareGroupOffsetsResponse, DeleteShareGroupOffsetsResponse, ListGroupsRequest,
+        OffsetCommitRequest,
+    };
+
+    /// Coordinator not ready yet (loading, or `__consumer_offsets` being created): asked
+    /// again, boundedly.
+    const NOT_READY: [i16; 3] = [14, 15, 16];
+    async fn alter(client: &mut Client, group: &str) -> AlterShareGroupOffsetsResponse {
+        for _ in 0..1_500 {
+            let response = client.send(0, alter_offsets(group, "q", 0)).await;
+            if !NOT_READY.contains(&response.error_code) {
+                return response;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the coordinator of {group} never became ready");
+    }
+    async fn delete(client: &mut Client, group: &str) -> DeleteShareGroupOffsetsResponse {
+        for _ in 0..1_500 {
+            let response = client.send(0, delete_offsets(group, "q")).await;
+            if !NOT_READY.contains(&response.error_code) {
+                return response;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the coordinator of {group} never became ready");
+    }
+
+    let broker = start().await;
+    let mut client = broker.client().await;
+    share_topic(&mut client, "q").await;
+    // A consumer group that only committed an offset (generation -1, as an admin does).
+    let found = client
+        .send(
+            3,
+            kafka_protocol::messages::FindCoordinatorRequest::default().with_key(s("cg")),
+        )
+        .await;
+    assert_eq!(found.error_code, 0, "{found:?}");
+    common::wait_loaded(&mut client, "cg").await;
+    let committed = client
+        .send(
+            8,
+            OffsetCommitRequest::default()
+                .with_group_id(GroupId(s("cg")))
+                .with_generation_id_or_member_epoch(-1)
+                .with_member_id(s(""))
+                .with_topics(vec![OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(s("q")))
+                    .with_partitions(vec![OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(1)
+                        .with_committed_leader_epoch(-1)])]),
+        )
+        .await;
+    assert_eq!(committed.topics[0].partitions[0].error_code, 0);
+
+    let refused = alter(&mut client, "cg").await;
+    assert_eq!(refused.error_code, 69, "{refused:?}");
+    assert_eq!(
+        refused.error_message.as_ref().map(|m| m.as_str()),
+        Some("Group cg is not a share group.")
+    );
+    assert!(refused.responses.is_empty());
+    let refused = delete(&mut client, "cg").await;
+    assert_eq!(refused.error_code, 69, "{refused:?}");
+
+    let unknown = delete(&mut client, "nobody").await;
+    assert_eq!(unknown.error_code, 69, "{unknown:?}");
+    assert_eq!(
+        unknown.error_message.as_ref().map(|m| m.as_str()),
+        Some("Group nobody not found.")
+    );
+
+    // Alter makes the share group (Kafka 4.2): listed as an empty share group.
+    let made = alter(&mut client, "fresh").await;
+    assert_eq!(made.error_code, 0, "{made:?}");
+    assert_eq!(made.responses[0].partitions[0].error_code, 0);
+    let listed = client.send(5, ListGroupsRequest::default()).await;
+    let fresh = listed
+        .groups
+        .iter()
+        .find(|g| g.group_id.0.as_str() == "fresh")
+        .unwrap_or_else(|| panic!("fresh not listed: {listed:?}"));
+    assert_eq!(
+        (fresh.group_type.as_str(), fresh.group_state.as_str()),
+        ("share", "Empty")
+    );
+    let cg = listed
+        .groups
+        .iter()
+        .find(|g| g.group_id.0.as_str() == "cg")
+        .unwrap_or_else(|| panic!("cg not listed: {listed:?}"));
+    assert_ne!(cg.group_type.as_str(), "share");
+    let deleted = delete(&mut client, "fresh").await;
+    assert_eq!(deleted.error_code, 0, "{deleted:?}");
+    assert_eq!(deleted.responses[0].error_code, 0, "{deleted:?}");
     broker.broker.shutdown().await;
 }

@@ -4,9 +4,13 @@
 //!
 //! Alter and Delete are served by the share group's coordinator (NOT_COORDINATOR elsewhere,
 //! as Kafka's group coordinator answers; admin clients find it with FindCoordinator) and
-//! refused while the group has members (NON_EMPTY_GROUP), as Kafka refuses them: the
-//! coordinator's ShareGroupDescribe view says ([`refusal`]). A group id no share group has
-//! counts as empty, and so does every group before `__consumer_offsets` exists.
+//! refused, as Kafka 4.2 refuses them ([`refusal`]), while the group has members
+//! (NON_EMPTY_GROUP, "The group is not empty.") and for the id of a classic, consumer or
+//! streams group (GROUP_ID_NOT_FOUND, "Group g is not a share group."). An unknown id is
+//! GROUP_ID_NOT_FOUND for Delete; Alter makes it an empty share group (KAFKA-19662:
+//! offsets may be set before a share group is first used), listed and described as Empty
+//! from the record of its altered partitions on. Before `__consumer_offsets` exists no
+//! group can be recorded and both are served (the state is the admin's).
 //!
 //! The group coordinator's record of the group's share partitions with state (record type
 //! 15, `strom_share::group`) is kept with them: Alter records the partitions it
@@ -37,32 +41,38 @@ use super::consumer_group_heartbeat::topics;
 use super::share_call;
 use crate::server::BrokerContext;
 
-/// Why Alter/DeleteShareGroupOffsets of `group_id` is refused here, if it is: this broker
-/// is not the group's coordinator (or it is loading), or the group has members.
-async fn refusal(context: &BrokerContext, group_id: &str) -> Option<ErrorCode> {
-    // No `__consumer_offsets` yet: no group has ever had a member, none has one now.
+/// Why Alter/DeleteShareGroupOffsets of `group_id` is refused here, if it is, with the
+/// message to answer: this broker is not the group's coordinator (or it is loading), the
+/// group has members (NON_EMPTY_GROUP), the id is another type of group's, or (a delete
+/// only) no share group has it (GROUP_ID_NOT_FOUND). An alter of an unknown id makes the
+/// share group, as Kafka 4.2 ([`ShareCommand::OffsetsAdmin`]).
+async fn refusal(
+    context: &BrokerContext,
+    group_id: &str,
+    alter: bool,
+) -> Option<(ErrorCode, Option<StrBytes>)> {
+    // No `__consumer_offsets` yet: no group has ever had a member, none has one now, and
+    // none can be recorded: the state is the admin's.
     context
         .metadata
         .image()
         .topic_by_name(crate::groups::OFFSETS_TOPIC)?;
-    let command = ShareCommand::Describe {
-        group_ids: vec![group_id.to_owned()],
-        topics: topics(&context.metadata.image()),
+    let command = ShareCommand::OffsetsAdmin {
+        group_id: group_id.to_owned(),
+        create: alter,
     };
-    match share_call(context, group_id, command).await {
-        Ok(ShareResponse::Describe(described)) => {
-            let group = described.into_iter().find(|d| d.group_id == group_id)?;
-            match group.error {
-                // No share group of that id: nothing is consuming, the state is the admin's.
-                Some(e) if e.code == strom_group::ErrorCode::GroupIdNotFound => None,
-                Some(e) => Some(ErrorCode(e.code.code())),
-                None if group.members.is_empty() => None,
-                None => Some(ErrorCode::NON_EMPTY_GROUP),
-            }
-        }
-        Ok(_) => Some(ErrorCode::COORDINATOR_NOT_AVAILABLE),
-        Err(code) => Some(ErrorCode(code.code())),
-    }
+    let refused = match share_call(context, group_id, command).await {
+        Ok(ShareResponse::OffsetsAdmin(Ok(()))) => return None,
+        Ok(ShareResponse::OffsetsAdmin(Err(e))) => (ErrorCode(e.code.code()), e.message),
+        Ok(_) => (ErrorCode::COORDINATOR_NOT_AVAILABLE, String::new()),
+        Err(code) => (ErrorCode(code.code()), String::new()),
+    };
+    let (code, message) = refused;
+    // No message of its own (the coordinator is elsewhere or loading): the code says it.
+    Some((
+        code,
+        (!message.is_empty()).then(|| StrBytes::from_string(message)),
+    ))
 }
 
 /// The share partitions with initialized state `group_id`'s coordinator records, in the
@@ -96,9 +106,18 @@ async fn recorded_partitions(
     Some(out)
 }
 
+/// The error message of a partition's or topic's error: what failed (clients print the
+/// code's name beside it, so it is not repeated here); none for success. NON_EMPTY_GROUP
+/// in Kafka's words.
 fn message(code: ErrorCode, what: &str) -> Option<StrBytes> {
-    (!code.is_none()).then(|| StrBytes::from_string(format!("{what}: {code}")))
+    if code == ErrorCode::NON_EMPTY_GROUP {
+        return Some(StrBytes::from_static_str(NON_EMPTY_GROUP_MESSAGE));
+    }
+    (!code.is_none()).then(|| StrBytes::from_string(what.to_owned()))
 }
+
+/// Kafka's message for NON_EMPTY_GROUP (`Errors.NON_EMPTY_GROUP.message()`).
+const NON_EMPTY_GROUP_MESSAGE: &str = "The group is not empty.";
 
 pub(super) async fn describe(
     context: &BrokerContext,
@@ -193,11 +212,11 @@ pub(super) async fn alter(
     request: AlterShareGroupOffsetsRequest,
 ) -> ResponseKind {
     let group_id = request.group_id.0.to_string();
-    if let Some(code) = refusal(context, &group_id).await {
+    if let Some((code, message)) = refusal(context, &group_id, true).await {
         return ResponseKind::AlterShareGroupOffsets(
             AlterShareGroupOffsetsResponse::default()
                 .with_error_code(code.code())
-                .with_error_message(message(code, "altering share group offsets")),
+                .with_error_message(message),
         );
     }
     let image = context.metadata.image();
@@ -274,11 +293,11 @@ pub(super) async fn delete(
     request: DeleteShareGroupOffsetsRequest,
 ) -> ResponseKind {
     let group_id = request.group_id.0.to_string();
-    if let Some(code) = refusal(context, &group_id).await {
+    if let Some((code, message)) = refusal(context, &group_id, false).await {
         return ResponseKind::DeleteShareGroupOffsets(
             DeleteShareGroupOffsetsResponse::default()
                 .with_error_code(code.code())
-                .with_error_message(message(code, "deleting share group offsets")),
+                .with_error_message(message),
         );
     }
     let image = context.metadata.image();

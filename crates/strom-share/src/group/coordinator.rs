@@ -205,6 +205,9 @@ impl ShareGroups {
                 }
                 ShareResponse::Done(Ok(()))
             }
+            ShareCommand::OffsetsAdmin { group_id, create } => {
+                ShareResponse::OffsetsAdmin(self.offsets_admin(&group_id, create))
+            }
             ShareCommand::StatePartitions(group_id) => ShareResponse::StatePartitions(
                 self.state
                     .get(&group_id)
@@ -212,6 +215,30 @@ impl ShareGroups {
             ),
         };
         (encode(records), response)
+    }
+
+    /// See [`ShareCommand::OffsetsAdmin`]. Nothing is recorded here: an altered group comes
+    /// into being with the record of its altered partitions (`Initialized`), and one whose
+    /// alter wrote nothing stays unknown.
+    fn offsets_admin(&self, group_id: &str, create: bool) -> Result<(), ShareError> {
+        if self
+            .groups
+            .get(group_id)
+            .is_some_and(|g| !g.members.is_empty())
+        {
+            // Kafka's words (`Errors.NON_EMPTY_GROUP.message()`).
+            return Err(ShareError::new(
+                ErrorCode::NonEmptyGroup,
+                "The group is not empty.",
+            ));
+        }
+        if create || self.contains(group_id) {
+            return Ok(());
+        }
+        Err(ShareError::new(
+            ErrorCode::GroupIdNotFound,
+            format!("Group {group_id} not found."),
+        ))
     }
 
     /// Records `next` as `group_id`'s state partition metadata (when it changed), keeping
@@ -645,6 +672,17 @@ impl ShareGroups {
         group_ids
             .iter()
             .map(|id| match self.groups.get(id) {
+                // Made by AlterShareGroupOffsets before any member joined: an empty share
+                // group, as Kafka 4.2 describes it.
+                None if self.state.contains_key(id) => DescribedShareGroup {
+                    group_id: id.clone(),
+                    error: None,
+                    state: Group::default().state().to_owned(),
+                    group_epoch: 0,
+                    assignment_epoch: 0,
+                    assignor_name: ASSIGNOR_NAME.to_owned(),
+                    members: Vec::new(),
+                },
                 None => DescribedShareGroup::error(
                     id,
                     ErrorCode::GroupIdNotFound,
@@ -682,14 +720,26 @@ impl ShareGroups {
             .collect()
     }
 
+    /// Every share group, those made by AlterShareGroupOffsets before any member joined
+    /// (known only by their state record) as Empty.
     fn list(&self) -> Vec<ListedShareGroup> {
-        self.groups
+        let empty = Group::default();
+        let only_state = self
+            .state
+            .keys()
+            .filter(|id| !self.groups.contains_key(*id))
+            .map(|id| (id, &empty));
+        let mut out: Vec<ListedShareGroup> = self
+            .groups
             .iter()
+            .chain(only_state)
             .map(|(id, g)| ListedShareGroup {
                 group_id: id.clone(),
                 state: g.state().to_owned(),
             })
-            .collect()
+            .collect();
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        out
     }
 
     fn delete(&mut self, group_id: &str, records: &mut Records) -> Result<bool, ErrorCode> {

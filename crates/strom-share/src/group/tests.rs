@@ -626,3 +626,78 @@ fn a_job_answered_after_the_group_was_deleted_records_nothing() {
     assert_eq!(h.state_partitions(), Some(asked.partitions.clone()));
     h.check_replay(&created);
 }
+
+fn offsets_admin(h: &mut Harness, create: bool) -> Result<(), ShareError> {
+    let before = h.log.len();
+    let response = h.run(
+        ShareCommand::OffsetsAdmin {
+            group_id: "g".into(),
+            create,
+        },
+        0,
+    );
+    assert_eq!(h.log.len(), before, "the check records nothing");
+    match response {
+        ShareResponse::OffsetsAdmin(r) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn listed(groups: &mut ShareGroups) -> Vec<ListedShareGroup> {
+    match groups.handle(ShareCommand::List, 0).1 {
+        ShareResponse::List(l) => l,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Alter/DeleteShareGroupOffsets as Kafka 4.2's group coordinator decides them: an unknown
+/// id is GROUP_ID_NOT_FOUND for a delete and becomes an empty share group for an alter
+/// (once its altered partitions are recorded: listed and described as Empty, across a
+/// replay); a group with members is NON_EMPTY_GROUP, in Kafka's words.
+#[test]
+fn offsets_admin_refuses_as_kafka_and_an_altered_group_is_empty() {
+    let t = topics(&[("q", 1, 1)]);
+    let mut h = Harness::new();
+    let not_found = offsets_admin(&mut h, false).unwrap_err();
+    assert_eq!(
+        (not_found.code, not_found.message.as_str()),
+        (ErrorCode::GroupIdNotFound, "Group g not found.")
+    );
+    offsets_admin(&mut h, true).unwrap();
+    assert!(!h.groups.contains("g"), "the check alone makes no group");
+    assert!(listed(&mut h.groups).is_empty());
+
+    // The alter wrote state and recorded it: an empty share group.
+    h.init_all(&t);
+    offsets_admin(&mut h, false).unwrap();
+    let empty = vec![ListedShareGroup {
+        group_id: "g".into(),
+        state: "Empty".into(),
+    }];
+    assert_eq!(listed(&mut h.groups), empty);
+    assert_eq!(listed(&mut h.replayed(0)), empty);
+    let described = h.groups.describe_for_test(&["g".to_string()], &t);
+    assert_eq!(described.len(), 1);
+    let d = &described[0];
+    assert_eq!(
+        (
+            d.error.as_ref(),
+            d.state.as_str(),
+            d.group_epoch,
+            d.members.len()
+        ),
+        (None, "Empty", 0, 0)
+    );
+    assert_eq!(d.assignor_name, "simple");
+
+    h.ok(hb("a", 0, Some(&["q"]), &t), 0);
+    assert_eq!(listed(&mut h.groups)[0].state, "Stable");
+    for create in [true, false] {
+        let busy = offsets_admin(&mut h, create).unwrap_err();
+        assert_eq!(
+            (busy.code, busy.message.as_str()),
+            (ErrorCode::NonEmptyGroup, "The group is not empty.")
+        );
+    }
+    h.check_replay(&t);
+}

@@ -205,6 +205,16 @@ pub enum ShareCommand {
     },
     /// The share partitions with initialized state (DescribeShareGroupOffsets of all).
     StatePartitions(String),
+    /// Whether AlterShareGroupOffsets (`create`) or DeleteShareGroupOffsets may change
+    /// `group_id`'s offsets, as Kafka 4.2's group coordinator decides: a group with members
+    /// is NON_EMPTY_GROUP; an unknown id is GROUP_ID_NOT_FOUND for a delete, and for an
+    /// alter becomes an empty share group (KAFKA-19662: offsets may be set before the group
+    /// is first used) once the altered partitions are recorded (`Initialized`). The group
+    /// coordinator refuses an id of another group type before this (GROUP_ID_NOT_FOUND).
+    OffsetsAdmin {
+        group_id: String,
+        create: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,6 +234,8 @@ pub enum ShareResponse {
     StatePartitions(Option<Assignment>),
     /// A command that only records (Initialized, Uninitialized, DeletedOffsets).
     Done(Result<(), ErrorCode>),
+    /// [`ShareCommand::OffsetsAdmin`]: the refusal, with Kafka's message.
+    OffsetsAdmin(Result<(), ShareError>),
 }
 
 impl ShareResponse {
@@ -248,6 +260,9 @@ impl ShareResponse {
             }
             ShareResponse::StatePartitions(_) | ShareResponse::Done(_) => {
                 ShareResponse::Done(Err(code))
+            }
+            ShareResponse::OffsetsAdmin(_) => {
+                ShareResponse::OffsetsAdmin(Err(ShareError::new(code, String::new())))
             }
         }
     }
