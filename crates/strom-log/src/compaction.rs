@@ -98,6 +98,10 @@ impl Default for CompactionLimits {
 const KEY_OVERHEAD_BYTES: usize = 64;
 /// Bytes charged per transactional batch remembered as aborted or undecided.
 const BATCH_ENTRY_BYTES: usize = 16;
+/// Bytes charged per marker without data: its entry, and its place in the list of
+/// markers a cleaning pass removed (`log/compact.rs`, 8 bytes in a `Vec` that may grow to
+/// twice its length), so that the list stays within `key_map_bytes_max` too.
+const MARKER_ENTRY_BYTES: usize = BATCH_ENTRY_BYTES + 16;
 /// Bytes charged per producer id remembered.
 const PRODUCER_ENTRY_BYTES: usize = 48;
 
@@ -189,9 +193,8 @@ impl KeyMap {
 
     /// Adds all keys of `other` (a later part of the log).
     pub fn merge(&mut self, other: KeyMap) {
-        self.bytes +=
-            (other.aborted.len() + other.undecided.len() + other.markers_without_data.len())
-                * BATCH_ENTRY_BYTES;
+        self.bytes += (other.aborted.len() + other.undecided.len()) * BATCH_ENTRY_BYTES
+            + other.markers_without_data.len() * MARKER_ENTRY_BYTES;
         self.aborted.extend(other.aborted);
         self.undecided.extend(other.undecided);
         self.markers_without_data.extend(other.markers_without_data);
@@ -251,7 +254,7 @@ impl TxnTracker {
                 // No batch of this transaction from the log's start to its marker (the
                 // mapped range starts at the first segment): the marker may go.
                 None => {
-                    part.bytes += BATCH_ENTRY_BYTES;
+                    part.bytes += MARKER_ENTRY_BYTES;
                     part.markers_without_data.insert(header.base_offset);
                 }
             }

@@ -890,6 +890,62 @@ fn aborted_marker_with_horizon(log: &Log) -> strom_log::AbortedTxn {
     aborted
 }
 
+/// Two aborted transactions whose ABORT markers reach their delete horizons at different
+/// times: the pass that removes the first marker drops its `.txnindex` entry and keeps the
+/// second's (its marker stays), and the pass that removes the second drops that one too;
+/// every other batch's entries are untouched (a COMMIT marker removed drops nothing).
+#[test]
+fn a_pass_drops_only_the_entries_of_the_abort_markers_it_removes() {
+    let fs = SimFs::new();
+    let log = open_sim(&fs, config(), 0).unwrap();
+    // Producer 1's ABORT marker: no data left and a horizon of 1100 after two passes.
+    let first = aborted_marker_with_horizon(&log);
+    let append = |bytes: Vec<u8>| {
+        let mut bytes = bytes;
+        log.append(&mut bytes, AppendOrigin::Coordinator, 0)
+            .unwrap()
+            .first_offset
+    };
+    // Producer 3 aborts later: its data is still there when the first marker goes.
+    let first_offset = append(txn_keyed(3, &[3], 500));
+    let abort = append(end_marker(3, false, 500));
+    let second = strom_log::AbortedTxn {
+        producer_id: 3,
+        first_offset,
+        last_offset: abort,
+        last_stable_offset: abort + 1,
+    };
+    log.append_txn_index(second).unwrap();
+    for i in 0..20u32 {
+        append(keyed(&[(40 + i, Some(i))], 500, Compression::None));
+    }
+    log.set_high_watermark(log.log_end_offset());
+    log.flush().unwrap();
+    assert!(*log.segment_base_offsets().last().unwrap() > abort);
+    let end = log.log_end_offset();
+    assert_eq!(all_txn_entries(&log), [first, second]);
+    // At the first horizon: the first marker goes with its entry; producer 3's data goes,
+    // its marker and entry stay (the data goes first).
+    let report = log.compact(1100, &CompactionLimits::default()).unwrap();
+    assert!(report.records_removed >= 1, "{report:?}");
+    let left = markers_left(&log);
+    assert!(!left.contains(&first.last_offset), "{left:?}");
+    assert!(left.contains(&abort), "{left:?}");
+    assert_eq!(all_txn_entries(&log), [second]);
+    assert_eq!(log.aborted_between(0, end).unwrap(), [second]);
+    // The next pass sets the second marker's horizon (1100 + delete.retention.ms), one
+    // before it changes nothing, one at it removes the marker and its entry.
+    log.compact(1100, &CompactionLimits::default()).unwrap();
+    log.compact(2099, &CompactionLimits::default()).unwrap();
+    assert!(markers_left(&log).contains(&abort));
+    assert_eq!(all_txn_entries(&log), [second]);
+    log.compact(2100, &CompactionLimits::default()).unwrap();
+    let left = markers_left(&log);
+    assert!(!left.contains(&abort), "{left:?}");
+    assert_eq!(all_txn_entries(&log), []);
+    assert_eq!(log.aborted_between(0, end).unwrap(), []);
+}
+
 /// Power loss at every write and fsync of the pass that removes an ABORT marker, with
 /// every prefix of its directory changes: the log reopens with the marker and its
 /// `.txnindex` entry, or with neither (the cleaned segment's index is written and fsynced

@@ -6,8 +6,9 @@
 //! Swap protocol for a group of segments B0 < B1 < ... < Bk cleaned into one segment B0
 //! (k = 0 for a group of one; every step durable before the next):
 //! 1. write `B0.log.cleaned`, `B0.index.cleaned`, `B0.timeindex.cleaned`,
-//!    `B0.txnindex.cleaned` (the group's `.txnindex` entries whose ABORT marker the cleaned
-//!    log keeps, in order); fsync all four, so that the cleaned log never becomes the
+//!    `B0.txnindex.cleaned` (the group's `.txnindex` entries, in order, less those whose
+//!    ABORT marker the pass removed: so exactly those whose marker the cleaned log keeps);
+//!    fsync all four, so that the cleaned log never becomes the
 //!    segment without its own index: no entry names a marker the pass removed, and every
 //!    entry of a marker it kept stays;
 //! 2. rename the index files `.cleaned` -> `.swap`; fsync dir;
@@ -80,9 +81,12 @@ struct CleanedGroup {
     /// Differs from the group's bytes (records or batches removed, a batch rewritten, or
     /// several segments merged).
     changed: bool,
-    /// Base offsets of the control batches kept with their marker record, in order: the
-    /// `.txnindex` entries kept are those whose marker is one of them.
-    markers: Vec<i64>,
+    /// Base offsets of the COMMIT and ABORT markers this pass removed (their control batch
+    /// emptied), in increasing order: the `.txnindex` entries dropped are those whose
+    /// marker is one of them. Only markers whose transaction left no data in the key map
+    /// may go, so this holds at most one offset per [`KeyMap`] marker without data, which
+    /// the key map charges against `key_map_bytes_max` on top of its own entry.
+    removed_markers: Vec<i64>,
 }
 
 impl Log {
@@ -335,7 +339,7 @@ impl Log {
             records_removed: 0,
             tombstones_removed: 0,
             changed: group.len() > 1,
-            markers: Vec::new(),
+            removed_markers: Vec::new(),
         };
         let emit = |result: &mut CleanedGroup,
                     header: &BatchHeader,
@@ -351,9 +355,6 @@ impl Log {
             );
             result.size_bytes += bytes.len() as u64;
             result.end_offset = Some(header.next_offset());
-            if header.is_control() && header.records_count > 0 {
-                result.markers.push(header.base_offset);
-            }
             Ok(())
         };
         // The batch last seen, held back until the next one shows it is not the group's
@@ -395,6 +396,12 @@ impl Log {
                         } => {
                             result.records_removed += records_removed;
                             result.tombstones_removed += tombstones_removed;
+                            // A marker emptied here is gone whether its batch is dropped
+                            // or kept empty: its `.txnindex` entry goes with it. Batches
+                            // come in offset order, so the list stays sorted.
+                            if header.is_control() && header.records_count > 0 {
+                                result.removed_markers.push(header.base_offset);
+                            }
                             let empty = empty_batch(header).map_err(|e| corrupt(segment, at, e))?;
                             result.changed |= empty != bytes;
                             // Kafka keeps the last batch of a live idempotent producer:
@@ -421,12 +428,19 @@ impl Log {
         result.indexes.time_entry(base_offset, true);
         let (index_path, index_file) = create(&first.index_path)?;
         let (time_path, time_file) = create(&first.time_index_path)?;
-        // The merged segment's `.txnindex`: its segments' entries, in order, but only those
-        // whose ABORT marker the cleaned log kept (Kafka's cleaned index; an ABORT marker
-        // removed as a marker without data takes its entry with it, `compaction.rs`).
+        // The merged segment's `.txnindex`: its segments' entries, in order, less those whose
+        // ABORT marker this pass removed (Kafka's cleaned index; an ABORT marker removed as
+        // a marker without data takes its entry with it, `compaction.rs`). Every other
+        // entry's marker is in the cleaned log: entries are written only for ABORT markers
+        // appended to their segment, and an earlier pass that emptied a marker dropped its
+        // entry in the same swap.
         let (txn_path, txn_file) = create(&first.txn_index_path)?;
-        let kept =
-            |txn: &crate::txn::AbortedTxn| result.markers.binary_search(&txn.last_offset).is_ok();
+        let kept = |txn: &crate::txn::AbortedTxn| {
+            result
+                .removed_markers
+                .binary_search(&txn.last_offset)
+                .is_err()
+        };
         let mut txn_bytes = 0;
         for candidate in group {
             txn_bytes = super::aborted::copy_txn_index(
