@@ -861,33 +861,51 @@ fn all_txn_entries(log: &Log) -> Vec<strom_log::AbortedTxn> {
 /// plain records roll both out of the active segment; two passes remove the aborted
 /// record and set the delete horizon (1100) of the ABORT marker. Returns the entry.
 fn aborted_marker_with_horizon(log: &Log) -> strom_log::AbortedTxn {
-    let append = |bytes: Vec<u8>| {
-        let mut bytes = bytes;
-        log.append(&mut bytes, AppendOrigin::Coordinator, 0)
-            .unwrap()
-            .first_offset
-    };
-    let first_offset = append(txn_keyed(1, &[1], 10));
-    let abort = append(end_marker(1, false, 10));
+    let aborted = abort_txn(log, 1, 1, 10);
+    append_as_coordinator(log, txn_keyed(2, &[2], 10));
+    append_as_coordinator(log, end_marker(2, true, 10));
+    roll_out(log, 10, 10);
+    log.compact(100, &CompactionLimits::default()).unwrap();
+    log.compact(100, &CompactionLimits::default()).unwrap();
+    assert!(markers_left(log).contains(&aborted.last_offset));
+    assert_eq!(all_txn_entries(log), [aborted]);
+    aborted
+}
+
+/// Appends `bytes` as a coordinator (the broker's markers); returns its first offset.
+fn append_as_coordinator(log: &Log, mut bytes: Vec<u8>) -> i64 {
+    log.append(&mut bytes, AppendOrigin::Coordinator, 0)
+        .unwrap()
+        .first_offset
+}
+
+/// Producer `producer_id` writes `key` in a transaction at `timestamp_ms` and aborts it;
+/// its `.txnindex` entry is handed to the log as the broker does after the marker's
+/// append. Returns the entry.
+fn abort_txn(log: &Log, producer_id: i64, key: u32, timestamp_ms: i64) -> strom_log::AbortedTxn {
+    let first_offset = append_as_coordinator(log, txn_keyed(producer_id, &[key], timestamp_ms));
+    let abort = append_as_coordinator(log, end_marker(producer_id, false, timestamp_ms));
     let aborted = strom_log::AbortedTxn {
-        producer_id: 1,
+        producer_id,
         first_offset,
         last_offset: abort,
         last_stable_offset: abort + 1,
     };
     log.append_txn_index(aborted).unwrap();
-    append(txn_keyed(2, &[2], 10));
-    append(end_marker(2, true, 10));
+    aborted
+}
+
+/// Twenty plain records with keys from `first_key` at `timestamp_ms`, enough to roll what
+/// came before out of the active segment; then all of it is committed and flushed.
+fn roll_out(log: &Log, first_key: u32, timestamp_ms: i64) {
     for i in 0..20u32 {
-        append(keyed(&[(10 + i, Some(i))], 10, Compression::None));
+        append_as_coordinator(
+            log,
+            keyed(&[(first_key + i, Some(i))], timestamp_ms, Compression::None),
+        );
     }
     log.set_high_watermark(log.log_end_offset());
     log.flush().unwrap();
-    log.compact(100, &CompactionLimits::default()).unwrap();
-    log.compact(100, &CompactionLimits::default()).unwrap();
-    assert!(markers_left(log).contains(&abort));
-    assert_eq!(all_txn_entries(log), [aborted]);
-    aborted
 }
 
 /// Two aborted transactions whose ABORT markers reach their delete horizons at different
@@ -900,27 +918,10 @@ fn a_pass_drops_only_the_entries_of_the_abort_markers_it_removes() {
     let log = open_sim(&fs, config(), 0).unwrap();
     // Producer 1's ABORT marker: no data left and a horizon of 1100 after two passes.
     let first = aborted_marker_with_horizon(&log);
-    let append = |bytes: Vec<u8>| {
-        let mut bytes = bytes;
-        log.append(&mut bytes, AppendOrigin::Coordinator, 0)
-            .unwrap()
-            .first_offset
-    };
     // Producer 3 aborts later: its data is still there when the first marker goes.
-    let first_offset = append(txn_keyed(3, &[3], 500));
-    let abort = append(end_marker(3, false, 500));
-    let second = strom_log::AbortedTxn {
-        producer_id: 3,
-        first_offset,
-        last_offset: abort,
-        last_stable_offset: abort + 1,
-    };
-    log.append_txn_index(second).unwrap();
-    for i in 0..20u32 {
-        append(keyed(&[(40 + i, Some(i))], 500, Compression::None));
-    }
-    log.set_high_watermark(log.log_end_offset());
-    log.flush().unwrap();
+    let second = abort_txn(&log, 3, 3, 500);
+    let abort = second.last_offset;
+    roll_out(&log, 40, 500);
     assert!(*log.segment_base_offsets().last().unwrap() > abort);
     let end = log.log_end_offset();
     assert_eq!(all_txn_entries(&log), [first, second]);
