@@ -184,6 +184,9 @@ def test_metrics_move_by_what_clients_produce_and_consume(make_broker):
     before = Scrape(port)
     assert before.get("kafka_server_brokertopicmetrics_messagesin_total", topic=topic) == 0
     assert before.get("kafka_controller_kafkacontroller_activecontrollercount") == 1
+    # Stopped transaction marker jobs: both reasons exposed from the start (no transaction ran).
+    assert before.series("strom_txn_marker_sends_stopped_total") == {
+        (("reason", "fatal"),): 0, (("reason", "fenced"),): 0}
     produce_requests_before = before.total("kafka_network_requestmetrics_requests_total", request="Produce")
 
     produce(bootstrap, topic, RECORDS)

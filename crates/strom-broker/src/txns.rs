@@ -1008,7 +1008,9 @@ async fn write_markers(
                 .topic_by_name(&tp.topic)
                 .is_some_and(|t| t.partitions.contains_key(&tp.partition))
         };
-        match crate::markers::marker_round(results, exists) {
+        let round = crate::markers::marker_round(results, exists);
+        context.metrics.txn_markers.on_round(&round);
+        match round {
             MarkerRound::Complete => {
                 let done = TxnMessage::MarkersDone {
                     partition,

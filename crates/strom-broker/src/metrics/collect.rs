@@ -37,6 +37,7 @@ pub async fn scrape(context: &BrokerContext) -> String {
     connections(&mut e, context);
     quotas(&mut e, context);
     controller(&mut e, context);
+    metrics.txn_markers.encode(&mut e);
     strom_metrics::process::encode(&mut e);
     metrics.clients.encode(&mut e);
     e.family(

@@ -1,7 +1,8 @@
 //! The broker's metrics: what is recorded as requests are served (`request.rs`: rates,
 //! errors, latency split, bytes and records per topic), what the storage layer reports
 //! through the file-system seam (`fs.rs`: fsync latency) and the syncer (flush latency),
-//! the counters the replication layer calls ([`ReplicationMetrics`]), and what is read at
+//! the counters the replication layer calls ([`ReplicationMetrics`]), the transaction
+//! coordinator's stopped marker jobs (`txn_markers.rs`), and what is read at
 //! scrape time from where it already lives (`collect.rs`: partitions and leaders from the
 //! metadata image, log sizes, consumer lag from the group coordinators, connections,
 //! controller state, the process). `health.rs` answers liveness and readiness. The HTTP
@@ -23,6 +24,7 @@ mod errors;
 pub mod fs;
 pub mod health;
 mod request;
+mod txn_markers;
 
 use std::sync::Arc;
 
@@ -31,6 +33,7 @@ use strom_metrics::{Counter, Family, Histogram};
 pub use collect::{group_offsets, quorum_gauges, scrape, GROUPS_WAIT};
 pub use config::{HttpAuthentication, HttpListener, MetricsConfig};
 pub use request::{remote, RequestTrace, REMOTE};
+pub use txn_markers::TxnMarkerMetrics;
 
 /// Per-topic traffic, as Kafka's `BrokerTopicMetrics` (one set per topic, one for all).
 #[derive(Debug, Default)]
@@ -180,6 +183,8 @@ pub struct BrokerMetrics {
     pub scrape_refused: Counter,
     /// Scrapes whose group collection timed out.
     pub scrape_group_timeouts: Counter,
+    /// Transaction marker jobs stopped before every partition had its marker.
+    pub txn_markers: TxnMarkerMetrics,
     /// What clients push (KIP-714), shown on `/metrics` and in the console.
     pub clients: crate::telemetry::ClientTelemetry,
 }
@@ -202,6 +207,7 @@ impl BrokerMetrics {
             health: health::Health::default(),
             scrape_refused: Counter::new(),
             scrape_group_timeouts: Counter::new(),
+            txn_markers: TxnMarkerMetrics::default(),
             clients: crate::telemetry::ClientTelemetry::new(
                 config.client_instances_max,
                 config.telemetry_max_bytes,
