@@ -461,14 +461,19 @@ impl Broker {
         let replicas = Arc::clone(&self.context.replicas);
         let _ = tokio::task::spawn_blocking(move || replicas.close_all()).await;
         // Jobs spawned outside `tasks` (share-state initialization, marker writes, member
-        // releases) and the HTTP listener hold the context until they finish; they are given
-        // a moment, then the directories are unlocked regardless, so a broker restarted in
-        // this process (the tests do) can lock them. Every replica is closed by now.
+        // releases) and the HTTP listener hold the context until they finish, and blocking
+        // jobs an aborted task was waiting on (a maintenance or compaction pass, a
+        // reconcile) hold the replica manager; they are given a moment, then the
+        // directories are unlocked regardless, so a broker restarted in this process (the
+        // tests do) can lock them. Every replica is closed by now. A process exits next.
+        let busy = |context: &Arc<BrokerContext>| {
+            Arc::strong_count(context) > 1 || Arc::strong_count(&context.replicas) > 1
+        };
         let deadline = tokio::time::Instant::now() + Duration::from_millis(SHUTDOWN_JOBS_MS);
-        while Arc::strong_count(&self.context) > 1 && tokio::time::Instant::now() < deadline {
+        while busy(&self.context) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        if Arc::strong_count(&self.context) > 1 {
+        if busy(&self.context) {
             tracing::debug!(
                 "jobs still hold the broker at shutdown; unlocking the log directories"
             );

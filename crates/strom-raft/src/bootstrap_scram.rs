@@ -16,10 +16,11 @@
 //! included, and kept in snapshots, so deleting every credential does not bring the
 //! bootstrap users back, on any node, nor makes a newly active controller write them again.
 //!
-//! Each node also retires its file once its applied image holds that mark ([`retire`],
-//! called by the node): first the commit hint is made durable (so after a power loss the
-//! node replays at least up to the SCRAM record at start-up), then `bootstrap.scram` is
-//! renamed to `bootstrap.scram.applied` and the directory fsynced. A node that finds
+//! Each node also retires its file once its applied image holds that mark and a stored
+//! snapshot covers the record ([`retire`], called by the node: snapshots are fsynced and
+//! loaded first at start-up, so after any crash the image holds the mark from the start;
+//! the commit hint is not durable enough), by renaming `bootstrap.scram` to
+//! `bootstrap.scram.applied` and fsyncing the directory. A node that finds
 //! `bootstrap.scram.applied` reads no bootstrap users at all ([`read`]): so in the window
 //! after a restart, before the log is replayed, a deleted bootstrap password does not
 //! count either. A node that has never seen the record (new, or restored from an older
@@ -120,9 +121,9 @@ pub fn write(dir: &Path, users: &[BootstrapScram]) -> std::io::Result<()> {
 }
 
 /// Retires `dir`'s bootstrap file: renames it to [`BOOTSTRAP_SCRAM_APPLIED_FILE`] and
-/// fsyncs the directory, so the rename survives a crash. The caller has made durable what
-/// the node applied (the commit hint) first: the file is retired only for a log whose
-/// SCRAM record this node replays at start-up. True if a file was renamed (none is left
+/// fsyncs the directory, so the rename survives a crash. The caller waits first for a
+/// stored snapshot that holds the mark: the file is retired only for a node whose image
+/// holds the mark at start-up. True if a file was renamed (none is left
 /// alone: retired before, or never formatted with users).
 pub fn retire(dir: &Path) -> std::io::Result<bool> {
     let from = dir.join(BOOTSTRAP_SCRAM_FILE);
@@ -141,7 +142,12 @@ pub fn retire(dir: &Path) -> std::io::Result<bool> {
 /// checksum or holds an impossible credential is an error naming it.
 pub fn read(dir: &Path) -> std::io::Result<Vec<BootstrapScram>> {
     let path = dir.join(BOOTSTRAP_SCRAM_FILE);
-    if dir.join(BOOTSTRAP_SCRAM_APPLIED_FILE).exists() {
+    let applied = dir.join(BOOTSTRAP_SCRAM_APPLIED_FILE);
+    // An error deciding it (EACCES, EIO) fails start-up naming the file: read as absent,
+    // it would let a file beside it count again.
+    if applied.try_exists().map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot check {}: {e}", applied.display()))
+    })? {
         if path.exists() {
             tracing::warn!(
                 "{} is ignored: {} says this node's metadata log already held SCRAM \

@@ -11,8 +11,7 @@
 //! - truncate: the cut and the removal of later segments are synced before returning, so
 //!   entries removed for a conflicting leader can never reappear behind newer ones.
 //! - purge: the purge point is made durable before any segment file is removed.
-//! - committed: a hint only, written atomically without fsync; a stale value is safe. Made
-//!   durable once on demand (`sync_commit_hint`) before the bootstrap SCRAM file is retired.
+//! - committed: a hint only, written atomically without fsync; a stale value is safe.
 //!
 //! Failures: a *write* that finds the disk (or quota) full (`ENOSPC`, `EDQUOT`) leaves the
 //! durable state known: an append's partial frames past the last fsynced byte are cut at
@@ -339,19 +338,6 @@ impl DurableLog {
         self.latch(result)?;
         self.vote = Some(*vote);
         Ok(())
-    }
-
-    /// Writes the commit hint again, durably (the one exception to "a hint only"): before
-    /// a file that depends on what this node applied records it (`bootstrap_scram::retire`),
-    /// so that after a power loss the node replays at least that far at start-up. openraft
-    /// saves a commit point before applying up to it, so the hint is at or past every entry
-    /// applied so far.
-    pub fn sync_commit_hint(&mut self) -> Result<Option<LogId>, LogError> {
-        self.check_writable()?;
-        // fsync (inside write_atomic): see above.
-        let result = write_json(&self.dir, COMMITTED_FILE, &self.committed, true);
-        self.latch(result)?;
-        Ok(self.committed)
     }
 
     pub fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), LogError> {

@@ -55,17 +55,6 @@ impl LogStore {
         self
     }
 
-    /// Makes the commit hint durable (`DurableLog::sync_commit_hint`), on the blocking pool;
-    /// the commit point it holds, or why it could not (a full disk included: not retried,
-    /// the caller's file waits for the next start).
-    pub(crate) async fn sync_commit_hint(&self) -> Result<Option<LogId>, String> {
-        match self.write(|log| Ok(log.sync_commit_hint())).await {
-            Ok(Ok(committed)) => Ok(committed),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(e) => Err(e.to_string()),
-        }
-    }
-
     /// Runs `write` on the blocking pool until it does not find the disk full (see the
     /// module docs), or the node shuts down (then the `DiskFull` error is returned).
     async fn write_until_space<T, F>(

@@ -172,8 +172,6 @@ impl<K: Controller> RaftNode<K> {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let log = LogStore::new(log).with_shutdown(shutdown_rx.clone());
         let sm = sm.with_shutdown(shutdown_rx.clone());
-        // Shared: the bootstrap SCRAM file's retirement makes the commit hint durable.
-        let log_handle = log.clone();
         let raft = start_raft(&config, log, sm, clock.clone(), security.clone()).await?;
         let (jobs_tx, jobs_rx) = mpsc::channel(config.submit_queue_max);
         let task = ControllerTask {
@@ -216,37 +214,44 @@ impl<K: Controller> RaftNode<K> {
         }
         node.track(tokio::spawn(node.clone().expire_observers()));
         if !node.config().bootstrap_scram.is_empty() {
-            node.track(tokio::spawn(
-                node.clone().retire_bootstrap_scram(log_handle),
-            ));
+            node.track(tokio::spawn(node.clone().retire_bootstrap_scram()));
         }
         Ok(node)
     }
 
     /// Once this node's applied state has seen a SCRAM record, retires its bootstrap SCRAM
-    /// file (`bootstrap_scram.rs`): the commit hint is made durable first, so that after
-    /// any crash the node replays at least up to that record before it needs credentials
-    /// (the state reached it by applying a committed entry, whose commit point openraft
-    /// saved before applying it, or by installing a snapshot, stored before installed);
-    /// then the rename, fsynced. If either fails the file stays, and is ignored anyway
-    /// while the applied state holds the mark; the next start tries again.
-    async fn retire_bootstrap_scram(self, log: LogStore) {
+    /// file (`bootstrap_scram.rs`), but only once a stored snapshot covers that record:
+    /// snapshots are fsynced before they count and are loaded first at start-up, so after
+    /// any crash the node's image holds the mark from its first moment, before it needs
+    /// credentials (the commit hint is not durable, so a replay could stop short of the
+    /// record, and a node that had retired its file would then refuse its peers' logins
+    /// and never catch up). A snapshot is asked for (openraft builds one unless one is
+    /// being built) and asked again every 10 s until one covers the record; then the
+    /// rename, fsynced. If that fails the file stays, and is ignored anyway while the
+    /// applied state holds the mark; the next start tries again.
+    async fn retire_bootstrap_scram(self) {
         let mut state = self.inner.state.clone();
-        if state
-            .wait_for(|a| a.state.scram_ever_written())
-            .await
-            .is_err()
-        {
-            return;
-        }
-        if let Err(e) = log.sync_commit_hint().await {
-            tracing::warn!(
-                "the bootstrap SCRAM users of {} stay in place until the next start (they no \
-                 longer count: the metadata log holds SCRAM credentials): the commit point \
-                 could not be made durable: {e}",
-                self.inner.config.data_dir.display()
-            );
-            return;
+        let marked_at = match state.wait_for(|a| a.state.scram_ever_written()).await {
+            Ok(applied) => applied.last_applied.map(|id| id.index),
+            Err(_) => return,
+        };
+        let mut metrics = self.inner.raft.metrics();
+        loop {
+            let covered = |snapshot: Option<u64>| snapshot >= marked_at;
+            if covered(metrics.borrow().snapshot.map(|id| id.index)) {
+                break;
+            }
+            if self.inner.raft.trigger().snapshot().await.is_err() {
+                return; // shut down, or a fatal storage error (reported by openraft)
+            }
+            let waited = tokio::time::timeout(
+                Duration::from_secs(10),
+                metrics.wait_for(|m| covered(m.snapshot.map(|id| id.index))),
+            )
+            .await;
+            if let Ok(Err(_)) = waited {
+                return; // shut down
+            }
         }
         let dir = self.inner.config.data_dir.clone();
         let retired =

@@ -398,11 +398,14 @@ impl SharePartition {
     /// Applies a member's acknowledgements, all or nothing, as Kafka's
     /// `SharePartition.acknowledge`: a range acknowledges the in-flight records it covers,
     /// and each of them must be ACQUIRED by `member`, else nothing changes and the first
-    /// offending offset is reported (INVALID_RECORD_STATE). Offsets of a range that are not
-    /// in flight are passed over: below the start offset (done already), above the last
-    /// record in flight, or gaps the log never held. A range that covers no record in
-    /// flight at all is malformed (INVALID_REQUEST), as Kafka's "batch record not found";
-    /// with nothing in flight at all it is INVALID_RECORD_STATE, as Kafka's empty cache.
+    /// offending offset is reported (INVALID_RECORD_STATE). As Kafka's
+    /// `fetchSubMapForAcknowledgementBatch`: a range wholly below the start offset (done
+    /// already, no longer in flight) or with nothing in flight at all is INVALID_RECORD_STATE
+    /// ("not found in the cache"); a range whose first or last offset is past the last
+    /// record in flight is INVALID_REQUEST ("past acquired records"). Offsets of a range
+    /// below the start offset, when it straddles it, and gaps the log never held are passed
+    /// over. A range that covers no record in flight otherwise (it lies in a gap) is
+    /// INVALID_REQUEST.
     /// Batches apply in order, so a record two batches name is no longer ACQUIRED for the
     /// second one (INVALID_RECORD_STATE, as Kafka's). The work is bounded by the records in
     /// flight, never by the ranges a client sends.
@@ -422,9 +425,6 @@ impl SharePartition {
                     self.records.insert(offset, record);
                 }
                 return Err(error);
-            }
-            if batch.last_offset < self.start_offset {
-                continue;
             }
             let first = batch.first_offset.max(self.start_offset);
             for (&offset, record) in self.records.range_mut(first..=batch.last_offset) {
@@ -462,14 +462,22 @@ impl SharePartition {
                 "needs one acknowledge type, or one per offset of the range",
             ));
         }
-        if batch.last_offset < self.start_offset {
-            return Ok(()); // done already: archived or acknowledged
+        // Not in flight any more (done already) or nothing in flight: Kafka's cache has no
+        // batch at or below the range.
+        let last_in_flight = match self.records.keys().next_back() {
+            Some(&last) if batch.last_offset >= self.start_offset => last,
+            _ => {
+                return Err(PartitionError::InvalidRecordState {
+                    offset: batch.first_offset,
+                    member: member.to_string(),
+                })
+            }
+        };
+        if batch.first_offset > last_in_flight {
+            return Err(invalid("the first offset is past the acquired records"));
         }
-        if self.records.is_empty() {
-            return Err(PartitionError::InvalidRecordState {
-                offset: batch.first_offset,
-                member: member.to_string(),
-            });
+        if batch.last_offset > last_in_flight {
+            return Err(invalid("the last offset is past the acquired records"));
         }
         let first = batch.first_offset.max(self.start_offset);
         let mut covered = false;

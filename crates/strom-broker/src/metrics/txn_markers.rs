@@ -31,11 +31,9 @@ impl TxnMarkerMetrics {
                 answer: MarkerAnswer::Fenced,
                 ..
             } => self.stopped_fenced.inc(),
-            MarkerRound::Stop {
-                answer: MarkerAnswer::Fatal,
-                ..
-            } => self.stopped_fatal.inc(),
-            MarkerRound::Stop { .. } | MarkerRound::Complete | MarkerRound::Retry(_) => {}
+            // Every other stop is logged as fatal (`txns.rs`), so it is counted so.
+            MarkerRound::Stop { .. } => self.stopped_fatal.inc(),
+            MarkerRound::Complete | MarkerRound::Retry(_) => {}
         }
     }
 

@@ -138,18 +138,30 @@ fn partially_overlapping_ranges_acknowledge_the_records_in_flight() {
     p.acquire("a", &[(0, 9)], 100, 0);
     p.acknowledge("a", &[ack(0, 4, AckType::Accept)]).unwrap();
     assert_eq!(p.start_offset(), 5);
-    // 3..=4 are done already, 10..=12 were never delivered: 5..=9 are acknowledged.
-    p.acknowledge("a", &[ack(3, 12, AckType::Accept)]).unwrap();
+    // Past the last record in flight: Kafka's INVALID_REQUEST, and nothing changes.
+    let before = p.state_batches();
+    assert!(matches!(
+        p.acknowledge("a", &[ack(3, 12, AckType::Accept)]),
+        Err(PartitionError::InvalidAckBatch { .. })
+    ));
+    assert_eq!(p.state_batches(), before);
+    // 3..=4 are done already: a range straddling the start offset acknowledges 5..=9.
+    p.acknowledge("a", &[ack(3, 9, AckType::Accept)]).unwrap();
     assert_eq!((p.start_offset(), p.in_flight_count()), (10, 0));
+    // Wholly below the start offset: no longer in flight (Kafka's "not found in the cache").
+    assert!(matches!(
+        p.acknowledge("a", &[ack(0, 4, AckType::Accept)]),
+        Err(PartitionError::InvalidRecordState { .. })
+    ));
 
-    // Per-offset types over a range that starts below the start offset and ends past the
-    // end: each in-flight offset takes its own type.
+    // Per-offset types over a range that starts below the start offset: each in-flight
+    // offset takes its own type.
     p.acquire("a", &[(10, 13)], 100, 0);
     p.acknowledge(
         "a",
         &[AckBatch {
             first_offset: 8,
-            last_offset: 15,
+            last_offset: 13,
             ack_types: vec![
                 AckType::Accept, // 8: done already
                 AckType::Accept, // 9: done already
@@ -157,8 +169,6 @@ fn partially_overlapping_ranges_acknowledge_the_records_in_flight() {
                 AckType::Accept,
                 AckType::Reject,
                 AckType::Accept,
-                AckType::Accept, // 14: never delivered
-                AckType::Accept, // 15: never delivered
             ],
         }],
     )
@@ -173,15 +183,15 @@ fn partially_overlapping_ranges_acknowledge_the_records_in_flight() {
     p.acquire("b", &[(10, 10)], 100, 0);
     let before = p.state_batches();
     assert!(matches!(
-        p.acknowledge("a", &[ack(9, 20, AckType::Accept)]),
+        p.acknowledge("a", &[ack(9, 13, AckType::Accept)]),
         Err(PartitionError::InvalidRecordState { offset: 10, .. })
     ));
     assert_eq!(p.state_batches(), before);
 }
 
 /// Ranges that cover no record in flight: past the last one or in a gap between batches is
-/// Kafka's INVALID_REQUEST ("batch record not found"); nothing in flight at all is
-/// INVALID_RECORD_STATE; wholly below the start offset is done already (accepted).
+/// Kafka's INVALID_REQUEST ("batch record not found"); nothing in flight at all, or wholly
+/// below the start offset (done already), is INVALID_RECORD_STATE.
 #[test]
 fn ranges_without_records_in_flight_get_kafkas_errors() {
     let mut p = SharePartition::new(0, config(1000, 5, 100));
@@ -210,7 +220,10 @@ fn ranges_without_records_in_flight_get_kafkas_errors() {
     )
     .unwrap();
     assert_eq!((p.start_offset(), p.in_flight_count()), (12, 0));
-    p.acknowledge("a", &[ack(0, 11, AckType::Accept)]).unwrap();
+    assert!(matches!(
+        p.acknowledge("a", &[ack(0, 11, AckType::Accept)]),
+        Err(PartitionError::InvalidRecordState { offset: 0, .. })
+    ));
 }
 
 /// Batches of one request apply in order: a record two of them name is no longer acquired
@@ -585,12 +598,11 @@ fn run(ops: &[Op], present: &BTreeSet<i64>, cfg: PartitionConfig) -> Result<(), 
                         .record(offset)
                         .is_some_and(|r| r.0 == RecordState::Acquired && r.2 == Some(MEMBERS[m]));
                     if !owned {
-                        let below_start = offset < p.start_offset();
                         let before = p.state_batches();
                         let acked =
                             p.acknowledge(MEMBERS[m], &[ack(offset, offset, AckType::Accept)]);
-                        // Below the start offset it is done already: passed over, as Kafka.
-                        prop_assert_eq!(acked.is_ok(), below_start);
+                        // Below the start offset it is no longer in flight: refused, as Kafka.
+                        prop_assert!(acked.is_err());
                         prop_assert_eq!(p.state_batches(), before);
                     }
                     return Ok(());
