@@ -127,7 +127,9 @@ def test_restart_with_its_port_taken_waits_for_the_same_port(make_broker, topic_
         b.start()
         releaser.join(TIMEOUT_S)
     assert PORT_TAKEN in output_since(b.log_path, offset)
-    assert b.port == port and b.starts == 3
+    # Refused once, then started again on the same port once it was let go (a loaded
+    # machine may need the last attempt too).
+    assert b.port == port and b.starts in (3, 4), b.starts
     produce(b.bootstrap, topic_name, [b"after"])
     assert read_all(b.bootstrap, topic_name, 2) == [b"before", b"after"]
 
@@ -171,7 +173,7 @@ def test_cluster_with_a_taken_controller_port_starts_on_fresh_ports_and_restarts
             c[1].start()
             releaser.join(TIMEOUT_S)
         assert PORT_TAKEN in output_since(c[1].log_path, offset)
-        assert c[1].port == port and c[1].starts == 4
+        assert c[1].port == port and c[1].starts in (4, 5), c[1].starts
         c.wait_ready(timeout_s=TIMEOUT_S)
         assert not c.crashed()
         produce(c.bootstrap, topic_name, [b"after"])
