@@ -133,6 +133,15 @@ def poll_records(c, timeout_s=1.0):
     return out
 
 
+def java_helper(name, *args):
+    """The command line running the Java helper `name` (tests/clients/java/<name>.java)."""
+    classes, libs = TOOLS / "java-classes", TOOLS / "java-libs"
+    if not (classes / f"{name}.class").is_file():
+        pytest.fail("Java helper not compiled: run scripts/setup-clients")
+    java = shutil.which("java") or "java"
+    return [java, "-cp", f"{classes}{os.pathsep}{libs}/*", name, *args]
+
+
 def test_three_consumers_share_a_partition_and_get_every_record_once(make_broker, topic_name):
     b = make_broker(SHARE_ARGS)
     create_topic(b, topic_name, 1)
@@ -294,18 +303,13 @@ def test_three_java_consumers_share_a_partition_and_get_every_record_once(make_b
     """Three KafkaShareConsumer processes (implicit acknowledgement) on one partition: every
     record reaches exactly one of them, once, and the group's start offset ends past them
     all (every record acknowledged: none is left to come again once a lock runs out)."""
-    classes, libs = TOOLS / "java-classes", TOOLS / "java-libs"
-    if not (classes / "ShareMember.class").is_file():
-        pytest.fail("Java helper not compiled: run scripts/setup-clients")
     b = make_broker(SHARE_ARGS)
     create_topic(b, topic_name, 1)
     group = f"sg-{topic_name}"
     assert alter_share_offsets(b.bootstrap, group, topic_name, 0, 0) == (0, 0)
     offsets = produce(b.bootstrap, topic_name, 600)
-    java = shutil.which("java") or "java"
-    cp = f"{classes}{os.pathsep}{libs}/*"
     procs = [
-        subprocess.Popen([java, "-cp", cp, "ShareMember", b.bootstrap, group, topic_name, str(IDLE_MS), "100", "stdin"],
+        subprocess.Popen(java_helper("ShareMember", b.bootstrap, group, topic_name, str(IDLE_MS), "100", "stdin"),
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         for _ in range(3)
     ]
@@ -351,3 +355,45 @@ def test_three_java_consumers_share_a_partition_and_get_every_record_once(make_b
     assert sorted(all_offsets) == offsets, "every record once, none twice"
     assert all(count == 1 for records in received for _, count in records)
     assert java_start_offset(share_tool, b, group, topic_name, offsets[-1] + 1) == offsets[-1] + 1
+
+
+# KafkaShareConsumer's default close timeout is 30 s: a close that waits for it means some
+# request of the close sequence (ShareAcknowledge with session epoch -1, then the leaving
+# ShareGroupHeartbeat) was not answered as the client expects.
+CLOSE_BOUND_MS = 10_000
+
+
+@pytest.mark.parametrize("mode,idle_ms", [("commit", 2000), ("implicit", 2000), ("implicit", 0), ("explicit", 0)])
+def test_java_consumer_closes_promptly_after_receiving_records(make_broker, topic_name, mode, idle_ms):
+    """A KafkaShareConsumer that received records closes well within its close timeout:
+    after polling on idly (its acknowledgements sent with the next ShareFetch, which is then
+    answered with nothing acquired) and committing (commit) or not (implicit), or right after
+    the poll that got them, unacknowledged (implicit with no idle time: the 4.x client's close
+    sends its final ShareAcknowledge without acknowledgements; explicit: none made), which
+    close releases. A second consumer then gets exactly the records the first did not
+    acknowledge."""
+    b = make_broker(SHARE_ARGS)
+    create_topic(b, topic_name, 1)
+    group = f"sg-{topic_name}"
+    assert alter_share_offsets(b.bootstrap, group, topic_name, 0, 0) == (0, 0)
+    offsets = produce(b.bootstrap, topic_name, 10)
+    out = subprocess.run(java_helper("ShareCloser", b.bootstrap, group, topic_name, mode, "10", str(idle_ms), "60"),
+                         capture_output=True, text=True, timeout=150)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["records"], "the consumer received records before closing"
+    assert set(result["records"]) <= set(offsets)
+    assert result["close_ms"] < CLOSE_BOUND_MS, f"close() took {result['close_ms']} ms"
+    # What close left behind: acknowledged records are gone, released ones come back. When
+    # nothing should come back, the second consumer polls for 3 s to see that nothing does.
+    acknowledged = set(result["records"]) if idle_ms > 0 else set()
+    expected = set(offsets) - acknowledged
+    c = consumer(b.bootstrap, group, topic_name)
+    seen = set()
+    try:
+        deadline = time.monotonic() + (30 if expected else 3)
+        while time.monotonic() < deadline and not (expected and seen >= expected):
+            seen.update(m.offset() for m in poll_records(c))
+    finally:
+        c.close()
+    assert seen == expected

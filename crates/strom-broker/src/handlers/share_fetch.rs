@@ -18,6 +18,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use strom_protocol::messages::share_fetch_request::FetchTopic;
 use strom_protocol::messages::share_fetch_response::{
     AcquiredRecords, LeaderIdAndEpoch, PartitionData, ShareFetchableTopicResponse,
@@ -219,15 +221,24 @@ fn entry<'a>(
         let leader = image
             .partition(topic_id, partition)
             .map_or((-1, -1), |s| (s.leader, s.leader_epoch));
-        PartitionData::default()
-            .with_partition_index(partition)
-            .with_current_leader(
-                LeaderIdAndEpoch::default()
-                    .with_leader_id(leader.0)
-                    .with_leader_epoch(leader.1),
-            )
-            .with_records(None)
+        empty_partition(partition, leader)
     })
+}
+
+/// A partition's answer with nothing acquired: its records are empty, never null. In
+/// ShareFetch v1 `Records` is not nullable: the Java client (4.x) fails to parse a null
+/// one, drops the whole response, and keeps the fetch to that broker pending forever, so
+/// its close (which waits for that node's fetch before the final ShareAcknowledge) ran
+/// into its 30 s timeout. Kafka answers an empty `MemoryRecords` too.
+fn empty_partition(partition: i32, (leader_id, leader_epoch): (i32, i32)) -> PartitionData {
+    PartitionData::default()
+        .with_partition_index(partition)
+        .with_current_leader(
+            LeaderIdAndEpoch::default()
+                .with_leader_id(leader_id)
+                .with_leader_epoch(leader_epoch),
+        )
+        .with_records(Some(Bytes::new()))
 }
 
 /// Converts a partition's acknowledgement batches; `None` if one is malformed.
@@ -393,5 +404,32 @@ async fn fetch(
             _ = tokio::time::sleep_until(deadline) => {}
             _ = shutdown.wait_for(|stop| *stop) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::protocol::{Decodable, Encodable};
+
+    /// A partition answered with nothing acquired (an acknowledgement's result, an error)
+    /// carries empty records on the wire, not null (length 0 as compact bytes, not -1):
+    /// the Java client rejects null records in ShareFetch v1.
+    #[test]
+    fn a_partition_with_nothing_acquired_has_empty_not_null_records() {
+        let data = empty_partition(3, (1, 7));
+        assert_eq!(data.records.as_deref(), Some(&[][..]));
+        let response = ShareFetchResponse::default().with_responses(vec![
+            ShareFetchableTopicResponse::default()
+                .with_topic_id(Uuid::from_u128(1))
+                .with_partitions(vec![data]),
+        ]);
+        let mut buf = bytes::BytesMut::new();
+        response.encode(&mut buf, 1).expect("encodes");
+        let mut read = buf.freeze();
+        let decoded = ShareFetchResponse::decode(&mut read, 1).expect("decodes");
+        let partition = &decoded.responses[0].partitions[0];
+        assert_eq!(partition.records.as_deref(), Some(&[][..]));
+        assert_eq!(partition.current_leader.leader_epoch, 7);
     }
 }
