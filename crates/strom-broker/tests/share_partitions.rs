@@ -382,8 +382,8 @@ async fn sessions_and_bad_input_get_kafkas_errors() {
     let not_theirs = acknowledge(&mut client, "m9", 1, topic, vec![(0, 0, vec![ACCEPT])]).await;
     assert_eq!(not_theirs.responses[0].partitions[0].error_code, 121);
     // Nothing was applied by the refused acknowledgements: they still hold. A range past
-    // both ends acknowledges the records in flight it covers (as Kafka's).
-    let ok = acknowledge(
+    // the last record in flight is refused whole (Kafka's "past acquired records").
+    let past = acknowledge(
         &mut client,
         "m1",
         6,
@@ -391,6 +391,8 @@ async fn sessions_and_bad_input_get_kafkas_errors() {
         vec![(0, i64::MAX - 1, vec![ACCEPT])],
     )
     .await;
+    assert_eq!(past.responses[0].partitions[0].error_code, 42);
+    let ok = acknowledge(&mut client, "m1", 7, topic, vec![(0, 2, vec![ACCEPT])]).await;
     assert_eq!(ok.responses[0].partitions[0].error_code, 0);
 
     // An unknown topic id is a per-partition error.

@@ -79,9 +79,13 @@ fn acknowledge_by_another_member_or_twice_is_invalid_record_state_and_changes_no
         err,
         PartitionError::InvalidRecordState { offset: 3, .. }
     ));
-    // Below the start offset (2) it is done already: passed over, as Kafka's.
+    // Below the start offset (2) it is no longer in flight: refused as Kafka's ("not
+    // found in the cache"), and nothing changes.
     let changes = p.changes();
-    p.acknowledge("a", &[ack(1, 1, AckType::Accept)]).unwrap();
+    assert!(matches!(
+        p.acknowledge("a", &[ack(1, 1, AckType::Accept)]),
+        Err(PartitionError::InvalidRecordState { offset: 1, .. })
+    ));
     assert_eq!(p.changes(), changes);
 }
 
