@@ -461,25 +461,34 @@ impl Broker {
         let replicas = Arc::clone(&self.context.replicas);
         let _ = tokio::task::spawn_blocking(move || replicas.close_all()).await;
         // Jobs spawned outside `tasks` (share-state initialization, marker writes, member
-        // releases) and the HTTP listener hold the context until they finish, and blocking
-        // jobs an aborted task was waiting on (a maintenance or compaction pass, a
-        // reconcile) hold the replica manager; they are given a moment, then the
-        // directories are unlocked regardless, so a broker restarted in this process (the
-        // tests do) can lock them. Every replica is closed by now. A process exits next.
-        let busy = |context: &Arc<BrokerContext>| {
-            Arc::strong_count(context) > 1 || Arc::strong_count(&context.replicas) > 1
-        };
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(SHUTDOWN_JOBS_MS);
-        while busy(&self.context) && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        if busy(&self.context) {
-            tracing::debug!(
-                "jobs still hold the broker at shutdown; unlocking the log directories"
+        // releases) and the HTTP listener hold the context until they finish: they are given
+        // a moment (no long-lived clone of the context may exist, or every shutdown waits
+        // it out). Blocking jobs an aborted task was waiting on (a maintenance or compaction
+        // pass, a high-watermark checkpoint, a reconcile, a replica move's swap) hold the
+        // replica manager and write into the log directories: with every log closed they
+        // end soon, and are waited for longer. Then the directories are unlocked, so a
+        // broker restarted in this process (the tests do) can lock them; a process exits
+        // right after in production.
+        let context = &self.context;
+        wait_while(|| Arc::strong_count(context) > 1, SHUTDOWN_JOBS_MS).await;
+        let replicas_busy = || Arc::strong_count(&context.replicas) > 1;
+        wait_while(replicas_busy, SHUTDOWN_DRAIN_MS).await;
+        if replicas_busy() {
+            tracing::warn!(
+                "blocking jobs still use the log directories {SHUTDOWN_DRAIN_MS} ms after \
+                 shutdown began; unlocking them anyway"
             );
         }
         self.context.replicas.log_dirs().release_locks();
         tracing::info!("broker stopped");
+    }
+}
+
+/// Polls `busy` every 20 ms until it is false or `ms` have passed.
+async fn wait_while(busy: impl Fn() -> bool, ms: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
+    while busy() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
