@@ -115,9 +115,14 @@ fn malformed_ack_batches_are_refused() {
             Err(PartitionError::InvalidAckBatch { .. })
         ));
     }
-    // A huge range is not walked: it acknowledges the records in flight it covers.
-    p.acknowledge("a", &[ack(0, i64::MAX, AckType::Accept)])
-        .unwrap();
+    // A huge range is not walked: past the last record in flight, it is refused at once
+    // (Kafka's "past acquired records"), and nothing changes.
+    assert!(matches!(
+        p.acknowledge("a", &[ack(0, i64::MAX, AckType::Accept)]),
+        Err(PartitionError::InvalidAckBatch { .. })
+    ));
+    assert_eq!(p.in_flight_count(), 4);
+    p.acknowledge("a", &[ack(0, 3, AckType::Accept)]).unwrap();
     assert_eq!((p.start_offset(), p.in_flight_count()), (4, 0));
     // One type per offset of a huge range cannot be sent; a mismatch is refused.
     assert!(matches!(
@@ -135,7 +140,8 @@ fn malformed_ack_batches_are_refused() {
 
 /// Kafka's `SharePartition.acknowledge` with a range that only partly covers the records
 /// in flight: the records it covers are acknowledged (each must be acquired by the member),
-/// the offsets below the start offset or past the last record in flight are passed over.
+/// the offsets below the start offset are passed over when the range straddles it; past
+/// the last record in flight, or wholly below the start offset, it is refused.
 #[test]
 fn partially_overlapping_ranges_acknowledge_the_records_in_flight() {
     let mut p = SharePartition::new(0, config(1000, 5, 100));
